@@ -1,0 +1,190 @@
+"""The one type every reader returns: a mission's telemetry on a fixed grid, with its labels.
+
+Conventions
+-----------
+- ``values``: float32 [T, C], one column per channel (``channel_names``), on one grid.
+- ``telecommands``: float32 [T, K] 0/1 pulses (or counts), one column per ``telecommand_names``.
+- ``timestamps``: datetime64[ns] [T] for time-indexed data (ESA folder, ESA CSV, synthetic), or
+  int64 [T] sample ids (Kaggle ``id``, NASA sample numbers).
+- ``labels``: uint8 [T, C] per channel: 0 nominal, 1 anomaly, 2 rare event, 3 communication gap,
+  4 invalid segment. ``row_labels`` aggregates them over channels (the Kaggle ``is_anomaly``
+  target is ``row_labels in {1, 2}``).
+- ``events``: one row per (event ID, channel, segment): ``ID, Channel, StartTime, EndTime,
+  Category`` plus the other ``anomaly_types.csv`` columns when known. Times use the unit of
+  ``timestamps``.
+- ``test_start`` / ``val_start``: row indices; train = [0, val_start), validation =
+  [val_start, test_start), test = [test_start, T). Validation is always the end of the training
+  range in time, never a random split.
+- NASA telemanom data is a set of independent series: ``series`` maps each channel to its own
+  single-channel ``Mission`` and ``values`` is then a dict channel -> float32 array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+LABEL_CODES = {0: "Nominal", 1: "Anomaly", 2: "Rare Event", 3: "Communication Gap", 4: "Invalid"}
+CATEGORY_TO_CODE = {v: k for k, v in LABEL_CODES.items()}
+CATEGORY_TO_CODE["Invalid Segment"] = 4
+CHANNEL_TABLE_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
+EVENT_COLUMNS = ["ID", "Channel", "StartTime", "EndTime", "Category"]
+
+
+def empty_events(time_dtype: str = "datetime64[ns]") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ID": pd.Series([], dtype=object),
+            "Channel": pd.Series([], dtype=object),
+            "StartTime": pd.Series([], dtype=time_dtype),
+            "EndTime": pd.Series([], dtype=time_dtype),
+            "Category": pd.Series([], dtype=object),
+        }
+    )
+
+
+def default_channel_table(names: list[str]) -> pd.DataFrame:
+    """A channel table for sources that carry none: every channel its own group, all targets."""
+    return pd.DataFrame(
+        {
+            "Channel": list(names),
+            "Subsystem": ["subsystem_0"] * len(names),
+            "Group": [f"group_{i}" for i in range(len(names))],
+            "Target": [True] * len(names),
+            "Categorical": [False] * len(names),
+        }
+    )
+
+
+@dataclass
+class Mission:
+    name: str
+    values: np.ndarray | dict[str, np.ndarray]
+    timestamps: np.ndarray | None
+    channels: pd.DataFrame
+    labels: np.ndarray | None
+    events: pd.DataFrame
+    telecommands: np.ndarray | None = None
+    telecommand_names: list[str] = field(default_factory=list)
+    period: pd.Timedelta | None = None
+    test_start: int | None = None
+    val_start: int | None = None
+    series: dict[str, Mission] | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.series is not None:
+            return
+        n = len(self.values)
+        if self.test_start is None:
+            self.test_start = n
+        if self.val_start is None:
+            self.val_start = self.test_start
+        if not 0 <= self.val_start <= self.test_start <= n:
+            raise ValueError(
+                f"mission {self.name!r}: need 0 <= val_start <= test_start <= T, got "
+                f"{self.val_start}, {self.test_start}, {n}"
+            )
+        if self.telecommands is None:
+            self.telecommands = np.zeros((n, 0), dtype=np.float32)
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def is_multiseries(self) -> bool:
+        return self.series is not None
+
+    @property
+    def channel_names(self) -> list[str]:
+        return list(self.channels["Channel"])
+
+    @property
+    def target_channels(self) -> list[str]:
+        return list(self.channels.loc[self.channels["Target"].astype(bool), "Channel"])
+
+    @property
+    def n_rows(self) -> int:
+        if self.series is not None:
+            return sum(m.n_rows for m in self.series.values())
+        return len(self.values)
+
+    @property
+    def is_time_indexed(self) -> bool:
+        return self.timestamps is not None and np.issubdtype(
+            np.asarray(self.timestamps).dtype, np.datetime64
+        )
+
+    @property
+    def row_labels(self) -> np.ndarray:
+        """uint8 [T]: one code per row; anomaly (1) wins over rare event, gap and invalid."""
+        if self.labels is None or self.labels.shape[1] == 0:
+            return np.zeros(len(self.values), dtype=np.uint8)
+        lab = self.labels
+        out = np.zeros(len(lab), dtype=np.uint8)
+        # priority: anomaly (1) > rare event (2) > gap (3) > invalid (4)
+        for code in (4, 3, 2, 1):
+            out[(lab == code).any(axis=1)] = code
+        return out
+
+    @property
+    def is_anomaly(self) -> np.ndarray:
+        """uint8 [T]: the Kaggle target, 1 where any channel holds an anomaly or a rare event."""
+        rl = self.row_labels
+        return ((rl == 1) | (rl == 2)).astype(np.uint8)
+
+    # ----------------------------------------------------------------- splits
+    def slice(self, start: int, stop: int) -> Mission:
+        """Rows [start, stop) as a new Mission sharing memory; split points are clipped."""
+        if self.series is not None:
+            raise TypeError("slice() applies to single-grid missions; use mission.series")
+        n = len(self.values)
+        start, stop = max(0, start), min(n, stop)
+
+        def clip(i: int) -> int:
+            return min(max(i - start, 0), stop - start)
+
+        ts = None if self.timestamps is None else self.timestamps[start:stop]
+        events = self.events
+        if ts is not None and len(ts) and len(events):
+            lo, hi = ts[0], ts[-1]
+            keep = (events["EndTime"].to_numpy() >= lo) & (events["StartTime"].to_numpy() <= hi)
+            events = events.loc[keep].reset_index(drop=True)
+        return replace(
+            self,
+            values=self.values[start:stop],
+            timestamps=ts,
+            labels=None if self.labels is None else self.labels[start:stop],
+            telecommands=self.telecommands[start:stop],
+            events=events,
+            test_start=clip(self.test_start),
+            val_start=clip(self.val_start),
+            meta={**self.meta, "row_offset": self.meta.get("row_offset", 0) + start},
+        )
+
+    def train(self) -> Mission:
+        return self.slice(0, self.val_start)
+
+    def val(self) -> Mission:
+        return self.slice(self.val_start, self.test_start)
+
+    def fit_range(self) -> Mission:
+        """Training plus validation: everything before the test range."""
+        return self.slice(0, self.test_start)
+
+    def test(self) -> Mission:
+        return self.slice(self.test_start, len(self.values))
+
+    def summary(self) -> str:
+        if self.series is not None:
+            return (
+                f"{self.name}: {len(self.series)} independent series, "
+                f"{self.n_rows} rows in all, {len(self.events)} labeled segments"
+            )
+        t = len(self.values)
+        return (
+            f"{self.name}: {t} rows x {len(self.channel_names)} channels"
+            f" + {len(self.telecommand_names)} telecommands; train {self.val_start},"
+            f" val {self.test_start - self.val_start}, test {t - self.test_start};"
+            f" {self.events['ID'].nunique() if len(self.events) else 0} events"
+        )

@@ -1,0 +1,35 @@
+"""The one error type users see: it names the file, the column or channel, and the reason."""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class ESAInputError(ValueError):
+    """A user-facing failure: bad input data, a bad option, a mismatched artifact.
+
+    The message always names where the problem is (file, column, channel or value) so that the
+    entry points can print it as one line.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: str | PathLike | None = None,
+        column: str | None = None,
+        value: object = None,
+    ) -> None:
+        self.reason = reason
+        self.path = None if path is None else str(path)
+        self.column = column
+        self.value = value
+        where = []
+        if self.path is not None:
+            where.append(self.path)
+        if column is not None:
+            where.append(f"column {column!r}")
+        if value is not None:
+            where.append(f"value {value!r}")
+        prefix = ": ".join(where)
+        super().__init__(f"{prefix}: {reason}" if prefix else reason)
