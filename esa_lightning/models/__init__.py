@@ -1,0 +1,1 @@
+"""Plain ``nn.Module`` networks and the LightningModules that train them."""
