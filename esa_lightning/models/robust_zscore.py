@@ -1,0 +1,111 @@
+"""A per-channel robust z-score detector: the baseline every learned model must beat.
+
+Score of a row = max over channels of |x - median| / IQR-scale, with median and scale fitted on
+nominal training rows and the alarm threshold set to a percentile of the validation scores.
+It is a LightningModule so that it runs through the same trainer, callbacks and artifact code as
+the learned models; fitting is one pass over the training rows, with nothing to optimise.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.models.base import RowScores
+
+
+def nominal_rows(mission: Mission) -> np.ndarray:
+    """Boolean [T]: rows where no channel carries any label."""
+    if mission.labels is None:
+        return np.ones(len(mission.values), dtype=bool)
+    return ~(np.asarray(mission.labels) != 0).any(axis=1)
+
+
+class RowDataModule(L.LightningDataModule):
+    """Rows of the training range, for detectors that fit statistics rather than windows."""
+
+    def __init__(self, mission: Mission, batch_size: int = 65536, max_rows: int = 2_000_000):
+        super().__init__()
+        self.mission = mission
+        self.batch_size = batch_size
+        self.max_rows = max_rows
+
+    @property
+    def dims(self) -> dict:
+        return {"n_channels": len(self.mission.channel_names)}
+
+    def _rows(self, part: Mission) -> TensorDataset:
+        x = np.asarray(part.values, dtype=np.float32)[nominal_rows(part)]
+        if len(x) > self.max_rows:  # a uniform subsample is enough for medians and quantiles
+            x = x[np.linspace(0, len(x) - 1, self.max_rows).astype(np.int64)]
+        return TensorDataset(torch.from_numpy(np.ascontiguousarray(x)))
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self._rows(self.mission.train()), batch_size=self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self._rows(self.mission.val()), batch_size=self.batch_size)
+
+
+class RobustZScore(L.LightningModule):
+    def __init__(self, n_channels: int, quantile: float = 99.9, min_scale: float = 1e-6):
+        super().__init__()
+        self.save_hyperparameters()
+        self.register_buffer("median", torch.zeros(n_channels))
+        self.register_buffer("scale", torch.ones(n_channels))
+        self.register_buffer("threshold", torch.tensor(float("inf")))
+        self._train_rows: list[torch.Tensor] = []
+        self._val_scores: list[torch.Tensor] = []
+        self.automatic_optimization = False
+
+    def configure_optimizers(self) -> None:
+        return None
+
+    def row_scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = (x - self.median).abs() / self.scale
+        return z.max(dim=1).values, z
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self._train_rows.append(batch[0].detach().cpu())
+
+    def on_train_epoch_end(self) -> None:
+        x = torch.cat(self._train_rows)
+        self._train_rows.clear()
+        if self.trainer.world_size > 1:
+            x = self.all_gather(x.to(self.device)).reshape(-1, x.shape[1]).cpu()
+        med = x.median(dim=0).values
+        q75, q25 = torch.quantile(x[: 1_000_000], torch.tensor([0.75, 0.25]), dim=0)
+        self.median.copy_(med)
+        self.scale.copy_(((q75 - q25) / 1.349).clamp_min(self.hparams.min_scale))
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        score, _ = self.row_scores(batch[0])
+        self._val_scores.append(score.detach().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_scores:
+            return
+        s = torch.cat(self._val_scores)
+        self._val_scores.clear()
+        if self.trainer.sanity_checking or not len(s):
+            return
+        if self.trainer.world_size > 1:
+            s = self.all_gather(s.to(self.device)).reshape(-1).cpu()
+        self.threshold.copy_(torch.quantile(s[:1_000_000], self.hparams.quantile / 100))
+        self.log("val/threshold", self.threshold, rank_zero_only=True)
+
+    @torch.no_grad()
+    def score_rows(self, mission: Mission) -> RowScores:
+        x = torch.as_tensor(np.asarray(mission.values, dtype=np.float32), device=self.device)
+        score, z = self.row_scores(x)
+        alarm = score > self.threshold
+        channel_alarm = z > self.threshold
+        return RowScores(
+            score=score.cpu().numpy(),
+            alarm=alarm.cpu().numpy().astype(np.uint8),
+            channel_scores=z.cpu().numpy(),
+            channel_alarm=channel_alarm.cpu().numpy().astype(np.uint8),
+        )

@@ -1,0 +1,106 @@
+"""``train(cfg)``: compose → instantiate → fit → evaluate → save; returns the optimised metric."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from esa_lightning.cli import mission_from_config, print_config
+from esa_lightning.errors import ESAInputError
+from esa_lightning.evaluation import report_for, score_range
+from esa_lightning.io import remove_stale_temporaries, write_json_atomic
+
+log = logging.getLogger("esa_lightning")
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a callbacks/logger group, in order."""
+    if not group:
+        return []
+    return [instantiate(c, _convert_="all") for c in group.values() if c and "_target_" in c]
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """``last`` means this run folder's ``checkpoints/last.ckpt``; a path must exist."""
+    if not ckpt_path:
+        return None
+    if ckpt_path == "last":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise ESAInputError(
+                "no checkpoint to resume from; run with hydra.run.dir=<the interrupted run>",
+                path=last,
+            )
+        return str(last)
+    if not Path(ckpt_path).is_file():
+        raise ESAInputError("checkpoint file not found", path=ckpt_path)
+    return str(ckpt_path)
+
+
+def evaluate(model: Any, mission: Any, parts: dict[str, Any]) -> dict[str, float]:
+    """Full ESA metric suite of ``model`` on each named range (``val``, ``test``...)."""
+    metrics: dict[str, float] = {}
+    for prefix, part in parts.items():
+        if part.n_rows == 0:
+            log.warning("%s range is empty: no %s metrics", prefix, prefix)
+            continue
+        metrics.update(report_for(score_range(model, part), prefix))
+    return metrics
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train the configured detector; return ``cfg.optimized_metric`` (for sweeps)."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output_dir)
+    print_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+
+    mission = mission_from_config(cfg.data)
+    log.info("mission: %s", mission.summary())
+
+    datamodule = instantiate(cfg.datamodule, mission=mission, _convert_="all")
+    model = instantiate(cfg.model, **datamodule.dims, _convert_="all")
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path, output_dir))
+
+    metrics: dict[str, float] = {}
+    if trainer.is_global_zero:
+        model.eval()
+        parts = {"val": mission.val()} if not mission.is_multiseries else {}
+        if cfg.test:
+            parts["test"] = mission.test() if not mission.is_multiseries else mission
+        metrics = evaluate(model, mission, parts)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+            logger.save()
+        write_json_atomic(output_dir / "metrics.json", metrics)
+        _save_model(model, cfg, output_dir)
+        _print_summary(metrics, output_dir)
+    return metrics.get(cfg.optimized_metric)
+
+
+def _save_model(model: Any, cfg: DictConfig, output_dir: Path) -> None:
+    from esa_lightning.io import atomic_path, write_text_atomic
+
+    detector = output_dir / "detector"
+    detector.mkdir(exist_ok=True)
+    with atomic_path(detector / "model.pt") as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_text_atomic(detector / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def _print_summary(metrics: dict[str, float], output_dir: Path) -> None:
+    keys = [k for k in metrics if k.split("/", 1)[1] in ("EW_F_0.50", "EW_precision",
+                                                         "EW_recall", "AFF_F_0.50", "AUC_PR")]
+    lines = [f"  {k:<22} {metrics[k]:.4f}" for k in sorted(keys)]
+    print("\n".join(["results:", *lines, f"outputs: {output_dir.resolve()}"]))
