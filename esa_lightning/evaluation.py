@@ -72,3 +72,28 @@ def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:
         channels_table=channels,
     )
     return {f"{prefix}/{k}": float(v) for k, v in result.items()}
+
+
+def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra DictConfig
+    """``evaluate.py``: score ``cfg.predictions`` against the labels of ``cfg.data``."""
+    from pathlib import Path
+
+    from esa_lightning.cli import mission_from_config
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.io import write_json_atomic
+    from esa_lightning.metrics import ranking_table, score_prediction_frame
+
+    path = Path(cfg.predictions)
+    if not path.is_file():
+        raise ESAInputError("predictions file not found", path=path)
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ESAInputError(f"not a readable CSV ({exc})", path=path) from None
+    mission = mission_from_config(cfg.data)
+    results = score_prediction_frame(frame, mission)
+    print(ranking_table({cfg.algorithm: results}))
+    out = Path(cfg.paths.output_dir) / "evaluation.json"
+    write_json_atomic(out, results)
+    print(f"written: {out}")
+    return results
