@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -71,7 +70,8 @@ def train(cfg: DictConfig) -> float | None:
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path, output_dir))
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
 
     metrics: dict[str, float] = {}
     if trainer.is_global_zero:
@@ -84,19 +84,22 @@ def train(cfg: DictConfig) -> float | None:
             logger.log_metrics(metrics, step=trainer.global_step)
             logger.save()
         write_json_atomic(output_dir / "metrics.json", metrics)
-        _save_model(model, cfg, output_dir)
+        _save_detector(model, mission, cfg, output_dir)
         _print_summary(metrics, output_dir)
     return metrics.get(cfg.optimized_metric)
 
 
-def _save_model(model: Any, cfg: DictConfig, output_dir: Path) -> None:
-    from esa_lightning.io import atomic_path, write_text_atomic
+def _save_detector(model: Any, mission: Any, cfg: DictConfig, output_dir: Path) -> Path:
+    from esa_lightning.pipeline import Detector, mission_schema
 
-    detector = output_dir / "detector"
-    detector.mkdir(exist_ok=True)
-    with atomic_path(detector / "model.pt") as tmp:
-        torch.save(model.state_dict(), tmp)
-    write_text_atomic(detector / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    name = cfg.get("experiment_name", "model")
+    detector = Detector(
+        components={name: model},
+        schema=mission_schema(mission),
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        info={"experiment": name, "mission": mission.name},
+    )
+    return detector.save(output_dir / "detector")
 
 
 def _print_summary(metrics: dict[str, float], output_dir: Path) -> None:

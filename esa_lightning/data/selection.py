@@ -57,7 +57,7 @@ def split_points_by_time(
     split_date: str | pd.Timestamp | None,
     val_days: float | None,
 ) -> tuple[int, int]:
-    """(val_start, test_start): test from ``split_date``, validation = last ``val_days`` of train."""
+    """(val_start, test_start): test from ``split_date``; validation = last ``val_days``."""
     ts = np.asarray(timestamps, dtype="datetime64[ns]")
     n = len(ts)
     if split_date is None:

@@ -1,0 +1,240 @@
+"""The fitted Detector: everything predict.py needs, saved and loaded as one folder.
+
+Layout of an artifact folder::
+
+    detector.json               format version, schema (channels, telecommands, grid period),
+                                components (class, hyper-parameters), package versions
+    config.yaml                 the resolved training config (for people; never executed)
+    components/<name>/weights.pt    the module's state_dict: tensors only (buffers hold the
+                                    fitted scaler, thresholds, shapelet kernels...)
+    components/<name>/...       extra files a component writes itself (sklearn heads via skops)
+    combiner/...                the final event classifier of ``esa_full``, when present
+
+Loading never unpickles arbitrary objects: weights load with ``torch.load(weights_only=True)``,
+hyper-parameters are JSON, classes are looked up in an allow-list, sklearn heads load through
+skops with an explicit list of trusted types.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import shutil
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
+from esa_lightning.io import write_json_atomic, write_text_atomic
+from esa_lightning.models.base import RowScores
+
+FORMAT_VERSION = 1
+ALLOWED_CLASSES = {
+    "esa_lightning.models.robust_zscore.RobustZScore",
+    "esa_lightning.models.gru_attention.LitGRUAttentionAE",
+    "esa_lightning.models.channel_ensemble.LitChannelEnsemble",
+    "esa_lightning.models.channel_ensemble.GBDTChannelEnsemble",
+    "esa_lightning.heads.combiner.HybridCombiner",
+}
+VERSIONED_PACKAGES = ("esa_lightning", "torch", "lightning", "numpy", "pandas", "scikit-learn",
+                      "skops")
+
+
+def mission_schema(mission: Mission) -> dict[str, Any]:
+    """The parts of a mission a fitted detector depends on."""
+    if mission.is_multiseries:
+        first = next(iter(mission.series.values()))
+        return {
+            "multiseries": True,
+            "channels": mission.channel_names,
+            "telecommands": first.telecommand_names,
+            "period": None,
+        }
+    return {
+        "multiseries": False,
+        "channels": mission.channel_names,
+        "telecommands": list(mission.telecommand_names),
+        "period": None if mission.period is None else str(mission.period),
+    }
+
+
+def check_schema(expected: dict[str, Any], mission: Mission, source: str | None = None) -> None:
+    """Refuse data whose channels, telecommands or grid differ from what the detector learned."""
+    got = mission_schema(mission)
+    problems = []
+    for key in ("channels", "telecommands"):
+        want, have = list(expected[key]), list(got[key])
+        missing = [c for c in want if c not in set(have)]
+        extra = [c for c in have if c not in set(want)]
+        if expected.get("multiseries") and key == "channels":
+            extra = []  # independent series: predicting on a subset of channels is fine
+            missing = []
+        if missing or extra:
+            problems.append(f"{key}: missing {missing}, extra {extra}")
+        elif want != have and not expected.get("multiseries"):
+            problems.append(f"{key}: same names in a different order")
+    if expected.get("period") and got.get("period") and expected["period"] != got["period"]:
+        problems.append(f"grid period {got['period']} (trained on {expected['period']})")
+    if problems:
+        raise ESAInputError(
+            "data does not match the detector's schema: " + "; ".join(problems), path=source
+        )
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def _class_path(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _import_allowed(path: str) -> type:
+    if path not in ALLOWED_CLASSES:
+        raise ESAInputError("the artifact names a class that is not allowed", value=path)
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _plain_hparams(module: Any) -> dict[str, Any]:
+    hp = dict(getattr(module, "hparams", {}) or {})
+    try:
+        json.dumps(hp)
+    except TypeError as exc:
+        raise TypeError(f"{_class_path(module)} has non-JSON hyper-parameters: {exc}") from None
+    return hp
+
+
+@dataclass
+class Detector:
+    """Fitted components (LightningModules) and an optional combiner over their outputs."""
+
+    components: dict[str, Any]
+    schema: dict[str, Any]
+    combiner: Any | None = None
+    config_yaml: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- scoring
+    @torch.no_grad()
+    def score_rows(self, mission: Mission) -> RowScores:
+        """Scores of every row of a single-grid ``mission`` (the schema is checked first)."""
+        check_schema(self.schema, mission)
+        for module in self.components.values():
+            module.eval()
+        if self.combiner is not None:
+            return self.combiner.score_rows(self.components, mission)
+        (module,) = self.components.values()
+        return module.score_rows(mission)
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact folder atomically (a temporary folder renamed into place)."""
+        path = Path(path)
+        tmp = path.with_name(f".tmp-{path.name}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        entries = {}
+        for name, module in self.components.items():
+            folder = tmp / "components" / name
+            folder.mkdir(parents=True)
+            torch.save(_cpu_state(module), folder / "weights.pt")
+            if hasattr(module, "save_extra"):
+                module.save_extra(folder)
+            entries[name] = {"class": _class_path(module), "hparams": _plain_hparams(module)}
+        combiner = None
+        if self.combiner is not None:
+            (tmp / "combiner").mkdir()
+            self.combiner.save(tmp / "combiner")
+            combiner = {"class": _class_path(self.combiner)}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "schema": self.schema,
+            "components": entries,
+            "combiner": combiner,
+            "versions": package_versions(),
+            "info": self.info,
+        }
+        write_json_atomic(tmp / "detector.json", manifest)
+        write_text_atomic(tmp / "config.yaml", self.config_yaml)
+        old = path.with_name(f".old-{path.name}")
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        if old.exists():
+            shutil.rmtree(old)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Detector:
+        path = Path(path)
+        manifest_path = path / "detector.json"
+        if not manifest_path.is_file():
+            raise ESAInputError("not a detector artifact (no detector.json)", path=path)
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ESAInputError(f"corrupt detector.json ({exc})", path=manifest_path) from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ESAInputError(
+                f"artifact format {manifest.get('format_version')}, this version reads "
+                f"{FORMAT_VERSION}",
+                path=manifest_path,
+            )
+        components = {}
+        for name, entry in manifest["components"].items():
+            klass = _import_allowed(entry["class"])
+            module = klass(**entry["hparams"])
+            folder = path / "components" / name
+            weights = folder / "weights.pt"
+            try:
+                state = torch.load(weights, map_location=map_location, weights_only=True)
+            except (OSError, RuntimeError, EOFError) as exc:
+                raise ESAInputError(f"cannot read weights ({exc})", path=weights) from None
+            _load_state(module, state, weights)
+            if hasattr(module, "load_extra"):
+                module.load_extra(folder)
+            module.eval()
+            components[name] = module
+        combiner = None
+        if manifest.get("combiner"):
+            combiner = _import_allowed(manifest["combiner"]["class"]).load(path / "combiner")
+        config = (path / "config.yaml").read_text() if (path / "config.yaml").is_file() else ""
+        return cls(components, manifest["schema"], combiner, config, manifest.get("info", {}))
+
+
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def _load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Load a state_dict, resizing buffers whose shape is only known after fitting."""
+    own = module.state_dict()
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape and key in dict(module.named_buffers()):
+            _set_buffer(module, key, torch.empty_like(value))
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ESAInputError(f"weights do not fit the model ({exc})", path=source) from None
+
+
+def _set_buffer(module: torch.nn.Module, key: str, value: torch.Tensor) -> None:
+    *parents, name = key.split(".")
+    owner = module
+    for p in parents:
+        owner = getattr(owner, p)
+    owner.register_buffer(name, value)
+
