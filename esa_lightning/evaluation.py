@@ -31,10 +31,10 @@ def score_range(model: Detector, part: Mission) -> ScoredRange:
     if not part.is_multiseries:
         return ScoredRange(part, model.score_rows(part), np.asarray(part.timestamps), part.events)
     pieces = [(name, sub, model.score_rows(sub)) for name, sub in part.series.items()]
-    return _concatenate_series(part, pieces)
+    return concatenate_series(part, pieces)
 
 
-def _concatenate_series(part: Mission, pieces: list[tuple[str, Mission, RowScores]]) -> ScoredRange:
+def concatenate_series(part: Mission, pieces: list[tuple[str, Mission, RowScores]]) -> ScoredRange:
     offset = 0
     stamps, events, score, alarm = [], [], [], []
     for _, sub, rs in pieces:

@@ -1,0 +1,167 @@
+"""``predict(cfg)``: a saved Detector turns telemetry into a submission and an operator's report.
+
+Scoring runs over chunks of rows. Each chunk is scored together with ``context`` rows on both
+sides (the detector's receptive field: window length, pooling span, peak buffers), and only its
+own rows are kept, so chunked results equal whole-series results while memory stays bounded by
+the chunk size (the readers' caches are memory-mapped).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.base import RowScores
+from esa_lightning.progress import progress
+
+log = logging.getLogger("esa_lightning")
+DEFAULT_CONTEXT = 4096
+
+
+def detector_context(detector: Any) -> int:
+    """Rows of context a chunk needs on each side for exact results."""
+    values = [getattr(m, "context_rows", DEFAULT_CONTEXT) for m in detector.components.values()]
+    if detector.combiner is not None:
+        values.append(getattr(detector.combiner, "context_rows", DEFAULT_CONTEXT))
+    return int(max(values))
+
+
+def score_in_chunks(
+    detector: Any, mission: Mission, chunk_rows: int, context: int | None = None
+) -> RowScores:
+    """``detector.score_rows`` over ``mission`` chunk by chunk, with overlapping context."""
+    n = len(mission.values)
+    context = detector_context(detector) if context is None else int(context)
+    if chunk_rows <= 0 or n <= chunk_rows:
+        return detector.score_rows(mission)
+    parts: list[RowScores] = []
+    starts = range(0, n, chunk_rows)
+    for start in progress(starts, description="scoring chunks", total=len(starts)):
+        stop = min(n, start + chunk_rows)
+        lo, hi = max(0, start - context), min(n, stop + context)
+        rs = detector.score_rows(mission.slice(lo, hi))
+        keep = slice(start - lo, stop - lo)
+        parts.append(
+            RowScores(
+                score=rs.score[keep],
+                alarm=rs.alarm[keep],
+                channel_scores=None if rs.channel_scores is None else rs.channel_scores[keep],
+                channel_alarm=None if rs.channel_alarm is None else rs.channel_alarm[keep],
+            )
+        )
+    return RowScores(
+        score=np.concatenate([p.score for p in parts]),
+        alarm=np.concatenate([p.alarm for p in parts]),
+        channel_scores=_cat_optional([p.channel_scores for p in parts]),
+        channel_alarm=_cat_optional([p.channel_alarm for p in parts]),
+    )
+
+
+def _cat_optional(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+    return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+
+def row_ids(part: Mission) -> np.ndarray:
+    """Submission ids: the source's ids (Kaggle, NASA) or global row numbers on the grid."""
+    ts = np.asarray(part.timestamps)
+    if part.timestamps is not None and np.issubdtype(ts.dtype, np.integer):
+        return ts.astype(np.int64)
+    return part.meta.get("row_offset", 0) + np.arange(len(part.values), dtype=np.int64)
+
+
+def has_labels(part: Mission) -> bool:
+    return part.meta.get("test_labeled", True) and len(part.events) > 0
+
+
+def predict(cfg: Any) -> dict[str, float]:
+    """The ``predict.py`` job; returns the metrics when the input carries labels."""
+    from esa_lightning.cli import mission_from_config
+    from esa_lightning.evaluation import ScoredRange, report_for
+    from esa_lightning.io import write_json_atomic
+    from esa_lightning.pipeline import Detector, check_schema
+
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
+    mission = mission_from_config(cfg.data)
+    check_schema(detector.schema, mission, source=str(cfg.data.root))
+    if cfg.range not in ("test", "all"):
+        raise ESAInputError("range must be 'test' or 'all'", column="range", value=cfg.range)
+    if mission.is_multiseries:
+        return _predict_series(detector, mission, cfg, out)
+    part = mission.test() if cfg.range == "test" else mission
+    if len(part.values) == 0:
+        raise ESAInputError("no rows to score (is the test range empty?)", path=cfg.data.root)
+    log.info("scoring %d rows of %s", len(part.values), mission.name)
+    scores = score_in_chunks(detector, part, int(cfg.chunk_rows))
+    metrics: dict[str, float] = {}
+    if has_labels(part):
+        metrics = report_for(ScoredRange(part, scores, np.asarray(part.timestamps), part.events),
+                             "test")
+        write_json_atomic(out / "metrics.json", metrics)
+    write_outputs(out, part, scores, cfg, metrics)
+    return metrics
+
+
+def write_outputs(
+    out: Path, part: Mission, scores: RowScores, cfg: Any, metrics: dict[str, float]
+) -> None:
+    """submission.csv, intervals.csv, report.csv, alarms/*.png and index.html."""
+    from esa_lightning.events import window_report, write_window_report
+    from esa_lightning.reporting import (
+        alarm_intervals,
+        plot_alarms,
+        write_index_html,
+        write_intervals,
+        write_submission,
+    )
+
+    ids = row_ids(part)
+    write_submission(ids, scores.alarm, out / "submission.csv")
+    timestamps = np.asarray(part.timestamps) if part.timestamps is not None else ids
+    intervals = alarm_intervals(
+        timestamps, scores.alarm, scores.score, part.channel_names,
+        scores.channel_scores, scores.channel_alarm,
+    )
+    write_intervals(intervals, out / "intervals.csv")
+    write_window_report(window_report(scores.alarm, ids, block=int(cfg.report_block)),
+                        out / "report.csv")
+    figures = plot_alarms(intervals, timestamps, np.asarray(part.values), part.channel_names,
+                          out / "alarms", max_figures=int(cfg.max_figures))
+    summary = (f"{len(ids)} rows scored, {int(scores.alarm.sum())} alarmed rows in "
+               f"{len(intervals)} intervals")
+    write_index_html(out, intervals, figures, metrics, summary)
+    print(summary)
+    for key in ("test/EW_F_0.50", "test/EW_precision", "test/EW_recall", "test/AFF_F_0.50"):
+        if key in metrics:
+            print(f"  {key:<22} {metrics[key]:.4f}")
+    print(f"outputs: {out.resolve()}")
+
+
+def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dict[str, float]:
+    """Independent series (NASA): one submission with a channel column, metrics pooled."""
+    import pandas as pd
+
+    from esa_lightning.evaluation import concatenate_series, report_for
+    from esa_lightning.io import atomic_path, write_json_atomic
+
+    pieces = []
+    for name, sub in progress(mission.series.items(), description="scoring series",
+                              total=len(mission.series)):
+        part = sub.test() if cfg.range == "test" else sub
+        pieces.append((name, part, detector.score_rows(part)))
+    frames = [pd.DataFrame({"channel": name, "id": row_ids(part), "is_anomaly": rs.alarm})
+              for name, part, rs in pieces]
+    with atomic_path(out / "submission.csv") as tmp:
+        pd.concat(frames, ignore_index=True).astype({"is_anomaly": int}).to_csv(tmp, index=False)
+    metrics = report_for(concatenate_series(mission, pieces), "test")
+    write_json_atomic(out / "metrics.json", metrics)
+    for key in ("test/EWraw_F_0.50", "test/EW_F_0.50"):
+        print(f"  {key:<22} {metrics.get(key, float('nan')):.4f}")
+    print(f"outputs: {out.resolve()}")
+    return metrics
