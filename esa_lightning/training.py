@@ -25,12 +25,12 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(c, _convert_="all") for c in group.values() if c and "_target_" in c]
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """``last`` means this run folder's ``checkpoints/last.ckpt``; a path must exist."""
+def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
+    """``last`` means ``checkpoint_dir/last.ckpt`` of this run folder; a path must exist."""
     if not ckpt_path:
         return None
     if ckpt_path == "last":
-        last = output_dir / "checkpoints" / "last.ckpt"
+        last = checkpoint_dir / "last.ckpt"
         if not last.is_file():
             raise ESAInputError(
                 "no checkpoint to resume from; run with hydra.run.dir=<the interrupted run>",
@@ -53,6 +53,40 @@ def evaluate(model: Any, mission: Any, parts: dict[str, Any]) -> dict[str, float
     return metrics
 
 
+def component_specs(cfg: DictConfig) -> dict[str, DictConfig]:
+    """The detector's trainable parts: ``components`` (esa_full) or the single datamodule+model."""
+    if cfg.get("components"):
+        return dict(cfg.components.items())
+    single = {"datamodule": cfg.datamodule, "model": cfg.model,
+              "callbacks": cfg.get("model_callbacks") or {}}
+    return {cfg.experiment_name: OmegaConf.create(single)}
+
+
+def fit_component(
+    name: str, spec: DictConfig, cfg: DictConfig, mission: Any, output_dir: Path
+) -> tuple[Any, L.Trainer]:
+    """Instantiate and fit one component with its own trainer, checkpoints and log folder."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    datamodule = instantiate(spec.datamodule, mission=mission, _convert_="all")
+    model = instantiate(spec.model, **datamodule.dims, _convert_="all")
+    callbacks = instantiate_group(cfg.get("callbacks")) + instantiate_group(spec.get("callbacks"))
+    checkpoint_dir = output_dir / "checkpoints" / name
+    for cb in callbacks:
+        if isinstance(cb, ModelCheckpoint):
+            cb.dirpath = str(checkpoint_dir)
+    loggers = instantiate_group(cfg.get("logger"))
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger._name = name
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
+    log.info("fitting %s (%s)", name, type(model).__name__)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    return model, trainer
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train the configured detector; return ``cfg.optimized_metric`` (for sweeps)."""
     output_dir = Path(cfg.paths.output_dir)
@@ -64,42 +98,44 @@ def train(cfg: DictConfig) -> float | None:
     mission = mission_from_config(cfg.data)
     log.info("mission: %s", mission.summary())
 
-    datamodule = instantiate(cfg.datamodule, mission=mission, _convert_="all")
-    model = instantiate(cfg.model, **datamodule.dims, _convert_="all")
-    callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    components: dict[str, Any] = {}
+    trainer = None
+    for name, spec in component_specs(cfg).items():
+        components[name], trainer = fit_component(name, spec, cfg, mission, output_dir)
 
     metrics: dict[str, float] = {}
-    if trainer.is_global_zero:
-        model.eval()
+    if trainer is not None and trainer.is_global_zero:
+        for model in components.values():
+            model.eval()
+        combiner = None
+        if cfg.get("combiner"):
+            combiner = instantiate(cfg.combiner, _convert_="all")
+            combiner.fit(components, mission.train(), mission.val())
+        detector = _build_detector(components, combiner, mission, cfg)
         parts = {"val": mission.val()} if not mission.is_multiseries else {}
         if cfg.test:
             parts["test"] = mission.test() if not mission.is_multiseries else mission
-        metrics = evaluate(model, mission, parts)
+        metrics = evaluate(detector, mission, parts)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
             logger.save()
         write_json_atomic(output_dir / "metrics.json", metrics)
-        _save_detector(model, mission, cfg, output_dir)
+        detector.save(output_dir / "detector")
         _print_summary(metrics, output_dir)
     return metrics.get(cfg.optimized_metric)
 
 
-def _save_detector(model: Any, mission: Any, cfg: DictConfig, output_dir: Path) -> Path:
+def _build_detector(components: dict[str, Any], combiner: Any, mission: Any,
+                    cfg: DictConfig) -> Any:
     from esa_lightning.pipeline import Detector, mission_schema
 
-    name = cfg.get("experiment_name", "model")
-    detector = Detector(
-        components={name: model},
+    return Detector(
+        components=components,
         schema=mission_schema(mission),
+        combiner=combiner,
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-        info={"experiment": name, "mission": mission.name},
+        info={"experiment": cfg.get("experiment_name"), "mission": mission.name},
     )
-    return detector.save(output_dir / "detector")
 
 
 def _print_summary(metrics: dict[str, float], output_dir: Path) -> None:

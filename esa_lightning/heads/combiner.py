@@ -1,0 +1,137 @@
+"""The final event classifier of ``esa_full``: one decision per row from every component.
+
+Per row and per component it takes the component's score, summaries of its per-channel scores
+(max, mean, spread) and the score's maximum over a centred neighbourhood (so a detection a few
+rows early or late still counts). A standardised logistic regression, fitted on the labeled rows
+of the training range, turns those into an anomaly probability; the alarm threshold is then
+chosen on the validation range to maximise corrected event-wise F0.5. Nothing is fitted on the
+test range. Fitted numbers are stored as JSON (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.io import write_json_atomic
+from esa_lightning.models.base import RowScores
+
+log = logging.getLogger("esa_lightning")
+
+
+def component_features(rs: RowScores, neighbourhood: int) -> np.ndarray:
+    """float32 [T, 5]: score, its neighbourhood max, channel max / mean / std."""
+    score = np.nan_to_num(rs.score.astype(np.float32), posinf=1e6)
+    local = maximum_filter1d(score, size=max(1, 2 * neighbourhood + 1), mode="nearest")
+    if rs.channel_scores is not None and rs.channel_scores.shape[1]:
+        ch = np.nan_to_num(rs.channel_scores.astype(np.float32), posinf=1e6)
+        stats = [ch.max(axis=1), ch.mean(axis=1), ch.std(axis=1)]
+    else:
+        stats = [score, score, np.zeros_like(score)]
+    return np.column_stack([score, local, *stats]).astype(np.float32)
+
+
+class HybridCombiner:
+    """Combines component RowScores into one calibrated alarm."""
+
+    def __init__(self, neighbourhood: int = 10, c: float = 1.0, max_rows: int = 500_000,
+                 seed: int = 0) -> None:
+        self.neighbourhood = int(neighbourhood)
+        self.c = float(c)
+        self.max_rows = int(max_rows)
+        self.seed = int(seed)
+        self.names: list[str] = []
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+        self.coef: np.ndarray | None = None
+        self.intercept = 0.0
+        self.threshold = 0.5
+
+    @property
+    def context_rows(self) -> int:
+        return self.neighbourhood
+
+    def features(self, components: dict[str, Any], mission: Mission) -> np.ndarray:
+        blocks = [component_features(components[n].score_rows(mission), self.neighbourhood)
+                  for n in self.names]
+        return np.hstack(blocks)
+
+    def _probability(self, x: np.ndarray) -> np.ndarray:
+        z = ((x - self.mean) / self.std) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+    def fit(self, components: dict[str, Any], train: Mission, val: Mission) -> HybridCombiner:
+        """Fit on ``train`` labeled rows, choose the threshold on ``val``."""
+        from sklearn.linear_model import LogisticRegression
+
+        self.names = list(components)
+        x = self.features(components, train)
+        y = train.is_anomaly.astype(int)
+        if len(np.unique(y)) < 2:
+            log.warning("combiner: the training range holds one class only; using the mean of "
+                        "standardised component scores")
+            self.mean, self.std = x.mean(0), x.std(0) + 1e-6
+            self.coef = np.ones(x.shape[1]) / x.shape[1]
+            self.intercept = 0.0
+        else:
+            rng = np.random.default_rng(self.seed)
+            if len(x) > self.max_rows:
+                keep = np.sort(rng.choice(len(x), self.max_rows, replace=False))
+                x, y = x[keep], y[keep]
+            self.mean, self.std = x.mean(0), x.std(0) + 1e-6
+            lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=1000)
+            lr.fit((x - self.mean) / self.std, y)
+            self.coef, self.intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+        self.threshold = self._choose_threshold(components, val if len(val.values) else train)
+        return self
+
+    def _choose_threshold(self, components: dict[str, Any], part: Mission) -> float:
+        from esa_lightning.metrics import esa_scores
+
+        prob = self._probability(self.features(components, part))
+        if not len(part.events):
+            return float(np.quantile(prob, 0.99))
+        best, best_f = 0.5, -1.0
+        for t in np.unique(np.quantile(prob, np.linspace(0.5, 0.999, 40))):
+            alarm = (prob > t).astype(np.uint8)
+            f = esa_scores(part.events, (np.asarray(part.timestamps), alarm))["EW_F_0.50"]
+            if f > best_f:
+                best, best_f = float(t), f
+        log.info("combiner threshold %.4f (validation EW_F_0.50 %.4f)", best, best_f)
+        return best
+
+    def score_rows(self, components: dict[str, Any], mission: Mission) -> RowScores:
+        outputs = {n: components[n].score_rows(mission) for n in self.names}
+        x = np.hstack([component_features(outputs[n], self.neighbourhood) for n in self.names])
+        prob = self._probability(x).astype(np.float32)
+        channel = [o.channel_scores for o in outputs.values() if o.channel_scores is not None]
+        return RowScores(
+            score=prob,
+            alarm=(prob > self.threshold).astype(np.uint8),
+            channel_scores=channel[0] if channel else None,
+            channel_alarm=None,
+        )
+
+    # ------------------------------------------------------------ persistence
+    def save(self, folder: Path) -> None:
+        write_json_atomic(Path(folder) / "combiner.json", {
+            "neighbourhood": self.neighbourhood, "c": self.c, "max_rows": self.max_rows,
+            "seed": self.seed, "names": self.names, "mean": self.mean, "std": self.std,
+            "coef": self.coef, "intercept": self.intercept, "threshold": self.threshold,
+        })
+
+    @classmethod
+    def load(cls, folder: Path) -> HybridCombiner:
+        d = json.loads((Path(folder) / "combiner.json").read_text())
+        obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"])
+        obj.names = list(d["names"])
+        obj.mean, obj.std, obj.coef = (np.asarray(d[k], dtype=np.float64)
+                                       for k in ("mean", "std", "coef"))
+        obj.intercept, obj.threshold = float(d["intercept"]), float(d["threshold"])
+        return obj
