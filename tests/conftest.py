@@ -1,0 +1,35 @@
+"""Shared fixtures: a small synthetic mission generated once, and Hydra configs composed in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+MSL = REPO.parent / "shared" / "data" / "nasa-msl"
+
+
+@pytest.fixture(scope="session")
+def small_mission_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small ESA-layout synthetic mission (8 channels, 2 groups, 20 days)."""
+    from esa_lightning.data.synthetic import generate_mission
+
+    out = tmp_path_factory.mktemp("synthetic") / "mission"
+    generate_mission(out, channels=8, groups=2, days=20, seed=3, kaggle=True)
+    return out
+
+
+def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose ``conf/<name>.yaml`` as the command line would, with outputs in ``output_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.root_dir = str(output_dir)
+    return cfg

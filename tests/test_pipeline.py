@@ -1,0 +1,70 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.robust_zscore import RobustZScore
+from esa_lightning.pipeline import Detector, mission_schema
+from esa_lightning.prediction import score_in_chunks
+from tests.helpers import make_mission
+
+
+def fitted_zscore(mission):
+    model = RobustZScore(n_channels=len(mission.channel_names), quantile=99.0)
+    train = torch.from_numpy(np.asarray(mission.train().values))
+    model.median.copy_(train.median(0).values)
+    model.scale.copy_(train.std(0))
+    model.threshold.fill_(4.0)
+    return model
+
+
+def test_save_load_gives_identical_scores(tmp_path):
+    mission = make_mission()
+    det = Detector({"zscore": fitted_zscore(mission)}, mission_schema(mission))
+    before = det.score_rows(mission.test())
+    det.save(tmp_path / "detector")
+    loaded = Detector.load(tmp_path / "detector")
+    after = loaded.score_rows(mission.test())
+    np.testing.assert_array_equal(before.score, after.score)
+    np.testing.assert_array_equal(before.alarm, after.alarm)
+    assert after.alarm.sum() > 0  # the planted anomaly in the test range is found
+
+
+def test_schema_mismatch_names_the_channels(tmp_path):
+    mission = make_mission(n_channels=3)
+    det = Detector({"zscore": fitted_zscore(mission)}, mission_schema(mission))
+    det.save(tmp_path / "detector")
+    other = make_mission(n_channels=2)
+    with pytest.raises(ESAInputError, match="channel_3"):
+        Detector.load(tmp_path / "detector").score_rows(other)
+
+
+def test_artifact_refuses_classes_outside_the_allow_list(tmp_path):
+    mission = make_mission()
+    Detector({"z": fitted_zscore(mission)}, mission_schema(mission)).save(tmp_path / "d")
+    manifest = json.loads((tmp_path / "d" / "detector.json").read_text())
+    manifest["components"]["z"]["class"] = "os.system"
+    (tmp_path / "d" / "detector.json").write_text(json.dumps(manifest))
+    with pytest.raises(ESAInputError, match="not allowed"):
+        Detector.load(tmp_path / "d")
+
+
+def test_save_replaces_an_old_artifact_completely(tmp_path):
+    mission = make_mission()
+    det = Detector({"z": fitted_zscore(mission)}, mission_schema(mission))
+    det.save(tmp_path / "d")
+    (tmp_path / "d" / "stale.txt").write_text("old")
+    det.save(tmp_path / "d")
+    assert not (tmp_path / "d" / "stale.txt").exists()
+    assert not any(p.name.startswith((".tmp-", ".old-")) for p in tmp_path.iterdir())
+
+
+def test_chunked_scoring_equals_whole_series():
+    mission = make_mission(n_rows=3000, test_start=1000)
+    det = Detector({"z": fitted_zscore(mission)}, mission_schema(mission))
+    whole = det.score_rows(mission.test())
+    chunked = score_in_chunks(det, mission.test(), chunk_rows=333, context=10)
+    np.testing.assert_array_equal(whole.score, chunked.score)
+    np.testing.assert_array_equal(whole.channel_alarm, chunked.channel_alarm)
