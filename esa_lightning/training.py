@@ -14,6 +14,7 @@ from esa_lightning.cli import mission_from_config, print_config
 from esa_lightning.errors import ESAInputError
 from esa_lightning.evaluation import report_for, score_range
 from esa_lightning.io import remove_stale_temporaries, write_json_atomic
+from esa_lightning.sweep import refuse_multidevice_multirun
 
 log = logging.getLogger("esa_lightning")
 
@@ -92,6 +93,7 @@ def train(cfg: DictConfig) -> float | None:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
+    refuse_multidevice_multirun(cfg.trainer)
     print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
 
