@@ -1,0 +1,129 @@
+"""Live monitoring: the ESA-ADB metrics, score histograms and interval figures in TensorBoard.
+
+The metrics are computed once over the whole validation range on global rank 0 (never per shard:
+a distributed sampler splits and pads the series), from the module's own ``score_rows``. Before
+a module's threshold is calibrated (it is fitted after training), alarms come from a provisional
+percentile of the validation scores, so the sweep objective ``val/EW_F_0.50`` exists every epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import numpy as np
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.models.base import RowScores
+
+log = logging.getLogger("esa_lightning")
+
+
+def provisional_alarm(rs: RowScores, q: float) -> RowScores:
+    """Alarms at the ``q`` percentile of the scores when the module's own threshold is unset."""
+    if rs.alarm.any() or not len(rs.score):
+        return rs
+    finite = rs.score[np.isfinite(rs.score)]
+    if not len(finite):
+        return rs
+    alarm = (rs.score > np.percentile(finite, q)).astype(np.uint8)
+    return RowScores(rs.score, alarm, rs.channel_scores, rs.channel_alarm)
+
+
+def tensorboard_writer(trainer: L.Trainer) -> Any | None:
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None
+
+
+class ESAValidationMetrics(L.Callback):
+    """Logs ``val/<ESA metric>`` every ``every_n_epochs``; histograms and figures on rank 0."""
+
+    def __init__(self, every_n_epochs: int = 1, figure_every_n_epochs: int = 5,
+                 n_figure_channels: int = 3, provisional_percentile: float = 99.0,
+                 max_rows: int = 2_000_000) -> None:
+        self.every_n_epochs = every_n_epochs
+        self.figure_every_n_epochs = figure_every_n_epochs
+        self.n_figure_channels = n_figure_channels
+        self.provisional_percentile = provisional_percentile
+        self.max_rows = max_rows
+
+    def _validation_range(self, trainer: L.Trainer) -> Mission | None:
+        mission = getattr(trainer.datamodule, "mission", None)
+        if mission is None or mission.is_multiseries:
+            return None
+        val = mission.val()
+        if len(val.values) == 0:
+            return None
+        return val.slice(max(0, len(val.values) - self.max_rows), len(val.values))
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        val = self._validation_range(trainer)
+        if val is None or not hasattr(pl_module, "score_rows"):
+            return
+        from esa_lightning.evaluation import ScoredRange, report_for
+
+        was_training = pl_module.training
+        pl_module.eval()
+        rs = provisional_alarm(pl_module.score_rows(val), self.provisional_percentile)
+        pl_module.train(was_training)
+        metrics = report_for(ScoredRange(val, rs, np.asarray(val.timestamps), val.events), "val")
+        keep = {k: v for k, v in metrics.items() if np.isfinite(v)}
+        pl_module.log_dict(keep, rank_zero_only=True)
+        writer = tensorboard_writer(trainer)
+        if writer is None:
+            return
+        finite = rs.score[np.isfinite(rs.score)]
+        if len(finite):
+            writer.add_histogram("val/score", finite, global_step=trainer.global_step)
+        if (epoch + 1) % self.figure_every_n_epochs == 0 or epoch + 1 == trainer.max_epochs:
+            figure = interval_figure(val, rs, self.n_figure_channels)
+            writer.add_figure("val/intervals", figure, global_step=trainer.global_step, close=True)
+
+
+def interval_figure(part: Mission, rs: RowScores, n_channels: int) -> Any:
+    """Channels with the most labeled events: values, true intervals (green), alarms (red)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = part.events.groupby("Channel")["ID"].nunique() if len(part.events) else None
+    names = list(part.channel_names)
+    ranked = [c for c in (counts.sort_values(ascending=False).index if counts is not None else [])
+              if c in names][:n_channels] or names[:n_channels]
+    t = np.arange(len(part.values))
+    fig, axes = plt.subplots(len(ranked) + 1, 1, figsize=(10, 1.6 * (len(ranked) + 1)),
+                             sharex=True, squeeze=False)
+    for ax, name in zip(axes[:-1, 0], ranked, strict=True):
+        c = names.index(name)
+        ax.plot(t, part.values[:, c], lw=0.6, color="black")
+        if part.labels is not None:
+            _shade(ax, part.labels[:, c] > 0, "green")
+        if rs.channel_alarm is not None:
+            _shade(ax, rs.channel_alarm[:, c] > 0, "red")
+        ax.set_ylabel(name, fontsize=7)
+    ax = axes[-1, 0]
+    ax.plot(t, rs.score, lw=0.6)
+    _shade(ax, part.is_anomaly > 0, "green")
+    _shade(ax, rs.alarm > 0, "red")
+    ax.set_ylabel("score", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _shade(ax: Any, mask: np.ndarray, color: str) -> None:
+    if not mask.any():
+        return
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        ax.axvspan(a, b, color=color, alpha=0.3, lw=0)
