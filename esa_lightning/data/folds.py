@@ -1,0 +1,118 @@
+"""The three nested, deterministic fold masks of the channel ensemble (§4.4), per channel.
+
+Rows are the rows of ONE channel (pooled rows or samples); compute the masks from that channel's
+own length (the reference code computed them from one channel and applied them to all).
+
+- ``mask1[f]`` (outer fold, one per final estimator): ``n_outer = round(outer_frac * n_rows)``
+  contiguous rows; f = 0 the last ones, f = 1 the ones before, and so on.
+- ``eval2[f][e]`` (one per external repetition): ``round(eval2_frac * n_rows)`` rows among the
+  rows outside ``mask1[f]``.
+- ``shapelet[f][e][i]`` (one per internal estimator): ``round(shapelet_frac * n_rows)`` rows
+  among the rows outside ``mask1[f]`` and ``eval2[f][e]``.
+- ``train(f, e, i)``: the rows outside all three.
+
+``eval2`` and ``shapelet`` are made of contiguous blocks: the free rows (in order) are cut into
+blocks of ``block`` rows, and seeded random blocks are taken until the target count is reached;
+the last block taken is cut so that the count is exact (or all free rows, if fewer). The default
+``block = max(1, n_rows // 50)`` (2 % of the series: 10 blocks per eval2 mask, 5 per shapelet
+mask) keeps masks contiguous enough that overlapping pooled rows rarely straddle a border.
+Every mask is a function of (n_rows, fractions, block, seed, f, e, i) only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from esa_lightning.errors import ESAInputError
+
+
+@dataclass(frozen=True)
+class FoldMasks:
+    """Boolean masks [n_rows] of one channel: ``mask1[f]``, ``eval2[f][e]``,
+    ``shapelet[f][e][i]``."""
+
+    n_rows: int
+    block: int
+    mask1: list[np.ndarray]
+    eval2: list[list[np.ndarray]]
+    shapelet: list[list[list[np.ndarray]]]
+
+    def train(self, f: int, e: int, i: int) -> np.ndarray:
+        """Rows usable to fit internal estimator (f, e, i): outside all three masks."""
+        return ~(self.mask1[f] | self.eval2[f][e] | self.shapelet[f][e][i])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(n_final, n_external, n_internal)."""
+        return len(self.mask1), len(self.eval2[0]), len(self.shapelet[0][0])
+
+
+def _pick_blocks(free: np.ndarray, target: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    """Mask of ``target`` rows drawn as random blocks of ``block`` consecutive free rows."""
+    mask = np.zeros(free.shape[0], dtype=bool)
+    rows = np.flatnonzero(free)
+    if target >= rows.shape[0]:
+        mask[rows] = True
+        return mask
+    if target <= 0:
+        return mask
+    blocks = np.array_split(rows, np.arange(block, rows.shape[0], block))
+    order = rng.permutation(len(blocks))
+    sizes = np.cumsum([len(blocks[b]) for b in order])
+    need = int(np.searchsorted(sizes, target)) + 1  # the last block may be short: count rows
+    taken = np.concatenate([blocks[b] for b in order[:need]])[:target]
+    mask[taken] = True
+    return mask
+
+
+def fold_masks(
+    n_rows: int,
+    *,
+    n_final: int = 2,
+    n_external: int = 3,
+    n_internal: int = 5,
+    outer_frac: float = 0.2,
+    eval2_frac: float = 0.2,
+    shapelet_frac: float = 0.1,
+    block: int | None = None,
+    seed: int = 0,
+) -> FoldMasks:
+    """The nested fold masks of one channel with ``n_rows`` rows (deterministic by ``seed``)."""
+    n_rows = int(n_rows)
+    if n_rows < 0 or min(n_final, n_external, n_internal) < 1:
+        raise ESAInputError(
+            "fold_masks needs n_rows >= 0 and at least one fold per level",
+            value=(n_rows, n_final, n_external, n_internal),
+        )
+    if min(outer_frac, eval2_frac, shapelet_frac) < 0 or (
+        n_final * outer_frac + eval2_frac + shapelet_frac > 1
+    ):
+        raise ESAInputError(
+            "fold fractions must be >= 0 and n_final*outer + eval2 + shapelet <= 1",
+            value=(outer_frac, eval2_frac, shapelet_frac),
+        )
+    block = max(1, n_rows // 50) if block is None else int(block)
+    if block < 1:
+        raise ESAInputError("fold block must be at least 1 row", value=block)
+
+    n_outer = int(round(outer_frac * n_rows))
+    n_eval2 = int(round(eval2_frac * n_rows))
+    n_shapelet = int(round(shapelet_frac * n_rows))
+    mask1, eval2, shapelet = [], [], []
+    for f in range(n_final):
+        m1 = np.zeros(n_rows, dtype=bool)
+        m1[max(0, n_rows - (f + 1) * n_outer) : n_rows - f * n_outer] = True
+        mask1.append(m1)
+        eval2.append([])
+        shapelet.append([])
+        for e in range(n_external):
+            rng = np.random.default_rng([seed, f, e])
+            m2 = _pick_blocks(~m1, n_eval2, block, rng)
+            eval2[f].append(m2)
+            shapelet[f].append([])
+            for i in range(n_internal):
+                rng = np.random.default_rng([seed, f, e, i + 1, 7])
+                shapelet[f][e].append(_pick_blocks(~(m1 | m2), n_shapelet, block, rng))
+    return FoldMasks(n_rows=n_rows, block=block, mask1=mask1, eval2=eval2, shapelet=shapelet)
