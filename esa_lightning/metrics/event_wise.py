@@ -1,0 +1,199 @@
+"""ESA-ADB corrected event-wise, alarming and affiliation scores (ESA-ADB §3.1-3.3).
+
+Every step is a sort plus ``np.searchsorted`` over interval arrays; nothing loops over samples
+or over (prediction, event) pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.metrics.affiliation import affiliation_per_zone
+from esa_lightning.metrics.intervals import (
+    Intervals,
+    as_time,
+    beta_list,
+    clip,
+    coverage,
+    f_beta,
+    merge,
+    overlap_counts,
+    prediction_intervals,
+    tick_after,
+)
+from esa_lightning.metrics.truth import Truth, read_truth
+
+
+def _range(
+    truth: Truth, pred_span: tuple[Any, Any], full_range: tuple[Any, Any] | None
+) -> tuple[Any, Any]:
+    if full_range is not None:
+        lo, hi = (as_time(pd.Series([x]), what="full_range")[0] for x in full_range)
+        if hi < lo:
+            raise ESAInputError("full_range ends before it starts", value=tuple(full_range))
+        return lo, hi
+    lows = [
+        x for x in (pred_span[0], truth.start.min() if truth.start.size else None) if x is not None
+    ]
+    highs = [
+        x for x in (pred_span[1], truth.end.max() if truth.end.size else None) if x is not None
+    ]
+    if not lows:
+        raise ESAInputError("no labels and no predictions: cannot infer the evaluated range")
+    return min(lows), max(highs)
+
+
+def prepare(
+    y_true: pd.DataFrame | Truth,
+    y_pred: Any,
+    select_labels: dict | None,
+    full_range: tuple[Any, Any] | None,
+) -> tuple[Truth, Intervals, tuple[Any, Any]]:
+    """Labels, predicted intervals and the evaluated range, all in one numeric time dtype."""
+    truth = y_true if isinstance(y_true, Truth) else read_truth(y_true, select_labels)
+    if full_range is not None:
+        lo_hi = _range(truth, (None, None), full_range)
+        pred, _ = prediction_intervals(y_pred, lo_hi)
+    else:
+        pred, span = prediction_intervals(y_pred, None)
+        lo_hi = _range(truth, span, None)
+        if not isinstance(y_pred, tuple) and span[0] is not None:
+            # change points: re-read over the inferred range (the first/last values extend)
+            pred, _ = prediction_intervals(y_pred, lo_hi)
+    dtype = np.result_type(truth.start.dtype, pred.start.dtype, np.asarray(lo_hi[0]).dtype)
+    truth = truth.astype(dtype)
+    pred = Intervals(pred.start.astype(dtype), pred.end.astype(dtype))
+    lo, hi = np.asarray(lo_hi[0], dtype=dtype), np.asarray(lo_hi[1], dtype=dtype)
+    truth = truth.restrict(lo, hi)
+    pred, _ = clip(pred, lo, hi)
+    return truth, pred, (lo, hi)
+
+
+def _zero_scores(betas: list[float]) -> dict[str, float]:
+    out = {"EW_precision": 0.0, "EW_recall": 0.0}
+    out.update({f"EW_F_{b:.2f}": 0.0 for b in betas})
+    out["alarming_precision"] = 0.0
+    out.update({"AFF_precision": 0.0, "AFF_recall": 0.0})
+    out.update({f"AFF_F_{b:.2f}": 0.0 for b in betas})
+    return out
+
+
+def event_counts(truth: Truth, pred: Intervals) -> dict[str, int]:
+    """TP / FN over selected event IDs, FP over predicted intervals, redundant detections."""
+    event, segs = truth.selected_events()
+    hits = overlap_counts(segs, pred)
+    detected = np.bincount(event, weights=hits > 0, minlength=len(truth.event_names)) > 0
+    n_events = truth.n_selected_events
+    tp = int(detected.sum())
+    fp = int(np.count_nonzero(overlap_counts(pred, truth.union()) == 0))
+    redundant = int(np.maximum(hits - 1, 0).sum())
+    return {"tp": tp, "fn": n_events - tp, "fp": fp, "redundant": redundant}
+
+
+def true_negative_rate(truth: Truth, pred: Intervals, full_range: tuple[Any, Any]) -> float:
+    """1 - (predicted time inside nominal time) / (nominal time); 1 when there is none."""
+    union = truth.union()
+    lo, hi = full_range
+    nominal = float(hi - lo) - float(coverage(np.asarray([lo]), np.asarray([hi]), union)[0])
+    if nominal <= 0:
+        return 1.0
+    predicted_nominal = float(pred.lengths.sum() - coverage(pred.start, pred.end, union).sum())
+    return float(min(max(1.0 - predicted_nominal / nominal, 0.0), 1.0))
+
+
+def affiliation_scores(
+    truth: Truth, pred: Intervals, full_range: tuple[Any, Any]
+) -> tuple[float, float]:
+    """Mean affiliation precision / recall: zone scores averaged per event ID, then over IDs.
+
+    Zones belong to the merged ground truth of every category; a zone touching an unselected
+    event is left out (as in ESA-ADB). Zero-length intervals get one tick of length.
+    """
+    if len(pred) == 0 or truth.start.size == 0:
+        return 0.0, 0.0
+    union = merge(truth.start, np.where(truth.end > truth.start, truth.end, tick_after(truth.end)))
+    p_end = np.where(pred.end > pred.start, pred.end, tick_after(pred.end))
+    pred = merge(pred.start, p_end)
+    lo = min(full_range[0], union.start[0], pred.start[0])
+    hi = max(full_range[1], union.end[-1], pred.end[-1])
+    as_f = np.float64
+    precision, recall = affiliation_per_zone(
+        Intervals(pred.start.astype(as_f) - as_f(lo), pred.end.astype(as_f) - as_f(lo)),
+        Intervals(union.start.astype(as_f) - as_f(lo), union.end.astype(as_f) - as_f(lo)),
+        (0.0, float(hi - lo)),
+    )
+    zone = np.searchsorted(union.start, truth.start, side="right") - 1
+    bad_zone = np.zeros(len(union), dtype=bool)
+    bad_zone[zone[~truth.selected]] = True
+    pairs = pd.DataFrame({"zone": zone, "event": truth.event})[truth.selected].drop_duplicates()
+    pairs = pairs[~bad_zone[pairs["zone"].to_numpy()]]
+    if pairs.empty:
+        return 0.0, 0.0
+    pairs["p"] = precision[pairs["zone"].to_numpy()]
+    pairs["r"] = recall[pairs["zone"].to_numpy()]
+    per_event = pairs.groupby("event")[["p", "r"]].mean()
+    return float(per_event["p"].mean()), float(per_event["r"].mean())
+
+
+def esa_scores(
+    y_true: pd.DataFrame,
+    y_pred: Any,
+    *,
+    betas: float | Sequence[float] = 0.5,
+    select_labels: dict | None = None,
+    full_range: tuple[Any, Any] | None = None,
+) -> dict[str, float]:
+    """Corrected event-wise P/R/F, alarming precision and affiliation P/R/F of ESA-ADB.
+
+    y_true: labels (``ID, StartTime, EndTime`` and the columns ``select_labels`` filters on,
+    e.g. ``{"Category": ["Anomaly"]}``); y_pred: change points or ``(timestamps, binary)``
+    (see :mod:`esa_lightning.metrics.intervals`); full_range: the evaluated span, by default
+    from the earliest to the latest label or prediction time.
+    """
+    bl = beta_list(betas)
+    truth, pred, rng = prepare(y_true, y_pred, select_labels, full_range)
+    if len(pred) == 0:
+        return _zero_scores(bl)
+    c = event_counts(truth, pred)
+    precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+    if precision > 0:
+        precision *= true_negative_rate(truth, pred, rng)
+    n_events = c["tp"] + c["fn"]
+    recall = c["tp"] / n_events if n_events else 0.0
+    out = {"EW_precision": float(precision), "EW_recall": float(recall)}
+    out.update({f"EW_F_{b:.2f}": f_beta(precision, recall, b) for b in bl})
+    alarm_den = c["tp"] + c["redundant"]
+    out["alarming_precision"] = c["tp"] / alarm_den if alarm_den else 0.0
+    aff_p, aff_r = affiliation_scores(truth, pred, rng)
+    out.update({"AFF_precision": aff_p, "AFF_recall": aff_r})
+    out.update({f"AFF_F_{b:.2f}": f_beta(aff_p, aff_r, b) for b in bl})
+    return out
+
+
+def telemanom_scores(
+    y_true: pd.DataFrame,
+    y_pred: Any,
+    *,
+    betas: float | Sequence[float] = 0.5,
+    select_labels: dict | None = None,
+    full_range: tuple[Any, Any] | None = None,
+) -> dict[str, float]:
+    """Uncorrected event-wise P/R/F (Hundman et al. 2018), for NASA SMAP/MSL comparisons.
+
+    An event is detected when any predicted interval overlaps it; each predicted interval
+    overlapping no labelled segment is one false positive; no time-based correction.
+    """
+    bl = beta_list(betas)
+    truth, pred, _ = prepare(y_true, y_pred, select_labels, full_range)
+    c = event_counts(truth, pred)
+    precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+    n_events = c["tp"] + c["fn"]
+    recall = c["tp"] / n_events if n_events else 0.0
+    out = {"EWraw_precision": float(precision), "EWraw_recall": float(recall)}
+    out.update({f"EWraw_F_{b:.2f}": f_beta(precision, recall, b) for b in bl})
+    return out

@@ -1,0 +1,231 @@
+"""One call for every metric of a run: what train / predict / evaluate log and write.
+
+Keys follow docs/interfaces.md: ESA-ADB metrics for {Anomaly, Rare Event}, again for Anomaly
+only with the ``_anomaly`` suffix, plus ``EWraw_*``, ``AUC_PR`` and ``kaggle_F_0.50``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.metrics.adtqc import adtqc
+from esa_lightning.metrics.channel_aware import channel_aware_scores
+from esa_lightning.metrics.event_wise import esa_scores, telemanom_scores
+from esa_lightning.metrics.intervals import as_time, merge, samples_to_intervals
+from esa_lightning.metrics.kaggle import auc_pr, kaggle_f05
+
+SELECTIONS = {"": ["Anomaly", "Rare Event"], "_anomaly": ["Anomaly"]}
+RANKING = [
+    "EW_F_0.50",
+    "subsystem_F_0.50",
+    "channel_F_0.50",
+    "alarming_precision",
+    "ADTQC",
+    "AFF_F_0.50",
+]
+
+
+def _check_time_kinds(events: pd.DataFrame, timestamps: np.ndarray) -> None:
+    ts_is_time = np.issubdtype(np.asarray(timestamps).dtype, np.datetime64)
+    if len(events) == 0:
+        return
+    ev_is_time = pd.api.types.is_datetime64_any_dtype(events["StartTime"].dtype) or (
+        events["StartTime"].dtype == object
+        and isinstance(events["StartTime"].iloc[0], (pd.Timestamp, str))
+    )
+    if ts_is_time != ev_is_time:
+        raise ESAInputError(
+            "event times and row timestamps differ in kind (datetimes vs sample ids)",
+            column="StartTime",
+        )
+
+
+def row_labels(events: pd.DataFrame, times: np.ndarray, categories: list[str]) -> np.ndarray:
+    """uint8 [T]: 1 where a row's time lies inside a segment of the given categories."""
+    chosen = events[events["Category"].isin(categories)]
+    if chosen.empty:
+        return np.zeros(len(times), dtype=np.uint8)
+    start = as_time(chosen["StartTime"].reset_index(drop=True), what="StartTime")
+    end = as_time(chosen["EndTime"].reset_index(drop=True), what="EndTime")
+    union = merge(start.astype(times.dtype), end.astype(times.dtype))
+    k = np.searchsorted(union.start, times, side="right") - 1
+    inside = (k >= 0) & (times <= union.end[np.maximum(k, 0)])
+    return inside.astype(np.uint8)
+
+
+def full_report(
+    events: pd.DataFrame,
+    timestamps: np.ndarray,
+    alarm: np.ndarray,
+    *,
+    score: np.ndarray | None = None,
+    channel_alarm: np.ndarray | None = None,
+    channel_names: Sequence[str] | None = None,
+    channels_table: pd.DataFrame | None = None,
+    betas: float | Sequence[float] = 0.5,
+) -> dict[str, float]:
+    """Every metric over the evaluated rows, as one flat dict of floats.
+
+    events: ``Mission.events`` (ID, Channel, StartTime, EndTime, Category, ...); only events
+    overlapping the rows' time span count, clipped to it. timestamps: datetime64 or int ids of
+    the evaluated rows; alarm: uint8 [T]; score: float [T] for AUC_PR; channel_alarm: uint8
+    [T, C] with ``channel_names`` for the channel/subsystem-aware scores.
+    """
+    if "Category" not in events.columns:
+        raise ESAInputError("events table lacks the Category column", column="Category")
+    _check_time_kinds(events, np.asarray(timestamps))
+    times = as_time(timestamps)
+    alarm = np.asarray(alarm).ravel()
+    if times.size == 0:
+        raise ESAInputError("no rows to evaluate")
+    if alarm.shape[0] != times.shape[0]:
+        raise ESAInputError(f"{alarm.shape[0]} alarms for {times.shape[0]} timestamps")
+    order = None
+    if np.any(times[1:] < times[:-1]):
+        order = np.argsort(times, kind="stable")
+        times, alarm = times[order], alarm[order]
+    full_range = (times[0], times[-1])
+    pred = samples_to_intervals(times, alarm, assume_sorted=True)
+
+    channel_preds = None
+    if channel_alarm is not None:
+        ca = np.asarray(channel_alarm)
+        if ca.ndim != 2 or ca.shape[0] != times.shape[0]:
+            raise ESAInputError(f"channel_alarm must be [T, C] with T={times.shape[0]}")
+        names = list(channel_names) if channel_names is not None else None
+        if names is None or len(names) != ca.shape[1]:
+            raise ESAInputError("channel_alarm needs one channel name per column")
+        if order is not None:
+            ca = ca[order]
+        channel_preds = {
+            n: samples_to_intervals(times, ca[:, i], assume_sorted=True)
+            for i, n in enumerate(names)
+        }
+
+    out: dict[str, float] = {}
+    for suffix, categories in SELECTIONS.items():
+        select = {"Category": categories}
+        part = esa_scores(events, pred, betas=betas, select_labels=select, full_range=full_range)
+        if channel_preds is not None:
+            part.update(
+                channel_aware_scores(
+                    events,
+                    channel_preds,
+                    channels_table,
+                    betas=betas,
+                    select_labels=select,
+                    full_range=full_range,
+                )
+            )
+        part.update(adtqc(events, pred, select_labels=select, full_range=full_range))
+        out.update({f"{k}{suffix}": float(v) for k, v in part.items()})
+
+    main = {"Category": SELECTIONS[""]}
+    raw = telemanom_scores(events, pred, betas=betas, select_labels=main, full_range=full_range)
+    out.update({k: float(v) for k, v in raw.items()})
+    labels = row_labels(events, times, SELECTIONS[""])
+    if score is not None:
+        s = np.asarray(score, dtype=np.float64).ravel()
+        if s.shape[0] != times.shape[0]:
+            raise ESAInputError(f"{s.shape[0]} scores for {times.shape[0]} timestamps")
+        out["AUC_PR"] = auc_pr(labels, s if order is None else s[order])
+    out["kaggle_F_0.50"] = float(kaggle_f05(labels, alarm != 0))
+    return out
+
+
+def ranking_table(results: dict[str, dict]) -> str:
+    """Algorithms ranked as ESA-ADB ranks them (EW F0.5, then subsystem, channel F0.5,
+    alarming precision, ADTQC, AFF F0.5), one line each; missing metrics rank last."""
+
+    def key(item: tuple[str, dict]) -> tuple:
+        vals = []
+        for k in RANKING:
+            v = item[1].get(k)
+            vals.append(-np.inf if v is None or not np.isfinite(v) else float(v))
+        return tuple(-v for v in vals)
+
+    ranked = sorted(results.items(), key=key)
+    width = max([len("algorithm"), *[len(n) for n in results]])
+    header = f"{'rank':>4}  {'algorithm':<{width}}  " + "  ".join(f"{k:>18}" for k in RANKING)
+    lines = [header, "-" * len(header)]
+    for i, (name, res) in enumerate(ranked, 1):
+        cells = []
+        for k in RANKING:
+            v = res.get(k)
+            cells.append(f"{'-':>18}" if v is None else f"{float(v):>18.4f}")
+        lines.append(f"{i:>4}  {name:<{width}}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]:
+    """Score a predictions file (``timestamp`` or ``id``, ``is_anomaly``, optional ``score``
+    and per-channel 0/1 columns named like the mission's channels) against ``mission``.
+
+    ``timestamp`` values must be the mission's own timestamps; ``id`` values are the mission's
+    ids for sample-indexed data and row numbers (0-based) for time-indexed data.
+    """
+    if getattr(mission, "is_multiseries", False):
+        raise ESAInputError(
+            "prediction files are scored against single-grid missions; score each series alone",
+            value=mission.name,
+        )
+    if "is_anomaly" not in pred.columns:
+        raise ESAInputError("predictions lack the is_anomaly column", column="is_anomaly")
+    mission_times = as_time(mission.timestamps, what="mission timestamps")
+    if "timestamp" in pred.columns:
+        column = "timestamp"
+        keys = as_time(pred["timestamp"].reset_index(drop=True), what="timestamp column")
+    elif "id" in pred.columns:
+        column = "id"
+        keys = as_time(pred["id"].reset_index(drop=True), what="id column")
+        if mission.is_time_indexed:
+            mission_times = np.arange(len(mission_times), dtype=np.int64)
+    else:
+        raise ESAInputError("predictions need a timestamp or an id column", column="timestamp")
+    if keys.dtype != mission_times.dtype:
+        raise ESAInputError("prediction keys and mission timestamps differ in kind", column=column)
+    dup = pd.Series(keys).duplicated()
+    if dup.any():
+        raise ESAInputError(
+            "repeated key", column=column, value=str(pred[column].iloc[dup.idxmax()])
+        )
+    sorter = np.argsort(mission_times, kind="stable")
+    pos = np.searchsorted(mission_times, keys, sorter=sorter)
+    pos = np.minimum(pos, len(mission_times) - 1)
+    rows = sorter[pos]
+    missing = mission_times[rows] != keys
+    if missing.any():
+        shown = ", ".join(str(v) for v in pred[column][missing].head(5))
+        raise ESAInputError(
+            f"{int(missing.sum())} key(s) are not rows of mission {mission.name!r}, e.g. {shown}",
+            column=column,
+        )
+    alarm = pd.to_numeric(pred["is_anomaly"], errors="coerce").to_numpy()
+    if not np.isin(alarm, (0, 1)).all():
+        raise ESAInputError("is_anomaly must hold only 0/1", column="is_anomaly")
+    order = np.argsort(rows, kind="stable")
+    rows = rows[order]
+    timestamps = np.asarray(mission.timestamps)[rows]
+    channels = [c for c in mission.channel_names if c in pred.columns]
+    channel_alarm = None
+    if channels:
+        channel_alarm = pred[channels].to_numpy()[order]
+        if not np.isin(channel_alarm, (0, 1)).all():
+            raise ESAInputError("per-channel columns must hold only 0/1", column=channels[0])
+    score = None
+    if "score" in pred.columns:
+        score = pd.to_numeric(pred["score"], errors="coerce").to_numpy(np.float64)[order]
+    return full_report(
+        mission.events,
+        timestamps,
+        alarm[order].astype(np.uint8),
+        score=score,
+        channel_alarm=None if channel_alarm is None else channel_alarm.astype(np.uint8),
+        channel_names=channels or None,
+        channels_table=mission.channels,
+    )

@@ -1,0 +1,165 @@
+"""full_report keys and selections, the predictions-file scorer and the ranking table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.errors import ESAInputError
+from esa_lightning.metrics import (
+    esa_scores,
+    full_report,
+    kaggle_f05,
+    ranking_table,
+    score_prediction_frame,
+)
+
+T0 = pd.Timestamp("2007-01-01")
+STEP = pd.Timedelta("30s")
+N = 400
+CHANNELS = ["channel_1", "channel_2", "channel_3"]
+
+
+def events() -> pd.DataFrame:
+    rows = [
+        ("id_1", "channel_1", 50, 60, "Anomaly"),
+        ("id_1", "channel_2", 55, 70, "Anomaly"),
+        ("id_2", "channel_3", 150, 160, "Rare Event"),
+        ("id_3", "channel_1", 250, 255, "Anomaly"),
+        ("id_4", "channel_2", 300, 320, "Communication Gap"),
+        ("id_5", "channel_1", 900, 950, "Anomaly"),  # outside the evaluated rows
+    ]
+    df = pd.DataFrame(rows, columns=["ID", "Channel", "StartTime", "EndTime", "Category"])
+    df["StartTime"] = T0 + STEP * df["StartTime"]
+    df["EndTime"] = T0 + STEP * df["EndTime"]
+    return df
+
+
+def mission() -> Mission:
+    times = np.asarray(T0 + STEP * np.arange(N), dtype="datetime64[ns]")
+    return Mission(
+        name="tiny",
+        values=np.zeros((N, 3), dtype=np.float32),
+        timestamps=times,
+        channels=default_channel_table(CHANNELS),
+        labels=np.zeros((N, 3), dtype=np.uint8),
+        events=events(),
+    )
+
+
+def alarm_rows() -> np.ndarray:
+    a = np.zeros(N, dtype=np.uint8)
+    a[52:58] = 1  # id_1
+    a[150:152] = 1  # the rare event
+    a[200:204] = 1  # false alarm
+    return a
+
+
+def test_full_report_keys_and_selections():
+    m = mission()
+    alarm = alarm_rows()
+    ca = np.zeros((N, 3), dtype=np.uint8)
+    ca[52:58, 0] = 1
+    score = alarm + np.linspace(0, 0.1, N)
+    out = full_report(
+        m.events,
+        m.timestamps,
+        alarm,
+        score=score,
+        channel_alarm=ca,
+        channel_names=CHANNELS,
+        channels_table=m.channels,
+    )
+    for key in [
+        "EW_precision",
+        "EW_recall",
+        "EW_F_0.50",
+        "alarming_precision",
+        "AFF_precision",
+        "AFF_recall",
+        "AFF_F_0.50",
+        "channel_precision",
+        "channel_recall",
+        "channel_F_0.50",
+        "subsystem_F_0.50",
+        "ADTQC",
+    ]:
+        assert key in out and f"{key}_anomaly" in out
+    assert {"EWraw_precision", "EWraw_recall", "EWraw_F_0.50", "AUC_PR", "kaggle_F_0.50"} <= set(
+        out
+    )
+    assert all(isinstance(v, float) for v in out.values())
+    # {Anomaly, Rare Event}: id_1, id_2, id_3 in range (id_5 outside); 2 of 3 detected
+    assert out["EW_recall"] == pytest.approx(2 / 3)
+    # Anomaly only: id_1 and id_3; the rare-event alarm is neither TP nor FP
+    assert out["EW_recall_anomaly"] == pytest.approx(1 / 2)
+    # EWraw: TP 2, FP 1 (the alarm at 200)
+    assert out["EWraw_precision"] == pytest.approx(2 / 3)
+    # the same numbers as a direct call over the evaluated span
+    direct = esa_scores(
+        m.events,
+        (m.timestamps, alarm),
+        select_labels={"Category": ["Anomaly"]},
+        full_range=(m.timestamps[0], m.timestamps[-1]),
+    )
+    assert out["EW_F_0.50_anomaly"] == pytest.approx(direct["EW_F_0.50"])
+    labels = np.zeros(N, dtype=np.uint8)
+    labels[50:71] = 1
+    labels[150:161] = 1
+    labels[250:256] = 1
+    assert out["kaggle_F_0.50"] == pytest.approx(kaggle_f05(labels, alarm))
+
+
+def test_score_prediction_frame_matches_full_report():
+    m = mission()
+    alarm = alarm_rows()
+    test = slice(100, N)
+    frame = pd.DataFrame(
+        {"timestamp": pd.Series(m.timestamps[test]).dt.strftime("%Y-%m-%d %H:%M:%S")}
+    )
+    frame["is_anomaly"] = alarm[test]
+    frame["channel_3"] = 0
+    frame = frame.sample(frac=1.0, random_state=0)  # order does not matter
+    got = score_prediction_frame(frame, m)
+    want = full_report(
+        m.events,
+        m.timestamps[test],
+        alarm[test],
+        channel_alarm=np.zeros((N - 100, 1), dtype=np.uint8),
+        channel_names=["channel_3"],
+        channels_table=m.channels,
+    )
+    assert got == pytest.approx(want)
+
+
+def test_score_prediction_frame_names_missing_timestamps():
+    m = mission()
+    frame = pd.DataFrame({"timestamp": [T0, T0 + pd.Timedelta("1s")], "is_anomaly": [0, 1]})
+    with pytest.raises(ESAInputError, match="2007-01-01 00:00:01"):
+        score_prediction_frame(frame, m)
+    with pytest.raises(ESAInputError, match="is_anomaly"):
+        score_prediction_frame(pd.DataFrame({"timestamp": [T0]}), m)
+
+
+def test_score_prediction_frame_with_sample_ids():
+    m = mission()
+    m.timestamps = np.arange(N, dtype=np.int64)
+    ev = m.events.copy()
+    ev["StartTime"] = ((ev["StartTime"] - T0) / STEP).astype(np.int64)
+    ev["EndTime"] = ((ev["EndTime"] - T0) / STEP).astype(np.int64)
+    m.events = ev
+    frame = pd.DataFrame({"id": np.arange(N), "is_anomaly": alarm_rows()})
+    out = score_prediction_frame(frame, m)
+    assert out["EW_recall"] == pytest.approx(2 / 3)
+
+
+def test_ranking_table_orders_by_ew_then_ties():
+    results = {
+        "low": {"EW_F_0.50": 0.1, "subsystem_F_0.50": 0.9},
+        "tie_better": {"EW_F_0.50": 0.5, "subsystem_F_0.50": 0.6},
+        "tie_worse": {"EW_F_0.50": 0.5, "subsystem_F_0.50": 0.4},
+    }
+    lines = ranking_table(results).splitlines()[2:]
+    assert [ln.split()[1] for ln in lines] == ["tie_better", "tie_worse", "low"]
