@@ -1,0 +1,63 @@
+"""Inference container entrypoint: /data/test.parquet + /artifacts -> /data/submission.csv.
+
+The Kaggle challenge's reference container reads the test file from ``/data``, finds the model
+under ``/artifacts`` and writes ``/data/submission.csv``. Folders can be changed with
+``--data`` / ``--artifacts`` (or ``ESA_DATA_DIR`` / ``ESA_ARTIFACTS``) so that the same script is
+tested outside a container.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from esa_lightning.errors import ESAInputError
+
+
+def find_detector(artifacts: Path) -> Path:
+    """The artifact folder itself, or the single ``detector`` folder somewhere below it."""
+    if (artifacts / "detector.json").is_file():
+        return artifacts
+    found = sorted(p.parent for p in artifacts.rglob("detector.json"))
+    if len(found) != 1:
+        raise ESAInputError(
+            f"expected one detector artifact, found {len(found)}", path=artifacts
+        )
+    return found[0]
+
+
+def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
+    from esa_lightning.data.kaggle import read_kaggle
+    from esa_lightning.pipeline import Detector, check_schema
+    from esa_lightning.prediction import row_ids, score_in_chunks
+    from esa_lightning.reporting import write_submission
+
+    test_file = data_dir / "test.parquet"
+    if not test_file.is_file():
+        raise ESAInputError("test file not found", path=test_file)
+    detector = Detector.load(find_detector(artifacts))
+    mission = read_kaggle(test_file, use_cache=False)
+    check_schema(detector.schema, mission, source=str(test_file))
+    scores = score_in_chunks(detector, mission, chunk_rows)
+    return write_submission(row_ids(mission), scores.alarm, data_dir / "submission.csv")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("ESA_DATA_DIR", "/data"))
+    parser.add_argument("--artifacts", default=os.environ.get("ESA_ARTIFACTS", "/artifacts"))
+    parser.add_argument("--chunk-rows", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    try:
+        out = run(Path(args.data), Path(args.artifacts), args.chunk_rows)
+    except ESAInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"written: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
