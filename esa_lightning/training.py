@@ -70,7 +70,8 @@ def fit_component(
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    datamodule = instantiate(spec.datamodule, mission=mission, _convert_="all")
+    # objects such as the Mission cannot pass through OmegaConf: bind them after instantiation
+    datamodule = instantiate(spec.datamodule, _partial_=True, _convert_="all")(mission=mission)
     model = instantiate(spec.model, **datamodule.dims, _convert_="all")
     callbacks = instantiate_group(cfg.get("callbacks")) + instantiate_group(spec.get("callbacks"))
     checkpoint_dir = output_dir / "checkpoints" / name

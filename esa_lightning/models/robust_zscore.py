@@ -99,7 +99,7 @@ class RobustZScore(L.LightningModule):
 
     @torch.no_grad()
     def score_rows(self, mission: Mission) -> RowScores:
-        x = torch.as_tensor(np.asarray(mission.values, dtype=np.float32), device=self.device)
+        x = torch.as_tensor(np.array(mission.values, dtype=np.float32), device=self.device)
         score, z = self.row_scores(x)
         alarm = score > self.threshold
         channel_alarm = z > self.threshold
