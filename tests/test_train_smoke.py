@@ -1,0 +1,76 @@
+"""train() and predict() through Hydra's compose API on a small synthetic mission."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from esa_lightning.container import main as container_main
+from esa_lightning.errors import ESAInputError
+from esa_lightning.prediction import predict
+from esa_lightning.training import train
+from tests.conftest import compose_config
+
+
+@pytest.fixture(scope="module")
+def smoke_run(small_mission_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke_run")
+    cfg = compose_config("train", ["experiment=smoke", f"data.root={small_mission_dir}",
+                                   "trainer.enable_progress_bar=false",
+                                   "~callbacks.progress_bar"], out)
+    value = train(cfg)
+    return out, value
+
+
+def test_train_writes_metrics_detector_and_tensorboard(smoke_run):
+    out, value = smoke_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert value == metrics["val/EW_F_0.50"]
+    for key in ("test/EW_F_0.50", "test/AFF_F_0.50", "test/EW_F_0.50_anomaly", "val/AUC_PR"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert (out / "detector" / "detector.json").is_file()
+    assert list((out / "tensorboard").rglob("events.out.tfevents*"))
+
+
+def test_predict_writes_every_output(smoke_run, small_mission_dir, tmp_path):
+    out, _ = smoke_run
+    cfg = compose_config("predict", [f"ckpt={out / 'detector'}", f"data.root={small_mission_dir}",
+                                     "chunk_rows=5000", "max_figures=2"], tmp_path)
+    metrics = predict(cfg)
+    sub = pd.read_csv(tmp_path / "submission.csv")
+    assert list(sub.columns) == ["id", "is_anomaly"]
+    assert set(sub["is_anomaly"].unique()) <= {0, 1}
+    assert sub["id"].is_monotonic_increasing and sub["id"].is_unique
+    intervals = pd.read_csv(tmp_path / "intervals.csv")
+    assert list(intervals.columns) == ["start", "end", "channels", "score", "top_channels"]
+    report = pd.read_csv(tmp_path / "report.csv")
+    assert list(report.columns) == ["range", "status", "indices"]
+    assert (tmp_path / "index.html").is_file()
+    assert "test/EW_F_0.50" in metrics
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+
+
+def test_container_entrypoint_writes_submission(smoke_run, small_mission_dir, tmp_path):
+    out, _ = smoke_run
+    data = tmp_path / "data"
+    data.mkdir()
+    kaggle = small_mission_dir / "kaggle"
+    (data / "test.parquet").write_bytes((kaggle / "test.parquet").read_bytes())
+    artifacts = tmp_path / "artifacts"
+    (out / "detector").rename(artifacts)
+    try:
+        assert container_main(["--data", str(data), "--artifacts", str(artifacts)]) == 0
+    finally:
+        artifacts.rename(out / "detector")
+    sub = pd.read_csv(data / "submission.csv")
+    test_ids = pd.read_parquet(kaggle / "test.parquet", columns=["id"])["id"].to_numpy()
+    np.testing.assert_array_equal(sub["id"].to_numpy(), test_ids)
+    assert set(sub["is_anomaly"].unique()) <= {0, 1}
+
+
+def test_predict_refuses_missing_artifact(small_mission_dir, tmp_path):
+    cfg = compose_config("predict", [f"ckpt={tmp_path / 'nothing'}",
+                                     f"data.root={small_mission_dir}"], tmp_path)
+    with pytest.raises(ESAInputError, match="detector.json"):
+        predict(cfg)
