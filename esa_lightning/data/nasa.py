@@ -1,0 +1,256 @@
+"""Reader of the NASA telemanom layout (SMAP / MSL, Hundman et al. 2018) into a ``Mission``.
+
+Layout: ``train/<chan>.npy`` and ``test/<chan>.npy`` (float [T, 1 + K]: column 0 the telemetry
+value, columns 1..K 0/1 commands) and ``labeled_anomalies.csv`` (chan_id, spacecraft,
+anomaly_sequences, class, num_values). ``anomaly_sequences`` holds inclusive ``[start, end]``
+index pairs into the test array.
+
+Every channel is an independent series (different lengths, not aligned in time), so the
+returned ``Mission`` is a container: ``series`` maps each channel to its own single-channel
+``Mission`` whose timestamps are ``np.arange(-T_train, T_test)``: test rows carry their original
+test indices (the numbers in ``labeled_anomalies.csv``) and training rows are negative.
+
+The public release's csv lists SMAP and MSL together while a folder usually holds one of them:
+channels of a spacecraft without any files are skipped; a channel of a spacecraft that is
+present (or asked for with ``spacecraft=``) must have both files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from esa_lightning.data.esa_csv import forward_fill_nonfinite, zero_nonfinite
+from esa_lightning.data.mission import EVENT_COLUMNS, Mission, empty_events
+from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
+from esa_lightning.errors import ESAInputError
+
+LABELS_FILE = "labeled_anomalies.csv"
+REQUIRED = ["chan_id", "spacecraft", "anomaly_sequences", "class", "num_values"]
+
+
+def read_nasa(
+    root: str | Path,
+    *,
+    channels: ChannelSpec = "all",
+    spacecraft: str | None = None,
+    val_fraction: float | None = None,
+) -> Mission:
+    """Read a telemanom folder: one independent single-channel ``Mission`` per channel."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ESAInputError("no such folder", path=root)
+    csv_path = root / LABELS_FILE
+    listing = _read_listing(csv_path, spacecraft)
+    table = pd.DataFrame(
+        {
+            "Channel": listing["chan_id"].tolist(),
+            "Subsystem": [c.split("-")[0] for c in listing["chan_id"]],
+            "Group": listing["chan_id"].tolist(),
+            "Target": True,
+            "Categorical": False,
+        }
+    )
+    selected = select_channels(table, channels, source=str(csv_path))
+    rows = listing.set_index("chan_id")
+    series: dict[str, Mission] = {}
+    for chan in selected["Channel"]:
+        series[chan] = _read_channel(root, chan, rows.loc[chan], csv_path, val_fraction)
+    frames = [m.events for m in series.values() if len(m.events)]
+    events = pd.concat(frames, ignore_index=True) if frames else _with_class(empty_events("int64"))
+    return Mission(
+        name=root.name,
+        values={chan: m.values[:, 0] for chan, m in series.items()},
+        timestamps=None,
+        channels=selected,
+        labels=None,
+        events=events,
+        series=series,
+        meta={"source": str(root), "spacecraft": sorted(set(listing["spacecraft"]))},
+    )
+
+
+def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
+    """Rows of ``labeled_anomalies.csv`` for the channels this folder holds."""
+    if not csv_path.is_file():
+        raise ESAInputError("no such file", path=csv_path)
+    try:
+        listing = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.EmptyDataError) as exc:
+        raise ESAInputError(f"cannot read the anomaly list: {exc}", path=csv_path) from None
+    listing.columns = [c.strip() for c in listing.columns]
+    for col in REQUIRED:
+        if col not in listing.columns:
+            raise ESAInputError("missing column", path=csv_path, column=col)
+    if listing.empty:
+        raise ESAInputError("empty file (no channels listed)", path=csv_path)
+    listing = listing.apply(lambda s: s.str.strip())
+    dupes = listing["chan_id"][listing["chan_id"].duplicated()]
+    if len(dupes):
+        raise ESAInputError(
+            "channel listed twice", path=csv_path, column="chan_id", value=dupes.iloc[0]
+        )
+    root = csv_path.parent
+    has_files = listing["chan_id"].map(
+        lambda c: (root / "train" / f"{c}.npy").is_file() or (root / "test" / f"{c}.npy").is_file()
+    )
+    if spacecraft is not None:
+        wanted = listing["spacecraft"].str.upper() == str(spacecraft).strip().upper()
+        if not wanted.any():
+            raise ESAInputError(
+                f"no channel of this spacecraft; listed: {sorted(set(listing['spacecraft']))}",
+                path=csv_path,
+                column="spacecraft",
+                value=spacecraft,
+            )
+    else:
+        present = set(listing.loc[has_files, "spacecraft"])
+        if not present:
+            raise ESAInputError("no listed channel has files under train/ or test/", path=csv_path)
+        wanted = listing["spacecraft"].isin(present)
+    return listing[wanted].reset_index(drop=True)
+
+
+def _load_array(path: Path, chan: str) -> np.ndarray:
+    if not path.is_file():
+        raise ESAInputError(
+            "channel listed in labeled_anomalies.csv but file missing", path=path, column=chan
+        )
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ESAInputError(f"not a readable .npy array: {exc}", path=path, column=chan) from None
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise ESAInputError(
+            f"expected a non-empty 2-D array, got shape {array.shape}", path=path, column=chan
+        )
+    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
+        raise ESAInputError(f"not a numeric array ({array.dtype})", path=path, column=chan)
+    return array
+
+
+def _read_channel(
+    root: Path, chan: str, row: pd.Series, csv_path: Path, val_fraction: float | None
+) -> Mission:
+    train_path, test_path = root / "train" / f"{chan}.npy", root / "test" / f"{chan}.npy"
+    train, test = _load_array(train_path, chan), _load_array(test_path, chan)
+    if train.shape[1] != test.shape[1]:
+        raise ESAInputError(
+            f"train has {train.shape[1]} columns, test {test.shape[1]}", path=test_path, column=chan
+        )
+    try:
+        num_values = int(row["num_values"])
+    except ValueError:
+        raise ESAInputError(
+            "num_values is not an integer", path=csv_path, column=chan, value=row["num_values"]
+        ) from None
+    if num_values != len(test):
+        raise ESAInputError(
+            f"num_values is {num_values} but the test array has {len(test)} rows",
+            path=test_path,
+            column=chan,
+            value=num_values,
+        )
+    sequences = parse_sequences(row["anomaly_sequences"], len(test), csv_path, chan)
+    classes = _parse_classes(row["class"], len(sequences), csv_path, chan)
+
+    both = np.concatenate([train, test]).astype(np.float32)
+    values = np.ascontiguousarray(both[:, :1])
+    commands = np.ascontiguousarray(both[:, 1:])
+    forward_fill_nonfinite(values, [chan], source=f"{train_path}, {test_path}")
+    zero_nonfinite(commands, source=f"{train_path}, {test_path}")
+
+    n_train = len(train)
+    labels = np.zeros((len(both), 1), dtype=np.uint8)
+    for start, end in sequences:
+        labels[n_train + start : n_train + end + 1, 0] = 1
+    events = pd.DataFrame(
+        {
+            "ID": [f"{chan}_{k}" for k in range(len(sequences))],
+            "Channel": [chan] * len(sequences),
+            "StartTime": np.array([s for s, _ in sequences], dtype=np.int64),
+            "EndTime": np.array([e for _, e in sequences], dtype=np.int64),
+            "Category": ["Anomaly"] * len(sequences),
+            "Class": classes,
+        },
+    ).astype({"ID": object, "Channel": object, "Category": object, "Class": object})
+    channel_table = pd.DataFrame(
+        {
+            "Channel": [chan],
+            "Subsystem": [chan.split("-")[0]],
+            "Group": [chan],
+            "Target": [True],
+            "Categorical": [False],
+        }
+    )
+    return Mission(
+        name=chan,
+        values=values,
+        timestamps=np.arange(-n_train, len(test), dtype=np.int64),
+        channels=channel_table,
+        labels=labels,
+        events=events,
+        telecommands=commands,
+        telecommand_names=[f"cmd_{i}" for i in range(1, commands.shape[1] + 1)],
+        test_start=n_train,
+        val_start=split_points_by_fraction(n_train, val_fraction),
+        meta={"spacecraft": row["spacecraft"], "source": str(test_path)},
+    )
+
+
+def parse_sequences(text: str, n_test: int, path: Path | str, chan: str) -> list[tuple[int, int]]:
+    """``"[[550, 750], [2100, 2210]]"`` -> inclusive (start, end) pairs inside the test array."""
+    try:
+        raw = json.loads(text)
+    except (TypeError, ValueError):
+        raw = None
+    ok = isinstance(raw, list) and all(
+        isinstance(p, list)
+        and len(p) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in p)
+        for p in raw
+    )
+    if not ok:
+        raise ESAInputError(
+            "anomaly_sequences must be a list of [start, end] integer pairs",
+            path=path,
+            column=f"{chan}: anomaly_sequences",
+            value=text,
+        )
+    pairs = [(int(a), int(b)) for a, b in raw]
+    for a, b in pairs:
+        if not 0 <= a <= b < n_test:
+            raise ESAInputError(
+                f"sequence [{a}, {b}] does not lie inside the test array (0..{n_test - 1})",
+                path=path,
+                column=f"{chan}: anomaly_sequences",
+                value=text,
+            )
+    return pairs
+
+
+def _parse_classes(text: str, n: int, path: Path, chan: str) -> list[str | None]:
+    """``"[point, contextual]"`` (unquoted names) -> one class per sequence."""
+    inner = text.strip()
+    if not (inner.startswith("[") and inner.endswith("]")):
+        raise ESAInputError(
+            "class must be a bracketed list", path=path, column=f"{chan}: class", value=text
+        )
+    names = [c.strip().strip("'\"") for c in inner[1:-1].split(",") if c.strip()]
+    if len(names) != n:
+        raise ESAInputError(
+            f"{len(names)} classes for {n} anomaly sequences",
+            path=path,
+            column=f"{chan}: class",
+            value=text,
+        )
+    return names
+
+
+def _with_class(events: pd.DataFrame) -> pd.DataFrame:
+    events = events[EVENT_COLUMNS].copy()
+    events["Class"] = pd.Series([], dtype=object)
+    return events

@@ -1,0 +1,323 @@
+"""ESA-ADB preprocessed CSV reader: round trips, splits, events, projection, cache, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.csv as pacsv
+import pytest
+
+from esa_lightning.data import esa_csv
+from esa_lightning.data.esa_csv import read_esa_csv
+from esa_lightning.data.mission import Mission, default_channel_table, empty_events
+from esa_lightning.errors import ESAInputError
+
+START = pd.Timestamp("2000-01-01")
+STEP = pd.Timedelta("30s")
+
+
+def make_frame(n: int = 40, n_channels: int = 3, n_commands: int = 2, seed: int = 0):
+    """A CSV-shaped frame plus the arrays it encodes."""
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range(START, periods=n, freq=STEP)
+    values = rng.normal(size=(n, n_channels)).astype(np.float32)
+    commands = (rng.random((n, n_commands)) < 0.2).astype(np.float32)
+    labels = np.zeros((n, n_channels), dtype=np.uint8)
+    names = [f"channel_{i + 1}" for i in range(n_channels)]
+    tcs = [f"telecommand_{i + 1}" for i in range(n_commands)]
+    frame = pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S")})
+    for j, c in enumerate(names):
+        frame[c] = values[:, j]
+    for j, c in enumerate(tcs):
+        frame[c] = commands[:, j].astype(int)
+    return frame, ts, values, commands, labels, names, tcs
+
+
+def write_csv(path: Path, frame: pd.DataFrame, labels: np.ndarray, names: list[str]) -> Path:
+    frame = frame.copy()
+    value_cols = [c for c in frame.columns if c != "timestamp"]
+    for c in value_cols:
+        j = names.index(c) if c in names else None
+        frame["is_anomaly_" + c] = labels[:, j] if j is not None else 0
+    frame.to_csv(path, index=False, float_format="%.9g")
+    return path
+
+
+def read(path, **kw):
+    kw.setdefault("use_cache", False)
+    return read_esa_csv(path, **kw)
+
+
+def test_single_file_round_trip_and_split(tmp_path):
+    frame, ts, values, commands, labels, names, tcs = make_frame()
+    labels[5:9, 0] = 1
+    labels[7:12, 2] = 1
+    labels[20:22, 1] = 2
+    labels[30, 0] = 3
+    path = write_csv(tmp_path / "3_months.train.csv", frame, labels, names)
+    split = START + STEP * 25
+    m = read(path, split_date=split, val_days=5 * 30 / 86400)
+    np.testing.assert_array_equal(m.values, values)
+    np.testing.assert_array_equal(m.telecommands, commands)
+    np.testing.assert_array_equal(m.labels, labels)
+    np.testing.assert_array_equal(m.timestamps, ts.values)
+    assert m.values.dtype == np.float32 and m.labels.dtype == np.uint8
+    assert m.channel_names == names and m.telecommand_names == tcs
+    assert m.test_start == 25
+    assert m.val_start == 20  # last 5 steps of training (rows 20..24) are validation
+    assert m.period == STEP
+    assert m.name == "3_months"
+
+
+def test_events_from_runs(tmp_path):
+    frame, ts, _, _, labels, names, _ = make_frame(n=30)
+    labels[5:9, 0] = 1  # event A spans rows 5..11 over two channels
+    labels[7:12, 2] = 1
+    labels[20:22, 1] = 2  # event B: a rare event
+    labels[25, 0] = 1  # event C: one row
+    labels[25, 1] = 3  # event D: a gap on the same row, another category
+    path = write_csv(tmp_path / "x.csv", frame, labels, names)
+    ev = read(path).events
+    assert list(ev.columns[:5]) == ["ID", "Channel", "StartTime", "EndTime", "Category"]
+    assert ev["ID"].nunique() == 4
+    a = ev[ev["ID"] == ev.loc[(ev["Channel"] == "channel_3"), "ID"].iloc[0]]
+    assert set(a["Channel"]) == {"channel_1", "channel_3"}
+    seg1 = a[a["Channel"] == "channel_1"].iloc[0]
+    seg3 = a[a["Channel"] == "channel_3"].iloc[0]
+    assert (seg1["StartTime"], seg1["EndTime"]) == (ts[5], ts[8])
+    assert (seg3["StartTime"], seg3["EndTime"]) == (ts[7], ts[11])
+    rare = ev[ev["Category"] == "Rare Event"]
+    assert len(rare) == 1 and rare.iloc[0]["Channel"] == "channel_2"
+    assert (rare.iloc[0]["StartTime"], rare.iloc[0]["EndTime"]) == (ts[20], ts[21])
+    at25 = ev[ev["StartTime"] == ts[25]]
+    assert set(at25["Category"]) == {"Anomaly", "Communication Gap"}
+    assert at25["ID"].nunique() == 2
+
+
+def test_folder_train_test_and_channel_table(tmp_path):
+    frame, ts, values, commands, labels, names, _ = make_frame(n=50)
+    labels[40:45, 1] = 1
+    write_csv(tmp_path / "3_months.train.csv", frame.iloc[:30], labels[:30], names)
+    write_csv(tmp_path / "3_months.test.csv", frame.iloc[30:], labels[30:], names)
+    pd.DataFrame(
+        {
+            "Channel": names,
+            "Subsystem": ["subsystem_1", "subsystem_1", "subsystem_2"],
+            "Physical Unit": ["V", "A", "K"],
+            "Group": ["g1", "g1", "g2"],
+            "Target": ["YES", "NO", "YES"],
+            "Categorical": ["NO", "NO", "YES"],
+        }
+    ).to_csv(tmp_path / "channels.csv", index=False)
+    m = read(tmp_path, split_date="1999-01-01", val_days=10 * 30 / 86400)
+    assert m.test_start == 30  # from the files, not from split_date
+    assert m.val_start == 20
+    np.testing.assert_array_equal(m.values, values)
+    np.testing.assert_array_equal(m.labels, labels)
+    assert m.target_channels == ["channel_1", "channel_3"]
+    assert list(m.channels["Group"]) == ["g1", "g1", "g2"]
+    assert list(m.channels["Categorical"]) == [False, False, True]
+    assert len(m.test().events) == 1
+    t = read(tmp_path, channels="target")
+    assert t.channel_names == ["channel_1", "channel_3"]
+    np.testing.assert_array_equal(t.values, values[:, [0, 2]])
+
+
+def test_reads_only_requested_columns(tmp_path, monkeypatch):
+    frame, _, values, _, labels, names, tcs = make_frame(n_channels=5)
+    labels[3:6, 3] = 1
+    path = write_csv(tmp_path / "x.csv", frame, labels, names)
+    seen = []
+    real_open = pacsv.open_csv
+
+    def spy(*args, **kwargs):
+        seen.append(list(kwargs["convert_options"].include_columns))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(esa_csv.pacsv, "open_csv", spy)
+    m = read(path, channels=["channel_4", "channel_2"])
+    assert m.channel_names == ["channel_4", "channel_2"]
+    np.testing.assert_array_equal(m.values, values[:, [3, 1]])
+    np.testing.assert_array_equal(m.labels, labels[:, [3, 1]])
+    expected = {"timestamp", "channel_4", "channel_2", "is_anomaly_channel_4"}
+    expected |= {"is_anomaly_channel_2", *tcs}
+    assert set(seen[0]) == expected
+
+
+def test_lightweight_subset(tmp_path):
+    frame, _, values, _, labels, names, _ = make_frame(n_channels=4)
+    path = write_csv(tmp_path / "x.csv", frame, labels, names)
+    m = read(path, channels="lightweight", lightweight=["channel_2", "channel_3"])
+    np.testing.assert_array_equal(m.values, values[:, 1:3])
+
+
+def test_many_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(esa_csv, "BLOCK_BYTES", 4096)
+    frame, ts, values, commands, labels, names, _ = make_frame(n=3000)
+    labels[1000:1500, 0] = 1
+    path = write_csv(tmp_path / "x.csv", frame, labels, names)
+    m = read(path)
+    np.testing.assert_array_equal(m.values, values)
+    np.testing.assert_array_equal(m.labels, labels)
+    np.testing.assert_array_equal(m.timestamps, ts.values)
+    # a duplicate timestamp far from the start is caught across batch boundaries
+    frame.loc[2500, "timestamp"] = frame.loc[2499, "timestamp"]
+    write_csv(path, frame, labels, names)
+    with pytest.raises(ESAInputError, match="row 2500"):
+        read(path)
+
+
+def test_cache_round_trip(tmp_path):
+    frame, _, values, _, labels, names, _ = make_frame()
+    labels[2:4, 1] = 1
+    path = write_csv(tmp_path / "x.csv", frame, labels, names)
+    cache = tmp_path / "cache"
+    first = read_esa_csv(path, cache_dir=cache)
+    assert not isinstance(first.values, np.memmap)
+    second = read_esa_csv(path, cache_dir=cache)
+    assert isinstance(second.values, np.memmap)
+    np.testing.assert_array_equal(second.values, values)
+    np.testing.assert_array_equal(second.labels, labels)
+    assert second.events.equals(first.events)
+    assert len(list(cache.glob("*/manifest.json"))) == 1
+    assert not list(cache.rglob(".tmp-*"))
+    # another channel selection is another entry; a changed file is another entry too
+    read_esa_csv(path, cache_dir=cache, channels=["channel_1"])
+    assert len(list(cache.glob("*/manifest.json"))) == 2
+    frame["channel_1"] = 7.0
+    write_csv(path, frame, labels, names)
+    third = read_esa_csv(path, cache_dir=cache)
+    assert np.all(third.values[:, 0] == 7.0)
+
+
+def test_no_cache_writes_nothing(tmp_path):
+    frame, _, _, _, labels, names, _ = make_frame()
+    path = write_csv(tmp_path / "x.csv", frame, labels, names)
+    read_esa_csv(path, cache_dir=tmp_path / "cache", use_cache=False)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_nan_and_inf_are_forward_filled(tmp_path):
+    frame, _, values, _, labels, names, _ = make_frame(n=10)
+    frame["channel_1"] = frame["channel_1"].astype(object)
+    frame.loc[0, "channel_1"] = ""  # leading gap: back-filled from row 1
+    frame.loc[4, "channel_1"] = "nan"
+    frame.loc[5, "channel_1"] = "inf"
+    path = write_csv(tmp_path / "x.csv", frame, labels, names)
+    with pytest.warns(UserWarning, match="repaired 3 NaN/inf"):
+        m = read(path)
+    col = m.values[:, 0]
+    assert col[0] == values[1, 0]
+    assert col[4] == col[5] == values[3, 0]
+    np.testing.assert_array_equal(col[6:], values[6:, 0])
+
+
+# ------------------------------------------------------------------------------ bad input
+def _bad_frame(tmp_path, edit) -> Path:
+    frame, _, _, _, labels, names, _ = make_frame(n=10)
+    path = write_csv(tmp_path / "bad.csv", frame, labels, names)
+    table = pd.read_csv(path, dtype=str)
+    edit(table).to_csv(path, index=False)
+    return path
+
+
+def _set(column, row, value):
+    def edit(table):
+        table.loc[row, column] = table.loc[value, column] if isinstance(value, int) else value
+        return table
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (_set("channel_2", 9, "abc"), "channel_2.*'abc'.*number"),
+        (_set("is_anomaly_channel_1", 9, "5"), "0..4"),
+        (_set("is_anomaly_channel_1", 9, "-1"), "0..4"),
+        (_set("is_anomaly_channel_2", 4, ""), "is_anomaly_channel_2.*empty label"),
+        (_set("timestamp", 3, ""), "timestamp.*empty timestamp"),
+        (_set("timestamp", 3, "yesterday"), "'yesterday'"),
+        (_set("timestamp", 3, 2), "increasing"),  # duplicate
+        (_set("timestamp", 3, 8), "increasing"),  # unsorted
+        (lambda t: t.drop(columns="is_anomaly_channel_3"), "is_anomaly_channel_3"),
+        (lambda t: t.drop(columns="timestamp"), "timestamp"),
+        (lambda t: t.iloc[:0], "no data rows"),
+    ],
+)
+def test_bad_input_names_the_problem(tmp_path, edit, match):
+    path = _bad_frame(tmp_path, edit)
+    with pytest.raises(ESAInputError, match=match) as info:
+        read(path)
+    assert "bad.csv" in str(info.value)
+
+
+def test_empty_and_missing_files(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ESAInputError, match="empty"):
+        read(empty)
+    with pytest.raises(ESAInputError, match="no such"):
+        read(tmp_path / "nope.csv")
+    with pytest.raises(ESAInputError, match="exactly one"):
+        read(tmp_path)  # a folder without *.train.csv
+
+
+def test_all_nan_channel_is_an_error(tmp_path):
+    frame, _, _, _, labels, names, _ = make_frame(n=10)
+    frame["channel_2"] = np.nan
+    path = write_csv(tmp_path / "x.csv", frame, labels, names)
+    with pytest.raises(ESAInputError, match="channel_2.*no finite"):
+        read(path)
+
+
+def test_test_file_must_follow_train(tmp_path):
+    frame, _, _, _, labels, names, _ = make_frame(n=20)
+    write_csv(tmp_path / "a.train.csv", frame.iloc[10:], labels[10:], names)
+    write_csv(tmp_path / "a.test.csv", frame.iloc[:10], labels[:10], names)
+    with pytest.raises(ESAInputError, match="a.test.csv.*after the last training"):
+        read(tmp_path)
+
+
+def test_unknown_channel(tmp_path):
+    frame, _, _, _, labels, names, _ = make_frame()
+    path = write_csv(tmp_path / "x.csv", frame, labels, names)
+    with pytest.raises(ESAInputError, match="channel_99"):
+        read(path, channels=["channel_99"])
+
+
+def small_mission(n: int = 200, n_channels: int = 3, seed: int = 1) -> Mission:
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((n, n_channels), dtype=np.uint8)
+    labels[50:60, 0] = 1
+    labels[55:70, 2] = 1
+    labels[120:125, 1] = 2
+    names = [f"channel_{i + 1}" for i in range(n_channels)]
+    return Mission(
+        name="tiny",
+        values=rng.normal(size=(n, n_channels)).astype(np.float32),
+        timestamps=pd.date_range(START, periods=n, freq=STEP).values,
+        channels=default_channel_table(names),
+        labels=labels,
+        events=empty_events(),
+        telecommands=(rng.random((n, 2)) < 0.1).astype(np.float32),
+        telecommand_names=["telecommand_1", "telecommand_2"],
+        test_start=150,
+    )
+
+
+def test_round_trip_through_synthetic_writer(tmp_path):
+    synthetic = pytest.importorskip("esa_lightning.data.synthetic")
+    source = small_mission()
+    synthetic.write_esa_csv(source.fit_range(), tmp_path / "tiny.train.csv")
+    synthetic.write_esa_csv(source.test(), tmp_path / "tiny.test.csv")
+    m = read(tmp_path)
+    np.testing.assert_array_equal(m.values, source.values)
+    np.testing.assert_array_equal(m.telecommands, source.telecommands)
+    np.testing.assert_array_equal(m.labels, source.labels)
+    np.testing.assert_array_equal(m.timestamps, source.timestamps)
+    assert m.test_start == source.test_start
+    assert m.channel_names == source.channel_names
+    assert m.events["ID"].nunique() == 2

@@ -1,0 +1,273 @@
+"""Kaggle challenge reader: round trip, projection, broadcast labels, streaming, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from esa_lightning.data.kaggle import iter_parquet_batches, read_kaggle
+from esa_lightning.data.mission import Mission, default_channel_table, empty_events
+from esa_lightning.errors import ESAInputError
+
+
+def make_parts(n_train: int = 60, n_test: int = 15, n_channels: int = 4, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    values = rng.normal(size=(n, n_channels)).astype(np.float32)
+    commands = (rng.random((n, 2)) < 0.1).astype(np.uint8)
+    row = np.zeros(n, dtype=np.uint8)
+    row[10:14] = 1
+    row[30] = 1
+    row[n_train + 3 : n_train + 6] = 1
+    frame = pd.DataFrame({"id": np.arange(n, dtype=np.int64)})
+    names = [f"channel_{i + 1}" for i in range(n_channels)]
+    for j, c in enumerate(names):
+        frame[c] = values[:, j]
+    frame["telecommand_1"] = commands[:, 0]
+    frame["telecommand_2"] = commands[:, 1]
+    frame["is_anomaly"] = row
+    return frame, values, commands, row, names
+
+
+def write_layout(root: Path, frame: pd.DataFrame, n_train: int, test_labels: bool = False) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    frame.iloc[:n_train].to_parquet(root / "train.parquet", index=False)
+    test = frame.iloc[n_train:]
+    if not test_labels:
+        test = test.drop(columns="is_anomaly")
+    test.to_parquet(root / "test.parquet", index=False)
+    return root
+
+
+def read(root, **kw):
+    kw.setdefault("use_cache", False)
+    return read_kaggle(root, **kw)
+
+
+def test_round_trip_folder(tmp_path):
+    frame, values, commands, row, names = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60)
+    pd.DataFrame({"target_channels": ["channel_2", "channel_4"]}).to_csv(
+        root / "target_channels.csv", index=False
+    )
+    m = read(root, val_fraction=0.25)
+    np.testing.assert_array_equal(m.values, values)
+    np.testing.assert_array_equal(m.telecommands, commands.astype(np.float32))
+    np.testing.assert_array_equal(m.timestamps, np.arange(75))
+    assert m.timestamps.dtype == np.int64
+    assert (m.val_start, m.test_start) == (45, 60)
+    assert m.channel_names == names
+    assert m.telecommand_names == ["telecommand_1", "telecommand_2"]
+    assert m.target_channels == ["channel_2", "channel_4"]
+    # the row label sits on every channel; the test part has none
+    expected = row.copy()
+    expected[60:] = 0
+    assert m.labels.shape == (75, 4)
+    for j in range(4):
+        np.testing.assert_array_equal(m.labels[:, j], expected)
+    assert m.labels.strides[1] == 0 and not m.labels.flags.writeable
+    np.testing.assert_array_equal(m.is_anomaly, expected)
+    assert m.meta["test_labeled"] is False and m.meta["train_labeled"] is True
+    ev = m.events
+    assert list(zip(ev["StartTime"], ev["EndTime"], strict=True)) == [(10, 13), (30, 30)]
+    assert set(ev["Category"]) == {"Anomaly"} and ev["Channel"].isna().all()
+    assert ev["ID"].is_unique
+
+
+def test_labeled_test_part(tmp_path):
+    frame, _, _, row, _ = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60, test_labels=True)
+    m = read(root)
+    np.testing.assert_array_equal(m.labels[:, 0], row)
+    assert m.meta["test_labeled"] is True
+    assert len(m.test().events) == 1
+
+
+def test_reads_only_requested_columns(tmp_path, monkeypatch):
+    frame, values, _, _, _ = make_parts(n_channels=8)
+    root = write_layout(tmp_path / "kg", frame, 60)
+    seen = []
+    real = pq.ParquetFile.iter_batches
+
+    def spy(self, *args, **kwargs):
+        seen.append(list(kwargs["columns"]))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    monkeypatch.setattr(pq, "read_table", None)  # a full-table read would fail
+    m = read(root, channels=["channel_7", "channel_3"])
+    np.testing.assert_array_equal(m.values, values[:, [6, 2]])
+    common = {"id", "channel_7", "channel_3", "telecommand_1", "telecommand_2"}
+    assert [set(c) for c in seen] == [common | {"is_anomaly"}, common]
+    assert pq.ParquetFile(root / "train.parquet").metadata.num_columns == 12
+
+
+def test_single_files_and_include_test(tmp_path):
+    frame, values, _, row, _ = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60)
+    train_only = read(root / "train.parquet")
+    assert train_only.test_start == 60 == len(train_only.values)
+    np.testing.assert_array_equal(train_only.labels[:, 0], row[:60])
+    test_only = read(root / "test.parquet")
+    assert test_only.test_start == 0 and len(test_only.values) == 15
+    np.testing.assert_array_equal(test_only.values, values[60:])
+    assert test_only.meta["test_labeled"] is False
+    no_test = read(root, include_test=False)
+    assert len(no_test.values) == 60 and no_test.test_start == 60
+
+
+def test_cache_round_trip(tmp_path):
+    frame, values, _, row, _ = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60, test_labels=True)
+    first = read_kaggle(root, cache_dir=tmp_path / "cache")
+    second = read_kaggle(root, cache_dir=tmp_path / "cache")
+    assert isinstance(second.values, np.memmap)
+    np.testing.assert_array_equal(second.values, values)
+    np.testing.assert_array_equal(second.labels[:, 3], row)
+    assert second.meta["test_labeled"] is True
+    assert second.events.equals(first.events)
+
+
+def test_nan_repair(tmp_path):
+    frame, values, _, _, _ = make_parts()
+    frame.loc[[5, 6], "channel_2"] = np.nan
+    frame.loc[61, "channel_3"] = np.inf
+    root = write_layout(tmp_path / "kg", frame, 60)
+    with pytest.warns(UserWarning, match="repaired 3 NaN/inf"):
+        m = read(root)
+    assert m.values[5, 1] == m.values[6, 1] == values[4, 1]
+    assert m.values[61, 2] == values[60, 2]
+
+
+def test_iter_parquet_batches(tmp_path):
+    frame, values, _, _, _ = make_parts()
+    frame.loc[[20, 21], "channel_1"] = np.nan  # crosses the batch boundary at 21
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, index=False)
+    with pytest.warns(UserWarning, match="repaired 1 NaN/inf"):
+        got = list(iter_parquet_batches(path, columns=["channel_3", "channel_1"], batch_rows=21))
+    assert [len(ids) for ids, _, _ in got] == [21, 21, 21, 12]
+    ids = np.concatenate([b[0] for b in got])
+    vals = np.concatenate([b[1] for b in got])
+    np.testing.assert_array_equal(ids, np.arange(75))
+    assert vals.dtype == np.float32 and got[0][2] == ["channel_3", "channel_1"]
+    np.testing.assert_array_equal(vals[:, 0], values[:, 2])
+    assert vals[20, 1] == vals[21, 1] == values[19, 0]
+    with pytest.warns(UserWarning, match="repaired 2 NaN/inf"):
+        names = next(iter_parquet_batches(path))[2]
+    assert names == ["channel_1", "channel_2", "channel_3", "channel_4", "telecommand_1",
+                     "telecommand_2"]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_missing_inputs(tmp_path):
+    with pytest.raises(ESAInputError, match="no such"):
+        read(tmp_path / "nope")
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(ESAInputError, match="no train.parquet"):
+        read(tmp_path / "empty_dir")
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(ESAInputError, match="bad.parquet"):
+        read(bad)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda f: f.drop(columns="id"), "'id'"),
+        (lambda f: f.assign(id=f["id"].to_numpy()[::-1].copy()), "increasing"),
+        (lambda f: f.assign(id=np.r_[0, np.arange(f.shape[0] - 1)]), "increasing"),
+        (lambda f: f.assign(is_anomaly=np.r_[f["is_anomaly"].to_numpy()[:-1], 7]), "0..4"),
+        (lambda f: f.assign(is_anomaly=np.where(f["id"] == 7, 0.5, 0.0)), "0..4.*0.5|0.5.*0..4"),
+        (lambda f: f.assign(channel_2="x"), "channel_2.*not numeric"),
+        (lambda f: f.iloc[:0], "empty"),
+    ],
+)
+def test_bad_train_file(tmp_path, edit, match):
+    frame, *_ = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60)
+    edit(frame.iloc[:60].copy()).to_parquet(root / "train.parquet", index=False)
+    with pytest.raises(ESAInputError, match=match) as info:
+        read(root)
+    assert "train.parquet" in str(info.value)
+
+
+def test_test_ids_must_follow_train_ids(tmp_path):
+    frame, *_ = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60)
+    test = pd.read_parquet(root / "test.parquet")
+    test["id"] = np.arange(50, 50 + len(test))
+    test.to_parquet(root / "test.parquet", index=False)
+    with pytest.raises(ESAInputError, match="test.parquet.*follow the train ids"):
+        read(root)
+
+
+def test_test_part_missing_a_channel(tmp_path):
+    frame, *_ = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60)
+    test = pd.read_parquet(root / "test.parquet").drop(columns="channel_3")
+    test.to_parquet(root / "test.parquet", index=False)
+    with pytest.raises(ESAInputError, match="test.parquet.*channel_3"):
+        read(root)
+    assert read(root, channels=["channel_1"]).values.shape == (75, 1)
+
+
+def test_unknown_target_channel(tmp_path):
+    frame, *_ = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60)
+    (root / "target_channels.csv").write_text("target_channels\nchannel_1\nchannel_77\n")
+    with pytest.raises(ESAInputError, match="channel_77"):
+        read(root)
+
+
+def test_iter_rejects_bad_files(tmp_path):
+    frame, *_ = make_parts()
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, index=False)
+    with pytest.raises(ESAInputError, match="channel_9"):
+        next(iter_parquet_batches(path, columns=["channel_9"]))
+    table = pa.table({"id": [3, 2, 1], "channel_1": [1.0, 2.0, 3.0]})
+    pq.write_table(table, path)
+    with pytest.raises(ESAInputError, match="increasing"):
+        list(iter_parquet_batches(path))
+    pq.write_table(pa.table({"id": [0, 1, 1, 2], "channel_1": [0.0, 1, 2, 3]}), path)
+    with pytest.raises(ESAInputError, match="increasing"):  # across a batch boundary
+        list(iter_parquet_batches(path, batch_rows=2))
+
+
+def test_round_trip_through_synthetic_writer(tmp_path):
+    synthetic = pytest.importorskip("esa_lightning.data.synthetic")
+    rng = np.random.default_rng(2)
+    n, names = 300, ["channel_1", "channel_2", "channel_3"]
+    labels = np.zeros((n, 3), dtype=np.uint8)
+    labels[40:50, 1] = 1
+    labels[45:52, 2] = 2  # a rare event also counts as is_anomaly = 1
+    labels[100:103, 0] = 3  # a gap does not
+    table = default_channel_table(names)
+    table["Target"] = [True, False, True]
+    source = Mission(
+        name="tiny",
+        values=rng.normal(size=(n, 3)).astype(np.float32),
+        timestamps=pd.date_range("2000-01-01", periods=n, freq="30s").values,
+        channels=table,
+        labels=labels,
+        events=empty_events(),
+        telecommands=(rng.random((n, 2)) < 0.1).astype(np.float32),
+        telecommand_names=["telecommand_1", "telecommand_2"],
+        test_start=200,
+    )
+    root = synthetic.write_kaggle_layout(source, tmp_path / "kg")
+    m = read(root)
+    np.testing.assert_array_equal(m.values, source.values)
+    np.testing.assert_array_equal(m.telecommands, source.telecommands)
+    np.testing.assert_array_equal(m.timestamps, np.arange(n))
+    assert m.test_start == 200 and m.meta["test_labeled"] is False
+    np.testing.assert_array_equal(m.is_anomaly[:200], source.is_anomaly[:200])
+    assert m.target_channels == ["channel_1", "channel_3"]
+    assert list(zip(m.events["StartTime"], m.events["EndTime"], strict=True)) == [(40, 51)]
