@@ -1,0 +1,243 @@
+"""Raw ESA-ADB reading + resampling: our reader vs a naive pandas reader, and Kaggle parquet reads.
+
+Each measurement runs in its own subprocess (so peak RSS is its own: ``VmHWM`` from
+``/proc/self/status`` at the end of the worker):
+
+- ``ours``:   ``read_esa_mission`` (safe unpickling, searchsorted zero-order hold, float32 out).
+- ``naive``:  ``pd.read_pickle`` + ``resample(period).last().ffill()`` per channel, ``pd.concat``,
+  back-fill, float32.
+- ``kaggle_*``: ``esa_lightning.data.kaggle.read_kaggle`` vs ``pd.read_parquet`` on the Kaggle
+  layout of the same mission, 6 channels and all columns.
+
+Usage::
+
+    python benchmarks/bench_data.py [--channels 76] [--days 1000] [--workdir datasets/bench_data]
+
+Mission1 scale is ``--days 5114`` (14.7 M grid rows); the naive reader then needs ~20 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+HEADER = "## Raw ESA-ADB reader and Kaggle parquet reads (bench_data.py)"
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process (VmHWM; ru_maxrss would carry the forking parent's)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def worker(kind: str, root: Path, period: str) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    base = _peak_rss_mib()
+    info = json.loads((root / "mission.json").read_text())
+    t = time.perf_counter()
+    if kind == "ours":
+        from esa_lightning.data.esa_adb import read_esa_mission
+
+        m = read_esa_mission(root, period=period, counters=info["counters"], use_cache=False)
+        shape, nbytes = m.values.shape, m.values.nbytes
+    elif kind == "naive":
+        names = pd.read_csv(root / "channels.csv")["Channel"].tolist()
+        cols = []
+        for n in names:
+            s = pd.read_pickle(root / "channels" / f"{n}.zip").iloc[:, 0]
+            cols.append(s.resample(period).last().ffill())
+        frame = pd.concat(cols, axis=1).ffill().bfill()
+        for c in info["counters"]:
+            frame[c] = frame[c].diff().fillna(0.0)
+        values = frame.to_numpy(np.float32)
+        shape, nbytes = values.shape, values.nbytes
+    else:
+        import pyarrow.parquet as pq
+
+        which, subset = kind.split("_")[1:]
+        kroot = root / "kaggle"
+        names = [c for c in pq.read_schema(kroot / "train.parquet").names if c.startswith("ch")]
+        pick = names[:6] if subset == "6" else names
+        if which == "ours":
+            from esa_lightning.data.kaggle import read_kaggle
+
+            m = read_kaggle(kroot, channels=pick if subset == "6" else "all", use_cache=False)
+            shape, nbytes = m.values.shape, m.values.nbytes
+        else:
+            cols = None if subset == "all" else ["id", *pick, "is_anomaly"]
+            frames = [pd.read_parquet(kroot / "train.parquet", columns=cols)]
+            if cols:
+                cols = cols[:-1]
+            frames.append(pd.read_parquet(kroot / "test.parquet", columns=cols))
+            frame = pd.concat(frames, ignore_index=True)
+            shape, nbytes = (len(frame), len(pick)), len(frame) * len(pick) * 4
+    seconds = time.perf_counter() - t
+    return {
+        "kind": kind,
+        "seconds": seconds,
+        "rows": shape[0],
+        "cols": shape[1],
+        "out_mib": nbytes / 2**20,
+        "peak_rss_mib": _peak_rss_mib(),
+        "import_rss_mib": base,
+    }
+
+
+def _run(kind: str, root: Path, period: str) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--root", str(root), "--period", period]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode:
+        return {"kind": kind, "error": (res.stderr or res.stdout).strip().splitlines()[-1]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
+    except OSError:
+        mem = float("nan")
+    py = platform.python_version()
+    return f"{os.cpu_count()} CPUs (nproc), {cpu}, {mem:.1f} GiB RAM, Python {py}"
+
+
+def _write_section(text: str) -> None:
+    from esa_lightning.io import write_text_atomic
+
+    old = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
+    start = old.find(HEADER)
+    if start >= 0:
+        nxt = old.find("\n## ", start + len(HEADER))
+        old = old[:start].rstrip() + ("\n" + old[nxt:] if nxt >= 0 else "")
+    write_text_atomic(RESULTS, old.rstrip() + "\n\n" + text.rstrip() + "\n")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--channels", type=int, default=76)
+    p.add_argument("--groups", type=int, default=18)
+    p.add_argument("--days", type=float, default=1000)
+    p.add_argument("--period", default="30s")
+    p.add_argument("--workdir", default="datasets/bench_data")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--root", help=argparse.SUPPRESS)
+    p.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    a = p.parse_args()
+    if a.worker:
+        print(json.dumps(worker(a.worker, Path(a.root), a.period)))
+        return
+
+    from esa_lightning.data.synthetic import generate_mission, write_kaggle_layout
+
+    root = Path(a.workdir) / f"m{a.channels}x{a.days:g}d"
+    gen_s = None
+    if not (root / "mission.json").is_file():
+        t = time.perf_counter()
+        generate_mission(
+            root,
+            channels=a.channels,
+            groups=a.groups,
+            days=a.days,
+            seed=0,
+            n_telecommands=40,
+            period=a.period,
+        )
+        gen_s = time.perf_counter() - t
+    have_kaggle = True
+    try:
+        import esa_lightning.data.kaggle  # noqa: F401
+    except ImportError:
+        have_kaggle = False
+        print("note: esa_lightning.data.kaggle not available yet; skipping the Kaggle part")
+    if have_kaggle and not (root / "kaggle" / "test.parquet").is_file():
+        from esa_lightning.data.esa_adb import read_esa_mission
+
+        info = json.loads((root / "mission.json").read_text())
+        m = read_esa_mission(
+            root, counters=info["counters"], split_date=info["split_date"], use_cache=False
+        )
+        write_kaggle_layout(m, root / "kaggle")
+        del m
+
+    results = [_run(k, root, a.period) for k in ("ours", "naive")]
+    if have_kaggle:
+        results += [
+            _run(k, root, a.period)
+            for k in ("kaggle_ours_6", "kaggle_pandas_6", "kaggle_ours_all", "kaggle_pandas_all")
+        ]
+    for r in results:
+        print(json.dumps(r))
+    raw_points = sum(int(os.path.getsize(f)) for f in (root / "channels").glob("*.zip"))
+    lines = [
+        HEADER,
+        "",
+        f"Command: `python benchmarks/bench_data.py --channels {a.channels} --days {a.days:g}`",
+        f"Machine: {_machine()}",
+        "",
+        f"Synthetic mission: {a.channels} channels, {a.days:g} days, {a.period} grid; "
+        f"channel zips {raw_points / 2**20:.0f} MiB"
+        + (f"; generated in {gen_s:.0f} s" if gen_s else "")
+        + ". Each run in its own process;"
+        " peak RSS includes the interpreter and imports (`import` column).",
+        "",
+        "| reader | rows x cols | time (s) | rows/s | float32 out (MiB) | peak RSS (MiB) |"
+        " import RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    names = {
+        "ours": "`read_esa_mission`",
+        "naive": "naive pandas (read_pickle + resample.last.ffill)",
+        "kaggle_ours_6": "`read_kaggle`, 6 channels",
+        "kaggle_pandas_6": "`pd.read_parquet`, 6 channels",
+        "kaggle_ours_all": "`read_kaggle`, all columns",
+        "kaggle_pandas_all": "`pd.read_parquet`, all",
+    }
+    by = {}
+    for r in results:
+        by[r["kind"]] = r
+        if "error" in r:
+            lines.append(f"| {names[r['kind']]} | failed: {r['error']} ||||||")
+            continue
+        lines.append(
+            f"| {names[r['kind']]} | {r['rows']:,} x {r['cols']} | {r['seconds']:.1f} | "
+            f"{r['rows'] / r['seconds']:,.0f} | {r['out_mib']:.0f} | {r['peak_rss_mib']:.0f} | "
+            f"{r['import_rss_mib']:.0f} |"
+        )
+    if "error" not in by["ours"] and "error" not in by["naive"]:
+        o, n = by["ours"], by["naive"]
+        extra = o["peak_rss_mib"] - o["import_rss_mib"]
+        lines += [
+            "",
+            f"Speed-up over the naive reader: **{n['seconds'] / o['seconds']:.1f}x**; our peak RSS "
+            f"above the imports = {extra:.0f} MiB = **{extra / o['out_mib']:.2f}x** the float32 "
+            f"output (naive: {(n['peak_rss_mib'] - n['import_rss_mib']) / o['out_mib']:.2f}x).",
+        ]
+    if not have_kaggle:
+        lines += ["", "Kaggle part skipped: `esa_lightning.data.kaggle` was not available."]
+    text = "\n".join(lines)
+    print(text)
+    if not a.no_write:
+        _write_section(text)
+
+
+if __name__ == "__main__":
+    main()

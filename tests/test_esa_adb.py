@@ -1,0 +1,388 @@
+"""The raw ESA-ADB reader on tiny hand-made missions, and the safe pickle loader."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from esa_lightning.data.esa_adb import read_esa_mission
+from esa_lightning.data.safe_pickle import read_pickled_frame
+from esa_lightning.errors import ESAInputError
+
+T0 = pd.Timestamp("2000-01-01")
+
+
+def _series(path: Path, name: str, times: list, values: list) -> None:
+    idx = pd.DatetimeIndex([T0 + pd.Timedelta(t) for t in times])
+    pd.DataFrame({name: values}, index=idx).to_pickle(path)
+
+
+def make_mission(root: Path) -> Path:
+    """Two channels, two telecommands, three labels; grid 00:00..00:02:00 at 30 s (5 rows)."""
+    (root / "channels").mkdir(parents=True)
+    (root / "telecommands").mkdir()
+    _series(root / "channels/channel_1.zip", "channel_1", ["10s", "40s", "90s"], [1.0, 2.0, 3.0])
+    _series(root / "channels/channel_2.zip", "channel_2", ["5s", "120s"], [10.0, 20.0])
+    _series(
+        root / "telecommands/telecommand_1.zip", "telecommand_1", ["30s", "31s", "300s"], [1, 1, 1]
+    )
+    _series(root / "telecommands/telecommand_2.zip", "telecommand_2", ["60s"], [1])
+    pd.DataFrame(
+        {
+            "Channel": ["channel_1", "channel_2"],
+            "Subsystem": ["subsystem_1", "subsystem_1"],
+            "Physical Unit": ["V", "count"],
+            "Group": ["group_1", "group_1"],
+            "Target": ["YES", "NO"],
+            "Categorical": ["NO", "NO"],
+        }
+    ).to_csv(root / "channels.csv", index=False)
+    pd.DataFrame({"Telecommand": ["telecommand_1", "telecommand_2"], "Priority": [3, 1]}).to_csv(
+        root / "telecommands.csv", index=False
+    )
+    pd.DataFrame(
+        {
+            "ID": ["id_1", "id_2", "id_3"],
+            "Channel": ["channel_1", "channel_1", "channel_2"],
+            # id_1 lasts 4 s (shorter than the grid); id_2 overlaps it; id_3 carries a timezone
+            "StartTime": [
+                "2000-01-01 00:00:41",
+                "2000-01-01 00:00:50",
+                "2000-01-01T01:01:30+01:00",
+            ],
+            "EndTime": ["2000-01-01 00:00:45", "2000-01-01 00:01:30", "2000-01-01T01:01:30+01:00"],
+        }
+    ).to_csv(root / "labels.csv", index=False)
+    pd.DataFrame(
+        {
+            "ID": ["id_1", "id_2", "id_3"],
+            "Class": ["a", "b", "c"],
+            "Subclass": ["x", "y", "z"],
+            "Category": ["Anomaly", "Rare Event", "Communication Gap"],
+            "Dimensionality": ["Univariate"] * 3,
+            "Locality": ["Local"] * 3,
+            "Length": ["Subsequence"] * 3,
+        }
+    ).to_csv(root / "anomaly_types.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def mission_dir(tmp_path: Path) -> Path:
+    return make_mission(tmp_path / "M")
+
+
+def read(root: Path, **kw):
+    kw.setdefault("use_cache", False)
+    return read_esa_mission(root, **kw)
+
+
+def test_zero_order_hold_values(mission_dir):
+    m = read(mission_dir)
+    grid = pd.date_range(T0, periods=5, freq="30s").to_numpy()
+    np.testing.assert_array_equal(m.timestamps, grid)
+    assert m.values.dtype == np.float32
+    np.testing.assert_array_equal(m.values[:, 0], [1, 1, 2, 3, 3])  # 00:00 back-filled
+    np.testing.assert_array_equal(m.values[:, 1], [10, 10, 10, 10, 20])
+    assert m.channels["Target"].tolist() == [True, False]
+    assert m.channels["Categorical"].dtype == bool
+
+
+def test_labels_floor_ceil_overlap_and_timezone(mission_dir):
+    m = read(mission_dir)
+    # id_1 (4 s, anomaly) -> rows 1..2; id_2 (rare event) rows 1..3; anomaly wins the overlap
+    np.testing.assert_array_equal(m.labels[:, 0], [0, 1, 1, 2, 0])
+    # id_3 at 01:01:30+01:00 = 00:01:30 UTC, a gap of zero length on a grid point
+    np.testing.assert_array_equal(m.labels[:, 1], [0, 0, 0, 3, 0])
+    ev = m.events.set_index("ID")
+    assert ev.loc["id_3", "StartTime"] == pd.Timestamp("2000-01-01 00:01:30")
+    assert ev["StartTime"].dtype == "datetime64[ns]"
+    assert ev.loc["id_2", "Category"] == "Rare Event" and ev.loc["id_1", "Class"] == "a"
+    assert set(m.events.columns) >= {"Dimensionality", "Locality", "Length", "Subclass"}
+
+
+def test_telecommand_pulses_and_priority(mission_dir):
+    m = read(mission_dir)
+    assert m.telecommand_names == ["telecommand_1"]
+    # 00:00:30 lands on row 1, 00:00:31 on the next grid point (row 2), 00:05:00 is after the end
+    np.testing.assert_array_equal(m.telecommands[:, 0], [0, 1, 1, 0, 0])
+    m1 = read(mission_dir, telecommand_priority=1)
+    assert m1.telecommand_names == ["telecommand_1", "telecommand_2"]
+    np.testing.assert_array_equal(m1.telecommands[:, 1], [0, 0, 1, 0, 0])
+
+
+def test_counters_differenced(mission_dir):
+    m = read(mission_dir, counters=["channel_2"])
+    np.testing.assert_array_equal(m.values[:, 1], [0, 0, 0, 0, 10])
+    np.testing.assert_array_equal(m.values[:, 0], [1, 1, 2, 3, 3])
+
+
+def test_channel_selection_and_split(mission_dir):
+    m = read(mission_dir, channels="target")
+    # the grid spans the selected channels only: 00:00 .. 00:01:30
+    assert m.channel_names == ["channel_1"] and m.values.shape == (4, 1)
+    assert set(m.events["Channel"]) == {"channel_1"}
+    m = read(mission_dir, channels=["channel_2", "channel_1"])
+    np.testing.assert_array_equal(m.values[:, 0], [10, 10, 10, 10, 20])
+    m = read(mission_dir, channels="lightweight", lightweight=["channel_2"])
+    assert m.channel_names == ["channel_2"]
+    m = read(mission_dir, split_date="2000-01-01 00:01:00", val_days=30 / 86400)
+    assert (m.val_start, m.test_start) == (1, 2)
+
+
+def test_start_end_selection(mission_dir):
+    m = read(mission_dir, start="2000-01-01 00:00:45", end="2000-01-01 00:01:40")
+    # start floors to 00:00:30; the last grid point at or before the end is 00:01:30
+    np.testing.assert_array_equal(
+        m.timestamps, pd.date_range(T0 + pd.Timedelta("30s"), periods=3, freq="30s").to_numpy()
+    )
+    np.testing.assert_array_equal(m.values[:, 0], [1, 2, 3])
+    np.testing.assert_array_equal(m.telecommands[:, 0], [1, 1, 0])
+
+
+@pytest.mark.parametrize(
+    "period,start,end",
+    [
+        ("37s", None, None),
+        ("30s", None, None),
+        ("30s", "2000-01-01 01:00:00", None),
+        ("45s", None, "2000-01-01 04:00:07"),
+        ("10s", "2000-01-01 00:30:00", "2000-01-01 03:00:00"),
+    ],
+)
+def test_matches_pandas_reference_on_irregular_data(tmp_path, period, start, end):
+    """Random irregular channels with different ranges (the grid grows as channels come in)."""
+    root = make_mission(tmp_path / "R")
+    rng = np.random.default_rng(3)
+    frames = {}
+    for name, (lo, hi) in {"channel_1": (5000, 8000), "channel_2": (0, 20000)}.items():
+        t = np.sort(rng.choice(np.arange(lo, hi), 300, replace=False))
+        idx = pd.DatetimeIndex(T0 + pd.to_timedelta(t, unit="s"))
+        frames[name] = pd.Series(rng.normal(size=300).cumsum(), index=idx)
+        frames[name].to_frame(name).to_pickle(root / "channels" / f"{name}.zip")
+    (root / "labels.csv").unlink()
+    m = read(root, period=period, start=start, end=end, counters=["channel_2"])
+    first = pd.Timestamp(start) if start else min(f.index[0] for f in frames.values())
+    last = pd.Timestamp(end) if end else max(f.index[-1] for f in frames.values())
+    grid = pd.date_range(first.floor(period), last.floor(period), freq=period)
+    np.testing.assert_array_equal(m.timestamps, grid.to_numpy())
+    # zero-order hold; before the first sample the channel's first raw value
+    f1, f2 = frames["channel_1"], frames["channel_2"]
+    ref1 = f1.reindex(grid, method="ffill").fillna(f1.iloc[0]).to_numpy(np.float32)
+    np.testing.assert_array_equal(m.values[:, 0], ref1)
+    ref2 = f2.reindex(grid, method="ffill").fillna(f2.iloc[0]).diff().fillna(0.0)
+    np.testing.assert_allclose(m.values[:, 1], ref2.to_numpy(np.float32), atol=1e-5)
+    assert m.labels.sum() == 0 and len(m.events) == 0
+
+
+def test_nan_values_repaired_with_warning(mission_dir):
+    _series(
+        mission_dir / "channels/channel_1.zip",
+        "channel_1",
+        ["10s", "40s", "90s"],
+        [np.nan, 2.0, np.inf],
+    )
+    with pytest.warns(UserWarning, match="channel_1': 2"):
+        m = read(mission_dir)
+    np.testing.assert_array_equal(m.values[:, 0], [2, 2, 2, 2, 2])
+
+
+def test_cache_reused_and_invalidated(mission_dir, tmp_path):
+    cache = tmp_path / "cache"
+    a = read_esa_mission(mission_dir, cache_dir=cache)
+    b = read_esa_mission(mission_dir, cache_dir=cache)
+    assert isinstance(b.values, np.memmap) and a.meta["cache_key"] == b.meta["cache_key"]
+    assert len([p for p in cache.iterdir()]) == 1
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    # an option change gives another entry
+    c = read_esa_mission(mission_dir, cache_dir=cache, counters=["channel_2"])
+    assert c.meta["cache_key"] != a.meta["cache_key"]
+    # a changed source file is never served from the old entry
+    path = mission_dir / "channels/channel_1.zip"
+    _series(path, "channel_1", ["10s", "40s", "90s"], [7.0, 8.0, 9.0])
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    d = read_esa_mission(mission_dir, cache_dir=cache)
+    assert d.meta["cache_key"] != a.meta["cache_key"]
+    np.testing.assert_array_equal(d.values[:, 0], [7, 7, 8, 9, 9])
+    assert not any(p.name.startswith(".tmp") for p in cache.iterdir())
+    read_esa_mission(mission_dir, cache_dir=tmp_path / "nocache", use_cache=False)
+    assert not (tmp_path / "nocache").exists()
+
+
+# ----------------------------------------------------------------------------- bad inputs
+def _break(root: Path, what: str) -> str:
+    """Damage the mission; return the file name the error must mention."""
+    ch1 = root / "channels/channel_1.zip"
+    if what == "missing folder":
+        import shutil
+
+        shutil.rmtree(root)
+        return root.name
+    if what == "missing channels.csv":
+        (root / "channels.csv").unlink()
+        return "channels.csv"
+    if what == "missing channel file":
+        ch1.unlink()
+        return "channel_1.zip"
+    if what == "missing anomaly_types.csv":
+        (root / "anomaly_types.csv").unlink()
+        return "anomaly_types.csv"
+    if what == "missing telecommand file":
+        (root / "telecommands/telecommand_1.zip").unlink()
+        return "telecommand_1.zip"
+    if what == "channels.csv column":
+        pd.read_csv(root / "channels.csv").drop(columns="Group").to_csv(
+            root / "channels.csv", index=False
+        )
+        return "channels.csv"
+    if what == "labels.csv column":
+        pd.read_csv(root / "labels.csv").drop(columns="EndTime").to_csv(
+            root / "labels.csv", index=False
+        )
+        return "labels.csv"
+    if what == "telecommands.csv column":
+        pd.DataFrame({"Telecommand": ["telecommand_1"]}).to_csv(
+            root / "telecommands.csv", index=False
+        )
+        return "telecommands.csv"
+    if what == "bad YES/NO":
+        t = pd.read_csv(root / "channels.csv")
+        t.loc[0, "Target"] = "MAYBE"
+        t.to_csv(root / "channels.csv", index=False)
+        return "channels.csv"
+    if what == "non-numeric":
+        _series(ch1, "channel_1", ["10s", "40s"], ["1.5", "abc"])
+        return "channel_1.zip"
+    if what == "unsorted":
+        _series(ch1, "channel_1", ["40s", "10s"], [1.0, 2.0])
+        return "channel_1.zip"
+    if what == "duplicate":
+        _series(ch1, "channel_1", ["10s", "10s"], [1.0, 2.0])
+        return "channel_1.zip"
+    if what == "empty channel":
+        _series(ch1, "channel_1", [], [])
+        return "channel_1.zip"
+    if what == "not a datetime index":
+        pd.DataFrame({"channel_1": [1.0, 2.0]}).to_pickle(ch1)
+        return "channel_1.zip"
+    if what == "corrupt zip":
+        ch1.write_bytes(b"PK\x03\x04 not really a zip")
+        return "channel_1.zip"
+    if what == "unknown label channel":
+        t = pd.read_csv(root / "labels.csv")
+        t.loc[0, "Channel"] = "channel_99"
+        t.to_csv(root / "labels.csv", index=False)
+        return "labels.csv"
+    if what == "label ends before start":
+        t = pd.read_csv(root / "labels.csv")
+        t.loc[0, "EndTime"] = "1999-12-31 00:00:00"
+        t.to_csv(root / "labels.csv", index=False)
+        return "labels.csv"
+    if what == "bad label time":
+        t = pd.read_csv(root / "labels.csv")
+        t.loc[0, "StartTime"] = "yesterday"
+        t.to_csv(root / "labels.csv", index=False)
+        return "labels.csv"
+    if what == "unknown category":
+        t = pd.read_csv(root / "anomaly_types.csv")
+        t.loc[0, "Category"] = "Glitch"
+        t.to_csv(root / "anomaly_types.csv", index=False)
+        return "anomaly_types.csv"
+    if what == "label ID without type":
+        t = pd.read_csv(root / "anomaly_types.csv")
+        t.iloc[1:].to_csv(root / "anomaly_types.csv", index=False)
+        return "anomaly_types.csv"
+    raise AssertionError(what)
+
+
+BAD = [
+    "missing folder",
+    "missing channels.csv",
+    "missing channel file",
+    "missing anomaly_types.csv",
+    "missing telecommand file",
+    "channels.csv column",
+    "labels.csv column",
+    "telecommands.csv column",
+    "bad YES/NO",
+    "non-numeric",
+    "unsorted",
+    "duplicate",
+    "empty channel",
+    "not a datetime index",
+    "corrupt zip",
+    "unknown label channel",
+    "label ends before start",
+    "bad label time",
+    "unknown category",
+    "label ID without type",
+]
+
+
+@pytest.mark.parametrize("what", BAD)
+def test_bad_input_names_the_file(mission_dir, what):
+    name = _break(mission_dir, what)
+    with pytest.raises(ESAInputError) as info:
+        read(mission_dir)
+    assert name in str(info.value)
+
+
+def test_bad_options(mission_dir):
+    with pytest.raises(ESAInputError, match="counters"):
+        read(mission_dir, counters=["channel_9"])
+    with pytest.raises(ESAInputError, match="period"):
+        read(mission_dir, period="soon")
+    with pytest.raises(ESAInputError, match="channel_7"):
+        read(mission_dir, channels=["channel_7"])
+
+
+# ----------------------------------------------------------------------------- safe pickle
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_refused_and_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "channel_1.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("channel_1", pickle.dumps(_Evil(marker)))
+    with pytest.raises(ESAInputError, match=r"channel_1\.zip.*(posix|os)\.system"):
+        read_pickled_frame(path)
+    assert not marker.exists()
+
+
+def test_getattr_gadget_refused(tmp_path):
+    """getattr is only served for the zoneinfo gadget, not for walking to eval."""
+
+    class Gadget:
+        def __reduce__(self):
+            return (getattr, (pd.DataFrame, "__init__"))
+
+    path = tmp_path / "g.pkl"
+    path.write_bytes(pickle.dumps(Gadget()))
+    with pytest.raises(ESAInputError, match="g.pkl"):
+        read_pickled_frame(path)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("tz", [None, "UTC", "Europe/Berlin"])
+def test_legit_frames_load(tmp_path, protocol, tz):
+    idx = pd.date_range("2000-01-01", periods=4, freq="45s", tz=tz)
+    df = pd.DataFrame({"channel_1": np.arange(4, dtype=np.int64)}, index=idx)
+    zpath, ppath = tmp_path / "c.zip", tmp_path / "c.pkl"
+    df.to_pickle(zpath, protocol=protocol)
+    df.to_pickle(ppath, protocol=protocol)
+    pd.testing.assert_frame_equal(read_pickled_frame(zpath), df)
+    pd.testing.assert_frame_equal(read_pickled_frame(ppath), df)

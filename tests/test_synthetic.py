@@ -1,0 +1,212 @@
+"""The synthetic mission generator: ESA layout, labels that survive the reader, other layouts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from esa_lightning.data.esa_adb import read_esa_mission
+from esa_lightning.data.safe_pickle import read_pickled_frame
+from esa_lightning.data.synthetic import generate_mission, load_synthetic, main
+
+SMALL = {"channels": 8, "groups": 2, "days": 6, "n_telecommands": 6}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    return generate_mission(
+        tmp_path_factory.mktemp("syn") / "m", seed=1, kaggle=True, csv=True, **SMALL
+    )
+
+
+def _read(root: Path, **kw):
+    info = json.loads((root / "mission.json").read_text())
+    kw.setdefault("counters", info["counters"])
+    kw.setdefault("split_date", info["split_date"])
+    return read_esa_mission(root, use_cache=False, **kw)
+
+
+def test_raw_layout(small):
+    for name in ("channels.csv", "telecommands.csv", "labels.csv", "anomaly_types.csv"):
+        assert (small / name).is_file()
+    chans = pd.read_csv(small / "channels.csv")
+    assert list(chans.columns) == [
+        "Channel",
+        "Subsystem",
+        "Physical Unit",
+        "Group",
+        "Target",
+        "Categorical",
+    ]
+    assert len(chans) == 8 and set(chans["Target"]) <= {"YES", "NO"}
+    rates = []
+    for name in chans["Channel"]:
+        frame = read_pickled_frame(small / "channels" / f"{name}.zip")
+        assert list(frame.columns) == [name] and isinstance(frame.index, pd.DatetimeIndex)
+        assert frame.index.is_monotonic_increasing and frame.index.is_unique
+        rates.append(np.median(np.diff(frame.index.asi8)))
+    assert len(set(rates)) > 1  # rates differ by channel
+    steps = np.diff(read_pickled_frame(small / "channels/channel_1.zip").index.asi8)
+    assert steps.std() > 0  # irregular
+    tcs = pd.read_csv(small / "telecommands.csv")
+    assert set(tcs["Priority"]) <= {0, 1, 2, 3} and (tcs["Priority"] == 3).sum() >= 2
+    info = json.loads((small / "mission.json").read_text())
+    assert info["counters"] and set(info["lightweight"]) <= set(chans["Channel"])
+    for c in info["counters"]:
+        assert (np.diff(read_pickled_frame(small / "channels" / f"{c}.zip").iloc[:, 0]) >= 0).all()
+
+
+def test_labels_read_back_equal_generated(small):
+    m = _read(small)
+    raw = pd.read_csv(small / "labels.csv")
+    types = pd.read_csv(small / "anomaly_types.csv")
+    assert set(raw["ID"]) == set(types["ID"]) == set(m.events["ID"])
+    start = pd.to_datetime(raw["StartTime"], utc=True).dt.tz_localize(None)
+    end = pd.to_datetime(raw["EndTime"], utc=True).dt.tz_localize(None)
+    ev = m.events.sort_values(["ID", "Channel"]).reset_index(drop=True)
+    ref = raw.assign(StartTime=start, EndTime=end).merge(types, on="ID")
+    ref = ref.sort_values(["ID", "Channel"]).reset_index(drop=True)
+    for col in ("ID", "Channel", "StartTime", "EndTime", "Category", "Locality", "Length"):
+        assert (ev[col].to_numpy() == ref[col].to_numpy()).all(), col
+    # masks: floor the start, ceil the end, lower code wins
+    codes = {"Anomaly": 1, "Rare Event": 2, "Communication Gap": 3}
+    grid = pd.DatetimeIndex(m.timestamps)
+    expected = np.zeros_like(np.asarray(m.labels))
+    names = m.channel_names
+    for _, r in ref.sort_values("Category", key=lambda s: -s.map(codes)).iterrows():
+        a = grid.searchsorted(r["StartTime"].floor("30s"))
+        b = grid.searchsorted(r["EndTime"].ceil("30s"), side="right")
+        expected[a:b, names.index(r["Channel"])] = codes[r["Category"]]
+    np.testing.assert_array_equal(np.asarray(m.labels), expected)
+    # every event marks at least one grid point on each of its channels
+    for _, r in ref.iterrows():
+        a = grid.searchsorted(r["StartTime"].floor("30s"))
+        assert expected[a, names.index(r["Channel"])] > 0
+
+
+def test_every_event_kind_in_train_and_test(small):
+    m = _read(small)
+    first = m.events.groupby("ID").first()
+    kinds = set(zip(first["Category"], first["Locality"], first["Length"], strict=True))
+    assert ("Anomaly", "Global", "Point") in kinds and ("Anomaly", "Local", "Point") in kinds
+    assert ("Anomaly", "Global", "Subsequence") in kinds
+    assert ("Anomaly", "Local", "Subsequence") in kinds
+    assert {"Rare Event", "Communication Gap"} <= set(first["Category"])
+    assert {"Univariate", "Multivariate"} <= set(first["Dimensionality"])
+    multi = m.events.groupby("ID")["Channel"].nunique()
+    assert (multi > 1).any()
+    split = m.timestamps[m.test_start]
+    for part in (first[first["StartTime"] < split], first[first["StartTime"] >= split]):
+        assert {"Anomaly", "Rare Event"} <= set(part["Category"])
+
+
+def test_anomalies_change_the_signal(small):
+    """A level shift moves its segment's mean away from the surrounding data."""
+    m = _read(small)
+    first = m.events.groupby("ID").first()
+    grid = pd.DatetimeIndex(m.timestamps)
+    moved = []
+    for eid in first.index[first["Length"] == "Subsequence"]:
+        seg = m.events[m.events["ID"] == eid].iloc[0]
+        if first.loc[eid, "Category"] == "Communication Gap":
+            continue
+        c = m.channel_names.index(seg["Channel"])
+        a, b = grid.searchsorted(seg["StartTime"]), grid.searchsorted(seg["EndTime"])
+        if b - a < 5:
+            continue
+        inside = np.asarray(m.values[a:b, c])
+        around = np.asarray(m.values[max(0, a - (b - a)) : a, c])
+        if len(around) > 5:
+            moved.append(
+                abs(inside.mean() - around.mean()) / (around.std() + 1e-9)
+                + abs(np.log((inside.std() + 1e-9) / (around.std() + 1e-9)))
+            )
+    assert np.median(moved) > 0.3
+
+
+def test_deterministic_by_seed(tmp_path):
+    args = {"channels": 4, "groups": 2, "days": 2, "n_telecommands": 4}
+    a = generate_mission(tmp_path / "a", seed=5, **args)
+    b = generate_mission(tmp_path / "b", seed=5, **args)
+    c = generate_mission(tmp_path / "c", seed=6, **args)
+    for name in ("labels.csv", "anomaly_types.csv", "channels.csv", "telecommands.csv"):
+        assert (a / name).read_text() == (b / name).read_text()
+    fa = read_pickled_frame(a / "channels/channel_3.zip")
+    pd.testing.assert_frame_equal(fa, read_pickled_frame(b / "channels/channel_3.zip"))
+    fc = read_pickled_frame(c / "channels/channel_3.zip")
+    assert len(fa) != len(fc) or not np.array_equal(fa.to_numpy(), fc.to_numpy())
+
+
+def test_kaggle_layout(small):
+    m = _read(small)
+    out = small / "kaggle"
+    train = pq.read_table(out / "train.parquet").to_pandas()
+    test = pq.read_table(out / "test.parquet").to_pandas()
+    values = [*m.channel_names, *m.telecommand_names]
+    assert list(train.columns) == ["id", *values, "is_anomaly"]
+    assert list(test.columns) == ["id", *values]
+    assert train["id"].tolist() == list(range(m.test_start))
+    assert test["id"].tolist() == list(range(m.test_start, m.n_rows))
+    np.testing.assert_array_equal(train["is_anomaly"], m.is_anomaly[: m.test_start])
+    np.testing.assert_array_equal(test[m.channel_names].to_numpy(), m.values[m.test_start :])
+    targets = pd.read_csv(out / "target_channels.csv").iloc[:, 0].tolist()
+    assert targets == m.target_channels
+
+
+def test_esa_csv_layout(small):
+    m = _read(small)
+    train = pd.read_csv(small / "csv/synthetic.train.csv")
+    test = pd.read_csv(small / "csv/synthetic.test.csv")
+    values = [*m.channel_names, *m.telecommand_names]
+    assert list(train.columns) == ["timestamp", *values, *[f"is_anomaly_{c}" for c in values]]
+    assert len(train) == m.test_start and len(test) == m.n_rows - m.test_start
+    assert train["timestamp"].iloc[0] == pd.Timestamp(m.timestamps[0]).strftime("%Y-%m-%d %H:%M:%S")
+    labels = train[[f"is_anomaly_{c}" for c in m.channel_names]].to_numpy()
+    np.testing.assert_array_equal(labels, np.asarray(m.labels)[: m.test_start])
+    np.testing.assert_allclose(
+        test[m.channel_names].to_numpy(), m.values[m.test_start :], rtol=1e-6
+    )
+
+
+def test_load_synthetic_generates_once(tmp_path):
+    root = tmp_path / "data" / "synthetic"
+    m = load_synthetic(
+        root,
+        generate={"channels": 5, "groups": 2, "days": 3, "seed": 2},
+        cache_dir=tmp_path / "cache",
+        val_days=1,
+    )
+    info = json.loads((root / "mission.json").read_text())
+    assert m.channel_names == [f"channel_{i}" for i in range(1, 6)]
+    assert m.meta["counters"] == info["counters"]
+    assert m.timestamps[m.test_start] == np.datetime64(pd.Timestamp(info["split_date"]), "ns")
+    assert m.val_start < m.test_start
+    assert not [p for p in (tmp_path / "data").iterdir() if p.name != "synthetic"]
+    stamp = (root / "labels.csv").stat().st_mtime_ns
+    m2 = load_synthetic(root, cache_dir=tmp_path / "cache", val_days=1)
+    assert (root / "labels.csv").stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(m.values, m2.values)
+
+
+def test_cli(tmp_path, capsys):
+    main(
+        [
+            "--out",
+            str(tmp_path / "cli"),
+            "--channels",
+            "3",
+            "--groups",
+            "1",
+            "--days",
+            "1",
+            "--seed",
+            "4",
+        ]
+    )
+    assert (tmp_path / "cli/channels/channel_3.zip").is_file()
+    assert "3 channels" in capsys.readouterr().out
