@@ -1,0 +1,377 @@
+"""Sliding windows over one scaled [T, C] array: the data side of the GRU-attention autoencoder.
+
+Why it looks like this
+----------------------
+Reference pipeline B materialises every window ([N, L, C], ten copies of the data for L = 10).
+Here the data is scaled once into ONE float32 [T, C] array and a window is a slice of it; a batch
+is gathered straight from that array, so memory stays O(T·C) whatever the window length.
+
+- Scaling: median / IQR per input column (RobustScaler-style), fitted on nominal training rows
+  only (a row where any channel label is non-zero is left out); IQR 0 becomes 1.
+- Inputs: value channels followed by telecommand pulses (``inputs="values+telecommands"``) or
+  the value channels alone (``inputs="values"``). The reconstruction target is always the value
+  channels, i.e. the first ``n_outputs`` input columns.
+- Training windows: windows inside the training range (``[0, val_start)``) holding no labeled
+  sample. Validation windows: the same inside ``[val_start, test_start)``. No window crosses the
+  train / validation border.
+- A batch is the pair ``(x [B, L, n_inputs], series [B])``; ``series`` is the index of the series
+  each window comes from (always 0 for a single-grid mission).
+
+NASA telemanom data (``mission.is_multiseries``)
+------------------------------------------------
+One SHARED model over all series, not one model per channel: every series is scaled with its own
+median / IQR, its windows are concatenated with the other series' windows (a window never crosses
+a series border) and the series index is fed to the network, which learns a series embedding.
+The series order (``dims["series"]``) fixes the embedding rows; the model scores one series with
+``model.score_rows(mission.series[name].test())`` (the series is recognised by name) or all
+series at once with ``model.score_series(mission)``. Series must agree on the number of value
+channels; telecommand columns are zero-padded to the widest series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
+
+INPUT_MODES = ("values+telecommands", "values")
+
+
+# ---------------------------------------------------------------------------- window arithmetic
+def n_windows(n_samples: int, window: int, stride: int = 1) -> int:
+    """How many full windows fit in ``n_samples`` rows."""
+    return 0 if n_samples < window else (n_samples - window) // stride + 1
+
+
+def sliding_windows(array: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """Read-only strided view [N, window, ...] of ``array`` [T, ...]; no data is copied."""
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
+    array = np.asarray(array)
+    n = n_windows(array.shape[0], window, stride)
+    step = array.strides[0]
+    return np.lib.stride_tricks.as_strided(
+        array,
+        shape=(n, window) + array.shape[1:],
+        strides=(step * stride, step) + array.strides[1:],
+        writeable=False,
+    )
+
+
+def window_to_sample_scores(
+    window_scores: np.ndarray,
+    n_samples: int,
+    window: int,
+    stride: int = 1,
+    how: str = "max",
+) -> np.ndarray:
+    """Map scores of windows (window i covers rows [i*stride, i*stride+window)) back to rows.
+
+    ``window_scores`` is [N] or [N, C]; the result is float32 [n_samples] or [n_samples, C].
+    A row gets the max (or mean) of the scores of every window covering it, NaN if none does.
+    """
+    # max works in float32 (no rounding at stake); mean sums in float64
+    scores = np.asarray(window_scores, dtype=np.float32 if how == "max" else np.float64)
+    n = scores.shape[0]
+    out_shape = (n_samples,) + scores.shape[1:]
+    if n == 0:
+        return np.full(out_shape, np.nan, dtype=np.float32)
+    if (n - 1) * stride + window > n_samples:
+        raise ValueError(f"{n} windows of {window} (stride {stride}) overrun {n_samples} samples")
+    if how == "max":
+        out = np.full(out_shape, np.nan, dtype=np.float32)
+        # offset k of every window lands on rows k, k+stride, ...: one vectorised pass per offset
+        for k in range(window):
+            rows = out[k : k + (n - 1) * stride + 1 : stride]
+            np.fmax(rows, scores, out=rows)
+        return out
+    if how == "mean":
+        t = np.arange(n_samples)
+        lo = np.clip(-((window - 1 - t) // stride), 0, None)  # ceil((t - window + 1) / stride)
+        hi = np.minimum(t // stride, n - 1)
+        covered = hi >= lo
+        csum = np.concatenate([np.zeros((1,) + scores.shape[1:]), np.cumsum(scores, axis=0)])
+        lo_c, hi_c = np.where(covered, lo, 0), np.where(covered, hi, 0)
+        count = (hi_c - lo_c + 1).astype(np.float64)
+        total = csum[hi_c + 1] - csum[lo_c]
+        mean = total / count.reshape((-1,) + (1,) * (scores.ndim - 1))
+        mean[~covered] = np.nan
+        return mean.astype(np.float32)
+    raise ValueError(f"how must be 'max' or 'mean', got {how!r}")
+
+
+def labeled_window_mask(
+    row_flags: np.ndarray, window: int, stride: int = 1, starts: np.ndarray | None = None
+) -> np.ndarray:
+    """bool [N]: whether each window (all of them, or those at ``starts``) holds a flagged row."""
+    flags = np.asarray(row_flags).astype(bool)
+    csum = np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
+    if starts is None:
+        starts = np.arange(n_windows(len(flags), window, stride), dtype=np.int64) * stride
+    return (csum[starts + window] - csum[starts]) > 0
+
+
+# ---------------------------------------------------------------------------------- scaling
+@dataclass
+class RobustStats:
+    """Median and IQR per input column (float32); IQR 0 is stored as 1."""
+
+    median: np.ndarray
+    iqr: np.ndarray
+
+    @classmethod
+    def fit(cls, inputs: np.ndarray, keep: np.ndarray, *, source: str = "") -> RobustStats:
+        keep = np.flatnonzero(np.asarray(keep, dtype=bool))
+        if len(keep) == 0:
+            raise ESAInputError(
+                "no nominal (unlabeled) training rows to fit the scaler on", path=source or None
+            )
+        # one column at a time: a few MB of temporaries instead of copies of the whole array
+        q = np.empty((3, inputs.shape[1]))
+        for j in range(inputs.shape[1]):
+            col = inputs[keep, j]
+            pct = np.nanpercentile if np.isnan(col).any() else np.percentile
+            q[:, j] = pct(col, [25, 50, 75])
+        q25, q50, q75 = q
+        iqr = (q75 - q25).astype(np.float32)
+        iqr[~np.isfinite(iqr) | (iqr == 0)] = 1.0
+        median = np.nan_to_num(q50.astype(np.float32))
+        return cls(median=median, iqr=iqr)
+
+
+def mission_inputs(mission: Mission, inputs: str, n_telecommands: int | None = None) -> np.ndarray:
+    """float32 [T, C (+K)]: values, then telecommands (zero-padded to ``n_telecommands``)."""
+    if inputs not in INPUT_MODES:
+        raise ESAInputError(f"inputs must be one of {INPUT_MODES}", column="inputs", value=inputs)
+    values = np.asarray(mission.values, dtype=np.float32)
+    if inputs == "values":
+        return values
+    tc = mission.telecommands
+    k = tc.shape[1] if n_telecommands is None else n_telecommands
+    if tc.shape[1] > k:
+        raise ESAInputError(
+            f"{tc.shape[1]} telecommand columns, the model was built for {k}", path=mission.name
+        )
+    out = np.zeros((len(values), values.shape[1] + k), dtype=np.float32)
+    out[:, : values.shape[1]] = values
+    out[:, values.shape[1] : values.shape[1] + tc.shape[1]] = tc
+    return out
+
+
+def scale(
+    inputs: np.ndarray, median: np.ndarray, iqr: np.ndarray, *, in_place: bool = False
+) -> np.ndarray:
+    """(inputs - median) / iqr as float32 (a new array unless ``in_place``); NaN becomes 0."""
+    out = inputs if in_place else np.empty(inputs.shape, dtype=np.float32)
+    for lo in range(0, len(inputs), 1 << 16):  # row blocks: temporaries stay a few MB
+        block = out[lo : lo + (1 << 16)]
+        np.subtract(inputs[lo : lo + (1 << 16)], median, out=block, casting="same_kind")
+        block /= iqr
+        np.copyto(block, 0.0, where=np.isnan(block))
+    return out
+
+
+def nominal_rows(mission: Mission) -> np.ndarray:
+    """bool [T]: rows where no channel carries any label (anomaly, rare event, gap, invalid)."""
+    if mission.labels is None or mission.labels.shape[1] == 0:
+        return np.ones(len(mission.values), dtype=bool)
+    return ~(mission.labels != 0).any(axis=1)
+
+
+# ---------------------------------------------------------------------------------- dataset
+def _passthrough(batch):
+    """collate_fn: ``WindowDataset.__getitems__`` already returns a whole batch."""
+    return batch
+
+
+class WindowDataset(Dataset):
+    """Windows ``data[s : s + window]`` for every start ``s`` in ``starts`` of one [T, C] tensor.
+
+    ``series_offsets`` (sorted first rows of each series in ``data``) maps a start to its series.
+    """
+
+    def __init__(
+        self,
+        data: torch.Tensor,
+        starts: np.ndarray,
+        window: int,
+        series_offsets: Sequence[int] = (0,),
+    ) -> None:
+        self.data = data
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.window = window
+        self.series_offsets = np.asarray(series_offsets, dtype=np.int64)
+        self._steps = torch.arange(window)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def _series(self, starts: np.ndarray) -> torch.Tensor:
+        idx = np.searchsorted(self.series_offsets, starts, side="right") - 1
+        return torch.from_numpy(idx.astype(np.int64))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = int(self.starts[i])
+        return self.data[s : s + self.window], self._series(np.array([s]))[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One gather per batch (what makes this as fast as indexing a materialised array)."""
+        starts = self.starts[np.asarray(indices, dtype=np.int64)]
+        rows = torch.from_numpy(starts)[:, None] + self._steps
+        return self.data[rows], self._series(starts)
+
+
+# ------------------------------------------------------------------------------- datamodule
+class WindowDataModule(L.LightningDataModule):
+    """Scaled sliding windows of a mission for reconstruction models (see the module docstring)."""
+
+    def __init__(
+        self,
+        mission: Mission,
+        window: int = 10,
+        stride: int = 1,
+        batch_size: int = 256,
+        inputs: str = "values+telecommands",
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        shuffle: bool = True,
+        predict_range: str = "test",
+    ) -> None:
+        super().__init__()
+        if inputs not in INPUT_MODES:
+            raise ESAInputError(f"choose one of {INPUT_MODES}", column="inputs", value=inputs)
+        if window < 1 or stride < 1 or batch_size < 1:
+            raise ESAInputError("window, stride and batch_size must be >= 1", value=window)
+        if predict_range not in ("train", "val", "test", "fit", "all"):
+            raise ESAInputError("predict_range: train, val, test, fit or all", value=predict_range)
+        self.mission = mission
+        self.window, self.stride, self.batch_size = window, stride, batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.inputs, self.num_workers, self.shuffle = inputs, num_workers, shuffle
+        self.predict_range = predict_range
+        self.series_missions: dict[str, Mission] = (
+            dict(mission.series) if mission.is_multiseries else {mission.name: mission}
+        )
+        parts = list(self.series_missions.values())
+        n_values = {p.values.shape[1] for p in parts}
+        if len(n_values) != 1:
+            raise ESAInputError(
+                f"series disagree on the number of value channels: {sorted(n_values)}",
+                path=mission.name,
+            )
+        self.n_values = n_values.pop()
+        self.n_telecommands = max(p.telecommands.shape[1] for p in parts)
+        self.stats: list[RobustStats] | None = None
+        self._fit_data: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ shapes the model needs
+    @property
+    def dims(self) -> dict:
+        """Everything the model must agree on with the data: pass as ``Model(**dm.dims)``."""
+        n_in = self.n_values + (self.n_telecommands if self.inputs != "values" else 0)
+        series = list(self.series_missions) if self.mission.is_multiseries else []
+        return dict(
+            n_inputs=n_in,
+            n_outputs=self.n_values,
+            window=self.window,
+            inputs=self.inputs,
+            series=series,
+        )
+
+    @property
+    def scaler(self) -> tuple[np.ndarray, np.ndarray]:
+        """(median, iqr) float32 [S, n_inputs], one row per series (S = 1 for one grid)."""
+        if self.stats is None:
+            raise RuntimeError("call setup() first")
+        return (
+            np.stack([s.median for s in self.stats]),
+            np.stack([s.iqr for s in self.stats]),
+        )
+
+    def _inputs(self, m: Mission) -> np.ndarray:
+        return mission_inputs(m, self.inputs, self.n_telecommands)
+
+    # -------------------------------------------------------------------------------- setup
+    def setup(self, stage: str | None = None) -> None:
+        if self._fit_data is not None:
+            return
+        stats, chunks, offsets, train_starts, val_starts = [], [], [], [], []
+        offset = 0
+        for name, m in self.series_missions.items():
+            fit = m.fit_range()
+            x = self._inputs(fit)
+            nominal = nominal_rows(fit)
+            st = RobustStats.fit(x[: fit.val_start], nominal[: fit.val_start], source=name)
+            stats.append(st)
+            fresh = not np.shares_memory(x, fit.values)  # a copy already: scale it in place
+            chunks.append(scale(x, st.median, st.iqr, in_place=fresh))
+            offsets.append(offset)
+            for lo, hi, out in (
+                (0, fit.val_start, train_starts),
+                (fit.val_start, fit.test_start, val_starts),
+            ):
+                starts = lo + np.arange(n_windows(hi - lo, self.window, self.stride)) * self.stride
+                clean = ~labeled_window_mask(~nominal, self.window, starts=starts)
+                out.append(offset + starts[clean])
+            offset += len(x)
+        self.stats = stats
+        data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        self._fit_data = torch.from_numpy(data)
+        self._offsets = np.asarray(offsets)
+        self.train_set = WindowDataset(
+            self._fit_data, np.concatenate(train_starts), self.window, self._offsets
+        )
+        self.val_set = WindowDataset(
+            self._fit_data, np.concatenate(val_starts), self.window, self._offsets
+        )
+        if len(self.train_set) == 0:
+            raise ESAInputError(
+                f"no label-free training window of {self.window} rows", path=self.mission.name
+            )
+
+    # ---------------------------------------------------------------------------- loaders
+    def _loader(self, ds: WindowDataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=_passthrough,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, self.shuffle)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if len(self.val_set) == 0:
+            return []
+        return self._loader(self.val_set, self.eval_batch_size, False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Every stride-1 window of ``predict_range`` (all series), scaled like training."""
+        self.setup()
+        chunks, offsets, starts, offset = [], [], [], 0
+        for st, m in zip(self.stats, self.series_missions.values(), strict=True):
+            part = {
+                "train": m.train,
+                "val": m.val,
+                "test": m.test,
+                "fit": m.fit_range,
+                "all": lambda m=m: m,
+            }[self.predict_range]()
+            x = scale(self._inputs(part), st.median, st.iqr)
+            chunks.append(x)
+            offsets.append(offset)
+            starts.append(offset + np.arange(n_windows(len(x), self.window)))
+            offset += len(x)
+        data = torch.from_numpy(np.concatenate(chunks))
+        ds = WindowDataset(data, np.concatenate(starts), self.window, offsets)
+        return self._loader(ds, self.eval_batch_size, False)

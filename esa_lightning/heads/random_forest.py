@@ -1,0 +1,136 @@
+"""Downstream random forest that tells true from false alarms of the autoencoder (pipeline B §6).
+
+Features per window: total error, per-channel errors, latent vector, attention max / entropy /
+argmax position. Trained after the autoencoder on the windows of the fit range (training +
+validation, never test) whose score is above a gate = calibrated threshold × ``gate_factor``;
+label = the window holds an anomaly or rare event. At scoring time it only judges windows that
+already alarm and can only switch alarms off.
+
+``gate_factor`` defaults to 1.0: the forest is trained on the very population it later judges
+(windows above the threshold). Lower it (e.g. 0.5) to give it more, borderline, examples.
+
+Stored without pickle: ``save_forest`` / ``load_forest`` (skops files) and, inside Lightning
+checkpoints, as skops bytes; loading trusts exactly ``TRUSTED_TYPES``.
+Under DDP every rank scores the same unsharded fit range and fits the same seeded forest, so no
+collective is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import lightning as L
+import numpy as np
+import skops.io as sio
+from sklearn.ensemble import RandomForestClassifier
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.data.windows import labeled_window_mask
+from esa_lightning.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+
+
+def window_features(wo) -> np.ndarray:
+    """float32 [N, 1 + C + D + 3] features of ``WindowOutputs`` computed with ``features=True``."""
+    return np.concatenate(
+        [wo.total[:, None], wo.per_channel, wo.latent, wo.attention_stats], axis=1
+    ).astype(np.float32)
+
+
+def rf_accepts(forest: RandomForestClassifier, wo, selected: np.ndarray) -> np.ndarray:
+    """bool [selected.sum()]: whether the forest calls each selected window a true anomaly."""
+    feats = window_features(wo)[selected]
+    return forest.predict(feats).astype(bool)
+
+
+def forest_to_bytes(forest: RandomForestClassifier) -> bytes:
+    return sio.dumps(forest)
+
+
+def forest_from_bytes(data: bytes) -> RandomForestClassifier:
+    return sio.loads(data, trusted=TRUSTED_TYPES)
+
+
+def save_forest(forest: RandomForestClassifier, path: str | os.PathLike) -> None:
+    """Write a skops file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(forest_to_bytes(forest))
+
+
+def load_forest(path: str | os.PathLike) -> RandomForestClassifier:
+    with open(path, "rb") as f:
+        return forest_from_bytes(f.read())
+
+
+class RandomForestHead(L.Callback):
+    """Fit the alarm-filtering forest on the fit range after training (after the threshold).
+
+    Place it AFTER ``ThresholdCalibration`` in the callback list: the gate is the threshold.
+    """
+
+    def __init__(
+        self,
+        gate_factor: float = 1.0,
+        n_estimators: int = 100,
+        max_depth: int | None = None,
+        random_state: int = 0,
+        n_jobs: int | None = None,
+    ) -> None:
+        self.gate_factor = gate_factor
+        self.n_estimators, self.max_depth = n_estimators, max_depth
+        self.random_state, self.n_jobs = random_state, n_jobs
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "mission"):
+            raise RuntimeError("RandomForestHead needs a datamodule with a `mission`")
+        mission = dm.mission
+        if mission.is_multiseries:
+            parts = {name: m.fit_range() for name, m in mission.series.items()}
+        else:
+            parts = {None: mission.fit_range()}
+        self.fit(pl_module, parts)
+
+    def fit(self, model, parts: dict[str | None, Mission]) -> RandomForestClassifier | None:
+        """Fit on fit-range missions (``{series name or None: mission.fit_range()}``)."""
+        window = model.hparams.window
+        feats, labels = [], []
+        for name, m in parts.items():
+            if len(m.test().values) != 0:
+                raise ValueError(f"RandomForestHead got test-range rows of {m.name!r}")
+            thr = float(model.threshold[model.series_index(m, name)])
+            if np.isnan(thr):
+                raise RuntimeError(
+                    "RandomForestHead needs a calibrated threshold: put "
+                    "ThresholdCalibration before it in the callbacks"
+                )
+            if len(m.values) < window:
+                continue
+            wo = model.window_outputs(m, series=name, features=True)
+            gate = model.smoothed(wo.total) > thr * self.gate_factor
+            feats.append(window_features(wo)[gate])
+            labels.append(labeled_window_mask(m.is_anomaly, window)[gate])
+        y = np.concatenate(labels) if labels else np.zeros(0, dtype=bool)
+        if len(np.unique(y)) < 2:
+            log.warning(
+                "RandomForestHead skipped: the gated fit-range windows hold %s (%d windows); "
+                "a forest needs both labeled and unlabeled windows",
+                "no class at all" if len(y) == 0 else f"only class {int(y[0])}",
+                len(y),
+            )
+            model.rf_head = None
+            return None
+        forest = RandomForestClassifier(
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            class_weight="balanced",
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        ).fit(np.concatenate(feats), y.astype(np.int64))
+        log.info("RandomForestHead fitted on %d windows (%d labeled)", len(y), int(y.sum()))
+        model.rf_head = forest
+        return forest

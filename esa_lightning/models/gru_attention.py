@@ -1,0 +1,365 @@
+"""GRU + attention autoencoder (reference pipeline B) as a plain network and its LightningModule.
+
+The network reconstructs the value channels of a window from the window (values + telecommands);
+the reconstruction error is the anomaly score. Everything fitted after training (scaler median /
+IQR, per-series thresholds, the score smoothing span) is a registered buffer, so the module alone
+scores raw missions and all of it travels in ``state_dict`` and checkpoints. The optional random
+forest head (``heads.random_forest``) is an sklearn object kept in ``rf_head``; it goes into
+checkpoints as skops bytes (never pickle) and has its own ``save_rf_head`` / ``load_rf_head``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.data.windows import (
+    mission_inputs,
+    n_windows,
+    scale,
+    window_to_sample_scores,
+)
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.base import RowScores
+
+log = logging.getLogger(__name__)
+
+
+class AEOutput(NamedTuple):
+    reconstruction: torch.Tensor  # [B, L, n_outputs]
+    latent: torch.Tensor  # [B, latent_dim]
+    attention: torch.Tensor  # [B, L], sums to 1 over L
+
+
+class WindowErrors(NamedTuple):
+    total: torch.Tensor  # [B] mean squared error over steps and channels
+    per_channel: torch.Tensor  # [B, C] mean squared error over steps
+
+
+class GRUAttentionAE(nn.Module):
+    """Encoder GRU → attention pooling → latent → GRU decoder (see esa-reference §5).
+
+    With ``n_series > 1`` a learned series embedding is appended to every input step, so one
+    network serves many independent series (NASA telemanom channels).
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        hidden_size: int = 64,
+        latent_dim: int = 32,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        n_series: int = 1,
+        series_embedding_dim: int = 4,
+    ) -> None:
+        super().__init__()
+        self.n_outputs = n_outputs
+        self.embedding = nn.Embedding(n_series, series_embedding_dim) if n_series > 1 else None
+        extra = series_embedding_dim if self.embedding is not None else 0
+        gru_dropout = dropout if num_layers > 1 else 0.0
+        self.encoder = nn.GRU(
+            n_inputs + extra, hidden_size, num_layers, batch_first=True, dropout=gru_dropout
+        )
+        self.attention = nn.Linear(hidden_size, 1)
+        self.to_latent = nn.Linear(hidden_size, latent_dim)
+        self.from_latent = nn.Linear(latent_dim, hidden_size)
+        self.decoder = nn.GRU(
+            hidden_size, hidden_size, num_layers, batch_first=True, dropout=gru_dropout
+        )
+        self.output = nn.Linear(hidden_size, n_outputs)
+
+    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
+        """x: [B, L, n_inputs]; series: [B] series indices (only with a series embedding)."""
+        if self.embedding is not None:
+            if series is None:
+                raise ValueError("this network was built for several series: pass `series`")
+            emb = self.embedding(series.to(x.device))[:, None, :].expand(-1, x.shape[1], -1)
+            x = torch.cat([x, emb], dim=-1)
+        steps, _ = self.encoder(x)  # [B, L, H]
+        attention = torch.softmax(self.attention(steps).squeeze(-1), dim=1)  # [B, L]
+        context = torch.einsum("bl,blh->bh", attention, steps)
+        latent = self.to_latent(context)
+        h = self.from_latent(latent)  # [B, H]
+        h0 = h.unsqueeze(0).repeat(self.decoder.num_layers, 1, 1)
+        decoded, _ = self.decoder(h.unsqueeze(1).expand(-1, x.shape[1], -1).contiguous(), h0)
+        return AEOutput(self.output(decoded), latent, attention)
+
+    @staticmethod
+    def reconstruction_errors(reconstruction: torch.Tensor, y: torch.Tensor) -> WindowErrors:
+        per_channel = (reconstruction - y).pow(2).mean(dim=1)
+        return WindowErrors(per_channel.mean(dim=1), per_channel)
+
+    def errors(
+        self, x: torch.Tensor, y: torch.Tensor, series: torch.Tensor | None = None
+    ) -> WindowErrors:
+        """Reconstruction errors of windows ``x`` against targets ``y`` [B, L, n_outputs]."""
+        return self.reconstruction_errors(self(x, series).reconstruction, y)
+
+
+@dataclass
+class WindowOutputs:
+    """Per-window results of one pass over a single-series range (stride 1)."""
+
+    total: np.ndarray  # float32 [N]
+    per_channel: np.ndarray  # float32 [N, C]
+    latent: np.ndarray | None = None  # float32 [N, D]
+    attention_stats: np.ndarray | None = None  # float32 [N, 3]: max, entropy, argmax position
+    pad: int = 0  # rows repeated in front because the range was shorter than a window
+
+
+def ewma(x: np.ndarray, span: float) -> np.ndarray:
+    """Exponentially weighted moving average along time (Telemanom's error smoothing)."""
+    if span is None or span <= 1 or len(x) == 0:
+        return np.asarray(x, dtype=np.float32)
+    return pd.Series(x).ewm(span=span).mean().to_numpy(dtype=np.float32)
+
+
+class LitGRUAttentionAE(L.LightningModule):
+    """Trains ``GRUAttentionAE`` on label-free windows and scores raw missions row by row."""
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        window: int = 10,
+        inputs: str = "values+telecommands",
+        series: list[str] | None = None,
+        hidden_size: int = 64,
+        latent_dim: int = 32,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        series_embedding_dim: int = 4,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        loss: str = "smooth_l1",
+        score_batch_size: int = 4096,
+    ) -> None:
+        super().__init__()
+        if loss not in ("smooth_l1", "mse"):
+            raise ESAInputError("loss must be 'smooth_l1' or 'mse'", column="loss", value=loss)
+        series = [str(s) for s in (series or [])]
+        self.save_hyperparameters(
+            dict(
+                n_inputs=int(n_inputs),
+                n_outputs=int(n_outputs),
+                window=int(window),
+                inputs=str(inputs),
+                series=series,
+                hidden_size=int(hidden_size),
+                latent_dim=int(latent_dim),
+                num_layers=int(num_layers),
+                dropout=float(dropout),
+                series_embedding_dim=int(series_embedding_dim),
+                lr=float(lr),
+                weight_decay=float(weight_decay),
+                loss=str(loss),
+                score_batch_size=int(score_batch_size),
+            )
+        )
+        n_series = max(1, len(series))
+        self.net = GRUAttentionAE(
+            n_inputs,
+            n_outputs,
+            hidden_size,
+            latent_dim,
+            num_layers,
+            dropout,
+            n_series=n_series,
+            series_embedding_dim=series_embedding_dim,
+        )
+        self.loss_fn = nn.SmoothL1Loss() if loss == "smooth_l1" else nn.MSELoss()
+        # fitted post-processing: travels in state_dict / checkpoints
+        self.register_buffer("scaler_median", torch.zeros(n_series, n_inputs))
+        self.register_buffer("scaler_iqr", torch.ones(n_series, n_inputs))
+        self.register_buffer("threshold", torch.full((n_series,), float("nan")))
+        self.register_buffer("score_span", torch.zeros(()))
+        self.rf_head = None  # sklearn classifier fitted by heads.random_forest.RandomForestHead
+
+    # ------------------------------------------------------------------------- training
+    def setup(self, stage: str) -> None:
+        """Copy the datamodule's fitted scaler into the buffers (so scoring needs no datamodule)."""
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and dm is not None and hasattr(dm, "scaler"):
+            dm.setup(stage)
+            self.set_scaler(*dm.scaler)
+
+    def set_scaler(self, median: np.ndarray, iqr: np.ndarray) -> None:
+        median = torch.as_tensor(np.asarray(median, dtype=np.float32)).reshape_as(self.scaler_iqr)
+        iqr = torch.as_tensor(np.asarray(iqr, dtype=np.float32)).reshape_as(self.scaler_iqr)
+        self.scaler_median.copy_(median)
+        self.scaler_iqr.copy_(iqr)
+
+    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
+        return self.net(x, series)
+
+    def _loss(self, batch) -> torch.Tensor:
+        x, series = batch
+        out = self.net(x, series)
+        return self.loss_fn(out.reconstruction, x[..., : self.hparams.n_outputs])
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=len(batch[0]))
+
+    def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        x, series = batch
+        err = self.net.errors(x, x[..., : self.hparams.n_outputs], series)
+        return {"total": err.total, "per_channel": err.per_channel, "series": series}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+
+    # ------------------------------------------------------------------------- scoring
+    def series_index(self, mission: Mission, series: str | None = None) -> int:
+        """Which series' scaler / threshold / embedding applies to a single-grid ``mission``."""
+        names = self.hparams.series
+        if not names:
+            return 0
+        candidates = [series] if series is not None else []
+        candidates += [mission.meta.get("series"), mission.name]
+        if len(mission.channel_names) == 1:
+            candidates.append(mission.channel_names[0])
+        for c in candidates:
+            if c is not None and str(c) in names:
+                return names.index(str(c))
+        raise ESAInputError(
+            f"cannot tell which of the trained series {names[:5]}... this mission is; "
+            "pass series=NAME",
+            path=mission.name,
+        )
+
+    @torch.no_grad()
+    def window_outputs(
+        self, mission: Mission, series: str | None = None, features: bool = False
+    ) -> WindowOutputs:
+        """Errors (and RF features) of every stride-1 window of a single-grid ``mission``.
+
+        Scales with the module's own buffers; batched so that a million rows fit anywhere. A
+        range shorter than one window is padded in front by repeating its first row.
+        """
+        if mission.is_multiseries:
+            raise TypeError("window_outputs() takes one series: use mission.series[name]")
+        s = self.series_index(mission, series)
+        hp = self.hparams
+        x = mission_inputs(mission, hp.inputs, hp.n_inputs - hp.n_outputs)
+        if x.shape[1] != hp.n_inputs:
+            raise ESAInputError(
+                f"mission has {x.shape[1]} input columns, the model expects {hp.n_inputs}",
+                path=mission.name,
+            )
+        median, iqr = self.scaler_median[s].cpu().numpy(), self.scaler_iqr[s].cpu().numpy()
+        x = scale(x, median, iqr, in_place=not np.shares_memory(x, mission.values))
+        pad = max(0, hp.window - len(x)) if len(x) else 0
+        if pad:
+            x = np.concatenate([np.repeat(x[:1], pad, axis=0), x])
+        data = torch.from_numpy(x)
+        n = n_windows(len(x), hp.window)
+        total = np.empty(n, dtype=np.float32)
+        per_channel = np.empty((n, hp.n_outputs), dtype=np.float32)
+        latent = np.empty((n, hp.latent_dim), dtype=np.float32) if features else None
+        att = np.empty((n, 3), dtype=np.float32) if features else None
+        steps = torch.arange(hp.window)
+        was_training = self.training
+        self.eval()
+        try:
+            for lo in range(0, n, hp.score_batch_size):
+                hi = min(n, lo + hp.score_batch_size)
+                xb = data[torch.arange(lo, hi)[:, None] + steps].to(self.device)
+                sb = torch.full((hi - lo,), s, dtype=torch.long, device=self.device)
+                out = self.net(xb, sb)
+                err = self.net.reconstruction_errors(out.reconstruction, xb[..., : hp.n_outputs])
+                total[lo:hi] = err.total.float().cpu().numpy()
+                per_channel[lo:hi] = err.per_channel.float().cpu().numpy()
+                if features:
+                    a = out.attention.float()
+                    entropy = -(a * a.clamp_min(1e-12).log()).sum(dim=1)
+                    pos = a.argmax(dim=1).float() / max(1, hp.window - 1)
+                    att[lo:hi] = torch.stack([a.max(dim=1).values, entropy, pos], 1).cpu().numpy()
+                    latent[lo:hi] = out.latent.float().cpu().numpy()
+        finally:
+            self.train(was_training)
+        return WindowOutputs(total, per_channel, latent, att, pad)
+
+    def smoothed(self, total: np.ndarray) -> np.ndarray:
+        """Window scores as thresholded: EWMA-smoothed when the threshold was fitted that way."""
+        return ewma(total, float(self.score_span))
+
+    def score_rows(self, mission: Mission, series: str | None = None) -> RowScores:
+        """Per-row score, 0/1 alarm and per-channel scores of ``mission`` (labels unused).
+
+        A window alarms when its (smoothed) error exceeds the series threshold and the random
+        forest head, if fitted, accepts it; a row alarms when any window covering it does.
+        A multi-series mission gives its series' rows one after another, in ``mission.series``
+        order (see ``score_series`` for a dict).
+        """
+        if mission.is_multiseries:
+            parts = list(self.score_series(mission).values())
+            cat = lambda f: np.concatenate([getattr(p, f) for p in parts])  # noqa: E731
+            return RowScores(cat("score"), cat("alarm"), cat("channel_scores"))
+        s = self.series_index(mission, series)
+        thr = float(self.threshold[s])
+        if np.isnan(thr):
+            raise RuntimeError(
+                "threshold not calibrated: train with the ThresholdCalibration callback or call "
+                "ThresholdCalibration.calibrate(model, mission)"
+            )
+        wo = self.window_outputs(mission, series, features=self.rf_head is not None)
+        n = len(mission.values) + wo.pad
+        score_w = self.smoothed(wo.total)
+        alarm_w = score_w > thr
+        if self.rf_head is not None and alarm_w.any():
+            from esa_lightning.heads.random_forest import rf_accepts
+
+            alarm_w[alarm_w] = rf_accepts(self.rf_head, wo, alarm_w)
+        w = self.hparams.window
+        score = window_to_sample_scores(score_w, n, w)[wo.pad :]
+        alarm = window_to_sample_scores(alarm_w.astype(np.float32), n, w)[wo.pad :]
+        channel = window_to_sample_scores(wo.per_channel, n, w)[wo.pad :]
+        return RowScores(score=score, alarm=(alarm > 0).astype(np.uint8), channel_scores=channel)
+
+    def score_series(self, mission: Mission) -> dict[str, RowScores]:
+        """``score_rows`` of every series of a multi-series mission, keyed by series name."""
+        if not mission.is_multiseries:
+            return {mission.name: self.score_rows(mission)}
+        return {name: self.score_rows(m, series=name) for name, m in mission.series.items()}
+
+    # ------------------------------------------------------------------ random forest head
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.rf_head is not None:
+            from esa_lightning.heads.random_forest import forest_to_bytes
+
+            checkpoint["rf_head_skops"] = forest_to_bytes(self.rf_head)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rf_head_skops" in checkpoint:
+            from esa_lightning.heads.random_forest import forest_from_bytes
+
+            self.rf_head = forest_from_bytes(checkpoint["rf_head_skops"])
+
+    def save_rf_head(self, path) -> None:
+        from esa_lightning.heads.random_forest import save_forest
+
+        if self.rf_head is None:
+            raise RuntimeError("no random forest head fitted")
+        save_forest(self.rf_head, path)
+
+    def load_rf_head(self, path) -> None:
+        from esa_lightning.heads.random_forest import load_forest
+
+        self.rf_head = load_forest(path)

@@ -1,0 +1,208 @@
+"""Score → alarm thresholds, fitted on nominal validation windows only (never on test data).
+
+- ``percentile_threshold``: the q-th percentile of nominal scores (reference pipeline B, q=99).
+- ``dynamic_threshold``: Telemanom's non-parametric dynamic threshold with pruning (Hundman et
+  al. 2018): EWMA-smoothed errors, ε = μ + zσ with z chosen to maximise
+  (Δμ/μ + Δσ/σ) / (|E_anom| + |E_seq|²), then weak anomalous sequences pruned.
+- ``ThresholdCalibration``: a callback writing the threshold into the model's buffer at the end of
+  training. Every rank computes the same number from the same (unsharded) validation range, so
+  it needs no collective under DDP.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.data.windows import labeled_window_mask, nominal_rows
+from esa_lightning.errors import ESAInputError
+
+log = logging.getLogger(__name__)
+
+
+def percentile_threshold(scores: np.ndarray, q: float = 99) -> float:
+    """The ``q``-th percentile of finite ``scores``."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    s = s[np.isfinite(s)]
+    if len(s) == 0:
+        raise ValueError("no finite scores to fit a threshold on")
+    return float(np.percentile(s, q))
+
+
+def runs(mask: np.ndarray) -> np.ndarray:
+    """int [K, 2]: (start, end) inclusive of each maximal run of True in ``mask``."""
+    m = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    edges = np.flatnonzero(np.diff(m.astype(np.int8)))
+    return np.stack([edges[0::2], edges[1::2] - 1], axis=1) if len(edges) else np.zeros((0, 2), int)
+
+
+@dataclass
+class DynamicThreshold:
+    threshold: float  # ε (the median of the chunk thresholds when ``window`` split the errors)
+    alarm: np.ndarray  # bool [T] after pruning
+    smoothed: np.ndarray  # float [T] the EWMA-smoothed errors ε applies to
+    z: float  # z of ε (median over chunks)
+
+
+def _epsilon(e: np.ndarray, z_values: np.ndarray) -> tuple[float, float]:
+    mu, sd = float(e.mean()), float(e.std())
+    if sd == 0 or mu == 0:
+        return mu + float(z_values[-1]) * sd, float(z_values[-1])
+    best, best_eps, best_z = -np.inf, mu + float(z_values[-1]) * sd, float(z_values[-1])
+    for z in z_values:
+        eps = mu + z * sd
+        above = e > eps
+        n_anom = int(above.sum())
+        if n_anom == 0 or n_anom == len(e):
+            continue
+        below = e[~above]
+        n_seq = len(runs(above))
+        score = ((mu - below.mean()) / mu + (sd - below.std()) / sd) / (n_anom + n_seq**2)
+        if score >= best:
+            best, best_eps, best_z = score, float(eps), float(z)
+    return best_eps, best_z
+
+
+def prune(seq_max: np.ndarray, non_anomalous_max: float, min_percent_decrease: float) -> np.ndarray:
+    """bool [K]: which anomalous sequences survive Telemanom pruning.
+
+    Sequence maxima sorted in decreasing order, followed by the largest non-anomalous error; a
+    sequence is dropped when it and every sequence below it decrease by less than
+    ``min_percent_decrease`` to their successor.
+    """
+    seq_max = np.asarray(seq_max, dtype=np.float64)
+    order = np.argsort(-seq_max, kind="stable")
+    chain = np.append(seq_max[order], non_anomalous_max)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drop = (chain[:-1] - chain[1:]) / chain[:-1]
+    significant = np.flatnonzero(drop >= min_percent_decrease)
+    n_keep = 0 if len(significant) == 0 else int(significant[-1]) + 1
+    keep = np.zeros(len(seq_max), dtype=bool)
+    keep[order[:n_keep]] = True
+    return keep
+
+
+def _dynamic_chunk(
+    e: np.ndarray, z_values: np.ndarray, p: float
+) -> tuple[float, float, np.ndarray]:
+    eps, z = _epsilon(e, z_values)
+    above = e > eps
+    seqs = runs(above)
+    if len(seqs) == 0:
+        return eps, z, above
+    seq_max = np.array([e[a : b + 1].max() for a, b in seqs])
+    non_anom_max = float(e[~above].max()) if (~above).any() else 0.0
+    keep = prune(seq_max, non_anom_max, p)
+    alarm = np.zeros(len(e), dtype=bool)
+    for a, b in seqs[keep]:
+        alarm[a : b + 1] = True
+    return eps, z, alarm
+
+
+def dynamic_threshold(
+    errors: np.ndarray,
+    *,
+    window: int | None = None,
+    smoothing: float = 105,
+    z_range: tuple[float, float] = (2, 10),
+    z_step: float = 0.5,
+    min_percent_decrease: float = 0.13,
+) -> DynamicThreshold:
+    """Telemanom's dynamic threshold and pruning on a sequence of errors.
+
+    ``smoothing`` is the EWMA span (Telemanom: batch 70 × window 30 × 5 % = 105; <= 1 disables);
+    ``window`` splits the smoothed errors into consecutive chunks thresholded separately (None:
+    one threshold for the whole sequence).
+    """
+    from esa_lightning.models.gru_attention import ewma
+
+    raw = np.asarray(errors, dtype=np.float64).ravel()
+    if len(raw) == 0:
+        raise ValueError("no errors to threshold")
+    e = ewma(raw, smoothing).astype(np.float64)
+    z_values = np.arange(z_range[0], z_range[1] + 1e-9, z_step)
+    size = len(e) if window is None else int(window)
+    alarm = np.zeros(len(e), dtype=bool)
+    eps_all, z_all = [], []
+    for lo in range(0, len(e), size):
+        eps, z, a = _dynamic_chunk(e[lo : lo + size], z_values, min_percent_decrease)
+        alarm[lo : lo + size] = a
+        eps_all.append(eps)
+        z_all.append(z)
+    return DynamicThreshold(float(np.median(eps_all)), alarm, e, float(np.median(z_all)))
+
+
+class ThresholdCalibration(L.Callback):
+    """Fit the alarm threshold of a window-scoring model at the end of training.
+
+    Scores the nominal (label-free) windows of the validation range of every series with the
+    trained model and writes the threshold into ``model.threshold``; falls back to the training
+    range (with a log line) when a series has no validation window. Never touches the test range.
+    """
+
+    def __init__(
+        self,
+        method: str = "percentile",
+        q: float = 99,
+        smoothing: float = 105,
+        z_range: tuple[float, float] = (2, 10),
+        min_percent_decrease: float = 0.13,
+    ) -> None:
+        if method not in ("percentile", "dynamic"):
+            raise ESAInputError("method: 'percentile' or 'dynamic'", column="method", value=method)
+        self.method, self.q = method, q
+        self.smoothing, self.z_range = smoothing, tuple(z_range)
+        self.min_percent_decrease = min_percent_decrease
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "mission"):
+            raise RuntimeError("ThresholdCalibration needs a datamodule with a `mission`")
+        self.calibrate(pl_module, dm.mission)
+
+    def calibrate(self, model, mission: Mission) -> None:
+        """Write per-series thresholds (and the score smoothing) into ``model``'s buffers."""
+        parts = dict(mission.series) if mission.is_multiseries else {None: mission}
+        window = model.hparams.window
+        span = self.smoothing if self.method == "dynamic" else 0.0
+        model.score_span.fill_(float(span))
+        for name, m in parts.items():
+            source, scores = "validation", self._nominal_scores(model, m.val(), name, window)
+            if len(scores) == 0:
+                log.warning(
+                    "series %s: no label-free validation window; threshold fitted on the "
+                    "training range",
+                    name or m.name,
+                )
+                source, scores = "training", self._nominal_scores(model, m.train(), name, window)
+            if len(scores) == 0:
+                raise ESAInputError("no label-free window to fit a threshold on", path=m.name)
+            if self.method == "percentile":
+                thr = percentile_threshold(scores, self.q)
+            else:
+                thr = dynamic_threshold(
+                    scores,
+                    smoothing=self.smoothing,
+                    z_range=self.z_range,
+                    min_percent_decrease=self.min_percent_decrease,
+                ).threshold
+            model.threshold[model.series_index(m, name)] = thr
+            log.info(
+                "series %s: %s threshold %.6g on %s windows",
+                name or m.name,
+                self.method,
+                thr,
+                source,
+            )
+
+    @staticmethod
+    def _nominal_scores(model, m: Mission, name: str | None, window: int) -> np.ndarray:
+        if len(m.values) < window:
+            return np.zeros(0, dtype=np.float32)
+        total = model.window_outputs(m, series=name).total
+        clean = ~labeled_window_mask(~nominal_rows(m), window)
+        return total[clean]

@@ -1,0 +1,189 @@
+"""The GRU-attention autoencoder: network shapes, training, buffers, row scores."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from esa_lightning.data.mission import Mission, default_channel_table, empty_events
+from esa_lightning.data.windows import WindowDataModule
+from esa_lightning.models.base import RowScores
+from esa_lightning.models.gru_attention import GRUAttentionAE, LitGRUAttentionAE
+from esa_lightning.thresholds import ThresholdCalibration
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks run several times faster on one thread than on two."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_mission(T=600, C=3, K=2, val_start=380, test_start=480, seed=0, name="toy"):
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)[:, None]
+    values = (np.sin(t / (4 + np.arange(C))) + 0.05 * rng.standard_normal((T, C))).astype(
+        np.float32
+    )
+    labels = np.zeros((T, C), np.uint8)
+    for s in (100, 420, 520):
+        values[s : s + 8, 0] += 4
+        labels[s : s + 8, 0] = 1
+    tc = (rng.random((T, K)) < 0.03).astype(np.float32)
+    ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
+    return Mission(
+        name,
+        values,
+        ts,
+        default_channel_table([f"channel_{i}" for i in range(C)]),
+        labels,
+        empty_events(),
+        tc,
+        [f"telecommand_{i}" for i in range(K)],
+        val_start=val_start,
+        test_start=test_start,
+    )
+
+
+def trainer(**kw):
+    base = dict(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return L.Trainer(**{**base, **kw})
+
+
+def fit_small(mission, callbacks=(), **trainer_kw):
+    dm = WindowDataModule(mission, window=8, batch_size=64)
+    dm.setup("fit")
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3)
+    trainer(callbacks=[ThresholdCalibration(), *callbacks], **trainer_kw).fit(model, dm)
+    return model, dm
+
+
+def test_network_shapes_and_attention():
+    net = GRUAttentionAE(
+        n_inputs=7, n_outputs=5, hidden_size=16, latent_dim=4, num_layers=2, dropout=0.1
+    )
+    x = torch.randn(3, 10, 7)
+    out = net(x)
+    assert out.reconstruction.shape == (3, 10, 5)
+    assert out.latent.shape == (3, 4)
+    assert out.attention.shape == (3, 10)
+    torch.testing.assert_close(out.attention.sum(1), torch.ones(3))
+    err = net.errors(x, x[..., :5])
+    assert err.total.shape == (3,) and err.per_channel.shape == (3, 5)
+    torch.testing.assert_close(err.total, err.per_channel.mean(1))
+
+
+def test_tiny_model_overfits_tiny_series():
+    torch.manual_seed(0)
+    t = torch.arange(40, dtype=torch.float32)
+    series = torch.stack([torch.sin(t / 3), torch.cos(t / 5)], 1)
+    x = series.unfold(0, 8, 1).permute(0, 2, 1)  # [33, 8, 2]
+    net = GRUAttentionAE(2, 2, hidden_size=16, latent_dim=8)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    first = None
+    for _ in range(150):
+        loss = torch.nn.functional.mse_loss(net(x).reconstruction, x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.2 * first
+
+
+def test_hparams_are_plain_numbers():
+    model = LitGRUAttentionAE(n_inputs=4, n_outputs=3, series=["a", "b"])
+    for v in model.hparams.values():
+        assert isinstance(v, int | float | str | list)
+    assert model.net.embedding.num_embeddings == 2
+
+
+def test_fit_gives_row_scores_of_the_right_shapes():
+    m = make_mission()
+    model, _ = fit_small(m)
+    assert torch.isfinite(model.threshold).all()
+    assert float(model.scaler_iqr[0, 0]) != 1.0  # the datamodule's scaler was copied in
+    test = m.test()
+    rs = model.score_rows(test)
+    assert isinstance(rs, RowScores)
+    assert rs.score.shape == (len(test.values),) and rs.score.dtype == np.float32
+    assert rs.alarm.shape == (len(test.values),) and rs.alarm.dtype == np.uint8
+    assert rs.channel_scores.shape == (len(test.values), 3)
+    assert np.isfinite(rs.score).all()
+    assert set(np.unique(rs.alarm)) <= {0, 1}
+    # the planted test anomaly (rows 40..47 of the test range) scores above the quiet start
+    assert rs.score[40:48].max() > rs.score[:20].max()
+    # alarm is exactly "score above the threshold" without a forest head
+    np.testing.assert_array_equal(rs.alarm, (rs.score > float(model.threshold[0])).astype(np.uint8))
+    # a range shorter than one window still gets a score per row
+    short = model.score_rows(test.slice(0, 3))
+    assert short.score.shape == (3,) and np.isfinite(short.score).all()
+
+
+def test_scoring_before_calibration_is_refused():
+    model = LitGRUAttentionAE(n_inputs=5, n_outputs=3, window=8)
+    with pytest.raises(RuntimeError, match="threshold not calibrated"):
+        model.score_rows(make_mission())
+
+
+def test_buffers_survive_state_dict_and_checkpoint(tmp_path):
+    m = make_mission()
+    dm = WindowDataModule(m, window=8, batch_size=64)
+    dm.setup("fit")
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6)
+    tr = trainer(callbacks=[ThresholdCalibration(method="dynamic", smoothing=5)], max_epochs=1)
+    tr.fit(model, dm)
+    thr = model.threshold.clone()
+    assert torch.isfinite(thr).all() and float(model.score_span) == 5
+
+    fresh = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6)
+    assert fresh.threshold.isnan().all()
+    fresh.load_state_dict(model.state_dict())
+    torch.testing.assert_close(fresh.threshold, thr)
+    torch.testing.assert_close(fresh.scaler_median, model.scaler_median)
+
+    ckpt = tmp_path / "model.ckpt"
+    tr.save_checkpoint(ckpt)
+    loaded = LitGRUAttentionAE.load_from_checkpoint(ckpt, weights_only=True)
+    torch.testing.assert_close(loaded.threshold, thr)
+    torch.testing.assert_close(loaded.scaler_iqr, model.scaler_iqr)
+    assert float(loaded.score_span) == 5
+    np.testing.assert_array_equal(
+        loaded.score_rows(m.test()).score, model.score_rows(m.test()).score
+    )
+
+
+def test_nasa_style_multiseries():
+    a = make_mission(T=300, C=1, K=3, val_start=160, test_start=200, seed=1, name="A-1")
+    b = make_mission(T=260, C=1, K=3, val_start=140, test_start=180, seed=2, name="B-2")
+    b.values *= 50.0
+    for s in (a, b):
+        s.labels[: s.test_start] = 0  # telemanom training stretches carry no labels
+    multi = Mission(
+        "nasa",
+        {"A-1": a.values, "B-2": b.values},
+        None,
+        default_channel_table(["A-1", "B-2"]),
+        None,
+        empty_events(),
+        series={"A-1": a, "B-2": b},
+    )
+    model, dm = fit_small(multi)
+    assert model.threshold.shape == (2,) and torch.isfinite(model.threshold).all()
+    rs = model.score_rows(multi.series["B-2"].test())
+    assert rs.score.shape == (80,) and rs.channel_scores.shape == (80, 1)
+    per = model.score_series(multi)
+    assert list(per) == ["A-1", "B-2"]
+    np.testing.assert_array_equal(per["B-2"].score, model.score_rows(b, series="B-2").score)
+    assert per["A-1"].score.shape == (300,)

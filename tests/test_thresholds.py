@@ -1,0 +1,112 @@
+"""Percentile and Telemanom dynamic thresholds; the calibration callback."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from esa_lightning.data.mission import Mission, default_channel_table, empty_events
+from esa_lightning.data.windows import labeled_window_mask, nominal_rows
+from esa_lightning.models.gru_attention import LitGRUAttentionAE
+from esa_lightning.thresholds import (
+    ThresholdCalibration,
+    dynamic_threshold,
+    percentile_threshold,
+    prune,
+    runs,
+)
+
+
+def test_percentile_threshold_leaves_q_percent_above():
+    s = np.random.default_rng(0).random(10_000)
+    thr = percentile_threshold(np.append(s, np.nan), q=99)
+    assert 0.985 < thr < 0.995
+    assert abs((s > thr).mean() - 0.01) < 0.002
+
+
+def test_runs():
+    np.testing.assert_array_equal(
+        runs(np.array([1, 1, 0, 0, 1, 0, 1, 1, 1], bool)), [[0, 1], [4, 4], [6, 8]]
+    )
+    assert runs(np.zeros(4, bool)).shape == (0, 2)
+
+
+def test_prune_keeps_everything_above_the_last_big_drop():
+    # sorted maxima 10, 9.5 (5 % drop), 5 (47 % drop), 4.8 (4 %), then non-anomalous max 4.5 (6 %):
+    # the last big drop is 9.5 -> 5, so 10 and 9.5 stay (as in Telemanom), 5 and 4.8 go
+    keep = prune(np.array([5.0, 10.0, 4.8, 9.5]), 4.5, 0.13)
+    np.testing.assert_array_equal(keep, [False, True, False, True])
+    assert not prune(np.array([4.6]), 4.5, 0.13).any()
+    assert prune(np.array([4.6]), 4.5, 0.0).all()
+
+
+def test_dynamic_threshold_finds_a_spike_and_prunes_a_weak_one():
+    rng = np.random.default_rng(0)
+    base = np.abs(0.1 + 0.02 * rng.standard_normal(20_000))
+    base[5000:5050] = 3.0  # the planted spike
+    e = base.copy()
+    for _ in range(3):  # place a weak sequence just above ε and a nominal peak just below it
+        eps = dynamic_threshold(e, smoothing=1).threshold
+        e = base.copy()
+        e[12000:12002] = 1.05 * eps
+        e[15000] = 0.95 * eps
+    unpruned = dynamic_threshold(e, smoothing=1, min_percent_decrease=0.0)
+    assert e[15000] < unpruned.threshold < e[12000]  # the scene is what the test means
+    np.testing.assert_array_equal(runs(unpruned.alarm), [[5000, 5049], [12000, 12001]])
+    pruned = dynamic_threshold(e, smoothing=1, min_percent_decrease=0.13)
+    np.testing.assert_array_equal(runs(pruned.alarm), [[5000, 5049]])
+    assert 2.0 <= pruned.z <= 10.0
+
+
+def test_dynamic_threshold_smooths_and_handles_flat_errors():
+    r = dynamic_threshold(np.ones(50), smoothing=10)
+    assert not r.alarm.any() and r.threshold == pytest.approx(1.0)
+    noisy = np.random.default_rng(1).random(500)
+    r = dynamic_threshold(noisy, smoothing=20, window=100)
+    assert r.smoothed.std() < noisy.std()
+    assert r.alarm.shape == (500,)
+
+
+def make_mission(T=300, val_start=200, test_start=260):
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((T, 2)).astype(np.float32)
+    values[test_start:] = 1e4  # a threshold fitted on test rows would explode
+    labels = np.zeros((T, 2), np.uint8)
+    labels[220:225, 0] = 1
+    ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
+    return Mission(
+        "toy",
+        values,
+        ts,
+        default_channel_table(["a", "b"]),
+        labels,
+        empty_events(),
+        val_start=val_start,
+        test_start=test_start,
+    )
+
+
+def test_calibration_uses_nominal_validation_windows_only():
+    torch.manual_seed(0)
+    m = make_mission()
+    model = LitGRUAttentionAE(n_inputs=2, n_outputs=2, window=6, hidden_size=8, latent_dim=4)
+    ThresholdCalibration(q=90).calibrate(model, m)
+    val = m.val()
+    total = model.window_outputs(val).total
+    clean = ~labeled_window_mask(~nominal_rows(val), 6)
+    assert float(model.threshold[0]) == pytest.approx(np.percentile(total[clean], 90), rel=1e-5)
+    assert float(model.threshold[0]) < 100  # no test row (1e4) went in
+
+
+def test_calibration_falls_back_to_training_range(caplog):
+    m = make_mission(val_start=260, test_start=260)
+    model = LitGRUAttentionAE(n_inputs=2, n_outputs=2, window=6, hidden_size=8, latent_dim=4)
+    with caplog.at_level(logging.WARNING):
+        ThresholdCalibration(method="dynamic", smoothing=3).calibrate(model, m)
+    assert "training range" in caplog.text
+    assert np.isfinite(float(model.threshold[0])) and float(model.threshold[0]) < 100
+    assert float(model.score_span) == 3

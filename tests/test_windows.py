@@ -1,0 +1,169 @@
+"""Strided windows, window → sample mapping and the window datamodule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from esa_lightning.data.mission import Mission, default_channel_table, empty_events
+from esa_lightning.data.windows import (
+    WindowDataModule,
+    labeled_window_mask,
+    sliding_windows,
+    window_to_sample_scores,
+)
+
+
+def make_mission(T=400, C=3, K=2, val_start=250, test_start=330, seed=0, name="toy"):
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal((T, C)).astype(np.float32)
+    labels = np.zeros((T, C), np.uint8)
+    tc = (rng.random((T, K)) < 0.05).astype(np.float32)
+    ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
+    return Mission(
+        name,
+        values,
+        ts,
+        default_channel_table([f"channel_{i}" for i in range(C)]),
+        labels,
+        empty_events(),
+        tc,
+        [f"telecommand_{i}" for i in range(K)],
+        val_start=val_start,
+        test_start=test_start,
+    )
+
+
+@pytest.mark.parametrize("window,stride", [(1, 1), (5, 1), (10, 3), (4, 7)])
+def test_sliding_windows_equal_materialised_reference(window, stride):
+    a = np.random.default_rng(1).standard_normal((53, 4, 2)).astype(np.float32)
+    view = sliding_windows(a, window, stride)
+    ref = np.array([a[i : i + window] for i in range(0, len(a) - window + 1, stride)])
+    assert view.shape == ref.shape
+    np.testing.assert_array_equal(view, ref)
+    assert np.shares_memory(view, a)
+    assert not view.flags.writeable
+
+
+def test_sliding_windows_shorter_than_window_is_empty():
+    assert sliding_windows(np.zeros((3, 2)), 5).shape == (0, 5, 2)
+
+
+def _loop_reference(scores, n, window, stride, how):
+    out = np.full((n,) + scores.shape[1:], np.nan)
+    for t in range(n):
+        cover = [i for i in range(len(scores)) if i * stride <= t < i * stride + window]
+        if cover:
+            sel = scores[cover]
+            out[t] = sel.max(axis=0) if how == "max" else sel.mean(axis=0)
+    return out
+
+
+@pytest.mark.parametrize("how", ["max", "mean"])
+@pytest.mark.parametrize("window,stride,extra", [(1, 1, 0), (5, 1, 0), (6, 2, 1), (3, 5, 4)])
+@pytest.mark.parametrize("channels", [None, 3])
+def test_window_to_sample_scores_matches_loop(how, window, stride, extra, channels):
+    rng = np.random.default_rng(2)
+    n_win = 17
+    shape = (n_win,) if channels is None else (n_win, channels)
+    scores = rng.standard_normal(shape)
+    n = (n_win - 1) * stride + window + extra
+    got = window_to_sample_scores(scores, n, window, stride, how=how)
+    np.testing.assert_allclose(got, _loop_reference(scores, n, window, stride, how), rtol=1e-5)
+
+
+def test_labeled_window_mask_matches_loop():
+    flags = np.random.default_rng(3).random(60) < 0.05
+    got = labeled_window_mask(flags, 7)
+    ref = np.array([flags[i : i + 7].any() for i in range(60 - 7 + 1)])
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_scaler_never_sees_labeled_rows():
+    m = make_mission()
+    clean_median = np.median(m.values[: m.val_start], axis=0)
+    # huge values, only inside labeled rows of the training range
+    m.values[10:60] = 1e6
+    m.labels[10:60, 1] = 1  # a label on ANOTHER channel still excludes the whole row
+    m.values[100:120, 2] = -1e6
+    m.labels[100:120, 2] = 3  # gaps count as labeled too
+    dm = WindowDataModule(m, window=5)
+    dm.setup("fit")
+    median, iqr = dm.scaler
+    keep = np.ones(m.val_start, bool)
+    keep[10:60] = keep[100:120] = False
+    ref = np.percentile(m.values[: m.val_start][keep], [25, 50, 75], axis=0)
+    np.testing.assert_allclose(median[0, :3], ref[1], rtol=1e-5)
+    np.testing.assert_allclose(iqr[0, :3], ref[2] - ref[0], rtol=1e-5)
+    assert np.abs(median[0, :3] - clean_median).max() < 0.5  # the 1e6 rows did not move it
+
+
+def test_datamodule_windows_are_label_free_and_stay_in_their_range():
+    m = make_mission()
+    m.labels[40:45, 0] = 1
+    m.labels[280:282, 1] = 2
+    dm = WindowDataModule(m, window=8, stride=1, batch_size=16)
+    dm.setup("fit")
+    assert dm.dims == dict(
+        n_inputs=5, n_outputs=3, window=8, inputs="values+telecommands", series=[]
+    )
+    labeled = (m.labels != 0).any(axis=1)
+    tr, va = dm.train_set.starts, dm.val_set.starts
+    assert tr.min() >= 0 and tr.max() + 8 <= m.val_start
+    assert va.min() >= m.val_start and va.max() + 8 <= m.test_start
+    for s in np.concatenate([tr, va]):
+        assert not labeled[s : s + 8].any()
+    # every clean window is used: nothing silently dropped
+    assert len(tr) == sum(not labeled[s : s + 8].any() for s in range(m.val_start - 8 + 1))
+    # a batch equals the reference windows of ONE shared scaled array, targets first
+    assert dm.train_set.data is dm.val_set.data
+    assert dm.train_set.data.shape == (m.test_start, 5)
+    x, series = next(iter(dm.val_dataloader()))
+    ref = sliding_windows(dm.val_set.data.numpy(), 8)[va[:16]]
+    np.testing.assert_array_equal(x.numpy(), ref)
+    assert series.tolist() == [0] * 16
+    median, iqr = dm.scaler
+    np.testing.assert_allclose(
+        x[0, :, :3].numpy(), (m.values[va[0] : va[0] + 8] - median[0, :3]) / iqr[0, :3], rtol=1e-5
+    )
+
+
+def test_values_only_inputs_and_empty_validation():
+    m = make_mission(val_start=330, test_start=330)
+    dm = WindowDataModule(m, window=5, inputs="values")
+    dm.setup("fit")
+    assert dm.dims["n_inputs"] == dm.dims["n_outputs"] == 3
+    assert dm.val_dataloader() == []
+    x, _ = next(iter(dm.train_dataloader()))
+    assert x.shape == (256, 5, 3) and x.dtype == torch.float32
+
+
+def test_multiseries_windows_never_cross_series_borders():
+    a = make_mission(T=120, C=1, K=2, val_start=80, test_start=100, seed=4, name="A-1")
+    b = make_mission(T=90, C=1, K=3, val_start=60, test_start=70, seed=5, name="B-2")
+    b.values += 100.0  # its own scaler must absorb the offset
+    multi = Mission(
+        "nasa",
+        {"A-1": a.values, "B-2": b.values},
+        None,
+        default_channel_table(["A-1", "B-2"]),
+        None,
+        empty_events(),
+        series={"A-1": a, "B-2": b},
+    )
+    dm = WindowDataModule(multi, window=6, batch_size=1000, shuffle=False)
+    dm.setup("fit")
+    assert dm.dims["series"] == ["A-1", "B-2"]
+    assert dm.dims["n_inputs"] == 1 + 3  # telecommands padded to the widest series
+    x, series = next(iter(dm.train_dataloader()))
+    assert len(x) == (80 - 6 + 1) + (60 - 6 + 1)
+    assert set(series.tolist()) == {0, 1}
+    median, _ = dm.scaler
+    assert median[1, 0] > 90 and abs(median[0, 0]) < 1
+    # a window of series B holds B's rows only: scaled B values, never A's
+    xb = x[series == 1]
+    assert abs(float(xb[..., 0].mean())) < 1.5
+    starts = dm.train_set.starts[series.numpy() == 1]
+    assert starts.min() >= 100 and starts.max() + 6 <= 100 + 60
