@@ -74,7 +74,11 @@ class ESAValidationMetrics(L.Callback):
 
         was_training = pl_module.training
         pl_module.eval()
-        rs = provisional_alarm(pl_module.score_rows(val), self.provisional_percentile)
+        if getattr(pl_module, "is_calibrated", True):
+            rs = pl_module.score_rows(val)
+        else:  # thresholds are fitted after training: score with a provisional one
+            rs = provisional_alarm(pl_module.score_rows(val, require_threshold=False),
+                                   self.provisional_percentile)
         pl_module.train(was_training)
         metrics = report_for(ScoredRange(val, rs, np.asarray(val.timestamps), val.events), "val")
         keep = {k: v for k, v in metrics.items() if np.isfinite(v)}

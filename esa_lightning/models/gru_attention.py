@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import lightning as L
@@ -300,7 +301,29 @@ class LitGRUAttentionAE(L.LightningModule):
         """Window scores as thresholded: EWMA-smoothed when the threshold was fitted that way."""
         return ewma(total, float(self.score_span))
 
-    def score_rows(self, mission: Mission, series: str | None = None) -> RowScores:
+    @property
+    def is_calibrated(self) -> bool:
+        return bool(torch.isfinite(self.threshold).all())
+
+    @property
+    def context_rows(self) -> int:
+        """Rows on each side that influence a row's result (window, plus the EWMA's memory)."""
+        span = float(self.score_span)
+        return int(self.hparams.window + (40 * span if span > 0 else 0))
+
+    def save_extra(self, folder: Path) -> None:
+        """Artifact hook: the random forest head (skops, no pickle)."""
+        if self.rf_head is not None:
+            self.save_rf_head(Path(folder) / "rf_head.skops")
+
+    def load_extra(self, folder: Path) -> None:
+        path = Path(folder) / "rf_head.skops"
+        if path.is_file():
+            self.load_rf_head(path)
+
+    def score_rows(
+        self, mission: Mission, series: str | None = None, require_threshold: bool = True
+    ) -> RowScores:
         """Per-row score, 0/1 alarm and per-channel scores of ``mission`` (labels unused).
 
         A window alarms when its (smoothed) error exceeds the series threshold and the random
@@ -314,7 +337,7 @@ class LitGRUAttentionAE(L.LightningModule):
             return RowScores(cat("score"), cat("alarm"), cat("channel_scores"))
         s = self.series_index(mission, series)
         thr = float(self.threshold[s])
-        if np.isnan(thr):
+        if np.isnan(thr) and require_threshold:
             raise RuntimeError(
                 "threshold not calibrated: train with the ThresholdCalibration callback or call "
                 "ThresholdCalibration.calibrate(model, mission)"
@@ -322,7 +345,7 @@ class LitGRUAttentionAE(L.LightningModule):
         wo = self.window_outputs(mission, series, features=self.rf_head is not None)
         n = len(mission.values) + wo.pad
         score_w = self.smoothed(wo.total)
-        alarm_w = score_w > thr
+        alarm_w = score_w > thr if not np.isnan(thr) else np.zeros(len(score_w), dtype=bool)
         if self.rf_head is not None and alarm_w.any():
             from esa_lightning.heads.random_forest import rf_accepts
 
