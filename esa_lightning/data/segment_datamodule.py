@@ -1,0 +1,436 @@
+"""Pooled segment features for the channel ensemble (reference pipeline A, §4.1-§4.4).
+
+Per channel: window features (24) and shapelet responses (2K, kernels mined on the training range
+only) are pooled over ``pool`` windows (max and min of each) into rows. Every channel shares the
+mission grid, so pooled row r covers the same samples for every channel and the rows stack into
+X [C, R, F]. Standardisation statistics come from training rows only; fold masks are built per
+channel from that channel's own count of training rows (§4.4, avoiding the reference defect of
+computing masks from one channel and applying them to all).
+
+Row splits follow the mission: a pooled row is *train* when its last sample lies before
+``val_start``, *val* when it lies wholly in [val_start, test_start), *test* when it starts at or
+after ``test_start``; rows straddling a split point belong to none (split -1) and are never
+trained on.
+
+Final folds (§4.4 ``mask1``): one datamodule serves one final fold (``fold``); train one model
+per fold and combine their outputs with ``esa_lightning.postprocess.max_over_folds``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from joblib import Parallel, delayed
+from torch.utils.data import DataLoader, Dataset
+
+from esa_lightning.data import folds, segmentation, shapelets
+from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
+
+N_WINDOW_FEATURES = 24
+SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST, SPLIT_NONE = 0, 1, 2, -1
+
+
+# ---------------------------------------------------------------- featurisation (pure functions)
+def n_pooled_features(n_kernels: int) -> int:
+    """Pooled feature count: max and min of 24 window features and 2 responses per kernel."""
+    return 2 * (N_WINDOW_FEATURES + 2 * n_kernels)
+
+
+def featurise_channel(
+    x: np.ndarray,
+    kernels: list[np.ndarray],
+    *,
+    window: int,
+    step: int,
+    pool: int,
+    pool_stride: int,
+    n_kernels: int,
+) -> np.ndarray:
+    """Raw (unscaled) pooled features float32 [n_p, 2·(24 + 2K)] of one channel's series.
+
+    Channels with fewer than ``n_kernels`` mined kernels get zero columns in the missing slots so
+    every channel has the same feature count.
+    """
+    feats, _ = segmentation.segment_features(np.asarray(x, dtype=np.float32), window, step)
+    cols = [np.asarray(feats, dtype=np.float32)]
+    if len(kernels):
+        shp, _ = shapelets.shapelet_features(x, list(kernels), window=window, step=step)
+        cols.append(np.asarray(shp, dtype=np.float32))
+    missing = n_kernels - len(kernels)
+    if missing > 0:
+        cols.append(np.zeros((len(feats), 2 * missing), dtype=np.float32))
+    pooled, _ = segmentation.pool_features(np.concatenate(cols, axis=1), pool, pool_stride)
+    return np.nan_to_num(np.asarray(pooled, dtype=np.float32), posinf=0.0, neginf=0.0)
+
+
+def min_samples(window: int, step: int, pool: int) -> int:
+    """Fewest samples that make one pooled row."""
+    return window + (pool - 1) * step
+
+
+def featurise_values(
+    values: np.ndarray,
+    kernels: list[list[np.ndarray]],
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    window: int,
+    step: int,
+    pool: int,
+    pool_stride: int,
+    n_kernels: int,
+    n_jobs: int = 1,
+) -> np.ndarray:
+    """Standardised pooled features float32 [C, R, F] of values [T, C] with fitted kernels/stats."""
+    values = np.asarray(values, dtype=np.float32)
+    need = min_samples(window, step, pool)
+    if len(values) < need:
+        raise ESAInputError(
+            f"the series has {len(values)} samples; one pooled row needs {need} "
+            f"(window {window}, step {step}, pool {pool})",
+            column="values",
+        )
+    opts = dict(window=window, step=step, pool=pool, pool_stride=pool_stride, n_kernels=n_kernels)
+    rows = Parallel(n_jobs=n_jobs)(
+        delayed(featurise_channel)(values[:, c], kernels[c], **opts) for c in range(values.shape[1])
+    )
+    x = np.stack(rows)
+    return ((x - mean[:, None, :]) / std[:, None, :]).astype(np.float32)
+
+
+def pad_kernels(kernels: list[list[np.ndarray]], n_kernels: int, max_len: int):
+    """Per-channel kernel lists → (float32 [C, K, max_len], int64 lengths [C, K]) for buffers."""
+    padded = np.zeros((len(kernels), n_kernels, max_len), dtype=np.float32)
+    lengths = np.zeros((len(kernels), n_kernels), dtype=np.int64)
+    for c, ks in enumerate(kernels):
+        for k, kern in enumerate(ks[:n_kernels]):
+            kern = np.asarray(kern, dtype=np.float32).ravel()
+            if len(kern) > max_len:
+                raise ValueError(f"kernel of length {len(kern)} exceeds max_len {max_len}")
+            padded[c, k, : len(kern)] = kern
+            lengths[c, k] = len(kern)
+    return padded, lengths
+
+
+def unpad_kernels(padded: np.ndarray, lengths: np.ndarray) -> list[list[np.ndarray]]:
+    """Inverse of ``pad_kernels``: drops empty slots."""
+    return [
+        [padded[c, k, : lengths[c, k]].copy() for k in range(padded.shape[1]) if lengths[c, k] > 0]
+        for c in range(padded.shape[0])
+    ]
+
+
+def pooled_labels(flags: np.ndarray, window: int, step: int, pool: int, pool_stride: int):
+    """0/1 per-sample flags [T] → 0/1 per pooled row (any flagged sample in the row's span)."""
+    wl = segmentation.window_labels(np.asarray(flags, dtype=np.uint8), window, step)
+    return (np.asarray(segmentation.pool_labels(wl, pool, pool_stride)) > 0).astype(np.float32)
+
+
+def row_splits(spans: np.ndarray, val_start: int, test_start: int) -> np.ndarray:
+    """int64 [R]: SPLIT_TRAIN / SPLIT_VAL / SPLIT_TEST per pooled row, SPLIT_NONE if straddling."""
+    first, last = spans[:, 0], spans[:, 1]
+    split = np.full(len(spans), SPLIT_NONE, dtype=np.int64)
+    split[last < val_start] = SPLIT_TRAIN
+    split[(first >= val_start) & (last < test_start)] = SPLIT_VAL
+    split[first >= test_start] = SPLIT_TEST
+    return split
+
+
+def run_ids(flags: np.ndarray) -> np.ndarray:
+    """int64 [R]: an id per contiguous run of positive rows (0, 1, ...), -1 on negative rows."""
+    flags = np.asarray(flags) > 0
+    starts = flags & ~np.concatenate([[False], flags[:-1]])
+    ids = np.cumsum(starts) - 1
+    return np.where(flags, ids, -1).astype(np.int64)
+
+
+def _fit_channel(x, anomaly, val_start, *, n_kernels, min_len, max_len, seed, opts, mining):
+    """Mine kernels on the training range of one channel, then featurise its whole series.
+
+    ``mining``: extra ``mine_shapelets`` options (e.g. ``max_candidates``, ``nominal_segments``).
+    """
+    kernels: list[np.ndarray] = []
+    if n_kernels > 0 and anomaly[:val_start].any():
+        kernels = shapelets.mine_shapelets(
+            x[:val_start],
+            anomaly[:val_start],
+            None,
+            n_kernels=n_kernels,
+            min_len=min_len,
+            max_len=max_len,
+            seed=seed,
+            **mining,
+        )
+    kernels = [np.asarray(k, dtype=np.float32).ravel() for k in list(kernels)[:n_kernels]]
+    return kernels, featurise_channel(x, kernels, n_kernels=n_kernels, **opts)
+
+
+# ------------------------------------------------------------------------------ data loading
+class _RowIndex(Dataset):
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> int:
+        return int(self.rows[i])
+
+
+class _GatherRows:
+    """Collate a list of row indices into one batch dict of tensors sliced on the row axis."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors = tensors
+
+    def __call__(self, rows: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(sorted(rows), dtype=torch.long)
+        out = {
+            k: v.index_select(1 if k == "x" else v.dim() - 1, idx) for k, v in self.tensors.items()
+        }
+        out["rows"] = idx
+        return out
+
+
+class SegmentDataModule(L.LightningDataModule):
+    """Pooled per-channel rows of one mission, fold masks and fitted kernels / scaler.
+
+    After ``setup()``: ``X`` float32 [C, R, F] (standardised), ``y`` [C, R] (channel labels:
+    anomaly or rare event), ``y_event`` [R] (any channel), ``split`` [R], ``train_mask``
+    bool [C, E, I, R] (rows of each internal learner), ``eval2_mask`` [C, E, R] (meta rows),
+    ``eval1_mask`` [C, R] (the final fold's held-out rows), ``event_rows`` [R] (rows every channel
+    holds out: where the event head trains), ``event_id`` [R], ``spans`` [R, 2], ``kernels``
+    (per channel list), ``feat_mean`` / ``feat_std`` [C, F].
+    """
+
+    def __init__(
+        self,
+        mission: Mission,
+        *,
+        window: int = 50,
+        step: int = 10,
+        pool: int = 200,
+        pool_stride: int = 20,
+        n_kernels: int = 10,
+        min_kernel_len: int = 30,
+        max_kernel_len: int = 40,
+        shapelet_options: dict[str, Any] | None = None,
+        n_final: int = 2,
+        fold: int = 0,
+        n_external: int = 3,
+        n_internal: int = 5,
+        batch_rows: int = 512,
+        seed: int = 0,
+        n_jobs: int = 1,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if mission.is_multiseries:
+            raise ESAInputError(
+                "the channel ensemble needs one shared grid; this mission holds independent "
+                "series (e.g. NASA): use a per-series model",
+                value=mission.name,
+            )
+        if mission.labels is None:
+            raise ESAInputError(
+                "the channel ensemble trains on labels; none loaded", value=mission.name
+            )
+        if not 0 <= fold < n_final:
+            raise ESAInputError(f"fold must be in [0, {n_final})", column="fold", value=fold)
+        self.mission = mission
+        self.window, self.step, self.pool, self.pool_stride = window, step, pool, pool_stride
+        self.n_kernels, self.min_kernel_len, self.max_kernel_len = (
+            n_kernels,
+            min_kernel_len,
+            max_kernel_len,
+        )
+        self.shapelet_options = dict(shapelet_options or {})
+        self.n_final, self.fold = n_final, fold
+        self.n_external, self.n_internal = n_external, n_internal
+        self.batch_rows, self.seed, self.n_jobs, self.num_workers = (
+            batch_rows,
+            seed,
+            n_jobs,
+            num_workers,
+        )
+        groups = mission.channels["Group"].astype(str).fillna("none").to_numpy()
+        codes, uniques = pd.factorize(groups, sort=True)
+        self.group_index = codes.astype(np.int64)
+        self.group_names = [str(u) for u in uniques]
+        self._fitted = False
+
+    # ------------------------------------------------------------------ fitted state
+    @property
+    def feature_options(self) -> dict[str, int]:
+        return dict(
+            window=self.window, step=self.step, pool=self.pool, pool_stride=self.pool_stride
+        )
+
+    @property
+    def dims(self) -> dict[str, Any]:
+        """Constructor arguments the ensemble models need (plain Python types)."""
+        return dict(
+            n_channels=len(self.mission.channel_names),
+            n_features=n_pooled_features(self.n_kernels),
+            group_index=[int(g) for g in self.group_index],
+            n_external=self.n_external,
+            n_internal=self.n_internal,
+            channel_names=list(self.mission.channel_names),
+            n_kernels=self.n_kernels,
+            max_kernel_len=self.max_kernel_len,
+            **self.feature_options,
+        )
+
+    def prepare_data(self) -> None:  # data arrive in memory: nothing to download
+        pass
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._fitted:
+            return
+        m = self.mission
+        values = np.asarray(m.values, dtype=np.float32)
+        t, c = values.shape
+        need = min_samples(self.window, self.step, self.pool)
+        if m.val_start < need:
+            raise ESAInputError(
+                f"the training range has {m.val_start} samples; one pooled row needs {need}",
+                column="val_start",
+                value=m.val_start,
+            )
+        anomaly = np.isin(m.labels, (1, 2))
+        opts = self.feature_options
+        results = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_channel)(
+                values[:, ch],
+                anomaly[:, ch],
+                m.val_start,
+                n_kernels=self.n_kernels,
+                min_len=self.min_kernel_len,
+                max_len=self.max_kernel_len,
+                seed=self.seed,
+                opts=opts,
+                mining=self.shapelet_options,
+            )
+            for ch in range(c)
+        )
+        self.kernels = [r[0] for r in results]
+        self._rows_per_channel = [len(r[1]) for r in results]
+        if len(set(self._rows_per_channel)) != 1:
+            raise ESAInputError(
+                f"channels gave different pooled row counts {sorted(set(self._rows_per_channel))}",
+                value=m.name,
+            )
+        raw = np.stack([r[1] for r in results])  # [C, R, F]
+        self.spans = np.asarray(segmentation.pooled_spans(t, **self._span_opts()), dtype=np.int64)
+        self.split = row_splits(self.spans, m.val_start, m.test_start)
+        train_rows = self.split == SPLIT_TRAIN
+        self.feat_mean = raw[:, train_rows].mean(axis=1).astype(np.float32)
+        std = raw[:, train_rows].std(axis=1)
+        self.feat_std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        self.X = torch.from_numpy((raw - self.feat_mean[:, None]) / self.feat_std[:, None]).float()
+
+        y = np.stack([pooled_labels(anomaly[:, ch], **opts) for ch in range(c)])
+        y_event = pooled_labels(m.is_anomaly, **opts)
+        self.y = torch.from_numpy(y)
+        self.y_event = torch.from_numpy(y_event)
+        self.event_id = torch.from_numpy(run_ids(y_event))
+        self._build_masks(c, train_rows)
+        self._fitted = True
+
+    def _span_opts(self) -> dict[str, int]:
+        return dict(window=self.window, step=self.step, pool=self.pool, stride=self.pool_stride)
+
+    def _build_masks(self, n_channels: int, train_rows: np.ndarray) -> None:
+        """Fold masks per channel from that channel's own count of training rows (§4.4)."""
+        r, e_n, i_n, f = len(train_rows), self.n_external, self.n_internal, self.fold
+        train = np.zeros((n_channels, e_n, i_n, r), dtype=bool)
+        eval2 = np.zeros((n_channels, e_n, r), dtype=bool)
+        eval1 = np.zeros((n_channels, r), dtype=bool)
+        rows = np.flatnonzero(train_rows)
+        for ch in range(n_channels):
+            n_ch = int(train_rows[: self._rows_per_channel[ch]].sum())  # this channel's own count
+            fm = folds.fold_masks(
+                n_ch,
+                n_final=self.n_final,
+                n_external=e_n,
+                n_internal=i_n,
+                seed=self.seed,
+            )
+            eval1[ch, rows] = fm.mask1[f]
+            for e in range(e_n):
+                eval2[ch, e, rows] = fm.eval2[f][e]
+                for i in range(i_n):
+                    train[ch, e, i, rows] = fm.train(f, e, i)
+        self.train_mask = torch.from_numpy(train)
+        self.eval2_mask = torch.from_numpy(eval2)
+        self.eval1_mask = torch.from_numpy(eval1)
+        self.event_rows = torch.from_numpy(eval1.all(axis=0))
+
+    # ---------------------------------------------------------------- featurise new data
+    def featurise(self, mission: Mission) -> tuple[np.ndarray, np.ndarray]:
+        """(X float32 [C, R, F], spans [R, 2]) of any mission range, fitted kernels and stats."""
+        self.setup()
+        values = np.asarray(mission.values, dtype=np.float32)
+        x = featurise_values(
+            values,
+            self.kernels,
+            self.feat_mean,
+            self.feat_std,
+            n_kernels=self.n_kernels,
+            n_jobs=self.n_jobs,
+            **self.feature_options,
+        )
+        return x, self.pooled_spans(len(values))
+
+    def pooled_spans(self, n_samples: int) -> np.ndarray:
+        """int64 [R, 2]: first and last sample (inclusive) of every pooled row."""
+        return np.asarray(segmentation.pooled_spans(n_samples, **self._span_opts()), dtype=np.int64)
+
+    def kernel_buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Kernels as (float32 [C, K, max_len], int64 lengths [C, K]) for model buffers."""
+        self.setup()
+        return pad_kernels(self.kernels, self.n_kernels, self.max_kernel_len)
+
+    # ------------------------------------------------------------------------ loaders
+    def batch_tensors(self) -> dict[str, torch.Tensor]:
+        """Every per-row tensor; the row axis is last except for ``x`` [C, R, F]."""
+        self.setup()
+        return dict(
+            x=self.X,
+            y=self.y,
+            y_event=self.y_event,
+            train_w=self.train_mask.float(),
+            eval2_w=self.eval2_mask.float(),
+            event_w=self.event_rows.float(),
+            event_id=self.event_id,
+        )
+
+    def rows_of(self, split: int) -> np.ndarray:
+        self.setup()
+        return np.flatnonzero(self.split == split)
+
+    def _loader(self, rows: np.ndarray, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            _RowIndex(rows),
+            batch_size=self.batch_rows,
+            shuffle=shuffle,
+            collate_fn=_GatherRows(self.batch_tensors()),
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.rows_of(SPLIT_TRAIN), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.rows_of(SPLIT_VAL), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.rows_of(SPLIT_TEST), shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(np.arange(len(self.split)), shuffle=False)

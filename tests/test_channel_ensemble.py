@@ -1,0 +1,210 @@
+"""ChannelEnsemble surrogate: shapes, the §4.7 aggregation, stacking gradients, a short fit."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from test_segment_datamodule import make_tiny_mission, tiny_datamodule
+
+from esa_lightning.heads.ensemble_heads import EventHeadCallback, MetaHeadCallback
+from esa_lightning.models.channel_ensemble import (
+    ChannelEnsemble,
+    LitChannelEnsemble,
+    group_aggregate,
+    soft_event_f05,
+)
+
+C, F, R = 5, 7, 11
+GROUPS = [0, 2, 0, 1, 2]
+
+
+def make_model(**kw) -> ChannelEnsemble:
+    return ChannelEnsemble(C, F, GROUPS, n_external=3, n_internal=4, hidden=6, **kw)
+
+
+def reference_groups(prob, groups, cv, alpha=1.5, gamma=1.5, beta=0.3, delta=0.05):
+    """§4.7 written plainly with loops over groups and rows."""
+    prob, groups = np.asarray(prob, dtype=np.float64), np.asarray(groups)
+    out = np.zeros((max(groups) + 1, prob.shape[1]))
+    for g in range(out.shape[0]):
+        members = np.flatnonzero(groups == g)
+        w = (cv[members] + 1e-6) ** alpha
+        for r in range(prob.shape[1]):
+            p = prob[members, r]
+            p_adj = np.minimum(p + delta * (p > 0.5), 1.0)
+            contrib = w * p_adj**gamma
+            out[g, r] = np.clip(contrib.max() + beta * (contrib.sum() - contrib.max()), 1e-6, 1)
+    return out
+
+
+def test_forward_shapes():
+    out = make_model()(torch.randn(C, R, F))
+    assert out.internal_logits.shape == (C, 3, 4, R)
+    assert out.meta_logits.shape == (C, 3, R)
+    assert out.channel_prob.shape == (C, R)
+    assert out.group_scores.shape == (3, R)
+    assert out.event_logit.shape == (R,) and out.event_prob.shape == (R,)
+    assert ((out.channel_prob > 0) & (out.channel_prob < 1)).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hard_aggregation_equals_reference_formula(seed):
+    rng = np.random.default_rng(seed)
+    prob = rng.random((C, 40))
+    prob[0, :5] = 0.5  # on the indicator's edge: P > 0.5 is false
+    cv = rng.random(C) + 0.2
+    params = [torch.tensor(v, dtype=torch.float64) for v in (1.5, 1.5, 0.3, 0.05)]
+    got = group_aggregate(
+        torch.as_tensor(prob), torch.as_tensor(GROUPS), 3, torch.as_tensor(cv), *params, hard=True
+    )
+    np.testing.assert_allclose(got.numpy(), reference_groups(prob, GROUPS, cv), rtol=1e-12)
+
+
+def test_smooth_aggregation_tends_to_the_hard_one():
+    rng = np.random.default_rng(3)
+    prob = rng.random((C, 40))
+    prob = np.where(np.abs(prob - 0.5) < 0.05, prob + 0.1, prob)  # away from the step
+    cv = np.ones(C)
+    params = [torch.tensor(v, dtype=torch.float64) for v in (1.5, 1.5, 0.3, 0.05)]
+    args = (torch.as_tensor(prob), torch.as_tensor(GROUPS), 3, torch.as_tensor(cv), *params)
+    hard = group_aggregate(*args, hard=True)
+    loose = group_aggregate(*args, sharpness=10.0, temperature=0.1)
+    tight = group_aggregate(*args, sharpness=1e4, temperature=1e-4)
+    assert (tight - hard).abs().max() < 1e-3 < (loose - hard).abs().max()
+
+
+def test_model_hard_flag_uses_reference_formula():
+    model = make_model(hard=True)
+    with torch.no_grad():
+        model.cv.copy_(torch.linspace(0.3, 1.0, C))
+    prob = torch.rand(C, R)
+    np.testing.assert_allclose(
+        model.group_scores(prob).detach().numpy(),
+        reference_groups(prob.numpy(), GROUPS, model.cv.numpy()),
+        rtol=1e-5,
+    )
+
+
+def test_internal_learner_gradient_comes_only_from_its_rows():
+    """Flipping targets of rows outside a learner's mask leaves that learner's gradient
+    unchanged; the meta / event losses give internal learners no gradient at all."""
+    torch.manual_seed(0)
+    lit = LitChannelEnsemble(C, F, GROUPS, n_external=3, n_internal=4, hidden=6)
+    x = torch.randn(C, R, F)
+    y = (torch.rand(C, R) > 0.5).float()
+    train_w = (torch.rand(C, 3, 4, R) > 0.5).float()
+    batch = dict(
+        x=x,
+        y=y,
+        y_event=(torch.rand(R) > 0.5).float(),
+        train_w=train_w,
+        eval2_w=torch.ones(C, 3, R),
+        event_w=torch.ones(R),
+        event_id=torch.arange(R),
+    )
+
+    def internal_grads(b):
+        lit.zero_grad()
+        lit.losses(b)["internal"].backward()
+        return lit.model.w1.grad.clone()
+
+    base = internal_grads(batch)
+    c, e, i = 1, 2, 3
+    outside = train_w[c, e, i] == 0
+    flipped = dict(batch, y=y.clone())
+    flipped["y"][c, outside] = 1 - y[c, outside]
+    changed = internal_grads(flipped)
+    torch.testing.assert_close(changed[c, e, i], base[c, e, i])
+    assert not torch.allclose(changed[c], base[c])  # other learners of c do see those rows
+
+    lit.zero_grad()
+    parts = lit.losses(batch)
+    (parts["meta"] + parts["event"] + (1 - parts["soft_f05"])).backward()
+    assert lit.model.w1.grad is None or not lit.model.w1.grad.any()
+    assert lit.model.meta_w.grad.abs().sum() > 0 and lit.model.event_w.grad.abs().sum() > 0
+
+
+def test_internal_learner_ignores_features_outside_its_subset():
+    model = make_model(feature_fraction=0.5)
+    x = torch.randn(C, R, F)
+    noise = torch.randn(C, R, F)
+    c, e, i = 2, 1, 0
+    unseen = model.feature_mask[c, e, i] == 0
+    assert unseen.any() and not unseen.all()
+    x2 = x.clone()
+    x2[c][:, unseen] += noise[c][:, unseen]
+    torch.testing.assert_close(
+        model.internal_logits(x2)[c, e, i], model.internal_logits(x)[c, e, i]
+    )
+
+
+def test_soft_event_f05_hand_cases():
+    target = torch.tensor([0, 1, 1, 0, 0, 1, 0.0])
+    event_id = torch.tensor([-1, 0, 0, -1, -1, 1, -1])
+    w = torch.ones(7)
+    perfect = soft_event_f05(target * 0.999999, target, event_id, w)
+    silent = soft_event_f05(torch.full((7,), 1e-6), target, event_id, w)
+    everything = soft_event_f05(torch.full((7,), 0.999999), target, event_id, w)
+    assert perfect > 0.99 and silent < 1e-3
+    # 2 events detected, 4 nominal rows firing: F0.5 = 1.25·2 / (1.25·2 + 4)
+    assert everything == pytest.approx(2.5 / 6.5, rel=1e-3)
+    half = soft_event_f05(torch.tensor([0, 0.5, 0, 0, 0, 0, 0.0]), target, event_id, w)
+    assert 0 < half < perfect
+    masked = soft_event_f05(torch.full((7,), 0.999999), target, event_id, (event_id >= 0).float())
+    assert masked > 0.99  # nominal rows weighted out cannot be false positives
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids thread contention on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
+    mission = make_tiny_mission()
+    dm = tiny_datamodule(mission)
+    lit = LitChannelEnsemble(**dm.dims, hidden=8, lr=2e-2)
+
+    losses: list[float] = []
+
+    class Record(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            losses.append(float(trainer.callback_metrics["train/loss"]))
+
+    trainer = L.Trainer(
+        max_epochs=8,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record(), MetaHeadCallback(), EventHeadCallback()],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(lit, dm)
+    assert losses[-1] < losses[0]
+
+    # kernels and scaler stats were stored as buffers
+    kernels, lengths = dm.kernel_buffers()
+    np.testing.assert_array_equal(lit.kernels.numpy(), kernels)
+    np.testing.assert_array_equal(lit.feat_std.numpy(), dm.feat_std)
+    assert {"kernels", "kernel_len", "feat_mean", "feat_std", "model.cv"} <= set(lit.state_dict())
+
+    scores = lit.score_rows(mission)
+    t = len(mission.values)
+    assert scores.score.shape == (t,) and scores.alarm.shape == (t,)
+    assert scores.alarm.dtype == np.uint8 and scores.channel_scores.shape == (t, 4)
+    assert np.isfinite(scores.score).all() and (scores.score <= 1).all()
+    # anomalous samples score higher than nominal ones on average
+    flagged = mission.is_anomaly.astype(bool)
+    assert scores.score[flagged].mean() > scores.score[~flagged].mean()
+
+    # a fresh module restored from the state_dict scores identically, from buffers alone
+    fresh = LitChannelEnsemble(**dm.dims, hidden=8)
+    fresh.load_state_dict(lit.state_dict())
+    np.testing.assert_allclose(fresh.score_rows(mission).score, scores.score, atol=1e-6)

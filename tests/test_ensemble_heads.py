@@ -1,0 +1,137 @@
+"""Logistic heads and the GBDT original of the channel ensemble, and the §4.8 post-processing."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from test_segment_datamodule import make_tiny_mission, tiny_datamodule
+
+from esa_lightning.data.segment_datamodule import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
+from esa_lightning.heads import ensemble_heads as heads
+from esa_lightning.models.channel_ensemble import ChannelEnsemble
+from esa_lightning.postprocess import max_over_folds, peaks_to_alarm, spread_rows_to_samples
+
+
+# ----------------------------------------------------------------------------- postprocess
+def test_spread_averages_covering_rows():
+    spans = np.array([[0, 3], [2, 5], [4, 7]])
+    prob = np.array([0.2, 0.6, 1.0])
+    got = spread_rows_to_samples(prob, spans, 10, fill=-1.0)
+    expect = [0.2, 0.2, 0.4, 0.4, 0.8, 0.8, 1.0, 1.0, -1.0, -1.0]
+    np.testing.assert_allclose(got, expect, atol=1e-6)
+    two = spread_rows_to_samples(np.stack([prob, 1 - prob], 1), spans, 10)
+    np.testing.assert_allclose(two[:8, 1], 1 - np.array(expect[:8]), atol=1e-6)
+
+
+def test_spread_matches_a_loop_on_random_spans():
+    rng = np.random.default_rng(0)
+    first = np.sort(rng.integers(0, 90, 30))
+    spans = np.stack([first, first + rng.integers(0, 20, 30)], 1)
+    prob = rng.random(30)
+    got = spread_rows_to_samples(prob, spans, 100)
+    for t in range(100):
+        cover = (spans[:, 0] <= t) & (spans[:, 1] >= t)
+        assert got[t] == pytest.approx(prob[cover].mean() if cover.any() else 0.0, abs=1e-6)
+
+
+def test_peaks_mark_regions_above_height_with_buffer():
+    prob = np.zeros(40)
+    prob[10:14] = [0.6, 0.9, 0.7, 0.55]  # one region with a peak
+    prob[30:32] = [0.4, 0.45]  # below the height: nothing
+    prob[38:] = [0.7, 0.8]  # rising to the end of the series still counts
+    alarm = peaks_to_alarm(prob, height=0.5, buffer=2)
+    expect = np.zeros(40, dtype=np.uint8)
+    expect[8:16] = 1
+    expect[36:] = 1
+    np.testing.assert_array_equal(alarm, expect)
+    assert alarm.dtype == np.uint8
+    assert not peaks_to_alarm(np.full(10, 0.3)).any()
+    flat = peaks_to_alarm(np.full(10, 0.9), buffer=0)  # a plateau is one region
+    assert flat.all()
+
+
+def test_peak_filters_drop_regions():
+    prob = np.full(30, 0.4)  # the small bump's prominence is 0.15 (its saddle to the big one)
+    prob[5:8] = [0.52, 0.55, 0.52]
+    prob[20:23] = [0.6, 0.95, 0.6]
+    alarm = peaks_to_alarm(prob, height=0.5, buffer=0, prominence=0.3)
+    assert not alarm[5:8].any() and alarm[20:23].all()
+
+
+def test_max_over_folds():
+    a, b = np.array([0, 1, 0, 0]), np.array([0, 0, 1, 0])
+    np.testing.assert_array_equal(max_over_folds([a, b]), [0, 1, 1, 0])
+    with pytest.raises(ValueError):
+        max_over_folds([a, b[:3]])
+
+
+# ------------------------------------------------------------------------------------ heads
+@pytest.fixture(scope="module")
+def dm():
+    return tiny_datamodule()
+
+
+def test_head_rows_exclude_the_test_range(dm):
+    assert (dm.split[heads.meta_rows(dm).any(axis=(0, 1))] == SPLIT_TRAIN).all()
+    assert (dm.split[heads.cv_rows(dm).any(axis=0)] == SPLIT_TRAIN).all()
+    ev = heads.event_rows(dm)
+    assert np.isin(dm.split[ev], (SPLIT_TRAIN, SPLIT_VAL)).all() and ev[dm.split == SPLIT_VAL].all()
+
+
+def _corrupt_test_range(dm):
+    """A copy of ``dm`` whose test-range rows hold other features and inverted labels."""
+    other = copy.copy(dm)
+    test = torch.as_tensor(dm.split == SPLIT_TEST)
+    other.X = dm.X.clone()
+    other.X[:, test] = torch.randn_like(dm.X[:, test]) * 3
+    other.y = dm.y.clone()
+    other.y[:, test] = 1 - dm.y[:, test]
+    other.y_event = dm.y_event.clone()
+    other.y_event[test] = 1 - dm.y_event[test]
+    return other
+
+
+def test_heads_never_read_test_range_rows(dm):
+    torch.manual_seed(0)
+    model = ChannelEnsemble(**{k: dm.dims[k] for k in ("n_channels", "n_features", "group_index")})
+    fitted = []
+    for source in (dm, _corrupt_test_range(dm)):
+        m = copy.deepcopy(model)
+        assert heads.fit_meta_heads(m, source) > 0
+        assert heads.fit_event_head(m, source)
+        fitted.append(m.state_dict())
+    for key in ("meta_w", "meta_b", "cv", "event_w", "event_b"):
+        torch.testing.assert_close(fitted[0][key], fitted[1][key])
+    assert not torch.equal(fitted[0]["meta_w"], model.state_dict()["meta_w"])
+    assert ((fitted[0]["cv"] >= 0) & (fitted[0]["cv"] <= 1)).all()
+
+
+def test_gbdt_never_reads_test_range_rows_and_round_trips(dm, tmp_path):
+    mission = dm.mission
+    small = dict(**dm.dims, max_iter=15, n_threads=1)
+    a = heads.GBDTChannelEnsemble(**small).fit(dm)
+    b = heads.GBDTChannelEnsemble(**small).fit(_corrupt_test_range(dm))
+    np.testing.assert_allclose(a.meta_w, b.meta_w)
+    np.testing.assert_allclose(a.event_w, b.event_w)
+
+    scores = a.score_rows(mission)
+    t = len(mission.values)
+    assert scores.score.shape == (t,) and scores.channel_scores.shape == (t, 4)
+    assert scores.alarm.dtype == np.uint8
+    flagged = mission.is_anomaly.astype(bool)
+    assert scores.score[flagged].mean() > scores.score[~flagged].mean()
+
+    loaded = heads.GBDTChannelEnsemble.load(a.save(tmp_path / "gbdt"))
+    np.testing.assert_array_equal(loaded.score_rows(mission).score, scores.score)
+    assert not (tmp_path / "gbdt" / "trees.pkl").exists()
+
+
+def test_gbdt_rejects_other_channels(dm):
+    model = heads.GBDTChannelEnsemble(**dm.dims, max_iter=5, n_threads=1).fit(dm)
+    other = make_tiny_mission()
+    other.channels = other.channels.assign(Channel=[f"x{i}" for i in range(4)])
+    with pytest.raises(heads.ESAInputError, match="channels"):
+        model.score_rows(other)

@@ -1,0 +1,204 @@
+"""SegmentDataModule: pooled rows per channel, fold masks, scaler and kernels fitted on training
+rows only. ``make_tiny_mission`` / ``tiny_datamodule`` are shared with the other ensemble tests."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from esa_lightning.data import folds, segmentation
+from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.data.segment_datamodule import (
+    SPLIT_NONE,
+    SPLIT_TEST,
+    SPLIT_TRAIN,
+    SPLIT_VAL,
+    SegmentDataModule,
+    n_pooled_features,
+    pad_kernels,
+    run_ids,
+    unpad_kernels,
+)
+from esa_lightning.errors import ESAInputError
+
+TINY = dict(
+    window=20,
+    step=5,
+    pool=20,
+    pool_stride=4,
+    n_kernels=2,
+    min_kernel_len=10,
+    max_kernel_len=16,
+    shapelet_options=dict(max_candidates=200, nominal_segments=50),
+    batch_rows=128,
+)
+
+
+def make_tiny_mission(
+    n: int = 12000, n_channels: int = 4, n_events: int = 16, seed: int = 0
+) -> Mission:
+    """Sines with noise; events add a ramped level shift to every channel of one of two groups.
+    Train [0, 8000), validation [8000, 10000), test [10000, n)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    values = np.stack(
+        [
+            np.sin(2 * np.pi * t / (50 + 7 * c)) + 0.1 * rng.standard_normal(n)
+            for c in range(n_channels)
+        ],
+        axis=1,
+    ).astype(np.float32)
+    labels = np.zeros((n, n_channels), dtype=np.uint8)
+    slots = np.arange(300, n - 400, (n - 700) // n_events)
+    for k, start in enumerate(slots[:n_events] + rng.integers(0, 100, n_events)):
+        length = int(rng.integers(60, 150))
+        for c in range(k % 2, n_channels, 2):
+            values[start : start + length, c] += 2.0 + np.linspace(0, 1, length)
+            labels[start : start + length, c] = 1 if k % 3 else 2
+    channels = default_channel_table([f"channel_{c + 1}" for c in range(n_channels)])
+    channels["Group"] = [f"g{c % 2}" for c in range(n_channels)]
+    stamps = np.datetime64("2000-01-01", "ns") + (t * 30).astype("timedelta64[s]")
+    events = pd.DataFrame(columns=["ID", "Channel", "StartTime", "EndTime", "Category"])
+    return Mission(
+        name="tiny",
+        values=values,
+        timestamps=stamps.astype("datetime64[ns]"),
+        channels=channels,
+        labels=labels,
+        events=events,
+        val_start=8000,
+        test_start=10000,
+    )
+
+
+def tiny_datamodule(mission: Mission | None = None, **overrides) -> SegmentDataModule:
+    dm = SegmentDataModule(mission or make_tiny_mission(), **{**TINY, **overrides})
+    dm.setup("fit")
+    return dm
+
+
+@pytest.fixture(scope="module")
+def dm() -> SegmentDataModule:
+    return tiny_datamodule()
+
+
+def test_shapes_and_spans(dm):
+    c, t = 4, 12000
+    f = n_pooled_features(TINY["n_kernels"])
+    spans = segmentation.pooled_spans(t, 20, 5, 20, 4)
+    r = len(spans)
+    assert dm.X.shape == (c, r, f) and dm.X.dtype == torch.float32
+    assert dm.y.shape == (c, r) and dm.y_event.shape == (r,)
+    assert dm.train_mask.shape == (c, 3, 5, r) and dm.eval2_mask.shape == (c, 3, r)
+    np.testing.assert_array_equal(dm.spans, spans)
+    assert dm.dims["n_features"] == f and dm.dims["group_index"] == [0, 1, 0, 1]
+    assert torch.isfinite(dm.X).all()
+
+
+def test_labels_follow_channels(dm):
+    """A pooled row is positive for channel c exactly when a labelled sample of c is in it."""
+    labels = dm.mission.labels
+    for c in range(4):
+        flagged = np.isin(labels[:, c], (1, 2))
+        expect = [flagged[a : b + 1].any() for a, b in dm.spans]
+        np.testing.assert_array_equal(dm.y[c].numpy() > 0, expect)
+
+
+def test_row_splits_respect_split_points(dm):
+    first, last = dm.spans[:, 0], dm.spans[:, 1]
+    assert (last[dm.split == SPLIT_TRAIN] < 8000).all()
+    val = dm.split == SPLIT_VAL
+    assert (first[val] >= 8000).all() and (last[val] < 10000).all()
+    assert (first[dm.split == SPLIT_TEST] >= 10000).all()
+    straddle = (first < 8000) & (last >= 8000) | (first < 10000) & (last >= 10000)
+    np.testing.assert_array_equal(dm.split == SPLIT_NONE, straddle)
+
+
+def test_masks_are_the_fold_masks_of_training_rows(dm):
+    train = dm.split == SPLIT_TRAIN
+    n_train = int(train.sum())
+    fm = folds.fold_masks(n_train, n_final=2, n_external=3, n_internal=5, seed=0)
+    for c in range(4):
+        np.testing.assert_array_equal(dm.eval1_mask[c].numpy()[train], fm.mask1[0])
+        assert not dm.eval1_mask[c].numpy()[~train].any()
+        for e in range(3):
+            np.testing.assert_array_equal(dm.eval2_mask[c, e].numpy()[train], fm.eval2[0][e])
+            for i in range(5):
+                own = dm.train_mask[c, e, i].numpy()
+                np.testing.assert_array_equal(own[train], fm.train(0, e, i))
+                assert not own[~train].any()
+                assert not (own & dm.eval2_mask[c, e].numpy()).any()
+                assert not (own & dm.eval1_mask[c].numpy()).any()
+
+
+def test_scaler_fitted_on_training_rows(dm):
+    train = torch.as_tensor(dm.split == SPLIT_TRAIN)
+    x = dm.X[:, train]
+    varying = torch.as_tensor(dm.feat_std > 1.0 + 1e-6) | (x.std(dim=1) > 1e-3)
+    assert torch.allclose(x.mean(dim=1), torch.zeros(()), atol=1e-3)
+    assert torch.allclose(x.std(dim=1, unbiased=False)[varying], torch.ones(()), atol=1e-2)
+
+
+def test_test_range_never_used_for_fitting(dm):
+    """Rewriting the validation and test ranges leaves kernels, scaler and masks unchanged."""
+    m = dm.mission
+    values = m.values.copy()
+    labels = m.labels.copy()
+    rng = np.random.default_rng(1)
+    values[8000:] = rng.standard_normal(values[8000:].shape) * 5
+    labels[8000:] = 1
+    other = tiny_datamodule(replace(m, values=values, labels=labels))
+    np.testing.assert_array_equal(other.feat_mean, dm.feat_mean)
+    np.testing.assert_array_equal(other.feat_std, dm.feat_std)
+    for a, b in zip(other.kernels, dm.kernels, strict=True):
+        for ka, kb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(ka, kb)
+    np.testing.assert_array_equal(other.train_mask.numpy(), dm.train_mask.numpy())
+
+
+def test_featurise_reproduces_training_rows_and_any_range(dm):
+    x, spans = dm.featurise(dm.mission)
+    np.testing.assert_allclose(x, dm.X.numpy(), rtol=1e-5, atol=1e-5)
+    part = dm.mission.slice(10000, 12000)
+    xt, spans_t = dm.featurise(part)
+    assert xt.shape == (4, len(spans_t), dm.X.shape[2]) and spans_t[-1, 1] < 2000
+
+
+def test_kernels_round_trip_through_buffers(dm):
+    padded, lengths = dm.kernel_buffers()
+    assert padded.shape == (4, 2, 16)
+    back = unpad_kernels(padded, lengths)
+    for a, b in zip(back, dm.kernels, strict=True):
+        assert [len(k) for k in a] == [len(k) for k in b]
+        for ka, kb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(ka, kb)
+    with pytest.raises(ValueError):
+        pad_kernels([[np.ones(20)]], 2, 16)
+
+
+def test_loader_batches(dm):
+    batch = next(iter(dm.train_dataloader()))
+    b = len(batch["rows"])
+    assert batch["x"].shape == (4, b, dm.X.shape[2]) and batch["train_w"].shape == (4, 3, 5, b)
+    assert (dm.split[batch["rows"].numpy()] == SPLIT_TRAIN).all()
+    torch.testing.assert_close(batch["x"], dm.X[:, batch["rows"]])
+
+
+def test_run_ids():
+    np.testing.assert_array_equal(
+        run_ids(np.array([0, 1, 1, 0, 1, 0, 0, 1])), [-1, 0, 0, -1, 1, -1, -1, 2]
+    )
+
+
+def test_bad_inputs_name_the_problem():
+    m = make_tiny_mission()
+    with pytest.raises(ESAInputError, match="pooled row"):
+        SegmentDataModule(replace(m, val_start=50, test_start=100), **TINY).setup("fit")
+    with pytest.raises(ESAInputError, match="labels"):
+        SegmentDataModule(replace(m, labels=None), **TINY)
+    with pytest.raises(ESAInputError, match="fold"):
+        SegmentDataModule(m, fold=2, **TINY)
