@@ -26,9 +26,11 @@ Preprocessing
   NaN/inf values are repaired by forward fill (back fill at the start) with one warning that
   counts the repaired values per channel.
 
-Memory: channels are read one at a time (the next one is unzipped in a background thread); the
-float32 output is the only big allocation (it grows, rarely, when a later channel extends the
-time range and ``start``/``end`` were not given).
+Speed and memory: ``n_jobs`` threads read and resample channels (unzipping and numpy release the
+GIL), each into its own float32 column; groups of up to 16 columns (at most a quarter of the
+output) are then copied into the [T, C] output block by block, so the output is swept once per
+group instead of once per channel. The float32 output is the only big allocation (it grows,
+rarely, when a later channel extends the time range and ``start``/``end`` were not given).
 Results are cached as ``.npy`` files keyed by the source files' size/mtime and every option.
 """
 
@@ -39,10 +41,13 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -60,7 +65,9 @@ LABEL_COLUMNS = ["ID", "Channel", "StartTime", "EndTime"]
 ANOMALY_TYPE_COLUMNS = ["ID", "Category"]
 ANOMALY_TYPE_OPTIONAL = ["Class", "Subclass", "Dimensionality", "Locality", "Length"]
 EVENT_TABLE_COLUMNS = ["ID", "Channel", "StartTime", "EndTime", "Category", *ANOMALY_TYPE_OPTIONAL]
-_CHUNK = 1 << 20  # grid rows resampled at once: bounds the int64 temporaries
+_BLOCK = 4096  # output rows written at once per channel group (stays in cache)
+_GROUP = 16  # channels resampled before they are written into the output together
+_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- public entry point
@@ -78,9 +85,15 @@ def read_esa_mission(
     lightweight: Sequence[str] = (),
     cache_dir: str | os.PathLike | None = "datasets/cache",
     use_cache: bool = True,
+    n_jobs: int | None = None,
 ) -> Mission:
-    """Read the ESA-ADB mission folder ``root`` into a ``Mission`` on a ``period`` grid."""
+    """Read the ESA-ADB mission folder ``root`` into a ``Mission`` on a ``period`` grid.
+
+    ``n_jobs`` threads read and resample channels (``None`` or -1: every usable core); the
+    result does not depend on it.
+    """
     root = Path(root)
+    jobs = _resolve_jobs(n_jobs)
     if not root.is_dir():
         raise ESAInputError("mission folder not found", path=root)
     p_ns = _period_ns(period)
@@ -115,7 +128,15 @@ def read_esa_mission(
     arrays = _load_cache(cache_folder) if cache_folder is not None else None
     if arrays is None:
         arrays = _build_arrays(
-            names, channel_files, tc_files, events, p_ns, set(options["counters"]), start, end
+            names,
+            channel_files,
+            tc_files,
+            events,
+            p_ns,
+            set(options["counters"]),
+            start,
+            end,
+            n_jobs=jobs,
         )
         if cache_folder is not None:
             _save_cache(cache_folder, arrays)
@@ -429,37 +450,81 @@ class _GridBuffer:
         a, b = self.rows(self.k_lo, self.k_hi)
         return self.buf[a:b]
 
+    def write_columns(self, col0: int, columns: list[_Column]) -> None:
+        """Copy the columns of channels ``col0, col0 + 1, ...`` into their lattice rows.
 
-def _resample_into(
-    out: np.ndarray,
-    col: int,
-    ts: np.ndarray,
-    values: np.ndarray,
-    k_lo: int,
+        Row block by row block, so each block of the [T, C] output stays in cache while every
+        column of the group is written into it: writing one whole column at a time would stride
+        through the full output once per channel (the cost that dominated the old reader).
+        """
+        lo = min(c.lo for c in columns)
+        hi = max(c.hi for c in columns)
+        for a in range(lo, hi + 1, _BLOCK):
+            b = min(a + _BLOCK, hi + 1)
+            for j, c in enumerate(columns):
+                s, e = max(a, c.lo), min(b, c.hi + 1)
+                if s < e:
+                    r = s - self.base
+                    self.buf[r : r + (e - s), col0 + j] = c.values[s - c.lo : e - c.lo]
+
+
+@dataclass
+class _Column:
+    """One channel held on its own lattice range [lo, hi] (float32, hi - lo + 1 rows)."""
+
+    lo: int
+    hi: int
+    values: np.ndarray
+    n_bad: int  # non-finite raw values repaired
+    last_floor: int  # lattice index of the floor of the last raw timestamp
+
+
+def _hold(
+    ts: np.ndarray, values: np.ndarray, k_lo: int, n: int, p_ns: int, counter: bool
+) -> np.ndarray:
+    """Zero-order hold of (ts, values) onto lattice rows k_lo .. k_lo + n - 1, as float32.
+
+    Sample i holds from its first grid row at or after it (ceil) up to the next sample's; the
+    first sample also fills the rows before it. So the column is ``np.repeat`` of the values by
+    those run lengths: one pass over the output, with only raw-sized temporaries.
+    Counters are differenced in float64 on the raw values that survive (the held column only
+    changes where a new sample's run starts), then cast, exactly like differencing the column.
+    """
+    starts = np.clip(-(-ts // p_ns) - k_lo, 0, n)  # sorted, since ts is
+    starts[0] = 0
+    lengths = np.diff(starts, append=n)
+    if not counter:
+        return np.repeat(values.astype(np.float32), lengths)
+    kept = np.flatnonzero(lengths)
+    held = values[kept]
+    out = np.zeros(n, dtype=np.float32)
+    out[starts[kept[1:]]] = np.diff(held)
+    return out
+
+
+def _channel_column(
+    name: str,
+    path: Path,
     p_ns: int,
     counter: bool,
-) -> None:
-    """Zero-order hold of (ts, values) onto lattice rows k_lo.. written into ``out[:, col]``.
-
-    Linear time: each sample's first grid row at or after it (ceil), a per-chunk ``bincount`` of
-    those rows and a cumulative sum give, for every grid row, the number of samples at or before
-    it, hence the index of the last one (a binary search per grid row was 4x slower).
-    """
-    n = len(out)
-    first_row = -(-ts // p_ns) - k_lo  # sorted, since ts is
-    previous = None
-    for a in range(0, n, _CHUNK):
-        b = min(n, a + _CHUNK)
-        s0, s1 = np.searchsorted(first_row, [a, b], side="left")
-        counts = np.bincount(first_row[s0:s1] - a, minlength=b - a)
-        idx = np.cumsum(counts) + (s0 - 1)
-        np.maximum(idx, 0, out=idx)  # before the first sample: back-fill with the first value
-        chunk = values[idx]
-        if counter:
-            first = chunk[0] if previous is None else previous
-            previous = chunk[-1]
-            chunk = np.diff(chunk, prepend=first)
-        out[a:b, col] = chunk
+    k_lo: int | None,
+    k_hi: int | None,
+) -> _Column:
+    """Read, validate, repair and resample one channel (runs in a worker thread)."""
+    ts, values = read_raw_series(path, name)
+    values, n_bad = _repair_nonfinite(values, path)
+    first, last = int(ts[0]), int(ts[-1])
+    if k_lo is not None and k_hi is not None:
+        lo, hi = k_lo, k_hi
+    else:
+        # own range: up to the first grid point at or after the last sample, so that every
+        # grid point after it holds the last raw value (trimmed to the real end later)
+        lo = _floor_div(first, p_ns) if k_lo is None else k_lo
+        hi = -(-last // p_ns) if k_hi is None else min(k_hi, -(-last // p_ns))
+        if hi < lo:  # the channel lies entirely outside a half-open requested range
+            lo = hi = k_lo if k_lo is not None else k_hi
+    column = _hold(ts, values, lo, hi - lo + 1, p_ns, counter)
+    return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns))
 
 
 def _build_arrays(
@@ -471,6 +536,7 @@ def _build_arrays(
     counters: set[str],
     start: Any,
     end: Any,
+    n_jobs: int = 1,
 ) -> dict[str, Any]:
     k_lo = None if start is None else _floor_div(_to_ns(start, "start"), p_ns)
     k_hi = None if end is None else _floor_div(_to_ns(end, "end"), p_ns)
@@ -480,25 +546,31 @@ def _build_arrays(
     own: list[tuple[int, int, float, float]] = []  # per channel: its lattice range and end values
     last_floor = -(2**62)
     repaired: dict[str, int] = {}
-    for col, (name, path, (ts, values)) in enumerate(_prefetched(names, files)):
-        values, n_bad = _repair_nonfinite(values, path)
-        if n_bad:
-            repaired[name] = n_bad
-        if grid.fixed:
-            lo, hi = grid.k_lo, grid.k_hi
-        else:
-            # own range: up to the first grid point at or after the last sample, so that every
-            # grid point after it holds the last raw value (trimmed to the real end below)
-            lo = _floor_div(int(ts[0]), p_ns) if k_lo is None else k_lo
-            hi = -(-int(ts[-1]) // p_ns) if k_hi is None else min(k_hi, -(-int(ts[-1]) // p_ns))
-            last_floor = max(last_floor, _floor_div(int(ts[-1]), p_ns))
-            if hi < lo:  # the channel lies entirely outside a half-open requested range
-                lo = hi = k_lo if k_lo is not None else k_hi
-            grid.cover(lo, hi)
-        a, b = grid.rows(lo, hi)
-        _resample_into(grid.buf[a:b], col, ts, values, lo, p_ns, name in counters)
-        own.append((lo, hi, float(grid.buf[a, col]), float(grid.buf[b - 1, col])))
-        del ts, values
+    group = _group_size(len(names))
+    tasks: list[Callable[[], Any]] = [
+        partial(_channel_column, name, path, p_ns, name in counters, k_lo, k_hi)
+        for name, path in zip(names, files, strict=True)
+    ]
+    # telecommand files are read by the same threads, right after the channels
+    tasks += [partial(_execution_times, path) for path in tc_files]
+    results = _in_order(tasks, n_jobs, ahead=2 * n_jobs)
+    try:
+        pending: list[_Column] = []
+        for col in range(len(names)):
+            column = next(results)
+            if column.n_bad:
+                repaired[names[col]] = column.n_bad
+            grid.cover(column.lo, column.hi)
+            last_floor = max(last_floor, column.last_floor)
+            own.append((column.lo, column.hi, float(column.values[0]), float(column.values[-1])))
+            pending.append(column)
+            if len(pending) == group or col == len(names) - 1:
+                grid.write_columns(col + 1 - len(pending), pending)
+                pending = []
+            del column
+        tc_times = list(results)
+    finally:
+        results.close()  # on an error: stop the threads before raising
     if repaired:
         warnings.warn(
             f"repaired non-finite values (forward fill) per channel: {repaired}", stacklevel=3
@@ -518,26 +590,55 @@ def _build_arrays(
     return {
         "values": values,
         "labels": _label_mask(events, names, k_lo, n, p_ns),
-        "telecommands": _telecommand_pulses(tc_files, k_lo, n, p_ns),
+        "telecommands": _telecommand_pulses(tc_times, k_lo, n, p_ns),
         "k_lo": k_lo,
         "n_rows": n,
     }
 
 
-def _prefetched(names: list[str], files: list[Path]) -> Iterator[tuple[str, Path, Any]]:
-    """Yield (name, path, raw series) while a background thread already reads the next file.
+def _group_size(n_cols: int) -> int:
+    """Channels resampled before they are written together: at most a quarter of the output."""
+    return max(1, min(_GROUP, n_cols // 4))
 
-    Unzipping releases the GIL, so on two or more cores reading overlaps resampling; only one
-    raw series is read ahead, which keeps the memory bound.
+
+def _resolve_jobs(n_jobs: int | None) -> int:
+    """``None`` or -1: every usable core; otherwise a positive thread count."""
+    if n_jobs is None or n_jobs == -1:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            return max(1, os.cpu_count() or 1)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ESAInputError(
+            "n_jobs must be a positive integer, -1 or None", column="n_jobs", value=n_jobs
+        )
+    return n_jobs
+
+
+def _in_order(tasks: list[Callable[[], _T]], n_jobs: int, ahead: int) -> Iterator[_T]:
+    """Results of ``tasks`` in order, ``n_jobs`` threads computing at most ``ahead`` in advance.
+
+    Unzipping and the numpy work release the GIL, so threads overlap on several cores; the
+    bounded look-ahead keeps the memory bound (at most ``ahead`` finished columns waiting).
+    With one job the tasks run here, one after the other.
     """
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(read_raw_series, files[0], names[0]) if files else None
-        for i, (name, path) in enumerate(zip(names, files, strict=True)):
-            raw = pending.result()
-            if i + 1 < len(files):
-                pending = pool.submit(read_raw_series, files[i + 1], names[i + 1])
-            yield name, path, raw
-            del raw
+    if n_jobs <= 1:
+        for task in tasks:
+            yield task()
+        return
+    pool = ThreadPoolExecutor(max_workers=n_jobs)
+    try:
+        queued: deque[Future[_T]] = deque(pool.submit(t) for t in tasks[:ahead])
+        following = iter(tasks[ahead:])
+        while queued:
+            result = queued.popleft().result()
+            task = next(following, None)
+            if task is not None:
+                queued.append(pool.submit(task))
+            yield result
+            del result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _floor_div(x: int, p: int) -> int:
@@ -563,11 +664,15 @@ def _label_mask(events: pd.DataFrame, names: list[str], k_lo: int, n: int, p_ns:
     return mask
 
 
-def _telecommand_pulses(files: list[Path], k_lo: int, n: int, p_ns: int) -> np.ndarray:
+def _execution_times(path: Path) -> np.ndarray:
+    """Execution times (int64 ns) of one telecommand file."""
+    return read_raw_series(path)[0]
+
+
+def _telecommand_pulses(times: list[np.ndarray], k_lo: int, n: int, p_ns: int) -> np.ndarray:
     """float32 [T, K]: 1 at the first grid point at or after each execution inside the grid."""
-    out = np.zeros((n, len(files)), dtype=np.float32)
-    for j, path in enumerate(files):
-        ts, _ = read_raw_series(path)
+    out = np.zeros((n, len(times)), dtype=np.float32)
+    for j, ts in enumerate(times):
         rows = -(-ts // p_ns) - k_lo
         rows = rows[(rows >= 0) & (rows < n)]
         out[rows, j] = 1.0
