@@ -6,30 +6,91 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from esa_lightning.errors import ESAInputError
+
 TMP_PREFIX = ".tmp-"
+OLD_PREFIX = ".old-"
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> ESAInputError:
+    """An ``OSError`` of a write (disk full, read-only folder...) as a one-line user error."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return ESAInputError(f"cannot write ({reason})", path=path)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; renamed onto ``path`` if the block succeeds."""
+    """Yield a temporary path beside ``path``; renamed onto ``path`` if the block succeeds.
+
+    A failed write (an ``OSError`` such as a full disk) leaves ``path`` as it was and becomes an
+    ``ESAInputError`` naming ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``, renamed onto ``path`` if the block succeeds.
+
+    For multi-file entries (caches): readers see the whole folder or nothing. An existing
+    ``path`` is replaced (kept as ``.old-<name>`` until the new one is in place). ``OSError``
+    becomes an ``ESAInputError`` naming ``path``.
+    """
+    path = Path(path)
+    tmp: Path | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent))
+        yield tmp
+        replace_folder(tmp, path)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_folder(new: Path, path: Path) -> None:
+    """Rename folder ``new`` onto ``path``; the previous ``path`` survives any interruption.
+
+    The old folder is first renamed to ``.old-<name>``; if the process dies before the new one
+    is in place, ``remove_stale_temporaries`` renames it back.
+    """
+    old = path.with_name(OLD_PREFIX + path.name)
+    if old.exists():
+        shutil.rmtree(old)
+    if path.exists():
+        path.rename(old)
+    try:
+        new.rename(path)
+    except OSError:
+        if old.exists() and not path.exists():
+            old.rename(path)
+        raise
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -57,17 +118,46 @@ def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
     return Path(path)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> int:
-    """Delete leftovers of interrupted atomic writes in ``folder``; return how many were removed."""
+def remove_stale_temporaries(folder: str | os.PathLike, min_age_s: float = 0.0) -> int:
+    """Clean up after interrupted atomic writes under ``folder``; return how many were handled.
+
+    ``.tmp-*`` files and folders are deleted; an ``.old-<name>`` folder whose ``<name>`` is
+    missing (a replacement killed half-way) is renamed back, any other is deleted. Entries
+    modified less than ``min_age_s`` seconds ago are left alone: in a shared cache they may
+    belong to another process that is writing right now.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    removed = 0
-    for p in folder.rglob(TMP_PREFIX + "*"):
-        if p.is_file():
-            p.unlink()
-            removed += 1
-    return removed
+    now = time.time()
+    handled = 0
+    found = [*folder.rglob(TMP_PREFIX + "*"), *folder.rglob(OLD_PREFIX + "*")]
+    for p in sorted(found, key=lambda q: len(q.parts)):
+        try:
+            if not p.exists() or (min_age_s > 0 and now - _newest_mtime(p) < min_age_s):
+                continue
+            if p.name.startswith(OLD_PREFIX) and p.is_dir():
+                target = p.with_name(p.name[len(OLD_PREFIX) :])
+                if not target.exists():
+                    p.rename(target)
+                else:
+                    shutil.rmtree(p)
+            elif p.is_dir():
+                shutil.rmtree(p)
+            elif p.name.startswith(TMP_PREFIX):
+                p.unlink()
+            else:
+                continue
+        except OSError:
+            continue  # gone already (another cleaner) or not ours to delete: leave it
+        handled += 1
+    return handled
+
+
+def _newest_mtime(path: Path) -> float:
+    if not path.is_dir():
+        return path.stat().st_mtime
+    return max([path.stat().st_mtime, *(q.stat().st_mtime for q in path.rglob("*"))])
 
 
 def source_identity(paths: list[str | os.PathLike]) -> list[list[Any]]:

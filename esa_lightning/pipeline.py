@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import pickle
 import platform
 import shutil
 from dataclasses import dataclass, field
@@ -30,7 +31,13 @@ import torch
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import write_json_atomic, write_text_atomic
+from esa_lightning.io import (
+    TMP_PREFIX,
+    replace_folder,
+    write_error,
+    write_json_atomic,
+    write_text_atomic,
+)
 from esa_lightning.models.base import RowScores
 
 FORMAT_VERSION = 1
@@ -38,11 +45,18 @@ ALLOWED_CLASSES = {
     "esa_lightning.models.robust_zscore.RobustZScore",
     "esa_lightning.models.gru_attention.LitGRUAttentionAE",
     "esa_lightning.models.channel_ensemble.LitChannelEnsemble",
-    "esa_lightning.models.channel_ensemble.GBDTChannelEnsemble",
+    "esa_lightning.heads.ensemble_heads.GBDTChannelEnsemble",
     "esa_lightning.heads.combiner.HybridCombiner",
 }
-VERSIONED_PACKAGES = ("esa_lightning", "torch", "lightning", "numpy", "pandas", "scikit-learn",
-                      "skops")
+VERSIONED_PACKAGES = (
+    "esa_lightning",
+    "torch",
+    "lightning",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "skops",
+)
 
 
 def mission_schema(mission: Mission) -> dict[str, Any]:
@@ -132,7 +146,8 @@ class Detector:
         """Scores of every row of a single-grid ``mission`` (the schema is checked first)."""
         check_schema(self.schema, mission)
         for module in self.components.values():
-            module.eval()
+            if isinstance(module, torch.nn.Module):
+                module.eval()
         if self.combiner is not None:
             return self.combiner.score_rows(self.components, mission)
         (module,) = self.components.values()
@@ -140,16 +155,35 @@ class Detector:
 
     # ----------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Write the artifact folder atomically (a temporary folder renamed into place)."""
+        """Write the artifact folder atomically (a temporary folder renamed into place).
+
+        A failed write (full disk, read-only folder) leaves the previous artifact as it was and
+        raises an ``ESAInputError`` naming the path.
+        """
         path = Path(path)
-        tmp = path.with_name(f".tmp-{path.name}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
+        try:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+            self._write(tmp)
+            replace_folder(tmp, path)
+        except OSError as exc:
+            raise write_error(path, exc) from exc
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    def _write(self, tmp: Path) -> None:
         entries = {}
         for name, module in self.components.items():
             folder = tmp / "components" / name
             folder.mkdir(parents=True)
+            if not isinstance(module, torch.nn.Module):  # e.g. the tree-based ensemble
+                module.save(folder)
+                entries[name] = {"class": _class_path(module), "format": "folder"}
+                continue
             torch.save(_cpu_state(module), folder / "weights.pt")
             if hasattr(module, "save_extra"):
                 module.save_extra(folder)
@@ -169,13 +203,6 @@ class Detector:
         }
         write_json_atomic(tmp / "detector.json", manifest)
         write_text_atomic(tmp / "config.yaml", self.config_yaml)
-        old = path.with_name(f".old-{path.name}")
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-        if old.exists():
-            shutil.rmtree(old)
-        return path
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Detector:
@@ -187,6 +214,8 @@ class Detector:
             manifest = json.loads(manifest_path.read_text())
         except json.JSONDecodeError as exc:
             raise ESAInputError(f"corrupt detector.json ({exc})", path=manifest_path) from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("components"), dict):
+            raise ESAInputError("corrupt detector.json (no components table)", path=manifest_path)
         if manifest.get("format_version") != FORMAT_VERSION:
             raise ESAInputError(
                 f"artifact format {manifest.get('format_version')}, this version reads "
@@ -195,14 +224,28 @@ class Detector:
             )
         components = {}
         for name, entry in manifest["components"].items():
-            klass = _import_allowed(entry["class"])
-            module = klass(**entry["hparams"])
+            try:
+                klass = _import_allowed(entry["class"])
+                if entry.get("format") == "folder":
+                    components[name] = klass.load(path / "components" / name)
+                    continue
+                module = klass(**entry["hparams"])
+            except (KeyError, TypeError) as exc:
+                raise ESAInputError(
+                    f"corrupt component entry ({type(exc).__name__}: {exc})",
+                    path=manifest_path,
+                    column=str(name),
+                ) from None
             folder = path / "components" / name
             weights = folder / "weights.pt"
             try:
+                # weights_only: tensors and plain containers only, a pickled object is refused
                 state = torch.load(weights, map_location=map_location, weights_only=True)
-            except (OSError, RuntimeError, EOFError) as exc:
-                raise ESAInputError(f"cannot read weights ({exc})", path=weights) from None
+            except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise ESAInputError(f"cannot read weights ({reason})", path=weights) from None
+            if not isinstance(state, dict):
+                raise ESAInputError("weights are not a state_dict", path=weights)
             _load_state(module, state, weights)
             if hasattr(module, "load_extra"):
                 module.load_extra(folder)
@@ -237,4 +280,3 @@ def _set_buffer(module: torch.nn.Module, key: str, value: torch.Tensor) -> None:
     for p in parents:
         owner = getattr(owner, p)
     owner.register_buffer(name, value)
-

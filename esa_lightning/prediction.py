@@ -31,6 +31,12 @@ def detector_context(detector: Any) -> int:
     return int(max(values))
 
 
+def detector_alignment(detector: Any) -> int:
+    """Chunk starts must be multiples of this (window grids of pooled models must line up)."""
+    values = [int(getattr(m, "alignment_rows", 1)) for m in detector.components.values()]
+    return int(np.lcm.reduce(values)) if values else 1
+
+
 def score_in_chunks(
     detector: Any, mission: Mission, chunk_rows: int, context: int | None = None
 ) -> RowScores:
@@ -39,11 +45,13 @@ def score_in_chunks(
     context = detector_context(detector) if context is None else int(context)
     if chunk_rows <= 0 or n <= chunk_rows:
         return detector.score_rows(mission)
+    alignment = detector_alignment(detector)
     parts: list[RowScores] = []
     starts = range(0, n, chunk_rows)
     for start in progress(starts, description="scoring chunks", total=len(starts)):
         stop = min(n, start + chunk_rows)
         lo, hi = max(0, start - context), min(n, stop + context)
+        lo -= lo % alignment
         rs = detector.score_rows(mission.slice(lo, hi))
         keep = slice(start - lo, stop - lo)
         parts.append(
@@ -82,11 +90,15 @@ def predict(cfg: Any) -> dict[str, float]:
     """The ``predict.py`` job; returns the metrics when the input carries labels."""
     from esa_lightning.cli import mission_from_config
     from esa_lightning.evaluation import ScoredRange, report_for
-    from esa_lightning.io import write_json_atomic
+    from esa_lightning.io import remove_stale_temporaries, write_error, write_json_atomic
     from esa_lightning.pipeline import Detector, check_schema
 
     out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out, exc) from exc
+    remove_stale_temporaries(out)
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
     mission = mission_from_config(cfg.data)
     check_schema(detector.schema, mission, source=str(cfg.data.root))
@@ -101,8 +113,9 @@ def predict(cfg: Any) -> dict[str, float]:
     scores = score_in_chunks(detector, part, int(cfg.chunk_rows))
     metrics: dict[str, float] = {}
     if has_labels(part):
-        metrics = report_for(ScoredRange(part, scores, np.asarray(part.timestamps), part.events),
-                             "test")
+        metrics = report_for(
+            ScoredRange(part, scores, np.asarray(part.timestamps), part.events), "test"
+        )
         write_json_atomic(out / "metrics.json", metrics)
     write_outputs(out, part, scores, cfg, metrics)
     return metrics
@@ -125,16 +138,29 @@ def write_outputs(
     write_submission(ids, scores.alarm, out / "submission.csv")
     timestamps = np.asarray(part.timestamps) if part.timestamps is not None else ids
     intervals = alarm_intervals(
-        timestamps, scores.alarm, scores.score, part.channel_names,
-        scores.channel_scores, scores.channel_alarm,
+        timestamps,
+        scores.alarm,
+        scores.score,
+        part.channel_names,
+        scores.channel_scores,
+        scores.channel_alarm,
     )
     write_intervals(intervals, out / "intervals.csv")
-    write_window_report(window_report(scores.alarm, ids, block=int(cfg.report_block)),
-                        out / "report.csv")
-    figures = plot_alarms(intervals, timestamps, np.asarray(part.values), part.channel_names,
-                          out / "alarms", max_figures=int(cfg.max_figures))
-    summary = (f"{len(ids)} rows scored, {int(scores.alarm.sum())} alarmed rows in "
-               f"{len(intervals)} intervals")
+    write_window_report(
+        window_report(scores.alarm, ids, block=int(cfg.report_block)), out / "report.csv"
+    )
+    figures = plot_alarms(
+        intervals,
+        timestamps,
+        np.asarray(part.values),
+        part.channel_names,
+        out / "alarms",
+        max_figures=int(cfg.max_figures),
+    )
+    summary = (
+        f"{len(ids)} rows scored, {int(scores.alarm.sum())} alarmed rows in "
+        f"{len(intervals)} intervals"
+    )
     write_index_html(out, intervals, figures, metrics, summary)
     print(summary)
     for key in ("test/EW_F_0.50", "test/EW_precision", "test/EW_recall", "test/AFF_F_0.50"):
@@ -151,12 +177,15 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     from esa_lightning.io import atomic_path, write_json_atomic
 
     pieces = []
-    for name, sub in progress(mission.series.items(), description="scoring series",
-                              total=len(mission.series)):
+    for name, sub in progress(
+        mission.series.items(), description="scoring series", total=len(mission.series)
+    ):
         part = sub.test() if cfg.range == "test" else sub
         pieces.append((name, part, detector.score_rows(part)))
-    frames = [pd.DataFrame({"channel": name, "id": row_ids(part), "is_anomaly": rs.alarm})
-              for name, part, rs in pieces]
+    frames = [
+        pd.DataFrame({"channel": name, "id": row_ids(part), "is_anomaly": rs.alarm})
+        for name, part, rs in pieces
+    ]
     with atomic_path(out / "submission.csv") as tmp:
         pd.concat(frames, ignore_index=True).astype({"is_anomaly": int}).to_csv(tmp, index=False)
     metrics = report_for(concatenate_series(mission, pieces), "test")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.events import alarms_to_intervals
-from esa_lightning.io import atomic_path, write_text_atomic
+from esa_lightning.io import atomic_path, write_error, write_text_atomic
 
 
 def write_submission(ids: np.ndarray, alarm: np.ndarray, path: str | Path) -> Path:
@@ -88,7 +88,10 @@ def plot_alarms(
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out_dir, exc) from exc
     index = {c: i for i, c in enumerate(channel_names)}
     paths = []
     for k, row in enumerate(intervals.head(max_figures).itertuples(index=False)):
@@ -96,16 +99,22 @@ def plot_alarms(
         names = names[:max_channels] or channel_names[:1]
         lo = max(0, int(row.start_index) - context)
         hi = min(len(timestamps), int(row.end_index) + context + 1)
-        fig, axes = plt.subplots(len(names), 1, figsize=(9, 1.8 * len(names) + 0.6), sharex=True,
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            len(names), 1, figsize=(9, 1.8 * len(names) + 0.6), sharex=True, squeeze=False
+        )
         t = timestamps[lo:hi]
         for ax, name in zip(axes[:, 0], names, strict=True):
             ax.plot(t, values[lo:hi, index[name]], lw=0.8)
-            ax.axvspan(timestamps[int(row.start_index)], timestamps[int(row.end_index)],
-                       color="red", alpha=0.25)
+            ax.axvspan(
+                timestamps[int(row.start_index)],
+                timestamps[int(row.end_index)],
+                color="red",
+                alpha=0.25,
+            )
             ax.set_ylabel(name, fontsize=8)
-        axes[0, 0].set_title(f"alarm {k}: {row.start} .. {row.end} (score {row.score:.3g})",
-                             fontsize=9)
+        axes[0, 0].set_title(
+            f"alarm {k}: {row.start} .. {row.end} (score {row.score:.3g})", fontsize=9
+        )
         fig.tight_layout()
         path = out_dir / f"alarm_{k:04d}.png"
         with atomic_path(path) as tmp:
@@ -135,8 +144,10 @@ def write_index_html(
         parts.append("<h2>Metrics</h2><table>")
         parts += [f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in metrics.items()]
         parts.append("</table>")
-    parts.append(f"<h2>{len(intervals)} alarms</h2><table><tr><th>#</th><th>start</th><th>end"
-                 "</th><th>channels</th><th>score</th><th>figure</th></tr>")
+    parts.append(
+        f"<h2>{len(intervals)} alarms</h2><table><tr><th>#</th><th>start</th><th>end"
+        "</th><th>channels</th><th>score</th><th>figure</th></tr>"
+    )
     for k, row in enumerate(intervals.itertuples(index=False)):
         fig = figures[k].name if k < len(figures) else ""
         link = f"<a href='alarms/{fig}'>{fig}</a>" if fig else ""

@@ -85,7 +85,11 @@ def fit_component(
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
     log.info("fitting %s (%s)", name, type(model).__name__)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    if isinstance(model, L.LightningModule):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    else:  # fitted without gradient steps (the tree-based ensemble): its own .fit
+        datamodule.setup("fit")
+        model.fit(datamodule)
     return model, trainer
 
 
@@ -109,7 +113,8 @@ def train(cfg: DictConfig) -> float | None:
     metrics: dict[str, float] = {}
     if trainer is not None and trainer.is_global_zero:
         for model in components.values():
-            model.eval()
+            if isinstance(model, L.LightningModule):
+                model.eval()
         combiner = None
         if cfg.get("combiner"):
             combiner = instantiate(cfg.combiner, _convert_="all")

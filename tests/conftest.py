@@ -1,4 +1,4 @@
-"""Shared fixtures: a small synthetic mission generated once, and Hydra configs composed in-process."""
+"""Shared fixtures: a small synthetic mission, and Hydra configs composed in-process."""
 
 from __future__ import annotations
 

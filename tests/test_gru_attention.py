@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
-from esa_lightning.data.windows import WindowDataModule
+from esa_lightning.data.windows import WindowDataModule, window_to_sample_scores
+from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.models.gru_attention import GRUAttentionAE, LitGRUAttentionAE
-from esa_lightning.thresholds import ThresholdCalibration
+from esa_lightning.thresholds import ThresholdCalibration, dynamic_threshold
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +106,7 @@ def test_tiny_model_overfits_tiny_series():
 def test_hparams_are_plain_numbers():
     model = LitGRUAttentionAE(n_inputs=4, n_outputs=3, series=["a", "b"])
     for v in model.hparams.values():
-        assert isinstance(v, int | float | str | list)
+        assert isinstance(v, int | float | str | list) or v is None
     assert model.net.embedding.num_embeddings == 2
 
 
@@ -187,3 +188,47 @@ def test_nasa_style_multiseries():
     assert list(per) == ["A-1", "B-2"]
     np.testing.assert_array_equal(per["B-2"].score, model.score_rows(b, series="B-2").score)
     assert per["A-1"].score.shape == (300,)
+
+
+def test_error_is_the_value_channels_only():
+    """Telecommands are inputs, never reconstruction targets (Telemanom scores channel 0)."""
+    m = make_mission(C=1, K=4)
+    dm = WindowDataModule(m, window=8, inputs="values+telecommands")
+    assert dm.dims["n_inputs"] == 5 and dm.dims["n_outputs"] == 1
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4)
+    x = torch.randn(6, 8, 5)
+    out = model.net(x)
+    assert out.reconstruction.shape == (6, 8, 1)
+    err = model.net.errors(x, x[..., :1])
+    expected = (out.reconstruction[..., 0] - x[..., 0]).pow(2).mean(1)
+    torch.testing.assert_close(err.total, expected)
+
+
+def test_unknown_threshold_mode_is_refused():
+    with pytest.raises(ESAInputError, match="threshold_mode"):
+        LitGRUAttentionAE(n_inputs=2, n_outputs=1, threshold_mode="magic")
+
+
+def test_dynamic_online_mode_thresholds_the_scored_stream_without_calibration():
+    m = make_mission()
+    kw = dict(hidden_size=12, latent_dim=6, threshold_mode="dynamic_online", online_smoothing=3)
+    dm = WindowDataModule(m, window=8)
+    dm.setup("fit")
+    model = LitGRUAttentionAE(**dm.dims, **kw, online_z_range=[1.0, 6.0])
+    model.set_scaler(*dm.scaler)
+    assert not model.is_calibrated
+    rs = model.score_rows(m)  # no calibrated threshold needed, no labels read
+    total = model.window_outputs(m).total
+    dyn = dynamic_threshold(total, smoothing=3, z_range=(1.0, 6.0), min_percent_decrease=0.13)
+    want = window_to_sample_scores(dyn.alarm.astype(np.float32), len(m.values), 8) > 0
+    np.testing.assert_array_equal(rs.alarm.astype(bool), want)
+    np.testing.assert_allclose(rs.score, window_to_sample_scores(dyn.smoothed, len(m.values), 8))
+    # the mode travels with the hyper-parameters (what the artifact re-instantiates from)
+    again = LitGRUAttentionAE(**model.hparams)
+    again.load_state_dict(model.state_dict())
+    assert again.is_online
+    np.testing.assert_array_equal(again.score_rows(m).alarm, rs.alarm)
+    # one chunk at least as long as the stream is the same as no chunking
+    chunked = LitGRUAttentionAE(**{**model.hparams, "online_window": len(total)})
+    chunked.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(chunked.score_rows(m).alarm, rs.alarm)

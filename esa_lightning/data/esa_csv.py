@@ -41,7 +41,13 @@ from esa_lightning.data.mission import (
 )
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import cache_key, save_npy_atomic, source_identity, write_json_atomic
+from esa_lightning.io import (
+    atomic_folder,
+    cache_key,
+    remove_stale_temporaries,
+    source_identity,
+    write_json_atomic,
+)
 
 TIMESTAMP = "timestamp"
 LABEL_PREFIX = "is_anomaly_"
@@ -50,6 +56,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 CACHE_VERSION = 1
 BLOCK_BYTES = 4 << 20
 MAX_CODE = max(LABEL_CODES)
+STALE_AFTER_S = 3600.0
 
 
 def read_esa_csv(
@@ -90,6 +97,8 @@ def read_esa_csv(
 
     key = cache_key("esa_csv", CACHE_VERSION, source_identity(files), names, telecommand_cols)
     folder = Path(cache_dir) / key
+    if use_cache:
+        clean_cache_dir(cache_dir)
     cached = load_array_cache(folder) if use_cache else None
     if cached is not None:
         arrays, info = cached
@@ -155,7 +164,7 @@ def _read_header(path: Path) -> list[str]:
         with open(path, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), None)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ESAInputError(f"cannot read the header: {exc}", path=path) from None
+        raise ESAInputError(f"cannot read the header: {one_line(exc)}", path=path) from None
     if not header:
         raise ESAInputError("empty file (no header line)", path=path)
     header = [h.strip() for h in header]
@@ -195,7 +204,7 @@ def read_channel_table(path: Path) -> pd.DataFrame:
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError) as exc:
-        raise ESAInputError(f"cannot read the channel table: {exc}", path=path) from None
+        raise ESAInputError(f"cannot read the channel table: {one_line(exc)}", path=path) from None
     raw.columns = [c.strip() for c in raw.columns]
     if "Channel" not in raw.columns:
         raise ESAInputError("missing column", path=path, column="Channel")
@@ -332,10 +341,17 @@ def _arrow_error(exc: Exception, path: Path, header: list[str]) -> ESAInputError
         return ESAInputError(reason, path=path, column=column, value=value)
     if "Empty CSV file" in msg:
         return ESAInputError("empty file", path=path)
-    return ESAInputError(f"cannot parse the CSV: {msg}", path=path, column=column, value=value)
+    return ESAInputError(
+        f"cannot parse the CSV: {one_line(exc)}", path=path, column=column, value=value
+    )
 
 
 # ---------------------------------------------------------------------- shared small helpers
+def one_line(exc: BaseException) -> str:
+    """A library's error message on one line (pyarrow's span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _check_increasing(
     ts: np.ndarray, last: object, path: Path | str, column: str, *, pos_offset: int = 0
 ) -> None:
@@ -514,10 +530,20 @@ def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict] | None:
 
 
 def save_array_cache(folder: Path, arrays: dict[str, np.ndarray], info: dict) -> None:
-    """Write every array atomically, then the manifest last: a half-written entry is ignored."""
+    """Write the entry into a temporary folder renamed into place: all of it or nothing.
+
+    The cache is optional: a failed write (full disk, read-only folder) only warns.
+    """
     try:
-        for name, array in arrays.items():
-            save_npy_atomic(Path(folder) / f"{name}.npy", np.ascontiguousarray(array))
-        write_json_atomic(Path(folder) / "manifest.json", {"arrays": sorted(arrays), "info": info})
-    except OSError as exc:
+        with atomic_folder(folder) as tmp:
+            for name, array in arrays.items():
+                with open(tmp / f"{name}.npy", "wb") as f:
+                    np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+            write_json_atomic(tmp / "manifest.json", {"arrays": sorted(arrays), "info": info})
+    except (OSError, ESAInputError) as exc:
         warnings.warn(f"could not write the cache {folder}: {exc}", stacklevel=2)
+
+
+def clean_cache_dir(cache_dir: str | Path) -> None:
+    """Drop leftovers of cache writes killed half-way (older than an hour: not a live writer)."""
+    remove_stale_temporaries(cache_dir, min_age_s=STALE_AFTER_S)

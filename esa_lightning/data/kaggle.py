@@ -34,9 +34,11 @@ from esa_lightning.data.esa_csv import (
     TELECOMMAND_PREFIX,
     check_codes,
     check_increasing,
+    clean_cache_dir,
     events_from_labels,
     forward_fill_nonfinite,
     load_array_cache,
+    one_line,
     put_columns,
     save_array_cache,
     zero_nonfinite,
@@ -88,6 +90,8 @@ def read_kaggle(
 
     key = cache_key("kaggle", CACHE_VERSION, source_identity(parts), names, telecommand_cols)
     folder = Path(cache_dir) / key
+    if use_cache:
+        clean_cache_dir(cache_dir)
     cached = load_array_cache(folder) if use_cache else None
     if cached is not None:
         arrays, info = cached
@@ -202,11 +206,14 @@ def _schema(path: Path) -> pa.Schema:
     except FileNotFoundError:
         raise ESAInputError("no such file", path=path) from None
     except (OSError, pa.ArrowException) as exc:
-        raise ESAInputError(f"not a readable parquet file: {exc}", path=path) from None
+        raise ESAInputError(f"not a readable parquet file: {one_line(exc)}", path=path) from None
 
 
 def _split_schema(schema: pa.Schema, path: Path) -> tuple[list[str], list[str]]:
     """(channel columns, telecommand columns) in file order; checks ``id`` and the types."""
+    dupes = sorted({c for c in schema.names if schema.names.count(c) > 1})
+    if dupes:
+        raise ESAInputError("duplicate column names", path=path, column=dupes[0])
     if ID not in schema.names:
         raise ESAInputError("missing the id column", path=path, column=ID)
     value_cols = [c for c in schema.names if c not in (ID, LABEL)]
@@ -230,7 +237,9 @@ def _read_targets(path: Path, channel_cols: list[str]) -> set[str]:
     try:
         raw = pd.read_csv(path, header=None, dtype=str).iloc[:, 0].str.strip().tolist()
     except (OSError, ValueError, pd.errors.EmptyDataError) as exc:
-        raise ESAInputError(f"cannot read the target channels: {exc}", path=path) from None
+        raise ESAInputError(
+            f"cannot read the target channels: {one_line(exc)}", path=path
+        ) from None
     known = set(channel_cols)
     if raw and raw[0] not in known:
         raw = raw[1:]  # header line
@@ -312,7 +321,7 @@ def _read_one(
                 out["row_labels"][pos : pos + n] = check_codes(col.to_numpy(), path, LABEL)
             pos += n
     except (OSError, pa.ArrowException) as exc:
-        raise ESAInputError(f"cannot read the parquet file: {exc}", path=path) from None
+        raise ESAInputError(f"cannot read the parquet file: {one_line(exc)}", path=path) from None
     return pos
 
 

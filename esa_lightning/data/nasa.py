@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 import pandas as pd
 
-from esa_lightning.data.esa_csv import forward_fill_nonfinite, zero_nonfinite
+from esa_lightning.data.esa_csv import forward_fill_nonfinite, one_line, zero_nonfinite
 from esa_lightning.data.mission import EVENT_COLUMNS, Mission, empty_events
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
 from esa_lightning.errors import ESAInputError
@@ -80,7 +81,9 @@ def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
     try:
         listing = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.EmptyDataError) as exc:
-        raise ESAInputError(f"cannot read the anomaly list: {exc}", path=csv_path) from None
+        raise ESAInputError(
+            f"cannot read the anomaly list: {one_line(exc)}", path=csv_path
+        ) from None
     listing.columns = [c.strip() for c in listing.columns]
     for col in REQUIRED:
         if col not in listing.columns:
@@ -120,9 +123,12 @@ def _load_array(path: Path, chan: str) -> np.ndarray:
             "channel listed in labeled_anomalies.csv but file missing", path=path, column=chan
         )
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ESAInputError(f"not a readable .npy array: {exc}", path=path, column=chan) from None
+        # memory-mapped: a corrupt header claiming a huge shape fails instead of allocating
+        array = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError, EOFError, SyntaxError, TokenError, MemoryError) as exc:
+        raise ESAInputError(
+            f"not a readable .npy array: {one_line(exc)}", path=path, column=chan
+        ) from None
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ESAInputError(
             f"expected a non-empty 2-D array, got shape {array.shape}", path=path, column=chan

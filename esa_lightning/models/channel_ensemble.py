@@ -366,6 +366,8 @@ class LitChannelEnsemble(L.LightningModule):
         bs = batch["x"].shape[1]
         self.log("val/event_bce", bce, batch_size=bs, sync_dist=True)
         self.log("val/channel_bce", ch, batch_size=bs, sync_dist=True)
+        # the checkpoint monitor of every experiment
+        self.log("val/loss", bce + ch, batch_size=bs, sync_dist=True)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(
@@ -419,6 +421,18 @@ class LitChannelEnsemble(L.LightningModule):
             len(values), window=hp.window, step=hp.step, pool=hp.pool, stride=hp.pool_stride
         )
         return x, spans
+
+    @property
+    def alignment_rows(self) -> int:
+        """Chunks must start on this multiple of rows so their pooled rows match the whole's."""
+        return int(self.hparams.step * self.hparams.pool_stride)
+
+    @property
+    def context_rows(self) -> int:
+        """Rows on each side that influence a row: two pooled spans plus the alarm buffer."""
+        hp = self.hparams
+        span = (hp.pool - 1) * hp.step + hp.window
+        return int(2 * span + hp.alarm_buffer + self.alignment_rows)
 
     def score_rows(self, mission: Mission) -> RowScores:
         """Per-sample event probability (pooled rows spread over their spans), its alarms and the

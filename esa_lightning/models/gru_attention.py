@@ -6,6 +6,17 @@ IQR, per-series thresholds, the score smoothing span) is a registered buffer, so
 scores raw missions and all of it travels in ``state_dict`` and checkpoints. The optional random
 forest head (``heads.random_forest``) is an sklearn object kept in ``rf_head``; it goes into
 checkpoints as skops bytes (never pickle) and has its own ``save_rf_head`` / ``load_rf_head``.
+
+Threshold modes (hyper-parameter ``threshold_mode``, so it travels in the artifact):
+
+- ``calibrated``: a fixed per-series threshold fitted after training on label-free validation
+  windows (``thresholds.ThresholdCalibration``).
+- ``dynamic_online``: Telemanom's manner (Hundman et al. 2018): the non-parametric dynamic
+  threshold with pruning (``thresholds.dynamic_threshold``) is applied to the smoothed errors of
+  the very stream being scored. It uses no labels, so it is legitimate on a test range, but a
+  row's alarm then depends on the whole scored stream (or its ``online_window`` chunk): chunked
+  prediction (``predict.py`` on a long file) is only approximate in this mode, and scoring a
+  range alone differs from scoring it inside a longer one.
 """
 
 from __future__ import annotations
@@ -32,6 +43,8 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 
 log = logging.getLogger(__name__)
+
+THRESHOLD_MODES = ("calibrated", "dynamic_online")
 
 
 class AEOutput(NamedTuple):
@@ -144,10 +157,26 @@ class LitGRUAttentionAE(L.LightningModule):
         weight_decay: float = 0.0,
         loss: str = "smooth_l1",
         score_batch_size: int = 4096,
+        threshold_mode: str = "calibrated",
+        online_smoothing: float = 105.0,
+        online_z_range: tuple[float, float] | list[float] = (2.5, 12.0),
+        online_z_step: float = 0.5,
+        online_min_percent_decrease: float = 0.13,
+        online_window: int | None = None,
     ) -> None:
         super().__init__()
         if loss not in ("smooth_l1", "mse"):
             raise ESAInputError("loss must be 'smooth_l1' or 'mse'", column="loss", value=loss)
+        if threshold_mode not in THRESHOLD_MODES:
+            raise ESAInputError(
+                f"threshold_mode must be one of {THRESHOLD_MODES}",
+                column="threshold_mode",
+                value=threshold_mode,
+            )
+        if len(online_z_range) != 2 or online_z_range[0] > online_z_range[1]:
+            raise ESAInputError(
+                "online_z_range must be [low, high]", column="online_z_range", value=online_z_range
+            )
         series = [str(s) for s in (series or [])]
         self.save_hyperparameters(
             dict(
@@ -165,6 +194,12 @@ class LitGRUAttentionAE(L.LightningModule):
                 weight_decay=float(weight_decay),
                 loss=str(loss),
                 score_batch_size=int(score_batch_size),
+                threshold_mode=str(threshold_mode),
+                online_smoothing=float(online_smoothing),
+                online_z_range=[float(z) for z in online_z_range],
+                online_z_step=float(online_z_step),
+                online_min_percent_decrease=float(online_min_percent_decrease),
+                online_window=None if online_window is None else int(online_window),
             )
         )
         n_series = max(1, len(series))
@@ -302,13 +337,39 @@ class LitGRUAttentionAE(L.LightningModule):
         return ewma(total, float(self.score_span))
 
     @property
+    def is_online(self) -> bool:
+        """Whether alarms come from the dynamic threshold of the scored stream itself."""
+        return self.hparams.get("threshold_mode", "calibrated") == "dynamic_online"
+
+    def online_alarms(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(smoothed scores, bool alarms) of window errors under the Telemanom dynamic threshold."""
+        from esa_lightning.thresholds import dynamic_threshold
+
+        hp = self.hparams
+        if len(total) == 0:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
+        dyn = dynamic_threshold(
+            total,
+            window=hp.online_window,
+            smoothing=hp.online_smoothing,
+            z_range=tuple(hp.online_z_range),
+            z_step=hp.online_z_step,
+            min_percent_decrease=hp.online_min_percent_decrease,
+        )
+        return dyn.smoothed.astype(np.float32), dyn.alarm
+
+    @property
     def is_calibrated(self) -> bool:
         return bool(torch.isfinite(self.threshold).all())
 
     @property
     def context_rows(self) -> int:
-        """Rows on each side that influence a row's result (window, plus the EWMA's memory)."""
-        span = float(self.score_span)
+        """Rows on each side that influence a row's result (window, plus the EWMA's memory).
+
+        In ``dynamic_online`` mode the whole scored stream influences every row; this is then
+        only the local context and chunked prediction is approximate.
+        """
+        span = float(self.hparams.online_smoothing) if self.is_online else float(self.score_span)
         return int(self.hparams.window + (40 * span if span > 0 else 0))
 
     def save_extra(self, folder: Path) -> None:
@@ -326,8 +387,9 @@ class LitGRUAttentionAE(L.LightningModule):
     ) -> RowScores:
         """Per-row score, 0/1 alarm and per-channel scores of ``mission`` (labels unused).
 
-        A window alarms when its (smoothed) error exceeds the series threshold and the random
-        forest head, if fitted, accepts it; a row alarms when any window covering it does.
+        A window alarms when its (smoothed) error exceeds the series threshold (``calibrated``) or
+        the dynamic threshold of this stream's errors (``dynamic_online``) and the random forest
+        head, if fitted, accepts it; a row alarms when any window covering it does.
         A multi-series mission gives its series' rows one after another, in ``mission.series``
         order (see ``score_series`` for a dict).
         """
@@ -337,15 +399,18 @@ class LitGRUAttentionAE(L.LightningModule):
             return RowScores(cat("score"), cat("alarm"), cat("channel_scores"))
         s = self.series_index(mission, series)
         thr = float(self.threshold[s])
-        if np.isnan(thr) and require_threshold:
+        if np.isnan(thr) and require_threshold and not self.is_online:
             raise RuntimeError(
                 "threshold not calibrated: train with the ThresholdCalibration callback or call "
                 "ThresholdCalibration.calibrate(model, mission)"
             )
         wo = self.window_outputs(mission, series, features=self.rf_head is not None)
         n = len(mission.values) + wo.pad
-        score_w = self.smoothed(wo.total)
-        alarm_w = score_w > thr if not np.isnan(thr) else np.zeros(len(score_w), dtype=bool)
+        if self.is_online:
+            score_w, alarm_w = self.online_alarms(wo.total)
+        else:
+            score_w = self.smoothed(wo.total)
+            alarm_w = score_w > thr if not np.isnan(thr) else np.zeros(len(score_w), dtype=bool)
         if self.rf_head is not None and alarm_w.any():
             from esa_lightning.heads.random_forest import rf_accepts
 

@@ -1,0 +1,64 @@
+"""Entry points turn user errors into one line on stderr and exit code 2, without a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_entry(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(cwd), "PYTHONWARNINGS": "ignore"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args, f"hydra.run.dir={cwd / 'run'}"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    # log records (lightning's "Seed set to 42") may precede it; the error is one final line
+    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
+    for needle in needles:
+        assert needle in errors[0]
+
+
+@pytest.mark.parametrize("data", ["esa_csv", "esa"])
+def test_train_with_a_missing_data_root(tmp_path, data):
+    missing = tmp_path / "nonexistent"
+    proc = run_entry(
+        "train.py", ["experiment=smoke", f"data={data}", f"data.root={missing}"], tmp_path
+    )
+    assert_one_line_error(proc, str(missing))
+    assert not missing.exists()
+
+
+def test_predict_with_a_missing_ckpt(tmp_path):
+    missing = tmp_path / "no_detector"
+    proc = run_entry(
+        "predict.py",
+        [f"ckpt={missing}", "data=esa_csv", f"data.root={tmp_path / 'nodata'}"],
+        tmp_path,
+    )
+    assert_one_line_error(proc, str(missing), "detector.json")
+
+
+def test_debug_errors_shows_the_traceback(tmp_path):
+    missing = tmp_path / "no_detector"
+    proc = run_entry("predict.py", [f"ckpt={missing}", "debug_errors=true"], tmp_path)
+    assert proc.returncode != 0
+    assert "ESAInputError" in proc.stderr
+    assert "Traceback" in proc.stderr or "HYDRA_FULL_ERROR" in proc.stderr
