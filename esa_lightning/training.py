@@ -82,7 +82,11 @@ def fit_component(
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger._name = name
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer_cfg = OmegaConf.merge(
+        OmegaConf.to_container(cfg.trainer, resolve=True),
+        OmegaConf.to_container(spec.get("trainer") or {}, resolve=True),
+    )
+    trainer: L.Trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
     log.info("fitting %s (%s)", name, type(model).__name__)
     if isinstance(model, L.LightningModule):
