@@ -419,11 +419,6 @@ def test_esa_reader_survives_hostile_channel_zips(tmp_path_factory, data):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="esa_adb: values beyond float32 range become inf after "
-    "the repair (reported to the reader's owner)",
-)
 def test_esa_reader_values_beyond_float32(tmp_path):
     frame = esa_frame("channel_2")
     frame.iloc[0, 0] = 1e300
@@ -454,11 +449,6 @@ except ESAInputError as exc:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="esa_adb: one far-future timestamp makes a grid of 2e8 "
-    "rows (MemoryError) instead of an ESAInputError (reported to the owner)",
-)
 def test_esa_reader_far_future_timestamp_is_refused(tmp_path):
     import resource
     import subprocess

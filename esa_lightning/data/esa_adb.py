@@ -86,11 +86,14 @@ def read_esa_mission(
     cache_dir: str | os.PathLike | None = "datasets/cache",
     use_cache: bool = True,
     n_jobs: int | None = None,
+    max_rows: int = 50_000_000,
 ) -> Mission:
     """Read the ESA-ADB mission folder ``root`` into a ``Mission`` on a ``period`` grid.
 
     ``n_jobs`` threads read and resample channels (``None`` or -1: every usable core); the
-    result does not depend on it.
+    result does not depend on it. A channel whose time span needs more than ``max_rows`` grid
+    rows (about 47 years at 30 s by default: a corrupt far-future or far-past timestamp) is
+    refused with an error naming it, instead of allocating an enormous grid.
     """
     root = Path(root)
     jobs = _resolve_jobs(n_jobs)
@@ -137,8 +140,10 @@ def read_esa_mission(
             start,
             end,
             n_jobs=jobs,
+            max_rows=int(max_rows),
         )
         if cache_folder is not None:
+            io.remove_stale_temporaries(cache_folder.parent, min_age_s=3600)
             _save_cache(cache_folder, arrays)
             arrays = _load_cache(cache_folder) or arrays
     k_lo, n = arrays["k_lo"], arrays["n_rows"]
@@ -391,9 +396,14 @@ def read_raw_series(
     return ts, values
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _repair_nonfinite(values: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
-    """Forward-fill NaN/inf (back-fill at the start); return (values, how many were repaired)."""
-    bad = ~np.isfinite(values)
+    """Forward-fill NaN/inf and values beyond float32's range (they would become inf in the
+    float32 output); back-fill at the start. Return (values, how many were repaired)."""
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
     n_bad = int(bad.sum())
     if not n_bad:
         return values, 0
@@ -509,9 +519,20 @@ def _channel_column(
     counter: bool,
     k_lo: int | None,
     k_hi: int | None,
+    max_rows: int = 50_000_000,
 ) -> _Column:
     """Read, validate, repair and resample one channel (runs in a worker thread)."""
     ts, values = read_raw_series(path, name)
+    lo_ts = int(ts[0]) if k_lo is None else max(int(ts[0]), k_lo * p_ns)
+    hi_ts = int(ts[-1]) if k_hi is None else min(int(ts[-1]), k_hi * p_ns)
+    if (hi_ts - lo_ts) // p_ns + 1 > max_rows:
+        span = f"{np.datetime64(int(ts[0]), 'ns')} .. {np.datetime64(int(ts[-1]), 'ns')}"
+        raise ESAInputError(
+            f"channel spans {span}: more than max_rows={max_rows} grid rows (a corrupt "
+            "timestamp?); select a time range with data.start / data.end",
+            path=path,
+            column=name,
+        )
     values, n_bad = _repair_nonfinite(values, path)
     first, last = int(ts[0]), int(ts[-1])
     if k_lo is not None and k_hi is not None:
@@ -537,6 +558,7 @@ def _build_arrays(
     start: Any,
     end: Any,
     n_jobs: int = 1,
+    max_rows: int = 50_000_000,
 ) -> dict[str, Any]:
     k_lo = None if start is None else _floor_div(_to_ns(start, "start"), p_ns)
     k_hi = None if end is None else _floor_div(_to_ns(end, "end"), p_ns)
@@ -548,7 +570,7 @@ def _build_arrays(
     repaired: dict[str, int] = {}
     group = _group_size(len(names))
     tasks: list[Callable[[], Any]] = [
-        partial(_channel_column, name, path, p_ns, name in counters, k_lo, k_hi)
+        partial(_channel_column, name, path, p_ns, name in counters, k_lo, k_hi, max_rows)
         for name, path in zip(names, files, strict=True)
     ]
     # telecommand files are read by the same threads, right after the channels
@@ -699,8 +721,12 @@ def _load_cache(folder: Path) -> dict[str, Any] | None:
 
 def _save_cache(folder: Path, arrays: dict[str, Any]) -> None:
     """Write every file into a temporary folder, then rename it into place in one step."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=io.TMP_PREFIX + folder.name + ".", dir=folder.parent))
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=io.TMP_PREFIX + folder.name + ".", dir=folder.parent))
+    except OSError as exc:
+        warnings.warn(f"{folder}: cache not written ({exc.strerror or exc})", stacklevel=3)
+        return
     try:
         for k in _CACHED:
             with open(tmp / f"{k}.npy", "wb") as f:
@@ -712,6 +738,8 @@ def _save_cache(folder: Path, arrays: dict[str, Any]) -> None:
         except OSError:
             if not (folder / "meta.json").is_file():  # not a concurrent writer that won
                 raise
+    except OSError as exc:  # a full disk costs the cache, never the run
+        warnings.warn(f"{folder}: cache not written ({exc.strerror or exc})", stacklevel=3)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

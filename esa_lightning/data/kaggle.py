@@ -205,7 +205,7 @@ def _schema(path: Path) -> pa.Schema:
         return pq.ParquetFile(path).schema_arrow
     except FileNotFoundError:
         raise ESAInputError("no such file", path=path) from None
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise ESAInputError(f"not a readable parquet file: {one_line(exc)}", path=path) from None
 
 
@@ -320,7 +320,7 @@ def _read_one(
                     raise ESAInputError("empty label cell", path=path, column=LABEL)
                 out["row_labels"][pos : pos + n] = check_codes(col.to_numpy(), path, LABEL)
             pos += n
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise ESAInputError(f"cannot read the parquet file: {one_line(exc)}", path=path) from None
     return pos
 
