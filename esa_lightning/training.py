@@ -84,7 +84,7 @@ def fit_component(
             logger._name = name
     trainer_cfg = OmegaConf.merge(
         OmegaConf.to_container(cfg.trainer, resolve=True),
-        OmegaConf.to_container(spec.get("trainer") or {}, resolve=True),
+        OmegaConf.to_container(spec.get("trainer") or OmegaConf.create(), resolve=True),
     )
     trainer: L.Trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
@@ -124,9 +124,9 @@ def train(cfg: DictConfig) -> float | None:
             combiner = instantiate(cfg.combiner, _convert_="all")
             combiner.fit(components, mission.train(), mission.val())
         detector = _build_detector(components, combiner, mission, cfg)
-        parts = {"val": mission.val()} if not mission.is_multiseries else {}
+        parts = {"val": mission.val()}
         if cfg.test:
-            parts["test"] = mission.test() if not mission.is_multiseries else mission
+            parts["test"] = mission.test()
         metrics = evaluate(detector, mission, parts)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)

@@ -204,3 +204,27 @@ def test_affiliation_matches_numerical_integration(seed):
     bp, br = _brute_affiliation(pred, truth, 0.0, 100.0)
     assert p == pytest.approx(bp, abs=2e-3)
     assert r == pytest.approx(br, abs=2e-3)
+
+
+def test_affiliation_keeps_one_sample_events_and_predictions():
+    """A one-sample label hit by a one-sample prediction is a perfect affiliation match.
+
+    Before the fix, the zero-length interval [t, t] divided by zero (NaN recall) and the
+    one-sample prediction was dropped.
+    """
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    from esa_lightning.metrics import esa_scores
+
+    y_true = pd.DataFrame({"ID": ["a"], "StartTime": [50], "EndTime": [50],
+                           "Category": ["Anomaly"]})
+    alarm = np.zeros(100, dtype=np.uint8)
+    alarm[50] = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = esa_scores(y_true, (np.arange(100), alarm))
+    assert scores["AFF_precision"] == pytest.approx(1.0, abs=1e-6)
+    assert scores["AFF_recall"] == pytest.approx(1.0, abs=1e-6)

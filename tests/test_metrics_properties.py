@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from esa_lightning.metrics import esa_scores, kaggle_f05, telemanom_scores
 
 N = 120
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: CI sees the same examples every run (a filtering health check once failed at random)
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 @st.composite

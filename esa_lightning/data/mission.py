@@ -162,17 +162,36 @@ class Mission:
             meta={**self.meta, "row_offset": self.meta.get("row_offset", 0) + start},
         )
 
+    def _each_series(self, part: str) -> Mission:
+        """The same range of every independent series (NASA data), as a multi-series Mission."""
+        series = {name: getattr(m, part)() for name, m in self.series.items()}
+        events = [m.events for m in series.values() if len(m.events)]
+        return replace(
+            self,
+            values={name: m.values for name, m in series.items()},
+            series=series,
+            events=pd.concat(events, ignore_index=True) if events else self.events.iloc[:0],
+        )
+
     def train(self) -> Mission:
+        if self.series is not None:
+            return self._each_series("train")
         return self.slice(0, self.val_start)
 
     def val(self) -> Mission:
+        if self.series is not None:
+            return self._each_series("val")
         return self.slice(self.val_start, self.test_start)
 
     def fit_range(self) -> Mission:
         """Training plus validation: everything before the test range."""
+        if self.series is not None:
+            return self._each_series("fit_range")
         return self.slice(0, self.test_start)
 
     def test(self) -> Mission:
+        if self.series is not None:
+            return self._each_series("test")
         return self.slice(self.test_start, len(self.values))
 
     def summary(self) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 from esa_lightning.metrics.intervals import Intervals
 
 NO_PREDICTION_PRECISION = 0.5
+POINT_LENGTH = 1e-9  # in units of the evaluated range
 
 
 def _int_min_up_to(d: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -67,14 +68,18 @@ def affiliation_per_zone(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall probability of each ground-truth interval's zone.
 
-    ``pred`` and ``truth`` are disjoint sorted sets of positive-length float intervals inside
+    ``pred`` and ``truth`` are disjoint sorted sets of float intervals (points allowed) inside
     ``trange``.
     """
     lo, hi = float(trange[0]), float(trange[1])
     scale = hi - lo if hi > lo else 1.0
     # work on [0, 1]: better conditioned squares, same ratios
+    # a one-sample interval [t, t] has no length: give it a vanishing one, so that it keeps its
+    # weight (the scores are continuous in the length, this is their limit)
     p = Intervals((pred.start - lo) / scale, (pred.end - lo) / scale)
+    p = Intervals(p.start, np.maximum(p.end, p.start + POINT_LENGTH))
     js, je = (truth.start - lo) / scale, (truth.end - lo) / scale
+    je = np.maximum(je, js + POINT_LENGTH)
     n = len(js)
     left, right = zone_bounds(Intervals(js, je), 0.0, (hi - lo) / scale)
     width = right - left

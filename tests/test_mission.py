@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from esa_lightning.data.mission import Mission, default_channel_table
+from tests.conftest import MSL
+from tests.helpers import make_mission
+
+
+def test_splits_partition_the_rows_in_time_order():
+    m = make_mission(n_rows=2000, val_start=1000, test_start=1500)
+    parts = [m.train(), m.val(), m.test()]
+    assert [len(p.values) for p in parts] == [1000, 500, 500]
+    assert parts[0].timestamps[-1] < parts[1].timestamps[0] < parts[2].timestamps[0]
+    assert parts[2].meta["row_offset"] == 1500
+    # events are kept only where they overlap the range
+    assert set(parts[2].events["ID"]) == {"id_1"} and set(parts[0].events["ID"]) == set()
+
+
+def test_row_labels_prefer_anomaly_over_other_codes():
+    m = make_mission(n_rows=100, anomalies=(), val_start=50, test_start=80)
+    m.labels[10, 1] = 3
+    m.labels[10, 2] = 1
+    m.labels[20, 0] = 2
+    assert m.row_labels[10] == 1 and m.row_labels[20] == 2
+    np.testing.assert_array_equal(np.flatnonzero(m.is_anomaly), [10, 20])
+
+
+@pytest.mark.skipif(not MSL.is_dir(), reason="shared MSL data not present")
+def test_multiseries_ranges_are_taken_per_series():
+    """Before the fix, the NASA test metrics scored every series' training rows too."""
+    from esa_lightning.data import load_mission
+
+    nasa = load_mission("nasa", MSL, val_fraction=0.2)
+    test = nasa.test()
+    assert test.is_multiseries and set(test.series) == set(nasa.series)
+    for name, sub in test.series.items():
+        full = nasa.series[name]
+        assert len(sub.values) == len(full.values) - full.test_start
+        assert sub.timestamps[0] == 0  # NASA test rows carry their original test indices
+    assert len(test.events) == len(nasa.events)
+    train = nasa.train()
+    assert all(len(s.events) == 0 for s in train.series.values())
+
+
+def test_mission_rejects_inconsistent_split_points():
+    with pytest.raises(ValueError, match="val_start"):
+        Mission("bad", np.zeros((10, 1), np.float32), None, default_channel_table(["a"]),
+                None, make_mission().events.iloc[:0], val_start=8, test_start=5)
