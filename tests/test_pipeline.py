@@ -68,3 +68,12 @@ def test_chunked_scoring_equals_whole_series():
     chunked = score_in_chunks(det, mission.test(), chunk_rows=333, context=10)
     np.testing.assert_array_equal(whole.score, chunked.score)
     np.testing.assert_array_equal(whole.channel_alarm, chunked.channel_alarm)
+
+
+def test_top_channel_alarm_marks_the_strongest_channels_of_alarmed_rows_only():
+    from esa_lightning.models.base import top_channel_alarm
+
+    scores = np.array([[0.1, 0.9, 0.5], [0.7, 0.2, 0.3], [0.9, 0.8, 0.7]], dtype=np.float32)
+    alarm = np.array([1, 1, 0], dtype=np.uint8)
+    out = top_channel_alarm(alarm, scores, k=2)
+    np.testing.assert_array_equal(out, [[0, 1, 1], [1, 0, 1], [0, 0, 0]])

@@ -5,7 +5,10 @@ Per row and per component it takes the component's score, summaries of its per-c
 rows early or late still counts). A standardised logistic regression, fitted on the labeled rows
 of the training range, turns those into an anomaly probability; the alarm threshold is then
 chosen on the validation range to maximise corrected event-wise F0.5. Nothing is fitted on the
-test range. Fitted numbers are stored as JSON (no pickle).
+test range. Fitted numbers are stored as JSON (no pickle). On an alarmed row, the channels
+involved are the ``top_channels`` with the highest per-channel rank across components.
+Under DDP ``train()`` fits it once, on global rank 0, after every component has finished: it
+needs no collective.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from scipy.ndimage import maximum_filter1d
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.io import write_json_atomic
-from esa_lightning.models.base import RowScores
+from esa_lightning.models.base import RowScores, top_channel_alarm
 
 log = logging.getLogger("esa_lightning")
 
@@ -37,12 +40,23 @@ def component_features(rs: RowScores, neighbourhood: int) -> np.ndarray:
     return np.column_stack([score, local, *stats]).astype(np.float32)
 
 
+def _rank_average(channel_scores: list[np.ndarray]) -> np.ndarray:
+    """Per-channel scores of several components on one scale: the mean of per-column ranks
+    scaled to [0, 1] (components score channels in different units)."""
+    ranks = []
+    for cs in channel_scores:
+        order = np.argsort(np.argsort(np.nan_to_num(cs, nan=-np.inf), axis=1), axis=1)
+        ranks.append(order.astype(np.float32) / max(1, cs.shape[1] - 1))
+    return np.mean(ranks, axis=0).astype(np.float32)
+
+
 class HybridCombiner:
     """Combines component RowScores into one calibrated alarm."""
 
     def __init__(self, neighbourhood: int = 10, c: float = 1.0, max_rows: int = 500_000,
-                 seed: int = 0) -> None:
+                 seed: int = 0, top_channels: int = 3) -> None:
         self.neighbourhood = int(neighbourhood)
+        self.top_channels = int(top_channels)
         self.c = float(c)
         self.max_rows = int(max_rows)
         self.seed = int(seed)
@@ -111,25 +125,29 @@ class HybridCombiner:
         x = np.hstack([component_features(outputs[n], self.neighbourhood) for n in self.names])
         prob = self._probability(x).astype(np.float32)
         channel = [o.channel_scores for o in outputs.values() if o.channel_scores is not None]
+        alarm = (prob > self.threshold).astype(np.uint8)
+        channel_scores = _rank_average(channel) if channel else None
         return RowScores(
             score=prob,
-            alarm=(prob > self.threshold).astype(np.uint8),
-            channel_scores=channel[0] if channel else None,
-            channel_alarm=None,
+            alarm=alarm,
+            channel_scores=channel_scores,
+            channel_alarm=None if channel_scores is None
+            else top_channel_alarm(alarm, channel_scores, self.top_channels),
         )
 
     # ------------------------------------------------------------ persistence
     def save(self, folder: Path) -> None:
         write_json_atomic(Path(folder) / "combiner.json", {
             "neighbourhood": self.neighbourhood, "c": self.c, "max_rows": self.max_rows,
-            "seed": self.seed, "names": self.names, "mean": self.mean, "std": self.std,
+            "seed": self.seed, "top_channels": self.top_channels, "names": self.names,
+            "mean": self.mean, "std": self.std,
             "coef": self.coef, "intercept": self.intercept, "threshold": self.threshold,
         })
 
     @classmethod
     def load(cls, folder: Path) -> HybridCombiner:
         d = json.loads((Path(folder) / "combiner.json").read_text())
-        obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"])
+        obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"], d["top_channels"])
         obj.names = list(d["names"])
         obj.mean, obj.std, obj.coef = (np.asarray(d[k], dtype=np.float64)
                                        for k in ("mean", "std", "coef"))

@@ -32,3 +32,19 @@ class Detector(Protocol):
     def score_rows(self, mission: Mission) -> RowScores:
         """Score every row of ``mission`` (after fitting); must not look at its labels."""
         ...
+
+
+def top_channel_alarm(alarm: np.ndarray, channel_scores: np.ndarray, k: int) -> np.ndarray:
+    """uint8 [T, C]: on alarmed rows, the ``k`` channels with the highest scores.
+
+    For detectors whose decision is per row: it names the channels an operator should look at
+    and feeds the channel-aware metrics.
+    """
+    out = np.zeros(channel_scores.shape, dtype=np.uint8)
+    rows = np.flatnonzero(alarm)
+    if not len(rows) or not channel_scores.shape[1]:
+        return out
+    k = min(k, channel_scores.shape[1])
+    top = np.argpartition(-np.nan_to_num(channel_scores[rows], nan=-np.inf), k - 1, axis=1)[:, :k]
+    out[rows[:, None], top] = 1
+    return out
