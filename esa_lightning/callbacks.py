@@ -4,6 +4,11 @@ The metrics are computed once over the whole validation range on global rank 0 (
 a distributed sampler splits and pads the series), from the module's own ``score_rows``. Before
 a module's threshold is calibrated (it is fitted after training), alarms come from a provisional
 percentile of the validation scores, so the sweep objective ``val/EW_F_0.50`` exists every epoch.
+
+Under DDP rank 0 then broadcasts the numbers and every rank logs the same values, so
+``ModelCheckpoint`` / ``EarlyStopping`` may monitor ``val/EW_F_0.50`` on every rank. Every rank
+reaches that broadcast: the conditions before it (epoch, sanity check, validation range) are the
+same on all ranks. Histograms and figures are built on rank 0 only (the only TensorBoard writer).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import lightning as L
 import numpy as np
 
 from esa_lightning.data.mission import Mission
+from esa_lightning.evaluation import ScoredRange, report_for
 from esa_lightning.models.base import RowScores
 
 log = logging.getLogger("esa_lightning")
@@ -43,9 +49,14 @@ def tensorboard_writer(trainer: L.Trainer) -> Any | None:
 class ESAValidationMetrics(L.Callback):
     """Logs ``val/<ESA metric>`` every ``every_n_epochs``; histograms and figures on rank 0."""
 
-    def __init__(self, every_n_epochs: int = 1, figure_every_n_epochs: int = 5,
-                 n_figure_channels: int = 3, provisional_percentile: float = 99.0,
-                 max_rows: int = 2_000_000) -> None:
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        figure_every_n_epochs: int = 5,
+        n_figure_channels: int = 3,
+        provisional_percentile: float = 99.0,
+        max_rows: int = 2_000_000,
+    ) -> None:
         self.every_n_epochs = every_n_epochs
         self.figure_every_n_epochs = figure_every_n_epochs
         self.n_figure_channels = n_figure_channels
@@ -63,28 +74,22 @@ class ESAValidationMetrics(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        if (epoch + 1) % self.every_n_epochs:
+        if trainer.sanity_checking or (epoch + 1) % self.every_n_epochs:
             return
         val = self._validation_range(trainer)
         if val is None or not hasattr(pl_module, "score_rows"):
             return
-        from esa_lightning.evaluation import ScoredRange, report_for
-
-        was_training = pl_module.training
-        pl_module.eval()
-        if getattr(pl_module, "is_calibrated", True):
-            rs = pl_module.score_rows(val)
-        else:  # thresholds are fitted after training: score with a provisional one
-            rs = provisional_alarm(pl_module.score_rows(val, require_threshold=False),
-                                   self.provisional_percentile)
-        pl_module.train(was_training)
-        metrics = report_for(ScoredRange(val, rs, np.asarray(val.timestamps), val.events), "val")
-        keep = {k: v for k, v in metrics.items() if np.isfinite(v)}
-        pl_module.log_dict(keep, rank_zero_only=True)
-        writer = tensorboard_writer(trainer)
-        if writer is None:
+        rs, metrics = None, None
+        if trainer.is_global_zero:
+            rs = self._score(pl_module, val)
+            metrics = _finite(
+                report_for(ScoredRange(val, rs, np.asarray(val.timestamps), val.events), "val")
+            )
+        # a collective: every rank gets here (see the module docstring)
+        metrics = trainer.strategy.broadcast(metrics, src=0)
+        pl_module.log_dict(metrics, sync_dist=trainer.world_size > 1)  # equal values: mean exact
+        writer = tensorboard_writer(trainer) if trainer.is_global_zero else None
+        if writer is None or rs is None:
             return
         finite = rs.score[np.isfinite(rs.score)]
         if len(finite):
@@ -92,6 +97,22 @@ class ESAValidationMetrics(L.Callback):
         if (epoch + 1) % self.figure_every_n_epochs == 0 or epoch + 1 == trainer.max_epochs:
             figure = interval_figure(val, rs, self.n_figure_channels)
             writer.add_figure("val/intervals", figure, global_step=trainer.global_step, close=True)
+
+    def _score(self, pl_module: L.LightningModule, val: Mission) -> RowScores:
+        was_training = pl_module.training
+        pl_module.eval()
+        if getattr(pl_module, "is_calibrated", True):
+            rs = pl_module.score_rows(val)
+        else:  # thresholds are fitted after training: score with a provisional one
+            rs = provisional_alarm(
+                pl_module.score_rows(val, require_threshold=False), self.provisional_percentile
+            )
+        pl_module.train(was_training)
+        return rs
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
 
 
 def interval_figure(part: Mission, rs: RowScores, n_channels: int) -> Any:
@@ -103,11 +124,15 @@ def interval_figure(part: Mission, rs: RowScores, n_channels: int) -> Any:
 
     counts = part.events.groupby("Channel")["ID"].nunique() if len(part.events) else None
     names = list(part.channel_names)
-    ranked = [c for c in (counts.sort_values(ascending=False).index if counts is not None else [])
-              if c in names][:n_channels] or names[:n_channels]
+    ranked = [
+        c
+        for c in (counts.sort_values(ascending=False).index if counts is not None else [])
+        if c in names
+    ][:n_channels] or names[:n_channels]
     t = np.arange(len(part.values))
-    fig, axes = plt.subplots(len(ranked) + 1, 1, figsize=(10, 1.6 * (len(ranked) + 1)),
-                             sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(ranked) + 1, 1, figsize=(10, 1.6 * (len(ranked) + 1)), sharex=True, squeeze=False
+    )
     for ax, name in zip(axes[:-1, 0], ranked, strict=True):
         c = names.index(name)
         ax.plot(t, part.values[:, c], lw=0.6, color="black")

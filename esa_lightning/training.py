@@ -1,4 +1,19 @@
-"""``train(cfg)``: compose → instantiate → fit → evaluate → save; returns the optimised metric."""
+"""``train(cfg)``: compose → instantiate → fit → evaluate → save; returns the optimised metric.
+
+Several devices (``trainer.devices=2 trainer.strategy=ddp``, ``trainer.num_nodes``): Lightning
+re-runs this script once per extra process, into the same run folder. The gradient steps see
+their shard of the training windows (the DistributedSampler); everything else runs on the FULL
+mission in every process: the post-training heads (threshold, random forest, meta / event
+heads) are deterministic fits on identical weights and identical data, so every rank fits the
+same numbers with no collective (nothing to gather, no rank can skip a collective). The combiner,
+the metrics over the whole series, the artifact, ``metrics.json`` and the report are computed and
+written once, on global rank 0; the other ranks return ``None``.
+
+Resume: ``ckpt_path=last hydra.run.dir=<the run>`` restarts every component from its
+``checkpoints/<component>/last.ckpt`` (a component that had not started yet starts afresh). A
+checkpoint taken after the last epoch makes Lightning skip ``fit`` entirely, ``on_train_end``
+included: the post-training heads are then fitted here (``fit_post_training_heads``).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +34,31 @@ from esa_lightning.sweep import refuse_multidevice_multirun
 log = logging.getLogger("esa_lightning")
 
 
+def is_global_zero() -> bool:
+    """Global rank 0 (set by Lightning at the first fit; read from the environment before)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+class _TrainEndSeen(L.Callback):
+    """Records whether Lightning ran ``on_train_end`` (it does not when resuming a finished fit)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seen = True
+
+
+def fit_post_training_heads(trainer: L.Trainer, model: L.LightningModule) -> None:
+    """Run the ``on_train_end`` of this package's callbacks (thresholds, heads), in order."""
+    for cb in trainer.callbacks:
+        own = type(cb).__module__.startswith("esa_lightning.")
+        if own and type(cb).on_train_end is not L.Callback.on_train_end:
+            cb.on_train_end(trainer, model)
+
+
 def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every ``_target_`` entry of a callbacks/logger group, in order."""
     if not group:
@@ -27,17 +67,24 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 
 def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
-    """``last`` means ``checkpoint_dir/last.ckpt`` of this run folder; a path must exist."""
+    """``last`` means ``checkpoint_dir/last.ckpt`` of this run folder; a path must exist.
+
+    With ``last``, a component without a checkpoint (not reached before the interruption)
+    starts afresh as long as the run folder holds some ``last.ckpt``.
+    """
     if not ckpt_path:
         return None
     if ckpt_path == "last":
         last = checkpoint_dir / "last.ckpt"
-        if not last.is_file():
+        if last.is_file():
+            return str(last)
+        if not list(checkpoint_dir.parent.glob("*/last.ckpt")):
             raise ESAInputError(
                 "no checkpoint to resume from; run with hydra.run.dir=<the interrupted run>",
                 path=last,
             )
-        return str(last)
+        log.info("no %s: this component starts from scratch", last)
+        return None
     if not Path(ckpt_path).is_file():
         raise ESAInputError("checkpoint file not found", path=ckpt_path)
     return str(ckpt_path)
@@ -58,8 +105,11 @@ def component_specs(cfg: DictConfig) -> dict[str, DictConfig]:
     """The detector's trainable parts: ``components`` (esa_full) or the single datamodule+model."""
     if cfg.get("components"):
         return dict(cfg.components.items())
-    single = {"datamodule": cfg.datamodule, "model": cfg.model,
-              "callbacks": cfg.get("model_callbacks") or {}}
+    single = {
+        "datamodule": cfg.datamodule,
+        "model": cfg.model,
+        "callbacks": cfg.get("model_callbacks") or {},
+    }
     return {cfg.experiment_name: OmegaConf.create(single)}
 
 
@@ -67,7 +117,7 @@ def fit_component(
     name: str, spec: DictConfig, cfg: DictConfig, mission: Any, output_dir: Path
 ) -> tuple[Any, L.Trainer]:
     """Instantiate and fit one component with its own trainer, checkpoints and log folder."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
     # objects such as the Mission cannot pass through OmegaConf: bind them after instantiation
@@ -86,11 +136,19 @@ def fit_component(
         OmegaConf.to_container(cfg.trainer, resolve=True),
         OmegaConf.to_container(spec.get("trainer") or OmegaConf.create(), resolve=True),
     )
-    trainer: L.Trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+    if not trainer_cfg.get("enable_progress_bar", True):  # Lightning refuses a bar it may not show
+        callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+    train_end = _TrainEndSeen()
+    trainer: L.Trainer = instantiate(
+        trainer_cfg, callbacks=[*callbacks, train_end], logger=loggers or False
+    )
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
     log.info("fitting %s (%s)", name, type(model).__name__)
     if isinstance(model, L.LightningModule):
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        if not train_end.seen:  # resumed after its last epoch: Lightning skipped on_train_end
+            log.info("%s: training had finished; fitting the post-training heads", name)
+            fit_post_training_heads(trainer, model)
     else:  # fitted without gradient steps (the tree-based ensemble): its own .fit
         datamodule.setup("fit")
         model.fit(datamodule)
@@ -101,9 +159,10 @@ def train(cfg: DictConfig) -> float | None:
     """Train the configured detector; return ``cfg.optimized_metric`` (for sweeps)."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(output_dir)
     refuse_multidevice_multirun(cfg.trainer)
-    print_config(cfg)
+    if is_global_zero():  # DDP processes started by Lightning share this folder
+        remove_stale_temporaries(output_dir)
+        print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
 
     mission = mission_from_config(cfg.data)
@@ -115,7 +174,7 @@ def train(cfg: DictConfig) -> float | None:
         components[name], trainer = fit_component(name, spec, cfg, mission, output_dir)
 
     metrics: dict[str, float] = {}
-    if trainer is not None and trainer.is_global_zero:
+    if trainer is not None and is_global_zero():  # once, on the whole series (module docstring)
         for model in components.values():
             if isinstance(model, L.LightningModule):
                 model.eval()
@@ -137,8 +196,9 @@ def train(cfg: DictConfig) -> float | None:
     return metrics.get(cfg.optimized_metric)
 
 
-def _build_detector(components: dict[str, Any], combiner: Any, mission: Any,
-                    cfg: DictConfig) -> Any:
+def _build_detector(
+    components: dict[str, Any], combiner: Any, mission: Any, cfg: DictConfig
+) -> Any:
     from esa_lightning.pipeline import Detector, mission_schema
 
     return Detector(
@@ -151,7 +211,10 @@ def _build_detector(components: dict[str, Any], combiner: Any, mission: Any,
 
 
 def _print_summary(metrics: dict[str, float], output_dir: Path) -> None:
-    keys = [k for k in metrics if k.split("/", 1)[1] in ("EW_F_0.50", "EW_precision",
-                                                         "EW_recall", "AFF_F_0.50", "AUC_PR")]
+    keys = [
+        k
+        for k in metrics
+        if k.split("/", 1)[1] in ("EW_F_0.50", "EW_precision", "EW_recall", "AFF_F_0.50", "AUC_PR")
+    ]
     lines = [f"  {k:<22} {metrics[k]:.4f}" for k in sorted(keys)]
     print("\n".join(["results:", *lines, f"outputs: {output_dir.resolve()}"]))

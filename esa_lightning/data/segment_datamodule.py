@@ -12,6 +12,11 @@ Row splits follow the mission: a pooled row is *train* when its last sample lies
 after ``test_start``; rows straddling a split point belong to none (split -1) and are never
 trained on.
 
+Per-channel work (shapelet mining, featurisation) runs in ``n_jobs`` joblib processes; the
+results come back in channel order, so the features do not depend on ``n_jobs``. Under DDP every
+rank builds the same full feature set (no sharding of the extraction): the post-training heads
+need all rows on every rank, and the distributed sampler shards only the training batches.
+
 Final folds (§4.4 ``mask1``): one datamodule serves one final fold (``fold``); train one model
 per fold and combine their outputs with ``esa_lightning.postprocess.max_over_folds``.
 """
@@ -30,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 from esa_lightning.data import folds, segmentation, shapelets
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
+from esa_lightning.progress import progress
 
 N_WINDOW_FEATURES = 24
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST, SPLIT_NONE = 0, 1, 2, -1
@@ -96,10 +102,10 @@ def featurise_values(
             column="values",
         )
     opts = dict(window=window, step=step, pool=pool, pool_stride=pool_stride, n_kernels=n_kernels)
-    rows = Parallel(n_jobs=n_jobs)(
+    jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(featurise_channel)(values[:, c], kernels[c], **opts) for c in range(values.shape[1])
     )
-    x = np.stack(rows)
+    x = np.stack(list(progress(jobs, "segment features", total=values.shape[1])))
     return ((x - mean[:, None, :]) / std[:, None, :]).astype(np.float32)
 
 
@@ -304,7 +310,7 @@ class SegmentDataModule(L.LightningDataModule):
             )
         anomaly = np.isin(m.labels, (1, 2))
         opts = self.feature_options
-        results = Parallel(n_jobs=self.n_jobs)(
+        jobs = Parallel(n_jobs=self.n_jobs, return_as="generator")(
             delayed(_fit_channel)(
                 values[:, ch],
                 anomaly[:, ch],
@@ -318,6 +324,7 @@ class SegmentDataModule(L.LightningDataModule):
             )
             for ch in range(c)
         )
+        results = list(progress(jobs, "shapelets + segment features", total=c))
         self.kernels = [r[0] for r in results]
         self._rows_per_channel = [len(r[1]) for r in results]
         if len(set(self._rows_per_channel)) != 1:

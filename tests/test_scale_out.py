@@ -1,0 +1,411 @@
+"""Scale-out: DDP on CPU (gloo), Hydra sweeps, TensorBoard content, resume, parallel features.
+
+The slow tests run the real command line (``python train.py ...``) on a tiny mission (4 channels,
+8 days) with one short epoch, so they stay seconds long.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from esa_lightning.io import TMP_PREFIX
+from tests.conftest import CONF, REPO, compose_config
+from tests.helpers import make_mission
+
+GRU_FAST = [
+    "data.val_days=2",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=2",
+    "trainer.log_every_n_steps=1",
+    "model.hidden_size=16",
+    "callbacks.rf_head.n_estimators=10",
+]
+FULL_FAST = [
+    "experiment=esa_full",
+    "data.val_days=2",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=2",
+    "trainer.log_every_n_steps=1",
+    "components.gru_ae.trainer.max_epochs=1",
+    "components.gru_ae.model.hidden_size=16",
+    "components.gru_ae.callbacks.rf_head.n_estimators=10",
+    "components.channel_ensemble.trainer.max_epochs=2",
+    "components.channel_ensemble.datamodule.n_kernels=2",
+    "components.channel_ensemble.datamodule.shapelet_options.max_candidates=50",
+    "callbacks.esa_metrics.every_n_epochs=1",
+]
+DDP = ["trainer.devices=2", "trainer.accelerator=cpu", "trainer.strategy=ddp"]
+
+
+@pytest.fixture(scope="module")
+def tiny_mission(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 channels, 8 days: with ``data.val_days=2`` about 3 training, 2 validation, 3 test days."""
+    from esa_lightning.data.synthetic import generate_mission
+
+    out = tmp_path_factory.mktemp("tiny") / "mission"
+    generate_mission(out, channels=4, groups=2, days=8, seed=3)
+    return out
+
+
+def run_train(args: list[str], root: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` with every output (runs, caches) under ``root``; not a TTY."""
+    cmd = [sys.executable, "train.py", *args, f"paths.root_dir={root}"]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------------- DDP
+@pytest.fixture(scope="module")
+def esa_full_runs(tiny_mission, tmp_path_factory):
+    """The same esa_full run on one process and on two DDP processes (gloo)."""
+    root = tmp_path_factory.mktemp("ddp")
+    runs = {}
+    for name, extra in (("single", []), ("ddp", DDP)):
+        run_dir = root / name
+        args = [*FULL_FAST, *extra, f"data.root={tiny_mission}", f"hydra.run.dir={run_dir}"]
+        proc = run_train(args, root)
+        assert_ok(proc)
+        runs[name] = (run_dir, proc.stdout + proc.stderr)
+    return runs
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one_and_write_once(esa_full_runs):
+    single_dir, _ = esa_full_runs["single"]
+    ddp_dir, log = esa_full_runs["ddp"]
+    # Lightning started a second process into the same run folder; it logs to its own file
+    assert (ddp_dir / "train_ddp_process_1.log").is_file()
+    # every rank fits the same threshold from the same full mission
+    thresholds = re.findall(r"percentile threshold (\S+) on", log)
+    assert len(thresholds) == 2 and len(set(thresholds)) == 1, thresholds
+    # one artifact, one metrics.json, one printed summary, no temporaries left
+    assert [p.parent for p in ddp_dir.rglob("detector.json")] == [ddp_dir / "detector"]
+    assert list(ddp_dir.rglob("metrics.json")) == [ddp_dir / "metrics.json"]
+    assert log.count("results:") == 1
+    assert not [p for p in ddp_dir.rglob(f"{TMP_PREFIX}*")]
+    one = json.loads((single_dir / "metrics.json").read_text())
+    two = json.loads((ddp_dir / "metrics.json").read_text())
+    assert one.keys() == two.keys()
+    for key in ("val/AUC_PR", "test/AUC_PR", "val/AFF_F_0.50"):
+        assert abs(one[key] - two[key]) <= 0.15, (key, one[key], two[key])
+
+    from esa_lightning.pipeline import Detector
+
+    detector = Detector.load(ddp_dir / "detector")
+    assert set(detector.components) == {"gru_ae", "channel_ensemble"}
+    assert np.isfinite(float(detector.components["gru_ae"].threshold[0]))
+
+
+@pytest.mark.slow
+def test_tensorboard_holds_losses_lr_esa_metrics_histogram_and_figure(esa_full_runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _ = esa_full_runs["single"]
+    for component in ("gru_ae", "channel_ensemble"):
+        scalars, histograms, images = set(), set(), set()
+        for events in (run_dir / "tensorboard" / component).glob("events.out.tfevents*"):
+            acc = EventAccumulator(
+                str(events), size_guidance={"scalars": 0, "histograms": 0, "images": 0}
+            )
+            acc.Reload()
+            tags = acc.Tags()
+            scalars |= set(tags["scalars"])
+            histograms |= set(tags["histograms"])
+            images |= set(tags["images"])
+        assert {"train/loss", "val/loss", "val/EW_F_0.50", "val/AFF_F_0.50"} <= scalars, scalars
+        assert any(t.startswith("lr-") for t in scalars), scalars
+        assert "val/score" in histograms
+        assert "val/intervals" in images
+    # the final metrics of the fitted detector are logged too (in the last component's folder)
+    final = set()
+    for events in (run_dir / "tensorboard" / "channel_ensemble").glob("events.out.tfevents*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        final |= set(acc.Tags()["scalars"])
+    assert "test/EW_F_0.50" in final
+
+
+# ------------------------------------------------------------------------------- sweeps
+@pytest.mark.slow
+def test_multirun_writes_job_folders_and_summary(tiny_mission, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_train(
+        [
+            "-m",
+            "experiment=gru_ae",
+            "model.latent_dim=16,32",
+            *GRU_FAST,
+            f"data.root={tiny_mission}",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
+    assert_ok(proc)
+    for job in ("0", "1"):
+        assert (sweep / job / "metrics.json").is_file()
+        assert (sweep / job / "detector" / "detector.json").is_file()
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert list(summary["job"]) == [0, 1]
+    assert list(summary["status"]) == ["done", "done"]
+    assert "latent_dim=16" in summary["overrides"][0] and "latent_dim=32" in summary["overrides"][1]
+    for job, row in summary.iterrows():
+        metrics = json.loads((sweep / str(job) / "metrics.json").read_text())
+        assert row["val/EW_F_0.50"] == pytest.approx(metrics["val/EW_F_0.50"])
+
+
+@pytest.mark.slow
+def test_optuna_sweep_optimises_the_returned_metric(tiny_mission, tmp_path):
+    sweep = tmp_path / "optuna"
+    proc = run_train(
+        [
+            "-m",
+            "hparams_search=optuna",
+            "experiment=gru_ae",
+            *GRU_FAST,
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.sampler.n_startup_trials=2",
+            f"data.root={tiny_mission}",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
+    assert_ok(proc)
+    values = [
+        json.loads((sweep / j / "metrics.json").read_text())["val/EW_F_0.50"] for j in ("0", "1")
+    ]
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    # the sweeper saw what train() returned: the best of the two jobs' val/EW_F_0.50
+    assert result["best_value"] == pytest.approx(max(values))
+    # searched: latent_dim and lr; hidden_size is fixed by the command line
+    assert set(result["best_params"]) == {"model.latent_dim", "model.lr"}
+    assert len(pd.read_csv(sweep / "summary.csv")) == 2
+
+
+@pytest.mark.slow
+def test_multirun_with_two_devices_is_refused(tiny_mission, tmp_path):
+    proc = run_train(
+        [
+            "-m",
+            "experiment=gru_ae",
+            *DDP,
+            f"data.root={tiny_mission}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "multirun (-m) with more than one device is refused" in proc.stderr
+    assert "trainer.devices" in proc.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def _compose_with_hydra(overrides: list[str]):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides, return_hydra_config=True)
+
+
+def test_slurm_launchers_compose():
+    cfg = _compose_with_hydra(["hydra/launcher=slurm", "experiment=esa_full", "trainer=ddp"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.nodes == 1 and launcher.gpus_per_node >= 1
+    cfg = _compose_with_hydra(
+        [
+            "hydra/launcher=slurm_multinode",
+            "trainer=ddp",
+            "trainer.num_nodes=2",
+            "trainer.devices=4",
+        ]
+    )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.nodes == cfg.trainer.num_nodes == 2
+    assert launcher.tasks_per_node == launcher.gpus_per_node == cfg.trainer.devices == 4
+
+
+def test_trainer_configs_take_strategy_devices_and_nodes(tmp_path):
+    cfg = compose_config("train", ["trainer=ddp"], tmp_path)
+    assert (cfg.trainer.strategy, cfg.trainer.devices, cfg.trainer.num_nodes) == ("ddp", 2, 1)
+    cfg = compose_config("train", ["experiment=esa_full", *DDP, "trainer.num_nodes=2"], tmp_path)
+    assert (cfg.trainer.strategy, cfg.trainer.devices, cfg.trainer.num_nodes) == ("ddp", 2, 2)
+
+
+# ------------------------------------------------------------------------------- resume
+@pytest.mark.slow
+def test_resume_after_sigkill_finishes_in_the_same_folder(tiny_mission, tmp_path):
+    run_dir = tmp_path / "run"
+    args = [
+        "experiment=gru_ae",
+        "data.val_days=2",
+        "trainer.max_epochs=2",
+        "+trainer.limit_train_batches=8",
+        "+trainer.limit_val_batches=2",
+        "test=false",
+        "model.hidden_size=16",
+        "callbacks.rf_head.n_estimators=10",
+        "callbacks.model_checkpoint.every_n_train_steps=1",
+        f"data.root={tiny_mission}",
+        f"hydra.run.dir={run_dir}",
+        f"paths.root_dir={tmp_path}",
+    ]
+    last = run_dir / "checkpoints" / "gru_ae" / "last.ckpt"
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert last.is_file(), "no last.ckpt appeared"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed mid-training, before any artifact
+    assert not (run_dir / "detector").exists()
+
+    resumed = run_train([*args[:-1], "ckpt_path=last"], tmp_path)
+    assert_ok(resumed)
+    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr
+    from esa_lightning.pipeline import Detector
+
+    detector = Detector.load(run_dir / "detector")
+    assert np.isfinite(float(detector.components["gru_ae"].threshold[0]))
+    assert "val/EW_F_0.50" in json.loads((run_dir / "metrics.json").read_text())
+    assert len(list(run_dir.glob("**/detector.json"))) == 1
+
+
+def test_resuming_a_finished_fit_still_fits_the_heads(tiny_mission, tmp_path):
+    """Lightning skips ``fit`` (and ``on_train_end``) when the checkpoint is past max_epochs."""
+    from esa_lightning.pipeline import Detector
+    from esa_lightning.training import train
+
+    overrides = [
+        "experiment=gru_ae",
+        *GRU_FAST,
+        f"data.root={tiny_mission}",
+        "trainer.enable_progress_bar=false",
+        "test=false",
+    ]
+    first = train(compose_config("train", overrides, tmp_path))
+    for name in ("metrics.json", "detector"):
+        path = tmp_path / name
+        path.unlink() if path.is_file() else __import__("shutil").rmtree(path)
+    again = train(compose_config("train", [*overrides, "ckpt_path=last"], tmp_path))
+    assert again == pytest.approx(first)
+    model = Detector.load(tmp_path / "detector").components["gru_ae"]
+    assert np.isfinite(float(model.threshold[0]))
+
+
+def test_resume_without_any_checkpoint_is_a_clear_error(tiny_mission, tmp_path):
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.training import train
+
+    cfg = compose_config(
+        "train", ["experiment=gru_ae", f"data.root={tiny_mission}", "ckpt_path=last"], tmp_path
+    )
+    with pytest.raises(ESAInputError, match="no checkpoint to resume from"):
+        train(cfg)
+
+
+# ------------------------------------------------------------------- data scale-out
+SEGMENTS = dict(
+    window=20,
+    step=5,
+    pool=20,
+    pool_stride=5,
+    n_kernels=2,
+    min_kernel_len=10,
+    max_kernel_len=15,
+    shapelet_options={"max_candidates": 30},
+    batch_rows=8,
+)
+
+
+def _segment_mission():
+    return make_mission(
+        4000, 3, anomalies=((600, 660), (1500, 1540), (3300, 3330)), val_start=2500, test_start=3200
+    )
+
+
+def test_segment_features_identical_with_two_jobs():
+    from esa_lightning.data.segment_datamodule import SegmentDataModule
+
+    mission = _segment_mission()
+    one = SegmentDataModule(mission, n_jobs=1, **SEGMENTS)
+    two = SegmentDataModule(mission, n_jobs=2, **SEGMENTS)
+    one.setup("fit")
+    two.setup("fit")
+    assert one.X.shape[1] > 0
+    np.testing.assert_array_equal(one.X.numpy(), two.X.numpy())
+    for a, b in zip(one.kernels, two.kernels, strict=True):
+        assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    np.testing.assert_array_equal(
+        one.featurise(mission.test())[0], two.featurise(mission.test())[0]
+    )
+
+
+def test_training_batches_are_sharded_by_the_distributed_sampler():
+    """The loaders use default samplers, so Lightning can swap in a DistributedSampler."""
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import DistributedSampler
+
+    from esa_lightning.data.segment_datamodule import SPLIT_TRAIN, SegmentDataModule
+    from esa_lightning.data.windows import WindowDataModule
+
+    mission = _segment_mission()
+    segments = SegmentDataModule(mission, **SEGMENTS)
+    segments.setup("fit")
+    windows = WindowDataModule(mission, window=10, batch_size=64)
+    windows.setup("fit")
+    for dm in (segments, windows):
+        loader = dm.train_dataloader()
+        shards = []
+        for rank in (0, 1):
+            sampler = DistributedSampler(
+                loader.dataset, num_replicas=2, rank=rank, shuffle=True, seed=0
+            )
+            shards.append(_update_dataloader(loader, sampler))
+        n = len(loader.dataset)
+        assert [len(s.sampler) for s in shards] == [(n + 1) // 2] * 2
+        if dm is segments:
+            rows = [np.concatenate([b["rows"].numpy() for b in s]) for s in shards]
+            assert set(rows[0]) | set(rows[1]) == set(np.flatnonzero(dm.split == SPLIT_TRAIN))
+            assert len(set(rows[0]) & set(rows[1])) <= n % 2  # only the sampler's padding
+
+
+def test_progress_logs_when_not_a_terminal(caplog):
+    import logging
+
+    from esa_lightning.progress import progress
+
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        items = list(progress(iter(range(30)), "feature extraction", total=30))
+    assert items == list(range(30))
+    lines = [r.getMessage() for r in caplog.records if "feature extraction" in r.getMessage()]
+    assert lines and lines[-1] == "feature extraction: 30/30"
