@@ -57,6 +57,7 @@ from esa_lightning.data.mission import CATEGORY_TO_CODE, Mission
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
 from esa_lightning.errors import ESAInputError
+from esa_lightning.progress import progress
 
 CACHE_VERSION = "esa_adb-1"
 CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
@@ -578,7 +579,7 @@ def _build_arrays(
     results = _in_order(tasks, n_jobs, ahead=2 * n_jobs)
     try:
         pending: list[_Column] = []
-        for col in range(len(names)):
+        for col in progress(range(len(names)), "reading channels"):
             column = next(results)
             if column.n_bad:
                 repaired[names[col]] = column.n_bad
