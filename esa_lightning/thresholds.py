@@ -4,6 +4,12 @@
 - ``dynamic_threshold``: Telemanom's non-parametric dynamic threshold with pruning (Hundman et
   al. 2018): EWMA-smoothed errors, ε = μ + zσ with z chosen to maximise
   (Δμ/μ + Δσ/σ) / (|E_anom| + |E_seq|²), then weak anomalous sequences pruned.
+- ``f05`` (``ThresholdCalibration(method="f05")``): uses the validation LABELS (validation is
+  not test): among quantiles of all validation window scores, the threshold whose row alarms
+  (the model's own window → row mapping) give the best corrected event-wise F0.5
+  (``metrics.esa_scores``, Anomaly + Rare Event, over the validation range) wins; ties go to the
+  median of the tied thresholds. A series whose validation range holds no labeled event falls
+  back to the ``q``-th percentile of its nominal windows (logged).
 - ``ThresholdCalibration``: a callback writing the threshold into the model's buffer at the end of
   training. Every rank computes the same number from the same (unsharded) validation range, so
   it needs no collective under DDP.
@@ -22,6 +28,9 @@ from esa_lightning.data.windows import labeled_window_mask, nominal_rows
 from esa_lightning.errors import ESAInputError
 
 log = logging.getLogger(__name__)
+
+METHODS = ("percentile", "dynamic", "f05")
+F05_CATEGORIES = ["Anomaly", "Rare Event"]  # what the reported EW_F_0.50 counts
 
 
 def percentile_threshold(scores: np.ndarray, q: float = 99) -> float:
@@ -152,8 +161,8 @@ class ThresholdCalibration(L.Callback):
         z_range: tuple[float, float] = (2, 10),
         min_percent_decrease: float = 0.13,
     ) -> None:
-        if method not in ("percentile", "dynamic"):
-            raise ESAInputError("method: 'percentile' or 'dynamic'", column="method", value=method)
+        if method not in METHODS:
+            raise ESAInputError(f"method: one of {METHODS}", column="method", value=method)
         self.method, self.q = method, q
         self.smoothing, self.z_range = smoothing, tuple(z_range)
         self.min_percent_decrease = min_percent_decrease
@@ -181,9 +190,20 @@ class ThresholdCalibration(L.Callback):
                 source, scores = "training", self._nominal_scores(model, m.train(), name, window)
             if len(scores) == 0:
                 raise ESAInputError("no label-free window to fit a threshold on", path=m.name)
-            if self.method == "percentile":
+            method = self.method
+            if method == "f05":
+                thr = f05_threshold(model, m.val(), name) if source == "validation" else None
+                if thr is None:
+                    log.warning(
+                        "series %s: no labeled event on the validation range; f05 falls back to "
+                        "the %g-th percentile of nominal windows",
+                        name or m.name,
+                        self.q,
+                    )
+                    method = "percentile"
+            if method == "percentile":
                 thr = percentile_threshold(scores, self.q)
-            else:
+            elif method == "dynamic":
                 thr = dynamic_threshold(
                     scores,
                     smoothing=self.smoothing,
@@ -194,7 +214,7 @@ class ThresholdCalibration(L.Callback):
             log.info(
                 "series %s: %s threshold %.6g on %s windows",
                 name or m.name,
-                self.method,
+                method,
                 thr,
                 source,
             )
@@ -206,3 +226,46 @@ class ThresholdCalibration(L.Callback):
         total = model.window_outputs(m, series=name).total
         clean = ~labeled_window_mask(~nominal_rows(m), window)
         return total[clean]
+
+
+def f05_threshold(
+    model, val: Mission, name: str | None = None, n_candidates: int = 200
+) -> float | None:
+    """Threshold maximising corrected event-wise F0.5 on a labeled validation range, or None.
+
+    Candidates are quantiles of every validation window score (labeled windows included: they
+    are what must rise above it), denser towards the top. None when ``val`` holds no event of
+    ``F05_CATEGORIES`` or is shorter than one window.
+    """
+    from esa_lightning.data.windows import window_to_sample_scores
+    from esa_lightning.metrics import esa_scores
+
+    events = val.events
+    if "Category" in events.columns:
+        events = events[events["Category"].isin(F05_CATEGORIES)]
+    window = model.hparams.window
+    if len(events) == 0 or len(val.values) < window:
+        return None
+    wo = model.window_outputs(val, series=name)
+    score_w = model.smoothed(wo.total).astype(np.float64)
+    finite = score_w[np.isfinite(score_w)]
+    if len(finite) == 0:
+        return None
+    q = np.unique(np.concatenate([np.linspace(0.0, 0.9, 10), 1 - np.geomspace(0.1, 1e-5, 190)]))
+    candidates = np.unique(np.quantile(finite, q[:n_candidates] if n_candidates < len(q) else q))
+    times = np.asarray(val.timestamps)
+    n = len(val.values) + wo.pad
+    full_range = (times[0], times[-1])
+    best_f, best = -1.0, []
+    for thr in candidates:
+        alarm_w = (score_w > thr).astype(np.float32)
+        alarm = window_to_sample_scores(alarm_w, n, window)[wo.pad :] > 0
+        pred = (times, alarm.astype(np.uint8))
+        f = esa_scores(events, pred, betas=0.5, full_range=full_range)["EW_F_0.50"]
+        if f > best_f + 1e-12:
+            best_f, best = f, [float(thr)]
+        elif abs(f - best_f) <= 1e-12:
+            best.append(float(thr))
+    thr = best[len(best) // 2]
+    log.info("f05 threshold %.6g: validation EW_F_0.50 %.4f (%d tied)", thr, best_f, len(best))
+    return thr

@@ -232,3 +232,56 @@ def test_dynamic_online_mode_thresholds_the_scored_stream_without_calibration():
     chunked = LitGRUAttentionAE(**{**model.hparams, "online_window": len(total)})
     chunked.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(chunked.score_rows(m).alarm, rs.alarm)
+
+
+# ------------------------------------------------------------------------------ detrending
+def drifting_mission():
+    m = make_mission(T=700, val_start=400, test_start=520)
+    m.values[:, :2] += np.linspace(0, 30, len(m.values))[:, None].astype(np.float32)
+    return m
+
+
+def fit_detrended(mission):
+    dm = WindowDataModule(mission, window=8, batch_size=64, detrend=40)
+    dm.setup("fit")
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3)
+    assert model.hparams.detrend == 40  # travels from the datamodule into the artifact
+    trainer(callbacks=[ThresholdCalibration()]).fit(model, dm)
+    return model.eval(), dm
+
+
+def test_datamodule_and_scoring_apply_the_same_detrend(tmp_path):
+    from esa_lightning.pipeline import Detector, mission_schema
+
+    m = drifting_mission()
+    model, dm = fit_detrended(m)
+    # the scoring path's errors equal the errors of the datamodule's own (predict) windows
+    dm_fit = WindowDataModule(m, window=8, batch_size=64, detrend=40, predict_range="fit")
+    dm_fit.setup()
+    batches = trainer().predict(model, dataloaders=dm_fit.predict_dataloader())
+    from_dm = torch.cat([b["total"] for b in batches]).numpy()
+    np.testing.assert_allclose(model.window_outputs(m.fit_range()).total, from_dm, rtol=1e-5)
+    # and the saved artifact scores exactly like the trained module
+    det = Detector(components={"gru": model}, schema=mission_schema(m))
+    loaded = Detector.load(det.save(tmp_path / "detector"))
+    assert loaded.components["gru"].hparams.detrend == 40
+    a, b = det.score_rows(m.test()), loaded.score_rows(m.test())
+    np.testing.assert_array_equal(a.score, b.score)
+    np.testing.assert_array_equal(a.alarm, b.alarm)
+
+
+def test_chunked_scoring_equals_whole_series_with_detrend():
+    from esa_lightning.pipeline import Detector, mission_schema
+    from esa_lightning.prediction import score_in_chunks
+
+    m = drifting_mission()
+    model, _ = fit_detrended(m)
+    assert model.context_rows >= 40 + 8
+    det = Detector(components={"gru": model}, schema=mission_schema(m))
+    whole = det.score_rows(m)
+    chunked = score_in_chunks(det, m, chunk_rows=97)
+    np.testing.assert_allclose(chunked.score, whole.score, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(chunked.alarm, whole.alarm)
+    # without enough context the first rows of a chunk would see another trailing mean
+    short = score_in_chunks(det, m, chunk_rows=97, context=8)
+    assert not np.allclose(short.score, whole.score, rtol=1e-4, atol=1e-6)

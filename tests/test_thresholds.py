@@ -110,3 +110,64 @@ def test_calibration_falls_back_to_training_range(caplog):
     assert "training range" in caplog.text
     assert np.isfinite(float(model.threshold[0])) and float(model.threshold[0]) < 100
     assert float(model.score_span) == 3
+
+
+# ------------------------------------------------------------------------------ f05 method
+def planted_mission(with_event=True):
+    """Noise with a planted spike in the validation range, labeled as an event."""
+    T, val_start, test_start = 400, 200, 340
+    rng = np.random.default_rng(1)
+    values = (0.1 * rng.standard_normal((T, 2))).astype(np.float32)
+    labels = np.zeros((T, 2), np.uint8)
+    ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
+    events = empty_events()
+    if with_event:
+        values[270:276, 0] += 25.0
+        labels[270:276, 0] = 1
+        events = pd.DataFrame(
+            {
+                "ID": ["id_1"],
+                "Channel": ["a"],
+                "StartTime": [ts[270]],
+                "EndTime": [ts[275]],
+                "Category": ["Anomaly"],
+            }
+        )
+    return Mission(
+        "toy",
+        values,
+        ts,
+        default_channel_table(["a", "b"]),
+        labels,
+        events,
+        val_start=val_start,
+        test_start=test_start,
+    )
+
+
+def test_f05_threshold_separates_a_planted_anomaly():
+    torch.manual_seed(0)
+    m = planted_mission()
+    model = LitGRUAttentionAE(n_inputs=2, n_outputs=2, window=4, hidden_size=8, latent_dim=4)
+    ThresholdCalibration(method="f05", q=50).calibrate(model, m)
+    val = m.val()
+    total = model.window_outputs(val).total
+    labeled = labeled_window_mask(~nominal_rows(val), 4)
+    thr = float(model.threshold[0])
+    # q=50 of nominal windows would alarm half the range; f05 sits between the two populations
+    assert total[~labeled].max() <= thr < total[labeled].max()
+    alarm = model.score_rows(val).alarm.astype(bool)
+    rows = np.arange(len(alarm)) + m.val_start
+    assert alarm[(rows >= 270) & (rows < 276)].any()
+    assert not alarm[(rows < 270 - 4) | (rows >= 276 + 4)].any()
+
+
+def test_f05_falls_back_to_percentile_without_validation_events(caplog):
+    torch.manual_seed(0)
+    m = planted_mission(with_event=False)
+    model = LitGRUAttentionAE(n_inputs=2, n_outputs=2, window=4, hidden_size=8, latent_dim=4)
+    with caplog.at_level(logging.WARNING):
+        ThresholdCalibration(method="f05", q=90).calibrate(model, m)
+    assert "falls back" in caplog.text
+    total = model.window_outputs(m.val()).total
+    assert float(model.threshold[0]) == pytest.approx(np.percentile(total, 90), rel=1e-5)

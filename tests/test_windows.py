@@ -10,10 +10,13 @@ import torch
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
 from esa_lightning.data.windows import (
     WindowDataModule,
+    detrend_columns,
     labeled_window_mask,
+    model_inputs,
     sliding_windows,
     window_to_sample_scores,
 )
+from esa_lightning.errors import ESAInputError
 
 
 def make_mission(T=400, C=3, K=2, val_start=250, test_start=330, seed=0, name="toy"):
@@ -107,7 +110,7 @@ def test_datamodule_windows_are_label_free_and_stay_in_their_range():
     dm = WindowDataModule(m, window=8, stride=1, batch_size=16)
     dm.setup("fit")
     assert dm.dims == dict(
-        n_inputs=5, n_outputs=3, window=8, inputs="values+telecommands", series=[]
+        n_inputs=5, n_outputs=3, window=8, inputs="values+telecommands", series=[], detrend=None
     )
     labeled = (m.labels != 0).any(axis=1)
     tr, va = dm.train_set.starts, dm.val_set.starts
@@ -167,3 +170,53 @@ def test_multiseries_windows_never_cross_series_borders():
     assert abs(float(xb[..., 0].mean())) < 1.5
     starts = dm.train_set.starts[series.numpy() == 1]
     assert starts.min() >= 100 and starts.max() + 6 <= 100 + 60
+
+
+# ------------------------------------------------------------------------------ detrending
+def _detrend_loop(x, span, n_columns):
+    out = np.array(x, dtype=np.float64)
+    for j in range(n_columns):
+        for t in range(len(x)):
+            past = x[max(0, t - span + 1) : t + 1, j].astype(np.float64)
+            past = past[np.isfinite(past)]
+            out[t, j] = x[t, j] - (past.mean() if len(past) else np.nan)
+    return out
+
+
+@pytest.mark.parametrize("span", [1, 3, 17, 500])
+def test_detrend_equals_loop_reference(span):
+    rng = np.random.default_rng(span)
+    x = (1e3 + np.cumsum(rng.standard_normal((120, 4)), axis=0)).astype(np.float32)
+    x[10:14, 1] = np.nan
+    x[:, 2] = np.nan if span == 3 else x[:, 2]  # an all-NaN column stays NaN
+    expected = _detrend_loop(x, span, 3)
+    got = detrend_columns(x.copy(), span, 3)
+    np.testing.assert_allclose(got, expected.astype(np.float32), rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(got[:, 3], x[:, 3])  # columns past n_columns untouched
+
+
+def test_model_inputs_detrend_values_but_not_telecommands():
+    m = make_mission()
+    m.values[:] += np.linspace(0, 50, len(m.values))[:, None].astype(np.float32)
+    before = m.values.copy()
+    x = model_inputs(m, "values+telecommands", detrend=25)
+    np.testing.assert_array_equal(m.values, before)  # the mission is not modified
+    np.testing.assert_array_equal(x[:, 3:], m.telecommands)
+    np.testing.assert_allclose(x[:, :3], _detrend_loop(before, 25, 3), atol=1e-4)
+    assert np.abs(x[:, :3]).mean() < 5  # the ramp is gone
+    np.testing.assert_array_equal(model_inputs(m, "values"), before)
+
+
+def test_datamodule_detrends_before_fitting_the_scaler():
+    m = make_mission()
+    m.values[:] += np.linspace(0, 100, len(m.values))[:, None].astype(np.float32)
+    dm = WindowDataModule(m, window=5, batch_size=16, detrend=30)
+    dm.setup("fit")
+    assert dm.dims["detrend"] == 30
+    fit = m.fit_range()
+    x = model_inputs(fit, "values+telecommands", 2, detrend=30)
+    median, iqr = dm.scaler
+    np.testing.assert_allclose(median[0], np.median(x[: fit.val_start], axis=0), atol=1e-5)
+    np.testing.assert_allclose(dm._fit_data.numpy(), (x - median[0]) / iqr[0], atol=1e-5)
+    with pytest.raises(ESAInputError):
+        WindowDataModule(m, detrend=0)

@@ -6,8 +6,16 @@ Reference pipeline B materialises every window ([N, L, C], ten copies of the dat
 Here the data is scaled once into ONE float32 [T, C] array and a window is a slice of it; a batch
 is gathered straight from that array, so memory stays O(T·C) whatever the window length.
 
+- Drift (``detrend``, optional): telemetry drifts over a mission (seasons, ageing, orbit
+  changes), so a scaler fitted on the training range leaves later nominal data far from anything
+  the network saw. With ``detrend=N`` every value column first has its trailing (causal) mean over
+  the last N rows subtracted (an expanding mean over the first rows of a range); telecommand
+  pulse columns are left as they are. ``model_inputs`` is the one function doing it, used by the
+  datamodule and by the model's scoring alike, and ``detrend`` travels in ``dims`` into the
+  model's hyper-parameters, so the two cannot disagree.
 - Scaling: median / IQR per input column (RobustScaler-style), fitted on nominal training rows
-  only (a row where any channel label is non-zero is left out); IQR 0 becomes 1.
+  only (a row where any channel label is non-zero is left out), after detrending; IQR 0
+  becomes 1 (with ``detrend``: also where the raw, un-detrended IQR is 0).
 - Inputs: value channels followed by telecommand pulses (``inputs="values+telecommands"``) or
   the value channels alone (``inputs="values"``). The reconstruction target is always the value
   channels, i.e. the first ``n_outputs`` input columns.
@@ -165,6 +173,51 @@ def mission_inputs(mission: Mission, inputs: str, n_telecommands: int | None = N
     return out
 
 
+def detrend_columns(x: np.ndarray, span: int, n_columns: int | None = None) -> np.ndarray:
+    """Subtract from the first ``n_columns`` columns of ``x`` [T, C] their trailing mean, in place.
+
+    Row t gets ``x[t] - mean(x[max(0, t - span + 1) : t + 1])`` (causal: the row itself and the
+    ``span - 1`` before it; an expanding mean while fewer rows exist). NaN rows are left out of
+    the means (a window of NaN only gives NaN). Cumulative sums in float64, one column at a time:
+    O(T·C) time, O(T) temporary memory. Returns ``x``.
+    """
+    if span < 1:
+        raise ESAInputError("detrend must be >= 1 rows", column="detrend", value=span)
+    n_columns = x.shape[1] if n_columns is None else n_columns
+    t = len(x)
+    if t == 0:
+        return x
+    lo = np.maximum(np.arange(t) - span + 1, 0)  # first row of each trailing window
+    hi = np.arange(1, t + 1)
+    for j in range(n_columns):
+        col = x[:, j].astype(np.float64)
+        finite = np.isfinite(col)
+        ref = col[finite][0] if finite.any() else 0.0  # a nearby origin keeps the sums small
+        total = np.concatenate([[0.0], np.cumsum(np.where(finite, col - ref, 0.0))])
+        count = np.concatenate([[0], np.cumsum(finite, dtype=np.int64)])
+        n = count[hi] - count[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (total[hi] - total[lo]) / n + ref
+        x[:, j] = col - mean  # NaN stays NaN (scale() turns it into 0)
+    return x
+
+
+def model_inputs(
+    mission: Mission, inputs: str, n_telecommands: int | None = None, detrend: int | None = None
+) -> np.ndarray:
+    """float32 [T, n_inputs] as the network sees them before scaling (datamodule and scoring).
+
+    ``mission_inputs``, then with ``detrend`` the value columns minus their trailing mean over
+    ``detrend`` rows (``detrend_columns``); telecommand columns are never detrended.
+    """
+    x = mission_inputs(mission, inputs, n_telecommands)
+    if not detrend:
+        return x
+    if np.shares_memory(x, mission.values):
+        x = x.copy()
+    return detrend_columns(x, int(detrend), mission.values.shape[1])
+
+
 def scale(
     inputs: np.ndarray, median: np.ndarray, iqr: np.ndarray, *, in_place: bool = False
 ) -> np.ndarray:
@@ -243,8 +296,14 @@ class WindowDataModule(L.LightningDataModule):
         num_workers: int = 0,
         shuffle: bool = True,
         predict_range: str = "test",
+        detrend: int | None = None,
     ) -> None:
         super().__init__()
+        if detrend is not None and int(detrend) < 1:
+            raise ESAInputError(
+                "detrend must be null or >= 1 rows", column="detrend", value=detrend
+            )
+        self.detrend = None if detrend is None else int(detrend)
         if inputs not in INPUT_MODES:
             raise ESAInputError(f"choose one of {INPUT_MODES}", column="inputs", value=inputs)
         if window < 1 or stride < 1 or batch_size < 1:
@@ -283,6 +342,7 @@ class WindowDataModule(L.LightningDataModule):
             window=self.window,
             inputs=self.inputs,
             series=series,
+            detrend=self.detrend,
         )
 
     @property
@@ -296,7 +356,7 @@ class WindowDataModule(L.LightningDataModule):
         )
 
     def _inputs(self, m: Mission) -> np.ndarray:
-        return mission_inputs(m, self.inputs, self.n_telecommands)
+        return model_inputs(m, self.inputs, self.n_telecommands, self.detrend)
 
     # -------------------------------------------------------------------------------- setup
     def setup(self, stage: str | None = None) -> None:
@@ -309,6 +369,12 @@ class WindowDataModule(L.LightningDataModule):
             x = self._inputs(fit)
             nominal = nominal_rows(fit)
             st = RobustStats.fit(x[: fit.val_start], nominal[: fit.val_start], source=name)
+            if self.detrend:
+                # a status-like column (raw IQR 0) keeps the scale 1 it has without detrending:
+                # its trailing mean makes a tiny IQR that would blow every step up
+                raw = mission_inputs(fit.slice(0, fit.val_start), self.inputs, self.n_telecommands)
+                flat = RobustStats.fit(raw, nominal[: fit.val_start], source=name).iqr == 1.0
+                st.iqr[flat] = 1.0
             stats.append(st)
             fresh = not np.shares_memory(x, fit.values)  # a copy already: scale it in place
             chunks.append(scale(x, st.median, st.iqr, in_place=fresh))

@@ -7,6 +7,10 @@ scores raw missions and all of it travels in ``state_dict`` and checkpoints. The
 forest head (``heads.random_forest``) is an sklearn object kept in ``rf_head``; it goes into
 checkpoints as skops bytes (never pickle) and has its own ``save_rf_head`` / ``load_rf_head``.
 
+Drift: with the hyper-parameter ``detrend`` (set from the datamodule's ``dims``) scoring first
+subtracts each value column's trailing mean over ``detrend`` rows (``windows.model_inputs``,
+the datamodule's own transform), so ``context_rows`` includes those rows of history.
+
 Threshold modes (hyper-parameter ``threshold_mode``, so it travels in the artifact):
 
 - ``calibrated``: a fixed per-series threshold fitted after training on label-free validation
@@ -34,7 +38,7 @@ from torch import nn
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.windows import (
-    mission_inputs,
+    model_inputs,
     n_windows,
     scale,
     window_to_sample_scores,
@@ -163,8 +167,13 @@ class LitGRUAttentionAE(L.LightningModule):
         online_z_step: float = 0.5,
         online_min_percent_decrease: float = 0.13,
         online_window: int | None = None,
+        detrend: int | None = None,
     ) -> None:
         super().__init__()
+        if detrend is not None and int(detrend) < 1:
+            raise ESAInputError(
+                "detrend must be null or >= 1 rows", column="detrend", value=detrend
+            )
         if loss not in ("smooth_l1", "mse"):
             raise ESAInputError("loss must be 'smooth_l1' or 'mse'", column="loss", value=loss)
         if threshold_mode not in THRESHOLD_MODES:
@@ -200,6 +209,7 @@ class LitGRUAttentionAE(L.LightningModule):
                 online_z_step=float(online_z_step),
                 online_min_percent_decrease=float(online_min_percent_decrease),
                 online_window=None if online_window is None else int(online_window),
+                detrend=None if detrend is None else int(detrend),
             )
         )
         n_series = max(1, len(series))
@@ -286,14 +296,15 @@ class LitGRUAttentionAE(L.LightningModule):
     ) -> WindowOutputs:
         """Errors (and RF features) of every stride-1 window of a single-grid ``mission``.
 
-        Scales with the module's own buffers; batched so that a million rows fit anywhere. A
+        Detrends (hyper-parameter ``detrend``, the datamodule's transform: ``model_inputs``) and
+        scales with the module's own buffers; batched so that a million rows fit anywhere. A
         range shorter than one window is padded in front by repeating its first row.
         """
         if mission.is_multiseries:
             raise TypeError("window_outputs() takes one series: use mission.series[name]")
         s = self.series_index(mission, series)
         hp = self.hparams
-        x = mission_inputs(mission, hp.inputs, hp.n_inputs - hp.n_outputs)
+        x = model_inputs(mission, hp.inputs, hp.n_inputs - hp.n_outputs, hp.get("detrend"))
         if x.shape[1] != hp.n_inputs:
             raise ESAInputError(
                 f"mission has {x.shape[1]} input columns, the model expects {hp.n_inputs}",
@@ -364,13 +375,14 @@ class LitGRUAttentionAE(L.LightningModule):
 
     @property
     def context_rows(self) -> int:
-        """Rows on each side that influence a row's result (window, plus the EWMA's memory).
+        """Rows on each side that influence a row's result (window, EWMA memory, detrend span).
 
         In ``dynamic_online`` mode the whole scored stream influences every row; this is then
         only the local context and chunked prediction is approximate.
         """
         span = float(self.hparams.online_smoothing) if self.is_online else float(self.score_span)
-        return int(self.hparams.window + (40 * span if span > 0 else 0))
+        detrend = int(self.hparams.get("detrend") or 0)
+        return int(self.hparams.window + detrend + (40 * span if span > 0 else 0))
 
     def save_extra(self, folder: Path) -> None:
         """Artifact hook: the random forest head (skops, no pickle)."""
