@@ -259,7 +259,9 @@ class LitGRUAttentionAE(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=len(batch[0]))
+        self.log(
+            "val/loss", self._loss(batch), prog_bar=True, batch_size=len(batch[0]), sync_dist=True
+        )
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         x, series = batch
