@@ -77,3 +77,17 @@ def test_top_channel_alarm_marks_the_strongest_channels_of_alarmed_rows_only():
     alarm = np.array([1, 1, 0], dtype=np.uint8)
     out = top_channel_alarm(alarm, scores, k=2)
     np.testing.assert_array_equal(out, [[0, 1, 1], [1, 0, 1], [0, 0, 0]])
+
+
+def test_combiner_loads_artifacts_written_before_top_channels(tmp_path):
+    """Detectors saved before ``top_channels`` existed failed with a KeyError."""
+    from esa_lightning.heads.combiner import HybridCombiner
+
+    comb = HybridCombiner(top_channels=5)
+    comb.names = ["a"]
+    comb.mean, comb.std, comb.coef = np.zeros(5), np.ones(5), np.ones(5)
+    comb.save(tmp_path)
+    old = json.loads((tmp_path / "combiner.json").read_text())
+    del old["top_channels"]
+    (tmp_path / "combiner.json").write_text(json.dumps(old))
+    assert HybridCombiner.load(tmp_path).top_channels == 3

@@ -147,7 +147,8 @@ class HybridCombiner:
     @classmethod
     def load(cls, folder: Path) -> HybridCombiner:
         d = json.loads((Path(folder) / "combiner.json").read_text())
-        obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"], d["top_channels"])
+        # artifacts written before ``top_channels`` existed used 3
+        obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"], d.get("top_channels", 3))
         obj.names = list(d["names"])
         obj.mean, obj.std, obj.coef = (np.asarray(d[k], dtype=np.float64)
                                        for k in ("mean", "std", "coef"))
