@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -96,16 +96,11 @@ def read_esa_csv(
             )
 
     key = cache_key("esa_csv", CACHE_VERSION, source_identity(files), names, telecommand_cols)
-    folder = Path(cache_dir) / key
-    if use_cache:
-        clean_cache_dir(cache_dir)
-    cached = load_array_cache(folder) if use_cache else None
-    if cached is not None:
-        arrays, info = cached
-    else:
-        arrays, info = _read_files(files, headers, names, telecommand_cols)
-        if use_cache:
-            save_array_cache(folder, arrays, info)
+    arrays, info = read_through_cache(
+        Path(cache_dir) / key,
+        use_cache,
+        lambda: _read_files(files, headers, names, telecommand_cols),
+    )
 
     ts = arrays["timestamps"]
     n_train = int(info["n_train"])
@@ -516,6 +511,24 @@ def median_period(timestamps: np.ndarray) -> pd.Timedelta | None:
 
 
 # ------------------------------------------------------------------------------------- cache
+def read_through_cache(
+    folder: Path, use_cache: bool, build: Callable[[], tuple[dict, dict]]
+) -> tuple[dict, dict]:
+    """(arrays, info) from the cache entry ``folder`` if complete, else ``build()`` and save.
+
+    Stale temporaries of interrupted writers in the cache folder are removed first.
+    """
+    if not use_cache:
+        return build()
+    clean_cache_dir(folder.parent)
+    cached = load_array_cache(folder)
+    if cached is not None:
+        return cached
+    arrays, info = build()
+    save_array_cache(folder, arrays, info)
+    return arrays, info
+
+
 def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict] | None:
     """The arrays (memory-mapped, read-only) and info of a complete cache entry, else None."""
     manifest = Path(folder) / "manifest.json"

@@ -34,13 +34,11 @@ from esa_lightning.data.esa_csv import (
     TELECOMMAND_PREFIX,
     check_codes,
     check_increasing,
-    clean_cache_dir,
     events_from_labels,
     forward_fill_nonfinite,
-    load_array_cache,
     one_line,
     put_columns,
-    save_array_cache,
+    read_through_cache,
     zero_nonfinite,
 )
 from esa_lightning.data.mission import Mission, default_channel_table
@@ -89,16 +87,11 @@ def read_kaggle(
             raise ESAInputError(f"missing column(s) {missing[:5]}", path=p, column=missing[0])
 
     key = cache_key("kaggle", CACHE_VERSION, source_identity(parts), names, telecommand_cols)
-    folder = Path(cache_dir) / key
-    if use_cache:
-        clean_cache_dir(cache_dir)
-    cached = load_array_cache(folder) if use_cache else None
-    if cached is not None:
-        arrays, info = cached
-    else:
-        arrays, info = _read_parts(train_path, test_path, schemas, names, telecommand_cols)
-        if use_cache:
-            save_array_cache(folder, arrays, info)
+    arrays, info = read_through_cache(
+        Path(cache_dir) / key,
+        use_cache,
+        lambda: _read_parts(train_path, test_path, schemas, names, telecommand_cols),
+    )
 
     n_train = int(info["n_train"])
     row = arrays["row_labels"]

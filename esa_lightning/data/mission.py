@@ -45,6 +45,13 @@ def empty_events(time_dtype: str = "datetime64[ns]") -> pd.DataFrame:
     )
 
 
+def nominal_rows(mission: Mission) -> np.ndarray:
+    """bool [T]: rows where no channel carries any label (anomaly, rare event, gap, invalid)."""
+    if mission.labels is None or mission.labels.shape[1] == 0:
+        return np.ones(len(mission.values), dtype=bool)
+    return ~(np.asarray(mission.labels) != 0).any(axis=1)
+
+
 def default_channel_table(names: list[str]) -> pd.DataFrame:
     """A channel table for sources that carry none: every channel its own group, all targets."""
     return pd.DataFrame(

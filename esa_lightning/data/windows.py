@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from esa_lightning.data.mission import Mission
+from esa_lightning.data.mission import Mission, nominal_rows
 from esa_lightning.errors import ESAInputError
 
 INPUT_MODES = ("values+telecommands", "values")
@@ -229,13 +229,6 @@ def scale(
         block /= iqr
         np.copyto(block, 0.0, where=np.isnan(block))
     return out
-
-
-def nominal_rows(mission: Mission) -> np.ndarray:
-    """bool [T]: rows where no channel carries any label (anomaly, rare event, gap, invalid)."""
-    if mission.labels is None or mission.labels.shape[1] == 0:
-        return np.ones(len(mission.values), dtype=bool)
-    return ~(mission.labels != 0).any(axis=1)
 
 
 # ---------------------------------------------------------------------------------- dataset

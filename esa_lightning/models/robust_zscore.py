@@ -13,15 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from esa_lightning.data.mission import Mission
+from esa_lightning.data.mission import Mission, nominal_rows
 from esa_lightning.models.base import RowScores
-
-
-def nominal_rows(mission: Mission) -> np.ndarray:
-    """Boolean [T]: rows where no channel carries any label."""
-    if mission.labels is None:
-        return np.ones(len(mission.values), dtype=bool)
-    return ~(np.asarray(mission.labels) != 0).any(axis=1)
 
 
 class RowDataModule(L.LightningDataModule):
@@ -77,7 +70,7 @@ class RobustZScore(L.LightningModule):
         if self.trainer.world_size > 1:
             x = self.all_gather(x.to(self.device)).reshape(-1, x.shape[1]).cpu()
         med = x.median(dim=0).values
-        q75, q25 = torch.quantile(x[: 1_000_000], torch.tensor([0.75, 0.25]), dim=0)
+        q75, q25 = torch.quantile(x[:1_000_000], torch.tensor([0.75, 0.25]), dim=0)
         self.median.copy_(med)
         self.scale.copy_(((q75 - q25) / 1.349).clamp_min(self.hparams.min_scale))
 
