@@ -7,6 +7,8 @@ Layout of an artifact folder::
     config.yaml                 the resolved training config (for people; never executed)
     components/<name>/weights.pt    the module's state_dict: tensors only (buffers hold the
                                     fitted scaler, thresholds, shapelet kernels...)
+    components/<name>/lightning.ckpt    the component's last Lightning checkpoint, to resume or
+                                    fine-tune with Lightning (``load`` never reads it)
     components/<name>/...       extra files a component writes itself (sklearn heads via skops)
     combiner/...                the final event classifier of ``esa_full``, when present
 
@@ -139,6 +141,9 @@ class Detector:
     combiner: Any | None = None
     config_yaml: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    # Lightning checkpoints to copy into the artifact (to resume or fine-tune with Lightning);
+    # never read by ``load``, which needs only the tensors-only weights
+    checkpoints: dict[str, Path] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- scoring
     @torch.no_grad()
@@ -185,6 +190,9 @@ class Detector:
                 entries[name] = {"class": _class_path(module), "format": "folder"}
                 continue
             torch.save(_cpu_state(module), folder / "weights.pt")
+            ckpt = self.checkpoints.get(name)
+            if ckpt is not None and Path(ckpt).is_file():
+                shutil.copy2(ckpt, folder / "lightning.ckpt")
             if hasattr(module, "save_extra"):
                 module.save_extra(folder)
             entries[name] = {"class": _class_path(module), "hparams": _plain_hparams(module)}

@@ -169,9 +169,11 @@ def train(cfg: DictConfig) -> float | None:
     log.info("mission: %s", mission.summary())
 
     components: dict[str, Any] = {}
+    features: dict[str, list[str]] = {}
     trainer = None
     for name, spec in component_specs(cfg).items():
         components[name], trainer = fit_component(name, spec, cfg, mission, output_dir)
+        features[name] = list(getattr(trainer.datamodule, "feature_names", None) or [])
 
     metrics: dict[str, float] = {}
     if trainer is not None and is_global_zero():  # once, on the whole series (module docstring)
@@ -183,6 +185,10 @@ def train(cfg: DictConfig) -> float | None:
             combiner = instantiate(cfg.combiner, _convert_="all")
             combiner.fit(components, mission.train(), mission.val())
         detector = _build_detector(components, combiner, mission, cfg)
+        detector.schema["features"] = features
+        detector.checkpoints = {
+            name: output_dir / "checkpoints" / name / "last.ckpt" for name in components
+        }
         parts = {"val": mission.val()}
         if cfg.test:
             parts["test"] = mission.test()

@@ -36,6 +36,13 @@ def test_esa_full_writes_both_components_and_the_combiner(full_run):
     manifest = json.loads((full_run / "detector" / "detector.json").read_text())
     assert set(manifest["components"]) == {"gru_ae", "channel_ensemble"}
     assert manifest["combiner"]["class"].endswith("HybridCombiner")
+    features = manifest["schema"]["features"]
+    assert len(features["channel_ensemble"]) == 2 * (24 + 2 * 10)
+    assert features["gru_ae"][: len(manifest["schema"]["channels"])] == manifest["schema"][
+        "channels"
+    ]
+    for name in ("gru_ae", "channel_ensemble"):
+        assert (full_run / "detector" / "components" / name / "lightning.ckpt").is_file()
     metrics = json.loads((full_run / "metrics.json").read_text())
     for key in ("test/EW_F_0.50", "test/AFF_F_0.50", "test/channel_F_0.50", "val/EW_F_0.50"):
         assert 0.0 <= metrics[key] <= 1.0

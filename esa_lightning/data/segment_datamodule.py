@@ -47,6 +47,12 @@ def n_pooled_features(n_kernels: int) -> int:
     return 2 * (N_WINDOW_FEATURES + 2 * n_kernels)
 
 
+def pooled_feature_names(n_kernels: int) -> list[str]:
+    """Names of the pooled feature columns, in ``featurise_channel``'s order."""
+    kernel_cols = [f"shapelet_{k}_{m}" for k in range(n_kernels) for m in ("max", "min")]
+    return segmentation.pool_feature_names(list(segmentation.FEATURE_NAMES) + kernel_cols)
+
+
 def featurise_channel(
     x: np.ndarray,
     kernels: list[np.ndarray],
@@ -276,6 +282,11 @@ class SegmentDataModule(L.LightningDataModule):
         return dict(
             window=self.window, step=self.step, pool=self.pool, pool_stride=self.pool_stride
         )
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Per-channel pooled feature names (the same for every channel)."""
+        return pooled_feature_names(self.n_kernels)
 
     @property
     def dims(self) -> dict[str, Any]:

@@ -325,6 +325,15 @@ class WindowDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ shapes the model needs
     @property
+    def feature_names(self) -> list[str]:
+        """Input columns of every window step: value channels, then telecommand pulses."""
+        first = next(iter(self.series_missions.values()))
+        names = list(first.channel_names) if not self.mission.is_multiseries else ["value"]
+        if self.inputs != "values":
+            names += list(first.telecommand_names)
+        return names
+
+    @property
     def dims(self) -> dict:
         """Everything the model must agree on with the data: pass as ``Model(**dm.dims)``."""
         n_in = self.n_values + (self.n_telecommands if self.inputs != "values" else 0)
