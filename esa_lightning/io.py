@@ -27,6 +27,17 @@ def write_error(path: str | os.PathLike, exc: OSError) -> ESAInputError:
     return ESAInputError(f"cannot write ({reason})", path=path)
 
 
+def make_output_folder(path: str | os.PathLike) -> Path:
+    """Create a run's output folder; a failure (a file in the way, no permission, a full disk)
+    becomes an ``ESAInputError`` naming the path."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; renamed onto ``path`` if the block succeeds.

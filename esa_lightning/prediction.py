@@ -90,14 +90,10 @@ def predict(cfg: Any) -> dict[str, float]:
     """The ``predict.py`` job; returns the metrics when the input carries labels."""
     from esa_lightning.cli import mission_from_config
     from esa_lightning.evaluation import ScoredRange, report_for
-    from esa_lightning.io import remove_stale_temporaries, write_error, write_json_atomic
+    from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
     from esa_lightning.pipeline import Detector, check_schema
 
-    out = Path(cfg.paths.output_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise write_error(out, exc) from exc
+    out = make_output_folder(cfg.paths.output_dir)
     remove_stale_temporaries(out)
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
     mission = mission_from_config(cfg.data)

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from esa_lightning.cli import mission_from_config, print_config
 from esa_lightning.errors import ESAInputError
 from esa_lightning.evaluation import report_for, score_range
-from esa_lightning.io import remove_stale_temporaries, write_json_atomic
+from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
 from esa_lightning.sweep import refuse_multidevice_multirun
 
 log = logging.getLogger("esa_lightning")
@@ -157,8 +157,7 @@ def fit_component(
 
 def train(cfg: DictConfig) -> float | None:
     """Train the configured detector; return ``cfg.optimized_metric`` (for sweeps)."""
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = make_output_folder(cfg.paths.output_dir)
     refuse_multidevice_multirun(cfg.trainer)
     if is_global_zero():  # DDP processes started by Lightning share this folder
         remove_stale_temporaries(output_dir)

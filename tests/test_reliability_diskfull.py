@@ -116,6 +116,12 @@ def test_a_file_where_the_output_folder_should_be(tmp_path):
     cfg = compose_config("predict", [f"ckpt={tmp_path / 'missing'}"], blocker / "run")
     with pytest.raises(ESAInputError, match="outputs"):
         predict(cfg)
+    # train() too (before, a bare FileExistsError escaped from its output folder creation)
+    from esa_lightning.training import train
+
+    cfg = compose_config("train", ["experiment=smoke"], blocker / "run")
+    with pytest.raises(ESAInputError, match="outputs"):
+        train(cfg)
     assert blocker.read_text() == "not a folder"
 
 
