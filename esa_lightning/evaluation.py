@@ -92,7 +92,11 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
         raise ESAInputError(f"not a readable CSV ({exc})", path=path) from None
     mission = mission_from_config(cfg.data)
     results = score_prediction_frame(frame, mission)
+    anomaly_only = {k[: -len("_anomaly")]: v for k, v in results.items() if k.endswith("_anomaly")}
+    print("{Anomaly, Rare Event}:")
     print(ranking_table({cfg.algorithm: results}))
+    print("Anomaly only:")
+    print(ranking_table({cfg.algorithm: anomaly_only}))
     out = Path(cfg.paths.output_dir) / "evaluation.json"
     write_json_atomic(out, results)
     print(f"written: {out}")

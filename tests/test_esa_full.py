@@ -63,7 +63,7 @@ def test_loaded_detector_scores_identically_and_chunks_equal_the_whole(full_run,
     np.testing.assert_array_equal(chunked.alarm, whole.alarm)
 
 
-def test_predict_then_evaluate_the_submission(full_run, small_mission_dir, tmp_path):
+def test_predict_then_evaluate_the_submission(full_run, small_mission_dir, tmp_path, capsys):
     pred_dir = tmp_path / "predict"
     cfg = compose_config("predict", [f"ckpt={full_run / 'detector'}",
                                      f"data.root={small_mission_dir}", "max_figures=1"], pred_dir)
@@ -77,4 +77,8 @@ def test_predict_then_evaluate_the_submission(full_run, small_mission_dir, tmp_p
                                            f"data.root={small_mission_dir}"], tmp_path / "eval")
     results = evaluate_predictions(eval_cfg)
     assert results["EW_F_0.50"] == pytest.approx(metrics["test/EW_F_0.50"])
+    printed = capsys.readouterr().out
+    # both rankings: {Anomaly, Rare Event} and Anomaly only (the second was missing before)
+    assert "{Anomaly, Rare Event}:" in printed and "Anomaly only:" in printed
+    assert printed.count("EW_F_0.50") >= 2
     assert (tmp_path / "eval" / "evaluation.json").is_file()
