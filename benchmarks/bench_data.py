@@ -26,12 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import machine as _machine
+from _common import write_section as _write_section
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADER = "## Raw ESA-ADB reader and Kaggle parquet reads (bench_data.py)"
@@ -124,31 +126,6 @@ def _run(kind: str, root: Path, period: str) -> dict:
     if res.returncode:
         return {"kind": kind, "error": (res.stderr or res.stdout).strip().splitlines()[-1]}
     return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def _machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
-    except OSError:
-        mem = float("nan")
-    py = platform.python_version()
-    return f"{os.cpu_count()} CPUs (nproc), {cpu}, {mem:.1f} GiB RAM, Python {py}"
-
-
-def _write_section(text: str) -> None:
-    from esa_lightning.io import write_text_atomic
-
-    old = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
-    start = old.find(HEADER)
-    if start >= 0:
-        nxt = old.find("\n## ", start + len(HEADER))
-        old = old[:start].rstrip() + ("\n" + old[nxt:] if nxt >= 0 else "")
-    write_text_atomic(RESULTS, old.rstrip() + "\n\n" + text.rstrip() + "\n")
 
 
 def main() -> None:

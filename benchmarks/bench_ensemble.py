@@ -14,8 +14,6 @@ Writes its section of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 import warnings
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from _common import machine, write_section
 
 from esa_lightning.data.segment_datamodule import SegmentDataModule
 from esa_lightning.data.synthetic import load_synthetic
@@ -32,41 +31,12 @@ from esa_lightning.heads.ensemble_heads import (
     GBDTChannelEnsemble,
     MetaHeadCallback,
 )
-from esa_lightning.io import write_text_atomic
 from esa_lightning.metrics.kaggle import auc_pr, kaggle_scores
 from esa_lightning.models.channel_ensemble import LitChannelEnsemble
 
 HEADER = "## Channel ensemble: surrogate vs GBDT (bench_ensemble.py)"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SAMPLES_PER_DAY = 2880  # 30 s grid
-
-
-def machine() -> str:
-    cpu, mem = "unknown CPU", "unknown RAM"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = f"{int(line.split()[1]) / 2**20:.1f} GiB RAM"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc), {cpu}, {mem}, Python {platform.python_version()}"
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, atomically."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    lines = old.rstrip("\n").split("\n")
-    if HEADER in lines:
-        a = lines.index(HEADER)
-        b = next((j for j in range(a + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        lines = lines[:a] + lines[b:]
-    while lines and lines[-1] == "":
-        lines.pop()
-    write_text_atomic(RESULTS, "\n".join(lines) + "\n\n" + text.rstrip("\n") + "\n")
 
 
 def test_scores(mission, scores) -> dict[str, float]:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -29,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import machine, write_section
 
 SECTION = "## GRU-attention AE training (bench_gru.py)"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -136,38 +135,6 @@ def run_reference(a: argparse.Namespace) -> dict:
         windows=a.batches * a.batch_size,
         n_train_windows=len(x_all),
     )
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{mem_kb / 1024**2:.0f} GiB RAM"
-    except OSError:
-        mem = "unknown RAM"
-    return f"{os.cpu_count()} CPUs (nproc), {cpu}, {mem}, Python {platform.python_version()}"
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) only our section of RESULTS.md, atomically."""
-    from esa_lightning.io import write_text_atomic
-
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    lines, out, skipping = old.splitlines(), [], False
-    for line in lines:
-        if line.strip() == SECTION:
-            skipping = True
-            continue
-        if skipping and line.startswith("## "):
-            skipping = False
-        if not skipping:
-            out.append(line)
-    body = "\n".join(out).rstrip() + "\n\n" + text.rstrip() + "\n"
-    write_text_atomic(RESULTS, body)
 
 
 def main() -> None:

@@ -13,15 +13,13 @@ Both pairs must give the same numbers. Writes its section of benchmarks/RESULTS.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import machine, write_section
 
-from esa_lightning.io import write_text_atomic
 from esa_lightning.metrics import esa_scores, kaggle_f05
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -170,33 +168,6 @@ def best_of(repeats: int, fn):
         out = fn()
         times.append(time.perf_counter() - t)
     return min(times), out
-
-
-def machine() -> str:
-    cpu, mem = "unknown CPU", "unknown RAM"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{kb / 2**20:.1f} GiB RAM"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc), {cpu}, {mem}, Python {platform.python_version()}"
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, atomically."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    lines = old.splitlines()
-    if HEADER in lines:
-        a = lines.index(HEADER)
-        b = next((j for j in range(a + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        lines = lines[:a] + text.rstrip("\n").splitlines() + [""] + lines[b:]
-    else:
-        lines = lines + [""] + text.rstrip("\n").splitlines()
-    write_text_atomic(RESULTS, "\n".join(lines).rstrip("\n") + "\n")
 
 
 def main() -> None:

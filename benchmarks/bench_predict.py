@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from _common import machine, replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -104,36 +105,6 @@ class RssSampler(threading.Thread):
     def peak(self, a: float, b: float) -> float:
         vals = [m for t, m in self.samples if a - self.period <= t <= b + self.period]
         return max(vals) if vals else float("nan")
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    ram = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-    except OSError:
-        pass
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} cores, {cpu}, {ram} RAM, load average (1/5/15 min) {load}"
-
-
-def replace_section(header: str, body: str) -> None:
-    """Replace (or append) the section starting with ``header`` in RESULTS.md, atomically."""
-    text = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
-    start = text.find(header)
-    if start >= 0:
-        nxt = text.find("\n## ", start + len(header))
-        text = text[:start] + text[nxt + 1 :] if nxt >= 0 else text[:start]
-    text = text.rstrip("\n") + "\n\n" + header + "\n\n" + body.strip("\n") + "\n"
-    tmp = RESULTS.with_name(f".{RESULTS.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, RESULTS)
 
 
 # ------------------------------------------------------------------------ data

@@ -10,16 +10,14 @@ compared on those windows (relative 1e-4). Writes its section of benchmarks/RESU
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import machine, write_section
 from scipy.signal import stft
 
 from esa_lightning.data.segmentation import segment_features
-from esa_lightning.io import write_text_atomic
 
 HEADER = "## Segmentation window features (bench_segmentation.py)"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -53,34 +51,6 @@ def loop_features(x: np.ndarray, window: int = 50, step: int = 10) -> np.ndarray
         stats.append((row[2], row[1], row[0]))
         rows.append(row)
     return np.asarray(rows, dtype=np.float32)
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    mem = "unknown RAM"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{kb / 2**20:.1f} GiB RAM"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc), {cpu}, {mem}, Python {platform.python_version()}"
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, atomically."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    lines = old.splitlines()
-    if HEADER in lines:
-        a = lines.index(HEADER)
-        b = next((j for j in range(a + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        lines = lines[:a] + text.rstrip("\n").splitlines() + [""] + lines[b:]
-    else:
-        lines = lines + [""] + text.rstrip("\n").splitlines()
-    write_text_atomic(RESULTS, "\n".join(lines).rstrip("\n") + "\n")
 
 
 def main() -> None:

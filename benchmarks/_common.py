@@ -1,0 +1,52 @@
+"""What every benchmark script shares: the machine line and its section of RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from esa_lightning.io import write_text_atomic
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    """CPU count and model, RAM, Python, and the load average (other jobs skew wall times)."""
+    cpu, ram = "unknown CPU", "unknown RAM"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram = f"{int(line.split()[1]) / 2**20:.1f} GiB RAM"
+                break
+    except OSError:
+        pass
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} CPUs (nproc), {cpu}, {ram}, Python {platform.python_version()}, "
+        f"load average (1/5/15 min) {load}"
+    )
+
+
+def write_section(text: str) -> None:
+    """Replace the section whose ``## `` header is ``text``'s first line (or append it)."""
+    header = text.splitlines()[0]
+    old = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
+    lines = old.splitlines()
+    new = text.rstrip("\n").splitlines()
+    if header in lines:
+        a = lines.index(header)
+        b = next((j for j in range(a + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+        lines = lines[:a] + new + [""] + lines[b:]
+    else:
+        lines = lines + [""] + new
+    write_text_atomic(RESULTS, "\n".join(lines).rstrip("\n") + "\n")
+
+
+def replace_section(header: str, body: str) -> None:
+    """``write_section`` for a header and a body given apart."""
+    write_section(f"{header}\n\n{body.strip(chr(10))}\n")
