@@ -40,7 +40,7 @@ def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
     detector = Detector.load(find_detector(artifacts))
     mission = read_kaggle(test_file, use_cache=False)
     check_schema(detector.schema, mission, source=str(test_file))
-    scores = score_in_chunks(detector, mission, chunk_rows)
+    scores = score_in_chunks(detector, mission, chunk_rows, keep_channel_scores="none")
     return write_submission(row_ids(mission), scores.alarm, data_dir / "submission.csv")
 
 

@@ -14,64 +14,24 @@ from typing import Any
 
 import numpy as np
 
+from esa_lightning.chunks import KeepChannelScores, score_in_pieces
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.progress import progress
 
 log = logging.getLogger("esa_lightning")
-DEFAULT_CONTEXT = 4096
-
-
-def detector_context(detector: Any) -> int:
-    """Rows of context a chunk needs on each side for exact results."""
-    values = [getattr(m, "context_rows", DEFAULT_CONTEXT) for m in detector.components.values()]
-    if detector.combiner is not None:
-        values.append(getattr(detector.combiner, "context_rows", DEFAULT_CONTEXT))
-    return int(max(values))
-
-
-def detector_alignment(detector: Any) -> int:
-    """Chunk starts must be multiples of this (window grids of pooled models must line up)."""
-    values = [int(getattr(m, "alignment_rows", 1)) for m in detector.components.values()]
-    return int(np.lcm.reduce(values)) if values else 1
 
 
 def score_in_chunks(
-    detector: Any, mission: Mission, chunk_rows: int, context: int | None = None
+    detector: Any,
+    mission: Mission,
+    chunk_rows: int,
+    context: int | None = None,
+    keep_channel_scores: KeepChannelScores = "all",
 ) -> RowScores:
     """``detector.score_rows`` over ``mission`` chunk by chunk, with overlapping context."""
-    n = len(mission.values)
-    context = detector_context(detector) if context is None else int(context)
-    if chunk_rows <= 0 or n <= chunk_rows:
-        return detector.score_rows(mission)
-    alignment = detector_alignment(detector)
-    parts: list[RowScores] = []
-    starts = range(0, n, chunk_rows)
-    for start in progress(starts, description="scoring chunks", total=len(starts)):
-        stop = min(n, start + chunk_rows)
-        lo, hi = max(0, start - context), min(n, stop + context)
-        lo -= lo % alignment
-        rs = detector.score_rows(mission.slice(lo, hi))
-        keep = slice(start - lo, stop - lo)
-        parts.append(
-            RowScores(
-                score=rs.score[keep],
-                alarm=rs.alarm[keep],
-                channel_scores=None if rs.channel_scores is None else rs.channel_scores[keep],
-                channel_alarm=None if rs.channel_alarm is None else rs.channel_alarm[keep],
-            )
-        )
-    return RowScores(
-        score=np.concatenate([p.score for p in parts]),
-        alarm=np.concatenate([p.alarm for p in parts]),
-        channel_scores=_cat_optional([p.channel_scores for p in parts]),
-        channel_alarm=_cat_optional([p.channel_alarm for p in parts]),
-    )
-
-
-def _cat_optional(arrays: list[np.ndarray | None]) -> np.ndarray | None:
-    return None if any(a is None for a in arrays) else np.concatenate(arrays)
+    return score_in_pieces(detector, mission, chunk_rows, context, keep_channel_scores)
 
 
 def row_ids(part: Mission) -> np.ndarray:
@@ -106,7 +66,7 @@ def predict(cfg: Any) -> dict[str, float]:
     if len(part.values) == 0:
         raise ESAInputError("no rows to score (is the test range empty?)", path=cfg.data.root)
     log.info("scoring %d rows of %s", len(part.values), mission.name)
-    scores = score_in_chunks(detector, part, int(cfg.chunk_rows))
+    scores = score_in_chunks(detector, part, int(cfg.chunk_rows), keep_channel_scores="alarmed")
     metrics: dict[str, float] = {}
     if has_labels(part):
         metrics = report_for(

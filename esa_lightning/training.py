@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -90,14 +91,28 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None
     return str(ckpt_path)
 
 
-def evaluate(model: Any, mission: Any, parts: dict[str, Any]) -> dict[str, float]:
-    """Full ESA metric suite of ``model`` on each named range (``val``, ``test``...)."""
+def evaluate(
+    model: Any, mission: Any, parts: dict[str, Any], chunk_rows: int = 262_144
+) -> dict[str, float]:
+    """Full ESA metric suite of ``model`` on each named range (``val``, ``test``...).
+
+    Single-grid ranges are scored ``chunk_rows`` rows at a time without keeping per-channel
+    scores (the metrics read the per-channel alarms only): memory stays bounded by the chunk.
+    """
+    from esa_lightning.evaluation import ScoredRange
+    from esa_lightning.prediction import score_in_chunks
+
     metrics: dict[str, float] = {}
     for prefix, part in parts.items():
         if part.n_rows == 0:
             log.warning("%s range is empty: no %s metrics", prefix, prefix)
             continue
-        metrics.update(report_for(score_range(model, part), prefix))
+        if part.is_multiseries:
+            scored = score_range(model, part)
+        else:
+            scores = score_in_chunks(model, part, chunk_rows, keep_channel_scores="none")
+            scored = ScoredRange(part, scores, np.asarray(part.timestamps), part.events)
+        metrics.update(report_for(scored, prefix))
     return metrics
 
 
@@ -191,7 +206,7 @@ def train(cfg: DictConfig) -> float | None:
         parts = {"val": mission.val()}
         if cfg.test:
             parts["test"] = mission.test()
-        metrics = evaluate(detector, mission, parts)
+        metrics = evaluate(detector, mission, parts, int(cfg.get("chunk_rows", 262_144)))
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
             logger.save()

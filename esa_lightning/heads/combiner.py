@@ -7,6 +7,12 @@ of the training range, turns those into an anomaly probability; the alarm thresh
 chosen on the validation range to maximise corrected event-wise F0.5. Nothing is fitted on the
 test range. Fitted numbers are stored as JSON (no pickle). On an alarmed row, the channels
 involved are the ``top_channels`` with the highest per-channel rank across components.
+
+Cost is bounded at any mission length: the training range is cut into blocks of
+``block_rows``; when it has more than ``max_rows`` rows, the fit scores only some blocks (every
+block holding labeled anomalies first, up to half the budget, then random blocks), each with
+its components' context so the features equal whole-range ones. Ranges are scored block by
+block, so no step holds per-channel scores of more than one block.
 Under DDP ``train()`` fits it once, on global rank 0, after every component has finished: it
 needs no collective.
 """
@@ -21,6 +27,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
+from esa_lightning.chunks import iter_pieces, piece_bounds
 from esa_lightning.data.mission import Mission
 from esa_lightning.io import write_json_atomic
 from esa_lightning.models.base import RowScores, top_channel_alarm
@@ -54,11 +61,12 @@ class HybridCombiner:
     """Combines component RowScores into one calibrated alarm."""
 
     def __init__(self, neighbourhood: int = 10, c: float = 1.0, max_rows: int = 500_000,
-                 seed: int = 0, top_channels: int = 3) -> None:
+                 seed: int = 0, top_channels: int = 3, block_rows: int = 20_000) -> None:
         self.neighbourhood = int(neighbourhood)
         self.top_channels = int(top_channels)
         self.c = float(c)
         self.max_rows = int(max_rows)
+        self.block_rows = max(1, int(block_rows))
         self.seed = int(seed)
         self.names: list[str] = []
         self.mean: np.ndarray | None = None
@@ -72,9 +80,40 @@ class HybridCombiner:
         return self.neighbourhood
 
     def features(self, components: dict[str, Any], mission: Mission) -> np.ndarray:
-        blocks = [component_features(components[n].score_rows(mission), self.neighbourhood)
-                  for n in self.names]
-        return np.hstack(blocks)
+        """float32 [T, 5 * components] for every row of ``mission``, block by block."""
+        return self._block_features(components, mission, piece_bounds(len(mission.values),
+                                                                       self.block_rows))
+
+    def _block_features(
+        self, components: dict[str, Any], mission: Mission, blocks: list[tuple[int, int]]
+    ) -> np.ndarray:
+        """Features of the rows of ``blocks`` (in order), each scored with its context."""
+        per_component = []
+        for n in self.names:
+            # a block's features need ``neighbourhood`` rows of scores beyond it on each side
+            wide = [(max(0, a - self.neighbourhood), min(len(mission.values),
+                                                         b + self.neighbourhood))
+                    for a, b in blocks]
+            pieces = iter_pieces(components[n], mission, wide, description=f"combiner: {n}")
+            feats = []
+            for (a, b), (lo, _, rs) in zip(blocks, pieces, strict=True):
+                feats.append(component_features(rs, self.neighbourhood)[a - lo : b - lo])
+            per_component.append(np.concatenate(feats) if feats else np.zeros((0, 5), np.float32))
+        return np.hstack(per_component)
+
+    def fit_blocks(self, part: Mission) -> list[tuple[int, int]]:
+        """The training blocks the fit scores: all of them when they fit in ``max_rows``."""
+        blocks = piece_bounds(len(part.values), self.block_rows)
+        if len(part.values) <= self.max_rows:
+            return blocks
+        y = part.is_anomaly
+        rng = np.random.default_rng(self.seed)
+        labeled = [i for i, (a, b) in enumerate(blocks) if y[a:b].any()]
+        rest = sorted(set(range(len(blocks))) - set(labeled))
+        budget = max(1, self.max_rows // self.block_rows)
+        chosen = list(rng.permutation(labeled)[: max(1, budget // 2)]) if labeled else []
+        chosen += list(rng.permutation(rest)[: max(0, budget - len(chosen))])
+        return [blocks[i] for i in sorted(chosen)]
 
     def _probability(self, x: np.ndarray) -> np.ndarray:
         z = ((x - self.mean) / self.std) @ self.coef + self.intercept
@@ -85,8 +124,11 @@ class HybridCombiner:
         from sklearn.linear_model import LogisticRegression
 
         self.names = list(components)
-        x = self.features(components, train)
-        y = train.is_anomaly.astype(int)
+        blocks = self.fit_blocks(train)
+        x = self._block_features(components, train, blocks)
+        y = np.concatenate([train.is_anomaly[a:b] for a, b in blocks]).astype(int)
+        log.info("combiner: fitting on %d of %d training rows (%d blocks)", len(x),
+                 len(train.values), len(blocks))
         if len(np.unique(y)) < 2:
             log.warning("combiner: the training range holds one class only; using the mean of "
                         "standardised component scores")
@@ -94,10 +136,6 @@ class HybridCombiner:
             self.coef = np.ones(x.shape[1]) / x.shape[1]
             self.intercept = 0.0
         else:
-            rng = np.random.default_rng(self.seed)
-            if len(x) > self.max_rows:
-                keep = np.sort(rng.choice(len(x), self.max_rows, replace=False))
-                x, y = x[keep], y[keep]
             self.mean, self.std = x.mean(0), x.std(0) + 1e-6
             lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=1000)
             lr.fit((x - self.mean) / self.std, y)
@@ -139,7 +177,8 @@ class HybridCombiner:
     def save(self, folder: Path) -> None:
         write_json_atomic(Path(folder) / "combiner.json", {
             "neighbourhood": self.neighbourhood, "c": self.c, "max_rows": self.max_rows,
-            "seed": self.seed, "top_channels": self.top_channels, "names": self.names,
+            "seed": self.seed, "top_channels": self.top_channels, "block_rows": self.block_rows,
+            "names": self.names,
             "mean": self.mean, "std": self.std,
             "coef": self.coef, "intercept": self.intercept, "threshold": self.threshold,
         })
@@ -148,7 +187,8 @@ class HybridCombiner:
     def load(cls, folder: Path) -> HybridCombiner:
         d = json.loads((Path(folder) / "combiner.json").read_text())
         # artifacts written before ``top_channels`` existed used 3
-        obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"], d.get("top_channels", 3))
+        obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"], d.get("top_channels", 3),
+                  d.get("block_rows", 20_000))
         obj.names = list(d["names"])
         obj.mean, obj.std, obj.coef = (np.asarray(d[k], dtype=np.float64)
                                        for k in ("mean", "std", "coef"))

@@ -1,0 +1,154 @@
+"""Scoring long ranges piece by piece, with results equal to scoring them whole.
+
+A row's score depends on the rows around it (window length, pooling span, peak buffers): the
+scorer's ``context_rows``. A piece of rows [start, stop) is therefore scored together with
+``context`` rows on each side and only its own rows are kept; pooled models also need the piece
+to begin on their window grid (``alignment_rows``). Used by prediction, by evaluation inside
+``train.py`` and by the combiner's fit, so that no step ever holds per-channel scores of a whole
+multi-year range.
+
+Per-channel scores are the largest output (float32 [T, C]). ``keep_channel_scores`` chooses
+what survives the pieces: ``"all"``, ``"alarmed"`` (only the alarmed rows, which is all the
+interval report reads; see ``AlarmedChannelScores``) or ``"none"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.models.base import RowScores
+from esa_lightning.progress import progress
+
+DEFAULT_CONTEXT = 4096
+KeepChannelScores = Literal["all", "alarmed", "none"]
+
+
+def scorer_context(scorer: Any) -> int:
+    """Rows of context a piece needs on each side for exact results (a model or a Detector)."""
+    parts = list(getattr(scorer, "components", {}).values()) or [scorer]
+    values = [int(getattr(m, "context_rows", DEFAULT_CONTEXT)) for m in parts]
+    combiner = getattr(scorer, "combiner", None)
+    if combiner is not None:
+        values.append(int(getattr(combiner, "context_rows", DEFAULT_CONTEXT)))
+    return max(values)
+
+
+def scorer_alignment(scorer: Any) -> int:
+    """Piece starts must be multiples of this (window grids of pooled models must line up)."""
+    parts = list(getattr(scorer, "components", {}).values()) or [scorer]
+    return int(np.lcm.reduce([int(getattr(m, "alignment_rows", 1)) for m in parts]))
+
+
+def score_piece(
+    scorer: Any, mission: Mission, start: int, stop: int, context: int, alignment: int = 1
+) -> RowScores:
+    """``scorer.score_rows`` of rows [start, stop) of ``mission``, computed with context."""
+    n = len(mission.values)
+    lo, hi = max(0, start - context), min(n, stop + context)
+    lo -= lo % alignment
+    rs = scorer.score_rows(mission.slice(lo, hi))
+    keep = slice(start - lo, stop - lo)
+    return RowScores(
+        score=rs.score[keep],
+        alarm=rs.alarm[keep],
+        channel_scores=None if rs.channel_scores is None else rs.channel_scores[keep],
+        channel_alarm=None if rs.channel_alarm is None else rs.channel_alarm[keep],
+    )
+
+
+def piece_bounds(n_rows: int, chunk_rows: int) -> list[tuple[int, int]]:
+    """[start, stop) pieces of at most ``chunk_rows`` rows covering ``n_rows`` (one if <= 0)."""
+    if chunk_rows <= 0 or n_rows <= chunk_rows:
+        return [(0, n_rows)]
+    return [(s, min(n_rows, s + chunk_rows)) for s in range(0, n_rows, chunk_rows)]
+
+
+def iter_pieces(
+    scorer: Any,
+    mission: Mission,
+    bounds: list[tuple[int, int]],
+    context: int | None = None,
+    description: str = "scoring chunks",
+) -> Iterator[tuple[int, int, RowScores]]:
+    """``(start, stop, scores)`` of each piece in ``bounds``, with a progress bar when several."""
+    context = scorer_context(scorer) if context is None else int(context)
+    alignment = scorer_alignment(scorer)
+    if len(bounds) == 1 and bounds[0] == (0, len(mission.values)):
+        yield 0, len(mission.values), scorer.score_rows(mission)
+        return
+    for start, stop in progress(bounds, description=description, total=len(bounds)):
+        yield start, stop, score_piece(scorer, mission, start, stop, context, alignment)
+
+
+class AlarmedChannelScores:
+    """Per-channel scores kept on alarmed rows only; other rows read as NaN.
+
+    Slicing rows (``x[lo:hi]``) gives a dense float32 block, so the interval report (peak
+    channel scores over an alarmed interval) reads it like the full array, at a memory cost
+    proportional to the alarmed rows instead of all rows.
+    """
+
+    def __init__(self, n_rows: int, rows: np.ndarray, values: np.ndarray) -> None:
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.values = np.asarray(values, dtype=np.float32)
+        self.shape = (int(n_rows), int(self.values.shape[1]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("AlarmedChannelScores supports contiguous row slices only")
+        lo, hi, _ = key.indices(self.shape[0])
+        hi = max(lo, hi)
+        out = np.full((hi - lo, self.shape[1]), np.nan, dtype=np.float32)
+        a, b = np.searchsorted(self.rows, [lo, hi])
+        out[self.rows[a:b] - lo] = self.values[a:b]
+        return out
+
+
+def score_in_pieces(
+    scorer: Any,
+    mission: Mission,
+    chunk_rows: int,
+    context: int | None = None,
+    keep_channel_scores: KeepChannelScores = "all",
+) -> RowScores:
+    """``scorer.score_rows(mission)`` computed ``chunk_rows`` rows at a time (same numbers)."""
+    if keep_channel_scores not in ("all", "alarmed", "none"):
+        raise ValueError(f"keep_channel_scores must be all, alarmed or none: {keep_channel_scores}")
+    n = len(mission.values)
+    score, alarm, channel_alarm, channel_scores = [], [], [], []
+    alarmed_rows: list[np.ndarray] = []
+    for start, _, rs in iter_pieces(scorer, mission, piece_bounds(n, chunk_rows), context):
+        score.append(rs.score)
+        alarm.append(rs.alarm)
+        channel_alarm.append(rs.channel_alarm)
+        cs = rs.channel_scores
+        if cs is None or keep_channel_scores == "none":
+            channel_scores.append(None)
+        elif keep_channel_scores == "alarmed":
+            rows = np.flatnonzero(rs.alarm)
+            alarmed_rows.append(rows + start)
+            channel_scores.append(np.asarray(cs[rows], dtype=np.float32))
+        else:
+            channel_scores.append(cs)
+    kept = _cat_optional(channel_scores)
+    if kept is not None and keep_channel_scores == "alarmed":
+        kept = AlarmedChannelScores(n, np.concatenate(alarmed_rows), kept)
+    return RowScores(
+        score=np.concatenate(score),
+        alarm=np.concatenate(alarm),
+        channel_scores=kept,
+        channel_alarm=_cat_optional(channel_alarm),
+    )
+
+
+def _cat_optional(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+    if not arrays or any(a is None for a in arrays):
+        return None
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)

@@ -1,0 +1,119 @@
+"""Piece-wise scoring: equal to whole-range scoring, with bounded per-channel outputs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.ndimage import uniform_filter1d
+
+from esa_lightning.chunks import AlarmedChannelScores, score_in_pieces
+from esa_lightning.heads.combiner import HybridCombiner, component_features
+from esa_lightning.models.base import RowScores, top_channel_alarm
+from esa_lightning.reporting import alarm_intervals
+from esa_lightning.training import evaluate
+from tests.helpers import make_mission
+
+
+class RollingScorer:
+    """A scorer whose row scores depend on 2 * half + 1 neighbouring rows (like a window)."""
+
+    def __init__(self, half: int = 6, threshold: float = 2.0) -> None:
+        self.half, self.threshold = half, threshold
+
+    @property
+    def context_rows(self) -> int:
+        return self.half
+
+    def score_rows(self, mission) -> RowScores:
+        x = np.abs(np.asarray(mission.values, dtype=np.float64))
+        ch = uniform_filter1d(x, size=2 * self.half + 1, axis=0, mode="nearest")
+        ch = ch.astype(np.float32)
+        score = ch.max(axis=1)
+        alarm = (score > self.threshold).astype(np.uint8)
+        return RowScores(score, alarm, ch, top_channel_alarm(alarm, ch, 1))
+
+
+def test_alarmed_channel_scores_slice_like_the_dense_array_on_alarmed_rows():
+    rng = np.random.default_rng(0)
+    dense = rng.random((50, 4)).astype(np.float32)
+    rows = np.array([3, 4, 5, 20, 49])
+    sparse = AlarmedChannelScores(50, rows, dense[rows])
+    assert sparse.shape == (50, 4)
+    block = sparse[2:21]
+    np.testing.assert_array_equal(block[[1, 2, 3, 18]], dense[[3, 4, 5, 20]])
+    assert np.isnan(block[0]).all() and np.isnan(block[5:18]).all()
+    np.testing.assert_array_equal(sparse[49:], dense[49:])
+    with pytest.raises(TypeError):
+        sparse[[1, 2]]
+
+
+@pytest.mark.parametrize("keep", ["all", "alarmed", "none"])
+def test_piecewise_scores_equal_whole_range_scores(keep):
+    mission = make_mission(n_rows=3000, test_start=1000)
+    scorer = RollingScorer()
+    whole = scorer.score_rows(mission)
+    pieces = score_in_pieces(scorer, mission, chunk_rows=271, keep_channel_scores=keep)
+    np.testing.assert_array_equal(whole.score, pieces.score)
+    np.testing.assert_array_equal(whole.alarm, pieces.alarm)
+    np.testing.assert_array_equal(whole.channel_alarm, pieces.channel_alarm)
+    if keep == "none":
+        assert pieces.channel_scores is None
+    elif keep == "all":
+        np.testing.assert_array_equal(whole.channel_scores, pieces.channel_scores)
+    else:
+        rows = np.flatnonzero(whole.alarm)
+        assert 0 < len(rows) < 3000  # the planted anomalies alarm, the rest does not
+        assert isinstance(pieces.channel_scores, AlarmedChannelScores)
+        np.testing.assert_array_equal(pieces.channel_scores.rows, rows)
+
+
+def test_intervals_from_alarmed_channel_scores_equal_those_from_all_scores():
+    mission = make_mission(n_rows=3000, test_start=1000)
+    scorer = RollingScorer()
+    whole = scorer.score_rows(mission)
+    sparse = score_in_pieces(scorer, mission, chunk_rows=400, keep_channel_scores="alarmed")
+    args = (np.asarray(mission.timestamps),)
+    a = alarm_intervals(*args, whole.alarm, whole.score, mission.channel_names,
+                        whole.channel_scores, whole.channel_alarm)
+    b = alarm_intervals(*args, sparse.alarm, sparse.score, mission.channel_names,
+                        sparse.channel_scores, sparse.channel_alarm)
+    assert len(a) > 0
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_chunked_evaluation_gives_the_metrics_of_whole_range_scoring():
+    mission = make_mission(n_rows=3000, val_start=1000, test_start=1500,
+                           anomalies=((1200, 1230), (1700, 1720), (2500, 2540)))
+    scorer = RollingScorer()
+    parts = {"val": mission.val(), "test": mission.test()}
+    whole = evaluate(scorer, mission, parts, chunk_rows=0)
+    chunked = evaluate(scorer, mission, parts, chunk_rows=123)
+    assert whole["test/EW_recall"] > 0
+    assert whole == chunked
+
+
+def test_combiner_block_features_equal_whole_range_features():
+    mission = make_mission(n_rows=3000, test_start=2500, val_start=2000)
+    comb = HybridCombiner(neighbourhood=4, block_rows=97)
+    comb.names = ["a", "b"]
+    components = {"a": RollingScorer(half=3), "b": RollingScorer(half=9)}
+    train = mission.train()
+    whole = np.hstack([component_features(components[n].score_rows(train), 4)
+                       for n in comb.names])
+    np.testing.assert_array_equal(comb.features(components, train), whole)
+    blocks = [(0, 97), (485, 582), (1940, 2000)]
+    part = comb._block_features(components, train, blocks)
+    np.testing.assert_array_equal(part, np.vstack([whole[a:b] for a, b in blocks]))
+
+
+def test_combiner_fit_scores_a_bounded_sample_that_keeps_the_labeled_blocks():
+    mission = make_mission(n_rows=6000, val_start=5000, test_start=5500,
+                           anomalies=((1200, 1230), (3700, 3720), (5200, 5220)))
+    comb = HybridCombiner(max_rows=1000, block_rows=100, seed=3)
+    blocks = comb.fit_blocks(mission.train())
+    assert sum(b - a for a, b in blocks) <= 1000
+    assert (1200, 1300) in blocks and (3700, 3800) in blocks
+    assert blocks == sorted(blocks)
+    comb.fit({"a": RollingScorer()}, mission.train(), mission.val())
+    assert comb.coef is not None and np.isfinite(comb.coef).all()
+    small = HybridCombiner(max_rows=10_000, block_rows=100)
+    assert len(small.fit_blocks(mission.train())) == 50  # everything when it fits
