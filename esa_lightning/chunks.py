@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.mission import Mission
 from esa_lightning.models.base import RowScores
 from esa_lightning.progress import progress
@@ -80,8 +81,13 @@ def iter_pieces(
     if len(bounds) == 1 and bounds[0] == (0, len(mission.values)):
         yield 0, len(mission.values), scorer.score_rows(mission)
         return
+    n = len(mission.values)
     for start, stop in progress(bounds, description=description, total=len(bounds)):
         yield start, stop, score_piece(scorer, mission, start, stop, context, alignment)
+        # a memory-mapped input's pages of this piece leave the resident set (array_store)
+        rows = slice(max(0, start - context - alignment), min(n, stop + context))
+        release_pages(mission.values[rows])
+        release_pages(mission.telecommands[rows])
 
 
 class AlarmedChannelScores:

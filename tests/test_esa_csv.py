@@ -175,7 +175,7 @@ def test_cache_round_trip(tmp_path):
     path = write_csv(tmp_path / "x.csv", frame, labels, names)
     cache = tmp_path / "cache"
     first = read_esa_csv(path, cache_dir=cache)
-    assert not isinstance(first.values, np.memmap)
+    assert isinstance(first.values, np.memmap)  # the cache is built on disk and mapped
     second = read_esa_csv(path, cache_dir=cache)
     assert isinstance(second.values, np.memmap)
     np.testing.assert_array_equal(second.values, values)

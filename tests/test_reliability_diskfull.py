@@ -97,7 +97,8 @@ def test_detector_swap_failure_restores_the_old_artifact(tmp_path, monkeypatch):
 def test_reader_cache_on_a_full_disk_only_warns(tmp_path, monkeypatch):
     from esa_lightning.data.esa_csv import read_esa_csv
 
-    monkeypatch.setattr(np, "save", no_space)
+    # the cache's arrays are allocated as .npy files: creating them is where the disk fills
+    monkeypatch.setattr(np.lib.format, "open_memmap", no_space)
     with pytest.warns(UserWarning, match="could not write the cache"):
         mission = read_esa_csv(write_esa_csv(tmp_path / "m.csv"), cache_dir=tmp_path / "cache")
     assert mission.values.shape == (30, 2)

@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from esa_lightning.data.array_store import ArrayStore, release_pages
 from esa_lightning.data.mission import (
     CHANNEL_TABLE_COLUMNS,
     EVENT_COLUMNS,
@@ -99,7 +100,7 @@ def read_esa_csv(
     arrays, info = read_through_cache(
         Path(cache_dir) / key,
         use_cache,
-        lambda: _read_files(files, headers, names, telecommand_cols),
+        lambda store: _read_files(files, headers, names, telecommand_cols, store),
     )
 
     ts = arrays["timestamps"]
@@ -230,19 +231,24 @@ def _count_lines(path: Path) -> int:
 
 
 def _read_files(
-    files: list[Path], headers: dict[Path, list[str]], names: list[str], telecommands: list[str]
+    files: list[Path],
+    headers: dict[Path, list[str]],
+    names: list[str],
+    telecommands: list[str],
+    store: ArrayStore | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
+    store = store or ArrayStore()
     capacity = sum(_count_lines(f) for f in files)
     out = {
-        "timestamps": np.empty(capacity, dtype="datetime64[ns]"),
-        "values": np.empty((capacity, len(names)), dtype=np.float32),
-        "telecommands": np.empty((capacity, len(telecommands)), dtype=np.float32),
-        "labels": np.empty((capacity, len(names)), dtype=np.uint8),
+        "timestamps": store.empty("timestamps", (capacity,), "datetime64[ns]"),
+        "values": store.empty("values", (capacity, len(names)), np.float32),
+        "telecommands": store.empty("telecommands", (capacity, len(telecommands)), np.float32),
+        "labels": store.empty("labels", (capacity, len(names)), np.uint8),
     }
     pos, n_train = 0, 0
     for i, f in enumerate(files):
         start = pos
-        pos = _read_one(f, headers[f], names, telecommands, out, pos)
+        pos = _read_one(f, headers[f], names, telecommands, out, pos, store)
         if pos == start:
             raise ESAInputError("no data rows", path=f)
         if i == 0:
@@ -268,6 +274,7 @@ def _read_one(
     telecommands: list[str],
     out: dict[str, np.ndarray],
     pos: int,
+    store: ArrayStore,
 ) -> int:
     """Stream ``path`` into ``out`` from row ``pos``; return the row after the last one."""
     label_cols = [LABEL_PREFIX + c for c in names]
@@ -309,6 +316,7 @@ def _read_one(
                     raise ESAInputError("empty label cell", path=path, column=name)
                 codes.append(check_codes(cols[n_val + n_tc + j], path, name))
             put_columns(out["labels"], pos, codes)
+            store.release(out, pos, pos + n)
             pos += n
     except pa.ArrowInvalid as exc:
         raise _arrow_error(exc, path, header) from None
@@ -390,7 +398,9 @@ def nonfinite_columns(values: np.ndarray, chunk_rows: int = 65536) -> np.ndarray
     """Indices of the columns holding NaN/inf, checked in row chunks (no [T, C] temporary)."""
     bad = np.zeros(values.shape[1], dtype=bool)
     for start in range(0, len(values), chunk_rows):
-        bad |= ~np.isfinite(values[start : start + chunk_rows]).all(axis=0)
+        block = values[start : start + chunk_rows]
+        bad |= ~np.isfinite(block).all(axis=0)
+        release_pages(block)  # a memory-mapped cache being built stays out of RAM
     return np.flatnonzero(bad)
 
 
@@ -512,21 +522,38 @@ def median_period(timestamps: np.ndarray) -> pd.Timedelta | None:
 
 # ------------------------------------------------------------------------------------- cache
 def read_through_cache(
-    folder: Path, use_cache: bool, build: Callable[[], tuple[dict, dict]]
+    folder: Path, use_cache: bool, build: Callable[[ArrayStore], tuple[dict, dict]]
 ) -> tuple[dict, dict]:
-    """(arrays, info) from the cache entry ``folder`` if complete, else ``build()`` and save.
+    """(arrays, info) from the cache entry ``folder`` if complete, else ``build(store)``.
 
-    Stale temporaries of interrupted writers in the cache folder are removed first.
+    ``build`` allocates its outputs with ``store.empty``: when caching, they are ``.npy`` files
+    of the entry being written (memory bounded by the reader's batches, not the file), renamed
+    into place when complete and returned memory-mapped. Stale temporaries of interrupted
+    writers in the cache folder are removed first. The cache is optional: when it cannot be
+    written (full disk, read-only folder) a warning says so and the arrays are built in RAM.
     """
     if not use_cache:
-        return build()
+        return build(ArrayStore())
     clean_cache_dir(folder.parent)
     cached = load_array_cache(folder)
     if cached is not None:
         return cached
-    arrays, info = build()
-    save_array_cache(folder, arrays, info)
-    return arrays, info
+    try:
+        with atomic_folder(folder) as tmp:
+            store = ArrayStore(tmp)
+            arrays, info = build(store)
+            store.finish(arrays)
+            del arrays  # unmap before the folder is renamed
+            write_json_atomic(tmp / "manifest.json", {"arrays": sorted(store.names), "info": info})
+    except (OSError, ESAInputError) as exc:
+        if isinstance(exc, ESAInputError) and not isinstance(exc.__cause__, OSError):
+            raise  # bad input, not a cache problem
+        warnings.warn(f"could not write the cache {folder}: {exc}", stacklevel=2)
+        return build(ArrayStore())
+    cached = load_array_cache(folder)
+    if cached is None:
+        raise ESAInputError("cache entry unreadable right after writing it", path=folder)
+    return cached
 
 
 def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict] | None:
@@ -540,21 +567,6 @@ def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return arrays, spec["info"]
-
-
-def save_array_cache(folder: Path, arrays: dict[str, np.ndarray], info: dict) -> None:
-    """Write the entry into a temporary folder renamed into place: all of it or nothing.
-
-    The cache is optional: a failed write (full disk, read-only folder) only warns.
-    """
-    try:
-        with atomic_folder(folder) as tmp:
-            for name, array in arrays.items():
-                with open(tmp / f"{name}.npy", "wb") as f:
-                    np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-            write_json_atomic(tmp / "manifest.json", {"arrays": sorted(arrays), "info": info})
-    except (OSError, ESAInputError) as exc:
-        warnings.warn(f"could not write the cache {folder}: {exc}", stacklevel=2)
 
 
 def clean_cache_dir(cache_dir: str | Path) -> None:

@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.esa_csv import (
     TELECOMMAND_PREFIX,
     check_codes,
@@ -90,7 +91,7 @@ def read_kaggle(
     arrays, info = read_through_cache(
         Path(cache_dir) / key,
         use_cache,
-        lambda: _read_parts(train_path, test_path, schemas, names, telecommand_cols),
+        lambda store: _read_parts(train_path, test_path, schemas, names, telecommand_cols, store),
     )
 
     n_train = int(info["n_train"])
@@ -249,7 +250,9 @@ def _read_parts(
     schemas: dict[Path, pa.Schema],
     names: list[str],
     telecommands: list[str],
+    store: ArrayStore | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
+    store = store or ArrayStore()
     parts = [p for p in (train_path, test_path) if p is not None]
     sizes = {}
     for p in parts:
@@ -258,16 +261,16 @@ def _read_parts(
             raise ESAInputError("empty file (no rows)", path=p)
     total = sum(sizes.values())
     out = {
-        "ids": np.empty(total, dtype=np.int64),
-        "values": np.empty((total, len(names)), dtype=np.float32),
-        "telecommands": np.empty((total, len(telecommands)), dtype=np.float32),
-        "row_labels": np.zeros(total, dtype=np.uint8),
+        "ids": store.empty("ids", (total,), np.int64),
+        "values": store.empty("values", (total, len(names)), np.float32),
+        "telecommands": store.empty("telecommands", (total, len(telecommands)), np.float32),
+        "row_labels": store.zeros("row_labels", (total,), np.uint8),
     }
     pos = 0
     for p in parts:
         start = pos
         has_label = LABEL in schemas[p].names
-        pos = _read_one(p, names, telecommands, has_label, out, pos)
+        pos = _read_one(p, names, telecommands, has_label, out, pos, store)
         if pos != start + sizes[p]:
             raise ESAInputError("row count differs from the file metadata", path=p)
         check_increasing(out["ids"][start:pos], p, ID)
@@ -296,6 +299,7 @@ def _read_one(
     has_label: bool,
     out: dict[str, np.ndarray],
     pos: int,
+    store: ArrayStore,
 ) -> int:
     columns = [ID, *names, *telecommands, *([LABEL] if has_label else [])]
     try:
@@ -312,6 +316,7 @@ def _read_one(
                 if col.null_count:
                     raise ESAInputError("empty label cell", path=path, column=LABEL)
                 out["row_labels"][pos : pos + n] = check_codes(col.to_numpy(), path, LABEL)
+            store.release(out, pos, pos + n)
             pos += n
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise ESAInputError(f"cannot read the parquet file: {one_line(exc)}", path=path) from None
