@@ -7,9 +7,10 @@ to begin on their window grid (``alignment_rows``). Used by prediction, by evalu
 ``train.py`` and by the combiner's fit, so that no step ever holds per-channel scores of a whole
 multi-year range.
 
-Per-channel scores are the largest output (float32 [T, C]). ``keep_channel_scores`` chooses
-what survives the pieces: ``"all"``, ``"alarmed"`` (only the alarmed rows, which is all the
-interval report reads; see ``AlarmedChannelScores``) or ``"none"``.
+Per-channel outputs are the largest (float32 scores and uint8 alarms, [T, C]).
+``keep_channel_scores`` chooses what survives the pieces: ``"all"``; ``"alarmed"``: scores and
+per-channel alarms of the alarmed rows only, which is all the interval report reads (see
+``AlarmedRows``); ``"none"``: no per-channel scores (per-channel alarms stay, for the metrics).
 """
 
 from __future__ import annotations
@@ -90,31 +91,38 @@ def iter_pieces(
         release_pages(mission.telecommands[rows])
 
 
-class AlarmedChannelScores:
-    """Per-channel scores kept on alarmed rows only; other rows read as NaN.
+class AlarmedRows:
+    """A per-channel [T, C] output kept on alarmed rows only; other rows read as ``fill``.
 
-    Slicing rows (``x[lo:hi]``) gives a dense float32 block, so the interval report (peak
-    channel scores over an alarmed interval) reads it like the full array, at a memory cost
-    proportional to the alarmed rows instead of all rows.
+    Slicing rows (``x[lo:hi]``) gives a dense block, so the interval report (peak channel scores
+    and channels involved over an alarmed interval) reads it like the full array, at a memory
+    cost proportional to the alarmed rows instead of all rows. ``np.asarray(x)`` builds the
+    dense array (the metrics do, on ranges that carry labels).
     """
 
-    def __init__(self, n_rows: int, rows: np.ndarray, values: np.ndarray) -> None:
+    def __init__(self, n_rows: int, rows: np.ndarray, values: np.ndarray, fill: float) -> None:
         self.rows = np.asarray(rows, dtype=np.int64)
-        self.values = np.asarray(values, dtype=np.float32)
+        self.values = np.asarray(values)
+        self.fill = fill
         self.shape = (int(n_rows), int(self.values.shape[1]))
+        self.dtype = self.values.dtype
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def __getitem__(self, key: slice) -> np.ndarray:
         if not isinstance(key, slice) or key.step not in (None, 1):
-            raise TypeError("AlarmedChannelScores supports contiguous row slices only")
+            raise TypeError("AlarmedRows supports contiguous row slices only")
         lo, hi, _ = key.indices(self.shape[0])
         hi = max(lo, hi)
-        out = np.full((hi - lo, self.shape[1]), np.nan, dtype=np.float32)
+        out = np.full((hi - lo, self.shape[1]), self.fill, dtype=self.dtype)
         a, b = np.searchsorted(self.rows, [lo, hi])
         out[self.rows[a:b] - lo] = self.values[a:b]
         return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        dense = self[0 : self.shape[0]]
+        return dense if dtype is None else dense.astype(dtype)
 
 
 def score_in_pieces(
@@ -128,29 +136,31 @@ def score_in_pieces(
     if keep_channel_scores not in ("all", "alarmed", "none"):
         raise ValueError(f"keep_channel_scores must be all, alarmed or none: {keep_channel_scores}")
     n = len(mission.values)
-    score, alarm, channel_alarm, channel_scores = [], [], [], []
-    alarmed_rows: list[np.ndarray] = []
+    sparse = keep_channel_scores == "alarmed"
+    score, alarm, alarmed_rows = [], [], []
+    channel_alarm: list[np.ndarray | None] = []
+    channel_scores: list[np.ndarray | None] = []
     for start, _, rs in iter_pieces(scorer, mission, piece_bounds(n, chunk_rows), context):
         score.append(rs.score)
         alarm.append(rs.alarm)
-        channel_alarm.append(rs.channel_alarm)
-        cs = rs.channel_scores
-        if cs is None or keep_channel_scores == "none":
-            channel_scores.append(None)
-        elif keep_channel_scores == "alarmed":
-            rows = np.flatnonzero(rs.alarm)
-            alarmed_rows.append(rows + start)
-            channel_scores.append(np.asarray(cs[rows], dtype=np.float32))
-        else:
-            channel_scores.append(cs)
-    kept = _cat_optional(channel_scores)
-    if kept is not None and keep_channel_scores == "alarmed":
-        kept = AlarmedChannelScores(n, np.concatenate(alarmed_rows), kept)
+        rows = np.flatnonzero(rs.alarm) if sparse else slice(None)
+        alarmed_rows.append(rows + start if sparse else None)
+        ca, cs = rs.channel_alarm, rs.channel_scores
+        channel_alarm.append(None if ca is None else np.asarray(ca[rows]))
+        keep = cs is not None and keep_channel_scores != "none"
+        channel_scores.append(np.asarray(cs[rows], dtype=np.float32) if keep else None)
+    kept_scores, kept_alarm = _cat_optional(channel_scores), _cat_optional(channel_alarm)
+    if sparse:
+        rows = np.concatenate(alarmed_rows)
+        if kept_scores is not None:
+            kept_scores = AlarmedRows(n, rows, kept_scores, np.nan)
+        if kept_alarm is not None:
+            kept_alarm = AlarmedRows(n, rows, kept_alarm, 0)
     return RowScores(
         score=np.concatenate(score),
         alarm=np.concatenate(alarm),
-        channel_scores=kept,
-        channel_alarm=_cat_optional(channel_alarm),
+        channel_scores=kept_scores,
+        channel_alarm=kept_alarm,
     )
 
 

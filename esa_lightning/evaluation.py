@@ -61,7 +61,10 @@ def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:
     from esa_lightning.metrics import full_report
 
     channel_alarm = scored.scores.channel_alarm
-    channels = None if scored.mission.is_multiseries else scored.mission.channels
+    # channel-aware scores need per-channel labels: none for independent series, and Kaggle
+    # files broadcast one row label to every channel (its events name no channel)
+    per_channel = not (scored.mission.is_multiseries or scored.mission.meta.get("labels_broadcast"))
+    channels = scored.mission.channels if per_channel else None
     result = full_report(
         scored.events,
         scored.timestamps,

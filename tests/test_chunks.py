@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy.ndimage import uniform_filter1d
 
-from esa_lightning.chunks import AlarmedChannelScores, score_in_pieces
+from esa_lightning.chunks import AlarmedRows, score_in_pieces
 from esa_lightning.heads.combiner import HybridCombiner, component_features
 from esa_lightning.models.base import RowScores, top_channel_alarm
 from esa_lightning.reporting import alarm_intervals
@@ -36,7 +36,7 @@ def test_alarmed_channel_scores_slice_like_the_dense_array_on_alarmed_rows():
     rng = np.random.default_rng(0)
     dense = rng.random((50, 4)).astype(np.float32)
     rows = np.array([3, 4, 5, 20, 49])
-    sparse = AlarmedChannelScores(50, rows, dense[rows])
+    sparse = AlarmedRows(50, rows, dense[rows], np.nan)
     assert sparse.shape == (50, 4)
     block = sparse[2:21]
     np.testing.assert_array_equal(block[[1, 2, 3, 18]], dense[[3, 4, 5, 20]])
@@ -44,6 +44,8 @@ def test_alarmed_channel_scores_slice_like_the_dense_array_on_alarmed_rows():
     np.testing.assert_array_equal(sparse[49:], dense[49:])
     with pytest.raises(TypeError):
         sparse[[1, 2]]
+    full = np.asarray(AlarmedRows(50, rows, dense[rows], 0.0))
+    assert full.shape == (50, 4) and full[3].tolist() == dense[3].tolist() and not full[6].any()
 
 
 @pytest.mark.parametrize("keep", ["all", "alarmed", "none"])
@@ -54,7 +56,7 @@ def test_piecewise_scores_equal_whole_range_scores(keep):
     pieces = score_in_pieces(scorer, mission, chunk_rows=271, keep_channel_scores=keep)
     np.testing.assert_array_equal(whole.score, pieces.score)
     np.testing.assert_array_equal(whole.alarm, pieces.alarm)
-    np.testing.assert_array_equal(whole.channel_alarm, pieces.channel_alarm)
+    np.testing.assert_array_equal(whole.channel_alarm, np.asarray(pieces.channel_alarm))
     if keep == "none":
         assert pieces.channel_scores is None
     elif keep == "all":
@@ -62,7 +64,7 @@ def test_piecewise_scores_equal_whole_range_scores(keep):
     else:
         rows = np.flatnonzero(whole.alarm)
         assert 0 < len(rows) < 3000  # the planted anomalies alarm, the rest does not
-        assert isinstance(pieces.channel_scores, AlarmedChannelScores)
+        assert isinstance(pieces.channel_scores, AlarmedRows)
         np.testing.assert_array_equal(pieces.channel_scores.rows, rows)
 
 
@@ -117,3 +119,20 @@ def test_combiner_fit_scores_a_bounded_sample_that_keeps_the_labeled_blocks():
     assert comb.coef is not None and np.isfinite(comb.coef).all()
     small = HybridCombiner(max_rows=10_000, block_rows=100)
     assert len(small.fit_blocks(mission.train())) == 50  # everything when it fits
+
+
+def test_channel_aware_metrics_are_left_out_where_labels_are_broadcast():
+    from dataclasses import replace
+
+    from esa_lightning.evaluation import ScoredRange, report_for
+
+    mission = make_mission(n_rows=3000, test_start=1000)
+    scores = RollingScorer().score_rows(mission)
+    stamps = np.asarray(mission.timestamps)
+    own = report_for(ScoredRange(mission, scores, stamps, mission.events), "test")
+    kaggle_like = replace(mission, meta={**mission.meta, "labels_broadcast": True})
+    broadcast = report_for(ScoredRange(kaggle_like, scores, stamps, mission.events), "test")
+    channel_keys = set(own) - set(broadcast)
+    assert channel_keys and all(k.startswith(("test/channel_", "test/subsystem_"))
+                                for k in channel_keys)
+    assert own["test/EW_F_0.50"] == broadcast["test/EW_F_0.50"]
