@@ -46,3 +46,21 @@ def test_mission_rejects_inconsistent_split_points():
     with pytest.raises(ValueError, match="val_start"):
         Mission("bad", np.zeros((10, 1), np.float32), None, default_channel_table(["a"]),
                 None, make_mission().events.iloc[:0], val_start=8, test_start=5)
+
+
+def test_row_labels_in_blocks_equal_the_whole_array_reduction(monkeypatch):
+    from dataclasses import replace
+
+    import esa_lightning.data.mission as mission_module
+
+    rng = np.random.default_rng(1)
+    labels = rng.choice(5, size=(100, 4), p=[0.8, 0.05, 0.05, 0.05, 0.05]).astype(np.uint8)
+    expected = np.zeros(100, dtype=np.uint8)
+    for code in (4, 3, 2, 1):
+        expected[(labels == code).any(axis=1)] = code
+    m = replace(make_mission(n_rows=100, n_channels=4, anomalies=(), val_start=50,
+                             test_start=80), labels=labels)
+    monkeypatch.setattr(mission_module, "ROW_BLOCK", 7)
+    np.testing.assert_array_equal(m.row_labels, expected)
+    broadcast = replace(m, labels=np.broadcast_to(expected[:, None], (100, 4)))
+    np.testing.assert_array_equal(broadcast.row_labels, expected)

@@ -31,6 +31,7 @@ CATEGORY_TO_CODE = {v: k for k, v in LABEL_CODES.items()}
 CATEGORY_TO_CODE["Invalid Segment"] = 4
 CHANNEL_TABLE_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 EVENT_COLUMNS = ["ID", "Channel", "StartTime", "EndTime", "Category"]
+ROW_BLOCK = 262_144  # rows per block when reducing [T, C] label arrays
 
 
 def empty_events(time_dtype: str = "datetime64[ns]") -> pd.DataFrame:
@@ -128,10 +129,14 @@ class Mission:
         if self.labels is None or self.labels.shape[1] == 0:
             return np.zeros(len(self.values), dtype=np.uint8)
         lab = self.labels
+        if lab.strides[1] == 0:  # one label broadcast to every channel (Kaggle): its column
+            lab = lab[:, :1]
         out = np.zeros(len(lab), dtype=np.uint8)
-        # priority: anomaly (1) > rare event (2) > gap (3) > invalid (4)
-        for code in (4, 3, 2, 1):
-            out[(lab == code).any(axis=1)] = code
+        for lo in range(0, len(lab), ROW_BLOCK):  # [block, C] temporaries, not [T, C]
+            block = lab[lo : lo + ROW_BLOCK]
+            # priority: anomaly (1) > rare event (2) > gap (3) > invalid (4)
+            for code in (4, 3, 2, 1):
+                out[lo : lo + ROW_BLOCK][(block == code).any(axis=1)] = code
         return out
 
     @property
