@@ -237,7 +237,6 @@ def f05_threshold(
     are what must rise above it), denser towards the top. None when ``val`` holds no event of
     ``F05_CATEGORIES`` or is shorter than one window.
     """
-    from esa_lightning.data.windows import window_to_sample_scores
     from esa_lightning.metrics import esa_scores
 
     events = val.events
@@ -259,7 +258,7 @@ def f05_threshold(
     best_f, best = -1.0, []
     for thr in candidates:
         alarm_w = (score_w > thr).astype(np.float32)
-        alarm = window_to_sample_scores(alarm_w, n, window)[wo.pad :] > 0
+        alarm = model.window_to_rows(alarm_w, n)[wo.pad :] > 0
         pred = (times, alarm.astype(np.uint8))
         f = esa_scores(events, pred, betas=0.5, full_range=full_range)["EW_F_0.50"]
         if f > best_f + 1e-12:

@@ -285,3 +285,65 @@ def test_chunked_scoring_equals_whole_series_with_detrend():
     # without enough context the first rows of a chunk would see another trailing mean
     short = score_in_chunks(det, m, chunk_rows=97, context=8)
     assert not np.allclose(short.score, whole.score, rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------------------------------- forecasting objective
+def test_forecast_network_predicts_the_last_row_from_the_rows_before():
+    net = GRUAttentionAE(n_inputs=4, n_outputs=2, hidden_size=8, latent_dim=3, forecast=True)
+    x = torch.randn(5, 10, 4)
+    out = net(x)
+    assert out.reconstruction.shape == (5, 1, 2)
+    assert out.attention.shape == (5, 9)  # the history only
+    changed = x.clone()
+    changed[:, -1] += 100.0  # the row being forecast is not an input
+    torch.testing.assert_close(net(changed).reconstruction, out.reconstruction)
+    err = net.errors(x)
+    want = (out.reconstruction[:, 0] - x[:, -1, :2]).abs()
+    torch.testing.assert_close(err.per_channel, want)
+    torch.testing.assert_close(err.total, want.mean(1))
+
+
+def test_tiny_forecaster_learns_a_sine():
+    torch.manual_seed(0)
+    t = torch.arange(80, dtype=torch.float32)
+    x = torch.sin(t / 3)[:, None].unfold(0, 8, 1).permute(0, 2, 1)  # [73, 8, 1]
+    net = GRUAttentionAE(1, 1, hidden_size=16, latent_dim=4, forecast=True)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    first = None
+    for _ in range(150):
+        loss = net.errors(x).total.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    assert float(loss) < 0.2 * first
+
+
+def test_forecast_errors_land_on_the_row_they_forecast():
+    model = LitGRUAttentionAE(n_inputs=3, n_outputs=3, window=8, objective="forecast")
+    rows = model.window_to_rows(np.arange(1, 94, dtype=np.float32), 100)
+    assert rows.shape == (100,) and not rows[:7].any()
+    np.testing.assert_array_equal(rows[7:], np.arange(1, 94))
+    per_channel = model.window_to_rows(np.ones((93, 3), dtype=np.float32), 100)
+    assert per_channel.shape == (100, 3) and per_channel[7:].all()
+    with pytest.raises(ESAInputError, match="objective"):
+        LitGRUAttentionAE(n_inputs=3, n_outputs=3, objective="predict")
+
+
+def test_forecaster_fits_scores_and_survives_the_artifact(tmp_path):
+    from esa_lightning.pipeline import Detector, mission_schema
+
+    m = make_mission()
+    dm = WindowDataModule(m, window=8, batch_size=64)
+    dm.setup("fit")
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
+                              objective="forecast")
+    trainer(callbacks=[ThresholdCalibration()]).fit(model, dm)
+    rs = model.score_rows(m.test())
+    assert rs.score.shape == (len(m.test().values),) and np.isfinite(rs.score).all()
+    assert not rs.score[:7].any()  # no history: no forecast
+    assert rs.score[40:48].max() > rs.score[7:20].max()  # the planted anomaly forecasts worst
+    Detector({"gru": model}, mission_schema(m)).save(tmp_path / "det")
+    again = Detector.load(tmp_path / "det").components["gru"]
+    assert again.hparams.objective == "forecast" and again.net.next_step is not None
+    np.testing.assert_array_equal(again.score_rows(m.test()).score, rs.score)

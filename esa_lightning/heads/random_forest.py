@@ -113,7 +113,10 @@ class RandomForestHead(L.Callback):
             wo = model.window_outputs(m, series=name, features=True)
             gate = model.smoothed(wo.total) > thr * self.gate_factor
             feats.append(window_features(wo)[gate])
-            labels.append(labeled_window_mask(m.is_anomaly, window)[gate])
+            if model.hparams.get("objective") == "forecast":  # a window is its forecast row
+                labels.append(m.is_anomaly[window - 1 :].astype(bool)[gate])
+            else:
+                labels.append(labeled_window_mask(m.is_anomaly, window)[gate])
         y = np.concatenate(labels) if labels else np.zeros(0, dtype=bool)
         if len(np.unique(y)) < 2:
             log.warning(

@@ -49,6 +49,7 @@ from esa_lightning.models.base import RowScores
 log = logging.getLogger(__name__)
 
 THRESHOLD_MODES = ("calibrated", "dynamic_online")
+OBJECTIVES = ("reconstruct", "forecast")
 
 
 class AEOutput(NamedTuple):
@@ -79,9 +80,11 @@ class GRUAttentionAE(nn.Module):
         dropout: float = 0.0,
         n_series: int = 1,
         series_embedding_dim: int = 4,
+        forecast: bool = False,
     ) -> None:
         super().__init__()
         self.n_outputs = n_outputs
+        self.forecast = bool(forecast)
         self.embedding = nn.Embedding(n_series, series_embedding_dim) if n_series > 1 else None
         extra = series_embedding_dim if self.embedding is not None else 0
         gru_dropout = dropout if num_layers > 1 else 0.0
@@ -95,9 +98,18 @@ class GRUAttentionAE(nn.Module):
             hidden_size, hidden_size, num_layers, batch_first=True, dropout=gru_dropout
         )
         self.output = nn.Linear(hidden_size, n_outputs)
+        # forecasting: the next row's outputs from the last encoder step and the latent
+        self.next_step = nn.Linear(hidden_size + latent_dim, n_outputs) if forecast else None
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
-        """x: [B, L, n_inputs]; series: [B] series indices (only with a series embedding)."""
+        """x: [B, L, n_inputs]; series: [B] series indices (only with a series embedding).
+
+        Reconstruction: ``reconstruction`` is [B, L, n_outputs]. Forecasting: the encoder reads
+        the first L - 1 rows and ``reconstruction`` is the forecast of the last row,
+        [B, 1, n_outputs]; latent and attention then cover those L - 1 rows.
+        """
+        if self.forecast:
+            x = x[:, :-1]
         if self.embedding is not None:
             if series is None:
                 raise ValueError("this network was built for several series: pass `series`")
@@ -107,10 +119,26 @@ class GRUAttentionAE(nn.Module):
         attention = torch.softmax(self.attention(steps).squeeze(-1), dim=1)  # [B, L]
         context = torch.einsum("bl,blh->bh", attention, steps)
         latent = self.to_latent(context)
+        if self.next_step is not None:
+            forecast = self.next_step(torch.cat([steps[:, -1], latent], dim=-1))
+            return AEOutput(forecast[:, None, :], latent, attention)
         h = self.from_latent(latent)  # [B, H]
         h0 = h.unsqueeze(0).repeat(self.decoder.num_layers, 1, 1)
         decoded, _ = self.decoder(h.unsqueeze(1).expand(-1, x.shape[1], -1).contiguous(), h0)
         return AEOutput(self.output(decoded), latent, attention)
+
+    def targets(self, x: torch.Tensor) -> torch.Tensor:
+        """What ``forward(x).reconstruction`` is compared with: the window's value channels, or
+        its last row's when forecasting."""
+        return x[:, -1:, : self.n_outputs] if self.forecast else x[..., : self.n_outputs]
+
+    def window_errors(self, out: AEOutput, x: torch.Tensor) -> WindowErrors:
+        """Per-window errors: squared reconstruction errors, or absolute forecast errors (as
+        Telemanom scores its predictions)."""
+        if self.forecast:
+            per_channel = (out.reconstruction - self.targets(x)).abs()[:, 0]
+            return WindowErrors(per_channel.mean(dim=1), per_channel)
+        return self.reconstruction_errors(out.reconstruction, self.targets(x))
 
     @staticmethod
     def reconstruction_errors(reconstruction: torch.Tensor, y: torch.Tensor) -> WindowErrors:
@@ -118,10 +146,14 @@ class GRUAttentionAE(nn.Module):
         return WindowErrors(per_channel.mean(dim=1), per_channel)
 
     def errors(
-        self, x: torch.Tensor, y: torch.Tensor, series: torch.Tensor | None = None
+        self, x: torch.Tensor, y: torch.Tensor | None = None, series: torch.Tensor | None = None
     ) -> WindowErrors:
-        """Reconstruction errors of windows ``x`` against targets ``y`` [B, L, n_outputs]."""
-        return self.reconstruction_errors(self(x, series).reconstruction, y)
+        """Errors of windows ``x``: against targets ``y`` [B, L, n_outputs] when given (a
+        reconstruction network), else against ``targets(x)``."""
+        out = self(x, series)
+        if y is None:
+            return self.window_errors(out, x)
+        return self.reconstruction_errors(out.reconstruction, y)
 
 
 @dataclass
@@ -168,8 +200,13 @@ class LitGRUAttentionAE(L.LightningModule):
         online_min_percent_decrease: float = 0.13,
         online_window: int | None = None,
         detrend: int | None = None,
+        objective: str = "reconstruct",
     ) -> None:
         super().__init__()
+        if objective not in OBJECTIVES:
+            raise ESAInputError(
+                f"objective must be one of {OBJECTIVES}", column="objective", value=objective
+            )
         if detrend is not None and int(detrend) < 1:
             raise ESAInputError(
                 "detrend must be null or >= 1 rows", column="detrend", value=detrend
@@ -210,6 +247,7 @@ class LitGRUAttentionAE(L.LightningModule):
                 online_min_percent_decrease=float(online_min_percent_decrease),
                 online_window=None if online_window is None else int(online_window),
                 detrend=None if detrend is None else int(detrend),
+                objective=str(objective),
             )
         )
         n_series = max(1, len(series))
@@ -222,6 +260,7 @@ class LitGRUAttentionAE(L.LightningModule):
             dropout,
             n_series=n_series,
             series_embedding_dim=series_embedding_dim,
+            forecast=objective == "forecast",
         )
         self.loss_fn = nn.SmoothL1Loss() if loss == "smooth_l1" else nn.MSELoss()
         # fitted post-processing: travels in state_dict / checkpoints
@@ -251,7 +290,7 @@ class LitGRUAttentionAE(L.LightningModule):
     def _loss(self, batch) -> torch.Tensor:
         x, series = batch
         out = self.net(x, series)
-        return self.loss_fn(out.reconstruction, x[..., : self.hparams.n_outputs])
+        return self.loss_fn(out.reconstruction, self.net.targets(x))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -265,7 +304,7 @@ class LitGRUAttentionAE(L.LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         x, series = batch
-        err = self.net.errors(x, x[..., : self.hparams.n_outputs], series)
+        err = self.net.errors(x, series=series)
         return {"total": err.total, "per_channel": err.per_channel, "series": series}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -332,13 +371,13 @@ class LitGRUAttentionAE(L.LightningModule):
                 xb = data[torch.arange(lo, hi)[:, None] + steps].to(self.device)
                 sb = torch.full((hi - lo,), s, dtype=torch.long, device=self.device)
                 out = self.net(xb, sb)
-                err = self.net.reconstruction_errors(out.reconstruction, xb[..., : hp.n_outputs])
+                err = self.net.window_errors(out, xb)
                 total[lo:hi] = err.total.float().cpu().numpy()
                 per_channel[lo:hi] = err.per_channel.float().cpu().numpy()
                 if features:
                     a = out.attention.float()
                     entropy = -(a * a.clamp_min(1e-12).log()).sum(dim=1)
-                    pos = a.argmax(dim=1).float() / max(1, hp.window - 1)
+                    pos = a.argmax(dim=1).float() / max(1, a.shape[1] - 1)
                     att[lo:hi] = torch.stack([a.max(dim=1).values, entropy, pos], 1).cpu().numpy()
                     latent[lo:hi] = out.latent.float().cpu().numpy()
         finally:
@@ -429,11 +468,22 @@ class LitGRUAttentionAE(L.LightningModule):
             from esa_lightning.heads.random_forest import rf_accepts
 
             alarm_w[alarm_w] = rf_accepts(self.rf_head, wo, alarm_w)
-        w = self.hparams.window
-        score = window_to_sample_scores(score_w, n, w)[wo.pad :]
-        alarm = window_to_sample_scores(alarm_w.astype(np.float32), n, w)[wo.pad :]
-        channel = window_to_sample_scores(wo.per_channel, n, w)[wo.pad :]
+        to_rows = self.window_to_rows
+        score = to_rows(score_w, n)[wo.pad :]
+        alarm = to_rows(alarm_w.astype(np.float32), n)[wo.pad :]
+        channel = to_rows(wo.per_channel, n)[wo.pad :]
         return RowScores(score=score, alarm=(alarm > 0).astype(np.uint8), channel_scores=channel)
+
+    def window_to_rows(self, window_values: np.ndarray, n_rows: int) -> np.ndarray:
+        """Per-window values as per-row values: the max over the windows covering a row
+        (reconstruction), or a forecast on the row it forecasts, the window's last (the first
+        ``window - 1`` rows, with no history, get 0)."""
+        w = self.hparams.window
+        if self.hparams.get("objective", "reconstruct") != "forecast":
+            return window_to_sample_scores(window_values, n_rows, w)
+        out = np.zeros((n_rows, *window_values.shape[1:]), dtype=np.float32)
+        out[w - 1 : w - 1 + len(window_values)] = window_values
+        return out
 
     def score_series(self, mission: Mission) -> dict[str, RowScores]:
         """``score_rows`` of every series of a multi-series mission, keyed by series name."""
