@@ -57,19 +57,33 @@ class DynamicThreshold:
     z: float  # z of ε (median over chunks)
 
 
-def _epsilon(e: np.ndarray, z_values: np.ndarray) -> tuple[float, float]:
+def _dilate(mask: np.ndarray, buffer: int) -> np.ndarray:
+    """``mask`` with every True spread to the ``buffer - 1`` rows on each side (Telemanom's
+    error buffer); ``buffer <= 1`` leaves it as it is."""
+    if buffer <= 1 or not mask.any():
+        return mask
+    from scipy.ndimage import maximum_filter1d
+
+    return maximum_filter1d(mask.astype(np.uint8), size=2 * buffer - 1, mode="constant") > 0
+
+
+def _epsilon(
+    e: np.ndarray, z_values: np.ndarray, buffer: int = 0, max_sequences: int | None = None
+) -> tuple[float, float]:
     mu, sd = float(e.mean()), float(e.std())
     if sd == 0 or mu == 0:
         return mu + float(z_values[-1]) * sd, float(z_values[-1])
     best, best_eps, best_z = -np.inf, mu + float(z_values[-1]) * sd, float(z_values[-1])
     for z in z_values:
         eps = mu + z * sd
-        above = e > eps
+        above = _dilate(e > eps, buffer)
         n_anom = int(above.sum())
         if n_anom == 0 or n_anom == len(e):
             continue
-        below = e[~above]
         n_seq = len(runs(above))
+        if max_sequences is not None and (n_seq > max_sequences or n_anom >= 0.5 * len(e)):
+            continue  # Telemanom: at most 5 sequences, under half of the window
+        below = e[~above]
         score = ((mu - below.mean()) / mu + (sd - below.std()) / sd) / (n_anom + n_seq**2)
         if score >= best:
             best, best_eps, best_z = score, float(eps), float(z)
@@ -96,10 +110,11 @@ def prune(seq_max: np.ndarray, non_anomalous_max: float, min_percent_decrease: f
 
 
 def _dynamic_chunk(
-    e: np.ndarray, z_values: np.ndarray, p: float
+    e: np.ndarray, z_values: np.ndarray, p: float, buffer: int = 0,
+    max_sequences: int | None = None,
 ) -> tuple[float, float, np.ndarray]:
-    eps, z = _epsilon(e, z_values)
-    above = e > eps
+    eps, z = _epsilon(e, z_values, buffer, max_sequences)
+    above = _dilate(e > eps, buffer)
     seqs = runs(above)
     if len(seqs) == 0:
         return eps, z, above
@@ -120,12 +135,19 @@ def dynamic_threshold(
     z_range: tuple[float, float] = (2, 10),
     z_step: float = 0.5,
     min_percent_decrease: float = 0.13,
+    step: int | None = None,
+    error_buffer: int = 0,
+    max_sequences: int | None = None,
 ) -> DynamicThreshold:
     """Telemanom's dynamic threshold and pruning on a sequence of errors.
 
-    ``smoothing`` is the EWMA span (Telemanom: batch 70 × window 30 × 5 % = 105; <= 1 disables);
-    ``window`` splits the smoothed errors into consecutive chunks thresholded separately (None:
-    one threshold for the whole sequence).
+    ``smoothing`` is the EWMA span (Telemanom: batch 70 x window 30 x 5 % = 105; <= 1 disables);
+    ``window`` splits the smoothed errors into chunks thresholded separately (None: one
+    threshold for the whole sequence); ``step`` makes those chunks slide by ``step`` errors
+    (Telemanom: windows of 2100 errors every 70), the alarms of all chunks being united;
+    ``error_buffer`` spreads each error above the threshold to its neighbours before sequences
+    are counted and pruned (Telemanom: 100); ``max_sequences`` bounds the sequences a
+    threshold may leave, and their rows to under half the chunk (Telemanom: 5).
     """
     from esa_lightning.models.gru_attention import ewma
 
@@ -134,12 +156,17 @@ def dynamic_threshold(
         raise ValueError("no errors to threshold")
     e = ewma(raw, smoothing).astype(np.float64)
     z_values = np.arange(z_range[0], z_range[1] + 1e-9, z_step)
-    size = len(e) if window is None else int(window)
+    size = len(e) if window is None else min(len(e), int(window))
+    advance = size if step is None else max(1, int(step))
+    starts = list(range(0, max(1, len(e) - size + 1), advance))
+    if starts[-1] + size < len(e):  # the tail gets a chunk of its own size too
+        starts.append(len(e) - size if step is not None else starts[-1] + size)
     alarm = np.zeros(len(e), dtype=bool)
     eps_all, z_all = [], []
-    for lo in range(0, len(e), size):
-        eps, z, a = _dynamic_chunk(e[lo : lo + size], z_values, min_percent_decrease)
-        alarm[lo : lo + size] = a
+    for lo in starts:
+        eps, z, a = _dynamic_chunk(e[lo : lo + size], z_values, min_percent_decrease,
+                                   int(error_buffer), max_sequences)
+        alarm[lo : lo + size] |= a
         eps_all.append(eps)
         z_all.append(z)
     return DynamicThreshold(float(np.median(eps_all)), alarm, e, float(np.median(z_all)))

@@ -71,6 +71,39 @@ def test_dynamic_threshold_smooths_and_handles_flat_errors():
     assert r.alarm.shape == (500,)
 
 
+def test_error_buffer_spreads_an_alarm_to_its_neighbours():
+    rng = np.random.default_rng(2)
+    e = np.abs(0.1 + 0.01 * rng.standard_normal(3000))
+    e[1500] = 5.0
+    plain = dynamic_threshold(e, smoothing=1)
+    np.testing.assert_array_equal(runs(plain.alarm), [[1500, 1500]])
+    wide = dynamic_threshold(e, smoothing=1, error_buffer=10)
+    np.testing.assert_array_equal(runs(wide.alarm), [[1491, 1509]])
+
+
+def test_sliding_chunks_find_a_local_spike_a_global_threshold_misses():
+    rng = np.random.default_rng(3)
+    e = np.abs(np.concatenate([0.1 + 0.01 * rng.standard_normal(2000),
+                               1.0 + 0.5 * rng.standard_normal(2000)]))
+    e[500:505] = 0.6  # big in the quiet half, ordinary beside the noisy half
+    whole = dynamic_threshold(e, smoothing=1)
+    assert not whole.alarm[500:505].any()
+    sliding = dynamic_threshold(e, smoothing=1, window=400, step=100)
+    assert sliding.alarm[500:505].all()
+    assert not sliding.alarm[:450].any()
+
+
+def test_max_sequences_refuses_thresholds_that_leave_many_sequences():
+    rng = np.random.default_rng(4)
+    e = np.abs(0.1 + 0.01 * rng.standard_normal(5000))
+    e[100:4900:400] = 1.0  # twelve equal spikes: every z below them leaves 12 sequences
+    opts = dict(smoothing=1, min_percent_decrease=0.0, z_range=(2.0, 40.0))
+    free = dynamic_threshold(e, **opts)
+    assert free.z < 40.0 and len(runs(free.alarm)) == 12
+    # no z qualifies: Telemanom's fallback, the largest z of the range
+    assert dynamic_threshold(e, max_sequences=5, **opts).z == 40.0
+
+
 def make_mission(T=300, val_start=200, test_start=260):
     rng = np.random.default_rng(0)
     values = rng.standard_normal((T, 2)).astype(np.float32)

@@ -201,6 +201,9 @@ class LitGRUAttentionAE(L.LightningModule):
         online_window: int | None = None,
         detrend: int | None = None,
         objective: str = "reconstruct",
+        online_step: int | None = None,
+        online_error_buffer: int = 0,
+        online_max_sequences: int | None = None,
     ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
@@ -248,6 +251,10 @@ class LitGRUAttentionAE(L.LightningModule):
                 online_window=None if online_window is None else int(online_window),
                 detrend=None if detrend is None else int(detrend),
                 objective=str(objective),
+                online_step=None if online_step is None else int(online_step),
+                online_error_buffer=int(online_error_buffer),
+                online_max_sequences=None if online_max_sequences is None
+                else int(online_max_sequences),
             )
         )
         n_series = max(1, len(series))
@@ -407,6 +414,9 @@ class LitGRUAttentionAE(L.LightningModule):
             z_range=tuple(hp.online_z_range),
             z_step=hp.online_z_step,
             min_percent_decrease=hp.online_min_percent_decrease,
+            step=hp.get("online_step"),
+            error_buffer=hp.get("online_error_buffer", 0),
+            max_sequences=hp.get("online_max_sequences"),
         )
         return dyn.smoothed.astype(np.float32), dyn.alarm
 
