@@ -10,7 +10,7 @@ from esa_lightning.container import main as container_main
 from esa_lightning.errors import ESAInputError
 from esa_lightning.prediction import predict
 from esa_lightning.training import train
-from tests.conftest import compose_config
+from tests.conftest import MSL, compose_config
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +74,26 @@ def test_predict_refuses_missing_artifact(small_mission_dir, tmp_path):
                                      f"data.root={small_mission_dir}"], tmp_path)
     with pytest.raises(ESAInputError, match="detector.json"):
         predict(cfg)
+
+
+@pytest.mark.skipif(not MSL.is_dir(), reason="shared MSL data not present")
+def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path):
+    out = tmp_path / "train"
+    cfg = compose_config("train", [
+        "experiment=gru_ae_nasa", f"data.root={MSL}", "data.channels=[T-13,C-1]",
+        "trainer.max_epochs=1", "trainer.limit_train_batches=3", "logger=none",
+        "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "~callbacks.lr_monitor",
+    ], out)
+    train(cfg)
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("test/EWraw_F_0.50", "test/EWraw_recall", "test/EW_F_0.50"):
+        assert 0.0 <= metrics[key] <= 1.0
+    hparams = json.loads((out / "detector" / "detector.json").read_text())
+    assert "forecast" in json.dumps(hparams) and '"online_error_buffer": 100' in json.dumps(hparams)
+    pcfg = compose_config("predict", [f"ckpt={out / 'detector'}", "data=nasa_msl",
+                                      f"data.root={MSL}", "data.channels=[T-13,C-1]"],
+                          tmp_path / "predict")
+    again = predict(pcfg)
+    assert again["test/EWraw_F_0.50"] == metrics["test/EWraw_F_0.50"]
+    sub = pd.read_csv(tmp_path / "predict" / "submission.csv")
+    assert set(sub["channel"]) == {"T-13", "C-1"} and set(sub["is_anomaly"]) <= {0, 1}
