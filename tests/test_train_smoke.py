@@ -97,3 +97,17 @@ def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path):
     assert again["test/EWraw_F_0.50"] == metrics["test/EWraw_F_0.50"]
     sub = pd.read_csv(tmp_path / "predict" / "submission.csv")
     assert set(sub["channel"]) == {"T-13", "C-1"} and set(sub["is_anomaly"]) <= {0, 1}
+    # evaluate.py scores the NASA submission to predict's numbers (it refused NASA before)
+    from esa_lightning.evaluation import evaluate_predictions
+
+    ecfg = compose_config("evaluate", [f"predictions={tmp_path / 'predict' / 'submission.csv'}",
+                                       "data=nasa_msl", f"data.root={MSL}",
+                                       "data.channels=[T-13,C-1]"], tmp_path / "eval")
+    scored = evaluate_predictions(ecfg)
+    assert scored["EWraw_F_0.50"] == pytest.approx(metrics["test/EWraw_F_0.50"])
+    assert scored["EW_F_0.50"] == pytest.approx(metrics["test/EW_F_0.50"])
+    sub.loc[0, "channel"] = "X-99"
+    sub.to_csv(tmp_path / "bad.csv", index=False)
+    ecfg.predictions = str(tmp_path / "bad.csv")
+    with pytest.raises(ESAInputError, match="X-99"):
+        evaluate_predictions(ecfg)
