@@ -54,15 +54,26 @@ from bench_predict import (  # noqa: E402
 HEADER = "## Full Mission1 scale, stage by stage (full_scale.py)"
 MISSION1_DAYS = 5114  # 2000-01-01 .. 2014-01-01
 START = "2000-01-01"
-PROFILE_NOTE = """py-spy (`pip install py-spy` into the venv) on `predict.py` at 91 days
-(130 k test rows, 10 Hz): GRU-AE window scoring 39 % (`gru_attention.window_outputs`: every
-stride-1 window through encoder and decoder), alarm figures 33 % (`reporting.plot_alarms`, up to
-100 PNGs), ensemble featurisation 18 % (shapelet responses 13 %). cProfile of one channel's
-features: shapelet responses 80 % (`shapelets._zdot`). Fix in `esa_lightning/data/shapelets.py`:
+PROFILE_NOTE = """two rounds.
+(1) py-spy (`pip install py-spy` into the venv) on `predict.py` at 91 days (130 k test rows,
+10 Hz): GRU-AE window scoring 39 % (`gru_attention.window_outputs`: every stride-1 window
+through encoder and decoder), alarm figures 33 % (`reporting.plot_alarms`, up to 100 PNGs),
+ensemble featurisation 18 % (shapelet responses 13 %). cProfile of one channel's features:
+shapelet responses 80 % (`shapelets._zdot`). Fix in `esa_lightning/data/shapelets.py`:
 responses in cache-sized blocks of 4096 starts (was 65536) and centred in place:
 `_sliding_responses` on a 262 k-sample channel 0.47-0.72 s -> 0.15-0.19 s (same values to
-1e-16). GRU scoring, the combiner's re-scoring of train+val and the figures are outside the files
-this benchmark may change."""
+1e-16).
+(2) The stages that grew fastest with size (1 year, earlier code) were the combiner fit (k 1.16:
+it scored the whole training range with both components and held their per-channel scores)
+and the evaluation of val+test (k 1.24, and the largest memory: per-channel scores of both
+components for whole ranges plus a [T, C] rank transform; extrapolated 16.1 GiB at 14 years).
+Fix (`esa_lightning/chunks.py`, `heads/combiner.py`, `training.evaluate`): ranges are scored in
+pieces of `chunk_rows` (262 144) with their context, evaluation keeps no per-channel scores
+(the metrics read the per-channel alarms), and the combiner fits on at most `max_rows`
+(500 000) training rows in blocks of 20 000 (blocks holding labels first), so its cost stops
+growing with the mission. py-spy of feature extraction at 1 year (`features-worker`, 127 s):
+shapelet responses 51 %, window features 28 % (numpy reductions), shapelet mining 6 %: linear
+per-channel work, left as it is."""
 STAGES = [
     ("generate", "generate (raw layout)"),
     ("read", "read + resample (cold)"),
