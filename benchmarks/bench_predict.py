@@ -108,12 +108,17 @@ class RssSampler(threading.Thread):
 
 
 # ------------------------------------------------------------------------ data
-def generate(out: Path, days: float, split_date: str) -> dict:
-    """Generate a Mission1-shaped mission (subprocess, measured) unless it already exists."""
+def generate(out: Path, days: float, split_date: str, channels: int = 76) -> dict:
+    """Generate a Mission1-shaped mission (subprocess, measured) unless it already exists.
+
+    ``channels`` other than 76 scales the groups with it (76 channels in 18 groups)."""
     if (out / "mission.json").is_file():
         return {}
+    args = list(MISSION_ARGS)
+    if channels != 76:
+        args[1], args[3] = str(channels), str(max(1, round(18 * channels / 76)))
     cmd = [sys.executable, "-m", "esa_lightning.data.synthetic", "--out", str(out)]
-    cmd += [*MISSION_ARGS, "--days", str(days), "--split-date", split_date]
+    cmd += [*args, "--days", str(days), "--split-date", split_date]
     return run_measured(cmd, out.parent / "logs" / f"generate_{out.name}.log")
 
 

@@ -222,14 +222,20 @@ def train_worker(phases_json: Path, overrides: list[str]) -> None:
 
 
 # ------------------------------------------------------------------------ driver
-def measure_size(days: float, work: Path, gru_batches: int, ens_epochs: int) -> dict:
+def size_tag(days: float, channels: int = 76) -> str:
+    return f"d{int(days)}" + ("" if channels == 76 else f"_c{channels}")
+
+
+def measure_size(
+    days: float, work: Path, gru_batches: int, ens_epochs: int, channels: int = 76
+) -> dict:
     """Every stage at one size; returns {stage: {wall_s, peak_rss_mib}} plus rows/channels."""
-    tag = f"d{int(days)}"
+    tag = size_tag(days, channels)
     mission, cache = work / tag, work / f"cache_{tag}"
     logs = work / "logs"
-    res: dict = {}
+    res: dict = {"channels": channels}
     split, _ = split_for(days)
-    gen = generate(mission, days, split)
+    gen = generate(mission, days, split, channels)
     if gen:
         res["generate"] = gen
     shutil.rmtree(cache, ignore_errors=True)
@@ -323,6 +329,30 @@ def before_after(work: Path) -> str:
         return ""
     head = "| size | fix | stage | before | after |\n|---|---|---|---|---|\n"
     return head + "\n".join(out) + "\n"
+
+
+def channel_table(work: Path, days: float) -> str:
+    """Markdown: the stages at ``days`` for every channel count measured (``--channel-sweep``)."""
+    found = {76: work / f"result_{size_tag(days)}.json"}
+    for f in work.glob(f"result_{size_tag(days)}_c*.json"):
+        found[int(f.stem.rsplit("_c", 1)[1])] = f
+    if len(found) < 2:
+        return ""
+    counts = sorted(found)
+    res = {c: json.loads(found[c].read_text()) for c in counts}
+    head = "| stage | " + " | ".join(f"{c} channels" for c in counts) + " | growth exponent |\n"
+    head += "|---" * (len(counts) + 2) + "|\n"
+    lines = []
+    for key, label in STAGES:
+        vals = [res[c].get(key) for c in counts]
+        if any(v is None for v in vals):
+            continue
+        y = [v.get("cpu_s") or v["wall_s"] for v in vals]
+        k = math.log(y[-1] / y[0]) / math.log(counts[-1] / counts[0]) if y[0] > 0 else math.nan
+        lines.append(f"| {label} | " + " | ".join(_cell(v) for v in vals) + f" | {k:.2f} |")
+    return (f"Growth with the channel count at {days:g} days (groups scaled with the channels, "
+            f"44 telecommands; exponent from CPU seconds, smallest to largest count):\n\n"
+            + head + "\n".join(lines) + "\n")
 
 
 def extrapolate(x: list[float], y: list[float], x_new: float) -> tuple[float, float]:
@@ -428,6 +458,7 @@ from wall time. All sizes were measured with the same code, one after another.
 {kag}
 {verdict}
 
+{channel_table(work, sizes[0])}
 Profile and fix: {PROFILE_NOTE}
 
 {before_after(work)}
@@ -460,6 +491,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--report-only", action="store_true", help="tabulate saved results")
     ap.add_argument("--reuse", action="store_true", help="keep sizes already measured")
     ap.add_argument("--no-kaggle", action="store_true")
+    ap.add_argument("--channel-sweep", type=int, nargs="*", default=[],
+                    help="also measure the first size at these channel counts (e.g. 19 38 76)")
     ap.add_argument(
         "--after",
         type=float,
@@ -469,6 +502,11 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     work = a.workdir if a.workdir.is_absolute() else (ROOT / a.workdir)
     work.mkdir(parents=True, exist_ok=True)
+    for c in a.channel_sweep:  # growth with the channel count at the first size
+        saved = work / f"result_{size_tag(a.days[0], c)}.json"
+        if c != 76 and not ((a.reuse or a.report_only) and saved.is_file()):
+            print(f"=== {a.days[0]:g} days, {c} channels", flush=True)
+            measure_size(a.days[0], work, a.gru_batches, a.ensemble_epochs, channels=c)
     if a.after:
         print(json.dumps(measure_after(a.after, work), indent=1))
         return
