@@ -33,6 +33,7 @@ from joblib import Parallel, delayed
 from torch.utils.data import DataLoader, Dataset
 
 from esa_lightning.data import folds, segmentation, shapelets
+from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.progress import progress
@@ -161,11 +162,13 @@ def run_ids(flags: np.ndarray) -> np.ndarray:
     return np.where(flags, ids, -1).astype(np.int64)
 
 
-def _fit_channel(x, anomaly, val_start, *, n_kernels, min_len, max_len, seed, opts, mining):
+def _fit_channel(x, labels, val_start, *, n_kernels, min_len, max_len, seed, opts, mining):
     """Mine kernels on the training range of one channel, then featurise its whole series.
 
-    ``mining``: extra ``mine_shapelets`` options (e.g. ``max_candidates``, ``nominal_segments``).
+    ``labels``: the channel's label codes (anomaly = 1 or 2). ``mining``: extra
+    ``mine_shapelets`` options (e.g. ``max_candidates``, ``nominal_segments``).
     """
+    anomaly = np.isin(labels[:val_start], (1, 2))
     kernels: list[np.ndarray] = []
     if n_kernels > 0 and anomaly[:val_start].any():
         kernels = shapelets.mine_shapelets(
@@ -319,12 +322,11 @@ class SegmentDataModule(L.LightningDataModule):
                 column="val_start",
                 value=m.val_start,
             )
-        anomaly = np.isin(m.labels, (1, 2))
         opts = self.feature_options
         jobs = Parallel(n_jobs=self.n_jobs, return_as="generator")(
             delayed(_fit_channel)(
                 values[:, ch],
-                anomaly[:, ch],
+                m.labels[:, ch],
                 m.val_start,
                 n_kernels=self.n_kernels,
                 min_len=self.min_kernel_len,
@@ -335,24 +337,39 @@ class SegmentDataModule(L.LightningDataModule):
             )
             for ch in range(c)
         )
-        results = list(progress(jobs, "shapelets + segment features", total=c))
-        self.kernels = [r[0] for r in results]
-        self._rows_per_channel = [len(r[1]) for r in results]
-        if len(set(self._rows_per_channel)) != 1:
-            raise ESAInputError(
-                f"channels gave different pooled row counts {sorted(set(self._rows_per_channel))}",
-                value=m.name,
-            )
-        raw = np.stack([r[1] for r in results])  # [C, R, F]
+        # one [C, R, F] float32 array filled channel by channel and standardised in place: no
+        # list of per-channel arrays beside it, no float64 or whole-array temporaries
+        self.kernels, self._rows_per_channel, raw = [], [], None
+        for ch, (kernels, feats) in enumerate(progress(jobs, "shapelets + segment features",
+                                                       total=c)):
+            if raw is None:
+                raw = np.empty((c, *feats.shape), dtype=np.float32)
+            self.kernels.append(kernels)
+            self._rows_per_channel.append(len(feats))
+            if feats.shape != raw.shape[1:]:
+                raise ESAInputError(
+                    f"channels gave different pooled row counts {feats.shape[0]} and "
+                    f"{raw.shape[1]}",
+                    value=m.name,
+                )
+            raw[ch] = feats
+        release_pages(values)  # a memory-mapped mission's pages: read once, not needed now
         self.spans = np.asarray(segmentation.pooled_spans(t, **self._span_opts()), dtype=np.int64)
         self.split = row_splits(self.spans, m.val_start, m.test_start)
         train_rows = self.split == SPLIT_TRAIN
-        self.feat_mean = raw[:, train_rows].mean(axis=1).astype(np.float32)
-        std = raw[:, train_rows].std(axis=1)
-        self.feat_std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
-        self.X = torch.from_numpy((raw - self.feat_mean[:, None]) / self.feat_std[:, None]).float()
+        self.feat_mean = np.empty((c, raw.shape[2]), dtype=np.float32)
+        self.feat_std = np.empty((c, raw.shape[2]), dtype=np.float32)
+        for ch in range(c):
+            fit = raw[ch, train_rows].astype(np.float64)
+            std = fit.std(axis=0)
+            self.feat_mean[ch] = fit.mean(axis=0)
+            self.feat_std[ch] = np.where(std > 1e-8, std, 1.0)
+            raw[ch] -= self.feat_mean[ch]
+            raw[ch] /= self.feat_std[ch]
+        self.X = torch.from_numpy(raw)
 
-        y = np.stack([pooled_labels(anomaly[:, ch], **opts) for ch in range(c)])
+        anomaly_of = lambda ch: np.isin(m.labels[:, ch], (1, 2))  # noqa: E731
+        y = np.stack([pooled_labels(anomaly_of(ch), **opts) for ch in range(c)])
         y_event = pooled_labels(m.is_anomaly, **opts)
         self.y = torch.from_numpy(y)
         self.y_event = torch.from_numpy(y_event)
