@@ -127,3 +127,18 @@ def test_head_is_skipped_without_labels(tmp_path, caplog):
         model, _ = fit(m, RandomForestHead(n_estimators=5), tmp_path)
     assert model.rf_head is None
     assert "RandomForestHead skipped" in caplog.text
+
+
+def test_window_features_of_selected_rows_equal_the_gated_full_matrix():
+    from esa_lightning.heads.random_forest import window_features
+    from esa_lightning.models.gru_attention import WindowOutputs
+
+    rng = np.random.default_rng(0)
+    n = 50
+    wo = WindowOutputs(rng.random(n, dtype=np.float32), rng.random((n, 3), dtype=np.float32),
+                       rng.random((n, 4), dtype=np.float32), rng.random((n, 3), dtype=np.float32))
+    full = window_features(wo)
+    assert full.shape == (n, 1 + 3 + 4 + 3) and full.dtype == np.float32
+    gate = rng.random(n) > 0.7
+    np.testing.assert_array_equal(window_features(wo, gate), full[gate])
+    np.testing.assert_array_equal(window_features(wo, np.flatnonzero(gate)), full[gate])

@@ -34,17 +34,19 @@ log = logging.getLogger(__name__)
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 
-def window_features(wo) -> np.ndarray:
-    """float32 [N, 1 + C + D + 3] features of ``WindowOutputs`` computed with ``features=True``."""
-    return np.concatenate(
-        [wo.total[:, None], wo.per_channel, wo.latent, wo.attention_stats], axis=1
-    ).astype(np.float32)
+def window_features(wo, rows: np.ndarray | None = None) -> np.ndarray:
+    """float32 [N, 1 + C + D + 3] features of ``WindowOutputs`` computed with ``features=True``;
+    with ``rows`` (a bool mask or indices) only those windows' rows, built without the others
+    (the gate keeps a few windows of millions)."""
+    parts = [wo.total[:, None], wo.per_channel, wo.latent, wo.attention_stats]
+    if rows is not None:
+        parts = [part[rows] for part in parts]
+    return np.concatenate(parts, axis=1, dtype=np.float32)
 
 
 def rf_accepts(forest: RandomForestClassifier, wo, selected: np.ndarray) -> np.ndarray:
     """bool [selected.sum()]: whether the forest calls each selected window a true anomaly."""
-    feats = window_features(wo)[selected]
-    return forest.predict(feats).astype(bool)
+    return forest.predict(window_features(wo, selected)).astype(bool)
 
 
 def forest_to_bytes(forest: RandomForestClassifier) -> bytes:
@@ -112,7 +114,7 @@ class RandomForestHead(L.Callback):
                 continue
             wo = model.window_outputs(m, series=name, features=True)
             gate = model.smoothed(wo.total) > thr * self.gate_factor
-            feats.append(window_features(wo)[gate])
+            feats.append(window_features(wo, gate))
             if model.hparams.get("objective") == "forecast":  # a window is its forecast row
                 labels.append(m.is_anomaly[window - 1 :].astype(bool)[gate])
             else:
