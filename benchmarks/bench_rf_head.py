@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, replace_section  # noqa: E402
 from bench_predict import ROOT, run_measured  # noqa: E402
+from full_scale import MISSION1_DAYS, split_for  # noqa: E402
 
 HEADER = "## GRU random-forest head at 14 years: features of gated windows only (bench_rf_head.py)"
 
@@ -43,8 +44,9 @@ def worker(variant: str, detector: Path, mission_dir: Path, cache: Path, out: Pa
 
         rf.window_features = all_then_gate
     info = json.loads((mission_dir / "mission.json").read_text())
+    split, val_days = split_for(MISSION1_DAYS)  # full_scale.py's 14-year split
     m = read_esa_mission(mission_dir, counters=info["counters"], cache_dir=cache,
-                         split_date="2007-01-01", val_days=90)
+                         split_date=split, val_days=val_days)
     gru = Detector.load(detector).components["gru_ae"]
     t0 = time.perf_counter()
     forest = rf.RandomForestHead(gate_factor=1.0, n_estimators=100, random_state=0).fit(

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, replace_section  # noqa: E402
-from bench_predict import ROOT, generate, run_measured  # noqa: E402
+from bench_predict import ROOT, generate, reference_worker, run_measured  # noqa: E402
 
 HEADER = "## Bounded memory: predict.py on parquet files up to 14.7 M rows (bench_stream.py)"
 BATCH = 262_144
@@ -90,13 +90,6 @@ def zscore_detector(sample_file: Path, out: Path) -> Path:
     model.threshold.fill_(8.0)
     Detector({"zscore": model}, mission_schema(m)).save(out)
     return out
-
-
-def reference_worker(path: str, out_csv: str) -> None:
-    import pandas as pd
-
-    df = pd.read_parquet(path)
-    pd.DataFrame({"id": df["id"], "is_anomaly": 0}).to_csv(out_csv, index=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -125,7 +125,7 @@ class AlarmedRows:
         return dense if dtype is None else dense.astype(dtype)
 
 
-def score_in_pieces(
+def score_in_chunks(
     scorer: Any,
     mission: Mission,
     chunk_rows: int,

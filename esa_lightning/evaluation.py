@@ -26,10 +26,16 @@ class ScoredRange:
     events: pd.DataFrame
 
 
-def score_range(model: Detector, part: Mission) -> ScoredRange:
-    """Run ``model.score_rows`` on a single-grid range or on every series of a multi-series one."""
+def score_range(
+    model: Detector, part: Mission, chunk_rows: int = 0, keep_channel_scores: str = "all"
+) -> ScoredRange:
+    """Run ``model.score_rows`` on a single-grid range (``chunk_rows`` at a time when > 0, see
+    ``chunks.score_in_chunks``) or on every series of a multi-series one."""
     if not part.is_multiseries:
-        return ScoredRange(part, model.score_rows(part), np.asarray(part.timestamps), part.events)
+        from esa_lightning.chunks import score_in_chunks
+
+        scores = score_in_chunks(model, part, chunk_rows, keep_channel_scores=keep_channel_scores)
+        return ScoredRange(part, scores, np.asarray(part.timestamps), part.events)
     pieces = [(name, sub, model.score_rows(sub)) for name, sub in part.series.items()]
     return concatenate_series(part, pieces)
 

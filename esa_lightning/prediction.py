@@ -14,24 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from esa_lightning.chunks import KeepChannelScores, score_in_pieces
+from esa_lightning.chunks import score_in_chunks  # noqa: F401 - callers import it here
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.progress import progress
 
 log = logging.getLogger("esa_lightning")
-
-
-def score_in_chunks(
-    detector: Any,
-    mission: Mission,
-    chunk_rows: int,
-    context: int | None = None,
-    keep_channel_scores: KeepChannelScores = "all",
-) -> RowScores:
-    """``detector.score_rows`` over ``mission`` chunk by chunk, with overlapping context."""
-    return score_in_pieces(detector, mission, chunk_rows, context, keep_channel_scores)
 
 
 def row_ids(part: Mission) -> np.ndarray:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -99,19 +98,12 @@ def evaluate(
     Single-grid ranges are scored ``chunk_rows`` rows at a time without keeping per-channel
     scores (the metrics read the per-channel alarms only): memory stays bounded by the chunk.
     """
-    from esa_lightning.evaluation import ScoredRange
-    from esa_lightning.prediction import score_in_chunks
-
     metrics: dict[str, float] = {}
     for prefix, part in parts.items():
         if part.n_rows == 0:
             log.warning("%s range is empty: no %s metrics", prefix, prefix)
             continue
-        if part.is_multiseries:
-            scored = score_range(model, part)
-        else:
-            scores = score_in_chunks(model, part, chunk_rows, keep_channel_scores="none")
-            scored = ScoredRange(part, scores, np.asarray(part.timestamps), part.events)
+        scored = score_range(model, part, chunk_rows, keep_channel_scores="none")
         metrics.update(report_for(scored, prefix))
     return metrics
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy.ndimage import uniform_filter1d
 
-from esa_lightning.chunks import AlarmedRows, score_in_pieces
+from esa_lightning.chunks import AlarmedRows, score_in_chunks
 from esa_lightning.heads.combiner import HybridCombiner, component_features
 from esa_lightning.models.base import RowScores, top_channel_alarm
 from esa_lightning.reporting import alarm_intervals
@@ -53,7 +53,7 @@ def test_piecewise_scores_equal_whole_range_scores(keep):
     mission = make_mission(n_rows=3000, test_start=1000)
     scorer = RollingScorer()
     whole = scorer.score_rows(mission)
-    pieces = score_in_pieces(scorer, mission, chunk_rows=271, keep_channel_scores=keep)
+    pieces = score_in_chunks(scorer, mission, chunk_rows=271, keep_channel_scores=keep)
     np.testing.assert_array_equal(whole.score, pieces.score)
     np.testing.assert_array_equal(whole.alarm, pieces.alarm)
     np.testing.assert_array_equal(whole.channel_alarm, np.asarray(pieces.channel_alarm))
@@ -72,7 +72,7 @@ def test_intervals_from_alarmed_channel_scores_equal_those_from_all_scores():
     mission = make_mission(n_rows=3000, test_start=1000)
     scorer = RollingScorer()
     whole = scorer.score_rows(mission)
-    sparse = score_in_pieces(scorer, mission, chunk_rows=400, keep_channel_scores="alarmed")
+    sparse = score_in_chunks(scorer, mission, chunk_rows=400, keep_channel_scores="alarmed")
     args = (np.asarray(mission.timestamps),)
     a = alarm_intervals(*args, whole.alarm, whole.score, mission.channel_names,
                         whole.channel_scores, whole.channel_alarm)

@@ -27,26 +27,22 @@ class ArrayStore:
 
     def __init__(self, folder: str | os.PathLike | None = None) -> None:
         self.folder = None if folder is None else Path(folder)
-        self._files: dict[str, Path] = {}
+        self._mapped: set[str] = set()  # names allocated as files here
         self.names: list[str] = []
-
-    @property
-    def on_disk(self) -> bool:
-        return self.folder is not None
 
     def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
         """An uninitialised array of ``shape``; disk-backed as ``<folder>/<name>.npy``."""
         if self.folder is None:
             return np.empty(shape, dtype=dtype)
-        path = self.folder / f"{name}.npy"
-        self._files[name] = path
-        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(shape))
+        self._mapped.add(name)
+        return np.lib.format.open_memmap(
+            self.folder / f"{name}.npy", mode="w+", dtype=dtype, shape=tuple(shape)
+        )
 
     def zeros(self, name: str, shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
-        out = self.empty(name, shape, dtype)
-        if self.folder is None or not isinstance(out, np.memmap):
-            out[...] = 0
-        return out  # a new file reads as zeros already
+        if self.folder is None:
+            return np.zeros(shape, dtype=dtype)
+        return self.empty(name, shape, dtype)  # a new file reads as zeros already
 
     def release(self, arrays: dict[str, np.ndarray], start: int, stop: int) -> None:
         """Rows [start, stop) of disk-backed ``arrays`` are written: let their pages go."""
@@ -65,8 +61,9 @@ class ArrayStore:
             return
         for name, array in arrays.items():
             path = self.folder / f"{name}.npy"
-            if name in self._files and np.shares_memory(array, _base_memmap(array)):
-                _base_memmap(array).flush()
+            base = _base_memmap(array)
+            if name in self._mapped and isinstance(base, np.memmap):
+                base.flush()
                 if len(array) != _npy_rows(path):
                     trim_npy(path, len(array))
             else:

@@ -235,9 +235,8 @@ def _read_files(
     headers: dict[Path, list[str]],
     names: list[str],
     telecommands: list[str],
-    store: ArrayStore | None = None,
+    store: ArrayStore,
 ) -> tuple[dict[str, np.ndarray], dict]:
-    store = store or ArrayStore()
     capacity = sum(_count_lines(f) for f in files)
     out = {
         "timestamps": store.empty("timestamps", (capacity,), "datetime64[ns]"),

@@ -250,9 +250,8 @@ def _read_parts(
     schemas: dict[Path, pa.Schema],
     names: list[str],
     telecommands: list[str],
-    store: ArrayStore | None = None,
+    store: ArrayStore,
 ) -> tuple[dict[str, np.ndarray], dict]:
-    store = store or ArrayStore()
     parts = [p for p in (train_path, test_path) if p is not None]
     sizes = {}
     for p in parts:

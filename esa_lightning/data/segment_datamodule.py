@@ -168,12 +168,12 @@ def _fit_channel(x, labels, val_start, *, n_kernels, min_len, max_len, seed, opt
     ``labels``: the channel's label codes (anomaly = 1 or 2). ``mining``: extra
     ``mine_shapelets`` options (e.g. ``max_candidates``, ``nominal_segments``).
     """
-    anomaly = np.isin(labels[:val_start], (1, 2))
+    anomaly = np.isin(labels[:val_start], (1, 2))  # the training range's
     kernels: list[np.ndarray] = []
-    if n_kernels > 0 and anomaly[:val_start].any():
+    if n_kernels > 0 and anomaly.any():
         kernels = shapelets.mine_shapelets(
             x[:val_start],
-            anomaly[:val_start],
+            anomaly,
             None,
             n_kernels=n_kernels,
             min_len=min_len,
@@ -368,8 +368,7 @@ class SegmentDataModule(L.LightningDataModule):
             raw[ch] /= self.feat_std[ch]
         self.X = torch.from_numpy(raw)
 
-        anomaly_of = lambda ch: np.isin(m.labels[:, ch], (1, 2))  # noqa: E731
-        y = np.stack([pooled_labels(anomaly_of(ch), **opts) for ch in range(c)])
+        y = np.stack([pooled_labels(np.isin(m.labels[:, ch], (1, 2)), **opts) for ch in range(c)])
         y_event = pooled_labels(m.is_anomaly, **opts)
         self.y = torch.from_numpy(y)
         self.y_event = torch.from_numpy(y_event)

@@ -119,7 +119,7 @@ class GRUAttentionAE(nn.Module):
         attention = torch.softmax(self.attention(steps).squeeze(-1), dim=1)  # [B, L]
         context = torch.einsum("bl,blh->bh", attention, steps)
         latent = self.to_latent(context)
-        if self.next_step is not None:
+        if self.forecast:
             forecast = self.next_step(torch.cat([steps[:, -1], latent], dim=-1))
             return AEOutput(forecast[:, None, :], latent, attention)
         h = self.from_latent(latent)  # [B, H]
