@@ -156,3 +156,28 @@ def _shade(ax: Any, mask: np.ndarray, color: str) -> None:
     edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
     for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
         ax.axvspan(a, b, color=color, alpha=0.3, lw=0)
+
+
+class RestoreBestWeights(L.Callback):
+    """At the end of training, load the weights of the best checkpoint ``ModelCheckpoint`` kept.
+
+    Early stopping ends training ``patience`` epochs past the best epoch; with this callback the
+    heads fitted after training (thresholds, forest) and the saved detector use the best epoch's
+    weights instead of the last one's. ``fit_component`` runs it before every other callback's
+    ``on_train_end``. Without a best checkpoint (no monitor, or no validation yet) it logs why
+    and keeps the last weights.
+    """
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import torch
+
+        ckpt = trainer.checkpoint_callback
+        path = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""
+        if not path:
+            log.warning("no best checkpoint (monitor unset or never validated): last weights kept")
+            return
+        state = torch.load(path, map_location=pl_module.device, weights_only=True)["state_dict"]
+        pl_module.load_state_dict(state)
+        log.info(
+            "restored the weights of %s (%s %.6g)", path, ckpt.monitor, float(ckpt.best_model_score)
+        )

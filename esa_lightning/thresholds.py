@@ -83,7 +83,7 @@ def _epsilon(
         n_seq = len(runs(above))
         if max_sequences is not None and (n_seq > max_sequences or n_anom >= 0.5 * len(e)):
             continue  # Telemanom: at most 5 sequences, under half of the window
-        below = e[~above]
+        below = e[e <= eps]
         score = ((mu - below.mean()) / mu + (sd - below.std()) / sd) / (n_anom + n_seq**2)
         if score >= best:
             best, best_eps, best_z = score, float(eps), float(z)
@@ -109,22 +109,79 @@ def prune(seq_max: np.ndarray, non_anomalous_max: float, min_percent_decrease: f
     return keep
 
 
-def _dynamic_chunk(
-    e: np.ndarray, z_values: np.ndarray, p: float, buffer: int = 0,
+@dataclass(frozen=True)
+class ErrorScale:
+    """Telemanom's check that errors are large against the values they were made on.
+
+    ``values``: the forecast (or reconstructed) values, aligned with the errors and in the same
+    units. A chunk is judged only when its errors' spread exceeds ``ratio`` x the values' spread
+    or its largest error exceeds ``ratio`` x the values' 5-95 % range, and its largest error
+    exceeds ``min_error``; an error is anomalous only above ``ratio`` x that range too.
+    """
+
+    values: np.ndarray
+    ratio: float = 0.05
+    min_error: float = 0.0
+
+    def floor(self, e: np.ndarray, lo: int, hi: int) -> float | None:
+        """The least anomalous error of chunk ``[lo, hi)`` with errors ``e``, or None when the
+        chunk's errors are too small against its values to be judged at all."""
+        v = np.asarray(self.values[lo:hi], dtype=np.float64)
+        high, low = np.percentile(v, [95, 5]) if len(v) else (0.0, 0.0)
+        spread = self.ratio * (high - low)
+        big = e.std() > self.ratio * v.std() or e.max() > spread
+        return float(spread) if big and e.max() > self.min_error else None
+
+
+def _chunk_alarm(
+    e: np.ndarray,
+    z_values: np.ndarray,
+    p: float,
+    *,
+    judge_from: int = 0,
+    earlier: np.ndarray | None = None,
+    floor: float = -np.inf,
+    buffer: int = 0,
     max_sequences: int | None = None,
 ) -> tuple[float, float, np.ndarray]:
+    """(ε, z, bool alarm) of one chunk of smoothed errors: ε chosen on the whole chunk, alarms
+    kept only from position ``judge_from`` on (earlier positions were judged by earlier chunks,
+    whose alarms ``earlier`` leave out of the largest non-anomalous error)."""
     eps, z = _epsilon(e, z_values, buffer, max_sequences)
-    above = _dilate(e > eps, buffer)
+    above = _dilate((e > eps) & (e > floor), buffer)
+    above[:judge_from] = False
     seqs = runs(above)
     if len(seqs) == 0:
         return eps, z, above
     seq_max = np.array([e[a : b + 1].max() for a, b in seqs])
-    non_anom_max = float(e[~above].max()) if (~above).any() else 0.0
+    free = ~above if earlier is None else ~above & ~earlier
+    non_anom_max = float(e[free].max()) if free.any() else 0.0
     keep = prune(seq_max, non_anom_max, p)
     alarm = np.zeros(len(e), dtype=bool)
     for a, b in seqs[keep]:
         alarm[a : b + 1] = True
     return eps, z, alarm
+
+
+def chunk_bounds(n: int, window: int | None, step: int | None) -> list[tuple[int, int, int]]:
+    """(start, end, judged_from) of the chunks thresholded one by one, as Telemanom slides them.
+
+    Chunks of ``window`` errors side by side (``step`` None) or starting every ``step`` errors,
+    the last one reaching the end; each error is judged once, by the first chunk holding it:
+    the first chunk judges all of its errors, a later one only those past the previous end.
+    """
+    size = n if window is None else max(1, min(n, int(window)))
+    advance = size if step is None else max(1, int(step))
+    starts = list(range(0, n - size + 1, advance))
+    bounds, judged = [], 0
+    for k, lo in enumerate(starts):
+        last = k == len(starts) - 1
+        hi = n if last and (step is not None or lo + size == n) else lo + size
+        bounds.append((lo, hi, judged))
+        judged = hi
+    if judged < n:  # side by side: the tail gets a chunk of its own
+        bounds.append((judged, n, judged))
+    return bounds
 
 
 def dynamic_threshold(
@@ -138,16 +195,24 @@ def dynamic_threshold(
     step: int | None = None,
     error_buffer: int = 0,
     max_sequences: int | None = None,
+    scale: ErrorScale | None = None,
+    inverse: bool = False,
+    warmup: int = 0,
 ) -> DynamicThreshold:
-    """Telemanom's dynamic threshold and pruning on a sequence of errors.
+    """Telemanom's dynamic threshold and pruning on a sequence of errors (Hundman et al. 2018).
 
     ``smoothing`` is the EWMA span (Telemanom: batch 70 x window 30 x 5 % = 105; <= 1 disables);
     ``window`` splits the smoothed errors into chunks thresholded separately (None: one
     threshold for the whole sequence); ``step`` makes those chunks slide by ``step`` errors
-    (Telemanom: windows of 2100 errors every 70), the alarms of all chunks being united;
-    ``error_buffer`` spreads each error above the threshold to its neighbours before sequences
-    are counted and pruned (Telemanom: 100); ``max_sequences`` bounds the sequences a
-    threshold may leave, and their rows to under half the chunk (Telemanom: 5).
+    (Telemanom: windows of 2100 errors every 70), each error judged once, by the first chunk
+    holding it (``chunk_bounds``); ``error_buffer`` spreads each error above the threshold to
+    its neighbours before sequences are counted and pruned (Telemanom: 100);
+    ``max_sequences`` bounds the sequences a threshold may leave, and their rows to under half
+    the chunk (Telemanom: 5); ``scale`` skips errors that are small against the values
+    (``ErrorScale``); ``inverse`` also flags unusually small errors (mirrored about the chunk
+    mean); ``warmup`` (Telemanom: its 250-row history) replaces the first ``warmup`` smoothed
+    errors by the mean of the first ``2 x warmup`` and leaves the first 2 x ``warmup`` errors
+    unjudged (``warmup`` on streams under 2500 errors, none under 1800).
     """
     from esa_lightning.models.gru_attention import ewma
 
@@ -155,20 +220,28 @@ def dynamic_threshold(
     if len(raw) == 0:
         raise ValueError("no errors to threshold")
     e = ewma(raw, smoothing).astype(np.float64)
+    ignore = 0
+    if warmup > 0 and len(e) > warmup:
+        e[:warmup] = e[: 2 * warmup].mean()
+        ignore = 2 * warmup if len(e) >= 2500 else warmup if len(e) >= 1800 else 0
     z_values = np.arange(z_range[0], z_range[1] + 1e-9, z_step)
-    size = len(e) if window is None else min(len(e), int(window))
-    advance = size if step is None else max(1, int(step))
-    starts = list(range(0, max(1, len(e) - size + 1), advance))
-    if starts[-1] + size < len(e):  # the tail gets a chunk of its own size too
-        starts.append(len(e) - size if step is not None else starts[-1] + size)
     alarm = np.zeros(len(e), dtype=bool)
     eps_all, z_all = [], []
-    for lo in starts:
-        eps, z, a = _dynamic_chunk(e[lo : lo + size], z_values, min_percent_decrease,
-                                   int(error_buffer), max_sequences)
-        alarm[lo : lo + size] |= a
-        eps_all.append(eps)
-        z_all.append(z)
+    for lo, hi, judged in chunk_bounds(len(e), window, step):
+        chunk = e[lo:hi]
+        floor = -np.inf if scale is None else scale.floor(chunk, lo, hi)
+        judge_from = max(judged, ignore) - lo
+        mirrored = [2 * chunk.mean() - chunk] if inverse else []
+        for k, errs in enumerate([chunk, *mirrored]):
+            eps, z, a = _chunk_alarm(
+                errs, z_values, min_percent_decrease, judge_from=judge_from,
+                earlier=alarm[lo:hi], floor=np.inf if floor is None else floor,
+                buffer=int(error_buffer), max_sequences=max_sequences,
+            )
+            alarm[lo:hi] |= a
+            if k == 0:
+                eps_all.append(eps)
+                z_all.append(z)
     return DynamicThreshold(float(np.median(eps_all)), alarm, e, float(np.median(z_all)))
 
 

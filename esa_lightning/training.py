@@ -66,6 +66,14 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(c, _convert_="all") for c in group.values() if c and "_target_" in c]
 
 
+def restore_first(callbacks: list[Any]) -> list[Any]:
+    """``callbacks`` with ``RestoreBestWeights`` first (otherwise in their order), so the best
+    weights are back before any post-training head (threshold, forest) is fitted on them."""
+    from esa_lightning.callbacks import RestoreBestWeights
+
+    return sorted(callbacks, key=lambda cb: not isinstance(cb, RestoreBestWeights))
+
+
 def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
     """``last`` means ``checkpoint_dir/last.ckpt`` of this run folder; a path must exist.
 
@@ -130,7 +138,9 @@ def fit_component(
     # objects such as the Mission cannot pass through OmegaConf: bind them after instantiation
     datamodule = instantiate(spec.datamodule, _partial_=True, _convert_="all")(mission=mission)
     model = instantiate(spec.model, **datamodule.dims, _convert_="all")
-    callbacks = instantiate_group(cfg.get("callbacks")) + instantiate_group(spec.get("callbacks"))
+    callbacks = restore_first(
+        instantiate_group(cfg.get("callbacks")) + instantiate_group(spec.get("callbacks"))
+    )
     checkpoint_dir = output_dir / "checkpoints" / name
     for cb in callbacks:
         if isinstance(cb, ModelCheckpoint):

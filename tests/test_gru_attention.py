@@ -234,6 +234,59 @@ def test_dynamic_online_mode_thresholds_the_scored_stream_without_calibration():
     np.testing.assert_array_equal(chunked.score_rows(m).alarm, rs.alarm)
 
 
+def test_error_scale_check_uses_the_forecast_values_and_needs_one_output():
+    with pytest.raises(ESAInputError, match="one output"):
+        LitGRUAttentionAE(n_inputs=4, n_outputs=2, threshold_mode="dynamic_online",
+                          online_error_scale=0.05)
+    m = make_mission(C=1)
+    dm = WindowDataModule(m, window=8)
+    dm.setup("fit")
+    kw = dict(hidden_size=12, latent_dim=6, objective="forecast", threshold_mode="dynamic_online",
+              online_smoothing=3, online_z_range=[1.0, 6.0])
+    model = LitGRUAttentionAE(**dm.dims, **kw, online_error_scale=0.05, online_min_error=0.05)
+    model.set_scaler(*dm.scaler)
+    wo = model.window_outputs(m)
+    median, iqr = dm.scaler
+    want = (m.values[7:, 0] - median[0, 0]) / iqr[0, 0]  # the row each window forecasts
+    np.testing.assert_allclose(wo.targets, want, rtol=1e-5, atol=1e-6)
+    # errors far below the least error that counts (in the values' units) raise no alarm
+    strict = LitGRUAttentionAE(**{**model.hparams, "online_min_error": 1e6})
+    strict.load_state_dict(model.state_dict())
+    loose = LitGRUAttentionAE(**{**model.hparams, "online_error_scale": 0.0,
+                                 "online_min_error": 0.0})
+    loose.load_state_dict(model.state_dict())
+    assert loose.window_outputs(m).targets is None
+    assert loose.score_rows(m).alarm.any() and not strict.score_rows(m).alarm.any()
+
+
+def test_restore_best_weights_runs_first_and_brings_back_the_best_epoch(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from esa_lightning.callbacks import RestoreBestWeights
+    from esa_lightning.training import restore_first
+
+    m = make_mission()
+    dm = WindowDataModule(m, window=8, batch_size=64)
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3)
+    # mode max on a falling loss: the best checkpoint is an early epoch's, not the last one's
+    ckpt = ModelCheckpoint(dirpath=tmp_path, monitor="val/loss", mode="max", save_last=True)
+    threshold, restore = ThresholdCalibration(), RestoreBestWeights()
+    callbacks = restore_first([ckpt, threshold, restore])
+    assert callbacks.index(restore) < callbacks.index(threshold)
+    trainer(max_epochs=3, enable_checkpointing=True, callbacks=callbacks).fit(model, dm)
+    best = torch.load(ckpt.best_model_path, weights_only=True)["state_dict"]
+    last = torch.load(ckpt.last_model_path, weights_only=True)["state_dict"]
+    assert any(not torch.equal(best[k], last[k]) for k in best)
+    state = model.state_dict()
+    for k in best:
+        if k != "threshold":  # calibrated after the restore, on the restored weights
+            torch.testing.assert_close(state[k], best[k])
+    again = LitGRUAttentionAE(**model.hparams)
+    again.load_state_dict(best)
+    ThresholdCalibration().calibrate(again, m)
+    torch.testing.assert_close(again.threshold, model.threshold)
+
+
 # ------------------------------------------------------------------------------ detrending
 def drifting_mission():
     m = make_mission(T=700, val_start=400, test_start=520)

@@ -13,7 +13,9 @@ from esa_lightning.data.mission import Mission, default_channel_table, empty_eve
 from esa_lightning.data.windows import labeled_window_mask, nominal_rows
 from esa_lightning.models.gru_attention import LitGRUAttentionAE
 from esa_lightning.thresholds import (
+    ErrorScale,
     ThresholdCalibration,
+    chunk_bounds,
     dynamic_threshold,
     percentile_threshold,
     prune,
@@ -102,6 +104,69 @@ def test_max_sequences_refuses_thresholds_that_leave_many_sequences():
     assert free.z < 40.0 and len(runs(free.alarm)) == 12
     # no z qualifies: Telemanom's fallback, the largest z of the range
     assert dynamic_threshold(e, max_sequences=5, **opts).z == 40.0
+
+
+@pytest.mark.parametrize(
+    "n, window, step", [(5000, 2100, 70), (2000, 2100, 70), (1000, 300, None), (950, 300, 100)]
+)
+def test_chunks_judge_every_error_exactly_once(n, window, step):
+    bounds = chunk_bounds(n, window, step)
+    judged = np.zeros(n, int)
+    for lo, hi, first in bounds:
+        assert lo <= first <= hi and hi - lo <= max(window, n if step is None else window + step)
+        judged[first:hi] += 1
+    np.testing.assert_array_equal(judged, 1)
+    assert bounds[-1][1] == n
+
+
+def test_sliding_chunks_judge_an_error_from_the_past_only():
+    """Telemanom judges each error in the chunk it is the newest part of: what comes after a
+    chunk cannot change its alarms (before, the alarms of every chunk holding an error were
+    united, so a later quiet stretch flagged an ordinary error of a noisy past)."""
+    rng = np.random.default_rng(5)
+    e = np.abs(np.concatenate([1.0 + 0.5 * rng.standard_normal(350),
+                               0.1 + 0.01 * rng.standard_normal(1650)]))
+    e[470:475] = 1.5  # ordinary beside the noisy past, big beside the quiet future
+    opts = dict(smoothing=1, window=400, step=100)
+    alarm = dynamic_threshold(e, **opts).alarm
+    assert not alarm[470:475].any()
+    changed = e.copy()
+    changed[600:] *= 50  # the future after the chunk [100, 500) that judges rows 400..499
+    np.testing.assert_array_equal(dynamic_threshold(changed, **opts).alarm[:500], alarm[:500])
+
+
+def test_error_scale_skips_errors_small_against_the_values():
+    rng = np.random.default_rng(6)
+    e = np.abs(0.01 + 0.001 * rng.standard_normal(3000))
+    e[1500:1510] = 0.05
+    opts = dict(smoothing=1, window=1000, step=100)
+    assert dynamic_threshold(e, **opts).alarm[1500:1510].all()
+    swinging = np.sin(np.arange(3000) / 20.0) * 10  # values swinging over +-10: errors tiny
+    assert not dynamic_threshold(e, scale=ErrorScale(swinging), **opts).alarm.any()
+    flat = 0.001 * rng.standard_normal(3000)
+    assert dynamic_threshold(e, scale=ErrorScale(flat), **opts).alarm[1500:1510].all()
+    # ... unless the largest error is under the least error that counts
+    assert not dynamic_threshold(e, scale=ErrorScale(flat, min_error=0.06), **opts).alarm.any()
+
+
+def test_inverse_flags_unusually_small_errors():
+    rng = np.random.default_rng(7)
+    e = np.abs(1.0 + 0.05 * rng.standard_normal(3000))
+    e[1500:1520] = 0.0  # the model suddenly forecasts perfectly (a frozen sensor, say)
+    assert not dynamic_threshold(e, smoothing=1).alarm[1500:1520].any()
+    inverse = dynamic_threshold(e, smoothing=1, inverse=True).alarm
+    assert inverse[1500:1520].all() and not inverse[:1400].any()
+
+
+def test_warmup_leaves_the_first_errors_unjudged():
+    rng = np.random.default_rng(8)
+    e = np.abs(0.1 + 0.01 * rng.standard_normal(3000))
+    e[300:305] = 2.0
+    e[2000:2005] = 3.0  # above the unjudged spike, which still counts as the largest nominal error
+    plain = dynamic_threshold(e, smoothing=1).alarm
+    warm = dynamic_threshold(e, smoothing=1, warmup=250).alarm
+    assert plain[300:305].all() and plain[2000:2005].all()
+    assert not warm[:500].any() and warm[2000:2005].all()  # 2 x 250 on a 3000-error stream
 
 
 def make_mission(T=300, val_start=200, test_start=260):

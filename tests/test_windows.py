@@ -133,6 +133,19 @@ def test_datamodule_windows_are_label_free_and_stay_in_their_range():
     )
 
 
+def test_scaling_none_keeps_the_values_as_they_are():
+    m = make_mission()
+    m.values[:, 0] *= 1e-4  # a near-constant channel: robust scaling would blow it up
+    dm = WindowDataModule(m, window=5, scaling="none")
+    dm.setup("fit")
+    median, iqr = dm.scaler
+    assert not median.any() and (iqr == 1).all()
+    x, _ = dm.train_set[0]
+    np.testing.assert_array_equal(x[:, :3].numpy(), m.values[:5])
+    with pytest.raises(ESAInputError, match="scaling"):
+        WindowDataModule(m, scaling="minmax")
+
+
 def test_values_only_inputs_and_empty_validation():
     m = make_mission(val_start=330, test_start=330)
     dm = WindowDataModule(m, window=5, inputs="values")

@@ -15,7 +15,9 @@ is gathered straight from that array, so memory stays O(T·C) whatever the windo
   model's hyper-parameters, so the two cannot disagree.
 - Scaling: median / IQR per input column (RobustScaler-style), fitted on nominal training rows
   only (a row where any channel label is non-zero is left out), after detrending; IQR 0
-  becomes 1 (with ``detrend``: also where the raw, un-detrended IQR is 0).
+  becomes 1 (with ``detrend``: also where the raw, un-detrended IQR is 0). ``scaling="none"``
+  keeps the values as they are (median 0, IQR 1), for data its publishers already scaled: a
+  step-like channel's tiny IQR would otherwise blow it up ten-thousandfold.
 - Inputs: value channels followed by telecommand pulses (``inputs="values+telecommands"``) or
   the value channels alone (``inputs="values"``). The reconstruction target is always the value
   channels, i.e. the first ``n_outputs`` input columns.
@@ -50,6 +52,9 @@ from esa_lightning.data.mission import Mission, nominal_rows
 from esa_lightning.errors import ESAInputError
 
 INPUT_MODES = ("values+telecommands", "values")
+# robust: (x - median) / IQR fitted on nominal training rows; none: the values as they are (data
+# its publishers already scaled, such as NASA telemanom's [-1, 1] channels)
+SCALINGS = ("robust", "none")
 
 
 # ---------------------------------------------------------------------------- window arithmetic
@@ -290,8 +295,12 @@ class WindowDataModule(L.LightningDataModule):
         shuffle: bool = True,
         predict_range: str = "test",
         detrend: int | None = None,
+        scaling: str = "robust",
     ) -> None:
         super().__init__()
+        if scaling not in SCALINGS:
+            raise ESAInputError(f"choose one of {SCALINGS}", column="scaling", value=scaling)
+        self.scaling = scaling
         if detrend is not None and int(detrend) < 1:
             raise ESAInputError(
                 "detrend must be null or >= 1 rows", column="detrend", value=detrend
@@ -370,7 +379,11 @@ class WindowDataModule(L.LightningDataModule):
             fit = m.fit_range()
             x = self._inputs(fit)
             nominal = nominal_rows(fit)
-            st = RobustStats.fit(x[: fit.val_start], nominal[: fit.val_start], source=name)
+            if self.scaling == "none":
+                width = x.shape[1]
+                st = RobustStats(np.zeros(width, np.float32), np.ones(width, np.float32))
+            else:
+                st = RobustStats.fit(x[: fit.val_start], nominal[: fit.val_start], source=name)
             if self.detrend:
                 # a status-like column (raw IQR 0) keeps the scale 1 it has without detrending:
                 # its trailing mean makes a tiny IQR that would blow every step up

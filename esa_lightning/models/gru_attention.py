@@ -165,6 +165,7 @@ class WindowOutputs:
     latent: np.ndarray | None = None  # float32 [N, D]
     attention_stats: np.ndarray | None = None  # float32 [N, 3]: max, entropy, argmax position
     pad: int = 0  # rows repeated in front because the range was shorter than a window
+    targets: np.ndarray | None = None  # float32 [N]: the scaled value each window ends on
 
 
 def ewma(x: np.ndarray, span: float) -> np.ndarray:
@@ -204,6 +205,10 @@ class LitGRUAttentionAE(L.LightningModule):
         online_step: int | None = None,
         online_error_buffer: int = 0,
         online_max_sequences: int | None = None,
+        online_error_scale: float = 0.0,
+        online_min_error: float = 0.0,
+        online_inverse: bool = False,
+        online_warmup: int = 0,
     ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
@@ -225,6 +230,13 @@ class LitGRUAttentionAE(L.LightningModule):
         if len(online_z_range) != 2 or online_z_range[0] > online_z_range[1]:
             raise ESAInputError(
                 "online_z_range must be [low, high]", column="online_z_range", value=online_z_range
+            )
+        if (online_error_scale > 0 or online_min_error > 0) and int(n_outputs) != 1:
+            raise ESAInputError(
+                "the error-scale check compares errors with the one value they forecast: it "
+                "needs a model with one output channel",
+                column="online_error_scale",
+                value=online_error_scale,
             )
         series = [str(s) for s in (series or [])]
         self.save_hyperparameters(
@@ -255,6 +267,10 @@ class LitGRUAttentionAE(L.LightningModule):
                 online_error_buffer=int(online_error_buffer),
                 online_max_sequences=None if online_max_sequences is None
                 else int(online_max_sequences),
+                online_error_scale=float(online_error_scale),
+                online_min_error=float(online_min_error),
+                online_inverse=bool(online_inverse),
+                online_warmup=int(online_warmup),
             )
         )
         n_series = max(1, len(series))
@@ -389,7 +405,11 @@ class LitGRUAttentionAE(L.LightningModule):
                     latent[lo:hi] = out.latent.float().cpu().numpy()
         finally:
             self.train(was_training)
-        return WindowOutputs(total, per_channel, latent, att, pad)
+        targets = None
+        hp_scale = (hp.get("online_error_scale", 0.0), hp.get("online_min_error", 0.0))
+        if self.is_online and max(hp_scale) > 0:
+            targets = x[hp.window - 1 :, 0].copy()
+        return WindowOutputs(total, per_channel, latent, att, pad, targets)
 
     def smoothed(self, total: np.ndarray) -> np.ndarray:
         """Window scores as thresholded: EWMA-smoothed when the threshold was fitted that way."""
@@ -400,13 +420,21 @@ class LitGRUAttentionAE(L.LightningModule):
         """Whether alarms come from the dynamic threshold of the scored stream itself."""
         return self.hparams.get("threshold_mode", "calibrated") == "dynamic_online"
 
-    def online_alarms(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(smoothed scores, bool alarms) of window errors under the Telemanom dynamic threshold."""
-        from esa_lightning.thresholds import dynamic_threshold
+    def online_alarms(
+        self, total: np.ndarray, targets: np.ndarray | None = None, series: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(smoothed scores, bool alarms) of window errors under the Telemanom dynamic threshold;
+        ``targets`` (the scaled values the windows forecast) for the error-scale check."""
+        from esa_lightning.thresholds import ErrorScale, dynamic_threshold
 
         hp = self.hparams
         if len(total) == 0:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
+        scale = None
+        if targets is not None:
+            # errors are in scaled units: the minimum error (in the value's units) is too
+            min_error = hp.get("online_min_error", 0.0) / float(self.scaler_iqr[series, 0])
+            scale = ErrorScale(targets, hp.online_error_scale, min_error)
         dyn = dynamic_threshold(
             total,
             window=hp.online_window,
@@ -417,6 +445,9 @@ class LitGRUAttentionAE(L.LightningModule):
             step=hp.get("online_step"),
             error_buffer=hp.get("online_error_buffer", 0),
             max_sequences=hp.get("online_max_sequences"),
+            scale=scale,
+            inverse=hp.get("online_inverse", False),
+            warmup=hp.get("online_warmup", 0),
         )
         return dyn.smoothed.astype(np.float32), dyn.alarm
 
@@ -470,7 +501,7 @@ class LitGRUAttentionAE(L.LightningModule):
         wo = self.window_outputs(mission, series, features=self.rf_head is not None)
         n = len(mission.values) + wo.pad
         if self.is_online:
-            score_w, alarm_w = self.online_alarms(wo.total)
+            score_w, alarm_w = self.online_alarms(wo.total, wo.targets, s)
         else:
             score_w = self.smoothed(wo.total)
             alarm_w = score_w > thr if not np.isnan(thr) else np.zeros(len(score_w), dtype=bool)
