@@ -116,6 +116,17 @@ def evaluate(
     return metrics
 
 
+def forecast_errors(components: dict[str, Any], mission: Any) -> dict[str, float]:
+    """``val/forecast_MAE`` (``val/<component>/forecast_MAE`` with several components) of the
+    forecasting components: their label-free validation error in the data's own units."""
+    out = {}
+    for name, model in components.items():
+        mae = model.forecast_mae(mission) if hasattr(model, "forecast_mae") else None
+        if mae is not None:
+            out["val/forecast_MAE" if len(components) == 1 else f"val/{name}/forecast_MAE"] = mae
+    return out
+
+
 def component_specs(cfg: DictConfig) -> dict[str, DictConfig]:
     """The detector's trainable parts: ``components`` (esa_full) or the single datamodule+model."""
     if cfg.get("components"):
@@ -209,6 +220,7 @@ def train(cfg: DictConfig) -> float | None:
         if cfg.test:
             parts["test"] = mission.test()
         metrics = evaluate(detector, mission, parts, int(cfg.get("chunk_rows", 262_144)))
+        metrics.update(forecast_errors(components, mission))
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
             logger.save()
@@ -236,7 +248,8 @@ def _print_summary(metrics: dict[str, float], output_dir: Path) -> None:
     keys = [
         k
         for k in metrics
-        if k.split("/", 1)[1] in ("EW_F_0.50", "EW_precision", "EW_recall", "AFF_F_0.50", "AUC_PR")
+        if k.split("/", 1)[1]
+        in ("EW_F_0.50", "EW_precision", "EW_recall", "AFF_F_0.50", "AUC_PR", "forecast_MAE")
     ]
     lines = [f"  {k:<22} {metrics[k]:.4f}" for k in sorted(keys)]
     print("\n".join(["results:", *lines, f"outputs: {output_dir.resolve()}"]))

@@ -287,6 +287,29 @@ def test_restore_best_weights_runs_first_and_brings_back_the_best_epoch(tmp_path
     torch.testing.assert_close(again.threshold, model.threshold)
 
 
+@pytest.mark.parametrize("window", [4, 12])
+def test_forecast_mae_forecasts_every_validation_row_in_the_data_units(window):
+    m = make_mission()
+    dm = WindowDataModule(m, window=window)
+    dm.setup("fit")
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4, objective="forecast")
+    model.set_scaler(*dm.scaler)
+    median, iqr = (np.asarray(a)[0] for a in dm.scaler)
+    x = torch.from_numpy(((model_inputs_of(m) - median) / iqr).astype(np.float32))
+    rows = np.arange(m.val_start, m.test_start)  # each forecast from the `window - 1` before it
+    xb = torch.stack([x[r - window + 1 : r + 1] for r in rows])
+    with torch.no_grad():
+        forecast = model.net(xb).reconstruction[:, 0].numpy()
+    want = np.abs(forecast - xb[:, -1, :3].numpy()) * iqr[:3]
+    assert model.forecast_mae(m) == pytest.approx(float(want.mean()), rel=1e-5)
+    reconstructing = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4)
+    assert reconstructing.forecast_mae(m) is None
+
+
+def model_inputs_of(m):
+    return np.concatenate([m.values, m.telecommands], axis=1)
+
+
 # ------------------------------------------------------------------------------ detrending
 def drifting_mission():
     m = make_mission(T=700, val_start=400, test_start=520)

@@ -88,6 +88,7 @@ def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("test/EWraw_F_0.50", "test/EWraw_recall", "test/EW_F_0.50"):
         assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["val/forecast_MAE"] > 0  # the label-free figure forecasters are chosen by
     hparams = json.loads((out / "detector" / "detector.json").read_text())
     assert "forecast" in json.dumps(hparams) and '"online_error_buffer": 100' in json.dumps(hparams)
     pcfg = compose_config("predict", [f"ckpt={out / 'detector'}", "data=nasa_msl",

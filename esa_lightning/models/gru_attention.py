@@ -411,6 +411,31 @@ class LitGRUAttentionAE(L.LightningModule):
             targets = x[hp.window - 1 :, 0].copy()
         return WindowOutputs(total, per_channel, latent, att, pad, targets)
 
+    def forecast_mae(self, mission: Mission) -> float | None:
+        """Mean absolute forecast error over the validation rows, in the data's own units.
+
+        Every validation row is forecast from the rows before it (the training range's last
+        rows included), so forecasters with different window lengths are compared on the same
+        rows; errors are unscaled with each output's IQR. A label-free figure to choose
+        forecasters by. None for a reconstruction network or without validation rows.
+        """
+        hp = self.hparams
+        if hp.get("objective", "reconstruct") != "forecast":
+            return None
+        parts = dict(mission.series) if mission.is_multiseries else {None: mission}
+        total, count = 0.0, 0
+        for name, m in parts.items():
+            if m.test_start <= m.val_start:
+                continue
+            lo = max(0, m.val_start - (hp.window - 1))
+            part = m.slice(lo, m.test_start)
+            wo = self.window_outputs(part, series=name)
+            rows = lo + np.arange(len(wo.total)) + hp.window - 1 - wo.pad
+            iqr = self.scaler_iqr[self.series_index(part, name), : hp.n_outputs].cpu().numpy()
+            err = wo.per_channel[rows >= m.val_start] * iqr
+            total, count = total + float(err.sum(dtype=np.float64)), count + err.size
+        return total / count if count else None
+
     def smoothed(self, total: np.ndarray) -> np.ndarray:
         """Window scores as thresholded: EWMA-smoothed when the threshold was fitted that way."""
         return ewma(total, float(self.score_span))
