@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.data.mission import Mission, default_channel_table, empty_events
 
 
 def make_mission(
@@ -46,4 +46,37 @@ def make_mission(
         period=pd.Timedelta("30s"),
         val_start=val_start,
         test_start=test_start,
+    )
+
+
+def toy_mission(
+    values: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    val_start: int,
+    test_start: int,
+    telecommands: np.ndarray | None = None,
+    channel_names: list[str] | None = None,
+    name: str = "toy",
+) -> Mission:
+    """A Mission of the given [T, C] ``values`` (and labels, telecommands) on a 30 s grid, no
+    events; channels ``channel_<i>`` and telecommands ``telecommand_<i>`` unless named."""
+    n_rows, n_channels = values.shape
+    labels = np.zeros((n_rows, n_channels), np.uint8) if labels is None else labels
+    extra = {}
+    if telecommands is not None:
+        extra = dict(
+            telecommands=telecommands,
+            telecommand_names=[f"telecommand_{i}" for i in range(telecommands.shape[1])],
+        )
+    return Mission(
+        name,
+        values,
+        pd.date_range("2000-01-01", periods=n_rows, freq="30s").to_numpy(),
+        default_channel_table(channel_names or [f"channel_{i}" for i in range(n_channels)]),
+        labels,
+        empty_events(),
+        val_start=val_start,
+        test_start=test_start,
+        **extra,
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import lightning as L
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -14,6 +13,7 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.models.gru_attention import GRUAttentionAE, LitGRUAttentionAE
 from esa_lightning.thresholds import ThresholdCalibration, dynamic_threshold
+from tests.helpers import toy_mission
 
 
 @pytest.fixture(autouse=True)
@@ -36,19 +36,8 @@ def make_mission(T=600, C=3, K=2, val_start=380, test_start=480, seed=0, name="t
         values[s : s + 8, 0] += 4
         labels[s : s + 8, 0] = 1
     tc = (rng.random((T, K)) < 0.03).astype(np.float32)
-    ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
-    return Mission(
-        name,
-        values,
-        ts,
-        default_channel_table([f"channel_{i}" for i in range(C)]),
-        labels,
-        empty_events(),
-        tc,
-        [f"telecommand_{i}" for i in range(K)],
-        val_start=val_start,
-        test_start=test_start,
-    )
+    return toy_mission(values, labels, val_start=val_start, test_start=test_start,
+                       telecommands=tc, name=name)
 
 
 def trainer(**kw):

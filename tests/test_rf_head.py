@@ -6,15 +6,14 @@ import logging
 
 import lightning as L
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from esa_lightning.data.mission import Mission, default_channel_table, empty_events
 from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.heads import RandomForestHead, load_forest, save_forest
 from esa_lightning.models.gru_attention import LitGRUAttentionAE
 from esa_lightning.thresholds import ThresholdCalibration
+from tests.helpers import toy_mission
 
 
 @pytest.fixture(autouse=True)
@@ -37,17 +36,8 @@ def make_mission(T=900, val_start=560, test_start=700, labeled=True):
         values[s : s + 6, c] += 3
         if labeled and c == 0:
             labels[s : s + 6, 0] = 1
-    ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
-    return Mission(
-        "toy",
-        values,
-        ts,
-        default_channel_table(["a", "b"]),
-        labels,
-        empty_events(),
-        val_start=val_start,
-        test_start=test_start,
-    )
+    return toy_mission(values, labels, val_start=val_start, test_start=test_start,
+                       channel_names=["a", "b"])
 
 
 class SpyHead(RandomForestHead):

@@ -21,6 +21,7 @@ from esa_lightning.thresholds import (
     prune,
     runs,
 )
+from tests.helpers import toy_mission
 
 
 def test_percentile_threshold_leaves_q_percent_above():
@@ -175,17 +176,8 @@ def make_mission(T=300, val_start=200, test_start=260):
     values[test_start:] = 1e4  # a threshold fitted on test rows would explode
     labels = np.zeros((T, 2), np.uint8)
     labels[220:225, 0] = 1
-    ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
-    return Mission(
-        "toy",
-        values,
-        ts,
-        default_channel_table(["a", "b"]),
-        labels,
-        empty_events(),
-        val_start=val_start,
-        test_start=test_start,
-    )
+    return toy_mission(values, labels, val_start=val_start, test_start=test_start,
+                       channel_names=["a", "b"])
 
 
 def test_calibration_uses_nominal_validation_windows_only():

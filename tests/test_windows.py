@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -17,6 +16,7 @@ from esa_lightning.data.windows import (
     window_to_sample_scores,
 )
 from esa_lightning.errors import ESAInputError
+from tests.helpers import toy_mission
 
 
 def make_mission(T=400, C=3, K=2, val_start=250, test_start=330, seed=0, name="toy"):
@@ -24,19 +24,8 @@ def make_mission(T=400, C=3, K=2, val_start=250, test_start=330, seed=0, name="t
     values = rng.standard_normal((T, C)).astype(np.float32)
     labels = np.zeros((T, C), np.uint8)
     tc = (rng.random((T, K)) < 0.05).astype(np.float32)
-    ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
-    return Mission(
-        name,
-        values,
-        ts,
-        default_channel_table([f"channel_{i}" for i in range(C)]),
-        labels,
-        empty_events(),
-        tc,
-        [f"telecommand_{i}" for i in range(K)],
-        val_start=val_start,
-        test_start=test_start,
-    )
+    return toy_mission(values, labels, val_start=val_start, test_start=test_start,
+                       telecommands=tc, name=name)
 
 
 @pytest.mark.parametrize("window,stride", [(1, 1), (5, 1), (10, 3), (4, 7)])
