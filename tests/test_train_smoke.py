@@ -10,7 +10,7 @@ from esa_lightning.container import main as container_main
 from esa_lightning.errors import ESAInputError
 from esa_lightning.prediction import predict
 from esa_lightning.training import train
-from tests.conftest import MSL, compose_config
+from tests.conftest import CONF, MSL, compose_config
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,24 @@ def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path):
     ecfg.predictions = str(tmp_path / "bad.csv")
     with pytest.raises(ESAInputError, match="X-99"):
         evaluate_predictions(ecfg)
+
+
+@pytest.mark.skipif(not MSL.is_dir(), reason="shared MSL data not present")
+def test_forecast_search_minimises_the_validation_error_without_scoring_test(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = ["hparams_search=optuna_forecast", "experiment=gru_ae_nasa"]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        sweeper = compose("train", overrides, return_hydra_config=True).hydra.sweeper
+    assert sweeper.direction == "minimize" and "datamodule.window" in sweeper.params
+    cfg = compose_config("train", [
+        *overrides, f"data.root={MSL}", "data.channels=[T-13,C-1]", "trainer.max_epochs=1",
+        "trainer.limit_train_batches=3", "logger=none", "trainer.enable_progress_bar=false",
+        "~callbacks.progress_bar", "~callbacks.lr_monitor",
+    ], tmp_path)
+    value = train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert value == metrics["val/forecast_MAE"] > 0
+    assert not any(k.startswith("test/") for k in metrics)
