@@ -405,10 +405,7 @@ class LitGRUAttentionAE(L.LightningModule):
                     latent[lo:hi] = out.latent.float().cpu().numpy()
         finally:
             self.train(was_training)
-        targets = None
-        hp_scale = (hp.get("online_error_scale", 0.0), hp.get("online_min_error", 0.0))
-        if self.is_online and max(hp_scale) > 0:
-            targets = x[hp.window - 1 :, 0].copy()
+        targets = x[hp.window - 1 :, 0].copy() if self.checks_error_scale else None
         return WindowOutputs(total, per_channel, latent, att, pad, targets)
 
     def forecast_mae(self, mission: Mission) -> float | None:
@@ -444,6 +441,13 @@ class LitGRUAttentionAE(L.LightningModule):
     def is_online(self) -> bool:
         """Whether alarms come from the dynamic threshold of the scored stream itself."""
         return self.hparams.get("threshold_mode", "calibrated") == "dynamic_online"
+
+    @property
+    def checks_error_scale(self) -> bool:
+        """Whether online alarms need the forecast values (Telemanom's error-scale check)."""
+        hp = self.hparams
+        limits = (hp.get("online_error_scale", 0.0), hp.get("online_min_error", 0.0))
+        return self.is_online and max(limits) > 0
 
     def online_alarms(
         self, total: np.ndarray, targets: np.ndarray | None = None, series: int = 0
