@@ -1,6 +1,8 @@
 """train() and predict() through Hydra's compose API on a small synthetic mission."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,7 @@ from esa_lightning.container import main as container_main
 from esa_lightning.errors import ESAInputError
 from esa_lightning.prediction import predict
 from esa_lightning.training import train
-from tests.conftest import CONF, MSL, compose_config
+from tests.conftest import CONF, MSL, REPO, compose_config
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,14 @@ def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path):
     assert metrics["val/forecast_MAE"] > 0  # the label-free figure forecasters are chosen by
     hparams = json.loads((out / "detector" / "detector.json").read_text())
     assert "forecast" in json.dumps(hparams) and '"online_error_buffer": 100' in json.dumps(hparams)
+    # the ablation script re-scores the same detector: its first line is the trained procedure
+    script = REPO / "scripts" / "ablate_online_threshold.py"
+    lines = subprocess.run(
+        [sys.executable, str(script), str(out / "detector"), "--data", str(MSL),
+         "--channels", "T-13,C-1"], capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    assert len(lines) == 5 and lines[0].startswith("as trained")
+    assert f"F0.5 {metrics['test/EWraw_F_0.50']:.3f}" in lines[0]
     pcfg = compose_config("predict", [f"ckpt={out / 'detector'}", "data=nasa_msl",
                                       f"data.root={MSL}", "data.channels=[T-13,C-1]"],
                           tmp_path / "predict")
