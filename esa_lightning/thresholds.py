@@ -123,14 +123,14 @@ class ErrorScale:
     ratio: float = 0.05
     min_error: float = 0.0
 
-    def floor(self, e: np.ndarray, lo: int, hi: int) -> float | None:
-        """The least anomalous error of chunk ``[lo, hi)`` with errors ``e``, or None when the
-        chunk's errors are too small against its values to be judged at all."""
+    def floor(self, e: np.ndarray, lo: int, hi: int) -> float:
+        """The least anomalous error of chunk ``[lo, hi)`` with errors ``e``; infinite (nothing
+        anomalous) when the chunk's errors are too small against its values to be judged."""
         v = np.asarray(self.values[lo:hi], dtype=np.float64)
         high, low = np.percentile(v, [95, 5]) if len(v) else (0.0, 0.0)
         spread = self.ratio * (high - low)
         big = e.std() > self.ratio * v.std() or e.max() > spread
-        return float(spread) if big and e.max() > self.min_error else None
+        return float(spread) if big and e.max() > self.min_error else np.inf
 
 
 def _chunk_alarm(
@@ -176,7 +176,7 @@ def chunk_bounds(n: int, window: int | None, step: int | None) -> list[tuple[int
     bounds, judged = [], 0
     for k, lo in enumerate(starts):
         last = k == len(starts) - 1
-        hi = n if last and (step is not None or lo + size == n) else lo + size
+        hi = n if last and step is not None else lo + size
         bounds.append((lo, hi, judged))
         judged = hi
     if judged < n:  # side by side: the tail gets a chunk of its own
@@ -235,7 +235,7 @@ def dynamic_threshold(
         for k, errs in enumerate([chunk, *mirrored]):
             eps, z, a = _chunk_alarm(
                 errs, z_values, min_percent_decrease, judge_from=judge_from,
-                earlier=alarm[lo:hi], floor=np.inf if floor is None else floor,
+                earlier=alarm[lo:hi], floor=floor,
                 buffer=int(error_buffer), max_sequences=max_sequences,
             )
             alarm[lo:hi] |= a
