@@ -181,3 +181,90 @@ class RestoreBestWeights(L.Callback):
         log.info(
             "restored the weights of %s (%s %.6g)", path, ckpt.monitor, float(ckpt.best_model_score)
         )
+
+
+class SeriesBestWeights(L.Callback):
+    """Early stopping and best weights per series, for one network per series
+    (``model.per_series=true``), as Telemanom trains and early-stops each channel's model alone.
+
+    After every validation epoch each series' network whose validation loss fell by more than
+    ``min_delta`` below its best has its weights copied; training stops once no series has
+    improved for ``patience`` epochs; at the end every network gets its own best epoch's
+    weights back (``fit_component`` runs this before the other callbacks' ``on_train_end``).
+    Under DDP the per-series losses are summed over ranks first, so every rank decides alike.
+    """
+
+    def __init__(self, patience: int = 10, min_delta: float = 0.0003) -> None:
+        self.patience, self.min_delta = int(patience), float(min_delta)
+        self.best: np.ndarray | None = None
+        self.best_epoch: np.ndarray | None = None
+        self.wait: np.ndarray | None = None
+        self.weights: dict[int, dict[str, Any]] = {}
+
+    @staticmethod
+    def _networks(pl_module: L.LightningModule) -> Any:
+        nets = getattr(getattr(pl_module, "net", None), "nets", None)
+        if nets is None:
+            from esa_lightning.errors import ESAInputError
+
+            raise ESAInputError(
+                "SeriesBestWeights needs one network per series: set model.per_series=true on "
+                "a mission of several series (or use early_stopping + restore_best_weights)",
+                column="per_series",
+            )
+        return nets
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        n = len(self._networks(pl_module))
+        if self.best is None or len(self.best) != n:
+            self.best = np.full(n, np.inf)
+            self.best_epoch = np.full(n, -1)
+            self.wait = np.zeros(n, dtype=np.int64)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        losses = pl_module.series_val_loss
+        if trainer.sanity_checking or losses is None:
+            return
+        nets = self._networks(pl_module)
+        for s, loss in enumerate(losses):
+            if np.isfinite(loss) and loss < self.best[s] - self.min_delta:
+                self.best[s], self.best_epoch[s], self.wait[s] = loss, trainer.current_epoch, 0
+                self.weights[s] = {k: v.detach().clone() for k, v in nets[s].state_dict().items()}
+            else:
+                self.wait[s] += 1
+        if (self.wait >= self.patience).all():
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        nets = self._networks(pl_module)
+        for s, state in self.weights.items():
+            nets[s].load_state_dict(state)
+        if self.weights:
+            epochs = self.best_epoch[self.best_epoch >= 0]
+            log.info(
+                "restored each series' best weights: best epochs %d..%d (median %d) of %d series",
+                epochs.min(), epochs.max(), int(np.median(epochs)), len(self.weights),
+            )
+        else:
+            log.warning("no validation epoch ran: the last weights of every series kept")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Resumable state, as tensors (checkpoints load with ``weights_only``)."""
+        import torch
+
+        if self.best is None:
+            return {}
+        return dict(
+            best=torch.as_tensor(self.best),
+            best_epoch=torch.as_tensor(self.best_epoch),
+            wait=torch.as_tensor(self.wait),
+            weights={str(s): w for s, w in self.weights.items()},
+        )
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not state_dict:
+            return
+        self.best = state_dict["best"].numpy().astype(np.float64)
+        self.best_epoch = state_dict["best_epoch"].numpy().astype(np.int64)
+        self.wait = state_dict["wait"].numpy().astype(np.int64)
+        self.weights = {int(s): w for s, w in state_dict["weights"].items()}

@@ -67,11 +67,13 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 
 def restore_first(callbacks: list[Any]) -> list[Any]:
-    """``callbacks`` with ``RestoreBestWeights`` first (otherwise in their order), so the best
-    weights are back before any post-training head (threshold, forest) is fitted on them."""
-    from esa_lightning.callbacks import RestoreBestWeights
+    """``callbacks`` with ``RestoreBestWeights`` / ``SeriesBestWeights`` first (otherwise in their
+    order), so the best weights are back before any post-training head (threshold, forest) is
+    fitted on them."""
+    from esa_lightning.callbacks import RestoreBestWeights, SeriesBestWeights
 
-    return sorted(callbacks, key=lambda cb: not isinstance(cb, RestoreBestWeights))
+    restorers = (RestoreBestWeights, SeriesBestWeights)
+    return sorted(callbacks, key=lambda cb: not isinstance(cb, restorers))
 
 
 def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
@@ -166,6 +168,9 @@ def fit_component(
     )
     if not trainer_cfg.get("enable_progress_bar", True):  # Lightning refuses a bar it may not show
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+    if trainer_cfg.get("strategy") == "ddp" and getattr(model, "has_unused_parameters", False):
+        # one network per series: a batch leaves the other series' networks without gradients
+        trainer_cfg["strategy"] = "ddp_find_unused_parameters_true"
     train_end = _TrainEndSeen()
     trainer: L.Trainer = instantiate(
         trainer_cfg, callbacks=[*callbacks, train_end], logger=loggers or False

@@ -412,3 +412,114 @@ def test_forecaster_fits_scores_and_survives_the_artifact(tmp_path):
     again = Detector.load(tmp_path / "det").components["gru"]
     assert again.hparams.objective == "forecast" and again.net.next_step is not None
     np.testing.assert_array_equal(again.score_rows(m.test()).score, rs.score)
+
+
+# ------------------------------------------------------------------- one network per series
+def two_series_mission():
+    a = make_mission(T=300, C=1, K=3, val_start=160, test_start=200, seed=1, name="A-1")
+    b = make_mission(T=260, C=1, K=3, val_start=140, test_start=180, seed=2, name="B-2")
+    b.values *= 50.0
+    for s in (a, b):
+        s.labels[: s.test_start] = 0
+    return Mission("nasa", {"A-1": a.values, "B-2": b.values}, None,
+                   default_channel_table(["A-1", "B-2"]), None, empty_events(),
+                   series={"A-1": a, "B-2": b})
+
+
+def test_per_series_networks_send_each_window_through_its_own_network():
+    from esa_lightning.models.gru_attention import SeriesNetworks
+
+    torch.manual_seed(0)
+    model = LitGRUAttentionAE(n_inputs=3, n_outputs=1, window=6, series=["a", "b", "c"],
+                              hidden_size=8, latent_dim=4, objective="forecast", per_series=True)
+    assert isinstance(model.net, SeriesNetworks) and model.has_unused_parameters
+    assert model.net.nets[0].embedding is None  # no series embedding: the network is the series'
+    x, series = torch.randn(7, 6, 3), torch.tensor([2, 0, 0, 1, 2, 0, 1])
+    mixed = model.net(x, series)
+    for s in range(3):
+        rows = series == s
+        alone = model.net.nets[s](x[rows])
+        for got, want in zip(mixed, alone, strict=True):
+            torch.testing.assert_close(got[rows], want)
+    # a batch of one series trains only that series' network
+    model.net(x[:3], torch.zeros(3, dtype=torch.long)).reconstruction.sum().backward()
+    touched = [any(p.grad is not None for p in net.parameters()) for net in model.net.nets]
+    assert touched == [True, False, False]
+    shared = LitGRUAttentionAE(n_inputs=3, n_outputs=1, series=["a", "b"], per_series=False)
+    assert isinstance(shared.net, GRUAttentionAE) and not shared.has_unused_parameters
+
+
+def test_validation_loss_per_series_is_the_mean_window_loss_of_each_series():
+    multi = two_series_mission()
+    dm = WindowDataModule(multi, window=8, batch_size=64, eval_batch_size=50)
+    dm.setup("fit")
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, objective="forecast",
+                              per_series=True)
+    logged = trainer(max_epochs=1, limit_train_batches=0).validate(model, dm, verbose=False)[0]
+    per = {0: [], 1: []}
+    with torch.no_grad():
+        for x, series in dm.val_dataloader():
+            out = model.net(x, series)
+            loss = torch.nn.functional.smooth_l1_loss(
+                out.reconstruction, model.net.targets(x), reduction="none").flatten(1).mean(1)
+            for s in (0, 1):
+                per[s] += loss[series == s].tolist()
+    np.testing.assert_allclose(model.series_val_loss, [np.mean(per[0]), np.mean(per[1])],
+                               rtol=1e-5)
+    assert logged["val/loss"] == pytest.approx(np.mean(per[0] + per[1]), rel=1e-5)
+    assert logged["val/series_loss/B-2"] == pytest.approx(np.mean(per[1]), rel=1e-5)
+
+
+def test_series_best_weights_stops_when_every_series_stalls_and_restores_each_best():
+    from types import SimpleNamespace
+
+    from esa_lightning.callbacks import SeriesBestWeights
+
+    model = LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=5, series=["a", "b"],
+                              hidden_size=4, latent_dim=2, objective="forecast", per_series=True)
+    cb = SeriesBestWeights(patience=2, min_delta=0.01)
+    fake = SimpleNamespace(sanity_checking=False, current_epoch=0, should_stop=False)
+    cb.on_fit_start(fake, model)
+    # series a is best at epoch 1; b at epoch 2 (epoch 3's 0.395 is within min_delta of 0.4)
+    history = [(1.0, 1.0), (0.5, 0.9), (0.6, 0.4), (0.7, 0.395), (0.8, 0.5)]
+    snapshots = []
+    for epoch, losses in enumerate(history):
+        with torch.no_grad():
+            for p in model.net.parameters():
+                p.fill_(float(epoch))  # each epoch's weights are recognisable
+        snapshots.append(model.net.state_dict())
+        fake.current_epoch, model.series_val_loss = epoch, np.array(losses)
+        cb.on_validation_end(fake, model)
+        assert fake.should_stop == (epoch == 4)  # a stalled since 1 (patience 2); b from 4 on
+    assert cb.best_epoch.tolist() == [1, 2]
+    resumed = SeriesBestWeights(patience=2, min_delta=0.01)
+    resumed.load_state_dict(cb.state_dict())  # the state survives a checkpoint
+    resumed.on_train_end(fake, model)
+    for s, epoch in enumerate([1, 2]):
+        for p in model.net.nets[s].parameters():
+            assert torch.all(p == float(epoch))
+    with pytest.raises(ESAInputError, match="per_series"):
+        SeriesBestWeights().on_fit_start(fake, LitGRUAttentionAE(n_inputs=2, n_outputs=1))
+
+
+def test_per_series_forecaster_fits_with_series_batches_and_scores_every_series():
+    from esa_lightning.callbacks import SeriesBestWeights
+    from esa_lightning.training import restore_first
+
+    multi = two_series_mission()
+    dm = WindowDataModule(multi, window=8, batch_size=32, series_batches=True)
+    dm.setup("fit")
+    batches = list(dm.train_dataloader())
+    assert sum(len(torch.unique(s)) > 1 for _, s in batches) <= 1  # at most the border batch
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
+                              objective="forecast", per_series=True)
+    best, threshold = SeriesBestWeights(patience=5), ThresholdCalibration()
+    callbacks = restore_first([threshold, best])
+    assert callbacks.index(best) < callbacks.index(threshold)
+    trainer(max_epochs=3, callbacks=callbacks).fit(model, dm)
+    assert (best.best_epoch >= 0).all() and torch.isfinite(model.threshold).all()
+    per = model.score_series(multi)
+    assert [rs.score.shape for rs in per.values()] == [(300,), (260,)]
+    again = LitGRUAttentionAE(**model.hparams)
+    again.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(again.score_series(multi)["B-2"].score, per["B-2"].score)

@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from esa_lightning.io import TMP_PREFIX
-from tests.conftest import CONF, REPO, compose_config
+from tests.conftest import CONF, MSL, REPO, compose_config
 from tests.helpers import make_mission
 
 GRU_FAST = [
@@ -113,6 +113,27 @@ def test_ddp_two_processes_match_one_and_write_once(esa_full_runs):
     detector = Detector.load(ddp_dir / "detector")
     assert set(detector.components) == {"gru_ae", "channel_ensemble"}
     assert np.isfinite(float(detector.components["gru_ae"].threshold[0]))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MSL.is_dir(), reason="shared MSL data not present")
+def test_ddp_trains_one_network_per_series_on_series_batches(tmp_path):
+    """Each rank's batches hold one series, so the other series' networks get no gradient: DDP
+    must be told (find_unused_parameters) or its second step fails."""
+    run_dir = tmp_path / "run"
+    args = [
+        "experiment=gru_ae_nasa", f"data.root={MSL}", "data.channels=[T-13,C-1]",
+        "model.per_series=true", "datamodule.series_batches=true", "datamodule.window=30",
+        "callbacks=[gru_ae,series_best_weights]", "trainer.max_epochs=2",
+        "trainer.limit_train_batches=4", "logger=none", "~callbacks.lr_monitor", "test=false", *DDP,
+        f"hydra.run.dir={run_dir}",
+    ]
+    proc = run_train(args, tmp_path)
+    assert_ok(proc)
+    log = proc.stdout + proc.stderr
+    assert log.count("restored each series' best weights") == 2  # both ranks, alike
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["val/forecast_MAE"] > 0
 
 
 @pytest.mark.slow

@@ -222,3 +222,23 @@ def test_datamodule_detrends_before_fitting_the_scaler():
     np.testing.assert_allclose(dm._fit_data.numpy(), (x - median[0]) / iqr[0], atol=1e-5)
     with pytest.raises(ESAInputError):
         WindowDataModule(m, detrend=0)
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_series_batches_hold_one_series_each_and_as_many_as_plain_batches(drop_last):
+    from torch.utils.data import BatchSampler, RandomSampler
+
+    from esa_lightning.data.windows import SeriesBatchSampler
+
+    series = np.repeat([0, 1, 2], [37, 50, 13])
+    sampler = RandomSampler(range(len(series)), generator=torch.Generator().manual_seed(1))
+    batches = list(SeriesBatchSampler(sampler, 16, drop_last, series))
+    plain = BatchSampler(sampler, 16, drop_last)
+    assert len(batches) == len(plain) == len(list(plain))
+    drawn = np.concatenate(batches)
+    assert len(np.unique(drawn)) == len(drawn) == (96 if drop_last else 100)
+    mixed = [b for b in batches if len(set(series[b])) > 1]
+    assert len(mixed) <= 2  # only batches across a series border (3 series: 2 borders)
+    # the order is the sampler's: not all of series 0 first
+    firsts = [series[b[0]] for b in batches]
+    assert firsts != sorted(firsts)

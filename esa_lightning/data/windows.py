@@ -29,10 +29,13 @@ is gathered straight from that array, so memory stays O(T·C) whatever the windo
 
 NASA telemanom data (``mission.is_multiseries``)
 ------------------------------------------------
-One SHARED model over all series, not one model per channel: every series is scaled with its own
-median / IQR, its windows are concatenated with the other series' windows (a window never crosses
-a series border) and the series index is fed to the network, which learns a series embedding.
-The series order (``dims["series"]``) fixes the embedding rows; the model scores one series with
+Every series is scaled with its own median / IQR, its windows are concatenated with the other
+series' windows (a window never crosses a series border) and each window comes with its series
+index. The model either shares one network over all series, which learns a series embedding
+(``model.per_series=false``), or keeps one network per series, as Telemanom trains one model per
+channel (``model.per_series=true``, best with ``series_batches=True``: training batches of one
+series each, ``SeriesBatchSampler``). The series order (``dims["series"]``) fixes the embedding
+rows or networks; the model scores one series with
 ``model.score_rows(mission.series[name].test())`` (the series is recognised by name) or all
 series at once with ``model.score_series(mission)``. Series must agree on the number of value
 channels; telecommand columns are zero-padded to the widest series.
@@ -40,13 +43,20 @@ channels; telecommand columns are zero-padded to the widest series.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
 from esa_lightning.data.mission import Mission, nominal_rows
 from esa_lightning.errors import ESAInputError
@@ -279,6 +289,35 @@ class WindowDataset(Dataset):
         return self.data[rows], self._series(starts)
 
 
+class SeriesBatchSampler(BatchSampler):
+    """Batches of windows of one series: ``sampler``'s indices grouped by series (in the
+    sampler's order within a series), cut into batches of ``batch_size``, the batches in the
+    order their first window came from ``sampler``.
+
+    For one network per series (``SeriesNetworks``), where a mixed batch costs one network call
+    per series in it. It holds as many batches as a plain ``BatchSampler`` (only a batch across
+    a series border mixes series), so under DDP every rank gets the same number; Lightning gives
+    it each rank's ``DistributedSampler`` as ``sampler``.
+    """
+
+    def __init__(
+        self, sampler: Sampler[int], batch_size: int, drop_last: bool, series: np.ndarray
+    ) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+        self.series = np.asarray(series)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = np.fromiter(iter(self.sampler), dtype=np.int64)
+        grouped = np.argsort(self.series[order], kind="stable")  # positions in `order`
+        size = self.batch_size
+        batches = [grouped[i : i + size] for i in range(0, len(grouped), size)]
+        if self.drop_last and batches and len(batches[-1]) < size:
+            batches.pop()
+        # a batch's first position is its earliest draw (the sort is stable)
+        for positions in sorted(batches, key=lambda b: int(b[0])):
+            yield order[positions].tolist()
+
+
 # ------------------------------------------------------------------------------- datamodule
 class WindowDataModule(L.LightningDataModule):
     """Scaled sliding windows of a mission for reconstruction models (see the module docstring)."""
@@ -296,8 +335,10 @@ class WindowDataModule(L.LightningDataModule):
         predict_range: str = "test",
         detrend: int | None = None,
         scaling: str = "robust",
+        series_batches: bool = False,
     ) -> None:
         super().__init__()
+        self.series_batches = bool(series_batches)
         if scaling not in SCALINGS:
             raise ESAInputError(f"choose one of {SCALINGS}", column="scaling", value=scaling)
         self.scaling = scaling
@@ -429,7 +470,18 @@ class WindowDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, self.shuffle)
+        if not (self.series_batches and self.mission.is_multiseries):
+            return self._loader(self.train_set, self.batch_size, self.shuffle)
+        ds = self.train_set
+        sampler = RandomSampler(ds) if self.shuffle else SequentialSampler(ds)
+        series = ds._series(ds.starts).numpy()
+        return DataLoader(
+            ds,
+            batch_sampler=SeriesBatchSampler(sampler, self.batch_size, False, series),
+            num_workers=self.num_workers,
+            collate_fn=_passthrough,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         if len(self.val_set) == 0:

@@ -11,6 +11,11 @@ Drift: with the hyper-parameter ``detrend`` (set from the datamodule's ``dims``)
 subtracts each value column's trailing mean over ``detrend`` rows (``windows.model_inputs``,
 the datamodule's own transform), so ``context_rows`` includes those rows of history.
 
+Several independent series (NASA channels): one shared network with a learned series embedding,
+or, with ``per_series=True``, one network per series (``SeriesNetworks``), as Telemanom trains
+one model per channel; ``callbacks.SeriesBestWeights`` then early-stops and restores each
+series' network on its own validation loss (``series_val_loss``, kept every validation epoch).
+
 Threshold modes (hyper-parameter ``threshold_mode``, so it travels in the artifact):
 
 - ``calibrated``: a fixed per-series threshold fitted after training on label-free validation
@@ -63,7 +68,43 @@ class WindowErrors(NamedTuple):
     per_channel: torch.Tensor  # [B, C] mean squared error over steps
 
 
-class GRUAttentionAE(nn.Module):
+class WindowNetwork(nn.Module):
+    """What every window network shares: targets and errors. Subclasses set ``n_outputs`` and
+    ``forecast`` and implement ``forward(x, series) -> AEOutput``."""
+
+    n_outputs: int
+    forecast: bool
+
+    def targets(self, x: torch.Tensor) -> torch.Tensor:
+        """What ``forward(x).reconstruction`` is compared with: the window's value channels, or
+        its last row's when forecasting."""
+        return x[:, -1:, : self.n_outputs] if self.forecast else x[..., : self.n_outputs]
+
+    def window_errors(self, out: AEOutput, x: torch.Tensor) -> WindowErrors:
+        """Per-window errors: squared reconstruction errors, or absolute forecast errors (as
+        Telemanom scores its predictions)."""
+        if self.forecast:
+            per_channel = (out.reconstruction - self.targets(x)).abs()[:, 0]
+            return WindowErrors(per_channel.mean(dim=1), per_channel)
+        return self.reconstruction_errors(out.reconstruction, self.targets(x))
+
+    @staticmethod
+    def reconstruction_errors(reconstruction: torch.Tensor, y: torch.Tensor) -> WindowErrors:
+        per_channel = (reconstruction - y).pow(2).mean(dim=1)
+        return WindowErrors(per_channel.mean(dim=1), per_channel)
+
+    def errors(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, series: torch.Tensor | None = None
+    ) -> WindowErrors:
+        """Errors of windows ``x``: against targets ``y`` [B, L, n_outputs] when given (a
+        reconstruction network), else against ``targets(x)``."""
+        out = self(x, series)
+        if y is None:
+            return self.window_errors(out, x)
+        return self.reconstruction_errors(out.reconstruction, y)
+
+
+class GRUAttentionAE(WindowNetwork):
     """Encoder GRU → attention pooling → latent → GRU decoder (see esa-reference §5).
 
     With ``n_series > 1`` a learned series embedding is appended to every input step, so one
@@ -127,33 +168,37 @@ class GRUAttentionAE(nn.Module):
         decoded, _ = self.decoder(h.unsqueeze(1).expand(-1, x.shape[1], -1).contiguous(), h0)
         return AEOutput(self.output(decoded), latent, attention)
 
-    def targets(self, x: torch.Tensor) -> torch.Tensor:
-        """What ``forward(x).reconstruction`` is compared with: the window's value channels, or
-        its last row's when forecasting."""
-        return x[:, -1:, : self.n_outputs] if self.forecast else x[..., : self.n_outputs]
 
-    def window_errors(self, out: AEOutput, x: torch.Tensor) -> WindowErrors:
-        """Per-window errors: squared reconstruction errors, or absolute forecast errors (as
-        Telemanom scores its predictions)."""
-        if self.forecast:
-            per_channel = (out.reconstruction - self.targets(x)).abs()[:, 0]
-            return WindowErrors(per_channel.mean(dim=1), per_channel)
-        return self.reconstruction_errors(out.reconstruction, self.targets(x))
+class SeriesNetworks(WindowNetwork):
+    """One network per series, as Telemanom trains one model per channel, behind the shared
+    network's interface. A batch may mix series: each window goes through its own series'
+    network (a batch of one series, as ``WindowDataModule(series_batches=True)`` makes them,
+    costs one call)."""
 
-    @staticmethod
-    def reconstruction_errors(reconstruction: torch.Tensor, y: torch.Tensor) -> WindowErrors:
-        per_channel = (reconstruction - y).pow(2).mean(dim=1)
-        return WindowErrors(per_channel.mean(dim=1), per_channel)
+    def __init__(self, nets: list[GRUAttentionAE]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+        self.n_outputs = nets[0].n_outputs
+        self.forecast = nets[0].forecast
 
-    def errors(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, series: torch.Tensor | None = None
-    ) -> WindowErrors:
-        """Errors of windows ``x``: against targets ``y`` [B, L, n_outputs] when given (a
-        reconstruction network), else against ``targets(x)``."""
-        out = self(x, series)
-        if y is None:
-            return self.window_errors(out, x)
-        return self.reconstruction_errors(out.reconstruction, y)
+    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
+        if series is None:
+            raise ValueError("one network per series: pass `series`")
+        series = series.to(x.device)
+        present = torch.unique(series).tolist()
+        if len(present) == 1:
+            return self.nets[present[0]](x)
+        parts = []
+        for s in present:
+            rows = torch.nonzero(series == s, as_tuple=True)[0]
+            parts.append((rows, self.nets[s](x[rows])))
+        merged = []
+        for field in zip(*(out for _, out in parts), strict=True):
+            full = field[0].new_empty((len(x), *field[0].shape[1:]))
+            for (rows, _), value in zip(parts, field, strict=True):
+                full[rows] = value
+            merged.append(full)
+        return AEOutput(*merged)
 
 
 @dataclass
@@ -209,6 +254,7 @@ class LitGRUAttentionAE(L.LightningModule):
         online_min_error: float = 0.0,
         online_inverse: bool = False,
         online_warmup: int = 0,
+        per_series: bool = False,
     ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
@@ -271,21 +317,32 @@ class LitGRUAttentionAE(L.LightningModule):
                 online_min_error=float(online_min_error),
                 online_inverse=bool(online_inverse),
                 online_warmup=int(online_warmup),
+                per_series=bool(per_series),
             )
         )
         n_series = max(1, len(series))
-        self.net = GRUAttentionAE(
+        build = lambda embedded: GRUAttentionAE(  # noqa: E731
             n_inputs,
             n_outputs,
             hidden_size,
             latent_dim,
             num_layers,
             dropout,
-            n_series=n_series,
+            n_series=embedded,
             series_embedding_dim=series_embedding_dim,
             forecast=objective == "forecast",
         )
+        # several series: one shared network with a series embedding, or one network each
+        self.net: WindowNetwork = (
+            SeriesNetworks([build(1) for _ in range(n_series)])
+            if per_series and n_series > 1
+            else build(n_series)
+        )
         self.loss_fn = nn.SmoothL1Loss() if loss == "smooth_l1" else nn.MSELoss()
+        self.window_loss_fn = type(self.loss_fn)(reduction="none")
+        # validation loss of each series in the last validation epoch (SeriesBestWeights)
+        self.series_val_loss: np.ndarray | None = None
+        self._val_sums: torch.Tensor | None = None
         # fitted post-processing: travels in state_dict / checkpoints
         self.register_buffer("scaler_median", torch.zeros(n_series, n_inputs))
         self.register_buffer("scaler_iqr", torch.ones(n_series, n_inputs))
@@ -320,10 +377,30 @@ class LitGRUAttentionAE(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[0]))
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = torch.zeros(2, max(1, len(self.hparams.series)), device=self.device)
+
     def validation_step(self, batch, batch_idx: int) -> None:
-        self.log(
-            "val/loss", self._loss(batch), prog_bar=True, batch_size=len(batch[0]), sync_dist=True
-        )
+        """Sums each series' window losses; ``val/loss`` is their mean over all windows."""
+        x, series = batch
+        out = self.net(x, series)
+        losses = self.window_loss_fn(out.reconstruction, self.net.targets(x)).flatten(1).mean(1)
+        index = series.to(self.device)
+        self._val_sums[0].index_add_(0, index, losses.detach().float())
+        self._val_sums[1].index_add_(0, index, torch.ones_like(losses, dtype=torch.float32))
+
+    def on_validation_epoch_end(self) -> None:
+        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
+        total, count = sums.sum(dim=1)
+        if count == 0:
+            return
+        self.log("val/loss", total / count, prog_bar=True)
+        per_series = sums[0] / sums[1]  # nan for a series without validation windows
+        self.series_val_loss = per_series.cpu().numpy()
+        if isinstance(self.net, SeriesNetworks):
+            for name, value in zip(self.hparams.series, per_series, strict=True):
+                if torch.isfinite(value):
+                    self.log(f"val/series_loss/{name}", value)
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         x, series = batch
@@ -334,6 +411,12 @@ class LitGRUAttentionAE(L.LightningModule):
         return torch.optim.Adam(
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
+
+    @property
+    def has_unused_parameters(self) -> bool:
+        """One network per series: a batch of one series gives the others no gradient (DDP must
+        be told: ``fit_component`` then picks ``ddp_find_unused_parameters_true``)."""
+        return isinstance(self.net, SeriesNetworks)
 
     # ------------------------------------------------------------------------- scoring
     def series_index(self, mission: Mission, series: str | None = None) -> int:
