@@ -245,8 +245,12 @@ class SeriesBestWeights(L.Callback):
                 "restored each series' best weights: best epochs %d..%d (median %d) of %d series",
                 epochs.min(), epochs.max(), int(np.median(epochs)), len(self.weights),
             )
-        else:
-            log.warning("no validation epoch ran: the last weights of every series kept")
+        unjudged = len(nets) - len(self.weights)
+        if unjudged:
+            log.warning(
+                "%d series had no validation window (validation range shorter than a window): "
+                "their last weights kept", unjudged,
+            )
 
     def state_dict(self) -> dict[str, Any]:
         """Resumable state, as tensors (checkpoints load with ``weights_only``)."""

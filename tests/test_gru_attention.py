@@ -475,27 +475,28 @@ def test_series_best_weights_stops_when_every_series_stalls_and_restores_each_be
 
     from esa_lightning.callbacks import SeriesBestWeights
 
-    model = LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=5, series=["a", "b"],
+    model = LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=5, series=["a", "b", "c"],
                               hidden_size=4, latent_dim=2, objective="forecast", per_series=True)
     cb = SeriesBestWeights(patience=2, min_delta=0.01)
     fake = SimpleNamespace(sanity_checking=False, current_epoch=0, should_stop=False)
     cb.on_fit_start(fake, model)
-    # series a is best at epoch 1; b at epoch 2 (epoch 3's 0.395 is within min_delta of 0.4)
-    history = [(1.0, 1.0), (0.5, 0.9), (0.6, 0.4), (0.7, 0.395), (0.8, 0.5)]
-    snapshots = []
+    # series a is best at epoch 1; b at epoch 2 (epoch 3's 0.395 is within min_delta of 0.4);
+    # c has no validation window (nan): it neither holds training up nor gets weights restored
+    nan = float("nan")
+    history = [(1.0, 1.0, nan), (0.5, 0.9, nan), (0.6, 0.4, nan), (0.7, 0.395, nan),
+               (0.8, 0.5, nan)]
     for epoch, losses in enumerate(history):
         with torch.no_grad():
             for p in model.net.parameters():
                 p.fill_(float(epoch))  # each epoch's weights are recognisable
-        snapshots.append(model.net.state_dict())
         fake.current_epoch, model.series_val_loss = epoch, np.array(losses)
         cb.on_validation_end(fake, model)
         assert fake.should_stop == (epoch == 4)  # a stalled since 1 (patience 2); b from 4 on
-    assert cb.best_epoch.tolist() == [1, 2]
+    assert cb.best_epoch.tolist() == [1, 2, -1]
     resumed = SeriesBestWeights(patience=2, min_delta=0.01)
     resumed.load_state_dict(cb.state_dict())  # the state survives a checkpoint
     resumed.on_train_end(fake, model)
-    for s, epoch in enumerate([1, 2]):
+    for s, epoch in enumerate([1, 2, 4]):  # c keeps the last epoch's weights
         for p in model.net.nets[s].parameters():
             assert torch.all(p == float(epoch))
     with pytest.raises(ESAInputError, match="per_series"):
