@@ -184,14 +184,16 @@ class RestoreBestWeights(L.Callback):
 
 
 class SeriesBestWeights(L.Callback):
-    """Early stopping and best weights per series, for one network per series
-    (``model.per_series=true``), as Telemanom trains and early-stops each channel's model alone.
+    """Early stopping and best weights per series network, as Telemanom trains and early-stops
+    each channel's model alone (``model.per_series=true``); with one shared network, the same
+    for that network on the mean validation loss (early stopping + restore, no checkpoint read).
 
-    After every validation epoch each series' network whose validation loss fell by more than
-    ``min_delta`` below its best has its weights copied; training stops once no series has
+    After every validation epoch each network whose validation loss fell by more than
+    ``min_delta`` below its best has its weights copied; training stops once no network has
     improved for ``patience`` epochs; at the end every network gets its own best epoch's
     weights back (``fit_component`` runs this before the other callbacks' ``on_train_end``).
     Under DDP the per-series losses are summed over ranks first, so every rank decides alike.
+    The module names its networks and their losses: ``validation_units()``.
     """
 
     def __init__(self, patience: int = 10, min_delta: float = 0.0003) -> None:
@@ -202,30 +204,27 @@ class SeriesBestWeights(L.Callback):
         self.weights: dict[int, dict[str, Any]] = {}
 
     @staticmethod
-    def _networks(pl_module: L.LightningModule) -> Any:
-        nets = getattr(getattr(pl_module, "net", None), "nets", None)
-        if nets is None:
+    def _units(pl_module: L.LightningModule) -> tuple[list[Any], np.ndarray | None]:
+        if not hasattr(pl_module, "validation_units"):
             from esa_lightning.errors import ESAInputError
 
             raise ESAInputError(
-                "SeriesBestWeights needs one network per series: set model.per_series=true on "
-                "a mission of several series (or use early_stopping + restore_best_weights)",
-                column="per_series",
+                f"SeriesBestWeights needs a module with validation_units(); "
+                f"{type(pl_module).__name__} has none (use early_stopping + restore_best_weights)"
             )
-        return nets
+        return pl_module.validation_units()
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        n = len(self._networks(pl_module))
+        n = len(self._units(pl_module)[0])
         if self.best is None or len(self.best) != n:
             self.best = np.full(n, np.inf)
             self.best_epoch = np.full(n, -1)
             self.wait = np.zeros(n, dtype=np.int64)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        losses = pl_module.series_val_loss
+        nets, losses = self._units(pl_module)
         if trainer.sanity_checking or losses is None:
             return
-        nets = self._networks(pl_module)
         for s, loss in enumerate(losses):
             if np.isfinite(loss) and loss < self.best[s] - self.min_delta:
                 self.best[s], self.best_epoch[s], self.wait[s] = loss, trainer.current_epoch, 0
@@ -236,20 +235,20 @@ class SeriesBestWeights(L.Callback):
             trainer.should_stop = True
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        nets = self._networks(pl_module)
+        nets = self._units(pl_module)[0]
         for s, state in self.weights.items():
             nets[s].load_state_dict(state)
         if self.weights:
             epochs = self.best_epoch[self.best_epoch >= 0]
             log.info(
-                "restored each series' best weights: best epochs %d..%d (median %d) of %d series",
+                "restored each network's best weights: best epochs %d..%d (median %d) of %d",
                 epochs.min(), epochs.max(), int(np.median(epochs)), len(self.weights),
             )
         unjudged = len(nets) - len(self.weights)
         if unjudged:
             log.warning(
-                "%d series had no validation window (validation range shorter than a window): "
-                "their last weights kept", unjudged,
+                "%d series networks had no validation window (validation range shorter than a "
+                "window): their last weights kept", unjudged,
             )
 
     def state_dict(self) -> dict[str, Any]:

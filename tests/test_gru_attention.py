@@ -499,8 +499,23 @@ def test_series_best_weights_stops_when_every_series_stalls_and_restores_each_be
     for s, epoch in enumerate([1, 2, 4]):  # c keeps the last epoch's weights
         for p in model.net.nets[s].parameters():
             assert torch.all(p == float(epoch))
-    with pytest.raises(ESAInputError, match="per_series"):
-        SeriesBestWeights().on_fit_start(fake, LitGRUAttentionAE(n_inputs=2, n_outputs=1))
+    # one shared network: early stopping and restore on the mean validation loss
+    shared = LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=5, series=["a", "b"],
+                               hidden_size=4, latent_dim=2, objective="forecast")
+    cb, fake.should_stop = SeriesBestWeights(patience=1), False
+    cb.on_fit_start(fake, shared)
+    for epoch, loss in enumerate([1.0, 0.5, 0.7]):
+        with torch.no_grad():
+            for p in shared.net.parameters():
+                p.fill_(float(epoch))
+        fake.current_epoch, shared.val_loss = epoch, loss
+        cb.on_validation_end(fake, shared)
+        assert fake.should_stop == (epoch == 2)
+    assert cb.best_epoch.tolist() == [1]
+    cb.on_train_end(fake, shared)
+    assert all(torch.all(p == 1.0) for p in shared.net.parameters())
+    with pytest.raises(ESAInputError, match="validation_units"):
+        SeriesBestWeights().on_fit_start(fake, L.LightningModule())
 
 
 def test_per_series_forecaster_fits_with_series_batches_and_scores_every_series():

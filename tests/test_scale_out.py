@@ -131,7 +131,7 @@ def test_ddp_trains_one_network_per_series_on_series_batches(tmp_path):
     proc = run_train(args, tmp_path)
     assert_ok(proc)
     log = proc.stdout + proc.stderr
-    assert log.count("restored each series' best weights") == 2  # both ranks, alike
+    assert log.count("restored each network's best weights") == 2  # both ranks, alike
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["val/forecast_MAE"] > 0
 

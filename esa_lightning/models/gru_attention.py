@@ -342,6 +342,7 @@ class LitGRUAttentionAE(L.LightningModule):
         self.window_loss_fn = type(self.loss_fn)(reduction="none")
         # validation loss of each series in the last validation epoch (SeriesBestWeights)
         self.series_val_loss: np.ndarray | None = None
+        self.val_loss: float | None = None
         self._val_sums: torch.Tensor | None = None
         # fitted post-processing: travels in state_dict / checkpoints
         self.register_buffer("scaler_median", torch.zeros(n_series, n_inputs))
@@ -394,6 +395,7 @@ class LitGRUAttentionAE(L.LightningModule):
         total, count = sums.sum(dim=1)
         if count == 0:
             return
+        self.val_loss = float(total / count)
         self.log("val/loss", total / count, prog_bar=True)
         per_series = sums[0] / sums[1]  # nan for a series without validation windows
         self.series_val_loss = per_series.cpu().numpy()
@@ -411,6 +413,13 @@ class LitGRUAttentionAE(L.LightningModule):
         return torch.optim.Adam(
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
+
+    def validation_units(self) -> tuple[list[nn.Module], np.ndarray | None]:
+        """The networks early-stopped apart (``SeriesBestWeights``) and their losses of the last
+        validation epoch: one per series with ``per_series``, else the one network."""
+        if isinstance(self.net, SeriesNetworks):
+            return list(self.net.nets), self.series_val_loss
+        return [self.net], None if self.val_loss is None else np.array([self.val_loss])
 
     @property
     def has_unused_parameters(self) -> bool:
