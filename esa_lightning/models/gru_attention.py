@@ -321,17 +321,19 @@ class LitGRUAttentionAE(L.LightningModule):
             )
         )
         n_series = max(1, len(series))
-        build = lambda embedded: GRUAttentionAE(  # noqa: E731
-            n_inputs,
-            n_outputs,
-            hidden_size,
-            latent_dim,
-            num_layers,
-            dropout,
-            n_series=embedded,
-            series_embedding_dim=series_embedding_dim,
-            forecast=objective == "forecast",
-        )
+        def build(embedded: int) -> GRUAttentionAE:
+            return GRUAttentionAE(
+                n_inputs,
+                n_outputs,
+                hidden_size,
+                latent_dim,
+                num_layers,
+                dropout,
+                n_series=embedded,
+                series_embedding_dim=series_embedding_dim,
+                forecast=objective == "forecast",
+            )
+
         # several series: one shared network with a series embedding, or one network each
         self.net: WindowNetwork = (
             SeriesNetworks([build(1) for _ in range(n_series)])
