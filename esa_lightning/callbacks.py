@@ -247,8 +247,9 @@ class SeriesBestWeights(L.Callback):
         unjudged = len(nets) - len(self.weights)
         if unjudged:
             log.warning(
-                "%d series networks had no validation window (validation range shorter than a "
-                "window): their last weights kept", unjudged,
+                "%d of %d networks never had a validation loss (a series' validation range "
+                "shorter than a window, or no validation epoch): their last weights kept",
+                unjudged, len(nets),
             )
 
     def state_dict(self) -> dict[str, Any]:
