@@ -459,29 +459,27 @@ class WindowDataModule(L.LightningDataModule):
             )
 
     # ---------------------------------------------------------------------------- loaders
-    def _loader(self, ds: WindowDataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(
+        self, ds: WindowDataset, batch_size: int, shuffle: bool, by_series: bool = False
+    ) -> DataLoader:
+        """Batches of ``ds``; ``by_series``: each of one series (``SeriesBatchSampler``)."""
+        if by_series:
+            sampler = RandomSampler(ds) if shuffle else SequentialSampler(ds)
+            series = ds._series(ds.starts).numpy()
+            batching = dict(batch_sampler=SeriesBatchSampler(sampler, batch_size, False, series))
+        else:
+            batching = dict(batch_size=batch_size, shuffle=shuffle)
         return DataLoader(
             ds,
-            batch_size=batch_size,
-            shuffle=shuffle,
+            **batching,
             num_workers=self.num_workers,
             collate_fn=_passthrough,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        if not (self.series_batches and self.mission.is_multiseries):
-            return self._loader(self.train_set, self.batch_size, self.shuffle)
-        ds = self.train_set
-        sampler = RandomSampler(ds) if self.shuffle else SequentialSampler(ds)
-        series = ds._series(ds.starts).numpy()
-        return DataLoader(
-            ds,
-            batch_sampler=SeriesBatchSampler(sampler, self.batch_size, False, series),
-            num_workers=self.num_workers,
-            collate_fn=_passthrough,
-            persistent_workers=self.num_workers > 0,
-        )
+        by_series = self.series_batches and self.mission.is_multiseries
+        return self._loader(self.train_set, self.batch_size, self.shuffle, by_series)
 
     def val_dataloader(self) -> DataLoader | list:
         if len(self.val_set) == 0:
