@@ -395,6 +395,67 @@ def test_forecast_errors_land_on_the_row_they_forecast():
         LitGRUAttentionAE(n_inputs=3, n_outputs=3, objective="predict")
 
 
+def test_multi_step_forecaster_reads_the_history_and_scores_its_first_forecast():
+    torch.manual_seed(0)
+    net = GRUAttentionAE(n_inputs=4, n_outputs=2, hidden_size=8, latent_dim=3, forecast=True,
+                         history=6, horizon=3)
+    train = torch.randn(5, 8, 4)  # 6 rows of history and 2 of the 3 rows forecast
+    out = net(train)
+    assert out.reconstruction.shape == (5, 3, 2) and out.attention.shape == (5, 6)
+    changed = train.clone()
+    changed[:, 6:] += 100.0  # the rows forecast are no inputs
+    torch.testing.assert_close(net(changed).reconstruction, out.reconstruction)
+    prediction, target = net.prediction_pairs(out, train)  # only the 2 rows the window holds
+    torch.testing.assert_close(prediction, out.reconstruction[:, :2])
+    torch.testing.assert_close(target, train[:, 6:8, :2])
+    score = train[:, :7]  # a scoring window: the history and the one row after it
+    err = net.errors(score)
+    want = (net(score).reconstruction[:, 0] - score[:, 6, :2]).abs()
+    torch.testing.assert_close(err.per_channel, want)
+    with pytest.raises(ESAInputError, match="horizon"):
+        GRUAttentionAE(4, 2, horizon=3)  # a reconstruction has no horizon
+
+
+def test_multi_step_training_loss_covers_every_row_ahead_and_scoring_the_first():
+    m = make_mission()
+    dm = WindowDataModule(m, window=8, batch_size=64, horizon=4)
+    dm.setup("fit")
+    assert dm.dims["window"] == 8 and dm.dims["horizon"] == 4
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, objective="forecast")
+    assert model.net.history == 7 and model.net.horizon == 4
+    x, series = next(iter(dm.train_dataloader()))
+    assert x.shape[1] == 11  # 7 rows of history, 4 ahead
+    out = model.net(x, series)
+    want = torch.nn.functional.smooth_l1_loss(out.reconstruction, x[:, 7:, :3])
+    torch.testing.assert_close(model._loss((x, series)), want)
+    trainer(callbacks=[ThresholdCalibration()]).fit(model, dm)
+    test = m.test()
+    rs = model.score_rows(test)
+    assert rs.score.shape == (len(test.values),) and not rs.score[:7].any()
+    wo = model.window_outputs(test)
+    x_test = torch.from_numpy(dm.predict_dataloader().dataset.data.numpy())
+    first = model.net(x_test[None, :8], torch.zeros(1, dtype=torch.long)).reconstruction[0, 0]
+    np.testing.assert_allclose(wo.per_channel[0], (first - x_test[7, :3]).abs().detach(),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_lstm_cell_reconstructs_and_forecasts():
+    for forecast in (False, True):
+        net = GRUAttentionAE(3, 2, hidden_size=8, latent_dim=3, num_layers=2, cell="lstm",
+                             forecast=forecast)
+        assert isinstance(net.encoder, torch.nn.LSTM) and isinstance(net.decoder, torch.nn.LSTM)
+        x = torch.randn(4, 9, 3)
+        out = net(x)
+        assert out.reconstruction.shape == ((4, 1, 2) if forecast else (4, 9, 2))
+        net.errors(x).total.sum().backward()
+        assert net.encoder.weight_hh_l0.grad is not None
+    model = LitGRUAttentionAE(n_inputs=3, n_outputs=1, window=6, series=["a", "b"],
+                              objective="forecast", per_series=True, cell="lstm")
+    assert all(isinstance(n.encoder, torch.nn.LSTM) for n in model.net.nets)
+    with pytest.raises(ESAInputError, match="cell"):
+        GRUAttentionAE(3, 2, cell="rnn")
+
+
 def test_forecaster_fits_scores_and_survives_the_artifact(tmp_path):
     from esa_lightning.pipeline import Detector, mission_schema
 

@@ -99,7 +99,8 @@ def test_datamodule_windows_are_label_free_and_stay_in_their_range():
     dm = WindowDataModule(m, window=8, stride=1, batch_size=16)
     dm.setup("fit")
     assert dm.dims == dict(
-        n_inputs=5, n_outputs=3, window=8, inputs="values+telecommands", series=[], detrend=None
+        n_inputs=5, n_outputs=3, window=8, inputs="values+telecommands", series=[], detrend=None,
+        horizon=1,
     )
     labeled = (m.labels != 0).any(axis=1)
     tr, va = dm.train_set.starts, dm.val_set.starts
@@ -120,6 +121,28 @@ def test_datamodule_windows_are_label_free_and_stay_in_their_range():
     np.testing.assert_allclose(
         x[0, :, :3].numpy(), (m.values[va[0] : va[0] + 8] - median[0, :3]) / iqr[0, :3], rtol=1e-5
     )
+
+
+def test_horizon_lengthens_training_windows_but_not_scoring_windows():
+    m = make_mission()
+    m.labels[:] = 0
+    m.labels[200, 0] = 1
+    dm = WindowDataModule(m, window=8, stride=1, batch_size=16, horizon=3)
+    dm.setup("fit")
+    assert dm.span == 10 and dm.dims["window"] == 8 and dm.dims["horizon"] == 3
+    tr, va = dm.train_set.starts, dm.val_set.starts
+    assert dm.train_set.window == dm.val_set.window == 10
+    assert tr.max() + 10 == m.val_start and va.min() == m.val_start
+    assert va.max() + 10 == m.test_start
+    # a window is clean only if its rows ahead are too: row 200 rules out starts 191..200
+    assert set(range(191, 201)).isdisjoint(tr) and {190, 201} <= set(tr)
+    assert len(tr) == (m.val_start - 10 + 1) - 10
+    x, _ = next(iter(dm.train_dataloader()))
+    assert x.shape[1] == 10
+    scoring = dm.predict_dataloader().dataset
+    assert scoring.window == 8 and len(scoring) == len(m.test().values) - 8 + 1
+    with pytest.raises(ESAInputError, match="horizon"):
+        WindowDataModule(m, window=8, horizon=0)
 
 
 def test_scaling_none_keeps_the_values_as_they_are():

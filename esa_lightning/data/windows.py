@@ -23,7 +23,9 @@ is gathered straight from that array, so memory stays O(T·C) whatever the windo
   channels, i.e. the first ``n_outputs`` input columns.
 - Training windows: windows inside the training range (``[0, val_start)``) holding no labeled
   sample. Validation windows: the same inside ``[val_start, test_start)``. No window crosses the
-  train / validation border.
+  train / validation border. A forecaster trained ``horizon`` rows ahead (Telemanom: 10) gets
+  training / validation windows of ``window + horizon - 1`` rows (``span``); scoring windows
+  stay ``window`` rows, the history and the one row forecast from it.
 - A batch is the pair ``(x [B, L, n_inputs], series [B])``; ``series`` is the index of the series
   each window comes from (always 0 for a single-grid mission).
 
@@ -336,9 +338,13 @@ class WindowDataModule(L.LightningDataModule):
         detrend: int | None = None,
         scaling: str = "robust",
         series_batches: bool = False,
+        horizon: int = 1,
     ) -> None:
         super().__init__()
         self.series_batches = bool(series_batches)
+        if horizon < 1:
+            raise ESAInputError("horizon must be >= 1 rows", column="horizon", value=horizon)
+        self.horizon = int(horizon)
         if scaling not in SCALINGS:
             raise ESAInputError(f"choose one of {SCALINGS}", column="scaling", value=scaling)
         self.scaling = scaling
@@ -375,6 +381,12 @@ class WindowDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ shapes the model needs
     @property
+    def span(self) -> int:
+        """Rows of a training / validation window: the scoring window and, for a forecaster
+        trained ``horizon`` rows ahead, the ``horizon - 1`` further rows it forecasts."""
+        return self.window + self.horizon - 1
+
+    @property
     def feature_names(self) -> list[str]:
         """Input columns of every window step: value channels, then telecommand pulses."""
         first = next(iter(self.series_missions.values()))
@@ -395,6 +407,7 @@ class WindowDataModule(L.LightningDataModule):
             inputs=self.inputs,
             series=series,
             detrend=self.detrend,
+            horizon=self.horizon,
         )
 
     @property
@@ -439,8 +452,8 @@ class WindowDataModule(L.LightningDataModule):
                 (0, fit.val_start, train_starts),
                 (fit.val_start, fit.test_start, val_starts),
             ):
-                starts = lo + np.arange(n_windows(hi - lo, self.window, self.stride)) * self.stride
-                clean = ~labeled_window_mask(~nominal, self.window, starts=starts)
+                starts = lo + np.arange(n_windows(hi - lo, self.span, self.stride)) * self.stride
+                clean = ~labeled_window_mask(~nominal, self.span, starts=starts)
                 out.append(offset + starts[clean])
             offset += len(x)
         self.stats = stats
@@ -448,14 +461,14 @@ class WindowDataModule(L.LightningDataModule):
         self._fit_data = torch.from_numpy(data)
         self._offsets = np.asarray(offsets)
         self.train_set = WindowDataset(
-            self._fit_data, np.concatenate(train_starts), self.window, self._offsets
+            self._fit_data, np.concatenate(train_starts), self.span, self._offsets
         )
         self.val_set = WindowDataset(
-            self._fit_data, np.concatenate(val_starts), self.window, self._offsets
+            self._fit_data, np.concatenate(val_starts), self.span, self._offsets
         )
         if len(self.train_set) == 0:
             raise ESAInputError(
-                f"no label-free training window of {self.window} rows", path=self.mission.name
+                f"no label-free training window of {self.span} rows", path=self.mission.name
             )
 
     # ---------------------------------------------------------------------------- loaders

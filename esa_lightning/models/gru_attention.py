@@ -69,22 +69,39 @@ class WindowErrors(NamedTuple):
 
 
 class WindowNetwork(nn.Module):
-    """What every window network shares: targets and errors. Subclasses set ``n_outputs`` and
-    ``forecast`` and implement ``forward(x, series) -> AEOutput``."""
+    """What every window network shares: targets and errors. Subclasses set ``n_outputs``,
+    ``forecast`` (with ``history`` and ``horizon``) and implement
+    ``forward(x, series) -> AEOutput``."""
 
     n_outputs: int
     forecast: bool
+    # forecasting: rows read (None: all but the last) and rows forecast after them
+    history: int | None = None
+    horizon: int = 1
+
+    def history_rows(self, x: torch.Tensor) -> int:
+        return x.shape[1] - 1 if self.history is None else self.history
 
     def targets(self, x: torch.Tensor) -> torch.Tensor:
         """What ``forward(x).reconstruction`` is compared with: the window's value channels, or
-        its last row's when forecasting."""
-        return x[:, -1:, : self.n_outputs] if self.forecast else x[..., : self.n_outputs]
+        the rows after the history when forecasting (``horizon`` rows in a training window, the
+        one row after the history in a scoring window of ``history + 1`` rows)."""
+        if not self.forecast:
+            return x[..., : self.n_outputs]
+        start = self.history_rows(x)
+        return x[:, start : start + self.horizon, : self.n_outputs]
+
+    def prediction_pairs(self, out: AEOutput, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prediction, target) of equal shape: a forecast is cut to the rows the window holds."""
+        y = self.targets(x)
+        return out.reconstruction[:, : y.shape[1]], y
 
     def window_errors(self, out: AEOutput, x: torch.Tensor) -> WindowErrors:
-        """Per-window errors: squared reconstruction errors, or absolute forecast errors (as
-        Telemanom scores its predictions)."""
+        """Per-window errors: squared reconstruction errors, or the absolute error of the
+        forecast of the first row after the history (as Telemanom scores its predictions)."""
         if self.forecast:
-            per_channel = (out.reconstruction - self.targets(x)).abs()[:, 0]
+            prediction, y = self.prediction_pairs(out, x)
+            per_channel = (prediction - y).abs()[:, 0]
             return WindowErrors(per_channel.mean(dim=1), per_channel)
         return self.reconstruction_errors(out.reconstruction, self.targets(x))
 
@@ -104,11 +121,17 @@ class WindowNetwork(nn.Module):
         return self.reconstruction_errors(out.reconstruction, y)
 
 
+CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
+
+
 class GRUAttentionAE(WindowNetwork):
     """Encoder GRU → attention pooling → latent → GRU decoder (see esa-reference §5).
 
     With ``n_series > 1`` a learned series embedding is appended to every input step, so one
-    network serves many independent series (NASA telemanom channels).
+    network serves many independent series (NASA telemanom channels). ``cell="lstm"`` swaps both
+    recurrent layers for LSTMs (Telemanom's cell). Forecasting reads the first ``history`` rows
+    of a window (None: all but the last) and predicts the ``horizon`` rows after them
+    (Telemanom trains on 10 and scores the first).
     """
 
     def __init__(
@@ -122,35 +145,52 @@ class GRUAttentionAE(WindowNetwork):
         n_series: int = 1,
         series_embedding_dim: int = 4,
         forecast: bool = False,
+        history: int | None = None,
+        horizon: int = 1,
+        cell: str = "gru",
     ) -> None:
         super().__init__()
+        if cell not in CELLS:
+            raise ESAInputError(f"cell must be one of {tuple(CELLS)}", column="cell", value=cell)
+        if horizon < 1 or (horizon > 1 and not forecast):
+            raise ESAInputError(
+                "horizon must be >= 1, and above 1 only when forecasting",
+                column="horizon",
+                value=horizon,
+            )
         self.n_outputs = n_outputs
         self.forecast = bool(forecast)
+        self.history = None if history is None else int(history)
+        self.horizon = int(horizon)
         self.embedding = nn.Embedding(n_series, series_embedding_dim) if n_series > 1 else None
         extra = series_embedding_dim if self.embedding is not None else 0
         gru_dropout = dropout if num_layers > 1 else 0.0
-        self.encoder = nn.GRU(
+        rnn = CELLS[cell]
+        self.encoder = rnn(
             n_inputs + extra, hidden_size, num_layers, batch_first=True, dropout=gru_dropout
         )
         self.attention = nn.Linear(hidden_size, 1)
         self.to_latent = nn.Linear(hidden_size, latent_dim)
         self.from_latent = nn.Linear(latent_dim, hidden_size)
-        self.decoder = nn.GRU(
+        self.decoder = rnn(
             hidden_size, hidden_size, num_layers, batch_first=True, dropout=gru_dropout
         )
         self.output = nn.Linear(hidden_size, n_outputs)
-        # forecasting: the next row's outputs from the last encoder step and the latent
-        self.next_step = nn.Linear(hidden_size + latent_dim, n_outputs) if forecast else None
+        # forecasting: the next rows' outputs from the last encoder step and the latent
+        self.next_step = (
+            nn.Linear(hidden_size + latent_dim, n_outputs * self.horizon) if forecast else None
+        )
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
         """x: [B, L, n_inputs]; series: [B] series indices (only with a series embedding).
 
         Reconstruction: ``reconstruction`` is [B, L, n_outputs]. Forecasting: the encoder reads
-        the first L - 1 rows and ``reconstruction`` is the forecast of the last row,
-        [B, 1, n_outputs]; latent and attention then cover those L - 1 rows.
+        the first ``history`` rows (None: L - 1) and ``reconstruction`` is the forecast of the
+        ``horizon`` rows after them, [B, horizon, n_outputs]; latent and attention then cover
+        the history rows.
         """
         if self.forecast:
-            x = x[:, :-1]
+            x = x[:, : self.history_rows(x)]
         if self.embedding is not None:
             if series is None:
                 raise ValueError("this network was built for several series: pass `series`")
@@ -162,10 +202,11 @@ class GRUAttentionAE(WindowNetwork):
         latent = self.to_latent(context)
         if self.forecast:
             forecast = self.next_step(torch.cat([steps[:, -1], latent], dim=-1))
-            return AEOutput(forecast[:, None, :], latent, attention)
+            return AEOutput(forecast.view(len(x), self.horizon, self.n_outputs), latent, attention)
         h = self.from_latent(latent)  # [B, H]
         h0 = h.unsqueeze(0).repeat(self.decoder.num_layers, 1, 1)
-        decoded, _ = self.decoder(h.unsqueeze(1).expand(-1, x.shape[1], -1).contiguous(), h0)
+        state = (h0, torch.zeros_like(h0)) if isinstance(self.decoder, nn.LSTM) else h0
+        decoded, _ = self.decoder(h.unsqueeze(1).expand(-1, x.shape[1], -1).contiguous(), state)
         return AEOutput(self.output(decoded), latent, attention)
 
 
@@ -180,6 +221,7 @@ class SeriesNetworks(WindowNetwork):
         self.nets = nn.ModuleList(nets)
         self.n_outputs = nets[0].n_outputs
         self.forecast = nets[0].forecast
+        self.history, self.horizon = nets[0].history, nets[0].horizon
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
         if series is None:
@@ -255,6 +297,8 @@ class LitGRUAttentionAE(L.LightningModule):
         online_inverse: bool = False,
         online_warmup: int = 0,
         per_series: bool = False,
+        horizon: int = 1,
+        cell: str = "gru",
     ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
@@ -318,6 +362,8 @@ class LitGRUAttentionAE(L.LightningModule):
                 online_inverse=bool(online_inverse),
                 online_warmup=int(online_warmup),
                 per_series=bool(per_series),
+                horizon=int(horizon),
+                cell=str(cell),
             )
         )
         n_series = max(1, len(series))
@@ -332,6 +378,10 @@ class LitGRUAttentionAE(L.LightningModule):
                 n_series=embedded,
                 series_embedding_dim=series_embedding_dim,
                 forecast=objective == "forecast",
+                # a scoring window is the history and the one row forecast from it
+                history=int(window) - 1 if objective == "forecast" else None,
+                horizon=horizon,
+                cell=cell,
             )
 
         # several series: one shared network with a series embedding, or one network each
@@ -372,8 +422,7 @@ class LitGRUAttentionAE(L.LightningModule):
 
     def _loss(self, batch) -> torch.Tensor:
         x, series = batch
-        out = self.net(x, series)
-        return self.loss_fn(out.reconstruction, self.net.targets(x))
+        return self.loss_fn(*self.net.prediction_pairs(self.net(x, series), x))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -386,8 +435,8 @@ class LitGRUAttentionAE(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         """Sums each series' window losses; ``val/loss`` is their mean over all windows."""
         x, series = batch
-        out = self.net(x, series)
-        losses = self.window_loss_fn(out.reconstruction, self.net.targets(x)).flatten(1).mean(1)
+        pairs = self.net.prediction_pairs(self.net(x, series), x)
+        losses = self.window_loss_fn(*pairs).flatten(1).mean(1)
         index = series.to(self.device)
         self._val_sums[0].index_add_(0, index, losses.detach().float())
         self._val_sums[1].index_add_(0, index, torch.ones_like(losses, dtype=torch.float32))
