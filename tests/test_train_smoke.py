@@ -143,3 +143,30 @@ def test_forecast_search_minimises_the_validation_error_without_scoring_test(tmp
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert value == metrics["val/forecast_MAE"] > 0
     assert not any(k.startswith("test/") for k in metrics)
+
+
+@pytest.mark.skipif(not MSL.is_dir(), reason="shared MSL data not present")
+def test_members_train_through_hydra_and_merge_py_merges_runs_of_other_seeds(tmp_path):
+    from esa_lightning.ensemble import merge
+    from esa_lightning.pipeline import Detector
+
+    data = [f"data.root={MSL}", "data.channels=[T-13,C-1]"]
+    quick = ["experiment=gru_ae_nasa", *data, "trainer.max_epochs=1",
+             "trainer.limit_train_batches=2", "logger=none", "test=false",
+             "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+             "~callbacks.lr_monitor"]
+    train(compose_config("train", [*quick, "model.members=2"], tmp_path / "two"))
+    train(compose_config("train", [*quick, "seed=1"], tmp_path / "one"))
+    runs = [tmp_path / "two" / "detector", tmp_path / "one" / "detector"]
+    assert Detector.load(runs[0]).components["gru_ae_nasa"].hparams.members == 2
+    cfg = compose_config("merge", [f"detectors=[{runs[0]},{runs[1]}]", "data=nasa_msl", *data],
+                         tmp_path / "merged")
+    maes = merge(cfg)
+    assert set(maes) == {f"val/forecast_MAE/{k}" for k in (*map(str, runs), "merged")}
+    assert all(v > 0 for v in maes.values())
+    merged = Detector.load(tmp_path / "merged" / "detector")
+    assert merged.components["gru_ae_nasa"].hparams.members == 3
+    assert "members: 3" in (tmp_path / "merged" / "detector" / "config.yaml").read_text()
+    scores = predict(compose_config("predict", [f"ckpt={tmp_path / 'merged' / 'detector'}",
+                                                "data=nasa_msl", *data], tmp_path / "predict"))
+    assert 0.0 <= scores["test/EWraw_F_0.50"] <= 1.0

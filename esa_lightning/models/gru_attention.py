@@ -110,6 +110,12 @@ class WindowNetwork(nn.Module):
         per_channel = (reconstruction - y).pow(2).mean(dim=1)
         return WindowErrors(per_channel.mean(dim=1), per_channel)
 
+    def training_loss(
+        self, x: torch.Tensor, series: torch.Tensor | None, loss_fn: nn.Module
+    ) -> torch.Tensor:
+        """``loss_fn`` (reduced to a mean) of the prediction pairs of windows ``x``."""
+        return loss_fn(*self.prediction_pairs(self(x, series), x))
+
     def errors(
         self, x: torch.Tensor, y: torch.Tensor | None = None, series: torch.Tensor | None = None
     ) -> WindowErrors:
@@ -210,13 +216,43 @@ class GRUAttentionAE(WindowNetwork):
         return AEOutput(self.output(decoded), latent, attention)
 
 
+class MemberMean(WindowNetwork):
+    """Networks of one shape, each trained on its own loss from its own initialisation, that
+    score with the mean of their outputs: a deep ensemble (Lakshminarayanan et al. 2017). Its
+    forecast varies less from one training to the next than a single network's. Latent and
+    attention are the first member's (the members' latent spaces differ)."""
+
+    def __init__(self, members: list[WindowNetwork]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        first = members[0]
+        self.n_outputs, self.forecast = first.n_outputs, first.forecast
+        self.history, self.horizon = first.history, first.horizon
+
+    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
+        outs = [m(x, series) for m in self.members]
+        mean = torch.stack([o.reconstruction for o in outs]).mean(dim=0)
+        return AEOutput(mean, outs[0].latent, outs[0].attention)
+
+    def training_loss(
+        self, x: torch.Tensor, series: torch.Tensor | None, loss_fn: nn.Module
+    ) -> torch.Tensor:
+        """The mean of the members' own losses: each member learns apart from the others."""
+        return torch.stack([m.training_loss(x, series, loss_fn) for m in self.members]).mean()
+
+
+def members_of(net: nn.Module) -> list[nn.Module]:
+    """The networks a ``MemberMean`` averages, or ``[net]``."""
+    return list(net.members) if isinstance(net, MemberMean) else [net]
+
+
 class SeriesNetworks(WindowNetwork):
     """One network per series, as Telemanom trains one model per channel, behind the shared
     network's interface. A batch may mix series: each window goes through its own series'
     network (a batch of one series, as ``WindowDataModule(series_batches=True)`` makes them,
     costs one call)."""
 
-    def __init__(self, nets: list[GRUAttentionAE]) -> None:
+    def __init__(self, nets: list[WindowNetwork]) -> None:
         super().__init__()
         self.nets = nn.ModuleList(nets)
         self.n_outputs = nets[0].n_outputs
@@ -241,6 +277,23 @@ class SeriesNetworks(WindowNetwork):
                 full[rows] = value
             merged.append(full)
         return AEOutput(*merged)
+
+    def training_loss(
+        self, x: torch.Tensor, series: torch.Tensor | None, loss_fn: nn.Module
+    ) -> torch.Tensor:
+        """Each series' windows scored by its own network's ``training_loss``, weighted by
+        their share of the batch (the mean over the batch, as one network would give)."""
+        if series is None:
+            raise ValueError("one network per series: pass `series`")
+        series = series.to(x.device)
+        present = torch.unique(series).tolist()
+        if len(present) == 1:
+            return self.nets[present[0]].training_loss(x, None, loss_fn)
+        total = x.new_zeros(())
+        for s in present:
+            rows = torch.nonzero(series == s, as_tuple=True)[0]
+            total = total + self.nets[s].training_loss(x[rows], None, loss_fn) * len(rows)
+        return total / len(x)
 
 
 @dataclass
@@ -299,8 +352,11 @@ class LitGRUAttentionAE(L.LightningModule):
         per_series: bool = False,
         horizon: int = 1,
         cell: str = "gru",
+        members: int = 1,
     ) -> None:
         super().__init__()
+        if int(members) < 1:
+            raise ESAInputError("members must be >= 1", column="members", value=members)
         if objective not in OBJECTIVES:
             raise ESAInputError(
                 f"objective must be one of {OBJECTIVES}", column="objective", value=objective
@@ -364,10 +420,11 @@ class LitGRUAttentionAE(L.LightningModule):
                 per_series=bool(per_series),
                 horizon=int(horizon),
                 cell=str(cell),
+                members=int(members),
             )
         )
         n_series = max(1, len(series))
-        def build(embedded: int) -> GRUAttentionAE:
+        def network(embedded: int) -> GRUAttentionAE:
             return GRUAttentionAE(
                 n_inputs,
                 n_outputs,
@@ -383,6 +440,11 @@ class LitGRUAttentionAE(L.LightningModule):
                 horizon=horizon,
                 cell=cell,
             )
+
+        def build(embedded: int) -> WindowNetwork:
+            if int(members) == 1:
+                return network(embedded)
+            return MemberMean([network(embedded) for _ in range(int(members))])
 
         # several series: one shared network with a series embedding, or one network each
         self.net: WindowNetwork = (
@@ -422,7 +484,7 @@ class LitGRUAttentionAE(L.LightningModule):
 
     def _loss(self, batch) -> torch.Tensor:
         x, series = batch
-        return self.loss_fn(*self.net.prediction_pairs(self.net(x, series), x))
+        return self.net.training_loss(x, series, self.loss_fn)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)

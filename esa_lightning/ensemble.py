@@ -1,0 +1,148 @@
+"""Detectors trained apart (other seeds) merged into one that scores with their mean output.
+
+``python merge.py detectors=[A,B,C] data=NAME`` writes ``<run>/detector``: one GRU-attention
+component whose networks are the members of every source (``MemberMean``), as if it had been
+trained with ``model.members`` set to their total, except that each source kept its own batch
+order and early stopping. Its threshold is calibrated again, as the sources' training runs
+calibrated theirs (their ``callbacks.threshold``), on the merged errors of the data's
+validation range. It prints ``val/forecast_MAE`` of every source and of the merged detector on
+that range (no labels), so the choice between them needs no test rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.gru_attention import LitGRUAttentionAE, members_of
+from esa_lightning.pipeline import Detector
+from esa_lightning.thresholds import ThresholdCalibration
+
+log = logging.getLogger("esa_lightning")
+
+# fitted on the training data: equal in detectors trained on the same data
+SCALER_BUFFERS = ("scaler_median", "scaler_iqr")
+# fitted on a network's own errors: calibrated again for the merged networks
+THRESHOLD_BUFFERS = ("threshold", "score_span")
+
+
+def threshold_calibration(config_yaml: str) -> ThresholdCalibration | None:
+    """The threshold callback a detector's training run used (``callbacks.threshold``)."""
+    from hydra.utils import instantiate
+
+    node = OmegaConf.select(OmegaConf.create(config_yaml or "{}"), "callbacks.threshold")
+    return None if node is None else instantiate(node)
+
+
+def _single_model(detector: Detector, source: str) -> tuple[str, LitGRUAttentionAE]:
+    if detector.combiner is not None or len(detector.components) != 1:
+        raise ESAInputError("only single-component detectors can be merged", path=source)
+    ((name, model),) = detector.components.items()
+    if not isinstance(model, LitGRUAttentionAE):
+        raise ESAInputError(
+            f"component {name!r} is a {type(model).__name__}, not a GRU-attention model",
+            path=source,
+        )
+    if model.rf_head is not None:
+        raise ESAInputError(
+            "its random forest head was fitted on one network's errors: merge detectors "
+            "trained without one (callbacks.rf_head=null)",
+            path=source,
+        )
+    return name, model
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.allclose(a, b, equal_nan=True))
+
+
+def merge_detectors(
+    detectors: list[Detector], sources: list[str], mission: Mission | None = None
+) -> Detector:
+    """One detector scoring with the mean output of all the sources' networks.
+
+    The sources must share schema, hyper-parameters (``members`` aside) and scaler: the same
+    configuration trained on the same data with other seeds. The threshold is calibrated again
+    on ``mission`` (its validation range) the way the sources' training calibrated theirs; a
+    source trained without a threshold callback must share its thresholds with the others.
+    """
+    if len(detectors) < 2:
+        raise ESAInputError("merging needs at least two detectors", column="detectors")
+    name, first = _single_model(detectors[0], sources[0])
+    calibration = threshold_calibration(detectors[0].config_yaml)
+    compared = SCALER_BUFFERS + (THRESHOLD_BUFFERS if calibration is None else ())
+    hp = {k: v for k, v in first.hparams.items() if k != "members"}
+    for detector, source in zip(detectors[1:], sources[1:], strict=True):
+        _, model = _single_model(detector, source)
+        other = {k: v for k, v in model.hparams.items() if k != "members"}
+        differ = sorted(k for k in hp.keys() | other.keys() if hp.get(k) != other.get(k))
+        if differ:
+            raise ESAInputError(
+                f"hyper-parameters differ from {sources[0]}'s: {differ}", path=source
+            )
+        if detector.schema != detectors[0].schema:
+            raise ESAInputError(f"schema differs from {sources[0]}'s", path=source)
+        for buffer in compared:
+            if not _same(getattr(model, buffer), getattr(first, buffer)):
+                raise ESAInputError(
+                    f"{buffer} differs from {sources[0]}'s: trained on other data?",
+                    path=source,
+                    column=buffer,
+                )
+    models = [_single_model(d, s)[1] for d, s in zip(detectors, sources, strict=True)]
+    units = [m.validation_units()[0] for m in models]
+    members = [
+        [net for unit in group for net in members_of(unit)] for group in zip(*units, strict=True)
+    ]
+    merged = LitGRUAttentionAE(**hp, members=len(members[0]))
+    for unit, nets in zip(merged.validation_units()[0], members, strict=True):
+        for target, net in zip(members_of(unit), nets, strict=True):
+            target.load_state_dict(net.state_dict())
+    for buffer in SCALER_BUFFERS + THRESHOLD_BUFFERS:
+        getattr(merged, buffer).copy_(getattr(first, buffer))
+    merged.eval()
+    if calibration is not None:
+        if mission is None:
+            raise ValueError("the sources' thresholds were calibrated: pass the mission")
+        calibration.calibrate(merged, mission)
+    info = {**detectors[0].info, "merged_from": list(sources)}
+    config = OmegaConf.create(detectors[0].config_yaml or "{}")
+    if OmegaConf.select(config, "model") is not None:
+        config.model.members = len(members[0])  # the config it reads as: N networks each
+    yaml = OmegaConf.to_yaml(config)
+    return Detector({name: merged}, detectors[0].schema, config_yaml=yaml, info=info)
+
+
+def merge(cfg: Any) -> dict[str, float]:
+    """The ``merge.py`` job: the merged detector, and ``val/forecast_MAE`` of it and each source
+    on the validation range of ``cfg.data``."""
+    from esa_lightning.cli import mission_from_config
+    from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
+    from esa_lightning.pipeline import check_schema
+
+    sources = [str(p) for p in cfg.detectors]
+    detectors = [Detector.load(p) for p in sources]
+    mission = mission_from_config(cfg.data)
+    check_schema(detectors[0].schema, mission, source=str(cfg.data.root))
+    merged = merge_detectors(detectors, sources, mission)
+    out = make_output_folder(cfg.paths.output_dir)
+    remove_stale_temporaries(out)
+    merged.save(out / "detector")
+    maes = {}
+    for source, detector in [*zip(sources, detectors, strict=True), ("merged", merged)]:
+        (model,) = detector.components.values()
+        maes[source] = model.forecast_mae(mission)
+    if all(v is None for v in maes.values()):
+        log.warning("no val/forecast_MAE: not forecasters, or no validation rows")
+    results = {f"val/forecast_MAE/{k}": float(v) for k, v in maes.items() if v is not None}
+    write_json_atomic(out / "metrics.json", results)
+    for source, mae in maes.items():
+        shown = "n/a" if mae is None else f"{mae:.4f}"
+        print(f"  val/forecast_MAE {shown:>8}  {source}")
+    print(f"outputs: {out.resolve()}")
+    return results

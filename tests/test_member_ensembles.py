@@ -1,0 +1,160 @@
+"""Deep ensembles of GRU-attention networks: ``model.members`` and ``merge.py``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from esa_lightning.data.windows import WindowDataModule
+from esa_lightning.ensemble import merge_detectors
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.gru_attention import (
+    GRUAttentionAE,
+    LitGRUAttentionAE,
+    MemberMean,
+    SeriesNetworks,
+)
+from esa_lightning.pipeline import Detector, mission_schema
+from tests.test_gru_attention import one_thread, trainer, two_series_mission  # noqa: F401
+
+
+def small(**kw) -> LitGRUAttentionAE:
+    base = dict(n_inputs=3, n_outputs=1, window=6, hidden_size=8, latent_dim=4,
+                objective="forecast")
+    return LitGRUAttentionAE(**{**base, **kw})
+
+
+def test_members_score_with_their_mean_and_learn_apart():
+    torch.manual_seed(0)
+    model = small(members=3)
+    assert isinstance(model.net, MemberMean) and len(model.net.members) == 3
+    x = torch.randn(5, 6, 3)
+    outs = [m(x) for m in model.net.members]
+    mean = model.net(x)
+    torch.testing.assert_close(mean.reconstruction,
+                               torch.stack([o.reconstruction for o in outs]).mean(0))
+    torch.testing.assert_close(mean.latent, outs[0].latent)
+    assert not torch.allclose(outs[0].reconstruction, outs[1].reconstruction)  # own inits
+    # the training loss is the mean of the members' own losses, not the loss of their mean
+    loss = model._loss((x, torch.zeros(5, dtype=torch.long)))
+    own = [model.loss_fn(o.reconstruction, model.net.targets(x)) for o in outs]
+    torch.testing.assert_close(loss, torch.stack(own).mean())
+    loss.backward()
+    params = [p for p in model.net.members[0].parameters() if p.grad is not None]
+    first = [p.grad.clone() for p in params]
+    model.zero_grad(set_to_none=True)
+    own = [model.loss_fn(m(x).reconstruction, model.net.targets(x)) for m in model.net.members]
+    (own[0] / 3).backward()  # member 0's gradient comes from its own loss alone
+    for got, p in zip(first, params, strict=True):
+        torch.testing.assert_close(got, p.grad)
+    assert isinstance(small().net, GRUAttentionAE)  # members=1: the plain network
+    with pytest.raises(ESAInputError, match="members"):
+        small(members=0)
+
+
+def test_per_series_members_are_early_stopped_per_series_and_mixed_batches_weigh_rows():
+    torch.manual_seed(0)
+    model = small(series=["a", "b"], per_series=True, members=2)
+    assert isinstance(model.net, SeriesNetworks)
+    units, _ = model.validation_units()
+    assert [len(u.members) for u in units] == [2, 2]  # each series' ensemble stops as one
+    x, series = torch.randn(7, 6, 3), torch.tensor([1, 0, 0, 1, 1, 0, 1])
+    pred, target = model.net.prediction_pairs(model.net(x, series), x)
+    per_row = [
+        torch.stack([model.loss_fn(m(x[i : i + 1]).reconstruction, target[i : i + 1])
+                     for m in units[int(s)].members]).mean()
+        for i, s in enumerate(series)
+    ]
+    loss = model._loss((x, series))
+    torch.testing.assert_close(loss, torch.stack(per_row).mean())
+
+
+def fit_forecaster(mission, seed: int, **kw) -> LitGRUAttentionAE:
+    torch.manual_seed(seed)
+    dm = WindowDataModule(mission, window=8, batch_size=32, series_batches=True)
+    dm.setup("fit")
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4, lr=3e-3,
+                              objective="forecast", per_series=True,
+                              threshold_mode="dynamic_online", **kw)
+    trainer(max_epochs=1).fit(model, dm)
+    return model
+
+
+@pytest.fixture(scope="module")
+def two_detectors():
+    multi = two_series_mission()
+    models = [fit_forecaster(multi, seed) for seed in (1, 2)]
+    return multi, [Detector({"gru": m}, mission_schema(multi)) for m in models]
+
+
+def test_merged_detector_forecasts_the_mean_of_its_sources(two_detectors, tmp_path):
+    multi, detectors = two_detectors
+    merged = merge_detectors(detectors, ["a", "b"])
+    model = merged.components["gru"]
+    assert model.hparams.members == 2 and merged.info["merged_from"] == ["a", "b"]
+    sources = [d.components["gru"] for d in detectors]
+    x = torch.randn(4, 8, model.hparams.n_inputs)
+    for s in (0, 1):
+        ids = torch.full((4,), s)
+        with torch.no_grad():
+            want = torch.stack([m.net(x, ids).reconstruction for m in sources]).mean(0)
+            torch.testing.assert_close(model.net(x, ids).reconstruction, want)
+    # the merged forecast error is that of the mean forecast, not the mean of the errors
+    part = multi.series["B-2"]
+    errors = [m.window_outputs(part, series="B-2").total for m in sources]
+    got = model.window_outputs(part, series="B-2").total
+    assert not np.allclose(got, np.mean(errors, axis=0))
+    assert (got <= np.max(errors, axis=0) + 1e-5).all()  # |mean - y| <= the worse member's
+    merged.save(tmp_path / "merged")
+    again = Detector.load(tmp_path / "merged").components["gru"]
+    np.testing.assert_array_equal(again.score_series(multi)["A-1"].score,
+                                  model.score_series(multi)["A-1"].score)
+    # merging a merged detector with another source widens it
+    wider = merge_detectors([Detector.load(tmp_path / "merged"), detectors[0]], ["m", "a"])
+    assert wider.components["gru"].hparams.members == 3
+
+
+def test_merge_refuses_detectors_of_other_settings_or_data(two_detectors):
+    multi, detectors = two_detectors
+    with pytest.raises(ESAInputError, match="at least two"):
+        merge_detectors(detectors[:1], ["a"])
+    other = small(n_inputs=detectors[0].components["gru"].hparams.n_inputs,
+                  series=["A-1", "B-2"], per_series=True, window=8, hidden_size=6)
+    with pytest.raises(ESAInputError, match=r"hidden_size.*\(path: c\)|c.*hidden_size"):
+        merge_detectors([detectors[0], Detector({"gru": other}, detectors[0].schema)],
+                        ["a", "c"])
+    shifted = LitGRUAttentionAE(**detectors[1].components["gru"].hparams)
+    shifted.load_state_dict(detectors[1].components["gru"].state_dict())
+    shifted.scaler_median += 1.0
+    with pytest.raises(ESAInputError, match="scaler_median"):
+        merge_detectors([detectors[0], Detector({"gru": shifted}, detectors[0].schema)],
+                        ["a", "d"])
+
+
+def test_merge_calibrates_the_threshold_again_on_the_merged_errors(two_detectors):
+    from esa_lightning.thresholds import ThresholdCalibration
+
+    multi, detectors = two_detectors
+    config = ("callbacks:\n  threshold:\n    _target_: esa_lightning.thresholds."
+              "ThresholdCalibration\n    method: percentile\n    q: 95\n")
+    for d in detectors:
+        d.config_yaml = config
+    try:
+        with pytest.raises(ValueError, match="mission"):
+            merge_detectors(detectors, ["a", "b"])
+        model = merge_detectors(detectors, ["a", "b"], multi).components["gru"]
+    finally:
+        for d in detectors:
+            d.config_yaml = ""
+    assert torch.isfinite(model.threshold).all()
+    expected = LitGRUAttentionAE(**model.hparams)
+    expected.load_state_dict(model.state_dict())
+    expected.threshold.fill_(float("nan"))
+    ThresholdCalibration(method="percentile", q=95).calibrate(expected, multi)
+    torch.testing.assert_close(model.threshold, expected.threshold)
+    source = detectors[0].components["gru"]
+    ThresholdCalibration(method="percentile", q=95).calibrate(source, multi)
+    assert not torch.allclose(model.threshold, source.threshold)  # the sources' would not fit
+    source.threshold.fill_(float("nan"))
+
