@@ -508,6 +508,9 @@ def test_per_series_networks_send_each_window_through_its_own_network():
     assert touched == [True, False, False]
     shared = LitGRUAttentionAE(n_inputs=3, n_outputs=1, series=["a", "b"], per_series=False)
     assert isinstance(shared.net, GRUAttentionAE) and not shared.has_unused_parameters
+    # a shared forecaster never uses its reconstruction decoder: DDP must be told too
+    shared = LitGRUAttentionAE(n_inputs=3, n_outputs=1, objective="forecast")
+    assert shared.has_unused_parameters
 
 
 def test_validation_loss_per_series_is_the_mean_window_loss_of_each_series():

@@ -536,9 +536,11 @@ class LitGRUAttentionAE(L.LightningModule):
 
     @property
     def has_unused_parameters(self) -> bool:
-        """One network per series: a batch of one series gives the others no gradient (DDP must
-        be told: ``fit_component`` then picks ``ddp_find_unused_parameters_true``)."""
-        return isinstance(self.net, SeriesNetworks)
+        """Whether a training step leaves some parameters without gradient, as DDP must be told
+        (``fit_component`` then picks ``ddp_find_unused_parameters_true``): one network per
+        series (a batch of one series gives the others none), or a forecaster (its
+        reconstruction decoder stays unused)."""
+        return isinstance(self.net, SeriesNetworks) or self.hparams.objective == "forecast"
 
     # ------------------------------------------------------------------------- scoring
     def series_index(self, mission: Mission, series: str | None = None) -> int:
