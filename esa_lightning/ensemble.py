@@ -32,11 +32,19 @@ THRESHOLD_BUFFERS = ("threshold", "score_span")
 
 
 def threshold_calibration(config_yaml: str) -> ThresholdCalibration | None:
-    """The threshold callback a detector's training run used (``callbacks.threshold``)."""
-    from hydra.utils import instantiate
-
+    """The threshold callback a detector's training run used (``callbacks.threshold``), built
+    from its settings; an artifact's config never names code to run."""
     node = OmegaConf.select(OmegaConf.create(config_yaml or "{}"), "callbacks.threshold")
-    return None if node is None else instantiate(node)
+    if node is None:
+        return None
+    settings = OmegaConf.to_container(node, resolve=True)
+    target = settings.pop("_target_", None)
+    wanted = f"{ThresholdCalibration.__module__}.{ThresholdCalibration.__name__}"
+    if target != wanted:
+        raise ESAInputError(
+            f"callbacks.threshold is {target!r}, not {wanted}", column="callbacks.threshold"
+        )
+    return ThresholdCalibration(**settings)
 
 
 def _single_model(detector: Detector, source: str) -> tuple[str, LitGRUAttentionAE]:

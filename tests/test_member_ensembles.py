@@ -158,3 +158,15 @@ def test_merge_calibrates_the_threshold_again_on_the_merged_errors(two_detectors
     assert not torch.allclose(model.threshold, source.threshold)  # the sources' would not fit
     source.threshold.fill_(float("nan"))
 
+
+def test_an_artifacts_threshold_settings_never_name_code_to_run():
+    from esa_lightning.ensemble import threshold_calibration
+
+    assert threshold_calibration("") is None
+    made = threshold_calibration("callbacks:\n  threshold:\n    _target_: esa_lightning."
+                                 "thresholds.ThresholdCalibration\n    q: 97\n")
+    assert made.q == 97 and made.method == "percentile"
+    with pytest.raises(ESAInputError, match="os.system"):
+        threshold_calibration("callbacks:\n  threshold:\n    _target_: os.system\n"
+                              "    command: touch pwned\n")
+
