@@ -16,6 +16,10 @@ or, with ``per_series=True``, one network per series (``SeriesNetworks``), as Te
 one model per channel; ``callbacks.SeriesBestWeights`` then early-stops and restores each
 series' network on its own validation loss (``series_val_loss``, kept every validation epoch).
 
+A deep ensemble (``members=N``): each network above becomes N networks of the same shape
+(``MemberMean``), each trained on its own loss, scoring with their mean output; runs trained
+apart merge into one afterwards (``ensemble.merge_detectors``, ``merge.py``).
+
 Threshold modes (hyper-parameter ``threshold_mode``, so it travels in the artifact):
 
 - ``calibrated``: a fixed per-series threshold fitted after training on label-free validation
