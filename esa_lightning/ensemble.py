@@ -81,12 +81,13 @@ def merge_detectors(
     """
     if len(detectors) < 2:
         raise ESAInputError("merging needs at least two detectors", column="detectors")
-    name, first = _single_model(detectors[0], sources[0])
+    named = [_single_model(d, s) for d, s in zip(detectors, sources, strict=True)]
+    name, first = named[0]
+    models = [model for _, model in named]
     calibration = threshold_calibration(detectors[0].config_yaml)
     compared = SCALER_BUFFERS + (THRESHOLD_BUFFERS if calibration is None else ())
     hp = {k: v for k, v in first.hparams.items() if k != "members"}
-    for detector, source in zip(detectors[1:], sources[1:], strict=True):
-        _, model = _single_model(detector, source)
+    for detector, model, source in zip(detectors[1:], models[1:], sources[1:], strict=True):
         other = {k: v for k, v in model.hparams.items() if k != "members"}
         differ = sorted(k for k in hp.keys() | other.keys() if hp.get(k) != other.get(k))
         if differ:
@@ -102,7 +103,6 @@ def merge_detectors(
                     path=source,
                     column=buffer,
                 )
-    models = [_single_model(d, s)[1] for d, s in zip(detectors, sources, strict=True)]
     units = [m.validation_units()[0] for m in models]
     members = [
         [net for unit in group for net in members_of(unit)] for group in zip(*units, strict=True)

@@ -263,17 +263,22 @@ class SeriesNetworks(WindowNetwork):
         self.forecast = nets[0].forecast
         self.history, self.horizon = nets[0].history, nets[0].horizon
 
-    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
+    @staticmethod
+    def _routes(x: torch.Tensor, series: torch.Tensor | None) -> list[tuple[int, torch.Tensor]]:
+        """(series index, its rows of the batch) for each series present in ``series``."""
         if series is None:
             raise ValueError("one network per series: pass `series`")
         series = series.to(x.device)
-        present = torch.unique(series).tolist()
-        if len(present) == 1:
-            return self.nets[present[0]](x)
-        parts = []
-        for s in present:
-            rows = torch.nonzero(series == s, as_tuple=True)[0]
-            parts.append((rows, self.nets[s](x[rows])))
+        return [
+            (s, torch.nonzero(series == s, as_tuple=True)[0])
+            for s in torch.unique(series).tolist()
+        ]
+
+    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
+        routes = self._routes(x, series)
+        if len(routes) == 1:
+            return self.nets[routes[0][0]](x)
+        parts = [(rows, self.nets[s](x[rows])) for s, rows in routes]
         merged = []
         for field in zip(*(out for _, out in parts), strict=True):
             full = field[0].new_empty((len(x), *field[0].shape[1:]))
@@ -287,15 +292,11 @@ class SeriesNetworks(WindowNetwork):
     ) -> torch.Tensor:
         """Each series' windows scored by its own network's ``training_loss``, weighted by
         their share of the batch (the mean over the batch, as one network would give)."""
-        if series is None:
-            raise ValueError("one network per series: pass `series`")
-        series = series.to(x.device)
-        present = torch.unique(series).tolist()
-        if len(present) == 1:
-            return self.nets[present[0]].training_loss(x, None, loss_fn)
+        routes = self._routes(x, series)
+        if len(routes) == 1:
+            return self.nets[routes[0][0]].training_loss(x, None, loss_fn)
         total = x.new_zeros(())
-        for s in present:
-            rows = torch.nonzero(series == s, as_tuple=True)[0]
+        for s, rows in routes:
             total = total + self.nets[s].training_loss(x[rows], None, loss_fn) * len(rows)
         return total / len(x)
 
