@@ -15,5 +15,5 @@ COPY esa_lightning ./esa_lightning
 RUN pip install --no-cache-dir . && useradd --create-home runner
 USER runner
 
-ENTRYPOINT ["python", "-m", "esa_lightning.container"]
+ENTRYPOINT ["python", "-m", "esa_lightning.jobs.container"]
 CMD ["--data", "/data", "--artifacts", "/artifacts"]

@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from esa_lightning.cli import run_or_exit
-from esa_lightning.prediction import predict
+from esa_lightning.jobs.common import run_or_exit
+from esa_lightning.jobs.predict import predict
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")

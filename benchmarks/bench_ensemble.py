@@ -26,13 +26,13 @@ from _common import machine, write_section
 
 from esa_lightning.data.segment_datamodule import SegmentDataModule
 from esa_lightning.data.synthetic import load_synthetic
-from esa_lightning.heads.ensemble_heads import (
+from esa_lightning.metrics.kaggle import auc_pr, kaggle_scores
+from esa_lightning.models.channel_ensemble.heads import (
     EventHeadCallback,
     GBDTChannelEnsemble,
     MetaHeadCallback,
 )
-from esa_lightning.metrics.kaggle import auc_pr, kaggle_scores
-from esa_lightning.models.channel_ensemble import LitChannelEnsemble
+from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
 
 HEADER = "## Channel ensemble: surrogate vs GBDT (bench_ensemble.py)"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

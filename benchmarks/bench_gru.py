@@ -65,7 +65,7 @@ def run_ours(a: argparse.Namespace) -> dict:
     import lightning as L
 
     from esa_lightning.data.windows import WindowDataModule
-    from esa_lightning.models.gru_attention import LitGRUAttentionAE
+    from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 
     mission = make_mission(a.rows, a.channels)
     t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def run_reference(a: argparse.Namespace) -> dict:
     import torch
     from sklearn.preprocessing import RobustScaler
 
-    from esa_lightning.models.gru_attention import GRUAttentionAE
+    from esa_lightning.models.gru_ae.model import GRUAttentionAE
 
     mission = make_mission(a.rows, a.channels)
     t0 = time.perf_counter()

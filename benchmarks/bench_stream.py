@@ -76,9 +76,9 @@ def zscore_detector(sample_file: Path, out: Path) -> Path:
     """A robust z-score detector of the file's schema, fitted on its first 200 k rows."""
     import torch
 
+    from esa_lightning.artifact import Detector, mission_schema
     from esa_lightning.data.kaggle import read_kaggle
-    from esa_lightning.models.robust_zscore import RobustZScore
-    from esa_lightning.pipeline import Detector, mission_schema
+    from esa_lightning.models.zscore.model import RobustZScore
 
     if (out / "detector.json").is_file():
         return out

@@ -156,13 +156,13 @@ def read_worker(mission: Path, cache: Path) -> None:
 
 def train_worker(phases_json: Path, overrides: list[str]) -> None:
     """``train.py`` in this process with timing wrappers around the pipeline's phases."""
-    import esa_lightning.training as tr
+    import esa_lightning.jobs.train as tr
+    from esa_lightning.artifact import Detector
     from esa_lightning.data.segment_datamodule import SegmentDataModule
-    from esa_lightning.heads.combiner import HybridCombiner
-    from esa_lightning.heads.ensemble_heads import EventHeadCallback, MetaHeadCallback
-    from esa_lightning.heads.random_forest import RandomForestHead
-    from esa_lightning.pipeline import Detector
-    from esa_lightning.thresholds import ThresholdCalibration
+    from esa_lightning.models.channel_ensemble.heads import EventHeadCallback, MetaHeadCallback
+    from esa_lightning.postprocessing.combiner import HybridCombiner
+    from esa_lightning.postprocessing.random_forest import RandomForestHead
+    from esa_lightning.postprocessing.thresholds import ThresholdCalibration
 
     sampler = RssSampler()
     sampler.start()

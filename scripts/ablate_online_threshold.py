@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 
+from esa_lightning.artifact import Detector
 from esa_lightning.data.nasa import read_nasa
 from esa_lightning.evaluation import report_for, score_range
-from esa_lightning.models.gru_attention import LitGRUAttentionAE
-from esa_lightning.pipeline import Detector
+from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 
 NO_SCALE = dict(online_error_scale=0.0, online_min_error=0.0)
 VARIANTS = {

@@ -8,8 +8,8 @@ import pytest
 import torch
 from test_segment_datamodule import make_tiny_mission, tiny_datamodule
 
-from esa_lightning.heads.ensemble_heads import EventHeadCallback, MetaHeadCallback
-from esa_lightning.models.channel_ensemble import (
+from esa_lightning.models.channel_ensemble.heads import EventHeadCallback, MetaHeadCallback
+from esa_lightning.models.channel_ensemble.model import (
     ChannelEnsemble,
     LitChannelEnsemble,
     group_aggregate,

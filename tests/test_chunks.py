@@ -6,10 +6,10 @@ import pytest
 from scipy.ndimage import uniform_filter1d
 
 from esa_lightning.chunks import AlarmedRows, score_in_chunks
-from esa_lightning.heads.combiner import HybridCombiner, component_features
+from esa_lightning.jobs.train import evaluate
 from esa_lightning.models.base import RowScores, top_channel_alarm
-from esa_lightning.reporting import alarm_intervals
-from esa_lightning.training import evaluate
+from esa_lightning.postprocessing.combiner import HybridCombiner, component_features
+from esa_lightning.reporting.outputs import alarm_intervals
 from tests.helpers import make_mission
 
 

@@ -10,9 +10,13 @@ import torch
 from test_segment_datamodule import make_tiny_mission, tiny_datamodule
 
 from esa_lightning.data.segment_datamodule import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
-from esa_lightning.heads import ensemble_heads as heads
-from esa_lightning.models.channel_ensemble import ChannelEnsemble
-from esa_lightning.postprocess import max_over_folds, peaks_to_alarm, spread_rows_to_samples
+from esa_lightning.models.channel_ensemble import heads
+from esa_lightning.models.channel_ensemble.model import ChannelEnsemble
+from esa_lightning.postprocessing.peaks import (
+    max_over_folds,
+    peaks_to_alarm,
+    spread_rows_to_samples,
+)
 
 
 # ----------------------------------------------------------------------------- postprocess

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esa_lightning.evaluation import evaluate_predictions
-from esa_lightning.pipeline import Detector
-from esa_lightning.prediction import predict, score_in_chunks
-from esa_lightning.training import train
+from esa_lightning.artifact import Detector
+from esa_lightning.jobs.evaluate import evaluate_predictions
+from esa_lightning.jobs.predict import predict, score_in_chunks
+from esa_lightning.jobs.train import train
 from tests.conftest import compose_config
 
 FAST = [

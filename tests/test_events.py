@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
-from esa_lightning.events import (
+from esa_lightning.reporting.events import (
     alarms_to_intervals,
     sample_numbers,
     window_report,

@@ -11,8 +11,8 @@ from esa_lightning.data.mission import Mission, default_channel_table, empty_eve
 from esa_lightning.data.windows import WindowDataModule, window_to_sample_scores
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
-from esa_lightning.models.gru_attention import GRUAttentionAE, LitGRUAttentionAE
-from esa_lightning.thresholds import ThresholdCalibration, dynamic_threshold
+from esa_lightning.models.gru_ae.model import GRUAttentionAE, LitGRUAttentionAE
+from esa_lightning.postprocessing.thresholds import ThresholdCalibration, dynamic_threshold
 from tests.helpers import toy_mission
 
 
@@ -252,7 +252,7 @@ def test_restore_best_weights_runs_first_and_brings_back_the_best_epoch(tmp_path
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from esa_lightning.callbacks import RestoreBestWeights
-    from esa_lightning.training import restore_first
+    from esa_lightning.jobs.train import restore_first
 
     m = make_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)
@@ -316,7 +316,7 @@ def fit_detrended(mission):
 
 
 def test_datamodule_and_scoring_apply_the_same_detrend(tmp_path):
-    from esa_lightning.pipeline import Detector, mission_schema
+    from esa_lightning.artifact import Detector, mission_schema
 
     m = drifting_mission()
     model, dm = fit_detrended(m)
@@ -336,8 +336,8 @@ def test_datamodule_and_scoring_apply_the_same_detrend(tmp_path):
 
 
 def test_chunked_scoring_equals_whole_series_with_detrend():
-    from esa_lightning.pipeline import Detector, mission_schema
-    from esa_lightning.prediction import score_in_chunks
+    from esa_lightning.artifact import Detector, mission_schema
+    from esa_lightning.jobs.predict import score_in_chunks
 
     m = drifting_mission()
     model, _ = fit_detrended(m)
@@ -457,7 +457,7 @@ def test_lstm_cell_reconstructs_and_forecasts():
 
 
 def test_forecaster_fits_scores_and_survives_the_artifact(tmp_path):
-    from esa_lightning.pipeline import Detector, mission_schema
+    from esa_lightning.artifact import Detector, mission_schema
 
     m = make_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)
@@ -488,7 +488,7 @@ def two_series_mission():
 
 
 def test_per_series_networks_send_each_window_through_its_own_network():
-    from esa_lightning.models.gru_attention import SeriesNetworks
+    from esa_lightning.models.gru_ae.model import SeriesNetworks
 
     torch.manual_seed(0)
     model = LitGRUAttentionAE(n_inputs=3, n_outputs=1, window=6, series=["a", "b", "c"],
@@ -584,7 +584,7 @@ def test_series_best_weights_stops_when_every_series_stalls_and_restores_each_be
 
 def test_per_series_forecaster_fits_with_series_batches_and_scores_every_series():
     from esa_lightning.callbacks import SeriesBestWeights
-    from esa_lightning.training import restore_first
+    from esa_lightning.jobs.train import restore_first
 
     multi = two_series_mission()
     dm = WindowDataModule(multi, window=8, batch_size=32, series_batches=True)

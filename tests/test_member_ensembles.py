@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.data.windows import WindowDataModule
-from esa_lightning.ensemble import merge_detectors
 from esa_lightning.errors import ESAInputError
-from esa_lightning.models.gru_attention import (
+from esa_lightning.jobs.merge import merge_detectors
+from esa_lightning.models.gru_ae.model import (
     GRUAttentionAE,
     LitGRUAttentionAE,
     MemberMean,
     SeriesNetworks,
 )
-from esa_lightning.pipeline import Detector, mission_schema
 from tests.test_gru_attention import one_thread, trainer, two_series_mission  # noqa: F401
 
 
@@ -133,10 +133,10 @@ def test_merge_refuses_detectors_of_other_settings_or_data(two_detectors):
 
 
 def test_merge_calibrates_the_threshold_again_on_the_merged_errors(two_detectors):
-    from esa_lightning.thresholds import ThresholdCalibration
+    from esa_lightning.postprocessing.thresholds import ThresholdCalibration
 
     multi, detectors = two_detectors
-    config = ("callbacks:\n  threshold:\n    _target_: esa_lightning.thresholds."
+    config = ("callbacks:\n  threshold:\n    _target_: esa_lightning.postprocessing.thresholds."
               "ThresholdCalibration\n    method: percentile\n    q: 95\n")
     for d in detectors:
         d.config_yaml = config
@@ -160,11 +160,13 @@ def test_merge_calibrates_the_threshold_again_on_the_merged_errors(two_detectors
 
 
 def test_an_artifacts_threshold_settings_never_name_code_to_run():
-    from esa_lightning.ensemble import threshold_calibration
+    from esa_lightning.jobs.merge import threshold_calibration
 
     assert threshold_calibration("") is None
-    made = threshold_calibration("callbacks:\n  threshold:\n    _target_: esa_lightning."
-                                 "thresholds.ThresholdCalibration\n    q: 97\n")
+    made = threshold_calibration(
+        "callbacks:\n  threshold:\n    _target_: esa_lightning.postprocessing."
+        "thresholds.ThresholdCalibration\n    q: 97\n"
+    )
     assert made.q == 97 and made.method == "percentile"
     with pytest.raises(ESAInputError, match="os.system"):
         threshold_calibration("callbacks:\n  threshold:\n    _target_: os.system\n"

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.errors import ESAInputError
-from esa_lightning.models.robust_zscore import RobustZScore
-from esa_lightning.pipeline import Detector, mission_schema
-from esa_lightning.prediction import score_in_chunks
+from esa_lightning.jobs.predict import score_in_chunks
+from esa_lightning.models.zscore.model import RobustZScore
 from tests.helpers import make_mission
 
 
@@ -81,7 +81,7 @@ def test_top_channel_alarm_marks_the_strongest_channels_of_alarmed_rows_only():
 
 def test_combiner_loads_artifacts_written_before_top_channels(tmp_path):
     """Detectors saved before ``top_channels`` existed failed with a KeyError."""
-    from esa_lightning.heads.combiner import HybridCombiner
+    from esa_lightning.postprocessing.combiner import HybridCombiner
 
     comb = HybridCombiner(top_channels=5)
     comb.names = ["a"]

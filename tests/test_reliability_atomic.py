@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from esa_lightning.artifact import Detector
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import remove_stale_temporaries
-from esa_lightning.pipeline import Detector
 from tests.conftest import compose_config
 from tests.test_reliability_helpers import write_esa_csv
 
@@ -28,8 +28,8 @@ WRITER = textwrap.dedent(
     from pathlib import Path
     import numpy as np
     from esa_lightning.io import save_npy_atomic, write_json_atomic
-    from esa_lightning.models.robust_zscore import RobustZScore
-    from esa_lightning.pipeline import Detector
+    from esa_lightning.models.zscore.model import RobustZScore
+    from esa_lightning.artifact import Detector
 
     out = Path(sys.argv[1])
     k = 0
@@ -124,7 +124,7 @@ def test_predict_removes_leftovers_in_its_output_folder(tmp_path):
     (out / ".tmp-submission.csv.x1").write_text("torn")
     (out / "alarms" / ".tmp-alarm_0000.png.x2").write_text("torn")
     (out / "submission.csv").write_text("id,is_anomaly\n")
-    from esa_lightning.prediction import predict
+    from esa_lightning.jobs.predict import predict
 
     cfg = compose_config(
         "predict", [f"ckpt={tmp_path / 'missing'}", "data=esa_csv", f"data.root={tmp_path}"], out

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from esa_lightning.cli import mission_from_config
-from esa_lightning.pipeline import Detector
-from esa_lightning.training import train
+from esa_lightning.artifact import Detector
+from esa_lightning.jobs.common import mission_from_config
+from esa_lightning.jobs.train import train
 from tests.conftest import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def test_smoke_training_is_deterministic(small_mission_dir, tmp_path):
 @pytest.mark.slow  # ~60 s on 2 cores: scoring the whole val/test range twice
 @pytest.mark.skipif(
     not (REPO / "conf" / "model" / "gru_ae.yaml").is_file()
-    or not (REPO / "esa_lightning" / "models" / "gru_attention.py").is_file(),
+    or not (REPO / "esa_lightning" / "models" / "gru_ae" / "model.py").is_file(),
     reason="the GRU autoencoder is not in this checkout",
 )
 def test_gru_training_is_deterministic(small_mission_dir, tmp_path):

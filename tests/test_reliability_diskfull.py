@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from esa_lightning import io
+from esa_lightning.artifact import Detector
 from esa_lightning.errors import ESAInputError
-from esa_lightning.models.robust_zscore import RobustZScore
-from esa_lightning.pipeline import Detector
-from esa_lightning.reporting import write_submission
+from esa_lightning.models.zscore.model import RobustZScore
+from esa_lightning.reporting.outputs import write_submission
 from tests.conftest import compose_config
 from tests.test_reliability_helpers import cache_is_clean, write_esa_csv
 
@@ -112,13 +112,13 @@ def test_a_file_where_the_output_folder_should_be(tmp_path):
         io.write_json_atomic(blocker / "metrics.json", {})
     with pytest.raises(ESAInputError, match="outputs"):
         detector(1.0).save(blocker / "detector")
-    from esa_lightning.prediction import predict
+    from esa_lightning.jobs.predict import predict
 
     cfg = compose_config("predict", [f"ckpt={tmp_path / 'missing'}"], blocker / "run")
     with pytest.raises(ESAInputError, match="outputs"):
         predict(cfg)
     # train() too (before, a bare FileExistsError escaped from its output folder creation)
-    from esa_lightning.training import train
+    from esa_lightning.jobs.train import train
 
     cfg = compose_config("train", ["experiment=smoke"], blocker / "run")
     with pytest.raises(ESAInputError, match="outputs"):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.data.esa_adb import read_esa_mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.models.robust_zscore import RobustZScore
-from esa_lightning.pipeline import Detector, mission_schema
+from esa_lightning.models.zscore.model import RobustZScore
 from tests.helpers import make_mission
 from tests.test_reliability_helpers import esa_frame, pickled_zip, write_esa_mission, zip_bytes
 
@@ -112,7 +112,7 @@ def test_detector_refuses_corrupt_weights(tmp_path, content):
         "{}",
         '{"format_version": 1, "components": {"z": {}}}',
         '{"format_version": 1, "components": {"z": {"class": '
-        '"esa_lightning.models.robust_zscore.RobustZScore", "hparams": {"bogus": 1}}}}',
+        '"esa_lightning.models.zscore.model.RobustZScore", "hparams": {"bogus": 1}}}}',
     ],
 )
 def test_detector_refuses_a_corrupt_manifest(tmp_path, manifest):

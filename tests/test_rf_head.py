@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from esa_lightning.data.windows import WindowDataModule
-from esa_lightning.heads import RandomForestHead, load_forest, save_forest
-from esa_lightning.models.gru_attention import LitGRUAttentionAE
-from esa_lightning.thresholds import ThresholdCalibration
+from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+from esa_lightning.postprocessing.random_forest import RandomForestHead, load_forest, save_forest
+from esa_lightning.postprocessing.thresholds import ThresholdCalibration
 from tests.helpers import toy_mission
 
 
@@ -120,8 +120,8 @@ def test_head_is_skipped_without_labels(tmp_path, caplog):
 
 
 def test_window_features_of_selected_rows_equal_the_gated_full_matrix():
-    from esa_lightning.heads.random_forest import window_features
-    from esa_lightning.models.gru_attention import WindowOutputs
+    from esa_lightning.models.gru_ae.model import WindowOutputs
+    from esa_lightning.postprocessing.random_forest import window_features
 
     rng = np.random.default_rng(0)
     n = 50

@@ -108,7 +108,7 @@ def test_ddp_two_processes_match_one_and_write_once(esa_full_runs):
     for key in ("val/AUC_PR", "test/AUC_PR", "val/AFF_F_0.50"):
         assert abs(one[key] - two[key]) <= 0.15, (key, one[key], two[key])
 
-    from esa_lightning.pipeline import Detector
+    from esa_lightning.artifact import Detector
 
     detector = Detector.load(ddp_dir / "detector")
     assert set(detector.components) == {"gru_ae", "channel_ensemble"}
@@ -317,7 +317,7 @@ def test_resume_after_sigkill_finishes_in_the_same_folder(tiny_mission, tmp_path
     resumed = run_train([*args[:-1], "ckpt_path=last"], tmp_path)
     assert_ok(resumed)
     assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr
-    from esa_lightning.pipeline import Detector
+    from esa_lightning.artifact import Detector
 
     detector = Detector.load(run_dir / "detector")
     assert np.isfinite(float(detector.components["gru_ae"].threshold[0]))
@@ -327,8 +327,8 @@ def test_resume_after_sigkill_finishes_in_the_same_folder(tiny_mission, tmp_path
 
 def test_resuming_a_finished_fit_still_fits_the_heads(tiny_mission, tmp_path):
     """Lightning skips ``fit`` (and ``on_train_end``) when the checkpoint is past max_epochs."""
-    from esa_lightning.pipeline import Detector
-    from esa_lightning.training import train
+    from esa_lightning.artifact import Detector
+    from esa_lightning.jobs.train import train
 
     overrides = [
         "experiment=gru_ae",
@@ -349,7 +349,7 @@ def test_resuming_a_finished_fit_still_fits_the_heads(tiny_mission, tmp_path):
 
 def test_resume_without_any_checkpoint_is_a_clear_error(tiny_mission, tmp_path):
     from esa_lightning.errors import ESAInputError
-    from esa_lightning.training import train
+    from esa_lightning.jobs.train import train
 
     cfg = compose_config(
         "train", ["experiment=gru_ae", f"data.root={tiny_mission}", "ckpt_path=last"], tmp_path

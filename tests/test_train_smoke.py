@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esa_lightning.container import main as container_main
 from esa_lightning.errors import ESAInputError
-from esa_lightning.prediction import predict
-from esa_lightning.training import train
+from esa_lightning.jobs.container import main as container_main
+from esa_lightning.jobs.predict import predict
+from esa_lightning.jobs.train import train
 from tests.conftest import CONF, MSL, REPO, compose_config
 
 
@@ -109,7 +109,7 @@ def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path):
     sub = pd.read_csv(tmp_path / "predict" / "submission.csv")
     assert set(sub["channel"]) == {"T-13", "C-1"} and set(sub["is_anomaly"]) <= {0, 1}
     # evaluate.py scores the NASA submission to predict's numbers (it refused NASA before)
-    from esa_lightning.evaluation import evaluate_predictions
+    from esa_lightning.jobs.evaluate import evaluate_predictions
 
     ecfg = compose_config("evaluate", [f"predictions={tmp_path / 'predict' / 'submission.csv'}",
                                        "data=nasa_msl", f"data.root={MSL}",
@@ -147,8 +147,8 @@ def test_forecast_search_minimises_the_validation_error_without_scoring_test(tmp
 
 @pytest.mark.skipif(not MSL.is_dir(), reason="shared MSL data not present")
 def test_members_train_through_hydra_and_merge_py_merges_runs_of_other_seeds(tmp_path):
-    from esa_lightning.ensemble import merge
-    from esa_lightning.pipeline import Detector
+    from esa_lightning.artifact import Detector
+    from esa_lightning.jobs.merge import merge
 
     data = [f"data.root={MSL}", "data.channels=[T-13,C-1]"]
     quick = ["experiment=gru_ae_nasa", *data, "trainer.max_epochs=1",

@@ -18,7 +18,7 @@ rank builds the same full feature set (no sharding of the extraction): the post-
 need all rows on every rank, and the distributed sampler shards only the training batches.
 
 Final folds (§4.4 ``mask1``): one datamodule serves one final fold (``fold``); train one model
-per fold and combine their outputs with ``esa_lightning.postprocess.max_over_folds``.
+per fold and combine their outputs with ``esa_lightning.postprocessing.peaks.max_over_folds``.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from esa_lightning.data.segmentation import pooled_spans
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path, write_json_atomic
 from esa_lightning.models.base import RowScores
-from esa_lightning.models.channel_ensemble import (
+from esa_lightning.models.channel_ensemble.model import (
     ChannelEnsemble,
     feature_subset_masks,
     group_aggregate,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from esa_lightning.events import alarms_to_intervals
 from esa_lightning.io import atomic_path, write_error, write_text_atomic
+from esa_lightning.reporting.events import alarms_to_intervals
 
 
 def write_submission(ids: np.ndarray, alarm: np.ndarray, path: str | Path) -> Path:

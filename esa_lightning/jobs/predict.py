@@ -37,10 +37,10 @@ def has_labels(part: Mission) -> bool:
 
 def predict(cfg: Any) -> dict[str, float]:
     """The ``predict.py`` job; returns the metrics when the input carries labels."""
-    from esa_lightning.cli import mission_from_config
+    from esa_lightning.artifact import Detector, check_schema
     from esa_lightning.evaluation import ScoredRange, report_for
     from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
-    from esa_lightning.pipeline import Detector, check_schema
+    from esa_lightning.jobs.common import mission_from_config
 
     out = make_output_folder(cfg.paths.output_dir)
     remove_stale_temporaries(out)
@@ -70,8 +70,8 @@ def write_outputs(
     out: Path, part: Mission, scores: RowScores, cfg: Any, metrics: dict[str, float]
 ) -> None:
     """submission.csv, intervals.csv, report.csv, alarms/*.png and index.html."""
-    from esa_lightning.events import window_report, write_window_report
-    from esa_lightning.reporting import (
+    from esa_lightning.reporting.events import window_report, write_window_report
+    from esa_lightning.reporting.outputs import (
         alarm_intervals,
         plot_alarms,
         write_index_html,

@@ -44,11 +44,11 @@ from esa_lightning.models.base import RowScores
 
 FORMAT_VERSION = 1
 ALLOWED_CLASSES = {
-    "esa_lightning.models.robust_zscore.RobustZScore",
-    "esa_lightning.models.gru_attention.LitGRUAttentionAE",
-    "esa_lightning.models.channel_ensemble.LitChannelEnsemble",
-    "esa_lightning.heads.ensemble_heads.GBDTChannelEnsemble",
-    "esa_lightning.heads.combiner.HybridCombiner",
+    "esa_lightning.models.zscore.model.RobustZScore",
+    "esa_lightning.models.gru_ae.model.LitGRUAttentionAE",
+    "esa_lightning.models.channel_ensemble.model.LitChannelEnsemble",
+    "esa_lightning.models.channel_ensemble.heads.GBDTChannelEnsemble",
+    "esa_lightning.postprocessing.combiner.HybridCombiner",
 }
 VERSIONED_PACKAGES = (
     "esa_lightning",

@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from esa_lightning.artifact import Detector
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.models.gru_attention import LitGRUAttentionAE, members_of
-from esa_lightning.pipeline import Detector
-from esa_lightning.thresholds import ThresholdCalibration
+from esa_lightning.models.gru_ae.model import LitGRUAttentionAE, members_of
+from esa_lightning.postprocessing.thresholds import ThresholdCalibration
 
 log = logging.getLogger("esa_lightning")
 
@@ -129,9 +129,9 @@ def merge_detectors(
 def merge(cfg: Any) -> dict[str, float]:
     """The ``merge.py`` job: the merged detector, and ``val/forecast_MAE`` of it and each source
     on the validation range of ``cfg.data``."""
-    from esa_lightning.cli import mission_from_config
+    from esa_lightning.artifact import check_schema
     from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
-    from esa_lightning.pipeline import check_schema
+    from esa_lightning.jobs.common import mission_from_config
 
     sources = [str(p) for p in cfg.detectors]
     detectors = [Detector.load(p) for p in sources]

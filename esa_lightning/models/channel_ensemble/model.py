@@ -34,7 +34,7 @@ from torch import nn
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
-from esa_lightning.postprocess import peaks_to_alarm, spread_rows_to_samples
+from esa_lightning.postprocessing.peaks import peaks_to_alarm, spread_rows_to_samples
 
 
 @dataclass

@@ -214,7 +214,7 @@ def dynamic_threshold(
     errors by the mean of the first ``2 x warmup`` and leaves the first 2 x ``warmup`` errors
     unjudged (``warmup`` on streams under 2500 errors, none under 1800).
     """
-    from esa_lightning.models.gru_attention import ewma
+    from esa_lightning.models.gru_ae.model import ewma
 
     raw = np.asarray(errors, dtype=np.float64).ravel()
     if len(raw) == 0:

@@ -25,11 +25,11 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from esa_lightning.cli import mission_from_config, print_config
 from esa_lightning.errors import ESAInputError
 from esa_lightning.evaluation import report_for, score_range
 from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
-from esa_lightning.sweep import refuse_multidevice_multirun
+from esa_lightning.jobs.common import mission_from_config, print_config
+from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 
 log = logging.getLogger("esa_lightning")
 
@@ -238,7 +238,7 @@ def train(cfg: DictConfig) -> float | None:
 def _build_detector(
     components: dict[str, Any], combiner: Any, mission: Any, cfg: DictConfig
 ) -> Any:
-    from esa_lightning.pipeline import Detector, mission_schema
+    from esa_lightning.artifact import Detector, mission_schema
 
     return Detector(
         components=components,

@@ -666,7 +666,7 @@ class LitGRUAttentionAE(L.LightningModule):
     ) -> tuple[np.ndarray, np.ndarray]:
         """(smoothed scores, bool alarms) of window errors under the Telemanom dynamic threshold;
         ``targets`` (the scaled values the windows forecast) for the error-scale check."""
-        from esa_lightning.thresholds import ErrorScale, dynamic_threshold
+        from esa_lightning.postprocessing.thresholds import ErrorScale, dynamic_threshold
 
         hp = self.hparams
         if len(total) == 0:
@@ -747,7 +747,7 @@ class LitGRUAttentionAE(L.LightningModule):
             score_w = self.smoothed(wo.total)
             alarm_w = score_w > thr if not np.isnan(thr) else np.zeros(len(score_w), dtype=bool)
         if self.rf_head is not None and alarm_w.any():
-            from esa_lightning.heads.random_forest import rf_accepts
+            from esa_lightning.postprocessing.random_forest import rf_accepts
 
             alarm_w[alarm_w] = rf_accepts(self.rf_head, wo, alarm_w)
         to_rows = self.window_to_rows
@@ -776,24 +776,24 @@ class LitGRUAttentionAE(L.LightningModule):
     # ------------------------------------------------------------------ random forest head
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.rf_head is not None:
-            from esa_lightning.heads.random_forest import forest_to_bytes
+            from esa_lightning.postprocessing.random_forest import forest_to_bytes
 
             checkpoint["rf_head_skops"] = forest_to_bytes(self.rf_head)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "rf_head_skops" in checkpoint:
-            from esa_lightning.heads.random_forest import forest_from_bytes
+            from esa_lightning.postprocessing.random_forest import forest_from_bytes
 
             self.rf_head = forest_from_bytes(checkpoint["rf_head_skops"])
 
     def save_rf_head(self, path) -> None:
-        from esa_lightning.heads.random_forest import save_forest
+        from esa_lightning.postprocessing.random_forest import save_forest
 
         if self.rf_head is None:
             raise RuntimeError("no random forest head fitted")
         save_forest(self.rf_head, path)
 
     def load_rf_head(self, path) -> None:
-        from esa_lightning.heads.random_forest import load_forest
+        from esa_lightning.postprocessing.random_forest import load_forest
 
         self.rf_head = load_forest(path)

@@ -1,0 +1,73 @@
+"""``evaluate.py``: score a predictions CSV against a mission's labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
+from esa_lightning.evaluation import concatenate_series, report_for
+from esa_lightning.io import write_json_atomic
+from esa_lightning.jobs.common import mission_from_config
+from esa_lightning.metrics import ranking_table, score_prediction_frame
+from esa_lightning.models.base import RowScores
+
+
+def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra DictConfig
+    """``evaluate.py``: score ``cfg.predictions`` against the labels of ``cfg.data``."""
+    path = Path(cfg.predictions)
+    if not path.is_file():
+        raise ESAInputError("predictions file not found", path=path)
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ESAInputError(f"not a readable CSV ({exc})", path=path) from None
+    mission = mission_from_config(cfg.data)
+    if mission.is_multiseries:
+        results = score_series_frame(frame, mission.test())
+    else:
+        results = score_prediction_frame(frame, mission)
+    anomaly_only = {k[: -len("_anomaly")]: v for k, v in results.items() if k.endswith("_anomaly")}
+    print("{Anomaly, Rare Event}:")
+    print(ranking_table({cfg.algorithm: results}))
+    print("Anomaly only:")
+    print(ranking_table({cfg.algorithm: anomaly_only}))
+    out = Path(cfg.paths.output_dir) / "evaluation.json"
+    write_json_atomic(out, results)
+    print(f"written: {out}")
+    return results
+
+
+def score_series_frame(frame: pd.DataFrame, part: Mission) -> dict[str, float]:
+    """Score ``predict.py``'s NASA submission (``channel,id,is_anomaly``) against ``part``.
+
+    Every channel in the file must be a series of ``part`` and list exactly its rows' ids;
+    channels left out of the file are left out of the metrics (events included).
+    """
+    for column in ("channel", "id", "is_anomaly"):
+        if column not in frame.columns:
+            raise ESAInputError("NASA predictions need channel, id and is_anomaly columns",
+                                column=column)
+    alarm_all = pd.to_numeric(frame["is_anomaly"], errors="coerce")
+    if not alarm_all.isin((0, 1)).all():
+        raise ESAInputError("is_anomaly must hold only 0/1", column="is_anomaly")
+    frame = frame.assign(channel=frame["channel"].astype(str), is_anomaly=alarm_all)
+    pieces = []
+    for name, rows in frame.groupby("channel", sort=False):
+        sub = part.series.get(name)
+        if sub is None:
+            raise ESAInputError("not a channel of the mission", column="channel", value=name)
+        ids = np.asarray(sub.timestamps, dtype=np.int64)
+        got = rows.set_index("id")["is_anomaly"]
+        if len(got) != len(ids) or not np.array_equal(np.sort(got.index.to_numpy()), ids):
+            raise ESAInputError(f"ids of channel {name} are not its {len(ids)} test rows",
+                                column="id", value=name)
+        alarm = got.reindex(ids).to_numpy().astype(np.uint8)
+        pieces.append((name, sub, RowScores(alarm.astype(np.float32), alarm)))
+    if not pieces:
+        raise ESAInputError("no prediction rows", column="channel")
+    # concatenate_series keeps the events of the scored channels only
+    return {k[2:]: v for k, v in report_for(concatenate_series(part, pieces), "x").items()}
