@@ -2,7 +2,7 @@
 
 Both read one ``SegmentDataModule`` (same pooled rows, fold masks, feature subsets, kernels and
 scaler) of a synthetic mission: ``LitChannelEnsemble`` trained by Lightning plus its logistic
-heads (``MetaHeadCallback``, ``EventHeadCallback``), and ``GBDTChannelEnsemble`` (one
+heads (post rules ``MetaHeads``, ``EventHead``), and ``GBDTChannelEnsemble`` (one
 ``HistGradientBoostingClassifier`` per channel x external x internal, the same logistic heads,
 hard aggregation). Reported: training wall time (featurisation, shared, reported apart) and the
 test-range Kaggle corrected event-wise F0.5 of the alarms (``esa_lightning.metrics.kaggle``).
@@ -27,12 +27,13 @@ from _common import machine, write_section
 from esa_lightning.data.segment_datamodule import SegmentDataModule
 from esa_lightning.data.synthetic import load_synthetic
 from esa_lightning.metrics.kaggle import auc_pr, kaggle_scores
-from esa_lightning.models.channel_ensemble.heads import (
-    EventHeadCallback,
-    GBDTChannelEnsemble,
-    MetaHeadCallback,
-)
+from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
 from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
+
+# conf/model/channel_ensemble.yaml's post-processing: heads refitted after training, peak alarms
+ALARM = {"kind": "peaks", "height": 0.5, "buffer": 100}
+SURROGATE_POST = {"meta_heads": {"kind": "meta_heads"}, "event_head": {"kind": "event_head"},
+                  "alarm": ALARM}
 
 HEADER = "## Channel ensemble: surrogate vs GBDT (bench_ensemble.py)"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -86,7 +87,7 @@ def main() -> None:
     t_surrogate, lit = float("inf"), None
     for _ in range(args.repeats):
         L.seed_everything(args.seed, verbose=False)
-        candidate = LitChannelEnsemble(**dm.dims, seed=args.seed)
+        candidate = LitChannelEnsemble(**dm.dims, seed=args.seed, post_processing=SURROGATE_POST)
         trainer = L.Trainer(
             max_epochs=args.epochs,
             accelerator="cpu",
@@ -96,7 +97,7 @@ def main() -> None:
             enable_model_summary=False,
             limit_val_batches=0,  # validation monitors, it does not train: left out of the timing
             num_sanity_val_steps=0,
-            callbacks=[MetaHeadCallback(), EventHeadCallback()],
+            # the heads are the model's own callbacks (configure_callbacks)
             default_root_dir=workdir / "lightning",
         )
         t0 = time.perf_counter()
@@ -109,7 +110,8 @@ def main() -> None:
     # ---- tree-based original on the same rows / masks / features (best of --repeats fits)
     t_gbdt, model = float("inf"), None
     for _ in range(args.repeats):
-        candidate = GBDTChannelEnsemble(**dm.dims, seed=args.seed, n_threads=args.threads)
+        candidate = GBDTChannelEnsemble(**dm.dims, seed=args.seed, n_threads=args.threads,
+                                        post_processing={"alarm": ALARM})
         t0 = time.perf_counter()
         candidate.fit(dm)
         elapsed = time.perf_counter() - t0

@@ -49,7 +49,7 @@ def worker(variant: str, detector: Path, mission_dir: Path, cache: Path, out: Pa
                          split_date=split, val_days=val_days)
     gru = Detector.load(detector).components["gru_ae"]
     t0 = time.perf_counter()
-    forest = rf.RandomForestHead(gate_factor=1.0, n_estimators=100, random_state=0).fit(
+    forest = rf.RandomForestGate(gate_factor=1.0, n_estimators=100, random_state=0).fit_parts(
         gru, {None: m.fit_range()})
     out.write_text(json.dumps({"fit_s": time.perf_counter() - t0,
                                "trees": 0 if forest is None else len(forest.estimators_),

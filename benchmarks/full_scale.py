@@ -159,10 +159,11 @@ def train_worker(phases_json: Path, overrides: list[str]) -> None:
     import esa_lightning.jobs.train as tr
     from esa_lightning.artifact import Detector
     from esa_lightning.data.segment_datamodule import SegmentDataModule
-    from esa_lightning.models.channel_ensemble.heads import EventHeadCallback, MetaHeadCallback
-    from esa_lightning.postprocessing.combiner import HybridCombiner
-    from esa_lightning.postprocessing.random_forest import RandomForestHead
-    from esa_lightning.postprocessing.thresholds import ThresholdCalibration
+    from esa_lightning.models.channel_ensemble.heads import EventHead, MetaHeads
+    from esa_lightning.postprocessing.random_forest import RandomForestGate
+    from esa_lightning.postprocessing.telemanom import TelemanomOnline
+    from esa_lightning.postprocessing.thresholds import WindowThreshold
+    from esa_lightning.runtime.combiner import HybridCombiner
 
     sampler = RssSampler()
     sampler.start()
@@ -188,10 +189,11 @@ def train_worker(phases_json: Path, overrides: list[str]) -> None:
     tr.fit_component = lambda name, *a, **k: timed(f"fit {name}", fit)(name, *a, **k)
     SegmentDataModule.setup = timed("features", SegmentDataModule.setup, min_s=0.05)
     for cls, comp in (
-        (ThresholdCalibration, "gru_ae"),
-        (RandomForestHead, "gru_ae"),
-        (MetaHeadCallback, "channel_ensemble"),
-        (EventHeadCallback, "channel_ensemble"),
+        (WindowThreshold, "gru_ae"),
+        (TelemanomOnline, "gru_ae"),
+        (RandomForestGate, "gru_ae"),
+        (MetaHeads, "channel_ensemble"),
+        (EventHead, "channel_ensemble"),
     ):
         cls.on_train_end = timed(f"heads {comp}", cls.on_train_end)
     HybridCombiner.fit = timed("combiner", HybridCombiner.fit)

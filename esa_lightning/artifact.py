@@ -9,12 +9,14 @@ Layout of an artifact folder::
                                     fitted scaler, thresholds, shapelet kernels...)
     components/<name>/lightning.ckpt    the component's last Lightning checkpoint, to resume or
                                     fine-tune with Lightning (``load`` never reads it)
-    components/<name>/...       extra files a component writes itself (sklearn heads via skops)
+    components/<name>/...       extra files a component writes itself (``save_extra``: sklearn
+                                heads and trees via skops)
     combiner/...                the final event classifier of ``esa_full``, when present
 
 Loading never unpickles arbitrary objects: weights load with ``torch.load(weights_only=True)``,
-hyper-parameters are JSON, classes are looked up in an allow-list, sklearn heads load through
-skops with an explicit list of trusted types.
+hyper-parameters are JSON, classes are looked up in an allow-list (the detector families of
+``models.registry`` and the combiner), sklearn heads load through skops with an explicit list
+of trusted types. Artifacts of an earlier format are refused with the command that retrains.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from esa_lightning.data.mission import Mission
@@ -40,16 +43,13 @@ from esa_lightning.io import (
     write_json_atomic,
     write_text_atomic,
 )
-from esa_lightning.models.base import RowScores
+from esa_lightning.models.base import DetectorModule, RowScores
+from esa_lightning.models.registry import detector_families
 
-FORMAT_VERSION = 1
-ALLOWED_CLASSES = {
-    "esa_lightning.models.zscore.model.RobustZScore",
-    "esa_lightning.models.gru_ae.model.LitGRUAttentionAE",
-    "esa_lightning.models.channel_ensemble.model.LitChannelEnsemble",
-    "esa_lightning.models.channel_ensemble.heads.GBDTChannelEnsemble",
-    "esa_lightning.postprocessing.combiner.HybridCombiner",
-}
+# 2: one model contract (post-processing in ``post_processing`` hyper-parameters and post-rule
+# buffers; every component a DetectorModule)
+FORMAT_VERSION = 2
+COMBINER_CLASSES = {"esa_lightning.runtime.combiner.HybridCombiner"}
 VERSIONED_PACKAGES = (
     "esa_lightning",
     "torch",
@@ -116,8 +116,13 @@ def _class_path(obj: Any) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
+def allowed_classes() -> set[str]:
+    """The classes an artifact may name: every registered detector family and the combiner."""
+    return set(detector_families()) | COMBINER_CLASSES
+
+
 def _import_allowed(path: str) -> type:
-    if path not in ALLOWED_CLASSES:
+    if path not in allowed_classes():
         raise ESAInputError("the artifact names a class that is not allowed", value=path)
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -136,7 +141,7 @@ def _plain_hparams(module: Any) -> dict[str, Any]:
 class Detector:
     """Fitted components (LightningModules) and an optional combiner over their outputs."""
 
-    components: dict[str, Any]
+    components: dict[str, DetectorModule]
     schema: dict[str, Any]
     combiner: Any | None = None
     config_yaml: str = ""
@@ -146,13 +151,25 @@ class Detector:
     checkpoints: dict[str, Path] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- scoring
+    @property
+    def context_rows(self) -> int:
+        """Rows of context a chunk needs on each side for exact results."""
+        values = [m.context_rows for m in self.components.values()]
+        if self.combiner is not None:
+            values.append(self.combiner.context_rows)
+        return int(max(values))
+
+    @property
+    def alignment_rows(self) -> int:
+        """Chunk starts must be multiples of this (window grids of pooled models line up)."""
+        return int(np.lcm.reduce([m.alignment_rows for m in self.components.values()]))
+
     @torch.no_grad()
     def score_rows(self, mission: Mission) -> RowScores:
         """Scores of every row of a single-grid ``mission`` (the schema is checked first)."""
         check_schema(self.schema, mission)
         for module in self.components.values():
-            if isinstance(module, torch.nn.Module):
-                module.eval()
+            module.eval()
         if self.combiner is not None:
             return self.combiner.score_rows(self.components, mission)
         (module,) = self.components.values()
@@ -185,16 +202,11 @@ class Detector:
         for name, module in self.components.items():
             folder = tmp / "components" / name
             folder.mkdir(parents=True)
-            if not isinstance(module, torch.nn.Module):  # e.g. the tree-based ensemble
-                module.save(folder)
-                entries[name] = {"class": _class_path(module), "format": "folder"}
-                continue
             torch.save(_cpu_state(module), folder / "weights.pt")
             ckpt = self.checkpoints.get(name)
             if ckpt is not None and Path(ckpt).is_file():
                 shutil.copy2(ckpt, folder / "lightning.ckpt")
-            if hasattr(module, "save_extra"):
-                module.save_extra(folder)
+            module.save_extra(folder)
             entries[name] = {"class": _class_path(module), "hparams": _plain_hparams(module)}
         combiner = None
         if self.combiner is not None:
@@ -225,18 +237,17 @@ class Detector:
         if not isinstance(manifest, dict) or not isinstance(manifest.get("components"), dict):
             raise ESAInputError("corrupt detector.json (no components table)", path=manifest_path)
         if manifest.get("format_version") != FORMAT_VERSION:
+            experiment = (manifest.get("info") or {}).get("experiment") or "NAME"
             raise ESAInputError(
                 f"artifact format {manifest.get('format_version')}, this version reads "
-                f"{FORMAT_VERSION}",
+                f"{FORMAT_VERSION} (the model contract changed); retrain it with this version: "
+                f"python train.py experiment={experiment}",
                 path=manifest_path,
             )
         components = {}
         for name, entry in manifest["components"].items():
             try:
                 klass = _import_allowed(entry["class"])
-                if entry.get("format") == "folder":
-                    components[name] = klass.load(path / "components" / name)
-                    continue
                 module = klass(**entry["hparams"])
             except (KeyError, TypeError) as exc:
                 raise ESAInputError(
@@ -255,8 +266,7 @@ class Detector:
             if not isinstance(state, dict):
                 raise ESAInputError("weights are not a state_dict", path=weights)
             _load_state(module, state, weights)
-            if hasattr(module, "load_extra"):
-                module.load_extra(folder)
+            module.load_extra(folder)
             module.eval()
             components[name] = module
         combiner = None

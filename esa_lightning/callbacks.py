@@ -20,8 +20,8 @@ import lightning as L
 import numpy as np
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.evaluation import ScoredRange, report_for
-from esa_lightning.models.base import RowScores
+from esa_lightning.models.base import DetectorModule, RowScores
+from esa_lightning.runtime.evaluation import ScoredRange, report_for
 
 log = logging.getLogger("esa_lightning")
 
@@ -77,7 +77,7 @@ class ESAValidationMetrics(L.Callback):
         if trainer.sanity_checking or (epoch + 1) % self.every_n_epochs:
             return
         val = self._validation_range(trainer)
-        if val is None or not hasattr(pl_module, "score_rows"):
+        if val is None:
             return
         rs, metrics = None, None
         if trainer.is_global_zero:
@@ -98,15 +98,13 @@ class ESAValidationMetrics(L.Callback):
             figure = interval_figure(val, rs, self.n_figure_channels)
             writer.add_figure("val/intervals", figure, global_step=trainer.global_step, close=True)
 
-    def _score(self, pl_module: L.LightningModule, val: Mission) -> RowScores:
+    def _score(self, pl_module: DetectorModule, val: Mission) -> RowScores:
         was_training = pl_module.training
         pl_module.eval()
-        if getattr(pl_module, "is_calibrated", True):
+        if pl_module.is_calibrated:
             rs = pl_module.score_rows(val)
         else:  # thresholds are fitted after training: score with a provisional one
-            rs = provisional_alarm(
-                pl_module.score_rows(val, require_threshold=False), self.provisional_percentile
-            )
+            rs = provisional_alarm(pl_module.provisional_scores(val), self.provisional_percentile)
         pl_module.train(was_training)
         return rs
 
@@ -158,14 +156,20 @@ def _shade(ax: Any, mask: np.ndarray, color: str) -> None:
         ax.axvspan(a, b, color=color, alpha=0.3, lw=0)
 
 
-class RestoreBestWeights(L.Callback):
+class WeightRestorer(L.Callback):
+    """A callback that gives the model back its best weights in ``on_train_end``. Lightning runs
+    trainer callbacks before the model's own (``configure_callbacks``), so the weights are back
+    before any post rule is fitted on them; ``train`` runs it again when a resumed run skips
+    training."""
+
+
+class RestoreBestWeights(WeightRestorer):
     """At the end of training, load the weights of the best checkpoint ``ModelCheckpoint`` kept.
 
     Early stopping ends training ``patience`` epochs past the best epoch; with this callback the
     heads fitted after training (thresholds, forest) and the saved detector use the best epoch's
-    weights instead of the last one's. ``fit_component`` runs it before every other callback's
-    ``on_train_end``. Without a best checkpoint (no monitor, or no validation yet) it logs why
-    and keeps the last weights.
+    weights instead of the last one's. Without a best checkpoint (no monitor, or no validation
+    yet) it logs why and keeps the last weights.
     """
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -183,7 +187,7 @@ class RestoreBestWeights(L.Callback):
         )
 
 
-class SeriesBestWeights(L.Callback):
+class SeriesBestWeights(WeightRestorer):
     """Early stopping and best weights per series network, as Telemanom trains and early-stops
     each channel's model alone (``model.per_series=true``); with one shared network, the same
     for that network on the mean validation loss (early stopping + restore, no checkpoint read).

@@ -1,4 +1,4 @@
-"""Re-score a ``dynamic_online`` GRU detector with parts of Telemanom's threshold procedure off.
+"""Re-score a GRU detector (``telemanom`` threshold rule) with parts of Telemanom's procedure off.
 
     python scripts/ablate_online_threshold.py outputs/gru_ae_nasa/<run>/detector \
         --data ../shared/data/nasa-msl
@@ -15,17 +15,25 @@ import argparse
 
 from esa_lightning.artifact import Detector
 from esa_lightning.data.nasa import read_nasa
-from esa_lightning.evaluation import report_for, score_range
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+from esa_lightning.runtime.evaluation import report_for, score_range
 
-NO_SCALE = dict(online_error_scale=0.0, online_min_error=0.0)
+# settings of the model's ``post_processing.threshold`` rule (kind telemanom) changed
+NO_SCALE = dict(error_scale=0.0, min_error=0.0)
 VARIANTS = {
     "as trained": {},
     "no error-scale check": NO_SCALE,
-    "no inverse errors": dict(online_inverse=False),
-    "no warm-up": dict(online_warmup=0),
-    "none of the three": dict(**NO_SCALE, online_inverse=False, online_warmup=0),
+    "no inverse errors": dict(inverse=False),
+    "no warm-up": dict(warmup=0),
+    "none of the three": dict(**NO_SCALE, inverse=False, warmup=0),
 }
+
+
+def with_threshold(hparams: dict, change: dict) -> dict:
+    """``hparams`` with ``change`` applied to the settings of its threshold rule."""
+    post = dict(hparams["post_processing"])
+    post["threshold"] = {**post["threshold"], **change}
+    return {**hparams, "post_processing": post}
 
 
 def main() -> None:
@@ -37,8 +45,10 @@ def main() -> None:
     channels = "all" if args.channels == "all" else args.channels.split(",")
     mission = read_nasa(args.data, channels=channels, val_fraction=0.2)
     (model,) = Detector.load(args.detector).components.values()
+    if model.hparams["post_processing"]["threshold"].get("kind") != "telemanom":
+        parser.error("the detector's threshold rule is not telemanom")
     for name, change in VARIANTS.items():
-        variant = LitGRUAttentionAE(**{**model.hparams, **change})
+        variant = LitGRUAttentionAE(**with_threshold(dict(model.hparams), change))
         variant.load_state_dict(model.state_dict())
         variant.eval()
         r = report_for(score_range(variant, mission.test()), "test")

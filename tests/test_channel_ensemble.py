@@ -8,13 +8,20 @@ import pytest
 import torch
 from test_segment_datamodule import make_tiny_mission, tiny_datamodule
 
-from esa_lightning.models.channel_ensemble.heads import EventHeadCallback, MetaHeadCallback
-from esa_lightning.models.channel_ensemble.model import (
+from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
+from esa_lightning.models.channel_ensemble.network import (
     ChannelEnsemble,
-    LitChannelEnsemble,
     group_aggregate,
     soft_event_f05,
 )
+
+# the reference heads refitted after training, then peak alarms (the model's own callbacks)
+POST = {
+    "meta_heads": {"kind": "meta_heads"},
+    "event_head": {"kind": "event_head"},
+    "alarm": {"kind": "peaks", "height": 0.5, "buffer": 100},
+}
+ALARM_ONLY = {"alarm": {"kind": "peaks", "height": 0.5, "buffer": 100}}
 
 C, F, R = 5, 7, 11
 GROUPS = [0, 2, 0, 1, 2]
@@ -91,7 +98,8 @@ def test_internal_learner_gradient_comes_only_from_its_rows():
     """Flipping targets of rows outside a learner's mask leaves that learner's gradient
     unchanged; the meta / event losses give internal learners no gradient at all."""
     torch.manual_seed(0)
-    lit = LitChannelEnsemble(C, F, GROUPS, n_external=3, n_internal=4, hidden=6)
+    lit = LitChannelEnsemble(C, F, GROUPS, n_external=3, n_internal=4, hidden=6,
+                             post_processing=ALARM_ONLY)
     x = torch.randn(C, R, F)
     y = (torch.rand(C, R) > 0.5).float()
     train_w = (torch.rand(C, 3, 4, R) > 0.5).float()
@@ -168,7 +176,7 @@ def one_thread():
 def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
     mission = make_tiny_mission()
     dm = tiny_datamodule(mission)
-    lit = LitChannelEnsemble(**dm.dims, hidden=8, lr=2e-2)
+    lit = LitChannelEnsemble(**dm.dims, hidden=8, lr=2e-2, post_processing=POST)
 
     losses: list[float] = []
 
@@ -183,7 +191,7 @@ def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[Record(), MetaHeadCallback(), EventHeadCallback()],
+        callbacks=[Record()],  # the heads come from the model (configure_callbacks)
         default_root_dir=tmp_path,
     )
     trainer.fit(lit, dm)
@@ -205,6 +213,6 @@ def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
     assert scores.score[flagged].mean() > scores.score[~flagged].mean()
 
     # a fresh module restored from the state_dict scores identically, from buffers alone
-    fresh = LitChannelEnsemble(**dm.dims, hidden=8)
+    fresh = LitChannelEnsemble(**dm.dims, hidden=8, post_processing=POST)
     fresh.load_state_dict(lit.state_dict())
     np.testing.assert_allclose(fresh.score_rows(mission).score, scores.score, atol=1e-6)

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 from scipy.ndimage import uniform_filter1d
 
-from esa_lightning.chunks import AlarmedRows, score_in_chunks
 from esa_lightning.jobs.train import evaluate
 from esa_lightning.models.base import RowScores, top_channel_alarm
-from esa_lightning.postprocessing.combiner import HybridCombiner, component_features
 from esa_lightning.reporting.outputs import alarm_intervals
+from esa_lightning.runtime.chunks import AlarmedRows, score_in_chunks
+from esa_lightning.runtime.combiner import HybridCombiner, component_features
 from tests.helpers import make_mission
 
 
@@ -22,6 +22,10 @@ class RollingScorer:
     @property
     def context_rows(self) -> int:
         return self.half
+
+    @property
+    def alignment_rows(self) -> int:  # chunks may start on any row
+        return 1
 
     def score_rows(self, mission) -> RowScores:
         x = np.abs(np.asarray(mission.values, dtype=np.float64))
@@ -124,7 +128,7 @@ def test_combiner_fit_scores_a_bounded_sample_that_keeps_the_labeled_blocks():
 def test_channel_aware_metrics_are_left_out_where_labels_are_broadcast():
     from dataclasses import replace
 
-    from esa_lightning.evaluation import ScoredRange, report_for
+    from esa_lightning.runtime.evaluation import ScoredRange, report_for
 
     mission = make_mission(n_rows=3000, test_start=1000)
     scores = RollingScorer().score_rows(mission)

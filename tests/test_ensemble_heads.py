@@ -9,14 +9,13 @@ import pytest
 import torch
 from test_segment_datamodule import make_tiny_mission, tiny_datamodule
 
+from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.data.segment_datamodule import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
+from esa_lightning.errors import ESAInputError
 from esa_lightning.models.channel_ensemble import heads
-from esa_lightning.models.channel_ensemble.model import ChannelEnsemble
-from esa_lightning.postprocessing.peaks import (
-    max_over_folds,
-    peaks_to_alarm,
-    spread_rows_to_samples,
-)
+from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
+from esa_lightning.models.channel_ensemble.network import ChannelEnsemble
+from esa_lightning.postprocessing.peaks import peaks_to_alarm, spread_rows_to_samples
 
 
 # ----------------------------------------------------------------------------- postprocess
@@ -65,14 +64,10 @@ def test_peak_filters_drop_regions():
     assert not alarm[5:8].any() and alarm[20:23].all()
 
 
-def test_max_over_folds():
-    a, b = np.array([0, 1, 0, 0]), np.array([0, 0, 1, 0])
-    np.testing.assert_array_equal(max_over_folds([a, b]), [0, 1, 1, 0])
-    with pytest.raises(ValueError):
-        max_over_folds([a, b[:3]])
-
-
 # ------------------------------------------------------------------------------------ heads
+ALARM = {"alarm": {"kind": "peaks"}}
+
+
 @pytest.fixture(scope="module")
 def dm():
     return tiny_datamodule()
@@ -115,9 +110,9 @@ def test_heads_never_read_test_range_rows(dm):
 
 def test_gbdt_never_reads_test_range_rows_and_round_trips(dm, tmp_path):
     mission = dm.mission
-    small = dict(**dm.dims, max_iter=15, n_threads=1)
-    a = heads.GBDTChannelEnsemble(**small).fit(dm)
-    b = heads.GBDTChannelEnsemble(**small).fit(_corrupt_test_range(dm))
+    small = dict(**dm.dims, max_iter=15, n_threads=1, post_processing=ALARM)
+    a = GBDTChannelEnsemble(**small).fit(dm)
+    b = GBDTChannelEnsemble(**small).fit(_corrupt_test_range(dm))
     np.testing.assert_allclose(a.meta_w, b.meta_w)
     np.testing.assert_allclose(a.event_w, b.event_w)
 
@@ -128,14 +123,18 @@ def test_gbdt_never_reads_test_range_rows_and_round_trips(dm, tmp_path):
     flagged = mission.is_anomaly.astype(bool)
     assert scores.score[flagged].mean() > scores.score[~flagged].mean()
 
-    loaded = heads.GBDTChannelEnsemble.load(a.save(tmp_path / "gbdt"))
+    Detector({"gbdt": a}, mission_schema(mission)).save(tmp_path / "gbdt")
+    loaded = Detector.load(tmp_path / "gbdt").components["gbdt"]
+    assert isinstance(loaded, GBDTChannelEnsemble)
     np.testing.assert_array_equal(loaded.score_rows(mission).score, scores.score)
-    assert not (tmp_path / "gbdt" / "trees.pkl").exists()
+    folder = tmp_path / "gbdt" / "components" / "gbdt"
+    assert (folder / "trees.skops").is_file() and (folder / "arrays.npz").is_file()
+    assert not list((tmp_path / "gbdt").rglob("*.pkl"))
 
 
 def test_gbdt_rejects_other_channels(dm):
-    model = heads.GBDTChannelEnsemble(**dm.dims, max_iter=5, n_threads=1).fit(dm)
+    model = GBDTChannelEnsemble(**dm.dims, max_iter=5, n_threads=1, post_processing=ALARM).fit(dm)
     other = make_tiny_mission()
     other.channels = other.channels.assign(Channel=[f"x{i}" for i in range(4)])
-    with pytest.raises(heads.ESAInputError, match="channels"):
+    with pytest.raises(ESAInputError, match="channels"):
         model.score_rows(other)

@@ -19,7 +19,7 @@ FAST = [
     "+components.gru_ae.trainer.limit_train_batches=3",
     "+components.gru_ae.trainer.limit_val_batches=2",
     "components.channel_ensemble.trainer.max_epochs=2",
-    "components.gru_ae.callbacks.rf_head.n_estimators=10",
+    "components.gru_ae.model.post_processing.rf_gate.n_estimators=10",
 ]
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
 from esa_lightning.reporting.events import (
     alarms_to_intervals,
-    sample_numbers,
+    row_ids,
     window_report,
     write_window_report,
 )
@@ -42,7 +42,7 @@ def test_report_uses_original_sample_ids():
         assert all(lo <= int(i) <= hi for i in filter(None, row["indices"].split(";")))
 
 
-def test_sample_numbers_of_a_sliced_mission_are_full_mission_rows():
+def test_row_ids_of_a_sliced_mission_are_full_mission_rows():
     T = 3000
     ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
     m = Mission(
@@ -55,10 +55,10 @@ def test_sample_numbers_of_a_sliced_mission_are_full_mission_rows():
         test_start=1700,
     )
     test = m.test()
-    np.testing.assert_array_equal(sample_numbers(test), np.arange(1700, T))
+    np.testing.assert_array_equal(row_ids(test), np.arange(1700, T))
     alarm = np.zeros(len(test.values), np.uint8)
     alarm[0] = 1
-    df = window_report(alarm, sample_numbers(test))
+    df = window_report(alarm, row_ids(test))
     assert df.loc[0, "range"] == "1000-1999" and df.loc[0, "indices"] == "1700"
     ids = Mission(
         "k",
@@ -68,7 +68,7 @@ def test_sample_numbers_of_a_sliced_mission_are_full_mission_rows():
         None,
         empty_events(),
     )
-    np.testing.assert_array_equal(sample_numbers(ids), [7, 8, 9])
+    np.testing.assert_array_equal(row_ids(ids), [7, 8, 9])
 
 
 def test_write_window_report_round_trips(tmp_path):

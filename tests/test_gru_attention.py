@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import lightning as L
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ from esa_lightning.data.windows import WindowDataModule, window_to_sample_scores
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.models.gru_ae.model import GRUAttentionAE, LitGRUAttentionAE
-from esa_lightning.postprocessing.thresholds import ThresholdCalibration, dynamic_threshold
+from esa_lightning.postprocessing.telemanom import dynamic_threshold
 from tests.helpers import toy_mission
 
 
@@ -23,6 +26,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+#: the old ThresholdCalibration() default: the 99th percentile of nominal validation windows
+PERCENTILE = {"threshold": {"kind": "percentile", "q": 99}}
+
+
+def gru_model(**kw):
+    """``LitGRUAttentionAE`` with a percentile threshold unless ``post_processing`` is given."""
+    return LitGRUAttentionAE(**{"post_processing": PERCENTILE, **kw})
+
+
+def fit_rules(model, mission):
+    """Fit the model's post rules on ``mission``, as its ``on_train_end`` does."""
+    model.fit_post_processing(SimpleNamespace(mission=mission))
 
 
 def make_mission(T=600, C=3, K=2, val_start=380, test_start=480, seed=0, name="toy"):
@@ -55,8 +72,8 @@ def trainer(**kw):
 def fit_small(mission, callbacks=(), **trainer_kw):
     dm = WindowDataModule(mission, window=8, batch_size=64)
     dm.setup("fit")
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3)
-    trainer(callbacks=[ThresholdCalibration(), *callbacks], **trainer_kw).fit(model, dm)
+    model = gru_model(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3)
+    trainer(callbacks=list(callbacks), **trainer_kw).fit(model, dm)
     return model, dm
 
 
@@ -93,16 +110,20 @@ def test_tiny_model_overfits_tiny_series():
 
 
 def test_hparams_are_plain_numbers():
-    model = LitGRUAttentionAE(n_inputs=4, n_outputs=3, series=["a", "b"])
-    for v in model.hparams.values():
-        assert isinstance(v, int | float | str | list) or v is None
+    model = gru_model(n_inputs=4, n_outputs=3, series=["a", "b"])
+    for k, v in model.hparams.items():
+        if k == "post_processing":  # a plain JSON mapping {name: {kind, **settings}}
+            assert v == PERCENTILE and json.loads(json.dumps(v)) == v
+        else:
+            assert isinstance(v, int | float | str | list) or v is None
     assert model.net.embedding.num_embeddings == 2
 
 
 def test_fit_gives_row_scores_of_the_right_shapes():
     m = make_mission()
     model, _ = fit_small(m)
-    assert torch.isfinite(model.threshold).all()
+    assert torch.isfinite(model.threshold_rule.threshold).all()
+    assert model.post_rules["threshold"] is model.threshold_rule and model.gate is None
     assert float(model.scaler_iqr[0, 0]) != 1.0  # the datamodule's scaler was copied in
     test = m.test()
     rs = model.score_rows(test)
@@ -115,40 +136,61 @@ def test_fit_gives_row_scores_of_the_right_shapes():
     # the planted test anomaly (rows 40..47 of the test range) scores above the quiet start
     assert rs.score[40:48].max() > rs.score[:20].max()
     # alarm is exactly "score above the threshold" without a forest head
-    np.testing.assert_array_equal(rs.alarm, (rs.score > float(model.threshold[0])).astype(np.uint8))
+    thr = float(model.threshold_rule.threshold[0])
+    np.testing.assert_array_equal(rs.alarm, (rs.score > thr).astype(np.uint8))
     # a range shorter than one window still gets a score per row
     short = model.score_rows(test.slice(0, 3))
     assert short.score.shape == (3,) and np.isfinite(short.score).all()
 
 
 def test_scoring_before_calibration_is_refused():
-    model = LitGRUAttentionAE(n_inputs=5, n_outputs=3, window=8)
-    with pytest.raises(RuntimeError, match="threshold not calibrated"):
-        model.score_rows(make_mission())
+    m = make_mission()
+    model = gru_model(n_inputs=5, n_outputs=3, window=8)
+    assert not model.is_calibrated
+    with pytest.raises(RuntimeError, match="threshold not fitted"):
+        model.score_rows(m)
+    # scores for monitoring during training: no alarm from the unfitted threshold
+    provisional = model.provisional_scores(m)
+    assert provisional.score.shape == (len(m.values),) and not provisional.alarm.any()
+
+
+def test_a_model_needs_exactly_one_threshold_rule_fitted_before_its_gate():
+    with pytest.raises(ESAInputError, match="exactly one threshold rule"):
+        LitGRUAttentionAE(n_inputs=2, n_outputs=1)  # no post_processing: no threshold
+    gate = {"kind": "random_forest"}
+    # the order of the mapping does not matter (JSON files do not keep it): threshold first
+    model = gru_model(n_inputs=2, n_outputs=1, post_processing={"gate": gate, **PERCENTILE})
+    assert list(model.post_rules) == ["threshold", "gate"]
+    assert model.configure_callbacks() == [model.threshold_rule, model.post_rules["gate"]]
+    with pytest.raises(ESAInputError, match="exactly one threshold rule"):
+        gru_model(n_inputs=2, n_outputs=1,
+                  post_processing={**PERCENTILE, "other": {"kind": "f05"}})
 
 
 def test_buffers_survive_state_dict_and_checkpoint(tmp_path):
     m = make_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)
     dm.setup("fit")
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6)
-    tr = trainer(callbacks=[ThresholdCalibration(method="dynamic", smoothing=5)], max_epochs=1)
+    dynamic = {"threshold": {"kind": "dynamic", "smoothing": 5}}
+    model = gru_model(**dm.dims, hidden_size=12, latent_dim=6, post_processing=dynamic)
+    tr = trainer(max_epochs=1)
     tr.fit(model, dm)
-    thr = model.threshold.clone()
-    assert torch.isfinite(thr).all() and float(model.score_span) == 5
+    thr = model.threshold_rule.threshold.clone()
+    assert torch.isfinite(thr).all() and float(model.threshold_rule.score_span) == 5
 
-    fresh = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6)
-    assert fresh.threshold.isnan().all()
+    fresh = gru_model(**dm.dims, hidden_size=12, latent_dim=6, post_processing=dynamic)
+    assert fresh.threshold_rule.threshold.isnan().all()
     fresh.load_state_dict(model.state_dict())
-    torch.testing.assert_close(fresh.threshold, thr)
+    torch.testing.assert_close(fresh.threshold_rule.threshold, thr)
+    assert float(fresh.threshold_rule.score_span) == 5
     torch.testing.assert_close(fresh.scaler_median, model.scaler_median)
 
     ckpt = tmp_path / "model.ckpt"
     tr.save_checkpoint(ckpt)
     loaded = LitGRUAttentionAE.load_from_checkpoint(ckpt, weights_only=True)
-    torch.testing.assert_close(loaded.threshold, thr)
+    torch.testing.assert_close(loaded.threshold_rule.threshold, thr)
     torch.testing.assert_close(loaded.scaler_iqr, model.scaler_iqr)
-    assert float(loaded.score_span) == 5
+    assert float(loaded.threshold_rule.score_span) == 5
     np.testing.assert_array_equal(
         loaded.score_rows(m.test()).score, model.score_rows(m.test()).score
     )
@@ -170,7 +212,8 @@ def test_nasa_style_multiseries():
         series={"A-1": a, "B-2": b},
     )
     model, dm = fit_small(multi)
-    assert model.threshold.shape == (2,) and torch.isfinite(model.threshold).all()
+    thr = model.threshold_rule.threshold
+    assert thr.shape == (2,) and torch.isfinite(thr).all()
     rs = model.score_rows(multi.series["B-2"].test())
     assert rs.score.shape == (80,) and rs.channel_scores.shape == (80, 1)
     per = model.score_series(multi)
@@ -184,7 +227,7 @@ def test_error_is_the_value_channels_only():
     m = make_mission(C=1, K=4)
     dm = WindowDataModule(m, window=8, inputs="values+telecommands")
     assert dm.dims["n_inputs"] == 5 and dm.dims["n_outputs"] == 1
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4)
+    model = gru_model(**dm.dims, hidden_size=8, latent_dim=4)
     x = torch.randn(6, 8, 5)
     out = model.net(x)
     assert out.reconstruction.shape == (6, 8, 1)
@@ -193,19 +236,23 @@ def test_error_is_the_value_channels_only():
     torch.testing.assert_close(err.total, expected)
 
 
-def test_unknown_threshold_mode_is_refused():
-    with pytest.raises(ESAInputError, match="threshold_mode"):
-        LitGRUAttentionAE(n_inputs=2, n_outputs=1, threshold_mode="magic")
+def test_unknown_post_processing_kind_is_refused():
+    with pytest.raises(ESAInputError, match="unknown post-processing kind"):
+        gru_model(n_inputs=2, n_outputs=1, post_processing={"threshold": {"kind": "magic"}})
 
 
-def test_dynamic_online_mode_thresholds_the_scored_stream_without_calibration():
+def telemanom(**settings):
+    return {"threshold": {"kind": "telemanom", **settings}}
+
+
+def test_telemanom_rule_thresholds_the_scored_stream_without_calibration():
     m = make_mission()
-    kw = dict(hidden_size=12, latent_dim=6, threshold_mode="dynamic_online", online_smoothing=3)
     dm = WindowDataModule(m, window=8)
     dm.setup("fit")
-    model = LitGRUAttentionAE(**dm.dims, **kw, online_z_range=[1.0, 6.0])
+    model = gru_model(**dm.dims, hidden_size=12, latent_dim=6,
+                      post_processing=telemanom(smoothing=3, z_range=[1.0, 6.0]))
     model.set_scaler(*dm.scaler)
-    assert not model.is_calibrated
+    assert model.is_online and model.is_calibrated  # nothing to fit
     rs = model.score_rows(m)  # no calibrated threshold needed, no labels read
     total = model.window_outputs(m).total
     dyn = dynamic_threshold(total, smoothing=3, z_range=(1.0, 6.0), min_percent_decrease=0.13)
@@ -213,37 +260,42 @@ def test_dynamic_online_mode_thresholds_the_scored_stream_without_calibration():
     np.testing.assert_array_equal(rs.alarm.astype(bool), want)
     np.testing.assert_allclose(rs.score, window_to_sample_scores(dyn.smoothed, len(m.values), 8))
     # the mode travels with the hyper-parameters (what the artifact re-instantiates from)
-    again = LitGRUAttentionAE(**model.hparams)
+    again = gru_model(**model.hparams)
     again.load_state_dict(model.state_dict())
     assert again.is_online
     np.testing.assert_array_equal(again.score_rows(m).alarm, rs.alarm)
     # one chunk at least as long as the stream is the same as no chunking
-    chunked = LitGRUAttentionAE(**{**model.hparams, "online_window": len(total)})
+    spec = model.hparams.post_processing
+    chunked = gru_model(**{**model.hparams, "post_processing": telemanom(
+        **{**spec["threshold"], "window": len(total)})})
     chunked.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(chunked.score_rows(m).alarm, rs.alarm)
 
 
 def test_error_scale_check_uses_the_forecast_values_and_needs_one_output():
     with pytest.raises(ESAInputError, match="one output"):
-        LitGRUAttentionAE(n_inputs=4, n_outputs=2, threshold_mode="dynamic_online",
-                          online_error_scale=0.05)
+        gru_model(n_inputs=4, n_outputs=2, post_processing=telemanom(error_scale=0.05))
     m = make_mission(C=1)
     dm = WindowDataModule(m, window=8)
     dm.setup("fit")
-    kw = dict(hidden_size=12, latent_dim=6, objective="forecast", threshold_mode="dynamic_online",
-              online_smoothing=3, online_z_range=[1.0, 6.0])
-    model = LitGRUAttentionAE(**dm.dims, **kw, online_error_scale=0.05, online_min_error=0.05)
+    kw = dict(hidden_size=12, latent_dim=6, objective="forecast")
+    online = dict(smoothing=3, z_range=[1.0, 6.0])
+    model = gru_model(**dm.dims, **kw,
+                      post_processing=telemanom(**online, error_scale=0.05, min_error=0.05))
+    assert model.threshold_rule.checks_error_scale
     model.set_scaler(*dm.scaler)
     wo = model.window_outputs(m)
     median, iqr = dm.scaler
     want = (m.values[7:, 0] - median[0, 0]) / iqr[0, 0]  # the row each window forecasts
     np.testing.assert_allclose(wo.targets, want, rtol=1e-5, atol=1e-6)
     # errors far below the least error that counts (in the values' units) raise no alarm
-    strict = LitGRUAttentionAE(**{**model.hparams, "online_min_error": 1e6})
+    strict = gru_model(**{**model.hparams, "post_processing": telemanom(
+        **online, error_scale=0.05, min_error=1e6)})
     strict.load_state_dict(model.state_dict())
-    loose = LitGRUAttentionAE(**{**model.hparams, "online_error_scale": 0.0,
-                                 "online_min_error": 0.0})
+    loose = gru_model(**{**model.hparams, "post_processing": telemanom(
+        **online, error_scale=0.0, min_error=0.0)})
     loose.load_state_dict(model.state_dict())
+    assert not loose.threshold_rule.checks_error_scale
     assert loose.window_outputs(m).targets is None
     assert loose.score_rows(m).alarm.any() and not strict.score_rows(m).alarm.any()
 
@@ -252,28 +304,28 @@ def test_restore_best_weights_runs_first_and_brings_back_the_best_epoch(tmp_path
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from esa_lightning.callbacks import RestoreBestWeights
-    from esa_lightning.jobs.train import restore_first
 
     m = make_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3)
+    model = gru_model(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3)
     # mode max on a falling loss: the best checkpoint is an early epoch's, not the last one's
     ckpt = ModelCheckpoint(dirpath=tmp_path, monitor="val/loss", mode="max", save_last=True)
-    threshold, restore = ThresholdCalibration(), RestoreBestWeights()
-    callbacks = restore_first([ckpt, threshold, restore])
-    assert callbacks.index(restore) < callbacks.index(threshold)
-    trainer(max_epochs=3, enable_checkpointing=True, callbacks=callbacks).fit(model, dm)
+    restore, threshold = RestoreBestWeights(), model.post_rules["threshold"]
+    tr = trainer(max_epochs=3, enable_checkpointing=True, callbacks=[ckpt, restore])
+    tr.fit(model, dm)
+    # the model's own rules join the trainer's callbacks after them: restored, then fitted
+    assert tr.callbacks.index(restore) < tr.callbacks.index(threshold)
     best = torch.load(ckpt.best_model_path, weights_only=True)["state_dict"]
     last = torch.load(ckpt.last_model_path, weights_only=True)["state_dict"]
     assert any(not torch.equal(best[k], last[k]) for k in best)
     state = model.state_dict()
     for k in best:
-        if k != "threshold":  # calibrated after the restore, on the restored weights
+        if not k.startswith("post_rules."):  # fitted after the restore, on the restored weights
             torch.testing.assert_close(state[k], best[k])
-    again = LitGRUAttentionAE(**model.hparams)
+    again = gru_model(**model.hparams)
     again.load_state_dict(best)
-    ThresholdCalibration().calibrate(again, m)
-    torch.testing.assert_close(again.threshold, model.threshold)
+    fit_rules(again, m)
+    torch.testing.assert_close(again.threshold_rule.threshold, model.threshold_rule.threshold)
 
 
 @pytest.mark.parametrize("window", [4, 12])
@@ -281,7 +333,7 @@ def test_forecast_mae_forecasts_every_validation_row_in_the_data_units(window):
     m = make_mission()
     dm = WindowDataModule(m, window=window)
     dm.setup("fit")
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4, objective="forecast")
+    model = gru_model(**dm.dims, hidden_size=8, latent_dim=4, objective="forecast")
     model.set_scaler(*dm.scaler)
     median, iqr = (np.asarray(a)[0] for a in dm.scaler)
     x = torch.from_numpy(((model_inputs_of(m) - median) / iqr).astype(np.float32))
@@ -291,8 +343,10 @@ def test_forecast_mae_forecasts_every_validation_row_in_the_data_units(window):
         forecast = model.net(xb).reconstruction[:, 0].numpy()
     want = np.abs(forecast - xb[:, -1, :3].numpy()) * iqr[:3]
     assert model.forecast_mae(m) == pytest.approx(float(want.mean()), rel=1e-5)
-    reconstructing = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4)
+    assert model.label_free_metrics(m) == {"forecast_MAE": model.forecast_mae(m)}
+    reconstructing = gru_model(**dm.dims, hidden_size=8, latent_dim=4)
     assert reconstructing.forecast_mae(m) is None
+    assert reconstructing.label_free_metrics(m) == {}
 
 
 def model_inputs_of(m):
@@ -309,9 +363,9 @@ def drifting_mission():
 def fit_detrended(mission):
     dm = WindowDataModule(mission, window=8, batch_size=64, detrend=40)
     dm.setup("fit")
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3)
+    model = gru_model(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3)
     assert model.hparams.detrend == 40  # travels from the datamodule into the artifact
-    trainer(callbacks=[ThresholdCalibration()]).fit(model, dm)
+    trainer().fit(model, dm)
     return model.eval(), dm
 
 
@@ -323,8 +377,10 @@ def test_datamodule_and_scoring_apply_the_same_detrend(tmp_path):
     # the scoring path's errors equal the errors of the datamodule's own (predict) windows
     dm_fit = WindowDataModule(m, window=8, batch_size=64, detrend=40, predict_range="fit")
     dm_fit.setup()
-    batches = trainer().predict(model, dataloaders=dm_fit.predict_dataloader())
-    from_dm = torch.cat([b["total"] for b in batches]).numpy()
+    # (the window errors the removed ``predict_step`` returned for each predict batch)
+    with torch.no_grad():
+        from_dm = torch.cat([model.net.errors(x, series=series).total
+                             for x, series in dm_fit.predict_dataloader()]).numpy()
     np.testing.assert_allclose(model.window_outputs(m.fit_range()).total, from_dm, rtol=1e-5)
     # and the saved artifact scores exactly like the trained module
     det = Detector(components={"gru": model}, schema=mission_schema(m))
@@ -385,14 +441,14 @@ def test_tiny_forecaster_learns_a_sine():
 
 
 def test_forecast_errors_land_on_the_row_they_forecast():
-    model = LitGRUAttentionAE(n_inputs=3, n_outputs=3, window=8, objective="forecast")
+    model = gru_model(n_inputs=3, n_outputs=3, window=8, objective="forecast")
     rows = model.window_to_rows(np.arange(1, 94, dtype=np.float32), 100)
     assert rows.shape == (100,) and not rows[:7].any()
     np.testing.assert_array_equal(rows[7:], np.arange(1, 94))
     per_channel = model.window_to_rows(np.ones((93, 3), dtype=np.float32), 100)
     assert per_channel.shape == (100, 3) and per_channel[7:].all()
     with pytest.raises(ESAInputError, match="objective"):
-        LitGRUAttentionAE(n_inputs=3, n_outputs=3, objective="predict")
+        gru_model(n_inputs=3, n_outputs=3, objective="predict")
 
 
 def test_multi_step_forecaster_reads_the_history_and_scores_its_first_forecast():
@@ -421,14 +477,14 @@ def test_multi_step_training_loss_covers_every_row_ahead_and_scoring_the_first()
     dm = WindowDataModule(m, window=8, batch_size=64, horizon=4)
     dm.setup("fit")
     assert dm.dims["window"] == 8 and dm.dims["horizon"] == 4
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, objective="forecast")
+    model = gru_model(**dm.dims, hidden_size=12, latent_dim=6, objective="forecast")
     assert model.net.history == 7 and model.net.horizon == 4
     x, series = next(iter(dm.train_dataloader()))
     assert x.shape[1] == 11  # 7 rows of history, 4 ahead
     out = model.net(x, series)
     want = torch.nn.functional.smooth_l1_loss(out.reconstruction, x[:, 7:, :3])
     torch.testing.assert_close(model._loss((x, series)), want)
-    trainer(callbacks=[ThresholdCalibration()]).fit(model, dm)
+    trainer().fit(model, dm)
     test = m.test()
     rs = model.score_rows(test)
     assert rs.score.shape == (len(test.values),) and not rs.score[:7].any()
@@ -449,7 +505,7 @@ def test_lstm_cell_reconstructs_and_forecasts():
         assert out.reconstruction.shape == ((4, 1, 2) if forecast else (4, 9, 2))
         net.errors(x).total.sum().backward()
         assert net.encoder.weight_hh_l0.grad is not None
-    model = LitGRUAttentionAE(n_inputs=3, n_outputs=1, window=6, series=["a", "b"],
+    model = gru_model(n_inputs=3, n_outputs=1, window=6, series=["a", "b"],
                               objective="forecast", per_series=True, cell="lstm")
     assert all(isinstance(n.encoder, torch.nn.LSTM) for n in model.net.nets)
     with pytest.raises(ESAInputError, match="cell"):
@@ -462,9 +518,9 @@ def test_forecaster_fits_scores_and_survives_the_artifact(tmp_path):
     m = make_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)
     dm.setup("fit")
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
+    model = gru_model(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
                               objective="forecast")
-    trainer(callbacks=[ThresholdCalibration()]).fit(model, dm)
+    trainer().fit(model, dm)
     rs = model.score_rows(m.test())
     assert rs.score.shape == (len(m.test().values),) and np.isfinite(rs.score).all()
     assert not rs.score[:7].any()  # no history: no forecast
@@ -491,9 +547,11 @@ def test_per_series_networks_send_each_window_through_its_own_network():
     from esa_lightning.models.gru_ae.model import SeriesNetworks
 
     torch.manual_seed(0)
-    model = LitGRUAttentionAE(n_inputs=3, n_outputs=1, window=6, series=["a", "b", "c"],
+    model = gru_model(n_inputs=3, n_outputs=1, window=6, series=["a", "b", "c"],
                               hidden_size=8, latent_dim=4, objective="forecast", per_series=True)
-    assert isinstance(model.net, SeriesNetworks) and model.has_unused_parameters
+    ddp = {"strategy": "ddp"}
+    unused = {"strategy": "ddp_find_unused_parameters_true"}
+    assert isinstance(model.net, SeriesNetworks) and model.trainer_arguments(ddp) == unused
     assert model.net.nets[0].embedding is None  # no series embedding: the network is the series'
     x, series = torch.randn(7, 6, 3), torch.tensor([2, 0, 0, 1, 2, 0, 1])
     mixed = model.net(x, series)
@@ -506,18 +564,19 @@ def test_per_series_networks_send_each_window_through_its_own_network():
     model.net(x[:3], torch.zeros(3, dtype=torch.long)).reconstruction.sum().backward()
     touched = [any(p.grad is not None for p in net.parameters()) for net in model.net.nets]
     assert touched == [True, False, False]
-    shared = LitGRUAttentionAE(n_inputs=3, n_outputs=1, series=["a", "b"], per_series=False)
-    assert isinstance(shared.net, GRUAttentionAE) and not shared.has_unused_parameters
+    shared = gru_model(n_inputs=3, n_outputs=1, series=["a", "b"], per_series=False)
+    assert isinstance(shared.net, GRUAttentionAE) and shared.trainer_arguments(ddp) == {}
     # a shared forecaster never uses its reconstruction decoder: DDP must be told too
-    shared = LitGRUAttentionAE(n_inputs=3, n_outputs=1, objective="forecast")
-    assert shared.has_unused_parameters
+    shared = gru_model(n_inputs=3, n_outputs=1, objective="forecast")
+    assert shared.trainer_arguments(ddp) == unused
+    assert model.trainer_arguments({"strategy": "auto"}) == {}  # only DDP must be told
 
 
 def test_validation_loss_per_series_is_the_mean_window_loss_of_each_series():
     multi = two_series_mission()
     dm = WindowDataModule(multi, window=8, batch_size=64, eval_batch_size=50)
     dm.setup("fit")
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, objective="forecast",
+    model = gru_model(**dm.dims, hidden_size=12, latent_dim=6, objective="forecast",
                               per_series=True)
     logged = trainer(max_epochs=1, limit_train_batches=0).validate(model, dm, verbose=False)[0]
     per = {0: [], 1: []}
@@ -539,7 +598,7 @@ def test_series_best_weights_stops_when_every_series_stalls_and_restores_each_be
 
     from esa_lightning.callbacks import SeriesBestWeights
 
-    model = LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=5, series=["a", "b", "c"],
+    model = gru_model(n_inputs=2, n_outputs=1, window=5, series=["a", "b", "c"],
                               hidden_size=4, latent_dim=2, objective="forecast", per_series=True)
     cb = SeriesBestWeights(patience=2, min_delta=0.01)
     fake = SimpleNamespace(sanity_checking=False, current_epoch=0, should_stop=False)
@@ -564,7 +623,7 @@ def test_series_best_weights_stops_when_every_series_stalls_and_restores_each_be
         for p in model.net.nets[s].parameters():
             assert torch.all(p == float(epoch))
     # one shared network: early stopping and restore on the mean validation loss
-    shared = LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=5, series=["a", "b"],
+    shared = gru_model(n_inputs=2, n_outputs=1, window=5, series=["a", "b"],
                                hidden_size=4, latent_dim=2, objective="forecast")
     cb, fake.should_stop = SeriesBestWeights(patience=1), False
     cb.on_fit_start(fake, shared)
@@ -584,22 +643,21 @@ def test_series_best_weights_stops_when_every_series_stalls_and_restores_each_be
 
 def test_per_series_forecaster_fits_with_series_batches_and_scores_every_series():
     from esa_lightning.callbacks import SeriesBestWeights
-    from esa_lightning.jobs.train import restore_first
 
     multi = two_series_mission()
     dm = WindowDataModule(multi, window=8, batch_size=32, series_batches=True)
     dm.setup("fit")
     batches = list(dm.train_dataloader())
     assert sum(len(torch.unique(s)) > 1 for _, s in batches) <= 1  # at most the border batch
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
+    model = gru_model(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
                               objective="forecast", per_series=True)
-    best, threshold = SeriesBestWeights(patience=5), ThresholdCalibration()
-    callbacks = restore_first([threshold, best])
-    assert callbacks.index(best) < callbacks.index(threshold)
-    trainer(max_epochs=3, callbacks=callbacks).fit(model, dm)
-    assert (best.best_epoch >= 0).all() and torch.isfinite(model.threshold).all()
+    best, threshold = SeriesBestWeights(patience=5), model.post_rules["threshold"]
+    tr = trainer(max_epochs=3, callbacks=[best])
+    tr.fit(model, dm)
+    assert tr.callbacks.index(best) < tr.callbacks.index(threshold)
+    assert (best.best_epoch >= 0).all() and torch.isfinite(threshold.threshold).all()
     per = model.score_series(multi)
     assert [rs.score.shape for rs in per.values()] == [(300,), (260,)]
-    again = LitGRUAttentionAE(**model.hparams)
+    again = gru_model(**model.hparams)
     again.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(again.score_series(multi)["B-2"].score, per["B-2"].score)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -21,7 +24,7 @@ from tests.test_gru_attention import one_thread, trainer, two_series_mission  # 
 
 def small(**kw) -> LitGRUAttentionAE:
     base = dict(n_inputs=3, n_outputs=1, window=6, hidden_size=8, latent_dim=4,
-                objective="forecast")
+                objective="forecast", post_processing={"threshold": {"kind": "percentile"}})
     return LitGRUAttentionAE(**{**base, **kw})
 
 
@@ -76,7 +79,7 @@ def fit_forecaster(mission, seed: int, **kw) -> LitGRUAttentionAE:
     dm.setup("fit")
     model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4, lr=3e-3,
                               objective="forecast", per_series=True,
-                              threshold_mode="dynamic_online", **kw)
+                              post_processing={"threshold": {"kind": "telemanom"}}, **kw)
     trainer(max_epochs=1).fit(model, dm)
     return model
 
@@ -120,7 +123,8 @@ def test_merge_refuses_detectors_of_other_settings_or_data(two_detectors):
     with pytest.raises(ESAInputError, match="at least two"):
         merge_detectors(detectors[:1], ["a"])
     other = small(n_inputs=detectors[0].components["gru"].hparams.n_inputs,
-                  series=["A-1", "B-2"], per_series=True, window=8, hidden_size=6)
+                  series=["A-1", "B-2"], per_series=True, window=8, hidden_size=6,
+                  post_processing={"threshold": {"kind": "telemanom"}})
     with pytest.raises(ESAInputError, match=r"hidden_size.*\(path: c\)|c.*hidden_size"):
         merge_detectors([detectors[0], Detector({"gru": other}, detectors[0].schema)],
                         ["a", "c"])
@@ -132,43 +136,43 @@ def test_merge_refuses_detectors_of_other_settings_or_data(two_detectors):
                         ["a", "d"])
 
 
-def test_merge_calibrates_the_threshold_again_on_the_merged_errors(two_detectors):
-    from esa_lightning.postprocessing.thresholds import ThresholdCalibration
+def percentile_copy(model: LitGRUAttentionAE, q: float = 95) -> LitGRUAttentionAE:
+    """``model``'s networks with a percentile threshold rule (not fitted)."""
+    hp = {**model.hparams, "post_processing": {"threshold": {"kind": "percentile", "q": q}}}
+    copy = LitGRUAttentionAE(**hp)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("post_rules.")}
+    missing, unexpected = copy.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("post_rules.") for k in missing)
+    return copy.eval()
 
+
+def test_merge_calibrates_the_threshold_again_on_the_merged_errors(two_detectors):
     multi, detectors = two_detectors
-    config = ("callbacks:\n  threshold:\n    _target_: esa_lightning.postprocessing.thresholds."
-              "ThresholdCalibration\n    method: percentile\n    q: 95\n")
-    for d in detectors:
-        d.config_yaml = config
-    try:
-        with pytest.raises(ValueError, match="mission"):
-            merge_detectors(detectors, ["a", "b"])
-        model = merge_detectors(detectors, ["a", "b"], multi).components["gru"]
-    finally:
-        for d in detectors:
-            d.config_yaml = ""
-    assert torch.isfinite(model.threshold).all()
+    sources = [percentile_copy(d.components["gru"]) for d in detectors]
+    for source in sources:
+        source.fit_post_processing(SimpleNamespace(mission=multi))
+    percentile = [Detector({"gru": m}, d.schema) for m, d in zip(sources, detectors, strict=True)]
+    with pytest.raises(ValueError, match="mission"):
+        merge_detectors(percentile, ["a", "b"])
+    model = merge_detectors(percentile, ["a", "b"], multi).components["gru"]
+    assert model.hparams.post_processing["threshold"] == {"kind": "percentile", "q": 95}
+    threshold = model.threshold_rule.threshold
+    assert torch.isfinite(threshold).all()
     expected = LitGRUAttentionAE(**model.hparams)
     expected.load_state_dict(model.state_dict())
-    expected.threshold.fill_(float("nan"))
-    ThresholdCalibration(method="percentile", q=95).calibrate(expected, multi)
-    torch.testing.assert_close(model.threshold, expected.threshold)
-    source = detectors[0].components["gru"]
-    ThresholdCalibration(method="percentile", q=95).calibrate(source, multi)
-    assert not torch.allclose(model.threshold, source.threshold)  # the sources' would not fit
-    source.threshold.fill_(float("nan"))
+    expected.threshold_rule.threshold.fill_(float("nan"))
+    expected.threshold_rule.fit(expected, SimpleNamespace(mission=multi))
+    torch.testing.assert_close(threshold, expected.threshold_rule.threshold)
+    # the sources' own thresholds would not fit the merged errors
+    assert not torch.allclose(threshold, sources[0].threshold_rule.threshold)
 
 
-def test_an_artifacts_threshold_settings_never_name_code_to_run():
-    from esa_lightning.jobs.merge import threshold_calibration
-
-    assert threshold_calibration("") is None
-    made = threshold_calibration(
-        "callbacks:\n  threshold:\n    _target_: esa_lightning.postprocessing."
-        "thresholds.ThresholdCalibration\n    q: 97\n"
-    )
-    assert made.q == 97 and made.method == "percentile"
-    with pytest.raises(ESAInputError, match="os.system"):
-        threshold_calibration("callbacks:\n  threshold:\n    _target_: os.system\n"
-                              "    command: touch pwned\n")
-
+def test_an_artifact_naming_an_unknown_post_processing_kind_is_refused(two_detectors, tmp_path):
+    _, detectors = two_detectors
+    detectors[0].save(tmp_path / "det")
+    manifest = tmp_path / "det" / "detector.json"
+    data = json.loads(manifest.read_text())
+    data["components"]["gru"]["hparams"]["post_processing"]["threshold"]["kind"] = "os.system"
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(ESAInputError, match="os.system|post-processing kind"):
+        Detector.load(tmp_path / "det")

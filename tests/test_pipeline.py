@@ -51,6 +51,21 @@ def test_artifact_refuses_classes_outside_the_allow_list(tmp_path):
         Detector.load(tmp_path / "d")
 
 
+def test_artifacts_of_an_earlier_format_are_refused_with_the_command_that_retrains(tmp_path):
+    from esa_lightning.artifact import FORMAT_VERSION, allowed_classes
+
+    assert FORMAT_VERSION == 2
+    assert "esa_lightning.models.zscore.model.RobustZScore" in allowed_classes()
+    mission = make_mission()
+    Detector({"z": fitted_zscore(mission)}, mission_schema(mission),
+             info={"experiment": "smoke"}).save(tmp_path / "d")
+    manifest = json.loads((tmp_path / "d" / "detector.json").read_text())
+    manifest["format_version"] = 1
+    (tmp_path / "d" / "detector.json").write_text(json.dumps(manifest))
+    with pytest.raises(ESAInputError, match=r"retrain.*python train.py experiment=smoke"):
+        Detector.load(tmp_path / "d")
+
+
 def test_save_replaces_an_old_artifact_completely(tmp_path):
     mission = make_mission()
     det = Detector({"z": fitted_zscore(mission)}, mission_schema(mission))
@@ -81,7 +96,7 @@ def test_top_channel_alarm_marks_the_strongest_channels_of_alarmed_rows_only():
 
 def test_combiner_loads_artifacts_written_before_top_channels(tmp_path):
     """Detectors saved before ``top_channels`` existed failed with a KeyError."""
-    from esa_lightning.postprocessing.combiner import HybridCombiner
+    from esa_lightning.runtime.combiner import HybridCombiner
 
     comb = HybridCombiner(top_channels=5)
     comb.names = ["a"]

@@ -22,7 +22,6 @@ QUIET = [
 GRU = [
     "model=gru_ae",
     "datamodule=windows",
-    "callbacks=gru_ae",
     "~callbacks.lr_monitor",
     "trainer.max_epochs=1",
     "+trainer.limit_train_batches=3",
@@ -30,7 +29,7 @@ GRU = [
     # small and few: the test is about equality, not quality
     "model.hidden_size=8",
     "model.latent_dim=4",
-    "callbacks.rf_head.n_estimators=5",
+    "model.post_processing.rf_gate.n_estimators=5",
     "callbacks.esa_metrics=null",
     "data.channels=[channel_1,channel_2,channel_3]",
 ]
@@ -55,8 +54,7 @@ def assert_identical(results: list[tuple[bytes, np.ndarray]]) -> None:
 
 
 def test_smoke_training_is_deterministic(small_mission_dir, tmp_path):
-    # callbacks=default: at this commit smoke inherits the GRU-only threshold/RF callbacks
-    smoke = ["experiment=smoke", "callbacks=default"]
+    smoke = ["experiment=smoke"]
     assert_identical(train_twice([*smoke, f"data.root={small_mission_dir}"], tmp_path))
 
 

@@ -11,8 +11,7 @@ import torch
 
 from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
-from esa_lightning.postprocessing.random_forest import RandomForestHead, load_forest, save_forest
-from esa_lightning.postprocessing.thresholds import ThresholdCalibration
+from esa_lightning.postprocessing.random_forest import RandomForestGate, load_forest, save_forest
 from tests.helpers import toy_mission
 
 
@@ -40,21 +39,35 @@ def make_mission(T=900, val_start=560, test_start=700, labeled=True):
                        channel_names=["a", "b"])
 
 
-class SpyHead(RandomForestHead):
-    """Records every mission the head scores."""
-
-    seen: list
-
-    def fit(self, model, parts):
-        self.seen = list(parts.values())
-        return super().fit(model, parts)
+def post_processing(**gate):
+    """A 90th-percentile threshold and behind it the random-forest gate ``rf_gate``."""
+    return {
+        "threshold": {"kind": "percentile", "q": 90},
+        "rf_gate": {"kind": "random_forest", **gate},
+    }
 
 
-def fit(mission, head, tmp_path=None, **trainer_kw):
+def spy_on(rule):
+    """Record every mission the gate ``rule`` is fitted on (in ``rule.seen``)."""
+    fit_parts = rule.fit_parts
+
+    def spy(model, parts):
+        rule.seen = list(parts.values())
+        return fit_parts(model, parts)
+
+    rule.fit_parts = spy
+    return rule
+
+
+def fit(mission, tmp_path=None, spy=False, **gate):
+    """Train a small model whose own post rules (threshold, then gate) fit at the end."""
     torch.manual_seed(0)
     dm = WindowDataModule(mission, window=6, batch_size=64)
     dm.setup("fit")
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4, lr=3e-3)
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4, lr=3e-3,
+                              post_processing=post_processing(**gate))
+    if spy:
+        spy_on(model.post_rules["rf_gate"])
     trainer = L.Trainer(
         max_epochs=2,
         accelerator="cpu",
@@ -62,9 +75,7 @@ def fit(mission, head, tmp_path=None, **trainer_kw):
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[ThresholdCalibration(q=90), head],
         default_root_dir=tmp_path,
-        **trainer_kw,
     )
     trainer.fit(model, dm)
     return model, trainer
@@ -72,26 +83,30 @@ def fit(mission, head, tmp_path=None, **trainer_kw):
 
 def test_head_never_sees_test_rows(tmp_path):
     m = make_mission()
-    head = SpyHead(n_estimators=10, gate_factor=0.5)
-    model, _ = fit(m, head, tmp_path)
-    assert model.rf_head is not None
+    model, _ = fit(m, tmp_path, spy=True, n_estimators=10, gate_factor=0.5)
+    head = model.post_rules["rf_gate"]
+    assert isinstance(head, RandomForestGate)
+    assert head.forest is not None and model.gate is head
     last_fit_time = m.timestamps[m.test_start - 1]
+    assert head.seen
     for seen in head.seen:
         assert len(seen.values) <= m.test_start
         assert seen.timestamps.max() <= last_fit_time
     # handed a mission that still holds test rows, it refuses
     with pytest.raises(ValueError, match="test-range rows"):
-        head.fit(model, {None: m})
+        head.fit_parts(model, {None: m})
 
 
 def test_forest_only_switches_alarms_off_and_survives_save_load(tmp_path):
     m = make_mission()
-    model, trainer = fit(m, RandomForestHead(n_estimators=10, gate_factor=0.5), tmp_path)
-    forest = model.rf_head
+    model, trainer = fit(m, tmp_path, n_estimators=10, gate_factor=0.5)
+    head = model.post_rules["rf_gate"]
+    forest = head.forest
     with_rf = model.score_rows(m.test())
-    model.rf_head = None
+    head.forest = None
+    assert model.gate is None
     without = model.score_rows(m.test())
-    model.rf_head = forest
+    head.forest = forest
     assert np.all(with_rf.alarm <= without.alarm)
     # test bumps: rows 780.. (channel a, anomaly) and 870.. (channel b, not labeled as one)
     assert without.alarm[80:86].all() and without.alarm[170:176].all()
@@ -104,19 +119,36 @@ def test_forest_only_switches_alarms_off_and_survives_save_load(tmp_path):
     x = np.random.default_rng(0).random((20, forest.n_features_in_))
     np.testing.assert_array_equal(back.predict(x), forest.predict(x))
 
-    # inside a Lightning checkpoint, loadable with weights_only=True (no pickle)
+    # the artifact hook writes the forest as <rule name>.skops (no pickle) and reads it back
+    folder = tmp_path / "component"
+    folder.mkdir()
+    model.save_extra(folder)
+    assert [p.name for p in folder.iterdir()] == ["rf_gate.skops"]
+    again = LitGRUAttentionAE(**model.hparams)
+    again.load_state_dict(model.state_dict())
+    assert again.gate is None  # the forest is no tensor: it is not in the state_dict
+    again.load_extra(folder)
+    assert again.gate is not None
+    np.testing.assert_array_equal(again.score_rows(m.test()).alarm, with_rf.alarm)
+
+    # a Lightning checkpoint loads with weights_only=True (no pickle); the forest comes from
+    # the rule's skops file (``load_extra``)
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     loaded = LitGRUAttentionAE.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
-    assert loaded.rf_head is not None
+    torch.testing.assert_close(loaded.threshold_rule.threshold, model.threshold_rule.threshold)
+    loaded.load_extra(folder)
+    assert loaded.gate is not None
     np.testing.assert_array_equal(loaded.score_rows(m.test()).alarm, with_rf.alarm)
 
 
 def test_head_is_skipped_without_labels(tmp_path, caplog):
     m = make_mission(labeled=False)
     with caplog.at_level(logging.WARNING):
-        model, _ = fit(m, RandomForestHead(n_estimators=5), tmp_path)
-    assert model.rf_head is None
-    assert "RandomForestHead skipped" in caplog.text
+        model, _ = fit(m, tmp_path, n_estimators=5)
+    assert model.post_rules["rf_gate"].forest is None and model.gate is None
+    assert "RandomForestGate skipped" in caplog.text
+    assert model.is_calibrated  # the threshold alone still scores
+    model.score_rows(m.test())
 
 
 def test_window_features_of_selected_rows_equal_the_gated_full_matrix():

@@ -33,7 +33,7 @@ GRU_FAST = [
     "+trainer.limit_val_batches=2",
     "trainer.log_every_n_steps=1",
     "model.hidden_size=16",
-    "callbacks.rf_head.n_estimators=10",
+    "model.post_processing.rf_gate.n_estimators=10",
 ]
 FULL_FAST = [
     "experiment=esa_full",
@@ -44,7 +44,7 @@ FULL_FAST = [
     "trainer.log_every_n_steps=1",
     "components.gru_ae.trainer.max_epochs=1",
     "components.gru_ae.model.hidden_size=16",
-    "components.gru_ae.callbacks.rf_head.n_estimators=10",
+    "components.gru_ae.model.post_processing.rf_gate.n_estimators=10",
     "components.channel_ensemble.trainer.max_epochs=2",
     "components.channel_ensemble.datamodule.n_kernels=2",
     "components.channel_ensemble.datamodule.shapelet_options.max_candidates=50",
@@ -112,7 +112,7 @@ def test_ddp_two_processes_match_one_and_write_once(esa_full_runs):
 
     detector = Detector.load(ddp_dir / "detector")
     assert set(detector.components) == {"gru_ae", "channel_ensemble"}
-    assert np.isfinite(float(detector.components["gru_ae"].threshold[0]))
+    assert np.isfinite(float(detector.components["gru_ae"].threshold_rule.threshold[0]))
 
 
 @pytest.mark.slow
@@ -127,7 +127,7 @@ def test_ddp_trains_forecasters_whose_steps_leave_parameters_unused(tmp_path, pe
         "experiment=gru_ae_nasa", f"data.root={MSL}", "data.channels=[T-13,C-1]",
         f"model.per_series={per_series}", f"datamodule.series_batches={per_series}",
         "datamodule.window=30",
-        "callbacks=[gru_ae,series_best_weights]", "trainer.max_epochs=2",
+        "callbacks=[default,series_best_weights]", "trainer.max_epochs=2",
         "trainer.limit_train_batches=4", "logger=none", "~callbacks.lr_monitor", "test=false", *DDP,
         f"hydra.run.dir={run_dir}",
     ]
@@ -288,7 +288,7 @@ def test_resume_after_sigkill_finishes_in_the_same_folder(tiny_mission, tmp_path
         "+trainer.limit_val_batches=2",
         "test=false",
         "model.hidden_size=16",
-        "callbacks.rf_head.n_estimators=10",
+        "model.post_processing.rf_gate.n_estimators=10",
         "callbacks.model_checkpoint.every_n_train_steps=1",
         f"data.root={tiny_mission}",
         f"hydra.run.dir={run_dir}",
@@ -320,7 +320,7 @@ def test_resume_after_sigkill_finishes_in_the_same_folder(tiny_mission, tmp_path
     from esa_lightning.artifact import Detector
 
     detector = Detector.load(run_dir / "detector")
-    assert np.isfinite(float(detector.components["gru_ae"].threshold[0]))
+    assert np.isfinite(float(detector.components["gru_ae"].threshold_rule.threshold[0]))
     assert "val/EW_F_0.50" in json.loads((run_dir / "metrics.json").read_text())
     assert len(list(run_dir.glob("**/detector.json"))) == 1
 
@@ -344,7 +344,7 @@ def test_resuming_a_finished_fit_still_fits_the_heads(tiny_mission, tmp_path):
     again = train(compose_config("train", [*overrides, "ckpt_path=last"], tmp_path))
     assert again == pytest.approx(first)
     model = Detector.load(tmp_path / "detector").components["gru_ae"]
-    assert np.isfinite(float(model.threshold[0]))
+    assert np.isfinite(float(model.threshold_rule.threshold[0]))
 
 
 def test_resume_without_any_checkpoint_is_a_clear_error(tiny_mission, tmp_path):

@@ -1,8 +1,9 @@
-"""Percentile and Telemanom dynamic thresholds; the calibration callback."""
+"""Percentile and Telemanom dynamic thresholds; the threshold post rules of a model."""
 
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,16 +12,15 @@ import torch
 
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
 from esa_lightning.data.windows import labeled_window_mask, nominal_rows
+from esa_lightning.metrics import intervals
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
-from esa_lightning.postprocessing.thresholds import (
+from esa_lightning.postprocessing.telemanom import (
     ErrorScale,
-    ThresholdCalibration,
     chunk_bounds,
     dynamic_threshold,
-    percentile_threshold,
     prune,
-    runs,
 )
+from esa_lightning.postprocessing.thresholds import percentile_threshold
 from tests.helpers import toy_mission
 
 
@@ -29,6 +29,11 @@ def test_percentile_threshold_leaves_q_percent_above():
     thr = percentile_threshold(np.append(s, np.nan), q=99)
     assert 0.985 < thr < 0.995
     assert abs((s > thr).mean() - 0.01) < 0.002
+
+
+def runs(mask):
+    """int [K, 2]: (first, last) inclusive of each run of True (``intervals.runs`` stacked)."""
+    return np.stack(intervals.runs(mask), axis=1)
 
 
 def test_runs():
@@ -180,26 +185,41 @@ def make_mission(T=300, val_start=200, test_start=260):
                        channel_names=["a", "b"])
 
 
+def small_model(window, **threshold):
+    """A tiny untrained model whose one post rule is the threshold ``threshold``."""
+    return LitGRUAttentionAE(n_inputs=2, n_outputs=2, window=window, hidden_size=8, latent_dim=4,
+                             post_processing={"threshold": threshold})
+
+
+def fit_threshold(model, mission):
+    """Fit the model's threshold rule on ``mission`` (what ``on_train_end`` does)."""
+    rule = model.post_rules["threshold"]
+    rule.fit(model, SimpleNamespace(mission=mission))
+    return rule
+
+
 def test_calibration_uses_nominal_validation_windows_only():
     torch.manual_seed(0)
     m = make_mission()
-    model = LitGRUAttentionAE(n_inputs=2, n_outputs=2, window=6, hidden_size=8, latent_dim=4)
-    ThresholdCalibration(q=90).calibrate(model, m)
+    model = small_model(6, kind="percentile", q=90)
+    rule = fit_threshold(model, m)
     val = m.val()
     total = model.window_outputs(val).total
     clean = ~labeled_window_mask(~nominal_rows(val), 6)
-    assert float(model.threshold[0]) == pytest.approx(np.percentile(total[clean], 90), rel=1e-5)
-    assert float(model.threshold[0]) < 100  # no test row (1e4) went in
+    assert float(rule.threshold[0]) == pytest.approx(np.percentile(total[clean], 90), rel=1e-5)
+    assert float(rule.threshold[0]) < 100  # no test row (1e4) went in
+    assert model.threshold_rule is rule and model.is_calibrated
 
 
 def test_calibration_falls_back_to_training_range(caplog):
     m = make_mission(val_start=260, test_start=260)
-    model = LitGRUAttentionAE(n_inputs=2, n_outputs=2, window=6, hidden_size=8, latent_dim=4)
+    model = small_model(6, kind="dynamic", smoothing=3)
     with caplog.at_level(logging.WARNING):
-        ThresholdCalibration(method="dynamic", smoothing=3).calibrate(model, m)
+        model.fit_post_processing(SimpleNamespace(mission=m))
     assert "training range" in caplog.text
-    assert np.isfinite(float(model.threshold[0])) and float(model.threshold[0]) < 100
-    assert float(model.score_span) == 3
+    rule = model.threshold_rule
+    assert np.isfinite(float(rule.threshold[0])) and float(rule.threshold[0]) < 100
+    assert float(rule.score_span) == 3
 
 
 # ------------------------------------------------------------------------------ f05 method
@@ -238,12 +258,12 @@ def planted_mission(with_event=True):
 def test_f05_threshold_separates_a_planted_anomaly():
     torch.manual_seed(0)
     m = planted_mission()
-    model = LitGRUAttentionAE(n_inputs=2, n_outputs=2, window=4, hidden_size=8, latent_dim=4)
-    ThresholdCalibration(method="f05", q=50).calibrate(model, m)
+    model = small_model(4, kind="f05", q=50)
+    rule = fit_threshold(model, m)
     val = m.val()
     total = model.window_outputs(val).total
     labeled = labeled_window_mask(~nominal_rows(val), 4)
-    thr = float(model.threshold[0])
+    thr = float(rule.threshold[0])
     # q=50 of nominal windows would alarm half the range; f05 sits between the two populations
     assert total[~labeled].max() <= thr < total[labeled].max()
     alarm = model.score_rows(val).alarm.astype(bool)
@@ -255,9 +275,9 @@ def test_f05_threshold_separates_a_planted_anomaly():
 def test_f05_falls_back_to_percentile_without_validation_events(caplog):
     torch.manual_seed(0)
     m = planted_mission(with_event=False)
-    model = LitGRUAttentionAE(n_inputs=2, n_outputs=2, window=4, hidden_size=8, latent_dim=4)
+    model = small_model(4, kind="f05", q=90)
     with caplog.at_level(logging.WARNING):
-        ThresholdCalibration(method="f05", q=90).calibrate(model, m)
+        rule = fit_threshold(model, m)
     assert "falls back" in caplog.text
     total = model.window_outputs(m.val()).total
-    assert float(model.threshold[0]) == pytest.approx(np.percentile(total, 90), rel=1e-5)
+    assert float(rule.threshold[0]) == pytest.approx(np.percentile(total, 90), rel=1e-5)

@@ -92,7 +92,10 @@ def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["val/forecast_MAE"] > 0  # the label-free figure forecasters are chosen by
     hparams = json.loads((out / "detector" / "detector.json").read_text())
-    assert "forecast" in json.dumps(hparams) and '"online_error_buffer": 100' in json.dumps(hparams)
+    (entry,) = hparams["components"].values()
+    threshold = entry["hparams"]["post_processing"]["threshold"]
+    assert entry["hparams"]["objective"] == "forecast"
+    assert threshold["kind"] == "telemanom" and threshold["error_buffer"] == 100
     # the ablation script re-scores the same detector: its first line is the trained procedure
     script = REPO / "scripts" / "ablate_online_threshold.py"
     lines = subprocess.run(

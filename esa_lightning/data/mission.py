@@ -103,6 +103,12 @@ class Mission:
     def is_multiseries(self) -> bool:
         return self.series is not None
 
+    def grids(self) -> dict[str | None, Mission]:
+        """The single-grid missions this one is made of: each independent series by name (NASA
+        data), or this mission itself under ``None``. Code that works grid by grid loops over
+        this and never asks which kind of mission it got."""
+        return dict(self.series) if self.series is not None else {None: self}
+
     @property
     def channel_names(self) -> list[str]:
         return list(self.channels["Channel"])

@@ -13,6 +13,8 @@ from esa_lightning.data.mission import Mission, nominal_rows
 class RowDataModule(L.LightningDataModule):
     """Rows of the training range, for detectors that fit statistics rather than windows."""
 
+    DATAMODULE_KIND = "rows"  # what models name as their datamodule_kind
+
     def __init__(self, mission: Mission, batch_size: int = 65536, max_rows: int = 2_000_000):
         super().__init__()
         self.mission = mission

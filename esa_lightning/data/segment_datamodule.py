@@ -223,6 +223,8 @@ class SegmentDataModule(L.LightningDataModule):
     (per channel list), ``feat_mean`` / ``feat_std`` [C, F].
     """
 
+    DATAMODULE_KIND = "segments"  # what models name as their datamodule_kind
+
     def __init__(
         self,
         mission: Mission,

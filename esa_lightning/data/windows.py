@@ -324,6 +324,8 @@ class SeriesBatchSampler(BatchSampler):
 class WindowDataModule(L.LightningDataModule):
     """Scaled sliding windows of a mission for reconstruction models (see the module docstring)."""
 
+    DATAMODULE_KIND = "windows"  # what models name as their datamodule_kind
+
     def __init__(
         self,
         mission: Mission,

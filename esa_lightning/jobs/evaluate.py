@@ -9,11 +9,11 @@ import pandas as pd
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.evaluation import concatenate_series, report_for
 from esa_lightning.io import write_json_atomic
 from esa_lightning.jobs.common import mission_from_config
 from esa_lightning.metrics import ranking_table, score_prediction_frame
 from esa_lightning.models.base import RowScores
+from esa_lightning.runtime.evaluation import concatenate_series, report_for
 
 
 def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra DictConfig

@@ -3,15 +3,17 @@
 ``python merge.py detectors=[A,B,C] data=NAME`` writes ``<run>/detector``: one GRU-attention
 component whose networks are the members of every source (``MemberMean``), as if it had been
 trained with ``model.members`` set to their total, except that each source kept its own batch
-order and early stopping. Its threshold is calibrated again, as the sources' training runs
-calibrated theirs (their ``callbacks.threshold``), on the merged errors of the data's
-validation range. It prints ``val/forecast_MAE`` of every source and of the merged detector on
+order and early stopping. Its threshold is fitted again by its own threshold rule (the sources'
+``post_processing.threshold``, read from their hyper-parameters: an artifact never names code
+to run), on the merged errors of the data's validation range.
+It prints ``val/forecast_MAE`` of every source and of the merged detector on
 that range (no labels), so the choice between them needs no test rows.
 """
 
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -20,31 +22,14 @@ from omegaconf import OmegaConf
 from esa_lightning.artifact import Detector
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.models.gru_ae.model import LitGRUAttentionAE, members_of
-from esa_lightning.postprocessing.thresholds import ThresholdCalibration
+from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+from esa_lightning.models.gru_ae.network import members_of
+from esa_lightning.postprocessing.thresholds import WindowThreshold
 
 log = logging.getLogger("esa_lightning")
 
 # fitted on the training data: equal in detectors trained on the same data
 SCALER_BUFFERS = ("scaler_median", "scaler_iqr")
-# fitted on a network's own errors: calibrated again for the merged networks
-THRESHOLD_BUFFERS = ("threshold", "score_span")
-
-
-def threshold_calibration(config_yaml: str) -> ThresholdCalibration | None:
-    """The threshold callback a detector's training run used (``callbacks.threshold``), built
-    from its settings; an artifact's config never names code to run."""
-    node = OmegaConf.select(OmegaConf.create(config_yaml or "{}"), "callbacks.threshold")
-    if node is None:
-        return None
-    settings = OmegaConf.to_container(node, resolve=True)
-    target = settings.pop("_target_", None)
-    wanted = f"{ThresholdCalibration.__module__}.{ThresholdCalibration.__name__}"
-    if target != wanted:
-        raise ESAInputError(
-            f"callbacks.threshold is {target!r}, not {wanted}", column="callbacks.threshold"
-        )
-    return ThresholdCalibration(**settings)
 
 
 def _single_model(detector: Detector, source: str) -> tuple[str, LitGRUAttentionAE]:
@@ -56,10 +41,10 @@ def _single_model(detector: Detector, source: str) -> tuple[str, LitGRUAttention
             f"component {name!r} is a {type(model).__name__}, not a GRU-attention model",
             path=source,
         )
-    if model.rf_head is not None:
+    if model.gate is not None:
         raise ESAInputError(
             "its random forest head was fitted on one network's errors: merge detectors "
-            "trained without one (callbacks.rf_head=null)",
+            "trained without one (model.post_processing.rf_gate=null)",
             path=source,
         )
     return name, model
@@ -76,16 +61,13 @@ def merge_detectors(
 
     The sources must share schema, hyper-parameters (``members`` aside) and scaler: the same
     configuration trained on the same data with other seeds. The threshold is calibrated again
-    on ``mission`` (its validation range) the way the sources' training calibrated theirs; a
-    source trained without a threshold callback must share its thresholds with the others.
+    on ``mission`` (its validation range) by the sources' own threshold rule.
     """
     if len(detectors) < 2:
         raise ESAInputError("merging needs at least two detectors", column="detectors")
     named = [_single_model(d, s) for d, s in zip(detectors, sources, strict=True)]
     name, first = named[0]
     models = [model for _, model in named]
-    calibration = threshold_calibration(detectors[0].config_yaml)
-    compared = SCALER_BUFFERS + (THRESHOLD_BUFFERS if calibration is None else ())
     hp = {k: v for k, v in first.hparams.items() if k != "members"}
     for detector, model, source in zip(detectors[1:], models[1:], sources[1:], strict=True):
         other = {k: v for k, v in model.hparams.items() if k != "members"}
@@ -96,7 +78,7 @@ def merge_detectors(
             )
         if detector.schema != detectors[0].schema:
             raise ESAInputError(f"schema differs from {sources[0]}'s", path=source)
-        for buffer in compared:
+        for buffer in SCALER_BUFFERS:
             if not _same(getattr(model, buffer), getattr(first, buffer)):
                 raise ESAInputError(
                     f"{buffer} differs from {sources[0]}'s: trained on other data?",
@@ -111,13 +93,13 @@ def merge_detectors(
     for unit, nets in zip(merged.validation_units()[0], members, strict=True):
         for target, net in zip(members_of(unit), nets, strict=True):
             target.load_state_dict(net.state_dict())
-    for buffer in SCALER_BUFFERS + THRESHOLD_BUFFERS:
+    for buffer in SCALER_BUFFERS:
         getattr(merged, buffer).copy_(getattr(first, buffer))
     merged.eval()
-    if calibration is not None:
+    if isinstance(merged.threshold_rule, WindowThreshold):  # fitted on the networks' errors
         if mission is None:
-            raise ValueError("the sources' thresholds were calibrated: pass the mission")
-        calibration.calibrate(merged, mission)
+            raise ValueError("the sources' thresholds were fitted: pass the mission")
+        merged.threshold_rule.fit(merged, SimpleNamespace(mission=mission))
     info = {**detectors[0].info, "merged_from": list(sources)}
     config = OmegaConf.create(detectors[0].config_yaml or "{}")
     if OmegaConf.select(config, "model") is not None:
@@ -144,7 +126,7 @@ def merge(cfg: Any) -> dict[str, float]:
     maes = {}
     for source, detector in [*zip(sources, detectors, strict=True), ("merged", merged)]:
         (model,) = detector.components.values()
-        maes[source] = model.forecast_mae(mission)
+        maes[source] = model.label_free_metrics(mission).get("forecast_MAE")
     if all(v is None for v in maes.values()):
         log.warning("no val/forecast_MAE: not forecasters, or no validation rows")
     results = {f"val/forecast_MAE/{k}": float(v) for k, v in maes.items() if v is not None}

@@ -14,21 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from esa_lightning.chunks import score_in_chunks  # noqa: F401 - callers import it here
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.progress import progress
+from esa_lightning.reporting.events import row_ids
+from esa_lightning.runtime.chunks import score_in_chunks  # noqa: F401 - callers import it here
 
 log = logging.getLogger("esa_lightning")
-
-
-def row_ids(part: Mission) -> np.ndarray:
-    """Submission ids: the source's ids (Kaggle, NASA) or global row numbers on the grid."""
-    ts = np.asarray(part.timestamps)
-    if part.timestamps is not None and np.issubdtype(ts.dtype, np.integer):
-        return ts.astype(np.int64)
-    return part.meta.get("row_offset", 0) + np.arange(len(part.values), dtype=np.int64)
 
 
 def has_labels(part: Mission) -> bool:
@@ -38,9 +31,9 @@ def has_labels(part: Mission) -> bool:
 def predict(cfg: Any) -> dict[str, float]:
     """The ``predict.py`` job; returns the metrics when the input carries labels."""
     from esa_lightning.artifact import Detector, check_schema
-    from esa_lightning.evaluation import ScoredRange, report_for
     from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
     from esa_lightning.jobs.common import mission_from_config
+    from esa_lightning.runtime.evaluation import ScoredRange, report_for
 
     out = make_output_folder(cfg.paths.output_dir)
     remove_stale_temporaries(out)
@@ -118,8 +111,8 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     """Independent series (NASA): one submission with a channel column, metrics pooled."""
     import pandas as pd
 
-    from esa_lightning.evaluation import concatenate_series, report_for
     from esa_lightning.io import atomic_path, write_json_atomic
+    from esa_lightning.runtime.evaluation import concatenate_series, report_for
 
     pieces = []
     for name, sub in progress(

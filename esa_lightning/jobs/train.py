@@ -12,7 +12,8 @@ written once, on global rank 0; the other ranks return ``None``.
 Resume: ``ckpt_path=last hydra.run.dir=<the run>`` restarts every component from its
 ``checkpoints/<component>/last.ckpt`` (a component that had not started yet starts afresh). A
 checkpoint taken after the last epoch makes Lightning skip ``fit`` entirely, ``on_train_end``
-included: the post-training heads are then fitted here (``fit_post_training_heads``).
+included: the best weights are then restored and the model's post rules fitted here, by the
+same code (``WeightRestorer.on_train_end``, ``DetectorModule.fit_post_processing``).
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from esa_lightning.callbacks import WeightRestorer
 from esa_lightning.errors import ESAInputError
-from esa_lightning.evaluation import report_for, score_range
 from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
 from esa_lightning.jobs.common import mission_from_config, print_config
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
+from esa_lightning.models.base import DetectorModule, check_datamodule
+from esa_lightning.runtime.evaluation import report_for, score_range
 
 log = logging.getLogger("esa_lightning")
 
@@ -51,29 +54,11 @@ class _TrainEndSeen(L.Callback):
         self.seen = True
 
 
-def fit_post_training_heads(trainer: L.Trainer, model: L.LightningModule) -> None:
-    """Run the ``on_train_end`` of this package's callbacks (thresholds, heads), in order."""
-    for cb in trainer.callbacks:
-        own = type(cb).__module__.startswith("esa_lightning.")
-        if own and type(cb).on_train_end is not L.Callback.on_train_end:
-            cb.on_train_end(trainer, model)
-
-
 def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every ``_target_`` entry of a callbacks/logger group, in order."""
     if not group:
         return []
     return [instantiate(c, _convert_="all") for c in group.values() if c and "_target_" in c]
-
-
-def restore_first(callbacks: list[Any]) -> list[Any]:
-    """``callbacks`` with ``RestoreBestWeights`` / ``SeriesBestWeights`` first (otherwise in their
-    order), so the best weights are back before any post-training head (threshold, forest) is
-    fitted on them."""
-    from esa_lightning.callbacks import RestoreBestWeights, SeriesBestWeights
-
-    restorers = (RestoreBestWeights, SeriesBestWeights)
-    return sorted(callbacks, key=lambda cb: not isinstance(cb, restorers))
 
 
 def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
@@ -118,14 +103,13 @@ def evaluate(
     return metrics
 
 
-def forecast_errors(components: dict[str, Any], mission: Any) -> dict[str, float]:
-    """``val/forecast_MAE`` (``val/<component>/forecast_MAE`` with several components) of the
-    forecasting components: their label-free validation error in the data's own units."""
+def label_free_metrics(components: dict[str, DetectorModule], mission: Any) -> dict[str, float]:
+    """``val/<name>`` (``val/<component>/<name>`` with several components) of the components'
+    label-free validation figures, e.g. a forecaster's ``forecast_MAE``."""
     out = {}
-    for name, model in components.items():
-        mae = model.forecast_mae(mission) if hasattr(model, "forecast_mae") else None
-        if mae is not None:
-            out["val/forecast_MAE" if len(components) == 1 else f"val/{name}/forecast_MAE"] = mae
+    for component, model in components.items():
+        for name, value in model.label_free_metrics(mission).items():
+            out[f"val/{name}" if len(components) == 1 else f"val/{component}/{name}"] = value
     return out
 
 
@@ -133,27 +117,28 @@ def component_specs(cfg: DictConfig) -> dict[str, DictConfig]:
     """The detector's trainable parts: ``components`` (esa_full) or the single datamodule+model."""
     if cfg.get("components"):
         return dict(cfg.components.items())
-    single = {
-        "datamodule": cfg.datamodule,
-        "model": cfg.model,
-        "callbacks": cfg.get("model_callbacks") or {},
-    }
+    single = {"datamodule": cfg.datamodule, "model": cfg.model}
     return {cfg.experiment_name: OmegaConf.create(single)}
 
 
 def fit_component(
     name: str, spec: DictConfig, cfg: DictConfig, mission: Any, output_dir: Path
-) -> tuple[Any, L.Trainer]:
-    """Instantiate and fit one component with its own trainer, checkpoints and log folder."""
+) -> tuple[DetectorModule, L.Trainer]:
+    """Instantiate and fit one component with its own trainer, checkpoints and log folder; the
+    model's post-processing is fitted at the end of training (its ``configure_callbacks``)."""
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
     # objects such as the Mission cannot pass through OmegaConf: bind them after instantiation
     datamodule = instantiate(spec.datamodule, _partial_=True, _convert_="all")(mission=mission)
+    model_class = get_class(spec.model._target_)
+    if not (isinstance(model_class, type) and issubclass(model_class, DetectorModule)):
+        raise ESAInputError(
+            "not a detector family (a DetectorModule)", column="model._target_", value=model_class
+        )
+    check_datamodule(model_class, datamodule)  # before instantiating it with wrong dims
     model = instantiate(spec.model, **datamodule.dims, _convert_="all")
-    callbacks = restore_first(
-        instantiate_group(cfg.get("callbacks")) + instantiate_group(spec.get("callbacks"))
-    )
+    callbacks = instantiate_group(cfg.get("callbacks"))
     checkpoint_dir = output_dir / "checkpoints" / name
     for cb in callbacks:
         if isinstance(cb, ModelCheckpoint):
@@ -168,23 +153,20 @@ def fit_component(
     )
     if not trainer_cfg.get("enable_progress_bar", True):  # Lightning refuses a bar it may not show
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
-    if trainer_cfg.get("strategy") == "ddp" and getattr(model, "has_unused_parameters", False):
-        # one network per series: a batch leaves the other series' networks without gradients
-        trainer_cfg["strategy"] = "ddp_find_unused_parameters_true"
+    trainer_cfg = OmegaConf.merge(trainer_cfg, model.trainer_arguments(trainer_cfg))
     train_end = _TrainEndSeen()
     trainer: L.Trainer = instantiate(
         trainer_cfg, callbacks=[*callbacks, train_end], logger=loggers or False
     )
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
     log.info("fitting %s (%s)", name, type(model).__name__)
-    if isinstance(model, L.LightningModule):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-        if not train_end.seen:  # resumed after its last epoch: Lightning skipped on_train_end
-            log.info("%s: training had finished; fitting the post-training heads", name)
-            fit_post_training_heads(trainer, model)
-    else:  # fitted without gradient steps (the tree-based ensemble): its own .fit
-        datamodule.setup("fit")
-        model.fit(datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    if not train_end.seen:  # resumed after its last epoch: Lightning skipped on_train_end
+        log.info("%s: training had finished; restoring weights, fitting post-processing", name)
+        for cb in trainer.callbacks:
+            if isinstance(cb, WeightRestorer):
+                cb.on_train_end(trainer, model)
+        model.fit_post_processing(trainer.datamodule)
     return model, trainer
 
 
@@ -200,7 +182,7 @@ def train(cfg: DictConfig) -> float | None:
     mission = mission_from_config(cfg.data)
     log.info("mission: %s", mission.summary())
 
-    components: dict[str, Any] = {}
+    components: dict[str, DetectorModule] = {}
     features: dict[str, list[str]] = {}
     trainer = None
     for name, spec in component_specs(cfg).items():
@@ -210,8 +192,7 @@ def train(cfg: DictConfig) -> float | None:
     metrics: dict[str, float] = {}
     if trainer is not None and is_global_zero():  # once, on the whole series (module docstring)
         for model in components.values():
-            if isinstance(model, L.LightningModule):
-                model.eval()
+            model.eval()
         combiner = None
         if cfg.get("combiner"):
             combiner = instantiate(cfg.combiner, _convert_="all")
@@ -225,7 +206,7 @@ def train(cfg: DictConfig) -> float | None:
         if cfg.test:
             parts["test"] = mission.test()
         metrics = evaluate(detector, mission, parts, int(cfg.get("chunk_rows", 262_144)))
-        metrics.update(forecast_errors(components, mission))
+        metrics.update(label_free_metrics(components, mission))
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
             logger.save()

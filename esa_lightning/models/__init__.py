@@ -1,1 +1,1 @@
-"""Plain ``nn.Module`` networks and the LightningModules that train them."""
+"""Detector families: one package each, all implementing ``base.DetectorModule``."""

@@ -1,13 +1,27 @@
-"""What every detector LightningModule hands back: per-row scores on a mission's own rows."""
+"""The contract every detector family implements, and what it hands back.
+
+A detector family is a ``DetectorModule``: a LightningModule trained by ``train.py`` on the
+datamodule it names, which then scores any mission row by row. Everything the runtime (training
+job, chunked scoring, artifact, monitoring callbacks) reads from a model is declared here; a
+family overrides what differs from the defaults. Its fitted post-processing (thresholds, gates,
+heads) is a list of ``PostRule`` submodules, fitted after training and returned by
+``configure_callbacks``, so a model can never be trained with another model's heads.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
+import lightning as L
 import numpy as np
+from torch import nn
 
 from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
 
 
 @dataclass
@@ -26,12 +40,122 @@ class RowScores:
     channel_alarm: np.ndarray | None = None
 
 
-class Detector(Protocol):
-    """Implemented by every detector LightningModule used by ``train.py``."""
+class Scorer(Protocol):
+    """What scores rows: a ``DetectorModule`` or the fitted artifact (``artifact.Detector``)."""
 
+    def score_rows(self, mission: Mission) -> RowScores: ...
+
+    @property
+    def context_rows(self) -> int: ...
+
+    @property
+    def alignment_rows(self) -> int: ...
+
+
+class DetectorModule(L.LightningModule, ABC):
+    """A detector family: trains on ``datamodule_kind`` windows/segments/rows, scores rows.
+
+    ``post_rules`` holds the fitted post-processing in the order it is fitted and applied; each
+    rule is a submodule (its fitted numbers travel in ``state_dict``) and a Lightning callback
+    (fitted in ``on_train_end`` on every rank, re-fitted by ``fit_post_processing`` when a
+    resumed run skips training).
+    """
+
+    #: the ``conf/datamodule`` option (``DATAMODULE_KIND`` of a datamodule) this family trains on
+    datamodule_kind: ClassVar[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.post_rules = nn.ModuleDict()
+
+    # -------------------------------------------------------------------- scoring
+    @abstractmethod
     def score_rows(self, mission: Mission) -> RowScores:
-        """Score every row of ``mission`` (after fitting); must not look at its labels."""
-        ...
+        """Score every row of a single-grid ``mission`` (after fitting); never reads labels."""
+
+    def provisional_scores(self, mission: Mission) -> RowScores:
+        """``score_rows`` before the post-processing is fitted (monitoring during training)."""
+        return self.score_rows(mission)
+
+    @property
+    @abstractmethod
+    def context_rows(self) -> int:
+        """Rows on each side of a row that influence its result (chunked scoring adds them)."""
+
+    @property
+    def alignment_rows(self) -> int:
+        """Chunk starts must be multiples of this for chunked results to equal whole ones."""
+        return 1
+
+    @property
+    def is_calibrated(self) -> bool:
+        """Whether the post-processing has been fitted (alarms are final)."""
+        return all(rule.is_fitted for rule in self.post_rules.values())
+
+    def label_free_metrics(self, mission: Mission) -> dict[str, float]:
+        """Validation figures that need no labels (e.g. ``forecast_MAE``), unprefixed."""
+        return {}
+
+    # ------------------------------------------------------------------- training
+    def trainer_arguments(self, trainer_config: Mapping[str, Any]) -> dict[str, Any]:
+        """Trainer settings this model needs on top of ``trainer_config`` (anomalib's
+        ``trainer_arguments``): e.g. one epoch for a model fitted without gradient steps."""
+        return {}
+
+    def set_preprocessing(self, datamodule: Any) -> None:
+        """Copy the datamodule's fitted preprocessing (scaler, kernels) into buffers."""
+
+    def setup(self, stage: str) -> None:
+        """Before fitting: check the datamodule is the one this family trains on and take its
+        fitted preprocessing, so that scoring needs no datamodule afterwards."""
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if stage != "fit" or dm is None:
+            return
+        check_datamodule(type(self), dm)
+        dm.setup(stage)
+        self.set_preprocessing(dm)
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The model's own post-processing, fitted at the end of training."""
+        return list(self.post_rules.values())
+
+    def fit_post_processing(self, datamodule: Any) -> None:
+        """Fit every post rule on ``datamodule``'s training/validation data, in order."""
+        for rule in self.post_rules.values():
+            rule.fit(self, datamodule)
+
+    # ---------------------------------------------------------------- persistence
+    def save_extra(self, folder: Path) -> None:
+        """Write fitted state that is not a tensor (sklearn heads) into the artifact folder."""
+        for name, rule in self.post_rules.items():
+            rule.save_extra(Path(folder), name)
+
+    def load_extra(self, folder: Path) -> None:
+        for name, rule in self.post_rules.items():
+            rule.load_extra(Path(folder), name)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Post rules' non-tensor state (a fitted forest, as skops bytes) in checkpoints."""
+        extra = {n: r.checkpoint_extra() for n, r in self.post_rules.items()}
+        extra = {n: data for n, data in extra.items() if data is not None}
+        if extra:
+            checkpoint["post_rules_extra"] = extra
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for name, data in checkpoint.get("post_rules_extra", {}).items():
+            if name in self.post_rules:
+                self.post_rules[name].restore_checkpoint_extra(data)
+
+
+def check_datamodule(family: type[DetectorModule], datamodule: Any) -> None:
+    """Refuse a datamodule other than the one ``family`` trains on, naming both."""
+    kind = getattr(type(datamodule), "DATAMODULE_KIND", None)
+    if kind != family.datamodule_kind:
+        raise ESAInputError(
+            f"{family.__name__} trains on datamodule={family.datamodule_kind}, not {kind}",
+            column="datamodule",
+            value=kind,
+        )
 
 
 def top_channel_alarm(alarm: np.ndarray, channel_scores: np.ndarray, k: int) -> np.ndarray:

@@ -8,10 +8,11 @@ neighbours. ``spread_rows_to_samples`` averages the rows covering every sample,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from scipy.signal import find_peaks
+
+from esa_lightning.metrics.intervals import runs
+from esa_lightning.postprocessing.base import PostRule
 
 
 def spread_rows_to_samples(
@@ -74,15 +75,13 @@ def peaks_to_alarm(
         return alarm
     peaks = peaks - 1
     above = prob > height
-    # run boundaries of the above-height mask
-    edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
-    run_start = np.flatnonzero(edges == 1)
-    run_stop = np.flatnonzero(edges == -1)  # exclusive
+    run_start, run_last = runs(above)
+    run_stop = run_last + 1  # exclusive
     run_of_peak = np.searchsorted(run_start, peaks, side="right") - 1
     valid = (run_of_peak >= 0) & (peaks < run_stop[np.maximum(run_of_peak, 0)])
-    runs = np.unique(run_of_peak[valid])
-    starts = np.clip(run_start[runs] - buffer, 0, n)
-    stops = np.clip(run_stop[runs] + buffer, 0, n)
+    kept = np.unique(run_of_peak[valid])
+    starts = np.clip(run_start[kept] - buffer, 0, n)
+    stops = np.clip(run_stop[kept] + buffer, 0, n)
     diff = np.zeros(n + 1, dtype=np.int64)
     np.add.at(diff, starts, 1)
     np.add.at(diff, stops, -1)
@@ -90,11 +89,21 @@ def peaks_to_alarm(
     return alarm
 
 
-def max_over_folds(per_fold: Sequence[np.ndarray]) -> np.ndarray:
-    """Element-wise maximum of the final folds' outputs (all of one shape)."""
-    if len(per_fold) == 0:
-        raise ValueError("max_over_folds needs at least one fold")
-    shapes = {np.shape(a) for a in per_fold}
-    if len(shapes) != 1:
-        raise ValueError(f"folds disagree on shape: {sorted(shapes)}")
-    return np.maximum.reduce([np.asarray(a) for a in per_fold])
+class PeakAlarm(PostRule):
+    """Alarms around the peaks of the per-sample probability above ``height``, widened by
+    ``buffer`` samples (``peaks_to_alarm``); nothing to fit."""
+
+    kind = "peaks"
+    stage = 2
+
+    def __init__(self, height: float = 0.5, buffer: int = 100) -> None:
+        super().__init__()
+        self.height, self.buffer = float(height), int(buffer)
+
+    @property
+    def context_rows(self) -> int:
+        return self.buffer
+
+    def alarm(self, prob: np.ndarray) -> np.ndarray:
+        """uint8 [T] alarms of the per-sample probability ``prob``."""
+        return peaks_to_alarm(prob, height=self.height, buffer=self.buffer)

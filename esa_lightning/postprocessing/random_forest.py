@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
+from typing import Any
 
-import lightning as L
 import numpy as np
 import skops.io as sio
 from sklearn.ensemble import RandomForestClassifier
@@ -28,6 +29,7 @@ from sklearn.ensemble import RandomForestClassifier
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.windows import labeled_window_mask
 from esa_lightning.io import atomic_path
+from esa_lightning.postprocessing.base import PostRule
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +70,12 @@ def load_forest(path: str | os.PathLike) -> RandomForestClassifier:
         return forest_from_bytes(f.read())
 
 
-class RandomForestHead(L.Callback):
-    """Fit the alarm-filtering forest on the fit range after training (after the threshold).
+class RandomForestGate(PostRule):
+    """Fit the alarm-filtering forest on the fit range after training, behind the model's
+    threshold (listed after it in ``post_processing``: the gate is the threshold)."""
 
-    Place it AFTER ``ThresholdCalibration`` in the callback list: the gate is the threshold.
-    """
+    kind = "random_forest"
+    stage = 1
 
     def __init__(
         self,
@@ -82,38 +85,43 @@ class RandomForestHead(L.Callback):
         random_state: int = 0,
         n_jobs: int | None = None,
     ) -> None:
+        super().__init__()
         self.gate_factor = gate_factor
         self.n_estimators, self.max_depth = n_estimators, max_depth
         self.random_state, self.n_jobs = random_state, n_jobs
+        self.forest: RandomForestClassifier | None = None
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        dm = trainer.datamodule
-        if dm is None or not hasattr(dm, "mission"):
-            raise RuntimeError("RandomForestHead needs a datamodule with a `mission`")
-        mission = dm.mission
-        if mission.is_multiseries:
-            parts = {name: m.fit_range() for name, m in mission.series.items()}
-        else:
-            parts = {None: mission.fit_range()}
-        self.fit(pl_module, parts)
+    def accepts(self, wo: Any, alarm_w: np.ndarray) -> np.ndarray:
+        """``alarm_w`` with the windows the forest calls false alarms switched off."""
+        if self.forest is not None and alarm_w.any():
+            alarm_w = alarm_w.copy()
+            alarm_w[alarm_w] = rf_accepts(self.forest, wo, alarm_w)
+        return alarm_w
 
-    def fit(self, model, parts: dict[str | None, Mission]) -> RandomForestClassifier | None:
+    def fit(self, model: Any, datamodule: Any) -> RandomForestClassifier | None:
+        grids = datamodule.mission.grids().items()
+        return self.fit_parts(model, {name: m.fit_range() for name, m in grids})
+
+    def fit_parts(
+        self, model: Any, parts: dict[str | None, Mission]
+    ) -> RandomForestClassifier | None:
         """Fit on fit-range missions (``{series name or None: mission.fit_range()}``)."""
         window = model.hparams.window
+        threshold = model.threshold_rule
         feats, labels = [], []
         for name, m in parts.items():
             if len(m.test().values) != 0:
-                raise ValueError(f"RandomForestHead got test-range rows of {m.name!r}")
-            thr = float(model.threshold[model.series_index(m, name)])
-            if np.isnan(thr):
+                raise ValueError(f"RandomForestGate got test-range rows of {m.name!r}")
+            s = model.series_index(m, name)
+            if np.isnan(float(threshold.threshold[s])):
                 raise RuntimeError(
-                    "RandomForestHead needs a calibrated threshold: put "
-                    "ThresholdCalibration before it in the callbacks"
+                    "RandomForestGate needs a fitted threshold: list a threshold rule before it "
+                    "in post_processing"
                 )
             if len(m.values) < window:
                 continue
             wo = model.window_outputs(m, series=name, features=True)
-            gate = model.smoothed(wo.total) > thr * self.gate_factor
+            gate = threshold.smoothed(wo.total) > float(threshold.threshold[s]) * self.gate_factor
             feats.append(window_features(wo, gate))
             if model.hparams.get("objective") == "forecast":  # a window is its forecast row
                 labels.append(m.is_anomaly[window - 1 :].astype(bool)[gate])
@@ -122,12 +130,12 @@ class RandomForestHead(L.Callback):
         y = np.concatenate(labels) if labels else np.zeros(0, dtype=bool)
         if len(np.unique(y)) < 2:
             log.warning(
-                "RandomForestHead skipped: the gated fit-range windows hold %s (%d windows); "
+                "RandomForestGate skipped: the gated fit-range windows hold %s (%d windows); "
                 "a forest needs both labeled and unlabeled windows",
                 "no class at all" if len(y) == 0 else f"only class {int(y[0])}",
                 len(y),
             )
-            model.rf_head = None
+            self.forest = None
             return None
         forest = RandomForestClassifier(
             n_estimators=self.n_estimators,
@@ -136,6 +144,20 @@ class RandomForestHead(L.Callback):
             random_state=self.random_state,
             n_jobs=self.n_jobs,
         ).fit(np.concatenate(feats), y.astype(np.int64))
-        log.info("RandomForestHead fitted on %d windows (%d labeled)", len(y), int(y.sum()))
-        model.rf_head = forest
+        log.info("RandomForestGate fitted on %d windows (%d labeled)", len(y), int(y.sum()))
+        self.forest = forest
         return forest
+
+    def save_extra(self, folder: Path, name: str) -> None:
+        if self.forest is not None:
+            save_forest(self.forest, Path(folder) / f"{name}.skops")
+
+    def load_extra(self, folder: Path, name: str) -> None:
+        path = Path(folder) / f"{name}.skops"
+        self.forest = load_forest(path) if path.is_file() else None
+
+    def checkpoint_extra(self) -> bytes | None:
+        return None if self.forest is None else forest_to_bytes(self.forest)
+
+    def restore_checkpoint_extra(self, data: bytes) -> None:
+        self.forest = forest_from_bytes(data)

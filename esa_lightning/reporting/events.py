@@ -36,9 +36,10 @@ def alarms_to_intervals(alarm: np.ndarray, timestamps: np.ndarray) -> pd.DataFra
     )
 
 
-def sample_numbers(mission: Mission) -> np.ndarray:
-    """int64 [T]: each row's original sample number — its id when the mission is id-indexed,
-    else its row number in the full mission (``meta["row_offset"]`` + position)."""
+def row_ids(mission: Mission) -> np.ndarray:
+    """int64 [T]: each row's original sample number (submission id): its id when the mission
+    is id-indexed (Kaggle, NASA), else its row number in the full mission
+    (``meta["row_offset"]`` + position)."""
     ts = mission.timestamps
     if ts is not None and np.issubdtype(np.asarray(ts).dtype, np.integer):
         return np.asarray(ts, dtype=np.int64)

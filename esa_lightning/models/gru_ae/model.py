@@ -1,11 +1,15 @@
-"""GRU + attention autoencoder (reference pipeline B) as a plain network and its LightningModule.
+"""GRU + attention autoencoder (reference pipeline B) as a ``DetectorModule``.
 
-The network reconstructs the value channels of a window from the window (values + telecommands);
-the reconstruction error is the anomaly score. Everything fitted after training (scaler median /
-IQR, per-series thresholds, the score smoothing span) is a registered buffer, so the module alone
-scores raw missions and all of it travels in ``state_dict`` and checkpoints. The optional random
-forest head (``heads.random_forest``) is an sklearn object kept in ``rf_head``; it goes into
-checkpoints as skops bytes (never pickle) and has its own ``save_rf_head`` / ``load_rf_head``.
+The network (``network.py``) reconstructs the value channels of a window from the window (values
++ telecommands), or forecasts its last row (``objective=forecast``); the error is the anomaly
+score. Everything fitted (scaler median / IQR, per-series thresholds, the score smoothing span)
+is a registered buffer, so the module alone scores raw missions and all of it travels in
+``state_dict`` and checkpoints.
+
+Its post-processing is the nested ``post_processing`` node of its config, built into
+``post_rules`` (``postprocessing.base``): a ``threshold`` rule (``percentile``, ``f05``,
+``dynamic`` fitted on validation windows, or ``telemanom``: Telemanom's dynamic threshold on the
+scored stream itself) and optionally a ``random_forest`` gate that switches false alarms off.
 
 Drift: with the hyper-parameter ``detrend`` (set from the datamodule's ``dims``) scoring first
 subtracts each value column's trailing mean over ``detrend`` rows (``windows.model_inputs``,
@@ -15,33 +19,18 @@ Several independent series (NASA channels): one shared network with a learned se
 or, with ``per_series=True``, one network per series (``SeriesNetworks``), as Telemanom trains
 one model per channel; ``callbacks.SeriesBestWeights`` then early-stops and restores each
 series' network on its own validation loss (``series_val_loss``, kept every validation epoch).
-
-A deep ensemble (``members=N``): each network above becomes N networks of the same shape
-(``MemberMean``), each trained on its own loss, scoring with their mean output; runs trained
-apart merge into one afterwards (``ensemble.merge_detectors``, ``merge.py``).
-
-Threshold modes (hyper-parameter ``threshold_mode``, so it travels in the artifact):
-
-- ``calibrated``: a fixed per-series threshold fitted after training on label-free validation
-  windows (``thresholds.ThresholdCalibration``).
-- ``dynamic_online``: Telemanom's manner (Hundman et al. 2018): the non-parametric dynamic
-  threshold with pruning (``thresholds.dynamic_threshold``) is applied to the smoothed errors of
-  the very stream being scored. It uses no labels, so it is legitimate on a test range, but a
-  row's alarm then depends on the whole scored stream (or its ``online_window`` chunk): chunked
-  prediction (``predict.py`` on a long file) is only approximate in this mode, and scoring a
-  range alone differs from scoring it inside a longer one.
+A deep ensemble (``members=N``): each network becomes N networks of the same shape
+(``MemberMean``), each trained on its own loss, scoring with their mean output.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple
+from typing import Any
 
-import lightning as L
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -53,252 +42,21 @@ from esa_lightning.data.windows import (
     window_to_sample_scores,
 )
 from esa_lightning.errors import ESAInputError
-from esa_lightning.models.base import RowScores
+from esa_lightning.models.base import DetectorModule, RowScores
+from esa_lightning.models.gru_ae.network import (
+    OBJECTIVES,
+    AEOutput,
+    GRUAttentionAE,
+    MemberMean,
+    SeriesNetworks,
+    WindowNetwork,
+)
+from esa_lightning.postprocessing.base import build_rules, plain_spec
+from esa_lightning.postprocessing.random_forest import RandomForestGate
+from esa_lightning.postprocessing.telemanom import TelemanomOnline
+from esa_lightning.postprocessing.thresholds import WindowThreshold
 
 log = logging.getLogger(__name__)
-
-THRESHOLD_MODES = ("calibrated", "dynamic_online")
-OBJECTIVES = ("reconstruct", "forecast")
-
-
-class AEOutput(NamedTuple):
-    reconstruction: torch.Tensor  # [B, L, n_outputs]
-    latent: torch.Tensor  # [B, latent_dim]
-    attention: torch.Tensor  # [B, L], sums to 1 over L
-
-
-class WindowErrors(NamedTuple):
-    total: torch.Tensor  # [B] mean squared error over steps and channels
-    per_channel: torch.Tensor  # [B, C] mean squared error over steps
-
-
-class WindowNetwork(nn.Module):
-    """What every window network shares: targets and errors. Subclasses set ``n_outputs``,
-    ``forecast`` (with ``history`` and ``horizon``) and implement
-    ``forward(x, series) -> AEOutput``."""
-
-    n_outputs: int
-    forecast: bool
-    # forecasting: rows read (None: all but the last) and rows forecast after them
-    history: int | None = None
-    horizon: int = 1
-
-    def history_rows(self, x: torch.Tensor) -> int:
-        return x.shape[1] - 1 if self.history is None else self.history
-
-    def targets(self, x: torch.Tensor) -> torch.Tensor:
-        """What ``forward(x).reconstruction`` is compared with: the window's value channels, or
-        the rows after the history when forecasting (``horizon`` rows in a training window, the
-        one row after the history in a scoring window of ``history + 1`` rows)."""
-        if not self.forecast:
-            return x[..., : self.n_outputs]
-        start = self.history_rows(x)
-        return x[:, start : start + self.horizon, : self.n_outputs]
-
-    def prediction_pairs(self, out: AEOutput, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(prediction, target) of equal shape: a forecast is cut to the rows the window holds."""
-        y = self.targets(x)
-        return out.reconstruction[:, : y.shape[1]], y
-
-    def window_errors(self, out: AEOutput, x: torch.Tensor) -> WindowErrors:
-        """Per-window errors: squared reconstruction errors, or the absolute error of the
-        forecast of the first row after the history (as Telemanom scores its predictions)."""
-        if self.forecast:
-            prediction, y = self.prediction_pairs(out, x)
-            per_channel = (prediction - y).abs()[:, 0]
-            return WindowErrors(per_channel.mean(dim=1), per_channel)
-        return self.reconstruction_errors(out.reconstruction, self.targets(x))
-
-    @staticmethod
-    def reconstruction_errors(reconstruction: torch.Tensor, y: torch.Tensor) -> WindowErrors:
-        per_channel = (reconstruction - y).pow(2).mean(dim=1)
-        return WindowErrors(per_channel.mean(dim=1), per_channel)
-
-    def training_loss(
-        self, x: torch.Tensor, series: torch.Tensor | None, loss_fn: nn.Module
-    ) -> torch.Tensor:
-        """``loss_fn`` (reduced to a mean) of the prediction pairs of windows ``x``."""
-        return loss_fn(*self.prediction_pairs(self(x, series), x))
-
-    def errors(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, series: torch.Tensor | None = None
-    ) -> WindowErrors:
-        """Errors of windows ``x``: against targets ``y`` [B, L, n_outputs] when given (a
-        reconstruction network), else against ``targets(x)``."""
-        out = self(x, series)
-        if y is None:
-            return self.window_errors(out, x)
-        return self.reconstruction_errors(out.reconstruction, y)
-
-
-CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
-
-
-class GRUAttentionAE(WindowNetwork):
-    """Encoder GRU → attention pooling → latent → GRU decoder (see esa-reference §5).
-
-    With ``n_series > 1`` a learned series embedding is appended to every input step, so one
-    network serves many independent series (NASA telemanom channels). ``cell="lstm"`` swaps both
-    recurrent layers for LSTMs (Telemanom's cell). Forecasting reads the first ``history`` rows
-    of a window (None: all but the last) and predicts the ``horizon`` rows after them
-    (Telemanom trains on 10 and scores the first).
-    """
-
-    def __init__(
-        self,
-        n_inputs: int,
-        n_outputs: int,
-        hidden_size: int = 64,
-        latent_dim: int = 32,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        n_series: int = 1,
-        series_embedding_dim: int = 4,
-        forecast: bool = False,
-        history: int | None = None,
-        horizon: int = 1,
-        cell: str = "gru",
-    ) -> None:
-        super().__init__()
-        if cell not in CELLS:
-            raise ESAInputError(f"cell must be one of {tuple(CELLS)}", column="cell", value=cell)
-        if horizon < 1 or (horizon > 1 and not forecast):
-            raise ESAInputError(
-                "horizon must be >= 1, and above 1 only when forecasting",
-                column="horizon",
-                value=horizon,
-            )
-        self.n_outputs = n_outputs
-        self.forecast = bool(forecast)
-        self.history = None if history is None else int(history)
-        self.horizon = int(horizon)
-        self.embedding = nn.Embedding(n_series, series_embedding_dim) if n_series > 1 else None
-        extra = series_embedding_dim if self.embedding is not None else 0
-        gru_dropout = dropout if num_layers > 1 else 0.0
-        rnn = CELLS[cell]
-        self.encoder = rnn(
-            n_inputs + extra, hidden_size, num_layers, batch_first=True, dropout=gru_dropout
-        )
-        self.attention = nn.Linear(hidden_size, 1)
-        self.to_latent = nn.Linear(hidden_size, latent_dim)
-        self.from_latent = nn.Linear(latent_dim, hidden_size)
-        self.decoder = rnn(
-            hidden_size, hidden_size, num_layers, batch_first=True, dropout=gru_dropout
-        )
-        self.output = nn.Linear(hidden_size, n_outputs)
-        # forecasting: the next rows' outputs from the last encoder step and the latent
-        self.next_step = (
-            nn.Linear(hidden_size + latent_dim, n_outputs * self.horizon) if forecast else None
-        )
-
-    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
-        """x: [B, L, n_inputs]; series: [B] series indices (only with a series embedding).
-
-        Reconstruction: ``reconstruction`` is [B, L, n_outputs]. Forecasting: the encoder reads
-        the first ``history`` rows (None: L - 1) and ``reconstruction`` is the forecast of the
-        ``horizon`` rows after them, [B, horizon, n_outputs]; latent and attention then cover
-        the history rows.
-        """
-        if self.forecast:
-            x = x[:, : self.history_rows(x)]
-        if self.embedding is not None:
-            if series is None:
-                raise ValueError("this network was built for several series: pass `series`")
-            emb = self.embedding(series.to(x.device))[:, None, :].expand(-1, x.shape[1], -1)
-            x = torch.cat([x, emb], dim=-1)
-        steps, _ = self.encoder(x)  # [B, L, H]
-        attention = torch.softmax(self.attention(steps).squeeze(-1), dim=1)  # [B, L]
-        context = torch.einsum("bl,blh->bh", attention, steps)
-        latent = self.to_latent(context)
-        if self.forecast:
-            forecast = self.next_step(torch.cat([steps[:, -1], latent], dim=-1))
-            return AEOutput(forecast.view(len(x), self.horizon, self.n_outputs), latent, attention)
-        h = self.from_latent(latent)  # [B, H]
-        h0 = h.unsqueeze(0).repeat(self.decoder.num_layers, 1, 1)
-        state = (h0, torch.zeros_like(h0)) if isinstance(self.decoder, nn.LSTM) else h0
-        decoded, _ = self.decoder(h.unsqueeze(1).expand(-1, x.shape[1], -1).contiguous(), state)
-        return AEOutput(self.output(decoded), latent, attention)
-
-
-class MemberMean(WindowNetwork):
-    """Networks of one shape, each trained on its own loss from its own initialisation, that
-    score with the mean of their outputs: a deep ensemble (Lakshminarayanan et al. 2017). Its
-    forecast varies less from one training to the next than a single network's. Latent and
-    attention are the first member's (the members' latent spaces differ)."""
-
-    def __init__(self, members: list[WindowNetwork]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-        first = members[0]
-        self.n_outputs, self.forecast = first.n_outputs, first.forecast
-        self.history, self.horizon = first.history, first.horizon
-
-    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
-        outs = [m(x, series) for m in self.members]
-        mean = torch.stack([o.reconstruction for o in outs]).mean(dim=0)
-        return AEOutput(mean, outs[0].latent, outs[0].attention)
-
-    def training_loss(
-        self, x: torch.Tensor, series: torch.Tensor | None, loss_fn: nn.Module
-    ) -> torch.Tensor:
-        """The mean of the members' own losses: each member learns apart from the others."""
-        return torch.stack([m.training_loss(x, series, loss_fn) for m in self.members]).mean()
-
-
-def members_of(net: nn.Module) -> list[nn.Module]:
-    """The networks a ``MemberMean`` averages, or ``[net]``."""
-    return list(net.members) if isinstance(net, MemberMean) else [net]
-
-
-class SeriesNetworks(WindowNetwork):
-    """One network per series, as Telemanom trains one model per channel, behind the shared
-    network's interface. A batch may mix series: each window goes through its own series'
-    network (a batch of one series, as ``WindowDataModule(series_batches=True)`` makes them,
-    costs one call)."""
-
-    def __init__(self, nets: list[WindowNetwork]) -> None:
-        super().__init__()
-        self.nets = nn.ModuleList(nets)
-        self.n_outputs = nets[0].n_outputs
-        self.forecast = nets[0].forecast
-        self.history, self.horizon = nets[0].history, nets[0].horizon
-
-    @staticmethod
-    def _routes(x: torch.Tensor, series: torch.Tensor | None) -> list[tuple[int, torch.Tensor]]:
-        """(series index, its rows of the batch) for each series present in ``series``."""
-        if series is None:
-            raise ValueError("one network per series: pass `series`")
-        series = series.to(x.device)
-        return [
-            (s, torch.nonzero(series == s, as_tuple=True)[0])
-            for s in torch.unique(series).tolist()
-        ]
-
-    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> AEOutput:
-        routes = self._routes(x, series)
-        if len(routes) == 1:
-            return self.nets[routes[0][0]](x)
-        parts = [(rows, self.nets[s](x[rows])) for s, rows in routes]
-        merged = []
-        for field in zip(*(out for _, out in parts), strict=True):
-            full = field[0].new_empty((len(x), *field[0].shape[1:]))
-            for (rows, _), value in zip(parts, field, strict=True):
-                full[rows] = value
-            merged.append(full)
-        return AEOutput(*merged)
-
-    def training_loss(
-        self, x: torch.Tensor, series: torch.Tensor | None, loss_fn: nn.Module
-    ) -> torch.Tensor:
-        """Each series' windows scored by its own network's ``training_loss``, weighted by
-        their share of the batch (the mean over the batch, as one network would give)."""
-        routes = self._routes(x, series)
-        if len(routes) == 1:
-            return self.nets[routes[0][0]].training_loss(x, None, loss_fn)
-        total = x.new_zeros(())
-        for s, rows in routes:
-            total = total + self.nets[s].training_loss(x[rows], None, loss_fn) * len(rows)
-        return total / len(x)
 
 
 @dataclass
@@ -313,15 +71,10 @@ class WindowOutputs:
     targets: np.ndarray | None = None  # float32 [N]: the scaled value each window ends on
 
 
-def ewma(x: np.ndarray, span: float) -> np.ndarray:
-    """Exponentially weighted moving average along time (Telemanom's error smoothing)."""
-    if span is None or span <= 1 or len(x) == 0:
-        return np.asarray(x, dtype=np.float32)
-    return pd.Series(x).ewm(span=span).mean().to_numpy(dtype=np.float32)
-
-
-class LitGRUAttentionAE(L.LightningModule):
+class LitGRUAttentionAE(DetectorModule):
     """Trains ``GRUAttentionAE`` on label-free windows and scores raw missions row by row."""
+
+    datamodule_kind = "windows"
 
     def __init__(
         self,
@@ -339,25 +92,13 @@ class LitGRUAttentionAE(L.LightningModule):
         weight_decay: float = 0.0,
         loss: str = "smooth_l1",
         score_batch_size: int = 4096,
-        threshold_mode: str = "calibrated",
-        online_smoothing: float = 105.0,
-        online_z_range: tuple[float, float] | list[float] = (2.5, 12.0),
-        online_z_step: float = 0.5,
-        online_min_percent_decrease: float = 0.13,
-        online_window: int | None = None,
         detrend: int | None = None,
         objective: str = "reconstruct",
-        online_step: int | None = None,
-        online_error_buffer: int = 0,
-        online_max_sequences: int | None = None,
-        online_error_scale: float = 0.0,
-        online_min_error: float = 0.0,
-        online_inverse: bool = False,
-        online_warmup: int = 0,
         per_series: bool = False,
         horizon: int = 1,
         cell: str = "gru",
         members: int = 1,
+        post_processing: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if int(members) < 1:
@@ -372,23 +113,6 @@ class LitGRUAttentionAE(L.LightningModule):
             )
         if loss not in ("smooth_l1", "mse"):
             raise ESAInputError("loss must be 'smooth_l1' or 'mse'", column="loss", value=loss)
-        if threshold_mode not in THRESHOLD_MODES:
-            raise ESAInputError(
-                f"threshold_mode must be one of {THRESHOLD_MODES}",
-                column="threshold_mode",
-                value=threshold_mode,
-            )
-        if len(online_z_range) != 2 or online_z_range[0] > online_z_range[1]:
-            raise ESAInputError(
-                "online_z_range must be [low, high]", column="online_z_range", value=online_z_range
-            )
-        if (online_error_scale > 0 or online_min_error > 0) and int(n_outputs) != 1:
-            raise ESAInputError(
-                "the error-scale check compares errors with the one value they forecast: it "
-                "needs a model with one output channel",
-                column="online_error_scale",
-                value=online_error_scale,
-            )
         series = [str(s) for s in (series or [])]
         self.save_hyperparameters(
             dict(
@@ -406,29 +130,17 @@ class LitGRUAttentionAE(L.LightningModule):
                 weight_decay=float(weight_decay),
                 loss=str(loss),
                 score_batch_size=int(score_batch_size),
-                threshold_mode=str(threshold_mode),
-                online_smoothing=float(online_smoothing),
-                online_z_range=[float(z) for z in online_z_range],
-                online_z_step=float(online_z_step),
-                online_min_percent_decrease=float(online_min_percent_decrease),
-                online_window=None if online_window is None else int(online_window),
                 detrend=None if detrend is None else int(detrend),
                 objective=str(objective),
-                online_step=None if online_step is None else int(online_step),
-                online_error_buffer=int(online_error_buffer),
-                online_max_sequences=None if online_max_sequences is None
-                else int(online_max_sequences),
-                online_error_scale=float(online_error_scale),
-                online_min_error=float(online_min_error),
-                online_inverse=bool(online_inverse),
-                online_warmup=int(online_warmup),
                 per_series=bool(per_series),
                 horizon=int(horizon),
                 cell=str(cell),
                 members=int(members),
+                post_processing=plain_spec(post_processing),
             )
         )
         n_series = max(1, len(series))
+
         def network(embedded: int) -> GRUAttentionAE:
             return GRUAttentionAE(
                 n_inputs,
@@ -466,17 +178,56 @@ class LitGRUAttentionAE(L.LightningModule):
         # fitted post-processing: travels in state_dict / checkpoints
         self.register_buffer("scaler_median", torch.zeros(n_series, n_inputs))
         self.register_buffer("scaler_iqr", torch.ones(n_series, n_inputs))
-        self.register_buffer("threshold", torch.full((n_series,), float("nan")))
-        self.register_buffer("score_span", torch.zeros(()))
-        self.rf_head = None  # sklearn classifier fitted by heads.random_forest.RandomForestHead
+        self.post_rules = build_rules(self.hparams.post_processing, n_series=n_series)
+        self._check_post_rules()
+
+    def _check_post_rules(self) -> None:
+        rules = list(self.post_rules.values())
+        thresholds = [r for r in rules if isinstance(r, WindowThreshold | TelemanomOnline)]
+        if len(thresholds) != 1:
+            raise ESAInputError(
+                "post_processing: a GRU-attention model needs exactly one threshold rule "
+                "(percentile, f05, dynamic or telemanom)",
+                column="post_processing",
+                value=[type(r).kind for r in rules],
+            )
+        if any(
+            not isinstance(r, WindowThreshold | TelemanomOnline | RandomForestGate) for r in rules
+        ):
+            raise ESAInputError(
+                "post_processing: a GRU-attention model takes a threshold and a random_forest "
+                "gate only",
+                column="post_processing",
+                value=[type(r).kind for r in rules],
+            )
+        online = isinstance(thresholds[0], TelemanomOnline)
+        if online and thresholds[0].checks_error_scale and self.hparams.n_outputs != 1:
+            raise ESAInputError(
+                "the error-scale check compares errors with the one value they forecast: it "
+                "needs a model with one output channel",
+                column="post_processing.threshold.error_scale",
+                value=thresholds[0].error_scale,
+            )
+
+    @property
+    def threshold_rule(self) -> WindowThreshold | TelemanomOnline:
+        """The rule that turns window errors into alarms (stage 0: fitted before the gate)."""
+        return next(
+            r for r in self.post_rules.values() if isinstance(r, WindowThreshold | TelemanomOnline)
+        )
+
+    @property
+    def gate(self) -> RandomForestGate | None:
+        """The fitted random-forest gate, when configured and fitted."""
+        for rule in self.post_rules.values():
+            if isinstance(rule, RandomForestGate) and rule.forest is not None:
+                return rule
+        return None
 
     # ------------------------------------------------------------------------- training
-    def setup(self, stage: str) -> None:
-        """Copy the datamodule's fitted scaler into the buffers (so scoring needs no datamodule)."""
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if stage == "fit" and dm is not None and hasattr(dm, "scaler"):
-            dm.setup(stage)
-            self.set_scaler(*dm.scaler)
+    def set_preprocessing(self, datamodule: Any) -> None:
+        """Copy the datamodule's fitted scaler into the buffers (scoring needs no datamodule)."""
+        self.set_scaler(*datamodule.scaler)
 
     def set_scaler(self, median: np.ndarray, iqr: np.ndarray) -> None:
         median = torch.as_tensor(np.asarray(median, dtype=np.float32)).reshape_as(self.scaler_iqr)
@@ -522,11 +273,6 @@ class LitGRUAttentionAE(L.LightningModule):
                 if torch.isfinite(value):
                     self.log(f"val/series_loss/{name}", value)
 
-    def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        x, series = batch
-        err = self.net.errors(x, series=series)
-        return {"total": err.total, "per_channel": err.per_channel, "series": series}
-
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
@@ -539,13 +285,14 @@ class LitGRUAttentionAE(L.LightningModule):
             return list(self.net.nets), self.series_val_loss
         return [self.net], None if self.val_loss is None else np.array([self.val_loss])
 
-    @property
-    def has_unused_parameters(self) -> bool:
-        """Whether a training step leaves some parameters without gradient, as DDP must be told
-        (``fit_component`` then picks ``ddp_find_unused_parameters_true``): one network per
-        series (a batch of one series gives the others none), or a forecaster (its
+    def trainer_arguments(self, trainer_config: Mapping[str, Any]) -> dict[str, Any]:
+        """DDP must be told when a training step leaves parameters without gradient: one
+        network per series (a batch of one series gives the others none), or a forecaster (its
         reconstruction decoder stays unused)."""
-        return isinstance(self.net, SeriesNetworks) or self.hparams.objective == "forecast"
+        unused = isinstance(self.net, SeriesNetworks) or self.hparams.objective == "forecast"
+        if unused and trainer_config.get("strategy") == "ddp":
+            return {"strategy": "ddp_find_unused_parameters_true"}
+        return {}
 
     # ------------------------------------------------------------------------- scoring
     def series_index(self, mission: Mission, series: str | None = None) -> int:
@@ -617,8 +364,15 @@ class LitGRUAttentionAE(L.LightningModule):
                     latent[lo:hi] = out.latent.float().cpu().numpy()
         finally:
             self.train(was_training)
-        targets = x[hp.window - 1 :, 0].copy() if self.checks_error_scale else None
+        online = self.threshold_rule
+        checks = isinstance(online, TelemanomOnline) and online.checks_error_scale
+        targets = x[hp.window - 1 :, 0].copy() if checks else None
         return WindowOutputs(total, per_channel, latent, att, pad, targets)
+
+    def label_free_metrics(self, mission: Mission) -> dict[str, float]:
+        """``forecast_MAE`` of a forecaster (see ``forecast_mae``)."""
+        mae = self.forecast_mae(mission)
+        return {} if mae is None else {"forecast_MAE": mae}
 
     def forecast_mae(self, mission: Mission) -> float | None:
         """Mean absolute forecast error over the validation rows, in the data's own units.
@@ -631,7 +385,7 @@ class LitGRUAttentionAE(L.LightningModule):
         hp = self.hparams
         if hp.get("objective", "reconstruct") != "forecast":
             return None
-        parts = dict(mission.series) if mission.is_multiseries else {None: mission}
+        parts = mission.grids()
         total, count = 0.0, 0
         for name, m in parts.items():
             if m.test_start <= m.val_start:
@@ -645,116 +399,68 @@ class LitGRUAttentionAE(L.LightningModule):
             total, count = total + float(err.sum(dtype=np.float64)), count + err.size
         return total / count if count else None
 
-    def smoothed(self, total: np.ndarray) -> np.ndarray:
-        """Window scores as thresholded: EWMA-smoothed when the threshold was fitted that way."""
-        return ewma(total, float(self.score_span))
-
     @property
     def is_online(self) -> bool:
         """Whether alarms come from the dynamic threshold of the scored stream itself."""
-        return self.hparams.get("threshold_mode", "calibrated") == "dynamic_online"
-
-    @property
-    def checks_error_scale(self) -> bool:
-        """Whether online alarms need the forecast values (Telemanom's error-scale check)."""
-        hp = self.hparams
-        limits = (hp.get("online_error_scale", 0.0), hp.get("online_min_error", 0.0))
-        return self.is_online and max(limits) > 0
-
-    def online_alarms(
-        self, total: np.ndarray, targets: np.ndarray | None = None, series: int = 0
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(smoothed scores, bool alarms) of window errors under the Telemanom dynamic threshold;
-        ``targets`` (the scaled values the windows forecast) for the error-scale check."""
-        from esa_lightning.postprocessing.thresholds import ErrorScale, dynamic_threshold
-
-        hp = self.hparams
-        if len(total) == 0:
-            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
-        scale = None
-        if targets is not None:
-            # errors are in scaled units: the minimum error (in the value's units) is too
-            min_error = hp.get("online_min_error", 0.0) / float(self.scaler_iqr[series, 0])
-            scale = ErrorScale(targets, hp.online_error_scale, min_error)
-        dyn = dynamic_threshold(
-            total,
-            window=hp.online_window,
-            smoothing=hp.online_smoothing,
-            z_range=tuple(hp.online_z_range),
-            z_step=hp.online_z_step,
-            min_percent_decrease=hp.online_min_percent_decrease,
-            step=hp.get("online_step"),
-            error_buffer=hp.get("online_error_buffer", 0),
-            max_sequences=hp.get("online_max_sequences"),
-            scale=scale,
-            inverse=hp.get("online_inverse", False),
-            warmup=hp.get("online_warmup", 0),
-        )
-        return dyn.smoothed.astype(np.float32), dyn.alarm
-
-    @property
-    def is_calibrated(self) -> bool:
-        return bool(torch.isfinite(self.threshold).all())
+        return isinstance(self.threshold_rule, TelemanomOnline)
 
     @property
     def context_rows(self) -> int:
         """Rows on each side that influence a row's result (window, EWMA memory, detrend span).
 
-        In ``dynamic_online`` mode the whole scored stream influences every row; this is then
+        With the ``telemanom`` rule the whole scored stream influences every row; this is then
         only the local context and chunked prediction is approximate.
         """
-        span = float(self.hparams.online_smoothing) if self.is_online else float(self.score_span)
         detrend = int(self.hparams.get("detrend") or 0)
-        return int(self.hparams.window + detrend + (40 * span if span > 0 else 0))
+        return int(self.hparams.window + detrend + self.threshold_rule.context_rows)
 
-    def save_extra(self, folder: Path) -> None:
-        """Artifact hook: the random forest head (skops, no pickle)."""
-        if self.rf_head is not None:
-            self.save_rf_head(Path(folder) / "rf_head.skops")
-
-    def load_extra(self, folder: Path) -> None:
-        path = Path(folder) / "rf_head.skops"
-        if path.is_file():
-            self.load_rf_head(path)
-
-    def score_rows(
-        self, mission: Mission, series: str | None = None, require_threshold: bool = True
-    ) -> RowScores:
+    def score_rows(self, mission: Mission, series: str | None = None) -> RowScores:
         """Per-row score, 0/1 alarm and per-channel scores of ``mission`` (labels unused).
 
-        A window alarms when its (smoothed) error exceeds the series threshold (``calibrated``) or
-        the dynamic threshold of this stream's errors (``dynamic_online``) and the random forest
-        head, if fitted, accepts it; a row alarms when any window covering it does.
-        A multi-series mission gives its series' rows one after another, in ``mission.series``
-        order (see ``score_series`` for a dict).
+        A window alarms when its (smoothed) error exceeds the series threshold or the dynamic
+        threshold of this stream's errors (``telemanom``) and the random-forest gate, if fitted,
+        accepts it; a row alarms when any window covering it does. A multi-series mission gives
+        its series' rows one after another, in ``mission.series`` order (``score_series``).
         """
-        if mission.is_multiseries:
-            parts = list(self.score_series(mission).values())
-            cat = lambda f: np.concatenate([getattr(p, f) for p in parts])  # noqa: E731
-            return RowScores(cat("score"), cat("alarm"), cat("channel_scores"))
-        s = self.series_index(mission, series)
-        thr = float(self.threshold[s])
-        if np.isnan(thr) and require_threshold and not self.is_online:
+        if not self.is_calibrated:
             raise RuntimeError(
-                "threshold not calibrated: train with the ThresholdCalibration callback or call "
-                "ThresholdCalibration.calibrate(model, mission)"
+                "threshold not fitted: train the model (its post rules are fitted at the end of "
+                "training) or call model.fit_post_processing(datamodule)"
             )
-        wo = self.window_outputs(mission, series, features=self.rf_head is not None)
-        n = len(mission.values) + wo.pad
-        if self.is_online:
-            score_w, alarm_w = self.online_alarms(wo.total, wo.targets, s)
-        else:
-            score_w = self.smoothed(wo.total)
-            alarm_w = score_w > thr if not np.isnan(thr) else np.zeros(len(score_w), dtype=bool)
-        if self.rf_head is not None and alarm_w.any():
-            from esa_lightning.postprocessing.random_forest import rf_accepts
+        return self._score(mission, series)
 
-            alarm_w[alarm_w] = rf_accepts(self.rf_head, wo, alarm_w)
+    def provisional_scores(self, mission: Mission) -> RowScores:
+        """Scores before the threshold is fitted (no alarm from an unfitted threshold)."""
+        return self._score(mission, None)
+
+    def _score(self, mission: Mission, series: str | None) -> RowScores:
+        parts = [self._score_grid(m, name or series) for name, m in mission.grids().items()]
+        if len(parts) == 1:
+            return parts[0]
+        cat = lambda f: np.concatenate([getattr(p, f) for p in parts])  # noqa: E731
+        return RowScores(cat("score"), cat("alarm"), cat("channel_scores"))
+
+    def _score_grid(self, mission: Mission, series: str | None) -> RowScores:
+        s = self.series_index(mission, series)
+        gate = self.gate
+        wo = self.window_outputs(mission, series, features=gate is not None)
+        n = len(mission.values) + wo.pad
+        rule = self.threshold_rule
+        if isinstance(rule, TelemanomOnline):
+            score_w, alarm_w = rule.window_alarms(wo.total, wo.targets, self._value_unit(s))
+        else:
+            score_w, alarm_w = rule.window_alarms(wo.total, s)
+        if gate is not None:
+            alarm_w = gate.accepts(wo, alarm_w)
         to_rows = self.window_to_rows
         score = to_rows(score_w, n)[wo.pad :]
         alarm = to_rows(alarm_w.astype(np.float32), n)[wo.pad :]
         channel = to_rows(wo.per_channel, n)[wo.pad :]
         return RowScores(score=score, alarm=(alarm > 0).astype(np.uint8), channel_scores=channel)
+
+    def _value_unit(self, series: int) -> float:
+        """One unit of the (first) value column in scaled units' terms: its IQR."""
+        return float(self.scaler_iqr[series, 0])
 
     def window_to_rows(self, window_values: np.ndarray, n_rows: int) -> np.ndarray:
         """Per-window values as per-row values: the max over the windows covering a row
@@ -769,31 +475,5 @@ class LitGRUAttentionAE(L.LightningModule):
 
     def score_series(self, mission: Mission) -> dict[str, RowScores]:
         """``score_rows`` of every series of a multi-series mission, keyed by series name."""
-        if not mission.is_multiseries:
-            return {mission.name: self.score_rows(mission)}
-        return {name: self.score_rows(m, series=name) for name, m in mission.series.items()}
-
-    # ------------------------------------------------------------------ random forest head
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.rf_head is not None:
-            from esa_lightning.postprocessing.random_forest import forest_to_bytes
-
-            checkpoint["rf_head_skops"] = forest_to_bytes(self.rf_head)
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "rf_head_skops" in checkpoint:
-            from esa_lightning.postprocessing.random_forest import forest_from_bytes
-
-            self.rf_head = forest_from_bytes(checkpoint["rf_head_skops"])
-
-    def save_rf_head(self, path) -> None:
-        from esa_lightning.postprocessing.random_forest import save_forest
-
-        if self.rf_head is None:
-            raise RuntimeError("no random forest head fitted")
-        save_forest(self.rf_head, path)
-
-    def load_rf_head(self, path) -> None:
-        from esa_lightning.postprocessing.random_forest import load_forest
-
-        self.rf_head = load_forest(path)
+        grids = mission.grids().items()
+        return {name or mission.name: self.score_rows(m, series=name) for name, m in grids}

@@ -8,15 +8,19 @@ the learned models; fitting is one pass over the training rows, with nothing to 
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import torch
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.models.base import RowScores
+from esa_lightning.models.base import DetectorModule, RowScores
 
 
-class RobustZScore(L.LightningModule):
+class RobustZScore(DetectorModule):
+    """Robust per-channel z-scores; its threshold (a quantile of validation scores) is fitted
+    in the validation loop, so it needs no post rule."""
+
+    datamodule_kind = "rows"
+
     def __init__(self, n_channels: int, quantile: float = 99.9, min_scale: float = 1e-6):
         super().__init__()
         self.save_hyperparameters()
@@ -62,6 +66,11 @@ class RobustZScore(L.LightningModule):
             s = self.all_gather(s.to(self.device)).reshape(-1).cpu()
         self.threshold.copy_(torch.quantile(s[:1_000_000], self.hparams.quantile / 100))
         self.log("val/threshold", self.threshold, rank_zero_only=True)
+
+    @property
+    def context_rows(self) -> int:
+        """Each row is scored alone."""
+        return 0
 
     @torch.no_grad()
     def score_rows(self, mission: Mission) -> RowScores:

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
-from esa_lightning.chunks import iter_pieces, piece_bounds
 from esa_lightning.data.mission import Mission
 from esa_lightning.io import write_json_atomic
 from esa_lightning.models.base import RowScores, top_channel_alarm
+from esa_lightning.runtime.chunks import iter_pieces, piece_bounds
 
 log = logging.getLogger("esa_lightning")
 

@@ -1,9 +1,10 @@
 """Scoring long ranges piece by piece, with results equal to scoring them whole.
 
 A row's score depends on the rows around it (window length, pooling span, peak buffers): the
-scorer's ``context_rows``. A piece of rows [start, stop) is therefore scored together with
-``context`` rows on each side and only its own rows are kept; pooled models also need the piece
-to begin on their window grid (``alignment_rows``). Used by prediction, by evaluation inside
+scorer's ``context_rows``, declared by every ``DetectorModule`` and by the artifact. A piece of
+rows [start, stop) is therefore scored together with ``context`` rows on each side and only its
+own rows are kept; pooled models also need the piece to begin on their window grid
+(``alignment_rows``). Used by prediction, by evaluation inside
 ``train.py`` and by the combiner's fit, so that no step ever holds per-channel scores of a whole
 multi-year range.
 
@@ -22,31 +23,14 @@ import numpy as np
 
 from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.mission import Mission
-from esa_lightning.models.base import RowScores
+from esa_lightning.models.base import RowScores, Scorer
 from esa_lightning.progress import progress
 
-DEFAULT_CONTEXT = 4096
 KeepChannelScores = Literal["all", "alarmed", "none"]
 
 
-def scorer_context(scorer: Any) -> int:
-    """Rows of context a piece needs on each side for exact results (a model or a Detector)."""
-    parts = list(getattr(scorer, "components", {}).values()) or [scorer]
-    values = [int(getattr(m, "context_rows", DEFAULT_CONTEXT)) for m in parts]
-    combiner = getattr(scorer, "combiner", None)
-    if combiner is not None:
-        values.append(int(getattr(combiner, "context_rows", DEFAULT_CONTEXT)))
-    return max(values)
-
-
-def scorer_alignment(scorer: Any) -> int:
-    """Piece starts must be multiples of this (window grids of pooled models must line up)."""
-    parts = list(getattr(scorer, "components", {}).values()) or [scorer]
-    return int(np.lcm.reduce([int(getattr(m, "alignment_rows", 1)) for m in parts]))
-
-
 def score_piece(
-    scorer: Any, mission: Mission, start: int, stop: int, context: int, alignment: int = 1
+    scorer: Scorer, mission: Mission, start: int, stop: int, context: int, alignment: int = 1
 ) -> RowScores:
     """``scorer.score_rows`` of rows [start, stop) of ``mission``, computed with context."""
     n = len(mission.values)
@@ -70,15 +54,15 @@ def piece_bounds(n_rows: int, chunk_rows: int) -> list[tuple[int, int]]:
 
 
 def iter_pieces(
-    scorer: Any,
+    scorer: Scorer,
     mission: Mission,
     bounds: list[tuple[int, int]],
     context: int | None = None,
     description: str = "scoring chunks",
 ) -> Iterator[tuple[int, int, RowScores]]:
     """``(start, stop, scores)`` of each piece in ``bounds``, with a progress bar when several."""
-    context = scorer_context(scorer) if context is None else int(context)
-    alignment = scorer_alignment(scorer)
+    context = int(scorer.context_rows) if context is None else int(context)
+    alignment = int(scorer.alignment_rows)
     if len(bounds) == 1 and bounds[0] == (0, len(mission.values)):
         yield 0, len(mission.values), scorer.score_rows(mission)
         return
@@ -126,7 +110,7 @@ class AlarmedRows:
 
 
 def score_in_chunks(
-    scorer: Any,
+    scorer: Scorer,
     mission: Mission,
     chunk_rows: int,
     context: int | None = None,

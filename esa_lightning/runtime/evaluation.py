@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.models.base import Detector, RowScores
+from esa_lightning.models.base import RowScores, Scorer
 
 
 @dataclass
@@ -27,12 +27,12 @@ class ScoredRange:
 
 
 def score_range(
-    model: Detector, part: Mission, chunk_rows: int = 0, keep_channel_scores: str = "all"
+    model: Scorer, part: Mission, chunk_rows: int = 0, keep_channel_scores: str = "all"
 ) -> ScoredRange:
     """Run ``model.score_rows`` on a single-grid range (``chunk_rows`` at a time when > 0, see
     ``chunks.score_in_chunks``) or on every series of a multi-series one."""
     if not part.is_multiseries:
-        from esa_lightning.chunks import score_in_chunks
+        from esa_lightning.runtime.chunks import score_in_chunks
 
         scores = score_in_chunks(model, part, chunk_rows, keep_channel_scores=keep_channel_scores)
         return ScoredRange(part, scores, np.asarray(part.timestamps), part.events)

@@ -1,0 +1,294 @@
+"""The tree-based original of the channel ensemble, as a ``DetectorModule`` fitted without
+gradient steps (as the robust z-score model is): one ``HistGradientBoostingClassifier`` per
+(channel, external, internal) on the same rows, masks and features as the surrogate, logistic
+metas and event head (``heads.fit_logistic``), the hard group aggregation of §4.7.
+
+Lightning runs one epoch (``trainer_arguments``): the trees are fitted at its start on the
+datamodule's tensors; training steps do nothing; validation logs the same ``val/loss`` as the
+surrogate. Trees are saved with skops listing the trusted types explicitly (``TRUSTED_TYPES``),
+arrays with ``np.savez`` (``save_extra``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
+
+from esa_lightning.data.segment_datamodule import SPLIT_TRAIN, SegmentDataModule
+from esa_lightning.errors import ESAInputError
+from esa_lightning.io import atomic_path
+from esa_lightning.models.base import DetectorModule, RowScores
+from esa_lightning.models.channel_ensemble.heads import (
+    channel_cv_scores,
+    cv_rows,
+    event_rows,
+    fit_logistic,
+    meta_rows,
+)
+from esa_lightning.models.channel_ensemble.model import (
+    featurise_mission,
+    peak_rule,
+    rows_to_scores,
+)
+from esa_lightning.models.channel_ensemble.network import (
+    feature_subset_masks,
+    group_aggregate,
+    weighted_bce,
+)
+from esa_lightning.postprocessing.base import build_rules, plain_spec
+
+TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+
+
+class GBDTChannelEnsemble(DetectorModule):
+    """The reference's tree-based channel ensemble on a ``SegmentDataModule``'s rows and masks.
+
+    Internal learners are ``HistGradientBoostingClassifier`` per (channel, external, internal),
+    fitted on the learner's own rows and feature subset (``feature_subset_masks`` with the same
+    fraction / seed as the surrogate); metas and the event head are logistic regressions
+    (``fit_logistic``); groups use the hard §4.7 formula with alpha = gamma = 1.5, beta = 0.3,
+    delta = 0.05.
+    """
+
+    datamodule_kind = "segments"
+
+    def __init__(
+        self,
+        n_channels: int,
+        n_features: int,
+        group_index: list[int],
+        *,
+        channel_names: list[str] | None = None,
+        n_external: int = 3,
+        n_internal: int = 5,
+        feature_fraction: float = 0.6,
+        max_iter: int = 100,
+        learning_rate: float = 0.1,
+        window: int = 50,
+        step: int = 10,
+        pool: int = 200,
+        pool_stride: int = 20,
+        n_kernels: int = 10,
+        max_kernel_len: int = 40,
+        seed: int = 0,
+        n_threads: int | None = None,
+        post_processing: Mapping[str, Any] | None = None,
+        **_ignored: Any,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.config = dict(
+            n_channels=n_channels,
+            n_features=n_features,
+            group_index=[int(g) for g in group_index],
+            channel_names=None if channel_names is None else list(channel_names),
+            n_external=n_external,
+            n_internal=n_internal,
+            feature_fraction=feature_fraction,
+            max_iter=max_iter,
+            learning_rate=learning_rate,
+            window=window,
+            step=step,
+            pool=pool,
+            pool_stride=pool_stride,
+            n_kernels=n_kernels,
+            max_kernel_len=max_kernel_len,
+            seed=seed,
+            n_threads=n_threads,
+            post_processing=plain_spec(post_processing),
+        )
+        self.save_hyperparameters(self.config)
+        self.post_rules = build_rules(self.config["post_processing"])
+        self.alarm_rule = peak_rule(self.post_rules)
+        self.feature_mask = feature_subset_masks(
+            n_channels, n_external, n_internal, n_features, feature_fraction, seed
+        )
+        self.trees: dict[tuple[int, int, int], HistGradientBoostingClassifier | float] = {}
+        c, e = n_channels, n_external
+        self.meta_w = np.full((c, e, n_internal), 4.0 / n_internal, dtype=np.float32)
+        self.meta_b = np.full((c, e), -2.0, dtype=np.float32)
+        self.cv = np.ones(c, dtype=np.float32)
+        self.event_w = np.ones(int(max(group_index)) + 1, dtype=np.float32)
+        self.event_b = np.float32(-1.0)
+
+    # ------------------------------------------------------------------------- fitting
+    def _threads(self) -> threadpool_limits:
+        """OpenMP threads of the trees (``n_threads``; None = the library default). Many small
+        fits on a busy machine run far faster with 1 thread than with spinning OpenMP teams."""
+        return threadpool_limits(limits=self.config["n_threads"])
+
+    def fit(self, dm: SegmentDataModule) -> GBDTChannelEnsemble:
+        """Fit trees, metas, CV scores and the event head; reads no test-range row."""
+        with self._threads():
+            return self._fit(dm)
+
+    # ---------------------------------------------------- the one-epoch Lightning fit
+    def trainer_arguments(self, trainer_config: Mapping[str, Any]) -> dict[str, Any]:
+        """No gradient steps: one epoch of one (ignored) batch; the trees fit at its start."""
+        return {"max_epochs": 1, "min_epochs": 1, "limit_train_batches": 1}
+
+    def configure_optimizers(self) -> None:
+        return None
+
+    def on_train_epoch_start(self) -> None:
+        self.fit(self.trainer.datamodule)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        return None
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """The surrogate's ``val/loss`` (event + channel BCE), so monitors work alike."""
+        if not self.trees:
+            return
+        x = batch["x"].cpu().numpy()
+        prob = self.channel_prob(self.internal_prob(x))
+        groups = self.group_scores(prob)
+        logit = groups.T @ self.event_w + self.event_b
+        to_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+        y_event, y = batch["y_event"].float().cpu(), batch["y"].float().cpu()
+        bce = weighted_bce(to_t(logit), y_event, torch.ones_like(y_event))
+        ch = weighted_bce(
+            to_t(np.log(prob.clip(1e-6, 1 - 1e-6) / (1 - prob.clip(1e-6, 1 - 1e-6)))),
+            y,
+            torch.ones_like(y),
+        )
+        self.log("val/loss", bce + ch, batch_size=x.shape[1], sync_dist=True)
+
+    def _fit(self, dm: SegmentDataModule) -> GBDTChannelEnsemble:
+        dm.setup("fit")
+        cfg = self.config
+        x, y = dm.X.numpy(), dm.y.numpy()
+        train = dm.train_mask.numpy() & (dm.split == SPLIT_TRAIN)
+        kernels, lengths = dm.kernel_buffers()
+        self.kernels, self.kernel_len = kernels, lengths
+        self.feat_mean, self.feat_std = dm.feat_mean.copy(), dm.feat_std.copy()
+        for c, e, i in np.ndindex(*self.feature_mask.shape[:3]):
+            rows = train[c, e, i]
+            yc = y[c, rows] > 0.5
+            if yc.all() or not yc.any():
+                self.trees[c, e, i] = float(yc.mean()) if len(yc) else 0.0
+                continue
+            tree = HistGradientBoostingClassifier(
+                max_iter=cfg["max_iter"],
+                learning_rate=cfg["learning_rate"],
+                random_state=cfg["seed"],
+            )
+            self.trees[c, e, i] = tree.fit(x[c][rows][:, self.feature_mask[c, e, i]], yc)
+
+        internal = self.internal_prob(x)
+        rows = meta_rows(dm)
+        for c, e in np.ndindex(*rows.shape[:2]):
+            res = fit_logistic(internal[c, e][:, rows[c, e]].T, y[c, rows[c, e]])
+            if res is not None:
+                self.meta_w[c, e], self.meta_b[c, e] = res
+        self.cv = channel_cv_scores(self.channel_prob(internal), y, cv_rows(dm))
+        groups = self.group_scores(self.channel_prob(internal))
+        ev = event_rows(dm)
+        res = fit_logistic(groups[:, ev].T, dm.y_event.numpy()[ev])
+        if res is not None:
+            self.event_w, self.event_b = res[0], np.float32(res[1])
+        return self
+
+    # ------------------------------------------------------------------------ inference
+    def internal_prob(self, x: np.ndarray) -> np.ndarray:
+        """x [C, R, F] → internal probabilities [C, E, I, R]."""
+        with self._threads():
+            return self._internal_prob(x)
+
+    def _internal_prob(self, x: np.ndarray) -> np.ndarray:
+        c_n, e_n, i_n, _ = self.feature_mask.shape
+        out = np.zeros((c_n, e_n, i_n, x.shape[1]), dtype=np.float32)
+        for c, e, i in np.ndindex(c_n, e_n, i_n):
+            tree = self.trees[c, e, i]
+            if isinstance(tree, float):
+                out[c, e, i] = tree
+            else:
+                out[c, e, i] = tree.predict_proba(x[c][:, self.feature_mask[c, e, i]])[:, 1]
+        return out
+
+    def channel_prob(self, internal: np.ndarray) -> np.ndarray:
+        meta = np.einsum("ceir,cei->cer", internal, self.meta_w) + self.meta_b[..., None]
+        return (1.0 / (1.0 + np.exp(-meta))).mean(axis=1)
+
+    def group_scores(self, channel_prob: np.ndarray) -> np.ndarray:
+        gi = torch.as_tensor(self.config["group_index"])
+        return group_aggregate(
+            torch.as_tensor(channel_prob, dtype=torch.float64),
+            gi,
+            int(gi.max()) + 1,
+            torch.as_tensor(self.cv, dtype=torch.float64),
+            *(torch.tensor(v, dtype=torch.float64) for v in (1.5, 1.5, 0.3, 0.05)),
+            hard=True,
+        ).numpy()
+
+    @property
+    def alignment_rows(self) -> int:
+        """Chunks must start on this multiple of rows so their pooled rows match the whole's."""
+        return int(self.config["step"] * self.config["pool_stride"])
+
+    @property
+    def context_rows(self) -> int:
+        """Rows on each side that influence a row: two pooled spans plus the alarm buffer."""
+        cfg = self.config
+        span = (cfg["pool"] - 1) * cfg["step"] + cfg["window"]
+        return int(2 * span + self.alarm_rule.context_rows + self.alignment_rows)
+
+    def score_rows(self, mission) -> RowScores:  # noqa: ANN001
+        """Same contract as ``LitChannelEnsemble.score_rows``; never reads labels."""
+        cfg = self.config
+        x, spans = featurise_mission(
+            mission, cfg, self.kernels, self.kernel_len, self.feat_mean, self.feat_std
+        )
+        internal = self.internal_prob(x)
+        prob = self.channel_prob(internal)
+        groups = self.group_scores(prob)
+        event = 1.0 / (1.0 + np.exp(-(groups.T @ self.event_w + self.event_b)))
+        return rows_to_scores(event, prob, spans, len(mission.values), self.alarm_rule)
+
+    # ---------------------------------------------------------------------- persistence
+    def save_extra(self, folder: Path) -> None:
+        """arrays.npz + trees.skops in ``folder`` (no pickle)."""
+        import skops.io as sio
+
+        folder = Path(folder)
+        keys = sorted(self.trees)
+        trees = [self.trees[k] for k in keys]
+        with atomic_path(folder / "trees.skops") as tmp:
+            sio.dump({"keys": [list(k) for k in keys], "trees": trees}, tmp)
+        arrays = dict(
+            meta_w=self.meta_w,
+            meta_b=self.meta_b,
+            cv=self.cv,
+            event_w=self.event_w,
+            event_b=np.asarray(self.event_b),
+            kernels=self.kernels,
+            kernel_len=self.kernel_len,
+            feat_mean=self.feat_mean,
+            feat_std=self.feat_std,
+        )
+        with atomic_path(folder / "arrays.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+    def load_extra(self, folder: Path) -> None:
+        import skops.io as sio
+
+        folder = Path(folder)
+        try:
+            arrays = np.load(folder / "arrays.npz", allow_pickle=False)
+            blob = sio.load(folder / "trees.skops", trusted=TRUSTED_TYPES)
+            for name in ("meta_w", "meta_b", "cv", "event_w", "kernels", "kernel_len"):
+                setattr(self, name, arrays[name])
+            self.event_b = np.float32(arrays["event_b"])
+            self.feat_mean, self.feat_std = arrays["feat_mean"], arrays["feat_std"]
+        except (OSError, ValueError, KeyError) as err:
+            raise ESAInputError(
+                f"cannot read the GBDT channel ensemble: {err}", path=folder
+            ) from err
+        self.trees = {tuple(k): t for k, t in zip(blob["keys"], blob["trees"], strict=True)}

@@ -1,0 +1,242 @@
+"""Differentiable surrogate of the hierarchical channel ensemble (reference pipeline A, §4).
+
+``ChannelEnsemble`` runs every level for all C channels at once, on pooled rows x [C, R, F]:
+
+1. internal learners: E_ext × E_int small MLPs per channel, stored as batched weight tensors
+   [C, E_ext, E_int, ...] and applied with ``einsum``; each sees a fixed random feature subset
+   (a buffer mask, seeded) and is trained only on its own rows (fold masks as loss weights).
+2. meta layer per (channel, external): logistic combination of its internals' probabilities
+   (the reference's logistic regression on the internal probabilities, §4.6).
+3. channel probability: mean over externals of the metas' probabilities.
+4. group aggregation of §4.7 with learnable alpha, gamma, beta, delta, via scatter ops (no loop
+   over channels or groups); ``hard=True`` gives exactly the reference formula.
+5. event head: logistic regression on the group scores → event probability per row.
+
+Stacking semantics: each level reads the *detached* output of the level below, so a level's loss
+trains only that level (internal learners get gradient only from their own rows, as the
+reference's out-of-fold stacking requires). Forward values are unaffected by the detaching.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from esa_lightning.errors import ESAInputError
+
+
+@dataclass
+class EnsembleOutput:
+    """internal_logits [C, E_ext, E_int, R], meta_logits [C, E_ext, R], channel_prob [C, R],
+    group_scores [G, R], event_logit [R], event_prob [R]."""
+
+    internal_logits: torch.Tensor
+    meta_logits: torch.Tensor
+    channel_prob: torch.Tensor
+    group_scores: torch.Tensor
+    event_logit: torch.Tensor
+    event_prob: torch.Tensor
+
+
+def feature_subset_masks(
+    n_channels: int, n_external: int, n_internal: int, n_features: int, fraction: float, seed: int
+) -> np.ndarray:
+    """bool [C, E_ext, E_int, F]: the fixed random feature subset of every internal learner."""
+    rng = np.random.default_rng(seed)
+    k = max(1, min(n_features, round(fraction * n_features)))
+    scores = rng.random((n_channels, n_external, n_internal, n_features))
+    order = np.argsort(scores, axis=-1)[..., :k]
+    mask = np.zeros_like(scores, dtype=bool)
+    np.put_along_axis(mask, order, True, axis=-1)
+    return mask
+
+
+def group_aggregate(
+    prob: torch.Tensor,
+    group_index: torch.Tensor,
+    n_groups: int,
+    cv: torch.Tensor,
+    alpha: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    delta: torch.Tensor,
+    *,
+    hard: bool = False,
+    sharpness: float = 50.0,
+    temperature: float = 0.02,
+) -> torch.Tensor:
+    """Group scores [G, R] from channel probabilities prob [C, R] (§4.7).
+
+    w_c = (cv_c + 1e-6)^alpha; P_adj = min(P + delta·ind(P > 0.5), 1) with ind = sigmoid(k(P-0.5))
+    (the step function when ``hard``); F = P_adj^gamma; contrib = w·F; group score =
+    clip(smax + beta·(Σ contrib − smax), 1e-6, 1), smax = the group's max contrib (``hard``) or
+    its smooth max ``temperature · logsumexp(contrib / temperature)``. Groups are reduced with
+    scatter ops: no Python loop over channels or groups.
+    """
+    w = (cv + 1e-6).pow(alpha)  # [C]
+    if hard:
+        ind = (prob > 0.5).to(prob.dtype)
+    else:
+        ind = torch.sigmoid(sharpness * (prob - 0.5))
+    p_adj = torch.clamp(prob + delta * ind, max=1.0).clamp_min(0.0)
+    contrib = w[:, None] * p_adj.pow(gamma)  # [C, R]
+    n_rows = prob.shape[1]
+    idx = group_index[:, None].expand(-1, n_rows)
+    gmax = torch.full((n_groups, n_rows), -torch.inf, dtype=prob.dtype, device=prob.device)
+    gmax = gmax.scatter_reduce(0, idx, contrib, reduce="amax", include_self=True)
+    total = torch.zeros((n_groups, n_rows), dtype=prob.dtype, device=prob.device)
+    total = total.index_add(0, group_index, contrib)
+    if hard:
+        smax = gmax
+    else:
+        ref = gmax.detach()
+        e = torch.exp((contrib - ref.index_select(0, group_index)) / temperature)
+        s = torch.zeros_like(total).index_add(0, group_index, e)
+        smax = ref + temperature * torch.log(s)
+    empty = torch.isinf(gmax)  # a group with no channel
+    score = torch.clamp(smax + beta * (total - smax), 1e-6, 1.0)
+    return torch.where(empty, torch.full_like(score, 1e-6), score)
+
+
+class ChannelEnsemble(nn.Module):
+    """All levels of the channel ensemble for C channels; see the module docstring."""
+
+    def __init__(
+        self,
+        n_channels: int,
+        n_features: int,
+        group_index: list[int],
+        *,
+        n_external: int = 3,
+        n_internal: int = 5,
+        hidden: int = 16,
+        feature_fraction: float = 0.6,
+        seed: int = 0,
+        hard: bool = False,
+        sharpness: float = 50.0,
+        temperature: float = 0.02,
+    ) -> None:
+        super().__init__()
+        if len(group_index) != n_channels:
+            raise ESAInputError(
+                f"group_index has {len(group_index)} entries for {n_channels} channels",
+                column="group_index",
+            )
+        c, e, i, f, h = n_channels, n_external, n_internal, n_features, hidden
+        self.n_groups = int(max(group_index)) + 1 if len(group_index) else 0
+        self.hard, self.sharpness, self.temperature = hard, sharpness, temperature
+        gen = torch.Generator().manual_seed(seed)
+
+        def init(*shape: int, fan_in: int) -> nn.Parameter:
+            bound = 1.0 / math.sqrt(fan_in)
+            return nn.Parameter((torch.rand(*shape, generator=gen) * 2 - 1) * bound)
+
+        mask = feature_subset_masks(c, e, i, f, feature_fraction, seed)
+        self.register_buffer("feature_mask", torch.from_numpy(mask).float())
+        fan = max(1, int(mask.sum(-1).max()))
+        self.w1 = init(c, e, i, f, h, fan_in=fan)
+        self.b1 = init(c, e, i, h, fan_in=fan)
+        self.w2 = init(c, e, i, h, fan_in=h)
+        self.b2 = nn.Parameter(torch.zeros(c, e, i))
+        # meta: logistic regression on the internal probabilities, starts as their mean logit
+        self.meta_w = nn.Parameter(torch.full((c, e, i), 4.0 / i))
+        self.meta_b = nn.Parameter(torch.full((c, e), -2.0))
+        self.register_buffer("group_index", torch.as_tensor(group_index, dtype=torch.long))
+        self.register_buffer("cv", torch.ones(c))
+        self.alpha = nn.Parameter(torch.tensor(1.5))
+        self.gamma = nn.Parameter(torch.tensor(1.5))
+        self.beta = nn.Parameter(torch.tensor(0.3))
+        self.delta = nn.Parameter(torch.tensor(0.05))
+        self.event_w = nn.Parameter(torch.ones(self.n_groups))
+        self.event_b = nn.Parameter(torch.tensor(-1.0))
+
+    def internal_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """x [C, R, F] → logits [C, E_ext, E_int, R] of every internal learner."""
+        w1 = self.w1 * self.feature_mask[..., None]
+        hid = torch.einsum("crf,ceifh->ceirh", x, w1) + self.b1[:, :, :, None, :]
+        return torch.einsum("ceirh,ceih->ceir", F.relu(hid), self.w2) + self.b2[..., None]
+
+    def meta_logits(self, internal_logits: torch.Tensor) -> torch.Tensor:
+        """[C, E_ext, E_int, R] → [C, E_ext, R]: logistic combination of internal probabilities."""
+        p = torch.sigmoid(internal_logits.detach())
+        return torch.einsum("ceir,cei->cer", p, self.meta_w) + self.meta_b[..., None]
+
+    def aggregation_params(self) -> dict[str, torch.Tensor]:
+        """alpha, gamma, beta, delta kept in their valid ranges."""
+        return dict(
+            alpha=self.alpha.clamp(0.0, 10.0),
+            gamma=self.gamma.clamp(0.05, 10.0),
+            beta=self.beta.clamp(0.0, 1.0),
+            delta=self.delta.clamp(0.0, 1.0),
+        )
+
+    def group_scores(self, channel_prob: torch.Tensor, hard: bool | None = None) -> torch.Tensor:
+        return group_aggregate(
+            channel_prob,
+            self.group_index,
+            self.n_groups,
+            self.cv,
+            **self.aggregation_params(),
+            hard=self.hard if hard is None else hard,
+            sharpness=self.sharpness,
+            temperature=self.temperature,
+        )
+
+    def forward(self, x: torch.Tensor) -> EnsembleOutput:
+        internal = self.internal_logits(x)
+        meta = self.meta_logits(internal)
+        channel_prob = torch.sigmoid(meta).mean(dim=1)  # [C, R]
+        groups = self.group_scores(channel_prob.detach())
+        event_logit = torch.einsum("gr,g->r", groups, self.event_w) + self.event_b
+        return EnsembleOutput(
+            internal_logits=internal,
+            meta_logits=meta,
+            channel_prob=channel_prob,
+            group_scores=groups,
+            event_logit=event_logit,
+            event_prob=torch.sigmoid(event_logit),
+        )
+# --------------------------------------------------------------------------------------- loss
+def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pos_weight=None):
+    """Mean BCE over the rows with weight > 0 (0 when there are none)."""
+    loss = F.binary_cross_entropy_with_logits(
+        logits, target, weight=weight, reduction="sum", pos_weight=pos_weight
+    )
+    return loss / weight.sum().clamp_min(1.0)
+
+
+def soft_event_f05(
+    prob: torch.Tensor,
+    target: torch.Tensor,
+    event_id: torch.Tensor,
+    weight: torch.Tensor,
+    beta: float = 0.5,
+) -> torch.Tensor:
+    """Differentiable event-level F-beta over the weighted rows of a batch.
+
+    Events are the runs of positive rows (``event_id`` >= 0, one id per run over the whole row
+    grid). An event is detected with probability ``1 − Π(1 − p_r)`` over its rows (the chance
+    that at least one of its rows fires), so soft TP = Σ_events that probability and
+    FN = n_events − TP. Every nominal row is its own potential false interval: FP = Σ p_r over
+    nominal rows. F_beta = (1 + β²)TP / ((1 + β²)TP + β²FN + FP). Rows with weight 0 are ignored;
+    a batch with no event and no nominal row returns 0.
+    """
+    use = weight > 0
+    p = prob.clamp(1e-6, 1 - 1e-6)
+    pos = use & (target > 0.5) & (event_id >= 0)
+    neg = use & (target <= 0.5)
+    fp = (p * neg).sum()
+    ids, inv = torch.unique(event_id[pos], return_inverse=True)
+    log_miss = torch.zeros(len(ids), dtype=p.dtype, device=p.device)
+    log_miss = log_miss.index_add(0, inv, torch.log1p(-p[pos]))
+    tp = (1 - torch.exp(log_miss)).sum()
+    fn = len(ids) - tp
+    b2 = beta * beta
+    denom = (1 + b2) * tp + b2 * fn + fp
+    return (1 + b2) * tp / denom.clamp_min(1e-6)
+

@@ -1,0 +1,113 @@
+"""The post-rule abstraction: fitted after training, owned by the model it post-processes.
+
+A ``PostRule`` is an ``nn.Module`` and a Lightning ``Callback`` at once (anomalib's
+``PostProcessor`` pattern): its fitted numbers are buffers that travel in the model's
+``state_dict``, and the model returns it from ``configure_callbacks`` so that it is fitted in
+``on_train_end`` on every rank (identical weights and data give identical fits, so no collective
+is needed). Rules are configured as a nested ``post_processing`` node of the model's config,
+``{name: {kind: KIND, **settings}}``, a plain JSON mapping that travels in the artifact's
+hyper-parameters; ``build_rules`` turns it into modules through the ``RULES`` registry, so an
+artifact never names code to run. Rules are fitted and applied in the order of their ``stage``
+(a threshold before the gate judging its alarms, metas before the event head reading them),
+never in the order of a mapping's keys, which JSON files do not keep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+from torch import nn
+
+from esa_lightning.errors import ESAInputError
+
+RULES: dict[str, type[PostRule]] = {}
+
+
+class PostRule(nn.Module, L.Callback):
+    """Fit on training/validation data (``fit``), then applied by its model when scoring."""
+
+    kind: ClassVar[str]
+    #: fitting / applying order among a model's rules (lower first)
+    stage: ClassVar[int] = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            RULES[cls.kind] = cls
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: Mapping[str, Any]) -> PostRule:
+        """Build from config ``settings``; ``context`` holds what the model knows (n_series)."""
+        return cls(**settings)
+
+    def fit(self, model: Any, datamodule: Any) -> None:
+        """Fit on ``datamodule``'s training/validation ranges (never its test range)."""
+
+    @property
+    def is_fitted(self) -> bool:
+        return True
+
+    @property
+    def context_rows(self) -> int:
+        """Rows on each side of a row that this rule adds to its model's receptive field."""
+        return 0
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.datamodule is None:
+            raise RuntimeError(f"{type(self).__name__} needs a datamodule with a `mission`")
+        self.fit(pl_module, trainer.datamodule)
+
+    def save_extra(self, folder: Path, name: str) -> None:
+        """Write non-tensor fitted state (sklearn objects, via skops) into ``folder``."""
+
+    def load_extra(self, folder: Path, name: str) -> None:
+        """Read what ``save_extra`` wrote."""
+
+    def checkpoint_extra(self) -> bytes | None:
+        """Non-tensor fitted state as bytes for Lightning checkpoints (skops, never pickle)."""
+        return None
+
+    def restore_checkpoint_extra(self, data: bytes) -> None:
+        """Read what ``checkpoint_extra`` gave."""
+
+
+def build_rules(
+    spec: Mapping[str, Mapping[str, Any] | None] | None, **context: Any
+) -> nn.ModuleDict:
+    """``{name: {kind, **settings}}`` → rules ordered by ``stage`` (ties: as listed); ``None``
+    entries are left out."""
+    built: list[tuple[str, PostRule]] = []
+    for name, entry in (spec or {}).items():
+        if entry is None:
+            continue
+        settings = dict(entry)
+        kind = settings.pop("kind", None)
+        if kind not in RULES:
+            raise ESAInputError(
+                f"unknown post-processing kind; choose one of {sorted(RULES)}",
+                column=f"post_processing.{name}.kind",
+                value=kind,
+            )
+        try:
+            built.append((name, RULES[kind].from_settings(settings, context)))
+        except TypeError as exc:
+            raise ESAInputError(
+                f"bad settings for {kind} ({exc})", column=f"post_processing.{name}"
+            ) from None
+    return nn.ModuleDict(sorted(built, key=lambda item: item[1].stage))
+
+
+def plain_spec(spec: Mapping[str, Any] | None) -> dict[str, dict[str, Any] | None]:
+    """A JSON-ready copy of a ``post_processing`` node (lists for tuples)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        return v
+
+    return {str(k): None if v is None else plain(v) for k, v in (spec or {}).items()}

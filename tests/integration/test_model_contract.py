@@ -1,0 +1,101 @@
+"""Every detector family honours the contract (``models/base.py``), end to end.
+
+Parametrised over ``conf/model/*.yaml``, so a new family (one package + one YAML) is tested
+with no edit here: a tiny fit through ``train()``, its post-processing fitted by the model's own
+callbacks, scoring, the artifact saved and loaded, and chunked scoring equal to whole-range
+scoring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from esa_lightning.artifact import Detector, allowed_classes
+from esa_lightning.jobs.common import mission_from_config
+from esa_lightning.jobs.train import train
+from esa_lightning.models.base import DetectorModule
+from esa_lightning.models.registry import detector_families
+from esa_lightning.runtime.chunks import score_in_chunks
+from tests.conftest import CONF, compose_config
+
+MODEL_CONFIGS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+TINY = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=2",
+    "trainer.enable_progress_bar=false",
+    "~callbacks.progress_bar",
+    "logger=none",
+    "callbacks.lr_monitor=null",
+    "callbacks.esa_metrics=null",
+]
+
+
+def family_of(config_name: str) -> type[DetectorModule]:
+    target = yaml.safe_load((CONF / "model" / f"{config_name}.yaml").read_text())["_target_"]
+    families = detector_families()
+    assert target in families, f"conf/model/{config_name}.yaml: {target} is not a registered family"
+    return families[target]
+
+
+def test_every_registered_family_has_a_model_config_and_may_be_loaded():
+    configured = {family_of(name) for name in MODEL_CONFIGS}
+    assert set(detector_families().values()) == configured
+    assert set(detector_families()) <= allowed_classes()
+
+
+@pytest.fixture(scope="module")
+def fitted(small_mission_dir, tmp_path_factory):
+    runs = {}
+
+    def run(config_name: str):
+        if config_name not in runs:
+            out = tmp_path_factory.mktemp(f"contract_{config_name}")
+            kind = family_of(config_name).datamodule_kind
+            overrides = [f"model={config_name}", f"datamodule={kind}", *TINY]
+            cfg = compose_config("train", [*overrides, f"data.root={small_mission_dir}"], out)
+            train(cfg)
+            runs[config_name] = (cfg, out)
+        return runs[config_name]
+
+    return run
+
+
+@pytest.mark.parametrize("config_name", MODEL_CONFIGS)
+def test_fit_post_process_score_save_load_and_chunked_scoring(config_name, fitted):
+    cfg, out = fitted(config_name)
+    assert (out / "metrics.json").is_file()
+    detector = Detector.load(out / "detector")
+    (model,) = detector.components.values()
+    assert isinstance(model, family_of(config_name))
+    assert model.is_calibrated  # its post rules were fitted by its own callbacks
+    assert isinstance(model.context_rows, int) and model.context_rows >= 0
+    assert isinstance(model.alignment_rows, int) and model.alignment_rows >= 1
+
+    part = mission_from_config(cfg.data).test()
+    whole = detector.score_rows(part)
+    assert whole.score.shape == (len(part.values),)
+    assert whole.alarm.dtype == np.uint8 and set(np.unique(whole.alarm)) <= {0, 1}
+    chunk = max(model.alignment_rows, len(part.values) // 3)
+    chunked = score_in_chunks(detector, part, chunk_rows=chunk)
+    np.testing.assert_array_equal(whole.score, chunked.score)
+    np.testing.assert_array_equal(whole.alarm, chunked.alarm)
+
+
+@pytest.mark.parametrize("config_name", MODEL_CONFIGS)
+def test_a_model_refuses_a_datamodule_it_does_not_train_on(
+    config_name, small_mission_dir, tmp_path
+):
+    from esa_lightning.errors import ESAInputError
+
+    kind = family_of(config_name).datamodule_kind
+    other = next(k for k in ("windows", "segments", "rows") if k != kind)
+    cfg = compose_config(
+        "train",
+        [f"model={config_name}", f"datamodule={other}", *TINY, f"data.root={small_mission_dir}"],
+        tmp_path,
+    )
+    with pytest.raises(ESAInputError, match=f"trains on datamodule={kind}"):
+        train(cfg)
