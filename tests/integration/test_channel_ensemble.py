@@ -6,7 +6,6 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from test_segment_datamodule import make_tiny_mission, tiny_datamodule
 
 from esa_lightning.models.channel_ensemble.heads import EventHeadCallback, MetaHeadCallback
 from esa_lightning.models.channel_ensemble.model import (
@@ -15,6 +14,7 @@ from esa_lightning.models.channel_ensemble.model import (
     group_aggregate,
     soft_event_f05,
 )
+from tests.helpers import make_tiny_mission, tiny_datamodule
 
 C, F, R = 5, 7, 11
 GROUPS = [0, 2, 0, 1, 2]
@@ -154,15 +154,6 @@ def test_soft_event_f05_hand_cases():
     assert 0 < half < perfect
     masked = soft_event_f05(torch.full((7,), 0.999999), target, event_id, (event_id >= 0).float())
     assert masked > 0.99  # nominal rows weighted out cannot be false positives
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread contention on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):

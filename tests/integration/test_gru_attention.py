@@ -13,43 +13,9 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.models.gru_ae.model import GRUAttentionAE, LitGRUAttentionAE
 from esa_lightning.postprocessing.thresholds import ThresholdCalibration, dynamic_threshold
-from tests.helpers import toy_mission
+from tests.helpers import sine_mission, trainer, two_series_mission
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run several times faster on one thread than on two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def make_mission(T=600, C=3, K=2, val_start=380, test_start=480, seed=0, name="toy"):
-    rng = np.random.default_rng(seed)
-    t = np.arange(T)[:, None]
-    values = (np.sin(t / (4 + np.arange(C))) + 0.05 * rng.standard_normal((T, C))).astype(
-        np.float32
-    )
-    labels = np.zeros((T, C), np.uint8)
-    for s in (100, 420, 520):
-        values[s : s + 8, 0] += 4
-        labels[s : s + 8, 0] = 1
-    tc = (rng.random((T, K)) < 0.03).astype(np.float32)
-    return toy_mission(values, labels, val_start=val_start, test_start=test_start,
-                       telecommands=tc, name=name)
-
-
-def trainer(**kw):
-    base = dict(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    return L.Trainer(**{**base, **kw})
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fit_small(mission, callbacks=(), **trainer_kw):
@@ -100,7 +66,7 @@ def test_hparams_are_plain_numbers():
 
 
 def test_fit_gives_row_scores_of_the_right_shapes():
-    m = make_mission()
+    m = sine_mission()
     model, _ = fit_small(m)
     assert torch.isfinite(model.threshold).all()
     assert float(model.scaler_iqr[0, 0]) != 1.0  # the datamodule's scaler was copied in
@@ -124,11 +90,11 @@ def test_fit_gives_row_scores_of_the_right_shapes():
 def test_scoring_before_calibration_is_refused():
     model = LitGRUAttentionAE(n_inputs=5, n_outputs=3, window=8)
     with pytest.raises(RuntimeError, match="threshold not calibrated"):
-        model.score_rows(make_mission())
+        model.score_rows(sine_mission())
 
 
 def test_buffers_survive_state_dict_and_checkpoint(tmp_path):
-    m = make_mission()
+    m = sine_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)
     dm.setup("fit")
     model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6)
@@ -155,8 +121,8 @@ def test_buffers_survive_state_dict_and_checkpoint(tmp_path):
 
 
 def test_nasa_style_multiseries():
-    a = make_mission(T=300, C=1, K=3, val_start=160, test_start=200, seed=1, name="A-1")
-    b = make_mission(T=260, C=1, K=3, val_start=140, test_start=180, seed=2, name="B-2")
+    a = sine_mission(T=300, C=1, K=3, val_start=160, test_start=200, seed=1, name="A-1")
+    b = sine_mission(T=260, C=1, K=3, val_start=140, test_start=180, seed=2, name="B-2")
     b.values *= 50.0
     for s in (a, b):
         s.labels[: s.test_start] = 0  # telemanom training stretches carry no labels
@@ -181,7 +147,7 @@ def test_nasa_style_multiseries():
 
 def test_error_is_the_value_channels_only():
     """Telecommands are inputs, never reconstruction targets (Telemanom scores channel 0)."""
-    m = make_mission(C=1, K=4)
+    m = sine_mission(C=1, K=4)
     dm = WindowDataModule(m, window=8, inputs="values+telecommands")
     assert dm.dims["n_inputs"] == 5 and dm.dims["n_outputs"] == 1
     model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4)
@@ -199,7 +165,7 @@ def test_unknown_threshold_mode_is_refused():
 
 
 def test_dynamic_online_mode_thresholds_the_scored_stream_without_calibration():
-    m = make_mission()
+    m = sine_mission()
     kw = dict(hidden_size=12, latent_dim=6, threshold_mode="dynamic_online", online_smoothing=3)
     dm = WindowDataModule(m, window=8)
     dm.setup("fit")
@@ -227,7 +193,7 @@ def test_error_scale_check_uses_the_forecast_values_and_needs_one_output():
     with pytest.raises(ESAInputError, match="one output"):
         LitGRUAttentionAE(n_inputs=4, n_outputs=2, threshold_mode="dynamic_online",
                           online_error_scale=0.05)
-    m = make_mission(C=1)
+    m = sine_mission(C=1)
     dm = WindowDataModule(m, window=8)
     dm.setup("fit")
     kw = dict(hidden_size=12, latent_dim=6, objective="forecast", threshold_mode="dynamic_online",
@@ -254,7 +220,7 @@ def test_restore_best_weights_runs_first_and_brings_back_the_best_epoch(tmp_path
     from esa_lightning.callbacks import RestoreBestWeights
     from esa_lightning.jobs.train import restore_first
 
-    m = make_mission()
+    m = sine_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)
     model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3)
     # mode max on a falling loss: the best checkpoint is an early epoch's, not the last one's
@@ -278,7 +244,7 @@ def test_restore_best_weights_runs_first_and_brings_back_the_best_epoch(tmp_path
 
 @pytest.mark.parametrize("window", [4, 12])
 def test_forecast_mae_forecasts_every_validation_row_in_the_data_units(window):
-    m = make_mission()
+    m = sine_mission()
     dm = WindowDataModule(m, window=window)
     dm.setup("fit")
     model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4, objective="forecast")
@@ -301,7 +267,7 @@ def model_inputs_of(m):
 
 # ------------------------------------------------------------------------------ detrending
 def drifting_mission():
-    m = make_mission(T=700, val_start=400, test_start=520)
+    m = sine_mission(T=700, val_start=400, test_start=520)
     m.values[:, :2] += np.linspace(0, 30, len(m.values))[:, None].astype(np.float32)
     return m
 
@@ -417,7 +383,7 @@ def test_multi_step_forecaster_reads_the_history_and_scores_its_first_forecast()
 
 
 def test_multi_step_training_loss_covers_every_row_ahead_and_scoring_the_first():
-    m = make_mission()
+    m = sine_mission()
     dm = WindowDataModule(m, window=8, batch_size=64, horizon=4)
     dm.setup("fit")
     assert dm.dims["window"] == 8 and dm.dims["horizon"] == 4
@@ -459,7 +425,7 @@ def test_lstm_cell_reconstructs_and_forecasts():
 def test_forecaster_fits_scores_and_survives_the_artifact(tmp_path):
     from esa_lightning.artifact import Detector, mission_schema
 
-    m = make_mission()
+    m = sine_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)
     dm.setup("fit")
     model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
@@ -476,17 +442,6 @@ def test_forecaster_fits_scores_and_survives_the_artifact(tmp_path):
 
 
 # ------------------------------------------------------------------- one network per series
-def two_series_mission():
-    a = make_mission(T=300, C=1, K=3, val_start=160, test_start=200, seed=1, name="A-1")
-    b = make_mission(T=260, C=1, K=3, val_start=140, test_start=180, seed=2, name="B-2")
-    b.values *= 50.0
-    for s in (a, b):
-        s.labels[: s.test_start] = 0
-    return Mission("nasa", {"A-1": a.values, "B-2": b.values}, None,
-                   default_channel_table(["A-1", "B-2"]), None, empty_events(),
-                   series={"A-1": a, "B-2": b})
-
-
 def test_per_series_networks_send_each_window_through_its_own_network():
     from esa_lightning.models.gru_ae.model import SeriesNetworks
 

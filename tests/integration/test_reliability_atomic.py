@@ -18,9 +18,9 @@ from esa_lightning.artifact import Detector
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import remove_stale_temporaries
 from tests.conftest import compose_config
-from tests.test_reliability_helpers import write_esa_csv
+from tests.helpers import write_esa_csv
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 WRITER = textwrap.dedent(
     """

@@ -15,13 +15,7 @@ from esa_lightning.postprocessing.random_forest import RandomForestHead, load_fo
 from esa_lightning.postprocessing.thresholds import ThresholdCalibration
 from tests.helpers import toy_mission
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_mission(T=900, val_start=560, test_start=700, labeled=True):
