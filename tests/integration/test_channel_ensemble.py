@@ -14,7 +14,7 @@ from esa_lightning.models.channel_ensemble.model import (
     group_aggregate,
     soft_event_f05,
 )
-from tests.helpers import make_tiny_mission, tiny_datamodule
+from tests.helpers import make_tiny_mission, tiny_datamodule, trainer
 
 C, F, R = 5, 7, 11
 GROUPS = [0, 2, 0, 1, 2]
@@ -167,17 +167,11 @@ def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
         def on_train_epoch_end(self, trainer, pl_module):
             losses.append(float(trainer.callback_metrics["train/loss"]))
 
-    trainer = L.Trainer(
+    trainer(
         max_epochs=8,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[Record(), MetaHeadCallback(), EventHeadCallback()],
         default_root_dir=tmp_path,
-    )
-    trainer.fit(lit, dm)
+    ).fit(lit, dm)
     assert losses[-1] < losses[0]
 
     # kernels and scaler stats were stored as buffers

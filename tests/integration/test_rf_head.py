@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -13,7 +12,7 @@ from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.random_forest import RandomForestHead, load_forest, save_forest
 from esa_lightning.postprocessing.thresholds import ThresholdCalibration
-from tests.helpers import toy_mission
+from tests.helpers import toy_mission, trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -49,19 +48,11 @@ def fit(mission, head, tmp_path=None, **trainer_kw):
     dm = WindowDataModule(mission, window=6, batch_size=64)
     dm.setup("fit")
     model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4, lr=3e-3)
-    trainer = L.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[ThresholdCalibration(q=90), head],
-        default_root_dir=tmp_path,
-        **trainer_kw,
+    fitted = trainer(
+        callbacks=[ThresholdCalibration(q=90), head], default_root_dir=tmp_path, **trainer_kw
     )
-    trainer.fit(model, dm)
-    return model, trainer
+    fitted.fit(model, dm)
+    return model, fitted
 
 
 def test_head_never_sees_test_rows(tmp_path):
