@@ -4,6 +4,7 @@ reader's layout (no generator involved)."""
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -284,3 +285,11 @@ def two_series_mission() -> Mission:
     return Mission("nasa", {"A-1": a.values, "B-2": b.values}, None,
                    default_channel_table(["A-1", "B-2"]), None, empty_events(),
                    series={"A-1": a, "B-2": b})
+
+
+def checkout_env() -> dict[str, str]:
+    """The environment with this checkout first on PYTHONPATH, for a script run by path (its own
+    folder comes first on sys.path, so it would import whichever esa_lightning is installed)."""
+    repo = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (repo, os.environ.get("PYTHONPATH")) if p)}

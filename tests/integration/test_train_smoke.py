@@ -1,7 +1,6 @@
 """train() and predict() through Hydra's compose API on a small synthetic mission."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -14,6 +13,7 @@ from esa_lightning.jobs.container import main as container_main
 from esa_lightning.jobs.predict import predict
 from esa_lightning.jobs.train import train
 from tests.conftest import CONF, MSL, REPO, compose_config
+from tests.helpers import checkout_env
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +95,10 @@ def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path):
     hparams = json.loads((out / "detector" / "detector.json").read_text())
     assert "forecast" in json.dumps(hparams) and '"online_error_buffer": 100' in json.dumps(hparams)
     # the ablation script re-scores the same detector: its first line is the trained procedure
-    # (run by path, its folder comes first on sys.path: PYTHONPATH makes it import this checkout)
     script = REPO / "scripts" / "ablate_online_threshold.py"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     lines = subprocess.run(
         [sys.executable, str(script), str(out / "detector"), "--data", str(MSL),
-         "--channels", "T-13,C-1"], capture_output=True, text=True, check=True, env=env,
+         "--channels", "T-13,C-1"], capture_output=True, text=True, check=True, env=checkout_env(),
     ).stdout.splitlines()
     assert len(lines) == 5 and lines[0].startswith("as trained")
     assert f"F0.5 {metrics['test/EWraw_F_0.50']:.3f}" in lines[0]
