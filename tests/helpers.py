@@ -1,11 +1,22 @@
-"""Small hand-built missions for unit tests."""
+"""Builders shared by the tests: small hand-built missions, and small hand-made files in each
+reader's layout (no generator involved)."""
 
 from __future__ import annotations
 
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import lightning as L
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
+from esa_lightning.data.segment_datamodule import SegmentDataModule
 
 
 def make_mission(
@@ -80,3 +91,205 @@ def toy_mission(
         test_start=test_start,
         **extra,
     )
+
+
+def esa_frame(name: str, n: int = 50, start: str = "2000-01-01", step_s: int = 30) -> pd.DataFrame:
+    t = pd.date_range(start, periods=n, freq=f"{step_s}s")
+    return pd.DataFrame({name: np.sin(np.arange(n) / 5.0)}, index=t)
+
+
+def zip_bytes(payload: bytes, member: str = "data.pkl") -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(member, payload)
+    return buf.getvalue()
+
+
+def write_esa_mission(root: Path, payloads: dict[str, bytes]) -> Path:
+    """A raw ESA-ADB folder: channels.csv and ``channels/<name>.zip`` holding ``payloads``."""
+    (root / "channels").mkdir(parents=True, exist_ok=True)
+    names = list(payloads)
+    pd.DataFrame(
+        {
+            "Channel": names,
+            "Subsystem": "s1",
+            "Group": [f"g{i}" for i in range(len(names))],
+            "Target": "YES",
+            "Categorical": "NO",
+        }
+    ).to_csv(root / "channels.csv", index=False)
+    for name, payload in payloads.items():
+        (root / "channels" / f"{name}.zip").write_bytes(payload)
+    return root
+
+
+def pickled_zip(frame: object) -> bytes:
+    return zip_bytes(pickle.dumps(frame, protocol=4))
+
+
+def write_kaggle(path: Path, n: int = 40, labels: bool = True) -> Path:
+    """A small Kaggle-layout parquet file: id, two channels, one telecommand, is_anomaly."""
+    cols = {
+        "id": pa.array(np.arange(n, dtype=np.int64)),
+        "channel_1": pa.array(np.sin(np.arange(n) / 3.0)),
+        "channel_2": pa.array(np.cos(np.arange(n) / 3.0)),
+        "telecommand_1": pa.array(np.zeros(n)),
+    }
+    if labels:
+        cols["is_anomaly"] = pa.array((np.arange(n) % 17 == 0).astype(np.uint8))
+    pq.write_table(pa.table(cols), path)
+    return path
+
+
+def write_esa_csv(path: Path, n: int = 30) -> Path:
+    """A small ESA-ADB preprocessed CSV: timestamp, two channels, one telecommand, labels."""
+    t = pd.date_range("2000-01-01", periods=n, freq="30s").strftime("%Y-%m-%d %H:%M:%S")
+    frame = pd.DataFrame(
+        {
+            "timestamp": t,
+            "channel_1": np.sin(np.arange(n) / 3.0),
+            "channel_2": np.cos(np.arange(n) / 3.0),
+            "telecommand_1": 0.0,
+            "is_anomaly_channel_1": 0,
+            "is_anomaly_channel_2": 0,
+        }
+    )
+    frame.to_csv(path, index=False)
+    return path
+
+
+def write_nasa(root: Path, n_train: int = 40, n_test: int = 30) -> Path:
+    """A telemanom folder with one channel ``A-1`` and one labeled sequence."""
+    for part, n in (("train", n_train), ("test", n_test)):
+        (root / part).mkdir(parents=True, exist_ok=True)
+        arr = np.column_stack([np.sin(np.arange(n) / 3.0), np.zeros(n)])
+        np.save(root / part / "A-1.npy", arr)
+    pd.DataFrame(
+        {
+            "chan_id": ["A-1"],
+            "spacecraft": ["SMAP"],
+            "anomaly_sequences": ["[[5, 9]]"],
+            "class": ["[point]"],
+            "num_values": [n_test],
+        }
+    ).to_csv(root / "labeled_anomalies.csv", index=False)
+    return root
+
+
+def cache_is_clean(cache_dir: Path, manifest: str) -> bool:
+    """Only complete entries (folders holding ``manifest``) and no temporaries under the cache."""
+    if not cache_dir.exists():
+        return True
+    for p in cache_dir.iterdir():
+        if p.name.startswith((".tmp-", ".old-")):
+            return False
+        if p.is_dir() and not (p / manifest).is_file():
+            return False
+    return not any(q.name.startswith(".tmp-") for q in cache_dir.rglob("*"))
+
+
+TINY = dict(
+    window=20,
+    step=5,
+    pool=20,
+    pool_stride=4,
+    n_kernels=2,
+    min_kernel_len=10,
+    max_kernel_len=16,
+    shapelet_options=dict(max_candidates=200, nominal_segments=50),
+    batch_rows=128,
+)
+
+
+def make_tiny_mission(
+    n: int = 12000, n_channels: int = 4, n_events: int = 16, seed: int = 0
+) -> Mission:
+    """Sines with noise; events add a ramped level shift to every channel of one of two groups.
+    Train [0, 8000), validation [8000, 10000), test [10000, n)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    values = np.stack(
+        [
+            np.sin(2 * np.pi * t / (50 + 7 * c)) + 0.1 * rng.standard_normal(n)
+            for c in range(n_channels)
+        ],
+        axis=1,
+    ).astype(np.float32)
+    labels = np.zeros((n, n_channels), dtype=np.uint8)
+    slots = np.arange(300, n - 400, (n - 700) // n_events)
+    for k, start in enumerate(slots[:n_events] + rng.integers(0, 100, n_events)):
+        length = int(rng.integers(60, 150))
+        for c in range(k % 2, n_channels, 2):
+            values[start : start + length, c] += 2.0 + np.linspace(0, 1, length)
+            labels[start : start + length, c] = 1 if k % 3 else 2
+    channels = default_channel_table([f"channel_{c + 1}" for c in range(n_channels)])
+    channels["Group"] = [f"g{c % 2}" for c in range(n_channels)]
+    stamps = np.datetime64("2000-01-01", "ns") + (t * 30).astype("timedelta64[s]")
+    events = pd.DataFrame(columns=["ID", "Channel", "StartTime", "EndTime", "Category"])
+    return Mission(
+        name="tiny",
+        values=values,
+        timestamps=stamps.astype("datetime64[ns]"),
+        channels=channels,
+        labels=labels,
+        events=events,
+        val_start=8000,
+        test_start=10000,
+    )
+
+
+def tiny_datamodule(mission: Mission | None = None, **overrides) -> SegmentDataModule:
+    dm = SegmentDataModule(mission or make_tiny_mission(), **{**TINY, **overrides})
+    dm.setup("fit")
+    return dm
+
+
+def sine_mission(T=600, C=3, K=2, val_start=380, test_start=480, seed=0, name="toy"):
+    """Sines with noise on C channels, K random telecommand pulses, three labeled bumps on
+    channel 0 (training, validation and test range)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)[:, None]
+    values = (np.sin(t / (4 + np.arange(C))) + 0.05 * rng.standard_normal((T, C))).astype(
+        np.float32
+    )
+    labels = np.zeros((T, C), np.uint8)
+    for s in (100, 420, 520):
+        values[s : s + 8, 0] += 4
+        labels[s : s + 8, 0] = 1
+    tc = (rng.random((T, K)) < 0.03).astype(np.float32)
+    return toy_mission(values, labels, val_start=val_start, test_start=test_start,
+                       telecommands=tc, name=name)
+
+
+def trainer(**kw) -> L.Trainer:
+    """A quiet CPU trainer of two epochs, no logger, checkpoints or progress bar."""
+    base = dict(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return L.Trainer(**{**base, **kw})
+
+
+def two_series_mission() -> Mission:
+    """A multi-series mission of two one-channel series ``A-1`` and ``B-2`` (NASA style), no
+    labels before each one's test range."""
+    a = sine_mission(T=300, C=1, K=3, val_start=160, test_start=200, seed=1, name="A-1")
+    b = sine_mission(T=260, C=1, K=3, val_start=140, test_start=180, seed=2, name="B-2")
+    b.values *= 50.0
+    for s in (a, b):
+        s.labels[: s.test_start] = 0
+    return Mission("nasa", {"A-1": a.values, "B-2": b.values}, None,
+                   default_channel_table(["A-1", "B-2"]), None, empty_events(),
+                   series={"A-1": a, "B-2": b})
+
+
+def checkout_env() -> dict[str, str]:
+    """The environment with this checkout first on PYTHONPATH, for a script run by path (its own
+    folder comes first on sys.path, so it would import whichever esa_lightning is installed)."""
+    repo = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (repo, os.environ.get("PYTHONPATH")) if p)}

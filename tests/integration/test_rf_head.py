@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -12,15 +11,9 @@ import torch
 from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.random_forest import RandomForestGate, load_forest, save_forest
-from tests.helpers import toy_mission
+from tests.helpers import toy_mission, trainer
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_mission(T=900, val_start=560, test_start=700, labeled=True):
@@ -68,17 +61,9 @@ def fit(mission, tmp_path=None, spy=False, **gate):
                               post_processing=post_processing(**gate))
     if spy:
         spy_on(model.post_rules["rf_gate"])
-    trainer = L.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(model, dm)
-    return model, trainer
+    fitted = trainer(default_root_dir=tmp_path)
+    fitted.fit(model, dm)
+    return model, fitted
 
 
 def test_head_never_sees_test_rows(tmp_path):

@@ -7,7 +7,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-from test_segment_datamodule import make_tiny_mission, tiny_datamodule
 
 from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.data.segment_datamodule import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
@@ -16,6 +15,7 @@ from esa_lightning.models.channel_ensemble import heads
 from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
 from esa_lightning.models.channel_ensemble.network import ChannelEnsemble
 from esa_lightning.postprocessing.peaks import peaks_to_alarm, spread_rows_to_samples
+from tests.helpers import make_tiny_mission, tiny_datamodule
 
 
 # ----------------------------------------------------------------------------- postprocess

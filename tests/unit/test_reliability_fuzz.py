@@ -26,7 +26,7 @@ from esa_lightning.data.kaggle import read_kaggle
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.nasa import read_nasa
 from esa_lightning.errors import ESAInputError
-from tests.test_reliability_helpers import (
+from tests.helpers import (
     cache_is_clean,
     esa_frame,
     pickled_zip,
@@ -383,7 +383,7 @@ def frame_variant(draw) -> bytes:
     elif kind == "not_frame":
         return pickled_zip(draw(st.sampled_from([[1, 2], {"a": 1}, np.zeros(3), "text", None])))
     elif kind == "two_members":
-        from tests.test_reliability_helpers import zip_bytes
+        from tests.helpers import zip_bytes
 
         buf = io.BytesIO(zip_bytes(b"x"))
         import zipfile
@@ -435,7 +435,7 @@ import numpy as np, pandas as pd, sys
 from pathlib import Path
 from esa_lightning.data.esa_adb import read_esa_mission
 from esa_lightning.errors import ESAInputError
-from tests.test_reliability_helpers import esa_frame, pickled_zip, write_esa_mission
+from tests.helpers import esa_frame, pickled_zip, write_esa_mission
 frame = esa_frame("channel_2")
 idx = frame.index.to_numpy().copy()
 idx[-1] = np.datetime64("2200-01-01", "ns")
@@ -459,7 +459,7 @@ def test_esa_reader_far_future_timestamp_is_refused(tmp_path):
 
     proc = subprocess.run(
         [sys.executable, "-c", FAR_FUTURE, str(tmp_path / "m")],
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=120,

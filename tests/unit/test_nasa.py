@@ -12,8 +12,7 @@ import pytest
 
 from esa_lightning.data.nasa import read_nasa
 from esa_lightning.errors import ESAInputError
-
-MSL = Path(__file__).resolve().parents[1].parent / "shared/data/nasa-msl"
+from tests.conftest import MSL
 
 
 def listed_sequences(text: str) -> list[list[int]]:

@@ -16,7 +16,7 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.models.zscore.model import RobustZScore
 from esa_lightning.reporting.outputs import write_submission
 from tests.conftest import compose_config
-from tests.test_reliability_helpers import cache_is_clean, write_esa_csv
+from tests.helpers import cache_is_clean, write_esa_csv
 
 ENOSPC = os.strerror(errno.ENOSPC)
 

@@ -6,7 +6,6 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from test_segment_datamodule import make_tiny_mission, tiny_datamodule
 
 from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
 from esa_lightning.models.channel_ensemble.network import (
@@ -14,6 +13,7 @@ from esa_lightning.models.channel_ensemble.network import (
     group_aggregate,
     soft_event_f05,
 )
+from tests.helpers import make_tiny_mission, tiny_datamodule, trainer
 
 # the reference heads refitted after training, then peak alarms (the model's own callbacks)
 POST = {
@@ -164,15 +164,6 @@ def test_soft_event_f05_hand_cases():
     assert masked > 0.99  # nominal rows weighted out cannot be false positives
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread contention on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
     mission = make_tiny_mission()
     dm = tiny_datamodule(mission)
@@ -184,17 +175,11 @@ def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
         def on_train_epoch_end(self, trainer, pl_module):
             losses.append(float(trainer.callback_metrics["train/loss"]))
 
-    trainer = L.Trainer(
+    trainer(
         max_epochs=8,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[Record()],  # the heads come from the model (configure_callbacks)
         default_root_dir=tmp_path,
-    )
-    trainer.fit(lit, dm)
+    ).fit(lit, dm)
     assert losses[-1] < losses[0]
 
     # kernels and scaler stats were stored as buffers

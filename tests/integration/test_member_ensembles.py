@@ -19,7 +19,9 @@ from esa_lightning.models.gru_ae.model import (
     MemberMean,
     SeriesNetworks,
 )
-from tests.test_gru_attention import one_thread, trainer, two_series_mission  # noqa: F401
+from tests.helpers import trainer, two_series_mission
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(**kw) -> LitGRUAttentionAE:

@@ -13,8 +13,7 @@ from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.data.esa_adb import read_esa_mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.zscore.model import RobustZScore
-from tests.helpers import make_mission
-from tests.test_reliability_helpers import esa_frame, pickled_zip, write_esa_mission, zip_bytes
+from tests.helpers import esa_frame, make_mission, pickled_zip, write_esa_mission, zip_bytes
 
 
 class Payload:

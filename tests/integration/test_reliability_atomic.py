@@ -18,9 +18,9 @@ from esa_lightning.artifact import Detector
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import remove_stale_temporaries
 from tests.conftest import compose_config
-from tests.test_reliability_helpers import write_esa_csv
+from tests.helpers import checkout_env, write_esa_csv
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 WRITER = textwrap.dedent(
     """
@@ -62,7 +62,8 @@ def test_killed_writer_leaves_complete_files(tmp_path):
     out = tmp_path / "out"
     for sig, delay in ((signal.SIGKILL, 0.05), (signal.SIGTERM, 0.23), (signal.SIGKILL, 0.41)):
         proc = subprocess.Popen(
-            [sys.executable, str(script), str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True
+            [sys.executable, str(script), str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+            env=checkout_env(),
         )
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(delay)

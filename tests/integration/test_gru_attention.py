@@ -16,17 +16,9 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.models.gru_ae.model import GRUAttentionAE, LitGRUAttentionAE
 from esa_lightning.postprocessing.telemanom import dynamic_threshold
-from tests.helpers import toy_mission
+from tests.helpers import sine_mission, trainer, two_series_mission
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run several times faster on one thread than on two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: the old ThresholdCalibration() default: the 99th percentile of nominal validation windows
 PERCENTILE = {"threshold": {"kind": "percentile", "q": 99}}
@@ -40,33 +32,6 @@ def gru_model(**kw):
 def fit_rules(model, mission):
     """Fit the model's post rules on ``mission``, as its ``on_train_end`` does."""
     model.fit_post_processing(SimpleNamespace(mission=mission))
-
-
-def make_mission(T=600, C=3, K=2, val_start=380, test_start=480, seed=0, name="toy"):
-    rng = np.random.default_rng(seed)
-    t = np.arange(T)[:, None]
-    values = (np.sin(t / (4 + np.arange(C))) + 0.05 * rng.standard_normal((T, C))).astype(
-        np.float32
-    )
-    labels = np.zeros((T, C), np.uint8)
-    for s in (100, 420, 520):
-        values[s : s + 8, 0] += 4
-        labels[s : s + 8, 0] = 1
-    tc = (rng.random((T, K)) < 0.03).astype(np.float32)
-    return toy_mission(values, labels, val_start=val_start, test_start=test_start,
-                       telecommands=tc, name=name)
-
-
-def trainer(**kw):
-    base = dict(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    return L.Trainer(**{**base, **kw})
 
 
 def fit_small(mission, callbacks=(), **trainer_kw):
@@ -120,7 +85,7 @@ def test_hparams_are_plain_numbers():
 
 
 def test_fit_gives_row_scores_of_the_right_shapes():
-    m = make_mission()
+    m = sine_mission()
     model, _ = fit_small(m)
     assert torch.isfinite(model.threshold_rule.threshold).all()
     assert model.post_rules["threshold"] is model.threshold_rule and model.gate is None
@@ -144,7 +109,7 @@ def test_fit_gives_row_scores_of_the_right_shapes():
 
 
 def test_scoring_before_calibration_is_refused():
-    m = make_mission()
+    m = sine_mission()
     model = gru_model(n_inputs=5, n_outputs=3, window=8)
     assert not model.is_calibrated
     with pytest.raises(RuntimeError, match="threshold not fitted"):
@@ -168,7 +133,7 @@ def test_a_model_needs_exactly_one_threshold_rule_fitted_before_its_gate():
 
 
 def test_buffers_survive_state_dict_and_checkpoint(tmp_path):
-    m = make_mission()
+    m = sine_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)
     dm.setup("fit")
     dynamic = {"threshold": {"kind": "dynamic", "smoothing": 5}}
@@ -197,8 +162,8 @@ def test_buffers_survive_state_dict_and_checkpoint(tmp_path):
 
 
 def test_nasa_style_multiseries():
-    a = make_mission(T=300, C=1, K=3, val_start=160, test_start=200, seed=1, name="A-1")
-    b = make_mission(T=260, C=1, K=3, val_start=140, test_start=180, seed=2, name="B-2")
+    a = sine_mission(T=300, C=1, K=3, val_start=160, test_start=200, seed=1, name="A-1")
+    b = sine_mission(T=260, C=1, K=3, val_start=140, test_start=180, seed=2, name="B-2")
     b.values *= 50.0
     for s in (a, b):
         s.labels[: s.test_start] = 0  # telemanom training stretches carry no labels
@@ -224,7 +189,7 @@ def test_nasa_style_multiseries():
 
 def test_error_is_the_value_channels_only():
     """Telecommands are inputs, never reconstruction targets (Telemanom scores channel 0)."""
-    m = make_mission(C=1, K=4)
+    m = sine_mission(C=1, K=4)
     dm = WindowDataModule(m, window=8, inputs="values+telecommands")
     assert dm.dims["n_inputs"] == 5 and dm.dims["n_outputs"] == 1
     model = gru_model(**dm.dims, hidden_size=8, latent_dim=4)
@@ -246,7 +211,7 @@ def telemanom(**settings):
 
 
 def test_telemanom_rule_thresholds_the_scored_stream_without_calibration():
-    m = make_mission()
+    m = sine_mission()
     dm = WindowDataModule(m, window=8)
     dm.setup("fit")
     model = gru_model(**dm.dims, hidden_size=12, latent_dim=6,
@@ -275,7 +240,7 @@ def test_telemanom_rule_thresholds_the_scored_stream_without_calibration():
 def test_error_scale_check_uses_the_forecast_values_and_needs_one_output():
     with pytest.raises(ESAInputError, match="one output"):
         gru_model(n_inputs=4, n_outputs=2, post_processing=telemanom(error_scale=0.05))
-    m = make_mission(C=1)
+    m = sine_mission(C=1)
     dm = WindowDataModule(m, window=8)
     dm.setup("fit")
     kw = dict(hidden_size=12, latent_dim=6, objective="forecast")
@@ -305,7 +270,7 @@ def test_restore_best_weights_runs_first_and_brings_back_the_best_epoch(tmp_path
 
     from esa_lightning.callbacks import RestoreBestWeights
 
-    m = make_mission()
+    m = sine_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)
     model = gru_model(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3)
     # mode max on a falling loss: the best checkpoint is an early epoch's, not the last one's
@@ -330,7 +295,7 @@ def test_restore_best_weights_runs_first_and_brings_back_the_best_epoch(tmp_path
 
 @pytest.mark.parametrize("window", [4, 12])
 def test_forecast_mae_forecasts_every_validation_row_in_the_data_units(window):
-    m = make_mission()
+    m = sine_mission()
     dm = WindowDataModule(m, window=window)
     dm.setup("fit")
     model = gru_model(**dm.dims, hidden_size=8, latent_dim=4, objective="forecast")
@@ -355,7 +320,7 @@ def model_inputs_of(m):
 
 # ------------------------------------------------------------------------------ detrending
 def drifting_mission():
-    m = make_mission(T=700, val_start=400, test_start=520)
+    m = sine_mission(T=700, val_start=400, test_start=520)
     m.values[:, :2] += np.linspace(0, 30, len(m.values))[:, None].astype(np.float32)
     return m
 
@@ -473,7 +438,7 @@ def test_multi_step_forecaster_reads_the_history_and_scores_its_first_forecast()
 
 
 def test_multi_step_training_loss_covers_every_row_ahead_and_scoring_the_first():
-    m = make_mission()
+    m = sine_mission()
     dm = WindowDataModule(m, window=8, batch_size=64, horizon=4)
     dm.setup("fit")
     assert dm.dims["window"] == 8 and dm.dims["horizon"] == 4
@@ -515,7 +480,7 @@ def test_lstm_cell_reconstructs_and_forecasts():
 def test_forecaster_fits_scores_and_survives_the_artifact(tmp_path):
     from esa_lightning.artifact import Detector, mission_schema
 
-    m = make_mission()
+    m = sine_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)
     dm.setup("fit")
     model = gru_model(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
@@ -532,17 +497,6 @@ def test_forecaster_fits_scores_and_survives_the_artifact(tmp_path):
 
 
 # ------------------------------------------------------------------- one network per series
-def two_series_mission():
-    a = make_mission(T=300, C=1, K=3, val_start=160, test_start=200, seed=1, name="A-1")
-    b = make_mission(T=260, C=1, K=3, val_start=140, test_start=180, seed=2, name="B-2")
-    b.values *= 50.0
-    for s in (a, b):
-        s.labels[: s.test_start] = 0
-    return Mission("nasa", {"A-1": a.values, "B-2": b.values}, None,
-                   default_channel_table(["A-1", "B-2"]), None, empty_events(),
-                   series={"A-1": a, "B-2": b})
-
-
 def test_per_series_networks_send_each_window_through_its_own_network():
     from esa_lightning.models.gru_ae.model import SeriesNetworks
 

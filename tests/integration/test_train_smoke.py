@@ -13,6 +13,7 @@ from esa_lightning.jobs.container import main as container_main
 from esa_lightning.jobs.predict import predict
 from esa_lightning.jobs.train import train
 from tests.conftest import CONF, MSL, REPO, compose_config
+from tests.helpers import checkout_env
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path):
     script = REPO / "scripts" / "ablate_online_threshold.py"
     lines = subprocess.run(
         [sys.executable, str(script), str(out / "detector"), "--data", str(MSL),
-         "--channels", "T-13,C-1"], capture_output=True, text=True, check=True,
+         "--channels", "T-13,C-1"], capture_output=True, text=True, check=True, env=checkout_env(),
     ).stdout.splitlines()
     assert len(lines) == 5 and lines[0].startswith("as trained")
     assert f"F0.5 {metrics['test/EWraw_F_0.50']:.3f}" in lines[0]

@@ -12,7 +12,7 @@ from esa_lightning.jobs.common import mission_from_config
 from esa_lightning.jobs.train import train
 from tests.conftest import compose_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 QUIET = [
     "trainer.enable_progress_bar=false",
     "~callbacks.progress_bar",

@@ -1,17 +1,15 @@
 """SegmentDataModule: pooled rows per channel, fold masks, scaler and kernels fitted on training
-rows only. ``make_tiny_mission`` / ``tiny_datamodule`` are shared with the other ensemble tests."""
+rows only (``make_tiny_mission`` / ``tiny_datamodule`` from tests/helpers.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from esa_lightning.data import folds, segmentation
-from esa_lightning.data.mission import Mission, default_channel_table
 from esa_lightning.data.segment_datamodule import (
     SPLIT_NONE,
     SPLIT_TEST,
@@ -24,61 +22,7 @@ from esa_lightning.data.segment_datamodule import (
     unpad_kernels,
 )
 from esa_lightning.errors import ESAInputError
-
-TINY = dict(
-    window=20,
-    step=5,
-    pool=20,
-    pool_stride=4,
-    n_kernels=2,
-    min_kernel_len=10,
-    max_kernel_len=16,
-    shapelet_options=dict(max_candidates=200, nominal_segments=50),
-    batch_rows=128,
-)
-
-
-def make_tiny_mission(
-    n: int = 12000, n_channels: int = 4, n_events: int = 16, seed: int = 0
-) -> Mission:
-    """Sines with noise; events add a ramped level shift to every channel of one of two groups.
-    Train [0, 8000), validation [8000, 10000), test [10000, n)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n)
-    values = np.stack(
-        [
-            np.sin(2 * np.pi * t / (50 + 7 * c)) + 0.1 * rng.standard_normal(n)
-            for c in range(n_channels)
-        ],
-        axis=1,
-    ).astype(np.float32)
-    labels = np.zeros((n, n_channels), dtype=np.uint8)
-    slots = np.arange(300, n - 400, (n - 700) // n_events)
-    for k, start in enumerate(slots[:n_events] + rng.integers(0, 100, n_events)):
-        length = int(rng.integers(60, 150))
-        for c in range(k % 2, n_channels, 2):
-            values[start : start + length, c] += 2.0 + np.linspace(0, 1, length)
-            labels[start : start + length, c] = 1 if k % 3 else 2
-    channels = default_channel_table([f"channel_{c + 1}" for c in range(n_channels)])
-    channels["Group"] = [f"g{c % 2}" for c in range(n_channels)]
-    stamps = np.datetime64("2000-01-01", "ns") + (t * 30).astype("timedelta64[s]")
-    events = pd.DataFrame(columns=["ID", "Channel", "StartTime", "EndTime", "Category"])
-    return Mission(
-        name="tiny",
-        values=values,
-        timestamps=stamps.astype("datetime64[ns]"),
-        channels=channels,
-        labels=labels,
-        events=events,
-        val_start=8000,
-        test_start=10000,
-    )
-
-
-def tiny_datamodule(mission: Mission | None = None, **overrides) -> SegmentDataModule:
-    dm = SegmentDataModule(mission or make_tiny_mission(), **{**TINY, **overrides})
-    dm.setup("fit")
-    return dm
+from tests.helpers import TINY, make_tiny_mission, tiny_datamodule
 
 
 @pytest.fixture(scope="module")

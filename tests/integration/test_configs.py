@@ -1,0 +1,201 @@
+"""Every config under conf/ composes, and every experiment instantiates what ``train()`` builds.
+
+The lightning-hydra-template pattern, driven by what is in conf/: the options are found by glob and
+the expected classes are read from the configs' ``_target_``, so a new experiment or option is
+tested without editing this file. Nothing is fitted: the data options read tiny generated
+missions (the real NASA MSL release for ``nasa_msl``, restricted to two channels).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import get_object, instantiate
+from lightning.pytorch.callbacks import ProgressBar
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+
+from esa_lightning.jobs.common import mission_from_config
+from esa_lightning.jobs.train import component_specs, instantiate_group
+from tests.conftest import CONF, REPO
+from tests.helpers import write_nasa
+
+GROUPS = ["model", "data", "datamodule", "trainer", "callbacks", "logger", "hparams_search"]
+# two real MSL channels keep the nasa_msl read fast
+MSL_CHANNELS = ["T-13", "C-1"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_train(overrides: list[str], out: Path) -> DictConfig:
+    """``conf/train.yaml`` with ``overrides``, paths under ``out`` (the repo root for data paths
+    relative to it), and the option Hydra chose per group in ``cfg.choices``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.root_dir={REPO}", *overrides],
+                      return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.choices = choices
+        cfg.paths.output_dir = str(out / "run")
+        cfg.paths.data_dir = str(out / "datasets")
+        cfg.paths.cache_dir = str(out / "cache")
+    return cfg
+
+
+def targets(node: Any) -> list[str]:
+    """Every ``_target_`` under ``node``."""
+    if isinstance(node, DictConfig):
+        own = [node["_target_"]] if "_target_" in node else []
+        keys = [k for k in node if k != "_target_" and not OmegaConf.is_missing(node, k)]
+        return own + [t for k in keys for t in targets(node[k])]
+    if isinstance(node, ListConfig):
+        return [t for v in node for t in targets(v)]
+    return []
+
+
+def expected_class(node: DictConfig) -> type | None:
+    target = get_object(node["_target_"])
+    return target if isinstance(target, type) else None
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny mission in the raw ESA layout with its Kaggle (kaggle/) and CSV (csv/) copies."""
+    from esa_lightning.data.synthetic import generate_mission
+
+    out = tmp_path_factory.mktemp("configs") / "mission"
+    return generate_mission(out, channels=4, groups=2, days=6, seed=3, kaggle=True, csv=True)
+
+
+def point_data_at_tiny_mission(cfg: DictConfig, generated: Path, tmp: Path) -> None:
+    """Set ``cfg.data`` (the ``data=`` option ``cfg.choices.data``) to read a tiny folder of its
+    layout; skip where the project has no generator for it and its own root is absent."""
+    name = cfg.choices["data"]
+    record = json.loads((generated / "mission.json").read_text())
+    roots = {
+        "synthetic": generated,
+        "esa": generated,
+        "kaggle": generated / "kaggle",
+        "esa_csv": generated / "csv",
+        "nasa": write_nasa(tmp / "nasa"),
+    }
+    with open_dict(cfg):
+        if name in roots:
+            cfg.data.root = str(roots[name])
+            for key in ("counters", "split_date", "lightweight"):  # the generator's, not Mission1's
+                if key in cfg.data:
+                    cfg.data[key] = record[key]
+            if "generate" in cfg.data:
+                cfg.data.generate = record["generator"]
+            if "val_days" in cfg.data:  # a 6-day mission
+                cfg.data.val_days = 1
+        else:
+            if not Path(cfg.data.root).is_dir():
+                pytest.skip(f"data={name}: {cfg.data.root} is not present")
+            if name == "nasa_msl" and "channels" in cfg.data:
+                cfg.data.channels = MSL_CHANNELS
+
+
+# ------------------------------------------------------------------------------ composing
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiment_composes(experiment, tmp_path):
+    cfg = compose_train([f"experiment={experiment}"], tmp_path)
+    assert cfg.choices["experiment"] == experiment
+    assert component_specs(cfg)
+    for target in targets(cfg):
+        assert get_object(target) is not None
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
+def test_group_option_composes(group, option, tmp_path):
+    cfg = compose_train([f"{group}={option}"], tmp_path)
+    assert cfg.choices[group] == option
+    for target in targets(cfg):  # every class or function a config names can be imported
+        assert get_object(target) is not None
+    assert_resolves(cfg)
+
+
+def assert_resolves(node: Any) -> None:
+    """Every interpolation under ``node`` resolves (mandatory ``???`` values may stay unset)."""
+    for key in node.keys() if isinstance(node, DictConfig) else range(len(node)):
+        if OmegaConf.is_missing(node, key):
+            continue
+        value = node[key]
+        if isinstance(value, (DictConfig, ListConfig)):
+            assert_resolves(value)
+
+
+# -------------------------------------------------------------------------- instantiating
+@pytest.mark.parametrize("option", options("data"))
+def test_data_option_reads_a_mission(option, generated, tmp_path):
+    cfg = compose_train([f"data={option}"], tmp_path)
+    point_data_at_tiny_mission(cfg, generated, tmp_path)
+    mission = mission_from_config(cfg.data)
+    assert mission.n_rows > 0 and len(mission.channel_names) > 0
+    assert mission.train().n_rows > 0
+
+
+@pytest.mark.parametrize("group", ["callbacks", "logger"])
+def test_callbacks_and_logger_options_instantiate(group, tmp_path):
+    for option in options(group):
+        cfg = compose_train([f"{group}={option}"], tmp_path)
+        objects = instantiate_group(cfg.get(group))
+        nodes = [c for c in (cfg.get(group) or {}).values() if c and "_target_" in c]
+        assert len(objects) == len(nodes)
+        for obj, node in zip(objects, nodes, strict=True):
+            cls = expected_class(node)
+            assert cls is None or isinstance(obj, cls)
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+def test_trainer_option_instantiates(option, tmp_path):
+    cfg = compose_train([f"trainer={option}"], tmp_path)
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        pytest.skip(f"trainer={option} needs a GPU")
+    trainer = instantiate(cfg.trainer, logger=False)
+    assert isinstance(trainer, L.Trainer)
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiment_instantiates_what_train_builds(experiment, generated, tmp_path):
+    """Mission, then per component its datamodule, model, callbacks, logger and trainer, as
+    ``esa_lightning.jobs.train.fit_component`` builds them, and the combiner as ``train()``
+    does, without fitting."""
+    cfg = compose_train([f"experiment={experiment}"], tmp_path)
+    point_data_at_tiny_mission(cfg, generated, tmp_path)
+    mission = mission_from_config(cfg.data)
+    loggers = instantiate_group(cfg.get("logger"))
+    for name, spec in component_specs(cfg).items():
+        datamodule = instantiate(spec.datamodule, _partial_=True, _convert_="all")(mission=mission)
+        assert isinstance(datamodule, L.LightningDataModule), name
+        assert isinstance(datamodule, expected_class(spec.datamodule) or object), name
+        model = instantiate(spec.model, **datamodule.dims, _convert_="all")
+        assert isinstance(model, expected_class(spec.model) or object), name
+        # a torch module trained by Lightning, or a model fitted by its own .fit(datamodule)
+        assert isinstance(model, torch.nn.Module) or callable(getattr(model, "fit", None)), name
+        callbacks = instantiate_group(cfg.get("callbacks")) + instantiate_group(
+            spec.get("callbacks")
+        )
+        trainer_cfg = OmegaConf.merge(
+            OmegaConf.to_container(cfg.trainer, resolve=True),
+            OmegaConf.to_container(spec.get("trainer") or OmegaConf.create(), resolve=True),
+        )
+        if not trainer_cfg.get("enable_progress_bar", True):
+            callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+        trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+        assert isinstance(trainer, L.Trainer), name
+    if cfg.get("combiner"):
+        combiner = instantiate(cfg.combiner, _convert_="all")
+        assert isinstance(combiner, expected_class(cfg.combiner) or object)
