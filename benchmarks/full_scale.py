@@ -133,7 +133,7 @@ def _cpu_self() -> float:
 
 def features_worker(mission: Path, days: float, cache: Path) -> None:
     """Feature extraction alone: ``SegmentDataModule.setup`` (segments + shapelet mining)."""
-    from esa_lightning.data.esa_adb import read_esa_mission
+    from esa_lightning.data.readers.esa_adb import read_esa_mission
     from esa_lightning.data.segment_datamodule import SegmentDataModule
 
     info = json.loads((mission / "mission.json").read_text())
@@ -147,7 +147,7 @@ def features_worker(mission: Path, days: float, cache: Path) -> None:
 
 
 def read_worker(mission: Path, cache: Path) -> None:
-    from esa_lightning.data.esa_adb import read_esa_mission
+    from esa_lightning.data.readers.esa_adb import read_esa_mission
 
     info = json.loads((mission / "mission.json").read_text())
     m = read_esa_mission(mission, counters=info["counters"], cache_dir=cache)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from esa_lightning.artifact import Detector
-from esa_lightning.data.nasa import read_nasa
+from esa_lightning.data.readers.nasa import read_nasa
 from esa_lightning.evaluation import report_for, score_range
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esa_lightning.data import esa_adb
-from esa_lightning.data.esa_adb import read_esa_mission
+from esa_lightning.data.readers import esa_adb
+from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.errors import ESAInputError
 
 T0 = pd.Timestamp("2000-01-01")

@@ -56,7 +56,7 @@ DDP = ["trainer.devices=2", "trainer.accelerator=cpu", "trainer.strategy=ddp"]
 @pytest.fixture(scope="module")
 def tiny_mission(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 channels, 8 days: with ``data.val_days=2`` about 3 training, 2 validation, 3 test days."""
-    from esa_lightning.data.synthetic import generate_mission
+    from esa_lightning.data.readers.synthetic import generate_mission
 
     out = tmp_path_factory.mktemp("tiny") / "mission"
     generate_mission(out, channels=4, groups=2, days=8, seed=3)

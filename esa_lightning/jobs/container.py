@@ -30,7 +30,7 @@ def find_detector(artifacts: Path) -> Path:
 
 def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
     from esa_lightning.artifact import Detector, check_schema
-    from esa_lightning.data.kaggle import read_kaggle
+    from esa_lightning.data.readers.kaggle import read_kaggle
     from esa_lightning.jobs.predict import row_ids, score_in_chunks
     from esa_lightning.reporting.outputs import write_submission
 

@@ -31,7 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from esa_lightning.data.array_store import ArrayStore
-from esa_lightning.data.esa_csv import (
+from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.data.readers.esa_csv import (
     TELECOMMAND_PREFIX,
     check_codes,
     check_increasing,
@@ -42,7 +43,6 @@ from esa_lightning.data.esa_csv import (
     read_through_cache,
     zero_nonfinite,
 )
-from esa_lightning.data.mission import Mission, default_channel_table
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import cache_key, source_identity
