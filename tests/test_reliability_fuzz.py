@@ -414,9 +414,7 @@ def test_esa_reader_survives_hostile_channel_zips(tmp_path_factory, data):
         tmp / "mission",
         {"channel_1": pickled_zip(esa_frame("channel_1")), "channel_2": frame_variant(data.draw)},
     )
-    read_or_refuse(
-        lambda: read_esa_mission(root, cache_dir=tmp / "cache"), tmp / "cache", manifest="meta.json"
-    )
+    read_or_refuse(lambda: read_esa_mission(root, cache_dir=tmp / "cache"), tmp / "cache")
 
 
 def test_esa_reader_values_beyond_float32(tmp_path):

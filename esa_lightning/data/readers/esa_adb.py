@@ -1,6 +1,6 @@
 """Read a raw ESA-ADB mission folder onto a fixed time grid, the way the benchmark preprocesses it.
 
-Layout (see docs/esa-reference.md §1)::
+Layout::
 
     channels/channel_N.zip          one pickled DataFrame per channel (irregular timestamps)
     telecommands/telecommand_N.zip  execution times of each telecommand (optional)
@@ -31,15 +31,12 @@ GIL), each into its own float32 column; groups of up to 16 columns (at most a qu
 output) are then copied into the [T, C] output block by block, so the output is swept once per
 group instead of once per channel. The float32 output is the only big allocation (it grows,
 rarely, when a later channel extends the time range and ``start``/``end`` were not given).
-Results are cached as ``.npy`` files keyed by the source files' size/mtime and every option.
+Results are cached by ``readers.cache``, keyed by the source files' identity and every option.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -53,13 +50,16 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning import io
+from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import CATEGORY_TO_CODE, Mission
+from esa_lightning.data.readers.cache import read_through_cache
+from esa_lightning.data.readers.common import forward_fill
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
 from esa_lightning.errors import ESAInputError
 from esa_lightning.progress import progress
 
-CACHE_VERSION = "esa_adb-1"
+CACHE_VERSION = "esa_adb-2"  # 2: the readers' shared cache format
 CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
 LABEL_COLUMNS = ["ID", "Channel", "StartTime", "EndTime"]
@@ -127,11 +127,10 @@ def read_esa_mission(
         "end": None if end is None else str(_to_ns(end, "end")),
     }
     key = io.cache_key(CACHE_VERSION, io.source_identity(sources), options)
-    cache_folder = None if (cache_dir is None or not use_cache) else Path(cache_dir) / key
 
-    arrays = _load_cache(cache_folder) if cache_folder is not None else None
-    if arrays is None:
-        arrays = _build_arrays(
+    def build(store: ArrayStore) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        # the grid is built in RAM (it grows while channels are read); the store saves it
+        return _build_arrays(
             names,
             channel_files,
             tc_files,
@@ -143,11 +142,10 @@ def read_esa_mission(
             n_jobs=jobs,
             max_rows=int(max_rows),
         )
-        if cache_folder is not None:
-            io.remove_stale_temporaries(cache_folder.parent, min_age_s=3600)
-            _save_cache(cache_folder, arrays)
-            arrays = _load_cache(cache_folder) or arrays
-    k_lo, n = arrays["k_lo"], arrays["n_rows"]
+
+    folder = None if cache_dir is None else Path(cache_dir) / key
+    arrays, info = read_through_cache(folder, use_cache, build)
+    k_lo, n = int(info["k_lo"]), int(info["n_rows"])
     timestamps = ((np.arange(n, dtype=np.int64) + k_lo) * p_ns).view("datetime64[ns]")
     if n:
         lo, hi = timestamps[0], timestamps[-1]
@@ -410,11 +408,7 @@ def _repair_nonfinite(values: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
         return values, 0
     if n_bad == len(values):
         raise ESAInputError("no finite value in the series", path=path)
-    idx = np.where(bad, 0, np.arange(len(values)))
-    np.maximum.accumulate(idx, out=idx)
-    first_good = int(np.argmax(~bad))
-    idx[:first_good] = first_good
-    return values[idx], n_bad
+    return forward_fill(values, bad), n_bad
 
 
 # --------------------------------------------------------------------------- grid output
@@ -560,7 +554,7 @@ def _build_arrays(
     end: Any,
     n_jobs: int = 1,
     max_rows: int = 50_000_000,
-) -> dict[str, Any]:
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     k_lo = None if start is None else _floor_div(_to_ns(start, "start"), p_ns)
     k_hi = None if end is None else _floor_div(_to_ns(end, "end"), p_ns)
     if k_lo is not None and k_hi is not None and k_hi < k_lo:
@@ -610,13 +604,12 @@ def _build_arrays(
     if k_hi is None:  # the grid ends at the latest raw timestamp (floored)
         values = values[: max(last_floor, grid.k_lo) - grid.k_lo + 1]
     k_lo, n = grid.k_lo, len(values)
-    return {
+    arrays = {
         "values": values,
         "labels": _label_mask(events, names, k_lo, n, p_ns),
         "telecommands": _telecommand_pulses(tc_times, k_lo, n, p_ns),
-        "k_lo": k_lo,
-        "n_rows": n,
     }
+    return arrays, {"k_lo": int(k_lo), "n_rows": int(n)}
 
 
 def _group_size(n_cols: int) -> int:
@@ -700,47 +693,3 @@ def _telecommand_pulses(times: list[np.ndarray], k_lo: int, n: int, p_ns: int) -
         rows = rows[(rows >= 0) & (rows < n)]
         out[rows, j] = 1.0
     return out
-
-
-# --------------------------------------------------------------------------- cache
-_CACHED = ("values", "labels", "telecommands")
-
-
-def _load_cache(folder: Path) -> dict[str, Any] | None:
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
-        arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in _CACHED}
-    except (OSError, ValueError):
-        return None  # a damaged cache entry is rebuilt, never trusted
-    if meta.get("version") != CACHE_VERSION:
-        return None
-    return {**arrays, "k_lo": int(meta["k_lo"]), "n_rows": int(meta["n_rows"])}
-
-
-def _save_cache(folder: Path, arrays: dict[str, Any]) -> None:
-    """Write every file into a temporary folder, then rename it into place in one step."""
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=io.TMP_PREFIX + folder.name + ".", dir=folder.parent))
-    except OSError as exc:
-        warnings.warn(f"{folder}: cache not written ({exc.strerror or exc})", stacklevel=3)
-        return
-    try:
-        for k in _CACHED:
-            with open(tmp / f"{k}.npy", "wb") as f:
-                np.save(f, np.ascontiguousarray(arrays[k]), allow_pickle=False)
-        meta = {"version": CACHE_VERSION, "k_lo": arrays["k_lo"], "n_rows": arrays["n_rows"]}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not (folder / "meta.json").is_file():  # not a concurrent writer that won
-                raise
-    except OSError as exc:  # a full disk costs the cache, never the run
-        warnings.warn(f"{folder}: cache not written ({exc.strerror or exc})", stacklevel=3)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
