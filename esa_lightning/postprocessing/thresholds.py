@@ -24,7 +24,7 @@ import lightning as L
 import numpy as np
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.data.windows import labeled_window_mask, nominal_rows
+from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_rows
 from esa_lightning.errors import ESAInputError
 
 log = logging.getLogger(__name__)
