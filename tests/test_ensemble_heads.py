@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_segment_datamodule import make_tiny_mission, tiny_datamodule
 
-from esa_lightning.data.segment_datamodule import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
+from esa_lightning.data.transforms.segments import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
 from esa_lightning.models.channel_ensemble import heads
 from esa_lightning.models.channel_ensemble.model import ChannelEnsemble
 from esa_lightning.postprocessing.peaks import (

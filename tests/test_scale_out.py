@@ -400,7 +400,8 @@ def test_training_batches_are_sharded_by_the_distributed_sampler():
     from lightning.pytorch.utilities.data import _update_dataloader
     from torch.utils.data import DistributedSampler
 
-    from esa_lightning.data.segment_datamodule import SPLIT_TRAIN, SegmentDataModule
+    from esa_lightning.data.segment_datamodule import SegmentDataModule
+    from esa_lightning.data.transforms.segments import SPLIT_TRAIN
     from esa_lightning.data.windows import WindowDataModule
 
     mission = _segment_mission()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from esa_lightning.data.shapelets import (
+from esa_lightning.data.transforms.shapelets import (
     mine_shapelets,
     shapelet_features,
     shapelet_features_torch,

@@ -42,13 +42,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from esa_lightning.data.segment_datamodule import (
+from esa_lightning.data.segment_datamodule import SegmentDataModule
+from esa_lightning.data.transforms.segments import (
     SPLIT_TRAIN,
     SPLIT_VAL,
-    SegmentDataModule,
     featurise_values,
+    pooled_spans,
 )
-from esa_lightning.data.segmentation import pooled_spans
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path, write_json_atomic
 from esa_lightning.models.base import RowScores
@@ -329,7 +329,7 @@ class GBDTChannelEnsemble:
                 column="channels",
                 value=mission.name,
             )
-        from esa_lightning.data.segment_datamodule import unpad_kernels
+        from esa_lightning.data.transforms.segments import unpad_kernels
 
         values = np.asarray(mission.values, dtype=np.float32)
         opts = {k: cfg[k] for k in ("window", "step", "pool", "pool_stride")}

@@ -395,8 +395,11 @@ class LitChannelEnsemble(L.LightningModule):
 
     def featurise(self, mission: Mission) -> tuple[np.ndarray, np.ndarray]:
         """(X [C, R, F], spans [R, 2]) of ``mission`` with the kernels / scaler in the buffers."""
-        from esa_lightning.data.segment_datamodule import featurise_values, unpad_kernels
-        from esa_lightning.data.segmentation import pooled_spans
+        from esa_lightning.data.transforms.segments import (
+            featurise_values,
+            pooled_spans,
+            unpad_kernels,
+        )
 
         hp = self.hparams
         names = hp.channel_names
