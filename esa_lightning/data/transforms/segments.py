@@ -334,7 +334,9 @@ def featurise_values(
     return ((x - mean[:, None, :]) / std[:, None, :]).astype(np.float32)
 
 
-def pad_kernels(kernels: list[list[np.ndarray]], n_kernels: int, max_len: int):
+def pad_kernels(
+    kernels: list[list[np.ndarray]], n_kernels: int, max_len: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel kernel lists → (float32 [C, K, max_len], int64 lengths [C, K]) for buffers."""
     padded = np.zeros((len(kernels), n_kernels, max_len), dtype=np.float32)
     lengths = np.zeros((len(kernels), n_kernels), dtype=np.int64)
@@ -356,7 +358,9 @@ def unpad_kernels(padded: np.ndarray, lengths: np.ndarray) -> list[list[np.ndarr
     ]
 
 
-def pooled_labels(flags: np.ndarray, window: int, step: int, pool: int, pool_stride: int):
+def pooled_labels(
+    flags: np.ndarray, window: int, step: int, pool: int, pool_stride: int
+) -> np.ndarray:
     """0/1 per-sample flags [T] → 0/1 per pooled row (any flagged sample in the row's span)."""
     wl = window_labels(np.asarray(flags, dtype=np.uint8), window, step)
     return (np.asarray(pool_labels(wl, pool, pool_stride)) > 0).astype(np.float32)
