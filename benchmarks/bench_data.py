@@ -7,7 +7,7 @@ Each measurement runs in its own subprocess (so peak RSS is its own: ``VmHWM`` f
   channels read by every core; median of ``--repeats`` runs), and ``ours1`` with ``n_jobs=1``.
 - ``naive``:  ``pd.read_pickle`` + ``resample(period).last().ffill()`` per channel, ``pd.concat``,
   back-fill, float32.
-- ``kaggle_*``: ``esa_lightning.data.kaggle.read_kaggle`` vs ``pd.read_parquet`` on the Kaggle
+- ``kaggle_*``: ``data.readers.kaggle.read_kaggle`` vs ``pd.read_parquet`` on the Kaggle
   layout of the same mission, 6 channels and all columns.
 
 Usage::
@@ -66,7 +66,7 @@ def worker(kind: str, root: Path, period: str) -> dict:
     cpu0 = _cpu_s()
     t = time.perf_counter()
     if kind in ("ours", "ours1"):
-        from esa_lightning.data.esa_adb import read_esa_mission
+        from esa_lightning.data.readers.esa_adb import read_esa_mission
 
         m = read_esa_mission(
             root,
@@ -95,7 +95,7 @@ def worker(kind: str, root: Path, period: str) -> dict:
         names = [c for c in pq.read_schema(kroot / "train.parquet").names if c.startswith("ch")]
         pick = names[:6] if subset == "6" else names
         if which == "ours":
-            from esa_lightning.data.kaggle import read_kaggle
+            from esa_lightning.data.readers.kaggle import read_kaggle
 
             m = read_kaggle(kroot, channels=pick if subset == "6" else "all", use_cache=False)
             shape, nbytes = m.values.shape, m.values.nbytes
@@ -144,7 +144,7 @@ def main() -> None:
         print(json.dumps(worker(a.worker, Path(a.root), a.period)))
         return
 
-    from esa_lightning.data.synthetic import generate_mission, write_kaggle_layout
+    from esa_lightning.data.readers.synthetic import generate_mission, write_kaggle_layout
 
     root = Path(a.workdir) / f"m{a.channels}x{a.days:g}d"
     gen_s = None
@@ -162,12 +162,12 @@ def main() -> None:
         gen_s = time.perf_counter() - t
     have_kaggle = True
     try:
-        import esa_lightning.data.kaggle  # noqa: F401
+        import esa_lightning.data.readers.kaggle  # noqa: F401
     except ImportError:
         have_kaggle = False
-        print("note: esa_lightning.data.kaggle not available yet; skipping the Kaggle part")
+        print("note: esa_lightning.data.readers.kaggle not available yet; skipping the Kaggle part")
     if have_kaggle and not (root / "kaggle" / "test.parquet").is_file():
-        from esa_lightning.data.esa_adb import read_esa_mission
+        from esa_lightning.data.readers.esa_adb import read_esa_mission
 
         info = json.loads((root / "mission.json").read_text())
         m = read_esa_mission(
@@ -244,7 +244,7 @@ def main() -> None:
         if "error" not in by["ours1"]:
             lines[-1] += f" With n_jobs=1: {n['seconds'] / by['ours1']['seconds']:.1f}x."
     if not have_kaggle:
-        lines += ["", "Kaggle part skipped: `esa_lightning.data.kaggle` was not available."]
+        lines += ["", "Kaggle part skipped: `esa_lightning.data.readers.kaggle` was not available."]
     text = "\n".join(lines)
     print(text)
     if not a.no_write:

@@ -24,8 +24,8 @@ import lightning as L
 import torch
 from _common import machine, write_section
 
+from esa_lightning.data.readers.synthetic import load_synthetic
 from esa_lightning.data.segment_datamodule import SegmentDataModule
-from esa_lightning.data.synthetic import load_synthetic
 from esa_lightning.metrics.kaggle import auc_pr, kaggle_scores
 from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
 from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble

@@ -126,8 +126,8 @@ def write_kaggle_test(mission_dir: Path, out: Path, rows: int, cache_dir: Path) 
     """``out/test.parquet``: the last ``rows`` grid rows of the mission, Kaggle layout."""
     import json
 
-    from esa_lightning.data.esa_adb import read_esa_mission
-    from esa_lightning.data.synthetic import write_kaggle_layout
+    from esa_lightning.data.readers.esa_adb import read_esa_mission
+    from esa_lightning.data.readers.synthetic import write_kaggle_layout
 
     if (out / "test.parquet").is_file():
         return out

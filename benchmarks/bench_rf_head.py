@@ -34,7 +34,7 @@ HEADER = "## GRU random-forest head at 14 years: features of gated windows only 
 def worker(variant: str, detector: Path, mission_dir: Path, cache: Path, out: Path) -> None:
     import esa_lightning.postprocessing.random_forest as rf
     from esa_lightning.artifact import Detector
-    from esa_lightning.data.esa_adb import read_esa_mission
+    from esa_lightning.data.readers.esa_adb import read_esa_mission
 
     if variant == "reference":  # features of every window, then the gate
         def all_then_gate(wo, rows=None):

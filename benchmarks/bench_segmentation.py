@@ -1,6 +1,6 @@
 """Window features per second: vectorised ``segment_features`` vs a per-window Python loop.
 
-Both compute the same 24 features (see ``esa_lightning.data.segmentation``). The loop is timed
+Both compute the same 24 features (see ``data.transforms.segments``). The loop is timed
 on the first ``--loop-windows`` windows and extrapolated to the whole series; outputs are
 compared on those windows (relative 1e-4). Writes its section of benchmarks/RESULTS.md.
 
@@ -17,7 +17,7 @@ import numpy as np
 from _common import machine, write_section
 from scipy.signal import stft
 
-from esa_lightning.data.segmentation import segment_features
+from esa_lightning.data.transforms.segments import segment_features
 
 HEADER = "## Segmentation window features (bench_segmentation.py)"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

@@ -44,7 +44,7 @@ def make_file(source: Path, cache: Path, out: Path, rows: int) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from esa_lightning.data.esa_adb import read_esa_mission
+    from esa_lightning.data.readers.esa_adb import read_esa_mission
 
     if out.is_file():
         return out
@@ -77,7 +77,7 @@ def zscore_detector(sample_file: Path, out: Path) -> Path:
     import torch
 
     from esa_lightning.artifact import Detector, mission_schema
-    from esa_lightning.data.kaggle import read_kaggle
+    from esa_lightning.data.readers.kaggle import read_kaggle
     from esa_lightning.models.zscore.model import RobustZScore
 
     if (out / "detector.json").is_file():

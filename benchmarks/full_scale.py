@@ -59,7 +59,7 @@ PROFILE_NOTE = """two rounds.
 10 Hz): GRU-AE window scoring 39 % (`gru_attention.window_outputs`: every stride-1 window
 through encoder and decoder), alarm figures 33 % (`reporting.plot_alarms`, up to 100 PNGs),
 ensemble featurisation 18 % (shapelet responses 13 %). cProfile of one channel's features:
-shapelet responses 80 % (`shapelets._zdot`). Fix in `esa_lightning/data/shapelets.py`:
+shapelet responses 80 % (`shapelets._zdot`). Fix in `esa_lightning/data/transforms/shapelets.py`:
 responses in cache-sized blocks of 4096 starts (was 65536) and centred in place:
 `_sliding_responses` on a 262 k-sample channel 0.47-0.72 s -> 0.15-0.19 s (same values to
 1e-16).
@@ -133,7 +133,7 @@ def _cpu_self() -> float:
 
 def features_worker(mission: Path, days: float, cache: Path) -> None:
     """Feature extraction alone: ``SegmentDataModule.setup`` (segments + shapelet mining)."""
-    from esa_lightning.data.esa_adb import read_esa_mission
+    from esa_lightning.data.readers.esa_adb import read_esa_mission
     from esa_lightning.data.segment_datamodule import SegmentDataModule
 
     info = json.loads((mission / "mission.json").read_text())
@@ -147,7 +147,7 @@ def features_worker(mission: Path, days: float, cache: Path) -> None:
 
 
 def read_worker(mission: Path, cache: Path) -> None:
-    from esa_lightning.data.esa_adb import read_esa_mission
+    from esa_lightning.data.readers.esa_adb import read_esa_mission
 
     info = json.loads((mission / "mission.json").read_text())
     m = read_esa_mission(mission, counters=info["counters"], cache_dir=cache)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from esa_lightning.artifact import Detector
-from esa_lightning.data.nasa import read_nasa
+from esa_lightning.data.readers.nasa import read_nasa
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.runtime.evaluation import report_for, score_range
 

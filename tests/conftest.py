@@ -18,7 +18,7 @@ MSL = REPO.parent / "shared" / "data" / "nasa-msl"
 @pytest.fixture(scope="session")
 def small_mission_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small ESA-layout synthetic mission (8 channels, 2 groups, 20 days)."""
-    from esa_lightning.data.synthetic import generate_mission
+    from esa_lightning.data.readers.synthetic import generate_mission
 
     out = tmp_path_factory.mktemp("synthetic") / "mission"
     generate_mission(out, channels=8, groups=2, days=20, seed=3, kaggle=True)

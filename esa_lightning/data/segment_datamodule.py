@@ -32,134 +32,27 @@ import torch
 from joblib import Parallel, delayed
 from torch.utils.data import DataLoader, Dataset
 
-from esa_lightning.data import folds, segmentation, shapelets
+from esa_lightning.data import folds
 from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.mission import Mission
+from esa_lightning.data.transforms import shapelets
+from esa_lightning.data.transforms.segments import (
+    SPLIT_TEST,
+    SPLIT_TRAIN,
+    SPLIT_VAL,
+    featurise_channel,
+    featurise_values,
+    min_samples,
+    n_pooled_features,
+    pad_kernels,
+    pooled_feature_names,
+    pooled_labels,
+    pooled_spans,
+    row_splits,
+    run_ids,
+)
 from esa_lightning.errors import ESAInputError
 from esa_lightning.progress import progress
-
-N_WINDOW_FEATURES = 24
-SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST, SPLIT_NONE = 0, 1, 2, -1
-
-
-# ---------------------------------------------------------------- featurisation (pure functions)
-def n_pooled_features(n_kernels: int) -> int:
-    """Pooled feature count: max and min of 24 window features and 2 responses per kernel."""
-    return 2 * (N_WINDOW_FEATURES + 2 * n_kernels)
-
-
-def pooled_feature_names(n_kernels: int) -> list[str]:
-    """Names of the pooled feature columns, in ``featurise_channel``'s order."""
-    kernel_cols = [f"shapelet_{k}_{m}" for k in range(n_kernels) for m in ("max", "min")]
-    return segmentation.pool_feature_names(list(segmentation.FEATURE_NAMES) + kernel_cols)
-
-
-def featurise_channel(
-    x: np.ndarray,
-    kernels: list[np.ndarray],
-    *,
-    window: int,
-    step: int,
-    pool: int,
-    pool_stride: int,
-    n_kernels: int,
-) -> np.ndarray:
-    """Raw (unscaled) pooled features float32 [n_p, 2·(24 + 2K)] of one channel's series.
-
-    Channels with fewer than ``n_kernels`` mined kernels get zero columns in the missing slots so
-    every channel has the same feature count.
-    """
-    feats, _ = segmentation.segment_features(np.asarray(x, dtype=np.float32), window, step)
-    cols = [np.asarray(feats, dtype=np.float32)]
-    if len(kernels):
-        shp, _ = shapelets.shapelet_features(x, list(kernels), window=window, step=step)
-        cols.append(np.asarray(shp, dtype=np.float32))
-    missing = n_kernels - len(kernels)
-    if missing > 0:
-        cols.append(np.zeros((len(feats), 2 * missing), dtype=np.float32))
-    pooled, _ = segmentation.pool_features(np.concatenate(cols, axis=1), pool, pool_stride)
-    return np.nan_to_num(np.asarray(pooled, dtype=np.float32), posinf=0.0, neginf=0.0)
-
-
-def min_samples(window: int, step: int, pool: int) -> int:
-    """Fewest samples that make one pooled row."""
-    return window + (pool - 1) * step
-
-
-def featurise_values(
-    values: np.ndarray,
-    kernels: list[list[np.ndarray]],
-    mean: np.ndarray,
-    std: np.ndarray,
-    *,
-    window: int,
-    step: int,
-    pool: int,
-    pool_stride: int,
-    n_kernels: int,
-    n_jobs: int = 1,
-) -> np.ndarray:
-    """Standardised pooled features float32 [C, R, F] of values [T, C] with fitted kernels/stats."""
-    values = np.asarray(values, dtype=np.float32)
-    need = min_samples(window, step, pool)
-    if len(values) < need:
-        raise ESAInputError(
-            f"the series has {len(values)} samples; one pooled row needs {need} "
-            f"(window {window}, step {step}, pool {pool})",
-            column="values",
-        )
-    opts = dict(window=window, step=step, pool=pool, pool_stride=pool_stride, n_kernels=n_kernels)
-    jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(featurise_channel)(values[:, c], kernels[c], **opts) for c in range(values.shape[1])
-    )
-    x = np.stack(list(progress(jobs, "segment features", total=values.shape[1])))
-    return ((x - mean[:, None, :]) / std[:, None, :]).astype(np.float32)
-
-
-def pad_kernels(kernels: list[list[np.ndarray]], n_kernels: int, max_len: int):
-    """Per-channel kernel lists → (float32 [C, K, max_len], int64 lengths [C, K]) for buffers."""
-    padded = np.zeros((len(kernels), n_kernels, max_len), dtype=np.float32)
-    lengths = np.zeros((len(kernels), n_kernels), dtype=np.int64)
-    for c, ks in enumerate(kernels):
-        for k, kern in enumerate(ks[:n_kernels]):
-            kern = np.asarray(kern, dtype=np.float32).ravel()
-            if len(kern) > max_len:
-                raise ValueError(f"kernel of length {len(kern)} exceeds max_len {max_len}")
-            padded[c, k, : len(kern)] = kern
-            lengths[c, k] = len(kern)
-    return padded, lengths
-
-
-def unpad_kernels(padded: np.ndarray, lengths: np.ndarray) -> list[list[np.ndarray]]:
-    """Inverse of ``pad_kernels``: drops empty slots."""
-    return [
-        [padded[c, k, : lengths[c, k]].copy() for k in range(padded.shape[1]) if lengths[c, k] > 0]
-        for c in range(padded.shape[0])
-    ]
-
-
-def pooled_labels(flags: np.ndarray, window: int, step: int, pool: int, pool_stride: int):
-    """0/1 per-sample flags [T] → 0/1 per pooled row (any flagged sample in the row's span)."""
-    wl = segmentation.window_labels(np.asarray(flags, dtype=np.uint8), window, step)
-    return (np.asarray(segmentation.pool_labels(wl, pool, pool_stride)) > 0).astype(np.float32)
-
-
-def row_splits(spans: np.ndarray, val_start: int, test_start: int) -> np.ndarray:
-    """int64 [R]: SPLIT_TRAIN / SPLIT_VAL / SPLIT_TEST per pooled row, SPLIT_NONE if straddling."""
-    first, last = spans[:, 0], spans[:, 1]
-    split = np.full(len(spans), SPLIT_NONE, dtype=np.int64)
-    split[last < val_start] = SPLIT_TRAIN
-    split[(first >= val_start) & (last < test_start)] = SPLIT_VAL
-    split[first >= test_start] = SPLIT_TEST
-    return split
-
-
-def run_ids(flags: np.ndarray) -> np.ndarray:
-    """int64 [R]: an id per contiguous run of positive rows (0, 1, ...), -1 on negative rows."""
-    flags = np.asarray(flags) > 0
-    starts = flags & ~np.concatenate([[False], flags[:-1]])
-    ids = np.cumsum(starts) - 1
-    return np.where(flags, ids, -1).astype(np.int64)
 
 
 def _fit_channel(x, labels, val_start, *, n_kernels, min_len, max_len, seed, opts, mining):
@@ -356,7 +249,7 @@ class SegmentDataModule(L.LightningDataModule):
                 )
             raw[ch] = feats
         release_pages(values)  # a memory-mapped mission's pages: read once, not needed now
-        self.spans = np.asarray(segmentation.pooled_spans(t, **self._span_opts()), dtype=np.int64)
+        self.spans = np.asarray(pooled_spans(t, **self._span_opts()), dtype=np.int64)
         self.split = row_splits(self.spans, m.val_start, m.test_start)
         train_rows = self.split == SPLIT_TRAIN
         self.feat_mean = np.empty((c, raw.shape[2]), dtype=np.float32)
@@ -425,7 +318,7 @@ class SegmentDataModule(L.LightningDataModule):
 
     def pooled_spans(self, n_samples: int) -> np.ndarray:
         """int64 [R, 2]: first and last sample (inclusive) of every pooled row."""
-        return np.asarray(segmentation.pooled_spans(n_samples, **self._span_opts()), dtype=np.int64)
+        return np.asarray(pooled_spans(n_samples, **self._span_opts()), dtype=np.int64)
 
     def kernel_buffers(self) -> tuple[np.ndarray, np.ndarray]:
         """Kernels as (float32 [C, K, max_len], int64 lengths [C, K]) for model buffers."""

@@ -7,9 +7,11 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from hydra.errors import InstantiationException
+from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from esa_lightning.data import Mission, load_mission
+from esa_lightning.data import Mission
 from esa_lightning.errors import ESAInputError
 
 log = logging.getLogger("esa_lightning")
@@ -31,13 +33,28 @@ def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T:
 
 
 def mission_from_config(data_cfg: DictConfig) -> Mission:
-    """Call ``load_mission`` with a ``data=`` config group (kind, root and reader options)."""
+    """Call the reader a ``data=`` config group names (``_target_``) with its root and options.
+
+    Errors stay one-line ``ESAInputError``s: a missing root or reader, an unknown reader, and
+    whatever the reader raises (not wrapped by Hydra).
+    """
     options: dict[str, Any] = OmegaConf.to_container(data_cfg, resolve=True)  # type: ignore[assignment]
-    kind = options.pop("kind")
-    root = options.pop("root")
-    if root in (None, "???"):
+    target = options.get("_target_")
+    if not target:
+        raise ESAInputError("the data config names no reader (_target_)", column="data._target_")
+    try:
+        get_method(target)
+    except Exception:  # noqa: BLE001 - any import/lookup failure is a config error
+        raise ESAInputError("unknown data reader", column="data._target_", value=target) from None
+    if options.get("root") in (None, "???"):
         raise ESAInputError("set data.root=PATH for this data source", column="data.root")
-    return load_mission(kind, root, **options)
+    try:
+        return instantiate(options, _convert_="all")
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if cause is not None:  # the reader's own error, as a direct call raises it
+            raise cause from cause.__cause__
+        raise
 
 
 def print_config(cfg: DictConfig) -> None:

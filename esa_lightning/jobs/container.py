@@ -30,7 +30,7 @@ def find_detector(artifacts: Path) -> Path:
 
 def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
     from esa_lightning.artifact import Detector, check_schema
-    from esa_lightning.data.kaggle import read_kaggle
+    from esa_lightning.data.readers.kaggle import read_kaggle
     from esa_lightning.reporting.events import row_ids
     from esa_lightning.reporting.outputs import write_submission
     from esa_lightning.runtime.chunks import score_in_chunks

@@ -27,7 +27,7 @@ import skops.io as sio
 from sklearn.ensemble import RandomForestClassifier
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.data.windows import labeled_window_mask
+from esa_lightning.data.transforms.windows import labeled_window_mask
 from esa_lightning.io import atomic_path
 from esa_lightning.postprocessing.base import PostRule
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.data.windows import labeled_window_mask, nominal_rows
+from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_rows
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import PostRule
 from esa_lightning.postprocessing.telemanom import dynamic_threshold, ewma

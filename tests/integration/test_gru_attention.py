@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
-from esa_lightning.data.windows import WindowDataModule, window_to_sample_scores
+from esa_lightning.data.transforms.windows import window_to_sample_scores
+from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.models.gru_ae.model import GRUAttentionAE, LitGRUAttentionAE
@@ -339,13 +340,20 @@ def test_datamodule_and_scoring_apply_the_same_detrend(tmp_path):
 
     m = drifting_mission()
     model, dm = fit_detrended(m)
-    # the scoring path's errors equal the errors of the datamodule's own (predict) windows
-    dm_fit = WindowDataModule(m, window=8, batch_size=64, detrend=40, predict_range="fit")
+    # the scoring path's errors equal the errors of every window the datamodule's inputs give
+    from torch.utils.data import DataLoader
+
+    from esa_lightning.data.transforms.windows import n_windows, scale
+    from esa_lightning.data.windows import WindowDataset
+
+    dm_fit = WindowDataModule(m, window=8, batch_size=64, detrend=40)
     dm_fit.setup()
-    # (the window errors the removed ``predict_step`` returned for each predict batch)
+    st = dm_fit.stats[0]
+    x = scale(dm_fit._inputs(m.fit_range()), st.median, st.iqr)
+    ds = WindowDataset(torch.from_numpy(x), np.arange(n_windows(len(x), 8)), 8, [0])
+    loader = DataLoader(ds, batch_size=64, collate_fn=lambda b: b)
     with torch.no_grad():
-        from_dm = torch.cat([model.net.errors(x, series=series).total
-                             for x, series in dm_fit.predict_dataloader()]).numpy()
+        from_dm = torch.cat([model.net.errors(xb, series=sb).total for xb, sb in loader]).numpy()
     np.testing.assert_allclose(model.window_outputs(m.fit_range()).total, from_dm, rtol=1e-5)
     # and the saved artifact scores exactly like the trained module
     det = Detector(components={"gru": model}, schema=mission_schema(m))
@@ -454,7 +462,10 @@ def test_multi_step_training_loss_covers_every_row_ahead_and_scoring_the_first()
     rs = model.score_rows(test)
     assert rs.score.shape == (len(test.values),) and not rs.score[:7].any()
     wo = model.window_outputs(test)
-    x_test = torch.from_numpy(dm.predict_dataloader().dataset.data.numpy())
+    from esa_lightning.data.transforms.windows import scale
+
+    st = dm.stats[0]  # the test range scaled as the datamodule scales its inputs
+    x_test = torch.from_numpy(scale(dm._inputs(test), st.median, st.iqr))
     first = model.net(x_test[None, :8], torch.zeros(1, dtype=torch.long)).reconstruction[0, 0]
     np.testing.assert_allclose(wo.per_channel[0], (first - x_test[7, :3]).abs().detach(),
                                rtol=1e-4, atol=1e-6)

@@ -104,7 +104,7 @@ def test_stale_temporaries_of_a_shared_cache_wait_for_their_age(tmp_path):
 
 
 def test_reader_cleans_its_cache_dir(tmp_path):
-    from esa_lightning.data.esa_csv import read_esa_csv
+    from esa_lightning.data.readers.esa_csv import read_esa_csv
 
     cache = tmp_path / "cache"
     stale = cache / ".tmp-deadbeef.1"

@@ -95,7 +95,7 @@ def test_detector_swap_failure_restores_the_old_artifact(tmp_path, monkeypatch):
 
 
 def test_reader_cache_on_a_full_disk_only_warns(tmp_path, monkeypatch):
-    from esa_lightning.data.esa_csv import read_esa_csv
+    from esa_lightning.data.readers.esa_csv import read_esa_csv
 
     # the cache's arrays are allocated as .npy files: creating them is where the disk fills
     monkeypatch.setattr(np.lib.format, "open_memmap", no_space)

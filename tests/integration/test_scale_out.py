@@ -56,7 +56,7 @@ DDP = ["trainer.devices=2", "trainer.accelerator=cpu", "trainer.strategy=ddp"]
 @pytest.fixture(scope="module")
 def tiny_mission(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 channels, 8 days: with ``data.val_days=2`` about 3 training, 2 validation, 3 test days."""
-    from esa_lightning.data.synthetic import generate_mission
+    from esa_lightning.data.readers.synthetic import generate_mission
 
     out = tmp_path_factory.mktemp("tiny") / "mission"
     generate_mission(out, channels=4, groups=2, days=8, seed=3)
@@ -400,7 +400,8 @@ def test_training_batches_are_sharded_by_the_distributed_sampler():
     from lightning.pytorch.utilities.data import _update_dataloader
     from torch.utils.data import DistributedSampler
 
-    from esa_lightning.data.segment_datamodule import SPLIT_TRAIN, SegmentDataModule
+    from esa_lightning.data.segment_datamodule import SegmentDataModule
+    from esa_lightning.data.transforms.segments import SPLIT_TRAIN
     from esa_lightning.data.windows import WindowDataModule
 
     mission = _segment_mission()

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from esa_lightning.data.array_store import ArrayStore, release_pages, trim_npy
-from esa_lightning.data.kaggle import read_kaggle
+from esa_lightning.data.readers.kaggle import read_kaggle
 
 
 @pytest.mark.parametrize("rows", [0, 9, 37, 100])

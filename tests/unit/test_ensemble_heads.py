@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from esa_lightning.artifact import Detector, mission_schema
-from esa_lightning.data.segment_datamodule import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
+from esa_lightning.data.transforms.segments import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.channel_ensemble import heads
 from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble

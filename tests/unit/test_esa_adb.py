@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esa_lightning.data.esa_adb import read_esa_mission
+from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.errors import ESAInputError
 

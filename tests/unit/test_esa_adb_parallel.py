@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esa_lightning.data import esa_adb
-from esa_lightning.data.esa_adb import read_esa_mission
+from esa_lightning.data.readers import esa_adb_grid
+from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.errors import ESAInputError
 
 T0 = pd.Timestamp("2000-01-01")
@@ -57,7 +57,7 @@ def _make(root: Path, seed: int = 0) -> dict[str, pd.Series]:
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Tiny output blocks, so every channel is written across many block boundaries."""
-    monkeypatch.setattr(esa_adb, "_BLOCK", 7)
+    monkeypatch.setattr(esa_adb_grid, "_BLOCK", 7)
 
 
 def _read(root: Path, **kw):

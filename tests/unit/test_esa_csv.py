@@ -9,9 +9,9 @@ import pandas as pd
 import pyarrow.csv as pacsv
 import pytest
 
-from esa_lightning.data import esa_csv
-from esa_lightning.data.esa_csv import read_esa_csv
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
+from esa_lightning.data.readers import esa_csv
+from esa_lightning.data.readers.esa_csv import read_esa_csv
 from esa_lightning.errors import ESAInputError
 
 START = pd.Timestamp("2000-01-01")
@@ -309,7 +309,7 @@ def small_mission(n: int = 200, n_channels: int = 3, seed: int = 1) -> Mission:
 
 
 def test_round_trip_through_synthetic_writer(tmp_path):
-    synthetic = pytest.importorskip("esa_lightning.data.synthetic")
+    synthetic = pytest.importorskip("esa_lightning.data.readers.synthetic")
     source = small_mission()
     synthetic.write_esa_csv(source.fit_range(), tmp_path / "tiny.train.csv")
     synthetic.write_esa_csv(source.test(), tmp_path / "tiny.test.csv")

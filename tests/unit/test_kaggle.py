@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from esa_lightning.data.kaggle import iter_parquet_batches, read_kaggle
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
+from esa_lightning.data.readers.kaggle import iter_parquet_batches, read_kaggle
 from esa_lightning.errors import ESAInputError
 
 
@@ -242,7 +242,7 @@ def test_iter_rejects_bad_files(tmp_path):
 
 
 def test_round_trip_through_synthetic_writer(tmp_path):
-    synthetic = pytest.importorskip("esa_lightning.data.synthetic")
+    synthetic = pytest.importorskip("esa_lightning.data.readers.synthetic")
     rng = np.random.default_rng(2)
     n, names = 300, ["channel_1", "channel_2", "channel_3"]
     labels = np.zeros((n, 3), dtype=np.uint8)

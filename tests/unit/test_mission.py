@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,35 @@ def test_row_labels_in_blocks_equal_the_whole_array_reduction(monkeypatch):
     np.testing.assert_array_equal(m.row_labels, expected)
     broadcast = replace(m, labels=np.broadcast_to(expected[:, None], (100, 4)))
     np.testing.assert_array_equal(broadcast.row_labels, expected)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "data").glob("*.yaml"))
+)
+def test_every_data_option_names_a_known_reader(name, tmp_path):
+    """``data=NAME`` composes and its ``_target_`` is the reader ``load_mission`` maps a kind to."""
+    from hydra.utils import get_method
+
+    from esa_lightning.data import READERS
+    from tests.conftest import compose_config
+
+    cfg = compose_config("train", [f"data={name}"], tmp_path)
+    assert "kind" not in cfg.data
+    assert cfg.data._target_ in READERS.values()
+    assert callable(get_method(cfg.data._target_))
+
+
+def test_mission_from_config_keeps_one_line_errors(tmp_path):
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.common import mission_from_config
+    from tests.conftest import compose_config
+
+    with pytest.raises(ESAInputError, match="set data.root=PATH"):
+        mission_from_config(compose_config("train", ["data=nasa"], tmp_path).data)
+    missing = tmp_path / "missing"
+    cfg = compose_config("train", ["data=esa", f"data.root={missing}"], tmp_path)
+    with pytest.raises(ESAInputError, match="mission folder not found"):  # not Hydra's wrapper
+        mission_from_config(cfg.data)
+    cfg = compose_config("train", ["data=esa", "data._target_=no.such.reader"], tmp_path)
+    with pytest.raises(ESAInputError, match="unknown data reader"):
+        mission_from_config(cfg.data)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esa_lightning.data.nasa import read_nasa
+from esa_lightning.data.readers.nasa import read_nasa
 from esa_lightning.errors import ESAInputError
 from tests.conftest import MSL
 

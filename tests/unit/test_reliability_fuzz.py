@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from esa_lightning.data.esa_adb import read_esa_mission
-from esa_lightning.data.esa_csv import read_esa_csv
-from esa_lightning.data.kaggle import read_kaggle
 from esa_lightning.data.mission import Mission
-from esa_lightning.data.nasa import read_nasa
+from esa_lightning.data.readers.esa_adb import read_esa_mission
+from esa_lightning.data.readers.esa_csv import read_esa_csv
+from esa_lightning.data.readers.kaggle import read_kaggle
+from esa_lightning.data.readers.nasa import read_nasa
 from esa_lightning.errors import ESAInputError
 from tests.helpers import (
     cache_is_clean,
@@ -414,9 +414,7 @@ def test_esa_reader_survives_hostile_channel_zips(tmp_path_factory, data):
         tmp / "mission",
         {"channel_1": pickled_zip(esa_frame("channel_1")), "channel_2": frame_variant(data.draw)},
     )
-    read_or_refuse(
-        lambda: read_esa_mission(root, cache_dir=tmp / "cache"), tmp / "cache", manifest="meta.json"
-    )
+    read_or_refuse(lambda: read_esa_mission(root, cache_dir=tmp / "cache"), tmp / "cache")
 
 
 def test_esa_reader_values_beyond_float32(tmp_path):
@@ -433,7 +431,7 @@ def test_esa_reader_values_beyond_float32(tmp_path):
 FAR_FUTURE = """
 import numpy as np, pandas as pd, sys
 from pathlib import Path
-from esa_lightning.data.esa_adb import read_esa_mission
+from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.errors import ESAInputError
 from tests.helpers import esa_frame, pickled_zip, write_esa_mission
 frame = esa_frame("channel_2")

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from esa_lightning.data import folds, segmentation
-from esa_lightning.data.segment_datamodule import (
+from esa_lightning.data import folds
+from esa_lightning.data.segment_datamodule import SegmentDataModule
+from esa_lightning.data.transforms import segments
+from esa_lightning.data.transforms.segments import (
     SPLIT_NONE,
     SPLIT_TEST,
     SPLIT_TRAIN,
     SPLIT_VAL,
-    SegmentDataModule,
     n_pooled_features,
     pad_kernels,
     run_ids,
@@ -33,7 +34,7 @@ def dm() -> SegmentDataModule:
 def test_shapes_and_spans(dm):
     c, t = 4, 12000
     f = n_pooled_features(TINY["n_kernels"])
-    spans = segmentation.pooled_spans(t, 20, 5, 20, 4)
+    spans = segments.pooled_spans(t, 20, 5, 20, 4)
     r = len(spans)
     assert dm.X.shape == (c, r, f) and dm.X.dtype == torch.float32
     assert dm.y.shape == (c, r) and dm.y_event.shape == (r,)

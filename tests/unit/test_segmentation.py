@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.signal import stft
 
-from esa_lightning.data.segmentation import (
+from esa_lightning.data.transforms.segments import (
     FEATURE_NAMES,
     pool_features,
     pool_labels,

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from esa_lightning.data.shapelets import (
+from esa_lightning.data.transforms.shapelets import (
     mine_shapelets,
     shapelet_features,
-    shapelet_features_torch,
 )
 from esa_lightning.errors import ESAInputError
 
@@ -117,29 +115,6 @@ def test_fallback_without_anomalies_uses_nominal_allowed_data() -> None:
 def test_mining_short_series_does_not_crash() -> None:
     kernels = mine_shapelets(np.arange(10.0), np.ones(10), n_kernels=3)
     assert len(kernels) == 3 and all(np.isfinite(k).all() for k in kernels)
-
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_torch_features_equal_numpy(device: str) -> None:
-    rng = np.random.default_rng(11)
-    x = np.cumsum(rng.normal(size=900)).astype(np.float32)
-    x[100:200] = -2.0
-    kernels = [znormed(rng.normal(size=n)) for n in (30, 30, 41, 50)]
-    want, names = shapelet_features(x, kernels, 60, 7)
-    got, got_names = shapelet_features_torch(
-        torch.from_numpy(x).to(device), kernels_t(kernels), 60, 7
-    )
-    assert got_names == names and got.device.type == device
-    np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-5, atol=1e-6)
-    empty, _ = shapelet_features_torch(torch.ones(10, device=device), kernels_t(kernels), 60, 7)
-    assert tuple(empty.shape) == (0, 8)
-
-
-def kernels_t(kernels: list[np.ndarray]) -> list[torch.Tensor]:
-    return [torch.from_numpy(k) for k in kernels]
 
 
 def test_mining_reads_only_anomalies_inside_the_mask() -> None:

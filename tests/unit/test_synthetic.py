@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +12,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from esa_lightning.data.esa_adb import read_esa_mission
+from esa_lightning.data.readers.esa_adb import read_esa_mission
+from esa_lightning.data.readers.synthetic import generate_mission, load_synthetic, main
 from esa_lightning.data.safe_pickle import read_pickled_frame
-from esa_lightning.data.synthetic import generate_mission, load_synthetic, main
 
 SMALL = {"channels": 8, "groups": 2, "days": 6, "n_telecommands": 6}
 
@@ -210,3 +212,18 @@ def test_cli(tmp_path, capsys):
     )
     assert (tmp_path / "cli/channels/channel_3.zip").is_file()
     assert "3 channels" in capsys.readouterr().out
+
+
+def test_documented_module_command(tmp_path):
+    """``python -m esa_lightning.data.synthetic`` still runs the generator."""
+    out = tmp_path / "cmd"
+    args = ["--out", str(out), "--channels", "2", "--groups", "1", "--days", "1", "--seed", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "esa_lightning.data.synthetic", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert (out / "channels/channel_2.zip").is_file()
+    assert "2 channels" in done.stdout

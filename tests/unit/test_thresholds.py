@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
-from esa_lightning.data.windows import labeled_window_mask, nominal_rows
+from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_rows
 from esa_lightning.metrics import intervals
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.telemanom import (

@@ -20,7 +20,8 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from esa_lightning.data.segment_datamodule import SPLIT_TRAIN, SegmentDataModule
+from esa_lightning.data.segment_datamodule import SegmentDataModule
+from esa_lightning.data.transforms.segments import SPLIT_TRAIN
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
 from esa_lightning.models.base import DetectorModule, RowScores

@@ -23,11 +23,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from esa_lightning.data.segment_datamodule import (
-    SPLIT_TRAIN,
-    SPLIT_VAL,
-    SegmentDataModule,
-)
+from esa_lightning.data.segment_datamodule import SegmentDataModule
+from esa_lightning.data.transforms.segments import SPLIT_TRAIN, SPLIT_VAL
 from esa_lightning.models.channel_ensemble.network import ChannelEnsemble
 from esa_lightning.postprocessing.base import PostRule
 

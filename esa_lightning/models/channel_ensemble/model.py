@@ -226,8 +226,7 @@ def featurise_mission(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(X [C, R, F], spans [R, 2]) of new data with fitted kernels and feature scaler: the one
     featurisation of a trained channel ensemble (surrogate and tree-based alike)."""
-    from esa_lightning.data.segment_datamodule import featurise_values, unpad_kernels
-    from esa_lightning.data.segmentation import pooled_spans
+    from esa_lightning.data.transforms.segments import featurise_values, pooled_spans, unpad_kernels
 
     names = hp.get("channel_names")
     if names is not None and list(mission.channel_names) != list(names):

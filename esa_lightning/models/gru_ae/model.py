@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.data.windows import (
+from esa_lightning.data.transforms.windows import (
     model_inputs,
     n_windows,
     scale,

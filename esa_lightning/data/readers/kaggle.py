@@ -31,18 +31,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from esa_lightning.data.array_store import ArrayStore
-from esa_lightning.data.esa_csv import (
-    TELECOMMAND_PREFIX,
+from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.data.readers.cache import read_through_cache
+from esa_lightning.data.readers.common import (
     check_codes,
     check_increasing,
     events_from_labels,
     forward_fill_nonfinite,
     one_line,
     put_columns,
-    read_through_cache,
     zero_nonfinite,
 )
-from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.data.readers.esa_csv import TELECOMMAND_PREFIX
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import cache_key, source_identity

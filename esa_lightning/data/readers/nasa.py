@@ -24,8 +24,8 @@ from tokenize import TokenError
 import numpy as np
 import pandas as pd
 
-from esa_lightning.data.esa_csv import forward_fill_nonfinite, one_line, zero_nonfinite
 from esa_lightning.data.mission import EVENT_COLUMNS, Mission, empty_events
+from esa_lightning.data.readers.common import forward_fill_nonfinite, one_line, zero_nonfinite
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
 from esa_lightning.errors import ESAInputError
 

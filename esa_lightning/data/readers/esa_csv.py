@@ -13,17 +13,14 @@ Events are rebuilt from the label columns (the CSV carries no event table): one 
 maximal run of rows where some selected channel holds the same non-zero code, with one segment
 row per channel for the part of that run the channel is labeled.
 
-This module also holds the small helpers the Kaggle and NASA readers share: the array cache
-(npy files under ``cache_dir/<key>/``, memory-mapped on load, written atomically), the
-forward-fill repair of non-finite values and the run/event helpers.
+The arrays are cached by ``readers.cache``; the checks and repairs shared with the Kaggle and
+NASA readers live in ``readers.common``.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,24 +28,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from esa_lightning.data.array_store import ArrayStore, release_pages
-from esa_lightning.data.mission import (
-    CHANNEL_TABLE_COLUMNS,
-    EVENT_COLUMNS,
-    LABEL_CODES,
-    Mission,
-    default_channel_table,
-    empty_events,
+from esa_lightning.data.array_store import ArrayStore
+from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission, default_channel_table
+from esa_lightning.data.readers.cache import read_through_cache
+from esa_lightning.data.readers.common import (
+    MAX_CODE,
+    check_codes,
+    check_increasing_batch,
+    events_from_labels,
+    forward_fill_nonfinite,
+    median_period,
+    one_line,
+    put_columns,
+    zero_nonfinite,
 )
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import (
-    atomic_folder,
-    cache_key,
-    remove_stale_temporaries,
-    source_identity,
-    write_json_atomic,
-)
+from esa_lightning.io import cache_key, source_identity
 
 TIMESTAMP = "timestamp"
 LABEL_PREFIX = "is_anomaly_"
@@ -56,8 +52,6 @@ TELECOMMAND_PREFIX = "telecommand_"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 CACHE_VERSION = 1
 BLOCK_BYTES = 4 << 20
-MAX_CODE = max(LABEL_CODES)
-STALE_AFTER_S = 3600.0
 
 
 def read_esa_csv(
@@ -303,7 +297,7 @@ def _read_one(
             if ts_col.null_count:
                 raise ESAInputError("empty timestamp", path=path, column=TIMESTAMP)
             ts = ts_col.to_numpy().astype("datetime64[ns]")
-            _check_increasing(ts, last_ts, path, TIMESTAMP, pos_offset=pos)
+            check_increasing_batch(ts, last_ts, path, TIMESTAMP, pos_offset=pos)
             last_ts = ts[-1]
             out["timestamps"][pos : pos + n] = ts
             cols = [c.to_numpy(zero_copy_only=False) for c in batch.columns[1:]]
@@ -346,228 +340,3 @@ def _arrow_error(exc: Exception, path: Path, header: list[str]) -> ESAInputError
     return ESAInputError(
         f"cannot parse the CSV: {one_line(exc)}", path=path, column=column, value=value
     )
-
-
-# ---------------------------------------------------------------------- shared small helpers
-def one_line(exc: BaseException) -> str:
-    """A library's error message on one line (pyarrow's span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _check_increasing(
-    ts: np.ndarray, last: object, path: Path | str, column: str, *, pos_offset: int = 0
-) -> None:
-    """Strictly increasing timestamps / ids, also across batch boundaries."""
-    bad = np.flatnonzero(ts[1:] <= ts[:-1])
-    if last is not None and ts[0] <= last:
-        row, value = pos_offset, ts[0]
-    elif len(bad):
-        row, value = pos_offset + int(bad[0]) + 1, ts[bad[0] + 1]
-    else:
-        return
-    raise ESAInputError(
-        f"values must be strictly increasing (unsorted or duplicate at row {row})",
-        path=path,
-        column=column,
-        value=str(value),
-    )
-
-
-def put_columns(
-    out: np.ndarray, pos: int, columns: Sequence[np.ndarray], chunk_rows: int = 8192
-) -> None:
-    """Write equal-length columns into rows ``pos..`` of a row-major [T, C] array.
-
-    Goes through small contiguous [C, chunk] blocks that stay in cache: writing one column at a
-    time strides through memory and costs several times as much for wide files.
-    """
-    if not columns:
-        return
-    n = len(columns[0])
-    block = np.empty((len(columns), min(n, chunk_rows)), dtype=out.dtype)
-    for start in range(0, n, chunk_rows):
-        stop = min(n, start + chunk_rows)
-        part = block[:, : stop - start]
-        for j, col in enumerate(columns):
-            part[j] = col[start:stop]
-        out[pos + start : pos + stop] = part.T
-
-
-def nonfinite_columns(values: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
-    """Indices of the columns holding NaN/inf, checked in row chunks (no [T, C] temporary)."""
-    bad = np.zeros(values.shape[1], dtype=bool)
-    for start in range(0, len(values), chunk_rows):
-        block = values[start : start + chunk_rows]
-        bad |= ~np.isfinite(block).all(axis=0)
-        release_pages(block)  # a memory-mapped cache being built stays out of RAM
-    return np.flatnonzero(bad)
-
-
-def check_increasing(values: np.ndarray, path: Path | str, column: str) -> None:
-    """Raise an ``ESAInputError`` naming the first unsorted or duplicate entry."""
-    if len(values):
-        _check_increasing(np.asarray(values), None, path, column)
-
-
-def check_codes(codes: np.ndarray, path: Path | str, column: str) -> np.ndarray:
-    """Label codes as uint8, refusing anything outside 0..4."""
-    codes = np.asarray(codes)
-    bad = (codes < 0) | (codes > MAX_CODE)
-    if not np.issubdtype(codes.dtype, np.integer):
-        bad |= codes != np.floor(codes)  # also catches NaN
-    if bad.any():
-        raise ESAInputError(
-            f"label codes must lie in 0..{MAX_CODE}",
-            path=path,
-            column=column,
-            value=codes[np.argmax(bad)].item(),
-        )
-    return codes.astype(np.uint8)
-
-
-def forward_fill_nonfinite(values: np.ndarray, names: Sequence[str], *, source: str) -> int:
-    """Repair NaN/inf in place: last finite value forward, the first finite one backward.
-
-    Warns with the count of repaired cells; a column without any finite value is an error.
-    """
-    bad_cols = nonfinite_columns(values)
-    repaired = 0
-    for j in bad_cols:
-        col = values[:, j]
-        ok = np.isfinite(col)
-        if not ok.any():
-            raise ESAInputError("channel holds no finite value", path=source, column=names[j])
-        idx = np.where(ok, np.arange(len(col)), 0)
-        np.maximum.accumulate(idx, out=idx)
-        idx[: np.argmax(ok)] = np.argmax(ok)
-        repaired += int((~ok).sum())
-        values[:, j] = col[idx]
-    if repaired:
-        warnings.warn(
-            f"{source}: repaired {repaired} NaN/inf value(s) in {len(bad_cols)} channel(s) by "
-            "forward fill",
-            stacklevel=3,
-        )
-    return repaired
-
-
-def zero_nonfinite(commands: np.ndarray, *, source: str) -> int:
-    """Telecommand cells that are NaN/inf become 0 (no pulse), with a warning."""
-    n = 0
-    for j in nonfinite_columns(commands):
-        bad = ~np.isfinite(commands[:, j])
-        n += int(bad.sum())
-        commands[bad, j] = 0
-    if n:
-        warnings.warn(f"{source}: set {n} NaN/inf telecommand value(s) to 0", stacklevel=3)
-    return n
-
-
-def runs(index: np.ndarray) -> list[tuple[int, int]]:
-    """Maximal runs of consecutive integers in a sorted index array, as inclusive pairs."""
-    if len(index) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(index) != 1)
-    starts = index[np.r_[0, breaks + 1]]
-    ends = index[np.r_[breaks, len(index) - 1]]
-    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
-
-
-def events_from_labels(
-    labels: np.ndarray, timestamps: np.ndarray, names: Sequence[str | None]
-) -> pd.DataFrame:
-    """Event table from per-channel codes: one ID per maximal run of rows where some channel
-    holds the same non-zero code, one segment row per channel for its labeled part of the run."""
-    time_dtype = str(np.asarray(timestamps).dtype)
-    if labels.size == 0:
-        return empty_events(time_dtype)
-    rows = np.flatnonzero(labels.max(axis=1) > 0)
-    if len(rows) == 0:
-        return empty_events(time_dtype)
-    sub = labels[rows]
-    found = []
-    for code in range(1, MAX_CODE + 1):
-        found += [(a, b, code) for a, b in runs(rows[(sub == code).any(axis=1)])]
-    found.sort()
-    records = []
-    for k, (a, b, code) in enumerate(found):
-        block = labels[a : b + 1] == code
-        for j in np.flatnonzero(block.any(axis=0)):
-            for s, e in runs(np.flatnonzero(block[:, j])):
-                records.append(
-                    (
-                        f"event_{k}",
-                        names[j],
-                        timestamps[a + s],
-                        timestamps[a + e],
-                        LABEL_CODES[code],
-                    )
-                )
-    events = pd.DataFrame.from_records(records, columns=EVENT_COLUMNS)
-    for col in ("StartTime", "EndTime"):
-        events[col] = events[col].astype(time_dtype)
-    events["ID"] = events["ID"].astype(object)
-    events["Channel"] = events["Channel"].astype(object)
-    events["Category"] = events["Category"].astype(object)
-    return events
-
-
-def median_period(timestamps: np.ndarray) -> pd.Timedelta | None:
-    """The grid step: median difference of the timestamps (None for fewer than two rows)."""
-    if len(timestamps) < 2:
-        return None
-    return pd.Timedelta(int(np.median(np.diff(timestamps).astype(np.int64))), unit="ns")
-
-
-# ------------------------------------------------------------------------------------- cache
-def read_through_cache(
-    folder: Path, use_cache: bool, build: Callable[[ArrayStore], tuple[dict, dict]]
-) -> tuple[dict, dict]:
-    """(arrays, info) from the cache entry ``folder`` if complete, else ``build(store)``.
-
-    ``build`` allocates its outputs with ``store.empty``: when caching, they are ``.npy`` files
-    of the entry being written (memory bounded by the reader's batches, not the file), renamed
-    into place when complete and returned memory-mapped. Stale temporaries of interrupted
-    writers in the cache folder are removed first. The cache is optional: when it cannot be
-    written (full disk, read-only folder) a warning says so and the arrays are built in RAM.
-    """
-    if not use_cache:
-        return build(ArrayStore())
-    clean_cache_dir(folder.parent)
-    cached = load_array_cache(folder)
-    if cached is not None:
-        return cached
-    try:
-        with atomic_folder(folder) as tmp:
-            store = ArrayStore(tmp)
-            arrays, info = build(store)
-            store.finish(arrays)
-            del arrays  # unmap before the folder is renamed
-            write_json_atomic(tmp / "manifest.json", {"arrays": sorted(store.names), "info": info})
-    except (OSError, ESAInputError) as exc:
-        if isinstance(exc, ESAInputError) and not isinstance(exc.__cause__, OSError):
-            raise  # bad input, not a cache problem
-        warnings.warn(f"could not write the cache {folder}: {exc}", stacklevel=2)
-        return build(ArrayStore())
-    cached = load_array_cache(folder)
-    if cached is None:
-        raise ESAInputError("cache entry unreadable right after writing it", path=folder)
-    return cached
-
-
-def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict] | None:
-    """The arrays (memory-mapped, read-only) and info of a complete cache entry, else None."""
-    manifest = Path(folder) / "manifest.json"
-    if not manifest.is_file():
-        return None
-    try:
-        spec = json.loads(manifest.read_text())
-        arrays = {n: np.load(Path(folder) / f"{n}.npy", mmap_mode="r") for n in spec["arrays"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return arrays, spec["info"]
-
-
-def clean_cache_dir(cache_dir: str | Path) -> None:
-    """Drop leftovers of cache writes killed half-way (older than an hour: not a live writer)."""
-    remove_stale_temporaries(cache_dir, min_age_s=STALE_AFTER_S)

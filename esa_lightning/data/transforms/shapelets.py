@@ -33,13 +33,12 @@ Mining (``mine_shapelets``):
 from __future__ import annotations
 
 import numpy as np
-import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from esa_lightning.errors import ESAInputError
+from esa_lightning.metrics.intervals import runs
 
 FLAT_STD = 1e-8
-CHUNK_ROWS = 65536
 # starts per block in ``_sliding_responses``: a [4096, L] float64 block stays in the CPU cache,
 # about 4x faster than 65536-row blocks on 2 cores (benchmarks/full_scale.py profile)
 RESPONSE_CHUNK = 4096
@@ -133,9 +132,8 @@ def shapelet_features(
 
 def _runs(mask: np.ndarray) -> np.ndarray:
     """[n, 2] start, stop (exclusive) of the runs of True in a 1-D bool mask."""
-    padded = np.concatenate([[False], mask, [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return edges.reshape(-1, 2)
+    first, last = runs(mask)
+    return np.stack([first, last + 1], axis=1)
 
 
 def _anomaly_pools(labels: np.ndarray, allowed: np.ndarray, pool_len: int) -> np.ndarray:
@@ -326,49 +324,3 @@ def mine_shapelets(
     missing = n_kernels - len(kernels)
     kernels += _random_kernels(x, labels, allowed, missing, min_len, max_len, nominal_gap, rng)
     return kernels
-
-
-def shapelet_features_torch(
-    x: torch.Tensor, kernels: list[torch.Tensor], window: int = 50, step: int = 10
-) -> tuple[torch.Tensor, list[str]]:
-    """``shapelet_features`` in torch, on the device of ``x`` (same definition and columns).
-
-    Computed in float64 with unfolded (strided) sub-windows in chunks; returns float32
-    [n_windows, 2 * len(kernels)].
-    """
-    if x.dim() != 1:
-        raise ESAInputError(
-            "shapelet_features_torch takes one channel, a 1-D tensor", value=x.shape
-        )
-    if window < 1 or step < 1:
-        raise ESAInputError("window and step must be at least 1", value=(window, step))
-    n_w = 0 if x.shape[0] < window else (x.shape[0] - window) // step + 1
-    out = torch.zeros((n_w, 2 * len(kernels)), dtype=torch.float32, device=x.device)
-    names = shapelet_feature_names(len(kernels))
-    if n_w == 0:
-        return out, names
-    x64 = x.to(torch.float64)
-    lengths = [int(k.shape[0]) for k in kernels]
-    for length, idx in _by_length(lengths).items():
-        if length > window:
-            raise ESAInputError(
-                f"shapelet kernel of {length} samples is longer than the window", value=window
-            )
-        stack = torch.stack([kernels[i].to(x.device, torch.float64) for i in idx])  # [m, L]
-        view = x64.unfold(0, length, 1)  # [T - L + 1, L], no copy
-        resp = torch.empty((view.shape[0], len(idx)), dtype=torch.float64, device=x.device)
-        for lo in range(0, view.shape[0], CHUNK_ROWS):  # chunks of many starts, bounds memory
-            sub = view[lo : lo + CHUNK_ROWS]
-            centered = sub - sub.mean(dim=1, keepdim=True)
-            std = centered.pow(2).mean(dim=1, keepdim=True).sqrt()
-            flat = std <= FLAT_STD
-            dots = centered @ stack.T
-            resp[lo : lo + CHUNK_ROWS] = torch.where(
-                flat, torch.zeros_like(dots), dots / (torch.where(flat, 1.0, std) * length)
-            )
-        per_window = resp.unfold(0, window - length + 1, step)[:n_w]  # [n_w, m, n_pos]
-        per_window = per_window[..., :: position_stride(length)]
-        cols = torch.as_tensor(idx, device=x.device)
-        out[:, 2 * cols] = per_window.amax(dim=-1).float()
-        out[:, 2 * cols + 1] = per_window.amin(dim=-1).float()
-    return out, names

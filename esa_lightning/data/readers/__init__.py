@@ -1,0 +1,1 @@
+"""Readers of telemetry sources (ESA-ADB raw and CSV, Kaggle, NASA, synthetic) into Missions."""

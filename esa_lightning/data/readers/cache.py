@@ -1,0 +1,78 @@
+"""The readers' one array cache: ``.npy`` files under ``cache_dir/<key>/``.
+
+The key (built by the reader with ``esa_lightning.io.cache_key``) hashes the source files'
+identity (resolved path, size, mtime) and every option that shapes the arrays, so an entry is
+never reused for other data. An entry is written into a temporary folder and renamed into place
+when complete (readers see all of it or nothing) and is returned memory-mapped, read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from esa_lightning.data.array_store import ArrayStore
+from esa_lightning.errors import ESAInputError
+from esa_lightning.io import atomic_folder, remove_stale_temporaries, write_json_atomic
+
+STALE_AFTER_S = 3600.0
+
+
+def read_through_cache(
+    folder: Path | None, use_cache: bool, build: Callable[[ArrayStore], tuple[dict, dict]]
+) -> tuple[dict, dict]:
+    """(arrays, info) from the cache entry ``folder`` if complete, else ``build(store)``.
+
+    ``info`` is a small JSON-serialisable dict. Without a ``folder`` or with ``use_cache=False``
+    nothing is read or written: ``build`` allocates in RAM.
+
+    ``build`` allocates its outputs with ``store.empty``: when caching, they are ``.npy`` files
+    of the entry being written (memory bounded by the reader's batches, not the file), renamed
+    into place when complete and returned memory-mapped. Stale temporaries of interrupted
+    writers in the cache folder are removed first. The cache is optional: when it cannot be
+    written (full disk, read-only folder) a warning says so and the arrays are built in RAM.
+    """
+    if folder is None or not use_cache:
+        return build(ArrayStore())
+    clean_cache_dir(folder.parent)
+    cached = load_array_cache(folder)
+    if cached is not None:
+        return cached
+    try:
+        with atomic_folder(folder) as tmp:
+            store = ArrayStore(tmp)
+            arrays, info = build(store)
+            store.finish(arrays)
+            del arrays  # unmap before the folder is renamed
+            write_json_atomic(tmp / "manifest.json", {"arrays": sorted(store.names), "info": info})
+    except (OSError, ESAInputError) as exc:
+        if isinstance(exc, ESAInputError) and not isinstance(exc.__cause__, OSError):
+            raise  # bad input, not a cache problem
+        warnings.warn(f"could not write the cache {folder}: {exc}", stacklevel=2)
+        return build(ArrayStore())
+    cached = load_array_cache(folder)
+    if cached is None:
+        raise ESAInputError("cache entry unreadable right after writing it", path=folder)
+    return cached
+
+
+def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The arrays (memory-mapped, read-only) and info of a complete cache entry, else None."""
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        spec = json.loads(manifest.read_text())
+        arrays = {n: np.load(Path(folder) / f"{n}.npy", mmap_mode="r") for n in spec["arrays"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return arrays, spec["info"]
+
+
+def clean_cache_dir(cache_dir: str | Path) -> None:
+    """Drop leftovers of cache writes killed half-way (older than an hour: not a live writer)."""
+    remove_stale_temporaries(cache_dir, min_age_s=STALE_AFTER_S)

@@ -1,0 +1,189 @@
+"""Small helpers the readers share: value checks, the forward-fill repair of non-finite values,
+column writes and events rebuilt from label codes."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from esa_lightning.data.array_store import release_pages
+from esa_lightning.data.mission import EVENT_COLUMNS, LABEL_CODES, empty_events
+from esa_lightning.errors import ESAInputError
+from esa_lightning.metrics.intervals import runs as true_runs
+
+MAX_CODE = max(LABEL_CODES)
+
+
+def one_line(exc: BaseException) -> str:
+    """A library's error message on one line (pyarrow's span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def check_increasing_batch(
+    ts: np.ndarray, last: object, path: Path | str, column: str, *, pos_offset: int = 0
+) -> None:
+    """Strictly increasing timestamps / ids, also across batch boundaries."""
+    bad = np.flatnonzero(ts[1:] <= ts[:-1])
+    if last is not None and ts[0] <= last:
+        row, value = pos_offset, ts[0]
+    elif len(bad):
+        row, value = pos_offset + int(bad[0]) + 1, ts[bad[0] + 1]
+    else:
+        return
+    raise ESAInputError(
+        f"values must be strictly increasing (unsorted or duplicate at row {row})",
+        path=path,
+        column=column,
+        value=str(value),
+    )
+
+
+def put_columns(
+    out: np.ndarray, pos: int, columns: Sequence[np.ndarray], chunk_rows: int = 8192
+) -> None:
+    """Write equal-length columns into rows ``pos..`` of a row-major [T, C] array.
+
+    Goes through small contiguous [C, chunk] blocks that stay in cache: writing one column at a
+    time strides through memory and costs several times as much for wide files.
+    """
+    if not columns:
+        return
+    n = len(columns[0])
+    block = np.empty((len(columns), min(n, chunk_rows)), dtype=out.dtype)
+    for start in range(0, n, chunk_rows):
+        stop = min(n, start + chunk_rows)
+        part = block[:, : stop - start]
+        for j, col in enumerate(columns):
+            part[j] = col[start:stop]
+        out[pos + start : pos + stop] = part.T
+
+
+def nonfinite_columns(values: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
+    """Indices of the columns holding NaN/inf, checked in row chunks (no [T, C] temporary)."""
+    bad = np.zeros(values.shape[1], dtype=bool)
+    for start in range(0, len(values), chunk_rows):
+        block = values[start : start + chunk_rows]
+        bad |= ~np.isfinite(block).all(axis=0)
+        release_pages(block)  # a memory-mapped cache being built stays out of RAM
+    return np.flatnonzero(bad)
+
+
+def check_increasing(values: np.ndarray, path: Path | str, column: str) -> None:
+    """Raise an ``ESAInputError`` naming the first unsorted or duplicate entry."""
+    if len(values):
+        check_increasing_batch(np.asarray(values), None, path, column)
+
+
+def check_codes(codes: np.ndarray, path: Path | str, column: str) -> np.ndarray:
+    """Label codes as uint8, refusing anything outside 0..4."""
+    codes = np.asarray(codes)
+    bad = (codes < 0) | (codes > MAX_CODE)
+    if not np.issubdtype(codes.dtype, np.integer):
+        bad |= codes != np.floor(codes)  # also catches NaN
+    if bad.any():
+        raise ESAInputError(
+            f"label codes must lie in 0..{MAX_CODE}",
+            path=path,
+            column=column,
+            value=codes[np.argmax(bad)].item(),
+        )
+    return codes.astype(np.uint8)
+
+
+def forward_fill(values: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """The 1-D ``values`` with each ``bad`` entry replaced by the last good one before it;
+    entries before the first good one take that one. ``bad`` must hold a False."""
+    idx = np.where(bad, 0, np.arange(len(values)))
+    np.maximum.accumulate(idx, out=idx)
+    first = int(np.argmax(~bad))
+    idx[:first] = first
+    return values[idx]
+
+
+def forward_fill_nonfinite(values: np.ndarray, names: Sequence[str], *, source: str) -> int:
+    """Repair NaN/inf of every column of ``values`` in place with ``forward_fill``.
+
+    Warns with the count of repaired cells; a column without any finite value is an error.
+    """
+    bad_cols = nonfinite_columns(values)
+    repaired = 0
+    for j in bad_cols:
+        col = values[:, j]
+        ok = np.isfinite(col)
+        if not ok.any():
+            raise ESAInputError("channel holds no finite value", path=source, column=names[j])
+        repaired += int((~ok).sum())
+        values[:, j] = forward_fill(col, ~ok)
+    if repaired:
+        warnings.warn(
+            f"{source}: repaired {repaired} NaN/inf value(s) in {len(bad_cols)} channel(s) by "
+            "forward fill",
+            stacklevel=3,
+        )
+    return repaired
+
+
+def zero_nonfinite(commands: np.ndarray, *, source: str) -> int:
+    """Telecommand cells that are NaN/inf become 0 (no pulse), with a warning."""
+    n = 0
+    for j in nonfinite_columns(commands):
+        bad = ~np.isfinite(commands[:, j])
+        n += int(bad.sum())
+        commands[bad, j] = 0
+    if n:
+        warnings.warn(f"{source}: set {n} NaN/inf telecommand value(s) to 0", stacklevel=3)
+    return n
+
+
+def events_from_labels(
+    labels: np.ndarray, timestamps: np.ndarray, names: Sequence[str | None]
+) -> pd.DataFrame:
+    """Event table from per-channel codes: one ID per maximal run of rows where some channel
+    holds the same non-zero code, one segment row per channel for its labeled part of the run."""
+    time_dtype = str(np.asarray(timestamps).dtype)
+    if labels.size == 0:
+        return empty_events(time_dtype)
+    rows = np.flatnonzero(labels.max(axis=1) > 0)
+    if len(rows) == 0:
+        return empty_events(time_dtype)
+    sub = labels[rows]
+    found = []
+    for code in range(1, MAX_CODE + 1):
+        hit = np.zeros(len(labels), dtype=bool)
+        hit[rows[(sub == code).any(axis=1)]] = True
+        first, last = true_runs(hit)
+        found += [(int(a), int(b), code) for a, b in zip(first, last, strict=True)]
+    found.sort()
+    records = []
+    for k, (a, b, code) in enumerate(found):
+        block = labels[a : b + 1] == code
+        for j in np.flatnonzero(block.any(axis=0)):
+            for s, e in zip(*true_runs(block[:, j]), strict=True):
+                records.append(
+                    (
+                        f"event_{k}",
+                        names[j],
+                        timestamps[a + s],
+                        timestamps[a + e],
+                        LABEL_CODES[code],
+                    )
+                )
+    events = pd.DataFrame.from_records(records, columns=EVENT_COLUMNS)
+    for col in ("StartTime", "EndTime"):
+        events[col] = events[col].astype(time_dtype)
+    events["ID"] = events["ID"].astype(object)
+    events["Channel"] = events["Channel"].astype(object)
+    events["Category"] = events["Category"].astype(object)
+    return events
+
+
+def median_period(timestamps: np.ndarray) -> pd.Timedelta | None:
+    """The grid step: median difference of the timestamps (None for fewer than two rows)."""
+    if len(timestamps) < 2:
+        return None
+    return pd.Timedelta(int(np.median(np.diff(timestamps).astype(np.int64))), unit="ns")
+

@@ -1,0 +1,316 @@
+"""Read a raw ESA-ADB mission folder onto a fixed time grid, the way the benchmark preprocesses it.
+
+Layout::
+
+    channels/channel_N.zip          one pickled DataFrame per channel (irregular timestamps)
+    telecommands/telecommand_N.zip  execution times of each telecommand (optional)
+    channels.csv                    Channel, Subsystem, Physical Unit, Group, Target, Categorical
+    telecommands.csv                Telecommand, Priority (optional)
+    labels.csv                      ID, Channel, StartTime, EndTime (optional)
+    anomaly_types.csv               ID, Category, Class, Subclass, ... (needed with labels.csv)
+
+Preprocessing
+-------------
+- The grid is the epoch-aligned lattice of ``period``: its first point is ``start`` (default: the
+  earliest channel timestamp) floored to the period, its last point the latest lattice point at or
+  before ``end`` (default: the latest channel timestamp). Both ends are included.
+- Zero-order hold: the value at grid point t is the last raw value at or before t; grid points
+  before a channel's first sample take its first value. Output float32 [T, C].
+- ``counters`` are differenced after resampling (in float64, first row 0).
+- Telecommands with ``Priority >= telecommand_priority`` become 0/1 pulses at the first grid point
+  at or after each execution; executions outside the grid are dropped.
+- Label start times floor to the grid and end times ceil, so every label marks at least one grid
+  point; where labels of one channel overlap the lower (more important) code wins.
+- Timestamps that are unsorted or duplicated are an error (``ESAInputError``) rather than silently
+  reordered: ESA-ADB's own files are strictly increasing, so anything else means a broken file.
+  NaN/inf values are repaired by forward fill (back fill at the start) with one warning that
+  counts the repaired values per channel.
+
+Speed and memory: ``n_jobs`` threads read and resample channels (unzipping and numpy release the
+GIL), each into its own float32 column; groups of up to 16 columns (at most a quarter of the
+output) are then copied into the [T, C] output block by block, so the output is swept once per
+group instead of once per channel. The float32 output is the only big allocation (it grows,
+rarely, when a later channel extends the time range and ``start``/``end`` were not given).
+The grid work lives in ``readers.esa_adb_grid``. Results are cached by ``readers.cache``, keyed
+by the source files' identity and every option.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from esa_lightning import io
+from esa_lightning.data.array_store import ArrayStore
+from esa_lightning.data.mission import CATEGORY_TO_CODE, Mission
+from esa_lightning.data.readers.cache import read_through_cache
+from esa_lightning.data.readers.esa_adb_grid import (
+    build_arrays,
+    period_ns,
+    resolve_jobs,
+    to_ns,
+)
+from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
+from esa_lightning.errors import ESAInputError
+
+CACHE_VERSION = "esa_adb-2"  # 2: the readers' shared cache format
+CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
+TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
+LABEL_COLUMNS = ["ID", "Channel", "StartTime", "EndTime"]
+ANOMALY_TYPE_COLUMNS = ["ID", "Category"]
+ANOMALY_TYPE_OPTIONAL = ["Class", "Subclass", "Dimensionality", "Locality", "Length"]
+EVENT_TABLE_COLUMNS = ["ID", "Channel", "StartTime", "EndTime", "Category", *ANOMALY_TYPE_OPTIONAL]
+
+
+# --------------------------------------------------------------------------- public entry point
+def read_esa_mission(
+    root: str | os.PathLike,
+    *,
+    channels: ChannelSpec = "all",
+    period: str | pd.Timedelta = "30s",
+    counters: Sequence[str] = (),
+    telecommand_priority: int = 3,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    split_date: str | pd.Timestamp | None = None,
+    val_days: float | None = None,
+    lightweight: Sequence[str] = (),
+    cache_dir: str | os.PathLike | None = "datasets/cache",
+    use_cache: bool = True,
+    n_jobs: int | None = None,
+    max_rows: int = 50_000_000,
+) -> Mission:
+    """Read the ESA-ADB mission folder ``root`` into a ``Mission`` on a ``period`` grid.
+
+    ``n_jobs`` threads read and resample channels (``None`` or -1: every usable core); the
+    result does not depend on it. A channel whose time span needs more than ``max_rows`` grid
+    rows (about 47 years at 30 s by default: a corrupt far-future or far-past timestamp) is
+    refused with an error naming it, instead of allocating an enormous grid.
+    """
+    root = Path(root)
+    jobs = resolve_jobs(n_jobs)
+    if not root.is_dir():
+        raise ESAInputError("mission folder not found", path=root)
+    p_ns = period_ns(period)
+    table = _read_channel_table(root / "channels.csv")
+    chosen = select_channels(
+        table, channels, lightweight=list(lightweight), source=str(root / "channels.csv")
+    )
+    names = list(chosen["Channel"])
+    counters = [str(c) for c in counters]
+    unknown = [c for c in counters if c not in set(table["Channel"])]
+    if unknown:
+        raise ESAInputError(f"unknown counter channel(s) {unknown}", path=root, column="counters")
+    channel_files = [_member_file(root, "channels", n) for n in names]
+    tc_names, tc_files, all_tc = _read_telecommand_table(root, telecommand_priority)
+    events = _read_events(root, set(table["Channel"]) | set(all_tc))
+    events = events[events["Channel"].isin(set(names))].reset_index(drop=True)
+
+    sources = [root / "channels.csv", *channel_files, *tc_files]
+    sources += [p for p in (root / "telecommands.csv", root / "labels.csv") if p.is_file()]
+    sources += [p for p in (root / "anomaly_types.csv",) if p.is_file()]
+    options = {
+        "channels": names,
+        "period_ns": p_ns,
+        "counters": sorted(set(counters) & set(names)),
+        "telecommands": tc_names,
+        "start": None if start is None else str(to_ns(start, "start")),
+        "end": None if end is None else str(to_ns(end, "end")),
+    }
+    key = io.cache_key(CACHE_VERSION, io.source_identity(sources), options)
+
+    def build(store: ArrayStore) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        # the grid is built in RAM (it grows while channels are read); the store saves it
+        return build_arrays(
+            names,
+            channel_files,
+            tc_files,
+            events,
+            p_ns,
+            set(options["counters"]),
+            start,
+            end,
+            n_jobs=jobs,
+            max_rows=int(max_rows),
+        )
+
+    folder = None if cache_dir is None else Path(cache_dir) / key
+    arrays, info = read_through_cache(folder, use_cache, build)
+    k_lo, n = int(info["k_lo"]), int(info["n_rows"])
+    timestamps = ((np.arange(n, dtype=np.int64) + k_lo) * p_ns).view("datetime64[ns]")
+    if n:
+        lo, hi = timestamps[0], timestamps[-1]
+        keep = (events["EndTime"].to_numpy() >= lo) & (events["StartTime"].to_numpy() <= hi)
+        events = events.loc[keep].reset_index(drop=True)
+    val_start, test_start = split_points_by_time(timestamps, split_date, val_days)
+    return Mission(
+        name=root.name,
+        values=arrays["values"],
+        timestamps=timestamps,
+        channels=chosen,
+        labels=arrays["labels"],
+        events=events,
+        telecommands=arrays["telecommands"],
+        telecommand_names=tc_names,
+        period=pd.Timedelta(p_ns, unit="ns"),
+        test_start=test_start,
+        val_start=val_start,
+        meta={
+            "source": "esa",
+            "root": str(root),
+            "cache_key": key,
+            "counters": options["counters"],
+            "lightweight": list(lightweight),
+        },
+    )
+
+
+# --------------------------------------------------------------------------- tables
+def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise ESAInputError("file not found", path=path)
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ESAInputError(f"cannot parse CSV: {exc}", path=path) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ESAInputError(
+            f"missing column(s) {missing}; found {list(df.columns)}", path=path, column=missing[0]
+        )
+    return df
+
+
+def _yes_no(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    raw = df[column]
+    if raw.dtype == bool:
+        return raw
+    text = raw.astype(str).str.strip().str.upper()
+    mapping = {"YES": True, "NO": False, "TRUE": True, "FALSE": False, "1": True, "0": False}
+    bad = ~text.isin(mapping)
+    if bad.any():
+        raise ESAInputError("expected YES or NO", path=path, column=column, value=raw[bad].iloc[0])
+    return text.map(mapping).astype(bool)
+
+
+def _read_channel_table(path: Path) -> pd.DataFrame:
+    df = _read_csv(path, CHANNEL_COLUMNS)
+    df["Channel"] = df["Channel"].astype(str).str.strip()
+    dup = df["Channel"][df["Channel"].duplicated()]
+    if len(dup):
+        raise ESAInputError("duplicate channel", path=path, column="Channel", value=dup.iloc[0])
+    for col in ("Target", "Categorical"):
+        df[col] = _yes_no(df, col, path)
+    return df.reset_index(drop=True)
+
+
+def _member_file(root: Path, folder: str, name: str) -> Path:
+    base = root / folder
+    if not base.is_dir():
+        raise ESAInputError(f"folder {folder}/ not found", path=base)
+    for candidate in (base / f"{name}.zip", base / f"{name}.pkl", base / name):
+        if candidate.is_file():
+            return candidate
+    raise ESAInputError(f"no file for {name!r}", path=base / f"{name}.zip")
+
+
+def _read_telecommand_table(root: Path, priority: int) -> tuple[list[str], list[Path], list[str]]:
+    """(selected names, their files, all names); no telecommands.csv means no telecommands."""
+    path = root / "telecommands.csv"
+    if not path.is_file():
+        return [], [], []
+    df = _read_csv(path, TELECOMMAND_COLUMNS)
+    df["Telecommand"] = df["Telecommand"].astype(str).str.strip()
+    prio = pd.to_numeric(df["Priority"], errors="coerce")
+    if prio.isna().any():
+        bad = df["Priority"][prio.isna()].iloc[0]
+        raise ESAInputError("priority must be a number", path=path, column="Priority", value=bad)
+    names = list(df.loc[prio >= priority, "Telecommand"])
+    return names, [_member_file(root, "telecommands", n) for n in names], list(df["Telecommand"])
+
+
+def _parse_times(values: pd.Series, path: Path, column: str) -> np.ndarray:
+    """Times as naive UTC datetime64[ns]; strings with a timezone are converted to UTC."""
+    try:
+        parsed = pd.to_datetime(values, utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        try:
+            parsed = pd.to_datetime(values, utc=True, format="mixed")
+        except (ValueError, TypeError) as exc:
+            raise ESAInputError(f"not a date/time: {exc}", path=path, column=column) from None
+    if parsed.isna().any():
+        bad = values[parsed.isna()].iloc[0]
+        raise ESAInputError("missing or invalid time", path=path, column=column, value=bad)
+    return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+
+
+def _read_events(root: Path, known: set[str]) -> pd.DataFrame:
+    """labels.csv joined with anomaly_types.csv: one row per (ID, Channel, segment)."""
+    labels_path, types_path = root / "labels.csv", root / "anomaly_types.csv"
+    if not labels_path.is_file():
+        return _empty_event_table()
+    labels = _read_csv(labels_path, LABEL_COLUMNS)
+    types = _read_csv(types_path, ANOMALY_TYPE_COLUMNS)
+    labels["ID"] = labels["ID"].astype(str).str.strip()
+    labels["Channel"] = labels["Channel"].astype(str).str.strip()
+    types["ID"] = types["ID"].astype(str).str.strip()
+    unknown = labels.loc[~labels["Channel"].isin(known), "Channel"]
+    if len(unknown):
+        raise ESAInputError(
+            "label names an unknown channel",
+            path=labels_path,
+            column="Channel",
+            value=unknown.iloc[0],
+        )
+    starts = _parse_times(labels["StartTime"], labels_path, "StartTime")
+    ends = _parse_times(labels["EndTime"], labels_path, "EndTime")
+    backwards = np.flatnonzero(ends < starts)
+    if len(backwards):
+        i = backwards[0]
+        raise ESAInputError(
+            f"label ends ({ends[i]}) before it starts ({starts[i]})",
+            path=labels_path,
+            column="EndTime",
+            value=labels["ID"].iloc[i],
+        )
+    types["Category"] = types["Category"].astype(str).str.strip()
+    bad = types.loc[~types["Category"].isin(CATEGORY_TO_CODE), "Category"]
+    if len(bad):
+        raise ESAInputError(
+            f"unknown category; expected one of {sorted(CATEGORY_TO_CODE)}",
+            path=types_path,
+            column="Category",
+            value=bad.iloc[0],
+        )
+    if types["ID"].duplicated().any():
+        dup = types.loc[types["ID"].duplicated(), "ID"].iloc[0]
+        raise ESAInputError("duplicate event ID", path=types_path, column="ID", value=dup)
+    missing = sorted(set(labels["ID"]) - set(types["ID"]))
+    if missing:
+        raise ESAInputError(
+            "event ID has no row in anomaly_types.csv",
+            path=types_path,
+            column="ID",
+            value=missing[0],
+        )
+    for col in ANOMALY_TYPE_OPTIONAL:
+        if col not in types.columns:
+            types[col] = None
+    events = pd.DataFrame(
+        {"ID": labels["ID"], "Channel": labels["Channel"], "StartTime": starts, "EndTime": ends}
+    )
+    events = events.merge(types[["ID", "Category", *ANOMALY_TYPE_OPTIONAL]], on="ID", how="left")
+    return events[EVENT_TABLE_COLUMNS].reset_index(drop=True)
+
+
+def _empty_event_table() -> pd.DataFrame:
+    cols: dict[str, Any] = {c: pd.Series([], dtype=object) for c in EVENT_TABLE_COLUMNS}
+    cols["StartTime"] = pd.Series([], dtype="datetime64[ns]")
+    cols["EndTime"] = pd.Series([], dtype="datetime64[ns]")
+    return pd.DataFrame(cols)

@@ -1,0 +1,405 @@
+"""ESA-ADB raw series onto the fixed time grid: parsing one channel file, zero-order hold,
+counters, telecommand pulses and label masks (the preprocessing ``esa_adb`` describes)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from esa_lightning.data.mission import CATEGORY_TO_CODE
+from esa_lightning.data.readers.common import forward_fill
+from esa_lightning.data.safe_pickle import read_pickled_frame
+from esa_lightning.errors import ESAInputError
+from esa_lightning.progress import progress
+
+_BLOCK = 4096  # output rows written at once per channel group (stays in cache)
+_GROUP = 16  # channels resampled before they are written into the output together
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------- raw series
+def period_ns(period: str | pd.Timedelta) -> int:
+    """The grid period in integer nanoseconds (positive)."""
+    try:
+        p = pd.Timedelta(period)
+    except (ValueError, TypeError):
+        raise ESAInputError("not a time period (e.g. 30s)", column="period", value=period) from None
+    if p <= pd.Timedelta(0):
+        raise ESAInputError("period must be positive", column="period", value=period)
+    return int(p.value)
+
+
+def to_ns(value: str | pd.Timestamp, column: str) -> int:
+    """A date/time as int64 ns UTC; anything else is an ESAInputError naming ``column``."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ESAInputError("not a date/time", column=column, value=value) from None
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return int(ts.as_unit("ns").value)
+
+
+def read_raw_series(
+    path: str | os.PathLike, name: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps int64 ns UTC, values float64) of one channel/telecommand file, validated.
+
+    Raises ``ESAInputError`` for an empty series, a non-datetime index, unsorted or duplicate
+    timestamps, or non-numeric values. NaN/inf values are returned as they are.
+    """
+    path = Path(path)
+    frame = read_pickled_frame(path)
+    if frame.shape[1] == 0 or len(frame) == 0:
+        raise ESAInputError("empty series", path=path)
+    if frame.shape[1] > 1:
+        if name is None or name not in frame.columns:
+            raise ESAInputError(
+                f"expected one value column, found {list(frame.columns)}", path=path
+            )
+        frame = frame[[name]]
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise ESAInputError(f"index must be a DatetimeIndex, got {type(index).__name__}", path=path)
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    if index.hasnans:
+        raise ESAInputError("missing timestamp (NaT) in the index", path=path)
+    ts = np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
+    step = np.diff(ts)
+    if (step <= 0).any():
+        i = int(np.flatnonzero(step <= 0)[0])
+        what = "duplicate" if step[i] == 0 else "unsorted"
+        raise ESAInputError(
+            f"{what} timestamps (sort the series, drop duplicates)",
+            path=path,
+            value=str(index[i + 1]),
+        )
+    column = frame.iloc[:, 0]
+    if column.dtype == bool or pd.api.types.is_bool_dtype(column.dtype):
+        values = column.to_numpy(dtype=np.float64)
+    elif pd.api.types.is_numeric_dtype(column.dtype):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        numeric = pd.to_numeric(column, errors="coerce")
+        bad = numeric.isna() & column.notna()
+        if bad.any():
+            raise ESAInputError(
+                "non-numeric value",
+                path=path,
+                column=str(frame.columns[0]),
+                value=column[bad].iloc[0],
+            )
+        values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    return ts, values
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _repair_nonfinite(values: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
+    """Forward-fill NaN/inf and values beyond float32's range (they would become inf in the
+    float32 output); back-fill at the start. Return (values, how many were repaired)."""
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
+    n_bad = int(bad.sum())
+    if not n_bad:
+        return values, 0
+    if n_bad == len(values):
+        raise ESAInputError("no finite value in the series", path=path)
+    return forward_fill(values, bad), n_bad
+
+
+# --------------------------------------------------------------------------- grid output
+class _GridBuffer:
+    """float32 [rows, C] on lattice indices [k_lo, k_hi], grown (rarely) when a channel extends it.
+
+    Spare rows on both sides are allocated but never touched, so they cost no resident memory.
+    """
+
+    def __init__(self, n_cols: int, k_lo: int | None, k_hi: int | None) -> None:
+        self.n_cols = n_cols
+        self.fixed = k_lo is not None and k_hi is not None
+        self.k_lo, self.k_hi = k_lo, k_hi
+        self.buf: np.ndarray | None = None
+        self.base = 0  # lattice index of buf row 0
+        if self.fixed:
+            self._allocate(k_lo, k_hi, spare=0)
+
+    def _allocate(self, lo: int, hi: int, spare: int) -> None:
+        new = np.empty((hi - lo + 1 + 2 * spare, self.n_cols), dtype=np.float32)
+        if self.buf is not None:
+            a, b = self.rows(self.k_lo, self.k_hi)
+            off = self.k_lo - (lo - spare)
+            new[off : off + (b - a)] = self.buf[a:b]
+        self.buf, self.base = new, lo - spare
+
+    def cover(self, lo: int, hi: int) -> None:
+        """Make lattice [lo, hi] addressable (for a range not fixed by start/end)."""
+        if self.fixed:
+            return
+        if self.buf is None:
+            self._allocate(lo, hi, spare=max(1024, (hi - lo) // 50))
+            self.k_lo, self.k_hi = lo, hi
+            return
+        new_lo, new_hi = min(lo, self.k_lo), max(hi, self.k_hi)
+        if new_lo < self.base or new_hi >= self.base + len(self.buf):
+            self._allocate(new_lo, new_hi, spare=max(1024, (new_hi - new_lo) // 50))
+        self.k_lo, self.k_hi = new_lo, new_hi
+
+    def rows(self, lo: int, hi: int) -> tuple[int, int]:
+        return lo - self.base, hi - self.base + 1
+
+    def view(self) -> np.ndarray:
+        a, b = self.rows(self.k_lo, self.k_hi)
+        return self.buf[a:b]
+
+    def write_columns(self, col0: int, columns: list[_Column]) -> None:
+        """Copy the columns of channels ``col0, col0 + 1, ...`` into their lattice rows.
+
+        Row block by row block, so each block of the [T, C] output stays in cache while every
+        column of the group is written into it: writing one whole column at a time would stride
+        through the full output once per channel (the cost that dominated the old reader).
+        """
+        lo = min(c.lo for c in columns)
+        hi = max(c.hi for c in columns)
+        for a in range(lo, hi + 1, _BLOCK):
+            b = min(a + _BLOCK, hi + 1)
+            for j, c in enumerate(columns):
+                s, e = max(a, c.lo), min(b, c.hi + 1)
+                if s < e:
+                    r = s - self.base
+                    self.buf[r : r + (e - s), col0 + j] = c.values[s - c.lo : e - c.lo]
+
+
+@dataclass
+class _Column:
+    """One channel held on its own lattice range [lo, hi] (float32, hi - lo + 1 rows)."""
+
+    lo: int
+    hi: int
+    values: np.ndarray
+    n_bad: int  # non-finite raw values repaired
+    last_floor: int  # lattice index of the floor of the last raw timestamp
+
+
+def _hold(
+    ts: np.ndarray, values: np.ndarray, k_lo: int, n: int, p_ns: int, counter: bool
+) -> np.ndarray:
+    """Zero-order hold of (ts, values) onto lattice rows k_lo .. k_lo + n - 1, as float32.
+
+    Sample i holds from its first grid row at or after it (ceil) up to the next sample's; the
+    first sample also fills the rows before it. So the column is ``np.repeat`` of the values by
+    those run lengths: one pass over the output, with only raw-sized temporaries.
+    Counters are differenced in float64 on the raw values that survive (the held column only
+    changes where a new sample's run starts), then cast, exactly like differencing the column.
+    """
+    starts = np.clip(-(-ts // p_ns) - k_lo, 0, n)  # sorted, since ts is
+    starts[0] = 0
+    lengths = np.diff(starts, append=n)
+    if not counter:
+        return np.repeat(values.astype(np.float32), lengths)
+    kept = np.flatnonzero(lengths)
+    held = values[kept]
+    out = np.zeros(n, dtype=np.float32)
+    out[starts[kept[1:]]] = np.diff(held)
+    return out
+
+
+def _channel_column(
+    name: str,
+    path: Path,
+    p_ns: int,
+    counter: bool,
+    k_lo: int | None,
+    k_hi: int | None,
+    max_rows: int = 50_000_000,
+) -> _Column:
+    """Read, validate, repair and resample one channel (runs in a worker thread)."""
+    ts, values = read_raw_series(path, name)
+    lo_ts = int(ts[0]) if k_lo is None else max(int(ts[0]), k_lo * p_ns)
+    hi_ts = int(ts[-1]) if k_hi is None else min(int(ts[-1]), k_hi * p_ns)
+    if (hi_ts - lo_ts) // p_ns + 1 > max_rows:
+        span = f"{np.datetime64(int(ts[0]), 'ns')} .. {np.datetime64(int(ts[-1]), 'ns')}"
+        raise ESAInputError(
+            f"channel spans {span}: more than max_rows={max_rows} grid rows (a corrupt "
+            "timestamp?); select a time range with data.start / data.end",
+            path=path,
+            column=name,
+        )
+    values, n_bad = _repair_nonfinite(values, path)
+    first, last = int(ts[0]), int(ts[-1])
+    if k_lo is not None and k_hi is not None:
+        lo, hi = k_lo, k_hi
+    else:
+        # own range: up to the first grid point at or after the last sample, so that every
+        # grid point after it holds the last raw value (trimmed to the real end later)
+        lo = _floor_div(first, p_ns) if k_lo is None else k_lo
+        hi = -(-last // p_ns) if k_hi is None else min(k_hi, -(-last // p_ns))
+        if hi < lo:  # the channel lies entirely outside a half-open requested range
+            lo = hi = k_lo if k_lo is not None else k_hi
+    column = _hold(ts, values, lo, hi - lo + 1, p_ns, counter)
+    return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns))
+
+
+def build_arrays(
+    names: list[str],
+    files: list[Path],
+    tc_files: list[Path],
+    events: pd.DataFrame,
+    p_ns: int,
+    counters: set[str],
+    start: Any,
+    end: Any,
+    n_jobs: int = 1,
+    max_rows: int = 50_000_000,
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """(values, labels, telecommands arrays on the grid; {k_lo, n_rows}) of the chosen files."""
+    k_lo = None if start is None else _floor_div(to_ns(start, "start"), p_ns)
+    k_hi = None if end is None else _floor_div(to_ns(end, "end"), p_ns)
+    if k_lo is not None and k_hi is not None and k_hi < k_lo:
+        raise ESAInputError("end lies before start (no grid point)", column="end", value=end)
+    grid = _GridBuffer(len(names), k_lo, k_hi)
+    own: list[tuple[int, int, float, float]] = []  # per channel: its lattice range and end values
+    last_floor = -(2**62)
+    repaired: dict[str, int] = {}
+    group = _group_size(len(names))
+    tasks: list[Callable[[], Any]] = [
+        partial(_channel_column, name, path, p_ns, name in counters, k_lo, k_hi, max_rows)
+        for name, path in zip(names, files, strict=True)
+    ]
+    # telecommand files are read by the same threads, right after the channels
+    tasks += [partial(_execution_times, path) for path in tc_files]
+    results = _in_order(tasks, n_jobs, ahead=2 * n_jobs)
+    try:
+        pending: list[_Column] = []
+        for col in progress(range(len(names)), "reading channels"):
+            column = next(results)
+            if column.n_bad:
+                repaired[names[col]] = column.n_bad
+            grid.cover(column.lo, column.hi)
+            last_floor = max(last_floor, column.last_floor)
+            own.append((column.lo, column.hi, float(column.values[0]), float(column.values[-1])))
+            pending.append(column)
+            if len(pending) == group or col == len(names) - 1:
+                grid.write_columns(col + 1 - len(pending), pending)
+                pending = []
+            del column
+        tc_times = list(results)
+    finally:
+        results.close()  # on an error: stop the threads before raising
+    if repaired:
+        warnings.warn(
+            f"repaired non-finite values (forward fill) per channel: {repaired}", stacklevel=3
+        )
+    if grid.buf is None:  # no channels
+        raise ESAInputError("no channels selected")
+    # channels that start later / end earlier than the grid hold their first / last value
+    values = grid.view()
+    for col, (lo, hi, first, last) in enumerate(own):
+        if names[col] in counters:
+            first = last = 0.0  # a constant hold differences to zero
+        values[: lo - grid.k_lo, col] = first
+        values[hi - grid.k_lo + 1 :, col] = last
+    if k_hi is None:  # the grid ends at the latest raw timestamp (floored)
+        values = values[: max(last_floor, grid.k_lo) - grid.k_lo + 1]
+    k_lo, n = grid.k_lo, len(values)
+    arrays = {
+        "values": values,
+        "labels": _label_mask(events, names, k_lo, n, p_ns),
+        "telecommands": _telecommand_pulses(tc_times, k_lo, n, p_ns),
+    }
+    return arrays, {"k_lo": int(k_lo), "n_rows": int(n)}
+
+
+def _group_size(n_cols: int) -> int:
+    """Channels resampled before they are written together: at most a quarter of the output."""
+    return max(1, min(_GROUP, n_cols // 4))
+
+
+def resolve_jobs(n_jobs: int | None) -> int:
+    """``None`` or -1: every usable core; otherwise a positive thread count."""
+    if n_jobs is None or n_jobs == -1:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            return max(1, os.cpu_count() or 1)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ESAInputError(
+            "n_jobs must be a positive integer, -1 or None", column="n_jobs", value=n_jobs
+        )
+    return n_jobs
+
+
+def _in_order(tasks: list[Callable[[], _T]], n_jobs: int, ahead: int) -> Iterator[_T]:
+    """Results of ``tasks`` in order, ``n_jobs`` threads computing at most ``ahead`` in advance.
+
+    Unzipping and the numpy work release the GIL, so threads overlap on several cores; the
+    bounded look-ahead keeps the memory bound (at most ``ahead`` finished columns waiting).
+    With one job the tasks run here, one after the other.
+    """
+    if n_jobs <= 1:
+        for task in tasks:
+            yield task()
+        return
+    pool = ThreadPoolExecutor(max_workers=n_jobs)
+    try:
+        queued: deque[Future[_T]] = deque(pool.submit(t) for t in tasks[:ahead])
+        following = iter(tasks[ahead:])
+        while queued:
+            result = queued.popleft().result()
+            task = next(following, None)
+            if task is not None:
+                queued.append(pool.submit(task))
+            yield result
+            del result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _floor_div(x: int, p: int) -> int:
+    return x // p
+
+
+def _label_mask(events: pd.DataFrame, names: list[str], k_lo: int, n: int, p_ns: int) -> np.ndarray:
+    """uint8 [T, C]: start floors, end ceils; overlaps keep the lower (more important) code."""
+    mask = np.zeros((n, len(names)), dtype=np.uint8)
+    if not len(events) or not n:
+        return mask
+    col_of = {c: i for i, c in enumerate(names)}
+    codes = events["Category"].map(CATEGORY_TO_CODE).to_numpy()
+    starts = events["StartTime"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    ends = events["EndTime"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    first = starts // p_ns - k_lo
+    last = -(-ends // p_ns) - k_lo
+    cols = events["Channel"].map(col_of).to_numpy()
+    for i in np.argsort(-codes, kind="stable"):  # highest code first, lower codes overwrite
+        a, b = max(int(first[i]), 0), min(int(last[i]), n - 1)
+        if a <= b:
+            mask[a : b + 1, int(cols[i])] = codes[i]
+    return mask
+
+
+def _execution_times(path: Path) -> np.ndarray:
+    """Execution times (int64 ns) of one telecommand file."""
+    return read_raw_series(path)[0]
+
+
+def _telecommand_pulses(times: list[np.ndarray], k_lo: int, n: int, p_ns: int) -> np.ndarray:
+    """float32 [T, K]: 1 at the first grid point at or after each execution inside the grid."""
+    out = np.zeros((n, len(times)), dtype=np.float32)
+    for j, ts in enumerate(times):
+        rows = -(-ts // p_ns) - k_lo
+        rows = rows[(rows >= 0) & (rows < n)]
+        out[rows, j] = 1.0
+    return out

@@ -1,0 +1,390 @@
+"""A synthetic spacecraft mission written in the exact ESA-ADB raw layout, plus layout writers.
+
+Why: the real ESA-ADB missions are several GB and not reachable from every machine, so tests,
+``python train.py`` and the benchmarks use a generated mission that goes through the very same
+reader. The generator is deterministic by ``seed`` and works channel by channel, so a
+Mission1-sized set (76 channels, 14 years) takes minutes and bounded memory.
+
+What it models
+--------------
+- Channels in groups (and groups in subsystems) share latent drivers: an orbital periodicity
+  (100 min, with a harmonic), a slow drift (smoothed random walk plus a yearly season) and an
+  operating mode that switches when the group's priority-3 telecommand executes. Each channel
+  mixes them with its own weights, lag, scale, offset and AR(1) noise.
+- Kinds: continuous, quantised (rounded to a step), categorical (eclipse flag or mode state) and
+  monotonic counters (listed in ``mission.json``; the reader differences them).
+- Irregular timestamps at a per-channel mean rate (60 s to 300 s between samples).
+- Events of every ESA kind, spread evenly over the whole time range (so both the training and the
+  test range hold every kind): point and subsequence, global and local, univariate and
+  multivariate (several channels of one group) anomalies, rare events, and communication gaps
+  (no samples for a subsystem). Magnitudes are a few channel standard deviations: visible, but
+  not trivially separable from mode switches and noise.
+
+Files: ``channels/channel_N.zip``, ``telecommands/telecommand_N.zip``, ``channels.csv``,
+``telecommands.csv``, ``labels.csv`` (UTC times with an offset), ``anomaly_types.csv`` and
+``mission.json`` (counters, recommended split date, lightweight subset, generator arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from esa_lightning import io
+from esa_lightning.data.mission import Mission
+from esa_lightning.data.readers.synthetic_signals import (
+    DAY_NS,
+    Event,
+    apply_event,
+    channel_signal,
+    make_drivers,
+    plan_events,
+    plan_layout,
+    plan_telecommands,
+    sample_timestamps,
+)
+from esa_lightning.errors import ESAInputError
+
+_ZIP = {"method": "zip", "compresslevel": 1}
+_WRITE_ROWS = 1 << 20
+
+# --------------------------------------------------------------------------- generator
+def generate_mission(
+    out: str | os.PathLike,
+    *,
+    channels: int = 16,
+    groups: int = 4,
+    subsystems: int | None = None,
+    days: float = 42,
+    start: str = "2000-01-01",
+    period: str = "30s",
+    seed: int = 0,
+    n_telecommands: int = 12,
+    kaggle: bool = False,
+    csv: bool = False,
+    split_date: str | None = None,
+) -> Path:
+    """Write a synthetic mission in the ESA-ADB raw layout into ``out``; return ``out``."""
+    if channels < 1 or groups < 1 or days <= 0 or n_telecommands < 0:
+        raise ESAInputError(
+            "need channels >= 1, groups >= 1, days > 0, n_telecommands >= 0",
+            value={"channels": channels, "groups": groups, "days": days},
+        )
+    args = {
+        "channels": channels,
+        "groups": groups,
+        "subsystems": subsystems,
+        "days": days,
+        "start": start,
+        "period": period,
+        "seed": seed,
+        "n_telecommands": n_telecommands,
+        "split_date": split_date,
+    }
+    out = Path(out)
+    (out / "channels").mkdir(parents=True, exist_ok=True)
+    groups = min(groups, channels)
+    subsystems = subsystems or max(1, min(4, (groups + 1) // 2))
+    t0 = int(pd.Timestamp(start).as_unit("ns").value)
+    t1 = t0 + int(days * DAY_NS)
+    root_rng = np.random.default_rng(seed)
+    layout = plan_layout(channels, groups, subsystems)
+    tc_table, tc_times, switches = plan_telecommands(n_telecommands, groups, t0, t1, root_rng)
+    drv = make_drivers(groups, t0, t1, switches, root_rng)
+    events = plan_events(layout, t0, t1, root_rng)
+    gaps = [e for e in events if e.effect == "gap"]
+    by_channel: dict[int, list[tuple[Event, int]]] = {}
+    for ev in events:
+        for k, c in enumerate(ev.channels):
+            by_channel.setdefault(c, []).append((ev, k))
+
+    label_rows = []
+    for c, row in layout.iterrows():
+        rng = np.random.default_rng([seed, 1, int(c)])
+        mean_s = float(np.exp(rng.uniform(np.log(60), np.log(300))))
+        t = sample_timestamps(t0, t1, mean_s, rng)
+        for ev in gaps:
+            if c in ev.channels:
+                t = t[(t < ev.start) | (t > ev.end)]
+        x = channel_signal(row, t, drv, rng)
+        for ev, k in by_channel.get(int(c), []):
+            span = apply_event(ev, k, t, x, rng)
+            if span is not None:
+                label_rows.append((ev.id, row["Channel"], span[0], span[1]))
+        _write_series(out / "channels" / f"{row['Channel']}.zip", row["Channel"], t, x)
+        del t, x
+
+    if n_telecommands:
+        (out / "telecommands").mkdir(exist_ok=True)
+    for name, t in zip(tc_table["Telecommand"], tc_times, strict=True):
+        _write_series(out / "telecommands" / f"{name}.zip", name, t, np.ones(len(t)))
+    _write_tables(out, layout, tc_table, events, label_rows)
+
+    split = split_date or str((pd.Timestamp(start) + pd.Timedelta(days=round(0.6 * days))).date())
+    counters = list(layout.loc[layout["kind"] == "counter", "Channel"])
+    lightweight = list(layout.loc[layout["group_index"] == groups - 1, "Channel"])
+    info = {
+        "counters": counters,
+        "split_date": split,
+        "lightweight": lightweight,
+        "period": period,
+        "generator": args,
+    }
+    io.write_json_atomic(out / "mission.json", info)
+    if kaggle or csv:
+        from esa_lightning.data.readers.esa_adb import read_esa_mission
+
+        mission = read_esa_mission(
+            out,
+            period=period,
+            counters=counters,
+            split_date=split,
+            lightweight=lightweight,
+            use_cache=False,
+        )
+        if kaggle:
+            write_kaggle_layout(mission, out / "kaggle")
+        if csv:
+            (out / "csv").mkdir(exist_ok=True)
+            shutil.copyfile(out / "channels.csv", out / "csv" / "channels.csv")
+            write_esa_csv(mission.slice(0, mission.test_start), out / "csv" / "synthetic.train.csv")
+            if mission.test_start < mission.n_rows:
+                test = mission.slice(mission.test_start, mission.n_rows)
+                write_esa_csv(test, out / "csv" / "synthetic.test.csv")
+    return out
+
+
+def _write_series(path: Path, name: str, t: np.ndarray, x: np.ndarray) -> None:
+    frame = pd.DataFrame(
+        {name: np.asarray(x, dtype=np.float64)},
+        index=pd.DatetimeIndex(np.asarray(t, dtype=np.int64).view("datetime64[ns]")),
+    )
+    with io.atomic_path(path) as tmp:
+        frame.to_pickle(tmp, compression=_ZIP)
+
+
+def _iso(ns: int) -> str:
+    return pd.Timestamp(ns, tz="UTC").isoformat()
+
+
+def _write_tables(
+    out: Path,
+    layout: pd.DataFrame,
+    tc_table: pd.DataFrame,
+    events: list[Event],
+    label_rows: list[tuple[str, str, int, int]],
+) -> None:
+    public = ["Channel", "Subsystem", "Physical Unit", "Group", "Target", "Categorical"]
+    _write_csv(out / "channels.csv", layout[public])
+    _write_csv(out / "telecommands.csv", tc_table)
+    labels = pd.DataFrame(
+        {
+            "ID": [r[0] for r in label_rows],
+            "Channel": [r[1] for r in label_rows],
+            "StartTime": [_iso(r[2]) for r in label_rows],
+            "EndTime": [_iso(r[3]) for r in label_rows],
+        }
+    )
+    used = set(labels["ID"])
+    order = {e.id: i for i, e in enumerate(events)}
+    labels = labels.sort_values("ID", key=lambda s: s.map(order), kind="stable")
+    _write_csv(out / "labels.csv", labels)
+    types = pd.DataFrame(
+        [
+            {
+                "ID": e.id,
+                "Class": e.cls,
+                "Subclass": e.subclass,
+                "Category": e.category,
+                "Dimensionality": "Multivariate" if len(e.channels) > 1 else "Univariate",
+                "Locality": e.locality,
+                "Length": e.length,
+            }
+            for e in events
+            if e.id in used
+        ],
+        columns=["ID", "Class", "Subclass", "Category", "Dimensionality", "Locality", "Length"],
+    )
+    _write_csv(out / "anomaly_types.csv", types)
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    with io.atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+# --------------------------------------------------------------------------- other layouts
+def write_kaggle_layout(mission: Mission, out_dir: str | os.PathLike) -> Path:
+    """Kaggle challenge layout of a resampled mission: train/test parquet + target_channels.csv.
+
+    Train = rows before ``test_start`` (with ``is_anomaly``), test = the rest (without it);
+    ``id`` is the row number, so test ids continue the train ids.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    is_anomaly = mission.is_anomaly
+    parts = [("train.parquet", 0, mission.test_start, True)]
+    if mission.test_start < mission.n_rows:
+        parts.append(("test.parquet", mission.test_start, mission.n_rows, False))
+    for fname, a, b, labeled in parts:
+        names = ["id", *mission.channel_names, *mission.telecommand_names]
+        types = [pa.int64()] + [pa.float32()] * (len(names) - 1)
+        if labeled:
+            names.append("is_anomaly")
+            types.append(pa.uint8())
+        schema = pa.schema(list(zip(names, types, strict=True)))
+        with io.atomic_path(out / fname) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+            for lo in range(a, b, _WRITE_ROWS):
+                hi = min(b, lo + _WRITE_ROWS)
+                cols = [pa.array(np.arange(lo, hi, dtype=np.int64))]
+                cols += [
+                    pa.array(np.ascontiguousarray(mission.values[lo:hi, i]))
+                    for i in range(mission.values.shape[1])
+                ]
+                cols += [
+                    pa.array(np.ascontiguousarray(mission.telecommands[lo:hi, i]))
+                    for i in range(mission.telecommands.shape[1])
+                ]
+                if labeled:
+                    cols.append(pa.array(is_anomaly[lo:hi]))
+                writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+    _write_csv(
+        out / "target_channels.csv", pd.DataFrame({"target_channels": mission.target_channels})
+    )
+    return out
+
+
+def write_esa_csv(mission: Mission, path: str | os.PathLike) -> Path:
+    """ESA-ADB preprocessed CSV: timestamp, channels, telecommands, one is_anomaly_<col> each."""
+    path = Path(path)
+    chans, tcs = mission.channel_names, mission.telecommand_names
+    header = ["timestamp", *chans, *tcs, *[f"is_anomaly_{c}" for c in [*chans, *tcs]]]
+    n = mission.n_rows
+    labels = mission.labels if mission.labels is not None else np.zeros((n, len(chans)), np.uint8)
+    with io.atomic_path(path) as tmp:
+        for lo in range(0, max(n, 1), _WRITE_ROWS):
+            hi = min(n, lo + _WRITE_ROWS)
+            block = {
+                "timestamp": pd.DatetimeIndex(mission.timestamps[lo:hi]).strftime(
+                    "%Y-%m-%d %H:%M:%S"
+                )
+            }
+            for i, c in enumerate(chans):
+                block[c] = mission.values[lo:hi, i]
+            for i, c in enumerate(tcs):
+                block[c] = mission.telecommands[lo:hi, i]
+            for i, c in enumerate(chans):
+                block[f"is_anomaly_{c}"] = labels[lo:hi, i]
+            for c in tcs:
+                block[f"is_anomaly_{c}"] = np.zeros(hi - lo, dtype=np.uint8)
+            pd.DataFrame(block, columns=header).to_csv(
+                tmp, mode="w" if lo == 0 else "a", header=lo == 0, index=False
+            )
+    return path
+
+
+# --------------------------------------------------------------------------- load / CLI
+def load_synthetic(
+    root: str | os.PathLike, *, generate: dict[str, Any] | None = None, **read_options: Any
+) -> Mission:
+    """Read the synthetic mission at ``root``, generating it there first if it is missing.
+
+    Generation happens in a temporary folder renamed onto ``root``, so an interrupted run never
+    leaves a half-written mission. ``counters``, ``split_date`` and ``lightweight`` default to
+    the values the generator recorded in ``mission.json``.
+    """
+    from esa_lightning.data.readers.esa_adb import read_esa_mission
+
+    root = Path(root)
+    gen = dict(generate or {})
+    if not (root / "channels.csv").is_file():
+        if root.exists() and any(root.iterdir()):
+            raise ESAInputError("folder exists but holds no mission (no channels.csv)", path=root)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=io.TMP_PREFIX + root.name + ".", dir=root.parent))
+        try:
+            generate_mission(tmp, **gen)
+            if root.exists():
+                root.rmdir()
+            os.rename(tmp, root)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    info = _mission_info(root)
+    recorded = info.get("generator", {})
+    differs = {k: v for k, v in gen.items() if k in recorded and recorded[k] != v}
+    if differs:
+        warnings.warn(
+            f"{root}: reusing the existing synthetic mission generated with {recorded}; "
+            f"requested {differs}. Delete the folder to regenerate.",
+            stacklevel=2,
+        )
+    options = dict(read_options)
+    for key in ("counters", "lightweight"):
+        if options.get(key) is None and key in info:
+            options[key] = info[key]
+    if options.get("split_date") is None:
+        options["split_date"] = info.get("split_date")
+    return read_esa_mission(root, **options)
+
+
+def _mission_info(root: Path) -> dict[str, Any]:
+    path = root / "mission.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ESAInputError(f"not valid JSON: {exc}", path=path) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write a synthetic mission in ESA-ADB layout.")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--channels", type=int, default=16)
+    parser.add_argument("--groups", type=int, default=4)
+    parser.add_argument("--subsystems", type=int, default=None)
+    parser.add_argument("--days", type=float, default=42)
+    parser.add_argument("--start", default="2000-01-01")
+    parser.add_argument("--period", default="30s")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--telecommands", type=int, default=12, dest="n_telecommands")
+    parser.add_argument("--split-date", default=None)
+    parser.add_argument("--kaggle", action="store_true", help="also write out/kaggle/")
+    parser.add_argument("--csv", action="store_true", help="also write out/csv/ (ESA CSV)")
+    a = parser.parse_args(argv)
+    out = generate_mission(
+        a.out,
+        channels=a.channels,
+        groups=a.groups,
+        subsystems=a.subsystems,
+        days=a.days,
+        start=a.start,
+        period=a.period,
+        seed=a.seed,
+        n_telecommands=a.n_telecommands,
+        kaggle=a.kaggle,
+        csv=a.csv,
+        split_date=a.split_date,
+    )
+    info = json.loads((out / "mission.json").read_text())
+    n_events = len(pd.read_csv(out / "anomaly_types.csv"))
+    print(
+        f"wrote {out}: {a.channels} channels, {a.days} days, {n_events} events, "
+        f"split {info['split_date']}"
+    )
+
+
+if __name__ == "__main__":
+    main()

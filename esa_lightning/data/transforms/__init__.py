@@ -1,0 +1,1 @@
+"""Transforms of mission arrays: windows, scaling, segments and shapelets (no Lightning)."""

@@ -1,0 +1,212 @@
+"""Window arithmetic, model inputs and robust scaling: pure functions and fitted state.
+
+Used by ``WindowDataModule`` and by the models' scoring alike, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from esa_lightning.data.mission import Mission, nominal_rows
+from esa_lightning.errors import ESAInputError
+
+__all__ = [
+    "INPUT_MODES",
+    "SCALINGS",
+    "RobustStats",
+    "detrend_columns",
+    "labeled_window_mask",
+    "mission_inputs",
+    "model_inputs",
+    "n_windows",
+    "nominal_rows",
+    "scale",
+    "sliding_windows",
+    "window_to_sample_scores",
+]
+
+INPUT_MODES = ("values+telecommands", "values")
+# robust: (x - median) / IQR fitted on nominal training rows; none: the values as they are (data
+# its publishers already scaled, such as NASA telemanom's [-1, 1] channels)
+SCALINGS = ("robust", "none")
+
+
+# ---------------------------------------------------------------------------- window arithmetic
+def n_windows(n_samples: int, window: int, stride: int = 1) -> int:
+    """How many full windows fit in ``n_samples`` rows."""
+    return 0 if n_samples < window else (n_samples - window) // stride + 1
+
+
+def sliding_windows(array: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """Read-only strided view [N, window, ...] of ``array`` [T, ...]; no data is copied."""
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
+    array = np.asarray(array)
+    n = n_windows(array.shape[0], window, stride)
+    step = array.strides[0]
+    return np.lib.stride_tricks.as_strided(
+        array,
+        shape=(n, window) + array.shape[1:],
+        strides=(step * stride, step) + array.strides[1:],
+        writeable=False,
+    )
+
+
+def window_to_sample_scores(
+    window_scores: np.ndarray,
+    n_samples: int,
+    window: int,
+    stride: int = 1,
+    how: str = "max",
+) -> np.ndarray:
+    """Map scores of windows (window i covers rows [i*stride, i*stride+window)) back to rows.
+
+    ``window_scores`` is [N] or [N, C]; the result is float32 [n_samples] or [n_samples, C].
+    A row gets the max (or mean) of the scores of every window covering it, NaN if none does.
+    """
+    # max works in float32 (no rounding at stake); mean sums in float64
+    scores = np.asarray(window_scores, dtype=np.float32 if how == "max" else np.float64)
+    n = scores.shape[0]
+    out_shape = (n_samples,) + scores.shape[1:]
+    if n == 0:
+        return np.full(out_shape, np.nan, dtype=np.float32)
+    if (n - 1) * stride + window > n_samples:
+        raise ValueError(f"{n} windows of {window} (stride {stride}) overrun {n_samples} samples")
+    if how == "max":
+        out = np.full(out_shape, np.nan, dtype=np.float32)
+        # offset k of every window lands on rows k, k+stride, ...: one vectorised pass per offset
+        for k in range(window):
+            rows = out[k : k + (n - 1) * stride + 1 : stride]
+            np.fmax(rows, scores, out=rows)
+        return out
+    if how == "mean":
+        t = np.arange(n_samples)
+        lo = np.clip(-((window - 1 - t) // stride), 0, None)  # ceil((t - window + 1) / stride)
+        hi = np.minimum(t // stride, n - 1)
+        covered = hi >= lo
+        csum = np.concatenate([np.zeros((1,) + scores.shape[1:]), np.cumsum(scores, axis=0)])
+        lo_c, hi_c = np.where(covered, lo, 0), np.where(covered, hi, 0)
+        count = (hi_c - lo_c + 1).astype(np.float64)
+        total = csum[hi_c + 1] - csum[lo_c]
+        mean = total / count.reshape((-1,) + (1,) * (scores.ndim - 1))
+        mean[~covered] = np.nan
+        return mean.astype(np.float32)
+    raise ValueError(f"how must be 'max' or 'mean', got {how!r}")
+
+
+def labeled_window_mask(
+    row_flags: np.ndarray, window: int, stride: int = 1, starts: np.ndarray | None = None
+) -> np.ndarray:
+    """bool [N]: whether each window (all of them, or those at ``starts``) holds a flagged row."""
+    flags = np.asarray(row_flags).astype(bool)
+    csum = np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
+    if starts is None:
+        starts = np.arange(n_windows(len(flags), window, stride), dtype=np.int64) * stride
+    return (csum[starts + window] - csum[starts]) > 0
+
+
+# ---------------------------------------------------------------------------------- scaling
+@dataclass
+class RobustStats:
+    """Median and IQR per input column (float32); IQR 0 is stored as 1."""
+
+    median: np.ndarray
+    iqr: np.ndarray
+
+    @classmethod
+    def fit(cls, inputs: np.ndarray, keep: np.ndarray, *, source: str = "") -> RobustStats:
+        keep = np.flatnonzero(np.asarray(keep, dtype=bool))
+        if len(keep) == 0:
+            raise ESAInputError(
+                "no nominal (unlabeled) training rows to fit the scaler on", path=source or None
+            )
+        # one column at a time: a few MB of temporaries instead of copies of the whole array
+        q = np.empty((3, inputs.shape[1]))
+        for j in range(inputs.shape[1]):
+            col = inputs[keep, j]
+            pct = np.nanpercentile if np.isnan(col).any() else np.percentile
+            q[:, j] = pct(col, [25, 50, 75])
+        q25, q50, q75 = q
+        iqr = (q75 - q25).astype(np.float32)
+        iqr[~np.isfinite(iqr) | (iqr == 0)] = 1.0
+        median = np.nan_to_num(q50.astype(np.float32))
+        return cls(median=median, iqr=iqr)
+
+
+def mission_inputs(mission: Mission, inputs: str, n_telecommands: int | None = None) -> np.ndarray:
+    """float32 [T, C (+K)]: values, then telecommands (zero-padded to ``n_telecommands``)."""
+    if inputs not in INPUT_MODES:
+        raise ESAInputError(f"inputs must be one of {INPUT_MODES}", column="inputs", value=inputs)
+    values = np.asarray(mission.values, dtype=np.float32)
+    if inputs == "values":
+        return values
+    tc = mission.telecommands
+    k = tc.shape[1] if n_telecommands is None else n_telecommands
+    if tc.shape[1] > k:
+        raise ESAInputError(
+            f"{tc.shape[1]} telecommand columns, the model was built for {k}", path=mission.name
+        )
+    out = np.zeros((len(values), values.shape[1] + k), dtype=np.float32)
+    out[:, : values.shape[1]] = values
+    out[:, values.shape[1] : values.shape[1] + tc.shape[1]] = tc
+    return out
+
+
+def detrend_columns(x: np.ndarray, span: int, n_columns: int | None = None) -> np.ndarray:
+    """Subtract from the first ``n_columns`` columns of ``x`` [T, C] their trailing mean, in place.
+
+    Row t gets ``x[t] - mean(x[max(0, t - span + 1) : t + 1])`` (causal: the row itself and the
+    ``span - 1`` before it; an expanding mean while fewer rows exist). NaN rows are left out of
+    the means (a window of NaN only gives NaN). Cumulative sums in float64, one column at a time:
+    O(T·C) time, O(T) temporary memory. Returns ``x``.
+    """
+    if span < 1:
+        raise ESAInputError("detrend must be >= 1 rows", column="detrend", value=span)
+    n_columns = x.shape[1] if n_columns is None else n_columns
+    t = len(x)
+    if t == 0:
+        return x
+    lo = np.maximum(np.arange(t) - span + 1, 0)  # first row of each trailing window
+    hi = np.arange(1, t + 1)
+    for j in range(n_columns):
+        col = x[:, j].astype(np.float64)
+        finite = np.isfinite(col)
+        ref = col[finite][0] if finite.any() else 0.0  # a nearby origin keeps the sums small
+        total = np.concatenate([[0.0], np.cumsum(np.where(finite, col - ref, 0.0))])
+        count = np.concatenate([[0], np.cumsum(finite, dtype=np.int64)])
+        n = count[hi] - count[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (total[hi] - total[lo]) / n + ref
+        x[:, j] = col - mean  # NaN stays NaN (scale() turns it into 0)
+    return x
+
+
+def model_inputs(
+    mission: Mission, inputs: str, n_telecommands: int | None = None, detrend: int | None = None
+) -> np.ndarray:
+    """float32 [T, n_inputs] as the network sees them before scaling (datamodule and scoring).
+
+    ``mission_inputs``, then with ``detrend`` the value columns minus their trailing mean over
+    ``detrend`` rows (``detrend_columns``); telecommand columns are never detrended.
+    """
+    x = mission_inputs(mission, inputs, n_telecommands)
+    if not detrend:
+        return x
+    if np.shares_memory(x, mission.values):
+        x = x.copy()
+    return detrend_columns(x, int(detrend), mission.values.shape[1])
+
+
+def scale(
+    inputs: np.ndarray, median: np.ndarray, iqr: np.ndarray, *, in_place: bool = False
+) -> np.ndarray:
+    """(inputs - median) / iqr as float32 (a new array unless ``in_place``); NaN becomes 0."""
+    out = inputs if in_place else np.empty(inputs.shape, dtype=np.float32)
+    for lo in range(0, len(inputs), 1 << 16):  # row blocks: temporaries stay a few MB
+        block = out[lo : lo + (1 << 16)]
+        np.subtract(inputs[lo : lo + (1 << 16)], median, out=block, casting="same_kind")
+        block /= iqr
+        np.copyto(block, 0.0, where=np.isnan(block))
+    return out
