@@ -20,6 +20,7 @@ import lightning as L
 import numpy as np
 
 from esa_lightning.data.mission import Mission
+from esa_lightning.metrics.intervals import runs
 from esa_lightning.models.base import DetectorModule, RowScores
 from esa_lightning.runtime.evaluation import ScoredRange, report_for
 
@@ -151,9 +152,8 @@ def interval_figure(part: Mission, rs: RowScores, n_channels: int) -> Any:
 def _shade(ax: Any, mask: np.ndarray, color: str) -> None:
     if not mask.any():
         return
-    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
-    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-        ax.axvspan(a, b, color=color, alpha=0.3, lw=0)
+    for first, last in zip(*runs(mask), strict=True):
+        ax.axvspan(first, last + 1, color=color, alpha=0.3, lw=0)
 
 
 class WeightRestorer(L.Callback):

@@ -19,7 +19,7 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.progress import progress
 from esa_lightning.reporting.events import row_ids
-from esa_lightning.runtime.chunks import score_in_chunks  # noqa: F401 - callers import it here
+from esa_lightning.runtime.chunks import score_in_chunks
 
 log = logging.getLogger("esa_lightning")
 

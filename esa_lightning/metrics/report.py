@@ -1,7 +1,8 @@
 """One call for every metric of a run: what train / predict / evaluate log and write.
 
-Keys follow docs/interfaces.md: ESA-ADB metrics for {Anomaly, Rare Event}, again for Anomaly
-only with the ``_anomaly`` suffix, plus ``EWraw_*``, ``AUC_PR`` and ``kaggle_F_0.50``.
+Keys are the user-facing metric names (README, Metrics): ESA-ADB metrics for {Anomaly, Rare
+Event}, again for Anomaly only with the ``_anomaly`` suffix, plus ``EWraw_*``, ``AUC_PR`` and
+``kaggle_F_0.50``.
 """
 
 from __future__ import annotations

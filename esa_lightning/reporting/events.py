@@ -14,15 +14,9 @@ import pandas as pd
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.io import atomic_path
+from esa_lightning.metrics.intervals import runs
 
 REPORT_COLUMNS = ["range", "status", "indices"]
-
-
-def alarm_runs(alarm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(start_index, end_index) inclusive of every maximal run of non-zero ``alarm``."""
-    a = np.concatenate([[0], (np.asarray(alarm) != 0).astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(a))
-    return edges[0::2], edges[1::2] - 1
 
 
 def alarms_to_intervals(alarm: np.ndarray, timestamps: np.ndarray) -> pd.DataFrame:
@@ -30,7 +24,7 @@ def alarms_to_intervals(alarm: np.ndarray, timestamps: np.ndarray) -> pd.DataFra
     timestamps = np.asarray(timestamps)
     if len(timestamps) != len(alarm):
         raise ValueError(f"{len(alarm)} alarms but {len(timestamps)} timestamps")
-    lo, hi = alarm_runs(alarm)
+    lo, hi = runs(alarm)
     return pd.DataFrame(
         {"start": timestamps[lo], "end": timestamps[hi], "start_index": lo, "end_index": hi}
     )

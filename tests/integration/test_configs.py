@@ -72,7 +72,7 @@ def expected_class(node: DictConfig) -> type | None:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny mission in the raw ESA layout with its Kaggle (kaggle/) and CSV (csv/) copies."""
-    from esa_lightning.data.synthetic import generate_mission
+    from esa_lightning.data.readers.synthetic import generate_mission
 
     out = tmp_path_factory.mktemp("configs") / "mission"
     return generate_mission(out, channels=4, groups=2, days=6, seed=3, kaggle=True, csv=True)

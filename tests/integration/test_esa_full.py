@@ -8,8 +8,9 @@ import pytest
 
 from esa_lightning.artifact import Detector
 from esa_lightning.jobs.evaluate import evaluate_predictions
-from esa_lightning.jobs.predict import predict, score_in_chunks
+from esa_lightning.jobs.predict import predict
 from esa_lightning.jobs.train import train
+from esa_lightning.runtime.chunks import score_in_chunks
 from tests.conftest import compose_config
 
 FAST = [

@@ -366,7 +366,7 @@ def test_datamodule_and_scoring_apply_the_same_detrend(tmp_path):
 
 def test_chunked_scoring_equals_whole_series_with_detrend():
     from esa_lightning.artifact import Detector, mission_schema
-    from esa_lightning.jobs.predict import score_in_chunks
+    from esa_lightning.runtime.chunks import score_in_chunks
 
     m = drifting_mission()
     model, _ = fit_detrended(m)

@@ -1,10 +1,9 @@
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from esa_lightning.data.mission import Mission, default_channel_table
-from tests.conftest import MSL
+from tests.conftest import CONF, MSL
 from tests.helpers import make_mission
 
 
@@ -68,9 +67,7 @@ def test_row_labels_in_blocks_equal_the_whole_array_reduction(monkeypatch):
     np.testing.assert_array_equal(broadcast.row_labels, expected)
 
 
-@pytest.mark.parametrize(
-    "name", sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "data").glob("*.yaml"))
-)
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "data").glob("*.yaml")))
 def test_every_data_option_names_a_known_reader(name, tmp_path):
     """``data=NAME`` composes and its ``_target_`` is the reader ``load_mission`` maps a kind to."""
     from hydra.utils import get_method

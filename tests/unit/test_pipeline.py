@@ -6,8 +6,8 @@ import torch
 
 from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.errors import ESAInputError
-from esa_lightning.jobs.predict import score_in_chunks
 from esa_lightning.models.zscore.model import RobustZScore
+from esa_lightning.runtime.chunks import score_in_chunks
 from tests.helpers import make_mission
 
 
