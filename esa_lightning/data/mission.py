@@ -103,6 +103,12 @@ class Mission:
     def is_multiseries(self) -> bool:
         return self.series is not None
 
+    @property
+    def has_channel_labels(self) -> bool:
+        """Whether labels name channels (what channel-aware metrics need): not for independent
+        series, nor for files that broadcast one row label to every channel (Kaggle)."""
+        return self.series is None and not self.meta.get("labels_broadcast")
+
     def grids(self) -> dict[str | None, Mission]:
         """The single-grid missions this one is made of: each independent series by name (NASA
         data), or this mission itself under ``None``. Code that works grid by grid loops over

@@ -189,7 +189,7 @@ class WindowDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.inputs, self.num_workers, self.shuffle = inputs, num_workers, shuffle
         self.series_missions: dict[str, Mission] = (
-            dict(mission.series) if mission.is_multiseries else {mission.name: mission}
+            {name or mission.name: m for name, m in mission.grids().items()}
         )
         parts = list(self.series_missions.values())
         n_values = {p.values.shape[1] for p in parts}

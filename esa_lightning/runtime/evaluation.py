@@ -29,15 +29,23 @@ class ScoredRange:
 def score_range(
     model: Scorer, part: Mission, chunk_rows: int = 0, keep_channel_scores: str = "all"
 ) -> ScoredRange:
-    """Run ``model.score_rows`` on a single-grid range (``chunk_rows`` at a time when > 0, see
-    ``chunks.score_in_chunks``) or on every series of a multi-series one."""
-    if not part.is_multiseries:
-        from esa_lightning.runtime.chunks import score_in_chunks
+    """``model.score_rows`` of every grid of ``part`` (each independent series, or its one
+    grid), ``chunk_rows`` rows at a time when > 0 (``chunks.score_in_chunks``), joined into one
+    scored range."""
+    from esa_lightning.runtime.chunks import score_in_chunks
 
-        scores = score_in_chunks(model, part, chunk_rows, keep_channel_scores=keep_channel_scores)
-        return ScoredRange(part, scores, np.asarray(part.timestamps), part.events)
-    pieces = [(name, sub, model.score_rows(sub)) for name, sub in part.series.items()]
-    return concatenate_series(part, pieces)
+    pieces = [
+        (
+            name,
+            grid,
+            score_in_chunks(model, grid, chunk_rows, keep_channel_scores=keep_channel_scores),
+        )
+        for name, grid in part.grids().items()
+    ]
+    if part.is_multiseries:
+        return concatenate_series(part, pieces)
+    ((_, grid, scores),) = pieces
+    return ScoredRange(grid, scores, np.asarray(grid.timestamps), grid.events)
 
 
 def concatenate_series(part: Mission, pieces: list[tuple[str, Mission, RowScores]]) -> ScoredRange:
@@ -67,10 +75,8 @@ def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:
     from esa_lightning.metrics import full_report
 
     channel_alarm = scored.scores.channel_alarm
-    # channel-aware scores need per-channel labels: none for independent series, and Kaggle
-    # files broadcast one row label to every channel (its events name no channel)
-    per_channel = not (scored.mission.is_multiseries or scored.mission.meta.get("labels_broadcast"))
-    channels = scored.mission.channels if per_channel else None
+    # channel-aware scores need labels that name channels (Mission.has_channel_labels)
+    channels = scored.mission.channels if scored.mission.has_channel_labels else None
     result = full_report(
         scored.events,
         scored.timestamps,
