@@ -19,7 +19,9 @@ from typing import Any
 import lightning as L
 import numpy as np
 
+from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.intervals import runs
 from esa_lightning.models.base import DetectorModule, RowScores
 from esa_lightning.runtime.evaluation import ScoredRange, report_for
@@ -65,7 +67,8 @@ class ESAValidationMetrics(L.Callback):
         self.max_rows = max_rows
 
     def _validation_range(self, trainer: L.Trainer) -> Mission | None:
-        mission = getattr(trainer.datamodule, "mission", None)
+        dm = trainer.datamodule
+        mission = dm.mission if isinstance(dm, MissionDataModule) else None
         if mission is None or mission.is_multiseries:
             return None
         val = mission.val()
@@ -209,12 +212,11 @@ class SeriesBestWeights(WeightRestorer):
 
     @staticmethod
     def _units(pl_module: L.LightningModule) -> tuple[list[Any], np.ndarray | None]:
-        if not hasattr(pl_module, "validation_units"):
-            from esa_lightning.errors import ESAInputError
-
+        if not isinstance(pl_module, DetectorModule):
             raise ESAInputError(
-                f"SeriesBestWeights needs a module with validation_units(); "
-                f"{type(pl_module).__name__} has none (use early_stopping + restore_best_weights)"
+                f"SeriesBestWeights needs a detector family; {type(pl_module).__name__} is not a "
+                "DetectorModule",
+                column="callbacks",
             )
         return pl_module.validation_units()
 

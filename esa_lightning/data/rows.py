@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission, nominal_rows
 
 
-class RowDataModule(L.LightningDataModule):
+class RowDataModule(MissionDataModule):
     """Rows of the training range, for detectors that fit statistics rather than windows."""
 
-    DATAMODULE_KIND = "rows"  # what models name as their datamodule_kind
+    DATAMODULE_KIND = "rows"
 
     def __init__(self, mission: Mission, batch_size: int = 65536, max_rows: int = 2_000_000):
         super().__init__()

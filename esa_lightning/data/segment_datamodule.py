@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
@@ -34,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from esa_lightning.data import folds
 from esa_lightning.data.array_store import release_pages
+from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms import shapelets
 from esa_lightning.data.transforms.segments import (
@@ -105,7 +105,7 @@ class _GatherRows:
         return out
 
 
-class SegmentDataModule(L.LightningDataModule):
+class SegmentDataModule(MissionDataModule):
     """Pooled per-channel rows of one mission, fold masks and fitted kernels / scaler.
 
     After ``setup()``: ``X`` float32 [C, R, F] (standardised), ``y`` [C, R] (channel labels:
@@ -116,7 +116,7 @@ class SegmentDataModule(L.LightningDataModule):
     (per channel list), ``feat_mean`` / ``feat_std`` [C, F].
     """
 
-    DATAMODULE_KIND = "segments"  # what models name as their datamodule_kind
+    DATAMODULE_KIND = "segments"
 
     def __init__(
         self,

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import (
@@ -59,6 +58,7 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
+from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import (
     INPUT_MODES,
@@ -147,10 +147,10 @@ class SeriesBatchSampler(BatchSampler):
 
 
 # ------------------------------------------------------------------------------- datamodule
-class WindowDataModule(L.LightningDataModule):
+class WindowDataModule(MissionDataModule):
     """Scaled sliding windows of a mission for reconstruction models (see the module docstring)."""
 
-    DATAMODULE_KIND = "windows"  # what models name as their datamodule_kind
+    DATAMODULE_KIND = "windows"
 
     def __init__(
         self,

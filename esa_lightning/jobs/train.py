@@ -187,7 +187,7 @@ def train(cfg: DictConfig) -> float | None:
     trainer = None
     for name, spec in component_specs(cfg).items():
         components[name], trainer = fit_component(name, spec, cfg, mission, output_dir)
-        features[name] = list(getattr(trainer.datamodule, "feature_names", None) or [])
+        features[name] = list(trainer.datamodule.feature_names)
 
     metrics: dict[str, float] = {}
     if trainer is not None and is_global_zero():  # once, on the whole series (module docstring)

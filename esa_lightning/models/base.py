@@ -20,6 +20,7 @@ import lightning as L
 import numpy as np
 from torch import nn
 
+from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 
@@ -96,13 +97,22 @@ class DetectorModule(L.LightningModule, ABC):
         """Validation figures that need no labels (e.g. ``forecast_MAE``), unprefixed."""
         return {}
 
+    def validation_units(self) -> tuple[list[nn.Module], np.ndarray | None]:
+        """The networks early-stopped apart (``callbacks.SeriesBestWeights``) and their losses
+        of the last validation epoch; a family without them refuses that callback."""
+        raise ESAInputError(
+            f"{type(self).__name__} has no per-network validation losses: use "
+            "callbacks early_stopping + restore_best_weights, not series_best_weights",
+            column="callbacks",
+        )
+
     # ------------------------------------------------------------------- training
     def trainer_arguments(self, trainer_config: Mapping[str, Any]) -> dict[str, Any]:
         """Trainer settings this model needs on top of ``trainer_config`` (anomalib's
         ``trainer_arguments``): e.g. one epoch for a model fitted without gradient steps."""
         return {}
 
-    def set_preprocessing(self, datamodule: Any) -> None:
+    def set_preprocessing(self, datamodule: MissionDataModule) -> None:
         """Copy the datamodule's fitted preprocessing (scaler, kernels) into buffers."""
 
     def setup(self, stage: str) -> None:
@@ -149,7 +159,7 @@ class DetectorModule(L.LightningModule, ABC):
 
 def check_datamodule(family: type[DetectorModule], datamodule: Any) -> None:
     """Refuse a datamodule other than the one ``family`` trains on, naming both."""
-    kind = getattr(type(datamodule), "DATAMODULE_KIND", None)
+    kind = datamodule.DATAMODULE_KIND if isinstance(datamodule, MissionDataModule) else None
     if kind != family.datamodule_kind:
         raise ESAInputError(
             f"{family.__name__} trains on datamodule={family.datamodule_kind}, not {kind}",

@@ -602,8 +602,12 @@ def test_series_best_weights_stops_when_every_series_stalls_and_restores_each_be
     assert cb.best_epoch.tolist() == [1]
     cb.on_train_end(fake, shared)
     assert all(torch.all(p == 1.0) for p in shared.net.parameters())
-    with pytest.raises(ESAInputError, match="validation_units"):
+    with pytest.raises(ESAInputError, match="not a DetectorModule"):
         SeriesBestWeights().on_fit_start(fake, L.LightningModule())
+    from esa_lightning.models.zscore.model import RobustZScore
+
+    with pytest.raises(ESAInputError, match="no per-network validation losses"):
+        SeriesBestWeights().on_fit_start(fake, RobustZScore(n_channels=2))
 
 
 def test_per_series_forecaster_fits_with_series_batches_and_scores_every_series():
