@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
@@ -18,18 +19,24 @@ log = logging.getLogger("esa_lightning")
 T = TypeVar("T")
 
 
-def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T:
-    """Run ``fn(cfg)``; a user-facing error becomes one line on stderr and exit code 2.
-
-    With ``debug_errors=true`` the full traceback is shown instead.
-    """
+@contextmanager
+def one_line_errors(debug: bool = False) -> Iterator[None]:
+    """Every job's error wrapper: a user-facing error (``ESAInputError``) becomes one line on
+    stderr and exit code 2 (``SystemExit(2)``); with ``debug`` the traceback is shown instead."""
     try:
-        return fn(cfg)
+        yield
     except ESAInputError as exc:
-        if cfg.get("debug_errors", False):
+        if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T:
+    """Run the Hydra job ``fn(cfg)`` inside ``one_line_errors`` (``debug_errors=true``: full
+    tracebacks)."""
+    with one_line_errors(bool(cfg.get("debug_errors", False))):
+        return fn(cfg)
 
 
 def mission_from_config(data_cfg: DictConfig) -> Mission:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from esa_lightning.errors import ESAInputError
+from esa_lightning.jobs.common import one_line_errors
 
 
 def find_detector(artifacts: Path) -> Path:
@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-rows", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     try:
-        out = run(Path(args.data), Path(args.artifacts), args.chunk_rows)
-    except ESAInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        with one_line_errors():
+            out = run(Path(args.data), Path(args.artifacts), args.chunk_rows)
+    except SystemExit as exc:  # the one-line error was printed; the entry point's exit code
+        return int(exc.code)
     print(f"written: {out}")
     return 0
 

@@ -72,6 +72,12 @@ def test_container_entrypoint_writes_submission(smoke_run, small_mission_dir, tm
     assert set(sub["is_anomaly"].unique()) <= {0, 1}
 
 
+def test_container_entrypoint_reports_bad_input_in_one_line_with_code_2(tmp_path, capsys):
+    assert container_main(["--data", str(tmp_path), "--artifacts", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'test.parquet'}: test file not found"]
+
+
 def test_predict_refuses_missing_artifact(small_mission_dir, tmp_path):
     cfg = compose_config("predict", [f"ckpt={tmp_path / 'nothing'}",
                                      f"data.root={small_mission_dir}"], tmp_path)
