@@ -23,6 +23,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from esa_lightning.jobs.common import mission_from_config
 from esa_lightning.jobs.train import component_specs, instantiate_group
+from esa_lightning.models.base import DetectorModule
+from esa_lightning.postprocessing.base import PostRule
 from tests.conftest import CONF, REPO
 from tests.helpers import write_nasa
 
@@ -136,6 +138,16 @@ def assert_resolves(node: Any) -> None:
             assert_resolves(value)
 
 
+@pytest.mark.parametrize("option", options("model/threshold"))
+def test_threshold_option_composes_into_the_gru_model(option, tmp_path):
+    """``model/threshold@model.post_processing.threshold=NAME`` swaps the whole rule node."""
+    override = f"model/threshold@model.post_processing.threshold={option}"
+    cfg = compose_train(["model=gru_ae", override], tmp_path)
+    model = instantiate(cfg.model, n_inputs=2, n_outputs=1, _convert_="all")
+    assert type(model.threshold_rule).kind == cfg.model.post_processing.threshold.kind == option
+    assert list(model.post_rules)[0] == "threshold"
+
+
 # -------------------------------------------------------------------------- instantiating
 @pytest.mark.parametrize("option", options("data"))
 def test_data_option_reads_a_mission(option, generated, tmp_path):
@@ -183,11 +195,12 @@ def test_experiment_instantiates_what_train_builds(experiment, generated, tmp_pa
         assert isinstance(datamodule, expected_class(spec.datamodule) or object), name
         model = instantiate(spec.model, **datamodule.dims, _convert_="all")
         assert isinstance(model, expected_class(spec.model) or object), name
-        # a torch module trained by Lightning, or a model fitted by its own .fit(datamodule)
-        assert isinstance(model, torch.nn.Module) or callable(getattr(model, "fit", None)), name
-        callbacks = instantiate_group(cfg.get("callbacks")) + instantiate_group(
-            spec.get("callbacks")
-        )
+        # a detector family whose post-processing is what its config lists, as its callbacks
+        assert isinstance(model, DetectorModule), name
+        configured = {k for k, v in (spec.model.get("post_processing") or {}).items() if v}
+        assert set(model.post_rules) == configured, name
+        assert all(isinstance(cb, PostRule) for cb in model.configure_callbacks()), name
+        callbacks = instantiate_group(cfg.get("callbacks"))
         trainer_cfg = OmegaConf.merge(
             OmegaConf.to_container(cfg.trainer, resolve=True),
             OmegaConf.to_container(spec.get("trainer") or OmegaConf.create(), resolve=True),
