@@ -92,7 +92,7 @@ CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 
 
 class GRUAttentionAE(WindowNetwork):
-    """Encoder GRU → attention pooling → latent → GRU decoder (see esa-reference §5).
+    """Encoder GRU → attention pooling → latent → GRU decoder (ESA-ADB reference pipeline B).
 
     With ``n_series > 1`` a learned series embedding is appended to every input step, so one
     network serves many independent series (NASA telemanom channels). ``cell="lstm"`` swaps both
