@@ -10,6 +10,7 @@ heads) is a list of ``PostRule`` submodules, fitted after training and returned 
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,11 +19,14 @@ from typing import Any, ClassVar, Protocol
 
 import lightning as L
 import numpy as np
+import torch
 from torch import nn
 
 from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
+
+log = logging.getLogger("esa_lightning")
 
 
 @dataclass
@@ -109,8 +113,17 @@ class DetectorModule(L.LightningModule, ABC):
     # ------------------------------------------------------------------- training
     def trainer_arguments(self, trainer_config: Mapping[str, Any]) -> dict[str, Any]:
         """Trainer settings this model needs on top of ``trainer_config`` (anomalib's
-        ``trainer_arguments``): e.g. one epoch for a model fitted without gradient steps."""
-        return {}
+        ``trainer_arguments``), e.g. one epoch for a model fitted without gradient steps.
+
+        A model with no trainable parameter is fitted in one process when several are asked
+        for: DDP cannot wrap it, and its fit is one pass over the data with nothing to shard.
+        """
+        trainable = any(p.requires_grad for p in self.parameters())
+        several = trainer_config.get("devices", 1) != 1 or trainer_config.get("num_nodes", 1) != 1
+        if trainable or not several or torch.distributed.is_initialized():
+            return {}
+        log.info("%s has no gradient steps: fitted in one process", type(self).__name__)
+        return {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 
     def set_preprocessing(self, datamodule: MissionDataModule) -> None:
         """Copy the datamodule's fitted preprocessing (scaler, kernels) into buffers."""

@@ -116,6 +116,23 @@ def test_ddp_two_processes_match_one_and_write_once(esa_full_runs):
 
 
 @pytest.mark.slow
+def test_a_model_without_gradient_steps_is_fitted_in_one_process_under_ddp(tiny_mission, tmp_path):
+    """DDP cannot wrap a model with no trainable parameter (it failed with "DistributedDataParallel
+    is not needed"); such a model asks for one process (``trainer_arguments``) and gives the
+    numbers a single-process run gives."""
+    base = ["experiment=smoke", "data.val_days=2", "trainer.enable_progress_bar=false",
+            "~callbacks.progress_bar", "logger=none", f"data.root={tiny_mission}"]
+    runs = {}
+    for name, extra in (("single", []), ("ddp", DDP)):
+        proc = run_train([*base, *extra, f"hydra.run.dir={tmp_path / name}"], tmp_path)
+        assert_ok(proc)
+        log = proc.stdout + proc.stderr
+        runs[name] = (json.loads((tmp_path / name / "metrics.json").read_text()), log)
+    assert "RobustZScore has no gradient steps: fitted in one process" in runs["ddp"][1]
+    assert runs["ddp"][0] == runs["single"][0]
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not MSL.is_dir(), reason="shared MSL data not present")
 @pytest.mark.parametrize("per_series", ["true", "false"])
 def test_ddp_trains_forecasters_whose_steps_leave_parameters_unused(tmp_path, per_series):

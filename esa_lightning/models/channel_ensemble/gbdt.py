@@ -132,7 +132,8 @@ class GBDTChannelEnsemble(DetectorModule):
     # ---------------------------------------------------- the one-epoch Lightning fit
     def trainer_arguments(self, trainer_config: Mapping[str, Any]) -> dict[str, Any]:
         """No gradient steps: one epoch of one (ignored) batch; the trees fit at its start."""
-        return {"max_epochs": 1, "min_epochs": 1, "limit_train_batches": 1}
+        one_epoch = {"max_epochs": 1, "min_epochs": 1, "limit_train_batches": 1}
+        return {**super().trainer_arguments(trainer_config), **one_epoch}
 
     def configure_optimizers(self) -> None:
         return None
