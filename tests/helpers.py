@@ -158,21 +158,25 @@ def write_esa_csv(path: Path, n: int = 30) -> Path:
     return path
 
 
-def write_nasa(root: Path, n_train: int = 40, n_test: int = 30) -> Path:
-    """A telemanom folder with one channel ``A-1`` and one labeled sequence."""
-    for part, n in (("train", n_train), ("test", n_test)):
-        (root / part).mkdir(parents=True, exist_ok=True)
-        arr = np.column_stack([np.sin(np.arange(n) / 3.0), np.zeros(n)])
-        np.save(root / part / "A-1.npy", arr)
-    pd.DataFrame(
-        {
-            "chan_id": ["A-1"],
-            "spacecraft": ["SMAP"],
-            "anomaly_sequences": ["[[5, 9]]"],
-            "class": ["[point]"],
-            "num_values": [n_test],
-        }
-    ).to_csv(root / "labeled_anomalies.csv", index=False)
+def write_nasa(
+    root: Path, n_train: int = 40, n_test: int = 30, rows: list[tuple] | None = None
+) -> Path:
+    """A telemanom folder with one channel ``A-1`` and one labeled sequence; or, given ``rows``
+    (chan_id, spacecraft, anomaly_sequences, class, num_values), that csv verbatim and files of
+    ``n_train`` / ``num_values`` rows for every channel it lists (a repeated channel: its first
+    row's ``num_values``)."""
+    if rows is None:
+        rows = [("A-1", "SMAP", "[[5, 9]]", "[point]", n_test)]
+    lengths: dict[str, int] = {}
+    for row in rows:
+        lengths.setdefault(str(row[0]).strip(), int(row[4]))
+    for chan, n_rows in lengths.items():
+        for part, n in (("train", n_train), ("test", n_rows)):
+            (root / part).mkdir(parents=True, exist_ok=True)
+            arr = np.column_stack([np.sin(np.arange(n) / 3.0), np.zeros(n)])
+            np.save(root / part / f"{chan}.npy", arr)
+    cols = ["chan_id", "spacecraft", "anomaly_sequences", "class", "num_values"]
+    pd.DataFrame(rows, columns=cols).to_csv(root / "labeled_anomalies.csv", index=False)
     return root
 
 

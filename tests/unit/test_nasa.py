@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from esa_lightning.data.readers.nasa import read_nasa
 from esa_lightning.errors import ESAInputError
 from tests.conftest import MSL
+from tests.helpers import write_nasa
 
 
 def listed_sequences(text: str) -> list[list[int]]:
@@ -191,3 +193,101 @@ def test_nan_repair(tmp_path):
     assert col[3] == col[4] == np.float32(test[2, 0])
     assert col[7] == np.float32(test[6, 0])
     assert np.isfinite(m.values["A-1"]).all()
+
+
+def test_repeated_channel_is_merged(tmp_path):
+    # the public csv lists SMAP P-2 twice, with overlapping sequences
+    rows = [
+        ("P-2", "SMAP", "[[5350, 6575]]", "[contextual]", 7000),
+        ("A-1", "SMAP", "[[5, 9]]", "[point]", 60),
+        ("P-2", "SMAP", "[[5300, 6420]]", "[contextual]", 7000),
+        ("A-1", "SMAP", "[[20, 25], [40, 41]]", "[contextual, point]", 60),
+        ("B-1", "SMAP", "[[30, 40]]", "[point]", 60),
+        ("B-1", "SMAP", "[[10, 31]]", "[contextual]", 60),
+    ]
+    root = write_nasa(tmp_path / "smap", n_train=10, rows=rows)
+    with pytest.warns(UserWarning) as record:
+        m = read_nasa(root)
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 3
+    assert any(
+        re.search(
+            r"channel P-2 is listed 2 times.*\[\[5350, 6575\]\] \+ \[\[5300, 6420\]\] "
+            r"into \[\[5300, 6575\]\]",
+            t,
+        )
+        for t in messages
+    )
+    assert any("channel A-1 is listed 2 times" in t for t in messages)
+    assert any(re.search(r"channel B-1 .*into \[\[10, 40\]\]", t) for t in messages)
+    assert list(m.series) == ["P-2", "A-1", "B-1"]
+    ev = m.events.set_index("ID")
+    assert (ev.loc["P-2_0", "StartTime"], ev.loc["P-2_0", "EndTime"]) == (5300, 6575)
+    assert ev.loc["P-2_0", "Class"] == "contextual" and "P-2_1" not in ev.index
+    # separate sequences stay separate events, in row order
+    a1 = m.events[m.events["Channel"] == "A-1"]
+    assert list(zip(a1["StartTime"], a1["EndTime"], strict=True)) == [(5, 9), (20, 25), (40, 41)]
+    assert list(a1["Class"]) == ["point", "contextual", "point"]
+    b1 = m.events[m.events["Channel"] == "B-1"]
+    assert list(zip(b1["StartTime"], b1["EndTime"], b1["Class"], strict=True)) == [
+        (10, 40, "contextual/point")
+    ]
+    s = m.series["P-2"]
+    np.testing.assert_array_equal(
+        np.flatnonzero(s.labels[s.test_start :, 0]), np.arange(5300, 6576)
+    )
+
+
+def test_repeated_channel_rows_must_agree(tmp_path):
+    rows = [
+        ("P-2", "SMAP", "[[5, 9]]", "[contextual]", 60),
+        ("P-2", "SMAP", "[[7, 12]]", "[contextual]", 61),
+    ]
+    root = write_nasa(tmp_path / "a", n_train=10, rows=rows)
+    with pytest.raises(ESAInputError, match=r"P-2.*num_values.*60, 61"):
+        read_nasa(root)
+    rows[1] = ("P-2", "MSL", "[[7, 12]]", "[contextual]", 60)
+    root = write_nasa(tmp_path / "b", n_train=10, rows=rows)
+    with pytest.raises(ESAInputError, match=r"P-2.*spacecraft.*SMAP, MSL"):
+        read_nasa(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for SMAP: one row, nothing merged
+        assert len(read_nasa(root, spacecraft="SMAP").events) == 1
+    rows[1] = ("P-2", "SMAP", "[[12, 7]]", "[contextual]", 60)
+    root = write_nasa(tmp_path / "c", n_train=10, rows=rows)
+    with pytest.raises(ESAInputError, match=r"P-2.*anomaly_sequences"):
+        read_nasa(root)
+
+
+def test_repeated_channel_of_another_spacecraft_is_quiet(tmp_path):
+    rows = [
+        ("C-1", "MSL", "[[5, 9]]", "[point]", 60),
+        ("P-2", "SMAP", "[[5350, 6575]]", "[contextual]", 8209),
+        ("P-2", "SMAP", "[[5300, 6420]]", "[contextual]", 8000),
+    ]
+    root = write_nasa(tmp_path / "msl", n_train=10, rows=rows)
+    for part in ("train", "test"):
+        (root / part / "P-2.npy").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(read_nasa(root).series) == ["C-1"]
+
+
+def test_published_listing_layout_is_read_as_is(tmp_path):
+    # as in the MSL file: P-11's sequences out of order, F-8's ending on the last test row;
+    # stray spaces and quoted class names read as plain values; no warning
+    rows = [
+        ("P-11", " MSL ", "[[40, 49], [12, 20]]", "[ 'point' , contextual]", 60),
+        ("F-8", "MSL", "[[50, 59]]", "[contextual]", 60),
+    ]
+    root = write_nasa(tmp_path / "msl", n_train=10, rows=rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = read_nasa(root, spacecraft="msl")
+    ev = m.events
+    assert list(ev["ID"]) == ["P-11_0", "P-11_1", "F-8_0"]
+    assert list(zip(ev["StartTime"], ev["EndTime"], strict=True)) == [(40, 49), (12, 20), (50, 59)]
+    assert list(ev["Class"]) == ["point", "contextual", "contextual"]
+    assert m.meta["spacecraft"] == ["MSL"] and m.series["P-11"].meta["spacecraft"] == "MSL"
+    f8 = m.series["F-8"]
+    assert f8.labels[-10:, 0].all() and f8.labels[:-10].sum() == 0

@@ -13,11 +13,25 @@ test indices (the numbers in ``labeled_anomalies.csv``) and training rows are ne
 The public release's csv lists SMAP and MSL together while a folder usually holds one of them:
 channels of a spacecraft without any files are skipped; a channel of a spacecraft that is
 present (or asked for with ``spacecraft=``) must have both files.
+
+Quirks of the published csv that are accepted:
+
+- a channel listed on several rows (the public release lists SMAP ``P-2`` twice): its rows'
+  sequences are merged, overlapping ones into one event (``[[5350, 6575]]`` and
+  ``[[5300, 6420]]`` become ``[[5300, 6575]]``; separate ones stay separate events, in row
+  order), with a warning naming the channel. The rows must agree on ``spacecraft`` and
+  ``num_values`` (the test file's length has to match it), else an ``ESAInputError`` names both.
+  The merged event's class is its rows' classes, distinct, joined by ``/``;
+- sequences listed out of order (MSL ``P-11``) are kept in the listed order, and a sequence
+  ending on the test array's last row (MSL ``F-8``) is inside it; one ending past it is an error;
+- ``class`` names with or without quotes, mixed classes in one row, and stray spaces around
+  any cell (``" SMAP "``) are read as the plain values.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from tokenize import TokenError
 
@@ -91,11 +105,6 @@ def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
     if listing.empty:
         raise ESAInputError("empty file (no channels listed)", path=csv_path)
     listing = listing.apply(lambda s: s.str.strip())
-    dupes = listing["chan_id"][listing["chan_id"].duplicated()]
-    if len(dupes):
-        raise ESAInputError(
-            "channel listed twice", path=csv_path, column="chan_id", value=dupes.iloc[0]
-        )
     root = csv_path.parent
     has_files = listing["chan_id"].map(
         lambda c: (root / "train" / f"{c}.npy").is_file() or (root / "test" / f"{c}.npy").is_file()
@@ -114,7 +123,79 @@ def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
         if not present:
             raise ESAInputError("no listed channel has files under train/ or test/", path=csv_path)
         wanted = listing["spacecraft"].isin(present)
-    return listing[wanted].reset_index(drop=True)
+    return _merge_repeated(listing[wanted].reset_index(drop=True), csv_path)
+
+
+def _merge_repeated(listing: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
+    """One row per channel: the sequences of a channel listed on several rows are merged."""
+    counts = listing["chan_id"].value_counts(sort=False)
+    repeated = [c for c in listing["chan_id"].drop_duplicates() if counts[c] > 1]
+    if not repeated:
+        return listing
+    listing = listing.copy()
+    for chan in repeated:
+        rows = listing[listing["chan_id"] == chan]
+        for col in ("spacecraft", "num_values"):
+            distinct = list(dict.fromkeys(_as_int(v) for v in rows[col]))
+            if len(distinct) > 1:
+                raise ESAInputError(
+                    f"channel listed {len(rows)} times with different {col}: "
+                    f"{', '.join(map(str, distinct))} (cannot tell which row is right)",
+                    path=csv_path,
+                    column=f"{chan}: {col}",
+                    value=distinct[0],
+                )
+        pairs: list[tuple[int, int]] = []
+        classes: list[str | None] = []
+        for _, row in rows.iterrows():
+            found = _sequence_pairs(row["anomaly_sequences"], csv_path, chan)
+            for a, b in found:
+                if not 0 <= a <= b:
+                    raise ESAInputError(
+                        f"sequence [{a}, {b}] does not lie inside the test array",
+                        path=csv_path,
+                        column=f"{chan}: anomaly_sequences",
+                        value=row["anomaly_sequences"],
+                    )
+            pairs += found
+            classes += _parse_classes(row["class"], len(found), csv_path, chan)
+        merged, merged_classes = _merge_overlapping(pairs, classes)
+        first = rows.index[0]
+        merged_text = json.dumps([list(p) for p in merged])
+        listing.at[first, "anomaly_sequences"] = merged_text
+        listing.at[first, "class"] = "[" + ", ".join(map(str, merged_classes)) + "]"
+        warnings.warn(
+            f"{csv_path}: channel {chan} is listed {len(rows)} times; merged its anomaly "
+            f"sequences {' + '.join(rows['anomaly_sequences'])} into {merged_text}",
+            stacklevel=4,
+        )
+    return listing[~listing["chan_id"].duplicated()].reset_index(drop=True)
+
+
+def _as_int(text: str) -> int | str:
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _merge_overlapping(
+    pairs: list[tuple[int, int]], classes: list[str | None]
+) -> tuple[list[tuple[int, int]], list[str | None]]:
+    """Sequences sharing a row become one (sorted by start); without overlaps, unchanged."""
+    order = sorted(range(len(pairs)), key=lambda k: pairs[k])
+    if all(pairs[a][1] < pairs[b][0] for a, b in zip(order, order[1:], strict=False)):
+        return pairs, classes
+    merged: list[list] = []
+    for k in order:
+        start, end = pairs[k]
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+            if classes[k] not in merged[-1][2]:
+                merged[-1][2].append(classes[k])
+        else:
+            merged.append([start, end, [classes[k]]])
+    return [(a, b) for a, b, _ in merged], ["/".join(map(str, c)) for _, _, c in merged]
 
 
 def _load_array(path: Path, chan: str) -> np.ndarray:
@@ -209,6 +290,20 @@ def _read_channel(
 
 def parse_sequences(text: str, n_test: int, path: Path | str, chan: str) -> list[tuple[int, int]]:
     """``"[[550, 750], [2100, 2210]]"`` -> inclusive (start, end) pairs inside the test array."""
+    pairs = _sequence_pairs(text, path, chan)
+    for a, b in pairs:
+        if not 0 <= a <= b < n_test:
+            raise ESAInputError(
+                f"sequence [{a}, {b}] does not lie inside the test array (0..{n_test - 1})",
+                path=path,
+                column=f"{chan}: anomaly_sequences",
+                value=text,
+            )
+    return pairs
+
+
+def _sequence_pairs(text: str, path: Path | str, chan: str) -> list[tuple[int, int]]:
+    """The (start, end) integer pairs of an ``anomaly_sequences`` cell, in the listed order."""
     try:
         raw = json.loads(text)
     except (TypeError, ValueError):
@@ -226,16 +321,7 @@ def parse_sequences(text: str, n_test: int, path: Path | str, chan: str) -> list
             column=f"{chan}: anomaly_sequences",
             value=text,
         )
-    pairs = [(int(a), int(b)) for a, b in raw]
-    for a, b in pairs:
-        if not 0 <= a <= b < n_test:
-            raise ESAInputError(
-                f"sequence [{a}, {b}] does not lie inside the test array (0..{n_test - 1})",
-                path=path,
-                column=f"{chan}: anomaly_sequences",
-                value=text,
-            )
-    return pairs
+    return [(int(a), int(b)) for a, b in raw]
 
 
 def _parse_classes(text: str, n: int, path: Path, chan: str) -> list[str | None]:
