@@ -12,9 +12,12 @@ the outer zones reach the ends of the range). Inside its zone:
 
 Both integrands are piecewise linear in position, so each piece integrates in closed form.
 ESA-ADB's change: a zone with no prediction gets precision 0.5 (recall 0).
+:func:`affiliation_zones` also returns the recall as ESA-ADB's code computes it (README, Metrics).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -63,27 +66,73 @@ def _split_by_zone(pred: Intervals, left: np.ndarray, right: np.ndarray):
     return zone[keep], a[keep], b[keep]
 
 
+class ZoneScores(NamedTuple):
+    """Per ground-truth zone: precision, recall (paper) and recall as ESA-ADB's code pairs it."""
+
+    precision: np.ndarray
+    recall: np.ndarray
+    recall_esa_adb: np.ndarray
+
+
 def affiliation_per_zone(
     pred: Intervals, truth: Intervals, trange: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Precision and recall probability of each ground-truth interval's zone.
+    """Precision and recall probability (paper definition) of each ground-truth interval's zone.
 
     ``pred`` and ``truth`` are disjoint sorted sets of float intervals (points allowed) inside
     ``trange``.
     """
+    z = affiliation_zones(pred, truth, trange)
+    return z.precision, z.recall
+
+
+def affiliation_zones(pred: Intervals, truth: Intervals, trange: tuple[float, float]) -> ZoneScores:
+    """Zone precision, paper recall and ESA-ADB-reference recall, all in one pass.
+
+    The reference recall differs only in zones holding several predicted pieces: there the
+    reference drops the prediction cells that do not touch J and pairs the remaining pieces of
+    J with the zone's predictions in order from the first one (``zip`` after filtering), so a
+    piece of J is measured against a prediction other than its nearest one. A cell touching J
+    in a single point takes a prediction and adds nothing.
+    """
     lo, hi = float(trange[0]), float(trange[1])
     scale = hi - lo if hi > lo else 1.0
-    # work on [0, 1]: better conditioned squares, same ratios
-    # a one-sample interval [t, t] has no length: give it a vanishing one, so that it keeps its
-    # weight (the scores are continuous in the length, this is their limit)
-    p = Intervals((pred.start - lo) / scale, (pred.end - lo) / scale)
-    p = Intervals(p.start, np.maximum(p.end, p.start + POINT_LENGTH))
-    js, je = (truth.start - lo) / scale, (truth.end - lo) / scale
-    je = np.maximum(je, js + POINT_LENGTH)
-    n = len(js)
-    left, right = zone_bounds(Intervals(js, je), 0.0, (hi - lo) / scale)
+    # borders and pairing decisions in the caller's units (exact for integer times), the
+    # integrals on [0, 1] (better conditioned squares, same ratios). A one-sample interval
+    # [t, t] has no length: give it a vanishing one, so that it keeps its weight (the scores
+    # are continuous in the length, this is their limit)
+    tiny = POINT_LENGTH * scale
+    ps, pe = pred.start - lo, pred.end - lo
+    pe = np.maximum(pe, ps + tiny)
+    rjs, rje = truth.start - lo, truth.end - lo
+    rje = np.maximum(rje, rjs + tiny)
+    n = len(rjs)
+    rleft, rright = zone_bounds(Intervals(rjs, rje), 0.0, hi - lo)
+    zone, ra_, rb_ = _split_by_zone(Intervals(ps, pe), rleft, rright)
+    first = np.ones(len(zone), dtype=bool)
+    first[1:] = zone[1:] != zone[:-1]
+    last = np.ones(len(zone), dtype=bool)
+    last[:-1] = zone[1:] != zone[:-1]
+    mids = (rb_[:-1] + ra_[1:]) / 2
+    rcell_lo = np.where(first, rleft[zone], np.r_[0.0, mids][: len(zone)])
+    rcell_hi = np.where(last, rright[zone], np.r_[mids, 0.0][: len(zone)])
+
+    # reference pairing: in each zone, cells wholly before J are dropped; the k-th cell
+    # touching J is paired with the k-th prediction piece of the zone
+    before = rcell_hi < rjs[zone]
+    touching = ~before & ~(rcell_lo > rje[zone])
+    skipped = np.bincount(zone, weights=before, minlength=n).astype(np.int64)
+    n_touch = np.bincount(zone, weights=touching, minlength=n).astype(np.int64)
+    zone_first = np.cumsum(np.bincount(zone, minlength=n)) - np.bincount(zone, minlength=n)
+    rank = np.arange(len(zone)) - zone_first[zone]
+    paired = np.flatnonzero(rank < n_touch[zone])  # prediction pieces that get a cell
+    paired_cell = paired + skipped[zone[paired]]
+
+    a, b = ra_ / scale, rb_ / scale
+    js, je = rjs / scale, rje / scale
+    left, right = rleft / scale, rright / scale
+    cell_lo, cell_hi = rcell_lo / scale, rcell_hi / scale
     width = right - left
-    zone, a, b = _split_by_zone(p, left, right)
 
     # ---- precision: integral of Fbar(d(x, J)) over each piece, split before / in / after J
     zs, ze, w = js[zone], je[zone], width[zone]
@@ -104,16 +153,11 @@ def affiliation_per_zone(
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(covered > 0, summed / covered, NO_PREDICTION_PRECISION)
 
-    # ---- recall: each piece owns the part of its zone closer to it than to other pieces
-    first = np.ones(len(zone), dtype=bool)
-    first[1:] = zone[1:] != zone[:-1]
-    last = np.ones(len(zone), dtype=bool)
-    last[:-1] = zone[1:] != zone[:-1]
-    cell_lo = np.where(first, left[zone], np.r_[0.0, (b[:-1] + a[1:]) / 2][: len(zone)])
-    cell_hi = np.where(last, right[zone], np.r_[(b[:-1] + a[1:]) / 2, 0.0][: len(zone)])
+    # ---- recall: integral over the part of J in a cell [c0, c1] of the recall probability
+    # with respect to one predicted piece [pa, pb] of the zone
     el, er = left[zone], right[zone]
 
-    def near(u0, v0, pivot, sign):
+    def near(u0, v0, pivot, sign, zs, ze, el, er, w):
         """Integral over [u0, v0] ∩ J of the recall probability, d = sign * (y - pivot)."""
         u, v = np.maximum(u0, zs), np.minimum(v0, ze)
         v = np.maximum(u, v)
@@ -122,7 +166,27 @@ def affiliation_per_zone(
         lost = lost + _int_min_linear(u, v, du, dv, er - u, er - v)
         return (v - u) - lost / w
 
-    hit = np.maximum(np.minimum(b, ze) - np.maximum(a, zs), 0.0)
-    piece_r = hit + near(cell_lo, a, a, -1.0) + near(b, cell_hi, b, 1.0)
+    def cell_recall(c0, c1, pa, pb, zs, ze, el, er, w):
+        hit = np.maximum(np.minimum(np.minimum(pb, c1), ze) - np.maximum(np.maximum(pa, c0), zs), 0)
+        before_p = near(c0, np.minimum(pa, c1), pa, -1.0, zs, ze, el, er, w)
+        after_p = near(np.maximum(pb, c0), c1, pb, 1.0, zs, ze, el, er, w)
+        return hit + before_p + after_p
+
+    # paper: each piece with its own cell (the part of the zone nearer to it than to others)
+    piece_r = cell_recall(cell_lo, cell_hi, a, b, zs, ze, el, er, w)
     recall = np.bincount(zone, weights=piece_r, minlength=n) / (je - js)
-    return precision, np.clip(recall, 0.0, 1.0)
+    # reference: piece q with the cell found above
+    zq = zone[paired]
+    piece_ref = cell_recall(
+        cell_lo[paired_cell],
+        cell_hi[paired_cell],
+        a[paired],
+        b[paired],
+        js[zq],
+        je[zq],
+        left[zq],
+        right[zq],
+        width[zq],
+    )
+    recall_ref = np.bincount(zq, weights=piece_ref, minlength=n) / (je - js)
+    return ZoneScores(precision, np.clip(recall, 0.0, 1.0), np.clip(recall_ref, 0.0, 1.0))

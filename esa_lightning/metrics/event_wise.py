@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.metrics.affiliation import affiliation_per_zone
+from esa_lightning.metrics.affiliation import affiliation_zones
 from esa_lightning.metrics.intervals import (
     Intervals,
     as_time,
@@ -80,6 +80,8 @@ def _zero_scores(betas: list[float]) -> dict[str, float]:
     out["alarming_precision"] = 0.0
     out.update({"AFF_precision": 0.0, "AFF_recall": 0.0})
     out.update({f"AFF_F_{b:.2f}": 0.0 for b in betas})
+    out.update({"AFFpaper_precision": 0.0, "AFFpaper_recall": 0.0})
+    out.update({f"AFFpaper_F_{b:.2f}": 0.0 for b in betas})
     return out
 
 
@@ -107,22 +109,34 @@ def true_negative_rate(truth: Truth, pred: Intervals, full_range: tuple[Any, Any
 
 
 def affiliation_scores(
-    truth: Truth, pred: Intervals, full_range: tuple[Any, Any]
+    truth: Truth, pred: Intervals, full_range: tuple[Any, Any], *, reference: bool = False
 ) -> tuple[float, float]:
     """Mean affiliation precision / recall: zone scores averaged per event ID, then over IDs.
 
     Zones belong to the merged ground truth of every category; a zone touching an unselected
     event is left out (as in ESA-ADB). Zero-length intervals get one tick of length.
+
+    ``reference=False``: the paper's definition (Huet et al., KDD 2022); each event averages
+    the zones it touches, each once; no zone left gives 0. ``reference=True``: what ESA-ADB's
+    code returns: its recall pairing (see :func:`affiliation_zones`), a zone counted once per
+    labelled row (channel) of the event touching it, NaN when no zone is left.
     """
+    return affiliation_both(truth, pred, full_range)[1 if reference else 0]
+
+
+def affiliation_both(
+    truth: Truth, pred: Intervals, full_range: tuple[Any, Any]
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``((paper P, paper R), (reference P, reference R))`` from one zone computation."""
     if len(pred) == 0 or truth.start.size == 0:
-        return 0.0, 0.0
+        return (0.0, 0.0), (0.0, 0.0)
     union = merge(truth.start, np.where(truth.end > truth.start, truth.end, tick_after(truth.end)))
     p_end = np.where(pred.end > pred.start, pred.end, tick_after(pred.end))
     pred = merge(pred.start, p_end)
     lo = min(full_range[0], union.start[0], pred.start[0])
     hi = max(full_range[1], union.end[-1], pred.end[-1])
     as_f = np.float64
-    precision, recall = affiliation_per_zone(
+    zones = affiliation_zones(
         Intervals(pred.start.astype(as_f) - as_f(lo), pred.end.astype(as_f) - as_f(lo)),
         Intervals(union.start.astype(as_f) - as_f(lo), union.end.astype(as_f) - as_f(lo)),
         (0.0, float(hi - lo)),
@@ -130,14 +144,29 @@ def affiliation_scores(
     zone = np.searchsorted(union.start, truth.start, side="right") - 1
     bad_zone = np.zeros(len(union), dtype=bool)
     bad_zone[zone[~truth.selected]] = True
-    pairs = pd.DataFrame({"zone": zone, "event": truth.event})[truth.selected].drop_duplicates()
-    pairs = pairs[~bad_zone[pairs["zone"].to_numpy()]]
-    if pairs.empty:
-        return 0.0, 0.0
-    pairs["p"] = precision[pairs["zone"].to_numpy()]
-    pairs["r"] = recall[pairs["zone"].to_numpy()]
-    per_event = pairs.groupby("event")[["p", "r"]].mean()
-    return float(per_event["p"].mean()), float(per_event["r"].mean())
+    rows = pd.DataFrame({"zone": zone, "event": truth.event})[truth.selected]
+    rows = rows[~bad_zone[rows["zone"].to_numpy()]]
+    if rows.empty:
+        return (0.0, 0.0), (float("nan"), float("nan"))
+
+    def mean_of_event_means(pairs: pd.DataFrame, recall: np.ndarray) -> tuple[float, float]:
+        z = pairs["zone"].to_numpy()
+        frame = pd.DataFrame({"event": pairs["event"].to_numpy(), "p": zones.precision[z]})
+        frame["r"] = recall[z]
+        per_event = frame.groupby("event")[["p", "r"]].mean()
+        return float(per_event["p"].mean()), float(per_event["r"].mean())
+
+    paper = mean_of_event_means(rows.drop_duplicates(), zones.recall)
+    reference = mean_of_event_means(rows, zones.recall_esa_adb)
+    return paper, reference
+
+
+def _f_beta_reference(precision: float, recall: float, beta: float) -> float:
+    """F-beta as ESA-ADB's code computes it: NaN when undefined (0/0 or a NaN input)."""
+    den = beta**2 * precision + recall
+    if not den > 0:
+        return float("nan")
+    return float((1 + beta**2) * precision * recall / den)
 
 
 def esa_scores(
@@ -169,9 +198,11 @@ def esa_scores(
     out.update({f"EW_F_{b:.2f}": f_beta(precision, recall, b) for b in bl})
     alarm_den = c["tp"] + c["redundant"]
     out["alarming_precision"] = c["tp"] / alarm_den if alarm_den else 0.0
-    aff_p, aff_r = affiliation_scores(truth, pred, rng)
-    out.update({"AFF_precision": aff_p, "AFF_recall": aff_r})
-    out.update({f"AFF_F_{b:.2f}": f_beta(aff_p, aff_r, b) for b in bl})
+    (pap_p, pap_r), (ref_p, ref_r) = affiliation_both(truth, pred, rng)
+    out.update({"AFF_precision": ref_p, "AFF_recall": ref_r})
+    out.update({f"AFF_F_{b:.2f}": _f_beta_reference(ref_p, ref_r, b) for b in bl})
+    out.update({"AFFpaper_precision": pap_p, "AFFpaper_recall": pap_r})
+    out.update({f"AFFpaper_F_{b:.2f}": f_beta(pap_p, pap_r, b) for b in bl})
     return out
 
 

@@ -138,16 +138,35 @@ def test_telemanom_raw_scores_have_no_time_correction():
 def test_affiliation_zone_without_detection_gets_precision_half():
     y_true = labels(("a", 10, 20), ("b", 80, 90))
     s = esa_scores(y_true, series(101, (10, 20)), full_range=(0, 100))
-    assert s["AFF_precision"] == pytest.approx((1.0 + 0.5) / 2)
-    assert s["AFF_recall"] == pytest.approx((1.0 + 0.0) / 2)
+    for key in ("AFF", "AFFpaper"):  # one prediction per zone: both definitions agree
+        assert s[f"{key}_precision"] == pytest.approx((1.0 + 0.5) / 2)
+        assert s[f"{key}_recall"] == pytest.approx((1.0 + 0.0) / 2)
 
 
 def test_perfect_prediction_scores_affiliation_one():
     y_true = labels(("a", 10, 20), ("b", 80, 90), ("b", 85, 95, None, "ch2"))
     s = esa_scores(y_true, series(101, (10, 20), (80, 95)), full_range=(0, 100))
-    assert s["AFF_precision"] == pytest.approx(1.0)
-    assert s["AFF_recall"] == pytest.approx(1.0)
-    assert s["AFF_F_0.50"] == pytest.approx(1.0)
+    for key in ("AFF", "AFFpaper"):
+        assert s[f"{key}_precision"] == pytest.approx(1.0)
+        assert s[f"{key}_recall"] == pytest.approx(1.0)
+        assert s[f"{key}_F_0.50"] == pytest.approx(1.0)
+
+
+def test_reference_and_paper_affiliation_differ_as_documented():
+    # J = [40, 60] alone in [0, 100]; predictions [10, 12] and [50, 52] share its zone.
+    # Paper: J's points are measured to the nearer prediction ([50, 52]) -> high recall.
+    # Reference: the cell of [10, 12] ends at 31 < 40 and is dropped, so J (all in the cell
+    # of [50, 52]) is paired with the first prediction, [10, 12] -> much lower recall.
+    y_true = labels(("a", 40, 60), ("a", 45, 55, None, "ch2"))
+    s = esa_scores(y_true, series(101, (10, 12), (50, 52)), full_range=(0, 100))
+    assert s["AFFpaper_recall"] > 0.9
+    assert s["AFF_recall"] < 0.7
+    assert s["AFF_precision"] == pytest.approx(s["AFFpaper_precision"])
+    # every zone deselected: the reference gives NaN, the paper keys 0
+    rare = labels(("r", 40, 60, "Rare Event"))
+    s = esa_scores(rare, series(101, (50, 52)), select_labels=ANOMALY, full_range=(0, 100))
+    assert np.isnan(s["AFF_precision"]) and np.isnan(s["AFF_F_0.50"])
+    assert s["AFFpaper_precision"] == 0.0 and s["AFFpaper_F_0.50"] == 0.0
 
 
 def test_affiliation_hand_case():

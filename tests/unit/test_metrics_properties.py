@@ -55,6 +55,8 @@ def test_every_score_is_in_unit_interval(c, select):
     s = esa_scores(y_true, (np.arange(N), alarm), select_labels=select, betas=[0.5, 2.0])
     s.update(telemanom_scores(y_true, (np.arange(N), alarm), select_labels=select))
     for k, v in s.items():
+        if k.startswith("AFF_") and np.isnan(v):
+            continue  # the ESA-ADB reference keys are NaN when every zone is deselected
         assert 0.0 <= v <= 1.0 + 1e-12, k
     assert 0.0 <= kaggle_f05(inside_labels(y_true), alarm) <= 1.0
 
@@ -85,7 +87,7 @@ def test_shuffling_label_rows_changes_nothing(c, rnd):
     for select in (None, {"Category": ["Anomaly"]}):
         a = esa_scores(y_true, (np.arange(N), alarm), select_labels=select)
         b = esa_scores(shuffled, (np.arange(N), alarm), select_labels=select)
-        assert a == pytest.approx(b)
+        assert a == pytest.approx(b, nan_ok=True)
 
 
 @SETTINGS
