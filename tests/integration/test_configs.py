@@ -88,6 +88,7 @@ def point_data_at_tiny_mission(cfg: DictConfig, generated: Path, tmp: Path) -> N
     roots = {
         "synthetic": generated,
         "esa": generated,
+        "esa_mission1": generated,
         "kaggle": generated / "kaggle",
         "esa_csv": generated / "csv",
         "nasa": write_nasa(tmp / "nasa"),

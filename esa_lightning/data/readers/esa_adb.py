@@ -16,7 +16,10 @@ Preprocessing
   before ``end`` (default: the latest channel timestamp). Both ends are included.
 - Zero-order hold: the value at grid point t is the last raw value at or before t; grid points
   before a channel's first sample take its first value. Output float32 [T, C].
-- ``counters`` are differenced after resampling (in float64, first row 0).
+- ``counters`` are differenced after resampling (in float64, first row 0). ESA-ADB's
+  ``channels.csv`` does not mark counters, so they are an option: ``None`` takes the list the
+  folder's ``mission.json`` records (the synthetic generator writes one), else none.
+  ``lightweight`` (the ``channels="lightweight"`` subset) is found the same way.
 - Telecommands with ``Priority >= telecommand_priority`` become 0/1 pulses at the first grid point
   at or after each execution; executions outside the grid are dropped.
 - Label start times floor to the grid and end times ceil, so every label marks at least one grid
@@ -37,6 +40,7 @@ by the source files' identity and every option.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,13 +77,14 @@ def read_esa_mission(
     *,
     channels: ChannelSpec = "all",
     period: str | pd.Timedelta = "30s",
-    counters: Sequence[str] = (),
+    counters: Sequence[str] | None = (),
     telecommand_priority: int = 3,
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
     split_date: str | pd.Timestamp | None = None,
     val_days: float | None = None,
-    lightweight: Sequence[str] = (),
+    val_fraction: float | None = None,
+    lightweight: Sequence[str] | None = (),
     cache_dir: str | os.PathLike | None = "datasets/cache",
     use_cache: bool = True,
     n_jobs: int | None = None,
@@ -91,12 +96,21 @@ def read_esa_mission(
     result does not depend on it. A channel whose time span needs more than ``max_rows`` grid
     rows (about 47 years at 30 s by default: a corrupt far-future or far-past timestamp) is
     refused with an error naming it, instead of allocating an enormous grid.
+
+    ``counters`` / ``lightweight`` None: the lists the folder's ``mission.json`` records (none
+    if it has no such file). Validation is the last ``val_days`` of the training range, or the
+    last ``val_fraction`` of it where ``val_days`` is not given or does not fit
+    (``selection.split_points_by_time``).
     """
     root = Path(root)
     jobs = resolve_jobs(n_jobs)
     if not root.is_dir():
         raise ESAInputError("mission folder not found", path=root)
     p_ns = period_ns(period)
+    if counters is None or lightweight is None:
+        record = read_mission_record(root)
+        counters = record.get("counters", []) if counters is None else counters
+        lightweight = record.get("lightweight", []) if lightweight is None else lightweight
     table = _read_channel_table(root / "channels.csv")
     chosen = select_channels(
         table, channels, lightweight=list(lightweight), source=str(root / "channels.csv")
@@ -147,7 +161,9 @@ def read_esa_mission(
         lo, hi = timestamps[0], timestamps[-1]
         keep = (events["EndTime"].to_numpy() >= lo) & (events["StartTime"].to_numpy() <= hi)
         events = events.loc[keep].reset_index(drop=True)
-    val_start, test_start = split_points_by_time(timestamps, split_date, val_days)
+    val_start, test_start = split_points_by_time(
+        timestamps, split_date, val_days, val_fraction
+    )
     return Mission(
         name=root.name,
         values=arrays["values"],
@@ -168,6 +184,20 @@ def read_esa_mission(
             "lightweight": list(lightweight),
         },
     )
+
+
+def read_mission_record(root: Path) -> dict[str, Any]:
+    """The folder's ``mission.json`` (counters, split date, lightweight subset, ...), or {}."""
+    path = Path(root) / "mission.json"
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ESAInputError(f"not valid JSON: {exc}", path=path) from None
+    if not isinstance(record, dict):
+        raise ESAInputError("expected a JSON object", path=path)
+    return record
 
 
 # --------------------------------------------------------------------------- tables

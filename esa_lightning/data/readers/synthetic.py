@@ -340,13 +340,9 @@ def load_synthetic(
 
 
 def _mission_info(root: Path) -> dict[str, Any]:
-    path = root / "mission.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise ESAInputError(f"not valid JSON: {exc}", path=path) from None
+    from esa_lightning.data.readers.esa_adb import read_mission_record
+
+    return read_mission_record(root)
 
 
 def main(argv: list[str] | None = None) -> None:
