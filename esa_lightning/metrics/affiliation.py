@@ -17,6 +17,7 @@ ESA-ADB's change: a zone with no prediction gets precision 0.5 (recall 0).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -190,3 +191,162 @@ def affiliation_zones(pred: Intervals, truth: Intervals, trange: tuple[float, fl
     )
     recall_ref = np.bincount(zq, weights=piece_ref, minlength=n) / (je - js)
     return ZoneScores(precision, np.clip(recall, 0.0, 1.0), np.clip(recall_ref, 0.0, 1.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# ESA-ADB reference arithmetic. ESA-ADB hands the affiliation package epoch nanoseconds as
+# Python ints; zone borders are then Python floats (int / 2), predicted pieces cut at a border
+# carry a float end, and every closed form mixes exact integer arithmetic (squares of ~1.6e18
+# ints are exact big ints) with float64 arithmetic on ~1.6e18 values (cancellation of ~1e-5 in
+# the scores). To return its numbers to the last digits, the functions below perform the same
+# operations on the same Python scalar types, in the same order, one interval at a time (the
+# number of intervals is small; the samples never enter here).
+# ---------------------------------------------------------------------------------------------
+def _ref_meet(i, j):
+    """Intersection of two intervals, None when empty or a single point."""
+    if i is None or j is None:
+        return None
+    lo, hi = max(i[0], j[0]), min(i[1], j[1])
+    return None if lo >= hi else (lo, hi)
+
+
+def _ref_three(i, j):
+    """(part of i before j, i ∩ j, part of i after j), None for an empty part."""
+    if i is None:
+        return None, None, None
+    mid = _ref_meet(i, j)
+    if i == mid:
+        return None, mid, None
+    if i[1] <= j[0]:
+        return i, mid, None
+    if i[0] >= j[1]:
+        return None, mid, i
+    if i[0] <= j[0] and i[1] >= j[1]:
+        return (i[0], mid[0]), mid, (mid[1], i[1])
+    if i[0] <= j[0]:
+        return (i[0], mid[0]), mid, None
+    if i[1] >= j[1]:
+        return None, mid, (mid[1], i[1])
+    raise ValueError("interval cut: unexpected configuration")
+
+
+def _ref_borders(events, zone):
+    """Affiliation zone of each event of ``events`` (sorted, disjoint) within ``zone``."""
+    n = len(events)
+    out = []
+    for k in range(n):
+        prev_end = 2 * min(zone) - events[0][0] if k == 0 else events[k - 1][1]
+        next_start = 2 * max(zone) - events[n - 1][1] if k == n - 1 else events[k + 1][0]
+        out.append(((prev_end + events[k][0]) / 2, (events[k][1] + next_start) / 2))
+    return out
+
+
+def _ref_cut(j, at):
+    """Split j at ``at``: (part before, part after)."""
+    if j is None:
+        return None, None
+    if at >= max(j):
+        return j, None
+    if at <= min(j):
+        return None, j
+    return (min(j), at), (at, max(j))
+
+
+def _ref_precision_outside(i, j, e):
+    """Integral over i (outside j) of the precision probability, reference closed form."""
+    e0, e1, j0, j1, i0, i1 = min(e), max(e), min(j), max(j), min(i), max(i)
+    d_lo = max(i0 - j1, j0 - i1)
+    d_hi = max(i1 - j1, j0 - i0)
+    m = min(j0 - e0, e1 - j1)
+    sq = min(d_hi, m) ** 2 - min(d_lo, m) ** 2
+    flat = max(d_hi, m) - max(d_lo, m)
+    clipped = (1 / 2) * sq + m * flat
+    linear = (1 / 2) * (d_hi**2 - d_lo**2)
+    rest = (j1 - j0) * (i1 - i0)
+    return (i1 - i0) - (1 / (e1 - e0)) * (clipped + linear + rest)
+
+
+def _ref_recall_outside(i, j, e):
+    """Integral over j (outside i) of the recall probability, reference closed form."""
+    pivot = min(i) if max(j) <= min(i) else max(i)
+    e0, e1 = min(e), max(e)
+    if pivot <= e0 or pivot >= e1:
+        return 0
+    first, second = _ref_cut(j, (e0 + e1) / 2)
+    near_e0, near_p0 = _ref_cut(first, (e0 + pivot) / 2)
+    near_p1, near_e1 = _ref_cut(second, (e1 + pivot) / 2)
+    nan = math.nan
+    b0, b1 = (min(near_e0), max(near_e0)) if near_e0 is not None else (nan, nan)
+    c0, c1 = (min(near_p0), max(near_p0)) if near_p0 is not None else (nan, nan)
+    d0, d1 = (min(near_p1), max(near_p1)) if near_p1 is not None else (nan, nan)
+    f0, f1 = (min(near_e1), max(near_e1)) if near_e1 is not None else (nan, nan)
+    if pivot >= max(j):
+        parts = [
+            (pivot - e0) * (b1 - b0),
+            2 * pivot * (c1 - c0) - (c1**2 - c0**2),
+            2 * pivot * (d1 - d0) - (d1**2 - d0**2),
+            (e1 + pivot) * (f1 - f0) - (f1**2 - f0**2),
+        ]
+    elif pivot <= min(j):
+        parts = [
+            (b1**2 - b0**2) - (e0 + pivot) * (b1 - b0),
+            (c1**2 - c0**2) - 2 * pivot * (c1 - c0),
+            (d1**2 - d0**2) - 2 * pivot * (d1 - d0),
+            (e1 - pivot) * (f1 - f0),
+        ]
+    else:
+        raise ValueError("recall pivot inside the interval")
+    total = sum([p for p in parts if not math.isnan(p)])
+    return (max(j) - min(j)) - (1 / (max(e) - min(e))) * total
+
+
+def _ref_precision_integral(i, j, e):
+    before, mid, after = _ref_three(i, j)
+    out = 0 if before is None else _ref_precision_outside(before, j, e)
+    out = out + (0 if mid is None else max(mid) - min(mid))
+    return out + (0 if after is None else _ref_precision_outside(after, j, e))
+
+
+def _ref_recall_integral(i, j, e):
+    before, mid, after = _ref_three(j, i)
+    out = 0 if before is None else _ref_recall_outside(i, before, e)
+    out = out + (0 if mid is None else max(mid) - min(mid))
+    return out + (0 if after is None else _ref_recall_outside(i, after, e))
+
+
+def _ref_in_zone(events, zone):
+    """Events not wholly outside ``zone`` (touching counts), cut to it (None when a point)."""
+    return [_ref_meet(x, zone) for x in events if not (x[1] < zone[0] or x[0] > zone[1])]
+
+
+def affiliation_reference(pred: list, truth: list, trange: tuple) -> tuple[list, list]:
+    """Per ground-truth zone precision and recall, with ESA-ADB's arithmetic.
+
+    ``pred`` and ``truth``: sorted disjoint ``(start, stop)`` pairs of Python numbers with
+    ``start < stop`` (ESA-ADB: epoch ns as ints); ``trange``: ``(start, stop)`` around them.
+    Zones are scanned with a moving window over the predictions (both lists are sorted).
+    """
+    zones = _ref_borders(truth, trange)
+    precision, recall = [], []
+    first = 0
+    for j, e in zip(truth, zones, strict=True):
+        while first < len(pred) and pred[first][1] < e[0]:
+            first += 1
+        last = first
+        while last < len(pred) and pred[last][0] <= e[1]:
+            last += 1
+        pieces = _ref_in_zone(pred[first:last], e)
+        if all(p is None for p in pieces):
+            precision.append(NO_PREDICTION_PRECISION)
+        else:
+            num = sum([_ref_precision_integral(p, j, e) for p in pieces if p is not None])
+            den = sum([0 if p is None else p[1] - p[0] for p in pieces])
+            precision.append(num / den)
+        kept = [p for p in pieces if p is not None]
+        if not kept:
+            recall.append(0)
+            continue
+        cells = [c for c in (_ref_in_zone([j], cell) for cell in _ref_borders(kept, e)) if c]
+        total = sum([_ref_recall_integral(p, c[0], e) for p, c in zip(kept, cells, strict=False)])
+        recall.append(total / (j[1] - j[0]))
+    return precision, recall

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.metrics.affiliation import affiliation_zones
+from esa_lightning.metrics.affiliation import affiliation_reference, affiliation_zones
 from esa_lightning.metrics.intervals import (
     Intervals,
     as_time,
@@ -118,8 +118,8 @@ def affiliation_scores(
 
     ``reference=False``: the paper's definition (Huet et al., KDD 2022); each event averages
     the zones it touches, each once; no zone left gives 0. ``reference=True``: what ESA-ADB's
-    code returns: its recall pairing (see :func:`affiliation_zones`), a zone counted once per
-    labelled row (channel) of the event touching it, NaN when no zone is left.
+    code returns (:func:`affiliation_reference`: its arithmetic and recall pairing), a zone
+    counted once per labelled row (channel) of the event touching it, NaN when no zone is left.
     """
     return affiliation_both(truth, pred, full_range)[1 if reference else 0]
 
@@ -149,15 +149,25 @@ def affiliation_both(
     if rows.empty:
         return (0.0, 0.0), (float("nan"), float("nan"))
 
-    def mean_of_event_means(pairs: pd.DataFrame, recall: np.ndarray) -> tuple[float, float]:
+    def mean_of_event_means(pairs: pd.DataFrame, prec: np.ndarray, rec: np.ndarray):
         z = pairs["zone"].to_numpy()
-        frame = pd.DataFrame({"event": pairs["event"].to_numpy(), "p": zones.precision[z]})
-        frame["r"] = recall[z]
+        frame = pd.DataFrame({"event": pairs["event"].to_numpy(), "p": prec[z], "r": rec[z]})
         per_event = frame.groupby("event")[["p", "r"]].mean()
         return float(per_event["p"].mean()), float(per_event["r"].mean())
 
-    paper = mean_of_event_means(rows.drop_duplicates(), zones.recall)
-    reference = mean_of_event_means(rows, zones.recall_esa_adb)
+    paper = mean_of_event_means(rows.drop_duplicates(), zones.precision, zones.recall)
+    # the reference's own arithmetic on its own number types (see affiliation_reference)
+    ref_p, ref_r = affiliation_reference(
+        list(zip(pred.start.tolist(), pred.end.tolist(), strict=True)),
+        list(zip(union.start.tolist(), union.end.tolist(), strict=True)),
+        # ESA-ADB's range starts as a Python int and ends as a NumPy int (np.max): the last
+        # zone border is then a NumPy float, which compares with Python ints after rounding
+        # them to float64 (a 1 ns prediction at the end survives the cut to its zone)
+        (np.asarray(lo).item(), np.asarray(hi)[()]),
+    )
+    reference = mean_of_event_means(
+        rows, np.asarray(ref_p, dtype=float), np.asarray(ref_r, dtype=float)
+    )
     return paper, reference
 
 

@@ -113,7 +113,14 @@ def test_datetimes_and_timezones_give_the_same_scores_as_numbers():
         EndTime=(t0 + step * y_num["EndTime"]).dt.tz_localize("UTC"),
     )
     _, b = series(100, (12, 13), (30, 33), (55, 70))
-    assert esa_scores(y_dt, (times, b)) == pytest.approx(esa_scores(y_num, (np.arange(100), b)))
+    got, want = esa_scores(y_dt, (times, b)), esa_scores(y_num, (np.arange(100), b))
+    # AFF_* repeat the reference's float64 arithmetic on epoch nanoseconds (~1e18): its
+    # rounding differs from that on small numbers by ~1e-4; every other key is exact
+    exact = {k: v for k, v in got.items() if not k.startswith("AFF_")}
+    assert exact == pytest.approx({k: want[k] for k in exact})
+    assert {k: got[k] for k in got if k.startswith("AFF_")} == pytest.approx(
+        {k: want[k] for k in got if k.startswith("AFF_")}, abs=1e-3
+    )
 
 
 def test_several_betas_and_key_names():

@@ -42,12 +42,7 @@ def score_case(case: dict) -> dict[str, float]:
     return esa_scores(events, prediction, betas=0.5, select_labels=case["select_labels"])
 
 
-# The reference integrates on epoch nanoseconds (~1.6e18) in float64: its recall terms
-# (t_B**2 - t_A**2 ...) and the precision of a 1 ns piece lose up to ~1e-4 to rounding, so its
-# AFF values carry that noise (observed: 58/120 recall values equal to 1e-9, all within 1e-5
-# but one precision at 1.1e-4, a 1 ns point prediction). The effects this test guards (pairing,
-# per-row weighting, NaN) move the scores by 1e-2 and more.
-AFF_TOL = 2e-4
+AFF_TOL = 1e-9
 EW_TOL = 1e-9
 
 
