@@ -9,6 +9,9 @@ rule), and channel alarms are per channel, as in ESA-ADB where each channel is t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -36,7 +39,7 @@ class GlobalSTD(DetectorModule):
     def configure_optimizers(self) -> None:
         return None
 
-    def trainer_arguments(self, trainer_config):
+    def trainer_arguments(self, trainer_config: Mapping[str, Any]) -> dict[str, Any]:
         """One epoch over the training rows is the whole fit."""
         return {**super().trainer_arguments(trainer_config), "max_epochs": 1, "min_epochs": 1}
 
@@ -65,7 +68,9 @@ class GlobalSTD(DetectorModule):
             count, total, total_sq = stats[0], stats[1:1 + len(total)], stats[1 + len(total):]
         self.set_statistics(count, total, total_sq)
 
-    def set_statistics(self, count: torch.Tensor, total: torch.Tensor, total_sq: torch.Tensor):
+    def set_statistics(
+        self, count: torch.Tensor, total: torch.Tensor, total_sq: torch.Tensor
+    ) -> None:
         """Mean and std (population) from the row count, sums and sums of squares."""
         if count < 1:
             return
