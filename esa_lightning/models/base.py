@@ -181,6 +181,19 @@ def check_datamodule(family: type[DetectorModule], datamodule: Any) -> None:
         )
 
 
+def per_channel_row_scores(z: torch.Tensor, threshold: torch.Tensor | float) -> RowScores:
+    """``RowScores`` of per-channel scores ``z`` [T, C] held against one threshold: a row's
+    score is its largest channel score and alarms above the threshold; each channel alarms above
+    it on its own (the per-channel baselines)."""
+    score = z.max(dim=1).values if z.shape[1] else z.new_zeros(len(z))
+    return RowScores(
+        score=score.cpu().numpy(),
+        alarm=(score > threshold).cpu().numpy().astype(np.uint8),
+        channel_scores=z.cpu().numpy(),
+        channel_alarm=(z > threshold).cpu().numpy().astype(np.uint8),
+    )
+
+
 def top_channel_alarm(alarm: np.ndarray, channel_scores: np.ndarray, k: int) -> np.ndarray:
     """uint8 [T, C]: on alarmed rows, the ``k`` channels with the highest scores.
 

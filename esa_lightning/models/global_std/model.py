@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.models.base import DetectorModule, RowScores
+from esa_lightning.models.base import DetectorModule, RowScores, per_channel_row_scores
 
 
 class GlobalSTD(DetectorModule):
@@ -60,13 +60,9 @@ class GlobalSTD(DetectorModule):
         self._sum_sq += (x * x).sum(dim=0)
 
     def on_train_epoch_end(self) -> None:
+        # one process (no trainable parameter: DetectorModule.trainer_arguments)
         count = torch.tensor(float(self._count), dtype=torch.float64)
-        total, total_sq = self._sum.clone(), self._sum_sq.clone()
-        if self.trainer.world_size > 1:
-            stats = torch.cat([count[None], total, total_sq]).to(self.device)
-            stats = self.all_gather(stats).reshape(-1, stats.shape[0]).sum(dim=0).cpu()
-            count, total, total_sq = stats[0], stats[1:1 + len(total)], stats[1 + len(total):]
-        self.set_statistics(count, total, total_sq)
+        self.set_statistics(count, self._sum.clone(), self._sum_sq.clone())
 
     def set_statistics(
         self, count: torch.Tensor, total: torch.Tensor, total_sq: torch.Tensor
@@ -90,13 +86,4 @@ class GlobalSTD(DetectorModule):
     @torch.no_grad()
     def score_rows(self, mission: Mission) -> RowScores:
         x = torch.as_tensor(np.array(mission.values, dtype=np.float32), device=self.device)
-        z = self.channel_scores(x).float()
-        score = z.max(dim=1).values if z.shape[1] else torch.zeros(len(x), device=x.device)
-        channel_alarm = z > self.n_std
-        alarm = channel_alarm.any(dim=1)
-        return RowScores(
-            score=score.cpu().numpy(),
-            alarm=alarm.cpu().numpy().astype(np.uint8),
-            channel_scores=z.cpu().numpy(),
-            channel_alarm=channel_alarm.cpu().numpy().astype(np.uint8),
-        )
+        return per_channel_row_scores(self.channel_scores(x).float(), self.n_std)

@@ -12,12 +12,13 @@ import numpy as np
 import torch
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.models.base import DetectorModule, RowScores
+from esa_lightning.models.base import DetectorModule, RowScores, per_channel_row_scores
 
 
 class RobustZScore(DetectorModule):
     """Robust per-channel z-scores; its threshold (a quantile of validation scores) is fitted
-    in the validation loop, so it needs no post rule."""
+    in the validation loop, so it needs no post rule. Having no trainable parameter, it is
+    fitted in one process (``DetectorModule.trainer_arguments``)."""
 
     datamodule_kind = "rows"
 
@@ -44,8 +45,6 @@ class RobustZScore(DetectorModule):
     def on_train_epoch_end(self) -> None:
         x = torch.cat(self._train_rows)
         self._train_rows.clear()
-        if self.trainer.world_size > 1:
-            x = self.all_gather(x.to(self.device)).reshape(-1, x.shape[1]).cpu()
         med = x.median(dim=0).values
         q75, q25 = torch.quantile(x[:1_000_000], torch.tensor([0.75, 0.25]), dim=0)
         self.median.copy_(med)
@@ -62,8 +61,6 @@ class RobustZScore(DetectorModule):
         self._val_scores.clear()
         if self.trainer.sanity_checking or not len(s):
             return
-        if self.trainer.world_size > 1:
-            s = self.all_gather(s.to(self.device)).reshape(-1).cpu()
         self.threshold.copy_(torch.quantile(s[:1_000_000], self.hparams.quantile / 100))
         self.log("val/threshold", self.threshold, rank_zero_only=True)
 
@@ -75,12 +72,4 @@ class RobustZScore(DetectorModule):
     @torch.no_grad()
     def score_rows(self, mission: Mission) -> RowScores:
         x = torch.as_tensor(np.array(mission.values, dtype=np.float32), device=self.device)
-        score, z = self.row_scores(x)
-        alarm = score > self.threshold
-        channel_alarm = z > self.threshold
-        return RowScores(
-            score=score.cpu().numpy(),
-            alarm=alarm.cpu().numpy().astype(np.uint8),
-            channel_scores=z.cpu().numpy(),
-            channel_alarm=channel_alarm.cpu().numpy().astype(np.uint8),
-        )
+        return per_channel_row_scores(self.row_scores(x)[1], self.threshold)
