@@ -92,26 +92,33 @@ class WindowThreshold(PostRule):
         window = model.hparams.window
         self.score_span.fill_(float(self.span))
         for name, m in parts.items():
-            source, scores = "validation", _nominal_scores(model, m.val(), name, window)
-            if len(scores) == 0:
+            source, (total, clean) = "validation", _window_scores(model, m.val(), name, window)
+            if not clean.any():
                 log.warning(
                     "series %s: no label-free validation window; threshold fitted on the "
                     "training range",
                     name or m.name,
                 )
-                source, scores = "training", _nominal_scores(model, m.train(), name, window)
-            if len(scores) == 0:
+                source, (total, clean) = "training", _window_scores(model, m.train(), name, window)
+            if not clean.any():
                 raise ESAInputError("no label-free window to fit a threshold on", path=m.name)
-            thr, method = self.fit_one(model, m, name, scores, source)
+            thr, method = self.fit_one(model, m, name, total[clean], source, total)
             self.threshold[model.series_index(m, name)] = thr
             log.info(
                 "series %s: %s threshold %.6g on %s windows", name or m.name, method, thr, source
             )
 
     def fit_one(
-        self, model: Any, m: Mission, name: str | None, scores: np.ndarray, source: str
+        self,
+        model: Any,
+        m: Mission,
+        name: str | None,
+        scores: np.ndarray,
+        source: str,
+        total: np.ndarray,
     ) -> tuple[float, str]:
-        """(threshold, method name) of one series from its label-free window ``scores``."""
+        """(threshold, method name) of one series from its label-free window ``scores``;
+        ``total`` holds every window score of the ``source`` range, labeled ones included."""
         raise NotImplementedError
 
 
@@ -120,7 +127,7 @@ class PercentileThreshold(WindowThreshold):
 
     kind = "percentile"
 
-    def fit_one(self, model, m, name, scores, source) -> tuple[float, str]:  # noqa: ANN001
+    def fit_one(self, model, m, name, scores, source, total) -> tuple[float, str]:  # noqa: ANN001
         return percentile_threshold(scores, self.q), "percentile"
 
 
@@ -146,7 +153,7 @@ class DynamicThreshold(WindowThreshold):
     def span(self) -> float:
         return self.smoothing
 
-    def fit_one(self, model, m, name, scores, source) -> tuple[float, str]:  # noqa: ANN001
+    def fit_one(self, model, m, name, scores, source, total) -> tuple[float, str]:  # noqa: ANN001
         dyn = dynamic_threshold(
             scores,
             smoothing=self.smoothing,
@@ -161,8 +168,8 @@ class F05Threshold(WindowThreshold):
 
     kind = "f05"
 
-    def fit_one(self, model, m, name, scores, source) -> tuple[float, str]:  # noqa: ANN001
-        thr = f05_threshold(model, self, m.val(), name) if source == "validation" else None
+    def fit_one(self, model, m, name, scores, source, total) -> tuple[float, str]:  # noqa: ANN001
+        thr = f05_threshold(model, self, m.val(), name, total) if source == "validation" else None
         if thr is None:
             log.warning(
                 "series %s: no labeled event on the validation range; f05 falls back to "
@@ -174,12 +181,15 @@ class F05Threshold(WindowThreshold):
         return thr, "f05"
 
 
-def _nominal_scores(model: Any, m: Mission, name: str | None, window: int) -> np.ndarray:
+def _window_scores(
+    model: Any, m: Mission, name: str | None, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(every window score of ``m``, bool mask of its label-free windows); empty when ``m`` is
+    shorter than one window. Scored once: the percentile and the F0.5 search both read it."""
     if len(m.values) < window:
-        return np.zeros(0, dtype=np.float32)
+        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
     total = model.window_outputs(m, series=name).total
-    clean = ~labeled_window_mask(~nominal_rows(m), window)
-    return total[clean]
+    return total, ~labeled_window_mask(~nominal_rows(m), window)
 
 
 def best_f05_threshold(
@@ -223,22 +233,27 @@ def f05_candidates(scores: np.ndarray, n_candidates: int = 200) -> np.ndarray:
 
 
 def f05_threshold(
-    model: Any, rule: WindowThreshold, val: Mission, name: str | None = None
+    model: Any,
+    rule: WindowThreshold,
+    val: Mission,
+    name: str | None = None,
+    total: np.ndarray | None = None,
 ) -> float | None:
     """Threshold maximising corrected event-wise F0.5 on a labeled validation range, or None.
 
     Candidates are quantiles of every validation window score (labeled windows included: they
     are what must rise above it). None when ``val`` holds no event of ``F05_CATEGORIES`` or is
-    shorter than one window.
+    shorter than one window. ``total``: the window scores of ``val`` when already computed.
     """
     if len(val.values) < model.hparams.window:
         return None
-    wo = model.window_outputs(val, series=name)
-    score_w = rule.smoothed(wo.total).astype(np.float64)
-    n = len(val.values) + wo.pad
+    if total is None:
+        total = model.window_outputs(val, series=name).total
+    score_w = rule.smoothed(total).astype(np.float64)
+    n = len(val.values)  # at least one window: no padding
 
     def alarm_of(thr: float) -> np.ndarray:
-        return model.window_to_rows((score_w > thr).astype(np.float32), n)[wo.pad :] > 0
+        return model.window_to_rows((score_w > thr).astype(np.float32), n) > 0
 
     found = best_f05_threshold(f05_candidates(score_w), alarm_of, val)
     if found is None:
