@@ -164,21 +164,42 @@ class DynamicThreshold(WindowThreshold):
 
 
 class F05Threshold(WindowThreshold):
-    """The validation threshold with the best corrected event-wise F0.5 (percentile fallback)."""
+    """The threshold with the best corrected event-wise F0.5 on labeled ranges the model did
+    not train on (percentile fallback).
+
+    ``fit_on: validation`` searches the validation range alone. ``fit_on: fit_range`` searches
+    the training and validation ranges together: a model trained on label-free windows never
+    saw the training range's labeled windows, and a mission's validation range often holds a
+    handful of events, on which many thresholds tie (the choice is then a coin toss); the
+    training range's events make the choice several times better supported.
+    """
 
     kind = "f05"
 
+    def __init__(self, n_series: int = 1, q: float = 99, fit_on: str = "validation") -> None:
+        super().__init__(n_series, q)
+        if fit_on not in ("validation", "fit_range"):
+            raise ESAInputError(
+                "fit_on must be 'validation' or 'fit_range'", column="fit_on", value=fit_on
+            )
+        self.fit_on = fit_on
+
     def fit_one(self, model, m, name, scores, source, total) -> tuple[float, str]:  # noqa: ANN001
-        thr = f05_threshold(model, self, m.val(), name, total) if source == "validation" else None
+        thr = None
+        if source == "validation" and self.fit_on == "fit_range":
+            thr = f05_threshold(model, self, m.fit_range(), name)
+        elif source == "validation":
+            thr = f05_threshold(model, self, m.val(), name, total)
         if thr is None:
             log.warning(
-                "series %s: no labeled event on the validation range; f05 falls back to "
+                "series %s: no labeled event on the %s range; f05 falls back to "
                 "the %g-th percentile of nominal windows",
                 name or m.name,
+                self.fit_on,
                 self.q,
             )
             return percentile_threshold(scores, self.q), "percentile"
-        return thr, "f05"
+        return thr, f"f05 ({self.fit_on})"
 
 
 def _window_scores(
@@ -239,9 +260,10 @@ def f05_threshold(
     name: str | None = None,
     total: np.ndarray | None = None,
 ) -> float | None:
-    """Threshold maximising corrected event-wise F0.5 on a labeled validation range, or None.
+    """Threshold maximising corrected event-wise F0.5 on a labeled range ``val`` (the
+    validation range, or training + validation), or None.
 
-    Candidates are quantiles of every validation window score (labeled windows included: they
+    Candidates are quantiles of every window score of ``val`` (labeled windows included: they
     are what must rise above it). None when ``val`` holds no event of ``F05_CATEGORIES`` or is
     shorter than one window. ``total``: the window scores of ``val`` when already computed.
     """
@@ -259,5 +281,5 @@ def f05_threshold(
     if found is None:
         return None
     thr, best_f, tied = found
-    log.info("f05 threshold %.6g: validation EW_F_0.50 %.4f (%d tied)", thr, best_f, tied)
+    log.info("f05 threshold %.6g: EW_F_0.50 %.4f on %s (%d tied)", thr, best_f, val.name, tied)
     return thr

@@ -52,6 +52,7 @@ from esa_lightning.models.gru_ae.network import (
     WindowNetwork,
 )
 from esa_lightning.postprocessing.base import build_rules, plain_spec
+from esa_lightning.postprocessing.channel_norm import ChannelNorm
 from esa_lightning.postprocessing.random_forest import RandomForestGate
 from esa_lightning.postprocessing.telemanom import TelemanomOnline
 from esa_lightning.postprocessing.thresholds import WindowThreshold
@@ -178,7 +179,9 @@ class LitGRUAttentionAE(DetectorModule):
         # fitted post-processing: travels in state_dict / checkpoints
         self.register_buffer("scaler_median", torch.zeros(n_series, n_inputs))
         self.register_buffer("scaler_iqr", torch.ones(n_series, n_inputs))
-        self.post_rules = build_rules(self.hparams.post_processing, n_series=n_series)
+        self.post_rules = build_rules(
+            self.hparams.post_processing, n_series=n_series, n_outputs=int(n_outputs)
+        )
         self._check_post_rules()
 
     def _check_post_rules(self) -> None:
@@ -192,11 +195,12 @@ class LitGRUAttentionAE(DetectorModule):
                 value=[type(r).kind for r in rules],
             )
         if any(
-            not isinstance(r, WindowThreshold | TelemanomOnline | RandomForestGate) for r in rules
+            not isinstance(r, WindowThreshold | TelemanomOnline | RandomForestGate | ChannelNorm)
+            for r in rules
         ):
             raise ESAInputError(
-                "post_processing: a GRU-attention model takes a threshold and a random_forest "
-                "gate only",
+                "post_processing: a GRU-attention model takes a channel_norm, a threshold and a "
+                "random_forest gate only",
                 column="post_processing",
                 value=[type(r).kind for r in rules],
             )
@@ -215,6 +219,12 @@ class LitGRUAttentionAE(DetectorModule):
         return next(
             r for r in self.post_rules.values() if isinstance(r, WindowThreshold | TelemanomOnline)
         )
+
+    @property
+    def channel_norm(self) -> ChannelNorm | None:
+        """The fitted per-channel error normalisation, when configured and fitted."""
+        rule = next((r for r in self.post_rules.values() if isinstance(r, ChannelNorm)), None)
+        return rule if rule is not None and rule.is_fitted else None
 
     @property
     def gate(self) -> RandomForestGate | None:
@@ -315,9 +325,10 @@ class LitGRUAttentionAE(DetectorModule):
 
     @torch.no_grad()
     def window_outputs(
-        self, mission: Mission, series: str | None = None, features: bool = False
+        self, mission: Mission, series: str | None = None, features: bool = False, raw: bool = False
     ) -> WindowOutputs:
-        """Errors (and RF features) of every stride-1 window of a single-grid ``mission``.
+        """Errors (and RF features) of every stride-1 window of a single-grid ``mission``;
+        normalised by the fitted ``channel_norm`` rule unless ``raw``.
 
         Detrends (hyper-parameter ``detrend``, the datamodule's transform: ``model_inputs``) and
         scales with the module's own buffers; batched so that a million rows fit anywhere. A
@@ -364,6 +375,9 @@ class LitGRUAttentionAE(DetectorModule):
                     latent[lo:hi] = out.latent.float().cpu().numpy()
         finally:
             self.train(was_training)
+        norm = None if raw else self.channel_norm
+        if norm is not None:
+            total, per_channel = norm.apply(per_channel, s)
         online = self.threshold_rule
         checks = isinstance(online, TelemanomOnline) and online.checks_error_scale
         targets = x[hp.window - 1 :, 0].copy() if checks else None
@@ -392,7 +406,7 @@ class LitGRUAttentionAE(DetectorModule):
                 continue
             lo = max(0, m.val_start - (hp.window - 1))
             part = m.slice(lo, m.test_start)
-            wo = self.window_outputs(part, series=name)
+            wo = self.window_outputs(part, series=name, raw=True)
             rows = lo + np.arange(len(wo.total)) + hp.window - 1 - wo.pad
             iqr = self.scaler_iqr[self.series_index(part, name), : hp.n_outputs].cpu().numpy()
             err = wo.per_channel[rows >= m.val_start] * iqr

@@ -1,0 +1,117 @@
+"""Per-channel error normalisation of window-scoring models, fitted before their threshold.
+
+A reconstruction or forecast error is in each channel's own units of difficulty: a noisy or
+hard-to-predict channel (a differenced counter, a mode flag) has errors ten or a hundred times
+those of a smooth one, and a plain sum of errors is then that channel's error alone. This rule
+measures each channel's error on the label-free windows of the training range (centre: median,
+scale: standard deviation, per series) and turns a window's errors into
+
+    z_c = (error_c - centre_c) / scale_c        (the per-channel scores it reports)
+    total = mean or max of z_c over the scored channels
+
+The scored channels are the mission's target channels (``channels: target``, the channels
+ESA-ADB evaluates; every channel when the mission marks none) or all of them
+(``channels: all``); the others stay inputs of the network. Fitted on training rows only, before
+the threshold (``stage`` -1), so the threshold and the gate see the normalised scores.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_rows
+from esa_lightning.errors import ESAInputError
+from esa_lightning.postprocessing.base import PostRule
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("target", "all")
+AGGREGATES = ("mean", "max")
+
+
+class ChannelNorm(PostRule):
+    """Per-series, per-channel centre and scale of training window errors (buffers)."""
+
+    kind = "channel_norm"
+    stage = -1
+
+    def __init__(
+        self,
+        n_series: int = 1,
+        n_outputs: int = 1,
+        channels: str = "target",
+        aggregate: str = "mean",
+    ) -> None:
+        super().__init__()
+        if channels not in CHANNELS:
+            raise ESAInputError(
+                f"channels must be one of {CHANNELS}", column="channels", value=channels
+            )
+        if aggregate not in AGGREGATES:
+            raise ESAInputError(
+                f"aggregate must be one of {AGGREGATES}", column="aggregate", value=aggregate
+            )
+        self.channels, self.aggregate = channels, aggregate
+        shape = (int(n_series), int(n_outputs))
+        self.register_buffer("centre", torch.zeros(shape))
+        self.register_buffer("scale", torch.full(shape, float("nan")))
+        self.register_buffer("weight", torch.ones(int(n_outputs)))
+
+    @classmethod
+    def from_settings(cls, settings: Any, context: Any) -> PostRule:
+        return cls(
+            n_series=int(context.get("n_series", 1)),
+            n_outputs=int(context.get("n_outputs", 1)),
+            **settings,
+        )
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(torch.isfinite(self.scale).all())
+
+    def fit(self, model: Any, datamodule: Any) -> None:
+        """Centre and scale of each channel's error on label-free training windows."""
+        mission = datamodule.mission
+        self.weight.copy_(torch.as_tensor(self.scored_channels(mission, model.hparams.n_outputs)))
+        self.scale.fill_(float("nan"))  # unfitted: window_outputs gives raw errors
+        window = model.hparams.window
+        for name, m in mission.grids().items():
+            part = m.train()
+            if len(part.values) < window:
+                raise ESAInputError("training range shorter than one window", path=m.name)
+            per_channel = model.window_outputs(part, series=name).per_channel
+            clean = ~labeled_window_mask(~nominal_rows(part), window)
+            errors = per_channel[clean] if clean.any() else per_channel
+            centre = np.median(errors, axis=0)
+            scale = errors.std(axis=0, dtype=np.float64)
+            floor = max(float(np.median(scale)) * 1e-3, 1e-12)  # a constant channel stays finite
+            s = model.series_index(m, name)
+            self.centre[s] = torch.as_tensor(centre, dtype=torch.float32)
+            self.scale[s] = torch.as_tensor(np.maximum(scale, floor), dtype=torch.float32)
+        log.info(
+            "channel_norm: %s of %d/%d channels' normalised errors",
+            self.aggregate,
+            int(self.weight.sum()),
+            len(self.weight),
+        )
+
+    def scored_channels(self, mission: Any, n_outputs: int) -> np.ndarray:
+        """float32 [n_outputs] 0/1: the channels whose errors make the total."""
+        if self.channels == "all" or mission.is_multiseries:
+            return np.ones(n_outputs, dtype=np.float32)
+        target = mission.channels["Target"].astype(bool).to_numpy()[:n_outputs]
+        if len(target) != n_outputs or not target.any():
+            return np.ones(n_outputs, dtype=np.float32)
+        return target.astype(np.float32)
+
+    def apply(self, per_channel: np.ndarray, series: int) -> tuple[np.ndarray, np.ndarray]:
+        """(total [N], normalised per-channel [N, C]) of raw per-channel errors, in place."""
+        per_channel -= self.centre[series].cpu().numpy()
+        per_channel /= self.scale[series].cpu().numpy()
+        scored = per_channel[:, self.weight.cpu().numpy() > 0]
+        total = scored.max(axis=1) if self.aggregate == "max" else scored.mean(axis=1)
+        return total.astype(np.float32), per_channel

@@ -1,0 +1,168 @@
+"""Per-channel error normalisation (postprocessing.channel_norm) and the f05 threshold's
+``fit_on`` range: what turned the default detector's chance-level ranking into a useful one."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from esa_lightning.data.mission import Mission, default_channel_table, empty_events
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+from esa_lightning.postprocessing.channel_norm import ChannelNorm
+
+
+def noisy_housekeeping_mission(T: int = 600, spike: int = 500) -> Mission:
+    """Channel 'noisy' (not a target) is white noise 30x larger than the smooth target channel
+    'quiet', which carries a spike of 1.5 noise-widths of 'noisy' at row ``spike``."""
+    rng = np.random.default_rng(0)
+    t = np.arange(T)
+    quiet = np.sin(2 * np.pi * t / 40) + 0.02 * rng.standard_normal(T)
+    noisy = 3.0 * rng.standard_normal(T)
+    quiet[spike] += 4.5
+    values = np.stack([quiet, noisy], axis=1).astype(np.float32)
+    table = default_channel_table(["quiet", "noisy"])
+    table["Target"] = [True, False]
+    return Mission(
+        "housekeeping",
+        values,
+        pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy(),
+        table,
+        np.zeros((T, 2), np.uint8),
+        empty_events(),
+        val_start=300,
+        test_start=450,
+    )
+
+
+def model(**norm) -> LitGRUAttentionAE:
+    torch.manual_seed(0)
+    rules = {"threshold": {"kind": "percentile", "q": 99}}
+    if norm is not None:
+        rules["channel_norm"] = {"kind": "channel_norm", **norm}
+    return LitGRUAttentionAE(
+        n_inputs=2, n_outputs=2, window=5, hidden_size=8, latent_dim=4, post_processing=rules
+    )
+
+
+def spike_rank(m: LitGRUAttentionAE, mission: Mission) -> int:
+    """Rank (0 = highest) of the spike's row among the test range's row scores."""
+    test = mission.test()
+    score = m.provisional_scores(test).score
+    return int((score > score[500 - mission.test_start]).sum())
+
+
+def test_normalised_target_errors_rank_a_target_spike_first():
+    mission = noisy_housekeeping_mission()
+    raw = model()
+    raw.post_rules.pop("channel_norm")
+    assert spike_rank(raw, mission) > 3  # raw errors: the noisy housekeeping channel wins
+
+    normed = model(channels="target", aggregate="mean")
+    normed.fit_post_processing(SimpleNamespace(mission=mission))
+    rule = normed.channel_norm
+    assert rule is not None and rule.weight.tolist() == [1.0, 0.0]
+    assert spike_rank(normed, mission) == 0
+    # per-channel scores are the normalised errors: the spike names the quiet channel
+    channels = normed.score_rows(mission.test()).channel_scores
+    assert channels[500 - mission.test_start].argmax() == 0
+
+
+def test_norm_is_fitted_on_training_rows_only():
+    mission = noisy_housekeeping_mission()
+    m = model(channels="all", aggregate="max")
+    values = mission.values.copy()
+    mission.values[mission.val_start :] *= 1000.0  # later rows must not move the fit
+    m.fit_post_processing(SimpleNamespace(mission=mission))
+    centre, scale = m.channel_norm.centre.clone(), m.channel_norm.scale.clone()
+    mission.values[:] = values
+    m2 = model(channels="all", aggregate="max")
+    m2.fit_post_processing(SimpleNamespace(mission=mission))
+    torch.testing.assert_close(m2.channel_norm.centre, centre)
+    torch.testing.assert_close(m2.channel_norm.scale, scale)
+    assert m2.channel_norm.weight.tolist() == [1.0, 1.0]
+
+
+def test_raw_errors_stay_available_and_forecast_mae_uses_them():
+    mission = noisy_housekeeping_mission()
+    m = model(channels="target")
+    m.fit_post_processing(SimpleNamespace(mission=mission))
+    raw = m.window_outputs(mission.val(), raw=True).per_channel
+    normed = m.window_outputs(mission.val()).per_channel
+    rule = m.channel_norm
+    expected = (raw - rule.centre[0].numpy()) / rule.scale[0].numpy()
+    np.testing.assert_allclose(normed, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [{"channels": "some"}, {"aggregate": "sum"}])
+def test_bad_settings_are_refused_by_name(bad):
+    with pytest.raises(ESAInputError, match="channels|aggregate"):
+        ChannelNorm(**bad)
+
+
+def events_in_training_only() -> Mission:
+    """A planted labeled spike in the training range, none in the validation range."""
+    T = 400
+    rng = np.random.default_rng(1)
+    values = (0.1 * rng.standard_normal((T, 2))).astype(np.float32)
+    labels = np.zeros((T, 2), np.uint8)
+    ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
+    values[120:126, 0] += 25.0
+    labels[120:126, 0] = 1
+    events = pd.DataFrame(
+        {
+            "ID": ["id_1"],
+            "Channel": ["a"],
+            "StartTime": [ts[120]],
+            "EndTime": [ts[125]],
+            "Category": ["Anomaly"],
+        }
+    )
+    return Mission(
+        "toy",
+        values,
+        ts,
+        default_channel_table(["a", "b"]),
+        labels,
+        events,
+        val_start=200,
+        test_start=340,
+    )
+
+
+@pytest.mark.parametrize("fit_on, method", [("validation", "percentile"), ("fit_range", "f05")])
+def test_f05_fit_on_chooses_the_labeled_range(fit_on, method, caplog):
+    mission = events_in_training_only()
+    torch.manual_seed(0)
+    m = LitGRUAttentionAE(
+        n_inputs=2,
+        n_outputs=2,
+        window=4,
+        hidden_size=8,
+        latent_dim=4,
+        post_processing={"threshold": {"kind": "f05", "q": 50, "fit_on": fit_on}},
+    )
+    with caplog.at_level("INFO"):
+        m.fit_post_processing(SimpleNamespace(mission=mission))
+    thr = float(m.threshold_rule.threshold[0])
+    total = m.window_outputs(mission.val()).total
+    if method == "f05":
+        assert "f05 (fit_range)" in caplog.text
+        assert thr > total.max()  # set between nominal windows and the training spike
+    else:
+        assert "falls back" in caplog.text
+        assert thr == pytest.approx(np.percentile(total, 50), rel=1e-5)
+
+
+def test_f05_fit_on_is_checked():
+    with pytest.raises(ESAInputError, match="fit_on"):
+        LitGRUAttentionAE(
+            n_inputs=2,
+            n_outputs=2,
+            window=4,
+            post_processing={"threshold": {"kind": "f05", "fit_on": "test"}},
+        )
