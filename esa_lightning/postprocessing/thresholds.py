@@ -213,16 +213,15 @@ def _window_scores(
     return total, ~labeled_window_mask(~nominal_rows(m), window)
 
 
-def best_f05_threshold(
+def f05_per_candidate(
     candidates: np.ndarray,
     alarm_of: Callable[[float], np.ndarray],
     part: Mission,
     categories: list[str] | None = None,
-) -> tuple[float, float, int] | None:
-    """(threshold, F0.5, number tied) of the candidate whose row alarms (``alarm_of``) give the
-    best corrected event-wise F0.5 on ``part``, scored as the reported ``EW_F_0.50`` is (the
-    events of ``categories``, the range's full extent); ties go to the median tied candidate.
-    None when ``part`` holds no such event."""
+) -> np.ndarray | None:
+    """float [K]: the corrected event-wise F0.5 on ``part`` of each candidate's row alarms
+    (``alarm_of``), scored as the reported ``EW_F_0.50`` is (the events of ``categories``, the
+    range's full extent). None when ``part`` holds no such event."""
     from esa_lightning.metrics import esa_scores
 
     categories = F05_CATEGORIES if categories is None else categories
@@ -233,15 +232,57 @@ def best_f05_threshold(
         return None
     times = np.asarray(part.timestamps)
     full_range = (times[0], times[-1])
-    best_f, best = -1.0, []
-    for thr in candidates:
-        pred = (times, alarm_of(float(thr)).astype(np.uint8))
-        f = esa_scores(events, pred, betas=0.5, full_range=full_range)["EW_F_0.50"]
-        if f > best_f + 1e-12:
-            best_f, best = f, [float(thr)]
-        elif abs(f - best_f) <= 1e-12:
-            best.append(float(thr))
-    return best[len(best) // 2], best_f, len(best)
+    return np.array(
+        [
+            esa_scores(
+                events,
+                (times, alarm_of(float(thr)).astype(np.uint8)),
+                betas=0.5,
+                full_range=full_range,
+            )["EW_F_0.50"]
+            for thr in candidates
+        ]
+    )
+
+
+def _median_best(candidates: np.ndarray, f: np.ndarray) -> tuple[float, float, int]:
+    """(candidate, F0.5, number tied): the median of the candidates tied for the best ``f``."""
+    tied = np.flatnonzero(f >= f.max() - 1e-12)
+    return float(candidates[tied[len(tied) // 2]]), float(f.max()), len(tied)
+
+
+def best_f05_threshold(
+    candidates: np.ndarray,
+    alarm_of: Callable[[float], np.ndarray],
+    part: Mission,
+    categories: list[str] | None = None,
+) -> tuple[float, float, int] | None:
+    """(threshold, F0.5, number tied) of the candidate whose row alarms (``alarm_of``) give the
+    best corrected event-wise F0.5 on ``part`` (``f05_per_candidate``); ties go to the median
+    tied candidate. None when ``part`` holds no such event."""
+    f = f05_per_candidate(candidates, alarm_of, part, categories)
+    return None if f is None else _median_best(np.asarray(candidates), f)
+
+
+def stable_f05_threshold(
+    candidates: np.ndarray,
+    folds: list[tuple[Mission, np.ndarray]],
+    categories: list[str] | None = None,
+) -> tuple[float, float, int] | None:
+    """(threshold, mean F0.5, folds used) of the candidate whose alarms (``score > threshold``)
+    give the best mean corrected event-wise F0.5 over ``folds``: (range, its per-row scores)
+    pairs; ranges without an event of ``categories`` are left out, ties go to the median tied
+    candidate. A threshold good on every fold, not the one that happens to catch one of a
+    validation range's five events. None when no fold holds such an event."""
+    per_fold = []
+    for part, score in folds:
+        f = f05_per_candidate(candidates, lambda t, s=score: s > t, part, categories)
+        if f is not None:
+            per_fold.append(f)
+    if not per_fold:
+        return None
+    thr, mean_f, _ = _median_best(np.asarray(candidates), np.mean(per_fold, axis=0))
+    return thr, mean_f, len(per_fold)
 
 
 def f05_candidates(scores: np.ndarray, n_candidates: int = 200) -> np.ndarray:

@@ -1,0 +1,125 @@
+"""The combiner's threshold: on log-odds (no saturation) and stable across folds of the fit range,
+not the one that happens to catch one of a validation range's few events."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.postprocessing.thresholds import best_f05_threshold, stable_f05_threshold
+from esa_lightning.runtime.combiner import HybridCombiner, _contiguous_folds
+from tests.helpers import make_mission
+from tests.unit.test_chunks import RollingScorer
+
+
+def scored_range(scores: np.ndarray, events: list[tuple[int, int]], name: str) -> Mission:
+    """A one-channel range whose values are ``scores`` and whose labeled events are ``events``."""
+    n = len(scores)
+    stamps = pd.date_range("2000-01-01", periods=n, freq="30s").to_numpy()
+    labels = np.zeros((n, 1), np.uint8)
+    rows = []
+    for k, (a, b) in enumerate(events):
+        labels[a : b + 1] = 1
+        rows.append(
+            {
+                "ID": f"id_{k}",
+                "Channel": "a",
+                "StartTime": stamps[a],
+                "EndTime": stamps[b],
+                "Category": "Anomaly",
+            }
+        )
+    return Mission(
+        name,
+        scores[:, None].astype(np.float32),
+        stamps,
+        default_channel_table(["a"]),
+        labels,
+        pd.DataFrame(rows),
+        val_start=n,
+        test_start=n,
+    )
+
+
+def test_stable_threshold_is_good_on_every_fold():
+    rng = np.random.default_rng(0)
+    quiet = 3.0 * rng.random(400)
+    quiet[100:105] = 6.0  # fold A: any threshold in [3, 6) is perfect
+    busy = 3.0 * rng.random(400)
+    busy[100:105] = 6.0
+    busy[300] = 5.0  # fold B: a nominal blip at 5, so only [5, 6) is perfect
+    a = scored_range(quiet, [(100, 104)], "a")
+    b = scored_range(busy, [(100, 104)], "b")
+    candidates = np.linspace(0.0, 7.0, 71)
+    alone, f_alone, _ = best_f05_threshold(candidates, lambda t: quiet > t, a)
+    assert f_alone == 1.0 and alone < 5.0  # chosen on fold A alone: alarms on B's blip
+    thr, mean_f, n_folds = stable_f05_threshold(candidates, [(a, quiet), (b, busy)])
+    assert n_folds == 2 and mean_f == 1.0 and 5.0 <= thr < 6.0
+    # a fold without an event is left out; none at all gives None
+    empty = scored_range(quiet, [], "empty")
+    assert stable_f05_threshold(candidates, [(a, quiet), (empty, quiet)])[2] == 1
+    assert stable_f05_threshold(candidates, [(empty, quiet)]) is None
+
+
+def test_contiguous_folds_cut_one_run_and_keep_separate_runs():
+    one = _contiguous_folds([(0, 100), (100, 200), (200, 300)], n_folds=3)
+    assert [r for r, _ in one] == [(0, 100), (100, 200), (200, 300)]
+    assert [f for _, f in one] == [(0, 100), (100, 200), (200, 300)]
+    sampled = _contiguous_folds([(0, 100), (100, 200), (500, 600)], n_folds=3)
+    assert sampled == [((0, 200), (0, 200)), ((500, 600), (200, 300))]
+
+
+def test_saturated_probabilities_still_alarm_and_survive_a_reload(tmp_path):
+    mission = make_mission(
+        n_rows=6000,
+        val_start=4000,
+        test_start=5000,
+        anomalies=((800, 830), (1900, 1930), (3100, 3130), (4400, 4420), (5400, 5420)),
+    )
+    components = {"a": RollingScorer(half=3)}
+    comb = HybridCombiner(neighbourhood=4, block_rows=500)
+    comb.fit(components, mission.train(), mission.val())
+    comb.coef = comb.coef * 1000.0  # log-odds in the thousands: float32 probabilities are 1.0
+    comb.intercept *= 1000.0
+    x = comb.features(components, mission.val())
+    comb.threshold = comb.choose_threshold([(mission.val(), comb._logit(x))])
+    test = mission.test()
+    out = comb.score_rows(components, test)
+    assert np.all(out.score[out.alarm > 0] == 1.0)  # saturated, yet the threshold separates
+    rows = np.arange(len(out.alarm)) + mission.test_start
+    assert out.alarm[(rows >= 5400) & (rows <= 5420)].any()
+    assert out.alarm.mean() < 0.05
+    comb.save(tmp_path)
+    again = HybridCombiner.load(tmp_path)
+    np.testing.assert_array_equal(again.score_rows(components, test).alarm, out.alarm)
+
+
+def test_fit_chooses_over_folds_when_validation_holds_one_event():
+    # three training events and a single validation event: the choice uses all four
+    mission = make_mission(
+        n_rows=6000,
+        val_start=4000,
+        test_start=5000,
+        anomalies=((800, 830), (1900, 1930), (3100, 3130), (4400, 4420), (5400, 5420)),
+    )
+    comb = HybridCombiner(neighbourhood=4, block_rows=500)
+    comb.fit({"a": RollingScorer(half=3)}, mission.train(), mission.val())
+    out = comb.score_rows({"a": RollingScorer(half=3)}, mission.test())
+    rows = np.arange(len(out.alarm)) + mission.test_start
+    assert out.alarm[(rows >= 5400) & (rows <= 5420)].any()
+    assert out.alarm[(rows < 5380) | (rows > 5440)].sum() == 0
+
+
+def test_artifacts_with_a_probability_threshold_load_as_log_odds(tmp_path):
+    comb = HybridCombiner()
+    comb.names = ["a"]
+    comb.mean, comb.std, comb.coef = np.zeros(5), np.ones(5), np.ones(5)
+    comb.save(tmp_path)
+    old = json.loads((tmp_path / "combiner.json").read_text())
+    del old["threshold_logit"]
+    old["threshold"] = 0.75
+    (tmp_path / "combiner.json").write_text(json.dumps(old))
+    assert HybridCombiner.load(tmp_path).threshold == np.log(3.0)
