@@ -125,6 +125,22 @@ def test_folder_train_test_and_channel_table(tmp_path):
     np.testing.assert_array_equal(t.values, values[:, [0, 2]])
 
 
+def test_validation_falls_back_to_a_fraction_of_a_short_training_range(tmp_path):
+    """As data=esa: val_days that do not fit (a NASA mission converted to CSV spans days, not
+    the 180 days 90 validation days need) give the last val_fraction of the training rows."""
+    frame, _, _, _, labels, names, _ = make_frame(n=50)
+    write_csv(tmp_path / "short.train.csv", frame.iloc[:40], labels[:40], names)
+    write_csv(tmp_path / "short.test.csv", frame.iloc[40:], labels[40:], names)
+    assert read(tmp_path, val_days=90).val_start == 0  # the old behaviour: no training rows
+    m = read(tmp_path, val_days=90, val_fraction=0.2)
+    assert (m.val_start, m.test_start) == (32, 40)
+    assert read(tmp_path, val_days=5 * 30 / 86400, val_fraction=0.2).val_start == 35  # fits
+    single = read(
+        tmp_path / "short.train.csv", split_date=START + STEP * 30, val_days=90, val_fraction=0.5
+    )
+    assert (single.val_start, single.test_start) == (15, 30)
+
+
 def test_reads_only_requested_columns(tmp_path, monkeypatch):
     frame, _, values, _, labels, names, tcs = make_frame(n_channels=5)
     labels[3:6, 3] = 1

@@ -63,11 +63,14 @@ def read_esa_csv(
     lightweight: Sequence[str] = (),
     cache_dir: str | Path = "datasets/cache",
     use_cache: bool = True,
+    val_fraction: float | None = None,
 ) -> Mission:
     """Read an ESA-ADB preprocessed CSV file or train/test folder into a ``Mission``.
 
     A single file is split at ``split_date``; a folder's test file starts the test range (then
-    ``split_date`` is not used). Validation is the last ``val_days`` of the training range.
+    ``split_date`` is not used). Validation is the last ``val_days`` of the training range; the
+    last ``val_fraction`` of it where ``val_days`` is not given or does not fit (under half of
+    the training range), as ``read_esa_mission`` does.
     ``channels`` picks the value columns to read (``all``, ``target``, ``lightweight`` or names);
     every telecommand column is read. The arrays are cached under ``cache_dir`` keyed by the
     files' identity (path, size, mtime) and the selected columns.
@@ -100,10 +103,10 @@ def read_esa_csv(
     ts = arrays["timestamps"]
     n_train = int(info["n_train"])
     if test_file is not None:
-        val_start, _ = split_points_by_time(ts[:n_train], None, val_days)
+        val_start, _ = split_points_by_time(ts[:n_train], None, val_days, val_fraction)
         test_start = n_train
     else:
-        val_start, test_start = split_points_by_time(ts, split_date, val_days)
+        val_start, test_start = split_points_by_time(ts, split_date, val_days, val_fraction)
     labels = arrays["labels"]
     return Mission(
         name=_mission_name(Path(root)),

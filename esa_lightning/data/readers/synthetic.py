@@ -59,6 +59,7 @@ from esa_lightning.errors import ESAInputError
 _ZIP = {"method": "zip", "compresslevel": 1}
 _WRITE_ROWS = 1 << 20
 
+
 # --------------------------------------------------------------------------- generator
 def generate_mission(
     out: str | os.PathLike,
@@ -225,18 +226,21 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 # --------------------------------------------------------------------------- other layouts
-def write_kaggle_layout(mission: Mission, out_dir: str | os.PathLike) -> Path:
+def write_kaggle_layout(
+    mission: Mission, out_dir: str | os.PathLike, *, test_labels: bool = False
+) -> Path:
     """Kaggle challenge layout of a resampled mission: train/test parquet + target_channels.csv.
 
-    Train = rows before ``test_start`` (with ``is_anomaly``), test = the rest (without it);
-    ``id`` is the row number, so test ids continue the train ids.
+    Train = rows before ``test_start`` (with ``is_anomaly``), test = the rest (without it, as
+    the challenge publishes it; with it when ``test_labels``, so that the reader scores the test
+    range); ``id`` is the row number, so test ids continue the train ids.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     is_anomaly = mission.is_anomaly
     parts = [("train.parquet", 0, mission.test_start, True)]
     if mission.test_start < mission.n_rows:
-        parts.append(("test.parquet", mission.test_start, mission.n_rows, False))
+        parts.append(("test.parquet", mission.test_start, mission.n_rows, test_labels))
     for fname, a, b, labeled in parts:
         names = ["id", *mission.channel_names, *mission.telecommand_names]
         types = [pa.int64()] + [pa.float32()] * (len(names) - 1)

@@ -1,0 +1,495 @@
+"""``python -m esa_lightning.data.convert``: a NASA telemanom folder as a multichannel ESA mission.
+
+Why: the supervised paths (Kaggle row labels, ESA per-channel labels, one time grid) need real
+telemetry to be developed and tested on, and the ESA-ADB missions are not always at hand. The
+NASA SMAP/MSL releases are: this turns one into the ESA raw (``data=esa``), ESA CSV
+(``data=esa_csv``) or Kaggle (``data=kaggle``) layout, which the repository's readers then read.
+
+    python -m esa_lightning.data.convert --source NASA_DIR --out OUT_DIR --layout esa \\
+        [--arrange side_by_side|sequential] [--channels C-1,T-9] [--spacecraft MSL] \\
+        [--period 30s] [--start 2000-01-01] [--commands]
+
+What it writes
+--------------
+- Values: column 0 of each ``train/<chan>.npy`` / ``test/<chan>.npy`` (the telemetry value).
+  Every NASA channel becomes one ESA channel under its NASA name (``C-1``): the readers accept
+  any name. Row i of a channel's stretch lies at ``start + i * period`` on one regular grid.
+- ``arrange``: where the channels' stretches lie on the grid. Either way every channel's
+  training stretch ends before the split and its test stretch starts at or after it, so the
+  train/test split is by time, at ``split_date``:
+  - ``side_by_side`` (default): each channel's training stretch is followed directly by its test
+    stretch, and all channels are aligned at the split: every test stretch starts at
+    ``split_date``, the channel with the longest training stretch starts at ``start``. Channels
+    of other lengths start later or end earlier. Labeled sequences of different channels may
+    overlap in time (MSL M-1 and M-2 share one).
+  - ``sequential``: the channels take turns: the training stretches one after another (listed
+    order) up to the split, then the test stretches in the same order. One channel is live at a
+    time and labeled sequences of different channels never overlap in time, so the Kaggle row
+    label keeps every NASA sequence apart (unless two touch across a channel change).
+- Rows outside a channel's own stretches are not data. The ESA raw layout holds only the real
+  samples (float64 as in the source; each channel file spans its own stretches); the reader's
+  zero-order hold fills the rest of the grid (first value before, last value after and between
+  its stretches). The CSV and Kaggle layouts need one common grid, so they hold exactly those
+  values, as ESA-ADB's own CSV and Kaggle files are the zero-order held raw missions: all three
+  layouts read back to the same [T, C] values, labels and telecommands, and no read warns about
+  NaN. ``mission.json`` records each channel's stretches (grid rows = Kaggle ``id``s).
+- Labels: every ``anomaly_sequences`` pair becomes one event ``<chan>_<k>`` (k in listed order)
+  on its channel, category ``Anomaly``, class the NASA class; both ends inclusive, on grid
+  points. ESA raw: ``labels.csv`` + ``anomaly_types.csv`` (Locality Global for NASA ``point``,
+  Local for ``contextual``; Length Point or Subsequence; Univariate). ESA CSV: the per-channel
+  ``is_anomaly_<chan>`` codes. Kaggle: the row label ``is_anomaly`` in ``train.parquet`` and
+  ``test.parquet`` (the challenge's test file has none; the reader scores the test range only
+  with it). The CSV and Kaggle folders also get ``events.csv`` (ID, Channel, times, grid rows,
+  Category, Class), which the readers do not read.
+- Commands (columns 1.. of the arrays) are dropped by default: they are per-channel flags of
+  modules the release does not name, mostly never set. ``commands=True`` carries every command
+  column set at least once as a priority-3 telecommand ``telecommand_<chan>_<k>`` (k the NASA
+  column), a pulse at each row where it is non-zero (about 430 columns for MSL).
+- ``mission.json``: split date and row, period, start, arrangement, each channel's stretches,
+  ``counters: []``. The ESA reader takes counters from it but not the split:
+  ``data.split_date=<split_date>`` (the command line prints the whole training command).
+- Validation is not written: the readers take it from the end of the training range
+  (``data.val_fraction``, ``data.val_days``).
+
+The grid: ``start`` must lie on the ``period`` lattice counted from 1970-01-01 (the ESA reader's
+grid), the period a whole number of seconds (the CSV timestamps have 1 s resolution). The output
+is written into a temporary folder beside ``out`` and renamed onto it; an existing non-empty
+``out`` is refused, and so is an ``out`` inside the source folder (never modified). Files
+follow the user's umask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from esa_lightning import io
+from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission, empty_events
+from esa_lightning.data.readers.esa_adb_grid import period_ns, to_ns
+from esa_lightning.data.readers.nasa import read_nasa
+from esa_lightning.data.readers.synthetic import write_esa_csv, write_kaggle_layout
+from esa_lightning.errors import ESAInputError
+
+LAYOUTS = ("esa", "esa_csv", "kaggle")
+ARRANGEMENTS = ("side_by_side", "sequential")
+TELECOMMAND_PRIORITY = 3  # the ESA reader keeps priority >= 3 by default
+_ZIP = {"method": "zip", "compresslevel": 1}
+_SECOND = 10**9
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One channel's training and test stretches on the grid (first row and length of each)."""
+
+    name: str
+    train_row: int
+    n_train: int
+    test_row: int
+    n_test: int
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Grid rows of the channel's samples: the training stretch, then the test stretch."""
+        return np.concatenate(
+            [
+                np.arange(self.train_row, self.train_row + self.n_train),
+                np.arange(self.test_row, self.test_row + self.n_test),
+            ]
+        )
+
+
+def place_channels(
+    lengths: Sequence[tuple[str, int, int]], arrange: str
+) -> tuple[list[Placement], int, int]:
+    """(placements, grid rows, split row) of channels given as (name, n_train, n_test)."""
+    _check_choice(arrange, ARRANGEMENTS, "arrange")
+    if arrange == "side_by_side":
+        split = max(n_train for _, n_train, _ in lengths)
+        placed = [Placement(c, split - a, a, split, b) for c, a, b in lengths]
+        return placed, split + max(b for _, _, b in lengths), split
+    split = sum(a for _, a, _ in lengths)
+    placed, train_row, test_row = [], 0, split
+    for c, a, b in lengths:
+        placed.append(Placement(c, train_row, a, test_row, b))
+        train_row, test_row = train_row + a, test_row + b
+    return placed, test_row, split
+
+
+@dataclass
+class _Job:
+    """Everything a layout writer needs: the NASA data and where it goes on the grid."""
+
+    source: Path
+    nasa: Mission
+    placed: list[Placement]
+    n_rows: int
+    split: int
+    t0: int
+    p_ns: int
+    commands: bool
+
+    def times(self, rows: np.ndarray | int) -> np.ndarray:
+        return (self.t0 + np.asarray(rows, dtype=np.int64) * self.p_ns).view("datetime64[ns]")
+
+    def iso(self, row: int, utc: bool = False) -> str:
+        """Row ``row``'s time; with ``utc`` with an offset, as ESA-ADB's labels.csv has it."""
+        return pd.Timestamp(self.t0 + int(row) * self.p_ns, tz="UTC" if utc else None).isoformat()
+
+
+def convert_nasa(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    layout: str = "esa",
+    arrange: str = "side_by_side",
+    channels: str | Sequence[str] | None = None,
+    spacecraft: str | None = None,
+    period: str = "30s",
+    start: str = "2000-01-01",
+    commands: bool = False,
+) -> Path:
+    """Write the NASA telemanom folder ``source`` into the new folder ``out`` in ``layout``
+    (``esa``, ``esa_csv`` or ``kaggle``); return ``out``. See the module docstring."""
+    _check_choice(layout, LAYOUTS, "layout")
+    _check_choice(arrange, ARRANGEMENTS, "arrange")
+    source, out = Path(source), Path(out)
+    p_ns = period_ns(period)
+    if p_ns % _SECOND:
+        raise ESAInputError(
+            "period must be a whole number of seconds (the CSV layout has 1 s timestamps)",
+            column="period",
+            value=period,
+        )
+    t0 = to_ns(start, "start")
+    if t0 % p_ns:
+        on_grid = pd.Timestamp(t0 - t0 % p_ns).isoformat()
+        raise ESAInputError(
+            f"start must lie on the {period} grid counted from 1970-01-01 (the ESA reader's "
+            f"grid), e.g. {on_grid}",
+            column="start",
+            value=start,
+        )
+    _check_output(source, out)
+    nasa = read_nasa(
+        source, channels="all" if channels is None else channels, spacecraft=spacecraft
+    )
+    lengths = [(c, s.test_start, s.n_rows - s.test_start) for c, s in nasa.series.items()]
+    placed, n_rows, split = place_channels(lengths, arrange)
+    job = _Job(source, nasa, placed, n_rows, split, t0, p_ns, commands)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=io.TMP_PREFIX + out.name + ".", dir=out.parent))
+    except OSError as exc:
+        raise io.write_error(out, exc) from exc
+    try:
+        n_telecommands = _WRITERS[layout](job, tmp)
+        record = _record(job, layout, arrange, period, n_telecommands)
+        (tmp / "mission.json").write_text(json.dumps(record, indent=2) + "\n")
+        _follow_umask(tmp)
+        if out.exists():
+            out.rmdir()  # checked empty above; a file appearing since makes this fail
+        os.rename(tmp, out)
+    except OSError as exc:
+        raise io.write_error(out, exc) from exc
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _check_choice(value: str, choices: Sequence[str], column: str) -> None:
+    if value not in choices:
+        raise ESAInputError(f"choose one of {list(choices)}", column=column, value=value)
+
+
+def _check_output(source: Path, out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ESAInputError("output exists and is not a folder", path=out)
+    if out.is_dir() and any(out.iterdir()):
+        raise ESAInputError("output folder is not empty (nothing is overwritten)", path=out)
+    src, dst = source.resolve(), out.resolve()
+    if dst == src or src in dst.parents:
+        raise ESAInputError("output lies inside the source folder (it is never modified)", path=out)
+
+
+def _follow_umask(folder: Path) -> None:
+    """``mkdtemp`` and the atomic file writes create owner-only entries: give the tree the
+    modes the user's umask allows, as a plain write would."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+# --------------------------------------------------------------------------- tables
+def _channel_table(names: Sequence[str]) -> pd.DataFrame:
+    """Subsystem = the NASA prefix (``M`` of ``M-1``), each channel its own group, as ``nasa``."""
+    return pd.DataFrame(
+        {
+            "Channel": list(names),
+            "Subsystem": [c.split("-")[0] for c in names],
+            "Physical Unit": "",
+            "Group": list(names),
+            "Target": True,
+            "Categorical": False,
+        }
+    )
+
+
+def _esa_channel_csv(names: Sequence[str]) -> pd.DataFrame:
+    table = _channel_table(names)
+    for col in ("Target", "Categorical"):
+        table[col] = table[col].map({True: "YES", False: "NO"})
+    return table
+
+
+def _events(job: _Job) -> pd.DataFrame:
+    """The NASA sequences as events on the grid: ID, Channel, StartRow, EndRow, Category, Class."""
+    test_row = {p.name: p.test_row for p in job.placed}
+    ev = job.nasa.events
+    offset = ev["Channel"].map(test_row).to_numpy(dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "ID": ev["ID"].astype(str),
+            "Channel": ev["Channel"].astype(str),
+            "StartRow": ev["StartTime"].to_numpy(dtype=np.int64) + offset,
+            "EndRow": ev["EndTime"].to_numpy(dtype=np.int64) + offset,
+            "Category": "Anomaly",
+            "Class": ev["Class"].astype(str),
+        }
+    )
+
+
+def _anomaly_types(events: pd.DataFrame) -> pd.DataFrame:
+    contextual = events["Class"].str.contains("contextual")
+    return pd.DataFrame(
+        {
+            "ID": events["ID"],
+            "Class": events["Class"],
+            "Subclass": "",
+            "Category": events["Category"],
+            "Dimensionality": "Univariate",
+            "Locality": np.where(contextual, "Local", "Global"),
+            "Length": np.where(events["StartRow"] == events["EndRow"], "Point", "Subsequence"),
+        }
+    )
+
+
+def _write_events_csv(job: _Job, path: Path) -> None:
+    ev = _events(job)
+    ev.insert(2, "StartTime", [job.iso(r) for r in ev["StartRow"]])
+    ev.insert(3, "EndTime", [job.iso(r) for r in ev["EndRow"]])
+    ev.rename(columns={"StartRow": "StartId", "EndRow": "EndId"}).to_csv(path, index=False)
+
+
+def _command_columns(job: _Job) -> list[tuple[str, Placement, np.ndarray]]:
+    """(telecommand name, its channel, rows of the channel's samples where it is set)."""
+    if not job.commands:
+        return []
+    found = []
+    for p in job.placed:
+        flags = job.nasa.series[p.name].telecommands != 0
+        rows = p.rows
+        for k in np.flatnonzero(flags.any(axis=0)):
+            found.append((f"telecommand_{p.name}_{k + 1}", p, rows[flags[:, k]]))
+    return found
+
+
+# --------------------------------------------------------------------------- layouts
+def _write_esa(job: _Job, out: Path) -> int:
+    """ESA raw layout: one float64 series per channel over its own stretches, tables."""
+    (out / "channels").mkdir()
+    for p in job.placed:
+        parts = []
+        for part in ("train", "test"):
+            array = np.load(job.source / part / f"{p.name}.npy", mmap_mode="r", allow_pickle=False)
+            parts.append(np.asarray(array[:, 0], dtype=np.float64))
+        _write_series(
+            out / "channels" / f"{p.name}.zip", p.name, job.times(p.rows), np.concatenate(parts)
+        )
+    commands = _command_columns(job)
+    (out / "telecommands").mkdir()
+    for name, _, rows in commands:
+        _write_series(
+            out / "telecommands" / f"{name}.zip", name, job.times(rows), np.ones(len(rows))
+        )
+    names = [p.name for p in job.placed]
+    _esa_channel_csv(names).to_csv(out / "channels.csv", index=False)
+    tc = pd.DataFrame(
+        {
+            "Telecommand": [c[0] for c in commands],
+            "Priority": [TELECOMMAND_PRIORITY] * len(commands),
+        }
+    )
+    tc.to_csv(out / "telecommands.csv", index=False)
+    events = _events(job)
+    labels = pd.DataFrame(
+        {
+            "ID": events["ID"],
+            "Channel": events["Channel"],
+            "StartTime": [job.iso(r, utc=True) for r in events["StartRow"]],
+            "EndTime": [job.iso(r, utc=True) for r in events["EndRow"]],
+        }
+    )
+    labels.to_csv(out / "labels.csv", index=False)
+    _anomaly_types(events).to_csv(out / "anomaly_types.csv", index=False)
+    return len(commands)
+
+
+def _write_series(path: Path, name: str, times: np.ndarray, values: np.ndarray) -> None:
+    """One ESA-ADB series file: a zip-pickled DataFrame, DatetimeIndex, one column ``name``."""
+    frame = pd.DataFrame({name: values}, index=pd.DatetimeIndex(times))
+    frame.to_pickle(path, compression=_ZIP)
+
+
+def _grid_mission(job: _Job) -> Mission:
+    """The converted mission on its grid, held as the ESA reader holds the raw layout."""
+    names = [p.name for p in job.placed]
+    values = np.empty((job.n_rows, len(names)), dtype=np.float32)
+    labels = np.zeros((job.n_rows, len(names)), dtype=np.uint8)
+    every_row = np.arange(job.n_rows)
+    for j, p in enumerate(job.placed):
+        series = job.nasa.series[p.name]
+        rows = p.rows
+        # zero-order hold: the last sample at or before each row; the first one before it
+        held = np.maximum(np.searchsorted(rows, every_row, side="right") - 1, 0)
+        values[:, j] = series.values[held, 0]
+        labels[rows, j] = series.labels[:, 0]
+    commands = _command_columns(job)
+    pulses = np.zeros((job.n_rows, len(commands)), dtype=np.float32)
+    for k, (_, _, rows) in enumerate(commands):
+        pulses[rows, k] = 1.0
+    table = _channel_table(names)[CHANNEL_TABLE_COLUMNS]
+    return Mission(
+        name=job.source.name,
+        values=values,
+        timestamps=job.times(every_row),
+        channels=table,
+        labels=labels,
+        events=empty_events(),
+        telecommands=pulses,
+        telecommand_names=[c[0] for c in commands],
+        period=pd.Timedelta(job.p_ns, unit="ns"),
+        test_start=job.split,
+    )
+
+
+def _write_kaggle(job: _Job, out: Path) -> int:
+    mission = _grid_mission(job)
+    write_kaggle_layout(mission, out, test_labels=True)
+    _write_events_csv(job, out / "events.csv")
+    return len(mission.telecommand_names)
+
+
+def _write_esa_csv(job: _Job, out: Path) -> int:
+    mission = _grid_mission(job)
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", job.source.resolve().name) or "nasa"
+    write_esa_csv(mission.slice(0, job.split), out / f"{stem}.train.csv")
+    write_esa_csv(mission.slice(job.split, job.n_rows), out / f"{stem}.test.csv")
+    _esa_channel_csv(mission.channel_names).to_csv(out / "channels.csv", index=False)
+    _write_events_csv(job, out / "events.csv")
+    return len(mission.telecommand_names)
+
+
+_WRITERS = {"esa": _write_esa, "esa_csv": _write_esa_csv, "kaggle": _write_kaggle}
+
+
+def _record(job: _Job, layout: str, arrange: str, period: str, n_telecommands: int) -> dict:
+    return {
+        "source": {
+            "format": "nasa_telemanom",
+            "folder": job.source.resolve().name,
+            "spacecraft": job.nasa.meta.get("spacecraft", []),
+        },
+        "layout": layout,
+        "arrangement": arrange,
+        "period": f"{job.p_ns // _SECOND}s",
+        "start": job.iso(0),
+        "split_date": job.iso(job.split),
+        "split_row": job.split,
+        "rows": job.n_rows,
+        "channels": {
+            p.name: {
+                "train_rows": [p.train_row, p.train_row + p.n_train - 1],
+                "test_rows": [p.test_row, p.test_row + p.n_test - 1],
+            }
+            for p in job.placed
+        },
+        "events": len(job.nasa.events),
+        "telecommands": n_telecommands,
+        "counters": [],
+        "lightweight": [],
+        "converter": {"period": period, "commands": job.commands},
+    }
+
+
+# --------------------------------------------------------------------------- command line
+def train_command(out: Path, record: dict[str, Any]) -> str:
+    """The ``train.py`` command that reads the converted folder ``out`` as it was written."""
+    layout = record["layout"]
+    parts = ["python train.py", f"data={layout}", f"data.root={out}"]
+    if layout == "esa":
+        parts.append(f"data.split_date={record['split_date']}")
+        if record["period"] != "30s":
+            parts.append(f"data.period={record['period']}")
+    return " ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; a user error is one line on stderr and exit code 2."""
+    parser = argparse.ArgumentParser(
+        prog="python -m esa_lightning.data.convert",
+        description="Convert a NASA telemanom folder (SMAP/MSL) into an ESA-ADB layout.",
+    )
+    parser.add_argument("--source", required=True, help="NASA folder: train/, test/, csv")
+    parser.add_argument("--out", required=True, help="new (or empty) output folder")
+    parser.add_argument("--layout", required=True, choices=LAYOUTS)
+    parser.add_argument("--arrange", default="side_by_side", choices=ARRANGEMENTS)
+    parser.add_argument("--channels", default=None, help="comma-separated, e.g. C-1,T-9")
+    parser.add_argument("--spacecraft", default=None, help="SMAP or MSL (default: present)")
+    parser.add_argument("--period", default="30s", help="grid period (whole seconds)")
+    parser.add_argument("--start", default="2000-01-01", help="time of the first grid row")
+    parser.add_argument(
+        "--commands", action="store_true", help="carry the command columns as telecommands"
+    )
+    a = parser.parse_args(argv)
+    try:
+        out = convert_nasa(
+            a.source,
+            a.out,
+            layout=a.layout,
+            arrange=a.arrange,
+            channels=a.channels,
+            spacecraft=a.spacecraft,
+            period=a.period,
+            start=a.start,
+            commands=a.commands,
+        )
+    except ESAInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    record = json.loads((out / "mission.json").read_text())
+    print(
+        f"wrote {out} ({record['layout']}, {record['arrangement']}): "
+        f"{len(record['channels'])} channels x {record['rows']} rows of {record['period']} "
+        f"from {record['start']}, test from {record['split_date']} (row {record['split_row']}), "
+        f"{record['events']} events, {record['telecommands']} telecommands"
+    )
+    print(f"train on it: {train_command(out, record)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,326 @@
+"""NASA -> ESA raw / ESA CSV / Kaggle converter: round trips through the repository's readers."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from esa_lightning.data import convert
+from esa_lightning.data.convert import convert_nasa, main
+from esa_lightning.data.readers.esa_adb import read_esa_mission
+from esa_lightning.data.readers.esa_csv import read_esa_csv
+from esa_lightning.data.readers.kaggle import read_kaggle
+from esa_lightning.errors import ESAInputError
+from tests.conftest import MSL
+
+# (channel, n_train, n_test, sequences, classes): lengths differ so that every arrangement
+# places every channel somewhere else; A-1's last sequence ends on its last test row, B-2's is
+# one row at its test start
+CHANNELS = [
+    ("A-1", 50, 40, [[5, 9], [30, 39]], "[point, contextual]"),
+    ("B-2", 80, 25, [[0, 0]], "[point]"),
+    ("C-3", 30, 60, [[40, 52], [10, 20]], "[contextual, point]"),  # listed out of order
+]
+START = np.datetime64("2000-01-01T00:00:00", "ns")
+PERIOD = np.timedelta64(30, "s")
+
+
+@pytest.fixture(scope="module")
+def nasa(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny telemanom folder: three channels, distinct values, sparse 0/1 commands."""
+    root = tmp_path_factory.mktemp("nasa") / "tiny-nasa"
+    rng = np.random.default_rng(7)
+    for part in ("train", "test"):
+        (root / part).mkdir(parents=True)
+    rows = []
+    for chan, n_train, n_test, seqs, classes in CHANNELS:
+        for part, n in (("train", n_train), ("test", n_test)):
+            commands = (rng.random((n, 4)) < 0.05).astype(float)
+            commands[:, 2] = 0  # a command never sent: not carried
+            np.save(root / part / f"{chan}.npy", np.c_[rng.normal(size=n), commands])
+        rows.append((chan, "MSL", json.dumps(seqs), classes, n_test))
+    cols = ["chan_id", "spacecraft", "anomaly_sequences", "class", "num_values"]
+    pd.DataFrame(rows, columns=cols).to_csv(root / "labeled_anomalies.csv", index=False)
+    return root
+
+
+def stretches(arrange: str, lengths: list[tuple[str, int, int]]) -> dict[str, tuple[int, int]]:
+    """Documented placement: channel -> (first train row, first test row)."""
+    if arrange == "side_by_side":
+        split = max(a for _, a, _ in lengths)
+        return {c: (split - a, split) for c, a, _ in lengths}
+    split = sum(a for _, a, _ in lengths)
+    out, tr, te = {}, 0, split
+    for c, a, b in lengths:
+        out[c] = (tr, te)
+        tr, te = tr + a, te + b
+    return out
+
+
+def expected_grid(root: Path, arrange: str, names: list[str] | None = None) -> dict:
+    """The grid written by hand: values held (first value before a channel's samples, the
+    last one after and between), per-channel labels, split row, events (channel, rows)."""
+    listing = pd.read_csv(root / "labeled_anomalies.csv").set_index("chan_id")
+    names = names or list(listing.index)
+    arrays = {}
+    for c in names:
+        train = np.load(root / "train" / f"{c}.npy")
+        test = np.load(root / "test" / f"{c}.npy")
+        arrays[c] = (train, test)
+    lengths = [(c, len(arrays[c][0]), len(arrays[c][1])) for c in names]
+    place = stretches(arrange, lengths)
+    split = place[names[0]][1] if arrange == "side_by_side" else sum(a for _, a, _ in lengths)
+    n = max(place[c][1] + len(arrays[c][1]) for c in names)
+    values = np.zeros((n, len(names)), dtype=np.float32)
+    labels = np.zeros((n, len(names)), dtype=np.uint8)
+    events, commands = set(), {}
+    for j, c in enumerate(names):
+        train, test = arrays[c]
+        tr, te = place[c]
+        col = np.full(n, np.nan, dtype=np.float32)
+        col[tr : tr + len(train)] = train[:, 0]
+        col[te : te + len(test)] = test[:, 0]
+        col = pd.Series(col).ffill().bfill().to_numpy()
+        values[:, j] = col
+        for a, b in ast.literal_eval(listing.loc[c, "anomaly_sequences"]):
+            labels[te + a : te + b + 1, j] = 1
+            events.add((c, te + a, te + b))
+        for k in range(1, train.shape[1]):
+            rows = [tr + i for i in np.flatnonzero(train[:, k])]
+            rows += [te + i for i in np.flatnonzero(test[:, k])]
+            if rows:
+                commands[f"telecommand_{c}_{k}"] = rows
+    return {
+        "values": values,
+        "labels": labels,
+        "split": split,
+        "events": events,
+        "names": names,
+        "commands": commands,
+        "n": n,
+    }
+
+
+def read_back(layout: str, out: Path, cache: Path):
+    """The converted folder through the reader its conf/data/*.yaml names."""
+    record = json.loads((out / "mission.json").read_text())
+    if layout == "esa":
+        mission = read_esa_mission(
+            out, split_date=record["split_date"], counters=None, lightweight=None, cache_dir=cache
+        )
+    elif layout == "esa_csv":
+        mission = read_esa_csv(out, cache_dir=cache)
+    else:
+        mission = read_kaggle(out, cache_dir=cache)
+    return mission, record
+
+
+def event_rows(mission, layout: str) -> set:
+    ev = mission.events
+    if layout == "kaggle":  # ids are grid rows
+        return {
+            (c, int(a), int(b))
+            for c, a, b in zip(ev["Channel"], ev["StartTime"], ev["EndTime"], strict=True)
+        }
+    start = ((ev["StartTime"].to_numpy() - START) // PERIOD).astype(int)
+    end = ((ev["EndTime"].to_numpy() - START) // PERIOD).astype(int)
+    return set(zip(ev["Channel"], start.tolist(), end.tolist(), strict=True))
+
+
+def runs(flags: np.ndarray) -> set:
+    edges = np.diff(np.r_[0, flags.astype(int), 0])
+    return set(
+        zip(
+            np.flatnonzero(edges == 1).tolist(),
+            (np.flatnonzero(edges == -1) - 1).tolist(),
+            strict=True,
+        )
+    )
+
+
+@pytest.mark.parametrize("arrange", ["side_by_side", "sequential"])
+@pytest.mark.parametrize("layout", ["esa", "esa_csv", "kaggle"])
+def test_round_trip_through_the_readers(nasa, tmp_path, layout, arrange):
+    out = convert_nasa(nasa, tmp_path / "out", layout=layout, arrange=arrange)
+    mission, record = read_back(layout, out, tmp_path / "cache")
+    want = expected_grid(nasa, arrange)
+    assert mission.channel_names == want["names"]
+    np.testing.assert_array_equal(mission.values, want["values"])
+    assert mission.test_start == want["split"] == record["split_row"]
+    assert mission.telecommand_names == []
+    if layout == "kaggle":
+        np.testing.assert_array_equal(mission.row_labels, want["labels"].max(axis=1))
+        assert {(a, b) for _, a, b in event_rows(mission, layout)} == runs(
+            want["labels"].max(axis=1)
+        )
+        assert mission.meta["test_labeled"]
+        assert mission.timestamps.tolist() == list(range(want["n"]))
+    else:
+        np.testing.assert_array_equal(mission.labels, want["labels"])
+        assert event_rows(mission, layout) == want["events"]
+        assert mission.timestamps[0] == START
+        assert np.all(np.diff(mission.timestamps) == PERIOD)
+        split = START + want["split"] * PERIOD
+        assert np.datetime64(record["split_date"]) == split
+        assert set(mission.events["Category"]) == {"Anomaly"}
+    if layout == "esa":  # event IDs and NASA classes kept
+        ev = mission.events.set_index("ID")
+        assert ev.loc["C-3_0", "Class"] == "contextual" and ev.loc["C-3_1", "Class"] == "point"
+        assert ev.loc["B-2_0", "Length"] == "Point" and ev.loc["A-1_1", "Locality"] == "Local"
+    else:  # the per-channel events the reader cannot carry are written beside the data
+        events = pd.read_csv(out / "events.csv")
+        got = set(zip(events["Channel"], events["StartId"], events["EndId"], strict=True))
+        assert got == want["events"]
+
+
+def test_channel_files_hold_only_real_samples(nasa, tmp_path):
+    """ESA raw: each channel file spans its own stretches, float64 as the source."""
+    out = convert_nasa(nasa, tmp_path / "out", layout="esa", arrange="sequential")
+    frame = pd.read_pickle(out / "channels" / "B-2.zip")
+    train, test = np.load(nasa / "train" / "B-2.npy"), np.load(nasa / "test" / "B-2.npy")
+    np.testing.assert_array_equal(frame["B-2"].to_numpy(), np.r_[train[:, 0], test[:, 0]])
+    place = stretches("sequential", [(c, a, b) for c, a, b, *_ in CHANNELS])["B-2"]
+    times = frame.index.to_numpy()
+    assert times[0] == START + place[0] * PERIOD and times[80] == START + place[1] * PERIOD
+    record = json.loads((out / "mission.json").read_text())
+    assert record["channels"]["B-2"] == {"train_rows": [50, 129], "test_rows": [200, 224]}
+
+
+@pytest.mark.parametrize("layout", ["esa", "esa_csv", "kaggle"])
+def test_commands_become_telecommand_pulses(nasa, tmp_path, layout):
+    out = convert_nasa(nasa, tmp_path / "out", layout=layout, commands=True)
+    mission, record = read_back(layout, out, tmp_path / "cache")
+    want = expected_grid(nasa, "side_by_side")
+    assert mission.telecommand_names == list(want["commands"])
+    assert record["telecommands"] == len(want["commands"]) > 0
+    assert not any(name.endswith("_3") for name in mission.telecommand_names)  # never sent
+    for k, rows in enumerate(want["commands"].values()):
+        expected = np.zeros(want["n"], dtype=np.float32)
+        expected[rows] = 1
+        np.testing.assert_array_equal(mission.telecommands[:, k], expected)
+
+
+def test_channel_selection_and_grid_options(nasa, tmp_path):
+    out = convert_nasa(
+        nasa,
+        tmp_path / "out",
+        layout="esa",
+        channels="C-3,A-1",
+        period="1min",
+        start="2001-02-03 04:05:00",
+    )
+    record = json.loads((out / "mission.json").read_text())
+    mission = read_esa_mission(out, period="1min", split_date=record["split_date"], use_cache=False)
+    want = expected_grid(nasa, "side_by_side", ["C-3", "A-1"])
+    assert mission.channel_names == ["C-3", "A-1"] and mission.test_start == 50
+    np.testing.assert_array_equal(mission.values, want["values"])
+    assert mission.timestamps[0] == np.datetime64("2001-02-03T04:05:00")
+    assert record["split_date"] == "2001-02-03T04:55:00" and record["period"] == "60s"
+    assert convert.train_command(out, record).endswith(
+        "data.split_date=2001-02-03T04:55:00 data.period=60s"
+    )
+
+
+def test_refuses_bad_options_and_existing_output(nasa, tmp_path):
+    listing = sorted((p.relative_to(nasa), p.stat().st_mtime_ns) for p in nasa.rglob("*"))
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    with pytest.raises(ESAInputError, match="not empty"):
+        convert_nasa(nasa, taken, layout="kaggle")
+    assert [p.name for p in taken.iterdir()] == ["keep.txt"]
+    with pytest.raises(ESAInputError, match="inside the source"):
+        convert_nasa(nasa, nasa / "converted", layout="esa")
+    with pytest.raises(ESAInputError, match="layout"):
+        convert_nasa(nasa, tmp_path / "a", layout="parquet")
+    with pytest.raises(ESAInputError, match="arrange"):
+        convert_nasa(nasa, tmp_path / "a", arrange="interleaved")
+    with pytest.raises(ESAInputError, match="whole number of seconds"):
+        convert_nasa(nasa, tmp_path / "a", period="1500ms")
+    with pytest.raises(ESAInputError, match="on the 7s grid"):
+        convert_nasa(nasa, tmp_path / "a", period="7s", start="2000-01-01")
+    with pytest.raises(ESAInputError, match=r"unknown channel\(s\) \['X-9'\]"):
+        convert_nasa(nasa, tmp_path / "a", channels=["A-1", "X-9"])
+    assert not (tmp_path / "a").exists()
+    assert sorted((p.relative_to(nasa), p.stat().st_mtime_ns) for p in nasa.rglob("*")) == listing
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert convert_nasa(nasa, empty, layout="kaggle") == empty  # an empty folder is filled
+    assert (empty / "train.parquet").is_file()
+
+
+def test_a_failed_write_leaves_nothing(nasa, tmp_path, monkeypatch):
+    def full_disk(job, out):
+        (out / "half.parquet").write_bytes(b"x")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(convert._WRITERS, "kaggle", full_disk)
+    with pytest.raises(ESAInputError, match="No space left"):
+        convert_nasa(nasa, tmp_path / "out", layout="kaggle")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("layout", ["esa", "kaggle"])
+def test_files_follow_the_umask(nasa, tmp_path, layout):
+    """Not the owner-only modes of the temporary folder and of the atomic file writes."""
+    before = os.umask(0o027)
+    try:
+        out = convert_nasa(nasa, tmp_path / "out", layout=layout)
+    finally:
+        os.umask(before)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")]}
+    assert modes.pop("out") == 0o750
+    if layout == "esa":
+        assert modes.pop("channels") == modes.pop("telecommands") == 0o750
+    assert set(modes.values()) == {0o640}
+
+
+def test_command_line(nasa, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(
+        [
+            "--source",
+            str(nasa),
+            "--out",
+            str(out),
+            "--layout",
+            "esa",
+            "--arrange",
+            "sequential",
+            "--channels",
+            "B-2,A-1",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "2 channels x 195 rows of 30s" in printed and "test from 2000-01-01T01:05:00" in printed
+    assert (
+        f"python train.py data=esa data.root={out} data.split_date=2000-01-01T01:05:00" in printed
+    )
+    code = main(["--source", str(nasa), "--out", str(out), "--layout", "kaggle"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: {out}: ")
+
+
+@pytest.mark.skipif(not MSL.is_dir(), reason="the shared NASA MSL data is not present")
+def test_real_msl_channels_to_kaggle(tmp_path):
+    names = ["T-9", "P-11", "F-8"]  # the shortest; sequences out of order; one ends last row
+    out = convert_nasa(MSL, tmp_path / "msl", layout="kaggle", channels=names)
+    mission = read_kaggle(out, cache_dir=tmp_path / "cache")
+    want = expected_grid(MSL, "side_by_side", names)
+    assert mission.channel_names == names and mission.test_start == want["split"] == 3969
+    np.testing.assert_array_equal(mission.values, want["values"])
+    for j, c in enumerate(names):
+        test = np.load(MSL / "test" / f"{c}.npy")[:, 0].astype(np.float32)
+        np.testing.assert_array_equal(mission.values[3969 : 3969 + len(test), j], test)
+    np.testing.assert_array_equal(mission.row_labels, want["labels"].max(axis=1))
+    assert mission.row_labels[3969 + 1950 : 3969 + 2487].all()  # F-8 [1950, 2486]
+    events = pd.read_csv(out / "events.csv")
+    assert len(events) == 5 and set(events["Channel"]) == set(names)
