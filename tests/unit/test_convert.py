@@ -223,6 +223,8 @@ def test_channel_selection_and_grid_options(nasa, tmp_path):
     np.testing.assert_array_equal(mission.values, want["values"])
     assert mission.timestamps[0] == np.datetime64("2001-02-03T04:05:00")
     assert record["split_date"] == "2001-02-03T04:55:00" and record["period"] == "60s"
+    # data=esa without data.split_date takes the split the converter recorded in mission.json
+    assert read_esa_mission(out, period="1min", use_cache=False).test_start == 50
     assert convert.train_command(out, record).endswith(
         "data.split_date=2001-02-03T04:55:00 data.period=60s"
     )

@@ -97,8 +97,8 @@ def read_esa_mission(
     rows (about 47 years at 30 s by default: a corrupt far-future or far-past timestamp) is
     refused with an error naming it, instead of allocating an enormous grid.
 
-    ``counters`` / ``lightweight`` None: the lists the folder's ``mission.json`` records (none
-    if it has no such file). Validation is the last ``val_days`` of the training range, or the
+    ``counters`` / ``lightweight`` / ``split_date`` None: what the folder's ``mission.json``
+    records (the synthetic generator and ``data.convert`` write one; none without it). Validation is the last ``val_days`` of the training range, or the
     last ``val_fraction`` of it where ``val_days`` is not given or does not fit
     (``selection.split_points_by_time``).
     """
@@ -107,10 +107,12 @@ def read_esa_mission(
     if not root.is_dir():
         raise ESAInputError("mission folder not found", path=root)
     p_ns = period_ns(period)
+    record = read_mission_record(root)
     if counters is None or lightweight is None:
-        record = read_mission_record(root)
         counters = record.get("counters", []) if counters is None else counters
         lightweight = record.get("lightweight", []) if lightweight is None else lightweight
+    if split_date is None:
+        split_date = record.get("split_date")
     table = _read_channel_table(root / "channels.csv")
     chosen = select_channels(
         table, channels, lightweight=list(lightweight), source=str(root / "channels.csv")
