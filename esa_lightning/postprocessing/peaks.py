@@ -8,11 +8,18 @@ neighbours. ``spread_rows_to_samples`` averages the rows covering every sample,
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import numpy as np
+import torch
 from scipy.signal import find_peaks
 
 from esa_lightning.metrics.intervals import runs
 from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.postprocessing.thresholds import stable_f05_threshold
+
+log = logging.getLogger(__name__)
 
 
 def spread_rows_to_samples(
@@ -74,6 +81,9 @@ def peaks_to_alarm(
     if len(peaks) == 0:
         return alarm
     peaks = peaks - 1
+    peaks = peaks[prob[peaks] > height]  # find_peaks keeps a peak equal to the height
+    if len(peaks) == 0:
+        return alarm
     above = prob > height
     run_start, run_last = runs(above)
     run_stop = run_last + 1  # exclusive
@@ -90,15 +100,35 @@ def peaks_to_alarm(
 
 
 class PeakAlarm(PostRule):
-    """Alarms around the peaks of the per-sample probability above ``height``, widened by
-    ``buffer`` samples (``peaks_to_alarm``); nothing to fit."""
+    """Alarms around the peaks of the per-sample probability above a height, widened by
+    ``buffer`` samples (``peaks_to_alarm``).
+
+    The height is ``height`` as configured, or with ``fit: true`` the one with the best mean
+    corrected event-wise F0.5 over ``folds`` contiguous folds of the training range plus the
+    validation range (``stable_f05_threshold``): a model's probabilities are not calibrated to
+    0.5 on every mission (on real telemetry they can sit above it everywhere), and a height
+    chosen on a validation range's few events alone is a coin toss.
+    """
 
     kind = "peaks"
     stage = 2
 
-    def __init__(self, height: float = 0.5, buffer: int = 100) -> None:
+    def __init__(
+        self, height: float = 0.5, buffer: int = 100, fit: bool = False, folds: int = 3
+    ) -> None:
         super().__init__()
         self.height, self.buffer = float(height), int(buffer)
+        self.fit_height, self.folds = bool(fit), max(1, int(folds))
+        if self.fit_height:  # only then: artifacts with a fixed height load as they are
+            self.register_buffer("fitted_height", torch.tensor(float("nan")))
+
+    @property
+    def is_fitted(self) -> bool:
+        return not self.fit_height or bool(torch.isfinite(self.fitted_height))
+
+    @property
+    def current_height(self) -> float:
+        return float(self.fitted_height) if self.fit_height else self.height
 
     @property
     def context_rows(self) -> int:
@@ -106,4 +136,35 @@ class PeakAlarm(PostRule):
 
     def alarm(self, prob: np.ndarray) -> np.ndarray:
         """uint8 [T] alarms of the per-sample probability ``prob``."""
-        return peaks_to_alarm(prob, height=self.height, buffer=self.buffer)
+        height = self.current_height
+        if not np.isfinite(height):
+            return np.zeros(len(prob), dtype=np.uint8)
+        return peaks_to_alarm(prob, height=height, buffer=self.buffer)
+
+    def fit(self, model: Any, datamodule: Any) -> None:
+        """With ``fit``: the height over folds of the fit range (never the test range)."""
+        if not self.fit_height:
+            return
+        mission = datamodule.mission
+        fit_range = mission.fit_range()
+        prob = model.score_rows(fit_range).score.astype(np.float64)
+        cuts = np.linspace(0, mission.val_start, self.folds + 1).astype(int).tolist()
+        cuts.append(len(prob))
+        folds = [
+            (fit_range.slice(a, b), lambda h, p=prob[a:b]: peaks_to_alarm(p, h, self.buffer))
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+            if b > a
+        ]
+        levels = np.unique(np.quantile(prob, np.linspace(0.5, 0.9999, 60)))
+        # the midpoints too: a gap between nominal and anomalous probabilities has candidates
+        candidates = np.unique(np.concatenate([levels, (levels[1:] + levels[:-1]) / 2]))
+        found = stable_f05_threshold(candidates, folds)
+        if found is None:
+            log.warning("peaks: no labeled event before the test range; height %g", self.height)
+            self.fitted_height.fill_(self.height)
+            return
+        height, mean_f, n_folds = found
+        self.fitted_height.fill_(height)
+        log.info(
+            "peaks: height %.4f (mean EW_F_0.50 %.4f over %d folds)", height, mean_f, n_folds
+        )

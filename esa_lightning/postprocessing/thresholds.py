@@ -266,17 +266,17 @@ def best_f05_threshold(
 
 def stable_f05_threshold(
     candidates: np.ndarray,
-    folds: list[tuple[Mission, np.ndarray]],
+    folds: list[tuple[Mission, Callable[[float], np.ndarray]]],
     categories: list[str] | None = None,
 ) -> tuple[float, float, int] | None:
-    """(threshold, mean F0.5, folds used) of the candidate whose alarms (``score > threshold``)
-    give the best mean corrected event-wise F0.5 over ``folds``: (range, its per-row scores)
-    pairs; ranges without an event of ``categories`` are left out, ties go to the median tied
-    candidate. A threshold good on every fold, not the one that happens to catch one of a
-    validation range's five events. None when no fold holds such an event."""
+    """(threshold, mean F0.5, folds used) of the candidate whose row alarms give the best mean
+    corrected event-wise F0.5 over ``folds``: (range, its alarms of a threshold) pairs; ranges
+    without an event of ``categories`` are left out, ties go to the median tied candidate. A
+    threshold good on every fold, not the one that happens to catch one of a validation
+    range's five events. None when no fold holds such an event."""
     per_fold = []
-    for part, score in folds:
-        f = f05_per_candidate(candidates, lambda t, s=score: s > t, part, categories)
+    for part, alarm_of in folds:
+        f = f05_per_candidate(candidates, alarm_of, part, categories)
         if f is not None:
             per_fold.append(f)
     if not per_fold:

@@ -162,7 +162,9 @@ class HybridCombiner:
         no fold holds an event."""
         pooled = np.concatenate([logit for _, logit in folds]) if folds else np.zeros(1)
         candidates = np.unique(np.quantile(pooled, np.linspace(0.5, 0.9999, 60)))
-        found = stable_f05_threshold(candidates, folds)
+        found = stable_f05_threshold(
+            candidates, [(part, lambda t, z=logit: z > t) for part, logit in folds]
+        )
         if found is None:
             log.warning("combiner: no labeled event to choose the threshold on; 99th percentile")
             return float(np.quantile(pooled, 0.99))

@@ -56,12 +56,14 @@ def test_stable_threshold_is_good_on_every_fold():
     candidates = np.linspace(0.0, 7.0, 71)
     alone, f_alone, _ = best_f05_threshold(candidates, lambda t: quiet > t, a)
     assert f_alone == 1.0 and alone < 5.0  # chosen on fold A alone: alarms on B's blip
-    thr, mean_f, n_folds = stable_f05_threshold(candidates, [(a, quiet), (b, busy)])
+    thr, mean_f, n_folds = stable_f05_threshold(
+        candidates, [(a, lambda t: quiet > t), (b, lambda t: busy > t)]
+    )
     assert n_folds == 2 and mean_f == 1.0 and 5.0 <= thr < 6.0
     # a fold without an event is left out; none at all gives None
     empty = scored_range(quiet, [], "empty")
-    assert stable_f05_threshold(candidates, [(a, quiet), (empty, quiet)])[2] == 1
-    assert stable_f05_threshold(candidates, [(empty, quiet)]) is None
+    assert stable_f05_threshold(candidates, [(a, quiet.__gt__), (empty, quiet.__gt__)])[2] == 1
+    assert stable_f05_threshold(candidates, [(empty, quiet.__gt__)]) is None
 
 
 def test_contiguous_folds_cut_one_run_and_keep_separate_runs():

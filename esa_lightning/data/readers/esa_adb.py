@@ -98,7 +98,8 @@ def read_esa_mission(
     refused with an error naming it, instead of allocating an enormous grid.
 
     ``counters`` / ``lightweight`` / ``split_date`` None: what the folder's ``mission.json``
-    records (the synthetic generator and ``data.convert`` write one; none without it). Validation is the last ``val_days`` of the training range, or the
+    records (the synthetic generator and ``data.convert`` write one; none without it).
+    Validation is the last ``val_days`` of the training range, or the
     last ``val_fraction`` of it where ``val_days`` is not given or does not fit
     (``selection.split_points_by_time``).
     """
