@@ -121,6 +121,17 @@ def component_specs(cfg: DictConfig) -> dict[str, DictConfig]:
     return {cfg.experiment_name: OmegaConf.create(single)}
 
 
+def component_callbacks(cfg: DictConfig, spec: DictConfig) -> DictConfig | None:
+    """The run's ``callbacks`` with a component's own ``callbacks`` node merged over them (in
+    ``esa_full``, the channel ensemble early-stops on its validation loss; the GRU does not)."""
+    own = spec.get("callbacks")
+    if own is None:
+        return cfg.get("callbacks")
+    run = cfg.get("callbacks")
+    base = OmegaConf.create({} if run is None else OmegaConf.to_container(run, resolve=True))
+    return OmegaConf.merge(base, OmegaConf.to_container(own, resolve=True))
+
+
 def fit_component(
     name: str, spec: DictConfig, cfg: DictConfig, mission: Any, output_dir: Path
 ) -> tuple[DetectorModule, L.Trainer]:
@@ -138,7 +149,7 @@ def fit_component(
         )
     check_datamodule(model_class, datamodule)  # before instantiating it with wrong dims
     model = instantiate(spec.model, **datamodule.dims, _convert_="all")
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = instantiate_group(component_callbacks(cfg, spec))
     checkpoint_dir = output_dir / "checkpoints" / name
     for cb in callbacks:
         if isinstance(cb, ModelCheckpoint):
