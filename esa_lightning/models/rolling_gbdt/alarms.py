@@ -1,0 +1,196 @@
+"""Row scores -> alarms: a threshold, then gaps between alarms shorter than a width closed.
+
+``GapClosingF05`` (post rule kind ``f05_gap``) chooses both on the validation range, with its
+labels: every width of ``widths`` with every candidate threshold (``f05_candidates`` of the
+validation scores and a 0.02-step probability grid) is scored by corrected event-wise F0.5, as
+the reported ``EW_F_0.50`` counts it (``postprocessing.thresholds.best_f05_threshold``). The best
+pair wins; among ties the narrowest width, then the tied threshold nearest the middle of the tied
+ones (the widest margin to either side, where the quantile candidates crowd the top scores).
+Both are buffers. Without a labeled validation event it falls back to
+``fallback_threshold`` and no gap closing (logged). Independent series are pooled into one
+timeline, each series' rows and events shifted apart, as the evaluation pools them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.errors import ESAInputError
+from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.postprocessing.thresholds import best_f05_threshold, f05_candidates
+
+log = logging.getLogger("esa_lightning")
+#: thresholds tried besides the quantiles of the validation scores (the score is a probability)
+PROBABILITY_GRID = np.linspace(0.02, 0.98, 49)
+
+
+def close_gaps(alarm: np.ndarray, width: int) -> np.ndarray:
+    """bool [T]: ``alarm`` with every run of non-alarmed rows shorter than ``width`` rows that
+    lies between two alarmed rows switched on (``width`` 0 or 1: unchanged)."""
+    out = np.asarray(alarm, dtype=bool).copy()
+    idx = np.flatnonzero(out)
+    if width <= 1 or len(idx) < 2:
+        return out
+    gaps = np.diff(idx) - 1
+    fill = (gaps > 0) & (gaps < width)
+    edges = np.zeros(len(out) + 1, dtype=np.int64)
+    np.add.at(edges, idx[:-1][fill] + 1, 1)
+    np.add.at(edges, idx[1:][fill], -1)
+    out |= np.cumsum(edges[:-1]) > 0
+    return out
+
+
+def check_int_list(values: Any, key: str, low: int) -> list[int]:
+    """The sorted distinct entries of a config list of integers >= ``low``, or a one-line error
+    naming ``key``."""
+    items = list(values) if isinstance(values, list | tuple) else None
+    if not items or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        raise ESAInputError("must be a non-empty list of integers", column=key, value=values)
+    if min(items) < low:
+        raise ESAInputError(f"every entry must be >= {low}", column=key, value=values)
+    return sorted(set(items))
+
+
+class GapClosingF05(PostRule):
+    """Threshold and gap-closing width chosen together for validation event-wise F0.5."""
+
+    kind = "f05_gap"
+
+    def __init__(
+        self,
+        widths: list[int] | tuple[int, ...] = (0, 5, 25, 100),
+        n_candidates: int = 200,
+        fallback_threshold: float = 0.5,
+    ) -> None:
+        super().__init__()
+        key = "model.post_processing.<rule>"
+        self.widths = check_int_list(widths, f"{key}.widths", 0)
+        if not isinstance(n_candidates, int) or n_candidates < 1:
+            raise ESAInputError(
+                "must be an integer >= 1", column=f"{key}.n_candidates", value=n_candidates
+            )
+        if not 0.0 <= float(fallback_threshold) <= 1.0:
+            raise ESAInputError(
+                "must lie in [0, 1]", column=f"{key}.fallback_threshold", value=fallback_threshold
+            )
+        self.n_candidates = n_candidates
+        self.fallback_threshold = float(fallback_threshold)
+        self.register_buffer("threshold", torch.tensor(float("nan"), dtype=torch.float64))
+        self.register_buffer("width", torch.tensor(-1, dtype=torch.int64))
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: Mapping[str, Any]) -> PostRule:
+        return cls(**settings)
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(torch.isfinite(self.threshold)) and int(self.width) >= 0
+
+    @property
+    def context_rows(self) -> int:
+        """A gap is closed from the alarms at most ``width`` rows away on either side."""
+        return int(self.width) if self.is_fitted else max(self.widths)
+
+    def alarms(self, score: np.ndarray) -> np.ndarray:
+        """uint8 [T] alarms of row scores (all 0 before fitting)."""
+        if not self.is_fitted:
+            return np.zeros(len(score), dtype=np.uint8)
+        alarm = np.asarray(score, dtype=np.float64) > float(self.threshold)
+        return close_gaps(alarm, int(self.width)).astype(np.uint8)
+
+    def fit(self, model: Any, datamodule: Any) -> None:
+        """Choose threshold and width on the validation range of ``datamodule.mission``."""
+        self.fit_scores(*pooled_validation(model, datamodule.mission))
+
+    def fit_scores(self, score: np.ndarray, part: Mission) -> None:
+        """Fit on validation row scores ``score`` of ``part`` (one grid or pooled series)."""
+        candidates = np.unique(
+            np.concatenate([f05_candidates(score, self.n_candidates), PROBABILITY_GRID])
+        )
+        table = []  # (F0.5, width, threshold)
+        seen: dict[bytes, float | None] = {}  # alarms -> F0.5: many candidates alarm alike
+        for width in self.widths:
+            for thr in candidates:
+                alarm = close_gaps(score > thr, width)
+                key = hashlib.blake2b(np.packbits(alarm).tobytes(), digest_size=16).digest()
+                if key not in seen:
+                    seen[key] = event_f05(alarm, part)
+                if seen[key] is None:
+                    return self._fall_back(part)
+                table.append((seen[key], width, float(thr)))
+        best = max(f for f, _, _ in table)
+        tied = [(w, t) for f, w, t in table if f >= best - 1e-12]
+        width = min(w for w, _ in tied)
+        thresholds = np.array(sorted(t for w, t in tied if w == width))
+        middle = (thresholds[0] + thresholds[-1]) / 2
+        thr = float(thresholds[np.argmin(np.abs(thresholds - middle))])
+        self.threshold.fill_(thr)
+        self.width.fill_(width)
+        log.info(
+            "f05_gap: threshold %.6g, gap width %d: validation EW_F_0.50 %.4f (%d tied)",
+            thr,
+            width,
+            best,
+            len(thresholds),
+        )
+
+    def _fall_back(self, part: Mission) -> None:
+        log.warning(
+            "%s: no labeled anomaly or rare event on the validation range; alarm threshold "
+            "falls back to %g, no gap closing",
+            part.name,
+            self.fallback_threshold,
+        )
+        self.threshold.fill_(self.fallback_threshold)
+        self.width.fill_(0)
+
+
+def event_f05(alarm: np.ndarray, part: Mission) -> float | None:
+    """Corrected event-wise F0.5 of row ``alarm`` on ``part``, counted as the reported
+    ``EW_F_0.50`` is (``best_f05_threshold`` of one candidate); None without such an event."""
+    found = best_f05_threshold(np.zeros(1), lambda _: alarm, part)
+    return None if found is None else found[1]
+
+
+def pooled_validation(model: Any, mission: Mission) -> tuple[np.ndarray, Mission]:
+    """(float64 row scores, the range they score): the validation range of a single grid, or
+    every series' validation range laid end to end on one shifted timeline."""
+    parts = [
+        (grid.val(), model.row_probability(grid.val()))
+        for grid in mission.grids().values()
+        if grid.test_start > grid.val_start
+    ]
+    if not parts:
+        raise ESAInputError("no validation rows to choose an alarm threshold on", path=mission.name)
+    if not mission.is_multiseries:
+        ((val, score),) = parts
+        return score.astype(np.float64), val
+    stamps, events, offset = [], [], 0
+    for val, _ in parts:
+        ts = np.asarray(val.timestamps, dtype=np.int64)
+        shift = offset - int(ts[0])
+        stamps.append(ts + shift)
+        ev = val.events.copy()
+        if len(ev):
+            ev["StartTime"] = ev["StartTime"].astype(np.int64) + shift
+            ev["EndTime"] = ev["EndTime"].astype(np.int64) + shift
+            events.append(ev)
+        offset = int(stamps[-1][-1]) + 2  # a one-sample gap keeps series apart
+    n = sum(len(s) for s in stamps)
+    pooled = Mission(
+        name=f"{mission.name} (validation of every series)",
+        values=np.zeros((n, 0), dtype=np.float32),
+        timestamps=np.concatenate(stamps),
+        channels=default_channel_table([]),
+        labels=None,
+        events=pd.concat(events, ignore_index=True) if events else mission.events.iloc[:0],
+    )
+    return np.concatenate([s for _, s in parts]).astype(np.float64), pooled

@@ -1,0 +1,285 @@
+"""The rolling-statistics gradient-boosting baseline: exact features, fit, alarms, persistence,
+chunked scoring, independent series and one-line config errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from esa_lightning.artifact import Detector, mission_schema
+from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.data.whole_mission import WholeMissionDataModule
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.rolling_gbdt import RollingGBDT
+from esa_lightning.models.rolling_gbdt.alarms import GapClosingF05, close_gaps
+from esa_lightning.models.rolling_gbdt.features import (
+    feature_names,
+    iter_feature_blocks,
+    rolling_features,
+    scale_values,
+    window_std,
+)
+from esa_lightning.models.rolling_gbdt.scaling import training_rows
+from esa_lightning.runtime.chunks import score_in_chunks
+
+RULE = {"alarm": {"kind": "f05_gap"}}
+SPIKE, SHIFT = 1, 2  # channels of the two kinds of anomaly
+
+
+def labeled_mission(seed: int = 0, name: str = "spiky", level: float = 0.0) -> Mission:
+    """Three noisy sines, 9000 rows; spikes (+6 for 15 rows on channel 1) and level shifts (+3
+    for 80 rows on channel 2) in every range, each labeled and listed as an event.
+    Train [0, 5000), validation [5000, 6500), test [6500, 9000)."""
+    rng = np.random.default_rng(seed)
+    n, t = 9000, np.arange(9000)
+    values = np.stack(
+        [np.sin(2 * np.pi * t / p) + 0.1 * rng.standard_normal(n) for p in (60, 97, 150)], axis=1
+    )
+    values = (values * (1 + level) + level).astype(np.float32)
+    labels = np.zeros(values.shape, dtype=np.uint8)
+    stamps = np.datetime64("2000-01-01", "ns") + t * np.timedelta64(30, "s")
+    names = [f"channel_{c}" for c in range(3)]
+    spikes = [500, 1500, 2500, 3500, 4500, 5300, 7000]
+    shifts = [1000, 2000, 3000, 4000, 5900, 8000]
+    events = []
+    for channel, starts, length, height in ((SPIKE, spikes, 15, 6.0), (SHIFT, shifts, 80, 3.0)):
+        for s in starts:
+            values[s : s + length, channel] += height * (1 + level)
+            labels[s : s + length, channel] = 1
+            events.append(
+                {
+                    "ID": f"{name}_{channel}_{s}",
+                    "Channel": names[channel],
+                    "StartTime": stamps[s],
+                    "EndTime": stamps[s + length - 1],
+                    "Category": "Anomaly",
+                }
+            )
+    return Mission(
+        name=name,
+        values=values,
+        timestamps=stamps,
+        channels=default_channel_table(names),
+        labels=labels,
+        events=pd.DataFrame(events),
+        val_start=5000,
+        test_start=6500,
+    )
+
+
+def fitted(mission: Mission, **options) -> RollingGBDT:
+    dims = WholeMissionDataModule(mission).dims
+    model = RollingGBDT(**dims, post_processing=RULE, max_iter=50, **options)
+    model.fit(mission)
+    model.fit_post_processing(WholeMissionDataModule(mission))
+    return model
+
+
+@pytest.fixture(scope="module")
+def mission() -> Mission:
+    return labeled_mission()
+
+
+@pytest.fixture(scope="module")
+def model(mission) -> RollingGBDT:
+    return fitted(mission, top_channels=1)
+
+
+# ------------------------------------------------------------------------------ features
+def pandas_reference(x: np.ndarray, windows: list[int]) -> np.ndarray:
+    """The features as plain pandas computes them, float32 [T, C * F]."""
+    frame = pd.DataFrame(x)
+    cols = {"value": frame, "diff": frame.diff()}
+    for w in windows:
+        roll = frame.rolling(w, center=True, min_periods=1)
+        cols[f"median_{w}"] = roll.median()
+        cols[f"std_{w}"] = roll.std(ddof=0)
+        cols[f"range_{w}"] = roll.max() - roll.min()
+        cols[f"dev_{w}"] = frame - roll.median()
+    stacked = np.stack([c.to_numpy() for c in cols.values()], axis=2)  # [T, C, F]
+    return stacked.reshape(len(x), -1).astype(np.float32)
+
+
+def test_features_equal_a_plain_pandas_reference():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 2)).cumsum(axis=0) + 50.0
+    windows = [2, 5, 8, 25]
+    got = rolling_features(x, windows, block=1024)
+    ref = pandas_reference(x, windows)
+    assert got.shape == ref.shape == (300, 2 * (2 + 4 * 4))
+    assert len(feature_names(["a", "b"], windows)) == got.shape[1]
+    std = np.array(["std_" in n for n in feature_names(["a", "b"], windows)])
+    np.testing.assert_array_equal(got[:, ~std], ref[:, ~std])  # order statistics: exact
+    np.testing.assert_allclose(got[:, std], ref[:, std], rtol=2e-6, atol=2e-6)
+
+
+def test_window_std_across_prefix_blocks_equals_pandas():
+    x = np.random.default_rng(2).standard_normal((100, 3)) * 3 + 1e4  # large level, small spread
+    for w in (1, 4, 7, 8):
+        ref = pd.DataFrame(x).rolling(w, center=True, min_periods=1).std(ddof=0).to_numpy()
+        np.testing.assert_allclose(window_std(x, w, block=8), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_feature_blocks_equal_whole_features_and_aligned_slices_agree():
+    rng = np.random.default_rng(3)  # heavy tails: rounding shows if the prefix grid moves
+    values = rng.standard_normal((5000, 2)) * np.exp(3 * rng.standard_normal((5000, 2)))
+    values = values.astype(np.float32)
+    values[100, 1] = np.nan  # read as the median
+    windows, center, scale = [5, 25, 100, 400], np.array([1.0, -2.0]), np.array([2.0, 0.5])
+    x = scale_values(values, center, scale)
+    assert x[100, 1] == 0.0
+    whole = rolling_features(x, windows, block=1024)
+    blocks = iter_feature_blocks(values, windows, center, scale, rows=1024)
+    np.testing.assert_array_equal(np.concatenate([f for _, _, f in blocks]), whole)
+    part = rolling_features(x[2048:], windows, block=1024)  # starts on the prefix-sum grid
+    np.testing.assert_array_equal(part[200:], whole[2048 + 200 :])
+
+
+# -------------------------------------------------------------------------- alarms, rows
+def test_close_gaps_fills_only_short_gaps_between_alarms():
+    alarm = np.array([0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 0], dtype=bool)
+    np.testing.assert_array_equal(close_gaps(alarm, 0), alarm)
+    np.testing.assert_array_equal(
+        close_gaps(alarm, 3).astype(int), [0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0]
+    )
+    np.testing.assert_array_equal(
+        close_gaps(alarm, 5).astype(int), [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
+    )
+
+
+def test_training_rows_keep_every_anomaly_and_a_seeded_subsample():
+    y = np.zeros(10_000, dtype=bool)
+    y[100:400] = True
+    pick = training_rows(y, 2000, seed=0)
+    assert len(pick) == 2000 and y[pick].sum() == 300
+    np.testing.assert_array_equal(pick, training_rows(y, 2000, seed=0))
+    assert not np.array_equal(pick, training_rows(y, 2000, seed=1))
+    y[:] = True
+    y[:50] = False
+    many = training_rows(y, 1000, seed=0)
+    assert len(many) == 1000 and (~y[many]).sum() == 50  # anomalies capped, all others kept
+
+
+# ---------------------------------------------------------------------- fit and scoring
+def test_fit_detects_the_spike_and_the_level_shift_of_the_test_range(mission, model):
+    test = mission.test()
+    out = model.score_rows(test)
+    assert out.score.dtype == np.float32 and out.alarm.dtype == np.uint8
+    assert model.is_calibrated and 0 <= int(model.alarm_rule.width) <= 100
+    spike, shift = slice(500, 515), slice(1500, 1580)  # 7000 and 8000 in mission rows
+    assert out.alarm[spike].mean() > 0.8 and out.alarm[shift].mean() > 0.8
+    truth = test.is_anomaly.astype(bool)
+    assert out.alarm[~truth].mean() < 0.01
+    # the channel an alarmed row names is the one that moved
+    assert out.channel_alarm[spike][out.alarm[spike] > 0, SPIKE].all()
+    assert out.channel_alarm[shift][out.alarm[shift] > 0, SHIFT].all()
+    assert (out.channel_alarm.sum(axis=1) == out.alarm).all()  # top_channels=1
+
+
+def test_scoring_ignores_labels(mission, model):
+    test = mission.test()
+    relabeled = dataclasses.replace(test, labels=np.ones_like(test.labels))
+    a, b = model.score_rows(test), model.score_rows(relabeled)
+    np.testing.assert_array_equal(a.score, b.score)
+    np.testing.assert_array_equal(a.alarm, b.alarm)
+
+
+def test_chunked_scoring_equals_whole_scoring(mission, model):
+    part = mission.slice(3000, 9000)
+    rng = np.random.default_rng(6)  # heavy tails: rounding shows if the prefix grid moves
+    wild = rng.standard_normal(part.values.shape) * np.exp(3 * rng.standard_normal((6000, 3)))
+    for scored in (part, dataclasses.replace(part, values=wild.astype(np.float32))):
+        whole = model.score_rows(scored)
+        assert whole.alarm.any()
+        for chunk in (1000, 2048):
+            chunked = score_in_chunks(model, scored, chunk_rows=chunk)
+            for field in ("score", "alarm", "channel_scores", "channel_alarm"):
+                np.testing.assert_array_equal(getattr(chunked, field), getattr(whole, field))
+
+
+def test_saved_and_loaded_detector_scores_identically(mission, model, tmp_path):
+    detector = Detector({"rolling_gbdt": model}, mission_schema(mission))
+    detector.save(tmp_path / "detector")
+    assert (tmp_path / "detector" / "components" / "rolling_gbdt" / "classifier.skops").is_file()
+    loaded = Detector.load(tmp_path / "detector")
+    (again,) = loaded.components.values()
+    assert float(again.alarm_rule.threshold) == float(model.alarm_rule.threshold)
+    test = mission.test()
+    a, b = model.score_rows(test), loaded.score_rows(test)
+    for field in ("score", "alarm", "channel_scores", "channel_alarm"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    (tmp_path / "detector" / "components" / "rolling_gbdt" / "classifier.skops").write_bytes(b"x")
+    with pytest.raises(ESAInputError, match="cannot read the rolling_gbdt classifier"):
+        Detector.load(tmp_path / "detector")
+
+
+def test_checkpoint_carries_the_classifier(mission, model):
+    checkpoint: dict = {}
+    model.on_save_checkpoint(checkpoint)
+    fresh = RollingGBDT(**WholeMissionDataModule(mission).dims, post_processing=RULE)
+    fresh.load_state_dict(model.state_dict())
+    fresh.on_load_checkpoint(checkpoint)
+    test = mission.test()
+    np.testing.assert_array_equal(fresh.score_rows(test).alarm, model.score_rows(test).alarm)
+
+
+def test_without_validation_events_the_threshold_falls_back(mission, model):
+    quiet = dataclasses.replace(mission, events=mission.events.iloc[:0]).val()
+    rule = GapClosingF05(fallback_threshold=0.7)
+    rule.fit_scores(model.row_probability(quiet).astype(np.float64), quiet)
+    assert float(rule.threshold) == 0.7 and int(rule.width) == 0
+
+
+def test_independent_series_are_scaled_and_featurised_apart():
+    a, b = labeled_mission(seed=4, name="A"), labeled_mission(seed=5, name="B", level=40.0)
+    both = Mission(
+        "two",
+        {"A": a.values, "B": b.values},
+        None,
+        default_channel_table(["A", "B"]),
+        None,
+        pd.concat([a.events, b.events]),
+        series={"A": a, "B": b},
+    )
+    assert WholeMissionDataModule(both).dims == {"n_channels": 3, "series": ["A", "B"]}
+    model = fitted(both)
+    assert model.center[1, 0] > model.center[0, 0] + 30  # each series its own median
+    for grid in (a, b):
+        test = grid.test()
+        alone = model.score_rows(test)
+        assert alone.alarm[500:515].mean() > 0.8 and alone.alarm[1500:1580].mean() > 0.8
+    with pytest.raises(ESAInputError, match="which of the trained series"):
+        model.score_rows(dataclasses.replace(a.test(), name="C"))
+
+
+# -------------------------------------------------------------------------- bad config
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ({"windows": [0, 5]}, "model.windows"),
+        ({"windows": "5"}, "model.windows"),
+        ({"max_rows": 0}, "model.max_rows"),
+        ({"top_channels": 0}, "model.top_channels"),
+        ({"learning_rate": 0}, "model.learning_rate"),
+        ({"post_processing": {}}, "model.post_processing"),
+        ({"post_processing": {"alarm": {"kind": "f05_gap", "widths": [-1]}}}, "widths"),
+    ],
+)
+def test_bad_options_are_one_line_errors_naming_the_key(options, key):
+    with pytest.raises(ESAInputError, match=key.replace(".", r"\.")):
+        RollingGBDT(n_channels=3, **{"post_processing": RULE, **options})
+
+
+def test_a_training_range_without_anomalies_is_refused(mission):
+    clean = dataclasses.replace(mission, labels=np.zeros_like(mission.labels))
+    with pytest.raises(ESAInputError, match="needs both anomalous"):
+        RollingGBDT(n_channels=3, post_processing=RULE).fit(clean)
+
+
+def test_the_rule_is_registered_under_its_kind():
+    from esa_lightning.postprocessing.base import RULES
+
+    assert RULES["f05_gap"] is GapClosingF05
