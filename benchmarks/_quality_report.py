@@ -1,0 +1,223 @@
+"""quality.py's output: the markdown leaderboard section, its place in the results file, JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from esa_lightning.io import write_text_atomic
+
+HEADER = "## Quality leaderboard (quality.py)"
+BEGIN, END = "<!-- quality.py: begin -->", "<!-- quality.py: end -->"
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if _finite(value) else "–"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _test(row: dict[str, Any], key: str) -> Any:
+    return row.get("predict_metrics", {}).get(f"test/{key}")
+
+
+def _headline(row: dict[str, Any]) -> float | None:
+    value = _test(row, "EW_F_0.50") if row.get("status") == "ok" else None
+    return value if _finite(value) else None
+
+
+def _val(mission: dict[str, Any], row: dict[str, Any]) -> float | None:
+    """val/EW_F_0.50, where the validation range holds labeled events (else the job's 0.0
+    says nothing)."""
+    if mission.get("info", {}).get("val_events") == 0:
+        return None
+    value = row.get("train_metrics", {}).get("val/EW_F_0.50")
+    return value if _finite(value) else None
+
+
+def _cell(row: dict[str, Any], value: Any) -> str:
+    if row.get("status") == "ok":
+        return _num(value)
+    return row.get("status", "error")
+
+
+def _note(row: dict[str, Any]) -> str:
+    if row.get("status") == "ok":
+        return "" if _headline(row) is not None else "no test metrics (unlabeled test range?)"
+    return f"{row['status']} ({row.get('reason', '')})".replace("|", "\\|")
+
+
+def leaderboard(mission: dict[str, Any]) -> list[str]:
+    """One mission's table, best corrected event-wise F0.5 first; failed rows last."""
+    raw = bool(mission.get("info", {}).get("multiseries"))
+    mae = any("val/forecast_MAE" in r.get("train_metrics", {}) for r in mission["rows"])
+    head = ["#", "candidate", "kind", "test EW_F_0.50"]
+    head += ["test EWraw_F_0.50"] if raw else []
+    head += ["test AFF_F_0.50", "test AUC_PR", "val EW_F_0.50"]
+    head += ["val forecast_MAE"] if mae else []
+    head += [
+        "train s",
+        "predict s",
+        "train peak MiB",
+        "predict peak MiB",
+        "test looks",
+        "train.py overrides",
+        "note",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = sorted(
+        mission["rows"], key=lambda r: -(_headline(r) if _headline(r) is not None else -1.0)
+    )
+    for rank, row in enumerate(rows, 1):
+        name = f"**{row['candidate']}**" if row["kind"] == "flagship" else row["candidate"]
+        train, pred = row.get("train", {}), row.get("predict", {})
+        cells = [str(rank), name, row["kind"], _cell(row, _test(row, "EW_F_0.50"))]
+        cells += [_cell(row, _test(row, "EWraw_F_0.50"))] if raw else []
+        cells += [
+            _cell(row, _test(row, "AFF_F_0.50")),
+            _cell(row, _test(row, "AUC_PR")),
+            _num(_val(mission, row)),
+        ]
+        cells += [_num(row.get("train_metrics", {}).get("val/forecast_MAE"), 4)] if mae else []
+        cells += [
+            _num(train.get("wall_s"), 1),
+            _num(pred.get("wall_s"), 1),
+            _num(train.get("peak_rss_mib"), 0),
+            _num(pred.get("peak_rss_mib"), 0),
+            str(row.get("test_looks", 0)),
+            "`" + " ".join(row["overrides"]) + "`" if row["overrides"] else "(none)",
+            _note(row),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def findings(mission: dict[str, Any]) -> list[str]:
+    """The validation choice, and what training adds to each flagship."""
+    ok = [r for r in mission["rows"] if r.get("status") == "ok"]
+    scored = [r for r in ok if r["kind"] != "ablation" and _val(mission, r) is not None]
+    out = []
+    if scored:
+        best = max(_val(mission, r) for r in scored)
+        chosen = [r for r in scored if _val(mission, r) == best]
+        names = ", ".join(f"{r['candidate']} (test {_num(_headline(r))})" for r in chosen)
+        tie = f"a tie of {len(chosen)}: " if len(chosen) > 1 else ""
+        out.append(
+            f"- Chosen by validation (highest val EW_F_0.50 among the candidates, no test "
+            f"number used): {tie}{names}, val {_num(best)}."
+        )
+    elif ok:
+        out.append(
+            "- No labeled events in the validation range: no candidate can be chosen by "
+            "val EW_F_0.50 (forecasters are compared by val forecast_MAE, where shown)."
+        )
+    by_name = {r["candidate"]: r for r in ok}
+    for row in ok:
+        if row["kind"] != "ablation":
+            continue
+        base = by_name.get(row["candidate"].rsplit(" (", 1)[0])
+        if base is not None and _headline(base) is not None and _headline(row) is not None:
+            gain = _headline(base) - _headline(row)
+            out.append(
+                f"- What training adds to {base['candidate']}: test EW_F_0.50 "
+                f"{_num(_headline(base))} trained, {_num(_headline(row))} near-untrained "
+                f"({gain:+.3f})."
+            )
+    return out
+
+
+def render_section(results: list[dict[str, Any]], meta: dict[str, Any], paths: list[Path]) -> str:
+    """The whole section, with this machine's paths taken out."""
+    lines = [HEADER, BEGIN, ""]
+    lines += [
+        "Each row: `train.py` with the row's overrides plus `logger=none test=false` (the test "
+        "range is not scored by training; thresholds and heads are fitted on training and "
+        "validation data only), then `predict.py ckpt=<run>/detector range=test max_figures=0` "
+        "scores the test range once. `test/EW_F_0.50` is the corrected event-wise F0.5 (the "
+        "headline). Times are wall seconds of each command (imports, reading, scoring "
+        "included); peak MiB is the larger of the process's high-water mark and the largest "
+        "sampled (0.2 s) RSS sum over its process tree. Ablation rows: the flagship with one "
+        "epoch of 3 training batches (near-untrained networks), the same post-processing. "
+        "**Bold**: flagships.",
+        "",
+    ]
+    total = looks = 0
+    for mission in results:
+        lines += [f"### {mission['name']}", ""]
+        if mission.get("convert"):
+            lines.append(f"Data made by `{mission['convert']}`.")
+        if "data" in mission:
+            data = " ".join(mission["data"]) or "(none: the default)"
+            lines.append(f"Data overrides: `{data}`.")
+        info = mission.get("info", {})
+        if "summary" in info:
+            lines.append(
+                f"Mission: {info['summary']}; {info['val_events']} events in validation, "
+                f"{info['test_events']} in test."
+            )
+        lines += ["", *leaderboard(mission), "", *findings(mission), ""]
+        total += len(mission["rows"])
+        looks += sum(r.get("test_looks", 0) for r in mission["rows"])
+    rows = [r for m in results for r in m["rows"]]
+    counts = {s: sum(r.get("status") == s for r in rows) for s in ("ok", "error", "n/a")}
+    twice = [
+        f"{m['name']}/{r['candidate']}"
+        for m in results
+        for r in m["rows"]
+        if r.get("test_looks", 0) > 1
+    ]
+    lines += [
+        f"Every look at a test range: {total} candidate rows ({counts['ok']} ok, "
+        f"{counts['error']} errors, {counts['n/a']} n/a), {looks} test-range scorings in all "
+        f"(the `test looks` column: one `predict.py` per row that trained). "
+        + (
+            "Each row that trained had its test range scored exactly once, by its "
+            "`predict.py`; no test range was scored twice."
+            if not twice
+            else f"Scored more than once: {', '.join(twice)}."
+        ),
+        "",
+        f"Command: `{meta['command']}` ({meta['minutes']:.1f} min, {meta['date']}; "
+        "one thread per run unless `OMP_NUM_THREADS` says otherwise).",
+        f"Machine: {meta['machine']}.",
+        "",
+        END,
+    ]
+    return scrub("\n".join(lines), paths)
+
+
+def scrub(text: str, paths: list[Path]) -> str:
+    """Replace this machine's absolute paths: the work folder, the checkout, the interpreter."""
+    root = paths[0]
+    subs = {sys.executable: "python", str(root): "."}
+    if root.parent != root.parent.parent:  # not "/": the checkout's siblings (../shared)
+        subs[str(root.parent) + "/"] = "../"
+    for extra in paths[1:]:
+        subs[str(extra)] = (
+            str(extra.relative_to(root)) if extra.is_relative_to(root) else "<workdir>"
+        )
+    for old in sorted(subs, key=len, reverse=True):
+        text = text.replace(old, subs[old])
+    return text
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace the previous quality section of ``path`` (between its markers), keep the rest."""
+    old = path.read_text() if path.is_file() else "# Benchmark results\n"
+    if BEGIN in old and END in old:
+        start = old.rfind(HEADER, 0, old.index(BEGIN))
+        start = old.index(BEGIN) if start < 0 else start
+        stop = old.index(END) + len(END)
+        new = old[:start] + section.rstrip("\n") + old[stop:]
+    else:
+        new = old.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    write_text_atomic(path, new)
+
+
+def write_json(path: Path, obj: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=1, default=str))

@@ -1,0 +1,268 @@
+"""What quality.py runs: measured child processes, config checks, missions, one candidate's run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+CONVERTER = "esa_lightning.data.convert"
+# what every training run adds: no TensorBoard (the LR monitor needs a logger), plain output,
+# and the test range left unscored (predict.py scores it once, from the saved detector)
+TRAIN_COMMON = [
+    "logger=none",
+    "++callbacks.lr_monitor=null",
+    "trainer.enable_progress_bar=false",
+    "test=false",
+]
+# predict.py scores the test range; alarm figures are left out of its time
+PREDICT_COMMON = ["range=test", "max_figures=0"]
+RESULT_KEYS = ["EW_F_0.50", "AFF_F_0.50", "AUC_PR", "EWraw_F_0.50", "EW_precision", "EW_recall"]
+
+
+# ------------------------------------------------------------------------ measurement
+def tree_rss_kib(pid: int) -> int:
+    """Sum of VmRSS (KiB) over ``pid`` and its descendants."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def run_measured(cmd: list[str], log_dir: Path, timeout_s: float) -> dict[str, Any]:
+    """Run ``cmd`` from the repository root; wall and CPU seconds, peak RSS, exit code, error.
+
+    Peak RSS (MiB) is the larger of the child's own high-water mark (``wait4``: this child and
+    the descendants it waited for) and the largest sampled sum over its live process tree
+    (worker processes running beside it). The child runs in its own session, so a timeout
+    ends it and every process it started.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    t0 = time.perf_counter()
+    with open(log_dir / "stdout.txt", "w") as out, open(log_dir / "stderr.txt", "w") as err:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=out, stderr=err, env=env, start_new_session=True
+        )
+    peak = [0]
+    done = threading.Event()
+    timed_out = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            peak[0] = max(peak[0], tree_rss_kib(proc.pid))
+
+    def kill() -> None:
+        timed_out.set()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    timer = threading.Timer(timeout_s, kill)
+    timer.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    timer.cancel()
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # waited here, not by Popen
+    rc = proc.returncode
+    result = {
+        "rc": rc,
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mib": max(usage.ru_maxrss, peak[0]) / 1024,
+        "error": None,
+    }
+    if timed_out.is_set():
+        result["error"] = f"timeout after {timeout_s:.0f} s"
+    elif rc < 0:
+        result["error"] = f"killed by signal {-rc}"
+    elif rc:
+        result["error"] = one_line_error((log_dir / "stderr.txt").read_text(errors="replace"))
+    return result
+
+
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
+
+
+def one_line_error(stderr: str) -> str:
+    """The one line that says why a job failed: the job's own ``error:`` line, else the
+    exception line of the traceback, else the first line of Hydra's last message."""
+    lines = [ln.rstrip() for ln in stderr.splitlines()]
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line[len("error: ") :]
+    for line in reversed(lines):
+        if _EXCEPTION.match(line):
+            return line
+    text = stderr.split("Set the environment variable HYDRA_FULL_ERROR")[0].strip()
+    blocks = [b for b in re.split(r"\n\s*\n", text) if b.strip()]
+    return blocks[-1].strip().splitlines()[0] if blocks else "failed with no message"
+
+
+# ------------------------------------------------------------------------ configs
+def split_overrides(text: str) -> list[str]:
+    """Overrides as the shell would split them (``a=1 'b=[x, y]'``)."""
+    return shlex.split(text)
+
+
+def missing_configs(overrides: list[str]) -> list[str]:
+    """The ``group=name`` overrides whose ``conf/<group>/<name>.yaml`` does not exist."""
+    missing = []
+    for item in overrides:
+        key, sep, value = item.lstrip("+~").partition("=")
+        group = key.split("@", 1)[0]
+        if not sep or "." in group or not (CONF / group).is_dir() or value in ("null", ""):
+            continue
+        for name in value.strip("[]").split(","):
+            if name.strip() and not (CONF / group / f"{name.strip()}.yaml").is_file():
+                missing.append(f"conf/{group}/{name.strip()}.yaml")
+    return missing
+
+
+# ------------------------------------------------------------------------ missions
+_LOAD = """
+import json, sys
+from hydra import compose, initialize_config_dir
+from esa_lightning.jobs.common import mission_from_config, one_line_errors
+with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+    cfg = compose(config_name="train", overrides=sys.argv[3:])
+with one_line_errors():
+    m = mission_from_config(cfg.data)
+def count(part):
+    ev = part.events
+    return int(ev["ID"].nunique()) if "ID" in ev and not part.is_multiseries else len(ev)
+info = {"summary": m.summary(), "multiseries": m.is_multiseries,
+        "val_events": count(m.val()), "test_events": count(m.test())}
+open(sys.argv[2], "w").write(json.dumps(info))
+"""
+
+
+def prepare_mission(name: str, data: list[str], work: Path, timeout_s: float) -> dict[str, Any]:
+    """Load the mission once (generating or converting it first where needed, filling the
+    readers' caches): its summary, or the one-line reason it cannot be used."""
+    log_dir = work / name / "_mission"
+    info_file = log_dir / "mission.json"
+    info_file.unlink(missing_ok=True)
+    cmd = [sys.executable, "-c", _LOAD, str(CONF), str(info_file), *data]
+    res = run_measured(cmd, log_dir, timeout_s)
+    if res["error"]:
+        return {"error": res["error"]}
+    return {**json.loads(info_file.read_text()), "load_s": res["wall_s"]}
+
+
+def convert(source: Path, out: Path, layout: str, timeout_s: float) -> dict[str, Any]:
+    """Run the NASA converter into ``out`` once (reused while ``out/.complete`` exists);
+    ``{}`` when done, else ``na`` or ``error`` with the reason."""
+    if not (
+        (ROOT / "esa_lightning/data/convert.py").is_file()
+        or (ROOT / "esa_lightning/data/convert/__init__.py").is_file()
+    ):
+        return {"na": "converter missing"}
+    if (out / ".complete").is_file():
+        return {}
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        CONVERTER,
+        "--source",
+        str(source),
+        "--out",
+        str(out),
+        "--layout",
+        layout,
+    ]
+    res = run_measured(cmd, out.parent / f"_logs_{out.name}", timeout_s)
+    if res["error"]:
+        return {"error": f"converter: {res['error']}"}
+    (out / ".complete").write_text("")
+    return {}
+
+
+def converted_overrides(out: Path, data: str) -> list[str]:
+    """``data=... data.root=...`` for a converted folder, with the split date its
+    ``mission.json`` records (``data=esa`` reads none by itself)."""
+    overrides = [f"data={data}", f"data.root={out}"]
+    record = out / "mission.json"
+    if data == "esa" and record.is_file():
+        split = json.loads(record.read_text()).get("split_date")
+        if split:
+            overrides.append(f"data.split_date={split}")
+    return overrides
+
+
+# ------------------------------------------------------------------------ one candidate
+def _metrics(path: Path) -> dict[str, float]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_candidate(
+    overrides: list[str], data: list[str], run_dir: Path, timeout_s: float
+) -> dict[str, Any]:
+    """train.py then predict.py on the test range; every number the leaderboard shows."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    train_dir, predict_dir = run_dir / "train", run_dir / "predict"
+    train_cmd = [
+        sys.executable,
+        "train.py",
+        *overrides,
+        *data,
+        *TRAIN_COMMON,
+        f"hydra.run.dir={train_dir}",
+    ]
+    out: dict[str, Any] = {"train_cmd": train_cmd, "test_looks": 0}
+    train = run_measured(train_cmd, run_dir / "train_logs", timeout_s)
+    out["train"] = train
+    trained = _metrics(train_dir / "metrics.json")
+    out["train_metrics"] = trained
+    # training ran with test=false: a test/ key here would be a second look at the test range
+    out["test_looks"] += any(k.startswith("test/") for k in trained)
+    if train["error"]:
+        # exit code 2 is the product refusing this input (one-line ESAInputError)
+        out["status"] = "n/a" if train["rc"] == 2 else "error"
+        out["reason"] = f"train: {train['error']}"
+        return out
+    predict_cmd = [
+        sys.executable,
+        "predict.py",
+        f"ckpt={train_dir / 'detector'}",
+        *data,
+        *PREDICT_COMMON,
+        f"hydra.run.dir={predict_dir}",
+    ]
+    out["predict_cmd"] = predict_cmd
+    pred = run_measured(predict_cmd, run_dir / "predict_logs", timeout_s)
+    out["predict"] = pred
+    out["test_looks"] += 1
+    out["predict_metrics"] = _metrics(predict_dir / "metrics.json")
+    if pred["error"]:
+        out["status"], out["reason"] = "error", f"predict: {pred['error']}"
+        return out
+    out["status"], out["reason"] = "ok", ""
+    return out

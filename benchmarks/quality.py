@@ -1,0 +1,289 @@
+"""Quality leaderboard: every detector family and experiment trained and scored on a mission suite.
+
+For each (mission, candidate): ``train.py`` with the candidate's overrides (``test=false``: the
+test range is not scored by training), then ``predict.py`` from the saved detector on the test
+range: each candidate's test range is scored exactly once, and every run is listed, failed ones
+included. Thresholds and heads are fitted by the product on training/validation data only;
+this script chooses nothing on the test range (the "chosen by validation" line picks by
+``val/EW_F_0.50``). Each flagship also gets an ablation row: the same run with near-untrained
+networks (one epoch of 3 batches) and the same post-processing, so the table shows what
+training adds.
+
+    python benchmarks/quality.py [--missions synthetic,msl] [--candidates gru_ae,zscore]
+        [--mission smap="data=nasa data.root=/data/SMAP"] [--override msl:gru_ae="..."]
+        [--candidate NAME="OVERRIDES"] [--timeout 3600] [--tiny] [--out FILE] [--workdir DIR]
+    python benchmarks/quality.py --from-json outputs/quality.json   # the section again, no runs
+
+Writes its section of ``benchmarks/RESULTS.md`` (or ``--out``) between the quality.py markers
+and every number as JSON (``<workdir>.json`` by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from _common import machine
+from _quality_report import render_section, write_json, write_section
+from _quality_runs import (
+    CONVERTER,
+    ROOT,
+    convert,
+    converted_overrides,
+    missing_configs,
+    prepare_mission,
+    run_candidate,
+    split_overrides,
+)
+
+# name -> train.py overrides. "flagship" rows get an ablation row; "baseline" rows are marked.
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "gru_ae": {"overrides": "experiment=gru_ae", "kind": "flagship"},
+    "esa_full": {
+        "overrides": "experiment=esa_full",
+        "kind": "flagship",
+        # its components have trainers of their own, which win over the top-level trainer
+        "ablation": "components.gru_ae.trainer.max_epochs=1"
+        " ++components.gru_ae.trainer.limit_train_batches=3"
+        " components.channel_ensemble.trainer.max_epochs=1"
+        " ++components.channel_ensemble.trainer.limit_train_batches=3",
+        "tiny": "components.gru_ae.trainer.max_epochs=1"
+        " components.channel_ensemble.trainer.max_epochs=1",
+    },
+    "channel_ensemble": {"overrides": "experiment=channel_ensemble", "kind": "flagship"},
+    "zscore": {"overrides": "experiment=smoke", "kind": "baseline"},
+    "global_std": {"overrides": "model=global_std datamodule=rows", "kind": "baseline"},
+    "window_pca": {"overrides": "model=window_pca", "kind": "baseline"},
+    "window_knn": {"overrides": "model=window_knn", "kind": "baseline"},
+    "rolling_gbdt": {"overrides": "experiment=rolling_gbdt", "kind": "baseline"},
+}
+# near-untrained: one epoch of 3 training batches, post-processing fitted as usual
+ABLATION = "trainer.max_epochs=1 ++trainer.limit_train_batches=3"
+ABLATION_SUFFIX = " (3 batches)"
+# --tiny: what every candidate adds (unless it has its own "tiny" entry)
+TINY = "trainer.max_epochs=1"
+
+MSL = "../shared/data/nasa-msl"
+# name -> data overrides; "candidates" replaces a candidate's overrides on that mission;
+# "convert" first writes the MSL data in another layout with esa_lightning.data.convert
+MISSIONS: dict[str, dict[str, Any]] = {
+    "synthetic": {"data": ""},
+    "msl": {
+        "data": "data=nasa_msl",
+        # NASA data is independent series: the gru_ae flagship is its per-channel forecaster
+        "candidates": {"gru_ae": "experiment=gru_ae_nasa"},
+    },
+    "msl_kaggle": {"convert": ("kaggle", "kaggle")},
+    "msl_esa": {"convert": ("esa", "esa")},
+}
+DEFAULT_MISSIONS = ["synthetic", "msl", "msl_kaggle", "msl_esa"]
+# --tiny: one small generated mission (4 channels, 12 days), in the work folder
+TINY_GENERATE = {"channels": 4, "groups": 2, "days": 12, "seed": 0}
+
+
+def tiny_mission(work: Path) -> dict[str, Any]:
+    """A small generated mission in the work folder (its own reader cache too)."""
+    gen = " ".join(f"data.generate.{k}={v}" for k, v in TINY_GENERATE.items())
+    root, cache = work / "data" / "tiny", work / "data" / "cache"
+    root, cache = shlex.quote(str(root)), shlex.quote(str(cache))
+    return {"data": f"data.root={root} data.cache_dir={cache} data.val_days=2 {gen}"}
+
+
+def parse_pairs(items: list[str], what: str) -> dict[str, str]:
+    """``NAME=VALUE`` command-line items as a dict."""
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"error: {what} takes NAME=OVERRIDES, got {item!r}")
+        pairs[name.strip()] = value
+    return pairs
+
+
+def select(names: str | None, table: dict[str, Any], what: str) -> list[str]:
+    """The comma-separated names asked for (all without ``names``); unknown ones are an error."""
+    if names is None:
+        return list(table)
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in table]
+    if unknown:
+        raise SystemExit(f"error: unknown {what} {unknown}; known: {sorted(table)}")
+    return chosen
+
+
+def last_wins(overrides: list[str]) -> list[str]:
+    """Drop an override that a later plain ``key=value`` of the same key replaces anyway."""
+    keys = [o.partition("=")[0] if o[:1] not in "+~" else o for o in overrides]
+    return [o for i, o in enumerate(overrides) if keys[i] not in keys[i + 1 :]]
+
+
+def rows_for(name: str, spec: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(row name, kind, base candidate, ablation?) for a candidate and its ablation."""
+    rows = [(name, spec.get("kind", "baseline"), name, False)]
+    if spec.get("kind") == "flagship":
+        rows.append((name + ABLATION_SUFFIX, "ablation", name, True))
+    return rows
+
+
+def mission_data(name: str, spec: dict[str, Any], work: Path, timeout: float) -> dict[str, Any]:
+    """The mission's data overrides, converting first where needed; or why it is n/a."""
+    if "convert" in spec:
+        layout, data = spec["convert"]
+        out = work / "data" / f"msl_{layout}"
+        shown = f"python -m {CONVERTER} --source {MSL} --out {out} --layout {layout}"
+        state = convert((ROOT / MSL).resolve(), out, layout, timeout)
+        if state:
+            return {**state, "convert": shown}
+        return {"data": converted_overrides(out, data), "convert": shown}
+    return {"data": split_overrides(spec.get("data", ""))}
+
+
+def run_mission(
+    name: str, spec: dict[str, Any], candidates: dict[str, dict[str, Any]], a: argparse.Namespace
+) -> dict[str, Any]:
+    """Every candidate row on one mission."""
+    work = a.workdir
+    state = mission_data(name, spec, work, a.timeout)
+    mission: dict[str, Any] = {"name": name, "rows": [], "convert": state.pop("convert", None)}
+    if "data" in state:
+        mission["data"] = state["data"]
+        info = prepare_mission(name, state["data"], work, a.timeout)
+        state = {"error": f"mission: {info['error']}"} if "error" in info else {}
+        mission["info"] = info
+    replaced = {**spec.get("candidates", {}), **a.overrides.get(name, {})}
+    for cand, cspec in candidates.items():
+        for row, kind, base, ablated in rows_for(cand, cspec):
+            overrides = split_overrides(replaced.get(base, cspec["overrides"]))
+            if a.tiny:
+                overrides += split_overrides(cspec.get("tiny", TINY))
+            if ablated:
+                overrides += split_overrides(cspec.get("ablation", ABLATION))
+            overrides = last_wins(overrides)
+            result: dict[str, Any] = {"candidate": row, "kind": kind, "overrides": overrides}
+            missing = missing_configs(overrides)
+            if state.get("na"):
+                result.update(status="n/a", reason=state["na"], test_looks=0)
+            elif state.get("error"):
+                result.update(status="n/a", reason=state["error"], test_looks=0)
+            elif missing:
+                result.update(
+                    status="error",
+                    test_looks=0,
+                    reason=f"candidate {cand!r}: missing config {', '.join(missing)}",
+                )
+            else:
+                slug = row.replace(" ", "_").replace("(", "").replace(")", "")
+                print(f"[quality] {name} / {row}: {' '.join(overrides)}", flush=True)
+                result.update(
+                    run_candidate(overrides, mission["data"], work / name / slug, a.timeout)
+                )
+            print(
+                f"[quality] {name} / {row}: {result['status']} {result.get('reason', '')}",
+                flush=True,
+            )
+            mission["rows"].append(result)
+    return mission
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--missions", default=None, help="comma-separated subset of the suite")
+    ap.add_argument("--candidates", default=None, help="comma-separated subset of candidates")
+    ap.add_argument(
+        "--mission",
+        action="append",
+        default=[],
+        metavar="NAME=OVERRIDES",
+        help="add a mission: its data overrides (repeatable)",
+    )
+    ap.add_argument(
+        "--candidate",
+        action="append",
+        default=[],
+        metavar="NAME=OVERRIDES",
+        help="add a baseline candidate: its train.py overrides (repeatable)",
+    )
+    ap.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="MISSION:CANDIDATE=OVERRIDES",
+        help="replace a candidate's overrides on one mission (repeatable)",
+    )
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per child run")
+    ap.add_argument("--tiny", action="store_true", help="a tiny generated mission, 1 epoch")
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="run folders (default outputs/quality or outputs/quality_tiny)",
+    )
+    ap.add_argument("--out", type=Path, default=None, help="results file (default RESULTS.md)")
+    ap.add_argument("--json", type=Path, default=None, help="all numbers (default <workdir>.json)")
+    ap.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="write the section again from a previous run's JSON (runs nothing)",
+    )
+    a = ap.parse_args(argv)
+    a.workdir = a.workdir or ROOT / "outputs" / ("quality_tiny" if a.tiny else "quality")
+    a.workdir = a.workdir.resolve()
+    a.out = (a.out or Path(__file__).with_name("RESULTS.md")).resolve()
+    a.json = (a.json or a.workdir.with_suffix(".json")).resolve()
+    a.overrides = {}
+    for key, value in parse_pairs(a.override, "--override").items():
+        mission, sep, cand = key.partition(":")
+        if not sep:
+            raise SystemExit(f"error: --override takes MISSION:CANDIDATE=OVERRIDES, got {key!r}")
+        a.overrides.setdefault(mission, {})[cand] = value
+    return a
+
+
+def report(results: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> None:
+    """Write the leaderboard section into ``out`` and print it."""
+    section = render_section(results, meta, [ROOT, Path(meta["workdir"])])
+    write_section(out, section)
+    print(section)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    if a.from_json:
+        numbers = json.loads(a.from_json.read_text())
+        report(numbers["missions"], numbers["meta"], a.out)
+        return 0
+    candidates = dict(CANDIDATES)
+    for name, value in parse_pairs(a.candidate, "--candidate").items():
+        candidates[name] = {"overrides": value, "kind": "baseline"}
+    missions = {"tiny": tiny_mission(a.workdir)} if a.tiny else dict(MISSIONS)
+    added = {name: {"data": value} for name, value in parse_pairs(a.mission, "--mission").items()}
+    missions.update(added)
+    default = list(missions) if a.tiny else DEFAULT_MISSIONS + list(added)
+    chosen = select(a.missions, missions, "missions") if a.missions else default
+    picked = select(a.candidates, candidates, "candidates")  # added ones join the full table
+    a.workdir.mkdir(parents=True, exist_ok=True)
+    started = datetime.datetime.now()
+    results = [run_mission(m, missions[m], {c: candidates[c] for c in picked}, a) for m in chosen]
+    argv_text = " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
+    meta = {
+        "command": f"python benchmarks/quality.py {argv_text}".strip(),
+        "machine": machine(),
+        "date": started.strftime("%Y-%m-%d %H:%M"),
+        "minutes": (datetime.datetime.now() - started).total_seconds() / 60,
+        "tiny": a.tiny,
+        "workdir": str(a.workdir),
+    }
+    write_json(a.json, {"meta": meta, "missions": results})
+    report(results, meta, a.out)
+    print(f"[quality] wrote {a.out} and {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

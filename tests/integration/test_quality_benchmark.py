@@ -1,0 +1,113 @@
+"""benchmarks/quality.py --tiny runs end to end: a leaderboard row for every candidate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def table_rows(text: str) -> dict[str, dict[str, str]]:
+    """The leaderboard's rows by candidate name (bold marks removed)."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("| ")]
+    head = [c.strip() for c in lines[0].strip("|").split(" | ")]
+    rows = {}
+    for line in lines[1:]:
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        row = dict(zip(head, cells, strict=True))
+        rows[row["candidate"].replace("**", "")] = row
+    return rows
+
+
+@pytest.mark.slow
+def test_tiny_suite_writes_a_leaderboard_row_for_every_candidate(tmp_path: Path) -> None:
+    out, work = tmp_path / "RESULTS.md", tmp_path / "work"
+    out.write_text("# Benchmark results\n\n## Another benchmark\n\nits numbers\n")
+    cmd = [
+        sys.executable,
+        "benchmarks/quality.py",
+        "--tiny",
+        "--candidates",
+        "zscore,gru_ae,broken,refused,absent",
+        "--candidate",
+        "broken=trainer.no_such_key=1",
+        "--candidate",
+        "refused=model=channel_ensemble",
+        "--candidate",
+        "absent=model=no_such_model",
+        "--workdir",
+        str(work),
+        "--out",
+        str(out),
+        "--timeout",
+        "300",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    text = out.read_text()
+    assert text.startswith("# Benchmark results\n\n## Another benchmark\n\nits numbers\n")
+    assert "<!-- quality.py: begin -->" in text and "<!-- quality.py: end -->" in text
+    assert str(work) not in text and str(REPO) not in text
+    rows = table_rows(text)
+    assert set(rows) == {"zscore", "gru_ae", "gru_ae (3 batches)", "broken", "refused", "absent"}
+    for name in ("zscore", "gru_ae", "gru_ae (3 batches)"):
+        row = rows[name]
+        assert 0.0 <= float(row["test EW_F_0.50"]) <= 1.0
+        assert float(row["train s"]) > 0 and float(row["train peak MiB"]) > 0
+        assert float(row["predict s"]) > 0 and row["test looks"] == "1"
+    assert rows["gru_ae (3 batches)"]["kind"] == "ablation"
+    assert "limit_train_batches=3" in rows["gru_ae (3 batches)"]["train.py overrides"]
+    assert rows["broken"]["test EW_F_0.50"] == "error"
+    assert "no_such_key" in rows["broken"]["note"]
+    assert rows["refused"]["test EW_F_0.50"] == "n/a"  # the product refuses it: exit code 2
+    assert "trains on datamodule=segments" in rows["refused"]["note"]
+    assert rows["absent"]["test EW_F_0.50"] == "error"
+    assert "conf/model/no_such_model.yaml" in rows["absent"]["note"]
+    assert "no test range was scored twice" in text
+    numbers = json.loads(work.with_suffix(".json").read_text())
+    assert len(numbers["missions"][0]["rows"]) == 6
+
+    # writing again replaces its own section and keeps the rest of the file
+    again = [sys.executable, "benchmarks/quality.py", "--from-json", str(work.with_suffix(".json"))]
+    done = subprocess.run([*again, "--out", str(out)], cwd=REPO, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert out.read_text() == text
+
+
+def test_helpers_replace_the_section_and_name_errors(tmp_path: Path, monkeypatch) -> None:
+    """The section is replaced in place between other sections; errors come out as one line."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from _quality_report import BEGIN, END, HEADER, write_section
+    from _quality_runs import missing_configs, one_line_error
+    from quality import last_wins
+
+    out = tmp_path / "RESULTS.md"
+    out.write_text(f"# R\n\n## a\n\nA\n\n{HEADER}\n{BEGIN}\nold\n{END}\n\n## b\n\nB\n")
+    write_section(out, f"{HEADER}\n{BEGIN}\nnew\n{END}\n")
+    assert out.read_text() == f"# R\n\n## a\n\nA\n\n{HEADER}\n{BEGIN}\nnew\n{END}\n\n## b\n\nB\n"
+
+    assert one_line_error("warning: x\nerror: bad.csv: column 'a': missing\n") == (
+        "bad.csv: column 'a': missing"
+    )
+    hint = "\n\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.\n"
+    assert one_line_error("Traceback (most recent call last):\n  x\nTypeError: no" + hint) == (
+        "TypeError: no"
+    )
+    hydra = "UserWarning: w\n\nCould not override 'a.b'.\nKey 'b' is not in struct" + hint
+    assert one_line_error(hydra) == "Could not override 'a.b'."
+
+    assert missing_configs(["model=gru_ae", "model=nope", "trainer.max_epochs=1"]) == [
+        "conf/model/nope.yaml"
+    ]
+    assert missing_configs(["model/threshold@model.post_processing.threshold=nope"]) == [
+        "conf/model/threshold/nope.yaml"
+    ]
+    assert last_wins(["a=1", "++b=2", "a=3", "++b=2"]) == ["a=3", "++b=2"]
