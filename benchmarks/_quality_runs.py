@@ -176,15 +176,21 @@ def prepare_mission(name: str, data: list[str], work: Path, timeout_s: float) ->
     return {**json.loads(info_file.read_text()), "load_s": res["wall_s"]}
 
 
+# NASA's training files hold no labeled anomaly: half of each channel's labeled stretch goes to
+# the training range, so the supervised detectors have events to learn from (issue 20)
+CONVERT_ARGS = ["--test-share", "0.5"]
+
+
 def convert(source: Path, out: Path, layout: str, timeout_s: float) -> dict[str, Any]:
-    """Run the NASA converter into ``out`` once (reused while ``out/.complete`` exists);
-    ``{}`` when done, else ``na`` or ``error`` with the reason."""
+    """Run the NASA converter into ``out`` once (reused while ``out/.complete`` records the same
+    converter arguments); ``{}`` when done, else ``na`` or ``error`` with the reason."""
     if not (
         (ROOT / "esa_lightning/data/convert.py").is_file()
         or (ROOT / "esa_lightning/data/convert/__init__.py").is_file()
     ):
         return {"na": "converter missing"}
-    if (out / ".complete").is_file():
+    marker = out / ".complete"
+    if marker.is_file() and marker.read_text() == " ".join(CONVERT_ARGS):
         return {}
     shutil.rmtree(out, ignore_errors=True)
     cmd = [
@@ -197,11 +203,12 @@ def convert(source: Path, out: Path, layout: str, timeout_s: float) -> dict[str,
         str(out),
         "--layout",
         layout,
+        *CONVERT_ARGS,
     ]
     res = run_measured(cmd, out.parent / f"_logs_{out.name}", timeout_s)
     if res["error"]:
         return {"error": f"converter: {res['error']}"}
-    (out / ".complete").write_text("")
+    marker.write_text(" ".join(CONVERT_ARGS))
     return {}
 
 

@@ -1,13 +1,12 @@
 """``python -m esa_lightning.data.convert``: a NASA telemanom folder as a multichannel ESA mission.
 
-Why: the supervised paths (Kaggle row labels, ESA per-channel labels, one time grid) need real
-telemetry to be developed and tested on, and the ESA-ADB missions are not always at hand. The
-NASA SMAP/MSL releases are: this turns one into the ESA raw (``data=esa``), ESA CSV
-(``data=esa_csv``) or Kaggle (``data=kaggle``) layout, which the repository's readers then read.
+Why: the supervised paths need real telemetry to be developed and tested on, and the ESA-ADB
+missions are not always at hand. The NASA SMAP/MSL releases are: this turns one into the ESA raw
+(``data=esa``), ESA CSV (``data=esa_csv``) or Kaggle (``data=kaggle``) layout.
 
     python -m esa_lightning.data.convert --source NASA_DIR --out OUT_DIR --layout esa \\
         [--arrange side_by_side|sequential] [--channels C-1,T-9] [--spacecraft MSL] \\
-        [--period 30s] [--start 2000-01-01] [--commands]
+        [--period 30s] [--start 2000-01-01] [--commands] [--test-share 1.0]
 
 What it writes
 --------------
@@ -41,21 +40,20 @@ What it writes
   ``test.parquet`` (the challenge's test file has none; the reader scores the test range only
   with it). The CSV and Kaggle folders also get ``events.csv`` (ID, Channel, times, grid rows,
   Category, Class), which the readers do not read.
-- Commands (columns 1.. of the arrays) are dropped by default: they are per-channel flags of
-  modules the release does not name, mostly never set. ``commands=True`` carries every command
-  column set at least once as a priority-3 telecommand ``telecommand_<chan>_<k>`` (k the NASA
-  column), a pulse at each row where it is non-zero (about 430 columns for MSL).
+- ``test_share`` (1.0): the share of the rows after NASA's own split that stays in the test
+  range; the rest joins the training range. NASA's training files hold no labeled anomaly, so
+  supervised detectors need ``test_share`` < 1 (0.5: each channel's first half of its labeled
+  stretch is trained on, side by side) to see any.
+- Commands (columns 1..) are dropped by default. ``commands=True`` carries every command column
+  set at least once as a priority-3 telecommand ``telecommand_<chan>_<k>`` (k the NASA column),
+  a pulse at each row where it is non-zero (about 430 columns for MSL).
 - ``mission.json``: split date and row, period, start, arrangement, each channel's stretches,
-  ``counters: []``. The ESA reader takes counters from it but not the split:
-  ``data.split_date=<split_date>`` (the command line prints the whole training command).
-- Validation is not written: the readers take it from the end of the training range
+  ``counters: []`` (``data=esa`` reads its split and counters). Validation is the readers'
   (``data.val_fraction``, ``data.val_days``).
 
-The grid: ``start`` must lie on the ``period`` lattice counted from 1970-01-01 (the ESA reader's
-grid), the period a whole number of seconds (the CSV timestamps have 1 s resolution). The output
-is written into a temporary folder beside ``out`` and renamed onto it; an existing non-empty
-``out`` is refused, and so is an ``out`` inside the source folder (never modified). Files
-follow the user's umask.
+``start`` lies on the ``period`` grid from 1970 (the ESA reader's), the period in whole
+seconds. Written to a temporary folder renamed onto ``out`` (refused if not empty or inside the
+source, which is never modified); files follow the user's umask.
 """
 
 from __future__ import annotations
@@ -159,6 +157,7 @@ def convert_nasa(
     period: str = "30s",
     start: str = "2000-01-01",
     commands: bool = False,
+    test_share: float = 1.0,
 ) -> Path:
     """Write the NASA telemanom folder ``source`` into the new folder ``out`` in ``layout``
     (``esa``, ``esa_csv`` or ``kaggle``); return ``out``. See the module docstring."""
@@ -181,12 +180,15 @@ def convert_nasa(
             column="start",
             value=start,
         )
+    if not 0.0 < float(test_share) <= 1.0:
+        raise ESAInputError("test_share must lie in (0, 1]", column="test_share", value=test_share)
     _check_output(source, out)
     nasa = read_nasa(
         source, channels="all" if channels is None else channels, spacecraft=spacecraft
     )
     lengths = [(c, s.test_start, s.n_rows - s.test_start) for c, s in nasa.series.items()]
     placed, n_rows, split = place_channels(lengths, arrange)
+    split += int(round((1.0 - float(test_share)) * (n_rows - split)))
     job = _Job(source, nasa, placed, n_rows, split, t0, p_ns, commands)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -464,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--commands", action="store_true", help="carry the command columns as telecommands"
     )
+    parser.add_argument("--test-share", type=float, default=1.0, help="share kept as test")
     a = parser.parse_args(argv)
     try:
         out = convert_nasa(
@@ -476,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             period=a.period,
             start=a.start,
             commands=a.commands,
+            test_share=a.test_share,
         )
     except ESAInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission, nominal_rows
+from esa_lightning.errors import ESAInputError
 
 
 class RowDataModule(MissionDataModule):
@@ -17,6 +18,13 @@ class RowDataModule(MissionDataModule):
 
     def __init__(self, mission: Mission, batch_size: int = 65536, max_rows: int = 2_000_000):
         super().__init__()
+        if mission.is_multiseries:
+            raise ESAInputError(
+                "datamodule=rows pools the rows of one shared grid by column; this mission "
+                "holds independent series (e.g. NASA), whose columns are different channels: "
+                "use a per-series model (model=window_pca, experiment=gru_ae_nasa)",
+                value=mission.name,
+            )
         self.mission = mission
         self.batch_size = batch_size
         self.max_rows = max_rows

@@ -137,7 +137,7 @@ def fit_component(
 ) -> tuple[DetectorModule, L.Trainer]:
     """Instantiate and fit one component with its own trainer, checkpoints and log folder; the
     model's post-processing is fitted at the end of training (its ``configure_callbacks``)."""
-    from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
     # objects such as the Mission cannot pass through OmegaConf: bind them after instantiation
@@ -164,6 +164,8 @@ def fit_component(
     )
     if not trainer_cfg.get("enable_progress_bar", True):  # Lightning refuses a bar it may not show
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+    if not loggers:  # a learning-rate monitor without a logger is refused by Lightning
+        callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
     trainer_cfg = OmegaConf.merge(trainer_cfg, model.trainer_arguments(trainer_cfg))
     train_end = _TrainEndSeen()
     trainer: L.Trainer = instantiate(

@@ -180,3 +180,15 @@ def test_members_train_through_hydra_and_merge_py_merges_runs_of_other_seeds(tmp
     scores = predict(compose_config("predict", [f"ckpt={tmp_path / 'merged' / 'detector'}",
                                                 "data=nasa_msl", *data], tmp_path / "predict"))
     assert 0.0 <= scores["test/EWraw_F_0.50"] <= 1.0
+
+
+def test_no_logger_runs_with_the_default_callbacks(small_mission_dir, tmp_path):
+    """logger=none with the default callbacks (a learning-rate monitor among them) was refused
+    by Lightning for a model without an optimizer."""
+    cfg = compose_config("train", [
+        "model=global_std", "datamodule=rows", f"data.root={small_mission_dir}", "logger=none",
+        "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "test=false",
+    ], tmp_path)
+    assert "lr_monitor" in cfg.callbacks
+    train(cfg)
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "detector").is_dir()

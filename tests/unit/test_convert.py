@@ -326,3 +326,18 @@ def test_real_msl_channels_to_kaggle(tmp_path):
     assert mission.row_labels[3969 + 1950 : 3969 + 2487].all()  # F-8 [1950, 2486]
     events = pd.read_csv(out / "events.csv")
     assert len(events) == 5 and set(events["Channel"]) == set(names)
+
+
+@pytest.mark.parametrize("layout", ["esa", "kaggle"])
+def test_test_share_moves_the_split_so_training_holds_labeled_events(nasa, tmp_path, layout):
+    whole = expected_grid(nasa, "side_by_side")
+    out = convert_nasa(nasa, tmp_path / "out", layout=layout, test_share=0.5)
+    mission, record = read_back(layout, out, tmp_path / "cache")
+    split = whole["split"] + round(0.5 * (whole["n"] - whole["split"]))
+    assert mission.test_start == record["split_row"] == split
+    np.testing.assert_array_equal(mission.values, whole["values"])  # only the split moves
+    labels = whole["labels"].max(axis=1)
+    assert labels[:split].any() and mission.train().is_anomaly.any()
+    assert mission.test().is_anomaly.sum() == labels[split:].sum()
+    with pytest.raises(ESAInputError, match="test_share"):
+        convert_nasa(nasa, tmp_path / "bad", layout=layout, test_share=0.0)

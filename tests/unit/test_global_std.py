@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from esa_lightning.models.global_std import GlobalSTD
@@ -58,3 +59,13 @@ def test_scoring_ignores_labels():
     np.testing.assert_array_equal(a.score, b.score)
     np.testing.assert_array_equal(a.alarm, b.alarm)
     np.testing.assert_array_equal(a.channel_alarm, b.channel_alarm)
+
+
+def test_rows_datamodule_refuses_independent_series_by_name():
+    """A NASA mission crashed here with a TypeError (its values are a dict of series)."""
+    from esa_lightning.data.rows import RowDataModule
+    from esa_lightning.errors import ESAInputError
+    from tests.helpers import two_series_mission
+
+    with pytest.raises(ESAInputError, match="independent series"):
+        RowDataModule(two_series_mission())
