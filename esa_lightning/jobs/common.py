@@ -67,3 +67,11 @@ def mission_from_config(data_cfg: DictConfig) -> Mission:
 def print_config(cfg: DictConfig) -> None:
     """Log the composed config so a reader sees every knob of the run."""
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
+
+
+def has_labeled_events(part: Mission) -> bool:
+    """Whether ``part`` carries labels with an anomaly or rare event on its own rows: a range
+    without one has no labeled metric keys at all, never 0.0 (interfaces: metric names)."""
+    if not part.meta.get("test_labeled", True):
+        return False
+    return any(g.labels is not None and g.is_anomaly.any() for g in part.grids().values())

@@ -16,16 +16,13 @@ import numpy as np
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
+from esa_lightning.jobs.common import has_labeled_events
 from esa_lightning.models.base import RowScores
 from esa_lightning.progress import progress
 from esa_lightning.reporting.events import row_ids
 from esa_lightning.runtime.chunks import score_in_chunks
 
 log = logging.getLogger("esa_lightning")
-
-
-def has_labels(part: Mission) -> bool:
-    return part.meta.get("test_labeled", True) and len(part.events) > 0
 
 
 def predict(cfg: Any) -> dict[str, float]:
@@ -50,7 +47,7 @@ def predict(cfg: Any) -> dict[str, float]:
     log.info("scoring %d rows of %s", len(part.values), mission.name)
     scores = score_in_chunks(detector, part, int(cfg.chunk_rows), keep_channel_scores="alarmed")
     metrics: dict[str, float] = {}
-    if has_labels(part):
+    if has_labeled_events(part):
         metrics = report_for(
             ScoredRange(part, scores, np.asarray(part.timestamps), part.events), "test"
         )

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from esa_lightning.callbacks import WeightRestorer
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
-from esa_lightning.jobs.common import mission_from_config, print_config
+from esa_lightning.jobs.common import has_labeled_events, mission_from_config, print_config
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
 from esa_lightning.runtime.evaluation import report_for, score_range
@@ -97,6 +97,9 @@ def evaluate(
     for prefix, part in parts.items():
         if part.n_rows == 0:
             log.warning("%s range is empty: no %s metrics", prefix, prefix)
+            continue
+        if not has_labeled_events(part):
+            log.warning("%s range holds no labeled event: no %s metrics", prefix, prefix)
             continue
         scored = score_range(model, part, chunk_rows, keep_channel_scores="none")
         metrics.update(report_for(scored, prefix))

@@ -140,3 +140,12 @@ def test_channel_aware_metrics_are_left_out_where_labels_are_broadcast():
     assert channel_keys and all(k.startswith(("test/channel_", "test/subsystem_"))
                                 for k in channel_keys)
     assert own["test/EW_F_0.50"] == broadcast["test/EW_F_0.50"]
+
+
+def test_a_range_without_a_labeled_event_has_no_metric_keys():
+    """MSL's validation range holds no event: its val/EW_* keys came out as 0.0."""
+    mission = make_mission(n_rows=3000, val_start=1000, test_start=2000,
+                           anomalies=((2200, 2230),))
+    metrics = evaluate(RollingScorer(), mission, {"val": mission.val(), "test": mission.test()})
+    assert not any(k.startswith("val/") for k in metrics)
+    assert metrics["test/EW_recall"] > 0
