@@ -32,3 +32,10 @@ class MissionDataModule(L.LightningDataModule, ABC):
     def feature_names(self) -> list[str]:
         """Names of the model's input columns (empty when they are the mission's channels)."""
         return []
+
+    def label_fit_end(self) -> int:
+        """Rows of the mission before this row may have had their labels read by the model's
+        training (its in-sample rows); 0 when training reads no label. A stacked model
+        (``esa_full``'s combiner) fits on the rows from here on, never on another model's
+        in-sample scores."""
+        return 0

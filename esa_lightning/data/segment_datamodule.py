@@ -300,6 +300,16 @@ class SegmentDataModule(MissionDataModule):
         self.eval1_mask = torch.from_numpy(eval1)
         self.event_rows = torch.from_numpy(eval1.all(axis=0))
 
+    def label_fit_end(self) -> int:
+        """The end of the last pooled training row outside the final fold's held-out rows:
+        every learner but the event head read the labels before it (the held-out fold, the
+        last rows of the training range, and the validation range are out of sample)."""
+        self.setup()
+        in_sample = (self.split == SPLIT_TRAIN) & ~self.event_rows.numpy()
+        if not in_sample.any():
+            return 0
+        return int(self.spans[in_sample, 1].max()) + 1
+
     # ---------------------------------------------------------------- featurise new data
     def featurise(self, mission: Mission) -> tuple[np.ndarray, np.ndarray]:
         """(X float32 [C, R, F], spans [R, 2]) of any mission range, fitted kernels and stats."""

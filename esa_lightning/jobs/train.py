@@ -201,9 +201,11 @@ def train(cfg: DictConfig) -> float | None:
     components: dict[str, DetectorModule] = {}
     features: dict[str, list[str]] = {}
     trainer = None
+    label_fit_end = 0  # rows before this were in sample for some component's training
     for name, spec in component_specs(cfg).items():
         components[name], trainer = fit_component(name, spec, cfg, mission, output_dir)
         features[name] = list(trainer.datamodule.feature_names)
+        label_fit_end = max(label_fit_end, trainer.datamodule.label_fit_end())
 
     metrics: dict[str, float] = {}
     if trainer is not None and is_global_zero():  # once, on the whole series (module docstring)
@@ -212,7 +214,7 @@ def train(cfg: DictConfig) -> float | None:
         combiner = None
         if cfg.get("combiner"):
             combiner = instantiate(cfg.combiner, _convert_="all")
-            combiner.fit(components, mission.train(), mission.val())
+            combiner.fit(components, mission.fit_range(), start=label_fit_end)
         detector = _build_detector(components, combiner, mission, cfg)
         detector.schema["features"] = features
         detector.checkpoints = {

@@ -2,15 +2,17 @@
 
 Per row and per component it takes the component's score, summaries of its per-channel scores
 (max, mean, spread) and the score's maximum over a centred neighbourhood (so a detection a few
-rows early or late still counts). A standardised logistic regression, fitted on the labeled rows
-of the training range, turns those into an anomaly probability. The alarm threshold is chosen
-on its log-odds (probabilities round to 1.0 in float32 long before log-odds stop growing, and a
+rows early or late still counts). A standardised logistic regression turns those into an
+anomaly probability. It is fitted on the labeled rows that no component's learners read the
+labels of: the training range from the end of the channel ensemble's in-sample rows (its held-out
+final fold) plus the validation range (``MissionDataModule.label_fit_end``), so it never learns
+to trust a supervised component's in-sample scores. The alarm threshold is chosen on its
+log-odds (probabilities round to 1.0 in float32 long before log-odds stop growing, and a
 threshold of 1.0 alarms nowhere) where it is stable: the candidate with the best mean corrected
-event-wise F0.5 over folds of the whole fit range (``stable_f05_threshold``: three contiguous
-folds of the training range and the validation range), not on the validation range's few events
-alone. Nothing is fitted on the test range. Fitted numbers are stored as JSON (no pickle). On
-an alarmed row, the channels involved are the ``top_channels`` with the highest per-channel
-rank across components.
+event-wise F0.5 over four contiguous folds of those rows (``stable_f05_threshold``), not on the
+validation range's few events alone. Nothing is fitted on the test range. Fitted numbers are
+stored as JSON (no pickle). On an alarmed row, the channels involved are the ``top_channels``
+with the highest per-channel rank across components.
 
 Cost is bounded at any mission length: the training range is cut into blocks of
 ``block_rows``; when it has more than ``max_rows`` rows, the fit scores only some blocks (every
@@ -127,20 +129,29 @@ class HybridCombiner:
     def _probability(self, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-np.clip(self._logit(x), -50, 50)))
 
-    def fit(self, components: dict[str, Any], train: Mission, val: Mission) -> HybridCombiner:
-        """Fit on ``train`` labeled rows; choose the threshold over folds of ``train`` and
-        ``val`` (``choose_threshold``)."""
+    def fit(self, components: dict[str, Any], fit_range: Mission, start: int = 0) -> HybridCombiner:
+        """Fit on the labeled rows of ``fit_range`` (training + validation) from row ``start``
+        on, the rows no component's learners read the labels of (a supervised component's
+        scores on its own training rows are far better than anywhere else, and a classifier
+        stacked on them learns to trust it blindly); the threshold over four contiguous folds of
+        the same rows (``choose_threshold``). Back to the whole fit range, logged, when the rows
+        from ``start`` on hold one class only."""
         from sklearn.linear_model import LogisticRegression
 
         self.names = list(components)
-        blocks = self.fit_blocks(train)
-        x = self._block_features(components, train, blocks)
-        y = np.concatenate([train.is_anomaly[a:b] for a, b in blocks]).astype(int)
-        log.info("combiner: fitting on %d of %d training rows (%d blocks)", len(x),
-                 len(train.values), len(blocks))
+        part = fit_range.slice(start, len(fit_range.values))
+        if len(np.unique(part.is_anomaly)) < 2:
+            log.warning("combiner: the %d rows no component trained on hold one class; fitting "
+                        "on the whole training and validation range", len(part.values))
+            part = fit_range
+        blocks = self.fit_blocks(part)
+        x = self._block_features(components, part, blocks)
+        y = np.concatenate([part.is_anomaly[a:b] for a, b in blocks]).astype(int)
+        log.info("combiner: fitting on %d of the %d rows from row %d (%d blocks)", len(x),
+                 len(part.values), len(fit_range.values) - len(part.values), len(blocks))
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
         if len(np.unique(y)) < 2:
-            log.warning("combiner: the training range holds one class only; using the mean of "
+            log.warning("combiner: its rows hold one class only; using the mean of "
                         "standardised component scores")
             self.coef = np.ones(x.shape[1]) / x.shape[1]
             self.intercept = 0.0
@@ -148,10 +159,8 @@ class HybridCombiner:
             lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=1000)
             lr.fit((x - self.mean) / self.std, y)
             self.coef, self.intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
-        folds = [(train.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in
-                 _contiguous_folds(blocks, n_folds=3)]
-        if len(val.values):
-            folds.append((val, self._logit(self.features(components, val))))
+        folds = [(part.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in
+                 _contiguous_folds(blocks, n_folds=4)]
         self.threshold = self.choose_threshold(folds)
         return self
 

@@ -119,7 +119,7 @@ def test_combiner_fit_scores_a_bounded_sample_that_keeps_the_labeled_blocks():
     assert sum(b - a for a, b in blocks) <= 1000
     assert (1200, 1300) in blocks and (3700, 3800) in blocks
     assert blocks == sorted(blocks)
-    comb.fit({"a": RollingScorer()}, mission.train(), mission.val())
+    comb.fit({"a": RollingScorer()}, mission.fit_range())
     assert comb.coef is not None and np.isfinite(comb.coef).all()
     small = HybridCombiner(max_rows=10_000, block_rows=100)
     assert len(small.fit_blocks(mission.train())) == 50  # everything when it fits

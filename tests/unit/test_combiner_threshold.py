@@ -83,7 +83,7 @@ def test_saturated_probabilities_still_alarm_and_survive_a_reload(tmp_path):
     )
     components = {"a": RollingScorer(half=3)}
     comb = HybridCombiner(neighbourhood=4, block_rows=500)
-    comb.fit(components, mission.train(), mission.val())
+    comb.fit(components, mission.fit_range())
     comb.coef = comb.coef * 1000.0  # log-odds in the thousands: float32 probabilities are 1.0
     comb.intercept *= 1000.0
     x = comb.features(components, mission.val())
@@ -108,7 +108,7 @@ def test_fit_chooses_over_folds_when_validation_holds_one_event():
         anomalies=((800, 830), (1900, 1930), (3100, 3130), (4400, 4420), (5400, 5420)),
     )
     comb = HybridCombiner(neighbourhood=4, block_rows=500)
-    comb.fit({"a": RollingScorer(half=3)}, mission.train(), mission.val())
+    comb.fit({"a": RollingScorer(half=3)}, mission.fit_range())
     out = comb.score_rows({"a": RollingScorer(half=3)}, mission.test())
     rows = np.arange(len(out.alarm)) + mission.test_start
     assert out.alarm[(rows >= 5400) & (rows <= 5420)].any()
@@ -125,3 +125,70 @@ def test_artifacts_with_a_probability_threshold_load_as_log_odds(tmp_path):
     old["threshold"] = 0.75
     (tmp_path / "combiner.json").write_text(json.dumps(old))
     assert HybridCombiner.load(tmp_path).threshold == np.log(3.0)
+
+
+class SimulatedScorer(RollingScorer):
+    """Scores of a component simulated from the labels: ``signal`` x label + uniform noise on
+    every row, or (with ``end``) a component that learned its training rows by heart: a perfect
+    score before row ``end`` (its in-sample rows) and noise alone after them."""
+
+    def __init__(self, signal: float = 0.0, end: int | None = None, seed: int = 0) -> None:
+        super().__init__(half=0)
+        self.signal, self.end, self.seed = signal, end, seed
+
+    def score_rows(self, mission):
+        out = super().score_rows(mission)
+        t0 = np.datetime64("2000-01-01T00:00:00", "ns")
+        rows = (np.asarray(mission.timestamps) - t0) // np.timedelta64(30, "s")
+        rng = np.random.default_rng([self.seed, int(rows[0])])
+        label = mission.is_anomaly.astype(np.float32)
+        score = self.signal * label + rng.random(len(rows)).astype(np.float32)
+        if self.end is not None:
+            score = np.where(rows < self.end, label, score)
+        out.score = score.astype(np.float32)
+        out.channel_scores = np.repeat(out.score[:, None], 3, axis=1)
+        return out
+
+
+def test_combiner_fits_on_rows_no_component_trained_on():
+    mission = make_mission(
+        n_rows=8000,
+        val_start=6000,
+        test_start=7000,
+        anomalies=(
+            (800, 830),
+            (2500, 2530),
+            (4400, 4430),
+            (5300, 5330),
+            (6400, 6430),
+            (7400, 7430),
+        ),
+    )
+    components = {
+        "honest": SimulatedScorer(signal=0.3, seed=1),
+        "leaky": SimulatedScorer(end=5000, seed=2),
+    }
+
+    def leaky_share(comb: HybridCombiner) -> float:
+        return float(np.abs(comb.coef[5:]).sum() / np.abs(comb.coef).sum())
+
+    naive = HybridCombiner(neighbourhood=4, block_rows=500).fit(components, mission.fit_range())
+    honest = HybridCombiner(neighbourhood=4, block_rows=500).fit(
+        components, mission.fit_range(), start=5000
+    )
+    # fitted on everything, it leans on the in-sample scores; from ``start`` on, far less
+    assert leaky_share(naive) > 2 * leaky_share(honest)
+
+
+def test_segment_datamodule_names_its_in_sample_rows():
+    from esa_lightning.data.transforms.segments import SPLIT_TRAIN
+    from tests.helpers import tiny_datamodule
+
+    dm = tiny_datamodule()
+    dm.setup()
+    end = dm.label_fit_end()
+    assert 0 < end <= dm.mission.val_start
+    held_out = dm.event_rows.numpy() & (dm.split == SPLIT_TRAIN)
+    assert held_out.any() and end <= dm.spans[held_out, 1].max() + 1
+    trained = (dm.split == SPLIT_TRAIN) & ~dm.event_rows.numpy()
+    assert end == dm.spans[trained, 1].max() + 1
