@@ -9,10 +9,10 @@ final fold) plus the validation range (``MissionDataModule.label_fit_end``), so 
 to trust a supervised component's in-sample scores. The alarm threshold is chosen on its
 log-odds (probabilities round to 1.0 in float32 long before log-odds stop growing, and a
 threshold of 1.0 alarms nowhere) where it is stable: the candidate with the best mean corrected
-event-wise F0.5 over four contiguous folds of those rows (``stable_f05_threshold``), not on the
-validation range's few events alone. Nothing is fitted on the test range. Fitted numbers are
-stored as JSON (no pickle). On an alarmed row, the channels involved are the ``top_channels``
-with the highest per-channel rank across components.
+event-wise F0.5 over four contiguous folds of the whole training and validation range
+(``stable_f05_threshold``), not on the validation range's few events alone. Nothing is fitted
+on the test range. Fitted numbers are stored as JSON (no pickle). On an alarmed row, the
+channels involved are the ``top_channels`` with the highest per-channel rank across components.
 
 Cost is bounded at any mission length: the training range is cut into blocks of
 ``block_rows``; when it has more than ``max_rows`` rows, the fit scores only some blocks (every
@@ -130,12 +130,13 @@ class HybridCombiner:
         return 1.0 / (1.0 + np.exp(-np.clip(self._logit(x), -50, 50)))
 
     def fit(self, components: dict[str, Any], fit_range: Mission, start: int = 0) -> HybridCombiner:
-        """Fit on the labeled rows of ``fit_range`` (training + validation) from row ``start``
-        on, the rows no component's learners read the labels of (a supervised component's
-        scores on its own training rows are far better than anywhere else, and a classifier
-        stacked on them learns to trust it blindly); the threshold over four contiguous folds of
-        the same rows (``choose_threshold``). Back to the whole fit range, logged, when the rows
-        from ``start`` on hold one class only."""
+        """Fit the weights on the labeled rows of ``fit_range`` (training + validation) from
+        row ``start`` on, the rows no component's learners read the labels of (a supervised
+        component's scores on its own training rows are far better than anywhere else, and a
+        classifier stacked on them learns to trust it blindly); back to the whole fit range,
+        logged, when those rows hold one class only. The threshold, with the weights fixed, over
+        four contiguous folds of the whole fit range (``choose_threshold``): a stable choice
+        needs every labeled event there is."""
         from sklearn.linear_model import LogisticRegression
 
         self.names = list(components)
@@ -159,7 +160,11 @@ class HybridCombiner:
             lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=1000)
             lr.fit((x - self.mean) / self.std, y)
             self.coef, self.intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
-        folds = [(part.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in
+        # the threshold needs events more than it fears in-sample rows (the weights are fitted)
+        if part is not fit_range:
+            blocks = self.fit_blocks(fit_range)
+            x = self._block_features(components, fit_range, blocks)
+        folds = [(fit_range.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in
                  _contiguous_folds(blocks, n_folds=4)]
         self.threshold = self.choose_threshold(folds)
         return self
