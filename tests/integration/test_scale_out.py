@@ -95,7 +95,7 @@ def test_ddp_two_processes_match_one_and_write_once(esa_full_runs):
     # Lightning started a second process into the same run folder; it logs to its own file
     assert (ddp_dir / "train_ddp_process_1.log").is_file()
     # every rank fits the same threshold from the same full mission
-    thresholds = re.findall(r"percentile threshold (\S+) on", log)
+    thresholds = re.findall(r"(?:percentile|f05 \(\w+\)) threshold (\S+) on", log)
     assert len(thresholds) == 2 and len(set(thresholds)) == 1, thresholds
     # one artifact, one metrics.json, one printed summary, no temporaries left
     assert [p.parent for p in ddp_dir.rglob("detector.json")] == [ddp_dir / "detector"]
