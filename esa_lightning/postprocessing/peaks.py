@@ -142,29 +142,41 @@ class PeakAlarm(PostRule):
         return peaks_to_alarm(prob, height=height, buffer=self.buffer)
 
     def fit(self, model: Any, datamodule: Any) -> None:
-        """With ``fit``: the height over folds of the fit range (never the test range)."""
+        """With ``fit``: the height over ``folds`` contiguous folds of the rows the model's
+        learners did not read the labels of (from ``datamodule.label_fit_end()`` to the test
+        range: its own probabilities on its training rows are far higher than anywhere else,
+        and a height fitted there alarms nowhere else); the whole fit range when those rows
+        hold no labeled event, the configured height when it holds none either."""
         if not self.fit_height:
             return
-        mission = datamodule.mission
-        fit_range = mission.fit_range()
+        fit_range = datamodule.mission.fit_range()
+        n = len(fit_range.values)
         prob = model.score_rows(fit_range).score.astype(np.float64)
-        cuts = np.linspace(0, mission.val_start, self.folds + 1).astype(int).tolist()
-        cuts.append(len(prob))
-        folds = [
-            (fit_range.slice(a, b), lambda h, p=prob[a:b]: peaks_to_alarm(p, h, self.buffer))
-            for a, b in zip(cuts[:-1], cuts[1:], strict=True)
-            if b > a
-        ]
-        levels = np.unique(np.quantile(prob, np.linspace(0.5, 0.9999, 60)))
-        # the midpoints too: a gap between nominal and anomalous probabilities has candidates
-        candidates = np.unique(np.concatenate([levels, (levels[1:] + levels[:-1]) / 2]))
-        found = stable_f05_threshold(candidates, folds)
-        if found is None:
+        height = None
+        for start in dict.fromkeys([min(datamodule.label_fit_end(), n), 0]):
+            cuts = np.linspace(start, n, self.folds + 1).astype(int)
+            folds = [
+                (fit_range.slice(a, b), lambda h, p=prob[a:b]: peaks_to_alarm(p, h, self.buffer))
+                for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+                if b > a
+            ]
+            levels = np.unique(np.quantile(prob[start:], np.linspace(0.5, 0.9999, 60)))
+            # the midpoints too: a gap between nominal and anomalous probabilities has candidates
+            candidates = np.unique(np.concatenate([levels, (levels[1:] + levels[:-1]) / 2]))
+            height = stable_f05_threshold(candidates, folds)
+            if height is not None:
+                break
+            log.warning("peaks: no labeled event in rows %d-%d; trying all rows", start, n)
+        if height is None:
             log.warning("peaks: no labeled event before the test range; height %g", self.height)
             self.fitted_height.fill_(self.height)
             return
-        height, mean_f, n_folds = found
-        self.fitted_height.fill_(height)
+        value, mean_f, n_folds = height
+        self.fitted_height.fill_(value)
         log.info(
-            "peaks: height %.4f (mean EW_F_0.50 %.4f over %d folds)", height, mean_f, n_folds
+            "peaks: height %.4f (mean EW_F_0.50 %.4f over %d folds from row %d)",
+            value,
+            mean_f,
+            n_folds,
+            start,
         )

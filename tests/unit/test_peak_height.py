@@ -34,13 +34,13 @@ def test_fitted_height_separates_where_a_fixed_one_does_not(base, peak):
     model = ShiftedProbability(base, peak)
     test_prob = model.score_rows(mission.test()).score
     fixed = PeakAlarm(height=0.5, buffer=2)
-    fixed.fit(model, SimpleNamespace(mission=mission))
+    fixed.fit(model, SimpleNamespace(mission=mission, label_fit_end=lambda: 0))
     fixed_alarm = fixed.alarm(test_prob)
     assert fixed_alarm.all() or not fixed_alarm.any()  # everything, or nothing
 
     rule = PeakAlarm(height=0.5, buffer=2, fit=True)
     assert not rule.is_fitted and not rule.alarm(test_prob).any()
-    rule.fit(model, SimpleNamespace(mission=mission))
+    rule.fit(model, SimpleNamespace(mission=mission, label_fit_end=lambda: 0))
     assert rule.is_fitted and base + 0.04 <= rule.current_height < peak
     alarm = rule.alarm(test_prob).astype(bool)
     labeled = mission.test().is_anomaly > 0
@@ -54,3 +54,34 @@ def test_fitted_height_travels_in_the_state_dict():
     again.load_state_dict(rule.state_dict())
     assert again.current_height == pytest.approx(0.37)
     assert PeakAlarm().state_dict() == {}  # a fixed height keeps old artifacts loadable
+
+
+class InSampleProbability:
+    """Probabilities of a model that learned its training rows by heart: before row ``end``
+    anomalies score 0.99 and nominal rows up to 0.9; from ``end`` on, anomalies 0.6 and nominal
+    rows at most 0.3."""
+
+    def __init__(self, end: int) -> None:
+        self.end = end
+
+    def score_rows(self, mission) -> RowScores:
+        t0 = np.datetime64("2000-01-01T00:00:00", "ns")
+        rows = (np.asarray(mission.timestamps) - t0) // np.timedelta64(30, "s")
+        rng = np.random.default_rng(int(rows[0]))
+        inside = rows < self.end
+        prob = np.where(inside, 0.9, 0.3) * rng.random(len(rows))
+        anomalous = mission.is_anomaly > 0
+        prob[anomalous] = np.where(inside[anomalous], 0.99, 0.6)
+        return RowScores(prob.astype(np.float32), np.zeros(len(prob), np.uint8))
+
+
+def test_height_is_fitted_on_rows_the_model_did_not_learn():
+    mission = make_mission(n_rows=4000, val_start=2400, test_start=3200, anomalies=ANOMALIES)
+    model = InSampleProbability(end=1800)
+    test_prob = model.score_rows(mission.test()).score
+    labeled = mission.test().is_anomaly > 0
+    for end, catches in ((0, False), (1800, True)):
+        rule = PeakAlarm(buffer=2, fit=True)
+        rule.fit(model, SimpleNamespace(mission=mission, label_fit_end=lambda e=end: e))
+        alarm = rule.alarm(test_prob).astype(bool)
+        assert alarm[labeled].any() == catches, (end, rule.current_height)
