@@ -163,6 +163,20 @@ def render_section(results: list[dict[str, Any]], meta: dict[str, Any], paths: l
         lines += ["", *leaderboard(mission), "", *findings(mission), ""]
         total += len(mission["rows"])
         looks += sum(r.get("test_looks", 0) for r in mission["rows"])
+    replaced = meta.get("replaced", [])
+    looks += sum(r.get("test_looks", 0) for r in replaced)
+    if replaced:
+        lines += [
+            "Earlier runs replaced by a later run of the same row (after a fix; their test "
+            "looks count too):",
+            "",
+            *(
+                f"- {r['mission']} / {r['candidate']}: test EW_F_0.50 {_number(r)} "
+                f"(`{r['command']}`)"
+                for r in replaced
+            ),
+            "",
+        ]
     rows = [r for m in results for r in m["rows"]]
     counts = {s: sum(r.get("status") == s for r in rows) for s in ("ok", "error", "n/a")}
     twice = [
@@ -189,6 +203,37 @@ def render_section(results: list[dict[str, Any]], meta: dict[str, Any], paths: l
         END,
     ]
     return scrub("\n".join(lines), paths)
+
+
+def _number(row: dict[str, Any]) -> str:
+    value = (row.get("predict_metrics") or {}).get("test/EW_F_0.50")
+    return f"{value:.3f}" if value is not None else row.get("status", "?")
+
+
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs' JSON as one: a later run's row replaces an earlier row of the same
+    mission and candidate (kept under ``meta["replaced"]``, with the command that made it)."""
+    missions: dict[str, dict[str, Any]] = {}
+    replaced = []
+    for run in runs:
+        for mission in run["missions"]:
+            into = missions.setdefault(mission["name"], {**mission, "rows": []})
+            for row in mission["rows"]:
+                old = [r for r in into["rows"] if r["candidate"] == row["candidate"]]
+                for r in old:
+                    replaced.append({**r, "mission": mission["name"], "command": r["_command"]})
+                    into["rows"].remove(r)
+                into["rows"].append({**row, "_command": run["meta"]["command"]})
+    metas = [run["meta"] for run in runs]
+    meta = {
+        **metas[-1],
+        "command": "; then ".join(m["command"] for m in metas),
+        "date": metas[0]["date"],
+        "minutes": sum(m["minutes"] for m in metas),
+        "workdirs": [m["workdir"] for m in metas],
+        "replaced": replaced,
+    }
+    return {"meta": meta, "missions": list(missions.values())}
 
 
 def scrub(text: str, paths: list[Path]) -> str:

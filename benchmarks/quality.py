@@ -13,6 +13,7 @@ training adds.
         [--mission smap="data=nasa data.root=/data/SMAP"] [--override msl:gru_ae="..."]
         [--candidate NAME="OVERRIDES"] [--timeout 3600] [--tiny] [--out FILE] [--workdir DIR]
     python benchmarks/quality.py --from-json outputs/quality.json   # the section again, no runs
+    python benchmarks/quality.py --from-json A.json B.json   # B's rows replace A's (a rerun)
 
 Writes its section of ``benchmarks/RESULTS.md`` (or ``--out``) between the quality.py markers
 and every number as JSON (``<workdir>.json`` by default).
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import machine
-from _quality_report import render_section, write_json, write_section
+from _quality_report import merge_runs, render_section, write_json, write_section
 from _quality_runs import (
     CONVERTER,
     ROOT,
@@ -238,8 +239,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--from-json",
         type=Path,
+        nargs="+",
         default=None,
-        help="write the section again from a previous run's JSON (runs nothing)",
+        help="write the section again from previous runs' JSON (runs nothing); with several, "
+        "a later run's row replaces the same mission and candidate's earlier row",
     )
     a = ap.parse_args(argv)
     a.workdir = a.workdir or ROOT / "outputs" / ("quality_tiny" if a.tiny else "quality")
@@ -257,7 +260,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def report(results: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> None:
     """Write the leaderboard section into ``out`` and print it."""
-    section = render_section(results, meta, [ROOT, Path(meta["workdir"])])
+    workdirs = meta.get("workdirs", [meta["workdir"]])
+    section = render_section(results, meta, [ROOT, *map(Path, workdirs)])
     write_section(out, section)
     print(section)
 
@@ -265,7 +269,7 @@ def report(results: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> No
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if a.from_json:
-        numbers = json.loads(a.from_json.read_text())
+        numbers = merge_runs([json.loads(path.read_text()) for path in a.from_json])
         report(numbers["missions"], numbers["meta"], a.out)
         return 0
     candidates = dict(CANDIDATES)

@@ -111,3 +111,45 @@ def test_helpers_replace_the_section_and_name_errors(tmp_path: Path, monkeypatch
         "conf/model/threshold/nope.yaml"
     ]
     assert last_wins(["a=1", "++b=2", "a=3", "++b=2"]) == ["a=3", "++b=2"]
+
+
+def test_merged_runs_keep_the_latest_row_and_list_the_replaced_ones(monkeypatch) -> None:
+    """A rerun of some rows (after a fix) replaces them; the replaced looks stay listed."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from _quality_report import merge_runs, render_section
+
+    def row(name: str, f: float) -> dict:
+        return {
+            "candidate": name,
+            "kind": "baseline",
+            "status": "ok",
+            "test_looks": 1,
+            "predict_metrics": {"test/EW_F_0.50": f},
+            "train_metrics": {},
+            "overrides": [f"model={name}"],
+        }
+
+    def run(command: str, rows: list[dict]) -> dict:
+        meta = {
+            "command": command,
+            "date": "d",
+            "minutes": 1.0,
+            "machine": "m",
+            "workdir": "/w/" + command,
+        }
+        return {"meta": meta, "missions": [{"name": "synthetic", "rows": rows}]}
+
+    merged = merge_runs(
+        [run("first", [row("a", 0.1), row("b", 0.2)]), run("second", [row("b", 0.7)])]
+    )
+    rows = merged["missions"][0]["rows"]
+    assert [(r["candidate"], r["predict_metrics"]["test/EW_F_0.50"]) for r in rows] == [
+        ("a", 0.1),
+        ("b", 0.7),
+    ]
+    (old,) = merged["meta"]["replaced"]
+    assert old["candidate"] == "b" and old["command"] == "first"
+    assert merged["meta"]["command"] == "first; then second" and merged["meta"]["minutes"] == 2
+    text = render_section(merged["missions"], merged["meta"], [REPO])
+    assert "synthetic / b: test EW_F_0.50 0.200 (`first`)" in text
+    assert "3 test-range scorings" in text
