@@ -3,9 +3,9 @@
 ``python merge.py detectors=[A,B,C] data=NAME`` writes ``<run>/detector``: one GRU-attention
 component whose networks are the members of every source (``MemberMean``), as if it had been
 trained with ``model.members`` set to their total, except that each source kept its own batch
-order and early stopping. Its threshold is fitted again by its own threshold rule (the sources'
-``post_processing.threshold``, read from their hyper-parameters: an artifact never names code
-to run), on the merged errors of the data's validation range.
+order and early stopping. Its error normalisation (``channel_norm``) and threshold are fitted
+again by its own rules (the sources' ``post_processing``, read from their hyper-parameters: an
+artifact never names code to run), on the merged errors of the data's ranges.
 It prints ``val/forecast_MAE`` of every source and of the merged detector on
 that range (no labels), so the choice between them needs no test rows.
 """
@@ -24,6 +24,7 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.models.gru_ae.network import members_of
+from esa_lightning.postprocessing.channel_norm import ChannelNorm
 from esa_lightning.postprocessing.thresholds import WindowThreshold
 
 log = logging.getLogger("esa_lightning")
@@ -96,10 +97,12 @@ def merge_detectors(
     for buffer in SCALER_BUFFERS:
         getattr(merged, buffer).copy_(getattr(first, buffer))
     merged.eval()
-    if isinstance(merged.threshold_rule, WindowThreshold):  # fitted on the networks' errors
-        if mission is None:
-            raise ValueError("the sources' thresholds were fitted: pass the mission")
-        merged.threshold_rule.fit(merged, SimpleNamespace(mission=mission))
+    # fitted on the networks' errors, so fitted again: the error scale, then the threshold
+    refit = [r for r in merged.post_rules.values() if isinstance(r, ChannelNorm | WindowThreshold)]
+    if refit and mission is None:
+        raise ValueError("the sources' thresholds were fitted: pass the mission")
+    for rule in refit:
+        rule.fit(merged, SimpleNamespace(mission=mission))
     info = {**detectors[0].info, "merged_from": list(sources)}
     config = OmegaConf.create(detectors[0].config_yaml or "{}")
     if OmegaConf.select(config, "model") is not None:

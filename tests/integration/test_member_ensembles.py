@@ -19,7 +19,7 @@ from esa_lightning.models.gru_ae.model import (
     MemberMean,
     SeriesNetworks,
 )
-from tests.helpers import trainer, two_series_mission
+from tests.helpers import make_mission, trainer, two_series_mission
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -178,3 +178,24 @@ def test_an_artifact_naming_an_unknown_post_processing_kind_is_refused(two_detec
     manifest.write_text(json.dumps(data))
     with pytest.raises(ESAInputError, match="os.system|post-processing kind"):
         Detector.load(tmp_path / "det")
+
+
+def test_merging_default_detectors_refits_their_error_scale_and_threshold():
+    """The default GRU normalises each channel's error (channel_norm): a merged detector must
+    fit that again on the mean output before its threshold, or it cannot score at all."""
+    mission = make_mission(n_rows=1200, val_start=700, test_start=1000,
+                           anomalies=((300, 310), (800, 810), (1100, 1110)))
+    detectors = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        dm = WindowDataModule(mission, window=6, batch_size=64)
+        dm.setup("fit")
+        rules = {"channel_norm": {"kind": "channel_norm"}, "threshold": {"kind": "f05"}}
+        model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4,
+                                  post_processing=rules)
+        trainer(max_epochs=1).fit(model, dm)
+        detectors.append(Detector({"gru": model}, mission_schema(mission)))
+    merged = merge_detectors(detectors, ["a", "b"], mission)
+    model = merged.components["gru"]
+    assert model.channel_norm is not None and model.is_calibrated
+    assert np.isfinite(model.score_rows(mission.test()).score).all()
