@@ -104,10 +104,10 @@ class PeakAlarm(PostRule):
     ``buffer`` samples (``peaks_to_alarm``).
 
     The height is ``height`` as configured, or with ``fit: true`` the one with the best mean
-    corrected event-wise F0.5 over ``folds`` contiguous folds of the training range plus the
-    validation range (``stable_f05_threshold``): a model's probabilities are not calibrated to
-    0.5 on every mission (on real telemetry they can sit above it everywhere), and a height
-    chosen on a validation range's few events alone is a coin toss.
+    corrected event-wise F0.5 over ``folds`` contiguous folds of the rows the model's learners
+    did not read the labels of (``stable_f05_threshold``, see ``fit``): a model's probabilities
+    are not calibrated to 0.5 on every mission (on real telemetry they can sit above it
+    everywhere), and a height chosen on a validation range's few events alone is a coin toss.
     """
 
     kind = "peaks"
