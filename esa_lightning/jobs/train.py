@@ -231,6 +231,13 @@ def train(cfg: DictConfig) -> float | None:
         write_json_atomic(output_dir / "metrics.json", metrics)
         detector.save(output_dir / "detector")
         _print_summary(metrics, output_dir)
+    if metrics and cfg.optimized_metric not in metrics:
+        log.warning(
+            "optimized_metric %s is not among this run's metrics (a range without a labeled "
+            "event has none): a sweep has nothing to optimise; choose another, e.g. "
+            "optimized_metric=val/forecast_MAE",
+            cfg.optimized_metric,
+        )
     return metrics.get(cfg.optimized_metric)
 
 
