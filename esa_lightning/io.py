@@ -38,6 +38,20 @@ def make_output_folder(path: str | os.PathLike) -> Path:
     return path
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | os.PathLike) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would under the user's umask:
+    ``mkstemp``/``mkdtemp`` create owner-only entries, which a renamed temporary keeps."""
+    full = 0o777 if Path(path).is_dir() else 0o666
+    os.chmod(path, full & ~current_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; renamed onto ``path`` if the block succeeds.
@@ -52,6 +66,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
         os.close(fd)
         tmp_path = Path(tmp)
+        follow_umask(tmp_path)
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as exc:
@@ -74,6 +89,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent))
+        follow_umask(tmp)
         yield tmp
         replace_folder(tmp, path)
     except OSError as exc:

@@ -193,13 +193,13 @@ def convert_nasa(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=io.TMP_PREFIX + out.name + ".", dir=out.parent))
+        io.follow_umask(tmp)
     except OSError as exc:
         raise io.write_error(out, exc) from exc
     try:
         n_telecommands = _WRITERS[layout](job, tmp)
         record = _record(job, layout, arrange, period, n_telecommands)
         (tmp / "mission.json").write_text(json.dumps(record, indent=2) + "\n")
-        _follow_umask(tmp)
         if out.exists():
             out.rmdir()  # checked empty above; a file appearing since makes this fail
         os.rename(tmp, out)
@@ -224,15 +224,6 @@ def _check_output(source: Path, out: Path) -> None:
     src, dst = source.resolve(), out.resolve()
     if dst == src or src in dst.parents:
         raise ESAInputError("output lies inside the source folder (it is never modified)", path=out)
-
-
-def _follow_umask(folder: Path) -> None:
-    """``mkdtemp`` and the atomic file writes create owner-only entries: give the tree the
-    modes the user's umask allows, as a plain write would."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for path in [folder, *folder.rglob("*")]:
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 # --------------------------------------------------------------------------- tables

@@ -317,6 +317,7 @@ def load_synthetic(
             raise ESAInputError("folder exists but holds no mission (no channels.csv)", path=root)
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=io.TMP_PREFIX + root.name + ".", dir=root.parent))
+        io.follow_umask(tmp)
         try:
             generate_mission(tmp, **gen)
             if root.exists():
