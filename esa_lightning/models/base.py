@@ -181,6 +181,42 @@ def check_datamodule(family: type[DetectorModule], datamodule: Any) -> None:
         )
 
 
+def series_position(
+    names: list[str], mission: Mission, series: str | None = None, *, hint: bool = True
+) -> int:
+    """Which of a model's trained independent series ``names`` a single-grid ``mission`` is:
+    ``series`` when given, else the series the mission records, its name or its one channel's
+    name; 0 for a model trained without series. ``hint``: the error suggests ``series=NAME``
+    (for models whose scoring takes it)."""
+    if not names:
+        return 0
+    candidates = [series] if series is not None else []
+    candidates += [mission.meta.get("series"), mission.name]
+    if len(mission.channel_names) == 1:
+        candidates.append(mission.channel_names[0])
+    for c in candidates:
+        if c is not None and str(c) in names:
+            return names.index(str(c))
+    raise ESAInputError(
+        f"cannot tell which of the trained series {names[:5]}... this mission is"
+        + ("; pass series=NAME" if hint else ""),
+        path=mission.name,
+    )
+
+
+def concat_row_scores(parts: list[RowScores]) -> RowScores:
+    """The ``RowScores`` of several grids one after another (a field missing from any part
+    is missing from the whole)."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def cat(field: str) -> np.ndarray | None:
+        values = [getattr(p, field) for p in parts]
+        return None if any(v is None for v in values) else np.concatenate(values)
+
+    return RowScores(cat("score"), cat("alarm"), cat("channel_scores"), cat("channel_alarm"))
+
+
 def per_channel_row_scores(z: torch.Tensor, threshold: torch.Tensor | float) -> RowScores:
     """``RowScores`` of per-channel scores ``z`` [T, C] held against one threshold: a row's
     score is its largest channel score and alarms above the threshold; each channel alarms above

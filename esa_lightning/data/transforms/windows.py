@@ -6,6 +6,7 @@ Used by ``WindowDataModule`` and by the models' scoring alike, so the two cannot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -197,6 +198,33 @@ def model_inputs(
     if np.shares_memory(x, mission.values):
         x = x.copy()
     return detrend_columns(x, int(detrend), mission.values.shape[1])
+
+
+def scaled_window_inputs(
+    mission: Mission,
+    hparams: Any,
+    median: np.ndarray,
+    iqr: np.ndarray,
+) -> tuple[np.ndarray, int]:
+    """(float32 inputs [max(T, window), n_inputs], rows padded in front) of a window model with
+    ``hparams`` (``inputs``, ``n_inputs``, ``n_outputs``, ``detrend``, ``window``):
+    ``model_inputs`` scaled with the model's ``median`` / ``iqr``, a range shorter than one
+    window padded in front by repeating its first row. A mission whose input columns differ
+    from the model's is refused, naming it."""
+    n_inputs = hparams["n_inputs"]
+    x = model_inputs(
+        mission, hparams["inputs"], n_inputs - hparams["n_outputs"], hparams.get("detrend")
+    )
+    if x.shape[1] != n_inputs:
+        raise ESAInputError(
+            f"mission has {x.shape[1]} input columns, the model expects {n_inputs}",
+            path=mission.name,
+        )
+    x = scale(x, median, iqr, in_place=not np.shares_memory(x, mission.values))
+    pad = max(0, hparams["window"] - len(x)) if len(x) else 0
+    if pad:
+        x = np.concatenate([np.repeat(x[:1], pad, axis=0), x])
+    return x, pad
 
 
 def scale(

@@ -36,13 +36,17 @@ from torch import nn
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import (
-    model_inputs,
     n_windows,
-    scale,
+    scaled_window_inputs,
     window_to_sample_scores,
 )
 from esa_lightning.errors import ESAInputError
-from esa_lightning.models.base import DetectorModule, RowScores
+from esa_lightning.models.base import (
+    DetectorModule,
+    RowScores,
+    concat_row_scores,
+    series_position,
+)
 from esa_lightning.models.gru_ae.network import (
     OBJECTIVES,
     AEOutput,
@@ -307,21 +311,7 @@ class LitGRUAttentionAE(DetectorModule):
     # ------------------------------------------------------------------------- scoring
     def series_index(self, mission: Mission, series: str | None = None) -> int:
         """Which series' scaler / threshold / embedding applies to a single-grid ``mission``."""
-        names = self.hparams.series
-        if not names:
-            return 0
-        candidates = [series] if series is not None else []
-        candidates += [mission.meta.get("series"), mission.name]
-        if len(mission.channel_names) == 1:
-            candidates.append(mission.channel_names[0])
-        for c in candidates:
-            if c is not None and str(c) in names:
-                return names.index(str(c))
-        raise ESAInputError(
-            f"cannot tell which of the trained series {names[:5]}... this mission is; "
-            "pass series=NAME",
-            path=mission.name,
-        )
+        return series_position(self.hparams.series, mission, series)
 
     @torch.no_grad()
     def window_outputs(
@@ -338,17 +328,8 @@ class LitGRUAttentionAE(DetectorModule):
             raise TypeError("window_outputs() takes one series: use mission.series[name]")
         s = self.series_index(mission, series)
         hp = self.hparams
-        x = model_inputs(mission, hp.inputs, hp.n_inputs - hp.n_outputs, hp.get("detrend"))
-        if x.shape[1] != hp.n_inputs:
-            raise ESAInputError(
-                f"mission has {x.shape[1]} input columns, the model expects {hp.n_inputs}",
-                path=mission.name,
-            )
         median, iqr = self.scaler_median[s].cpu().numpy(), self.scaler_iqr[s].cpu().numpy()
-        x = scale(x, median, iqr, in_place=not np.shares_memory(x, mission.values))
-        pad = max(0, hp.window - len(x)) if len(x) else 0
-        if pad:
-            x = np.concatenate([np.repeat(x[:1], pad, axis=0), x])
+        x, pad = scaled_window_inputs(mission, hp, median, iqr)
         data = torch.from_numpy(x)
         n = n_windows(len(x), hp.window)
         total = np.empty(n, dtype=np.float32)
@@ -448,11 +429,8 @@ class LitGRUAttentionAE(DetectorModule):
         return self._score(mission, None)
 
     def _score(self, mission: Mission, series: str | None) -> RowScores:
-        parts = [self._score_grid(m, name or series) for name, m in mission.grids().items()]
-        if len(parts) == 1:
-            return parts[0]
-        cat = lambda f: np.concatenate([getattr(p, f) for p in parts])  # noqa: E731
-        return RowScores(cat("score"), cat("alarm"), cat("channel_scores"))
+        grids = mission.grids().items()
+        return concat_row_scores([self._score_grid(m, name or series) for name, m in grids])
 
     def _score_grid(self, mission: Mission, series: str | None) -> RowScores:
         s = self.series_index(mission, series)

@@ -34,7 +34,12 @@ from threadpoolctl import threadpool_limits
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
-from esa_lightning.models.base import DetectorModule, RowScores, top_channel_alarm
+from esa_lightning.models.base import (
+    DetectorModule,
+    RowScores,
+    series_position,
+    top_channel_alarm,
+)
 from esa_lightning.models.rolling_gbdt.alarms import GapClosingF05, check_int_list
 from esa_lightning.models.rolling_gbdt.features import (
     feature_context,
@@ -239,19 +244,7 @@ class RollingGBDT(DetectorModule):
 
     def series_index(self, mission: Mission) -> int:
         """Which series' scaling applies to a single-grid ``mission`` (0 without series)."""
-        names = self.hparams.series
-        if not names:
-            return 0
-        candidates = [mission.meta.get("series"), mission.name]
-        if len(mission.channel_names) == 1:
-            candidates.append(mission.channel_names[0])
-        for c in candidates:
-            if c is not None and str(c) in names:
-                return names.index(str(c))
-        raise ESAInputError(
-            f"cannot tell which of the trained series {names[:5]}... this mission is",
-            path=mission.name,
-        )
+        return series_position(self.hparams.series, mission, hint=False)
 
     def scaling(self, series: int) -> tuple[np.ndarray, np.ndarray]:
         """float64 (median, IQR) per channel of series ``series`` (0 without series)."""
