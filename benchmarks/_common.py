@@ -50,3 +50,22 @@ def write_section(text: str) -> None:
 def replace_section(header: str, body: str) -> None:
     """``write_section`` for a header and a body given apart."""
     write_section(f"{header}\n\n{body.strip(chr(10))}\n")
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Sum of VmRSS (KiB) over ``pid`` and its descendants (worker processes included)."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total

@@ -15,42 +15,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import tree_rss_kib
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 CONVERTER = "esa_lightning.data.convert"
-# what every training run adds: no TensorBoard (the LR monitor needs a logger), plain output,
-# and the test range left unscored (predict.py scores it once, from the saved detector)
-TRAIN_COMMON = [
-    "logger=none",
-    "++callbacks.lr_monitor=null",
-    "trainer.enable_progress_bar=false",
-    "test=false",
-]
+# what every training run adds: no TensorBoard, plain output, and the test range left unscored
+# (predict.py scores it once, from the saved detector)
+TRAIN_COMMON = ["logger=none", "trainer.enable_progress_bar=false", "test=false"]
 # predict.py scores the test range; alarm figures are left out of its time
 PREDICT_COMMON = ["range=test", "max_figures=0"]
 RESULT_KEYS = ["EW_F_0.50", "AFF_F_0.50", "AUC_PR", "EWraw_F_0.50", "EW_precision", "EW_recall"]
 
 
 # ------------------------------------------------------------------------ measurement
-def tree_rss_kib(pid: int) -> int:
-    """Sum of VmRSS (KiB) over ``pid`` and its descendants."""
-    total, todo, seen = 0, [pid], set()
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return total
-
-
 def run_measured(cmd: list[str], log_dir: Path, timeout_s: float) -> dict[str, Any]:
     """Run ``cmd`` from the repository root; wall and CPU seconds, peak RSS, exit code, error.
 

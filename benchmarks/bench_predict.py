@@ -31,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import machine, replace_section
+from _common import machine, replace_section, tree_rss_kib
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -42,25 +42,6 @@ MISSION_ARGS = ["--channels", "76", "--groups", "18", "--subsystems", "4", "--te
 
 
 # ------------------------------------------------------------------------ measurement
-def _tree_rss_kib(pid: int) -> int:
-    """Sum of VmRSS (KiB) over ``pid`` and its descendants (joblib/loky workers included)."""
-    total, todo, seen = 0, [pid], set()
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return total
-
-
 def run_measured(cmd: list[str], log: Path, env: dict | None = None) -> dict:
     """Run ``cmd`` in a subprocess; wall seconds, CPU seconds and peak tree RSS (MiB)."""
     import resource
@@ -74,7 +55,7 @@ def run_measured(cmd: list[str], log: Path, env: dict | None = None) -> dict:
         )
         peak = 0
         while proc.poll() is None:
-            peak = max(peak, _tree_rss_kib(proc.pid))
+            peak = max(peak, tree_rss_kib(proc.pid))
             time.sleep(0.1)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -99,7 +80,7 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         while True:
-            self.samples.append((time.perf_counter() - self.t0, _tree_rss_kib(os.getpid()) / 1024))
+            self.samples.append((time.perf_counter() - self.t0, tree_rss_kib(os.getpid()) / 1024))
             time.sleep(self.period)
 
     def peak(self, a: float, b: float) -> float:

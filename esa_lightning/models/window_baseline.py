@@ -135,18 +135,20 @@ class WindowBaseline(DetectorModule):
         self,
         n_inputs: int,
         n_outputs: int,
-        window: int,
-        inputs: str,
-        series: list[str] | None,
-        detrend: int | None,
-        horizon: int,
-        max_windows: int,
-        seed: int,
-        top_channels: int,
-        score_batch_size: int,
-        post_processing: Mapping[str, Any] | None,
         family: Mapping[str, Any],
+        window: int = 10,
+        inputs: str = "values+telecommands",
+        series: list[str] | None = None,
+        detrend: int | None = None,
+        horizon: int = 1,
+        max_windows: int = 20000,
+        seed: int = 0,
+        top_channels: int = 3,
+        score_batch_size: int = 4096,
+        post_processing: Mapping[str, Any] | None = None,
     ) -> None:
+        """``family``: the family's own hyper-parameters (saved with the others); a family's
+        constructor takes them and passes every other option through."""
         super().__init__()
         if int(horizon) != 1:
             raise ESAInputError(

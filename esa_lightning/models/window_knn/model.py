@@ -10,7 +10,6 @@ is the model's own post rule (``f05`` by default).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from esa_lightning.models.window_baseline import WindowBaseline
@@ -20,37 +19,9 @@ from esa_lightning.models.window_knn.network import NearestWindows, check_k
 class WindowKNNDetector(WindowBaseline):
     """Distance of windows to their k-th nearest nominal training window."""
 
-    def __init__(
-        self,
-        n_inputs: int,
-        n_outputs: int,
-        window: int = 10,
-        inputs: str = "values+telecommands",
-        series: list[str] | None = None,
-        detrend: int | None = None,
-        horizon: int = 1,
-        k: int = 1,
-        max_windows: int = 20000,
-        seed: int = 0,
-        top_channels: int = 3,
-        score_batch_size: int = 4096,
-        post_processing: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            n_inputs=n_inputs,
-            n_outputs=n_outputs,
-            window=window,
-            inputs=inputs,
-            series=series,
-            detrend=detrend,
-            horizon=horizon,
-            max_windows=max_windows,
-            seed=seed,
-            top_channels=top_channels,
-            score_batch_size=score_batch_size,
-            post_processing=post_processing,
-            family=dict(k=check_k(k)),
-        )
+    def __init__(self, n_inputs: int, n_outputs: int, k: int = 1, **options: Any) -> None:
+        """``options``: the shared window-baseline options (``WindowBaseline``)."""
+        super().__init__(n_inputs, n_outputs, family=dict(k=check_k(k)), **options)
 
     def build_scorer(self) -> NearestWindows:
         return NearestWindows(self.n_features, self.hparams.k)

@@ -11,7 +11,6 @@ post rule (``f05`` by default).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from esa_lightning.models.window_baseline import WindowBaseline
@@ -22,35 +21,14 @@ class WindowPCADetector(WindowBaseline):
     """Reconstruction error of windows from their leading principal components."""
 
     def __init__(
-        self,
-        n_inputs: int,
-        n_outputs: int,
-        window: int = 10,
-        inputs: str = "values+telecommands",
-        series: list[str] | None = None,
-        detrend: int | None = None,
-        horizon: int = 1,
-        n_components: int | float = 0.95,
-        max_windows: int = 20000,
-        seed: int = 0,
-        top_channels: int = 3,
-        score_batch_size: int = 4096,
-        post_processing: Mapping[str, Any] | None = None,
+        self, n_inputs: int, n_outputs: int, n_components: int | float = 0.95, **options: Any
     ) -> None:
+        """``options``: the shared window-baseline options (``WindowBaseline``)."""
         super().__init__(
-            n_inputs=n_inputs,
-            n_outputs=n_outputs,
-            window=window,
-            inputs=inputs,
-            series=series,
-            detrend=detrend,
-            horizon=horizon,
-            max_windows=max_windows,
-            seed=seed,
-            top_channels=top_channels,
-            score_batch_size=score_batch_size,
-            post_processing=post_processing,
+            n_inputs,
+            n_outputs,
             family=dict(n_components=check_n_components(n_components)),
+            **options,
         )
 
     def build_scorer(self) -> PCAReconstructor:
