@@ -53,6 +53,29 @@ def nominal_rows(mission: Mission) -> np.ndarray:
     return ~(np.asarray(mission.labels) != 0).any(axis=1)
 
 
+def one_timeline(parts: list[Mission]) -> tuple[np.ndarray, pd.DataFrame | None, list[int]]:
+    """Independent series' ranges laid end to end on one shifted timeline (a one-sample gap
+    between them), so event counts add up over series and no prediction can match another
+    series' event: (int64 timestamps, their events shifted alike or None without any, the
+    indices of the non-empty ``parts`` the timestamps come from, in order)."""
+    stamps, events, kept, offset = [], [], [], 0
+    for i, part in enumerate(parts):
+        ts = np.asarray(part.timestamps, dtype=np.int64)
+        if not len(ts):
+            continue
+        shift = offset - int(ts[0])
+        stamps.append(ts + shift)
+        kept.append(i)
+        ev = part.events.copy()
+        if len(ev):
+            ev["StartTime"] = ev["StartTime"].astype(np.int64) + shift
+            ev["EndTime"] = ev["EndTime"].astype(np.int64) + shift
+            events.append(ev)
+        offset = int(stamps[-1][-1]) + 2
+    joined = np.concatenate(stamps) if stamps else np.zeros(0, dtype=np.int64)
+    return joined, pd.concat(events, ignore_index=True) if events else None, kept
+
+
 def default_channel_table(names: list[str]) -> pd.DataFrame:
     """A channel table for sources that carry none: every channel its own group, all targets."""
     return pd.DataFrame(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from esa_lightning.data.mission import Mission
+from esa_lightning.data.mission import Mission, one_timeline
 from esa_lightning.models.base import RowScores, Scorer
 
 
@@ -49,25 +49,14 @@ def score_range(
 
 
 def concatenate_series(part: Mission, pieces: list[tuple[str, Mission, RowScores]]) -> ScoredRange:
-    offset = 0
-    stamps, events, score, alarm = [], [], [], []
-    for _, sub, rs in pieces:
-        ts = np.asarray(sub.timestamps, dtype=np.int64)
-        if not len(ts):
-            continue
-        shift = offset - int(ts[0])
-        stamps.append(ts + shift)
-        ev = sub.events.copy()
-        if len(ev):
-            ev["StartTime"] = ev["StartTime"].astype(np.int64) + shift
-            ev["EndTime"] = ev["EndTime"].astype(np.int64) + shift
-            events.append(ev)
-        score.append(rs.score)
-        alarm.append(rs.alarm)
-        offset = int(stamps[-1][-1]) + 2  # a one-sample gap keeps runs of series apart
-    events_df = pd.concat(events, ignore_index=True) if events else part.events.iloc[:0]
-    rs = RowScores(score=np.concatenate(score), alarm=np.concatenate(alarm))
-    return ScoredRange(part, rs, np.concatenate(stamps), events_df)
+    """The series' scored pieces as one range on one shifted timeline (``one_timeline``)."""
+    stamps, events, kept = one_timeline([sub for _, sub, _ in pieces])
+    scores = [pieces[i][2] for i in kept]
+    rs = RowScores(
+        score=np.concatenate([s.score for s in scores]),
+        alarm=np.concatenate([s.alarm for s in scores]),
+    )
+    return ScoredRange(part, rs, stamps, part.events.iloc[:0] if events is None else events)
 
 
 def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:

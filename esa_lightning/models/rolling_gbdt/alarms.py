@@ -19,10 +19,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.data.mission import Mission, default_channel_table, one_timeline
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import PostRule
 from esa_lightning.postprocessing.thresholds import best_f05_threshold, f05_candidates
@@ -173,24 +172,13 @@ def pooled_validation(model: Any, mission: Mission) -> tuple[np.ndarray, Mission
     if not mission.is_multiseries:
         ((val, score),) = parts
         return score.astype(np.float64), val
-    stamps, events, offset = [], [], 0
-    for val, _ in parts:
-        ts = np.asarray(val.timestamps, dtype=np.int64)
-        shift = offset - int(ts[0])
-        stamps.append(ts + shift)
-        ev = val.events.copy()
-        if len(ev):
-            ev["StartTime"] = ev["StartTime"].astype(np.int64) + shift
-            ev["EndTime"] = ev["EndTime"].astype(np.int64) + shift
-            events.append(ev)
-        offset = int(stamps[-1][-1]) + 2  # a one-sample gap keeps series apart
-    n = sum(len(s) for s in stamps)
+    stamps, events, kept = one_timeline([val for val, _ in parts])
     pooled = Mission(
         name=f"{mission.name} (validation of every series)",
-        values=np.zeros((n, 0), dtype=np.float32),
-        timestamps=np.concatenate(stamps),
+        values=np.zeros((len(stamps), 0), dtype=np.float32),
+        timestamps=stamps,
         channels=default_channel_table([]),
         labels=None,
-        events=pd.concat(events, ignore_index=True) if events else mission.events.iloc[:0],
+        events=mission.events.iloc[:0] if events is None else events,
     )
-    return np.concatenate([s for _, s in parts]).astype(np.float64), pooled
+    return np.concatenate([parts[i][1] for i in kept]).astype(np.float64), pooled
