@@ -14,6 +14,7 @@ from esa_lightning.data.mission import Mission, default_channel_table, empty_eve
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
+from tests.unit.test_thresholds import planted_mission
 
 
 def noisy_housekeeping_mission(T: int = 600, spike: int = 500) -> Mission:
@@ -106,32 +107,7 @@ def test_bad_settings_are_refused_by_name(bad):
 
 def events_in_training_only() -> Mission:
     """A planted labeled spike in the training range, none in the validation range."""
-    T = 400
-    rng = np.random.default_rng(1)
-    values = (0.1 * rng.standard_normal((T, 2))).astype(np.float32)
-    labels = np.zeros((T, 2), np.uint8)
-    ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
-    values[120:126, 0] += 25.0
-    labels[120:126, 0] = 1
-    events = pd.DataFrame(
-        {
-            "ID": ["id_1"],
-            "Channel": ["a"],
-            "StartTime": [ts[120]],
-            "EndTime": [ts[125]],
-            "Category": ["Anomaly"],
-        }
-    )
-    return Mission(
-        "toy",
-        values,
-        ts,
-        default_channel_table(["a", "b"]),
-        labels,
-        events,
-        val_start=200,
-        test_start=340,
-    )
+    return planted_mission(at=120)
 
 
 @pytest.mark.parametrize("fit_on, method", [("validation", "percentile"), ("fit_range", "f05")])

@@ -223,8 +223,9 @@ def test_calibration_falls_back_to_training_range(caplog):
 
 
 # ------------------------------------------------------------------------------ f05 method
-def planted_mission(with_event=True):
-    """Noise with a planted spike in the validation range, labeled as an event."""
+def planted_mission(with_event=True, at=270):
+    """Noise with a planted spike at row ``at`` (in the validation range by default), labeled
+    as an event."""
     T, val_start, test_start = 400, 200, 340
     rng = np.random.default_rng(1)
     values = (0.1 * rng.standard_normal((T, 2))).astype(np.float32)
@@ -232,14 +233,14 @@ def planted_mission(with_event=True):
     ts = pd.date_range("2000-01-01", periods=T, freq="30s").to_numpy()
     events = empty_events()
     if with_event:
-        values[270:276, 0] += 25.0
-        labels[270:276, 0] = 1
+        values[at : at + 6, 0] += 25.0
+        labels[at : at + 6, 0] = 1
         events = pd.DataFrame(
             {
                 "ID": ["id_1"],
                 "Channel": ["a"],
-                "StartTime": [ts[270]],
-                "EndTime": [ts[275]],
+                "StartTime": [ts[at]],
+                "EndTime": [ts[at + 5]],
                 "Category": ["Anomaly"],
             }
         )
