@@ -126,9 +126,6 @@ class HybridCombiner:
         """float64 log-odds of anomaly of feature rows ``x``."""
         return ((x - self.mean) / self.std) @ self.coef + self.intercept
 
-    def _probability(self, x: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-np.clip(self._logit(x), -50, 50)))
-
     def fit(self, components: dict[str, Any], fit_range: Mission, start: int = 0) -> HybridCombiner:
         """Fit the weights on the labeled rows of ``fit_range`` (training + validation) from
         row ``start`` on, the rows no component's learners read the labels of (a supervised
@@ -191,7 +188,7 @@ class HybridCombiner:
         outputs = {n: components[n].score_rows(mission) for n in self.names}
         x = np.hstack([component_features(outputs[n], self.neighbourhood) for n in self.names])
         logit = self._logit(x)
-        prob = (1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))).astype(np.float32)
+        prob = (1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))).astype(np.float32)  # reported
         channel = [o.channel_scores for o in outputs.values() if o.channel_scores is not None]
         alarm = (logit > self.threshold).astype(np.uint8)
         channel_scores = _rank_average(channel) if channel else None
