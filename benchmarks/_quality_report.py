@@ -160,6 +160,8 @@ def render_section(results: list[dict[str, Any]], meta: dict[str, Any], paths: l
                 f"Mission: {info['summary']}; {info['val_events']} events in validation, "
                 f"{info['test_events']} in test."
             )
+        if "labels" in info:  # what a supervised family can learn from (data.label_facts)
+            lines.append(f"Training {info['labels']}.")
         lines += ["", *leaderboard(mission), "", *findings(mission), ""]
         total += len(mission["rows"])
         looks += sum(r.get("test_looks", 0) for r in mission["rows"])

@@ -127,6 +127,7 @@ def missing_configs(overrides: list[str]) -> list[str]:
 _LOAD = """
 import json, sys
 from hydra import compose, initialize_config_dir
+from esa_lightning.data.label_facts import label_facts
 from esa_lightning.jobs.common import mission_from_config, one_line_errors
 with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
     cfg = compose(config_name="train", overrides=sys.argv[3:])
@@ -137,6 +138,9 @@ def count(part):
     return int(ev["ID"].nunique()) if "ID" in ev and not part.is_multiseries else len(ev)
 info = {"summary": m.summary(), "multiseries": m.is_multiseries,
         "val_events": count(m.val()), "test_events": count(m.test())}
+facts = label_facts(m)
+if facts is not None:
+    info["labels"] = facts.summary()
 open(sys.argv[2], "w").write(json.dumps(info))
 """
 

@@ -27,6 +27,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.callbacks import WeightRestorer
+from esa_lightning.data.label_facts import label_facts, supervision_warnings
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
 from esa_lightning.jobs.common import has_labeled_events, mission_from_config, print_config
@@ -135,6 +136,19 @@ def component_callbacks(cfg: DictConfig, spec: DictConfig) -> DictConfig | None:
     return OmegaConf.merge(base, OmegaConf.to_container(own, resolve=True))
 
 
+def warn_about_labels(cfg: DictConfig, mission: Any) -> None:
+    """Log the labels' facts; warn when a supervised component has too few to learn from."""
+    facts = label_facts(mission)
+    if facts is None:
+        return
+    log.info("%s", facts.summary())
+    for name, spec in component_specs(cfg).items():
+        model_class = get_class(spec.model._target_)
+        if getattr(model_class, "supervised", False):
+            for warning in supervision_warnings(facts):
+                log.warning("%s: %s", name, warning)
+
+
 def fit_component(
     name: str, spec: DictConfig, cfg: DictConfig, mission: Any, output_dir: Path
 ) -> tuple[DetectorModule, L.Trainer]:
@@ -197,6 +211,7 @@ def train(cfg: DictConfig) -> float | None:
 
     mission = mission_from_config(cfg.data)
     log.info("mission: %s", mission.summary())
+    warn_about_labels(cfg, mission)
 
     components: dict[str, DetectorModule] = {}
     features: dict[str, list[str]] = {}

@@ -68,6 +68,9 @@ class DetectorModule(L.LightningModule, ABC):
 
     #: the ``conf/datamodule`` option (``DATAMODULE_KIND`` of a datamodule) this family trains on
     datamodule_kind: ClassVar[str]
+    #: True when training reads the labels (a supervised family): training then says up front
+    #: when the mission's labels are too few to learn from (``data.label_facts``)
+    supervised: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()

@@ -41,6 +41,7 @@ class LitChannelEnsemble(DetectorModule):
     """
 
     datamodule_kind = "segments"
+    supervised = True
 
     def __init__(
         self,

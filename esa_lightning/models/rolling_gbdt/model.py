@@ -63,6 +63,7 @@ class RollingGBDT(DetectorModule):
     """Rolling-statistics features per channel, one HistGradientBoosting classifier."""
 
     datamodule_kind = "mission"
+    supervised = True
 
     def __init__(
         self,

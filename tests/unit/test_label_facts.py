@@ -1,0 +1,54 @@
+"""Training says up front when a supervised detector has too few labels to learn from."""
+
+import logging
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from esa_lightning.data.label_facts import label_facts, supervision_warnings
+from esa_lightning.jobs.train import warn_about_labels
+from tests.helpers import make_mission
+
+
+def test_facts_count_events_runs_and_anomalous_shares():
+    # training rows 0-999: events at 100-119 and 300-309 on channel 0; validation 1000-1499:
+    # one event of 100 rows; the test event at 1700 is never counted
+    m = make_mission(
+        anomalies=((100, 119), (300, 309), (1200, 1299), (1700, 1720)), n_channels=2
+    )
+    facts = label_facts(m)
+    assert facts.train_events == 2 and facts.val_events == 1
+    assert facts.channel_events == 1.0  # two runs on channel 0, none on channel 1
+    assert np.isclose(facts.train_anomalous, 30 / 1000)
+    assert np.isclose(facts.val_anomalous, 100 / 500)
+    assert "2 training events" in facts.summary()
+
+
+def test_warnings_name_the_thin_labels_and_a_mostly_anomalous_validation_range():
+    many = tuple((a, a + 5) for a in range(50, 950, 60))  # 15 runs on channel 0 of 1
+    rich = label_facts(make_mission(anomalies=many, n_channels=1))
+    assert rich.channel_events == 15 and supervision_warnings(rich) == []
+    thin = label_facts(make_mission(anomalies=((100, 119), (1000, 1400)), n_channels=4))
+    messages = supervision_warnings(thin)
+    assert len(messages) == 2
+    assert "0.2 labeled training runs per channel" in messages[0]
+    assert "80% of the validation rows are anomalous" in messages[1]
+
+
+def test_training_warns_only_for_supervised_families(caplog):
+    thin = make_mission(anomalies=((100, 119),), n_channels=4)
+    supervised = OmegaConf.create(
+        {"datamodule": {}, "model": {"_target_": "esa_lightning.models.rolling_gbdt.model."
+                                                "RollingGBDT"}, "experiment_name": "gbdt"}
+    )
+    unsupervised = OmegaConf.create(
+        {"datamodule": {}, "model": {"_target_": "esa_lightning.models.window_pca.model."
+                                                "WindowPCADetector"}, "experiment_name": "pca"}
+    )
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        warn_about_labels(unsupervised, thin)
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert any("training events" in r.getMessage() for r in caplog.records)
+        warn_about_labels(supervised, thin)
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and warned[0].startswith("gbdt: 0.2 labeled training runs")
