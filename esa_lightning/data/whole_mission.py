@@ -36,5 +36,11 @@ class WholeMissionDataModule(MissionDataModule):
         series = [str(name) for name in grids] if self.mission.is_multiseries else []
         return {"n_channels": counts.pop(), "series": series}
 
+    def label_fit_end(self) -> int:
+        """The model may read every training label (``rolling_gbdt`` fits its classifier on
+        them): its scores of the training rows are in sample, those of validation are not. For
+        independent series, 0: they are never stacked."""
+        return 0 if self.mission.is_multiseries else int(self.mission.val_start)
+
     def train_dataloader(self) -> DataLoader:
         return DataLoader(TensorDataset(torch.zeros(1, 0)), batch_size=1)

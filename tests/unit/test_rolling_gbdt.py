@@ -283,3 +283,9 @@ def test_the_rule_is_registered_under_its_kind():
     from esa_lightning.postprocessing.base import RULES
 
     assert RULES["f05_gap"] is GapClosingF05
+
+
+def test_a_stacked_model_never_fits_on_the_classifiers_training_rows(mission):
+    # the classifier reads every training label: its scores there are in sample, so a combiner
+    # stacked on it (MissionDataModule.label_fit_end) starts at the validation range
+    assert WholeMissionDataModule(mission).label_fit_end() == mission.val_start
