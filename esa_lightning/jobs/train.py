@@ -260,7 +260,8 @@ def record_for_api(detector: Any, mission: Any, chunk_rows: int) -> None:
     """What ``Detector.predict(df)`` needs beyond the model: the reader's preprocessing (with
     the channel table and ranges) and the nominal reference scores of the confidence."""
     from esa_lightning.data.preprocessing import PREPROCESSING_KEY, record_input
-    from esa_lightning.postprocessing.confidence import CALIBRATION_KEY, calibration_record
+    from esa_lightning.postprocessing.confidence import CALIBRATION_KEY
+    from esa_lightning.runtime.calibration import calibration_record
 
     detector.schema[PREPROCESSING_KEY] = record_input(mission)
     detector.info[CALIBRATION_KEY] = calibration_record(detector, mission, chunk_rows)

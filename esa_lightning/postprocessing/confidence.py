@@ -2,9 +2,10 @@
 
 At training, the fitted detector scores its validation range once more and keeps a sorted
 sample (evenly spaced quantiles) of the scores of its nominal rows (no label of any kind) in
-the artifact (``info["calibration"]``). ``confidence(scores, reference)`` is then the fraction
-of those nominal scores strictly below each score: 0.5 is a typical nominal row, 0.999 a score
-that one nominal row in a thousand exceeds. Without nominal validation rows the training range
+the artifact (``info["calibration"]``, written by ``runtime.calibration``).
+``confidence(scores, reference)`` is then the fraction of those nominal scores strictly below
+each score: 0.5 is a typical nominal row, 0.999 a score that one nominal row in a thousand
+exceeds. Without nominal validation rows the training range
 is used instead (recorded as ``source``); a detector trained before this was recorded has none,
 and its confidence is NaN.
 """
@@ -15,11 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from esa_lightning.data.mission import Mission, nominal_rows
-
 CALIBRATION_KEY = "calibration"
 REFERENCE_SIZE = 1001  # quantiles kept: a resolution of 0.1 %
-CHUNK_ROWS = 262_144
 
 
 def confidence(scores: np.ndarray, reference: np.ndarray | None) -> np.ndarray:
@@ -41,36 +39,6 @@ def reference_sample(scores: np.ndarray, size: int = REFERENCE_SIZE) -> np.ndarr
     if len(scores) <= size:
         return scores
     return np.quantile(scores, np.linspace(0.0, 1.0, size))
-
-
-def nominal_scores(scorer: Any, mission: Mission, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
-    """Scores of the nominal rows of every grid of ``mission`` (scored in chunks)."""
-    from esa_lightning.runtime.chunks import score_in_chunks
-
-    out = []
-    for part in mission.grids().values():
-        if len(part.values) == 0:
-            continue
-        rs = score_in_chunks(scorer, part, chunk_rows, keep_channel_scores="none")
-        out.append(np.asarray(rs.score)[nominal_rows(part)])
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-def calibration_record(
-    scorer: Any, mission: Mission, chunk_rows: int = CHUNK_ROWS
-) -> dict[str, Any] | None:
-    """``{"source", "n_rows", "reference_scores"}`` from the nominal validation rows (the
-    training range when validation holds none), or None when neither has a nominal row."""
-    for source, part in (("validation", mission.val()), ("training", mission.train())):
-        scores = nominal_scores(scorer, part, chunk_rows)
-        scores = scores[np.isfinite(scores)]
-        if len(scores):
-            return {
-                "source": source,
-                "n_rows": int(len(scores)),
-                "reference_scores": reference_sample(scores).tolist(),
-            }
-    return None
 
 
 def stored_reference(info: dict[str, Any]) -> np.ndarray | None:
