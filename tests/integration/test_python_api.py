@@ -199,26 +199,34 @@ def test_bad_frames_raise_errors_naming_the_column(trained, reader_mission, spoi
     assert f"column {column!r}" in str(caught.value)
 
 
-def test_kaggle_frame_equals_predict_py(small_mission_dir, tmp_path):
-    """id-indexed data (Kaggle layout): rows taken as given, NaN forward-filled as the reader
-    does, with a warning naming the column."""
+def zscore_detector(mission, folder: Path, threshold: float, record: bool = True):
+    """A robust z-score detector fitted by hand on ``mission``'s training rows, saved and
+    loaded back (with the reader's preprocessing recorded as training records it)."""
     from esa_lightning.api import Detector
     from esa_lightning.artifact import mission_schema
-    from esa_lightning.data.readers.kaggle import read_kaggle
     from esa_lightning.jobs.train import record_for_api
     from esa_lightning.models.zscore.model import RobustZScore
 
-    root = small_mission_dir / "kaggle"
-    mission = read_kaggle(root, cache_dir=tmp_path / "cache")
     model = RobustZScore(len(mission.channel_names))
     train = np.asarray(mission.train().values)
     model.median.copy_(torch.as_tensor(np.median(train, axis=0)))
     model.scale.copy_(torch.as_tensor(np.maximum(train.std(axis=0), 1e-6)))
-    model.threshold.fill_(4.0)
+    model.threshold.fill_(threshold)
     det = Detector({"z": model}, mission_schema(mission))
-    record_for_api(det, mission, 100_000)
-    det.save(tmp_path / "detector")
-    det = Detector.load(tmp_path / "detector")
+    if record:
+        record_for_api(det, mission, 100_000)
+    det.save(folder)
+    return Detector.load(folder)
+
+
+def test_kaggle_frame_equals_predict_py(small_mission_dir, tmp_path):
+    """id-indexed data (Kaggle layout): rows taken as given, NaN forward-filled as the reader
+    does, with a warning naming the column."""
+    from esa_lightning.data.readers.kaggle import read_kaggle
+
+    root = small_mission_dir / "kaggle"
+    mission = read_kaggle(root, cache_dir=tmp_path / "cache")
+    det = zscore_detector(mission, tmp_path / "detector", threshold=4.0)
 
     frame = pd.read_parquet(root / "test.parquet")
     result, messages = predict_quietly(det, frame)
@@ -246,3 +254,43 @@ def test_kaggle_frame_equals_predict_py(small_mission_dir, tmp_path):
                 pd.date_range("2000", periods=len(frame), freq="30s")
             )
         )
+
+
+def test_esa_csv_frame_equals_predict_py(tmp_path):
+    """Preprocessed ESA CSV data (a ``timestamp`` column): rows taken as given, a missing grid
+    row named but not filled, as the CSV reader does."""
+    from esa_lightning.data.readers.esa_csv import read_esa_csv
+    from tests.helpers import write_esa_csv
+
+    path = write_esa_csv(tmp_path / "mission.csv", n=60)
+    mission = read_esa_csv(path, cache_dir=tmp_path / "cache")
+    det = zscore_detector(mission, tmp_path / "detector", threshold=1.0)
+    frame = pd.read_csv(path)
+    result, messages = predict_quietly(det, frame)
+    assert messages == []
+    job = esa_lightning.predict(
+        tmp_path / "detector",
+        ["data=esa_csv", f"data.root={path}", "range=all", "max_figures=1"],
+        output_dir=tmp_path / "out",
+        root_dir=tmp_path,
+    )
+    submission = pd.read_csv(job.output_dir / "submission.csv")
+    np.testing.assert_array_equal(submission["is_anomaly"], result.rows["alarm"])
+    assert 0 < result.rows["alarm"].sum() < len(frame)
+
+    holed, messages = predict_quietly(det, frame.drop(index=30))
+    assert any("1 timestamp(s) of the grid missing" in m for m in messages)
+    assert len(holed.rows) == len(frame) - 1
+
+
+def test_detector_without_a_preprocessing_record_says_so(small_mission_dir, tmp_path):
+    """An artifact trained before the record existed: the frame is taken as preprocessed, with
+    a warning; no reference scores, so the confidence is NaN."""
+    from esa_lightning.data.readers.kaggle import read_kaggle
+
+    root = small_mission_dir / "kaggle"
+    mission = read_kaggle(root, cache_dir=tmp_path / "cache")
+    det = zscore_detector(mission, tmp_path / "detector", threshold=4.0, record=False)
+    result, messages = predict_quietly(det, pd.read_parquet(root / "test.parquet"))
+    assert any("records no preprocessing" in m for m in messages)
+    assert result.rows["confidence"].isna().all()
