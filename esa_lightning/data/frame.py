@@ -58,9 +58,13 @@ class InputCheck:
     def warn(self, reason: str, column: str | None = None) -> None:
         if self.strict:
             raise ESAInputError(f"{reason} (strict=True)", path=SOURCE, column=column)
+        self.note(reason, column)
+
+    def note(self, reason: str, column: str | None = None) -> None:
+        """A warning that ``strict`` does not turn into an error (nothing is repaired)."""
         text = f"{SOURCE}: column {column!r}: {reason}" if column else f"{SOURCE}: {reason}"
         self.messages.append(text)
-        warnings.warn(text, InputWarning, stacklevel=4)
+        warnings.warn(text, InputWarning, stacklevel=5)
 
 
 def frame_to_mission(
@@ -87,7 +91,7 @@ def frame_to_mission(
     names, commands = list(schema["channels"]), list(schema.get("telecommands", []))
     stamps = _index(frame, prep)
     columns = _numeric_columns(frame, names + commands)
-    _note_extra(frame, names + commands, prep)
+    _note_extra(frame, names + commands, prep, check)
     for name in names:
         if not np.isfinite(columns[name]).any():
             raise ESAInputError("channel holds no finite value", path=SOURCE, column=name)
@@ -198,7 +202,9 @@ def _numeric_columns(frame: pd.DataFrame, wanted: list[str]) -> dict[str, np.nda
     return out
 
 
-def _note_extra(frame: pd.DataFrame, wanted: list[str], prep: Preprocessing) -> None:
+def _note_extra(
+    frame: pd.DataFrame, wanted: list[str], prep: Preprocessing, check: InputCheck
+) -> None:
     """Columns the detector does not use are ignored (labels and the key without a word)."""
     keys = {"timestamp"} if prep.index == "time" else {"id"}
     extra = [
@@ -208,11 +214,7 @@ def _note_extra(frame: pd.DataFrame, wanted: list[str], prep: Preprocessing) -> 
     ]
     if extra:
         shown = ", ".join(repr(c) for c in extra[:5]) + (" ..." if len(extra) > 5 else "")
-        warnings.warn(
-            f"{SOURCE}: ignored {len(extra)} column(s) the detector was not trained on: {shown}",
-            InputWarning,
-            stacklevel=4,
-        )
+        check.note(f"ignored {len(extra)} column(s) the detector was not trained on: {shown}")
 
 
 def _channel_table(recorded: dict[str, Any], names: list[str]) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission
 
 PREPROCESSING_KEY = "preprocessing"
 RANGE_ROWS = 262_144  # rows per block when measuring channel ranges
+UNIT_COLUMNS = ["Physical Unit"]  # kept from channels.csv for reports in physical units
 
 
 @dataclass(frozen=True)
@@ -70,5 +71,6 @@ def record_input(mission: Mission) -> dict[str, Any] | None:
     record = mission.meta.get(PREPROCESSING_KEY)
     if record is None:
         return None
-    table = mission.channels[CHANNEL_TABLE_COLUMNS].to_json(orient="records")
+    columns = CHANNEL_TABLE_COLUMNS + [c for c in UNIT_COLUMNS if c in mission.channels]
+    table = mission.channels[columns].to_json(orient="records")
     return {**record, "channel_table": json.loads(table), "ranges": channel_ranges(mission)}

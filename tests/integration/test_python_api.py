@@ -180,6 +180,14 @@ def test_counters_differenced_the_wrong_way_are_named(trained, reader_mission):
     assert any("'channel_1'" in m and "undifferenced counter" in m for m in messages)
 
 
+def test_unknown_columns_are_ignored_with_a_note_and_labels_silently(trained, reader_mission):
+    det = trained[0].detector
+    frame = grid_frame(reader_mission).iloc[:200].assign(notes=1.0, is_anomaly_channel_3=0)
+    result, messages = predict_quietly(det, frame, strict=True)
+    assert messages == ["DataFrame: ignored 1 column(s) the detector was not trained on: 'notes'"]
+    assert result.warnings == messages
+
+
 @pytest.mark.parametrize(
     "spoil, column, reason",
     [
