@@ -25,7 +25,9 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.models.gru_ae.network import members_of
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
+from esa_lightning.postprocessing.confidence import CALIBRATION_KEY
 from esa_lightning.postprocessing.thresholds import WindowThreshold
+from esa_lightning.runtime.calibration import calibration_record
 
 log = logging.getLogger("esa_lightning")
 
@@ -104,11 +106,15 @@ def merge_detectors(
     for rule in refit:
         rule.fit(merged, SimpleNamespace(mission=mission))
     info = {**detectors[0].info, "merged_from": list(sources)}
+    info.pop(CALIBRATION_KEY, None)  # the first source's nominal scores, not the merged ones
     config = OmegaConf.create(detectors[0].config_yaml or "{}")
     if OmegaConf.select(config, "model") is not None:
         config.model.members = len(members[0])  # the config it reads as: N networks each
     yaml = OmegaConf.to_yaml(config)
-    return Detector({name: merged}, detectors[0].schema, config_yaml=yaml, info=info)
+    detector = Detector({name: merged}, detectors[0].schema, config_yaml=yaml, info=info)
+    if mission is not None:
+        detector.info[CALIBRATION_KEY] = calibration_record(detector, mission)
+    return detector
 
 
 def merge(cfg: Any) -> dict[str, float]:

@@ -45,7 +45,7 @@ def predict(cfg: Any) -> dict[str, float]:
     if len(part.values) == 0:
         raise ESAInputError("no rows to score (is the test range empty?)", path=cfg.data.root)
     log.info("scoring %d rows of %s", len(part.values), mission.name)
-    scores = score_in_chunks(detector, part, int(cfg.chunk_rows), keep_channel_scores="alarmed")
+    scores = score_part(detector, part, int(cfg.chunk_rows))
     metrics: dict[str, float] = {}
     if has_labeled_events(part):
         metrics = report_for(
@@ -56,13 +56,34 @@ def predict(cfg: Any) -> dict[str, float]:
     return metrics
 
 
+def score_part(detector: Any, part: Mission, chunk_rows: int) -> RowScores:
+    """Scores of every row of ``part``, per-channel ones kept on alarmed rows (what the interval
+    report reads): predict.py and the Python API (``Detector.predict``) both score this way."""
+    return score_in_chunks(detector, part, chunk_rows, keep_channel_scores="alarmed")
+
+
+def intervals_for(part: Mission, scores: RowScores) -> Any:
+    """The alarm intervals of ``scores`` on ``part`` (intervals.csv, ``Prediction.intervals``)."""
+    from esa_lightning.reporting.outputs import alarm_intervals
+
+    ids = row_ids(part)
+    timestamps = np.asarray(part.timestamps) if part.timestamps is not None else ids
+    return alarm_intervals(
+        timestamps,
+        scores.alarm,
+        scores.score,
+        part.channel_names,
+        scores.channel_scores,
+        scores.channel_alarm,
+    )
+
+
 def write_outputs(
     out: Path, part: Mission, scores: RowScores, cfg: Any, metrics: dict[str, float]
 ) -> None:
     """submission.csv, intervals.csv, report.csv, alarms/*.png and index.html."""
     from esa_lightning.reporting.events import window_report, write_window_report
     from esa_lightning.reporting.outputs import (
-        alarm_intervals,
         plot_alarms,
         write_index_html,
         write_intervals,
@@ -72,14 +93,7 @@ def write_outputs(
     ids = row_ids(part)
     write_submission(ids, scores.alarm, out / "submission.csv")
     timestamps = np.asarray(part.timestamps) if part.timestamps is not None else ids
-    intervals = alarm_intervals(
-        timestamps,
-        scores.alarm,
-        scores.score,
-        part.channel_names,
-        scores.channel_scores,
-        scores.channel_alarm,
-    )
+    intervals = intervals_for(part, scores)
     write_intervals(intervals, out / "intervals.csv")
     write_window_report(
         window_report(scores.alarm, ids, block=int(cfg.report_block)), out / "report.csv"

@@ -235,6 +235,7 @@ def train(cfg: DictConfig) -> float | None:
         detector.checkpoints = {
             name: output_dir / "checkpoints" / name / "last.ckpt" for name in components
         }
+        record_for_api(detector, mission, int(cfg.get("chunk_rows", 262_144)))
         parts = {"val": mission.val()}
         if cfg.test:
             parts["test"] = mission.test()
@@ -268,6 +269,17 @@ def _build_detector(
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         info={"experiment": cfg.get("experiment_name"), "mission": mission.name},
     )
+
+
+def record_for_api(detector: Any, mission: Any, chunk_rows: int) -> None:
+    """What ``Detector.predict(df)`` needs beyond the model: the reader's preprocessing (with
+    the channel table and ranges) and the nominal reference scores of the confidence."""
+    from esa_lightning.data.preprocessing import PREPROCESSING_KEY, record_input
+    from esa_lightning.postprocessing.confidence import CALIBRATION_KEY
+    from esa_lightning.runtime.calibration import calibration_record
+
+    detector.schema[PREPROCESSING_KEY] = record_input(mission)
+    detector.info[CALIBRATION_KEY] = calibration_record(detector, mission, chunk_rows)
 
 
 def _print_summary(metrics: dict[str, float], output_dir: Path) -> None:

@@ -195,7 +195,12 @@ def test_merging_default_detectors_refits_their_error_scale_and_threshold():
                                   post_processing=rules)
         trainer(max_epochs=1).fit(model, dm)
         detectors.append(Detector({"gru": model}, mission_schema(mission)))
+    detectors[0].info["calibration"] = {"reference_scores": [0.0, 1.0]}  # a source's own
     merged = merge_detectors(detectors, ["a", "b"], mission)
     model = merged.components["gru"]
     assert model.channel_norm is not None and model.is_calibrated
     assert np.isfinite(model.score_rows(mission.test()).score).all()
+    # the confidence's nominal reference is the merged detector's validation scores
+    from esa_lightning.runtime.calibration import calibration_record
+
+    assert merged.info["calibration"] == calibration_record(merged, mission)

@@ -52,6 +52,7 @@ import pandas as pd
 from esa_lightning import io
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import CATEGORY_TO_CODE, Mission
+from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.cache import read_through_cache
 from esa_lightning.data.readers.esa_adb_grid import (
     build_arrays,
@@ -185,6 +186,13 @@ def read_esa_mission(
             "cache_key": key,
             "counters": options["counters"],
             "lightweight": list(lightweight),
+            PREPROCESSING_KEY: Preprocessing(
+                index="time",
+                resample="hold",
+                period=str(pd.Timedelta(p_ns, unit="ns")),
+                counters=options["counters"],
+                telecommands="pulses",
+            ).to_dict(),
         },
     )
 

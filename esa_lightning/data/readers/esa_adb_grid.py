@@ -28,6 +28,26 @@ _T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- raw series
+@dataclass(frozen=True)
+class SeriesInMemory:
+    """One channel's or telecommand's raw samples already in memory, where ``build_arrays``
+    otherwise takes a file: the Python API resamples a DataFrame's columns through the same
+    grid code as the reader. ``source`` is what error messages name."""
+
+    timestamps: np.ndarray  # int64 ns UTC, strictly increasing
+    values: np.ndarray  # float64
+    source: str
+
+    def __str__(self) -> str:
+        return self.source
+
+
+def _raw_samples(source: Path | SeriesInMemory, name: str | None) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(source, SeriesInMemory):
+        return source.timestamps, source.values
+    return read_raw_series(source, name)
+
+
 def period_ns(period: str | pd.Timedelta) -> int:
     """The grid period in integer nanoseconds (positive)."""
     try:
@@ -218,7 +238,7 @@ def _hold(
 
 def _channel_column(
     name: str,
-    path: Path,
+    path: Path | SeriesInMemory,
     p_ns: int,
     counter: bool,
     k_lo: int | None,
@@ -226,7 +246,7 @@ def _channel_column(
     max_rows: int = 50_000_000,
 ) -> _Column:
     """Read, validate, repair and resample one channel (runs in a worker thread)."""
-    ts, values = read_raw_series(path, name)
+    ts, values = _raw_samples(path, name)
     lo_ts = int(ts[0]) if k_lo is None else max(int(ts[0]), k_lo * p_ns)
     hi_ts = int(ts[-1]) if k_hi is None else min(int(ts[-1]), k_hi * p_ns)
     if (hi_ts - lo_ts) // p_ns + 1 > max_rows:
@@ -254,8 +274,8 @@ def _channel_column(
 
 def build_arrays(
     names: list[str],
-    files: list[Path],
-    tc_files: list[Path],
+    files: list[Path | SeriesInMemory],
+    tc_files: list[Path | SeriesInMemory],
     events: pd.DataFrame,
     p_ns: int,
     counters: set[str],
@@ -390,9 +410,9 @@ def _label_mask(events: pd.DataFrame, names: list[str], k_lo: int, n: int, p_ns:
     return mask
 
 
-def _execution_times(path: Path) -> np.ndarray:
+def _execution_times(path: Path | SeriesInMemory) -> np.ndarray:
     """Execution times (int64 ns) of one telecommand file."""
-    return read_raw_series(path)[0]
+    return _raw_samples(path, None)[0]
 
 
 def _telecommand_pulses(times: list[np.ndarray], k_lo: int, n: int, p_ns: int) -> np.ndarray:

@@ -30,6 +30,7 @@ import pyarrow.csv as pacsv
 
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission, default_channel_table
+from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.cache import read_through_cache
 from esa_lightning.data.readers.common import (
     MAX_CODE,
@@ -108,6 +109,7 @@ def read_esa_csv(
     else:
         val_start, test_start = split_points_by_time(ts, split_date, val_days, val_fraction)
     labels = arrays["labels"]
+    period = median_period(ts)
     return Mission(
         name=_mission_name(Path(root)),
         values=arrays["values"],
@@ -117,10 +119,17 @@ def read_esa_csv(
         events=events_from_labels(labels, ts, names),
         telecommands=arrays["telecommands"],
         telecommand_names=list(telecommand_cols),
-        period=median_period(ts),
+        period=period,
         test_start=test_start,
         val_start=val_start,
-        meta={"source": str(root), "files": [f.name for f in files], "cache_key": key},
+        meta={
+            "source": str(root),
+            "files": [f.name for f in files],
+            "cache_key": key,
+            PREPROCESSING_KEY: Preprocessing(
+                index="time", period=None if period is None else str(period)
+            ).to_dict(),
+        },
     )
 
 

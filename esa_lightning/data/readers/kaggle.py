@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.cache import read_through_cache
 from esa_lightning.data.readers.common import (
     check_codes,
@@ -116,6 +117,7 @@ def read_kaggle(
             "test_labeled": bool(info["test_labeled"]),
             "labels_broadcast": True,
             "cache_key": key,
+            PREPROCESSING_KEY: Preprocessing(index="id").to_dict(),
         },
     )
 

@@ -1,0 +1,117 @@
+"""Training and batch prediction from a notebook: ``train.py`` / ``predict.py`` in-process.
+
+    import esa_lightning
+    run = esa_lightning.train(["experiment=smoke"])      # Hydra overrides, as on the command line
+    run.detector.predict(df); run.metrics; run.output_dir
+
+The configs are composed with Hydra's compose API (no ``hydra.main``: nothing changes the
+working directory or the logging setup) and the jobs run unchanged. Where files go:
+
+- ``root_dir`` (``paths.root_dir``: ``datasets/`` with the generated synthetic mission and the
+  readers' caches, and ``outputs/``): the argument, else ``$ESA_LIGHTNING_ROOT``, else
+  ``~/esa_lightning``. Never the current directory unless asked (``root_dir="."`` shares the
+  clone's ``datasets/`` and ``outputs/`` with ``python train.py``).
+- ``output_dir`` (the run folder): the argument, else
+  ``<root_dir>/outputs/<experiment_name>/<date>_<time>``, as ``train.py`` names it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT_ENV = "ESA_LIGHTNING_ROOT"
+DEFAULT_ROOT = Path("~") / "esa_lightning"
+
+
+@dataclass
+class RunResult:
+    """A finished run: its folder, its ``metrics.json`` and, for training, the detector."""
+
+    output_dir: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+    detector: Any = None  # esa_lightning.api.Detector after train()
+
+
+def config_dir() -> Path:
+    """The ``conf/`` folder: shipped inside the package, or beside it in a clone."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    from esa_lightning.errors import ESAInputError
+
+    raise ESAInputError("the configs (conf/train.yaml) are not installed", path=package)
+
+
+def compose_job(
+    name: str,
+    overrides: Sequence[str] = (),
+    *,
+    output_dir: str | os.PathLike | None = None,
+    root_dir: str | os.PathLike | None = None,
+) -> Any:
+    """``conf/<name>.yaml`` composed with ``overrides``, its paths set as the module says."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    root = Path(root_dir or os.environ.get(ROOT_ENV) or DEFAULT_ROOT).expanduser().resolve()
+    GlobalHydra.instance().clear()  # compose refuses to start over an initialised Hydra
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=list(overrides))
+    GlobalHydra.instance().clear()
+    if output_dir is None:
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        output_dir = root / "outputs" / str(cfg.experiment_name) / stamp
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(root)
+        cfg.paths.output_dir = str(Path(output_dir).expanduser().resolve())
+    return cfg
+
+
+def train(
+    overrides: Sequence[str] = (),
+    *,
+    output_dir: str | os.PathLike | None = None,
+    root_dir: str | os.PathLike | None = None,
+) -> RunResult:
+    """Run ``train.py`` with ``overrides`` in-process; return the saved detector (loaded back
+    as ``esa_lightning.Detector``), the metrics and the run folder."""
+    from esa_lightning.api import Detector
+    from esa_lightning.jobs.train import train as train_job
+
+    cfg = compose_job("train", overrides, output_dir=output_dir, root_dir=root_dir)
+    train_job(cfg)
+    out = Path(cfg.paths.output_dir)
+    return RunResult(out, _metrics(out), Detector.load(out / "detector"))
+
+
+def predict(
+    detector_dir: str | os.PathLike,
+    overrides: Sequence[str] = (),
+    *,
+    output_dir: str | os.PathLike | None = None,
+    root_dir: str | os.PathLike | None = None,
+) -> RunResult:
+    """Run ``predict.py ckpt=detector_dir`` with ``overrides`` (e.g. ``data=kaggle``,
+    ``data.root=...``) in-process; the run folder holds its submission and report."""
+    from omegaconf import open_dict
+
+    from esa_lightning.jobs.predict import predict as predict_job
+
+    cfg = compose_job("predict", overrides, output_dir=output_dir, root_dir=root_dir)
+    with open_dict(cfg):  # not an override: any path, quotes and '=' included
+        cfg.ckpt = str(Path(detector_dir).expanduser().resolve())
+    metrics = predict_job(cfg)
+    return RunResult(Path(cfg.paths.output_dir), dict(metrics or {}))
+
+
+def _metrics(out: Path) -> dict[str, float]:
+    path = out / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -1,0 +1,396 @@
+"""A DataFrame in raw units -> the ``Mission`` the detector's reader would have built from it.
+
+The detector's schema records the reader's preprocessing (``data.preprocessing``); this module
+repeats it through the reader's own code: ``esa_adb_grid.build_arrays`` (zero-order hold onto
+the grid, counter differencing, telecommand pulses) for raw ESA-ADB data, the readers' forward
+fill for data taken row by row (ESA CSV, Kaggle). Input problems are named by column: missing
+columns, wrong dtypes and unusable indexes are ``ESAInputError``s; NaN gaps, grid holes and
+counters that look differenced the wrong way are ``InputWarning``s (errors with ``strict``).
+
+Expected frames
+---------------
+- time-indexed detectors: a ``DatetimeIndex`` (or a ``timestamp`` column); raw ESA data may be
+  irregular (e.g. every channel file joined on the union of their timestamps, NaN where a channel
+  has no sample) or already on the grid (one row per grid point).
+- id-indexed detectors (Kaggle): an integer index or an ``id`` column.
+- one column per channel and per telecommand the detector was trained on, in raw units (raw
+  cumulative counters; telecommand columns non-zero where a command executed).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from esa_lightning.data.mission import (
+    CHANNEL_TABLE_COLUMNS,
+    Mission,
+    default_channel_table,
+    empty_events,
+)
+from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
+from esa_lightning.data.readers.common import forward_fill_nonfinite, zero_nonfinite
+from esa_lightning.errors import ESAInputError
+
+SOURCE = "DataFrame"
+LABEL_COLUMNS = ("is_anomaly",)  # and is_anomaly_<channel>: labels, ignored without a word
+MIN_CHANGES = 10  # changes a column needs before its monotonic behaviour is judged
+DIFFERENCED_SHARE = 0.2  # a raw counter decreases (resets) in fewer of its changes than this
+COUNTER_SPAN = 10.0  # a monotonic column spanning this many training ranges looks cumulative
+
+
+class InputWarning(UserWarning):
+    """A problem of the input DataFrame that has a documented repair (NaN gaps, grid holes) or
+    that a heuristic suspects (a counter differenced the wrong way)."""
+
+
+@dataclass
+class InputCheck:
+    """Collects the input warnings; with ``strict`` the first one is raised instead."""
+
+    strict: bool = False
+    messages: list[str] = field(default_factory=list)
+
+    def warn(self, reason: str, column: str | None = None) -> None:
+        if self.strict:
+            raise ESAInputError(f"{reason} (strict=True)", path=SOURCE, column=column)
+        self.note(reason, column)
+
+    def note(self, reason: str, column: str | None = None) -> None:
+        """A warning that ``strict`` does not turn into an error (nothing is repaired)."""
+        text = f"{SOURCE}: column {column!r}: {reason}" if column else f"{SOURCE}: {reason}"
+        self.messages.append(text)
+        warnings.warn(text, InputWarning, stacklevel=5)
+
+
+def frame_to_mission(
+    frame: pd.DataFrame, schema: dict[str, Any], *, strict: bool = False
+) -> tuple[Mission, list[str]]:
+    """The single-grid ``Mission`` of ``frame`` as the detector with ``schema`` expects it, and
+    the input warnings issued. The whole frame is the range to score (``test_start`` 0)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ESAInputError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    if schema.get("multiseries"):
+        raise ESAInputError(
+            "this detector scores independent series (NASA layout): predict(df) takes "
+            "single-grid data; use predict.py for it"
+        )
+    check = InputCheck(strict)
+    recorded = schema.get(PREPROCESSING_KEY) or {}
+    prep = Preprocessing.from_dict(recorded)
+    if prep is None:
+        prep = Preprocessing(index="time" if schema.get("period") else "id")
+        check.warn(
+            "this detector records no preprocessing (trained before it was recorded): the "
+            "frame is taken row by row, already preprocessed"
+        )
+    names, commands = list(schema["channels"]), list(schema.get("telecommands", []))
+    stamps = _index(frame, prep)
+    columns = _numeric_columns(frame, names + commands)
+    _note_extra(frame, names + commands, prep, check)
+    for name in names:
+        if not np.isfinite(columns[name]).any():
+            raise ESAInputError("channel holds no finite value", path=SOURCE, column=name)
+    _check_counters(columns, names, prep, recorded.get("ranges") or {}, check)
+    if prep.resample == "hold":
+        values, telecommands, stamps = _hold_on_grid(stamps, columns, names, commands, prep, check)
+    else:
+        values, telecommands = _row_by_row(stamps, columns, names, commands, prep, check)
+    mission = Mission(
+        name=SOURCE,
+        values=values,
+        timestamps=stamps,
+        channels=_channel_table(recorded, names),
+        labels=np.zeros((len(values), len(names)), dtype=np.uint8),
+        events=empty_events(str(stamps.dtype)),
+        telecommands=telecommands,
+        telecommand_names=commands,
+        period=None if prep.period is None else pd.Timedelta(prep.period),
+        test_start=0,
+        val_start=0,
+        meta={"source": SOURCE, PREPROCESSING_KEY: prep.to_dict(), "test_labeled": False},
+    )
+    return mission, check.messages
+
+
+# ------------------------------------------------------------------------------- the index
+def _index(frame: pd.DataFrame, prep: Preprocessing) -> np.ndarray:
+    """datetime64[ns] or int64 row keys, strictly increasing."""
+    if prep.index == "time":
+        if "timestamp" in frame.columns and not isinstance(frame.index, pd.DatetimeIndex):
+            index = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], errors="coerce"))
+            where = "timestamp"
+        else:
+            index, where = frame.index, "index"
+        if not isinstance(index, pd.DatetimeIndex):
+            raise ESAInputError(
+                f"the detector was trained on time-indexed data: give a DatetimeIndex (got "
+                f"{type(index).__name__}) or a 'timestamp' column",
+                path=SOURCE,
+                column=where,
+            )
+        if index.tz is not None:
+            index = index.tz_convert("UTC").tz_localize(None)
+        if index.hasnans:
+            raise ESAInputError("missing timestamp (NaT)", path=SOURCE, column=where)
+        keys = index.as_unit("ns").to_numpy()
+    else:
+        raw = frame["id"] if "id" in frame.columns else pd.Series(frame.index)
+        where = "id" if "id" in frame.columns else "index"
+        if not pd.api.types.is_integer_dtype(raw.dtype):
+            raise ESAInputError(
+                f"the detector was trained on id-indexed data (Kaggle): give integer ids as "
+                f"the index or an 'id' column (got {raw.dtype})",
+                path=SOURCE,
+                column=where,
+            )
+        keys = raw.to_numpy(dtype=np.int64)
+    if len(keys) == 0:
+        raise ESAInputError("no rows to score", path=SOURCE)
+    step = np.diff(keys)
+    if (step <= 0).any():
+        i = int(np.flatnonzero(step <= 0)[0])
+        what = "duplicate" if step[i] == 0 else "unsorted"
+        raise ESAInputError(
+            f"{what} key at row {i + 1} (sort the frame, drop duplicates)",
+            path=SOURCE,
+            column=where,
+            value=str(keys[i + 1]),
+        )
+    return keys
+
+
+# ----------------------------------------------------------------------------- the columns
+def _numeric_columns(frame: pd.DataFrame, wanted: list[str]) -> dict[str, np.ndarray]:
+    """float64 arrays of the ``wanted`` columns (NaN kept); missing or non-numeric is an error."""
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ESAInputError(
+            f"missing {len(missing)} column(s) the detector was trained on: {shown}",
+            path=SOURCE,
+            column=missing[0],
+        )
+    out = {}
+    for name in wanted:
+        col = frame[name]
+        if isinstance(col, pd.DataFrame):
+            raise ESAInputError("duplicate column name", path=SOURCE, column=name)
+        if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype):
+            out[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            continue
+        if not pd.api.types.is_object_dtype(col.dtype) and not pd.api.types.is_string_dtype(
+            col.dtype
+        ):
+            raise ESAInputError(
+                f"wrong dtype {col.dtype}: expected numbers", path=SOURCE, column=name
+            )
+        numeric = pd.to_numeric(col, errors="coerce")
+        bad = numeric.isna() & col.notna()
+        if bad.any():
+            raise ESAInputError(
+                f"wrong dtype {col.dtype}: not a number",
+                path=SOURCE,
+                column=name,
+                value=col[bad].iloc[0],
+            )
+        out[name] = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+def _note_extra(
+    frame: pd.DataFrame, wanted: list[str], prep: Preprocessing, check: InputCheck
+) -> None:
+    """Columns the detector does not use are ignored (labels and the key without a word)."""
+    keys = {"timestamp"} if prep.index == "time" else {"id"}
+    extra = [
+        str(c)
+        for c in frame.columns
+        if c not in set(wanted) and c not in keys and not str(c).startswith(LABEL_COLUMNS)
+    ]
+    if extra:
+        shown = ", ".join(repr(c) for c in extra[:5]) + (" ..." if len(extra) > 5 else "")
+        check.note(f"ignored {len(extra)} column(s) the detector was not trained on: {shown}")
+
+
+def _channel_table(recorded: dict[str, Any], names: list[str]) -> pd.DataFrame:
+    rows = recorded.get("channel_table")
+    if not rows:
+        return default_channel_table(names)
+    table = pd.DataFrame(rows)
+    table = table.set_index("Channel").reindex(names).reset_index()
+    default = default_channel_table(names)
+    for col in CHANNEL_TABLE_COLUMNS[1:]:
+        table[col] = (
+            table[col].where(table[col].notna(), default[col]) if col in table else default[col]
+        )
+    for col in ("Target", "Categorical"):
+        table[col] = table[col].astype(bool)
+    return table
+
+
+# ------------------------------------------------------------------------------- counters
+def _check_counters(
+    columns: dict[str, np.ndarray],
+    names: list[str],
+    prep: Preprocessing,
+    ranges: dict[str, list[float]],
+    check: InputCheck,
+) -> None:
+    """A counter the detector differences must arrive cumulative (it rarely decreases); a
+    channel it takes as it is must not arrive cumulative when training saw it differenced."""
+    counters = set(prep.counters)
+    for name in names:
+        raw = columns[name]
+        raw = raw[np.isfinite(raw)]
+        step = np.diff(raw)
+        changes = step[step != 0]
+        if len(changes) < MIN_CHANGES:
+            continue
+        falling = int((changes < 0).sum())
+        if name in counters and falling > DIFFERENCED_SHARE * len(changes):
+            check.warn(
+                f"the detector differences this counter itself, but it decreases in {falling} "
+                f"of its {len(changes)} changes: it looks already differenced; pass the raw "
+                "cumulative counter",
+                column=name,
+            )
+        elif name not in counters and falling == 0 and name in ranges:
+            lo, hi = ranges[name]
+            span, trained = float(raw[-1] - raw[0]), max(float(hi - lo), 1e-12)
+            if span > COUNTER_SPAN * trained:
+                check.warn(
+                    f"rises monotonically by {span:.6g}, {span / trained:.0f} times the range "
+                    f"seen in training [{lo:.6g}, {hi:.6g}]: it looks like an undifferenced "
+                    "counter, while the detector was trained on its differences; difference it "
+                    "first",
+                    column=name,
+                )
+
+
+# ----------------------------------------------------------------------- the two pipelines
+def _hold_on_grid(
+    stamps: np.ndarray,
+    columns: dict[str, np.ndarray],
+    names: list[str],
+    commands: list[str],
+    prep: Preprocessing,
+    check: InputCheck,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw ESA samples onto the period grid by the reader's own code (``build_arrays``)."""
+    from esa_lightning.data.readers.esa_adb_grid import SeriesInMemory, build_arrays, period_ns
+
+    p_ns = period_ns(prep.period)
+    ts = stamps.astype(np.int64)
+    if (ts % p_ns == 0).all():  # one row per grid point: NaN cells and missing rows are gaps
+        _warn_gaps(stamps, columns, names, p_ns, check)
+    series = []
+    for name in names:
+        ok = np.isfinite(columns[name])
+        series.append(SeriesInMemory(ts[ok], columns[name][ok], f"{SOURCE} column {name!r}"))
+    executions = []
+    for name in commands:
+        col = columns[name]
+        fired = np.isfinite(col) & (col != 0)
+        executions.append(SeriesInMemory(ts[fired], col[fired], f"{SOURCE} column {name!r}"))
+    start, end = pd.Timestamp(int(ts[0])), pd.Timestamp(int(ts[-1]))
+    events = empty_events()
+    arrays, info = build_arrays(
+        names, series, executions, events, p_ns, set(prep.counters), start, end
+    )
+    n = int(info["n_rows"])
+    grid = ((np.arange(n, dtype=np.int64) + int(info["k_lo"])) * p_ns).view("datetime64[ns]")
+    return arrays["values"], arrays["telecommands"], grid
+
+
+def _row_by_row(
+    stamps: np.ndarray,
+    columns: dict[str, np.ndarray],
+    names: list[str],
+    commands: list[str],
+    prep: Preprocessing,
+    check: InputCheck,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows as given, NaN/inf repaired the readers' way (forward fill; telecommands 0)."""
+    _warn_nan(stamps, columns, names, "forward-filled from the previous row", check)
+    _warn_skipped_keys(stamps, prep, check)
+    values = np.stack([columns[c] for c in names], axis=1).astype(np.float32)
+    telecommands = np.zeros((len(stamps), len(commands)), dtype=np.float32)
+    if commands:
+        telecommands = np.stack([columns[c] for c in commands], axis=1).astype(np.float32)
+    with warnings.catch_warnings():  # counted per column above
+        warnings.simplefilter("ignore")
+        forward_fill_nonfinite(values, names, source=SOURCE)
+        zero_nonfinite(telecommands, source=SOURCE)
+    return values, telecommands
+
+
+# ---------------------------------------------------------------------------- gap reports
+def _warn_gaps(
+    stamps: np.ndarray,
+    columns: dict[str, np.ndarray],
+    names: list[str],
+    p_ns: int,
+    check: InputCheck,
+) -> None:
+    """A frame on the grid: NaN cells and missing grid rows are held at the previous value."""
+    _warn_nan(stamps, columns, names, "held at the channel's previous value", check)
+    ts = stamps.astype(np.int64)
+    step = np.diff(ts) // p_ns
+    holes = int((step - 1).sum())
+    if holes:
+        first = pd.Timestamp(int(ts[int(np.argmax(step > 1))] + p_ns))
+        check.warn(
+            f"{holes} grid timestamp(s) missing on the {pd.Timedelta(p_ns, unit='ns')} grid "
+            f"(first at {first}): every channel holds its previous value there"
+        )
+
+
+def _warn_nan(
+    stamps: np.ndarray,
+    columns: dict[str, np.ndarray],
+    names: list[str],
+    repair: str,
+    check: InputCheck,
+) -> None:
+    for name in names:
+        bad = ~np.isfinite(columns[name])
+        if not bad.any():
+            continue
+        first, length = _longest_run(bad)
+        check.warn(
+            f"{int(bad.sum())} NaN/inf value(s), the longest gap {length} row(s) from "
+            f"{pd.Timestamp(stamps[first]) if stamps.dtype.kind == 'M' else stamps[first]}: "
+            f"{repair} (the first value before the channel's first one)",
+            column=name,
+        )
+
+
+def _warn_skipped_keys(stamps: np.ndarray, prep: Preprocessing, check: InputCheck) -> None:
+    if prep.index == "id":
+        step, unit = np.diff(stamps), 1
+    elif prep.period is not None:
+        step, unit = np.diff(stamps.astype(np.int64)), pd.Timedelta(prep.period).value
+    else:
+        return
+    skipped = step > unit
+    if skipped.any():
+        i = int(np.argmax(skipped))
+        what = "id(s)" if prep.index == "id" else "timestamp(s) of the grid"
+        check.warn(
+            f"{int(((step[skipped] // unit) - 1).sum())} {what} missing (first after "
+            f"{stamps[i]}): rows are scored as given (this detector's data is not resampled)"
+        )
+
+
+def _longest_run(mask: np.ndarray) -> tuple[int, int]:
+    """(start, length) of the longest run of True in ``mask`` (which holds a True)."""
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    starts, stops = edges[::2], edges[1::2]
+    k = int(np.argmax(stops - starts))
+    return int(starts[k]), int(stops[k] - starts[k])

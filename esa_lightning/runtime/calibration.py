@@ -1,0 +1,46 @@
+"""The nominal reference scores of a fitted detector, for ``postprocessing.confidence``.
+
+Scored once at the end of training (``jobs.train.record_for_api``) and kept in the artifact's
+``info["calibration"]``: evenly spaced quantiles of the scores of the validation range's
+nominal rows (the training range's where validation holds none).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from esa_lightning.data.mission import Mission, nominal_rows
+from esa_lightning.postprocessing.confidence import reference_sample
+from esa_lightning.runtime.chunks import score_in_chunks
+
+CHUNK_ROWS = 262_144
+
+
+def nominal_scores(scorer: Any, mission: Mission, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """Scores of the nominal rows of every grid of ``mission`` (scored in chunks)."""
+    out = []
+    for part in mission.grids().values():
+        if len(part.values) == 0:
+            continue
+        rs = score_in_chunks(scorer, part, chunk_rows, keep_channel_scores="none")
+        out.append(np.asarray(rs.score)[nominal_rows(part)])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def calibration_record(
+    scorer: Any, mission: Mission, chunk_rows: int = CHUNK_ROWS
+) -> dict[str, Any] | None:
+    """``{"source", "n_rows", "reference_scores"}`` from the nominal validation rows (the
+    training range when validation holds none), or None when neither has a nominal row."""
+    for source, part in (("validation", mission.val()), ("training", mission.train())):
+        scores = nominal_scores(scorer, part, chunk_rows)
+        scores = scores[np.isfinite(scores)]
+        if len(scores):
+            return {
+                "source": source,
+                "n_rows": int(len(scores)),
+                "reference_scores": reference_sample(scores).tolist(),
+            }
+    return None

@@ -1,0 +1,304 @@
+"""The Python API: ``Detector.load(path).predict(df)`` on DataFrames in raw units equals
+``predict.py`` on the same data; bad frames are named; ``esa_lightning.train`` returns a
+detector that predicts, writing nothing into the working directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import esa_lightning
+from esa_lightning.data.frame import InputWarning
+from esa_lightning.data.readers.esa_adb import read_esa_mission
+from esa_lightning.data.readers.esa_adb_grid import read_raw_series
+from esa_lightning.errors import ESAInputError
+from tests.helpers import checkout_env
+
+INTERVAL_COLUMNS = ["start", "end", "channels", "score", "top_channels"]
+
+
+@pytest.fixture(scope="module")
+def trained(small_mission_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A smoke detector trained through ``esa_lightning.train`` from an empty working folder."""
+    work = tmp_path_factory.mktemp("notebook")
+    before = Path.cwd()
+    os.chdir(work)
+    try:
+        run = esa_lightning.train(
+            [
+                "experiment=smoke",
+                "data=esa",
+                f"data.root={small_mission_dir}",
+                "logger=none",
+                "test=false",
+            ],
+            root_dir=work / "root",
+        )
+    finally:
+        os.chdir(before)
+    return run, work
+
+
+@pytest.fixture(scope="module")
+def reader_mission(small_mission_dir: Path):
+    """The mission as ``predict.py data=esa`` reads it (counters from mission.json)."""
+    return read_esa_mission(small_mission_dir, counters=None, lightweight=None, cache_dir=None)
+
+
+def raw_frame(root: Path, channels: list[str], telecommands: list[str]) -> pd.DataFrame:
+    """Every raw channel and telecommand file of an ESA folder joined on their timestamps (NaN
+    where a file has no sample): what a user gets from the raw files with pandas."""
+    columns = {}
+    for folder, names in (("channels", channels), ("telecommands", telecommands)):
+        for name in names:
+            ts, values = read_raw_series(root / folder / f"{name}.zip", name)
+            columns[name] = pd.Series(values, index=pd.DatetimeIndex(ts))
+    return pd.concat(columns, axis=1, sort=True)
+
+
+def grid_frame(mission, raw_counters: bool = True) -> pd.DataFrame:
+    """The reader's grid as a DataFrame; counters cumulative again (raw units) by default."""
+    frame = pd.DataFrame(
+        np.asarray(mission.values, dtype=np.float64),
+        index=pd.DatetimeIndex(mission.timestamps),
+        columns=mission.channel_names,
+    )
+    if raw_counters:
+        for name in mission.meta["counters"]:
+            frame[name] = 1000.0 + frame[name].cumsum()
+    for j, name in enumerate(mission.telecommand_names):
+        frame[name] = mission.telecommands[:, j]
+    return frame
+
+
+def predict_quietly(detector, frame, **kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = detector.predict(frame, **kw)
+    return result, [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
+
+
+def test_public_names_import_lazily():
+    """``import esa_lightning`` stays cheap; the API names load on first use."""
+    code = "import sys, esa_lightning; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, env=checkout_env())
+    from esa_lightning import Detector, load_mission, predict, train
+
+    assert callable(Detector.predict) and callable(load_mission)
+    assert callable(train) and callable(predict)
+
+
+def test_train_returns_a_detector_and_writes_nothing_in_cwd(trained):
+    run, work = trained
+    assert sorted(p.name for p in work.iterdir()) == ["root"]
+    assert run.output_dir.parent.parent == work / "root" / "outputs"
+    assert (run.output_dir / "detector" / "detector.json").is_file()
+    assert isinstance(run.detector, esa_lightning.Detector)
+    assert "val/EW_F_0.50" in run.metrics
+    assert run.detector.schema["preprocessing"]["counters"] == ["channel_2"]
+    assert run.detector.info["calibration"]["source"] == "validation"
+
+
+def test_raw_frame_equals_predict_py(trained, small_mission_dir, reader_mission):
+    """Raw irregular samples in a DataFrame give predict.py's grid, scores, alarms and
+    intervals: the detector repeats the reader's resampling, differencing and pulses."""
+    from esa_lightning.runtime.chunks import score_in_chunks
+
+    run, work = trained
+    det = run.detector
+    frame = raw_frame(small_mission_dir, det.schema["channels"], det.schema["telecommands"])
+    result, messages = predict_quietly(det, frame)
+    assert messages == []
+    np.testing.assert_array_equal(result.mission.values, reader_mission.values)
+    np.testing.assert_array_equal(result.mission.telecommands, reader_mission.telecommands)
+    np.testing.assert_array_equal(result.rows.index.to_numpy(), reader_mission.timestamps)
+    reader_scores = score_in_chunks(det, reader_mission, 1_000_000)
+    np.testing.assert_array_equal(result.rows["score"].to_numpy(), reader_scores.score)
+
+    job = esa_lightning.predict(
+        run.output_dir / "detector",
+        ["data=esa", f"data.root={small_mission_dir}", "range=all", "max_figures=1"],
+        output_dir=work / "predict",
+        root_dir=work / "root",
+    )
+    submission = pd.read_csv(job.output_dir / "submission.csv")
+    np.testing.assert_array_equal(submission["is_anomaly"], result.rows["alarm"])
+    assert result.rows["alarm"].sum() > 0
+    written = pd.read_csv(job.output_dir / "intervals.csv")
+    mine = result.intervals[INTERVAL_COLUMNS].copy()
+    mine[["start", "end"]] = mine[["start", "end"]].astype(str)
+    pd.testing.assert_frame_equal(
+        mine.reset_index(drop=True), written, check_dtype=False, check_exact=False, rtol=1e-6
+    )
+    conf = result.rows["confidence"]
+    assert conf.between(0, 1).all() and conf[result.rows["alarm"] == 1].mean() > conf.mean()
+
+
+def test_grid_frame_with_raw_counter_gives_the_reader_mission(trained, reader_mission):
+    """The issue's case: a frame on the grid carrying the raw (cumulative) counter is
+    differenced by the detector itself, so it scores like the reader's data."""
+    det = trained[0].detector
+    result, messages = predict_quietly(det, grid_frame(reader_mission))
+    assert messages == []
+    np.testing.assert_array_equal(result.mission.values, reader_mission.values)
+
+
+def test_nan_gap_and_grid_hole_are_named_and_filled(trained, reader_mission):
+    det = trained[0].detector
+    frame = grid_frame(reader_mission)
+    frame.iloc[500:600, frame.columns.get_loc("channel_3")] = np.nan
+    frame = frame.drop(frame.index[700])
+    result, messages = predict_quietly(det, frame)
+    assert any("'channel_3'" in m and "100 NaN" in m and "previous value" in m for m in messages)
+    assert any("1 grid timestamp(s) missing" in m for m in messages)
+    assert len(result.rows) == len(reader_mission.values)  # the hole is a grid row again
+    held = result.mission.values[500:600, reader_mission.channel_names.index("channel_3")]
+    assert (
+        held == reader_mission.values[499, reader_mission.channel_names.index("channel_3")]
+    ).all()
+    with pytest.raises(ESAInputError, match="channel_3"):
+        det.predict(frame, strict=True)
+
+
+def test_counters_differenced_the_wrong_way_are_named(trained, reader_mission):
+    det = trained[0].detector
+    already = grid_frame(reader_mission, raw_counters=False)
+    _, messages = predict_quietly(det, already)
+    assert any("'channel_2'" in m and "already differenced" in m for m in messages)
+
+    cumulative = grid_frame(reader_mission)
+    cumulative["channel_1"] = np.cumsum(np.abs(cumulative["channel_1"]) + 1.0)
+    _, messages = predict_quietly(det, cumulative)
+    assert any("'channel_1'" in m and "undifferenced counter" in m for m in messages)
+
+
+def test_unknown_columns_are_ignored_with_a_note_and_labels_silently(trained, reader_mission):
+    det = trained[0].detector
+    frame = grid_frame(reader_mission).iloc[:200].assign(notes=1.0, is_anomaly_channel_3=0)
+    result, messages = predict_quietly(det, frame, strict=True)
+    assert messages == ["DataFrame: ignored 1 column(s) the detector was not trained on: 'notes'"]
+    assert result.warnings == messages
+
+
+@pytest.mark.parametrize(
+    "spoil, column, reason",
+    [
+        (lambda f: f.drop(columns="channel_5"), "channel_5", "missing 1 column"),
+        (lambda f: f.assign(channel_4=["x"] * len(f)), "channel_4", "not a number"),
+        (lambda f: f.assign(channel_6=pd.Timestamp("2000-01-01")), "channel_6", "wrong dtype"),
+        (lambda f: f.reset_index(drop=True), "index", "time-indexed"),
+        (lambda f: f.iloc[::-1], "index", "unsorted"),
+        (lambda f: f.assign(channel_7=np.nan), "channel_7", "no finite value"),
+    ],
+)
+def test_bad_frames_raise_errors_naming_the_column(trained, reader_mission, spoil, column, reason):
+    det = trained[0].detector
+    frame = spoil(grid_frame(reader_mission).iloc[:200])
+    with pytest.raises(ESAInputError, match=reason) as caught:
+        det.predict(frame)
+    assert f"column {column!r}" in str(caught.value)
+
+
+def zscore_detector(mission, folder: Path, threshold: float, record: bool = True):
+    """A robust z-score detector fitted by hand on ``mission``'s training rows, saved and
+    loaded back (with the reader's preprocessing recorded as training records it)."""
+    from esa_lightning.api import Detector
+    from esa_lightning.artifact import mission_schema
+    from esa_lightning.jobs.train import record_for_api
+    from esa_lightning.models.zscore.model import RobustZScore
+
+    model = RobustZScore(len(mission.channel_names))
+    train = np.asarray(mission.train().values)
+    model.median.copy_(torch.as_tensor(np.median(train, axis=0)))
+    model.scale.copy_(torch.as_tensor(np.maximum(train.std(axis=0), 1e-6)))
+    model.threshold.fill_(threshold)
+    det = Detector({"z": model}, mission_schema(mission))
+    if record:
+        record_for_api(det, mission, 100_000)
+    det.save(folder)
+    return Detector.load(folder)
+
+
+def test_kaggle_frame_equals_predict_py(small_mission_dir, tmp_path):
+    """id-indexed data (Kaggle layout): rows taken as given, NaN forward-filled as the reader
+    does, with a warning naming the column."""
+    from esa_lightning.data.readers.kaggle import read_kaggle
+
+    root = small_mission_dir / "kaggle"
+    mission = read_kaggle(root, cache_dir=tmp_path / "cache")
+    det = zscore_detector(mission, tmp_path / "detector", threshold=4.0)
+
+    frame = pd.read_parquet(root / "test.parquet")
+    result, messages = predict_quietly(det, frame)
+    assert messages == []
+    job = esa_lightning.predict(
+        tmp_path / "detector",
+        ["data=kaggle", f"data.root={root}", "max_figures=1"],
+        output_dir=tmp_path / "out",
+        root_dir=tmp_path,
+    )
+    submission = pd.read_csv(job.output_dir / "submission.csv")
+    np.testing.assert_array_equal(submission["id"], result.rows.index)
+    np.testing.assert_array_equal(submission["is_anomaly"], result.rows["alarm"])
+    assert result.rows["alarm"].sum() > 0
+
+    gap = frame.copy()
+    gap.loc[10:19, "channel_3"] = np.nan
+    filled, messages = predict_quietly(det, gap)
+    assert any("'channel_3'" in m and "10 NaN" in m and "forward-filled" in m for m in messages)
+    column = mission.channel_names.index("channel_3")
+    assert (filled.mission.values[10:20, column] == frame["channel_3"].iloc[9]).all()
+    with pytest.raises(ESAInputError, match="id-indexed"):
+        det.predict(
+            frame.drop(columns="id").set_index(
+                pd.date_range("2000", periods=len(frame), freq="30s")
+            )
+        )
+
+
+def test_esa_csv_frame_equals_predict_py(tmp_path):
+    """Preprocessed ESA CSV data (a ``timestamp`` column): rows taken as given, a missing grid
+    row named but not filled, as the CSV reader does."""
+    from esa_lightning.data.readers.esa_csv import read_esa_csv
+    from tests.helpers import write_esa_csv
+
+    path = write_esa_csv(tmp_path / "mission.csv", n=60)
+    mission = read_esa_csv(path, cache_dir=tmp_path / "cache")
+    det = zscore_detector(mission, tmp_path / "detector", threshold=1.0)
+    frame = pd.read_csv(path)
+    result, messages = predict_quietly(det, frame)
+    assert messages == []
+    job = esa_lightning.predict(
+        tmp_path / "detector",
+        ["data=esa_csv", f"data.root={path}", "range=all", "max_figures=1"],
+        output_dir=tmp_path / "out",
+        root_dir=tmp_path,
+    )
+    submission = pd.read_csv(job.output_dir / "submission.csv")
+    np.testing.assert_array_equal(submission["is_anomaly"], result.rows["alarm"])
+    assert 0 < result.rows["alarm"].sum() < len(frame)
+
+    holed, messages = predict_quietly(det, frame.drop(index=30))
+    assert any("1 timestamp(s) of the grid missing" in m for m in messages)
+    assert len(holed.rows) == len(frame) - 1
+
+
+def test_detector_without_a_preprocessing_record_says_so(small_mission_dir, tmp_path):
+    """An artifact trained before the record existed: the frame is taken as preprocessed, with
+    a warning; no reference scores, so the confidence is NaN."""
+    from esa_lightning.data.readers.kaggle import read_kaggle
+
+    root = small_mission_dir / "kaggle"
+    mission = read_kaggle(root, cache_dir=tmp_path / "cache")
+    det = zscore_detector(mission, tmp_path / "detector", threshold=4.0, record=False)
+    result, messages = predict_quietly(det, pd.read_parquet(root / "test.parquet"))
+    assert any("records no preprocessing" in m for m in messages)
+    assert result.rows["confidence"].isna().all()
