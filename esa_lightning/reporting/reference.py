@@ -1,0 +1,126 @@
+"""What nominal telemetry looks like to a fitted detector: the yardstick of the report.
+
+An alarm's score, and each channel's part in it, mean little on their own: a raw error of 1.25
+may be ordinary for one detector and extreme for another, and a differenced counter's error is
+a hundred times a smooth channel's. The report therefore measures both against the detector's
+own output on label-free rows it was not scored on at test time: the end of the VALIDATION range
+(never the test range). ``NominalReference`` holds
+
+- ``scores``: the detector's row scores there (``postprocessing.confidence`` turns a score into
+  the fraction of them it exceeds);
+- per channel, a centre and a spread of the detector's per-channel scores there (when the
+  detector reports them), and of the raw values over the whole fit range (training and
+  validation): see ``attribution``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from esa_lightning.data.mission import Mission, nominal_rows
+from esa_lightning.models.base import Scorer
+from esa_lightning.runtime.chunks import score_in_chunks
+
+log = logging.getLogger("esa_lightning")
+
+#: at most this many rows (the end of the validation range) make the reference
+MAX_REFERENCE_ROWS = 100_000
+#: the spread of a channel is this quantile of its deviation from its median
+SPREAD_QUANTILE = 0.99
+
+
+@dataclass
+class ChannelSpread:
+    """Per-channel centre (median) and spread (``SPREAD_QUANTILE`` of the deviation from the
+    median) of nominal rows; ``two_sided``: deviations below the centre count too (raw values),
+    else only excess above it (scores, where higher is more anomalous)."""
+
+    centre: np.ndarray
+    spread: np.ndarray
+    two_sided: bool
+
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        """float64 [N, C]: deviation of ``x`` [N, C] from the centre in units of the spread."""
+        dev = np.asarray(x, dtype=np.float64) - self.centre[: x.shape[1]]
+        dev = np.abs(dev) if self.two_sided else dev
+        return dev / self.spread[: x.shape[1]]
+
+
+def channel_spread(x: np.ndarray, two_sided: bool) -> ChannelSpread:
+    """``ChannelSpread`` of nominal rows ``x`` [N, C] (NaN ignored).
+
+    The spread is the 99th percentile of the deviation from the median: a channel with rare
+    large nominal excursions (a counter, a mode flag) gets a wide spread, a smooth one a narrow
+    spread. Where that is 0 (a channel nearly constant in nominal data) the standard deviation
+    of the deviation stands in, and a floor keeps a constant channel finite.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    centre = np.nan_to_num(np.nanmedian(x, axis=0)) if len(x) else np.zeros(x.shape[1])
+    dev = x - centre
+    dev = np.abs(dev) if two_sided else np.maximum(dev, 0.0)
+    if len(x):
+        spread = np.nan_to_num(np.nanquantile(dev, SPREAD_QUANTILE, axis=0))
+        fallback = np.nan_to_num(np.nanstd(dev, axis=0))
+    else:
+        spread = fallback = np.zeros(x.shape[1])
+    spread = np.where(spread > 0, spread, fallback)
+    floor = 1e-6 * np.maximum(1.0, np.abs(centre))
+    return ChannelSpread(centre, np.maximum(spread, floor), two_sided)
+
+
+@dataclass
+class NominalReference:
+    """A detector's output on nominal rows of one grid (see the module docstring)."""
+
+    scores: np.ndarray
+    channel_scores: ChannelSpread | None
+    values: ChannelSpread
+    rows: int
+    source: str
+
+
+def nominal_reference(
+    scorer: Scorer, mission: Mission, chunk_rows: int = 0, max_rows: int = MAX_REFERENCE_ROWS
+) -> NominalReference | None:
+    """The reference of a single-grid ``mission`` (the whole mission, not its test part): the
+    last ``max_rows`` rows of its validation range, scored with the detector's context before
+    them, label-free rows only. None when the validation range is empty or wholly labeled."""
+    lo = max(mission.val_start, mission.test_start - max_rows)
+    stop = mission.test_start
+    if stop <= lo:
+        log.info("no validation rows: the report gives no confidence")
+        return None
+    begin = max(0, lo - int(scorer.context_rows))
+    begin -= begin % max(1, int(scorer.alignment_rows))
+    part = mission.slice(begin, stop)
+    scored = score_in_chunks(scorer, part, chunk_rows, keep_channel_scores="all")
+    keep = slice(lo - begin, None)
+    nominal = nominal_rows(part)[keep]
+    if not nominal.any():
+        log.info("no label-free validation row: the report gives no confidence")
+        return None
+    channel = scored.channel_scores
+    return NominalReference(
+        scores=np.asarray(scored.score[keep], dtype=np.float64)[nominal],
+        channel_scores=None
+        if channel is None
+        else channel_spread(np.asarray(channel)[keep][nominal], two_sided=False),
+        values=fit_range_values(mission, max_rows),
+        rows=int(nominal.sum()),
+        source="validation",
+    )
+
+
+def fit_range_values(mission: Mission, max_rows: int = MAX_REFERENCE_ROWS) -> ChannelSpread:
+    """The raw values' spread over label-free rows of the whole fit range (training and
+    validation; an even sample of at most ``max_rows`` rows). Values need no scoring, so they
+    take the longer range: a mode flag's nominal states may all occur in training and only one
+    of them in a week of validation."""
+    fit = mission.fit_range()
+    step = max(1, len(fit.values) // max_rows)
+    sample = np.asarray(fit.values[::step])
+    nominal = nominal_rows(fit)[::step]
+    return channel_spread(sample[nominal] if nominal.any() else sample, two_sided=True)
