@@ -153,8 +153,9 @@ def _write_report(
     classes = ", ".join(type(m).__name__ for m in detector.components.values())
     if detector.combiner is not None:
         classes += " + " + type(detector.combiner).__name__
-    data = f"{mission.name} ({cfg.range} range of {cfg.data.root})"
-    summary = run_summary(f"{name} ({classes})", str(cfg.ckpt), data, grids, references)
+    source = f"{cfg.range} range of {cfg.data.root}"
+    detector_name = f"{name} ({classes})"
+    summary = run_summary(detector_name, str(cfg.ckpt), mission.name, grids, references, source)
     return write_report(out, grids, summary, metrics or None, max_figures=int(cfg.max_figures))
 
 

@@ -76,9 +76,13 @@ def _time_axis(ax, timestamps: np.ndarray, lo: int) -> None:  # noqa: ANN001
 
 
 def _shade_runs(ax, mask: np.ndarray, lo: int, colour: str, alpha: float) -> None:  # noqa: ANN001
+    """Shade each run of ``mask``, at least 1/400 of the plotted range wide (a short alarm
+    stays visible on a timeline of weeks)."""
     starts, ends = runs(mask.astype(np.uint8))
+    half = max(0.5, len(mask) / 800)
     for a, b in zip(starts, ends, strict=True):
-        ax.axvspan(lo + a - 0.5, lo + b + 0.5, color=colour, alpha=alpha, lw=0)
+        centre, width = (a + b) / 2, max((b - a) / 2 + 0.5, half)
+        ax.axvspan(lo + centre - width, lo + centre + width, color=colour, alpha=alpha, lw=0)
 
 
 def _trace(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -214,8 +214,10 @@ def run_summary(
     data_name: str,
     grids: list[ScoredGrid],
     references: list[NominalReference | None],
+    data_source: str = "",
 ) -> dict[str, str]:
-    """The "what ran" fields of the report, in the order shown."""
+    """The "what ran" fields of the report, in the order shown (``Data source`` only when
+    given)."""
     rows = sum(len(g.scores.score) for g in grids)
     alarmed = sum(int(np.count_nonzero(g.scores.alarm)) for g in grids)
     n_alarms = sum(len(g.intervals) for g in grids)
@@ -226,6 +228,7 @@ def run_summary(
         "Detector": detector_name,
         "Detector folder": detector_path,
         "Data": data_name,
+        "Data source": data_source,
         "Time range": _time_range(grids),
         "Rows scored": f"{rows}" + (f" in {len(grids)} series" if len(grids) > 1 else ""),
         "Threshold": _threshold_text(grids),
@@ -236,7 +239,7 @@ def run_summary(
         if reference_rows
         else "none (no label-free validation rows): confidence not given",
     }
-    return summary
+    return {k: v for k, v in summary.items() if v}
 
 
 def write_report(

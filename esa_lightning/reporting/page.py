@@ -101,7 +101,8 @@ def _alarm_table(intervals: pd.DataFrame, figures: Sequence[tuple[str, int, byte
     lines = [f"<table id='alarms'><tr>{head}</tr>"]
     for k, row in enumerate(intervals.itertuples(index=False)):
         number = f"<a href='#alarm-{k}'>{k}</a>" if k in shown else str(k)
-        channels = row.channels if not row.series else f"{row.series}: {row.channels}"
+        channels = str(row.channels).replace(";", ", ")
+        channels = f"{row.series}: {channels}" if row.series else channels
         lines.append(
             f"<tr><td>{number}</td>{_cell(str(row.start))}{_cell(str(row.end))}"
             f"{_cell(channels)}{_cell(row.score, True)}{_cell(row.threshold, True)}"
