@@ -127,13 +127,22 @@ def _scored_grid(
     """(the report's ``ScoredGrid`` of one scored grid, its nominal reference): the reference
     scores the validation range of ``whole``, the single-grid mission ``part`` comes from."""
     from esa_lightning.reporting.figures import ScoredGrid
-    from esa_lightning.reporting.outputs import alarm_intervals
-    from esa_lightning.reporting.reference import nominal_reference
+    from esa_lightning.reporting.reference import reference_for
 
     timestamps = np.asarray(part.timestamps) if part.timestamps is not None else row_ids(part)
-    reference = nominal_reference(detector, whole, int(cfg.chunk_rows))
-    intervals = alarm_intervals(timestamps, scores, part, reference, series=series)
+    reference = reference_for(detector, whole, int(cfg.chunk_rows), detector.info)
+    intervals = intervals_for(part, scores, reference, series)
     return ScoredGrid(series or whole.name, part, scores, timestamps, intervals), reference
+
+
+def intervals_for(part: Mission, scores: RowScores, reference: Any = None, series: str = "") -> Any:
+    """The alarm intervals of ``scores`` on ``part`` (intervals.csv), attributed and calibrated
+    against ``reference`` (``reporting.reference``; None: attribution by raw values against the
+    range's own spread, no confidence)."""
+    from esa_lightning.reporting.outputs import alarm_intervals
+
+    timestamps = np.asarray(part.timestamps) if part.timestamps is not None else row_ids(part)
+    return alarm_intervals(timestamps, scores, part, reference, series=series)
 
 
 def _write_report(

@@ -124,3 +124,73 @@ def fit_range_values(mission: Mission, max_rows: int = MAX_REFERENCE_ROWS) -> Ch
     sample = np.asarray(fit.values[::step])
     nominal = nominal_rows(fit)[::step]
     return channel_spread(sample[nominal] if nominal.any() else sample, two_sided=True)
+
+
+#: where an artifact keeps its nominal reference (``Detector.info``; written at training)
+CALIBRATION_KEY = "calibration"
+
+
+def spread_record(spread: ChannelSpread | None) -> dict | None:
+    """A JSON-ready ``ChannelSpread`` (for an artifact's ``info``)."""
+    if spread is None:
+        return None
+    return {
+        "centre": spread.centre.tolist(),
+        "spread": spread.spread.tolist(),
+        "two_sided": spread.two_sided,
+    }
+
+
+def reference_record(reference: NominalReference) -> dict:
+    """The per-channel parts of ``reference``, JSON-ready, to keep beside the reference
+    scores in an artifact's ``info["calibration"]`` (then predict.py and the Python API
+    attribute alarms without scoring validation data again)."""
+    return {
+        "channel_scores": spread_record(reference.channel_scores),
+        "values": spread_record(reference.values),
+    }
+
+
+def _spread_from(record: dict | None) -> ChannelSpread | None:
+    if not record:
+        return None
+    return ChannelSpread(
+        np.asarray(record["centre"], dtype=np.float64),
+        np.asarray(record["spread"], dtype=np.float64),
+        bool(record["two_sided"]),
+    )
+
+
+def stored_reference(info: dict | None) -> tuple[np.ndarray | None, NominalReference | None]:
+    """(the nominal reference scores an artifact's ``info`` holds, the whole reference when
+    it also holds the per-channel spreads (``reference_record``)); None for what it lacks."""
+    record = (info or {}).get(CALIBRATION_KEY) or {}
+    scores = record.get("reference_scores")
+    scores = None if not scores else np.asarray(scores, dtype=np.float64)
+    values = _spread_from(record.get("values"))
+    if scores is None or values is None:
+        return scores, None
+    whole = NominalReference(
+        scores=scores,
+        channel_scores=_spread_from(record.get("channel_scores")),
+        values=values,
+        rows=int(record.get("n_rows", len(scores))),
+        source=str(record.get("source", "validation")),
+    )
+    return scores, whole
+
+
+def reference_for(
+    scorer: Scorer, mission: Mission, chunk_rows: int = 0, info: dict | None = None
+) -> NominalReference | None:
+    """The reference of a single-grid ``mission``: the artifact's (``info``) when it holds a
+    whole one, else ``nominal_reference`` with the artifact's reference scores (when it holds
+    them) in place of the re-scored ones, so that predict.py's confidence equals the Python
+    API's, which reads the artifact's."""
+    scores, whole = stored_reference(info)
+    if whole is not None:
+        return whole
+    reference = nominal_reference(scorer, mission, chunk_rows)
+    if reference is not None and scores is not None:
+        reference.scores = scores
+    return reference

@@ -9,7 +9,7 @@ from sklearn.ensemble import RandomForestClassifier
 from esa_lightning.postprocessing.confidence import confidence
 from esa_lightning.postprocessing.random_forest import RandomForestGate
 from esa_lightning.reporting.outputs import INTERVAL_COLUMNS, alarm_intervals, write_intervals
-from esa_lightning.reporting.reference import nominal_reference
+from esa_lightning.reporting.reference import nominal_reference, reference_for, reference_record
 from tests.helpers import RawErrorScorer, counter_mission
 
 
@@ -117,3 +117,34 @@ def test_a_flat_channel_with_collateral_error_is_not_named():
     (row,) = _intervals(mission, CollateralScorer(mission, "target_b")).itertuples(index=False)
     assert row.channels == "target_b"
     assert "mode_d" not in row.top_channels
+
+
+def test_an_artifact_reference_is_used_as_stored():
+    """predict.py reads the artifact's reference (written at training) like the Python API:
+    its scores give the confidence; with the per-channel spreads too, nothing is re-scored."""
+    mission = counter_mission("target_b")
+    scorer = RawErrorScorer(mission, "target_b")
+    computed = nominal_reference(scorer, mission)
+    stored_scores = np.linspace(0.0, 100.0, 101)  # a reference other than the re-scored one
+    only_scores = {"calibration": {"reference_scores": stored_scores.tolist()}}
+    mixed = reference_for(scorer, mission, info=only_scores)
+    np.testing.assert_array_equal(mixed.scores, stored_scores)
+    np.testing.assert_array_equal(mixed.values.spread, computed.values.spread)
+
+    whole = {
+        "calibration": {
+            "reference_scores": stored_scores.tolist(),
+            "n_rows": 7,
+            **reference_record(computed),
+        }
+    }
+    never = SimpleNamespace(context_rows=0, alignment_rows=1, score_rows=None)  # not callable
+    back = reference_for(never, mission, info=whole)
+    assert back.rows == 7
+    np.testing.assert_array_equal(back.channel_scores.spread, computed.channel_scores.spread)
+    part = mission.test()
+    (row,) = alarm_intervals(
+        np.asarray(part.timestamps), scorer.score_rows(part), part, back
+    ).itertuples(index=False)
+    assert row.channels == "target_b"
+    assert row.confidence == confidence(np.array([row.score]), stored_scores)[0]
