@@ -71,9 +71,14 @@ def channel_spread(x: np.ndarray, two_sided: bool) -> ChannelSpread:
     return ChannelSpread(centre, np.maximum(spread, floor), two_sided)
 
 
+def _sorted_finite(x: np.ndarray) -> np.ndarray:
+    return np.sort(x[np.isfinite(x)])
+
+
 @dataclass
 class NominalReference:
-    """A detector's output on nominal rows of one grid (see the module docstring)."""
+    """A detector's output on nominal rows of one grid (see the module docstring); ``scores``
+    sorted and finite, as ``postprocessing.confidence`` reads them."""
 
     scores: np.ndarray
     channel_scores: ChannelSpread | None
@@ -104,7 +109,7 @@ def nominal_reference(
         return None
     channel = scored.channel_scores
     return NominalReference(
-        scores=np.asarray(scored.score[keep], dtype=np.float64)[nominal],
+        scores=_sorted_finite(np.asarray(scored.score[keep], dtype=np.float64)[nominal]),
         channel_scores=None
         if channel is None
         else channel_spread(np.asarray(channel)[keep][nominal], two_sided=False),

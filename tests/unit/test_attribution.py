@@ -52,7 +52,7 @@ def test_a_counter_is_named_when_it_truly_drives_the_alarm():
 
 
 def test_confidence_is_the_fraction_of_nominal_scores_below():
-    reference = np.array([0.0, 1.0, 2.0, 3.0, np.nan])
+    reference = np.array([0.0, 1.0, 2.0, 3.0])  # sorted, as NominalReference keeps them
     got = confidence(np.array([-1.0, 1.5, 3.0, 10.0, np.nan]), reference)
     np.testing.assert_array_equal(got[:4], [0.0, 0.5, 0.75, 1.0])
     assert np.isnan(got[4])
