@@ -20,7 +20,8 @@ from esa_lightning import artifact
 from esa_lightning.data import load_mission
 from esa_lightning.data.frame import InputWarning, frame_to_mission
 from esa_lightning.data.mission import Mission
-from esa_lightning.postprocessing.confidence import confidence, stored_reference
+from esa_lightning.postprocessing.confidence import confidence
+from esa_lightning.reporting.reference import stored_nominal_reference
 
 CHUNK_ROWS = 1_000_000  # predict.py's default chunk_rows
 
@@ -64,7 +65,7 @@ class Detector(artifact.Detector):
 
         mission, messages = frame_to_mission(frame, self.schema, strict=strict)
         scores = score_part(self, mission, int(chunk_rows))
-        reference = stored_reference(self.info)
+        reference, nominal = stored_nominal_reference(self.info)
         stamps = np.asarray(mission.timestamps)
         name = "timestamp" if stamps.dtype.kind == "M" else "id"
         rows = pd.DataFrame(
@@ -75,8 +76,10 @@ class Detector(artifact.Detector):
             },
             index=pd.Index(stamps, name=name),
         )
-        intervals = intervals_for(mission, scores)
-        intervals["confidence"] = confidence(intervals["score"].to_numpy(), reference)
+        # attributed and calibrated from the reference stored at training, as predict.py does
+        intervals = intervals_for(mission, scores, nominal)
+        if nominal is None:  # an artifact without per-channel spreads: confidence only
+            intervals["confidence"] = confidence(intervals["score"].to_numpy(), reference)
         return Prediction(rows, intervals, mission, messages)
 
 

@@ -297,3 +297,65 @@ def checkout_env() -> dict[str, str]:
     repo = str(Path(__file__).resolve().parents[1])
     return {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (repo, os.environ.get("PYTHONPATH")) if p)}
+
+
+def counter_mission(spike_channel: str = "target_b", spike: float = 8.0, seed: int = 0) -> Mission:
+    """Two smooth target channels, a noisy differenced counter (non-target, listed in
+    ``meta["counters"]``) and a flat categorical channel, with physical units; one labeled
+    spike of ``spike`` on ``spike_channel`` at test rows [1300, 1320). Train [0, 800),
+    validation [800, 1200), test [1200, 1600)."""
+    rng = np.random.default_rng(seed)
+    n = 1600
+    t = np.arange(n)
+    values = np.stack(
+        [
+            np.sin(t / 20.0) + 0.05 * rng.standard_normal(n),
+            np.cos(t / 30.0) + 0.05 * rng.standard_normal(n),
+            rng.poisson(50, n).astype(float),  # a counter's increments: large and noisy
+            np.zeros(n),
+        ],
+        axis=1,
+    ).astype(np.float32)
+    names = ["target_a", "target_b", "counter_c", "mode_d"]
+    labels = np.zeros((n, 4), np.uint8)
+    col = names.index(spike_channel)
+    values[1300:1320, col] += spike
+    labels[1300:1320, col] = 1
+    stamps = pd.date_range("2000-01-01", periods=n, freq="30s").to_numpy()
+    events = pd.DataFrame({"ID": ["id_0"], "Channel": [spike_channel], "StartTime": [stamps[1300]],
+                           "EndTime": [stamps[1319]], "Category": ["Anomaly"]})
+    table = default_channel_table(names)
+    table["Target"] = [True, True, False, False]
+    table["Categorical"] = [False, False, False, True]
+    table["Physical Unit"] = ["V", "degC", "count", "-"]
+    return Mission("counter-mission", values, stamps, table, labels, events,
+                   period=pd.Timedelta("30s"), val_start=800, test_start=1200,
+                   meta={"counters": ["counter_c"]})
+
+
+class RawErrorScorer:
+    """A detector stand-in whose per-channel scores are raw absolute deviations from the
+    training median (a counter's dwarf the others', as an unnormalised error does), alarming
+    where ``alarm_channel``'s deviation exceeds ``threshold``; ``channel_scores=False``: it
+    reports no per-channel scores."""
+
+    context_rows = 0
+    alignment_rows = 1
+
+    def __init__(self, mission: Mission, alarm_channel: str, threshold: float = 3.0,
+                 channel_scores: bool = True) -> None:
+        self.median = np.median(mission.values[: mission.val_start], axis=0)
+        self.column = mission.channel_names.index(alarm_channel)
+        self.threshold, self.channel_scores = threshold, channel_scores
+
+    def score_rows(self, mission: Mission):
+        from esa_lightning.models.base import RowScores
+
+        dev = np.abs(np.asarray(mission.values) - self.median).astype(np.float32)
+        score = dev[:, self.column]
+        return RowScores(
+            score=score,
+            alarm=(score > self.threshold).astype(np.uint8),
+            channel_scores=dev if self.channel_scores else None,
+            threshold=np.full(len(score), self.threshold, np.float32),
+        )

@@ -52,7 +52,7 @@ def predict(cfg: Any) -> dict[str, float]:
             ScoredRange(part, scores, np.asarray(part.timestamps), part.events), "test"
         )
         write_json_atomic(out / "metrics.json", metrics)
-    write_outputs(out, part, scores, cfg, metrics)
+    write_outputs(out, part, scores, cfg, metrics, detector, mission)
     return metrics
 
 
@@ -62,55 +62,30 @@ def score_part(detector: Any, part: Mission, chunk_rows: int) -> RowScores:
     return score_in_chunks(detector, part, chunk_rows, keep_channel_scores="alarmed")
 
 
-def intervals_for(part: Mission, scores: RowScores) -> Any:
-    """The alarm intervals of ``scores`` on ``part`` (intervals.csv, ``Prediction.intervals``)."""
-    from esa_lightning.reporting.outputs import alarm_intervals
-
-    ids = row_ids(part)
-    timestamps = np.asarray(part.timestamps) if part.timestamps is not None else ids
-    return alarm_intervals(
-        timestamps,
-        scores.alarm,
-        scores.score,
-        part.channel_names,
-        scores.channel_scores,
-        scores.channel_alarm,
-    )
-
-
 def write_outputs(
-    out: Path, part: Mission, scores: RowScores, cfg: Any, metrics: dict[str, float]
+    out: Path,
+    part: Mission,
+    scores: RowScores,
+    cfg: Any,
+    metrics: dict[str, float],
+    detector: Any,
+    mission: Mission,
 ) -> None:
     """submission.csv, intervals.csv, report.csv, alarms/*.png and index.html."""
     from esa_lightning.reporting.events import window_report, write_window_report
-    from esa_lightning.reporting.outputs import (
-        plot_alarms,
-        write_index_html,
-        write_intervals,
-        write_submission,
-    )
+    from esa_lightning.reporting.outputs import write_submission
 
     ids = row_ids(part)
     write_submission(ids, scores.alarm, out / "submission.csv")
-    timestamps = np.asarray(part.timestamps) if part.timestamps is not None else ids
-    intervals = intervals_for(part, scores)
-    write_intervals(intervals, out / "intervals.csv")
     write_window_report(
         window_report(scores.alarm, ids, block=int(cfg.report_block)), out / "report.csv"
     )
-    figures = plot_alarms(
-        intervals,
-        timestamps,
-        np.asarray(part.values),
-        part.channel_names,
-        out / "alarms",
-        max_figures=int(cfg.max_figures),
-    )
+    grid, reference = _scored_grid(detector, mission, part, scores, cfg)
+    intervals = _write_report(out, detector, mission, [grid], [reference], cfg, metrics)
     summary = (
         f"{len(ids)} rows scored, {int(scores.alarm.sum())} alarmed rows in "
         f"{len(intervals)} intervals"
     )
-    write_index_html(out, intervals, figures, metrics, summary)
     print(summary)
     for key in ("test/EW_F_0.50", "test/EW_precision", "test/EW_recall", "test/AFF_F_0.50"):
         if key in metrics:
@@ -139,7 +114,77 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
         pd.concat(frames, ignore_index=True).astype({"is_anomaly": int}).to_csv(tmp, index=False)
     metrics = report_for(concatenate_series(mission, pieces), "test")
     write_json_atomic(out / "metrics.json", metrics)
+    _write_series_block_report(out, pieces, int(cfg.report_block))
+    scored = [
+        _scored_grid(detector, mission.series[name], part, rs, cfg, series=name)
+        for name, part, rs in pieces
+    ]
+    grids, references = [g for g, _ in scored], [r for _, r in scored]
+    _write_report(out, detector, mission, grids, references, cfg, metrics)
     for key in ("test/EWraw_F_0.50", "test/EW_F_0.50"):
         print(f"  {key:<22} {metrics.get(key, float('nan')):.4f}")
     print(f"outputs: {out.resolve()}")
     return metrics
+
+
+def _scored_grid(
+    detector: Any, whole: Mission, part: Mission, scores: RowScores, cfg: Any, series: str = ""
+) -> tuple[Any, Any]:
+    """(the report's ``ScoredGrid`` of one scored grid, its nominal reference): the reference
+    scores the validation range of ``whole``, the single-grid mission ``part`` comes from."""
+    from esa_lightning.reporting.figures import ScoredGrid
+    from esa_lightning.reporting.reference import reference_for
+
+    timestamps = np.asarray(part.timestamps) if part.timestamps is not None else row_ids(part)
+    reference = reference_for(detector, whole, int(cfg.chunk_rows), detector.info)
+    intervals = intervals_for(part, scores, reference, series)
+    return ScoredGrid(series or whole.name, part, scores, timestamps, intervals), reference
+
+
+def intervals_for(part: Mission, scores: RowScores, reference: Any = None, series: str = "") -> Any:
+    """The alarm intervals of ``scores`` on ``part`` (intervals.csv), attributed and calibrated
+    against ``reference`` (``reporting.reference``; None: attribution by raw values against the
+    range's own spread, no confidence)."""
+    from esa_lightning.reporting.outputs import alarm_intervals
+
+    timestamps = np.asarray(part.timestamps) if part.timestamps is not None else row_ids(part)
+    return alarm_intervals(timestamps, scores, part, reference, series=series)
+
+
+def _write_report(
+    out: Path,
+    detector: Any,
+    mission: Mission,
+    grids: list[Any],
+    references: list[Any],
+    cfg: Any,
+    metrics: dict[str, float],
+) -> Any:
+    """intervals.csv, alarms/*.png and index.html (``reporting.outputs.write_report``)."""
+    from esa_lightning.reporting.outputs import run_summary, write_report
+
+    info = detector.info or {}
+    name = str(info.get("experiment") or "detector")
+    classes = ", ".join(type(m).__name__ for m in detector.components.values())
+    if detector.combiner is not None:
+        classes += " + " + type(detector.combiner).__name__
+    source = f"{cfg.range} range of {cfg.data.root}"
+    detector_name = f"{name} ({classes})"
+    summary = run_summary(detector_name, str(cfg.ckpt), mission.name, grids, references, source)
+    return write_report(out, grids, summary, metrics or None, max_figures=int(cfg.max_figures))
+
+
+def _write_series_block_report(out: Path, pieces: list[Any], block: int) -> None:
+    """report.csv of independent series: each series' blocks, with a leading channel column
+    (as submission.csv has)."""
+    import pandas as pd
+
+    from esa_lightning.io import atomic_path
+    from esa_lightning.reporting.events import REPORT_COLUMNS, window_report
+
+    frames = [
+        window_report(rs.alarm, row_ids(part), block=block).assign(channel=name)
+        for name, part, rs in pieces
+    ]
+    with atomic_path(out / "report.csv") as tmp:
+        pd.concat(frames, ignore_index=True)[["channel", *REPORT_COLUMNS]].to_csv(tmp, index=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -37,12 +37,27 @@ class RowScores:
     alarm: uint8 [T] 0/1 decision per row after the fitted threshold / heads.
     channel_scores: float32 [T, C] per-channel scores (channel order of the mission) or None.
     channel_alarm: uint8 [T, C] per-channel decisions or None.
+    threshold: float32 [T] the threshold each row's ``score`` is held against (in the score's
+        units), or None when the detector's decision is not one threshold on ``score``.
+    gate_probability: float32 [T] the random-forest gate's probability that the threshold
+        crossings covering a row are a true anomaly (the gate keeps an alarm above 0.5); NaN
+        where nothing crossed the threshold; None without a fitted gate.
     """
 
     score: np.ndarray
     alarm: np.ndarray
     channel_scores: np.ndarray | None = None
     channel_alarm: np.ndarray | None = None
+    threshold: np.ndarray | None = None
+    gate_probability: np.ndarray | None = None
+
+    def rows(self, keep: slice) -> RowScores:
+        """The same outputs for the rows ``keep`` only."""
+
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[keep]
+
+        return RowScores(*(cut(getattr(self, f.name)) for f in fields(self)))
 
 
 class Scorer(Protocol):
@@ -217,7 +232,7 @@ def concat_row_scores(parts: list[RowScores]) -> RowScores:
         values = [getattr(p, field) for p in parts]
         return None if any(v is None for v in values) else np.concatenate(values)
 
-    return RowScores(cat("score"), cat("alarm"), cat("channel_scores"), cat("channel_alarm"))
+    return RowScores(*(cat(f.name) for f in fields(RowScores)))
 
 
 def per_channel_row_scores(z: torch.Tensor, threshold: torch.Tensor | float) -> RowScores:
@@ -230,6 +245,7 @@ def per_channel_row_scores(z: torch.Tensor, threshold: torch.Tensor | float) -> 
         alarm=(score > threshold).cpu().numpy().astype(np.uint8),
         channel_scores=z.cpu().numpy(),
         channel_alarm=(z > threshold).cpu().numpy().astype(np.uint8),
+        threshold=np.full(len(z), float(threshold), dtype=np.float32),
     )
 
 

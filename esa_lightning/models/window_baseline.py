@@ -366,4 +366,5 @@ class WindowBaseline(DetectorModule):
             alarm=alarm,
             channel_scores=channel,
             channel_alarm=top_channel_alarm(alarm, channel, self.hparams.top_channels),
+            threshold=np.full(len(score), float(self.threshold_rule.threshold[s]), np.float32),
         )

@@ -93,10 +93,21 @@ class RandomForestGate(PostRule):
 
     def accepts(self, wo: Any, alarm_w: np.ndarray) -> np.ndarray:
         """``alarm_w`` with the windows the forest calls false alarms switched off."""
-        if self.forest is not None and alarm_w.any():
-            alarm_w = alarm_w.copy()
-            alarm_w[alarm_w] = rf_accepts(self.forest, wo, alarm_w)
-        return alarm_w
+        return self.judge(wo, alarm_w)[0]
+
+    def judge(self, wo: Any, alarm_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(``alarm_w`` with the forest's false alarms switched off, float32 [N] the forest's
+        probability of a true anomaly for each alarmed window, NaN for the others). The forest
+        keeps a window whose probability is above 0.5, which is what ``predict`` decides."""
+        probability = np.full(len(alarm_w), np.nan, dtype=np.float32)
+        if self.forest is None or not alarm_w.any():
+            return alarm_w, probability
+        proba = self.forest.predict_proba(window_features(wo, alarm_w))
+        positive = list(self.forest.classes_).index(1) if 1 in self.forest.classes_ else None
+        probability[alarm_w] = 0.0 if positive is None else proba[:, positive]
+        kept = alarm_w.copy()
+        kept[alarm_w] = self.forest.classes_[proba.argmax(axis=1)].astype(bool)  # = predict
+        return kept, probability
 
     def fit(self, model: Any, datamodule: Any) -> RandomForestClassifier | None:
         grids = datamodule.mission.grids().items()

@@ -1,15 +1,54 @@
-"""What predict.py leaves for an operator: submission, intervals, figures and an HTML index."""
+"""What predict.py leaves for an operator: submission, intervals, figures and an HTML index.
+
+``intervals.csv`` has one row per alarm (a maximal run of alarmed rows):
+
+    start, end        first and last alarmed timestamp (or sample id)
+    channels          the channels that drive the alarm (``attribution``), ``;``-joined
+    score             the peak row score in the interval (the detector's raw score)
+    top_channels      ranked channels with their contribution, ``name=4.2;other=1.3``
+                      (deviation in units of the channel's own nominal spread)
+    confidence        fraction of nominal validation scores below ``score`` (empty without a
+                      validation range)
+    threshold         the threshold the peak score was held against (empty when the detector's
+                      decision is not one threshold on its score)
+    gate              ``accepted`` when a random-forest gate judged the alarm, else empty
+    gate_probability  the gate's highest probability of a true anomaly inside the interval
+    series            the independent series (NASA channel) the alarm belongs to, else empty
+"""
 
 from __future__ import annotations
 
-import html
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from esa_lightning.io import atomic_path, write_error, write_text_atomic
+from esa_lightning.data.mission import Mission, nominal_rows
+from esa_lightning.io import atomic_path, write_error
+from esa_lightning.models.base import RowScores
+from esa_lightning.postprocessing.confidence import confidence
+from esa_lightning.reporting.attribution import attribute, contributions, secondary_channels
 from esa_lightning.reporting.events import alarms_to_intervals
+from esa_lightning.reporting.figures import ScoredGrid, alarm_png
+from esa_lightning.reporting.reference import ChannelSpread, NominalReference, channel_spread
+
+log = logging.getLogger("esa_lightning")
+
+INTERVAL_COLUMNS = [
+    "start",
+    "end",
+    "channels",
+    "score",
+    "top_channels",
+    "confidence",
+    "threshold",
+    "gate",
+    "gate_probability",
+    "series",
+]
+#: rows of the scored range a fallback spread is estimated from (no validation range)
+FALLBACK_ROWS = 100_000
 
 
 def write_submission(ids: np.ndarray, alarm: np.ndarray, path: str | Path) -> Path:
@@ -20,141 +59,212 @@ def write_submission(ids: np.ndarray, alarm: np.ndarray, path: str | Path) -> Pa
     return Path(path)
 
 
+def value_spread(part: Mission, reference: NominalReference | None) -> ChannelSpread:
+    """The raw values' nominal spread: the reference's, else that of the scored range's own
+    label-free rows (a sample of them): alarms are rare, so it is still mostly nominal."""
+    if reference is not None:
+        return reference.values
+    step = max(1, len(part.values) // FALLBACK_ROWS)
+    sample = np.asarray(part.values[::step])
+    nominal = nominal_rows(part)[::step]
+    return channel_spread(sample[nominal] if nominal.any() else sample, two_sided=True)
+
+
+def interval_contributions(
+    scores: RowScores,
+    part: Mission,
+    lo: int,
+    hi: int,
+    values: ChannelSpread,
+    reference: NominalReference | None,
+    secondary: np.ndarray,
+) -> np.ndarray:
+    """float64 [C]: each channel's contribution to the alarm on rows [lo, hi).
+
+    The detector's per-channel scores against their nominal spread when it reports them (and a
+    reference gives that spread), else the raw values against theirs. A secondary channel
+    (``secondary``: bool [C], see ``attribution.secondary_channels``) counts only as far as its
+    VALUES leave their nominal range too: a flat mode flag or a counter ticking as usual gets
+    large normalised errors when the network's whole reconstruction degrades, without
+    driving anything."""
+    by_value = contributions(np.asarray(part.values[lo:hi]), values)
+    channel = scores.channel_scores
+    if channel is None or reference is None or reference.channel_scores is None:
+        return by_value
+    by_score = contributions(np.asarray(channel[lo:hi]), reference.channel_scores)
+    k = len(by_score)
+    by_score[secondary[:k]] = np.minimum(by_score, by_value[:k])[secondary[:k]]
+    return by_score
+
+
 def alarm_intervals(
     timestamps: np.ndarray,
-    alarm: np.ndarray,
-    score: np.ndarray,
-    channel_names: list[str],
-    channel_scores: np.ndarray | None = None,
-    channel_alarm: np.ndarray | None = None,
-    top_k: int = 3,
+    scores: RowScores,
+    part: Mission,
+    reference: NominalReference | None = None,
+    series: str = "",
 ) -> pd.DataFrame:
-    """One row per alarm: start, end, channels involved, peak score, top contributing channels.
-
-    Channels involved are those with a per-channel alarm inside the interval (all top channels
-    when the detector gives no per-channel decision); top channels rank channels by their peak
-    per-channel score inside the interval.
-    """
-    runs = alarms_to_intervals(alarm, timestamps)
+    """One row per alarm of ``scores`` on ``part`` (``INTERVAL_COLUMNS`` plus start_index,
+    end_index: row positions in ``part``)."""
+    values = value_spread(part, reference)
+    secondary = secondary_channels(part)
+    names = part.channel_names
+    is_secondary = np.array([n in secondary for n in names], dtype=bool)
+    runs = alarms_to_intervals(scores.alarm, timestamps)
     rows = []
     for run in runs.itertuples(index=False):
         lo, hi = int(run.start_index), int(run.end_index) + 1
-        peak = float(np.max(score[lo:hi])) if hi > lo else float("nan")
-        top: list[str] = []
-        involved: list[str] = []
-        if channel_scores is not None and channel_scores.shape[1]:
-            peaks = np.nanmax(channel_scores[lo:hi], axis=0)
-            order = np.argsort(-peaks)[:top_k]
-            top = [channel_names[i] for i in order]
-        if channel_alarm is not None and channel_alarm.shape[1]:
-            hit = np.flatnonzero(channel_alarm[lo:hi].any(axis=0))
-            involved = [channel_names[i] for i in hit]
+        window = np.asarray(scores.score[lo:hi], dtype=np.float64)
+        peak_at = lo + int(np.nanargmax(window)) if np.isfinite(window).any() else lo
+        peak = float(scores.score[peak_at])
+        contribution = interval_contributions(scores, part, lo, hi, values, reference, is_secondary)
+        found = attribute(contribution, names, secondary)
+        probability = None
+        if scores.gate_probability is not None:
+            p = np.asarray(scores.gate_probability[lo:hi], dtype=np.float64)
+            probability = float(np.nanmax(p)) if np.isfinite(p).any() else None
         rows.append(
             {
                 "start": run.start,
                 "end": run.end,
-                "channels": ";".join(involved or top),
+                "channels": found.channels,
                 "score": peak,
-                "top_channels": ";".join(top),
+                "top_channels": found.top_channels,
+                "confidence": np.nan
+                if reference is None
+                else float(confidence(np.array([peak]), reference.scores)[0]),
+                "threshold": np.nan
+                if scores.threshold is None
+                else float(scores.threshold[peak_at]),
+                "gate": "" if probability is None else "accepted",
+                "gate_probability": np.nan if probability is None else probability,
+                "series": series,
                 "start_index": lo,
                 "end_index": hi - 1,
             }
         )
-    columns = ["start", "end", "channels", "score", "top_channels", "start_index", "end_index"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=[*INTERVAL_COLUMNS, "start_index", "end_index"])
+
+
+def gate_rejections(scores: RowScores) -> int:
+    """Threshold crossings the random-forest gate switched off: runs of rows the gate judged
+    (finite probability) that did not alarm."""
+    if scores.gate_probability is None:
+        return 0
+    judged = np.isfinite(np.asarray(scores.gate_probability, dtype=np.float64))
+    rejected = judged & (np.asarray(scores.alarm) == 0)
+    return len(alarms_to_intervals(rejected.astype(np.uint8), np.arange(len(rejected))))
 
 
 def write_intervals(intervals: pd.DataFrame, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
-        intervals[["start", "end", "channels", "score", "top_channels"]].to_csv(tmp, index=False)
+        intervals[INTERVAL_COLUMNS].to_csv(tmp, index=False)
     return Path(path)
 
 
-def plot_alarms(
-    intervals: pd.DataFrame,
-    timestamps: np.ndarray,
-    values: np.ndarray,
-    channel_names: list[str],
-    out_dir: str | Path,
-    *,
-    context: int = 200,
-    max_channels: int = 4,
-    max_figures: int = 200,
-) -> list[Path]:
-    """One PNG per alarm: its involved channels around it, the alarm shaded. Figures are closed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def write_alarm_figures(
+    grids: list[ScoredGrid], out_dir: str | Path, *, max_figures: int = 100
+) -> list[tuple[str, int, bytes]]:
+    """``alarms/alarm_NNNN.png`` for the first ``max_figures`` alarms over ``grids`` (in
+    order); returns (file name, interval number over all grids, PNG bytes) of each."""
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise write_error(out_dir, exc) from exc
-    index = {c: i for i, c in enumerate(channel_names)}
-    paths = []
-    for k, row in enumerate(intervals.head(max_figures).itertuples(index=False)):
-        names = [c for c in str(row.channels or row.top_channels).split(";") if c in index]
-        names = names[:max_channels] or channel_names[:1]
-        lo = max(0, int(row.start_index) - context)
-        hi = min(len(timestamps), int(row.end_index) + context + 1)
-        fig, axes = plt.subplots(
-            len(names), 1, figsize=(9, 1.8 * len(names) + 0.6), sharex=True, squeeze=False
-        )
-        t = timestamps[lo:hi]
-        for ax, name in zip(axes[:, 0], names, strict=True):
-            ax.plot(t, values[lo:hi, index[name]], lw=0.8)
-            ax.axvspan(
-                timestamps[int(row.start_index)],
-                timestamps[int(row.end_index)],
-                color="red",
-                alpha=0.25,
-            )
-            ax.set_ylabel(name, fontsize=8)
-        axes[0, 0].set_title(
-            f"alarm {k}: {row.start} .. {row.end} (score {row.score:.3g})", fontsize=9
-        )
-        fig.tight_layout()
-        path = out_dir / f"alarm_{k:04d}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=80)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+    figures, number = [], 0
+    for grid in grids:
+        for k in range(len(grid.intervals)):
+            if len(figures) >= max_figures:
+                return figures
+            png = alarm_png(grid, k)
+            name = f"alarm_{number:04d}.png"
+            with atomic_path(out_dir / name) as tmp:
+                tmp.write_bytes(png)
+            figures.append((name, number, png))
+            number += 1
+    return figures
 
 
-def write_index_html(
-    out_dir: str | Path,
-    intervals: pd.DataFrame,
-    figures: list[Path],
+def _threshold_text(grids: list[ScoredGrid]) -> str:
+    values = [g.scores.threshold for g in grids]
+    if any(v is None for v in values) or not grids:
+        return "none on the score (the detector decides per channel or per window online)"
+    finite = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return "not fitted"
+    lo, hi = float(finite.min()), float(finite.max())
+    return f"{lo:.6g}" if lo == hi else f"{lo:.6g} .. {hi:.6g} (per series)"
+
+
+def _time_range(grids: list[ScoredGrid]) -> str:
+    stamps = [g.timestamps for g in grids if len(g.timestamps)]
+    if not stamps:
+        return "no rows"
+    first, last = min(s[0] for s in stamps), max(s[-1] for s in stamps)
+    if np.issubdtype(np.asarray(stamps[0]).dtype, np.datetime64):
+        return f"{pd.Timestamp(first)} .. {pd.Timestamp(last)}"
+    return f"samples {first} .. {last}"
+
+
+def run_summary(
+    detector_name: str,
+    detector_path: str,
+    data_name: str,
+    grids: list[ScoredGrid],
+    references: list[NominalReference | None],
+    data_source: str = "",
+) -> dict[str, str]:
+    """The "what ran" fields of the report, in the order shown (``Data source`` only when
+    given)."""
+    rows = sum(len(g.scores.score) for g in grids)
+    alarmed = sum(int(np.count_nonzero(g.scores.alarm)) for g in grids)
+    n_alarms = sum(len(g.intervals) for g in grids)
+    gated = [g for g in grids if g.scores.gate_probability is not None]
+    rejected = sum(gate_rejections(g.scores) for g in gated)
+    reference_rows = sum(r.rows for r in references if r is not None)
+    summary = {
+        "Detector": detector_name,
+        "Detector folder": detector_path,
+        "Data": data_name,
+        "Data source": data_source,
+        "Time range": _time_range(grids),
+        "Rows scored": f"{rows}" + (f" in {len(grids)} series" if len(grids) > 1 else ""),
+        "Threshold": _threshold_text(grids),
+        "Alarms": str(n_alarms),
+        "Alarmed rows": str(alarmed),
+        "Random-forest gate": f"{rejected} threshold crossings rejected" if gated else "none",
+        "Confidence reference": f"{reference_rows} label-free validation rows"
+        if reference_rows
+        else "none (no label-free validation rows): confidence not given",
+    }
+    return {k: v for k, v in summary.items() if v}
+
+
+def write_report(
+    out: str | Path,
+    grids: list[ScoredGrid],
+    summary: dict[str, str],
     metrics: dict[str, float] | None,
-    summary: str,
-) -> Path:
-    """A one-page summary linking every output and every alarm figure."""
-    out_dir = Path(out_dir)
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>esa_lightning prediction</title>",
-        "</head><body>",
-        f"<h1>Prediction</h1><p>{html.escape(summary)}</p>",
-        "<p><a href='submission.csv'>submission.csv</a> · <a href='intervals.csv'>intervals.csv</a>"
-        " · <a href='report.csv'>report.csv</a></p>",
-    ]
-    if metrics:
-        parts.append("<h2>Metrics</h2><table>")
-        parts += [f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in metrics.items()]
-        parts.append("</table>")
-    parts.append(
-        f"<h2>{len(intervals)} alarms</h2><table><tr><th>#</th><th>start</th><th>end"
-        "</th><th>channels</th><th>score</th><th>figure</th></tr>"
+    *,
+    max_figures: int = 100,
+    max_timeline_series: int = 12,
+) -> pd.DataFrame:
+    """intervals.csv, alarms/*.png and index.html of scored ``grids``; returns the intervals."""
+    from esa_lightning.reporting.figures import timeline_png
+    from esa_lightning.reporting.page import write_page
+
+    out = Path(out)
+    frames = [g.intervals for g in grids if len(g.intervals)]
+    intervals = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=[*INTERVAL_COLUMNS, "start_index", "end_index"])
     )
-    for k, row in enumerate(intervals.itertuples(index=False)):
-        fig = figures[k].name if k < len(figures) else ""
-        link = f"<a href='alarms/{fig}'>{fig}</a>" if fig else ""
-        parts.append(
-            f"<tr><td>{k}</td><td>{html.escape(str(row.start))}</td>"
-            f"<td>{html.escape(str(row.end))}</td><td>{html.escape(str(row.channels))}</td>"
-            f"<td>{row.score:.3g}</td><td>{link}</td></tr>"
-        )
-    parts.append("</table></body></html>")
-    return write_text_atomic(out_dir / "index.html", "\n".join(parts))
+    write_intervals(intervals, out / "intervals.csv")
+    figures = write_alarm_figures(grids, out / "alarms", max_figures=max_figures)
+    with_alarms = [g for g in grids if len(g.intervals)] or grids
+    timeline = timeline_png(with_alarms[:max_timeline_series]) if with_alarms else None
+    write_page(out, summary, timeline, intervals, figures, metrics)
+    return intervals

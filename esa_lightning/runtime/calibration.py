@@ -13,6 +13,7 @@ import numpy as np
 
 from esa_lightning.data.mission import Mission, nominal_rows
 from esa_lightning.postprocessing.confidence import reference_sample
+from esa_lightning.reporting.reference import nominal_reference, reference_record
 from esa_lightning.runtime.chunks import score_in_chunks
 
 CHUNK_ROWS = 262_144
@@ -33,7 +34,19 @@ def calibration_record(
     scorer: Any, mission: Mission, chunk_rows: int = CHUNK_ROWS
 ) -> dict[str, Any] | None:
     """``{"source", "n_rows", "reference_scores"}`` from the nominal validation rows (the
-    training range when validation holds none), or None when neither has a nominal row."""
+    training range when validation holds none), or None when neither has a nominal row. A
+    single-grid mission's record also holds the per-channel spreads the alarm attribution
+    reads (``reporting.reference``), so that predict.py and ``Detector.predict`` attribute and
+    calibrate alarms from the same stored reference without scoring validation again."""
+    if not mission.is_multiseries:
+        reference = nominal_reference(scorer, mission, chunk_rows)
+        if reference is not None and len(reference.scores):
+            return {
+                "source": reference.source,
+                "n_rows": int(reference.rows),
+                "reference_scores": reference_sample(reference.scores).tolist(),
+                **reference_record(reference),
+            }
     for source, part in (("validation", mission.val()), ("training", mission.train())):
         scores = nominal_scores(scorer, part, chunk_rows)
         scores = scores[np.isfinite(scores)]

@@ -37,13 +37,7 @@ def score_piece(
     lo, hi = max(0, start - context), min(n, stop + context)
     lo -= lo % alignment
     rs = scorer.score_rows(mission.slice(lo, hi))
-    keep = slice(start - lo, stop - lo)
-    return RowScores(
-        score=rs.score[keep],
-        alarm=rs.alarm[keep],
-        channel_scores=None if rs.channel_scores is None else rs.channel_scores[keep],
-        channel_alarm=None if rs.channel_alarm is None else rs.channel_alarm[keep],
-    )
+    return rs.rows(slice(start - lo, stop - lo))
 
 
 def piece_bounds(n_rows: int, chunk_rows: int) -> list[tuple[int, int]]:
@@ -121,12 +115,14 @@ def score_in_chunks(
         raise ValueError(f"keep_channel_scores must be all, alarmed or none: {keep_channel_scores}")
     n = len(mission.values)
     sparse = keep_channel_scores == "alarmed"
-    score, alarm, alarmed_rows = [], [], []
+    score, alarm, alarmed_rows, threshold, gate_probability = [], [], [], [], []
     channel_alarm: list[np.ndarray | None] = []
     channel_scores: list[np.ndarray | None] = []
     for start, _, rs in iter_pieces(scorer, mission, piece_bounds(n, chunk_rows), context):
         score.append(rs.score)
         alarm.append(rs.alarm)
+        threshold.append(rs.threshold)
+        gate_probability.append(rs.gate_probability)
         rows = np.flatnonzero(rs.alarm) if sparse else slice(None)
         alarmed_rows.append(rows + start if sparse else None)
         ca, cs = rs.channel_alarm, rs.channel_scores
@@ -145,6 +141,8 @@ def score_in_chunks(
         alarm=np.concatenate(alarm),
         channel_scores=kept_scores,
         channel_alarm=kept_alarm,
+        threshold=_cat_optional(threshold),
+        gate_probability=_cat_optional(gate_probability),
     )
 
 

@@ -198,6 +198,8 @@ class HybridCombiner:
             channel_scores=channel_scores,
             channel_alarm=None if channel_scores is None
             else top_channel_alarm(alarm, channel_scores, self.top_channels),
+            # the log-odds threshold as a probability, the score's units
+            threshold=np.full(len(prob), 1.0 / (1.0 + np.exp(-self.threshold)), np.float32),
         )
 
     # ------------------------------------------------------------ persistence

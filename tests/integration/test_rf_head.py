@@ -97,6 +97,14 @@ def test_forest_only_switches_alarms_off_and_survives_save_load(tmp_path):
     assert without.alarm[80:86].all() and without.alarm[170:176].all()
     assert with_rf.alarm[80:86].all() and not with_rf.alarm[170:176].any()
     np.testing.assert_array_equal(with_rf.score, without.score)
+    # what the report shows: the threshold of every row, the gate's probability where a
+    # window crossed it (above 0.5 exactly where the gate kept the alarm)
+    assert without.gate_probability is None
+    np.testing.assert_array_equal(with_rf.threshold, float(model.threshold_rule.threshold[0]))
+    judged = np.isfinite(with_rf.gate_probability)
+    np.testing.assert_array_equal(judged, without.alarm == 1)
+    assert (with_rf.gate_probability[80:86] > 0.5).all()
+    assert (with_rf.gate_probability[170:176] <= 0.5).all()
 
     # a skops file, loaded with the explicit trusted list
     save_forest(forest, tmp_path / "rf.skops")

@@ -12,6 +12,7 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.container import main as container_main
 from esa_lightning.jobs.predict import predict
 from esa_lightning.jobs.train import train
+from esa_lightning.reporting.outputs import INTERVAL_COLUMNS
 from tests.conftest import CONF, MSL, REPO, compose_config
 from tests.helpers import checkout_env
 
@@ -46,7 +47,7 @@ def test_predict_writes_every_output(smoke_run, small_mission_dir, tmp_path):
     assert set(sub["is_anomaly"].unique()) <= {0, 1}
     assert sub["id"].is_monotonic_increasing and sub["id"].is_unique
     intervals = pd.read_csv(tmp_path / "intervals.csv")
-    assert list(intervals.columns) == ["start", "end", "channels", "score", "top_channels"]
+    assert list(intervals.columns) == INTERVAL_COLUMNS
     report = pd.read_csv(tmp_path / "report.csv")
     assert list(report.columns) == ["range", "status", "indices"]
     assert (tmp_path / "index.html").is_file()

@@ -8,6 +8,7 @@ from scipy.ndimage import uniform_filter1d
 from esa_lightning.jobs.train import evaluate
 from esa_lightning.models.base import RowScores, top_channel_alarm
 from esa_lightning.reporting.outputs import alarm_intervals
+from esa_lightning.reporting.reference import nominal_reference
 from esa_lightning.runtime.chunks import AlarmedRows, score_in_chunks
 from esa_lightning.runtime.combiner import HybridCombiner, component_features
 from tests.helpers import make_mission
@@ -77,11 +78,10 @@ def test_intervals_from_alarmed_channel_scores_equal_those_from_all_scores():
     scorer = RollingScorer()
     whole = scorer.score_rows(mission)
     sparse = score_in_chunks(scorer, mission, chunk_rows=400, keep_channel_scores="alarmed")
-    args = (np.asarray(mission.timestamps),)
-    a = alarm_intervals(*args, whole.alarm, whole.score, mission.channel_names,
-                        whole.channel_scores, whole.channel_alarm)
-    b = alarm_intervals(*args, sparse.alarm, sparse.score, mission.channel_names,
-                        sparse.channel_scores, sparse.channel_alarm)
+    reference = nominal_reference(scorer, mission)  # attribution reads per-channel scores
+    stamps = np.asarray(mission.timestamps)
+    a = alarm_intervals(stamps, whole, mission, reference)
+    b = alarm_intervals(stamps, sparse, mission, reference)
     assert len(a) > 0
     pd.testing.assert_frame_equal(a, b)
 

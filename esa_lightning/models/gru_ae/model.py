@@ -438,17 +438,27 @@ class LitGRUAttentionAE(DetectorModule):
         wo = self.window_outputs(mission, series, features=gate is not None)
         n = len(mission.values) + wo.pad
         rule = self.threshold_rule
+        threshold = None
         if isinstance(rule, TelemanomOnline):
             score_w, alarm_w = rule.window_alarms(wo.total, wo.targets, self._value_unit(s))
         else:
             score_w, alarm_w = rule.window_alarms(wo.total, s)
+            threshold = np.full(len(mission.values), float(rule.threshold[s]), dtype=np.float32)
+        probability = None
         if gate is not None:
-            alarm_w = gate.accepts(wo, alarm_w)
+            alarm_w, probability_w = gate.judge(wo, alarm_w)
+            probability = self.window_to_rows(probability_w, n)[wo.pad :]
         to_rows = self.window_to_rows
         score = to_rows(score_w, n)[wo.pad :]
         alarm = to_rows(alarm_w.astype(np.float32), n)[wo.pad :]
         channel = to_rows(wo.per_channel, n)[wo.pad :]
-        return RowScores(score=score, alarm=(alarm > 0).astype(np.uint8), channel_scores=channel)
+        return RowScores(
+            score=score,
+            alarm=(alarm > 0).astype(np.uint8),
+            channel_scores=channel,
+            threshold=threshold,
+            gate_probability=probability,
+        )
 
     def _value_unit(self, series: int) -> float:
         """One unit of the (first) value column in scaled units' terms: its IQR."""

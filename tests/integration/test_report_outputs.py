@@ -1,0 +1,60 @@
+"""predict.py leaves the operator's report for NASA's independent series too."""
+
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+
+from esa_lightning.jobs.predict import predict
+from esa_lightning.jobs.train import train
+from esa_lightning.reporting.outputs import INTERVAL_COLUMNS
+from tests.conftest import MSL, compose_config
+
+
+class Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src", ""))
+
+
+@pytest.mark.skipif(not MSL.is_dir(), reason="shared MSL data not present")
+def test_nasa_predict_writes_intervals_report_and_index(tmp_path):
+    data = ["data=nasa_msl", f"data.root={MSL}", "data.channels=[T-13,C-1]"]
+    cfg = compose_config(
+        "train",
+        [
+            "model=window_pca",
+            "datamodule=windows",
+            *data,
+            "test=false",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            "~callbacks.progress_bar",
+            "~callbacks.lr_monitor",
+        ],
+        tmp_path / "train",
+    )
+    train(cfg)
+    out = tmp_path / "predict"
+    metrics = predict(
+        compose_config(
+            "predict", [f"ckpt={tmp_path / 'train' / 'detector'}", *data, "max_figures=3"], out
+        )
+    )
+    intervals = pd.read_csv(out / "intervals.csv", keep_default_na=False)
+    assert list(intervals.columns) == INTERVAL_COLUMNS
+    assert len(intervals) and set(intervals["series"]) <= {"T-13", "C-1"}
+    assert (intervals["channels"] == intervals["series"]).all()  # a series is its one channel
+    assert pd.to_numeric(intervals["threshold"]).gt(0).all()
+    report = pd.read_csv(out / "report.csv")
+    assert list(report.columns) == ["channel", "range", "status", "indices"]
+    assert len(list((out / "alarms").glob("alarm_*.png"))) == min(3, len(intervals))
+    page = Images()
+    page.feed((out / "index.html").read_text())
+    assert len(page.sources) == 1 + min(3, len(intervals))  # timeline + figures, inline
+    assert all(s.startswith("data:image/png;base64,") for s in page.sources)
+    assert "test/EWraw_F_0.50" in metrics

@@ -1,0 +1,150 @@
+"""Alarm attribution, confidence and the random-forest gate's decision in intervals.csv."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+
+from esa_lightning.postprocessing.confidence import confidence
+from esa_lightning.postprocessing.random_forest import RandomForestGate
+from esa_lightning.reporting.outputs import INTERVAL_COLUMNS, alarm_intervals, write_intervals
+from esa_lightning.reporting.reference import nominal_reference, reference_for, reference_record
+from tests.helpers import RawErrorScorer, counter_mission
+
+
+def _intervals(mission, scorer, reference=True):
+    part = mission.test()
+    scores = scorer.score_rows(part)
+    ref = nominal_reference(scorer, mission) if reference else None
+    return alarm_intervals(np.asarray(part.timestamps), scores, part, ref)
+
+
+def test_attribution_names_the_spiked_target_channel_not_the_counter():
+    mission = counter_mission("target_b")
+    scorer = RawErrorScorer(mission, "target_b")
+    # the counter's raw error dwarfs the spike's inside the alarm: ranking raw errors names it
+    part = mission.test()
+    raw = scorer.score_rows(part).channel_scores[100:120]
+    assert raw[:, 2].max() > raw[:, 1].max()
+    intervals = _intervals(mission, scorer)
+    assert len(intervals) == 1
+    row = intervals.iloc[0]
+    assert row["channels"] == "target_b"
+    ranked = [item.split("=")[0] for item in row["top_channels"].split(";")]
+    assert ranked[0] == "target_b" and "counter_c" not in ranked and "mode_d" not in ranked
+    assert row["channels"] != row["top_channels"]  # drivers vs ranked contributions
+
+
+def test_attribution_from_raw_values_when_the_detector_has_no_channel_scores():
+    mission = counter_mission("target_a")
+    scorer = RawErrorScorer(mission, "target_a", channel_scores=False)
+    for reference in (True, False):  # against validation rows, or the scored range itself
+        (row,) = _intervals(mission, scorer, reference).itertuples(index=False)
+        assert row.channels == "target_a"
+
+
+def test_a_counter_is_named_when_it_truly_drives_the_alarm():
+    mission = counter_mission("counter_c", spike=1000.0)
+    scorer = RawErrorScorer(mission, "counter_c", threshold=200.0)
+    (row,) = _intervals(mission, scorer).itertuples(index=False)
+    assert row.channels.split(";")[0] == "counter_c"
+
+
+def test_confidence_is_the_fraction_of_nominal_scores_below():
+    reference = np.array([0.0, 1.0, 2.0, 3.0])  # sorted, as NominalReference keeps them
+    got = confidence(np.array([-1.0, 1.5, 3.0, 10.0, np.nan]), reference)
+    np.testing.assert_array_equal(got[:4], [0.0, 0.5, 0.75, 1.0])
+    assert np.isnan(got[4])
+    assert np.isnan(confidence(np.array([1.0]), np.array([]))).all()
+
+
+def test_intervals_carry_confidence_threshold_and_their_columns(tmp_path):
+    mission = counter_mission("target_b")
+    intervals = _intervals(mission, RawErrorScorer(mission, "target_b"))
+    row = intervals.iloc[0]
+    assert row["threshold"] == 3.0
+    assert row["score"] > 7 and row["confidence"] == 1.0  # above every nominal score
+    assert row["gate"] == "" and np.isnan(row["gate_probability"])  # no gate
+    write_intervals(intervals, tmp_path / "intervals.csv")
+    written = pd.read_csv(tmp_path / "intervals.csv")
+    assert list(written.columns) == INTERVAL_COLUMNS
+    assert INTERVAL_COLUMNS[:5] == ["start", "end", "channels", "score", "top_channels"]
+
+
+def test_gate_reports_its_decision_and_probability():
+    rng = np.random.default_rng(0)
+    n, c = 60, 2
+    wo = SimpleNamespace(
+        total=rng.random(n).astype(np.float32),
+        per_channel=rng.random((n, c)).astype(np.float32),
+        latent=rng.random((n, 3)).astype(np.float32),
+        attention_stats=rng.random((n, 3)).astype(np.float32),
+    )
+    features = np.concatenate([wo.total[:, None], wo.per_channel, wo.latent, wo.attention_stats], 1)
+    y = (wo.total > 0.5).astype(int)
+    gate = RandomForestGate(n_estimators=10)
+    gate.forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(features, y)
+    alarm_w = np.arange(n) % 3 == 0
+    kept, probability = gate.judge(wo, alarm_w)
+    assert np.isnan(probability[~alarm_w]).all()
+    expected = gate.forest.predict_proba(features[alarm_w])[:, 1]
+    np.testing.assert_allclose(probability[alarm_w], expected, rtol=1e-6)
+    np.testing.assert_array_equal(kept[alarm_w], gate.forest.predict(features[alarm_w]) == 1)
+    assert not kept[~alarm_w].any()
+    np.testing.assert_array_equal(gate.accepts(wo, alarm_w), kept)
+
+    mission = counter_mission("target_b")
+    part = mission.test()
+    scores = RawErrorScorer(mission, "target_b").score_rows(part)
+    scores.gate_probability = np.where(scores.alarm == 1, 0.8, np.nan).astype(np.float32)
+    (row,) = alarm_intervals(np.asarray(part.timestamps), scores, part).itertuples(index=False)
+    assert row.gate == "accepted" and row.gate_probability == np.float32(0.8)
+
+
+class CollateralScorer(RawErrorScorer):
+    """Its error on the flat categorical channel is tiny when nominal and soars inside every
+    alarm (a network whose whole reconstruction degrades), while the channel stays flat."""
+
+    def score_rows(self, mission):
+        rs = super().score_rows(mission)
+        rs.channel_scores[:, 3] = 1e-3 + 50.0 * rs.alarm
+        return rs
+
+
+def test_a_flat_channel_with_collateral_error_is_not_named():
+    mission = counter_mission("target_b")
+    (row,) = _intervals(mission, CollateralScorer(mission, "target_b")).itertuples(index=False)
+    assert row.channels == "target_b"
+    assert "mode_d" not in row.top_channels
+
+
+def test_an_artifact_reference_is_used_as_stored():
+    """predict.py reads the artifact's reference (written at training) like the Python API:
+    its scores give the confidence; with the per-channel spreads too, nothing is re-scored."""
+    mission = counter_mission("target_b")
+    scorer = RawErrorScorer(mission, "target_b")
+    computed = nominal_reference(scorer, mission)
+    stored_scores = np.linspace(0.0, 100.0, 101)  # a reference other than the re-scored one
+    only_scores = {"calibration": {"reference_scores": stored_scores.tolist()}}
+    mixed = reference_for(scorer, mission, info=only_scores)
+    np.testing.assert_array_equal(mixed.scores, stored_scores)
+    np.testing.assert_array_equal(mixed.values.spread, computed.values.spread)
+
+    whole = {
+        "calibration": {
+            "reference_scores": stored_scores.tolist(),
+            "n_rows": 7,
+            **reference_record(computed),
+        }
+    }
+    never = SimpleNamespace(context_rows=0, alignment_rows=1, score_rows=None)  # not callable
+    back = reference_for(never, mission, info=whole)
+    assert back.rows == 7
+    np.testing.assert_array_equal(back.channel_scores.spread, computed.channel_scores.spread)
+    part = mission.test()
+    (row,) = alarm_intervals(
+        np.asarray(part.timestamps), scorer.score_rows(part), part, back
+    ).itertuples(index=False)
+    assert row.channels == "target_b"
+    assert row.confidence == confidence(np.array([row.score]), stored_scores)[0]

@@ -1,0 +1,154 @@
+"""index.html: self-contained, opening with what ran, figures inline, metrics readable."""
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from esa_lightning.reporting.figures import ScoredGrid
+from esa_lightning.reporting.outputs import alarm_intervals, run_summary, write_report
+from esa_lightning.reporting.page import format_metric
+from esa_lightning.reporting.reference import nominal_reference
+from tests.helpers import RawErrorScorer, counter_mission
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+class Page(HTMLParser):
+    """The parts of the page the tests read: title, tables by id (rows of cell texts), images,
+    and every external reference (stylesheet, script, image source that is not a data URI)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.title, self.tables, self.images, self.external = "", {}, [], []
+        self._in_title, self._table, self._row, self._cell = False, None, None, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "title":
+            self._in_title = True
+        elif tag == "table":
+            self._table = self.tables.setdefault(a.get("id", ""), [])
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+            self._table.append(self._row)
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = ""
+        elif tag == "img":
+            self.images.append(a.get("src", ""))
+        if tag in ("link", "script") and (a.get("href") or a.get("src")):
+            self.external.append(a.get("href") or a.get("src"))
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self._in_title = False
+        elif tag in ("td", "th") and self._cell is not None:
+            self._row.append(self._cell.strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+        if self._cell is not None:
+            self._cell += data
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    mission = counter_mission("target_b")
+    scorer = RawErrorScorer(mission, "target_b")
+    part = mission.test()
+    scores = scorer.score_rows(part)
+    stamps = np.asarray(part.timestamps)
+    reference = nominal_reference(scorer, mission)
+    grid = ScoredGrid(
+        mission.name, part, scores, stamps, alarm_intervals(stamps, scores, part, reference)
+    )
+    summary = run_summary("toy (RawErrorScorer)", "det", "counter-mission", [grid], [reference])
+    metrics = {
+        "test/EW_F_0.50": 0.5,
+        "test/EW_F_0.50_anomaly": 0.25,
+        "test/ADTQC_after": 4.0,
+        "test/ADTQC_before_anomaly": 1.0,
+        "test/AUC_PR": float("nan"),
+    }
+    write_report(out, [grid], summary, metrics, max_figures=5)
+    return out, Page((out / "index.html").read_text())
+
+
+def test_page_opens_with_what_ran(report):
+    _, page = report
+    assert "toy (RawErrorScorer)" in page.title and "counter-mission" in page.title
+    summary = dict(page.tables["summary"])
+    assert summary["Detector"] == "toy (RawErrorScorer)"
+    assert summary["Data"] == "counter-mission"
+    assert summary["Time range"] == "2000-01-01 10:00:00 .. 2000-01-01 13:19:30"
+    assert summary["Threshold"] == "3"
+    assert summary["Alarms"] == "1"
+    assert summary["Confidence reference"] == "400 label-free validation rows"
+
+
+def test_page_is_self_contained_with_the_timeline_and_one_figure_per_alarm(report):
+    out, page = report
+    assert not page.external
+    assert len(page.images) == 2  # the timeline and the one alarm
+    assert all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert (out / "alarms" / "alarm_0000.png").is_file()
+    alarms = page.tables["alarms"]
+    assert alarms[0][:4] == ["#", "start", "end", "driving channels"]
+    assert alarms[1][3] == "target_b" and alarms[1][6] == "1.000"  # drivers, confidence
+    intervals = pd.read_csv(out / "intervals.csv")
+    assert len(intervals) == 1 and intervals["channels"][0] == "target_b"
+
+
+def test_metrics_table_prints_counts_as_counts_and_ratios_as_ratios(report):
+    _, page = report
+    rows = {r[0]: r[1:] for r in page.tables["metrics"][1:]}
+    assert rows["test/EW_F_0.50"] == ["0.5000", "0.2500"]
+    assert rows["test/ADTQC_after"] == ["4", "-"]
+    assert rows["test/ADTQC_before"] == ["-", "1"]
+    assert rows["test/AUC_PR"] == ["n/a", "-"]
+    assert format_metric("val/ADTQC_after_anomaly", 3.0) == "3"
+
+
+def test_a_range_without_labels_says_not_scored(tmp_path):
+    mission = counter_mission("target_b")
+    scorer = RawErrorScorer(mission, "target_b")
+    part = mission.test()
+    scores = scorer.score_rows(part)
+    stamps = np.asarray(part.timestamps)
+    grid = ScoredGrid("m", part, scores, stamps, alarm_intervals(stamps, scores, part))
+    write_report(tmp_path, [grid], run_summary("d", "p", "m", [grid], [None]), None)
+    page = Page((tmp_path / "index.html").read_text())
+    assert "metrics" not in page.tables
+    assert "Not scored" in (tmp_path / "index.html").read_text()
+    assert dict(page.tables["summary"])["Confidence reference"].startswith("none")
+
+
+@pytest.mark.skipif(not any(shutil.which(b) for b in BROWSERS), reason="no headless browser")
+def test_page_renders_in_a_headless_browser(report, tmp_path):
+    out, _ = report
+    browser = next(shutil.which(b) for b in BROWSERS if shutil.which(b))
+    shot = tmp_path / "page.png"
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            f"--screenshot={shot}",
+            "--window-size=1200,2000",
+            (out / "index.html").as_uri(),
+        ],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    assert shot.stat().st_size > 10_000
