@@ -442,13 +442,27 @@ def test_training_batches_are_sharded_by_the_distributed_sampler():
             assert len(set(rows[0]) & set(rows[1])) <= n % 2  # only the sampler's padding
 
 
-def test_progress_logs_when_not_a_terminal(caplog):
+def progress_lines(caplog, clock_step_s: float) -> list[str]:
+    """What ``progress`` logs (not a terminal) over 30 items, each taking ``clock_step_s``."""
+    import itertools
     import logging
 
-    from esa_lightning.progress import progress
+    from esa_lightning import progress as module
 
+    ticks = (i * clock_step_s for i in itertools.count())
     with caplog.at_level(logging.INFO, logger="esa_lightning"):
-        items = list(progress(iter(range(30)), "feature extraction", total=30))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(module.time, "monotonic", lambda: next(ticks))
+            items = list(module.progress(iter(range(30)), "feature extraction", total=30))
     assert items == list(range(30))
-    lines = [r.getMessage() for r in caplog.records if "feature extraction" in r.getMessage()]
-    assert lines and lines[-1] == "feature extraction: 30/30"
+    return [r.getMessage() for r in caplog.records if "feature extraction" in r.getMessage()]
+
+
+def test_progress_is_silent_for_quick_loops_when_not_a_terminal(caplog):
+    assert progress_lines(caplog, clock_step_s=0.01) == []
+
+
+def test_progress_logs_a_slow_loop_every_interval_and_its_end_when_not_a_terminal(caplog):
+    lines = progress_lines(caplog, clock_step_s=7.0)  # a line every 30 s: every 5th item
+    assert lines[0] == "feature extraction: 5/30"
+    assert len(lines) == 6 and lines[-1] == "feature extraction: 30/30"
