@@ -102,7 +102,7 @@ def evaluate(
     for prefix, part in parts.items():
         reason = unscored_reason(part)
         if reason:
-            log.info("%s: not scored (%s)", prefix, reason)
+            log.debug("%s: not scored (%s)", prefix, reason)  # the summary says it
             continue
         scored = score_range(model, part, chunk_rows, keep_channel_scores="none")
         metrics.update(report_for(scored, prefix))

@@ -39,7 +39,11 @@ def tensorboard_runs(tb: Path) -> dict[str, dict]:
         acc.Reload()
         scalars = {t: [e.value for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
         hparams, metric_tags = {}, set()
-        for content in acc.PluginTagToContent("hparams").values():
+        try:
+            plugin = acc.PluginTagToContent("hparams")
+        except KeyError:  # a run without HParams
+            plugin = {}
+        for content in plugin.values():
             data = plugin_data_pb2.HParamsPluginData.FromString(content)
             if data.HasField("session_start_info"):
                 hparams.update(data.session_start_info.hparams)

@@ -4,8 +4,11 @@ persisted in SQLite that a stopped sweep resumes (Optuna >= 4 for the persisted 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,11 +76,38 @@ def test_bad_sweep_settings_are_one_line_errors():
         plan_for(["experiment=no_such_experiment", "seed=1,2"])
 
 
+def sweep_command(args: list[str], root: Path) -> list[str]:
+    return [sys.executable, str(REPO / "sweep.py"), *args, f"paths.root_dir={root}"]
+
+
 def sweep(args: list[str], root: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(REPO / "sweep.py"), *args, f"paths.root_dir={root}"]
     return subprocess.run(
-        cmd, cwd=root, capture_output=True, text=True, timeout=600, env=checkout_env()
+        sweep_command(args, root),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=checkout_env(),
     )
+
+
+def interrupt_during_first_trial(args: list[str], root: Path, sweep_dir: Path) -> int:
+    """Start the sweep, Ctrl-C it (SIGINT to its process group) once its first trial runs."""
+    proc = subprocess.Popen(
+        sweep_command(args, root),
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=checkout_env(),
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 300
+    while not (sweep_dir / "0" / "console.log").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the first trial never started"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    return proc.wait(timeout=120)
 
 
 @pytest.mark.slow
@@ -97,27 +127,47 @@ def test_a_stopped_sweep_resumes_from_its_sqlite_storage(tmp_path):
         str(tmp_path / "sweep"),
     ]
     args = [*run, "model.quantile=choice(99.0,99.5,99.9)", *study_args]
+
+    def load() -> list:
+        return optuna.load_study(study_name="smoke_test", storage=f"sqlite:///{db}").trials
+
+    # stopped (Ctrl-C) in its first trial: the trial is recorded as failed
+    stopped = interrupt_during_first_trial([*args, "--n-trials", "2"], tmp_path, tmp_path / "sweep")
+    assert stopped == 130
+    assert [t.state.name for t in load()] == ["FAIL"]
+
+    # the same command continues: two complete trials, the failed one not counted
     first = sweep([*args, "--n-trials", "2"], tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    study = optuna.load_study(study_name="smoke_test", storage=f"sqlite:///{db}")
-    before = [(t.number, t.params, t.value) for t in study.trials]
-    assert len(before) == 2
+    assert "0 complete trials, 2 to run" in first.stderr
+    before = [(t.number, t.params, t.value) for t in load()[1:]]
+    assert [n for n, _, _ in before] == [1, 2]
 
+    # extended to three
     resumed = sweep([*args, "--n-trials", "3"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "2 complete trials, 1 to run" in resumed.stderr
-    study = optuna.load_study(study_name="smoke_test", storage=f"sqlite:///{db}")
-    trials = study.trials
+    trials = load()[1:]
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     assert [(t.number, t.params, t.value) for t in trials[:2]] == before
     for t in trials:  # what Optuna saw is each run's own metrics.json value
         metrics = json.loads((Path(t.user_attrs["run_dir"]) / "metrics.json").read_text())
         assert t.value == pytest.approx(metrics["val/EW_F_0.50"])
         assert f"model.quantile={t.params['model.quantile']}" == t.user_attrs["overrides"]
-    assert len((tmp_path / "sweep" / "trials.csv").read_text().splitlines()) == 1 + 3
+    assert len((tmp_path / "sweep" / "trials.csv").read_text().splitlines()) == 1 + 4
 
     # the same study with another search space is refused, not mixed in
     other = sweep([*run, "model.quantile=choice(90.0,95.0)", *study_args], tmp_path)
     assert other.returncode == 2
     assert other.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "--study-name" in other.stderr
+
+
+def test_an_old_optuna_is_a_one_line_error(monkeypatch):
+    import types
+
+    from esa_lightning.jobs.optuna_sweep import import_optuna
+
+    monkeypatch.setitem(sys.modules, "optuna", types.SimpleNamespace(__version__="2.10.1"))
+    with pytest.raises(ESAInputError, match=r"optuna>=4 \(found 2.10.1\)"):
+        import_optuna()
