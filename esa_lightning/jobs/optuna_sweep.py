@@ -323,7 +323,7 @@ def main(argv: list[str], config_dir: Path, train_command: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     args = argument_parser().parse_intermixed_args(argv)
     try:
-        plan = make_plan(args, Path(config_dir), train_command)
+        plan = make_plan(args, Path(config_dir).resolve(), train_command)
         study = sweep(plan)
     except ESAInputError as exc:
         if args.debug_errors:

@@ -244,6 +244,11 @@ def train(cfg: DictConfig) -> float | None:
     output_dir = make_output_folder(cfg.paths.output_dir)
     refuse_multidevice_multirun(cfg.trainer)
     silence_uninformative_output()
+    if cfg.get("optuna") is not None:  # sweep.py removes it from its trials
+        log.warning(
+            "hparams_search only defines a search space for sweep.py (docs/sweeps.md); "
+            "train.py runs one job with the base settings"
+        )
     if is_global_zero():  # DDP processes started by Lightning share this folder
         remove_stale_temporaries(output_dir)
         if cfg.get("print_config", False):

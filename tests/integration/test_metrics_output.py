@@ -166,3 +166,18 @@ def test_validation_keeps_its_labels_when_only_the_test_file_has_none(tiny_missi
     assert mission.val().is_anomaly.any()
     assert unscored_reason(mission.val()) is None
     assert unscored_reason(mission.test()) == "no labels"
+
+
+def test_train_py_with_a_search_space_says_it_runs_one_job(tiny_mission, tmp_path, caplog):
+    import logging
+
+    overrides = [
+        "experiment=smoke",
+        "hparams_search=optuna",
+        f"data.root={tiny_mission}",
+        "logger=none",
+        *QUICK,
+    ]
+    with caplog.at_level(logging.WARNING, logger="esa_lightning"):
+        train(compose_config("train", overrides, tmp_path))
+    assert any("search space for sweep.py" in r.getMessage() for r in caplog.records)
