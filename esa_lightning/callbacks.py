@@ -3,13 +3,15 @@
 The metrics are computed once over the whole validation range on global rank 0 (never per shard:
 a distributed sampler splits and pads the series), from the module's own ``score_rows``. Before
 a module's threshold is calibrated (it is fitted after training), alarms come from a provisional
-percentile of the validation scores, so the sweep objective ``val/EW_F_0.50`` exists every epoch.
+percentile of the validation scores. These per-epoch numbers are ``val_provisional/<metric>``;
+``val/<metric>`` is the fitted detector's value, logged once at the end of training (the one in
+``metrics.json``, which sweeps optimise). A validation range without labels logs no metrics.
 
 Under DDP rank 0 then broadcasts the numbers and every rank logs the same values, so
-``ModelCheckpoint`` / ``EarlyStopping`` may monitor ``val/EW_F_0.50`` on every rank. Every rank
-reaches that broadcast: the conditions before it (epoch, sanity check, validation range) are the
-same on all ranks. Histograms and figures are built on rank 0 only (the only TensorBoard writer).
-"""
+``ModelCheckpoint`` / ``EarlyStopping`` may monitor ``val_provisional/EW_F_0.50`` on every rank.
+Every rank reaches that broadcast: the conditions before it (epoch, sanity check, validation
+range) are the same on all ranks. Histograms and figures are built on rank 0 only (the only
+TensorBoard writer)."""
 
 from __future__ import annotations
 
@@ -18,15 +20,18 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+from lightning.pytorch.callbacks import ModelSummary
 
 from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.intervals import runs
 from esa_lightning.models.base import DetectorModule, RowScores
-from esa_lightning.runtime.evaluation import ScoredRange, report_for
+from esa_lightning.runtime.evaluation import ScoredRange, report_for, unscored_reason
 
 log = logging.getLogger("esa_lightning")
+# the prefix of the metrics, histogram and figure logged during training
+PROVISIONAL = "val_provisional"
 
 
 def provisional_alarm(rs: RowScores, q: float) -> RowScores:
@@ -50,7 +55,8 @@ def tensorboard_writer(trainer: L.Trainer) -> Any | None:
 
 
 class ESAValidationMetrics(L.Callback):
-    """Logs ``val/<ESA metric>`` every ``every_n_epochs``; histograms and figures on rank 0."""
+    """Logs ``val_provisional/<ESA metric>`` every ``every_n_epochs`` (none without labels);
+    histograms and figures on rank 0."""
 
     def __init__(
         self,
@@ -83,24 +89,26 @@ class ESAValidationMetrics(L.Callback):
         val = self._validation_range(trainer)
         if val is None:
             return
-        rs, metrics = None, None
+        rs, metrics = None, {}
         if trainer.is_global_zero:
             rs = self._score(pl_module, val)
-            metrics = _finite(
-                report_for(ScoredRange(val, rs, np.asarray(val.timestamps), val.events), "val")
-            )
+            if unscored_reason(val) is None:  # never 0.0 for a range without labels
+                scored = ScoredRange(val, rs, np.asarray(val.timestamps), val.events)
+                metrics = _finite(report_for(scored, PROVISIONAL))
         # a collective: every rank gets here (see the module docstring)
         metrics = trainer.strategy.broadcast(metrics, src=0)
-        pl_module.log_dict(metrics, sync_dist=trainer.world_size > 1)  # equal values: mean exact
+        if metrics:  # equal values on every rank: the mean is exact
+            pl_module.log_dict(metrics, sync_dist=trainer.world_size > 1)
         writer = tensorboard_writer(trainer) if trainer.is_global_zero else None
         if writer is None or rs is None:
             return
         finite = rs.score[np.isfinite(rs.score)]
         if len(finite):
-            writer.add_histogram("val/score", finite, global_step=trainer.global_step)
+            writer.add_histogram(f"{PROVISIONAL}/score", finite, global_step=trainer.global_step)
         if (epoch + 1) % self.figure_every_n_epochs == 0 or epoch + 1 == trainer.max_epochs:
             figure = interval_figure(val, rs, self.n_figure_channels)
-            writer.add_figure("val/intervals", figure, global_step=trainer.global_step, close=True)
+            step = trainer.global_step
+            writer.add_figure(f"{PROVISIONAL}/intervals", figure, global_step=step, close=True)
 
     def _score(self, pl_module: DetectorModule, val: Mission) -> RowScores:
         was_training = pl_module.training
@@ -157,6 +165,34 @@ def _shade(ax: Any, mask: np.ndarray, color: str) -> None:
         return
     for first, last in zip(*runs(mask), strict=True):
         ax.axvspan(first, last + 1, color=color, alpha=0.3, lw=0)
+
+
+class CompactModelSummary(ModelSummary):
+    """Lightning's model summary as one log line (``train`` adds it unless a ``ModelSummary`` is
+    configured): its table repeats the module names, and its FLOPs are 0 without an example
+    input. ``+callbacks.model_summary._target_=lightning.pytorch.callbacks.RichModelSummary``
+    brings the table back."""
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        from lightning.pytorch.utilities.model_summary import get_human_readable_count
+
+        flops = f", {get_human_readable_count(total_flops)} FLOPs" if total_flops else ""
+        log.info(
+            "model: %s trainable parameters of %s (%.2f MB)%s",
+            get_human_readable_count(trainable_parameters),
+            get_human_readable_count(total_parameters),
+            model_size,
+            flops,
+        )
 
 
 class WeightRestorer(L.Callback):

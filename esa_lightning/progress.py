@@ -1,9 +1,11 @@
-"""Progress for long steps: a rich bar on a terminal, a few log lines elsewhere (CI, files)."""
+"""Progress for long steps: a rich bar on a terminal; elsewhere (CI, files) a log line only when a
+step is slow, at most one every ``interval_s`` seconds, so quick loops print nothing."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -11,7 +13,9 @@ T = TypeVar("T")
 log = logging.getLogger("esa_lightning")
 
 
-def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+def progress(
+    items: Iterable[T], description: str, total: int | None = None, interval_s: float = 30.0
+) -> Iterator[T]:
     """Iterate ``items`` showing progress of ``description``."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
@@ -20,8 +24,12 @@ def progress(items: Iterable[T], description: str, total: int | None = None) -> 
 
         yield from track(items, description=description, total=total, transient=True)
         return
-    step = max(1, (total or 0) // 10)
-    for i, item in enumerate(items):
-        if total and (i % step == 0 or i == total - 1):
-            log.info("%s: %d/%d", description, i + 1, total)
+    last, logged, count = time.monotonic(), 0, 0
+    for count, item in enumerate(items, start=1):
         yield item
+        now = time.monotonic()
+        if now - last >= interval_s:
+            log.info("%s: %d/%s", description, count, total or "?")
+            last, logged = now, count
+    if 0 < logged < count:  # a slow loop says when it is done
+        log.info("%s: %d/%s", description, count, total or "?")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -14,6 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.data import Mission
 from esa_lightning.errors import ESAInputError
+from esa_lightning.runtime.evaluation import (  # noqa: F401 - the jobs import them from here
+    has_labeled_events,
+    unscored_reason,
+)
 
 log = logging.getLogger("esa_lightning")
 T = TypeVar("T")
@@ -65,13 +70,17 @@ def mission_from_config(data_cfg: DictConfig) -> Mission:
 
 
 def print_config(cfg: DictConfig) -> None:
-    """Log the composed config so a reader sees every knob of the run."""
+    """Log the composed config (``print_config=true``; it is always saved in ``.hydra/``)."""
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
 
 
-def has_labeled_events(part: Mission) -> bool:
-    """Whether ``part`` carries labels with an anomaly or rare event on its own rows: a range
-    without one has no labeled metric keys at all, never 0.0 (interfaces: metric names)."""
-    if not part.meta.get("test_labeled", True):
-        return False
-    return any(g.labels is not None and g.is_anomaly.any() for g in part.grids().values())
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")
+
+
+def silence_uninformative_output() -> None:
+    """Drop, at their source, messages a user of this project cannot act on: Lightning's
+    advertisement for its cloud logger, and the deprecation warning that Lightning's own pytree
+    code triggers in torch."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")

@@ -26,11 +26,16 @@ import lightning as L
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from esa_lightning.callbacks import WeightRestorer
+from esa_lightning.callbacks import CompactModelSummary, WeightRestorer
 from esa_lightning.data.label_facts import label_facts, supervision_warnings
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
-from esa_lightning.jobs.common import has_labeled_events, mission_from_config, print_config
+from esa_lightning.jobs.common import (
+    mission_from_config,
+    print_config,
+    silence_uninformative_output,
+    unscored_reason,
+)
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
 from esa_lightning.runtime.evaluation import report_for, score_range
@@ -96,11 +101,9 @@ def evaluate(
     """
     metrics: dict[str, float] = {}
     for prefix, part in parts.items():
-        if part.n_rows == 0:
-            log.warning("%s range is empty: no %s metrics", prefix, prefix)
-            continue
-        if not has_labeled_events(part):
-            log.warning("%s range holds no labeled event: no %s metrics", prefix, prefix)
+        reason = unscored_reason(part)
+        if reason:
+            log.debug("%s: not scored (%s)", prefix, reason)  # the summary says it
             continue
         scored = score_range(model, part, chunk_rows, keep_channel_scores="none")
         metrics.update(report_for(scored, prefix))
@@ -149,14 +152,62 @@ def warn_about_labels(cfg: DictConfig, mission: Any) -> None:
                 log.warning("%s: %s", name, warning)
 
 
+def run_loggers(cfg: DictConfig, name: str) -> list[Any]:
+    """The configured loggers; TensorBoard's writes to the run ``tensorboard/<name>``."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    loggers = instantiate_group(cfg.get("logger"))
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger._name = name
+    return loggers
+
+
+def run_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The settings shown in TensorBoard's HParams tab: the detector's parts and its data."""
+    keys = ["experiment_name", "seed", "data", "trainer"]
+    keys += ["components", "combiner"] if cfg.get("components") else ["datamodule", "model"]
+    return {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in keys
+        if cfg.get(k) is not None
+    }
+
+
+def log_final_metrics(
+    cfg: DictConfig, trainer: L.Trainer, n_components: int, metrics: dict[str, float]
+) -> None:
+    """The fitted detector's metrics (``val/...``, ``test/...``) and the run's settings.
+
+    TensorBoard gets both in its HParams tab (``log_hyperparams(settings, metrics)``, which
+    writes the metrics at step 0). With one component that is the component's own run, beside
+    its training curves; with several (``esa_full``) a run of the experiment's name, so the
+    combined detector's numbers are not appended to the last component's curves.
+    """
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    loggers = trainer.loggers if n_components == 1 else run_loggers(cfg, cfg.experiment_name)
+    settings = run_settings(cfg)
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(settings, metrics or None)
+        else:
+            logger.log_hyperparams(settings)
+            logger.log_metrics(metrics, step=trainer.global_step)
+        logger.save()
+
+
 def fit_component(
     name: str, spec: DictConfig, cfg: DictConfig, mission: Any, output_dir: Path
 ) -> tuple[DetectorModule, L.Trainer]:
     """Instantiate and fit one component with its own trainer, checkpoints and log folder; the
     model's post-processing is fitted at the end of training (its ``configure_callbacks``)."""
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
-    from lightning.pytorch.loggers import TensorBoardLogger
-
+    from lightning.pytorch.callbacks import (
+        LearningRateMonitor,
+        ModelCheckpoint,
+        ModelSummary,
+        ProgressBar,
+    )
     # objects such as the Mission cannot pass through OmegaConf: bind them after instantiation
     datamodule = instantiate(spec.datamodule, _partial_=True, _convert_="all")(mission=mission)
     model_class = get_class(spec.model._target_)
@@ -171,10 +222,7 @@ def fit_component(
     for cb in callbacks:
         if isinstance(cb, ModelCheckpoint):
             cb.dirpath = str(checkpoint_dir)
-    loggers = instantiate_group(cfg.get("logger"))
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger._name = name
+    loggers = run_loggers(cfg, name)
     trainer_cfg = OmegaConf.merge(
         OmegaConf.to_container(cfg.trainer, resolve=True),
         OmegaConf.to_container(spec.get("trainer") or OmegaConf.create(), resolve=True),
@@ -184,6 +232,11 @@ def fit_component(
     if not loggers:  # a learning-rate monitor without a logger is refused by Lightning
         callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
     trainer_cfg = OmegaConf.merge(trainer_cfg, model.trainer_arguments(trainer_cfg))
+    if trainer_cfg.get("enable_model_summary", True) and not any(
+        isinstance(cb, ModelSummary) for cb in callbacks
+    ):  # one line instead of Lightning's table (Lightning then adds none of its own)
+        callbacks.append(CompactModelSummary())
+        trainer_cfg.enable_model_summary = False
     train_end = _TrainEndSeen()
     trainer: L.Trainer = instantiate(
         trainer_cfg, callbacks=[*callbacks, train_end], logger=loggers or False
@@ -204,9 +257,16 @@ def train(cfg: DictConfig) -> float | None:
     """Train the configured detector; return ``cfg.optimized_metric`` (for sweeps)."""
     output_dir = make_output_folder(cfg.paths.output_dir)
     refuse_multidevice_multirun(cfg.trainer)
+    silence_uninformative_output()
+    if cfg.get("optuna") is not None:  # sweep.py removes it from its trials
+        log.warning(
+            "hparams_search only defines a search space for sweep.py (docs/sweeps.md); "
+            "train.py runs one job with the base settings"
+        )
     if is_global_zero():  # DDP processes started by Lightning share this folder
         remove_stale_temporaries(output_dir)
-        print_config(cfg)
+        if cfg.get("print_config", False):
+            print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
 
     mission = mission_from_config(cfg.data)
@@ -241,12 +301,11 @@ def train(cfg: DictConfig) -> float | None:
             parts["test"] = mission.test()
         metrics = evaluate(detector, mission, parts, int(cfg.get("chunk_rows", 262_144)))
         metrics.update(label_free_metrics(components, mission))
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
-            logger.save()
+        log_final_metrics(cfg, trainer, len(components), metrics)
         write_json_atomic(output_dir / "metrics.json", metrics)
         detector.save(output_dir / "detector")
-        _print_summary(metrics, output_dir)
+        unscored = {p: r for p, part in parts.items() if (r := unscored_reason(part))}
+        _print_summary(metrics, unscored, output_dir)
     if metrics and cfg.optimized_metric not in metrics:
         log.warning(
             "optimized_metric %s is not among this run's metrics (a range without a labeled "
@@ -282,7 +341,9 @@ def record_for_api(detector: Any, mission: Any, chunk_rows: int) -> None:
     detector.info[CALIBRATION_KEY] = calibration_record(detector, mission, chunk_rows)
 
 
-def _print_summary(metrics: dict[str, float], output_dir: Path) -> None:
+def _print_summary(
+    metrics: dict[str, float], unscored: dict[str, str], output_dir: Path
+) -> None:
     keys = [
         k
         for k in metrics
@@ -290,4 +351,5 @@ def _print_summary(metrics: dict[str, float], output_dir: Path) -> None:
         in ("EW_F_0.50", "EW_precision", "EW_recall", "AFF_F_0.50", "AUC_PR", "forecast_MAE")
     ]
     lines = [f"  {k:<22} {metrics[k]:.4f}" for k in sorted(keys)]
+    lines += [f"  {prefix}: not scored ({reason})" for prefix, reason in unscored.items()]
     print("\n".join(["results:", *lines, f"outputs: {output_dir.resolve()}"]))

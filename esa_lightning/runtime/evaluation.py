@@ -76,3 +76,28 @@ def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:
         channels_table=channels,
     )
     return {f"{prefix}/{k}": float(v) for k, v in result.items()}
+
+
+def unscored_reason(part: Mission) -> str | None:
+    """Why ``part`` gets no labeled metrics (``empty``, ``no labels``), or None when it is
+    scored: a range without labels has no metric keys, never 0.0 (interfaces: metric names)."""
+    if part.n_rows == 0:
+        return "empty"
+    return None if has_labeled_events(part) else "no labels"
+
+
+def has_labeled_events(part: Mission) -> bool:
+    """Whether ``part`` carries labels with an anomaly or rare event on its own rows: a range
+    without one has no labeled metric keys at all, never 0.0 (interfaces: metric names).
+
+    A reader without labels for the test range (Kaggle's ``test.parquet``) sets
+    ``meta["test_labeled"] = False``: a range holding test rows is then unlabeled (its zeros are
+    unknowns), while the validation range before it keeps its labels.
+    """
+    test_unlabeled = not part.meta.get("test_labeled", True)
+    return any(
+        g.labels is not None
+        and not (test_unlabeled and g.test_start < g.n_rows)
+        and g.is_anomaly.any()
+        for g in part.grids().values()
+    )

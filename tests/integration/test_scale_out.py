@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -162,28 +161,30 @@ def test_tensorboard_holds_losses_lr_esa_metrics_histogram_and_figure(esa_full_r
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run_dir, _ = esa_full_runs["single"]
-    for component in ("gru_ae", "channel_ensemble"):
-        scalars, histograms, images = set(), set(), set()
-        for events in (run_dir / "tensorboard" / component).glob("events.out.tfevents*"):
+
+    def tags(run: str) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {"scalars": set(), "histograms": set(), "images": set()}
+        for events in (run_dir / "tensorboard" / run).glob("events.out.tfevents*"):
             acc = EventAccumulator(
                 str(events), size_guidance={"scalars": 0, "histograms": 0, "images": 0}
             )
             acc.Reload()
-            tags = acc.Tags()
-            scalars |= set(tags["scalars"])
-            histograms |= set(tags["histograms"])
-            images |= set(tags["images"])
-        assert {"train/loss", "val/loss", "val/EW_F_0.50", "val/AFF_F_0.50"} <= scalars, scalars
+            for kind, names in found.items():
+                names |= set(acc.Tags()[kind])
+        return found
+
+    for component in ("gru_ae", "channel_ensemble"):
+        found = tags(component)
+        scalars = found["scalars"]
+        assert {"train/loss", "val/loss", "val_provisional/EW_F_0.50"} <= scalars, scalars
+        assert "val_provisional/AFF_F_0.50" in scalars
         assert any(t.startswith("lr-") for t in scalars), scalars
-        assert "val/score" in histograms
-        assert "val/intervals" in images
-    # the final metrics of the fitted detector are logged too (in the last component's folder)
-    final = set()
-    for events in (run_dir / "tensorboard" / "channel_ensemble").glob("events.out.tfevents*"):
-        acc = EventAccumulator(str(events))
-        acc.Reload()
-        final |= set(acc.Tags()["scalars"])
-    assert "test/EW_F_0.50" in final
+        assert "val_provisional/score" in found["histograms"]
+        assert "val_provisional/intervals" in found["images"]
+        # the combined detector's numbers are not appended to a component's curves
+        assert not any(t.startswith(("val/EW", "test/")) for t in scalars), scalars
+    # ... but in a run of their own, under the experiment's name
+    assert {"val/EW_F_0.50", "test/EW_F_0.50"} <= tags("esa_full")["scalars"]
 
 
 # ------------------------------------------------------------------------------- sweeps
@@ -212,34 +213,6 @@ def test_multirun_writes_job_folders_and_summary(tiny_mission, tmp_path):
     for job, row in summary.iterrows():
         metrics = json.loads((sweep / str(job) / "metrics.json").read_text())
         assert row["val/EW_F_0.50"] == pytest.approx(metrics["val/EW_F_0.50"])
-
-
-@pytest.mark.slow
-def test_optuna_sweep_optimises_the_returned_metric(tiny_mission, tmp_path):
-    sweep = tmp_path / "optuna"
-    proc = run_train(
-        [
-            "-m",
-            "hparams_search=optuna",
-            "experiment=gru_ae",
-            *GRU_FAST,
-            "hydra.sweeper.n_trials=2",
-            "hydra.sweeper.sampler.n_startup_trials=2",
-            f"data.root={tiny_mission}",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        tmp_path,
-    )
-    assert_ok(proc)
-    values = [
-        json.loads((sweep / j / "metrics.json").read_text())["val/EW_F_0.50"] for j in ("0", "1")
-    ]
-    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    # the sweeper saw what train() returned: the best of the two jobs' val/EW_F_0.50
-    assert result["best_value"] == pytest.approx(max(values))
-    # searched: latent_dim and lr; hidden_size is fixed by the command line
-    assert set(result["best_params"]) == {"model.latent_dim", "model.lr"}
-    assert len(pd.read_csv(sweep / "summary.csv")) == 2
 
 
 @pytest.mark.slow
@@ -442,13 +415,27 @@ def test_training_batches_are_sharded_by_the_distributed_sampler():
             assert len(set(rows[0]) & set(rows[1])) <= n % 2  # only the sampler's padding
 
 
-def test_progress_logs_when_not_a_terminal(caplog):
+def progress_lines(caplog, clock_step_s: float) -> list[str]:
+    """What ``progress`` logs (not a terminal) over 30 items, each taking ``clock_step_s``."""
+    import itertools
     import logging
 
-    from esa_lightning.progress import progress
+    from esa_lightning import progress as module
 
+    ticks = (i * clock_step_s for i in itertools.count())
     with caplog.at_level(logging.INFO, logger="esa_lightning"):
-        items = list(progress(iter(range(30)), "feature extraction", total=30))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(module.time, "monotonic", lambda: next(ticks))
+            items = list(module.progress(iter(range(30)), "feature extraction", total=30))
     assert items == list(range(30))
-    lines = [r.getMessage() for r in caplog.records if "feature extraction" in r.getMessage()]
-    assert lines and lines[-1] == "feature extraction: 30/30"
+    return [r.getMessage() for r in caplog.records if "feature extraction" in r.getMessage()]
+
+
+def test_progress_is_silent_for_quick_loops_when_not_a_terminal(caplog):
+    assert progress_lines(caplog, clock_step_s=0.01) == []
+
+
+def test_progress_logs_a_slow_loop_every_interval_and_its_end_when_not_a_terminal(caplog):
+    lines = progress_lines(caplog, clock_step_s=7.0)  # a line every 30 s: every 5th item
+    assert lines[0] == "feature extraction: 5/30"
+    assert len(lines) == 6 and lines[-1] == "feature extraction: 30/30"

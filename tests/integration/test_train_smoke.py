@@ -147,8 +147,8 @@ def test_forecast_search_minimises_the_validation_error_without_scoring_test(tmp
     overrides = ["hparams_search=optuna_forecast", "experiment=gru_ae_nasa"]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        sweeper = compose("train", overrides, return_hydra_config=True).hydra.sweeper
-    assert sweeper.direction == "minimize" and "datamodule.window" in sweeper.params
+        search = compose("train", overrides).optuna
+    assert search.direction == "minimize" and "datamodule.window" in search.params
     cfg = compose_config("train", [
         *overrides, f"data.root={MSL}", "data.channels=[T-13,C-1]", "trainer.max_epochs=1",
         "trainer.limit_train_batches=3", "logger=none", "trainer.enable_progress_bar=false",

@@ -1,0 +1,347 @@
+"""A persistent hyper-parameter search: Optuna (>= 4) on an RDB storage, Hydra overrides in.
+
+    python sweep.py hparams_search=optuna experiment=gru_ae [key=value ...]
+        [--n-trials N] [--study-name NAME] [--storage URL] [--sweep-dir DIR]
+
+The search space is the ``optuna.params`` node of an ``hparams_search`` config, in the Hydra
+sweeper syntax (``choice(a, b)``, ``a,b``, ``range(lo, hi[, step])``, ``interval(lo, hi)``,
+``tag(log, interval(lo, hi))``). On the command line, such an expression adds or replaces a
+searched key and a plain ``key=value`` fixes it. Every trial is its own ``train.py`` run, in its
+own process and folder (``<sweep-dir>/<trial number>``), with the sweep's overrides plus the
+trial's; its ``metrics.json`` value of ``optimized_metric`` is what Optuna sees.
+
+The study lives in ``--storage`` (default ``sqlite:///<sweep-dir>/optuna.db``): rerunning the
+same command after a stop continues the study until it holds ``--n-trials`` complete trials;
+``optuna-dashboard <storage>`` or ``<sweep-dir>/trials.csv`` show it. The hydra-optuna-sweeper
+plugin cannot do this: it pins optuna < 3, whose RDB storage fails under current SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, Transformer
+from hydra.errors import HydraException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.io import atomic_path, make_output_folder
+
+log = logging.getLogger("esa_lightning")
+MIN_OPTUNA = 4
+SEARCH_NODE = "optuna"
+
+
+class TrialFailed(RuntimeError):
+    """A trial's ``train.py`` ended with an error that is not a user-input error."""
+
+
+@dataclass
+class SweepPlan:
+    """What every trial shares (``overrides``) and what Optuna chooses per trial (``space``)."""
+
+    overrides: list[str]
+    space: dict[str, Override]
+    direction: str
+    metric: str
+    sampler: dict[str, Any] | None
+    sweep_dir: Path
+    study_name: str
+    storage: str
+    n_trials: int
+    config_dir: Path
+    train_command: list[str] = field(default_factory=list)
+
+    def description(self) -> dict[str, Any]:
+        """What defines the study (stored with it; a resumed run must match)."""
+        return {
+            "overrides": self.overrides,
+            "space": {k: o.input_line for k, o in sorted(self.space.items())},
+            "metric": self.metric,
+        }
+
+
+def import_optuna() -> Any:
+    """Optuna >= 4, or a one-line error saying how to get it."""
+    try:
+        import optuna
+    except ImportError:
+        optuna = None
+    major = int(optuna.__version__.split(".")[0]) if optuna is not None else 0
+    if major < MIN_OPTUNA:
+        found = optuna.__version__ if optuna is not None else "none"
+        raise ESAInputError(
+            f"the sweep needs optuna>={MIN_OPTUNA} (found {found}): pip install 'optuna>=4' "
+            "(the hydra-optuna-sweeper plugin pins optuna<3: uninstall it first)",
+            column="optuna",
+        )
+    return optuna
+
+
+def parse_overrides(lines: list[str], what: str) -> list[Override]:
+    try:
+        return OverridesParser.create().parse_overrides(lines)
+    except HydraException as exc:
+        raise ESAInputError(f"not a Hydra override ({exc})", column=what) from None
+
+
+def compose_train(config_dir: Path, overrides: list[str]) -> DictConfig:
+    """``train.yaml`` composed with ``overrides`` (no Hydra run: nothing is created)."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            return compose(config_name="train", overrides=overrides)
+    except HydraException as exc:
+        raise ESAInputError(f"the overrides do not compose: {exc}", column="overrides") from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[str]) -> SweepPlan:
+    """Split the command line into the shared overrides and the searched keys, compose the run's
+    config once (a bad override fails here, before any trial) and read its search space."""
+    plain, searched = [], {}
+    for override in parse_overrides(args.overrides, "command line"):
+        if override.is_sweep_override():
+            searched[override.key_or_group] = override
+        else:
+            plain.append(override.input_line)
+    cfg = compose_train(config_dir, plain)
+    node = cfg.get(SEARCH_NODE) or OmegaConf.create({})
+    fixed = {o.key_or_group for o in parse_overrides(plain, "command line")}
+    space = {}
+    for key, expr in (node.get("params") or {}).items():
+        if key not in fixed:  # a plain command-line value fixes a searched key
+            space[key] = parse_overrides([f"{key}={expr}"], f"{SEARCH_NODE}.params.{key}")[0]
+    space.update(searched)
+    if not space:
+        raise ESAInputError(
+            "nothing to search: add hparams_search=NAME (conf/hparams_search) or a sweep "
+            "override such as model.lr=interval(0.0003,0.01)",
+            column=f"{SEARCH_NODE}.params",
+        )
+    direction = str(node.get("direction", "maximize"))
+    if direction not in ("maximize", "minimize"):
+        raise ESAInputError(
+            "maximize or minimize", column=f"{SEARCH_NODE}.direction", value=direction
+        )
+    experiment = str(cfg.experiment_name)
+    study_name = args.study_name or str(node.get("study_name") or experiment)
+    sweep_dir = Path(args.sweep_dir or Path(cfg.paths.log_dir) / experiment / "sweeps" / study_name)
+    if SEARCH_NODE in cfg:  # trials are plain train.py runs (train.py warns about this node)
+        plain.append(f"~{SEARCH_NODE}")
+    sampler = node.get("sampler")
+    return SweepPlan(
+        overrides=plain,
+        space=space,
+        direction=direction,
+        metric=str(cfg.optimized_metric),
+        sampler=OmegaConf.to_container(sampler, resolve=True) if sampler else None,
+        sweep_dir=sweep_dir,
+        study_name=study_name,
+        storage=args.storage or f"sqlite:///{sweep_dir / 'optuna.db'}",
+        n_trials=int(args.n_trials if args.n_trials is not None else node.get("n_trials", 20)),
+        config_dir=config_dir,
+        train_command=train_command,
+    )
+
+
+def suggest(trial: Any, key: str, override: Override) -> Any:
+    """The trial's value of ``key`` for its sweep expression, as the Hydra sweeper reads it;
+    ``range`` keeps Hydra's meaning (the stop value is excluded)."""
+    value = override.value()
+    if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
+        choices = list(override.sweep_iterator(transformer=Transformer.encode))
+        return trial.suggest_categorical(key, choices)
+    if override.is_range_sweep():
+        start, stop, step = value.start, value.stop, value.step
+        last = start + step * (math.ceil((stop - start) / step) - 1)
+        if all(isinstance(v, int) for v in (start, stop, step)):
+            return trial.suggest_int(key, start, last, step=step)
+        return trial.suggest_float(key, start, last, step=step)
+    if override.is_interval_sweep():
+        log_scale = "log" in value.tags
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return trial.suggest_int(key, value.start, value.end, log=log_scale)
+        return trial.suggest_float(key, value.start, value.end, log=log_scale)
+    raise ESAInputError("not a choice, range or interval", column=key, value=override.input_line)
+
+
+def override_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "null" if value is None else str(value)
+
+
+def run_trial(plan: SweepPlan, trial: Any) -> float:
+    """One ``train.py`` run with the trial's overrides; its ``optimized_metric``."""
+    chosen = [f"{k}={override_value(suggest(trial, k, o))}" for k, o in plan.space.items()]
+    run_dir = plan.sweep_dir / str(trial.number)
+    overrides = [*plan.overrides, *chosen]
+    compose_train(plan.config_dir, overrides)  # a bad value fails here, with Hydra's message
+    trial.set_user_attr("run_dir", str(run_dir))
+    trial.set_user_attr("overrides", " ".join(chosen))
+    make_output_folder(run_dir)
+    console = run_dir / "console.log"
+    with console.open("w") as out:
+        proc = subprocess.run(
+            [*plan.train_command, *overrides, f"hydra.run.dir={run_dir}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if proc.returncode:
+        tail = console.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        if proc.returncode == 2:  # a user-input error: every trial would hit it
+            raise ESAInputError(f"trial {trial.number}: {tail[0]}", path=console)
+        last_lines = "\n".join(console.read_text(errors="replace").splitlines()[-15:])
+        raise TrialFailed(
+            f"{last_lines}\ntrial {trial.number} failed (exit code {proc.returncode}): {console}"
+        )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if plan.metric not in metrics:
+        raise ESAInputError(
+            f"trial {trial.number} has no {plan.metric} (its keys: {', '.join(sorted(metrics))}); "
+            "a range without labels has no labeled metrics: choose another optimized_metric",
+            column="optimized_metric",
+        )
+    return float(metrics[plan.metric])
+
+
+def open_study(plan: SweepPlan, optuna: Any) -> Any:
+    """Create the study, or load it (resume) after checking it searches the same thing."""
+    make_output_folder(plan.sweep_dir)
+    with warnings.catch_warnings():  # the heartbeat is "experimental" since optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # a trial whose sweep was killed stops beating: failed at the next trial's start
+        storage = optuna.storages.RDBStorage(plan.storage, heartbeat_interval=60, grace_period=180)
+    sampler = instantiate(plan.sampler) if plan.sampler else None
+    try:
+        study = optuna.create_study(
+            study_name=plan.study_name,
+            storage=storage,
+            sampler=sampler,
+            direction=plan.direction,
+            load_if_exists=True,
+        )
+    except ValueError as exc:
+        raise ESAInputError(str(exc), column="--study-name", value=plan.study_name) from None
+    described = json.dumps(plan.description(), sort_keys=True)
+    stored = study.user_attrs.get("plan")
+    if stored is None:
+        study.set_user_attr("plan", described)
+    elif stored != described:
+        raise ESAInputError(
+            f"this study searched {stored}, not {described}: resume with the same overrides, or "
+            "start another study (--study-name)",
+            column="--study-name",
+            value=plan.study_name,
+        )
+    return study
+
+
+def write_trials(study: Any, sweep_dir: Path) -> Path:
+    """``trials.csv``: every trial's number, state, value, parameters and run folder."""
+    path = sweep_dir / "trials.csv"
+    with atomic_path(path) as tmp:
+        study.trials_dataframe().to_csv(tmp, index=False)
+    return path
+
+
+def sweep(plan: SweepPlan) -> Any:
+    """Run trials until the study holds ``plan.n_trials`` complete ones; the study."""
+    optuna = import_optuna()
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    study = open_study(plan, optuna)
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    remaining = plan.n_trials - done
+    log.info(
+        "study %s (%s): %d complete trials, %d to run; trials in %s",
+        plan.study_name,
+        plan.storage,
+        done,
+        max(remaining, 0),
+        plan.sweep_dir,
+    )
+    if remaining > 0:
+        try:
+            study.optimize(
+                lambda trial: run_trial(plan, trial),
+                n_trials=remaining,
+                callbacks=[
+                    MaxTrialsCallback(plan.n_trials, states=(TrialState.COMPLETE,)),
+                    lambda study, trial: write_trials(study, plan.sweep_dir),
+                ],
+            )
+        finally:
+            write_trials(study, plan.sweep_dir)
+    return study
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sweep.py",
+        description="Optuna search over train.py runs, persisted in an RDB storage (resumable).",
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for train.py")
+    parser.add_argument(
+        "--n-trials",
+        type=int,
+        default=None,
+        help="complete trials the study should hold (default: optuna.n_trials)",
+    )
+    parser.add_argument("--study-name", default=None, help="default: the experiment name")
+    parser.add_argument(
+        "--storage", default=None, help="Optuna RDB URL (default: sqlite:///<sweep-dir>/optuna.db)"
+    )
+    parser.add_argument(
+        "--sweep-dir",
+        default=None,
+        help="trial folders (default: outputs/<experiment>/sweeps/<study>)",
+    )
+    parser.add_argument("--debug-errors", action="store_true", help="full tracebacks")
+    return parser
+
+
+def main(argv: list[str], config_dir: Path, train_command: list[str]) -> int:
+    """The ``sweep.py`` entry: 0 when done, 2 on a user error, 130 when interrupted."""
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
+    args = argument_parser().parse_intermixed_args(argv)
+    try:
+        plan = make_plan(args, Path(config_dir).resolve(), train_command)
+        study = sweep(plan)
+    except ESAInputError as exc:
+        if args.debug_errors:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TrialFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to continue the study", file=sys.stderr)
+        return 130
+    complete = [t for t in study.trials if t.value is not None]
+    if complete:
+        best = study.best_trial
+        print(
+            f"best of {len(complete)} trials: trial {best.number}, {plan.metric} "
+            f"{best.value:.4f} ({best.user_attrs.get('overrides', '')}); "
+            f"run: {best.user_attrs.get('run_dir', '')}"
+        )
+    return 0

@@ -1,0 +1,183 @@
+"""What a training run reports: honest metrics (a range without labels is "not scored", never
+0.0), provisional and final metrics under separate TensorBoard tags, the HParams tab filled, and
+a console that stays short."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from esa_lightning.jobs.train import train
+from tests.conftest import REPO, compose_config
+from tests.helpers import checkout_env
+
+QUICK = ["trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
+
+
+@pytest.fixture(scope="module")
+def tiny_mission(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 channels, 6 days, with its Kaggle-layout copy (kaggle/)."""
+    from esa_lightning.data.readers.synthetic import generate_mission
+
+    out = tmp_path_factory.mktemp("tiny") / "mission"
+    return generate_mission(out, channels=4, groups=2, days=6, seed=3, kaggle=True)
+
+
+def tensorboard_runs(tb: Path) -> dict[str, dict]:
+    """Per TensorBoard run (sub-folder): scalar tags -> values, and the HParams plugin data."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    runs = {}
+    for folder in sorted({p.parent for p in tb.rglob("events.out.tfevents*")}):
+        acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        acc.Reload()
+        scalars = {t: [e.value for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+        hparams, metric_tags = {}, set()
+        try:
+            plugin = acc.PluginTagToContent("hparams")
+        except KeyError:  # a run without HParams
+            plugin = {}
+        for content in plugin.values():
+            data = plugin_data_pb2.HParamsPluginData.FromString(content)
+            if data.HasField("session_start_info"):
+                hparams.update(data.session_start_info.hparams)
+            if data.HasField("experiment"):
+                metric_tags |= {m.name.tag for m in data.experiment.metric_infos}
+        runs[folder.relative_to(tb).as_posix()] = dict(
+            scalars=scalars, hparams=hparams, metric_tags=metric_tags
+        )
+    return runs
+
+
+def test_provisional_and_final_metrics_have_their_own_tags_and_hparams_are_filled(
+    tiny_mission, tmp_path
+):
+    cfg = compose_config(
+        "train",
+        [
+            "experiment=smoke",
+            f"data.root={tiny_mission}",
+            "data.val_days=2",
+            "trainer.max_epochs=2",
+            *QUICK,
+        ],
+        tmp_path,
+    )
+    train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    run = tensorboard_runs(tmp_path / "tensorboard")["smoke"]
+    scalars = run["scalars"]
+    # during training: the provisional threshold's value, one per epoch
+    assert len(scalars["val_provisional/EW_F_0.50"]) == 2
+    # val/EW_F_0.50 means what metrics.json (and a sweep) means: the fitted detector's, once
+    assert scalars["val/EW_F_0.50"] == [pytest.approx(metrics["val/EW_F_0.50"])]
+    assert scalars["test/EW_F_0.50"] == [pytest.approx(metrics["test/EW_F_0.50"])]
+    # HParams: the run's settings and its final metrics
+    assert run["hparams"]["model/quantile"].number_value == pytest.approx(99.9)
+    assert run["hparams"]["experiment_name"].string_value == "smoke"
+    assert {"val/EW_F_0.50", "test/EW_F_0.50"} <= run["metric_tags"]
+
+
+def write_unlabeled_test(kaggle: Path, out: Path) -> Path:
+    """The Kaggle layout with a test.parquet without labels, as the challenge hands it out."""
+    out.mkdir()
+    for f in kaggle.iterdir():
+        (out / f.name).write_bytes(f.read_bytes())
+    test = pd.read_parquet(out / "test.parquet")
+    test.drop(columns=[c for c in test.columns if c == "is_anomaly"]).to_parquet(
+        out / "test.parquet"
+    )
+    return out
+
+
+def test_a_range_without_labels_is_not_scored_anywhere(tiny_mission, tmp_path, capsys):
+    root = write_unlabeled_test(tiny_mission / "kaggle", tmp_path / "kaggle")
+    cfg = compose_config(
+        "train",
+        [
+            "experiment=smoke",
+            "data=kaggle",
+            f"data.root={root}",
+            f"data.cache_dir={tmp_path}",
+            *QUICK,
+        ],
+        tmp_path / "run",
+    )
+    train(cfg)
+    out = capsys.readouterr().out
+    assert "test: not scored (no labels)" in out
+    assert "test/" not in out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "val/EW_F_0.50" in metrics  # validation comes from the labeled train.parquet
+    assert not any(k.startswith("test/") for k in metrics)
+    tags = {
+        t for r in tensorboard_runs(tmp_path / "run" / "tensorboard").values() for t in r["scalars"]
+    }
+    assert not any(t.startswith("test/") for t in tags)
+
+
+@pytest.mark.slow
+def test_a_train_run_prints_a_short_console_without_the_config(tiny_mission, tmp_path):
+    cmd = [
+        sys.executable,
+        "train.py",
+        "experiment=smoke",
+        f"data.root={tiny_mission}",
+        "data.val_days=2",
+        f"paths.root_dir={tmp_path}",
+    ]
+    proc = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=checkout_env()
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    console = (proc.stdout + proc.stderr).splitlines()
+    assert len(console) <= 30, "\n".join(console)
+    text = "\n".join(console)
+    assert "experiment_name:" not in text and "optimized_metric:" not in text  # no config dump
+    for noise in ("litlogger", "Total FLOPs", "LeafSpec", "┏"):
+        assert noise not in text
+    assert "results:" in text and "val/EW_F_0.50" in text
+
+
+def test_print_config_logs_the_config_on_request(tiny_mission, tmp_path, caplog):
+    import logging
+
+    overrides = ["experiment=smoke", f"data.root={tiny_mission}", "logger=none", *QUICK]
+    for flag, shown in (("false", False), ("true", True)):
+        caplog.clear()
+        cfg = compose_config("train", [*overrides, f"print_config={flag}"], tmp_path / flag)
+        with caplog.at_level(logging.INFO, logger="esa_lightning"):
+            train(cfg)
+        assert any(r.getMessage().startswith("config:\n") for r in caplog.records) is shown
+
+
+def test_validation_keeps_its_labels_when_only_the_test_file_has_none(tiny_mission, tmp_path):
+    from esa_lightning.data.readers.kaggle import read_kaggle
+    from esa_lightning.runtime.evaluation import unscored_reason
+
+    root = write_unlabeled_test(tiny_mission / "kaggle", tmp_path / "kaggle")
+    mission = read_kaggle(root, cache_dir=str(tmp_path), val_fraction=0.2)
+    assert mission.val().is_anomaly.any()
+    assert unscored_reason(mission.val()) is None
+    assert unscored_reason(mission.test()) == "no labels"
+
+
+def test_train_py_with_a_search_space_says_it_runs_one_job(tiny_mission, tmp_path, caplog):
+    import logging
+
+    overrides = [
+        "experiment=smoke",
+        "hparams_search=optuna",
+        f"data.root={tiny_mission}",
+        "logger=none",
+        *QUICK,
+    ]
+    with caplog.at_level(logging.WARNING, logger="esa_lightning"):
+        train(compose_config("train", overrides, tmp_path))
+    assert any("search space for sweep.py" in r.getMessage() for r in caplog.records)

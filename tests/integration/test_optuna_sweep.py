@@ -1,0 +1,173 @@
+"""sweep.py: the search space read from hparams_search configs and the command line, and a study
+persisted in SQLite that a stopped sweep resumes (Optuna >= 4 for the persisted runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.jobs.optuna_sweep import argument_parser, make_plan, suggest
+from tests.conftest import CONF, REPO
+from tests.helpers import checkout_env
+
+
+def plan_for(argv: list[str]):
+    return make_plan(argument_parser().parse_intermixed_args(argv), CONF, [])
+
+
+def test_search_space_comes_from_hparams_search_and_the_command_line_fixes_or_adds_keys():
+    plan = plan_for(
+        [
+            "hparams_search=optuna",
+            "experiment=gru_ae",
+            "model.hidden_size=16",
+            "model.dropout=range(0.0,0.3,0.1)",
+            "datamodule.window=tag(log,interval(10,1000))",
+        ]
+    )
+    # the config searches latent_dim, hidden_size and lr; hidden_size is fixed by the command line
+    assert set(plan.space) == {"model.latent_dim", "model.lr", "model.dropout", "datamodule.window"}
+    assert "model.hidden_size=16" in plan.overrides
+    assert plan.overrides[-1] == "~optuna"  # trials are plain train.py runs
+    assert (plan.metric, plan.direction, plan.n_trials) == ("val/EW_F_0.50", "maximize", 20)
+    assert plan.study_name == "gru_ae"
+    assert plan.storage == f"sqlite:///{plan.sweep_dir / 'optuna.db'}"
+
+    forecast = plan_for(["hparams_search=optuna_forecast", "experiment=gru_ae_nasa"])
+    assert (forecast.metric, forecast.direction) == ("val/forecast_MAE", "minimize")
+    assert {"datamodule.window", "model.cell"} <= set(forecast.space)
+
+
+def test_suggestions_follow_the_hydra_sweep_syntax():
+    optuna = pytest.importorskip("optuna")
+    plan = plan_for(
+        [
+            "experiment=smoke",
+            "model.quantile=choice(99.0,99.9)",
+            "seed=range(1,7,2)",
+            "+lr=tag(log,interval(0.001,0.1))",
+            "+flag=true,false",
+        ]
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen: dict[str, set] = {k: set() for k in plan.space}
+    for _ in range(40):
+        trial = study.ask()
+        for key, override in plan.space.items():
+            seen[key].add(suggest(trial, key, override))
+    assert seen["model.quantile"] == {99.0, 99.9}
+    assert seen["seed"] == {1, 3, 5}  # Hydra's range: the stop value is excluded
+    assert all(0.001 <= v <= 0.1 for v in seen["lr"]) and len(seen["lr"]) > 30
+    assert seen["flag"] == {True, False}
+
+
+def test_bad_sweep_settings_are_one_line_errors():
+    with pytest.raises(ESAInputError, match="nothing to search"):
+        plan_for(["experiment=smoke"])
+    with pytest.raises(ESAInputError, match="do not compose"):
+        plan_for(["experiment=no_such_experiment", "seed=1,2"])
+
+
+def sweep_command(args: list[str], root: Path) -> list[str]:
+    return [sys.executable, str(REPO / "sweep.py"), *args, f"paths.root_dir={root}"]
+
+
+def sweep(args: list[str], root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        sweep_command(args, root),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=checkout_env(),
+    )
+
+
+def interrupt_during_first_trial(args: list[str], root: Path, sweep_dir: Path) -> int:
+    """Start the sweep, Ctrl-C it (SIGINT to its process group) once its first trial runs."""
+    proc = subprocess.Popen(
+        sweep_command(args, root),
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=checkout_env(),
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 300
+    while not (sweep_dir / "0" / "console.log").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the first trial never started"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    return proc.wait(timeout=120)
+
+
+@pytest.mark.slow
+def test_a_stopped_sweep_resumes_from_its_sqlite_storage(tmp_path):
+    optuna = pytest.importorskip("optuna", minversion="4.0")
+    from esa_lightning.data.readers.synthetic import generate_mission
+
+    mission = generate_mission(tmp_path / "mission", channels=4, groups=2, days=6, seed=3)
+    db = tmp_path / "study.db"
+    run = ["experiment=smoke", f"data.root={mission}", "data.val_days=2", "logger=none"]
+    study_args = [
+        "--storage",
+        f"sqlite:///{db}",
+        "--study-name",
+        "smoke_test",
+        "--sweep-dir",
+        str(tmp_path / "sweep"),
+    ]
+    args = [*run, "model.quantile=choice(99.0,99.5,99.9)", *study_args]
+
+    def load() -> list:
+        return optuna.load_study(study_name="smoke_test", storage=f"sqlite:///{db}").trials
+
+    # stopped (Ctrl-C) in its first trial: the trial is recorded as failed
+    stopped = interrupt_during_first_trial([*args, "--n-trials", "2"], tmp_path, tmp_path / "sweep")
+    assert stopped == 130
+    assert [t.state.name for t in load()] == ["FAIL"]
+
+    # the same command continues: two complete trials, the failed one not counted
+    first = sweep([*args, "--n-trials", "2"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "0 complete trials, 2 to run" in first.stderr
+    before = [(t.number, t.params, t.value) for t in load()[1:]]
+    assert [n for n, _, _ in before] == [1, 2]
+
+    # extended to three
+    resumed = sweep([*args, "--n-trials", "3"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "2 complete trials, 1 to run" in resumed.stderr
+    trials = load()[1:]
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert [(t.number, t.params, t.value) for t in trials[:2]] == before
+    for t in trials:  # what Optuna saw is each run's own metrics.json value
+        metrics = json.loads((Path(t.user_attrs["run_dir"]) / "metrics.json").read_text())
+        assert t.value == pytest.approx(metrics["val/EW_F_0.50"])
+        assert f"model.quantile={t.params['model.quantile']}" == t.user_attrs["overrides"]
+    assert len((tmp_path / "sweep" / "trials.csv").read_text().splitlines()) == 1 + 4
+
+    # the same study with another search space is refused, not mixed in
+    other = sweep([*run, "model.quantile=choice(90.0,95.0)", *study_args], tmp_path)
+    assert other.returncode == 2
+    assert other.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "--study-name" in other.stderr
+
+
+def test_an_old_optuna_is_a_one_line_error(monkeypatch):
+    import types
+
+    from esa_lightning.jobs.optuna_sweep import import_optuna
+
+    monkeypatch.setitem(sys.modules, "optuna", types.SimpleNamespace(__version__="2.10.1"))
+    with pytest.raises(ESAInputError, match=r"optuna>=4 \(found 2.10.1\)"):
+        import_optuna()
