@@ -117,6 +117,7 @@ def merge(cfg: Any) -> dict[str, float]:
     from esa_lightning.artifact import check_schema
     from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
     from esa_lightning.jobs.common import mission_from_config
+    from esa_lightning.run_folder import lock_run_folder
 
     sources = [str(p) for p in cfg.detectors]
     detectors = [Detector.load(p) for p in sources]
@@ -124,16 +125,17 @@ def merge(cfg: Any) -> dict[str, float]:
     check_schema(detectors[0].schema, mission, source=str(cfg.data.root))
     merged = merge_detectors(detectors, sources, mission)
     out = make_output_folder(cfg.paths.output_dir)
-    remove_stale_temporaries(out)
-    merged.save(out / "detector")
-    maes = {}
-    for source, detector in [*zip(sources, detectors, strict=True), ("merged", merged)]:
-        (model,) = detector.components.values()
-        maes[source] = model.label_free_metrics(mission).get("forecast_MAE")
-    if all(v is None for v in maes.values()):
-        log.warning("no val/forecast_MAE: not forecasters, or no validation rows")
-    results = {f"val/forecast_MAE/{k}": float(v) for k, v in maes.items() if v is not None}
-    write_json_atomic(out / "metrics.json", results)
+    with lock_run_folder(out):
+        remove_stale_temporaries(out)
+        merged.save(out / "detector")
+        maes = {}
+        for source, detector in [*zip(sources, detectors, strict=True), ("merged", merged)]:
+            (model,) = detector.components.values()
+            maes[source] = model.label_free_metrics(mission).get("forecast_MAE")
+        if all(v is None for v in maes.values()):
+            log.warning("no val/forecast_MAE: not forecasters, or no validation rows")
+        results = {f"val/forecast_MAE/{k}": float(v) for k, v in maes.items() if v is not None}
+        write_json_atomic(out / "metrics.json", results)
     for source, mae in maes.items():
         shown = "n/a" if mae is None else f"{mae:.4f}"
         print(f"  val/forecast_MAE {shown:>8}  {source}")
