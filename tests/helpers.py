@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -297,3 +299,18 @@ def checkout_env() -> dict[str, str]:
     repo = str(Path(__file__).resolve().parents[1])
     return {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (repo, os.environ.get("PYTHONPATH")) if p)}
+
+
+def dead_pid() -> int:
+    """The pid of a process of this machine that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def owned_name(kind: str, pid: int, name: str) -> str:
+    """The name an atomic writer of process ``pid`` gives its temporary (``kind`` ``.tmp-``)
+    or its backup (``.old-``) of ``name``."""
+    from esa_lightning import io
+
+    return f"{kind}{io.OWNER_MARK}.{io._host()}.{pid}.{name}"

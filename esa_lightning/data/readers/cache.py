@@ -3,8 +3,9 @@
 The key (built by the reader with ``esa_lightning.io.cache_key``) hashes the source files'
 identity (resolved path and a hash of the content, ``io.source_identity``) and every option that
 shapes the arrays, so an entry is never reused for other data, even when a file was edited with
-its size and modification time kept. An entry is written into a temporary folder and renamed into place
-when complete (readers see all of it or nothing) and is returned memory-mapped, read-only.
+its size and modification time kept. An entry is written into a temporary folder and renamed
+into place when complete (readers see all of it or nothing) and is returned memory-mapped,
+read-only.
 """
 
 from __future__ import annotations
