@@ -39,10 +39,16 @@ except ImportError:  # not POSIX: the exclusive-create fallback
     fcntl = None
 
 LOCK_NAME = ".esa_lightning.lock"
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 MANIFEST = ".esa_lightning-outputs.json"
 STAGE_NAME = "prediction"
 
 _held: dict[Path, int] = {}
+
+
+def is_launching_process() -> bool:
+    """Not one of the extra processes of a distributed run (they share the launcher's folder)."""
+    return all(os.environ.get(name, "0") in ("", "0") for name in RANK_VARIABLES)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from esa_lightning.io import make_output_folder, remove_stale_temporaries, write
 from esa_lightning.jobs.common import has_labeled_events, mission_from_config, print_config
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
-from esa_lightning.run_folder import lock_run_folder
+from esa_lightning.run_folder import is_launching_process, lock_run_folder
 from esa_lightning.runtime.evaluation import report_for, score_range
 
 log = logging.getLogger("esa_lightning")
@@ -197,7 +196,7 @@ def train(cfg: DictConfig) -> float | None:
     """
     output_dir = make_output_folder(cfg.paths.output_dir)
     refuse_multidevice_multirun(cfg.trainer)
-    launching = is_global_zero() and os.environ.get("NODE_RANK", "0") in ("", "0")
+    launching = is_launching_process()
     with lock_run_folder(output_dir) if launching else contextlib.nullcontext():
         return _train(cfg, output_dir)
 

@@ -268,7 +268,7 @@ def test_a_second_train_py_into_a_held_folder_stops_with_one_line(held_folder,
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {folder}: another run is writing into this folder")
     assert f"pid {holder.pid}" in last and "Traceback" not in proc.stderr
-    assert not (folder / "detector").exists() and not (folder / "metrics.json").exists()
+    assert sorted(p.name for p in folder.iterdir()) == [".esa_lightning.lock"]  # no .hydra/, log
 
 
 def test_predict_and_merge_refuse_a_held_folder_and_take_it_once_the_holder_died(
