@@ -149,8 +149,8 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``, renamed onto ``path`` if the block succeeds.
 
     For multi-file entries (caches): readers see the whole folder or nothing. An existing
-    ``path`` is replaced (kept as ``.old-<name>`` until the new one is in place). ``OSError``
-    becomes an ``ESAInputError`` naming ``path``.
+    ``path`` is replaced (kept as a backup until the new one is in place, ``replace_folder``).
+    ``OSError`` becomes an ``ESAInputError`` naming ``path``.
     """
     path = Path(path)
     tmp: Path | None = None
