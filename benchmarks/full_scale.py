@@ -57,7 +57,7 @@ START = "2000-01-01"
 PROFILE_NOTE = """two rounds.
 (1) py-spy (`pip install py-spy` into the venv) on `predict.py` at 91 days (130 k test rows,
 10 Hz): GRU-AE window scoring 39 % (`gru_attention.window_outputs`: every stride-1 window
-through encoder and decoder), alarm figures 33 % (`reporting.plot_alarms`, up to 100 PNGs),
+through encoder and decoder), alarm figures 33 % (`reporting.write_alarm_figures`, up to 100 PNGs),
 ensemble featurisation 18 % (shapelet responses 13 %). cProfile of one channel's features:
 shapelet responses 80 % (`shapelets._zdot`). Fix in `esa_lightning/data/transforms/shapelets.py`:
 responses in cache-sized blocks of 4096 starts (was 65536) and centred in place:

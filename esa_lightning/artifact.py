@@ -36,13 +36,7 @@ import torch
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import (
-    TMP_PREFIX,
-    replace_folder,
-    write_error,
-    write_json_atomic,
-    write_text_atomic,
-)
+from esa_lightning.io import atomic_folder, write_json_atomic, write_text_atomic
 from esa_lightning.models.base import DetectorModule, RowScores
 from esa_lightning.models.registry import detector_families
 
@@ -183,18 +177,8 @@ class Detector:
         raises an ``ESAInputError`` naming the path.
         """
         path = Path(path)
-        tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
-        try:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir(parents=True)
+        with atomic_folder(path) as tmp:
             self._write(tmp)
-            replace_folder(tmp, path)
-        except OSError as exc:
-            raise write_error(path, exc) from exc
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return path
 
     def _write(self, tmp: Path) -> None:

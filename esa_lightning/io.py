@@ -1,4 +1,10 @@
-"""Atomic writes and content-keyed caches: nothing half-written, nothing reused by mistake."""
+"""Atomic writes and content-keyed caches: nothing half-written, nothing reused by mistake.
+
+Every temporary this project writes is named ``.tmp-esa_lightning.<host>.<pid>.<name>.<random>``
+(a replaced folder's backup ``.old-esa_lightning.<host>.<pid>.<name>``): the marker and the owning
+process make a leftover provably ours and provably stale (its process is gone), so cleanup never
+touches another program's files nor a live writer's.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +26,67 @@ from esa_lightning.errors import ESAInputError
 
 TMP_PREFIX = ".tmp-"
 OLD_PREFIX = ".old-"
+OWNER_MARK = "esa_lightning"
+_OWNED = re.compile(
+    rf"^(?P<kind>{re.escape(TMP_PREFIX)}|{re.escape(OLD_PREFIX)}){OWNER_MARK}"
+    r"\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>[0-9]+)\.(?P<name>.+)$"
+)
+
+
+def _host() -> str:
+    """This machine's name as it appears in temporaries' names (letters, digits, ``-``, ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+
+
+def owner_tag() -> str:
+    """``esa_lightning.<host>.<pid>``: who wrote a temporary."""
+    return f"{OWNER_MARK}.{_host()}.{os.getpid()}"
+
+
+def temporary_prefix(name: str) -> str:
+    """Prefix of this process's temporaries for the entry ``name`` (a random suffix follows)."""
+    return f"{TMP_PREFIX}{owner_tag()}.{name[:80]}."
+
+
+def make_temporary_folder(beside: str | os.PathLike) -> Path:
+    """A new empty folder of this process next to ``beside``, mode as the umask says."""
+    beside = Path(beside)
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(beside.name), dir=beside.parent))
+    follow_umask(tmp)
+    return tmp
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine runs; True when it cannot be told (not POSIX)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. another user's process
+    return True
+
+
+def owner_gone(tag: str) -> bool:
+    """Whether the process an ``owner_tag`` names ran on this machine and has ended."""
+    parts = tag.split(".")
+    if len(parts) != 3 or parts[0] != OWNER_MARK or parts[1] != _host() or not parts[2].isdigit():
+        return False
+    pid = int(parts[2])
+    return pid != os.getpid() and not process_alive(pid)
+
+
+def stale_owned(name: str) -> re.Match | None:
+    """The parts of ``name`` when it is this project's temporary (or backup) left by a process
+    of this machine that is gone; None for anything else (another program's file, a live
+    writer's temporary, one of another machine sharing the folder)."""
+    found = _OWNED.match(name)
+    if found is None or not owner_gone(f"{OWNER_MARK}.{found['host']}.{found['pid']}"):
+        return None
+    return found
 
 
 def write_error(path: str | os.PathLike, exc: OSError) -> ESAInputError:
@@ -63,7 +131,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path.name), dir=path.parent)
         os.close(fd)
         tmp_path = Path(tmp)
         follow_umask(tmp_path)
@@ -81,15 +149,13 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``, renamed onto ``path`` if the block succeeds.
 
     For multi-file entries (caches): readers see the whole folder or nothing. An existing
-    ``path`` is replaced (kept as ``.old-<name>`` until the new one is in place). ``OSError``
-    becomes an ``ESAInputError`` naming ``path``.
+    ``path`` is replaced (kept as a backup until the new one is in place, ``replace_folder``).
+    ``OSError`` becomes an ``ESAInputError`` naming ``path``.
     """
     path = Path(path)
     tmp: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent))
-        follow_umask(tmp)
+        tmp = make_temporary_folder(path)
         yield tmp
         replace_folder(tmp, path)
     except OSError as exc:
@@ -102,10 +168,10 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
 def replace_folder(new: Path, path: Path) -> None:
     """Rename folder ``new`` onto ``path``; the previous ``path`` survives any interruption.
 
-    The old folder is first renamed to ``.old-<name>``; if the process dies before the new one
-    is in place, ``remove_stale_temporaries`` renames it back.
+    The old folder is first renamed to ``.old-esa_lightning.<host>.<pid>.<name>``; if the process
+    dies before the new one is in place, ``remove_stale_temporaries`` renames it back.
     """
-    old = path.with_name(OLD_PREFIX + path.name)
+    old = path.with_name(f"{OLD_PREFIX}{owner_tag()}.{path.name}")
     if old.exists():
         shutil.rmtree(old)
     if path.exists():
@@ -145,55 +211,103 @@ def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
     return Path(path)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike, min_age_s: float = 0.0) -> int:
-    """Clean up after interrupted atomic writes under ``folder``; return how many were handled.
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Clean up after interrupted atomic writes in ``folder``; return how many were handled.
 
-    ``.tmp-*`` files and folders are deleted; an ``.old-<name>`` folder whose ``<name>`` is
-    missing (a replacement killed half-way) is renamed back, any other is deleted. Entries
-    modified less than ``min_age_s`` seconds ago are left alone: in a shared cache they may
-    belong to another process that is writing right now.
+    Only the entries directly in ``folder`` (no walk into subfolders) that ``stale_owned``
+    proves ours and stale: a temporary is deleted; a backup ``.old-...<name>`` whose ``<name>``
+    is missing (a replacement killed half-way) is renamed back, any other is deleted. Anything
+    else, another program's ``.tmp-notes.txt`` or a live writer's temporary, stays as it is.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    now = time.time()
     handled = 0
-    found = [*folder.rglob(TMP_PREFIX + "*"), *folder.rglob(OLD_PREFIX + "*")]
-    for p in sorted(found, key=lambda q: len(q.parts)):
+    for p in sorted(folder.iterdir()):
+        found = stale_owned(p.name)
+        if found is None:
+            continue
         try:
-            if not p.exists() or (min_age_s > 0 and now - _newest_mtime(p) < min_age_s):
-                continue
-            if p.name.startswith(OLD_PREFIX) and p.is_dir():
-                target = p.with_name(p.name[len(OLD_PREFIX) :])
-                if not target.exists():
-                    p.rename(target)
-                else:
-                    shutil.rmtree(p)
-            elif p.is_dir():
+            target = folder / found["name"]
+            if found["kind"] == OLD_PREFIX and not os.path.lexists(target):
+                p.rename(target)
+            elif p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
-            elif p.name.startswith(TMP_PREFIX):
-                p.unlink()
             else:
-                continue
+                p.unlink()
         except OSError:
-            continue  # gone already (another cleaner) or not ours to delete: leave it
+            continue  # gone already (another cleaner): leave it
         handled += 1
     return handled
 
 
-def _newest_mtime(path: Path) -> float:
-    if not path.is_dir():
-        return path.stat().st_mtime
-    return max([path.stat().st_mtime, *(q.stat().st_mtime for q in path.rglob("*"))])
+HASH_BLOCK = 1 << 20
+DIGESTS_FILE = "digests.json"
+_digests: dict[str, str] = {}  # this process's memo: change stamp -> content digest
 
 
-def source_identity(paths: list[str | os.PathLike]) -> list[list[Any]]:
-    """Identity of source files for cache keys: resolved path, size and mtime (ns)."""
-    ident = []
+def content_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of the file's bytes, read in 1 MiB blocks (memory stays flat)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(HASH_BLOCK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def _change_stamp(path: Path) -> str | None:
+    """What changes whenever the file's content can have changed: device, inode, size, mtime
+    and ctime. The kernel sets ctime on every write and every ``touch`` (and nothing sets it
+    back), so an edit that keeps size and mtime still changes it. None where ``st_ctime`` is
+    the creation time (Windows): there the content is hashed every time."""
+    if os.name != "posix":
+        return None
+    st = path.stat()
+    return f"{path}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
+
+
+def source_identity(
+    paths: list[str | os.PathLike], memo_dir: str | os.PathLike | None = None
+) -> list[list[Any]]:
+    """Identity of source files for cache keys: resolved path and SHA-256 of the content.
+
+    Hashing reads every byte, so a digest is remembered under the file's change stamp
+    (``_change_stamp``): in this process, and in ``memo_dir/digests.json`` when given (the
+    readers pass their cache folder). A remembered digest is used only while the stamp is the
+    same, so an edited file is always hashed again.
+    """
+    memo_path = None if memo_dir is None else Path(memo_dir) / DIGESTS_FILE
+    stored = _read_digests(memo_path)
+    ident, changed = [], False
     for p in sorted(Path(x).resolve() for x in paths):
-        st = p.stat()
-        ident.append([str(p), st.st_size, st.st_mtime_ns])
+        stamp = _change_stamp(p)
+        digest = None if stamp is None else _digests.get(stamp) or stored.get(stamp)
+        if digest is None:
+            digest = content_digest(p)
+        if stamp is not None:
+            _digests[stamp] = digest
+            if stored.get(stamp) != digest:
+                stored = {k: v for k, v in stored.items() if not k.startswith(f"{p}|")}
+                stored[stamp], changed = digest, True
+        ident.append([str(p), digest])
+    if changed and memo_path is not None:
+        with contextlib.suppress(OSError, ESAInputError):  # a read-only cache: hash next time
+            write_json_atomic(memo_path, stored)
     return ident
+
+
+def _read_digests(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(stored, dict):
+        return {}
+    return {k: v for k, v in stored.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def cache_key(*parts: Any) -> str:

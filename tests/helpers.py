@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -359,3 +361,18 @@ class RawErrorScorer:
             channel_scores=dev if self.channel_scores else None,
             threshold=np.full(len(score), self.threshold, np.float32),
         )
+
+
+def dead_pid() -> int:
+    """The pid of a process of this machine that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def owned_name(kind: str, pid: int, name: str) -> str:
+    """The name an atomic writer of process ``pid`` gives its temporary (``kind`` ``.tmp-``)
+    or its backup (``.old-``) of ``name``."""
+    from esa_lightning import io
+
+    return f"{kind}{io.OWNER_MARK}.{io._host()}.{pid}.{name}"

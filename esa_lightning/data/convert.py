@@ -64,7 +64,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,9 +190,7 @@ def convert_nasa(
     split += int(round((1.0 - float(test_share)) * (n_rows - split)))
     job = _Job(source, nasa, placed, n_rows, split, t0, p_ns, commands)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=io.TMP_PREFIX + out.name + ".", dir=out.parent))
-        io.follow_umask(tmp)
+        tmp = io.make_temporary_folder(out)
     except OSError as exc:
         raise io.write_error(out, exc) from exc
     try:

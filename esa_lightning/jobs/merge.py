@@ -13,6 +13,7 @@ that range (no labels), so the choice between them needs no test rows.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -119,18 +120,26 @@ def merge_detectors(
 
 def merge(cfg: Any) -> dict[str, float]:
     """The ``merge.py`` job: the merged detector, and ``val/forecast_MAE`` of it and each source
-    on the validation range of ``cfg.data``."""
+    on the validation range of ``cfg.data``. One run at a time writes into the run folder."""
+    from esa_lightning.io import make_output_folder
+    from esa_lightning.run_folder import lock_run_folder
+
+    out = make_output_folder(cfg.paths.output_dir)
+    with lock_run_folder(out):
+        return _merge_into(cfg, out)
+
+
+def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
     from esa_lightning.artifact import check_schema
-    from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
+    from esa_lightning.io import remove_stale_temporaries, write_json_atomic
     from esa_lightning.jobs.common import mission_from_config
 
+    remove_stale_temporaries(out)
     sources = [str(p) for p in cfg.detectors]
     detectors = [Detector.load(p) for p in sources]
     mission = mission_from_config(cfg.data)
     check_schema(detectors[0].schema, mission, source=str(cfg.data.root))
     merged = merge_detectors(detectors, sources, mission)
-    out = make_output_folder(cfg.paths.output_dir)
-    remove_stale_temporaries(out)
     merged.save(out / "detector")
     maes = {}
     for source, detector in [*zip(sources, detectors, strict=True), ("merged", merged)]:

@@ -26,14 +26,27 @@ log = logging.getLogger("esa_lightning")
 
 
 def predict(cfg: Any) -> dict[str, float]:
-    """The ``predict.py`` job; returns the metrics when the input carries labels."""
+    """The ``predict.py`` job; returns the metrics when the input carries labels.
+
+    One prediction at a time in a folder; its outputs are written into a temporary folder and
+    published as one set, replacing the previous prediction's (``esa_lightning.run_folder``).
+    """
+    from esa_lightning.io import make_output_folder
+    from esa_lightning.run_folder import lock_run_folder, staged_outputs
+
+    out = make_output_folder(cfg.paths.output_dir)
+    with lock_run_folder(out), staged_outputs(out) as stage:
+        metrics = _predict_into(cfg, stage)
+    print(f"outputs: {out.resolve()}")
+    return metrics
+
+
+def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     from esa_lightning.artifact import Detector, check_schema
-    from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
+    from esa_lightning.io import write_json_atomic
     from esa_lightning.jobs.common import mission_from_config
     from esa_lightning.runtime.evaluation import ScoredRange, report_for
 
-    out = make_output_folder(cfg.paths.output_dir)
-    remove_stale_temporaries(out)
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
     mission = mission_from_config(cfg.data)
     check_schema(detector.schema, mission, source=str(cfg.data.root))
@@ -90,7 +103,6 @@ def write_outputs(
     for key in ("test/EW_F_0.50", "test/EW_precision", "test/EW_recall", "test/AFF_F_0.50"):
         if key in metrics:
             print(f"  {key:<22} {metrics[key]:.4f}")
-    print(f"outputs: {out.resolve()}")
 
 
 def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dict[str, float]:
@@ -123,7 +135,6 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     _write_report(out, detector, mission, grids, references, cfg, metrics)
     for key in ("test/EWraw_F_0.50", "test/EW_F_0.50"):
         print(f"  {key:<22} {metrics.get(key, float('nan')):.4f}")
-    print(f"outputs: {out.resolve()}")
     return metrics
 
 

@@ -18,6 +18,7 @@ same code (``WeightRestorer.on_train_end``, ``DetectorModule.fit_post_processing
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from esa_lightning.jobs.common import (
 )
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
+from esa_lightning.run_folder import is_launching_process, lock_run_folder
 from esa_lightning.runtime.evaluation import report_for, score_range
 
 log = logging.getLogger("esa_lightning")
@@ -254,7 +256,11 @@ def fit_component(
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Train the configured detector; return ``cfg.optimized_metric`` (for sweeps)."""
+    """Train the configured detector; return ``cfg.optimized_metric`` (for sweeps).
+
+    The launching process holds the run folder (``lock_run_folder``): a second run into it stops
+    with one line. The DDP processes Lightning starts share the folder and take no lock.
+    """
     output_dir = make_output_folder(cfg.paths.output_dir)
     refuse_multidevice_multirun(cfg.trainer)
     silence_uninformative_output()
@@ -263,6 +269,12 @@ def train(cfg: DictConfig) -> float | None:
             "hparams_search only defines a search space for sweep.py (docs/sweeps.md); "
             "train.py runs one job with the base settings"
         )
+    launching = is_launching_process()
+    with lock_run_folder(output_dir) if launching else contextlib.nullcontext():
+        return _train(cfg, output_dir)
+
+
+def _train(cfg: DictConfig, output_dir: Path) -> float | None:
     if is_global_zero():  # DDP processes started by Lightning share this folder
         remove_stale_temporaries(output_dir)
         if cfg.get("print_config", False):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from esa_lightning.artifact import Detector
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import remove_stale_temporaries
 from tests.conftest import compose_config
-from tests.helpers import checkout_env, write_esa_csv
+from tests.helpers import checkout_env, dead_pid, owned_name, write_esa_csv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,52 +77,37 @@ def test_killed_writer_leaves_complete_files(tmp_path):
 
 
 def test_half_replaced_detector_is_restored(tmp_path):
+    pid = dead_pid()
     det_dir = tmp_path / "detector"
     det_dir.mkdir()
     (det_dir / "detector.json").write_text("{}")
     # killed between "rename the old one away" and "rename the new one in"
-    det_dir.rename(tmp_path / ".old-detector")
-    (tmp_path / ".tmp-detector" / "components").mkdir(parents=True)
+    det_dir.rename(tmp_path / owned_name(".old-", pid, "detector"))
+    (tmp_path / owned_name(".tmp-", pid, "detector.x1") / "components").mkdir(parents=True)
     assert remove_stale_temporaries(tmp_path) == 2
     assert (det_dir / "detector.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["detector"]
-
-
-def test_stale_temporaries_of_a_shared_cache_wait_for_their_age(tmp_path):
-    old = tmp_path / ".tmp-abc.123"
-    old.mkdir()
-    (old / "values.npy").write_bytes(b"x")
-    fresh = tmp_path / "key" / ".tmp-values.npy.456"
-    fresh.parent.mkdir()
-    fresh.write_bytes(b"y")
-    past = time.time() - 7200
-    os.utime(old / "values.npy", (past, past))
-    os.utime(old, (past, past))
-    assert remove_stale_temporaries(tmp_path, min_age_s=3600) == 1
-    assert not old.exists() and fresh.exists()
 
 
 def test_reader_cleans_its_cache_dir(tmp_path):
     from esa_lightning.data.readers.esa_csv import read_esa_csv
 
     cache = tmp_path / "cache"
-    stale = cache / ".tmp-deadbeef.1"
+    stale = cache / owned_name(".tmp-", dead_pid(), "deadbeef.1")
     stale.mkdir(parents=True)
     (stale / "values.npy").write_bytes(b"torn")
-    past = time.time() - 7200
-    os.utime(stale / "values.npy", (past, past))
-    os.utime(stale, (past, past))
     read_esa_csv(write_esa_csv(tmp_path / "m.csv"), cache_dir=cache)
-    names = sorted(p.name for p in cache.iterdir())
+    names = sorted(p.name for p in cache.iterdir() if p.is_dir())
     assert len(names) == 1 and not names[0].startswith(".")
     assert (cache / names[0] / "manifest.json").is_file()
 
 
 def test_predict_removes_leftovers_in_its_output_folder(tmp_path):
     out = tmp_path / "run"
-    (out / "alarms").mkdir(parents=True)
-    (out / ".tmp-submission.csv.x1").write_text("torn")
-    (out / "alarms" / ".tmp-alarm_0000.png.x2").write_text("torn")
+    out.mkdir()
+    pid = dead_pid()
+    (out / owned_name(".tmp-", pid, "submission.csv.x1")).write_text("torn")
+    (out / owned_name(".tmp-", pid, "prediction.x2")).mkdir()
     (out / "submission.csv").write_text("id,is_anomaly\n")
     from esa_lightning.jobs.predict import predict
 

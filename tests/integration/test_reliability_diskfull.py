@@ -82,7 +82,7 @@ def test_detector_swap_failure_restores_the_old_artifact(tmp_path, monkeypatch):
     real_rename = os.rename
 
     def fail_new_into_place(self, target):
-        if str(self).endswith(".tmp-detector"):
+        if self.name.startswith(".tmp-") and ".detector." in self.name:
             raise OSError(errno.ENOSPC, ENOSPC)
         return real_rename(self, target)
 

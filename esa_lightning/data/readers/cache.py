@@ -1,9 +1,11 @@
 """The readers' one array cache: ``.npy`` files under ``cache_dir/<key>/``.
 
 The key (built by the reader with ``esa_lightning.io.cache_key``) hashes the source files'
-identity (resolved path, size, mtime) and every option that shapes the arrays, so an entry is
-never reused for other data. An entry is written into a temporary folder and renamed into place
-when complete (readers see all of it or nothing) and is returned memory-mapped, read-only.
+identity (resolved path and a hash of the content, ``io.source_identity``) and every option that
+shapes the arrays, so an entry is never reused for other data, even when a file was edited with
+its size and modification time kept. An entry is written into a temporary folder and renamed
+into place when complete (readers see all of it or nothing) and is returned memory-mapped,
+read-only.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ import numpy as np
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_folder, remove_stale_temporaries, write_json_atomic
-
-STALE_AFTER_S = 3600.0
 
 
 def read_through_cache(
@@ -74,5 +74,6 @@ def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict] | None:
 
 
 def clean_cache_dir(cache_dir: str | Path) -> None:
-    """Drop leftovers of cache writes killed half-way (older than an hour: not a live writer)."""
-    remove_stale_temporaries(cache_dir, min_age_s=STALE_AFTER_S)
+    """Drop leftovers of cache writes killed half-way (``remove_stale_temporaries``: only
+    temporaries of this project whose process has ended, never a live writer's)."""
+    remove_stale_temporaries(cache_dir)

@@ -140,7 +140,8 @@ def read_esa_mission(
         "start": None if start is None else str(to_ns(start, "start")),
         "end": None if end is None else str(to_ns(end, "end")),
     }
-    key = io.cache_key(CACHE_VERSION, io.source_identity(sources), options)
+    memo = cache_dir if use_cache else None
+    key = io.cache_key(CACHE_VERSION, io.source_identity(sources, memo), options)
 
     def build(store: ArrayStore) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         # the grid is built in RAM (it grows while channels are read); the store saves it

@@ -94,7 +94,9 @@ def read_esa_csv(
                 column=missing[0],
             )
 
-    key = cache_key("esa_csv", CACHE_VERSION, source_identity(files), names, telecommand_cols)
+    memo = cache_dir if use_cache else None
+    sources = source_identity(files, memo)
+    key = cache_key("esa_csv", CACHE_VERSION, sources, names, telecommand_cols)
     arrays, info = read_through_cache(
         Path(cache_dir) / key,
         use_cache,

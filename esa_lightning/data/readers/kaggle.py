@@ -88,7 +88,9 @@ def read_kaggle(
         if missing:
             raise ESAInputError(f"missing column(s) {missing[:5]}", path=p, column=missing[0])
 
-    key = cache_key("kaggle", CACHE_VERSION, source_identity(parts), names, telecommand_cols)
+    memo = cache_dir if use_cache else None
+    sources = source_identity(parts, memo)
+    key = cache_key("kaggle", CACHE_VERSION, sources, names, telecommand_cols)
     arrays, info = read_through_cache(
         Path(cache_dir) / key,
         use_cache,

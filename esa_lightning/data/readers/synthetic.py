@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -315,9 +314,7 @@ def load_synthetic(
     if not (root / "channels.csv").is_file():
         if root.exists() and any(root.iterdir()):
             raise ESAInputError("folder exists but holds no mission (no channels.csv)", path=root)
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=io.TMP_PREFIX + root.name + ".", dir=root.parent))
-        io.follow_umask(tmp)
+        tmp = io.make_temporary_folder(root)
         try:
             generate_mission(tmp, **gen)
             if root.exists():

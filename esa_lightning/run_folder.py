@@ -1,0 +1,219 @@
+"""A run's folder: one run writes into it at a time, and a prediction's outputs appear as one set.
+
+``lock_run_folder`` holds ``.esa_lightning.lock`` in the folder with ``fcntl.flock`` (released by
+the kernel when the process dies, however it dies); where ``flock`` is missing, an exclusively
+created lock file naming its owner, taken over only when that owner is provably gone.
+
+``staged_outputs`` gives a prediction a temporary folder beside its outputs. When the prediction
+succeeds, the staged files replace the previous prediction's: the files that the previous one
+listed in its manifest (``.esa_lightning-outputs.json``) and the new one does not write are
+removed, nothing else. A prediction killed before that step leaves the previous set as it was; one
+killed during it (a few renames) is completed by the next run in that folder, from the staged
+manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.io import (
+    make_temporary_folder,
+    owner_gone,
+    owner_tag,
+    remove_stale_temporaries,
+    stale_owned,
+    write_error,
+    write_json_atomic,
+)
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: the exclusive-create fallback
+    fcntl = None
+
+LOCK_NAME = ".esa_lightning.lock"
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+MANIFEST = ".esa_lightning-outputs.json"
+STAGE_NAME = "prediction"
+
+_held: dict[Path, int] = {}
+
+
+def is_launching_process() -> bool:
+    """Not one of the extra processes of a distributed run (they share the launcher's folder)."""
+    return all(os.environ.get(name, "0") in ("", "0") for name in RANK_VARIABLES)
+
+
+@contextlib.contextmanager
+def lock_run_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``folder`` for this process: a second run into it fails with an ``ESAInputError``
+    naming the folder. Re-entrant within a process (a job calling another job's writer)."""
+    folder = Path(folder).resolve()
+    if folder in _held:
+        _held[folder] += 1
+        try:
+            yield folder
+        finally:
+            _held[folder] -= 1
+        return
+    path = folder / LOCK_NAME
+    try:
+        fd = _lock_with_flock(path) if fcntl is not None else None
+        if fd is None:
+            _lock_with_exclusive_file(path)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    _held[folder] = 1
+    try:
+        yield folder
+    finally:
+        del _held[folder]
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still held: a waiting process retries on a new file
+        if fd is not None:
+            os.close(fd)
+
+
+def _lock_with_flock(path: Path) -> int | None:
+    """The locked file's descriptor; None when the file system refuses ``flock``."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_owner(path)
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise _busy(path.parent, holder) from None
+            return None  # ENOLCK, EOPNOTSUPP...: the portable fallback
+        try:
+            same_file = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same_file = False
+        if same_file:
+            os.ftruncate(fd, 0)
+            os.write(fd, owner_tag().encode())
+            return fd
+        os.close(fd)  # the previous holder removed it as we opened it: lock the new one
+
+
+def _lock_with_exclusive_file(path: Path) -> None:
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            holder = _read_owner(path)
+            if not owner_gone(holder):
+                raise _busy(path.parent, holder) from None
+            path.unlink(missing_ok=True)  # its owner is gone: take it over
+            continue
+        os.write(fd, owner_tag().encode())
+        os.close(fd)
+        return
+    raise _busy(path.parent, _read_owner(path))
+
+
+def _read_owner(path: Path) -> str:
+    try:
+        return path.read_text()[:200].strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _busy(folder: Path, holder: str) -> ESAInputError:
+    parts = holder.split(".")
+    who = f" (pid {parts[2]} on {parts[1]})" if len(parts) == 3 and parts[2].isdigit() else ""
+    return ESAInputError(
+        f"another run is writing into this folder{who}; give this run its own hydra.run.dir",
+        path=folder,
+    )
+
+
+@contextlib.contextmanager
+def staged_outputs(out: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder to write a prediction's outputs into, published into ``out`` as one
+    set when the block succeeds (module docstring); on failure ``out`` is left as it was.
+
+    Call it while holding ``lock_run_folder(out)``.
+    """
+    out = Path(out)
+    finish_interrupted_publishing(out)
+    remove_stale_temporaries(out)
+    stage = make_temporary_folder(out / STAGE_NAME)
+    try:
+        yield stage
+        _commit(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _commit(stage: Path, out: Path) -> None:
+    """List the staged files in the stage's manifest (from then on the set is published even
+    if this process dies), then publish them."""
+    files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+    write_json_atomic(stage / MANIFEST, {"files": files})
+    try:
+        _publish(stage, out)
+    except OSError as exc:
+        raise write_error(out, exc) from exc
+
+
+def finish_interrupted_publishing(out: Path) -> None:
+    """Complete the publishing of a prediction killed half-way (its staged manifest written)."""
+    if not out.is_dir():
+        return
+    for stage in sorted(out.iterdir()):
+        found = stale_owned(stage.name)
+        if found and found["name"].startswith(STAGE_NAME + ".") and (stage / MANIFEST).is_file():
+            _publish(stage, out)
+
+
+def _publish(stage: Path, out: Path) -> None:
+    """Move the staged set into ``out``, then drop the files only the previous set had.
+
+    Idempotent: run again after an interruption, it completes the same set.
+    """
+    new = recorded_outputs(stage)
+    for rel in new:
+        source = stage / rel
+        if source.is_file():
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, out / rel)
+    for rel in sorted(set(recorded_outputs(out)) - set(new)):
+        target = out / rel
+        if target.is_file() and not target.is_symlink():
+            target.unlink()
+        _remove_empty_parents(target.parent, out)
+    os.replace(stage / MANIFEST, out / MANIFEST)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def recorded_outputs(folder: Path) -> list[str]:
+    """The files the manifest in ``folder`` lists: relative paths inside ``folder`` only."""
+    try:
+        listed = json.loads((folder / MANIFEST).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    root = folder.resolve()
+    return [
+        rel
+        for rel in (listed if isinstance(listed, list) else [])
+        if isinstance(rel, str)
+        and rel
+        and not Path(rel).is_absolute()
+        and ".." not in Path(rel).parts
+        and (folder / rel).resolve().is_relative_to(root)
+    ]
+
+
+def _remove_empty_parents(folder: Path, out: Path) -> None:
+    while folder != out and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
