@@ -21,12 +21,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_bounded(code: str, budget_mib: int = 256) -> subprocess.CompletedProcess:
+def run_bounded(
+    code: str, budget_mib: int = 256, preload: str = "esa_lightning.data.safe_pickle"
+) -> subprocess.CompletedProcess:
     """Run ``code`` in a child whose address space may grow ``budget_mib`` beyond what its
-    imports took; it prints ``ok`` or ``ESAInputError: <message>``."""
+    imports (``preload``) took; it prints ``ok`` or ``ESAInputError: <message>``."""
     prologue = textwrap.dedent(
         f"""\
         import resource
+        import {preload}
         from esa_lightning.errors import ESAInputError
         from esa_lightning.data.safe_pickle import read_pickled_frame
         vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1])
@@ -118,3 +121,284 @@ def test_honest_channel_pickle_still_loads(tmp_path):
         """
     )
     assert proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------- predict.py / merge.py: Detector.load
+def _zscore(mission):
+    import torch
+
+    from esa_lightning.models.zscore.model import RobustZScore
+
+    model = RobustZScore(n_channels=len(mission.channel_names), quantile=99.0)
+    train = torch.from_numpy(np.asarray(mission.train().values))
+    model.median.copy_(train.median(0).values)
+    model.scale.copy_(train.std(0))
+    model.threshold.fill_(4.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> dict[str, Path]:
+    """Saved detectors: a z-score one, two z-scores under a combiner, a GRU with a random-forest
+    gate (its ``rf_gate.skops``)."""
+    import torch
+
+    from esa_lightning.artifact import Detector, mission_schema
+    from esa_lightning.runtime.combiner import HybridCombiner
+    from tests.helpers import make_mission
+    from tests.integration.test_rf_head import fit
+    from tests.integration.test_rf_head import make_mission as rf_mission
+
+    root = tmp_path_factory.mktemp("artifacts")
+    mission = make_mission()
+    out = {"zscore": root / "zscore", "combined": root / "combined", "gru": root / "gru"}
+    Detector({"zscore": _zscore(mission)}, mission_schema(mission)).save(out["zscore"])
+    components = {"a": _zscore(mission), "b": _zscore(mission)}
+    combiner = HybridCombiner(neighbourhood=2).fit(components, mission.fit_range())
+    Detector(components, mission_schema(mission), combiner).save(out["combined"])
+    torch.set_num_threads(1)
+    gru_mission = rf_mission()
+    model, _ = fit(gru_mission, root / "fit", n_estimators=5, gate_factor=0.5)
+    assert model.gate is not None
+    Detector({"gru": model}, mission_schema(gru_mission)).save(out["gru"])
+    return out
+
+
+@pytest.fixture
+def copy_of(artifacts, tmp_path):
+    """A fresh copy of one of the saved ``artifacts`` (by name), to damage."""
+    import shutil
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(artifacts[name], tmp_path / name, symlinks=True))
+
+    return copy
+
+
+def manifest_of(folder: Path) -> dict:
+    import json
+
+    return json.loads((folder / "detector.json").read_text())
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    import json
+
+    (folder / "detector.json").write_text(json.dumps(manifest))
+
+
+def reseal(folder: Path) -> None:
+    """Record the current parts' checksums: a deliberate, consistent edit of the artifact."""
+    from esa_lightning.artifact import part_checksums
+
+    manifest = manifest_of(folder)
+    manifest["files"] = part_checksums(folder)
+    write_manifest(folder, manifest)
+
+
+def load_refused(folder: Path, *needles: str) -> str:
+    from esa_lightning.artifact import Detector
+    from esa_lightning.errors import ESAInputError
+
+    with pytest.raises(ESAInputError) as info:
+        Detector.load(folder)
+    message = str(info.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message, message
+    return message
+
+
+def test_the_manifest_lists_every_part_with_its_checksum(artifacts):
+    from esa_lightning.artifact import sha256_of
+
+    folder = artifacts["gru"]
+    files = manifest_of(folder)["files"]
+    on_disk = {
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != "detector.json"
+    }
+    assert set(files) == on_disk
+    assert "components/gru/rf_gate.skops" in files and "components/gru/weights.pt" in files
+    assert all(sha256_of(folder / name) == digest for name, digest in files.items())
+
+
+def test_deleted_forest_head_is_refused(copy_of):
+    """It loaded silently and alarms rose (27 to 123 intervals in the adversarial pass)."""
+    folder = copy_of("gru")
+    (folder / "components/gru/rf_gate.skops").unlink()
+    load_refused(folder, "rf_gate.skops", "missing")
+
+
+@pytest.mark.parametrize("part", ["components/gru/rf_gate.skops", "components/gru/weights.pt"])
+def test_changed_part_is_refused(copy_of, part):
+    folder = copy_of("gru")
+    with open(folder / part, "ab") as fh:
+        fh.write(b"\0")
+    load_refused(folder, part, "changed")
+
+
+def test_unlisted_file_among_the_parts_is_refused(copy_of):
+    folder = copy_of("zscore")
+    (folder / "components/zscore/rf_gate.skops").write_bytes(b"PK")
+    load_refused(folder, "rf_gate.skops", "not part of the artifact")
+
+
+def _skops_bytes(obj) -> bytes:
+    import skops.io as sio
+
+    return sio.dumps(obj)
+
+
+def _dummy_classifier():
+    from sklearn.dummy import DummyClassifier
+
+    return DummyClassifier(strategy="constant", constant=0).fit(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("dummy", "DummyClassifier"),  # switched every alarm off
+        ("os.system", ".system"),  # posix.system
+        ("raw pickle", "skops"),
+        ("truncated", "skops"),
+    ],
+)
+def test_forged_forest_head_is_refused(copy_of, content, needle):
+    """Even with the manifest's checksums updated to match, a head loads only as the exact
+    types a random forest is made of."""
+    folder = copy_of("gru")
+    head = folder / "components/gru/rf_gate.skops"
+    if content == "dummy":
+        head.write_bytes(_skops_bytes(_dummy_classifier()))
+    elif content == "os.system":
+        head.write_bytes(_skops_bytes(os.system))
+    elif content == "raw pickle":
+        head.write_bytes(pickle.dumps({"a": 1}))
+    else:
+        head.write_bytes(head.read_bytes()[:300])
+    reseal(folder)
+    load_refused(folder, str(head), needle)
+
+
+def test_forest_head_in_a_checkpoint_is_checked_too():
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.postprocessing.random_forest import forest_from_bytes
+
+    with pytest.raises(ESAInputError, match="DummyClassifier"):
+        forest_from_bytes(_skops_bytes(_dummy_classifier()))
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda m: m.pop("schema"), "schema"),
+        (lambda m: m.update(schema=["channel_1"]), "schema"),
+        (lambda m: m.update(components={}), "no components"),
+        (lambda m: m.pop("files"), "files"),
+        (lambda m: m.update(format_version="1"), "format '1'; this version reads format 3"),
+        (lambda m: m.update(format_version=9), "newer"),
+    ],
+)
+def test_malformed_manifest_is_refused(copy_of, edit, needle):
+    folder = copy_of("zscore")
+    manifest = manifest_of(folder)
+    edit(manifest)
+    write_manifest(folder, manifest)
+    load_refused(folder, "detector.json", needle)
+
+
+def test_two_components_without_a_combiner_are_refused(copy_of):
+    folder = copy_of("combined")
+    manifest = manifest_of(folder)
+    manifest["combiner"] = None
+    write_manifest(folder, manifest)
+    load_refused(folder, "detector.json", "no combiner")
+
+
+def test_hyper_parameters_bigger_than_the_weights_allocate_nothing(copy_of):
+    """``n_channels=1e12`` tried to allocate 4 TB: the model is built on the meta device first
+    and compared with its weights (here 8 GB asked, in a child with 512 MiB to spare)."""
+    folder = copy_of("zscore")
+    manifest = manifest_of(folder)
+    manifest["components"]["zscore"]["hparams"]["n_channels"] = 2 * 10**9
+    write_manifest(folder, manifest)
+    code = f"from esa_lightning.artifact import Detector; Detector.load({str(folder)!r})"
+    proc = run_bounded(code, budget_mib=512, preload="esa_lightning.artifact")
+    assert_refused(proc, str(folder / "components/zscore/weights.pt"), "do not belong together")
+
+
+@pytest.mark.parametrize("n_channels", [1e12, -3, "3"])
+def test_hyper_parameters_that_cannot_build_the_model(copy_of, n_channels):
+    folder = copy_of("zscore")
+    manifest = manifest_of(folder)
+    manifest["components"]["zscore"]["hparams"]["n_channels"] = n_channels
+    write_manifest(folder, manifest)
+    load_refused(folder, str(folder))
+
+
+@pytest.mark.parametrize(
+    "path, value, needle",
+    [
+        (("window",), -5, "window"),
+        (("post_processing", "threshold", "q"), float("nan"), "NaN"),
+    ],
+)
+def test_invalid_gru_hyper_parameters_are_refused(copy_of, path, value, needle):
+    folder = copy_of("gru")
+    manifest = manifest_of(folder)
+    node = manifest["components"]["gru"]["hparams"]
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    write_manifest(folder, manifest)
+    load_refused(folder, "detector.json", needle)
+
+
+def test_weights_as_text_are_refused(copy_of):
+    folder = copy_of("zscore")
+    (folder / "components/zscore/weights.pt").write_text("just some text\n" * 100)
+    reseal(folder)
+    load_refused(folder, "weights.pt", "cannot read weights")
+
+
+def test_weights_linked_to_a_system_file_are_refused(copy_of):
+    folder = copy_of("zscore")
+    weights = folder / "components/zscore/weights.pt"
+    weights.unlink()
+    weights.symlink_to("/etc/passwd")
+    load_refused(folder, "weights.pt", "outside the artifact")
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "a list", "wrong length"])
+def test_damaged_combiner_is_refused(copy_of, damage):
+    import json
+
+    folder = copy_of("combined")
+    path = folder / "combiner/combiner.json"
+    if damage == "deleted":
+        path.unlink()
+    else:
+        if damage == "truncated":
+            path.write_text(path.read_text()[:40])
+        elif damage == "a list":
+            path.write_text("[1, 2, 3]")
+        else:
+            d = json.loads(path.read_text())
+            d["coef"] = d["coef"][:-1]
+            path.write_text(json.dumps(d))
+        reseal(folder)
+    load_refused(folder, "combiner.json")
+
+
+def test_the_manifest_path_is_accepted_as_the_artifact(artifacts):
+    from esa_lightning.artifact import Detector
+
+    detector = Detector.load(artifacts["combined"] / "detector.json")
+    assert set(detector.components) == {"a", "b"} and detector.combiner is not None
+
+
+def test_another_file_as_the_artifact_names_what_to_pass(artifacts):
+    load_refused(artifacts["zscore"] / "config.yaml", "config.yaml", "folder that holds")
