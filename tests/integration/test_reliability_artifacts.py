@@ -402,3 +402,119 @@ def test_the_manifest_path_is_accepted_as_the_artifact(artifacts):
 
 def test_another_file_as_the_artifact_names_what_to_pass(artifacts):
     load_refused(artifacts["zscore"] / "config.yaml", "config.yaml", "folder that holds")
+
+
+# ------------------------------------------------------------- train.py: resume checkpoints
+class Payload:
+    """Unpickling this creates ``marker``: the proof that foreign code ran."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+GRU_FAST = [
+    "experiment=gru_ae",
+    "data.val_days=2",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "model.hidden_size=16",
+    "model.post_processing.rf_gate=null",
+    "trainer.enable_progress_bar=false",
+    "test=false",
+]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(mission root, run folder) of a finished tiny GRU run with its ``last.ckpt``."""
+    from esa_lightning.data.readers.synthetic import generate_mission
+    from esa_lightning.jobs.train import train
+    from tests.conftest import compose_config
+
+    root = tmp_path_factory.mktemp("resume")
+    mission = root / "mission"
+    generate_mission(mission, channels=4, groups=2, days=8, seed=3)
+    run = root / "run"
+    train(compose_config("train", [*GRU_FAST, f"data.root={mission}"], run))
+    assert (run / "checkpoints/gru_ae/last.ckpt").is_file()
+    return mission, run
+
+
+def resume_refused(mission: Path, ckpt: Path, tmp_path: Path, *extra: str) -> str:
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.train import train
+    from tests.conftest import compose_config
+
+    overrides = [*GRU_FAST, f"data.root={mission}", f"ckpt_path={ckpt}", *extra]
+    with pytest.raises(ESAInputError) as info:
+        train(compose_config("train", overrides, tmp_path / "again"))
+    assert "\n" not in str(info.value) and str(ckpt) in str(info.value)
+    return str(info.value)
+
+
+def test_resume_from_a_crafted_checkpoint_never_runs_it(trained_run, tmp_path, monkeypatch):
+    """With TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 Lightning's own load unpickled everything."""
+    import torch
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "epoch": Payload(str(marker))}, evil)
+    resume_refused(trained_run[0], evil, tmp_path)
+    assert not marker.exists()
+
+
+def test_truncated_checkpoint_is_refused(trained_run, tmp_path):
+    ckpt = tmp_path / "last.ckpt"
+    data = (trained_run[1] / "checkpoints/gru_ae/last.ckpt").read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    resume_refused(trained_run[0], ckpt, tmp_path)
+
+
+def test_checkpoint_of_another_model_size_is_refused(trained_run, tmp_path):
+    ckpt = trained_run[1] / "checkpoints/gru_ae/last.ckpt"
+    message = resume_refused(trained_run[0], ckpt, tmp_path, "model.hidden_size=8")
+    assert "hidden_size" in message
+
+
+def test_resume_from_an_honest_checkpoint_still_works(trained_run, tmp_path, monkeypatch):
+    from esa_lightning.jobs.train import train
+    from tests.conftest import compose_config
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    ckpt = trained_run[1] / "checkpoints/gru_ae/last.ckpt"
+    overrides = [*GRU_FAST, f"data.root={trained_run[0]}", f"ckpt_path={ckpt}"]
+    train(compose_config("train", overrides, tmp_path / "again"))
+    assert (tmp_path / "again/detector/detector.json").is_file()
+
+
+def test_resume_refusal_is_one_line_and_exit_2(trained_run, tmp_path):
+    """Through the command line, as a user meets it."""
+    import torch
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "epoch": Payload(str(tmp_path / "pwned"))}, evil)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
+    args = [*GRU_FAST, f"data.root={trained_run[0]}", f"ckpt_path={evil}"]
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {evil}")
+    assert not (tmp_path / "pwned").exists()
