@@ -17,7 +17,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
 from esa_lightning.artifact import Detector
 from esa_lightning.data.mission import Mission
@@ -104,11 +103,31 @@ def merge_detectors(
     for rule in refit:
         rule.fit(merged, SimpleNamespace(mission=mission))
     info = {**detectors[0].info, "merged_from": list(sources)}
-    config = OmegaConf.create(detectors[0].config_yaml or "{}")
-    if OmegaConf.select(config, "model") is not None:
-        config.model.members = len(members[0])  # the config it reads as: N networks each
-    yaml = OmegaConf.to_yaml(config)
+    # the config it reads as: N networks each
+    yaml = merged_config(detectors[0].config_yaml, len(members[0]), sources[0])
     return Detector({name: merged}, detectors[0].schema, config_yaml=yaml, info=info)
+
+
+def merged_config(config_yaml: str, members: int, source: str) -> str:
+    """A source's ``config.yaml`` with ``model.members`` set, read and written as plain YAML:
+    an artifact's config is text for people, so its interpolations (``${oc.env:...}``) are
+    never resolved and its tags never constructed; a config that is not a YAML mapping is one
+    ``ESAInputError`` naming the file."""
+    import yaml as pyyaml
+
+    where = f"{source}/config.yaml"
+    try:
+        config = pyyaml.safe_load(config_yaml) if config_yaml.strip() else {}
+    except pyyaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ESAInputError(f"not valid YAML ({reason})", path=where) from None
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ESAInputError(f"a YAML {type(config).__name__}, not a mapping", path=where)
+    if isinstance(config.get("model"), dict):
+        config["model"]["members"] = members
+    return pyyaml.safe_dump(config, sort_keys=False)
 
 
 def merge(cfg: Any) -> dict[str, float]:
@@ -118,6 +137,12 @@ def merge(cfg: Any) -> dict[str, float]:
     from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
     from esa_lightning.jobs.common import mission_from_config
 
+    if isinstance(cfg.detectors, str) or not hasattr(cfg.detectors, "__iter__"):
+        raise ESAInputError(
+            "detectors must be a list of detector folders: detectors=[PATH,PATH]",
+            column="detectors",
+            value=cfg.detectors,
+        )
     sources = [str(p) for p in cfg.detectors]
     detectors = [Detector.load(p) for p in sources]
     mission = mission_from_config(cfg.data)

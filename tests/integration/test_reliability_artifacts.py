@@ -518,3 +518,87 @@ def test_resume_refusal_is_one_line_and_exit_2(trained_run, tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {evil}")
     assert not (tmp_path / "pwned").exists()
+
+
+# ------------------------------------------------------------ merge.py: the sources' config
+def _merge_with_config(config_yaml: str):
+    import torch
+
+    from esa_lightning.artifact import Detector, mission_schema
+    from esa_lightning.jobs.merge import merge_detectors
+    from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+    from tests.helpers import make_mission
+
+    mission = make_mission(n_channels=1)
+    models = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        models.append(
+            LitGRUAttentionAE(
+                n_inputs=2,
+                n_outputs=1,
+                window=6,
+                hidden_size=4,
+                latent_dim=2,
+                objective="forecast",
+                post_processing={"threshold": {"kind": "telemanom"}},
+            )
+        )
+    schema = mission_schema(mission)
+    sources = [Detector({"gru": m}, schema, config_yaml=config_yaml) for m in models]
+    return merge_detectors(sources, ["first", "second"])
+
+
+@pytest.mark.parametrize(
+    "config_yaml, needle",
+    [
+        ("model: [unclosed", "not valid YAML"),
+        ("model: !!python/object:os.system {}\n", "not valid YAML"),
+        ("- a\n- b\n", "not a mapping"),
+    ],
+)
+def test_merge_refuses_a_source_config_that_is_not_yaml(config_yaml, needle):
+    from esa_lightning.errors import ESAInputError
+
+    with pytest.raises(ESAInputError) as info:
+        _merge_with_config(config_yaml)
+    assert "first/config.yaml" in str(info.value) and needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "config_yaml",
+    [
+        "model: ${oc.env:ESA_TEST_SECRET}\n",
+        "model:\n  hidden_size: ${oc.env:ESA_TEST_SECRET}\n",
+        "model: ${missing}\n",
+        "x: ${unknown_resolver:1}\n",
+    ],
+)
+def test_merge_never_resolves_a_source_config(config_yaml, monkeypatch):
+    """A downloaded artifact's ``${oc.env:...}`` was resolved (and its value echoed)."""
+    monkeypatch.setenv("ESA_TEST_SECRET", "s3cr3t-value")
+    merged = _merge_with_config(config_yaml)
+    assert "s3cr3t-value" not in merged.config_yaml
+    assert "${" in merged.config_yaml
+
+
+def test_merge_sets_the_member_count_in_the_config():
+    import yaml
+
+    merged = _merge_with_config("model:\n  hidden_size: 4\n  members: 1\nseed: 3\n")
+    assert yaml.safe_load(merged.config_yaml) == {
+        "model": {"hidden_size": 4, "members": 2},
+        "seed": 3,
+    }
+
+
+def test_merge_refuses_detectors_that_are_not_a_list(tmp_path):
+    from omegaconf import OmegaConf
+
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.merge import merge
+
+    cfg = OmegaConf.create({"detectors": str(tmp_path / "a"), "data": {}, "paths": {}})
+    with pytest.raises(ESAInputError, match=r"detectors must be a list"):
+        merge(cfg)
