@@ -332,7 +332,7 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
     if not (
         isinstance(schema, dict)
         and _names(schema.get("channels"))
-        and _names(schema.get("telecommands"), allow_empty=True)
+        and _names(schema.get("telecommands"))
         and isinstance(schema.get("period"), str | None)
     ):
         raise bad("schema must be an object with channels, telecommands and period")
@@ -348,12 +348,8 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _names(value: Any, allow_empty: bool = False) -> bool:
-    return (
-        isinstance(value, list)
-        and (allow_empty or bool(value))
-        and all(isinstance(v, str) for v in value)
-    )
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def sha256_of(path: Path) -> str:
