@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import platform
 import shutil
 from dataclasses import dataclass, field
@@ -280,8 +281,22 @@ def artifact_folder(path: str | Path) -> Path:
     return path
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+def _non_finite(value: Any, where: str) -> str | None:
+    """The key path of the first NaN or infinity in a JSON value, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where} = {value}"
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}")
+        if found:
+            return found
+    return None
 
 
 def read_manifest(manifest_path: Path) -> dict[str, Any]:
@@ -291,8 +306,8 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         return ESAInputError(f"corrupt {MANIFEST} ({reason})", path=manifest_path)
 
     try:
-        manifest = json.loads(manifest_path.read_bytes(), parse_constant=_refuse_constant)
-    except (OSError, ValueError) as exc:  # JSONDecodeError, NaN/Infinity, bad UTF-8
+        manifest = json.loads(manifest_path.read_bytes())
+    except (OSError, ValueError) as exc:  # JSONDecodeError, bad UTF-8
         raise bad(" ".join(str(exc).split())) from None
     if not isinstance(manifest, dict):
         raise bad(f"a JSON {type(manifest).__name__}, not an object")
@@ -321,6 +336,8 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
             and isinstance(entry.get("hparams"), dict)
         ):
             raise bad(f"component {name!r} needs a class name and a hparams object")
+        if found := _non_finite(entry["hparams"], "hparams"):
+            raise bad(f"component {name!r}: {found}, not a finite number")
         if not str(name) or "/" in name or name in (".", ".."):
             raise bad(f"component name {name!r}")
     combiner = manifest.get("combiner")
@@ -395,8 +412,9 @@ def verify_parts(folder: Path, files: dict[str, str]) -> None:
         for part in sorted((folder / top).rglob("*")):
             relative = part.relative_to(folder).as_posix()
             if (part.is_file() or part.is_symlink()) and relative not in files:
-                raise ESAInputError(f"not part of the artifact ({MANIFEST} does not list it)",
-                                    path=part)
+                raise ESAInputError(
+                    f"not part of the artifact ({MANIFEST} does not list it)", path=part
+                )
 
 
 def _load_component(
@@ -413,9 +431,7 @@ def _load_component(
         try:
             return klass(**hparams)
         except ESAInputError as exc:
-            raise ESAInputError(
-                f"component {name!r}: {exc}", path=manifest_path
-            ) from None
+            raise ESAInputError(f"component {name!r}: {exc}", path=manifest_path) from None
         except Exception as exc:  # noqa: BLE001 - whatever a constructor makes of bad values
             raise ESAInputError(
                 f"component {name!r} cannot be built from its hyper-parameters "

@@ -343,7 +343,7 @@ def test_hyper_parameters_that_cannot_build_the_model(copy_of, n_channels):
     "path, value, needle",
     [
         (("window",), -5, "window"),
-        (("post_processing", "threshold", "q"), float("nan"), "NaN"),
+        (("post_processing", "threshold", "q"), float("nan"), "threshold.q = nan, not a finite"),
     ],
 )
 def test_invalid_gru_hyper_parameters_are_refused(copy_of, path, value, needle):

@@ -347,6 +347,4 @@ def _load_classifier(
     data: bytes, source: str | Path = "checkpoint"
 ) -> HistGradientBoostingClassifier:
     """The classifier skops ``data`` holds, of exactly the types it is made of."""
-    return load_head(
-        data, source, HIST_GRADIENT_BOOSTING_TYPES, HistGradientBoostingClassifier
-    )
+    return load_head(data, source, HIST_GRADIENT_BOOSTING_TYPES, HistGradientBoostingClassifier)
