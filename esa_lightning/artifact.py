@@ -4,7 +4,8 @@ Layout of an artifact folder::
 
     detector.json               format version, schema (channels, telecommands, grid period),
                                 components (class, hyper-parameters), package versions, and
-                                ``files``: the sha256 of every other file of the artifact
+                                ``files``: the sha256 of every file under components/ and
+                                combiner/
     config.yaml                 the resolved training config (for people; never executed)
     components/<name>/weights.pt    the module's state_dict: tensors only (buffers hold the
                                     fitted scaler, thresholds, shapelet kernels...)
@@ -64,6 +65,7 @@ PART_FOLDERS = ("components", "combiner")
 # a component built from the manifest may hold at most this much more than its weights file
 # (buffers sized only at fitting start small; anything bigger is a forged hyper-parameter)
 SLACK_BYTES = 64 * 2**20
+MAX_TEXT_BYTES = 256 * 2**20  # detector.json, config.yaml
 COMBINER_CLASSES = {"esa_lightning.runtime.combiner.HybridCombiner"}
 VERSIONED_PACKAGES = (
     "esa_lightning",
@@ -262,7 +264,7 @@ class Detector:
                     f"{sorted(components)}",
                     path=path / "combiner",
                 )
-        config = (path / "config.yaml").read_text() if (path / "config.yaml").is_file() else ""
+        config = _read_text_part(path, "config.yaml") if (path / "config.yaml").exists() else ""
         return cls(components, manifest["schema"], combiner, config, manifest["info"])
 
 
@@ -279,6 +281,24 @@ def artifact_folder(path: str | Path) -> Path:
     if not (path / MANIFEST).is_file():
         raise ESAInputError(f"not a detector artifact (no {MANIFEST})", path=path)
     return path
+
+
+def _read_text_part(folder: Path, name: str) -> str:
+    """A text file of the artifact: a regular file inside it, at most ``MAX_TEXT_BYTES``."""
+    path = folder / name
+    try:
+        inside = path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside or not path.is_file():
+        raise ESAInputError("not a regular file inside the artifact; refused", path=path)
+    if path.stat().st_size > MAX_TEXT_BYTES:
+        raise ESAInputError(f"larger than {MAX_TEXT_BYTES} bytes; refused", path=path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ESAInputError(f"cannot read ({reason})", path=path) from None
 
 
 def _non_finite(value: Any, where: str) -> str | None:
@@ -306,7 +326,9 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         return ESAInputError(f"corrupt {MANIFEST} ({reason})", path=manifest_path)
 
     try:
-        manifest = json.loads(manifest_path.read_bytes())
+        manifest = json.loads(_read_text_part(manifest_path.parent, MANIFEST))
+    except ESAInputError:
+        raise
     except (OSError, ValueError) as exc:  # JSONDecodeError, bad UTF-8
         raise bad(" ".join(str(exc).split())) from None
     if not isinstance(manifest, dict):
@@ -378,11 +400,13 @@ def sha256_of(path: Path) -> str:
 
 
 def part_checksums(folder: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file of an artifact folder but its manifest."""
+    """``{relative path: sha256}`` of every file under the artifact's ``PART_FOLDERS`` (what
+    ``load`` reads; ``config.yaml`` is for people and may be edited)."""
     return {
         p.relative_to(folder).as_posix(): sha256_of(p)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST
+        for top in PART_FOLDERS
+        for p in sorted((folder / top).rglob("*"))
+        if p.is_file()
     }
 
 

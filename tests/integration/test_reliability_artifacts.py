@@ -217,7 +217,7 @@ def test_the_manifest_lists_every_part_with_its_checksum(artifacts):
     on_disk = {
         p.relative_to(folder).as_posix()
         for p in folder.rglob("*")
-        if p.is_file() and p.name != "detector.json"
+        if p.is_file() and p.name not in ("detector.json", "config.yaml")
     }
     assert set(files) == on_disk
     assert "components/gru/rf_gate.skops" in files and "components/gru/weights.pt" in files
@@ -602,3 +602,27 @@ def test_merge_refuses_detectors_that_are_not_a_list(tmp_path):
     cfg = OmegaConf.create({"detectors": str(tmp_path / "a"), "data": {}, "paths": {}})
     with pytest.raises(ESAInputError, match=r"detectors must be a list"):
         merge(cfg)
+
+
+@pytest.mark.parametrize("name", ["detector.json", "config.yaml"])
+def test_text_files_linked_outside_the_artifact_are_refused(copy_of, name):
+    """A link to /dev/zero would be read forever."""
+    folder = copy_of("zscore")
+    target = folder / name
+    if name == "detector.json":
+        moved = folder.parent / "elsewhere.json"
+        target.rename(moved)
+        target.symlink_to(moved)
+    else:
+        target.unlink()
+        target.symlink_to("/dev/zero")
+    load_refused(folder, name, "not a regular file inside the artifact")
+
+
+def test_an_edited_config_yaml_still_loads(copy_of):
+    """config.yaml is for people: it carries no checksum."""
+    from esa_lightning.artifact import Detector
+
+    folder = copy_of("zscore")
+    (folder / "config.yaml").write_text("# notes\n")
+    assert Detector.load(folder).config_yaml == "# notes\n"
