@@ -626,3 +626,32 @@ def test_an_edited_config_yaml_still_loads(copy_of):
     folder = copy_of("zscore")
     (folder / "config.yaml").write_text("# notes\n")
     assert Detector.load(folder).config_yaml == "# notes\n"
+
+
+def test_predict_with_a_changed_artifact_is_one_line_and_exit_2(copy_of, tmp_path):
+    """Through the command line, as a user meets it."""
+    folder = copy_of("zscore")
+    weights = folder / "components/zscore/weights.pt"
+    with open(weights, "ab") as fh:
+        fh.write(b"\0")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
+    args = [f"ckpt={folder / 'detector.json'}", f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "predict.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {weights}: changed since the artifact was written (sha256 differs from "
+        "detector.json's); restore it or retrain"
+    )
