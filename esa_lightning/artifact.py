@@ -35,6 +35,8 @@ import json
 import math
 import platform
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -456,6 +458,8 @@ def _load_component(
             return klass(**hparams)
         except ESAInputError as exc:
             raise ESAInputError(f"component {name!r}: {exc}", path=manifest_path) from None
+        except _TooBig:
+            raise
         except Exception as exc:  # noqa: BLE001 - whatever a constructor makes of bad values
             raise ESAInputError(
                 f"component {name!r} cannot be built from its hyper-parameters "
@@ -463,7 +467,7 @@ def _load_component(
                 path=manifest_path,
             ) from None
 
-    with torch.device("meta"):
+    with torch.device("meta"), _tensor_budget(4 * len(state) + 256, weights):
         probe = build()
     _check_fits(probe, state, weights)
     module = build()
@@ -478,6 +482,41 @@ def _load_component(
                 path=manifest_path,
             )
     return module
+
+
+@contextmanager
+def _tensor_budget(limit: int, source: Path) -> Iterator[None]:
+    """Stop a constructor that registers more than ``limit`` parameters and buffers (``members``
+    or ``num_layers`` of a million would build a million modules, even on the meta device)."""
+    from torch.nn.modules import module as nn_module
+
+    count = 0
+
+    def count_one(*_: Any) -> None:
+        nonlocal count
+        count += 1
+        if count > limit:
+            raise _TooBig()
+
+    hooks = [
+        nn_module.register_module_parameter_registration_hook(count_one),
+        nn_module.register_module_buffer_registration_hook(count_one),
+    ]
+    try:
+        yield
+    except _TooBig:
+        raise ESAInputError(
+            f"the hyper-parameters build more than {limit} tensors, its weights hold "
+            f"{(limit - 256) // 4}: they do not belong together",
+            path=source,
+        ) from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+class _TooBig(Exception):
+    pass
 
 
 def _read_weights(weights: Path, map_location: Any) -> dict[str, torch.Tensor]:

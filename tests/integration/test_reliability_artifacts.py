@@ -655,3 +655,13 @@ def test_predict_with_a_changed_artifact_is_one_line_and_exit_2(copy_of, tmp_pat
         f"error: {weights}: changed since the artifact was written (sha256 differs from "
         "detector.json's); restore it or retrain"
     )
+
+
+@pytest.mark.parametrize("key", ["members", "num_layers"])
+def test_hyper_parameters_that_build_a_million_modules_are_stopped(copy_of, key):
+    """Even on the meta device a million networks would take minutes and gigabytes."""
+    folder = copy_of("gru")
+    manifest = manifest_of(folder)
+    manifest["components"]["gru"]["hparams"][key] = 10**6
+    write_manifest(folder, manifest)
+    load_refused(folder, "weights.pt", "do not belong together")
