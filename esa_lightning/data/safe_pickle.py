@@ -247,8 +247,11 @@ def read_pickled_frame(path: str | os.PathLike) -> pd.DataFrame:
         raise ESAInputError("file not found", path=path)
     try:
         payload = _read_payload(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ESAInputError(f"cannot read: {exc}", path=path) from None
+    except ESAInputError:
+        raise
+    except Exception as exc:  # a corrupt, encrypted or foreign zip (BadZipFile, zlib.error...)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ESAInputError(f"cannot read: {reason}", path=path) from None
     try:
         obj = _unpickler(payload).load()
     except _Refused as exc:

@@ -110,6 +110,23 @@ def test_pickle_claiming_a_huge_byte_array_allocates_nothing(tmp_path):
     assert_refused(proc, str(path), "byte array")
 
 
+def test_channel_zip_with_corrupt_deflate_data(tmp_path):
+    """A damaged deflate stream raised zlib.error, past the reader's error handling."""
+    from esa_lightning.data.safe_pickle import read_pickled_frame
+    from esa_lightning.errors import ESAInputError
+
+    path = tmp_path / "channel_1.zip"
+    noise = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes() * 30
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("channel_1", noise)
+    data = bytearray(path.read_bytes())
+    for i in range(45, 400, 7):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    with pytest.raises(ESAInputError, match="channel_1.zip: cannot read"):
+        read_pickled_frame(path)
+
+
 def test_honest_channel_pickle_still_loads(tmp_path):
     path = tmp_path / "channel_1.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
