@@ -3,7 +3,9 @@
 Layout of an artifact folder::
 
     detector.json               format version, schema (channels, telecommands, grid period),
-                                components (class, hyper-parameters), package versions
+                                components (class, hyper-parameters), package versions, and
+                                ``files``: the sha256 of every file under components/ and
+                                combiner/
     config.yaml                 the resolved training config (for people; never executed)
     components/<name>/weights.pt    the module's state_dict: tensors only (buffers hold the
                                     fitted scaler, thresholds, shapelet kernels...)
@@ -16,16 +18,25 @@ Layout of an artifact folder::
 Loading never unpickles arbitrary objects: weights load with ``torch.load(weights_only=True)``,
 hyper-parameters are JSON, classes are looked up in an allow-list (the detector families of
 ``models.registry`` and the combiner), sklearn heads load through skops with an explicit list
-of trusted types. Artifacts of an earlier format are refused with the command that retrains.
+of exactly the types each head writes (``safe_skops``). Before anything is built, every file
+``files`` lists must be present, a regular file inside the artifact and unchanged (its sha256),
+and no file outside the list may sit among the parts; the manifest's structure is checked, and
+each component is first built on the ``meta`` device (no memory) so that hyper-parameters that
+do not fit the weights (``n_channels=1e12``) are refused before anything is allocated. Every
+refusal is one ``ESAInputError`` naming the file. Artifacts of another format are refused with
+the command that retrains.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
-import pickle
+import math
 import platform
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -42,7 +53,15 @@ from esa_lightning.models.registry import detector_families
 
 # 2: one model contract (post-processing in ``post_processing`` hyper-parameters and post-rule
 # buffers; every component a DetectorModule)
-FORMAT_VERSION = 2
+# 3: ``files``, the sha256 of every part, checked at load
+FORMAT_VERSION = 3
+MANIFEST = "detector.json"
+# the folders whose every file must be listed in ``files`` (the parts ``load`` reads)
+PART_FOLDERS = ("components", "combiner")
+# a component built from the manifest may hold at most this much more than its weights file
+# (buffers sized only at fitting start small; anything bigger is a forged hyper-parameter)
+SLACK_BYTES = 64 * 2**20
+MAX_TEXT_BYTES = 256 * 2**20  # detector.json, config.yaml
 COMBINER_CLASSES = {"esa_lightning.runtime.combiner.HybridCombiner"}
 VERSIONED_PACKAGES = (
     "esa_lightning",
@@ -197,6 +216,7 @@ class Detector:
             (tmp / "combiner").mkdir()
             self.combiner.save(tmp / "combiner")
             combiner = {"class": _class_path(self.combiner)}
+        write_text_atomic(tmp / "config.yaml", self.config_yaml)
         manifest = {
             "format_version": FORMAT_VERSION,
             "schema": self.schema,
@@ -204,60 +224,323 @@ class Detector:
             "combiner": combiner,
             "versions": package_versions(),
             "info": self.info,
+            "files": part_checksums(tmp),
         }
-        write_json_atomic(tmp / "detector.json", manifest)
-        write_text_atomic(tmp / "config.yaml", self.config_yaml)
+        write_json_atomic(tmp / MANIFEST, manifest)
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Detector:
-        path = Path(path)
-        manifest_path = path / "detector.json"
-        if not manifest_path.is_file():
-            raise ESAInputError("not a detector artifact (no detector.json)", path=path)
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ESAInputError(f"corrupt detector.json ({exc})", path=manifest_path) from None
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("components"), dict):
-            raise ESAInputError("corrupt detector.json (no components table)", path=manifest_path)
-        if manifest.get("format_version") != FORMAT_VERSION:
-            experiment = (manifest.get("info") or {}).get("experiment") or "NAME"
-            raise ESAInputError(
-                f"artifact format {manifest.get('format_version')}, this version reads "
-                f"{FORMAT_VERSION} (the model contract changed); retrain it with this version: "
-                f"python train.py experiment={experiment}",
-                path=manifest_path,
-            )
+        """Read an artifact folder (or its ``detector.json``) after checking every part."""
+        path = artifact_folder(path)
+        manifest_path = path / MANIFEST
+        manifest = read_manifest(manifest_path)
+        verify_parts(path, manifest["files"])
         components = {}
         for name, entry in manifest["components"].items():
-            try:
-                klass = _import_allowed(entry["class"])
-                module = klass(**entry["hparams"])
-            except (KeyError, TypeError) as exc:
-                raise ESAInputError(
-                    f"corrupt component entry ({type(exc).__name__}: {exc})",
-                    path=manifest_path,
-                    column=str(name),
-                ) from None
             folder = path / "components" / name
-            weights = folder / "weights.pt"
-            try:
-                # weights_only: tensors and plain containers only, a pickled object is refused
-                state = torch.load(weights, map_location=map_location, weights_only=True)
-            except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise ESAInputError(f"cannot read weights ({reason})", path=weights) from None
-            if not isinstance(state, dict):
-                raise ESAInputError("weights are not a state_dict", path=weights)
-            _load_state(module, state, weights)
-            module.load_extra(folder)
-            module.eval()
-            components[name] = module
+            components[name] = _load_component(entry, folder, map_location, manifest_path, name)
         combiner = None
-        if manifest.get("combiner"):
-            combiner = _import_allowed(manifest["combiner"]["class"]).load(path / "combiner")
-        config = (path / "config.yaml").read_text() if (path / "config.yaml").is_file() else ""
-        return cls(components, manifest["schema"], combiner, config, manifest.get("info", {}))
+        if manifest["combiner"]:
+            klass = _import_allowed(manifest["combiner"]["class"])
+            combiner = klass.load(path / "combiner")
+            missing = [n for n in combiner.names if n not in components]
+            if missing or set(combiner.names) != set(components):
+                raise ESAInputError(
+                    f"the combiner combines {combiner.names}, the artifact holds "
+                    f"{sorted(components)}",
+                    path=path / "combiner",
+                )
+        config = _read_text_part(path, "config.yaml") if (path / "config.yaml").exists() else ""
+        return cls(components, manifest["schema"], combiner, config, manifest["info"])
+
+
+def artifact_folder(path: str | Path) -> Path:
+    """The artifact folder ``path`` names: the folder itself or its ``detector.json``."""
+    path = Path(path)
+    if path.name == MANIFEST and path.is_file():
+        return path.parent
+    if path.is_file():
+        raise ESAInputError(
+            f"a file, not a detector artifact folder (the folder that holds {MANIFEST})",
+            path=path,
+        )
+    if not (path / MANIFEST).is_file():
+        raise ESAInputError(f"not a detector artifact (no {MANIFEST})", path=path)
+    return path
+
+
+def _read_text_part(folder: Path, name: str) -> str:
+    """A text file of the artifact: a regular file inside it, at most ``MAX_TEXT_BYTES``."""
+    path = folder / name
+    try:
+        inside = path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside or not path.is_file():
+        raise ESAInputError("not a regular file inside the artifact; refused", path=path)
+    if path.stat().st_size > MAX_TEXT_BYTES:
+        raise ESAInputError(f"larger than {MAX_TEXT_BYTES} bytes; refused", path=path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ESAInputError(f"cannot read ({reason})", path=path) from None
+
+
+def _non_finite(value: Any, where: str) -> str | None:
+    """The key path of the first NaN or infinity in a JSON value, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where} = {value}"
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}")
+        if found:
+            return found
+    return None
+
+
+def read_manifest(manifest_path: Path) -> dict[str, Any]:
+    """``detector.json``, its structure checked: one line naming it otherwise."""
+
+    def bad(reason: str) -> ESAInputError:
+        return ESAInputError(f"corrupt {MANIFEST} ({reason})", path=manifest_path)
+
+    try:
+        manifest = json.loads(_read_text_part(manifest_path.parent, MANIFEST))
+    except ESAInputError:
+        raise
+    except (OSError, ValueError) as exc:  # JSONDecodeError, bad UTF-8
+        raise bad(" ".join(str(exc).split())) from None
+    if not isinstance(manifest, dict):
+        raise bad(f"a JSON {type(manifest).__name__}, not an object")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        experiment = (manifest.get("info") or {}).get("experiment") or "NAME"
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise ESAInputError(
+                f"written in artifact format {version} by a newer esa_lightning; this version "
+                f"reads format {FORMAT_VERSION} only: upgrade esa_lightning",
+                path=manifest_path,
+            )
+        raise ESAInputError(
+            f"written in artifact format {version!r}; this version reads format "
+            f"{FORMAT_VERSION} only (format 3 checks every part's checksum); retrain it with "
+            f"this version: python train.py experiment={experiment}",
+            path=manifest_path,
+        )
+    components = manifest.get("components")
+    if not isinstance(components, dict) or not components:
+        raise bad("no components table")
+    for name, entry in components.items():
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("class"), str)
+            and isinstance(entry.get("hparams"), dict)
+        ):
+            raise bad(f"component {name!r} needs a class name and a hparams object")
+        if found := _non_finite(entry["hparams"], "hparams"):
+            raise bad(f"component {name!r}: {found}, not a finite number")
+        if not str(name) or "/" in name or name in (".", ".."):
+            raise bad(f"component name {name!r}")
+    combiner = manifest.get("combiner")
+    if combiner is not None and not (isinstance(combiner, dict) and "class" in combiner):
+        raise bad("combiner must be null or an object with a class")
+    if len(components) > 1 and not combiner:
+        raise bad(f"{len(components)} components and no combiner to join them")
+    schema = manifest.get("schema")
+    if not (
+        isinstance(schema, dict)
+        and _names(schema.get("channels"))
+        and _names(schema.get("telecommands"))
+        and isinstance(schema.get("period"), str | None)
+    ):
+        raise bad("schema must be an object with channels, telecommands and period")
+    files = manifest.get("files")
+    if not (
+        isinstance(files, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+    ):
+        raise bad("no files table")
+    manifest.setdefault("info", {})
+    if not isinstance(manifest["info"], dict):
+        raise bad("info must be an object")
+    return manifest
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(2**20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def part_checksums(folder: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file under the artifact's ``PART_FOLDERS`` (what
+    ``load`` reads; ``config.yaml`` is for people and may be edited)."""
+    return {
+        p.relative_to(folder).as_posix(): sha256_of(p)
+        for top in PART_FOLDERS
+        for p in sorted((folder / top).rglob("*"))
+        if p.is_file()
+    }
+
+
+def verify_parts(folder: Path, files: dict[str, str]) -> None:
+    """Every listed file present, a regular file inside ``folder`` (a link may not lead out of
+    it) and unchanged; no unlisted file among the parts ``load`` reads."""
+    root = folder.resolve()
+    for relative, digest in files.items():
+        part = folder / relative
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            raise ESAInputError(f"{MANIFEST} lists a file outside the artifact", value=relative)
+        try:
+            inside = part.resolve().is_relative_to(root)
+        except (OSError, RuntimeError):  # a loop of links
+            inside = False
+        if not inside:
+            raise ESAInputError("a link that leads outside the artifact; refused", path=part)
+        if not part.is_file():
+            raise ESAInputError(f"missing (listed in {MANIFEST})", path=part)
+        if sha256_of(part) != digest:
+            raise ESAInputError(
+                "changed since the artifact was written (sha256 differs from "
+                f"{MANIFEST}'s); restore it or retrain",
+                path=part,
+            )
+    for top in PART_FOLDERS:
+        for part in sorted((folder / top).rglob("*")):
+            relative = part.relative_to(folder).as_posix()
+            if (part.is_file() or part.is_symlink()) and relative not in files:
+                raise ESAInputError(
+                    f"not part of the artifact ({MANIFEST} does not list it)", path=part
+                )
+
+
+def _load_component(
+    entry: dict[str, Any], folder: Path, map_location: Any, manifest_path: Path, name: str
+) -> DetectorModule:
+    """One component: its weights read, its hyper-parameters checked against them on the
+    ``meta`` device, then built, filled and its extra files read."""
+    klass = _import_allowed(entry["class"])
+    hparams = entry["hparams"]
+    weights = folder / "weights.pt"
+    state = _read_weights(weights, map_location)
+
+    def build() -> DetectorModule:
+        try:
+            return klass(**hparams)
+        except ESAInputError as exc:
+            raise ESAInputError(f"component {name!r}: {exc}", path=manifest_path) from None
+        except _TooBig:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever a constructor makes of bad values
+            raise ESAInputError(
+                f"component {name!r} cannot be built from its hyper-parameters "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})",
+                path=manifest_path,
+            ) from None
+
+    with torch.device("meta"), _tensor_budget(4 * len(state) + 256, weights):
+        probe = build()
+    _check_fits(probe, state, weights)
+    module = build()
+    _load_state(module, state, weights)
+    module.load_extra(folder)
+    module.eval()
+    for what in ("context_rows", "alignment_rows"):
+        value = getattr(module, what)
+        if value < (1 if what == "alignment_rows" else 0):
+            raise ESAInputError(
+                f"component {name!r} has {what} = {value}: its hyper-parameters are invalid",
+                path=manifest_path,
+            )
+    return module
+
+
+@contextmanager
+def _tensor_budget(limit: int, source: Path) -> Iterator[None]:
+    """Stop a constructor that registers more than ``limit`` parameters and buffers (``members``
+    or ``num_layers`` of a million would build a million modules, even on the meta device)."""
+    from torch.nn.modules import module as nn_module
+
+    count = 0
+
+    def count_one(*_: Any) -> None:
+        nonlocal count
+        count += 1
+        if count > limit:
+            raise _TooBig()
+
+    hooks = [
+        nn_module.register_module_parameter_registration_hook(count_one),
+        nn_module.register_module_buffer_registration_hook(count_one),
+    ]
+    try:
+        yield
+    except _TooBig:
+        raise ESAInputError(
+            f"the hyper-parameters build more than {limit} tensors, its weights hold "
+            f"{(limit - 256) // 4}: they do not belong together",
+            path=source,
+        ) from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _read_weights(weights: Path, map_location: Any) -> dict[str, torch.Tensor]:
+    try:
+        # weights_only: tensors and plain containers only, a pickled object is refused
+        state = torch.load(weights, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types on foreign bytes
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ESAInputError(f"cannot read weights ({reason})", path=weights) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ESAInputError("weights are not a state_dict of tensors", path=weights)
+    return state
+
+
+def _nbytes(tensors: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _check_fits(probe: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Refuse hyper-parameters that make a model bigger than its weights (checked on a
+    ``meta``-device build, which allocates nothing)."""
+    own = probe.state_dict()
+    built = _nbytes(own.values())
+    stored = _nbytes(state.values())
+    if built > 2 * stored + SLACK_BYTES:
+        raise ESAInputError(
+            f"the hyper-parameters make a model of {built} bytes, its weights hold {stored}: "
+            "they do not belong together",
+            path=source,
+        )
+    buffers = {k for k, _ in probe.named_buffers()}
+    for key, tensor in own.items():
+        if key in state and key not in buffers and tuple(state[key].shape) != tuple(tensor.shape):
+            raise ESAInputError(
+                f"weights do not fit the model ({key}: {tuple(state[key].shape)}, the "
+                f"hyper-parameters make {tuple(tensor.shape)})",
+                path=source,
+            )
 
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -7,9 +7,17 @@ everything else with an ``ESAInputError`` naming the file and the refused ``modu
 
 Allowed: the DataFrame/BlockManager/Index/DatetimeArray reconstruction helpers, numpy array and
 dtype reconstruction, time zones (datetime, zoneinfo, pytz, dateutil), date offsets (``freq``),
-and the pyarrow array restore that pandas 3 uses for string column labels. ``builtins.getattr``
+and the pyarrow string arrays that pandas 3 uses for column labels. ``builtins.getattr``
 (which pickles of ``zoneinfo`` zones use) is replaced by a version that only fetches
-``ZoneInfo._unpickle``.
+``ZoneInfo._unpickle``; pyarrow's ``_restore_array`` (which builds an array from raw buffers
+without looking at them: an offset beyond its buffer aborts the interpreter or reads foreign
+memory) by ``_checked_string_array``, which accepts a string array only and validates every
+offset and byte before pandas touches it.
+
+Memory stays in proportion to the file: a zip member whose size exceeds ``MAX_EXPANSION`` times
+its compressed size (with a floor of ``MIN_EXPANSION_BYTES``) is refused before anything is
+read, a byte array claiming more than the file holds is refused before it is allocated, and the
+payload is parsed once.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -78,8 +87,13 @@ _ALLOWED: dict[str, set[str]] = {
     "pandas._libs.tslibs.timestamps": {"_unpickle_timestamp", "Timestamp"},
     "pandas._libs.tslibs.timedeltas": {"_timedelta_unpickle", "Timedelta"},
     "pandas._libs.tslibs.nattype": {"__nat_unpickle", "_nat_unpickle"},
-    "pyarrow.lib": {"_restore_array", "py_buffer", "type_for_alias"},
+    "pyarrow.lib": {"py_buffer"},
 }
+# A member may expand to this many times its compressed size (real channel pickles: a few
+# times; deflate's ceiling: about 1000), and to at least MIN_EXPANSION_BYTES.
+MAX_EXPANSION = 100
+MIN_EXPANSION_BYTES = 256 * 2**20
+_STRING_ALIASES = {"string", "str", "utf8", "large_string", "large_str", "large_utf8"}
 # ``freq`` of a DatetimeIndex pickles as a date-offset class (Second, Minute, Day, ...).
 _OFFSET_MODULES = ("pandas._libs.tslibs.offsets", "pandas.tseries.offsets")
 
@@ -91,6 +105,50 @@ def _safe_getattr(obj: Any, name: str) -> Any:
     if obj is zoneinfo.ZoneInfo and name == "_unpickle":
         return zoneinfo.ZoneInfo._unpickle
     raise pickle.UnpicklingError(f"refused getattr({obj!r}, {name!r})")
+
+
+def _string_type_for_alias(alias: object) -> Any:
+    """``pyarrow.lib.type_for_alias`` for the string types only."""
+    import pyarrow as pa
+
+    if alias not in _STRING_ALIASES:
+        raise pickle.UnpicklingError(f"refused pyarrow type {alias!r}")
+    return pa.lib.type_for_alias(alias)
+
+
+def _checked_string_array(state: Any) -> Any:
+    """``pyarrow.lib._restore_array`` for a flat string array, fully validated: its offsets
+    must lie inside its buffers and its bytes must be UTF-8, else ``UnpicklingError``."""
+    import pyarrow as pa
+
+    try:
+        arrow_type, length, null_count, offset, buffers, children, dictionary = state
+    except (TypeError, ValueError):
+        raise pickle.UnpicklingError("malformed pyarrow array") from None
+    if not (
+        isinstance(arrow_type, pa.DataType)
+        and (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+        and not children
+        and dictionary is None
+        and isinstance(buffers, list)
+        and len(buffers) == 3
+        and all(b is None or isinstance(b, pa.Buffer) for b in buffers)
+        and all(type(n) is int and n >= 0 for n in (length, offset))
+        and type(null_count) is int
+    ):
+        raise pickle.UnpicklingError("refused pyarrow array: only flat string arrays load")
+    try:
+        array = pa.Array.from_buffers(arrow_type, length, buffers, null_count, offset)
+        array.validate(full=True)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
+        raise pickle.UnpicklingError(f"invalid pyarrow string array ({exc})") from None
+    return array
+
+
+_REPLACED = {
+    ("pyarrow.lib", "_restore_array"): _checked_string_array,
+    ("pyarrow.lib", "type_for_alias"): _string_type_for_alias,
+}
 
 
 def _is_allowed(module: str, name: str) -> bool:
@@ -117,49 +175,69 @@ def _checked_find_class(module: str, name: str, resolve: Any) -> Any:
         import zoneinfo
 
         return zoneinfo.ZoneInfo._unpickle
+    if (module, name) in _REPLACED:
+        return _REPLACED[module, name]
     if not _is_allowed(module, name):
         raise _Refused(f"{module}.{name}")
     return resolve(module, name)
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    """The fast (C) unpickler with an allow-list ``find_class``."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        from pandas.compat.pickle_compat import _class_locations_map
-
-        def resolve(m: str, n: str) -> Any:
-            m, n = _class_locations_map.get((m, n), (m, n))
-            return super(_SafeUnpickler, self).find_class(m, n)
-
-        return _checked_find_class(module, name, resolve)
-
-
-def _compat_unpickler(fh: io.BufferedIOBase) -> pickle.Unpickler:
-    """pandas' compatibility unpickler (old pickles) behind the same allow-list."""
+def _unpickler(fh: io.BytesIO) -> pickle.Unpickler:
+    """pandas' compatibility unpickler (it also reads pandas 1.x pickles) behind the allow-list,
+    refusing a byte array longer than the whole payload (the pure-Python unpickler zero-fills
+    the claimed length before reading it)."""
     from pandas.compat.pickle_compat import Unpickler
 
+    payload_bytes = len(fh.getbuffer())
+
     class _SafeCompat(Unpickler):
+        dispatch = Unpickler.dispatch.copy()
+
         def find_class(self, module: str, name: str) -> Any:
             return _checked_find_class(module, name, super().find_class)
+
+        def load_bytearray8(self) -> None:
+            (size,) = struct.unpack("<Q", self.read(8))
+            if size > payload_bytes:
+                raise pickle.UnpicklingError(f"a byte array of {size} bytes in a smaller file")
+            self.append(bytearray(self.read(size)))
+
+        dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
 
     return _SafeCompat(fh)
 
 
-def _open_payload(path: Path) -> bytes:
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir()]
-            if len(members) != 1:
-                raise ESAInputError(
-                    f"expected exactly one pickled DataFrame in the zip, found {len(members)}",
-                    path=path,
-                )
-            return zf.read(members[0])
-    return path.read_bytes()
+def expansion_limit(compressed_bytes: int) -> int:
+    """The most bytes a zip member of ``compressed_bytes`` may expand to."""
+    return max(MIN_EXPANSION_BYTES, MAX_EXPANSION * compressed_bytes)
 
 
-_FAILED = object()
+def _read_payload(path: Path) -> io.BytesIO:
+    """The pickle's bytes: the zip's single member (refused before reading when it would
+    expand beyond ``expansion_limit``) or the file."""
+    if not zipfile.is_zipfile(path):
+        return io.BytesIO(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            raise ESAInputError(
+                f"expected exactly one pickled DataFrame in the zip, found {len(members)}",
+                path=path,
+            )
+        (member,) = members
+        limit = expansion_limit(member.compress_size)
+        if member.file_size > limit:
+            raise ESAInputError(
+                f"zip member {member.filename!r} expands to {member.file_size} bytes from "
+                f"{member.compress_size}, more than {limit} (a zip bomb?); refused",
+                path=path,
+            )
+        payload = io.BytesIO()
+        with zf.open(member) as raw:  # never yields more than the header's size
+            while chunk := raw.read(2**20):
+                payload.write(chunk)
+        payload.seek(0)
+        return payload
 
 
 def read_pickled_frame(path: str | os.PathLike) -> pd.DataFrame:
@@ -168,21 +246,21 @@ def read_pickled_frame(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise ESAInputError("file not found", path=path)
     try:
-        payload = _open_payload(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ESAInputError(f"cannot read: {exc}", path=path) from None
-    obj: Any = _FAILED
-    error: Exception | None = None
-    for make in (_SafeUnpickler, _compat_unpickler):
-        try:
-            obj = make(io.BytesIO(payload)).load()
-            break
-        except _Refused as exc:
-            raise ESAInputError(f"refused to unpickle {exc.what}", path=path) from None
-        except Exception as exc:  # corrupt or legacy pickle: retry with pandas' compat loader
-            error = exc
-    if obj is _FAILED:
-        raise ESAInputError(f"not a readable pickled DataFrame: {error}", path=path)
+        payload = _read_payload(path)
+    except ESAInputError:
+        raise
+    except Exception as exc:  # a corrupt, encrypted or foreign zip (BadZipFile, zlib.error...)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ESAInputError(f"cannot read: {reason}", path=path) from None
+    try:
+        obj = _unpickler(payload).load()
+    except _Refused as exc:
+        raise ESAInputError(f"refused to unpickle {exc.what}", path=path) from None
+    except Exception as exc:  # corrupt pickle: whatever the unpickler or a constructor raised
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ESAInputError(f"not a readable pickled DataFrame: {reason}", path=path) from None
+    finally:
+        payload.close()
     if not isinstance(obj, pd.DataFrame):
         raise ESAInputError(f"expected a pickled DataFrame, got {type(obj).__name__}", path=path)
     return obj

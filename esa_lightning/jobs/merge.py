@@ -18,7 +18,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
 from esa_lightning.artifact import Detector
 from esa_lightning.data.mission import Mission
@@ -108,14 +107,34 @@ def merge_detectors(
         rule.fit(merged, SimpleNamespace(mission=mission))
     info = {**detectors[0].info, "merged_from": list(sources)}
     info.pop(CALIBRATION_KEY, None)  # the first source's nominal scores, not the merged ones
-    config = OmegaConf.create(detectors[0].config_yaml or "{}")
-    if OmegaConf.select(config, "model") is not None:
-        config.model.members = len(members[0])  # the config it reads as: N networks each
-    yaml = OmegaConf.to_yaml(config)
+    # the config it reads as: N networks each
+    yaml = merged_config(detectors[0].config_yaml, len(members[0]), sources[0])
     detector = Detector({name: merged}, detectors[0].schema, config_yaml=yaml, info=info)
     if mission is not None:
         detector.info[CALIBRATION_KEY] = calibration_record(detector, mission)
     return detector
+
+
+def merged_config(config_yaml: str, members: int, source: str) -> str:
+    """A source's ``config.yaml`` with ``model.members`` set, read and written as plain YAML:
+    an artifact's config is text for people, so its interpolations (``${oc.env:...}``) are
+    never resolved and its tags never constructed; a config that is not a YAML mapping is one
+    ``ESAInputError`` naming the file."""
+    import yaml as pyyaml
+
+    where = f"{source}/config.yaml"
+    try:
+        config = pyyaml.safe_load(config_yaml) if config_yaml.strip() else {}
+    except pyyaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ESAInputError(f"not valid YAML ({reason})", path=where) from None
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ESAInputError(f"a YAML {type(config).__name__}, not a mapping", path=where)
+    if isinstance(config.get("model"), dict):
+        config["model"]["members"] = members
+    return pyyaml.safe_dump(config, sort_keys=False)
 
 
 def merge(cfg: Any) -> dict[str, float]:
@@ -124,6 +143,12 @@ def merge(cfg: Any) -> dict[str, float]:
     from esa_lightning.io import make_output_folder
     from esa_lightning.run_folder import lock_run_folder
 
+    if isinstance(cfg.detectors, str) or not hasattr(cfg.detectors, "__iter__"):
+        raise ESAInputError(
+            "detectors must be a list of detector folders: detectors=[PATH,PATH]",
+            column="detectors",
+            value=cfg.detectors,
+        )
     out = make_output_folder(cfg.paths.output_dir)
     with lock_run_folder(out):
         return _merge_into(cfg, out)

@@ -10,7 +10,9 @@ the metrics over the whole series, the artifact, ``metrics.json`` and the report
 written once, on global rank 0; the other ranks return ``None``.
 
 Resume: ``ckpt_path=last hydra.run.dir=<the run>`` restarts every component from its
-``checkpoints/<component>/last.ckpt`` (a component that had not started yet starts afresh). A
+``checkpoints/<component>/last.ckpt`` (a component that had not started yet starts afresh); the
+checkpoint is read without running code and checked against the model first
+(``runtime.checkpoints``). A
 checkpoint taken after the last epoch makes Lightning skip ``fit`` entirely, ``on_train_end``
 included: the best weights are then restored and the model's post rules fitted here, by the
 same code (``WeightRestorer.on_train_end``, ``DetectorModule.fit_post_processing``).
@@ -40,6 +42,7 @@ from esa_lightning.jobs.common import (
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
 from esa_lightning.run_folder import is_launching_process, lock_run_folder
+from esa_lightning.runtime.checkpoints import fit_from
 from esa_lightning.runtime.evaluation import report_for, score_range
 
 log = logging.getLogger("esa_lightning")
@@ -245,7 +248,7 @@ def fit_component(
     )
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
     log.info("fitting %s (%s)", name, type(model).__name__)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    fit_from(trainer, model, datamodule, ckpt_path)  # a checkpoint is checked before it is read
     if not train_end.seen:  # resumed after its last epoch: Lightning skipped on_train_end
         log.info("%s: training had finished; restoring weights, fitting post-processing", name)
         for cb in trainer.callbacks:

@@ -10,7 +10,8 @@ already alarm and can only switch alarms off.
 (windows above the threshold). Lower it (e.g. 0.5) to give it more, borderline, examples.
 
 Stored without pickle: ``save_forest`` / ``load_forest`` (skops files) and, inside Lightning
-checkpoints, as skops bytes; loading trusts exactly ``TRUSTED_TYPES``.
+checkpoints, as skops bytes; loading accepts exactly the types a ``RandomForestClassifier``
+is made of (``safe_skops.RANDOM_FOREST_TYPES``), anything else is one ``ESAInputError``.
 Under DDP every rank scores the same unsharded fit range and fits the same seeded forest, so no
 collective is needed.
 """
@@ -28,12 +29,12 @@ from sklearn.ensemble import RandomForestClassifier
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import labeled_window_mask
+from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
 from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.safe_skops import RANDOM_FOREST_TYPES, load_head
 
 log = logging.getLogger(__name__)
-
-TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 
 def window_features(wo, rows: np.ndarray | None = None) -> np.ndarray:
@@ -55,8 +56,11 @@ def forest_to_bytes(forest: RandomForestClassifier) -> bytes:
     return sio.dumps(forest)
 
 
-def forest_from_bytes(data: bytes) -> RandomForestClassifier:
-    return sio.loads(data, trusted=TRUSTED_TYPES)
+def forest_from_bytes(
+    data: bytes, source: str | os.PathLike = "checkpoint"
+) -> RandomForestClassifier:
+    """The forest skops ``data`` holds; anything but a RandomForestClassifier is refused."""
+    return load_head(data, source, RANDOM_FOREST_TYPES, RandomForestClassifier)
 
 
 def save_forest(forest: RandomForestClassifier, path: str | os.PathLike) -> None:
@@ -66,8 +70,11 @@ def save_forest(forest: RandomForestClassifier, path: str | os.PathLike) -> None
 
 
 def load_forest(path: str | os.PathLike) -> RandomForestClassifier:
-    with open(path, "rb") as f:
-        return forest_from_bytes(f.read())
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ESAInputError(f"cannot read ({exc.strerror or exc})", path=path) from None
+    return forest_from_bytes(data, path)
 
 
 class RandomForestGate(PostRule):

@@ -34,6 +34,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d
 
 from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
 from esa_lightning.io import write_json_atomic
 from esa_lightning.models.base import RowScores, top_channel_alarm
 from esa_lightning.postprocessing.thresholds import stable_f05_threshold
@@ -214,19 +215,37 @@ class HybridCombiner:
 
     @classmethod
     def load(cls, folder: Path) -> HybridCombiner:
-        d = json.loads((Path(folder) / "combiner.json").read_text())
-        # artifacts written before ``top_channels`` existed used 3
-        obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"], d.get("top_channels", 3),
-                  d.get("block_rows", 20_000))
-        obj.names = list(d["names"])
-        obj.mean, obj.std, obj.coef = (np.asarray(d[k], dtype=np.float64)
-                                       for k in ("mean", "std", "coef"))
-        obj.intercept = float(d["intercept"])
-        if "threshold_logit" in d:
-            obj.threshold = float(d["threshold_logit"])
-        else:  # written before thresholds moved to log-odds: a probability
-            p = min(max(float(d["threshold"]), 1e-12), 1 - 1e-12)
-            obj.threshold = float(np.log(p / (1 - p)))
+        """Read ``combiner.json``; anything missing, malformed or of the wrong length is one
+        ``ESAInputError`` naming the file."""
+        path = Path(folder) / "combiner.json"
+        try:
+            d = json.loads(path.read_text())
+            # artifacts written before ``top_channels`` existed used 3
+            obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"],
+                      d.get("top_channels", 3), d.get("block_rows", 20_000))
+            obj.names = [str(n) for n in d["names"]]
+            obj.mean, obj.std, obj.coef = (np.asarray(d[k], dtype=np.float64)
+                                           for k in ("mean", "std", "coef"))
+            obj.intercept = float(d["intercept"])
+            if "threshold_logit" in d:
+                obj.threshold = float(d["threshold_logit"])
+            else:  # written before thresholds moved to log-odds: a probability
+                p = min(max(float(d["threshold"]), 1e-12), 1 - 1e-12)
+                obj.threshold = float(np.log(p / (1 - p)))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise ESAInputError(
+                f"not a readable combiner ({type(exc).__name__}: {reason})", path=path
+            ) from None
+        width = 5 * len(obj.names)
+        numbers = np.concatenate([obj.mean, obj.std, obj.coef, [obj.intercept, obj.threshold]])
+        if not (obj.names and all(a.shape == (width,) for a in (obj.mean, obj.std, obj.coef))
+                and np.isfinite(numbers).all() and (obj.std > 0).all()
+                and obj.neighbourhood >= 0 and obj.top_channels >= 1):
+            raise ESAInputError(
+                f"combiner.json does not describe a fitted combiner of {len(obj.names)} "
+                f"components (mean/std/coef of length {width}, finite, std > 0)", path=path
+            )
         return obj
 
 

@@ -54,15 +54,16 @@ def test_artifact_refuses_classes_outside_the_allow_list(tmp_path):
 def test_artifacts_of_an_earlier_format_are_refused_with_the_command_that_retrains(tmp_path):
     from esa_lightning.artifact import FORMAT_VERSION, allowed_classes
 
-    assert FORMAT_VERSION == 2
+    assert FORMAT_VERSION == 3
     assert "esa_lightning.models.zscore.model.RobustZScore" in allowed_classes()
     mission = make_mission()
     Detector({"z": fitted_zscore(mission)}, mission_schema(mission),
              info={"experiment": "smoke"}).save(tmp_path / "d")
     manifest = json.loads((tmp_path / "d" / "detector.json").read_text())
-    manifest["format_version"] = 1
+    manifest["format_version"] = 2
     (tmp_path / "d" / "detector.json").write_text(json.dumps(manifest))
-    with pytest.raises(ESAInputError, match=r"retrain.*python train.py experiment=smoke"):
+    with pytest.raises(ESAInputError, match=r"format 2;.*format 3 only.*retrain.*"
+                       r"python train.py experiment=smoke"):
         Detector.load(tmp_path / "d")
 
 

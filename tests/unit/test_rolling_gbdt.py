@@ -212,7 +212,7 @@ def test_saved_and_loaded_detector_scores_identically(mission, model, tmp_path):
     for field in ("score", "alarm", "channel_scores", "channel_alarm"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     (tmp_path / "detector" / "components" / "rolling_gbdt" / "classifier.skops").write_bytes(b"x")
-    with pytest.raises(ESAInputError, match="cannot read the rolling_gbdt classifier"):
+    with pytest.raises(ESAInputError, match=r"classifier\.skops: changed since the artifact"):
         Detector.load(tmp_path / "detector")
 
 

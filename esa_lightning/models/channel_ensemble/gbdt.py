@@ -5,7 +5,7 @@ metas and event head (``heads.fit_logistic``), the hard group aggregation of §4
 
 Lightning runs one epoch (``trainer_arguments``): the trees are fitted at its start on the
 datamodule's tensors; training steps do nothing; validation logs the same ``val/loss`` as the
-surrogate. Trees are saved with skops listing the trusted types explicitly (``TRUSTED_TYPES``),
+surrogate. Trees are saved with skops and load as exactly their own types (``safe_skops``),
 arrays with ``np.savez`` (``save_extra``).
 """
 
@@ -43,8 +43,7 @@ from esa_lightning.models.channel_ensemble.network import (
     weighted_bce,
 )
 from esa_lightning.postprocessing.base import build_rules, plain_spec
-
-TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+from esa_lightning.safe_skops import HIST_GRADIENT_BOOSTING_TYPES, load_head
 
 
 class GBDTChannelEnsemble(DetectorModule):
@@ -279,18 +278,24 @@ class GBDTChannelEnsemble(DetectorModule):
                 np.savez(fh, **arrays)
 
     def load_extra(self, folder: Path) -> None:
-        import skops.io as sio
-
         folder = Path(folder)
         try:
             arrays = np.load(folder / "arrays.npz", allow_pickle=False)
-            blob = sio.load(folder / "trees.skops", trusted=TRUSTED_TYPES)
+            trees_path = folder / "trees.skops"
+            data = trees_path.read_bytes()
+            blob = load_head(data, trees_path, HIST_GRADIENT_BOOSTING_TYPES, dict)
+            trees = dict(zip(map(tuple, blob["keys"]), blob["trees"], strict=True))
+            kinds = (HistGradientBoostingClassifier, float)
+            if not all(isinstance(t, kinds) for t in trees.values()):
+                raise ESAInputError("holds other objects than trees", path=trees_path)
             for name in ("meta_w", "meta_b", "cv", "event_w", "kernels", "kernel_len"):
                 setattr(self, name, arrays[name])
             self.event_b = np.float32(arrays["event_b"])
             self.feat_mean, self.feat_std = arrays["feat_mean"], arrays["feat_std"]
-        except (OSError, ValueError, KeyError) as err:
+        except ESAInputError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as err:
             raise ESAInputError(
                 f"cannot read the GBDT channel ensemble: {err}", path=folder
-            ) from err
-        self.trees = {tuple(k): t for k, t in zip(blob["keys"], blob["trees"], strict=True)}
+            ) from None
+        self.trees = trees

@@ -108,6 +108,8 @@ class LitGRUAttentionAE(DetectorModule):
         super().__init__()
         if int(members) < 1:
             raise ESAInputError("members must be >= 1", column="members", value=members)
+        if int(window) < 1:
+            raise ESAInputError("window must be >= 1 rows", column="window", value=window)
         if objective not in OBJECTIVES:
             raise ESAInputError(
                 f"objective must be one of {OBJECTIVES}", column="objective", value=objective

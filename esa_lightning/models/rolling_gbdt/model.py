@@ -21,7 +21,6 @@ classifier over all of them. The classifier is saved with skops and an explicit 
 from __future__ import annotations
 
 import logging
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,9 +52,9 @@ from esa_lightning.models.rolling_gbdt.scaling import (
     training_rows,
 )
 from esa_lightning.postprocessing.base import build_rules, plain_spec
+from esa_lightning.safe_skops import HIST_GRADIENT_BOOSTING_TYPES, load_head
 
 log = logging.getLogger("esa_lightning")
-TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 CLASSIFIER_FILE = "classifier.skops"
 
 
@@ -319,11 +318,17 @@ class RollingGBDT(DetectorModule):
         super().load_extra(folder)
         path = Path(folder) / CLASSIFIER_FILE
         try:
-            self.classifier = _load_classifier(path.read_bytes())
-        except (OSError, ValueError, TypeError, zipfile.BadZipFile) as err:
+            data = path.read_bytes()
+        except OSError as err:
             raise ESAInputError(
-                f"cannot read the rolling_gbdt classifier: {err}", path=path
-            ) from err
+                f"cannot read the rolling_gbdt classifier: {err.strerror or err}", path=path
+            ) from None
+        try:
+            self.classifier = _load_classifier(data, path)
+        except ESAInputError as err:
+            raise ESAInputError(
+                f"cannot read the rolling_gbdt classifier: {err.reason}", path=path
+            ) from None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The classifier as skops bytes, so a resumed run needs no refit."""
@@ -339,10 +344,8 @@ class RollingGBDT(DetectorModule):
             self.classifier = _load_classifier(checkpoint["rolling_gbdt_classifier"])
 
 
-def _load_classifier(data: bytes) -> HistGradientBoostingClassifier:
-    import skops.io as sio
-
-    classifier = sio.loads(data, trusted=TRUSTED_TYPES)
-    if not isinstance(classifier, HistGradientBoostingClassifier):
-        raise TypeError(f"expected a HistGradientBoostingClassifier, got {type(classifier)}")
-    return classifier
+def _load_classifier(
+    data: bytes, source: str | Path = "checkpoint"
+) -> HistGradientBoostingClassifier:
+    """The classifier skops ``data`` holds, of exactly the types it is made of."""
+    return load_head(data, source, HIST_GRADIENT_BOOSTING_TYPES, HistGradientBoostingClassifier)
