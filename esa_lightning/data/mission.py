@@ -12,6 +12,10 @@ Conventions
 - ``events``: one row per (event ID, channel, segment): ``ID, Channel, StartTime, EndTime,
   Category`` plus the other ``anomaly_types.csv`` columns when known. Times use the unit of
   ``timestamps``.
+- ``unrepresentable``: uint8 [T] or None: 1 on rows where the source held a reading float32
+  cannot represent (inf, or beyond float32's range). The readers replace it in ``values`` like a
+  missing reading (forward fill), and scoring forces an alarm on these rows
+  (``runtime.chunks.force_unrepresentable_alarms``): an unrepresentable reading is never hidden.
 - ``test_start`` / ``val_start``: row indices; train = [0, val_start), validation =
   [val_start, test_start), test = [test_start, T). Validation is always the end of the training
   range in time, never a random split.
@@ -99,6 +103,7 @@ class Mission:
     events: pd.DataFrame
     telecommands: np.ndarray | None = None
     telecommand_names: list[str] = field(default_factory=list)
+    unrepresentable: np.ndarray | None = None
     period: pd.Timedelta | None = None
     test_start: int | None = None
     val_start: int | None = None
@@ -203,6 +208,9 @@ class Mission:
             timestamps=ts,
             labels=None if self.labels is None else self.labels[start:stop],
             telecommands=self.telecommands[start:stop],
+            unrepresentable=(
+                None if self.unrepresentable is None else self.unrepresentable[start:stop]
+            ),
             events=events,
             test_start=clip(self.test_start),
             val_start=clip(self.val_start),

@@ -45,7 +45,11 @@ def predict(cfg: Any) -> dict[str, float]:
     if len(part.values) == 0:
         raise ESAInputError("no rows to score (is the test range empty?)", path=cfg.data.root)
     log.info("scoring %d rows of %s", len(part.values), mission.name)
-    scores = score_in_chunks(detector, part, int(cfg.chunk_rows), keep_channel_scores="alarmed")
+    # the rows before the test range are the context its first windows and detrending need
+    first_row = mission.test_start if cfg.range == "test" else 0
+    scores = score_in_chunks(
+        detector, mission, int(cfg.chunk_rows), keep_channel_scores="alarmed", first_row=first_row
+    )
     metrics: dict[str, float] = {}
     if has_labeled_events(part):
         metrics = report_for(
@@ -116,7 +120,8 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
         mission.series.items(), description="scoring series", total=len(mission.series)
     ):
         part = sub.test() if cfg.range == "test" else sub
-        pieces.append((name, part, detector.score_rows(part)))
+        first_row = sub.test_start if cfg.range == "test" else 0
+        pieces.append((name, part, score_in_chunks(detector, sub, 0, first_row=first_row)))
     frames = [
         pd.DataFrame({"channel": name, "id": row_ids(part), "is_anomaly": rs.alarm})
         for name, part, rs in pieces

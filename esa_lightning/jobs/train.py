@@ -102,7 +102,7 @@ def evaluate(
         if not has_labeled_events(part):
             log.warning("%s range holds no labeled event: no %s metrics", prefix, prefix)
             continue
-        scored = score_range(model, part, chunk_rows, keep_channel_scores="none")
+        scored = score_range(model, part, chunk_rows, keep_channel_scores="none", within=mission)
         metrics.update(report_for(scored, prefix))
     return metrics
 

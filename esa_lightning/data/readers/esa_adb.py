@@ -62,7 +62,7 @@ from esa_lightning.data.readers.esa_adb_grid import (
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
 from esa_lightning.errors import ESAInputError
 
-CACHE_VERSION = "esa_adb-2"  # 2: the readers' shared cache format
+CACHE_VERSION = "esa_adb-3"  # 2: the readers' shared cache format; 3: unrepresentable rows
 CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
 LABEL_COLUMNS = ["ID", "Channel", "StartTime", "EndTime"]
@@ -176,6 +176,7 @@ def read_esa_mission(
         events=events,
         telecommands=arrays["telecommands"],
         telecommand_names=tc_names,
+        unrepresentable=arrays["unrepresentable"],
         period=pd.Timedelta(p_ns, unit="ns"),
         test_start=test_start,
         val_start=val_start,

@@ -36,7 +36,7 @@ from esa_lightning.data.readers.common import (
     check_codes,
     check_increasing_batch,
     events_from_labels,
-    forward_fill_nonfinite,
+    repair_values,
     median_period,
     one_line,
     put_columns,
@@ -50,7 +50,7 @@ TIMESTAMP = "timestamp"
 LABEL_PREFIX = "is_anomaly_"
 TELECOMMAND_PREFIX = "telecommand_"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the unrepresentable-rows mark
 BLOCK_BYTES = 4 << 20
 
 
@@ -117,6 +117,7 @@ def read_esa_csv(
         events=events_from_labels(labels, ts, names),
         telecommands=arrays["telecommands"],
         telecommand_names=list(telecommand_cols),
+        unrepresentable=arrays["unrepresentable"],
         period=median_period(ts),
         test_start=test_start,
         val_start=val_start,
@@ -258,7 +259,7 @@ def _read_files(
             )
     arrays = {k: v[:pos] for k, v in out.items()}
     where = ", ".join(f.name for f in files)
-    forward_fill_nonfinite(arrays["values"], names, source=where)
+    arrays["unrepresentable"] = repair_values(arrays["values"], names, source=where)
     zero_nonfinite(arrays["telecommands"], source=where)
     return arrays, {"n_train": n_train}
 

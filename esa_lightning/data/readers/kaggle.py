@@ -37,7 +37,7 @@ from esa_lightning.data.readers.common import (
     check_codes,
     check_increasing,
     events_from_labels,
-    forward_fill_nonfinite,
+    repair_values,
     one_line,
     put_columns,
     zero_nonfinite,
@@ -49,7 +49,7 @@ from esa_lightning.io import cache_key, source_identity
 
 ID = "id"
 LABEL = "is_anomaly"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the unrepresentable-rows mark
 BATCH_ROWS = 262144
 
 
@@ -107,6 +107,7 @@ def read_kaggle(
         events=events_from_labels(row[:, None], ids, [None]),
         telecommands=arrays["telecommands"],
         telecommand_names=list(telecommand_cols),
+        unrepresentable=arrays["unrepresentable"],
         test_start=n_train,
         val_start=split_points_by_fraction(n_train, val_fraction),
         meta={
@@ -281,7 +282,7 @@ def _read_parts(
                 value=int(out["ids"][start]),
             )
     where = ", ".join(p.name for p in parts)
-    forward_fill_nonfinite(out["values"], names, source=where)
+    out["unrepresentable"] = repair_values(out["values"], names, source=where)
     zero_nonfinite(out["telecommands"], source=where)
     info = {
         "n_train": sizes[train_path] if train_path is not None else 0,
