@@ -82,10 +82,13 @@ def read_kaggle(
         table["Target"] = table["Channel"].isin(targets)
     selected = select_channels(table, channels, lightweight=lightweight, source=str(first))
     names = list(selected["Channel"])
-    for p in parts:
+    for p in parts:  # every file's types, not only the first's
         missing = [c for c in (*names, *telecommand_cols) if c not in schemas[p].names]
         if missing:
             raise ESAInputError(f"missing column(s) {missing[:5]}", path=p, column=missing[0])
+        read = [*names, *telecommand_cols, *([LABEL] if LABEL in schemas[p].names else [])]
+        for c in read:
+            _check_numeric(schemas[p], c, p)
 
     key = cache_key("kaggle", CACHE_VERSION, source_identity(parts), names, telecommand_cols)
     arrays, info = read_through_cache(
