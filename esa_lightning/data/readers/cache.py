@@ -9,6 +9,7 @@ when complete (readers see all of it or nothing) and is returned memory-mapped, 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,24 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_folder, remove_stale_temporaries, write_json_atomic
 
 STALE_AFTER_S = 3600.0
+
+
+def user_cache_dir() -> Path:
+    """The readers' default cache folder: ``$XDG_CACHE_HOME/esa_lightning``, else
+    ``~/.cache/esa_lightning``. Never the caller's working directory: a reader called from the
+    Python API (``load_mission``) must not write into whatever folder the caller runs in.
+    The jobs pass their own ``cache_dir`` (``paths.cache_dir``, under the project root)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "esa_lightning"
+
+
+#: the readers' ``cache_dir`` default, resolved when the package is imported
+USER_CACHE_DIR = user_cache_dir()
+
+
+def cache_entry(cache_dir: str | os.PathLike | None, key: str) -> Path | None:
+    """The entry folder of ``key`` under ``cache_dir``; None (no cache) without a folder."""
+    return None if cache_dir is None else Path(cache_dir) / key
 
 
 def read_through_cache(

@@ -20,6 +20,7 @@ NASA readers live in ``readers.common``.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,16 +31,16 @@ import pyarrow.csv as pacsv
 
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission, default_channel_table
-from esa_lightning.data.readers.cache import read_through_cache
+from esa_lightning.data.readers.cache import USER_CACHE_DIR, cache_entry, read_through_cache
 from esa_lightning.data.readers.common import (
     MAX_CODE,
     check_codes,
     check_increasing_batch,
     events_from_labels,
-    repair_values,
     median_period,
     one_line,
     put_columns,
+    repair_values,
     zero_nonfinite,
 )
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
@@ -61,7 +62,7 @@ def read_esa_csv(
     split_date: str | pd.Timestamp | None = None,
     val_days: float | None = None,
     lightweight: Sequence[str] = (),
-    cache_dir: str | Path = "datasets/cache",
+    cache_dir: str | os.PathLike | None = USER_CACHE_DIR,
     use_cache: bool = True,
     val_fraction: float | None = None,
 ) -> Mission:
@@ -72,8 +73,9 @@ def read_esa_csv(
     last ``val_fraction`` of it where ``val_days`` is not given or does not fit (under half of
     the training range), as ``read_esa_mission`` does.
     ``channels`` picks the value columns to read (``all``, ``target``, ``lightweight`` or names);
-    every telecommand column is read. The arrays are cached under ``cache_dir`` keyed by the
-    files' identity (path, size, mtime) and the selected columns.
+    every telecommand column is read. The arrays are cached under ``cache_dir`` (default: the
+    user cache folder, ``readers.cache.user_cache_dir``; None: no cache) keyed by the files'
+    identity (path, size, mtime) and the selected columns.
     """
     train_file, test_file = _locate(Path(root))
     files = [f for f in (train_file, test_file) if f is not None]
@@ -95,7 +97,7 @@ def read_esa_csv(
 
     key = cache_key("esa_csv", CACHE_VERSION, source_identity(files), names, telecommand_cols)
     arrays, info = read_through_cache(
-        Path(cache_dir) / key,
+        cache_entry(cache_dir, key),
         use_cache,
         lambda store: _read_files(files, headers, names, telecommand_cols, store),
     )

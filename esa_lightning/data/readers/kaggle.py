@@ -21,6 +21,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,14 +33,14 @@ import pyarrow.parquet as pq
 
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import Mission, default_channel_table
-from esa_lightning.data.readers.cache import read_through_cache
+from esa_lightning.data.readers.cache import USER_CACHE_DIR, cache_entry, read_through_cache
 from esa_lightning.data.readers.common import (
     check_codes,
     check_increasing,
     events_from_labels,
-    repair_values,
     one_line,
     put_columns,
+    repair_values,
     zero_nonfinite,
 )
 from esa_lightning.data.readers.esa_csv import TELECOMMAND_PREFIX
@@ -60,7 +61,7 @@ def read_kaggle(
     val_fraction: float | None = None,
     include_test: bool = True,
     lightweight: Sequence[str] = (),
-    cache_dir: str | Path = "datasets/cache",
+    cache_dir: str | os.PathLike | None = USER_CACHE_DIR,
     use_cache: bool = True,
 ) -> Mission:
     """Read a Kaggle challenge folder (or one parquet file) into a ``Mission``.
@@ -68,7 +69,8 @@ def read_kaggle(
     ``channels`` picks the channel columns read (``all``, ``target`` from target_channels.csv,
     ``lightweight`` with ``lightweight`` names, or a list); validation is the last
     ``val_fraction`` of the training rows; ``include_test=False`` skips test.parquet. Arrays are
-    cached under ``cache_dir`` keyed by the files' identity and the selected columns.
+    cached under ``cache_dir`` (default: the user cache folder, ``readers.cache.user_cache_dir``;
+    None: no cache) keyed by the files' identity and the selected columns.
     """
     root = Path(root)
     train_path, test_path, targets_path = _locate(root, include_test)
@@ -92,7 +94,7 @@ def read_kaggle(
 
     key = cache_key("kaggle", CACHE_VERSION, source_identity(parts), names, telecommand_cols)
     arrays, info = read_through_cache(
-        Path(cache_dir) / key,
+        cache_entry(cache_dir, key),
         use_cache,
         lambda store: _read_parts(train_path, test_path, schemas, names, telecommand_cols, store),
     )
