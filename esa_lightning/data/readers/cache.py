@@ -32,13 +32,23 @@ def user_cache_dir() -> Path:
     return Path(base) / "esa_lightning"
 
 
-#: the readers' ``cache_dir`` default, resolved when the package is imported
-USER_CACHE_DIR = user_cache_dir()
+class UserCacheDir:
+    """The readers' ``cache_dir`` default: ``user_cache_dir()``, looked up when a reader runs."""
+
+    def __repr__(self) -> str:
+        return "<the user cache folder>"
 
 
-def cache_entry(cache_dir: str | os.PathLike | None, key: str) -> Path | None:
+USER_CACHE_DIR = UserCacheDir()
+
+
+def cache_entry(cache_dir: str | os.PathLike | UserCacheDir | None, key: str) -> Path | None:
     """The entry folder of ``key`` under ``cache_dir``; None (no cache) without a folder."""
-    return None if cache_dir is None else Path(cache_dir) / key
+    if cache_dir is None:
+        return None
+    if isinstance(cache_dir, UserCacheDir):
+        return user_cache_dir() / key
+    return Path(cache_dir) / key
 
 
 def read_through_cache(

@@ -52,7 +52,12 @@ import pandas as pd
 from esa_lightning import io
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import CATEGORY_TO_CODE, Mission
-from esa_lightning.data.readers.cache import USER_CACHE_DIR, cache_entry, read_through_cache
+from esa_lightning.data.readers.cache import (
+    USER_CACHE_DIR,
+    UserCacheDir,
+    cache_entry,
+    read_through_cache,
+)
 from esa_lightning.data.readers.esa_adb_grid import (
     build_arrays,
     period_ns,
@@ -85,7 +90,7 @@ def read_esa_mission(
     val_days: float | None = None,
     val_fraction: float | None = None,
     lightweight: Sequence[str] | None = (),
-    cache_dir: str | os.PathLike | None = USER_CACHE_DIR,
+    cache_dir: str | os.PathLike | UserCacheDir | None = USER_CACHE_DIR,
     use_cache: bool = True,
     n_jobs: int | None = None,
     max_rows: int = 50_000_000,

@@ -31,7 +31,12 @@ import pyarrow.csv as pacsv
 
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission, default_channel_table
-from esa_lightning.data.readers.cache import USER_CACHE_DIR, cache_entry, read_through_cache
+from esa_lightning.data.readers.cache import (
+    USER_CACHE_DIR,
+    UserCacheDir,
+    cache_entry,
+    read_through_cache,
+)
 from esa_lightning.data.readers.common import (
     MAX_CODE,
     check_codes,
@@ -62,7 +67,7 @@ def read_esa_csv(
     split_date: str | pd.Timestamp | None = None,
     val_days: float | None = None,
     lightweight: Sequence[str] = (),
-    cache_dir: str | os.PathLike | None = USER_CACHE_DIR,
+    cache_dir: str | os.PathLike | UserCacheDir | None = USER_CACHE_DIR,
     use_cache: bool = True,
     val_fraction: float | None = None,
 ) -> Mission:

@@ -33,7 +33,12 @@ import pyarrow.parquet as pq
 
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import Mission, default_channel_table
-from esa_lightning.data.readers.cache import USER_CACHE_DIR, cache_entry, read_through_cache
+from esa_lightning.data.readers.cache import (
+    USER_CACHE_DIR,
+    UserCacheDir,
+    cache_entry,
+    read_through_cache,
+)
 from esa_lightning.data.readers.common import (
     check_codes,
     check_increasing,
@@ -61,7 +66,7 @@ def read_kaggle(
     val_fraction: float | None = None,
     include_test: bool = True,
     lightweight: Sequence[str] = (),
-    cache_dir: str | os.PathLike | None = USER_CACHE_DIR,
+    cache_dir: str | os.PathLike | UserCacheDir | None = USER_CACHE_DIR,
     use_cache: bool = True,
 ) -> Mission:
     """Read a Kaggle challenge folder (or one parquet file) into a ``Mission``.
@@ -340,4 +345,5 @@ def _floats(col: pa.Array) -> np.ndarray:
     """A numeric column as float32 with nulls as NaN (repaired later)."""
     if col.null_count:
         col = col.cast(pa.float32()).fill_null(np.float32("nan"))
-    return col.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # beyond float32: inf, marked as unrepresentable later
+        return col.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
