@@ -103,12 +103,12 @@ class Mission:
     events: pd.DataFrame
     telecommands: np.ndarray | None = None
     telecommand_names: list[str] = field(default_factory=list)
-    unrepresentable: np.ndarray | None = None
     period: pd.Timedelta | None = None
     test_start: int | None = None
     val_start: int | None = None
     series: dict[str, Mission] | None = None
     meta: dict = field(default_factory=dict)
+    unrepresentable: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.series is not None:
