@@ -142,6 +142,8 @@ def score_in_chunks(
     (``force_unrepresentable_alarms``)."""
     if keep_channel_scores not in ("all", "alarmed", "none"):
         raise ValueError(f"keep_channel_scores must be all, alarmed or none: {keep_channel_scores}")
+    if first_row and first_row == len(mission.values):  # nothing to score: no context needed
+        mission, first_row = mission.slice(first_row, first_row), 0
     n = len(mission.values) - first_row
     sparse = keep_channel_scores == "alarmed"
     score, alarm, alarmed_rows = [], [], []
