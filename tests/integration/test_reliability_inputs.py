@@ -259,7 +259,7 @@ def test_kaggle_checks_the_types_of_every_file(tmp_path):
     table = table.set_column(1, "channel_1", pa.array(["x"] * table.num_rows))
     pq.write_table(table, tmp_path / "test.parquet")
     with pytest.raises(ESAInputError, match=r"test\.parquet: column 'channel_1'"):
-        read_kaggle(tmp_path, cache_dir=None)
+        read_kaggle(tmp_path, cache_dir=tmp_path / "cache")
 
 
 def test_kaggle_names_a_string_label_column(tmp_path):
@@ -268,7 +268,7 @@ def test_kaggle_names_a_string_label_column(tmp_path):
     table = table.set_column(table.schema.get_field_index("is_anomaly"), "is_anomaly", labels)
     pq.write_table(table, tmp_path / "train.parquet")
     with pytest.raises(ESAInputError, match="column 'is_anomaly'"):
-        read_kaggle(tmp_path, cache_dir=None)
+        read_kaggle(tmp_path, cache_dir=tmp_path / "cache")
 
 
 def test_load_mission_caches_outside_the_working_directory(tmp_path, monkeypatch):
