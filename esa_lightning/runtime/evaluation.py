@@ -37,15 +37,17 @@ def score_range(
     grid), ``chunk_rows`` rows at a time when > 0 (``chunks.score_in_chunks``), joined into one
     scored range.
 
-    ``within``: the mission ``part`` was sliced from (``part = within.test()``); the rows
-    before ``part`` are then the scoring context, as they were when the model was fitted:
-    detrending and windows see the history before the range's first row."""
+    ``within``: the single-grid mission ``part`` was sliced from (``part = within.test()``);
+    the rows before ``part`` are then the scoring context, as they were when the model was
+    fitted: detrending and windows see the history before the range's first row. Independent
+    series (NASA) keep scoring each range alone: their test recordings are separate from the
+    training ones, and the Telemanom protocol scores them so."""
     from esa_lightning.runtime.chunks import score_in_chunks
 
     pieces = []
     for name, grid in part.grids().items():
         source, first_row = grid, 0
-        if within is not None:
+        if within is not None and not within.is_multiseries:
             parent = within.grids()[name]
             first_row = grid.meta.get("row_offset", 0) - parent.meta.get("row_offset", 0)
             source = parent.slice(0, first_row + len(grid.values))
