@@ -33,7 +33,7 @@ from esa_lightning.data.mission import (
     empty_events,
 )
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
-from esa_lightning.data.readers.common import forward_fill_nonfinite, zero_nonfinite
+from esa_lightning.data.readers.common import repair_values, zero_nonfinite
 from esa_lightning.errors import ESAInputError
 
 SOURCE = "DataFrame"
@@ -97,9 +97,16 @@ def frame_to_mission(
             raise ESAInputError("channel holds no finite value", path=SOURCE, column=name)
     _check_counters(columns, names, prep, recorded.get("ranges") or {}, check)
     if prep.resample == "hold":
-        values, telecommands, stamps = _hold_on_grid(stamps, columns, names, commands, prep, check)
+        values, telecommands, stamps, marked = _hold_on_grid(
+            stamps, columns, names, commands, prep, check
+        )
     else:
-        values, telecommands = _row_by_row(stamps, columns, names, commands, prep, check)
+        values, telecommands, marked = _row_by_row(stamps, columns, names, commands, prep, check)
+    if marked is not None and marked.any():
+        check.warn(
+            f"{int(marked.sum())} row(s) hold a reading beyond float32's range (inf or "
+            "|x| > 3.4e38): replaced for the model, they always alarm"
+        )
     mission = Mission(
         name=SOURCE,
         values=values,
@@ -113,6 +120,7 @@ def frame_to_mission(
         test_start=0,
         val_start=0,
         meta={"source": SOURCE, PREPROCESSING_KEY: prep.to_dict(), "test_labeled": False},
+        unrepresentable=marked,
     )
     return mission, check.messages
 
@@ -280,8 +288,9 @@ def _hold_on_grid(
     commands: list[str],
     prep: Preprocessing,
     check: InputCheck,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw ESA samples onto the period grid by the reader's own code (``build_arrays``)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Raw ESA samples onto the period grid by the reader's own code (``build_arrays``):
+    (values, telecommands, grid timestamps, the rows marked unrepresentable)."""
     from esa_lightning.data.readers.esa_adb_grid import SeriesInMemory, build_arrays, period_ns
 
     p_ns = period_ns(prep.period)
@@ -290,7 +299,7 @@ def _hold_on_grid(
         _warn_gaps(stamps, columns, names, p_ns, check)
     series = []
     for name in names:
-        ok = np.isfinite(columns[name])
+        ok = ~np.isnan(columns[name])  # inf stays: the reader marks it (never hidden)
         series.append(SeriesInMemory(ts[ok], columns[name][ok], f"{SOURCE} column {name!r}"))
     executions = []
     for name in commands:
@@ -304,7 +313,7 @@ def _hold_on_grid(
     )
     n = int(info["n_rows"])
     grid = ((np.arange(n, dtype=np.int64) + int(info["k_lo"])) * p_ns).view("datetime64[ns]")
-    return arrays["values"], arrays["telecommands"], grid
+    return arrays["values"], arrays["telecommands"], grid, arrays["unrepresentable"]
 
 
 def _row_by_row(
@@ -314,8 +323,9 @@ def _row_by_row(
     commands: list[str],
     prep: Preprocessing,
     check: InputCheck,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows as given, NaN/inf repaired the readers' way (forward fill; telecommands 0)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows as given, repaired the readers' way (``repair_values``: readings beyond float32
+    marked, NaN/inf forward-filled; telecommands 0): (values, telecommands, the mark)."""
     _warn_nan(stamps, columns, names, "forward-filled from the previous row", check)
     _warn_skipped_keys(stamps, prep, check)
     values = np.stack([columns[c] for c in names], axis=1).astype(np.float32)
@@ -324,9 +334,9 @@ def _row_by_row(
         telecommands = np.stack([columns[c] for c in commands], axis=1).astype(np.float32)
     with warnings.catch_warnings():  # counted per column above
         warnings.simplefilter("ignore")
-        forward_fill_nonfinite(values, names, source=SOURCE)
+        marked = repair_values(values, names, source=SOURCE)
         zero_nonfinite(telecommands, source=SOURCE)
-    return values, telecommands
+    return values, telecommands, marked
 
 
 # ---------------------------------------------------------------------------- gap reports

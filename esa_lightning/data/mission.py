@@ -12,6 +12,10 @@ Conventions
 - ``events``: one row per (event ID, channel, segment): ``ID, Channel, StartTime, EndTime,
   Category`` plus the other ``anomaly_types.csv`` columns when known. Times use the unit of
   ``timestamps``.
+- ``unrepresentable``: uint8 [T] or None: 1 on rows where the source held a reading float32
+  cannot represent (inf, or beyond float32's range). The readers replace it in ``values`` like a
+  missing reading (forward fill), and scoring forces an alarm on these rows
+  (``runtime.chunks.force_unrepresentable_alarms``): an unrepresentable reading is never hidden.
 - ``test_start`` / ``val_start``: row indices; train = [0, val_start), validation =
   [val_start, test_start), test = [test_start, T). Validation is always the end of the training
   range in time, never a random split.
@@ -104,6 +108,7 @@ class Mission:
     val_start: int | None = None
     series: dict[str, Mission] | None = None
     meta: dict = field(default_factory=dict)
+    unrepresentable: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.series is not None:
@@ -203,6 +208,9 @@ class Mission:
             timestamps=ts,
             labels=None if self.labels is None else self.labels[start:stop],
             telecommands=self.telecommands[start:stop],
+            unrepresentable=(
+                None if self.unrepresentable is None else self.unrepresentable[start:stop]
+            ),
             events=events,
             test_start=clip(self.test_start),
             val_start=clip(self.val_start),

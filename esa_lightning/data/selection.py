@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from esa_lightning.errors import ESAInputError
+
+if TYPE_CHECKING:
+    from esa_lightning.data.mission import Mission
 
 ChannelSpec = str | Sequence[str] | None
 log = logging.getLogger(__name__)
@@ -125,3 +129,48 @@ def _to_datetime64(value: str | pd.Timestamp) -> np.datetime64:
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return np.datetime64(ts.to_datetime64(), "ns")
+
+
+def require_training_rows(mission: Mission, settings: Mapping[str, Any]) -> None:
+    """Refuse a split that leaves some grid without training rows, naming the data setting
+    responsible: training on nothing fits a threshold of inf, a detector that never alarms.
+
+    ``settings`` is the ``data`` config (``split_date``, ``val_days``, ``val_fraction``)."""
+    for name, grid in mission.grids().items():
+        if grid.val_start > 0:
+            continue
+        where = f"series {name}: " if name is not None else ""
+        if grid.test_start == 0:
+            first = _describe_row(grid, 0) if grid.n_rows else "nothing"
+            split = settings.get("split_date")
+            cause = (
+                f"data.split_date={split} is not after the first row ({first})"
+                if split is not None
+                else "the data holds a test range only"
+            )
+            raise ESAInputError(f"{where}{cause}: no training rows to fit a detector on")
+        span = _describe_span(grid, grid.test_start)
+        val_days = settings.get("val_days")
+        if val_days:
+            cause = f"data.val_days={val_days} covers the whole training range ({span})"
+        else:
+            cause = (
+                f"data.val_fraction={settings.get('val_fraction')} leaves no row of the "
+                f"training range ({span})"
+            )
+        raise ESAInputError(
+            f"{where}{cause}: no training rows are left; choose a smaller validation range"
+        )
+
+
+def _describe_row(grid: Mission, row: int) -> str:
+    stamp = np.asarray(grid.timestamps)[row]
+    return str(pd.Timestamp(stamp)) if grid.is_time_indexed else f"id {int(stamp)}"
+
+
+def _describe_span(grid: Mission, n_rows: int) -> str:
+    if grid.is_time_indexed and n_rows > 1:
+        ts = np.asarray(grid.timestamps)
+        days = float((ts[n_rows - 1] - ts[0]) / np.timedelta64(1, "D"))
+        return f"{n_rows} rows over {days:.2f} days"
+    return f"{n_rows} rows"

@@ -182,8 +182,9 @@ class WindowDataModule(MissionDataModule):
         self.detrend = None if detrend is None else int(detrend)
         if inputs not in INPUT_MODES:
             raise ESAInputError(f"choose one of {INPUT_MODES}", column="inputs", value=inputs)
-        if window < 1 or stride < 1 or batch_size < 1:
-            raise ESAInputError("window, stride and batch_size must be >= 1", value=window)
+        for name, value in (("window", window), ("stride", stride), ("batch_size", batch_size)):
+            if value < 1:
+                raise ESAInputError("must be >= 1", column=name, value=value)
         self.mission = mission
         self.window, self.stride, self.batch_size = window, stride, batch_size
         self.eval_batch_size = eval_batch_size or batch_size

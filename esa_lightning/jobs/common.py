@@ -39,8 +39,11 @@ def one_line_errors(debug: bool = False) -> Iterator[None]:
 
 def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T:
     """Run the Hydra job ``fn(cfg)`` inside ``one_line_errors`` (``debug_errors=true``: full
-    tracebacks)."""
+    tracebacks), after checking its settings (``settings.check_settings``)."""
+    from esa_lightning.settings import check_settings
+
     with one_line_errors(bool(cfg.get("debug_errors", False))):
+        check_settings(cfg)
         return fn(cfg)
 
 

@@ -58,7 +58,9 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     if len(part.values) == 0:
         raise ESAInputError("no rows to score (is the test range empty?)", path=cfg.data.root)
     log.info("scoring %d rows of %s", len(part.values), mission.name)
-    scores = score_part(detector, part, int(cfg.chunk_rows))
+    # the rows before the test range are the context its first windows and detrending need
+    first_row = mission.test_start if cfg.range == "test" else 0
+    scores = score_part(detector, mission, int(cfg.chunk_rows), first_row=first_row)
     metrics: dict[str, float] = {}
     if has_labeled_events(part):
         metrics = report_for(
@@ -69,10 +71,13 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     return metrics
 
 
-def score_part(detector: Any, part: Mission, chunk_rows: int) -> RowScores:
-    """Scores of every row of ``part``, per-channel ones kept on alarmed rows (what the interval
-    report reads): predict.py and the Python API (``Detector.predict``) both score this way."""
-    return score_in_chunks(detector, part, chunk_rows, keep_channel_scores="alarmed")
+def score_part(detector: Any, mission: Mission, chunk_rows: int, first_row: int = 0) -> RowScores:
+    """Scores of the rows of ``mission`` from ``first_row`` on, the rows before it serving as
+    context; per-channel scores kept on alarmed rows (what the interval report reads).
+    predict.py and the Python API (``Detector.predict``) both score this way."""
+    return score_in_chunks(
+        detector, mission, chunk_rows, keep_channel_scores="alarmed", first_row=first_row
+    )
 
 
 def write_outputs(
@@ -117,7 +122,8 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
         mission.series.items(), description="scoring series", total=len(mission.series)
     ):
         part = sub.test() if cfg.range == "test" else sub
-        pieces.append((name, part, detector.score_rows(part)))
+        # each recording alone (the Telemanom protocol); unrepresentable readings alarm
+        pieces.append((name, part, score_in_chunks(detector, part, 0)))
     frames = [
         pd.DataFrame({"channel": name, "id": row_ids(part), "is_anomaly": rs.alarm})
         for name, part, rs in pieces

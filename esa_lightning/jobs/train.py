@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.callbacks import CompactModelSummary, WeightRestorer
 from esa_lightning.data.label_facts import label_facts, supervision_warnings
+from esa_lightning.data.selection import require_training_rows
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
 from esa_lightning.jobs.common import (
@@ -110,7 +111,7 @@ def evaluate(
         if reason:
             log.debug("%s: not scored (%s)", prefix, reason)  # the summary says it
             continue
-        scored = score_range(model, part, chunk_rows, keep_channel_scores="none")
+        scored = score_range(model, part, chunk_rows, keep_channel_scores="none", within=mission)
         metrics.update(report_for(scored, prefix))
     return metrics
 
@@ -286,6 +287,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
 
     mission = mission_from_config(cfg.data)
     log.info("mission: %s", mission.summary())
+    require_training_rows(mission, cfg.data)
     warn_about_labels(cfg, mission)
 
     components: dict[str, DetectorModule] = {}
@@ -305,6 +307,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         if cfg.get("combiner"):
             combiner = instantiate(cfg.combiner, _convert_="all")
             combiner.fit(components, mission.fit_range(), start=label_fit_end)
+        refuse_detector_that_cannot_alarm(components)
         detector = _build_detector(components, combiner, mission, cfg)
         detector.schema["features"] = features
         detector.checkpoints = {
@@ -329,6 +332,23 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
             cfg.optimized_metric,
         )
     return metrics.get(cfg.optimized_metric)
+
+
+def refuse_detector_that_cannot_alarm(components: dict[str, DetectorModule]) -> None:
+    """A fitted threshold that is NaN or inf (fitted on no rows) alarms never: refuse to write
+    such a detector, naming the component and the buffer."""
+    import torch
+
+    for name, model in components.items():
+        for key, value in model.state_dict().items():
+            if key.rsplit(".", 1)[-1] != "threshold" or not value.is_floating_point():
+                continue
+            if not bool(torch.isfinite(value).all()):
+                raise ESAInputError(
+                    f"component {name}: the fitted {key} is {value.flatten()[:4].tolist()}: "
+                    "this detector could never alarm (was its validation range empty?); "
+                    "nothing was written",
+                )
 
 
 def _build_detector(

@@ -163,6 +163,29 @@ def ranking_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def require_full_coverage(rows: np.ndarray, mission: Any, column: str) -> None:
+    """Refuse predictions that leave rows of their range unscored: the range runs from the
+    earlier of their first row and the test range's start to the mission's last row (a
+    submission of the test range, or of the whole mission). Metrics of a partial file would
+    count its missing rows neither as alarms nor as misses."""
+    n = len(mission.timestamps)
+    test_start = n if mission.test_start is None else int(mission.test_start)
+    first = min(int(rows.min()), test_start) if len(rows) else test_start
+    covered = np.zeros(n - first, dtype=bool)
+    covered[rows[rows >= first] - first] = True
+    n_missing = int((~covered).sum())
+    if n_missing:
+        example = np.asarray(mission.timestamps)[first + int(np.argmin(covered))]
+        if column == "id" and mission.is_time_indexed:
+            example = first + int(np.argmin(covered))
+        what = "the test range" if first == test_start else "the mission from the first row"
+        raise ESAInputError(
+            f"the predictions cover {len(rows)} of the {n - first} rows of {what} to its "
+            f"end: {n_missing} rows are missing (first missing {column} {example})",
+            column=column,
+        )
+
+
 def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]:
     """Score a predictions file (``timestamp`` or ``id``, ``is_anomaly``, optional ``score``
     and per-channel 0/1 columns named like the mission's channels) against ``mission``.
@@ -209,6 +232,7 @@ def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]
     alarm = pd.to_numeric(pred["is_anomaly"], errors="coerce").to_numpy()
     if not np.isin(alarm, (0, 1)).all():
         raise ESAInputError("is_anomaly must hold only 0/1", column="is_anomaly")
+    require_full_coverage(rows, mission, column)
     order = np.argsort(rows, kind="stable")
     rows = rows[order]
     timestamps = np.asarray(mission.timestamps)[rows]

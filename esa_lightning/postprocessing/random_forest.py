@@ -40,11 +40,14 @@ log = logging.getLogger(__name__)
 def window_features(wo, rows: np.ndarray | None = None) -> np.ndarray:
     """float32 [N, 1 + C + D + 3] features of ``WindowOutputs`` computed with ``features=True``;
     with ``rows`` (a bool mask or indices) only those windows' rows, built without the others
-    (the gate keeps a few windows of millions)."""
+    (the gate keeps a few windows of millions). Always finite: an extreme reading makes
+    errors of inf (or NaN) that scikit-learn refuses; they become float32's largest value."""
     parts = [wo.total[:, None], wo.per_channel, wo.latent, wo.attention_stats]
     if rows is not None:
         parts = [part[rows] for part in parts]
-    return np.concatenate(parts, axis=1, dtype=np.float32)
+    features = np.concatenate(parts, axis=1, dtype=np.float32)
+    big = np.finfo(np.float32).max
+    return np.nan_to_num(features, copy=False, nan=big, posinf=big, neginf=-big)
 
 
 def rf_accepts(forest: RandomForestClassifier, wo, selected: np.ndarray) -> np.ndarray:

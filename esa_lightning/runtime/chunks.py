@@ -103,22 +103,52 @@ class AlarmedRows:
         return dense if dtype is None else dense.astype(dtype)
 
 
+def force_unrepresentable_alarms(rs: RowScores, unrepresentable: np.ndarray | None) -> RowScores:
+    """``rs`` with an alarm on every row whose reading float32 could not represent
+    (``Mission.unrepresentable``): the model saw a repaired value there, so its own decision
+    cannot be trusted, and such a reading is an anomaly by itself. Those rows' score becomes
+    float32's largest value: above every real score, finite for the threshold-free metrics,
+    and the same whatever the chunking."""
+    if unrepresentable is None:
+        return rs
+    rows = np.flatnonzero(np.asarray(unrepresentable))
+    if not len(rows):
+        return rs
+    alarm, score = rs.alarm.copy(), rs.score.copy()
+    alarm[rows] = 1
+    score[rows] = np.finfo(np.float32).max
+    return RowScores(score, alarm, rs.channel_scores, rs.channel_alarm)
+
+
 def score_in_chunks(
     scorer: Scorer,
     mission: Mission,
     chunk_rows: int,
     context: int | None = None,
     keep_channel_scores: KeepChannelScores = "all",
+    first_row: int = 0,
 ) -> RowScores:
-    """``scorer.score_rows(mission)`` computed ``chunk_rows`` rows at a time (same numbers)."""
+    """``scorer.score_rows(mission)`` computed ``chunk_rows`` rows at a time (same numbers).
+
+    With ``first_row`` > 0 only rows [first_row, T) are scored and returned, but with the
+    rows before them as context (a test range scored with the history its windows and
+    detrending need). Rows of unrepresentable readings always alarm
+    (``force_unrepresentable_alarms``)."""
     if keep_channel_scores not in ("all", "alarmed", "none"):
         raise ValueError(f"keep_channel_scores must be all, alarmed or none: {keep_channel_scores}")
-    n = len(mission.values)
+    if first_row and first_row == len(mission.values):  # nothing to score: no context needed
+        mission, first_row = mission.slice(first_row, first_row), 0
+    n = len(mission.values) - first_row
     sparse = keep_channel_scores == "alarmed"
     score, alarm, alarmed_rows, threshold, gate_probability = [], [], [], [], []
     channel_alarm: list[np.ndarray | None] = []
     channel_scores: list[np.ndarray | None] = []
-    for start, _, rs in iter_pieces(scorer, mission, piece_bounds(n, chunk_rows), context):
+    bounds = [(a + first_row, b + first_row) for a, b in piece_bounds(n, chunk_rows)]
+    unrepresentable = mission.unrepresentable
+    for start, stop, rs in iter_pieces(scorer, mission, bounds, context):
+        start -= first_row
+        if unrepresentable is not None:
+            rs = force_unrepresentable_alarms(rs, unrepresentable[start + first_row : stop])
         score.append(rs.score)
         alarm.append(rs.alarm)
         threshold.append(rs.threshold)

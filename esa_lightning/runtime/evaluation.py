@@ -27,21 +27,34 @@ class ScoredRange:
 
 
 def score_range(
-    model: Scorer, part: Mission, chunk_rows: int = 0, keep_channel_scores: str = "all"
+    model: Scorer,
+    part: Mission,
+    chunk_rows: int = 0,
+    keep_channel_scores: str = "all",
+    within: Mission | None = None,
 ) -> ScoredRange:
     """``model.score_rows`` of every grid of ``part`` (each independent series, or its one
     grid), ``chunk_rows`` rows at a time when > 0 (``chunks.score_in_chunks``), joined into one
-    scored range."""
+    scored range.
+
+    ``within``: the single-grid mission ``part`` was sliced from (``part = within.test()``);
+    the rows before ``part`` are then the scoring context, as they were when the model was
+    fitted: detrending and windows see the history before the range's first row. Independent
+    series (NASA) keep scoring each range alone: their test recordings are separate from the
+    training ones, and the Telemanom protocol scores them so."""
     from esa_lightning.runtime.chunks import score_in_chunks
 
-    pieces = [
-        (
-            name,
-            grid,
-            score_in_chunks(model, grid, chunk_rows, keep_channel_scores=keep_channel_scores),
+    pieces = []
+    for name, grid in part.grids().items():
+        source, first_row = grid, 0
+        if within is not None and not within.is_multiseries:
+            parent = within.grids()[name]
+            first_row = grid.meta.get("row_offset", 0) - parent.meta.get("row_offset", 0)
+            source = parent.slice(0, first_row + len(grid.values))
+        scores = score_in_chunks(
+            model, source, chunk_rows, keep_channel_scores=keep_channel_scores, first_row=first_row
         )
-        for name, grid in part.grids().items()
-    ]
+        pieces.append((name, grid, scores))
     if part.is_multiseries:
         return concatenate_series(part, pieces)
     ((_, grid, scores),) = pieces

@@ -170,6 +170,23 @@ def test_nan_gap_and_grid_hole_are_named_and_filled(trained, reader_mission):
         det.predict(frame, strict=True)
 
 
+def test_readings_beyond_float32_always_alarm_as_in_the_readers(trained, reader_mission):
+    """A reading float32 cannot hold (inf, 1e39) is replaced for the model and alarms, never
+    hidden by the repair: the API marks it as the readers do (``Mission.unrepresentable``)."""
+    det = trained[0].detector
+    frame = grid_frame(reader_mission)
+    column = frame.columns.get_loc("channel_3")
+    frame.iloc[300:310, column] = np.inf
+    frame.iloc[900, column] = 1e39
+    result, messages = predict_quietly(det, frame)
+    assert any("11 row(s) hold a reading beyond float32's range" in m for m in messages)
+    marked = np.zeros(len(result.rows), dtype=bool)
+    marked[300:310] = marked[900] = True
+    np.testing.assert_array_equal(result.mission.unrepresentable.astype(bool), marked)
+    assert (result.rows["alarm"].to_numpy()[marked] == 1).all()
+    assert np.isfinite(result.mission.values).all()
+
+
 def test_counters_differenced_the_wrong_way_are_named(trained, reader_mission):
     det = trained[0].detector
     already = grid_frame(reader_mission, raw_counters=False)

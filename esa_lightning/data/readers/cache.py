@@ -11,6 +11,7 @@ read-only.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,41 @@ import numpy as np
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_folder, remove_stale_temporaries, write_json_atomic
+
+
+def user_cache_dir() -> Path:
+    """The readers' default cache folder: ``$XDG_CACHE_HOME/esa_lightning``, else
+    ``~/.cache/esa_lightning``. Never the caller's working directory: a reader called from the
+    Python API (``load_mission``) must not write into whatever folder the caller runs in.
+    The jobs pass their own ``cache_dir`` (``paths.cache_dir``, under the project root)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "esa_lightning"
+
+
+class UserCacheDir:
+    """The readers' ``cache_dir`` default: ``user_cache_dir()``, looked up when a reader runs."""
+
+    def __repr__(self) -> str:
+        return "<the user cache folder>"
+
+
+USER_CACHE_DIR = UserCacheDir()
+
+
+def cache_folder(cache_dir: str | os.PathLike | UserCacheDir | None) -> Path | None:
+    """The folder ``cache_dir`` stands for (the user cache folder for ``USER_CACHE_DIR``);
+    None (no cache) without one."""
+    if cache_dir is None:
+        return None
+    if isinstance(cache_dir, UserCacheDir):
+        return user_cache_dir()
+    return Path(cache_dir)
+
+
+def cache_entry(cache_dir: str | os.PathLike | UserCacheDir | None, key: str) -> Path | None:
+    """The entry folder of ``key`` under ``cache_dir``; None (no cache) without a folder."""
+    folder = cache_folder(cache_dir)
+    return None if folder is None else folder / key
 
 
 def read_through_cache(

@@ -127,6 +127,39 @@ def forward_fill_nonfinite(values: np.ndarray, names: Sequence[str], *, source: 
     return repaired
 
 
+def unrepresentable_rows(values: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
+    """uint8 [T]: 1 on the rows where some channel holds +-inf in the float32 ``values``.
+
+    Such a reading cannot be represented: it was infinite, or finite beyond float32's range
+    (the cast made it inf). It is replaced for the models like any NaN, but the row itself
+    must alarm (``Mission.unrepresentable``), never be hidden by the repair. NaN is a missing
+    reading, not one of these.
+    """
+    out = np.zeros(len(values), dtype=np.uint8)
+    for start in range(0, len(values), chunk_rows):
+        block = values[start : start + chunk_rows]
+        out[start : start + len(block)] = np.isinf(block).any(axis=1)
+        release_pages(block)
+    return out
+
+
+def repair_values(values: np.ndarray, names: Sequence[str], *, source: str) -> np.ndarray:
+    """Every reader's repair of its float32 channel ``values`` (in place): rows holding a
+    reading float32 cannot represent are marked, then NaN/inf are forward-filled
+    (``forward_fill_nonfinite``). Returns the mark, ``Mission.unrepresentable``."""
+    marked = unrepresentable_rows(values)
+    n_marked = int(marked.sum())
+    if n_marked:
+        warnings.warn(
+            f"{source}: {n_marked} row(s) hold a reading beyond float32's range (inf or "
+            f"|x| > {np.finfo(np.float32).max:.3g}): they are replaced for the model and "
+            "always alarm",
+            stacklevel=3,
+        )
+    forward_fill_nonfinite(values, names, source=source)
+    return marked
+
+
 def zero_nonfinite(commands: np.ndarray, *, source: str) -> int:
     """Telecommand cells that are NaN/inf become 0 (no pulse), with a warning."""
     n = 0

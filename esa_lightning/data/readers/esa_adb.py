@@ -53,7 +53,13 @@ from esa_lightning import io
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import CATEGORY_TO_CODE, Mission
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
-from esa_lightning.data.readers.cache import read_through_cache
+from esa_lightning.data.readers.cache import (
+    USER_CACHE_DIR,
+    UserCacheDir,
+    cache_entry,
+    cache_folder,
+    read_through_cache,
+)
 from esa_lightning.data.readers.esa_adb_grid import (
     build_arrays,
     period_ns,
@@ -63,7 +69,7 @@ from esa_lightning.data.readers.esa_adb_grid import (
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
 from esa_lightning.errors import ESAInputError
 
-CACHE_VERSION = "esa_adb-2"  # 2: the readers' shared cache format
+CACHE_VERSION = "esa_adb-3"  # 2: the readers' shared cache format; 3: unrepresentable rows
 CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
 LABEL_COLUMNS = ["ID", "Channel", "StartTime", "EndTime"]
@@ -86,7 +92,7 @@ def read_esa_mission(
     val_days: float | None = None,
     val_fraction: float | None = None,
     lightweight: Sequence[str] | None = (),
-    cache_dir: str | os.PathLike | None = "datasets/cache",
+    cache_dir: str | os.PathLike | UserCacheDir | None = USER_CACHE_DIR,
     use_cache: bool = True,
     n_jobs: int | None = None,
     max_rows: int = 50_000_000,
@@ -140,7 +146,7 @@ def read_esa_mission(
         "start": None if start is None else str(to_ns(start, "start")),
         "end": None if end is None else str(to_ns(end, "end")),
     }
-    memo = cache_dir if use_cache else None
+    memo = cache_folder(cache_dir) if use_cache else None
     key = io.cache_key(CACHE_VERSION, io.source_identity(sources, memo), options)
 
     def build(store: ArrayStore) -> tuple[dict[str, np.ndarray], dict[str, int]]:
@@ -158,7 +164,7 @@ def read_esa_mission(
             max_rows=int(max_rows),
         )
 
-    folder = None if cache_dir is None else Path(cache_dir) / key
+    folder = cache_entry(cache_dir, key)
     arrays, info = read_through_cache(folder, use_cache, build)
     k_lo, n = int(info["k_lo"]), int(info["n_rows"])
     timestamps = ((np.arange(n, dtype=np.int64) + k_lo) * p_ns).view("datetime64[ns]")
@@ -178,6 +184,7 @@ def read_esa_mission(
         events=events,
         telecommands=arrays["telecommands"],
         telecommand_names=tc_names,
+        unrepresentable=arrays["unrepresentable"],
         period=pd.Timedelta(p_ns, unit="ns"),
         test_start=test_start,
         val_start=val_start,

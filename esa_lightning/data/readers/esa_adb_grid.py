@@ -127,17 +127,19 @@ def read_raw_series(
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _repair_nonfinite(values: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
+def _repair_nonfinite(values: np.ndarray, path: Path) -> tuple[np.ndarray, int, np.ndarray]:
     """Forward-fill NaN/inf and values beyond float32's range (they would become inf in the
-    float32 output); back-fill at the start. Return (values, how many were repaired)."""
+    float32 output); back-fill at the start. Return (values, how many were repaired, bool mask
+    of the samples float32 cannot represent: inf or beyond its range, NaN excluded)."""
     with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
+        unrepresentable = np.abs(values) > FLOAT32_MAX  # inf included, NaN not
+        bad = np.isnan(values) | unrepresentable
     n_bad = int(bad.sum())
     if not n_bad:
-        return values, 0
+        return values, 0, unrepresentable
     if n_bad == len(values):
         raise ESAInputError("no finite value in the series", path=path)
-    return forward_fill(values, bad), n_bad
+    return forward_fill(values, bad), n_bad, unrepresentable
 
 
 # --------------------------------------------------------------------------- grid output
@@ -211,6 +213,7 @@ class _Column:
     values: np.ndarray
     n_bad: int  # non-finite raw values repaired
     last_floor: int  # lattice index of the floor of the last raw timestamp
+    unrepresentable: np.ndarray  # int64 lattice rows where a sample beyond float32 lands
 
 
 def _hold(
@@ -257,7 +260,7 @@ def _channel_column(
             path=path,
             column=name,
         )
-    values, n_bad = _repair_nonfinite(values, path)
+    values, n_bad, beyond = _repair_nonfinite(values, path)
     first, last = int(ts[0]), int(ts[-1])
     if k_lo is not None and k_hi is not None:
         lo, hi = k_lo, k_hi
@@ -269,7 +272,8 @@ def _channel_column(
         if hi < lo:  # the channel lies entirely outside a half-open requested range
             lo = hi = k_lo if k_lo is not None else k_hi
     column = _hold(ts, values, lo, hi - lo + 1, p_ns, counter)
-    return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns))
+    marked = -(-ts[beyond] // p_ns)  # the grid row each such sample's hold starts on
+    return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns), marked)
 
 
 def build_arrays(
@@ -293,6 +297,7 @@ def build_arrays(
     own: list[tuple[int, int, float, float]] = []  # per channel: its lattice range and end values
     last_floor = -(2**62)
     repaired: dict[str, int] = {}
+    marked: list[np.ndarray] = []  # lattice rows of samples beyond float32
     group = _group_size(len(names))
     tasks: list[Callable[[], Any]] = [
         partial(_channel_column, name, path, p_ns, name in counters, k_lo, k_hi, max_rows)
@@ -307,6 +312,7 @@ def build_arrays(
             column = next(results)
             if column.n_bad:
                 repaired[names[col]] = column.n_bad
+            marked.append(column.unrepresentable)
             grid.cover(column.lo, column.hi)
             last_floor = max(last_floor, column.last_floor)
             own.append((column.lo, column.hi, float(column.values[0]), float(column.values[-1])))
@@ -334,7 +340,11 @@ def build_arrays(
     if k_hi is None:  # the grid ends at the latest raw timestamp (floored)
         values = values[: max(last_floor, grid.k_lo) - grid.k_lo + 1]
     k_lo, n = grid.k_lo, len(values)
+    unrepresentable = np.zeros(n, dtype=np.uint8)
+    rows = np.concatenate(marked) - k_lo
+    unrepresentable[rows[(rows >= 0) & (rows < n)]] = 1
     arrays = {
+        "unrepresentable": unrepresentable,
         "values": values,
         "labels": _label_mask(events, names, k_lo, n, p_ns),
         "telecommands": _telecommand_pulses(tc_times, k_lo, n, p_ns),

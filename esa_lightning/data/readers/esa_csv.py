@@ -20,6 +20,7 @@ NASA readers live in ``readers.common``.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,16 +32,22 @@ import pyarrow.csv as pacsv
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission, default_channel_table
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
-from esa_lightning.data.readers.cache import read_through_cache
+from esa_lightning.data.readers.cache import (
+    USER_CACHE_DIR,
+    UserCacheDir,
+    cache_entry,
+    cache_folder,
+    read_through_cache,
+)
 from esa_lightning.data.readers.common import (
     MAX_CODE,
     check_codes,
     check_increasing_batch,
     events_from_labels,
-    forward_fill_nonfinite,
     median_period,
     one_line,
     put_columns,
+    repair_values,
     zero_nonfinite,
 )
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
@@ -51,7 +58,7 @@ TIMESTAMP = "timestamp"
 LABEL_PREFIX = "is_anomaly_"
 TELECOMMAND_PREFIX = "telecommand_"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the unrepresentable-rows mark
 BLOCK_BYTES = 4 << 20
 
 
@@ -62,7 +69,7 @@ def read_esa_csv(
     split_date: str | pd.Timestamp | None = None,
     val_days: float | None = None,
     lightweight: Sequence[str] = (),
-    cache_dir: str | Path = "datasets/cache",
+    cache_dir: str | os.PathLike | UserCacheDir | None = USER_CACHE_DIR,
     use_cache: bool = True,
     val_fraction: float | None = None,
 ) -> Mission:
@@ -73,8 +80,9 @@ def read_esa_csv(
     last ``val_fraction`` of it where ``val_days`` is not given or does not fit (under half of
     the training range), as ``read_esa_mission`` does.
     ``channels`` picks the value columns to read (``all``, ``target``, ``lightweight`` or names);
-    every telecommand column is read. The arrays are cached under ``cache_dir`` keyed by the
-    files' identity (path, size, mtime) and the selected columns.
+    every telecommand column is read. The arrays are cached under ``cache_dir`` (default: the
+    user cache folder, ``readers.cache.user_cache_dir``; None: no cache) keyed by the files'
+    identity (path, size, mtime) and the selected columns.
     """
     train_file, test_file = _locate(Path(root))
     files = [f for f in (train_file, test_file) if f is not None]
@@ -94,11 +102,11 @@ def read_esa_csv(
                 column=missing[0],
             )
 
-    memo = cache_dir if use_cache else None
+    memo = cache_folder(cache_dir) if use_cache else None
     sources = source_identity(files, memo)
     key = cache_key("esa_csv", CACHE_VERSION, sources, names, telecommand_cols)
     arrays, info = read_through_cache(
-        Path(cache_dir) / key,
+        cache_entry(cache_dir, key),
         use_cache,
         lambda store: _read_files(files, headers, names, telecommand_cols, store),
     )
@@ -121,6 +129,7 @@ def read_esa_csv(
         events=events_from_labels(labels, ts, names),
         telecommands=arrays["telecommands"],
         telecommand_names=list(telecommand_cols),
+        unrepresentable=arrays["unrepresentable"],
         period=period,
         test_start=test_start,
         val_start=val_start,
@@ -269,7 +278,7 @@ def _read_files(
             )
     arrays = {k: v[:pos] for k, v in out.items()}
     where = ", ".join(f.name for f in files)
-    forward_fill_nonfinite(arrays["values"], names, source=where)
+    arrays["unrepresentable"] = repair_values(arrays["values"], names, source=where)
     zero_nonfinite(arrays["telecommands"], source=where)
     return arrays, {"n_train": n_train}
 

@@ -21,6 +21,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,14 +34,20 @@ import pyarrow.parquet as pq
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import Mission, default_channel_table
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
-from esa_lightning.data.readers.cache import read_through_cache
+from esa_lightning.data.readers.cache import (
+    USER_CACHE_DIR,
+    UserCacheDir,
+    cache_entry,
+    cache_folder,
+    read_through_cache,
+)
 from esa_lightning.data.readers.common import (
     check_codes,
     check_increasing,
     events_from_labels,
-    forward_fill_nonfinite,
     one_line,
     put_columns,
+    repair_values,
     zero_nonfinite,
 )
 from esa_lightning.data.readers.esa_csv import TELECOMMAND_PREFIX
@@ -50,7 +57,7 @@ from esa_lightning.io import cache_key, source_identity
 
 ID = "id"
 LABEL = "is_anomaly"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the unrepresentable-rows mark
 BATCH_ROWS = 262144
 
 
@@ -61,7 +68,7 @@ def read_kaggle(
     val_fraction: float | None = None,
     include_test: bool = True,
     lightweight: Sequence[str] = (),
-    cache_dir: str | Path = "datasets/cache",
+    cache_dir: str | os.PathLike | UserCacheDir | None = USER_CACHE_DIR,
     use_cache: bool = True,
 ) -> Mission:
     """Read a Kaggle challenge folder (or one parquet file) into a ``Mission``.
@@ -69,7 +76,8 @@ def read_kaggle(
     ``channels`` picks the channel columns read (``all``, ``target`` from target_channels.csv,
     ``lightweight`` with ``lightweight`` names, or a list); validation is the last
     ``val_fraction`` of the training rows; ``include_test=False`` skips test.parquet. Arrays are
-    cached under ``cache_dir`` keyed by the files' identity and the selected columns.
+    cached under ``cache_dir`` (default: the user cache folder, ``readers.cache.user_cache_dir``;
+    None: no cache) keyed by the files' identity and the selected columns.
     """
     root = Path(root)
     train_path, test_path, targets_path = _locate(root, include_test)
@@ -83,16 +91,19 @@ def read_kaggle(
         table["Target"] = table["Channel"].isin(targets)
     selected = select_channels(table, channels, lightweight=lightweight, source=str(first))
     names = list(selected["Channel"])
-    for p in parts:
+    for p in parts:  # every file's types, not only the first's
         missing = [c for c in (*names, *telecommand_cols) if c not in schemas[p].names]
         if missing:
             raise ESAInputError(f"missing column(s) {missing[:5]}", path=p, column=missing[0])
+        read = [*names, *telecommand_cols, *([LABEL] if LABEL in schemas[p].names else [])]
+        for c in read:
+            _check_numeric(schemas[p], c, p)
 
-    memo = cache_dir if use_cache else None
+    memo = cache_folder(cache_dir) if use_cache else None
     sources = source_identity(parts, memo)
     key = cache_key("kaggle", CACHE_VERSION, sources, names, telecommand_cols)
     arrays, info = read_through_cache(
-        Path(cache_dir) / key,
+        cache_entry(cache_dir, key),
         use_cache,
         lambda store: _read_parts(train_path, test_path, schemas, names, telecommand_cols, store),
     )
@@ -110,6 +121,7 @@ def read_kaggle(
         events=events_from_labels(row[:, None], ids, [None]),
         telecommands=arrays["telecommands"],
         telecommand_names=list(telecommand_cols),
+        unrepresentable=arrays["unrepresentable"],
         test_start=n_train,
         val_start=split_points_by_fraction(n_train, val_fraction),
         meta={
@@ -285,7 +297,7 @@ def _read_parts(
                 value=int(out["ids"][start]),
             )
     where = ", ".join(p.name for p in parts)
-    forward_fill_nonfinite(out["values"], names, source=where)
+    out["unrepresentable"] = repair_values(out["values"], names, source=where)
     zero_nonfinite(out["telecommands"], source=where)
     info = {
         "n_train": sizes[train_path] if train_path is not None else 0,
@@ -338,4 +350,5 @@ def _floats(col: pa.Array) -> np.ndarray:
     """A numeric column as float32 with nulls as NaN (repaired later)."""
     if col.null_count:
         col = col.cast(pa.float32()).fill_null(np.float32("nan"))
-    return col.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # beyond float32: inf, marked as unrepresentable later
+        return col.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)

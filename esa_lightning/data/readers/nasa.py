@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import EVENT_COLUMNS, Mission, empty_events
-from esa_lightning.data.readers.common import forward_fill_nonfinite, one_line, zero_nonfinite
+from esa_lightning.data.readers.common import one_line, repair_values, zero_nonfinite
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
 from esa_lightning.errors import ESAInputError
 
@@ -247,7 +247,7 @@ def _read_channel(
     both = np.concatenate([train, test]).astype(np.float32)
     values = np.ascontiguousarray(both[:, :1])
     commands = np.ascontiguousarray(both[:, 1:])
-    forward_fill_nonfinite(values, [chan], source=f"{train_path}, {test_path}")
+    marked = repair_values(values, [chan], source=f"{train_path}, {test_path}")
     zero_nonfinite(commands, source=f"{train_path}, {test_path}")
 
     n_train = len(train)
@@ -282,6 +282,7 @@ def _read_channel(
         events=events,
         telecommands=commands,
         telecommand_names=[f"cmd_{i}" for i in range(1, commands.shape[1] + 1)],
+        unrepresentable=marked,
         test_start=n_train,
         val_start=split_points_by_fraction(n_train, val_fraction),
         meta={"spacecraft": row["spacecraft"], "source": str(test_path)},

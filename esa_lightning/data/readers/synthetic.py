@@ -76,11 +76,17 @@ def generate_mission(
     split_date: str | None = None,
 ) -> Path:
     """Write a synthetic mission in the ESA-ADB raw layout into ``out``; return ``out``."""
-    if channels < 1 or groups < 1 or days <= 0 or n_telecommands < 0:
-        raise ESAInputError(
-            "need channels >= 1, groups >= 1, days > 0, n_telecommands >= 0",
-            value={"channels": channels, "groups": groups, "days": days},
-        )
+    checks = [
+        ("channels", channels, channels >= 1, ">= 1"),
+        ("groups", groups, groups >= 1, ">= 1"),
+        ("days", days, days > 0, "> 0"),
+        ("telecommands", n_telecommands, n_telecommands >= 0, ">= 0"),
+    ]
+    for name, value, ok, requirement in checks:
+        if not ok:
+            raise ESAInputError(f"{name}={value}: must be {requirement}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ESAInputError("exists and is not a folder", path=out)
     args = {
         "channels": channels,
         "groups": groups,
@@ -348,6 +354,8 @@ def _mission_info(root: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from esa_lightning.jobs.common import one_line_errors
+
     parser = argparse.ArgumentParser(description="Write a synthetic mission in ESA-ADB layout.")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--channels", type=int, default=16)
@@ -362,7 +370,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kaggle", action="store_true", help="also write out/kaggle/")
     parser.add_argument("--csv", action="store_true", help="also write out/csv/ (ESA CSV)")
     a = parser.parse_args(argv)
-    out = generate_mission(
+    with one_line_errors():
+        out = _generate_from_arguments(a)
+    info = json.loads((out / "mission.json").read_text())
+    n_events = len(pd.read_csv(out / "anomaly_types.csv"))
+    print(
+        f"wrote {out}: {a.channels} channels, {a.days} days, {n_events} events, "
+        f"split {info['split_date']}"
+    )
+
+
+def _generate_from_arguments(a: argparse.Namespace) -> Path:
+    """The command line's mission, into a new or empty ``--out`` folder (never over files)."""
+    out = Path(a.out)
+    if out.is_dir() and any(out.iterdir()):
+        raise ESAInputError("--out: the folder exists and is not empty; choose a new one", path=out)
+    return generate_mission(
         a.out,
         channels=a.channels,
         groups=a.groups,
@@ -375,12 +398,6 @@ def main(argv: list[str] | None = None) -> None:
         kaggle=a.kaggle,
         csv=a.csv,
         split_date=a.split_date,
-    )
-    info = json.loads((out / "mission.json").read_text())
-    n_events = len(pd.read_csv(out / "anomaly_types.csv"))
-    print(
-        f"wrote {out}: {a.channels} channels, {a.days} days, {n_events} events, "
-        f"split {info['split_date']}"
     )
 
 

@@ -120,8 +120,15 @@ class RobustStats:
     def fit(cls, inputs: np.ndarray, keep: np.ndarray, *, source: str = "") -> RobustStats:
         keep = np.flatnonzero(np.asarray(keep, dtype=bool))
         if len(keep) == 0:
+            why = (
+                "the training range is empty (see data.split_date / data.val_days)"
+                if len(inputs) == 0
+                else f"all {len(inputs)} training rows carry a label (anomaly, rare event, "
+                "gap or invalid)"
+            )
             raise ESAInputError(
-                "no nominal (unlabeled) training rows to fit the scaler on", path=source or None
+                f"no nominal (unlabeled) training rows to fit the scaler on: {why}",
+                path=source or None,
             )
         # one column at a time: a few MB of temporaries instead of copies of the whole array
         q = np.empty((3, inputs.shape[1]))

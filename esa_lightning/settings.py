@@ -1,0 +1,144 @@
+"""Checked settings: every job's config is validated before any data is read or model built.
+
+One table of rules by key name (``RULES``), applied wherever the key appears in the composed
+config (``model.hidden_size`` and ``components.gru_ae.model.hidden_size`` alike), plus two
+checks for the whole tree: a mandatory value left unset (``???``) and a NaN anywhere.
+Interpolations are not resolved here (``${hydra:...}`` needs the running job). A bad value
+becomes one ``ESAInputError`` naming the full key and the value, instead of a traceback from
+deep inside torch, Lightning or Hydra's instantiation wrapper.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from esa_lightning.errors import ESAInputError
+
+#: the fewest rows a scoring chunk may hold (0: the whole range at once); smaller chunks spend
+#: their time on the context rows around them (``runtime.chunks``)
+MIN_CHUNK_ROWS = 1000
+
+Rule = tuple[Callable[[Any], bool], str]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def at_least(low: float) -> Rule:
+    return (lambda v: _number(v) and v >= low), f"must be a number >= {low:g}"
+
+
+def positive_finite() -> Rule:
+    return (lambda v: _number(v) and math.isfinite(v) and v > 0), "must be a finite number > 0"
+
+
+def fraction() -> Rule:
+    return (lambda v: _number(v) and 0 <= v < 1), "must lie in [0, 1)"
+
+
+def _devices_ok(value: Any) -> bool:
+    if isinstance(value, str):
+        return value == "auto" or value.strip() != ""
+    if _number(value):
+        return value == -1 or value >= 1
+    return isinstance(value, list | tuple | ListConfig) and len(value) > 0
+
+
+def _chunk_rows_ok(value: Any) -> bool:
+    return _number(value) and (value == 0 or value >= MIN_CHUNK_ROWS)
+
+
+RULES: dict[str, Rule] = {
+    **{
+        name: at_least(1)
+        for name in (
+            "batch_size",
+            "eval_batch_size",
+            "score_batch_size",
+            "batch_rows",
+            "window",
+            "stride",
+            "pool",
+            "pool_stride",
+            "hidden_size",
+            "latent_dim",
+            "num_layers",
+            "members",
+            "horizon",
+            "report_block",
+            "n_estimators",
+        )
+    },
+    "max_figures": at_least(0),
+    "num_workers": at_least(0),
+    "val_days": at_least(0),
+    "val_fraction": fraction(),
+    "dropout": fraction(),
+    "lr": positive_finite(),
+    "learning_rate": positive_finite(),
+    "devices": (_devices_ok, "must be a count >= 1, -1 (all), 'auto' or a list of devices"),
+    "chunk_rows": (_chunk_rows_ok, f"must be 0 (the whole range) or >= {MIN_CHUNK_ROWS} rows"),
+    "score_chunk_rows": (
+        _chunk_rows_ok,
+        f"must be 0 (the whole range) or >= {MIN_CHUNK_ROWS} rows",
+    ),
+}
+
+_MISSING = object()
+
+#: config branches that hold no settings of ours (Hydra's own, paths)
+SKIPPED = ("hydra", "paths")
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Refuse the first unset mandatory value, NaN or out-of-range setting of ``cfg``."""
+    for key, value in _leaves(cfg, ""):
+        if value is _MISSING:
+            raise ESAInputError(f"{key}: no value given; set {key}=... on the command line")
+        if isinstance(value, float) and math.isnan(value):
+            raise ESAInputError(f"{key}={value}: must be a number, not NaN")
+        rule = RULES.get(key.rsplit(".", 1)[-1])
+        if rule is None or value is None:
+            continue
+        ok, requirement = rule
+        if not ok(value):
+            raise ESAInputError(f"{key}={_show(value)}: {requirement}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, ListConfig):
+        return str(OmegaConf.to_container(value))
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf set to a literal (interpolations are skipped: they
+    resolve to values checked where they are defined)."""
+    if isinstance(node, DictConfig):
+        items = [(str(k), k) for k in node.keys()]
+    elif isinstance(node, ListConfig):
+        items = [(str(i), i) for i in range(len(node))]
+    else:
+        return
+    for name, key in items:
+        path = f"{prefix}.{name}" if prefix else name
+        if not prefix and name in SKIPPED:
+            continue
+        if OmegaConf.is_interpolation(node, key):
+            continue
+        if OmegaConf.is_missing(node, key):
+            yield path, _MISSING
+            continue
+        child = node._get_node(key)
+        if isinstance(child, DictConfig | ListConfig):
+            if name == "devices":  # a list of devices: the one list-valued setting with a rule
+                yield path, child
+            else:
+                yield from _leaves(child, path)
+        else:
+            yield path, child._value()

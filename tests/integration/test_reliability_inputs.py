@@ -1,0 +1,282 @@
+"""Round 2 of the adversarial pass, settings and data inputs, grouped by entry point: a bad
+setting or file ends in one line naming it (exit code 2), an unrepresentable reading alarms,
+and a detector that cannot alarm is never written."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from esa_lightning.data import load_mission
+from esa_lightning.data.readers.kaggle import read_kaggle
+from esa_lightning.data.readers.synthetic import generate_mission
+from esa_lightning.data.windows import WindowDataModule
+from esa_lightning.errors import ESAInputError
+from esa_lightning.jobs.common import run_or_exit
+from esa_lightning.jobs.evaluate import evaluate_predictions
+from esa_lightning.jobs.predict import predict
+from esa_lightning.jobs.train import train
+from tests.conftest import compose_config
+from tests.helpers import make_mission, pickled_zip, write_kaggle
+from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
+
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
+SPLIT = "2000-01-06"  # 5 days of training range in the 8-day mission
+QUIET = ["logger=none", "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
+
+
+@pytest.fixture(scope="module")
+def mission_dir(tmp_path_factory) -> Path:
+    """An 8-day, 3-channel synthetic mission (raw ESA layout, plus kaggle/)."""
+    out = tmp_path_factory.mktemp("inputs") / "mission"
+    return generate_mission(
+        out, channels=3, groups=1, days=8, n_telecommands=2, seed=0, kaggle=True, split_date=SPLIT
+    )
+
+
+@pytest.fixture(scope="module")
+def gru_detector(mission_dir, tmp_path_factory) -> Path:
+    """A small GRU autoencoder with a trailing-mean detrend and its random-forest gate."""
+    out = tmp_path_factory.mktemp("gru")
+    cfg = compose_config(
+        "train",
+        [
+            "experiment=gru_ae",
+            f"data.root={mission_dir}",
+            "data.val_days=1",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=3",
+            "+trainer.limit_val_batches=2",
+            "datamodule.detrend=60",
+            "model.hidden_size=8",
+            "model.latent_dim=4",
+            "test=false",
+            *QUIET,
+        ],
+        out,
+    )
+    train(cfg)
+    return out / "detector"
+
+
+def with_channel(mission_dir: Path, dest: Path, channel: str, change) -> Path:
+    """A copy of the raw mission whose ``channel`` series went through ``change(frame)``."""
+    shutil.copytree(mission_dir, dest, ignore=shutil.ignore_patterns("kaggle"))
+    path = dest / "channels" / f"{channel}.zip"
+    frame = pd.read_pickle(path, compression="zip")  # the generator's own file
+    change(frame)
+    path.write_bytes(pickled_zip(frame))
+    return dest
+
+
+def predict_into(out: Path, overrides: list[str]) -> pd.DataFrame:
+    predict(compose_config("predict", [*overrides, "max_figures=0"], out))
+    return pd.read_csv(out / "submission.csv")
+
+
+def exits_with_one_line(job, cfg, capsys, *needles: str) -> None:
+    """``job(cfg)`` as the entry points run it (``run_or_exit``): exit code 2 and one final
+    ``error:`` line holding every needle."""
+    with pytest.raises(SystemExit) as stopped:
+        run_or_exit(job, cfg)
+    assert stopped.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and all(n in last for n in needles), last
+
+
+# ------------------------------------------------------------------------------------ train.py
+def test_train_refuses_validation_that_covers_the_training_range(mission_dir, tmp_path):
+    proc = run_entry(
+        "train.py",
+        ["experiment=smoke", "data=synthetic", f"data.root={mission_dir}", "data.val_days=7"],
+        tmp_path,
+    )
+    assert_one_line_error(proc, "data.val_days=7 covers the whole training range")
+    assert not (tmp_path / "run" / "detector").exists()
+
+
+def test_train_refuses_a_split_date_before_the_data(mission_dir, tmp_path, capsys):
+    cfg = compose_config(
+        "train",
+        ["experiment=smoke", f"data.root={mission_dir}", "data.split_date=1900-01-01", *QUIET],
+        tmp_path,
+    )
+    exits_with_one_line(train, cfg, capsys, "data.split_date=1900-01-01 is not after")
+    assert not (tmp_path / "detector").exists()
+
+
+def test_train_names_a_bad_setting_on_the_command_line(tmp_path):
+    proc = run_entry("train.py", ["experiment=gru_ae", "model.lr=nan"], tmp_path)
+    assert_one_line_error(proc, "model.lr=nan:")
+    assert not (tmp_path / "datasets").exists()  # refused before any data was read
+
+
+@pytest.mark.parametrize(
+    "override", ["data.val_days=-5", "trainer.devices=0", "model.hidden_size=0", "chunk_rows=1"]
+)
+def test_train_names_a_bad_setting(tmp_path, capsys, override):
+    cfg = compose_config("train", ["experiment=gru_ae", override, *QUIET], tmp_path)
+    exits_with_one_line(train, cfg, capsys, f"{override}:")
+    assert not (tmp_path / "datasets").exists()
+
+
+def test_train_never_writes_a_detector_that_cannot_alarm(mission_dir, tmp_path):
+    # an empty validation range leaves the z-score threshold at inf: it would never alarm
+    cfg = compose_config(
+        "train",
+        ["experiment=smoke", f"data.root={mission_dir}", "data.val_days=0", *QUIET],
+        tmp_path,
+    )
+    with pytest.raises(ESAInputError, match="could never alarm"):
+        train(cfg)
+    assert not (tmp_path / "detector").exists()
+
+
+def test_windows_name_the_setting_that_is_wrong():
+    with pytest.raises(ESAInputError, match=r"column 'stride': value 0"):
+        WindowDataModule(make_mission(), window=10, stride=0)
+
+
+# ---------------------------------------------------------------------------------- predict.py
+def test_predict_without_a_ckpt(tmp_path):
+    proc = run_entry("predict.py", [], tmp_path)
+    assert_one_line_error(proc, "ckpt")
+
+
+@pytest.mark.parametrize("override", ["report_block=0", "max_figures=-1", "chunk_rows=1"])
+def test_predict_names_a_bad_setting(tmp_path, capsys, override):
+    cfg = compose_config("predict", ["ckpt=anywhere", override], tmp_path)
+    exits_with_one_line(predict, cfg, capsys, f"{override}:")
+
+
+def test_a_huge_spike_alarms_instead_of_crashing_the_forest(gru_detector, mission_dir, tmp_path):
+    def spike(frame):
+        at = frame.index.searchsorted(pd.Timestamp("2000-01-07"))
+        frame.iloc[at : at + 3, 0] = 1e30
+
+    data = with_channel(mission_dir, tmp_path / "spike", "channel_2", spike)
+    sub = predict_into(tmp_path / "out", [f"ckpt={gru_detector}", "data=esa", f"data.root={data}"])
+    mission = load_mission("esa", data, split_date=SPLIT, cache_dir=None)
+    row = int(np.searchsorted(mission.timestamps, np.datetime64("2000-01-07")))
+    assert sub.set_index("id")["is_anomaly"].loc[row : row + 3].any()
+
+
+def test_the_test_range_is_scored_with_its_history(gru_detector, mission_dir, tmp_path):
+    # channel_2 jumps to 1e3 where the test range begins and stays there: only the history
+    # before the range shows the jump to the detrending
+    def step(frame):
+        frame.iloc[frame.index.searchsorted(pd.Timestamp(SPLIT)) :, 0] = 1e3
+
+    data = with_channel(mission_dir, tmp_path / "step", "channel_2", step)
+    sub = predict_into(tmp_path / "out", [f"ckpt={gru_detector}", "data=esa", f"data.root={data}"])
+    assert sub["is_anomaly"].iloc[0] == 1
+
+
+@pytest.fixture(scope="module")
+def kaggle_detector(mission_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("kaggle_smoke")
+    cfg = compose_config(
+        "train",
+        ["experiment=smoke", "data=kaggle", f"data.root={mission_dir / 'kaggle'}", *QUIET],
+        out,
+    )
+    train(cfg)
+    return out / "detector"
+
+
+@pytest.mark.parametrize("value", [np.inf, 1e39])
+def test_an_unrepresentable_kaggle_reading_alarms(kaggle_detector, mission_dir, tmp_path, value):
+    data = tmp_path / "kaggle"
+    shutil.copytree(mission_dir / "kaggle", data)
+    table = pq.read_table(data / "test.parquet")
+    column = table.column("channel_2").to_numpy().astype(np.float64)
+    rows = np.arange(500, 600)
+    column[rows] = value
+    table = table.set_column(table.schema.get_field_index("channel_2"), "channel_2", [column])
+    pq.write_table(table, data / "test.parquet")
+    sub = predict_into(
+        tmp_path / "out", [f"ckpt={kaggle_detector}", "data=kaggle", f"data.root={data}"]
+    )
+    assert sub["is_anomaly"].to_numpy()[rows].all()
+
+
+# --------------------------------------------------------------------------------- evaluate.py
+def test_evaluate_refuses_a_partial_predictions_file(mission_dir, tmp_path):
+    mission = load_mission("esa", mission_dir, split_date=SPLIT, cache_dir=None)
+    ids = np.arange(mission.test_start, mission.test_start + 100)
+    pd.DataFrame({"id": ids, "is_anomaly": 0}).to_csv(tmp_path / "partial.csv", index=False)
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"predictions={tmp_path / 'partial.csv'}",
+            "data=esa",
+            f"data.root={mission_dir}",
+            f"data.split_date={SPLIT}",
+        ],
+        tmp_path,
+    )
+    missing = mission.n_rows - mission.test_start - 100
+    with pytest.raises(ESAInputError, match=f"{missing} rows are missing"):
+        evaluate_predictions(cfg)
+
+
+# --------------------------------------------------------------------------- the generator CLI
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [(["--channels", "0"], "channels=0"), (["--days", "-1"], "days=-1"), (["FILE"], "afile")],
+)
+def test_generator_refuses_bad_arguments(tmp_path, args, named):
+    target = tmp_path / "afile"
+    target.write_text("the user's notes")
+    out = ["--out", str(target)] if args == ["FILE"] else ["--out", str(tmp_path / "m"), *args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "esa_lightning.data.synthetic", *out],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-800:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert named in proc.stderr
+    assert target.read_text() == "the user's notes"
+
+
+# ------------------------------------------------------------------------------------ readers
+def test_kaggle_checks_the_types_of_every_file(tmp_path):
+    write_kaggle(tmp_path / "train.parquet")
+    table = pq.read_table(write_kaggle(tmp_path / "test.parquet", labels=False))
+    table = table.set_column(1, "channel_1", pa.array(["x"] * table.num_rows))
+    pq.write_table(table, tmp_path / "test.parquet")
+    with pytest.raises(ESAInputError, match=r"test\.parquet: column 'channel_1'"):
+        read_kaggle(tmp_path, cache_dir=tmp_path / "cache")
+
+
+def test_kaggle_names_a_string_label_column(tmp_path):
+    table = pq.read_table(write_kaggle(tmp_path / "train.parquet"))
+    labels = pa.array([str(v) for v in table.column("is_anomaly").to_pylist()])
+    table = table.set_column(table.schema.get_field_index("is_anomaly"), "is_anomaly", labels)
+    pq.write_table(table, tmp_path / "train.parquet")
+    with pytest.raises(ESAInputError, match="column 'is_anomaly'"):
+        read_kaggle(tmp_path, cache_dir=tmp_path / "cache")
+
+
+def test_load_mission_caches_outside_the_working_directory(tmp_path, monkeypatch):
+    source = write_kaggle(tmp_path / "train.parquet")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    load_mission("kaggle", source)
+    assert list(work.iterdir()) == []
+    assert list((tmp_path / "xdg" / "esa_lightning").iterdir())

@@ -1,0 +1,62 @@
+"""Checked settings: a bad value of any job is one ``ESAInputError`` naming key and value, found
+before any data is read; the composed default configs all pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.settings import check_settings
+from tests.conftest import compose_config
+
+EXPERIMENTS = ["smoke", "gru_ae", "channel_ensemble", "esa_full", "rolling_gbdt", "gru_ae_nasa"]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_passes_its_own_checks(experiment, tmp_path):
+    check_settings(compose_config("train", [f"experiment={experiment}"], tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("job", "override", "shown"),
+    [
+        ("train", "model.lr=nan", "model.lr=nan"),
+        ("train", "model.lr=-1", "model.lr=-1"),
+        ("train", "model.hidden_size=0", "model.hidden_size=0"),
+        ("train", "trainer.devices=0", "trainer.devices=0"),
+        ("train", "datamodule.batch_size=0", "datamodule.batch_size=0"),
+        ("train", "datamodule.stride=0", "datamodule.stride=0"),
+        ("train", "data.val_days=-5", "data.val_days=-5"),
+        ("train", "chunk_rows=1", "chunk_rows=1"),
+        ("predict", "report_block=0", "report_block=0"),
+        ("predict", "max_figures=-1", "max_figures=-1"),
+        ("predict", "chunk_rows=1", "chunk_rows=1"),
+    ],
+)
+def test_a_bad_setting_is_named_with_its_value(job, override, shown, tmp_path):
+    overrides = [override] if job == "train" else [override, "ckpt=somewhere"]
+    with pytest.raises(ESAInputError) as err:
+        check_settings(compose_config(job, overrides, tmp_path))
+    assert str(err.value).startswith(shown + ":")
+
+
+def test_a_setting_nested_in_a_component_is_named_by_its_full_key(tmp_path):
+    cfg = compose_config(
+        "train", ["experiment=esa_full", "components.gru_ae.model.hidden_size=0"], tmp_path
+    )
+    with pytest.raises(ESAInputError, match=r"^components\.gru_ae\.model\.hidden_size=0:"):
+        check_settings(cfg)
+
+
+def test_an_unset_mandatory_value_is_named(tmp_path):
+    with pytest.raises(ESAInputError, match="set ckpt="):
+        check_settings(compose_config("predict", [], tmp_path))
+
+
+@pytest.mark.parametrize("devices", ["auto", "-1", "2", "[0,1]"])
+def test_valid_device_counts_pass(devices, tmp_path):
+    check_settings(compose_config("train", [f"trainer.devices={devices}"], tmp_path))
+
+
+def test_chunking_can_be_switched_off(tmp_path):
+    check_settings(compose_config("train", ["chunk_rows=0"], tmp_path))
