@@ -19,6 +19,7 @@ LAYERS = [
     {"runtime", "reporting"},
     {"artifact", "callbacks"},
     {"jobs"},
+    {"cli"},
 ]
 
 
