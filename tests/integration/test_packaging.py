@@ -1,5 +1,6 @@
-"""The wheel is a tool: installed into a fresh virtual environment, ``esa-train`` and
-``esa-predict`` run from a folder outside the clone, with the configs shipped in the package."""
+"""The wheel is a tool: installed into a fresh virtual environment, ``esa-train``,
+``esa-predict`` and ``esa-evaluate`` run from a folder outside the clone, with the configs
+shipped in the package."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def fresh_venv(work: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_the_installed_wheel_trains_and_predicts_outside_the_clone(tmp_path):
+def test_the_installed_wheel_trains_predicts_and_evaluates_outside_the_clone(tmp_path):
     wheel = build_wheel(tmp_path)
     venv = fresh_venv(tmp_path)
     bin_dir = venv / "bin"
@@ -99,6 +100,14 @@ def test_the_installed_wheel_trains_and_predicts_outside_the_clone(tmp_path):
     (predict_run,) = (work / "outputs" / "predict").iterdir()
     assert (predict_run / "submission.csv").is_file()
     assert (predict_run / "predict.log").is_file()
+
+    run(
+        [str(bin_dir / "esa-evaluate"), f"predictions={predict_run / 'submission.csv'}"],
+        cwd=work,
+        env=env,
+    )
+    (evaluate_run,) = (work / "outputs" / "evaluate").iterdir()
+    assert (evaluate_run / "evaluation.json").is_file()
 
     # the installed commands write through the same writers: files follow the umask (022)
     modes = {p: p.stat().st_mode & 0o777 for p in (work / "outputs").rglob("*") if p.is_file()}
