@@ -1,10 +1,12 @@
 """Where the configs' ``paths.data_dir`` points by default (``${esa_data_dir:${paths.root_dir}}``).
 
-In a clone it is ``datasets/`` under ``paths.root_dir`` (the current folder), as always. An
-installed package has no clone around it: it uses ``datasets/`` under the current folder when
-that folder exists, else ``esa_lightning/datasets`` in the user's data folder (``$XDG_DATA_HOME``,
-by default ``~/.local/share``), so the embedded synthetic mission and the read caches are made
-once per user, not once per folder a command is run from.
+It is ``datasets/`` under ``paths.root_dir``, as always, with one exception: an installed
+package (no clone around it) run with the default root, the current folder (``.``), which has
+no ``datasets/`` folder, uses ``esa_lightning/datasets`` in the user's data folder
+(``$XDG_DATA_HOME``, by default ``~/.local/share``). So ``esa-train`` from any folder makes the
+embedded synthetic mission and the read caches once per user, not once per folder; a root given
+explicitly (``ESA_LIGHTNING_ROOT``, ``paths.root_dir=``, the Python API's ``root_dir``) holds its
+own ``datasets/``.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ def user_data_dir() -> Path:
 
 
 def default_data_dir(root_dir: str) -> str:
-    """``<root_dir>/datasets`` in a clone or where that folder exists; else the user data
-    folder's ``datasets``."""
+    """``<root_dir>/datasets``; the user data folder's ``datasets`` for an installed package
+    whose root is the current folder without a ``datasets/`` folder."""
     local = f"{root_dir}/datasets"
-    if running_from_source() or Path(local).is_dir():
+    if running_from_source() or root_dir != "." or Path(local).is_dir():
         return local
     return str(user_data_dir() / "datasets")
 
