@@ -1,16 +1,10 @@
-"""Score a predictions CSV: python evaluate.py predictions=FILE [data=NAME] [data.root=PATH]"""
+"""Score a predictions CSV: python evaluate.py predictions=FILE [data=NAME] [data.root=PATH]
 
-import hydra
-from omegaconf import DictConfig
+The same entry point as the installed esa-evaluate command (esa_lightning/cli/evaluate.py), with the
+package's configs (esa_lightning/conf).
+"""
 
-from esa_lightning.jobs.common import run_or_exit
-from esa_lightning.jobs.evaluate import evaluate_predictions
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
-def main(cfg: DictConfig) -> dict:
-    return run_or_exit(evaluate_predictions, cfg)
-
+from esa_lightning.cli.evaluate import main
 
 if __name__ == "__main__":
     main()

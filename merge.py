@@ -1,16 +1,10 @@
-"""Merge detectors trained apart: python merge.py detectors=[PATH,PATH,...] [data=NAME]"""
+"""Merge detectors trained apart: python merge.py detectors=[PATH,PATH,...] [data=NAME]
 
-import hydra
-from omegaconf import DictConfig
+The same entry point as the installed esa-merge command (esa_lightning/cli/merge.py), with the
+package's configs (esa_lightning/conf).
+"""
 
-from esa_lightning.jobs.common import run_or_exit
-from esa_lightning.jobs.merge import merge
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="merge")
-def main(cfg: DictConfig) -> dict:
-    return run_or_exit(merge, cfg)
-
+from esa_lightning.cli.merge import main
 
 if __name__ == "__main__":
     main()

@@ -1,16 +1,10 @@
-"""Score new telemetry: python predict.py ckpt=PATH [data=NAME] [data.root=PATH]"""
+"""Score new telemetry: python predict.py ckpt=PATH [data=NAME] [data.root=PATH]
 
-import hydra
-from omegaconf import DictConfig
+The same entry point as the installed esa-predict command (esa_lightning/cli/predict.py), with the
+package's configs (esa_lightning/conf).
+"""
 
-from esa_lightning.jobs.common import run_or_exit
-from esa_lightning.jobs.predict import predict
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
-def main(cfg: DictConfig) -> dict:
-    return run_or_exit(predict, cfg)
-
+from esa_lightning.cli.predict import main
 
 if __name__ == "__main__":
     main()

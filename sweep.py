@@ -8,4 +8,8 @@ from esa_lightning.jobs.optuna_sweep import main
 
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent
-    sys.exit(main(sys.argv[1:], here / "conf", [sys.executable, str(here / "train.py")]))
+    sys.exit(
+        main(
+            sys.argv[1:], here / "esa_lightning" / "conf", [sys.executable, str(here / "train.py")]
+        )
+    )

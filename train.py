@@ -1,16 +1,10 @@
-"""Train a detector: python train.py [experiment=NAME] [data=NAME] [key=value ...]"""
+"""Train a detector: python train.py [experiment=NAME] [data=NAME] [key=value ...]
 
-import hydra
-from omegaconf import DictConfig
+The same entry point as the installed esa-train command (esa_lightning/cli/train.py), with the
+package's configs (esa_lightning/conf).
+"""
 
-from esa_lightning.jobs.common import run_or_exit
-from esa_lightning.jobs.train import train
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    return run_or_exit(train, cfg)
-
+from esa_lightning.cli.train import main
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ from typing import Any
 from _common import tree_rss_kib
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "esa_lightning" / "conf"
 CONVERTER = "esa_lightning.data.convert"
 # what every training run adds: no TensorBoard, plain output, and the test range left unscored
 # (predict.py scores it once, from the saved detector)

@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
+CONF = REPO / "esa_lightning" / "conf"
 MSL = REPO.parent / "shared" / "data" / "nasa-msl"
 
 

@@ -129,8 +129,8 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
     space.update(searched)
     if not space:
         raise ESAInputError(
-            "nothing to search: add hparams_search=NAME (conf/hparams_search) or a sweep "
-            "override such as model.lr=interval(0.0003,0.01)",
+            "nothing to search: add hparams_search=NAME (esa_lightning/conf/hparams_search) "
+            "or a sweep override such as model.lr=interval(0.0003,0.01)",
             column=f"{SEARCH_NODE}.params",
         )
     direction = str(node.get("direction", "maximize"))

@@ -60,7 +60,7 @@ def test_smoke_training_is_deterministic(small_mission_dir, tmp_path):
 
 @pytest.mark.slow  # ~60 s on 2 cores: scoring the whole val/test range twice
 @pytest.mark.skipif(
-    not (REPO / "conf" / "model" / "gru_ae.yaml").is_file()
+    not (REPO / "esa_lightning" / "conf" / "model" / "gru_ae.yaml").is_file()
     or not (REPO / "esa_lightning" / "models" / "gru_ae" / "model.py").is_file(),
     reason="the GRU autoencoder is not in this checkout",
 )

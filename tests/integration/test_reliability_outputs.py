@@ -298,7 +298,8 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
     folders = []
     for _ in range(2):
         GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        conf = REPO / "esa_lightning" / "conf"
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
             cfg = compose("predict", return_hydra_config=True)
         folders.append(cfg.hydra.run.dir)
     assert folders[0] != folders[1]

@@ -20,6 +20,7 @@ LAYERS = [
     {"artifact", "callbacks"},
     {"jobs"},
     {"api", "api_training"},
+    {"cli"},
 ]
 
 

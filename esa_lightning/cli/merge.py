@@ -1,0 +1,16 @@
+"""Merge detectors trained apart: esa-merge detectors=[PATH,PATH,...] [data=NAME]"""
+
+import hydra
+from omegaconf import DictConfig
+
+from esa_lightning.jobs.common import run_or_exit
+from esa_lightning.jobs.merge import merge
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="merge")
+def main(cfg: DictConfig) -> dict:
+    return run_or_exit(merge, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Where the configs' ``paths.data_dir`` points by default (``${esa_data_dir:${paths.root_dir}}``).
+
+It is ``datasets/`` under ``paths.root_dir``, as always, with one exception: an installed
+package (no clone around it) run with the default root, the current folder (``.``), which has
+no ``datasets/`` folder, uses ``esa_lightning/datasets`` in the user's data folder
+(``$XDG_DATA_HOME``, by default ``~/.local/share``). So ``esa-train`` from any folder makes the
+embedded synthetic mission and the read caches once per user, not once per folder; a root given
+explicitly (``ESA_LIGHTNING_ROOT``, ``paths.root_dir=``, the Python API's ``root_dir``) holds its
+own ``datasets/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+#: the folder holding the ``esa_lightning`` package: the clone's root when run from a clone
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def running_from_source() -> bool:
+    """Whether the package is imported from a clone (editable install or ``python train.py``)."""
+    return (SOURCE_ROOT / "pyproject.toml").is_file()
+
+
+def user_data_dir() -> Path:
+    """``$XDG_DATA_HOME/esa_lightning`` (``~/.local/share/esa_lightning`` without it)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "esa_lightning"
+
+
+def default_data_dir(root_dir: str) -> str:
+    """``<root_dir>/datasets``; the user data folder's ``datasets`` for an installed package
+    whose root is the current folder without a ``datasets/`` folder."""
+    local = f"{root_dir}/datasets"
+    if running_from_source() or root_dir != "." or Path(local).is_dir():
+        return local
+    return str(user_data_dir() / "datasets")
+
+
+def register_resolvers() -> None:
+    """Make ``${esa_data_dir:ROOT}`` known to OmegaConf (idempotent)."""
+    OmegaConf.register_new_resolver("esa_data_dir", default_data_dir, replace=True)

@@ -1,0 +1,49 @@
+"""``paths.data_dir``'s default: datasets/ under the root, except for an installed package run
+from a folder without one (the user data folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import open_dict
+
+from esa_lightning.jobs import paths
+from tests.conftest import compose_config
+
+
+@pytest.fixture
+def installed(monkeypatch, tmp_path):
+    """The package as an installed wheel sees it (no clone around it), run from ``work/``."""
+    monkeypatch.setattr(paths, "running_from_source", lambda: False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user_data"))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    return tmp_path / "user_data" / "esa_lightning" / "datasets"
+
+
+def test_a_clone_keeps_datasets_under_the_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert paths.running_from_source()
+    assert paths.default_data_dir(".") == "./datasets"
+
+
+def test_installed_from_a_folder_without_datasets_uses_the_user_data_folder(installed):
+    assert Path(paths.default_data_dir(".")) == installed
+
+
+def test_installed_from_a_folder_with_datasets_uses_it(installed):
+    Path("datasets").mkdir()
+    assert paths.default_data_dir(".") == "./datasets"
+
+
+def test_installed_with_an_explicit_root_keeps_datasets_under_it(installed, tmp_path):
+    assert paths.default_data_dir(str(tmp_path / "root")) == f"{tmp_path}/root/datasets"
+
+
+def test_the_configs_resolve_the_data_and_cache_folders_through_it(installed, tmp_path):
+    cfg = compose_config("train", [], tmp_path / "run")
+    with open_dict(cfg):
+        cfg.paths.root_dir = "."  # the default (compose_config sets a root of its own)
+    assert Path(cfg.data.root) == installed / "synthetic_default"
+    assert Path(cfg.paths.cache_dir) == installed / "cache"
