@@ -2,7 +2,7 @@
 
 The Python API (``docs/python_api.md``) is imported on first use, so ``import esa_lightning``
 stays cheap: ``Detector``, ``Prediction``, ``InputWarning`` and ``load_mission`` come from
-``esa_lightning.api``; ``train`` and ``predict`` from ``esa_lightning.api_training``.
+``esa_lightning.api``; ``train`` and ``predict`` from ``esa_lightning.api.training``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ _LAZY = {
     "Prediction": "esa_lightning.api",
     "InputWarning": "esa_lightning.api",
     "load_mission": "esa_lightning.api",
-    "train": "esa_lightning.api_training",
-    "predict": "esa_lightning.api_training",
+    "train": "esa_lightning.api.training",
+    "predict": "esa_lightning.api.training",
 }
 __all__ = ["__version__", *_LAZY]
 

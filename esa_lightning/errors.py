@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 
 
@@ -33,3 +36,16 @@ class ESAInputError(ValueError):
             where.append(f"value {value!r}")
         prefix = ": ".join(where)
         super().__init__(f"{prefix}: {reason}" if prefix else reason)
+
+
+@contextmanager
+def one_line_errors(debug: bool = False) -> Iterator[None]:
+    """Every job's error wrapper: a user-facing error (``ESAInputError``) becomes one line on
+    stderr and exit code 2 (``SystemExit(2)``); with ``debug`` the traceback is shown instead."""
+    try:
+        yield
+    except ESAInputError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

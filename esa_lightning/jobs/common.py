@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
@@ -14,7 +12,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.data import Mission
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, one_line_errors  # noqa: F401 - jobs import it
 from esa_lightning.runtime.evaluation import (  # noqa: F401 - the jobs import them from here
     has_labeled_events,
     unscored_reason,
@@ -22,19 +20,6 @@ from esa_lightning.runtime.evaluation import (  # noqa: F401 - the jobs import t
 
 log = logging.getLogger("esa_lightning")
 T = TypeVar("T")
-
-
-@contextmanager
-def one_line_errors(debug: bool = False) -> Iterator[None]:
-    """Every job's error wrapper: a user-facing error (``ESAInputError``) becomes one line on
-    stderr and exit code 2 (``SystemExit(2)``); with ``debug`` the traceback is shown instead."""
-    try:
-        yield
-    except ESAInputError as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T:

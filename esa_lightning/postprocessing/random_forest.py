@@ -28,11 +28,11 @@ import skops.io as sio
 from sklearn.ensemble import RandomForestClassifier
 
 from esa_lightning.data.mission import Mission
+from esa_lightning.data.safe_skops import RANDOM_FOREST_TYPES, load_head
 from esa_lightning.data.transforms.windows import labeled_window_mask
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
 from esa_lightning.postprocessing.base import PostRule
-from esa_lightning.safe_skops import RANDOM_FOREST_TYPES, load_head
 
 log = logging.getLogger(__name__)
 

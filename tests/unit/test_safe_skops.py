@@ -11,12 +11,12 @@ import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from esa_lightning.errors import ESAInputError
-from esa_lightning.safe_skops import (
+from esa_lightning.data.safe_skops import (
     HIST_GRADIENT_BOOSTING_TYPES,
     RANDOM_FOREST_TYPES,
     load_head,
 )
+from esa_lightning.errors import ESAInputError
 
 
 def data(n: int = 200):

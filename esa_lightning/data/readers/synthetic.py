@@ -354,7 +354,7 @@ def _mission_info(root: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from esa_lightning.jobs.common import one_line_errors
+    from esa_lightning.errors import one_line_errors
 
     parser = argparse.ArgumentParser(description="Write a synthetic mission in ESA-ADB layout.")
     parser.add_argument("--out", required=True, help="output folder")

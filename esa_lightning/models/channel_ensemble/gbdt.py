@@ -20,6 +20,7 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
+from esa_lightning.data.safe_skops import HIST_GRADIENT_BOOSTING_TYPES, load_head
 from esa_lightning.data.segment_datamodule import SegmentDataModule
 from esa_lightning.data.transforms.segments import SPLIT_TRAIN
 from esa_lightning.errors import ESAInputError
@@ -43,7 +44,6 @@ from esa_lightning.models.channel_ensemble.network import (
     weighted_bce,
 )
 from esa_lightning.postprocessing.base import build_rules, plain_spec
-from esa_lightning.safe_skops import HIST_GRADIENT_BOOSTING_TYPES, load_head
 
 
 class GBDTChannelEnsemble(DetectorModule):

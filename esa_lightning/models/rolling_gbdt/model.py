@@ -31,6 +31,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from esa_lightning.data.mission import Mission
+from esa_lightning.data.safe_skops import HIST_GRADIENT_BOOSTING_TYPES, load_head
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
 from esa_lightning.models.base import (
@@ -52,7 +53,6 @@ from esa_lightning.models.rolling_gbdt.scaling import (
     training_rows,
 )
 from esa_lightning.postprocessing.base import build_rules, plain_spec
-from esa_lightning.safe_skops import HIST_GRADIENT_BOOSTING_TYPES, load_head
 
 log = logging.getLogger("esa_lightning")
 CLASSIFIER_FILE = "classifier.skops"

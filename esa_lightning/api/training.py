@@ -39,14 +39,13 @@ class RunResult:
 
 
 def config_dir() -> Path:
-    """The ``conf/`` folder: shipped inside the package, or beside it in a clone."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "conf", package.parent / "conf"):
-        if (candidate / "train.yaml").is_file():
-            return candidate
+    """The configs: ``esa_lightning/conf``, shipped inside the package."""
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    if (conf / "train.yaml").is_file():
+        return conf
     from esa_lightning.errors import ESAInputError
 
-    raise ESAInputError("the configs (conf/train.yaml) are not installed", path=package)
+    raise ESAInputError("the configs (conf/train.yaml) are not installed", path=conf)
 
 
 def compose_job(

@@ -1,257 +1,28 @@
-"""The fitted Detector: everything predict.py needs, saved and loaded as one folder.
-
-Layout of an artifact folder::
-
-    detector.json               format version, schema (channels, telecommands, grid period),
-                                components (class, hyper-parameters), package versions, and
-                                ``files``: the sha256 of every file under components/ and
-                                combiner/
-    config.yaml                 the resolved training config (for people; never executed)
-    components/<name>/weights.pt    the module's state_dict: tensors only (buffers hold the
-                                    fitted scaler, thresholds, shapelet kernels...)
-    components/<name>/lightning.ckpt    the component's last Lightning checkpoint, to resume or
-                                    fine-tune with Lightning (``load`` never reads it)
-    components/<name>/...       extra files a component writes itself (``save_extra``: sklearn
-                                heads and trees via skops)
-    combiner/...                the final event classifier of ``esa_full``, when present
-
-Loading never unpickles arbitrary objects: weights load with ``torch.load(weights_only=True)``,
-hyper-parameters are JSON, classes are looked up in an allow-list (the detector families of
-``models.registry`` and the combiner), sklearn heads load through skops with an explicit list
-of exactly the types each head writes (``safe_skops``). Before anything is built, every file
-``files`` lists must be present, a regular file inside the artifact and unchanged (its sha256),
-and no file outside the list may sit among the parts; the manifest's structure is checked, and
-each component is first built on the ``meta`` device (no memory) so that hyper-parameters that
-do not fit the weights (``n_channels=1e12``) are refused before anything is allocated. Every
-refusal is one ``ESAInputError`` naming the file. Artifacts of another format are refused with
-the command that retrains.
-"""
+"""Reading an artifact's parts safely: the manifest, every part's checksum, the weights and
+each component built first on the ``meta`` device (see the package docstring)."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import math
-import platform
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from esa_lightning.data.mission import Mission
-from esa_lightning.errors import ESAInputError
-from esa_lightning.io import atomic_folder, write_json_atomic, write_text_atomic
-from esa_lightning.models.base import DetectorModule, RowScores
-from esa_lightning.models.registry import detector_families
-
-# 2: one model contract (post-processing in ``post_processing`` hyper-parameters and post-rule
-# buffers; every component a DetectorModule)
-# 3: ``files``, the sha256 of every part, checked at load
-FORMAT_VERSION = 3
-MANIFEST = "detector.json"
-# the folders whose every file must be listed in ``files`` (the parts ``load`` reads)
-PART_FOLDERS = ("components", "combiner")
-# a component built from the manifest may hold at most this much more than its weights file
-# (buffers sized only at fitting start small; anything bigger is a forged hyper-parameter)
-SLACK_BYTES = 64 * 2**20
-MAX_TEXT_BYTES = 256 * 2**20  # detector.json, config.yaml
-COMBINER_CLASSES = {"esa_lightning.runtime.combiner.HybridCombiner"}
-VERSIONED_PACKAGES = (
-    "esa_lightning",
-    "torch",
-    "lightning",
-    "numpy",
-    "pandas",
-    "scikit-learn",
-    "skops",
+from esa_lightning.artifact.format import (
+    FORMAT_VERSION,
+    MANIFEST,
+    MAX_TEXT_BYTES,
+    PART_FOLDERS,
+    SLACK_BYTES,
+    import_allowed,
 )
-
-
-def mission_schema(mission: Mission) -> dict[str, Any]:
-    """The parts of a mission a fitted detector depends on."""
-    if mission.is_multiseries:
-        first = next(iter(mission.series.values()))
-        return {
-            "multiseries": True,
-            "channels": mission.channel_names,
-            "telecommands": first.telecommand_names,
-            "period": None,
-        }
-    return {
-        "multiseries": False,
-        "channels": mission.channel_names,
-        "telecommands": list(mission.telecommand_names),
-        "period": None if mission.period is None else str(mission.period),
-    }
-
-
-def check_schema(expected: dict[str, Any], mission: Mission, source: str | None = None) -> None:
-    """Refuse data whose channels, telecommands or grid differ from what the detector learned."""
-    got = mission_schema(mission)
-    problems = []
-    for key in ("channels", "telecommands"):
-        want, have = list(expected[key]), list(got[key])
-        missing = [c for c in want if c not in set(have)]
-        extra = [c for c in have if c not in set(want)]
-        if expected.get("multiseries") and key == "channels":
-            extra = []  # independent series: predicting on a subset of channels is fine
-            missing = []
-        if missing or extra:
-            problems.append(f"{key}: missing {missing}, extra {extra}")
-        elif want != have and not expected.get("multiseries"):
-            problems.append(f"{key}: same names in a different order")
-    if expected.get("period") and got.get("period") and expected["period"] != got["period"]:
-        problems.append(f"grid period {got['period']} (trained on {expected['period']})")
-    if problems:
-        raise ESAInputError(
-            "data does not match the detector's schema: " + "; ".join(problems), path=source
-        )
-
-
-def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out
-
-
-def _class_path(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
-def allowed_classes() -> set[str]:
-    """The classes an artifact may name: every registered detector family and the combiner."""
-    return set(detector_families()) | COMBINER_CLASSES
-
-
-def _import_allowed(path: str) -> type:
-    if path not in allowed_classes():
-        raise ESAInputError("the artifact names a class that is not allowed", value=path)
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def _plain_hparams(module: Any) -> dict[str, Any]:
-    hp = dict(getattr(module, "hparams", {}) or {})
-    try:
-        json.dumps(hp)
-    except TypeError as exc:
-        raise TypeError(f"{_class_path(module)} has non-JSON hyper-parameters: {exc}") from None
-    return hp
-
-
-@dataclass
-class Detector:
-    """Fitted components (LightningModules) and an optional combiner over their outputs."""
-
-    components: dict[str, DetectorModule]
-    schema: dict[str, Any]
-    combiner: Any | None = None
-    config_yaml: str = ""
-    info: dict[str, Any] = field(default_factory=dict)
-    # Lightning checkpoints to copy into the artifact (to resume or fine-tune with Lightning);
-    # never read by ``load``, which needs only the tensors-only weights
-    checkpoints: dict[str, Path] = field(default_factory=dict)
-
-    # ---------------------------------------------------------------- scoring
-    @property
-    def context_rows(self) -> int:
-        """Rows of context a chunk needs on each side for exact results."""
-        values = [m.context_rows for m in self.components.values()]
-        if self.combiner is not None:
-            values.append(self.combiner.context_rows)
-        return int(max(values))
-
-    @property
-    def alignment_rows(self) -> int:
-        """Chunk starts must be multiples of this (window grids of pooled models line up)."""
-        return int(np.lcm.reduce([m.alignment_rows for m in self.components.values()]))
-
-    @torch.no_grad()
-    def score_rows(self, mission: Mission) -> RowScores:
-        """Scores of every row of a single-grid ``mission`` (the schema is checked first)."""
-        check_schema(self.schema, mission)
-        for module in self.components.values():
-            module.eval()
-        if self.combiner is not None:
-            return self.combiner.score_rows(self.components, mission)
-        (module,) = self.components.values()
-        return module.score_rows(mission)
-
-    # ----------------------------------------------------------- persistence
-    def save(self, path: str | Path) -> Path:
-        """Write the artifact folder atomically (a temporary folder renamed into place).
-
-        A failed write (full disk, read-only folder) leaves the previous artifact as it was and
-        raises an ``ESAInputError`` naming the path.
-        """
-        path = Path(path)
-        with atomic_folder(path) as tmp:
-            self._write(tmp)
-        return path
-
-    def _write(self, tmp: Path) -> None:
-        entries = {}
-        for name, module in self.components.items():
-            folder = tmp / "components" / name
-            folder.mkdir(parents=True)
-            torch.save(_cpu_state(module), folder / "weights.pt")
-            ckpt = self.checkpoints.get(name)
-            if ckpt is not None and Path(ckpt).is_file():
-                shutil.copy2(ckpt, folder / "lightning.ckpt")
-            module.save_extra(folder)
-            entries[name] = {"class": _class_path(module), "hparams": _plain_hparams(module)}
-        combiner = None
-        if self.combiner is not None:
-            (tmp / "combiner").mkdir()
-            self.combiner.save(tmp / "combiner")
-            combiner = {"class": _class_path(self.combiner)}
-        write_text_atomic(tmp / "config.yaml", self.config_yaml)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "schema": self.schema,
-            "components": entries,
-            "combiner": combiner,
-            "versions": package_versions(),
-            "info": self.info,
-            "files": part_checksums(tmp),
-        }
-        write_json_atomic(tmp / MANIFEST, manifest)
-
-    @classmethod
-    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Detector:
-        """Read an artifact folder (or its ``detector.json``) after checking every part."""
-        path = artifact_folder(path)
-        manifest_path = path / MANIFEST
-        manifest = read_manifest(manifest_path)
-        verify_parts(path, manifest["files"])
-        components = {}
-        for name, entry in manifest["components"].items():
-            folder = path / "components" / name
-            components[name] = _load_component(entry, folder, map_location, manifest_path, name)
-        combiner = None
-        if manifest["combiner"]:
-            klass = _import_allowed(manifest["combiner"]["class"])
-            combiner = klass.load(path / "combiner")
-            missing = [n for n in combiner.names if n not in components]
-            if missing or set(combiner.names) != set(components):
-                raise ESAInputError(
-                    f"the combiner combines {combiner.names}, the artifact holds "
-                    f"{sorted(components)}",
-                    path=path / "combiner",
-                )
-        config = _read_text_part(path, "config.yaml") if (path / "config.yaml").exists() else ""
-        return cls(components, manifest["schema"], combiner, config, manifest["info"])
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.base import DetectorModule
 
 
 def artifact_folder(path: str | Path) -> Path:
@@ -269,7 +40,7 @@ def artifact_folder(path: str | Path) -> Path:
     return path
 
 
-def _read_text_part(folder: Path, name: str) -> str:
+def read_text_part(folder: Path, name: str) -> str:
     """A text file of the artifact: a regular file inside it, at most ``MAX_TEXT_BYTES``."""
     path = folder / name
     try:
@@ -312,7 +83,7 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         return ESAInputError(f"corrupt {MANIFEST} ({reason})", path=manifest_path)
 
     try:
-        manifest = json.loads(_read_text_part(manifest_path.parent, MANIFEST))
+        manifest = json.loads(read_text_part(manifest_path.parent, MANIFEST))
     except ESAInputError:
         raise
     except (OSError, ValueError) as exc:  # JSONDecodeError, bad UTF-8
@@ -427,12 +198,12 @@ def verify_parts(folder: Path, files: dict[str, str]) -> None:
                 )
 
 
-def _load_component(
+def load_component(
     entry: dict[str, Any], folder: Path, map_location: Any, manifest_path: Path, name: str
 ) -> DetectorModule:
     """One component: its weights read, its hyper-parameters checked against them on the
     ``meta`` device, then built, filled and its extra files read."""
-    klass = _import_allowed(entry["class"])
+    klass = import_allowed(entry["class"])
     hparams = entry["hparams"]
     weights = folder / "weights.pt"
     state = _read_weights(weights, map_location)
@@ -543,7 +314,7 @@ def _check_fits(probe: torch.nn.Module, state: dict[str, torch.Tensor], source: 
             )
 
 
-def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 

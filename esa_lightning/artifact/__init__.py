@@ -1,0 +1,51 @@
+"""The fitted Detector: everything predict.py needs, saved and loaded as one folder.
+
+Layout of an artifact folder::
+
+    detector.json               format version, schema (channels, telecommands, grid period),
+                                components (class, hyper-parameters), package versions, and
+                                ``files``: the sha256 of every file under components/ and
+                                combiner/
+    config.yaml                 the resolved training config (for people; never executed)
+    components/<name>/weights.pt    the module's state_dict: tensors only (buffers hold the
+                                    fitted scaler, thresholds, shapelet kernels...)
+    components/<name>/lightning.ckpt    the component's last Lightning checkpoint, to resume or
+                                    fine-tune with Lightning (``load`` never reads it)
+    components/<name>/...       extra files a component writes itself (``save_extra``: sklearn
+                                heads and trees via skops)
+    combiner/...                the final event classifier of ``esa_full``, when present
+
+Loading never unpickles arbitrary objects: weights load with ``torch.load(weights_only=True)``,
+hyper-parameters are JSON, classes are looked up in an allow-list (the detector families of
+``models.registry`` and the combiner), sklearn heads load through skops with an explicit list
+of exactly the types each head writes (``data.safe_skops``). Before anything is built, every file
+``files`` lists must be present, a regular file inside the artifact and unchanged (its sha256),
+and no file outside the list may sit among the parts; the manifest's structure is checked, and
+each component is first built on the ``meta`` device (no memory) so that hyper-parameters that
+do not fit the weights (``n_channels=1e12``) are refused before anything is allocated. Every
+refusal is one ``ESAInputError`` naming the file. Artifacts of another format are refused with
+the command that retrains.
+"""
+
+from esa_lightning.artifact.detector import Detector
+from esa_lightning.artifact.format import (
+    FORMAT_VERSION,
+    MANIFEST,
+    allowed_classes,
+    check_schema,
+    mission_schema,
+    package_versions,
+)
+from esa_lightning.artifact.parts import part_checksums, sha256_of
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "Detector",
+    "allowed_classes",
+    "check_schema",
+    "mission_schema",
+    "package_versions",
+    "part_checksums",
+    "sha256_of",
+]

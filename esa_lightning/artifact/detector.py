@@ -1,0 +1,140 @@
+"""``Detector``: fitted components and an optional combiner, scored, saved and loaded as one
+folder (the layout is in the package docstring)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from esa_lightning.artifact.format import (
+    FORMAT_VERSION,
+    MANIFEST,
+    check_schema,
+    class_path,
+    import_allowed,
+    package_versions,
+    plain_hparams,
+)
+from esa_lightning.artifact.parts import (
+    artifact_folder,
+    cpu_state,
+    load_component,
+    part_checksums,
+    read_manifest,
+    read_text_part,
+    verify_parts,
+)
+from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
+from esa_lightning.io import atomic_folder, write_json_atomic, write_text_atomic
+from esa_lightning.models.base import DetectorModule, RowScores
+
+
+@dataclass
+class Detector:
+    """Fitted components (LightningModules) and an optional combiner over their outputs."""
+
+    components: dict[str, DetectorModule]
+    schema: dict[str, Any]
+    combiner: Any | None = None
+    config_yaml: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    # Lightning checkpoints to copy into the artifact (to resume or fine-tune with Lightning);
+    # never read by ``load``, which needs only the tensors-only weights
+    checkpoints: dict[str, Path] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- scoring
+    @property
+    def context_rows(self) -> int:
+        """Rows of context a chunk needs on each side for exact results."""
+        values = [m.context_rows for m in self.components.values()]
+        if self.combiner is not None:
+            values.append(self.combiner.context_rows)
+        return int(max(values))
+
+    @property
+    def alignment_rows(self) -> int:
+        """Chunk starts must be multiples of this (window grids of pooled models line up)."""
+        return int(np.lcm.reduce([m.alignment_rows for m in self.components.values()]))
+
+    @torch.no_grad()
+    def score_rows(self, mission: Mission) -> RowScores:
+        """Scores of every row of a single-grid ``mission`` (the schema is checked first)."""
+        check_schema(self.schema, mission)
+        for module in self.components.values():
+            module.eval()
+        if self.combiner is not None:
+            return self.combiner.score_rows(self.components, mission)
+        (module,) = self.components.values()
+        return module.score_rows(mission)
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact folder atomically (a temporary folder renamed into place).
+
+        A failed write (full disk, read-only folder) leaves the previous artifact as it was and
+        raises an ``ESAInputError`` naming the path.
+        """
+        path = Path(path)
+        with atomic_folder(path) as tmp:
+            self._write(tmp)
+        return path
+
+    def _write(self, tmp: Path) -> None:
+        entries = {}
+        for name, module in self.components.items():
+            folder = tmp / "components" / name
+            folder.mkdir(parents=True)
+            torch.save(cpu_state(module), folder / "weights.pt")
+            ckpt = self.checkpoints.get(name)
+            if ckpt is not None and Path(ckpt).is_file():
+                shutil.copy2(ckpt, folder / "lightning.ckpt")
+            module.save_extra(folder)
+            entries[name] = {"class": class_path(module), "hparams": plain_hparams(module)}
+        combiner = None
+        if self.combiner is not None:
+            (tmp / "combiner").mkdir()
+            self.combiner.save(tmp / "combiner")
+            combiner = {"class": class_path(self.combiner)}
+        write_text_atomic(tmp / "config.yaml", self.config_yaml)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "schema": self.schema,
+            "components": entries,
+            "combiner": combiner,
+            "versions": package_versions(),
+            "info": self.info,
+            "files": part_checksums(tmp),
+        }
+        write_json_atomic(tmp / MANIFEST, manifest)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Detector:
+        """Read an artifact folder (or its ``detector.json``) after checking every part."""
+        path = artifact_folder(path)
+        manifest_path = path / MANIFEST
+        manifest = read_manifest(manifest_path)
+        verify_parts(path, manifest["files"])
+        components = {}
+        for name, entry in manifest["components"].items():
+            folder = path / "components" / name
+            components[name] = load_component(entry, folder, map_location, manifest_path, name)
+        combiner = None
+        if manifest["combiner"]:
+            klass = import_allowed(manifest["combiner"]["class"])
+            combiner = klass.load(path / "combiner")
+            missing = [n for n in combiner.names if n not in components]
+            if missing or set(combiner.names) != set(components):
+                raise ESAInputError(
+                    f"the combiner combines {combiner.names}, the artifact holds "
+                    f"{sorted(components)}",
+                    path=path / "combiner",
+                )
+        config = read_text_part(path, "config.yaml") if (path / "config.yaml").exists() else ""
+        return cls(components, manifest["schema"], combiner, config, manifest["info"])
+

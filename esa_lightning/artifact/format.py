@@ -1,0 +1,113 @@
+"""The artifact's format: its version and limits, the schema a detector expects, the classes
+it may name (an allow-list), and the package versions it records."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+from importlib import metadata
+from typing import Any
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.registry import detector_families
+
+# 2: one model contract (post-processing in ``post_processing`` hyper-parameters and post-rule
+# buffers; every component a DetectorModule)
+# 3: ``files``, the sha256 of every part, checked at load
+FORMAT_VERSION = 3
+MANIFEST = "detector.json"
+# the folders whose every file must be listed in ``files`` (the parts ``load`` reads)
+PART_FOLDERS = ("components", "combiner")
+# a component built from the manifest may hold at most this much more than its weights file
+# (buffers sized only at fitting start small; anything bigger is a forged hyper-parameter)
+SLACK_BYTES = 64 * 2**20
+MAX_TEXT_BYTES = 256 * 2**20  # detector.json, config.yaml
+COMBINER_CLASSES = {"esa_lightning.runtime.combiner.HybridCombiner"}
+VERSIONED_PACKAGES = (
+    "esa_lightning",
+    "torch",
+    "lightning",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "skops",
+)
+
+def mission_schema(mission: Mission) -> dict[str, Any]:
+    """The parts of a mission a fitted detector depends on."""
+    if mission.is_multiseries:
+        first = next(iter(mission.series.values()))
+        return {
+            "multiseries": True,
+            "channels": mission.channel_names,
+            "telecommands": first.telecommand_names,
+            "period": None,
+        }
+    return {
+        "multiseries": False,
+        "channels": mission.channel_names,
+        "telecommands": list(mission.telecommand_names),
+        "period": None if mission.period is None else str(mission.period),
+    }
+
+
+def check_schema(expected: dict[str, Any], mission: Mission, source: str | None = None) -> None:
+    """Refuse data whose channels, telecommands or grid differ from what the detector learned."""
+    got = mission_schema(mission)
+    problems = []
+    for key in ("channels", "telecommands"):
+        want, have = list(expected[key]), list(got[key])
+        missing = [c for c in want if c not in set(have)]
+        extra = [c for c in have if c not in set(want)]
+        if expected.get("multiseries") and key == "channels":
+            extra = []  # independent series: predicting on a subset of channels is fine
+            missing = []
+        if missing or extra:
+            problems.append(f"{key}: missing {missing}, extra {extra}")
+        elif want != have and not expected.get("multiseries"):
+            problems.append(f"{key}: same names in a different order")
+    if expected.get("period") and got.get("period") and expected["period"] != got["period"]:
+        problems.append(f"grid period {got['period']} (trained on {expected['period']})")
+    if problems:
+        raise ESAInputError(
+            "data does not match the detector's schema: " + "; ".join(problems), path=source
+        )
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def class_path(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def allowed_classes() -> set[str]:
+    """The classes an artifact may name: every registered detector family and the combiner."""
+    return set(detector_families()) | COMBINER_CLASSES
+
+
+def import_allowed(path: str) -> type:
+    if path not in allowed_classes():
+        raise ESAInputError("the artifact names a class that is not allowed", value=path)
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def plain_hparams(module: Any) -> dict[str, Any]:
+    hp = dict(getattr(module, "hparams", {}) or {})
+    try:
+        json.dumps(hp)
+    except TypeError as exc:
+        raise TypeError(f"{class_path(module)} has non-JSON hyper-parameters: {exc}") from None
+    return hp
+
+
