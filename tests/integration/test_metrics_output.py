@@ -148,7 +148,9 @@ def test_a_train_run_prints_a_short_console_without_the_config(tiny_mission, tmp
 def test_print_config_logs_the_config_on_request(tiny_mission, tmp_path, caplog):
     import logging
 
-    overrides = ["experiment=smoke", f"data.root={tiny_mission}", "logger=none", *QUICK]
+    overrides = [
+        "experiment=smoke", f"data.root={tiny_mission}", "data.val_days=2", "logger=none", *QUICK
+    ]
     for flag, shown in (("false", False), ("true", True)):
         caplog.clear()
         cfg = compose_config("train", [*overrides, f"print_config={flag}"], tmp_path / flag)
@@ -175,6 +177,7 @@ def test_train_py_with_a_search_space_says_it_runs_one_job(tiny_mission, tmp_pat
         "experiment=smoke",
         "hparams_search=optuna",
         f"data.root={tiny_mission}",
+        "data.val_days=2",
         "logger=none",
         *QUICK,
     ]

@@ -342,7 +342,9 @@ def test_resume_without_any_checkpoint_is_a_clear_error(tiny_mission, tmp_path):
     from esa_lightning.jobs.train import train
 
     cfg = compose_config(
-        "train", ["experiment=gru_ae", f"data.root={tiny_mission}", "ckpt_path=last"], tmp_path
+        "train",
+        ["experiment=gru_ae", f"data.root={tiny_mission}", "data.val_days=2", "ckpt_path=last"],
+        tmp_path,
     )
     with pytest.raises(ESAInputError, match="no checkpoint to resume from"):
         train(cfg)
