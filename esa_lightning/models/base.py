@@ -235,6 +235,30 @@ def concat_row_scores(parts: list[RowScores]) -> RowScores:
     return RowScores(*(cat(f.name) for f in fields(RowScores)))
 
 
+class GridScoring:
+    """``score_rows`` / ``provisional_scores`` of a window family calibrated by a fitted
+    threshold (the GRU autoencoder, the window baselines): each grid of the mission is scored
+    alone by the family's ``_score_grid(grid, series)``, and a multi-series mission gives its
+    series' rows one after another, in ``mission.series`` order."""
+
+    def score_rows(self, mission: Mission, series: str | None = None) -> RowScores:
+        """Per-row score, 0/1 alarm and per-channel scores of ``mission`` (labels unused)."""
+        if not self.is_calibrated:
+            raise RuntimeError(
+                "threshold not fitted: train the model (its post rules are fitted at the end of "
+                "training) or call model.fit_post_processing(datamodule)"
+            )
+        return self._score(mission, series)
+
+    def provisional_scores(self, mission: Mission) -> RowScores:
+        """Scores before the threshold is fitted (no alarm from an unfitted threshold)."""
+        return self._score(mission, None)
+
+    def _score(self, mission: Mission, series: str | None) -> RowScores:
+        grids = mission.grids().items()
+        return concat_row_scores([self._score_grid(m, name or series) for name, m in grids])
+
+
 def per_channel_row_scores(z: torch.Tensor, threshold: torch.Tensor | float) -> RowScores:
     """``RowScores`` of per-channel scores ``z`` [T, C] held against one threshold: a row's
     score is its largest channel score and alarms above the threshold; each channel alarms above

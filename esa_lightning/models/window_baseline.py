@@ -38,8 +38,8 @@ from esa_lightning.data.transforms.windows import (
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import (
     DetectorModule,
+    GridScoring,
     RowScores,
-    concat_row_scores,
     series_position,
     top_channel_alarm,
 )
@@ -126,7 +126,7 @@ class WindowScores:
     pad: int = 0  # rows repeated in front because the range was shorter than a window
 
 
-class WindowBaseline(DetectorModule):
+class WindowBaseline(GridScoring, DetectorModule):
     """A window detector fitted in one epoch without gradient steps (module docstring)."""
 
     datamodule_kind = "windows"
@@ -335,23 +335,6 @@ class WindowBaseline(DetectorModule):
         """The window, the detrending history and the threshold's smoothing memory."""
         detrend = int(self.hparams.detrend or 0)
         return int(self.hparams.window + detrend + self.threshold_rule.context_rows)
-
-    def score_rows(self, mission: Mission, series: str | None = None) -> RowScores:
-        """Per-row score, alarm, per-channel scores and alarms (labels unused); a multi-series
-        mission gives its series' rows one after another, in ``mission.series`` order."""
-        if not self.is_calibrated:
-            raise RuntimeError(
-                "threshold not fitted: train the model or call model.fit_post_processing(dm)"
-            )
-        return self._score(mission, series)
-
-    def provisional_scores(self, mission: Mission) -> RowScores:
-        """Scores before the threshold is fitted (no alarm from an unfitted threshold)."""
-        return self._score(mission, None)
-
-    def _score(self, mission: Mission, series: str | None) -> RowScores:
-        grids = mission.grids().items()
-        return concat_row_scores([self._score_grid(m, name or series) for name, m in grids])
 
     def _score_grid(self, mission: Mission, series: str | None) -> RowScores:
         s = self.series_index(mission, series)

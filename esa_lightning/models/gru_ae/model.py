@@ -43,8 +43,8 @@ from esa_lightning.data.transforms.windows import (
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import (
     DetectorModule,
+    GridScoring,
     RowScores,
-    concat_row_scores,
     series_position,
 )
 from esa_lightning.models.gru_ae.network import (
@@ -76,7 +76,7 @@ class WindowOutputs:
     targets: np.ndarray | None = None  # float32 [N]: the scaled value each window ends on
 
 
-class LitGRUAttentionAE(DetectorModule):
+class LitGRUAttentionAE(GridScoring, DetectorModule):
     """Trains ``GRUAttentionAE`` on label-free windows and scores raw missions row by row."""
 
     datamodule_kind = "windows"
@@ -411,30 +411,11 @@ class LitGRUAttentionAE(DetectorModule):
         detrend = int(self.hparams.get("detrend") or 0)
         return int(self.hparams.window + detrend + self.threshold_rule.context_rows)
 
-    def score_rows(self, mission: Mission, series: str | None = None) -> RowScores:
-        """Per-row score, 0/1 alarm and per-channel scores of ``mission`` (labels unused).
-
-        A window alarms when its (smoothed) error exceeds the series threshold or the dynamic
-        threshold of this stream's errors (``telemanom``) and the random-forest gate, if fitted,
-        accepts it; a row alarms when any window covering it does. A multi-series mission gives
-        its series' rows one after another, in ``mission.series`` order (``score_series``).
-        """
-        if not self.is_calibrated:
-            raise RuntimeError(
-                "threshold not fitted: train the model (its post rules are fitted at the end of "
-                "training) or call model.fit_post_processing(datamodule)"
-            )
-        return self._score(mission, series)
-
-    def provisional_scores(self, mission: Mission) -> RowScores:
-        """Scores before the threshold is fitted (no alarm from an unfitted threshold)."""
-        return self._score(mission, None)
-
-    def _score(self, mission: Mission, series: str | None) -> RowScores:
-        grids = mission.grids().items()
-        return concat_row_scores([self._score_grid(m, name or series) for name, m in grids])
-
     def _score_grid(self, mission: Mission, series: str | None) -> RowScores:
+        """One grid's rows (``GridScoring``): a window alarms when its (smoothed) error exceeds
+        the series threshold or the dynamic threshold of this stream's errors (``telemanom``)
+        and the random-forest gate, if fitted, accepts it; a row alarms when any window covering
+        it does."""
         s = self.series_index(mission, series)
         gate = self.gate
         wo = self.window_outputs(mission, series, features=gate is not None)
