@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from esa_lightning.data.mission import Mission
+from esa_lightning.metrics.report import SELECTIONS
 
-ANOMALOUS_CATEGORIES = ("Anomaly", "Rare Event")  # the events the reported EW_F_0.50 counts
+ANOMALOUS_CATEGORIES = SELECTIONS[""]  # the events the reported EW_F_0.50 counts
 # below this many labeled training events per channel, per-channel learners rarely generalise
 MIN_EVENTS_PER_CHANNEL = 3.0
 # above this share of anomalous validation rows, event-wise heights fitted there mean little

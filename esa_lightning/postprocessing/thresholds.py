@@ -29,12 +29,13 @@ import torch
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_rows
 from esa_lightning.errors import ESAInputError
+from esa_lightning.metrics.report import SELECTIONS
 from esa_lightning.postprocessing.base import PostRule
 from esa_lightning.postprocessing.telemanom import dynamic_threshold, ewma
 
 log = logging.getLogger(__name__)
 
-F05_CATEGORIES = ["Anomaly", "Rare Event"]  # what the reported EW_F_0.50 counts
+F05_CATEGORIES = SELECTIONS[""]  # what the reported EW_F_0.50 counts
 
 
 def percentile_threshold(scores: np.ndarray, q: float = 99) -> float:
