@@ -6,8 +6,10 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import lightning as L
+import numpy as np
 
 from esa_lightning.data.mission import Mission
+from esa_lightning.metrics.intervals import runs
 
 
 class MissionDataModule(L.LightningDataModule, ABC):
@@ -39,3 +41,29 @@ class MissionDataModule(L.LightningDataModule, ABC):
         (``esa_full``'s combiner) fits on the rows from here on, never on another model's
         in-sample scores."""
         return 0
+
+    def label_free_ranges(self) -> list[tuple[int, int]]:
+        """[first, stop) sample ranges of the training and validation ranges whose labels the
+        model's training never read: where its post-processing heights and a stacked model
+        fit. The rows from ``label_fit_end`` on, unless a datamodule knows better (the channel
+        ensemble's held-out block may lie before in-sample rows)."""
+        n = int(self.mission.test_start)
+        start = min(self.label_fit_end(), n)
+        return [(start, n)] if n > start else []
+
+
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[first, stop) of every run of True in ``mask``."""
+    first, last = runs(mask)
+    return [(int(a), int(b) + 1) for a, b in zip(first, last, strict=True)]
+
+
+def intersect_ranges(range_lists: list[list[tuple[int, int]]], n: int) -> list[tuple[int, int]]:
+    """The [first, stop) ranges within [0, n) that lie in every list of ``range_lists``."""
+    inside = np.ones(n, dtype=bool)
+    for ranges in range_lists:
+        mine = np.zeros(n, dtype=bool)
+        for a, b in ranges:
+            mine[max(0, a) : min(n, b)] = True
+        inside &= mine
+    return true_runs(inside)

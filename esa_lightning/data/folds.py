@@ -4,7 +4,12 @@ Rows are the rows of ONE channel (pooled rows or samples); compute the masks fro
 own length (the reference code computed them from one channel and applied them to all).
 
 - ``mask1[f]`` (outer fold, one per final estimator): ``n_outer = round(outer_frac * n_rows)``
-  contiguous rows; f = 0 the last ones, f = 1 the ones before, and so on.
+  contiguous rows; f = 0 the last ones, f = 1 the ones before, and so on. With ``labels`` (the
+  rows' event labels), when the last block holds one class only (all its rows anomalous, or all
+  nominal) while the rows hold both, the blocks end where fold 0's block has the anomalous
+  share closest to all rows' and both it and the rows outside it hold both classes
+  (``outer_end``): the heads fitted on the held-out rows need both classes, and so do the
+  learners that train outside them.
 - ``eval2[f][e]`` (one per external repetition): ``round(eval2_frac * n_rows)`` rows among the
   rows outside ``mask1[f]``.
 - ``shapelet[f][e][i]`` (one per internal estimator): ``round(shapelet_frac * n_rows)`` rows
@@ -67,6 +72,33 @@ def _pick_blocks(free: np.ndarray, target: int, block: int, rng: np.random.Gener
     return mask
 
 
+def _both_classes(labels: np.ndarray) -> bool:
+    return bool(labels.any()) and not bool(labels.all())
+
+
+def outer_end(labels: np.ndarray, n_outer: int) -> int:
+    """Where the outer blocks end: ``len(labels)`` (the reference's last rows) unless that block
+    holds one class only; then the end of the block whose anomalous share is closest to that of
+    all rows (the latest of equals), among the blocks that, like the rows outside them, hold
+    both classes (the default when there is none)."""
+    labels = np.asarray(labels, dtype=bool)
+    n = len(labels)
+    if n_outer <= 0 or n_outer >= n or not _both_classes(labels):
+        return n
+    if _both_classes(labels[n - n_outer :]):
+        return n
+    positives = np.concatenate([[0], np.cumsum(labels)])
+    ends = np.arange(n_outer, n + 1)
+    held = positives[ends] - positives[ends - n_outer]  # anomalous rows of each block
+    outside = positives[n] - held
+    usable = (held > 0) & (held < n_outer) & (outside > 0) & (outside < n - n_outer)
+    if not usable.any():
+        return n
+    gap = np.abs(held / n_outer - positives[n] / n)
+    gap[~usable] = np.inf
+    return int(ends[np.flatnonzero(gap == gap.min())[-1]])
+
+
 def fold_masks(
     n_rows: int,
     *,
@@ -78,8 +110,10 @@ def fold_masks(
     shapelet_frac: float = 0.1,
     block: int | None = None,
     seed: int = 0,
+    labels: np.ndarray | None = None,
 ) -> FoldMasks:
-    """The nested fold masks of one channel with ``n_rows`` rows (deterministic by ``seed``)."""
+    """The nested fold masks of one channel with ``n_rows`` rows (deterministic by ``seed``,
+    and by ``labels`` [n_rows], the rows' event labels, when given: see ``outer_end``)."""
     n_rows = int(n_rows)
     if n_rows < 0 or min(n_final, n_external, n_internal) < 1:
         raise ESAInputError(
@@ -100,10 +134,15 @@ def fold_masks(
     n_outer = int(round(outer_frac * n_rows))
     n_eval2 = int(round(eval2_frac * n_rows))
     n_shapelet = int(round(shapelet_frac * n_rows))
+    if labels is not None and len(labels) != n_rows:
+        raise ESAInputError(
+            f"fold_masks got {len(labels)} labels for {n_rows} rows", column="labels"
+        )
+    end = n_rows if labels is None else outer_end(labels, n_outer)
     mask1, eval2, shapelet = [], [], []
     for f in range(n_final):
         m1 = np.zeros(n_rows, dtype=bool)
-        m1[max(0, n_rows - (f + 1) * n_outer) : n_rows - f * n_outer] = True
+        m1[max(0, end - (f + 1) * n_outer) : max(0, end - f * n_outer)] = True
         mask1.append(m1)
         eval2.append([])
         shapelet.append([])

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from esa_lightning.data import folds
 from esa_lightning.data.array_store import release_pages
-from esa_lightning.data.datamodule import MissionDataModule
+from esa_lightning.data.datamodule import MissionDataModule, true_runs
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms import shapelets
 from esa_lightning.data.transforms.segments import (
@@ -281,6 +281,7 @@ class SegmentDataModule(MissionDataModule):
         eval2 = np.zeros((n_channels, e_n, r), dtype=bool)
         eval1 = np.zeros((n_channels, r), dtype=bool)
         rows = np.flatnonzero(train_rows)
+        events = self.y_event.numpy()[rows] > 0.5
         for ch in range(n_channels):
             n_ch = int(train_rows[: self._rows_per_channel[ch]].sum())  # this channel's own count
             fm = folds.fold_masks(
@@ -289,6 +290,7 @@ class SegmentDataModule(MissionDataModule):
                 n_external=e_n,
                 n_internal=i_n,
                 seed=self.seed,
+                labels=events[:n_ch],  # held-out rows with both classes (folds.outer_end)
             )
             eval1[ch, rows] = fm.mask1[f]
             for e in range(e_n):
@@ -305,10 +307,25 @@ class SegmentDataModule(MissionDataModule):
         every learner but the event head read the labels before it (the held-out fold, the
         last rows of the training range, and the validation range are out of sample)."""
         self.setup()
-        in_sample = (self.split == SPLIT_TRAIN) & ~self.event_rows.numpy()
+        in_sample = self._in_sample_rows()
         if not in_sample.any():
             return 0
         return int(self.spans[in_sample, 1].max()) + 1
+
+    def _in_sample_rows(self) -> np.ndarray:
+        return (self.split == SPLIT_TRAIN) & ~self.event_rows.numpy()
+
+    def label_free_ranges(self) -> list[tuple[int, int]]:
+        """The samples of the training and validation ranges that no in-sample pooled row
+        covers: the final fold's held-out block (wherever ``folds.outer_end`` put it) and what
+        follows the last in-sample row."""
+        self.setup()
+        n = int(self.mission.test_start)
+        read = np.zeros(n + 1, dtype=np.int64)
+        for a, b in self.spans[self._in_sample_rows()]:
+            read[min(a, n)] += 1
+            read[min(b + 1, n)] -= 1
+        return true_runs(np.cumsum(read[:n]) == 0)
 
     # ---------------------------------------------------------------- featurise new data
     def featurise(self, mission: Mission) -> tuple[np.ndarray, np.ndarray]:
@@ -365,8 +382,17 @@ class SegmentDataModule(MissionDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.rows_of(SPLIT_TRAIN), shuffle=True)
 
+    def monitor_rows(self) -> np.ndarray:
+        """Rows the validation loss (the checkpoint and early-stopping monitor) is computed on:
+        the validation range and the training rows every channel's learners hold out (the
+        final fold), the rows no learner trains on. The validation range alone can be a few
+        pooled rows of one class; an epoch chosen there is chosen by chance."""
+        self.setup()
+        held_out = self.event_rows.numpy() & (self.split == SPLIT_TRAIN)
+        return np.flatnonzero(held_out | (self.split == SPLIT_VAL))
+
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.rows_of(SPLIT_VAL), shuffle=False)
+        return self._loader(self.monitor_rows(), shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.rows_of(SPLIT_TEST), shuffle=False)

@@ -30,6 +30,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.callbacks import CompactModelSummary, WeightRestorer
+from esa_lightning.data.datamodule import intersect_ranges
 from esa_lightning.data.label_facts import label_facts, supervision_warnings
 from esa_lightning.data.selection import require_training_rows
 from esa_lightning.errors import ESAInputError
@@ -293,11 +294,11 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
     components: dict[str, DetectorModule] = {}
     features: dict[str, list[str]] = {}
     trainer = None
-    label_fit_end = 0  # rows before this were in sample for some component's training
+    datamodules = []
     for name, spec in component_specs(cfg).items():
         components[name], trainer = fit_component(name, spec, cfg, mission, output_dir)
         features[name] = list(trainer.datamodule.feature_names)
-        label_fit_end = max(label_fit_end, trainer.datamodule.label_fit_end())
+        datamodules.append(trainer.datamodule)
 
     metrics: dict[str, float] = {}
     if trainer is not None and is_global_zero():  # once, on the whole series (module docstring)
@@ -306,7 +307,11 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         combiner = None
         if cfg.get("combiner"):
             combiner = instantiate(cfg.combiner, _convert_="all")
-            combiner.fit(components, mission.fit_range(), start=label_fit_end)
+            fit_range = mission.fit_range()
+            # the rows whose labels no component's training read
+            label_free = [dm.label_free_ranges() for dm in datamodules]
+            ranges = intersect_ranges(label_free, len(fit_range.values))
+            combiner.fit(components, fit_range, ranges=ranges)
         refuse_detector_that_cannot_alarm(components)
         detector = _build_detector(components, combiner, mission, cfg)
         detector.schema["features"] = features

@@ -99,6 +99,23 @@ def peaks_to_alarm(
     return alarm
 
 
+def fold_pieces(ranges: list[tuple[int, int]], n_folds: int) -> list[tuple[int, int]]:
+    """``n_folds`` contiguous folds over the rows of ``ranges`` taken one after another, each
+    cut where a range ends: [first, stop) pieces of rows (one range: its ``n_folds`` cuts)."""
+    ranges = [(int(a), int(b)) for a, b in ranges if b > a]
+    if not ranges:
+        return []
+    offsets = np.cumsum([0] + [b - a for a, b in ranges])
+    cuts = np.linspace(0, offsets[-1], n_folds + 1).astype(int)
+    pieces = []
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+        for (a, _), off, end in zip(ranges, offsets[:-1], offsets[1:], strict=True):
+            first, stop = max(lo, off), min(hi, end)
+            if stop > first:
+                pieces.append((a + first - off, a + stop - off))
+    return pieces
+
+
 class PeakAlarm(PostRule):
     """Alarms around the peaks of the per-sample probability above a height, widened by
     ``buffer`` samples (``peaks_to_alarm``).
@@ -142,31 +159,34 @@ class PeakAlarm(PostRule):
         return peaks_to_alarm(prob, height=height, buffer=self.buffer)
 
     def fit(self, model: Any, datamodule: Any) -> None:
-        """With ``fit``: the height over ``folds`` contiguous folds of the rows the model's
-        learners did not read the labels of (from ``datamodule.label_fit_end()`` to the test
-        range: its own probabilities on its training rows are far higher than anywhere else,
-        and a height fitted there alarms nowhere else); the whole fit range when those rows
-        hold no labeled event, the configured height when it holds none either."""
+        """With ``fit``: the height over ``folds`` folds of the rows the model's learners did
+        not read the labels of (``datamodule.label_free_ranges()``: its own probabilities on its
+        training rows are far higher than anywhere else, and a height fitted there alarms
+        nowhere else); the whole fit range when those rows hold no labeled event, the
+        configured height when it holds none either."""
         if not self.fit_height:
             return
         fit_range = datamodule.mission.fit_range()
         n = len(fit_range.values)
         prob = model.score_rows(fit_range).score.astype(np.float64)
         height = None
-        for start in dict.fromkeys([min(datamodule.label_fit_end(), n), 0]):
-            cuts = np.linspace(start, n, self.folds + 1).astype(int)
+        free_ranges = datamodule.label_free_ranges()
+        for ranges in [free_ranges] + ([[(0, n)]] if free_ranges != [(0, n)] else []):
+            pieces = fold_pieces(ranges, self.folds)
+            if not pieces:
+                continue
             folds = [
                 (fit_range.slice(a, b), lambda h, p=prob[a:b]: peaks_to_alarm(p, h, self.buffer))
-                for a, b in zip(cuts[:-1], cuts[1:], strict=True)
-                if b > a
+                for a, b in pieces
             ]
-            levels = np.unique(np.quantile(prob[start:], np.linspace(0.5, 0.9999, 60)))
+            free = np.concatenate([prob[a:b] for a, b in pieces])
+            levels = np.unique(np.quantile(free, np.linspace(0.5, 0.9999, 60)))
             # the midpoints too: a gap between nominal and anomalous probabilities has candidates
             candidates = np.unique(np.concatenate([levels, (levels[1:] + levels[:-1]) / 2]))
             height = stable_f05_threshold(candidates, folds)
             if height is not None:
                 break
-            log.warning("peaks: no labeled event in rows %d-%d; trying all rows", start, n)
+            log.warning("peaks: no labeled event in rows %s; trying all rows", ranges)
         if height is None:
             log.warning("peaks: no labeled event before the test range; height %g", self.height)
             self.fitted_height.fill_(self.height)
@@ -174,9 +194,9 @@ class PeakAlarm(PostRule):
         value, mean_f, n_folds = height
         self.fitted_height.fill_(value)
         log.info(
-            "peaks: height %.4f (mean EW_F_0.50 %.4f over %d folds from row %d)",
+            "peaks: height %.4f (mean EW_F_0.50 %.4f over %d folds of rows %s)",
             value,
             mean_f,
             n_folds,
-            start,
+            ", ".join(f"{a}-{b - 1}" for a, b in ranges),
         )

@@ -127,27 +127,44 @@ class HybridCombiner:
         """float64 log-odds of anomaly of feature rows ``x``."""
         return ((x - self.mean) / self.std) @ self.coef + self.intercept
 
-    def fit(self, components: dict[str, Any], fit_range: Mission, start: int = 0) -> HybridCombiner:
-        """Fit the weights on the labeled rows of ``fit_range`` (training + validation) from
-        row ``start`` on, the rows no component's learners read the labels of (a supervised
-        component's scores on its own training rows are far better than anywhere else, and a
-        classifier stacked on them learns to trust it blindly); back to the whole fit range,
-        logged, when those rows hold one class only. The threshold, with the weights fixed, over
-        four contiguous folds of the whole fit range (``choose_threshold``): a stable choice
-        needs every labeled event there is."""
+    def fit(
+        self,
+        components: dict[str, Any],
+        fit_range: Mission,
+        start: int = 0,
+        ranges: list[tuple[int, int]] | None = None,
+    ) -> HybridCombiner:
+        """Fit the weights on the labeled rows of ``fit_range`` (training + validation) that no
+        component's learners read the labels of: ``ranges`` ([first, stop) rows, the
+        intersection of the components' ``label_free_ranges``), or the rows from ``start`` on
+        (a supervised component's scores on its own training rows are far better than anywhere
+        else, and a classifier stacked on them learns to trust it blindly); back to the whole
+        fit range, logged, when those rows hold one class only. The threshold, with the weights
+        fixed, over four contiguous folds of the whole fit range (``choose_threshold``): a
+        stable choice needs every labeled event there is."""
         from sklearn.linear_model import LogisticRegression
 
         self.names = list(components)
-        part = fit_range.slice(start, len(fit_range.values))
-        if len(np.unique(part.is_anomaly)) < 2:
+        n = len(fit_range.values)
+        if ranges is None:
+            ranges = [(start, n)] if n > start else []
+        # each range is scored on its own, from its first row, as one stretch of data
+        parts = [fit_range.slice(a, b) for a, b in ranges if b > a]
+        y = np.concatenate([p.is_anomaly for p in parts] or [np.zeros(0)])
+        where = "rows " + ", ".join(f"{a}-{b - 1}" for a, b in ranges)
+        if len(np.unique(y)) < 2:
             log.warning("combiner: the %d rows no component trained on hold one class; fitting "
-                        "on the whole training and validation range", len(part.values))
-            part = fit_range
-        blocks = self.fit_blocks(part)
-        x = self._block_features(components, part, blocks)
-        y = np.concatenate([part.is_anomaly[a:b] for a, b in blocks]).astype(int)
-        log.info("combiner: fitting on %d of the %d rows from row %d (%d blocks)", len(x),
-                 len(part.values), len(fit_range.values) - len(part.values), len(blocks))
+                        "on the whole training and validation range", len(y))
+            parts, where = [fit_range], "the whole fit range"
+        whole = len(parts) == 1 and parts[0] is fit_range
+        xs, ys, n_blocks = [], [], 0
+        for part in parts:
+            blocks = self.fit_blocks(part)
+            xs.append(self._block_features(components, part, blocks))
+            ys.append(np.concatenate([part.is_anomaly[a:b] for a, b in blocks]))
+            n_blocks += len(blocks)
+        x, y = np.concatenate(xs), np.concatenate(ys).astype(int)
+        log.info("combiner: fitting on %d rows of %s (%d blocks)", len(x), where, n_blocks)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
         if len(np.unique(y)) < 2:
             log.warning("combiner: its rows hold one class only; using the mean of "
@@ -159,8 +176,8 @@ class HybridCombiner:
             lr.fit((x - self.mean) / self.std, y)
             self.coef, self.intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
         # the threshold needs events more than it fears in-sample rows (the weights are fitted)
-        if part is not fit_range:
-            blocks = self.fit_blocks(fit_range)
+        blocks = self.fit_blocks(fit_range)
+        if not whole:
             x = self._block_features(components, fit_range, blocks)
         folds = [(fit_range.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in
                  _contiguous_folds(blocks, n_folds=4)]

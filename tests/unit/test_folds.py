@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esa_lightning.data.folds import fold_masks
+from esa_lightning.data.folds import fold_masks, outer_end
 from esa_lightning.errors import ESAInputError
 
 
@@ -78,3 +78,22 @@ def test_bad_fractions_raise() -> None:
         fold_masks(100, n_internal=0)
     with pytest.raises(ESAInputError):
         fold_masks(100, block=0)
+
+
+def test_outer_block_moves_off_a_one_class_tail():
+    labels = np.zeros(100, dtype=bool)
+    labels[30:40] = labels[75:] = True  # the last 20 rows: one anomaly; 35 % anomalous in all
+    masks = fold_masks(100, n_final=2, labels=labels, seed=0)
+    held = masks.mask1[0]
+    assert held.sum() == 20 and labels[held].any() and not labels[held].all()
+    assert labels[~held].any() and not labels[~held].all()
+    # the latest block with 7 anomalous rows of 20 (35 %): rows 62-81
+    assert outer_end(labels, 20) == 82 and np.flatnonzero(held)[[0, -1]].tolist() == [62, 81]
+    assert not (masks.mask1[1] & held).any()  # folds stay disjoint and consecutive
+    # a tail with both classes stays where the reference puts it, and so does one-class data
+    labels[85] = False
+    assert outer_end(labels, 20) == 100
+    assert outer_end(np.ones(100, dtype=bool), 20) == 100
+    np.testing.assert_array_equal(
+        fold_masks(100, labels=np.zeros(100, dtype=bool)).mask1[0], fold_masks(100).mask1[0]
+    )

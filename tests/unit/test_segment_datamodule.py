@@ -147,3 +147,38 @@ def test_bad_inputs_name_the_problem():
         SegmentDataModule(replace(m, labels=None), **TINY)
     with pytest.raises(ESAInputError, match="fold"):
         SegmentDataModule(m, fold=2, **TINY)
+
+
+def test_held_out_rows_hold_both_classes_when_the_last_training_rows_are_all_anomalous():
+    """The reference holds out the last training rows for the event head and the alarm height;
+    where those are one long anomaly (the converted MSL missions), the heads had one class to
+    fit and kept their trained weights. The block moves to the latest rows holding both."""
+    mission = make_tiny_mission()
+    labels, values = mission.labels.copy(), mission.values.copy()
+    labels[6300:8000] = 1  # every channel anomalous over the last training rows
+    values[6300:8000] += 3.0
+    mission = replace(mission, labels=labels, values=values)
+    dm = tiny_datamodule(mission)
+    train = dm.split == SPLIT_TRAIN
+    held = dm.event_rows.numpy() & train
+    y = dm.y_event.numpy() > 0.5
+    assert held.any() and y[held].any() and not y[held].all()
+    learners = dm.train_mask.numpy()[0].any(axis=(0, 1))  # rows some learner of channel 0 fits
+    assert y[learners].any() and not y[learners].all()
+    # the label-free rows: the held-out block (it no longer ends the training range) and the
+    # validation range after the in-sample rows; no in-sample pooled row covers any of them
+    ranges = dm.label_free_ranges()
+    assert len(ranges) == 2 and ranges[-1][1] == mission.test_start
+    in_sample = train & ~dm.event_rows.numpy()
+    for a, b in dm.spans[in_sample]:
+        assert all(b < lo or a >= hi for lo, hi in ranges)
+    first_held = dm.spans[held][0, 0]
+    assert ranges[0][0] <= first_held + dm.step * dm.pool and ranges[0][1] < 6300 + 1000
+
+
+def test_held_out_rows_stay_the_last_ones_when_they_hold_both_classes(dm):
+    n_train = int((dm.split == SPLIT_TRAIN).sum())
+    held = np.flatnonzero(dm.event_rows.numpy() & (dm.split == SPLIT_TRAIN))
+    assert held[-1] == np.flatnonzero(dm.split == SPLIT_TRAIN)[-1]
+    assert len(held) == round(0.2 * n_train)
+    assert dm.label_free_ranges() == [(dm.label_fit_end(), dm.mission.test_start)]
