@@ -192,3 +192,42 @@ def test_segment_datamodule_names_its_in_sample_rows():
     assert held_out.any() and end <= dm.spans[held_out, 1].max() + 1
     trained = (dm.split == SPLIT_TRAIN) & ~dm.event_rows.numpy()
     assert end == dm.spans[trained, 1].max() + 1
+
+
+class InSampleScorer(SimulatedScorer):
+    """A component that learned its rows before ``end`` by heart: there, nominal rows score 0.5 to
+    0.95 and anomalies 0.99; elsewhere nominal rows score at most 0.3 and anomalies 0.6."""
+
+    def score_rows(self, mission):
+        out = super().score_rows(mission)
+        t0 = np.datetime64("2000-01-01T00:00:00", "ns")
+        rows = (np.asarray(mission.timestamps) - t0) // np.timedelta64(30, "s")
+        rng = np.random.default_rng([self.seed, int(rows[0])])
+        inside = rows < self.end
+        noise = rng.random(len(rows))
+        score = np.where(inside, 0.5 + 0.45 * noise, 0.3 * noise)
+        anomalous = mission.is_anomaly > 0
+        score[anomalous] = np.where(inside[anomalous], 0.99, 0.6)
+        out.score = score.astype(np.float32)
+        out.channel_scores = np.repeat(out.score[:, None], 3, axis=1)
+        return out
+
+
+def test_threshold_is_chosen_on_the_rows_no_component_trained_on():
+    mission = make_mission(
+        n_rows=8000,
+        val_start=6000,
+        test_start=7000,
+        anomalies=((800, 830), (2500, 2530), (4000, 4030), (5300, 5330), (6400, 6430),
+                   (7400, 7430)),
+    )
+    components = {"leaky": InSampleScorer(end=5000)}
+    comb = HybridCombiner(neighbourhood=4, block_rows=500)
+    comb.fit(components, mission.fit_range(), ranges=[(5000, 7000)])
+    test = mission.test()
+    alarm = comb.score_rows(components, test).alarm.astype(bool)
+    rows = np.arange(len(alarm)) + mission.test_start
+    # chosen over the whole fit range, where the in-sample scores sit far higher, the threshold
+    # lay above every score the component gives elsewhere and missed the test event
+    assert alarm[(rows >= 7400) & (rows <= 7430)].any()
+    assert not alarm[(rows < 7380) | (rows > 7450)].any()
