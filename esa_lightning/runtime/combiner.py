@@ -11,8 +11,9 @@ log-odds (probabilities round to 1.0 in float32 long before log-odds stop growin
 threshold of 1.0 alarms nowhere) where it is stable: the candidate with the best mean corrected
 event-wise F0.5 over four contiguous folds of the same rows (``stable_f05_threshold``), not on
 the validation range's few events alone, and not on rows where a supervised component's
-in-sample scores sit far above its scores anywhere else. Nothing is fitted on the test range. Fitted numbers are stored as JSON (no pickle). On an alarmed row, the
-channels involved are the ``top_channels`` with the highest per-channel rank across components.
+in-sample scores sit far above its scores anywhere else. Nothing is fitted on the test range.
+Fitted numbers are stored as JSON (no pickle). On an alarmed row, the channels involved are the
+``top_channels`` with the highest per-channel rank across components.
 
 Cost is bounded at any mission length: the training range is cut into blocks of
 ``block_rows``; when it has more than ``max_rows`` rows, the fit scores only some blocks (every
