@@ -384,12 +384,17 @@ class SegmentDataModule(MissionDataModule):
 
     def monitor_rows(self) -> np.ndarray:
         """Rows the validation loss (the checkpoint and early-stopping monitor) is computed on:
-        the validation range and the training rows every channel's learners hold out (the
-        final fold), the rows no learner trains on. The validation range alone can be a few
-        pooled rows of one class; an epoch chosen there is chosen by chance."""
+        the validation range, or, where its pooled rows hold one class only (a loss over one
+        class rewards a constant output, and the untrained epoch 0 wins), the validation range
+        and the training rows every channel's learners hold out (the final fold), the other
+        rows no learner trains on."""
         self.setup()
+        val = self.split == SPLIT_VAL
+        y = self.y_event.numpy() > 0.5
+        if y[val].any() and not y[val].all():
+            return np.flatnonzero(val)
         held_out = self.event_rows.numpy() & (self.split == SPLIT_TRAIN)
-        return np.flatnonzero(held_out | (self.split == SPLIT_VAL))
+        return np.flatnonzero(held_out | val)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.monitor_rows(), shuffle=False)

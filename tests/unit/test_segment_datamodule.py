@@ -182,3 +182,19 @@ def test_held_out_rows_stay_the_last_ones_when_they_hold_both_classes(dm):
     assert held[-1] == np.flatnonzero(dm.split == SPLIT_TRAIN)[-1]
     assert len(held) == round(0.2 * n_train)
     assert dm.label_free_ranges() == [(dm.label_fit_end(), dm.mission.test_start)]
+
+
+def test_the_validation_loss_needs_both_classes(dm):
+    """The checkpoint / early-stopping monitor is the validation range's loss; where its pooled
+    rows are all anomalous (the converted MSL missions), the untrained epoch 0 won it, so the
+    held-out training rows join it."""
+    np.testing.assert_array_equal(dm.monitor_rows(), np.flatnonzero(dm.split == SPLIT_VAL))
+    mission = make_tiny_mission()
+    labels = mission.labels.copy()
+    labels[7900:10000] = 1  # the whole validation range anomalous
+    one_class = tiny_datamodule(replace(mission, labels=labels))
+    rows = one_class.monitor_rows()
+    val = np.flatnonzero(one_class.split == SPLIT_VAL)
+    held = np.flatnonzero(one_class.event_rows.numpy() & (one_class.split == SPLIT_TRAIN))
+    assert set(val) < set(rows) and set(held) <= set(rows) and len(rows) == len(val) + len(held)
+    assert len({int(r) for r in next(iter(one_class.val_dataloader()))["rows"]}) > 0
