@@ -43,6 +43,18 @@ class EnsembleOutput:
     event_prob: torch.Tensor
 
 
+def weighted_sum(values: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sum of ``values * weights`` over ``dim``, one term at a time: every row gets the same
+    rounding whatever the number of rows (a matrix product or a vectorised reduction blocks
+    and fuses differently for another chunk length, and chunked scoring would differ in the last
+    bit from scoring the whole)."""
+    w = weights.expand_as(values)
+    total = values.select(dim, 0) * w.select(dim, 0)
+    for k in range(1, values.shape[dim]):
+        total = total + values.select(dim, k) * w.select(dim, k)
+    return total
+
+
 def feature_subset_masks(
     n_channels: int, n_external: int, n_internal: int, n_features: int, fraction: float, seed: int
 ) -> np.ndarray:
@@ -164,7 +176,7 @@ class ChannelEnsemble(nn.Module):
     def meta_logits(self, internal_logits: torch.Tensor) -> torch.Tensor:
         """[C, E_ext, E_int, R] → [C, E_ext, R]: logistic combination of internal probabilities."""
         p = torch.sigmoid(internal_logits.detach())
-        return torch.einsum("ceir,cei->cer", p, self.meta_w) + self.meta_b[..., None]
+        return weighted_sum(p, self.meta_w[..., None], dim=2) + self.meta_b[..., None]
 
     def aggregation_params(self) -> dict[str, torch.Tensor]:
         """alpha, gamma, beta, delta kept in their valid ranges."""
@@ -192,7 +204,7 @@ class ChannelEnsemble(nn.Module):
         meta = self.meta_logits(internal)
         channel_prob = torch.sigmoid(meta).mean(dim=1)  # [C, R]
         groups = self.group_scores(channel_prob.detach())
-        event_logit = torch.einsum("gr,g->r", groups, self.event_w) + self.event_b
+        event_logit = weighted_sum(groups, self.event_w[:, None], dim=0) + self.event_b
         return EnsembleOutput(
             internal_logits=internal,
             meta_logits=meta,
