@@ -9,11 +9,10 @@ intersection of the components' ``MissionDataModule.label_free_ranges``), so it 
 to trust a supervised component's in-sample scores. The alarm threshold is chosen on its
 log-odds (probabilities round to 1.0 in float32 long before log-odds stop growing, and a
 threshold of 1.0 alarms nowhere) where it is stable: the candidate with the best mean corrected
-event-wise F0.5 over four contiguous folds of the same rows (``stable_f05_threshold``), not on
-the validation range's few events alone, and not on rows where a supervised component's
-in-sample scores sit far above its scores anywhere else. Nothing is fitted on the test range.
-Fitted numbers are stored as JSON (no pickle). On an alarmed row, the channels involved are the
-``top_channels`` with the highest per-channel rank across components.
+event-wise F0.5 over four contiguous folds of the whole training and validation range
+(``stable_f05_threshold``), not on the validation range's few events alone. Nothing is fitted
+on the test range. Fitted numbers are stored as JSON (no pickle). On an alarmed row, the
+channels involved are the ``top_channels`` with the highest per-channel rank across components.
 
 Cost is bounded at any mission length: the training range is cut into blocks of
 ``block_rows``; when it has more than ``max_rows`` rows, the fit scores only some blocks (every
@@ -141,7 +140,8 @@ class HybridCombiner:
         (a supervised component's scores on its own training rows are far better than anywhere
         else, and a classifier stacked on them learns to trust it blindly); back to the whole
         fit range, logged, when those rows hold one class only. The threshold, with the weights
-        fixed, over four contiguous folds of the same rows (``choose_threshold``)."""
+        fixed, over four contiguous folds of the whole fit range (``choose_threshold``): a
+        stable choice needs every labeled event there is."""
         from sklearn.linear_model import LogisticRegression
 
         self.names = list(components)
@@ -156,15 +156,15 @@ class HybridCombiner:
             log.warning("combiner: the %d rows no component trained on hold one class; fitting "
                         "on the whole training and validation range", len(y))
             parts, where = [fit_range], "the whole fit range"
-        xs, ys, part_blocks = [], [], []
+        whole = len(parts) == 1 and parts[0] is fit_range
+        xs, ys, n_blocks = [], [], 0
         for part in parts:
             blocks = self.fit_blocks(part)
             xs.append(self._block_features(components, part, blocks))
             ys.append(np.concatenate([part.is_anomaly[a:b] for a, b in blocks]))
-            part_blocks.append(blocks)
+            n_blocks += len(blocks)
         x, y = np.concatenate(xs), np.concatenate(ys).astype(int)
-        log.info("combiner: fitting on %d rows of %s (%d blocks)", len(x), where,
-                 sum(map(len, part_blocks)))
+        log.info("combiner: fitting on %d rows of %s (%d blocks)", len(x), where, n_blocks)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
         if len(np.unique(y)) < 2:
             log.warning("combiner: its rows hold one class only; using the mean of "
@@ -175,15 +175,12 @@ class HybridCombiner:
             lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=1000)
             lr.fit((x - self.mean) / self.std, y)
             self.coef, self.intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
-        # the threshold on the same rows, in four folds over them: a supervised component's
-        # in-sample scores would choose a threshold that only its training rows support
-        folds, offset = [], 0
-        total = sum(len(p.values) for p in parts)
-        for part, blocks, xp in zip(parts, part_blocks, xs, strict=True):
-            k = max(1, round(4 * len(part.values) / total))
-            folds += [(part.slice(a, b), self._logit(xp[i:j])) for (a, b), (i, j) in
-                      _contiguous_folds(blocks, n_folds=k)]
-            offset += len(xp)
+        # the threshold needs events more than it fears in-sample rows (the weights are fitted)
+        blocks = self.fit_blocks(fit_range)
+        if not whole:
+            x = self._block_features(components, fit_range, blocks)
+        folds = [(fit_range.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in
+                 _contiguous_folds(blocks, n_folds=4)]
         self.threshold = self.choose_threshold(folds)
         return self
 
