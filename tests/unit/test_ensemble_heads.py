@@ -139,16 +139,3 @@ def test_gbdt_rejects_other_channels(dm):
     with pytest.raises(ESAInputError, match="channels"):
         model.score_rows(other)
 
-
-def test_logistic_heads_separate_small_scores():
-    """Group scores of a few hundredths (as on one-channel groups): fitted on the raw scores,
-    the L2 penalty left the head its intercept alone, one probability for every row."""
-    rng = np.random.default_rng(0)
-    y = np.r_[np.zeros(30), np.ones(10)]
-    x = np.c_[0.01 + 0.002 * rng.random(40) + 0.02 * y, 0.005 * rng.random(40)]
-    coef, intercept = heads.fit_logistic(x, y)
-    prob = 1 / (1 + np.exp(-(x @ coef + intercept)))
-    assert prob[y == 1].min() > 0.5 > prob[y == 0].max()
-    # the coefficients apply to the raw inputs: a constant input gets weight 0
-    coef2, _ = heads.fit_logistic(np.c_[x, np.full(40, 3.0)], y)
-    assert coef2[-1] == 0.0 and np.allclose(coef2[:2], coef, rtol=1e-4)

@@ -31,21 +31,12 @@ from esa_lightning.postprocessing.base import PostRule
 
 # --------------------------------------------------------------------------- shared fitting
 def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, float] | None:
-    """(coef [n_inputs], intercept) of a logistic regression, or None with a single class.
-
-    Fitted on standardised inputs (a constant input keeps weight 0) and returned for the raw
-    ones: the L2 penalty then weighs every input alike. On raw inputs it does not: group scores
-    of a few hundredths need weights in the tens, which the penalty forbids, and the fitted head
-    is its intercept alone, one probability everywhere."""
+    """(coef [n_inputs], intercept) of a logistic regression, or None with a single class."""
     y = np.asarray(y) > 0.5
     if len(y) == 0 or y.all() or not y.any():
         return None
-    x = np.asarray(x, dtype=np.float64)
-    mean, std = x.mean(axis=0), x.std(axis=0)
-    std = np.where(std > 1e-9, std, 1.0)
-    lr = LogisticRegression(C=c, max_iter=1000).fit((x - mean) / std, y)
-    coef = lr.coef_[0] / std
-    return coef.astype(np.float32), float(lr.intercept_[0] - coef @ mean)
+    lr = LogisticRegression(C=c, max_iter=1000).fit(np.asarray(x, dtype=np.float64), y)
+    return lr.coef_[0].astype(np.float32), float(lr.intercept_[0])
 
 
 def channel_cv_scores(channel_prob: np.ndarray, y: np.ndarray, rows: np.ndarray) -> np.ndarray:
