@@ -72,7 +72,8 @@ def _pick_blocks(free: np.ndarray, target: int, block: int, rng: np.random.Gener
     return mask
 
 
-def _both_classes(labels: np.ndarray) -> bool:
+def both_classes(labels: np.ndarray) -> bool:
+    """Whether the 0/1 ``labels`` hold both classes."""
     return bool(labels.any()) and not bool(labels.all())
 
 
@@ -83,9 +84,9 @@ def outer_end(labels: np.ndarray, n_outer: int) -> int:
     both classes (the default when there is none)."""
     labels = np.asarray(labels, dtype=bool)
     n = len(labels)
-    if n_outer <= 0 or n_outer >= n or not _both_classes(labels):
+    if n_outer <= 0 or n_outer >= n or not both_classes(labels):
         return n
-    if _both_classes(labels[n - n_outer :]):
+    if both_classes(labels[n - n_outer :]):
         return n
     positives = np.concatenate([[0], np.cumsum(labels)])
     ends = np.arange(n_outer, n + 1)

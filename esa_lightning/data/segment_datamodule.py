@@ -390,8 +390,7 @@ class SegmentDataModule(MissionDataModule):
         rows no learner trains on."""
         self.setup()
         val = self.split == SPLIT_VAL
-        y = self.y_event.numpy() > 0.5
-        if y[val].any() and not y[val].all():
+        if folds.both_classes(self.y_event.numpy()[val] > 0.5):
             return np.flatnonzero(val)
         held_out = self.event_rows.numpy() & (self.split == SPLIT_TRAIN)
         return np.flatnonzero(held_out | val)

@@ -131,25 +131,23 @@ class HybridCombiner:
         self,
         components: dict[str, Any],
         fit_range: Mission,
-        start: int = 0,
         ranges: list[tuple[int, int]] | None = None,
     ) -> HybridCombiner:
         """Fit the weights on the labeled rows of ``fit_range`` (training + validation) that no
         component's learners read the labels of: ``ranges`` ([first, stop) rows, the
-        intersection of the components' ``label_free_ranges``), or the rows from ``start`` on
-        (a supervised component's scores on its own training rows are far better than anywhere
-        else, and a classifier stacked on them learns to trust it blindly); back to the whole
-        fit range, logged, when those rows hold one class only. The threshold, with the weights
+        intersection of the components' ``label_free_ranges``; None: the whole fit range). A
+        supervised component's scores on its own training rows are far better than anywhere
+        else, and a classifier stacked on them learns to trust it blindly. Back to the whole fit
+        range, logged, when those rows hold one class only. The threshold, with the weights
         fixed, over four contiguous folds of the whole fit range (``choose_threshold``): a
         stable choice needs every labeled event there is."""
         from sklearn.linear_model import LogisticRegression
 
         self.names = list(components)
         n = len(fit_range.values)
-        if ranges is None:
-            ranges = [(start, n)] if n > start else []
+        ranges = [(0, n)] if ranges is None else [(a, b) for a, b in ranges if b > a]
         # each range is scored on its own, from its first row, as one stretch of data
-        parts = [fit_range.slice(a, b) for a, b in ranges if b > a]
+        parts = [fit_range if (a, b) == (0, n) else fit_range.slice(a, b) for a, b in ranges]
         y = np.concatenate([p.is_anomaly for p in parts] or [np.zeros(0)])
         where = "rows " + ", ".join(f"{a}-{b - 1}" for a, b in ranges)
         if len(np.unique(y)) < 2:

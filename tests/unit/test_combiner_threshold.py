@@ -174,9 +174,9 @@ def test_combiner_fits_on_rows_no_component_trained_on():
 
     naive = HybridCombiner(neighbourhood=4, block_rows=500).fit(components, mission.fit_range())
     honest = HybridCombiner(neighbourhood=4, block_rows=500).fit(
-        components, mission.fit_range(), start=5000
+        components, mission.fit_range(), ranges=[(5000, 7000)]
     )
-    # fitted on everything, it leans on the in-sample scores; from ``start`` on, far less
+    # fitted on everything, it leans on the in-sample scores; from row 5000 on, far less
     assert leaky_share(naive) > 2 * leaky_share(honest)
 
 

@@ -23,6 +23,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from esa_lightning.data.folds import both_classes
 from esa_lightning.data.segment_datamodule import SegmentDataModule
 from esa_lightning.data.transforms.segments import SPLIT_TRAIN, SPLIT_VAL
 from esa_lightning.models.channel_ensemble.network import ChannelEnsemble
@@ -33,7 +34,7 @@ from esa_lightning.postprocessing.base import PostRule
 def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, float] | None:
     """(coef [n_inputs], intercept) of a logistic regression, or None with a single class."""
     y = np.asarray(y) > 0.5
-    if len(y) == 0 or y.all() or not y.any():
+    if not both_classes(y):
         return None
     lr = LogisticRegression(C=c, max_iter=1000).fit(np.asarray(x, dtype=np.float64), y)
     return lr.coef_[0].astype(np.float32), float(lr.intercept_[0])
