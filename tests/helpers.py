@@ -376,3 +376,17 @@ def owned_name(kind: str, pid: int, name: str) -> str:
     from esa_lightning import io
 
     return f"{kind}{io.OWNER_MARK}.{io._host()}.{pid}.{name}"
+
+
+def fitted_zscore(mission: Mission):
+    """A robust z-score model fitted by hand on ``mission``'s training range (threshold 4)."""
+    import torch
+
+    from esa_lightning.models.zscore.model import RobustZScore
+
+    model = RobustZScore(n_channels=len(mission.channel_names), quantile=99.0)
+    train = torch.from_numpy(np.asarray(mission.train().values))
+    model.median.copy_(train.median(0).values)
+    model.scale.copy_(train.std(0))
+    model.threshold.fill_(4.0)
+    return model

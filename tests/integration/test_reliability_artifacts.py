@@ -46,6 +46,29 @@ def run_bounded(
     )
 
 
+def refused_on_the_command_line(script: str, args: list[str], tmp_path: Path, **env: str) -> str:
+    """Run ``script`` of the repository with ``args`` (its run folder in ``tmp_path``), assert
+    it ends with exit code 2 and no traceback, and return its last stderr line."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore",
+        **env,
+    }
+    proc = subprocess.run(
+        [sys.executable, str(REPO / script), *args, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    return proc.stderr.strip().splitlines()[-1]
+
+
 def assert_refused(proc: subprocess.CompletedProcess, *needles: str) -> str:
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     lines = proc.stdout.strip().splitlines()
@@ -141,19 +164,6 @@ def test_honest_channel_pickle_still_loads(tmp_path):
 
 
 # ----------------------------------------------------- predict.py / merge.py: Detector.load
-def _zscore(mission):
-    import torch
-
-    from esa_lightning.models.zscore.model import RobustZScore
-
-    model = RobustZScore(n_channels=len(mission.channel_names), quantile=99.0)
-    train = torch.from_numpy(np.asarray(mission.train().values))
-    model.median.copy_(train.median(0).values)
-    model.scale.copy_(train.std(0))
-    model.threshold.fill_(4.0)
-    return model
-
-
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> dict[str, Path]:
     """Saved detectors: a z-score one, two z-scores under a combiner, a GRU with a random-forest
@@ -162,15 +172,15 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
 
     from esa_lightning.artifact import Detector, mission_schema
     from esa_lightning.runtime.combiner import HybridCombiner
-    from tests.helpers import make_mission
+    from tests.helpers import fitted_zscore, make_mission
     from tests.integration.test_rf_head import fit
     from tests.integration.test_rf_head import make_mission as rf_mission
 
     root = tmp_path_factory.mktemp("artifacts")
     mission = make_mission()
     out = {"zscore": root / "zscore", "combined": root / "combined", "gru": root / "gru"}
-    Detector({"zscore": _zscore(mission)}, mission_schema(mission)).save(out["zscore"])
-    components = {"a": _zscore(mission), "b": _zscore(mission)}
+    Detector({"zscore": fitted_zscore(mission)}, mission_schema(mission)).save(out["zscore"])
+    components = {"a": fitted_zscore(mission), "b": fitted_zscore(mission)}
     combiner = HybridCombiner(neighbourhood=2).fit(components, mission.fit_range())
     Detector(components, mission_schema(mission), combiner).save(out["combined"])
     torch.set_num_threads(1)
@@ -515,25 +525,11 @@ def test_resume_refusal_is_one_line_and_exit_2(trained_run, tmp_path):
 
     evil = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "epoch": Payload(str(tmp_path / "pwned"))}, evil)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
-        "PYTHONWARNINGS": "ignore",
-    }
     args = [*GRU_FAST, f"data.root={trained_run[0]}", f"ckpt_path={evil}"]
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *args, f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    last = refused_on_the_command_line(
+        "train.py", args, tmp_path, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1"
     )
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {evil}")
+    assert last.startswith(f"error: {evil}")
     assert not (tmp_path / "pwned").exists()
 
 
@@ -651,24 +647,10 @@ def test_predict_with_a_changed_artifact_is_one_line_and_exit_2(copy_of, tmp_pat
     weights = folder / "components/zscore/weights.pt"
     with open(weights, "ab") as fh:
         fh.write(b"\0")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONWARNINGS": "ignore",
-    }
-    args = [f"ckpt={folder / 'detector.json'}", f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "predict.py"), *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    last = refused_on_the_command_line(
+        "predict.py", [f"ckpt={folder / 'detector.json'}"], tmp_path
     )
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == (
+    assert last == (
         f"error: {weights}: changed since the artifact was written (sha256 differs from "
         "detector.json's); restore it or retrain"
     )

@@ -2,22 +2,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.errors import ESAInputError
-from esa_lightning.models.zscore.model import RobustZScore
 from esa_lightning.runtime.chunks import score_in_chunks
-from tests.helpers import make_mission
-
-
-def fitted_zscore(mission):
-    model = RobustZScore(n_channels=len(mission.channel_names), quantile=99.0)
-    train = torch.from_numpy(np.asarray(mission.train().values))
-    model.median.copy_(train.median(0).values)
-    model.scale.copy_(train.std(0))
-    model.threshold.fill_(4.0)
-    return model
+from tests.helpers import fitted_zscore, make_mission
 
 
 def test_save_load_gives_identical_scores(tmp_path):
