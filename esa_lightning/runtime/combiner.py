@@ -146,22 +146,21 @@ class HybridCombiner:
         self.names = list(components)
         n = len(fit_range.values)
         ranges = [(0, n)] if ranges is None else [(a, b) for a, b in ranges if b > a]
-        # each range is scored on its own, from its first row, as one stretch of data
-        parts = [fit_range if (a, b) == (0, n) else fit_range.slice(a, b) for a, b in ranges]
-        y = np.concatenate([p.is_anomaly for p in parts] or [np.zeros(0)])
+        y = np.concatenate([fit_range.is_anomaly[a:b] for a, b in ranges] or [np.zeros(0)])
         where = "rows " + ", ".join(f"{a}-{b - 1}" for a, b in ranges)
         if len(np.unique(y)) < 2:
             log.warning("combiner: the %d rows no component trained on hold one class; fitting "
                         "on the whole training and validation range", len(y))
-            parts, where = [fit_range], "the whole fit range"
-        whole = len(parts) == 1 and parts[0] is fit_range
-        xs, ys, n_blocks = [], [], 0
-        for part in parts:
-            blocks = self.fit_blocks(part)
-            xs.append(self._block_features(components, part, blocks))
-            ys.append(np.concatenate([part.is_anomaly[a:b] for a, b in blocks]))
-            n_blocks += len(blocks)
-        x, y = np.concatenate(xs), np.concatenate(ys).astype(int)
+            ranges, where = [(0, n)], "the whole fit range"
+        whole = ranges == [(0, n)]
+        # each range's blocks are scored with the rows before them as context, as prediction
+        # scores them: a component with a long memory (the GRU's detrend) scores a range
+        # alone very differently from the same rows after their history
+        blocks = [(a + lo, a + hi) for a, b in ranges
+                  for lo, hi in self.fit_blocks(fit_range.slice(a, b))]
+        x = self._block_features(components, fit_range, blocks)
+        y = np.concatenate([fit_range.is_anomaly[a:b] for a, b in blocks]).astype(int)
+        n_blocks = len(blocks)
         log.info("combiner: fitting on %d rows of %s (%d blocks)", len(x), where, n_blocks)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
         if len(np.unique(y)) < 2:

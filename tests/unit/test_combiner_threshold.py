@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.models.base import RowScores
 from esa_lightning.postprocessing.thresholds import best_f05_threshold, stable_f05_threshold
 from esa_lightning.runtime.combiner import HybridCombiner, _contiguous_folds
 from tests.helpers import make_mission
@@ -192,3 +193,43 @@ def test_segment_datamodule_names_its_in_sample_rows():
     assert held_out.any() and end <= dm.spans[held_out, 1].max() + 1
     trained = (dm.split == SPLIT_TRAIN) & ~dm.event_rows.numpy()
     assert end == dm.spans[trained, 1].max() + 1
+
+
+class TrailingMeanScorer(RollingScorer):
+    """A component with a long memory (like the GRU autoencoder's ``detrend``): a row's score
+    is its distance from the mean of the ``span`` rows up to it."""
+
+    def __init__(self, span: int) -> None:
+        super().__init__(half=0)
+        self.span = span
+
+    @property
+    def context_rows(self) -> int:
+        return self.span
+
+    def score_rows(self, mission):
+        x = np.asarray(mission.values, dtype=np.float64)
+        total = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+        hi = np.arange(1, len(x) + 1)
+        lo = np.maximum(hi - self.span, 0)
+        ch = np.abs(x - (total[hi] - total[lo]) / (hi - lo)[:, None]).astype(np.float32)
+        score = ch.max(axis=1)
+        return RowScores(score, np.zeros(len(x), np.uint8), ch, None)
+
+
+def test_combiner_scores_its_fit_ranges_with_the_rows_before_them():
+    # a level shift 100 rows before the range the combiner fits on: scored from the range's
+    # first row the component forgets it, scored as everywhere else (with its context) it does
+    # not, and the combiner must be fitted on the scores it will meet when it predicts
+    mission = make_mission(
+        n_rows=6000, val_start=5000, test_start=5500,
+        anomalies=((1200, 1230), (3300, 3330), (4400, 4430)),
+    )
+    mission.values[2900:] += 50.0
+    component = {"memory": TrailingMeanScorer(span=1000)}
+    comb = HybridCombiner(neighbourhood=4, block_rows=500).fit(
+        component, mission.fit_range(), ranges=[(3000, 5500)]
+    )
+    seen = comb.features(component, mission.fit_range())[3000:5500]
+    np.testing.assert_allclose(comb.mean, seen.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(comb.std, seen.std(0) + 1e-6, rtol=1e-4)
