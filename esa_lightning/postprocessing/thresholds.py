@@ -90,17 +90,18 @@ class WindowThreshold(PostRule):
         """Write per-series thresholds (and the score smoothing) into the buffers."""
         mission = datamodule.mission
         parts = mission.grids()
-        window = model.hparams.window
         self.score_span.fill_(float(self.span))
         for name, m in parts.items():
-            source, (total, clean) = "validation", _window_scores(model, m.val(), name, window)
+            source = "validation"
+            total, clean = _window_scores(model, m, name, m.val_start, m.test_start)
             if not clean.any():
                 log.warning(
                     "series %s: no label-free validation window; threshold fitted on the "
                     "training range",
                     name or m.name,
                 )
-                source, (total, clean) = "training", _window_scores(model, m.train(), name, window)
+                source = "training"
+                total, clean = _window_scores(model, m, name, 0, m.val_start)
             if not clean.any():
                 raise ESAInputError("no label-free window to fit a threshold on", path=m.name)
             thr, method = self.fit_one(model, m, name, total[clean], source, total)
@@ -204,14 +205,19 @@ class F05Threshold(WindowThreshold):
 
 
 def _window_scores(
-    model: Any, m: Mission, name: str | None, window: int
+    model: Any, m: Mission, name: str | None, start: int, stop: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(every window score of ``m``, bool mask of its label-free windows); empty when ``m`` is
-    shorter than one window. Scored once: the percentile and the F0.5 search both read it."""
-    if len(m.values) < window:
+    """(every window score of rows ``start``..``stop`` of ``m``, bool mask of its label-free
+    windows); empty when the range is shorter than one window. Scored once (the percentile and
+    the F0.5 search both read it) and with the ``context_rows`` before ``start``, as prediction
+    scores a range: alone, a detrending model's trailing mean would start afresh at ``start``
+    and give scores no later range is scored with."""
+    window = model.hparams.window
+    if stop - start < window:
         return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
-    total = model.window_outputs(m, series=name).total
-    return total, ~labeled_window_mask(~nominal_rows(m), window)
+    lo = max(0, start - int(model.context_rows))
+    total = model.window_outputs(m.slice(lo, stop), series=name).total[start - lo :]
+    return total, ~labeled_window_mask(~nominal_rows(m.slice(start, stop)), window)
 
 
 def f05_per_candidate(

@@ -630,3 +630,18 @@ def test_per_series_forecaster_fits_with_series_batches_and_scores_every_series(
     again = gru_model(**model.hparams)
     again.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(again.score_series(multi)["B-2"].score, per["B-2"].score)
+
+
+def test_validation_windows_are_scored_with_their_history_when_fitting_a_threshold():
+    # a level shift 10 rows before the validation range: scored alone, the detrend's trailing
+    # mean starts afresh there and forgets it; prediction scores the validation rows after
+    # their history, so the threshold must be fitted on those scores
+    from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_rows
+
+    m = drifting_mission()
+    m.values[m.val_start - 10 :, :2] += 20.0
+    model, _ = fit_detrended(m)
+    whole = model.window_outputs(m.fit_range()).total[m.val_start :]
+    clean = ~labeled_window_mask(~nominal_rows(m.val()), 8)
+    want = np.percentile(whole[clean].astype(np.float64), 99)
+    assert float(model.threshold_rule.threshold[0]) == pytest.approx(want, rel=1e-5)
