@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,34 +164,28 @@ def prepare_mission(name: str, data: list[str], work: Path, timeout_s: float) ->
 CONVERT_ARGS = ["--test-share", "0.5"]
 
 
-def convert(source: Path, out: Path, layout: str, timeout_s: float) -> dict[str, Any]:
-    """Run the NASA converter into ``out`` once (reused while ``out/.complete`` records the same
-    converter arguments); ``{}`` when done, else ``na`` or ``error`` with the reason."""
+def convert(
+    source: Path, out: Path, layout: str, timeout_s: float, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run the NASA converter into ``out`` once with ``CONVERT_ARGS`` + ``extra`` (reused while
+    ``out/.complete`` records the same converter arguments); ``{}`` when done, else ``na`` or
+    ``error`` with the reason."""
     if not (
         (ROOT / "esa_lightning/data/convert.py").is_file()
         or (ROOT / "esa_lightning/data/convert/__init__.py").is_file()
     ):
         return {"na": "converter missing"}
+    args = [*CONVERT_ARGS, *extra]
     marker = out / ".complete"
-    if marker.is_file() and marker.read_text() == " ".join(CONVERT_ARGS):
+    if marker.is_file() and marker.read_text() == " ".join(args):
         return {}
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        CONVERTER,
-        "--source",
-        str(source),
-        "--out",
-        str(out),
-        "--layout",
-        layout,
-        *CONVERT_ARGS,
-    ]
+    cmd = [sys.executable, "-m", CONVERTER, "--source", str(source), "--out", str(out),
+           "--layout", layout, *args]
     res = run_measured(cmd, out.parent / f"_logs_{out.name}", timeout_s)
     if res["error"]:
         return {"error": f"converter: {res['error']}"}
-    marker.write_text(" ".join(CONVERT_ARGS))
+    marker.write_text(" ".join(args))
     return {}
 
 

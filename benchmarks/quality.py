@@ -32,6 +32,7 @@ from typing import Any
 from _common import machine
 from _quality_report import merge_runs, render_section, write_json, write_section
 from _quality_runs import (
+    CONVERT_ARGS,
     CONVERTER,
     ROOT,
     convert,
@@ -91,8 +92,18 @@ MISSIONS: dict[str, dict[str, Any]] = {
     },
     "msl_kaggle": {"convert": ("kaggle", "kaggle"), "candidates": SHORT_MISSION},
     "msl_esa": {"convert": ("esa", "esa"), "candidates": SHORT_MISSION},
+    # NASA's test recordings alone, cut in half by time: no training-to-test file boundary
+    # inside the mission for the labels to follow (esa_lightning.data.convert: recordings)
+    "msl_kaggle_test_rec": {
+        "convert": ("kaggle", "kaggle", ("--recordings", "test")), "candidates": SHORT_MISSION
+    },
+    "msl_esa_test_rec": {
+        "convert": ("esa", "esa", ("--recordings", "test")), "candidates": SHORT_MISSION
+    },
 }
-DEFAULT_MISSIONS = ["synthetic", "msl", "msl_kaggle", "msl_esa"]
+DEFAULT_MISSIONS = [
+    "synthetic", "msl", "msl_kaggle", "msl_esa", "msl_kaggle_test_rec", "msl_esa_test_rec"
+]
 # --tiny: one small generated mission (4 channels, 12 days), in the work folder
 TINY_GENERATE = {"channels": 4, "groups": 2, "days": 12, "seed": 0}
 
@@ -144,10 +155,12 @@ def rows_for(name: str, spec: dict[str, Any]) -> list[tuple[str, str, str, bool]
 def mission_data(name: str, spec: dict[str, Any], work: Path, timeout: float) -> dict[str, Any]:
     """The mission's data overrides, converting first where needed; or why it is n/a."""
     if "convert" in spec:
-        layout, data = spec["convert"]
-        out = work / "data" / f"msl_{layout}"
-        shown = f"python -m {CONVERTER} --source {MSL} --out {out} --layout {layout}"
-        state = convert((ROOT / MSL).resolve(), out, layout, timeout)
+        layout, data, *more = spec["convert"]
+        extra = list(more[0]) if more else []
+        out = work / "data" / name
+        shown = " ".join([f"python -m {CONVERTER} --source {MSL} --out {out} --layout {layout}",
+                          *CONVERT_ARGS, *extra])
+        state = convert((ROOT / MSL).resolve(), out, layout, timeout, extra)
         if state:
             return {**state, "convert": shown}
         return {"data": converted_overrides(out, data), "convert": shown}

@@ -6,7 +6,8 @@ missions are not always at hand. The NASA SMAP/MSL releases are: this turns one 
 
     python -m esa_lightning.data.convert --source NASA_DIR --out OUT_DIR --layout esa \\
         [--arrange side_by_side|sequential] [--channels C-1,T-9] [--spacecraft MSL] \\
-        [--period 30s] [--start 2000-01-01] [--commands] [--test-share 1.0]
+        [--period 30s] [--start 2000-01-01] [--commands] [--test-share 1.0] \\
+        [--recordings both|test]
 
 What it writes
 --------------
@@ -44,6 +45,13 @@ What it writes
   range; the rest joins the training range. NASA's training files hold no labeled anomaly, so
   supervised detectors need ``test_share`` < 1 (0.5: each channel's first half of its labeled
   stretch is trained on, side by side) to see any.
+- ``recordings`` (``both``): ``test`` leaves NASA's training recordings out, so every channel is
+  its test recording alone (its training stretch is empty) and ``test_share`` (then < 1) cuts
+  those recordings by time. With ``both``, side by side, every channel passes from its training
+  recording (no labeled sequence) to its test recording at the same row, and the labels of the
+  training range say little more than "after that row"; a supervised detector learns the file
+  boundary. With ``test`` no such boundary lies inside the mission: training and test rows come
+  from the same recordings, nominal and anomalous alike.
 - Commands (columns 1..) are dropped by default. ``commands=True`` carries every command column
   set at least once as a priority-3 telecommand ``telecommand_<chan>_<k>`` (k the NASA column),
   a pulse at each row where it is non-zero (about 430 columns for MSL).
@@ -65,7 +73,7 @@ import re
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +89,7 @@ from esa_lightning.errors import ESAInputError
 
 LAYOUTS = ("esa", "esa_csv", "kaggle")
 ARRANGEMENTS = ("side_by_side", "sequential")
+RECORDINGS = ("both", "test")
 TELECOMMAND_PRIORITY = 3  # the ESA reader keeps priority >= 3 by default
 _ZIP = {"method": "zip", "compresslevel": 1}
 _SECOND = 10**9
@@ -88,13 +97,16 @@ _SECOND = 10**9
 
 @dataclass(frozen=True)
 class Placement:
-    """One channel's training and test stretches on the grid (first row and length of each)."""
+    """One channel's training and test stretches on the grid (first row and length of each);
+    ``skip``: the source samples left out before the first one placed (its NASA training
+    recording, with ``recordings="test"``)."""
 
     name: str
     train_row: int
     n_train: int
     test_row: int
     n_test: int
+    skip: int = 0
 
     @property
     def rows(self) -> np.ndarray:
@@ -157,11 +169,13 @@ def convert_nasa(
     start: str = "2000-01-01",
     commands: bool = False,
     test_share: float = 1.0,
+    recordings: str = "both",
 ) -> Path:
     """Write the NASA telemanom folder ``source`` into the new folder ``out`` in ``layout``
     (``esa``, ``esa_csv`` or ``kaggle``); return ``out``. See the module docstring."""
     _check_choice(layout, LAYOUTS, "layout")
     _check_choice(arrange, ARRANGEMENTS, "arrange")
+    _check_choice(recordings, RECORDINGS, "recordings")
     source, out = Path(source), Path(out)
     p_ns = period_ns(period)
     if p_ns % _SECOND:
@@ -181,12 +195,21 @@ def convert_nasa(
         )
     if not 0.0 < float(test_share) <= 1.0:
         raise ESAInputError("test_share must lie in (0, 1]", column="test_share", value=test_share)
+    if recordings == "test" and float(test_share) == 1.0:
+        raise ESAInputError(
+            "recordings=test needs test_share < 1: the test recordings are all there is to "
+            "train on",
+            column="test_share",
+            value=test_share,
+        )
     _check_output(source, out)
     nasa = read_nasa(
         source, channels="all" if channels is None else channels, spacecraft=spacecraft
     )
-    lengths = [(c, s.test_start, s.n_rows - s.test_start) for c, s in nasa.series.items()]
+    skip = {c: s.test_start if recordings == "test" else 0 for c, s in nasa.series.items()}
+    lengths = [(c, s.test_start - skip[c], s.n_rows - s.test_start) for c, s in nasa.series.items()]
     placed, n_rows, split = place_channels(lengths, arrange)
+    placed = [replace(p, skip=skip[p.name]) for p in placed]
     split += int(round((1.0 - float(test_share)) * (n_rows - split)))
     job = _Job(source, nasa, placed, n_rows, split, t0, p_ns, commands)
     try:
@@ -195,7 +218,7 @@ def convert_nasa(
         raise io.write_error(out, exc) from exc
     try:
         n_telecommands = _WRITERS[layout](job, tmp)
-        record = _record(job, layout, arrange, period, n_telecommands)
+        record = _record(job, layout, arrange, recordings, period, n_telecommands)
         (tmp / "mission.json").write_text(json.dumps(record, indent=2) + "\n")
         if out.exists():
             out.rmdir()  # checked empty above; a file appearing since makes this fail
@@ -290,7 +313,7 @@ def _command_columns(job: _Job) -> list[tuple[str, Placement, np.ndarray]]:
         return []
     found = []
     for p in job.placed:
-        flags = job.nasa.series[p.name].telecommands != 0
+        flags = job.nasa.series[p.name].telecommands[p.skip :] != 0
         rows = p.rows
         for k in np.flatnonzero(flags.any(axis=0)):
             found.append((f"telecommand_{p.name}_{k + 1}", p, rows[flags[:, k]]))
@@ -306,9 +329,8 @@ def _write_esa(job: _Job, out: Path) -> int:
         for part in ("train", "test"):
             array = np.load(job.source / part / f"{p.name}.npy", mmap_mode="r", allow_pickle=False)
             parts.append(np.asarray(array[:, 0], dtype=np.float64))
-        _write_series(
-            out / "channels" / f"{p.name}.zip", p.name, job.times(p.rows), np.concatenate(parts)
-        )
+        samples = np.concatenate(parts)[p.skip :]
+        _write_series(out / "channels" / f"{p.name}.zip", p.name, job.times(p.rows), samples)
     commands = _command_columns(job)
     (out / "telecommands").mkdir()
     for name, _, rows in commands:
@@ -355,8 +377,8 @@ def _grid_mission(job: _Job) -> Mission:
         rows = p.rows
         # zero-order hold: the last sample at or before each row; the first one before it
         held = np.maximum(np.searchsorted(rows, every_row, side="right") - 1, 0)
-        values[:, j] = series.values[held, 0]
-        labels[rows, j] = series.labels[:, 0]
+        values[:, j] = series.values[p.skip + held, 0]
+        labels[rows, j] = series.labels[p.skip :, 0]
     commands = _command_columns(job)
     pulses = np.zeros((job.n_rows, len(commands)), dtype=np.float32)
     for k, (_, _, rows) in enumerate(commands):
@@ -396,7 +418,9 @@ def _write_esa_csv(job: _Job, out: Path) -> int:
 _WRITERS = {"esa": _write_esa, "esa_csv": _write_esa_csv, "kaggle": _write_kaggle}
 
 
-def _record(job: _Job, layout: str, arrange: str, period: str, n_telecommands: int) -> dict:
+def _record(
+    job: _Job, layout: str, arrange: str, recordings: str, period: str, n_telecommands: int
+) -> dict:
     return {
         "source": {
             "format": "nasa_telemanom",
@@ -405,6 +429,7 @@ def _record(job: _Job, layout: str, arrange: str, period: str, n_telecommands: i
         },
         "layout": layout,
         "arrangement": arrange,
+        "recordings": recordings,
         "period": f"{job.p_ns // _SECOND}s",
         "start": job.iso(0),
         "split_date": job.iso(job.split),
@@ -412,7 +437,7 @@ def _record(job: _Job, layout: str, arrange: str, period: str, n_telecommands: i
         "rows": job.n_rows,
         "channels": {
             p.name: {
-                "train_rows": [p.train_row, p.train_row + p.n_train - 1],
+                "train_rows": [p.train_row, p.train_row + p.n_train - 1] if p.n_train else None,
                 "test_rows": [p.test_row, p.test_row + p.n_test - 1],
             }
             for p in job.placed
@@ -455,6 +480,12 @@ def main(argv: list[str] | None = None) -> int:
         "--commands", action="store_true", help="carry the command columns as telecommands"
     )
     parser.add_argument("--test-share", type=float, default=1.0, help="share kept as test")
+    parser.add_argument(
+        "--recordings",
+        default="both",
+        choices=RECORDINGS,
+        help="test: leave NASA's training recordings out (needs --test-share < 1)",
+    )
     a = parser.parse_args(argv)
     try:
         out = convert_nasa(
@@ -468,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
             start=a.start,
             commands=a.commands,
             test_share=a.test_share,
+            recordings=a.recordings,
         )
     except ESAInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

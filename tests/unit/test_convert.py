@@ -64,16 +64,19 @@ def stretches(arrange: str, lengths: list[tuple[str, int, int]]) -> dict[str, tu
     return out
 
 
-def expected_grid(root: Path, arrange: str, names: list[str] | None = None) -> dict:
+def expected_grid(
+    root: Path, arrange: str, names: list[str] | None = None, recordings: str = "both"
+) -> dict:
     """The grid written by hand: values held (first value before a channel's samples, the
-    last one after and between), per-channel labels, split row, events (channel, rows)."""
+    last one after and between), per-channel labels, split row, events (channel, rows); with
+    ``recordings="test"`` the training recordings left out."""
     listing = pd.read_csv(root / "labeled_anomalies.csv").set_index("chan_id")
     names = names or list(listing.index)
     arrays = {}
     for c in names:
         train = np.load(root / "train" / f"{c}.npy")
         test = np.load(root / "test" / f"{c}.npy")
-        arrays[c] = (train, test)
+        arrays[c] = (train[:0] if recordings == "test" else train, test)
     lengths = [(c, len(arrays[c][0]), len(arrays[c][1])) for c in names]
     place = stretches(arrange, lengths)
     split = place[names[0]][1] if arrange == "side_by_side" else sum(a for _, a, _ in lengths)
@@ -193,11 +196,13 @@ def test_channel_files_hold_only_real_samples(nasa, tmp_path):
     assert record["channels"]["B-2"] == {"train_rows": [50, 129], "test_rows": [200, 224]}
 
 
+@pytest.mark.parametrize("recordings", ["both", "test"])
 @pytest.mark.parametrize("layout", ["esa", "esa_csv", "kaggle"])
-def test_commands_become_telecommand_pulses(nasa, tmp_path, layout):
-    out = convert_nasa(nasa, tmp_path / "out", layout=layout, commands=True)
+def test_commands_become_telecommand_pulses(nasa, tmp_path, layout, recordings):
+    out = convert_nasa(nasa, tmp_path / "out", layout=layout, commands=True,
+                       recordings=recordings, test_share=0.5)
     mission, record = read_back(layout, out, tmp_path / "cache")
-    want = expected_grid(nasa, "side_by_side")
+    want = expected_grid(nasa, "side_by_side", recordings=recordings)
     assert mission.telecommand_names == list(want["commands"])
     assert record["telecommands"] == len(want["commands"]) > 0
     assert not any(name.endswith("_3") for name in mission.telecommand_names)  # never sent
@@ -341,3 +346,28 @@ def test_test_share_moves_the_split_so_training_holds_labeled_events(nasa, tmp_p
     assert mission.test().is_anomaly.sum() == labels[split:].sum()
     with pytest.raises(ESAInputError, match="test_share"):
         convert_nasa(nasa, tmp_path / "bad", layout=layout, test_share=0.0)
+
+
+@pytest.mark.parametrize("layout", ["esa", "esa_csv", "kaggle"])
+def test_test_recordings_alone_put_labeled_and_nominal_rows_of_one_recording_in_training(
+    nasa, tmp_path, layout
+):
+    out = convert_nasa(nasa, tmp_path / "out", layout=layout, recordings="test", test_share=0.5)
+    mission, record = read_back(layout, out, tmp_path / "cache")
+    want = expected_grid(nasa, "side_by_side", recordings="test")
+    split = round(0.5 * want["n"])  # every channel starts at row 0: no training recording
+    assert want["split"] == 0 and mission.test_start == record["split_row"] == split
+    np.testing.assert_array_equal(mission.values, want["values"])
+    first = np.load(nasa / "test" / "C-3.npy")[0, 0]
+    assert mission.values[0, mission.channel_names.index("C-3")] == np.float32(first)
+    labels = want["labels"].max(axis=1)
+    if layout == "kaggle":
+        np.testing.assert_array_equal(mission.row_labels, labels)
+    else:
+        np.testing.assert_array_equal(mission.labels, want["labels"])
+        assert event_rows(mission, layout) == want["events"]
+    assert mission.train().is_anomaly.any() and not mission.train().is_anomaly.all()
+    assert record["recordings"] == "test"
+    assert all(c["train_rows"] is None for c in record["channels"].values())
+    with pytest.raises(ESAInputError, match="test_share"):
+        convert_nasa(nasa, tmp_path / "bad", layout=layout, recordings="test")
