@@ -76,6 +76,7 @@ MSL = "../shared/data/nasa-msl"
 # than one pooled row of the channel ensemble's default pooling (200 windows of 50 rows every
 # 10: 2,040 rows). 50 windows pooled every 5 (540 rows) is the default shape scaled to fit.
 SHORT_POOL = "datamodule.pool=50 datamodule.pool_stride=5"
+TEST_RECORDINGS = ("--recordings", "test", "--arrange", "sequential")
 SHORT_MISSION = {
     "channel_ensemble": f"experiment=channel_ensemble {SHORT_POOL}",
     "esa_full": "experiment=esa_full "
@@ -92,14 +93,11 @@ MISSIONS: dict[str, dict[str, Any]] = {
     },
     "msl_kaggle": {"convert": ("kaggle", "kaggle"), "candidates": SHORT_MISSION},
     "msl_esa": {"convert": ("esa", "esa"), "candidates": SHORT_MISSION},
-    # NASA's test recordings alone, cut in half by time: no training-to-test file boundary
-    # inside the mission for the labels to follow (esa_lightning.data.convert: recordings)
-    "msl_kaggle_test_rec": {
-        "convert": ("kaggle", "kaggle", ("--recordings", "test")), "candidates": SHORT_MISSION
-    },
-    "msl_esa_test_rec": {
-        "convert": ("esa", "esa", ("--recordings", "test")), "candidates": SHORT_MISSION
-    },
+    # NASA's test recordings alone, each cut in half by time, one channel after another: no
+    # training-to-test file boundary for the labels to follow, row labels of channels apart
+    # (esa_lightning.data.convert: recordings, arrange); 73,729 rows, the default pooling fits
+    "msl_kaggle_test_rec": {"convert": ("kaggle", "kaggle", TEST_RECORDINGS)},
+    "msl_esa_test_rec": {"convert": ("esa", "esa", TEST_RECORDINGS)},
 }
 DEFAULT_MISSIONS = [
     "synthetic", "msl", "msl_kaggle", "msl_esa", "msl_kaggle_test_rec", "msl_esa_test_rec"

@@ -45,13 +45,17 @@ What it writes
   range; the rest joins the training range. NASA's training files hold no labeled anomaly, so
   supervised detectors need ``test_share`` < 1 (0.5: each channel's first half of its labeled
   stretch is trained on, side by side) to see any.
-- ``recordings`` (``both``): ``test`` leaves NASA's training recordings out, so every channel is
-  its test recording alone (its training stretch is empty) and ``test_share`` (then < 1) cuts
-  those recordings by time. With ``both``, side by side, every channel passes from its training
+- ``recordings`` (``both``): ``test`` leaves NASA's training recordings out: each channel is
+  its test recording alone, cut by time in two, the last ``test_share`` (then < 1) of its rows
+  its test stretch and the rows before its training stretch (the cut moves past a labeled
+  sequence it would split, so each sequence lies in one range). Both arrangements place these
+  stretches as above. With ``both``, side by side, every channel passes from its training
   recording (no labeled sequence) to its test recording at the same row, and the labels of the
-  training range say little more than "after that row"; a supervised detector learns the file
+  training range say little more than "after that row": a supervised detector learns the file
   boundary. With ``test`` no such boundary lies inside the mission: training and test rows come
-  from the same recordings, nominal and anomalous alike.
+  from the same recordings, nominal and anomalous alike. Side by side, MSL's 27 recordings
+  overlap so much that most rows hold a labeled sequence of some channel; ``sequential`` keeps
+  the row labels of the Kaggle layout apart.
 - Commands (columns 1..) are dropped by default. ``commands=True`` carries every command column
   set at least once as a priority-3 telecommand ``telecommand_<chan>_<k>`` (k the NASA column),
   a pulse at each row where it is non-zero (about 430 columns for MSL).
@@ -206,11 +210,17 @@ def convert_nasa(
     nasa = read_nasa(
         source, channels="all" if channels is None else channels, spacecraft=spacecraft
     )
-    skip = {c: s.test_start if recordings == "test" else 0 for c, s in nasa.series.items()}
-    lengths = [(c, s.test_start - skip[c], s.n_rows - s.test_start) for c, s in nasa.series.items()]
+    if recordings == "test":
+        skip = {c: s.test_start for c, s in nasa.series.items()}
+        lengths = [(c, *_cut_recording(s.labels[s.test_start :, 0], float(test_share)))
+                   for c, s in nasa.series.items()]
+    else:
+        skip = dict.fromkeys(nasa.series, 0)
+        lengths = [(c, s.test_start, s.n_rows - s.test_start) for c, s in nasa.series.items()]
     placed, n_rows, split = place_channels(lengths, arrange)
     placed = [replace(p, skip=skip[p.name]) for p in placed]
-    split += int(round((1.0 - float(test_share)) * (n_rows - split)))
+    if recordings == "both":
+        split += int(round((1.0 - float(test_share)) * (n_rows - split)))
     job = _Job(source, nasa, placed, n_rows, split, t0, p_ns, commands)
     try:
         tmp = io.make_temporary_folder(out)
@@ -229,6 +239,16 @@ def convert_nasa(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _cut_recording(labels: np.ndarray, test_share: float) -> tuple[int, int]:
+    """(training rows, test rows) of one recording: its last ``test_share`` of rows are test,
+    the cut moved forward past a labeled sequence it would split."""
+    n = len(labels)
+    cut = min(n - 1, max(1, int(round((1.0 - test_share) * n))))
+    while 0 < cut < n and labels[cut - 1] and labels[cut]:
+        cut += 1
+    return cut, n - cut
 
 
 def _check_choice(value: str, choices: Sequence[str], column: str) -> None:
@@ -269,16 +289,24 @@ def _esa_channel_csv(names: Sequence[str]) -> pd.DataFrame:
 
 
 def _events(job: _Job) -> pd.DataFrame:
-    """The NASA sequences as events on the grid: ID, Channel, StartRow, EndRow, Category, Class."""
-    test_row = {p.name: p.test_row for p in job.placed}
+    """The NASA sequences as events on the grid: ID, Channel, StartRow, EndRow, Category, Class.
+    A sequence's ends (rows of its test recording) go to the grid rows of those samples; no
+    sequence straddles two stretches (``_cut_recording``)."""
     ev = job.nasa.events
-    offset = ev["Channel"].map(test_row).to_numpy(dtype=np.int64)
+    start, end = np.zeros(len(ev), np.int64), np.zeros(len(ev), np.int64)
+    for p in job.placed:
+        # the test recording's first sample among the channel's placed ones
+        first = job.nasa.series[p.name].test_start - p.skip
+        mine = (ev["Channel"] == p.name).to_numpy()
+        rows = p.rows
+        start[mine] = rows[first + ev.loc[mine, "StartTime"].to_numpy(dtype=np.int64)]
+        end[mine] = rows[first + ev.loc[mine, "EndTime"].to_numpy(dtype=np.int64)]
     return pd.DataFrame(
         {
             "ID": ev["ID"].astype(str),
             "Channel": ev["Channel"].astype(str),
-            "StartRow": ev["StartTime"].to_numpy(dtype=np.int64) + offset,
-            "EndRow": ev["EndTime"].to_numpy(dtype=np.int64) + offset,
+            "StartRow": start,
+            "EndRow": end,
             "Category": "Anomaly",
             "Class": ev["Class"].astype(str),
         }

@@ -65,18 +65,29 @@ def stretches(arrange: str, lengths: list[tuple[str, int, int]]) -> dict[str, tu
 
 
 def expected_grid(
-    root: Path, arrange: str, names: list[str] | None = None, recordings: str = "both"
+    root: Path,
+    arrange: str,
+    names: list[str] | None = None,
+    recordings: str = "both",
+    test_share: float = 0.5,
 ) -> dict:
     """The grid written by hand: values held (first value before a channel's samples, the
     last one after and between), per-channel labels, split row, events (channel, rows); with
-    ``recordings="test"`` the training recordings left out."""
+    ``recordings="test"`` the test recordings alone, each cut at ``1 - test_share`` of its rows
+    (moved past a sequence the cut would split)."""
     listing = pd.read_csv(root / "labeled_anomalies.csv").set_index("chan_id")
     names = names or list(listing.index)
-    arrays = {}
+    arrays, cuts = {}, {}
     for c in names:
         train = np.load(root / "train" / f"{c}.npy")
         test = np.load(root / "test" / f"{c}.npy")
-        arrays[c] = (train[:0] if recordings == "test" else train, test)
+        arrays[c], cuts[c] = (train, test), 0
+        if recordings == "test":
+            cut = round((1 - test_share) * len(test))
+            for a, b in ast.literal_eval(listing.loc[c, "anomaly_sequences"]):
+                if a < cut <= b:
+                    cut = b + 1
+            arrays[c], cuts[c] = (test[:cut], test[cut:]), cut
     lengths = [(c, len(arrays[c][0]), len(arrays[c][1])) for c in names]
     place = stretches(arrange, lengths)
     split = place[names[0]][1] if arrange == "side_by_side" else sum(a for _, a, _ in lengths)
@@ -93,8 +104,10 @@ def expected_grid(
         col = pd.Series(col).ffill().bfill().to_numpy()
         values[:, j] = col
         for a, b in ast.literal_eval(listing.loc[c, "anomaly_sequences"]):
-            labels[te + a : te + b + 1, j] = 1
-            events.add((c, te + a, te + b))
+            # a sequence of the test recording: in its training stretch when before the cut
+            first = tr + a if b < cuts[c] else te + a - cuts[c]
+            labels[first : first + b - a + 1, j] = 1
+            events.add((c, first, first + b - a))
         for k in range(1, train.shape[1]):
             rows = [tr + i for i in np.flatnonzero(train[:, k])]
             rows += [te + i for i in np.flatnonzero(test[:, k])]
@@ -348,26 +361,29 @@ def test_test_share_moves_the_split_so_training_holds_labeled_events(nasa, tmp_p
         convert_nasa(nasa, tmp_path / "bad", layout=layout, test_share=0.0)
 
 
+@pytest.mark.parametrize("arrange", ["side_by_side", "sequential"])
 @pytest.mark.parametrize("layout", ["esa", "esa_csv", "kaggle"])
 def test_test_recordings_alone_put_labeled_and_nominal_rows_of_one_recording_in_training(
-    nasa, tmp_path, layout
+    nasa, tmp_path, layout, arrange
 ):
-    out = convert_nasa(nasa, tmp_path / "out", layout=layout, recordings="test", test_share=0.5)
+    # test share 0.25: C-3's cut (row 45 of 60) falls inside its sequence [40, 52] and moves
+    # past it, so that sequence lies wholly in the training range
+    out = convert_nasa(nasa, tmp_path / "out", layout=layout, arrange=arrange,
+                       recordings="test", test_share=0.25)
     mission, record = read_back(layout, out, tmp_path / "cache")
-    want = expected_grid(nasa, "side_by_side", recordings="test")
-    split = round(0.5 * want["n"])  # every channel starts at row 0: no training recording
-    assert want["split"] == 0 and mission.test_start == record["split_row"] == split
+    want = expected_grid(nasa, arrange, recordings="test", test_share=0.25)
+    assert mission.test_start == record["split_row"] == want["split"]
     np.testing.assert_array_equal(mission.values, want["values"])
-    first = np.load(nasa / "test" / "C-3.npy")[0, 0]
-    assert mission.values[0, mission.channel_names.index("C-3")] == np.float32(first)
-    labels = want["labels"].max(axis=1)
+    first = np.load(nasa / "test" / "C-3.npy")[0, 0]  # no NASA training sample anywhere
+    assert np.float32(first) in mission.values[:, mission.channel_names.index("C-3")]
     if layout == "kaggle":
-        np.testing.assert_array_equal(mission.row_labels, labels)
+        np.testing.assert_array_equal(mission.row_labels, want["labels"].max(axis=1))
     else:
         np.testing.assert_array_equal(mission.labels, want["labels"])
         assert event_rows(mission, layout) == want["events"]
-    assert mission.train().is_anomaly.any() and not mission.train().is_anomaly.all()
+    c3 = record["channels"]["C-3"]
+    assert c3["train_rows"][1] - c3["train_rows"][0] + 1 == 53
+    assert mission.train().is_anomaly.any() and mission.test().is_anomaly.any()
     assert record["recordings"] == "test"
-    assert all(c["train_rows"] is None for c in record["channels"].values())
     with pytest.raises(ESAInputError, match="test_share"):
         convert_nasa(nasa, tmp_path / "bad", layout=layout, recordings="test")
