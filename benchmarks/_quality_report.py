@@ -214,12 +214,14 @@ def _number(row: dict[str, Any]) -> str:
 
 def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Several runs' JSON as one: a later run's row replaces an earlier row of the same
-    mission and candidate (kept under ``meta["replaced"]``, with the command that made it)."""
+    mission and candidate (kept under ``meta["replaced"]``, with the command that made it), and
+    the mission's description (data, split, label facts) is the latest run's."""
     missions: dict[str, dict[str, Any]] = {}
     replaced = []
     for run in runs:
         for mission in run["missions"]:
-            into = missions.setdefault(mission["name"], {**mission, "rows": []})
+            into = missions.setdefault(mission["name"], {"rows": []})
+            into.update({k: v for k, v in mission.items() if k != "rows"})
             for row in mission["rows"]:
                 old = [r for r in into["rows"] if r["candidate"] == row["candidate"]]
                 for r in old:

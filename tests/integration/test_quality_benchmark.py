@@ -137,7 +137,8 @@ def test_merged_runs_keep_the_latest_row_and_list_the_replaced_ones(monkeypatch)
             "machine": "m",
             "workdir": "/w/" + command,
         }
-        return {"meta": meta, "missions": [{"name": "synthetic", "rows": rows}]}
+        mission = {"name": "synthetic", "rows": rows, "data": [f"data.root={command}"]}
+        return {"meta": meta, "missions": [mission]}
 
     merged = merge_runs(
         [run("first", [row("a", 0.1), row("b", 0.2)]), run("second", [row("b", 0.7)])]
@@ -147,6 +148,7 @@ def test_merged_runs_keep_the_latest_row_and_list_the_replaced_ones(monkeypatch)
         ("a", 0.1),
         ("b", 0.7),
     ]
+    assert merged["missions"][0]["data"] == ["data.root=second"]  # the rerun's mission
     (old,) = merged["meta"]["replaced"]
     assert old["candidate"] == "b" and old["command"] == "first"
     assert merged["meta"]["command"] == "first; then second" and merged["meta"]["minutes"] == 2
