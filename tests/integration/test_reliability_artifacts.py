@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -44,29 +46,6 @@ def run_bounded(
     return subprocess.run(
         [sys.executable, "-c", child], capture_output=True, text=True, timeout=120, env=env
     )
-
-
-def refused_on_the_command_line(script: str, args: list[str], tmp_path: Path, **env: str) -> str:
-    """Run ``script`` of the repository with ``args`` (its run folder in ``tmp_path``), assert
-    it ends with exit code 2 and no traceback, and return its last stderr line."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONWARNINGS": "ignore",
-        **env,
-    }
-    proc = subprocess.run(
-        [sys.executable, str(REPO / script), *args, f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    return proc.stderr.strip().splitlines()[-1]
 
 
 def assert_refused(proc: subprocess.CompletedProcess, *needles: str) -> str:
@@ -526,8 +505,8 @@ def test_resume_refusal_is_one_line_and_exit_2(trained_run, tmp_path):
     evil = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "epoch": Payload(str(tmp_path / "pwned"))}, evil)
     args = [*GRU_FAST, f"data.root={trained_run[0]}", f"ckpt_path={evil}"]
-    last = refused_on_the_command_line(
-        "train.py", args, tmp_path, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1"
+    last = assert_one_line_error(
+        run_entry("train.py", args, tmp_path, timeout=300, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
     )
     assert last.startswith(f"error: {evil}")
     assert not (tmp_path / "pwned").exists()
@@ -647,8 +626,8 @@ def test_predict_with_a_changed_artifact_is_one_line_and_exit_2(copy_of, tmp_pat
     weights = folder / "components/zscore/weights.pt"
     with open(weights, "ab") as fh:
         fh.write(b"\0")
-    last = refused_on_the_command_line(
-        "predict.py", [f"ckpt={folder / 'detector.json'}"], tmp_path
+    last = assert_one_line_error(
+        run_entry("predict.py", [f"ckpt={folder / 'detector.json'}"], tmp_path, timeout=300)
     )
     assert last == (
         f"error: {weights}: changed since the artifact was written (sha256 differs from "

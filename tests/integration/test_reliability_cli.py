@@ -12,8 +12,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_entry(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(cwd), "PYTHONWARNINGS": "ignore"}
+def run_entry(
+    script: str, args: list[str], cwd: Path, timeout: float = 180, **env: str
+) -> subprocess.CompletedProcess:
+    """Run ``script`` of the repository with ``args`` in ``cwd`` (its root and run folder), with
+    ``env`` added to the environment."""
+    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(cwd), "PYTHONWARNINGS": "ignore", **env}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, str(REPO / script), *args, f"hydra.run.dir={cwd / 'run'}"],
@@ -21,11 +25,13 @@ def run_entry(script: str, args: list[str], cwd: Path) -> subprocess.CompletedPr
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
     )
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """Assert exit code 2, no traceback and one final ``error: `` line holding ``needles``;
+    return that line."""
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
@@ -34,6 +40,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
     assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
     for needle in needles:
         assert needle in errors[0]
+    return errors[0]
 
 
 @pytest.mark.parametrize("data", ["esa_csv", "esa"])
