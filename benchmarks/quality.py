@@ -83,8 +83,8 @@ SHORT_MISSION = {
     + " ".join(f"components.channel_ensemble.{o}" for o in SHORT_POOL.split()),
 }
 # name -> data overrides; "candidates" replaces a candidate's overrides on that mission;
-# "convert" first writes the MSL data in another layout with esa_lightning.data.convert (its
-# "data" then adds to the converted folder's overrides)
+# "convert" first writes the MSL data in another layout with esa_lightning.data.convert (with
+# "convert_args" added to its command line; "data" then adds to the converted folder's overrides)
 MISSIONS: dict[str, dict[str, Any]] = {
     "synthetic": {"data": ""},
     "msl": {
@@ -100,9 +100,11 @@ MISSIONS: dict[str, dict[str, Any]] = {
     # validation: the last 20 % of the training rows, the ESA twin's 7,849 rows and 4 labeled
     # events (the Kaggle reader's default 10 % holds none)
     "msl_kaggle_test_rec": {
-        "convert": ("kaggle", "kaggle", TEST_RECORDINGS), "data": "data.val_fraction=0.2"
+        "convert": ("kaggle", "kaggle"),
+        "convert_args": TEST_RECORDINGS,
+        "data": "data.val_fraction=0.2",
     },
-    "msl_esa_test_rec": {"convert": ("esa", "esa", TEST_RECORDINGS)},
+    "msl_esa_test_rec": {"convert": ("esa", "esa"), "convert_args": TEST_RECORDINGS},
 }
 DEFAULT_MISSIONS = [
     "synthetic", "msl", "msl_kaggle", "msl_esa", "msl_kaggle_test_rec", "msl_esa_test_rec"
@@ -158,8 +160,8 @@ def rows_for(name: str, spec: dict[str, Any]) -> list[tuple[str, str, str, bool]
 def mission_data(name: str, spec: dict[str, Any], work: Path, timeout: float) -> dict[str, Any]:
     """The mission's data overrides, converting first where needed; or why it is n/a."""
     if "convert" in spec:
-        layout, data, *more = spec["convert"]
-        extra = list(more[0]) if more else []
+        layout, data = spec["convert"]
+        extra = list(spec.get("convert_args", ()))
         out = work / "data" / name
         shown = " ".join([f"python -m {CONVERTER} --source {MSL} --out {out} --layout {layout}",
                           *CONVERT_ARGS, *extra])

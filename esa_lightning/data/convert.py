@@ -197,7 +197,7 @@ def _cut_recording(labels: np.ndarray, test_share: float) -> tuple[int, int]:
     the cut moved forward past a labeled sequence it would split."""
     n = len(labels)
     cut = min(n - 1, max(1, int(round((1.0 - test_share) * n))))
-    while 0 < cut < n and labels[cut - 1] and labels[cut]:
+    while cut < n and labels[cut - 1] and labels[cut]:
         cut += 1
     return cut, n - cut
 
