@@ -18,6 +18,8 @@ from typing import Any
 
 from _common import tree_rss_kib
 
+from esa_lightning.data.convert import reader_overrides
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "esa_lightning" / "conf"
 CONVERTER = "esa_lightning.data.convert"
@@ -190,15 +192,13 @@ def convert(
 
 
 def converted_overrides(out: Path, data: str) -> list[str]:
-    """``data=... data.root=...`` for a converted folder, with the split date its
-    ``mission.json`` records (``data=esa`` reads none by itself)."""
-    overrides = [f"data={data}", f"data.root={out}"]
+    """The data overrides that read a converted folder as its ``mission.json`` records it
+    (split date, period, validation range: ``convert.reader_overrides``); ``data=... data.root=...``
+    without one."""
     record = out / "mission.json"
-    if data == "esa" and record.is_file():
-        split = json.loads(record.read_text()).get("split_date")
-        if split:
-            overrides.append(f"data.split_date={split}")
-    return overrides
+    if not record.is_file():
+        return [f"data={data}", f"data.root={out}"]
+    return reader_overrides(out, json.loads(record.read_text()))
 
 
 # ------------------------------------------------------------------------ one candidate

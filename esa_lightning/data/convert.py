@@ -7,7 +7,7 @@ missions are not always at hand. The NASA SMAP/MSL releases are: this turns one 
     python -m esa_lightning.data.convert --source NASA_DIR --out OUT_DIR --layout esa \\
         [--arrange side_by_side|sequential] [--channels C-1,T-9] [--spacecraft MSL] \\
         [--period 30s] [--start 2000-01-01] [--commands] [--test-share 1.0] \\
-        [--recordings both|test]
+        [--recordings both|test] [--val-share 0.0]
 
 What it writes
 --------------
@@ -59,9 +59,20 @@ What it writes
 - Commands (columns 1..) are dropped by default. ``commands=True`` carries every command column
   set at least once as a priority-3 telecommand ``telecommand_<chan>_<k>`` (k the NASA column),
   a pulse at each row where it is non-zero (about 430 columns for MSL).
+- ``val_share`` (0): validation is the readers' (``data.val_fraction``, ``data.val_days``: the
+  last rows before the split). One after another that is the last channels' training stretches,
+  channels held flat through every row before: a detector meets them live for the first time in
+  validation, and thresholds fitted there do not carry to test. ``val_share`` > 0 (below 0.5,
+  ``sequential`` only, and with ``recordings="both"`` only at ``test_share`` 1, where training
+  ends at the split) cuts the last ``val_share`` of every channel's training stretch off as its
+  validation stretch (moved past a labeled sequence as above) and places the validation
+  stretches one after another between the training stretches and the split, so validation
+  holds every channel, after its training stretch, as test does. ``mission.json`` records
+  ``val_date`` and ``val_row``, and the printed command reads that validation range
+  (``reader_overrides``). Side by side the readers' validation already cuts every channel at
+  the same time.
 - ``mission.json``: split date and row, period, start, arrangement, each channel's stretches,
-  ``counters: []`` (``data=esa`` reads its split and counters). Validation is the readers'
-  (``data.val_fraction``, ``data.val_days``).
+  ``counters: []`` (``data=esa`` reads its split and counters).
 
 ``start`` lies on the ``period`` grid from 1970 (the ESA reader's), the period in whole
 seconds. Written to a temporary folder renamed onto ``out`` (refused if not empty or inside the
@@ -96,19 +107,23 @@ _SECOND = 10**9
 
 
 def place_channels(
-    lengths: Sequence[tuple[str, int, int]], arrange: str
+    lengths: Sequence[tuple[str, int, int, int]], arrange: str
 ) -> tuple[list[Placement], int, int]:
-    """(placements, grid rows, split row) of channels given as (name, n_train, n_test)."""
+    """(placements, grid rows, split row) of channels given as (name, n_train, n_val, n_test);
+    side by side takes no validation stretch (n_val 0)."""
     _check_choice(arrange, ARRANGEMENTS, "arrange")
     if arrange == "side_by_side":
-        split = max(n_train for _, n_train, _ in lengths)
-        placed = [Placement(c, split - a, a, split, b) for c, a, b in lengths]
-        return placed, split + max(b for _, _, b in lengths), split
-    split = sum(a for _, a, _ in lengths)
+        if any(v for _, _, v, _ in lengths):
+            raise ValueError("side by side places no validation stretch")
+        split = max(n_train for _, n_train, _, _ in lengths)
+        placed = [Placement(c, split - a, a, split, b) for c, a, _, b in lengths]
+        return placed, split + max(b for *_, b in lengths), split
+    val_row = sum(a for _, a, _, _ in lengths)
+    split = val_row + sum(v for _, _, v, _ in lengths)
     placed, train_row, test_row = [], 0, split
-    for c, a, b in lengths:
-        placed.append(Placement(c, train_row, a, test_row, b))
-        train_row, test_row = train_row + a, test_row + b
+    for c, a, v, b in lengths:
+        placed.append(Placement(c, train_row, a, test_row, b, val_row=val_row, n_val=v))
+        train_row, val_row, test_row = train_row + a, val_row + v, test_row + b
     return placed, test_row, split
 
 
@@ -125,6 +140,7 @@ def convert_nasa(
     commands: bool = False,
     test_share: float = 1.0,
     recordings: str = "both",
+    val_share: float = 0.0,
 ) -> Path:
     """Write the NASA telemanom folder ``source`` into the new folder ``out`` in ``layout``
     (``esa``, ``esa_csv`` or ``kaggle``); return ``out``. See the module docstring."""
@@ -157,19 +173,23 @@ def convert_nasa(
             column="test_share",
             value=test_share,
         )
+    val_share = _check_val_share(val_share, arrange, recordings, float(test_share))
     _check_output(source, out)
     nasa = read_nasa(
         source, channels="all" if channels is None else channels, spacecraft=spacecraft
     )
-    if recordings == "test":
-        skip = {c: s.test_start for c, s in nasa.series.items()}
-        lengths = [(c, *_cut_recording(s.labels[s.test_start :, 0], float(test_share)))
-                   for c, s in nasa.series.items()]
-    else:
-        skip = dict.fromkeys(nasa.series, 0)
-        lengths = [(c, s.test_start, s.n_rows - s.test_start) for c, s in nasa.series.items()]
+    skip, lengths = {}, []
+    for c, s in nasa.series.items():
+        if recordings == "test":
+            skip[c] = s.test_start
+            n_train, n_test = _cut_recording(s.labels[s.test_start :, 0], float(test_share))
+        else:
+            skip[c], n_train, n_test = 0, s.test_start, s.n_rows - s.test_start
+        n_train, n_val = _cut_recording(s.labels[skip[c] : skip[c] + n_train, 0], val_share)
+        lengths.append((c, n_train, n_val, n_test))
     placed, n_rows, split = place_channels(lengths, arrange)
     placed = [replace(p, skip=skip[p.name]) for p in placed]
+    val_row = min(p.val_row for p in placed) if val_share else None
     if recordings == "both":
         split += int(round((1.0 - float(test_share)) * (n_rows - split)))
     job = Job(source, nasa, placed, n_rows, split, t0, p_ns, commands)
@@ -179,7 +199,7 @@ def convert_nasa(
         raise io.write_error(out, exc) from exc
     try:
         n_telecommands = _WRITERS[layout](job, tmp)
-        record = _record(job, layout, arrange, recordings, period, n_telecommands)
+        record = _record(job, layout, arrange, recordings, period, n_telecommands, val_row)
         (tmp / "mission.json").write_text(json.dumps(record, indent=2) + "\n")
         if out.exists():
             out.rmdir()  # checked empty above; a file appearing since makes this fail
@@ -192,11 +212,14 @@ def convert_nasa(
     return out
 
 
-def _cut_recording(labels: np.ndarray, test_share: float) -> tuple[int, int]:
-    """(training rows, test rows) of one recording: its last ``test_share`` of rows are test,
-    the cut moved forward past a labeled sequence it would split."""
+def _cut_recording(labels: np.ndarray, share: float) -> tuple[int, int]:
+    """(rows before, rows after) the cut of one recording (or stretch) whose last ``share`` of
+    rows come after it, the cut moved forward past a labeled sequence it would split; share 0:
+    no cut."""
     n = len(labels)
-    cut = min(n - 1, max(1, int(round((1.0 - test_share) * n))))
+    if not share:
+        return n, 0
+    cut = min(n - 1, max(1, int(round((1.0 - share) * n))))
     while cut < n and labels[cut - 1] and labels[cut]:
         cut += 1
     return cut, n - cut
@@ -205,6 +228,31 @@ def _cut_recording(labels: np.ndarray, test_share: float) -> tuple[int, int]:
 def _check_choice(value: str, choices: Sequence[str], column: str) -> None:
     if value not in choices:
         raise ESAInputError(f"choose one of {list(choices)}", column=column, value=value)
+
+
+def _check_val_share(val_share: float, arrange: str, recordings: str, test_share: float) -> float:
+    """``val_share`` as a float, refused where it lies outside [0, 0.5) or does not apply."""
+    try:
+        share = float(val_share)
+    except (TypeError, ValueError):
+        raise ESAInputError("not a number", column="val_share", value=val_share) from None
+    if not 0.0 <= share < 0.5:
+        raise ESAInputError("val_share must lie in [0, 0.5)", column="val_share", value=val_share)
+    if share and arrange != "sequential":
+        raise ESAInputError(
+            "val_share needs arrange=sequential: side by side the readers' data.val_days / "
+            "data.val_fraction already cut every channel at the same time",
+            column="val_share",
+            value=val_share,
+        )
+    if share and recordings == "both" and test_share < 1.0:
+        raise ESAInputError(
+            "val_share with recordings=both needs test_share 1: the test recordings' first "
+            "part would follow validation in the training range",
+            column="val_share",
+            value=val_share,
+        )
+    return share
 
 
 def _check_output(source: Path, out: Path) -> None:
@@ -219,7 +267,13 @@ def _check_output(source: Path, out: Path) -> None:
 
 
 def _record(
-    job: Job, layout: str, arrange: str, recordings: str, period: str, n_telecommands: int
+    job: Job,
+    layout: str,
+    arrange: str,
+    recordings: str,
+    period: str,
+    n_telecommands: int,
+    val_row: int | None,
 ) -> dict:
     return {
         "source": {
@@ -234,10 +288,13 @@ def _record(
         "start": job.iso(0),
         "split_date": job.iso(job.split),
         "split_row": job.split,
+        "val_date": None if val_row is None else job.iso(val_row),
+        "val_row": val_row,
         "rows": job.n_rows,
         "channels": {
             p.name: {
                 "train_rows": [p.train_row, p.train_row + p.n_train - 1] if p.n_train else None,
+                "val_rows": [p.val_row, p.val_row + p.n_val - 1] if p.n_val else None,
                 "test_rows": [p.test_row, p.test_row + p.n_test - 1],
             }
             for p in job.placed
@@ -251,15 +308,29 @@ def _record(
 
 
 # --------------------------------------------------------------------------- command line
-def train_command(out: Path, record: dict[str, Any]) -> str:
-    """The ``train.py`` command that reads the converted folder ``out`` as it was written."""
+def reader_overrides(out: Path, record: dict[str, Any]) -> list[str]:
+    """The data overrides that read the converted folder ``out`` as it was written: its layout,
+    split, period and (with ``val_share``) its validation range."""
     layout = record["layout"]
-    parts = ["python train.py", f"data={layout}", f"data.root={out}"]
+    parts = [f"data={layout}", f"data.root={out}"]
     if layout == "esa":
         parts.append(f"data.split_date={record['split_date']}")
         if record["period"] != "30s":
             parts.append(f"data.period={record['period']}")
-    return " ".join(parts)
+    val_row = record.get("val_row")
+    if val_row is not None:
+        n_val = record["split_row"] - val_row
+        if layout == "kaggle":  # the last val_fraction of the training rows
+            parts.append(f"data.val_fraction={n_val / record['split_row']!r}")
+        else:  # the last val_days before the split, on the grid
+            seconds = n_val * int(record["period"].removesuffix("s"))
+            parts.append(f"data.val_days={seconds / 86400!r}")
+    return parts
+
+
+def train_command(out: Path, record: dict[str, Any]) -> str:
+    """The ``train.py`` command that reads the converted folder ``out`` as it was written."""
+    return " ".join(["python train.py", *reader_overrides(out, record)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=RECORDINGS,
         help="test: leave NASA's training recordings out (needs --test-share < 1)",
     )
+    parser.add_argument(
+        "--val-share",
+        type=float,
+        default=0.0,
+        help="sequential: each channel's last share of training rows as validation",
+    )
     a = parser.parse_args(argv)
     try:
         out = convert_nasa(
@@ -300,16 +377,23 @@ def main(argv: list[str] | None = None) -> int:
             commands=a.commands,
             test_share=a.test_share,
             recordings=a.recordings,
+            val_share=a.val_share,
         )
     except ESAInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     record = json.loads((out / "mission.json").read_text())
+    validation = (
+        f"validation from {record['val_date']} (row {record['val_row']}), "
+        if record["val_row"] is not None
+        else ""
+    )
     print(
         f"wrote {out} ({record['layout']}, {record['arrangement']}): "
         f"{len(record['channels'])} channels x {record['rows']} rows of {record['period']} "
-        f"from {record['start']}, test from {record['split_date']} (row {record['split_row']}), "
-        f"{record['events']} events, {record['telecommands']} telecommands"
+        f"from {record['start']}, {validation}test from {record['split_date']} "
+        f"(row {record['split_row']}), {record['events']} events, "
+        f"{record['telecommands']} telecommands"
     )
     print(f"train on it: {train_command(out, record)}")
     return 0

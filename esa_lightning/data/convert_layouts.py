@@ -22,9 +22,9 @@ _ZIP = {"method": "zip", "compresslevel": 1}
 
 @dataclass(frozen=True)
 class Placement:
-    """One channel's training and test stretches on the grid (first row and length of each);
-    ``skip``: the source samples left out before the first one placed (its NASA training
-    recording, with ``recordings="test"``)."""
+    """One channel's training, validation and test stretches on the grid (first row and length
+    of each; no validation stretch unless ``val_share``); ``skip``: the source samples left out
+    before the first one placed (its NASA training recording, with ``recordings="test"``)."""
 
     name: str
     train_row: int
@@ -32,13 +32,17 @@ class Placement:
     test_row: int
     n_test: int
     skip: int = 0
+    val_row: int = 0
+    n_val: int = 0
 
     @property
     def rows(self) -> np.ndarray:
-        """Grid rows of the channel's samples: the training stretch, then the test stretch."""
+        """Grid rows of the channel's samples in source order: its training, validation and
+        test stretches."""
         return np.concatenate(
             [
                 np.arange(self.train_row, self.train_row + self.n_train),
+                np.arange(self.val_row, self.val_row + self.n_val),
                 np.arange(self.test_row, self.test_row + self.n_test),
             ]
         )

@@ -18,7 +18,8 @@ from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.data.readers.esa_csv import read_esa_csv
 from esa_lightning.data.readers.kaggle import read_kaggle
 from esa_lightning.errors import ESAInputError
-from tests.conftest import MSL
+from esa_lightning.jobs.common import mission_from_config
+from tests.conftest import MSL, compose_config
 
 # (channel, n_train, n_test, sequences, classes): lengths differ so that every arrangement
 # places every channel somewhere else; A-1's last sequence ends on its last test row, B-2's is
@@ -206,7 +207,9 @@ def test_channel_files_hold_only_real_samples(nasa, tmp_path):
     times = frame.index.to_numpy()
     assert times[0] == START + place[0] * PERIOD and times[80] == START + place[1] * PERIOD
     record = json.loads((out / "mission.json").read_text())
-    assert record["channels"]["B-2"] == {"train_rows": [50, 129], "test_rows": [200, 224]}
+    assert record["channels"]["B-2"] == {
+        "train_rows": [50, 129], "val_rows": None, "test_rows": [200, 224]
+    }
 
 
 @pytest.mark.parametrize("recordings", ["both", "test"])
@@ -327,6 +330,13 @@ def test_command_line(nasa, tmp_path, capsys):
     code = main(["--source", str(nasa), "--out", str(out), "--layout", "kaggle"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: {out}: ")
+    # B-2 (80 training rows) then A-1 (50): validation = their last 20 % (16 + 10 rows)
+    val = tmp_path / "val"
+    code = main(["--source", str(nasa), "--out", str(val), "--layout", "esa", "--arrange",
+                 "sequential", "--channels", "B-2,A-1", "--val-share", "0.2"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "validation from 2000-01-01T00:52:00 (row 104)" in printed
+    assert f"data.split_date=2000-01-01T01:05:00 data.val_days={26 * 30 / 86400!r}" in printed
 
 
 @pytest.mark.skipif(not MSL.is_dir(), reason="the shared NASA MSL data is not present")
@@ -387,3 +397,44 @@ def test_test_recordings_alone_put_labeled_and_nominal_rows_of_one_recording_in_
     assert record["recordings"] == "test"
     with pytest.raises(ESAInputError, match="test_share"):
         convert_nasa(nasa, tmp_path / "bad", layout=layout, recordings="test")
+
+
+@pytest.mark.parametrize("layout", ["esa", "esa_csv", "kaggle"])
+def test_val_share_places_every_channel_in_validation_as_the_printed_command_reads_it(
+    nasa, tmp_path, layout
+):
+    """One after another, the readers' validation would be the last channels' training rows
+    alone; with val_share every channel's last quarter of training rows lies there instead, after
+    all training stretches, and ``reader_overrides`` reads exactly that range."""
+    out = convert_nasa(nasa, tmp_path / "out", layout=layout, arrange="sequential",
+                       recordings="test", test_share=0.5, val_share=0.25)
+    record = json.loads((out / "mission.json").read_text())
+    overrides = convert.reader_overrides(out, record)
+    cfg = compose_config("train", [*overrides, f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    mission = mission_from_config(cfg.data)
+    # A-1's 20 training rows keep 15 (its sequence [5, 9] among them), C-3's cut at 22 of 30
+    # leaves its sequence [10, 20] in training; validation = 5 + 3 + 8 rows
+    assert mission.test_start == record["split_row"] == 46 + 16
+    assert mission.val_start == record["val_row"] == 46
+    assert record["val_date"] == str(pd.Timestamp(START + 46 * PERIOD).isoformat())
+    for j, name in enumerate(mission.channel_names):
+        spans = record["channels"][name]
+        train, val, test = (np.arange(a, b + 1) for a, b in spans.values())
+        assert train[-1] < record["val_row"] <= val[0] and val[-1] < record["split_row"] <= test[0]
+        source = np.load(nasa / "test" / f"{name}.npy")[:, 0].astype(np.float32)
+        np.testing.assert_array_equal(mission.values[np.r_[train, val, test], j], source)
+    # training stretches from row 0 (A-1 15, B-2 9, C-3 22 rows), test from 62 (20, 13, 30)
+    want = {("A-1", 5, 9), ("A-1", 62 + 10, 62 + 19), ("B-2", 15, 15), ("C-3", 24 + 10, 24 + 20),
+            ("C-3", 95 + 10, 95 + 22)}
+    if layout == "kaggle":
+        assert runs(mission.row_labels) == {(a, b) for _, a, b in want}
+    else:
+        assert event_rows(mission, layout) == want
+    with pytest.raises(ESAInputError, match="sequential"):
+        convert_nasa(nasa, tmp_path / "side", layout=layout, val_share=0.2)
+    with pytest.raises(ESAInputError, match=r"\[0, 0.5\)"):
+        convert_nasa(nasa, tmp_path / "half", layout=layout, arrange="sequential", val_share=0.5)
+    with pytest.raises(ESAInputError, match="test_share 1"):
+        convert_nasa(nasa, tmp_path / "both", layout=layout, arrange="sequential",
+                     test_share=0.5, val_share=0.2)
+    assert not any((tmp_path / n).exists() for n in ("side", "half", "both"))
