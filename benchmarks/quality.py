@@ -76,7 +76,7 @@ MSL = "../shared/data/nasa-msl"
 # than one pooled row of the channel ensemble's default pooling (200 windows of 50 rows every
 # 10: 2,040 rows). 50 windows pooled every 5 (540 rows) is the default shape scaled to fit.
 SHORT_POOL = "datamodule.pool=50 datamodule.pool_stride=5"
-TEST_RECORDINGS = ("--recordings", "test", "--arrange", "sequential")
+TEST_RECORDINGS = ("--recordings", "test", "--arrange", "sequential", "--val-share", "0.2")
 SHORT_MISSION = {
     "channel_ensemble": f"experiment=channel_ensemble {SHORT_POOL}",
     "esa_full": "experiment=esa_full "
@@ -96,14 +96,10 @@ MISSIONS: dict[str, dict[str, Any]] = {
     "msl_esa": {"convert": ("esa", "esa"), "candidates": SHORT_MISSION},
     # NASA's test recordings alone, each cut in half by time, one channel after another: no
     # training-to-test file boundary for the labels to follow, row labels of channels apart
-    # (esa_lightning.data.convert: recordings, arrange); 73,729 rows, the default pooling fits
-    # validation: the last 20 % of the training rows, the ESA twin's 7,849 rows and 4 labeled
-    # events (the Kaggle reader's default 10 % holds none)
-    "msl_kaggle_test_rec": {
-        "convert": ("kaggle", "kaggle"),
-        "convert_args": TEST_RECORDINGS,
-        "data": "data.val_fraction=0.2",
-    },
+    # (esa_lightning.data.convert: recordings, arrange); 73,729 rows, the default pooling fits;
+    # validation: every channel's last 20 % of training rows, after all training rows
+    # (val_share; mission.json's range, read by converted_overrides)
+    "msl_kaggle_test_rec": {"convert": ("kaggle", "kaggle"), "convert_args": TEST_RECORDINGS},
     "msl_esa_test_rec": {"convert": ("esa", "esa"), "convert_args": TEST_RECORDINGS},
 }
 DEFAULT_MISSIONS = [
