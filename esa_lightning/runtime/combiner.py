@@ -9,9 +9,13 @@ intersection of the components' ``MissionDataModule.label_free_ranges``), so it 
 to trust a supervised component's in-sample scores. The alarm threshold is chosen on its
 log-odds (probabilities round to 1.0 in float32 long before log-odds stop growing, and a
 threshold of 1.0 alarms nowhere) where it is stable: the candidate with the best mean corrected
-event-wise F0.5 over four contiguous folds of the whole training and validation range
-(``stable_f05_threshold``), not on the validation range's few events alone. Nothing is fitted
-on the test range. Fitted numbers are stored as JSON (no pickle). On an alarmed row, the
+event-wise F0.5 over contiguous folds (``stable_f05_threshold``), not on the validation range's
+few events alone. The folds are those of the label-free rows when they hold at least
+``threshold_min_events`` labeled events: a supervised component scores the nominal rows it
+trained on lower than any other, so a threshold chosen over its training rows sits below its
+nominal scores everywhere else and alarms the validation and test ranges throughout. With fewer
+events there, four contiguous folds of the whole training and validation range. Nothing is
+fitted on the test range. Fitted numbers are stored as JSON (no pickle). On an alarmed row, the
 channels involved are the ``top_channels`` with the highest per-channel rank across components.
 
 Cost is bounded at any mission length: the training range is cut into blocks of
@@ -69,8 +73,10 @@ class HybridCombiner:
     """Combines component RowScores into one calibrated alarm."""
 
     def __init__(self, neighbourhood: int = 10, c: float = 1.0, max_rows: int = 500_000,
-                 seed: int = 0, top_channels: int = 3, block_rows: int = 20_000) -> None:
+                 seed: int = 0, top_channels: int = 3, block_rows: int = 20_000,
+                 threshold_min_events: int = 3) -> None:
         self.neighbourhood = int(neighbourhood)
+        self.threshold_min_events = int(threshold_min_events)
         self.top_channels = int(top_channels)
         self.c = float(c)
         self.max_rows = int(max_rows)
@@ -139,8 +145,10 @@ class HybridCombiner:
         supervised component's scores on its own training rows are far better than anywhere
         else, and a classifier stacked on them learns to trust it blindly. Back to the whole fit
         range, logged, when those rows hold one class only. The threshold, with the weights
-        fixed, over four contiguous folds of the whole fit range (``choose_threshold``): a
-        stable choice needs every labeled event there is."""
+        fixed (``choose_threshold``), over folds of those rows when they hold
+        ``threshold_min_events`` labeled events, else over four contiguous folds of the whole
+        fit range: a stable choice needs events, and the supervised components' training rows
+        the least."""
         from sklearn.linear_model import LogisticRegression
 
         self.names = list(components)
@@ -172,10 +180,14 @@ class HybridCombiner:
             lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=1000)
             lr.fit((x - self.mean) / self.std, y)
             self.coef, self.intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
-        # the threshold needs events more than it fears in-sample rows (the weights are fitted)
-        blocks = self.fit_blocks(fit_range)
-        if not whole:
-            x = self._block_features(components, fit_range, blocks)
+        events = sum(_labeled_runs(fit_range.is_anomaly[a:b]) for a, b in ranges)
+        label_free = not whole and events >= self.threshold_min_events
+        if not label_free:  # too few events where no component trained: every one there is
+            blocks = self.fit_blocks(fit_range)
+            if not whole:
+                x = self._block_features(components, fit_range, blocks)
+        log.info("combiner: threshold chosen on %s (%d labeled events in %s)",
+                 where if label_free else "the whole fit range", events, where)
         folds = [(fit_range.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in
                  _contiguous_folds(blocks, n_folds=4)]
         self.threshold = self.choose_threshold(folds)
@@ -222,6 +234,7 @@ class HybridCombiner:
         write_json_atomic(Path(folder) / "combiner.json", {
             "neighbourhood": self.neighbourhood, "c": self.c, "max_rows": self.max_rows,
             "seed": self.seed, "top_channels": self.top_channels, "block_rows": self.block_rows,
+            "threshold_min_events": self.threshold_min_events,
             "names": self.names,
             "mean": self.mean, "std": self.std,
             "coef": self.coef, "intercept": self.intercept, "threshold_logit": self.threshold,
@@ -236,7 +249,8 @@ class HybridCombiner:
             d = json.loads(path.read_text())
             # artifacts written before ``top_channels`` existed used 3
             obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"],
-                      d.get("top_channels", 3), d.get("block_rows", 20_000))
+                      d.get("top_channels", 3), d.get("block_rows", 20_000),
+                      d.get("threshold_min_events", 3))
             obj.names = [str(n) for n in d["names"]]
             obj.mean, obj.std, obj.coef = (np.asarray(d[k], dtype=np.float64)
                                            for k in ("mean", "std", "coef"))
@@ -261,6 +275,12 @@ class HybridCombiner:
                 f"components (mean/std/coef of length {width}, finite, std > 0)", path=path
             )
         return obj
+
+
+def _labeled_runs(flags: np.ndarray) -> int:
+    """How many runs of labeled (non-zero) rows ``flags`` holds."""
+    f = np.asarray(flags) != 0
+    return int(f[0]) + int(np.count_nonzero(f[1:] & ~f[:-1])) if len(f) else 0
 
 
 def _contiguous_folds(

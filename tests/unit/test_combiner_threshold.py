@@ -233,3 +233,43 @@ def test_combiner_scores_its_fit_ranges_with_the_rows_before_them():
     seen = comb.features(component, mission.fit_range())[3000:5500]
     np.testing.assert_allclose(comb.mean, seen.mean(0), rtol=1e-4)
     np.testing.assert_allclose(comb.std, seen.std(0) + 1e-6, rtol=1e-4)
+
+
+class InSampleScorer(SimulatedScorer):
+    """A supervised component: on its training rows (before ``end``) nominal rows score under
+    0.1 and labeled ones 0.2-0.3; elsewhere nominal rows score up to 0.5, labeled ones 0.6-1.0."""
+
+    def score_rows(self, mission):
+        out = super().score_rows(mission)
+        t0 = np.datetime64("2000-01-01T00:00:00", "ns")
+        rows = (np.asarray(mission.timestamps) - t0) // np.timedelta64(30, "s")
+        noise = np.random.default_rng([self.seed, int(rows[0])]).random(len(rows))
+        label = mission.is_anomaly.astype(np.float64)
+        score = np.where(rows < self.end, 0.1 * noise + 0.2 * label, 0.5 * noise + 0.6 * label)
+        out.score = score.astype(np.float32)
+        out.channel_scores = np.repeat(out.score[:, None], 3, axis=1)
+        return out
+
+
+def test_combiner_threshold_comes_from_rows_no_component_trained_on_when_they_hold_events():
+    # three events on the component's training rows, four after them (held out + validation)
+    mission = make_mission(
+        n_rows=8000,
+        val_start=6000,
+        test_start=7000,
+        anomalies=((500, 530), (1800, 1830), (3000, 3030), (4300, 4330), (5000, 5030),
+                   (5600, 5630), (6500, 6530), (7400, 7430)),
+    )
+    components = {"supervised": InSampleScorer(end=4000, seed=3)}
+    test = mission.test()
+    rows = np.arange(len(test.values)) + mission.test_start
+    nominal = (rows < 7390) | (rows > 7440)
+    alarms = {}
+    for min_events in (3, 5):  # the label-free rows hold 4 events
+        comb = HybridCombiner(neighbourhood=0, block_rows=500, threshold_min_events=min_events)
+        comb.fit(components, mission.fit_range(), ranges=[(4000, 7000)])
+        alarms[min_events] = comb.score_rows(components, test).alarm
+    # chosen where the component's nominal scores are what they are on new rows: clean
+    assert alarms[3][(rows >= 7400) & (rows <= 7430)].any() and not alarms[3][nominal].any()
+    # chosen over its training rows too (too few events elsewhere): under its new rows' noise
+    assert alarms[5][nominal].mean() > 0.3
