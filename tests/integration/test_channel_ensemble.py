@@ -201,3 +201,45 @@ def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
     fresh = LitChannelEnsemble(**dm.dims, hidden=8, post_processing=POST)
     fresh.load_state_dict(lit.state_dict())
     np.testing.assert_allclose(fresh.score_rows(mission).score, scores.score, atol=1e-6)
+
+
+def test_shared_learners_carry_one_channels_labels_to_a_channel_without_any():
+    """With share_learners, the anomalies labeled on channel 0 alone teach the learners that
+    score channel 1 too; per-channel learners leave channel 1 with nothing to learn from."""
+    from sklearn.metrics import roc_auc_score
+
+    from esa_lightning.models.channel_ensemble.network import weighted_bce
+
+    gen = torch.Generator().manual_seed(0)
+    n_ch, n_feat = 2, 6
+
+    def rows(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(n_ch, n, n_feat, generator=gen)
+        anomalous = torch.arange(n) % 10 == 0
+        x[:, anomalous, 0] += 4.0  # the same signature on both channels
+        return x, anomalous
+
+    x, anomalous = rows(400)
+    y = torch.zeros(n_ch, 400)
+    y[0, anomalous] = 1.0  # only channel 0's anomalies are labeled
+    x_new, anomalous_new = rows(200)
+
+    def channel_1_auc(share: bool) -> float:
+        torch.manual_seed(0)
+        net = ChannelEnsemble(n_ch, n_feat, [0, 0], n_external=1, n_internal=2, hidden=8,
+                              feature_fraction=1.0, share_learners=share)
+        opt = torch.optim.Adam(net.parameters(), lr=0.05)
+        for _ in range(60):
+            logits = net.internal_logits(x)
+            loss = weighted_bce(logits, y[:, None, None, :].expand_as(logits),
+                                torch.ones_like(logits))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            prob = torch.sigmoid(net.internal_logits(x_new))[1].mean(dim=(0, 1))
+        return roc_auc_score(anomalous_new.numpy(), prob.numpy())
+
+    assert channel_1_auc(share=True) > 0.95
+    assert channel_1_auc(share=False) < 0.8
+

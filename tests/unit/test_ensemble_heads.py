@@ -108,6 +108,19 @@ def test_heads_never_read_test_range_rows(dm):
     assert ((fitted[0]["cv"] >= 0) & (fitted[0]["cv"] <= 1)).all()
 
 
+def test_shared_learners_hold_one_set_of_weights_and_one_meta_per_external(dm):
+    dims = {k: dm.dims[k] for k in ("n_channels", "n_features", "group_index")}
+    shared = ChannelEnsemble(**dims, share_learners=True)
+    own = ChannelEnsemble(**dims)
+    assert shared.w1.shape[0] == shared.meta_w.shape[0] == 1
+    assert sum(p.numel() for p in shared.parameters()) < sum(p.numel() for p in own.parameters())
+    out = shared(dm.X[:, :7])
+    assert out.internal_logits.shape == (dims["n_channels"], 3, 5, 7)
+    assert out.channel_prob.shape == (dims["n_channels"], 7)
+    # the meta of each external is fitted once, on the eval2 rows of every channel
+    assert heads.fit_meta_heads(shared, dm) == shared.meta_b.shape[1]
+
+
 def test_gbdt_never_reads_test_range_rows_and_round_trips(dm, tmp_path):
     mission = dm.mission
     small = dict(**dm.dims, max_iter=15, n_threads=1, post_processing=ALARM)

@@ -87,14 +87,17 @@ def fit_meta_heads(model: ChannelEnsemble, dm: SegmentDataModule, *, set_cv: boo
     rows, y = meta_rows(dm), dm.y.numpy()
     fitted = 0
     with torch.no_grad():
-        for c in range(internal.shape[0]):
-            for e in range(internal.shape[1]):
-                res = fit_logistic(internal[c, e][:, rows[c, e]].T, y[c, rows[c, e]])
-                if res is None:
-                    continue
-                model.meta_w[c, e] = torch.as_tensor(res[0], device=model.meta_w.device)
-                model.meta_b[c, e] = res[1]
-                fitted += 1
+        for c, e in np.ndindex(*model.meta_b.shape):
+            # shared learners: one meta per external, fitted on the eval2 rows of every channel
+            chans = range(internal.shape[0]) if model.share_learners else [c]
+            x_meta = np.concatenate([internal[k, e][:, rows[k, e]].T for k in chans])
+            y_meta = np.concatenate([y[k, rows[k, e]] for k in chans])
+            res = fit_logistic(x_meta, y_meta)
+            if res is None:
+                continue
+            model.meta_w[c, e] = torch.as_tensor(res[0], device=model.meta_w.device)
+            model.meta_b[c, e] = res[1]
+            fitted += 1
         if set_cv:
             prob = _forward_all(model, dm.X)["channel_prob"].numpy()
             cv = channel_cv_scores(prob, y, cv_rows(dm))

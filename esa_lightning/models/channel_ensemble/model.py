@@ -59,6 +59,7 @@ class LitChannelEnsemble(DetectorModule):
         f05_weight: float = 0.5,
         pos_weight: float = 1.0,
         hard: bool = False,
+        share_learners: bool = False,
         window: int = 50,
         step: int = 10,
         pool: int = 200,
@@ -82,6 +83,7 @@ class LitChannelEnsemble(DetectorModule):
             feature_fraction=feature_fraction,
             seed=seed,
             hard=hard,
+            share_learners=share_learners,
         )
         self.register_buffer("kernels", torch.zeros(n_channels, n_kernels, max_kernel_len))
         self.register_buffer("kernel_len", torch.zeros(n_channels, n_kernels, dtype=torch.long))

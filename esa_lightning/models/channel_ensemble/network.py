@@ -132,6 +132,7 @@ class ChannelEnsemble(nn.Module):
         hard: bool = False,
         sharpness: float = 50.0,
         temperature: float = 0.02,
+        share_learners: bool = False,
     ) -> None:
         super().__init__()
         if len(group_index) != n_channels:
@@ -139,7 +140,12 @@ class ChannelEnsemble(nn.Module):
                 f"group_index has {len(group_index)} entries for {n_channels} channels",
                 column="group_index",
             )
-        c, e, i, f, h = n_channels, n_external, n_internal, n_features, hidden
+        e, i, f, h = n_external, n_internal, n_features, hidden
+        # shared learners: one set of internal learners and metas for every channel (leading
+        # dimension 1, expanded at use), trained on the pooled rows of all channels
+        self.share_learners = bool(share_learners)
+        c = 1 if self.share_learners else n_channels
+        self.n_channels = n_channels
         self.n_groups = int(max(group_index)) + 1 if len(group_index) else 0
         self.hard, self.sharpness, self.temperature = hard, sharpness, temperature
         gen = torch.Generator().manual_seed(seed)
@@ -159,7 +165,7 @@ class ChannelEnsemble(nn.Module):
         self.meta_w = nn.Parameter(torch.full((c, e, i), 4.0 / i))
         self.meta_b = nn.Parameter(torch.full((c, e), -2.0))
         self.register_buffer("group_index", torch.as_tensor(group_index, dtype=torch.long))
-        self.register_buffer("cv", torch.ones(c))
+        self.register_buffer("cv", torch.ones(n_channels))
         self.alpha = nn.Parameter(torch.tensor(1.5))
         self.gamma = nn.Parameter(torch.tensor(1.5))
         self.beta = nn.Parameter(torch.tensor(0.3))
@@ -167,16 +173,22 @@ class ChannelEnsemble(nn.Module):
         self.event_w = nn.Parameter(torch.ones(self.n_groups))
         self.event_b = nn.Parameter(torch.tensor(-1.0))
 
+    def per_channel(self, param: torch.Tensor) -> torch.Tensor:
+        """A learner parameter with one leading entry per channel (shared ones expanded)."""
+        return param.expand(self.n_channels, *param.shape[1:]) if self.share_learners else param
+
     def internal_logits(self, x: torch.Tensor) -> torch.Tensor:
         """x [C, R, F] → logits [C, E_ext, E_int, R] of every internal learner."""
-        w1 = self.w1 * self.feature_mask[..., None]
-        hid = torch.einsum("crf,ceifh->ceirh", x, w1) + self.b1[:, :, :, None, :]
-        return torch.einsum("ceirh,ceih->ceir", F.relu(hid), self.w2) + self.b2[..., None]
+        w1 = self.per_channel(self.w1 * self.feature_mask[..., None])
+        b1, w2, b2 = (self.per_channel(p) for p in (self.b1, self.w2, self.b2))
+        hid = torch.einsum("crf,ceifh->ceirh", x, w1) + b1[:, :, :, None, :]
+        return torch.einsum("ceirh,ceih->ceir", F.relu(hid), w2) + b2[..., None]
 
     def meta_logits(self, internal_logits: torch.Tensor) -> torch.Tensor:
         """[C, E_ext, E_int, R] → [C, E_ext, R]: logistic combination of internal probabilities."""
         p = torch.sigmoid(internal_logits.detach())
-        return weighted_sum(p, self.meta_w[..., None], dim=2) + self.meta_b[..., None]
+        meta_w, meta_b = self.per_channel(self.meta_w), self.per_channel(self.meta_b)
+        return weighted_sum(p, meta_w[..., None], dim=2) + meta_b[..., None]
 
     def aggregation_params(self) -> dict[str, torch.Tensor]:
         """alpha, gamma, beta, delta kept in their valid ranges."""
