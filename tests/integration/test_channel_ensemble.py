@@ -6,12 +6,14 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
 from esa_lightning.models.channel_ensemble.network import (
     ChannelEnsemble,
     group_aggregate,
     soft_event_f05,
+    weighted_bce,
 )
 from tests.helpers import make_tiny_mission, tiny_datamodule, trainer
 
@@ -206,10 +208,6 @@ def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
 def test_shared_learners_carry_one_channels_labels_to_a_channel_without_any():
     """With share_learners, the anomalies labeled on channel 0 alone teach the learners that
     score channel 1 too; per-channel learners leave channel 1 with nothing to learn from."""
-    from sklearn.metrics import roc_auc_score
-
-    from esa_lightning.models.channel_ensemble.network import weighted_bce
-
     gen = torch.Generator().manual_seed(0)
     n_ch, n_feat = 2, 6
 
@@ -242,4 +240,3 @@ def test_shared_learners_carry_one_channels_labels_to_a_channel_without_any():
 
     assert channel_1_auc(share=True) > 0.95
     assert channel_1_auc(share=False) < 0.8
-
