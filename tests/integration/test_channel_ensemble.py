@@ -169,7 +169,8 @@ def test_soft_event_f05_hand_cases():
 def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
     mission = make_tiny_mission()
     dm = tiny_datamodule(mission)
-    lit = LitChannelEnsemble(**dm.dims, hidden=8, lr=2e-2, post_processing=POST)
+    # novelty: conf/model/channel_ensemble.yaml's default
+    lit = LitChannelEnsemble(**dm.dims, hidden=8, lr=2e-2, novelty=True, post_processing=POST)
 
     losses: list[float] = []
 
@@ -188,7 +189,8 @@ def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
     kernels, lengths = dm.kernel_buffers()
     np.testing.assert_array_equal(lit.kernels.numpy(), kernels)
     np.testing.assert_array_equal(lit.feat_std.numpy(), dm.feat_std)
-    assert {"kernels", "kernel_len", "feat_mean", "feat_std", "model.cv"} <= set(lit.state_dict())
+    fitted = {"kernels", "kernel_len", "feat_mean", "feat_std", "model.cv", "model.novelty_w"}
+    assert fitted <= set(lit.state_dict())
 
     scores = lit.score_rows(mission)
     t = len(mission.values)
@@ -200,7 +202,7 @@ def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
     assert scores.score[flagged].mean() > scores.score[~flagged].mean()
 
     # a fresh module restored from the state_dict scores identically, from buffers alone
-    fresh = LitChannelEnsemble(**dm.dims, hidden=8, post_processing=POST)
+    fresh = LitChannelEnsemble(**dm.dims, hidden=8, novelty=True, post_processing=POST)
     fresh.load_state_dict(lit.state_dict())
     np.testing.assert_allclose(fresh.score_rows(mission).score, scores.score, atol=1e-6)
 

@@ -13,7 +13,7 @@ from esa_lightning.data.transforms.segments import SPLIT_TEST, SPLIT_TRAIN, SPLI
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.channel_ensemble import heads
 from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
-from esa_lightning.models.channel_ensemble.network import ChannelEnsemble
+from esa_lightning.models.channel_ensemble.network import ChannelEnsemble, row_novelty
 from esa_lightning.postprocessing.peaks import peaks_to_alarm, spread_rows_to_samples
 from tests.helpers import make_tiny_mission, tiny_datamodule
 
@@ -93,16 +93,18 @@ def _corrupt_test_range(dm):
     return other
 
 
-def test_heads_never_read_test_range_rows(dm):
+@pytest.mark.parametrize("novelty", [False, True])
+def test_heads_never_read_test_range_rows(dm, novelty):
     torch.manual_seed(0)
-    model = ChannelEnsemble(**{k: dm.dims[k] for k in ("n_channels", "n_features", "group_index")})
+    dims = {k: dm.dims[k] for k in ("n_channels", "n_features", "group_index")}
+    model = ChannelEnsemble(**dims, novelty=novelty)
     fitted = []
     for source in (dm, _corrupt_test_range(dm)):
         m = copy.deepcopy(model)
         assert heads.fit_meta_heads(m, source) > 0
         assert heads.fit_event_head(m, source)
         fitted.append(m.state_dict())
-    for key in ("meta_w", "meta_b", "cv", "event_w", "event_b"):
+    for key in ("meta_w", "meta_b", "cv", "event_w", "event_b") + ("novelty_w",) * novelty:
         torch.testing.assert_close(fitted[0][key], fitted[1][key])
     assert not torch.equal(fitted[0]["meta_w"], model.state_dict()["meta_w"])
     assert ((fitted[0]["cv"] >= 0) & (fitted[0]["cv"] <= 1)).all()
@@ -119,6 +121,32 @@ def test_shared_learners_hold_one_set_of_weights_and_one_meta_per_external(dm):
     assert out.channel_prob.shape == (dims["n_channels"], 7)
     # the meta of each external is fitted once, on the eval2 rows of every channel
     assert heads.fit_meta_heads(shared, dm) == shared.meta_b.shape[1]
+
+
+def test_novelty_lets_the_event_head_catch_events_its_learners_miss(dm):
+    """Untrained learners give group scores that say little; the refitted event head puts a
+    positive weight on the row novelty (events shift every channel of a group) and its test-range
+    ranking beats the head without it. Without the option the network has no novelty weight."""
+    from sklearn.metrics import roc_auc_score
+
+    dims = {k: dm.dims[k] for k in ("n_channels", "n_features", "group_index")}
+    y = dm.y_event.numpy() > 0.5
+    train = dm.split == SPLIT_TRAIN
+    nov = row_novelty(dm.X).numpy()
+    assert nov[train & y].mean() > nov[train & ~y].mean()
+
+    test = dm.split == SPLIT_TEST
+    auc = {}
+    for novelty in (False, True):
+        torch.manual_seed(0)
+        model = ChannelEnsemble(**dims, novelty=novelty)
+        assert ("novelty_w" in model.state_dict()) is novelty
+        assert heads.fit_event_head(model, dm)
+        with torch.no_grad():
+            out = model(dm.X)
+        auc[novelty] = roc_auc_score(y[test], out.event_prob.numpy()[test])
+    assert model.novelty_w.item() > 0
+    assert auc[True] > auc[False] and auc[True] > 0.8
 
 
 def test_gbdt_never_reads_test_range_rows_and_round_trips(dm, tmp_path):

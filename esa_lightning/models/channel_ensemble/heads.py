@@ -5,7 +5,8 @@
   (§4.6); its coef / intercept overwrite the surrogate's meta layer. It then sets each channel's
   CV score (ROC AUC of the channel probability on the final fold's held-out rows) into ``cv``.
 - ``EventHead`` (``event_head``): the event-wise ``LogisticRegression`` on the group scores of
-  the held-out training rows plus the validation rows (§4.8); overwrites the event head.
+  the held-out training rows plus the validation rows (§4.8), and on the row novelty when the
+  model has it; overwrites the event head.
 
 Both store what they fit as the network's own tensors (a logistic regression is its coef and
 intercept), so the fitted heads travel in ``state_dict`` and checkpoints with no pickle. Order
@@ -75,7 +76,7 @@ def _forward_all(model: ChannelEnsemble, x: torch.Tensor, chunk: int = 4096):
     model.train(was_training)
     return {
         k: torch.cat([getattr(p, k).float().cpu() for p in parts], dim=-1)
-        for k in ("internal_logits", "channel_prob", "group_scores")
+        for k in ("internal_logits", "channel_prob", "group_scores", "novelty")
     }
 
 
@@ -106,15 +107,22 @@ def fit_meta_heads(model: ChannelEnsemble, dm: SegmentDataModule, *, set_cv: boo
 
 
 def fit_event_head(model: ChannelEnsemble, dm: SegmentDataModule) -> bool:
-    """Refit the event head on the group scores of ``event_rows``; False with one class only."""
+    """Refit the event head on the group scores (and the row novelty, when the model has it) of
+    ``event_rows``; False with one class only."""
     dm.setup("fit")
-    groups = _forward_all(model, dm.X)["group_scores"].numpy()
+    out = _forward_all(model, dm.X)
+    inputs = out["group_scores"].numpy()
+    if model.novelty:
+        inputs = np.concatenate([inputs, out["novelty"].numpy()[None, :]])
     rows = event_rows(dm)
-    res = fit_logistic(groups[:, rows].T, dm.y_event.numpy()[rows])
+    res = fit_logistic(inputs[:, rows].T, dm.y_event.numpy()[rows])
     if res is None:
         return False
+    coef = res[0]
     with torch.no_grad():
-        model.event_w.copy_(torch.as_tensor(res[0], device=model.event_w.device))
+        model.event_w.copy_(torch.as_tensor(coef[: model.n_groups], device=model.event_w.device))
+        if model.novelty:
+            model.novelty_w.fill_(float(coef[-1]))
         model.event_b.fill_(res[1])
     return True
 

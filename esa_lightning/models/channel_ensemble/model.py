@@ -60,6 +60,7 @@ class LitChannelEnsemble(DetectorModule):
         pos_weight: float = 1.0,
         hard: bool = False,
         share_learners: bool = False,
+        novelty: bool = False,
         window: int = 50,
         step: int = 10,
         pool: int = 200,
@@ -84,6 +85,7 @@ class LitChannelEnsemble(DetectorModule):
             seed=seed,
             hard=hard,
             share_learners=share_learners,
+            novelty=novelty,
         )
         self.register_buffer("kernels", torch.zeros(n_channels, n_kernels, max_kernel_len))
         self.register_buffer("kernel_len", torch.zeros(n_channels, n_kernels, dtype=torch.long))

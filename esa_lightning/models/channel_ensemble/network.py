@@ -10,7 +10,10 @@
 3. channel probability: mean over externals of the metas' probabilities.
 4. group aggregation of §4.7 with learnable alpha, gamma, beta, delta, via scatter ops (no loop
    over channels or groups); ``hard=True`` gives exactly the reference formula.
-5. event head: logistic regression on the group scores → event probability per row.
+5. event head: logistic regression on the group scores → event probability per row; with
+   ``novelty=True`` also on the row's novelty (``row_novelty``: how far its channels' features
+   lie from the training rows, no labels read), so the head can lean on an unsupervised score
+   where the learners, trained on few labeled runs, do not carry out of sample.
 
 Stacking semantics: each level reads the *detached* output of the level below, so a level's loss
 trains only that level (internal learners get gradient only from their own rows, as the
@@ -33,7 +36,8 @@ from esa_lightning.errors import ESAInputError
 @dataclass
 class EnsembleOutput:
     """internal_logits [C, E_ext, E_int, R], meta_logits [C, E_ext, R], channel_prob [C, R],
-    group_scores [G, R], event_logit [R], event_prob [R]."""
+    group_scores [G, R], event_logit [R], event_prob [R], novelty [R] (zeros without
+    ``novelty``)."""
 
     internal_logits: torch.Tensor
     meta_logits: torch.Tensor
@@ -41,6 +45,17 @@ class EnsembleOutput:
     group_scores: torch.Tensor
     event_logit: torch.Tensor
     event_prob: torch.Tensor
+    novelty: torch.Tensor
+
+
+NOVELTY_CLIP = 10.0
+
+
+def row_novelty(x: torch.Tensor, clip: float = NOVELTY_CLIP) -> torch.Tensor:
+    """x [C, R, F] standardised on the training rows → [R]: the largest, over channels, mean
+    absolute z-score of a row's features (each clipped at ``clip`` so one feature cannot carry
+    a channel). Label-free: it measures how unlike the training rows a row is."""
+    return x.abs().clamp(max=clip).mean(dim=-1).amax(dim=0)
 
 
 def weighted_sum(values: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
@@ -133,6 +148,7 @@ class ChannelEnsemble(nn.Module):
         sharpness: float = 50.0,
         temperature: float = 0.02,
         share_learners: bool = False,
+        novelty: bool = False,
     ) -> None:
         super().__init__()
         if len(group_index) != n_channels:
@@ -172,6 +188,10 @@ class ChannelEnsemble(nn.Module):
         self.delta = nn.Parameter(torch.tensor(0.05))
         self.event_w = nn.Parameter(torch.ones(self.n_groups))
         self.event_b = nn.Parameter(torch.tensor(-1.0))
+        # the event head's weight on row_novelty; absent without it (older checkpoints load)
+        self.novelty = bool(novelty)
+        if self.novelty:
+            self.novelty_w = nn.Parameter(torch.tensor(0.0))
 
     def per_channel(self, param: torch.Tensor) -> torch.Tensor:
         """A learner parameter with one leading entry per channel (shared ones expanded)."""
@@ -217,6 +237,9 @@ class ChannelEnsemble(nn.Module):
         channel_prob = torch.sigmoid(meta).mean(dim=1)  # [C, R]
         groups = self.group_scores(channel_prob.detach())
         event_logit = weighted_sum(groups, self.event_w[:, None], dim=0) + self.event_b
+        novelty = row_novelty(x) if self.novelty else torch.zeros_like(event_logit)
+        if self.novelty:
+            event_logit = event_logit + self.novelty_w * novelty
         return EnsembleOutput(
             internal_logits=internal,
             meta_logits=meta,
@@ -224,6 +247,7 @@ class ChannelEnsemble(nn.Module):
             group_scores=groups,
             event_logit=event_logit,
             event_prob=torch.sigmoid(event_logit),
+            novelty=novelty,
         )
 # --------------------------------------------------------------------------------------- loss
 def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pos_weight=None):
