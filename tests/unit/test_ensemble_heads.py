@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -147,6 +148,30 @@ def test_novelty_lets_the_event_head_catch_events_its_learners_miss(dm):
         auc[novelty] = roc_auc_score(y[test], out.event_prob.numpy()[test])
     assert model.novelty_w.item() > 0
     assert auc[True] > auc[False] and auc[True] > 0.8
+
+
+def test_a_channel_held_constant_adds_no_novelty(dm):
+    """After its recording ends a channel holds its last value (the zero-order hold fills the
+    grid): its features lie far from its training rows, but with the scaler's flat_z it adds no
+    novelty, so the row's novelty is the other channels'."""
+    from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
+
+    mission = dm.mission
+    held = mission.values.copy()
+    start = mission.test_start
+    held[start:, 0] = held[start - 1, 0]  # channel 0's data end at the test range
+    lit = LitChannelEnsemble(**dm.dims, novelty=True, post_processing=ALARM)
+    lit.set_preprocessing(dm)
+    x, spans = lit.featurise(dataclasses.replace(mission, values=held))
+    x = torch.from_numpy(x)
+    inside = torch.from_numpy(spans[:, 0] >= start)
+    others = row_novelty(x[1:])
+    unmasked = row_novelty(x)
+    masked = row_novelty(x, flat_z=lit.model.flat_z)
+    assert (unmasked[inside] > others[inside] + 0.5).all()  # the held channel dominates
+    torch.testing.assert_close(masked[inside], others[inside])
+    # a channel that varies is never taken for a held one
+    torch.testing.assert_close(masked[~inside], unmasked[~inside])
 
 
 def test_gbdt_never_reads_test_range_rows_and_round_trips(dm, tmp_path):

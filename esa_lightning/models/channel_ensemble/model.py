@@ -18,6 +18,7 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import DetectorModule, RowScores
 from esa_lightning.models.channel_ensemble.network import (
+    STD_MAX_COLUMN,
     ChannelEnsemble,
     EnsembleOutput,
     soft_event_f05,
@@ -102,6 +103,9 @@ class LitChannelEnsemble(DetectorModule):
         self.kernel_len.copy_(torch.from_numpy(lengths))
         self.feat_mean.copy_(torch.from_numpy(datamodule.feat_mean))
         self.feat_std.copy_(torch.from_numpy(datamodule.feat_std))
+        if self.model.novelty:
+            col = STD_MAX_COLUMN  # a constant row's standardised std_max, per channel
+            self.model.flat_z.copy_(-self.feat_mean[:, col] / self.feat_std[:, col])
 
     # -------------------------------------------------------------------------- training
     def forward(self, x: torch.Tensor) -> EnsembleOutput:

@@ -51,11 +51,25 @@ class EnsembleOutput:
 NOVELTY_CLIP = 10.0
 
 
-def row_novelty(x: torch.Tensor, clip: float = NOVELTY_CLIP) -> torch.Tensor:
+# the pooled column of the largest window standard deviation (maxima come first)
+STD_MAX_COLUMN = 3
+
+
+def row_novelty(
+    x: torch.Tensor, clip: float = NOVELTY_CLIP, flat_z: torch.Tensor | None = None
+) -> torch.Tensor:
     """x [C, R, F] standardised on the training rows → [R]: the largest, over channels, mean
     absolute z-score of a row's features (each clipped at ``clip`` so one feature cannot carry
-    a channel). Label-free: it measures how unlike the training rows a row is."""
-    return x.abs().clamp(max=clip).mean(dim=-1).amax(dim=0)
+    a channel). Label-free: it measures how unlike the training rows a row is.
+
+    ``flat_z`` [C]: each channel's standardised ``std_max`` of a constant row. A channel whose
+    row is constant throughout (no new sample: the zero-order hold fills a gap, or the channel
+    has no data yet or any more) says nothing of its behaviour there and adds no novelty."""
+    per_channel = x.abs().clamp(max=clip).mean(dim=-1)  # [C, R]
+    if flat_z is not None:
+        flat = (x[..., STD_MAX_COLUMN] - flat_z[:, None]).abs() < 1e-3
+        per_channel = per_channel.masked_fill(flat, 0.0)
+    return per_channel.amax(dim=0)
 
 
 def weighted_sum(values: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
@@ -192,6 +206,9 @@ class ChannelEnsemble(nn.Module):
         self.novelty = bool(novelty)
         if self.novelty:
             self.novelty_w = nn.Parameter(torch.tensor(0.0))
+            # standardised std_max of a constant row per channel (NaN: none is flat), set from
+            # the feature scaler by the LightningModule
+            self.register_buffer("flat_z", torch.full((n_channels,), float("nan")))
 
     def per_channel(self, param: torch.Tensor) -> torch.Tensor:
         """A learner parameter with one leading entry per channel (shared ones expanded)."""
@@ -237,7 +254,9 @@ class ChannelEnsemble(nn.Module):
         channel_prob = torch.sigmoid(meta).mean(dim=1)  # [C, R]
         groups = self.group_scores(channel_prob.detach())
         event_logit = weighted_sum(groups, self.event_w[:, None], dim=0) + self.event_b
-        novelty = row_novelty(x) if self.novelty else torch.zeros_like(event_logit)
+        novelty = (
+            row_novelty(x, flat_z=self.flat_z) if self.novelty else torch.zeros_like(event_logit)
+        )
         if self.novelty:
             event_logit = event_logit + self.novelty_w * novelty
         return EnsembleOutput(
