@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from esa_lightning.data.transforms.segments import FEATURE_NAMES
 from esa_lightning.errors import ESAInputError
 
 
@@ -51,8 +52,9 @@ class EnsembleOutput:
 NOVELTY_CLIP = 10.0
 
 
-# the pooled column of the largest window standard deviation (maxima come first)
-STD_MAX_COLUMN = 3
+# the pooled column of the largest window standard deviation (pool_features puts every
+# feature's maximum first, in FEATURE_NAMES order)
+STD_MAX_COLUMN = FEATURE_NAMES.index("std")
 
 
 def row_novelty(
@@ -254,11 +256,11 @@ class ChannelEnsemble(nn.Module):
         channel_prob = torch.sigmoid(meta).mean(dim=1)  # [C, R]
         groups = self.group_scores(channel_prob.detach())
         event_logit = weighted_sum(groups, self.event_w[:, None], dim=0) + self.event_b
-        novelty = (
-            row_novelty(x, flat_z=self.flat_z) if self.novelty else torch.zeros_like(event_logit)
-        )
         if self.novelty:
+            novelty = row_novelty(x, flat_z=self.flat_z)
             event_logit = event_logit + self.novelty_w * novelty
+        else:
+            novelty = torch.zeros_like(event_logit)
         return EnsembleOutput(
             internal_logits=internal,
             meta_logits=meta,
