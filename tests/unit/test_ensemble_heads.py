@@ -174,6 +174,54 @@ def test_a_channel_held_constant_adds_no_novelty(dm):
     torch.testing.assert_close(masked[~inside], unmasked[~inside])
 
 
+def test_channel_scores_name_the_channel_whose_novelty_raises_the_alarm(dm):
+    """An alarm raised by the novelty is the doing of the channel farthest from its training
+    rows: the channel scores that name the channels behind an alarm (``score_rows``) carry each
+    channel's weighted novelty beside its learners' probability, so a learner whose probability
+    merely sits highest does not take the blame. Without the option they are the
+    probabilities."""
+    from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
+
+    mission = dm.mission
+    start = mission.test_start
+    moved = mission.values.copy()
+    moved[start:, 2] += 50 * np.nanstd(moved[:start, 2])  # channel 2 leaves its training range
+    moved = dataclasses.replace(mission, values=moved)
+    for novelty in (False, True):
+        lit = LitChannelEnsemble(
+            **dm.dims, novelty=novelty, channel_scores="evidence", post_processing=ALARM
+        )
+        lit.set_preprocessing(dm)
+        net = lit.model
+        with torch.no_grad():  # learners that ignore their input, channel 0's the most confident
+            net.w2.zero_()
+            net.b2.copy_(torch.tensor([2.0, 0.0, -1.0, -1.0])[:, None, None].expand_as(net.b2))
+            if novelty:
+                net.novelty_w.fill_(1.0)
+        x, spans = lit.featurise(moved)
+        out = lit.predict_rows(x)
+        evidence = net.channel_evidence(out).numpy()
+        scores = lit.score_rows(moved).channel_scores
+        expect = spread_rows_to_samples(evidence.T, spans, len(moved.values))
+        np.testing.assert_allclose(scores, expect, rtol=1e-6)
+        if not novelty:
+            np.testing.assert_array_equal(evidence, out.channel_prob.numpy())
+            assert (evidence.argmax(0) == 0).all()  # the learners alone point at channel 0
+    nov = out.channel_novelty.numpy()
+    others = np.delete(nov, 2, axis=0).max(0)
+    farthest = (spans[:, 0] >= start) & (nov[2] > others + 1.0)
+    assert farthest.sum() > 20
+    assert (evidence[:, farthest].argmax(0) == 2).all()
+    # an artifact trained before the option scores probabilities, as its stored reference does
+    lit.hparams.pop("channel_scores")
+    np.testing.assert_array_equal(
+        lit.score_rows(moved).channel_scores,
+        spread_rows_to_samples(out.channel_prob.numpy().T, spans, len(moved.values)),
+    )
+    with pytest.raises(ESAInputError, match="channel_scores"):
+        LitChannelEnsemble(**dm.dims, channel_scores="loudest", post_processing=ALARM)
+
+
 def test_gbdt_never_reads_test_range_rows_and_round_trips(dm, tmp_path):
     mission = dm.mission
     small = dict(**dm.dims, max_iter=15, n_threads=1, post_processing=ALARM)

@@ -27,6 +27,11 @@ from esa_lightning.models.channel_ensemble.network import (
 from esa_lightning.postprocessing.base import build_rules, plain_spec
 from esa_lightning.postprocessing.peaks import PeakAlarm, spread_rows_to_samples
 
+#: what ``score_rows`` reports per channel (the scores that name the channels behind an alarm):
+#: the learners' probabilities, or each channel's share of the event logit
+#: (``ChannelEnsemble.channel_evidence``). The default keeps artifacts trained before the option
+#: as they were: their stored nominal reference measures probabilities.
+CHANNEL_SCORES = ("probability", "evidence")
 
 class LitChannelEnsemble(DetectorModule):
     """Trains ``ChannelEnsemble`` on a ``SegmentDataModule``; scores any mission.
@@ -62,6 +67,7 @@ class LitChannelEnsemble(DetectorModule):
         hard: bool = False,
         share_learners: bool = False,
         novelty: bool = False,
+        channel_scores: str = "probability",
         window: int = 50,
         step: int = 10,
         pool: int = 200,
@@ -73,6 +79,11 @@ class LitChannelEnsemble(DetectorModule):
         post_processing: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if channel_scores not in CHANNEL_SCORES:
+            raise ESAInputError(
+                f"channel_scores={channel_scores!r}: expected one of {', '.join(CHANNEL_SCORES)}",
+                column="channel_scores",
+            )
         self.save_hyperparameters(ignore=["post_processing"])
         self.hparams["post_processing"] = plain_spec(post_processing)
         self.model = ChannelEnsemble(
@@ -201,12 +212,20 @@ class LitChannelEnsemble(DetectorModule):
 
     def score_rows(self, mission: Mission) -> RowScores:
         """Per-sample event probability (pooled rows spread over their spans), its alarms and the
-        per-channel probabilities spread likewise. Never reads the mission's labels."""
+        per-channel scores spread likewise: the learners' probabilities, or with
+        ``channel_scores="evidence"`` what each channel adds to the event logit
+        (``ChannelEnsemble.channel_evidence``: with ``novelty``, its novelty too). Never reads
+        the mission's labels."""
         x, spans = self.featurise(mission)
         out = self.predict_rows(x)
+        per_channel = (
+            self.model.channel_evidence(out)
+            if self.hparams.get("channel_scores") == "evidence"
+            else out.channel_prob
+        )
         return rows_to_scores(
             out.event_prob.numpy(),
-            out.channel_prob.numpy(),
+            per_channel.numpy(),
             spans,
             len(mission.values),
             self.alarm_rule,
@@ -269,7 +288,8 @@ def rows_to_scores(
     n_samples: int,
     alarm_rule: PeakAlarm,
 ) -> RowScores:
-    """Pooled-row outputs (event [R], channels [C, R]) → ``RowScores`` on the mission's samples."""
+    """Pooled-row outputs (event [R], per-channel scores [C, R]) → ``RowScores`` on the
+    mission's samples."""
     score = spread_rows_to_samples(event_prob, spans, n_samples)
     channel_scores = spread_rows_to_samples(np.asarray(channel_prob).T, spans, n_samples)
     return RowScores(

@@ -37,8 +37,8 @@ from esa_lightning.errors import ESAInputError
 @dataclass
 class EnsembleOutput:
     """internal_logits [C, E_ext, E_int, R], meta_logits [C, E_ext, R], channel_prob [C, R],
-    group_scores [G, R], event_logit [R], event_prob [R], novelty [R] (zeros without
-    ``novelty``)."""
+    group_scores [G, R], event_logit [R], event_prob [R], novelty [R] and channel_novelty
+    [C, R] (zeros without ``novelty``)."""
 
     internal_logits: torch.Tensor
     meta_logits: torch.Tensor
@@ -47,6 +47,7 @@ class EnsembleOutput:
     event_logit: torch.Tensor
     event_prob: torch.Tensor
     novelty: torch.Tensor
+    channel_novelty: torch.Tensor
 
 
 NOVELTY_CLIP = 10.0
@@ -57,12 +58,12 @@ NOVELTY_CLIP = 10.0
 STD_MAX_COLUMN = FEATURE_NAMES.index("std")
 
 
-def row_novelty(
+def channel_novelty(
     x: torch.Tensor, clip: float = NOVELTY_CLIP, flat_z: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """x [C, R, F] standardised on the training rows → [R]: the largest, over channels, mean
-    absolute z-score of a row's features (each clipped at ``clip`` so one feature cannot carry
-    a channel). Label-free: it measures how unlike the training rows a row is.
+    """x [C, R, F] standardised on the training rows → [C, R]: each channel's mean absolute
+    z-score of a row's features (each clipped at ``clip`` so one feature cannot carry a
+    channel). Label-free: it measures how unlike the training rows a channel's row is.
 
     ``flat_z`` [C]: each channel's standardised ``std_max`` of a constant row. A channel whose
     row is constant throughout (no new sample: the zero-order hold fills a gap, or the channel
@@ -71,7 +72,14 @@ def row_novelty(
     if flat_z is not None:
         flat = (x[..., STD_MAX_COLUMN] - flat_z[:, None]).abs() < 1e-3
         per_channel = per_channel.masked_fill(flat, 0.0)
-    return per_channel.amax(dim=0)
+    return per_channel
+
+
+def row_novelty(
+    x: torch.Tensor, clip: float = NOVELTY_CLIP, flat_z: torch.Tensor | None = None
+) -> torch.Tensor:
+    """x [C, R, F] → [R]: the largest ``channel_novelty`` of each row over its channels."""
+    return channel_novelty(x, clip, flat_z).amax(dim=0)
 
 
 def weighted_sum(values: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
@@ -257,9 +265,11 @@ class ChannelEnsemble(nn.Module):
         groups = self.group_scores(channel_prob.detach())
         event_logit = weighted_sum(groups, self.event_w[:, None], dim=0) + self.event_b
         if self.novelty:
-            novelty = row_novelty(x, flat_z=self.flat_z)
+            per_channel = channel_novelty(x, flat_z=self.flat_z)
+            novelty = per_channel.amax(dim=0)
             event_logit = event_logit + self.novelty_w * novelty
         else:
+            per_channel = torch.zeros_like(channel_prob)
             novelty = torch.zeros_like(event_logit)
         return EnsembleOutput(
             internal_logits=internal,
@@ -269,7 +279,23 @@ class ChannelEnsemble(nn.Module):
             event_logit=event_logit,
             event_prob=torch.sigmoid(event_logit),
             novelty=novelty,
+            channel_novelty=per_channel,
         )
+
+    @torch.no_grad()
+    def channel_evidence(self, out: EnsembleOutput) -> torch.Tensor:
+        """[C, R]: what each channel adds to a row's event logit, the score that names the
+        channels behind an alarm. Its learners' probability under its group's weight in the
+        event head, plus, with ``novelty``, its novelty under the novelty weight (the head reads
+        the largest over channels: a row that alarms on novelty alone is the doing of the
+        channel that lies farthest from the training rows, not of a learner whose probability
+        barely moved). Negative weights add nothing. Without ``novelty``: the probabilities."""
+        if not self.novelty:
+            return out.channel_prob
+        device = out.channel_prob.device  # predict_rows hands outputs back on the CPU
+        group_w = self.event_w.clamp_min(0.0).index_select(0, self.group_index).to(device)
+        novelty_w = self.novelty_w.clamp_min(0.0).to(device)
+        return group_w[:, None] * out.channel_prob + novelty_w * out.channel_novelty
 # --------------------------------------------------------------------------------------- loss
 def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pos_weight=None):
     """Mean BCE over the rows with weight > 0 (0 when there are none)."""
