@@ -99,9 +99,44 @@ def test_raw_errors_stay_available_and_forecast_mae_uses_them():
     np.testing.assert_allclose(normed, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("bad", [{"channels": "some"}, {"aggregate": "sum"}])
+def flat_channel_mission(T: int = 600, spike: int = 500, wakes: int = 460) -> Mission:
+    """Target 'quiet' (a sine with a spike at ``spike``) and target 'flat', constant through
+    training and validation, that wakes up at row ``wakes`` with noise a twentieth of the
+    spike's size: a channel that held its value while the network learnt."""
+    mission = noisy_housekeeping_mission(T, spike)
+    rng = np.random.default_rng(1)
+    values = mission.values.copy()
+    values[:, 1] = 1.0
+    values[wakes:, 1] += 0.2 * rng.standard_normal(T - wakes).astype(np.float32)
+    mission.values[:] = values
+    mission.channels["Target"] = [True, True]
+    return mission
+
+
+def test_a_channel_constant_in_training_cannot_outshout_the_others():
+    """Its error spread on training windows is next to nothing, so any later wobble is a
+    normalised error in the thousands and the max over channels is its alone; ``min_scale``
+    keeps every channel's scale at least that share of the median channel's, and the spike on
+    the channel that varies ranks first again."""
+    mission = flat_channel_mission()
+    ranks, scales = {}, {}
+    for min_scale in (1e-3, 0.3):
+        m = model(channels="target", aggregate="max", min_scale=min_scale)
+        m.fit_post_processing(SimpleNamespace(mission=mission))
+        scales[min_scale] = m.channel_norm.scale[0].numpy()
+        ranks[min_scale] = spike_rank(m, mission)
+    assert scales[1e-3][1] < 0.1 * scales[1e-3][0]  # the flat channel's spread: small
+    raw = scales[1e-3]  # the old floor binds on neither channel: these are the spreads
+    assert scales[0.3][1] == pytest.approx(0.3 * np.median(raw))
+    assert scales[0.3][0] == pytest.approx(raw[0])  # a channel above the floor keeps its own
+    assert ranks[1e-3] > 3 and ranks[0.3] == 0
+
+
+@pytest.mark.parametrize(
+    "bad", [{"channels": "some"}, {"aggregate": "sum"}, {"min_scale": 0.0}, {"min_scale": 2.0}]
+)
 def test_bad_settings_are_refused_by_name(bad):
-    with pytest.raises(ESAInputError, match="channels|aggregate"):
+    with pytest.raises(ESAInputError, match="channels|aggregate|min_scale"):
         ChannelNorm(**bad)
 
 
