@@ -33,6 +33,7 @@ from esa_lightning.postprocessing.peaks import PeakAlarm, spread_rows_to_samples
 #: as they were: their stored nominal reference measures probabilities.
 CHANNEL_SCORES = ("probability", "evidence")
 
+
 class LitChannelEnsemble(DetectorModule):
     """Trains ``ChannelEnsemble`` on a ``SegmentDataModule``; scores any mission.
 

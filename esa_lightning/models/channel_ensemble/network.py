@@ -296,6 +296,8 @@ class ChannelEnsemble(nn.Module):
         group_w = self.event_w.clamp_min(0.0).index_select(0, self.group_index).to(device)
         novelty_w = self.novelty_w.clamp_min(0.0).to(device)
         return group_w[:, None] * out.channel_prob + novelty_w * out.channel_novelty
+
+
 # --------------------------------------------------------------------------------------- loss
 def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pos_weight=None):
     """Mean BCE over the rows with weight > 0 (0 when there are none)."""
