@@ -56,9 +56,7 @@ class ChannelNorm(PostRule):
     ) -> None:
         super().__init__()
         if not 0.0 < float(min_scale) <= 1.0:
-            raise ESAInputError(
-                "min_scale must be in (0, 1]", column="min_scale", value=min_scale
-            )
+            raise ESAInputError("min_scale must be in (0, 1]", column="min_scale", value=min_scale)
         self.min_scale = float(min_scale)
         if channels not in CHANNELS:
             raise ESAInputError(

@@ -336,4 +336,3 @@ def soft_event_f05(
     b2 = beta * beta
     denom = (1 + b2) * tp + b2 * fn + fp
     return (1 + b2) * tp / denom.clamp_min(1e-6)
-
