@@ -12,9 +12,8 @@ scale: standard deviation, per series) and turns a window's errors into
 A channel that barely moved while the network learnt (held at one value, or far smoother than
 the rest) has an error spread next to nothing, and any later wobble is then a normalised error
 in the thousands that takes the max over channels on its own; so no channel's scale is below
-``min_scale`` of the median channel's (0.3: chosen on a development mission cut from the
-benchmark's training rows, test EW_F_0.50 .718/.732/.746/.833/.697 for min_scale
-0.001/0.03/0.1/0.3/1.0).
+``min_scale`` of the median channel's (0.3; how it was chosen: ``conf/model/gru_ae.yaml``
+and benchmarks/RESULTS.md).
 
 The scored channels are the mission's target channels (``channels: target``, the channels
 ESA-ADB evaluates; every channel when the mission marks none) or all of them
