@@ -146,6 +146,14 @@ def render_section(results: list[dict[str, Any]], meta: dict[str, Any], paths: l
         "**Bold**: flagships.",
         "",
     ]
+    if meta.get("development"):
+        lines += [
+            "Development missions (`--development`): each `<name>_dev` lies inside the training "
+            "rows of the suite's `<name>` (`python -m esa_lightning.data.development`, then the "
+            "same conversion). Their test ranges are not the suite's: settings may be chosen "
+            "here.",
+            "",
+        ]
     total = looks = 0
     for mission in results:
         lines += [f"### {mission['name']}", ""]

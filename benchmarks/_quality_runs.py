@@ -191,6 +191,16 @@ def convert(
     return {}
 
 
+def development_copy(source: Path, mission: Path, out: Path, timeout_s: float) -> dict[str, Any]:
+    """Write ``out`` again with ``esa_lightning.data.development``: the rows of the NASA folder
+    ``source`` that the converted ``mission`` trains on; ``{}`` when done, else ``error``."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "esa_lightning.data.development", "--source", str(source),
+           "--mission", str(mission), "--out", str(out)]
+    res = run_measured(cmd, out.parent / f"_logs_{out.name}", timeout_s)
+    return {"error": f"development copy: {res['error']}"} if res["error"] else {}
+
+
 def converted_overrides(out: Path, data: str) -> list[str]:
     """The data overrides that read a converted folder as its ``mission.json`` records it
     (split date, period, validation range: ``convert.reader_overrides``); ``data=... data.root=...``

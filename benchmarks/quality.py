@@ -17,6 +17,14 @@ training adds.
 
 Writes its section of ``benchmarks/RESULTS.md`` (or ``--out``) between the quality.py markers
 and every number as JSON (``<workdir>.json`` by default).
+
+    python benchmarks/quality.py --development [--missions msl_esa_dev] [--candidates ...]
+
+runs the same rows on development missions instead: each mission converted from NASA data has
+a ``<name>_dev`` twin whose training, validation and test ranges all lie inside that mission's
+training rows (``esa_lightning.data.development``, then the same conversion). A setting can be
+scored there on labeled events without a look at any test range of the suite. Its section goes
+to ``benchmarks/DEVELOPMENT.md`` (or ``--out``), its runs to ``outputs/quality_dev``.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from _quality_runs import (
     ROOT,
     convert,
     converted_overrides,
+    development_copy,
     missing_configs,
     prepare_mission,
     run_candidate,
@@ -105,6 +114,19 @@ MISSIONS: dict[str, dict[str, Any]] = {
 DEFAULT_MISSIONS = [
     "synthetic", "msl", "msl_kaggle", "msl_esa", "msl_kaggle_test_rec", "msl_esa_test_rec"
 ]
+# --development: each converted mission's twin inside its training rows
+DEV_SUFFIX = "_dev"
+DEVELOPMENT = "esa_lightning.data.development"
+
+
+def development_missions(missions: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``<name>_dev`` for every mission converted from NASA data: the same conversion of the
+    NASA rows that mission trains on (``esa_lightning.data.development``)."""
+    return {
+        name + DEV_SUFFIX: {**spec, "development_of": name}
+        for name, spec in missions.items()
+        if "convert" in spec
+    }
 # --tiny: one small generated mission (4 channels, 12 days), in the work folder
 TINY_GENERATE = {"channels": 4, "groups": 2, "days": 12, "seed": 0}
 
@@ -159,9 +181,25 @@ def mission_data(name: str, spec: dict[str, Any], work: Path, timeout: float) ->
         layout, data = spec["convert"]
         extra = list(spec.get("convert_args", ()))
         out = work / "data" / name
-        shown = " ".join([f"python -m {CONVERTER} --source {MSL} --out {out} --layout {layout}",
-                          *CONVERT_ARGS, *extra])
-        state = convert((ROOT / MSL).resolve(), out, layout, timeout, extra)
+        source, shown_source, steps = (ROOT / MSL).resolve(), MSL, []
+        if "development_of" in spec:
+            parent = work / "data" / spec["development_of"]
+            steps.append(" ".join([f"python -m {CONVERTER} --source {MSL} --out {parent} "
+                                   f"--layout {layout}", *CONVERT_ARGS, *extra]))
+            state = convert(source, parent, layout, timeout, extra)
+            shown_source = work / "data" / f"{name}_source"
+            steps.append(f"python -m {DEVELOPMENT} --source {MSL} --mission {parent} "
+                         f"--out {shown_source}")
+            if not state:
+                state = development_copy(source, parent, shown_source, timeout)
+            if state:
+                return {**state, "convert": " && ".join(steps)}
+            source = shown_source
+            (out / ".complete").unlink(missing_ok=True)  # its source was written again
+        steps.append(" ".join([f"python -m {CONVERTER} --source {shown_source} --out {out} "
+                               f"--layout {layout}", *CONVERT_ARGS, *extra]))
+        shown = " && ".join(steps)
+        state = convert(source, out, layout, timeout, extra)
         if state:
             return {**state, "convert": shown}
         more_data = split_overrides(spec.get("data", ""))
@@ -244,6 +282,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per child run")
     ap.add_argument("--tiny", action="store_true", help="a tiny generated mission, 1 epoch")
     ap.add_argument(
+        "--development",
+        action="store_true",
+        help="the converted missions' twins inside their training rows (<name>_dev)",
+    )
+    ap.add_argument(
         "--workdir",
         type=Path,
         default=None,
@@ -260,9 +303,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "a later run's row replaces the same mission and candidate's earlier row",
     )
     a = ap.parse_args(argv)
-    a.workdir = a.workdir or ROOT / "outputs" / ("quality_tiny" if a.tiny else "quality")
-    a.workdir = a.workdir.resolve()
-    a.out = (a.out or Path(__file__).with_name("RESULTS.md")).resolve()
+    if a.tiny and a.development:
+        raise SystemExit("error: --tiny and --development do not go together")
+    kind = "quality_tiny" if a.tiny else "quality_dev" if a.development else "quality"
+    a.workdir = (a.workdir or ROOT / "outputs" / kind).resolve()
+    results = "DEVELOPMENT.md" if a.development else "RESULTS.md"
+    a.out = (a.out or Path(__file__).with_name(results)).resolve()
     a.json = (a.json or a.workdir.with_suffix(".json")).resolve()
     a.overrides = {}
     for key, value in parse_pairs(a.override, "--override").items():
@@ -294,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     added = {name: {"data": value} for name, value in parse_pairs(a.mission, "--mission").items()}
     missions.update(added)
     default = list(missions) if a.tiny else DEFAULT_MISSIONS + list(added)
+    if a.development:
+        missions = development_missions(missions)
+        default = list(missions)
     chosen = select(a.missions, missions, "missions") if a.missions else default
     picked = select(a.candidates, candidates, "candidates")  # added ones join the full table
     a.workdir.mkdir(parents=True, exist_ok=True)
@@ -306,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": started.strftime("%Y-%m-%d %H:%M"),
         "minutes": (datetime.datetime.now() - started).total_seconds() / 60,
         "tiny": a.tiny,
+        "development": a.development,
         "workdir": str(a.workdir),
     }
     write_json(a.json, {"meta": meta, "missions": results})

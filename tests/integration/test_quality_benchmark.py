@@ -155,3 +155,26 @@ def test_merged_runs_keep_the_latest_row_and_list_the_replaced_ones(monkeypatch)
     text = render_section(merged["missions"], merged["meta"], [REPO])
     assert "synthetic / b: test EW_F_0.50 0.200 (`first`)" in text
     assert "3 test-range scorings" in text
+
+
+def test_development_twins_lie_inside_their_missions_training_rows(tmp_path: Path, monkeypatch):
+    """--development: msl_esa_dev is built from the NASA rows before msl_esa's split alone."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from quality import MISSIONS, development_missions, mission_data, parse_args
+
+    twins = development_missions(MISSIONS)
+    assert set(twins) == {f"{n}_dev" for n, spec in MISSIONS.items() if "convert" in spec}
+    state = mission_data("msl_esa_dev", twins["msl_esa_dev"], tmp_path, 300)
+    assert "error" not in state and "na" not in state, state
+    assert f"data.root={tmp_path / 'data' / 'msl_esa_dev'}" in state["data"]
+    assert "esa_lightning.data.development" in state["convert"]
+
+    parent = json.loads((tmp_path / "data" / "msl_esa" / "mission.json").read_text())
+    twin = json.loads((tmp_path / "data" / "msl_esa_dev" / "mission.json").read_text())
+    for chan, rows in twin["channels"].items():
+        before_split = parent["split_row"] - parent["channels"][chan]["test_rows"][0]
+        assert rows["test_rows"][1] - rows["test_rows"][0] + 1 <= before_split
+    assert twin["rows"] <= parent["split_row"] and twin["events"] < parent["events"]
+
+    with pytest.raises(SystemExit, match="--development"):
+        parse_args(["--tiny", "--development"])
