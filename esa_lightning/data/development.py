@@ -49,32 +49,36 @@ from esa_lightning.errors import ESAInputError
 MIN_TEST_ROWS = 2
 
 
-def rows_before_split(record: dict[str, Any], path: Path) -> dict[str, int]:
-    """Rows of each channel's test recording that ``record`` (a converted mission's
-    ``mission.json``, read from ``path``) places before its split."""
-    try:
-        recordings = record.get("recordings", "both")
-        split = int(record["split_row"])
-        channels = record["channels"]
-        out = {}
-        for chan, rows in channels.items():
-            if recordings == "test":
-                stretches = [rows["train_rows"], rows.get("val_rows")]
-                out[str(chan)] = sum(int(b) - int(a) + 1 for a, b in filter(None, stretches))
-            else:
-                first, last = (int(v) for v in rows["test_rows"])
-                out[str(chan)] = max(0, min(split, last + 1) - first)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ESAInputError(
-            f"not a converted NASA mission's record ({type(exc).__name__}: {exc})", path=path
-        ) from None
-    if record.get("source", {}).get("format") != "nasa_telemanom":
+def rows_before_split(record: dict[str, Any], path: Path) -> dict[str, tuple[int, int]]:
+    """(rows before the split, rows in all) of each channel's test recording, as ``record`` (a
+    converted mission's ``mission.json``, read from ``path``) places it."""
+    source = record.get("source")
+    fmt = source.get("format") if isinstance(source, dict) else None
+    if fmt != "nasa_telemanom":
         raise ESAInputError(
             "this mission was not converted from a NASA telemanom folder",
             path=path,
             column="source.format",
-            value=record.get("source", {}).get("format"),
+            value=fmt,
         )
+    try:
+        split = int(record["split_row"])
+        out = {}
+        for chan, rows in record["channels"].items():
+            parts = [rows.get(k) for k in ("train_rows", "val_rows", "test_rows")]
+            n = [int(p[1]) - int(p[0]) + 1 if p else 0 for p in parts]
+            if record.get("recordings", "both") == "test":
+                out[str(chan)] = (n[0] + n[1], sum(n))
+            else:
+                first = int(parts[2][0])
+                out[str(chan)] = (max(0, min(split, first + n[2]) - first), n[2])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ESAInputError(
+            f"not a converted NASA mission's record ({type(exc).__name__}: {exc})", path=path
+        ) from None
+    for chan in out:
+        if chan in ("", ".", "..") or any(c in chan for c in "/\\"):
+            raise ESAInputError("not a channel name", path=path, column="channels", value=chan)
     return out
 
 
@@ -123,9 +127,14 @@ def development_source(
         (tmp / "train").mkdir()
         (tmp / "test").mkdir()
         rows = []
-        for chan, n_keep in keep_rows.items():
+        for chan, (n_keep, n_recording) in keep_rows.items():
             test = _load(source / "test" / f"{chan}.npy")
-            n_keep = min(n_keep, len(test))
+            if len(test) != n_recording:
+                raise ESAInputError(
+                    f"the mission's {chan} recording has {n_recording} rows, this folder's "
+                    f"{len(test)} (another source?)",
+                    path=source / "test" / f"{chan}.npy",
+                )
             if n_keep < MIN_TEST_ROWS:
                 left_out.append(chan)
                 continue

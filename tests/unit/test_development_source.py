@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from esa_lightning.data.convert import convert_nasa
 from esa_lightning.data.development import development_source, main
 from esa_lightning.errors import ESAInputError
+from esa_lightning.io import TMP_PREFIX
 
 # (channel, n_train, n_test, sequences, classes). Side by side with --test-share 0.5 the test
 # stretches start at row 80 (the longest training file), the grid has 80 + 60 rows and the
@@ -125,6 +127,20 @@ def test_refuses_other_sources_and_used_folders_by_name(nasa, tmp_path):
     (tmp_path / "esa" / "mission.json").write_text(json.dumps(record))
     with pytest.raises(ESAInputError, match="source.format"):
         development_source(nasa, tmp_path / "esa", tmp_path / "dev")
+
+    record["source"]["format"] = "nasa_telemanom"
+    record["channels"]["../../A-1"] = record["channels"].pop("A-1")
+    (tmp_path / "esa" / "mission.json").write_text(json.dumps(record))
+    with pytest.raises(ESAInputError, match=r"\.\./\.\./A-1.*not a channel name"):
+        development_source(nasa, tmp_path / "esa", tmp_path / "dev")
+
+    shorter = tmp_path / "shorter"
+    shutil.copytree(nasa, shorter)
+    np.save(shorter / "test" / "C-3.npy", np.load(nasa / "test" / "C-3.npy")[:59])
+    with pytest.raises(ESAInputError, match="C-3 recording has 60 rows, this folder's 59"):
+        development_source(shorter, mission, tmp_path / "dev")
+    assert not (tmp_path / "dev").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TMP_PREFIX)]
 
 
 def test_command_line(nasa, tmp_path, capsys):
