@@ -127,6 +127,8 @@ def development_missions(missions: dict[str, dict[str, Any]]) -> dict[str, dict[
         for name, spec in missions.items()
         if "convert" in spec
     }
+
+
 # --tiny: one small generated mission (4 channels, 12 days), in the work folder
 TINY_GENERATE = {"channels": 4, "groups": 2, "days": 12, "seed": 0}
 
