@@ -177,6 +177,12 @@ def rows_for(name: str, spec: dict[str, Any]) -> list[tuple[str, str, str, bool]
     return rows
 
 
+def convert_command(source: Any, out: Path, layout: str, extra: list[str]) -> str:
+    """The converter's command line as the section shows it."""
+    args = [f"--source {source} --out {out} --layout {layout}", *CONVERT_ARGS, *extra]
+    return " ".join([f"python -m {CONVERTER}", *args])
+
+
 def mission_data(name: str, spec: dict[str, Any], work: Path, timeout: float) -> dict[str, Any]:
     """The mission's data overrides, converting first where needed; or why it is n/a."""
     if "convert" in spec:
@@ -186,8 +192,7 @@ def mission_data(name: str, spec: dict[str, Any], work: Path, timeout: float) ->
         source, shown_source, steps = (ROOT / MSL).resolve(), MSL, []
         if "development_of" in spec:
             parent = work / "data" / spec["development_of"]
-            steps.append(" ".join([f"python -m {CONVERTER} --source {MSL} --out {parent} "
-                                   f"--layout {layout}", *CONVERT_ARGS, *extra]))
+            steps.append(convert_command(MSL, parent, layout, extra))
             state = convert(source, parent, layout, timeout, extra)
             shown_source = work / "data" / f"{name}_source"
             steps.append(f"python -m {DEVELOPMENT} --source {MSL} --mission {parent} "
@@ -198,8 +203,7 @@ def mission_data(name: str, spec: dict[str, Any], work: Path, timeout: float) ->
                 return {**state, "convert": " && ".join(steps)}
             source = shown_source
             (out / ".complete").unlink(missing_ok=True)  # its source was written again
-        steps.append(" ".join([f"python -m {CONVERTER} --source {shown_source} --out {out} "
-                               f"--layout {layout}", *CONVERT_ARGS, *extra]))
+        steps.append(convert_command(shown_source, out, layout, extra))
         shown = " && ".join(steps)
         state = convert(source, out, layout, timeout, extra)
         if state:

@@ -165,6 +165,30 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def new_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``, renamed to ``path`` if the block succeeds.
+
+    For outputs the caller has checked to be new or empty (converted missions): an empty
+    ``path`` is removed first, and one that gained an entry since makes the rename fail, so
+    nothing of the user's is replaced (``atomic_folder`` replaces). ``OSError`` becomes an
+    ``ESAInputError`` naming ``path``; the temporary folder never outlives a failure.
+    """
+    path = Path(path)
+    tmp: Path | None = None
+    try:
+        tmp = make_temporary_folder(path)
+        yield tmp
+        if path.exists():
+            path.rmdir()
+        os.rename(tmp, path)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def replace_folder(new: Path, path: Path) -> None:
     """Rename folder ``new`` onto ``path``; the previous ``path`` survives any interruption.
 

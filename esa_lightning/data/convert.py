@@ -84,7 +84,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -174,7 +173,7 @@ def convert_nasa(
             value=test_share,
         )
     val_share = _check_val_share(val_share, arrange, recordings, float(test_share))
-    _check_output(source, out)
+    check_output(source, out)
     nasa = read_nasa(
         source, channels="all" if channels is None else channels, spacecraft=spacecraft
     )
@@ -193,22 +192,10 @@ def convert_nasa(
     if recordings == "both":
         split += int(round((1.0 - float(test_share)) * (n_rows - split)))
     job = Job(source, nasa, placed, n_rows, split, t0, p_ns, commands)
-    try:
-        tmp = io.make_temporary_folder(out)
-    except OSError as exc:
-        raise io.write_error(out, exc) from exc
-    try:
+    with io.new_folder(out) as tmp:  # checked empty above
         n_telecommands = _WRITERS[layout](job, tmp)
         record = _record(job, layout, arrange, recordings, period, n_telecommands, val_row)
         (tmp / "mission.json").write_text(json.dumps(record, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()  # checked empty above; a file appearing since makes this fail
-        os.rename(tmp, out)
-    except OSError as exc:
-        raise io.write_error(out, exc) from exc
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -255,7 +242,8 @@ def _check_val_share(val_share: float, arrange: str, recordings: str, test_share
     return share
 
 
-def _check_output(source: Path, out: Path) -> None:
+def check_output(source: Path, out: Path) -> None:
+    """Refuse an output that is a file, a non-empty folder, or inside ``source``."""
     if out.exists() and not out.is_dir():
         raise ESAInputError("output exists and is not a folder", path=out)
     if out.is_dir() and any(out.iterdir()):

@@ -20,7 +20,8 @@ telemanom folder again, holding for each of the mission's channels:
   at the cut's last row, later ones left out.
 
 A channel with fewer than 2 test rows before the split is left out, and the tool names it.
-The benchmark's development missions (``benchmarks/RESULTS.md``) were made this way.
+``python benchmarks/quality.py --development`` builds its twins of the benchmark's converted
+missions this way (``benchmarks/DEVELOPMENT.md``).
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning import io
+from esa_lightning.data.convert import check_output
 from esa_lightning.data.readers.nasa import (
     LABELS_FILE,
+    _load_array,
     _parse_classes,
     _read_listing,
     parse_sequences,
@@ -116,19 +119,15 @@ def development_source(
             column="chan_id",
             value=", ".join(missing[:5]),
         )
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ESAInputError("the output folder exists and is not empty", path=out)
-    if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
-        raise ESAInputError("the output folder must lie outside the source folder", path=out)
+    check_output(source, out)
 
-    tmp = io.make_temporary_folder(out)
     left_out = []
-    try:
+    with io.new_folder(out) as tmp:  # check_output: new or empty
         (tmp / "train").mkdir()
         (tmp / "test").mkdir()
         rows = []
         for chan, (n_keep, n_recording) in keep_rows.items():
-            test = _load(source / "test" / f"{chan}.npy")
+            test = _load_array(source / "test" / f"{chan}.npy", chan)
             if len(test) != n_recording:
                 raise ESAInputError(
                     f"the mission's {chan} recording has {n_recording} rows, this folder's "
@@ -158,24 +157,7 @@ def development_source(
                 "no channel has test rows before the mission's split", path=record_path
             )
         pd.DataFrame(rows).to_csv(tmp / LABELS_FILE, index=False)
-        if out.exists():
-            out.rmdir()  # checked empty above
-        os.rename(tmp, out)
-    except OSError as exc:
-        raise io.write_error(out, exc) from exc
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out, left_out
-
-
-def _load(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise ESAInputError("no such file", path=path)
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ESAInputError(f"cannot read the array: {exc}", path=path) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
