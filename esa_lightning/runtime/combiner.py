@@ -14,8 +14,14 @@ few events alone. The folds are those of the label-free rows when they hold at l
 ``threshold_min_events`` labeled events: a supervised component scores the nominal rows it
 trained on lower than any other, so a threshold chosen over its training rows sits below its
 nominal scores everywhere else and alarms the validation and test ranges throughout. With fewer
-events there, four contiguous folds of the whole training and validation range. Nothing is
-fitted on the test range. Fitted numbers are stored as JSON (no pickle). On an alarmed row, the
+events there, the weights cannot be learned either (a logistic regression fitted on one event's
+rows learns that event): by default (``few_events="any_alarm"``) each component's own fitted
+decision then stands and a row alarms where any component's does, its score the highest of the
+components' scores ranked against their training and validation range. With
+``few_events="weights"`` the weights are fitted there all the same and the threshold is chosen
+over four contiguous folds of the whole training and validation range (every labeled event
+there is, not the validation range's few). Nothing is fitted on the test range. Fitted numbers
+are stored as JSON (no pickle). On an alarmed row, the
 channels involved are the ``top_channels`` with the highest per-channel rank across components.
 
 Cost is bounded at any mission length: the training range is cut into blocks of
@@ -46,6 +52,9 @@ from esa_lightning.runtime.chunks import iter_pieces, piece_bounds
 
 log = logging.getLogger("esa_lightning")
 
+# what the combiner does when the rows no component trained on hold too few labeled events
+FEW_EVENT_RULES = ("any_alarm", "weights")
+
 
 def component_features(rs: RowScores, neighbourhood: int) -> np.ndarray:
     """float32 [T, 5]: score, its neighbourhood max, channel max / mean / std."""
@@ -74,9 +83,17 @@ class HybridCombiner:
 
     def __init__(self, neighbourhood: int = 10, c: float = 1.0, max_rows: int = 500_000,
                  seed: int = 0, top_channels: int = 3, block_rows: int = 20_000,
-                 threshold_min_events: int = 3) -> None:
+                 threshold_min_events: int = 3, few_events: str = "any_alarm") -> None:
+        if few_events not in FEW_EVENT_RULES:
+            raise ESAInputError(f"must be one of {', '.join(FEW_EVENT_RULES)}",
+                                column="combiner.few_events", value=few_events)
         self.neighbourhood = int(neighbourhood)
         self.threshold_min_events = int(threshold_min_events)
+        self.few_events = few_events
+        # "weights": the logistic regression and its log-odds threshold decide; "any_alarm": the
+        # components' own alarms (too few label-free events to learn weights on)
+        self.rule = "weights"
+        self.quantiles: np.ndarray | None = None  # [components, 201] of their fit-range scores
         self.top_channels = int(top_channels)
         self.c = float(c)
         self.max_rows = int(max_rows)
@@ -154,6 +171,10 @@ class HybridCombiner:
         self.names = list(components)
         n = len(fit_range.values)
         ranges = [(0, n)] if ranges is None else [(a, b) for a, b in ranges if b > a]
+        events = sum(_labeled_runs(fit_range.is_anomaly[a:b]) for a, b in ranges)
+        if events < self.threshold_min_events and self.few_events == "any_alarm":
+            return self._fit_any_alarm(components, fit_range, events)
+        self.rule = "weights"
         y = np.concatenate([fit_range.is_anomaly[a:b] for a, b in ranges] or [np.zeros(0)])
         where = "rows " + ", ".join(f"{a}-{b - 1}" for a, b in ranges)
         if len(np.unique(y)) < 2:
@@ -193,6 +214,37 @@ class HybridCombiner:
         self.threshold = self.choose_threshold(folds)
         return self
 
+    def _fit_any_alarm(
+        self, components: dict[str, Any], fit_range: Mission, events: int
+    ) -> HybridCombiner:
+        """Too few label-free events to learn weights on: each component's own fitted decision
+        stands, and a row alarms where any component's does. Its score (reported, not
+        thresholded) is the highest of the components' scores ranked against their scores on
+        the training and validation range (201 quantiles each)."""
+        log.warning("combiner: %d labeled event(s) in the rows no component trained on (fewer "
+                    "than threshold_min_events=%d): no weights learned; alarming where any "
+                    "component alarms (combiner.few_events=any_alarm)", events,
+                    self.threshold_min_events)
+        self.rule = "any_alarm"
+        x = self._block_features(components, fit_range, self.fit_blocks(fit_range))
+        scores = x[:, 0::5].astype(np.float64)  # each component's own score (features' column 0)
+        self.quantiles = np.quantile(scores, np.linspace(0.0, 1.0, 201), axis=0).T
+        # weights that read the components' scores alike, kept so the file has one shape
+        self.mean, self.std = x.mean(0), x.std(0) + 1e-6
+        self.coef, self.intercept, self.threshold = np.zeros(x.shape[1]), 0.0, 0.0
+        return self
+
+    def _ranked_score(self, outputs: dict[str, RowScores]) -> np.ndarray:
+        """float32 [T]: the highest of the components' scores as fractions of their fit range's
+        scores below them (``any_alarm``)."""
+        assert self.quantiles is not None
+        ranks = [
+            np.searchsorted(q, np.nan_to_num(outputs[n].score.astype(np.float64), posinf=1e6),
+                            side="right") / len(q)
+            for n, q in zip(self.names, self.quantiles, strict=True)
+        ]
+        return np.max(ranks, axis=0).astype(np.float32)
+
     def choose_threshold(self, folds: list[tuple[Mission, np.ndarray]]) -> float:
         """The log-odds threshold with the best mean corrected event-wise F0.5 over ``folds``
         ((range, its log-odds) pairs; ranges without a labeled event are left out), over 60
@@ -213,20 +265,27 @@ class HybridCombiner:
 
     def score_rows(self, components: dict[str, Any], mission: Mission) -> RowScores:
         outputs = {n: components[n].score_rows(mission) for n in self.names}
-        x = np.hstack([component_features(outputs[n], self.neighbourhood) for n in self.names])
-        logit = self._logit(x)
-        prob = (1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))).astype(np.float32)  # reported
         channel = [o.channel_scores for o in outputs.values() if o.channel_scores is not None]
-        alarm = (logit > self.threshold).astype(np.uint8)
         channel_scores = _rank_average(channel) if channel else None
+        threshold = None
+        if self.rule == "any_alarm":
+            score = self._ranked_score(outputs)
+            alarm = np.any([o.alarm != 0 for o in outputs.values()], axis=0).astype(np.uint8)
+        else:
+            x = np.hstack([component_features(outputs[n], self.neighbourhood)
+                           for n in self.names])
+            logit = self._logit(x)
+            score = (1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))).astype(np.float32)
+            alarm = (logit > self.threshold).astype(np.uint8)
+            # the log-odds threshold as a probability, the score's units
+            threshold = np.full(len(score), 1.0 / (1.0 + np.exp(-self.threshold)), np.float32)
         return RowScores(
-            score=prob,
+            score=score,
             alarm=alarm,
             channel_scores=channel_scores,
             channel_alarm=None if channel_scores is None
             else top_channel_alarm(alarm, channel_scores, self.top_channels),
-            # the log-odds threshold as a probability, the score's units
-            threshold=np.full(len(prob), 1.0 / (1.0 + np.exp(-self.threshold)), np.float32),
+            threshold=threshold,
         )
 
     # ------------------------------------------------------------ persistence
@@ -234,7 +293,9 @@ class HybridCombiner:
         write_json_atomic(Path(folder) / "combiner.json", {
             "neighbourhood": self.neighbourhood, "c": self.c, "max_rows": self.max_rows,
             "seed": self.seed, "top_channels": self.top_channels, "block_rows": self.block_rows,
-            "threshold_min_events": self.threshold_min_events,
+            "threshold_min_events": self.threshold_min_events, "few_events": self.few_events,
+            "rule": self.rule,
+            "quantiles": None if self.quantiles is None else self.quantiles,
             "names": self.names,
             "mean": self.mean, "std": self.std,
             "coef": self.coef, "intercept": self.intercept, "threshold_logit": self.threshold,
@@ -250,7 +311,12 @@ class HybridCombiner:
             # artifacts written before ``top_channels`` existed used 3
             obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"],
                       d.get("top_channels", 3), d.get("block_rows", 20_000),
-                      d.get("threshold_min_events", 3))
+                      d.get("threshold_min_events", 3),
+                      # written before the rule existed: its weights decided
+                      str(d.get("few_events", "weights")))
+            obj.rule = str(d.get("rule", "weights"))
+            if d.get("quantiles") is not None:
+                obj.quantiles = np.asarray(d["quantiles"], dtype=np.float64)
             obj.names = [str(n) for n in d["names"]]
             obj.mean, obj.std, obj.coef = (np.asarray(d[k], dtype=np.float64)
                                            for k in ("mean", "std", "coef"))
@@ -273,6 +339,14 @@ class HybridCombiner:
             raise ESAInputError(
                 f"combiner.json does not describe a fitted combiner of {len(obj.names)} "
                 f"components (mean/std/coef of length {width}, finite, std > 0)", path=path
+            )
+        q = obj.quantiles
+        if obj.rule not in ("weights", "any_alarm") or (obj.rule == "any_alarm" and not (
+                q is not None and q.shape == (len(obj.names), 201) and np.isfinite(q).all()
+                and (np.diff(q, axis=1) >= 0).all())):
+            raise ESAInputError(
+                "combiner.json: rule must be 'weights', or 'any_alarm' with 201 non-decreasing "
+                f"finite score quantiles per component (rule {obj.rule!r})", path=path
             )
         return obj
 

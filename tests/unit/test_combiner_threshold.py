@@ -7,8 +7,10 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from esa_lightning.data.mission import Mission, default_channel_table
+from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.postprocessing.thresholds import best_f05_threshold, stable_f05_threshold
 from esa_lightning.runtime.combiner import HybridCombiner, _contiguous_folds
@@ -174,7 +176,7 @@ def test_combiner_fits_on_rows_no_component_trained_on():
         return float(np.abs(comb.coef[5:]).sum() / np.abs(comb.coef).sum())
 
     naive = HybridCombiner(neighbourhood=4, block_rows=500).fit(components, mission.fit_range())
-    honest = HybridCombiner(neighbourhood=4, block_rows=500).fit(
+    honest = HybridCombiner(neighbourhood=4, block_rows=500, few_events="weights").fit(
         components, mission.fit_range(), ranges=[(5000, 7000)]
     )
     # fitted on everything, it leans on the in-sample scores; from row 5000 on, far less
@@ -227,7 +229,7 @@ def test_combiner_scores_its_fit_ranges_with_the_rows_before_them():
     )
     mission.values[2900:] += 50.0
     component = {"memory": TrailingMeanScorer(span=1000)}
-    comb = HybridCombiner(neighbourhood=4, block_rows=500).fit(
+    comb = HybridCombiner(neighbourhood=4, block_rows=500, few_events="weights").fit(
         component, mission.fit_range(), ranges=[(3000, 5500)]
     )
     seen = comb.features(component, mission.fit_range())[3000:5500]
@@ -266,10 +268,69 @@ def test_combiner_threshold_comes_from_rows_no_component_trained_on_when_they_ho
     nominal = (rows < 7390) | (rows > 7440)
     alarms = {}
     for min_events in (3, 5):  # the label-free rows hold 4 events
-        comb = HybridCombiner(neighbourhood=0, block_rows=500, threshold_min_events=min_events)
+        comb = HybridCombiner(neighbourhood=0, block_rows=500, threshold_min_events=min_events,
+                              few_events="weights")
         comb.fit(components, mission.fit_range(), ranges=[(4000, 7000)])
         alarms[min_events] = comb.score_rows(components, test).alarm
     # chosen where the component's nominal scores are what they are on new rows: clean
     assert alarms[3][(rows >= 7400) & (rows <= 7430)].any() and not alarms[3][nominal].any()
     # chosen over its training rows too (too few events elsewhere): under its new rows' noise
     assert alarms[5][nominal].mean() > 0.3
+
+
+def few_event_mission() -> Mission:
+    """Four training events, one in the validation range (the only rows no component trained
+    on), one in the test range, and a nominal blip on channel 2 at test row 5700."""
+    mission = make_mission(
+        n_rows=6000, val_start=4000, test_start=5000,
+        anomalies=((800, 830), (1900, 1930), (3100, 3130), (3600, 3620), (4400, 4420),
+                   (5400, 5420)),
+    )
+    mission.values[5700, 1] += 5.0
+    return mission
+
+
+def test_too_few_label_free_events_keep_each_components_own_alarms(tmp_path):
+    mission = few_event_mission()
+    # "wide" averages 13 rows and misses the one-row blip; "raw" alarms on it
+    components = {"wide": RollingScorer(half=6, threshold=2.0),
+                  "raw": RollingScorer(half=0, threshold=4.0)}
+    comb = HybridCombiner(neighbourhood=4, block_rows=500)
+    comb.fit(components, mission.fit_range(), ranges=[(4000, 5000)])  # one labeled event there
+    assert comb.rule == "any_alarm"
+    test = mission.test()
+    out = comb.score_rows(components, test)
+    own = [c.score_rows(test).alarm.astype(bool) for c in components.values()]
+    np.testing.assert_array_equal(out.alarm, (own[0] | own[1]).astype(np.uint8))
+    rows = np.arange(len(out.alarm)) + mission.test_start
+    assert out.alarm[rows == 5700].all() and out.alarm[(rows >= 5400) & (rows <= 5420)].all()
+    assert out.threshold is None and 0.0 <= out.score.min() and out.score.max() <= 1.0
+    assert out.score[rows == 5410] > np.median(out.score)  # ranked against the fit range
+    comb.save(tmp_path)
+    again = HybridCombiner.load(tmp_path)
+    reloaded = again.score_rows(components, test)
+    np.testing.assert_array_equal(reloaded.alarm, out.alarm)
+    np.testing.assert_array_equal(reloaded.score, out.score)
+    assert json.loads((tmp_path / "combiner.json").read_text())["rule"] == "any_alarm"
+    # the former behaviour on request: weights and a threshold fitted all the same
+    weights = HybridCombiner(neighbourhood=4, block_rows=500, few_events="weights")
+    weights.fit(components, mission.fit_range(), ranges=[(4000, 5000)])
+    assert weights.rule == "weights" and weights.score_rows(components, test).threshold is not None
+
+
+def test_a_tampered_any_alarm_combiner_is_refused_naming_its_file(tmp_path):
+    mission = few_event_mission()
+    components = {"wide": RollingScorer(half=6, threshold=2.0)}
+    comb = HybridCombiner(neighbourhood=4, block_rows=500)
+    comb.fit(components, mission.fit_range(), ranges=[(4000, 5000)])
+    comb.save(tmp_path)
+    path = tmp_path / "combiner.json"
+    good = json.loads(path.read_text())
+    bad_quantiles = list(reversed(good["quantiles"][0]))
+    for change in ({"quantiles": None}, {"quantiles": [bad_quantiles]}, {"rule": "majority"}):
+        path.write_text(json.dumps({**good, **change}))
+        with pytest.raises(ESAInputError, match="combiner.json") as err:
+            HybridCombiner.load(tmp_path)
+        assert "rule" in str(err.value)
+    with pytest.raises(ESAInputError, match="combiner.few_events"):
+        HybridCombiner(few_events="majority")
