@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from esa_lightning.callbacks import CompactModelSummary, WeightRestorer
 from esa_lightning.data.datamodule import intersect_ranges
 from esa_lightning.data.label_facts import label_facts, supervision_warnings
+from esa_lightning.data.mission import Mission
 from esa_lightning.data.selection import require_training_rows
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
@@ -312,7 +313,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
             label_free = [dm.label_free_ranges() for dm in datamodules]
             ranges = intersect_ranges(label_free, len(fit_range.values))
             combiner.fit(components, fit_range, ranges=ranges)
-        refuse_detector_that_cannot_alarm(components)
+        refuse_detector_that_cannot_alarm(components, mission.val())
         detector = _build_detector(components, combiner, mission, cfg)
         detector.schema["features"] = features
         detector.checkpoints = {
@@ -339,9 +340,12 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
     return metrics.get(cfg.optimized_metric)
 
 
-def refuse_detector_that_cannot_alarm(components: dict[str, DetectorModule]) -> None:
+def refuse_detector_that_cannot_alarm(
+    components: dict[str, DetectorModule], val: Mission | None = None
+) -> None:
     """A fitted threshold that is NaN or inf (fitted on no rows) alarms never: refuse to write
-    such a detector, naming the component and the buffer."""
+    such a detector, naming the component, the buffer and, given the validation range ``val``,
+    why it had no rows: an empty range, or one labeled anomalous throughout (no nominal row)."""
     import torch
 
     for name, model in components.items():
@@ -351,9 +355,20 @@ def refuse_detector_that_cannot_alarm(components: dict[str, DetectorModule]) -> 
             if not bool(torch.isfinite(value).all()):
                 raise ESAInputError(
                     f"component {name}: the fitted {key} is {value.flatten()[:4].tolist()}: "
-                    "this detector could never alarm (was its validation range empty?); "
-                    "nothing was written",
+                    f"this detector could never alarm ({_why_no_rows(val)}); nothing was written",
                 )
+
+
+def _why_no_rows(val: Mission | None) -> str:
+    """Why a threshold fitted on the validation range ``val`` may have had no rows."""
+    if val is None or val.is_multiseries:
+        return "was its validation range empty, or labeled anomalous throughout?"
+    if len(val.values) == 0:
+        return "the validation range is empty"
+    if val.is_anomaly.all():
+        return (f"all {len(val.values)} rows of the validation range are labeled anomalous: "
+                "no nominal row to fit it on")
+    return "it was fitted on no usable rows"
 
 
 def _build_detector(

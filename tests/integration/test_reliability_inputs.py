@@ -143,6 +143,23 @@ def test_train_never_writes_a_detector_that_cannot_alarm(mission_dir, tmp_path):
     assert not (tmp_path / "detector").exists()
 
 
+def test_a_threshold_fitted_on_a_wholly_anomalous_validation_range_is_named():
+    import torch
+
+    from esa_lightning.jobs.train import refuse_detector_that_cannot_alarm
+
+    component = torch.nn.Module()
+    component.register_buffer("threshold", torch.tensor([float("inf")]))
+    labeled = make_mission(anomalies=((1000, 1499),), val_start=1000, test_start=1500)
+    with pytest.raises(ESAInputError, match="all 500 rows of the validation range are labeled"):
+        refuse_detector_that_cannot_alarm({"smoke": component}, labeled.val())
+    empty = make_mission(anomalies=((1200, 1230),), val_start=1500, test_start=1500)
+    with pytest.raises(ESAInputError, match="the validation range is empty"):
+        refuse_detector_that_cannot_alarm({"smoke": component}, empty.val())
+    component.threshold.fill_(1.0)  # finite: accepted
+    refuse_detector_that_cannot_alarm({"smoke": component}, labeled.val())
+
+
 def test_windows_name_the_setting_that_is_wrong():
     with pytest.raises(ESAInputError, match=r"column 'stride': value 0"):
         WindowDataModule(make_mission(), window=10, stride=0)
