@@ -54,6 +54,8 @@ log = logging.getLogger("esa_lightning")
 
 # what the combiner does when the rows no component trained on hold too few labeled events
 FEW_EVENT_RULES = ("any_alarm", "weights")
+# how many quantiles of each component's fit-range scores ``any_alarm`` ranks scores against
+RANK_QUANTILES = 201
 
 
 def component_features(rs: RowScores, neighbourhood: int) -> np.ndarray:
@@ -93,7 +95,8 @@ class HybridCombiner:
         # "weights": the logistic regression and its log-odds threshold decide; "any_alarm": the
         # components' own alarms (too few label-free events to learn weights on)
         self.rule = "weights"
-        self.quantiles: np.ndarray | None = None  # [components, 201] of their fit-range scores
+        # [components, RANK_QUANTILES] of their fit-range scores (``any_alarm``)
+        self.quantiles: np.ndarray | None = None
         self.top_channels = int(top_channels)
         self.c = float(c)
         self.max_rows = int(max_rows)
@@ -220,7 +223,7 @@ class HybridCombiner:
         """Too few label-free events to learn weights on: each component's own fitted decision
         stands, and a row alarms where any component's does. Its score (reported, not
         thresholded) is the highest of the components' scores ranked against their scores on
-        the training and validation range (201 quantiles each)."""
+        the training and validation range (``RANK_QUANTILES`` quantiles each)."""
         log.warning("combiner: %d labeled event(s) in the rows no component trained on (fewer "
                     "than threshold_min_events=%d): no weights learned; alarming where any "
                     "component alarms (combiner.few_events=any_alarm)", events,
@@ -228,7 +231,7 @@ class HybridCombiner:
         self.rule = "any_alarm"
         x = self._block_features(components, fit_range, self.fit_blocks(fit_range))
         scores = x[:, 0::5].astype(np.float64)  # each component's own score (features' column 0)
-        self.quantiles = np.quantile(scores, np.linspace(0.0, 1.0, 201), axis=0).T
+        self.quantiles = np.quantile(scores, np.linspace(0.0, 1.0, RANK_QUANTILES), axis=0).T
         # weights that read the components' scores alike, kept so the file has one shape
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
         self.coef, self.intercept, self.threshold = np.zeros(x.shape[1]), 0.0, 0.0
@@ -342,11 +345,13 @@ class HybridCombiner:
             )
         q = obj.quantiles
         if obj.rule not in ("weights", "any_alarm") or (obj.rule == "any_alarm" and not (
-                q is not None and q.shape == (len(obj.names), 201) and np.isfinite(q).all()
+                q is not None and q.shape == (len(obj.names), RANK_QUANTILES)
+                and np.isfinite(q).all()
                 and (np.diff(q, axis=1) >= 0).all())):
             raise ESAInputError(
-                "combiner.json: rule must be 'weights', or 'any_alarm' with 201 non-decreasing "
-                f"finite score quantiles per component (rule {obj.rule!r})", path=path
+                f"combiner.json: rule must be 'weights', or 'any_alarm' with {RANK_QUANTILES} "
+                f"non-decreasing finite score quantiles per component (rule {obj.rule!r})",
+                path=path
             )
         return obj
 
