@@ -22,8 +22,10 @@ and every number as JSON (``<workdir>.json`` by default).
 
 runs the same rows on development missions instead: each mission converted from NASA data has
 a ``<name>_dev`` twin whose training, validation and test ranges all lie inside that mission's
-training rows (``esa_lightning.data.development``, then the same conversion). A setting can be
-scored there on labeled events without a look at any test range of the suite. Its section goes
+training rows (``esa_lightning.data.development``, then the same conversion), and the default
+synthetic mission's generator runs with seeds 1-3 (``synthetic_seed<S>``; the suite's is seed
+0). A setting can be scored there on labeled events without a look at any test range of the
+suite. Its section goes
 to ``benchmarks/DEVELOPMENT.md`` (or ``--out``), its runs to ``outputs/quality_dev``.
 """
 
@@ -117,16 +119,22 @@ DEFAULT_MISSIONS = [
 # --development: each converted mission's twin inside its training rows
 DEV_SUFFIX = "_dev"
 DEVELOPMENT = "esa_lightning.data.development"
+# --development also runs the default generator with other seeds: missions of the same kind as
+# the suite's synthetic one (seed 0), holding none of its rows
+DEV_SEEDS = (1, 2, 3)
 
 
 def development_missions(missions: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``<name>_dev`` for every mission converted from NASA data: the same conversion of the
-    NASA rows that mission trains on (``esa_lightning.data.development``)."""
-    return {
+    """``synthetic_seed<S>`` for each of ``DEV_SEEDS`` when the suite has the synthetic
+    mission, and ``<name>_dev`` for every mission converted from NASA data: the same conversion
+    of the NASA rows that mission trains on (``esa_lightning.data.development``)."""
+    seeds = {f"synthetic_seed{s}": {"generate_seed": s} for s in DEV_SEEDS}
+    twins = {
         name + DEV_SUFFIX: {**spec, "development_of": name}
         for name, spec in missions.items()
         if "convert" in spec
     }
+    return {**(seeds if "synthetic" in missions else {}), **twins}
 
 
 # --tiny: one small generated mission (4 channels, 12 days), in the work folder
@@ -185,6 +193,9 @@ def convert_command(source: Any, out: Path, layout: str, extra: list[str]) -> st
 
 def mission_data(name: str, spec: dict[str, Any], work: Path, timeout: float) -> dict[str, Any]:
     """The mission's data overrides, converting first where needed; or why it is n/a."""
+    if "generate_seed" in spec:  # generated on first use, in its own folder
+        seed = int(spec["generate_seed"])
+        return {"data": [f"data.root={work / 'data' / name}", f"data.generate.seed={seed}"]}
     if "convert" in spec:
         layout, data = spec["convert"]
         extra = list(spec.get("convert_args", ()))

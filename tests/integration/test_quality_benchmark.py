@@ -163,7 +163,13 @@ def test_development_twins_lie_inside_their_missions_training_rows(tmp_path: Pat
     from quality import MISSIONS, development_missions, mission_data, parse_args
 
     twins = development_missions(MISSIONS)
-    assert set(twins) == {f"{n}_dev" for n, spec in MISSIONS.items() if "convert" in spec}
+    seeds = {"synthetic_seed1", "synthetic_seed2", "synthetic_seed3"}
+    assert set(twins) == seeds | {f"{n}_dev" for n, spec in MISSIONS.items() if "convert" in spec}
+    # the generator with another seed than the suite's (0), in a folder of its own
+    assert mission_data("synthetic_seed2", twins["synthetic_seed2"], tmp_path, 300)["data"] == [
+        f"data.root={tmp_path / 'data' / 'synthetic_seed2'}", "data.generate.seed=2"
+    ]
+    assert not seeds & set(development_missions({"msl_esa": MISSIONS["msl_esa"]}))
     state = mission_data("msl_esa_dev", twins["msl_esa_dev"], tmp_path, 300)
     assert "error" not in state and "na" not in state, state
     assert f"data.root={tmp_path / 'data' / 'msl_esa_dev'}" in state["data"]
