@@ -150,8 +150,9 @@ def render_section(results: list[dict[str, Any]], meta: dict[str, Any], paths: l
         lines += [
             "Development missions (`--development`): each `<name>_dev` lies inside the training "
             "rows of the suite's `<name>` (`python -m esa_lightning.data.development`, then the "
-            "same conversion). Their test ranges are not the suite's: settings may be chosen "
-            "here.",
+            "same conversion); each `synthetic_seed<S>` is the default generator with seed S "
+            "(the suite's synthetic mission is seed 0). Their test ranges are not the suite's: "
+            "settings may be chosen here.",
             "",
         ]
     total = looks = 0
