@@ -184,7 +184,8 @@ def _write_report(
     name = str(info.get("experiment") or "detector")
     classes = ", ".join(type(m).__name__ for m in detector.components.values())
     if detector.combiner is not None:
-        classes += " + " + type(detector.combiner).__name__
+        describe = getattr(detector.combiner, "describe", None)  # a user's combiner may lack it
+        classes += " + " + (describe() if callable(describe) else type(detector.combiner).__name__)
     source = f"{cfg.range} range of {cfg.data.root}"
     detector_name = f"{name} ({classes})"
     summary = run_summary(detector_name, str(cfg.ckpt), mission.name, grids, references, source)

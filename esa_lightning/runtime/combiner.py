@@ -149,6 +149,11 @@ class HybridCombiner:
         chosen += list(rng.permutation(rest)[: max(0, budget - len(chosen))])
         return [blocks[i] for i in sorted(chosen)]
 
+    def describe(self) -> str:
+        """How it decides, for reports: fitted weights, or any component's own alarm."""
+        how = "alarms where any component alarms" if self.rule == "any_alarm" else "fitted weights"
+        return f"{type(self).__name__}: {how}"
+
     def _logit(self, x: np.ndarray) -> np.ndarray:
         """float64 log-odds of anomaly of feature rows ``x``."""
         return ((x - self.mean) / self.std) @ self.coef + self.intercept

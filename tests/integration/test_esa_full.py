@@ -83,3 +83,33 @@ def test_predict_then_evaluate_the_submission(full_run, small_mission_dir, tmp_p
     assert "{Anomaly, Rare Event}:" in printed and "Anomaly only:" in printed
     assert printed.count("EW_F_0.50") >= 2
     assert (tmp_path / "eval" / "evaluation.json").is_file()
+
+
+def test_a_combiner_with_too_few_label_free_events_predicts_any_components_alarm(
+    full_run, small_mission_dir, tmp_path
+):
+    # the same components, the combiner fitted again as if the rows no component trained on held
+    # fewer events than it needs: saved, loaded, predicted in chunks, reported by its rule
+    from esa_lightning.data import load_mission
+    from esa_lightning.runtime.combiner import HybridCombiner
+
+    mission = load_mission("synthetic", small_mission_dir, val_days=7, use_cache=False)
+    det = Detector.load(full_run / "detector")
+    assert det.combiner.describe() == "HybridCombiner: fitted weights"
+    det.combiner = HybridCombiner(threshold_min_events=1000).fit(det.components,
+                                                                 mission.fit_range())
+    det.save(tmp_path / "detector")
+    test = mission.test()
+    loaded = Detector.load(tmp_path / "detector")
+    out = loaded.score_rows(test)
+    own = np.any([m.score_rows(test).alarm != 0 for m in loaded.components.values()], axis=0)
+    np.testing.assert_array_equal(out.alarm, own.astype(np.uint8))
+    chunked = score_in_chunks(loaded, test, chunk_rows=len(test.values) // 3 + 7)
+    np.testing.assert_array_equal(chunked.alarm, out.alarm)
+    np.testing.assert_allclose(chunked.score, out.score)
+    cfg = compose_config("predict", [f"ckpt={tmp_path / 'detector'}",
+                                     f"data.root={small_mission_dir}", "max_figures=1"],
+                         tmp_path / "predict")
+    predict(cfg)
+    page = (tmp_path / "predict" / "index.html").read_text()
+    assert "HybridCombiner: alarms where any component alarms" in page
