@@ -9,6 +9,7 @@ import pickle
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -161,21 +162,28 @@ def write_esa_csv(path: Path, n: int = 30) -> Path:
 
 
 def write_nasa(
-    root: Path, n_train: int = 40, n_test: int = 30, rows: list[tuple] | None = None
+    root: Path,
+    n_train: int | dict[str, int] = 40,
+    n_test: int = 30,
+    rows: list[tuple] | None = None,
+    values: Callable[[int], np.ndarray] | None = None,
 ) -> Path:
     """A telemanom folder with one channel ``A-1`` and one labeled sequence; or, given ``rows``
     (chan_id, spacecraft, anomaly_sequences, class, num_values), that csv verbatim and files of
-    ``n_train`` / ``num_values`` rows for every channel it lists (a repeated channel: its first
-    row's ``num_values``)."""
+    ``n_train`` (one number, or one per channel) / ``num_values`` rows for every channel it
+    lists (a repeated channel: its first row's ``num_values``). ``values(n)``: a file's array
+    of ``n`` rows, called channel by channel, training file first (default: a sine and zeros)."""
     if rows is None:
         rows = [("A-1", "SMAP", "[[5, 9]]", "[point]", n_test)]
     lengths: dict[str, int] = {}
     for row in rows:
         lengths.setdefault(str(row[0]).strip(), int(row[4]))
     for chan, n_rows in lengths.items():
-        for part, n in (("train", n_train), ("test", n_rows)):
+        train_rows = n_train[chan] if isinstance(n_train, dict) else n_train
+        for part, n in (("train", train_rows), ("test", n_rows)):
             (root / part).mkdir(parents=True, exist_ok=True)
-            arr = np.column_stack([np.sin(np.arange(n) / 3.0), np.zeros(n)])
+            arr = (np.column_stack([np.sin(np.arange(n) / 3.0), np.zeros(n)]) if values is None
+                   else values(n))
             np.save(root / part / f"{chan}.npy", arr)
     cols = ["chan_id", "spacecraft", "anomaly_sequences", "class", "num_values"]
     pd.DataFrame(rows, columns=cols).to_csv(root / "labeled_anomalies.csv", index=False)

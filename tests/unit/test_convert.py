@@ -20,6 +20,7 @@ from esa_lightning.data.readers.kaggle import read_kaggle
 from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.common import mission_from_config
 from tests.conftest import MSL, compose_config
+from tests.helpers import write_nasa
 
 # (channel, n_train, n_test, sequences, classes): lengths differ so that every arrangement
 # places every channel somewhere else; A-1's last sequence ends on its last test row, B-2's is
@@ -36,20 +37,20 @@ PERIOD = np.timedelta64(30, "s")
 @pytest.fixture(scope="module")
 def nasa(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny telemanom folder: three channels, distinct values, sparse 0/1 commands."""
-    root = tmp_path_factory.mktemp("nasa") / "tiny-nasa"
     rng = np.random.default_rng(7)
-    for part in ("train", "test"):
-        (root / part).mkdir(parents=True)
-    rows = []
-    for chan, n_train, n_test, seqs, classes in CHANNELS:
-        for part, n in (("train", n_train), ("test", n_test)):
-            commands = (rng.random((n, 4)) < 0.05).astype(float)
-            commands[:, 2] = 0  # a command never sent: not carried
-            np.save(root / part / f"{chan}.npy", np.c_[rng.normal(size=n), commands])
-        rows.append((chan, "MSL", json.dumps(seqs), classes, n_test))
-    cols = ["chan_id", "spacecraft", "anomaly_sequences", "class", "num_values"]
-    pd.DataFrame(rows, columns=cols).to_csv(root / "labeled_anomalies.csv", index=False)
-    return root
+
+    def values(n: int) -> np.ndarray:
+        commands = (rng.random((n, 4)) < 0.05).astype(float)
+        commands[:, 2] = 0  # a command never sent: not carried
+        return np.c_[rng.normal(size=n), commands]
+
+    return write_nasa(
+        tmp_path_factory.mktemp("nasa") / "tiny-nasa",
+        n_train={chan: n_train for chan, n_train, *_ in CHANNELS},
+        rows=[(chan, "MSL", json.dumps(seqs), classes, n_test)
+              for chan, _, n_test, seqs, classes in CHANNELS],
+        values=values,
+    )
 
 
 def stretches(arrange: str, lengths: list[tuple[str, int, int]]) -> dict[str, tuple[int, int]]:

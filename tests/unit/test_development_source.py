@@ -16,6 +16,7 @@ from esa_lightning.data.convert import convert_nasa
 from esa_lightning.data.development import development_source, main
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import TMP_PREFIX
+from tests.helpers import write_nasa
 
 # (channel, n_train, n_test, sequences, classes). Side by side with --test-share 0.5 the test
 # stretches start at row 80 (the longest training file), the grid has 80 + 60 rows and the
@@ -30,18 +31,14 @@ CHANNELS = [
 
 @pytest.fixture(scope="module")
 def nasa(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("nasa") / "tiny-nasa"
     rng = np.random.default_rng(3)
-    for part in ("train", "test"):
-        (root / part).mkdir(parents=True)
-    rows = []
-    for chan, n_train, n_test, seqs, classes in CHANNELS:
-        for part, n in (("train", n_train), ("test", n_test)):
-            np.save(root / part / f"{chan}.npy", rng.normal(size=(n, 3)))
-        rows.append((chan, "MSL", json.dumps(seqs), classes, n_test))
-    cols = ["chan_id", "spacecraft", "anomaly_sequences", "class", "num_values"]
-    pd.DataFrame(rows, columns=cols).to_csv(root / "labeled_anomalies.csv", index=False)
-    return root
+    return write_nasa(
+        tmp_path_factory.mktemp("nasa") / "tiny-nasa",
+        n_train={chan: n_train for chan, n_train, *_ in CHANNELS},
+        rows=[(chan, "MSL", json.dumps(seqs), classes, n_test)
+              for chan, _, n_test, seqs, classes in CHANNELS],
+        values=lambda n: rng.normal(size=(n, 3)),
+    )
 
 
 def listing(folder: Path) -> dict[str, tuple[list, str, int]]:
