@@ -25,8 +25,8 @@ a ``<name>_dev`` twin whose training, validation and test ranges all lie inside 
 training rows (``esa_lightning.data.development``, then the same conversion), and the default
 synthetic mission's generator runs with seeds 1-3 (``synthetic_seed<S>``; the suite's is seed
 0). A setting can be scored there on labeled events without a look at any test range of the
-suite. Its section goes
-to ``benchmarks/DEVELOPMENT.md`` (or ``--out``), its runs to ``outputs/quality_dev``.
+suite. Its section goes to ``benchmarks/DEVELOPMENT.md`` (or ``--out``), its runs to
+``outputs/quality_dev``.
 """
 
 from __future__ import annotations
@@ -128,13 +128,15 @@ def development_missions(missions: dict[str, dict[str, Any]]) -> dict[str, dict[
     """``synthetic_seed<S>`` for each of ``DEV_SEEDS`` when the suite has the synthetic
     mission, and ``<name>_dev`` for every mission converted from NASA data: the same conversion
     of the NASA rows that mission trains on (``esa_lightning.data.development``)."""
-    seeds = {f"synthetic_seed{s}": {"generate_seed": s} for s in DEV_SEEDS}
+    seeds = {}
+    if "synthetic" in missions:
+        seeds = {f"synthetic_seed{s}": {"generate_seed": s} for s in DEV_SEEDS}
     twins = {
         name + DEV_SUFFIX: {**spec, "development_of": name}
         for name, spec in missions.items()
         if "convert" in spec
     }
-    return {**(seeds if "synthetic" in missions else {}), **twins}
+    return {**seeds, **twins}
 
 
 # --tiny: one small generated mission (4 channels, 12 days), in the work folder
@@ -301,7 +303,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--development",
         action="store_true",
-        help="the converted missions' twins inside their training rows (<name>_dev)",
+        help="the converted missions' twins inside their training rows (<name>_dev) and the "
+        "synthetic generator's seeds 1-3 (synthetic_seed<S>)",
     )
     ap.add_argument(
         "--workdir",
