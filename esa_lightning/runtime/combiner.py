@@ -20,8 +20,12 @@ decision then stands and a row alarms where any component's does, its score the 
 components' scores ranked against their training and validation range. With
 ``few_events="weights"`` the weights are fitted there all the same and the threshold is chosen
 over four contiguous folds of the whole training and validation range (every labeled event
-there is, not the validation range's few). Nothing is fitted on the test range. Fitted numbers
-are stored as JSON (no pickle). On an alarmed row, the
+there is, not the validation range's few). With enough events, the same two rules compete on
+held-out folds (``many_events="cross_fit"``, the default): each fold of the threshold's in turn
+is scored by weights and a threshold fitted on the other folds, and by the components' own
+alarms; the weights stand unless the components' alarms score a higher mean corrected
+event-wise F0.5 (``many_events="weights"`` or ``"any_alarm"``: one rule always). Nothing is
+fitted on the test range. Fitted numbers are stored as JSON (no pickle). On an alarmed row, the
 channels involved are the ``top_channels`` with the highest per-channel rank across components.
 
 Cost is bounded at any mission length: the training range is cut into blocks of
@@ -47,13 +51,16 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import write_json_atomic
 from esa_lightning.models.base import RowScores, top_channel_alarm
-from esa_lightning.postprocessing.thresholds import stable_f05_threshold
+from esa_lightning.postprocessing.thresholds import f05_per_candidate, stable_f05_threshold
 from esa_lightning.runtime.chunks import iter_pieces, piece_bounds
 
 log = logging.getLogger("esa_lightning")
 
 # what the combiner does when the rows no component trained on hold too few labeled events
 FEW_EVENT_RULES = ("any_alarm", "weights")
+# ... and when they hold enough: the rule with the better held-out score over the threshold's
+# folds ("cross_fit"), or one rule always
+MANY_EVENT_RULES = ("cross_fit", "weights", "any_alarm")
 # how many quantiles of each component's fit-range scores ``any_alarm`` ranks scores against
 RANK_QUANTILES = 201
 
@@ -85,13 +92,19 @@ class HybridCombiner:
 
     def __init__(self, neighbourhood: int = 10, c: float = 1.0, max_rows: int = 500_000,
                  seed: int = 0, top_channels: int = 3, block_rows: int = 20_000,
-                 threshold_min_events: int = 3, few_events: str = "any_alarm") -> None:
-        if few_events not in FEW_EVENT_RULES:
-            raise ESAInputError(f"must be one of {', '.join(FEW_EVENT_RULES)}",
-                                column="combiner.few_events", value=few_events)
+                 threshold_min_events: int = 3, few_events: str = "any_alarm",
+                 many_events: str = "cross_fit") -> None:
+        for key, value, allowed in (("few_events", few_events, FEW_EVENT_RULES),
+                                    ("many_events", many_events, MANY_EVENT_RULES)):
+            if value not in allowed:
+                raise ESAInputError(f"must be one of {', '.join(allowed)}",
+                                    column=f"combiner.{key}", value=value)
         self.neighbourhood = int(neighbourhood)
         self.threshold_min_events = int(threshold_min_events)
         self.few_events = few_events
+        self.many_events = many_events
+        # mean held-out EW_F_0.50 of each rule over the threshold's folds (``cross_fit``)
+        self.held_out: dict[str, float] | None = None
         # "weights": the logistic regression and its log-odds threshold decide; "any_alarm": the
         # components' own alarms (too few label-free events to learn weights on)
         self.rule = "weights"
@@ -122,18 +135,29 @@ class HybridCombiner:
         self, components: dict[str, Any], mission: Mission, blocks: list[tuple[int, int]]
     ) -> np.ndarray:
         """Features of the rows of ``blocks`` (in order), each scored with its context."""
+        return self._block_outputs(components, mission, blocks)[0]
+
+    def _block_outputs(
+        self, components: dict[str, Any], mission: Mission, blocks: list[tuple[int, int]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(features, bool alarm of any component) of the rows of ``blocks`` (in order), each
+        scored with its context."""
         per_component = []
+        any_alarm = np.zeros(sum(b - a for a, b in blocks), dtype=bool)
         for n in self.names:
             # a block's features need ``neighbourhood`` rows of scores beyond it on each side
             wide = [(max(0, a - self.neighbourhood), min(len(mission.values),
                                                          b + self.neighbourhood))
                     for a, b in blocks]
             pieces = iter_pieces(components[n], mission, wide, description=f"combiner: {n}")
-            feats = []
+            feats, alarms = [], []
             for (a, b), (lo, _, rs) in zip(blocks, pieces, strict=True):
                 feats.append(component_features(rs, self.neighbourhood)[a - lo : b - lo])
+                alarms.append(rs.alarm[a - lo : b - lo] != 0)
             per_component.append(np.concatenate(feats) if feats else np.zeros((0, 5), np.float32))
-        return np.hstack(per_component)
+            if alarms:
+                any_alarm |= np.concatenate(alarms)
+        return np.hstack(per_component), any_alarm
 
     def fit_blocks(self, part: Mission) -> list[tuple[int, int]]:
         """The training blocks the fit scores: all of them when they fit in ``max_rows``."""
@@ -152,6 +176,9 @@ class HybridCombiner:
     def describe(self) -> str:
         """How it decides, for reports: fitted weights, or any component's own alarm."""
         how = "alarms where any component alarms" if self.rule == "any_alarm" else "fitted weights"
+        if self.held_out is not None:
+            how += (f" (held-out EW_F_0.50: fitted weights {self.held_out['weights']:.3f}, "
+                    f"any component's alarm {self.held_out['any_alarm']:.3f})")
         return f"{type(self).__name__}: {how}"
 
     def _logit(self, x: np.ndarray) -> np.ndarray:
@@ -174,14 +201,16 @@ class HybridCombiner:
         ``threshold_min_events`` labeled events, else over four contiguous folds of the whole
         fit range: a stable choice needs events, and the supervised components' training rows
         the least."""
-        from sklearn.linear_model import LogisticRegression
-
         self.names = list(components)
         n = len(fit_range.values)
         ranges = [(0, n)] if ranges is None else [(a, b) for a, b in ranges if b > a]
         events = sum(_labeled_runs(fit_range.is_anomaly[a:b]) for a, b in ranges)
         if events < self.threshold_min_events and self.few_events == "any_alarm":
-            return self._fit_any_alarm(components, fit_range, events)
+            return self._fit_any_alarm(
+                components, fit_range,
+                f"{events} labeled event(s) in the rows no component trained on, fewer than "
+                f"threshold_min_events={self.threshold_min_events}: no weights learned "
+                f"(combiner.few_events=any_alarm)")
         self.rule = "weights"
         y = np.concatenate([fit_range.is_anomaly[a:b] for a, b in ranges] or [np.zeros(0)])
         where = "rows " + ", ".join(f"{a}-{b - 1}" for a, b in ranges)
@@ -195,44 +224,99 @@ class HybridCombiner:
         # alone very differently from the same rows after their history
         blocks = [(a + lo, a + hi) for a, b in ranges
                   for lo, hi in self.fit_blocks(fit_range.slice(a, b))]
-        x = self._block_features(components, fit_range, blocks)
+        x, any_alarm = self._block_outputs(components, fit_range, blocks)
         y = np.concatenate([fit_range.is_anomaly[a:b] for a, b in blocks]).astype(int)
         n_blocks = len(blocks)
         log.info("combiner: fitting on %d rows of %s (%d blocks)", len(x), where, n_blocks)
-        self.mean, self.std = x.mean(0), x.std(0) + 1e-6
         if len(np.unique(y)) < 2:
             log.warning("combiner: its rows hold one class only; using the mean of "
                         "standardised component scores")
-            self.coef = np.ones(x.shape[1]) / x.shape[1]
-            self.intercept = 0.0
-        else:
-            lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=1000)
-            lr.fit((x - self.mean) / self.std, y)
-            self.coef, self.intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+        self.mean, self.std, self.coef, self.intercept = self._weights(x, y)
         events = sum(_labeled_runs(fit_range.is_anomaly[a:b]) for a, b in ranges)
         label_free = not whole and events >= self.threshold_min_events
         if not label_free:  # too few events where no component trained: every one there is
             blocks = self.fit_blocks(fit_range)
             if not whole:
-                x = self._block_features(components, fit_range, blocks)
+                x, any_alarm = self._block_outputs(components, fit_range, blocks)
+                y = np.concatenate([fit_range.is_anomaly[a:b] for a, b in blocks]).astype(int)
         log.info("combiner: threshold chosen on %s (%d labeled events in %s)",
                  where if label_free else "the whole fit range", events, where)
-        folds = [(fit_range.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in
-                 _contiguous_folds(blocks, n_folds=4)]
+        fold_rows = _contiguous_folds(blocks, n_folds=4)
+        folds = [(fit_range.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in fold_rows]
         self.threshold = self.choose_threshold(folds)
-        return self
+        if events < self.threshold_min_events or self.many_events == "weights":
+            return self
+        if self.many_events == "any_alarm":
+            return self._fit_any_alarm(components, fit_range, "combiner.many_events=any_alarm")
+        self.held_out = self._held_out_f05(fit_range, x, y, any_alarm, fold_rows)
+        if self.held_out is None or self.held_out["any_alarm"] <= self.held_out["weights"]:
+            return self
+        return self._fit_any_alarm(
+            components, fit_range,
+            f"any component's own alarm held out better than fitted weights over the folds "
+            f"(mean EW_F_0.50 {self.held_out['any_alarm']:.3f} against "
+            f"{self.held_out['weights']:.3f}; combiner.many_events=cross_fit)")
+
+    def _weights(
+        self, x: np.ndarray, y: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(mean, std, coef, intercept) of the standardised logistic regression of ``y`` on
+        ``x``; the mean of the standardised features when ``y`` holds one class."""
+        from sklearn.linear_model import LogisticRegression
+
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        if len(np.unique(y)) < 2:
+            return mean, std, np.ones(x.shape[1]) / x.shape[1], 0.0
+        lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=1000)
+        lr.fit((x - mean) / std, y)
+        return mean, std, lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+
+    def _held_out_f05(
+        self,
+        fit_range: Mission,
+        x: np.ndarray,
+        y: np.ndarray,
+        any_alarm: np.ndarray,
+        fold_rows: list[tuple[tuple[int, int], tuple[int, int]]],
+    ) -> dict[str, float] | None:
+        """Mean corrected event-wise F0.5 of each rule on the folds holding an event, each fold
+        held out: ``weights`` fitted (and its threshold chosen) on the other folds' rows,
+        ``any_alarm`` the components' own alarms (their thresholds are fitted on the training
+        and validation range, as the weights are not). None when no fold holds an event."""
+        scores: dict[str, list[float]] = {"weights": [], "any_alarm": []}
+        for k, ((a, b), (i, j)) in enumerate(fold_rows):
+            part = fit_range.slice(a, b)
+            f_any = _f05(part, any_alarm[i:j])
+            if f_any is None:
+                continue
+            rest = [fold for m, fold in enumerate(fold_rows) if m != k]
+            rows = np.concatenate([np.arange(p, q) for _, (p, q) in rest])
+            mean, std, coef, intercept = self._weights(x[rows], y[rows])
+
+            def logit(z: np.ndarray, mean=mean, std=std, coef=coef, b0=intercept) -> np.ndarray:
+                return ((z - mean) / std) @ coef + b0
+
+            t = self.choose_threshold(
+                [(fit_range.slice(c, d), logit(x[p:q])) for (c, d), (p, q) in rest], quiet=True)
+            scores["weights"].append(_f05(part, logit(x[i:j]) > t) or 0.0)
+            scores["any_alarm"].append(f_any)
+        if not scores["weights"]:
+            return None
+        held_out = {rule: float(np.mean(f)) for rule, f in scores.items()}
+        log.info("combiner: held-out EW_F_0.50 over %d folds: fitted weights %.3f, any "
+                 "component's alarm %.3f", len(scores["weights"]), held_out["weights"],
+                 held_out["any_alarm"])
+        return held_out
 
     def _fit_any_alarm(
-        self, components: dict[str, Any], fit_range: Mission, events: int
+        self, components: dict[str, Any], fit_range: Mission, why: str
     ) -> HybridCombiner:
-        """Too few label-free events to learn weights on: each component's own fitted decision
-        stands, and a row alarms where any component's does. Its score (reported, not
-        thresholded) is the highest of the components' scores ranked against their scores on
-        the training and validation range (``RANK_QUANTILES`` quantiles each)."""
-        log.warning("combiner: %d labeled event(s) in the rows no component trained on (fewer "
-                    "than threshold_min_events=%d): no weights learned; alarming where any "
-                    "component alarms (combiner.few_events=any_alarm)", events,
-                    self.threshold_min_events)
+        """Each component's own fitted decision stands, and a row alarms where any component's
+        does (too few label-free events to learn weights on, or the weights held out worse).
+        Its score (reported, not thresholded) is the highest of the components' scores ranked
+        against their scores on the training and validation range (``RANK_QUANTILES``
+        quantiles each)."""
+        log.warning("combiner: alarming where any component alarms: %s", why)
         self.rule = "any_alarm"
         x = self._block_features(components, fit_range, self.fit_blocks(fit_range))
         scores = x[:, 0::5].astype(np.float64)  # each component's own score (features' column 0)
@@ -253,7 +337,9 @@ class HybridCombiner:
         ]
         return np.max(ranks, axis=0).astype(np.float32)
 
-    def choose_threshold(self, folds: list[tuple[Mission, np.ndarray]]) -> float:
+    def choose_threshold(
+        self, folds: list[tuple[Mission, np.ndarray]], quiet: bool = False
+    ) -> float:
         """The log-odds threshold with the best mean corrected event-wise F0.5 over ``folds``
         ((range, its log-odds) pairs; ranges without a labeled event are left out), over 60
         quantiles (0.5 to 0.9999) of their pooled log-odds; the 99th percentile of them when
@@ -264,11 +350,14 @@ class HybridCombiner:
             candidates, [(part, lambda t, z=logit: z > t) for part, logit in folds]
         )
         if found is None:
-            log.warning("combiner: no labeled event to choose the threshold on; 99th percentile")
+            if not quiet:
+                log.warning("combiner: no labeled event to choose the threshold on; 99th "
+                            "percentile")
             return float(np.quantile(pooled, 0.99))
         best, mean_f, n_folds = found
-        log.info("combiner threshold %.4f (log-odds; mean EW_F_0.50 %.4f over %d folds)",
-                 best, mean_f, n_folds)
+        if not quiet:
+            log.info("combiner threshold %.4f (log-odds; mean EW_F_0.50 %.4f over %d folds)",
+                     best, mean_f, n_folds)
         return best
 
     def score_rows(self, components: dict[str, Any], mission: Mission) -> RowScores:
@@ -302,7 +391,7 @@ class HybridCombiner:
             "neighbourhood": self.neighbourhood, "c": self.c, "max_rows": self.max_rows,
             "seed": self.seed, "top_channels": self.top_channels, "block_rows": self.block_rows,
             "threshold_min_events": self.threshold_min_events, "few_events": self.few_events,
-            "rule": self.rule,
+            "many_events": self.many_events, "held_out": self.held_out, "rule": self.rule,
             "quantiles": None if self.quantiles is None else self.quantiles,
             "names": self.names,
             "mean": self.mean, "std": self.std,
@@ -321,8 +410,11 @@ class HybridCombiner:
                       d.get("top_channels", 3), d.get("block_rows", 20_000),
                       d.get("threshold_min_events", 3),
                       # written before the rule existed: its weights decided
-                      str(d.get("few_events", "weights")))
+                      str(d.get("few_events", "weights")),
+                      str(d.get("many_events", "weights")))
             obj.rule = str(d.get("rule", "weights"))
+            if d.get("held_out") is not None:
+                obj.held_out = {str(k): float(v) for k, v in dict(d["held_out"]).items()}
             if d.get("quantiles") is not None:
                 obj.quantiles = np.asarray(d["quantiles"], dtype=np.float64)
             obj.names = [str(n) for n in d["names"]]
@@ -359,6 +451,12 @@ class HybridCombiner:
                 path=path
             )
         return obj
+
+
+def _f05(part: Mission, alarm: np.ndarray) -> float | None:
+    """Corrected event-wise F0.5 of row ``alarm`` on ``part``; None when it holds no event."""
+    f = f05_per_candidate(np.zeros(1), lambda _t: alarm, part)
+    return None if f is None else float(f[0])
 
 
 def _labeled_runs(flags: np.ndarray) -> int:

@@ -85,7 +85,7 @@ def test_saturated_probabilities_still_alarm_and_survive_a_reload(tmp_path):
         anomalies=((800, 830), (1900, 1930), (3100, 3130), (4400, 4420), (5400, 5420)),
     )
     components = {"a": RollingScorer(half=3)}
-    comb = HybridCombiner(neighbourhood=4, block_rows=500)
+    comb = HybridCombiner(neighbourhood=4, block_rows=500, many_events="weights")
     comb.fit(components, mission.fit_range())
     comb.coef = comb.coef * 1000.0  # log-odds in the thousands: float32 probabilities are 1.0
     comb.intercept *= 1000.0
@@ -110,7 +110,7 @@ def test_fit_chooses_over_folds_when_validation_holds_one_event():
         test_start=5000,
         anomalies=((800, 830), (1900, 1930), (3100, 3130), (4400, 4420), (5400, 5420)),
     )
-    comb = HybridCombiner(neighbourhood=4, block_rows=500)
+    comb = HybridCombiner(neighbourhood=4, block_rows=500, many_events="weights")
     comb.fit({"a": RollingScorer(half=3)}, mission.fit_range())
     out = comb.score_rows({"a": RollingScorer(half=3)}, mission.test())
     rows = np.arange(len(out.alarm)) + mission.test_start
@@ -175,7 +175,9 @@ def test_combiner_fits_on_rows_no_component_trained_on():
     def leaky_share(comb: HybridCombiner) -> float:
         return float(np.abs(comb.coef[5:]).sum() / np.abs(comb.coef).sum())
 
-    naive = HybridCombiner(neighbourhood=4, block_rows=500).fit(components, mission.fit_range())
+    naive = HybridCombiner(neighbourhood=4, block_rows=500, many_events="weights").fit(
+        components, mission.fit_range()
+    )
     honest = HybridCombiner(neighbourhood=4, block_rows=500, few_events="weights").fit(
         components, mission.fit_range(), ranges=[(5000, 7000)]
     )
@@ -334,3 +336,72 @@ def test_a_tampered_any_alarm_combiner_is_refused_naming_its_file(tmp_path):
         assert "rule" in str(err.value)
     with pytest.raises(ESAInputError, match="combiner.few_events"):
         HybridCombiner(few_events="majority")
+    with pytest.raises(ESAInputError, match="combiner.many_events"):
+        HybridCombiner(many_events="majority")
+
+
+class AlarmingScorer(SimulatedScorer):
+    """A simulated component whose own alarm is fixed apart from its score: the labels
+    (``alarm="labels"``, a perfect decision whatever the score) or nothing (``"none"``)."""
+
+    def __init__(self, alarm: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.alarm = alarm
+
+    def score_rows(self, mission):
+        out = super().score_rows(mission)
+        labels = mission.is_anomaly.astype(np.uint8)
+        out.alarm = labels if self.alarm == "labels" else np.zeros_like(labels)
+        return out
+
+
+def many_event_mission() -> Mission:
+    """Seven events in the training and validation range, spread over its four folds."""
+    return make_mission(
+        n_rows=8000, val_start=6000, test_start=7000,
+        anomalies=((700, 730), (1500, 1530), (2300, 2330), (3400, 3430), (4600, 4630),
+                   (5300, 5330), (6500, 6530), (7400, 7430)),
+    )
+
+
+def test_with_enough_events_the_rule_that_holds_out_better_decides(tmp_path):
+    mission = many_event_mission()
+    test = mission.test()
+    rows = np.arange(len(test.values)) + mission.test_start
+    event = (rows >= 7400) & (rows <= 7430)
+    # its score is noise, its own alarm exact: no weights can learn it, its alarm holds out
+    exact_alarm = {"a": AlarmingScorer("labels", signal=0.0, seed=3)}
+    comb = HybridCombiner(neighbourhood=4, block_rows=500).fit(exact_alarm, mission.fit_range())
+    assert comb.rule == "any_alarm"
+    assert comb.held_out["any_alarm"] > 0.9 > comb.held_out["weights"]
+    out = comb.score_rows(exact_alarm, test)
+    np.testing.assert_array_equal(out.alarm, event.astype(np.uint8))
+    assert "held-out" in comb.describe() and "any component alarms" in comb.describe()
+    comb.save(tmp_path)
+    again = HybridCombiner.load(tmp_path)
+    assert again.held_out == comb.held_out and again.many_events == "cross_fit"
+    np.testing.assert_array_equal(again.score_rows(exact_alarm, test).alarm, out.alarm)
+    # asked for weights, it keeps them whatever the folds say (the former behaviour)
+    kept = HybridCombiner(neighbourhood=4, block_rows=500, many_events="weights")
+    kept.fit(exact_alarm, mission.fit_range())
+    assert kept.rule == "weights" and kept.held_out is None
+    # its score carries the labels, its own alarm never fires: the weights hold out better
+    exact_score = {"a": AlarmingScorer("none", signal=3.0, seed=3)}
+    comb = HybridCombiner(neighbourhood=4, block_rows=500).fit(exact_score, mission.fit_range())
+    assert comb.rule == "weights" and comb.held_out["weights"] > comb.held_out["any_alarm"]
+    alarm = comb.score_rows(exact_score, test).alarm
+    assert alarm[event].any() and not alarm[(rows < 7390) | (rows > 7440)].any()
+    forced = HybridCombiner(neighbourhood=4, block_rows=500, many_events="any_alarm")
+    assert forced.fit(exact_score, mission.fit_range()).rule == "any_alarm"
+
+
+def test_combiners_saved_before_the_cross_fitted_rule_load_as_weights(tmp_path):
+    comb = HybridCombiner()
+    comb.names = ["a"]
+    comb.mean, comb.std, comb.coef = np.zeros(5), np.ones(5), np.ones(5)
+    comb.save(tmp_path)
+    old = json.loads((tmp_path / "combiner.json").read_text())
+    del old["many_events"], old["held_out"]
+    (tmp_path / "combiner.json").write_text(json.dumps(old))
+    again = HybridCombiner.load(tmp_path)
+    assert again.many_events == "weights" and again.held_out is None
