@@ -85,7 +85,7 @@ def test_saturated_probabilities_still_alarm_and_survive_a_reload(tmp_path):
         anomalies=((800, 830), (1900, 1930), (3100, 3130), (4400, 4420), (5400, 5420)),
     )
     components = {"a": RollingScorer(half=3)}
-    comb = HybridCombiner(neighbourhood=4, block_rows=500, many_events="weights")
+    comb = HybridCombiner(neighbourhood=4, block_rows=500)
     comb.fit(components, mission.fit_range())
     comb.coef = comb.coef * 1000.0  # log-odds in the thousands: float32 probabilities are 1.0
     comb.intercept *= 1000.0
@@ -110,7 +110,7 @@ def test_fit_chooses_over_folds_when_validation_holds_one_event():
         test_start=5000,
         anomalies=((800, 830), (1900, 1930), (3100, 3130), (4400, 4420), (5400, 5420)),
     )
-    comb = HybridCombiner(neighbourhood=4, block_rows=500, many_events="weights")
+    comb = HybridCombiner(neighbourhood=4, block_rows=500)
     comb.fit({"a": RollingScorer(half=3)}, mission.fit_range())
     out = comb.score_rows({"a": RollingScorer(half=3)}, mission.test())
     rows = np.arange(len(out.alarm)) + mission.test_start
@@ -175,9 +175,7 @@ def test_combiner_fits_on_rows_no_component_trained_on():
     def leaky_share(comb: HybridCombiner) -> float:
         return float(np.abs(comb.coef[5:]).sum() / np.abs(comb.coef).sum())
 
-    naive = HybridCombiner(neighbourhood=4, block_rows=500, many_events="weights").fit(
-        components, mission.fit_range()
-    )
+    naive = HybridCombiner(neighbourhood=4, block_rows=500).fit(components, mission.fit_range())
     honest = HybridCombiner(neighbourhood=4, block_rows=500, few_events="weights").fit(
         components, mission.fit_range(), ranges=[(5000, 7000)]
     )
@@ -371,7 +369,8 @@ def test_with_enough_events_the_rule_that_holds_out_better_decides(tmp_path):
     event = (rows >= 7400) & (rows <= 7430)
     # its score is noise, its own alarm exact: no weights can learn it, its alarm holds out
     exact_alarm = {"a": AlarmingScorer("labels", signal=0.0, seed=3)}
-    comb = HybridCombiner(neighbourhood=4, block_rows=500).fit(exact_alarm, mission.fit_range())
+    cross_fit = {"neighbourhood": 4, "block_rows": 500, "many_events": "cross_fit"}
+    comb = HybridCombiner(**cross_fit).fit(exact_alarm, mission.fit_range())
     assert comb.rule == "any_alarm"
     assert comb.held_out["any_alarm"] > 0.9 > comb.held_out["weights"]
     out = comb.score_rows(exact_alarm, test)
@@ -381,13 +380,13 @@ def test_with_enough_events_the_rule_that_holds_out_better_decides(tmp_path):
     again = HybridCombiner.load(tmp_path)
     assert again.held_out == comb.held_out and again.many_events == "cross_fit"
     np.testing.assert_array_equal(again.score_rows(exact_alarm, test).alarm, out.alarm)
-    # asked for weights, it keeps them whatever the folds say (the former behaviour)
-    kept = HybridCombiner(neighbourhood=4, block_rows=500, many_events="weights")
+    # by default (many_events="weights") it keeps the weights whatever the folds say
+    kept = HybridCombiner(neighbourhood=4, block_rows=500)
     kept.fit(exact_alarm, mission.fit_range())
     assert kept.rule == "weights" and kept.held_out is None
     # its score carries the labels, its own alarm never fires: the weights hold out better
     exact_score = {"a": AlarmingScorer("none", signal=3.0, seed=3)}
-    comb = HybridCombiner(neighbourhood=4, block_rows=500).fit(exact_score, mission.fit_range())
+    comb = HybridCombiner(**cross_fit).fit(exact_score, mission.fit_range())
     assert comb.rule == "weights" and comb.held_out["weights"] > comb.held_out["any_alarm"]
     alarm = comb.score_rows(exact_score, test).alarm
     assert alarm[event].any() and not alarm[(rows < 7390) | (rows > 7440)].any()
@@ -405,3 +404,9 @@ def test_combiners_saved_before_the_cross_fitted_rule_load_as_weights(tmp_path):
     (tmp_path / "combiner.json").write_text(json.dumps(old))
     again = HybridCombiner.load(tmp_path)
     assert again.many_events == "weights" and again.held_out is None
+    # tampered: an unknown rule, held-out scores that are not a mapping of numbers
+    for change in ({"many_events": "majority"}, {"held_out": [1, 2]},
+                   {"held_out": {"weights": "high"}}):
+        (tmp_path / "combiner.json").write_text(json.dumps({**old, **change}))
+        with pytest.raises(ESAInputError, match="combiner.json"):
+            HybridCombiner.load(tmp_path)
