@@ -214,6 +214,8 @@ class HybridCombiner:
                 f"{events} labeled event(s) in the rows no component trained on, fewer than "
                 f"threshold_min_events={self.threshold_min_events}: no weights learned "
                 f"(combiner.few_events=any_alarm)")
+        if events >= self.threshold_min_events and self.many_events == "any_alarm":
+            return self._fit_any_alarm(components, fit_range, "combiner.many_events=any_alarm")
         self.rule = "weights"
         y = np.concatenate([fit_range.is_anomaly[a:b] for a, b in ranges] or [np.zeros(0)])
         where = "rows " + ", ".join(f"{a}-{b - 1}" for a, b in ranges)
@@ -247,10 +249,8 @@ class HybridCombiner:
         fold_rows = _contiguous_folds(blocks, n_folds=4)
         folds = [(fit_range.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in fold_rows]
         self.threshold = self.choose_threshold(folds)
-        if events < self.threshold_min_events or self.many_events == "weights":
+        if events < self.threshold_min_events or self.many_events != "cross_fit":
             return self
-        if self.many_events == "any_alarm":
-            return self._fit_any_alarm(components, fit_range, "combiner.many_events=any_alarm")
         self.held_out = self._held_out_f05(fit_range, x, y, any_alarm, fold_rows)
         if self.held_out is None or self.held_out["any_alarm"] <= self.held_out["weights"]:
             return self
