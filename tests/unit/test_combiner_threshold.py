@@ -118,12 +118,17 @@ def test_fit_chooses_over_folds_when_validation_holds_one_event():
     assert out.alarm[(rows < 5380) | (rows > 5440)].sum() == 0
 
 
-def test_artifacts_with_a_probability_threshold_load_as_log_odds(tmp_path):
+def saved_one_component_combiner(folder) -> dict:
+    """Save a hand-set one-component combiner to ``folder``; return its combiner.json."""
     comb = HybridCombiner()
     comb.names = ["a"]
     comb.mean, comb.std, comb.coef = np.zeros(5), np.ones(5), np.ones(5)
-    comb.save(tmp_path)
-    old = json.loads((tmp_path / "combiner.json").read_text())
+    comb.save(folder)
+    return json.loads((folder / "combiner.json").read_text())
+
+
+def test_artifacts_with_a_probability_threshold_load_as_log_odds(tmp_path):
+    old = saved_one_component_combiner(tmp_path)
     del old["threshold_logit"]
     old["threshold"] = 0.75
     (tmp_path / "combiner.json").write_text(json.dumps(old))
@@ -395,11 +400,7 @@ def test_with_enough_events_the_rule_that_holds_out_better_decides(tmp_path):
 
 
 def test_combiners_saved_before_the_cross_fitted_rule_load_as_weights(tmp_path):
-    comb = HybridCombiner()
-    comb.names = ["a"]
-    comb.mean, comb.std, comb.coef = np.zeros(5), np.ones(5), np.ones(5)
-    comb.save(tmp_path)
-    old = json.loads((tmp_path / "combiner.json").read_text())
+    old = saved_one_component_combiner(tmp_path)
     del old["many_events"], old["held_out"]
     (tmp_path / "combiner.json").write_text(json.dumps(old))
     again = HybridCombiner.load(tmp_path)
