@@ -223,6 +223,7 @@ class HybridCombiner:
             log.warning("combiner: the %d rows no component trained on hold one class; fitting "
                         "on the whole training and validation range", len(y))
             ranges, where = [(0, n)], "the whole fit range"
+            events = _labeled_runs(fit_range.is_anomaly)
         whole = ranges == [(0, n)]
         # each range's blocks are scored with the rows before them as context, as prediction
         # scores them: a component with a long memory (the GRU's detrend) scores a range
@@ -237,7 +238,6 @@ class HybridCombiner:
             log.warning("combiner: its rows hold one class only; using the mean of "
                         "standardised component scores")
         self.mean, self.std, self.coef, self.intercept = self._weights(x, y)
-        events = sum(_labeled_runs(fit_range.is_anomaly[a:b]) for a, b in ranges)
         label_free = not whole and events >= self.threshold_min_events
         if not label_free:  # too few events where no component trained: every one there is
             blocks = self.fit_blocks(fit_range)
@@ -258,7 +258,9 @@ class HybridCombiner:
             components, fit_range,
             f"any component's own alarm held out better than fitted weights over the folds "
             f"(mean EW_F_0.50 {self.held_out['any_alarm']:.3f} against "
-            f"{self.held_out['weights']:.3f}; combiner.many_events=cross_fit)")
+            f"{self.held_out['weights']:.3f}; combiner.many_events=cross_fit)",
+            # the fit range's blocks are already scored unless the folds were label-free rows
+            features=None if label_free else x)
 
     def _weights(
         self, x: np.ndarray, y: np.ndarray
@@ -312,16 +314,19 @@ class HybridCombiner:
         return held_out
 
     def _fit_any_alarm(
-        self, components: dict[str, Any], fit_range: Mission, why: str
+        self, components: dict[str, Any], fit_range: Mission, why: str,
+        features: np.ndarray | None = None,
     ) -> HybridCombiner:
         """Each component's own fitted decision stands, and a row alarms where any component's
         does (too few label-free events to learn weights on, or the weights held out worse).
         Its score (reported, not thresholded) is the highest of the components' scores ranked
         against their scores on the training and validation range (``RANK_QUANTILES``
-        quantiles each)."""
+        quantiles each). ``features``: those of ``fit_blocks(fit_range)`` when already scored."""
         log.warning("combiner: alarming where any component alarms: %s", why)
         self.rule = "any_alarm"
-        x = self._block_features(components, fit_range, self.fit_blocks(fit_range))
+        x = features
+        if x is None:
+            x = self._block_features(components, fit_range, self.fit_blocks(fit_range))
         scores = x[:, 0::5].astype(np.float64)  # each component's own score (features' column 0)
         self.quantiles = np.quantile(scores, np.linspace(0.0, 1.0, RANK_QUANTILES), axis=0).T
         # weights that read the components' scores alike, kept so the file has one shape
