@@ -4,6 +4,7 @@ reader's layout (no generator involved)."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import subprocess
@@ -159,6 +160,20 @@ def write_esa_csv(path: Path, n: int = 30) -> Path:
     )
     frame.to_csv(path, index=False)
     return path
+
+
+def write_msl_channels(
+    root: Path, channels: list[tuple], values: Callable[[int], np.ndarray]
+) -> Path:
+    """``write_nasa`` of MSL channels given as (chan_id, n_train, n_test, sequences, classes),
+    the sequences a list of [first, last] rows."""
+    return write_nasa(
+        root,
+        n_train={chan: n_train for chan, n_train, *_ in channels},
+        rows=[(chan, "MSL", json.dumps(seqs), classes, n_test)
+              for chan, _, n_test, seqs, classes in channels],
+        values=values,
+    )
 
 
 def write_nasa(

@@ -20,7 +20,7 @@ from esa_lightning.data.readers.kaggle import read_kaggle
 from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.common import mission_from_config
 from tests.conftest import MSL, compose_config
-from tests.helpers import write_nasa
+from tests.helpers import write_msl_channels
 
 # (channel, n_train, n_test, sequences, classes): lengths differ so that every arrangement
 # places every channel somewhere else; A-1's last sequence ends on its last test row, B-2's is
@@ -44,13 +44,7 @@ def nasa(tmp_path_factory: pytest.TempPathFactory) -> Path:
         commands[:, 2] = 0  # a command never sent: not carried
         return np.c_[rng.normal(size=n), commands]
 
-    return write_nasa(
-        tmp_path_factory.mktemp("nasa") / "tiny-nasa",
-        n_train={chan: n_train for chan, n_train, *_ in CHANNELS},
-        rows=[(chan, "MSL", json.dumps(seqs), classes, n_test)
-              for chan, _, n_test, seqs, classes in CHANNELS],
-        values=values,
-    )
+    return write_msl_channels(tmp_path_factory.mktemp("nasa") / "tiny-nasa", CHANNELS, values)
 
 
 def stretches(arrange: str, lengths: list[tuple[str, int, int]]) -> dict[str, tuple[int, int]]:

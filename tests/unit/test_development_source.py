@@ -16,7 +16,7 @@ from esa_lightning.data.convert import convert_nasa
 from esa_lightning.data.development import development_source, main
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import TMP_PREFIX
-from tests.helpers import write_nasa
+from tests.helpers import write_msl_channels
 
 # (channel, n_train, n_test, sequences, classes). Side by side with --test-share 0.5 the test
 # stretches start at row 80 (the longest training file), the grid has 80 + 60 rows and the
@@ -32,12 +32,8 @@ CHANNELS = [
 @pytest.fixture(scope="module")
 def nasa(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(3)
-    return write_nasa(
-        tmp_path_factory.mktemp("nasa") / "tiny-nasa",
-        n_train={chan: n_train for chan, n_train, *_ in CHANNELS},
-        rows=[(chan, "MSL", json.dumps(seqs), classes, n_test)
-              for chan, _, n_test, seqs, classes in CHANNELS],
-        values=lambda n: rng.normal(size=(n, 3)),
+    return write_msl_channels(
+        tmp_path_factory.mktemp("nasa") / "tiny-nasa", CHANNELS, lambda n: rng.normal(size=(n, 3))
     )
 
 
