@@ -100,7 +100,8 @@ def leaderboard(mission: dict[str, Any]) -> list[str]:
 def findings(mission: dict[str, Any]) -> list[str]:
     """The validation choice, and what training adds to each flagship."""
     ok = [r for r in mission["rows"] if r.get("status") == "ok"]
-    scored = [r for r in ok if r["kind"] != "ablation" and _val(mission, r) is not None]
+    own = [r for r in ok if r["kind"] not in ("ablation", "seed")]  # one row per candidate
+    scored = [r for r in own if _val(mission, r) is not None]
     out = []
     if scored:
         best = max(_val(mission, r) for r in scored)
@@ -128,7 +129,70 @@ def findings(mission: dict[str, Any]) -> list[str]:
                 f"{_num(_headline(base))} trained, {_num(_headline(row))} near-untrained "
                 f"({gain:+.3f})."
             )
+    for name, (values, labels) in over_seeds(mission).items():
+        runs = ", ".join(f"{_num(v)} ({label})" for v, label in zip(values, labels, strict=True))
+        out.append(
+            f"- {name} over its seeds: test EW_F_0.50 {runs}; mean {_num(_mean(values))}, "
+            f"range {_num(max(values) - min(values))}."
+        )
     return out
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def over_seeds(mission: dict[str, Any]) -> dict[str, tuple[list[float], list[str]]]:
+    """{candidate: (test EW_F_0.50 of its scored runs, their labels)} for every candidate with
+    ``--seeds`` rows: its own row ("main") first, then each seed's."""
+    out: dict[str, tuple[list[float], list[str]]] = {}
+    rows = mission["rows"]
+    for base in [r for r in rows if r["kind"] not in ("seed", "ablation")]:
+        name = base["candidate"]
+        seeded = [r for r in rows if r["kind"] == "seed" and r["candidate"].startswith(name + " (")]
+        if not seeded:
+            continue
+        pairs = [(_headline(r), r["candidate"][len(name) + 2 : -1]) for r in seeded]
+        pairs = [(_headline(base), "main"), *pairs]
+        scored = [(v, label) for v, label in pairs if v is not None]
+        if scored:
+            out[name] = ([v for v, _ in scored], [label for _, label in scored])
+    return out
+
+
+def seeds_table(results: list[dict[str, Any]]) -> list[str]:
+    """Each candidate's mean test EW_F_0.50 over its seeds, per mission, beside the best
+    baseline's (its mean where it has seeds, else its one run); empty without ``--seeds``."""
+    per_mission = {m["name"]: over_seeds(m) for m in results}
+    names = list(dict.fromkeys(n for seeds in per_mission.values() for n in seeds))
+    if not names:
+        return []
+    lines = [
+        "| mission | " + " | ".join(f"`{n}`" for n in names) + " | best baseline |",
+        "|" + "---|" * (len(names) + 2),
+    ]
+    for mission in results:
+        seeds = per_mission[mission["name"]]
+        cells = []
+        for name in names:
+            if name in seeds:
+                values = seeds[name][0]
+                cells.append(
+                    f"{_num(_mean(values))} ({_num(min(values))}-{_num(max(values))}, "
+                    f"{len(values)} runs)"
+                )
+            else:
+                cells.append("–")
+        baselines = {}
+        for row in mission["rows"]:
+            if row["kind"] == "baseline" and _headline(row) is not None:
+                name = row["candidate"]
+                values = seeds[name][0] if name in seeds else [_headline(row)]
+                baselines[name] = _mean(values)
+        best = max(baselines, key=baselines.get) if baselines else None
+        cells.append(f"{_num(baselines[best])} (`{best}`)" if best else "–")
+        lines.append(f"| {mission['name']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def render_section(results: list[dict[str, Any]], meta: dict[str, Any], paths: list[Path]) -> str:
@@ -153,6 +217,15 @@ def render_section(results: list[dict[str, Any]], meta: dict[str, Any], paths: l
             "same conversion); each `synthetic_seed<S>` is the default generator with seed S "
             "(the suite's synthetic mission is seed 0). Their test ranges are not the suite's: "
             "settings may be chosen here.",
+            "",
+        ]
+    table = seeds_table(results)
+    if table:
+        lines += [
+            "Over seeds (`--seeds`): each seeded candidate's mean test EW_F_0.50 over its own "
+            "run and its seed rows (lowest-highest, runs scored), per mission:",
+            "",
+            *table,
             "",
         ]
     total = looks = 0

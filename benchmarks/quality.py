@@ -7,11 +7,14 @@ included. Thresholds and heads are fitted by the product on training/validation 
 this script chooses nothing on the test range (the "chosen by validation" line picks by
 ``val/EW_F_0.50``). Each flagship also gets an ablation row: the same run with near-untrained
 networks (one epoch of 3 batches) and the same post-processing, so the table shows what
-training adds.
+training adds. ``--seeds 1,2`` trains every candidate that draws at random (``"seed"`` below)
+again with each seed, one more row and test look each; the section then gives each one's mean
+over its seeds beside its single run: a margin smaller than the seeds' spread says little.
 
     python benchmarks/quality.py [--missions synthetic,msl] [--candidates gru_ae,zscore]
         [--mission smap="data=nasa data.root=/data/SMAP"] [--override msl:gru_ae="..."]
-        [--candidate NAME="OVERRIDES"] [--timeout 3600] [--tiny] [--out FILE] [--workdir DIR]
+        [--candidate NAME="OVERRIDES"] [--seeds 1,2] [--timeout 3600] [--tiny] [--out FILE]
+        [--workdir DIR]
     python benchmarks/quality.py --from-json outputs/quality.json   # the section again, no runs
     python benchmarks/quality.py --from-json A.json B.json   # B's rows replace A's (a rerun)
 
@@ -55,11 +58,14 @@ from _quality_runs import (
 )
 
 # name -> train.py overrides. "flagship" rows get an ablation row; "baseline" rows are marked.
+# "seed": what sets every random draw of the candidate to {seed} (--seeds; the run's `seed`
+# reaches torch, numpy and random, the models that draw their own samples take model.seed)
 CANDIDATES: dict[str, dict[str, Any]] = {
-    "gru_ae": {"overrides": "experiment=gru_ae", "kind": "flagship"},
+    "gru_ae": {"overrides": "experiment=gru_ae", "kind": "flagship", "seed": "seed={seed}"},
     "esa_full": {
         "overrides": "experiment=esa_full",
         "kind": "flagship",
+        "seed": "seed={seed} components.channel_ensemble.model.seed={seed}",
         # its components have trainers of their own, which win over the top-level trainer
         "ablation": "components.gru_ae.trainer.max_epochs=1"
         " ++components.gru_ae.trainer.limit_train_batches=3"
@@ -68,17 +74,35 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "tiny": "components.gru_ae.trainer.max_epochs=1"
         " components.channel_ensemble.trainer.max_epochs=1",
     },
-    "channel_ensemble": {"overrides": "experiment=channel_ensemble", "kind": "flagship"},
+    "channel_ensemble": {
+        "overrides": "experiment=channel_ensemble",
+        "kind": "flagship",
+        "seed": "model.seed={seed}",
+    },
     "zscore": {"overrides": "experiment=smoke", "kind": "baseline"},
     "global_std": {"overrides": "model=global_std datamodule=rows", "kind": "baseline"},
-    "window_pca": {"overrides": "model=window_pca", "kind": "baseline"},
+    "window_pca": {
+        "overrides": "model=window_pca",
+        "kind": "baseline",
+        "seed": "model.seed={seed}",
+    },
     # training stride 1: chosen on validation metrics (README)
-    "window_knn": {"overrides": "model=window_knn datamodule.stride=1", "kind": "baseline"},
-    "rolling_gbdt": {"overrides": "experiment=rolling_gbdt", "kind": "baseline"},
+    "window_knn": {
+        "overrides": "model=window_knn datamodule.stride=1",
+        "kind": "baseline",
+        "seed": "model.seed={seed}",
+    },
+    "rolling_gbdt": {
+        "overrides": "experiment=rolling_gbdt",
+        "kind": "baseline",
+        "seed": "model.seed={seed}",
+    },
 }
 # near-untrained: one epoch of 3 training batches, post-processing fitted as usual
 ABLATION = "trainer.max_epochs=1 ++trainer.limit_train_batches=3"
 ABLATION_SUFFIX = " (3 batches)"
+# --seeds: the candidate trained again with every random draw set to another seed
+SEED_SUFFIX = " (seed {seed})"
 # --tiny: what every candidate adds (unless it has its own "tiny" entry)
 TINY = "trainer.max_epochs=1"
 
@@ -179,11 +203,18 @@ def last_wins(overrides: list[str]) -> list[str]:
     return [o for i, o in enumerate(overrides) if keys[i] not in keys[i + 1 :]]
 
 
-def rows_for(name: str, spec: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
-    """(row name, kind, base candidate, ablation?) for a candidate and its ablation."""
-    rows = [(name, spec.get("kind", "baseline"), name, False)]
+def rows_for(
+    name: str, spec: dict[str, Any], seeds: tuple[int, ...] = ()
+) -> list[tuple[str, str, str, bool, int | None]]:
+    """(row name, kind, base candidate, ablation?, seed) for a candidate, its ablation and, for
+    a candidate with a "seed" entry, one row per extra seed (``--seeds``)."""
+    rows: list[tuple[str, str, str, bool, int | None]] = [
+        (name, spec.get("kind", "baseline"), name, False, None)
+    ]
     if spec.get("kind") == "flagship":
-        rows.append((name + ABLATION_SUFFIX, "ablation", name, True))
+        rows.append((name + ABLATION_SUFFIX, "ablation", name, True, None))
+    if "seed" in spec:
+        rows += [(f"{name}{SEED_SUFFIX.format(seed=s)}", "seed", name, False, s) for s in seeds]
     return rows
 
 
@@ -240,12 +271,14 @@ def run_mission(
         mission["info"] = info
     replaced = {**spec.get("candidates", {}), **a.overrides.get(name, {})}
     for cand, cspec in candidates.items():
-        for row, kind, base, ablated in rows_for(cand, cspec):
+        for row, kind, base, ablated, seed in rows_for(cand, cspec, a.seeds):
             overrides = split_overrides(replaced.get(base, cspec["overrides"]))
             if a.tiny:
                 overrides += split_overrides(cspec.get("tiny", TINY))
             if ablated:
                 overrides += split_overrides(cspec.get("ablation", ABLATION))
+            if seed is not None:
+                overrides += split_overrides(cspec["seed"].format(seed=seed))
             overrides = last_wins(overrides)
             result: dict[str, Any] = {"candidate": row, "kind": kind, "overrides": overrides}
             missing = missing_configs(overrides)
@@ -298,6 +331,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="MISSION:CANDIDATE=OVERRIDES",
         help="replace a candidate's overrides on one mission (repeatable)",
     )
+    ap.add_argument(
+        "--seeds",
+        default="",
+        metavar="S1,S2",
+        help="train every candidate that draws at random again with each of these seeds (a row "
+        "'NAME (seed S)' each; the section gives each candidate's mean over its seeds)",
+    )
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per child run")
     ap.add_argument("--tiny", action="store_true", help="a tiny generated mission, 1 epoch")
     ap.add_argument(
@@ -330,6 +370,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     results = "DEVELOPMENT.md" if a.development else "RESULTS.md"
     a.out = (a.out or Path(__file__).with_name(results)).resolve()
     a.json = (a.json or a.workdir.with_suffix(".json")).resolve()
+    try:
+        a.seeds = tuple(int(s) for s in a.seeds.split(",") if s.strip())
+    except ValueError:
+        raise SystemExit(f"error: --seeds takes integers S1,S2, got {a.seeds!r}") from None
     a.overrides = {}
     for key, value in parse_pairs(a.override, "--override").items():
         mission, sep, cand = key.partition(":")

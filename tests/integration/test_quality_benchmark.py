@@ -14,8 +14,11 @@ from tests.conftest import REPO
 
 
 def table_rows(text: str) -> dict[str, dict[str, str]]:
-    """The leaderboard's rows by candidate name (bold marks removed)."""
-    lines = [ln for ln in text.splitlines() if ln.startswith("| ")]
+    """The leaderboard's rows by candidate name (bold marks removed); the first table of the
+    section with `--seeds` (the means over seeds) is not the leaderboard."""
+    all_lines = text.splitlines()
+    start = next(i for i, ln in enumerate(all_lines) if ln.startswith("| # | candidate |"))
+    lines = [ln for ln in all_lines[start:] if ln.startswith("| ")]
     head = [c.strip() for c in lines[0].strip("|").split(" | ")]
     rows = {}
     for line in lines[1:]:
@@ -41,6 +44,8 @@ def test_tiny_suite_writes_a_leaderboard_row_for_every_candidate(tmp_path: Path)
         "refused=model=channel_ensemble",
         "--candidate",
         "absent=model=no_such_model",
+        "--seeds",
+        "1",
         "--workdir",
         str(work),
         "--out",
@@ -57,14 +62,19 @@ def test_tiny_suite_writes_a_leaderboard_row_for_every_candidate(tmp_path: Path)
     assert "<!-- quality.py: begin -->" in text and "<!-- quality.py: end -->" in text
     assert str(work) not in text and str(REPO) not in text
     rows = table_rows(text)
-    assert set(rows) == {"zscore", "gru_ae", "gru_ae (3 batches)", "broken", "refused", "absent"}
-    for name in ("zscore", "gru_ae", "gru_ae (3 batches)"):
+    assert set(rows) == {
+        "zscore", "gru_ae", "gru_ae (3 batches)", "gru_ae (seed 1)", "broken", "refused", "absent"
+    }
+    for name in ("zscore", "gru_ae", "gru_ae (3 batches)", "gru_ae (seed 1)"):
         row = rows[name]
         assert 0.0 <= float(row["test EW_F_0.50"]) <= 1.0
         assert float(row["train s"]) > 0 and float(row["train peak MiB"]) > 0
         assert float(row["predict s"]) > 0 and row["test looks"] == "1"
     assert rows["gru_ae (3 batches)"]["kind"] == "ablation"
     assert "limit_train_batches=3" in rows["gru_ae (3 batches)"]["train.py overrides"]
+    assert rows["gru_ae (seed 1)"]["kind"] == "seed"  # zscore draws nothing at random: no row
+    assert rows["gru_ae (seed 1)"]["train.py overrides"].endswith(" seed=1`")
+    assert "- gru_ae over its seeds: test EW_F_0.50 " in text
     assert rows["broken"]["test EW_F_0.50"] == "error"
     assert "no_such_key" in rows["broken"]["note"]
     assert rows["refused"]["test EW_F_0.50"] == "n/a"  # the product refuses it: exit code 2
@@ -73,7 +83,7 @@ def test_tiny_suite_writes_a_leaderboard_row_for_every_candidate(tmp_path: Path)
     assert "conf/model/no_such_model.yaml" in rows["absent"]["note"]
     assert "no test range was scored twice" in text
     numbers = json.loads(work.with_suffix(".json").read_text())
-    assert len(numbers["missions"][0]["rows"]) == 6
+    assert len(numbers["missions"][0]["rows"]) == 7
 
     # writing again replaces its own section and keeps the rest of the file
     again = [sys.executable, "benchmarks/quality.py", "--from-json", str(work.with_suffix(".json"))]
@@ -155,6 +165,56 @@ def test_merged_runs_keep_the_latest_row_and_list_the_replaced_ones(monkeypatch)
     text = render_section(merged["missions"], merged["meta"], [REPO])
     assert "synthetic / b: test EW_F_0.50 0.200 (`first`)" in text
     assert "3 test-range scorings" in text
+
+
+def test_seeds_add_a_row_per_seed_and_report_the_mean_over_them(monkeypatch) -> None:
+    """--seeds: one row per seed for a candidate that draws at random, none for one that does
+    not; the section gives the mean over a candidate's runs, and its seed rows are not
+    candidates of their own for the validation choice."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from _quality_report import render_section
+    from quality import CANDIDATES, parse_args, rows_for
+
+    assert parse_args(["--seeds", "1,2"]).seeds == (1, 2) and parse_args([]).seeds == ()
+    with pytest.raises(SystemExit, match="--seeds takes integers"):
+        parse_args(["--seeds", "one"])
+    rows = rows_for("esa_full", CANDIDATES["esa_full"], (1, 2))
+    assert [(name, kind, seed) for name, kind, _, _, seed in rows] == [
+        ("esa_full", "flagship", None),
+        ("esa_full (3 batches)", "ablation", None),
+        ("esa_full (seed 1)", "seed", 1),
+        ("esa_full (seed 2)", "seed", 2),
+    ]
+    assert [r[0] for r in rows_for("zscore", CANDIDATES["zscore"], (1, 2))] == ["zscore"]
+
+    def row(name: str, kind: str, test: float, val: float) -> dict:
+        return {
+            "candidate": name,
+            "kind": kind,
+            "status": "ok",
+            "test_looks": 1,
+            "predict_metrics": {"test/EW_F_0.50": test},
+            "train_metrics": {"val/EW_F_0.50": val},
+            "overrides": ["x=1"],
+        }
+
+    mission = {
+        "name": "synthetic",
+        "rows": [
+            row("gru_ae", "flagship", 0.8, 0.5),
+            row("gru_ae (seed 1)", "seed", 0.6, 0.9),
+            row("gru_ae (seed 2)", "seed", 0.7, 0.4),
+            row("window_pca", "baseline", 0.5, 0.6),
+        ],
+    }
+    meta = {"command": "c", "date": "d", "minutes": 1.0, "machine": "m", "workdir": "/w"}
+    text = render_section([mission], meta, [REPO])
+    assert "| synthetic | 0.700 (0.600-0.800, 3 runs) | 0.500 (`window_pca`) |" in text
+    assert (
+        "- gru_ae over its seeds: test EW_F_0.50 0.800 (main), 0.600 (seed 1), 0.700 (seed 2); "
+        "mean 0.700, range 0.200." in text
+    )
+    assert "no test number used): window_pca (test 0.500), val 0.600." in text
 
 
 def test_development_twins_lie_inside_their_missions_training_rows(tmp_path: Path, monkeypatch):
