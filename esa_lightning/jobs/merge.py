@@ -47,7 +47,7 @@ def _single_model(detector: Detector, source: str) -> tuple[str, LitGRUAttention
     if model.gate is not None:
         raise ESAInputError(
             "its random forest head was fitted on one network's errors: merge detectors "
-            "trained without one (the default; model.post_processing.rf_gate=null)",
+            "trained without one (model.post_processing.rf_gate=null)",
             path=source,
         )
     return name, model

@@ -150,30 +150,6 @@ def test_threshold_option_composes_into_the_gru_model(option, tmp_path):
     assert list(model.post_rules)[:2] == ["channel_norm", "threshold"]
 
 
-@pytest.mark.parametrize(
-    ("experiment", "package"),
-    [("gru_ae", "model"), ("esa_full", "components.gru_ae.model")],
-)
-def test_the_gru_has_no_forest_gate_unless_the_gate_option_adds_one(experiment, package, tmp_path):
-    """No random-forest gate by default (gru_ae.yaml: it cut alarms into pieces on the
-    development missions); ``model/gate@<model>.post_processing.rf_gate=random_forest`` adds
-    it, and its settings are then plain keys."""
-
-    def gru(overrides: list[str]) -> Any:
-        cfg = compose_train([f"experiment={experiment}", *overrides], tmp_path)
-        return instantiate(OmegaConf.select(cfg, package), n_inputs=2, n_outputs=1,
-                           _convert_="all")
-
-    assert "rf_gate" not in gru([]).post_rules
-    gated = gru([
-        f"model/gate@{package}.post_processing.rf_gate=random_forest",
-        f"{package}.post_processing.rf_gate.n_estimators=7",
-    ])
-    gate = gated.post_rules["rf_gate"]
-    assert type(gate).kind == "random_forest" and gate.n_estimators == 7
-    assert list(gated.post_rules)[-1] == "rf_gate"  # behind the threshold it judges
-
-
 # -------------------------------------------------------------------------- instantiating
 @pytest.mark.parametrize("option", options("data"))
 def test_data_option_reads_a_mission(option, generated, tmp_path):

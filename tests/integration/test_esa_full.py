@@ -20,7 +20,6 @@ FAST = [
     "+components.gru_ae.trainer.limit_train_batches=3",
     "+components.gru_ae.trainer.limit_val_batches=2",
     "components.channel_ensemble.trainer.max_epochs=2",
-    "model/gate@components.gru_ae.model.post_processing.rf_gate=random_forest",
     "components.gru_ae.model.post_processing.rf_gate.n_estimators=10",
 ]
 

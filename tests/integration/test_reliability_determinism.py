@@ -29,7 +29,6 @@ GRU = [
     # small and few: the test is about equality, not quality
     "model.hidden_size=8",
     "model.latent_dim=4",
-    "model/gate@model.post_processing.rf_gate=random_forest",
     "model.post_processing.rf_gate.n_estimators=5",
     "callbacks.esa_metrics=null",
     "data.channels=[channel_1,channel_2,channel_3]",

@@ -32,7 +32,6 @@ GRU_FAST = [
     "+trainer.limit_val_batches=2",
     "trainer.log_every_n_steps=1",
     "model.hidden_size=16",
-    "model/gate@model.post_processing.rf_gate=random_forest",
     "model.post_processing.rf_gate.n_estimators=10",
 ]
 FULL_FAST = [
@@ -44,7 +43,6 @@ FULL_FAST = [
     "trainer.log_every_n_steps=1",
     "components.gru_ae.trainer.max_epochs=1",
     "components.gru_ae.model.hidden_size=16",
-    "model/gate@components.gru_ae.model.post_processing.rf_gate=random_forest",
     "components.gru_ae.model.post_processing.rf_gate.n_estimators=10",
     "components.channel_ensemble.trainer.max_epochs=2",
     "components.channel_ensemble.datamodule.n_kernels=2",
@@ -280,6 +278,7 @@ def test_resume_after_sigkill_finishes_in_the_same_folder(tiny_mission, tmp_path
         "+trainer.limit_val_batches=2",
         "test=false",
         "model.hidden_size=16",
+        "model.post_processing.rf_gate.n_estimators=10",
         "callbacks.model_checkpoint.every_n_train_steps=1",
         f"data.root={tiny_mission}",
         f"hydra.run.dir={run_dir}",
