@@ -335,8 +335,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--seeds",
         default="",
         metavar="S1,S2",
-        help="train every candidate that draws at random again with each of these seeds (a row "
-        "'NAME (seed S)' each; the section gives each candidate's mean over its seeds)",
+        help="train every built-in candidate that draws at random again with each of these "
+        "seeds (a row 'NAME (seed S)' each; the section gives each candidate's mean over its "
+        "seeds); a --candidate of your own gets none: add its seeds as candidates of their own",
     )
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per child run")
     ap.add_argument("--tiny", action="store_true", help="a tiny generated mission, 1 epoch")
