@@ -222,8 +222,11 @@ def render_section(results: list[dict[str, Any]], meta: dict[str, Any], paths: l
     table = seeds_table(results)
     if table:
         lines += [
-            "Over seeds (`--seeds`): each seeded candidate's mean test EW_F_0.50 over its own "
-            "run and its seed rows (lowest-highest, runs scored), per mission:",
+            "Seed rows, `NAME (seed S)` (`--seeds`): the candidate again with every random draw "
+            "set to seed S (the run's `seed`, and `model.seed` where the model draws its own "
+            "samples), scored once like any row. Over seeds: each seeded candidate's mean test "
+            "EW_F_0.50 over its own run and its seed rows (lowest-highest, runs scored), per "
+            "mission:",
             "",
             *table,
             "",
