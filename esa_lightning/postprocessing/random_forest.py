@@ -9,6 +9,11 @@ already alarm and can only switch alarms off.
 ``gate_factor`` defaults to 1.0: the forest is trained on the very population it later judges
 (windows above the threshold). Lower it (e.g. 0.5) to give it more, borderline, examples.
 
+``fit_on``: ``fit_range`` (the default, and what artifacts written before the setting did)
+fits it on the training and validation rows, so a gated model's validation score is partly
+in-sample; ``training`` fits it on the training rows alone, and the validation range then
+judges it as it would judge unseen rows.
+
 Stored without pickle: ``save_forest`` / ``load_forest`` (skops files) and, inside Lightning
 checkpoints, as skops bytes; loading accepts exactly the types a ``RandomForestClassifier``
 is made of (``safe_skops.RANDOM_FOREST_TYPES``), anything else is one ``ESAInputError``.
@@ -35,6 +40,9 @@ from esa_lightning.io import atomic_path
 from esa_lightning.postprocessing.base import PostRule
 
 log = logging.getLogger(__name__)
+
+# the rows the forest is fitted on (RandomForestGate's fit_on)
+FIT_ON: dict[str, Any] = {"fit_range": Mission.fit_range, "training": Mission.train}
 
 
 def window_features(wo, rows: np.ndarray | None = None) -> np.ndarray:
@@ -94,8 +102,14 @@ class RandomForestGate(PostRule):
         max_depth: int | None = None,
         random_state: int = 0,
         n_jobs: int | None = None,
+        fit_on: str = "fit_range",
     ) -> None:
         super().__init__()
+        if fit_on not in FIT_ON:
+            raise ESAInputError(
+                "fit_on must be 'fit_range' or 'training'", column="fit_on", value=fit_on
+            )
+        self.fit_on = fit_on
         self.gate_factor = gate_factor
         self.n_estimators, self.max_depth = n_estimators, max_depth
         self.random_state, self.n_jobs = random_state, n_jobs
@@ -121,7 +135,7 @@ class RandomForestGate(PostRule):
 
     def fit(self, model: Any, datamodule: Any) -> RandomForestClassifier | None:
         grids = datamodule.mission.grids().items()
-        return self.fit_parts(model, {name: m.fit_range() for name, m in grids})
+        return self.fit_parts(model, {name: FIT_ON[self.fit_on](m) for name, m in grids})
 
     def fit_parts(
         self, model: Any, parts: dict[str | None, Mission]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from esa_lightning.data.windows import WindowDataModule
+from esa_lightning.errors import ESAInputError
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.random_forest import RandomForestGate, load_forest, save_forest
 from tests.helpers import toy_mission, trainer
@@ -80,6 +81,19 @@ def test_head_never_sees_test_rows(tmp_path):
     # handed a mission that still holds test rows, it refuses
     with pytest.raises(ValueError, match="test-range rows"):
         head.fit_parts(model, {None: m})
+
+
+def test_head_fitted_on_training_rows_never_sees_a_validation_row(tmp_path):
+    """fit_on=training: the validation range can judge the forest as it judges unseen rows."""
+    m = make_mission()
+    model, _ = fit(m, tmp_path, spy=True, n_estimators=10, gate_factor=0.5, fit_on="training")
+    head = model.post_rules["rf_gate"]
+    assert head.forest is not None and head.seen
+    for seen in head.seen:
+        assert len(seen.values) == m.val_start
+        assert seen.timestamps.max() == m.timestamps[m.val_start - 1]
+    with pytest.raises(ESAInputError, match="fit_on must be"):
+        RandomForestGate(fit_on="validation")
 
 
 def test_forest_only_switches_alarms_off_and_survives_save_load(tmp_path):
