@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,10 @@ from esa_lightning.postprocessing.base import PostRule
 log = logging.getLogger(__name__)
 
 # the rows the forest is fitted on (RandomForestGate's fit_on)
-FIT_ON: dict[str, Any] = {"fit_range": Mission.fit_range, "training": Mission.train}
+FIT_ON: dict[str, Callable[[Mission], Mission]] = {
+    "fit_range": Mission.fit_range,
+    "training": Mission.train,
+}
 
 
 def window_features(wo, rows: np.ndarray | None = None) -> np.ndarray:
