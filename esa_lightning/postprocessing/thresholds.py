@@ -252,6 +252,13 @@ def f05_per_candidate(
     )
 
 
+def event_f05(alarm: np.ndarray, part: Mission) -> float | None:
+    """Corrected event-wise F0.5 of row ``alarm`` on ``part``, counted as the reported
+    ``EW_F_0.50`` is (``f05_per_candidate`` of one candidate); None without such an event."""
+    f = f05_per_candidate(np.zeros(1), lambda _: alarm, part)
+    return None if f is None else float(f[0])
+
+
 def _median_best(candidates: np.ndarray, f: np.ndarray) -> tuple[float, float, int]:
     """(candidate, F0.5, number tied): the median of the candidates tied for the best ``f``."""
     tied = np.flatnonzero(f >= f.max() - 1e-12)

@@ -54,7 +54,7 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import write_json_atomic
 from esa_lightning.models.base import RowScores, top_channel_alarm
-from esa_lightning.postprocessing.thresholds import f05_per_candidate, stable_f05_threshold
+from esa_lightning.postprocessing.thresholds import event_f05, stable_f05_threshold
 from esa_lightning.runtime.chunks import iter_pieces, piece_bounds
 
 log = logging.getLogger("esa_lightning")
@@ -291,7 +291,7 @@ class HybridCombiner:
         scores: dict[str, list[float]] = {"weights": [], "any_alarm": []}
         for k, ((a, b), (i, j)) in enumerate(fold_rows):
             part = fit_range.slice(a, b)
-            f_any = _f05(part, any_alarm[i:j])
+            f_any = event_f05(any_alarm[i:j], part)
             if f_any is None:
                 continue
             rest = [fold for m, fold in enumerate(fold_rows) if m != k]
@@ -303,7 +303,7 @@ class HybridCombiner:
 
             t = self.choose_threshold(
                 [(fit_range.slice(c, d), logit(x[p:q])) for (c, d), (p, q) in rest], quiet=True)
-            scores["weights"].append(_f05(part, logit(x[i:j]) > t) or 0.0)
+            scores["weights"].append(event_f05(logit(x[i:j]) > t, part) or 0.0)
             scores["any_alarm"].append(f_any)
         if not scores["weights"]:
             return None
@@ -459,12 +459,6 @@ class HybridCombiner:
                 path=path
             )
         return obj
-
-
-def _f05(part: Mission, alarm: np.ndarray) -> float | None:
-    """Corrected event-wise F0.5 of row ``alarm`` on ``part``; None when it holds no event."""
-    f = f05_per_candidate(np.zeros(1), lambda _t: alarm, part)
-    return None if f is None else float(f[0])
 
 
 def _labeled_runs(flags: np.ndarray) -> int:

@@ -3,7 +3,7 @@
 ``GapClosingF05`` (post rule kind ``f05_gap``) chooses both on the validation range, with its
 labels: every width of ``widths`` with every candidate threshold (``f05_candidates`` of the
 validation scores and a 0.02-step probability grid) is scored by corrected event-wise F0.5, as
-the reported ``EW_F_0.50`` counts it (``postprocessing.thresholds.best_f05_threshold``). The best
+the reported ``EW_F_0.50`` counts it (``postprocessing.thresholds.event_f05``). The best
 pair wins; among ties the narrowest width, then the tied threshold nearest the middle of the tied
 ones (the widest margin to either side, where the quantile candidates crowd the top scores).
 Both are buffers. Without a labeled validation event it falls back to
@@ -24,7 +24,7 @@ import torch
 from esa_lightning.data.mission import Mission, default_channel_table, one_timeline
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import PostRule
-from esa_lightning.postprocessing.thresholds import best_f05_threshold, f05_candidates
+from esa_lightning.postprocessing.thresholds import event_f05, f05_candidates
 
 log = logging.getLogger("esa_lightning")
 #: thresholds tried besides the quantiles of the validation scores (the score is a probability)
@@ -150,13 +150,6 @@ class GapClosingF05(PostRule):
         )
         self.threshold.fill_(self.fallback_threshold)
         self.width.fill_(0)
-
-
-def event_f05(alarm: np.ndarray, part: Mission) -> float | None:
-    """Corrected event-wise F0.5 of row ``alarm`` on ``part``, counted as the reported
-    ``EW_F_0.50`` is (``best_f05_threshold`` of one candidate); None without such an event."""
-    found = best_f05_threshold(np.zeros(1), lambda _: alarm, part)
-    return None if found is None else found[1]
 
 
 def pooled_validation(model: Any, mission: Mission) -> tuple[np.ndarray, Mission]:
