@@ -186,7 +186,7 @@ class HybridCombiner:
 
     def _logit(self, x: np.ndarray) -> np.ndarray:
         """float64 log-odds of anomaly of feature rows ``x``."""
-        return ((x - self.mean) / self.std) @ self.coef + self.intercept
+        return _log_odds(x, self.mean, self.std, self.coef, self.intercept)
 
     def fit(
         self,
@@ -296,14 +296,11 @@ class HybridCombiner:
                 continue
             rest = [fold for m, fold in enumerate(fold_rows) if m != k]
             rows = np.concatenate([np.arange(p, q) for _, (p, q) in rest])
-            mean, std, coef, intercept = self._weights(x[rows], y[rows])
-
-            def logit(z: np.ndarray, mean=mean, std=std, coef=coef, b0=intercept) -> np.ndarray:
-                return ((z - mean) / std) @ coef + b0
-
+            weights = self._weights(x[rows], y[rows])
             t = self.choose_threshold(
-                [(fit_range.slice(c, d), logit(x[p:q])) for (c, d), (p, q) in rest], quiet=True)
-            scores["weights"].append(event_f05(logit(x[i:j]) > t, part) or 0.0)
+                [(fit_range.slice(c, d), _log_odds(x[p:q], *weights)) for (c, d), (p, q) in rest],
+                quiet=True)
+            scores["weights"].append(event_f05(_log_odds(x[i:j], *weights) > t, part) or 0.0)
             scores["any_alarm"].append(f_any)
         if not scores["weights"]:
             return None
@@ -459,6 +456,13 @@ class HybridCombiner:
                 path=path
             )
         return obj
+
+
+def _log_odds(
+    x: np.ndarray, mean: np.ndarray, std: np.ndarray, coef: np.ndarray, intercept: float
+) -> np.ndarray:
+    """float64 log-odds of anomaly of feature rows ``x`` under standardised weights."""
+    return ((x - mean) / std) @ coef + intercept
 
 
 def _labeled_runs(flags: np.ndarray) -> int:
