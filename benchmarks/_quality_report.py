@@ -6,6 +6,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 from esa_lightning.io import write_text_atomic
@@ -132,14 +133,10 @@ def findings(mission: dict[str, Any]) -> list[str]:
     for name, (values, labels) in over_seeds(mission).items():
         runs = ", ".join(f"{_num(v)} ({label})" for v, label in zip(values, labels, strict=True))
         out.append(
-            f"- {name} over its seeds: test EW_F_0.50 {runs}; mean {_num(_mean(values))}, "
+            f"- {name} over its seeds: test EW_F_0.50 {runs}; mean {_num(fmean(values))}, "
             f"range {_num(max(values) - min(values))}."
         )
     return out
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def over_seeds(mission: dict[str, Any]) -> dict[str, tuple[list[float], list[str]]]:
@@ -178,7 +175,7 @@ def seeds_table(results: list[dict[str, Any]]) -> list[str]:
             if name in seeds:
                 values = seeds[name][0]
                 cells.append(
-                    f"{_num(_mean(values))} ({_num(min(values))}-{_num(max(values))}, "
+                    f"{_num(fmean(values))} ({_num(min(values))}-{_num(max(values))}, "
                     f"{len(values)} runs)"
                 )
             else:
@@ -188,7 +185,7 @@ def seeds_table(results: list[dict[str, Any]]) -> list[str]:
             if row["kind"] == "baseline" and _headline(row) is not None:
                 name = row["candidate"]
                 values = seeds[name][0] if name in seeds else [_headline(row)]
-                baselines[name] = _mean(values)
+                baselines[name] = fmean(values)
         best = max(baselines, key=baselines.get) if baselines else None
         cells.append(f"{_num(baselines[best])} (`{best}`)" if best else "–")
         lines.append(f"| {mission['name']} | " + " | ".join(cells) + " |")
