@@ -11,6 +11,10 @@ Post rules (``PostRule``) writing one threshold per series into a buffer:
   mapping) give the best corrected event-wise F0.5 (``best_f05_threshold``) wins. A series whose
   validation range holds no labeled event falls back to the ``q``-th percentile (logged).
 
+Each takes ``smoothing``, an EWMA span in rows (``dynamic``: 105, Telemanom's; the others: 0,
+unsmoothed): window scores are smoothed before the threshold is fitted to them and before it is
+compared with them, so a spike of one window weighs less than a lasting rise.
+
 A series without a label-free validation window is fitted on its training range (logged).
 Every rank computes the same number from the same (unsharded) range, so no collective is needed.
 The model supplies ``window_outputs(mission, series=)``, ``window_to_rows`` and
@@ -49,11 +53,18 @@ def percentile_threshold(scores: np.ndarray, q: float = 99) -> float:
 
 class WindowThreshold(PostRule):
     """One fitted threshold per series (``threshold`` buffer, NaN until fitted) on window
-    scores EWMA-smoothed over ``score_span`` rows (0: unsmoothed)."""
+    scores EWMA-smoothed over ``smoothing`` rows (0 or 1: unsmoothed), the span that fitting
+    writes into the ``score_span`` buffer."""
 
-    def __init__(self, n_series: int = 1, q: float = 99) -> None:
+    def __init__(self, n_series: int = 1, q: float = 99, smoothing: float = 0) -> None:
         super().__init__()
-        self.q = float(q)
+        if not (np.isfinite(smoothing) and smoothing >= 0):
+            raise ESAInputError(
+                "smoothing must be a finite EWMA span >= 0 (0: unsmoothed)",
+                column="smoothing",
+                value=smoothing,
+            )
+        self.q, self.smoothing = float(q), float(smoothing)
         self.register_buffer("threshold", torch.full((int(n_series),), float("nan")))
         self.register_buffer("score_span", torch.zeros(()))
 
@@ -63,8 +74,8 @@ class WindowThreshold(PostRule):
 
     @property
     def span(self) -> float:
-        """EWMA span of the scores when fitted; 0 when they are compared unsmoothed."""
-        return 0.0
+        """EWMA span the scores are smoothed with once fitted (0: compared unsmoothed)."""
+        return self.smoothing
 
     @property
     def is_fitted(self) -> bool:
@@ -104,11 +115,17 @@ class WindowThreshold(PostRule):
                 total, clean = _window_scores(model, m, name, 0, m.val_start)
             if not clean.any():
                 raise ESAInputError("no label-free window to fit a threshold on", path=m.name)
-            thr, method = self.fit_one(model, m, name, total[clean], source, total)
+            scores = self.nominal_scores(total, clean)
+            thr, method = self.fit_one(model, m, name, scores, source, total)
             self.threshold[model.series_index(m, name)] = thr
             log.info(
                 "series %s: %s threshold %.6g on %s windows", name or m.name, method, thr, source
             )
+
+    def nominal_scores(self, total: np.ndarray, clean: np.ndarray) -> np.ndarray:
+        """The label-free window scores a threshold is fitted to: ``total`` smoothed as scoring
+        will smooth it, at its ``clean`` windows."""
+        return self.smoothed(total)[clean]
 
     def fit_one(
         self,
@@ -147,13 +164,13 @@ class DynamicThreshold(WindowThreshold):
         z_range: tuple[float, float] | list[float] = (2, 10),
         min_percent_decrease: float = 0.13,
     ) -> None:
-        super().__init__(n_series, q)
-        self.smoothing, self.z_range = float(smoothing), tuple(z_range)
+        super().__init__(n_series, q, smoothing)
+        self.z_range = tuple(z_range)
         self.min_percent_decrease = float(min_percent_decrease)
 
-    @property
-    def span(self) -> float:
-        return self.smoothing
+    def nominal_scores(self, total: np.ndarray, clean: np.ndarray) -> np.ndarray:
+        """Unsmoothed: Telemanom's procedure smooths the label-free scores itself."""
+        return total[clean]
 
     def fit_one(self, model, m, name, scores, source, total) -> tuple[float, str]:  # noqa: ANN001
         dyn = dynamic_threshold(
@@ -178,8 +195,10 @@ class F05Threshold(WindowThreshold):
 
     kind = "f05"
 
-    def __init__(self, n_series: int = 1, q: float = 99, fit_on: str = "validation") -> None:
-        super().__init__(n_series, q)
+    def __init__(
+        self, n_series: int = 1, q: float = 99, fit_on: str = "validation", smoothing: float = 0
+    ) -> None:
+        super().__init__(n_series, q, smoothing)
         if fit_on not in ("validation", "fit_range"):
             raise ESAInputError(
                 "fit_on must be 'validation' or 'fit_range'", column="fit_on", value=fit_on

@@ -12,12 +12,14 @@ import torch
 
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
 from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_rows
+from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics import intervals
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.telemanom import (
     ErrorScale,
     chunk_bounds,
     dynamic_threshold,
+    ewma,
     prune,
 )
 from esa_lightning.postprocessing.thresholds import percentile_threshold
@@ -282,3 +284,43 @@ def test_f05_falls_back_to_percentile_without_validation_events(caplog):
     assert "falls back" in caplog.text
     total = model.window_outputs(m.val()).total
     assert float(rule.threshold[0]) == pytest.approx(np.percentile(total, 90), rel=1e-5)
+
+
+def test_f05_smoothing_thresholds_the_ewma_of_window_scores():
+    torch.manual_seed(0)
+    m = planted_mission()
+    model = small_model(4, kind="f05", q=50, fit_on="validation", smoothing=5)
+    rule = fit_threshold(model, m)
+    assert float(rule.score_span) == 5 and rule.context_rows == 200
+    val = m.val()
+    total = model.window_outputs(val).total
+    smoothed = ewma(total, 5)
+    assert not np.allclose(smoothed, total)
+    score_w, alarm_w = rule.window_alarms(total, 0)
+    np.testing.assert_allclose(score_w, smoothed, rtol=1e-6)
+    np.testing.assert_array_equal(alarm_w, smoothed > float(rule.threshold[0]))
+    # the smoothed spike still stands out: the planted event alarms, the far rows do not
+    alarm = model.score_rows(val).alarm.astype(bool)
+    rows = np.arange(len(alarm)) + m.val_start
+    assert alarm[(rows >= 270) & (rows < 276)].any()
+    assert not alarm[rows < 270 - 4].any()
+
+
+@pytest.mark.parametrize("kind", ["f05", "percentile", "dynamic"])
+@pytest.mark.parametrize("smoothing", [-1, float("nan"), float("inf")])
+def test_window_thresholds_refuse_a_bad_smoothing(kind, smoothing):
+    with pytest.raises(ESAInputError, match="smoothing"):
+        small_model(4, kind=kind, smoothing=smoothing)
+
+
+def test_percentile_smoothing_takes_the_percentile_of_smoothed_nominal_scores():
+    torch.manual_seed(0)
+    m = make_mission()
+    model = small_model(6, kind="percentile", q=90, smoothing=4)
+    rule = fit_threshold(model, m)
+    val = m.val()
+    smoothed = ewma(model.window_outputs(val).total, 4)
+    assert not np.allclose(smoothed, model.window_outputs(val).total)
+    clean = ~labeled_window_mask(~nominal_rows(val), 6)
+    assert float(rule.score_span) == 4
+    assert float(rule.threshold[0]) == pytest.approx(np.percentile(smoothed[clean], 90), rel=1e-5)
