@@ -87,8 +87,14 @@ class WindowThreshold(PostRule):
         return int(40 * span) if span > 0 else 0
 
     def smoothed(self, total: np.ndarray) -> np.ndarray:
-        """Window scores as thresholded: EWMA-smoothed when the threshold was fitted that way."""
-        return ewma(total, float(self.score_span))
+        """Window scores as thresholded: EWMA-smoothed when the threshold was fitted that way.
+        The average skips scores that are not finite, so a window whose error overflowed to
+        infinity keeps it: it alarms as it would unsmoothed."""
+        span = float(self.score_span)
+        out = ewma(total, span)
+        if span > 1:
+            out[np.isposinf(np.asarray(total))] = np.inf
+        return out
 
     def window_alarms(self, total: np.ndarray, series: int) -> tuple[np.ndarray, np.ndarray]:
         """(smoothed scores, bool alarms) of window scores ``total`` of series ``series``."""

@@ -324,3 +324,16 @@ def test_percentile_smoothing_takes_the_percentile_of_smoothed_nominal_scores():
     clean = ~labeled_window_mask(~nominal_rows(val), 6)
     assert float(rule.score_span) == 4
     assert float(rule.threshold[0]) == pytest.approx(np.percentile(smoothed[clean], 90), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["f05", "percentile", "dynamic"])
+def test_a_window_whose_error_overflowed_alarms_through_the_smoothing(kind):
+    torch.manual_seed(0)
+    model = small_model(4, kind=kind, smoothing=20)
+    rule = fit_threshold(model, planted_mission())
+    total = np.ones(200, dtype=np.float32)
+    total[100:103] = np.inf  # an input of 1e30 overflows the window error
+    score_w, alarm_w = rule.window_alarms(total, 0)
+    assert np.isposinf(score_w[100:103]).all() and alarm_w[100:103].all()
+    assert np.isfinite(score_w[103:]).all()  # the rows after it are not swept up
+
