@@ -58,13 +58,17 @@ class WindowThreshold(PostRule):
 
     def __init__(self, n_series: int = 1, q: float = 99, smoothing: float = 0) -> None:
         super().__init__()
-        if not (np.isfinite(smoothing) and smoothing >= 0):
+        try:
+            span = float(smoothing)
+        except (TypeError, ValueError):
+            span = float("nan")
+        if not (np.isfinite(span) and span >= 0):
             raise ESAInputError(
                 "smoothing must be a finite EWMA span >= 0 (0: unsmoothed)",
                 column="smoothing",
                 value=smoothing,
             )
-        self.q, self.smoothing = float(q), float(smoothing)
+        self.q, self.smoothing = float(q), span
         self.register_buffer("threshold", torch.full((int(n_series),), float("nan")))
         self.register_buffer("score_span", torch.zeros(()))
 

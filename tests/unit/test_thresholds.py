@@ -307,7 +307,7 @@ def test_f05_smoothing_thresholds_the_ewma_of_window_scores():
 
 
 @pytest.mark.parametrize("kind", ["f05", "percentile", "dynamic"])
-@pytest.mark.parametrize("smoothing", [-1, float("nan"), float("inf")])
+@pytest.mark.parametrize("smoothing", [-1, float("nan"), float("inf"), "fast", None])
 def test_window_thresholds_refuse_a_bad_smoothing(kind, smoothing):
     with pytest.raises(ESAInputError, match="smoothing"):
         small_model(4, kind=kind, smoothing=smoothing)
