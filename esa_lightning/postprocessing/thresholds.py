@@ -114,7 +114,7 @@ class WindowThreshold(PostRule):
         self.score_span.fill_(float(self.span))
         for name, m in parts.items():
             source = "validation"
-            total, clean = _window_scores(model, m, name, m.val_start, m.test_start)
+            total, smoothed, clean = _window_scores(self, model, m, name, m.val_start, m.test_start)
             if not clean.any():
                 log.warning(
                     "series %s: no label-free validation window; threshold fitted on the "
@@ -122,20 +122,22 @@ class WindowThreshold(PostRule):
                     name or m.name,
                 )
                 source = "training"
-                total, clean = _window_scores(model, m, name, 0, m.val_start)
+                total, smoothed, clean = _window_scores(self, model, m, name, 0, m.val_start)
             if not clean.any():
                 raise ESAInputError("no label-free window to fit a threshold on", path=m.name)
-            scores = self.nominal_scores(total, clean)
-            thr, method = self.fit_one(model, m, name, scores, source, total)
+            scores = self.nominal_scores(total, smoothed, clean)
+            thr, method = self.fit_one(model, m, name, scores, source, smoothed)
             self.threshold[model.series_index(m, name)] = thr
             log.info(
                 "series %s: %s threshold %.6g on %s windows", name or m.name, method, thr, source
             )
 
-    def nominal_scores(self, total: np.ndarray, clean: np.ndarray) -> np.ndarray:
-        """The label-free window scores a threshold is fitted to: ``total`` smoothed as scoring
-        will smooth it, at its ``clean`` windows."""
-        return self.smoothed(total)[clean]
+    def nominal_scores(
+        self, total: np.ndarray, smoothed: np.ndarray, clean: np.ndarray
+    ) -> np.ndarray:
+        """The label-free window scores a threshold is fitted to: the window scores
+        ``smoothed`` as scoring smooths them, at their ``clean`` windows (``total``: unsmoothed)."""
+        return smoothed[clean]
 
     def fit_one(
         self,
@@ -144,10 +146,11 @@ class WindowThreshold(PostRule):
         name: str | None,
         scores: np.ndarray,
         source: str,
-        total: np.ndarray,
+        smoothed: np.ndarray,
     ) -> tuple[float, str]:
         """(threshold, method name) of one series from its label-free window ``scores``;
-        ``total`` holds every window score of the ``source`` range, labeled ones included."""
+        ``smoothed`` holds every smoothed window score of the ``source`` range, labeled ones
+        included."""
         raise NotImplementedError
 
 
@@ -156,7 +159,7 @@ class PercentileThreshold(WindowThreshold):
 
     kind = "percentile"
 
-    def fit_one(self, model, m, name, scores, source, total) -> tuple[float, str]:  # noqa: ANN001
+    def fit_one(self, model, m, name, scores, source, smoothed) -> tuple[float, str]:  # noqa: ANN001
         return percentile_threshold(scores, self.q), "percentile"
 
 
@@ -178,11 +181,13 @@ class DynamicThreshold(WindowThreshold):
         self.z_range = tuple(z_range)
         self.min_percent_decrease = float(min_percent_decrease)
 
-    def nominal_scores(self, total: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    def nominal_scores(
+        self, total: np.ndarray, smoothed: np.ndarray, clean: np.ndarray
+    ) -> np.ndarray:
         """Unsmoothed: Telemanom's procedure smooths the label-free scores itself."""
         return total[clean]
 
-    def fit_one(self, model, m, name, scores, source, total) -> tuple[float, str]:  # noqa: ANN001
+    def fit_one(self, model, m, name, scores, source, smoothed) -> tuple[float, str]:  # noqa: ANN001
         dyn = dynamic_threshold(
             scores,
             smoothing=self.smoothing,
@@ -215,12 +220,12 @@ class F05Threshold(WindowThreshold):
             )
         self.fit_on = fit_on
 
-    def fit_one(self, model, m, name, scores, source, total) -> tuple[float, str]:  # noqa: ANN001
+    def fit_one(self, model, m, name, scores, source, smoothed) -> tuple[float, str]:  # noqa: ANN001
         thr = None
         if source == "validation" and self.fit_on == "fit_range":
             thr = f05_threshold(model, self, m.fit_range(), name)
         elif source == "validation":
-            thr = f05_threshold(model, self, m.val(), name, total)
+            thr = f05_threshold(model, self, m.val(), name, smoothed)
         if thr is None:
             log.warning(
                 "series %s: no labeled event on the %s range; f05 falls back to "
@@ -234,19 +239,23 @@ class F05Threshold(WindowThreshold):
 
 
 def _window_scores(
-    model: Any, m: Mission, name: str | None, start: int, stop: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(every window score of rows ``start``..``stop`` of ``m``, bool mask of its label-free
-    windows); empty when the range is shorter than one window. Scored once (the percentile and
-    the F0.5 search both read it) and with the ``context_rows`` before ``start``, as prediction
-    scores a range: alone, a detrending model's trailing mean would start afresh at ``start``
-    and give scores no later range is scored with."""
+    rule: WindowThreshold, model: Any, m: Mission, name: str | None, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(every window score of rows ``start``..``stop`` of ``m``, the same smoothed by ``rule``,
+    bool mask of its label-free windows); empty when the range is shorter than one window.
+    Scored once (the percentile and the F0.5 search both read it) and with the
+    ``context_rows`` before ``start``, as prediction scores a range: alone, a detrending
+    model's trailing mean, and the EWMA of the scores, would start afresh at ``start`` and give
+    scores no later range is scored with."""
     window = model.hparams.window
     if stop - start < window:
-        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
+        empty = np.zeros(0, dtype=np.float32)
+        return empty, empty, np.zeros(0, dtype=bool)
     lo = max(0, start - int(model.context_rows))
-    total = model.window_outputs(m.slice(lo, stop), series=name).total[start - lo :]
-    return total, ~labeled_window_mask(~nominal_rows(m.slice(start, stop)), window)
+    total = model.window_outputs(m.slice(lo, stop), series=name).total
+    smoothed = rule.smoothed(total)[start - lo :]
+    clean = ~labeled_window_mask(~nominal_rows(m.slice(start, stop)), window)
+    return total[start - lo :], smoothed, clean
 
 
 def f05_per_candidate(
@@ -342,20 +351,21 @@ def f05_threshold(
     rule: WindowThreshold,
     val: Mission,
     name: str | None = None,
-    total: np.ndarray | None = None,
+    smoothed: np.ndarray | None = None,
 ) -> float | None:
     """Threshold maximising corrected event-wise F0.5 on a labeled range ``val`` (the
     validation range, or training + validation), or None.
 
     Candidates are quantiles of every window score of ``val`` (labeled windows included: they
     are what must rise above it). None when ``val`` holds no event of ``F05_CATEGORIES`` or is
-    shorter than one window. ``total``: the window scores of ``val`` when already computed.
+    shorter than one window. ``smoothed``: the window scores of ``val`` as ``rule`` smooths
+    them, when already computed (with the rows before ``val`` as the smoothing's context).
     """
     if len(val.values) < model.hparams.window:
         return None
-    if total is None:
-        total = model.window_outputs(val, series=name).total
-    score_w = rule.smoothed(total).astype(np.float64)
+    if smoothed is None:
+        smoothed = rule.smoothed(model.window_outputs(val, series=name).total)
+    score_w = np.asarray(smoothed, dtype=np.float64)
     n = len(val.values)  # at least one window: no padding
 
     def alarm_of(thr: float) -> np.ndarray:

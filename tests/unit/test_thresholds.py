@@ -313,17 +313,48 @@ def test_window_thresholds_refuse_a_bad_smoothing(kind, smoothing):
         small_model(4, kind=kind, smoothing=smoothing)
 
 
+def smoothed_as_scored(model, m, start, stop, span):
+    """The window scores of rows ``start``..``stop`` of ``m`` EWMA-smoothed as prediction
+    smooths them: the rows from 0 scored too, so the average does not start afresh at
+    ``start`` (more than ``context_rows`` of them: the same to float precision)."""
+    total = model.window_outputs(m.slice(0, stop)).total
+    return ewma(total, span)[start:]
+
+
 def test_percentile_smoothing_takes_the_percentile_of_smoothed_nominal_scores():
     torch.manual_seed(0)
     m = make_mission()
     model = small_model(6, kind="percentile", q=90, smoothing=4)
     rule = fit_threshold(model, m)
     val = m.val()
-    smoothed = ewma(model.window_outputs(val).total, 4)
+    smoothed = smoothed_as_scored(model, m, m.val_start, m.test_start, 4)
     assert not np.allclose(smoothed, model.window_outputs(val).total)
     clean = ~labeled_window_mask(~nominal_rows(val), 6)
     assert float(rule.score_span) == 4
     assert float(rule.threshold[0]) == pytest.approx(np.percentile(smoothed[clean], 90), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["percentile", "f05"])
+def test_smoothed_validation_scores_are_fitted_with_the_rows_before_them(kind):
+    """The fit smooths the validation range's window scores with the training rows before it,
+    as prediction does: the average does not start afresh at the range's first window, whose
+    score would then weigh as if nothing came before it (f05: its percentile fallback, on a
+    validation range without an event)."""
+    torch.manual_seed(0)
+    m = planted_mission(with_event=False)
+    m.values[185:200] += 8.0  # unlabeled training rows just before the validation range
+    extra = {"fit_on": "validation"} if kind == "f05" else {}
+    model = small_model(6, kind=kind, q=90, smoothing=4, **extra)
+    rule = fit_threshold(model, m)
+    val = m.val()
+    as_scored = smoothed_as_scored(model, m, m.val_start, m.test_start, 4)
+    afresh = ewma(model.window_outputs(val).total, 4)
+    # the scene is what the test means: the first windows differ by far more than float noise
+    assert abs(as_scored[0] - afresh[0]) > 0.1 * abs(afresh[0])
+    clean = ~labeled_window_mask(~nominal_rows(val), 6)
+    thr = float(rule.threshold[0])
+    assert thr == pytest.approx(np.percentile(as_scored[clean], 90), rel=1e-5)
+    assert thr != pytest.approx(np.percentile(afresh[clean], 90), rel=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["f05", "percentile", "dynamic"])
