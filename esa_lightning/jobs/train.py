@@ -312,7 +312,10 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
             # the rows whose labels no component's training read
             label_free = [dm.label_free_ranges() for dm in datamodules]
             ranges = intersect_ranges(label_free, len(fit_range.values))
-            combiner.fit(components, fit_range, ranges=ranges)
+            # the components whose training read no label at all
+            unsupervised = [n for n, dm in zip(components, datamodules, strict=True)
+                            if dm.label_fit_end() == 0]
+            combiner.fit(components, fit_range, ranges=ranges, label_free_components=unsupervised)
         refuse_detector_that_cannot_alarm(components, mission.val())
         detector = _build_detector(components, combiner, mission, cfg)
         detector.schema["features"] = features

@@ -5,31 +5,35 @@ Per row and per component it takes the component's score, summaries of its per-c
 rows early or late still counts). A standardised logistic regression turns those into an
 anomaly probability. It is fitted on the labeled rows that no component's learners read the
 labels of: the channel ensemble's held-out final fold and the validation range (the
-intersection of the components' ``MissionDataModule.label_free_ranges``), so it never learns
-to trust a supervised component's in-sample scores. The alarm threshold is chosen on its
-log-odds (probabilities round to 1.0 in float32 long before log-odds stop growing, and a
-threshold of 1.0 alarms nowhere) where it is stable: the candidate with the best mean corrected
-event-wise F0.5 over contiguous folds (``stable_f05_threshold``), not on the validation range's
-few events alone. The folds are those of the label-free rows when they hold at least
+intersection of the components' ``MissionDataModule.label_free_ranges``), so it never learns to
+trust a supervised component's in-sample scores. The alarm threshold is chosen on its log-odds
+(probabilities round to 1.0 in float32 long before log-odds stop growing, and a threshold of
+1.0 alarms nowhere) where it is stable: the candidate with the best mean corrected event-wise
+F0.5 over contiguous folds (``stable_f05_threshold``), not on the validation range's few events
+alone. The folds are those of the label-free rows when they hold at least
 ``threshold_min_events`` labeled events: a supervised component scores the nominal rows it
 trained on lower than any other, so a threshold chosen over its training rows sits below its
 nominal scores everywhere else and alarms the validation and test ranges throughout. With fewer
 events there, the weights cannot be learned either (a logistic regression fitted on one event's
-rows learns that event): by default (``few_events="any_alarm"``) each component's own fitted
-decision then stands and a row alarms where any component's does, its score the highest of the
-components' scores ranked against their training and validation range. With
-``few_events="weights"`` the weights are fitted there all the same and the threshold is chosen
-over four contiguous folds of the whole training and validation range (every labeled event
-there is, not the validation range's few). With enough events the weights decide
-(``many_events="weights"``, the default; ``"any_alarm"`` the components' own alarms). Opt-in,
-``many_events="cross_fit"`` lets the two rules compete on held-out folds: each fold of the
-threshold's in turn is scored by weights and a threshold fitted on the other folds, and by the
-components' own alarms; the weights stand unless the alarms score a higher mean corrected
-event-wise F0.5. The comparison leans towards the alarms, whose thresholds were fitted on
-those very rows: on two of the quality suite's MSL missions it chose them and their test
-ranges fell from 0.54 to 0.18 and 0.00 (benchmarks/RESULTS.md, look u). Nothing is fitted on
-the test range. Fitted numbers are stored as JSON (no pickle). On an alarmed row, the
-channels involved are the ``top_channels`` with the highest per-channel rank across components.
+rows learns that event): each component's own fitted decision then stands. By default
+(``few_events="label_free_alarm"``) a row alarms where a component whose training read no label
+alarms (the GRU: its threshold was chosen on labeled rows it never trained on; a supervised
+component's alarms cannot be checked on rows it did not train on when they hold so few events,
+and its alarm height was fitted on them), every component when none is label-free; its score is
+the highest of those components' scores ranked against their training and validation range.
+``few_events="any_alarm"`` reads every component's alarm. With ``few_events="weights"`` the
+weights are fitted there all the same and the threshold is chosen over four contiguous folds of
+the whole training and validation range (every labeled event there is, not the validation
+range's few). With enough events the weights decide (``many_events="weights"``, the default;
+``"any_alarm"`` the components' own alarms). Opt-in, ``many_events="cross_fit"`` lets the two
+rules compete on held-out folds: each fold of the threshold's in turn is scored by weights and
+a threshold fitted on the other folds, and by the components' own alarms; the weights stand
+unless the alarms score a higher mean corrected event-wise F0.5. The comparison leans towards
+the alarms, whose thresholds were fitted on those very rows: on two of the quality suite's MSL
+missions it chose them and their test ranges fell from 0.54 to 0.18 and 0.00
+(benchmarks/RESULTS.md, look u). Nothing is fitted on the test range. Fitted numbers are stored
+as JSON (no pickle). On an alarmed row, the channels involved are the ``top_channels`` with the
+highest per-channel rank across components.
 
 Cost is bounded at any mission length: the training range is cut into blocks of
 ``block_rows``; when it has more than ``max_rows`` rows, the fit scores only some blocks (every
@@ -59,8 +63,10 @@ from esa_lightning.runtime.chunks import iter_pieces, piece_bounds
 
 log = logging.getLogger("esa_lightning")
 
-# what the combiner does when the rows no component trained on hold too few labeled events
-FEW_EVENT_RULES = ("any_alarm", "weights")
+# what the combiner does when the rows no component trained on hold too few labeled events:
+# alarm where any component alarms, where any component whose training read no label alarms,
+# or fit the weights all the same
+FEW_EVENT_RULES = ("any_alarm", "label_free_alarm", "weights")
 # ... and when they hold enough: one rule always, or the rule with the better held-out score
 # over the threshold's folds ("cross_fit", opt-in: see the module docstring)
 MANY_EVENT_RULES = ("weights", "cross_fit", "any_alarm")
@@ -95,7 +101,7 @@ class HybridCombiner:
 
     def __init__(self, neighbourhood: int = 10, c: float = 1.0, max_rows: int = 500_000,
                  seed: int = 0, top_channels: int = 3, block_rows: int = 20_000,
-                 threshold_min_events: int = 3, few_events: str = "any_alarm",
+                 threshold_min_events: int = 3, few_events: str = "label_free_alarm",
                  many_events: str = "weights") -> None:
         for key, value, allowed in (("few_events", few_events, FEW_EVENT_RULES),
                                     ("many_events", many_events, MANY_EVENT_RULES)):
@@ -113,6 +119,9 @@ class HybridCombiner:
         self.rule = "weights"
         # [components, RANK_QUANTILES] of their fit-range scores (``any_alarm``)
         self.quantiles: np.ndarray | None = None
+        # the components whose own alarms and ranked scores the ``any_alarm`` rule reads (empty:
+        # all of them; with ``few_events="label_free_alarm"`` those whose training read no label)
+        self.alarm_names: list[str] = []
         self.top_channels = int(top_channels)
         self.c = float(c)
         self.max_rows = int(max_rows)
@@ -178,7 +187,11 @@ class HybridCombiner:
 
     def describe(self) -> str:
         """How it decides, for reports: fitted weights, or any component's own alarm."""
-        how = "alarms where any component alarms" if self.rule == "any_alarm" else "fitted weights"
+        how = "fitted weights"
+        if self.rule == "any_alarm":
+            how = "alarms where any component alarms"
+            if self.alarm_names and self.alarm_names != self.names:
+                how = f"alarms where any of {', '.join(self.alarm_names)} alarms"
         if self.held_out is not None:
             how += (f" (held-out EW_F_0.50: fitted weights {self.held_out['weights']:.3f}, "
                     f"any component's alarm {self.held_out['any_alarm']:.3f})")
@@ -193,6 +206,7 @@ class HybridCombiner:
         components: dict[str, Any],
         fit_range: Mission,
         ranges: list[tuple[int, int]] | None = None,
+        label_free_components: list[str] | None = None,
     ) -> HybridCombiner:
         """Fit the weights on the labeled rows of ``fit_range`` (training + validation) that no
         component's learners read the labels of: ``ranges`` ([first, stop) rows, the
@@ -203,17 +217,20 @@ class HybridCombiner:
         fixed (``choose_threshold``), over folds of those rows when they hold
         ``threshold_min_events`` labeled events, else over four contiguous folds of the whole
         fit range: a stable choice needs events, and the supervised components' training rows
-        the least."""
+        the least. ``label_free_components``: the components whose training read no label
+        (``few_events="label_free_alarm"`` alarms with theirs alone)."""
         self.names = list(components)
+        self.alarm_names = list(self.names)
         n = len(fit_range.values)
         ranges = [(0, n)] if ranges is None else [(a, b) for a, b in ranges if b > a]
         events = sum(_labeled_runs(fit_range.is_anomaly[a:b]) for a, b in ranges)
-        if events < self.threshold_min_events and self.few_events == "any_alarm":
-            return self._fit_any_alarm(
-                components, fit_range,
-                f"{events} labeled event(s) in the rows no component trained on, fewer than "
-                f"threshold_min_events={self.threshold_min_events}: no weights learned "
-                f"(combiner.few_events=any_alarm)")
+        if events < self.threshold_min_events and self.few_events != "weights":
+            why = (f"{events} labeled event(s) in the rows no component trained on, fewer than "
+                   f"threshold_min_events={self.threshold_min_events}: no weights learned "
+                   f"(combiner.few_events={self.few_events})")
+            if self.few_events == "label_free_alarm":
+                self.alarm_names = self._label_free_names(label_free_components)
+            return self._fit_any_alarm(components, fit_range, why)
         if events >= self.threshold_min_events and self.many_events == "any_alarm":
             return self._fit_any_alarm(components, fit_range, "combiner.many_events=any_alarm")
         self.rule = "weights"
@@ -261,6 +278,18 @@ class HybridCombiner:
             f"{self.held_out['weights']:.3f}; combiner.many_events=cross_fit)",
             # the fit range's blocks are already scored unless the folds were label-free rows
             features=None if label_free else x)
+
+    def _label_free_names(self, label_free_components: list[str] | None) -> list[str]:
+        """The components ``label_free_alarm`` alarms with: those whose training read no label
+        (a supervised component's alarms cannot be checked on rows it did not train on when
+        they hold too few events; a label-free one's threshold was chosen on labeled rows it
+        never trained on). Every component, logged, when none is label-free."""
+        chosen = [n for n in self.names if n in set(label_free_components or [])]
+        if not chosen:
+            log.warning("combiner: no component's training is label-free; alarming where any "
+                        "component alarms")
+            return list(self.names)
+        return chosen
 
     def _weights(
         self, x: np.ndarray, y: np.ndarray
@@ -319,7 +348,8 @@ class HybridCombiner:
         Its score (reported, not thresholded) is the highest of the components' scores ranked
         against their scores on the training and validation range (``RANK_QUANTILES``
         quantiles each). ``features``: those of ``fit_blocks(fit_range)`` when already scored."""
-        log.warning("combiner: alarming where any component alarms: %s", why)
+        log.warning("combiner: alarming where any of %s alarms: %s",
+                    ", ".join(self.alarm_names), why)
         self.rule = "any_alarm"
         x = features
         if x is None:
@@ -332,13 +362,14 @@ class HybridCombiner:
         return self
 
     def _ranked_score(self, outputs: dict[str, RowScores]) -> np.ndarray:
-        """float32 [T]: the highest of the components' scores as fractions of their fit range's
-        scores below them (``any_alarm``)."""
+        """float32 [T]: the highest of the alarming components' scores as fractions of their fit
+        range's scores below them (``any_alarm``)."""
         assert self.quantiles is not None
         ranks = [
             np.searchsorted(q, np.nan_to_num(outputs[n].score.astype(np.float64), posinf=1e6),
                             side="right") / len(q)
             for n, q in zip(self.names, self.quantiles, strict=True)
+            if n in (self.alarm_names or self.names)
         ]
         return np.max(ranks, axis=0).astype(np.float32)
 
@@ -372,7 +403,9 @@ class HybridCombiner:
         threshold = None
         if self.rule == "any_alarm":
             score = self._ranked_score(outputs)
-            alarm = np.any([o.alarm != 0 for o in outputs.values()], axis=0).astype(np.uint8)
+            alarming = self.alarm_names or self.names
+            alarm = np.any([outputs[n].alarm != 0 for n in alarming], axis=0)
+            alarm = alarm.astype(np.uint8)
         else:
             x = np.hstack([component_features(outputs[n], self.neighbourhood)
                            for n in self.names])
@@ -398,7 +431,7 @@ class HybridCombiner:
             "threshold_min_events": self.threshold_min_events, "few_events": self.few_events,
             "many_events": self.many_events, "held_out": self.held_out, "rule": self.rule,
             "quantiles": None if self.quantiles is None else self.quantiles,
-            "names": self.names,
+            "names": self.names, "alarm_names": self.alarm_names or self.names,
             "mean": self.mean, "std": self.std,
             "coef": self.coef, "intercept": self.intercept, "threshold_logit": self.threshold,
         })
@@ -423,6 +456,11 @@ class HybridCombiner:
             if d.get("quantiles") is not None:
                 obj.quantiles = np.asarray(d["quantiles"], dtype=np.float64)
             obj.names = [str(n) for n in d["names"]]
+            # written before the label-free rule existed: every component alarmed
+            alarm_names = d.get("alarm_names", obj.names)
+            if not isinstance(alarm_names, list):
+                raise TypeError(f"alarm_names is a {type(alarm_names).__name__}, not a list")
+            obj.alarm_names = [str(n) for n in alarm_names]
             obj.mean, obj.std, obj.coef = (np.asarray(d[k], dtype=np.float64)
                                            for k in ("mean", "std", "coef"))
             obj.intercept = float(d["intercept"])
@@ -444,6 +482,11 @@ class HybridCombiner:
             raise ESAInputError(
                 f"combiner.json does not describe a fitted combiner of {len(obj.names)} "
                 f"components (mean/std/coef of length {width}, finite, std > 0)", path=path
+            )
+        if not obj.alarm_names or not set(obj.alarm_names) <= set(obj.names):
+            raise ESAInputError(
+                f"combiner.json: alarm_names must be some of its components {obj.names} "
+                f"(got {obj.alarm_names})", path=path
             )
         q = obj.quantiles
         if obj.rule not in ("weights", "any_alarm") or (obj.rule == "any_alarm" and not (

@@ -113,3 +113,23 @@ def test_a_combiner_with_too_few_label_free_events_predicts_any_components_alarm
     predict(cfg)
     page = (tmp_path / "predict" / "index.html").read_text()
     assert "HybridCombiner: alarms where any component alarms" in page
+
+
+def test_with_too_few_label_free_events_train_alarms_with_the_label_free_gru_alone(
+    small_mission_dir, tmp_path
+):
+    # train.py tells the combiner which components read no label: the GRU, not the ensemble
+    cfg = compose_config("train", ["experiment=esa_full", f"data.root={small_mission_dir}",
+                                   "combiner.threshold_min_events=1000", "test=false", *FAST],
+                         tmp_path)
+    train(cfg)
+    saved = json.loads((tmp_path / "detector" / "combiner" / "combiner.json").read_text())
+    assert saved["rule"] == "any_alarm" and saved["few_events"] == "label_free_alarm"
+    assert saved["alarm_names"] == ["gru_ae"]
+    det = Detector.load(tmp_path / "detector")
+    assert det.combiner.describe() == "HybridCombiner: alarms where any of gru_ae alarms"
+    from esa_lightning.data import load_mission
+
+    val = load_mission("synthetic", small_mission_dir, val_days=7, use_cache=False).val()
+    gru = det.components["gru_ae"].score_rows(val).alarm
+    np.testing.assert_array_equal(det.score_rows(val).alarm, (gru != 0).astype(np.uint8))

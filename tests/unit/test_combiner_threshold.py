@@ -323,6 +323,46 @@ def test_too_few_label_free_events_keep_each_components_own_alarms(tmp_path):
     assert weights.rule == "weights" and weights.score_rows(components, test).threshold is not None
 
 
+def test_label_free_alarm_reads_only_the_components_whose_training_read_no_label(
+    tmp_path, caplog
+):
+    mission = few_event_mission()
+    # "raw" stands for a supervised component: it alarms on the nominal blip at row 5700
+    components = {"wide": RollingScorer(half=6, threshold=2.0),
+                  "raw": RollingScorer(half=0, threshold=4.0)}
+    comb = HybridCombiner(neighbourhood=4, block_rows=500, few_events="label_free_alarm")
+    comb.fit(components, mission.fit_range(), ranges=[(4000, 5000)],
+             label_free_components=["wide"])
+    assert comb.rule == "any_alarm" and comb.alarm_names == ["wide"]
+    assert "any of wide alarms" in comb.describe()
+    test = mission.test()
+    out = comb.score_rows(components, test)
+    wide = components["wide"].score_rows(test)
+    np.testing.assert_array_equal(out.alarm, wide.alarm.astype(np.uint8))
+    rows = np.arange(len(out.alarm)) + mission.test_start
+    assert not out.alarm[rows == 5700].any() and out.alarm[(rows >= 5400) & (rows <= 5420)].any()
+    # its score ranks the label-free component alone: the blip does not stand out in it
+    assert out.score[rows == 5700][0] < out.score[rows == 5410][0]
+    comb.save(tmp_path)
+    again = HybridCombiner.load(tmp_path)
+    assert again.alarm_names == ["wide"]
+    np.testing.assert_array_equal(again.score_rows(components, test).alarm, out.alarm)
+    # no label-free component: every component's alarm counts, as with any_alarm
+    with caplog.at_level("WARNING"):
+        fallback = HybridCombiner(neighbourhood=4, block_rows=500, few_events="label_free_alarm")
+        fallback.fit(components, mission.fit_range(), ranges=[(4000, 5000)])
+    assert "no component's training is label-free" in caplog.text
+    assert fallback.alarm_names == ["wide", "raw"]
+    assert fallback.score_rows(components, test).alarm[rows == 5700].all()
+    # a file naming a component it does not hold, or not a list, is refused
+    path = tmp_path / "combiner.json"
+    good = json.loads(path.read_text())
+    for bad in (["ghost"], [], "wide", 3):
+        path.write_text(json.dumps({**good, "alarm_names": bad}))
+        with pytest.raises(ESAInputError, match="combiner.json"):
+            HybridCombiner.load(tmp_path)
+
+
 def test_a_tampered_any_alarm_combiner_is_refused_naming_its_file(tmp_path):
     mission = few_event_mission()
     components = {"wide": RollingScorer(half=6, threshold=2.0)}
