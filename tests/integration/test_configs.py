@@ -25,7 +25,7 @@ from esa_lightning.jobs.common import mission_from_config
 from esa_lightning.jobs.train import component_specs, instantiate_group
 from esa_lightning.models.base import DetectorModule
 from esa_lightning.postprocessing.base import PostRule
-from tests.conftest import CONF, REPO
+from tests.conftest import CONF, REPO, compose_config
 from tests.helpers import write_nasa
 
 GROUPS = ["model", "data", "datamodule", "trainer", "callbacks", "logger", "hparams_search"]
@@ -214,3 +214,19 @@ def test_experiment_instantiates_what_train_builds(experiment, generated, tmp_pa
     if cfg.get("combiner"):
         combiner = instantiate(cfg.combiner, _convert_="all")
         assert isinstance(combiner, expected_class(cfg.combiner) or object)
+
+
+def test_esa_full_learns_combiner_weights_only_from_one_label_free_event_per_weight(tmp_path):
+    """With fewer labeled events in the rows no component trained on than the combiner has
+    weights, it learns none (a 10-weight regression on 5 events lost to the GRU's own alarms)."""
+    import numpy as np
+
+    from esa_lightning.models.base import RowScores
+    from esa_lightning.runtime.combiner import component_features
+
+    cfg = compose_config("train", ["experiment=esa_full"], tmp_path)
+    row = RowScores(score=np.zeros(4, np.float32), alarm=np.zeros(4, np.uint8))
+    weights = component_features(row, 1).shape[1] * len(cfg.components)
+    assert weights == 10
+    assert cfg.combiner.threshold_min_events >= weights
+    assert cfg.combiner.few_events == "label_free_alarm"
