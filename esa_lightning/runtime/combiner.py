@@ -52,7 +52,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
@@ -60,6 +59,14 @@ from esa_lightning.io import write_json_atomic
 from esa_lightning.models.base import RowScores, top_channel_alarm
 from esa_lightning.postprocessing.thresholds import event_f05, stable_f05_threshold
 from esa_lightning.runtime.chunks import iter_pieces, piece_bounds
+from esa_lightning.runtime.combiner_parts import (
+    any_of,
+    component_features,
+    contiguous_folds,
+    labeled_runs,
+    log_odds,
+    rank_average,
+)
 
 log = logging.getLogger("esa_lightning")
 
@@ -72,28 +79,6 @@ FEW_EVENT_RULES = ("any_alarm", "label_free_alarm", "weights")
 MANY_EVENT_RULES = ("weights", "cross_fit", "any_alarm")
 # how many quantiles of each component's fit-range scores ``any_alarm`` ranks scores against
 RANK_QUANTILES = 201
-
-
-def component_features(rs: RowScores, neighbourhood: int) -> np.ndarray:
-    """float32 [T, 5]: score, its neighbourhood max, channel max / mean / std."""
-    score = np.nan_to_num(rs.score.astype(np.float32), posinf=1e6)
-    local = maximum_filter1d(score, size=max(1, 2 * neighbourhood + 1), mode="nearest")
-    if rs.channel_scores is not None and rs.channel_scores.shape[1]:
-        ch = np.nan_to_num(rs.channel_scores.astype(np.float32), posinf=1e6)
-        stats = [ch.max(axis=1), ch.mean(axis=1), ch.std(axis=1)]
-    else:
-        stats = [score, score, np.zeros_like(score)]
-    return np.column_stack([score, local, *stats]).astype(np.float32)
-
-
-def _rank_average(channel_scores: list[np.ndarray]) -> np.ndarray:
-    """Per-channel scores of several components on one scale: the mean of per-column ranks
-    scaled to [0, 1] (components score channels in different units)."""
-    ranks = []
-    for cs in channel_scores:
-        order = np.argsort(np.argsort(np.nan_to_num(cs, nan=-np.inf), axis=1), axis=1)
-        ranks.append(order.astype(np.float32) / max(1, cs.shape[1] - 1))
-    return np.mean(ranks, axis=0).astype(np.float32)
 
 
 class HybridCombiner:
@@ -191,7 +176,7 @@ class HybridCombiner:
         if self.rule == "any_alarm":
             how = "alarms where any component alarms"
             if self.alarm_names and self.alarm_names != self.names:
-                how = f"alarms where any of {', '.join(self.alarm_names)} alarms"
+                how = f"alarms where {any_of(self.alarm_names)} alarms"
         if self.held_out is not None:
             how += (f" (held-out EW_F_0.50: fitted weights {self.held_out['weights']:.3f}, "
                     f"any component's alarm {self.held_out['any_alarm']:.3f})")
@@ -199,7 +184,7 @@ class HybridCombiner:
 
     def _logit(self, x: np.ndarray) -> np.ndarray:
         """float64 log-odds of anomaly of feature rows ``x``."""
-        return _log_odds(x, self.mean, self.std, self.coef, self.intercept)
+        return log_odds(x, self.mean, self.std, self.coef, self.intercept)
 
     def fit(
         self,
@@ -223,7 +208,7 @@ class HybridCombiner:
         self.alarm_names = list(self.names)
         n = len(fit_range.values)
         ranges = [(0, n)] if ranges is None else [(a, b) for a, b in ranges if b > a]
-        events = sum(_labeled_runs(fit_range.is_anomaly[a:b]) for a, b in ranges)
+        events = sum(labeled_runs(fit_range.is_anomaly[a:b]) for a, b in ranges)
         if events < self.threshold_min_events and self.few_events != "weights":
             why = (f"{events} labeled event(s) in the rows no component trained on, fewer than "
                    f"threshold_min_events={self.threshold_min_events}: no weights learned "
@@ -240,7 +225,7 @@ class HybridCombiner:
             log.warning("combiner: the %d rows no component trained on hold one class; fitting "
                         "on the whole training and validation range", len(y))
             ranges, where = [(0, n)], "the whole fit range"
-            events = _labeled_runs(fit_range.is_anomaly)
+            events = labeled_runs(fit_range.is_anomaly)
         whole = ranges == [(0, n)]
         # each range's blocks are scored with the rows before them as context, as prediction
         # scores them: a component with a long memory (the GRU's detrend) scores a range
@@ -263,7 +248,7 @@ class HybridCombiner:
                 y = np.concatenate([fit_range.is_anomaly[a:b] for a, b in blocks]).astype(int)
         log.info("combiner: threshold chosen on %s (%d labeled events in %s)",
                  where if label_free else "the whole fit range", events, where)
-        fold_rows = _contiguous_folds(blocks, n_folds=4)
+        fold_rows = contiguous_folds(blocks, n_folds=4)
         folds = [(fit_range.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in fold_rows]
         self.threshold = self.choose_threshold(folds)
         if events < self.threshold_min_events or self.many_events != "cross_fit":
@@ -327,9 +312,9 @@ class HybridCombiner:
             rows = np.concatenate([np.arange(p, q) for _, (p, q) in rest])
             weights = self._weights(x[rows], y[rows])
             t = self.choose_threshold(
-                [(fit_range.slice(c, d), _log_odds(x[p:q], *weights)) for (c, d), (p, q) in rest],
+                [(fit_range.slice(c, d), log_odds(x[p:q], *weights)) for (c, d), (p, q) in rest],
                 quiet=True)
-            scores["weights"].append(event_f05(_log_odds(x[i:j], *weights) > t, part) or 0.0)
+            scores["weights"].append(event_f05(log_odds(x[i:j], *weights) > t, part) or 0.0)
             scores["any_alarm"].append(f_any)
         if not scores["weights"]:
             return None
@@ -348,8 +333,7 @@ class HybridCombiner:
         Its score (reported, not thresholded) is the highest of the components' scores ranked
         against their scores on the training and validation range (``RANK_QUANTILES``
         quantiles each). ``features``: those of ``fit_blocks(fit_range)`` when already scored."""
-        log.warning("combiner: alarming where any of %s alarms: %s",
-                    ", ".join(self.alarm_names), why)
+        log.warning("combiner: alarming where %s alarms: %s", any_of(self.alarm_names), why)
         self.rule = "any_alarm"
         x = features
         if x is None:
@@ -399,7 +383,7 @@ class HybridCombiner:
     def score_rows(self, components: dict[str, Any], mission: Mission) -> RowScores:
         outputs = {n: components[n].score_rows(mission) for n in self.names}
         channel = [o.channel_scores for o in outputs.values() if o.channel_scores is not None]
-        channel_scores = _rank_average(channel) if channel else None
+        channel_scores = rank_average(channel) if channel else None
         threshold = None
         if self.rule == "any_alarm":
             score = self._ranked_score(outputs)
@@ -499,37 +483,3 @@ class HybridCombiner:
                 path=path
             )
         return obj
-
-
-def _log_odds(
-    x: np.ndarray, mean: np.ndarray, std: np.ndarray, coef: np.ndarray, intercept: float
-) -> np.ndarray:
-    """float64 log-odds of anomaly of feature rows ``x`` under standardised weights."""
-    return ((x - mean) / std) @ coef + intercept
-
-
-def _labeled_runs(flags: np.ndarray) -> int:
-    """How many runs of labeled (non-zero) rows ``flags`` holds."""
-    f = np.asarray(flags) != 0
-    return int(f[0]) + int(np.count_nonzero(f[1:] & ~f[:-1])) if len(f) else 0
-
-
-def _contiguous_folds(
-    blocks: list[tuple[int, int]], n_folds: int
-) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """((first row, stop row) of the range, (first, stop) in the fit's feature rows) of each
-    fold: the runs of consecutive ``blocks``, a single run cut into ``n_folds`` pieces."""
-    runs, pos = [], 0
-    for a, b in blocks:
-        if runs and runs[-1][0][1] == a:
-            (ra, _), (fi, _) = runs[-1]
-            runs[-1] = ((ra, b), (fi, pos + b - a))
-        else:
-            runs.append(((a, b), (pos, pos + b - a)))
-        pos += b - a
-    if len(runs) == 1:
-        (a, b), (i, _) = runs[0]
-        cuts = np.linspace(a, b, n_folds + 1).astype(int)
-        pairs = zip(cuts[:-1], cuts[1:], strict=True)
-        runs = [((lo, hi), (i + lo - a, i + hi - a)) for lo, hi in pairs if hi > lo]
-    return runs

@@ -127,7 +127,7 @@ def test_with_too_few_label_free_events_train_alarms_with_the_label_free_gru_alo
     assert saved["rule"] == "any_alarm" and saved["few_events"] == "label_free_alarm"
     assert saved["alarm_names"] == ["gru_ae"]
     det = Detector.load(tmp_path / "detector")
-    assert det.combiner.describe() == "HybridCombiner: alarms where any of gru_ae alarms"
+    assert det.combiner.describe() == "HybridCombiner: alarms where gru_ae alarms"
     from esa_lightning.data import load_mission
 
     val = load_mission("synthetic", small_mission_dir, val_days=7, use_cache=False).val()

@@ -13,7 +13,8 @@ from esa_lightning.data.mission import Mission, default_channel_table
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.postprocessing.thresholds import best_f05_threshold, stable_f05_threshold
-from esa_lightning.runtime.combiner import HybridCombiner, _contiguous_folds
+from esa_lightning.runtime.combiner import HybridCombiner
+from esa_lightning.runtime.combiner_parts import contiguous_folds
 from tests.helpers import make_mission
 from tests.unit.test_chunks import RollingScorer
 
@@ -70,10 +71,10 @@ def test_stable_threshold_is_good_on_every_fold():
 
 
 def test_contiguous_folds_cut_one_run_and_keep_separate_runs():
-    one = _contiguous_folds([(0, 100), (100, 200), (200, 300)], n_folds=3)
+    one = contiguous_folds([(0, 100), (100, 200), (200, 300)], n_folds=3)
     assert [r for r, _ in one] == [(0, 100), (100, 200), (200, 300)]
     assert [f for _, f in one] == [(0, 100), (100, 200), (200, 300)]
-    sampled = _contiguous_folds([(0, 100), (100, 200), (500, 600)], n_folds=3)
+    sampled = contiguous_folds([(0, 100), (100, 200), (500, 600)], n_folds=3)
     assert sampled == [((0, 200), (0, 200)), ((500, 600), (200, 300))]
 
 
@@ -334,7 +335,7 @@ def test_label_free_alarm_reads_only_the_components_whose_training_read_no_label
     comb.fit(components, mission.fit_range(), ranges=[(4000, 5000)],
              label_free_components=["wide"])
     assert comb.rule == "any_alarm" and comb.alarm_names == ["wide"]
-    assert "any of wide alarms" in comb.describe()
+    assert comb.describe() == "HybridCombiner: alarms where wide alarms"
     test = mission.test()
     out = comb.score_rows(components, test)
     wide = components["wide"].score_rows(test)

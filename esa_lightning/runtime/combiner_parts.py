@@ -1,0 +1,71 @@
+"""The combiner's row features and the small helpers its fit and files share: each
+component's feature columns, per-channel scores on one scale, log-odds under standardised
+weights, labeled-run counts and contiguous folds."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d
+
+from esa_lightning.models.base import RowScores
+
+
+def component_features(rs: RowScores, neighbourhood: int) -> np.ndarray:
+    """float32 [T, 5]: score, its neighbourhood max, channel max / mean / std."""
+    score = np.nan_to_num(rs.score.astype(np.float32), posinf=1e6)
+    local = maximum_filter1d(score, size=max(1, 2 * neighbourhood + 1), mode="nearest")
+    if rs.channel_scores is not None and rs.channel_scores.shape[1]:
+        ch = np.nan_to_num(rs.channel_scores.astype(np.float32), posinf=1e6)
+        stats = [ch.max(axis=1), ch.mean(axis=1), ch.std(axis=1)]
+    else:
+        stats = [score, score, np.zeros_like(score)]
+    return np.column_stack([score, local, *stats]).astype(np.float32)
+
+
+def rank_average(channel_scores: list[np.ndarray]) -> np.ndarray:
+    """Per-channel scores of several components on one scale: the mean of per-column ranks
+    scaled to [0, 1] (components score channels in different units)."""
+    ranks = []
+    for cs in channel_scores:
+        order = np.argsort(np.argsort(np.nan_to_num(cs, nan=-np.inf), axis=1), axis=1)
+        ranks.append(order.astype(np.float32) / max(1, cs.shape[1] - 1))
+    return np.mean(ranks, axis=0).astype(np.float32)
+
+
+def log_odds(
+    x: np.ndarray, mean: np.ndarray, std: np.ndarray, coef: np.ndarray, intercept: float
+) -> np.ndarray:
+    """float64 log-odds of anomaly of feature rows ``x`` under standardised weights."""
+    return ((x - mean) / std) @ coef + intercept
+
+
+def any_of(names: list[str]) -> str:
+    """``names`` as the subject of "... alarms": one name, or "any of a, b"."""
+    return names[0] if len(names) == 1 else f"any of {', '.join(names)}"
+
+
+def labeled_runs(flags: np.ndarray) -> int:
+    """How many runs of labeled (non-zero) rows ``flags`` holds."""
+    f = np.asarray(flags) != 0
+    return int(f[0]) + int(np.count_nonzero(f[1:] & ~f[:-1])) if len(f) else 0
+
+
+def contiguous_folds(
+    blocks: list[tuple[int, int]], n_folds: int
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """((first row, stop row) of the range, (first, stop) in the fit's feature rows) of each
+    fold: the runs of consecutive ``blocks``, a single run cut into ``n_folds`` pieces."""
+    runs, pos = [], 0
+    for a, b in blocks:
+        if runs and runs[-1][0][1] == a:
+            (ra, _), (fi, _) = runs[-1]
+            runs[-1] = ((ra, b), (fi, pos + b - a))
+        else:
+            runs.append(((a, b), (pos, pos + b - a)))
+        pos += b - a
+    if len(runs) == 1:
+        (a, b), (i, _) = runs[0]
+        cuts = np.linspace(a, b, n_folds + 1).astype(int)
+        pairs = zip(cuts[:-1], cuts[1:], strict=True)
+        runs = [((lo, hi), (i + lo - a, i + hi - a)) for lo, hi in pairs if hi > lo]
+    return runs
