@@ -146,15 +146,24 @@ def over_seeds(mission: dict[str, Any]) -> dict[str, tuple[list[float], list[str
     rows = mission["rows"]
     for base in [r for r in rows if r["kind"] not in ("seed", "ablation")]:
         name = base["candidate"]
-        seeded = [r for r in rows if r["kind"] == "seed" and r["candidate"].startswith(name + " (")]
+        seeded = [r for r in rows if r["kind"] == "seed" and _seeded_from(r)[0] == name]
         if not seeded:
             continue
-        pairs = [(_headline(r), r["candidate"][len(name) + 2 : -1]) for r in seeded]
+        pairs = [(_headline(r), f"seed {_seeded_from(r)[1]}") for r in seeded]
         pairs = [(_headline(base), "main"), *pairs]
         scored = [(v, label) for v, label in pairs if v is not None]
         if scored:
             out[name] = ([v for v, _ in scored], [label for _, label in scored])
     return out
+
+
+def _seeded_from(row: dict[str, Any]) -> tuple[str, str]:
+    """(candidate, seed) of a seed row: its ``base`` and ``seed`` fields, or for rows written
+    before they existed its name, ``CANDIDATE (seed S)`` (the last such suffix)."""
+    if "base" in row:
+        return str(row["base"]), str(row["seed"])
+    name, _, seed = str(row["candidate"]).rpartition(" (seed ")
+    return name, seed.removesuffix(")")
 
 
 def seeds_table(results: list[dict[str, Any]]) -> list[str]:

@@ -281,6 +281,8 @@ def run_mission(
                 overrides += split_overrides(cspec["seed"].format(seed=seed))
             overrides = last_wins(overrides)
             result: dict[str, Any] = {"candidate": row, "kind": kind, "overrides": overrides}
+            if seed is not None:  # which candidate's seed row this is (over_seeds reads it)
+                result.update(base=base, seed=seed)
             missing = missing_configs(overrides)
             if state.get("na"):
                 result.update(status="n/a", reason=state["na"], test_looks=0)

@@ -216,6 +216,23 @@ def test_seeds_add_a_row_per_seed_and_report_the_mean_over_them(monkeypatch) -> 
     )
     assert "no test number used): window_pca (test 0.500), val 0.600." in text
 
+    # seed rows belong to the candidate they name in ``base``, not to one whose name begins
+    # theirs: "esa" and "esa (v2)" each get their own
+    def seeded(base: str, seed: int, test: float) -> dict:
+        return {**row(f"{base} (seed {seed})", "seed", test, 0.5), "base": base, "seed": seed}
+
+    mission["rows"] = [
+        row("esa", "flagship", 0.2, 0.5),
+        row("esa (v2)", "flagship", 0.8, 0.5),
+        seeded("esa (v2)", 1, 0.6),
+        seeded("esa", 1, 0.4),
+    ]
+    text = render_section([mission], meta, [REPO])
+    assert "- esa over its seeds: test EW_F_0.50 0.200 (main), 0.400 (seed 1); mean 0.300" in text
+    assert "- esa (v2) over its seeds: test EW_F_0.50 0.800 (main), 0.600 (seed 1); mean 0.700" in (
+        text
+    )
+
 
 def test_development_twins_lie_inside_their_missions_training_rows(tmp_path: Path, monkeypatch):
     """--development: msl_esa_dev is built from the NASA rows before msl_esa's split alone."""
