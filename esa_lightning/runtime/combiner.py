@@ -123,6 +123,12 @@ class HybridCombiner:
     def context_rows(self) -> int:
         return self.neighbourhood
 
+    @property
+    def alarming(self) -> list[str]:
+        """The components whose alarms and ranked scores ``any_alarm`` reads: ``alarm_names``,
+        or every component when it was never set."""
+        return self.alarm_names or self.names
+
     def features(self, components: dict[str, Any], mission: Mission) -> np.ndarray:
         """float32 [T, 5 * components] for every row of ``mission``, block by block."""
         return self._block_features(components, mission, piece_bounds(len(mission.values),
@@ -175,8 +181,8 @@ class HybridCombiner:
         how = "fitted weights"
         if self.rule == "any_alarm":
             how = "alarms where any component alarms"
-            if self.alarm_names and self.alarm_names != self.names:
-                how = f"alarms where {any_of(self.alarm_names)} alarms"
+            if self.alarming != self.names:
+                how = f"alarms where {any_of(self.alarming)} alarms"
         if self.held_out is not None:
             how += (f" (held-out EW_F_0.50: fitted weights {self.held_out['weights']:.3f}, "
                     f"any component's alarm {self.held_out['any_alarm']:.3f})")
@@ -333,7 +339,7 @@ class HybridCombiner:
         Its score (reported, not thresholded) is the highest of the components' scores ranked
         against their scores on the training and validation range (``RANK_QUANTILES``
         quantiles each). ``features``: those of ``fit_blocks(fit_range)`` when already scored."""
-        log.warning("combiner: alarming where %s alarms: %s", any_of(self.alarm_names), why)
+        log.warning("combiner: alarming where %s alarms: %s", any_of(self.alarming), why)
         self.rule = "any_alarm"
         x = features
         if x is None:
@@ -353,7 +359,7 @@ class HybridCombiner:
             np.searchsorted(q, np.nan_to_num(outputs[n].score.astype(np.float64), posinf=1e6),
                             side="right") / len(q)
             for n, q in zip(self.names, self.quantiles, strict=True)
-            if n in (self.alarm_names or self.names)
+            if n in self.alarming
         ]
         return np.max(ranks, axis=0).astype(np.float32)
 
@@ -387,8 +393,7 @@ class HybridCombiner:
         threshold = None
         if self.rule == "any_alarm":
             score = self._ranked_score(outputs)
-            alarming = self.alarm_names or self.names
-            alarm = np.any([outputs[n].alarm != 0 for n in alarming], axis=0)
+            alarm = np.any([outputs[n].alarm != 0 for n in self.alarming], axis=0)
             alarm = alarm.astype(np.uint8)
         else:
             x = np.hstack([component_features(outputs[n], self.neighbourhood)
@@ -415,7 +420,7 @@ class HybridCombiner:
             "threshold_min_events": self.threshold_min_events, "few_events": self.few_events,
             "many_events": self.many_events, "held_out": self.held_out, "rule": self.rule,
             "quantiles": None if self.quantiles is None else self.quantiles,
-            "names": self.names, "alarm_names": self.alarm_names or self.names,
+            "names": self.names, "alarm_names": self.alarming,
             "mean": self.mean, "std": self.std,
             "coef": self.coef, "intercept": self.intercept, "threshold_logit": self.threshold,
         })
