@@ -77,11 +77,6 @@ class WindowThreshold(PostRule):
         return cls(n_series=int(context.get("n_series", 1)), **settings)
 
     @property
-    def span(self) -> float:
-        """EWMA span the scores are smoothed with once fitted (0: compared unsmoothed)."""
-        return self.smoothing
-
-    @property
     def is_fitted(self) -> bool:
         return bool(torch.isfinite(self.threshold).all())
 
@@ -111,7 +106,7 @@ class WindowThreshold(PostRule):
         """Write per-series thresholds (and the score smoothing) into the buffers."""
         mission = datamodule.mission
         parts = mission.grids()
-        self.score_span.fill_(float(self.span))
+        self.score_span.fill_(self.smoothing)
         for name, m in parts.items():
             source = "validation"
             total, smoothed, clean = _window_scores(self, model, m, name, m.val_start, m.test_start)
