@@ -15,6 +15,14 @@ in the thousands that takes the max over channels on its own; so no channel's sc
 ``min_scale`` of the median channel's (0.3; how it was chosen: ``conf/model/gru_ae.yaml``
 and benchmarks/RESULTS.md).
 
+``spread_on: moving`` (the default) measures each channel's centre and spread on the windows
+where its value moves (not held at one value through the window), ``all`` on every label-free
+window. A channel held between its samples (a zero-order-held raw channel, a mode flag, a
+channel live in one stretch of the mission) has an error of nothing on its held windows; over
+all windows its spread is mostly those, far below its spread while it moves, and every later
+move then scores as an anomaly. A channel with fewer than ``MIN_MOVING_WINDOWS`` such windows
+(one held throughout training) keeps the spread of all its windows, and the floor above.
+
 The scored channels are the mission's target channels (``channels: target``, the channels
 ESA-ADB evaluates; every channel when the mission marks none) or all of them
 (``channels: all``); the others stay inputs of the network. Fitted on training rows only, before
@@ -37,6 +45,21 @@ log = logging.getLogger(__name__)
 
 CHANNELS = ("target", "all")
 AGGREGATES = ("mean", "max")
+SPREAD_ON = ("moving", "all")
+# fewer moving label-free training windows than this: the channel's spread is over all of them
+MIN_MOVING_WINDOWS = 20
+
+
+def moving_windows(values: np.ndarray, window: int) -> np.ndarray:
+    """bool [T - window + 1]: whether ``values`` [T] (one channel) changes within each window of
+    ``window`` rows (stride 1); every window when ``window`` is 1 (one row shows no movement)."""
+    n = len(values) - window + 1
+    if n <= 0:
+        return np.zeros(0, dtype=bool)
+    if window == 1:
+        return np.ones(n, dtype=bool)
+    changes = np.concatenate([[0], np.cumsum(np.diff(values) != 0)])
+    return changes[window - 1 :] > changes[:n]
 
 
 class ChannelNorm(PostRule):
@@ -52,6 +75,7 @@ class ChannelNorm(PostRule):
         channels: str = "target",
         aggregate: str = "mean",
         min_scale: float = 0.3,
+        spread_on: str = "moving",
     ) -> None:
         super().__init__()
         if not 0.0 < float(min_scale) <= 1.0:
@@ -65,7 +89,11 @@ class ChannelNorm(PostRule):
             raise ESAInputError(
                 f"aggregate must be one of {AGGREGATES}", column="aggregate", value=aggregate
             )
-        self.channels, self.aggregate = channels, aggregate
+        if spread_on not in SPREAD_ON:
+            raise ESAInputError(
+                f"spread_on must be one of {SPREAD_ON}", column="spread_on", value=spread_on
+            )
+        self.channels, self.aggregate, self.spread_on = channels, aggregate, spread_on
         shape = (int(n_series), int(n_outputs))
         self.register_buffer("centre", torch.zeros(shape))
         self.register_buffer("scale", torch.full(shape, float("nan")))
@@ -84,7 +112,8 @@ class ChannelNorm(PostRule):
         return bool(torch.isfinite(self.scale).all())
 
     def fit(self, model: Any, datamodule: Any) -> None:
-        """Centre and scale of each channel's error on label-free training windows."""
+        """Centre and scale of each channel's error on label-free training windows (those
+        where it moves, with ``spread_on: moving``)."""
         mission = datamodule.mission
         self.weight.copy_(torch.as_tensor(self.scored_channels(mission, model.hparams.n_outputs)))
         self.scale.fill_(float("nan"))  # unfitted: window_outputs gives raw errors
@@ -95,9 +124,9 @@ class ChannelNorm(PostRule):
                 raise ESAInputError("training range shorter than one window", path=m.name)
             per_channel = model.window_outputs(part, series=name).per_channel
             clean = ~labeled_window_mask(~nominal_rows(part), window)
-            errors = per_channel[clean] if clean.any() else per_channel
-            centre = np.median(errors, axis=0)
-            scale = errors.std(axis=0, dtype=np.float64)
+            if not clean.any():
+                clean = np.ones(len(per_channel), dtype=bool)
+            centre, scale = self._spread(per_channel, clean, part.values, window)
             # no channel counts as more predictable than min_scale of the median channel
             floor = max(float(np.median(scale)) * self.min_scale, 1e-12)
             s = model.series_index(m, name)
@@ -109,6 +138,24 @@ class ChannelNorm(PostRule):
             int(self.weight.sum()),
             len(self.weight),
         )
+
+    def _spread(
+        self, per_channel: np.ndarray, clean: np.ndarray, values: np.ndarray, window: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(centre, spread) [C] of each channel's errors on the ``clean`` windows, or on those
+        of them where its value moves (``spread_on: moving``, when there are enough)."""
+        n_channels = per_channel.shape[1]
+        aligned = len(values) - window + 1 == len(per_channel)
+        centre, scale = np.empty(n_channels), np.empty(n_channels)
+        for c in range(n_channels):
+            rows = clean
+            if self.spread_on == "moving" and aligned:
+                moving = clean & moving_windows(np.asarray(values[:, c]), window)
+                if moving.sum() >= MIN_MOVING_WINDOWS:
+                    rows = moving
+            errors = per_channel[rows, c]
+            centre[c], scale[c] = np.median(errors), errors.std(dtype=np.float64)
+        return centre, scale
 
     def scored_channels(self, mission: Any, n_outputs: int) -> np.ndarray:
         """float32 [n_outputs] 0/1: the channels whose errors make the total."""

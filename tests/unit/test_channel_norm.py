@@ -13,7 +13,7 @@ import torch
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
-from esa_lightning.postprocessing.channel_norm import ChannelNorm
+from esa_lightning.postprocessing.channel_norm import ChannelNorm, moving_windows
 from tests.unit.test_thresholds import planted_mission
 
 
@@ -132,11 +132,69 @@ def test_a_channel_constant_in_training_cannot_outshout_the_others():
     assert ranks[1e-3] > 3 and ranks[0.3] == 0
 
 
+def test_moving_windows_mark_the_windows_where_a_channel_changes():
+    held = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 3.0])
+    # windows of 3 rows start at rows 0..5; a change between rows 2-3 and 6-7
+    assert moving_windows(held, 3).tolist() == [False, True, True, False, False, True]
+    assert moving_windows(held, 1).all() and len(moving_windows(held, 1)) == 8
+    assert len(moving_windows(held, 9)) == 0
+
+
+def part_time_channel_mission(T: int = 600, spike: int = 500) -> Mission:
+    """Target 'quiet' (a sine with a spike at ``spike``) and target 'part_time', held at one
+    value except in rows 60-89 of training and from row 460 on, where it carries the same
+    noise both times: a channel live in one stretch of the training range (a zero-order-held
+    channel between its samples, a channel of a sequential recording)."""
+    mission = noisy_housekeeping_mission(T, spike)
+    rng = np.random.default_rng(2)
+    values = mission.values.copy()
+    values[:, 1] = 1.0
+    for start, stop in ((60, 90), (460, T)):
+        values[start:stop, 1] += 0.5 * rng.standard_normal(stop - start).astype(np.float32)
+    mission.values[:] = values
+    mission.channels["Target"] = [True, True]
+    return mission
+
+
+def test_a_channel_live_in_one_stretch_is_scaled_by_its_spread_while_it_moves():
+    """Over all training windows its error spread is mostly that of its held windows, next to
+    nothing, so its ordinary noise in the test range outranks the spike on the other channel;
+    measured where it moves, the spread is its noise's and the spike ranks first."""
+    mission = part_time_channel_mission()
+    ranks, scales = {}, {}
+    for spread_on in ("all", "moving"):
+        m = model(channels="target", aggregate="max", spread_on=spread_on)
+        m.fit_post_processing(SimpleNamespace(mission=mission))
+        scales[spread_on] = m.channel_norm.scale[0].numpy()
+        ranks[spread_on] = spike_rank(m, mission)
+    assert scales["moving"][1] > 2 * scales["all"][1]
+    # the sine moves in every window: its spread is the same either way
+    assert scales["moving"][0] == pytest.approx(scales["all"][0], rel=1e-6)
+    assert ranks["all"] > 3 and ranks["moving"] == 0
+
+
+def test_a_channel_held_through_training_keeps_the_spread_of_all_its_windows():
+    mission = flat_channel_mission()
+    scales = {}
+    for spread_on in ("all", "moving"):
+        m = model(channels="target", aggregate="max", spread_on=spread_on, min_scale=1e-3)
+        m.fit_post_processing(SimpleNamespace(mission=mission))
+        scales[spread_on] = m.channel_norm.scale[0].numpy()
+    np.testing.assert_allclose(scales["moving"], scales["all"], rtol=1e-6)
+
+
 @pytest.mark.parametrize(
-    "bad", [{"channels": "some"}, {"aggregate": "sum"}, {"min_scale": 0.0}, {"min_scale": 2.0}]
+    "bad",
+    [
+        {"channels": "some"},
+        {"aggregate": "sum"},
+        {"min_scale": 0.0},
+        {"min_scale": 2.0},
+        {"spread_on": "live"},
+    ],
 )
 def test_bad_settings_are_refused_by_name(bad):
-    with pytest.raises(ESAInputError, match="channels|aggregate|min_scale"):
+    with pytest.raises(ESAInputError, match="channels|aggregate|min_scale|spread_on"):
         ChannelNorm(**bad)
 
 
