@@ -52,14 +52,11 @@ MIN_MOVING_WINDOWS = 20
 
 def moving_windows(values: np.ndarray, window: int) -> np.ndarray:
     """bool [T - window + 1]: whether ``values`` [T] (one channel) changes within each window of
-    ``window`` rows (stride 1); every window when ``window`` is 1 (one row shows no movement)."""
-    n = len(values) - window + 1
-    if n <= 0:
-        return np.zeros(0, dtype=bool)
+    ``window`` rows (stride 1): a window of ``window - 1`` row-to-row changes holding one; every
+    window when ``window`` is 1 (one row shows no movement)."""
     if window == 1:
-        return np.ones(n, dtype=bool)
-    changes = np.concatenate([[0], np.cumsum(np.diff(values) != 0)])
-    return changes[window - 1 :] > changes[:n]
+        return np.ones(len(values), dtype=bool)
+    return labeled_window_mask(np.diff(values) != 0, window - 1)
 
 
 class ChannelNorm(PostRule):
@@ -145,11 +142,10 @@ class ChannelNorm(PostRule):
         """(centre, spread) [C] of each channel's errors on the ``clean`` windows, or on those
         of them where its value moves (``spread_on: moving``, when there are enough)."""
         n_channels = per_channel.shape[1]
-        aligned = len(values) - window + 1 == len(per_channel)
         centre, scale = np.empty(n_channels), np.empty(n_channels)
         for c in range(n_channels):
             rows = clean
-            if self.spread_on == "moving" and aligned:
+            if self.spread_on == "moving":
                 moving = clean & moving_windows(np.asarray(values[:, c]), window)
                 if moving.sum() >= MIN_MOVING_WINDOWS:
                     rows = moving

@@ -222,7 +222,7 @@ def test_esa_full_learns_combiner_weights_only_from_one_label_free_event_per_wei
     import numpy as np
 
     from esa_lightning.models.base import RowScores
-    from esa_lightning.runtime.combiner import component_features
+    from esa_lightning.runtime.combiner_parts import component_features
 
     cfg = compose_config("train", ["experiment=esa_full"], tmp_path)
     row = RowScores(score=np.zeros(4, np.float32), alarm=np.zeros(4, np.uint8))
