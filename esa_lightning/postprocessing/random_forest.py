@@ -14,6 +14,15 @@ fits it on the training and validation rows, so a gated model's validation score
 in-sample; ``training`` fits it on the training rows alone, and the validation range then
 judges it as it would judge unseen rows.
 
+``check``: ``none`` (the default, and what artifacts written before the setting did) ships
+the forest it fitted; ``cross_fit`` first judges it on windows it was not fitted on: the fit
+range is cut into ``folds`` contiguous stretches, each stretch's gated windows are judged by a
+forest fitted on the others (without the ``window`` windows at each edge, which share rows with
+the stretch), and the forest ships only when those out-of-fold decisions score a corrected
+event-wise F0.5 over the fit range at least as high as the threshold's alarms without it
+(``gate_check``). A forest that memorised the windows it was fitted on then cannot switch off a
+model's alarms on the strength of its in-sample score.
+
 Stored without pickle: ``save_forest`` / ``load_forest`` (skops files) and, inside Lightning
 checkpoints, as skops bytes; loading accepts exactly the types a ``RandomForestClassifier``
 is made of (``safe_skops.RANDOM_FOREST_TYPES``), anything else is one ``ESAInputError``.
@@ -27,7 +36,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import skops.io as sio
@@ -39,6 +48,7 @@ from esa_lightning.data.transforms.windows import labeled_window_mask
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
 from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.postprocessing.thresholds import event_f05
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,7 @@ FIT_ON: dict[str, Callable[[Mission], Mission]] = {
     "fit_range": Mission.fit_range,
     "training": Mission.train,
 }
+CHECKS = ("none", "cross_fit")
 
 
 def window_features(wo, rows: np.ndarray | None = None) -> np.ndarray:
@@ -92,6 +103,90 @@ def load_forest(path: str | os.PathLike) -> RandomForestClassifier:
     return forest_from_bytes(data, path)
 
 
+class GatedPart(NamedTuple):
+    """One fit-range grid as the gate sees it: its rows, its windows above the gate (bool [N])
+    and its windows above the threshold (the alarms the forest judges)."""
+
+    mission: Mission
+    gate: np.ndarray
+    alarm: np.ndarray
+
+
+def contiguous_folds(n: int, folds: int) -> np.ndarray:
+    """int [n]: the fold of each of ``n`` windows in time order, ``folds`` contiguous stretches
+    of (nearly) equal length."""
+    return (np.arange(n, dtype=np.int64) * folds) // max(n, 1)
+
+
+def out_of_fold_decisions(
+    new_forest: Callable[[], RandomForestClassifier],
+    x: np.ndarray,
+    y: np.ndarray,
+    gates: list[np.ndarray],
+    folds: int,
+    window: int,
+) -> list[np.ndarray]:
+    """Per part, bool [N]: whether a forest fitted without the window's fold accepts each gated
+    window (False elsewhere). ``x``, ``y``: the gated windows' features and labels, the parts'
+    in order. Fold k of every part is judged by one forest fitted on the gated windows of the
+    other folds, less those within ``window`` windows of fold k (they share rows with it); a
+    fold with no window left to learn from keeps its windows."""
+    index = [np.flatnonzero(gate) for gate in gates]  # the gated windows, part by part
+    fold = np.concatenate(
+        [contiguous_folds(len(g), folds)[i] for g, i in zip(gates, index, strict=True)]
+    )
+    accepted = np.zeros(len(y), dtype=bool)
+    for k in range(folds):
+        judged = fold == k
+        if not judged.any():
+            continue
+        learn = ~np.concatenate(
+            [_near_fold(len(g), i, folds, k, window) for g, i in zip(gates, index, strict=True)]
+        )
+        if not learn.any():
+            accepted[judged] = True
+            continue
+        forest = new_forest().fit(x[learn], y[learn].astype(np.int64))
+        accepted[judged] = forest.predict(x[judged]).astype(bool)
+    parts = np.split(accepted, np.cumsum([len(i) for i in index])[:-1])
+    out = [np.zeros(len(g), dtype=bool) for g in gates]
+    for part, i, decided in zip(out, index, parts, strict=True):
+        part[i] = decided
+    return out
+
+
+def _near_fold(n: int, index: np.ndarray, folds: int, k: int, window: int) -> np.ndarray:
+    """bool over windows ``index`` of a part of ``n``: inside fold ``k`` or within ``window``
+    windows of it."""
+    inside = np.flatnonzero(contiguous_folds(n, folds) == k)
+    if len(inside) == 0:
+        return np.zeros(len(index), dtype=bool)
+    return (index >= inside[0] - window) & (index <= inside[-1] + window)
+
+
+def gate_check(
+    model: Any, gated: list[GatedPart], accepted: list[np.ndarray]
+) -> tuple[float | None, float | None]:
+    """(F0.5 with the forest's ``accepted`` windows, F0.5 without a forest): the corrected
+    event-wise F0.5 of the row alarms over the fit range, the mean over its grids that hold an
+    event (None when none does)."""
+    with_gate, without = [], []
+    for part, keep in zip(gated, accepted, strict=True):
+        n = len(part.mission.values)
+        pad = max(0, len(part.alarm) + model.hparams.window - 1 - n)
+
+        def rows(alarm_w: np.ndarray, n: int = n, pad: int = pad) -> np.ndarray:
+            return model.window_to_rows(alarm_w.astype(np.float32), n + pad)[pad:] > 0
+
+        f_with = event_f05(rows(part.alarm & keep), part.mission)
+        if f_with is not None:
+            with_gate.append(f_with)
+            without.append(event_f05(rows(part.alarm), part.mission))
+    if not with_gate:
+        return None, None
+    return float(np.mean(with_gate)), float(np.mean(without))
+
+
 class RandomForestGate(PostRule):
     """Fit the alarm-filtering forest on the fit range after training, behind the model's
     threshold (listed after it in ``post_processing``: the gate is the threshold)."""
@@ -107,13 +202,21 @@ class RandomForestGate(PostRule):
         random_state: int = 0,
         n_jobs: int | None = None,
         fit_on: str = "fit_range",
+        check: str = "none",
+        folds: int = 5,
     ) -> None:
         super().__init__()
         if fit_on not in FIT_ON:
             raise ESAInputError(
                 "fit_on must be 'fit_range' or 'training'", column="fit_on", value=fit_on
             )
-        self.fit_on = fit_on
+        if check not in CHECKS:
+            raise ESAInputError(f"check must be one of {CHECKS}", column="check", value=check)
+        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+            raise ESAInputError(
+                "folds must be an integer of at least 2", column="folds", value=folds
+            )
+        self.fit_on, self.check, self.folds = fit_on, check, folds
         self.gate_factor = gate_factor
         self.n_estimators, self.max_depth = n_estimators, max_depth
         self.random_state, self.n_jobs = random_state, n_jobs
@@ -147,7 +250,7 @@ class RandomForestGate(PostRule):
         """Fit on fit-range missions (``{series name or None: mission.fit_range()}``)."""
         window = model.hparams.window
         threshold = model.threshold_rule
-        feats, labels = [], []
+        feats, labels, gated = [], [], []
         for name, m in parts.items():
             if len(m.test().values) != 0:
                 raise ValueError(f"RandomForestGate got test-range rows of {m.name!r}")
@@ -160,8 +263,10 @@ class RandomForestGate(PostRule):
             if len(m.values) < window:
                 continue
             wo = model.window_outputs(m, series=name, features=True)
-            gate = threshold.smoothed(wo.total) > float(threshold.threshold[s]) * self.gate_factor
+            score_w = threshold.smoothed(wo.total)
+            gate = score_w > float(threshold.threshold[s]) * self.gate_factor
             feats.append(window_features(wo, gate))
+            gated.append(GatedPart(m, gate, score_w > float(threshold.threshold[s])))
             if model.hparams.get("objective") == "forecast":  # a window is its forecast row
                 labels.append(m.is_anomaly[window - 1 :].astype(bool)[gate])
             else:
@@ -176,16 +281,43 @@ class RandomForestGate(PostRule):
             )
             self.forest = None
             return None
-        forest = RandomForestClassifier(
+        x = np.concatenate(feats)
+        if self.check == "cross_fit" and not self._passes_check(model, gated, x, y):
+            self.forest = None
+            return None
+        forest = self._new_forest().fit(x, y.astype(np.int64))
+        log.info("RandomForestGate fitted on %d windows (%d labeled)", len(y), int(y.sum()))
+        self.forest = forest
+        return forest
+
+    def _new_forest(self) -> RandomForestClassifier:
+        return RandomForestClassifier(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
             class_weight="balanced",
             random_state=self.random_state,
             n_jobs=self.n_jobs,
-        ).fit(np.concatenate(feats), y.astype(np.int64))
-        log.info("RandomForestGate fitted on %d windows (%d labeled)", len(y), int(y.sum()))
-        self.forest = forest
-        return forest
+        )
+
+    def _passes_check(
+        self, model: Any, gated: list[GatedPart], x: np.ndarray, y: np.ndarray
+    ) -> bool:
+        """Whether out-of-fold decisions of the forest score at least the threshold's own
+        alarms' F0.5 over the fit range (``gate_check``); logs both."""
+        accepted = out_of_fold_decisions(
+            self._new_forest, x, y, [part.gate for part in gated], self.folds, model.hparams.window
+        )
+        with_gate, without = gate_check(model, gated, accepted)
+        verdict = with_gate is not None and without is not None and with_gate < without
+        log.info(
+            "RandomForestGate cross-fit check over %d folds: EW_F_0.50 %s with the forest out "
+            "of fold, %s without it%s",
+            self.folds,
+            "n/a" if with_gate is None else f"{with_gate:.4f}",
+            "n/a" if without is None else f"{without:.4f}",
+            ": not shipped" if verdict else "",
+        )
+        return not verdict
 
     def save_extra(self, folder: Path, name: str) -> None:
         if self.forest is not None:

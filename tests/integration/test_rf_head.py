@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
 import pytest
 import torch
 
+from esa_lightning.data.readers.common import events_from_labels
 from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
@@ -171,3 +173,22 @@ def test_window_features_of_selected_rows_equal_the_gated_full_matrix():
     gate = rng.random(n) > 0.7
     np.testing.assert_array_equal(window_features(wo, gate), full[gate])
     np.testing.assert_array_equal(window_features(wo, np.flatnonzero(gate)), full[gate])
+
+
+def with_events(m):
+    """``m`` with the event table its labels describe (the check scores event-wise F0.5)."""
+    events = events_from_labels(m.labels, m.timestamps, m.channel_names)
+    return dataclasses.replace(m, events=events)
+
+
+def test_cross_fit_check_ships_a_forest_that_judges_unseen_windows(tmp_path, caplog):
+    """check=cross_fit: labels the features explain (bumps on channel a) survive the check."""
+    m = with_events(make_mission())
+    with caplog.at_level(logging.INFO):
+        model, _ = fit(m, tmp_path, n_estimators=10, gate_factor=0.5, check="cross_fit", folds=3)
+    assert model.gate is not None
+    assert "cross-fit check over 3 folds" in caplog.text and "not shipped" not in caplog.text
+    with pytest.raises(ESAInputError, match="check must be"):
+        RandomForestGate(check="holdout")
+    with pytest.raises(ESAInputError, match="folds must be"):
+        RandomForestGate(folds=1)
