@@ -101,7 +101,7 @@ alarm sets over the fit range), best of {a.repeats}; the GRU's pass over the row
 once beforehand and not timed.
 
 {head}
-|------|---|---|---|---|---|
+|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 Machine: {machine()}.
