@@ -303,21 +303,22 @@ class RandomForestGate(PostRule):
         self, model: Any, gated: list[GatedPart], x: np.ndarray, y: np.ndarray
     ) -> bool:
         """Whether out-of-fold decisions of the forest score at least the threshold's own
-        alarms' F0.5 over the fit range (``gate_check``); logs both."""
+        alarms' F0.5 over the fit range (``gate_check``); logs both, a forest that loses as a
+        warning."""
         accepted = out_of_fold_decisions(
             self._new_forest, x, y, [part.gate for part in gated], self.folds, model.hparams.window
         )
         with_gate, without = gate_check(model, gated, accepted)
-        verdict = with_gate is not None and without is not None and with_gate < without
-        log.info(
+        loses = with_gate is not None and without is not None and with_gate < without
+        (log.warning if loses else log.info)(
             "RandomForestGate cross-fit check over %d folds: EW_F_0.50 %s with the forest out "
             "of fold, %s without it%s",
             self.folds,
             "n/a" if with_gate is None else f"{with_gate:.4f}",
             "n/a" if without is None else f"{without:.4f}",
-            ": not shipped" if verdict else "",
+            ": not shipped, the threshold's alarms stand" if loses else "",
         )
-        return not verdict
+        return not loses
 
     def save_extra(self, folder: Path, name: str) -> None:
         if self.forest is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 
 import numpy as np
@@ -104,9 +105,11 @@ def test_check_ships_a_forest_that_tells_events_apart_out_of_fold():
     assert RandomForestGate(check="cross_fit", folds=4)._passes_check(window_model(), [part], x, y)
 
 
-def test_check_drops_a_forest_whose_labels_its_features_cannot_explain():
+def test_check_drops_a_forest_whose_labels_its_features_cannot_explain(caplog):
     part, x, y = spiky_part()
     gate = RandomForestGate(check="cross_fit", folds=4, n_estimators=20)
-    assert not gate._passes_check(window_model(), [part], x, y)
+    with caplog.at_level(logging.WARNING):
+        assert not gate._passes_check(window_model(), [part], x, y)
+    assert "not shipped" in caplog.text  # a user sees the gate was dropped, and why
     # fitted in sample, the same forest would have looked perfect
     assert (gate._new_forest().fit(x, y).predict(x) == y).mean() > 0.9
