@@ -135,13 +135,14 @@ def out_of_fold_decisions(
     fold = np.concatenate(
         [contiguous_folds(len(g), folds)[i] for g, i in zip(gates, index, strict=True)]
     )
+    bounds = [fold_bounds(len(g), folds) for g in gates]
     accepted = np.zeros(len(y), dtype=bool)
     for k in range(folds):
         judged = fold == k
         if not judged.any():
             continue
         learn = ~np.concatenate(
-            [_near_fold(len(g), i, folds, k, window) for g, i in zip(gates, index, strict=True)]
+            [_near(i, *b[k], window) for i, b in zip(index, bounds, strict=True)]
         )
         if not learn.any():
             accepted[judged] = True
@@ -155,13 +156,18 @@ def out_of_fold_decisions(
     return out
 
 
-def _near_fold(n: int, index: np.ndarray, folds: int, k: int, window: int) -> np.ndarray:
-    """bool over windows ``index`` of a part of ``n``: inside fold ``k`` or within ``window``
-    windows of it."""
-    inside = np.flatnonzero(contiguous_folds(n, folds) == k)
-    if len(inside) == 0:
+def fold_bounds(n: int, folds: int) -> list[tuple[int, int]]:
+    """(first, last) window of each of ``contiguous_folds(n, folds)``'s folds; last < first
+    for a fold that holds no window (fewer windows than folds)."""
+    return [(-(-k * n // folds), -(-(k + 1) * n // folds) - 1) for k in range(folds)]
+
+
+def _near(index: np.ndarray, first: int, last: int, window: int) -> np.ndarray:
+    """bool over windows ``index``: inside the fold ``first``..``last`` or within ``window``
+    windows of it (none for an empty fold)."""
+    if last < first:
         return np.zeros(len(index), dtype=bool)
-    return (index >= inside[0] - window) & (index <= inside[-1] + window)
+    return (index >= first - window) & (index <= last + window)
 
 
 def gate_check(
@@ -172,11 +178,10 @@ def gate_check(
     event (None when none does)."""
     with_gate, without = [], []
     for part, keep in zip(gated, accepted, strict=True):
-        n = len(part.mission.values)
-        pad = max(0, len(part.alarm) + model.hparams.window - 1 - n)
+        n = len(part.mission.values)  # at least one window: no padding
 
-        def rows(alarm_w: np.ndarray, n: int = n, pad: int = pad) -> np.ndarray:
-            return model.window_to_rows(alarm_w.astype(np.float32), n + pad)[pad:] > 0
+        def rows(alarm_w: np.ndarray, n: int = n) -> np.ndarray:
+            return model.window_to_rows(alarm_w.astype(np.float32), n) > 0
 
         f_with = event_f05(rows(part.alarm & keep), part.mission)
         if f_with is not None:
@@ -263,10 +268,10 @@ class RandomForestGate(PostRule):
             if len(m.values) < window:
                 continue
             wo = model.window_outputs(m, series=name, features=True)
-            score_w = threshold.smoothed(wo.total)
+            score_w, alarm_w = threshold.window_alarms(wo.total, s)
             gate = score_w > float(threshold.threshold[s]) * self.gate_factor
             feats.append(window_features(wo, gate))
-            gated.append(GatedPart(m, gate, score_w > float(threshold.threshold[s])))
+            gated.append(GatedPart(m, gate, alarm_w))
             if model.hparams.get("objective") == "forecast":  # a window is its forecast row
                 labels.append(m.is_anomaly[window - 1 :].astype(bool)[gate])
             else:

@@ -14,6 +14,7 @@ from esa_lightning.postprocessing.random_forest import (
     GatedPart,
     RandomForestGate,
     contiguous_folds,
+    fold_bounds,
     out_of_fold_decisions,
 )
 from tests.helpers import toy_mission
@@ -41,6 +42,9 @@ def test_contiguous_folds_cut_time_into_ordered_stretches():
     folds = contiguous_folds(10, 3)
     assert list(folds) == [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert np.all(np.diff(folds) >= 0)
+    assert fold_bounds(10, 3) == [(0, 3), (4, 6), (7, 9)]
+    first, last = fold_bounds(2, 3)[2]  # more folds than windows: an empty fold
+    assert not (contiguous_folds(2, 3) == 2).any() and last < first
 
 
 def test_each_fold_is_judged_by_a_forest_that_never_saw_it_or_its_neighbours():
