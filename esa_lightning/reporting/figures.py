@@ -75,14 +75,36 @@ def _time_axis(ax, timestamps: np.ndarray, lo: int) -> None:  # noqa: ANN001
     ax.tick_params(labelsize=7)
 
 
-def _shade_runs(ax, mask: np.ndarray, lo: int, colour: str, alpha: float) -> None:  # noqa: ANN001
-    """Shade each run of ``mask``, at least 1/400 of the plotted range wide (a short alarm
-    stays visible on a timeline of weeks)."""
+def shade_spans(mask: np.ndarray, lo: int) -> tuple[np.ndarray, np.ndarray]:
+    """x extents ``(left, right)`` of the shading of each run of ``mask`` (row ``lo`` first):
+    the run's rows +-0.5, widened about its centre to at least 1/400 of the plotted range (a
+    short alarm stays visible on a timeline of weeks); spans that then overlap are merged."""
     starts, ends = runs(mask.astype(np.uint8))
     half = max(0.5, len(mask) / 800)
-    for a, b in zip(starts, ends, strict=True):
-        centre, width = (a + b) / 2, max((b - a) / 2 + 0.5, half)
-        ax.axvspan(lo + centre - width, lo + centre + width, color=colour, alpha=alpha, lw=0)
+    centre, width = lo + (starts + ends) / 2, np.maximum((ends - starts) / 2 + 0.5, half)
+    left, right = centre - width, centre + width
+    if len(left) < 2:
+        return left, right
+    reach = np.maximum.accumulate(right)
+    groups = np.flatnonzero(np.r_[True, left[1:] > reach[:-1]])
+    return np.minimum.reduceat(left, groups), np.maximum.reduceat(right, groups)
+
+
+def _shade_runs(ax, mask: np.ndarray, lo: int, colour: str, alpha: float) -> None:  # noqa: ANN001
+    """Shade each run of ``mask`` over the panel's height: one collection for all of them (one
+    patch per run took seconds per timeline with thousands of alarms)."""
+    from matplotlib.collections import PolyCollection
+
+    left, right = shade_spans(mask, lo)
+    if not len(left):
+        return
+    bottom, top = np.zeros_like(left), np.ones_like(left)
+    corners = [(left, bottom), (left, top), (right, top), (right, bottom)]
+    verts = np.stack([np.column_stack(c) for c in corners], axis=1)  # [spans, 4, (x, y)]
+    spans = PolyCollection(
+        verts, facecolors=colour, alpha=alpha, linewidths=0, transform=ax.get_xaxis_transform()
+    )
+    ax.add_collection(spans, autolim=False)
 
 
 def _trace(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -338,7 +338,7 @@ def test_a_prediction_that_dies_leaves_the_previous_set_whole(smoke_detector, sm
 
     monkeypatch.setattr(page, "write_page", killed)
     with pytest.raises(KeyboardInterrupt):
-        predict(predict_cfg(smoke_detector, small_mission_dir, out, "range=all"))
+        predict(predict_cfg(smoke_detector, small_mission_dir, out, "range=all", "max_figures=1"))
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
 
