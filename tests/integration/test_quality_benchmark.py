@@ -37,15 +37,11 @@ def test_tiny_suite_writes_a_leaderboard_row_for_every_candidate(tmp_path: Path)
         "benchmarks/quality.py",
         "--tiny",
         "--candidates",
-        "zscore,gru_ae,broken,refused,absent",
+        "zscore,gru_ae,broken,absent",
         "--candidate",
         "broken=trainer.no_such_key=1",
         "--candidate",
-        "refused=model=channel_ensemble",
-        "--candidate",
         "absent=model=no_such_model",
-        "--seeds",
-        "1",
         "--workdir",
         str(work),
         "--out",
@@ -62,34 +58,73 @@ def test_tiny_suite_writes_a_leaderboard_row_for_every_candidate(tmp_path: Path)
     assert "<!-- quality.py: begin -->" in text and "<!-- quality.py: end -->" in text
     assert str(work) not in text and str(REPO) not in text
     rows = table_rows(text)
-    assert set(rows) == {
-        "zscore", "gru_ae", "gru_ae (3 batches)", "gru_ae (seed 1)", "broken", "refused", "absent"
-    }
-    for name in ("zscore", "gru_ae", "gru_ae (3 batches)", "gru_ae (seed 1)"):
+    assert set(rows) == {"zscore", "gru_ae", "gru_ae (3 batches)", "broken", "absent"}
+    for name in ("zscore", "gru_ae", "gru_ae (3 batches)"):
         row = rows[name]
         assert 0.0 <= float(row["test EW_F_0.50"]) <= 1.0
         assert float(row["train s"]) > 0 and float(row["train peak MiB"]) > 0
         assert float(row["predict s"]) > 0 and row["test looks"] == "1"
     assert rows["gru_ae (3 batches)"]["kind"] == "ablation"
     assert "limit_train_batches=3" in rows["gru_ae (3 batches)"]["train.py overrides"]
-    assert rows["gru_ae (seed 1)"]["kind"] == "seed"  # zscore draws nothing at random: no row
-    assert rows["gru_ae (seed 1)"]["train.py overrides"].endswith(" seed=1`")
-    assert "- gru_ae over its seeds: test EW_F_0.50 " in text
     assert rows["broken"]["test EW_F_0.50"] == "error"
     assert "no_such_key" in rows["broken"]["note"]
-    assert rows["refused"]["test EW_F_0.50"] == "n/a"  # the product refuses it: exit code 2
-    assert "trains on datamodule=segments" in rows["refused"]["note"]
     assert rows["absent"]["test EW_F_0.50"] == "error"
     assert "conf/model/no_such_model.yaml" in rows["absent"]["note"]
     assert "no test range was scored twice" in text
     numbers = json.loads(work.with_suffix(".json").read_text())
-    assert len(numbers["missions"][0]["rows"]) == 7
+    assert len(numbers["missions"][0]["rows"]) == 5
 
     # writing again replaces its own section and keeps the rest of the file
     again = [sys.executable, "benchmarks/quality.py", "--from-json", str(work.with_suffix(".json"))]
     done = subprocess.run([*again, "--out", str(out)], cwd=REPO, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert out.read_text() == text
+
+
+def test_each_row_runs_with_its_own_overrides_and_a_refusal_is_not_an_error(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The rows of a mission, without running a model: the tiny, ablation and seed overrides
+    reach train.py; a train.py that exits 2 (the product refusing the input) gives an n/a row,
+    any other failure an error row, and neither is scored on the test range."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import _quality_runs
+    import quality
+
+    ran: list[list[str]] = []
+
+    def fake_run(cmd: list[str], log_dir: Path, timeout_s: float) -> dict:
+        ran.append(cmd)
+        rc = 2 if "model=channel_ensemble" in cmd else 1 if "trainer.no_such_key=1" in cmd else 0
+        error = {2: "it trains on datamodule=segments", 1: "Could not override"}.get(rc)
+        return {"rc": rc, "error": error, "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mib": 1.0}
+
+    monkeypatch.setattr(_quality_runs, "run_measured", fake_run)
+    monkeypatch.setattr(quality, "prepare_mission", lambda *args: {})
+    a = quality.parse_args(["--tiny", "--seeds", "1", "--workdir", str(tmp_path)])
+    candidates = {
+        "gru_ae": quality.CANDIDATES["gru_ae"],
+        "zscore": quality.CANDIDATES["zscore"],
+        "refused": {"overrides": "model=channel_ensemble", "kind": "baseline"},
+        "broken": {"overrides": "trainer.no_such_key=1", "kind": "baseline"},
+    }
+    mission = quality.run_mission("tiny", {"data": "data.root=x"}, candidates, a)
+    rows = {r["candidate"]: r for r in mission["rows"]}
+    assert list(rows) == [
+        "gru_ae", "gru_ae (3 batches)", "gru_ae (seed 1)", "zscore", "refused", "broken"
+    ]  # zscore draws nothing at random: no seed row
+    assert rows["gru_ae"]["overrides"] == ["experiment=gru_ae", "trainer.max_epochs=1"]
+    assert rows["gru_ae (3 batches)"]["overrides"][-1] == "++trainer.limit_train_batches=3"
+    assert rows["gru_ae (seed 1)"]["overrides"][-1] == "seed=1"
+    assert (rows["gru_ae (seed 1)"]["base"], rows["gru_ae (seed 1)"]["seed"]) == ("gru_ae", 1)
+    for name in ("gru_ae", "gru_ae (3 batches)", "gru_ae (seed 1)", "zscore"):
+        assert rows[name]["status"] == "ok" and rows[name]["test_looks"] == 1
+    assert rows["refused"]["status"] == "n/a" and "datamodule=segments" in rows["refused"]["reason"]
+    assert rows["broken"]["status"] == "error" and rows["broken"]["test_looks"] == 0
+    trained = [cmd for cmd in ran if cmd[1] == "train.py"]
+    predicted = [cmd for cmd in ran if cmd[1] == "predict.py"]
+    assert len(trained) == 6 and len(predicted) == 4  # no prediction after a failed training
+    assert all("data.root=x" in cmd and "test=false" in cmd for cmd in trained)
 
 
 def test_helpers_replace_the_section_and_name_errors(tmp_path: Path, monkeypatch) -> None:
