@@ -117,3 +117,16 @@ def test_check_drops_a_forest_whose_labels_its_features_cannot_explain(caplog):
     assert "not shipped" in caplog.text  # a user sees the gate was dropped, and why
     # fitted in sample, the same forest would have looked perfect
     assert (gate._new_forest().fit(x, y).predict(x) == y).mean() > 0.9
+
+
+def test_the_check_decides_the_same_on_every_core_as_on_one():
+    part, x, y = spiky_part()
+    x[:, 0] = y + 0.5 * x[:, 0]
+
+    def decisions(n_jobs: int | None) -> list[np.ndarray]:
+        gate = RandomForestGate(check="cross_fit", folds=4, n_estimators=20, n_jobs=n_jobs)
+        return out_of_fold_decisions(gate._new_forest, x, y, [part.gate], 4, WINDOW)
+
+    one, every = decisions(None), decisions(-1)
+    assert one[0].any() and not one[0].all()  # the forests accept some windows, not all
+    np.testing.assert_array_equal(one[0], every[0])
