@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.metrics.intervals import runs
+from esa_lightning.metrics.intervals import merge, runs
 from esa_lightning.models.base import RowScores
 
 ALARM_COLOUR = "#d62728"
@@ -82,12 +82,8 @@ def shade_spans(mask: np.ndarray, lo: int) -> tuple[np.ndarray, np.ndarray]:
     starts, ends = runs(mask.astype(np.uint8))
     half = max(0.5, len(mask) / 800)
     centre, width = lo + (starts + ends) / 2, np.maximum((ends - starts) / 2 + 0.5, half)
-    left, right = centre - width, centre + width
-    if len(left) < 2:
-        return left, right
-    reach = np.maximum.accumulate(right)
-    groups = np.flatnonzero(np.r_[True, left[1:] > reach[:-1]])
-    return np.minimum.reduceat(left, groups), np.maximum.reduceat(right, groups)
+    spans = merge(centre - width, centre + width)
+    return spans.start, spans.end
 
 
 def _shade_runs(ax, mask: np.ndarray, lo: int, colour: str, alpha: float) -> None:  # noqa: ANN001
