@@ -3,6 +3,7 @@ reader's layout (no generator involved)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
+from esa_lightning.data.readers.common import events_from_labels
 from esa_lightning.data.segment_datamodule import SegmentDataModule
 
 
@@ -95,6 +97,12 @@ def toy_mission(
         test_start=test_start,
         **extra,
     )
+
+
+def with_events(m: Mission) -> Mission:
+    """``m`` with the event table its labels describe (for what scores event-wise F0.5)."""
+    events = events_from_labels(m.labels, m.timestamps, m.channel_names)
+    return dataclasses.replace(m, events=events)
 
 
 def esa_frame(name: str, n: int = 50, start: str = "2000-01-01", step_s: int = 30) -> pd.DataFrame:

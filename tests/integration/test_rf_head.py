@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import numpy as np
 import pytest
 import torch
 
-from esa_lightning.data.readers.common import events_from_labels
 from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.random_forest import RandomForestGate, load_forest, save_forest
-from tests.helpers import toy_mission, trainer
+from tests.helpers import toy_mission, trainer, with_events
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -173,12 +171,6 @@ def test_window_features_of_selected_rows_equal_the_gated_full_matrix():
     gate = rng.random(n) > 0.7
     np.testing.assert_array_equal(window_features(wo, gate), full[gate])
     np.testing.assert_array_equal(window_features(wo, np.flatnonzero(gate)), full[gate])
-
-
-def with_events(m):
-    """``m`` with the event table its labels describe (the check scores event-wise F0.5)."""
-    events = events_from_labels(m.labels, m.timestamps, m.channel_names)
-    return dataclasses.replace(m, events=events)
 
 
 def test_cross_fit_check_ships_a_forest_that_judges_unseen_windows(tmp_path, caplog):

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
-from esa_lightning.data.readers.common import events_from_labels
 from esa_lightning.postprocessing.random_forest import (
     GatedPart,
     RandomForestGate,
@@ -17,7 +16,7 @@ from esa_lightning.postprocessing.random_forest import (
     fold_bounds,
     out_of_fold_decisions,
 )
-from tests.helpers import toy_mission
+from tests.helpers import toy_mission, with_events
 
 WINDOW = 5
 
@@ -97,8 +96,7 @@ def spiky_part(n: int = 2000, seed: int = 0) -> tuple[GatedPart, np.ndarray, np.
     is_event = np.arange(40) % 2 == 0
     for s in starts[is_event]:
         labels[s + WINDOW - 1, 0] = 1  # the row the crossing window alarms on
-    m = toy_mission(np.zeros((n, 1), np.float32), labels, val_start=n, test_start=n)
-    m.events = events_from_labels(labels, m.timestamps, m.channel_names)
+    m = with_events(toy_mission(np.zeros((n, 1), np.float32), labels, val_start=n, test_start=n))
     assert isinstance(m.events, pd.DataFrame) and m.events["ID"].nunique() == 20
     return GatedPart(m, alarm.copy(), alarm), rng.standard_normal((40, 4)), is_event
 
