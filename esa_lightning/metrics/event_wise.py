@@ -74,9 +74,14 @@ def prepare(
     return truth, pred, (lo, hi)
 
 
-def _zero_scores(betas: list[float]) -> dict[str, float]:
+def _zero_event_wise(betas: list[float]) -> dict[str, float]:
     out = {"EW_precision": 0.0, "EW_recall": 0.0}
     out.update({f"EW_F_{b:.2f}": 0.0 for b in betas})
+    return out
+
+
+def _zero_scores(betas: list[float]) -> dict[str, float]:
+    out = _zero_event_wise(betas)
     out["alarming_precision"] = 0.0
     out.update({"AFF_precision": 0.0, "AFF_recall": 0.0})
     out.update({f"AFF_F_{b:.2f}": 0.0 for b in betas})
@@ -171,6 +176,40 @@ def affiliation_both(
     return paper, reference
 
 
+def _event_wise(
+    truth: Truth, pred: Intervals, full_range: tuple[Any, Any], betas: list[float]
+) -> tuple[dict[str, float], dict[str, int]]:
+    """(the ``EW_*`` scores, the event counts) of prepared labels and predictions."""
+    c = event_counts(truth, pred)
+    precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+    if precision > 0:
+        precision *= true_negative_rate(truth, pred, full_range)
+    n_events = c["tp"] + c["fn"]
+    recall = c["tp"] / n_events if n_events else 0.0
+    out = {"EW_precision": float(precision), "EW_recall": float(recall)}
+    out.update({f"EW_F_{b:.2f}": f_beta(precision, recall, b) for b in betas})
+    return out, c
+
+
+def event_wise_scores(
+    y_true: pd.DataFrame | Truth,
+    y_pred: Any,
+    *,
+    betas: float | Sequence[float] = 0.5,
+    select_labels: dict | None = None,
+    full_range: tuple[Any, Any] | None = None,
+) -> dict[str, float]:
+    """The corrected event-wise keys of :func:`esa_scores` alone (``EW_precision``,
+    ``EW_recall``, ``EW_F_<beta>``), the same values, without the alarming precision and the
+    affiliation scores. What a threshold search reads for each of its candidates: pass
+    ``y_true`` as a :class:`Truth` (``read_truth``) to read the labels once for many of them."""
+    bl = beta_list(betas)
+    truth, pred, rng = prepare(y_true, y_pred, select_labels, full_range)
+    if len(pred) == 0:
+        return _zero_event_wise(bl)
+    return _event_wise(truth, pred, rng, bl)[0]
+
+
 def _f_beta_reference(precision: float, recall: float, beta: float) -> float:
     """F-beta as ESA-ADB's code computes it: NaN when undefined (0/0 or a NaN input)."""
     den = beta**2 * precision + recall
@@ -198,14 +237,7 @@ def esa_scores(
     truth, pred, rng = prepare(y_true, y_pred, select_labels, full_range)
     if len(pred) == 0:
         return _zero_scores(bl)
-    c = event_counts(truth, pred)
-    precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
-    if precision > 0:
-        precision *= true_negative_rate(truth, pred, rng)
-    n_events = c["tp"] + c["fn"]
-    recall = c["tp"] / n_events if n_events else 0.0
-    out = {"EW_precision": float(precision), "EW_recall": float(recall)}
-    out.update({f"EW_F_{b:.2f}": f_beta(precision, recall, b) for b in bl})
+    out, c = _event_wise(truth, pred, rng, bl)
     alarm_den = c["tp"] + c["redundant"]
     out["alarming_precision"] = c["tp"] / alarm_den if alarm_den else 0.0
     (pap_p, pap_r), (ref_p, ref_r) = affiliation_both(truth, pred, rng)

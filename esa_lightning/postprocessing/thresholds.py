@@ -262,7 +262,8 @@ def f05_per_candidate(
     """float [K]: the corrected event-wise F0.5 on ``part`` of each candidate's row alarms
     (``alarm_of``), scored as the reported ``EW_F_0.50`` is (the events of ``categories``, the
     range's full extent). None when ``part`` holds no such event."""
-    from esa_lightning.metrics import esa_scores
+    from esa_lightning.metrics.event_wise import event_wise_scores
+    from esa_lightning.metrics.truth import read_truth
 
     categories = F05_CATEGORIES if categories is None else categories
     events = part.events
@@ -272,10 +273,11 @@ def f05_per_candidate(
         return None
     times = np.asarray(part.timestamps)
     full_range = (times[0], times[-1])
+    truth = read_truth(events)  # once for every candidate
     return np.array(
         [
-            esa_scores(
-                events,
+            event_wise_scores(
+                truth,
                 (times, alarm_of(float(thr)).astype(np.uint8)),
                 betas=0.5,
                 full_range=full_range,
