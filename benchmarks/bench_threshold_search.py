@@ -107,7 +107,6 @@ def measure(days: float, repeats: int, workdir: Path) -> dict:
     return {
         "days": days, "rows": len(part.values), "events": int(part.events["ID"].nunique()),
         "candidates": len(candidates), "pieces": pieces, "old": old_s, "new": new_s,
-        "best_f": float(np.max(new_f)),
     }
 
 
