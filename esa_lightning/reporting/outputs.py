@@ -251,7 +251,9 @@ def write_report(
     max_figures: int = 100,
     max_timeline_series: int = 12,
 ) -> pd.DataFrame:
-    """intervals.csv, alarms/*.png and index.html of scored ``grids``; returns the intervals."""
+    """intervals.csv, alarms/*.png and index.html of scored ``grids`` (and events.csv when
+    ``metrics`` says the range is labeled: ``reporting.caught``); returns the intervals."""
+    from esa_lightning.reporting.caught import grids_outcomes
     from esa_lightning.reporting.figures import timeline_png
     from esa_lightning.reporting.page import write_page
 
@@ -263,8 +265,13 @@ def write_report(
         else pd.DataFrame(columns=[*INTERVAL_COLUMNS, "start_index", "end_index"])
     )
     write_intervals(intervals, out / "intervals.csv")
+    events = None
+    if metrics:
+        events = grids_outcomes(grids)
+        with atomic_path(out / "events.csv") as tmp:
+            events.to_csv(tmp, index=False)
     figures = write_alarm_figures(grids, out / "alarms", max_figures=max_figures)
     with_alarms = [g for g in grids if len(g.intervals)] or grids
     timeline = timeline_png(with_alarms[:max_timeline_series]) if with_alarms else None
-    write_page(out, summary, timeline, intervals, figures, metrics)
+    write_page(out, summary, timeline, intervals, figures, metrics, events)
     return intervals

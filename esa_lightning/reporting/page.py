@@ -1,8 +1,9 @@
 """``index.html``: one self-contained page (inline CSS, figures as base64 PNG data URIs).
 
 Order: what ran (detector, data, time range, threshold, alarm count), the timeline of alarms
-against labeled events, the alarm table, one figure per alarm, then the metrics (when the range
-has labels), counts printed as counts and ratios as ratios. docs/report.md explains how to read
+against labeled events, the alarm table, one figure per alarm, then (when the range has labels)
+the labeled events caught and missed (``reporting.caught``) and the metrics, counts printed as
+counts and ratios as ratios. docs/report.md explains how to read
 it.
 """
 
@@ -21,6 +22,8 @@ from esa_lightning.io import write_text_atomic
 #: metrics that count events (printed as integers); the ``_anomaly`` variants too
 COUNT_METRICS = ("ADTQC_before", "ADTQC_after")
 ANOMALY_SUFFIX = "_anomaly"
+#: labeled events listed on the page (events.csv lists every one)
+MAX_EVENT_ROWS = 200
 
 STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 0;
@@ -113,12 +116,46 @@ def _alarm_table(intervals: pd.DataFrame, figures: Sequence[tuple[str, int, byte
     return "\n".join(lines)
 
 
+def _events_section(events: pd.DataFrame) -> list[str]:
+    """Caught and missed labeled events: per class, then one row per event (at most
+    ``MAX_EVENT_ROWS``; events.csv has them all)."""
+    from esa_lightning.reporting.caught import caught_by_class
+
+    caught = int(events["caught"].sum()) if len(events) else 0
+    parts = [f"<section><h2>Labeled events ({caught} of {len(events)} caught)</h2>"]
+    if not len(events):
+        return [*parts, "<p>No labeled event in the range.</p></section>"]
+    parts.append("<table id='event-classes'><tr><th>category</th><th>class</th>"
+                 "<th>events</th><th>caught</th></tr>")
+    parts += [
+        f"<tr>{_cell(r['category'])}{_cell(r['class'])}{_cell(str(r['events']), True)}"
+        f"{_cell(str(r['caught']), True)}</tr>"
+        for r in caught_by_class(events).to_dict("records")
+    ]
+    parts.append("</table><table id='events'><tr><th>id</th><th>category</th><th>class</th>"
+                 "<th>start</th><th>end</th><th>channels</th><th>caught by alarm</th></tr>")
+    for r in events.head(MAX_EVENT_ROWS).to_dict("records"):
+        name = f"{r['series']}: {r['id']}" if r["series"] else str(r["id"])
+        by = str(r["alarms"]).replace(";", ", ") if r["caught"] else "missed"
+        parts.append(
+            f"<tr>{_cell(name)}{_cell(r['category'])}{_cell(r['class'])}"
+            f"{_cell(str(r['start']))}{_cell(str(r['end']))}"
+            f"{_cell(str(r['channels']).replace(';', ', '))}{_cell(by)}</tr>"
+        )
+    parts.append("</table>")
+    if len(events) > MAX_EVENT_ROWS:
+        parts.append(f"<p class='muted'>The first {MAX_EVENT_ROWS} events; events.csv lists "
+                     f"all {len(events)}.</p>")
+    return [*parts, "</section>"]
+
+
 def render_page(
     summary: Mapping[str, str],
     timeline: bytes | None,
     intervals: pd.DataFrame,
     figures: Sequence[tuple[str, int, bytes]],
     metrics: Mapping[str, float] | None,
+    events: pd.DataFrame | None = None,
 ) -> str:
     """The whole page as a string (see the module docstring)."""
     title = f"esa_lightning report: {summary.get('Detector', '')} on {summary.get('Data', '')}"
@@ -160,6 +197,8 @@ def render_page(
                 "</figcaption></figure>"
             )
         parts.append("</section>")
+    if events is not None:
+        parts += _events_section(events)
     parts.append("<section><h2>Metrics</h2>")
     if metrics:
         parts.append(
@@ -176,7 +215,8 @@ def render_page(
     parts.append(
         "</section><section><h2>Files</h2><p><a href='submission.csv'>submission.csv</a> · "
         "<a href='intervals.csv'>intervals.csv</a> · <a href='report.csv'>report.csv</a> · "
-        "<a href='metrics.json'>metrics.json</a></p></section></main></body></html>"
+        + ("<a href='events.csv'>events.csv</a> · " if events is not None else "")
+        + "<a href='metrics.json'>metrics.json</a></p></section></main></body></html>"
     )
     return "\n".join(parts)
 

@@ -167,6 +167,7 @@ def test_every_output_and_cache_entry_follows_the_umask(smoke_detector, small_mi
         get_umask.cache_clear()
     found = {**file_modes(out), **file_modes(cache), **file_modes(tmp_path / "train")}
     assert any(name.endswith(".png") for name in found) and "submission.csv" in found
+    assert "events.csv" in found
     assert any(name.endswith(".npy") for name in found) and "detector/detector.json" in found
     for name, (is_dir, mode) in found.items():
         assert mode == (0o777 if is_dir else 0o666) & ~mask, (name, oct(mode))
@@ -313,16 +314,19 @@ def test_labeled_then_unlabeled_prediction_leaves_none_of_the_old_outputs(
     predict(predict_cfg(smoke_detector, small_mission_dir, out, "max_figures=4"))
     first = sorted(p.name for p in (out / "alarms").iterdir())
     assert (out / "metrics.json").is_file() and len(first) > 1
+    assert (out / "events.csv").is_file()
     unlabeled = tmp_path / "unlabeled"
     shutil.copytree(small_mission_dir, unlabeled)
     (unlabeled / "labels.csv").unlink()
     (out / "mine.txt").write_text("a user's file")
     predict(predict_cfg(smoke_detector, unlabeled, out, "max_figures=1"))
     assert not (out / "metrics.json").exists()
+    assert not (out / "events.csv").exists()  # no labels: no table of caught events
     assert sorted(p.name for p in (out / "alarms").iterdir()) == first[:1]
     assert (out / "mine.txt").read_text() == "a user's file"
     listed = json.loads((out / MANIFEST).read_text())["files"]
-    assert "metrics.json" not in listed and "submission.csv" in listed
+    assert "metrics.json" not in listed and "events.csv" not in listed
+    assert "submission.csv" in listed
 
 
 def test_a_prediction_that_dies_leaves_the_previous_set_whole(smoke_detector, small_mission_dir,

@@ -58,3 +58,9 @@ def test_nasa_predict_writes_intervals_report_and_index(tmp_path):
     assert len(page.sources) == 1 + min(3, len(intervals))  # timeline + figures, inline
     assert all(s.startswith("data:image/png;base64,") for s in page.sources)
     assert "test/EWraw_F_0.50" in metrics
+    events = pd.read_csv(out / "events.csv", keep_default_na=False, dtype={"alarms": str})
+    assert len(events) and set(events["series"]) <= {"T-13", "C-1"}
+    for row in events[events["caught"] == 1].itertuples():
+        named = [int(k) for k in row.alarms.split(";")]
+        assert (intervals["series"].iloc[named] == row.series).all()  # its own series' alarms
+    assert events["caught"].mean() == pytest.approx(metrics["test/EW_recall"])
