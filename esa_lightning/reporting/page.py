@@ -3,8 +3,7 @@
 Order: what ran (detector, data, time range, threshold, alarm count), the timeline of alarms
 against labeled events, the alarm table, one figure per alarm, then (when the range has labels)
 the labeled events caught and missed (``reporting.caught``) and the metrics, counts printed as
-counts and ratios as ratios. docs/report.md explains how to read
-it.
+counts and ratios as ratios. docs/report.md explains how to read it.
 """
 
 from __future__ import annotations
@@ -119,12 +118,19 @@ def _alarm_table(intervals: pd.DataFrame, figures: Sequence[tuple[str, int, byte
 def _events_section(events: pd.DataFrame) -> list[str]:
     """Caught and missed labeled events: per class, then one row per event (at most
     ``MAX_EVENT_ROWS``; events.csv has them all)."""
+    from esa_lightning.metrics.report import SELECTIONS
     from esa_lightning.reporting.caught import caught_by_class
 
     caught = int(events["caught"].sum()) if len(events) else 0
     parts = [f"<section><h2>Labeled events ({caught} of {len(events)} caught)</h2>"]
     if not len(events):
         return [*parts, "<p>No labeled event in the range.</p></section>"]
+    counted_categories = SELECTIONS[""]  # the categories EW_recall counts
+    counted = events[events["category"].isin(counted_categories)]
+    parts.append(
+        f"<p>{', '.join(counted_categories)}: {int(counted['caught'].sum())} of {len(counted)} "
+        "caught (the share is EW_recall).</p>"
+    )
     parts.append("<table id='event-classes'><tr><th>category</th><th>class</th>"
                  "<th>events</th><th>caught</th></tr>")
     parts += [

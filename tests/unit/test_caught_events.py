@@ -80,5 +80,6 @@ def test_the_report_counts_caught_events_per_class_and_names_the_missed_ones():
     assert table.loc["shape", "caught"] == 0
     page = render_page({}, None, pd.DataFrame(), [], {"test/EW_recall": 1 / 3}, out)
     assert "Labeled events (1 of 3 caught)" in page and page.count("missed") == 2
+    assert "Anomaly, Rare Event: 1 of 3 caught" in page
     assert "events.csv" in page
     assert "Labeled events" not in render_page({}, None, pd.DataFrame(), [], None)
