@@ -23,11 +23,15 @@ such table (and ``predict.py`` writes no ``events.csv``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from esa_lightning.metrics.event_wise import prepare
+
+if TYPE_CHECKING:
+    from esa_lightning.reporting.figures import ScoredGrid
 
 EVENT_COLUMNS = [
     "series", "id", "category", "class", "subclass", "start", "end", "channels", "caught",
@@ -94,9 +98,9 @@ def caught_by_class(outcomes: pd.DataFrame) -> pd.DataFrame:
     return grouped.agg(events="size", caught="sum").reset_index()
 
 
-def grids_outcomes(grids: Sequence[object]) -> pd.DataFrame:
-    """``event_outcomes`` of every scored grid (``figures.ScoredGrid``), numbered as their
-    alarms follow one another in ``intervals.csv``."""
+def grids_outcomes(grids: Sequence[ScoredGrid]) -> pd.DataFrame:
+    """``event_outcomes`` of every scored grid, numbered as their alarms follow one another in
+    ``intervals.csv``."""
     frames, first_alarm = [], 0
     for g in grids:
         series = g.name if len(grids) > 1 else ""
