@@ -19,6 +19,8 @@ from tests.unit.test_metrics_reference import CASES, CASES_FILE
 
 N = 150
 BETAS = [0.5, 1.0, 2.0]
+
+
 @st.composite
 def labels_and_alarms(draw):
     """Labels on integer times 0..N-1 (segments of one ID on several channels, two categories)
