@@ -1,14 +1,28 @@
-"""What every benchmark script shares: the machine line and its section of RESULTS.md."""
+"""What every benchmark script shares: its timing, the machine line and its section of
+RESULTS.md."""
 
 from __future__ import annotations
 
 import os
 import platform
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from esa_lightning.io import write_text_atomic
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(the fewest seconds of ``repeats`` calls of ``fn``, the last call's result)."""
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
 
 
 def machine() -> str:

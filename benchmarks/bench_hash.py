@@ -13,10 +13,9 @@ import argparse
 import hashlib
 import os
 import tempfile
-import time
 from pathlib import Path
 
-from _common import machine, replace_section
+from _common import best_of, machine, replace_section
 
 from esa_lightning import io
 
@@ -31,15 +30,6 @@ def read_through(path: Path, algorithm: str | None) -> None:
         while n := f.readinto(buffer):
             if digest is not None:
                 digest.update(view[:n])
-
-
-def best_of(repeats: int, fn) -> float:  # noqa: ANN001 - a no-argument callable
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -59,7 +49,7 @@ def main() -> None:
             ("SHA-256 (used)", "sha256"),
             ("BLAKE2b", "blake2b"),
         ):
-            seconds = best_of(args.repeats, lambda a=algorithm: read_through(path, a))
+            seconds, _ = best_of(args.repeats, lambda a=algorithm: read_through(path, a))
             rows.append((label, seconds))
         memo = Path(work) / "cache"
         memo.mkdir()
@@ -73,9 +63,9 @@ def main() -> None:
             io._digests.clear()  # as a new process: the digest comes from digests.json
             io.source_identity([path], memo)
 
-        rows.append(("`source_identity`, first sight", best_of(args.repeats, first_sight)))
+        rows.append(("`source_identity`, first sight", best_of(args.repeats, first_sight)[0]))
         first_sight()
-        rows.append(("`source_identity`, unchanged file", best_of(args.repeats, remembered)))
+        rows.append(("`source_identity`, unchanged file", best_of(args.repeats, remembered)[0]))
     table = [f"| step | time, best of {args.repeats} | MiB/s |", "|---|---:|---:|"]
     for label, seconds in rows:
         rate = "(no read)" if "unchanged" in label else f"{size / 2**20 / seconds:,.0f}"

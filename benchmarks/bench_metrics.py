@@ -13,12 +13,11 @@ Both pairs must give the same numbers. Writes its section of benchmarks/RESULTS.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import machine, write_section
+from _common import best_of, machine, write_section
 
 from esa_lightning.metrics import esa_scores, kaggle_f05
 
@@ -161,15 +160,6 @@ def naive_kaggle_f05(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------ harness
-def best_of(repeats: int, fn):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preds", type=int, default=10_000)
