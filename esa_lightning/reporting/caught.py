@@ -8,7 +8,7 @@ One row per labeled event of the scored range:
     class       its class and subclass in ESA-ADB's ``anomaly_types.csv`` (empty without one)
     subclass
     start, end  its first and last labeled timestamp (or sample id) in the range
-    channels    its labeled channels, ``;``-joined
+    channels    its labeled channels, ``;``-joined (empty where labels name none: Kaggle rows)
     caught      1 when an alarm overlaps one of its labeled segments, else 0
     alarms      the numbers of those alarms, ``;``-joined: rows of ``intervals.csv`` counted
                 from 0, as the report numbers them
@@ -74,7 +74,9 @@ def event_outcomes(
         row["start"] = _as_stamp(segments.start[mine].min(), times)
         row["end"] = _as_stamp(segments.end[mine].max(), times)
         row["channels"] = (
-            ";".join(sorted(own["Channel"].astype(str).unique())) if "Channel" in own else ""
+            ";".join(sorted(own["Channel"].dropna().astype(str).unique()))
+            if "Channel" in own
+            else ""
         )
         row["caught"] = int(bool(hits))
         row["alarms"] = ";".join(str(first_alarm + k) for k in sorted(hits))

@@ -83,3 +83,14 @@ def test_the_report_counts_caught_events_per_class_and_names_the_missed_ones():
     assert "Anomaly, Rare Event: 1 of 3 caught" in page
     assert "events.csv" in page
     assert "Labeled events" not in render_page({}, None, pd.DataFrame(), [], None)
+
+
+def test_labels_that_name_no_channel_give_an_empty_channel_list():
+    # Kaggle-layout labels: a row label names no channel (Channel missing)
+    events = pd.DataFrame({"ID": ["k1", "k2"], "Channel": [np.nan, "c1"], "StartTime": [10, 60],
+                           "EndTime": [20, 70], "Category": ["Anomaly", "Anomaly"]})
+    alarm = np.zeros(N, dtype=np.uint8)
+    alarm[15] = 1
+    out = event_outcomes(events, np.arange(N), alarm).set_index("id")
+    assert out.loc["k1", "channels"] == "" and out.loc["k1", "caught"] == 1
+    assert out.loc["k2", "channels"] == "c1"
