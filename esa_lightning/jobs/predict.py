@@ -64,7 +64,7 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     metrics: dict[str, float] = {}
     if has_labeled_events(part):
         metrics = report_for(
-            ScoredRange(part, scores, np.asarray(part.timestamps), part.events), "test"
+            ScoredRange(part, scores, np.asarray(part.timestamps), part.events), cfg.range
         )
         write_json_atomic(out / "metrics.json", metrics)
     write_outputs(out, part, scores, cfg, metrics, detector, mission)
@@ -105,7 +105,8 @@ def write_outputs(
         f"{len(intervals)} intervals"
     )
     print(summary)
-    for key in ("test/EW_F_0.50", "test/EW_precision", "test/EW_recall", "test/AFF_F_0.50"):
+    for name in ("EW_F_0.50", "EW_precision", "EW_recall", "AFF_F_0.50"):
+        key = f"{cfg.range}/{name}"
         if key in metrics:
             print(f"  {key:<22} {metrics[key]:.4f}")
 
@@ -130,7 +131,7 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     ]
     with atomic_path(out / "submission.csv") as tmp:
         pd.concat(frames, ignore_index=True).astype({"is_anomaly": int}).to_csv(tmp, index=False)
-    metrics = report_for(concatenate_series(mission, pieces), "test")
+    metrics = report_for(concatenate_series(mission, pieces), cfg.range)
     write_json_atomic(out / "metrics.json", metrics)
     _write_series_block_report(out, pieces, int(cfg.report_block))
     scored = [
@@ -139,7 +140,8 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     ]
     grids, references = [g for g, _ in scored], [r for _, r in scored]
     _write_report(out, detector, mission, grids, references, cfg, metrics)
-    for key in ("test/EWraw_F_0.50", "test/EW_F_0.50"):
+    for name in ("EWraw_F_0.50", "EW_F_0.50"):
+        key = f"{cfg.range}/{name}"
         print(f"  {key:<22} {metrics.get(key, float('nan')):.4f}")
     return metrics
 

@@ -306,6 +306,22 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
     assert folders[0] != folders[1]
 
 
+# ------------------------------------------------ the metrics name the range they scored
+def test_metrics_of_every_row_are_not_called_test_metrics(smoke_detector, small_mission_dir,
+                                                            tmp_path):
+    """range=all scores the training and validation rows too (those the threshold was fitted
+    on): its metrics are all/..., never test/..."""
+    test_only = predict(predict_cfg(smoke_detector, small_mission_dir, tmp_path / "t",
+                                    "max_figures=0"))
+    every_row = predict(predict_cfg(smoke_detector, small_mission_dir, tmp_path / "a",
+                                    "range=all", "max_figures=0"))
+    written = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert written == every_row and "all/EW_F_0.50" in written
+    assert not [k for k in written if not k.startswith("all/")]
+    assert test_only and not [k for k in test_only if not k.startswith("test/")]
+    assert {k.split("/", 1)[1] for k in written} == {k.split("/", 1)[1] for k in test_only}
+
+
 # ------------------------------------------------------------- a prediction is one set
 def test_labeled_then_unlabeled_prediction_leaves_none_of_the_old_outputs(
     smoke_detector, small_mission_dir, tmp_path
