@@ -139,6 +139,35 @@ def findings(mission: dict[str, Any]) -> list[str]:
     return out
 
 
+def caught_table(mission: dict[str, Any]) -> list[str]:
+    """Test events caught per class (``events.csv`` of each row's ``predict.py``), one column
+    per candidate's own run (no ablation or seed rows); none when no row has the counts."""
+    rows = [
+        r for r in mission["rows"]
+        if r.get("status") == "ok" and r["kind"] not in ("ablation", "seed") and r.get("caught")
+    ]
+    if not rows:
+        return []
+    classes = sorted({name for r in rows for name in r["caught"]})
+    head = ["class", *(f"`{r['candidate']}`" for r in rows)]
+    lines = [
+        "Test anomalies and rare events caught (an alarm overlaps the event: the events "
+        "`EW_recall` counts), by class, from each row's `events.csv`:",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for name in [*classes, "all"]:
+        cells = [name if name != "all" else "**all**"]
+        for r in rows:
+            counts = r["caught"].values() if name == "all" else [r["caught"].get(name)]
+            counts = [c for c in counts if c]
+            caught, events = sum(c[0] for c in counts), sum(c[1] for c in counts)
+            cells.append(f"{caught} / {events}" if events else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def over_seeds(mission: dict[str, Any]) -> dict[str, tuple[list[float], list[str]]]:
     """{candidate: (test EW_F_0.50 of its scored runs, their labels)} for every candidate with
     ``--seeds`` rows: its own row ("main") first, then each seed's."""
@@ -254,6 +283,8 @@ def render_section(results: list[dict[str, Any]], meta: dict[str, Any], paths: l
         if "labels" in info:  # what a supervised family can learn from (data.label_facts)
             lines.append(f"Training {info['labels']}.")
         lines += ["", *leaderboard(mission), "", *findings(mission), ""]
+        caught = caught_table(mission)
+        lines += [*caught, ""] if caught else []
         total += len(mission["rows"])
         looks += sum(r.get("test_looks", 0) for r in mission["rows"])
     replaced = meta.get("replaced", [])

@@ -18,7 +18,12 @@ def table_rows(text: str) -> dict[str, dict[str, str]]:
     section with `--seeds` (the means over seeds) is not the leaderboard."""
     all_lines = text.splitlines()
     start = next(i for i, ln in enumerate(all_lines) if ln.startswith("| # | candidate |"))
-    lines = [ln for ln in all_lines[start:] if ln.startswith("| ")]
+    lines = []
+    for ln in all_lines[start:]:  # the leaderboard's own lines: up to the first other line
+        if not ln.startswith("|"):
+            break
+        lines.append(ln)
+    lines = [ln for ln in lines if ln.startswith("| ")]
     head = [c.strip() for c in lines[0].strip("|").split(" | ")]
     rows = {}
     for line in lines[1:]:
@@ -73,6 +78,15 @@ def test_tiny_suite_writes_a_leaderboard_row_for_every_candidate(tmp_path: Path)
     assert "no test range was scored twice" in text
     numbers = json.loads(work.with_suffix(".json").read_text())
     assert len(numbers["missions"][0]["rows"]) == 5
+    # the events each row caught, by class: together the share its EW_recall counts
+    assert "Test anomalies and rare events caught" in text
+    for row in numbers["missions"][0]["rows"]:
+        if row["status"] != "ok":
+            continue
+        caught, events = (sum(c[i] for c in row["caught"].values()) for i in (0, 1))
+        assert events > 0 and caught / events == pytest.approx(
+            row["predict_metrics"]["test/EW_recall"]
+        )
 
     # writing again replaces its own section and keeps the rest of the file
     again = [sys.executable, "benchmarks/quality.py", "--from-json", str(work.with_suffix(".json"))]
@@ -296,3 +310,48 @@ def test_development_twins_lie_inside_their_missions_training_rows(tmp_path: Pat
 
     with pytest.raises(SystemExit, match="--development"):
         parse_args(["--tiny", "--development"])
+
+
+def test_events_caught_are_counted_by_class_and_tabled_per_candidate(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """events.csv into caught / events per class (anomalies and rare events only; the
+    category where the labels give no class), and the table: one column per candidate's own
+    run, a class a run did not meet left blank, the total last."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from _quality_report import caught_table
+    from _quality_runs import caught_by_class
+
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "series,id,category,class,subclass,start,end,channels,caught,alarms\n"
+        ",a,Anomaly,spike,outlier,1,2,c1,1,0\n"
+        ",b,Anomaly,spike,outlier,5,6,c1,0,\n"
+        ",c,Rare Event,manoeuvre,transient,8,9,c2,1,1\n"
+        ",d,Communication Gap,gap,no_data,10,12,c2,1,1\n"
+        ",e,Anomaly,,,14,15,,0,\n"
+    )
+    counts = caught_by_class(events)
+    assert counts == {"spike": [1, 2], "manoeuvre": [1, 1], "Anomaly": [0, 1]}
+    assert caught_by_class(tmp_path / "none.csv") == {}
+
+    def row(name: str, kind: str, caught: dict) -> dict:
+        return {"candidate": name, "kind": kind, "status": "ok", "caught": caught}
+
+    mission = {
+        "rows": [
+            row("gru", "flagship", {"spike": [2, 2], "drift": [0, 1]}),
+            row("gru (3 batches)", "ablation", {"spike": [0, 2]}),
+            row("gru (seed 1)", "seed", {"spike": [0, 2]}),
+            row("pca", "baseline", {"spike": [1, 2]}),
+            {"candidate": "broken", "kind": "baseline", "status": "error"},
+        ]
+    }
+    lines = caught_table(mission)
+    assert lines[2] == "| class | `gru` | `pca` |"
+    assert lines[4:] == [
+        "| drift | 0 / 1 | – |",
+        "| spike | 2 / 2 | 1 / 2 |",
+        "| **all** | 2 / 3 | 1 / 2 |",
+    ]
+    assert caught_table({"rows": [row("old run", "flagship", {})]}) == []
