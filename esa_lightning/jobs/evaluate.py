@@ -1,4 +1,7 @@
-"""``evaluate.py``: score a predictions CSV against a mission's labels."""
+"""``evaluate.py``: score a predictions CSV against a mission's labels; ``evaluation.json``
+with every metric, and ``events.csv`` with each labeled event caught or missed (the columns of
+``predict.py``'s, ``reporting.caught``; ``alarms`` numbers the predictions' alarm intervals,
+their runs of 1 in row order, series after series)."""
 
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ import pandas as pd
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import write_json_atomic
+from esa_lightning.io import atomic_path, write_json_atomic
 from esa_lightning.jobs.common import mission_from_config
-from esa_lightning.metrics import ranking_table, score_prediction_frame
+from esa_lightning.metrics import ranking_table
+from esa_lightning.metrics.report import align_prediction_frame, score_aligned
 from esa_lightning.models.base import RowScores
+from esa_lightning.reporting.caught import EVENT_COLUMNS, event_outcomes
 from esa_lightning.runtime.evaluation import concatenate_series, report_for
 
 
@@ -27,22 +32,34 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
         raise ESAInputError(f"not a readable CSV ({exc})", path=path) from None
     mission = mission_from_config(cfg.data)
     if mission.is_multiseries:
-        results = score_series_frame(frame, mission.test())
+        results, events = score_series_frame(frame, mission.test())
     else:
-        results = score_prediction_frame(frame, mission)
+        aligned = align_prediction_frame(frame, mission)
+        results = score_aligned(aligned, mission)
+        events = event_outcomes(mission.events, aligned.timestamps, aligned.alarm)
     anomaly_only = {k[: -len("_anomaly")]: v for k, v in results.items() if k.endswith("_anomaly")}
     print("{Anomaly, Rare Event}:")
     print(ranking_table({cfg.algorithm: results}))
     print("Anomaly only:")
     print(ranking_table({cfg.algorithm: anomaly_only}))
-    out = Path(cfg.paths.output_dir) / "evaluation.json"
-    write_json_atomic(out, results)
-    print(f"written: {out}")
+    folder = Path(cfg.paths.output_dir)
+    write_json_atomic(folder / "evaluation.json", results)
+    print(f"written: {folder / 'evaluation.json'}")
+    # always written (the header alone when the range holds no labeled event), so an earlier
+    # evaluation's table in the same folder never stands beside this one's numbers
+    with atomic_path(folder / "events.csv") as tmp:
+        events.to_csv(tmp, index=False)
+    counted = events["category"].isin(("Anomaly", "Rare Event"))
+    print(
+        f"written: {folder / 'events.csv'} ({int(events['caught'][counted].sum())} of "
+        f"{int(counted.sum())} anomalies and rare events caught)"
+    )
     return results
 
 
-def score_series_frame(frame: pd.DataFrame, part: Mission) -> dict[str, float]:
-    """Score ``predict.py``'s NASA submission (``channel,id,is_anomaly``) against ``part``.
+def score_series_frame(frame: pd.DataFrame, part: Mission) -> tuple[dict[str, float], pd.DataFrame]:
+    """Score ``predict.py``'s NASA submission (``channel,id,is_anomaly``) against ``part``:
+    (metrics, each labeled event of the scored channels caught or missed).
 
     Every channel in the file must be a series of ``part`` and list exactly its rows' ids;
     channels left out of the file are left out of the metrics (events included).
@@ -70,4 +87,12 @@ def score_series_frame(frame: pd.DataFrame, part: Mission) -> dict[str, float]:
     if not pieces:
         raise ESAInputError("no prediction rows", column="channel")
     # concatenate_series keeps the events of the scored channels only
-    return {k[2:]: v for k, v in report_for(concatenate_series(part, pieces), "x").items()}
+    metrics = {k[2:]: v for k, v in report_for(concatenate_series(part, pieces), "x").items()}
+    frames, first_alarm = [], 0
+    for name, sub, scores in pieces:
+        frames.append(event_outcomes(sub.events, np.asarray(sub.timestamps), scores.alarm,
+                                     series=name, first_alarm=first_alarm))
+        first_alarm += int(np.count_nonzero(np.diff(scores.alarm.astype(np.int8), prepend=0) == 1))
+    frames = [f for f in frames if len(f)]
+    events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EVENT_COLUMNS)
+    return metrics, events

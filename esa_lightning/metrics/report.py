@@ -8,6 +8,7 @@ Event}, again for Anomaly only with the ``_anomaly`` suffix, plus ``EWraw_*``, `
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -186,9 +187,21 @@ def require_full_coverage(rows: np.ndarray, mission: Any, column: str) -> None:
         )
 
 
-def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]:
-    """Score a predictions file (``timestamp`` or ``id``, ``is_anomaly``, optional ``score``
-    and per-channel 0/1 columns named like the mission's channels) against ``mission``.
+@dataclass
+class AlignedPredictions:
+    """A predictions file's rows in the mission's order: what its metrics are computed on."""
+
+    timestamps: np.ndarray  # the mission's timestamps (or ids) of the predicted rows, in order
+    alarm: np.ndarray  # uint8 0/1
+    score: np.ndarray | None = None  # float64, from a ``score`` column
+    channel_alarm: np.ndarray | None = None  # uint8 [rows, channels], from per-channel columns
+    channel_names: list[str] | None = None
+
+
+def align_prediction_frame(pred: pd.DataFrame, mission: Any) -> AlignedPredictions:
+    """Check a predictions file (``timestamp`` or ``id``, ``is_anomaly``, optional ``score``
+    and per-channel 0/1 columns named like the mission's channels) against ``mission`` and put
+    its rows in the mission's order.
 
     ``timestamp`` values must be the mission's own timestamps; ``id`` values are the mission's
     ids for sample-indexed data and row numbers (0-based) for time-indexed data.
@@ -235,7 +248,6 @@ def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]
     require_full_coverage(rows, mission, column)
     order = np.argsort(rows, kind="stable")
     rows = rows[order]
-    timestamps = np.asarray(mission.timestamps)[rows]
     channels = [c for c in mission.channel_names if c in pred.columns]
     channel_alarm = None
     if channels:
@@ -245,12 +257,28 @@ def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]
     score = None
     if "score" in pred.columns:
         score = pd.to_numeric(pred["score"], errors="coerce").to_numpy(np.float64)[order]
-    return full_report(
-        mission.events,
-        timestamps,
-        alarm[order].astype(np.uint8),
+    return AlignedPredictions(
+        timestamps=np.asarray(mission.timestamps)[rows],
+        alarm=alarm[order].astype(np.uint8),
         score=score,
         channel_alarm=None if channel_alarm is None else channel_alarm.astype(np.uint8),
         channel_names=channels or None,
+    )
+
+
+def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]:
+    """Every metric of a predictions file against ``mission`` (``align_prediction_frame``)."""
+    return score_aligned(align_prediction_frame(pred, mission), mission)
+
+
+def score_aligned(aligned: AlignedPredictions, mission: Any) -> dict[str, float]:
+    """Every metric of predictions already aligned to ``mission``."""
+    return full_report(
+        mission.events,
+        aligned.timestamps,
+        aligned.alarm,
+        score=aligned.score,
+        channel_alarm=aligned.channel_alarm,
+        channel_names=aligned.channel_names,
         channels_table=mission.channels,
     )

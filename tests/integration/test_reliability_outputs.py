@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from esa_lightning import io
@@ -320,6 +321,23 @@ def test_metrics_of_every_row_are_not_called_test_metrics(smoke_detector, small_
     assert not [k for k in written if not k.startswith("all/")]
     assert test_only and not [k for k in test_only if not k.startswith("test/")]
     assert {k.split("/", 1)[1] for k in written} == {k.split("/", 1)[1] for k in test_only}
+
+
+def test_evaluate_lists_the_events_its_predictions_caught_as_predict_does(
+    smoke_detector, small_mission_dir, tmp_path
+):
+    """evaluate.py on predict.py's own submission: the same events.csv, alarm numbers
+    included (its alarms are the submission's runs of 1, as predict's intervals are)."""
+    from esa_lightning.jobs.evaluate import evaluate_predictions
+
+    predict(predict_cfg(smoke_detector, small_mission_dir, tmp_path / "p", "max_figures=0"))
+    ecfg = compose_config("evaluate", [f"predictions={tmp_path / 'p' / 'submission.csv'}",
+                                       f"data.root={small_mission_dir}"], tmp_path / "e")
+    evaluate_predictions(ecfg)
+    mine = pd.read_csv(tmp_path / "e" / "events.csv")
+    theirs = pd.read_csv(tmp_path / "p" / "events.csv")
+    pd.testing.assert_frame_equal(mine, theirs)
+    assert mine["caught"].any() and not mine["caught"].all()  # the comparison bites
 
 
 # ------------------------------------------------------------- a prediction is one set

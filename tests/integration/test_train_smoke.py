@@ -132,6 +132,11 @@ def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path, 
     scored = evaluate_predictions(ecfg)
     assert scored["EWraw_F_0.50"] == pytest.approx(metrics["test/EWraw_F_0.50"])
     assert scored["EW_F_0.50"] == pytest.approx(metrics["test/EW_F_0.50"])
+    # and lists each series' events as predict.py does, alarms numbered across the series
+    mine = pd.read_csv(tmp_path / "eval" / "events.csv", keep_default_na=False)
+    theirs = pd.read_csv(tmp_path / "predict" / "events.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(mine, theirs)
+    assert set(mine["series"]) == {"T-13", "C-1"}
     sub.loc[0, "channel"] = "X-99"
     sub.to_csv(tmp_path / "bad.csv", index=False)
     ecfg.predictions = str(tmp_path / "bad.csv")
