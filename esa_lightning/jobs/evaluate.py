@@ -18,7 +18,13 @@ from esa_lightning.metrics import ranking_table
 from esa_lightning.metrics.report import align_prediction_frame, score_aligned
 from esa_lightning.models.base import RowScores
 from esa_lightning.reporting.caught import EVENT_COLUMNS, event_outcomes
-from esa_lightning.runtime.evaluation import concatenate_series, report_for
+from esa_lightning.runtime.evaluation import concatenate_series, has_labeled_events, report_for
+
+# a range without a labeled event gets no metrics (never 0.0): evaluate.py has nothing to write
+NOTHING_TO_SCORE = (
+    "the predicted rows hold no labeled anomaly or rare event (or their labels are unknown, as "
+    "in Kaggle's test.parquet): nothing to score; predict a labeled range"
+)
 
 
 def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra DictConfig
@@ -32,9 +38,11 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
         raise ESAInputError(f"not a readable CSV ({exc})", path=path) from None
     mission = mission_from_config(cfg.data)
     if mission.is_multiseries:
-        results, events = score_series_frame(frame, mission.test())
+        results, events = score_series_frame(frame, mission.test(), path)
     else:
         aligned = align_prediction_frame(frame, mission)
+        if not has_labeled_events(mission.slice(int(aligned.rows[0]), int(aligned.rows[-1]) + 1)):
+            raise ESAInputError(NOTHING_TO_SCORE, path=path)
         results = score_aligned(aligned, mission)
         events = event_outcomes(mission.events, aligned.timestamps, aligned.alarm)
     anomaly_only = {k[: -len("_anomaly")]: v for k, v in results.items() if k.endswith("_anomaly")}
@@ -57,7 +65,9 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
     return results
 
 
-def score_series_frame(frame: pd.DataFrame, part: Mission) -> tuple[dict[str, float], pd.DataFrame]:
+def score_series_frame(
+    frame: pd.DataFrame, part: Mission, path: Path | None = None
+) -> tuple[dict[str, float], pd.DataFrame]:
     """Score ``predict.py``'s NASA submission (``channel,id,is_anomaly``) against ``part``:
     (metrics, each labeled event of the scored channels caught or missed).
 
@@ -86,6 +96,8 @@ def score_series_frame(frame: pd.DataFrame, part: Mission) -> tuple[dict[str, fl
         pieces.append((name, sub, RowScores(alarm.astype(np.float32), alarm)))
     if not pieces:
         raise ESAInputError("no prediction rows", column="channel")
+    if not any(has_labeled_events(sub) for _, sub, _ in pieces):
+        raise ESAInputError(NOTHING_TO_SCORE, path=path)
     # concatenate_series keeps the events of the scored channels only
     metrics = {k[2:]: v for k, v in report_for(concatenate_series(part, pieces), "x").items()}
     frames, first_alarm = [], 0

@@ -191,7 +191,8 @@ def require_full_coverage(rows: np.ndarray, mission: Any, column: str) -> None:
 class AlignedPredictions:
     """A predictions file's rows in the mission's order: what its metrics are computed on."""
 
-    timestamps: np.ndarray  # the mission's timestamps (or ids) of the predicted rows, in order
+    rows: np.ndarray  # the predicted rows' positions in the mission, increasing
+    timestamps: np.ndarray  # the mission's timestamps (or ids) of those rows
     alarm: np.ndarray  # uint8 0/1
     score: np.ndarray | None = None  # float64, from a ``score`` column
     channel_alarm: np.ndarray | None = None  # uint8 [rows, channels], from per-channel columns
@@ -258,6 +259,7 @@ def align_prediction_frame(pred: pd.DataFrame, mission: Any) -> AlignedPredictio
     if "score" in pred.columns:
         score = pd.to_numeric(pred["score"], errors="coerce").to_numpy(np.float64)[order]
     return AlignedPredictions(
+        rows=rows,
         timestamps=np.asarray(mission.timestamps)[rows],
         alarm=alarm[order].astype(np.uint8),
         score=score,

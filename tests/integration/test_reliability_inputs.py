@@ -248,6 +248,39 @@ def test_evaluate_refuses_a_partial_predictions_file(mission_dir, tmp_path):
         evaluate_predictions(cfg)
 
 
+def test_evaluate_refuses_rows_without_labels_and_writes_nothing(mission_dir, tmp_path):
+    """Kaggle's test.parquet has no is_anomaly: its zeros are unknowns, and scoring a
+    submission against them gave 0.0 everywhere. A raw-ESA range whose labels hold no event
+    is refused too: a range without labels has no metrics, never 0.0."""
+    test = pd.read_parquet(mission_dir / "kaggle" / "test.parquet", columns=["id"])
+    pd.DataFrame({"id": test["id"], "is_anomaly": 1}).to_csv(tmp_path / "k.csv", index=False)
+    kaggle = ["data=kaggle", f"data.root={mission_dir / 'kaggle'}"]
+    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'k.csv'}", *kaggle],
+                         tmp_path / "k")
+    with pytest.raises(ESAInputError, match="no labeled anomaly or rare event") as refused:
+        evaluate_predictions(cfg)
+    assert "k.csv" in str(refused.value)
+    for name in ("evaluation.json", "events.csv"):
+        assert not (tmp_path / "k" / name).exists()
+
+    unlabeled = tmp_path / "unlabeled"
+    shutil.copytree(mission_dir, unlabeled)
+    labels = pd.read_csv(unlabeled / "labels.csv", parse_dates=["StartTime"])
+    before = labels["StartTime"].dt.tz_localize(None) < pd.Timestamp(SPLIT)
+    labels[before].to_csv(unlabeled / "labels.csv", index=False)  # no test-range event left
+    mission = load_mission("esa", unlabeled, split_date=SPLIT, cache_dir=None)
+    ids = np.arange(mission.test_start, mission.n_rows)
+    pd.DataFrame({"id": ids, "is_anomaly": 0}).to_csv(tmp_path / "e.csv", index=False)
+    esa = ["data=esa", f"data.root={unlabeled}", f"data.split_date={SPLIT}"]
+    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'e.csv'}", *esa], tmp_path / "e")
+    with pytest.raises(ESAInputError, match="nothing to score"):
+        evaluate_predictions(cfg)
+    labeled = ["data=esa", f"data.root={mission_dir}", f"data.split_date={SPLIT}"]
+    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'e.csv'}", *labeled],
+                         tmp_path / "e")
+    assert "EW_F_0.50" in evaluate_predictions(cfg)  # the same file on the labeled mission
+
+
 # --------------------------------------------------------------------------- the generator CLI
 @pytest.mark.parametrize(
     ("args", "named"),
