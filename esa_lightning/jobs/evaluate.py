@@ -53,8 +53,8 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
     folder = Path(cfg.paths.output_dir)
     write_json_atomic(folder / "evaluation.json", results)
     print(f"written: {folder / 'evaluation.json'}")
-    # always written (the header alone when the range holds no labeled event), so an earlier
-    # evaluation's table in the same folder never stands beside this one's numbers
+    # written with every evaluation, so an earlier evaluation's table in the same folder never
+    # stands beside this one's numbers
     with atomic_path(folder / "events.csv") as tmp:
         events.to_csv(tmp, index=False)
     counted = events["category"].isin(("Anomaly", "Rare Event"))
