@@ -15,9 +15,10 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path, write_json_atomic
 from esa_lightning.jobs.common import mission_from_config
 from esa_lightning.metrics import ranking_table
-from esa_lightning.metrics.report import align_prediction_frame, score_aligned
+from esa_lightning.metrics.intervals import runs
+from esa_lightning.metrics.report import SELECTIONS, align_prediction_frame, score_aligned
 from esa_lightning.models.base import RowScores
-from esa_lightning.reporting.caught import EVENT_COLUMNS, event_outcomes
+from esa_lightning.reporting.caught import event_outcomes, outcomes_in_turn
 from esa_lightning.runtime.evaluation import concatenate_series, has_labeled_events, report_for
 
 # a range without a labeled event gets no metrics (never 0.0): evaluate.py has nothing to write
@@ -57,7 +58,7 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
     # stands beside this one's numbers
     with atomic_path(folder / "events.csv") as tmp:
         events.to_csv(tmp, index=False)
-    counted = events["category"].isin(("Anomaly", "Rare Event"))
+    counted = events["category"].isin(SELECTIONS[""])  # the events EW_recall counts
     print(
         f"written: {folder / 'events.csv'} ({int(events['caught'][counted].sum())} of "
         f"{int(counted.sum())} anomalies and rare events caught)"
@@ -100,11 +101,8 @@ def score_series_frame(
         raise ESAInputError(NOTHING_TO_SCORE, path=path)
     # concatenate_series keeps the events of the scored channels only
     metrics = {k[2:]: v for k, v in report_for(concatenate_series(part, pieces), "x").items()}
-    frames, first_alarm = [], 0
-    for name, sub, scores in pieces:
-        frames.append(event_outcomes(sub.events, np.asarray(sub.timestamps), scores.alarm,
-                                     series=name, first_alarm=first_alarm))
-        first_alarm += int(np.count_nonzero(np.diff(scores.alarm.astype(np.int8), prepend=0) == 1))
-    frames = [f for f in frames if len(f)]
-    events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EVENT_COLUMNS)
+    events = outcomes_in_turn(
+        (name, sub.events, np.asarray(sub.timestamps), rs.alarm, len(runs(rs.alarm)[0]))
+        for name, sub, rs in pieces
+    )
     return metrics, events

@@ -22,7 +22,7 @@ such table (and ``predict.py`` writes no ``events.csv``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -100,16 +100,26 @@ def caught_by_class(outcomes: pd.DataFrame) -> pd.DataFrame:
     return grouped.agg(events="size", caught="sum").reset_index()
 
 
+def outcomes_in_turn(
+    pieces: Iterable[tuple[str, pd.DataFrame, np.ndarray, np.ndarray, int]],
+) -> pd.DataFrame:
+    """``event_outcomes`` of scored grids one after another, each piece (series name, label
+    rows, timestamps, row alarm, how many alarms it has), alarms numbered on across them."""
+    frames, first_alarm = [], 0
+    for series, events, timestamps, alarm, n_alarms in pieces:
+        frames.append(
+            event_outcomes(events, timestamps, alarm, series=series, first_alarm=first_alarm)
+        )
+        first_alarm += n_alarms
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EVENT_COLUMNS)
+
+
 def grids_outcomes(grids: Sequence[ScoredGrid]) -> pd.DataFrame:
     """``event_outcomes`` of every scored grid, numbered as their alarms follow one another in
     ``intervals.csv``."""
-    frames, first_alarm = [], 0
-    for g in grids:
-        series = g.name if len(grids) > 1 else ""
-        frames.append(
-            event_outcomes(g.part.events, g.timestamps, g.scores.alarm, series=series,
-                           first_alarm=first_alarm)
-        )
-        first_alarm += len(g.intervals)
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EVENT_COLUMNS)
+    many = len(grids) > 1
+    return outcomes_in_turn(
+        (g.name if many else "", g.part.events, g.timestamps, g.scores.alarm, len(g.intervals))
+        for g in grids
+    )
