@@ -216,19 +216,17 @@ def _metrics(path: Path) -> dict[str, float]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-# the categories whose events EW_recall counts (each caught share below adds up to it)
-COUNTED_CATEGORIES = ("Anomaly", "Rare Event")
-
-
-def caught_by_class(events_csv: Path) -> dict[str, list[int]]:
+def caught_counts(events_csv: Path) -> dict[str, list[int]]:
     """``{class: [caught, events]}`` of the anomalies and rare events in a ``predict.py`` run's
     ``events.csv`` (its category where the labels give no class); ``{}`` without the file."""
     import pandas as pd
 
+    from esa_lightning.metrics.report import SELECTIONS
+
     if not events_csv.is_file():
         return {}
     events = pd.read_csv(events_csv, dtype={"category": str, "class": str})
-    events = events[events["category"].isin(COUNTED_CATEGORIES)]
+    events = events[events["category"].isin(SELECTIONS[""])]  # the events EW_recall counts
     names = events["class"].fillna(events["category"])
     counts = events.groupby(names)["caught"].agg(["sum", "size"])
     return {str(k): [int(c), int(n)] for k, (c, n) in counts.iterrows()}
@@ -273,7 +271,7 @@ def run_candidate(
     out["predict"] = pred
     out["test_looks"] += 1
     out["predict_metrics"] = _metrics(predict_dir / "metrics.json")
-    out["caught"] = caught_by_class(predict_dir / "events.csv")
+    out["caught"] = caught_counts(predict_dir / "events.csv")
     if pred["error"]:
         out["status"], out["reason"] = "error", f"predict: {pred['error']}"
         return out

@@ -320,7 +320,7 @@ def test_events_caught_are_counted_by_class_and_tabled_per_candidate(
     run, a class a run did not meet left blank, the total last."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     from _quality_report import caught_table
-    from _quality_runs import caught_by_class
+    from _quality_runs import caught_counts
 
     events = tmp_path / "events.csv"
     events.write_text(
@@ -331,9 +331,9 @@ def test_events_caught_are_counted_by_class_and_tabled_per_candidate(
         ",d,Communication Gap,gap,no_data,10,12,c2,1,1\n"
         ",e,Anomaly,,,14,15,,0,\n"
     )
-    counts = caught_by_class(events)
+    counts = caught_counts(events)
     assert counts == {"spike": [1, 2], "manoeuvre": [1, 1], "Anomaly": [0, 1]}
-    assert caught_by_class(tmp_path / "none.csv") == {}
+    assert caught_counts(tmp_path / "none.csv") == {}
 
     def row(name: str, kind: str, caught: dict) -> dict:
         return {"candidate": name, "kind": kind, "status": "ok", "caught": caught}
