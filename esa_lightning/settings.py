@@ -91,8 +91,9 @@ RULES: dict[str, Rule] = {
 
 _MISSING = object()
 
-#: config branches that hold no settings of ours (Hydra's own, paths)
-SKIPPED = ("hydra", "paths")
+#: config branches that hold no settings of ours (Hydra's own, paths) or only search-space
+#: expressions such as ``choice(16, 32)`` (``optuna``: sweep.py checks each trial's values)
+SKIPPED = ("hydra", "paths", "optuna")
 
 
 def check_settings(cfg: DictConfig) -> None:

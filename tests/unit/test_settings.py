@@ -48,6 +48,15 @@ def test_a_setting_nested_in_a_component_is_named_by_its_full_key(tmp_path):
         check_settings(cfg)
 
 
+@pytest.mark.parametrize("search", ["optuna", "optuna_forecast"])
+def test_a_search_space_is_not_checked_as_settings(search, tmp_path):
+    # train.py given a search space warns that it runs one job (docs/sweeps.md): its
+    # expressions, e.g. model.latent_dim='choice(16, 32, 64)', are no settings of the run
+    cfg = compose_config("train", [f"hparams_search={search}"], tmp_path)
+    assert cfg.optuna.params
+    check_settings(cfg)
+
+
 def test_an_unset_mandatory_value_is_named(tmp_path):
     with pytest.raises(ESAInputError, match="set ckpt="):
         check_settings(compose_config("predict", [], tmp_path))
