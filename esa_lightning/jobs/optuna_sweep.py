@@ -68,10 +68,19 @@ class SweepPlan:
     def description(self) -> dict[str, Any]:
         """What defines the study (stored with it; a resumed run must match)."""
         return {
-            "overrides": self.overrides,
+            "overrides": canonical_overrides(self.overrides),
             "space": {k: o.input_line for k, o in sorted(self.space.items())},
             "metric": self.metric,
         }
+
+
+def canonical_overrides(lines: list[str]) -> list[str]:
+    """``lines`` in an order that does not depend on how the command line was written: sorted
+    when no key repeats or holds another (Hydra's result then does not depend on their order),
+    else as given (the later of two values wins)."""
+    keys = [o.key_or_group for o in parse_overrides(lines, "command line")]
+    nested = any(a != b and b.startswith(a + ".") for a in keys for b in keys)
+    return lines if nested or len(set(keys)) < len(keys) else sorted(lines)
 
 
 def import_optuna() -> Any:
@@ -243,7 +252,7 @@ def open_study(plan: SweepPlan, optuna: Any) -> Any:
     stored = study.user_attrs.get("plan")
     if stored is None:
         study.set_user_attr("plan", described)
-    elif stored != described:
+    elif _canonical(stored) != described:
         raise ESAInputError(
             f"this study searched {stored}, not {described}: resume with the same overrides, or "
             "start another study (--study-name)",
@@ -251,6 +260,17 @@ def open_study(plan: SweepPlan, optuna: Any) -> Any:
             value=plan.study_name,
         )
     return study
+
+
+def _canonical(stored: str) -> str:
+    """A stored plan in today's form (studies begun before ``canonical_overrides`` stored
+    their overrides in command-line order)."""
+    try:
+        plan = json.loads(stored)
+        plan["overrides"] = canonical_overrides(list(plan["overrides"]))
+    except (ValueError, TypeError, KeyError, ESAInputError):
+        return stored
+    return json.dumps(plan, sort_keys=True)
 
 
 def write_trials(study: Any, sweep_dir: Path) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.jobs.optuna_sweep import argument_parser, make_plan, suggest
+from esa_lightning.jobs.optuna_sweep import _canonical, argument_parser, make_plan, suggest
 from tests.conftest import CONF, REPO
 from tests.helpers import checkout_env
 
@@ -44,6 +44,21 @@ def test_search_space_comes_from_hparams_search_and_the_command_line_fixes_or_ad
     forecast = plan_for(["hparams_search=optuna_forecast", "experiment=gru_ae_nasa"])
     assert (forecast.metric, forecast.direction) == ("val/forecast_MAE", "minimize")
     assert {"datamodule.window", "model.cell"} <= set(forecast.space)
+
+
+def test_a_study_is_the_same_whatever_the_order_of_its_overrides():
+    space = "model.quantile=choice(99.0,99.9)"
+    one = plan_for(["experiment=smoke", space, "paths.root_dir=/r", "seed=3"])
+    other = plan_for(["seed=3", "paths.root_dir=/r", space, "experiment=smoke"])
+    assert one.description() == other.description()
+    # a study begun before: its overrides stored in command-line order
+    stored = json.dumps({**other.description(), "overrides": other.overrides}, sort_keys=True)
+    assert _canonical(stored) == json.dumps(one.description(), sort_keys=True)
+    # a key given twice: the later value wins, so the order stays part of the study
+    twice = plan_for(["seed=3", space, "seed=4"]).description()["overrides"]
+    assert twice == plan_for(["seed=4", space, "seed=3"]).description()["overrides"][::-1]
+    assert plan_for(["seed=3", space, "seed=4"]).description() != plan_for(
+        ["seed=4", space, "seed=3"]).description()
 
 
 def test_suggestions_follow_the_hydra_sweep_syntax():
