@@ -8,11 +8,12 @@ The configs are composed with Hydra's compose API (no ``hydra.main``: nothing ch
 working directory or the logging setup) and the jobs run unchanged. Where files go:
 
 - ``root_dir`` (``paths.root_dir``: ``datasets/`` with the generated synthetic mission and the
-  readers' caches, and ``outputs/``): the argument, else ``$ESA_LIGHTNING_ROOT``, else
-  ``~/esa_lightning``. Never the current directory unless asked (``root_dir="."`` shares the
-  clone's ``datasets/`` and ``outputs/`` with ``python train.py``).
-- ``output_dir`` (the run folder): the argument, else
-  ``<root_dir>/outputs/<experiment_name>/<date>_<time>``, as ``train.py`` names it.
+  readers' caches, and ``outputs/``): the argument (or the override ``paths.root_dir=``), else
+  ``$ESA_LIGHTNING_ROOT``, else ``~/esa_lightning``. Never the current directory unless asked
+  (``root_dir="."`` shares the clone's ``datasets/`` and ``outputs/`` with ``python train.py``).
+- ``output_dir`` (the run folder): the argument (or the override ``paths.output_dir=`` or
+  ``hydra.run.dir=``), else ``<root_dir>/outputs/<experiment_name>/<date>_<time>``, as
+  ``train.py`` names it. An argument and an override naming different places are refused.
 """
 
 from __future__ import annotations
@@ -60,18 +61,52 @@ def compose_job(
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
+    given = _path_overrides(overrides)
+    root_dir = _one_of(root_dir, given.get("paths.root_dir"), "root_dir", "paths.root_dir")
+    output_dir = _one_of(output_dir, given.get("paths.output_dir"), "output_dir",
+                         "paths.output_dir")
+    output_dir = _one_of(output_dir, given.get("hydra.run.dir"), "output_dir", "hydra.run.dir")
     root = Path(root_dir or os.environ.get(ROOT_ENV) or DEFAULT_ROOT).expanduser().resolve()
     GlobalHydra.instance().clear()  # compose refuses to start over an initialised Hydra
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name=name, overrides=list(overrides))
     GlobalHydra.instance().clear()
-    if output_dir is None:
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    if output_dir is None:  # as train.py names it: runs started in the same second get their own
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S.%f")
         output_dir = root / "outputs" / str(cfg.experiment_name) / stamp
     with open_dict(cfg):
         cfg.paths.root_dir = str(root)
         cfg.paths.output_dir = str(Path(output_dir).expanduser().resolve())
     return cfg
+
+
+PATH_KEYS = ("paths.root_dir", "paths.output_dir", "hydra.run.dir")
+
+
+def _path_overrides(overrides: Sequence[str]) -> dict[str, str]:
+    """The values ``overrides`` give the run's root and folder (as on ``train.py``'s command
+    line), which the API turns into its ``root_dir`` / ``output_dir``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return {o.key_or_group: str(o.value()) for o in parsed if o.key_or_group in PATH_KEYS}
+
+
+def _one_of(argument: Any, override: str | None, name: str, key: str) -> Any:
+    """The argument, else the override; both, naming different places, is refused."""
+    if override is None:
+        return argument
+    if argument is not None and Path(argument).expanduser().resolve() != Path(
+        override
+    ).expanduser().resolve():
+        from esa_lightning.errors import ESAInputError
+
+        raise ESAInputError(
+            f"{name}={str(argument)!r} and the override {key}={override} name different "
+            "places: give one",
+            column=key,
+        )
+    return override
 
 
 def train(

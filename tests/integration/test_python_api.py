@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -281,6 +282,22 @@ def test_kaggle_frame_equals_predict_py(small_mission_dir, tmp_path):
                 pd.date_range("2000", periods=len(frame), freq="30s")
             )
         )
+
+
+def test_the_api_takes_the_run_folder_from_the_overrides_as_train_py_does(tmp_path):
+    from esa_lightning.api.training import compose_job
+
+    root = compose_job("train", ["experiment=smoke", f"paths.root_dir={tmp_path / 'r'}"])
+    run_dir = Path(root.paths.output_dir)
+    assert Path(root.paths.root_dir) == tmp_path / "r"
+    assert run_dir.parent == tmp_path / "r" / "outputs" / "smoke"
+    # to the microsecond, as train.py: two runs started in the same second get two folders
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d\.\d{6}", run_dir.name)
+    for key in ("paths.output_dir", "hydra.run.dir"):
+        cfg = compose_job("train", [f"{key}={tmp_path / 'run'}"], root_dir=tmp_path)
+        assert Path(cfg.paths.output_dir) == tmp_path / "run"
+    with pytest.raises(ESAInputError, match="paths.root_dir"):
+        compose_job("train", [f"paths.root_dir={tmp_path / 'r'}"], root_dir=tmp_path / "other")
 
 
 def test_esa_csv_frame_equals_predict_py(tmp_path):
