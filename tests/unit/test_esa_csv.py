@@ -71,6 +71,19 @@ def test_single_file_round_trip_and_split(tmp_path):
     assert m.name == "3_months"
 
 
+def test_header_names_padded_with_spaces_are_read_as_trimmed(tmp_path):
+    frame, ts, values, commands, labels, names, tcs = make_frame()
+    labels[5:9, 0] = 1
+    path = write_csv(tmp_path / "m.train.csv", frame, labels, names)
+    lines = path.read_text().splitlines()
+    lines[0] = ",".join(f" {name} " for name in lines[0].split(","))
+    path.write_text("\n".join(lines) + "\n")
+    m = read(path)
+    assert m.channel_names == names and m.telecommand_names == tcs
+    np.testing.assert_array_equal(m.values, values)
+    np.testing.assert_array_equal(m.labels, labels)
+
+
 def test_events_from_runs(tmp_path):
     frame, ts, _, _, labels, names, _ = make_frame(n=30)
     labels[5:9, 0] = 1  # event A spans rows 5..11 over two channels

@@ -307,9 +307,9 @@ def _read_one(
     n_val, n_tc = len(names), len(telecommands)
     last_ts = None
     try:
-        reader = pacsv.open_csv(
-            path, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES), convert_options=convert
-        )
+        # the header's names as _read_header cleaned them (" channel_1 " is channel_1)
+        read = pacsv.ReadOptions(block_size=BLOCK_BYTES, column_names=header, skip_rows=1)
+        reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
         for batch in reader:
             n = batch.num_rows
             if n == 0:
