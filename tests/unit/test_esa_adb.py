@@ -147,6 +147,21 @@ def test_start_end_selection(mission_dir):
 
 
 @pytest.mark.parametrize(
+    ("start", "end"), [(None, "1999-12-31"), ("2000-01-02", None), ("1999-01-01", "1999-02-01")]
+)
+def test_a_time_range_without_any_sample_is_refused(mission_dir, start, end):
+    # it was read as one row holding each channel's first (or last) value
+    with pytest.raises(ESAInputError, match="no sample of any chosen channel"):
+        read(mission_dir, start=start, end=end)
+
+
+@pytest.mark.parametrize("priority", ["high", None, True])
+def test_a_telecommand_priority_that_is_no_number_is_named(mission_dir, priority):
+    with pytest.raises(ESAInputError, match="telecommand_priority"):
+        read(mission_dir, telecommand_priority=priority)
+
+
+@pytest.mark.parametrize(
     "period,start,end",
     [
         ("37s", None, None),

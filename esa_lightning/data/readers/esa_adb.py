@@ -112,6 +112,9 @@ def read_esa_mission(
     """
     root = Path(root)
     jobs = resolve_jobs(n_jobs)
+    if isinstance(telecommand_priority, bool) or not isinstance(telecommand_priority, int | float):
+        raise ESAInputError("must be a number (the lowest telecommand priority read)",
+                            column="telecommand_priority", value=telecommand_priority)
     if not root.is_dir():
         raise ESAInputError("mission folder not found", path=root)
     p_ns = period_ns(period)

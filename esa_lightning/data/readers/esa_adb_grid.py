@@ -214,6 +214,7 @@ class _Column:
     n_bad: int  # non-finite raw values repaired
     last_floor: int  # lattice index of the floor of the last raw timestamp
     unrepresentable: np.ndarray  # int64 lattice rows where a sample beyond float32 lands
+    inside: bool  # a raw sample lies on or between the requested range's grid points
 
 
 def _hold(
@@ -273,7 +274,9 @@ def _channel_column(
             lo = hi = k_lo if k_lo is not None else k_hi
     column = _hold(ts, values, lo, hi - lo + 1, p_ns, counter)
     marked = -(-ts[beyond] // p_ns)  # the grid row each such sample's hold starts on
-    return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns), marked)
+    inside = bool(np.any((ts >= (first if k_lo is None else k_lo * p_ns))
+                         & (ts < (last + 1 if k_hi is None else (k_hi + 1) * p_ns))))
+    return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns), marked, inside)
 
 
 def build_arrays(
@@ -308,8 +311,10 @@ def build_arrays(
     results = _in_order(tasks, n_jobs, ahead=2 * n_jobs)
     try:
         pending: list[_Column] = []
+        any_inside = False
         for col in progress(range(len(names)), "reading channels"):
             column = next(results)
+            any_inside |= column.inside
             if column.n_bad:
                 repaired[names[col]] = column.n_bad
             marked.append(column.unrepresentable)
@@ -330,6 +335,12 @@ def build_arrays(
         )
     if grid.buf is None:  # no channels
         raise ESAInputError("no channels selected")
+    if not any_inside:  # every row would hold a value from outside the range
+        asked = " and ".join(f"{k}={v}" for k, v in (("start", start), ("end", end)) if v)
+        raise ESAInputError(
+            f"no sample of any chosen channel lies in the time range {asked}: every row would "
+            "hold a value from outside it; choose data.start / data.end inside the data"
+        )
     # channels that start later / end earlier than the grid hold their first / last value
     values = grid.view()
     for col, (lo, hi, first, last) in enumerate(own):
