@@ -191,6 +191,14 @@ def convert_nasa(
     val_row = min(p.val_row for p in placed) if val_share else None
     if recordings == "both":
         split += int(round((1.0 - float(test_share)) * (n_rows - split)))
+    last_ns = t0 + (n_rows - 1) * p_ns  # pandas times end in 2262
+    if last_ns > pd.Timestamp.max.value:
+        raise ESAInputError(
+            f"the mission's {n_rows} rows from start would end after {pd.Timestamp.max}, the "
+            "last time pandas (and the readers) can hold: choose an earlier start",
+            column="start",
+            value=start,
+        )
     job = Job(source, nasa, placed, n_rows, split, t0, p_ns, commands)
     with io.new_folder(out) as tmp:  # checked empty above
         n_telecommands = _WRITERS[layout](job, tmp)

@@ -264,6 +264,8 @@ def test_refuses_bad_options_and_existing_output(nasa, tmp_path):
         convert_nasa(nasa, tmp_path / "a", period="1500ms")
     with pytest.raises(ESAInputError, match="on the 7s grid"):
         convert_nasa(nasa, tmp_path / "a", period="7s", start="2000-01-01")
+    with pytest.raises(ESAInputError, match="choose an earlier start"):  # 2262: pandas' end
+        convert_nasa(nasa, tmp_path / "a", start="2262-04-11 23:47:00")
     with pytest.raises(ESAInputError, match=r"unknown channel\(s\) \['X-9'\]"):
         convert_nasa(nasa, tmp_path / "a", channels=["A-1", "X-9"])
     assert not (tmp_path / "a").exists()
