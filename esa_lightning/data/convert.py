@@ -31,8 +31,10 @@ What it writes
   zero-order hold fills the rest of the grid (first value before, last value after and between
   its stretches). The CSV and Kaggle layouts need one common grid, so they hold exactly those
   values, as ESA-ADB's own CSV and Kaggle files are the zero-order held raw missions: all three
-  layouts read back to the same [T, C] values, labels and telecommands, and no read warns about
-  NaN. ``mission.json`` records each channel's stretches (grid rows = Kaggle ``id``s).
+  layouts read back to the same [T, C] values, labels and telecommands. A NaN sample of the
+  source, or one float32 cannot hold, is written as it is, and each reader repairs and marks it
+  alike (``Mission.unrepresentable``), with its warning. ``mission.json`` records each
+  channel's stretches (grid rows = Kaggle ``id``s).
 - Labels: every ``anomaly_sequences`` pair becomes one event ``<chan>_<k>`` (k in listed order)
   on its channel, category ``Anomaly``, class the NASA class; both ends inclusive, on grid
   points. ESA raw: ``labels.csv`` + ``anomaly_types.csv`` (Locality Global for NASA ``point``,

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission, empty_events
+from esa_lightning.data.readers.esa_adb_grid import repair_samples
 from esa_lightning.data.readers.synthetic import write_esa_csv, write_kaggle_layout
 
 TELECOMMAND_PRIORITY = 3  # the ESA reader keeps priority >= 3 by default
@@ -156,11 +157,7 @@ def _write_esa(job: Job, out: Path) -> int:
     """ESA raw layout: one float64 series per channel over its own stretches, tables."""
     (out / "channels").mkdir()
     for p in job.placed:
-        parts = []
-        for part in ("train", "test"):
-            array = np.load(job.source / part / f"{p.name}.npy", mmap_mode="r", allow_pickle=False)
-            parts.append(np.asarray(array[:, 0], dtype=np.float64))
-        samples = np.concatenate(parts)[p.skip :]
+        samples = _samples(job, p)
         _write_series(out / "channels" / f"{p.name}.zip", p.name, job.times(p.rows), samples)
     commands = _command_columns(job)
     (out / "telecommands").mkdir()
@@ -191,6 +188,16 @@ def _write_esa(job: Job, out: Path) -> int:
     return len(commands)
 
 
+def _samples(job: Job, p: Placement) -> np.ndarray:
+    """The channel's real samples, float64 as in the source, from its first placed row (a
+    recording left out, ``skip``, is not read)."""
+    parts = []
+    for part in ("train", "test"):
+        array = np.load(job.source / part / f"{p.name}.npy", mmap_mode="r", allow_pickle=False)
+        parts.append(np.asarray(array[:, 0], dtype=np.float64))
+    return np.concatenate(parts)[p.skip :]
+
+
 def _write_series(path: Path, name: str, times: np.ndarray, values: np.ndarray) -> None:
     """One ESA-ADB series file: a zip-pickled DataFrame, DatetimeIndex, one column ``name``."""
     frame = pd.DataFrame({name: values}, index=pd.DatetimeIndex(times))
@@ -198,7 +205,10 @@ def _write_series(path: Path, name: str, times: np.ndarray, values: np.ndarray) 
 
 
 def _grid_mission(job: Job) -> Mission:
-    """The converted mission on its grid, held as the ESA reader holds the raw layout."""
+    """The converted mission on its grid, held as the ESA reader holds the raw layout: the
+    samples written there, repaired as it repairs them (NaN and what float32 cannot hold
+    forward-filled), with inf where a sample float32 cannot hold lands, which the CSV and
+    Kaggle readers mark and fill as the ESA reader does."""
     names = [p.name for p in job.placed]
     values = np.empty((job.n_rows, len(names)), dtype=np.float32)
     labels = np.zeros((job.n_rows, len(names)), dtype=np.uint8)
@@ -208,7 +218,10 @@ def _grid_mission(job: Job) -> Mission:
         rows = p.rows
         # zero-order hold: the last sample at or before each row; the first one before it
         held = np.maximum(np.searchsorted(rows, every_row, side="right") - 1, 0)
-        values[:, j] = series.values[p.skip + held, 0]
+        samples = _samples(job, p)
+        repaired, _, beyond = repair_samples(samples, job.source / "test" / f"{p.name}.npy")
+        values[:, j] = repaired[held]
+        values[rows[beyond], j] = np.inf
         labels[rows, j] = series.labels[p.skip :, 0]
     commands = _command_columns(job)
     pulses = np.zeros((job.n_rows, len(commands)), dtype=np.float32)

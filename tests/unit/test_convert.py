@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +192,39 @@ def test_round_trip_through_the_readers(nasa, tmp_path, layout, arrange):
         events = pd.read_csv(out / "events.csv")
         got = set(zip(events["Channel"], events["StartId"], events["EndId"], strict=True))
         assert got == want["events"]
+
+
+@pytest.mark.parametrize("recordings", ["both", "test"])
+def test_layouts_read_back_equal_where_the_source_holds_nan_and_readings_beyond_float32(
+    nasa, tmp_path, recordings
+):
+    # the CSV and Kaggle layouts held the NASA reader's repair (over the training file too,
+    # which recordings=test leaves out) and lost the mark of a reading float32 cannot hold
+    source = tmp_path / "nasa"
+    shutil.copytree(nasa, source)
+    for part, chan, rows, value in [
+        ("test", "A-1", slice(0, 3), np.nan),  # the test recording's first rows
+        ("train", "B-2", slice(10, 11), 1e39),
+        ("test", "C-3", slice(5, 6), np.inf),
+        ("test", "C-3", slice(30, 31), -1e39),
+    ]:
+        array = np.load(source / part / f"{chan}.npy")
+        array[rows, 0] = value
+        np.save(source / part / f"{chan}.npy", array)
+    share = 0.5 if recordings == "test" else 1.0
+    read = {}
+    for layout in ("esa", "esa_csv", "kaggle"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # each read says what it repaired
+            out = convert_nasa(source, tmp_path / layout, layout=layout,
+                               recordings=recordings, test_share=share)
+            read[layout], _ = read_back(layout, out, tmp_path / "cache")
+    esa = read["esa"]
+    assert np.isfinite(esa.values).all() and esa.unrepresentable.sum() == (
+        3 if recordings == "both" else 2)
+    for layout in ("esa_csv", "kaggle"):
+        np.testing.assert_array_equal(read[layout].values, esa.values, err_msg=layout)
+        np.testing.assert_array_equal(read[layout].unrepresentable, esa.unrepresentable)
 
 
 def test_channel_files_hold_only_real_samples(nasa, tmp_path):

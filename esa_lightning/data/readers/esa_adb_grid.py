@@ -127,7 +127,7 @@ def read_raw_series(
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _repair_nonfinite(values: np.ndarray, path: Path) -> tuple[np.ndarray, int, np.ndarray]:
+def repair_samples(values: np.ndarray, path: Path) -> tuple[np.ndarray, int, np.ndarray]:
     """Forward-fill NaN/inf and values beyond float32's range (they would become inf in the
     float32 output); back-fill at the start. Return (values, how many were repaired, bool mask
     of the samples float32 cannot represent: inf or beyond its range, NaN excluded)."""
@@ -261,7 +261,7 @@ def _channel_column(
             path=path,
             column=name,
         )
-    values, n_bad, beyond = _repair_nonfinite(values, path)
+    values, n_bad, beyond = repair_samples(values, path)
     first, last = int(ts[0]), int(ts[-1])
     if k_lo is not None and k_hi is not None:
         lo, hi = k_lo, k_hi
