@@ -11,12 +11,18 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import Mission
+from esa_lightning.data.readers.common import one_line
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path, write_json_atomic
 from esa_lightning.jobs.common import mission_from_config
 from esa_lightning.metrics import ranking_table
 from esa_lightning.metrics.intervals import runs
-from esa_lightning.metrics.report import SELECTIONS, align_prediction_frame, score_aligned
+from esa_lightning.metrics.report import (
+    SELECTIONS,
+    align_prediction_frame,
+    score_aligned,
+    score_column,
+)
 from esa_lightning.models.base import RowScores
 from esa_lightning.reporting.caught import event_outcomes, outcomes_in_turn
 from esa_lightning.runtime.evaluation import concatenate_series, has_labeled_events, report_for
@@ -36,7 +42,7 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ESAInputError(f"not a readable CSV ({exc})", path=path) from None
+        raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
     mission = mission_from_config(cfg.data)
     if mission.is_multiseries:
         results, events = score_series_frame(frame, mission.test(), path)
@@ -82,25 +88,32 @@ def score_series_frame(
     alarm_all = pd.to_numeric(frame["is_anomaly"], errors="coerce")
     if not alarm_all.isin((0, 1)).all():
         raise ESAInputError("is_anomaly must hold only 0/1", column="is_anomaly")
-    frame = frame.assign(channel=frame["channel"].astype(str), is_anomaly=alarm_all)
+    score_all = score_column(frame)
+    frame = frame.assign(channel=frame["channel"].astype(str), is_anomaly=alarm_all,
+                         score=alarm_all if score_all is None else score_all)
+    unknown = sorted(set(frame["channel"]) - set(part.series))
+    if unknown:
+        raise ESAInputError("not a channel of the mission", column="channel", value=unknown[0])
     pieces = []
-    for name, rows in frame.groupby("channel", sort=False):
-        sub = part.series.get(name)
-        if sub is None:
-            raise ESAInputError("not a channel of the mission", column="channel", value=name)
+    by_channel = dict(list(frame.groupby("channel", sort=False)))
+    for name in [n for n in part.series if n in by_channel]:  # the mission's order, as predict's
+        sub, rows = part.series[name], by_channel[name]
         ids = np.asarray(sub.timestamps, dtype=np.int64)
-        got = rows.set_index("id")["is_anomaly"]
+        got = rows.set_index("id")
         if len(got) != len(ids) or not np.array_equal(np.sort(got.index.to_numpy()), ids):
             raise ESAInputError(f"ids of channel {name} are not its {len(ids)} test rows",
                                 column="id", value=name)
-        alarm = got.reindex(ids).to_numpy().astype(np.uint8)
-        pieces.append((name, sub, RowScores(alarm.astype(np.float32), alarm)))
+        got = got.reindex(ids)
+        alarm = got["is_anomaly"].to_numpy().astype(np.uint8)
+        pieces.append((name, sub, RowScores(got["score"].to_numpy(np.float32), alarm)))
     if not pieces:
         raise ESAInputError("no prediction rows", column="channel")
     if not any(has_labeled_events(sub) for _, sub, _ in pieces):
         raise ESAInputError(NOTHING_TO_SCORE, path=path)
     # concatenate_series keeps the events of the scored channels only
     metrics = {k[2:]: v for k, v in report_for(concatenate_series(part, pieces), "x").items()}
+    if score_all is None:  # AUC_PR ranks rows by a score: the 0/1 alarms are none
+        metrics.pop("AUC_PR", None)
     events = outcomes_in_turn(
         (name, sub.events, np.asarray(sub.timestamps), rs.alarm, len(runs(rs.alarm)[0]))
         for name, sub, rs in pieces

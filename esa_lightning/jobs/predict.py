@@ -109,6 +109,8 @@ def write_outputs(
         key = f"{cfg.range}/{name}"
         if key in metrics:
             print(f"  {key:<22} {metrics[key]:.4f}")
+    if not metrics:
+        print(f"  {cfg.range}: not scored (no labels)")
 
 
 def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dict[str, float]:
@@ -131,8 +133,10 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     ]
     with atomic_path(out / "submission.csv") as tmp:
         pd.concat(frames, ignore_index=True).astype({"is_anomaly": int}).to_csv(tmp, index=False)
-    metrics = report_for(concatenate_series(mission, pieces), cfg.range)
-    write_json_atomic(out / "metrics.json", metrics)
+    metrics: dict[str, float] = {}
+    if any(has_labeled_events(part) for _, part, _ in pieces):  # else no keys, never 0.0
+        metrics = report_for(concatenate_series(mission, pieces), cfg.range)
+        write_json_atomic(out / "metrics.json", metrics)
     _write_series_block_report(out, pieces, int(cfg.report_block))
     scored = [
         _scored_grid(detector, mission.series[name], part, rs, cfg, series=name)
@@ -142,7 +146,10 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     _write_report(out, detector, mission, grids, references, cfg, metrics)
     for name in ("EWraw_F_0.50", "EW_F_0.50"):
         key = f"{cfg.range}/{name}"
-        print(f"  {key:<22} {metrics.get(key, float('nan')):.4f}")
+        if key in metrics:
+            print(f"  {key:<22} {metrics[key]:.4f}")
+    if not metrics:
+        print(f"  {cfg.range}: not scored (no labels)")
     return metrics
 
 

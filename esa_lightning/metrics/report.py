@@ -255,17 +255,28 @@ def align_prediction_frame(pred: pd.DataFrame, mission: Any) -> AlignedPredictio
         channel_alarm = pred[channels].to_numpy()[order]
         if not np.isin(channel_alarm, (0, 1)).all():
             raise ESAInputError("per-channel columns must hold only 0/1", column=channels[0])
-    score = None
-    if "score" in pred.columns:
-        score = pd.to_numeric(pred["score"], errors="coerce").to_numpy(np.float64)[order]
+    score = score_column(pred)
     return AlignedPredictions(
         rows=rows,
         timestamps=np.asarray(mission.timestamps)[rows],
         alarm=alarm[order].astype(np.uint8),
-        score=score,
+        score=None if score is None else score[order],
         channel_alarm=None if channel_alarm is None else channel_alarm.astype(np.uint8),
         channel_names=channels or None,
     )
+
+
+def score_column(pred: pd.DataFrame) -> np.ndarray | None:
+    """The predictions' optional ``score`` column (AUC_PR ranks the rows by it) as float64, or
+    None without one; a cell that is no number is named (it would rank as NaN)."""
+    if "score" not in pred.columns:
+        return None
+    score = pd.to_numeric(pred["score"], errors="coerce").to_numpy(np.float64)
+    bad = np.isnan(score) & pred["score"].notna().to_numpy()
+    if bad.any() or pred["score"].isna().any():
+        value = pred["score"].iloc[int(np.argmax(bad | pred["score"].isna().to_numpy()))]
+        raise ESAInputError("a score that is no number", column="score", value=value)
+    return score
 
 
 def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]:

@@ -248,6 +248,30 @@ def test_evaluate_refuses_a_partial_predictions_file(mission_dir, tmp_path):
         evaluate_predictions(cfg)
 
 
+def test_evaluate_names_a_ragged_csv_and_a_score_that_is_no_number_in_one_line(
+    mission_dir, tmp_path
+):
+    mission = load_mission("esa", mission_dir, split_date=SPLIT, cache_dir=None)
+    ids = np.arange(mission.test_start, mission.n_rows)
+    frame = pd.DataFrame({"id": ids, "is_anomaly": 0, "score": np.linspace(0, 1, len(ids))})
+    esa = ["data=esa", f"data.root={mission_dir}", f"data.split_date={SPLIT}"]
+    ragged = tmp_path / "ragged.csv"
+    lines = frame.to_csv(index=False).splitlines()
+    lines[6] += ",1"
+    ragged.write_text("\n".join(lines) + "\n")
+    text = tmp_path / "text.csv"
+    frame.astype({"score": object}).assign(score=lambda f: f["score"].where(
+        f.index != 3, "abc")).to_csv(text, index=False)
+    for path, named in ((ragged, "not a readable CSV"), (text, "'abc'")):
+        cfg = compose_config("evaluate", [f"predictions={path}", *esa], tmp_path / path.stem)
+        with pytest.raises(ESAInputError, match=named) as refused:
+            evaluate_predictions(cfg)
+        assert "\n" not in str(refused.value)
+    frame.to_csv(tmp_path / "fine.csv", index=False)
+    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'fine.csv'}", *esa], tmp_path)
+    assert 0.0 < evaluate_predictions(cfg)["AUC_PR"] <= 1.0
+
+
 def test_evaluate_refuses_rows_without_labels_and_writes_nothing(mission_dir, tmp_path):
     """Kaggle's test.parquet has no is_anomaly: its zeros are unknowns, and scoring a
     submission against them gave 0.0 everywhere. A raw-ESA range whose labels hold no event

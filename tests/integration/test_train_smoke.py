@@ -137,6 +137,38 @@ def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path, 
     theirs = pd.read_csv(tmp_path / "predict" / "events.csv", keep_default_na=False)
     pd.testing.assert_frame_equal(mine, theirs)
     assert set(mine["series"]) == {"T-13", "C-1"}
+    # every metric as predict's; AUC_PR ranks rows by a score, which the file does not hold
+    assert "AUC_PR" not in scored
+    assert scored == pytest.approx({k: metrics[f"test/{k}"] for k in scored}, nan_ok=True)
+    # the series in another order: the same numbers (affiliation zones followed file order)
+    sub.iloc[::-1].to_csv(tmp_path / "reversed.csv", index=False)
+    ecfg.predictions = str(tmp_path / "reversed.csv")
+    assert evaluate_predictions(ecfg) == pytest.approx(scored, nan_ok=True)
+    rng = np.random.default_rng(0)
+    sub.assign(score=rng.random(len(sub))).to_csv(tmp_path / "scored.csv", index=False)
+    ecfg.predictions = str(tmp_path / "scored.csv")
+    assert 0.0 < evaluate_predictions(ecfg)["AUC_PR"] <= 1.0
+    sub.assign(score="abc").to_csv(tmp_path / "text.csv", index=False)
+    ecfg.predictions = str(tmp_path / "text.csv")
+    with pytest.raises(ESAInputError, match="score"):
+        evaluate_predictions(ecfg)
+    # a NASA folder whose labels list no sequence: no metrics.json, no events.csv (were 0.0)
+    unlabeled = tmp_path / "unlabeled"
+    for part in ("train", "test"):
+        (unlabeled / part).mkdir(parents=True)
+        for chan in ("T-13", "C-1"):
+            source = (MSL / part / f"{chan}.npy").read_bytes()
+            (unlabeled / part / f"{chan}.npy").write_bytes(source)
+    table = pd.read_csv(MSL / "labeled_anomalies.csv")
+    table = table[table["chan_id"].isin(["T-13", "C-1"])].assign(anomaly_sequences="[]", **{
+        "class": "[]"})
+    table.to_csv(unlabeled / "labeled_anomalies.csv", index=False)
+    ucfg = compose_config("predict", [f"ckpt={out / 'detector'}", "data=nasa_msl",
+                                      f"data.root={unlabeled}", "data.channels=[T-13,C-1]"],
+                          tmp_path / "unlabeled_predict")
+    assert predict(ucfg) == {}
+    written = {p.name for p in (tmp_path / "unlabeled_predict").iterdir()}
+    assert "submission.csv" in written and not {"metrics.json", "events.csv"} & written
     sub.loc[0, "channel"] = "X-99"
     sub.to_csv(tmp_path / "bad.csv", index=False)
     ecfg.predictions = str(tmp_path / "bad.csv")
