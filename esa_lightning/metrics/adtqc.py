@@ -10,12 +10,13 @@ from 0 at x = -alpha to 1 at x = 0 as ((x + alpha) / alpha)^e, then falls as
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from esa_lightning.metrics.event_wise import prepare
+from esa_lightning.metrics.event_wise import as_spans, prepare
 
 
 def timing_curve(x: np.ndarray, alpha: np.ndarray, beta_t: np.ndarray, exponent: float = math.e):
@@ -36,10 +37,14 @@ def adtqc(
     select_labels: dict | None = None,
     full_range: tuple[Any, Any] | None = None,
     exponent: float = math.e,
+    segments: Sequence[tuple[Any, Any]] | None = None,
 ) -> dict[str, float]:
     """``ADTQC`` (mean over detected events), ``ADTQC_before``/``ADTQC_after`` counts of first
-    alarms before / at-or-after the event start, and ``ADTQC_after_rate``."""
-    truth, pred, _ = prepare(y_true, y_pred, select_labels, full_range)
+    alarms before / at-or-after the event start, and ``ADTQC_after_rate``.
+
+    ``segments``: the spans of independent series laid end to end; an event's previous event
+    (its ``alpha``) is then one of its own series, the first of a series has none."""
+    truth, pred, rng = prepare(y_true, y_pred, select_labels, full_range)
     m = truth.selected
     frame = pd.DataFrame({"event": truth.event[m], "start": truth.start[m], "end": truth.end[m]})
     spans = frame.groupby("event").agg(start=("start", "min"), end=("end", "max"))
@@ -57,6 +62,11 @@ def adtqc(
     ev_len = spans["end"].to_numpy() - ev_start
     all_starts = np.sort(ev_start)
     prev = np.searchsorted(all_starts, ev_start, side="left") - 1
+    if segments is not None:  # a previous event of another series is none
+        firsts = np.asarray([first for first, _ in as_spans(segments, rng)])
+        series = np.searchsorted(firsts, all_starts, side="right")
+        own = np.searchsorted(firsts, ev_start, side="right")
+        prev = np.where((prev >= 0) & (series[np.maximum(prev, 0)] == own), prev, -1)
     gap = ev_start - all_starts[np.maximum(prev, 0)]
     alpha = np.where(prev >= 0, np.minimum(ev_len, gap), ev_len)
     pos = spans.index.get_indexer(earliest.index)

@@ -130,22 +130,35 @@ def affiliation_scores(
 
 
 def affiliation_both(
-    truth: Truth, pred: Intervals, full_range: tuple[Any, Any]
+    truth: Truth,
+    pred: Intervals,
+    full_range: tuple[Any, Any],
+    segments: Sequence[tuple[Any, Any]] | None = None,
 ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """``((paper P, paper R), (reference P, reference R))`` from one zone computation."""
+    """``((paper P, paper R), (reference P, reference R))`` from one zone computation.
+
+    ``segments``: the spans of independent series laid end to end on one timeline
+    (``data.mission.one_timeline``); each series' zones then end at its own span, as if it
+    were scored alone, instead of reaching into its neighbours (whose order is arbitrary)."""
     if len(pred) == 0 or truth.start.size == 0:
         return (0.0, 0.0), (0.0, 0.0)
     union = merge(truth.start, np.where(truth.end > truth.start, truth.end, tick_after(truth.end)))
     p_end = np.where(pred.end > pred.start, pred.end, tick_after(pred.end))
     pred = merge(pred.start, p_end)
-    lo = min(full_range[0], union.start[0], pred.start[0])
-    hi = max(full_range[1], union.end[-1], pred.end[-1])
-    as_f = np.float64
-    zones = affiliation_zones(
-        Intervals(pred.start.astype(as_f) - as_f(lo), pred.end.astype(as_f) - as_f(lo)),
-        Intervals(union.start.astype(as_f) - as_f(lo), union.end.astype(as_f) - as_f(lo)),
-        (0.0, float(hi - lo)),
-    )
+    pieces = [full_range] if segments is None else list(segments)
+    paper_p, paper_r, ref_p, ref_r = (np.full(len(union), np.nan) for _ in range(4))
+    for first, last in pieces:
+        if segments is None:
+            in_u, u, p = np.arange(len(union)), union, pred
+        else:
+            in_u = np.flatnonzero((union.start >= first) & (union.start <= last))
+            if not len(in_u):
+                continue
+            in_p = (pred.start >= first) & (pred.start <= last)
+            u = Intervals(union.start[in_u], union.end[in_u])
+            p = Intervals(pred.start[in_p], pred.end[in_p])
+        zp, zr, rp, rr = _zone_scores(u, p, (first, last))
+        paper_p[in_u], paper_r[in_u], ref_p[in_u], ref_r[in_u] = zp, zr, rp, rr
     zone = np.searchsorted(union.start, truth.start, side="right") - 1
     bad_zone = np.zeros(len(union), dtype=bool)
     bad_zone[zone[~truth.selected]] = True
@@ -160,7 +173,26 @@ def affiliation_both(
         per_event = frame.groupby("event")[["p", "r"]].mean()
         return float(per_event["p"].mean()), float(per_event["r"].mean())
 
-    paper = mean_of_event_means(rows.drop_duplicates(), zones.precision, zones.recall)
+    paper = mean_of_event_means(rows.drop_duplicates(), paper_p, paper_r)
+    reference = mean_of_event_means(rows, ref_p, ref_r)
+    return paper, reference
+
+
+def _zone_scores(
+    union: Intervals, pred: Intervals, full_range: tuple[Any, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per zone of the merged ground truth ``union``: the paper's precision and recall, then
+    the reference's (ESA-ADB's code), over the range around ``full_range``, labels and
+    predictions (merged) alike."""
+    starts = [full_range[0], union.start[0]] + ([pred.start[0]] if len(pred) else [])
+    ends = [full_range[1], union.end[-1]] + ([pred.end[-1]] if len(pred) else [])
+    lo, hi = min(starts), max(ends)
+    as_f = np.float64
+    zones = affiliation_zones(
+        Intervals(pred.start.astype(as_f) - as_f(lo), pred.end.astype(as_f) - as_f(lo)),
+        Intervals(union.start.astype(as_f) - as_f(lo), union.end.astype(as_f) - as_f(lo)),
+        (0.0, float(hi - lo)),
+    )
     # the reference's own arithmetic on its own number types (see affiliation_reference)
     ref_p, ref_r = affiliation_reference(
         list(zip(pred.start.tolist(), pred.end.tolist(), strict=True)),
@@ -170,10 +202,8 @@ def affiliation_both(
         # them to float64 (a 1 ns prediction at the end survives the cut to its zone)
         (np.asarray(lo).item(), np.asarray(hi)[()]),
     )
-    reference = mean_of_event_means(
-        rows, np.asarray(ref_p, dtype=float), np.asarray(ref_r, dtype=float)
-    )
-    return paper, reference
+    return (zones.precision, zones.recall, np.asarray(ref_p, dtype=float),
+            np.asarray(ref_r, dtype=float))
 
 
 def _event_wise(
@@ -225,13 +255,15 @@ def esa_scores(
     betas: float | Sequence[float] = 0.5,
     select_labels: dict | None = None,
     full_range: tuple[Any, Any] | None = None,
+    segments: Sequence[tuple[Any, Any]] | None = None,
 ) -> dict[str, float]:
     """Corrected event-wise P/R/F, alarming precision and affiliation P/R/F of ESA-ADB.
 
     y_true: labels (``ID, StartTime, EndTime`` and the columns ``select_labels`` filters on,
     e.g. ``{"Category": ["Anomaly"]}``); y_pred: change points or ``(timestamps, binary)``
     (see :mod:`esa_lightning.metrics.intervals`); full_range: the evaluated span, by default
-    from the earliest to the latest label or prediction time.
+    from the earliest to the latest label or prediction time; segments: the spans of
+    independent series laid end to end (``affiliation_both``), in the same time unit.
     """
     bl = beta_list(betas)
     truth, pred, rng = prepare(y_true, y_pred, select_labels, full_range)
@@ -240,12 +272,23 @@ def esa_scores(
     out, c = _event_wise(truth, pred, rng, bl)
     alarm_den = c["tp"] + c["redundant"]
     out["alarming_precision"] = c["tp"] / alarm_den if alarm_den else 0.0
-    (pap_p, pap_r), (ref_p, ref_r) = affiliation_both(truth, pred, rng)
+    spans = None if segments is None else as_spans(segments, rng)
+    (pap_p, pap_r), (ref_p, ref_r) = affiliation_both(truth, pred, rng, spans)
     out.update({"AFF_precision": ref_p, "AFF_recall": ref_r})
     out.update({f"AFF_F_{b:.2f}": _f_beta_reference(ref_p, ref_r, b) for b in bl})
     out.update({"AFFpaper_precision": pap_p, "AFFpaper_recall": pap_r})
     out.update({f"AFFpaper_F_{b:.2f}": f_beta(pap_p, pap_r, b) for b in bl})
     return out
+
+
+def as_spans(segments: Sequence[tuple[Any, Any]], rng: tuple[Any, Any]) -> list[tuple]:
+    """``segments`` in the evaluated range's time dtype, in time order."""
+    dtype = np.asarray(rng[0]).dtype
+    spans = [
+        tuple(np.asarray(as_time(pd.Series([x]), what="segments")[0]).astype(dtype) for x in s)
+        for s in segments
+    ]
+    return sorted(spans, key=lambda s: s[0])
 
 
 def telemanom_scores(

@@ -70,8 +70,11 @@ def full_report(
     channel_names: Sequence[str] | None = None,
     channels_table: pd.DataFrame | None = None,
     betas: float | Sequence[float] = 0.5,
+    segments: Sequence[tuple[Any, Any]] | None = None,
 ) -> dict[str, float]:
-    """Every metric over the evaluated rows, as one flat dict of floats.
+    """Every metric over the evaluated rows, as one flat dict of floats. ``segments``: the
+    (first, last) timestamps of independent series laid end to end (``one_timeline``): the
+    affiliation zones and ADTQC's previous events stay inside each series.
 
     events: ``Mission.events`` (ID, Channel, StartTime, EndTime, Category, ...); only events
     overlapping the rows' time span count, clipped to it. timestamps: datetime64 or int ids of
@@ -112,7 +115,8 @@ def full_report(
     out: dict[str, float] = {}
     for suffix, categories in SELECTIONS.items():
         select = {"Category": categories}
-        part = esa_scores(events, pred, betas=betas, select_labels=select, full_range=full_range)
+        part = esa_scores(events, pred, betas=betas, select_labels=select, full_range=full_range,
+                          segments=segments)
         if channel_preds is not None:
             part.update(
                 channel_aware_scores(
@@ -124,7 +128,9 @@ def full_report(
                     full_range=full_range,
                 )
             )
-        part.update(adtqc(events, pred, select_labels=select, full_range=full_range))
+        part.update(
+            adtqc(events, pred, select_labels=select, full_range=full_range, segments=segments)
+        )
         out.update({f"{k}{suffix}": float(v) for k, v in part.items()})
 
     main = {"Category": SELECTIONS[""]}

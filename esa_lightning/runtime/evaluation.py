@@ -24,6 +24,8 @@ class ScoredRange:
     scores: RowScores
     timestamps: np.ndarray
     events: pd.DataFrame
+    # independent series laid end to end: each one's (first, last) timestamp
+    segments: list[tuple[int, int]] | None = None
 
 
 def score_range(
@@ -69,7 +71,12 @@ def concatenate_series(part: Mission, pieces: list[tuple[str, Mission, RowScores
         score=np.concatenate([s.score for s in scores]),
         alarm=np.concatenate([s.alarm for s in scores]),
     )
-    return ScoredRange(part, rs, stamps, part.events.iloc[:0] if events is None else events)
+    sizes = np.cumsum([0] + [len(s.alarm) for s in scores])
+    segments = [(int(stamps[a]), int(stamps[b - 1])) for a, b in zip(sizes[:-1], sizes[1:],
+                                                                      strict=True)]
+    return ScoredRange(
+        part, rs, stamps, part.events.iloc[:0] if events is None else events, segments
+    )
 
 
 def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:
@@ -87,6 +94,7 @@ def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:
         channel_alarm=channel_alarm if channels is not None else None,
         channel_names=None if channels is None else list(channels["Channel"]),
         channels_table=channels,
+        segments=scored.segments,
     )
     return {f"{prefix}/{k}": float(v) for k, v in result.items()}
 

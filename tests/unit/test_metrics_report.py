@@ -166,3 +166,49 @@ def test_ranking_table_orders_by_ew_then_ties():
     }
     lines = ranking_table(results).splitlines()[2:]
     assert [ln.split()[1] for ln in lines] == ["tie_better", "tie_worse", "low"]
+
+
+def series_events(name: str, rows: list[tuple[int, int]]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "ID": [f"{name}_{k}" for k in range(len(rows))], "Channel": name,
+        "StartTime": [a for a, _ in rows], "EndTime": [b for _, b in rows],
+        "Category": "Anomaly",
+    })
+
+
+def test_independent_series_are_scored_alike_whatever_their_order():
+    """NASA's series laid end to end: a series' affiliation zones and ADTQC's previous event
+    reached into its neighbour, so the order of the series changed the scores."""
+    from esa_lightning.models.base import RowScores
+    from esa_lightning.runtime.evaluation import concatenate_series, report_for
+
+    def series(name, n, rows, alarmed):
+        alarm = np.zeros(n, dtype=np.uint8)
+        for a, b in alarmed:
+            alarm[a : b + 1] = 1
+        part = Mission(name=name, values=np.zeros((n, 1), dtype=np.float32),
+                       timestamps=np.arange(n, dtype=np.int64),
+                       channels=default_channel_table([name]),
+                       labels=np.zeros((n, 1), dtype=np.uint8), events=series_events(name, rows))
+        return part, alarm
+
+    # B-2's first event is long and starts 15 rows after A-1's last (when A-1 comes first)
+    a = series("A-1", 300, [(290, 295)], [(20, 30), (291, 293)])
+    b = series("B-2", 200, [(3, 40), (120, 130)], [(0, 10), (100, 104), (190, 195)])
+
+    def scored(parts):  # as predict.py and evaluate.py score NASA series
+        pieces = [(p.name, p, RowScores(x.astype(np.float32), x)) for p, x in parts]
+        metrics = report_for(concatenate_series(parts[0][0], pieces), "test")
+        return {k.removeprefix("test/"): v for k, v in metrics.items()}
+
+    one, other = scored([a, b]), scored([b, a])
+    assert one == pytest.approx(other)
+    # each series' affiliation as if it were scored alone, averaged over the events
+    alone = {p.name: full_report(p.events, p.timestamps, x) for p, x in (a, b)}
+    for key in ("AFF_precision", "AFF_recall", "AFFpaper_precision", "AFFpaper_recall"):
+        assert one[key] == pytest.approx((alone["A-1"][key] + 2 * alone["B-2"][key]) / 3)
+    # ADTQC: the mean over the detected events of each series scored alone
+    detected = {k: r["ADTQC_before"] + r["ADTQC_after"] for k, r in alone.items()}
+    assert one["ADTQC_before"] + one["ADTQC_after"] == sum(detected.values()) == 2
+    assert one["ADTQC"] == pytest.approx(
+        sum(alone[k]["ADTQC"] * n for k, n in detected.items()) / 2)
