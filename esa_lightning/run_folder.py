@@ -158,6 +158,14 @@ def _commit(stage: Path, out: Path) -> None:
     """List the staged files in the stage's manifest (from then on the set is published even
     if this process dies), then publish them."""
     files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+    earlier = set(recorded_outputs(out))
+    foreign = [rel for rel in files if rel not in earlier and (out / rel).exists()]
+    if foreign:  # e.g. a training run's metrics.json: another run's file, never replaced
+        raise ESAInputError(
+            f"{foreign[0]} is already there and no earlier prediction in this folder wrote it: "
+            "predict into a new folder (hydra.run.dir=...)",
+            path=out / foreign[0],
+        )
     write_json_atomic(stage / MANIFEST, {"files": files})
     try:
         _publish(stage, out)

@@ -43,6 +43,13 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
+    folder = Path(cfg.paths.output_dir)
+    if (folder / "events.csv").exists() and not (folder / "evaluation.json").exists():
+        raise ESAInputError(  # e.g. predict.py's own folder: its events.csv is not ours
+            "events.csv is already there and no earlier evaluation wrote it: evaluate into a "
+            "new folder (hydra.run.dir=...)",
+            path=folder / "events.csv",
+        )
     mission = mission_from_config(cfg.data)
     if mission.is_multiseries:
         results, events = score_series_frame(frame, mission.test(), path)
@@ -57,7 +64,6 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
     print(ranking_table({cfg.algorithm: results}))
     print("Anomaly only:")
     print(ranking_table({cfg.algorithm: anomaly_only}))
-    folder = Path(cfg.paths.output_dir)
     write_json_atomic(folder / "evaluation.json", results)
     print(f"written: {folder / 'evaluation.json'}")
     # written with every evaluation, so an earlier evaluation's table in the same folder never

@@ -149,7 +149,18 @@ def merge(cfg: Any) -> dict[str, float]:
             column="detectors",
             value=cfg.detectors,
         )
-    out = make_output_folder(cfg.paths.output_dir)
+    if len(cfg.detectors) < 2:
+        raise ESAInputError("merging needs at least two detectors: detectors=[PATH,PATH]",
+                            column="detectors", value=list(cfg.detectors))
+    out = Path(cfg.paths.output_dir)
+    taken = [name for name in ("detector", "metrics.json") if (out / name).exists()]
+    if taken:  # e.g. a source's own run folder: its detector and metrics would be replaced
+        raise ESAInputError(
+            f"the run folder already holds {' and '.join(taken)} (another run's): merge into a "
+            "new folder (hydra.run.dir=...)",
+            path=out,
+        )
+    out = make_output_folder(out)
     with lock_run_folder(out):
         return _merge_into(cfg, out)
 

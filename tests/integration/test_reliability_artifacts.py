@@ -594,6 +594,28 @@ def test_merge_refuses_detectors_that_are_not_a_list(tmp_path):
     cfg = OmegaConf.create({"detectors": str(tmp_path / "a"), "data": {}, "paths": {}})
     with pytest.raises(ESAInputError, match=r"detectors must be a list"):
         merge(cfg)
+    out = tmp_path / "out"
+    cfg = OmegaConf.create({"detectors": [], "data": {}, "paths": {"output_dir": str(out)}})
+    with pytest.raises(ESAInputError, match=r"at least two detectors"):  # was an IndexError
+        merge(cfg)
+    assert not out.exists()
+
+
+def test_merge_never_replaces_another_runs_detector(tmp_path):
+    """merge.py into a source's own run folder replaced its detector and metrics.json."""
+    from omegaconf import OmegaConf
+
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.merge import merge
+
+    run = tmp_path / "run"
+    (run / "detector").mkdir(parents=True)
+    (run / "metrics.json").write_text("{}")
+    cfg = OmegaConf.create({"detectors": [str(tmp_path / "a"), str(run / "detector")],
+                            "data": {}, "paths": {"output_dir": str(run)}})
+    with pytest.raises(ESAInputError, match="already holds detector and metrics.json"):
+        merge(cfg)
+    assert sorted(p.name for p in run.iterdir()) == ["detector", "metrics.json"]
 
 
 @pytest.mark.parametrize("name", ["detector.json", "config.yaml"])

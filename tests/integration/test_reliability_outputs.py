@@ -281,7 +281,7 @@ def test_predict_and_merge_refuse_a_held_folder_and_take_it_once_the_holder_died
     folder, holder = held_folder
     with pytest.raises(ESAInputError, match="another run is writing into this folder"):
         predict(predict_cfg(smoke_detector, small_mission_dir, folder))
-    cfg = compose_config("merge", [f"detectors=[{smoke_detector}]",
+    cfg = compose_config("merge", [f"detectors=[{smoke_detector},{smoke_detector}]",
                                    f"data.root={small_mission_dir}"], folder)
     with pytest.raises(ESAInputError, match="another run is writing into this folder"):
         merge(cfg)
@@ -400,6 +400,33 @@ def test_a_publishing_killed_half_way_is_completed_by_the_next_run(tmp_path):
         (new_stage / "submission.csv").write_text("newer")
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "submission.csv"]
     assert (out / "submission.csv").read_text() == "newer"
+
+
+def test_predict_never_replaces_a_file_no_earlier_prediction_wrote(
+    smoke_detector, small_mission_dir, tmp_path
+):
+    """predict.py into a training run's folder replaced its metrics.json (the val/ keys)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"val/EW_F_0.50": 0.5}')
+    with pytest.raises(ESAInputError, match="metrics.json is already there"):
+        predict(predict_cfg(smoke_detector, small_mission_dir, out, "max_figures=0"))
+    assert (out / "metrics.json").read_text() == '{"val/EW_F_0.50": 0.5}'
+    assert not [p for p in out.iterdir() if p.suffix in (".csv", ".html")]
+    from esa_lightning.jobs.evaluate import evaluate_predictions
+
+    ecfg = compose_config("evaluate", [f"predictions={tmp_path / 'p.csv'}",
+                                       f"data.root={small_mission_dir}"], tmp_path / "p")
+    predict(predict_cfg(smoke_detector, small_mission_dir, tmp_path / "p", "max_figures=0"))
+    (tmp_path / "p" / "submission.csv").rename(tmp_path / "p.csv")
+    theirs = (tmp_path / "p" / "events.csv").read_bytes()
+    with pytest.raises(ESAInputError, match="events.csv is already there"):
+        evaluate_predictions(ecfg)  # into predict's folder: its events.csv is not evaluate's
+    assert (tmp_path / "p" / "events.csv").read_bytes() == theirs
+    again = tmp_path / "again"  # a folder an earlier prediction wrote is predicted into again
+    predict(predict_cfg(smoke_detector, small_mission_dir, again, "max_figures=0"))
+    predict(predict_cfg(smoke_detector, small_mission_dir, again, "max_figures=0", "range=all"))
+    assert "all/EW_F_0.50" in json.loads((again / "metrics.json").read_text())
 
 
 def test_a_manifest_never_removes_anything_outside_its_folder(tmp_path):
