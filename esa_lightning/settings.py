@@ -96,8 +96,18 @@ _MISSING = object()
 SKIPPED = ("hydra", "paths", "optuna")
 
 
+#: the jobs' own top-level settings that hold a value (null is no file, range or count)
+NOT_NULL = (
+    "ckpt", "range", "chunk_rows", "report_block", "max_figures", "device", "predictions",
+    "algorithm", "detectors", "experiment_name", "seed", "test", "optimized_metric",
+)
+
+
 def check_settings(cfg: DictConfig) -> None:
     """Refuse the first unset mandatory value, NaN or out-of-range setting of ``cfg``."""
+    for key in NOT_NULL:
+        if key in cfg and not OmegaConf.is_missing(cfg, key) and cfg[key] is None:
+            raise ESAInputError(f"{key}=null: needs a value (see conf/{cfg.get('task_name')}.yaml)")
     for key, value in _leaves(cfg, ""):
         if value is _MISSING:
             raise ESAInputError(f"{key}: no value given; set {key}=... on the command line")

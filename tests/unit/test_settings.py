@@ -57,6 +57,22 @@ def test_a_search_space_is_not_checked_as_settings(search, tmp_path):
     check_settings(cfg)
 
 
+@pytest.mark.parametrize(
+    ("job", "key"),
+    [("predict", "report_block"), ("predict", "chunk_rows"), ("predict", "max_figures"),
+     ("predict", "ckpt"), ("predict", "range"), ("evaluate", "predictions"),
+     ("evaluate", "algorithm"), ("merge", "detectors"), ("train", "chunk_rows"),
+     ("train", "seed")],
+)
+def test_a_job_setting_set_to_null_is_named(job, key, tmp_path):
+    # they raised TypeErrors deep in the jobs (int(None), len(None), Path(None))
+    mandatory = {"predict": ["ckpt=x"], "evaluate": ["predictions=x"], "merge": ["detectors=[a,b]"],
+                 "train": []}[job]
+    cfg = compose_config(job, [*mandatory, f"{key}=null"], tmp_path)
+    with pytest.raises(ESAInputError, match=rf"^{key}=null: needs a value"):
+        check_settings(cfg)
+
+
 def test_an_unset_mandatory_value_is_named(tmp_path):
     with pytest.raises(ESAInputError, match="set ckpt="):
         check_settings(compose_config("predict", [], tmp_path))
