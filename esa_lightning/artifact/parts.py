@@ -141,7 +141,46 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
     manifest.setdefault("info", {})
     if not isinstance(manifest["info"], dict):
         raise bad("info must be an object")
+    if problem := _calibration_problem(manifest["info"].get("calibration"), schema["channels"]):
+        raise bad(f"info.calibration: {problem}")
     return manifest
+
+
+def _calibration_problem(record: Any, channels: list[str]) -> str | None:
+    """What is wrong with the nominal reference ``jobs.train.record_for_api`` stored (an edited
+    detector.json), or None: predict.py and ``Detector.predict`` read it without scoring."""
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        return "must be an object"
+    if not _numbers(record.get("reference_scores")):
+        return "reference_scores must be a list of numbers"
+    n_rows = record.get("n_rows", 0)
+    if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 0:
+        return "n_rows must be a count"
+    if not isinstance(record.get("source", ""), str):
+        return "source must be a string"
+    for key in ("values", "channel_scores"):
+        spread = record.get(key)
+        if spread is None:
+            continue
+        if not (
+            isinstance(spread, dict)
+            and all(
+                _numbers(spread.get(k)) and len(spread[k]) == len(channels)
+                for k in ("centre", "spread")
+            )
+            and isinstance(spread.get("two_sided"), bool)
+        ):
+            return (f"{key} needs centre and spread, {len(channels)} numbers each (one per "
+                    "channel), and two_sided true or false")
+    return None
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    )
 
 
 def _names(value: Any) -> bool:

@@ -316,6 +316,39 @@ def test_malformed_manifest_is_refused(copy_of, edit, needle):
     load_refused(folder, "detector.json", needle)
 
 
+def calibration(n: int) -> dict:
+    spread = {"centre": [0.0] * n, "spread": [1.0] * n, "two_sided": True}
+    return {"source": "validation", "n_rows": 10, "reference_scores": [0.1, 0.5, 2.0],
+            "values": spread, "channel_scores": {**spread, "two_sided": False}}
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda c, n: 5, "must be an object"),
+        (lambda c, n: {**c, "reference_scores": "x"}, "reference_scores"),
+        (lambda c, n: {**c, "n_rows": -1}, "n_rows"),
+        (lambda c, n: {**c, "values": {**c["values"], "spread": [1.0] * (n - 1)}}, "values"),
+        (lambda c, n: {**c, "channel_scores": {**c["channel_scores"], "centre": ["abc"] * n}},
+         "channel_scores"),
+    ],
+)
+def test_an_edited_calibration_is_refused_at_load(copy_of, edit, needle):
+    """detector.json's nominal reference (predict.py reads it instead of scoring validation):
+    edited, it raised AttributeError / ValueError tracebacks in predict.py."""
+    from esa_lightning.artifact import Detector
+
+    folder = copy_of("zscore")
+    manifest = manifest_of(folder)
+    n = len(manifest["schema"]["channels"])
+    manifest["info"]["calibration"] = calibration(n)
+    write_manifest(folder, manifest)
+    assert Detector.load(folder).info["calibration"]["n_rows"] == 10  # a whole record loads
+    manifest["info"]["calibration"] = edit(calibration(n), n)
+    write_manifest(folder, manifest)
+    load_refused(folder, "detector.json", "info.calibration: ", needle)
+
+
 def test_two_components_without_a_combiner_are_refused(copy_of):
     folder = copy_of("combined")
     manifest = manifest_of(folder)
