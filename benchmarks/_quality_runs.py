@@ -157,8 +157,14 @@ def prepare_mission(name: str, data: list[str], work: Path, timeout_s: float) ->
     cmd = [sys.executable, "-c", _LOAD, str(CONF), str(info_file), *data]
     res = run_measured(cmd, log_dir, timeout_s)
     if res["error"]:
-        return {"error": res["error"]}
+        return failed(res, "mission")
     return {**json.loads(info_file.read_text()), "load_s": res["wall_s"]}
+
+
+def failed(res: dict[str, Any], step: str) -> dict[str, str]:
+    """``{"na": why}`` when a step's command refused its input (exit code 2, a one-line
+    ``ESAInputError``), else ``{"error": why}`` (a crash, a timeout: the product failed)."""
+    return {"na" if res["rc"] == 2 else "error": f"{step}: {res['error']}"}
 
 
 # NASA's training files hold no labeled anomaly: half of each channel's labeled stretch goes to
@@ -186,19 +192,20 @@ def convert(
            "--layout", layout, *args]
     res = run_measured(cmd, out.parent / f"_logs_{out.name}", timeout_s)
     if res["error"]:
-        return {"error": f"converter: {res['error']}"}
+        return failed(res, "converter")
     marker.write_text(" ".join(args))
     return {}
 
 
 def development_copy(source: Path, mission: Path, out: Path, timeout_s: float) -> dict[str, Any]:
     """Write ``out`` again with ``esa_lightning.data.development``: the rows of the NASA folder
-    ``source`` that the converted ``mission`` trains on; ``{}`` when done, else ``error``."""
+    ``source`` that the converted ``mission`` trains on; ``{}`` when done, else ``na`` or
+    ``error``."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "esa_lightning.data.development", "--source", str(source),
            "--mission", str(mission), "--out", str(out)]
     res = run_measured(cmd, out.parent / f"_logs_{out.name}", timeout_s)
-    return {"error": f"development copy: {res['error']}"} if res["error"] else {}
+    return failed(res, "development copy") if res["error"] else {}
 
 
 def converted_overrides(out: Path, data: str) -> list[str]:

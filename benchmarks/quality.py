@@ -19,7 +19,10 @@ over its seeds beside its single run: a margin smaller than the seeds' spread sa
     python benchmarks/quality.py --from-json A.json B.json   # B's rows replace A's (a rerun)
 
 Writes its section of ``benchmarks/RESULTS.md`` (or ``--out``) between the quality.py markers
-and every number as JSON (``<workdir>.json`` by default).
+and every number as JSON (``<workdir>.json`` by default). ``--tiny`` writes its section beside
+its work folder (``outputs/quality_tiny.md``), never over the suite's leaderboard; ``--from-json``
+of a tiny or development run writes where that run would. A mission that crashes or times out
+gives error rows; n/a is kept for a mission or candidate the product refuses (exit code 2).
 
     python benchmarks/quality.py --development [--missions msl_esa_dev] [--candidates ...]
 
@@ -267,7 +270,7 @@ def run_mission(
     if "data" in state:
         mission["data"] = state["data"]
         info = prepare_mission(name, state["data"], work, a.timeout)
-        state = {"error": f"mission: {info['error']}"} if "error" in info else {}
+        state = {k: v for k, v in info.items() if k in ("na", "error")}
         mission["info"] = info
     replaced = {**spec.get("candidates", {}), **a.overrides.get(name, {})}
     for cand, cspec in candidates.items():
@@ -286,8 +289,8 @@ def run_mission(
             missing = missing_configs(overrides)
             if state.get("na"):
                 result.update(status="n/a", reason=state["na"], test_looks=0)
-            elif state.get("error"):
-                result.update(status="n/a", reason=state["error"], test_looks=0)
+            elif state.get("error"):  # the mission crashed or timed out: the product failed
+                result.update(status="error", reason=state["error"], test_looks=0)
             elif missing:
                 result.update(
                     status="error",
@@ -368,10 +371,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a = ap.parse_args(argv)
     if a.tiny and a.development:
         raise SystemExit("error: --tiny and --development do not go together")
+    a.out_given = a.out is not None
     kind = "quality_tiny" if a.tiny else "quality_dev" if a.development else "quality"
     a.workdir = (a.workdir or ROOT / "outputs" / kind).resolve()
-    results = "DEVELOPMENT.md" if a.development else "RESULTS.md"
-    a.out = (a.out or Path(__file__).with_name(results)).resolve()
+    a.out = (a.out or default_out(a.tiny, a.development, a.workdir)).resolve()
     a.json = (a.json or a.workdir.with_suffix(".json")).resolve()
     try:
         a.seeds = tuple(int(s) for s in a.seeds.split(",") if s.strip())
@@ -386,6 +389,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
+def default_out(tiny: bool, development: bool, workdir: Path) -> Path:
+    """Where a run's section goes: the suite's into RESULTS.md, the development missions' into
+    DEVELOPMENT.md, a tiny run's beside its work folder (never over the suite's leaderboard)."""
+    if tiny:
+        return workdir.with_suffix(".md")
+    return Path(__file__).with_name("DEVELOPMENT.md" if development else "RESULTS.md")
+
+
 def report(results: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> None:
     """Write the leaderboard section into ``out`` and print it."""
     workdirs = meta.get("workdirs", [meta["workdir"]])
@@ -397,8 +408,13 @@ def report(results: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> No
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if a.from_json:
-        numbers = merge_runs([json.loads(path.read_text()) for path in a.from_json])
-        report(numbers["missions"], numbers["meta"], a.out)
+        runs = [json.loads(path.read_text()) for path in a.from_json]
+        numbers = merge_runs(runs)
+        # where the runs' own kind goes: a tiny or development run never over the leaderboard
+        tiny, dev = (any(run["meta"].get(k) for run in runs) for k in ("tiny", "development"))
+        workdir = Path(runs[-1]["meta"].get("workdir", ROOT / "outputs" / "quality_tiny"))
+        out = a.out if a.out_given else default_out(tiny, dev, workdir).resolve()
+        report(numbers["missions"], numbers["meta"], out)
         return 0
     candidates = dict(CANDIDATES)
     for name, value in parse_pairs(a.candidate, "--candidate").items():
@@ -410,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.development:
         missions = development_missions(missions)
         default = list(missions)
+    for mission, replaced in a.overrides.items():  # a misspelt name would change nothing
+        select(mission, missions, "--override missions")
+        select(",".join(replaced), candidates, "--override candidates")
     chosen = select(a.missions, missions, "missions") if a.missions else default
     picked = select(a.candidates, candidates, "candidates")  # added ones join the full table
     a.workdir.mkdir(parents=True, exist_ok=True)

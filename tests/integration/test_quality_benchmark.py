@@ -141,6 +141,50 @@ def test_each_row_runs_with_its_own_overrides_and_a_refusal_is_not_an_error(
     assert all("data.root=x" in cmd and "test=false" in cmd for cmd in trained)
 
 
+def test_a_mission_that_crashes_is_an_error_and_one_refused_is_n_a(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    """A mission whose loading timed out or crashed was reported n/a ("the product refused
+    the input"), and the footer counted 0 errors."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import _quality_runs
+    import quality
+
+    a = quality.parse_args(["--tiny", "--workdir", str(tmp_path)])
+    cands = {"zscore": quality.CANDIDATES["zscore"]}
+    for rc, error, status in ((None, "timeout after 2 s", "error"), (1, "TypeError: x", "error"),
+                              (2, "data.root: not found", "n/a")):
+        def fake_run(cmd, log_dir, timeout_s, rc=rc, error=error):
+            return {"rc": rc, "error": error, "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mib": 1.0}
+
+        monkeypatch.setattr(_quality_runs, "run_measured", fake_run)
+        monkeypatch.setattr(quality, "prepare_mission", _quality_runs.prepare_mission)
+        (row,) = quality.run_mission("tiny", {"data": "data.root=x"}, cands, a)["rows"]
+        assert (row["status"], row["test_looks"]) == (status, 0)
+        assert row["reason"] == f"mission: {error}"
+
+
+def test_a_tiny_run_never_writes_over_the_leaderboard(tmp_path: Path, monkeypatch) -> None:
+    """--tiny (and --from-json of a tiny run) wrote its two rows over RESULTS.md's suite
+    leaderboard; a misspelt --override name changed nothing, silently."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import quality
+
+    a = quality.parse_args(["--tiny", "--workdir", str(tmp_path / "w")])
+    assert a.out == (tmp_path / "w.md").resolve()
+    assert quality.parse_args([]).out.name == "RESULTS.md"
+    assert quality.parse_args(["--development"]).out.name == "DEVELOPMENT.md"
+    written = []
+    monkeypatch.setattr(quality, "report", lambda rows, meta, out: written.append(out))
+    tiny = {"meta": {"command": "c", "date": "d", "minutes": 1, "workdir": str(tmp_path / "w"),
+                     "tiny": True}, "missions": []}
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny))
+    quality.main(["--from-json", str(tmp_path / "tiny.json")])
+    assert written == [(tmp_path / "w.md").resolve()]
+    for bad in ("tiny:zscor=model=zscore", "tinyy:zscore=model=zscore"):
+        with pytest.raises(SystemExit, match="--override"):
+            quality.main(["--tiny", "--workdir", str(tmp_path / "w"), "--override", bad])
+
+
 def test_helpers_replace_the_section_and_name_errors(tmp_path: Path, monkeypatch) -> None:
     """The section is replaced in place between other sections; errors come out as one line."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
