@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from statistics import fmean
@@ -373,7 +374,10 @@ def scrub(text: str, paths: list[Path]) -> str:
             str(extra.relative_to(root)) if extra.is_relative_to(root) else "<workdir>"
         )
     for old in sorted(subs, key=len, reverse=True):
-        text = text.replace(old, subs[old])
+        # whole path parts only: /a/repo is not the start of /a/repo_ext or of /x/a/repo
+        after = "" if old.endswith("/") else r"(?![\w.~-])"
+        pattern = r"(?<![\w.~/-])" + re.escape(old) + after
+        text = re.sub(pattern, lambda _, new=subs[old]: new, text)
     return text
 
 

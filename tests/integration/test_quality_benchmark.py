@@ -185,6 +185,18 @@ def test_a_tiny_run_never_writes_over_the_leaderboard(tmp_path: Path, monkeypatc
             quality.main(["--tiny", "--workdir", str(tmp_path / "w"), "--override", bad])
 
 
+def test_paths_are_scrubbed_by_whole_parts(monkeypatch) -> None:
+    """A user's folder beside the checkout whose name starts with the checkout's
+    (/a/repo_ext) came out as ._ext."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from _quality_report import scrub
+
+    text = ("data.root=/a/repo_ext/tiny /a/repo/outputs/x `/a/repo` /x/a/repo/y "
+            "/a/shared/msl /w/run")
+    assert scrub(text, [Path("/a/repo"), Path("/w")]) == (
+        "data.root=../repo_ext/tiny ./outputs/x `.` /x/a/repo/y ../shared/msl <workdir>/run")
+
+
 def test_helpers_replace_the_section_and_name_errors(tmp_path: Path, monkeypatch) -> None:
     """The section is replaced in place between other sections; errors come out as one line."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
