@@ -164,7 +164,8 @@ def _scored_grid(
     timestamps = np.asarray(part.timestamps) if part.timestamps is not None else row_ids(part)
     reference = reference_for(detector, whole, int(cfg.chunk_rows), detector.info)
     intervals = intervals_for(part, scores, reference, series)
-    return ScoredGrid(series or whole.name, part, scores, timestamps, intervals), reference
+    grid = ScoredGrid(series or whole.name, part, scores, timestamps, intervals, series)
+    return grid, reference
 
 
 def intervals_for(part: Mission, scores: RowScores, reference: Any = None, series: str = "") -> Any:

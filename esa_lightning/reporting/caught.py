@@ -118,8 +118,6 @@ def outcomes_in_turn(
 def grids_outcomes(grids: Sequence[ScoredGrid]) -> pd.DataFrame:
     """``event_outcomes`` of every scored grid, numbered as their alarms follow one another in
     ``intervals.csv``."""
-    many = len(grids) > 1
-    return outcomes_in_turn(
-        (g.name if many else "", g.part.events, g.timestamps, g.scores.alarm, len(g.intervals))
-        for g in grids
+    return outcomes_in_turn(  # named as intervals.csv names their alarms' series
+        (g.series, g.part.events, g.timestamps, g.scores.alarm, len(g.intervals)) for g in grids
     )

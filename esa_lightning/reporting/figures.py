@@ -32,6 +32,7 @@ class ScoredGrid:
     scores: RowScores
     timestamps: np.ndarray
     intervals: pd.DataFrame
+    series: str = ""  # the independent series (NASA channel) it is, "" for a mission's grid
 
 
 def _pyplot():
@@ -137,7 +138,7 @@ def timeline_png(grids: list[ScoredGrid]) -> bytes:
         _shade_runs(ax, grid.scores.alarm != 0, 0, ALARM_COLOUR, 0.35)
         _time_axis(ax, grid.timestamps, 0)
         ax.set_xlim(-0.5, n - 0.5)
-        if len(grids) > 1:
+        if len(grids) > 1 or grid.series:  # a NASA series is named, even alone
             ax.set_title(grid.name, fontsize=8, loc="left")
     handles = [
         plt.Line2D([], [], color=SCORE_COLOUR, lw=1, label="score"),

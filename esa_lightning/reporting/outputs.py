@@ -271,7 +271,8 @@ def write_report(
         with atomic_path(out / "events.csv") as tmp:
             events.to_csv(tmp, index=False)
     figures = write_alarm_figures(grids, out / "alarms", max_figures=max_figures)
-    with_alarms = [g for g in grids if len(g.intervals)] or grids
-    timeline = timeline_png(with_alarms[:max_timeline_series]) if with_alarms else None
+    # a series with labeled events but no alarm keeps its panel: its missed events show
+    shown = [g for g in grids if len(g.intervals) or len(g.part.events)] or grids
+    timeline = timeline_png(shown[:max_timeline_series]) if shown else None
     write_page(out, summary, timeline, intervals, figures, metrics, events)
     return intervals

@@ -118,6 +118,39 @@ def test_metrics_table_prints_counts_as_counts_and_ratios_as_ratios(report):
     assert format_metric("val/ADTQC_after_anomaly", 3.0) == "3"
 
 
+def test_series_with_labeled_events_and_no_alarm_keep_their_timeline_panel(
+    tmp_path, monkeypatch
+):
+    """NASA series: a series whose events were all missed had no panel (missed events were
+    nowhere on the timeline), and events.csv left a lone series' name out."""
+    import esa_lightning.reporting.figures as figures
+    from esa_lightning.models.base import RowScores
+
+    mission = counter_mission("target_b")
+    scorer = RawErrorScorer(mission, "target_b")
+    part = mission.test()
+    assert len(part.events)
+    scores = scorer.score_rows(part)
+    stamps = np.asarray(part.timestamps)
+    alarmed = ScoredGrid("A-1", part, scores, stamps,
+                         alarm_intervals(stamps, scores, part), series="A-1")
+    quiet = RowScores(scores.score, np.zeros_like(scores.alarm))
+    missed = ScoredGrid("B-2", part, quiet, stamps, alarm_intervals(stamps, quiet, part),
+                        series="B-2")
+    assert len(alarmed.intervals) and not len(missed.intervals)
+    drawn = []
+    real = figures.timeline_png
+    monkeypatch.setattr(figures, "timeline_png", lambda g: drawn.append(g) or real(g))
+    metrics = {"test/EW_F_0.50": 0.5}
+    write_report(tmp_path / "two", [alarmed, missed], run_summary("d", "p", "m", [alarmed],
+                                                                     [None]), metrics)
+    assert [g.name for g in drawn[0]] == ["A-1", "B-2"]
+    write_report(tmp_path / "one", [missed], run_summary("d", "p", "m", [missed], [None]),
+                 metrics)
+    events = pd.read_csv(tmp_path / "one" / "events.csv")
+    assert len(events) and set(events["series"]) == {"B-2"} and not events["caught"].any()
+
+
 def test_a_range_without_labels_says_not_scored(tmp_path):
     mission = counter_mission("target_b")
     scorer = RawErrorScorer(mission, "target_b")
