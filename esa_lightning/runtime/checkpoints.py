@@ -6,9 +6,10 @@ crafted ``evil.ckpt`` would run its payload. ``check_resume_checkpoint`` reads t
 with ``weights_only=True`` passed explicitly (the variable cannot override an explicit choice),
 allowing only ``checkpoint_globals()``, the few container types Lightning and omegaconf put in
 checkpoints; ``fit_from`` then hands it to ``trainer.fit`` with ``weights_only=True`` under the
-same allow-list. A truncated or foreign file,
-or one whose parameters do not fit the configured model (a changed ``model.hidden_size``), is
-one ``ESAInputError`` naming the file.
+same allow-list. A truncated or foreign file, one whose tensors do not fit the configured
+model (a changed ``model.hidden_size``, another experiment's or mission's checkpoint), or one
+without a fitting optimizer state (``save_weights_only``) is one ``ESAInputError`` naming the
+file.
 """
 
 from __future__ import annotations
@@ -61,22 +62,59 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def check_resume_checkpoint(path: str | Path, model: torch.nn.Module) -> None:
-    """Refuse a checkpoint that cannot be read safely or whose parameters do not fit ``model``."""
-    state = read_checkpoint(path)["state_dict"]
+    """Refuse a checkpoint that cannot be read safely, whose tensors do not fit ``model`` (what
+    Lightning's strict load would raise a traceback for: a missing, unexpected or resized
+    parameter or buffer) or that cannot resume training (no optimizer state)."""
+    data = read_checkpoint(path)
+    state = data["state_dict"]
     problems = []
-    for name, param in model.named_parameters():
+    expected = model.state_dict()  # parameters and persistent buffers, as Lightning loads them
+    for name, have in expected.items():
         stored = state.get(name)
         if stored is None:
             problems.append(f"no {name}")
-        elif not isinstance(stored, torch.Tensor) or stored.shape != param.shape:
+        elif not isinstance(stored, torch.Tensor) or (
+            stored.shape != have.shape and have.numel() > 0  # an empty buffer is sized later
+        ):
             shape = tuple(getattr(stored, "shape", ()))
-            problems.append(f"{name} is {shape}, the model's {tuple(param.shape)}")
+            problems.append(f"{name} is {shape}, the model's {tuple(have.shape)}")
+    problems += [f"{name} is not the model's" for name in state if name not in expected]
     if problems:
         raise ESAInputError(
-            "the checkpoint does not fit the configured model (was it trained with other model "
-            f"settings, e.g. model.hidden_size?): {'; '.join(problems[:3])}",
+            "the checkpoint does not fit the configured model (was it trained with another "
+            "experiment, other data or other model settings, e.g. model.hidden_size?): "
+            f"{'; '.join(problems[:3])}",
             path=path,
         )
+    if problem := _optimizer_problem(data.get("optimizer_states"), model):
+        raise ESAInputError(f"training cannot resume from this checkpoint: {problem}", path=path)
+
+
+def _optimizer_problem(states: Any, model: torch.nn.Module) -> str | None:
+    """Why the optimizer state cannot be restored, or None (checked where it maps onto the
+    model's parameters in order, as an optimizer over all of them holds it)."""
+    if not isinstance(states, list) or not states:
+        return ("it holds no optimizer state (saved with save_weights_only=true?): start a new "
+                "run, or load its weights into a detector instead")
+    params = list(model.parameters())
+    for optimizer in states:
+        slots = optimizer.get("state") if isinstance(optimizer, dict) else None
+        groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
+        if not isinstance(slots, dict) or not isinstance(groups, list):
+            return "its optimizer state is not a state and param_groups"
+        indices = [i for g in groups if isinstance(g, dict) for i in g.get("params", [])]
+        if sorted(indices) != list(range(len(params))):
+            continue  # an optimizer over part of the parameters: left to Lightning
+        for index, slot in slots.items():
+            if index not in range(len(params)) or not isinstance(slot, dict):
+                return f"its optimizer state names parameter {index!r}"
+            for key, value in slot.items():
+                if isinstance(value, torch.Tensor) and value.ndim and (
+                    value.shape != params[index].shape
+                ):
+                    return (f"its optimizer's {key} of parameter {index} is "
+                            f"{tuple(value.shape)}, the parameter {tuple(params[index].shape)}")
+    return None
 
 
 def fit_from(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> None:

@@ -520,6 +520,41 @@ def test_checkpoint_of_another_model_size_is_refused(trained_run, tmp_path):
     assert "hidden_size" in message
 
 
+def _edited(ckpt: Path, out: Path, edit) -> Path:
+    import torch
+
+    data = torch.load(ckpt, map_location="cpu", weights_only=False)
+    edit(data)
+    torch.save(data, out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda d: d["state_dict"].update(median=torch_zeros(3)), "median is not the model's"),
+        (lambda d: d["state_dict"].update(scaler_median=torch_zeros(1, 3)), "scaler_median"),
+        (lambda d: d["state_dict"].pop("post_rules.threshold.threshold"), "no post_rules"),
+        (lambda d: d.pop("optimizer_states"), "save_weights_only"),
+        (lambda d: d["optimizer_states"][0]["state"][0].update(exp_avg=torch_zeros(5)),
+         "exp_avg of parameter 0"),
+    ],
+)
+def test_a_checkpoint_lightning_could_not_restore_is_one_line(trained_run, tmp_path, edit,
+                                                             needle):
+    """A buffer resized, missing or foreign (another experiment's or mission's checkpoint) and
+    a checkpoint without or with a misfit optimizer state raised tracebacks inside
+    trainer.fit: only the parameters were checked."""
+    ckpt = _edited(trained_run[1] / "checkpoints/gru_ae/last.ckpt", tmp_path / "e.ckpt", edit)
+    assert needle in resume_refused(trained_run[0], ckpt, tmp_path)
+
+
+def torch_zeros(*shape: int):
+    import torch
+
+    return torch.zeros(*shape)
+
+
 def test_resume_from_an_honest_checkpoint_still_works(trained_run, tmp_path, monkeypatch):
     from esa_lightning.jobs.train import train
     from tests.conftest import compose_config
