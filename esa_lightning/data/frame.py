@@ -156,6 +156,8 @@ def _index(frame: pd.DataFrame, prep: Preprocessing) -> np.ndarray:
                 path=SOURCE,
                 column=where,
             )
+        if raw.hasnans:  # a nullable Int64 column with <NA>
+            raise ESAInputError("empty id", path=SOURCE, column=where)
         keys = raw.to_numpy(dtype=np.int64)
     if len(keys) == 0:
         raise ESAInputError("no rows to score", path=SOURCE)

@@ -276,6 +276,10 @@ def test_kaggle_frame_equals_predict_py(small_mission_dir, tmp_path):
     assert any("'channel_3'" in m and "10 NaN" in m and "forward-filled" in m for m in messages)
     column = mission.channel_names.index("channel_3")
     assert (filled.mission.values[10:20, column] == frame["channel_3"].iloc[9]).all()
+    nullable = frame.astype({"id": "Int64"})
+    nullable.loc[3, "id"] = pd.NA
+    with pytest.raises(ESAInputError, match="'id'.*empty id"):  # was a raw ValueError
+        det.predict(nullable)
     with pytest.raises(ESAInputError, match="id-indexed"):
         det.predict(
             frame.drop(columns="id").set_index(
