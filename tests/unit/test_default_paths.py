@@ -44,6 +44,29 @@ def test_installed_with_an_explicit_root_keeps_datasets_under_it(installed, tmp_
 def test_the_configs_resolve_the_data_and_cache_folders_through_it(installed, tmp_path):
     cfg = compose_config("train", [], tmp_path / "run")
     with open_dict(cfg):
-        cfg.paths.root_dir = "."  # the default (compose_config sets a root of its own)
+        cfg.paths.root_dir = paths.DEFAULT_ROOT  # compose_config sets a root of its own
     assert Path(cfg.data.root) == installed / "synthetic_default"
     assert Path(cfg.paths.cache_dir) == installed / "cache"
+
+
+@pytest.mark.parametrize("given", ["env", "override"])
+def test_a_root_given_as_the_current_folder_holds_its_own_datasets(installed, tmp_path,
+                                                                   monkeypatch, given):
+    """ESA_LIGHTNING_ROOT=. or paths.root_dir=. is a root given: its datasets/ (a string
+    comparison with "." took it for the default and used the user data folder)."""
+    cfg = compose_config("train", [], tmp_path / "run")
+    with open_dict(cfg):
+        cfg.paths.root_dir = paths.DEFAULT_ROOT if given == "env" else "."
+    if given == "env":
+        monkeypatch.setenv(paths.ROOT_ENV, ".")
+    assert cfg.paths.data_dir == "./datasets" and cfg.paths.log_dir == "./outputs"
+
+
+def test_an_empty_root_variable_is_no_root(installed, tmp_path, monkeypatch):
+    """ESA_LIGHTNING_ROOT= (set, empty) made the root '' and wrote /outputs and /datasets."""
+    monkeypatch.setenv(paths.ROOT_ENV, "")
+    cfg = compose_config("train", [], tmp_path / "run")
+    with open_dict(cfg):
+        cfg.paths.root_dir = paths.DEFAULT_ROOT
+    assert cfg.paths.root_dir == "." and cfg.paths.log_dir == "./outputs"
+    assert Path(cfg.paths.data_dir) == installed
