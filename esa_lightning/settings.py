@@ -49,6 +49,20 @@ def _devices_ok(value: Any) -> bool:
     return isinstance(value, list | tuple | ListConfig) and len(value) > 0
 
 
+def integer(low: int) -> Rule:
+    return (
+        (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low),
+        f"must be a whole number >= {low}",
+    )
+
+
+def _batches_ok(value: Any) -> bool:
+    """Lightning's ``limit_*_batches``: a count of batches, or a share of them in [0, 1]."""
+    if isinstance(value, bool) or not _number(value):
+        return False
+    return value >= 0 if isinstance(value, int) else 0.0 <= value <= 1.0
+
+
 def _chunk_rows_ok(value: Any) -> bool:
     return _number(value) and (value == 0 or value >= MIN_CHUNK_ROWS)
 
@@ -75,6 +89,14 @@ RULES: dict[str, Rule] = {
         )
     },
     "max_figures": at_least(0),
+    "seed": integer(0),
+    "max_epochs": integer(-1),
+    "min_epochs": integer(0),
+    **{
+        f"limit_{part}_batches": (_batches_ok, "must be a count of batches >= 0 or a share in "
+                                               "[0, 1]")
+        for part in ("train", "val", "test", "predict")
+    },
     "num_workers": at_least(0),
     "val_days": at_least(0),
     "val_fraction": fraction(),

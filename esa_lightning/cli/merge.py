@@ -3,13 +3,19 @@
 import hydra
 from omegaconf import DictConfig
 
+from esa_lightning.cli.overrides import composes_or_exit
 from esa_lightning.jobs.common import run_or_exit
 from esa_lightning.jobs.merge import merge
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="merge")
-def main(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig) -> dict:
     return run_or_exit(merge, cfg)
+
+
+def main() -> None:
+    composes_or_exit("merge")  # a bad override is one line, as every input error
+    run()
 
 
 if __name__ == "__main__":

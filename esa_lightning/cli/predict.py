@@ -3,13 +3,19 @@
 import hydra
 from omegaconf import DictConfig
 
+from esa_lightning.cli.overrides import composes_or_exit
 from esa_lightning.jobs.common import run_or_exit
 from esa_lightning.jobs.predict import predict
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
-def main(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig) -> dict:
     return run_or_exit(predict, cfg)
+
+
+def main() -> None:
+    composes_or_exit("predict")  # a bad override is one line, as every input error
+    run()
 
 
 if __name__ == "__main__":

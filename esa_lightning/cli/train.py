@@ -3,13 +3,19 @@
 import hydra
 from omegaconf import DictConfig
 
+from esa_lightning.cli.overrides import composes_or_exit
 from esa_lightning.jobs.common import run_or_exit
 from esa_lightning.jobs.train import train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | None:
     return run_or_exit(train, cfg)
+
+
+def main() -> None:
+    composes_or_exit("train")  # a bad override is one line, as every input error
+    run()
 
 
 if __name__ == "__main__":

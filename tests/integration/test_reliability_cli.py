@@ -69,3 +69,20 @@ def test_debug_errors_shows_the_traceback(tmp_path):
     assert proc.returncode != 0
     assert "ESAInputError" in proc.stderr
     assert "Traceback" in proc.stderr or "HYDRA_FULL_ERROR" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "needle"),
+    [
+        ("train.py", ["experiment=nope"], "Could not find 'experiment/nope'"),
+        ("train.py", ["experiment=smoke", "model.foo=1"], "Could not override 'model.foo'"),
+        ("train.py", ["foo"], "Error parsing override 'foo'"),
+        ("predict.py", ["ckpt=x", "data=nope"], "Could not find 'data/nope'"),
+        ("evaluate.py", ["predictions=x", "nope.key=1"], "Could not override 'nope.key'"),
+        ("merge.py", ["detectors=[a,b]", "data=nope"], "Could not find 'data/nope'"),
+    ],
+)
+def test_an_override_that_does_not_compose_is_one_line(tmp_path, script, args, needle):
+    """Hydra printed several lines and exited with 1 before the job's own checks ran."""
+    assert_one_line_error(run_entry(script, args, tmp_path), needle)
+    assert not (tmp_path / "run").exists()

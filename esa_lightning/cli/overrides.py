@@ -1,0 +1,36 @@
+"""The command line's overrides checked before Hydra runs a job (``composes_or_exit``)."""
+
+from __future__ import annotations
+
+import sys
+
+#: Hydra's noise around a composition error: not part of the reason
+_NOISE = ("full_key:", "object_type=", "Set the environment variable HYDRA_FULL_ERROR")
+
+
+def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
+    """Compose ``conf/<config_name>.yaml`` with the command line's overrides first: an unknown
+    group option (``experiment=nope``), key (``model.foo=1``) or a word that is no override is
+    one ``error:`` line and exit code 2, as every input error, instead of Hydra's message of
+    several lines and exit code 1. A command line with Hydra's own flags (``-m``, ``--cfg``,
+    ``--help``...) or ``debug_errors=true`` goes to Hydra as it is."""
+    args = sys.argv[1:] if argv is None else argv
+    if any(a.startswith("-") or a.replace(" ", "") == "debug_errors=true" for a in args):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from esa_lightning.api.training import config_dir
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            compose(config_name=config_name, overrides=list(args))
+    except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        reason = " ".join(ln for ln in lines if not ln.startswith(_NOISE)) or type(exc).__name__
+        reason = reason.split(" Config search path:")[0]  # the folders Hydra looked in
+        print(f"error: {reason}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        GlobalHydra.instance().clear()
