@@ -92,6 +92,8 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         raise bad(f"a JSON {type(manifest).__name__}, not an object")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
+        from esa_lightning.jobs.paths import command
+
         experiment = (manifest.get("info") or {}).get("experiment") or "NAME"
         if isinstance(version, int) and version > FORMAT_VERSION:
             raise ESAInputError(
@@ -102,7 +104,7 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         raise ESAInputError(
             f"written in artifact format {version!r}; this version reads format "
             f"{FORMAT_VERSION} only (format 3 checks every part's checksum); retrain it with "
-            f"this version: python train.py experiment={experiment}",
+            f"this version: {command('train')} experiment={experiment}",
             path=manifest_path,
         )
     components = manifest.get("components")

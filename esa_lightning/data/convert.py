@@ -327,8 +327,11 @@ def reader_overrides(out: Path, record: dict[str, Any]) -> list[str]:
 
 
 def train_command(out: Path, record: dict[str, Any]) -> str:
-    """The ``train.py`` command that reads the converted folder ``out`` as it was written."""
-    return " ".join(["python train.py", *reader_overrides(out, record)])
+    """The training command (``python train.py`` in a clone, ``esa-train`` installed) that
+    reads the converted folder ``out`` as it was written."""
+    from esa_lightning.jobs.paths import command
+
+    return " ".join([command("train"), *reader_overrides(out, record)])
 
 
 def main(argv: list[str] | None = None) -> int:

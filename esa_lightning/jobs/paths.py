@@ -26,6 +26,12 @@ def running_from_source() -> bool:
     return (SOURCE_ROOT / "pyproject.toml").is_file()
 
 
+def command(job: str) -> str:
+    """How a user starts ``job`` (``train``...): ``python train.py`` in a clone, the installed
+    command ``esa-train`` otherwise (an installed package has no ``train.py``)."""
+    return f"python {job}.py" if running_from_source() else f"esa-{job}"
+
+
 def user_data_dir() -> Path:
     """``$XDG_DATA_HOME/esa_lightning`` (``~/.local/share/esa_lightning`` without it)."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"

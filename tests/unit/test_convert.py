@@ -258,7 +258,7 @@ def test_commands_become_telecommand_pulses(nasa, tmp_path, layout, recordings):
         np.testing.assert_array_equal(mission.telecommands[:, k], expected)
 
 
-def test_channel_selection_and_grid_options(nasa, tmp_path):
+def test_channel_selection_and_grid_options(nasa, tmp_path, monkeypatch):
     out = convert_nasa(
         nasa,
         tmp_path / "out",
@@ -279,6 +279,11 @@ def test_channel_selection_and_grid_options(nasa, tmp_path):
     assert convert.train_command(out, record).endswith(
         "data.split_date=2001-02-03T04:55:00 data.period=60s"
     )
+    assert convert.train_command(out, record).startswith("python train.py ")  # in a clone
+    from esa_lightning.jobs import paths
+
+    monkeypatch.setattr(paths, "running_from_source", lambda: False)  # installed: no train.py
+    assert convert.train_command(out, record).startswith("esa-train data=esa ")
 
 
 def test_refuses_bad_options_and_existing_output(nasa, tmp_path):
