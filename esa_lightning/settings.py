@@ -63,6 +63,14 @@ def _batches_ok(value: Any) -> bool:
     return value >= 0 if isinstance(value, int) else 0.0 <= value <= 1.0
 
 
+def _accelerator_ok(value: Any) -> bool:
+    """A name Lightning knows (``auto``, ``cpu``, ``cuda``, ``gpu``, ``mps``...)."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    names = {"auto", "gpu", *AcceleratorRegistry.available_accelerators()}
+    return isinstance(value, str) and value in names
+
+
 def _chunk_rows_ok(value: Any) -> bool:
     return _number(value) and (value == 0 or value >= MIN_CHUNK_ROWS)
 
@@ -90,6 +98,8 @@ RULES: dict[str, Rule] = {
     },
     "max_figures": at_least(0),
     "seed": integer(0),
+    "accelerator": (_accelerator_ok, "must be auto, cpu, gpu, cuda, mps or another accelerator "
+                                     "Lightning knows"),
     "max_epochs": integer(-1),
     "min_epochs": integer(0),
     **{

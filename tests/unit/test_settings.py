@@ -29,6 +29,7 @@ def test_every_experiment_passes_its_own_checks(experiment, tmp_path):
         ("train", "data.val_days=-5", "data.val_days=-5"),
         ("train", "chunk_rows=1", "chunk_rows=1"),
         ("train", "seed=abc", "seed='abc'"),
+        ("train", "trainer.accelerator=foo", "trainer.accelerator='foo'"),
         ("train", "trainer.max_epochs=abc", "trainer.max_epochs='abc'"),
         ("train", "trainer.max_epochs=1.5", "trainer.max_epochs=1.5"),
         ("train", "++trainer.limit_train_batches=abc", "trainer.limit_train_batches='abc'"),
