@@ -131,7 +131,7 @@ SKIPPED = ("hydra", "paths", "optuna")
 #: the jobs' own top-level settings that hold a value (null is no file, range or count)
 NOT_NULL = (
     "ckpt", "range", "chunk_rows", "report_block", "max_figures", "device", "predictions",
-    "algorithm", "detectors", "experiment_name", "seed", "test", "optimized_metric",
+    "algorithm", "detectors", "experiment_name",
 )
 
 

@@ -61,21 +61,24 @@ def compose_job(
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    given = _path_overrides(overrides)
-    root_dir = _one_of(root_dir, given.get("paths.root_dir"), "root_dir", "paths.root_dir")
-    output_dir = _one_of(output_dir, given.get("paths.output_dir"), "output_dir",
-                         "paths.output_dir")
-    output_dir = _one_of(output_dir, given.get("hydra.run.dir"), "output_dir", "hydra.run.dir")
-    root = Path(root_dir or os.environ.get(ROOT_ENV) or DEFAULT_ROOT).expanduser().resolve()
     GlobalHydra.instance().clear()  # compose refuses to start over an initialised Hydra
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name=name, overrides=list(overrides))
     GlobalHydra.instance().clear()
-    if output_dir is None:  # as train.py names it: runs started in the same second get their own
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S.%f")
-        output_dir = root / "outputs" / str(cfg.experiment_name) / stamp
+    given = _path_overrides(overrides)
     with open_dict(cfg):
+        # an override's value is read as train.py reads it: interpolations resolved in the config
+        if "paths.root_dir" in given:
+            root_dir = _one_of(root_dir, str(cfg.paths.root_dir), "root_dir", "paths.root_dir")
+        root = Path(root_dir or os.environ.get(ROOT_ENV) or DEFAULT_ROOT).expanduser().resolve()
         cfg.paths.root_dir = str(root)
+        for key in ("paths.output_dir", "hydra.run.dir"):
+            if key in given:
+                cfg.paths.output_dir = given[key]  # resolved against the root just set
+                output_dir = _one_of(output_dir, str(cfg.paths.output_dir), "output_dir", key)
+        if output_dir is None:  # as train.py names it: runs in the same second get their own
+            stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S.%f")
+            output_dir = root / "outputs" / str(cfg.experiment_name) / stamp
         cfg.paths.output_dir = str(Path(output_dir).expanduser().resolve())
     return cfg
 
@@ -83,13 +86,13 @@ def compose_job(
 PATH_KEYS = ("paths.root_dir", "paths.output_dir", "hydra.run.dir")
 
 
-def _path_overrides(overrides: Sequence[str]) -> dict[str, str]:
+def _path_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     """The values ``overrides`` give the run's root and folder (as on ``train.py``'s command
     line), which the API turns into its ``root_dir`` / ``output_dir``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return {o.key_or_group: str(o.value()) for o in parsed if o.key_or_group in PATH_KEYS}
+    return {o.key_or_group: o.value() for o in parsed if o.key_or_group in PATH_KEYS}
 
 
 def _one_of(argument: Any, override: str | None, name: str, key: str) -> Any:

@@ -13,9 +13,10 @@ def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
     group option (``experiment=nope``), key (``model.foo=1``) or a word that is no override is
     one ``error:`` line and exit code 2, as every input error, instead of Hydra's message of
     several lines and exit code 1. A command line with Hydra's own flags (``-m``, ``--cfg``,
-    ``--help``...) or ``debug_errors=true`` goes to Hydra as it is."""
+    ``--help``...), ``hydra.mode=...`` or ``debug_errors=true`` goes to Hydra as it is."""
     args = sys.argv[1:] if argv is None else argv
-    if any(a.startswith("-") or a.replace(" ", "") == "debug_errors=true" for a in args):
+    hydra_owns = ("-", "hydra.mode=")  # Hydra's flags, and a multirun asked for by setting
+    if any(a.startswith(hydra_owns) or a.replace(" ", "") == "debug_errors=true" for a in args):
         return
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

@@ -18,7 +18,7 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.adtqc import adtqc
 from esa_lightning.metrics.channel_aware import channel_aware_scores
 from esa_lightning.metrics.event_wise import esa_scores, telemanom_scores
-from esa_lightning.metrics.intervals import as_time, merge, samples_to_intervals
+from esa_lightning.metrics.intervals import Intervals, as_time, merge, samples_to_intervals
 from esa_lightning.metrics.kaggle import auc_pr, kaggle_f05
 
 SELECTIONS = {"": ["Anomaly", "Rare Event"], "_anomaly": ["Anomaly"]}
@@ -95,7 +95,7 @@ def full_report(
         order = np.argsort(times, kind="stable")
         times, alarm = times[order], alarm[order]
     full_range = (times[0], times[-1])
-    pred = samples_to_intervals(times, alarm, assume_sorted=True)
+    pred = _intervals(times, alarm, segments)
 
     channel_preds = None
     if channel_alarm is not None:
@@ -107,10 +107,7 @@ def full_report(
             raise ESAInputError("channel_alarm needs one channel name per column")
         if order is not None:
             ca = ca[order]
-        channel_preds = {
-            n: samples_to_intervals(times, ca[:, i], assume_sorted=True)
-            for i, n in enumerate(names)
-        }
+        channel_preds = {n: _intervals(times, ca[:, i], segments) for i, n in enumerate(names)}
 
     out: dict[str, float] = {}
     for suffix, categories in SELECTIONS.items():
@@ -144,6 +141,19 @@ def full_report(
         out["AUC_PR"] = auc_pr(labels, s if order is None else s[order])
     out["kaggle_F_0.50"] = float(kaggle_f05(labels, alarm != 0))
     return out
+
+
+def _intervals(times: np.ndarray, alarm: np.ndarray, segments: Any) -> Any:
+    """The runs of 1 of sorted rows as intervals; with ``segments`` (independent series laid
+    end to end) a run never spans two series: it ends at its series' last row."""
+    if segments is None:
+        return samples_to_intervals(times, alarm, assume_sorted=True)
+    pieces = []
+    for first, last in segments:
+        inside = (times >= first) & (times <= last)
+        pieces.append(samples_to_intervals(times[inside], alarm[inside], assume_sorted=True))
+    return Intervals(np.concatenate([p.start for p in pieces]),
+                     np.concatenate([p.end for p in pieces]))
 
 
 def ranking_table(results: dict[str, dict]) -> str:

@@ -86,25 +86,31 @@ def check_resume_checkpoint(path: str | Path, model: torch.nn.Module) -> None:
             f"{'; '.join(problems[:3])}",
             path=path,
         )
-    if problem := _optimizer_problem(data.get("optimizer_states"), model):
+    if problem := _optimizer_problem(data.get("optimizer_states", None), model):
         raise ESAInputError(f"training cannot resume from this checkpoint: {problem}", path=path)
 
 
 def _optimizer_problem(states: Any, model: torch.nn.Module) -> str | None:
-    """Why the optimizer state cannot be restored, or None (checked where it maps onto the
-    model's parameters in order, as an optimizer over all of them holds it)."""
-    if not isinstance(states, list) or not states:
+    """Why the optimizer state cannot be restored, or None. A model without an optimizer
+    (zscore, the window baselines) has empty entries. The shapes are checked only where one
+    parameter group holds every parameter, in the model's order (``Adam(self.parameters())``,
+    as this project's models build it); other layouts are left to Lightning."""
+    if states is None:  # the key is left out by save_weights_only=true
         return ("it holds no optimizer state (saved with save_weights_only=true?): start a new "
                 "run, or load its weights into a detector instead")
+    if not isinstance(states, list):
+        return "its optimizer_states is not a list"
     params = list(model.parameters())
     for optimizer in states:
+        if optimizer == {}:  # a model without an optimizer
+            continue
         slots = optimizer.get("state") if isinstance(optimizer, dict) else None
         groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
         if not isinstance(slots, dict) or not isinstance(groups, list):
             return "its optimizer state is not a state and param_groups"
         indices = [i for g in groups if isinstance(g, dict) for i in g.get("params", [])]
-        if sorted(indices) != list(range(len(params))):
-            continue  # an optimizer over part of the parameters: left to Lightning
+        if len(groups) != 1 or indices != list(range(len(params))):
+            continue
         for index, slot in slots.items():
             if index not in range(len(params)) or not isinstance(slot, dict):
                 return f"its optimizer state names parameter {index!r}"

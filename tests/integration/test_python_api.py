@@ -302,6 +302,11 @@ def test_the_api_takes_the_run_folder_from_the_overrides_as_train_py_does(tmp_pa
         assert Path(cfg.paths.output_dir) == tmp_path / "run"
     with pytest.raises(ESAInputError, match="paths.root_dir"):
         compose_job("train", [f"paths.root_dir={tmp_path / 'r'}"], root_dir=tmp_path / "other")
+    # interpolations resolve in the config, as on train.py's command line
+    cfg = compose_job("train", [f"paths.root_dir={tmp_path}/${{experiment_name}}",
+                                "paths.output_dir=${paths.root_dir}/run"])
+    assert Path(cfg.paths.root_dir) == tmp_path / "gru_ae"
+    assert Path(cfg.paths.output_dir) == tmp_path / "gru_ae" / "run"
 
 
 def test_esa_csv_frame_equals_predict_py(tmp_path):

@@ -549,6 +549,20 @@ def test_a_checkpoint_lightning_could_not_restore_is_one_line(trained_run, tmp_p
     assert needle in resume_refused(trained_run[0], ckpt, tmp_path)
 
 
+def test_a_model_without_an_optimizer_resumes(trained_run, tmp_path):
+    """zscore and the window baselines have no optimizer: their checkpoints hold an empty
+    optimizer entry, which a first version of the check refused."""
+    from esa_lightning.jobs.train import train
+    from tests.conftest import compose_config
+
+    run = ["experiment=smoke", f"data.root={trained_run[0]}", "data.val_days=2", "logger=none",
+           "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
+    train(compose_config("train", run, tmp_path / "first"))
+    ckpt = tmp_path / "first/checkpoints/smoke/last.ckpt"
+    train(compose_config("train", [*run, f"ckpt_path={ckpt}"], tmp_path / "again"))
+    assert (tmp_path / "again/detector/detector.json").is_file()
+
+
 def torch_zeros(*shape: int):
     import torch
 

@@ -86,3 +86,15 @@ def test_an_override_that_does_not_compose_is_one_line(tmp_path, script, args, n
     """Hydra printed several lines and exited with 1 before the job's own checks ran."""
     assert_one_line_error(run_entry(script, args, tmp_path), needle)
     assert not (tmp_path / "run").exists()
+
+
+def test_hydra_keeps_what_only_it_can_read():
+    """A multirun asked for with hydra.mode=MULTIRUN (a sweep value does not compose as one
+    run) and Hydra's own flags go to Hydra; a plain bad override does not."""
+    from esa_lightning.cli.overrides import composes_or_exit
+
+    composes_or_exit("train", ["hydra.mode=MULTIRUN", "seed=1,2"])
+    composes_or_exit("train", ["-m", "seed=1,2"])
+    composes_or_exit("train", ["experiment=smoke", "+trainer.limit_val_batches=1", "~tags"])
+    with pytest.raises(SystemExit):
+        composes_or_exit("train", ["seed=1,2"])

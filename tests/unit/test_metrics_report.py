@@ -201,10 +201,18 @@ def test_independent_series_are_scored_alike_whatever_their_order():
         metrics = report_for(concatenate_series(parts[0][0], pieces), "test")
         return {k.removeprefix("test/"): v for k, v in metrics.items()}
 
+    alone = {p.name: full_report(p.events, p.timestamps, x) for p, x in (a, b)}
     one, other = scored([a, b]), scored([b, a])
     assert one == pytest.approx(other)
+    # an alarm on A-1's last row and B-2's first rows: two alarms, not one across the boundary
+    a_end = series("A-1", 300, [(290, 295)], [(20, 30), (291, 293), (299, 299)])
+    b_start = series("B-2", 200, [(3, 40), (120, 130)], [(0, 10), (100, 104), (190, 195)])
+    joined = scored([a_end, b_start])
+    alone_end = full_report(a_end[0].events, a_end[0].timestamps, a_end[1])
+    assert joined["AFF_recall"] == pytest.approx(
+        (alone_end["AFF_recall"] + 2 * alone["B-2"]["AFF_recall"]) / 3)
+    assert joined["EW_recall"] == one["EW_recall"]
     # each series' affiliation as if it were scored alone, averaged over the events
-    alone = {p.name: full_report(p.events, p.timestamps, x) for p, x in (a, b)}
     for key in ("AFF_precision", "AFF_recall", "AFFpaper_precision", "AFFpaper_recall"):
         assert one[key] == pytest.approx((alone["A-1"][key] + 2 * alone["B-2"][key]) / 3)
     # ADTQC: the mean over the detected events of each series scored alone

@@ -67,8 +67,7 @@ def test_a_search_space_is_not_checked_as_settings(search, tmp_path):
     ("job", "key"),
     [("predict", "report_block"), ("predict", "chunk_rows"), ("predict", "max_figures"),
      ("predict", "ckpt"), ("predict", "range"), ("evaluate", "predictions"),
-     ("evaluate", "algorithm"), ("merge", "detectors"), ("train", "chunk_rows"),
-     ("train", "seed")],
+     ("evaluate", "algorithm"), ("merge", "detectors"), ("train", "chunk_rows")],
 )
 def test_a_job_setting_set_to_null_is_named(job, key, tmp_path):
     # they raised TypeErrors deep in the jobs (int(None), len(None), Path(None))
@@ -77,6 +76,11 @@ def test_a_job_setting_set_to_null_is_named(job, key, tmp_path):
     cfg = compose_config(job, [*mandatory, f"{key}=null"], tmp_path)
     with pytest.raises(ESAInputError, match=rf"^{key}=null: needs a value"):
         check_settings(cfg)
+
+
+@pytest.mark.parametrize("key", ["seed", "test", "optimized_metric"])
+def test_settings_whose_null_means_something_stay_allowed(key, tmp_path):
+    check_settings(compose_config("train", [f"{key}=null"], tmp_path))  # seed=null: PL's own
 
 
 def test_an_unset_mandatory_value_is_named(tmp_path):
