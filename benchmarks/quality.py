@@ -60,6 +60,8 @@ from _quality_runs import (
     split_overrides,
 )
 
+from esa_lightning.cli.overrides import compose_error
+
 # name -> train.py overrides. "flagship" rows get an ablation row; "baseline" rows are marked.
 # "seed": what sets every random draw of the candidate to {seed} (--seeds; the run's `seed`
 # reaches torch, numpy and random, the models that draw their own samples take model.seed)
@@ -297,6 +299,9 @@ def run_mission(
                     test_looks=0,
                     reason=f"candidate {cand!r}: missing config {', '.join(missing)}",
                 )
+            elif broken := compose_error("train", overrides):  # train.py would exit 2 on it:
+                # a candidate's own bad override is its error, not the product refusing a mission
+                result.update(status="error", test_looks=0, reason=f"candidate {cand!r}: {broken}")
             else:
                 slug = row.replace(" ", "_").replace("(", "").replace(")", "")
                 print(f"[quality] {name} / {row}: {' '.join(overrides)}", flush=True)

@@ -92,7 +92,7 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         raise bad(f"a JSON {type(manifest).__name__}, not an object")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        from esa_lightning.jobs.paths import command
+        from esa_lightning.install import command
 
         experiment = (manifest.get("info") or {}).get("experiment") or "NAME"
         if isinstance(version, int) and version > FORMAT_VERSION:

@@ -18,6 +18,15 @@ def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
     hydra_owns = ("-", "hydra.mode=")  # Hydra's flags, and a multirun asked for by setting
     if any(a.startswith(hydra_owns) or a.replace(" ", "") == "debug_errors=true" for a in args):
         return
+    reason = compose_error(config_name, list(args))
+    if reason is not None:
+        print(f"error: {reason}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def compose_error(config_name: str, overrides: list[str]) -> str | None:
+    """Why ``conf/<config_name>.yaml`` does not compose with ``overrides``, on one line; None
+    when it does (quality.py checks its candidates' overrides with it too)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -26,12 +35,11 @@ def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            compose(config_name=config_name, overrides=list(args))
+            compose(config_name=config_name, overrides=overrides)
     except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         reason = " ".join(ln for ln in lines if not ln.startswith(_NOISE)) or type(exc).__name__
-        reason = reason.split(" Config search path:")[0]  # the folders Hydra looked in
-        print(f"error: {reason}", file=sys.stderr)
-        raise SystemExit(2) from None
+        return reason.split(" Config search path:")[0]  # the folders Hydra looked in
     finally:
         GlobalHydra.instance().clear()
+    return None

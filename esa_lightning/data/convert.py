@@ -329,7 +329,7 @@ def reader_overrides(out: Path, record: dict[str, Any]) -> list[str]:
 def train_command(out: Path, record: dict[str, Any]) -> str:
     """The training command (``python train.py`` in a clone, ``esa-train`` installed) that
     reads the converted folder ``out`` as it was written."""
-    from esa_lightning.jobs.paths import command
+    from esa_lightning.install import command
 
     return " ".join([command("train"), *reader_overrides(out, record)])
 

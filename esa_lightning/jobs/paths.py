@@ -17,19 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-#: the folder holding the ``esa_lightning`` package: the clone's root when run from a clone
-SOURCE_ROOT = Path(__file__).resolve().parents[2]
-
-
-def running_from_source() -> bool:
-    """Whether the package is imported from a clone (editable install or ``python train.py``)."""
-    return (SOURCE_ROOT / "pyproject.toml").is_file()
-
-
-def command(job: str) -> str:
-    """How a user starts ``job`` (``train``...): ``python train.py`` in a clone, the installed
-    command ``esa-train`` otherwise (an installed package has no ``train.py``)."""
-    return f"python {job}.py" if running_from_source() else f"esa-{job}"
+from esa_lightning import install
 
 
 def user_data_dir() -> Path:
@@ -64,7 +52,8 @@ def default_data_dir(root_dir: str, _root_: Any = None) -> str:
     """``<root_dir>/datasets``; the user data folder's ``datasets`` for an installed package
     run with the default root (the current folder) where it has no ``datasets/`` folder."""
     local = f"{root_dir}/datasets"
-    if running_from_source() or root_given(_root_) or root_dir != "." or Path(local).is_dir():
+    given = root_given(_root_) or root_dir != "."
+    if install.running_from_source() or given or Path(local).is_dir():
         return local
     return str(user_data_dir() / "datasets")
 

@@ -135,9 +135,11 @@ def test_each_row_runs_with_its_own_overrides_and_a_refusal_is_not_an_error(
         assert rows[name]["status"] == "ok" and rows[name]["test_looks"] == 1
     assert rows["refused"]["status"] == "n/a" and "datamodule=segments" in rows["refused"]["reason"]
     assert rows["broken"]["status"] == "error" and rows["broken"]["test_looks"] == 0
+    # an override that does not compose is the candidate's error, found before any run
+    assert "Could not override 'trainer.no_such_key'" in rows["broken"]["reason"]
     trained = [cmd for cmd in ran if cmd[1] == "train.py"]
     predicted = [cmd for cmd in ran if cmd[1] == "predict.py"]
-    assert len(trained) == 6 and len(predicted) == 4  # no prediction after a failed training
+    assert len(trained) == 5 and len(predicted) == 4  # no prediction after a failed training
     assert all("data.root=x" in cmd and "test=false" in cmd for cmd in trained)
 
 

@@ -280,9 +280,9 @@ def test_channel_selection_and_grid_options(nasa, tmp_path, monkeypatch):
         "data.split_date=2001-02-03T04:55:00 data.period=60s"
     )
     assert convert.train_command(out, record).startswith("python train.py ")  # in a clone
-    from esa_lightning.jobs import paths
+    from esa_lightning import install
 
-    monkeypatch.setattr(paths, "running_from_source", lambda: False)  # installed: no train.py
+    monkeypatch.setattr(install, "running_from_source", lambda: False)  # installed: no train.py
     assert convert.train_command(out, record).startswith("esa-train data=esa ")
 
 

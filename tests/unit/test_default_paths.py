@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import open_dict
 
+from esa_lightning import install
 from esa_lightning.jobs import paths
 from tests.conftest import compose_config
 
@@ -15,7 +16,7 @@ from tests.conftest import compose_config
 @pytest.fixture
 def installed(monkeypatch, tmp_path):
     """The package as an installed wheel sees it (no clone around it), run from ``work/``."""
-    monkeypatch.setattr(paths, "running_from_source", lambda: False)
+    monkeypatch.setattr(install, "running_from_source", lambda: False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user_data"))
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
@@ -24,7 +25,7 @@ def installed(monkeypatch, tmp_path):
 
 def test_a_clone_keeps_datasets_under_the_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert paths.running_from_source()
+    assert install.running_from_source()
     assert paths.default_data_dir(".") == "./datasets"
 
 

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "esa_lightning"
 
 # lowest first; a module may import from its own layer or a lower one
 LAYERS = [
-    {"__init__", "errors", "io", "progress", "run_folder", "settings"},
+    {"__init__", "errors", "install", "io", "progress", "run_folder", "settings"},
     {"metrics"},
     {"data"},
     {"postprocessing"},
