@@ -105,12 +105,7 @@ def write_outputs(
         f"{len(intervals)} intervals"
     )
     print(summary)
-    for name in ("EW_F_0.50", "EW_precision", "EW_recall", "AFF_F_0.50"):
-        key = f"{cfg.range}/{name}"
-        if key in metrics:
-            print(f"  {key:<22} {metrics[key]:.4f}")
-    if not metrics:
-        print(f"  {cfg.range}: not scored (no labels)")
+    print_metrics(metrics, cfg.range, ("EW_F_0.50", "EW_precision", "EW_recall", "AFF_F_0.50"))
 
 
 def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dict[str, float]:
@@ -144,13 +139,18 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     ]
     grids, references = [g for g, _ in scored], [r for _, r in scored]
     _write_report(out, detector, mission, grids, references, cfg, metrics)
-    for name in ("EWraw_F_0.50", "EW_F_0.50"):
-        key = f"{cfg.range}/{name}"
+    print_metrics(metrics, cfg.range, ("EWraw_F_0.50", "EW_F_0.50"))
+    return metrics
+
+
+def print_metrics(metrics: dict[str, float], prefix: str, names: tuple[str, ...]) -> None:
+    """The headline ``<prefix>/<name>`` metrics, or that the range was not scored."""
+    for name in names:
+        key = f"{prefix}/{name}"
         if key in metrics:
             print(f"  {key:<22} {metrics[key]:.4f}")
     if not metrics:
-        print(f"  {cfg.range}: not scored (no labels)")
-    return metrics
+        print(f"  {prefix}: not scored (no labels)")
 
 
 def _scored_grid(

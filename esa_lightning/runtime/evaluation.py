@@ -8,6 +8,7 @@ exactly as in the Telemanom paper, and a prediction can never match an event of 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -71,9 +72,8 @@ def concatenate_series(part: Mission, pieces: list[tuple[str, Mission, RowScores
         score=np.concatenate([s.score for s in scores]),
         alarm=np.concatenate([s.alarm for s in scores]),
     )
-    sizes = np.cumsum([0] + [len(s.alarm) for s in scores])
-    segments = [(int(stamps[a]), int(stamps[b - 1])) for a, b in zip(sizes[:-1], sizes[1:],
-                                                                      strict=True)]
+    bounds = np.cumsum([0] + [len(s.alarm) for s in scores])  # each series' rows in stamps
+    segments = [(int(stamps[a]), int(stamps[b - 1])) for a, b in pairwise(bounds)]
     return ScoredRange(
         part, rs, stamps, part.events.iloc[:0] if events is None else events, segments
     )
