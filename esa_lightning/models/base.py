@@ -72,6 +72,19 @@ class Scorer(Protocol):
     def alignment_rows(self) -> int: ...
 
 
+def several_processes(trainer_config: Mapping[str, Any]) -> bool:
+    """Whether ``trainer_config`` may ask Lightning for more than one process (``devices`` other
+    than 1, ``auto`` and -1 included, or several nodes)."""
+    return trainer_config.get("devices", 1) != 1 or trainer_config.get("num_nodes", 1) != 1
+
+
+def runs_ddp(trainer_config: Mapping[str, Any]) -> bool:
+    """Whether the trainer runs DDP: ``strategy=ddp``, or ``auto`` (Lightning's default) over
+    several processes, which Lightning turns into DDP as well."""
+    strategy = trainer_config.get("strategy", "auto")
+    return strategy == "ddp" or (strategy == "auto" and several_processes(trainer_config))
+
+
 class DetectorModule(L.LightningModule, ABC):
     """A detector family: trains on ``datamodule_kind`` windows/segments/rows, scores rows.
 
@@ -137,8 +150,7 @@ class DetectorModule(L.LightningModule, ABC):
         for: DDP cannot wrap it, and its fit is one pass over the data with nothing to shard.
         """
         trainable = any(p.requires_grad for p in self.parameters())
-        several = trainer_config.get("devices", 1) != 1 or trainer_config.get("num_nodes", 1) != 1
-        if trainable or not several or torch.distributed.is_initialized():
+        if trainable or not several_processes(trainer_config) or torch.distributed.is_initialized():
             return {}
         log.info("%s has no gradient steps: fitted in one process", type(self).__name__)
         return {"devices": 1, "num_nodes": 1, "strategy": "auto"}

@@ -537,6 +537,16 @@ def test_per_series_networks_send_each_window_through_its_own_network():
     assert model.trainer_arguments({"strategy": "auto"}) == {}  # only DDP must be told
 
 
+def test_several_devices_with_the_default_strategy_are_told_about_unused_parameters():
+    """``trainer.devices=2`` alone (strategy ``auto``) is DDP too: a forecaster's second step
+    failed with "parameters that were not used in producing the loss"."""
+    unused = {"strategy": "ddp_find_unused_parameters_true"}
+    forecaster = gru_model(n_inputs=3, n_outputs=1, objective="forecast")
+    assert forecaster.trainer_arguments({"strategy": "auto", "devices": 2}) == unused
+    assert forecaster.trainer_arguments({"devices": 1, "num_nodes": 2}) == unused
+    assert forecaster.trainer_arguments({"strategy": "auto", "devices": 1}) == {}
+
+
 def test_validation_loss_per_series_is_the_mean_window_loss_of_each_series():
     multi = two_series_mission()
     dm = WindowDataModule(multi, window=8, batch_size=64, eval_batch_size=50)

@@ -45,6 +45,7 @@ from esa_lightning.models.base import (
     DetectorModule,
     GridScoring,
     RowScores,
+    runs_ddp,
     series_position,
 )
 from esa_lightning.models.gru_ae.network import (
@@ -306,7 +307,7 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         network per series (a batch of one series gives the others none), or a forecaster (its
         reconstruction decoder stays unused)."""
         unused = isinstance(self.net, SeriesNetworks) or self.hparams.objective == "forecast"
-        if unused and trainer_config.get("strategy") == "ddp":
+        if unused and runs_ddp(trainer_config):  # strategy ddp, or auto over several devices
             return {"strategy": "ddp_find_unused_parameters_true"}
         return {}
 
