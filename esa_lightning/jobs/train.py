@@ -205,6 +205,26 @@ def log_final_metrics(
         logger.save()
 
 
+def make_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> L.Trainer:
+    """The Lightning Trainer of ``trainer_cfg``; settings Lightning refuses (a GPU where none is
+    visible, more devices than there are, an unknown strategy) are one ``ESAInputError``."""
+    from hydra.errors import InstantiationException
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if not isinstance(cause, MisconfigurationException | ValueError):
+            raise
+        shown = " ".join(
+            f"trainer.{k}={trainer_cfg.get(k)}"
+            for k in ("accelerator", "devices", "num_nodes", "strategy")
+            if k in trainer_cfg
+        )
+        raise ESAInputError(f"{shown}: refused by Lightning: {cause}") from None
+
+
 def fit_component(
     name: str, spec: DictConfig, cfg: DictConfig, mission: Any, output_dir: Path
 ) -> tuple[DetectorModule, L.Trainer]:
@@ -246,9 +266,7 @@ def fit_component(
         callbacks.append(CompactModelSummary())
         trainer_cfg.enable_model_summary = False
     train_end = _TrainEndSeen()
-    trainer: L.Trainer = instantiate(
-        trainer_cfg, callbacks=[*callbacks, train_end], logger=loggers or False
-    )
+    trainer = make_trainer(trainer_cfg, [*callbacks, train_end], loggers)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
     log.info("fitting %s (%s)", name, type(model).__name__)
     fit_from(trainer, model, datamodule, ckpt_path)  # a checkpoint is checked before it is read

@@ -234,6 +234,24 @@ def test_multirun_with_two_devices_is_refused(tiny_mission, tmp_path):
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+def test_trainer_settings_lightning_refuses_are_one_clear_error(tiny_mission, tmp_path):
+    """More GPUs than the machine has (none, on a CPU machine) ended in Hydra's "Error in call
+    to target 'lightning.pytorch.trainer.trainer.Trainer'" and exit code 1."""
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.train import train
+
+    cfg = compose_config(
+        "train",
+        ["experiment=gru_ae", f"data.root={tiny_mission}", "data.val_days=2",
+         "trainer.accelerator=gpu", "trainer.devices=4096"],
+        tmp_path,
+    )
+    with pytest.raises(ESAInputError, match="trainer.accelerator=gpu trainer.devices=4096") as err:
+        train(cfg)
+    assert "refused by Lightning" in str(err.value)
+    assert not (tmp_path / "detector").exists()
+
+
 def _compose_with_hydra(overrides: list[str]):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
