@@ -71,6 +71,15 @@ def _accelerator_ok(value: Any) -> bool:
     return isinstance(value, str) and value in names
 
 
+def _strategy_ok(value: Any) -> bool:
+    """Not a strategy that starts its processes by spawn or fork (``ddp_spawn``, ``ddp_fork``,
+    ``ddp_notebook``...): the post-training heads are fitted inside those processes, and the
+    launching process, which evaluates and writes the artifact, would hold none of them."""
+    if not isinstance(value, str):
+        return True  # a strategy object (an instantiated config): Lightning checks it
+    return not any(word in value for word in ("spawn", "fork", "notebook"))
+
+
 def _chunk_rows_ok(value: Any) -> bool:
     return _number(value) and (value == 0 or value >= MIN_CHUNK_ROWS)
 
@@ -100,6 +109,8 @@ RULES: dict[str, Rule] = {
     "seed": integer(0),
     "accelerator": (_accelerator_ok, "must be auto, cpu, gpu, cuda, mps or another accelerator "
                                      "Lightning knows"),
+    "strategy": (_strategy_ok, "cannot be a spawn or fork strategy: the processes it starts fit "
+                               "the post-training heads and hand none back; use ddp"),
     "max_epochs": integer(-1),
     "min_epochs": integer(0),
     **{

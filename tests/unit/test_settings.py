@@ -31,6 +31,8 @@ def test_every_experiment_passes_its_own_checks(experiment, tmp_path):
         ("train", "seed=abc", "seed='abc'"),
         ("train", "trainer.accelerator=foo", "trainer.accelerator='foo'"),
         ("train", "trainer.max_epochs=abc", "trainer.max_epochs='abc'"),
+        ("train", "trainer.strategy=ddp_spawn", "trainer.strategy='ddp_spawn'"),
+        ("train", "trainer.strategy=ddp_notebook", "trainer.strategy='ddp_notebook'"),
         ("train", "trainer.max_epochs=1.5", "trainer.max_epochs=1.5"),
         ("train", "++trainer.limit_train_batches=abc", "trainer.limit_train_batches='abc'"),
         ("train", "++trainer.limit_val_batches=1.5", "trainer.limit_val_batches=1.5"),
