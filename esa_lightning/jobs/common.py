@@ -24,12 +24,20 @@ T = TypeVar("T")
 
 def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T:
     """Run the Hydra job ``fn(cfg)`` inside ``one_line_errors`` (``debug_errors=true``: full
-    tracebacks), after checking its settings (``settings.check_settings``)."""
+    tracebacks), after checking its settings (``settings.check_settings``). In a job of a local
+    ``-m`` sweep the error line is printed and the job fails, and the sweep goes on."""
+    from esa_lightning.jobs.sweep import fail_job, in_local_multirun
     from esa_lightning.settings import check_settings
 
-    with one_line_errors(bool(cfg.get("debug_errors", False))):
-        check_settings(cfg)
-        return fn(cfg)
+    debug = bool(cfg.get("debug_errors", False))
+    with one_line_errors(debug):
+        try:
+            check_settings(cfg)
+            return fn(cfg)
+        except ESAInputError as exc:
+            if debug or not in_local_multirun():
+                raise
+            raise fail_job(exc) from None  # the sweep goes on with its next job
 
 
 def mission_from_config(data_cfg: DictConfig) -> Mission:

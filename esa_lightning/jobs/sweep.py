@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -49,25 +52,78 @@ def refuse_multidevice_multirun(trainer_cfg: DictConfig) -> None:
         )
 
 
+class JobFailed(CompactHydraException):
+    """A job of a local ``-m`` sweep stopped on a user-input error: Hydra records it as failed
+    and goes on with the next job (``SystemExit`` would end the whole sweep there), and reports
+    it, in one line, once the last job has run."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def fail_job(exc: Exception) -> JobFailed:
+    """The ``JobFailed`` of a sweep job's error, which is printed now as one line."""
+    print(f"error: {exc}", file=sys.stderr)
+    hc = HydraConfig.get()
+    return JobFailed(
+        f"error: sweep job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}", reason=str(exc)
+    )
+
+
 class SweepSummary(Callback):
-    """Writes ``summary.csv`` in the sweep folder: overrides and final metrics of every job."""
+    """Writes ``summary.csv`` in the sweep folder: overrides, final metrics and status of every
+    job, after each job (a failed job makes Hydra stop before ``on_multirun_end``).
+
+    With Hydra's local launcher the rows are this sweep's jobs (a job folder left by an earlier
+    sweep into the same folder is no row of it) and a failed job's status is ``failed: <error>``;
+    with a cluster launcher, every job folder found at the end."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[int, str | None] = {}  # job number: its error, None when it has none
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._jobs = {}
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if not in_local_multirun():
+            return
+        error = None
+        if job_return.status == JobStatus.FAILED:
+            exc = job_return._return_value
+            error = " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
+        self._jobs[int(config.hydra.job.num)] = error
+        self.write(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
+        self.write(Path(config.hydra.sweep.dir))
+
+    def write(self, sweep_dir: Path) -> None:
+        if self._jobs:
+            numbers = sorted(self._jobs)
+        else:
+            numbers = sorted(int(p.name) for p in sweep_dir.iterdir()
+                             if p.is_dir() and p.name.isdigit())
         rows = []
-        for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()):
-            row: dict[str, Any] = {"job": int(job.name)}
+        for number in numbers:
+            job = sweep_dir / str(number)
+            row: dict[str, Any] = {"job": number}
             overrides = job / ".hydra" / "overrides.yaml"
             if overrides.is_file():
                 row["overrides"] = " ".join(
                     line.strip("- \n") for line in overrides.read_text().splitlines()
                 )
+            error = self._jobs.get(number)
             metrics = job / "metrics.json"
-            if metrics.is_file():
+            if error is None and metrics.is_file():
                 row.update(json.loads(metrics.read_text()))
-            row["status"] = "done" if metrics.is_file() else "no metrics"
+            row["status"] = (
+                f"failed: {error}" if error is not None
+                else "done" if metrics.is_file() else "no metrics"
+            )
             rows.append(row)
-        frame = pd.DataFrame(rows).sort_values("job")
+        frame = pd.DataFrame(rows, columns=None if rows else ["job", "status"])
+        frame = frame[[c for c in frame.columns if c != "status"] + ["status"]].sort_values("job")
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(sweep_dir / "summary.csv") as tmp:
             frame.to_csv(tmp, index=False)
