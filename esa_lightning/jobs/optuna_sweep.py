@@ -147,6 +147,14 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
         raise ESAInputError(
             "maximize or minimize", column=f"{SEARCH_NODE}.direction", value=direction
         )
+    metric = str(cfg.optimized_metric)
+    if not metric.startswith("val/"):  # the best trial would be chosen on the held-out range
+        raise ESAInputError(
+            "a sweep chooses its trials by a validation metric (val/...), never by the test "
+            "range it reports: e.g. optimized_metric=val/EW_F_0.50",
+            column="optimized_metric",
+            value=metric,
+        )
     experiment = str(cfg.experiment_name)
     study_name = args.study_name or str(node.get("study_name") or experiment)
     sweep_dir = Path(args.sweep_dir or Path(cfg.paths.log_dir) / experiment / "sweeps" / study_name)
@@ -157,7 +165,7 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
         overrides=plain,
         space=space,
         direction=direction,
-        metric=str(cfg.optimized_metric),
+        metric=metric,
         sampler=OmegaConf.to_container(sampler, resolve=True) if sampler else None,
         sweep_dir=sweep_dir,
         study_name=study_name,

@@ -89,6 +89,9 @@ def test_bad_sweep_settings_are_one_line_errors():
         plan_for(["experiment=smoke"])
     with pytest.raises(ESAInputError, match="do not compose"):
         plan_for(["experiment=no_such_experiment", "seed=1,2"])
+    # the best trial was chosen on the test range the sweep then reported
+    with pytest.raises(ESAInputError, match=r"optimized_metric.*test/EW_F_0.50.*validation"):
+        plan_for(["hparams_search=optuna", "experiment=gru_ae", "optimized_metric=test/EW_F_0.50"])
 
 
 def sweep_command(args: list[str], root: Path) -> list[str]:
