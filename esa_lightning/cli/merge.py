@@ -6,16 +6,18 @@ from omegaconf import DictConfig
 from esa_lightning.cli.overrides import composes_or_exit
 from esa_lightning.jobs.common import run_or_exit
 from esa_lightning.jobs.merge import merge
+from esa_lightning.jobs.sweep import exit_if_jobs_failed
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="merge")
-def run(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig) -> dict | None:
     return run_or_exit(merge, cfg)
 
 
 def main() -> None:
     composes_or_exit("merge")  # a bad override is one line, as every input error
     run()
+    exit_if_jobs_failed()  # a local -m sweep whose jobs stopped on input errors
 
 
 if __name__ == "__main__":

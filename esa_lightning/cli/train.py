@@ -5,6 +5,7 @@ from omegaconf import DictConfig
 
 from esa_lightning.cli.overrides import composes_or_exit
 from esa_lightning.jobs.common import run_or_exit
+from esa_lightning.jobs.sweep import exit_if_jobs_failed
 from esa_lightning.jobs.train import train
 
 
@@ -16,6 +17,7 @@ def run(cfg: DictConfig) -> float | None:
 def main() -> None:
     composes_or_exit("train")  # a bad override is one line, as every input error
     run()
+    exit_if_jobs_failed()  # a local -m sweep whose jobs stopped on input errors
 
 
 if __name__ == "__main__":

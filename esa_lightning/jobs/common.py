@@ -22,10 +22,11 @@ log = logging.getLogger("esa_lightning")
 T = TypeVar("T")
 
 
-def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T:
+def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
     """Run the Hydra job ``fn(cfg)`` inside ``one_line_errors`` (``debug_errors=true``: full
     tracebacks), after checking its settings (``settings.check_settings``). In a job of a local
-    ``-m`` sweep the error line is printed and the job fails, and the sweep goes on."""
+    ``-m`` sweep an input error is printed as one line, the job returns None, and the sweep
+    goes on (``sweep.fail_job``)."""
     from esa_lightning.jobs.sweep import fail_job, in_local_multirun
     from esa_lightning.settings import check_settings
 
@@ -37,7 +38,8 @@ def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T:
         except ESAInputError as exc:
             if debug or not in_local_multirun():
                 raise
-            raise fail_job(exc) from None  # the sweep goes on with its next job
+            fail_job(exc)  # the sweep goes on with its next job
+            return None
 
 
 def mission_from_config(data_cfg: DictConfig) -> Mission:

@@ -17,7 +17,6 @@ from typing import Any
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -52,28 +51,33 @@ def refuse_multidevice_multirun(trainer_cfg: DictConfig) -> None:
         )
 
 
-class JobFailed(CompactHydraException):
-    """A job of a local ``-m`` sweep stopped on a user-input error: Hydra records it as failed
-    and goes on with the next job (``SystemExit`` would end the whole sweep there), and reports
-    it, in one line, once the last job has run."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+# the jobs of this process's local sweep that stopped on an input error: job number -> error
+_FAILED_JOBS: dict[int, str] = {}
 
 
-def fail_job(exc: Exception) -> JobFailed:
-    """The ``JobFailed`` of a sweep job's error, which is printed now as one line."""
-    print(f"error: {exc}", file=sys.stderr)
+def fail_job(exc: Exception) -> None:
+    """Record and print, in one line, the input error a job of a local ``-m`` sweep stopped on.
+    The job then returns normally, so the sweep goes on with its next job (``SystemExit`` would
+    end it there, an exception Hydra only reports once all jobs ran, with its own lines);
+    ``summary.csv`` shows it as failed and ``exit_if_jobs_failed`` ends the sweep with exit 2."""
     hc = HydraConfig.get()
-    return JobFailed(
-        f"error: sweep job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}", reason=str(exc)
-    )
+    print(f"error: sweep job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}",
+          file=sys.stderr)
+    _FAILED_JOBS[int(hc.job.num)] = " ".join(str(exc).split())
+
+
+def exit_if_jobs_failed() -> None:
+    """After a local ``-m`` sweep: exit 2 with one line if any of its jobs failed."""
+    if _FAILED_JOBS:
+        jobs = ", ".join(str(n) for n in sorted(_FAILED_JOBS))
+        print(f"error: {len(_FAILED_JOBS)} sweep job(s) failed (job {jobs}): their errors are "
+              "above and in summary.csv", file=sys.stderr)
+        raise SystemExit(2)
 
 
 class SweepSummary(Callback):
     """Writes ``summary.csv`` in the sweep folder: overrides, final metrics and status of every
-    job, after each job (a failed job makes Hydra stop before ``on_multirun_end``).
+    job, after each job and at the end.
 
     With Hydra's local launcher the rows are this sweep's jobs (a job folder left by an earlier
     sweep into the same folder is no row of it) and a failed job's status is ``failed: <error>``;
@@ -84,15 +88,16 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._jobs = {}
+        _FAILED_JOBS.clear()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if not in_local_multirun():
             return
-        error = None
-        if job_return.status == JobStatus.FAILED:
-            exc = job_return._return_value
-            error = " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
-        self._jobs[int(config.hydra.job.num)] = error
+        number = int(config.hydra.job.num)
+        error = _FAILED_JOBS.get(number)
+        if job_return.status == JobStatus.FAILED:  # an error that is not the user's input
+            error = " ".join(str(job_return._return_value).split()) or "error"
+        self._jobs[number] = error
         self.write(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -225,7 +225,9 @@ def test_a_failed_job_does_not_end_the_sweep_and_the_summary_is_this_sweeps(tiny
              "~callbacks.progress_bar", f"data.root={tiny_mission}", f"hydra.sweep.dir={sweep}"]
     assert_ok(run_train([*smoke, "data.val_days=2", "seed=1,2,3"], tmp_path))
     proc = run_train([*smoke, "seed=1", "data.val_days=900,2"], tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 2  # one line per failed job and one at the end, no Hydra lines
+    assert "Error executing job" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+    assert "error: 1 sweep job(s) failed (job 0)" in proc.stderr
     assert "error: sweep job 0 (" in proc.stderr and "data.val_days=900" in proc.stderr
     summary = pd.read_csv(sweep / "summary.csv")
     assert list(summary["job"]) == [0, 1]  # not the earlier sweep's job 2
