@@ -67,6 +67,18 @@ def mission_from_config(data_cfg: DictConfig) -> Mission:
         raise
 
 
+def instantiate_checked(config: Any, *args: Any, **kwargs: Any) -> Any:
+    """Hydra's ``instantiate``, except that a user-facing error the target raises (a model's or
+    a combiner's check of its options) comes out as the ``ESAInputError`` it is, one line, not
+    wrapped in Hydra's ``InstantiationException`` (a multi-line message, exit code 1)."""
+    try:
+        return instantiate(config, *args, **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, ESAInputError):
+            raise exc.__cause__ from None
+        raise
+
+
 def print_config(cfg: DictConfig) -> None:
     """Log the composed config (``print_config=true``; it is always saved in ``.hydra/``)."""
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))

@@ -37,6 +37,7 @@ from esa_lightning.data.selection import require_training_rows
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
 from esa_lightning.jobs.common import (
+    instantiate_checked,
     mission_from_config,
     print_config,
     silence_uninformative_output,
@@ -72,7 +73,9 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every ``_target_`` entry of a callbacks/logger group, in order."""
     if not group:
         return []
-    return [instantiate(c, _convert_="all") for c in group.values() if c and "_target_" in c]
+    return [
+        instantiate_checked(c, _convert_="all") for c in group.values() if c and "_target_" in c
+    ]
 
 
 def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
@@ -237,14 +240,16 @@ def fit_component(
         ProgressBar,
     )
     # objects such as the Mission cannot pass through OmegaConf: bind them after instantiation
-    datamodule = instantiate(spec.datamodule, _partial_=True, _convert_="all")(mission=mission)
+    datamodule = instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")(
+        mission=mission
+    )
     model_class = get_class(spec.model._target_)
     if not (isinstance(model_class, type) and issubclass(model_class, DetectorModule)):
         raise ESAInputError(
             "not a detector family (a DetectorModule)", column="model._target_", value=model_class
         )
     check_datamodule(model_class, datamodule)  # before instantiating it with wrong dims
-    model = instantiate(spec.model, **datamodule.dims, _convert_="all")
+    model = instantiate_checked(spec.model, **datamodule.dims, _convert_="all")
     callbacks = instantiate_group(component_callbacks(cfg, spec))
     checkpoint_dir = output_dir / "checkpoints" / name
     for cb in callbacks:
@@ -310,6 +315,8 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
     require_training_rows(mission, cfg.data)
     warn_about_labels(cfg, mission)
 
+    # built before any training: a bad combiner option is refused now, not after every fit
+    combiner = instantiate_checked(cfg.combiner, _convert_="all") if cfg.get("combiner") else None
     components: dict[str, DetectorModule] = {}
     features: dict[str, list[str]] = {}
     trainer = None
@@ -323,9 +330,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
     if trainer is not None and is_global_zero():  # once, on the whole series (module docstring)
         for model in components.values():
             model.eval()
-        combiner = None
-        if cfg.get("combiner"):
-            combiner = instantiate(cfg.combiner, _convert_="all")
+        if combiner is not None:
             fit_range = mission.fit_range()
             # the rows whose labels no component's training read
             label_free = [dm.label_free_ranges() for dm in datamodules]

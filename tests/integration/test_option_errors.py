@@ -1,0 +1,42 @@
+"""A supervised or combined experiment's bad option is one line naming the key and the value,
+before any training."""
+
+from __future__ import annotations
+
+import pytest
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.jobs.common import run_or_exit
+from esa_lightning.jobs.train import train
+from tests.conftest import compose_config
+
+QUIET = ["trainer.enable_progress_bar=false", "~callbacks.progress_bar", "logger=none"]
+
+
+def test_a_models_own_option_check_is_one_line(small_mission_dir, tmp_path, capsys):
+    cfg = compose_config(
+        "train",
+        ["experiment=rolling_gbdt", f"data.root={small_mission_dir}", "model.top_channels=0",
+         *QUIET],
+        tmp_path,
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        run_or_exit(train, cfg)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "model.top_channels" in err and "value 0" in err
+
+
+def test_a_bad_combiner_option_is_refused_before_any_component_trains(small_mission_dir,
+                                                                        tmp_path):
+    cfg = compose_config(
+        "train",
+        ["experiment=esa_full", f"data.root={small_mission_dir}", "combiner.few_events=foo",
+         "components.gru_ae.trainer.max_epochs=1",
+         "components.channel_ensemble.trainer.max_epochs=1", *QUIET],
+        tmp_path,
+    )
+    with pytest.raises(ESAInputError, match="combiner.few_events"):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists()
