@@ -41,6 +41,10 @@ def fraction() -> Rule:
     return (lambda v: _number(v) and 0 <= v < 1), "must lie in [0, 1)"
 
 
+def share() -> Rule:
+    return (lambda v: _number(v) and 0 < v <= 1), "must lie in (0, 1]"
+
+
 def _devices_ok(value: Any) -> bool:
     if isinstance(value, str):
         return value == "auto" or value.strip() != ""
@@ -96,6 +100,7 @@ RULES: dict[str, Rule] = {
             "stride",
             "pool",
             "pool_stride",
+            "step",
             "hidden_size",
             "latent_dim",
             "num_layers",
@@ -106,6 +111,12 @@ RULES: dict[str, Rule] = {
         )
     },
     "max_figures": at_least(0),
+    # the channel ensemble's learners: their width and the share of features each one reads
+    "hidden": integer(1),
+    "feature_fraction": share(),
+    # peak alarms: a height on the probability (fitted or not), and the samples added each side
+    "height": fraction(),
+    "buffer": integer(0),
     "seed": integer(0),
     "accelerator": (_accelerator_ok, "must be auto, cpu, gpu, cuda, mps or another accelerator "
                                      "Lightning knows"),

@@ -48,6 +48,30 @@ def test_a_bad_setting_is_named_with_its_value(job, override, shown, tmp_path):
     assert str(err.value).startswith(shown + ":")
 
 
+@pytest.mark.parametrize(
+    ("experiment", "override", "shown"),
+    [
+        ("channel_ensemble", "model.hidden=0", "model.hidden=0"),
+        ("channel_ensemble", "model.feature_fraction=0", "model.feature_fraction=0"),
+        ("channel_ensemble", "model.feature_fraction=1.5", "model.feature_fraction=1.5"),
+        ("channel_ensemble", "model.post_processing.alarm.buffer=-1",
+         "model.post_processing.alarm.buffer=-1"),
+        ("channel_ensemble", "model.post_processing.alarm.height=1.5",
+         "model.post_processing.alarm.height=1.5"),
+        ("channel_ensemble", "datamodule.step=0", "datamodule.step=0"),
+        ("esa_full", "components.channel_ensemble.model.post_processing.alarm.height=-0.1",
+         "components.channel_ensemble.model.post_processing.alarm.height=-0.1"),
+    ],
+)
+def test_a_bad_channel_ensemble_setting_is_named_with_its_value(
+    experiment, override, shown, tmp_path
+):
+    cfg = compose_config("train", [f"experiment={experiment}", override], tmp_path)
+    with pytest.raises(ESAInputError) as err:
+        check_settings(cfg)
+    assert str(err.value).startswith(shown + ":")
+
+
 def test_a_setting_nested_in_a_component_is_named_by_its_full_key(tmp_path):
     cfg = compose_config(
         "train", ["experiment=esa_full", "components.gru_ae.model.hidden_size=0"], tmp_path
