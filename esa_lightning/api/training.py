@@ -122,8 +122,10 @@ def train(
     as ``esa_lightning.Detector``), the metrics and the run folder."""
     from esa_lightning.api import Detector
     from esa_lightning.jobs.train import train as train_job
+    from esa_lightning.settings import check_settings
 
     cfg = compose_job("train", overrides, output_dir=output_dir, root_dir=root_dir)
+    check_settings(cfg)  # as train.py: a bad value is named before any data is read
     train_job(cfg)
     out = Path(cfg.paths.output_dir)
     return RunResult(out, _metrics(out), Detector.load(out / "detector"))
@@ -141,10 +143,12 @@ def predict(
     from omegaconf import open_dict
 
     from esa_lightning.jobs.predict import predict as predict_job
+    from esa_lightning.settings import check_settings
 
     cfg = compose_job("predict", overrides, output_dir=output_dir, root_dir=root_dir)
     with open_dict(cfg):  # not an override: any path, quotes and '=' included
         cfg.ckpt = str(Path(detector_dir).expanduser().resolve())
+    check_settings(cfg)  # as predict.py
     metrics = predict_job(cfg)
     return RunResult(Path(cfg.paths.output_dir), dict(metrics or {}))
 

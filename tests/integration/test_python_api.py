@@ -347,3 +347,19 @@ def test_detector_without_a_preprocessing_record_says_so(small_mission_dir, tmp_
     result, messages = predict_quietly(det, pd.read_parquet(root / "test.parquet"))
     assert any("records no preprocessing" in m for m in messages)
     assert result.rows["confidence"].isna().all()
+
+
+def test_the_api_checks_settings_as_train_py_does(small_mission_dir, tmp_path):
+    """A value train.py refuses by name is refused by ``esa_lightning.train`` too, before any
+    training (it had trained a channel ensemble whose alarms a negative buffer shrinks)."""
+    with pytest.raises(ESAInputError, match=r"^model\.post_processing\.alarm\.buffer=-1:"):
+        esa_lightning.train(
+            ["experiment=channel_ensemble", f"data.root={small_mission_dir}",
+             "model.post_processing.alarm.buffer=-1", "trainer.max_epochs=1", "logger=none",
+             "trainer.enable_progress_bar=false", "~callbacks.progress_bar"],
+            output_dir=tmp_path / "run", root_dir=tmp_path,
+        )
+    assert not (tmp_path / "run" / "detector").exists()
+    with pytest.raises(ESAInputError, match=r"^max_figures=-1:"):
+        esa_lightning.predict(tmp_path / "no_detector", ["max_figures=-1"],
+                              output_dir=tmp_path / "predict", root_dir=tmp_path)
