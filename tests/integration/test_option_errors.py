@@ -40,3 +40,15 @@ def test_a_bad_combiner_option_is_refused_before_any_component_trains(small_miss
     with pytest.raises(ESAInputError, match="combiner.few_events"):
         train(cfg)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_finished_gbdt_ensemble_resumes_from_its_last_checkpoint(small_mission_dir, tmp_path):
+    """``ckpt_path=last`` after the one epoch: Lightning skips the fit, so the trees must come
+    from the checkpoint (they had not: AttributeError 'kernels' while fitting the alarm height)."""
+    overrides = ["experiment=channel_ensemble", "model=channel_ensemble_gbdt",
+                 f"data.root={small_mission_dir}", "model.max_iter=5", "model.n_threads=1",
+                 "datamodule.n_external=2", "datamodule.n_internal=2", *QUIET]
+    first = train(compose_config("train", overrides, tmp_path))
+    assert (tmp_path / "checkpoints" / "channel_ensemble" / "last.ckpt").is_file()
+    again = train(compose_config("train", [*overrides, "ckpt_path=last"], tmp_path))
+    assert first is not None and again == first

@@ -45,6 +45,9 @@ from esa_lightning.models.channel_ensemble.network import (
 )
 from esa_lightning.postprocessing.base import build_rules, plain_spec
 
+#: the checkpoint entry holding the fitted trees and arrays
+CHECKPOINT_KEY = "gbdt_channel_ensemble"
+
 
 class GBDTChannelEnsemble(DetectorModule):
     """The reference's tree-based channel ensemble on a ``SegmentDataModule``'s rows and masks.
@@ -253,16 +256,17 @@ class GBDTChannelEnsemble(DetectorModule):
         return rows_to_scores(event, prob, spans, len(mission.values), self.alarm_rule)
 
     # ---------------------------------------------------------------------- persistence
-    def save_extra(self, folder: Path) -> None:
-        """arrays.npz + trees.skops in ``folder`` (no pickle)."""
+    def _blobs(self) -> tuple[bytes, bytes]:
+        """(trees as skops bytes, the fitted arrays as ``np.savez`` bytes): no pickle."""
+        import io
+
         import skops.io as sio
 
-        folder = Path(folder)
         keys = sorted(self.trees)
-        trees = [self.trees[k] for k in keys]
-        with atomic_path(folder / "trees.skops") as tmp:
-            sio.dump({"keys": [list(k) for k in keys], "trees": trees}, tmp)
-        arrays = dict(
+        trees = sio.dumps({"keys": [list(k) for k in keys], "trees": [self.trees[k] for k in keys]})
+        buf = io.BytesIO()
+        np.savez(
+            buf,
             meta_w=self.meta_w,
             meta_b=self.meta_b,
             cv=self.cv,
@@ -273,21 +277,20 @@ class GBDTChannelEnsemble(DetectorModule):
             feat_mean=self.feat_mean,
             feat_std=self.feat_std,
         )
-        with atomic_path(folder / "arrays.npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+        return trees, buf.getvalue()
 
-    def load_extra(self, folder: Path) -> None:
-        folder = Path(folder)
+    def _restore(self, trees_data: bytes, arrays_data: bytes, source: Path | str) -> None:
+        """Take the fitted state ``_blobs`` wrote (read from ``source``: the artifact folder or
+        the checkpoint), or refuse it."""
+        import io
+
         try:
-            arrays = np.load(folder / "arrays.npz", allow_pickle=False)
-            trees_path = folder / "trees.skops"
-            data = trees_path.read_bytes()
-            blob = load_head(data, trees_path, HIST_GRADIENT_BOOSTING_TYPES, dict)
+            arrays = np.load(io.BytesIO(arrays_data), allow_pickle=False)
+            blob = load_head(trees_data, source, HIST_GRADIENT_BOOSTING_TYPES, dict)
             trees = dict(zip(map(tuple, blob["keys"]), blob["trees"], strict=True))
             kinds = (HistGradientBoostingClassifier, float)
             if not all(isinstance(t, kinds) for t in trees.values()):
-                raise ESAInputError("holds other objects than trees", path=trees_path)
+                raise ESAInputError("holds other objects than trees", path=source)
             for name in ("meta_w", "meta_b", "cv", "event_w", "kernels", "kernel_len"):
                 setattr(self, name, arrays[name])
             self.event_b = np.float32(arrays["event_b"])
@@ -296,6 +299,39 @@ class GBDTChannelEnsemble(DetectorModule):
             raise
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ESAInputError(
-                f"cannot read the GBDT channel ensemble: {err}", path=folder
+                f"cannot read the GBDT channel ensemble: {err}", path=source
             ) from None
         self.trees = trees
+
+    def save_extra(self, folder: Path) -> None:
+        """trees.skops + arrays.npz in ``folder`` (no pickle)."""
+        folder = Path(folder)
+        trees, arrays = self._blobs()
+        for name, data in (("trees.skops", trees), ("arrays.npz", arrays)):
+            with atomic_path(folder / name) as tmp:
+                Path(tmp).write_bytes(data)
+
+    def load_extra(self, folder: Path) -> None:
+        folder = Path(folder)
+        try:
+            trees = (folder / "trees.skops").read_bytes()
+            arrays = (folder / "arrays.npz").read_bytes()
+        except OSError as err:
+            raise ESAInputError(
+                f"cannot read the GBDT channel ensemble: {err.strerror or err}", path=folder
+            ) from None
+        self._restore(trees, arrays, folder)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The trees and fitted arrays (as bytes) too: a run resumed after its one epoch skips
+        the fit and scores with what the checkpoint holds."""
+        super().on_save_checkpoint(checkpoint)
+        if self.trees:
+            trees, arrays = self._blobs()
+            checkpoint[CHECKPOINT_KEY] = {"trees": trees, "arrays": arrays}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get(CHECKPOINT_KEY)
+        if state is not None:
+            self._restore(state["trees"], state["arrays"], "checkpoint")
