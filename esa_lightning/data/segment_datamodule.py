@@ -213,9 +213,11 @@ class SegmentDataModule(MissionDataModule):
         need = min_samples(self.window, self.step, self.pool)
         if m.val_start < need:
             raise ESAInputError(
-                f"the training range has {m.val_start} samples; one pooled row needs {need}",
-                column="val_start",
-                value=m.val_start,
+                f"the training range has {m.val_start} samples; one pooled row needs {need} "
+                f"((pool - 1) x step + window: datamodule.pool={self.pool}, "
+                f"datamodule.step={self.step}, datamodule.window={self.window}); lower them",
+                column="datamodule.pool",
+                value=self.pool,
             )
         opts = self.feature_options
         jobs = Parallel(n_jobs=self.n_jobs, return_as="generator")(

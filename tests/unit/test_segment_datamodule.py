@@ -149,6 +149,14 @@ def test_bad_inputs_name_the_problem():
         SegmentDataModule(m, fold=2, **TINY)
 
 
+def test_a_pool_longer_than_the_training_range_names_the_settings_to_lower():
+    """It had named only the mission's ``val_start``, no setting the user could change."""
+    m = make_tiny_mission()
+    with pytest.raises(ESAInputError) as err:
+        SegmentDataModule(m, **{**TINY, "pool": 100_000}).setup("fit")
+    assert "datamodule.pool=100000" in str(err.value) and "datamodule.step" in str(err.value)
+
+
 def test_held_out_rows_hold_both_classes_when_the_last_training_rows_are_all_anomalous():
     """The reference holds out the last training rows for the event head and the alarm height;
     where those are one long anomaly (the converted MSL missions), the heads had one class to
