@@ -117,6 +117,9 @@ RULES: dict[str, Rule] = {
     # peak alarms: a height on the probability (fitted or not), and the samples added each side
     "height": fraction(),
     "buffer": integer(0),
+    # esa_full's combiner: rows each side a row's features read; events its weights need
+    "neighbourhood": integer(0),
+    "threshold_min_events": integer(0),
     "seed": integer(0),
     "accelerator": (_accelerator_ok, "must be auto, cpu, gpu, cuda, mps or another accelerator "
                                      "Lightning knows"),

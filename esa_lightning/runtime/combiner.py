@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,8 @@ class HybridCombiner:
             if value not in allowed:
                 raise ESAInputError(f"must be one of {', '.join(allowed)}",
                                     column=f"combiner.{key}", value=value)
+        if not (isinstance(c, int | float) and math.isfinite(c) and c > 0):  # sklearn's C
+            raise ESAInputError("must be a finite number > 0", column="combiner.c", value=c)
         self.neighbourhood = int(neighbourhood)
         self.threshold_min_events = int(threshold_min_events)
         self.few_events = few_events

@@ -452,3 +452,11 @@ def test_combiners_saved_before_the_cross_fitted_rule_load_as_weights(tmp_path):
         (tmp_path / "combiner.json").write_text(json.dumps({**old, **change}))
         with pytest.raises(ESAInputError, match="combiner.json"):
             HybridCombiner.load(tmp_path)
+
+
+@pytest.mark.parametrize("c", [0, -1.0, float("inf")])
+def test_a_regularisation_strength_sklearn_refuses_is_named_up_front(c):
+    """esa_full builds its combiner before training: combiner.c=0 is refused then, not by
+    sklearn after both components trained."""
+    with pytest.raises(ESAInputError, match="combiner.c"):
+        HybridCombiner(c=c)
