@@ -50,17 +50,21 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
     mission = mission_from_config(cfg.data)
     check_schema(detector.schema, mission, source=str(cfg.data.root))
-    if cfg.range not in ("test", "all"):
-        raise ESAInputError("range must be 'test' or 'all'", column="range", value=cfg.range)
+    if cfg.range not in RANGES:
+        raise ESAInputError("range must be 'test', 'val' or 'all'", column="range",
+                            value=cfg.range)
     if mission.is_multiseries:
         return _predict_series(detector, mission, cfg, out)
-    part = mission.test() if cfg.range == "test" else mission
+    part = range_of(mission, cfg.range)
     if len(part.values) == 0:
-        raise ESAInputError("no rows to score (is the test range empty?)", path=cfg.data.root)
+        raise ESAInputError(f"no rows to score (is the {cfg.range} range empty?)",
+                            path=cfg.data.root)
     log.info("scoring %d rows of %s", len(part.values), mission.name)
-    # the rows before the test range are the context its first windows and detrending need
-    first_row = mission.test_start if cfg.range == "test" else 0
-    scores = score_part(detector, mission, int(cfg.chunk_rows), first_row=first_row)
+    # the rows before the range are the context its first windows and detrending need, and
+    # the validation range is scored as training scored it: without the test rows after it
+    first_row = {"test": mission.test_start, "val": mission.val_start}.get(cfg.range, 0)
+    source = mission.slice(0, mission.test_start) if cfg.range == "val" else mission
+    scores = score_part(detector, source, int(cfg.chunk_rows), first_row=first_row)
     metrics: dict[str, float] = {}
     if has_labeled_events(part):
         metrics = report_for(
@@ -69,6 +73,15 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
         write_json_atomic(out / "metrics.json", metrics)
     write_outputs(out, part, scores, cfg, metrics, detector, mission)
     return metrics
+
+
+#: predict.py's ``range``: the test range, the validation range (train.py's val/ numbers), all
+RANGES = ("test", "val", "all")
+
+
+def range_of(mission: Mission, name: str) -> Mission:
+    """The rows ``range=name`` scores (``RANGES``)."""
+    return {"test": mission.test, "val": mission.val}.get(name, lambda: mission)()
 
 
 def score_part(detector: Any, mission: Mission, chunk_rows: int, first_row: int = 0) -> RowScores:
@@ -119,7 +132,7 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     for name, sub in progress(
         mission.series.items(), description="scoring series", total=len(mission.series)
     ):
-        part = sub.test() if cfg.range == "test" else sub
+        part = range_of(sub, cfg.range)
         # each recording alone (the Telemanom protocol); unrepresentable readings alarm
         pieces.append((name, part, score_in_chunks(detector, part, 0)))
     frames = [

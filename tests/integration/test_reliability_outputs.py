@@ -439,3 +439,19 @@ def test_a_manifest_never_removes_anything_outside_its_folder(tmp_path):
     with staged_outputs(out) as stage:
         (stage / "submission.csv").write_text("x")
     assert victim.read_text() == "keep"
+
+
+def test_predict_on_the_validation_range_gives_the_numbers_train_printed(
+    smoke_detector, small_mission_dir, tmp_path
+):
+    """range=val scores the validation range as training scored it (the rows before it as
+    context, the test rows after it left out): the val/ metrics train.py wrote. It used to be
+    refused (range must be 'test' or 'all')."""
+    trained = json.loads((smoke_detector.parent / "metrics.json").read_text())
+    got = predict(predict_cfg(smoke_detector, small_mission_dir, tmp_path, "range=val",
+                              "max_figures=0"))
+    assert got and set(got) == {k for k in trained if k.startswith("val/")}
+    for key, value in got.items():
+        assert value == pytest.approx(trained[key], abs=1e-9), key
+    submission = pd.read_csv(tmp_path / "submission.csv")
+    assert len(submission) > 0 and submission["id"].is_monotonic_increasing
