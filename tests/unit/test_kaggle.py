@@ -271,3 +271,13 @@ def test_round_trip_through_synthetic_writer(tmp_path):
     np.testing.assert_array_equal(m.is_anomaly[:200], source.is_anomaly[:200])
     assert m.target_channels == ["channel_1", "channel_3"]
     assert list(zip(m.events["StartTime"], m.events["EndTime"], strict=True)) == [(40, 51)]
+
+
+def test_boolean_row_label(tmp_path):
+    """A bool ``is_anomaly`` column (pandas' own dtype for a flag) reads as 0/1, as the schema
+    check promises, rather than failing as an unreadable parquet file."""
+    frame, _, _, row, _ = make_parts()
+    root = write_layout(tmp_path / "kg", frame.assign(is_anomaly=row.astype(bool)), 60, True)
+    m = read(root)
+    np.testing.assert_array_equal(m.is_anomaly, row)
+    assert m.meta["train_labeled"] and m.meta["test_labeled"]

@@ -327,15 +327,22 @@ def _read_one(
             put_columns(out["values"], pos, [_floats(batch.column(c)) for c in names])
             put_columns(out["telecommands"], pos, [_floats(batch.column(c)) for c in telecommands])
             if has_label:
-                col = batch.column(LABEL)
-                if col.null_count:
-                    raise ESAInputError("empty label cell", path=path, column=LABEL)
-                out["row_labels"][pos : pos + n] = check_codes(col.to_numpy(), path, LABEL)
+                out["row_labels"][pos : pos + n] = _row_labels(batch.column(LABEL), path)
             store.release(out, pos, pos + n)
             pos += n
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise ESAInputError(f"cannot read the parquet file: {one_line(exc)}", path=path) from None
     return pos
+
+
+def _row_labels(col: pa.Array, path: Path) -> np.ndarray:
+    """The ``is_anomaly`` column as uint8 codes; a boolean column (pandas' bool) is 0/1."""
+    if col.null_count:
+        raise ESAInputError("empty label cell", path=path, column=LABEL)
+    codes = col.to_numpy(zero_copy_only=False)  # booleans are bit-packed: never zero-copy
+    if codes.dtype == np.bool_:
+        codes = codes.astype(np.uint8)
+    return check_codes(codes, path, LABEL)
 
 
 def _ids(col: pa.Array, path: Path) -> np.ndarray:
