@@ -281,3 +281,16 @@ def test_boolean_row_label(tmp_path):
     m = read(root)
     np.testing.assert_array_equal(m.is_anomaly, row)
     assert m.meta["train_labeled"] and m.meta["test_labeled"]
+
+
+def test_ids_beyond_int64_are_refused(tmp_path):
+    """uint64 ids above int64's range would wrap to negative ids (and a submission with them):
+    an error names the file, the column and the id instead."""
+    frame, *_ = make_parts()
+    big = np.uint64(2**63) + frame["id"].to_numpy().astype(np.uint64)
+    root = write_layout(tmp_path / "kg", frame.assign(id=big), 60)
+    with pytest.raises(ESAInputError, match=r"train.parquet.*'id'.*9223372036854775808"):
+        read(root)
+    small = frame.assign(id=frame["id"].astype(np.uint64))  # uint64 within range: fine
+    m = read(write_layout(tmp_path / "ok", small, 60))
+    np.testing.assert_array_equal(m.timestamps, np.arange(75))
