@@ -183,8 +183,8 @@ def test_missing_inputs(tmp_path):
         (lambda f: f.drop(columns="id"), "'id'"),
         (lambda f: f.assign(id=f["id"].to_numpy()[::-1].copy()), "increasing"),
         (lambda f: f.assign(id=np.r_[0, np.arange(f.shape[0] - 1)]), "increasing"),
-        (lambda f: f.assign(is_anomaly=np.r_[f["is_anomaly"].to_numpy()[:-1], 7]), "0..4"),
-        (lambda f: f.assign(is_anomaly=np.where(f["id"] == 7, 0.5, 0.0)), "0..4.*0.5|0.5.*0..4"),
+        (lambda f: f.assign(is_anomaly=np.r_[f["is_anomaly"].to_numpy()[:-1], 7]), "0 or 1"),
+        (lambda f: f.assign(is_anomaly=np.where(f["id"] == 7, 0.5, 0.0)), "value 0.5.*0 or 1"),
         (lambda f: f.assign(channel_2="x"), "channel_2.*not numeric"),
         (lambda f: f.iloc[:0], "empty"),
     ],
@@ -294,3 +294,15 @@ def test_ids_beyond_int64_are_refused(tmp_path):
     small = frame.assign(id=frame["id"].astype(np.uint64))  # uint64 within range: fine
     m = read(write_layout(tmp_path / "ok", small, 60))
     np.testing.assert_array_equal(m.timestamps, np.arange(75))
+
+
+@pytest.mark.parametrize("code", [2, 3, 4, -1])
+def test_row_label_is_zero_or_one(tmp_path, code):
+    """Kaggle's is_anomaly is binary: a 3 used to read as an ESA 'communication gap' code, which
+    the metrics do not count as an anomaly, so those rows silently scored as nominal."""
+    frame, *_ = make_parts()
+    row = frame["is_anomaly"].to_numpy().astype(np.int16)
+    row[row == 1] = code
+    root = write_layout(tmp_path / "kg", frame.assign(is_anomaly=row), 60, test_labels=True)
+    with pytest.raises(ESAInputError, match=rf"train.parquet.*'is_anomaly'.*value {code}"):
+        read(root)

@@ -14,7 +14,8 @@ Choices worth knowing:
 - Kaggle publishes only the aggregated row label. ``Mission.labels`` [T, C] carries it on every
   channel as ``np.broadcast_to(row_label[:, None], (T, C))``: a read-only view that costs no
   memory. Per-channel metrics on Kaggle data are therefore not meaningful.
-- A test part without ``is_anomaly`` gets labels 0 and ``meta["test_labeled"] = False``.
+- ``is_anomaly`` is 0 or 1 (a bool column too); any other value is refused, not read as an
+  ESA CSV code. A test part without it gets labels 0 and ``meta["test_labeled"] = False``.
 - Events are the contiguous runs of the row label (``event_k``, Channel None, Category
   "Anomaly" for code 1).
 """
@@ -42,7 +43,6 @@ from esa_lightning.data.readers.cache import (
     read_through_cache,
 )
 from esa_lightning.data.readers.common import (
-    check_codes,
     check_increasing,
     events_from_labels,
     one_line,
@@ -336,13 +336,23 @@ def _read_one(
 
 
 def _row_labels(col: pa.Array, path: Path) -> np.ndarray:
-    """The ``is_anomaly`` column as uint8 codes; a boolean column (pandas' bool) is 0/1."""
+    """The ``is_anomaly`` column as uint8 0/1; a boolean column (pandas' bool) is 0/1.
+
+    The challenge's row label is binary (1: an anomaly or a rare event on some channel). The
+    ESA CSV's codes 2-4 would read as rare event, gap and invalid here, and a gap or invalid row
+    is no anomaly to the metrics: any value but 0 and 1 is refused.
+    """
     if col.null_count:
         raise ESAInputError("empty label cell", path=path, column=LABEL)
     codes = col.to_numpy(zero_copy_only=False)  # booleans are bit-packed: never zero-copy
     if codes.dtype == np.bool_:
-        codes = codes.astype(np.uint8)
-    return check_codes(codes, path, LABEL)
+        return codes.astype(np.uint8)
+    bad = (codes != 0) & (codes != 1)  # NaN too
+    if bad.any():
+        raise ESAInputError(
+            "the row label must be 0 or 1", path=path, column=LABEL, value=codes[bad][0].item()
+        )
+    return codes.astype(np.uint8)
 
 
 def _ids(col: pa.Array, path: Path) -> np.ndarray:
