@@ -306,3 +306,21 @@ def test_row_label_is_zero_or_one(tmp_path, code):
     root = write_layout(tmp_path / "kg", frame.assign(is_anomaly=row), 60, test_labels=True)
     with pytest.raises(ESAInputError, match=rf"train.parquet.*'is_anomaly'.*value {code}"):
         read(root)
+
+
+def test_pandas_index_column_is_not_a_channel(tmp_path):
+    """``DataFrame.to_parquet`` keeps a non-range index (rows dropped) as ``__index_level_0__``:
+    it was read as one more telemetry channel (the row number), trained on, and made the
+    challenge's own test file fail the detector's schema."""
+    frame, values, _, row, names = make_parts()
+    root = tmp_path / "kg"
+    root.mkdir()
+    kept = frame.drop(index=[5])  # an Index, not a RangeIndex, any more
+    kept.iloc[:59].to_parquet(root / "train.parquet")  # pandas' default: index=True
+    kept.iloc[59:].drop(columns="is_anomaly").to_parquet(root / "test.parquet")
+    assert "__index_level_0__" in pq.ParquetFile(root / "train.parquet").schema_arrow.names
+    m = read(root)
+    assert list(m.channels["Channel"]) == names
+    np.testing.assert_array_equal(m.values, np.delete(values, 5, axis=0))
+    ids, vals, cols = next(iter_parquet_batches(root / "test.parquet"))
+    assert cols == [*names, "telecommand_1", "telecommand_2"]

@@ -2,7 +2,8 @@
 
 Layout: a folder with ``train.parquet`` and/or ``test.parquet`` (``id``, ``channel_N``,
 ``telecommand_N``, ``is_anomaly`` in train only) and an optional ``target_channels.csv``; or one
-parquet file (with ``is_anomaly`` it is read as training data, without it as test data).
+parquet file (with ``is_anomaly`` it is read as training data, without it as test data). A
+pandas index stored as a column (``__index_level_0__``) is not a channel and is not read.
 
 Choices worth knowing:
 - Column projection: only the requested channels, the telecommands, ``id`` and ``is_anomaly``
@@ -147,7 +148,7 @@ def iter_parquet_batches(
     """
     path = Path(path)
     schema = _schema(path)
-    names = [c for c in schema.names if c not in (ID, LABEL)] if columns is None else list(columns)
+    names = _value_columns(schema) if columns is None else list(columns)
     missing = [c for c in names if c not in schema.names]
     if missing:
         raise ESAInputError(f"missing column(s) {missing[:5]}", path=path, column=missing[0])
@@ -219,6 +220,14 @@ def _schema(path: Path) -> pa.Schema:
         raise ESAInputError(f"not a readable parquet file: {one_line(exc)}", path=path) from None
 
 
+def _value_columns(schema: pa.Schema) -> list[str]:
+    """Every column but ``id``, ``is_anomaly`` and a pandas index that ``DataFrame.to_parquet``
+    stored as a column (``__index_level_0__`` once rows were dropped): row numbers, not data."""
+    index = (schema.pandas_metadata or {}).get("index_columns", [])
+    skip = {ID, LABEL, *(c for c in index if isinstance(c, str) and c != ID)}
+    return [c for c in schema.names if c not in skip]
+
+
 def _split_schema(schema: pa.Schema, path: Path) -> tuple[list[str], list[str]]:
     """(channel columns, telecommand columns) in file order; checks ``id`` and the types."""
     dupes = sorted({c for c in schema.names if schema.names.count(c) > 1})
@@ -226,7 +235,7 @@ def _split_schema(schema: pa.Schema, path: Path) -> tuple[list[str], list[str]]:
         raise ESAInputError("duplicate column names", path=path, column=dupes[0])
     if ID not in schema.names:
         raise ESAInputError("missing the id column", path=path, column=ID)
-    value_cols = [c for c in schema.names if c not in (ID, LABEL)]
+    value_cols = _value_columns(schema)
     for c in value_cols:
         _check_numeric(schema, c, path)
     telecommands = [c for c in value_cols if c.startswith(TELECOMMAND_PREFIX)]
