@@ -324,3 +324,18 @@ def test_pandas_index_column_is_not_a_channel(tmp_path):
     np.testing.assert_array_equal(m.values, np.delete(values, 5, axis=0))
     ids, vals, cols = next(iter_parquet_batches(root / "test.parquet"))
     assert cols == [*names, "telecommand_1", "telecommand_2"]
+
+
+def test_cache_of_an_older_reader_is_not_reused(tmp_path, monkeypatch):
+    """Arrays cached by a reader that still read is_anomaly=3 (as an ESA gap code) must not be
+    served once the reader refuses it: the cache key carries the reader's version."""
+    import esa_lightning.data.readers.kaggle as kaggle
+
+    frame, _, _, row, _ = make_parts()
+    root = write_layout(tmp_path / "kg", frame.assign(is_anomaly=row * 3), 60)
+    with monkeypatch.context() as old:  # the previous reader: version 2, codes 0..4 accepted
+        old.setattr(kaggle, "CACHE_VERSION", 2)
+        old.setattr(kaggle, "_row_labels", lambda col, path: col.to_numpy().astype(np.uint8))
+        assert read_kaggle(root, cache_dir=tmp_path / "cache").row_labels.max() == 3
+    with pytest.raises(ESAInputError, match="is_anomaly.*value 3"):
+        read_kaggle(root, cache_dir=tmp_path / "cache")

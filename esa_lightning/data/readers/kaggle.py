@@ -58,7 +58,7 @@ from esa_lightning.io import cache_key, source_identity
 
 ID = "id"
 LABEL = "is_anomaly"
-CACHE_VERSION = 2  # 2: the unrepresentable-rows mark
+CACHE_VERSION = 3  # 2: the unrepresentable-rows mark; 3: ids beyond int64, labels 0/1 refused
 BATCH_ROWS = 262144
 
 
