@@ -339,3 +339,31 @@ def test_cache_of_an_older_reader_is_not_reused(tmp_path, monkeypatch):
         assert read_kaggle(root, cache_dir=tmp_path / "cache").row_labels.max() == 3
     with pytest.raises(ESAInputError, match="is_anomaly.*value 3"):
         read_kaggle(root, cache_dir=tmp_path / "cache")
+
+
+def test_labeled_test_file_is_the_test_range(tmp_path):
+    """The converter writes is_anomaly into test.parquet too. Read on its own (predict.py
+    data.root=.../test.parquet), it was taken for training data: an empty test range, and
+    predict.py refused with 'no rows to score'. A file named test.parquet is the test part."""
+    frame, values, _, row, _ = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60, test_labels=True)
+    m = read(root / "test.parquet")
+    assert m.test_start == 0 and len(m.test().values) == 15
+    np.testing.assert_array_equal(m.test().is_anomaly, row[60:])
+    assert m.meta["test_labeled"] is True and len(m.test().events) == 1
+    renamed = root / "labeled.parquet"  # any other name: labels make it training data
+    (root / "test.parquet").rename(renamed)
+    assert read(renamed).test_start == 15
+
+
+def test_cached_part_follows_the_files_role(tmp_path, monkeypatch):
+    """The cache key names each file's part: arrays cached while a labeled test.parquet was read
+    as training data are not served once it is read as the test part."""
+    import esa_lightning.data.readers.kaggle as kaggle
+
+    frame, *_ = make_parts()
+    test_file = write_layout(tmp_path / "kg", frame, 60, test_labels=True) / "test.parquet"
+    with monkeypatch.context() as old:  # the previous rule: labeled means training data
+        old.setattr(kaggle, "_locate", lambda root, include_test: (root, None, None))
+        assert read_kaggle(test_file, cache_dir=tmp_path / "cache").test_start == 15
+    assert read_kaggle(test_file, cache_dir=tmp_path / "cache").test_start == 0

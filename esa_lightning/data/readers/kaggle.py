@@ -2,8 +2,10 @@
 
 Layout: a folder with ``train.parquet`` and/or ``test.parquet`` (``id``, ``channel_N``,
 ``telecommand_N``, ``is_anomaly`` in train only) and an optional ``target_channels.csv``; or one
-parquet file (with ``is_anomaly`` it is read as training data, without it as test data). A
-pandas index stored as a column (``__index_level_0__``) is not a channel and is not read.
+parquet file: ``test.parquet`` is test data (scored on its labels if it has any),
+``train.parquet`` training data, and a file of another name is training data when it has
+``is_anomaly``, test data without it. A pandas index stored as a column
+(``__index_level_0__``) is not a channel and is not read.
 
 Choices worth knowing:
 - Column projection: only the requested channels, the telecommands, ``id`` and ``is_anomaly``
@@ -102,7 +104,8 @@ def read_kaggle(
 
     memo = cache_folder(cache_dir) if use_cache else None
     sources = source_identity(parts, memo)
-    key = cache_key("kaggle", CACHE_VERSION, sources, names, telecommand_cols)
+    roles = ["train" if p == train_path else "test" for p in parts]  # a file's part: its name
+    key = cache_key("kaggle", CACHE_VERSION, sources, names, telecommand_cols, roles)
     arrays, info = read_through_cache(
         cache_entry(cache_dir, key),
         use_cache,
@@ -196,7 +199,11 @@ def _fill_stream(values: np.ndarray, carry: np.ndarray, path: Path) -> None:
 # ---------------------------------------------------------------------------- locating files
 def _locate(root: Path, include_test: bool) -> tuple[Path | None, Path | None, Path | None]:
     if root.is_file():
-        if LABEL in _schema(root).names:
+        # the challenge's names say which part a file is (the converter's test.parquet carries
+        # is_anomaly); another name: labeled means training data
+        if root.name == "test.parquet":
+            return None, root, None
+        if root.name == "train.parquet" or LABEL in _schema(root).names:
             return root, None, None
         return None, root, None
     if not root.is_dir():
