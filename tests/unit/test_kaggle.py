@@ -367,3 +367,15 @@ def test_cached_part_follows_the_files_role(tmp_path, monkeypatch):
         old.setattr(kaggle, "_locate", lambda root, include_test: (root, None, None))
         assert read_kaggle(test_file, cache_dir=tmp_path / "cache").test_start == 15
     assert read_kaggle(test_file, cache_dir=tmp_path / "cache").test_start == 0
+
+
+def test_partitioned_dataset_folder_is_refused(tmp_path):
+    """A test.parquet written as a partitioned dataset (a folder of parts) was skipped as absent:
+    training ran without a test range and predict.py found 'no rows to score'."""
+    frame, *_ = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60)
+    (root / "test.parquet").unlink()
+    pq.write_to_dataset(pa.Table.from_pandas(frame.iloc[60:], preserve_index=False),
+                        root / "test.parquet")
+    with pytest.raises(ESAInputError, match="test.parquet.*a folder, not a parquet file"):
+        read(root)

@@ -211,6 +211,9 @@ def _locate(root: Path, include_test: bool) -> tuple[Path | None, Path | None, P
     train = root / "train.parquet"
     test = root / "test.parquet"
     targets = root / "target_channels.csv"
+    for part in (train, test):
+        if part.is_dir():  # a partitioned dataset (Spark, Polars): never silently left out
+            raise ESAInputError("a folder, not a parquet file: write it as one file", path=part)
     train_path = train if train.is_file() else None
     test_path = test if include_test and test.is_file() else None
     if train_path is None and test_path is None:
