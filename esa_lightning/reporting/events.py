@@ -58,7 +58,7 @@ def window_report(alarm: np.ndarray, sample_numbers: np.ndarray, block: int = 10
     hit = pd.Series(numbers[alarm].astype(str)).groupby(blocks[alarm]).agg(";".join)
     indices = hit.reindex(present, fill_value="")
     status = np.where(indices.to_numpy() != "", "ANOMALY", "OK")
-    ranges = [f"{b * block}-{b * block + block - 1}" for b in present]
+    ranges = [f"{int(b) * block}-{int(b) * block + block - 1}" for b in present]  # no int64 wrap
     return pd.DataFrame({"range": ranges, "status": status, "indices": indices.to_numpy()})
 
 

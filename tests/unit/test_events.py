@@ -78,3 +78,17 @@ def test_write_window_report_round_trips(tmp_path):
     assert back.columns.tolist() == ["range", "status", "indices"]
     assert back.values.tolist() == [["0-999", "ANOMALY", "11;12"], ["2000-2999", "OK", ""]]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["report.csv"]
+
+
+def test_window_report_blocks_at_the_int64_edges():
+    """Ids near int64's limits (the Kaggle reader accepts them): the block bounds were computed
+    in int64 and wrapped, so report.csv named a block '9223372036854775000--9223372036854775617'."""
+    top = np.iinfo(np.int64).max
+    bottom = np.iinfo(np.int64).min
+    numbers = np.array([bottom, bottom + 1, top - 1, top], dtype=np.int64)
+    report = window_report(np.array([1, 0, 0, 1]), numbers, block=1000)
+    assert list(report["range"]) == [
+        "-9223372036854776000--9223372036854775001",
+        "9223372036854775000-9223372036854775999",
+    ]
+    assert list(report["indices"]) == [str(bottom), str(top)]
