@@ -379,3 +379,13 @@ def test_partitioned_dataset_folder_is_refused(tmp_path):
                         root / "test.parquet")
     with pytest.raises(ESAInputError, match="test.parquet.*a folder, not a parquet file"):
         read(root)
+
+
+def test_id_as_pandas_range_index_is_named(tmp_path):
+    """``df.set_index("id").to_parquet()`` with consecutive ids stores no id column, only pandas
+    metadata: the error says so and how to write the file, not just that id is missing."""
+    frame, *_ = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60)
+    frame.iloc[:60].set_index("id").to_parquet(root / "train.parquet")
+    with pytest.raises(ESAInputError, match="train.parquet.*'id'.*pandas index.*reset_index"):
+        read(root)

@@ -244,6 +244,14 @@ def _split_schema(schema: pa.Schema, path: Path) -> tuple[list[str], list[str]]:
     if dupes:
         raise ESAInputError("duplicate column names", path=path, column=dupes[0])
     if ID not in schema.names:
+        index = (schema.pandas_metadata or {}).get("index_columns", [])
+        if any(isinstance(c, dict) and c.get("name") == ID for c in index):
+            raise ESAInputError(  # pandas kept a RangeIndex named id as metadata, not a column
+                "id is the file's pandas index, stored as metadata and not as a column: write "
+                "it with df.reset_index().to_parquet(...)",
+                path=path,
+                column=ID,
+            )
         raise ESAInputError("missing the id column", path=path, column=ID)
     value_cols = _value_columns(schema)
     for c in value_cols:
