@@ -350,3 +350,21 @@ def test_round_trip_through_synthetic_writer(tmp_path):
     assert m.test_start == source.test_start
     assert m.channel_names == source.channel_names
     assert m.events["ID"].nunique() == 2
+
+
+@pytest.mark.parametrize("layout", ["pandas_index", "trailing_comma"])
+def test_unnamed_column_is_named_as_the_problem(tmp_path, layout):
+    """A CSV written by to_csv() with its index, or with a trailing comma on every line, has a
+    header column without a name: it was read as a channel named '' and refused for a missing
+    column 'is_anomaly_', which names nothing the user wrote."""
+    frame, _, _, _, labels, names, _ = make_frame(n=10)
+    path = write_csv(tmp_path / "x.csv", frame, labels, names)
+    table = pd.read_csv(path)
+    if layout == "pandas_index":
+        table.to_csv(path)  # index=True: a leading column without a name
+        column = 1
+    else:
+        path.write_text("".join(line + ",\n" for line in path.read_text().splitlines()))
+        column = table.shape[1] + 1
+    with pytest.raises(ESAInputError, match=rf"x.csv.*column {column} .*has no name"):
+        read(path)

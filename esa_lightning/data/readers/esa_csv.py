@@ -181,6 +181,12 @@ def _read_header(path: Path) -> list[str]:
     if not header:
         raise ESAInputError("empty file (no header line)", path=path)
     header = [h.strip() for h in header]
+    if "" in header:  # else read as a channel named "" whose labels is_anomaly_ are missing
+        raise ESAInputError(
+            f"column {header.index('') + 1} of the header has no name (a DataFrame index "
+            "written by to_csv without index=False, or a trailing comma)",
+            path=path,
+        )
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise ESAInputError("duplicate column names", path=path, column=dupes[0])
