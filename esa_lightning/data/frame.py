@@ -158,7 +158,16 @@ def _index(frame: pd.DataFrame, prep: Preprocessing) -> np.ndarray:
             )
         if raw.hasnans:  # a nullable Int64 column with <NA>
             raise ESAInputError("empty id", path=SOURCE, column=where)
-        keys = raw.to_numpy(dtype=np.int64)
+        values = raw.to_numpy()
+        beyond = values > np.iinfo(np.int64).max if values.dtype == np.uint64 else None
+        if beyond is not None and beyond.any():  # the int64 cast would wrap them negative
+            raise ESAInputError(
+                f"id beyond the int64 range (at most {np.iinfo(np.int64).max})",
+                path=SOURCE,
+                column=where,
+                value=int(values[np.argmax(beyond)]),
+            )
+        keys = values.astype(np.int64)
     if len(keys) == 0:
         raise ESAInputError("no rows to score", path=SOURCE)
     step = np.diff(keys)
