@@ -368,3 +368,16 @@ def test_unnamed_column_is_named_as_the_problem(tmp_path, layout):
         column = table.shape[1] + 1
     with pytest.raises(ESAInputError, match=rf"x.csv.*column {column} .*has no name"):
         read(path)
+
+
+def test_channel_table_listing_a_channel_twice_is_refused(tmp_path):
+    """channels.csv with a channel on two rows made the mission read that CSV column twice (one
+    channel per row, Target flags disagreeing); the raw ESA reader already refuses it."""
+    frame, _, _, _, labels, names, _ = make_frame(n=20)
+    write_csv(tmp_path / "m.train.csv", frame, labels, names)
+    rows = [*names, names[0]]
+    pd.DataFrame({"Channel": rows, "Target": ["YES", "YES", "YES", "NO"]}).to_csv(
+        tmp_path / "channels.csv", index=False
+    )
+    with pytest.raises(ESAInputError, match=r"channels.csv.*'Channel'.*'channel_1'.*duplicate"):
+        read(tmp_path)

@@ -229,6 +229,9 @@ def read_channel_table(path: Path) -> pd.DataFrame:
         raise ESAInputError("missing column", path=path, column="Channel")
     table = raw.copy()
     table["Channel"] = table["Channel"].str.strip()
+    dup = table["Channel"][table["Channel"].duplicated()]
+    if len(dup):  # each row would become one more column of the same channel
+        raise ESAInputError("duplicate channel", path=path, column="Channel", value=dup.iloc[0])
     if "Subsystem" not in table:
         table["Subsystem"] = "subsystem_0"
     if "Group" not in table:
