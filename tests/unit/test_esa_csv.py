@@ -381,3 +381,19 @@ def test_channel_table_listing_a_channel_twice_is_refused(tmp_path):
     )
     with pytest.raises(ESAInputError, match=r"channels.csv.*'Channel'.*'channel_1'.*duplicate"):
         read(tmp_path)
+
+
+def test_test_file_on_another_grid_is_refused(tmp_path):
+    """A test file sampled every 60 s after a 30 s training file was read without a word: the
+    mission's period (the median step) stayed 30 s and the detector scored 60 s rows as 30 s
+    ones, so a detector trained on 30 s data also passed the schema check."""
+    frame, _, _, _, labels, names, _ = make_frame(n=60)
+    write_csv(tmp_path / "m.train.csv", frame.iloc[:40], labels[:40], names)
+    test = frame.iloc[40:].copy()
+    start = pd.Timestamp(frame["timestamp"].iloc[39]) + pd.Timedelta("60s")
+    test["timestamp"] = pd.date_range(start, periods=len(test), freq="60s").strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
+    write_csv(tmp_path / "m.test.csv", test, labels[40:], names)
+    with pytest.raises(ESAInputError, match=r"m.test.csv.*'timestamp'.*0 days 00:01:00.*00:00:30"):
+        read(tmp_path)

@@ -114,6 +114,7 @@ def read_esa_csv(
     ts = arrays["timestamps"]
     n_train = int(info["n_train"])
     if test_file is not None:
+        _check_same_period(ts, n_train, test_file)
         val_start, _ = split_points_by_time(ts[:n_train], None, val_days, val_fraction)
         test_start = n_train
     else:
@@ -142,6 +143,18 @@ def read_esa_csv(
             ).to_dict(),
         },
     )
+
+
+def _check_same_period(ts: np.ndarray, n_train: int, test_file: Path) -> None:
+    """The test file on the training file's grid: the mission's period is the median step of
+    both, so a test file sampled at another rate would be scored as if it were on that grid."""
+    train, test = median_period(ts[:n_train]), median_period(ts[n_train:])
+    if train is not None and test is not None and train != test:
+        raise ESAInputError(
+            f"the test file's grid period {test} differs from the training file's {train}",
+            path=test_file,
+            column=TIMESTAMP,
+        )
 
 
 # ---------------------------------------------------------------------------- locating files
