@@ -133,7 +133,8 @@ RULES: dict[str, Rule] = {
         for part in ("train", "val", "test", "predict")
     },
     "num_workers": at_least(0),
-    "val_days": at_least(0),
+    "val_days": (lambda v: _number(v) and math.isfinite(v) and v >= 0,
+                 "must be a finite number >= 0"),
     "val_fraction": fraction(),
     "dropout": fraction(),
     "lr": positive_finite(),

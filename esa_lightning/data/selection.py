@@ -96,6 +96,9 @@ def split_points_by_time(
             float(val_days), span_days, float(val_fraction), test_start - val_start, test_start,
         )
         return val_start, test_start
+    span_ns = int((ts[test_start - 1] - ts[0]) / np.timedelta64(1, "ns"))
+    if float(val_days) * 86400e9 > span_ns:  # every training row (and no int64 overflow)
+        return 0, test_start
     val_from = ts[test_start - 1] - np.timedelta64(int(round(float(val_days) * 86400e9)), "ns")
     val_start = int(np.searchsorted(ts[:test_start], val_from, side="right"))
     return val_start, test_start
@@ -122,6 +125,9 @@ def split_points_by_fraction(n_train: int, val_fraction: float | None) -> int:
 
 
 def _to_datetime64(value: str | pd.Timestamp) -> np.datetime64:
+    if isinstance(value, int | float):  # pandas would read 2000 as 2000 ns after 1970
+        raise ESAInputError("a date such as 2000-01-03T13:19:00, not a number",
+                            column="split_date", value=value)
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:

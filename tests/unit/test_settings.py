@@ -3,6 +3,7 @@ before any data is read; the composed default configs all pass."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from esa_lightning.errors import ESAInputError
@@ -27,6 +28,7 @@ def test_every_experiment_passes_its_own_checks(experiment, tmp_path):
         ("train", "datamodule.batch_size=0", "datamodule.batch_size=0"),
         ("train", "datamodule.stride=0", "datamodule.stride=0"),
         ("train", "data.val_days=-5", "data.val_days=-5"),
+        ("train", "data.val_days=inf", "data.val_days=inf"),
         ("train", "chunk_rows=1", "chunk_rows=1"),
         ("train", "seed=abc", "seed='abc'"),
         ("train", "trainer.accelerator=foo", "trainer.accelerator='foo'"),
@@ -123,3 +125,25 @@ def test_valid_device_counts_pass(devices, tmp_path):
 
 def test_chunking_can_be_switched_off(tmp_path):
     check_settings(compose_config("train", ["chunk_rows=0"], tmp_path))
+
+
+def test_validation_days_beyond_the_training_span_do_not_overflow():
+    """val_days larger than any timedelta (1e9 days) raised an OverflowError traceback; more
+    days than the training range spans make every training row validation, as 900 days do."""
+    from esa_lightning.data.selection import split_points_by_time
+
+    ts = np.arange(1000).astype("datetime64[m]")
+    assert split_points_by_time(ts, None, 1e9) == (0, 1000)
+    assert split_points_by_time(ts, None, 900) == (0, 1000)
+    assert split_points_by_time(ts, None, 100 / 1440) == (900, 1000)  # after the last 100 min
+
+
+def test_a_split_date_given_as_a_number_is_refused_as_not_a_date():
+    """data.split_date=2000 (Hydra reads it as an int) was read as 2000 ns after 1970, and the
+    error spoke of the first row instead of the setting's type."""
+    from esa_lightning.data.selection import split_points_by_time
+
+    ts = np.arange(1000).astype("datetime64[m]")
+    with pytest.raises(ESAInputError, match="split_date.*2000.*not a number"):
+        split_points_by_time(ts, 2000, None)
+    assert split_points_by_time(ts, "1970-01-01T00:10", None) == (10, 10)
