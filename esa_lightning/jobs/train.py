@@ -159,8 +159,8 @@ def warn_about_labels(cfg: DictConfig, mission: Any) -> None:
     for name, spec in component_specs(cfg).items():
         model_class = get_class(spec.model._target_)
         if getattr(model_class, "supervised", False):
-            for warning in supervision_warnings(facts):
-                log.warning("%s: %s", name, warning)
+            for warning in supervision_warnings(facts):  # the component, and its family
+                log.warning("%s (%s): %s", name, model_class.__name__, warning)
 
 
 def run_loggers(cfg: DictConfig, name: str) -> list[Any]:
