@@ -57,18 +57,24 @@ def run_measured(cmd: list[str], log_dir: Path, timeout_s: float) -> dict[str, A
 
     def kill() -> None:
         timed_out.set()
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(proc.pid)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     timer = threading.Timer(timeout_s, kill)
+    timer.daemon = True  # never keeps this process alive
     timer.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    timer.cancel()
-    done.set()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:
+        # Ctrl-C (or any error) while waiting: the child runs in its own session, so the
+        # terminal's interrupt never reached it; end it and every process it started
+        _kill_group(proc.pid)
+        os.waitpid(proc.pid, 0)
+        raise
+    finally:
+        timer.cancel()
+        done.set()
     sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)  # waited here, not by Popen
     rc = proc.returncode
@@ -86,6 +92,14 @@ def run_measured(cmd: list[str], log_dir: Path, timeout_s: float) -> dict[str, A
     elif rc:
         result["error"] = one_line_error((log_dir / "stderr.txt").read_text(errors="replace"))
     return result
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL the process group of the child ``pid`` (started in its own session)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")

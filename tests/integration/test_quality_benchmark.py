@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -163,6 +165,38 @@ def test_a_mission_that_crashes_is_an_error_and_one_refused_is_n_a(tmp_path: Pat
         (row,) = quality.run_mission("tiny", {"data": "data.root=x"}, cands, a)["rows"]
         assert (row["status"], row["test_looks"]) == (status, 0)
         assert row["reason"] == f"mission: {error}"
+
+
+def test_an_interrupt_ends_the_running_child_and_leaves_no_timer(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """Ctrl-C during a run (a child in its own session never gets the terminal's interrupt):
+    the child train.py ran on, and quality.py did not exit but waited for its timeout's timer
+    thread (--timeout, an hour by default) before killing it."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import _quality_runs
+
+    children: list[int] = []
+
+    def interrupted(pid: int, options: int):
+        children.append(pid)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_quality_runs.os, "wait4", interrupted)
+    cmd = [sys.executable, "-c", "import time; time.sleep(60)"]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _quality_runs.run_measured(cmd, tmp_path / "logs", 30)
+        (pid,) = children
+        with pytest.raises(ChildProcessError):  # ended and reaped, not running on
+            os.waitpid(pid, os.WNOHANG)
+        timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+        assert not [t for t in timers if t.is_alive() and not t.daemon]
+    finally:
+        for pid in children:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def test_a_tiny_run_never_writes_over_the_leaderboard(tmp_path: Path, monkeypatch) -> None:
