@@ -102,19 +102,29 @@ def leaderboard(mission: dict[str, Any]) -> list[str]:
 def findings(mission: dict[str, Any]) -> list[str]:
     """The validation choice, and what training adds to each flagship."""
     ok = [r for r in mission["rows"] if r.get("status") == "ok"]
-    own = [r for r in ok if r["kind"] not in ("ablation", "seed")]  # one row per candidate
+    # every row that trained can be chosen, whatever its test run gave: leaving out one whose
+    # predict.py failed would let the test range decide the choice
+    trained = [
+        r for r in mission["rows"]
+        if r.get("status") == "ok" or str(r.get("reason", "")).startswith("predict:")
+    ]
+    own = [r for r in trained if r["kind"] not in ("ablation", "seed")]  # one per candidate
     scored = [r for r in own if _val(mission, r) is not None]
     out = []
     if scored:
         best = max(_val(mission, r) for r in scored)
         chosen = [r for r in scored if _val(mission, r) == best]
-        names = ", ".join(f"{r['candidate']} (test {_num(_headline(r))})" for r in chosen)
+        names = ", ".join(
+            f"{r['candidate']} (test "
+            f"{_num(_headline(r)) if r.get('status') == 'ok' else r.get('status', 'error')})"
+            for r in chosen
+        )
         tie = f"a tie of {len(chosen)}: " if len(chosen) > 1 else ""
         out.append(
             f"- Chosen by validation (highest val EW_F_0.50 among the candidates, no test "
             f"number used): {tie}{names}, val {_num(best)}."
         )
-    elif ok:
+    elif trained:
         out.append(
             "- No labeled events in the validation range: no candidate can be chosen by "
             "val EW_F_0.50 (forecasters are compared by val forecast_MAE, where shown)."

@@ -199,6 +199,27 @@ def test_an_interrupt_ends_the_running_child_and_leaves_no_timer(tmp_path: Path,
                 pass
 
 
+def test_the_validation_choice_does_not_depend_on_the_test_run(monkeypatch) -> None:
+    """A candidate with the best val EW_F_0.50 whose predict.py failed was left out of "Chosen
+    by validation", which then named the runner-up: the test run decided the choice."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from _quality_report import findings
+
+    def row(name: str, val: float, test: float | None) -> dict:
+        status = "ok" if test is not None else "error"
+        return {"candidate": name, "kind": "baseline", "status": status,
+                "reason": "" if test is not None else "predict: MemoryError",
+                "train_metrics": {"val/EW_F_0.50": val},
+                "predict_metrics": {} if test is None else {"test/EW_F_0.50": test}}
+
+    mission = {"info": {"val_events": 3},
+               "rows": [row("best_val", 0.9, None), row("runner_up", 0.5, 0.8),
+                        {"candidate": "failed_training", "kind": "baseline", "status": "error",
+                         "reason": "train: timeout", "train_metrics": {"val/EW_F_0.50": 1.0}}]}
+    (line,) = [ln for ln in findings(mission) if ln.startswith("- Chosen by validation")]
+    assert "best_val (test error), val 0.900" in line and "runner_up" not in line
+
+
 def test_a_tiny_run_never_writes_over_the_leaderboard(tmp_path: Path, monkeypatch) -> None:
     """--tiny (and --from-json of a tiny run) wrote its two rows over RESULTS.md's suite
     leaderboard; a misspelt --override name changed nothing, silently."""
