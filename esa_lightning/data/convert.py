@@ -192,7 +192,15 @@ def convert_nasa(
     placed = [replace(p, skip=skip[p.name]) for p in placed]
     val_row = min(p.val_row for p in placed) if val_share else None
     if recordings == "both":
-        split += int(round((1.0 - float(test_share)) * (n_rows - split)))
+        after = n_rows - split
+        split += int(round((1.0 - float(test_share)) * after))
+        if split >= n_rows:
+            raise ESAInputError(
+                f"keeps no row of the {after} after NASA's split as test: the test range "
+                "would be empty; choose a larger share",
+                column="test_share",
+                value=test_share,
+            )
     last_ns = t0 + (n_rows - 1) * p_ns  # pandas times end in 2262
     if last_ns > pd.Timestamp.max.value:
         raise ESAInputError(

@@ -406,6 +406,10 @@ def test_test_share_moves_the_split_so_training_holds_labeled_events(nasa, tmp_p
     assert mission.test().is_anomaly.sum() == labels[split:].sum()
     with pytest.raises(ESAInputError, match="test_share"):
         convert_nasa(nasa, tmp_path / "bad", layout=layout, test_share=0.0)
+    # a share too small for one row wrote a mission with an empty test range
+    with pytest.raises(ESAInputError, match="test_share.*test range would be empty"):
+        convert_nasa(nasa, tmp_path / "tiny", layout=layout, test_share=1e-6)
+    assert not (tmp_path / "tiny").exists()
 
 
 @pytest.mark.parametrize("arrange", ["side_by_side", "sequential"])
