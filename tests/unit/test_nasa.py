@@ -291,3 +291,16 @@ def test_published_listing_layout_is_read_as_is(tmp_path):
     assert m.meta["spacecraft"] == ["MSL"] and m.series["P-11"].meta["spacecraft"] == "MSL"
     f8 = m.series["F-8"]
     assert f8.labels[-10:, 0].all() and f8.labels[:-10].sum() == 0
+
+
+def test_overlapping_sequences_of_one_row_are_merged(tmp_path):
+    """Two overlapping sequences on one row stayed two events on one channel: the converter's
+    ESA layout then held 2 events where its CSV and Kaggle layouts (labels per row) held 1."""
+    rows = [("C-1", "MSL", "[[5, 20], [15, 30], [40, 45]]", "[point, contextual, point]", 60)]
+    root = write_nasa(tmp_path / "msl", n_train=10, rows=rows)
+    with pytest.warns(UserWarning, match=r"C-1's anomaly sequences .* merged into "
+                      r"\[\[5, 30\], \[40, 45\]\]"):
+        m = read_nasa(root)
+    ev = m.events
+    assert list(zip(ev["StartTime"], ev["EndTime"], strict=True)) == [(5, 30), (40, 45)]
+    assert list(ev["Class"]) == ["point/contextual", "point"]

@@ -243,6 +243,14 @@ def _read_channel(
         )
     sequences = parse_sequences(row["anomaly_sequences"], len(test), csv_path, chan)
     classes = _parse_classes(row["class"], len(sequences), csv_path, chan)
+    merged, merged_classes = _merge_overlapping(sequences, classes)
+    if merged != sequences:  # one row's overlapping sequences: one event, as across rows
+        warnings.warn(
+            f"{csv_path}: channel {chan}'s anomaly sequences {row['anomaly_sequences']} "
+            f"overlap; merged into {json.dumps([list(p) for p in merged])}",
+            stacklevel=4,
+        )
+        sequences, classes = merged, merged_classes
 
     both = np.concatenate([train, test]).astype(np.float32)
     values = np.ascontiguousarray(both[:, :1])
