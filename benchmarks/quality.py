@@ -402,6 +402,19 @@ def default_out(tiny: bool, development: bool, workdir: Path) -> Path:
     return Path(__file__).with_name("DEVELOPMENT.md" if development else "RESULTS.md")
 
 
+def shown_argument(arg: str) -> str:
+    """A command-line argument as the report shows it: an absolute path outside the checkout's
+    folder (``--out /tmp/x.md``, ``--mission name=/data/m``) is this machine's, not the
+    project's, and is shown as ``<path outside the checkout>``; paths inside are made relative
+    by ``scrub``."""
+    pair = "=" in arg and not arg.startswith("/")
+    name, eq, value = arg.partition("=") if pair else ("", "", arg)
+    path = Path(value)
+    if path.is_absolute() and not path.resolve().is_relative_to(ROOT.parent):
+        return f"{name}{eq}<path outside the checkout>"
+    return arg
+
+
 def report(results: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> None:
     """Write the leaderboard section into ``out`` and print it."""
     workdirs = meta.get("workdirs", [meta["workdir"]])
@@ -439,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     a.workdir.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now()
     results = [run_mission(m, missions[m], {c: candidates[c] for c in picked}, a) for m in chosen]
-    argv_text = " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
+    shown = [shown_argument(x) for x in (sys.argv[1:] if argv is None else argv)]
+    argv_text = " ".join(shlex.quote(x) for x in shown)
     meta = {
         "command": f"python benchmarks/quality.py {argv_text}".strip(),
         "machine": machine(),

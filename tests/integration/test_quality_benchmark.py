@@ -468,3 +468,18 @@ def test_events_caught_are_counted_by_class_and_tabled_per_candidate(
         "| **all** | 2 / 3 | 1 / 2 |",
     ]
     assert caught_table({"rows": [row("old run", "flagship", {})]}) == []
+
+
+def test_paths_outside_the_checkout_are_not_shown_in_the_command(monkeypatch) -> None:
+    """The report's Command line kept --out /tmp/y.md and --json paths verbatim (scrub only
+    knew the checkout and the work folders): this machine's paths in the project's results."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from quality import shown_argument
+
+    hidden = "<path outside the checkout>"
+    assert shown_argument("/nowhere/y.md") == hidden
+    assert shown_argument("smap=/nowhere/smap") == f"smap={hidden}"
+    assert shown_argument(str(REPO / "outputs" / "x.md")) == str(REPO / "outputs" / "x.md")
+    assert shown_argument("outputs/x.md") == "outputs/x.md"
+    override = "msl:gru_ae=experiment=gru_ae_nasa"
+    assert shown_argument(override) == override
