@@ -183,7 +183,7 @@ def convert_nasa(
     for c, s in nasa.series.items():
         if recordings == "test":
             skip[c] = s.test_start
-            n_train, n_test = _cut_recording(s.labels[s.test_start :, 0], float(test_share))
+            n_train, n_test = _cut_test(s.labels[s.test_start :, 0], float(test_share), c)
         else:
             skip[c], n_train, n_test = 0, s.test_start, s.n_rows - s.test_start
         n_train, n_val = _cut_recording(s.labels[skip[c] : skip[c] + n_train, 0], val_share)
@@ -228,6 +228,25 @@ def _cut_recording(labels: np.ndarray, share: float) -> tuple[int, int]:
     while cut < n and labels[cut - 1] and labels[cut]:
         cut += 1
     return cut, n - cut
+
+
+def _cut_test(labels: np.ndarray, share: float, channel: str) -> tuple[int, int]:
+    """``_cut_recording`` of a test recording, which must keep rows on both sides: a labeled
+    sequence that runs to the recording's end puts the cut before it rather than past the end
+    (where the channel would get no test row)."""
+    before, after = _cut_recording(labels, share)
+    if after == 0:
+        while before > 0 and labels[before - 1]:
+            before -= 1
+        after = len(labels) - before
+    if before == 0:
+        raise ESAInputError(
+            f"channel {channel}: its test recording is one labeled sequence; no cut leaves it "
+            "rows before and after",
+            column="test_share",
+            value=share,
+        )
+    return before, after
 
 
 def _check_choice(value: str, choices: Sequence[str], column: str) -> None:

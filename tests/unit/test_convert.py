@@ -479,3 +479,27 @@ def test_val_share_places_every_channel_in_validation_as_the_printed_command_rea
         convert_nasa(nasa, tmp_path / "both", layout=layout, arrange="sequential",
                      test_share=0.5, val_share=0.2)
     assert not any((tmp_path / n).exists() for n in ("side", "half", "both"))
+
+
+def test_a_test_recording_whose_sequence_runs_to_its_end_keeps_test_rows(tmp_path):
+    """recordings=test: the cut pushed past a labeled sequence that reaches the recording's last
+    row left the channel no test row, and mission.json recorded test_rows [30, 29] (end before
+    start) without an error. The cut now goes before the sequence; a recording that is one
+    sequence throughout cannot be cut and is refused by name."""
+    from tests.helpers import write_nasa
+
+    rows = [("A-1", "SMAP", "[[10, 29]]", "[point]", 30),
+            ("B-2", "SMAP", "[[2, 4]]", "[point]", 30)]
+    source = write_nasa(tmp_path / "nasa", rows=rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = convert_nasa(source, tmp_path / "out", layout="esa", arrange="sequential",
+                           recordings="test", test_share=0.5)
+    placed = json.loads((out / "mission.json").read_text())["channels"]
+    first, last = placed["A-1"]["test_rows"]
+    assert last - first + 1 == 20  # the whole sequence, rows 10-29 of the test recording
+    everything = [("A-1", "SMAP", "[[0, 29]]", "[point]", 30)]
+    with pytest.raises(ESAInputError, match="A-1.*one labeled sequence"):
+        convert_nasa(write_nasa(tmp_path / "whole", rows=everything), tmp_path / "out2",
+                     layout="esa", recordings="test", test_share=0.5)
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
