@@ -60,6 +60,19 @@ def row_labels(events: pd.DataFrame, times: np.ndarray, categories: list[str]) -
     return inside.astype(np.uint8)
 
 
+def has_events_in(events: pd.DataFrame, categories: list[str], span: tuple[Any, Any]) -> bool:
+    """Whether an event of ``categories`` overlaps ``span`` (first, last row time), ends
+    included."""
+    chosen = events[events["Category"].isin(categories)]
+    if chosen.empty:
+        return False
+    first, last = span
+    start = as_time(chosen["StartTime"].reset_index(drop=True), what="StartTime")
+    end = as_time(chosen["EndTime"].reset_index(drop=True), what="EndTime")
+    kind = np.asarray(first).dtype
+    return bool(((start.astype(kind) <= last) & (end.astype(kind) >= first)).any())
+
+
 def full_report(
     events: pd.DataFrame,
     timestamps: np.ndarray,
@@ -111,6 +124,10 @@ def full_report(
 
     out: dict[str, float] = {}
     for suffix, categories in SELECTIONS.items():
+        if suffix and not has_events_in(events, categories, full_range):
+            # a selection without an event in range has no keys, never 0.0 or NaN (interfaces:
+            # metric names): e.g. the Anomaly-only keys of a range holding only rare events
+            continue
         select = {"Category": categories}
         part = esa_scores(events, pred, betas=betas, select_labels=select, full_range=full_range,
                           segments=segments)

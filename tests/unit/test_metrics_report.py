@@ -220,3 +220,20 @@ def test_independent_series_are_scored_alike_whatever_their_order():
     assert one["ADTQC_before"] + one["ADTQC_after"] == sum(detected.values()) == 2
     assert one["ADTQC"] == pytest.approx(
         sum(alone[k]["ADTQC"] * n for k, n in detected.items()) / 2)
+
+
+def test_a_range_without_an_anomaly_has_no_anomaly_only_keys():
+    """Rows whose only event is a rare event score {Anomaly, Rare Event} but have
+    no ``_anomaly`` keys: never 0.0 or NaN for a selection with nothing to score."""
+    m = mission()
+    rows = slice(120, 240)  # the rare event id_2 alone; no anomaly
+    times, alarm = m.timestamps[rows], alarm_rows()[rows]
+    out = full_report(m.events, times, alarm, score=alarm.astype(float),
+                      channel_alarm=np.zeros((len(times), 3), dtype=np.uint8),
+                      channel_names=CHANNELS, channels_table=m.channels)
+    assert out["EW_recall"] == pytest.approx(1.0)
+    assert not [k for k in out if k.endswith("_anomaly")]
+    assert all(np.isfinite(v) for v in out.values())
+    # an anomaly that only touches the range's last row still counts
+    touching = full_report(m.events, m.timestamps[120:251], alarm_rows()[120:251])
+    assert "EW_recall_anomaly" in touching
