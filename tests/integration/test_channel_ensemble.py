@@ -242,3 +242,31 @@ def test_shared_learners_carry_one_channels_labels_to_a_channel_without_any():
 
     assert channel_1_auc(share=True) > 0.95
     assert channel_1_auc(share=False) < 0.8
+
+
+def test_share_learners_and_hard_options_reach_the_trained_detector(small_mission_dir, tmp_path):
+    """``model.share_learners=true`` and ``model.hard=true`` on the command line change what
+    train.py trains and saves: one set of learners for every channel, and the reference's hard
+    group aggregation (a config key silently dropped on the way would leave the defaults)."""
+    from esa_lightning.artifact import Detector
+    from esa_lightning.jobs.train import train
+    from tests.conftest import compose_config
+
+    cfg = compose_config("train", [
+        "experiment=channel_ensemble", f"data.root={small_mission_dir}", "logger=none",
+        "model.share_learners=true", "model.hard=true", "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2", "trainer.enable_progress_bar=false",
+        "~callbacks.progress_bar", "test=false",
+    ], tmp_path)
+    train(cfg)
+    (component,) = Detector.load(tmp_path / "detector").components.values()
+    net = component.model
+    assert net.share_learners and net.w1.shape[0] == net.meta_w.shape[0] == 1
+    assert net.n_channels > 1
+    prob = torch.rand(net.n_channels, 64, generator=torch.Generator().manual_seed(0))
+    args = (prob, net.group_index, net.n_groups, net.cv)
+    params = net.aggregation_params()
+    with torch.no_grad():
+        torch.testing.assert_close(net.group_scores(prob), group_aggregate(*args, **params,
+                                                                           hard=True))
+        assert not torch.allclose(net.group_scores(prob), group_aggregate(*args, **params))
