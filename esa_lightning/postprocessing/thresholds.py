@@ -217,16 +217,20 @@ class F05Threshold(WindowThreshold):
 
     def fit_one(self, model, m, name, scores, source, smoothed) -> tuple[float, str]:  # noqa: ANN001
         thr = None
-        if source == "validation" and self.fit_on == "fit_range":
+        # the fit range's labeled events need no label-free validation window (a validation
+        # range labeled throughout has none): only the percentile fallback reads those
+        if self.fit_on == "fit_range":
             thr = f05_threshold(model, self, m.fit_range(), name)
         elif source == "validation":
             thr = f05_threshold(model, self, m.val(), name, smoothed)
         if thr is None:
+            searched = source == "validation" or self.fit_on == "fit_range"
             log.warning(
-                "series %s: no labeled event on the %s range; f05 falls back to "
-                "the %g-th percentile of nominal windows",
+                "series %s: %s; f05 falls back to the %g-th percentile of nominal windows",
                 name or m.name,
-                self.fit_on,
+                f"no labeled event on the {self.fit_on} range"
+                if searched
+                else "no label-free validation window",
                 self.q,
             )
             return percentile_threshold(scores, self.q), "percentile"

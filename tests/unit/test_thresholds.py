@@ -286,6 +286,28 @@ def test_f05_falls_back_to_percentile_without_validation_events(caplog):
     assert float(rule.threshold[0]) == pytest.approx(np.percentile(total, 90), rel=1e-5)
 
 
+def test_f05_on_the_fit_range_searches_it_when_every_validation_row_is_labeled(caplog):
+    """A validation range labeled throughout has no label-free window: the fit range's events
+    (here a spike in the training range) still choose the threshold; it used to fall back to
+    the percentile with a warning that the fit range held no labeled event."""
+    torch.manual_seed(0)
+    m = planted_mission(at=100)  # the spike lies in the training range
+    ts = np.asarray(m.timestamps)
+    m.labels[m.val_start : m.test_start] = 1
+    whole_val = {"ID": "id_2", "Channel": "b", "StartTime": ts[m.val_start],
+                 "EndTime": ts[m.test_start - 1], "Category": "Anomaly"}
+    m.events = pd.concat([m.events, pd.DataFrame([whole_val])], ignore_index=True)
+    model = small_model(4, kind="f05", q=50, fit_on="fit_range")
+    with caplog.at_level(logging.WARNING):
+        rule = fit_threshold(model, m)
+    assert "falls back" not in caplog.text
+    train = m.slice(0, m.val_start)
+    total = model.window_outputs(train).total
+    labeled = labeled_window_mask(~nominal_rows(train), 4)
+    # q=50 of the nominal training windows would alarm half of them
+    assert total[~labeled].max() <= float(rule.threshold[0]) < total[labeled].max()
+
+
 def test_f05_smoothing_thresholds_the_ewma_of_window_scores():
     torch.manual_seed(0)
     m = planted_mission()
