@@ -55,3 +55,19 @@ def test_training_warns_only_for_supervised_families(caplog):
     # which stays gru_ae under train.py model=rolling_gbdt
     assert len(warned) == 1
     assert warned[0].startswith("gbdt (RollingGBDT): 0.2 labeled training runs")
+
+
+def test_every_family_whose_training_reads_labels_warns_about_thin_labels(caplog):
+    """model=channel_ensemble_gbdt (trees fitted on the training labels) warned of nothing: with
+    no labeled training run it trained silently into a detector that scored 0.0."""
+    thin = make_mission(anomalies=((100, 119),), n_channels=4)
+    for target in ("esa_lightning.models.channel_ensemble.model.LitChannelEnsemble",
+                   "esa_lightning.models.channel_ensemble.gbdt.GBDTChannelEnsemble",
+                   "esa_lightning.models.rolling_gbdt.model.RollingGBDT"):
+        caplog.clear()
+        cfg = OmegaConf.create({"datamodule": {}, "model": {"_target_": target},
+                                "experiment_name": "run"})
+        with caplog.at_level(logging.WARNING, logger="esa_lightning"):
+            warn_about_labels(cfg, thin)
+        warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert any("labeled training runs per channel" in m for m in warned), target

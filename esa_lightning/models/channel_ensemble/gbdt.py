@@ -60,6 +60,7 @@ class GBDTChannelEnsemble(DetectorModule):
     """
 
     datamodule_kind = "segments"
+    supervised = True  # its trees learn the training rows' labels, as the surrogate's learners
 
     def __init__(
         self,
