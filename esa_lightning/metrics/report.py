@@ -318,13 +318,16 @@ def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]
 
 
 def score_aligned(aligned: AlignedPredictions, mission: Any) -> dict[str, float]:
-    """Every metric of predictions already aligned to ``mission``."""
+    """Every metric of predictions already aligned to ``mission``. The channel- and
+    subsystem-aware scores need labels that name channels: a mission whose row label names
+    none (Kaggle files) gets none of their keys, per-channel columns or not."""
+    by_channel = getattr(mission, "has_channel_labels", True)
     return full_report(
         mission.events,
         aligned.timestamps,
         aligned.alarm,
         score=aligned.score,
-        channel_alarm=aligned.channel_alarm,
-        channel_names=aligned.channel_names,
+        channel_alarm=aligned.channel_alarm if by_channel else None,
+        channel_names=aligned.channel_names if by_channel else None,
         channels_table=mission.channels,
     )

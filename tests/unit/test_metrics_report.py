@@ -137,6 +137,26 @@ def test_score_prediction_frame_matches_full_report():
     assert got == pytest.approx(want)
 
 
+def test_a_predictions_file_scored_against_broadcast_labels_has_no_channel_scores():
+    """Kaggle files broadcast one row label to every channel: per-channel columns in a
+    predictions file used to be scored against it, and channel_F_0.50 and subsystem_F_0.50
+    read 0.0 for alarms that caught every event; such labels name no channel, so the
+    channel- and subsystem-aware keys are left out, as train and predict leave them out."""
+    m = mission()
+    m.meta["labels_broadcast"] = True
+    frame = pd.DataFrame({"id": np.arange(N), "is_anomaly": alarm_rows()})
+    frame[CHANNELS] = 0
+    frame.loc[52:57, "channel_1"] = 1
+    m.timestamps = np.arange(N, dtype=np.int64)
+    ev = m.events.copy()
+    ev["StartTime"] = ((ev["StartTime"] - T0) / STEP).astype(np.int64)
+    ev["EndTime"] = ((ev["EndTime"] - T0) / STEP).astype(np.int64)
+    m.events = ev
+    out = score_prediction_frame(frame, m)
+    assert out["EW_recall"] == pytest.approx(2 / 3)
+    assert not [k for k in out if k.startswith(("channel_", "subsystem_"))]
+
+
 def test_score_prediction_frame_names_missing_timestamps():
     m = mission()
     frame = pd.DataFrame({"timestamp": [T0, T0 + pd.Timedelta("1s")], "is_anomaly": [0, 1]})
