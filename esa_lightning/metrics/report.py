@@ -200,21 +200,33 @@ def ranking_table(results: dict[str, dict]) -> str:
 def require_full_coverage(rows: np.ndarray, mission: Any, column: str) -> None:
     """Refuse predictions that leave rows of their range unscored: the range runs from the
     earlier of their first row and the test range's start to the mission's last row (a
-    submission of the test range, or of the whole mission). Metrics of a partial file would
-    count its missing rows neither as alarms nor as misses."""
+    submission of the test range, or of the whole mission), or is the validation range when
+    they start at its first row and end before the test range (``predict.py range=val``).
+    Metrics of a partial file would count its missing rows neither as alarms nor as misses."""
     n = len(mission.timestamps)
     test_start = n if mission.test_start is None else int(mission.test_start)
+    val_start = getattr(mission, "val_start", None)
+    validation = (
+        len(rows) > 0 and val_start is not None and int(rows.min()) == int(val_start)
+        and int(rows.max()) < test_start
+    )
     first = min(int(rows.min()), test_start) if len(rows) else test_start
-    covered = np.zeros(n - first, dtype=bool)
-    covered[rows[rows >= first] - first] = True
+    end = test_start if validation else n
+    covered = np.zeros(end - first, dtype=bool)
+    inside = rows[(rows >= first) & (rows < end)]
+    covered[inside - first] = True
     n_missing = int((~covered).sum())
     if n_missing:
         example = np.asarray(mission.timestamps)[first + int(np.argmin(covered))]
         if column == "id" and mission.is_time_indexed:
             example = first + int(np.argmin(covered))
-        what = "the test range" if first == test_start else "the mission from the first row"
+        what = (
+            "the validation range" if validation
+            else "the test range" if first == test_start
+            else "the mission from the predictions' first row"
+        )
         raise ESAInputError(
-            f"the predictions cover {len(rows)} of the {n - first} rows of {what} to its "
+            f"the predictions cover {len(rows)} of the {end - first} rows of {what} to its "
             f"end: {n_missing} rows are missing (first missing {column} {example})",
             column=column,
         )

@@ -455,3 +455,27 @@ def test_predict_on_the_validation_range_gives_the_numbers_train_printed(
         assert value == pytest.approx(trained[key], abs=1e-9), key
     submission = pd.read_csv(tmp_path / "submission.csv")
     assert len(submission) > 0 and submission["id"].is_monotonic_increasing
+
+
+def test_evaluate_scores_a_validation_submission_as_predict_did(
+    smoke_detector, small_mission_dir, tmp_path
+):
+    """predict.py range=val writes a submission of the validation range; evaluate.py refused
+    it (the rows 'of the mission from the first row' to its end were missing). It now scores
+    it as the validation range, the numbers predict.py wrote; a partial one is still refused."""
+    from esa_lightning.jobs.evaluate import evaluate_predictions
+
+    got = predict(predict_cfg(smoke_detector, small_mission_dir, tmp_path / "p", "range=val",
+                              "max_figures=0"))
+    submission = tmp_path / "p" / "submission.csv"
+    results = evaluate_predictions(compose_config(
+        "evaluate", [f"predictions={submission}", f"data.root={small_mission_dir}"],
+        tmp_path / "e"))
+    assert results["EW_F_0.50"] == pytest.approx(got["val/EW_F_0.50"], abs=1e-9)
+    assert results["AFF_F_0.50"] == pytest.approx(got["val/AFF_F_0.50"], abs=1e-9)
+    partial = tmp_path / "partial.csv"
+    pd.read_csv(submission).iloc[:-5].to_csv(partial, index=False)
+    with pytest.raises(ESAInputError, match="of the validation range to its end: 5 rows"):
+        evaluate_predictions(compose_config(
+            "evaluate", [f"predictions={partial}", f"data.root={small_mission_dir}"],
+            tmp_path / "e2"))
