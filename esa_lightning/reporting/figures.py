@@ -139,7 +139,7 @@ def timeline_png(grids: list[ScoredGrid]) -> bytes:
         _time_axis(ax, grid.timestamps, 0)
         ax.set_xlim(-0.5, n - 0.5)
         if len(grids) > 1 or grid.series:  # a NASA series is named, even alone
-            ax.set_title(grid.name, fontsize=8, loc="left")
+            ax.set_title(grid.name, fontsize=8, loc="left", parse_math=False)
     handles = [
         plt.Line2D([], [], color=SCORE_COLOUR, lw=1, label="score"),
         plt.Line2D([], [], color="k", ls="--", lw=1, label="threshold"),
@@ -181,7 +181,7 @@ def alarm_png(grid: ScoredGrid, k: int, *, context: int = 200, max_channels: int
     for ax, name in zip(axes[1:], names, strict=True):
         ax.plot(x, np.asarray(values[lo:hi, index[name]]), lw=0.8, color="#444444")
         unit = units.get(name)
-        ax.set_ylabel(f"{name}\n[{unit}]" if unit else name, fontsize=8)
+        ax.set_ylabel(f"{name}\n[{unit}]" if unit else name, fontsize=8, parse_math=False)
         ax.tick_params(labelsize=7)
     truth = labeled_rows(grid.part)
     for ax in axes:
@@ -194,6 +194,7 @@ def alarm_png(grid: ScoredGrid, k: int, *, context: int = 200, max_channels: int
     axes[0].set_title(
         f"alarm {k}: {row['start']} .. {row['end']} (score {row['score']:.3g}{shown})",
         fontsize=9,
+        parse_math=False,
     )
     fig.tight_layout()
     return _png(fig)

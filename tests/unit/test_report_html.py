@@ -185,3 +185,42 @@ def test_page_renders_in_a_headless_browser(report, tmp_path):
         capture_output=True,
     )
     assert shot.stat().st_size > 10_000
+
+
+def test_hostile_channel_and_series_names_are_escaped_and_drawn_as_written(tmp_path):
+    """A channel named ``<script>...`` stays text on the page; names and units holding ``$``
+    (matplotlib's mathtext) drew as formulas, or stopped predict with a ParseException."""
+    from matplotlib.text import Text
+
+    hostile, unit, series = "<script>alert(1)</script> $\\foo$", "rate $^$", "$\\bar$ <b>"
+    mission = counter_mission("target_b")
+    mission.channels["Channel"] = mission.channels["Channel"].replace("target_b", hostile)
+    mission.channels["Physical Unit"] = mission.channels["Physical Unit"].replace("degC", unit)
+    mission.events["Channel"] = hostile
+    scorer = RawErrorScorer(mission, hostile)
+    part = mission.test()
+    scores = scorer.score_rows(part)
+    stamps = np.asarray(part.timestamps)
+    grid = ScoredGrid(series, part, scores, stamps,
+                      alarm_intervals(stamps, scores, part, series=series), series=series)
+    drawn: dict[str, bool] = {}  # text -> parsed as mathtext
+    real_draw = Text.draw
+
+    def draw(self, renderer):  # noqa: ANN001, ANN202
+        drawn[self.get_text()] = self.get_parse_math()
+        return real_draw(self, renderer)
+
+    Text.draw = draw
+    try:
+        write_report(tmp_path, [grid], run_summary("d", "p", "m", [grid], [None]),
+                     {"test/EW_F_0.50": 1.0})
+    finally:
+        Text.draw = real_draw
+    text = (tmp_path / "index.html").read_text()
+    assert "<script>" not in text and "<b>" not in text
+    page = Page(text)
+    assert page.tables["alarms"][1][3] == f"{series}: {hostile}"
+    assert page.tables["events"][1][5] == hostile
+    assert (tmp_path / "alarms" / "alarm_0000.png").is_file()
+    assert drawn[f"{hostile}\n[{unit}]"] is False  # drawn as written, not as a formula
+    assert drawn[series] is False
