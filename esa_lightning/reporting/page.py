@@ -222,7 +222,8 @@ def render_page(
         "</section><section><h2>Files</h2><p><a href='submission.csv'>submission.csv</a> · "
         "<a href='intervals.csv'>intervals.csv</a> · <a href='report.csv'>report.csv</a> · "
         + ("<a href='events.csv'>events.csv</a> · " if events is not None else "")
-        + "<a href='metrics.json'>metrics.json</a></p></section></main></body></html>"
+        + ("<a href='metrics.json'>metrics.json</a>" if metrics else "")
+        + "</p></section></main></body></html>"
     )
     return "\n".join(parts)
 

@@ -165,6 +165,21 @@ def test_a_range_without_labels_says_not_scored(tmp_path):
     assert dict(page.tables["summary"])["Confidence reference"].startswith("none")
 
 
+def test_the_files_section_links_metrics_json_only_when_it_is_written(tmp_path, report):
+    """predict.py writes no metrics.json for a range without labels: the page linked to it
+    all the same (a dead link)."""
+    mission = counter_mission("target_b")
+    scorer = RawErrorScorer(mission, "target_b")
+    part = mission.test()
+    scores = scorer.score_rows(part)
+    stamps = np.asarray(part.timestamps)
+    grid = ScoredGrid("m", part, scores, stamps, alarm_intervals(stamps, scores, part))
+    write_report(tmp_path, [grid], run_summary("d", "p", "m", [grid], [None]), None)
+    assert "href='metrics.json'" not in (tmp_path / "index.html").read_text()
+    out, _ = report
+    assert "href='metrics.json'" in (out / "index.html").read_text()
+
+
 @pytest.mark.skipif(not any(shutil.which(b) for b in BROWSERS), reason="no headless browser")
 def test_page_renders_in_a_headless_browser(report, tmp_path):
     out, _ = report
