@@ -193,11 +193,20 @@ class DetectorModule(L.LightningModule, ABC):
         extra = {n: data for n, data in extra.items() if data is not None}
         if extra:
             checkpoint["post_rules_extra"] = extra
+        mission = getattr(self.trainer.datamodule if self._trainer is not None else None,
+                          "mission", None)
+        if mission is not None:  # what a resume checks it continues on (runtime.checkpoints)
+            checkpoint["esa_lightning_data"] = mission_record(mission)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         for name, data in checkpoint.get("post_rules_extra", {}).items():
             if name in self.post_rules:
                 self.post_rules[name].restore_checkpoint_extra(data)
+
+
+def mission_record(mission: Mission) -> dict[str, Any]:
+    """The data a checkpoint was trained on: the mission's name and channels."""
+    return {"mission": str(mission.name), "channels": [str(c) for c in mission.channel_names]}
 
 
 def check_datamodule(family: type[DetectorModule], datamodule: Any) -> None:

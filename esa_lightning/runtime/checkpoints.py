@@ -90,6 +90,29 @@ def check_resume_checkpoint(path: str | Path, model: torch.nn.Module) -> None:
         raise ESAInputError(f"training cannot resume from this checkpoint: {problem}", path=path)
 
 
+def check_same_data(path: str | Path, mission: Any) -> None:
+    """Refuse to resume on another mission than the checkpoint's (its name or channels differ):
+    its tensors may fit, but training would go on with statistics fitted on other rows.
+    Checkpoints without the record (older versions) are not checked."""
+    from esa_lightning.models.base import mission_record
+
+    stored = read_checkpoint(path).get("esa_lightning_data")
+    if mission is None or not isinstance(stored, dict):
+        return
+    now = mission_record(mission)
+    if stored.get("mission") != now["mission"] or stored.get("channels") != now["channels"]:
+        def describe(r: dict[str, Any]) -> str:
+            channels = r.get("channels") or []
+            return f"{r.get('mission')!r} ({len(channels)} channels)"
+
+        raise ESAInputError(
+            f"the checkpoint was trained on mission {describe(stored)}, this run reads "
+            f"{describe(now)}: resume with the checkpoint's data, or start a new run "
+            "(another hydra.run.dir, no ckpt_path)",
+            path=path,
+        )
+
+
 def _optimizer_problem(states: Any, model: torch.nn.Module) -> str | None:
     """Why the optimizer state cannot be restored, or None. A model without an optimizer
     (zscore, the window baselines) has empty entries. The shapes are checked only where one
@@ -129,6 +152,7 @@ def fit_from(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -
         trainer.fit(model, datamodule=datamodule)
         return
     check_resume_checkpoint(ckpt_path, model)
+    check_same_data(ckpt_path, getattr(datamodule, "mission", None))
     options = {}
     if "weights_only" in inspect.signature(trainer.fit).parameters:
         options["weights_only"] = True
