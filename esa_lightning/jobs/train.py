@@ -102,6 +102,17 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None
     return str(ckpt_path)
 
 
+def refuse_one_checkpoint_for_several(ckpt_path: str | None, names: list[str]) -> None:
+    """A checkpoint file holds one component: with several, only ``last`` can resume."""
+    if ckpt_path and ckpt_path != "last" and len(names) > 1:
+        raise ESAInputError(
+            f"one checkpoint cannot resume the {len(names)} components {', '.join(names)}: "
+            "resume with ckpt_path=last hydra.run.dir=<the interrupted run> (each component "
+            "restarts from its checkpoints/<component>/last.ckpt)",
+            path=ckpt_path,
+        )
+
+
 def evaluate(
     model: Any, mission: Any, parts: dict[str, Any], chunk_rows: int = 262_144
 ) -> dict[str, float]:
@@ -309,6 +320,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         if cfg.get("print_config", False):
             print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
+    refuse_one_checkpoint_for_several(cfg.ckpt_path, list(component_specs(cfg)))
 
     mission = mission_from_config(cfg.data)
     log.info("mission: %s", mission.summary())

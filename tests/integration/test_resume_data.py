@@ -41,3 +41,22 @@ def test_resuming_on_another_mission_is_refused_naming_both(two_missions, tmp_pa
     assert str(last) in str(caught.value)
     # the same mission resumes
     assert train(compose_config("train", [*overrides(a), "ckpt_path=last"], tmp_path)) is not None
+
+
+def test_a_checkpoint_path_for_several_components_is_refused_before_any_training(
+    two_missions, tmp_path
+):
+    """esa_full with ``ckpt_path=<a file>``: the first component resumed from it, trained, then
+    the second was handed the same file and failed with "does not fit the configured model"."""
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.train import train
+
+    a, _ = two_missions
+    ckpt = tmp_path / "gru_ae.ckpt"
+    ckpt.write_bytes(b"not read: refused before any component is fitted")
+    cfg = compose_config("train", ["experiment=esa_full", f"data.root={a}", "data.val_days=2",
+                                   f"ckpt_path={ckpt}"], tmp_path / "run")
+    with pytest.raises(ESAInputError, match="ckpt_path=last") as caught:
+        train(cfg)
+    assert "gru_ae" in str(caught.value) and "channel_ensemble" in str(caught.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing was trained
