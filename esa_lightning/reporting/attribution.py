@@ -93,5 +93,8 @@ def attribute(
     if not ranked:
         return Attribution([], [])
     top = ranked[0][1]
-    drivers = [n for n, c in ranked[:MAX_DRIVERS] if c >= DRIVER_SHARE * top] or [ranked[0][0]]
+    # a share of nothing is nothing: where no channel contributed (top <= 0), only the first
+    # ranked is named, not every channel tied at 0
+    shared = [n for n, c in ranked[:MAX_DRIVERS] if c >= DRIVER_SHARE * top] if top > 0 else []
+    drivers = shared or [ranked[0][0]]
     return Attribution(ranked, drivers)

@@ -148,3 +148,15 @@ def test_an_artifact_reference_is_used_as_stored():
     ).itertuples(index=False)
     assert row.channels == "target_b"
     assert row.confidence == confidence(np.array([row.score]), stored_scores)[0]
+
+
+def test_channels_that_contributed_nothing_are_not_all_named_drivers():
+    """Where the top contribution is 0 (a zero share of nothing), every channel at 0 passed the
+    driver rule: intervals.csv named them all (top_channels channel_3=0;channel_4=0)."""
+    from esa_lightning.reporting.attribution import attribute
+
+    names = ["a", "b", "c"]
+    nothing = attribute(np.zeros(3), names, set())
+    assert nothing.drivers == ["a"] and len(nothing.ranked) == 3
+    some = attribute(np.array([0.0, 2.0, 1.5]), names, set())
+    assert some.drivers == ["b", "c"]  # the rule itself is unchanged above 0
