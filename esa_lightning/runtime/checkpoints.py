@@ -54,7 +54,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - torch raises many types on foreign bytes
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise ESAInputError(
-            f"not a checkpoint this version can resume from safely ({reason})", path=path
+            "cannot be read as a checkpoint: damaged or truncated, not a checkpoint, or "
+            f"holding objects a safe load refuses ({reason})",
+            path=path,
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
         raise ESAInputError("not a Lightning checkpoint (no state_dict)", path=path)
