@@ -130,8 +130,7 @@ def _index(frame: pd.DataFrame, prep: Preprocessing) -> np.ndarray:
     """datetime64[ns] or int64 row keys, strictly increasing."""
     if prep.index == "time":
         if "timestamp" in frame.columns and not isinstance(frame.index, pd.DatetimeIndex):
-            index = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], errors="coerce"))
-            where = "timestamp"
+            index, where = _parse_timestamps(frame["timestamp"]), "timestamp"
         else:
             index, where = frame.index, "index"
         if not isinstance(index, pd.DatetimeIndex):
@@ -181,6 +180,20 @@ def _index(frame: pd.DataFrame, prep: Preprocessing) -> np.ndarray:
             value=str(keys[i + 1]),
         )
     return keys
+
+
+def _parse_timestamps(column: pd.Series) -> pd.DatetimeIndex:
+    """A ``timestamp`` column as times (NaT where unreadable). Times whose UTC offsets differ (a
+    local clock's text across a daylight-saving change) are read in UTC."""
+    with warnings.catch_warnings():  # pandas 2 warns before returning mixed offsets as objects
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            parsed = pd.to_datetime(column, errors="coerce")
+        except (ValueError, TypeError):  # "Mixed timezones detected"
+            parsed = None
+    if parsed is None or getattr(parsed.dtype, "kind", "O") != "M":
+        parsed = pd.to_datetime(column, errors="coerce", utc=True)
+    return pd.DatetimeIndex(parsed)
 
 
 # ----------------------------------------------------------------------------- the columns

@@ -1,4 +1,5 @@
-"""The DataFrame path of Detector.predict (data.frame): id keys beyond int64."""
+"""The DataFrame path of Detector.predict (data.frame): id keys beyond int64, timestamp text
+with mixed UTC offsets."""
 
 from __future__ import annotations
 
@@ -24,3 +25,20 @@ def test_uint64_ids_beyond_int64_are_refused(where):
     small = pd.DataFrame({"id": np.arange(5, dtype=np.uint64), "channel_1": np.arange(5.0)})
     mission, _ = frame_to_mission(small, SCHEMA)  # uint64 within int64's range: read as is
     np.testing.assert_array_equal(mission.timestamps, np.arange(5))
+
+
+def test_timestamp_column_with_offsets_across_a_dst_change_is_read_in_utc():
+    """A ``timestamp`` column written by a local clock (ISO text whose UTC offset changes from
+    +01:00 to +02:00 at a daylight-saving change) raised pandas' raw ValueError "Mixed timezones
+    detected" instead of being read: the offsets name every instant exactly."""
+    utc = pd.date_range("2021-03-28 00:00", periods=240, freq="30s", tz="UTC")
+    text = [t.isoformat() for t in utc.tz_convert("Europe/Berlin")]
+    assert text[0].endswith("+01:00") and text[-1].endswith("+02:00")
+    frame = pd.DataFrame({"timestamp": text, "channel_1": np.arange(240.0)})
+    schema = {"channels": ["channel_1"], "telecommands": [], "preprocessing": {"index": "time"}}
+    mission, messages = frame_to_mission(frame, schema)
+    np.testing.assert_array_equal(mission.timestamps, utc.tz_localize(None).to_numpy())
+    assert messages == []
+    frame.loc[5, "timestamp"] = "not a time"  # still named as before
+    with pytest.raises(ESAInputError, match="'timestamp'.*NaT"):
+        frame_to_mission(frame, schema)
