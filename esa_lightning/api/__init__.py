@@ -18,7 +18,7 @@ import pandas as pd
 
 from esa_lightning import artifact
 from esa_lightning.data import load_mission
-from esa_lightning.data.frame import InputWarning, frame_to_mission
+from esa_lightning.data.frame import TIMEZONE_KEY, InputWarning, frame_to_mission
 from esa_lightning.data.mission import Mission
 from esa_lightning.postprocessing.confidence import confidence
 from esa_lightning.reporting.reference import stored_nominal_reference
@@ -68,19 +68,30 @@ class Detector(artifact.Detector):
         reference, nominal = stored_nominal_reference(self.info)
         stamps = np.asarray(mission.timestamps)
         name = "timestamp" if stamps.dtype.kind == "M" else "id"
+        timezone = mission.meta.get(TIMEZONE_KEY)
         rows = pd.DataFrame(
             {
                 "score": np.asarray(scores.score, dtype=np.float32),
                 "confidence": confidence(scores.score, reference),
                 "alarm": np.asarray(scores.alarm).astype(int),
             },
-            index=pd.Index(stamps, name=name),
+            index=_in_zone(pd.Index(stamps, name=name), timezone),
         )
         # attributed and calibrated from the reference stored at training, as predict.py does
         intervals = intervals_for(mission, scores, nominal)
         if nominal is None:  # an artifact without per-channel spreads: confidence only
             intervals["confidence"] = confidence(intervals["score"].to_numpy(), reference)
+        for column in ("start", "end") if timezone is not None else ():  # as the rows
+            zoned = _in_zone(pd.DatetimeIndex(intervals[column]), timezone)
+            intervals[column] = pd.Series(zoned, index=intervals.index)
         return Prediction(rows, intervals, mission, messages)
+
+
+def _in_zone(index: pd.Index, timezone: object) -> pd.Index:
+    """UTC times given back in ``timezone`` (the frame's); naive times and ids as they are."""
+    if timezone is None or not isinstance(index, pd.DatetimeIndex) or index.tz is not None:
+        return index
+    return index.tz_localize("UTC").tz_convert(timezone)
 
 
 __all__ = ["Detector", "InputWarning", "Prediction", "load_mission"]

@@ -41,6 +41,7 @@ LABEL_COLUMNS = ("is_anomaly",)  # and is_anomaly_<channel>: labels, ignored wit
 MIN_CHANGES = 10  # changes a column needs before its monotonic behaviour is judged
 DIFFERENCED_SHARE = 0.2  # a raw counter decreases (resets) in fewer of its changes than this
 COUNTER_SPAN = 10.0  # a monotonic column spanning this many training ranges looks cumulative
+TIMEZONE_KEY = "timezone"  # meta: the frame's time zone, None for naive times (read as UTC)
 
 
 class InputWarning(UserWarning):
@@ -89,7 +90,7 @@ def frame_to_mission(
             "frame is taken row by row, already preprocessed"
         )
     names, commands = list(schema["channels"]), list(schema.get("telecommands", []))
-    stamps = _index(frame, prep)
+    stamps, timezone = _index(frame, prep)
     columns = _numeric_columns(frame, names + commands)
     _note_extra(frame, names + commands, prep, check)
     for name in names:
@@ -119,15 +120,22 @@ def frame_to_mission(
         period=None if prep.period is None else pd.Timedelta(prep.period),
         test_start=0,
         val_start=0,
-        meta={"source": SOURCE, PREPROCESSING_KEY: prep.to_dict(), "test_labeled": False},
+        meta={
+            "source": SOURCE,
+            PREPROCESSING_KEY: prep.to_dict(),
+            "test_labeled": False,
+            TIMEZONE_KEY: timezone,
+        },
         unrepresentable=marked,
     )
     return mission, check.messages
 
 
 # ------------------------------------------------------------------------------- the index
-def _index(frame: pd.DataFrame, prep: Preprocessing) -> np.ndarray:
-    """datetime64[ns] or int64 row keys, strictly increasing."""
+def _index(frame: pd.DataFrame, prep: Preprocessing) -> tuple[np.ndarray, Any]:
+    """datetime64[ns] (UTC) or int64 row keys, strictly increasing, and the time zone the
+    frame's times were given in (None: naive times, or ids)."""
+    timezone = None
     if prep.index == "time":
         if "timestamp" in frame.columns and not isinstance(frame.index, pd.DatetimeIndex):
             index, where = _parse_timestamps(frame["timestamp"]), "timestamp"
@@ -141,6 +149,7 @@ def _index(frame: pd.DataFrame, prep: Preprocessing) -> np.ndarray:
                 column=where,
             )
         if index.tz is not None:
+            timezone = index.tz
             index = index.tz_convert("UTC").tz_localize(None)
         if index.hasnans:
             raise ESAInputError("missing timestamp (NaT)", path=SOURCE, column=where)
@@ -179,7 +188,7 @@ def _index(frame: pd.DataFrame, prep: Preprocessing) -> np.ndarray:
             column=where,
             value=str(keys[i + 1]),
         )
-    return keys
+    return keys, timezone
 
 
 def _parse_timestamps(column: pd.Series) -> pd.DatetimeIndex:

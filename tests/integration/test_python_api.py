@@ -363,3 +363,29 @@ def test_the_api_checks_settings_as_train_py_does(small_mission_dir, tmp_path):
     with pytest.raises(ESAInputError, match=r"^max_figures=-1:"):
         esa_lightning.predict(tmp_path / "no_detector", ["max_figures=-1"],
                               output_dir=tmp_path / "predict", root_dir=tmp_path)
+
+
+def test_rows_and_intervals_come_back_in_the_frames_time_zone(tmp_path):
+    """A frame with times in a time zone was scored in UTC and its rows and intervals came back
+    as naive UTC times: ``df.join(result.rows)`` raised "Cannot join tz-naive with tz-aware",
+    and alarm times read an hour or two off local time. They now come back in the frame's zone."""
+    from esa_lightning.data.readers.esa_csv import read_esa_csv
+    from tests.helpers import write_esa_csv
+
+    path = write_esa_csv(tmp_path / "mission.csv", n=60)
+    det = zscore_detector(read_esa_csv(path, cache_dir=tmp_path / "c"), tmp_path / "d", 1.0)
+    naive = pd.read_csv(path, parse_dates=["timestamp"]).set_index("timestamp")
+    expected, _ = predict_quietly(det, naive)
+    assert expected.rows.index.tz is None and len(expected.intervals)
+    local = naive.tz_localize("UTC").tz_convert("Europe/Berlin")
+    for frame in (local, local.reset_index()):  # the index, or a 'timestamp' column
+        result, _ = predict_quietly(det, frame)
+        assert result.rows.index.equals(local.index)
+        np.testing.assert_array_equal(result.rows["score"], expected.rows["score"])
+        assert local.join(result.rows)["alarm"].notna().all()
+        for column in ("start", "end"):
+            assert str(result.intervals[column].dt.tz) == "Europe/Berlin"
+            np.testing.assert_array_equal(
+                result.intervals[column].dt.tz_convert("UTC").dt.tz_localize(None),
+                expected.intervals[column],
+            )
