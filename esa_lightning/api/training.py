@@ -61,6 +61,13 @@ def compose_job(
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
+    if isinstance(overrides, str | bytes):  # list("data=kaggle") would be one override a letter
+        from esa_lightning.errors import ESAInputError
+
+        raise ESAInputError(
+            f"overrides must be a list of key=value strings, e.g. [{overrides!r}], not a string",
+            column="overrides",
+        )
     GlobalHydra.instance().clear()  # compose refuses to start over an initialised Hydra
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name=name, overrides=list(overrides))

@@ -389,3 +389,16 @@ def test_rows_and_intervals_come_back_in_the_frames_time_zone(tmp_path):
                 result.intervals[column].dt.tz_convert("UTC").dt.tz_localize(None),
                 expected.intervals[column],
             )
+
+
+def test_one_override_string_instead_of_a_list_is_named(tmp_path):
+    """``esa_lightning.predict(path, "data=kaggle")`` (a string where a list is expected) was
+    split into letters and failed in Hydra's parser with "Error parsing override 'd'"; it is
+    now one error saying to pass a list, before anything is read or written."""
+    for call in (
+        lambda: esa_lightning.predict(tmp_path / "detector", "data=kaggle", root_dir=tmp_path),
+        lambda: esa_lightning.train("experiment=smoke", root_dir=tmp_path),
+    ):
+        with pytest.raises(ESAInputError, match=r"overrides must be a list .*\['(data|exp)"):
+            call()
+    assert list(tmp_path.iterdir()) == []
