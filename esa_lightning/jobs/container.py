@@ -17,10 +17,20 @@ from esa_lightning.jobs.common import one_line_errors
 
 
 def find_detector(artifacts: Path) -> Path:
-    """The artifact folder itself, or the single ``detector`` folder somewhere below it."""
+    """The artifact folder itself, or the single ``detector`` folder somewhere below it (the
+    leftovers of an interrupted atomic write, ``.tmp-*`` / ``.old-*`` folders, aside)."""
+    from esa_lightning.io import OLD_PREFIX, TMP_PREFIX
+
     if (artifacts / "detector.json").is_file():
         return artifacts
-    found = sorted(p.parent for p in artifacts.rglob("detector.json"))
+    found = sorted(
+        p.parent
+        for p in artifacts.rglob("detector.json")
+        if not any(
+            part.startswith((TMP_PREFIX, OLD_PREFIX))
+            for part in p.parent.relative_to(artifacts).parts
+        )
+    )
     if len(found) != 1:
         raise ESAInputError(
             f"expected one detector artifact, found {len(found)}", path=artifacts
