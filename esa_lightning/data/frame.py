@@ -193,7 +193,15 @@ def _index(frame: pd.DataFrame, prep: Preprocessing) -> tuple[np.ndarray, Any]:
 
 def _parse_timestamps(column: pd.Series) -> pd.DatetimeIndex:
     """A ``timestamp`` column as times (NaT where unreadable). Times whose UTC offsets differ (a
-    local clock's text across a daylight-saving change) are read in UTC."""
+    local clock's text across a daylight-saving change) are read in UTC. Numbers are refused:
+    pandas reads them as nanoseconds after 1970, so epoch seconds fell onto one grid row."""
+    if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        raise ESAInputError(
+            f"holds numbers ({column.dtype}), not times: convert them, e.g. "
+            "df['timestamp'] = pd.to_datetime(df['timestamp'], unit='s') for epoch seconds",
+            path=SOURCE,
+            column="timestamp",
+        )
     with warnings.catch_warnings():  # pandas 2 warns before returning mixed offsets as objects
         warnings.simplefilter("ignore", FutureWarning)
         try:

@@ -1,5 +1,5 @@
 """The DataFrame path of Detector.predict (data.frame): id keys beyond int64, timestamp text
-with mixed UTC offsets."""
+with mixed UTC offsets, epoch numbers as timestamps."""
 
 from __future__ import annotations
 
@@ -42,3 +42,22 @@ def test_timestamp_column_with_offsets_across_a_dst_change_is_read_in_utc():
     frame.loc[5, "timestamp"] = "not a time"  # still named as before
     with pytest.raises(ESAInputError, match="'timestamp'.*NaT"):
         frame_to_mission(frame, schema)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float64"])
+def test_timestamp_column_of_epoch_numbers_is_refused(dtype):
+    """A ``timestamp`` column of Unix epoch seconds (as read from a CSV) was taken as nanoseconds
+    after 1970: 240 rows 30 s apart fell within one 30 s grid step and the prediction held a
+    single row at 1970-01-01, without a word. It is now an error naming the column."""
+    seconds = 1_616_889_600 + 30 * np.arange(240)
+    frame = pd.DataFrame({"timestamp": seconds.astype(dtype), "channel_1": np.arange(240.0)})
+    schema = {
+        "channels": ["channel_1"],
+        "telecommands": [],
+        "preprocessing": {"index": "time", "resample": "hold", "period": "30s"},
+    }
+    with pytest.raises(ESAInputError, match=r"'timestamp'.*holds numbers.*unit='s'"):
+        frame_to_mission(frame, schema)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="s")  # the documented repair
+    mission, _ = frame_to_mission(frame, schema)
+    assert len(mission.values) == 240
