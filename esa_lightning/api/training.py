@@ -59,19 +59,24 @@ def compose_job(
     """``conf/<name>.yaml`` composed with ``overrides``, its paths set as the module says."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
     from omegaconf import open_dict
 
-    if isinstance(overrides, str | bytes):  # list("data=kaggle") would be one override a letter
-        from esa_lightning.errors import ESAInputError
+    from esa_lightning.errors import ESAInputError
 
+    if isinstance(overrides, str | bytes):  # list("data=kaggle") would be one override a letter
         raise ESAInputError(
             f"overrides must be a list of key=value strings, e.g. [{overrides!r}], not a string",
             column="overrides",
         )
     GlobalHydra.instance().clear()  # compose refuses to start over an initialised Hydra
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name=name, overrides=list(overrides))
-    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name=name, overrides=list(overrides))
+    except HydraException as exc:  # an unknown group option or key: one line, as train.py
+        raise ESAInputError(composition_reason(exc)) from None
+    finally:
+        GlobalHydra.instance().clear()
     given = _path_overrides(overrides)
     with open_dict(cfg):
         # an override's value is read as train.py reads it: interpolations resolved in the config
@@ -88,6 +93,17 @@ def compose_job(
             output_dir = root / "outputs" / str(cfg.experiment_name) / stamp
         cfg.paths.output_dir = str(Path(output_dir).expanduser().resolve())
     return cfg
+
+
+#: Hydra's noise around a composition error: not part of the reason
+_NOISE = ("full_key:", "object_type=", "Set the environment variable HYDRA_FULL_ERROR")
+
+
+def composition_reason(exc: Exception) -> str:
+    """Hydra's composition error on one line, without its noise and search path."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    reason = " ".join(ln for ln in lines if not ln.startswith(_NOISE)) or type(exc).__name__
+    return reason.split(" Config search path:")[0]  # the folders Hydra looked in
 
 
 PATH_KEYS = ("paths.root_dir", "paths.output_dir", "hydra.run.dir")

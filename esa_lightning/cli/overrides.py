@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import sys
 
-#: Hydra's noise around a composition error: not part of the reason
-_NOISE = ("full_key:", "object_type=", "Set the environment variable HYDRA_FULL_ERROR")
-
 
 def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
     """Compose ``conf/<config_name>.yaml`` with the command line's overrides first: an unknown
@@ -30,16 +27,14 @@ def compose_error(config_name: str, overrides: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from esa_lightning.api.training import config_dir
+    from esa_lightning.api.training import composition_reason, config_dir
 
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             compose(config_name=config_name, overrides=overrides)
     except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        reason = " ".join(ln for ln in lines if not ln.startswith(_NOISE)) or type(exc).__name__
-        return reason.split(" Config search path:")[0]  # the folders Hydra looked in
+        return composition_reason(exc)
     finally:
         GlobalHydra.instance().clear()
     return None

@@ -402,3 +402,14 @@ def test_one_override_string_instead_of_a_list_is_named(tmp_path):
         with pytest.raises(ESAInputError, match=r"overrides must be a list .*\['(data|exp)"):
             call()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_override_that_does_not_compose_is_one_input_error(tmp_path):
+    """The API passed Hydra's own exceptions through (ConfigCompositionException: several
+    lines, search path included) where train.py prints one line: an unknown group option or
+    key is an ESAInputError naming it, before anything is written."""
+    for overrides, named in ((["experiment=nope"], "nope"), (["model.foo=1"], "foo")):
+        with pytest.raises(ESAInputError, match=named) as info:
+            esa_lightning.train(overrides, root_dir=tmp_path)
+        assert "\n" not in str(info.value) and "search path" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
