@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -151,14 +152,19 @@ def test_series_with_labeled_events_and_no_alarm_keep_their_timeline_panel(
     assert len(events) and set(events["series"]) == {"B-2"} and not events["caught"].any()
 
 
-def test_a_range_without_labels_says_not_scored(tmp_path):
+def write_unlabeled_report(out: Path) -> None:
+    """The report of a range without labels (no metrics) into ``out``."""
     mission = counter_mission("target_b")
     scorer = RawErrorScorer(mission, "target_b")
     part = mission.test()
     scores = scorer.score_rows(part)
     stamps = np.asarray(part.timestamps)
     grid = ScoredGrid("m", part, scores, stamps, alarm_intervals(stamps, scores, part))
-    write_report(tmp_path, [grid], run_summary("d", "p", "m", [grid], [None]), None)
+    write_report(out, [grid], run_summary("d", "p", "m", [grid], [None]), None)
+
+
+def test_a_range_without_labels_says_not_scored(tmp_path):
+    write_unlabeled_report(tmp_path)
     page = Page((tmp_path / "index.html").read_text())
     assert "metrics" not in page.tables
     assert "Not scored" in (tmp_path / "index.html").read_text()
@@ -168,13 +174,7 @@ def test_a_range_without_labels_says_not_scored(tmp_path):
 def test_the_files_section_links_metrics_json_only_when_it_is_written(tmp_path, report):
     """predict.py writes no metrics.json for a range without labels: the page linked to it
     all the same (a dead link)."""
-    mission = counter_mission("target_b")
-    scorer = RawErrorScorer(mission, "target_b")
-    part = mission.test()
-    scores = scorer.score_rows(part)
-    stamps = np.asarray(part.timestamps)
-    grid = ScoredGrid("m", part, scores, stamps, alarm_intervals(stamps, scores, part))
-    write_report(tmp_path, [grid], run_summary("d", "p", "m", [grid], [None]), None)
+    write_unlabeled_report(tmp_path)
     assert "href='metrics.json'" not in (tmp_path / "index.html").read_text()
     out, _ = report
     assert "href='metrics.json'" in (out / "index.html").read_text()
