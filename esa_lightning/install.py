@@ -1,5 +1,5 @@
 """How this copy of the package runs: from a clone (``python train.py``) or installed
-(``esa-train``)."""
+(``esa-train``), and where its configs are."""
 
 from __future__ import annotations
 
@@ -18,3 +18,24 @@ def command(job: str) -> str:
     """How a user starts ``job`` (``train``...): ``python train.py`` in a clone, the installed
     command ``esa-train`` otherwise (an installed package has no ``train.py``)."""
     return f"python {job}.py" if running_from_source() else f"esa-{job}"
+
+
+def config_dir() -> Path:
+    """The configs: ``esa_lightning/conf``, shipped inside the package."""
+    conf = Path(__file__).resolve().parent / "conf"
+    if (conf / "train.yaml").is_file():
+        return conf
+    from esa_lightning.errors import ESAInputError
+
+    raise ESAInputError("the configs (conf/train.yaml) are not installed", path=conf)
+
+
+#: Hydra's noise around a composition error: not part of the reason
+_NOISE = ("full_key:", "object_type=", "Set the environment variable HYDRA_FULL_ERROR")
+
+
+def composition_reason(exc: Exception) -> str:
+    """Hydra's composition error on one line, without its noise and search path."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    reason = " ".join(ln for ln in lines if not ln.startswith(_NOISE)) or type(exc).__name__
+    return reason.split(" Config search path:")[0]  # the folders Hydra looked in

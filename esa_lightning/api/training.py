@@ -26,6 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from esa_lightning.install import composition_reason, config_dir
+
 ROOT_ENV = "ESA_LIGHTNING_ROOT"
 DEFAULT_ROOT = Path("~") / "esa_lightning"
 
@@ -37,16 +39,6 @@ class RunResult:
     output_dir: Path
     metrics: dict[str, float] = field(default_factory=dict)
     detector: Any = None  # esa_lightning.api.Detector after train()
-
-
-def config_dir() -> Path:
-    """The configs: ``esa_lightning/conf``, shipped inside the package."""
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    if (conf / "train.yaml").is_file():
-        return conf
-    from esa_lightning.errors import ESAInputError
-
-    raise ESAInputError("the configs (conf/train.yaml) are not installed", path=conf)
 
 
 def compose_job(
@@ -93,17 +85,6 @@ def compose_job(
             output_dir = root / "outputs" / str(cfg.experiment_name) / stamp
         cfg.paths.output_dir = str(Path(output_dir).expanduser().resolve())
     return cfg
-
-
-#: Hydra's noise around a composition error: not part of the reason
-_NOISE = ("full_key:", "object_type=", "Set the environment variable HYDRA_FULL_ERROR")
-
-
-def composition_reason(exc: Exception) -> str:
-    """Hydra's composition error on one line, without its noise and search path."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    reason = " ".join(ln for ln in lines if not ln.startswith(_NOISE)) or type(exc).__name__
-    return reason.split(" Config search path:")[0]  # the folders Hydra looked in
 
 
 PATH_KEYS = ("paths.root_dir", "paths.output_dir", "hydra.run.dir")

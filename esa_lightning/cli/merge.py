@@ -4,13 +4,16 @@ import hydra
 from omegaconf import DictConfig
 
 from esa_lightning.cli.overrides import composes_or_exit
-from esa_lightning.jobs.common import run_or_exit
-from esa_lightning.jobs.merge import merge
 from esa_lightning.jobs.sweep import exit_if_jobs_failed
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="merge")
 def run(cfg: DictConfig) -> dict | None:
+    # imported here, after composes_or_exit: a refused command line answers without loading
+    # torch and Lightning (seconds)
+    from esa_lightning.jobs.common import run_or_exit
+    from esa_lightning.jobs.merge import merge
+
     return run_or_exit(merge, cfg)
 
 

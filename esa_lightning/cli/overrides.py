@@ -27,7 +27,7 @@ def compose_error(config_name: str, overrides: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from esa_lightning.api.training import composition_reason, config_dir
+    from esa_lightning.install import composition_reason, config_dir
 
     GlobalHydra.instance().clear()
     try:

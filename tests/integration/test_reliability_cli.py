@@ -98,3 +98,21 @@ def test_hydra_keeps_what_only_it_can_read():
     composes_or_exit("train", ["experiment=smoke", "+trainer.limit_val_batches=1", "~tags"])
     with pytest.raises(SystemExit):
         composes_or_exit("train", ["seed=1,2"])
+
+
+def test_a_refused_command_line_loads_neither_torch_nor_lightning():
+    """The commands imported their jobs (torch, Lightning: seconds) before checking the
+    overrides, so `train.py experiment=nope` took as long to refuse as to start training; the
+    jobs are now imported after the check."""
+    script = (
+        "import sys\n"
+        "import esa_lightning.cli.evaluate, esa_lightning.cli.merge\n"
+        "import esa_lightning.cli.predict, esa_lightning.cli.train\n"
+        "from esa_lightning.cli.overrides import compose_error\n"
+        "assert 'nope' in compose_error('train', ['experiment=nope'])\n"
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
