@@ -38,7 +38,9 @@ def config_options(kind: str) -> dict[str, Any]:
     generator's settings (its defaults; given, they warn on a mission generated otherwise)."""
     import yaml
 
-    path = Path(__file__).resolve().parents[1] / "conf" / "data" / f"{kind}.yaml"
+    from esa_lightning.install import config_dir
+
+    path = config_dir() / "data" / f"{kind}.yaml"
     config = yaml.safe_load(path.read_text()) or {}
     return {
         key: value

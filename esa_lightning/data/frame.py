@@ -33,7 +33,7 @@ from esa_lightning.data.mission import (
     empty_events,
 )
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
-from esa_lightning.data.readers.common import repair_values, zero_nonfinite
+from esa_lightning.data.readers.common import int64_ids, repair_values, zero_nonfinite
 from esa_lightning.errors import ESAInputError
 
 SOURCE = "DataFrame"
@@ -166,16 +166,7 @@ def _index(frame: pd.DataFrame, prep: Preprocessing) -> tuple[np.ndarray, Any]:
             )
         if raw.hasnans:  # a nullable Int64 column with <NA>
             raise ESAInputError("empty id", path=SOURCE, column=where)
-        values = raw.to_numpy()
-        beyond = values > np.iinfo(np.int64).max if values.dtype == np.uint64 else None
-        if beyond is not None and beyond.any():  # the int64 cast would wrap them negative
-            raise ESAInputError(
-                f"id beyond the int64 range (at most {np.iinfo(np.int64).max})",
-                path=SOURCE,
-                column=where,
-                value=int(values[np.argmax(beyond)]),
-            )
-        keys = values.astype(np.int64)
+        keys = int64_ids(raw.to_numpy(), SOURCE, where)
     if len(keys) == 0:
         raise ESAInputError("no rows to score", path=SOURCE)
     step = np.diff(keys)

@@ -63,10 +63,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def check_resume_checkpoint(path: str | Path, model: torch.nn.Module) -> None:
+def check_resume_checkpoint(
+    path: str | Path, model: torch.nn.Module, mission: Any = None
+) -> None:
     """Refuse a checkpoint that cannot be read safely, whose tensors do not fit ``model`` (what
     Lightning's strict load would raise a traceback for: a missing, unexpected or resized
-    parameter or buffer) or that cannot resume training (no optimizer state)."""
+    parameter or buffer), that cannot resume training (no optimizer state) or that was trained
+    on another ``mission`` (``check_same_data``). The file is read once."""
     data = read_checkpoint(path)
     state = data["state_dict"]
     problems = []
@@ -90,15 +93,17 @@ def check_resume_checkpoint(path: str | Path, model: torch.nn.Module) -> None:
         )
     if problem := _optimizer_problem(data.get("optimizer_states", None), model):
         raise ESAInputError(f"training cannot resume from this checkpoint: {problem}", path=path)
+    check_same_data(data, mission, path)
 
 
-def check_same_data(path: str | Path, mission: Any) -> None:
-    """Refuse to resume on another mission than the checkpoint's (its name or channels differ):
-    its tensors may fit, but training would go on with statistics fitted on other rows.
-    Checkpoints without the record (older versions) are not checked."""
+def check_same_data(data: dict[str, Any], mission: Any, path: str | Path) -> None:
+    """Refuse to resume on another mission than the checkpoint's (``data``, read from
+    ``path``): its name or channels differ. Its tensors may fit, but training would go on with
+    statistics fitted on other rows. Checkpoints without the record (older versions) are not
+    checked."""
     from esa_lightning.models.base import mission_record
 
-    stored = read_checkpoint(path).get("esa_lightning_data")
+    stored = data.get("esa_lightning_data")
     if mission is None or not isinstance(stored, dict):
         return
     now = mission_record(mission)
@@ -153,8 +158,7 @@ def fit_from(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -
     if ckpt_path is None:
         trainer.fit(model, datamodule=datamodule)
         return
-    check_resume_checkpoint(ckpt_path, model)
-    check_same_data(ckpt_path, getattr(datamodule, "mission", None))
+    check_resume_checkpoint(ckpt_path, model, getattr(datamodule, "mission", None))
     options = {}
     if "weights_only" in inspect.signature(trainer.fit).parameters:
         options["weights_only"] = True

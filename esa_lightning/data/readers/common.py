@@ -220,3 +220,18 @@ def median_period(timestamps: np.ndarray) -> pd.Timedelta | None:
         return None
     return pd.Timedelta(int(np.median(np.diff(timestamps).astype(np.int64))), unit="ns")
 
+
+
+def int64_ids(ids: np.ndarray, path: str | Path, column: str) -> np.ndarray:
+    """Integer ids as int64; uint64 ids beyond int64's range are refused (the cast would wrap
+    them to negative ids), naming the first."""
+    if ids.dtype == np.uint64:
+        beyond = ids > np.iinfo(np.int64).max
+        if beyond.any():
+            raise ESAInputError(
+                f"id beyond the int64 range (at most {np.iinfo(np.int64).max})",
+                path=path,
+                column=column,
+                value=int(ids[np.argmax(beyond)]),
+            )
+    return ids.astype(np.int64, copy=False)

@@ -48,6 +48,7 @@ from esa_lightning.data.readers.cache import (
 from esa_lightning.data.readers.common import (
     check_increasing,
     events_from_labels,
+    int64_ids,
     one_line,
     put_columns,
     repair_values,
@@ -387,15 +388,7 @@ def _ids(col: pa.Array, path: Path) -> np.ndarray:
         raise ESAInputError("empty id", path=path, column=ID)
     if not pa.types.is_integer(col.type):
         raise ESAInputError(f"ids must be integers, not {col.type}", path=path, column=ID)
-    ids = col.to_numpy()
-    if ids.dtype == np.uint64 and (ids > np.iinfo(np.int64).max).any():
-        raise ESAInputError(  # the cast would wrap it to a negative id
-            f"id beyond the int64 range (at most {np.iinfo(np.int64).max})",
-            path=path,
-            column=ID,
-            value=int(ids[np.argmax(ids > np.iinfo(np.int64).max)]),
-        )
-    return ids.astype(np.int64, copy=False)
+    return int64_ids(col.to_numpy(), path, ID)
 
 
 def _floats(col: pa.Array) -> np.ndarray:
