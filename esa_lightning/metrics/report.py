@@ -47,13 +47,22 @@ def _check_time_kinds(events: pd.DataFrame, timestamps: np.ndarray) -> None:
         )
 
 
-def row_labels(events: pd.DataFrame, times: np.ndarray, categories: list[str]) -> np.ndarray:
-    """uint8 [T]: 1 where a row's time lies inside a segment of the given categories."""
+def _event_times(events: pd.DataFrame, categories: list[str]) -> tuple[Any, Any] | None:
+    """(start, end) times of the events of ``categories``; None when there is none."""
     chosen = events[events["Category"].isin(categories)]
     if chosen.empty:
-        return np.zeros(len(times), dtype=np.uint8)
+        return None
     start = as_time(chosen["StartTime"].reset_index(drop=True), what="StartTime")
     end = as_time(chosen["EndTime"].reset_index(drop=True), what="EndTime")
+    return start, end
+
+
+def row_labels(events: pd.DataFrame, times: np.ndarray, categories: list[str]) -> np.ndarray:
+    """uint8 [T]: 1 where a row's time lies inside a segment of the given categories."""
+    spans = _event_times(events, categories)
+    if spans is None:
+        return np.zeros(len(times), dtype=np.uint8)
+    start, end = spans
     union = merge(start.astype(times.dtype), end.astype(times.dtype))
     k = np.searchsorted(union.start, times, side="right") - 1
     inside = (k >= 0) & (times <= union.end[np.maximum(k, 0)])
@@ -63,12 +72,10 @@ def row_labels(events: pd.DataFrame, times: np.ndarray, categories: list[str]) -
 def has_events_in(events: pd.DataFrame, categories: list[str], span: tuple[Any, Any]) -> bool:
     """Whether an event of ``categories`` overlaps ``span`` (first, last row time), ends
     included."""
-    chosen = events[events["Category"].isin(categories)]
-    if chosen.empty:
+    spans = _event_times(events, categories)
+    if spans is None:
         return False
-    first, last = span
-    start = as_time(chosen["StartTime"].reset_index(drop=True), what="StartTime")
-    end = as_time(chosen["EndTime"].reset_index(drop=True), what="EndTime")
+    (start, end), (first, last) = spans, span
     kind = np.asarray(first).dtype
     return bool(((start.astype(kind) <= last) & (end.astype(kind) >= first)).any())
 
