@@ -195,6 +195,25 @@ def test_load_synthetic_generates_once(tmp_path):
     np.testing.assert_array_equal(m.values, m2.values)
 
 
+def test_two_runs_generating_the_default_at_once_both_read_the_first_ones(tmp_path, monkeypatch):
+    """Two runs on first use (a parallel sweep, two shells) both generate the mission; the one
+    that finishes second read the other's instead of failing on the folder it found there."""
+    import esa_lightning.data.readers.synthetic as synthetic
+
+    root = tmp_path / "data" / "synthetic"
+    options = {"channels": 5, "groups": 2, "days": 3, "seed": 2}
+    real = synthetic.generate_mission
+
+    def while_another_run_finishes(out, **kw):
+        real(root, **kw)  # the other run renamed its mission onto root meanwhile
+        real(out, **kw)
+
+    monkeypatch.setattr(synthetic, "generate_mission", while_another_run_finishes)
+    m = load_synthetic(root, generate=options, cache_dir=tmp_path / "cache", val_days=1)
+    assert m.channel_names == [f"channel_{i}" for i in range(1, 6)]
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["synthetic"]
+
+
 def test_cli(tmp_path, capsys):
     main(
         [

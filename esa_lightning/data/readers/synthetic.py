@@ -310,7 +310,8 @@ def load_synthetic(
     """Read the synthetic mission at ``root``, generating it there first if it is missing.
 
     Generation happens in a temporary folder renamed onto ``root``, so an interrupted run never
-    leaves a half-written mission. ``counters``, ``split_date`` and ``lightweight`` default to
+    leaves a half-written mission, and of two runs generating it at once the second reads the
+    first one's. ``counters``, ``split_date`` and ``lightweight`` default to
     the values the generator recorded in ``mission.json``.
     """
     from esa_lightning.data.readers.esa_adb import read_esa_mission
@@ -323,9 +324,14 @@ def load_synthetic(
         tmp = io.make_temporary_folder(root)
         try:
             generate_mission(tmp, **gen)
-            if root.exists():
-                root.rmdir()
-            os.rename(tmp, root)
+            try:
+                if root.exists():
+                    root.rmdir()
+                os.rename(tmp, root)
+            except OSError:
+                # another run on first use (a parallel sweep, a second shell) finished first
+                if not (root / "channels.csv").is_file():
+                    raise
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
