@@ -57,6 +57,24 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and bool(torch.allclose(a, b, equal_nan=True))
 
 
+def _refuse_repeated_networks(units: list[list[torch.nn.Module]], sources: list[str]) -> None:
+    """A network in two sources (``detectors=[A,A]``, a copy of A, A beside a merge of A) would
+    weigh double in the mean: refused, naming both."""
+    seen: list[tuple[torch.Tensor, str]] = []
+    for group, source in zip(units, sources, strict=True):
+        for net in members_of(group[0]):
+            weights = torch.cat([p.detach().flatten() for p in net.parameters()])
+            for other, where in seen:
+                if _same(weights, other):
+                    twice = "given twice" if where == source else f"a network {where} holds too"
+                    raise ESAInputError(
+                        f"{twice}: it would weigh double in the mean; merge detectors trained "
+                        "with other seeds",
+                        path=source,
+                    )
+            seen.append((weights, source))
+
+
 def merge_detectors(
     detectors: list[Detector], sources: list[str], mission: Mission | None = None
 ) -> Detector:
@@ -89,6 +107,7 @@ def merge_detectors(
                     column=buffer,
                 )
     units = [m.validation_units()[0] for m in models]
+    _refuse_repeated_networks(units, sources)
     members = [
         [net for unit in group for net in members_of(unit)] for group in zip(*units, strict=True)
     ]

@@ -116,8 +116,26 @@ def test_merged_detector_forecasts_the_mean_of_its_sources(two_detectors, tmp_pa
     np.testing.assert_array_equal(again.score_series(multi)["A-1"].score,
                                   model.score_series(multi)["A-1"].score)
     # merging a merged detector with another source widens it
-    wider = merge_detectors([Detector.load(tmp_path / "merged"), detectors[0]], ["m", "a"])
+    third = LitGRUAttentionAE(**sources[0].hparams)
+    third.load_state_dict(sources[0].state_dict())
+    with torch.no_grad():
+        for weight in third.parameters():
+            weight.add_(0.01 * torch.randn_like(weight))
+    wider = merge_detectors(
+        [Detector.load(tmp_path / "merged"), Detector({"gru": third}, detectors[0].schema)],
+        ["m", "c"],
+    )
     assert wider.components["gru"].hparams.members == 3
+
+
+def test_merge_refuses_a_network_twice(two_detectors, tmp_path):
+    """detectors=[A,A], or A beside a merge of A, would weigh A's network double."""
+    _, detectors = two_detectors
+    with pytest.raises(ESAInputError, match=r"^a: given twice: it would weigh double"):
+        merge_detectors([detectors[0], detectors[0]], ["a", "a"])
+    merge_detectors(detectors, ["a", "b"]).save(tmp_path / "merged")
+    with pytest.raises(ESAInputError, match=r"^b: a network m holds too"):
+        merge_detectors([Detector.load(tmp_path / "merged"), detectors[1]], ["m", "b"])
 
 
 def test_merge_refuses_detectors_of_other_settings_or_data(two_detectors):
