@@ -90,7 +90,9 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None
         last = checkpoint_dir / "last.ckpt"
         if last.is_file():
             return str(last)
-        if not list(checkpoint_dir.parent.glob("*/last.ckpt")):
+        if last.exists() or last.is_symlink():
+            raise ESAInputError("not a checkpoint file (a folder or a broken link)", path=last)
+        if not [p for p in checkpoint_dir.parent.glob("*/last.ckpt") if p.is_file()]:
             raise ESAInputError(
                 "no checkpoint to resume from; run with hydra.run.dir=<the interrupted run>",
                 path=last,

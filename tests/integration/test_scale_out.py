@@ -389,6 +389,10 @@ def test_resume_without_any_checkpoint_is_a_clear_error(tiny_mission, tmp_path):
     )
     with pytest.raises(ESAInputError, match="no checkpoint to resume from"):
         train(cfg)
+    # a last.ckpt that is no file is no checkpoint either: it trained from scratch
+    (tmp_path / "checkpoints" / "gru_ae" / "last.ckpt").mkdir(parents=True)
+    with pytest.raises(ESAInputError, match=r"gru_ae/last.ckpt: not a checkpoint file"):
+        train(cfg)
 
 
 # ------------------------------------------------------------------- data scale-out
