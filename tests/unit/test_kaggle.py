@@ -224,6 +224,13 @@ def test_unknown_target_channel(tmp_path):
     (root / "target_channels.csv").write_text("target_channels\nchannel_1\nchannel_77\n")
     with pytest.raises(ESAInputError, match="channel_77"):
         read(root)
+    # without a header line, a misspelt first channel is named, not dropped as a header
+    (root / "target_channels.csv").write_text("chanel_2\nchannel_1\n")
+    with pytest.raises(ESAInputError, match=r"did you mean 'channel_2'.*value 'chanel_2'|"
+                                            r"value 'chanel_2'.*did you mean 'channel_2'"):
+        read(root)
+    (root / "target_channels.csv").write_text("channel\nchannel_1\n")  # a header line
+    assert read(root).target_channels == ["channel_1"]
 
 
 def test_iter_rejects_bad_files(tmp_path):

@@ -25,6 +25,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import difflib
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -279,12 +280,19 @@ def _read_targets(path: Path, channel_cols: list[str]) -> set[str]:
             f"cannot read the target channels: {one_line(exc)}", path=path
         ) from None
     known = set(channel_cols)
-    if raw and raw[0] not in known:
-        raw = raw[1:]  # header line
-    unknown = [c for c in raw if c not in known]
-    if unknown:
-        raise ESAInputError("unknown target channel", path=path, value=unknown[0])
+    if raw and raw[0] not in known and not _near(raw[0], channel_cols):
+        raw = raw[1:]  # header line (a misspelt first channel of a file without one is kept)
+    for name in raw:
+        if name not in known:
+            near = _near(name, channel_cols)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ESAInputError(f"unknown target channel{hint}", path=path, value=name)
     return set(raw)
+
+
+def _near(name: str, channel_cols: list[str]) -> list[str]:
+    """The channel ``name`` is a typo of, if any (``chanel_41`` for ``channel_41``)."""
+    return difflib.get_close_matches(name, channel_cols, n=1, cutoff=0.9)
 
 
 # ---------------------------------------------------------------------------- reading arrays
