@@ -91,6 +91,16 @@ def _not_a_tip(record: logging.LogRecord) -> bool:
 def silence_uninformative_output() -> None:
     """Drop, at their source, messages a user of this project cannot act on: Lightning's
     advertisement for its cloud logger, and the deprecation warning that Lightning's own pytree
-    code triggers in torch."""
+    code triggers in torch. Each of Lightning's messages is printed once: where the root logger
+    has a handler (Hydra's console and log file), Lightning's own console handler goes, as
+    ``lightning.pytorch`` and ``lightning.fabric`` already do (``import lightning`` adds one
+    that printed every message a second time, as ``INFO: ...``)."""
+    import lightning  # noqa: F401 - adds the console handler removed below
+
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    if logging.getLogger().handlers:
+        own = logging.getLogger("lightning")
+        for handler in list(own.handlers):
+            if type(handler) is logging.StreamHandler:  # a console, not a file
+                own.removeHandler(handler)
