@@ -15,24 +15,32 @@ def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
     hydra_owns = ("-", "hydra.mode=")  # Hydra's flags, and a multirun asked for by setting
     if any(a.startswith(hydra_owns) or a.replace(" ", "") == "debug_errors=true" for a in args):
         return
-    reason = compose_error(config_name, list(args))
+    reason = compose_error(config_name, list(args), check=True)
     if reason is not None:
         print(f"error: {reason}", file=sys.stderr)
         raise SystemExit(2)
 
 
-def compose_error(config_name: str, overrides: list[str]) -> str | None:
+def compose_error(config_name: str, overrides: list[str], check: bool = False) -> str | None:
     """Why ``conf/<config_name>.yaml`` does not compose with ``overrides``, on one line; None
-    when it does (quality.py checks its candidates' overrides with it too)."""
+    when it does (quality.py checks its candidates' overrides with it too). ``check``: also
+    the settings' rules (``settings.check_settings``: ``seed=abc``, ``data.val_days=-5``, an
+    unset ``ckpt``), so that a refused command line leaves no run folder behind."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from esa_lightning.errors import ESAInputError
     from esa_lightning.install import composition_reason, config_dir
+    from esa_lightning.settings import check_settings
 
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            compose(config_name=config_name, overrides=overrides)
+            cfg = compose(config_name=config_name, overrides=overrides)
+        if check:
+            check_settings(cfg)
+    except ESAInputError as exc:
+        return str(exc)
     except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides
         return composition_reason(exc)
     finally:

@@ -88,6 +88,22 @@ def test_an_override_that_does_not_compose_is_one_line(tmp_path, script, args, n
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("script", "args", "needle"),
+    [
+        ("train.py", ["experiment=smoke", "seed=abc"], "seed='abc': must be a whole number"),
+        ("train.py", ["experiment=smoke", "data.val_days=-5"], "data.val_days=-5: must be"),
+        ("predict.py", [], "ckpt: no value given"),
+        ("predict.py", ["ckpt=x", "report_block=0"], "report_block=0: must be"),
+    ],
+)
+def test_a_refused_setting_leaves_no_run_folder(tmp_path, script, args, needle):
+    """The settings' rules ran inside the job, after Hydra had made the run folder: every
+    refused command line left a folder holding `.hydra/` and an empty log under outputs/."""
+    assert_one_line_error(run_entry(script, args, tmp_path), needle)
+    assert not (tmp_path / "run").exists()
+
+
 def test_hydra_keeps_what_only_it_can_read():
     """A multirun asked for with hydra.mode=MULTIRUN (a sweep value does not compose as one
     run) and Hydra's own flags go to Hydra; a plain bad override does not."""
