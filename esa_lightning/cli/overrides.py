@@ -37,7 +37,7 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False) -
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=overrides)
-        if check:
+        if check and not cfg.get("debug_errors", False):  # debug: the job's traceback
             check_settings(cfg)
     except ESAInputError as exc:
         return str(exc)

@@ -104,6 +104,12 @@ def test_a_refused_setting_leaves_no_run_folder(tmp_path, script, args, needle):
     assert not (tmp_path / "run").exists()
 
 
+def test_debug_default_still_shows_a_refused_settings_traceback(tmp_path):
+    proc = run_entry("train.py", ["debug=default", "seed=abc"], tmp_path)
+    assert proc.returncode != 0
+    assert "ESAInputError: seed='abc'" in proc.stderr
+
+
 def test_hydra_keeps_what_only_it_can_read():
     """A multirun asked for with hydra.mode=MULTIRUN (a sweep value does not compose as one
     run) and Hydra's own flags go to Hydra; a plain bad override does not."""
