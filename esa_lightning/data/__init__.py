@@ -21,31 +21,56 @@ KINDS = tuple(READERS)
 
 
 def load_mission(kind: str, root: str | Path, **options: Any) -> Mission:
-    """Read a mission of ``kind`` (one of ``KINDS``) from ``root`` with reader ``options``;
-    options not given take their ``conf/data/<kind>.yaml`` values (``config_options``), so the
-    mission is the one ``train.py data=<kind>`` reads (counters from ``mission.json``, the same
-    validation range), not the one the reader function's own defaults give."""
-    if kind not in READERS:
-        raise ESAInputError(f"unknown data kind; choose one of {KINDS}", column="kind", value=kind)
-    module, _, name = READERS[kind].rpartition(".")
+    """Read a mission of ``kind`` (one of ``KINDS``, or a preset of one: ``esa_mission1``,
+    ``nasa_msl``) from ``root`` with reader ``options``; options not given take their
+    ``conf/data/<kind>.yaml`` values (``config_options``), so the mission is the one
+    ``train.py data=<kind>`` reads (counters from ``mission.json`` or the preset, the same
+    split and validation range), not the one the reader function's own defaults give."""
+    base = _base_kind(kind)
+    module, _, name = READERS[base].rpartition(".")
     reader = getattr(importlib.import_module(module), name)
     return reader(root, **{**config_options(kind), **options})
 
 
-def config_options(kind: str) -> dict[str, Any]:
-    """The reader options ``conf/data/<kind>.yaml`` sets, less ``root``, what needs the run's
-    paths (``cache_dir``: the reader's own default, the user cache) and the synthetic
-    generator's settings (its defaults; given, they warn on a mission generated otherwise)."""
+def _base_kind(kind: str) -> str:
+    """The reader kind of ``kind``: itself, or the kind a preset's ``defaults`` names."""
+    if kind in READERS:
+        return kind
+    defaults = _data_config(kind).get("defaults", []) if kind in _presets() else []
+    base = next((d for d in defaults if isinstance(d, str) and d in READERS), None)
+    if base is None:
+        choices = (*KINDS, *_presets())
+        raise ESAInputError(f"unknown data kind; choose one of {choices}", column="kind",
+                            value=kind)
+    return base
+
+
+def _presets() -> tuple[str, ...]:
+    from esa_lightning.install import config_dir
+
+    names = sorted(p.stem for p in (config_dir() / "data").glob("*.yaml"))
+    return tuple(n for n in names if n not in READERS)
+
+
+def _data_config(kind: str) -> dict[str, Any]:
     import yaml
 
     from esa_lightning.install import config_dir
 
-    path = config_dir() / "data" / f"{kind}.yaml"
-    config = yaml.safe_load(path.read_text()) or {}
+    return yaml.safe_load((config_dir() / "data" / f"{kind}.yaml").read_text()) or {}
+
+
+def config_options(kind: str) -> dict[str, Any]:
+    """The reader options ``conf/data/<kind>.yaml`` sets (over its base kind's, for a preset),
+    less ``root``, what needs the run's paths (``cache_dir``: the reader's own default, the
+    user cache) and the synthetic generator's settings (its defaults; given, they warn on a
+    mission generated otherwise)."""
+    base = _base_kind(kind)
+    config = {**_data_config(base), **_data_config(kind)} if base != kind else _data_config(kind)
     return {
         key: value
         for key, value in config.items()
-        if key not in ("_target_", "root", "cache_dir", "generate")
+        if key not in ("_target_", "root", "cache_dir", "generate", "defaults")
         and not (isinstance(value, str) and ("${" in value or value == "???"))
     }
 

@@ -115,3 +115,25 @@ def test_load_mission_reads_what_train_py_reads(kind, small_mission_dir, tmp_pat
     assert mission.val_start < mission.test_start  # a validation range, as in training
     np.testing.assert_array_equal(np.asarray(mission.values), np.asarray(expected.values))
     assert mission.meta.get("counters") == expected.meta.get("counters")
+
+
+def test_load_mission_reads_the_presets_train_py_reads(small_mission_dir, tmp_path):
+    """README's ``load_mission("esa", "datasets/ESA-Mission1")`` read Mission1 without its
+    split, counters and validation days (``data=esa``'s values), and ``load_mission`` refused
+    the presets ``esa_mission1`` and ``nasa_msl`` as unknown kinds."""
+    from esa_lightning.data import load_mission
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.common import mission_from_config
+    from tests.conftest import compose_config
+
+    cfg = compose_config("train", ["data=nasa_msl", f"data.root={MSL}"], tmp_path)
+    expected = mission_from_config(cfg.data)
+    mission = load_mission("nasa_msl", MSL)
+    assert mission.summary() == expected.summary()
+    ranges = {k: (g.val_start, g.test_start) for k, g in mission.grids().items()}
+    assert ranges == {k: (g.val_start, g.test_start) for k, g in expected.grids().items()}
+    # Mission1's counters, channel_4 to channel_11: this 8-channel mission lacks three
+    with pytest.raises(ESAInputError, match=r"counter channel\(s\) \['channel_9'"):
+        load_mission("esa_mission1", small_mission_dir, cache_dir=None)
+    with pytest.raises(ESAInputError, match="esa_mission1"):  # the choices name the presets
+        load_mission("esa_mision1", small_mission_dir)
