@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,22 @@ def load_mission(kind: str, root: str | Path, **options: Any) -> Mission:
     ``train.py data=<kind>`` reads (counters from ``mission.json`` or the preset, the same
     split and validation range), not the one the reader function's own defaults give."""
     base = _base_kind(kind)
-    module, _, name = READERS[base].rpartition(".")
-    reader = getattr(importlib.import_module(module), name)
-    return reader(root, **{**config_options(kind), **options})
+    # the synthetic reader hands its options to the esa reader, beside its generator's settings
+    takes = _options_of("esa") + ["generate"] if base == "synthetic" else _options_of(base)
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise ESAInputError(f"not an option of the {base} reader; it takes {takes}",
+                            column="options", value=unknown[0])
+    return _reader(base)(root, **{**config_options(kind), **options})
+
+
+def _reader(kind: str) -> Any:
+    module, _, name = READERS[kind].rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _options_of(kind: str) -> list[str]:
+    return [p for p in inspect.signature(_reader(kind)).parameters if p != "root"]
 
 
 def _base_kind(kind: str) -> str:

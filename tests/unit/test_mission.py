@@ -137,3 +137,15 @@ def test_load_mission_reads_the_presets_train_py_reads(small_mission_dir, tmp_pa
         load_mission("esa_mission1", small_mission_dir, cache_dir=None)
     with pytest.raises(ESAInputError, match="esa_mission1"):  # the choices name the presets
         load_mission("esa_mision1", small_mission_dir)
+
+
+def test_load_mission_names_an_option_its_reader_does_not_take(small_mission_dir):
+    """``load_mission("nasa", root, cache_dir=None)`` (reliability.md: "cache_dir=None reads
+    without a cache") and a misspelt option were a TypeError from inside the reader."""
+    from esa_lightning.data import load_mission
+    from esa_lightning.errors import ESAInputError
+
+    with pytest.raises(ESAInputError, match="value 'cache_dir': not an option of the nasa"):
+        load_mission("nasa", MSL, cache_dir=None)
+    with pytest.raises(ESAInputError, match="value 'val_day': not an option of the synthetic"):
+        load_mission("synthetic", small_mission_dir, val_day=3)
