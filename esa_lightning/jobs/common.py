@@ -91,16 +91,20 @@ def _not_a_tip(record: logging.LogRecord) -> bool:
 def silence_uninformative_output() -> None:
     """Drop, at their source, messages a user of this project cannot act on: Lightning's
     advertisement for its cloud logger, and the deprecation warning that Lightning's own pytree
-    code triggers in torch. Each of Lightning's messages is printed once: where the root logger
-    has a handler (Hydra's console and log file), Lightning's own console handler goes, as
-    ``lightning.pytorch`` and ``lightning.fabric`` already do (``import lightning`` adds one
-    that printed every message a second time, as ``INFO: ...``)."""
-    import lightning  # noqa: F401 - adds the console handler removed below
+    code triggers in torch. Each of Lightning's messages is printed once, and logged: where the
+    root logger has a handler (Hydra's console and log file), Lightning's own consoles go and
+    its messages propagate to the root (``import lightning`` adds a console that printed every
+    message a second time, as ``INFO: ...``; ``lightning.pytorch`` and ``lightning.fabric``
+    imported before the root had a handler, as the settings' check does, keep theirs and
+    propagate nothing: plain lines, missing from the log file)."""
+    import lightning  # noqa: F401 - adds the consoles removed below
 
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     if logging.getLogger().handlers:
-        own = logging.getLogger("lightning")
-        for handler in list(own.handlers):
-            if type(handler) is logging.StreamHandler:  # a console, not a file
-                own.removeHandler(handler)
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            own = logging.getLogger(name)
+            for handler in list(own.handlers):
+                if type(handler) is logging.StreamHandler:  # a console, not a file
+                    own.removeHandler(handler)
+            own.propagate = True

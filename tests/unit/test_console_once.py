@@ -1,4 +1,5 @@
-"""Each of Lightning's log messages reaches the console once when Hydra's logging is set up."""
+"""Each of Lightning's log messages reaches the console once, through the root logger's
+handlers (Hydra's console and log file), when Hydra's logging is set up."""
 
 from __future__ import annotations
 
@@ -9,34 +10,70 @@ import pytest
 
 from esa_lightning.jobs.common import silence_uninformative_output
 
+OWN = ("lightning", "lightning.pytorch", "lightning.fabric")
+
 
 @pytest.fixture
 def console():
     """One console stream for the root's handler and Lightning's own; restored afterwards."""
     import lightning  # noqa: F401 - its import adds its console handler
 
-    root, own = logging.getLogger(), logging.getLogger("lightning")
-    saved = (list(root.handlers), root.level, list(own.handlers))
-    streams = [(h, h.stream) for h in own.handlers if isinstance(h, logging.StreamHandler)]
+    root = logging.getLogger()
+    saved_root = (list(root.handlers), root.level)
+    saved = {n: (list(logging.getLogger(n).handlers), logging.getLogger(n).propagate) for n in OWN}
+    streams = [
+        (h, h.stream)
+        for n in OWN
+        for h in logging.getLogger(n).handlers
+        if isinstance(h, logging.StreamHandler)
+    ]
     stream = io.StringIO()
     for handler, _ in streams:
         handler.setStream(stream)
     yield stream
     for handler, old in streams:
         handler.setStream(old)
-    root.handlers[:], own.handlers[:] = saved[0], saved[2]
-    root.setLevel(saved[1])
+    root.handlers[:] = saved_root[0]
+    root.setLevel(saved_root[1])
+    for name, (handlers, propagate) in saved.items():
+        logging.getLogger(name).handlers[:] = handlers
+        logging.getLogger(name).propagate = propagate
+
+
+def root_console(stream: io.StringIO) -> None:
+    """A root handler with a format of its own, as Hydra's job logging sets up."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
 
 
 def test_a_lightning_message_is_printed_once_beside_a_root_console(console):
-    root = logging.getLogger()
-    root.handlers[:] = [logging.StreamHandler(console)]  # as Hydra's job logging sets up
-    root.setLevel(logging.INFO)
+    root_console(console)
 
     silence_uninformative_output()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").info("GPU available: False")
 
-    assert console.getvalue().count("GPU available: False") == 1, console.getvalue()
+    assert console.getvalue().splitlines() == [
+        "[lightning.pytorch.utilities.rank_zero] GPU available: False"
+    ]
+
+
+def test_lightning_imported_before_the_root_handler_still_logs_through_it(console):
+    # lightning.pytorch imported while the root had no handler: a plain console of its own,
+    # nothing propagated (so nothing reached Hydra's log file)
+    own = logging.getLogger("lightning.pytorch")
+    own.addHandler(logging.StreamHandler(console))
+    own.propagate = False
+    root_console(console)
+
+    silence_uninformative_output()
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").info("GPU available: False")
+
+    assert console.getvalue().splitlines() == [
+        "[lightning.pytorch.utilities.rank_zero] GPU available: False"
+    ]
 
 
 def test_without_a_root_handler_lightning_keeps_its_own_console(console):
