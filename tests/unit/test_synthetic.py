@@ -214,6 +214,21 @@ def test_two_runs_generating_the_default_at_once_both_read_the_first_ones(tmp_pa
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["synthetic"]
 
 
+def test_a_mission_generated_otherwise_warns_only_for_settings_asked_for(tmp_path):
+    """data.root=<a mission the user generated> with the config's generator settings (the
+    generator's defaults) warned 'requested {channels: 16, days: 42, ...}' on every run."""
+    import warnings
+
+    root = generate_mission(tmp_path / "own", channels=5, groups=2, days=3, seed=2)
+    config_defaults = {"channels": 16, "groups": 4, "days": 42, "seed": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_synthetic(root, generate=config_defaults, cache_dir=tmp_path / "cache", val_days=1)
+    with pytest.warns(UserWarning, match=r"requested \{'channels': 7\}"):
+        load_synthetic(root, generate={**config_defaults, "channels": 7},
+                       cache_dir=tmp_path / "cache", val_days=1)
+
+
 def test_cli(tmp_path, capsys):
     main(
         [

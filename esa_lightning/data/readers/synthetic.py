@@ -28,6 +28,7 @@ Files: ``channels/channel_N.zip``, ``telecommands/telecommand_N.zip``, ``channel
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -337,7 +338,14 @@ def load_synthetic(
                 shutil.rmtree(tmp, ignore_errors=True)
     info = _mission_info(root)
     recorded = info.get("generator", {})
-    differs = {k: v for k, v in gen.items() if k in recorded and recorded[k] != v}
+    # the config's generator settings are the generator's defaults: only a setting asked for
+    # (another value than the default) and not met is worth a warning
+    defaults = {k: p.default for k, p in inspect.signature(generate_mission).parameters.items()}
+    differs = {
+        k: v
+        for k, v in gen.items()
+        if k in recorded and recorded[k] != v and (k not in defaults or defaults[k] != v)
+    }
     if differs:
         warnings.warn(
             f"{root}: reusing the existing synthetic mission generated with {recorded}; "
