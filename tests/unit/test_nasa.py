@@ -304,3 +304,15 @@ def test_overlapping_sequences_of_one_row_are_merged(tmp_path):
     ev = m.events
     assert list(zip(ev["StartTime"], ev["EndTime"], strict=True)) == [(5, 30), (40, 45)]
     assert list(ev["Class"]) == ["point/contextual", "point"]
+
+
+def test_unquoted_sequences_are_refused(tmp_path):
+    """Rows with more cells than the header (``[[5, 9]]`` unquoted) were read shifted: pandas
+    took the first cells as an index, and the error blamed missing files."""
+    root = write_nasa(tmp_path / "smap")
+    (root / "labeled_anomalies.csv").write_text(
+        "chan_id,spacecraft,anomaly_sequences,class,num_values\nA-1,SMAP,[[5, 9]],[point],30\n"
+    )
+    with pytest.raises(ESAInputError, match=r"labeled_anomalies\.csv.*more cells than the "
+                       r"header's 5 columns .*must be quoted"):
+        read_nasa(root)

@@ -98,6 +98,12 @@ def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
         raise ESAInputError(
             f"cannot read the anomaly list: {one_line(exc)}", path=csv_path
         ) from None
+    if not isinstance(listing.index, pd.RangeIndex):  # pandas took the extra leading cells
+        raise ESAInputError(  # as an index: every column would be read shifted
+            f"its rows hold more cells than the header's {len(listing.columns)} columns "
+            '(a cell holding commas, as anomaly_sequences does, must be quoted: "[[5, 9]]")',
+            path=csv_path,
+        )
     listing.columns = [c.strip() for c in listing.columns]
     for col in REQUIRED:
         if col not in listing.columns:
