@@ -38,11 +38,12 @@ VERSIONED_PACKAGES = (
 def mission_schema(mission: Mission) -> dict[str, Any]:
     """The parts of a mission a fitted detector depends on."""
     if mission.is_multiseries:
-        first = next(iter(mission.series.values()))
+        # series may have fewer commands than others: their inputs are zero-padded to the widest
+        widest = max(mission.series.values(), key=lambda s: len(s.telecommand_names))
         return {
             "multiseries": True,
             "channels": mission.channel_names,
-            "telecommands": first.telecommand_names,
+            "telecommands": list(widest.telecommand_names),
             "period": None,
         }
     return {
@@ -61,9 +62,10 @@ def check_schema(expected: dict[str, Any], mission: Mission, source: str | None 
         want, have = list(expected[key]), list(got[key])
         missing = [c for c in want if c not in set(have)]
         extra = [c for c in have if c not in set(want)]
-        if expected.get("multiseries") and key == "channels":
-            extra = []  # independent series: predicting on a subset of channels is fine
-            missing = []
+        if expected.get("multiseries"):
+            missing = []  # independent series: a subset of channels is fine, and a series
+            if key == "channels":  # with fewer commands is padded as in training
+                extra = []
         if missing or extra:
             problems.append(f"{key}: missing {missing}, extra {extra}")
         elif want != have and not expected.get("multiseries"):

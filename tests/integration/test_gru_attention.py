@@ -655,3 +655,25 @@ def test_validation_windows_are_scored_with_their_history_when_fitting_a_thresho
     clean = ~labeled_window_mask(~nominal_rows(m.val()), 8)
     want = np.percentile(whole[clean].astype(np.float64), 99)
     assert float(model.threshold_rule.threshold[0]) == pytest.approx(want, rel=1e-5)
+
+
+def test_series_with_fewer_commands_are_scored_through_the_detector():
+    """Series of other command counts train (inputs zero-padded to the widest series), but the
+    schema held the first series' commands only: the run could not score a wider series (a
+    NASA folder mixing them trained to the end, then failed)."""
+    from esa_lightning.artifact import Detector, check_schema, mission_schema
+
+    a = sine_mission(T=300, C=1, K=1, val_start=160, test_start=200, seed=1, name="A-1")
+    b = sine_mission(T=260, C=1, K=3, val_start=140, test_start=180, seed=2, name="B-2")
+    multi = Mission("nasa", {"A-1": a.values, "B-2": b.values}, None,
+                    default_channel_table(["A-1", "B-2"]), None, empty_events(),
+                    series={"A-1": a, "B-2": b})
+    model, _ = fit_small(multi, max_epochs=1)
+    detector = Detector({"gru": model}, mission_schema(multi))
+    for name, n_test in (("A-1", 100), ("B-2", 80)):
+        rs = detector.score_rows(multi.series[name].test())
+        assert rs.score.shape == (n_test,) and np.isfinite(rs.score).all()
+    wider = sine_mission(T=260, C=1, K=4, val_start=140, test_start=180, seed=3, name="B-2")
+    with pytest.raises(ESAInputError, match=r"telecommands: missing \[\], extra "
+                       r"\['telecommand_3'\]"):
+        check_schema(detector.schema, wider.test())
