@@ -64,10 +64,15 @@ def check_schema(expected: dict[str, Any], mission: Mission, source: str | None 
         extra = [c for c in have if c not in set(want)]
         if expected.get("multiseries"):
             missing = []  # independent series: a subset of channels is fine, and a series
-            if key == "channels":  # with fewer commands is padded as in training
+            # with fewer commands is padded as in training; a series never trained on has no
+            # network, scaler or threshold (one series alone is recognised by the model)
+            if key == "channels" and not got["multiseries"]:
                 extra = []
         if missing or extra:
             problems.append(f"{key}: missing {missing}, extra {extra}")
+            if expected.get("multiseries") and key == "channels":
+                problems[-1] += (" (only the series it was trained on can be scored: choose "
+                                 "them with data.channels=[...])")
         elif want != have and not expected.get("multiseries"):
             problems.append(f"{key}: same names in a different order")
     if expected.get("period") and got.get("period") and expected["period"] != got["period"]:

@@ -316,3 +316,19 @@ def test_unquoted_sequences_are_refused(tmp_path):
     with pytest.raises(ESAInputError, match=r"labeled_anomalies\.csv.*more cells than the "
                        r"header's 5 columns .*must be quoted"):
         read_nasa(root)
+
+
+def test_series_the_detector_never_trained_on_are_refused_by_name(tmp_path):
+    """predict.py on a NASA folder with channels the detector never trained on passed the
+    schema check, scored the trained ones, then stopped at the first other one with a hint
+    (pass series=NAME) predict.py does not take."""
+    from esa_lightning.artifact import check_schema, mission_schema
+
+    rows = [(c, "SMAP", "[]", "[]", 30) for c in ("A-1", "B-1", "C-1")]
+    root = write_nasa(tmp_path / "smap", rows=rows)
+    schema = mission_schema(read_nasa(root, channels=["A-1"]))
+    check_schema(schema, read_nasa(root, channels=["A-1"]))
+    with pytest.raises(ESAInputError, match=r"channels: missing \[\], extra \['B-1', 'C-1'\] "
+                       r".*data\.channels"):
+        check_schema(schema, read_nasa(root))
+    check_schema(mission_schema(read_nasa(root)), read_nasa(root, channels=["C-1"]))
