@@ -280,6 +280,14 @@ class WindowDataModule(MissionDataModule):
                 starts = lo + np.arange(n_windows(hi - lo, self.span, self.stride)) * self.stride
                 clean = ~labeled_window_mask(~nominal, self.span, starts=starts)
                 out.append(offset + starts[clean])
+            if self.mission.is_multiseries and len(train_starts[-1]) == 0:
+                raise ESAInputError(  # its network (or embedding) would score untrained
+                    f"no label-free training window of {self.span} rows in its "
+                    f"{fit.val_start} training rows: leave the series out (data.channels) or "
+                    "use a shorter datamodule.window",
+                    path=self.mission.name,
+                    column=name,
+                )
             offset += len(x)
         self.stats = stats
         data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)

@@ -16,7 +16,7 @@ from esa_lightning.data.transforms.windows import (
 )
 from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.errors import ESAInputError
-from tests.helpers import toy_mission
+from tests.helpers import sine_mission, toy_mission
 
 
 def make_mission(T=400, C=3, K=2, val_start=250, test_start=330, seed=0, name="toy"):
@@ -263,3 +263,20 @@ def test_series_batches_hold_one_series_each_and_as_many_as_plain_batches(drop_l
     # the order is the sampler's: not all of series 0 first
     firsts = [series[b[0]] for b in batches]
     assert firsts != sorted(firsts)
+
+
+def test_series_without_a_training_window_is_refused_by_name():
+    """A NASA channel whose training rows were fewer than one window trained nothing: its own
+    network (or its series embedding) scored its test rows untrained, pooled into the metrics."""
+    a = sine_mission(T=300, C=1, K=2, val_start=160, test_start=200, seed=1, name="A-1")
+    b = sine_mission(T=260, C=1, K=2, val_start=7, test_start=180, seed=2, name="B-2")
+    for s in (a, b):
+        s.labels[: s.test_start] = 0
+    multi = Mission("nasa", {"A-1": a.values, "B-2": b.values}, None,
+                    default_channel_table(["A-1", "B-2"]), None, empty_events(),
+                    series={"A-1": a, "B-2": b})
+    with pytest.raises(ESAInputError, match=r"B-2.*no label-free training window of 8 rows "
+                       r"in its 7 training rows"):
+        WindowDataModule(multi, window=8).setup("fit")
+    b.val_start = 8
+    WindowDataModule(multi, window=8).setup("fit")
