@@ -332,3 +332,12 @@ def test_series_the_detector_never_trained_on_are_refused_by_name(tmp_path):
                        r".*data\.channels"):
         check_schema(schema, read_nasa(root))
     check_schema(mission_schema(read_nasa(root)), read_nasa(root, channels=["C-1"]))
+
+
+def test_complex_arrays_are_refused(tmp_path):
+    """A complex .npy was read with its imaginary part silently dropped (numpy's cast)."""
+    root = write_nasa(tmp_path / "smap")
+    np.save(root / "test" / "A-1.npy", np.ones((30, 2)) * (1 + 2j))
+    with pytest.raises(ESAInputError, match=r"test/A-1\.npy.*A-1.*not a real-valued array "
+                       r"\(complex128\)"):
+        read_nasa(root)

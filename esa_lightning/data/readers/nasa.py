@@ -220,8 +220,9 @@ def _load_array(path: Path, chan: str) -> np.ndarray:
         raise ESAInputError(
             f"expected a non-empty 2-D array, got shape {array.shape}", path=path, column=chan
         )
-    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
-        raise ESAInputError(f"not a numeric array ({array.dtype})", path=path, column=chan)
+    real = np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    if not real or np.issubdtype(array.dtype, np.complexfloating):  # a cast drops .imag
+        raise ESAInputError(f"not a real-valued array ({array.dtype})", path=path, column=chan)
     return array
 
 
