@@ -130,7 +130,8 @@ def _edit_csv(root: Path, chan: str, column: str, value) -> None:
         ("anomaly_sequences", "[[10, 19], [70]]", "P-1.*anomaly_sequences"),
         ("anomaly_sequences", "10-19", "P-1.*anomaly_sequences"),
         ("anomaly_sequences", "[[10, 19], [70, 90]]", "inside the test array"),
-        ("anomaly_sequences", "[[19, 10], [70, 70]]", "inside the test array"),
+        # reversed: the message said it did not lie inside the test array (0..89), where it did
+        ("anomaly_sequences", "[[19, 10], [70, 70]]", r"\[19, 10\] ends before it starts"),
         ("class", "[point]", "2 anomaly sequences"),
     ],
 )
@@ -340,4 +341,13 @@ def test_complex_arrays_are_refused(tmp_path):
     np.save(root / "test" / "A-1.npy", np.ones((30, 2)) * (1 + 2j))
     with pytest.raises(ESAInputError, match=r"test/A-1\.npy.*A-1.*not a real-valued array "
                        r"\(complex128\)"):
+        read_nasa(root)
+
+
+def test_reversed_sequence_of_a_repeated_channel_is_named_as_reversed(tmp_path):
+    rows = [("A-1", "SMAP", "[[5, 9]]", "[point]", 30),
+            ("A-1", "SMAP", "[[25, 20]]", "[point]", 30)]
+    root = write_nasa(tmp_path / "smap", rows=rows)
+    with pytest.raises(ESAInputError, match=r"A-1: anomaly_sequences.*\[\[25, 20\]\].*"
+                       r"\[25, 20\] ends before it starts"):
         read_nasa(root)

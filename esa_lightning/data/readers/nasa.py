@@ -337,6 +337,14 @@ def _sequence_pairs(text: str, path: Path | str, chan: str) -> list[tuple[int, i
             column=f"{chan}: anomaly_sequences",
             value=text,
         )
+    for a, b in raw:
+        if a > b:
+            raise ESAInputError(
+                f"sequence [{a}, {b}] ends before it starts",
+                path=path,
+                column=f"{chan}: anomaly_sequences",
+                value=text,
+            )
     return [(int(a), int(b)) for a, b in raw]
 
 
