@@ -112,10 +112,14 @@ def check_same_data(data: dict[str, Any], mission: Any, path: str | Path) -> Non
             channels = r.get("channels") or []
             return f"{r.get('mission')!r} ({len(channels)} channels)"
 
+        was, read = list(stored.get("channels") or []), now["channels"]
+        missing, extra = [c for c in was if c not in read], [c for c in read if c not in was]
+        differ = (f"; channels missing {missing[:5]}, extra {extra[:5]}" if missing or extra
+                  else "; the same channels in another order" if was != read else "")
         raise ESAInputError(
             f"the checkpoint was trained on mission {describe(stored)}, this run reads "
-            f"{describe(now)}: resume with the checkpoint's data, or start a new run "
-            "(another hydra.run.dir, no ckpt_path)",
+            f"{describe(now)}{differ}: resume with the checkpoint's data (and data.channels), "
+            "or start a new run (another hydra.run.dir, no ckpt_path)",
             path=path,
         )
 

@@ -60,3 +60,26 @@ def test_a_checkpoint_path_for_several_components_is_refused_before_any_training
         train(cfg)
     assert "gru_ae" in str(caught.value) and "channel_ensemble" in str(caught.value)
     assert not (tmp_path / "run" / "checkpoints").exists()  # nothing was trained
+
+
+@pytest.mark.parametrize(
+    ("channels", "match"),
+    [
+        (["B-1", "A-1", "C-1"], r"'nasa' \(3 channels\).*'nasa' \(3 channels\); the same "
+                                r"channels in another order: .*data\.channels"),
+        (["A-1", "B-1", "D-1"], r"channels missing \['C-1'\], extra \['D-1'\]"),
+    ],
+)
+def test_resuming_on_other_channels_of_the_mission_says_how_they_differ(channels, match):
+    """A NASA run resumed with data.channels reordered or swapped was refused as 'trained on
+    mission 'nasa' (3 channels), this run reads 'nasa' (3 channels)': no difference named."""
+    from types import SimpleNamespace
+
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.runtime.checkpoints import check_same_data
+
+    stored = {"esa_lightning_data": {"mission": "nasa", "channels": ["A-1", "B-1", "C-1"]}}
+    with pytest.raises(ESAInputError, match=match):
+        check_same_data(stored, SimpleNamespace(name="nasa", channel_names=channels), "last.ckpt")
+    check_same_data(stored, SimpleNamespace(name="nasa", channel_names=["A-1", "B-1", "C-1"]),
+                    "last.ckpt")
