@@ -128,11 +128,12 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     from esa_lightning.io import atomic_path, write_json_atomic
     from esa_lightning.runtime.evaluation import concatenate_series, report_for
 
+    parts = {name: range_of(sub, cfg.range) for name, sub in mission.series.items()}
+    if not any(len(part.values) for part in parts.values()):  # as for one grid
+        raise ESAInputError(f"no rows to score (is the {cfg.range} range empty?)",
+                            path=cfg.data.root)
     pieces = []
-    for name, sub in progress(
-        mission.series.items(), description="scoring series", total=len(mission.series)
-    ):
-        part = range_of(sub, cfg.range)
+    for name, part in progress(parts.items(), description="scoring series", total=len(parts)):
         # each recording alone (the Telemanom protocol); unrepresentable readings alarm
         pieces.append((name, part, score_in_chunks(detector, part, 0)))
     frames = [

@@ -64,3 +64,24 @@ def test_nasa_predict_writes_intervals_report_and_index(tmp_path):
         named = [int(k) for k in row.alarms.split(";")]
         assert (intervals["series"].iloc[named] == row.series).all()  # its own series' alarms
     assert events["caught"].mean() == pytest.approx(metrics["test/EW_recall"])
+
+
+def test_nasa_predict_of_an_empty_range_is_refused_as_for_one_grid(tmp_path):
+    """range=val on NASA series without a validation range (data.val_fraction=null) wrote an
+    empty submission, report and page, 'not scored (no labels)'; one grid is refused."""
+    from esa_lightning.errors import ESAInputError
+    from tests.helpers import write_nasa
+
+    rows = [(c, "SMAP", "[[5, 9]]", "[point]", 30) for c in ("A-1", "B-1")]
+    root = write_nasa(tmp_path / "smap", n_train=120, rows=rows)
+    data = ["data=nasa", f"data.root={root}"]
+    train(compose_config("train", ["model=window_pca", "datamodule=windows", *data,
+                                   "test=false", "logger=none", "trainer.enable_progress_bar=false",
+                                   "~callbacks.progress_bar", "~callbacks.lr_monitor"],
+                         tmp_path / "train"))
+    out = tmp_path / "predict"
+    cfg = compose_config("predict", [f"ckpt={tmp_path / 'train' / 'detector'}", *data,
+                                     "data.val_fraction=null", "range=val"], out)
+    with pytest.raises(ESAInputError, match=r"no rows to score \(is the val range empty\?\)"):
+        predict(cfg)
+    assert not (out / "submission.csv").exists()
