@@ -351,3 +351,20 @@ def test_reversed_sequence_of_a_repeated_channel_is_named_as_reversed(tmp_path):
     with pytest.raises(ESAInputError, match=r"A-1: anomaly_sequences.*\[\[25, 20\]\].*"
                        r"\[25, 20\] ends before it starts"):
         read_nasa(root)
+
+
+def test_training_file_without_a_finite_value_is_refused(tmp_path):
+    """A training file of NaN only was 'repaired' from the first test value: the model trained
+    on a constant taken from the test rows."""
+    root = write_nasa(tmp_path / "smap")
+    train = np.zeros((40, 2))
+    train[:, 0] = np.nan
+    np.save(root / "train" / "A-1.npy", train)
+    with pytest.raises(ESAInputError, match=r"train/A-1\.npy.*A-1.*training file holds no "
+                       r"finite value in column 0"):
+        read_nasa(root)
+    train[-1, 0] = 0.5  # one finite training reading: repaired from it, no test row read
+    np.save(root / "train" / "A-1.npy", train)
+    with pytest.warns(UserWarning, match="repaired 39 NaN/inf"):
+        series = read_nasa(root).series["A-1"]
+    assert (series.values[: series.test_start, 0] == np.float32(0.5)).all()

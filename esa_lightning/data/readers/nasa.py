@@ -260,6 +260,13 @@ def _read_channel(
         sequences, classes = merged, merged_classes
 
     both = np.concatenate([train, test]).astype(np.float32)
+    if not np.isfinite(both[: len(train), 0]).any():  # the repair would fill it from test rows
+        raise ESAInputError(
+            "the training file holds no finite value in column 0 (the telemetry value; NaN, "
+            "inf or beyond float32's range): nothing to train on",
+            path=train_path,
+            column=chan,
+        )
     values = np.ascontiguousarray(both[:, :1])
     commands = np.ascontiguousarray(both[:, 1:])
     marked = repair_values(values, [chan], source=f"{train_path}, {test_path}")
