@@ -368,3 +368,13 @@ def test_training_file_without_a_finite_value_is_refused(tmp_path):
     with pytest.warns(UserWarning, match="repaired 39 NaN/inf"):
         series = read_nasa(root).series["A-1"]
     assert (series.values[: series.test_start, 0] == np.float32(0.5)).all()
+
+
+def test_channel_files_without_a_row_are_named_in_a_warning(tmp_path):
+    """A channel whose row was forgotten was dropped without a word."""
+    root = write_nasa(tmp_path / "smap")
+    for part in ("train", "test"):
+        np.save(root / part / "B-7.npy", np.zeros((40, 2)))
+    with pytest.warns(UserWarning, match=r"1 channel\(s\) with files .* no row .*: B-7"):
+        m = read_nasa(root, val_fraction=None)
+    assert list(m.series) == ["A-1"]

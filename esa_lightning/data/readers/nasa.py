@@ -112,6 +112,7 @@ def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
         raise ESAInputError("empty file (no channels listed)", path=csv_path)
     listing = listing.apply(lambda s: s.str.strip())
     root = csv_path.parent
+    _warn_unlisted_files(root, set(listing["chan_id"]), csv_path)
     has_files = listing["chan_id"].map(
         lambda c: (root / "train" / f"{c}.npy").is_file() or (root / "test" / f"{c}.npy").is_file()
     )
@@ -130,6 +131,19 @@ def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
             raise ESAInputError("no listed channel has files under train/ or test/", path=csv_path)
         wanted = listing["spacecraft"].isin(present)
     return _merge_repeated(listing[wanted].reset_index(drop=True), csv_path)
+
+
+def _warn_unlisted_files(root: Path, listed: set[str], csv_path: Path) -> None:
+    """Channel files without a row are not read: a forgotten row would drop a channel quietly."""
+    files = {p.stem for part in ("train", "test") for p in (root / part).glob("*.npy")}
+    unlisted = sorted(files - listed)
+    if unlisted:
+        more = f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else ""
+        warnings.warn(
+            f"{csv_path}: {len(unlisted)} channel(s) with files under train/ or test/ have no "
+            f"row and are not read: {', '.join(unlisted[:5])}{more}",
+            stacklevel=4,
+        )
 
 
 def _merge_repeated(listing: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
