@@ -378,3 +378,16 @@ def test_channel_files_without_a_row_are_named_in_a_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"1 channel\(s\) with files .* no row .*: B-7"):
         m = read_nasa(root, val_fraction=None)
     assert list(m.series) == ["A-1"]
+
+
+def test_repeated_rows_whose_spacecraft_differs_in_case_only_are_merged(tmp_path):
+    """spacecraft=smap matches SMAP, but rows of one channel saying SMAP and smap were refused
+    as listing it on two spacecraft."""
+    rows = [
+        ("A-1", "SMAP", "[[5, 9]]", "[point]", 30),
+        ("A-1", "smap", "[[20, 22]]", "[point]", 30),
+    ]
+    root = write_nasa(tmp_path / "smap", rows=rows)
+    with pytest.warns(UserWarning, match="A-1"):
+        m = read_nasa(root, val_fraction=None)
+    assert len(m.events) == 2 and m.meta["spacecraft"] == ["SMAP"]

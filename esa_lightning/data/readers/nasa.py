@@ -111,6 +111,7 @@ def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
     if listing.empty:
         raise ESAInputError("empty file (no channels listed)", path=csv_path)
     listing = listing.apply(lambda s: s.str.strip())
+    listing["spacecraft"] = listing["spacecraft"].str.upper()  # as spacecraft= matches it
     root = csv_path.parent
     _warn_unlisted_files(root, set(listing["chan_id"]), csv_path)
     has_files = listing["chan_id"].map(
