@@ -49,7 +49,10 @@ def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
     if not test_file.is_file():
         raise ESAInputError("test file not found", path=test_file)
     detector = Detector.load(find_detector(artifacts))
-    mission = read_kaggle(test_file, use_cache=False)
+    # the channels it was trained on (a target or lightweight subset of the file's columns, in
+    # the training order); a channel the file lacks is named
+    channels = list(detector.schema["channels"])
+    mission = read_kaggle(test_file, channels=channels, use_cache=False)
     check_schema(detector.schema, mission, source=str(test_file))
     scores = score_in_chunks(detector, mission, chunk_rows, keep_channel_scores="none")
     return write_submission(row_ids(mission), scores.alarm, data_dir / "submission.csv")

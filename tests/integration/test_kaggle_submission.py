@@ -1,0 +1,56 @@
+"""The Kaggle submission of a detector trained on the Kaggle layout: the inference container."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from esa_lightning.jobs.container import main as container_main
+from esa_lightning.jobs.train import train
+from tests.conftest import compose_config
+
+
+@pytest.fixture(scope="module")
+def target_detector(small_mission_dir, tmp_path_factory):
+    """A smoke detector trained on the target channels of the mission's Kaggle layout."""
+    out = tmp_path_factory.mktemp("kaggle_target")
+    cfg = compose_config("train", ["experiment=smoke", "data=kaggle",
+                                   f"data.root={small_mission_dir / 'kaggle'}",
+                                   "data.channels=target", "logger=none",
+                                   "trainer.enable_progress_bar=false",
+                                   "~callbacks.progress_bar"], out)
+    train(cfg)
+    return out / "detector"
+
+
+def test_container_scores_a_target_channel_detector_on_the_full_test_file(
+    target_detector, small_mission_dir, tmp_path
+):
+    kaggle = small_mission_dir / "kaggle"
+    test = pd.read_parquet(kaggle / "test.parquet")
+    targets = pd.read_csv(kaggle / "target_channels.csv").iloc[:, 0].tolist()
+    channels = [c for c in test.columns if c.startswith("channel_")]
+    assert 0 < len(targets) < len(channels)  # the file holds channels it never trained on
+    data = tmp_path / "data"
+    data.mkdir()
+    test.to_parquet(data / "test.parquet", index=False)
+    assert container_main(["--data", str(data), "--artifacts", str(target_detector)]) == 0
+    sub = pd.read_csv(data / "submission.csv")
+    assert list(sub.columns) == ["id", "is_anomaly"]
+    np.testing.assert_array_equal(sub["id"].to_numpy(), test["id"].to_numpy())
+    assert set(sub["is_anomaly"].unique()) <= {0, 1}
+
+
+def test_container_names_a_trained_channel_the_test_file_lacks(
+    target_detector, small_mission_dir, tmp_path, capsys
+):
+    kaggle = small_mission_dir / "kaggle"
+    lost = pd.read_csv(kaggle / "target_channels.csv").iloc[0, 0]
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.read_parquet(kaggle / "test.parquet").drop(columns=lost).to_parquet(
+        data / "test.parquet", index=False
+    )
+    assert container_main(["--data", str(data), "--artifacts", str(target_detector)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and lost in err[0] and "test.parquet" in err[0]
+    assert not (data / "submission.csv").exists()
