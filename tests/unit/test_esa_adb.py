@@ -401,3 +401,15 @@ def test_legit_frames_load(tmp_path, protocol, tz):
     df.to_pickle(ppath, protocol=protocol)
     pd.testing.assert_frame_equal(read_pickled_frame(zpath), df)
     pd.testing.assert_frame_equal(read_pickled_frame(ppath), df)
+
+
+def test_a_stale_counter_in_mission_json_names_the_record(mission_dir):
+    # mission.json still lists a counter the user removed from channels.csv; data.counters unset
+    (mission_dir / "mission.json").write_text('{"counters": ["channel_9"]}')
+    with pytest.raises(ESAInputError) as info:
+        read(mission_dir, counters=None)
+    message = str(info.value)
+    assert "channel_9" in message and "mission.json" in message and "channels.csv" in message
+    with pytest.raises(ESAInputError) as info:
+        read(mission_dir, counters=["channel_8"])
+    assert "data.counters" in str(info.value) and "mission.json" not in str(info.value)

@@ -119,6 +119,7 @@ def read_esa_mission(
         raise ESAInputError("mission folder not found", path=root)
     p_ns = period_ns(period)
     record = read_mission_record(root)
+    counters_from = "data.counters" if counters is not None else root / "mission.json"
     if counters is None or lightweight is None:
         counters = record.get("counters", []) if counters is None else counters
         lightweight = record.get("lightweight", []) if lightweight is None else lightweight
@@ -132,7 +133,12 @@ def read_esa_mission(
     counters = [str(c) for c in counters]
     unknown = [c for c in counters if c not in set(table["Channel"])]
     if unknown:
-        raise ESAInputError(f"unknown counter channel(s) {unknown}", path=root, column="counters")
+        raise ESAInputError(
+            f"unknown counter channel(s) {unknown} (from {counters_from}): "
+            f"not in {root / 'channels.csv'}",
+            path=root,
+            column="counters",
+        )
     channel_files = [_member_file(root, "channels", n) for n in names]
     tc_names, tc_files, all_tc = _read_telecommand_table(root, telecommand_priority)
     events = _read_events(root, set(table["Channel"]) | set(all_tc))
