@@ -413,3 +413,22 @@ def test_a_stale_counter_in_mission_json_names_the_record(mission_dir):
     with pytest.raises(ESAInputError) as info:
         read(mission_dir, counters=["channel_8"])
     assert "data.counters" in str(info.value) and "mission.json" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [("labels.csv", "ID"), ("labels.csv", "Channel"), ("anomaly_types.csv", "ID"),
+     ("channels.csv", "Channel"), ("telecommands.csv", "Telecommand")],
+)
+def test_an_empty_name_cell_is_named(mission_dir, table, column):
+    # an empty ID next to an unknown one used to crash sorting str against float NaN
+    df = pd.read_csv(mission_dir / table)
+    df[column] = df[column].astype(object)
+    df.loc[1, column] = None
+    if table == "labels.csv":
+        df.loc[0, "ID"] = "id_unknown"
+    df.to_csv(mission_dir / table, index=False)
+    with pytest.raises(ESAInputError) as info:
+        read(mission_dir)
+    message = str(info.value)
+    assert table in message and repr(column) in message and "row 2" in message

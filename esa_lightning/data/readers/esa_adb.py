@@ -245,6 +245,16 @@ def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
     return df
 
 
+def _names(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """``column`` as stripped strings; an empty cell is an error naming its row."""
+    text = df[column].astype(str).str.strip()
+    empty = df[column].isna() | (text == "")
+    if empty.any():
+        row = int(np.flatnonzero(empty.to_numpy())[0]) + 1
+        raise ESAInputError(f"empty cell in row {row} after the header", path=path, column=column)
+    return text
+
+
 def _yes_no(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
     raw = df[column]
     if raw.dtype == bool:
@@ -259,7 +269,7 @@ def _yes_no(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
 
 def _read_channel_table(path: Path) -> pd.DataFrame:
     df = _read_csv(path, CHANNEL_COLUMNS)
-    df["Channel"] = df["Channel"].astype(str).str.strip()
+    df["Channel"] = _names(df, "Channel", path)
     dup = df["Channel"][df["Channel"].duplicated()]
     if len(dup):
         raise ESAInputError("duplicate channel", path=path, column="Channel", value=dup.iloc[0])
@@ -284,7 +294,7 @@ def _read_telecommand_table(root: Path, priority: int) -> tuple[list[str], list[
     if not path.is_file():
         return [], [], []
     df = _read_csv(path, TELECOMMAND_COLUMNS)
-    df["Telecommand"] = df["Telecommand"].astype(str).str.strip()
+    df["Telecommand"] = _names(df, "Telecommand", path)
     prio = pd.to_numeric(df["Priority"], errors="coerce")
     if prio.isna().any():
         bad = df["Priority"][prio.isna()].iloc[0]
@@ -315,9 +325,9 @@ def _read_events(root: Path, known: set[str]) -> pd.DataFrame:
         return _empty_event_table()
     labels = _read_csv(labels_path, LABEL_COLUMNS)
     types = _read_csv(types_path, ANOMALY_TYPE_COLUMNS)
-    labels["ID"] = labels["ID"].astype(str).str.strip()
-    labels["Channel"] = labels["Channel"].astype(str).str.strip()
-    types["ID"] = types["ID"].astype(str).str.strip()
+    labels["ID"] = _names(labels, "ID", labels_path)
+    labels["Channel"] = _names(labels, "Channel", labels_path)
+    types["ID"] = _names(types, "ID", types_path)
     unknown = labels.loc[~labels["Channel"].isin(known), "Channel"]
     if len(unknown):
         raise ESAInputError(
