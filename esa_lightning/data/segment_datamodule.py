@@ -204,21 +204,26 @@ class SegmentDataModule(MissionDataModule):
     def prepare_data(self) -> None:  # data arrive in memory: nothing to download
         pass
 
+    def check_training_rows(self, key: str = "datamodule") -> None:
+        """Refuse a training range shorter than one pooled row; ``key``: where the options
+        live in the run's config (``components.<name>.datamodule`` in ``esa_full``)."""
+        need = min_samples(self.window, self.step, self.pool)
+        if self.mission.val_start < need:
+            raise ESAInputError(
+                f"the training range has {self.mission.val_start} samples; one pooled row needs "
+                f"{need} ((pool - 1) x step + window: {key}.pool={self.pool}, "
+                f"{key}.step={self.step}, {key}.window={self.window}); lower them",
+                column=f"{key}.pool",
+                value=self.pool,
+            )
+
     def setup(self, stage: str | None = None) -> None:
         if self._fitted:
             return
         m = self.mission
         values = np.asarray(m.values, dtype=np.float32)
         t, c = values.shape
-        need = min_samples(self.window, self.step, self.pool)
-        if m.val_start < need:
-            raise ESAInputError(
-                f"the training range has {m.val_start} samples; one pooled row needs {need} "
-                f"((pool - 1) x step + window: datamodule.pool={self.pool}, "
-                f"datamodule.step={self.step}, datamodule.window={self.window}); lower them",
-                column="datamodule.pool",
-                value=self.pool,
-            )
+        self.check_training_rows()
         opts = self.feature_options
         jobs = Parallel(n_jobs=self.n_jobs, return_as="generator")(
             delayed(_fit_channel)(

@@ -331,6 +331,13 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
 
     # built before any training: a bad combiner option is refused now, not after every fit
     combiner = instantiate_checked(cfg.combiner, _convert_="all") if cfg.get("combiner") else None
+    if cfg.get("components"):  # a component that cannot train is refused before any fit
+        for name, spec in component_specs(cfg).items():
+            datamodule = instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")(
+                mission=mission
+            )
+            if hasattr(datamodule, "check_training_rows"):
+                datamodule.check_training_rows(f"components.{name}.datamodule")
     components: dict[str, DetectorModule] = {}
     features: dict[str, list[str]] = {}
     trainer = None

@@ -52,3 +52,20 @@ def test_a_finished_gbdt_ensemble_resumes_from_its_last_checkpoint(small_mission
     assert (tmp_path / "checkpoints" / "channel_ensemble" / "last.ckpt").is_file()
     again = train(compose_config("train", [*overrides, "ckpt_path=last"], tmp_path))
     assert first is not None and again == first
+
+
+def test_esa_full_refuses_a_too_short_ensemble_range_before_any_fit_naming_its_key(
+        small_mission_dir, tmp_path):
+    # the channel ensemble's pooled row does not fit the training range: refused before the
+    # GRU trains, naming the key the user sets in esa_full (not the single-model datamodule.*)
+    cfg = compose_config(
+        "train",
+        ["experiment=esa_full", f"data.root={small_mission_dir}",
+         "components.channel_ensemble.datamodule.pool=1000000",
+         "components.gru_ae.trainer.max_epochs=1", "+trainer.limit_train_batches=1", *QUIET],
+        tmp_path,
+    )
+    with pytest.raises(ESAInputError) as info:
+        train(cfg)
+    assert "components.channel_ensemble.datamodule.pool=1000000" in str(info.value)
+    assert not (tmp_path / "checkpoints").exists()
