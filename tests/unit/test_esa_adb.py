@@ -432,3 +432,13 @@ def test_an_empty_name_cell_is_named(mission_dir, table, column):
         read(mission_dir)
     message = str(info.value)
     assert table in message and repr(column) in message and "row 2" in message
+
+
+def test_a_stale_lightweight_list_in_mission_json_names_the_record(mission_dir):
+    (mission_dir / "mission.json").write_text('{"lightweight": ["channel_1", "channel_9"]}')
+    with pytest.raises(ESAInputError) as info:
+        read(mission_dir, channels="lightweight", lightweight=None)
+    message = str(info.value)
+    assert "channel_9" in message and "mission.json" in message and "lightweight" in message
+    # the stale entry matters only to the lightweight selection
+    assert read(mission_dir, lightweight=None).channel_names == ["channel_1", "channel_2"]

@@ -120,12 +120,22 @@ def read_esa_mission(
     p_ns = period_ns(period)
     record = read_mission_record(root)
     counters_from = "data.counters" if counters is not None else root / "mission.json"
+    lightweight_given = lightweight is not None
     if counters is None or lightweight is None:
         counters = record.get("counters", []) if counters is None else counters
         lightweight = record.get("lightweight", []) if lightweight is None else lightweight
     if split_date is None:
         split_date = record.get("split_date")
     table = _read_channel_table(root / "channels.csv")
+    stale = [str(c) for c in lightweight if str(c) not in set(table["Channel"])]
+    if channels == "lightweight" and stale:
+        lightweight_from = "data.lightweight" if lightweight_given else root / "mission.json"
+        raise ESAInputError(
+            f"unknown lightweight channel(s) {stale} (from {lightweight_from}): "
+            f"not in {root / 'channels.csv'}",
+            path=root,
+            column="lightweight",
+        )
     chosen = select_channels(
         table, channels, lightweight=list(lightweight), source=str(root / "channels.csv")
     )
