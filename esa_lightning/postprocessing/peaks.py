@@ -186,7 +186,8 @@ class PeakAlarm(PostRule):
             height = stable_f05_threshold(candidates, folds)
             if height is not None:
                 break
-            log.warning("peaks: no labeled event in rows %s; trying all rows", ranges)
+            if ranges != [(0, n)]:  # the whole fit range is tried next
+                log.warning("peaks: no labeled event in rows %s; trying all rows", ranges)
         if height is None:
             log.warning("peaks: no labeled event before the test range; height %g", self.height)
             self.fitted_height.fill_(self.height)

@@ -106,6 +106,17 @@ def test_height_is_fitted_on_held_out_rows_before_in_sample_ones():
         assert alarm[labeled].any() == catches, (ranges, rule.current_height)
 
 
+def test_without_a_labeled_event_the_log_says_only_what_was_tried(caplog):
+    """Fitted over the whole fit range already, it said "trying all rows" before giving up."""
+    mission = make_mission(n_rows=4000, val_start=2400, test_start=3200, anomalies=())
+    rule = PeakAlarm(height=0.4, buffer=2, fit=True)
+    with caplog.at_level("WARNING", logger="esa_lightning"):
+        rule.fit(ShiftedProbability(0.05, 0.3), rows_of(mission, [(0, 3200)]))
+    assert rule.current_height == pytest.approx(0.4)
+    assert "trying all rows" not in caplog.text
+    assert "no labeled event before the test range" in caplog.text
+
+
 def test_fold_pieces_cut_folds_over_ranges_taken_one_after_another():
     assert fold_pieces([(10, 40)], 3) == [(10, 20), (20, 30), (30, 40)]
     # 30 rows in two ranges: the second fold crosses from one range into the next
