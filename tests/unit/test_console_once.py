@@ -21,18 +21,15 @@ def console():
     root = logging.getLogger()
     saved_root = (list(root.handlers), root.level)
     saved = {n: (list(logging.getLogger(n).handlers), logging.getLogger(n).propagate) for n in OWN}
-    streams = [
-        (h, h.stream)
-        for n in OWN
-        for h in logging.getLogger(n).handlers
-        if isinstance(h, logging.StreamHandler)
-    ]
+    # Lightning's loggers as `import lightning` leaves them where the root already has a
+    # handler (Hydra's), whatever an earlier test in this process did to them: a console on
+    # "lightning", the others propagating to it
     stream = io.StringIO()
-    for handler, _ in streams:
-        handler.setStream(stream)
+    for name in OWN:
+        own = logging.getLogger(name)
+        own.handlers[:] = [logging.StreamHandler(stream)] if name == "lightning" else []
+        own.propagate = True
     yield stream
-    for handler, old in streams:
-        handler.setStream(old)
     root.handlers[:] = saved_root[0]
     root.setLevel(saved_root[1])
     for name, (handlers, propagate) in saved.items():
