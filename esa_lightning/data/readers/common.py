@@ -221,7 +221,6 @@ def median_period(timestamps: np.ndarray) -> pd.Timedelta | None:
     return pd.Timedelta(int(np.median(np.diff(timestamps).astype(np.int64))), unit="ns")
 
 
-
 def int64_ids(ids: np.ndarray, path: str | Path, column: str) -> np.ndarray:
     """Integer ids as int64; uint64 ids beyond int64's range are refused (the cast would wrap
     them to negative ids), naming the first."""
