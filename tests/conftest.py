@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
+
+from esa_lightning.jobs.paths import compose_config as compose_job_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "esa_lightning" / "conf"
@@ -36,9 +36,7 @@ def one_thread():
 
 def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictConfig:
     """Compose ``conf/<name>.yaml`` as the command line would, with outputs in ``output_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name=name, overrides=overrides)
+    cfg = compose_job_config(name, overrides, CONF)  # experiment_name as train.py names it
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
         cfg.paths.root_dir = str(output_dir)

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from esa_lightning.install import composition_reason, config_dir
+from esa_lightning.install import composition_reason
 
 ROOT_ENV = "ESA_LIGHTNING_ROOT"
 DEFAULT_ROOT = Path("~") / "esa_lightning"
@@ -49,26 +49,21 @@ def compose_job(
     root_dir: str | os.PathLike | None = None,
 ) -> Any:
     """``conf/<name>.yaml`` composed with ``overrides``, its paths set as the module says."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf import open_dict
 
     from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.paths import compose_config
 
     if isinstance(overrides, str | bytes):  # list("data=kaggle") would be one override a letter
         raise ESAInputError(
             f"overrides must be a list of key=value strings, e.g. [{overrides!r}], not a string",
             column="overrides",
         )
-    GlobalHydra.instance().clear()  # compose refuses to start over an initialised Hydra
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose(config_name=name, overrides=list(overrides))
+        cfg = compose_config(name, list(overrides))
     except HydraException as exc:  # an unknown group option or key: one line, as train.py
         raise ESAInputError(composition_reason(exc)) from None
-    finally:
-        GlobalHydra.instance().clear()
     given = _path_overrides(overrides)
     with open_dict(cfg):
         # an override's value is read as train.py reads it: interpolations resolved in the config

@@ -26,23 +26,17 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False) -
     when it does (quality.py checks its candidates' overrides with it too). ``check``: also
     the settings' rules (``settings.check_settings``: ``seed=abc``, ``data.val_days=-5``, an
     unset ``ckpt``), so that a refused command line leaves no run folder behind."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     from esa_lightning.errors import ESAInputError
-    from esa_lightning.install import composition_reason, config_dir
+    from esa_lightning.install import composition_reason
+    from esa_lightning.jobs.paths import compose_config
     from esa_lightning.settings import check_settings
 
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=overrides)
+        cfg = compose_config(config_name, overrides)
         if check and not cfg.get("debug_errors", False):  # debug: the job's traceback
             check_settings(cfg)
     except ESAInputError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides
         return composition_reason(exc)
-    finally:
-        GlobalHydra.instance().clear()
     return None

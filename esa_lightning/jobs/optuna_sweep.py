@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, Transformer
 from hydra.errors import HydraException
@@ -39,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path, make_output_folder
+from esa_lightning.jobs.paths import compose_config
 
 log = logging.getLogger("esa_lightning")
 MIN_OPTUNA = 4
@@ -109,14 +108,10 @@ def parse_overrides(lines: list[str], what: str) -> list[Override]:
 
 def compose_train(config_dir: Path, overrides: list[str]) -> DictConfig:
     """``train.yaml`` composed with ``overrides`` (no Hydra run: nothing is created)."""
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            return compose(config_name="train", overrides=overrides)
+        return compose_config("train", overrides, config_dir)
     except HydraException as exc:
         raise ESAInputError(f"the overrides do not compose: {exc}", column="overrides") from None
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[str]) -> SweepPlan:

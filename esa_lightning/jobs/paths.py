@@ -1,4 +1,5 @@
-"""Where the configs' ``paths.data_dir`` points by default (``${esa_data_dir:${paths.root_dir}}``).
+"""Where the configs' ``paths.data_dir`` points by default (``${esa_data_dir:${paths.root_dir}}``),
+and what the run folder is named after (``${esa_choice:model}``, ``compose_config``).
 
 It is ``datasets/`` under ``paths.root_dir``, as always, with one exception: an installed
 package (no clone around it) run with the default root, the current folder (``.``), which has
@@ -15,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from esa_lightning import install
 
@@ -58,7 +59,60 @@ def default_data_dir(root_dir: str, _root_: Any = None) -> str:
     return str(user_data_dir() / "datasets")
 
 
+def config_choice(group: str, _root_: Any = None) -> str:
+    """The option config group ``group`` was composed with (``${esa_choice:model}`` is
+    ``window_pca`` after ``model=window_pca``): ``conf/train.yaml`` names the run folder after
+    the chosen model with it. Hydra records the choices in the config's ``hydra`` node while it
+    composes (``compose_config`` reads them there) and in the running job's ``HydraConfig``
+    (``python train.py``: the job's config has no ``hydra`` node)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choices = OmegaConf.select(_root_, "hydra.runtime.choices") if _root_ is not None else None
+    if choices is None and HydraConfig.initialized():
+        choices = HydraConfig.get().runtime.choices
+    if choices is None or choices.get(group) is None:
+        raise ValueError(
+            f"no choice of config group {group!r} recorded: compose the configs with "
+            "esa_lightning.jobs.paths.compose_config, or set experiment_name=NAME"
+        )
+    return str(choices[group])
+
+
+def sweep_dir(path: str) -> str:
+    """``hydra.sweep.dir`` as given (``${esa_sweep_dir:PATH}``), resolved once per sweep: the
+    value is cached by its expression, and Hydra hands the sweep's cache to each job (as it does
+    for ``${now:}``), so the jobs of ``-m model=a,b`` or ``-m experiment=a,b`` share the sweep's
+    one folder (and its ``summary.csv``) instead of each taking its own ``experiment_name``."""
+    return path
+
+
+def compose_config(name: str, overrides: list[str], config_dir: Path | None = None) -> DictConfig:
+    """``<config_dir>/<name>.yaml`` (the package's configs by default) composed with
+    ``overrides`` by Hydra's compose API, as ``python <name>.py`` composes it:
+    ``experiment_name`` takes its value (``${esa_choice:model}``) before the ``hydra`` node that
+    records the choices is dropped, as ``compose`` drops it. Hydra's errors for overrides that
+    do not compose are raised as they are."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    folder = config_dir or install.config_dir()
+    GlobalHydra.instance().clear()  # compose refuses to start over an initialised Hydra
+    try:
+        with initialize_config_dir(config_dir=str(folder), version_base="1.3"):
+            cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        if "experiment_name" in cfg:
+            cfg.experiment_name = cfg.experiment_name  # resolved while the choices are there
+        del cfg["hydra"]
+    return cfg
+
+
 def register_resolvers() -> None:
-    """Make ``${esa_root:}`` and ``${esa_data_dir:ROOT}`` known to OmegaConf (idempotent)."""
+    """Make ``${esa_root:}``, ``${esa_data_dir:ROOT}``, ``${esa_choice:GROUP}`` and
+    ``${esa_sweep_dir:PATH}`` known to OmegaConf (idempotent)."""
     OmegaConf.register_new_resolver("esa_root", default_root, replace=True)
     OmegaConf.register_new_resolver("esa_data_dir", default_data_dir, replace=True)
+    OmegaConf.register_new_resolver("esa_choice", config_choice, replace=True)
+    OmegaConf.register_new_resolver("esa_sweep_dir", sweep_dir, replace=True, use_cache=True)

@@ -47,6 +47,7 @@ def compose_train(overrides: list[str], out: Path) -> DictConfig:
     GlobalHydra.instance().clear()
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
     with open_dict(cfg):
+        cfg.experiment_name = cfg.experiment_name  # while the choices are there (compose_config)
         del cfg["hydra"]
         cfg.choices = choices
         cfg.paths.output_dir = str(out / "run")

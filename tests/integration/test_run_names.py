@@ -1,0 +1,70 @@
+"""A run folder is named after the chosen model, unless an experiment or experiment_name names it;
+the same name whether train.py (Hydra's run) or the compose API (the settings' check before a
+run, the Python API, sweep.py) composes the config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from esa_lightning.api.training import compose_job
+from esa_lightning.cli.overrides import compose_error
+from esa_lightning.jobs.optuna_sweep import argument_parser, make_plan
+from tests.conftest import CONF, REPO
+
+FAST = ["datamodule=rows", "logger=none", "trainer.max_epochs=1", "test=false",
+        "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
+
+
+def run_train(args: list[str], root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(root), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def experiment_of(run: Path) -> str:
+    return json.loads((run / "detector" / "detector.json").read_text())["info"]["experiment"]
+
+
+def test_the_compose_api_names_the_run_after_the_model(tmp_path):
+    """experiment_name was gru_ae whatever model= chose; ${hydra:runtime.choices.model} instead
+    failed wherever the configs are composed without a Hydra run ("HydraConfig was not set")."""
+    def run_name(*overrides: str) -> str:
+        cfg = compose_job("train", list(overrides), root_dir=tmp_path)
+        return Path(cfg.paths.output_dir).parent.name
+
+    assert run_name("model=window_pca") == "window_pca"
+    assert run_name() == "gru_ae"
+    assert run_name("experiment=smoke") == "smoke"
+    assert run_name("model=window_pca", "experiment_name=mine") == "mine"
+    assert compose_error("train", ["model=window_pca"], check=True) is None
+    plan = make_plan(argument_parser().parse_intermixed_args(
+        ["model=window_pca", "model.n_components=choice(0.9,0.95)"]), CONF, [])
+    assert plan.sweep_dir.parent.parent.name == "window_pca"
+
+
+def test_train_py_names_its_run_folder_after_the_model(small_mission_dir, tmp_path):
+    run_train(["model=zscore", f"data.root={small_mission_dir}", *FAST], tmp_path)
+    runs = list((tmp_path / "outputs").glob("*/*"))
+    assert [r.parent.name for r in runs] == ["zscore"], runs
+    assert experiment_of(runs[0]) == "zscore"
+
+
+def test_a_sweep_over_models_keeps_one_folder_and_names_each_job(small_mission_dir, tmp_path):
+    """Each job resolves the sweep folder itself: named after each job's own model (or, before,
+    experiment), the jobs went to folders of their own and the sweep's summary.csv found none of
+    them."""
+    run_train(["-m", "model=zscore,global_std", f"data.root={small_mission_dir}", *FAST],
+              tmp_path)
+    sweeps = list((tmp_path / "outputs").glob("*/multirun/*"))
+    assert len(sweeps) == 1, sweeps
+    summary = pd.read_csv(sweeps[0] / "summary.csv")
+    assert list(summary["status"]) == ["done", "done"]
+    assert [experiment_of(sweeps[0] / str(job)) for job in (0, 1)] == ["zscore", "global_std"]
