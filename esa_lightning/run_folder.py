@@ -10,6 +10,10 @@ listed in its manifest (``.esa_lightning-outputs.json``) and the new one does no
 removed, nothing else. A prediction killed before that step leaves the previous set as it was; one
 killed during it (a few renames) is completed by the next run in that folder, from the staged
 manifest.
+
+``make_run_folder`` remembers the folders it made, so that a run refused before it writes
+anything of its own (``removed_if_refused``: a mission or column it cannot read) removes the
+folder it made, and nothing else.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -24,6 +29,7 @@ from pathlib import Path
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import (
+    make_output_folder,
     make_temporary_folder,
     owner_gone,
     owner_tag,
@@ -44,11 +50,62 @@ MANIFEST = ".esa_lightning-outputs.json"
 STAGE_NAME = "prediction"
 
 _held: dict[Path, int] = {}
+#: the run folders this process made (``make_run_folder``): the top-most folder made for each
+_made: dict[Path, Path] = {}
 
 
 def is_launching_process() -> bool:
     """Not one of the extra processes of a distributed run (they share the launcher's folder)."""
     return all(os.environ.get(name, "0") in ("", "0") for name in RANK_VARIABLES)
+
+
+def make_run_folder(folder: str | os.PathLike) -> Path:
+    """Create the run folder ``folder`` and its missing parents (an ``ESAInputError`` naming it
+    where it cannot be), remembering the top-most folder made for it (``removed_if_refused``)."""
+    full = Path(folder).resolve()
+    missing = [p for p in (full, *full.parents) if not p.exists()]
+    make_output_folder(folder)
+    if missing:
+        _made.setdefault(full, missing[-1])
+    return Path(folder)
+
+
+@contextlib.contextmanager
+def removed_if_refused(folder: str | os.PathLike, keep: bool = False) -> Iterator[None]:
+    """Where the block is refused (an ``ESAInputError``) and this process made the run folder
+    ``folder`` (``make_run_folder``), remove it and the parents made for it, as a run refused by
+    its settings (checked before Hydra makes the folder) leaves none. A folder that was there
+    before (a resume) or that Hydra made for a sweep's job (the sweep's summary reads its
+    ``.hydra/``) stays, and so does every folder with ``keep`` (``debug_errors=true``)."""
+    full = Path(folder).resolve()
+    try:
+        yield
+    except ESAInputError:
+        if not keep:
+            _remove_made(full)
+        raise
+    finally:
+        _made.pop(full, None)  # past the block the folder holds the run's own files
+
+
+def _remove_made(folder: Path) -> None:
+    top = _made.pop(folder, None)
+    if top is None:
+        return
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # the job's log file (Hydra's train.log) is in it
+        name = getattr(handler, "baseFilename", None)
+        if name and Path(name).resolve().is_relative_to(folder):
+            root.removeHandler(handler)
+            handler.close()
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in folder.parents:  # those made for it, while empty: another run may use them
+        if not parent.is_relative_to(top):
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
 
 
 @contextlib.contextmanager

@@ -31,11 +31,16 @@ def predict(cfg: Any) -> dict[str, float]:
     One prediction at a time in a folder; its outputs are written into a temporary folder and
     published as one set, replacing the previous prediction's (``esa_lightning.run_folder``).
     """
-    from esa_lightning.io import make_output_folder
-    from esa_lightning.run_folder import lock_run_folder, staged_outputs
+    from esa_lightning.run_folder import (
+        lock_run_folder,
+        make_run_folder,
+        removed_if_refused,
+        staged_outputs,
+    )
 
-    out = make_output_folder(cfg.paths.output_dir)
-    with lock_run_folder(out), staged_outputs(out) as stage:
+    out = make_run_folder(cfg.paths.output_dir)
+    keep = bool(cfg.get("debug_errors", False))  # refused, it leaves no folder it made
+    with removed_if_refused(out, keep), lock_run_folder(out), staged_outputs(out) as stage:
         metrics = _predict_into(cfg, stage)
     print(f"outputs: {out.resolve()}")
     return metrics

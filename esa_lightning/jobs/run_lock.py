@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.run_folder import is_launching_process, lock_run_folder
+from esa_lightning.run_folder import is_launching_process, lock_run_folder, make_run_folder
 
 
 class HoldRunFolder(Callback):
@@ -34,10 +34,11 @@ class HoldRunFolder(Callback):
         except Exception:  # noqa: BLE001 - a folder known only later: the job locks it then
             return
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._held.enter_context(lock_run_folder(folder))
-        except OSError:
+            make_run_folder(folder)  # made by this run: removed if refused before it trains
+        except ESAInputError:
             return  # the job reports an unusable folder with its own error
+        try:
+            self._held.enter_context(lock_run_folder(folder))
         except ESAInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None

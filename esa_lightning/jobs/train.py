@@ -35,7 +35,7 @@ from esa_lightning.data.label_facts import label_facts, supervision_warnings
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.selection import require_training_rows
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import make_output_folder, remove_stale_temporaries, write_json_atomic
+from esa_lightning.io import remove_stale_temporaries, write_json_atomic
 from esa_lightning.jobs.common import (
     instantiate_checked,
     mission_from_config,
@@ -45,7 +45,12 @@ from esa_lightning.jobs.common import (
 )
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
-from esa_lightning.run_folder import is_launching_process, lock_run_folder
+from esa_lightning.run_folder import (
+    is_launching_process,
+    lock_run_folder,
+    make_run_folder,
+    removed_if_refused,
+)
 from esa_lightning.runtime.checkpoints import fit_from
 from esa_lightning.runtime.evaluation import report_for, score_range
 
@@ -303,7 +308,7 @@ def train(cfg: DictConfig) -> float | None:
     The launching process holds the run folder (``lock_run_folder``): a second run into it stops
     with one line. The DDP processes Lightning starts share the folder and take no lock.
     """
-    output_dir = make_output_folder(cfg.paths.output_dir)
+    output_dir = make_run_folder(cfg.paths.output_dir)
     refuse_multidevice_multirun(cfg.trainer)
     silence_uninformative_output()
     if cfg.get("optuna") is not None:  # sweep.py removes it from its trials
@@ -322,22 +327,9 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         if cfg.get("print_config", False):
             print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    refuse_one_checkpoint_for_several(cfg.ckpt_path, list(component_specs(cfg)))
-
-    mission = mission_from_config(cfg.data)
-    log.info("mission: %s", mission.summary())
-    require_training_rows(mission, cfg.data)
-    warn_about_labels(cfg, mission)
-
-    # built before any training: a bad combiner option is refused now, not after every fit
-    combiner = instantiate_checked(cfg.combiner, _convert_="all") if cfg.get("combiner") else None
-    if cfg.get("components"):  # a component that cannot train is refused before any fit
-        for name, spec in component_specs(cfg).items():
-            datamodule = instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")(
-                mission=mission
-            )
-            if hasattr(datamodule, "check_training_rows"):
-                datamodule.check_training_rows(f"components.{name}.datamodule")
+    # refused here (a mission or column it cannot read), a run leaves no folder it made
+    with removed_if_refused(output_dir, keep=bool(cfg.get("debug_errors", False))):
+        mission, combiner = _read_and_check(cfg)
     components: dict[str, DetectorModule] = {}
     features: dict[str, list[str]] = {}
     trainer = None
@@ -385,6 +377,26 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
             cfg.optimized_metric,
         )
     return metrics.get(cfg.optimized_metric)
+
+
+def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any]:
+    """The mission, and the combiner (None without one), once everything that can be checked
+    before any training is: the data, the training rows and the components' options."""
+    refuse_one_checkpoint_for_several(cfg.ckpt_path, list(component_specs(cfg)))
+    mission = mission_from_config(cfg.data)
+    log.info("mission: %s", mission.summary())
+    require_training_rows(mission, cfg.data)
+    warn_about_labels(cfg, mission)
+    # built before any training: a bad combiner option is refused now, not after every fit
+    combiner = instantiate_checked(cfg.combiner, _convert_="all") if cfg.get("combiner") else None
+    if cfg.get("components"):  # a component that cannot train is refused before any fit
+        for name, spec in component_specs(cfg).items():
+            datamodule = instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")(
+                mission=mission
+            )
+            if hasattr(datamodule, "check_training_rows"):
+                datamodule.check_training_rows(f"components.{name}.datamodule")
+    return mission, combiner
 
 
 def refuse_detector_that_cannot_alarm(

@@ -45,12 +45,14 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> s
 
 @pytest.mark.parametrize("data", ["esa_csv", "esa"])
 def test_train_with_a_missing_data_root(tmp_path, data):
+    """A run refused while reading its data left its folder (`.hydra/`, the log) behind."""
     missing = tmp_path / "nonexistent"
     proc = run_entry(
         "train.py", ["experiment=smoke", f"data={data}", f"data.root={missing}"], tmp_path
     )
     assert_one_line_error(proc, str(missing))
     assert not missing.exists()
+    assert not (tmp_path / "run").exists()
 
 
 def test_predict_with_a_missing_ckpt(tmp_path):
@@ -61,6 +63,42 @@ def test_predict_with_a_missing_ckpt(tmp_path):
         tmp_path,
     )
     assert_one_line_error(proc, str(missing), "detector.json")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_refused_on_a_bad_column_leaves_nothing_it_made(small_mission_dir, tmp_path):
+    """Without hydra.run.dir the run made outputs/<experiment>/<time>/ and left all of it."""
+    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    args = ["experiment=smoke", f"data.root={small_mission_dir}", "data.channels=[nope]"]
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert_one_line_error(proc, "column 'channels'", "nope")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_refused_run_keeps_a_folder_it_did_not_make(tmp_path):
+    """A folder that was there (a resume, an earlier run) keeps everything in it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    missing = tmp_path / "nonexistent"
+    proc = run_entry(
+        "train.py", ["experiment=smoke", "data=esa", f"data.root={missing}"], tmp_path
+    )
+    assert_one_line_error(proc, str(missing))
+    assert (run / "notes.txt").read_text() == "mine"
+    assert (run / "train.log").is_file()
+
+
+def test_the_api_leaves_no_folder_for_a_refused_run(tmp_path):
+    import esa_lightning
+    from esa_lightning.errors import ESAInputError
+
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(ESAInputError, match="nonexistent"):
+        esa_lightning.train(["experiment=smoke", "data=esa", f"data.root={missing}"],
+                            root_dir=tmp_path)
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_debug_errors_shows_the_traceback(tmp_path):

@@ -1,4 +1,5 @@
-"""The run-folder lock without ``flock`` (the portable fallback), and its re-entrancy."""
+"""The run-folder lock without ``flock`` (the portable fallback), its re-entrancy, and the removal
+of a folder a refused run made."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import pytest
 
 from esa_lightning import io, run_folder
 from esa_lightning.errors import ESAInputError
-from esa_lightning.run_folder import LOCK_NAME, lock_run_folder
+from esa_lightning.run_folder import (
+    LOCK_NAME,
+    lock_run_folder,
+    make_run_folder,
+    removed_if_refused,
+)
 from tests.helpers import dead_pid
 
 
@@ -43,3 +49,34 @@ def test_the_fallback_refuses_a_live_owner_and_takes_over_an_ended_one(tmp_path,
     with pytest.raises(ESAInputError, match="another run is writing into this folder"):
         with lock_run_folder(tmp_path):
             pass
+
+
+def refuse(folder) -> None:
+    with pytest.raises(ESAInputError), removed_if_refused(folder), lock_run_folder(folder):
+        (folder / "train.log").write_text("read the data\n")
+        raise ESAInputError("bad column")
+
+
+def test_a_refused_run_removes_the_folders_it_made_and_nothing_else(tmp_path):
+    run = tmp_path / "outputs" / "gru_ae" / "run"
+    make_run_folder(run)
+    (tmp_path / "outputs" / "other").mkdir()  # another run's, made meanwhile
+    refuse(run)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["other", "outputs"]
+
+
+def test_a_folder_that_was_there_or_that_a_run_wrote_into_stays(tmp_path):
+    """Forgetting the folder once the block passed: a later run refused in the same process
+    (a notebook training twice into one output_dir) removed the first run's detector."""
+    there = tmp_path / "there"
+    there.mkdir()
+    make_run_folder(there)
+    refuse(there)
+    assert (there / "train.log").is_file()
+    run = tmp_path / "run"
+    make_run_folder(run)
+    with removed_if_refused(run):
+        (run / "detector").mkdir()
+    make_run_folder(run)
+    refuse(run)
+    assert (run / "detector").is_dir()
