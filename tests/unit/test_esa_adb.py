@@ -442,3 +442,20 @@ def test_a_stale_lightweight_list_in_mission_json_names_the_record(mission_dir):
     assert "channel_9" in message and "mission.json" in message and "lightweight" in message
     # the stale entry matters only to the lightweight selection
     assert read(mission_dir, lightweight=None).channel_names == ["channel_1", "channel_2"]
+
+
+@pytest.mark.parametrize("name", ["NA", "nan", "None", "null", "NaN", "<NA>"])
+def test_names_pandas_reads_as_missing_are_kept_verbatim(mission_dir, name):
+    # a channel, telecommand and event ID spelt like a missing value are names, not empty cells
+    renames = {"channel_2": name, "telecommand_1": name, "id_3": name}
+    for table in ("channels.csv", "telecommands.csv", "labels.csv", "anomaly_types.csv"):
+        df = pd.read_csv(mission_dir / table)
+        df.replace(renames).to_csv(mission_dir / table, index=False)
+    for folder, old in (("channels", "channel_2"), ("telecommands", "telecommand_1")):
+        (mission_dir / folder / f"{old}.zip").rename(mission_dir / folder / f"{name}.zip")
+    m = read(mission_dir)
+    assert m.channel_names == ["channel_1", name]
+    assert m.telecommand_names == [name]
+    event = m.events.set_index("ID").loc[name]
+    assert event["Channel"] == name and event["Category"] == "Communication Gap"
+    np.testing.assert_array_equal(m.labels[:, 1], [0, 0, 0, 3, 0])

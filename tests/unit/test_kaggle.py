@@ -233,6 +233,16 @@ def test_unknown_target_channel(tmp_path):
     assert read(root).target_channels == ["channel_1"]
 
 
+@pytest.mark.parametrize("name", ["NA", "null", "nan"])
+def test_a_target_channel_named_like_a_missing_value_is_kept(tmp_path, name):
+    frame, *_ = make_parts()
+    root = write_layout(tmp_path / "kg", frame.rename(columns={"channel_2": name}), 60)
+    (root / "target_channels.csv").write_text(f"target_channels\n{name}\nchannel_3\n")
+    assert read(root).target_channels == [name, "channel_3"]
+    (root / "target_channels.csv").write_text(f"{name}\n")  # no header line
+    assert read(root, channels="target").channel_names == [name]
+
+
 def test_iter_rejects_bad_files(tmp_path):
     frame, *_ = make_parts()
     path = tmp_path / "t.parquet"

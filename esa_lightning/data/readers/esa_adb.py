@@ -240,10 +240,11 @@ def read_mission_record(root: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- tables
 def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    """The table as text: names like ``NA`` or ``null`` are kept; only empty cells are missing."""
     if not path.is_file():
         raise ESAInputError("file not found", path=path)
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ESAInputError(f"cannot parse CSV: {exc}", path=path) from None
     df.columns = [str(c).strip() for c in df.columns]

@@ -274,7 +274,8 @@ def _check_numeric(schema: pa.Schema, column: str, path: Path) -> None:
 def _read_targets(path: Path, channel_cols: list[str]) -> set[str]:
     """Channel names of ``target_channels.csv`` (one column; a header line is optional)."""
     try:
-        raw = pd.read_csv(path, header=None, dtype=str).iloc[:, 0].str.strip().tolist()
+        table = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)  # "NA" is a name
+        raw = table.iloc[:, 0].str.strip().tolist()
     except (OSError, ValueError, pd.errors.EmptyDataError) as exc:
         raise ESAInputError(
             f"cannot read the target channels: {one_line(exc)}", path=path
