@@ -459,3 +459,17 @@ def test_names_pandas_reads_as_missing_are_kept_verbatim(mission_dir, name):
     event = m.events.set_index("ID").loc[name]
     assert event["Channel"] == name and event["Category"] == "Communication Gap"
     np.testing.assert_array_equal(m.labels[:, 1], [0, 0, 0, 3, 0])
+
+
+def test_a_header_only_labels_csv_needs_no_anomaly_types(mission_dir):
+    labeled = make_mission(mission_dir.parent / "L")
+    columns = list(read(labeled).events.columns)
+    # labels.csv with its header and no label: a mission without events, no anomaly types needed
+    pd.read_csv(mission_dir / "labels.csv").iloc[:0].to_csv(mission_dir / "labels.csv", index=False)
+    (mission_dir / "anomaly_types.csv").unlink()
+    m = read(mission_dir)
+    assert len(m.events) == 0 and not m.labels.any() and list(m.events.columns) == columns
+    # with labels, anomaly_types.csv is still required, and the error says which file needs it
+    (labeled / "anomaly_types.csv").unlink()
+    with pytest.raises(ESAInputError, match=r"anomaly_types\.csv.*labels\.csv"):
+        read(labeled)

@@ -7,7 +7,7 @@ Layout::
     channels.csv                    Channel, Subsystem, Physical Unit, Group, Target, Categorical
     telecommands.csv                Telecommand, Priority (optional)
     labels.csv                      ID, Channel, StartTime, EndTime (optional)
-    anomaly_types.csv               ID, Category, Class, Subclass, ... (needed with labels.csv)
+    anomaly_types.csv               ID, Category, Class, Subclass, ... (needed with labels)
 
 Preprocessing
 -------------
@@ -335,6 +335,11 @@ def _read_events(root: Path, known: set[str]) -> pd.DataFrame:
     if not labels_path.is_file():
         return _empty_event_table()
     labels = _read_csv(labels_path, LABEL_COLUMNS)
+    if not types_path.is_file():
+        if labels.empty:  # a header-only labels.csv: no events, so no types to look up
+            return _empty_event_table()
+        raise ESAInputError(f"file not found (needed by the labels in {labels_path})",
+                            path=types_path)
     types = _read_csv(types_path, ANOMALY_TYPE_COLUMNS)
     labels["ID"] = _names(labels, "ID", labels_path)
     labels["Channel"] = _names(labels, "Channel", labels_path)
