@@ -16,11 +16,12 @@ import numpy as np
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.jobs.common import has_labeled_events
+from esa_lightning.jobs.common import has_labeled_events, unscored_reason
 from esa_lightning.models.base import RowScores
 from esa_lightning.progress import progress
 from esa_lightning.reporting.events import row_ids
 from esa_lightning.runtime.chunks import score_in_chunks
+from esa_lightning.runtime.evaluation import NO_LABELED_EVENT
 
 log = logging.getLogger("esa_lightning")
 
@@ -123,7 +124,8 @@ def write_outputs(
         f"{len(intervals)} intervals"
     )
     print(summary)
-    print_metrics(metrics, cfg.range, ("EW_F_0.50", "EW_precision", "EW_recall", "AFF_F_0.50"))
+    print_metrics(metrics, cfg.range, ("EW_F_0.50", "EW_precision", "EW_recall", "AFF_F_0.50"),
+                  unscored_reason(part))
 
 
 def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dict[str, float]:
@@ -158,18 +160,23 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     ]
     grids, references = [g for g, _ in scored], [r for _, r in scored]
     _write_report(out, detector, mission, grids, references, cfg, metrics)
-    print_metrics(metrics, cfg.range, ("EWraw_F_0.50", "EW_F_0.50"))
+    reasons = {unscored_reason(part) for _, part, _ in pieces}  # any series' labels count
+    reason = NO_LABELED_EVENT if NO_LABELED_EVENT in reasons else "no labels"
+    print_metrics(metrics, cfg.range, ("EWraw_F_0.50", "EW_F_0.50"), reason)
     return metrics
 
 
-def print_metrics(metrics: dict[str, float], prefix: str, names: tuple[str, ...]) -> None:
-    """The headline ``<prefix>/<name>`` metrics, or that the range was not scored."""
+def print_metrics(
+    metrics: dict[str, float], prefix: str, names: tuple[str, ...], reason: str | None
+) -> None:
+    """The headline ``<prefix>/<name>`` metrics, or that the range was not scored and why
+    (``reason``, ``unscored_reason``'s)."""
     for name in names:
         key = f"{prefix}/{name}"
         if key in metrics:
             print(f"  {key:<22} {metrics[key]:.4f}")
     if not metrics:
-        print(f"  {prefix}: not scored (no labels)")
+        print(f"  {prefix}: not scored ({reason or 'no labels'})")
 
 
 def _scored_grid(

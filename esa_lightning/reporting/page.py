@@ -217,7 +217,8 @@ def render_page(
         ]
         parts.append("</table>")
     else:
-        parts.append("<p>Not scored: the range carries no labels.</p>")
+        parts.append("<p>Not scored: the range holds no labeled anomaly or rare event, or its "
+                     "labels are unknown.</p>")
     parts.append(
         "</section><section><h2>Files</h2><p><a href='submission.csv'>submission.csv</a> · "
         "<a href='intervals.csv'>intervals.csv</a> · <a href='report.csv'>report.csv</a> · "

@@ -99,12 +99,33 @@ def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:
     return {f"{prefix}/{k}": float(v) for k, v in result.items()}
 
 
+#: why a range with labels is not scored: they hold no event (an all-zero label column)
+NO_LABELED_EVENT = "no labeled anomaly or rare event"
+
+
 def unscored_reason(part: Mission) -> str | None:
-    """Why ``part`` gets no labeled metrics (``empty``, ``no labels``), or None when it is
-    scored: a range without labels has no metric keys, never 0.0 (interfaces: metric names)."""
+    """Why ``part`` gets no labeled metrics (``empty``, ``no labels``, ``NO_LABELED_EVENT``),
+    or None when it is scored: a range without labels has no metric keys, never 0.0
+    (interfaces: metric names)."""
     if part.n_rows == 0:
         return "empty"
-    return None if has_labeled_events(part) else "no labels"
+    if has_labeled_events(part):
+        return None
+    return NO_LABELED_EVENT if has_labels(part) else "no labels"
+
+
+def has_labels(part: Mission) -> bool:
+    """Whether ``part``'s labels are known, an all-zero label column included: not the case
+    without labels, nor for a range holding rows a reader marks unlabeled
+    (``meta["train_labeled"]`` / ``meta["test_labeled"]`` False: a file without the column)."""
+    train_unlabeled = not part.meta.get("train_labeled", True)
+    test_unlabeled = not part.meta.get("test_labeled", True)
+    return any(
+        g.labels is not None
+        and not (test_unlabeled and g.test_start < g.n_rows)
+        and not (train_unlabeled and g.test_start > 0)
+        for g in part.grids().values()
+    )
 
 
 def has_labeled_events(part: Mission) -> bool:

@@ -184,3 +184,30 @@ def test_train_py_with_a_search_space_says_it_runs_one_job(tiny_mission, tmp_pat
     with caplog.at_level(logging.WARNING, logger="esa_lightning"):
         train(compose_config("train", overrides, tmp_path))
     assert any("search space for sweep.py" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("labels", "reason"),
+    [("zero", "no labeled anomaly or rare event"), ("missing", "no labels")],
+)
+def test_an_all_zero_label_column_is_labels_without_events(tmp_path, capsys, labels, reason):
+    # is_anomaly present but all 0 is labels with no event, not a file without labels
+    from esa_lightning.jobs.predict import predict
+    from tests.helpers import write_kaggle
+
+    root = tmp_path / "kaggle"
+    root.mkdir()
+    train_file = write_kaggle(root / "train.parquet", n=400)
+    frame = pd.read_parquet(train_file)
+    if labels == "zero":
+        frame["is_anomaly"] = 0
+    else:
+        frame = frame.drop(columns="is_anomaly")
+    frame.to_parquet(train_file, index=False)
+    data = ["data=kaggle", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}"]
+    train(compose_config("train", ["experiment=smoke", *data, "test=false", "logger=none",
+                                   *QUICK], tmp_path / "run"))
+    assert f"val: not scored ({reason})" in capsys.readouterr().out
+    predict(compose_config("predict", [f"ckpt={tmp_path / 'run' / 'detector'}", *data,
+                                       "range=val", "max_figures=0"], tmp_path / "predict"))
+    assert f"val: not scored ({reason})" in capsys.readouterr().out
