@@ -6,8 +6,12 @@ trained with ``model.members`` set to their total, except that each source kept 
 order and early stopping. Its error normalisation (``channel_norm``) and threshold are fitted
 again by its own rules (the sources' ``post_processing``, read from their hyper-parameters: an
 artifact never names code to run), on the merged errors of the data's ranges.
-It prints ``val/forecast_MAE`` of every source and of the merged detector on
-that range (no labels), so the choice between them needs no test rows.
+The merged detector is scored on the data's validation and test ranges (``test=false``:
+validation only) as ``train.py`` scores a trained one: ``metrics.json`` holds the same
+``val/...`` and ``test/...`` keys (a range without labeled events is not scored, the summary says
+why). Forecasters add ``val/forecast_MAE/<source>`` of every source and of the merged detector
+on the validation range (no labels), so the choice between them needs no test rows. With
+nothing to score, no ``metrics.json`` is written.
 """
 
 from __future__ import annotations
@@ -157,8 +161,9 @@ def merged_config(config_yaml: str, members: int, source: str) -> str:
 
 
 def merge(cfg: Any) -> dict[str, float]:
-    """The ``merge.py`` job: the merged detector, and ``val/forecast_MAE`` of it and each source
-    on the validation range of ``cfg.data``. One run at a time writes into the run folder."""
+    """The ``merge.py`` job: the merged detector, its metrics on the validation and test ranges
+    of ``cfg.data`` and, for forecasters, ``val/forecast_MAE`` of it and each source. One run at
+    a time writes into the run folder."""
     from esa_lightning.io import make_output_folder
     from esa_lightning.run_folder import lock_run_folder
 
@@ -187,7 +192,8 @@ def merge(cfg: Any) -> dict[str, float]:
 def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
     from esa_lightning.artifact import check_schema
     from esa_lightning.io import remove_stale_temporaries, write_json_atomic
-    from esa_lightning.jobs.common import mission_from_config
+    from esa_lightning.jobs.common import mission_from_config, unscored_reason
+    from esa_lightning.jobs.train import evaluate, print_summary
 
     remove_stale_temporaries(out)
     sources = [str(p) for p in cfg.detectors]
@@ -196,16 +202,26 @@ def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
     check_schema(detectors[0].schema, mission, source=str(cfg.data.root))
     merged = merge_detectors(detectors, sources, mission)
     merged.save(out / "detector")
+    # the merged detector scored as train.py scores a trained one
+    parts = {"val": mission.val()}
+    if cfg.get("test", True):
+        parts["test"] = mission.test()
+    results = evaluate(merged, mission, parts, int(cfg.get("chunk_rows", 262_144)))
+    unscored = {p: r for p, part in parts.items() if (r := unscored_reason(part))}
     maes = {}
     for source, detector in [*zip(sources, detectors, strict=True), ("merged", merged)]:
         (model,) = detector.components.values()
         maes[source] = model.label_free_metrics(mission).get("forecast_MAE")
-    if all(v is None for v in maes.values()):
-        log.warning("no val/forecast_MAE: not forecasters, or no validation rows")
-    results = {f"val/forecast_MAE/{k}": float(v) for k, v in maes.items() if v is not None}
-    write_json_atomic(out / "metrics.json", results)
+    results.update({f"val/forecast_MAE/{k}": float(v) for k, v in maes.items() if v is not None})
+    if results:
+        write_json_atomic(out / "metrics.json", results)
+    else:  # an empty metrics.json would read as a run that scored nothing by mistake
+        log.warning(
+            "nothing to score: no range with labeled events and no forecast error (not "
+            "forecasters); metrics.json not written"
+        )
     for source, mae in maes.items():
-        shown = "n/a" if mae is None else f"{mae:.4f}"
-        print(f"  val/forecast_MAE {shown:>8}  {source}")
-    print(f"outputs: {out.resolve()}")
+        if mae is not None:
+            print(f"  val/forecast_MAE {mae:>8.4f}  {source}")
+    print_summary(results, unscored, out)
     return results

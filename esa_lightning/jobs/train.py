@@ -368,7 +368,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         write_json_atomic(output_dir / "metrics.json", metrics)
         detector.save(output_dir / "detector")
         unscored = {p: r for p, part in parts.items() if (r := unscored_reason(part))}
-        _print_summary(metrics, unscored, output_dir)
+        print_summary(metrics, unscored, output_dir)
     if metrics and cfg.optimized_metric not in metrics:
         log.warning(
             "optimized_metric %s is not among this run's metrics (a range without a labeled "
@@ -455,9 +455,11 @@ def record_for_api(detector: Any, mission: Any, chunk_rows: int) -> None:
     detector.info[CALIBRATION_KEY] = calibration_record(detector, mission, chunk_rows)
 
 
-def _print_summary(
+def print_summary(
     metrics: dict[str, float], unscored: dict[str, str], output_dir: Path
 ) -> None:
+    """The final numbers, the ranges not scored and why, and the run folder (``merge.py``'s
+    summary too)."""
     keys = [
         k
         for k in metrics

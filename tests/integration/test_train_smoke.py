@@ -211,8 +211,8 @@ def test_members_train_through_hydra_and_merge_py_merges_runs_of_other_seeds(tmp
     train(compose_config("train", [*quick, "seed=1"], tmp_path / "one"))
     runs = [tmp_path / "two" / "detector", tmp_path / "one" / "detector"]
     assert Detector.load(runs[0]).components["gru_ae_nasa"].hparams.members == 2
-    cfg = compose_config("merge", [f"detectors=[{runs[0]},{runs[1]}]", "data=nasa_msl", *data],
-                         tmp_path / "merged")
+    cfg = compose_config("merge", [f"detectors=[{runs[0]},{runs[1]}]", "data=nasa_msl", *data,
+                                   "test=false"], tmp_path / "merged")
     maes = merge(cfg)
     assert set(maes) == {f"val/forecast_MAE/{k}" for k in (*map(str, runs), "merged")}
     assert all(v > 0 for v in maes.values())
@@ -222,6 +222,34 @@ def test_members_train_through_hydra_and_merge_py_merges_runs_of_other_seeds(tmp
     scores = predict(compose_config("predict", [f"ckpt={tmp_path / 'merged' / 'detector'}",
                                                 "data=nasa_msl", *data], tmp_path / "predict"))
     assert 0.0 <= scores["test/EWraw_F_0.50"] <= 1.0
+
+
+def test_merge_py_scores_merged_autoencoders_on_validation_and_test(small_mission_dir,
+                                                                   tmp_path, capsys):
+    """GRU autoencoders (the default gru_ae) have no forecast error: merge.py wrote an empty
+    metrics.json and printed only n/a; it scores the merged detector as train.py does."""
+    from esa_lightning.jobs.merge import merge
+
+    few_rows = [f"data.root={small_mission_dir}", "data.channels=[channel_1,channel_2,channel_3]",
+                "data.period=5min"]
+    quick = [*few_rows, "datamodule.detrend=null", "model.post_processing.rf_gate=null",
+             "model.hidden_size=8", "model.latent_dim=4", "trainer.max_epochs=1",
+             "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2", "logger=none",
+             "callbacks.esa_metrics=null", "trainer.enable_progress_bar=false",
+             "~callbacks.progress_bar", "~callbacks.lr_monitor"]
+    for seed in (1, 2):
+        train(compose_config("train", [*quick, f"seed={seed}"], tmp_path / str(seed)))
+    trained = json.loads((tmp_path / "1" / "metrics.json").read_text())
+    runs = [tmp_path / str(seed) / "detector" for seed in (1, 2)]
+    capsys.readouterr()
+    results = merge(compose_config("merge", [f"detectors=[{runs[0]},{runs[1]}]", *few_rows],
+                                   tmp_path / "merged"))
+    assert json.loads((tmp_path / "merged" / "metrics.json").read_text()) == results
+    scored = {k for k in trained if k.startswith(("val/", "test/"))}
+    assert scored and set(results) == scored  # the keys train.py wrote for a source
+    assert all(0.0 <= results[k] <= 1.0 for k in results if k.endswith("EW_F_0.50"))
+    printed = capsys.readouterr().out
+    assert "n/a" not in printed and "test/EW_F_0.50" in printed
 
 
 def test_no_logger_runs_with_the_default_callbacks(small_mission_dir, tmp_path):
