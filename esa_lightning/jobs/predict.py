@@ -54,7 +54,7 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     from esa_lightning.runtime.evaluation import ScoredRange, report_for
 
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
-    mission = mission_from_config(cfg.data)
+    mission = mission_from_config(trained_channels(cfg.data, detector.schema))
     check_schema(detector.schema, mission, source=str(cfg.data.root))
     if cfg.range not in RANGES:
         raise ESAInputError("range must be 'test', 'val' or 'all'", column="range",
@@ -79,6 +79,21 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
         write_json_atomic(out / "metrics.json", metrics)
     write_outputs(out, part, scores, cfg, metrics, detector, mission)
     return metrics
+
+
+def trained_channels(data_cfg: Any, schema: dict[str, Any]) -> Any:
+    """``data_cfg`` reading the channels the detector was trained on, by name and in its order
+    (as the inference container reads ``test.parquet``): a file with its columns in another
+    order, or with more channels than it was trained on, is scored; one it lacks is named by
+    the reader. Only where ``data.channels`` is ``all`` (the default): an explicit selection
+    is read as given and checked against the schema, and independent series (NASA) score any
+    of their trained series."""
+    from omegaconf import OmegaConf
+
+    if schema.get("multiseries") or data_cfg.get("channels", "all") not in ("all", None):
+        return data_cfg
+    options = OmegaConf.to_container(data_cfg, resolve=True)
+    return OmegaConf.create({**options, "channels": list(schema["channels"])})
 
 
 #: predict.py's ``range``: the test range, the validation range (train.py's val/ numbers), all

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.container import main as container_main
 from esa_lightning.jobs.train import train
 from tests.conftest import compose_config
@@ -54,3 +55,29 @@ def test_container_names_a_trained_channel_the_test_file_lacks(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and lost in err[0] and "test.parquet" in err[0]
     assert not (data / "submission.csv").exists()
+
+
+def test_predict_reads_the_trained_channels_by_name_as_the_container_does(
+    target_detector, small_mission_dir, tmp_path
+):
+    """A test.parquet with its channel columns in another order than in training: the
+    container read them by name, predict.py refused ('same names in a different order')."""
+    from esa_lightning.jobs.predict import predict
+
+    test = pd.read_parquet(small_mission_dir / "kaggle" / "test.parquet")
+    channels = [c for c in test.columns if c.startswith("channel_")]
+    others = [c for c in test.columns if c not in channels]
+    data = tmp_path / "data"
+    data.mkdir()
+    test[[*channels[::-1], *others]].to_parquet(data / "test.parquet", index=False)
+    assert container_main(["--data", str(data), "--artifacts", str(target_detector)]) == 0
+    predict(compose_config("predict", [f"ckpt={target_detector}", "data=kaggle",
+                                       f"data.root={data}"], tmp_path / "predict"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "predict" / "submission.csv"),
+                                  pd.read_csv(data / "submission.csv"))
+    # a trained channel the file lacks is named
+    lost = pd.read_csv(small_mission_dir / "kaggle" / "target_channels.csv").iloc[0, 0]
+    test.drop(columns=lost).to_parquet(data / "test.parquet", index=False)
+    with pytest.raises(ESAInputError, match=f"{lost}\\b"):
+        predict(compose_config("predict", [f"ckpt={target_detector}", "data=kaggle",
+                                           f"data.root={data}"], tmp_path / "again"))
