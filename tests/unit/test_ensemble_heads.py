@@ -111,6 +111,25 @@ def test_heads_never_read_test_range_rows(dm, novelty):
     assert ((fitted[0]["cv"] >= 0) & (fitted[0]["cv"] <= 1)).all()
 
 
+def test_head_rules_log_through_the_project_logger(dm, caplog, capsys):
+    """The head rules printed with Lightning's model.print: bare lines on stdout, without the
+    logger's prefix and missing from train.log; they log as the other post rules do."""
+    from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
+
+    lit = LitChannelEnsemble(**dm.dims, post_processing=ALARM)
+    one_class = copy.copy(dm)
+    one_class.y_event = torch.zeros_like(dm.y_event)
+    with caplog.at_level("INFO", logger="esa_lightning"):
+        heads.MetaHeads().fit(lit, dm)
+        heads.EventHead().fit(lit, one_class)
+    assert capsys.readouterr().out == ""
+    logged = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    n = lit.model.meta_w.shape[0] * lit.model.meta_w.shape[1]
+    assert (heads.__name__, "INFO", f"meta heads: {n} logistic regressions fitted") in logged
+    assert (heads.__name__, "WARNING",
+            "event head: one class only on its rows, kept the trained head") in logged
+
+
 def test_shared_learners_hold_one_set_of_weights_and_one_meta_per_external(dm):
     dims = {k: dm.dims[k] for k in ("n_channels", "n_features", "group_index")}
     shared = ChannelEnsemble(**dims, share_learners=True)

@@ -17,6 +17,7 @@ same deterministic (lbfgs) regressions, so no collective is needed.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ from esa_lightning.data.segment_datamodule import SegmentDataModule
 from esa_lightning.data.transforms.segments import SPLIT_TRAIN, SPLIT_VAL
 from esa_lightning.models.channel_ensemble.network import ChannelEnsemble
 from esa_lightning.postprocessing.base import PostRule
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- shared fitting
@@ -145,7 +148,7 @@ class MetaHeads(PostRule):
 
     def fit(self, model: Any, datamodule: Any) -> None:
         n = fit_meta_heads(_ensemble_of(model), datamodule, set_cv=self.set_cv)
-        model.print(f"meta heads: {n} logistic regressions fitted")
+        log.info("meta heads: %d logistic regressions fitted", n)
 
 
 class EventHead(PostRule):
@@ -156,4 +159,4 @@ class EventHead(PostRule):
 
     def fit(self, model: Any, datamodule: Any) -> None:
         if not fit_event_head(_ensemble_of(model), datamodule):
-            model.print("event head: one class only on its rows, kept the trained head")
+            log.warning("event head: one class only on its rows, kept the trained head")
