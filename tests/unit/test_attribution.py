@@ -160,3 +160,27 @@ def test_channels_that_contributed_nothing_are_not_all_named_drivers():
     assert nothing.drivers == ["a"] and len(nothing.ranked) == 3
     some = attribute(np.array([0.0, 2.0, 1.5]), names, set())
     assert some.drivers == ["b", "c"]  # the rule itself is unchanged above 0
+
+
+def test_zscore_alarm_names_the_channel_that_spiked_downward():
+    """The robust z-score's per-channel score is |x - median| / scale: a channel that drops
+    far below its median drives the alarm and is the one named, with a positive contribution;
+    the channels that stayed nominal are not drivers."""
+    from tests.helpers import fitted_zscore, toy_mission
+
+    rng = np.random.default_rng(0)
+    t = np.arange(3000)
+    values = np.stack([np.sin(t / 20) + 0.05 * rng.standard_normal(3000),
+                       0.3 * rng.standard_normal(3000),
+                       5 + 0.01 * rng.standard_normal(3000)], axis=1).astype(np.float32)
+    values[2500:2503, 1] -= 3.0  # ten standard deviations below
+    mission = toy_mission(values, val_start=1500, test_start=2000)
+    model = fitted_zscore(mission)
+    part = mission.test()
+    scores = model.score_rows(part)
+    (row,) = _intervals(mission, model).itertuples(index=False)
+    peak = 500 + int(np.argmax(scores.score[500:503]))
+    assert int(np.argmax(scores.channel_scores[peak])) == 1  # what drove the row's score
+    assert row.channels == "channel_1"
+    name, value = row.top_channels.split(";")[0].split("=")
+    assert name == "channel_1" and float(value) > 1.0
