@@ -42,7 +42,19 @@ class RobustZScore(DetectorModule):
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         self._train_rows.append(batch[0].detach().cpu())
 
+    def on_validation_epoch_start(self) -> None:
+        # Lightning validates an epoch before on_train_epoch_end: fit first, so that the
+        # threshold is a quantile of the fitted z-scores, not of the unscaled values
+        if not self.trainer.sanity_checking:
+            self.fit_rows()
+
     def on_train_epoch_end(self) -> None:
+        self.fit_rows()  # a run without validation
+
+    def fit_rows(self) -> None:
+        """Median and scale from the training rows collected this epoch (once)."""
+        if not self._train_rows:
+            return
         x = torch.cat(self._train_rows)
         self._train_rows.clear()
         med = x.median(dim=0).values
