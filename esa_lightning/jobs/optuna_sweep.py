@@ -198,9 +198,18 @@ def override_value(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
+def chosen_overrides(plan: SweepPlan, trial: Any) -> list[str]:
+    """The trial's value of every searched key, as overrides (``+key=`` where the search
+    adds the key to the config, as its expression did)."""
+    return [
+        f"{o.get_key_element()}={override_value(suggest(trial, k, o))}"
+        for k, o in plan.space.items()
+    ]
+
+
 def run_trial(plan: SweepPlan, trial: Any) -> float:
     """One ``train.py`` run with the trial's overrides; its ``optimized_metric``."""
-    chosen = [f"{k}={override_value(suggest(trial, k, o))}" for k, o in plan.space.items()]
+    chosen = chosen_overrides(plan, trial)
     run_dir = plan.sweep_dir / str(trial.number)
     overrides = [*plan.overrides, *chosen]
     compose_train(plan.config_dir, overrides)  # a bad value fails here, with Hydra's message

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.jobs.optuna_sweep import _canonical, argument_parser, make_plan, suggest
+from esa_lightning.jobs.optuna_sweep import (
+    _canonical,
+    argument_parser,
+    chosen_overrides,
+    compose_train,
+    make_plan,
+    suggest,
+)
 from tests.conftest import CONF, REPO
 from tests.helpers import checkout_env
 
@@ -82,6 +89,17 @@ def test_suggestions_follow_the_hydra_sweep_syntax():
     assert seen["seed"] == {1, 3, 5}  # Hydra's range: the stop value is excluded
     assert all(0.001 <= v <= 0.1 for v in seen["lr"]) and len(seen["lr"]) > 30
     assert seen["flag"] == {True, False}
+
+
+def test_a_key_the_search_adds_keeps_its_plus_in_every_trial():
+    """``+key=choice(...)`` searches a key the config lacks: the trial's override was
+    ``key=value``, which every trial's train.py refused (Could not override 'key')."""
+    optuna = pytest.importorskip("optuna")
+    plan = plan_for(["experiment=smoke", "+trainer.limit_train_batches=choice(2,3)"])
+    trial = optuna.create_study().ask()
+    chosen = chosen_overrides(plan, trial)
+    cfg = compose_train(CONF, [*plan.overrides, *chosen])  # what the trial's train.py composes
+    assert cfg.trainer.limit_train_batches == trial.params["trainer.limit_train_batches"]
 
 
 def test_bad_sweep_settings_are_one_line_errors():
