@@ -36,6 +36,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
+from esa_lightning.install import composition_reason
 from esa_lightning.io import atomic_path, make_output_folder
 from esa_lightning.jobs.paths import compose_config
 
@@ -111,7 +112,31 @@ def compose_train(config_dir: Path, overrides: list[str]) -> DictConfig:
     try:
         return compose_config("train", overrides, config_dir)
     except HydraException as exc:
-        raise ESAInputError(f"the overrides do not compose: {exc}", column="overrides") from None
+        reason = composition_reason(exc)
+        raise ESAInputError(f"the overrides do not compose: {reason}", column="overrides") from None
+
+
+def first_value(key: str, override: Override) -> Any:
+    """The first value a sweep expression can draw; an expression that can draw none (an empty
+    range, an interval whose low is above its high, a log interval from 0) is refused, naming
+    the key, before any trial runs."""
+    value = override.value()
+    if override.is_interval_sweep():
+        if value.start > value.end or ("log" in value.tags and value.start <= 0):
+            raise ESAInputError(
+                "an interval needs low <= high (and low > 0 on a log scale)",
+                column=key,
+                value=override.input_line,
+            )
+        return value.start
+    if not (override.is_choice_sweep() or override.is_range_sweep()):
+        raise ESAInputError(
+            "not a choice, range or interval", column=key, value=override.input_line
+        )
+    values = list(override.sweep_iterator(transformer=Transformer.encode))
+    if not values:
+        raise ESAInputError("the range holds no value", column=key, value=override.input_line)
+    return values[0]
 
 
 def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[str]) -> SweepPlan:
@@ -155,6 +180,16 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
     sweep_dir = Path(args.sweep_dir or Path(cfg.paths.log_dir) / experiment / "sweeps" / study_name)
     if SEARCH_NODE in cfg:  # trials are plain train.py runs (train.py warns about this node)
         plain.append(f"~{SEARCH_NODE}")
+    # every searched key exists in the run's config (e.g. the searched model's), before any trial
+    firsts = [f"{o.get_key_element()}={override_value(first_value(k, o))}"
+              for k, o in space.items()]
+    try:
+        compose_train(config_dir, [*plain, *firsts])
+    except ESAInputError as exc:
+        raise ESAInputError(
+            f"the searched keys ({', '.join(space)}) do not fit this run's config: {exc.reason}",
+            column=f"{SEARCH_NODE}.params",
+        ) from None
     sampler = node.get("sampler")
     return SweepPlan(
         overrides=plain,

@@ -62,6 +62,7 @@ def test_a_study_is_the_same_whatever_the_order_of_its_overrides():
     stored = json.dumps({**other.description(), "overrides": other.overrides}, sort_keys=True)
     assert _canonical(stored) == json.dumps(one.description(), sort_keys=True)
     # a key given twice: the later value wins, so the order stays part of the study
+    space = "model.lr=choice(0.001,0.003)"  # a key of the default experiment's model
     twice = plan_for(["seed=3", space, "seed=4"]).description()["overrides"]
     assert twice == plan_for(["seed=4", space, "seed=3"]).description()["overrides"][::-1]
     assert plan_for(["seed=3", space, "seed=4"]).description() != plan_for(
@@ -110,6 +111,24 @@ def test_bad_sweep_settings_are_one_line_errors():
     # the best trial was chosen on the test range the sweep then reported
     with pytest.raises(ESAInputError, match=r"optimized_metric.*test/EW_F_0.50.*validation"):
         plan_for(["hparams_search=optuna", "experiment=gru_ae", "optimized_metric=test/EW_F_0.50"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["model.quantile=interval(99.9,99.0)"], "model.quantile"),  # low above high
+        (["model.quantile=range(5,3)"], "model.quantile"),  # an empty range
+        (["+lr=tag(log,interval(0,0.1))"], "lr"),  # a log scale from 0
+        (["model.no_such_key=choice(1,2)"], "model.no_such_key"),
+        (["hparams_search=optuna"], "model.latent_dim"),  # searches a GRU's keys: not zscore's
+    ],
+)
+def test_a_search_space_no_trial_could_run_is_refused_before_the_study(argv, named):
+    """Such a space used to reach the first trial: a traceback from Optuna (exit 1) for bad
+    bounds, or a failed trial recorded in the study for a key the config does not have."""
+    with pytest.raises(ESAInputError, match=named) as caught:
+        plan_for(["experiment=smoke", *argv])
+    assert "\n" not in str(caught.value)  # one line, as every input error
 
 
 def sweep_command(args: list[str], root: Path) -> list[str]:
