@@ -33,6 +33,10 @@ def at_least(low: float) -> Rule:
     return (lambda v: _number(v) and v >= low), f"must be a number >= {low:g}"
 
 
+def percentage() -> Rule:
+    return (lambda v: _number(v) and 0 <= v <= 100), "must be a percentage in [0, 100]"
+
+
 def positive_finite() -> Rule:
     return (lambda v: _number(v) and math.isfinite(v) and v > 0), "must be a finite number > 0"
 
@@ -137,6 +141,9 @@ RULES: dict[str, Rule] = {
                  "must be a finite number >= 0"),
     "val_fraction": fraction(),
     "dropout": fraction(),
+    # percentiles: the z-score's threshold (model.quantile), the percentile thresholds' q
+    "quantile": percentage(),
+    "q": percentage(),
     "lr": positive_finite(),
     "learning_rate": positive_finite(),
     "devices": (_devices_ok, "must be a count >= 1, -1 (all), 'auto' or a list of devices"),

@@ -18,6 +18,27 @@ def test_every_experiment_passes_its_own_checks(experiment, tmp_path):
     check_settings(compose_config("train", [f"experiment={experiment}"], tmp_path))
 
 
+PERCENTILE = "model/threshold@model.post_processing.threshold=percentile"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shown"),
+    [
+        (["experiment=smoke", "model.quantile=abc"], "model.quantile='abc'"),
+        (["experiment=smoke", "model.quantile=150"], "model.quantile=150"),
+        (["model.post_processing.threshold.q=-1"], "model.post_processing.threshold.q=-1"),
+        ([PERCENTILE, "model.post_processing.threshold.q=150"],
+         "model.post_processing.threshold.q=150"),
+    ],
+)
+def test_a_percentile_outside_0_to_100_is_named_before_training(overrides, shown, tmp_path):
+    """It failed only after the fit, with a traceback from torch or numpy (for the z-score's
+    quantile, a TypeError or 'quantile() q must be in the range [0, 1]')."""
+    with pytest.raises(ESAInputError) as err:
+        check_settings(compose_config("train", overrides, tmp_path))
+    assert str(err.value).startswith(shown + ": must be a percentage in [0, 100]")
+
+
 @pytest.mark.parametrize(
     ("job", "override", "shown"),
     [
