@@ -35,30 +35,14 @@ NOTHING_TO_SCORE = (
 
 
 def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra DictConfig
-    """``evaluate.py``: score ``cfg.predictions`` against the labels of ``cfg.data``."""
-    path = Path(cfg.predictions)
-    if not path.is_file():
-        raise ESAInputError("predictions file not found", path=path)
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
+    """``evaluate.py``: score ``cfg.predictions`` against the labels of ``cfg.data``. Refused
+    before it writes (a file, column or value it cannot score), it leaves no run folder it made
+    (``run_folder.removed_if_refused``)."""
+    from esa_lightning.run_folder import removed_if_refused
+
     folder = Path(cfg.paths.output_dir)
-    if (folder / "events.csv").exists() and not (folder / "evaluation.json").exists():
-        raise ESAInputError(  # e.g. predict.py's own folder: its events.csv is not ours
-            "events.csv is already there and no earlier evaluation wrote it: evaluate into a "
-            "new folder (hydra.run.dir=...)",
-            path=folder / "events.csv",
-        )
-    mission = mission_from_config(cfg.data)
-    if mission.is_multiseries:
-        results, events = score_series_frame(frame, mission.test(), path)
-    else:
-        aligned = align_prediction_frame(frame, mission)
-        if not has_labeled_events(mission.slice(int(aligned.rows[0]), int(aligned.rows[-1]) + 1)):
-            raise ESAInputError(NOTHING_TO_SCORE, path=path)
-        results = score_aligned(aligned, mission)
-        events = event_outcomes(mission.events, aligned.timestamps, aligned.alarm)
+    with removed_if_refused(folder, keep=bool(cfg.get("debug_errors", False))):
+        results, events = _score_predictions(cfg, folder)
     anomaly_only = {k[: -len("_anomaly")]: v for k, v in results.items() if k.endswith("_anomaly")}
     print("{Anomaly, Rare Event}:")
     print(ranking_table({cfg.algorithm: results}))
@@ -76,6 +60,31 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
         f"{int(counted.sum())} anomalies and rare events caught)"
     )
     return results
+
+
+def _score_predictions(cfg, folder: Path) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: ANN001
+    """The metrics of ``cfg.predictions`` and each labeled event caught or missed."""
+    path = Path(cfg.predictions)
+    if not path.is_file():
+        raise ESAInputError("predictions file not found", path=path)
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
+    if (folder / "events.csv").exists() and not (folder / "evaluation.json").exists():
+        raise ESAInputError(  # e.g. predict.py's own folder: its events.csv is not ours
+            "events.csv is already there and no earlier evaluation wrote it: evaluate into a "
+            "new folder (hydra.run.dir=...)",
+            path=folder / "events.csv",
+        )
+    mission = mission_from_config(cfg.data)
+    if mission.is_multiseries:
+        return score_series_frame(frame, mission.test(), path)
+    aligned = align_prediction_frame(frame, mission)
+    if not has_labeled_events(mission.slice(int(aligned.rows[0]), int(aligned.rows[-1]) + 1)):
+        raise ESAInputError(NOTHING_TO_SCORE, path=path)
+    results = score_aligned(aligned, mission)
+    return results, event_outcomes(mission.events, aligned.timestamps, aligned.alarm)
 
 
 def score_series_frame(

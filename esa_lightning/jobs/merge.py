@@ -164,8 +164,7 @@ def merge(cfg: Any) -> dict[str, float]:
     """The ``merge.py`` job: the merged detector, its metrics on the validation and test ranges
     of ``cfg.data`` and, for forecasters, ``val/forecast_MAE`` of it and each source. One run at
     a time writes into the run folder."""
-    from esa_lightning.io import make_output_folder
-    from esa_lightning.run_folder import lock_run_folder
+    from esa_lightning.run_folder import lock_run_folder, make_run_folder
 
     if isinstance(cfg.detectors, str) or not hasattr(cfg.detectors, "__iter__"):
         raise ESAInputError(
@@ -184,7 +183,7 @@ def merge(cfg: Any) -> dict[str, float]:
             "new folder (hydra.run.dir=...)",
             path=out,
         )
-    out = make_output_folder(out)
+    out = make_run_folder(out)
     with lock_run_folder(out):
         return _merge_into(cfg, out)
 
@@ -194,13 +193,16 @@ def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
     from esa_lightning.io import remove_stale_temporaries, write_json_atomic
     from esa_lightning.jobs.common import mission_from_config, unscored_reason
     from esa_lightning.jobs.train import evaluate, print_summary
+    from esa_lightning.run_folder import removed_if_refused
 
     remove_stale_temporaries(out)
     sources = [str(p) for p in cfg.detectors]
-    detectors = [Detector.load(p) for p in sources]
-    mission = mission_from_config(cfg.data)
-    check_schema(detectors[0].schema, mission, source=str(cfg.data.root))
-    merged = merge_detectors(detectors, sources, mission)
+    # refused here (a detector or mission it cannot read), it leaves no run folder it made
+    with removed_if_refused(out, keep=bool(cfg.get("debug_errors", False))):
+        detectors = [Detector.load(p) for p in sources]
+        mission = mission_from_config(cfg.data)
+        check_schema(detectors[0].schema, mission, source=str(cfg.data.root))
+        merged = merge_detectors(detectors, sources, mission)
     merged.save(out / "detector")
     # the merged detector scored as train.py scores a trained one
     parts = {"val": mission.val()}

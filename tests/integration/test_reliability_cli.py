@@ -66,6 +66,19 @@ def test_predict_with_a_missing_ckpt(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_evaluate_and_merge_refused_on_their_input_leave_no_run_folder(tmp_path):
+    """evaluate.py with a missing predictions file and merge.py with missing detectors were
+    refused in one line but left their run folder (`.hydra/`, the log) behind."""
+    missing = tmp_path / "nonexistent"
+    proc = run_entry("evaluate.py", [f"predictions={missing / 'p.csv'}"], tmp_path)
+    assert_one_line_error(proc, "p.csv")
+    assert not (tmp_path / "run").exists()
+    proc = run_entry("merge.py", [f"detectors=[{missing / 'a'},{missing / 'b'}]"], tmp_path)
+    assert_one_line_error(proc, str(missing / "a"))
+    assert not (tmp_path / "run").exists()
+    assert not missing.exists()
+
+
 def test_a_run_refused_on_a_bad_column_leaves_nothing_it_made(small_mission_dir, tmp_path):
     """Without hydra.run.dir the run made outputs/<experiment>/<time>/ and left all of it."""
     env = {**os.environ, "ESA_LIGHTNING_ROOT": str(tmp_path), "PYTHONWARNINGS": "ignore"}
