@@ -191,6 +191,13 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
             column=f"{SEARCH_NODE}.params",
         ) from None
     sampler = node.get("sampler")
+    n_trials = args.n_trials if args.n_trials is not None else node.get("n_trials", 20)
+    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
+        raise ESAInputError(  # a study of no trial would run nothing and say nothing
+            "complete trials the study should hold: at least 1 (--n-trials N)",
+            column=f"{SEARCH_NODE}.n_trials",
+            value=n_trials,
+        )
     return SweepPlan(
         overrides=plain,
         space=space,
@@ -200,7 +207,7 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
         sweep_dir=sweep_dir,
         study_name=study_name,
         storage=args.storage or f"sqlite:///{sweep_dir / 'optuna.db'}",
-        n_trials=int(args.n_trials if args.n_trials is not None else node.get("n_trials", 20)),
+        n_trials=n_trials,
         config_dir=config_dir,
         train_command=train_command,
     )

@@ -103,6 +103,13 @@ def test_a_key_the_search_adds_keeps_its_plus_in_every_trial():
     assert cfg.trainer.limit_train_batches == trial.params["trainer.limit_train_batches"]
 
 
+def test_a_study_of_no_trial_is_refused():
+    """``--n-trials -2`` (or 0, or optuna.n_trials=0) ran nothing and said nothing."""
+    for argv in (["--n-trials", "-2"], ["--n-trials", "0"], ["optuna.n_trials=0"]):
+        with pytest.raises(ESAInputError, match="n_trials.*at least 1"):
+            plan_for(["hparams_search=optuna", "experiment=gru_ae", *argv])
+
+
 def test_bad_sweep_settings_are_one_line_errors():
     with pytest.raises(ESAInputError, match="nothing to search"):
         plan_for(["experiment=smoke"])
