@@ -33,6 +33,7 @@ from esa_lightning.artifact.format import (
     MANIFEST,
     allowed_classes,
     check_schema,
+    in_trained_order,
     mission_schema,
     package_versions,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Detector",
     "allowed_classes",
     "check_schema",
+    "in_trained_order",
     "mission_schema",
     "package_versions",
     "part_checksums",

@@ -6,8 +6,11 @@ from __future__ import annotations
 import importlib
 import json
 import platform
+from dataclasses import replace
 from importlib import metadata
 from typing import Any
+
+import numpy as np
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
@@ -52,6 +55,25 @@ def mission_schema(mission: Mission) -> dict[str, Any]:
         "telecommands": list(mission.telecommand_names),
         "period": None if mission.period is None else str(mission.period),
     }
+
+
+def in_trained_order(expected: dict[str, Any], mission: Mission) -> Mission:
+    """``mission`` with its telecommand columns in the order the detector was trained on, where
+    it has the same ones in another order: readers keep a file's column order, and predict.py
+    and the inference container read telecommands by name, as they read channels. Anything
+    else is returned as read, for ``check_schema`` to name. The reordered columns are a copy
+    in memory ([rows, telecommands] float32)."""
+    want, have = list(expected["telecommands"]), list(mission.telecommand_names)
+    if expected.get("multiseries") or mission.is_multiseries:
+        return mission
+    if want == have or sorted(want) != sorted(have):
+        return mission
+    order = [have.index(name) for name in want]
+    return replace(
+        mission,
+        telecommands=np.ascontiguousarray(mission.telecommands[:, order]),
+        telecommand_names=want,
+    )
 
 
 def check_schema(expected: dict[str, Any], mission: Mission, source: str | None = None) -> None:

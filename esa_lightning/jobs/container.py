@@ -39,7 +39,7 @@ def find_detector(artifacts: Path) -> Path:
 
 
 def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
-    from esa_lightning.artifact import Detector, check_schema
+    from esa_lightning.artifact import Detector, check_schema, in_trained_order
     from esa_lightning.data.readers.kaggle import read_kaggle
     from esa_lightning.reporting.events import row_ids
     from esa_lightning.reporting.outputs import write_submission
@@ -50,9 +50,10 @@ def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
         raise ESAInputError("test file not found", path=test_file)
     detector = Detector.load(find_detector(artifacts))
     # the channels it was trained on (a target or lightweight subset of the file's columns, in
-    # the training order); a channel the file lacks is named
+    # the training order); a channel the file lacks is named. Telecommands are read by name too
     channels = list(detector.schema["channels"])
     mission = read_kaggle(test_file, channels=channels, use_cache=False)
+    mission = in_trained_order(detector.schema, mission)
     check_schema(detector.schema, mission, source=str(test_file))
     scores = score_in_chunks(detector, mission, chunk_rows, keep_channel_scores="none")
     return write_submission(row_ids(mission), scores.alarm, data_dir / "submission.csv")

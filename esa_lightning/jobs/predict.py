@@ -48,13 +48,14 @@ def predict(cfg: Any) -> dict[str, float]:
 
 
 def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
-    from esa_lightning.artifact import Detector, check_schema
+    from esa_lightning.artifact import Detector, check_schema, in_trained_order
     from esa_lightning.io import write_json_atomic
     from esa_lightning.jobs.common import mission_from_config
     from esa_lightning.runtime.evaluation import ScoredRange, report_for
 
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
     mission = mission_from_config(trained_channels(cfg.data, detector.schema))
+    mission = in_trained_order(detector.schema, mission)  # telecommands by name too
     check_schema(detector.schema, mission, source=str(cfg.data.root))
     if cfg.range not in RANGES:
         raise ESAInputError("range must be 'test', 'val' or 'all'", column="range",
@@ -87,7 +88,8 @@ def trained_channels(data_cfg: Any, schema: dict[str, Any]) -> Any:
     order, or with more channels than it was trained on, is scored; one it lacks is named by
     the reader. Only where ``data.channels`` is ``all`` (the default): an explicit selection
     is read as given and checked against the schema, and independent series (NASA) score any
-    of their trained series."""
+    of their trained series. Telecommands are put in the trained order after reading
+    (``artifact.in_trained_order``)."""
     from omegaconf import OmegaConf
 
     if schema.get("multiseries") or data_cfg.get("channels", "all") not in ("all", None):

@@ -81,3 +81,36 @@ def test_predict_reads_the_trained_channels_by_name_as_the_container_does(
     with pytest.raises(ESAInputError, match=f"{lost}\\b"):
         predict(compose_config("predict", [f"ckpt={target_detector}", "data=kaggle",
                                            f"data.root={data}"], tmp_path / "again"))
+
+
+def test_telecommands_in_another_order_are_read_by_name(
+    target_detector, small_mission_dir, tmp_path
+):
+    """A test.parquet with its telecommand columns in another order than in training: the
+    container and predict.py refused it ('telecommands: same names in a different order')
+    while they read the channels by name; now the telecommands are put in the trained order."""
+    from esa_lightning.artifact import Detector, in_trained_order
+    from esa_lightning.data.readers.kaggle import read_kaggle
+    from esa_lightning.jobs.predict import predict
+
+    test = pd.read_parquet(small_mission_dir / "kaggle" / "test.parquet")
+    commands = [c for c in test.columns if c.startswith("telecommand_")]
+    assert len(commands) > 1 and test[commands].to_numpy().any()
+    trained = Detector.load(target_detector).schema["telecommands"]
+    assert trained == commands
+    data = tmp_path / "data"
+    data.mkdir()
+    test[[c for c in test.columns if c not in commands] + commands[::-1]].to_parquet(
+        data / "test.parquet", index=False
+    )
+    assert container_main(["--data", str(data), "--artifacts", str(target_detector)]) == 0
+    predict(compose_config("predict", [f"ckpt={target_detector}", "data=kaggle",
+                                       f"data.root={data}"], tmp_path / "predict"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "predict" / "submission.csv"),
+                                  pd.read_csv(data / "submission.csv"))
+    # each column moves with its name
+    read = read_kaggle(data / "test.parquet", use_cache=False)
+    assert read.telecommand_names == commands[::-1]
+    ordered = in_trained_order({"telecommands": trained}, read)
+    assert ordered.telecommand_names == trained
+    np.testing.assert_array_equal(ordered.telecommands, test[commands].to_numpy(np.float32))
