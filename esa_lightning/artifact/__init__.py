@@ -34,6 +34,7 @@ from esa_lightning.artifact.format import (
     allowed_classes,
     check_schema,
     in_trained_order,
+    missing_trained_channels,
     mission_schema,
     package_versions,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "allowed_classes",
     "check_schema",
     "in_trained_order",
+    "missing_trained_channels",
     "mission_schema",
     "package_versions",
     "part_checksums",

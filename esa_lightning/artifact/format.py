@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from esa_lightning.data.mission import Mission
+from esa_lightning.data.selection import UnknownChannels
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.registry import detector_families
 
@@ -55,6 +56,15 @@ def mission_schema(mission: Mission) -> dict[str, Any]:
         "telecommands": list(mission.telecommand_names),
         "period": None if mission.period is None else str(mission.period),
     }
+
+
+def missing_trained_channels(exc: UnknownChannels) -> ESAInputError:
+    """The error for data that lack channels the detector was trained on, from the reader's
+    ``UnknownChannels`` where the channels asked for were the detector's: it names them and
+    the file that lacks them, not ``data.channels``, which the user never set."""
+    return ESAInputError(
+        f"missing channel(s) {exc.names} the detector was trained on", path=exc.path
+    )
 
 
 def in_trained_order(expected: dict[str, Any], mission: Mission) -> Mission:

@@ -18,6 +18,17 @@ ChannelSpec = str | Sequence[str] | None
 log = logging.getLogger(__name__)
 
 
+class UnknownChannels(ESAInputError):
+    """Channels asked for (``names``) that the data's channel list (``path``) lacks."""
+
+    def __init__(self, names: list[str], known: list[str], source: str | None) -> None:
+        self.names = names
+        shown = f"{known[:5]}{'...' if len(known) > 5 else ''}"
+        super().__init__(
+            f"unknown channel(s) {names}; known: {shown}", path=source, column="channels"
+        )
+
+
 def select_channels(
     table: pd.DataFrame,
     spec: ChannelSpec,
@@ -48,11 +59,7 @@ def select_channels(
         chosen = [c.strip() for c in spec.split(",")] if isinstance(spec, str) else list(spec)
     unknown = [c for c in chosen if c not in set(names)]
     if unknown:
-        raise ESAInputError(
-            f"unknown channel(s) {unknown}; known: {names[:5]}{'...' if len(names) > 5 else ''}",
-            path=source,
-            column="channels",
-        )
+        raise UnknownChannels(unknown, names, source)
     if not chosen:
         raise ESAInputError("channel selection is empty", path=source, value=spec)
     order = {c: i for i, c in enumerate(chosen)}

@@ -39,8 +39,14 @@ def find_detector(artifacts: Path) -> Path:
 
 
 def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
-    from esa_lightning.artifact import Detector, check_schema, in_trained_order
+    from esa_lightning.artifact import (
+        Detector,
+        check_schema,
+        in_trained_order,
+        missing_trained_channels,
+    )
     from esa_lightning.data.readers.kaggle import read_kaggle
+    from esa_lightning.data.selection import UnknownChannels
     from esa_lightning.reporting.events import row_ids
     from esa_lightning.reporting.outputs import write_submission
     from esa_lightning.runtime.chunks import score_in_chunks
@@ -52,7 +58,10 @@ def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
     # the channels it was trained on (a target or lightweight subset of the file's columns, in
     # the training order); a channel the file lacks is named. Telecommands are read by name too
     channels = list(detector.schema["channels"])
-    mission = read_kaggle(test_file, channels=channels, use_cache=False)
+    try:
+        mission = read_kaggle(test_file, channels=channels, use_cache=False)
+    except UnknownChannels as exc:
+        raise missing_trained_channels(exc) from None
     mission = in_trained_order(detector.schema, mission)
     check_schema(detector.schema, mission, source=str(test_file))
     scores = score_in_chunks(detector, mission, chunk_rows, keep_channel_scores="none")

@@ -48,14 +48,12 @@ def predict(cfg: Any) -> dict[str, float]:
 
 
 def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
-    from esa_lightning.artifact import Detector, check_schema, in_trained_order
+    from esa_lightning.artifact import Detector, check_schema
     from esa_lightning.io import write_json_atomic
-    from esa_lightning.jobs.common import mission_from_config
     from esa_lightning.runtime.evaluation import ScoredRange, report_for
 
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
-    mission = mission_from_config(trained_channels(cfg.data, detector.schema))
-    mission = in_trained_order(detector.schema, mission)  # telecommands by name too
+    mission = read_trained(cfg.data, detector.schema)
     check_schema(detector.schema, mission, source=str(cfg.data.root))
     if cfg.range not in RANGES:
         raise ESAInputError("range must be 'test', 'val' or 'all'", column="range",
@@ -82,14 +80,30 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     return metrics
 
 
+def read_trained(data_cfg: Any, schema: dict[str, Any]) -> Mission:
+    """The mission ``data_cfg`` reads, with the detector's channels (``trained_channels``; one
+    the data lack is named as such) and its telecommands in the trained order."""
+    from esa_lightning.artifact import in_trained_order, missing_trained_channels
+    from esa_lightning.data.selection import UnknownChannels
+    from esa_lightning.jobs.common import mission_from_config
+
+    read = trained_channels(data_cfg, schema)
+    try:
+        mission = mission_from_config(read)
+    except UnknownChannels as exc:
+        if read is data_cfg:  # the user's own data.channels: the reader's error says so
+            raise
+        raise missing_trained_channels(exc) from None
+    return in_trained_order(schema, mission)
+
+
 def trained_channels(data_cfg: Any, schema: dict[str, Any]) -> Any:
     """``data_cfg`` reading the channels the detector was trained on, by name and in its order
     (as the inference container reads ``test.parquet``): a file with its columns in another
-    order, or with more channels than it was trained on, is scored; one it lacks is named by
-    the reader. Only where ``data.channels`` is ``all`` (the default): an explicit selection
+    order, or with more channels than it was trained on, is scored; one it lacks is named
+    (``read_trained``). Only where ``data.channels`` is ``all`` (the default): an explicit selection
     is read as given and checked against the schema, and independent series (NASA) score any
-    of their trained series. Telecommands are put in the trained order after reading
-    (``artifact.in_trained_order``)."""
+    of their trained series."""
     from omegaconf import OmegaConf
 
     if schema.get("multiseries") or data_cfg.get("channels", "all") not in ("all", None):

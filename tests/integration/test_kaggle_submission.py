@@ -114,3 +114,32 @@ def test_telecommands_in_another_order_are_read_by_name(
     ordered = in_trained_order({"telecommands": trained}, read)
     assert ordered.telecommand_names == trained
     np.testing.assert_array_equal(ordered.telecommands, test[commands].to_numpy(np.float32))
+
+
+def test_a_trained_channel_the_data_lack_is_named_as_such(
+    target_detector, small_mission_dir, tmp_path, capsys
+):
+    """A test file without a channel the detector was trained on: the one-line error said
+    "column 'channels': unknown channel(s) [...]" (a data.channels the user never set); it
+    names the missing channel, the file, and that the detector was trained on it."""
+    from esa_lightning.jobs.predict import predict
+
+    kaggle = small_mission_dir / "kaggle"
+    lost = pd.read_csv(kaggle / "target_channels.csv").iloc[0, 0]
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.read_parquet(kaggle / "test.parquet").drop(columns=lost).to_parquet(
+        data / "test.parquet", index=False
+    )
+    expected = f"{data / 'test.parquet'}: missing channel(s) ['{lost}'] the detector was trained on"
+    assert container_main(["--data", str(data), "--artifacts", str(target_detector)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {expected}"
+    with pytest.raises(ESAInputError) as refused:
+        predict(compose_config("predict", [f"ckpt={target_detector}", "data=kaggle",
+                                           f"data.root={data}"], tmp_path / "predict"))
+    assert str(refused.value) == expected
+    # a data.channels the user gave is still the reader's error about that option
+    with pytest.raises(ESAInputError, match=r"column 'channels': unknown channel\(s\)"):
+        predict(compose_config("predict", [f"ckpt={target_detector}", "data=kaggle",
+                                           f"data.root={data}", f"data.channels=[{lost}]"],
+                               tmp_path / "again"))
