@@ -5,6 +5,8 @@ measured against its own nominal spread (``reference.ChannelSpread``): the detec
 per-channel score when it reports one (a reconstruction or forecast error, a z-score), else the
 raw value's distance from its nominal median. 1.0 reads "as far out as the channel's nominal
 99th percentile"; a channel that stays as usual scores 1 or less, whatever its units or noise.
+A channel whose contribution is 0 or less did not push the alarm's score up (its per-channel
+score stayed at or below its nominal median, or its value at its median): it is not named.
 
 Channels are named in this order of preference: TARGET channels (the ones the mission's
 channel table marks as monitored) that are neither counters nor categorical; a counter, a
@@ -17,7 +19,8 @@ Of those, ranked by contribution:
 
 - ``top_channels``: the first ``TOP_K`` with their contribution, ``name=4.2;other=1.3``;
 - ``channels``: the drivers, the ranked channels whose contribution is at least
-  ``DRIVER_SHARE`` of the first one's (at most ``MAX_DRIVERS``, always at least one).
+  ``DRIVER_SHARE`` of the first one's (at most ``MAX_DRIVERS``; none where no channel's
+  contribution is above 0).
 """
 
 from __future__ import annotations
@@ -84,17 +87,17 @@ def attribute(
     """Rank and choose the channels of one interval (module docstring) from their
     ``contribution`` [C] (column i belongs to ``channel_names[i]``)."""
     names = channel_names[: len(contribution)]
-    finite = [(n, float(c)) for n, c in zip(names, contribution, strict=True) if np.isfinite(c)]
-    primary = [p for p in finite if p[0] not in secondary]
+    # only the channels that pushed the score up, with a finite contribution above 0
+    pushed = [
+        (n, float(c)) for n, c in zip(names, contribution, strict=True) if np.isfinite(c) and c > 0
+    ]
+    primary = [p for p in pushed if p[0] not in secondary]
     best_primary = max((c for _, c in primary), default=-np.inf)
     bar = max(best_primary, SECONDARY_MIN)
-    eligible = primary + [p for p in finite if p[0] in secondary and p[1] > bar]
+    eligible = primary + [p for p in pushed if p[0] in secondary and p[1] > bar]
     ranked = sorted(eligible, key=lambda p: -p[1])
     if not ranked:
         return Attribution([], [])
     top = ranked[0][1]
-    # a share of nothing is nothing: where no channel contributed (top <= 0), only the first
-    # ranked is named, not every channel tied at 0
-    shared = [n for n, c in ranked[:MAX_DRIVERS] if c >= DRIVER_SHARE * top] if top > 0 else []
-    drivers = shared or [ranked[0][0]]
+    drivers = [n for n, c in ranked[:MAX_DRIVERS] if c >= DRIVER_SHARE * top]
     return Attribution(ranked, drivers)

@@ -6,7 +6,7 @@
     channels          the channels that drive the alarm (``attribution``), ``;``-joined
     score             the peak row score in the interval (the detector's raw score)
     top_channels      ranked channels with their contribution, ``name=4.2;other=1.3``
-                      (deviation in units of the channel's own nominal spread)
+                      (deviation in units of the channel's own nominal spread; above 0 only)
     confidence        fraction of nominal validation scores below ``score`` (empty without a
                       validation range)
     threshold         the threshold the peak score was held against (empty when the detector's

@@ -152,14 +152,34 @@ def test_an_artifact_reference_is_used_as_stored():
 
 def test_channels_that_contributed_nothing_are_not_all_named_drivers():
     """Where the top contribution is 0 (a zero share of nothing), every channel at 0 passed the
-    driver rule: intervals.csv named them all (top_channels channel_3=0;channel_4=0)."""
+    driver rule: intervals.csv named them all (top_channels channel_3=0;channel_4=0). A channel
+    at 0 did not push the score up: none is named (the first was, before the rule below)."""
     from esa_lightning.reporting.attribution import attribute
 
     names = ["a", "b", "c"]
     nothing = attribute(np.zeros(3), names, set())
-    assert nothing.drivers == ["a"] and len(nothing.ranked) == 3
+    assert nothing.drivers == [] and nothing.ranked == [] and nothing.top_channels == ""
     some = attribute(np.array([0.0, 2.0, 1.5]), names, set())
     assert some.drivers == ["b", "c"]  # the rule itself is unchanged above 0
+
+
+def test_channels_that_did_not_push_the_score_up_are_not_ranked():
+    """A z-score channel that stayed at or below its nominal median inside the alarm has a
+    contribution of 0 or less: top_channels listed it (channel_0=-0.0221;channel_2=-0.106)
+    beside the channel that drove the alarm."""
+    from esa_lightning.reporting.attribution import attribute
+    from tests.helpers import fitted_zscore, toy_mission
+
+    found = attribute(np.array([-0.5, 2.0, 0.0, np.nan, 0.3]), list("abcde"), set())
+    assert found.ranked == [("b", 2.0), ("e", 0.3)] and found.drivers == ["b"]
+
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((3000, 3)).astype(np.float32)
+    values[2500:2503, 1] += 10.0
+    mission = toy_mission(values, val_start=1500, test_start=2000)
+    (row,) = _intervals(mission, fitted_zscore(mission)).itertuples(index=False)
+    ranked = dict(item.split("=") for item in row.top_channels.split(";"))
+    assert "channel_1" in ranked and all(float(v) > 0 for v in ranked.values())
 
 
 def test_zscore_alarm_names_the_channel_that_spiked_downward():
