@@ -68,7 +68,8 @@ def _score_predictions(cfg, folder: Path) -> tuple[dict[str, float], pd.DataFram
     if not path.is_file():
         raise ESAInputError("predictions file not found", path=path)
     try:
-        frame = pd.read_csv(path)
+        # text as written: a series named NA or None is a name; only an empty cell is missing
+        frame = pd.read_csv(path, dtype={"channel": str}, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
     if (folder / "events.csv").exists() and not (folder / "evaluation.json").exists():
@@ -104,6 +105,11 @@ def score_series_frame(
     if not alarm_all.isin((0, 1)).all():
         raise ESAInputError("is_anomaly must hold only 0/1", column="is_anomaly")
     score_all = score_column(frame)
+    empty = frame["channel"].isna().to_numpy() | (frame["channel"].astype(str).str.strip() == "")
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0]) + 1
+        raise ESAInputError(f"empty cell in row {row} after the header", path=path,
+                            column="channel")
     frame = frame.assign(channel=frame["channel"].astype(str), is_anomaly=alarm_all,
                          score=alarm_all if score_all is None else score_all)
     unknown = sorted(set(frame["channel"]) - set(part.series))

@@ -25,7 +25,7 @@ from esa_lightning.jobs.evaluate import evaluate_predictions
 from esa_lightning.jobs.predict import predict
 from esa_lightning.jobs.train import train
 from tests.conftest import compose_config
-from tests.helpers import make_mission, pickled_zip, write_kaggle
+from tests.helpers import make_mission, pickled_zip, write_kaggle, write_nasa
 from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
 
 pytestmark = [
@@ -303,6 +303,30 @@ def test_evaluate_refuses_rows_without_labels_and_writes_nothing(mission_dir, tm
     cfg = compose_config("evaluate", [f"predictions={tmp_path / 'e.csv'}", *labeled],
                          tmp_path / "e")
     assert "EW_F_0.50" in evaluate_predictions(cfg)  # the same file on the labeled mission
+
+
+@pytest.mark.parametrize("name", ["NA", "None", "nan", "null"])
+def test_evaluate_reads_a_nasa_series_named_like_a_missing_value_verbatim(tmp_path, name):
+    """A series ``NA`` (the NASA reader keeps such names) was read from the submission as an
+    empty cell and refused as 'not a channel of the mission'; an empty cell is still refused."""
+    rows = [(name, "MSL", "[[5, 9]]", "[point]", 30), ("A-1", "MSL", "[[2, 4]]", "[point]", 30)]
+    root = write_nasa(tmp_path / "nasa", rows=rows)
+    alarm = np.isin(np.arange(30), np.arange(5, 10)).astype(int)  # the first series' event only
+    sub = pd.DataFrame({"channel": [name] * 30 + ["A-1"] * 30, "id": [*range(30)] * 2,
+                        "is_anomaly": [*alarm, *np.zeros(30, int)]})
+    sub.to_csv(tmp_path / "sub.csv", index=False)
+    nasa = ["data=nasa", f"data.root={root}"]
+    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'sub.csv'}", *nasa], tmp_path / "e")
+    assert evaluate_predictions(cfg)["EW_recall"] == pytest.approx(0.5)
+    events = pd.read_csv(tmp_path / "e" / "events.csv", keep_default_na=False)
+    assert dict(zip(events["series"], events["caught"], strict=True)) == {name: True, "A-1": False}
+    sub.loc[3, "channel"] = ""
+    sub.to_csv(tmp_path / "empty.csv", index=False)
+    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'empty.csv'}", *nasa],
+                         tmp_path / "empty")
+    with pytest.raises(ESAInputError, match="empty cell in row 4 after the header") as refused:
+        evaluate_predictions(cfg)
+    assert "empty.csv" in str(refused.value) and "channel" in str(refused.value)
 
 
 # --------------------------------------------------------------------------- the generator CLI
