@@ -30,7 +30,8 @@ from esa_lightning.runtime.evaluation import concatenate_series, has_labeled_eve
 # a range without a labeled event gets no metrics (never 0.0): evaluate.py has nothing to write
 NOTHING_TO_SCORE = (
     "the predicted rows hold no labeled anomaly or rare event (or their labels are unknown, as "
-    "in Kaggle's test.parquet): nothing to score; predict a labeled range"
+    "in a Kaggle file without is_anomaly: test.parquet): nothing to score; predict a labeled "
+    "range"
 )
 
 

@@ -118,14 +118,7 @@ def has_labels(part: Mission) -> bool:
     """Whether ``part``'s labels are known, an all-zero label column included: not the case
     without labels, nor for a range holding rows a reader marks unlabeled
     (``meta["train_labeled"]`` / ``meta["test_labeled"]`` False: a file without the column)."""
-    train_unlabeled = not part.meta.get("train_labeled", True)
-    test_unlabeled = not part.meta.get("test_labeled", True)
-    return any(
-        g.labels is not None
-        and not (test_unlabeled and g.test_start < g.n_rows)
-        and not (train_unlabeled and g.test_start > 0)
-        for g in part.grids().values()
-    )
+    return bool(_labeled_grids(part))
 
 
 def has_labeled_events(part: Mission) -> bool:
@@ -134,12 +127,21 @@ def has_labeled_events(part: Mission) -> bool:
 
     A reader without labels for the test range (Kaggle's ``test.parquet``) sets
     ``meta["test_labeled"] = False``: a range holding test rows is then unlabeled (its zeros are
-    unknowns), while the validation range before it keeps its labels.
+    unknowns), while the validation range before it keeps its labels. ``train_labeled`` False
+    (a ``train.parquet`` without the column) makes a range holding training rows unlabeled
+    alike: its test rows' events are not scored with the training rows' zeros as nominal.
     """
+    return any(g.is_anomaly.any() for g in _labeled_grids(part))
+
+
+def _labeled_grids(part: Mission) -> list[Mission]:
+    """The grids of ``part`` whose labels are known on every row (``has_labels``)."""
+    train_unlabeled = not part.meta.get("train_labeled", True)
     test_unlabeled = not part.meta.get("test_labeled", True)
-    return any(
-        g.labels is not None
-        and not (test_unlabeled and g.test_start < g.n_rows)
-        and g.is_anomaly.any()
+    return [
+        g
         for g in part.grids().values()
-    )
+        if g.labels is not None
+        and not (test_unlabeled and g.test_start < g.n_rows)
+        and not (train_unlabeled and g.test_start > 0)
+    ]

@@ -305,6 +305,30 @@ def test_evaluate_refuses_rows_without_labels_and_writes_nothing(mission_dir, tm
     assert "EW_F_0.50" in evaluate_predictions(cfg)  # the same file on the labeled mission
 
 
+def test_evaluate_refuses_a_range_holding_training_rows_without_labels(tmp_path):
+    """A train.parquet without is_anomaly (``train_labeled`` False) beside a labeled
+    test.parquet: predictions of the whole mission were scored as if the training rows held no
+    anomaly, their alarms counted as false ones. Refused; the test range alone is scored."""
+    root = tmp_path / "kg"
+    root.mkdir()
+    for part, ids in (("train", np.arange(0, 60)), ("test", np.arange(60, 90))):
+        cols = {"id": ids, "channel_1": np.sin(ids / 3.0), "channel_2": np.cos(ids / 3.0)}
+        if part == "test":
+            cols["is_anomaly"] = ((ids >= 70) & (ids < 75)).astype(np.uint8)
+        pq.write_table(pa.table(cols), root / f"{part}.parquet")
+    kaggle = ["data=kaggle", f"data.root={root}"]
+    whole = pd.DataFrame({"id": np.arange(90), "is_anomaly": 1})
+    whole.to_csv(tmp_path / "whole.csv", index=False)
+    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'whole.csv'}", *kaggle],
+                         tmp_path / "whole")
+    with pytest.raises(ESAInputError, match="labels are unknown"):
+        evaluate_predictions(cfg)
+    whole[whole["id"] >= 60].to_csv(tmp_path / "test.csv", index=False)
+    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'test.csv'}", *kaggle],
+                         tmp_path / "test")
+    assert evaluate_predictions(cfg)["EW_recall"] == 1.0
+
+
 @pytest.mark.parametrize("name", ["NA", "None", "nan", "null"])
 def test_evaluate_reads_a_nasa_series_named_like_a_missing_value_verbatim(tmp_path, name):
     """A series ``NA`` (the NASA reader keeps such names) was read from the submission as an
