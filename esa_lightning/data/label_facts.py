@@ -23,6 +23,7 @@ ANOMALOUS_CATEGORIES = SELECTIONS[""]  # the events the reported EW_F_0.50 count
 MIN_EVENTS_PER_CHANNEL = 3.0
 # above this share of anomalous validation rows, event-wise heights fitted there mean little
 MAX_VAL_ANOMALOUS = 0.3
+UNKNOWN = "the training data has no label column"
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,13 @@ class LabelFacts:
     val_events: int
     train_anomalous: float  # share of training rows inside an anomaly or rare event
     val_anomalous: float
+    # False when the training data has no label column (a Kaggle train.parquet without
+    # is_anomaly): its zeros are unknowns, and the counts above say nothing
+    known: bool = True
 
     def summary(self) -> str:
+        if not self.known:
+            return f"labels: unknown ({UNKNOWN}, {self.n_channels} channels)"
         return (
             f"labels: {self.train_events} training events, {self.channel_events:.1f} labeled "
             f"runs per channel ({self.n_channels} channels), {self.val_events} validation "
@@ -75,7 +81,8 @@ def _anomalous_share(part: Mission) -> float:
 
 def label_facts(mission: Mission) -> LabelFacts | None:
     """The facts of a single-grid labeled ``mission``; None for independent series or a
-    mission without labels (nothing supervised can train on either)."""
+    mission without labels (nothing supervised can train on either). Training data without a
+    label column (``meta["train_labeled"]`` False) gives facts whose labels are unknown."""
     if mission.is_multiseries or mission.labels is None:
         return None
     train, val = mission.train(), mission.val()
@@ -86,11 +93,18 @@ def label_facts(mission: Mission) -> LabelFacts | None:
         val_events=_count_events(val),
         train_anomalous=_anomalous_share(train),
         val_anomalous=_anomalous_share(val),
+        known=bool(mission.meta.get("train_labeled", True)),
     )
 
 
 def supervision_warnings(facts: LabelFacts) -> list[str]:
     """Why a supervised detector trained on these labels is unlikely to carry to new data."""
+    if not facts.known:
+        return [
+            f"the training labels are unknown ({UNKNOWN}): a supervised detector has no "
+            "labeled event to learn from; an unsupervised detector (experiment=gru_ae, "
+            "model=window_pca) is the choice"
+        ]
     out = []
     if facts.channel_events < MIN_EVENTS_PER_CHANNEL:
         out.append(

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from esa_lightning.data.label_facts import label_facts, supervision_warnings
 from esa_lightning.jobs.train import warn_about_labels
-from tests.helpers import make_mission
+from tests.helpers import make_mission, write_kaggle
 
 
 def test_facts_count_events_runs_and_anomalous_shares():
@@ -71,3 +71,19 @@ def test_every_family_whose_training_reads_labels_warns_about_thin_labels(caplog
             warn_about_labels(cfg, thin)
         warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
         assert any("labeled training runs per channel" in m for m in warned), target
+
+
+def test_facts_of_training_data_without_a_label_column_say_the_labels_are_unknown(tmp_path):
+    """A train.parquet without is_anomaly was summed up as '0 training events ... anomalous
+    rows: train 0%', which reads as labeled and nominal; its zeros are unknowns."""
+    from esa_lightning.data.readers.kaggle import read_kaggle
+
+    (tmp_path / "kg").mkdir()
+    write_kaggle(tmp_path / "kg" / "train.parquet", n=60, labels=False)
+    facts = label_facts(read_kaggle(tmp_path / "kg", val_fraction=0.25, cache_dir=None))
+    assert "unknown" in facts.summary() and "0 training events" not in facts.summary()
+    (message,) = supervision_warnings(facts)
+    assert "labels are unknown" in message and "runs per channel" not in message
+    write_kaggle(tmp_path / "kg" / "train.parquet", n=60, labels=True)
+    labeled = label_facts(read_kaggle(tmp_path / "kg", val_fraction=0.25, cache_dir=None))
+    assert "unknown" not in labeled.summary() and labeled.train_events > 0
