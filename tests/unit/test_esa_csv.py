@@ -397,3 +397,20 @@ def test_test_file_on_another_grid_is_refused(tmp_path):
     write_csv(tmp_path / "m.test.csv", test, labels[40:], names)
     with pytest.raises(ESAInputError, match=r"m.test.csv.*'timestamp'.*0 days 00:01:00.*00:00:30"):
         read(tmp_path)
+
+
+@pytest.mark.parametrize("cell", ["", "  "])
+def test_channel_table_row_without_a_channel_is_refused_naming_its_row(tmp_path, cell):
+    """A channels.csv row with an empty Channel cell was dropped without a word, and the
+    subsystem, group and flags it held went to no channel; the raw ESA reader refuses it."""
+    frame, _, _, _, labels, names, _ = make_frame(n=20)
+    write_csv(tmp_path / "m.train.csv", frame, labels, names)
+    rows = ["channel_1", cell, "channel_3"]
+    pd.DataFrame({"Channel": rows, "Target": ["YES", "NO", "YES"]}).to_csv(
+        tmp_path / "channels.csv", index=False
+    )
+    with pytest.raises(ESAInputError, match=r"channels.csv.*'Channel'.*empty cell in row 2 after"):
+        read(tmp_path)
+    rows[1] = "NA"  # a name spelt like a missing value is a name: the row is kept
+    pd.DataFrame({"Channel": rows}).to_csv(tmp_path / "channels.csv", index=False)
+    assert read(tmp_path).channel_names == names

@@ -242,6 +242,11 @@ def read_channel_table(path: Path) -> pd.DataFrame:
         raise ESAInputError("missing column", path=path, column="Channel")
     table = raw.copy()
     table["Channel"] = table["Channel"].str.strip()
+    empty = np.flatnonzero((table["Channel"] == "").to_numpy())
+    if len(empty):  # its subsystem, group and flags would go to no channel
+        raise ESAInputError(
+            f"empty cell in row {empty[0] + 1} after the header", path=path, column="Channel"
+        )
     dup = table["Channel"][table["Channel"].duplicated()]
     if len(dup):  # each row would become one more column of the same channel
         raise ESAInputError("duplicate channel", path=path, column="Channel", value=dup.iloc[0])
