@@ -51,7 +51,7 @@ from esa_lightning.run_folder import (
     make_run_folder,
     removed_if_refused,
 )
-from esa_lightning.runtime.checkpoints import fit_from
+from esa_lightning.runtime.checkpoints import component_checkpoint_dir, fit_from
 from esa_lightning.runtime.evaluation import report_for, score_range
 
 log = logging.getLogger("esa_lightning")
@@ -107,6 +107,12 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None
     if not Path(ckpt_path).is_file():
         raise ESAInputError("checkpoint file not found", path=ckpt_path)
     return str(ckpt_path)
+
+
+def checkpoint_dir_of(cfg: DictConfig, output_dir: Path, name: str) -> Path:
+    """Component ``name``'s checkpoint folder in this run (``component_checkpoint_dir``)."""
+    single = not cfg.get("components")
+    return component_checkpoint_dir(output_dir, name, cfg.get("ckpt_path") == "last", single)
 
 
 def refuse_one_checkpoint_for_several(ckpt_path: str | None, names: list[str]) -> None:
@@ -269,7 +275,7 @@ def fit_component(
     check_datamodule(model_class, datamodule)  # before instantiating it with wrong dims
     model = instantiate_checked(spec.model, **datamodule.dims, _convert_="all")
     callbacks = instantiate_group(component_callbacks(cfg, spec))
-    checkpoint_dir = output_dir / "checkpoints" / name
+    checkpoint_dir = checkpoint_dir_of(cfg, output_dir, name)
     for cb in callbacks:
         if isinstance(cb, ModelCheckpoint):
             cb.dirpath = str(checkpoint_dir)
@@ -356,7 +362,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         detector = _build_detector(components, combiner, mission, cfg)
         detector.schema["features"] = features
         detector.checkpoints = {
-            name: output_dir / "checkpoints" / name / "last.ckpt" for name in components
+            name: checkpoint_dir_of(cfg, output_dir, name) / "last.ckpt" for name in components
         }
         record_for_api(detector, mission, int(cfg.get("chunk_rows", 262_144)))
         parts = {"val": mission.val()}

@@ -157,6 +157,22 @@ def _optimizer_problem(states: Any, model: torch.nn.Module) -> str | None:
     return None
 
 
+def component_checkpoint_dir(
+    output_dir: Path, name: str, resume_last: bool, single_component: bool
+) -> Path:
+    """The folder of component ``name``'s checkpoints: ``checkpoints/<name>`` of the run folder.
+
+    A single-component run resumed with ``ckpt_path=last`` in a run folder written before run
+    folders were named after the model (``train.yaml`` named every run without an experiment
+    ``gru_ae``: a ``model=zscore`` run's checkpoints are in ``checkpoints/gru_ae/``) keeps the
+    one component folder holding a ``last.ckpt`` that the run folder has."""
+    folder = Path(output_dir) / "checkpoints" / name
+    if not (resume_last and single_component) or (folder / "last.ckpt").exists():
+        return folder
+    found = [p.parent for p in folder.parent.glob("*/last.ckpt") if p.is_file()]
+    return found[0] if len(found) == 1 else folder
+
+
 def fit_from(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> None:
     """``trainer.fit``, resuming from ``ckpt_path`` only after ``check_resume_checkpoint``."""
     if ckpt_path is None:

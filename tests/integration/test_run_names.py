@@ -68,3 +68,25 @@ def test_a_sweep_over_models_keeps_one_folder_and_names_each_job(small_mission_d
     summary = pd.read_csv(sweeps[0] / "summary.csv")
     assert list(summary["status"]) == ["done", "done"]
     assert [experiment_of(sweeps[0] / str(job)) for job in (0, 1)] == ["zscore", "global_std"]
+
+
+def test_a_run_folder_written_before_runs_were_named_after_the_model_resumes(
+    small_mission_dir, tmp_path, caplog
+):
+    """train.yaml named every run without an experiment gru_ae: a ``model=zscore`` run kept its
+    checkpoints in checkpoints/gru_ae/. Resumed now (``ckpt_path=last``), the run looked for
+    checkpoints/zscore/last.ckpt, found none and trained from scratch."""
+    from esa_lightning.jobs.train import train
+    from tests.conftest import compose_config
+
+    args = ["model=zscore", f"data.root={small_mission_dir}", *FAST]
+    train(compose_config("train", args, tmp_path))
+    # the layout such a run had: the one component's checkpoints under the old name
+    (tmp_path / "checkpoints" / "zscore").rename(tmp_path / "checkpoints" / "gru_ae")
+    old = tmp_path / "checkpoints" / "gru_ae" / "last.ckpt"
+    with caplog.at_level("INFO", logger="esa_lightning"):
+        train(compose_config("train", [*args, "ckpt_path=last"], tmp_path))
+    assert "starts from scratch" not in caplog.text
+    assert "training had finished" in caplog.text  # resumed after its last epoch
+    assert str(old) in caplog.text
+    assert not (tmp_path / "checkpoints" / "zscore").exists()  # the run keeps its one folder
