@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from esa_lightning.artifact.format import (
     FORMAT_VERSION,
@@ -23,6 +25,7 @@ from esa_lightning.artifact.format import (
 )
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import DetectorModule
+from esa_lightning.models.registry import detector_families
 
 
 def artifact_folder(path: str | Path) -> Path:
@@ -92,9 +95,6 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         raise bad(f"a JSON {type(manifest).__name__}, not an object")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        from esa_lightning.install import command
-
-        experiment = (manifest.get("info") or {}).get("experiment") or "NAME"
         if isinstance(version, int) and version > FORMAT_VERSION:
             raise ESAInputError(
                 f"written in artifact format {version} by a newer esa_lightning; this version "
@@ -104,7 +104,7 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         raise ESAInputError(
             f"written in artifact format {version!r}; this version reads format "
             f"{FORMAT_VERSION} only (format 3 checks every part's checksum); retrain it with "
-            f"this version: {command('train')} experiment={experiment}",
+            f"this version: {retrain_command(manifest_path.parent, manifest)}",
             path=manifest_path,
         )
     components = manifest.get("components")
@@ -146,6 +146,41 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
     if problem := _calibration_problem(manifest["info"].get("calibration"), schema["channels"]):
         raise bad(f"info.calibration: {problem}")
     return manifest
+
+
+def retrain_command(folder: Path, manifest: dict[str, Any]) -> str:
+    """How to train the artifact in ``folder`` again: the overrides its run folder recorded
+    (``<run>/.hydra/overrides.yaml``, the run folder's own ``hydra.*`` left out); else its
+    experiment (``info.experiment``) where one of that name is shipped, but for ``gru_ae``: before
+    run folders were named after the model, every run without an experiment was so named; else
+    the model config of its one component."""
+    from esa_lightning.install import command, config_dir
+
+    train = command("train")
+    recorded = folder.parent / ".hydra" / "overrides.yaml"
+    try:
+        overrides = yaml.safe_load(recorded.read_text()) if recorded.is_file() else None
+    except (OSError, yaml.YAMLError):
+        overrides = None
+    if isinstance(overrides, list) and all(isinstance(o, str) for o in overrides):
+        return shlex.join([*train.split(), *[o for o in overrides if not o.startswith("hydra.")]])
+    data = "with the data settings of its config.yaml"
+    experiment = str((manifest.get("info") or {}).get("experiment"))
+    shipped = (config_dir() / "experiment" / f"{experiment}.yaml").is_file()
+    if shipped and experiment != "gru_ae":
+        return f"{train} experiment={experiment} ({data})"
+    components = manifest.get("components")  # an older format's: not checked yet
+    entries = components.values() if isinstance(components, dict) else []
+    classes = [c.get("class") if isinstance(c, dict) else None for c in entries]
+    families = detector_families()
+    if len(classes) == 1 and classes[0] in families:
+        for model in sorted((config_dir() / "model").glob("*.yaml")):
+            if yaml.safe_load(model.read_text()).get("_target_") == classes[0]:
+                kind = families[classes[0]].datamodule_kind
+                return f"{train} model={model.stem} datamodule={kind} ({data})"
+    if shipped:
+        return f"{train} experiment={experiment} ({data})"
+    return f"{train} with the settings of its config.yaml"
 
 
 def _calibration_problem(record: Any, channels: list[str]) -> str | None:

@@ -56,6 +56,45 @@ def test_artifacts_of_an_earlier_format_are_refused_with_the_command_that_retrai
         Detector.load(tmp_path / "d")
 
 
+def old_format_artifact(folder, experiment: str) -> None:
+    """A zscore artifact in ``folder`` as format 2 wrote it, named ``experiment``."""
+    mission = make_mission()
+    Detector({"z": fitted_zscore(mission)}, mission_schema(mission),
+             info={"experiment": experiment}).save(folder)
+    manifest = json.loads((folder / "detector.json").read_text())
+    manifest["format_version"] = 2
+    (folder / "detector.json").write_text(json.dumps(manifest))
+
+
+def retrain_hint(folder) -> str:
+    with pytest.raises(ESAInputError, match="retrain it with this version") as caught:
+        Detector.load(folder)
+    return str(caught.value).split("retrain it with this version: ")[1]
+
+
+def test_the_retrain_command_of_an_old_artifact_trains_the_same_model(tmp_path):
+    """Before run folders were named after the model every run without an experiment was named
+    gru_ae: the hint said ``experiment=gru_ae`` for a ``model=zscore`` detector (another model),
+    and ``experiment=<name>`` for a name no experiment config has (``experiment_name=mine``)."""
+    # in its run folder: the command the run recorded, without its run folder
+    run = tmp_path / "run"
+    old_format_artifact(run / "detector", "gru_ae")
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text(
+        "- model=zscore\n- datamodule=rows\n- data.root=/data/my mission\n"
+        "- hydra.run.dir=outputs/old\n"
+    )
+    assert retrain_hint(run / "detector") == (
+        "python train.py model=zscore datamodule=rows 'data.root=/data/my mission'"
+    )
+    # moved out of its run folder: the model its one component is, whatever its name
+    for name in ("gru_ae", "mine"):
+        old_format_artifact(tmp_path / name, name)
+        hint = retrain_hint(tmp_path / name)
+        assert hint.startswith("python train.py model=zscore datamodule=rows"), hint
+        assert "experiment=" not in hint
+
+
 def test_save_replaces_an_old_artifact_completely(tmp_path):
     mission = make_mission()
     det = Detector({"z": fitted_zscore(mission)}, mission_schema(mission))
