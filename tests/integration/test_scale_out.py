@@ -30,7 +30,6 @@ GRU_FAST = [
     "trainer.max_epochs=1",
     "+trainer.limit_train_batches=3",
     "+trainer.limit_val_batches=2",
-    "trainer.log_every_n_steps=1",
     "model.hidden_size=16",
     "model.post_processing.rf_gate.n_estimators=10",
 ]
@@ -40,7 +39,6 @@ FULL_FAST = [
     "trainer.max_epochs=1",
     "+trainer.limit_train_batches=3",
     "+trainer.limit_val_batches=2",
-    "trainer.log_every_n_steps=1",
     "components.gru_ae.trainer.max_epochs=1",
     "components.gru_ae.model.hidden_size=16",
     "components.gru_ae.model.post_processing.rf_gate.n_estimators=10",
@@ -185,6 +183,27 @@ def test_tensorboard_holds_losses_lr_esa_metrics_histogram_and_figure(esa_full_r
         assert not any(t.startswith(("val/EW", "test/")) for t in scalars), scalars
     # ... but in a run of their own, under the experiment's name
     assert {"val/EW_F_0.50", "test/EW_F_0.50"} <= tags("esa_full")["scalars"]
+
+
+def test_the_training_loss_is_a_curve_of_every_step_with_the_default_settings(
+    tiny_mission, tmp_path
+):
+    """docs/metrics_output.md: ``train/loss`` every step. With the default
+    ``trainer.log_every_n_steps=20`` the default run (19 batches an epoch, 5 epochs) wrote 4
+    points, the channel ensemble (one batch an epoch) one in 20 epochs, and these 6 steps none."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from esa_lightning.jobs.train import train
+
+    args = [*GRU_FAST, "trainer.max_epochs=2", "test=false", f"data.root={tiny_mission}"]
+    train(compose_config("train", args, tmp_path))
+    steps = []
+    for events in (tmp_path / "tensorboard" / "gru_ae").glob("events.out.tfevents*"):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        if "train/loss" in acc.Tags()["scalars"]:
+            steps += [e.step for e in acc.Scalars("train/loss")]
+    assert sorted(steps) == list(range(2 * 3))  # 2 epochs of 3 batches
 
 
 # ------------------------------------------------------------------------------- sweeps
