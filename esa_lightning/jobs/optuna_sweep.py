@@ -43,6 +43,7 @@ from esa_lightning.jobs.paths import compose_config
 log = logging.getLogger("esa_lightning")
 MIN_OPTUNA = 4
 SEARCH_NODE = "optuna"
+MIN_NAN_STREAK = 3
 
 
 class TrialFailed(RuntimeError):
@@ -352,18 +353,34 @@ def sweep(plan: SweepPlan) -> Any:
         max(remaining, 0),
         plan.sweep_dir,
     )
-    if remaining > 0:
-        try:
-            study.optimize(
-                lambda trial: run_trial(plan, trial),
-                n_trials=remaining,
-                callbacks=[
-                    MaxTrialsCallback(plan.n_trials, states=(TrialState.COMPLETE,)),
-                    lambda study, trial: write_trials(study, plan.sweep_dir),
-                ],
-            )
-        finally:
-            write_trials(study, plan.sweep_dir)
+    if remaining <= 0:
+        return study
+    # NaN trials in a row (Optuna records them failed) after which the sweep gives up
+    limit = max(remaining, MIN_NAN_STREAK)
+    streak: list[int] = []
+
+    def after_trial(study: Any, trial: Any) -> None:
+        write_trials(study, plan.sweep_dir)
+        streak[:] = [*streak, trial.number] if trial.state == TrialState.FAIL else []
+        if len(streak) >= limit:
+            study.stop()
+
+    try:  # until the study holds n_trials complete trials (MaxTrialsCallback stops it)
+        study.optimize(
+            lambda trial: run_trial(plan, trial),
+            callbacks=[MaxTrialsCallback(plan.n_trials, states=(TrialState.COMPLETE,)),
+                       after_trial],
+        )
+    finally:
+        write_trials(study, plan.sweep_dir)
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if done < plan.n_trials:
+        raise ESAInputError(
+            f"{len(streak)} trials in a row ({', '.join(map(str, streak))}) gave {plan.metric} "
+            f"NaN, recorded failed: the study holds {done} of {plan.n_trials} complete "
+            "trials; rerun to continue, or choose another optimized_metric",
+            column="optimized_metric",
+        )
     return study
 
 

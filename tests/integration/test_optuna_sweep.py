@@ -110,6 +110,37 @@ def test_a_study_of_no_trial_is_refused():
             plan_for(["hparams_search=optuna", "experiment=gru_ae", *argv])
 
 
+def sweep_with_values(values: list[float], n_trials: int, tmp_path: Path, monkeypatch):
+    """``sweep.py`` whose trials' ``optimized_metric`` are ``values`` in turn (no training)."""
+    from esa_lightning.jobs import optuna_sweep
+
+    pytest.importorskip("optuna", minversion="4.0")
+    given = iter(values)
+    monkeypatch.setattr(optuna_sweep, "run_trial", lambda plan, trial: next(given))
+    plan = plan_for(["experiment=smoke", "model.quantile=choice(99.0,99.5)",
+                     "--sweep-dir", str(tmp_path), "--n-trials", str(n_trials)])
+    return optuna_sweep.sweep(plan)
+
+
+def test_a_trial_whose_metric_is_nan_is_not_counted_and_the_study_gets_its_trials(
+    tmp_path, monkeypatch
+):
+    """Optuna records a NaN value as a failed trial; each one still used up one of the run's
+    trials, so the sweep ended, exit 0, with fewer complete trials than --n-trials."""
+    nan = float("nan")
+    study = sweep_with_values([nan, 0.5, nan, 0.6], 2, tmp_path, monkeypatch)
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE", "FAIL", "COMPLETE"]
+
+
+def test_a_study_whose_every_trial_is_nan_stops_with_one_line(tmp_path, monkeypatch):
+    """Counting only complete trials must not loop for ever: after as many NaN trials in a row
+    as trials to run (at least 3), the sweep stops and says why."""
+    with pytest.raises(ESAInputError, match=r"optimized_metric.*3 trials in a row.*NaN.*0 of 2"
+                       ) as caught:
+        sweep_with_values([float("nan")] * 10, 2, tmp_path, monkeypatch)
+    assert "\n" not in str(caught.value)
+
+
 def test_bad_sweep_settings_are_one_line_errors():
     with pytest.raises(ESAInputError, match="nothing to search"):
         plan_for(["experiment=smoke"])
