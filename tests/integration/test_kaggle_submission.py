@@ -41,22 +41,6 @@ def test_container_scores_a_target_channel_detector_on_the_full_test_file(
     assert set(sub["is_anomaly"].unique()) <= {0, 1}
 
 
-def test_container_names_a_trained_channel_the_test_file_lacks(
-    target_detector, small_mission_dir, tmp_path, capsys
-):
-    kaggle = small_mission_dir / "kaggle"
-    lost = pd.read_csv(kaggle / "target_channels.csv").iloc[0, 0]
-    data = tmp_path / "data"
-    data.mkdir()
-    pd.read_parquet(kaggle / "test.parquet").drop(columns=lost).to_parquet(
-        data / "test.parquet", index=False
-    )
-    assert container_main(["--data", str(data), "--artifacts", str(target_detector)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and lost in err[0] and "test.parquet" in err[0]
-    assert not (data / "submission.csv").exists()
-
-
 def test_predict_reads_the_trained_channels_by_name_as_the_container_does(
     target_detector, small_mission_dir, tmp_path
 ):
