@@ -117,27 +117,49 @@ def compose_train(config_dir: Path, overrides: list[str]) -> DictConfig:
         raise ESAInputError(f"the overrides do not compose: {reason}", column="overrides") from None
 
 
-def first_value(key: str, override: Override) -> Any:
-    """The first value a sweep expression can draw; an expression that can draw none (an empty
-    range, an interval whose low is above its high, a log interval from 0) is refused, naming
-    the key, before any trial runs."""
+@dataclass(frozen=True)
+class Dimension:
+    """One searched key as Optuna draws it: ``kind`` names the ``trial.suggest_<kind>`` call
+    and ``args`` its arguments (``choices``, or ``low``, ``high`` and ``step``/``log``)."""
+
+    kind: str
+    args: dict[str, Any]
+
+    def first(self) -> Any:
+        """The first value the dimension can draw."""
+        return self.args["choices"][0] if self.kind == "categorical" else self.args["low"]
+
+
+def dimension(key: str, override: Override) -> Dimension:
+    """The search dimension of a sweep expression, as the Hydra sweeper reads it (``range``
+    keeps Hydra's meaning: the stop value is excluded). An expression that can draw no value
+    (an empty range, an interval whose low is above its high, a log interval from 0) or is not
+    a sweep is refused, naming the key."""
     value = override.value()
     if override.is_interval_sweep():
-        if value.start > value.end or ("log" in value.tags and value.start <= 0):
+        log_scale = "log" in value.tags
+        if value.start > value.end or (log_scale and value.start <= 0):
             raise ESAInputError(
                 "an interval needs low <= high (and low > 0 on a log scale)",
                 column=key,
                 value=override.input_line,
             )
-        return value.start
+        whole = isinstance(value.start, int) and isinstance(value.end, int)
+        args = {"low": value.start, "high": value.end, "log": log_scale}
+        return Dimension("int" if whole else "float", args)
     if not (override.is_choice_sweep() or override.is_range_sweep()):
         raise ESAInputError(
             "not a choice, range or interval", column=key, value=override.input_line
         )
-    values = list(override.sweep_iterator(transformer=Transformer.encode))
-    if not values:
+    choices = list(override.sweep_iterator(transformer=Transformer.encode))
+    if not choices:
         raise ESAInputError("the range holds no value", column=key, value=override.input_line)
-    return values[0]
+    if override.is_choice_sweep() or value.shuffle:
+        return Dimension("categorical", {"choices": choices})
+    start, stop, step = value.start, value.stop, value.step
+    last = start + step * (math.ceil((stop - start) / step) - 1)
+    whole = all(isinstance(v, int) for v in (start, stop, step))
+    return Dimension("int" if whole else "float", {"low": start, "high": last, "step": step})
 
 
 def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[str]) -> SweepPlan:
@@ -182,7 +204,7 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
     if SEARCH_NODE in cfg:  # trials are plain train.py runs (train.py warns about this node)
         plain.append(f"~{SEARCH_NODE}")
     # every searched key exists in the run's config (e.g. the searched model's), before any trial
-    firsts = [f"{o.get_key_element()}={override_value(first_value(k, o))}"
+    firsts = [f"{o.get_key_element()}={override_value(dimension(k, o).first())}"
               for k, o in space.items()]
     try:
         compose_train(config_dir, [*plain, *firsts])
@@ -215,24 +237,9 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
 
 
 def suggest(trial: Any, key: str, override: Override) -> Any:
-    """The trial's value of ``key`` for its sweep expression, as the Hydra sweeper reads it;
-    ``range`` keeps Hydra's meaning (the stop value is excluded)."""
-    value = override.value()
-    if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
-        choices = list(override.sweep_iterator(transformer=Transformer.encode))
-        return trial.suggest_categorical(key, choices)
-    if override.is_range_sweep():
-        start, stop, step = value.start, value.stop, value.step
-        last = start + step * (math.ceil((stop - start) / step) - 1)
-        if all(isinstance(v, int) for v in (start, stop, step)):
-            return trial.suggest_int(key, start, last, step=step)
-        return trial.suggest_float(key, start, last, step=step)
-    if override.is_interval_sweep():
-        log_scale = "log" in value.tags
-        if isinstance(value.start, int) and isinstance(value.end, int):
-            return trial.suggest_int(key, value.start, value.end, log=log_scale)
-        return trial.suggest_float(key, value.start, value.end, log=log_scale)
-    raise ESAInputError("not a choice, range or interval", column=key, value=override.input_line)
+    """The trial's value of ``key`` for its sweep expression (see ``dimension``)."""
+    dim = dimension(key, override)
+    return getattr(trial, f"suggest_{dim.kind}")(key, **dim.args)
 
 
 def override_value(value: Any) -> str:
