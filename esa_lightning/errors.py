@@ -37,6 +37,19 @@ class ESAInputError(ValueError):
         prefix = ": ".join(where)
         super().__init__(f"{prefix}: {reason}" if prefix else reason)
 
+    def __reduce__(self) -> tuple:
+        # rebuilt from its message and attributes, not by calling __init__ again: a subclass
+        # with other arguments (``UnknownChannels``) still crosses process boundaries (DDP,
+        # multiprocessing workers) with the same message
+        return (_rebuilt_error, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt_error(cls: type[ESAInputError], args: tuple, state: dict) -> ESAInputError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 @contextmanager
 def one_line_errors(debug: bool = False) -> Iterator[None]:
