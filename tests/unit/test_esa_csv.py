@@ -414,3 +414,30 @@ def test_channel_table_row_without_a_channel_is_refused_naming_its_row(tmp_path,
     rows[1] = "NA"  # a name spelt like a missing value is a name: the row is kept
     pd.DataFrame({"Channel": rows}).to_csv(tmp_path / "channels.csv", index=False)
     assert read(tmp_path).channel_names == names
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        # real names spelt like the defaults of the channels channels.csv does not list
+        {"Subsystem": ["subsystem_0", "power"], "Group": ["group_0", "group_1"]},
+        # no Group or Subsystem column: the listed rows get the default names themselves
+        {},
+    ],
+)
+def test_unlisted_channels_join_no_group_or_subsystem_of_the_listed_ones(tmp_path, listed):
+    """A channel missing from channels.csv got ``group_0`` and ``subsystem_0``, the defaults,
+    which a listed channel could hold too (a real name, or the default given to a file without
+    the column): the unlisted channel then joined its group and subsystem."""
+    frame, _, _, _, labels, names, _ = make_frame(n=20, n_channels=4)
+    write_csv(tmp_path / "m.train.csv", frame, labels, names)
+    pd.DataFrame({"Channel": names[:2], **listed}).to_csv(tmp_path / "channels.csv", index=False)
+    table = read(tmp_path).channels.set_index("Channel")
+    listed_groups = set(table.loc[names[:2], "Group"])
+    listed_subsystems = set(table.loc[names[:2], "Subsystem"])
+    unlisted = table.loc[names[2:]]
+    assert not set(unlisted["Group"]) & listed_groups
+    assert unlisted["Group"].is_unique  # each its own group, as without a channels.csv
+    assert not set(unlisted["Subsystem"]) & listed_subsystems
+    if listed:
+        assert list(table.loc[names[:2], "Group"]) == listed["Group"]  # real names kept

@@ -222,13 +222,29 @@ def _channel_table(path: Path, channel_cols: list[str]) -> pd.DataFrame:
     """``channels.csv`` beside the data (YES/NO flags to bools) or the default table."""
     if not path.is_file():
         return default_channel_table(channel_cols)
-    table = read_channel_table(path)
-    table = table[table["Channel"].isin(set(channel_cols))]
+    listed = read_channel_table(path)
+    table = listed[listed["Channel"].isin(set(channel_cols))]
     extra = [c for c in channel_cols if c not in set(table["Channel"])]
-    if extra:
-        table = pd.concat([table, default_channel_table(extra)], ignore_index=True)
+    if extra:  # channels it does not list: their own groups, one subsystem, as without it
+        unlisted = default_channel_table(extra)
+        # default names the file already holds (a real name, or its rows' own default) would
+        # put an unlisted channel in a listed channel's group or subsystem
+        unlisted["Group"] = _unused_names("group", len(extra), set(listed["Group"]))
+        unlisted["Subsystem"] = _unused_names("subsystem", 1, set(listed["Subsystem"]))[0]
+        table = pd.concat([table, unlisted], ignore_index=True)
     order = {c: i for i, c in enumerate(channel_cols)}
     return table.sort_values("Channel", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def _unused_names(stem: str, count: int, taken: set[str]) -> list[str]:
+    """``count`` names ``<stem>_<i>`` (i from 0), skipping those in ``taken``."""
+    names: list[str] = []
+    i = 0
+    while len(names) < count:
+        if (name := f"{stem}_{i}") not in taken:
+            names.append(name)
+        i += 1
+    return names
 
 
 def read_channel_table(path: Path) -> pd.DataFrame:
