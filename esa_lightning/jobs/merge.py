@@ -3,7 +3,10 @@
 ``python merge.py detectors=[A,B,C] data=NAME`` writes ``<run>/detector``: one GRU-attention
 component whose networks are the members of every source (``MemberMean``), as if it had been
 trained with ``model.members`` set to their total, except that each source kept its own batch
-order and early stopping. Its error normalisation (``channel_norm``) and threshold are fitted
+order and early stopping. Sources may list the same channels, telecommands or series in another
+order (``data.channels`` given in another order): each reads them by name, its networks and
+scaler permuted into the first source's order, which the merged detector keeps. Its error
+normalisation (``channel_norm``) and threshold are fitted
 again by its own rules (the sources' ``post_processing``, read from their hyper-parameters: an
 artifact never names code to run), on the merged errors of the data's ranges.
 The merged detector is scored on the data's validation and test ranges (``test=false``:
@@ -84,25 +87,25 @@ def merge_detectors(
 ) -> Detector:
     """One detector scoring with the mean output of all the sources' networks.
 
-    The sources must share schema, hyper-parameters (``members`` aside) and scaler: the same
-    configuration trained on the same data with other seeds. The threshold is calibrated again
+    The sources must share schema (their names may come in another order: ``in_first_order``),
+    hyper-parameters (``members`` aside) and scaler: the same configuration trained on the same
+    data with other seeds. The threshold is calibrated again
     on ``mission`` (its validation range) by the sources' own threshold rule.
     """
     if len(detectors) < 2:
         raise ESAInputError("merging needs at least two detectors", column="detectors")
+    detectors = in_first_order(detectors, sources)
     named = [_single_model(d, s) for d, s in zip(detectors, sources, strict=True)]
     name, first = named[0]
     models = [model for _, model in named]
     hp = {k: v for k, v in first.hparams.items() if k != "members"}
-    for detector, model, source in zip(detectors[1:], models[1:], sources[1:], strict=True):
+    for model, source in zip(models[1:], sources[1:], strict=True):
         other = {k: v for k, v in model.hparams.items() if k != "members"}
         differ = sorted(k for k in hp.keys() | other.keys() if hp.get(k) != other.get(k))
         if differ:
             raise ESAInputError(
                 f"hyper-parameters differ from {sources[0]}'s: {differ}", path=source
             )
-        if detector.schema != detectors[0].schema:
-            raise ESAInputError(f"schema differs from {sources[0]}'s", path=source)
         for buffer in SCALER_BUFFERS:
             if not _same(getattr(model, buffer), getattr(first, buffer)):
                 raise ESAInputError(
@@ -136,6 +139,99 @@ def merge_detectors(
     if mission is not None:
         detector.info[CALIBRATION_KEY] = calibration_record(detector, mission)
     return detector
+
+
+def in_first_order(detectors: list[Detector], sources: list[str]) -> list[Detector]:
+    """The detectors, each reading the first one's channels, telecommands and series in the
+    first one's order: a source listing the same names in another order becomes a copy whose
+    networks and scaler are permuted to it (its fitted post-processing left out: merging fits
+    it again). Other names, grids or layouts are refused, naming what differs."""
+    target = detectors[0].schema
+    want = list(_single_model(detectors[0], sources[0])[1].hparams.series)
+    out = [detectors[0]]
+    for detector, source in zip(detectors[1:], sources[1:], strict=True):
+        _refuse_other_schema(detector.schema, target, sources[0], source)
+        _, model = _single_model(detector, source)
+        if detector.schema == target and list(model.hparams.series) == want:
+            out.append(detector)
+            continue
+        aligned = _model_in_order(model, detector.schema, target, want, source)
+        (name,) = detector.components
+        out.append(Detector({name: aligned}, target, config_yaml=detector.config_yaml,
+                            info=detector.info))
+    return out
+
+
+def _refuse_other_schema(schema: dict, target: dict, first: str, source: str) -> None:
+    names = ("channels", "telecommands")  # the same names in another order are read by name
+    keys = schema.keys() | target.keys()
+    other = sorted(k for k in keys if k not in names and schema.get(k) != target.get(k))
+    if other:
+        raise ESAInputError(f"schema differs from {first}'s: {other}", path=source)
+    for key in names:
+        missing = [c for c in target[key] if c not in set(schema[key])]
+        extra = [c for c in schema[key] if c not in set(target[key])]
+        if missing or extra:
+            raise ESAInputError(
+                f"{key} differ from {first}'s: missing {missing}, extra {extra}", path=source
+            )
+
+
+def _model_in_order(
+    model: LitGRUAttentionAE, schema: dict, target: dict, series: list[str], source: str
+) -> LitGRUAttentionAE:
+    """A copy of ``model`` reading ``target``'s columns (and ``series``) in their order."""
+    hp = model.hparams
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("post_rules.")}
+    if sorted(hp.series) == sorted(series):  # else refused as differing hyper-parameters
+        state = _series_permuted(state, [list(hp.series).index(n) for n in series])
+    if target.get("multiseries") and list(schema["telecommands"]) != list(target["telecommands"]):
+        # each series pads its own commands: their columns cannot be matched by name
+        raise ESAInputError(
+            "independent series' telecommands in another order cannot be merged", path=source
+        )
+    if not target.get("multiseries"):
+        state = _columns_permuted(state, hp, schema, target)
+    aligned = LitGRUAttentionAE(**{**hp, "series": list(series)})
+    aligned.load_state_dict(state, strict=False)
+    return aligned.eval()
+
+
+def _series_permuted(state: dict[str, torch.Tensor], order: list[int]) -> dict:
+    """``state`` with series ``order[i]`` as series ``i``: scaler rows, series embeddings and
+    one network per series."""
+    if order == sorted(order):
+        return state
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if key in SCALER_BUFFERS or parts[-2:] == ["embedding", "weight"]:
+            value = value[order]
+        elif parts[:2] == ["net", "nets"]:
+            key = ".".join([*parts[:2], str(order.index(int(parts[2]))), *parts[3:]])
+        out[key] = value
+    return out
+
+
+def _columns_permuted(state: dict[str, torch.Tensor], hp: Any, schema: dict, target: dict) -> dict:
+    """``state`` reading ``target``'s channels and telecommands where it read ``schema``'s:
+    the first encoder layer's input columns, the scaler and the output rows."""
+    channels = [list(schema["channels"]).index(c) for c in target["channels"]]
+    commands = [list(schema["telecommands"]).index(c) for c in target["telecommands"]]
+    inputs = channels + [len(channels) + i for i in commands]
+    inputs = inputs[: hp.n_inputs]  # inputs=values: the channels only
+    forecast = [h * len(channels) + c for h in range(hp.horizon) for c in channels]
+    out = {}
+    for key, value in state.items():
+        module = key.split(".")[-2] if "." in key else key
+        if key in SCALER_BUFFERS or key.split(".")[-2:] == ["encoder", "weight_ih_l0"]:
+            value = value[:, inputs]
+        elif module == "output":
+            value = value[channels]
+        elif module == "next_step":
+            value = value[forecast]
+        out[key] = value
+    return out
 
 
 def merged_config(config_yaml: str, members: int, source: str) -> str:
@@ -199,7 +295,8 @@ def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
     sources = [str(p) for p in cfg.detectors]
     # refused here (a detector or mission it cannot read), it leaves no run folder it made
     with removed_if_refused(out, keep=bool(cfg.get("debug_errors", False))):
-        detectors = [Detector.load(p) for p in sources]
+        # each source reads the data in the first one's order (its forecast_MAE below too)
+        detectors = in_first_order([Detector.load(p) for p in sources], sources)
         mission = mission_from_config(cfg.data)
         check_schema(detectors[0].schema, mission, source=str(cfg.data.root))
         merged = merge_detectors(detectors, sources, mission)

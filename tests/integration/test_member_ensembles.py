@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from esa_lightning.artifact import Detector, mission_schema
+from esa_lightning.data.mission import Mission
 from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.merge import merge_detectors
@@ -222,3 +224,120 @@ def test_merging_default_detectors_refits_their_error_scale_and_threshold():
     from esa_lightning.runtime.calibration import calibration_record
 
     assert merged.info["calibration"] == calibration_record(merged, mission)
+
+
+def reordered(mission: Mission, channels: list[int], commands: list[int]) -> Mission:
+    """``mission`` with its channel and telecommand columns in another order."""
+    table = mission.channels.iloc[channels].reset_index(drop=True)
+    return replace(
+        mission, values=mission.values[:, channels], channels=table,
+        labels=mission.labels[:, channels], telecommands=mission.telecommands[:, commands],
+        telecommand_names=[mission.telecommand_names[i] for i in commands],
+    )
+
+
+def permuted_copy(model: LitGRUAttentionAE, channels: list[int], commands: list[int]):
+    """``model`` as if trained on the data in the ``reordered`` column order: its first layer
+    reads, its scaler scales and its outputs give the columns in that order."""
+    c = len(channels)
+    inputs = channels + [c + i for i in commands]
+    copy = LitGRUAttentionAE(**model.hparams)
+    state = model.state_dict()
+    for key in list(state):
+        if key.startswith(("scaler_", "net.encoder.weight_ih_l0")):
+            state[key] = state[key][:, inputs]
+        elif key.startswith("net.output."):
+            state[key] = state[key][channels]
+        elif key.startswith("post_rules.channel_norm."):
+            state[key] = state[key][..., channels]
+        elif key.startswith("net.next_step."):
+            horizon = model.hparams.horizon
+            state[key] = state[key][[h * c + i for h in range(horizon) for i in channels]]
+    copy.load_state_dict(state)
+    return copy.eval()
+
+
+def gru(mission: Mission, seed: int, objective: str) -> LitGRUAttentionAE:
+    torch.manual_seed(seed)
+    rules = {"channel_norm": {"kind": "channel_norm"}, "threshold": {"kind": "f05"}}
+    model = LitGRUAttentionAE(
+        n_inputs=5, n_outputs=3, window=6, hidden_size=8, latent_dim=4, objective=objective,
+        horizon=2 if objective == "forecast" else 1, post_processing=rules,
+    )
+    rng = np.random.default_rng(0)  # the same data's scaler, its own per column: a mix-up shows
+    model.set_scaler(rng.normal(size=(1, 5)), rng.uniform(0.5, 2.0, size=(1, 5)))
+    model.fit_post_processing(SimpleNamespace(mission=mission))
+    return model.eval()
+
+
+@pytest.mark.parametrize("objective", ["reconstruct", "forecast"])
+def test_merge_accepts_sources_listing_the_channels_in_another_order(objective):
+    """A source trained on the same channels and telecommands listed in another order
+    (data.channels=[...] in another order) was refused ("schema differs"): each source reads
+    the columns by name, so the merge scores as if the two had been listed alike."""
+    mission = make_mission(n_rows=700, val_start=400, test_start=550,
+                           anomalies=((100, 110), (450, 460), (600, 610)))
+    rng = np.random.default_rng(3)
+    mission = replace(mission, telecommands=(rng.random((700, 2)) < 0.1).astype(np.float32),
+                      telecommand_names=["tc_a", "tc_b"])
+    channels, commands = [2, 0, 1], [1, 0]
+    other = reordered(mission, channels, commands)
+    a, b = gru(mission, 1, objective), gru(mission, 2, objective)
+    b_other = permuted_copy(b, channels, commands)
+    # the permuted source is the same detector, reading the data in its own order
+    np.testing.assert_allclose(b_other.score_rows(other.test()).channel_scores,
+                               b.score_rows(mission.test()).channel_scores[:, channels],
+                               rtol=1e-5, atol=1e-6)
+    alike = [Detector({"gru": m}, mission_schema(mission)) for m in (a, b)]
+    mixed = [alike[0], Detector({"gru": b_other}, mission_schema(other))]
+    expected = merge_detectors(alike, ["a", "b"], mission)
+    merged = merge_detectors(mixed, ["a", "b_other"], mission)
+    assert merged.schema == mission_schema(mission)  # the first source's order
+    model, want = merged.components["gru"], expected.components["gru"]
+    torch.testing.assert_close(model.threshold_rule.threshold, want.threshold_rule.threshold)
+    got, ref = merged.score_rows(mission.test()), expected.score_rows(mission.test())
+    np.testing.assert_allclose(got.score, ref.score, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.channel_scores, ref.channel_scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got.alarm, ref.alarm)
+
+
+def test_merge_refuses_other_channels_naming_them():
+    mission = make_mission(n_rows=700, val_start=400, test_start=550, anomalies=((450, 460),))
+    a = gru(replace(mission, telecommands=np.zeros((700, 2), np.float32),
+                    telecommand_names=["tc_a", "tc_b"]), 1, "reconstruct")
+    schema = {**mission_schema(mission), "telecommands": ["tc_a", "tc_b"]}
+    renamed = {**schema, "channels": ["channel_1", "channel_9", "channel_3"]}
+    detectors = [Detector({"gru": a}, schema), Detector({"gru": a}, renamed)]
+    with pytest.raises(ESAInputError, match=r"b: channels differ from a's: missing \['channel_2'"
+                                            r"\], extra \['channel_9'\]"):
+        merge_detectors(detectors, ["a", "b"], mission)
+    fewer = {**schema, "telecommands": ["tc_b"]}
+    with pytest.raises(ESAInputError, match=r"telecommands.*missing \['tc_a'\], extra \[\]"):
+        merge_detectors([detectors[0], Detector({"gru": a}, fewer)], ["a", "b"], mission)
+
+
+def test_merge_accepts_independent_series_in_another_order(two_detectors):
+    """Series listed in another order (data.channels=[B-2,A-1]) were refused ("series" among
+    the differing hyper-parameters): each series keeps its own network and scaler by name."""
+    multi, detectors = two_detectors
+    b = detectors[1].components["gru"]
+    swapped = LitGRUAttentionAE(**{**b.hparams, "series": ["B-2", "A-1"]})
+    state = b.state_dict()
+    for key in list(state):
+        if key.startswith("scaler_"):
+            state[key] = state[key][[1, 0]]
+    nets = {k: v for k, v in state.items() if k.startswith("net.nets.")}
+    for key, value in nets.items():
+        index = key.split(".")[2]
+        state[key.replace(f"nets.{index}.", f"nets.{1 - int(index)}.", 1)] = value
+    swapped.load_state_dict(state)
+    schema = {**detectors[1].schema, "channels": ["B-2", "A-1"]}
+    mixed = [detectors[0], Detector({"gru": swapped.eval()}, schema)]
+    expected = merge_detectors(detectors, ["a", "b"], multi)
+    merged = merge_detectors(mixed, ["a", "b_swapped"], multi)
+    assert merged.components["gru"].hparams.series == ["A-1", "B-2"]
+    for name, part in multi.grids().items():
+        got = merged.components["gru"].score_rows(part.test(), series=name)
+        ref = expected.components["gru"].score_rows(part.test(), series=name)
+        np.testing.assert_allclose(got.score, ref.score, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got.alarm, ref.alarm)

@@ -252,6 +252,35 @@ def test_merge_py_scores_merged_autoencoders_on_validation_and_test(small_missio
     assert "n/a" not in printed and "test/EW_F_0.50" in printed
 
 
+def test_merge_py_merges_runs_trained_on_the_channels_in_another_order(small_mission_dir,
+                                                                      tmp_path):
+    """A run trained with data.channels listed in another order was refused ("schema
+    differs"); it is merged reading the channels by name: its forecast error on the data in the
+    first run's order is the one train.py measured on the data in its own order."""
+    from esa_lightning.artifact import Detector
+    from esa_lightning.jobs.merge import merge
+
+    data = [f"data.root={small_mission_dir}", "data.period=5min"]
+    quick = [*data, "datamodule.detrend=null", "model.post_processing.rf_gate=null",
+             "model.objective=forecast", "model.hidden_size=8", "model.latent_dim=4",
+             "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+             "+trainer.limit_val_batches=2", "logger=none", "callbacks.esa_metrics=null",
+             "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+             "~callbacks.lr_monitor", "test=false"]
+    orders = {"1": "[channel_1,channel_2,channel_3]", "2": "[channel_3,channel_1,channel_2]"}
+    for seed, order in orders.items():
+        train(compose_config("train", [*quick, f"seed={seed}", f"data.channels={order}"],
+                             tmp_path / seed))
+    runs = [tmp_path / seed / "detector" for seed in orders]
+    results = merge(compose_config("merge", [f"detectors=[{runs[0]},{runs[1]}]", *data,
+                                             f"data.channels={orders['1']}", "test=false"],
+                                   tmp_path / "merged"))
+    own = json.loads((tmp_path / "2" / "metrics.json").read_text())["val/forecast_MAE"]
+    assert results[f"val/forecast_MAE/{runs[1]}"] == pytest.approx(own, rel=1e-5)
+    merged = Detector.load(tmp_path / "merged" / "detector")
+    assert merged.schema["channels"] == ["channel_1", "channel_2", "channel_3"]
+
+
 def test_no_logger_runs_with_the_default_callbacks(small_mission_dir, tmp_path):
     """logger=none with the default callbacks (a learning-rate monitor among them) was refused
     by Lightning for a model without an optimizer."""
