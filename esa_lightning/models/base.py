@@ -294,6 +294,14 @@ def per_channel_row_scores(z: torch.Tensor, threshold: torch.Tensor | float) -> 
     )
 
 
+def top_channels_setting(value: Any) -> int:
+    """``top_channels`` (the channels an alarmed row names, ``top_channel_alarm``) checked: an
+    integer >= 1, else an error naming the key."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ESAInputError("must be an integer >= 1", column="model.top_channels", value=value)
+    return value
+
+
 def top_channel_alarm(alarm: np.ndarray, channel_scores: np.ndarray, k: int) -> np.ndarray:
     """uint8 [T, C]: on alarmed rows, the ``k`` channels with the highest scores.
 

@@ -8,6 +8,8 @@ scoring.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -17,6 +19,7 @@ from esa_lightning.jobs.common import mission_from_config
 from esa_lightning.jobs.train import train
 from esa_lightning.models.base import DetectorModule
 from esa_lightning.models.registry import detector_families
+from esa_lightning.postprocessing.peaks import PeakAlarm
 from esa_lightning.runtime.chunks import score_in_chunks
 from tests.conftest import CONF, compose_config
 
@@ -90,6 +93,43 @@ def test_fit_post_process_score_save_load_and_chunked_scoring(config_name, fitte
     chunked = score_in_chunks(detector, part, chunk_rows=chunk)
     np.testing.assert_array_equal(whole.score, chunked.score)
     np.testing.assert_array_equal(whole.alarm, chunked.alarm)
+    np.testing.assert_array_equal(whole.channel_alarm, chunked.channel_alarm)
+
+
+@pytest.mark.parametrize("config_name", MODEL_CONFIGS)
+def test_every_family_alarms_per_channel_on_its_highest_channels(config_name, fitted):
+    """An alarmed row alarms channels, and none scoring below a channel left quiet on that row;
+    a quiet row alarms none; so the run has the channel-aware metrics (the synthetic mission's
+    labels name channels). A family with ``top_channels`` alarms exactly that many."""
+    cfg, out = fitted(config_name)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/channel_F_0.50"] <= 1.0
+    assert 0.0 <= metrics["test/subsystem_F_0.50"] <= 1.0
+    detector = Detector.load(out / "detector")
+    (model,) = detector.components.values()
+    part = mission_from_config(cfg.data).test()
+    rs = detector.score_rows(part)
+    rule = getattr(model, "alarm_rule", None)
+    if not rs.alarm.any() and isinstance(rule, PeakAlarm) and rule.fit_height:
+        # the tiny GBDT ensemble (10 boosting iterations) alarms no row: its fitted peak height
+        # is its highest score; half of it gives alarms to check
+        rule.fitted_height.fill_(float(rs.score.max()) / 2)
+        rs = detector.score_rows(part)
+    assert rs.channel_alarm is not None and rs.channel_scores is not None
+    assert rs.channel_alarm.shape == rs.channel_scores.shape == part.values.shape
+    alarmed = rs.alarm.astype(bool)
+    assert not rs.channel_alarm[~alarmed].any()
+    assert alarmed.any(), "the tiny fit alarms no test row: nothing to check"
+    on = rs.channel_alarm[alarmed].astype(bool)
+    scores = np.nan_to_num(rs.channel_scores[alarmed], nan=-np.inf)
+    assert on.any(axis=1).all()
+    lowest_on = np.where(on, scores, np.inf).min(axis=1)
+    highest_off = np.where(on, -np.inf, scores).max(axis=1)
+    assert (lowest_on >= highest_off).all()
+    k = model.hparams.get("top_channels")
+    if k is not None:
+        expected = min(k, part.values.shape[1])
+        np.testing.assert_array_equal(rs.channel_alarm[alarmed].sum(axis=1), expected)
 
 
 @pytest.mark.parametrize("config_name", MODEL_CONFIGS)

@@ -123,6 +123,28 @@ def test_top_channel_alarm_marks_the_strongest_channels_of_alarmed_rows_only():
     np.testing.assert_array_equal(out, [[0, 1, 1], [1, 0, 1], [0, 0, 0]])
 
 
+@pytest.mark.parametrize("value", [0, -1, 2.5, True])
+@pytest.mark.parametrize("family", ["gru_ae", "channel_ensemble", "channel_ensemble_gbdt"])
+def test_top_channels_below_one_or_not_an_integer_is_refused_naming_the_key(family, value):
+    from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
+    from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
+    from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+
+    build = {
+        "gru_ae": lambda: LitGRUAttentionAE(n_inputs=2, n_outputs=2, top_channels=value),
+        "channel_ensemble": lambda: LitChannelEnsemble(
+            n_channels=2, n_features=4, group_index=[0, 0], top_channels=value,
+            post_processing={"alarm": {"kind": "peaks"}},
+        ),
+        "channel_ensemble_gbdt": lambda: GBDTChannelEnsemble(
+            n_channels=2, n_features=4, group_index=[0, 0], top_channels=value,
+            post_processing={"alarm": {"kind": "peaks"}},
+        ),
+    }[family]
+    with pytest.raises(ESAInputError, match="model.top_channels"):
+        build()
+
+
 def test_combiner_loads_artifacts_written_before_top_channels(tmp_path):
     """Detectors saved before ``top_channels`` existed failed with a KeyError."""
     from esa_lightning.runtime.combiner import HybridCombiner

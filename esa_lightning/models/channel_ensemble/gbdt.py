@@ -25,7 +25,7 @@ from esa_lightning.data.segment_datamodule import SegmentDataModule
 from esa_lightning.data.transforms.segments import SPLIT_TRAIN
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
-from esa_lightning.models.base import DetectorModule, RowScores
+from esa_lightning.models.base import DetectorModule, RowScores, top_channels_setting
 from esa_lightning.models.channel_ensemble.heads import (
     channel_cv_scores,
     cv_rows,
@@ -82,6 +82,7 @@ class GBDTChannelEnsemble(DetectorModule):
         max_kernel_len: int = 40,
         seed: int = 0,
         n_threads: int | None = None,
+        top_channels: int = 3,
         post_processing: Mapping[str, Any] | None = None,
         **_ignored: Any,
     ) -> None:
@@ -105,6 +106,7 @@ class GBDTChannelEnsemble(DetectorModule):
             max_kernel_len=max_kernel_len,
             seed=seed,
             n_threads=n_threads,
+            top_channels=top_channels_setting(top_channels),
             post_processing=plain_spec(post_processing),
         )
         self.save_hyperparameters(self.config)
@@ -254,7 +256,9 @@ class GBDTChannelEnsemble(DetectorModule):
         prob = self.channel_prob(internal)
         groups = self.group_scores(prob)
         event = 1.0 / (1.0 + np.exp(-(groups.T @ self.event_w + self.event_b)))
-        return rows_to_scores(event, prob, spans, len(mission.values), self.alarm_rule)
+        return rows_to_scores(
+            event, prob, spans, len(mission.values), self.alarm_rule, cfg["top_channels"]
+        )
 
     # ---------------------------------------------------------------------- persistence
     def _blobs(self) -> tuple[bytes, bytes]:

@@ -16,7 +16,12 @@ import torch
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.models.base import DetectorModule, RowScores
+from esa_lightning.models.base import (
+    DetectorModule,
+    RowScores,
+    top_channel_alarm,
+    top_channels_setting,
+)
 from esa_lightning.models.channel_ensemble.network import (
     STD_MAX_COLUMN,
     ChannelEnsemble,
@@ -69,6 +74,7 @@ class LitChannelEnsemble(DetectorModule):
         share_learners: bool = False,
         novelty: bool = False,
         channel_scores: str = "probability",
+        top_channels: int = 3,
         window: int = 50,
         step: int = 10,
         pool: int = 200,
@@ -85,6 +91,7 @@ class LitChannelEnsemble(DetectorModule):
                 f"channel_scores={channel_scores!r}: expected one of {', '.join(CHANNEL_SCORES)}",
                 column="channel_scores",
             )
+        top_channels_setting(top_channels)
         self.save_hyperparameters(ignore=["post_processing"])
         self.hparams["post_processing"] = plain_spec(post_processing)
         self.model = ChannelEnsemble(
@@ -215,8 +222,8 @@ class LitChannelEnsemble(DetectorModule):
         """Per-sample event probability (pooled rows spread over their spans), its alarms and the
         per-channel scores spread likewise: the learners' probabilities, or with
         ``channel_scores="evidence"`` what each channel adds to the event logit
-        (``ChannelEnsemble.channel_evidence``: with ``novelty``, its novelty too). Never reads
-        the mission's labels."""
+        (``ChannelEnsemble.channel_evidence``: with ``novelty``, its novelty too); an alarmed
+        sample alarms its ``top_channels`` highest channels. Never reads the mission's labels."""
         x, spans = self.featurise(mission)
         out = self.predict_rows(x)
         per_channel = (
@@ -230,6 +237,7 @@ class LitChannelEnsemble(DetectorModule):
             spans,
             len(mission.values),
             self.alarm_rule,
+            self.hparams.top_channels,
         )
 
 
@@ -288,13 +296,17 @@ def rows_to_scores(
     spans: np.ndarray,
     n_samples: int,
     alarm_rule: PeakAlarm,
+    top_channels: int,
 ) -> RowScores:
     """Pooled-row outputs (event [R], per-channel scores [C, R]) → ``RowScores`` on the
-    mission's samples."""
+    mission's samples; an alarmed sample names its ``top_channels`` highest channels."""
     score = spread_rows_to_samples(event_prob, spans, n_samples)
     channel_scores = spread_rows_to_samples(np.asarray(channel_prob).T, spans, n_samples)
+    channel_scores = channel_scores.astype(np.float32)
+    alarm = alarm_rule.alarm(score)
     return RowScores(
         score=score.astype(np.float32),
-        alarm=alarm_rule.alarm(score),
-        channel_scores=channel_scores.astype(np.float32),
+        alarm=alarm,
+        channel_scores=channel_scores,
+        channel_alarm=top_channel_alarm(alarm, channel_scores, top_channels),
     )

@@ -47,6 +47,8 @@ from esa_lightning.models.base import (
     RowScores,
     runs_ddp,
     series_position,
+    top_channel_alarm,
+    top_channels_setting,
 )
 from esa_lightning.models.gru_ae.network import (
     OBJECTIVES,
@@ -104,6 +106,7 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         horizon: int = 1,
         cell: str = "gru",
         members: int = 1,
+        top_channels: int = 3,
         post_processing: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -144,6 +147,7 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
                 horizon=int(horizon),
                 cell=str(cell),
                 members=int(members),
+                top_channels=top_channels_setting(top_channels),
                 post_processing=plain_spec(post_processing),
             )
         )
@@ -416,7 +420,7 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         """One grid's rows (``GridScoring``): a window alarms when its (smoothed) error exceeds
         the series threshold or the dynamic threshold of this stream's errors (``telemanom``)
         and the random-forest gate, if fitted, accepts it; a row alarms when any window covering
-        it does."""
+        it does, and names its ``top_channels`` channels of highest (normalised) error."""
         s = self.series_index(mission, series)
         gate = self.gate
         wo = self.window_outputs(mission, series, features=gate is not None)
@@ -436,10 +440,12 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         score = to_rows(score_w, n)[wo.pad :]
         alarm = to_rows(alarm_w.astype(np.float32), n)[wo.pad :]
         channel = to_rows(wo.per_channel, n)[wo.pad :]
+        alarm = (alarm > 0).astype(np.uint8)
         return RowScores(
             score=score,
-            alarm=(alarm > 0).astype(np.uint8),
+            alarm=alarm,
             channel_scores=channel,
+            channel_alarm=top_channel_alarm(alarm, channel, self.hparams.top_channels),
             threshold=threshold,
             gate_probability=probability,
         )
