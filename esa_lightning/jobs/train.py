@@ -51,8 +51,9 @@ from esa_lightning.run_folder import (
     make_run_folder,
     removed_if_refused,
 )
+from esa_lightning.runtime.calibration import validation_scores
 from esa_lightning.runtime.checkpoints import component_checkpoint_dir, fit_from
-from esa_lightning.runtime.evaluation import report_for, score_range
+from esa_lightning.runtime.evaluation import ScoredRange, report_for, score_range
 
 log = logging.getLogger("esa_lightning")
 
@@ -127,12 +128,14 @@ def refuse_one_checkpoint_for_several(ckpt_path: str | None, names: list[str]) -
 
 
 def evaluate(
-    model: Any, mission: Any, parts: dict[str, Any], chunk_rows: int = 262_144
+    model: Any, mission: Any, parts: dict[str, Any], chunk_rows: int = 262_144,
+    scored: dict[str, ScoredRange | None] | None = None,
 ) -> dict[str, float]:
     """Full ESA metric suite of ``model`` on each named range (``val``, ``test``...).
 
     Single-grid ranges are scored ``chunk_rows`` rows at a time without keeping per-channel
     scores (the metrics read the per-channel alarms only): memory stays bounded by the chunk.
+    ``scored``: ranges already scored so (``calibration.validation_scores``; None: not yet).
     """
     metrics: dict[str, float] = {}
     for prefix, part in parts.items():
@@ -140,8 +143,10 @@ def evaluate(
         if reason:
             log.debug("%s: not scored (%s)", prefix, reason)  # the summary says it
             continue
-        scored = score_range(model, part, chunk_rows, keep_channel_scores="none", within=mission)
-        metrics.update(report_for(scored, prefix))
+        done = (scored or {}).get(prefix)
+        if done is None:
+            done = score_range(model, part, chunk_rows, keep_channel_scores="none", within=mission)
+        metrics.update(report_for(done, prefix))
     return metrics
 
 
@@ -252,21 +257,27 @@ def make_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[An
         raise ESAInputError(f"{shown}: refused by Lightning: {cause}") from None
 
 
+def make_datamodule(spec: DictConfig, mission: Any) -> Any:
+    """The component's datamodule on ``mission`` (a Mission cannot pass through OmegaConf: it
+    is bound after instantiation)."""
+    return instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")(mission=mission)
+
+
 def fit_component(
-    name: str, spec: DictConfig, cfg: DictConfig, mission: Any, output_dir: Path
+    name: str, spec: DictConfig, cfg: DictConfig, mission: Any, output_dir: Path,
+    datamodule: Any = None,
 ) -> tuple[DetectorModule, L.Trainer]:
     """Instantiate and fit one component with its own trainer, checkpoints and log folder; the
-    model's post-processing is fitted at the end of training (its ``configure_callbacks``)."""
+    model's post-processing is fitted at the end of training (its ``configure_callbacks``).
+    ``datamodule``: the component's, already built (``_read_and_check``), else built here."""
     from lightning.pytorch.callbacks import (
         LearningRateMonitor,
         ModelCheckpoint,
         ModelSummary,
         ProgressBar,
     )
-    # objects such as the Mission cannot pass through OmegaConf: bind them after instantiation
-    datamodule = instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")(
-        mission=mission
-    )
+    if datamodule is None:
+        datamodule = make_datamodule(spec, mission)
     model_class = get_class(spec.model._target_)
     if not (isinstance(model_class, type) and issubclass(model_class, DetectorModule)):
         raise ESAInputError(
@@ -335,13 +346,15 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
     # refused here (a mission or column it cannot read), a run leaves no folder it made
     with removed_if_refused(output_dir, keep=bool(cfg.get("debug_errors", False))):
-        mission, combiner = _read_and_check(cfg)
+        mission, combiner, built = _read_and_check(cfg)
     components: dict[str, DetectorModule] = {}
     features: dict[str, list[str]] = {}
     trainer = None
     datamodules = []
     for name, spec in component_specs(cfg).items():
-        components[name], trainer = fit_component(name, spec, cfg, mission, output_dir)
+        components[name], trainer = fit_component(
+            name, spec, cfg, mission, output_dir, built.get(name)
+        )
         features[name] = list(trainer.datamodule.feature_names)
         datamodules.append(trainer.datamodule)
 
@@ -364,11 +377,14 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         detector.checkpoints = {
             name: checkpoint_dir_of(cfg, output_dir, name) / "last.ckpt" for name in components
         }
-        record_for_api(detector, mission, int(cfg.get("chunk_rows", 262_144)))
+        chunk_rows = int(cfg.get("chunk_rows", 262_144))
+        # scored once, for the metrics and the nominal reference (None: each scores its own)
+        val = validation_scores(detector, mission, chunk_rows)
+        record_for_api(detector, mission, chunk_rows, val)
         parts = {"val": mission.val()}
         if cfg.test:
             parts["test"] = mission.test()
-        metrics = evaluate(detector, mission, parts, int(cfg.get("chunk_rows", 262_144)))
+        metrics = evaluate(detector, mission, parts, chunk_rows, {"val": val})
         metrics.update(label_free_metrics(components, mission))
         log_final_metrics(cfg, trainer, len(components), metrics)
         write_json_atomic(output_dir / "metrics.json", metrics)
@@ -385,9 +401,10 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
     return metrics.get(cfg.optimized_metric)
 
 
-def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any]:
-    """The mission, and the combiner (None without one), once everything that can be checked
-    before any training is: the data, the training rows and the components' options."""
+def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any, dict[str, Any]]:
+    """The mission, the combiner (None without one) and the components' datamodules (built to
+    check them: empty for a single model), once everything that can be checked before any
+    training is: the data, the training rows and the components' options."""
     refuse_one_checkpoint_for_several(cfg.ckpt_path, list(component_specs(cfg)))
     mission = mission_from_config(cfg.data)
     log.info("mission: %s", mission.summary())
@@ -395,14 +412,13 @@ def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any]:
     warn_about_labels(cfg, mission)
     # built before any training: a bad combiner option is refused now, not after every fit
     combiner = instantiate_checked(cfg.combiner, _convert_="all") if cfg.get("combiner") else None
+    datamodules = {}
     if cfg.get("components"):  # a component that cannot train is refused before any fit
         for name, spec in component_specs(cfg).items():
-            datamodule = instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")(
-                mission=mission
-            )
+            datamodules[name] = datamodule = make_datamodule(spec, mission)
             if hasattr(datamodule, "check_training_rows"):
                 datamodule.check_training_rows(f"components.{name}.datamodule")
-    return mission, combiner
+    return mission, combiner, datamodules
 
 
 def refuse_detector_that_cannot_alarm(
@@ -450,15 +466,20 @@ def _build_detector(
     )
 
 
-def record_for_api(detector: Any, mission: Any, chunk_rows: int) -> None:
+def record_for_api(
+    detector: Any, mission: Any, chunk_rows: int, val: ScoredRange | None = None
+) -> None:
     """What ``Detector.predict(df)`` needs beyond the model: the reader's preprocessing (with
-    the channel table and ranges) and the nominal reference scores of the confidence."""
+    the channel table and ranges) and the nominal reference scores of the confidence
+    (read from ``val``, the validation range already scored, when given)."""
     from esa_lightning.data.preprocessing import PREPROCESSING_KEY, record_input
     from esa_lightning.postprocessing.confidence import CALIBRATION_KEY
     from esa_lightning.runtime.calibration import calibration_record
 
     detector.schema[PREPROCESSING_KEY] = record_input(mission)
-    detector.info[CALIBRATION_KEY] = calibration_record(detector, mission, chunk_rows)
+    detector.info[CALIBRATION_KEY] = calibration_record(
+        detector, mission, chunk_rows, val_scores=None if val is None else val.scores
+    )
 
 
 def print_summary(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from esa_lightning.data.mission import Mission, nominal_rows
-from esa_lightning.models.base import Scorer
+from esa_lightning.models.base import RowScores, Scorer
 from esa_lightning.postprocessing.confidence import CALIBRATION_KEY
 from esa_lightning.runtime.chunks import score_in_chunks
 
@@ -88,23 +88,40 @@ class NominalReference:
     source: str
 
 
+def reference_start(mission: Mission, max_rows: int = MAX_REFERENCE_ROWS) -> int:
+    """The first row of the reference of a single-grid ``mission``: the last ``max_rows``
+    rows of its validation range."""
+    return max(mission.val_start, mission.test_start - max_rows)
+
+
 def nominal_reference(
-    scorer: Scorer, mission: Mission, chunk_rows: int = 0, max_rows: int = MAX_REFERENCE_ROWS
+    scorer: Scorer,
+    mission: Mission,
+    chunk_rows: int = 0,
+    max_rows: int = MAX_REFERENCE_ROWS,
+    val_scores: RowScores | None = None,
 ) -> NominalReference | None:
     """The reference of a single-grid ``mission`` (the whole mission, not its test part): the
     last ``max_rows`` rows of its validation range, scored with the detector's context before
-    them, label-free rows only. None when the validation range is empty or wholly labeled."""
-    lo = max(mission.val_start, mission.test_start - max_rows)
+    them, label-free rows only. None when the validation range is empty or wholly labeled.
+
+    ``val_scores``: the detector's scores of the whole validation range, per-channel scores
+    from ``reference_start`` on at least (``train.py`` scores that range once, for its metrics
+    and this reference); None: the reference rows are scored here."""
+    lo = reference_start(mission, max_rows)
     stop = mission.test_start
     if stop <= lo:
         log.info("no validation rows: the report gives no confidence")
         return None
-    begin = max(0, lo - int(scorer.context_rows))
-    begin -= begin % max(1, int(scorer.alignment_rows))
-    part = mission.slice(begin, stop)
-    scored = score_in_chunks(scorer, part, chunk_rows, keep_channel_scores="all")
+    if val_scores is None:
+        begin = max(0, lo - int(scorer.context_rows))
+        begin -= begin % max(1, int(scorer.alignment_rows))
+        part = mission.slice(begin, stop)
+        scored = score_in_chunks(scorer, part, chunk_rows, keep_channel_scores="all")
+    else:
+        begin, scored = mission.val_start, val_scores
     keep = slice(lo - begin, None)
-    nominal = nominal_rows(part)[keep]
+    nominal = nominal_rows(mission.slice(lo, stop))
     if not nominal.any():
         log.info("no label-free validation row: the report gives no confidence")
         return None
@@ -113,7 +130,7 @@ def nominal_reference(
         scores=_sorted_finite(np.asarray(scored.score[keep], dtype=np.float64)[nominal]),
         channel_scores=None
         if channel is None
-        else channel_spread(np.asarray(channel)[keep][nominal], two_sided=False),
+        else channel_spread(np.asarray(channel[keep])[nominal], two_sided=False),
         values=fit_range_values(mission, max_rows),
         rows=int(nominal.sum()),
         source="validation",

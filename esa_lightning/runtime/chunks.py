@@ -12,6 +12,9 @@ Per-channel outputs are the largest (float32 scores and uint8 alarms, [T, C]).
 ``keep_channel_scores`` chooses what survives the pieces: ``"all"``; ``"alarmed"``: scores and
 per-channel alarms of the alarmed rows only, which is all the interval report reads (see
 ``AlarmedRows``); ``"none"``: no per-channel scores (per-channel alarms stay, for the metrics).
+``channel_scores_from`` keeps instead the per-channel scores of the rows from that one on:
+``train.py`` scores its validation range once, for the metrics (per-channel alarms) and for
+the nominal reference (per-channel scores of the range's last rows, ``runtime.calibration``).
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ def iter_pieces(
 
 
 class AlarmedRows:
-    """A per-channel [T, C] output kept on alarmed rows only; other rows read as ``fill``.
+    """A per-channel [T, C] output kept on some rows only (the alarmed ones, or a range's last
+    rows: ``channel_scores_from``); other rows read as ``fill``.
 
     Slicing rows (``x[lo:hi]``) gives a dense block, so the interval report (peak channel scores
     and channels involved over an alarmed interval) reads it like the full array, at a memory
@@ -127,20 +131,25 @@ def score_in_chunks(
     context: int | None = None,
     keep_channel_scores: KeepChannelScores = "all",
     first_row: int = 0,
+    channel_scores_from: int | None = None,
 ) -> RowScores:
     """``scorer.score_rows(mission)`` computed ``chunk_rows`` rows at a time (same numbers).
 
     With ``first_row`` > 0 only rows [first_row, T) are scored and returned, but with the
     rows before them as context (a test range scored with the history its windows and
     detrending need). Rows of unrepresentable readings always alarm
-    (``force_unrepresentable_alarms``)."""
+    (``force_unrepresentable_alarms``). ``channel_scores_from``: the per-channel scores kept
+    are those of the returned rows from this one on (an ``AlarmedRows`` reading NaN before
+    it), whatever ``keep_channel_scores``; the per-channel alarms follow ``keep_channel_scores``."""
     if keep_channel_scores not in ("all", "alarmed", "none"):
         raise ValueError(f"keep_channel_scores must be all, alarmed or none: {keep_channel_scores}")
     if first_row and first_row == len(mission.values):  # nothing to score: no context needed
         mission, first_row = mission.slice(first_row, first_row), 0
     n = len(mission.values) - first_row
     sparse = keep_channel_scores == "alarmed"
+    tail = None if channel_scores_from is None else max(0, int(channel_scores_from))
     score, alarm, alarmed_rows, threshold, gate_probability = [], [], [], [], []
+    tail_rows: list[np.ndarray] = []
     channel_alarm: list[np.ndarray | None] = []
     channel_scores: list[np.ndarray | None] = []
     bounds = [(a + first_row, b + first_row) for a, b in piece_bounds(n, chunk_rows)]
@@ -157,15 +166,22 @@ def score_in_chunks(
         alarmed_rows.append(rows + start if sparse else None)
         ca, cs = rs.channel_alarm, rs.channel_scores
         channel_alarm.append(None if ca is None else np.asarray(ca[rows]))
+        if tail is not None:  # a copy: a view would hold the piece's every row
+            own = min(len(rs.score), max(0, tail - start))
+            tail_rows.append(np.arange(start + own, start + len(rs.score)))
+            channel_scores.append(None if cs is None else np.array(cs[own:], dtype=np.float32))
+            continue
         keep = cs is not None and keep_channel_scores != "none"
         channel_scores.append(np.asarray(cs[rows], dtype=np.float32) if keep else None)
     kept_scores, kept_alarm = _cat_optional(channel_scores), _cat_optional(channel_alarm)
     if sparse:
         rows = np.concatenate(alarmed_rows)
-        if kept_scores is not None:
+        if kept_scores is not None and tail is None:
             kept_scores = AlarmedRows(n, rows, kept_scores, np.nan)
         if kept_alarm is not None:
             kept_alarm = AlarmedRows(n, rows, kept_alarm, 0)
+    if tail is not None and kept_scores is not None:
+        kept_scores = AlarmedRows(n, np.concatenate(tail_rows), kept_scores, np.nan)
     return RowScores(
         score=np.concatenate(score),
         alarm=np.concatenate(alarm),

@@ -35,6 +35,7 @@ def score_range(
     chunk_rows: int = 0,
     keep_channel_scores: str = "all",
     within: Mission | None = None,
+    channel_scores_from: int | None = None,
 ) -> ScoredRange:
     """``model.score_rows`` of every grid of ``part`` (each independent series, or its one
     grid), ``chunk_rows`` rows at a time when > 0 (``chunks.score_in_chunks``), joined into one
@@ -44,7 +45,8 @@ def score_range(
     the rows before ``part`` are then the scoring context, as they were when the model was
     fitted: detrending and windows see the history before the range's first row. Independent
     series (NASA) keep scoring each range alone: their test recordings are separate from the
-    training ones, and the Telemanom protocol scores them so."""
+    training ones, and the Telemanom protocol scores them so. ``channel_scores_from``: as
+    ``score_in_chunks`` (a row of ``part``)."""
     from esa_lightning.runtime.chunks import score_in_chunks
 
     pieces = []
@@ -55,7 +57,8 @@ def score_range(
             first_row = grid.meta.get("row_offset", 0) - parent.meta.get("row_offset", 0)
             source = parent.slice(0, first_row + len(grid.values))
         scores = score_in_chunks(
-            model, source, chunk_rows, keep_channel_scores=keep_channel_scores, first_row=first_row
+            model, source, chunk_rows, keep_channel_scores=keep_channel_scores,
+            first_row=first_row, channel_scores_from=channel_scores_from,
         )
         pieces.append((name, grid, scores))
     if part.is_multiseries:

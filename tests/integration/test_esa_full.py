@@ -133,3 +133,56 @@ def test_with_too_few_label_free_events_train_alarms_with_the_label_free_gru_alo
     val = load_mission("synthetic", small_mission_dir, val_days=7, use_cache=False).val()
     gru = det.components["gru_ae"].score_rows(val).alarm
     np.testing.assert_array_equal(det.score_rows(val).alarm, (gru != 0).astype(np.uint8))
+
+
+def test_train_builds_each_datamodule_once_and_scores_the_validation_range_once(
+    small_mission_dir, tmp_path, monkeypatch
+):
+    # the components' datamodules built for the checks before any fit are the ones trained on,
+    # and the validation range is scored once for both its metrics and the nominal reference
+    from collections import Counter
+
+    from esa_lightning.data import load_mission
+    from esa_lightning.data.segment_datamodule import SegmentDataModule
+    from esa_lightning.data.windows import WindowDataModule
+
+    built = Counter()
+    for cls in (WindowDataModule, SegmentDataModule):
+        def counted(self, *args, _init=cls.__init__, _name=cls.__name__, **kwargs):
+            built[_name] += 1
+            _init(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", counted)
+    val = load_mission("synthetic", small_mission_dir, val_days=7, use_cache=False).val()
+    first, last = val.timestamps[0], val.timestamps[-1]
+    whole_val = []
+    score_rows = Detector.score_rows
+
+    def scored(self, mission, *args, **kwargs):
+        ts = mission.timestamps
+        whole_val.append(len(ts) > 0 and ts[0] <= first and ts[-1] >= last)
+        return score_rows(self, mission, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "score_rows", scored)
+    cfg = compose_config("train", ["experiment=esa_full", f"data.root={small_mission_dir}",
+                                   "test=false", *FAST], tmp_path)
+    train(cfg)
+    assert built == {"WindowDataModule": 1, "SegmentDataModule": 1}
+    assert sum(whole_val) == 1
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert "val/EW_F_0.50" in metrics
+    # the nominal reference read from that one scoring is the one it scores on its own (the
+    # loaded detector's scores match the trained one's to float32 rounding)
+    from esa_lightning.runtime.calibration import calibration_record
+
+    stored = json.loads((tmp_path / "detector" / "detector.json").read_text())["info"]
+    stored = stored["calibration"]
+    mission = load_mission("synthetic", small_mission_dir, val_days=7, use_cache=False)
+    fresh = calibration_record(Detector.load(tmp_path / "detector"), mission)
+    assert fresh["source"] == stored["source"] == "validation"
+    assert fresh["n_rows"] == stored["n_rows"]
+    np.testing.assert_allclose(fresh["reference_scores"], stored["reference_scores"],
+                               rtol=1e-5, atol=1e-6)
+    for part in ("channel_scores", "values"):
+        for key in ("centre", "spread"):
+            np.testing.assert_allclose(fresh[part][key], stored[part][key], rtol=1e-5, atol=1e-6)

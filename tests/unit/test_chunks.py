@@ -8,9 +8,10 @@ from scipy.ndimage import uniform_filter1d
 from esa_lightning.jobs.train import evaluate
 from esa_lightning.models.base import RowScores, top_channel_alarm
 from esa_lightning.reporting.outputs import alarm_intervals
-from esa_lightning.reporting.reference import nominal_reference
+from esa_lightning.reporting.reference import nominal_reference, reference_start
 from esa_lightning.runtime.chunks import AlarmedRows, score_in_chunks
 from esa_lightning.runtime.combiner import HybridCombiner, component_features
+from esa_lightning.runtime.evaluation import score_range
 from tests.helpers import make_mission
 
 
@@ -71,6 +72,38 @@ def test_piecewise_scores_equal_whole_range_scores(keep):
         assert 0 < len(rows) < 3000  # the planted anomalies alarm, the rest does not
         assert isinstance(pieces.channel_scores, AlarmedRows)
         np.testing.assert_array_equal(pieces.channel_scores.rows, rows)
+
+
+@pytest.mark.parametrize("keep", ["all", "alarmed", "none"])
+def test_channel_scores_from_a_row_keep_exactly_those_rows_scores(keep):
+    mission = make_mission(n_rows=3000, test_start=1000)
+    scorer = RollingScorer()
+    whole = scorer.score_rows(mission)
+    pieces = score_in_chunks(scorer, mission, chunk_rows=271, keep_channel_scores=keep,
+                             first_row=500, channel_scores_from=1700)
+    np.testing.assert_array_equal(whole.score[500:], pieces.score)
+    np.testing.assert_array_equal(whole.channel_alarm[500:], np.asarray(pieces.channel_alarm))
+    assert isinstance(pieces.channel_scores, AlarmedRows)
+    np.testing.assert_array_equal(pieces.channel_scores.rows, np.arange(1700, 2500))
+    np.testing.assert_array_equal(pieces.channel_scores[1700:], whole.channel_scores[2200:])
+    assert np.isnan(pieces.channel_scores[:1700]).all()
+
+
+@pytest.mark.parametrize("max_rows", [300, 10_000])
+def test_the_reference_from_scored_validation_rows_is_the_one_scored_on_its_own(max_rows):
+    # train.py scores the validation range once, for its metrics and for this reference
+    mission = make_mission(n_rows=3000, val_start=1000, test_start=2000,
+                           anomalies=((1200, 1230), (1900, 1920)))
+    scorer = RollingScorer()
+    first = reference_start(mission, max_rows) - mission.val_start
+    val = score_range(scorer, mission.val(), chunk_rows=123, keep_channel_scores="none",
+                      within=mission, channel_scores_from=first)
+    own = nominal_reference(scorer, mission, chunk_rows=123, max_rows=max_rows)
+    read = nominal_reference(scorer, mission, max_rows=max_rows, val_scores=val.scores)
+    assert own.rows == read.rows and 0 < read.rows < min(max_rows, 1000)  # labeled rows out
+    np.testing.assert_array_equal(own.scores, read.scores)
+    np.testing.assert_array_equal(own.channel_scores.centre, read.channel_scores.centre)
+    np.testing.assert_array_equal(own.channel_scores.spread, read.channel_scores.spread)
 
 
 def test_intervals_from_alarmed_channel_scores_equal_those_from_all_scores():
