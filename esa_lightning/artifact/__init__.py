@@ -22,8 +22,11 @@ of exactly the types each head writes (``data.safe_skops``). Before anything is 
 ``files`` lists must be present, a regular file inside the artifact and unchanged (its sha256),
 and no file outside the list may sit among the parts; the manifest's structure is checked, and
 each component is first built on the ``meta`` device (no memory) so that hyper-parameters that
-do not fit the weights (``n_channels=1e12``) are refused before anything is allocated. Every
-refusal is one ``ESAInputError`` naming the file. Artifacts of another format are refused with
+do not fit the weights (``n_channels=1e12``) are refused before anything is allocated; a buffer
+stored at another shape than the hyper-parameters build (a scaler or threshold of another
+length) is refused, and so is a component sized for other channels or telecommands than the
+schema records (``DetectorModule.schema_problem``). Every refusal is one ``ESAInputError``
+naming the file. Artifacts of another format are refused with
 the command that retrains.
 """
 

@@ -124,6 +124,8 @@ class Detector:
         for name, entry in manifest["components"].items():
             folder = path / "components" / name
             components[name] = load_component(entry, folder, map_location, manifest_path, name)
+            if problem := components[name].schema_problem(manifest["schema"]):
+                raise ESAInputError(f"component {name!r}: {problem}", path=manifest_path)
         combiner = None
         if manifest["combiner"]:
             klass = import_allowed(manifest["combiner"]["class"])

@@ -382,12 +382,25 @@ def _check_fits(probe: torch.nn.Module, state: dict[str, torch.Tensor], source: 
         )
     buffers = {k for k, _ in probe.named_buffers()}
     for key, tensor in own.items():
-        if key in state and key not in buffers and tuple(state[key].shape) != tuple(tensor.shape):
+        if key not in state:
+            continue
+        stored, built = tuple(state[key].shape), tuple(tensor.shape)
+        if stored != built and not (key in buffers and _fitted_rows(probe, key, stored, built)):
             raise ESAInputError(
-                f"weights do not fit the model ({key}: {tuple(state[key].shape)}, the "
-                f"hyper-parameters make {tuple(tensor.shape)})",
+                f"weights do not fit the model ({key}: {stored}, the hyper-parameters make "
+                f"{built})",
                 path=source,
             )
+
+
+def _fitted_rows(probe: torch.nn.Module, key: str, stored: tuple, built: tuple) -> bool:
+    """Whether buffer ``key`` may be stored at another shape than the hyper-parameters build:
+    only where its module names it in ``FITTED_ROWS`` (reference windows, principal components:
+    a count fitting sets), and only in its first dimension. A scaler, threshold or anything
+    else sized by the channels must have the built shape."""
+    owner, _, name = key.rpartition(".")
+    fitted = getattr(probe.get_submodule(owner), "FITTED_ROWS", ())
+    return name in fitted and len(stored) == len(built) and stored[1:] == built[1:]
 
 
 def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

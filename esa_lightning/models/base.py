@@ -178,6 +178,31 @@ class DetectorModule(L.LightningModule, ABC):
             rule.fit(self, datamodule)
 
     # ---------------------------------------------------------------- persistence
+    def schema_problem(self, schema: Mapping[str, Any]) -> str | None:
+        """What in the model's sizes disagrees with the ``schema`` an artifact records for it
+        (its channels and telecommands), or None: an artifact is refused at load rather than
+        scoring columns that are not there. The default reads the sizes the datamodules set
+        (``dims``): ``n_channels`` of row and segment models, ``n_inputs`` and ``n_outputs``
+        of window models (the value channels, then the telecommands unless ``inputs=values``);
+        independent series hold some of the channels each. A family sized otherwise overrides
+        it."""
+        hp = self.hparams
+        channels, commands = len(schema["channels"]), len(schema["telecommands"])
+        multiseries = bool(schema.get("multiseries"))
+        recorded = f"the schema records {channels} channel(s) and {commands} telecommand(s)"
+        if "n_inputs" in hp and "n_outputs" in hp:
+            values = hp.n_outputs
+            wanted = values + (commands if hp.get("inputs") != "values" else 0)
+            if values != channels and not (multiseries and 1 <= values <= channels):
+                return f"n_outputs = {values}, but {recorded}"
+            if hp.n_inputs != wanted:
+                return f"n_inputs = {hp.n_inputs}, but {recorded}: {wanted} inputs"
+        elif "n_channels" in hp:
+            n = hp.n_channels
+            if n != channels and not (multiseries and 1 <= n <= channels):
+                return f"n_channels = {n}, but {recorded}"
+        return None
+
     def save_extra(self, folder: Path) -> None:
         """Write fitted state that is not a tensor (sklearn heads) into the artifact folder."""
         for name, rule in self.post_rules.items():

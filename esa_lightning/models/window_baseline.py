@@ -23,7 +23,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -52,9 +52,14 @@ log = logging.getLogger(__name__)
 class WindowScorer(nn.Module, ABC):
     """Fitted on flattened windows [N, D]; gives the per-feature residual of windows [B, D].
 
-    Fitted state is buffers whose first dimension is only known after fitting; loading a
-    ``state_dict`` (artifact, Lightning checkpoint) resizes them to the saved shapes first.
+    Fitted state is buffers whose first dimension is only known after fitting (named in
+    ``FITTED_ROWS``); loading a ``state_dict`` (artifact, Lightning checkpoint) resizes them to
+    the saved shapes first. An artifact may store those buffers with other rows only: any other
+    shape is refused when it is loaded (``artifact.parts``).
     """
+
+    #: buffers whose first dimension (rows) fitting sets: any other dimension is fixed
+    FITTED_ROWS: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def fit(self, windows: torch.Tensor) -> None:

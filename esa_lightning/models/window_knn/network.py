@@ -23,6 +23,8 @@ class NearestWindows(WindowScorer):
     scoring equals whole scoring).
     """
 
+    FITTED_ROWS = ("reference",)
+
     def __init__(self, n_features: int, k: int = 1) -> None:
         super().__init__()
         self.k = check_k(k)

@@ -42,6 +42,8 @@ class PCAReconstructor(WindowScorer):
     one [N, D] x [D, N] product and a D x D eigen-problem, whatever ``n_components``.
     """
 
+    FITTED_ROWS = ("components", "explained_variance")
+
     def __init__(self, n_features: int, n_components: int | float = 0.95) -> None:
         super().__init__()
         self.n_components = check_n_components(n_components)
