@@ -33,7 +33,12 @@ from esa_lightning.data.mission import (
     empty_events,
 )
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
-from esa_lightning.data.readers.common import int64_ids, repair_values, zero_nonfinite
+from esa_lightning.data.readers.common import (
+    int64_ids,
+    repair_values,
+    unused_names,
+    zero_nonfinite,
+)
 from esa_lightning.errors import ESAInputError
 
 SOURCE = "DataFrame"
@@ -258,12 +263,24 @@ def _note_extra(
 
 
 def _channel_table(recorded: dict[str, Any], names: list[str]) -> pd.DataFrame:
+    """The channel table the detector recorded, in the order of ``names``. A channel it leaves
+    out, or a row without a group or subsystem (an edited detector.json), gets a group of its
+    own and a subsystem the table does not already use (as ``readers.esa_csv`` does for the
+    channels ``channels.csv`` does not list): the defaults could be a listed channel's."""
     rows = recorded.get("channel_table")
     if not rows:
         return default_channel_table(names)
     table = pd.DataFrame(rows)
     table = table.set_index("Channel").reindex(names).reset_index()
     default = default_channel_table(names)
+    for col, stem in (("Group", "group"), ("Subsystem", "subsystem")):
+        cells = (table[col] if col in table else pd.Series(None, index=table.index)).astype(object)
+        missing = cells.isna()
+        taken = {str(v) for v in cells[~missing]}
+        # a group of its own for each such channel; one new subsystem for them all
+        fresh = unused_names(stem, int(missing.sum()) if col == "Group" else 1, taken)
+        cells[missing] = fresh if col == "Group" else fresh[0]
+        table[col] = cells
     for col in CHANNEL_TABLE_COLUMNS[1:]:
         table[col] = (
             table[col].where(table[col].notna(), default[col]) if col in table else default[col]

@@ -234,3 +234,16 @@ def int64_ids(ids: np.ndarray, path: str | Path, column: str) -> np.ndarray:
                 value=int(ids[np.argmax(beyond)]),
             )
     return ids.astype(np.int64, copy=False)
+
+
+def unused_names(stem: str, count: int, taken: set[str]) -> list[str]:
+    """``count`` names ``<stem>_<i>`` (i from 0), skipping those in ``taken``: default group
+    and subsystem names for channels a channel table does not describe, which must not put them
+    in a described channel's group or subsystem."""
+    names: list[str] = []
+    i = 0
+    while len(names) < count:
+        if (name := f"{stem}_{i}") not in taken:
+            names.append(name)
+        i += 1
+    return names

@@ -48,6 +48,7 @@ from esa_lightning.data.readers.common import (
     one_line,
     put_columns,
     repair_values,
+    unused_names,
     zero_nonfinite,
 )
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
@@ -229,22 +230,11 @@ def _channel_table(path: Path, channel_cols: list[str]) -> pd.DataFrame:
         unlisted = default_channel_table(extra)
         # default names the file already holds (a real name, or its rows' own default) would
         # put an unlisted channel in a listed channel's group or subsystem
-        unlisted["Group"] = _unused_names("group", len(extra), set(listed["Group"]))
-        unlisted["Subsystem"] = _unused_names("subsystem", 1, set(listed["Subsystem"]))[0]
+        unlisted["Group"] = unused_names("group", len(extra), set(listed["Group"]))
+        unlisted["Subsystem"] = unused_names("subsystem", 1, set(listed["Subsystem"]))[0]
         table = pd.concat([table, unlisted], ignore_index=True)
     order = {c: i for i, c in enumerate(channel_cols)}
     return table.sort_values("Channel", key=lambda s: s.map(order)).reset_index(drop=True)
-
-
-def _unused_names(stem: str, count: int, taken: set[str]) -> list[str]:
-    """``count`` names ``<stem>_<i>`` (i from 0), skipping those in ``taken``."""
-    names: list[str] = []
-    i = 0
-    while len(names) < count:
-        if (name := f"{stem}_{i}") not in taken:
-            names.append(name)
-        i += 1
-    return names
 
 
 def read_channel_table(path: Path) -> pd.DataFrame:
