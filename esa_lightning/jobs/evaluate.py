@@ -96,7 +96,9 @@ def score_series_frame(
     (metrics, each labeled event of the scored channels caught or missed).
 
     Every channel in the file must be a series of ``part`` and list exactly its rows' ids;
-    channels left out of the file are left out of the metrics (events included).
+    channels left out of the file are left out of the metrics (events included). A channel is
+    read without surrounding spaces, as the NASA reader reads ``chan_id`` (``" P-1"`` copied
+    from labeled_anomalies.csv is series P-1).
     """
     for column in ("channel", "id", "is_anomaly"):
         if column not in frame.columns:
@@ -111,11 +113,21 @@ def score_series_frame(
         row = int(np.flatnonzero(empty)[0]) + 1
         raise ESAInputError(f"empty cell in row {row} after the header", path=path,
                             column="channel")
-    frame = frame.assign(channel=frame["channel"].astype(str), is_anomaly=alarm_all,
+    written = frame["channel"].astype(str)
+    frame = frame.assign(channel=written.str.strip(), is_anomaly=alarm_all,
                          score=alarm_all if score_all is None else score_all)
-    unknown = sorted(set(frame["channel"]) - set(part.series))
-    if unknown:
-        raise ESAInputError("not a channel of the mission", column="channel", value=unknown[0])
+    unknown = ~frame["channel"].isin(list(part.series)).to_numpy()
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        names = list(part.series)
+        listed = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+        raise ESAInputError(
+            f"row {row + 1} after the header: not a channel of the mission (its series: "
+            f"{listed})",
+            path=path,
+            column="channel",
+            value=written.iloc[row],
+        )
     pieces = []
     by_channel = dict(list(frame.groupby("channel", sort=False)))
     for name in [n for n in part.series if n in by_channel]:  # the mission's order, as predict's

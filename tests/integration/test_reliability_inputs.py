@@ -353,6 +353,33 @@ def test_evaluate_reads_a_nasa_series_named_like_a_missing_value_verbatim(tmp_pa
     assert "empty.csv" in str(refused.value) and "channel" in str(refused.value)
 
 
+def test_evaluate_reads_nasa_channel_names_as_the_reader_does(tmp_path):
+    """labeled_anomalies.csv naming ``" P-1"`` and ``"A-1 "``: the reader strips the names (the
+    series are P-1 and A-1), and a submission copying the names from that file was refused as
+    'not a channel of the mission', naming neither the file nor the row. evaluate.py strips them
+    as the reader does; a name that is no series once stripped names the file, row and value."""
+    rows = [(" P-1", "MSL", "[[5, 9]]", "[point]", 30), ("A-1 ", "MSL", "[[2, 4]]", "[point]", 30)]
+    root = write_nasa(tmp_path / "nasa", rows=rows)
+    alarm = np.isin(np.arange(30), np.arange(5, 10)).astype(int)  # the first series' event only
+    sub = pd.DataFrame({"channel": [" P-1"] * 30 + ["A-1 "] * 30, "id": [*range(30)] * 2,
+                        "is_anomaly": [*alarm, *np.zeros(30, int)]})
+    sub.to_csv(tmp_path / "sub.csv", index=False)
+    nasa = ["data=nasa", f"data.root={root}"]
+    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'sub.csv'}", *nasa], tmp_path / "e")
+    assert evaluate_predictions(cfg)["EW_recall"] == pytest.approx(0.5)
+    events = pd.read_csv(tmp_path / "e" / "events.csv", keep_default_na=False)
+    assert dict(zip(events["series"], events["caught"], strict=True)) == {"P-1": True,
+                                                                          "A-1": False}
+    sub.loc[40, "channel"] = " B-1"
+    sub.to_csv(tmp_path / "other.csv", index=False)
+    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'other.csv'}", *nasa],
+                         tmp_path / "other")
+    with pytest.raises(ESAInputError, match="row 41 after the header") as refused:
+        evaluate_predictions(cfg)
+    message = str(refused.value)
+    assert "other.csv" in message and "' B-1'" in message and "P-1, A-1" in message, message
+
+
 # --------------------------------------------------------------------------- the generator CLI
 @pytest.mark.parametrize(
     ("args", "named"),
