@@ -23,6 +23,7 @@ from esa_lightning.artifact.format import (
     SLACK_BYTES,
     import_allowed,
 )
+from esa_lightning.data.preprocessing import PREPROCESSING_KEY, record_problem
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import DetectorModule
 from esa_lightning.models.registry import detector_families
@@ -134,6 +135,8 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         and isinstance(schema.get("period"), str | None)
     ):
         raise bad("schema must be an object with channels, telecommands and period")
+    if problem := record_problem(schema.get(PREPROCESSING_KEY), schema["channels"]):
+        raise bad(f"schema.{PREPROCESSING_KEY}.{problem}")
     files = manifest.get("files")
     if not (
         isinstance(files, dict)

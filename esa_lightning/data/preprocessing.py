@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission
 
@@ -74,3 +75,75 @@ def record_input(mission: Mission) -> dict[str, Any] | None:
     columns = CHANNEL_TABLE_COLUMNS + [c for c in UNIT_COLUMNS if c in mission.channels]
     table = mission.channels[columns].to_json(orient="records")
     return {**record, "channel_table": json.loads(table), "ranges": channel_ranges(mission)}
+
+
+def record_problem(record: Any, channels: list[str]) -> str | None:
+    """What is wrong with a recorded preprocessing (``record_input``'s, read back from an
+    artifact that may have been edited) for a detector of ``channels``, or None. The channel
+    table may leave channels out (``data.frame`` gives them names of their own) but not list
+    one twice or one the detector does not have."""
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        return f"must be an object, not a JSON {type(record).__name__}"
+    choices = {"index": ("time", "id"), "resample": ("hold", "none"),
+               "telecommands": ("pulses", "values")}
+    for key, allowed in choices.items():
+        if key in record and record[key] not in allowed:
+            return f"{key} = {record[key]!r}, not one of {list(allowed)}"
+    if problem := _period_problem(record.get("period")):
+        return problem
+    if record.get("resample") == "hold" and record.get("period") is None:
+        return "resample = 'hold' needs a period"
+    counters = record.get("counters", [])
+    if not (isinstance(counters, list) and all(isinstance(c, str) for c in counters)):
+        return f"counters = {counters!r}: must be a list of channel names"
+    ranges = record.get("ranges", {})
+    if not isinstance(ranges, dict):
+        return "ranges must be an object: channel -> [min, max]"
+    for name, span in ranges.items():
+        if not (isinstance(span, list) and len(span) == 2 and all(_number(v) for v in span)):
+            return f"ranges[{name!r}] = {span!r}: must be [min, max], two numbers"
+    return _table_problem(record.get("channel_table"), channels)
+
+
+def _period_problem(period: Any) -> str | None:
+    if period is None:
+        return None
+    try:
+        valid = isinstance(period, str) and pd.Timedelta(period) > pd.Timedelta(0)
+    except ValueError:
+        valid = False
+    return None if valid else f"period = {period!r}: must be a positive duration or null"
+
+
+def _table_problem(rows: Any, channels: list[str]) -> str | None:
+    if rows is None:
+        return None
+    if not isinstance(rows, list):
+        return f"channel_table must be a list of rows, not a JSON {type(rows).__name__}"
+    known, seen = set(channels), set()
+    for i, row in enumerate(rows):
+        where = f"channel_table[{i}]"
+        if not isinstance(row, dict):
+            return f"{where} is a JSON {type(row).__name__}, not an object with a Channel"
+        if "Channel" not in row:
+            return f"{where} has no Channel"
+        if not isinstance(row["Channel"], str):
+            return f"{where}: Channel = {row['Channel']!r}, not a name"
+        name = row["Channel"]
+        if name in seen:
+            return f"{where}: channel {name!r} listed twice"
+        if name not in known:
+            return f"{where}: channel {name!r} is not one of the detector's channels"
+        seen.add(name)
+        for key, kind in (("Subsystem", str), ("Group", str), ("Target", bool),
+                          ("Categorical", bool)):
+            if row.get(key) is not None and not isinstance(row[key], kind):
+                wanted = "a name" if kind is str else "true or false"
+                return f"{where}: {key} = {row[key]!r}, must be {wanted} (or null)"
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

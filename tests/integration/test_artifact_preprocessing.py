@@ -1,0 +1,110 @@
+"""The preprocessing an artifact records for ``Detector.predict(df)`` (``schema.preprocessing``
+in detector.json, which no checksum covers: it may be edited) is checked when the artifact is
+loaded. A channel table that is no list of rows with a ``Channel`` name, that lists a channel
+twice or one the detector does not have, or flags that are not true/false, was met only by
+``predict(df)``, as a pandas KeyError or ValueError naming no file (or silently taken: a
+channel named 5 was scored as unlisted, a Target of "no" as true)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from esa_lightning.api import Detector
+from esa_lightning.data.readers.esa_csv import read_esa_csv
+from esa_lightning.errors import ESAInputError
+from tests.helpers import write_esa_csv
+from tests.integration.test_python_api import zscore_detector
+
+
+def drop_channel_keys(record: dict) -> None:
+    for row in record["channel_table"]:
+        row.pop("Channel")
+
+
+def list_first_twice(record: dict) -> None:
+    record["channel_table"].append(dict(record["channel_table"][0]))
+
+
+def list_another_channel(record: dict) -> None:
+    record["channel_table"].append({**record["channel_table"][0], "Channel": "channel_9"})
+
+
+def set_first(key: str, value: object):
+    return lambda record: record["channel_table"][0].__setitem__(key, value)
+
+
+def set_record(key: str, value: object):
+    return lambda record: record.__setitem__(key, value)
+
+
+# how detector.json is edited, and what the refusal says
+CASES = {
+    "table not a list": (set_record("channel_table", {"channel_1": {}}),
+                         "schema.preprocessing.channel_table must be a list of rows"),
+    "rows not objects": (set_record("channel_table", ["channel_1", "channel_2"]),
+                         "channel_table[0] is a JSON str, not an object"),
+    "rows without Channel": (drop_channel_keys, "channel_table[0] has no Channel"),
+    "channel listed twice": (list_first_twice,
+                             "channel_table[2]: channel 'channel_1' listed twice"),
+    "channel not the detector's": (list_another_channel,
+                                   "channel 'channel_9' is not one of the detector's channels"),
+    "channel not a name": (set_first("Channel", 5), "channel_table[0]: Channel = 5, not a name"),
+    "flag not a boolean": (set_first("Target", "no"), "Target = 'no', must be true or false"),
+    "unknown index": (set_record("index", "row"), "index = 'row', not one of ['time', 'id']"),
+    "unreadable period": (set_record("period", "soon"), "period = 'soon'"),
+    "counters not a list": (set_record("counters", "channel_1"), "counters = 'channel_1'"),
+    "range not two numbers": (set_record("ranges", {"channel_1": [1]}), "ranges['channel_1']"),
+}
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A z-score detector saved with the preprocessing training records, and a frame to score."""
+    tmp = tmp_path_factory.mktemp("recorded")
+    path = write_esa_csv(tmp / "mission.csv", n=60)
+    zscore_detector(read_esa_csv(path, cache_dir=tmp / "cache"), tmp / "detector", 1.0)
+    frame = pd.read_csv(path, parse_dates=["timestamp"]).set_index("timestamp")
+    return tmp / "detector", frame
+
+
+def edited(folder: Path, edit) -> Path:
+    manifest = json.loads((folder / "detector.json").read_text())
+    edit(manifest["schema"]["preprocessing"])
+    (folder / "detector.json").write_text(json.dumps(manifest))
+    return folder
+
+
+@pytest.fixture
+def copy_of(artifact, tmp_path):
+    import shutil
+
+    def copy() -> Path:
+        return Path(shutil.copytree(artifact[0], tmp_path / "detector"))
+
+    return copy
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_bad_recorded_preprocessing_is_refused_at_load(copy_of, case):
+    edit, needle = CASES[case]
+    folder = edited(copy_of(), edit)
+    with pytest.raises(ESAInputError) as info:
+        Detector.load(folder)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(folder / "detector.json") in message and needle in message, message
+
+
+def test_a_table_leaving_a_channel_out_still_predicts(copy_of, artifact):
+    """``data.frame`` fills a channel the table leaves out deliberately: not refused."""
+    folder = edited(copy_of(), lambda record: record["channel_table"].pop())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = Detector.load(folder).predict(artifact[1])
+    assert len(result.rows) == len(artifact[1])
+    assert list(result.mission.channels["Channel"]) == ["channel_1", "channel_2"]
