@@ -102,19 +102,37 @@ def score_series_frame(
     """
     for column in ("channel", "id", "is_anomaly"):
         if column not in frame.columns:
-            raise ESAInputError("NASA predictions need channel, id and is_anomaly columns",
-                                column=column)
+            raise ESAInputError(
+                f"missing column: NASA predictions need channel, id and is_anomaly columns "
+                f"(found {[str(c) for c in frame.columns]})",
+                path=path,
+                column=column,
+            )
     alarm_all = pd.to_numeric(frame["is_anomaly"], errors="coerce")
-    if not alarm_all.isin((0, 1)).all():
-        raise ESAInputError("is_anomaly must hold only 0/1", column="is_anomaly")
-    score_all = score_column(frame)
+    bad = ~alarm_all.isin((0, 1)).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ESAInputError(
+            f"row {row + 1} after the header: is_anomaly must hold only 0/1",
+            path=path,
+            column="is_anomaly",
+            value=_plain(frame["is_anomaly"].iloc[row]),
+        )
+    id_all = pd.to_numeric(frame["id"], errors="coerce")
+    bad = (id_all.isna() | (id_all % 1 != 0) | (id_all.abs() > 2**62)).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ESAInputError(f"row {row + 1} after the header: an id must be a whole number",
+                            path=path, column="id", value=_plain(frame["id"].iloc[row]))
+    score_all = score_column(frame, path)
     empty = frame["channel"].isna().to_numpy() | (frame["channel"].astype(str).str.strip() == "")
     if empty.any():
         row = int(np.flatnonzero(empty)[0]) + 1
         raise ESAInputError(f"empty cell in row {row} after the header", path=path,
                             column="channel")
     written = frame["channel"].astype(str)
-    frame = frame.assign(channel=written.str.strip(), is_anomaly=alarm_all,
+    frame = frame.assign(channel=written.str.strip(), id=id_all.astype(np.int64),
+                         is_anomaly=alarm_all,
                          score=alarm_all if score_all is None else score_all)
     unknown = ~frame["channel"].isin(list(part.series)).to_numpy()
     if unknown.any():
@@ -133,15 +151,18 @@ def score_series_frame(
     for name in [n for n in part.series if n in by_channel]:  # the mission's order, as predict's
         sub, rows = part.series[name], by_channel[name]
         ids = np.asarray(sub.timestamps, dtype=np.int64)
-        got = rows.set_index("id")
-        if len(got) != len(ids) or not np.array_equal(np.sort(got.index.to_numpy()), ids):
-            raise ESAInputError(f"ids of channel {name} are not its {len(ids)} test rows",
-                                column="id", value=name)
-        got = got.reindex(ids)
+        if problem := _ids_problem(rows["id"], ids):
+            span = f" have ids {ids[0]}..{ids[-1]}" if len(ids) else ""
+            raise ESAInputError(
+                f"channel {name}: {problem} (its {len(ids)} test rows{span})",
+                path=path,
+                column="id",
+            )
+        got = rows.set_index("id").reindex(ids)
         alarm = got["is_anomaly"].to_numpy().astype(np.uint8)
         pieces.append((name, sub, RowScores(got["score"].to_numpy(np.float32), alarm)))
     if not pieces:
-        raise ESAInputError("no prediction rows", column="channel")
+        raise ESAInputError("no prediction rows (only a header)", path=path)
     if not any(has_labeled_events(sub) for _, sub, _ in pieces):
         raise ESAInputError(NOTHING_TO_SCORE, path=path)
     # concatenate_series keeps the events of the scored channels only
@@ -153,3 +174,27 @@ def score_series_frame(
         for name, sub, rs in pieces
     )
     return metrics, events
+
+
+def _ids_problem(written: pd.Series, ids: np.ndarray) -> str | None:
+    """What keeps one series' ``id`` cells (the file's rows) from listing its test rows once
+    each, or None."""
+    twice = written.duplicated().to_numpy()
+    if twice.any():
+        row = int(np.flatnonzero(twice)[0])
+        return (f"id {_plain(written.iloc[row])!r} listed twice (again in row "
+                f"{int(written.index[row]) + 1} after the header)")
+    foreign = ~written.isin(ids).to_numpy()
+    if foreign.any():
+        row = int(np.flatnonzero(foreign)[0])
+        return (f"id {_plain(written.iloc[row])!r} in row {int(written.index[row]) + 1} after "
+                "the header is not one of its test rows")
+    if len(written) != len(ids):
+        missing = ids[~np.isin(ids, written.to_numpy())]
+        return f"{len(missing)} test row(s) have no prediction (the first: id {missing[0]})"
+    return None
+
+
+def _plain(value: object) -> object:
+    """A cell as Python shows it (5, not np.int64(5))."""
+    return value.item() if isinstance(value, np.generic) else value

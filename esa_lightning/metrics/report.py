@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -318,16 +319,17 @@ def align_prediction_frame(pred: pd.DataFrame, mission: Any) -> AlignedPredictio
     )
 
 
-def score_column(pred: pd.DataFrame) -> np.ndarray | None:
+def score_column(pred: pd.DataFrame, path: str | Path | None = None) -> np.ndarray | None:
     """The predictions' optional ``score`` column (AUC_PR ranks the rows by it) as float64, or
-    None without one; a cell that is no number is named (it would rank as NaN)."""
+    None without one; a cell that is no number is named (it would rank as NaN), with ``path``,
+    the file it was read from."""
     if "score" not in pred.columns:
         return None
     score = pd.to_numeric(pred["score"], errors="coerce").to_numpy(np.float64)
     bad = np.isnan(score) & pred["score"].notna().to_numpy()
     if bad.any() or pred["score"].isna().any():
         value = pred["score"].iloc[int(np.argmax(bad | pred["score"].isna().to_numpy()))]
-        raise ESAInputError("a score that is no number", column="score", value=value)
+        raise ESAInputError("a score that is no number", path=path, column="score", value=value)
     return score
 
 
