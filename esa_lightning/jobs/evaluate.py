@@ -20,6 +20,7 @@ from esa_lightning.metrics.intervals import runs
 from esa_lightning.metrics.report import (
     SELECTIONS,
     align_prediction_frame,
+    plain,
     score_aligned,
     score_column,
 )
@@ -82,7 +83,7 @@ def _score_predictions(cfg, folder: Path) -> tuple[dict[str, float], pd.DataFram
     mission = mission_from_config(cfg.data)
     if mission.is_multiseries:
         return score_series_frame(frame, mission.test(), path)
-    aligned = align_prediction_frame(frame, mission)
+    aligned = align_prediction_frame(frame, mission, path)
     if not has_labeled_events(mission.slice(int(aligned.rows[0]), int(aligned.rows[-1]) + 1)):
         raise ESAInputError(NOTHING_TO_SCORE, path=path)
     results = score_aligned(aligned, mission)
@@ -116,14 +117,14 @@ def score_series_frame(
             f"row {row + 1} after the header: is_anomaly must hold only 0/1",
             path=path,
             column="is_anomaly",
-            value=_plain(frame["is_anomaly"].iloc[row]),
+            value=plain(frame["is_anomaly"].iloc[row]),
         )
     id_all = pd.to_numeric(frame["id"], errors="coerce")
     bad = (id_all.isna() | (id_all % 1 != 0) | (id_all.abs() > 2**62)).to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ESAInputError(f"row {row + 1} after the header: an id must be a whole number",
-                            path=path, column="id", value=_plain(frame["id"].iloc[row]))
+                            path=path, column="id", value=plain(frame["id"].iloc[row]))
     score_all = score_column(frame, path)
     empty = frame["channel"].isna().to_numpy() | (frame["channel"].astype(str).str.strip() == "")
     if empty.any():
@@ -182,19 +183,15 @@ def _ids_problem(written: pd.Series, ids: np.ndarray) -> str | None:
     twice = written.duplicated().to_numpy()
     if twice.any():
         row = int(np.flatnonzero(twice)[0])
-        return (f"id {_plain(written.iloc[row])!r} listed twice (again in row "
+        return (f"id {plain(written.iloc[row])!r} listed twice (again in row "
                 f"{int(written.index[row]) + 1} after the header)")
     foreign = ~written.isin(ids).to_numpy()
     if foreign.any():
         row = int(np.flatnonzero(foreign)[0])
-        return (f"id {_plain(written.iloc[row])!r} in row {int(written.index[row]) + 1} after "
+        return (f"id {plain(written.iloc[row])!r} in row {int(written.index[row]) + 1} after "
                 "the header is not one of its test rows")
     if len(written) != len(ids):
         missing = ids[~np.isin(ids, written.to_numpy())]
         return f"{len(missing)} test row(s) have no prediction (the first: id {missing[0]})"
     return None
 
-
-def _plain(value: object) -> object:
-    """A cell as Python shows it (5, not np.int64(5))."""
-    return value.item() if isinstance(value, np.generic) else value

@@ -205,12 +205,15 @@ def ranking_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def require_full_coverage(rows: np.ndarray, mission: Any, column: str) -> None:
+def require_full_coverage(
+    rows: np.ndarray, mission: Any, column: str, path: str | Path | None = None
+) -> None:
     """Refuse predictions that leave rows of their range unscored: the range runs from the
     earlier of their first row and the test range's start to the mission's last row (a
     submission of the test range, or of the whole mission), or is the validation range when
     they start at its first row and end before the test range (``predict.py range=val``).
-    Metrics of a partial file would count its missing rows neither as alarms nor as misses."""
+    Metrics of a partial file would count its missing rows neither as alarms nor as misses.
+    ``path``: the predictions file, named in the refusal."""
     n = len(mission.timestamps)
     test_start = n if mission.test_start is None else int(mission.test_start)
     val_start = getattr(mission, "val_start", None)
@@ -236,6 +239,7 @@ def require_full_coverage(rows: np.ndarray, mission: Any, column: str) -> None:
         raise ESAInputError(
             f"the predictions cover {len(rows)} of the {end - first} rows of {what} to its "
             f"end: {n_missing} rows are missing (first missing {column} {example})",
+            path=path,
             column=column,
         )
 
@@ -252,39 +256,47 @@ class AlignedPredictions:
     channel_names: list[str] | None = None
 
 
-def align_prediction_frame(pred: pd.DataFrame, mission: Any) -> AlignedPredictions:
+def align_prediction_frame(
+    pred: pd.DataFrame, mission: Any, path: str | Path | None = None
+) -> AlignedPredictions:
     """Check a predictions file (``timestamp`` or ``id``, ``is_anomaly``, optional ``score``
     and per-channel 0/1 columns named like the mission's channels) against ``mission`` and put
-    its rows in the mission's order.
+    its rows in the mission's order. A refusal names ``path`` (the file ``pred`` was read from),
+    the column and the first offending row (``row N after the header``) and value.
 
     ``timestamp`` values must be the mission's own timestamps; ``id`` values are the mission's
     ids for sample-indexed data and row numbers (0-based) for time-indexed data.
     """
     if getattr(mission, "is_multiseries", False):
         raise ESAInputError(
-            "prediction files are scored against single-grid missions; score each series alone",
-            value=mission.name,
+            f"prediction files are scored against single-grid missions; score each series "
+            f"alone (mission {mission.name!r})",
+            path=path,
         )
+    found = [str(c) for c in pred.columns]
     if "is_anomaly" not in pred.columns:
-        raise ESAInputError("predictions lack the is_anomaly column", column="is_anomaly")
-    mission_times = as_time(mission.timestamps, what="mission timestamps")
+        raise ESAInputError(f"predictions lack the is_anomaly column (found {found})",
+                            path=path, column="is_anomaly")
     if "timestamp" in pred.columns:
         column = "timestamp"
-        keys = as_time(pred["timestamp"].reset_index(drop=True), what="timestamp column")
     elif "id" in pred.columns:
         column = "id"
-        keys = as_time(pred["id"].reset_index(drop=True), what="id column")
-        if mission.is_time_indexed:
-            mission_times = np.arange(len(mission_times), dtype=np.int64)
     else:
-        raise ESAInputError("predictions need a timestamp or an id column", column="timestamp")
-    if keys.dtype != mission_times.dtype:
-        raise ESAInputError("prediction keys and mission timestamps differ in kind", column=column)
-    dup = pd.Series(keys).duplicated()
+        raise ESAInputError(f"predictions need a timestamp or an id column (found {found})",
+                            path=path, column="timestamp")
+    if pred.empty:
+        raise ESAInputError("no prediction rows (only a header)", path=path)
+    keys = _keys(pred, column, path)
+    mission_times = as_time(mission.timestamps, what="mission timestamps")
+    if column == "id" and mission.is_time_indexed:
+        mission_times = np.arange(len(mission_times), dtype=np.int64)
+    if keys.dtype != mission_times.dtype:  # float keys of integer ids, or the reverse
+        bad = keys % 1 != 0
+        _refuse_row(pred, column, bad if bad.any() else np.ones(len(keys), dtype=bool),
+                    "prediction keys and mission timestamps differ in kind", path)
+    dup = pd.Series(keys).duplicated().to_numpy()
     if dup.any():
-        raise ESAInputError(
-            "repeated key", column=column, value=str(pred[column].iloc[dup.idxmax()])
-        )
+        _refuse_row(pred, column, dup, "repeated key", path)
     sorter = np.argsort(mission_times, kind="stable")
     pos = np.searchsorted(mission_times, keys, sorter=sorter)
     pos = np.minimum(pos, len(mission_times) - 1)
@@ -292,45 +304,85 @@ def align_prediction_frame(pred: pd.DataFrame, mission: Any) -> AlignedPredictio
     missing = mission_times[rows] != keys
     if missing.any():
         shown = ", ".join(str(v) for v in pred[column][missing].head(5))
-        raise ESAInputError(
-            f"{int(missing.sum())} key(s) are not rows of mission {mission.name!r}, e.g. {shown}",
-            column=column,
-        )
-    alarm = pd.to_numeric(pred["is_anomaly"], errors="coerce").to_numpy()
-    if not np.isin(alarm, (0, 1)).all():
-        raise ESAInputError("is_anomaly must hold only 0/1", column="is_anomaly")
-    require_full_coverage(rows, mission, column)
+        _refuse_row(pred, column, missing, f"{int(missing.sum())} key(s) are not rows of "
+                    f"mission {mission.name!r}, e.g. {shown}", path)
+    alarm = _zero_one(pred, "is_anomaly", path)
+    require_full_coverage(rows, mission, column, path)
     order = np.argsort(rows, kind="stable")
     rows = rows[order]
     channels = [c for c in mission.channel_names if c in pred.columns]
     channel_alarm = None
     if channels:
-        channel_alarm = pred[channels].to_numpy()[order]
-        if not np.isin(channel_alarm, (0, 1)).all():
-            raise ESAInputError("per-channel columns must hold only 0/1", column=channels[0])
-    score = score_column(pred)
+        what = "per-channel columns must hold only 0/1"
+        channel_alarm = np.stack([_zero_one(pred, c, path, what) for c in channels], axis=1)
+        channel_alarm = channel_alarm[order]
+    score = score_column(pred, path)
     return AlignedPredictions(
         rows=rows,
         timestamps=np.asarray(mission.timestamps)[rows],
-        alarm=alarm[order].astype(np.uint8),
+        alarm=alarm[order],
         score=None if score is None else score[order],
-        channel_alarm=None if channel_alarm is None else channel_alarm.astype(np.uint8),
+        channel_alarm=channel_alarm,
         channel_names=channels or None,
     )
 
 
+def _keys(pred: pd.DataFrame, column: str, path: str | Path | None) -> np.ndarray:
+    """The ``timestamp`` or ``id`` cells as times (``as_time``); a cell that is empty, no
+    number (an id) or no time names its row."""
+    cells = pred[column].reset_index(drop=True)
+    _refuse_row(pred, column, cells.isna().to_numpy(), f"every row needs its {column}", path)
+    if column == "id":
+        numbers = pd.to_numeric(cells, errors="coerce")
+        _refuse_row(pred, column, numbers.isna().to_numpy(), "an id must be a number", path)
+        cells = numbers
+    try:
+        return as_time(cells, what=f"{column} column")
+    except ESAInputError as exc:
+        parsed = pd.to_datetime(cells, utc=True, errors="coerce")
+        _refuse_row(pred, column, parsed.isna().to_numpy(), "cannot be read as a time",
+                    path)
+        reason = exc.reason.splitlines()[0]  # pandas' advice runs over several lines
+        raise ESAInputError(reason, path=path, column=column) from None
+
+
+def _zero_one(pred: pd.DataFrame, column: str, path: str | Path | None,
+              reason: str = "is_anomaly must hold only 0/1") -> np.ndarray:
+    """A column of 0/1 cells as uint8; the first other cell names its row and value."""
+    values = pd.to_numeric(pred[column], errors="coerce").to_numpy()
+    _refuse_row(pred, column, ~np.isin(values, (0, 1)), reason, path)
+    return values.astype(np.uint8)
+
+
+def _refuse_row(pred: pd.DataFrame, column: str, bad: np.ndarray, reason: str,
+                path: str | Path | None) -> None:
+    """Raise for the first row marked ``bad``, naming its position after the header and the
+    cell it holds (an empty cell as such); nothing when no row is marked."""
+    if not bad.any():
+        return
+    row = int(np.flatnonzero(bad)[0])
+    cell = pred[column].iloc[row]
+    if pd.isna(cell):
+        raise ESAInputError(f"empty cell in row {row + 1} after the header: {reason}",
+                            path=path, column=column)
+    raise ESAInputError(f"row {row + 1} after the header: {reason}", path=path, column=column,
+                        value=plain(cell))
+
+
 def score_column(pred: pd.DataFrame, path: str | Path | None = None) -> np.ndarray | None:
     """The predictions' optional ``score`` column (AUC_PR ranks the rows by it) as float64, or
-    None without one; a cell that is no number is named (it would rank as NaN), with ``path``,
-    the file it was read from."""
+    None without one; a cell that is no number is named (it would rank as NaN) with its row,
+    and with ``path``, the file it was read from."""
     if "score" not in pred.columns:
         return None
     score = pd.to_numeric(pred["score"], errors="coerce").to_numpy(np.float64)
-    bad = np.isnan(score) & pred["score"].notna().to_numpy()
-    if bad.any() or pred["score"].isna().any():
-        value = pred["score"].iloc[int(np.argmax(bad | pred["score"].isna().to_numpy()))]
-        raise ESAInputError("a score that is no number", path=path, column="score", value=value)
+    _refuse_row(pred, "score", np.isnan(score), "a score that is no number", path)
     return score
+
+
+def plain(value: object) -> object:
+    """A cell as Python shows it (5, not np.int64(5))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]:

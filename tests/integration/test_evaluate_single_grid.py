@@ -1,0 +1,157 @@
+"""evaluate.py on a single-grid mission's predictions (``timestamp`` or ``id``, ``is_anomaly``,
+optional ``score`` and per-channel columns, as ESA and Kaggle missions are scored): every
+refusal names the file it read, the column and the first offending row and value. A missing
+column, a key that is no time, empty, repeated or no row of the mission, an is_anomaly or
+per-channel cell that is no 0/1 and a score that is no number were refused naming no file and
+no row (``align_prediction_frame``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.jobs.evaluate import evaluate_predictions
+from tests.conftest import compose_config
+from tests.helpers import write_esa_csv
+from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
+
+N = 60  # rows of the ESA CSV mission; its test range is the last 30
+SPLIT = "2000-01-01T00:15:00"  # row 30 of the 30 s grid
+
+
+def set_cell(row: int, column: str, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def spoil(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.astype({column: object})
+        frame.loc[row, column] = value
+        return frame
+
+    return spoil
+
+
+@pytest.fixture
+def esa_csv(tmp_path: Path) -> tuple[list[str], pd.DataFrame]:
+    """An ESA-ADB preprocessed CSV with one anomaly of channel_1 in its test range, and the
+    predictions of that range catching it (timestamp, is_anomaly, score, channel_1)."""
+    path = write_esa_csv(tmp_path / "mission.csv", n=N)
+    frame = pd.read_csv(path)
+    frame.loc[40:44, "is_anomaly_channel_1"] = 1
+    frame.to_csv(path, index=False)
+    pred = pd.DataFrame({"timestamp": frame["timestamp"][30:], "is_anomaly": 0,
+                         "score": np.linspace(0, 1, N - 30), "channel_1": 0}).reset_index(drop=True)
+    pred.loc[11:13, ["is_anomaly", "channel_1"]] = 1
+    return ["data=esa_csv", f"data.root={path}", f"data.split_date={SPLIT}"], pred
+
+
+@pytest.fixture
+def kaggle(tmp_path: Path) -> tuple[list[str], pd.DataFrame]:
+    """A Kaggle folder with a labeled test.parquet (ids 60..89, an anomaly at 70..74), and the
+    predictions of its test rows (id, is_anomaly) catching it."""
+    root = tmp_path / "kg"
+    root.mkdir()
+    for part, ids in (("train", np.arange(0, 60)), ("test", np.arange(60, 90))):
+        cols = {"id": ids, "channel_1": np.sin(ids / 3.0), "channel_2": np.cos(ids / 3.0),
+                "is_anomaly": ((ids >= 70) & (ids < 75)).astype(np.uint8)}
+        pq.write_table(pa.table(cols), root / f"{part}.parquet")
+    ids = np.arange(60, 90)
+    pred = pd.DataFrame({"id": ids, "is_anomaly": ((ids >= 71) & (ids < 73)).astype(int)})
+    return ["data=kaggle", f"data.root={root}"], pred
+
+
+# how the predictions are spoiled, and what the refusal names beside the file
+ESA_CASES = {
+    "no is_anomaly": (lambda f: f.drop(columns="is_anomaly"),
+                      ["column 'is_anomaly'", "predictions lack the is_anomaly column"]),
+    "no timestamp": (lambda f: f.drop(columns="timestamp"),
+                     ["column 'timestamp'", "predictions need a timestamp or an id column"]),
+    "timestamp no time": (set_cell(3, "timestamp", "garbage"),
+                          ["column 'timestamp'", "value 'garbage'", "row 4 after the header",
+                           "cannot be read as a time"]),
+    "timestamp empty": (set_cell(4, "timestamp", None),
+                        ["column 'timestamp'", "empty cell in row 5 after the header"]),
+    "timestamp twice": (lambda f: set_cell(7, "timestamp", f["timestamp"][0])(f),
+                        ["column 'timestamp'", "row 8 after the header: repeated key"]),
+    "timestamp no row": (set_cell(9, "timestamp", "2001-01-01 00:00:00"),
+                         ["column 'timestamp'", "value '2001-01-01 00:00:00'",
+                          "row 10 after the header", "not rows of mission"]),
+    "is_anomaly yes": (set_cell(6, "is_anomaly", "yes"),
+                       ["column 'is_anomaly'", "value 'yes'", "row 7 after the header",
+                        "is_anomaly must hold only 0/1"]),
+    "is_anomaly 2": (set_cell(20, "is_anomaly", 2),
+                     ["column 'is_anomaly'", "value 2", "row 21 after the header"]),
+    "channel 3": (set_cell(15, "channel_1", 3),
+                  ["column 'channel_1'", "value 3", "row 16 after the header",
+                   "per-channel columns must hold only 0/1"]),
+    "score no number": (set_cell(2, "score", "abc"),
+                        ["column 'score'", "value 'abc'", "row 3 after the header",
+                         "a score that is no number"]),
+    "rows missing": (lambda f: f.iloc[:20], ["column 'timestamp'", "10 rows are missing"]),
+    "only a header": (lambda f: f.iloc[:0], ["no prediction rows"]),
+}
+KAGGLE_CASES = {
+    "id no number": (set_cell(3, "id", "abc"),
+                     ["column 'id'", "value 'abc'", "row 4 after the header"]),
+    "id no whole number": (set_cell(5, "id", 65.5),
+                           ["column 'id'", "value 65.5", "row 6 after the header",
+                            "differ in kind"]),
+    "id no row": (set_cell(8, "id", 999),
+                  ["column 'id'", "value 999", "row 9 after the header", "not rows of mission"]),
+    "is_anomaly empty": (set_cell(12, "is_anomaly", None),
+                         ["column 'is_anomaly'", "empty cell in row 13 after the header"]),
+}
+
+
+def refusal(tmp_path: Path, data: list[str], pred: pd.DataFrame) -> str:
+    path = tmp_path / "spoiled.csv"
+    pred.to_csv(path, index=False)
+    cfg = compose_config("evaluate", [f"predictions={path}", *data], tmp_path / "e")
+    with pytest.raises(ESAInputError) as refused:
+        evaluate_predictions(cfg)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: "), message
+    assert not (tmp_path / "e" / "evaluation.json").exists()
+    return message
+
+
+@pytest.mark.parametrize("case", sorted(ESA_CASES))
+def test_evaluate_names_the_esa_predictions_it_refuses(tmp_path, esa_csv, case):
+    data, pred = esa_csv
+    spoil, needles = ESA_CASES[case]
+    message = refusal(tmp_path, data, spoil(pred))
+    for needle in needles:
+        assert needle in message, message
+
+
+@pytest.mark.parametrize("case", sorted(KAGGLE_CASES))
+def test_evaluate_names_the_kaggle_predictions_it_refuses(tmp_path, kaggle, case):
+    data, pred = kaggle
+    spoil, needles = KAGGLE_CASES[case]
+    message = refusal(tmp_path, data, spoil(pred))
+    for needle in needles:
+        assert needle in message, message
+
+
+@pytest.mark.parametrize("mission", ["esa_csv", "kaggle"])
+def test_the_unspoiled_predictions_are_scored(tmp_path, request, mission):
+    data, pred = request.getfixturevalue(mission)
+    path = tmp_path / "pred.csv"
+    pred.to_csv(path, index=False)
+    cfg = compose_config("evaluate", [f"predictions={path}", *data], tmp_path / "e")
+    assert evaluate_predictions(cfg)["EW_recall"] == pytest.approx(1.0)
+
+
+def test_evaluate_py_names_the_predictions_file_in_one_line(tmp_path, esa_csv):
+    """Through the command line, as a user meets it."""
+    data, pred = esa_csv
+    path = tmp_path / "spoiled.csv"
+    set_cell(20, "is_anomaly", 2)(pred).to_csv(path, index=False)
+    proc = run_entry("evaluate.py", [f"predictions={path}", *data], tmp_path)
+    assert_one_line_error(proc, str(path), "column 'is_anomaly'", "value 2",
+                          "row 21 after the header")
