@@ -164,8 +164,9 @@ def in_first_order(detectors: list[Detector], sources: list[str]) -> list[Detect
 
 def _refuse_other_schema(schema: dict, target: dict, first: str, source: str) -> None:
     names = ("channels", "telecommands")  # the same names in another order are read by name
-    keys = schema.keys() | target.keys()
-    other = sorted(k for k in keys if k not in names and schema.get(k) != target.get(k))
+    mine, theirs = _by_name(schema), _by_name(target)
+    keys = mine.keys() | theirs.keys()
+    other = sorted(k for k in keys if k not in names and mine.get(k) != theirs.get(k))
     if other:
         raise ESAInputError(f"schema differs from {first}'s: {other}", path=source)
     for key in names:
@@ -175,6 +176,20 @@ def _refuse_other_schema(schema: dict, target: dict, first: str, source: str) ->
             raise ESAInputError(
                 f"{key} differ from {first}'s: missing {missing}, extra {extra}", path=source
             )
+
+
+def _by_name(schema: dict) -> dict:
+    """``schema`` with what it lists per channel in the channels' order (each component's
+    ``features``, the recorded channel table) put in name order, so that a source listing the
+    same channels in another order compares equal."""
+    out = dict(schema)
+    if isinstance(out.get("features"), dict):
+        out["features"] = {k: sorted(map(str, v)) for k, v in out["features"].items()}
+    record = out.get("preprocessing")
+    if isinstance(record, dict) and isinstance(record.get("channel_table"), list):
+        table = sorted(record["channel_table"], key=lambda row: str(row.get("Channel")))
+        out["preprocessing"] = {**record, "channel_table": table}
+    return out
 
 
 def _model_in_order(

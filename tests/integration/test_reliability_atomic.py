@@ -37,8 +37,8 @@ WRITER = textwrap.dedent(
         write_json_atomic(out / "state.json", {"k": k, "pad": [k] * 200_000})
         model = RobustZScore(n_channels=64, quantile=99.0)
         model.threshold.fill_(float(k))
-        Detector({"z": model}, {"channels": [], "telecommands": [], "period": None}).save(
-            out / "detector")
+        schema = {"channels": [f"c{i}" for i in range(64)], "telecommands": [], "period": None}
+        Detector({"z": model}, schema).save(out / "detector")
         if k == 0:
             print("ready", flush=True)
         k += 1
