@@ -137,11 +137,13 @@ def _table_problem(rows: Any, channels: list[str]) -> str | None:
         if name not in known:
             return f"{where}: channel {name!r} is not one of the detector's channels"
         seen.add(name)
-        for key, kind in (("Subsystem", str), ("Group", str), ("Target", bool),
-                          ("Categorical", bool)):
-            if row.get(key) is not None and not isinstance(row[key], kind):
-                wanted = "a name" if kind is str else "true or false"
-                return f"{where}: {key} = {row[key]!r}, must be {wanted} (or null)"
+        for key in ("Subsystem", "Group"):  # a Mission built in Python may number them
+            value = row.get(key)
+            if value is not None and not (isinstance(value, str) or _number(value)):
+                return f"{where}: {key} = {value!r}, must be a name or a number (or null)"
+        for key in ("Target", "Categorical"):
+            if row.get(key) is not None and not isinstance(row[key], bool):
+                return f"{where}: {key} = {row[key]!r}, must be true or false (or null)"
     return None
 
 

@@ -108,3 +108,20 @@ def test_a_table_leaving_a_channel_out_still_predicts(copy_of, artifact):
         result = Detector.load(folder).predict(artifact[1])
     assert len(result.rows) == len(artifact[1])
     assert list(result.mission.channels["Channel"]) == ["channel_1", "channel_2"]
+
+
+def test_a_mission_built_in_python_with_numbered_groups_loads_again(tmp_path, artifact):
+    """A Mission built in Python may number its groups and subsystems: the detector trained on
+    it saves them as numbers, and its own artifact must load and predict again (the load check
+    first refused ``Group = 1``, so such a detector could be saved but never loaded)."""
+    path = write_esa_csv(tmp_path / "mission.csv", n=60)
+    mission = read_esa_csv(path, cache_dir=tmp_path / "cache")
+    mission.channels["Group"] = list(range(1, len(mission.channels) + 1))
+    mission.channels["Subsystem"] = 7
+    zscore_detector(mission, tmp_path / "detector", 1.0)
+    recorded = json.loads((tmp_path / "detector" / "detector.json").read_text())
+    assert recorded["schema"]["preprocessing"]["channel_table"][0]["Group"] == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = Detector.load(tmp_path / "detector").predict(artifact[1])
+    assert len(result.rows) == len(artifact[1])
