@@ -329,27 +329,37 @@ def test_evaluate_refuses_a_range_holding_training_rows_without_labels(tmp_path)
     assert evaluate_predictions(cfg)["EW_recall"] == 1.0
 
 
+def two_series_submission(tmp_path: Path, written: tuple[str, str]) -> tuple[pd.DataFrame, list]:
+    """A NASA mission of two 30-row series, named in labeled_anomalies.csv as ``written``, and a
+    submission using those names that catches the first series' event only."""
+    rows = [(written[0], "MSL", "[[5, 9]]", "[point]", 30),
+            (written[1], "MSL", "[[2, 4]]", "[point]", 30)]
+    root = write_nasa(tmp_path / "nasa", rows=rows)
+    alarm = np.isin(np.arange(30), np.arange(5, 10)).astype(int)
+    sub = pd.DataFrame({"channel": [written[0]] * 30 + [written[1]] * 30, "id": [*range(30)] * 2,
+                        "is_anomaly": [*alarm, *np.zeros(30, int)]})
+    return sub, ["data=nasa", f"data.root={root}"]
+
+
+def evaluated(tmp_path: Path, sub: pd.DataFrame, nasa: list, name: str) -> dict:
+    """``evaluate.py``'s scores of ``sub`` written as ``<name>.csv``."""
+    sub.to_csv(tmp_path / f"{name}.csv", index=False)
+    cfg = compose_config("evaluate", [f"predictions={tmp_path / f'{name}.csv'}", *nasa],
+                         tmp_path / name)
+    return evaluate_predictions(cfg)
+
+
 @pytest.mark.parametrize("name", ["NA", "None", "nan", "null"])
 def test_evaluate_reads_a_nasa_series_named_like_a_missing_value_verbatim(tmp_path, name):
     """A series ``NA`` (the NASA reader keeps such names) was read from the submission as an
     empty cell and refused as 'not a channel of the mission'; an empty cell is still refused."""
-    rows = [(name, "MSL", "[[5, 9]]", "[point]", 30), ("A-1", "MSL", "[[2, 4]]", "[point]", 30)]
-    root = write_nasa(tmp_path / "nasa", rows=rows)
-    alarm = np.isin(np.arange(30), np.arange(5, 10)).astype(int)  # the first series' event only
-    sub = pd.DataFrame({"channel": [name] * 30 + ["A-1"] * 30, "id": [*range(30)] * 2,
-                        "is_anomaly": [*alarm, *np.zeros(30, int)]})
-    sub.to_csv(tmp_path / "sub.csv", index=False)
-    nasa = ["data=nasa", f"data.root={root}"]
-    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'sub.csv'}", *nasa], tmp_path / "e")
-    assert evaluate_predictions(cfg)["EW_recall"] == pytest.approx(0.5)
-    events = pd.read_csv(tmp_path / "e" / "events.csv", keep_default_na=False)
+    sub, nasa = two_series_submission(tmp_path, (name, "A-1"))
+    assert evaluated(tmp_path, sub, nasa, "sub")["EW_recall"] == pytest.approx(0.5)
+    events = pd.read_csv(tmp_path / "sub" / "events.csv", keep_default_na=False)
     assert dict(zip(events["series"], events["caught"], strict=True)) == {name: True, "A-1": False}
     sub.loc[3, "channel"] = ""
-    sub.to_csv(tmp_path / "empty.csv", index=False)
-    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'empty.csv'}", *nasa],
-                         tmp_path / "empty")
     with pytest.raises(ESAInputError, match="empty cell in row 4 after the header") as refused:
-        evaluate_predictions(cfg)
+        evaluated(tmp_path, sub, nasa, "empty")
     assert "empty.csv" in str(refused.value) and "channel" in str(refused.value)
 
 
@@ -358,24 +368,14 @@ def test_evaluate_reads_nasa_channel_names_as_the_reader_does(tmp_path):
     series are P-1 and A-1), and a submission copying the names from that file was refused as
     'not a channel of the mission', naming neither the file nor the row. evaluate.py strips them
     as the reader does; a name that is no series once stripped names the file, row and value."""
-    rows = [(" P-1", "MSL", "[[5, 9]]", "[point]", 30), ("A-1 ", "MSL", "[[2, 4]]", "[point]", 30)]
-    root = write_nasa(tmp_path / "nasa", rows=rows)
-    alarm = np.isin(np.arange(30), np.arange(5, 10)).astype(int)  # the first series' event only
-    sub = pd.DataFrame({"channel": [" P-1"] * 30 + ["A-1 "] * 30, "id": [*range(30)] * 2,
-                        "is_anomaly": [*alarm, *np.zeros(30, int)]})
-    sub.to_csv(tmp_path / "sub.csv", index=False)
-    nasa = ["data=nasa", f"data.root={root}"]
-    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'sub.csv'}", *nasa], tmp_path / "e")
-    assert evaluate_predictions(cfg)["EW_recall"] == pytest.approx(0.5)
-    events = pd.read_csv(tmp_path / "e" / "events.csv", keep_default_na=False)
+    sub, nasa = two_series_submission(tmp_path, (" P-1", "A-1 "))
+    assert evaluated(tmp_path, sub, nasa, "sub")["EW_recall"] == pytest.approx(0.5)
+    events = pd.read_csv(tmp_path / "sub" / "events.csv", keep_default_na=False)
     assert dict(zip(events["series"], events["caught"], strict=True)) == {"P-1": True,
                                                                           "A-1": False}
     sub.loc[40, "channel"] = " B-1"
-    sub.to_csv(tmp_path / "other.csv", index=False)
-    cfg = compose_config("evaluate", [f"predictions={tmp_path / 'other.csv'}", *nasa],
-                         tmp_path / "other")
     with pytest.raises(ESAInputError, match="row 41 after the header") as refused:
-        evaluate_predictions(cfg)
+        evaluated(tmp_path, sub, nasa, "other")
     message = str(refused.value)
     assert "other.csv" in message and "' B-1'" in message and "P-1, A-1" in message, message
 
