@@ -290,10 +290,8 @@ def align_prediction_frame(
     mission_times = as_time(mission.timestamps, what="mission timestamps")
     if column == "id" and mission.is_time_indexed:
         mission_times = np.arange(len(mission_times), dtype=np.int64)
-    if keys.dtype != mission_times.dtype:  # float keys of integer ids, or the reverse
-        bad = keys % 1 != 0
-        _refuse_row(pred, column, bad if bad.any() else np.ones(len(keys), dtype=bool),
-                    "prediction keys and mission timestamps differ in kind", path)
+    ids = column == "id" or not mission.is_time_indexed  # keys that are sample ids
+    keys = _as_kind_of(pred, column, keys, mission_times.dtype, ids, path)
     dup = pd.Series(keys).duplicated().to_numpy()
     if dup.any():
         _refuse_row(pred, column, dup, "repeated key", path)
@@ -344,6 +342,22 @@ def _keys(pred: pd.DataFrame, column: str, path: str | Path | None) -> np.ndarra
                     path)
         reason = exc.reason.splitlines()[0]  # pandas' advice runs over several lines
         raise ESAInputError(reason, path=path, column=column) from None
+
+
+def _as_kind_of(pred: pd.DataFrame, column: str, keys: np.ndarray, dtype: np.dtype, ids: bool,
+                path: str | Path | None) -> np.ndarray:
+    """``keys`` in the mission's time ``dtype``. Whole-number float ids (61.0, as pandas writes
+    an integer column once a NaN touched it) are the integer ids they are; a float with a
+    fraction (61.5), or keys of another kind, name their first row."""
+    if keys.dtype == dtype:
+        return keys
+    reason = "prediction keys and mission timestamps differ in kind"
+    if ids and keys.dtype.kind == "f" and dtype.kind in "iu":
+        _refuse_row(pred, column, (keys % 1 != 0) | (np.abs(keys) > 2**62), reason, path)
+        return keys.astype(dtype)
+    bad = keys % 1 != 0  # integer keys of float ids, or the reverse
+    _refuse_row(pred, column, bad if bad.any() else np.ones(len(keys), dtype=bool), reason, path)
+    return keys
 
 
 def _zero_one(pred: pd.DataFrame, column: str, path: str | Path | None,

@@ -155,3 +155,25 @@ def test_evaluate_py_names_the_predictions_file_in_one_line(tmp_path, esa_csv):
     proc = run_entry("evaluate.py", [f"predictions={path}", *data], tmp_path)
     assert_one_line_error(proc, str(path), "column 'is_anomaly'", "value 2",
                           "row 21 after the header")
+
+
+def test_whole_number_float_ids_are_read_as_the_integer_ids_they_are(tmp_path, kaggle):
+    """pandas writes an integer column as 61.0 once a NaN touched it: the Kaggle mission's
+    integer ids are still those rows; an id with a fraction is still refused by its row."""
+    data, pred = kaggle
+    as_ints = tmp_path / "ints.csv"
+    pred.to_csv(as_ints, index=False)
+    as_floats = tmp_path / "floats.csv"
+    pred.astype({"id": float}).to_csv(as_floats, index=False)
+    assert "\n60.0," in as_floats.read_text()
+    scored = {}
+    for path in (as_ints, as_floats):
+        cfg = compose_config("evaluate", [f"predictions={path}", *data], tmp_path / path.stem)
+        scored[path.stem] = evaluate_predictions(cfg)
+    assert scored["floats"] == scored["ints"]
+    assert scored["floats"]["EW_recall"] == pytest.approx(1.0)
+    spoiled = pred.astype({"id": float})
+    spoiled.loc[1, "id"] = 61.5
+    message = refusal(tmp_path, data, spoiled)
+    for needle in ("column 'id'", "value 61.5", "row 2 after the header", "differ in kind"):
+        assert needle in message, message
