@@ -54,7 +54,7 @@ def as_time(values: Any, *, what: str = "timestamps") -> np.ndarray:
             try:
                 s = pd.to_datetime(s, utc=True)
             except (ValueError, TypeError) as exc:
-                raise ESAInputError(f"cannot read {what} as datetimes: {exc}") from exc
+                raise _not_datetimes(s, what, exc) from None
         else:
             s = pd.to_numeric(s, errors="coerce")
     if isinstance(s.dtype, pd.DatetimeTZDtype):
@@ -71,6 +71,19 @@ def as_time(values: Any, *, what: str = "timestamps") -> np.ndarray:
             raise ESAInputError(f"{what} contain missing or non-numeric values")
         return arr
     raise ESAInputError(f"cannot read {what} of dtype {s.dtype} as times")
+
+
+def _not_datetimes(s: pd.Series, what: str, exc: Exception) -> ESAInputError:
+    """One line naming the first value of ``s`` that is no time (pandas' own reason runs over
+    several lines: only its first is kept when no single value is to blame)."""
+    parsed = pd.to_datetime(s, utc=True, errors="coerce")
+    bad = np.flatnonzero((parsed.isna() & s.notna()).to_numpy())
+    if bad.size:
+        value = s.iloc[bad[0]]
+        return ESAInputError(f"cannot read {what} as datetimes: position {bad[0]} is no time",
+                             value=value.item() if isinstance(value, np.generic) else value)
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return ESAInputError(f"cannot read {what} as datetimes: {first}")
 
 
 def common_dtype(*arrays: np.ndarray) -> np.dtype:

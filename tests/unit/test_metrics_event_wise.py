@@ -254,3 +254,15 @@ def test_affiliation_keeps_one_sample_events_and_predictions():
         scores = esa_scores(y_true, (np.arange(100), alarm))
     assert scores["AFF_precision"] == pytest.approx(1.0, abs=1e-6)
     assert scores["AFF_recall"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_label_time_that_is_no_time_is_refused_in_one_line_naming_it():
+    """pandas' advice on a time it cannot parse runs over several lines."""
+    y_true = labels(("a", "2000-01-01 00:00:00", "2000-01-01 00:01:00"),
+                    ("b", "garbage", "2000-01-01 00:03:00"))
+    times = pd.date_range("2000-01-01", periods=10, freq="30s")
+    with pytest.raises(ESAInputError) as refused:
+        esa_scores(y_true, (times, np.zeros(10, dtype=np.uint8)))
+    message = str(refused.value)
+    assert "\n" not in message, message
+    assert "StartTime" in message and "'garbage'" in message, message
