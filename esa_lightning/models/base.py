@@ -327,17 +327,24 @@ def top_channels_setting(value: Any) -> int:
     return value
 
 
-def top_channel_alarm(alarm: np.ndarray, channel_scores: np.ndarray, k: int) -> np.ndarray:
+def top_channel_alarm(
+    alarm: np.ndarray, channel_scores: np.ndarray, k: int, scored: np.ndarray | None = None
+) -> np.ndarray:
     """uint8 [T, C]: on alarmed rows, the ``k`` channels with the highest scores.
 
     For detectors whose decision is per row: it names the channels an operator should look at
-    and feeds the channel-aware metrics.
+    and feeds the channel-aware metrics. ``scored`` (bool [C]): the channels that make the row
+    score (a ``channel_norm`` on the target channels); only they are named, the others' scores
+    stay as they are.
     """
     out = np.zeros(channel_scores.shape, dtype=np.uint8)
     rows = np.flatnonzero(alarm)
-    if not len(rows) or not channel_scores.shape[1]:
+    n_channels = channel_scores.shape[1]
+    cols = np.arange(n_channels) if scored is None else np.flatnonzero(np.asarray(scored, bool))
+    if not len(rows) or not len(cols):
         return out
-    k = min(k, channel_scores.shape[1])
-    top = np.argpartition(-np.nan_to_num(channel_scores[rows], nan=-np.inf), k - 1, axis=1)[:, :k]
+    k = min(k, len(cols))
+    candidates = np.nan_to_num(channel_scores[rows][:, cols], nan=-np.inf)
+    top = cols[np.argpartition(-candidates, k - 1, axis=1)[:, :k]]
     out[rows[:, None], top] = 1
     return out

@@ -162,10 +162,14 @@ class ChannelNorm(PostRule):
             return np.ones(n_outputs, dtype=np.float32)
         return target.astype(np.float32)
 
+    def scored_mask(self) -> np.ndarray:
+        """bool [n_outputs]: the channels whose normalised errors make the total."""
+        return self.weight.cpu().numpy() > 0
+
     def apply(self, per_channel: np.ndarray, series: int) -> tuple[np.ndarray, np.ndarray]:
         """(total [N], normalised per-channel [N, C]) of raw per-channel errors, in place."""
         per_channel -= self.centre[series].cpu().numpy()
         per_channel /= self.scale[series].cpu().numpy()
-        scored = per_channel[:, self.weight.cpu().numpy() > 0]
+        scored = per_channel[:, self.scored_mask()]
         total = scored.max(axis=1) if self.aggregate == "max" else scored.mean(axis=1)
         return total.astype(np.float32), per_channel

@@ -98,8 +98,9 @@ def test_fit_post_process_score_save_load_and_chunked_scoring(config_name, fitte
 
 @pytest.mark.parametrize("config_name", MODEL_CONFIGS)
 def test_every_family_alarms_per_channel_on_its_highest_channels(config_name, fitted):
-    """An alarmed row alarms channels, and none scoring below a channel left quiet on that row;
-    a quiet row alarms none; so the run has the channel-aware metrics (the synthetic mission's
+    """An alarmed row alarms channels, and none scoring below a channel left quiet on that row
+    (among the channels its score is made of: a GRU's ``channel_norm`` targets); a quiet row
+    alarms none; so the run has the channel-aware metrics (the synthetic mission's
     labels name channels). A family with ``top_channels`` alarms exactly that many."""
     cfg, out = fitted(config_name)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -120,15 +121,19 @@ def test_every_family_alarms_per_channel_on_its_highest_channels(config_name, fi
     alarmed = rs.alarm.astype(bool)
     assert not rs.channel_alarm[~alarmed].any()
     assert alarmed.any(), "the tiny fit alarms no test row: nothing to check"
-    on = rs.channel_alarm[alarmed].astype(bool)
-    scores = np.nan_to_num(rs.channel_scores[alarmed], nan=-np.inf)
+    # the candidates: the channels the row score is made of (a GRU's channel_norm on targets)
+    norm = getattr(model, "channel_norm", None)
+    scored = np.ones(part.values.shape[1], bool) if norm is None else norm.scored_mask()
+    assert not rs.channel_alarm[:, ~scored].any()
+    on = rs.channel_alarm[alarmed][:, scored].astype(bool)
+    scores = np.nan_to_num(rs.channel_scores[alarmed][:, scored], nan=-np.inf)
     assert on.any(axis=1).all()
     lowest_on = np.where(on, scores, np.inf).min(axis=1)
     highest_off = np.where(on, -np.inf, scores).max(axis=1)
     assert (lowest_on >= highest_off).all()
     k = model.hparams.get("top_channels")
     if k is not None:
-        expected = min(k, part.values.shape[1])
+        expected = min(k, int(scored.sum()))
         np.testing.assert_array_equal(rs.channel_alarm[alarmed].sum(axis=1), expected)
 
 

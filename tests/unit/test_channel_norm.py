@@ -73,6 +73,39 @@ def test_normalised_target_errors_rank_a_target_spike_first():
     assert channels[500 - mission.test_start].argmax() == 0
 
 
+def test_alarms_name_only_the_channels_the_row_score_is_made_of(monkeypatch):
+    """With ``channels: target`` the row score is the target channels' alone; an alarmed row
+    must not name the non-target channel, even where its normalised error is the largest.
+    Its per-channel score is still reported, and every row-level output is unchanged."""
+    import esa_lightning.models.gru_ae.model as gru
+
+    mission = noisy_housekeeping_mission()
+    mission.values[495:505, 1] += 300.0  # the non-target channel jumps where the target spikes
+    m = model(channels="target", aggregate="max")
+    m.fit_post_processing(SimpleNamespace(mission=mission))
+    test = mission.test()
+    rows = m.score_rows(test)
+    alarmed = rows.alarm.astype(bool)
+    spike = 500 - mission.test_start
+    assert alarmed[spike]
+    assert rows.channel_scores[spike, 1] > rows.channel_scores[spike, 0]  # noisy: the largest
+    assert rows.channel_alarm[alarmed, 0].all() and not rows.channel_alarm[:, 1].any()
+    assert not rows.channel_alarm[~alarmed].any()
+
+    # choosing among every output channel (as before): the same row-level results
+    def among_all(alarm, channel_scores, k, scored=None):
+        return top_channel_alarm(alarm, channel_scores, k)
+
+    top_channel_alarm = gru.top_channel_alarm
+    monkeypatch.setattr(gru, "top_channel_alarm", among_all)
+    before = m.score_rows(test)
+    assert before.channel_alarm[spike, 1] == 1  # the non-target channel was named
+    np.testing.assert_array_equal(before.score, rows.score)
+    np.testing.assert_array_equal(before.alarm, rows.alarm)
+    np.testing.assert_array_equal(before.channel_scores, rows.channel_scores)
+    np.testing.assert_array_equal(before.threshold, rows.threshold)
+
+
 def test_norm_is_fitted_on_training_rows_only():
     mission = noisy_housekeeping_mission()
     m = model(channels="all", aggregate="max")

@@ -121,6 +121,13 @@ def test_top_channel_alarm_marks_the_strongest_channels_of_alarmed_rows_only():
     alarm = np.array([1, 1, 0], dtype=np.uint8)
     out = top_channel_alarm(alarm, scores, k=2)
     np.testing.assert_array_equal(out, [[0, 1, 1], [1, 0, 1], [0, 0, 0]])
+    # only the ``scored`` channels are candidates: channel 1 is never named, a NaN one is last
+    scores[0, 2] = np.nan
+    scored = np.array([True, False, True])
+    out = top_channel_alarm(alarm, scores, k=2, scored=scored)
+    np.testing.assert_array_equal(out, [[1, 0, 1], [1, 0, 1], [0, 0, 0]])
+    out = top_channel_alarm(alarm, scores, k=1, scored=scored)
+    np.testing.assert_array_equal(out, [[1, 0, 0], [1, 0, 0], [0, 0, 0]])
 
 
 @pytest.mark.parametrize("value", [0, -1, 2.5, True])

@@ -420,7 +420,8 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         """One grid's rows (``GridScoring``): a window alarms when its (smoothed) error exceeds
         the series threshold or the dynamic threshold of this stream's errors (``telemanom``)
         and the random-forest gate, if fitted, accepts it; a row alarms when any window covering
-        it does, and names its ``top_channels`` channels of highest (normalised) error."""
+        it does, and names its ``top_channels`` channels of highest (normalised) error among those
+        its score is made of (the ``channel_norm`` rule's scored channels)."""
         s = self.series_index(mission, series)
         gate = self.gate
         wo = self.window_outputs(mission, series, features=gate is not None)
@@ -441,11 +442,13 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         alarm = to_rows(alarm_w.astype(np.float32), n)[wo.pad :]
         channel = to_rows(wo.per_channel, n)[wo.pad :]
         alarm = (alarm > 0).astype(np.uint8)
+        norm = self.channel_norm  # names only the channels its total is made of
+        scored = None if norm is None else norm.scored_mask()
         return RowScores(
             score=score,
             alarm=alarm,
             channel_scores=channel,
-            channel_alarm=top_channel_alarm(alarm, channel, self.hparams.top_channels),
+            channel_alarm=top_channel_alarm(alarm, channel, self.hparams.top_channels, scored),
             threshold=threshold,
             gate_probability=probability,
         )
