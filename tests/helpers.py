@@ -421,3 +421,14 @@ def fitted_zscore(mission: Mission):
     model.scale.copy_(train.std(0))
     model.threshold.fill_(4.0)
     return model
+
+
+def set_cell(row: int, column: str, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A spoiler of a predictions frame: ``value`` written into ``row`` of ``column``."""
+
+    def spoil(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.astype({column: object})
+        frame.loc[row, column] = value
+        return frame
+
+    return spoil

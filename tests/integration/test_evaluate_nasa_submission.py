@@ -5,17 +5,16 @@ only a header were refused naming neither the file nor the row."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.evaluate import evaluate_predictions
 from tests.conftest import compose_config
-from tests.helpers import write_nasa
+from tests.helpers import set_cell, write_nasa
+from tests.integration.test_evaluate_single_grid import refusal
 from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
 
 N = 30  # test rows per series
@@ -26,15 +25,6 @@ def submission() -> pd.DataFrame:
     return pd.DataFrame({"channel": ["P-1"] * N + ["A-1"] * N, "id": [*range(N)] * 2,
                          "is_anomaly": [*alarm, *np.zeros(N, int)],
                          "score": np.linspace(0, 1, 2 * N)})
-
-
-def set_cell(row: int, column: str, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    def spoil(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.astype({column: object})
-        frame.loc[row, column] = value
-        return frame
-
-    return spoil
 
 
 # how the submission is spoiled, and what the refusal names beside the file
@@ -68,17 +58,9 @@ def nasa(tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_evaluate_names_the_submission_it_refuses(tmp_path, nasa, case):
     spoil, needles = CASES[case]
-    path = tmp_path / "spoiled.csv"
-    spoil(submission()).to_csv(path, index=False)
-    cfg = compose_config("evaluate", [f"predictions={path}", *nasa], tmp_path / "e")
-    with pytest.raises(ESAInputError) as refused:
-        evaluate_predictions(cfg)
-    message = str(refused.value)
-    assert "\n" not in message
-    assert message.startswith(f"{path}: "), message
+    message = refusal(tmp_path, nasa, spoil(submission()))
     for needle in needles:
         assert needle in message, message
-    assert not (tmp_path / "e" / "evaluation.json").exists()
 
 
 def test_the_unspoiled_submission_is_scored(tmp_path, nasa):

@@ -7,7 +7,6 @@ no row (``align_prediction_frame``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +18,11 @@ import pytest
 from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.evaluate import evaluate_predictions
 from tests.conftest import compose_config
-from tests.helpers import write_esa_csv
+from tests.helpers import set_cell, write_esa_csv
 from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
 
 N = 60  # rows of the ESA CSV mission; its test range is the last 30
 SPLIT = "2000-01-01T00:15:00"  # row 30 of the 30 s grid
-
-
-def set_cell(row: int, column: str, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    def spoil(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.astype({column: object})
-        frame.loc[row, column] = value
-        return frame
-
-    return spoil
 
 
 @pytest.fixture
@@ -120,19 +110,17 @@ def refusal(tmp_path: Path, data: list[str], pred: pd.DataFrame) -> str:
     return message
 
 
-@pytest.mark.parametrize("case", sorted(ESA_CASES))
-def test_evaluate_names_the_esa_predictions_it_refuses(tmp_path, esa_csv, case):
-    data, pred = esa_csv
-    spoil, needles = ESA_CASES[case]
-    message = refusal(tmp_path, data, spoil(pred))
-    for needle in needles:
-        assert needle in message, message
+SPOILED = [("esa_csv", case, ESA_CASES[case]) for case in sorted(ESA_CASES)] + [
+    ("kaggle", case, KAGGLE_CASES[case]) for case in sorted(KAGGLE_CASES)
+]
 
 
-@pytest.mark.parametrize("case", sorted(KAGGLE_CASES))
-def test_evaluate_names_the_kaggle_predictions_it_refuses(tmp_path, kaggle, case):
-    data, pred = kaggle
-    spoil, needles = KAGGLE_CASES[case]
+@pytest.mark.parametrize(
+    ("mission", "case", "spoiled"), SPOILED, ids=[f"{m}-{c}" for m, c, _ in SPOILED]
+)
+def test_evaluate_names_the_predictions_it_refuses(tmp_path, request, mission, case, spoiled):
+    data, pred = request.getfixturevalue(mission)
+    spoil, needles = spoiled
     message = refusal(tmp_path, data, spoil(pred))
     for needle in needles:
         assert needle in message, message
