@@ -21,8 +21,10 @@ from esa_lightning.metrics.report import (
     SELECTIONS,
     align_prediction_frame,
     plain,
+    refuse_row,
     score_aligned,
     score_column,
+    zero_one,
 )
 from esa_lightning.models.base import RowScores
 from esa_lightning.reporting.caught import event_outcomes, outcomes_in_turn
@@ -109,22 +111,10 @@ def score_series_frame(
                 path=path,
                 column=column,
             )
-    alarm_all = pd.to_numeric(frame["is_anomaly"], errors="coerce")
-    bad = ~alarm_all.isin((0, 1)).to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ESAInputError(
-            f"row {row + 1} after the header: is_anomaly must hold only 0/1",
-            path=path,
-            column="is_anomaly",
-            value=plain(frame["is_anomaly"].iloc[row]),
-        )
+    alarm_all = zero_one(frame, "is_anomaly", path)
     id_all = pd.to_numeric(frame["id"], errors="coerce")
-    bad = (id_all.isna() | (id_all % 1 != 0) | (id_all.abs() > 2**62)).to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ESAInputError(f"row {row + 1} after the header: an id must be a whole number",
-                            path=path, column="id", value=plain(frame["id"].iloc[row]))
+    whole = id_all.notna() & (id_all % 1 == 0) & (id_all.abs() <= 2**62)
+    refuse_row(frame, "id", ~whole.to_numpy(), "an id must be a whole number", path)
     score_all = score_column(frame, path)
     empty = frame["channel"].isna().to_numpy() | (frame["channel"].astype(str).str.strip() == "")
     if empty.any():

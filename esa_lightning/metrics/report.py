@@ -294,7 +294,7 @@ def align_prediction_frame(
     keys = _as_kind_of(pred, column, keys, mission_times.dtype, ids, path)
     dup = pd.Series(keys).duplicated().to_numpy()
     if dup.any():
-        _refuse_row(pred, column, dup, "repeated key", path)
+        refuse_row(pred, column, dup, "repeated key", path)
     sorter = np.argsort(mission_times, kind="stable")
     pos = np.searchsorted(mission_times, keys, sorter=sorter)
     pos = np.minimum(pos, len(mission_times) - 1)
@@ -302,9 +302,9 @@ def align_prediction_frame(
     missing = mission_times[rows] != keys
     if missing.any():
         shown = ", ".join(str(v) for v in pred[column][missing].head(5))
-        _refuse_row(pred, column, missing, f"{int(missing.sum())} key(s) are not rows of "
+        refuse_row(pred, column, missing, f"{int(missing.sum())} key(s) are not rows of "
                     f"mission {mission.name!r}, e.g. {shown}", path)
-    alarm = _zero_one(pred, "is_anomaly", path)
+    alarm = zero_one(pred, "is_anomaly", path)
     require_full_coverage(rows, mission, column, path)
     order = np.argsort(rows, kind="stable")
     rows = rows[order]
@@ -312,7 +312,7 @@ def align_prediction_frame(
     channel_alarm = None
     if channels:
         what = "per-channel columns must hold only 0/1"
-        channel_alarm = np.stack([_zero_one(pred, c, path, what) for c in channels], axis=1)
+        channel_alarm = np.stack([zero_one(pred, c, path, what) for c in channels], axis=1)
         channel_alarm = channel_alarm[order]
     score = score_column(pred, path)
     return AlignedPredictions(
@@ -329,19 +329,18 @@ def _keys(pred: pd.DataFrame, column: str, path: str | Path | None) -> np.ndarra
     """The ``timestamp`` or ``id`` cells as times (``as_time``); a cell that is empty, no
     number (an id) or no time names its row."""
     cells = pred[column].reset_index(drop=True)
-    _refuse_row(pred, column, cells.isna().to_numpy(), f"every row needs its {column}", path)
+    refuse_row(pred, column, cells.isna().to_numpy(), f"every row needs its {column}", path)
     if column == "id":
         numbers = pd.to_numeric(cells, errors="coerce")
-        _refuse_row(pred, column, numbers.isna().to_numpy(), "an id must be a number", path)
+        refuse_row(pred, column, numbers.isna().to_numpy(), "an id must be a number", path)
         cells = numbers
     try:
         return as_time(cells, what=f"{column} column")
     except ESAInputError as exc:
         parsed = pd.to_datetime(cells, utc=True, errors="coerce")
-        _refuse_row(pred, column, parsed.isna().to_numpy(), "cannot be read as a time",
+        refuse_row(pred, column, parsed.isna().to_numpy(), "cannot be read as a time",
                     path)
-        reason = exc.reason.splitlines()[0]  # pandas' advice runs over several lines
-        raise ESAInputError(reason, path=path, column=column) from None
+        raise ESAInputError(exc.reason, path=path, column=column) from None
 
 
 def _as_kind_of(pred: pd.DataFrame, column: str, keys: np.ndarray, dtype: np.dtype, ids: bool,
@@ -353,22 +352,22 @@ def _as_kind_of(pred: pd.DataFrame, column: str, keys: np.ndarray, dtype: np.dty
         return keys
     reason = "prediction keys and mission timestamps differ in kind"
     if ids and keys.dtype.kind == "f" and dtype.kind in "iu":
-        _refuse_row(pred, column, (keys % 1 != 0) | (np.abs(keys) > 2**62), reason, path)
+        refuse_row(pred, column, (keys % 1 != 0) | (np.abs(keys) > 2**62), reason, path)
         return keys.astype(dtype)
     bad = keys % 1 != 0  # integer keys of float ids, or the reverse
-    _refuse_row(pred, column, bad if bad.any() else np.ones(len(keys), dtype=bool), reason, path)
+    refuse_row(pred, column, bad if bad.any() else np.ones(len(keys), dtype=bool), reason, path)
     return keys
 
 
-def _zero_one(pred: pd.DataFrame, column: str, path: str | Path | None,
+def zero_one(pred: pd.DataFrame, column: str, path: str | Path | None,
               reason: str = "is_anomaly must hold only 0/1") -> np.ndarray:
     """A column of 0/1 cells as uint8; the first other cell names its row and value."""
     values = pd.to_numeric(pred[column], errors="coerce").to_numpy()
-    _refuse_row(pred, column, ~np.isin(values, (0, 1)), reason, path)
+    refuse_row(pred, column, ~np.isin(values, (0, 1)), reason, path)
     return values.astype(np.uint8)
 
 
-def _refuse_row(pred: pd.DataFrame, column: str, bad: np.ndarray, reason: str,
+def refuse_row(pred: pd.DataFrame, column: str, bad: np.ndarray, reason: str,
                 path: str | Path | None) -> None:
     """Raise for the first row marked ``bad``, naming its position after the header and the
     cell it holds (an empty cell as such); nothing when no row is marked."""
@@ -390,7 +389,7 @@ def score_column(pred: pd.DataFrame, path: str | Path | None = None) -> np.ndarr
     if "score" not in pred.columns:
         return None
     score = pd.to_numeric(pred["score"], errors="coerce").to_numpy(np.float64)
-    _refuse_row(pred, "score", np.isnan(score), "a score that is no number", path)
+    refuse_row(pred, "score", np.isnan(score), "a score that is no number", path)
     return score
 
 
