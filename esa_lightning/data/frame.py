@@ -35,8 +35,8 @@ from esa_lightning.data.mission import (
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.common import (
     int64_ids,
+    name_undescribed,
     repair_values,
-    unused_names,
     zero_nonfinite,
 )
 from esa_lightning.errors import ESAInputError
@@ -273,14 +273,7 @@ def _channel_table(recorded: dict[str, Any], names: list[str]) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table = table.set_index("Channel").reindex(names).reset_index()
     default = default_channel_table(names)
-    for col, stem in (("Group", "group"), ("Subsystem", "subsystem")):
-        cells = (table[col] if col in table else pd.Series(None, index=table.index)).astype(object)
-        missing = cells.isna()
-        taken = {str(v) for v in cells[~missing]}
-        # a group of its own for each such channel; one new subsystem for them all
-        fresh = unused_names(stem, int(missing.sum()) if col == "Group" else 1, taken)
-        cells[missing] = fresh if col == "Group" else fresh[0]
-        table[col] = cells
+    table = name_undescribed(table, taken=table)
     for col in CHANNEL_TABLE_COLUMNS[1:]:
         table[col] = (
             table[col].where(table[col].notna(), default[col]) if col in table else default[col]

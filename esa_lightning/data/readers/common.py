@@ -247,3 +247,21 @@ def unused_names(stem: str, count: int, taken: set[str]) -> list[str]:
             names.append(name)
         i += 1
     return names
+
+
+def name_undescribed(table: pd.DataFrame, taken: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (a channel table) with a group of its own for each row without a Group, and
+    one subsystem for all rows without a Subsystem, named as a table without them names its
+    rows (``group_<i>``, ``subsystem_<i>``) but skipping the names ``taken`` (the described
+    channels' table) uses: a default name could put a channel in a described channel's group or
+    subsystem."""
+    out = table.copy()
+    for col, stem in (("Group", "group"), ("Subsystem", "subsystem")):
+        cells = (out[col] if col in out else pd.Series(None, index=out.index)).astype(object)
+        missing = cells.isna()
+        used = {str(v) for v in taken[col].dropna()} if col in taken else set()
+        fresh = unused_names(stem, int(missing.sum()) if col == "Group" else 1, used)
+        cells[missing] = fresh if col == "Group" else fresh[0]
+        out[col] = cells
+    return out
+

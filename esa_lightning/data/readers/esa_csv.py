@@ -45,10 +45,10 @@ from esa_lightning.data.readers.common import (
     check_increasing_batch,
     events_from_labels,
     median_period,
+    name_undescribed,
     one_line,
     put_columns,
     repair_values,
-    unused_names,
     zero_nonfinite,
 )
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
@@ -227,12 +227,8 @@ def _channel_table(path: Path, channel_cols: list[str]) -> pd.DataFrame:
     table = listed[listed["Channel"].isin(set(channel_cols))]
     extra = [c for c in channel_cols if c not in set(table["Channel"])]
     if extra:  # channels it does not list: their own groups, one subsystem, as without it
-        unlisted = default_channel_table(extra)
-        # default names the file already holds (a real name, or its rows' own default) would
-        # put an unlisted channel in a listed channel's group or subsystem
-        unlisted["Group"] = unused_names("group", len(extra), set(listed["Group"]))
-        unlisted["Subsystem"] = unused_names("subsystem", 1, set(listed["Subsystem"]))[0]
-        table = pd.concat([table, unlisted], ignore_index=True)
+        unlisted = default_channel_table(extra).assign(Group=None, Subsystem=None)
+        table = name_undescribed(pd.concat([table, unlisted], ignore_index=True), taken=listed)
     order = {c: i for i, c in enumerate(channel_cols)}
     return table.sort_values("Channel", key=lambda s: s.map(order)).reset_index(drop=True)
 
