@@ -86,6 +86,43 @@ def test_predict_refuses_missing_artifact(small_mission_dir, tmp_path):
         predict(cfg)
 
 
+def test_train_on_independent_series_scores_each_validation_range_once(tmp_path, monkeypatch,
+                                                                       one_thread):
+    # the artifact's calibration scores each series' validation range; the val/ metrics do not
+    # score it again: a NASA validation range (the training file's last rows) holds no label
+    from collections import Counter
+
+    from esa_lightning.artifact import Detector
+    from esa_lightning.data.readers.nasa import read_nasa
+    from tests.helpers import write_nasa
+
+    rows = [(chan, "MSL", "[[5, 9]]", "[point]", 40) for chan in ("A-1", "B-2")]
+    root = write_nasa(tmp_path / "msl", n_train=150, rows=rows)
+    val = {name: s.timestamps[s.val_start : s.test_start]
+           for name, s in read_nasa(root, val_fraction=0.2).series.items()}
+    whole_val = Counter()
+    score_rows = Detector.score_rows
+
+    def scored(self, mission, *args, **kwargs):
+        ts, own = mission.timestamps, val[mission.name]
+        whole_val[mission.name] += bool(len(ts) and ts[0] <= own[0] and ts[-1] >= own[-1])
+        return score_rows(self, mission, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "score_rows", scored)
+    cfg = compose_config("train", [
+        "experiment=gru_ae_nasa", f"data.root={root}", "datamodule.window=10",
+        "model.hidden_size=8", "model.latent_dim=4", "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2", "logger=none", "trainer.enable_progress_bar=false",
+        "~callbacks.progress_bar", "~callbacks.lr_monitor",
+    ], tmp_path / "train")
+    train(cfg)
+    assert whole_val == {"A-1": 1, "B-2": 1}
+    metrics = json.loads((tmp_path / "train" / "metrics.json").read_text())
+    assert "test/EWraw_F_0.50" in metrics and not any(k.startswith("val/EW") for k in metrics)
+    stored = json.loads((tmp_path / "train" / "detector" / "detector.json").read_text())
+    assert stored["info"]["calibration"]["source"] == "validation"
+
+
 @pytest.mark.skipif(not MSL.is_dir(), reason="shared MSL data not present")
 def test_gru_ae_nasa_forecaster_runs_on_two_msl_channels_and_predicts(tmp_path, caplog):
     out = tmp_path / "train"
