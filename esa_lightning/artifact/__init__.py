@@ -27,7 +27,8 @@ stored at another shape than the hyper-parameters build (a scaler or threshold o
 length) is refused, and so is a component sized for other channels or telecommands than the
 schema records (``DetectorModule.schema_problem``). Every refusal is one ``ESAInputError``
 naming the file. Artifacts of another format are refused with
-the command that retrains.
+the command that retrains. ``Detector.check`` makes the same checks of a detector built in
+memory, naming where it comes from (``merge_detectors`` checks its sources with it).
 """
 
 from esa_lightning.artifact.detector import Detector

@@ -22,11 +22,15 @@ from esa_lightning.artifact.format import (
 )
 from esa_lightning.artifact.parts import (
     artifact_folder,
+    calibration_problem,
+    check_component,
+    check_sizes,
     cpu_state,
     load_component,
     part_checksums,
     read_manifest,
     read_text_part,
+    schema_structure_problem,
     verify_parts,
 )
 from esa_lightning.data.mission import Mission
@@ -124,19 +128,36 @@ class Detector:
         for name, entry in manifest["components"].items():
             folder = path / "components" / name
             components[name] = load_component(entry, folder, map_location, manifest_path, name)
-            if problem := components[name].schema_problem(manifest["schema"]):
-                raise ESAInputError(f"component {name!r}: {problem}", path=manifest_path)
+            check_sizes(components[name], name, manifest["schema"], manifest_path)
         combiner = None
         if manifest["combiner"]:
             klass = import_allowed(manifest["combiner"]["class"])
             combiner = klass.load(path / "combiner")
-            missing = [n for n in combiner.names if n not in components]
-            if missing or set(combiner.names) != set(components):
-                raise ESAInputError(
-                    f"the combiner combines {combiner.names}, the artifact holds "
-                    f"{sorted(components)}",
-                    path=path / "combiner",
-                )
+            _check_combined(combiner, components, path / "combiner")
         config = read_text_part(path, "config.yaml") if (path / "config.yaml").exists() else ""
         return cls(components, manifest["schema"], combiner, config, manifest["info"])
 
+
+    def check(self, source: str) -> None:
+        """Refuse a detector built or changed in memory whose parts disagree, with the checks
+        ``load`` makes of an artifact (``merge_detectors`` makes them of its sources): the
+        schema's structure, each component's tensors at the shapes its hyper-parameters build
+        and its sizes against the schema's channels and telecommands, the combiner's
+        components and the recorded calibration. A refusal is one ``ESAInputError`` naming
+        ``source`` (where the detector comes from) and what differs."""
+        if problem := schema_structure_problem(self.schema):
+            raise ESAInputError(problem, path=source)
+        for name, module in self.components.items():
+            check_component(module, name, self.schema, source)
+        if self.combiner is not None:
+            _check_combined(self.combiner, self.components, source)
+        if problem := calibration_problem(self.info.get("calibration"), self.schema["channels"]):
+            raise ESAInputError(f"info.calibration: {problem}", path=source)
+
+
+def _check_combined(combiner: Any, components: dict[str, Any], source: str | Path) -> None:
+    if set(combiner.names) != set(components):
+        raise ESAInputError(
+            f"the combiner combines {combiner.names}, the artifact holds {sorted(components)}",
+            path=source,
+        )

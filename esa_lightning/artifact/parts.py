@@ -22,6 +22,7 @@ from esa_lightning.artifact.format import (
     PART_FOLDERS,
     SLACK_BYTES,
     import_allowed,
+    plain_hparams,
 )
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, record_problem
 from esa_lightning.errors import ESAInputError
@@ -127,16 +128,9 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         raise bad("combiner must be null or an object with a class")
     if len(components) > 1 and not combiner:
         raise bad(f"{len(components)} components and no combiner to join them")
-    schema = manifest.get("schema")
-    if not (
-        isinstance(schema, dict)
-        and _names(schema.get("channels"))
-        and _names(schema.get("telecommands"))
-        and isinstance(schema.get("period"), str | None)
-    ):
-        raise bad("schema must be an object with channels, telecommands and period")
-    if problem := record_problem(schema.get(PREPROCESSING_KEY), schema["channels"]):
-        raise bad(f"schema.{PREPROCESSING_KEY}.{problem}")
+    if problem := schema_structure_problem(manifest.get("schema")):
+        raise bad(problem)
+    schema = manifest["schema"]
     files = manifest.get("files")
     if not (
         isinstance(files, dict)
@@ -146,9 +140,24 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
     manifest.setdefault("info", {})
     if not isinstance(manifest["info"], dict):
         raise bad("info must be an object")
-    if problem := _calibration_problem(manifest["info"].get("calibration"), schema["channels"]):
+    if problem := calibration_problem(manifest["info"].get("calibration"), schema["channels"]):
         raise bad(f"info.calibration: {problem}")
     return manifest
+
+
+def schema_structure_problem(schema: Any) -> str | None:
+    """What is wrong with the structure of a detector's ``schema`` (channels, telecommands,
+    period and the recorded preprocessing), or None."""
+    if not (
+        isinstance(schema, dict)
+        and _names(schema.get("channels"))
+        and _names(schema.get("telecommands"))
+        and isinstance(schema.get("period"), str | None)
+    ):
+        return "schema must be an object with channels, telecommands and period"
+    if problem := record_problem(schema.get(PREPROCESSING_KEY), schema["channels"]):
+        return f"schema.{PREPROCESSING_KEY}.{problem}"
+    return None
 
 
 def retrain_command(folder: Path, manifest: dict[str, Any]) -> str:
@@ -186,7 +195,7 @@ def retrain_command(folder: Path, manifest: dict[str, Any]) -> str:
     return f"{train} with the settings of its config.yaml"
 
 
-def _calibration_problem(record: Any, channels: list[str]) -> str | None:
+def calibration_problem(record: Any, channels: list[str]) -> str | None:
     """What is wrong with the nominal reference ``jobs.train.record_for_api`` stored (an edited
     detector.json), or None: predict.py and ``Detector.predict`` read it without scoring."""
     if record is None:
@@ -283,39 +292,68 @@ def load_component(
     """One component: its weights read, its hyper-parameters checked against them on the
     ``meta`` device, then built, filled and its extra files read."""
     klass = import_allowed(entry["class"])
-    hparams = entry["hparams"]
     weights = folder / "weights.pt"
     state = _read_weights(weights, map_location)
-
-    def build() -> DetectorModule:
-        try:
-            return klass(**hparams)
-        except ESAInputError as exc:
-            raise ESAInputError(f"component {name!r}: {exc}", path=manifest_path) from None
-        except _TooBig:
-            raise
-        except Exception as exc:  # noqa: BLE001 - whatever a constructor makes of bad values
-            raise ESAInputError(
-                f"component {name!r} cannot be built from its hyper-parameters "
-                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})",
-                path=manifest_path,
-            ) from None
-
     with torch.device("meta"), _tensor_budget(4 * len(state) + 256, weights):
-        probe = build()
+        probe = _build(klass, entry["hparams"], name, manifest_path)
     _check_fits(probe, state, weights)
-    module = build()
+    module = _build(klass, entry["hparams"], name, manifest_path)
     _load_state(module, state, weights)
     module.load_extra(folder)
     module.eval()
+    _check_rows(module, name, manifest_path)
+    return module
+
+
+def check_component(
+    module: DetectorModule, name: str, schema: dict[str, Any], source: str | Path
+) -> None:
+    """The checks ``load_component`` and ``Detector.load`` make of a component read from an
+    artifact, made of one built in memory (``Detector.check``): its tensors at the shapes its
+    hyper-parameters build, valid context and alignment rows, and sizes that fit the channels
+    and telecommands of ``schema``. A refusal is one ``ESAInputError`` naming ``source`` and
+    the component."""
+    with torch.device("meta"):
+        probe = _build(type(module), plain_hparams(module), name, source)
+    _check_fits(probe, module.state_dict(), source, f"component {name!r}: ")
+    _check_rows(module, name, source)
+    check_sizes(module, name, schema, source)
+
+
+def check_sizes(
+    module: DetectorModule, name: str, schema: dict[str, Any], source: str | Path
+) -> None:
+    """Refuse a component sized for other channels or telecommands than ``schema`` records
+    (``DetectorModule.schema_problem``)."""
+    if problem := module.schema_problem(schema):
+        raise ESAInputError(f"component {name!r}: {problem}", path=source)
+
+
+def _build(klass: type, hparams: dict[str, Any], name: str, source: str | Path) -> Any:
+    """``klass(**hparams)``; a constructor's refusal is one ``ESAInputError`` naming
+    ``source`` and the component."""
+    try:
+        return klass(**hparams)
+    except ESAInputError as exc:
+        raise ESAInputError(f"component {name!r}: {exc}", path=source) from None
+    except _TooBig:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a constructor makes of bad values
+        raise ESAInputError(
+            f"component {name!r} cannot be built from its hyper-parameters "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})",
+            path=source,
+        ) from None
+
+
+def _check_rows(module: DetectorModule, name: str, source: str | Path) -> None:
     for what in ("context_rows", "alignment_rows"):
         value = getattr(module, what)
         if value < (1 if what == "alignment_rows" else 0):
             raise ESAInputError(
                 f"component {name!r} has {what} = {value}: its hyper-parameters are invalid",
-                path=manifest_path,
+                path=source,
             )
-    return module
 
 
 @contextmanager
@@ -371,16 +409,18 @@ def _nbytes(tensors: Any) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def _check_fits(probe: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    """Refuse hyper-parameters that make a model bigger than its weights (checked on a
-    ``meta``-device build, which allocates nothing)."""
+def _check_fits(
+    probe: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path, prefix: str = ""
+) -> None:
+    """Refuse hyper-parameters that make a model bigger than its weights, or weights of other
+    shapes than they build (checked on a ``meta``-device build, which allocates nothing)."""
     own = probe.state_dict()
     built = _nbytes(own.values())
     stored = _nbytes(state.values())
     if built > 2 * stored + SLACK_BYTES:
         raise ESAInputError(
-            f"the hyper-parameters make a model of {built} bytes, its weights hold {stored}: "
-            "they do not belong together",
+            f"{prefix}the hyper-parameters make a model of {built} bytes, its weights hold "
+            f"{stored}: they do not belong together",
             path=source,
         )
     buffers = {k for k, _ in probe.named_buffers()}
@@ -390,8 +430,8 @@ def _check_fits(probe: torch.nn.Module, state: dict[str, torch.Tensor], source: 
         stored, built = tuple(state[key].shape), tuple(tensor.shape)
         if stored != built and not (key in buffers and _fitted_rows(probe, key, stored, built)):
             raise ESAInputError(
-                f"weights do not fit the model ({key}: {stored}, the hyper-parameters make "
-                f"{built})",
+                f"{prefix}weights do not fit the model ({key}: {stored}, the hyper-parameters "
+                f"make {built})",
                 path=source,
             )
 

@@ -89,7 +89,8 @@ def merge_detectors(
 
     The sources must share schema (their names may come in another order: ``in_first_order``),
     hyper-parameters (``members`` aside) and scaler: the same configuration trained on the same
-    data with other seeds. The threshold is calibrated again
+    data with other seeds. Each must agree with its own schema, checked as ``Detector.load``
+    checks an artifact (``in_first_order``). The threshold is calibrated again
     on ``mission`` (its validation range) by the sources' own threshold rule.
     """
     if len(detectors) < 2:
@@ -145,7 +146,11 @@ def in_first_order(detectors: list[Detector], sources: list[str]) -> list[Detect
     """The detectors, each reading the first one's channels, telecommands and series in the
     first one's order: a source listing the same names in another order becomes a copy whose
     networks and scaler are permuted to it (its fitted post-processing left out: merging fits
-    it again). Other names, grids or layouts are refused, naming what differs."""
+    it again). Other names, grids or layouts are refused, naming what differs. Each source is
+    first checked as ``Detector.load`` checks an artifact (``Detector.check``: one built in
+    memory may disagree with its own schema), the refusal naming it."""
+    for detector, source in zip(detectors, sources, strict=True):
+        detector.check(source)
     target = detectors[0].schema
     want = list(_single_model(detectors[0], sources[0])[1].hparams.series)
     out = [detectors[0]]

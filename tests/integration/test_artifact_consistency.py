@@ -122,3 +122,49 @@ def test_predict_refuses_it_in_one_line(saved, tmp_path):
     folder = saved("first layer wider than channels + telecommands")
     proc = run_entry("predict.py", [f"ckpt={folder}"], tmp_path, timeout=300)
     assert_one_line_error(proc, str(folder / "detector.json"), "n_inputs = 4")
+
+
+@pytest.mark.parametrize("position", ["first", "second"])
+@pytest.mark.parametrize("case", [c for c in sorted(CASES) if "z-score" not in c])
+def test_merge_detectors_refuses_an_in_memory_source_disagreeing_with_its_schema(case, position):
+    """The Python path: detectors built in memory are checked as ``Detector.load`` checks an
+    artifact, and the refusal names the source that disagrees with its own schema. Before, the
+    other source was named ('hyper-parameters differ from ...'), an IndexError or RuntimeError
+    came out of the reordering, or the merge went on to its threshold."""
+    from esa_lightning.jobs.merge import merge_detectors
+
+    reordered = {**SCHEMA, "channels": SCHEMA["channels"][::-1]}
+    good = Detector({"gru": gru(seed=2)}, reordered)
+    detectors, sources = [good, tampered(case)], ["good-source", "tampered-source"]
+    if position == "first":
+        detectors, sources = detectors[::-1], sources[::-1]
+    with pytest.raises(ESAInputError) as info:
+        merge_detectors(detectors, sources)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("tampered-source: component 'gru': "), message
+    assert CASES[case][1] in message, message
+
+
+def test_merge_detectors_refuses_sources_that_disagree_with_their_schema_alike():
+    """Two sources sized alike for other data than their schema records agree with each other:
+    only checking each against its own schema refuses them (before, the merge was made)."""
+    from esa_lightning.jobs.merge import merge_detectors
+
+    sources = [Detector({"gru": gru(seed=s, n_inputs=4)}, SCHEMA) for s in (1, 2)]
+    with pytest.raises(ESAInputError, match=r"^a: component 'gru': n_inputs = 4, but the schema"):
+        merge_detectors(sources, ["a", "b"])
+
+
+def test_detector_check_refuses_an_in_memory_detector_as_load_refuses_its_artifact(saved):
+    """``Detector.check`` makes load's checks of a detector built in memory, naming the source
+    it is given instead of the artifact's file."""
+    for case in sorted(CASES):
+        with pytest.raises(ESAInputError) as info:
+            tampered(case).check("in memory")
+        assert str(info.value).startswith("in memory: component ") and CASES[case][1] in str(
+            info.value
+        ), info.value
+    Detector({"gru": gru()}, SCHEMA).check("honest")
+    with pytest.raises(ESAInputError, match="honest: schema must be an object with channels"):
+        Detector({"gru": gru()}, {"channels": SCHEMA["channels"]}).check("honest")

@@ -311,9 +311,10 @@ def test_merge_refuses_other_channels_naming_them():
     with pytest.raises(ESAInputError, match=r"b: channels differ from a's: missing \['channel_2'"
                                             r"\], extra \['channel_9'\]"):
         merge_detectors(detectors, ["a", "b"], mission)
-    fewer = {**schema, "telecommands": ["tc_b"]}
+    fewer = {**schema, "telecommands": ["tc_b"]}  # a source sized for them: 3 + 1 inputs
+    one_command = LitGRUAttentionAE(**{**a.hparams, "n_inputs": 4})
     with pytest.raises(ESAInputError, match=r"telecommands.*missing \['tc_a'\], extra \[\]"):
-        merge_detectors([detectors[0], Detector({"gru": a}, fewer)], ["a", "b"], mission)
+        merge_detectors([detectors[0], Detector({"gru": one_command}, fewer)], ["a", "b"], mission)
 
 
 def test_merge_accepts_independent_series_in_another_order(two_detectors):
