@@ -162,16 +162,18 @@ def _index(frame: pd.DataFrame, prep: Preprocessing) -> tuple[np.ndarray, Any]:
     else:
         raw = frame["id"] if "id" in frame.columns else pd.Series(frame.index)
         where = "id" if "id" in frame.columns else "index"
-        if not pd.api.types.is_integer_dtype(raw.dtype):
+        # integers, or floats that are whole numbers (61.0: an integer column a NaN touched)
+        if not (pd.api.types.is_integer_dtype(raw.dtype) or pd.api.types.is_float_dtype(raw)):
             raise ESAInputError(
                 f"the detector was trained on id-indexed data (Kaggle): give integer ids as "
                 f"the index or an 'id' column (got {raw.dtype})",
                 path=SOURCE,
                 column=where,
             )
-        if raw.hasnans:  # a nullable Int64 column with <NA>
+        if raw.hasnans:  # a nullable Int64 column with <NA>, a float NaN
             raise ESAInputError("empty id", path=SOURCE, column=where)
-        keys = int64_ids(raw.to_numpy(), SOURCE, where)
+        floats = pd.api.types.is_float_dtype(raw)
+        keys = int64_ids(raw.to_numpy(np.float64 if floats else None), SOURCE, where)
     if len(keys) == 0:
         raise ESAInputError("no rows to score", path=SOURCE)
     step = np.diff(keys)

@@ -165,3 +165,39 @@ def test_whole_number_float_ids_are_read_as_the_integer_ids_they_are(tmp_path, k
     message = refusal(tmp_path, data, spoiled)
     for needle in ("column 'id'", "value 61.5", "row 2 after the header", "differ in kind"):
         assert needle in message, message
+
+
+def test_integer_ids_are_scored_against_a_mission_whose_ids_are_whole_number_floats(tmp_path,
+                                                                                    kaggle):
+    """A Kaggle mission whose parquet ``id`` column is a float column (61.0, as pandas writes
+    an integer column a NaN touched) holds the integer ids of a submission (61) and of a
+    float-id one (61.0): both score as against integer ids. Before, the reader refused the
+    mission ('ids must be integers, not double')."""
+    data, pred = kaggle
+    root = Path(data[1].split("=", 1)[1])
+    path = tmp_path / "pred.csv"
+    pred.to_csv(path, index=False)
+    as_floats = tmp_path / "floats.csv"
+    pred.astype({"id": float}).to_csv(as_floats, index=False)
+    expected = evaluate_predictions(
+        compose_config("evaluate", [f"predictions={path}", *data], tmp_path / "ints")
+    )
+    for part in ("train", "test"):
+        table = pq.read_table(root / f"{part}.parquet")
+        floats = table.set_column(0, "id", table.column("id").cast(pa.float64()))
+        pq.write_table(floats, root / f"{part}.parquet")
+    assert pq.read_schema(root / "test.parquet").field("id").type == pa.float64()
+    for submission in (path, as_floats):
+        cfg = compose_config("evaluate", [f"predictions={submission}", *data],
+                             tmp_path / f"float_mission_{submission.stem}")
+        assert evaluate_predictions(cfg) == expected
+    table = pq.read_table(root / "test.parquet")
+    ids = table.column("id").to_numpy().copy()
+    ids[7] = 67.5
+    pq.write_table(table.set_column(0, "id", pa.array(ids)), root / "test.parquet")
+    cfg = compose_config("evaluate", [f"predictions={path}", *data], tmp_path / "fraction")
+    with pytest.raises(ESAInputError) as refused:
+        evaluate_predictions(cfg)
+    message = str(refused.value)
+    for needle in ("test.parquet", "column 'id'", "value 67.5", "at row 7:", "whole number"):
+        assert needle in message, message

@@ -61,3 +61,23 @@ def test_timestamp_column_of_epoch_numbers_is_refused(dtype):
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="s")  # the documented repair
     mission, _ = frame_to_mission(frame, schema)
     assert len(mission.values) == 240
+
+
+@pytest.mark.parametrize("where", ["column", "index"])
+def test_whole_number_float_ids_are_read_as_integer_ids(where):
+    """A frame's ids as floats (61.0, as pandas makes an integer column a NaN touched) are the
+    integer ids they are: the prediction's rows carry them as int64. Before, such a frame was
+    refused ('give integer ids ... (got float64)'). An id with a fraction is refused naming the
+    column, its row and the value."""
+    ids = np.arange(60.0, 65.0)
+    frame = pd.DataFrame({"channel_1": np.arange(5.0)})
+    frame = frame.assign(id=ids) if where == "column" else frame.set_index(pd.Index(ids))
+    mission, _ = frame_to_mission(frame, SCHEMA)
+    assert mission.timestamps.dtype == np.int64
+    np.testing.assert_array_equal(mission.timestamps, np.arange(60, 65))
+    ids[3] = 63.5
+    frame = pd.DataFrame({"channel_1": np.arange(5.0)})
+    frame = frame.assign(id=ids) if where == "column" else frame.set_index(pd.Index(ids))
+    column = "id" if where == "column" else "index"
+    with pytest.raises(ESAInputError, match=rf"'{column}'.*value 63.5.*at row 3: .*whole number"):
+        frame_to_mission(frame, SCHEMA)

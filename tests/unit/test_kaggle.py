@@ -406,3 +406,32 @@ def test_id_as_pandas_range_index_is_named(tmp_path):
     frame.iloc[:60].set_index("id").to_parquet(root / "train.parquet")
     with pytest.raises(ESAInputError, match="train.parquet.*'id'.*pandas index.*reset_index"):
         read(root)
+
+
+def test_whole_number_float_ids_are_read_as_integer_ids(tmp_path):
+    """An ``id`` column stored as floats (61.0: pandas writes an integer column a NaN touched
+    as float64) holds integer ids: read as int64, by the reader and by the streaming iterator.
+    Before, both refused it ('ids must be integers, not double'). An id with a fraction, inf or
+    beyond 2**62 is refused naming the file, the column, its row in the file and the value."""
+    frame, *_ = make_parts()
+    floats = frame.astype({"id": np.float64})
+    m = read(write_layout(tmp_path / "kg", floats, 60))
+    assert m.timestamps.dtype == np.int64
+    np.testing.assert_array_equal(m.timestamps, np.arange(75))
+    path = tmp_path / "t.parquet"
+    floats.to_parquet(path, index=False)
+    ids = np.concatenate([b[0] for b in iter_parquet_batches(path, batch_rows=21)])
+    assert ids.dtype == np.int64
+    np.testing.assert_array_equal(ids, np.arange(75))
+    for value, needle in ((66.5, "value 66.5"), (np.inf, "value inf"), (2.0**70, "value")):
+        spoiled = floats.copy()
+        spoiled.loc[66, "id"] = value
+        root = write_layout(tmp_path / f"bad_{value}", spoiled, 60)
+        with pytest.raises(ESAInputError) as info:
+            read(root)
+        message = str(info.value)
+        for part in ("test.parquet", "column 'id'", needle, "at row 6:", "whole number"):
+            assert part in message, message
+        spoiled.to_parquet(path, index=False)
+        with pytest.raises(ESAInputError, match=r"t.parquet.*'id'.*at row 66: .*whole number"):
+            list(iter_parquet_batches(path, batch_rows=21))

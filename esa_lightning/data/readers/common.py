@@ -16,6 +16,8 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.intervals import runs as true_runs
 
 MAX_CODE = max(LABEL_CODES)
+# float ids up to this size may be read as int64 ids (as evaluate.py's id checks bound them)
+WHOLE_ID_LIMIT = 2.0**62
 
 
 def one_line(exc: BaseException) -> str:
@@ -221,9 +223,24 @@ def median_period(timestamps: np.ndarray) -> pd.Timedelta | None:
     return pd.Timedelta(int(np.median(np.diff(timestamps).astype(np.int64))), unit="ns")
 
 
-def int64_ids(ids: np.ndarray, path: str | Path, column: str) -> np.ndarray:
-    """Integer ids as int64; uint64 ids beyond int64's range are refused (the cast would wrap
-    them to negative ids), naming the first."""
+def int64_ids(ids: np.ndarray, path: str | Path, column: str, first_row: int = 0) -> np.ndarray:
+    """Ids as int64. uint64 ids beyond int64's range are refused (the cast would wrap them to
+    negative ids), naming the first. Float ids that are whole numbers (61.0: pandas writes an
+    integer column a NaN touched as floats) are the integer ids they are; one with a fraction,
+    not finite or beyond 2**62 is refused naming its row (``first_row`` plus its position,
+    counted from 0 as the file's rows) and value."""
+    if ids.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(ids) | (ids % 1 != 0) | (np.abs(ids) > WHOLE_ID_LIMIT)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ESAInputError(
+                f"at row {first_row + row}: an id must be a whole number",
+                path=path,
+                column=column,
+                value=ids[row].item(),
+            )
+        return ids.astype(np.int64)
     if ids.dtype == np.uint64:
         beyond = ids > np.iinfo(np.int64).max
         if beyond.any():

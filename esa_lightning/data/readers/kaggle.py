@@ -12,8 +12,10 @@ Choices worth knowing:
   are read (``ParquetFile.iter_batches(columns=...)``), batch by batch into arrays allocated
   once from the file metadata's row count. Six channels of the 14.7 M-row train file cost six
   columns of I/O and memory, not 76.
-- ``timestamps`` are the int64 ``id`` values; train and test are concatenated and
-  ``test_start = len(train)``. ids must increase strictly and the test ids follow the train ids.
+- ``timestamps`` are the int64 ``id`` values (a float ``id`` column's whole numbers, 61.0 as
+  pandas writes an integer column a NaN touched, are the ids they are; an id with a fraction
+  is refused naming its row); train and test are concatenated and ``test_start = len(train)``.
+  ids must increase strictly and the test ids follow the train ids.
 - Kaggle publishes only the aggregated row label. ``Mission.labels`` [T, C] carries it on every
   channel as ``np.broadcast_to(row_label[:, None], (T, C))``: a read-only view that costs no
   memory. Per-channel metrics on Kaggle data are therefore not meaningful.
@@ -162,8 +164,10 @@ def iter_parquet_batches(
     pf = pq.ParquetFile(path)
     last_id = None
     carry = np.full(len(names), np.nan, dtype=np.float32)
+    row = 0
     for batch in pf.iter_batches(batch_size=batch_rows, columns=[ID, *names]):
-        ids = _ids(batch.column(ID), path)
+        ids = _ids(batch.column(ID), path, row)
+        row += len(ids)
         if len(ids) == 0:
             continue
         if last_id is not None and ids[0] <= last_id:
@@ -354,13 +358,14 @@ def _read_one(
     store: ArrayStore,
 ) -> int:
     columns = [ID, *names, *telecommands, *([LABEL] if has_label else [])]
+    first = pos  # the file's first row
     try:
         batches = pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
         for batch in batches:
             n = batch.num_rows
             if pos + n > len(out["ids"]):
                 raise ESAInputError("file changed while reading", path=path)
-            out["ids"][pos : pos + n] = _ids(batch.column(ID), path)
+            out["ids"][pos : pos + n] = _ids(batch.column(ID), path, pos - first)
             put_columns(out["values"], pos, [_floats(batch.column(c)) for c in names])
             put_columns(out["telecommands"], pos, [_floats(batch.column(c)) for c in telecommands])
             if has_label:
@@ -392,12 +397,14 @@ def _row_labels(col: pa.Array, path: Path) -> np.ndarray:
     return codes.astype(np.uint8)
 
 
-def _ids(col: pa.Array, path: Path) -> np.ndarray:
+def _ids(col: pa.Array, path: Path, first_row: int) -> np.ndarray:
+    """A batch's ids as int64, its first row being ``first_row`` of the file: integers, or
+    floats that are whole numbers (``int64_ids``)."""
     if col.null_count:
         raise ESAInputError("empty id", path=path, column=ID)
-    if not pa.types.is_integer(col.type):
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
         raise ESAInputError(f"ids must be integers, not {col.type}", path=path, column=ID)
-    return int64_ids(col.to_numpy(), path, ID)
+    return int64_ids(col.to_numpy(), path, ID, first_row)
 
 
 def _floats(col: pa.Array) -> np.ndarray:
