@@ -261,3 +261,22 @@ def test_documented_module_command(tmp_path):
     )
     assert (out / "channels/channel_2.zip").is_file()
     assert "2 channels" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--start", "2000-13-45"), ("--period", "abc"), ("--split-date", "soon")],
+)
+def test_cli_refuses_a_bad_date_or_period_in_one_line_before_writing(
+    tmp_path, capsys, option, value
+):
+    """A date or period the generator cannot read is one line naming it, and ``--out`` stays
+    unmade, so the corrected command can write there."""
+    out = tmp_path / "bad"
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(out), "--channels", "2", "--groups", "1", "--days", "1",
+              "--kaggle", option, value])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and value in err, err
+    assert not out.exists()

@@ -86,6 +86,7 @@ def generate_mission(
     for name, value, ok, requirement in checks:
         if not ok:
             raise ESAInputError(f"{name}={value}: must be {requirement}")
+    _check_times(start, period, split_date)
     if Path(out).exists() and not Path(out).is_dir():
         raise ESAInputError("exists and is not a folder", path=out)
     args = {
@@ -170,6 +171,26 @@ def generate_mission(
                 test = mission.slice(mission.test_start, mission.n_rows)
                 write_esa_csv(test, out / "csv" / "synthetic.test.csv")
     return out
+
+
+def _check_times(start: str, period: str, split_date: str | None) -> None:
+    """Refuse a start or split date that is no date, or a period that is no positive duration,
+    before anything is written."""
+    for name, value in (("start", start), ("split_date", split_date)):
+        if name == "split_date" and value is None:
+            continue
+        try:
+            ok = not pd.isna(pd.Timestamp(value))
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise ESAInputError(f"{name}={value}: not a date/time (e.g. 2000-01-01)")
+    try:
+        ok = pd.Timedelta(period) > pd.Timedelta(0)
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise ESAInputError(f"period={period}: not a positive time period (e.g. 30s)")
 
 
 def _write_series(path: Path, name: str, t: np.ndarray, x: np.ndarray) -> None:
