@@ -15,6 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
+from esa_lightning.io import make_output_folder
 from esa_lightning.run_folder import is_launching_process, lock_run_folder, make_run_folder
 
 
@@ -34,11 +35,22 @@ class HoldRunFolder(Callback):
         except Exception:  # noqa: BLE001 - a folder known only later: the job locks it then
             return
         try:
-            make_run_folder(folder)  # made by this run: removed if refused before it trains
-        except ESAInputError:
-            return  # the job reports an unusable folder with its own error
-        try:
+            # made by this run: removed if refused before it trains. An unusable folder (a
+            # file in the way) stops here: Hydra makes it next, before the job could say so
+            make_run_folder(folder)
             self._held.enter_context(lock_run_folder(folder))
+        except ESAInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra's launcher makes the sweep folder next: one it cannot make stops here
+        try:
+            folder = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
+        except Exception:  # noqa: BLE001 - a folder known only later: Hydra reports it
+            return
+        try:
+            make_output_folder(folder)
         except ESAInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
