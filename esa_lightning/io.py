@@ -49,10 +49,15 @@ def temporary_prefix(name: str) -> str:
 
 
 def make_temporary_folder(beside: str | os.PathLike) -> Path:
-    """A new empty folder of this process next to ``beside``, mode as the umask says."""
+    """A new empty folder of this process next to ``beside``, mode as the umask says; one that
+    cannot be made (a file in the way, a read-only folder) is an ``ESAInputError`` naming
+    ``beside``."""
     beside = Path(beside)
-    beside.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(beside.name), dir=beside.parent))
+    try:
+        beside.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(beside.name), dir=beside.parent))
+    except OSError as exc:
+        raise write_error(beside, exc) from exc
     follow_umask(tmp)
     return tmp
 

@@ -15,6 +15,7 @@ import pytest
 from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.data.readers.synthetic import generate_mission, load_synthetic, main
 from esa_lightning.data.safe_pickle import read_pickled_frame
+from esa_lightning.errors import ESAInputError
 
 SMALL = {"channels": 8, "groups": 2, "days": 6, "n_telecommands": 6}
 
@@ -280,3 +281,15 @@ def test_cli_refuses_a_bad_date_or_period_in_one_line_before_writing(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and value in err, err
     assert not out.exists()
+
+
+def test_a_data_folder_that_cannot_be_made_is_one_error_naming_it(tmp_path):
+    """``paths.data_dir`` under a file (or a folder the user cannot write): generating the
+    default mission there is a user error naming the folder, not an ``OSError``."""
+    in_the_way = tmp_path / "notes.txt"
+    in_the_way.write_text("mine")
+    root = in_the_way / "synthetic_default"
+    with pytest.raises(ESAInputError, match=r"notes\.txt.*: cannot write \("):
+        load_synthetic(root, generate={"channels": 2, "groups": 1, "days": 1},
+                       cache_dir=tmp_path / "cache", val_days=0.2)
+    assert in_the_way.read_text() == "mine"
