@@ -40,6 +40,13 @@ def artifact_folder(path: str | Path) -> Path:
             f"a file, not a detector artifact folder (the folder that holds {MANIFEST})",
             path=path,
         )
+    if not path.exists():
+        raise ESAInputError(f"no such folder (a detector folder holds {MANIFEST})", path=path)
+    if (path / "detector" / MANIFEST).is_file():  # a training run's folder
+        raise ESAInputError(
+            f"a run folder, not a detector artifact: its detector is {path / 'detector'}",
+            path=path,
+        )
     if not (path / MANIFEST).is_file():
         raise ESAInputError(f"not a detector artifact (no {MANIFEST})", path=path)
     return path

@@ -1,0 +1,24 @@
+"""What ``ckpt=`` (``Detector.load``) says about a path that is not a detector folder."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from esa_lightning.artifact import Detector
+from esa_lightning.errors import ESAInputError
+
+
+def test_a_training_runs_folder_is_refused_naming_its_detector_folder(tmp_path):
+    run = tmp_path / "outputs" / "gru_ae" / "run"
+    (run / "detector").mkdir(parents=True)
+    (run / "detector" / "detector.json").write_text("{}")
+    with pytest.raises(ESAInputError, match=re.escape(str(run / "detector"))):
+        Detector.load(run)
+
+
+def test_a_path_that_does_not_exist_is_called_missing(tmp_path):
+    with pytest.raises(ESAInputError, match="no such folder") as caught:
+        Detector.load(tmp_path / "nope")
+    assert str(tmp_path / "nope") in str(caught.value)
