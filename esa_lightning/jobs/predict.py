@@ -62,8 +62,7 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
         return _predict_series(detector, mission, cfg, out)
     part = range_of(mission, cfg.range)
     if len(part.values) == 0:
-        raise ESAInputError(f"no rows to score (is the {cfg.range} range empty?)",
-                            path=cfg.data.root)
+        raise ESAInputError(nothing_to_score(cfg.range), path=cfg.data.root)
     log.info("scoring %d rows of %s", len(part.values), mission.name)
     # the rows before the range are the context its first windows and detrending need, and
     # the validation range is scored as training scored it: without the test rows after it
@@ -114,6 +113,16 @@ def trained_channels(data_cfg: Any, schema: dict[str, Any]) -> Any:
 
 #: predict.py's ``range``: the test range, the validation range (train.py's val/ numbers), all
 RANGES = ("test", "val", "all")
+
+
+def nothing_to_score(name: str) -> str:
+    """Why ``range=name`` found no row, and how to score the data all the same."""
+    why = {
+        "test": " (no test file or folder, or data.split_date unset or after its last row: "
+        "a single ESA CSV file is split there)",
+        "val": " (data.val_days / data.val_fraction leave none)",
+    }.get(name, "")
+    return f"no rows to score: the data has no {name} range{why}; range=all scores every row"
 
 
 def range_of(mission: Mission, name: str) -> Mission:
@@ -168,8 +177,7 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
 
     parts = {name: range_of(sub, cfg.range) for name, sub in mission.series.items()}
     if not any(len(part.values) for part in parts.values()):  # as for one grid
-        raise ESAInputError(f"no rows to score (is the {cfg.range} range empty?)",
-                            path=cfg.data.root)
+        raise ESAInputError(nothing_to_score(cfg.range), path=cfg.data.root)
     pieces = []
     for name, part in progress(parts.items(), description="scoring series", total=len(parts)):
         # each recording alone (the Telemanom protocol); unrepresentable readings alarm

@@ -82,6 +82,23 @@ def test_nasa_predict_of_an_empty_range_is_refused_as_for_one_grid(tmp_path):
     out = tmp_path / "predict"
     cfg = compose_config("predict", [f"ckpt={tmp_path / 'train' / 'detector'}", *data,
                                      "data.val_fraction=null", "range=val"], out)
-    with pytest.raises(ESAInputError, match=r"no rows to score \(is the val range empty\?\)"):
+    with pytest.raises(ESAInputError, match=r"no rows to score: the data has no val range"):
+        predict(cfg)
+    assert not (out / "submission.csv").exists()
+
+
+def test_a_file_without_a_test_range_names_the_way_to_score_it(tmp_path, small_mission_dir):
+    """A single file or folder the reader finds no test part in (an ESA CSV file, which is
+    split at data.split_date, unset by default) said only 'is the test range empty?'."""
+    from esa_lightning.errors import ESAInputError
+
+    quiet = ["logger=none", "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
+    train(compose_config("train", ["experiment=smoke", f"data.root={small_mission_dir}",
+                                   *quiet], tmp_path / "train"))
+    out = tmp_path / "predict"
+    cfg = compose_config("predict", [f"ckpt={tmp_path / 'train' / 'detector'}",
+                                     f"data.root={small_mission_dir}",
+                                     "data.split_date=2100-01-01"], out)
+    with pytest.raises(ESAInputError, match=r"no test range .*data\.split_date.*range=all"):
         predict(cfg)
     assert not (out / "submission.csv").exists()
