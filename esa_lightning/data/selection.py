@@ -131,6 +131,10 @@ def split_points_by_fraction(n_train: int, val_fraction: float | None) -> int:
     return n_train - int(round(n_train * float(val_fraction)))
 
 
+# datetime64[ns] holds these dates; one outside would wrap around when cast (3000 -> 1830)
+NS_RANGE = "outside the dates a datetime64[ns] grid can hold (1677-09-21 .. 2262-04-11)"
+
+
 def _to_datetime64(value: str | pd.Timestamp) -> np.datetime64:
     if isinstance(value, int | float):  # pandas would read 2000 as 2000 ns after 1970
         raise ESAInputError("a date such as 2000-01-03T13:19:00, not a number",
@@ -141,7 +145,10 @@ def _to_datetime64(value: str | pd.Timestamp) -> np.datetime64:
         raise ESAInputError(f"not a date: {exc}", column="split_date", value=value) from None
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    return np.datetime64(ts.to_datetime64(), "ns")
+    try:
+        return ts.as_unit("ns").to_datetime64()
+    except (ValueError, OverflowError):  # OutOfBoundsDatetime
+        raise ESAInputError(NS_RANGE, column="split_date", value=value) from None
 
 
 def require_training_rows(mission: Mission, settings: Mapping[str, Any]) -> None:

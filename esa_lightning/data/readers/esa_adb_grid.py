@@ -19,6 +19,7 @@ import pandas as pd
 from esa_lightning.data.mission import CATEGORY_TO_CODE
 from esa_lightning.data.readers.common import forward_fill
 from esa_lightning.data.safe_pickle import read_pickled_frame
+from esa_lightning.data.selection import NS_RANGE
 from esa_lightning.errors import ESAInputError
 from esa_lightning.progress import progress
 
@@ -60,14 +61,18 @@ def period_ns(period: str | pd.Timedelta) -> int:
 
 
 def to_ns(value: str | pd.Timestamp, column: str) -> int:
-    """A date/time as int64 ns UTC; anything else is an ESAInputError naming ``column``."""
+    """A date/time as int64 ns UTC; anything else, or a date outside the nanosecond range
+    (``NS_RANGE``), is an ESAInputError naming ``column``."""
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError):
         raise ESAInputError("not a date/time", column=column, value=value) from None
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    return int(ts.as_unit("ns").value)
+    try:
+        return int(ts.as_unit("ns").value)
+    except (ValueError, OverflowError):  # OutOfBoundsDatetime
+        raise ESAInputError(NS_RANGE, column=column, value=value) from None
 
 
 def read_raw_series(

@@ -1,0 +1,33 @@
+"""The raw ESA-ADB reader on hostile inputs: dates beyond the nanosecond range, channels far
+apart in time, tables whose rows hold more cells than their header."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from esa_lightning.data.readers.esa_adb import read_esa_mission
+from esa_lightning.errors import ESAInputError
+from tests.unit.test_esa_adb import make_mission
+
+
+@pytest.fixture
+def mission_dir(tmp_path: Path) -> Path:
+    return make_mission(tmp_path / "M")
+
+
+def read(root: Path, **kw):
+    kw.setdefault("use_cache", False)
+    return read_esa_mission(root, **kw)
+
+
+@pytest.mark.parametrize("option", ["start", "end", "split_date"])
+@pytest.mark.parametrize("when", ["3000-01-01", "1500-01-01"])
+def test_a_date_option_beyond_the_nanosecond_range_is_named(mission_dir, option, when):
+    # pandas holds such dates in seconds or microseconds: cast to ns they used to raise
+    # OutOfBoundsDatetime (start, end) or wrap around silently (split_date 3000 -> 1830: every
+    # row became test data)
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir, **{option: when})
+    assert err.value.column == option and err.value.value == when
