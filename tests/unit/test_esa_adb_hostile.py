@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from esa_lightning.data.readers.esa_adb import read_esa_mission
@@ -31,3 +32,15 @@ def test_a_date_option_beyond_the_nanosecond_range_is_named(mission_dir, option,
     with pytest.raises(ESAInputError) as err:
         read(mission_dir, **{option: when})
     assert err.value.column == option and err.value.value == when
+
+
+@pytest.mark.parametrize("unit", ["s", "us"])
+def test_a_channel_timestamp_beyond_the_nanosecond_range_is_named(mission_dir, unit):
+    idx = pd.DatetimeIndex(["2000-01-01 00:00:30", "3000-01-01"]).as_unit(unit)
+    pd.DataFrame({"channel_1": [1.0, 2.0]}, index=idx).to_pickle(
+        mission_dir / "channels/channel_1.zip"
+    )
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert err.value.path == str(mission_dir / "channels/channel_1.zip")
+    assert "3000-01-01" in str(err.value)

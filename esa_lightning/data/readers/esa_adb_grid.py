@@ -100,7 +100,12 @@ def read_raw_series(
         index = index.tz_convert("UTC").tz_localize(None)
     if index.hasnans:
         raise ESAInputError("missing timestamp (NaT) in the index", path=path)
-    ts = np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
+    try:  # pandas holds times in s / us too: 3000-01-01 is a valid index
+        index = index.as_unit("ns")
+    except (ValueError, OverflowError):  # OutOfBoundsDatetime
+        outside = index[(index < pd.Timestamp.min) | (index > pd.Timestamp.max)]
+        raise ESAInputError(f"timestamp {NS_RANGE}", path=path, value=str(outside[0])) from None
+    ts = np.asarray(index.asi8, dtype=np.int64)
     step = np.diff(ts)
     if (step <= 0).any():
         i = int(np.flatnonzero(step <= 0)[0])
