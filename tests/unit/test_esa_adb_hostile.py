@@ -44,3 +44,16 @@ def test_a_channel_timestamp_beyond_the_nanosecond_range_is_named(mission_dir, u
         read(mission_dir)
     assert err.value.path == str(mission_dir / "channels/channel_1.zip")
     assert "3000-01-01" in str(err.value)
+
+
+def test_a_label_time_beyond_the_nanosecond_range_does_not_wrap_into_the_data(mission_dir):
+    # 2**64 ns after 2000-01-01 00:00: cast to ns it used to wrap onto the mission's first rows
+    path = mission_dir / "labels.csv"
+    table = pd.read_csv(path)
+    table.loc[2, ["StartTime", "EndTime"]] = ["2584-07-20 23:34:33.709551",
+                                              "2584-07-20 23:35:33.709551"]
+    table.to_csv(path, index=False)
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert err.value.path == str(path) and err.value.column == "StartTime"
+    assert err.value.value == "2584-07-20 23:34:33.709551"

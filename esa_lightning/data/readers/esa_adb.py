@@ -66,7 +66,12 @@ from esa_lightning.data.readers.esa_adb_grid import (
     resolve_jobs,
     to_ns,
 )
-from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
+from esa_lightning.data.selection import (
+    NS_RANGE,
+    ChannelSpec,
+    select_channels,
+    split_points_by_time,
+)
 from esa_lightning.errors import ESAInputError
 
 CACHE_VERSION = "esa_adb-3"  # 2: the readers' shared cache format; 3: unrepresentable rows
@@ -326,7 +331,13 @@ def _parse_times(values: pd.Series, path: Path, column: str) -> np.ndarray:
     if parsed.isna().any():
         bad = values[parsed.isna()].iloc[0]
         raise ESAInputError("missing or invalid time", path=path, column=column, value=bad)
-    return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+    naive = parsed.dt.tz_localize(None)
+    try:  # pandas parses in s / us: a cast with astype would wrap 2584 onto 2000
+        return naive.dt.as_unit("ns").to_numpy()
+    except (ValueError, OverflowError):  # OutOfBoundsDatetime
+        outside = (naive < pd.Timestamp.min) | (naive > pd.Timestamp.max)
+        bad = values[outside].iloc[0]
+        raise ESAInputError(f"time {NS_RANGE}", path=path, column=column, value=bad) from None
 
 
 def _read_events(root: Path, known: set[str]) -> pd.DataFrame:
