@@ -57,3 +57,16 @@ def test_a_label_time_beyond_the_nanosecond_range_does_not_wrap_into_the_data(mi
         read(mission_dir)
     assert err.value.path == str(path) and err.value.column == "StartTime"
     assert err.value.value == "2584-07-20 23:34:33.709551"
+
+
+def test_the_grid_spanned_by_all_channels_is_bounded_by_max_rows(mission_dir):
+    # each channel spans a few rows, but a second channel a day later stretches the grid over
+    # 2882 rows at 30 s: more than max_rows must be refused as a single channel's span is
+    idx = pd.DatetimeIndex(["2000-01-02", "2000-01-02 00:00:30"])
+    pd.DataFrame({"channel_2": [1.0, 2.0]}, index=idx).to_pickle(
+        mission_dir / "channels/channel_2.zip"
+    )
+    assert len(read(mission_dir, max_rows=5000).timestamps) == 2882
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir, max_rows=1000)
+    assert "max_rows=1000" in str(err.value) and err.value.column in ("channel_1", "channel_2")

@@ -106,8 +106,9 @@ def read_esa_mission(
 
     ``n_jobs`` threads read and resample channels (``None`` or -1: every usable core); the
     result does not depend on it. A channel whose time span needs more than ``max_rows`` grid
-    rows (about 47 years at 30 s by default: a corrupt far-future or far-past timestamp) is
-    refused with an error naming it, instead of allocating an enormous grid.
+    rows (about 47 years at 30 s by default: a corrupt far-future or far-past timestamp), or
+    that stretches the grid of all channels beyond it, is refused with an error naming it,
+    instead of allocating an enormous grid.
 
     ``counters`` / ``lightweight`` / ``split_date`` None: what the folder's ``mission.json``
     records (the synthetic generator and ``data.convert`` write one; none without it).

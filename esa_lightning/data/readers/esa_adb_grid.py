@@ -328,6 +328,7 @@ def build_arrays(
             if column.n_bad:
                 repaired[names[col]] = column.n_bad
             marked.append(column.unrepresentable)
+            _check_span(grid, column, max_rows, p_ns, files[col], names[col])
             grid.cover(column.lo, column.hi)
             last_floor = max(last_floor, column.last_floor)
             own.append((column.lo, column.hi, float(column.values[0]), float(column.values[-1])))
@@ -371,6 +372,26 @@ def build_arrays(
         "telecommands": _telecommand_pulses(tc_times, k_lo, n, p_ns),
     }
     return arrays, {"k_lo": int(k_lo), "n_rows": int(n)}
+
+
+def _check_span(
+    grid: _GridBuffer, column: _Column, max_rows: int, p_ns: int, source: object, name: str
+) -> None:
+    """Refuse a channel that would stretch the grid beyond ``max_rows`` rows: each channel's
+    own span is bounded when it is read, but channels far apart in time (one with a corrupt
+    timestamp) would still make the grid of all of them enormous."""
+    if grid.fixed or grid.k_lo is None or grid.k_hi is None:
+        return
+    lo, hi = min(grid.k_lo, column.lo), max(grid.k_hi, column.hi)
+    if hi - lo + 1 > max_rows:
+        span = f"{np.datetime64(lo * p_ns, 'ns')} .. {np.datetime64(hi * p_ns, 'ns')}"
+        raise ESAInputError(
+            f"with this channel the grid spans {span}: more than max_rows={max_rows} grid rows "
+            "(a channel far from the others in time, a corrupt timestamp?); select a time range "
+            "with data.start / data.end",
+            path=str(source),
+            column=name,
+        )
 
 
 def _group_size(n_cols: int) -> int:
