@@ -70,3 +70,24 @@ def test_the_grid_spanned_by_all_channels_is_bounded_by_max_rows(mission_dir):
     with pytest.raises(ESAInputError) as err:
         read(mission_dir, max_rows=1000)
     assert "max_rows=1000" in str(err.value) and err.value.column in ("channel_1", "channel_2")
+
+
+@pytest.mark.parametrize(
+    ("table", "row"),
+    [
+        ("channels.csv", "channel_1,subsystem_1,V,group_1,YES,NO,extra"),
+        ("telecommands.csv", "telecommand_1,3,"),
+        ("labels.csv", "id_1,channel_1,2000-01-01 00:00:41,2000-01-01 00:00:45,"),
+        ("anomaly_types.csv", "id_1,a,x,Anomaly,Univariate,Local,Subsequence,"),
+    ],
+)
+def test_a_row_with_more_cells_than_the_header_is_named(mission_dir, table, row):
+    # pandas took the extra leading cell as an index and shifted every column: the error
+    # named another column and value (a "duplicate channel" 'subsystem_1', ...)
+    path = mission_dir / table
+    lines = path.read_text().splitlines()
+    lines[1] = row
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ESAInputError, match="more cells than the header") as err:
+        read(mission_dir)
+    assert err.value.path == str(path)

@@ -13,6 +13,7 @@ from esa_lightning.data.mission import Mission, default_channel_table, empty_eve
 from esa_lightning.data.readers import esa_csv
 from esa_lightning.data.readers.esa_csv import read_esa_csv
 from esa_lightning.errors import ESAInputError
+from tests.helpers import write_esa_csv
 
 START = pd.Timestamp("2000-01-01")
 STEP = pd.Timedelta("30s")
@@ -441,3 +442,16 @@ def test_unlisted_channels_join_no_group_or_subsystem_of_the_listed_ones(tmp_pat
     assert not set(unlisted["Subsystem"]) & listed_subsystems
     if listed:
         assert list(table.loc[names[:2], "Group"]) == listed["Group"]  # real names kept
+
+
+def test_channel_table_row_with_more_cells_than_the_header_is_refused(tmp_path):
+    """pandas took a trailing cell as an index and shifted every column: each channel's
+    Subsystem became its Channel, so the table described no channel of the CSV and was left
+    out without a word."""
+    write_esa_csv(tmp_path / "m.train.csv")
+    (tmp_path / "channels.csv").write_text(
+        "Channel,Subsystem,Group\nchannel_1,sub_a,group_a,\nchannel_2,sub_b,group_b,\n"
+    )
+    with pytest.raises(ESAInputError, match="more cells than the header") as err:
+        read(tmp_path)
+    assert err.value.path == str(tmp_path / "channels.csv")

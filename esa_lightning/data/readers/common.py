@@ -25,6 +25,19 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def check_no_index_taken(table: pd.DataFrame, path: Path | str) -> None:
+    """Refuse a table ``pd.read_csv`` read with an index of its own: rows holding more cells
+    than the header (a trailing comma, an unquoted comma in a cell) make pandas take the extra
+    leading cells as the index and shift every column, so each cell would be read as the
+    next column's."""
+    if not isinstance(table.index, pd.RangeIndex):
+        raise ESAInputError(
+            f"its rows hold more cells than the header's {len(table.columns)} columns (a "
+            "trailing comma, or a cell holding a comma without quotes)",
+            path=path,
+        )
+
+
 def check_increasing_batch(
     ts: np.ndarray, last: object, path: Path | str, column: str, *, pos_offset: int = 0
 ) -> None:

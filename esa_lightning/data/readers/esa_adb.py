@@ -60,6 +60,7 @@ from esa_lightning.data.readers.cache import (
     cache_folder,
     read_through_cache,
 )
+from esa_lightning.data.readers.common import check_no_index_taken
 from esa_lightning.data.readers.esa_adb_grid import (
     build_arrays,
     period_ns,
@@ -253,6 +254,7 @@ def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ESAInputError(f"cannot parse CSV: {exc}", path=path) from None
+    check_no_index_taken(df, path)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
     if missing:

@@ -43,6 +43,7 @@ from esa_lightning.data.readers.common import (
     MAX_CODE,
     check_codes,
     check_increasing_batch,
+    check_no_index_taken,
     events_from_labels,
     median_period,
     name_undescribed,
@@ -239,6 +240,7 @@ def read_channel_table(path: Path) -> pd.DataFrame:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError) as exc:
         raise ESAInputError(f"cannot read the channel table: {one_line(exc)}", path=path) from None
+    check_no_index_taken(raw, path)
     raw.columns = [c.strip() for c in raw.columns]
     if "Channel" not in raw.columns:
         raise ESAInputError("missing column", path=path, column="Channel")
