@@ -473,3 +473,16 @@ def test_a_header_only_labels_csv_needs_no_anomaly_types(mission_dir):
     (labeled / "anomaly_types.csv").unlink()
     with pytest.raises(ESAInputError, match=r"anomaly_types\.csv.*labels\.csv"):
         read(labeled)
+
+
+def test_a_folder_without_labels_csv_reads_as_unlabeled_not_as_no_event(mission_dir):
+    # new telemetry scored with predict.py often comes without labels.csv: its rows' labels are
+    # unknown ("no labels"), where a header-only labels.csv says "no labeled event"
+    from esa_lightning.runtime.evaluation import NO_LABELED_EVENT, unscored_reason
+
+    (mission_dir / "labels.csv").unlink()
+    assert unscored_reason(read(mission_dir)) == "no labels"
+    make_mission(mission_dir.parent / "H")
+    header_only = mission_dir.parent / "H"
+    pd.read_csv(header_only / "labels.csv").iloc[:0].to_csv(header_only / "labels.csv", index=False)
+    assert unscored_reason(read(header_only)) == NO_LABELED_EVENT

@@ -201,6 +201,7 @@ def read_esa_mission(
     val_start, test_start = split_points_by_time(
         timestamps, split_date, val_days, val_fraction
     )
+    labeled = (root / "labels.csv").is_file()
     return Mission(
         name=root.name,
         values=arrays["values"],
@@ -220,6 +221,9 @@ def read_esa_mission(
             "cache_key": key,
             "counters": options["counters"],
             "lightweight": list(lightweight),
+            # without labels.csv every row's label is unknown: "no labels", not "no event"
+            "train_labeled": labeled,
+            "test_labeled": labeled,
             PREPROCESSING_KEY: Preprocessing(
                 index="time",
                 resample="hold",
