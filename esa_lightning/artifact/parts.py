@@ -269,7 +269,9 @@ def verify_parts(folder: Path, files: dict[str, str]) -> None:
     for relative, digest in files.items():
         part = folder / relative
         if Path(relative).is_absolute() or ".." in Path(relative).parts:
-            raise ESAInputError(f"{MANIFEST} lists a file outside the artifact", value=relative)
+            raise ESAInputError(
+                "lists a file outside the artifact", path=folder / MANIFEST, value=relative
+            )
         try:
             inside = part.resolve().is_relative_to(root)
         except (OSError, RuntimeError):  # a loop of links

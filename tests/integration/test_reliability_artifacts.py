@@ -750,3 +750,12 @@ def test_hyper_parameters_that_build_a_million_modules_are_stopped(copy_of, key)
     manifest["components"]["gru"]["hparams"][key] = 10**6
     write_manifest(folder, manifest)
     load_refused(folder, "weights.pt", "do not belong together")
+
+
+@pytest.mark.parametrize("listed", ["../../etc/passwd", "/etc/passwd"])
+def test_a_manifest_listing_a_file_outside_names_the_manifest(copy_of, listed):
+    folder = copy_of("zscore")
+    manifest = manifest_of(folder)
+    manifest["files"][listed] = "0" * 64
+    write_manifest(folder, manifest)
+    load_refused(folder, str(folder / "detector.json"), "outside the artifact", listed)
