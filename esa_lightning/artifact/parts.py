@@ -24,7 +24,11 @@ from esa_lightning.artifact.format import (
     import_allowed,
     plain_hparams,
 )
-from esa_lightning.data.preprocessing import PREPROCESSING_KEY, record_problem
+from esa_lightning.data.preprocessing import (
+    PREPROCESSING_KEY,
+    period_problem,
+    record_problem,
+)
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import DetectorModule
 from esa_lightning.models.registry import detector_families
@@ -162,6 +166,8 @@ def schema_structure_problem(schema: Any) -> str | None:
         and isinstance(schema.get("period"), str | None)
     ):
         return "schema must be an object with channels, telecommands and period"
+    if problem := period_problem(schema["period"]):
+        return f"schema.{problem}"
     if problem := record_problem(schema.get(PREPROCESSING_KEY), schema["channels"]):
         return f"schema.{PREPROCESSING_KEY}.{problem}"
     return None

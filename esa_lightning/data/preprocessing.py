@@ -91,7 +91,7 @@ def record_problem(record: Any, channels: list[str]) -> str | None:
     for key, allowed in choices.items():
         if key in record and record[key] not in allowed:
             return f"{key} = {record[key]!r}, not one of {list(allowed)}"
-    if problem := _period_problem(record.get("period")):
+    if problem := period_problem(record.get("period")):
         return problem
     if record.get("resample") == "hold" and record.get("period") is None:
         return "resample = 'hold' needs a period"
@@ -107,7 +107,8 @@ def record_problem(record: Any, channels: list[str]) -> str | None:
     return _table_problem(record.get("channel_table"), channels)
 
 
-def _period_problem(period: Any) -> str | None:
+def period_problem(period: Any) -> str | None:
+    """What is wrong with a recorded grid ``period`` (a positive duration or null), or None."""
     if period is None:
         return None
     try:

@@ -759,3 +759,13 @@ def test_a_manifest_listing_a_file_outside_names_the_manifest(copy_of, listed):
     manifest["files"][listed] = "0" * 64
     write_manifest(folder, manifest)
     load_refused(folder, str(folder / "detector.json"), "outside the artifact", listed)
+
+
+@pytest.mark.parametrize("period", ["banana", "-30s", "0s"])
+def test_a_schema_period_that_is_no_duration_is_refused_at_load(copy_of, period):
+    # else the detector loads and every input is refused as data off the schema's grid
+    folder = copy_of("zscore")
+    manifest = manifest_of(folder)
+    manifest["schema"]["period"] = period
+    write_manifest(folder, manifest)
+    load_refused(folder, str(folder / "detector.json"), "schema.period", repr(period))
