@@ -108,3 +108,21 @@ def silence_uninformative_output() -> None:
                 if type(handler) is logging.StreamHandler:  # a console, not a file
                     own.removeHandler(handler)
             own.propagate = True
+
+
+def optimized_metric_advice(metric: str, metrics: dict[str, float]) -> str | None:
+    """None when the run's ``metrics`` hold ``metric`` (``optimized_metric``); else what to
+    choose instead, read from the run's own keys: a sweep optimises only a validation (``val/``)
+    metric, so only those are named, or, without any, that there is nothing to optimise."""
+    if metric in metrics:
+        return None
+    head = (f"optimized_metric {metric} is not among this run's metrics (a range without a "
+            "labeled event has none)")
+    val = sorted(k for k in metrics if k.startswith("val/"))
+    if not val:
+        return (f"{head}: this run has no validation (val/) metric, so a sweep (which never "
+                "optimises a test/ one) has nothing to optimise on this data")
+    usual = [f"val/{name}" for name in ("EW_F_0.50", "AUC_PR", "forecast_MAE")]
+    example = next((k for k in usual if k in val), val[0])
+    return (f"{head}; choose one it has, e.g. optimized_metric={example} "
+            f"(its validation metrics: {', '.join(val)})")

@@ -39,6 +39,7 @@ from esa_lightning.io import remove_stale_temporaries, write_json_atomic
 from esa_lightning.jobs.common import (
     instantiate_checked,
     mission_from_config,
+    optimized_metric_advice,
     print_config,
     silence_uninformative_output,
     unscored_reason,
@@ -391,13 +392,8 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         detector.save(output_dir / "detector")
         unscored = {p: r for p, part in parts.items() if (r := unscored_reason(part))}
         print_summary(metrics, unscored, output_dir)
-    if metrics and cfg.optimized_metric not in metrics:
-        log.warning(
-            "optimized_metric %s is not among this run's metrics (a range without a labeled "
-            "event has none): a sweep has nothing to optimise; choose another, e.g. "
-            "optimized_metric=val/forecast_MAE",
-            cfg.optimized_metric,
-        )
+    if metrics and (advice := optimized_metric_advice(str(cfg.optimized_metric), metrics)):
+        log.warning(advice)
     return metrics.get(cfg.optimized_metric)
 
 

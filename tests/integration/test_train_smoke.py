@@ -1,6 +1,7 @@
 """train() and predict() through Hydra's compose API on a small synthetic mission."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -328,3 +329,38 @@ def test_no_logger_runs_with_the_default_callbacks(small_mission_dir, tmp_path):
     assert "lr_monitor" in cfg.callbacks
     train(cfg)
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "detector").is_dir()
+
+
+def test_a_run_without_the_optimized_metric_advises_only_metrics_it_has(tmp_path, caplog,
+                                                                        one_thread):
+    # NASA labels only the test files: a window_pca run has test/ metrics and no val/ one
+    from tests.helpers import write_nasa
+
+    rows = [(chan, "MSL", "[[5, 9]]", "[point]", 40) for chan in ("A-1", "B-2")]
+    root = write_nasa(tmp_path / "msl", n_train=150, rows=rows)
+    out = tmp_path / "train"
+    cfg = compose_config("train", [
+        "model=window_pca", "data=nasa_msl", f"data.root={root}", "trainer.max_epochs=1",
+        "logger=none", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+        "~callbacks.lr_monitor",
+    ], out)
+    with caplog.at_level("WARNING"):
+        assert train(cfg) is None
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics and not any(k.startswith("val/") for k in metrics)
+    advice = [r.getMessage() for r in caplog.records if "optimized_metric" in r.getMessage()]
+    assert len(advice) == 1, advice
+    named = set(re.findall(r"\b(?:val|test)/[\w.]+", advice[0]))
+    assert named - {cfg.optimized_metric} <= set(metrics), advice[0]
+    assert "no validation (val/) metric" in advice[0]
+
+
+def test_the_optimized_metric_advice_names_a_validation_metric_the_run_has():
+    from esa_lightning.jobs.common import optimized_metric_advice
+
+    metrics = {"val/forecast_MAE": 0.3, "val/loss_x": 1.0, "test/EW_F_0.50": 0.5}
+    assert optimized_metric_advice("val/forecast_MAE", metrics) is None
+    advice = optimized_metric_advice("val/EW_F_0.50", metrics)
+    assert "optimized_metric=val/forecast_MAE" in advice
+    assert "test/EW_F_0.50" not in advice
+    assert "val/loss_x" in advice  # every validation key it could choose
