@@ -154,6 +154,15 @@ RULES: dict[str, Rule] = {
     ),
 }
 
+#: predict.py's ``range``: the test range, the validation range (train.py's val/ numbers), all
+RANGES = ("test", "val", "all")
+
+#: rules of the jobs' own top-level settings, by their full name (a nested key of the same
+#: name, in a model's or a reader's options, is not theirs)
+TOP_LEVEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "range": (lambda v: v in RANGES, "must be test, val or all (the rows predict.py scores)"),
+}
+
 _MISSING = object()
 
 #: config branches that hold no settings of ours (Hydra's own, paths) or only search-space
@@ -178,12 +187,18 @@ def check_settings(cfg: DictConfig) -> None:
             raise ESAInputError(f"{key}: no value given; set {key}=... on the command line")
         if isinstance(value, float) and math.isnan(value):
             raise ESAInputError(f"{key}={value}: must be a number, not NaN")
-        rule = RULES.get(key.rsplit(".", 1)[-1])
-        if rule is None or value is None:
-            continue
-        ok, requirement = rule
-        if not ok(value):
-            raise ESAInputError(f"{key}={_show(value)}: {requirement}")
+        check_setting(key, value)
+
+
+def check_setting(key: str, value: Any) -> None:
+    """Refuse ``value`` of the setting ``key`` (its dotted name) that breaks its rule, naming
+    the setting, the value and what it must be."""
+    rule = TOP_LEVEL_RULES.get(key) or RULES.get(key.rsplit(".", 1)[-1])
+    if rule is None or value is None:
+        return
+    ok, requirement = rule
+    if not ok(value):
+        raise ESAInputError(f"{key}={_show(value)}: {requirement}")
 
 
 def _show(value: Any) -> str:

@@ -22,6 +22,7 @@ from esa_lightning.progress import progress
 from esa_lightning.reporting.events import row_ids
 from esa_lightning.runtime.chunks import score_in_chunks
 from esa_lightning.runtime.evaluation import NO_LABELED_EVENT
+from esa_lightning.settings import check_setting
 
 log = logging.getLogger("esa_lightning")
 
@@ -39,6 +40,7 @@ def predict(cfg: Any) -> dict[str, float]:
         staged_outputs,
     )
 
+    check_setting("range", cfg.range)  # before the detector is loaded or the data read
     out = make_run_folder(cfg.paths.output_dir)
     keep = bool(cfg.get("debug_errors", False))  # refused, it leaves no folder it made
     with removed_if_refused(out, keep), lock_run_folder(out), staged_outputs(out) as stage:
@@ -55,9 +57,6 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
     mission = read_trained(cfg.data, detector.schema)
     check_schema(detector.schema, mission, source=str(cfg.data.root))
-    if cfg.range not in RANGES:
-        raise ESAInputError("range must be 'test', 'val' or 'all'", column="range",
-                            value=cfg.range)
     if mission.is_multiseries:
         return _predict_series(detector, mission, cfg, out)
     part = range_of(mission, cfg.range)
@@ -111,8 +110,6 @@ def trained_channels(data_cfg: Any, schema: dict[str, Any]) -> Any:
     return OmegaConf.create({**options, "channels": list(schema["channels"])})
 
 
-#: predict.py's ``range``: the test range, the validation range (train.py's val/ numbers), all
-RANGES = ("test", "val", "all")
 
 
 def nothing_to_score(name: str) -> str:
@@ -126,7 +123,7 @@ def nothing_to_score(name: str) -> str:
 
 
 def range_of(mission: Mission, name: str) -> Mission:
-    """The rows ``range=name`` scores (``RANGES``)."""
+    """The rows ``range=name`` scores (``settings.RANGES``)."""
     return {"test": mission.test, "val": mission.val}.get(name, lambda: mission)()
 
 

@@ -66,6 +66,19 @@ def test_predict_with_a_missing_ckpt(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_predict_refuses_a_bad_range_before_loading_or_reading_anything(tmp_path):
+    """range=tset was refused only after the detector was loaded and the data read (the
+    default synthetic mission generated first), as "column 'range'"."""
+    data_dir = tmp_path / "data"
+    proc = run_entry(
+        "predict.py", [f"ckpt={tmp_path / 'no_detector'}", "range=tset",
+                       f"paths.data_dir={data_dir}"], tmp_path,
+    )
+    line = assert_one_line_error(proc, "range='tset'", "test", "val", "all")
+    assert "column" not in line and "detector" not in line
+    assert not data_dir.exists() and not (tmp_path / "run").exists()
+
+
 def test_evaluate_and_merge_refused_on_their_input_leave_no_run_folder(tmp_path):
     """evaluate.py with a missing predictions file and merge.py with missing detectors were
     refused in one line but left their run folder (`.hydra/`, the log) behind."""
