@@ -283,6 +283,46 @@ def test_cli_refuses_a_bad_date_or_period_in_one_line_before_writing(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--channels", "2", "--groups", "5"], ["groups=5", "channels (2)"]),
+        (["--channels", "4", "--groups", "2", "--subsystems", "3"],
+         ["subsystems=3", "groups (2)"]),
+        (["--channels", "4", "--groups", "2", "--subsystems", "0"], ["subsystems=0"]),
+    ],
+)
+def test_cli_refuses_more_groups_than_channels_in_one_line_before_writing(
+    tmp_path, capsys, args, needles
+):
+    """--groups 5 with --channels 2 made 2 groups while mission.json recorded groups: 5 (and
+    --subsystems beyond the groups fewer subsystems than recorded)."""
+    out = tmp_path / "bad"
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(out), "--days", "1", *args])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    assert not out.exists()
+
+
+def test_cli_without_groups_makes_at_most_one_group_a_channel_and_records_it(tmp_path):
+    out = tmp_path / "two"
+    main(["--out", str(out), "--channels", "2", "--days", "1"])
+    recorded = json.loads((out / "mission.json").read_text())["generator"]
+    groups = pd.read_csv(out / "channels.csv")["Group"].nunique()
+    assert recorded["groups"] == groups == 2
+
+
+def test_cli_help_says_groups_are_at_most_the_channels(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "at most --channels" in help_text and "at most --groups" in help_text
+
+
 def test_a_data_folder_that_cannot_be_made_is_one_error_naming_it(tmp_path):
     """``paths.data_dir`` under a file (or a folder the user cannot write): generating the
     default mission there is a user error naming the folder, not an ``OSError``."""

@@ -80,6 +80,10 @@ def generate_mission(
     checks = [
         ("channels", channels, channels >= 1, ">= 1"),
         ("groups", groups, groups >= 1, ">= 1"),
+        # each group holds a channel, each subsystem a group: never fewer than mission.json says
+        ("groups", groups, groups <= channels, f"at most the channels ({channels})"),
+        ("subsystems", subsystems, subsystems is None or 1 <= subsystems <= groups,
+         f">= 1 and at most the groups ({groups})"),
         ("days", days, days > 0, "> 0"),
         ("telecommands", n_telecommands, n_telecommands >= 0, ">= 0"),
     ]
@@ -102,7 +106,6 @@ def generate_mission(
     }
     out = Path(out)
     (out / "channels").mkdir(parents=True, exist_ok=True)
-    groups = min(groups, channels)
     subsystems = subsystems or max(1, min(4, (groups + 1) // 2))
     t0 = int(pd.Timestamp(start).as_unit("ns").value)
     t1 = t0 + int(days * DAY_NS)
@@ -394,8 +397,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write a synthetic mission in ESA-ADB layout.")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--groups", type=int, default=4)
-    parser.add_argument("--subsystems", type=int, default=None)
+    parser.add_argument("--groups", type=int, default=None,
+                        help="channel groups sharing latent drivers: at most --channels "
+                             "(default: 4, or --channels when fewer)")
+    parser.add_argument("--subsystems", type=int, default=None,
+                        help="subsystems the groups are spread over: at most --groups "
+                             "(default: about half the groups, at most 4)")
     parser.add_argument("--days", type=float, default=42)
     parser.add_argument("--start", default="2000-01-01")
     parser.add_argument("--period", default="30s")
@@ -423,7 +430,7 @@ def _generate_from_arguments(a: argparse.Namespace) -> Path:
     return generate_mission(
         a.out,
         channels=a.channels,
-        groups=a.groups,
+        groups=min(4, a.channels) if a.groups is None else a.groups,
         subsystems=a.subsystems,
         days=a.days,
         start=a.start,
