@@ -233,3 +233,36 @@ def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
                 yield from _leaves(child, path)
         else:
             yield path, child._value()
+
+
+def refuse_shadowed_trainer_keys(cfg: DictConfig, overrides: list[str]) -> None:
+    """A run of several components (``components``: ``experiment=esa_full``) trains each with
+    the top-level ``trainer`` merged under its own ``components.<name>.trainer``: a top-level
+    key that a component sets too (``max_epochs``) never reaches that component. Given on the
+    command line (``overrides``), such a key is refused naming the component keys to set
+    instead, unless each of those is given too. Top-level keys no component sets
+    (``devices``, ``accelerator``, ``limit_train_batches``...) reach every component."""
+    components = cfg.get("components")
+    if not components:
+        return
+    given: dict[str, str] = {}
+    for override in overrides:
+        key, sep, value = override.lstrip("+").partition("=")
+        if sep and not override.startswith("~"):
+            given[key.strip()] = value.strip()
+    for key, value in given.items():
+        if not key.startswith("trainer."):
+            continue
+        name = key.removeprefix("trainer.")
+        own = [
+            f"components.{component}.trainer.{name}"
+            for component, spec in components.items()
+            if OmegaConf.select(spec, f"trainer.{name}", default=_MISSING) is not _MISSING
+        ]
+        instead = [k for k in own if k not in given]
+        if instead:
+            raise ESAInputError(
+                f"{key}={value}: experiment {cfg.get('experiment_name')} trains each component "
+                f"with its own trainer, whose {name} the top-level one never reaches: set "
+                f"{' '.join(f'{k}={value}' for k in instead)} instead"
+            )

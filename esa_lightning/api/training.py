@@ -121,10 +121,11 @@ def train(
     as ``esa_lightning.Detector``), the metrics and the run folder."""
     from esa_lightning.api import Detector
     from esa_lightning.jobs.train import train as train_job
-    from esa_lightning.settings import check_settings
+    from esa_lightning.settings import check_settings, refuse_shadowed_trainer_keys
 
     cfg = compose_job("train", overrides, output_dir=output_dir, root_dir=root_dir)
     check_settings(cfg)  # as train.py: a bad value is named before any data is read
+    refuse_shadowed_trainer_keys(cfg, list(overrides))
     train_job(cfg)
     out = Path(cfg.paths.output_dir)
     return RunResult(out, _metrics(out), Detector.load(out / "detector"))

@@ -29,12 +29,13 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False) -
     from esa_lightning.errors import ESAInputError
     from esa_lightning.install import composition_reason
     from esa_lightning.jobs.paths import compose_config
-    from esa_lightning.settings import check_settings
+    from esa_lightning.settings import check_settings, refuse_shadowed_trainer_keys
 
     try:
         cfg = compose_config(config_name, overrides)
         if check and not cfg.get("debug_errors", False):  # debug: the job's traceback
             check_settings(cfg)
+            refuse_shadowed_trainer_keys(cfg, overrides)
     except ESAInputError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides

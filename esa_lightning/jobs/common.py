@@ -126,3 +126,11 @@ def optimized_metric_advice(metric: str, metrics: dict[str, float]) -> str | Non
     example = next((k for k in usual if k in val), val[0])
     return (f"{head}; choose one it has, e.g. optimized_metric={example} "
             f"(its validation metrics: {', '.join(val)})")
+
+
+def hydra_task_overrides() -> list[str]:
+    """The command line's overrides of this Hydra job (in a ``-m`` sweep: the job's own
+    values); none outside Hydra (a config composed in Python)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []

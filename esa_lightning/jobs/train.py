@@ -37,6 +37,7 @@ from esa_lightning.data.selection import require_training_rows
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import remove_stale_temporaries, write_json_atomic
 from esa_lightning.jobs.common import (
+    hydra_task_overrides,
     instantiate_checked,
     mission_from_config,
     optimized_metric_advice,
@@ -55,6 +56,7 @@ from esa_lightning.run_folder import (
 from esa_lightning.runtime.calibration import validation_scores
 from esa_lightning.runtime.checkpoints import component_checkpoint_dir, fit_from
 from esa_lightning.runtime.evaluation import ScoredRange, report_for, score_range
+from esa_lightning.settings import refuse_shadowed_trainer_keys
 
 log = logging.getLogger("esa_lightning")
 
@@ -328,6 +330,7 @@ def train(cfg: DictConfig) -> float | None:
     """
     output_dir = make_run_folder(cfg.paths.output_dir)
     refuse_multidevice_multirun(cfg.trainer)
+    refuse_shadowed_trainer_keys(cfg, hydra_task_overrides())  # a -m job: unchecked before
     silence_uninformative_output()
     if cfg.get("optuna") is not None:  # sweep.py removes it from its trials
         log.warning(

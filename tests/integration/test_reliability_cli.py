@@ -202,3 +202,25 @@ def test_a_refused_command_line_loads_neither_torch_nor_lightning():
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_sweep_job_refuses_a_top_level_trainer_key_its_components_override(
+    small_mission_dir, tmp_path
+):
+    """train.py -m (its overrides go to Hydra unchecked): each esa_full job trained with its
+    components' own max_epochs, the swept trainer.max_epochs ignored."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "-m", "experiment=esa_full",
+         "trainer.max_epochs=1,2", f"data.root={small_mission_dir}",
+         "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1", "logger=none",
+         "components.channel_ensemble.trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path / 's'}",
+         f"paths.root_dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    refused = [ln for ln in proc.stderr.splitlines()
+               if "components.gru_ae.trainer.max_epochs=" in ln]
+    assert len(refused) == 2, proc.stderr[-3000:]
+    # the ensemble's own max_epochs is given: only the GRU's is left to set
+    assert not any("channel_ensemble" in ln.rsplit(": set ", 1)[-1] for ln in refused)

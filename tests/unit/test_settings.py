@@ -168,3 +168,63 @@ def test_a_split_date_given_as_a_number_is_refused_as_not_a_date():
     with pytest.raises(ESAInputError, match="split_date.*2000.*not a number"):
         split_points_by_time(ts, 2000, None)
     assert split_points_by_time(ts, "1970-01-01T00:10", None) == (10, 10)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "instead"),
+    [
+        (["trainer.max_epochs=1"], ["components.gru_ae.trainer.max_epochs=1",
+                                    "components.channel_ensemble.trainer.max_epochs=1"]),
+        (["++trainer.max_epochs=3", "components.gru_ae.trainer.max_epochs=2"],
+         ["components.channel_ensemble.trainer.max_epochs=3"]),
+    ],
+)
+def test_a_top_level_trainer_key_each_component_overrides_is_refused_naming_theirs(
+    overrides, instead
+):
+    """esa_full trains each component under its own trainer keys: trainer.max_epochs=1 on the
+    command line was ignored without a word (5 and 100 epochs all the same)."""
+    from esa_lightning.cli.overrides import compose_error
+
+    reason = compose_error("train", ["experiment=esa_full", *overrides], check=True)
+    assert reason is not None and "trainer.max_epochs=" in reason
+    for key in instead:
+        assert key in reason, reason
+    shown_instead = reason.rsplit("set ", 1)[-1]
+    assert all(c in instead for c in shown_instead.split(" instead")[0].split())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # the documented commands: top-level keys no component sets reach every component
+        ["trainer.devices=2", "trainer.accelerator=cpu", "trainer.strategy=ddp"],
+        ["+trainer.limit_train_batches=3", "trainer.enable_progress_bar=false"],
+        # every component's own key given too: nothing is left to the top-level one
+        ["trainer.max_epochs=1", "components.gru_ae.trainer.max_epochs=1",
+         "components.channel_ensemble.trainer.max_epochs=2"],
+        ["trainer=ddp", "~callbacks.progress_bar"],
+    ],
+)
+def test_top_level_trainer_keys_that_reach_the_components_stay_allowed(overrides):
+    from esa_lightning.cli.overrides import compose_error
+
+    assert compose_error("train", ["experiment=esa_full", *overrides], check=True) is None
+
+
+def test_a_single_model_takes_the_top_level_trainer_keys():
+    from esa_lightning.cli.overrides import compose_error
+
+    assert compose_error("train", ["experiment=gru_ae", "trainer.max_epochs=1"], check=True) is None
+
+
+def test_the_api_refuses_a_shadowed_trainer_key_before_training(monkeypatch, tmp_path):
+    import esa_lightning.jobs.train as train_job
+    from esa_lightning.api import training
+
+    def never(cfg):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(train_job, "train", never)
+    with pytest.raises(ESAInputError, match=r"components\.gru_ae\.trainer\.max_epochs=1"):
+        training.train(["experiment=esa_full", "trainer.max_epochs=1"], output_dir=tmp_path / "r")
