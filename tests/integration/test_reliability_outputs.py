@@ -480,3 +480,28 @@ def test_evaluate_scores_a_validation_submission_as_predict_did(
         evaluate_predictions(compose_config(
             "evaluate", [f"predictions={partial}", f"data.root={small_mission_dir}"],
             tmp_path / "e2"))
+
+
+@pytest.mark.parametrize("range_", ["test", "val"])
+def test_evaluation_json_keys_are_the_metric_names_without_prefix_as_documented(
+    smoke_detector, small_mission_dir, tmp_path, range_
+):
+    """evaluate.py scores whatever rows the file covers (a test submission, a validation one,
+    the mission from a row on): its keys are predict.py's without the range's prefix. The
+    docs said every key was prefixed val/ or test/."""
+    from esa_lightning.jobs.evaluate import evaluate_predictions
+
+    got = predict(predict_cfg(smoke_detector, small_mission_dir, tmp_path / "p",
+                              f"range={range_}", "max_figures=0"))
+    results = evaluate_predictions(compose_config(
+        "evaluate", [f"predictions={tmp_path / 'p' / 'submission.csv'}",
+                     f"data.root={small_mission_dir}"], tmp_path / "e"))
+    written = json.loads((tmp_path / "e" / "evaluation.json").read_text())
+    assert written == results and not any("/" in k for k in written)
+    unprefixed = {k.removeprefix(f"{range_}/"): v for k, v in got.items()}
+    for key in written:
+        assert written[key] == pytest.approx(unprefixed[key], abs=1e-9), key
+    section = (REPO / "docs" / "report.md").read_text().split("## `evaluation.json`")
+    assert len(section) == 2, "docs/report.md has no evaluation.json section"
+    text = " ".join(section[1].split("\n## ")[0].split())
+    assert "without the range prefix (`val/`, `test/`, `all/`)" in text
