@@ -9,6 +9,7 @@ touches another program's files nor a live writer's.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -94,10 +95,35 @@ def stale_owned(name: str) -> re.Match | None:
     return found
 
 
+#: the errno texts a user reads plainly in ``write_error``'s message
+_PLAIN_REASONS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.EISDIR: "a folder is in the way",
+}
+
+
 def write_error(path: str | os.PathLike, exc: OSError) -> ESAInputError:
-    """An ``OSError`` of a write (disk full, read-only folder...) as a one-line user error."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
+    """An ``OSError`` of a write (disk full, read-only folder...) as a one-line user error:
+    ``<path>: cannot write (<reason>)``, the reason in plain words where there are some (a file
+    in the way of a folder, named when it is one of ``path``'s parents; permission denied),
+    else the system's text (``No space left on device``)."""
+    reason = _PLAIN_REASONS.get(exc.errno) if exc.errno is not None else None
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        blocker = _file_in_the_way(Path(path))
+        if blocker is not None:
+            reason = "a file is in the way" + ("" if blocker == Path(path) else f": {blocker}")
+    reason = reason or exc.strerror or str(exc) or type(exc).__name__
     return ESAInputError(f"cannot write ({reason})", path=path)
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest of ``path`` and its parents that exists, when it is no folder; else None."""
+    for place in (path, *path.parents):
+        if place.exists() or place.is_symlink():
+            return None if place.is_dir() else place
+    return None
 
 
 def make_output_folder(path: str | os.PathLike) -> Path:

@@ -80,3 +80,41 @@ def test_a_folder_that_was_there_or_that_a_run_wrote_into_stays(tmp_path):
     make_run_folder(run)
     refuse(run)
     assert (run / "detector").is_dir()
+
+
+def test_a_folder_under_a_file_says_a_file_is_in_the_way_naming_it(tmp_path):
+    """It read 'cannot write (File exists)' (or 'Not a directory'): errno text, not a reason."""
+    in_the_way = tmp_path / "notes.txt"
+    in_the_way.write_text("mine")
+    for target in (in_the_way / "synthetic_default", in_the_way / "a" / "b"):
+        with pytest.raises(ESAInputError) as refused:
+            io.make_temporary_folder(target)
+        message = str(refused.value)
+        assert f"cannot write (a file is in the way: {in_the_way})" in message, message
+        assert "File exists" not in message and "Not a directory" not in message
+    assert in_the_way.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (PermissionError(13, "Permission denied"), "permission denied"),
+        (PermissionError(1, "Operation not permitted"), "permission denied"),
+        (OSError(30, "Read-only file system"), "read-only file system"),
+        (OSError(28, "No space left on device"), "No space left on device"),
+    ],
+)
+def test_a_folder_that_cannot_be_made_says_why_plainly(tmp_path, monkeypatch, error, reason):
+    def refuse(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(io.tempfile, "mkdtemp", refuse)
+    with pytest.raises(ESAInputError, match=rf": cannot write \({reason}\)$"):
+        io.make_temporary_folder(tmp_path / "data")
+
+
+def test_a_folder_in_the_way_of_a_file_is_named_so(tmp_path):
+    folder = tmp_path / "metrics.json"
+    folder.mkdir()
+    error = io.write_error(folder, IsADirectoryError(21, "Is a directory", str(folder)))
+    assert str(error).endswith("cannot write (a folder is in the way)")
