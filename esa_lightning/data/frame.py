@@ -36,6 +36,7 @@ from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.common import (
     int64_ids,
     name_undescribed,
+    ns_times,
     repair_values,
     zero_nonfinite,
 )
@@ -158,7 +159,7 @@ def _index(frame: pd.DataFrame, prep: Preprocessing) -> tuple[np.ndarray, Any]:
             index = index.tz_convert("UTC").tz_localize(None)
         if index.hasnans:
             raise ESAInputError("missing timestamp (NaT)", path=SOURCE, column=where)
-        keys = index.as_unit("ns").to_numpy()
+        keys = ns_times(index, SOURCE, where).to_numpy()
     else:
         raw = frame["id"] if "id" in frame.columns else pd.Series(frame.index)
         where = "id" if "id" in frame.columns else "index"

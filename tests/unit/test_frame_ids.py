@@ -81,3 +81,19 @@ def test_whole_number_float_ids_are_read_as_integer_ids(where):
     column = "id" if where == "column" else "index"
     with pytest.raises(ESAInputError, match=rf"'{column}'.*value 63.5.*at row 3: .*whole number"):
         frame_to_mission(frame, SCHEMA)
+
+
+@pytest.mark.parametrize("where", ["index", "timestamp"])
+def test_a_time_beyond_the_nanosecond_range_is_named(where):
+    """pandas keeps times in seconds or microseconds, where 3000-01-01 is a valid time: the cast
+    to nanoseconds let pandas' OutOfBoundsDatetime escape. It is refused as the raw reader
+    refuses such a channel file: naming the index (or the timestamp column) and the time."""
+    times = pd.DatetimeIndex(["2000-01-01", "3000-01-01"]).as_unit("s")
+    frame = pd.DataFrame({"channel_1": [1.0, 2.0]}, index=times)
+    if where == "timestamp":
+        frame = frame.reset_index(names="timestamp")
+    schema = {"channels": ["channel_1"], "telecommands": [], "preprocessing": {"index": "time"}}
+    with pytest.raises(ESAInputError) as err:
+        frame_to_mission(frame, schema)
+    assert err.value.column == where and "3000-01-01" in str(err.value.value)
+    assert "outside the dates a datetime64[ns]" in str(err.value)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.mission import EVENT_COLUMNS, LABEL_CODES, empty_events
+from esa_lightning.data.selection import NS_RANGE
 from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.intervals import runs as true_runs
 
@@ -23,6 +24,21 @@ WHOLE_ID_LIMIT = 2.0**62
 def one_line(exc: BaseException) -> str:
     """A library's error message on one line (pyarrow's span several)."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def ns_times(
+    times: pd.DatetimeIndex, path: Path | str, column: str | None = None
+) -> pd.DatetimeIndex:
+    """Naive ``times`` in nanoseconds. pandas keeps times in s / ms / us too, where 3000-01-01
+    is a valid time: one outside datetime64[ns]'s range (``NS_RANGE``) is an ``ESAInputError``
+    naming ``path``, ``column`` and the first such time, not pandas' OutOfBoundsDatetime."""
+    try:
+        return times.as_unit("ns")
+    except (ValueError, OverflowError):  # OutOfBoundsDatetime
+        outside = times[(times < pd.Timestamp.min) | (times > pd.Timestamp.max)]
+        raise ESAInputError(
+            f"timestamp {NS_RANGE}", path=path, column=column, value=str(outside[0])
+        ) from None
 
 
 def check_no_index_taken(table: pd.DataFrame, path: Path | str) -> None:

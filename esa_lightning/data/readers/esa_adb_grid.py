@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import CATEGORY_TO_CODE
-from esa_lightning.data.readers.common import forward_fill
+from esa_lightning.data.readers.common import forward_fill, ns_times
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.data.selection import NS_RANGE
 from esa_lightning.errors import ESAInputError
@@ -100,11 +100,7 @@ def read_raw_series(
         index = index.tz_convert("UTC").tz_localize(None)
     if index.hasnans:
         raise ESAInputError("missing timestamp (NaT) in the index", path=path)
-    try:  # pandas holds times in s / us too: 3000-01-01 is a valid index
-        index = index.as_unit("ns")
-    except (ValueError, OverflowError):  # OutOfBoundsDatetime
-        outside = index[(index < pd.Timestamp.min) | (index > pd.Timestamp.max)]
-        raise ESAInputError(f"timestamp {NS_RANGE}", path=path, value=str(outside[0])) from None
+    index = ns_times(index, path)  # pandas holds times in s / us too: 3000-01-01 is valid
     ts = np.asarray(index.asi8, dtype=np.int64)
     step = np.diff(ts)
     if (step <= 0).any():
