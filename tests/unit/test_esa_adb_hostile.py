@@ -91,3 +91,15 @@ def test_a_row_with_more_cells_than_the_header_is_named(mission_dir, table, row)
     with pytest.raises(ESAInputError, match="more cells than the header") as err:
         read(mission_dir)
     assert err.value.path == str(path)
+
+
+def test_a_start_end_range_is_bounded_by_max_rows(mission_dir):
+    # with both start and end the grid is allocated from them before any channel is read: a
+    # range of 500 years made GBs; it is refused as a channel spanning too many rows is
+    asked = {"start": "2000-01-01", "end": "2000-01-02"}
+    assert len(read(mission_dir, max_rows=5000, **asked).timestamps) == 2881
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir, max_rows=100, **asked)
+    text = str(err.value)
+    assert "max_rows=100" in text and "2881 grid rows" in text
+    assert "start=2000-01-01" in text and "end=2000-01-02" in text

@@ -109,7 +109,7 @@ def read_esa_mission(
     result does not depend on it. A channel whose time span needs more than ``max_rows`` grid
     rows (about 47 years at 30 s by default: a corrupt far-future or far-past timestamp), or
     that stretches the grid of all channels beyond it, is refused with an error naming it,
-    instead of allocating an enormous grid.
+    instead of allocating an enormous grid; so is a ``start`` .. ``end`` range spanning more.
 
     ``counters`` / ``lightweight`` / ``split_date`` None: what the folder's ``mission.json``
     records (the synthetic generator and ``data.convert`` write one; none without it).

@@ -302,6 +302,11 @@ def build_arrays(
     k_hi = None if end is None else _floor_div(to_ns(end, "end"), p_ns)
     if k_lo is not None and k_hi is not None and k_hi < k_lo:
         raise ESAInputError("end lies before start (no grid point)", column="end", value=end)
+    if k_lo is not None and k_hi is not None and k_hi - k_lo + 1 > max_rows:
+        raise ESAInputError(  # the grid is allocated from them before any channel is read
+            f"start={start} .. end={end} spans {k_hi - k_lo + 1} grid rows: more than "
+            f"max_rows={max_rows}; select a shorter time range with data.start / data.end"
+        )
     grid = _GridBuffer(len(names), k_lo, k_hi)
     own: list[tuple[int, int, float, float]] = []  # per channel: its lattice range and end values
     last_floor = -(2**62)
