@@ -455,3 +455,34 @@ def test_channel_table_row_with_more_cells_than_the_header_is_refused(tmp_path):
     with pytest.raises(ESAInputError, match="more cells than the header") as err:
         read(tmp_path)
     assert err.value.path == str(tmp_path / "channels.csv")
+
+
+@pytest.mark.parametrize("zone", ["Z", "+02:00"])
+def test_timestamps_with_a_time_zone_are_read_in_utc(tmp_path, zone):
+    """Timestamps with a time zone (ISO text ending in Z or +02:00) were refused as "not a
+    timestamp in the format %Y-%m-%d %H:%M:%S"; the raw reader converts zones to UTC, and so
+    does this one now (naive times are UTC, as before)."""
+    frame, ts, values, _, labels, names, _ = make_frame(n=12)
+    shift = pd.Timedelta(hours=2) if zone == "+02:00" else pd.Timedelta(0)
+    frame["timestamp"] = [(t + shift).strftime("%Y-%m-%dT%H:%M:%S") + zone for t in ts]
+    mission = read(write_csv(tmp_path / "z.csv", frame, labels, names))
+    np.testing.assert_array_equal(mission.timestamps, ts.to_numpy())
+    np.testing.assert_array_equal(mission.values, values)
+
+
+def test_a_timestamp_without_the_files_time_zone_is_named_as_such(tmp_path):
+    frame, ts, _, _, labels, names, _ = make_frame(n=12)
+    frame["timestamp"] = [t.strftime("%Y-%m-%d %H:%M:%S") + "Z" for t in ts]
+    frame.loc[5, "timestamp"] = ts[5].strftime("%Y-%m-%d %H:%M:%S")
+    with pytest.raises(ESAInputError, match="time zone") as err:
+        read(write_csv(tmp_path / "z.csv", frame, labels, names))
+    assert err.value.column == "timestamp" and err.value.value == frame.loc[5, "timestamp"]
+
+
+def test_a_timestamp_beyond_the_nanosecond_range_is_named_as_such(tmp_path):
+    """A year-3000 timestamp was refused as not in the format %Y-%m-%d %H:%M:%S (it is)."""
+    frame, _, _, _, labels, names, _ = make_frame(n=12)
+    frame.loc[11, "timestamp"] = "3000-01-01 00:00:00"
+    with pytest.raises(ESAInputError, match=r"outside the dates a datetime64\[ns\]") as err:
+        read(write_csv(tmp_path / "late.csv", frame, labels, names))
+    assert err.value.column == "timestamp" and err.value.value == "3000-01-01 00:00:00"

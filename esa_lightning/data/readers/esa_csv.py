@@ -1,7 +1,9 @@
 """Reader of the ESA-ADB preprocessed CSV files (``3_months.train.csv`` style) into a ``Mission``.
 
-Layout: ``timestamp`` (``%Y-%m-%d %H:%M:%S``), value columns ``channel_N``, telecommand columns
-``telecommand_N``, then one ``is_anomaly_<column>`` (uint8 code 0..4) per value column. ``root``
+Layout: ``timestamp`` (``%Y-%m-%d %H:%M:%S`` or ISO 8601, in UTC; a file whose timestamps end in
+a time zone, ``Z`` or ``+02:00``, is converted to UTC, as the raw reader does), value columns
+``channel_N``, telecommand columns ``telecommand_N``, then one ``is_anomaly_<column>`` (uint8 code
+0..4) per value column. ``root``
 is one CSV file (split by ``split_date``) or a folder with one ``*.train.csv`` and optionally one
 ``*.test.csv`` (the test part starts at the first test row).
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,7 +55,12 @@ from esa_lightning.data.readers.common import (
     repair_values,
     zero_nonfinite,
 )
-from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_time
+from esa_lightning.data.selection import (
+    NS_RANGE,
+    ChannelSpec,
+    select_channels,
+    split_points_by_time,
+)
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import cache_key, source_identity
 
@@ -60,6 +68,7 @@ TIMESTAMP = "timestamp"
 LABEL_PREFIX = "is_anomaly_"
 TELECOMMAND_PREFIX = "telecommand_"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+ZONE = re.compile(r"\d\d:\d\d(:\d\d(\.\d*)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$")  # a time, then its zone
 CACHE_VERSION = 2  # 2: the unrepresentable-rows mark
 BLOCK_BYTES = 4 << 20
 
@@ -326,7 +335,8 @@ def _read_one(
     """Stream ``path`` into ``out`` from row ``pos``; return the row after the last one."""
     label_cols = [LABEL_PREFIX + c for c in names]
     columns = [TIMESTAMP, *names, *telecommands, *label_cols]
-    types = {TIMESTAMP: pa.timestamp("ns")}
+    zoned = _first_time_zoned(path, header)  # pyarrow reads zoned times only as such
+    types = {TIMESTAMP: pa.timestamp("ns", tz="UTC" if zoned else None)}
     types.update({c: pa.float32() for c in (*names, *telecommands)})
     types.update({c: pa.int16() for c in label_cols})
     convert = pacsv.ConvertOptions(
@@ -366,11 +376,25 @@ def _read_one(
             store.release(out, pos, pos + n)
             pos += n
     except pa.ArrowInvalid as exc:
-        raise _arrow_error(exc, path, header) from None
+        raise _arrow_error(exc, path, header, zoned) from None
     return pos
 
 
-def _arrow_error(exc: Exception, path: Path, header: list[str]) -> ESAInputError:
+def _first_time_zoned(path: Path, header: list[str]) -> bool:
+    """Whether the first data row's timestamp ends in a time zone (``Z``, ``+02:00``): then
+    every timestamp of the file must have one, and they are converted to UTC."""
+    col = header.index(TIMESTAMP)
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            rows = csv.reader(f)
+            next(rows, None)
+            first = next((row for row in rows if row), [])
+    except (OSError, csv.Error):  # pyarrow names the problem when it reads the file
+        return False
+    return col < len(first) and ZONE.search(first[col].strip()) is not None
+
+
+def _arrow_error(exc: Exception, path: Path, header: list[str], zoned: bool) -> ESAInputError:
     """Turn pyarrow's 'In CSV column #3: ... invalid value 'x'' into a named error."""
     msg = str(exc)
     column, value = None, None
@@ -383,7 +407,7 @@ def _arrow_error(exc: Exception, path: Path, header: list[str]) -> ESAInputError
         value = msg.split("invalid value '", 1)[1].rsplit("'", 1)[0]
     if column is not None and value is not None:
         if column == TIMESTAMP:
-            reason = f"not a timestamp in the format {TIME_FORMAT}"
+            reason = _time_reason(value, zoned)
         elif column.startswith(LABEL_PREFIX):
             reason = f"not an integer label code 0..{MAX_CODE}"
         else:
@@ -394,3 +418,24 @@ def _arrow_error(exc: Exception, path: Path, header: list[str]) -> ESAInputError
     return ESAInputError(
         f"cannot parse the CSV: {one_line(exc)}", path=path, column=column, value=value
     )
+
+
+def _time_reason(value: str, zoned: bool) -> str:
+    """Why pyarrow refused the timestamp ``value`` of a file whose first timestamp has a time
+    zone (``zoned``) or none."""
+    try:
+        when = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        when = None
+    if when is not None and not pd.isna(when):
+        try:
+            when.as_unit("ns")
+        except (ValueError, OverflowError):  # OutOfBoundsDatetime: pandas reads it in s / us
+            return f"timestamp {NS_RANGE}"
+        if (when.tzinfo is not None) != zoned:
+            has, first = ("no", "has one") if zoned else ("a", "has none")
+            return (
+                f"timestamp with {has} time zone where the file's first timestamp {first}: a "
+                "file's timestamps must all have a time zone (converted to UTC) or none (UTC)"
+            )
+    return f"not a timestamp in the format {TIME_FORMAT} (a time zone, Z or +02:00, may follow)"
