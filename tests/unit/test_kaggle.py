@@ -435,3 +435,26 @@ def test_whole_number_float_ids_are_read_as_integer_ids(tmp_path):
         spoiled.to_parquet(path, index=False)
         with pytest.raises(ESAInputError, match=r"t.parquet.*'id'.*at row 66: .*whole number"):
             list(iter_parquet_batches(path, batch_rows=21))
+
+
+def test_column_names_follow_the_esa_csv_rule(tmp_path):
+    """A column named " kanäl " became a channel with the spaces, and one named "" a channel
+    without a name, where esa_csv trims names and refuses empty ones: the same rule now holds
+    (readers.common.clean_names), for read_kaggle and iter_parquet_batches."""
+    frame, values, _, _, names = make_parts()
+    padded = frame.rename(columns={"channel_2": " kanäl ", "id": " id "})
+    root = write_layout(tmp_path / "kg", padded, 60)
+    m = read(root)
+    assert list(m.channels["Channel"]) == ["channel_1", "kanäl", "channel_3", "channel_4"]
+    np.testing.assert_array_equal(m.values, values)
+    np.testing.assert_array_equal(m.timestamps, np.arange(75))
+    ids, vals, cols = next(iter_parquet_batches(root / "test.parquet", columns=["kanäl"]))
+    assert cols == ["kanäl"]
+    np.testing.assert_array_equal(vals[:, 0], values[60:, 1])
+    empty = write_layout(tmp_path / "empty", frame.rename(columns={"channel_3": ""}), 60)
+    for call in (lambda: read(empty), lambda: next(iter_parquet_batches(empty / "test.parquet"))):
+        with pytest.raises(ESAInputError, match=r"\.parquet: column 4 .*has no name"):
+            call()
+    twice = write_layout(tmp_path / "twice", frame.rename(columns={"channel_3": "channel_2 "}), 60)
+    with pytest.raises(ESAInputError, match=r"'channel_2'.*duplicate column names"):
+        read(twice)

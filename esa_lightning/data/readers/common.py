@@ -41,6 +41,22 @@ def ns_times(
         ) from None
 
 
+def clean_names(names: Sequence[str], path: Path | str, *, unnamed_hint: str = "") -> list[str]:
+    """A file's column names as the readers name channels: without surrounding spaces
+    (`` channel_1 `` is ``channel_1``). A name empty once trimmed (it would become a channel
+    without a name) is refused naming its position (from 1) and ``unnamed_hint`` (how such a
+    column comes about); so are two names that are the same once trimmed."""
+    clean = [str(name).strip() for name in names]
+    if "" in clean:
+        raise ESAInputError(
+            f"column {clean.index('') + 1} of the header has no name{unnamed_hint}", path=path
+        )
+    dupes = sorted({name for name in clean if clean.count(name) > 1})
+    if dupes:
+        raise ESAInputError("duplicate column names", path=path, column=dupes[0])
+    return clean
+
+
 def check_no_index_taken(table: pd.DataFrame, path: Path | str) -> None:
     """Refuse a table ``pd.read_csv`` read with an index of its own: rows holding more cells
     than the header (a trailing comma, an unquoted comma in a cell) make pandas take the extra

@@ -47,6 +47,7 @@ from esa_lightning.data.readers.common import (
     check_codes,
     check_increasing_batch,
     check_no_index_taken,
+    clean_names,
     events_from_labels,
     median_period,
     name_undescribed,
@@ -204,16 +205,13 @@ def _read_header(path: Path) -> list[str]:
         raise ESAInputError(f"cannot read the header: {one_line(exc)}", path=path) from None
     if not header:
         raise ESAInputError("empty file (no header line)", path=path)
-    header = [h.strip() for h in header]
-    if "" in header:  # else read as a channel named "" whose labels is_anomaly_ are missing
-        raise ESAInputError(
-            f"column {header.index('') + 1} of the header has no name (a DataFrame index "
-            "written by to_csv without index=False, or a trailing comma)",
-            path=path,
-        )
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise ESAInputError("duplicate column names", path=path, column=dupes[0])
+    # an unnamed column would be a channel named "" whose labels is_anomaly_ are missing
+    header = clean_names(
+        header,
+        path,
+        unnamed_hint=" (a DataFrame index written by to_csv without index=False, or a "
+        "trailing comma)",
+    )
     if TIMESTAMP not in header:
         raise ESAInputError("missing the timestamp column", path=path, column=TIMESTAMP)
     return header

@@ -5,7 +5,8 @@ Layout: a folder with ``train.parquet`` and/or ``test.parquet`` (``id``, ``chann
 parquet file: ``test.parquet`` is test data (scored on its labels if it has any),
 ``train.parquet`` training data, and a file of another name is training data when it has
 ``is_anomaly``, test data without it. A pandas index stored as a column
-(``__index_level_0__``) is not a channel and is not read.
+(``__index_level_0__``) is not a channel and is not read. Column names are read as esa_csv
+reads its header (``readers.common.clean_names``): without surrounding spaces, none empty.
 
 Choices worth knowing:
 - Column projection: only the requested channels, the telecommands, ``id`` and ``is_anomaly``
@@ -50,6 +51,7 @@ from esa_lightning.data.readers.cache import (
 )
 from esa_lightning.data.readers.common import (
     check_increasing,
+    clean_names,
     events_from_labels,
     int64_ids,
     one_line,
@@ -161,11 +163,10 @@ def iter_parquet_batches(
         raise ESAInputError(f"missing column(s) {missing[:5]}", path=path, column=missing[0])
     for c in names:
         _check_numeric(schema, c, path)
-    pf = pq.ParquetFile(path)
     last_id = None
     carry = np.full(len(names), np.nan, dtype=np.float32)
     row = 0
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=[ID, *names]):
+    for batch in _batches(path, [ID, *names], batch_rows):
         ids = _ids(batch.column(ID), path, row)
         row += len(ids)
         if len(ids) == 0:
@@ -228,27 +229,40 @@ def _locate(root: Path, include_test: bool) -> tuple[Path | None, Path | None, P
 
 
 def _schema(path: Path) -> pa.Schema:
+    """The file's schema, its column names as esa_csv names columns (``clean_names``: without
+    surrounding spaces, none empty)."""
     try:
-        return pq.ParquetFile(path).schema_arrow
+        raw = pq.ParquetFile(path).schema_arrow
     except FileNotFoundError:
         raise ESAInputError("no such file", path=path) from None
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise ESAInputError(f"not a readable parquet file: {one_line(exc)}", path=path) from None
+    names = clean_names(raw.names, path)
+    return pa.schema(
+        [f.with_name(n) for f, n in zip(raw, names, strict=True)], metadata=raw.metadata
+    )
+
+
+def _batches(
+    path: Path, columns: list[str], batch_rows: int = BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """The file's ``columns`` (named as ``_schema`` names them) batch by batch."""
+    pf = pq.ParquetFile(path)
+    raw = dict(zip(clean_names(pf.schema_arrow.names, path), pf.schema_arrow.names, strict=True))
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=[raw[c] for c in columns]):
+        yield pa.RecordBatch.from_arrays([batch.column(raw[c]) for c in columns], names=columns)
 
 
 def _value_columns(schema: pa.Schema) -> list[str]:
     """Every column but ``id``, ``is_anomaly`` and a pandas index that ``DataFrame.to_parquet``
     stored as a column (``__index_level_0__`` once rows were dropped): row numbers, not data."""
     index = (schema.pandas_metadata or {}).get("index_columns", [])
-    skip = {ID, LABEL, *(c for c in index if isinstance(c, str) and c != ID)}
+    skip = {ID, LABEL, *(c.strip() for c in index if isinstance(c, str) and c.strip() != ID)}
     return [c for c in schema.names if c not in skip]
 
 
 def _split_schema(schema: pa.Schema, path: Path) -> tuple[list[str], list[str]]:
     """(channel columns, telecommand columns) in file order; checks ``id`` and the types."""
-    dupes = sorted({c for c in schema.names if schema.names.count(c) > 1})
-    if dupes:
-        raise ESAInputError("duplicate column names", path=path, column=dupes[0])
     if ID not in schema.names:
         index = (schema.pandas_metadata or {}).get("index_columns", [])
         if any(isinstance(c, dict) and c.get("name") == ID for c in index):
@@ -360,8 +374,7 @@ def _read_one(
     columns = [ID, *names, *telecommands, *([LABEL] if has_label else [])]
     first = pos  # the file's first row
     try:
-        batches = pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
-        for batch in batches:
+        for batch in _batches(path, columns):
             n = batch.num_rows
             if pos + n > len(out["ids"]):
                 raise ESAInputError("file changed while reading", path=path)
