@@ -458,3 +458,19 @@ def test_column_names_follow_the_esa_csv_rule(tmp_path):
     twice = write_layout(tmp_path / "twice", frame.rename(columns={"channel_3": "channel_2 "}), 60)
     with pytest.raises(ESAInputError, match=r"'channel_2'.*duplicate column names"):
         read(twice)
+
+
+def test_a_named_pandas_index_is_refused_naming_it(tmp_path):
+    """``df.set_index("channel_2").to_parquet()`` stores channel_2 as the file's pandas index:
+    it was dropped without a word (the unnamed ``__index_level_0__`` is row numbers, this one is
+    data). It is refused naming the file and the column, in read_kaggle and
+    iter_parquet_batches."""
+    frame, *_ = make_parts()
+    root = tmp_path / "kg"
+    root.mkdir()
+    path = root / "train.parquet"
+    frame.iloc[:60].set_index("channel_2").to_parquet(path)
+    for call in (lambda: read(root), lambda: next(iter_parquet_batches(path))):
+        with pytest.raises(ESAInputError, match="pandas index.*reset_index") as err:
+            call()
+        assert err.value.path == str(path) and err.value.column == "channel_2"

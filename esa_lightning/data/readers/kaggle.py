@@ -5,7 +5,8 @@ Layout: a folder with ``train.parquet`` and/or ``test.parquet`` (``id``, ``chann
 parquet file: ``test.parquet`` is test data (scored on its labels if it has any),
 ``train.parquet`` training data, and a file of another name is training data when it has
 ``is_anomaly``, test data without it. A pandas index stored as a column
-(``__index_level_0__``) is not a channel and is not read. Column names are read as esa_csv
+(``__index_level_0__``) is not a channel and is not read; a named one other than ``id``
+(``df.set_index("channel_2")``) is refused naming it. Column names are read as esa_csv
 reads its header (``readers.common.clean_names``): without surrounding spaces, none empty.
 
 Choices worth knowing:
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -68,6 +70,7 @@ ID = "id"
 LABEL = "is_anomaly"
 CACHE_VERSION = 3  # 2: the unrepresentable-rows mark; 3: ids beyond int64, labels 0/1 refused
 BATCH_ROWS = 262144
+UNNAMED_INDEX = re.compile(r"__index_level_\d+__")  # pandas' name for an unnamed index level
 
 
 def read_kaggle(
@@ -230,7 +233,9 @@ def _locate(root: Path, include_test: bool) -> tuple[Path | None, Path | None, P
 
 def _schema(path: Path) -> pa.Schema:
     """The file's schema, its column names as esa_csv names columns (``clean_names``: without
-    surrounding spaces, none empty)."""
+    surrounding spaces, none empty). A named pandas index other than ``id`` is refused: it is
+    data (``df.set_index("channel_2")``), where the unnamed ``__index_level_0__`` is row numbers
+    that are not read."""
     try:
         raw = pq.ParquetFile(path).schema_arrow
     except FileNotFoundError:
@@ -238,6 +243,17 @@ def _schema(path: Path) -> pa.Schema:
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise ESAInputError(f"not a readable parquet file: {one_line(exc)}", path=path) from None
     names = clean_names(raw.names, path)
+    index = (raw.pandas_metadata or {}).get("index_columns", [])
+    named = [c.strip() for c in index if isinstance(c, str) and not UNNAMED_INDEX.fullmatch(c)]
+    named = [c for c in named if c != ID]  # an index named id is the id column
+    if named:
+        raise ESAInputError(
+            "is the file's pandas index (DataFrame.set_index), which is not read: write it as a "
+            "column with df.reset_index().to_parquet(...), or drop it with "
+            "df.reset_index(drop=True)",
+            path=path,
+            column=named[0],
+        )
     return pa.schema(
         [f.with_name(n) for f, n in zip(raw, names, strict=True)], metadata=raw.metadata
     )
