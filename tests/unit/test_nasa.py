@@ -391,3 +391,17 @@ def test_repeated_rows_whose_spacecraft_differs_in_case_only_are_merged(tmp_path
     with pytest.warns(UserWarning, match="A-1"):
         m = read_nasa(root, val_fraction=None)
     assert len(m.events) == 2 and m.meta["spacecraft"] == ["SMAP"]
+
+
+@pytest.mark.parametrize("cell", ["", "  "])
+def test_a_row_without_a_chan_id_is_refused_naming_its_row(tmp_path, cell):
+    """An empty chan_id cell was read as a channel named '' and refused as 'channel listed in
+    labeled_anomalies.csv but file missing' for train/.npy, naming no row of the csv."""
+    root = write_nasa(tmp_path / "smap")
+    csv = root / "labeled_anomalies.csv"
+    listing = pd.read_csv(csv, dtype=str)
+    blank = listing.iloc[[0]].assign(chan_id=cell)
+    pd.concat([listing, blank]).to_csv(csv, index=False)
+    with pytest.raises(ESAInputError, match="row 2 after the header") as err:
+        read_nasa(root)
+    assert err.value.path == str(csv) and err.value.column == "chan_id"

@@ -111,6 +111,11 @@ def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
     if listing.empty:
         raise ESAInputError("empty file (no channels listed)", path=csv_path)
     listing = listing.apply(lambda s: s.str.strip())
+    empty = np.flatnonzero((listing["chan_id"] == "").to_numpy())
+    if len(empty):  # else a channel named '' whose files train/.npy are missing
+        raise ESAInputError(
+            f"empty cell in row {empty[0] + 1} after the header", path=csv_path, column="chan_id"
+        )
     listing["spacecraft"] = listing["spacecraft"].str.upper()  # as spacecraft= matches it
     root = csv_path.parent
     _warn_unlisted_files(root, set(listing["chan_id"]), csv_path)
