@@ -6,8 +6,10 @@ DataFrame with a DatetimeIndex and numeric columns needs (pandas 1.x to 3.x pick
 everything else with an ``ESAInputError`` naming the file and the refused ``module.name``.
 
 Allowed: the DataFrame/BlockManager/Index/DatetimeArray reconstruction helpers, numpy array and
-dtype reconstruction, time zones (datetime, zoneinfo, pytz, dateutil), date offsets (``freq``),
-and the pyarrow string arrays that pandas 3 uses for column labels. ``builtins.getattr``
+dtype reconstruction, pandas' nullable arrays (Int64, Float64, boolean columns: a values array
+and a mask, checked to match before the frame is returned), time zones (datetime, zoneinfo,
+pytz, dateutil), date offsets (``freq``), and the pyarrow string arrays that pandas 3 uses for
+column labels. ``builtins.getattr``
 (which pickles of ``zoneinfo`` zones use) is replaced by a version that only fetches
 ``ZoneInfo._unpickle``; pyarrow's ``_restore_array`` (which builds an array from raw buffers
 without looking at them: an offset beyond its buffer aborts the interpreter or reads foreign
@@ -30,10 +32,21 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from esa_lightning.errors import ESAInputError
 
+# pandas' nullable columns (Int64, UInt8, Float64, boolean): plain data containers, a values
+# array and a boolean mask set as attributes; built without running anything but pandas'
+# own constructors on the objects this allow-list already lets a pickle make.
+_NULLABLE_ARRAYS = {"IntegerArray", "FloatingArray", "BooleanArray"}
+_NULLABLE_DTYPES = {
+    *(f"{kind}{bits}Dtype" for kind in ("Int", "UInt") for bits in (8, 16, 32, 64)),
+    "Float32Dtype",
+    "Float64Dtype",
+    "BooleanDtype",
+}
 _ALLOWED: dict[str, set[str]] = {
     "builtins": {"slice", "bytearray", "object", "complex", "frozenset", "set"},
     "__builtin__": {"slice", "bytearray", "object", "complex", "frozenset", "set"},
@@ -58,8 +71,9 @@ _ALLOWED: dict[str, set[str]] = {
         "StringDtype",
         "Timestamp",
         "Timedelta",
+        *_NULLABLE_DTYPES,
     },
-    "pandas.arrays": {"DatetimeArray", "StringArray", "ArrowStringArray"},
+    "pandas.arrays": {"DatetimeArray", "StringArray", "ArrowStringArray", *_NULLABLE_ARRAYS},
     "pandas.core.frame": {"DataFrame"},
     "pandas.core.series": {"Series"},
     "pandas.core.indexes.base": {"_new_Index", "Index"},
@@ -83,6 +97,10 @@ _ALLOWED: dict[str, set[str]] = {
     "pandas.core.arrays.datetimes": {"DatetimeArray"},
     "pandas.core.arrays.string_": {"StringArray", "StringDtype"},
     "pandas.core.arrays.string_arrow": {"ArrowStringArray"},
+    # pandas < 3 names the nullable classes by the modules defining them
+    "pandas.core.arrays.integer": {"IntegerArray", *_NULLABLE_DTYPES},
+    "pandas.core.arrays.floating": {"FloatingArray", *_NULLABLE_DTYPES},
+    "pandas.core.arrays.boolean": {"BooleanArray", "BooleanDtype"},
     "pandas.core.dtypes.dtypes": {"DatetimeTZDtype"},
     "pandas._libs.tslibs.timestamps": {"_unpickle_timestamp", "Timestamp"},
     "pandas._libs.tslibs.timedeltas": {"_timedelta_unpickle", "Timedelta"},
@@ -263,4 +281,35 @@ def read_pickled_frame(path: str | os.PathLike) -> pd.DataFrame:
         payload.close()
     if not isinstance(obj, pd.DataFrame):
         raise ESAInputError(f"expected a pickled DataFrame, got {type(obj).__name__}", path=path)
+    _check_nullable_columns(obj, path)
     return obj
+
+
+def _check_nullable_columns(frame: pd.DataFrame, path: Path) -> None:
+    """A nullable column's values and mask are set straight from the pickle: they must be 1-D
+    arrays of one length, the mask boolean, the values of the column's dtype; a mask of another
+    length or dtype would otherwise mark the wrong cells missing, without a word."""
+    from pandas.core.arrays.masked import BaseMaskedArray
+
+    for j in range(frame.shape[1]):
+        array = frame.iloc[:, j].array
+        if not isinstance(array, BaseMaskedArray):
+            continue
+        data, mask = getattr(array, "_data", None), getattr(array, "_mask", None)
+        try:
+            numpy_dtype = array.dtype.numpy_dtype
+        except (AttributeError, TypeError):
+            numpy_dtype = None
+        if not (
+            isinstance(data, np.ndarray)
+            and isinstance(mask, np.ndarray)
+            and data.ndim == 1
+            and data.shape == mask.shape
+            and mask.dtype == np.bool_
+            and data.dtype == numpy_dtype
+        ):
+            raise ESAInputError(
+                "malformed nullable column (its values and mask do not match)",
+                path=path,
+                column=str(frame.columns[j]),
+            )

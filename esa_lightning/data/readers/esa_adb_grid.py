@@ -113,7 +113,7 @@ def read_raw_series(
         )
     column = frame.iloc[:, 0]
     if column.dtype == bool or pd.api.types.is_bool_dtype(column.dtype):
-        values = column.to_numpy(dtype=np.float64)
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)  # boolean's <NA>: NaN
     elif pd.api.types.is_numeric_dtype(column.dtype):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
