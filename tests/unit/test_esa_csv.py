@@ -299,8 +299,9 @@ def test_all_nan_channel_is_an_error(tmp_path):
     frame, _, _, _, labels, names, _ = make_frame(n=10)
     frame["channel_2"] = np.nan
     path = write_csv(tmp_path / "x.csv", frame, labels, names)
-    with pytest.raises(ESAInputError, match="channel_2.*no finite"):
+    with pytest.raises(ESAInputError, match="channel_2.*no finite") as err:
         read(path)
+    assert err.value.path == str(path)  # the full path, as the other errors give it
 
 
 def test_test_file_must_follow_train(tmp_path):

@@ -474,3 +474,12 @@ def test_a_named_pandas_index_is_refused_naming_it(tmp_path):
         with pytest.raises(ESAInputError, match="pandas index.*reset_index") as err:
             call()
         assert err.value.path == str(path) and err.value.column == "channel_2"
+
+
+def test_a_channel_without_a_finite_value_is_named_with_the_files_full_path(tmp_path):
+    frame, *_ = make_parts()
+    root = write_layout(tmp_path / "kg", frame.assign(channel_3=np.nan), 60)
+    with pytest.raises(ESAInputError, match="no finite value") as err:
+        read(root)
+    assert err.value.column == "channel_3"
+    assert err.value.path == f"{root / 'train.parquet'}, {root / 'test.parquet'}"

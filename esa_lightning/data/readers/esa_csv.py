@@ -315,7 +315,7 @@ def _read_files(
                 value=str(out["timestamps"][start]),
             )
     arrays = {k: v[:pos] for k, v in out.items()}
-    where = ", ".join(f.name for f in files)
+    where = ", ".join(str(f) for f in files)  # full paths, as every other error names files
     arrays["unrepresentable"] = repair_values(arrays["values"], names, source=where)
     zero_nonfinite(arrays["telecommands"], source=where)
     return arrays, {"n_train": n_train}

@@ -367,7 +367,7 @@ def _read_parts(
                 column=ID,
                 value=int(out["ids"][start]),
             )
-    where = ", ".join(p.name for p in parts)
+    where = ", ".join(str(p) for p in parts)  # full paths, as every other error names files
     out["unrepresentable"] = repair_values(out["values"], names, source=where)
     zero_nonfinite(out["telecommands"], source=where)
     info = {
