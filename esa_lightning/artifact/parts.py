@@ -169,7 +169,7 @@ def schema_structure_problem(schema: Any) -> str | None:
     if problem := period_problem(schema["period"]):
         return f"schema.{problem}"
     if problem := record_problem(schema.get(PREPROCESSING_KEY), schema["channels"]):
-        return f"schema.{PREPROCESSING_KEY}.{problem}"
+        return f"schema.{problem}"
     return None
 
 

@@ -77,15 +77,25 @@ def record_input(mission: Mission) -> dict[str, Any] | None:
     return {**record, "channel_table": json.loads(table), "ranges": channel_ranges(mission)}
 
 
-def record_problem(record: Any, channels: list[str]) -> str | None:
+def record_problem(
+    record: Any, channels: list[str], where: str = PREPROCESSING_KEY
+) -> str | None:
     """What is wrong with a recorded preprocessing (``record_input``'s, read back from an
     artifact that may have been edited) for a detector of ``channels``, or None. The channel
     table may leave channels out (``data.frame`` gives them names of their own) but not list
-    one twice or one the detector does not have."""
+    one twice or one the detector does not have. The problem names its key path from
+    ``where`` (the record's own key) on: ``preprocessing must be an object, ...``,
+    ``preprocessing.index = 'row', ...``."""
     if record is None:
         return None
     if not isinstance(record, dict):
-        return f"must be an object, not a JSON {type(record).__name__}"
+        return f"{where} must be an object, not a JSON {type(record).__name__}"
+    problem = _fields_problem(record, channels)
+    return None if problem is None else f"{where}.{problem}"
+
+
+def _fields_problem(record: dict[str, Any], channels: list[str]) -> str | None:
+    """``record_problem`` of a record that is an object, named from its keys on."""
     choices = {"index": ("time", "id"), "resample": ("hold", "none"),
                "telecommands": ("pulses", "values")}
     for key, allowed in choices.items():

@@ -125,3 +125,44 @@ def test_a_mission_built_in_python_with_numbered_groups_loads_again(tmp_path, ar
         warnings.simplefilter("ignore")
         result = Detector.load(tmp_path / "detector").predict(artifact[1])
     assert len(result.rows) == len(artifact[1])
+
+
+# each form of refusal, whole: the key path from schema.preprocessing on, then what is wrong
+MESSAGES = {
+    "not an object": (lambda record: "hold", "schema.preprocessing must be an object, not a "
+                      "JSON str"),
+    "unknown index": (lambda record: {**record, "index": "row"},
+                      "schema.preprocessing.index = 'row', not one of ['time', 'id']"),
+    "unreadable period": (lambda record: {**record, "period": "soon"},
+                          "schema.preprocessing.period = 'soon': must be a positive duration"),
+    "hold without period": (lambda record: {**record, "resample": "hold", "period": None},
+                            "schema.preprocessing.resample = 'hold' needs a period"),
+    "counters not a list": (lambda record: {**record, "counters": 3},
+                            "schema.preprocessing.counters = 3: must be a list of channel names"),
+    "ranges not an object": (lambda record: {**record, "ranges": [1, 2]},
+                             "schema.preprocessing.ranges must be an object: channel -> "
+                             "[min, max]"),
+    "range not two numbers": (lambda record: {**record, "ranges": {"channel_1": [1]}},
+                              "schema.preprocessing.ranges['channel_1'] = [1]: must be"),
+    "table not a list": (lambda record: {**record, "channel_table": 5},
+                         "schema.preprocessing.channel_table must be a list of rows, not a "
+                         "JSON int"),
+    "row not an object": (lambda record: {**record, "channel_table": ["channel_1"]},
+                          "schema.preprocessing.channel_table[0] is a JSON str, not an object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MESSAGES))
+def test_each_refusal_of_the_recorded_preprocessing_reads_as_a_key_path(copy_of, case):
+    """The refusal names the key path from ``schema.preprocessing`` on: the record itself not
+    being an object used to read ``schema.preprocessing.must be an object``."""
+    replace, expected = MESSAGES[case]
+    folder = copy_of()
+    manifest = json.loads((folder / "detector.json").read_text())
+    schema = manifest["schema"]
+    schema["preprocessing"] = replace(schema["preprocessing"])
+    (folder / "detector.json").write_text(json.dumps(manifest))
+    with pytest.raises(ESAInputError) as info:
+        Detector.load(folder)
+    message = str(info.value)
+    assert f"corrupt detector.json ({expected}" in message, message
