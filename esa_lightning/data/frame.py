@@ -426,20 +426,29 @@ def _warn_nan(
 
 
 def _warn_skipped_keys(stamps: np.ndarray, prep: Preprocessing, check: InputCheck) -> None:
+    if message := skipped_keys(stamps, prep):
+        check.warn(message)
+
+
+def skipped_keys(stamps: np.ndarray, prep: Preprocessing) -> str | None:
+    """The warning for row keys (``prep.index``: ids, or times on the ``prep.period`` grid)
+    that skip some in between, or None: rows taken as given are scored as given, the missing
+    ones not filled. ``Detector.predict`` and ``predict.py`` both warn with it."""
     if prep.index == "id":
         step, unit = np.diff(stamps), 1
     elif prep.period is not None:
         step, unit = np.diff(stamps.astype(np.int64)), pd.Timedelta(prep.period).value
     else:
-        return
+        return None
     skipped = step > unit
-    if skipped.any():
-        i = int(np.argmax(skipped))
-        what = "id(s)" if prep.index == "id" else "timestamp(s) of the grid"
-        check.warn(
-            f"{int(((step[skipped] // unit) - 1).sum())} {what} missing (first after "
-            f"{stamps[i]}): rows are scored as given (this detector's data is not resampled)"
-        )
+    if not skipped.any():
+        return None
+    i = int(np.argmax(skipped))
+    what = "id(s)" if prep.index == "id" else "timestamp(s) of the grid"
+    return (
+        f"{int(((step[skipped] // unit) - 1).sum())} {what} missing (first after "
+        f"{stamps[i]}): rows are scored as given (this detector's data is not resampled)"
+    )
 
 
 def _longest_run(mask: np.ndarray) -> tuple[int, int]:

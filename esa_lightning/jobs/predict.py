@@ -62,6 +62,7 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     part = range_of(mission, cfg.range)
     if len(part.values) == 0:
         raise ESAInputError(nothing_to_score(cfg.range), path=cfg.data.root)
+    warn_skipped_rows(part, cfg.data.root)
     log.info("scoring %d rows of %s", len(part.values), mission.name)
     # the rows before the range are the context its first windows and detrending need, and
     # the validation range is scored as training scored it: without the test rows after it
@@ -110,6 +111,22 @@ def trained_channels(data_cfg: Any, schema: dict[str, Any]) -> Any:
     return OmegaConf.create({**options, "channels": list(schema["channels"])})
 
 
+
+
+def warn_skipped_rows(part: Mission, source: Any) -> None:
+    """Warn, as ``Detector.predict`` does (``data.frame.skipped_keys``), where the rows to score
+    skip ids or grid times: the readers of rows taken as given (ESA CSV, Kaggle) keep them as
+    they are. A reader that resamples onto its grid (raw ESA) leaves no grid row out."""
+    import warnings
+
+    from esa_lightning.data.frame import InputWarning, skipped_keys
+    from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
+
+    prep = Preprocessing.from_dict(part.meta.get(PREPROCESSING_KEY))
+    if prep is None or prep.resample != "none" or part.timestamps is None:
+        return
+    if message := skipped_keys(np.asarray(part.timestamps), prep):
+        warnings.warn(f"{source}: {message}", InputWarning, stacklevel=2)
 
 
 def nothing_to_score(name: str) -> str:

@@ -1,0 +1,85 @@
+"""``predict.py`` checks the rows it scores as ``Detector.predict(df)`` checks a DataFrame: the
+same warning for keys missing from the grid or the id sequence (rows scored as given), with the
+file named instead of ``DataFrame``."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+import esa_lightning
+from esa_lightning.data.frame import InputWarning
+from esa_lightning.data.readers.esa_csv import read_esa_csv
+from esa_lightning.data.readers.kaggle import read_kaggle
+from tests.helpers import write_esa_csv, write_kaggle
+from tests.integration.test_python_api import predict_quietly, zscore_detector
+
+GAP = range(100, 121)  # the rows dropped: 21 keys missing
+
+
+def predicted(detector: Path, overrides: list[str], tmp_path: Path) -> list[str]:
+    """The input warnings of ``predict.py ckpt=detector overrides`` (range=all)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        esa_lightning.predict(
+            detector,
+            [*overrides, "range=all", "max_figures=0"],
+            output_dir=tmp_path / "out",
+            root_dir=tmp_path,
+        )
+    return [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
+
+
+def api_message(detector, frame: pd.DataFrame) -> str:
+    """The API's warning about the missing keys, without its ``DataFrame: `` source."""
+    _, messages = predict_quietly(detector, frame)
+    [message] = [m for m in messages if "missing" in m]
+    return message.removeprefix("DataFrame: ")
+
+
+def test_esa_csv_rows_missing_from_the_grid_are_warned_about_as_the_api_does(tmp_path):
+    whole = write_esa_csv(tmp_path / "whole.csv", n=300)
+    det = zscore_detector(read_esa_csv(whole, cache_dir=tmp_path / "c1"), tmp_path / "det", 4.0)
+    frame = pd.read_csv(whole)
+    path = tmp_path / "gap.csv"
+    frame.drop(index=GAP).to_csv(path, index=False)
+
+    messages = predicted(tmp_path / "det", ["data=esa_csv", f"data.root={path}"], tmp_path)
+    expected = api_message(det, frame.drop(index=GAP).set_index(
+        pd.DatetimeIndex(pd.to_datetime(frame["timestamp"].drop(index=GAP)))
+    ).drop(columns="timestamp"))
+    assert f"{path}: {expected}" in messages, messages
+    assert "21 timestamp(s) of the grid missing" in expected
+
+
+def test_kaggle_ids_missing_are_warned_about_as_the_api_does(tmp_path):
+    root = tmp_path / "kaggle"
+    root.mkdir()
+    write_kaggle(root / "train.parquet", n=300)
+    test = pd.read_parquet(write_kaggle(tmp_path / "test.parquet", n=300, labels=False))
+    test = test.assign(id=test["id"] + 300).drop(index=GAP)
+    test.to_parquet(root / "test.parquet", index=False)
+    det = zscore_detector(read_kaggle(root, cache_dir=tmp_path / "c1"), tmp_path / "det", 4.0)
+
+    messages = predicted(tmp_path / "det", ["data=kaggle", f"data.root={root}"], tmp_path)
+    expected = api_message(det, test)
+    assert f"{root}: {expected}" in messages, messages
+    assert "21 id(s) missing" in expected
+
+
+def test_rows_without_a_missing_key_are_not_warned_about(tmp_path):
+    path = write_esa_csv(tmp_path / "whole.csv", n=300)
+    zscore_detector(read_esa_csv(path, cache_dir=tmp_path / "c1"), tmp_path / "det", 4.0)
+    messages = predicted(tmp_path / "det", ["data=esa_csv", f"data.root={path}"], tmp_path)
+    assert not [m for m in messages if "missing" in m], messages
+
+
+def test_a_single_missing_row_is_counted(tmp_path):
+    whole = write_esa_csv(tmp_path / "whole.csv", n=300)
+    zscore_detector(read_esa_csv(whole, cache_dir=tmp_path / "c1"), tmp_path / "det", 4.0)
+    path = tmp_path / "gap.csv"
+    pd.read_csv(whole).drop(index=150).to_csv(path, index=False)
+    messages = predicted(tmp_path / "det", ["data=esa_csv", f"data.root={path}"], tmp_path)
+    assert any(m.startswith(f"{path}: 1 timestamp(s) of the grid missing") for m in messages)
