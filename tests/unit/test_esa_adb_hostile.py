@@ -8,20 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.errors import ESAInputError
-from tests.unit.test_esa_adb import make_mission
+from tests.unit.test_esa_adb import make_mission, read
 
 
 @pytest.fixture
 def mission_dir(tmp_path: Path) -> Path:
     return make_mission(tmp_path / "M")
-
-
-def read(root: Path, **kw):
-    kw.setdefault("use_cache", False)
-    return read_esa_mission(root, **kw)
 
 
 @pytest.mark.parametrize("option", ["start", "end", "split_date"])
