@@ -137,7 +137,6 @@ class Detector:
         config = read_text_part(path, "config.yaml") if (path / "config.yaml").exists() else ""
         return cls(components, manifest["schema"], combiner, config, manifest["info"])
 
-
     def check(self, source: str) -> None:
         """Refuse a detector built or changed in memory whose parts disagree, with the checks
         ``load`` makes of an artifact (``merge_detectors`` makes them of its sources): the

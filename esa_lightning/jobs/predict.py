@@ -111,8 +111,6 @@ def trained_channels(data_cfg: Any, schema: dict[str, Any]) -> Any:
     return OmegaConf.create({**options, "channels": list(schema["channels"])})
 
 
-
-
 def warn_skipped_rows(part: Mission, source: Any) -> None:
     """Warn, as ``Detector.predict`` does (``data.frame.skipped_keys``), where the rows to score
     skip ids or grid times: the readers of rows taken as given (ESA CSV, Kaggle) keep them as
