@@ -139,6 +139,27 @@ def test_folder_train_test_and_channel_table(tmp_path):
     np.testing.assert_array_equal(t.values, values[:, [0, 2]])
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_file_without_label_columns_reads_as_unlabeled_telemetry(tmp_path, cached):
+    # new telemetry to score carries no is_anomaly_<channel> column: it was refused as missing
+    # them; it reads as the Kaggle reader reads a test.parquet without is_anomaly
+    frame, _, values, commands, labels, names, _ = make_frame(n=50)
+    labels[10:15, 1] = 1
+    write_csv(tmp_path / "3_months.train.csv", frame.iloc[:30], labels[:30], names)
+    frame.iloc[30:].to_csv(tmp_path / "3_months.test.csv", index=False, float_format="%.9g")
+    kw = {"use_cache": True, "cache_dir": tmp_path / "cache"} if cached else {}
+    for _ in range(1 + cached):  # the cached read too
+        m = read(tmp_path, **kw)
+        np.testing.assert_array_equal(m.values, values)
+        np.testing.assert_array_equal(m.telecommands, commands)
+        np.testing.assert_array_equal(m.labels[:30], labels[:30])
+        assert not m.labels[30:].any()
+        assert m.meta["train_labeled"] and not m.meta["test_labeled"]
+        assert len(m.events) == 1
+    alone = read(tmp_path / "3_months.test.csv")  # one unlabeled file, split or not
+    assert not alone.meta["train_labeled"] and not alone.meta["test_labeled"]
+
+
 def test_validation_falls_back_to_a_fraction_of_a_short_training_range(tmp_path):
     """As data=esa: val_days that do not fit (a NASA mission converted to CSV spans days, not
     the 180 days 90 validation days need) give the last val_fraction of the training rows."""

@@ -3,7 +3,9 @@
 Layout: ``timestamp`` (``%Y-%m-%d %H:%M:%S`` or ISO 8601, in UTC; a file whose timestamps end in
 a time zone, ``Z`` or ``+02:00``, is converted to UTC, as the raw reader does), value columns
 ``channel_N``, telecommand columns ``telecommand_N``, then one ``is_anomaly_<column>`` (uint8 code
-0..4) per value column. ``root``
+0..4) per value column; a file without any ``is_anomaly_`` column is unlabeled new telemetry
+(labels 0, ``meta["train_labeled"]`` / ``meta["test_labeled"]`` False, as the Kaggle reader
+reads a parquet file without ``is_anomaly``). ``root``
 is one CSV file (split by ``split_date``) or a folder with one ``*.train.csv`` and optionally one
 ``*.test.csv`` (the test part starts at the first test row).
 
@@ -103,8 +105,11 @@ def read_esa_csv(
     table = _channel_table(train_file.parent / "channels.csv", channel_cols)
     selected = select_channels(table, channels, lightweight=lightweight, source=str(train_file))
     names = list(selected["Channel"])
-    needed = [TIMESTAMP, *names, *telecommand_cols, *(LABEL_PREFIX + c for c in names)]
+    # a file without any label column is unlabeled telemetry; one with some needs them all
+    labeled = {f: any(h.startswith(LABEL_PREFIX) for h in header) for f, header in headers.items()}
     for f, header in headers.items():
+        needed = [TIMESTAMP, *names, *telecommand_cols]
+        needed += [LABEL_PREFIX + c for c in names] if labeled[f] else []
         present = set(header)
         missing = [c for c in needed if c not in present]
         if missing:
@@ -120,7 +125,7 @@ def read_esa_csv(
     arrays, info = read_through_cache(
         cache_entry(cache_dir, key),
         use_cache,
-        lambda store: _read_files(files, headers, names, telecommand_cols, store),
+        lambda store: _read_files(files, headers, labeled, names, telecommand_cols, store),
     )
 
     ts = arrays["timestamps"]
@@ -150,6 +155,8 @@ def read_esa_csv(
             "source": str(root),
             "files": [f.name for f in files],
             "cache_key": key,
+            "train_labeled": labeled[train_file],
+            "test_labeled": labeled[test_file or train_file],
             PREPROCESSING_KEY: Preprocessing(
                 index="time", period=None if period is None else str(period)
             ).to_dict(),
@@ -288,6 +295,7 @@ def _count_lines(path: Path) -> int:
 def _read_files(
     files: list[Path],
     headers: dict[Path, list[str]],
+    labeled: dict[Path, bool],
     names: list[str],
     telecommands: list[str],
     store: ArrayStore,
@@ -297,12 +305,12 @@ def _read_files(
         "timestamps": store.empty("timestamps", (capacity,), "datetime64[ns]"),
         "values": store.empty("values", (capacity, len(names)), np.float32),
         "telecommands": store.empty("telecommands", (capacity, len(telecommands)), np.float32),
-        "labels": store.empty("labels", (capacity, len(names)), np.uint8),
+        "labels": store.zeros("labels", (capacity, len(names)), np.uint8),  # unlabeled: 0
     }
     pos, n_train = 0, 0
     for i, f in enumerate(files):
         start = pos
-        pos = _read_one(f, headers[f], names, telecommands, out, pos, store)
+        pos = _read_one(f, headers[f], labeled[f], names, telecommands, out, pos, store)
         if pos == start:
             raise ESAInputError("no data rows", path=f)
         if i == 0:
@@ -324,14 +332,16 @@ def _read_files(
 def _read_one(
     path: Path,
     header: list[str],
+    labeled: bool,
     names: list[str],
     telecommands: list[str],
     out: dict[str, np.ndarray],
     pos: int,
     store: ArrayStore,
 ) -> int:
-    """Stream ``path`` into ``out`` from row ``pos``; return the row after the last one."""
-    label_cols = [LABEL_PREFIX + c for c in names]
+    """Stream ``path`` into ``out`` from row ``pos``; return the row after the last one. An
+    unlabeled file leaves its rows' labels 0."""
+    label_cols = [LABEL_PREFIX + c for c in names] if labeled else []
     columns = [TIMESTAMP, *names, *telecommands, *label_cols]
     zoned = _first_time_zoned(path, header)  # pyarrow reads zoned times only as such
     types = {TIMESTAMP: pa.timestamp("ns", tz="UTC" if zoned else None)}
