@@ -112,9 +112,7 @@ def read_raw_series(
             value=str(index[i + 1]),
         )
     column = frame.iloc[:, 0]
-    if column.dtype == bool or pd.api.types.is_bool_dtype(column.dtype):
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)  # boolean's <NA>: NaN
-    elif pd.api.types.is_numeric_dtype(column.dtype):
+    if pd.api.types.is_numeric_dtype(column.dtype):  # bool and nullable ones too: <NA> as NaN
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         numeric = pd.to_numeric(column, errors="coerce")
