@@ -20,6 +20,7 @@ from esa_lightning.metrics.intervals import runs
 from esa_lightning.metrics.report import (
     SELECTIONS,
     align_prediction_frame,
+    not_whole_ids,
     plain,
     refuse_row,
     score_aligned,
@@ -113,8 +114,8 @@ def score_series_frame(
             )
     alarm_all = zero_one(frame, "is_anomaly", path)
     id_all = pd.to_numeric(frame["id"], errors="coerce")
-    whole = id_all.notna() & (id_all % 1 == 0) & (id_all.abs() <= 2**62)
-    refuse_row(frame, "id", ~whole.to_numpy(), "an id must be a whole number", path)
+    refuse_row(frame, "id", not_whole_ids(id_all.to_numpy()), "an id must be a whole number",
+               path)
     score_all = score_column(frame, path)
     empty = frame["channel"].isna().to_numpy() | (frame["channel"].astype(str).str.strip() == "")
     if empty.any():

@@ -343,6 +343,21 @@ def _keys(pred: pd.DataFrame, column: str, path: str | Path | None) -> np.ndarra
         raise ESAInputError(exc.reason, path=path, column=column) from None
 
 
+#: whole-number float ids up to this size are read as the int64 ids they are (61.0 is 61)
+WHOLE_ID_LIMIT = 2**62
+
+
+def not_whole_ids(ids: np.ndarray) -> np.ndarray:
+    """bool [n]: the ids that are no whole number within ``WHOLE_ID_LIMIT`` (NaN, inf, 61.5,
+    1e30); the one rule of the readers, evaluate.py and the prediction alignment."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "iu":
+        return (ids > WHOLE_ID_LIMIT) | (ids < -WHOLE_ID_LIMIT)
+    ids = ids.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(ids) | (ids % 1 != 0) | (np.abs(ids) > WHOLE_ID_LIMIT)
+
+
 def _as_kind_of(pred: pd.DataFrame, column: str, keys: np.ndarray, dtype: np.dtype, ids: bool,
                 path: str | Path | None) -> np.ndarray:
     """``keys`` in the mission's time ``dtype``. Whole-number float ids (61.0, as pandas writes
@@ -352,7 +367,7 @@ def _as_kind_of(pred: pd.DataFrame, column: str, keys: np.ndarray, dtype: np.dty
         return keys
     reason = "prediction keys and mission timestamps differ in kind"
     if ids and keys.dtype.kind == "f" and dtype.kind in "iu":
-        refuse_row(pred, column, (keys % 1 != 0) | (np.abs(keys) > 2**62), reason, path)
+        refuse_row(pred, column, not_whole_ids(keys), reason, path)
         return keys.astype(dtype)
     bad = keys % 1 != 0  # integer keys of float ids, or the reverse
     refuse_row(pred, column, bad if bad.any() else np.ones(len(keys), dtype=bool), reason, path)

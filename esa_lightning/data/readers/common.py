@@ -15,10 +15,9 @@ from esa_lightning.data.mission import EVENT_COLUMNS, LABEL_CODES, empty_events
 from esa_lightning.data.selection import NS_RANGE
 from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.intervals import runs as true_runs
+from esa_lightning.metrics.report import not_whole_ids
 
 MAX_CODE = max(LABEL_CODES)
-# float ids up to this size may be read as int64 ids (as evaluate.py's id checks bound them)
-WHOLE_ID_LIMIT = 2.0**62
 
 
 def one_line(exc: BaseException) -> str:
@@ -275,8 +274,7 @@ def int64_ids(ids: np.ndarray, path: str | Path, column: str, first_row: int = 0
     not finite or beyond 2**62 is refused naming its row (``first_row`` plus its position,
     counted from 0 as the file's rows) and value."""
     if ids.dtype.kind == "f":
-        with np.errstate(invalid="ignore"):
-            bad = ~np.isfinite(ids) | (ids % 1 != 0) | (np.abs(ids) > WHOLE_ID_LIMIT)
+        bad = not_whole_ids(ids)
         if bad.any():
             row = int(np.argmax(bad))
             raise ESAInputError(
