@@ -104,6 +104,7 @@ def frame_to_mission(
             raise ESAInputError("channel holds no finite value", path=SOURCE, column=name)
     _check_counters(columns, names, prep, recorded.get("ranges") or {}, check)
     if prep.resample == "hold":
+        _check_grid_span(stamps, prep, _time_column(frame))
         values, telecommands, stamps, marked = _hold_on_grid(
             stamps, columns, names, commands, prep, check
         )
@@ -138,15 +139,20 @@ def frame_to_mission(
 
 
 # ------------------------------------------------------------------------------- the index
+def _time_column(frame: pd.DataFrame) -> str:
+    """Where a time-indexed frame's times are: its 'timestamp' column, or its index."""
+    if "timestamp" in frame.columns and not isinstance(frame.index, pd.DatetimeIndex):
+        return "timestamp"
+    return "index"
+
+
 def _index(frame: pd.DataFrame, prep: Preprocessing) -> tuple[np.ndarray, Any]:
     """datetime64[ns] (UTC) or int64 row keys, strictly increasing, and the time zone the
     frame's times were given in (None: naive times, or ids)."""
     timezone = None
     if prep.index == "time":
-        if "timestamp" in frame.columns and not isinstance(frame.index, pd.DatetimeIndex):
-            index, where = _parse_timestamps(frame["timestamp"]), "timestamp"
-        else:
-            index, where = frame.index, "index"
+        where = _time_column(frame)
+        index = _parse_timestamps(frame["timestamp"]) if where == "timestamp" else frame.index
         if not isinstance(index, pd.DatetimeIndex):
             raise ESAInputError(
                 f"the detector was trained on time-indexed data: give a DatetimeIndex (got "
@@ -326,6 +332,22 @@ def _check_counters(
 
 
 # ----------------------------------------------------------------------- the two pipelines
+def _check_grid_span(stamps: np.ndarray, prep: Preprocessing, where: str) -> None:
+    """Refuse times spanning more grid rows than the raw reader allows (a corrupt timestamp?)
+    before the grid is allocated, naming the frame's times rather than the reader's options."""
+    from esa_lightning.data.readers.esa_adb_grid import MAX_GRID_ROWS, period_ns
+
+    first, last = int(stamps[0].astype(np.int64)), int(stamps[-1].astype(np.int64))
+    rows = (last - first) // period_ns(prep.period) + 1
+    if rows > MAX_GRID_ROWS:
+        raise ESAInputError(
+            f"times from {stamps[0]} to {stamps[-1]} span {rows} grid rows at {prep.period}: "
+            f"more than {MAX_GRID_ROWS} (a corrupt timestamp?); score the frame in pieces",
+            path=SOURCE,
+            column=where,
+        )
+
+
 def _hold_on_grid(
     stamps: np.ndarray,
     columns: dict[str, np.ndarray],

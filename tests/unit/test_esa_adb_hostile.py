@@ -67,6 +67,21 @@ def test_the_grid_spanned_by_all_channels_is_bounded_by_max_rows(mission_dir):
     assert "max_rows=1000" in str(err.value) and err.value.column in ("channel_1", "channel_2")
 
 
+def test_a_cached_read_is_bounded_by_the_max_rows_of_the_call(mission_dir, tmp_path):
+    # the cache key does not hold max_rows (the rows read do not depend on it): a read cached
+    # with a large max_rows used to come back from a later call with a smaller one
+    idx = pd.DatetimeIndex(["2000-01-02", "2000-01-02 00:00:30"])
+    pd.DataFrame({"channel_2": [1.0, 2.0]}, index=idx).to_pickle(
+        mission_dir / "channels/channel_2.zip"
+    )
+    cache = tmp_path / "cache"
+    assert len(read(mission_dir, max_rows=5000, use_cache=True, cache_dir=cache).timestamps) == 2882
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir, max_rows=1000, use_cache=True, cache_dir=cache)
+    assert "max_rows=1000" in str(err.value) and "2882" in str(err.value)
+    assert err.value.path == str(mission_dir)
+
+
 @pytest.mark.parametrize(
     ("table", "row"),
     [

@@ -97,3 +97,21 @@ def test_a_time_beyond_the_nanosecond_range_is_named(where):
         frame_to_mission(frame, schema)
     assert err.value.column == where and "3000-01-01" in str(err.value.value)
     assert "outside the dates a datetime64[ns]" in str(err.value)
+
+
+def test_a_frame_spanning_more_grid_rows_than_the_reader_allows_is_named():
+    """A frame whose times lie centuries apart (a corrupt timestamp) spans more grid rows than
+    the raw reader allows: the refusal named data.start / data.end, options a DataFrame caller
+    never sets. It names the frame's index, its first and last time and the rows."""
+    times = pd.DatetimeIndex(["2000-01-01", "2000-01-01 00:00:30", "2100-01-01"])
+    frame = pd.DataFrame({"channel_1": [1.0, 2.0, 3.0]}, index=times)
+    schema = {
+        "channels": ["channel_1"],
+        "telecommands": [],
+        "preprocessing": {"index": "time", "resample": "hold", "period": "30s"},
+    }
+    with pytest.raises(ESAInputError) as err:
+        frame_to_mission(frame, schema)
+    message = str(err.value)
+    assert "data.start" not in message and err.value.column == "index"
+    assert "2100-01-01" in message and "105192001 grid rows" in message

@@ -62,6 +62,7 @@ from esa_lightning.data.readers.cache import (
 )
 from esa_lightning.data.readers.common import check_no_index_taken
 from esa_lightning.data.readers.esa_adb_grid import (
+    MAX_GRID_ROWS,
     build_arrays,
     period_ns,
     resolve_jobs,
@@ -101,7 +102,7 @@ def read_esa_mission(
     cache_dir: str | os.PathLike | UserCacheDir | None = USER_CACHE_DIR,
     use_cache: bool = True,
     n_jobs: int | None = None,
-    max_rows: int = 50_000_000,
+    max_rows: int = MAX_GRID_ROWS,
 ) -> Mission:
     """Read the ESA-ADB mission folder ``root`` into a ``Mission`` on a ``period`` grid.
 
@@ -193,6 +194,12 @@ def read_esa_mission(
     folder = cache_entry(cache_dir, key)
     arrays, info = read_through_cache(folder, use_cache, build)
     k_lo, n = int(info["k_lo"]), int(info["n_rows"])
+    if n > max_rows:  # a read cached by a call with a larger max_rows (the key omits it)
+        raise ESAInputError(
+            f"the chosen channels span {n} grid rows: more than max_rows={max_rows}; select a "
+            "time range with data.start / data.end",
+            path=root,
+        )
     timestamps = ((np.arange(n, dtype=np.int64) + k_lo) * p_ns).view("datetime64[ns]")
     if n:
         lo, hi = timestamps[0], timestamps[-1]

@@ -26,6 +26,8 @@ from esa_lightning.progress import progress
 _BLOCK = 4096  # output rows written at once per channel group (stays in cache)
 _GROUP = 16  # channels resampled before they are written into the output together
 _T = TypeVar("_T")
+# the most grid rows a read may span (about 47 years at 30 s): beyond it, a corrupt timestamp
+MAX_GRID_ROWS = 50_000_000
 
 
 # --------------------------------------------------------------------------- raw series
@@ -251,7 +253,7 @@ def _channel_column(
     counter: bool,
     k_lo: int | None,
     k_hi: int | None,
-    max_rows: int = 50_000_000,
+    max_rows: int = MAX_GRID_ROWS,
 ) -> _Column:
     """Read, validate, repair and resample one channel (runs in a worker thread)."""
     ts, values = _raw_samples(path, name)
@@ -293,7 +295,7 @@ def build_arrays(
     start: Any,
     end: Any,
     n_jobs: int = 1,
-    max_rows: int = 50_000_000,
+    max_rows: int = MAX_GRID_ROWS,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """(values, labels, telecommands arrays on the grid; {k_lo, n_rows}) of the chosen files."""
     k_lo = None if start is None else _floor_div(to_ns(start, "start"), p_ns)
