@@ -11,7 +11,8 @@ own process and folder (``<sweep-dir>/<trial number>``), with the sweep's overri
 trial's; its ``metrics.json`` value of ``optimized_metric`` is what Optuna sees.
 
 The study lives in ``--storage`` (default ``sqlite:///<sweep-dir>/optuna.db``): rerunning the
-same command after a stop continues the study until it holds ``--n-trials`` complete trials;
+same command after a stop continues the study until it holds ``--n-trials`` complete trials
+(a crashed or NaN trial is recorded failed and not counted: ``sweep_failures``);
 ``optuna-dashboard <storage>`` or ``<sweep-dir>/trials.csv`` show it. The hydra-optuna-sweeper
 plugin cannot do this: it pins optuna < 3, whose RDB storage fails under current SQLAlchemy.
 """
@@ -39,15 +40,18 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.install import composition_reason
 from esa_lightning.io import atomic_path, make_output_folder
 from esa_lightning.jobs.paths import compose_config
+from esa_lightning.jobs.sweep_failures import (
+    FailureStreak,
+    QuietCrashes,
+    TrialFailed,
+    crash_summary,
+    crashed,
+    record_crash,
+)
 
 log = logging.getLogger("esa_lightning")
 MIN_OPTUNA = 4
 SEARCH_NODE = "optuna"
-MIN_NAN_STREAK = 3
-
-
-class TrialFailed(RuntimeError):
-    """A trial's ``train.py`` ended with an error that is not a user-input error."""
 
 
 @dataclass
@@ -258,7 +262,9 @@ def chosen_overrides(plan: SweepPlan, trial: Any) -> list[str]:
 
 
 def run_trial(plan: SweepPlan, trial: Any) -> float:
-    """One ``train.py`` run with the trial's overrides; its ``optimized_metric``."""
+    """One ``train.py`` run with the trial's overrides; its ``optimized_metric``. A run that
+    crashed raises ``TrialFailed`` (Optuna records the trial FAIL, the sweep goes on); one that
+    exits 2, a user-input error every trial would hit, stops the sweep."""
     chosen = chosen_overrides(plan, trial)
     run_dir = plan.sweep_dir / str(trial.number)
     overrides = [*plan.overrides, *chosen]
@@ -274,14 +280,11 @@ def run_trial(plan: SweepPlan, trial: Any) -> float:
             stderr=subprocess.STDOUT,
             check=False,
         )
-    if proc.returncode:
+    if proc.returncode == 2:  # a user-input error: every trial would hit it
         tail = console.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-        if proc.returncode == 2:  # a user-input error: every trial would hit it
-            raise ESAInputError(f"trial {trial.number}: {tail[0]}", path=console)
-        last_lines = "\n".join(console.read_text(errors="replace").splitlines()[-15:])
-        raise TrialFailed(
-            f"{last_lines}\ntrial {trial.number} failed (exit code {proc.returncode}): {console}"
-        )
+        raise ESAInputError(f"trial {trial.number}: {tail[0]}", path=console)
+    if proc.returncode:
+        raise record_crash(trial, proc.returncode, console)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     if plan.metric not in metrics:
         raise ESAInputError(
@@ -362,32 +365,29 @@ def sweep(plan: SweepPlan) -> Any:
     )
     if remaining <= 0:
         return study
-    # NaN trials in a row (Optuna records them failed) after which the sweep gives up
-    limit = max(remaining, MIN_NAN_STREAK)
-    streak: list[int] = []
+    streak = FailureStreak(remaining)  # failed trials in a row: too many stop the sweep
 
     def after_trial(study: Any, trial: Any) -> None:
         write_trials(study, plan.sweep_dir)
-        streak[:] = [*streak, trial.number] if trial.state == TrialState.FAIL else []
-        if len(streak) >= limit:
+        if streak.add(trial):
             study.stop()
 
+    quiet = QuietCrashes()  # a crash is one line of ours, not Optuna's traceback of this code
+    optuna_log = logging.getLogger("optuna.study._optimize")
+    optuna_log.addFilter(quiet)
     try:  # until the study holds n_trials complete trials (MaxTrialsCallback stops it)
         study.optimize(
             lambda trial: run_trial(plan, trial),
             callbacks=[MaxTrialsCallback(plan.n_trials, states=(TrialState.COMPLETE,)),
                        after_trial],
+            catch=(TrialFailed,),  # a crashed trial is recorded FAIL; the next one runs
         )
     finally:
+        optuna_log.removeFilter(quiet)
         write_trials(study, plan.sweep_dir)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if done < plan.n_trials:
-        raise ESAInputError(
-            f"{len(streak)} trials in a row ({', '.join(map(str, streak))}) gave {plan.metric} "
-            f"NaN, recorded failed: the study holds {done} of {plan.n_trials} complete "
-            "trials; rerun to continue, or choose another optimized_metric",
-            column="optimized_metric",
-        )
+        raise streak.error(plan.metric, done, plan.n_trials)
     return study
 
 
@@ -417,7 +417,8 @@ def argument_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str], config_dir: Path, train_command: list[str]) -> int:
-    """The ``sweep.py`` entry: 0 when done, 2 on a user error, 130 when interrupted."""
+    """The ``sweep.py`` entry: 0 when done, 2 on a user error, 1 when trials crashed in a row,
+    130 when interrupted."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     args = argument_parser().parse_intermixed_args(argv)
     try:
@@ -434,6 +435,9 @@ def main(argv: list[str], config_dir: Path, train_command: list[str]) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to continue the study", file=sys.stderr)
         return 130
+    failed = [t for t in study.trials if crashed(t)]
+    if failed:  # the study is complete all the same: its best trial follows, as the last line
+        print(f"{crash_summary(failed)}: recorded failed, not counted")
     complete = [t for t in study.trials if t.value is not None]
     if complete:
         best = study.best_trial

@@ -4,6 +4,7 @@ persisted in SQLite that a stopped sweep resumes (Optuna >= 4 for the persisted 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from esa_lightning.errors import ESAInputError
@@ -22,6 +24,7 @@ from esa_lightning.jobs.optuna_sweep import (
     make_plan,
     suggest,
 )
+from esa_lightning.jobs.sweep_failures import CRASH_STREAK
 from tests.conftest import CONF, REPO
 from tests.helpers import checkout_env
 
@@ -139,6 +142,120 @@ def test_a_study_whose_every_trial_is_nan_stops_with_one_line(tmp_path, monkeypa
                        ) as caught:
         sweep_with_values([float("nan")] * 10, 2, tmp_path, monkeypatch)
     assert "\n" not in str(caught.value)
+
+
+FAKE_TRAIN = """
+import json, pathlib, sys
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+calls = pathlib.Path({calls!r})
+call = int(calls.read_text()) if calls.exists() else 0
+calls.write_text(str(call + 1))
+print("training", args.get("model.quantile"))
+crash = {crash_calls!r}
+if crash == "all" or call in crash:
+    print("Traceback (most recent call last):")
+    print("RuntimeError: CUDA out of memory (call %d)" % call)
+    sys.exit({code})
+pathlib.Path(args["hydra.run.dir"], "metrics.json").write_text(
+    json.dumps({{"val/EW_F_0.50": 0.5 + call / 100}}))
+"""
+
+
+def fake_train(tmp_path: Path, crash_calls, code: int = 1) -> list[str]:
+    """A ``train.py`` stand-in (no training): it writes a ``metrics.json``, or prints a
+    traceback's last line and exits ``code`` on the calls ``crash_calls`` (0 is the first;
+    ``"all"``: every call)."""
+    script = tmp_path / f"fake_train_{code}_{len(list(tmp_path.glob('fake_train_*')))}.py"
+    calls = tmp_path / "calls.txt"
+    script.write_text(FAKE_TRAIN.format(calls=str(calls), crash_calls=crash_calls, code=code))
+    return [sys.executable, str(script)]
+
+
+def run_sweep(tmp_path: Path, train: list[str], n_trials: int) -> int:
+    """``sweep.py`` (its ``main``) over a smoke run whose trials are ``train``."""
+    from esa_lightning.jobs import optuna_sweep
+
+    pytest.importorskip("optuna", minversion="4.0")
+    argv = ["experiment=smoke", "model.quantile=choice(99.0,99.5,99.9)",
+            "--sweep-dir", str(tmp_path / "sweep"), "--n-trials", str(n_trials)]
+    return optuna_sweep.main(argv, CONF, train)
+
+
+def load_trials(tmp_path: Path) -> list:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'sweep' / 'optuna.db'}"
+    return optuna.load_study(study_name="smoke", storage=storage).trials
+
+
+def test_a_crashed_trial_is_recorded_failed_and_the_sweep_goes_on(
+    tmp_path, capsys, caplog, monkeypatch
+):
+    """A trial whose train.py crashed (out of memory, an exception: exit code 1) raised
+    TrialFailed out of study.optimize: the sweep ended there, exit 1, the other trials of the
+    night never ran."""
+    pytest.importorskip("optuna", minversion="4.0")  # its import sets up its logger: then
+    monkeypatch.setattr(logging.getLogger("optuna"), "propagate", True)  # caplog sees it too
+    caplog.set_level("INFO")
+    code = run_sweep(tmp_path, fake_train(tmp_path, crash_calls=[1]), n_trials=3)
+    out = capsys.readouterr().out
+    assert code == 0
+    trials = load_trials(tmp_path)
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    crashed = trials[1]
+    console = tmp_path / "sweep" / "1" / "console.log"
+    assert crashed.user_attrs["exit_code"] == 1
+    assert crashed.user_attrs["console"] == str(console)
+    assert crashed.user_attrs["last_line"] == "RuntimeError: CUDA out of memory (call 1)"
+    table = pd.read_csv(tmp_path / "sweep" / "trials.csv")
+    assert table["state"].tolist() == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert table["user_attrs_exit_code"].tolist()[1] == 1
+    # one log line for the crash, no traceback of the sweep's own code
+    about = [r for r in caplog.records if "trial 1" in r.getMessage().lower()
+             and "fail" in r.getMessage()]
+    assert len(about) == 1, [r.getMessage() for r in about]
+    line = about[0].getMessage()
+    assert "exit code 1" in line and str(console) in line and "\n" not in line
+    assert about[0].exc_info is None
+    # the end: the best trial as before, and one line naming the crashed trial and its log
+    lines = out.strip().splitlines()
+    assert lines[-1].startswith("best of 3 trials: trial 3")
+    assert lines[-2].startswith("1 trial crashed (1; exit code 1)")
+    assert str(console) in lines[-2]
+
+
+def test_a_sweep_whose_every_trial_crashes_stops_after_a_streak_and_resumes(tmp_path, capsys):
+    """A crash every trial hits (a bug) stops the sweep after a few trials in a row, not
+    after all of them; rerunning the command once it is fixed continues the same study."""
+    code = run_sweep(tmp_path, fake_train(tmp_path, crash_calls="all"), n_trials=20)
+    err = capsys.readouterr().err
+    assert code == 1
+    trials = load_trials(tmp_path)
+    assert len(trials) == CRASH_STREAK  # of 20 to run
+    assert {t.state.name for t in trials} == {"FAIL"}
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("error: ")
+    numbers = ", ".join(str(t.number) for t in trials)
+    assert f"{len(trials)} trials in a row failed ({numbers})" in message
+    assert "exit code 1" in message and "CUDA out of memory" in message
+    assert str(tmp_path / "sweep" / str(trials[-1].number) / "console.log") in message
+    assert "rerun" in message
+
+    (tmp_path / "calls.txt").unlink()
+    assert run_sweep(tmp_path, fake_train(tmp_path, crash_calls=[]), n_trials=2) == 0
+    states = [t.state.name for t in load_trials(tmp_path)]
+    assert states == ["FAIL"] * len(trials) + ["COMPLETE"] * 2
+    assert f"{len(trials)} trials crashed" in capsys.readouterr().out
+
+
+def test_a_trial_that_exits_2_stops_the_sweep_at_once(tmp_path, capsys):
+    """Exit code 2 is a user-input error every trial would hit: no further trial runs."""
+    code = run_sweep(tmp_path, fake_train(tmp_path, crash_calls=[0], code=2), n_trials=3)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert [t.state.name for t in load_trials(tmp_path)] == ["FAIL"]
+    assert err.strip().splitlines()[-1].startswith("error: ")
+    assert "trial 0: RuntimeError: CUDA out of memory (call 0)" in err
 
 
 def test_bad_sweep_settings_are_one_line_errors():

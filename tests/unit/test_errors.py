@@ -9,7 +9,7 @@ import pytest
 from esa_lightning.data.safe_pickle import _Refused
 from esa_lightning.data.selection import UnknownChannels, select_channels
 from esa_lightning.errors import ESAInputError
-from esa_lightning.jobs.optuna_sweep import TrialFailed
+from esa_lightning.jobs.sweep_failures import TrialFailed
 
 
 def raised_unknown_channels() -> UnknownChannels:

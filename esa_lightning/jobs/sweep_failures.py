@@ -1,0 +1,106 @@
+"""What ``sweep.py`` does with a failed trial: a ``train.py`` that crashed (an exit code other
+than 0 and 2) or a NaN ``optimized_metric`` is recorded FAIL in the study, and the sweep goes on
+with the next trial until too many fail in a row (``FailureStreak``)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from esa_lightning.errors import ESAInputError
+
+log = logging.getLogger("esa_lightning")
+MIN_NAN_STREAK = 3  # NaN trials in a row: as many as the run has trials to run, at least this
+CRASH_STREAK = 5  # at most this many failed trials in a row when one of them crashed
+LAST_LINE_CHARS = 300
+
+
+class TrialFailed(RuntimeError):
+    """A trial's ``train.py`` ended with an error that is not a user-input error."""
+
+
+def record_crash(trial: Any, returncode: int, console: Path) -> TrialFailed:
+    """Store the crash in ``trial``'s user attributes (``exit_code``, ``console``,
+    ``last_line``: the last line of its output), log it in one line and return the error that
+    makes Optuna record the trial FAIL."""
+    lines = console.read_text(errors="replace").strip().splitlines()
+    last = lines[-1].strip()[:LAST_LINE_CHARS] if lines else ""
+    trial.set_user_attr("exit_code", returncode)
+    trial.set_user_attr("console", str(console))
+    trial.set_user_attr("last_line", last)
+    message = f"trial {trial.number} failed (exit code {returncode}): {console}"
+    log.warning("%s; its last line: %s", message, last)
+    return TrialFailed(message)
+
+
+def crashed(trial: Any) -> bool:
+    """Whether ``trial`` is a crash ``record_crash`` stored (not a NaN value, not a stop)."""
+    return "exit_code" in trial.user_attrs and trial.state.name == "FAIL"
+
+
+def crash_summary(trials: list[Any]) -> str:
+    """The crashed ``trials`` in one phrase: how many, their numbers, exit codes and console
+    logs."""
+    numbers = ", ".join(str(t.number) for t in trials)
+    codes = ", ".join(sorted({str(t.user_attrs["exit_code"]) for t in trials}))
+    consoles = ", ".join(str(t.user_attrs["console"]) for t in trials)
+    many = "s" if len(trials) > 1 else ""
+    return f"{len(trials)} trial{many} crashed ({numbers}; exit code {codes}), see {consoles}"
+
+
+class QuietCrashes(logging.Filter):
+    """On Optuna's ``optuna.study._optimize`` logger: drops its two warnings about a crashed
+    trial (the traceback of the sweep's own code, then "failed with value None"), which
+    ``record_crash`` has logged in one line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numbers: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = re.match(r"Trial (\d+) failed", record.getMessage())
+        if found is None:
+            return True
+        if record.exc_info and isinstance(record.exc_info[1], TrialFailed):
+            self.numbers.add(found[1])
+        return found[1] not in self.numbers
+
+
+class FailureStreak:
+    """The failed trials in a row. The sweep gives up after as many as it had trials to run, at
+    least ``MIN_NAN_STREAK``; at most ``CRASH_STREAK`` when one of them crashed (a crash every
+    trial hits, a bug, costs a few trials, not the night)."""
+
+    def __init__(self, remaining: int) -> None:
+        self.nan_limit = max(remaining, MIN_NAN_STREAK)
+        self.trials: list[Any] = []
+
+    def add(self, trial: Any) -> bool:
+        """Count ``trial`` (a finished one); whether the sweep should stop."""
+        self.trials = [*self.trials, trial] if trial.state.name == "FAIL" else []
+        crashes = any(crashed(t) for t in self.trials)
+        limit = min(self.nan_limit, CRASH_STREAK) if crashes else self.nan_limit
+        return len(self.trials) >= limit
+
+    def error(self, metric: str, done: int, n_trials: int) -> Exception:
+        """Why the sweep stopped, in one line: ``TrialFailed`` (exit 1) when one of the trials
+        crashed, else the NaN ``ESAInputError`` (exit 2)."""
+        numbers = ", ".join(str(t.number) for t in self.trials)
+        held = f"the study holds {done} of {n_trials} complete trials"
+        crashes = [t for t in self.trials if crashed(t)]
+        nans = [str(t.number) for t in self.trials if not crashed(t)]
+        if not crashes:
+            return ESAInputError(
+                f"{len(self.trials)} trials in a row ({numbers}) gave {metric} NaN, recorded "
+                f"failed: {held}; rerun to continue, or choose another optimized_metric",
+                column="optimized_metric",
+            )
+        nan_part = f"; {', '.join(nans)} gave {metric} NaN" if nans else ""
+        last = crashes[-1].user_attrs["last_line"]
+        return TrialFailed(
+            f"{len(self.trials)} trials in a row failed ({numbers}): {crash_summary(crashes)}; "
+            f"the last one's last line: {last}{nan_part}; {held}: fix the cause, then rerun the "
+            "same command to continue the study"
+        )
