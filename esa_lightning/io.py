@@ -251,6 +251,12 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
 
 
+def as_written_json(obj: Any) -> Any:
+    """``obj`` as ``write_json_atomic`` writes it and ``json.loads`` reads it back: numpy values
+    as Python ones, tuples as lists, keys as strings."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()

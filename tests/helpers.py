@@ -423,6 +423,21 @@ def fitted_zscore(mission: Mission):
     return model
 
 
+def manifest_of(folder: Path) -> dict:
+    """The detector.json of the artifact in ``folder``."""
+    return json.loads((folder / "detector.json").read_text())
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """``manifest`` written as ``folder``'s detector.json, its checksum (``manifest_sha256``)
+    computed again for the edit: a hostile file can recompute it, so the checks behind it
+    (structure, hyper-parameters, sizes) are tested with manifests forged through this."""
+    from esa_lightning.artifact.format import CHECKSUM_KEY, manifest_checksum
+
+    stamped = {**manifest, CHECKSUM_KEY: manifest_checksum(manifest)}
+    (folder / "detector.json").write_text(json.dumps(stamped))
+
+
 def set_cell(row: int, column: str, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """A spoiler of a predictions frame: ``value`` written into ``row`` of ``column``."""
 

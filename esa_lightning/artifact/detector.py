@@ -19,6 +19,7 @@ from esa_lightning.artifact.format import (
     import_allowed,
     package_versions,
     plain_hparams,
+    stamped,
 )
 from esa_lightning.artifact.parts import (
     artifact_folder,
@@ -115,7 +116,7 @@ class Detector:
             "info": self.info,
             "files": part_checksums(tmp),
         }
-        write_json_atomic(tmp / MANIFEST, manifest)
+        write_json_atomic(tmp / MANIFEST, stamped(manifest))
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Detector:

@@ -3,11 +3,14 @@ it may name (an allow-list), and the package versions it records."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import platform
+import warnings
 from dataclasses import replace
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,13 +18,18 @@ import numpy as np
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.selection import UnknownChannels
 from esa_lightning.errors import ESAInputError
+from esa_lightning.io import as_written_json
 from esa_lightning.models.registry import detector_families
 
 # 2: one model contract (post-processing in ``post_processing`` hyper-parameters and post-rule
 # buffers; every component a DetectorModule)
 # 3: ``files``, the sha256 of every part, checked at load
-FORMAT_VERSION = 3
+# 4: ``manifest_sha256``, the sha256 of detector.json itself (``manifest_checksum``)
+FORMAT_VERSION = 4
+# the formats ``load`` reads: format 3 with a warning (an edit of its detector.json goes unseen)
+READ_FORMATS = (3, 4)
 MANIFEST = "detector.json"
+CHECKSUM_KEY = "manifest_sha256"
 # the folders whose every file must be listed in ``files`` (the parts ``load`` reads)
 PART_FOLDERS = ("components", "combiner")
 # a component built from the manifest may hold at most this much more than its weights file
@@ -38,6 +46,52 @@ VERSIONED_PACKAGES = (
     "scikit-learn",
     "skops",
 )
+
+
+def manifest_checksum(manifest: dict[str, Any]) -> str:
+    """The sha256 of ``manifest``'s canonical JSON (sorted keys, no spaces, ASCII), of every key
+    but ``CHECKSUM_KEY``: what format 4 records under that key. NaN stays allowed (as ``NaN``):
+    detector.json may hold one, which ``read_manifest`` then refuses naming its key."""
+    body = {key: value for key, value in manifest.items() if key != CHECKSUM_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def stamped(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` as detector.json will hold it (read back as ``read_manifest`` reads it:
+    numpy values as Python ones, tuples as lists), with its checksum."""
+    plain = as_written_json(manifest)
+    return {**plain, CHECKSUM_KEY: manifest_checksum(plain)}
+
+
+def check_manifest_checksum(manifest: dict[str, Any], manifest_path: Path) -> None:
+    """Refuse a manifest changed since it was written: in format 4 its checksum missing or
+    other than its content's. Warn that a format-3 one (written before detector.json had a
+    checksum) could be edited unnoticed, and how to write it again in format 4."""
+    recorded = manifest.get(CHECKSUM_KEY)
+    if manifest.get("format_version") == 3:
+        if recorded is None:
+            warnings.warn(
+                f"{manifest_path}: written in artifact format 3, before detector.json had a "
+                "checksum: an edit of it (channels, hyper-parameters, info) would go "
+                "unnoticed; write it again in format 4 into a new folder with "
+                "Detector.load(old).save(new)",
+                UserWarning,
+                stacklevel=4,
+            )
+            return
+        why = f"format 3 records no {CHECKSUM_KEY}, it holds one"
+    elif recorded is None:
+        why = f"no {CHECKSUM_KEY}, which format {FORMAT_VERSION} records"
+    else:
+        why = f"its content's sha256 differs from its {CHECKSUM_KEY}"
+        if isinstance(recorded, str) and recorded == manifest_checksum(manifest):
+            return
+    raise ESAInputError(
+        f"changed since the artifact was written ({why}); restore it or retrain",
+        path=manifest_path,
+    )
+
 
 def mission_schema(mission: Mission) -> dict[str, Any]:
     """The parts of a mission a fitted detector depends on."""

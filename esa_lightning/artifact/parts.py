@@ -20,7 +20,9 @@ from esa_lightning.artifact.format import (
     MANIFEST,
     MAX_TEXT_BYTES,
     PART_FOLDERS,
+    READ_FORMATS,
     SLACK_BYTES,
+    check_manifest_checksum,
     import_allowed,
     plain_hparams,
 )
@@ -93,7 +95,8 @@ def _non_finite(value: Any, where: str) -> str | None:
 
 
 def read_manifest(manifest_path: Path) -> dict[str, Any]:
-    """``detector.json``, its structure checked: one line naming it otherwise."""
+    """``detector.json``, its format, checksum (format 4) and structure checked: one line
+    naming it otherwise."""
 
     def bad(reason: str) -> ESAInputError:
         return ESAInputError(f"corrupt {MANIFEST} ({reason})", path=manifest_path)
@@ -107,19 +110,21 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise bad(f"a JSON {type(manifest).__name__}, not an object")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    readable = " and ".join(str(v) for v in READ_FORMATS)
+    if version not in READ_FORMATS:
         if isinstance(version, int) and version > FORMAT_VERSION:
             raise ESAInputError(
                 f"written in artifact format {version} by a newer esa_lightning; this version "
-                f"reads format {FORMAT_VERSION} only: upgrade esa_lightning",
+                f"reads formats {readable} only: upgrade esa_lightning",
                 path=manifest_path,
             )
         raise ESAInputError(
-            f"written in artifact format {version!r}; this version reads format "
-            f"{FORMAT_VERSION} only (format 3 checks every part's checksum); retrain it with "
-            f"this version: {retrain_command(manifest_path.parent, manifest)}",
+            f"written in artifact format {version!r}; this version reads formats {readable} "
+            f"only (they check every part's checksum); retrain it with this version: "
+            f"{retrain_command(manifest_path.parent, manifest)}",
             path=manifest_path,
         )
+    check_manifest_checksum(manifest, manifest_path)
     components = manifest.get("components")
     if not isinstance(components, dict) or not components:
         raise bad("no components table")

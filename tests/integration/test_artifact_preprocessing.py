@@ -1,9 +1,9 @@
 """The preprocessing an artifact records for ``Detector.predict(df)`` (``schema.preprocessing``
-in detector.json, which no checksum covers: it may be edited) is checked when the artifact is
-loaded. A channel table that is no list of rows with a ``Channel`` name, that lists a channel
-twice or one the detector does not have, or flags that are not true/false, was met only by
-``predict(df)``, as a pandas KeyError or ValueError naming no file (or silently taken: a
-channel named 5 was scored as unlisted, a Target of "no" as true)."""
+in detector.json, whose checksum a hostile file can compute again after an edit) is checked
+when the artifact is loaded. A channel table that is no list of rows with a ``Channel`` name,
+that lists a channel twice or one the detector does not have, or flags that are not
+true/false, was met only by ``predict(df)``, as a pandas KeyError or ValueError naming no file
+(or silently taken: a channel named 5 was scored as unlisted, a Target of "no" as true)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from esa_lightning.api import Detector
 from esa_lightning.data.readers.esa_csv import read_esa_csv
 from esa_lightning.errors import ESAInputError
-from tests.helpers import write_esa_csv
+from tests.helpers import manifest_of, write_esa_csv, write_manifest
 from tests.integration.test_python_api import zscore_detector
 
 
@@ -73,9 +73,9 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFra
 
 
 def edited(folder: Path, edit) -> Path:
-    manifest = json.loads((folder / "detector.json").read_text())
+    manifest = manifest_of(folder)
     edit(manifest["schema"]["preprocessing"])
-    (folder / "detector.json").write_text(json.dumps(manifest))
+    write_manifest(folder, manifest)
     return folder
 
 
@@ -158,10 +158,10 @@ def test_each_refusal_of_the_recorded_preprocessing_reads_as_a_key_path(copy_of,
     being an object used to read ``schema.preprocessing.must be an object``."""
     replace, expected = MESSAGES[case]
     folder = copy_of()
-    manifest = json.loads((folder / "detector.json").read_text())
+    manifest = manifest_of(folder)
     schema = manifest["schema"]
     schema["preprocessing"] = replace(schema["preprocessing"])
-    (folder / "detector.json").write_text(json.dumps(manifest))
+    write_manifest(folder, manifest)
     with pytest.raises(ESAInputError) as info:
         Detector.load(folder)
     message = str(info.value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -21,7 +20,13 @@ from esa_lightning.models.gru_ae.model import (
     MemberMean,
     SeriesNetworks,
 )
-from tests.helpers import make_mission, trainer, two_series_mission
+from tests.helpers import (
+    make_mission,
+    manifest_of,
+    trainer,
+    two_series_mission,
+    write_manifest,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -192,10 +197,9 @@ def test_merge_calibrates_the_threshold_again_on_the_merged_errors(two_detectors
 def test_an_artifact_naming_an_unknown_post_processing_kind_is_refused(two_detectors, tmp_path):
     _, detectors = two_detectors
     detectors[0].save(tmp_path / "det")
-    manifest = tmp_path / "det" / "detector.json"
-    data = json.loads(manifest.read_text())
+    data = manifest_of(tmp_path / "det")
     data["components"]["gru"]["hparams"]["post_processing"]["threshold"]["kind"] = "os.system"
-    manifest.write_text(json.dumps(data))
+    write_manifest(tmp_path / "det", data)
     with pytest.raises(ESAInputError, match="os.system|post-processing kind"):
         Detector.load(tmp_path / "det")
 

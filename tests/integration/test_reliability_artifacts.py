@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers import manifest_of, write_manifest
 from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -181,18 +182,6 @@ def copy_of(artifacts, tmp_path):
     return copy
 
 
-def manifest_of(folder: Path) -> dict:
-    import json
-
-    return json.loads((folder / "detector.json").read_text())
-
-
-def write_manifest(folder: Path, manifest: dict) -> None:
-    import json
-
-    (folder / "detector.json").write_text(json.dumps(manifest))
-
-
 def reseal(folder: Path) -> None:
     """Record the current parts' checksums: a deliberate, consistent edit of the artifact."""
     from esa_lightning.artifact import part_checksums
@@ -304,7 +293,7 @@ def test_forest_head_in_a_checkpoint_is_checked_too():
         (lambda m: m.update(schema=["channel_1"]), "schema"),
         (lambda m: m.update(components={}), "no components"),
         (lambda m: m.pop("files"), "files"),
-        (lambda m: m.update(format_version="1"), "format '1'; this version reads format 3"),
+        (lambda m: m.update(format_version="1"), "format '1'; this version reads formats 3 and 4"),
         (lambda m: m.update(format_version=9), "newer"),
     ],
 )

@@ -6,7 +6,7 @@ import pytest
 from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.errors import ESAInputError
 from esa_lightning.runtime.chunks import score_in_chunks
-from tests.helpers import fitted_zscore, make_mission
+from tests.helpers import fitted_zscore, make_mission, manifest_of, write_manifest
 
 
 def test_save_load_gives_identical_scores(tmp_path):
@@ -33,9 +33,9 @@ def test_schema_mismatch_names_the_channels(tmp_path):
 def test_artifact_refuses_classes_outside_the_allow_list(tmp_path):
     mission = make_mission()
     Detector({"z": fitted_zscore(mission)}, mission_schema(mission)).save(tmp_path / "d")
-    manifest = json.loads((tmp_path / "d" / "detector.json").read_text())
+    manifest = manifest_of(tmp_path / "d")
     manifest["components"]["z"]["class"] = "os.system"
-    (tmp_path / "d" / "detector.json").write_text(json.dumps(manifest))
+    write_manifest(tmp_path / "d", manifest)
     with pytest.raises(ESAInputError, match="not allowed"):
         Detector.load(tmp_path / "d")
 
@@ -43,7 +43,7 @@ def test_artifact_refuses_classes_outside_the_allow_list(tmp_path):
 def test_artifacts_of_an_earlier_format_are_refused_with_the_command_that_retrains(tmp_path):
     from esa_lightning.artifact import FORMAT_VERSION, allowed_classes
 
-    assert FORMAT_VERSION == 3
+    assert FORMAT_VERSION == 4
     assert "esa_lightning.models.zscore.model.RobustZScore" in allowed_classes()
     mission = make_mission()
     Detector({"z": fitted_zscore(mission)}, mission_schema(mission),
@@ -51,7 +51,7 @@ def test_artifacts_of_an_earlier_format_are_refused_with_the_command_that_retrai
     manifest = json.loads((tmp_path / "d" / "detector.json").read_text())
     manifest["format_version"] = 2
     (tmp_path / "d" / "detector.json").write_text(json.dumps(manifest))
-    with pytest.raises(ESAInputError, match=r"format 2;.*format 3 only.*retrain.*"
+    with pytest.raises(ESAInputError, match=r"format 2;.*formats 3 and 4 only.*retrain.*"
                        r"python train.py experiment=smoke"):
         Detector.load(tmp_path / "d")
 
