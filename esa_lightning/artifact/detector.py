@@ -50,7 +50,8 @@ class Detector:
     config_yaml: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     # Lightning checkpoints to copy into the artifact (to resume or fine-tune with Lightning);
-    # never read by ``load``, which needs only the tensors-only weights
+    # never read by ``load``, which needs only the tensors-only weights (it names an artifact's
+    # own here, so that saving what it loaded keeps them)
     checkpoints: dict[str, Path] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- scoring
@@ -120,7 +121,10 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Detector:
-        """Read an artifact folder (or its ``detector.json``) after checking every part."""
+        """Read an artifact folder (or its ``detector.json``) after checking every part. Its
+        Lightning checkpoints are kept in ``checkpoints`` (never read): ``save`` copies them,
+        so that ``Detector.load(old).save(new)`` writes a format-3 artifact in this format
+        whole."""
         path = artifact_folder(path)
         manifest_path = path / MANIFEST
         manifest = read_manifest(manifest_path)
@@ -136,7 +140,13 @@ class Detector:
             combiner = klass.load(path / "combiner")
             _check_combined(combiner, components, path / "combiner")
         config = read_text_part(path, "config.yaml") if (path / "config.yaml").exists() else ""
-        return cls(components, manifest["schema"], combiner, config, manifest["info"])
+        checkpoints = {
+            name: path / "components" / name / "lightning.ckpt"
+            for name in components
+            if f"components/{name}/lightning.ckpt" in manifest["files"]
+        }
+        return cls(components, manifest["schema"], combiner, config, manifest["info"],
+                   checkpoints)
 
     def check(self, source: str) -> None:
         """Refuse a detector built or changed in memory whose parts disagree, with the checks

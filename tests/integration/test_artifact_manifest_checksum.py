@@ -26,7 +26,8 @@ CHANGED = "changed since the artifact was written"
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A z-score detector with a nominal reference in ``info``, and a small GRU."""
+    """A z-score detector with a nominal reference in ``info`` and a Lightning checkpoint, and
+    a small GRU."""
     root = tmp_path_factory.mktemp("checksum")
     mission = make_mission()
     n = len(mission.channel_names)
@@ -34,7 +35,10 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     calibration = {"source": "validation", "n_rows": 10, "reference_scores": [0.1, 0.5, 2.0],
                    "values": spread, "channel_scores": {**spread, "two_sided": False}}
     info = {"experiment": "smoke", "calibration": calibration}
-    zscore = Detector({"zscore": fitted_zscore(mission)}, mission_schema(mission), info=info)
+    ckpt = root / "last.ckpt"
+    ckpt.write_bytes(b"a Lightning checkpoint, never read by load")
+    zscore = Detector({"zscore": fitted_zscore(mission)}, mission_schema(mission), info=info,
+                      checkpoints={"zscore": ckpt})
     return {"zscore": zscore.save(root / "zscore"),
             "gru": Detector({"gru": gru()}, SCHEMA).save(root / "gru")}
 
@@ -141,6 +145,8 @@ def test_a_format_3_artifact_loads_with_a_warning_and_saves_as_format_4(copy_of,
     assert read(new)["format_version"] == 4 and isinstance(read(new)["manifest_sha256"], str)
     again = loads_silently(new)
     assert again.schema == detector.schema and again.info == detector.info
+    ckpt = "components/zscore/lightning.ckpt"  # kept, to resume or fine-tune with Lightning
+    assert (new / ckpt).read_bytes() == (old / ckpt).read_bytes()
     manifest = read(new)
     manifest["schema"]["channels"].reverse()
     rewrite(new, manifest)
