@@ -2,10 +2,12 @@
 
 Layout of an artifact folder::
 
-    detector.json               format version, schema (channels, telecommands, grid period),
-                                components (class, hyper-parameters), package versions, and
-                                ``files``: the sha256 of every file under components/ and
-                                combiner/
+    detector.json               format version (4), schema (channels, telecommands, grid
+                                period), components (class, hyper-parameters), combiner,
+                                package versions, info (experiment, calibration), ``files``:
+                                the sha256 of every file under components/ and combiner/, and
+                                ``manifest_sha256``: the sha256 of detector.json's canonical
+                                JSON, every key but this one (``format.manifest_checksum``)
     config.yaml                 the resolved training config (for people; never executed)
     components/<name>/weights.pt    the module's state_dict: tensors only (buffers hold the
                                     fitted scaler, thresholds, shapelet kernels...)
@@ -17,18 +19,23 @@ Layout of an artifact folder::
 
 Loading never unpickles arbitrary objects: weights load with ``torch.load(weights_only=True)``,
 hyper-parameters are JSON, classes are looked up in an allow-list (the detector families of
-``models.registry`` and the combiner), sklearn heads load through skops with an explicit list
-of exactly the types each head writes (``data.safe_skops``). Before anything is built, every file
-``files`` lists must be present, a regular file inside the artifact and unchanged (its sha256),
-and no file outside the list may sit among the parts; the manifest's structure is checked, and
-each component is first built on the ``meta`` device (no memory) so that hyper-parameters that
-do not fit the weights (``n_channels=1e12``) are refused before anything is allocated; a buffer
-stored at another shape than the hyper-parameters build (a scaler or threshold of another
-length) is refused, and so is a component sized for other channels or telecommands than the
-schema records (``DetectorModule.schema_problem``). Every refusal is one ``ESAInputError``
-naming the file. Artifacts of another format are refused with
-the command that retrains. ``Detector.check`` makes the same checks of a detector built in
-memory, naming where it comes from (``merge_detectors`` checks its sources with it).
+``models.registry`` and the combiner), sklearn heads load through skops with an explicit list of
+exactly the types each head writes (``data.safe_skops``). Before anything is built,
+detector.json must match its ``manifest_sha256`` (an edit of its schema, hyper-parameters or
+info is refused: restore it or retrain), every file ``files`` lists must be present, a regular
+file inside the artifact and unchanged (its sha256), and no file outside the list may sit among
+the parts; the manifest's structure is checked, and each component is first built on the
+``meta`` device (no memory) so that hyper-parameters that do not fit the weights
+(``n_channels=1e12``) are refused before anything is allocated; a buffer stored at another shape
+than the hyper-parameters build (a scaler or threshold of another length) is refused, and so is
+a component sized for other channels or telecommands than the schema records
+(``DetectorModule.schema_problem``). Every refusal is one ``ESAInputError`` naming the file. A
+format-3 artifact (no ``manifest_sha256``) loads with a warning that an edit of its
+detector.json would go unnoticed; ``Detector.load(old).save(new)`` writes it in format 4, its
+Lightning checkpoints with it. Artifacts of another format are refused with the command that
+retrains (older) or the advice to upgrade esa_lightning (newer). ``Detector.check`` makes the
+same checks of a detector built in memory, naming where it comes from (``merge_detectors``
+checks its sources with it).
 """
 
 from esa_lightning.artifact.detector import Detector
