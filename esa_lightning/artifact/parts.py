@@ -105,7 +105,7 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         manifest = json.loads(read_text_part(manifest_path.parent, MANIFEST))
     except ESAInputError:
         raise
-    except (OSError, ValueError) as exc:  # JSONDecodeError, bad UTF-8
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, depth
         raise bad(" ".join(str(exc).split())) from None
     if not isinstance(manifest, dict):
         raise bad(f"a JSON {type(manifest).__name__}, not an object")

@@ -104,7 +104,7 @@ def development_source(
     record_path = mission / "mission.json"
     try:
         record = json.loads(record_path.read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ESAInputError(f"cannot read the mission record: {exc}", path=record_path) from None
     if not isinstance(record, dict):
         raise ESAInputError("the mission record is not a JSON object", path=record_path)

@@ -461,7 +461,7 @@ class HybridCombiner:
             else:  # written before thresholds moved to log-odds: a probability
                 p = min(max(float(d["threshold"]), 1e-12), 1 - 1e-12)
                 obj.threshold = float(np.log(p / (1 - p)))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise ESAInputError(
                 f"not a readable combiner ({type(exc).__name__}: {reason})", path=path

@@ -174,3 +174,13 @@ def test_predict_with_an_edited_manifest_is_one_line_and_exit_2(copy_of, tmp_pat
         run_entry("predict.py", [f"ckpt={folder}"], tmp_path, timeout=300)
     )
     assert last.startswith(f"error: {folder / 'detector.json'}: {CHANGED}"), last
+
+
+def test_a_manifest_nested_beyond_the_parser_s_depth_is_named(copy_of):
+    # json.loads raises RecursionError (no ValueError) on 100,000 nested lists: it escaped
+    # read_manifest as a traceback instead of the one-line corrupt-manifest error
+    folder = copy_of("zscore")
+    (folder / "detector.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ESAInputError, match="corrupt detector.json") as err:
+        Detector.load(folder)
+    assert err.value.path == str(folder / "detector.json")

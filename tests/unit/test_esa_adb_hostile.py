@@ -150,3 +150,11 @@ def test_a_nullable_column_whose_mask_does_not_match_its_values_is_refused(missi
     with pytest.raises(ESAInputError, match="values and mask do not match") as err:
         read(mission_dir)
     assert err.value.path == str(path) and err.value.column == "channel_1"
+
+
+def test_a_mission_record_nested_beyond_the_parser_s_depth_is_named(mission_dir):
+    # json.loads raises RecursionError (no ValueError): it escaped as a traceback
+    (mission_dir / "mission.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ESAInputError, match="not valid JSON") as err:
+        read(mission_dir)
+    assert err.value.path == str(mission_dir / "mission.json")

@@ -129,6 +129,8 @@ def _edit_csv(root: Path, chan: str, column: str, value) -> None:
         ("num_values", "many", "num_values"),
         ("anomaly_sequences", "[[10, 19], [70]]", "P-1.*anomaly_sequences"),
         ("anomaly_sequences", "10-19", "P-1.*anomaly_sequences"),
+        # nested beyond json's depth: RecursionError, not ValueError, had escaped
+        ("anomaly_sequences", "[" * 100_000 + "]" * 100_000, "P-1.*anomaly_sequences"),
         ("anomaly_sequences", "[[10, 19], [70, 90]]", "inside the test array"),
         # reversed: the message said it did not lie inside the test array (0..89), where it did
         ("anomaly_sequences", "[[19, 10], [70, 70]]", r"\[19, 10\] ends before it starts"),

@@ -249,7 +249,7 @@ def read_mission_record(root: Path) -> dict[str, Any]:
         return {}
     try:
         record = json.loads(path.read_text())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON or nested beyond the parser's depth
         raise ESAInputError(f"not valid JSON: {exc}", path=path) from None
     if not isinstance(record, dict):
         raise ESAInputError("expected a JSON object", path=path)

@@ -349,7 +349,7 @@ def _sequence_pairs(text: str, path: Path | str, chan: str) -> list[tuple[int, i
     """The (start, end) integer pairs of an ``anomaly_sequences`` cell, in the listed order."""
     try:
         raw = json.loads(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raw = None
     ok = isinstance(raw, list) and all(
         isinstance(p, list)
