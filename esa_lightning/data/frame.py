@@ -103,6 +103,7 @@ def frame_to_mission(
         if not np.isfinite(columns[name]).any():
             raise ESAInputError("channel holds no finite value", path=SOURCE, column=name)
     _check_counters(columns, names, prep, recorded.get("ranges") or {}, check)
+    _warn_beyond_float32(stamps, columns, names, check)
     if prep.resample == "hold":
         _check_grid_span(stamps, prep, _time_column(frame))
         values, telecommands, stamps, marked = _hold_on_grid(
@@ -110,11 +111,6 @@ def frame_to_mission(
         )
     else:
         values, telecommands, marked = _row_by_row(stamps, columns, names, commands, prep, check)
-    if marked is not None and marked.any():
-        check.warn(
-            f"{int(marked.sum())} row(s) hold a reading beyond float32's range (inf or "
-            "|x| > 3.4e38): replaced for the model, they always alarm"
-        )
     mission = Mission(
         name=SOURCE,
         values=values,
@@ -434,17 +430,39 @@ def _warn_nan(
     repair: str,
     check: InputCheck,
 ) -> None:
+    """Per column: its missing readings (NaN), repaired as ``repair`` says."""
     for name in names:
-        bad = ~np.isfinite(columns[name])
-        if not bad.any():
-            continue
-        first, length = _longest_run(bad)
-        check.warn(
-            f"{int(bad.sum())} NaN/inf value(s), the longest gap {length} row(s) from "
-            f"{pd.Timestamp(stamps[first]) if stamps.dtype.kind == 'M' else stamps[first]}: "
-            f"{repair} (the first value before the channel's first one)",
-            column=name,
-        )
+        nan = np.isnan(columns[name])
+        if nan.any():
+            first, length = _longest_run(nan)
+            check.warn(
+                f"{int(nan.sum())} NaN value(s), the longest gap {length} row(s) from "
+                f"{_key_text(stamps, first)}: {repair} (the first value before the channel's "
+                "first one)",
+                column=name,
+            )
+
+
+def _warn_beyond_float32(
+    stamps: np.ndarray, columns: dict[str, np.ndarray], names: list[str], check: InputCheck
+) -> None:
+    """Per column: its readings float32 cannot hold (inf, |x| > 3.4e38), which are replaced for
+    the model and whose rows always alarm (``Mission.unrepresentable``)."""
+    limit = float(np.finfo(np.float32).max)
+    for name in names:
+        with np.errstate(invalid="ignore"):
+            beyond = np.abs(columns[name]) > limit  # inf too; NaN compares False
+        if beyond.any():
+            check.warn(
+                f"{int(beyond.sum())} reading(s) beyond float32's range (inf or |x| > "
+                f"{limit:.3g}), the first at {_key_text(stamps, int(np.argmax(beyond)))}: "
+                "replaced for the model, their rows always alarm",
+                column=name,
+            )
+
+
+def _key_text(stamps: np.ndarray, row: int) -> Any:  # a time, or an id
+    return pd.Timestamp(stamps[row]) if stamps.dtype.kind == "M" else stamps[row]
 
 
 def _warn_skipped_keys(stamps: np.ndarray, prep: Preprocessing, check: InputCheck) -> None:
