@@ -36,12 +36,18 @@ def in_local_multirun() -> bool:
     return hc.mode == RunMode.MULTIRUN and "basic_launcher" in launcher
 
 
-def refuse_multidevice_multirun(trainer_cfg: DictConfig) -> None:
+def asks_for_several_devices(trainer_cfg: DictConfig) -> bool:
+    """The trainer settings may run more than one process (``auto`` devices counted as more)."""
     devices = trainer_cfg.get("devices", 1)
     many = devices == -1 or devices == "auto" or (
         isinstance(devices, int) and devices > 1
     ) or (not isinstance(devices, int | str) and len(devices) > 1)
-    if in_local_multirun() and (many or trainer_cfg.get("num_nodes", 1) > 1):
+    return many or trainer_cfg.get("num_nodes", 1) > 1
+
+
+def refuse_multidevice_multirun(trainer_cfg: DictConfig) -> None:
+    devices = trainer_cfg.get("devices", 1)
+    if in_local_multirun() and asks_for_several_devices(trainer_cfg):
         raise ESAInputError(
             "multirun (-m) with more than one device is refused: Lightning would re-run the "
             "whole sweep in every DDP process. Sweep with trainer.devices=1, or run each "
