@@ -118,15 +118,23 @@ def train(
     root_dir: str | os.PathLike | None = None,
 ) -> RunResult:
     """Run ``train.py`` with ``overrides`` in-process; return the saved detector (loaded back
-    as ``esa_lightning.Detector``), the metrics and the run folder."""
+    as ``esa_lightning.Detector``), the metrics and the run folder.
+
+    With several devices the processes Lightning starts re-run the script; their ``train()``
+    trains in this process's run folder and ends their process (exit 0) instead of returning
+    (``api.ranks``): the script after ``train()`` runs once, as with one device."""
     from esa_lightning.api import Detector
+    from esa_lightning.api.ranks import end_extra_process, join_launching_run, launching_run
     from esa_lightning.jobs.train import train as train_job
     from esa_lightning.settings import check_settings, refuse_shadowed_trainer_keys
 
     cfg = compose_job("train", overrides, output_dir=output_dir, root_dir=root_dir)
+    join_launching_run(cfg)  # a DDP process Lightning started: the launching process's folder
     check_settings(cfg)  # as train.py: a bad value is named before any data is read
     refuse_shadowed_trainer_keys(cfg, list(overrides))
-    train_job(cfg)
+    with launching_run(cfg):
+        train_job(cfg)
+    end_extra_process()  # a DDP process Lightning started ends here, as train.py's do
     out = Path(cfg.paths.output_dir)
     return RunResult(out, _metrics(out), Detector.load(out / "detector"))
 

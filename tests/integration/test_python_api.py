@@ -418,3 +418,63 @@ def test_an_override_that_does_not_compose_is_one_input_error(tmp_path):
             esa_lightning.train(overrides, root_dir=tmp_path)
         assert "\n" not in str(info.value) and "search path" not in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+DDP_SCRIPT = """
+import gc, os, subprocess, sys
+import esa_lightning
+from esa_lightning.errors import ESAInputError
+
+rank = os.environ.get("LOCAL_RANK", "0")
+print(f"rank {rank} calls train()", flush=True)
+overrides = sys.argv[2:]
+run = esa_lightning.train(overrides, root_dir=sys.argv[1])
+print(f"rank {rank} got {run.output_dir} detector={run.detector is not None} "
+      f"metrics={'val/EW_F_0.50' in run.metrics}", flush=True)
+for child in [o for o in gc.get_objects() if type(o) is subprocess.Popen]:  # Lightning's
+    print(f"extra process exit {child.wait(timeout=60)}", flush=True)
+try:
+    esa_lightning.train(overrides, root_dir=sys.argv[1])
+except ESAInputError as exc:
+    print(f"second train() refused: {exc}", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_train_on_two_devices_from_a_script_trains_in_one_run_folder(tmp_path):
+    """Lightning re-runs the user's script for rank 1 (``python script.py``): its ``train()``
+    named a run folder of its own, left it empty and failed to load a detector from it, which
+    killed the script (exit 137). Now both ranks train in rank 0's folder; rank 1's ``train()``
+    ends its process with exit 0 (as train.py's extra processes end), so the script after
+    ``train()`` runs once, on rank 0, which gets the detector and metrics."""
+    from esa_lightning.data.readers.synthetic import generate_mission
+
+    mission = tmp_path / "mission"
+    generate_mission(mission, channels=4, groups=2, days=8, seed=3)
+    script = tmp_path / "script.py"
+    script.write_text(DDP_SCRIPT)
+    overrides = [
+        f"data.root={mission}", "data.val_days=2", "test=false", "logger=none",
+        "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2",
+        "model.hidden_size=16", "model.post_processing.rf_gate.n_estimators=10",
+        "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+        "trainer.devices=2", "trainer.accelerator=cpu", "trainer.strategy=ddp",
+    ]
+    root = tmp_path / "root"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(root), *overrides], cwd=tmp_path, env=checkout_env(),
+        capture_output=True, text=True, timeout=600,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    runs = list((root / "outputs").glob("*/*"))
+    assert len(runs) == 1, runs  # no empty folder of rank 1's own
+    run_dir = runs[0]
+    assert (run_dir / "detector" / "detector.json").is_file()
+    assert "rank 1 calls train()" in log  # Lightning did start a second process
+    got = f"rank 0 got {run_dir} detector=True metrics=True"
+    assert re.findall(r"rank \d got .*", log) == [got]  # the script goes on on rank 0 only
+    assert re.findall(r"extra process exit -?\d+", log) == ["extra process exit 0"]
+    # the second process ended with the first train(): a second one on two devices is refused
+    assert "second train() refused: " in log and "only the first train()" in log
+    assert list((root / "outputs").glob("*/*")) == [run_dir]
