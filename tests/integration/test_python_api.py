@@ -443,10 +443,11 @@ except ESAInputError as exc:
 @pytest.mark.slow
 def test_train_on_two_devices_from_a_script_trains_in_one_run_folder(tmp_path):
     """Lightning re-runs the user's script for rank 1 (``python script.py``): its ``train()``
-    named a run folder of its own, left it empty and failed to load a detector from it, which
-    killed the script (exit 137). Now both ranks train in rank 0's folder; rank 1's ``train()``
-    ends its process with exit 0 (as train.py's extra processes end), so the script after
-    ``train()`` runs once, on rank 0, which gets the detector and metrics."""
+    named a run folder of its own, left it empty and failed to load a detector from it; Lightning
+    then kills rank 0 (exit 137) unless it is done by then. Now both ranks train in rank 0's
+    folder; rank 1's ``train()`` ends its process with exit 0 (as train.py's extra processes
+    end), so the script after ``train()`` runs once, on rank 0, which gets the detector and
+    metrics."""
     from esa_lightning.data.readers.synthetic import generate_mission
 
     mission = tmp_path / "mission"
