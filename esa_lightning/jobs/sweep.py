@@ -39,6 +39,12 @@ def in_local_multirun() -> bool:
 def asks_for_several_devices(trainer_cfg: DictConfig) -> bool:
     """The trainer settings may run more than one process (``auto`` devices counted as more)."""
     devices = trainer_cfg.get("devices", 1)
+    if isinstance(devices, str):  # as Lightning reads it: "auto", a count, or "0,1" indices
+        text = devices.strip()
+        if "," in text:
+            devices = [part for part in text.split(",") if part.strip()]
+        elif text.lstrip("-").isdigit():
+            devices = int(text)
     many = devices == -1 or devices == "auto" or (
         isinstance(devices, int) and devices > 1
     ) or (not isinstance(devices, int | str) and len(devices) > 1)
