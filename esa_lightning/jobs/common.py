@@ -79,6 +79,15 @@ def instantiate_checked(config: Any, *args: Any, **kwargs: Any) -> Any:
         raise
 
 
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a callbacks/logger group, in order."""
+    if not group:
+        return []
+    return [
+        instantiate_checked(c, _convert_="all") for c in group.values() if c and "_target_" in c
+    ]
+
+
 def print_config(cfg: DictConfig) -> None:
     """Log the composed config (``print_config=true``; it is always saved in ``.hydra/``)."""
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))

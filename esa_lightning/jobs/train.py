@@ -39,12 +39,14 @@ from esa_lightning.io import remove_stale_temporaries, write_json_atomic
 from esa_lightning.jobs.common import (
     hydra_task_overrides,
     instantiate_checked,
+    instantiate_group,
     mission_from_config,
     optimized_metric_advice,
     print_config,
     silence_uninformative_output,
     unscored_reason,
 )
+from esa_lightning.jobs.run_logs import log_final_metrics, run_loggers
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
 from esa_lightning.run_folder import (
@@ -76,15 +78,6 @@ class _TrainEndSeen(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.seen = True
-
-
-def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a callbacks/logger group, in order."""
-    if not group:
-        return []
-    return [
-        instantiate_checked(c, _convert_="all") for c in group.values() if c and "_target_" in c
-    ]
 
 
 def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
@@ -193,51 +186,6 @@ def warn_about_labels(cfg: DictConfig, mission: Any) -> None:
         if getattr(model_class, "supervised", False):
             for warning in supervision_warnings(facts):  # the component, and its family
                 log.warning("%s (%s): %s", name, model_class.__name__, warning)
-
-
-def run_loggers(cfg: DictConfig, name: str) -> list[Any]:
-    """The configured loggers; TensorBoard's writes to the run ``tensorboard/<name>``."""
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    loggers = instantiate_group(cfg.get("logger"))
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger._name = name
-    return loggers
-
-
-def run_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The settings shown in TensorBoard's HParams tab: the detector's parts and its data."""
-    keys = ["experiment_name", "seed", "data", "trainer"]
-    keys += ["components", "combiner"] if cfg.get("components") else ["datamodule", "model"]
-    return {
-        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-        for k in keys
-        if cfg.get(k) is not None
-    }
-
-
-def log_final_metrics(
-    cfg: DictConfig, trainer: L.Trainer, n_components: int, metrics: dict[str, float]
-) -> None:
-    """The fitted detector's metrics (``val/...``, ``test/...``) and the run's settings.
-
-    TensorBoard gets both in its HParams tab (``log_hyperparams(settings, metrics)``, which
-    writes the metrics at step 0). With one component that is the component's own run, beside
-    its training curves; with several (``esa_full``) a run of the experiment's name, so the
-    combined detector's numbers are not appended to the last component's curves.
-    """
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    loggers = trainer.loggers if n_components == 1 else run_loggers(cfg, cfg.experiment_name)
-    settings = run_settings(cfg)
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(settings, metrics or None)
-        else:
-            logger.log_hyperparams(settings)
-            logger.log_metrics(metrics, step=trainer.global_step)
-        logger.save()
 
 
 def make_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> L.Trainer:
@@ -353,17 +301,18 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         mission, combiner, built = _read_and_check(cfg)
     components: dict[str, DetectorModule] = {}
     features: dict[str, list[str]] = {}
-    trainer = None
+    trainers = []
     datamodules = []
     for name, spec in component_specs(cfg).items():
         components[name], trainer = fit_component(
             name, spec, cfg, mission, output_dir, built.get(name)
         )
+        trainers.append(trainer)
         features[name] = list(trainer.datamodule.feature_names)
         datamodules.append(trainer.datamodule)
 
     metrics: dict[str, float] = {}
-    if trainer is not None and is_global_zero():  # once, on the whole series (module docstring)
+    if trainers and is_global_zero():  # once, on the whole series (module docstring)
         for model in components.values():
             model.eval()
         if combiner is not None:
@@ -390,7 +339,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
             parts["test"] = mission.test()
         metrics = evaluate(detector, mission, parts, chunk_rows, {"val": val})
         metrics.update(label_free_metrics(components, mission))
-        log_final_metrics(cfg, trainer, len(components), metrics)
+        log_final_metrics(cfg, trainers, metrics)
         write_json_atomic(output_dir / "metrics.json", metrics)
         detector.save(output_dir / "detector")
         unscored = {p: r for p, part in parts.items() if (r := unscored_reason(part))}

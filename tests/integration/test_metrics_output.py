@@ -211,3 +211,46 @@ def test_an_all_zero_label_column_is_labels_without_events(tmp_path, capsys, lab
     predict(compose_config("predict", [f"ckpt={tmp_path / 'run' / 'detector'}", *data,
                                        "range=val", "max_figures=0"], tmp_path / "predict"))
     assert f"val: not scored ({reason})" in capsys.readouterr().out
+
+
+def scalar_points(run: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of every point of ``tag`` in the TensorBoard run folder ``run``, in the order
+    written (event files are named by their start time)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)] if tag in acc.Tags()["scalars"] else []
+
+
+def test_a_resumed_run_logs_its_final_metrics_after_those_of_the_interrupted_run(
+    tiny_mission, tmp_path
+):
+    """Both runs logged their final metrics at step 0 into the same TensorBoard run: two points
+    at one step, only one of them metrics.json's, told apart by wall time only. They are logged
+    at the run's last training step: the resumed run's come later, and they are metrics.json's."""
+    overrides = [
+        "experiment=gru_ae", f"data.root={tiny_mission}", "data.val_days=2",
+        "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "model.hidden_size=16",
+        "model.post_processing.rf_gate.n_estimators=10", *QUICK,
+    ]
+    train(compose_config("train", [*overrides, "trainer.max_epochs=1"], tmp_path))
+    run = tmp_path / "tensorboard" / "gru_ae"
+    [(first_step, _)] = scalar_points(run, "test/EW_F_0.50")
+    train_steps = [step for step, _ in scalar_points(run, "train/loss")]
+    assert first_step == max(train_steps) + 1  # the steps taken: the end of the curves
+
+    resume = [*overrides, "trainer.max_epochs=2", "ckpt_path=last"]
+    train(compose_config("train", resume, tmp_path))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for tag in ("val/EW_F_0.50", "test/EW_F_0.50"):
+        points = scalar_points(run, tag)
+        steps = [step for step, _ in points]
+        assert len(points) == 2 and steps[0] == first_step < steps[1], points
+        assert points[-1][1] == pytest.approx(metrics[tag])
+
+    # resumed once more, past max_epochs: no step taken, the same detector at the same step
+    train(compose_config("train", resume, tmp_path))
+    for tag in ("val/EW_F_0.50", "test/EW_F_0.50"):
+        *_, before, again = scalar_points(run, tag)
+        assert again == (before[0], pytest.approx(before[1]))

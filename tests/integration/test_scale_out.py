@@ -181,8 +181,17 @@ def test_tensorboard_holds_losses_lr_esa_metrics_histogram_and_figure(esa_full_r
         assert "val_provisional/intervals" in found["images"]
         # the combined detector's numbers are not appended to a component's curves
         assert not any(t.startswith(("val/EW", "test/")) for t in scalars), scalars
-    # ... but in a run of their own, under the experiment's name
+    # ... but in a run of their own, under the experiment's name, at the step the two
+    # components took together (docs/metrics_output.md)
     assert {"val/EW_F_0.50", "test/EW_F_0.50"} <= tags("esa_full")["scalars"]
+    acc = EventAccumulator(str(run_dir / "tensorboard" / "esa_full"), size_guidance={"scalars": 0})
+    acc.Reload()
+    steps_taken = 0
+    for component in ("gru_ae", "channel_ensemble"):
+        curve = EventAccumulator(str(run_dir / "tensorboard" / component))
+        curve.Reload()
+        steps_taken += max(e.step for e in curve.Scalars("train/loss")) + 1
+    assert [e.step for e in acc.Scalars("test/EW_F_0.50")] == [steps_taken]
 
 
 def test_the_training_loss_is_a_curve_of_every_step_with_the_default_settings(

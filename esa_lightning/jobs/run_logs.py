@@ -1,0 +1,63 @@
+"""A training run's loggers (TensorBoard's runs, one per component) and the fitted detector's
+final metrics in them (docs/metrics_output.md, "TensorBoard tags")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from esa_lightning.jobs.common import instantiate_group
+
+
+def run_loggers(cfg: DictConfig, name: str) -> list[Any]:
+    """The configured loggers; TensorBoard's writes to the run ``tensorboard/<name>``."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    loggers = instantiate_group(cfg.get("logger"))
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger._name = name
+    return loggers
+
+
+def run_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The settings shown in TensorBoard's HParams tab: the detector's parts and its data."""
+    keys = ["experiment_name", "seed", "data", "trainer"]
+    keys += ["components", "combiner"] if cfg.get("components") else ["datamodule", "model"]
+    return {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in keys
+        if cfg.get(k) is not None
+    }
+
+
+def log_final_metrics(
+    cfg: DictConfig, trainers: list[L.Trainer], metrics: dict[str, float]
+) -> None:
+    """The fitted detector's metrics (``val/...``, ``test/...``) and the run's settings.
+
+    TensorBoard gets both in its HParams tab (``log_hyperparams(settings, metrics)``). With one
+    component that is the component's own run, beside its training curves; with several
+    (``esa_full``) a run of the experiment's name, so the combined detector's numbers are not
+    appended to the last component's curves.
+
+    They are logged at the run's training step: the steps its components took, summed. A run
+    resumed into its folder (``ckpt_path=last``) appends to the same TensorBoard runs: the
+    interrupted or shorter run's final metrics stay there, and the resumed run's, which trained
+    further, come at a later step. The point at the last step is the shipped detector's, the one
+    in ``metrics.json``.
+    """
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    step = sum(trainer.global_step for trainer in trainers)
+    loggers = trainers[0].loggers if len(trainers) == 1 else run_loggers(cfg, cfg.experiment_name)
+    settings = run_settings(cfg)
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(settings, metrics or None, step=step)
+        else:
+            logger.log_hyperparams(settings)
+            logger.log_metrics(metrics, step=step)
+        logger.save()
