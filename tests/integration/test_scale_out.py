@@ -98,6 +98,7 @@ def test_ddp_two_processes_match_one_and_write_once(esa_full_runs):
     assert [p.parent for p in ddp_dir.rglob("detector.json")] == [ddp_dir / "detector"]
     assert list(ddp_dir.rglob("metrics.json")) == [ddp_dir / "metrics.json"]
     assert log.count("results:") == 1
+    assert "sync_dist=True" not in log  # Lightning's warning of a monitor logged unsynced
     assert not [p for p in ddp_dir.rglob(f"{TMP_PREFIX}*")]
     one = json.loads((single_dir / "metrics.json").read_text())
     two = json.loads((ddp_dir / "metrics.json").read_text())
@@ -152,6 +153,50 @@ def test_ddp_trains_forecasters_whose_steps_leave_parameters_unused(tmp_path, pe
         assert log.count("restored each network's best weights") == 2  # both ranks, alike
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["val/forecast_MAE"] > 0
+
+
+@pytest.mark.slow
+def test_ddp_monitors_the_validation_loss_of_every_window(tiny_mission, tmp_path):
+    """``val/loss`` (what checkpoints and early stopping monitor) of a 2-process run is the mean
+    over all validation windows, as one device computes it, not rank 0's half of them; Lightning
+    warned on every DDP run that it was logged without ``sync_dist=True``."""
+    import lightning as L
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.data import DataLoader, Subset
+
+    from esa_lightning.artifact import Detector
+    from esa_lightning.jobs.common import mission_from_config
+    from esa_lightning.jobs.train import component_specs, make_datamodule
+
+    data = [f"data.root={tiny_mission}", "data.val_days=2", "datamodule.window=12"]
+    run_dir = tmp_path / "run"
+    args = [*data, "experiment=gru_ae", "trainer.max_epochs=1", "+trainer.limit_train_batches=3",
+            "model.hidden_size=16", "model.post_processing.rf_gate.n_estimators=10", "test=false",
+            *DDP, f"hydra.run.dir={run_dir}"]
+    proc = run_train(args, tmp_path)
+    assert_ok(proc)
+    acc = EventAccumulator(str(run_dir / "tensorboard" / "gru_ae"))
+    acc.Reload()
+    [logged] = [e.value for e in acc.Scalars("val/loss")]
+
+    # one device, the weights that were validated (one epoch: the detector's), every window
+    cfg = compose_config("train", ["experiment=gru_ae", *data], tmp_path / "one")
+    datamodule = make_datamodule(component_specs(cfg)["gru_ae"], mission_from_config(cfg.data))
+    datamodule.setup("fit")
+    loader = datamodule.val_dataloader()
+    windows = loader.dataset
+    assert len(windows) % 2 == 0  # so that the distributed sampler repeats no window
+    model = Detector.load(run_dir / "detector").components["gru_ae"]
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    [every] = trainer.validate(model, datamodule=datamodule, verbose=False)
+    assert logged == pytest.approx(every["val/loss"], rel=1e-5)
+    # ... which tells it from the mean over rank 0's windows (every other one)
+    every_other = Subset(windows, range(0, len(windows), 2))
+    half = DataLoader(every_other, batch_size=4096, collate_fn=loader.collate_fn)
+    [rank0] = trainer.validate(model, dataloaders=half, verbose=False)
+    assert rank0["val/loss"] != pytest.approx(every["val/loss"], rel=1e-4)
+    assert "sync_dist=True" not in proc.stdout + proc.stderr  # no warning
 
 
 @pytest.mark.slow

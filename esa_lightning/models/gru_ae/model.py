@@ -286,13 +286,15 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         if count == 0:
             return
         self.val_loss = float(total / count)
-        self.log("val/loss", total / count, prog_bar=True)
+        # the sums are every rank's already: equal values, which sync_dist averages exactly (and
+        # Lightning stops warning that a monitored value may be one rank's)
+        self.log("val/loss", total / count, prog_bar=True, sync_dist=True)
         per_series = sums[0] / sums[1]  # nan for a series without validation windows
         self.series_val_loss = per_series.cpu().numpy()
         if isinstance(self.net, SeriesNetworks):
             for name, value in zip(self.hparams.series, per_series, strict=True):
                 if torch.isfinite(value):
-                    self.log(f"val/series_loss/{name}", value)
+                    self.log(f"val/series_loss/{name}", value, sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(
