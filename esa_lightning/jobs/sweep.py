@@ -71,11 +71,22 @@ def fail_job(exc: Exception) -> None:
     """Record and print, in one line, the input error a job of a local ``-m`` sweep stopped on.
     The job then returns normally, so the sweep goes on with its next job (``SystemExit`` would
     end it there, an exception Hydra only reports once all jobs ran, with its own lines);
-    ``summary.csv`` shows it as failed and ``exit_if_jobs_failed`` ends the sweep with exit 2."""
+    ``summary.csv`` shows it as failed and ``exit_if_jobs_failed`` ends the sweep with exit 2.
+    The job's own log (``train.log`` in its folder) holds the same line."""
     hc = HydraConfig.get()
-    print(f"error: sweep job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}",
-          file=sys.stderr)
+    line = f"error: sweep job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}"
+    print(line, file=sys.stderr)
+    log_to_files(line)  # the job's folder says why it has no metrics
     _FAILED_JOBS[int(hc.job.num)] = " ".join(str(exc).split())
+
+
+def log_to_files(message: str) -> None:
+    """Log ``message`` as an error to the log files only (Hydra's ``<job>.log``): the console
+    has had it already, as one line on stderr."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def exit_if_jobs_failed() -> None:

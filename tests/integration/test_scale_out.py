@@ -302,6 +302,10 @@ def test_a_failed_job_does_not_end_the_sweep_and_the_summary_is_this_sweeps(tiny
     assert "Error executing job" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
     assert "error: 1 sweep job(s) failed (job 0)" in proc.stderr
     assert "error: sweep job 0 (" in proc.stderr and "data.val_days=900" in proc.stderr
+    # the job's folder says why it has no metrics; the console has the line once
+    failed_line = next(line for line in proc.stderr.splitlines() if "sweep job 0 (" in line)
+    assert failed_line in (sweep / "0" / "train.log").read_text()
+    assert (proc.stdout + proc.stderr).count("sweep job 0 (") == 1
     summary = pd.read_csv(sweep / "summary.csv")
     assert list(summary["job"]) == [0, 1]  # not the earlier sweep's job 2
     assert summary["status"][0].startswith("failed: data.val_days=900")
