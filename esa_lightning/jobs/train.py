@@ -56,7 +56,12 @@ from esa_lightning.run_folder import (
     removed_if_refused,
 )
 from esa_lightning.runtime.calibration import validation_scores
-from esa_lightning.runtime.checkpoints import component_checkpoint_dir, fit_from
+from esa_lightning.runtime.checkpoints import (
+    checkpoint_dir_of,
+    fit_from,
+    refuse_one_checkpoint_for_several,
+    resolve_ckpt_path,
+)
 from esa_lightning.runtime.evaluation import ScoredRange, report_for, score_range
 from esa_lightning.settings import refuse_shadowed_trainer_keys
 
@@ -78,49 +83,6 @@ class _TrainEndSeen(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.seen = True
-
-
-def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
-    """``last`` means ``checkpoint_dir/last.ckpt`` of this run folder; a path must exist.
-
-    With ``last``, a component without a checkpoint (not reached before the interruption)
-    starts afresh as long as the run folder holds some ``last.ckpt``.
-    """
-    if not ckpt_path:
-        return None
-    if ckpt_path == "last":
-        last = checkpoint_dir / "last.ckpt"
-        if last.is_file():
-            return str(last)
-        if last.exists() or last.is_symlink():
-            raise ESAInputError("not a checkpoint file (a folder or a broken link)", path=last)
-        if not [p for p in checkpoint_dir.parent.glob("*/last.ckpt") if p.is_file()]:
-            raise ESAInputError(
-                "no checkpoint to resume from; run with hydra.run.dir=<the interrupted run>",
-                path=last,
-            )
-        log.info("no %s: this component starts from scratch", last)
-        return None
-    if not Path(ckpt_path).is_file():
-        raise ESAInputError("checkpoint file not found", path=ckpt_path)
-    return str(ckpt_path)
-
-
-def checkpoint_dir_of(cfg: DictConfig, output_dir: Path, name: str) -> Path:
-    """Component ``name``'s checkpoint folder in this run (``component_checkpoint_dir``)."""
-    single = not cfg.get("components")
-    return component_checkpoint_dir(output_dir, name, cfg.get("ckpt_path") == "last", single)
-
-
-def refuse_one_checkpoint_for_several(ckpt_path: str | None, names: list[str]) -> None:
-    """A checkpoint file holds one component: with several, only ``last`` can resume."""
-    if ckpt_path and ckpt_path != "last" and len(names) > 1:
-        raise ESAInputError(
-            f"one checkpoint cannot resume the {len(names)} components {', '.join(names)}: "
-            "resume with ckpt_path=last hydra.run.dir=<the interrupted run> (each component "
-            "restarts from its checkpoints/<component>/last.ckpt)",
-            path=ckpt_path,
-        )
 
 
 def evaluate(
