@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 from hydra.utils import get_class, instantiate
@@ -176,13 +176,24 @@ def make_datamodule(spec: DictConfig, mission: Any) -> Any:
     return instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")(mission=mission)
 
 
-def fit_component(
+class Prepared(NamedTuple):
+    """A component ready to fit (``prepare_component``)."""
+
+    model: DetectorModule
+    trainer: L.Trainer
+    datamodule: Any
+    ckpt_path: str | None  # the checkpoint it resumes from
+    train_end: _TrainEndSeen
+
+
+def prepare_component(
     name: str, spec: DictConfig, cfg: DictConfig, mission: Any, output_dir: Path,
     datamodule: Any = None,
-) -> tuple[DetectorModule, L.Trainer]:
-    """Instantiate and fit one component with its own trainer, checkpoints and log folder; the
-    model's post-processing is fitted at the end of training (its ``configure_callbacks``).
-    ``datamodule``: the component's, already built (``_read_and_check``), else built here."""
+) -> Prepared:
+    """Instantiate one component's model, callbacks, loggers and trainer (its own checkpoints
+    and log folder) and find the checkpoint it resumes from: a setting any of them refuses is
+    refused before it fits. ``datamodule``: the component's, already built
+    (``_read_and_check``), else built here."""
     from lightning.pytorch.callbacks import (
         LearningRateMonitor,
         ModelCheckpoint,
@@ -221,9 +232,16 @@ def fit_component(
     train_end = _TrainEndSeen()
     trainer = make_trainer(trainer_cfg, [*callbacks, train_end], loggers)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
+    return Prepared(model, trainer, datamodule, ckpt_path, train_end)
+
+
+def fit_component(name: str, ready: Prepared) -> tuple[DetectorModule, L.Trainer]:
+    """Fit one prepared component; the model's post-processing is fitted at the end of
+    training (its ``configure_callbacks``)."""
+    model, trainer = ready.model, ready.trainer
     log.info("fitting %s (%s)", name, type(model).__name__)
-    fit_from(trainer, model, datamodule, ckpt_path)  # a checkpoint is checked before it is read
-    if not train_end.seen:  # resumed after its last epoch: Lightning skipped on_train_end
+    fit_from(trainer, model, ready.datamodule, ready.ckpt_path)  # checked before it is read
+    if not ready.train_end.seen:  # resumed after its last epoch: Lightning skipped on_train_end
         log.info("%s: training had finished; restoring weights, fitting post-processing", name)
         for cb in trainer.callbacks:
             if isinstance(cb, WeightRestorer):
@@ -258,17 +276,22 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         if cfg.get("print_config", False):
             print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    # refused here (a mission or column it cannot read), a run leaves no folder it made
+    specs = component_specs(cfg)
+    first = next(iter(specs))
+    # refused here (a mission or column it cannot read, a model or trainer setting), a run
+    # leaves no folder it made; the later components are prepared after the earlier fits, as
+    # always (their models drawing from the seeded generator in the same order)
     with removed_if_refused(output_dir, keep=bool(cfg.get("debug_errors", False))):
         mission, combiner, built = _read_and_check(cfg)
+        ready = prepare_component(first, specs[first], cfg, mission, output_dir, built.get(first))
     components: dict[str, DetectorModule] = {}
     features: dict[str, list[str]] = {}
     trainers = []
     datamodules = []
-    for name, spec in component_specs(cfg).items():
-        components[name], trainer = fit_component(
-            name, spec, cfg, mission, output_dir, built.get(name)
-        )
+    for name, spec in specs.items():
+        if name != first:
+            ready = prepare_component(name, spec, cfg, mission, output_dir, built.get(name))
+        components[name], trainer = fit_component(name, ready)
         trainers.append(trainer)
         features[name] = list(trainer.datamodule.feature_names)
         datamodules.append(trainer.datamodule)

@@ -224,3 +224,29 @@ def test_a_sweep_job_refuses_a_top_level_trainer_key_its_components_override(
     assert len(refused) == 2, proc.stderr[-3000:]
     # the ensemble's own max_epochs is given: only the GRU's is left to set
     assert not any("channel_ensemble" in ln.rsplit(": set ", 1)[-1] for ln in refused)
+
+
+def compose_into(overrides: list[str], tmp_path: Path):
+    """The train config of ``overrides`` with its run folder ``tmp_path/run`` (not made yet)
+    and its root (data caches) ``tmp_path``."""
+    from omegaconf import open_dict
+
+    from tests.conftest import compose_config
+
+    cfg = compose_config("train", overrides, tmp_path / "run")
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(tmp_path)
+    return cfg
+
+
+def test_a_trainer_setting_lightning_refuses_leaves_no_run_folder(small_mission_dir, tmp_path):
+    """The model and trainer were built outside the refused-run guard: a GPU asked for where
+    there is none exited 2 in one line but left the run folder (.hydra/, train.log)."""
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.train import train
+
+    cfg = compose_into(["experiment=smoke", f"data.root={small_mission_dir}", "logger=none",
+                        "trainer.accelerator=gpu", "trainer.devices=4096"], tmp_path)
+    with pytest.raises(ESAInputError, match="refused by Lightning"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
