@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
-from hydra.utils import get_method, instantiate
+from hydra.utils import get_method, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.data import Mission
@@ -70,12 +73,17 @@ def mission_from_config(data_cfg: DictConfig) -> Mission:
 def instantiate_checked(config: Any, *args: Any, **kwargs: Any) -> Any:
     """Hydra's ``instantiate``, except that a user-facing error the target raises (a model's or
     a combiner's check of its options) comes out as the ``ESAInputError`` it is, one line, not
-    wrapped in Hydra's ``InstantiationException`` (a multi-line message, exit code 1)."""
+    wrapped in Hydra's ``InstantiationException`` (a multi-line message, exit code 1); so does
+    an option of ``config`` the target does not take (``+model.bogus=1``: ``unknown_option``)."""
     try:
         return instantiate(config, *args, **kwargs)
     except InstantiationException as exc:
         if isinstance(exc.__cause__, ESAInputError):
             raise exc.__cause__ from None
+        if isinstance(exc.__cause__, TypeError) and (
+            refused := unknown_option(config, exc.__cause__, set(kwargs))
+        ):
+            raise refused from None
         raise
 
 
@@ -86,6 +94,64 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [
         instantiate_checked(c, _convert_="all") for c in group.values() if c and "_target_" in c
     ]
+
+
+def unknown_option(config: Any, error: TypeError, given: set[str]) -> ESAInputError | None:
+    """The one-line error for Python's ``unexpected keyword argument 'NAME'`` when ``NAME`` is
+    an option of ``config`` (a misspelled key, not a bug of the target), else None.
+    ``given``: the options the caller passes itself (``datamodule.dims``), not the user's."""
+    found = re.search(r"unexpected keyword argument '([^']+)'", str(error))
+    if not found or not isinstance(config, DictConfig) or found.group(1) not in config:
+        return None
+    options = accepted_options(str(config.get("_target_", "")))
+    return not_an_option(config, found.group(1), options or set(), given)
+
+
+def refuse_unknown_options(config: DictConfig, given: set[str]) -> None:
+    """Refuse an option of ``config`` its target does not take, before instantiating it (an
+    ``esa_full`` component is built only once the components before it trained); a target
+    that takes any (``**kwargs`` all the way) is left to its own checks."""
+    options = accepted_options(str(config.get("_target_", "")))
+    if options is None:
+        return
+    for name in config:
+        if not (name.startswith("_") and name.endswith("_")) and name not in options:
+            raise not_an_option(config, str(name), options, given)
+
+
+def not_an_option(
+    config: DictConfig, name: str, options: set[str], given: set[str]
+) -> ESAInputError:
+    """``model.bogus: not an option of WindowPCADetector; did you mean ...?``: the config key
+    and the closest options the target takes, or all of them but those in ``given``."""
+    where = config._get_full_key(None)  # model, components.gru_ae.model, callbacks.x...
+    key = f"{where}.{name}" if where else name
+    shown = sorted(options - given)
+    close = difflib.get_close_matches(name, shown, n=3)
+    hint = (f"did you mean {' or '.join(close)}?" if close
+            else f"its options: {', '.join(shown)}" if shown else "it takes no option")
+    target = str(config.get("_target_", "")).rsplit(".", 1)[-1]
+    return ESAInputError(f"{key}: not an option of {target}; {hint}")
+
+
+def accepted_options(target: str) -> set[str] | None:
+    """The keyword options the class or function ``target`` names takes: its ``__init__``'s
+    and, where that passes ``**kwargs`` on, those of the classes it inherits from; None where
+    ``target`` cannot be found or takes any option."""
+    try:
+        found = get_object(target)
+    except Exception:  # noqa: BLE001 - instantiating it reports that
+        return None
+    is_class = isinstance(found, type)
+    owners = [c for c in found.__mro__ if "__init__" in vars(c)] if is_class else [found]
+    names: set[str] = set()
+    for owner in owners:
+        params = inspect.signature(vars(owner)["__init__"] if is_class else owner).parameters
+        names |= {p.name for p in params.values()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return names
+    return None
 
 
 def print_config(cfg: DictConfig) -> None:

@@ -43,6 +43,7 @@ from esa_lightning.jobs.common import (
     mission_from_config,
     optimized_metric_advice,
     print_config,
+    refuse_unknown_options,
     silence_uninformative_output,
     unscored_reason,
 )
@@ -351,6 +352,7 @@ def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any, dict[str, Any]]:
             datamodules[name] = datamodule = make_datamodule(spec, mission)
             if hasattr(datamodule, "check_training_rows"):
                 datamodule.check_training_rows(f"components.{name}.datamodule")
+            refuse_unknown_options(spec.model, set(datamodule.dims))  # a misspelled key
     return mission, combiner, datamodules
 
 

@@ -250,3 +250,56 @@ def test_a_trainer_setting_lightning_refuses_leaves_no_run_folder(small_mission_
     with pytest.raises(ESAInputError, match="refused by Lightning"):
         train(cfg)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["experiment=smoke", "+model.bogus=1"],
+         "model.bogus: not an option of RobustZScore; its options: "),
+        (["experiment=smoke", "+model.quantil=99"],
+         "model.quantil: not an option of RobustZScore; did you mean quantile?"),
+        (["model=window_pca", "datamodule=windows", "+model.max_window=9"],
+         "model.max_window: not an option of WindowPCADetector; did you mean max_windows?"),
+        # the second component was built only once the first had trained
+        (["experiment=esa_full", "+components.channel_ensemble.model.hiden=3"],
+         "components.channel_ensemble.model.hiden: not an option of LitChannelEnsemble; "
+         "did you mean hidden?"),
+    ],
+)
+def test_a_misspelled_model_key_is_one_line_naming_it(small_mission_dir, tmp_path, overrides,
+                                                      needle):
+    """Hydra's "Error in call to target ... unexpected keyword argument 'bogus'" (several
+    lines, exit code 1), and the run folder left behind."""
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.train import train
+
+    cfg = compose_into([*overrides, f"data.root={small_mission_dir}", "logger=none"], tmp_path)
+    with pytest.raises(ESAInputError) as refused:
+        train(cfg)
+    assert str(refused.value).startswith(needle) and "\n" not in str(refused.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_sweep_job_with_a_misspelled_model_key_fails_in_one_line(small_mission_dir,
+                                                                       tmp_path):
+    """The sweep ended with Hydra's block naming job 0 only, exit code 1."""
+    import pandas as pd
+
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "-m", "experiment=smoke", "+model.bogus=1",
+         "seed=1,2", "logger=none", f"data.root={small_mission_dir}",
+         f"hydra.sweep.dir={sweep}", f"paths.root_dir={tmp_path}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Error executing job" not in proc.stderr and "Traceback" not in proc.stderr
+    for job in (0, 1):
+        assert f"error: sweep job {job} (" in proc.stderr
+    assert proc.stderr.count("model.bogus: not an option of RobustZScore") == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 2 sweep job(s) failed (job 0, 1)")
+    statuses = pd.read_csv(sweep / "summary.csv")["status"]
+    assert all(s.startswith("failed: model.bogus") for s in statuses)
