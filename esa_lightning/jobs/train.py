@@ -47,6 +47,7 @@ from esa_lightning.jobs.common import (
     silence_uninformative_output,
     unscored_reason,
 )
+from esa_lightning.jobs.run_guard import refuse_earlier_run
 from esa_lightning.jobs.run_logs import log_final_metrics, run_loggers
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
@@ -268,6 +269,8 @@ def train(cfg: DictConfig) -> float | None:
         )
     launching = is_launching_process()
     with lock_run_folder(output_dir) if launching else contextlib.nullcontext():
+        if launching:  # checked before Hydra wrote here too (run_guard.RefuseEarlierRun)
+            refuse_earlier_run(output_dir, cfg.get("ckpt_path"))
         return _train(cfg, output_dir)
 
 

@@ -292,11 +292,13 @@ def test_multirun_writes_job_folders_and_summary(tiny_mission, tmp_path):
 def test_a_failed_job_does_not_end_the_sweep_and_the_summary_is_this_sweeps(tiny_mission, tmp_path):
     """A job's input error used to exit the whole sweep (SystemExit): the next jobs never ran
     and no summary.csv was written. Rerun into a folder an earlier, longer sweep left, the
-    summary listed that sweep's job 2 and the failed job 0's old metrics as done."""
+    summary listed that sweep's job 2 (an earlier sweep whose jobs trained is refused now:
+    test_run_folder_reuse.py; one whose jobs were all refused leaves a folder to rerun in)."""
     sweep = tmp_path / "sweep"
     smoke = ["-m", "experiment=smoke", "logger=none", "trainer.enable_progress_bar=false",
              "~callbacks.progress_bar", f"data.root={tiny_mission}", f"hydra.sweep.dir={sweep}"]
-    assert_ok(run_train([*smoke, "data.val_days=2", "seed=1,2,3"], tmp_path))
+    assert run_train([*smoke, "data.val_days=900", "seed=1,2,3"], tmp_path).returncode == 2
+    assert (sweep / "2" / ".hydra").is_dir()
     proc = run_train([*smoke, "seed=1", "data.val_days=900,2"], tmp_path)
     assert proc.returncode == 2  # one line per failed job and one at the end, no Hydra lines
     assert "Error executing job" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
@@ -309,7 +311,7 @@ def test_a_failed_job_does_not_end_the_sweep_and_the_summary_is_this_sweeps(tiny
     summary = pd.read_csv(sweep / "summary.csv")
     assert list(summary["job"]) == [0, 1]  # not the earlier sweep's job 2
     assert summary["status"][0].startswith("failed: data.val_days=900")
-    assert np.isnan(summary["val/EW_F_0.50"][0])  # not the earlier sweep's metrics of job 0
+    assert np.isnan(summary["val/EW_F_0.50"][0])
     assert summary["status"][1] == "done"
     assert "data.val_days=2" in summary["overrides"][1]
     assert list(summary.columns)[-1] == "status"

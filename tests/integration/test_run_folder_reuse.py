@@ -1,0 +1,123 @@
+"""A new training run into a folder holding an earlier run's outputs is refused before it touches
+anything there; resuming that run (``ckpt_path=last``) goes on, with the checkpoint's settings.
+
+Before, the second run wrote ``last-v1.ckpt`` beside the first run's ``last.ckpt`` and replaced
+its ``detector/`` and ``metrics.json``; resuming then restored the first run's ``last.ckpt`` and
+shipped its model under the second run's config (``model.max_windows`` 500 trained, 300 said).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.jobs.train import train
+from tests.conftest import REPO, compose_config
+
+FAST = ["experiment=smoke", "logger=none", "trainer.enable_progress_bar=false",
+        "~callbacks.progress_bar", "test=false"]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` and a hash of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_train(args: list[str], root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(root), "PYTHONWARNINGS": "ignore"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_second_run_into_a_trained_folder_is_refused_and_resuming_it_works(
+    small_mission_dir, tmp_path
+):
+    run = [*FAST, f"data.root={small_mission_dir}"]
+    assert train(compose_config("train", run, tmp_path)) is not None
+    before = snapshot(tmp_path)
+    with pytest.raises(ESAInputError) as refused:
+        train(compose_config("train", [*run, "model.quantile=99.0"], tmp_path))
+    message = str(refused.value)
+    assert message.startswith(str(tmp_path)) and "\n" not in message
+    assert "hydra.run.dir" in message and "ckpt_path=last" in message
+    assert snapshot(tmp_path) == before  # no last-v1.ckpt, the detector and metrics as they were
+    assert train(compose_config("train", [*run, "ckpt_path=last"], tmp_path)) is not None
+    assert not list(tmp_path.rglob("last-v*.ckpt"))
+
+
+def test_a_folder_without_an_earlier_runs_outputs_stays_usable(small_mission_dir, tmp_path):
+    """What a run refused before it trained leaves (``.hydra/``, its log), and someone's file."""
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("refused: true\n")
+    (tmp_path / "train.log").write_text("error\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "checkpoints" / "smoke").mkdir(parents=True)  # made, nothing written yet
+    assert train(compose_config("train", [*FAST, f"data.root={small_mission_dir}"],
+                                tmp_path)) is not None
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def earlier_run(folder: Path) -> dict[str, str]:
+    """What a run that trained leaves in ``folder`` (no need to train one: nothing is read)."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text("model: {max_windows: 500}\n")
+    (folder / ".hydra" / "overrides.yaml").write_text("- model.max_windows=500\n")
+    (folder / "train.log").write_text("trained\n")
+    (folder / "checkpoints" / "window_pca").mkdir(parents=True)
+    (folder / "checkpoints" / "window_pca" / "last.ckpt").write_bytes(b"weights")
+    return snapshot(folder)
+
+
+def test_train_py_refuses_before_hydra_writes_into_the_folder(tmp_path):
+    """Hydra rewrote the earlier run's .hydra/ and appended to its log before the job ran."""
+    folder = tmp_path / "outputs" / "wp"
+    before = earlier_run(folder)
+    proc = run_train(["model=window_pca", "logger=none", f"hydra.run.dir={folder}"], tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error: {folder}: holds an earlier run's checkpoints/")
+    assert "hydra.run.dir" in lines[-1] and "ckpt_path=last" in lines[-1]
+    assert "Traceback" not in proc.stderr
+    assert snapshot(folder) == before
+
+
+def test_a_sweep_into_an_earlier_sweeps_folder_is_refused_before_writing(tmp_path):
+    """Rerun into an earlier sweep's folder, a sweep replaced its jobs' detectors, metrics and
+    .hydra/ and its summary.csv."""
+    sweep = tmp_path / "sweep"
+    earlier_run(sweep / "1")
+    (sweep / "summary.csv").write_text("job,status\n1,done\n")
+    before = snapshot(sweep)
+    proc = run_train(["-m", "model=window_pca", "model.max_windows=400,300", "logger=none",
+                      f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {sweep}: holds an earlier sweep's job 1 (checkpoints/)")
+    assert "hydra.sweep.dir" in line and "ckpt_path=last" in line
+    assert snapshot(sweep) == before
+
+
+@pytest.mark.slow
+def test_a_sweep_job_into_a_folder_an_earlier_job_trained_in_fails_alone(
+    small_mission_dir, tmp_path
+):
+    """Jobs sharing a folder (a sweep's subdir that does not tell them apart): the second is
+    refused as an input error of its own, the sweep ends with the one line, exit code 2."""
+    sweep = tmp_path / "sweep"
+    proc = run_train(["-m", *FAST, f"data.root={small_mission_dir}", "seed=1,2",
+                      f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=shared"], tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "error: sweep job 1 (" in proc.stderr and "holds an earlier run's" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: 1 sweep job(s) failed (job 1)")
+    assert not list(sweep.rglob("last-v*.ckpt"))
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary["status"][1].startswith("failed: ")
