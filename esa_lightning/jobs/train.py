@@ -186,6 +186,7 @@ class Prepared(NamedTuple):
     datamodule: Any
     ckpt_path: str | None  # the checkpoint it resumes from
     train_end: _TrainEndSeen
+    settings: str  # the model's config key: model, or components.<name>.model
 
 
 def prepare_component(
@@ -234,7 +235,8 @@ def prepare_component(
     train_end = _TrainEndSeen()
     trainer = make_trainer(trainer_cfg, [*callbacks, train_end], loggers)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
-    return Prepared(model, trainer, datamodule, ckpt_path, train_end)
+    settings = f"components.{name}.model" if cfg.get("components") else "model"
+    return Prepared(model, trainer, datamodule, ckpt_path, train_end, settings)
 
 
 def fit_component(name: str, ready: Prepared) -> tuple[DetectorModule, L.Trainer]:
@@ -242,7 +244,8 @@ def fit_component(name: str, ready: Prepared) -> tuple[DetectorModule, L.Trainer
     training (its ``configure_callbacks``)."""
     model, trainer = ready.model, ready.trainer
     log.info("fitting %s (%s)", name, type(model).__name__)
-    fit_from(trainer, model, ready.datamodule, ready.ckpt_path)  # checked before it is read
+    # a checkpoint is checked before it is read, against the model's settings too
+    fit_from(trainer, model, ready.datamodule, ready.ckpt_path, ready.settings)
     if not ready.train_end.seen:  # resumed after its last epoch: Lightning skipped on_train_end
         log.info("%s: training had finished; restoring weights, fitting post-processing", name)
         for cb in trainer.callbacks:

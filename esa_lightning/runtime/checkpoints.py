@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
 
@@ -68,12 +69,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def check_resume_checkpoint(
-    path: str | Path, model: torch.nn.Module, mission: Any = None
+    path: str | Path, model: torch.nn.Module, mission: Any = None, settings: str = "model"
 ) -> None:
     """Refuse a checkpoint that cannot be read safely, whose tensors do not fit ``model`` (what
     Lightning's strict load would raise a traceback for: a missing, unexpected or resized
-    parameter or buffer), that cannot resume training (no optimizer state) or that was trained
-    on another ``mission`` (``check_same_data``). The file is read once."""
+    parameter or buffer), that cannot resume training (no optimizer state), that was trained
+    on another ``mission`` (``check_same_data``) or with other settings than the model's
+    (``check_same_settings``; ``settings``: the model's config key). The file is read once."""
     data = read_checkpoint(path)
     state = data["state_dict"]
     problems = []
@@ -98,6 +100,53 @@ def check_resume_checkpoint(
     if problem := _optimizer_problem(data.get("optimizer_states", None), model):
         raise ESAInputError(f"training cannot resume from this checkpoint: {problem}", path=path)
     check_same_data(data, mission, path)
+    check_same_settings(data, model, path, settings)
+
+
+def check_same_settings(data: dict[str, Any], model: Any, path: str | Path, key: str) -> None:
+    """Refuse to resume with other model settings than the checkpoint's (``data``, read from
+    ``path``): the checkpoint's ``hyper_parameters`` that differ from the model's, named as the
+    config's ``key.<name>`` (``model.max_windows``). Its tensors may fit, but the detector would
+    record settings its weights were not trained with. A name only one side has (a setting added
+    since) is not compared."""
+    stored = data.get("hyper_parameters")
+    if not isinstance(stored, Mapping):
+        return
+    was, now = _flat(stored), _flat(getattr(model, "hparams", {}) or {})
+    differ = [name for name in now if name in was and was[name] != now[name]]
+    if differ:
+        shown = ", ".join(f"{key}.{n}={_plain(was[n])}" for n in differ[:3])
+        asked = ", ".join(f"{key}.{n}={_plain(now[n])}" for n in differ[:3])
+        raise ESAInputError(
+            f"the checkpoint was trained with {shown}, this run asks {asked}: resume with the "
+            "checkpoint's settings, or start a new run (another hydra.run.dir, no ckpt_path)",
+            path=path,
+        )
+
+
+def _flat(settings: Any, prefix: str = "") -> dict[str, Any]:
+    """``settings`` as ``{dotted name: value}``, omegaconf containers as plain ones and lists as
+    tuples (a checkpoint may hold any of them for the same setting)."""
+    if isinstance(settings, DictConfig | ListConfig):
+        settings = OmegaConf.to_container(settings, resolve=True)
+    if isinstance(settings, Mapping) and settings:
+        out: dict[str, Any] = {}
+        for name, value in settings.items():
+            out.update(_flat(value, f"{prefix}{name}."))
+        return out
+    return {prefix[:-1]: _frozen(settings)}
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {name: _frozen(v) for name, v in value.items()}
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _plain(value: Any) -> str:
+    return str(list(value)) if isinstance(value, tuple) else str(value)
 
 
 def check_same_data(data: dict[str, Any], mission: Any, path: str | Path) -> None:
@@ -220,12 +269,15 @@ def refuse_one_checkpoint_for_several(ckpt_path: str | None, names: list[str]) -
         )
 
 
-def fit_from(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> None:
-    """``trainer.fit``, resuming from ``ckpt_path`` only after ``check_resume_checkpoint``."""
+def fit_from(
+    trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None, settings: str = "model"
+) -> None:
+    """``trainer.fit``, resuming from ``ckpt_path`` only after ``check_resume_checkpoint``
+    (``settings``: the model's config key, ``model`` or ``components.<name>.model``)."""
     if ckpt_path is None:
         trainer.fit(model, datamodule=datamodule)
         return
-    check_resume_checkpoint(ckpt_path, model, getattr(datamodule, "mission", None))
+    check_resume_checkpoint(ckpt_path, model, getattr(datamodule, "mission", None), settings)
     options = {}
     if "weights_only" in inspect.signature(trainer.fit).parameters:
         options["weights_only"] = True

@@ -54,6 +54,20 @@ def test_a_second_run_into_a_trained_folder_is_refused_and_resuming_it_works(
     assert not list(tmp_path.rglob("last-v*.ckpt"))
 
 
+def test_resuming_with_other_model_settings_than_the_checkpoints_is_refused(
+    small_mission_dir, tmp_path
+):
+    """The resume restored the checkpoint trained with the first settings and shipped it with
+    the settings asked now in its config."""
+    run = [*FAST, f"data.root={small_mission_dir}"]
+    train(compose_config("train", run, tmp_path))
+    detector = snapshot(tmp_path / "detector")
+    with pytest.raises(ESAInputError, match=r"trained with model\.quantile=.*, this run asks "
+                                            r"model\.quantile=99\.0"):
+        train(compose_config("train", [*run, "model.quantile=99.0", "ckpt_path=last"], tmp_path))
+    assert snapshot(tmp_path / "detector") == detector
+
+
 def test_a_folder_without_an_earlier_runs_outputs_stays_usable(small_mission_dir, tmp_path):
     """What a run refused before it trained leaves (``.hydra/``, its log), and someone's file."""
     (tmp_path / ".hydra").mkdir()
