@@ -61,10 +61,15 @@ def mission_from_config(data_cfg: DictConfig) -> Mission:
         raise ESAInputError("unknown data reader", column="data._target_", value=target) from None
     if options.get("root") in (None, "???"):
         raise ESAInputError("set data.root=PATH for this data source", column="data.root")
+    refuse_unknown_options(data_cfg, set(), where="data")  # a misspelled key
     try:
         return instantiate(options, _convert_="all")
     except InstantiationException as exc:
         cause = exc.__cause__
+        if isinstance(cause, TypeError) and (
+            refused := unknown_option(data_cfg, cause, set(), where="data")
+        ):  # a reader passing its options on (the synthetic one) is not checked before
+            raise refused from None
         if cause is not None:  # the reader's own error, as a direct call raises it
             raise cause from cause.__cause__
         raise
@@ -96,7 +101,9 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     ]
 
 
-def unknown_option(config: Any, error: TypeError, given: set[str]) -> ESAInputError | None:
+def unknown_option(
+    config: Any, error: TypeError, given: set[str], where: str | None = None
+) -> ESAInputError | None:
     """The one-line error for Python's ``unexpected keyword argument 'NAME'`` when ``NAME`` is
     an option of ``config`` (a misspelled key, not a bug of the target), else None.
     ``given``: the options the caller passes itself (``datamodule.dims``), not the user's."""
@@ -104,34 +111,38 @@ def unknown_option(config: Any, error: TypeError, given: set[str]) -> ESAInputEr
     if not found or not isinstance(config, DictConfig) or found.group(1) not in config:
         return None
     options = accepted_options(str(config.get("_target_", "")))
-    return not_an_option(config, found.group(1), options or set(), given)
+    return not_an_option(config, found.group(1), options or set(), given, where)
 
 
-def refuse_unknown_options(config: DictConfig, given: set[str]) -> None:
+def refuse_unknown_options(
+    config: DictConfig, given: set[str], where: str | None = None
+) -> None:
     """Refuse an option of ``config`` its target does not take, before instantiating it (an
     ``esa_full`` component is built only once the components before it trained); a target
-    that takes any (``**kwargs`` all the way) is left to its own checks."""
+    that takes any (``**kwargs`` all the way) is left to its own checks. ``where``: the
+    config's key (default: its place in the config it belongs to)."""
     options = accepted_options(str(config.get("_target_", "")))
     if options is None:
         return
     for name in config:
         if not (name.startswith("_") and name.endswith("_")) and name not in options:
-            raise not_an_option(config, str(name), options, given)
+            raise not_an_option(config, str(name), options, given, where)
 
 
 def not_an_option(
-    config: DictConfig, name: str, options: set[str], given: set[str]
+    config: DictConfig, name: str, options: set[str], given: set[str], where: str | None = None
 ) -> ESAInputError:
     """``model.bogus: not an option of WindowPCADetector; did you mean ...?``: the config key
     and the closest options the target takes, or all of them but those in ``given``."""
-    where = config._get_full_key(None)  # model, components.gru_ae.model, callbacks.x...
+    if where is None:  # model, components.gru_ae.model, callbacks.x...
+        where = config._get_full_key(None)
     key = f"{where}.{name}" if where else name
     shown = sorted(options - given)
     close = difflib.get_close_matches(name, shown, n=3)
-    hint = (f"did you mean {' or '.join(close)}?" if close
-            else f"its options: {', '.join(shown)}" if shown else "it takes no option")
+    hint = (f"; did you mean {' or '.join(close)}?" if close
+            else f"; its options: {', '.join(shown)}" if shown else "")
     target = str(config.get("_target_", "")).rsplit(".", 1)[-1]
-    return ESAInputError(f"{key}: not an option of {target}; {hint}")
+    return ESAInputError(f"{key}: not an option of {target}{hint}")
 
 
 def accepted_options(target: str) -> set[str] | None:

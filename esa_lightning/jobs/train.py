@@ -174,7 +174,8 @@ def make_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[An
 
 def make_datamodule(spec: DictConfig, mission: Any) -> Any:
     """The component's datamodule on ``mission`` (a Mission cannot pass through OmegaConf: it
-    is bound after instantiation)."""
+    is bound after instantiation, so an option it does not take is refused first)."""
+    refuse_unknown_options(spec.datamodule, {"mission"})
     return instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")(mission=mission)
 
 

@@ -261,16 +261,22 @@ def test_a_trainer_setting_lightning_refuses_leaves_no_run_folder(small_mission_
          "model.quantil: not an option of RobustZScore; did you mean quantile?"),
         (["model=window_pca", "datamodule=windows", "+model.max_window=9"],
          "model.max_window: not an option of WindowPCADetector; did you mean max_windows?"),
+        # the data module is instantiated partially and called later, outside Hydra's wrapper
+        (["experiment=smoke", "+datamodule.batch_siz=4"],
+         "datamodule.batch_siz: not an option of RowDataModule; did you mean batch_size?"),
+        # the synthetic reader passes its options on to the ESA reader
+        (["experiment=smoke", "+data.bogus=1"], "data.bogus: not an option of load_synthetic"),
         # the second component was built only once the first had trained
         (["experiment=esa_full", "+components.channel_ensemble.model.hiden=3"],
          "components.channel_ensemble.model.hiden: not an option of LitChannelEnsemble; "
          "did you mean hidden?"),
     ],
 )
-def test_a_misspelled_model_key_is_one_line_naming_it(small_mission_dir, tmp_path, overrides,
+def test_a_misspelled_config_key_is_one_line_naming_it(small_mission_dir, tmp_path, overrides,
                                                       needle):
     """Hydra's "Error in call to target ... unexpected keyword argument 'bogus'" (several
-    lines, exit code 1), and the run folder left behind."""
+    lines, exit code 1; a traceback for the data module's and the reader's), and the run folder
+    left behind."""
     from esa_lightning.errors import ESAInputError
     from esa_lightning.jobs.train import train
 
