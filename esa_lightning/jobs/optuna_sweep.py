@@ -341,8 +341,11 @@ def _canonical(stored: str) -> str:
 def write_trials(study: Any, sweep_dir: Path) -> Path:
     """``trials.csv``: every trial's number, state, value, parameters and run folder."""
     path = sweep_dir / "trials.csv"
+    table = study.trials_dataframe()
+    if "user_attrs_exit_code" in table:  # a crash's; empty for the others (not 1.0 then)
+        table["user_attrs_exit_code"] = table["user_attrs_exit_code"].astype("Int64")
     with atomic_path(path) as tmp:
-        study.trials_dataframe().to_csv(tmp, index=False)
+        table.to_csv(tmp, index=False)
     return path
 
 

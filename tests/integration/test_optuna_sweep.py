@@ -210,6 +210,9 @@ def test_a_crashed_trial_is_recorded_failed_and_the_sweep_goes_on(
     table = pd.read_csv(tmp_path / "sweep" / "trials.csv")
     assert table["state"].tolist() == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
     assert table["user_attrs_exit_code"].tolist()[1] == 1
+    # written as the integer it is, not 1.0 (the complete trials' empty cells made it float)
+    text = pd.read_csv(tmp_path / "sweep" / "trials.csv", dtype=str, keep_default_na=False)
+    assert text["user_attrs_exit_code"].tolist() == ["", "1", "", ""]
     # one log line for the crash, no traceback of the sweep's own code
     about = [r for r in caplog.records if "trial 1" in r.getMessage().lower()
              and "fail" in r.getMessage()]
