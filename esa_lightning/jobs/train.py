@@ -152,9 +152,12 @@ def warn_about_labels(cfg: DictConfig, mission: Any) -> None:
                 log.warning("%s (%s): %s", name, model_class.__name__, warning)
 
 
-def make_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> L.Trainer:
+def make_trainer(
+    trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[Any], key: str = "trainer"
+) -> L.Trainer:
     """The Lightning Trainer of ``trainer_cfg``; settings Lightning refuses (a GPU where none is
-    visible, more devices than there are, an unknown strategy) are one ``ESAInputError``."""
+    visible, more devices than there are, an unknown strategy) are one ``ESAInputError`` naming
+    them under ``key`` (``trainer``, or ``components.<name>.trainer``)."""
     from hydra.errors import InstantiationException
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
@@ -165,7 +168,7 @@ def make_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[An
         if not isinstance(cause, MisconfigurationException | ValueError):
             raise
         shown = " ".join(
-            f"trainer.{k}={trainer_cfg.get(k)}"
+            f"{key}.{k}={trainer_cfg.get(k)}"
             for k in ("accelerator", "devices", "num_nodes", "strategy")
             if k in trainer_cfg
         )
@@ -177,6 +180,33 @@ def make_datamodule(spec: DictConfig, mission: Any) -> Any:
     is bound after instantiation, so an option it does not take is refused first)."""
     refuse_unknown_options(spec.datamodule, {"mission"})
     return instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")(mission=mission)
+
+
+def component_trainer_config(cfg: DictConfig, spec: DictConfig) -> DictConfig:
+    """The run's ``trainer`` settings with the component's own ``trainer`` on top."""
+    return OmegaConf.merge(
+        OmegaConf.to_container(cfg.trainer, resolve=True),
+        OmegaConf.to_container(spec.get("trainer") or OmegaConf.create(), resolve=True),
+    )
+
+
+def trainer_key(cfg: DictConfig, name: str) -> str:
+    """Where component ``name``'s trainer settings are set: ``trainer`` of a single model, else
+    ``components.<name>.trainer`` (on top of the run's ``trainer``)."""
+    return f"components.{name}.trainer" if cfg.get("components") else "trainer"
+
+
+def check_trainer_settings(cfg: DictConfig, spec: DictConfig, name: str) -> None:
+    """Refuse a component's trainer settings Lightning refuses (a GPU where there is none)
+    before any component trains: a later component's trainer is built only after the earlier
+    fits. The trial trainer is dropped; its "GPU available" lines are not printed."""
+    quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        make_trainer(component_trainer_config(cfg, spec), [], [], trainer_key(cfg, name))
+    finally:
+        quiet.setLevel(level)
 
 
 class Prepared(NamedTuple):
@@ -219,10 +249,7 @@ def prepare_component(
         if isinstance(cb, ModelCheckpoint):
             cb.dirpath = str(checkpoint_dir)
     loggers = run_loggers(cfg, name)
-    trainer_cfg = OmegaConf.merge(
-        OmegaConf.to_container(cfg.trainer, resolve=True),
-        OmegaConf.to_container(spec.get("trainer") or OmegaConf.create(), resolve=True),
-    )
+    trainer_cfg = component_trainer_config(cfg, spec)
     if not trainer_cfg.get("enable_progress_bar", True):  # Lightning refuses a bar it may not show
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     if not loggers:  # a learning-rate monitor without a logger is refused by Lightning
@@ -234,7 +261,7 @@ def prepare_component(
         callbacks.append(CompactModelSummary())
         trainer_cfg.enable_model_summary = False
     train_end = _TrainEndSeen()
-    trainer = make_trainer(trainer_cfg, [*callbacks, train_end], loggers)
+    trainer = make_trainer(trainer_cfg, [*callbacks, train_end], loggers, trainer_key(cfg, name))
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
     settings = f"components.{name}.model" if cfg.get("components") else "model"
     return Prepared(model, trainer, datamodule, ckpt_path, train_end, settings)
@@ -360,6 +387,7 @@ def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any, dict[str, Any]]:
             if hasattr(datamodule, "check_training_rows"):
                 datamodule.check_training_rows(f"components.{name}.datamodule")
             refuse_unknown_options(spec.model, set(datamodule.dims))  # a misspelled key
+            check_trainer_settings(cfg, spec, name)
     return mission, combiner, datamodules
 
 

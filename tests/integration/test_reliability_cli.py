@@ -252,6 +252,31 @@ def test_a_trainer_setting_lightning_refuses_leaves_no_run_folder(small_mission_
     assert not (tmp_path / "run").exists()
 
 
+def test_a_later_components_trainer_setting_is_refused_before_any_component_trains(
+    small_mission_dir, tmp_path, monkeypatch
+):
+    """esa_full built each component's trainer only once the components before it had
+    trained: a GPU asked for the channel ensemble where there is none was refused after the
+    GRU's fit, and its run folder stayed behind."""
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs import train as train_job
+
+    fitted = []
+
+    def fit_component(name, ready):
+        fitted.append(name)
+        raise RuntimeError(f"{name} was fitted")
+
+    monkeypatch.setattr(train_job, "fit_component", fit_component)
+    cfg = compose_into(["experiment=esa_full", f"data.root={small_mission_dir}", "logger=none",
+                        "+components.channel_ensemble.trainer.accelerator=gpu",
+                        "+components.channel_ensemble.trainer.devices=4096"], tmp_path)
+    with pytest.raises(ESAInputError, match="components.channel_ensemble.trainer.accelerator=gpu"):
+        train_job.train(cfg)
+    assert fitted == []
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     ("overrides", "needle"),
     [
