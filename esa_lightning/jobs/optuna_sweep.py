@@ -12,7 +12,8 @@ trial's; its ``metrics.json`` value of ``optimized_metric`` is what Optuna sees.
 
 The study lives in ``--storage`` (default ``sqlite:///<sweep-dir>/optuna.db``): rerunning the
 same command after a stop continues the study until it holds ``--n-trials`` complete trials
-(a crashed or NaN trial is recorded failed and not counted: ``sweep_failures``);
+(a crashed or NaN trial, or one without a usable ``metrics.json``, is recorded failed and not
+counted: ``sweep_failures``);
 ``optuna-dashboard <storage>`` or ``<sweep-dir>/trials.csv`` show it. The hydra-optuna-sweeper
 plugin cannot do this: it pins optuna < 3, whose RDB storage fails under current SQLAlchemy.
 """
@@ -42,11 +43,14 @@ from esa_lightning.io import atomic_path, make_output_folder
 from esa_lightning.jobs.paths import compose_config
 from esa_lightning.jobs.sweep_failures import (
     FailureStreak,
+    NoObjective,
     QuietCrashes,
     TrialFailed,
     crash_summary,
     crashed,
+    read_objective,
     record_crash,
+    record_no_objective,
 )
 
 log = logging.getLogger("esa_lightning")
@@ -263,8 +267,9 @@ def chosen_overrides(plan: SweepPlan, trial: Any) -> list[str]:
 
 def run_trial(plan: SweepPlan, trial: Any) -> float:
     """One ``train.py`` run with the trial's overrides; its ``optimized_metric``. A run that
-    crashed raises ``TrialFailed`` (Optuna records the trial FAIL, the sweep goes on); one that
-    exits 2, a user-input error every trial would hit, stops the sweep."""
+    crashed or left no usable ``metrics.json`` raises ``TrialFailed`` (Optuna records the trial
+    FAIL, the sweep goes on); one that exits 2, a user-input error every trial would hit, stops
+    the sweep."""
     chosen = chosen_overrides(plan, trial)
     run_dir = plan.sweep_dir / str(trial.number)
     overrides = [*plan.overrides, *chosen]
@@ -285,14 +290,10 @@ def run_trial(plan: SweepPlan, trial: Any) -> float:
         raise ESAInputError(f"trial {trial.number}: {tail[0]}", path=console)
     if proc.returncode:
         raise record_crash(trial, proc.returncode, console)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    if plan.metric not in metrics:
-        raise ESAInputError(
-            f"trial {trial.number} has no {plan.metric} (its keys: {', '.join(sorted(metrics))}); "
-            "a range without labels has no labeled metrics: choose another optimized_metric",
-            column="optimized_metric",
-        )
-    return float(metrics[plan.metric])
+    try:
+        return read_objective(run_dir / "metrics.json", plan.metric)
+    except NoObjective as exc:
+        raise record_no_objective(trial, str(exc), console) from None
 
 
 def open_study(plan: SweepPlan, optuna: Any) -> Any:
@@ -383,7 +384,7 @@ def sweep(plan: SweepPlan) -> Any:
             lambda trial: run_trial(plan, trial),
             callbacks=[MaxTrialsCallback(plan.n_trials, states=(TrialState.COMPLETE,)),
                        after_trial],
-            catch=(TrialFailed,),  # a crashed trial is recorded FAIL; the next one runs
+            catch=(TrialFailed,),  # a failed trial is recorded FAIL; the next one runs
         )
     finally:
         optuna_log.removeFilter(quiet)

@@ -1,9 +1,11 @@
 """What ``sweep.py`` does with a failed trial: a ``train.py`` that crashed (an exit code other
-than 0 and 2) or a NaN ``optimized_metric`` is recorded FAIL in the study, and the sweep goes on
-with the next trial until too many fail in a row (``FailureStreak``)."""
+than 0 and 2), one that exited 0 without a usable ``metrics.json`` (``read_objective``), or a
+NaN ``optimized_metric`` is recorded FAIL in the study, and the sweep goes on with the next
+trial until too many fail in a row (``FailureStreak``)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -21,39 +23,102 @@ class TrialFailed(RuntimeError):
     """A trial's ``train.py`` ended with an error that is not a user-input error."""
 
 
+class NoObjective(ValueError):
+    """A trial's ``train.py`` exited 0 without a usable ``metrics.json``: the reason."""
+
+
+def read_objective(path: Path, metric: str) -> float:
+    """``metric``'s value in the ``metrics.json`` at ``path``; ``NoObjective``, saying why, when
+    the file is missing, unreadable, not a JSON object or holds no number for ``metric``."""
+    try:
+        metrics = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NoObjective("it wrote no metrics.json") from None
+    except OSError as exc:
+        raise NoObjective(f"its metrics.json is unreadable ({exc.strerror or exc})") from None
+    except ValueError as exc:  # not UTF-8 text, or not JSON
+        raise NoObjective(f"its metrics.json is not JSON ({exc})") from None
+    if not isinstance(metrics, dict):
+        raise NoObjective("its metrics.json is not a JSON object of metrics")
+    if metric not in metrics:
+        kept = ", ".join(sorted(k for k in metrics if k.startswith("val/"))) or "none"
+        raise NoObjective(
+            f"its metrics.json has no {metric} (its val/ metrics: {kept}); a range without "
+            "labels has no labeled metrics: choose another optimized_metric"
+        )
+    value = metrics[metric]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise NoObjective(f"its metrics.json's {metric} is not a number: {value!r}")
+    return float(value)
+
+
 def record_crash(trial: Any, returncode: int, console: Path) -> TrialFailed:
-    """Store the crash in ``trial``'s user attributes (``exit_code``, ``console``,
+    """Store the crash in ``trial``'s user attributes (``exit_code``, ``reason``, ``console``,
     ``last_line``: the last line of its output), log it in one line and return the error that
     makes Optuna record the trial FAIL."""
+    return record_failure(trial, returncode, f"exit code {returncode}", console)
+
+
+def record_no_objective(trial: Any, reason: str, console: Path) -> TrialFailed:
+    """``record_crash`` for a ``train.py`` that exited 0 without a usable ``metrics.json``
+    (``reason``: ``NoObjective``'s)."""
+    return record_failure(trial, 0, reason, console)
+
+
+def record_failure(trial: Any, returncode: int, reason: str, console: Path) -> TrialFailed:
+    """Store a failed trial's ``train.py`` exit code, the reason, its console log and the log's
+    last line in ``trial``'s user attributes; log it in one line; the error to raise."""
     lines = console.read_text(errors="replace").strip().splitlines()
     last = lines[-1].strip()[:LAST_LINE_CHARS] if lines else ""
     trial.set_user_attr("exit_code", returncode)
+    trial.set_user_attr("reason", reason)
     trial.set_user_attr("console", str(console))
     trial.set_user_attr("last_line", last)
-    message = f"trial {trial.number} failed (exit code {returncode}): {console}"
+    why = reason if returncode else f"exit code 0, but {reason}"
+    message = f"trial {trial.number} failed ({why}): {console}"
     log.warning("%s; its last line: %s", message, last)
     return TrialFailed(message)
 
 
 def crashed(trial: Any) -> bool:
-    """Whether ``trial`` is a crash ``record_crash`` stored (not a NaN value, not a stop)."""
+    """Whether ``trial`` is a failure ``record_failure`` stored (a crash, or no usable
+    ``metrics.json``; not a NaN value, not a stop)."""
     return "exit_code" in trial.user_attrs and trial.state.name == "FAIL"
 
 
 def crash_summary(trials: list[Any]) -> str:
-    """The crashed ``trials`` in one phrase: how many, their numbers, exit codes and console
-    logs."""
-    numbers = ", ".join(str(t.number) for t in trials)
-    codes = ", ".join(sorted({str(t.user_attrs["exit_code"]) for t in trials}))
-    consoles = ", ".join(str(t.user_attrs["console"]) for t in trials)
-    many = "s" if len(trials) > 1 else ""
-    return f"{len(trials)} trial{many} crashed ({numbers}; exit code {codes}), see {consoles}"
+    """The failed ``trials`` (``crashed``) in one phrase: how many, their numbers, exit codes
+    or reasons, and console logs."""
+    crashes = [t for t in trials if t.user_attrs["exit_code"] != 0]
+    phrases = []
+    if crashes:
+        numbers = ", ".join(str(t.number) for t in crashes)
+        codes = ", ".join(sorted({str(t.user_attrs["exit_code"]) for t in crashes}))
+        phrases.append(f"{_trials(crashes)} crashed ({numbers}; exit code {codes}), "
+                       f"see {_consoles(crashes)}")
+    unusable = [t for t in trials if t.user_attrs["exit_code"] == 0]
+    if unusable:
+        by_reason: dict[str, list[str]] = {}
+        for t in unusable:
+            by_reason.setdefault(t.user_attrs["reason"], []).append(str(t.number))
+        reasons = "; ".join(f"{', '.join(n)}: {r}" for r, n in by_reason.items())
+        phrases.append(f"{_trials(unusable)} exited 0 without a usable metrics.json "
+                       f"({reasons}), see {_consoles(unusable)}")
+    return "; ".join(phrases)
+
+
+def _trials(trials: list[Any]) -> str:
+    return f"{len(trials)} trial{'s' if len(trials) > 1 else ''}"
+
+
+def _consoles(trials: list[Any]) -> str:
+    return ", ".join(str(t.user_attrs["console"]) for t in trials)
 
 
 class QuietCrashes(logging.Filter):
-    """On Optuna's ``optuna.study._optimize`` logger: drops its two warnings about a crashed
+    """On Optuna's ``optuna.study._optimize`` logger: drops its two warnings about a failed
     trial (the traceback of the sweep's own code, then "failed with value None"), which
-    ``record_crash`` has logged in one line."""
+    ``record_failure`` has logged in one line."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -70,8 +135,9 @@ class QuietCrashes(logging.Filter):
 
 class FailureStreak:
     """The failed trials in a row. The sweep gives up after as many as it had trials to run, at
-    least ``MIN_NAN_STREAK``; at most ``CRASH_STREAK`` when one of them crashed (a crash every
-    trial hits, a bug, costs a few trials, not the night)."""
+    least ``MIN_NAN_STREAK``; at most ``CRASH_STREAK`` when one of them crashed or left no usable
+    ``metrics.json`` (``crashed``: a failure every trial hits, a bug, costs a few trials, not the
+    night)."""
 
     def __init__(self, remaining: int) -> None:
         self.nan_limit = max(remaining, MIN_NAN_STREAK)
@@ -86,7 +152,7 @@ class FailureStreak:
 
     def error(self, metric: str, done: int, n_trials: int) -> Exception:
         """Why the sweep stopped, in one line: ``TrialFailed`` (exit 1) when one of the trials
-        crashed, else the NaN ``ESAInputError`` (exit 2)."""
+        crashed or left no usable ``metrics.json``, else the NaN ``ESAInputError`` (exit 2)."""
         numbers = ", ".join(str(t.number) for t in self.trials)
         held = f"the study holds {done} of {n_trials} complete trials"
         crashes = [t for t in self.trials if crashed(t)]

@@ -156,18 +156,30 @@ if crash == "all" or call in crash:
     print("Traceback (most recent call last):")
     print("RuntimeError: CUDA out of memory (call %d)" % call)
     sys.exit({code})
-pathlib.Path(args["hydra.run.dir"], "metrics.json").write_text(
-    json.dumps({{"val/EW_F_0.50": 0.5 + call / 100}}))
+metrics = pathlib.Path(args["hydra.run.dir"], "metrics.json")
+broken = {broken!r}
+kind = broken.get("all", broken.get(call))
+print("finished: exit code 0")
+if kind == "no file":
+    pass
+elif kind == "a folder":
+    metrics.mkdir()
+elif kind is not None:
+    metrics.write_text(kind)
+else:
+    metrics.write_text(json.dumps({{"val/EW_F_0.50": 0.5 + call / 100}}))
 """
 
 
-def fake_train(tmp_path: Path, crash_calls, code: int = 1) -> list[str]:
+def fake_train(tmp_path: Path, crash_calls, code: int = 1, broken=None) -> list[str]:
     """A ``train.py`` stand-in (no training): it writes a ``metrics.json``, or prints a
     traceback's last line and exits ``code`` on the calls ``crash_calls`` (0 is the first;
-    ``"all"``: every call)."""
+    ``"all"``: every call). ``broken`` (call or ``"all"``: what) exits 0 with a broken
+    ``metrics.json`` on those calls: this text, ``"a folder"``, or ``"no file"``."""
     script = tmp_path / f"fake_train_{code}_{len(list(tmp_path.glob('fake_train_*')))}.py"
     calls = tmp_path / "calls.txt"
-    script.write_text(FAKE_TRAIN.format(calls=str(calls), crash_calls=crash_calls, code=code))
+    script.write_text(FAKE_TRAIN.format(calls=str(calls), crash_calls=crash_calls, code=code,
+                                        broken=broken or {}))
     return [sys.executable, str(script)]
 
 
@@ -249,6 +261,63 @@ def test_a_sweep_whose_every_trial_crashes_stops_after_a_streak_and_resumes(tmp_
     states = [t.state.name for t in load_trials(tmp_path)]
     assert states == ["FAIL"] * len(trials) + ["COMPLETE"] * 2
     assert f"{len(trials)} trials crashed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("metrics", "reason"),
+    [
+        ("no file", "it wrote no metrics.json"),
+        ("a folder", "its metrics.json is unreadable"),
+        ('{"val/EW_F_0.50": 0.5', "its metrics.json is not JSON"),
+        ("[0.5]", "its metrics.json is not a JSON object"),
+        ('{"val/forecast_MAE": 1.5, "test/EW_F_0.50": 0.4}',
+         "its metrics.json has no val/EW_F_0.50 (its val/ metrics: val/forecast_MAE)"),
+        ('{"val/EW_F_0.50": "high"}', "its metrics.json's val/EW_F_0.50 is not a number"),
+    ],
+)
+def test_a_trial_that_left_no_usable_metric_is_recorded_failed_and_the_sweep_goes_on(
+    tmp_path, capsys, caplog, monkeypatch, metrics, reason
+):
+    """A trial whose train.py exited 0 without a usable metrics.json (none, unreadable, not
+    JSON, without the objective) ended the sweep with a traceback (FileNotFoundError,
+    JSONDecodeError), or at once for a missing key; the other trials never ran."""
+    pytest.importorskip("optuna", minversion="4.0")
+    monkeypatch.setattr(logging.getLogger("optuna"), "propagate", True)
+    caplog.set_level("INFO")
+    train = fake_train(tmp_path, crash_calls=[], broken={1: metrics})
+    code = run_sweep(tmp_path, train, n_trials=2)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert [t.state.name for t in load_trials(tmp_path)] == ["COMPLETE", "FAIL", "COMPLETE"]
+    console = tmp_path / "sweep" / "1" / "console.log"
+    table = pd.read_csv(tmp_path / "sweep" / "trials.csv", dtype=str, keep_default_na=False)
+    assert table["state"].tolist() == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert table["user_attrs_console"].tolist()[1] == str(console)
+    assert table["user_attrs_reason"].tolist()[1].startswith(reason)
+    assert table["user_attrs_exit_code"].tolist() == ["", "0", ""]
+    # one log line, no traceback
+    about = [r for r in caplog.records if "trial 1" in r.getMessage().lower()
+             and "fail" in r.getMessage()]
+    assert len(about) == 1, [r.getMessage() for r in about]
+    line = about[0].getMessage()
+    assert reason in line and str(console) in line and "\n" not in line
+    assert about[0].exc_info is None
+    lines = out.strip().splitlines()
+    assert lines[-1].startswith("best of 2 trials: trial 2")
+    assert reason in lines[-2] and str(console) in lines[-2]
+
+
+def test_a_sweep_whose_every_trial_leaves_no_metric_stops_after_a_streak(tmp_path, capsys):
+    code = run_sweep(tmp_path, fake_train(tmp_path, [], broken={"all": "no file"}), n_trials=20)
+    err = capsys.readouterr().err
+    assert code == 1
+    trials = load_trials(tmp_path)
+    assert len(trials) == CRASH_STREAK
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("error: ")
+    assert f"{len(trials)} trials in a row failed" in message
+    assert "it wrote no metrics.json" in message
+    assert str(tmp_path / "sweep" / str(trials[-1].number) / "console.log") in message
 
 
 def test_a_trial_that_exits_2_stops_the_sweep_at_once(tmp_path, capsys):
