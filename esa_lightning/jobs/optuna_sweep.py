@@ -13,7 +13,8 @@ trial's; its ``metrics.json`` value of ``optimized_metric`` is what Optuna sees.
 The study lives in ``--storage`` (default ``sqlite:///<sweep-dir>/optuna.db``): rerunning the
 same command after a stop continues the study until it holds ``--n-trials`` complete trials
 (a crashed or NaN trial, or one without a usable ``metrics.json``, is recorded failed and not
-counted: ``sweep_failures``);
+counted: ``sweep_failures``); a new study into a folder holding another study's trial folders is
+refused before anything is written (``sweep_folder``);
 ``optuna-dashboard <storage>`` or ``<sweep-dir>/trials.csv`` show it. The hydra-optuna-sweeper
 plugin cannot do this: it pins optuna < 3, whose RDB storage fails under current SQLAlchemy.
 """
@@ -52,6 +53,7 @@ from esa_lightning.jobs.sweep_failures import (
     record_crash,
     record_no_objective,
 )
+from esa_lightning.jobs.sweep_folder import refuse_other_study, refuse_used_trial_folder
 
 log = logging.getLogger("esa_lightning")
 MIN_OPTUNA = 4
@@ -269,11 +271,12 @@ def run_trial(plan: SweepPlan, trial: Any) -> float:
     """One ``train.py`` run with the trial's overrides; its ``optimized_metric``. A run that
     crashed or left no usable ``metrics.json`` raises ``TrialFailed`` (Optuna records the trial
     FAIL, the sweep goes on); one that exits 2, a user-input error every trial would hit, stops
-    the sweep."""
+    the sweep, as does a trial folder that already holds files."""
     chosen = chosen_overrides(plan, trial)
     run_dir = plan.sweep_dir / str(trial.number)
     overrides = [*plan.overrides, *chosen]
     compose_train(plan.config_dir, overrides)  # a bad value fails here, with Hydra's message
+    refuse_used_trial_folder(run_dir)  # another study's trial: not this one's, not overwritten
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("overrides", " ".join(chosen))
     make_output_folder(run_dir)
@@ -356,6 +359,7 @@ def sweep(plan: SweepPlan) -> Any:
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
+    refuse_other_study(plan.sweep_dir, plan.study_name, plan.storage, optuna)
     study = open_study(plan, optuna)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     remaining = plan.n_trials - done

@@ -183,13 +183,13 @@ def fake_train(tmp_path: Path, crash_calls, code: int = 1, broken=None) -> list[
     return [sys.executable, str(script)]
 
 
-def run_sweep(tmp_path: Path, train: list[str], n_trials: int) -> int:
+def run_sweep(tmp_path: Path, train: list[str], n_trials: int, *args: str) -> int:
     """``sweep.py`` (its ``main``) over a smoke run whose trials are ``train``."""
     from esa_lightning.jobs import optuna_sweep
 
     pytest.importorskip("optuna", minversion="4.0")
     argv = ["experiment=smoke", "model.quantile=choice(99.0,99.5,99.9)",
-            "--sweep-dir", str(tmp_path / "sweep"), "--n-trials", str(n_trials)]
+            "--sweep-dir", str(tmp_path / "sweep"), "--n-trials", str(n_trials), *args]
     return optuna_sweep.main(argv, CONF, train)
 
 
@@ -318,6 +318,57 @@ def test_a_sweep_whose_every_trial_leaves_no_metric_stops_after_a_streak(tmp_pat
     assert f"{len(trials)} trials in a row failed" in message
     assert "it wrote no metrics.json" in message
     assert str(tmp_path / "sweep" / str(trials[-1].number) / "console.log") in message
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file and folder under ``folder``, with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<folder>"
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize(
+    "other", [["--study-name", "other"], ["--storage", "sqlite:///{tmp}/other.db"]]
+)
+def test_a_new_study_into_an_earlier_studys_folder_is_refused_before_writing(
+    tmp_path, capsys, other
+):
+    """A new study (another --study-name, or another --storage) into a sweep folder holding an
+    earlier study's trial folders rewrote its trial 0's console.log (and its optuna.db) before
+    train.py refused the trial's folder."""
+    assert run_sweep(tmp_path, fake_train(tmp_path, crash_calls=[]), n_trials=2) == 0
+    sweep_dir = tmp_path / "sweep"
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    other = [a.format(tmp=tmp_path) for a in other]
+    code = run_sweep(tmp_path, fake_train(tmp_path, crash_calls=[]), 2, *other)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert snapshot(tmp_path) == {**before, **{k: v for k, v in snapshot(tmp_path).items()
+                                               if k.startswith("fake_train_")}}
+    message = err.strip().splitlines()[-1]
+    assert message.startswith(f"error: {sweep_dir}: holds trial folders of another study (0, 1)")
+    assert "--sweep-dir" in message and "study 'smoke'" in message
+    # the earlier study resumes in its folder as before
+    assert run_sweep(tmp_path, fake_train(tmp_path, crash_calls=[]), n_trials=3) == 0
+    assert [t.state.name for t in load_trials(tmp_path)] == ["COMPLETE"] * 3
+
+
+def test_a_trial_never_writes_into_a_folder_that_holds_files(tmp_path):
+    """The last guard: a trial whose folder holds files (another study's trial) is refused
+    before its console.log is opened."""
+    optuna = pytest.importorskip("optuna", minversion="4.0")
+    from esa_lightning.jobs.optuna_sweep import run_trial
+
+    plan = plan_for(["experiment=smoke", "model.quantile=choice(99.0,99.5)",
+                     "--sweep-dir", str(tmp_path)])
+    plan.train_command = fake_train(tmp_path, crash_calls=[])
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "console.log").write_text("an earlier trial's output\n")
+    with pytest.raises(ESAInputError, match="holds an earlier trial's console.log") as refused:
+        run_trial(plan, optuna.create_study().ask())
+    assert str(tmp_path / "0") in str(refused.value)
+    assert (tmp_path / "0" / "console.log").read_text() == "an earlier trial's output\n"
+    assert not (tmp_path / "calls.txt").exists()  # no train.py ran
 
 
 def test_a_trial_that_exits_2_stops_the_sweep_at_once(tmp_path, capsys):
