@@ -99,10 +99,22 @@ class DetectorModule(L.LightningModule, ABC):
     #: True when training reads the labels (a supervised family): training then says up front
     #: when the mission's labels are too few to learn from (``data.label_facts``)
     supervised: ClassVar[bool] = False
+    #: hyper-parameters that set only speed or memory (a scoring batch, chunk rows, threads),
+    #: never the fitted weights or the scores beyond floating point summation order: a resume
+    #: may change them (``runtime.checkpoints.check_same_settings``). Names as ``hparams``
+    #: holds them; the post rules declare their own (``runtime_settings``)
+    RUNTIME_SETTINGS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         super().__init__()
         self.post_rules = nn.ModuleDict()
+
+    def runtime_settings(self) -> frozenset[str]:
+        """The model's ``RUNTIME_SETTINGS`` and its post rules' (each as
+        ``post_processing.<rule>.<setting>``), dotted as ``hparams`` nests them."""
+        rules = {f"post_processing.{name}.{setting}"
+                 for name, rule in self.post_rules.items() for setting in rule.RUNTIME_SETTINGS}
+        return self.RUNTIME_SETTINGS | rules
 
     # -------------------------------------------------------------------- scoring
     @abstractmethod

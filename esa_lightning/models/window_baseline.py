@@ -135,6 +135,8 @@ class WindowBaseline(GridScoring, DetectorModule):
     """A window detector fitted in one epoch without gradient steps (module docstring)."""
 
     datamodule_kind = "windows"
+    #: windows per scoring pass (each window's error is its own: ``window_outputs``)
+    RUNTIME_SETTINGS = frozenset({"score_batch_size"})
 
     def __init__(
         self,

@@ -32,6 +32,9 @@ class PostRule(nn.Module, L.Callback):
     kind: ClassVar[str]
     #: fitting / applying order among a model's rules (lower first)
     stage: ClassVar[int] = 0
+    #: settings that change only speed or memory, never what is fitted or decided beyond
+    #: floating point summation order (``DetectorModule.RUNTIME_SETTINGS``)
+    RUNTIME_SETTINGS: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -198,6 +198,9 @@ class RandomForestGate(PostRule):
 
     kind = "random_forest"
     stage = 1
+    #: its forests' cores: the trees' random states are drawn before they are fitted in
+    #: parallel, so every value fits the same forests and decides alike
+    RUNTIME_SETTINGS = frozenset({"n_jobs"})
 
     def __init__(
         self,

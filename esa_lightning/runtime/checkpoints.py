@@ -108,12 +108,16 @@ def check_same_settings(data: dict[str, Any], model: Any, path: str | Path, key:
     ``path``): the checkpoint's ``hyper_parameters`` that differ from the model's, named as the
     config's ``key.<name>`` (``model.max_windows``). Its tensors may fit, but the detector would
     record settings its weights were not trained with. A name only one side has (a setting added
-    since) is not compared."""
+    since) is not compared, nor one that sets only speed or memory (the model's
+    ``runtime_settings()``: a smaller ``score_batch_size`` after running out of memory), which
+    the run then uses."""
     stored = data.get("hyper_parameters")
     if not isinstance(stored, Mapping):
         return
     was, now = _flat(stored), _flat(getattr(model, "hparams", {}) or {})
-    differ = [name for name in now if name in was and was[name] != now[name]]
+    runtime = model.runtime_settings() if hasattr(model, "runtime_settings") else frozenset()
+    differ = [name for name in now
+              if name in was and was[name] != now[name] and name not in runtime]
     if differ:
         shown = ", ".join(f"{key}.{n}={_plain(was[n])}" for n in differ[:3])
         asked = ", ".join(f"{key}.{n}={_plain(now[n])}" for n in differ[:3])

@@ -9,6 +9,7 @@ shipped its model under the second run's config (``model.max_windows`` 500 train
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.train import train
-from tests.conftest import REPO, compose_config
+from tests.conftest import CONF, REPO, compose_config
 
 FAST = ["experiment=smoke", "logger=none", "trainer.enable_progress_bar=false",
         "~callbacks.progress_bar", "test=false"]
@@ -66,6 +67,77 @@ def test_resuming_with_other_model_settings_than_the_checkpoints_is_refused(
                                             r"model\.quantile=99\.0"):
         train(compose_config("train", [*run, "model.quantile=99.0", "ckpt_path=last"], tmp_path))
     assert snapshot(tmp_path / "detector") == detector
+
+
+def test_resuming_with_another_score_batch_goes_on_with_it(small_mission_dir, tmp_path):
+    """A run that ran out of memory scoring could not resume with a smaller score batch: 'the
+    checkpoint was trained with model.score_batch_size=4096, this run asks ...=7'. It resumes
+    now, and the detector it writes records the run's setting; a setting the weights or scores
+    depend on is still refused."""
+    run = ["model=window_pca", "logger=none", "trainer.enable_progress_bar=false",
+           "~callbacks.progress_bar", "test=false", f"data.root={small_mission_dir}"]
+    train(compose_config("train", run, tmp_path))
+    smaller = [*run, "model.score_batch_size=7", "ckpt_path=last"]
+    train(compose_config("train", smaller, tmp_path))
+    [entry] = json.loads((tmp_path / "detector" / "detector.json").read_text())[
+        "components"].values()
+    assert entry["hparams"]["score_batch_size"] == 7
+    detector = snapshot(tmp_path / "detector")
+    with pytest.raises(ESAInputError, match=r"trained with model\.max_windows=20000, this run "
+                                            r"asks model\.max_windows=300"):
+        train(compose_config("train", [*smaller, "model.max_windows=300"], tmp_path))
+    assert snapshot(tmp_path / "detector") == detector
+
+
+#: each family's settings that set only speed or memory, and a value other than the default
+RUNTIME = {
+    "gru_ae": {"score_batch_size": 5, "post_processing.rf_gate.n_jobs": 1},
+    "window_pca": {"score_batch_size": 5},
+    "window_knn": {"score_batch_size": 5},
+    "channel_ensemble": {"score_chunk_rows": 512},
+    "channel_ensemble_gbdt": {"n_threads": 1},
+    "rolling_gbdt": {"n_threads": 1},
+}
+DIMS = {"windows": {"n_inputs": 2, "n_outputs": 2}, "mission": {"n_channels": 2},
+        "rows": {"n_channels": 2}, "segments": {"n_channels": 2, "n_features": 4,
+                                                "group_index": [0, 1]}}
+
+
+def model_of(name: str, overrides: list[str]):
+    """``conf/model/<name>.yaml`` with ``overrides``, built as training builds it."""
+    from hydra.utils import get_class, instantiate
+
+    cfg = compose_config("train", [f"model={name}", *overrides], Path("unused"))
+    dims = DIMS[get_class(cfg.model._target_).datamodule_kind]
+    return instantiate(cfg.model, **dims, _convert_="all")
+
+
+def setting(hparams, dotted: str):
+    for part in dotted.split("."):
+        hparams = hparams[part]
+    return hparams
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
+def test_the_settings_check_passes_only_what_sets_speed_or_memory(name):
+    """Each family declares its speed or memory settings (a score batch, chunk rows, threads,
+    the forest gate's cores), which a resume may change; any other setting is refused."""
+    from esa_lightning.runtime.checkpoints import check_same_settings
+
+    runtime = RUNTIME.get(name, {})
+    trained = model_of(name, [])
+    assert trained.runtime_settings() == set(runtime)
+    data = {"hyper_parameters": dict(trained.hparams)}
+    changed = model_of(name, [f"model.{key}={value}" for key, value in runtime.items()])
+    for key, value in runtime.items():  # the check below compares other values
+        assert setting(changed.hparams, key) == value != setting(trained.hparams, key)
+    check_same_settings(data, changed, "last.ckpt", "model")
+    key = next((k for k in ("top_channels", "quantile", "n_std") if k in trained.hparams), None)
+    if key is None:  # a family with none of these: its runtime settings are checked above
+        return
+    other = trained.hparams[key] + 1
+    with pytest.raises(ESAInputError, match=rf"this run asks model\.{key}={other}"):
+        check_same_settings(data, model_of(name, [f"model.{key}={other}"]), "last.ckpt", "model")
 
 
 def test_a_folder_without_an_earlier_runs_outputs_stays_usable(small_mission_dir, tmp_path):

@@ -61,6 +61,8 @@ class GBDTChannelEnsemble(DetectorModule):
 
     datamodule_kind = "segments"
     supervised = True  # its trees learn the training rows' labels, as the surrogate's learners
+    #: OpenMP threads of its trees (``_threads``)
+    RUNTIME_SETTINGS = frozenset({"n_threads"})
 
     def __init__(
         self,

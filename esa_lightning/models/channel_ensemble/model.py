@@ -54,6 +54,8 @@ class LitChannelEnsemble(DetectorModule):
 
     datamodule_kind = "segments"
     supervised = True
+    #: rows per scoring forward pass (the network reads each row on its own: ``weighted_sum``)
+    RUNTIME_SETTINGS = frozenset({"score_chunk_rows"})
 
     def __init__(
         self,

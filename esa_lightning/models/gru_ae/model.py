@@ -83,6 +83,8 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
     """Trains ``GRUAttentionAE`` on label-free windows and scores raw missions row by row."""
 
     datamodule_kind = "windows"
+    #: windows per scoring forward pass (each window is scored on its own, in eval mode)
+    RUNTIME_SETTINGS = frozenset({"score_batch_size"})
 
     def __init__(
         self,

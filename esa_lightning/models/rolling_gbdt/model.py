@@ -63,6 +63,8 @@ class RollingGBDT(DetectorModule):
 
     datamodule_kind = "mission"
     supervised = True
+    #: OpenMP threads of the classifier (``_threads``)
+    RUNTIME_SETTINGS = frozenset({"n_threads"})
 
     def __init__(
         self,
