@@ -59,6 +59,7 @@ from esa_lightning.run_folder import (
 )
 from esa_lightning.runtime.calibration import validation_scores
 from esa_lightning.runtime.checkpoints import (
+    check_resume_checkpoint,
     checkpoint_dir_of,
     fit_from,
     refuse_one_checkpoint_for_several,
@@ -225,9 +226,9 @@ def prepare_component(
     datamodule: Any = None,
 ) -> Prepared:
     """Instantiate one component's model, callbacks, loggers and trainer (its own checkpoints
-    and log folder) and find the checkpoint it resumes from: a setting any of them refuses is
-    refused before it fits. ``datamodule``: the component's, already built
-    (``_read_and_check``), else built here."""
+    and log folder) and find and check the checkpoint it resumes from: a setting any of them
+    refuses, or a checkpoint it cannot resume from, is refused before it fits. ``datamodule``:
+    the component's, already built (``_read_and_check``), else built here."""
     from lightning.pytorch.callbacks import (
         LearningRateMonitor,
         ModelCheckpoint,
@@ -264,6 +265,8 @@ def prepare_component(
     trainer = make_trainer(trainer_cfg, [*callbacks, train_end], loggers, trainer_key(cfg, name))
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
     settings = f"components.{name}.model" if cfg.get("components") else "model"
+    if ckpt_path is not None:  # read without running code, checked against the model
+        check_resume_checkpoint(ckpt_path, model, getattr(datamodule, "mission", None), settings)
     return Prepared(model, trainer, datamodule, ckpt_path, train_end, settings)
 
 
@@ -272,8 +275,8 @@ def fit_component(name: str, ready: Prepared) -> tuple[DetectorModule, L.Trainer
     training (its ``configure_callbacks``)."""
     model, trainer = ready.model, ready.trainer
     log.info("fitting %s (%s)", name, type(model).__name__)
-    # a checkpoint is checked before it is read, against the model's settings too
-    fit_from(trainer, model, ready.datamodule, ready.ckpt_path, ready.settings)
+    # its checkpoint was checked by prepare_component (against the model's settings too)
+    fit_from(trainer, model, ready.datamodule, ready.ckpt_path, ready.settings, checked=True)
     if not ready.train_end.seen:  # resumed after its last epoch: Lightning skipped on_train_end
         log.info("%s: training had finished; restoring weights, fitting post-processing", name)
         for cb in trainer.callbacks:
@@ -313,9 +316,10 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
     specs = component_specs(cfg)
     first = next(iter(specs))
-    # refused here (a mission or column it cannot read, a model or trainer setting), a run
-    # leaves no folder it made; the later components are prepared after the earlier fits, as
-    # always (their models drawing from the seeded generator in the same order)
+    # refused here (a mission or column it cannot read, a model or trainer setting, a
+    # checkpoint it cannot resume from), a run leaves no folder it made; the later components
+    # are prepared after the earlier fits, as always (their models drawing from the seeded
+    # generator in the same order)
     with removed_if_refused(output_dir, keep=bool(cfg.get("debug_errors", False))):
         mission, combiner, built = _read_and_check(cfg)
         ready = prepare_component(first, specs[first], cfg, mission, output_dir, built.get(first))

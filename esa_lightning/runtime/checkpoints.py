@@ -274,14 +274,17 @@ def refuse_one_checkpoint_for_several(ckpt_path: str | None, names: list[str]) -
 
 
 def fit_from(
-    trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None, settings: str = "model"
+    trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None, settings: str = "model",
+    checked: bool = False,
 ) -> None:
     """``trainer.fit``, resuming from ``ckpt_path`` only after ``check_resume_checkpoint``
-    (``settings``: the model's config key, ``model`` or ``components.<name>.model``)."""
+    (``settings``: the model's config key, ``model`` or ``components.<name>.model``;
+    ``checked``: the caller has just checked it, against this model and data)."""
     if ckpt_path is None:
         trainer.fit(model, datamodule=datamodule)
         return
-    check_resume_checkpoint(ckpt_path, model, getattr(datamodule, "mission", None), settings)
+    if not checked:
+        check_resume_checkpoint(ckpt_path, model, getattr(datamodule, "mission", None), settings)
     options = {}
     if "weights_only" in inspect.signature(trainer.fit).parameters:
         options["weights_only"] = True

@@ -277,6 +277,39 @@ def test_a_later_components_trainer_setting_is_refused_before_any_component_trai
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("refused", ["other settings", "another model's"])
+def test_a_refused_resume_into_a_new_folder_leaves_no_run_folder(small_mission_dir, tmp_path,
+                                                                refused):
+    """``ckpt_path=<a file>`` refused by the resume checks (its model settings differ from the
+    run's, or it is a checkpoint of another model) exited 2 in one line but left the new run
+    folder (.hydra/, train.log): the checks ran when the component was fitted, past the
+    refused-run guard. A folder that was there keeps all it held."""
+    import torch
+
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.train import train
+    from tests.conftest import compose_config
+
+    run = ["experiment=smoke", f"data.root={small_mission_dir}", "logger=none"]
+    if refused == "other settings":
+        train(compose_config("train", run, tmp_path / "earlier"))
+        ckpt = tmp_path / "earlier" / "checkpoints" / "smoke" / "last.ckpt"
+        run, needle = [*run, "model.quantile=99.0"], "trained with model.quantile="
+    else:
+        ckpt = tmp_path / "gru.ckpt"
+        torch.save({"state_dict": {"net.weight": torch.zeros(2, 2)}}, ckpt)
+        needle = "does not fit the configured model"
+    assert_one_line_error(run_entry("train.py", [*run, f"ckpt_path={ckpt}"], tmp_path),
+                          str(ckpt), needle)
+    assert not (tmp_path / "run").exists()
+    there = tmp_path / "there"
+    there.mkdir()
+    (there / "notes.txt").write_text("mine")
+    with pytest.raises(ESAInputError, match=needle):
+        train(compose_config("train", [*run, f"ckpt_path={ckpt}"], there))
+    assert (there / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize(
     ("overrides", "needle"),
     [
