@@ -222,19 +222,30 @@ def component_checkpoint_dir(
     A single-component run resumed with ``ckpt_path=last`` in a run folder written before run
     folders were named after the model (``train.yaml`` named every run without an experiment
     ``gru_ae``: a ``model=zscore`` run's checkpoints are in ``checkpoints/gru_ae/``) keeps the
-    one component folder holding a ``last.ckpt`` that the run folder has."""
+    one component folder holding a ``last.ckpt`` that the run folder has. Where several hold
+    one (an ``esa_full`` run's folder), which of them it continues cannot be told: refused,
+    naming them, rather than training from scratch."""
     folder = Path(output_dir) / "checkpoints" / name
     if not (resume_last and single_component) or (folder / "last.ckpt").exists():
         return folder
-    found = [p.parent for p in folder.parent.glob("*/last.ckpt") if p.is_file()]
-    return found[0] if len(found) == 1 else folder
+    found = sorted(p.parent for p in folder.parent.glob("*/last.ckpt") if p.is_file())
+    if len(found) > 1:
+        raise ESAInputError(
+            f"no {name}/last.ckpt to resume this single-model run from, and {len(found)} "
+            f"component folders hold one ({', '.join(p.name for p in found)}): resume with the "
+            "experiment or model this run was trained with, or start from one of them in a new "
+            "run (ckpt_path=<its last.ckpt>, another hydra.run.dir)",
+            path=folder.parent,
+        )
+    return found[0] if found else folder
 
 
 def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
     """``last`` means ``checkpoint_dir/last.ckpt`` of this run folder; a path must exist.
 
-    With ``last``, a component without a checkpoint (not reached before the interruption)
-    starts afresh as long as the run folder holds some ``last.ckpt``.
+    With ``last``, a component of several without a checkpoint (not reached before the
+    interruption) starts afresh as long as the run folder holds some ``last.ckpt`` (a single
+    model's folder: ``component_checkpoint_dir``).
     """
     if not ckpt_path:
         return None

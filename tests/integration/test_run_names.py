@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from esa_lightning.api.training import compose_job
 from esa_lightning.cli.overrides import compose_error
@@ -90,3 +91,30 @@ def test_a_run_folder_written_before_runs_were_named_after_the_model_resumes(
     assert "training had finished" in caplog.text  # resumed after its last epoch
     assert str(old) in caplog.text
     assert not (tmp_path / "checkpoints" / "zscore").exists()  # the run keeps its one folder
+
+
+def test_a_single_model_resumed_among_several_component_folders_is_refused_naming_them(
+    small_mission_dir, tmp_path, caplog
+):
+    """Its own checkpoints/<name>/last.ckpt missing and two other component folders holding one
+    (``model=zscore`` resumed in an esa_full run's folder), the run logged "starts from scratch"
+    and trained from scratch into the folder."""
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.train import train
+    from tests.conftest import compose_config
+
+    args = ["model=zscore", f"data.root={small_mission_dir}", *FAST]
+    train(compose_config("train", args, tmp_path))
+    checkpoints = tmp_path / "checkpoints"
+    (checkpoints / "zscore").rename(checkpoints / "gru_ae")
+    (checkpoints / "channel_ensemble").mkdir()
+    (checkpoints / "channel_ensemble" / "last.ckpt").write_bytes(b"not read")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with caplog.at_level("INFO", logger="esa_lightning"):
+        with pytest.raises(ESAInputError) as refused:
+            train(compose_config("train", [*args, "ckpt_path=last"], tmp_path))
+    message = str(refused.value)
+    assert message.startswith(f"{checkpoints}: no zscore/last.ckpt") and "\n" not in message
+    assert "(channel_ensemble, gru_ae)" in message and "ckpt_path=" in message
+    assert "starts from scratch" not in caplog.text
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
