@@ -106,11 +106,11 @@ def frame_to_mission(
     _warn_beyond_float32(stamps, columns, names, check)
     if prep.resample == "hold":
         _check_grid_span(stamps, prep, _time_column(frame))
-        values, telecommands, stamps, marked = _hold_on_grid(
+        values, telecommands, stamps, cells = _hold_on_grid(
             stamps, columns, names, commands, prep, check
         )
     else:
-        values, telecommands, marked = _row_by_row(stamps, columns, names, commands, prep, check)
+        values, telecommands, cells = _row_by_row(stamps, columns, names, commands, prep, check)
     mission = Mission(
         name=SOURCE,
         values=values,
@@ -129,7 +129,7 @@ def frame_to_mission(
             "test_labeled": False,
             TIMEZONE_KEY: timezone,
         },
-        unrepresentable=marked,
+        unrepresentable_cells=cells,
     )
     return mission, check.messages
 
@@ -353,7 +353,7 @@ def _hold_on_grid(
     check: InputCheck,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Raw ESA samples onto the period grid by the reader's own code (``build_arrays``):
-    (values, telecommands, grid timestamps, the rows marked unrepresentable)."""
+    (values, telecommands, grid timestamps, the unrepresentable readings' cells)."""
     from esa_lightning.data.readers.esa_adb_grid import SeriesInMemory, build_arrays, period_ns
 
     p_ns = period_ns(prep.period)
@@ -376,7 +376,7 @@ def _hold_on_grid(
     )
     n = int(info["n_rows"])
     grid = ((np.arange(n, dtype=np.int64) + int(info["k_lo"])) * p_ns).view("datetime64[ns]")
-    return arrays["values"], arrays["telecommands"], grid, arrays["unrepresentable"]
+    return arrays["values"], arrays["telecommands"], grid, arrays["unrepresentable_cells"]
 
 
 def _row_by_row(
@@ -388,7 +388,7 @@ def _row_by_row(
     check: InputCheck,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows as given, repaired the readers' way (``repair_values``: readings beyond float32
-    marked, NaN/inf forward-filled; telecommands 0): (values, telecommands, the mark)."""
+    found, NaN/inf forward-filled; telecommands 0): (values, telecommands, their cells)."""
     _warn_nan(stamps, columns, names, "forward-filled from the previous row", check)
     _warn_skipped_keys(stamps, prep, check)
     values = np.stack([columns[c] for c in names], axis=1).astype(np.float32)
@@ -397,9 +397,9 @@ def _row_by_row(
         telecommands = np.stack([columns[c] for c in commands], axis=1).astype(np.float32)
     with warnings.catch_warnings():  # counted per column above
         warnings.simplefilter("ignore")
-        marked = repair_values(values, names, source=SOURCE)
+        cells = repair_values(values, names, source=SOURCE)
         zero_nonfinite(telecommands, source=SOURCE)
-    return values, telecommands, marked
+    return values, telecommands, cells
 
 
 # ---------------------------------------------------------------------------- gap reports
@@ -447,7 +447,7 @@ def _warn_beyond_float32(
     stamps: np.ndarray, columns: dict[str, np.ndarray], names: list[str], check: InputCheck
 ) -> None:
     """Per column: its readings float32 cannot hold (inf, |x| > 3.4e38), which are replaced for
-    the model and whose rows always alarm (``Mission.unrepresentable``)."""
+    the model and whose rows always alarm, naming them (``Mission.unrepresentable_cells``)."""
     limit = float(np.finfo(np.float32).max)
     for name in names:
         with np.errstate(invalid="ignore"):

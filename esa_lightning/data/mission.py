@@ -16,6 +16,9 @@ Conventions
   cannot represent (inf, or beyond float32's range). The readers replace it in ``values`` like a
   missing reading (forward fill), and scoring forces an alarm on these rows
   (``runtime.chunks.force_unrepresentable_alarms``): an unrepresentable reading is never hidden.
+- ``unrepresentable_cells``: int64 [N, 2] or None: the (row, channel column) of each such
+  reading, in row order; the channels an alarm forced there names. The readers give these
+  cells, and ``unrepresentable`` is then made from them when not given.
 - ``test_start`` / ``val_start``: row indices; train = [0, val_start), validation =
   [val_start, test_start), test = [test_start, T). Validation is always the end of the training
   range in time, never a random split.
@@ -55,6 +58,16 @@ def nominal_rows(mission: Mission) -> np.ndarray:
     if mission.labels is None or mission.labels.shape[1] == 0:
         return np.ones(len(mission.values), dtype=bool)
     return ~(np.asarray(mission.labels) != 0).any(axis=1)
+
+
+def cells_in(cells: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:
+    """The (row, column) ``cells`` [N, 2] (in row order) of rows [start, stop), their rows
+    counted from ``start``."""
+    if cells is None:
+        return None
+    cells = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
+    lo, hi = np.searchsorted(cells[:, 0], [start, stop])
+    return cells[lo:hi] - np.array([start, 0], dtype=np.int64)
 
 
 def one_timeline(parts: list[Mission]) -> tuple[np.ndarray, pd.DataFrame | None, list[int]]:
@@ -109,11 +122,15 @@ class Mission:
     series: dict[str, Mission] | None = None
     meta: dict = field(default_factory=dict)
     unrepresentable: np.ndarray | None = None
+    unrepresentable_cells: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.series is not None:
             return
         n = len(self.values)
+        if self.unrepresentable is None and self.unrepresentable_cells is not None:
+            self.unrepresentable = np.zeros(n, dtype=np.uint8)
+            self.unrepresentable[np.asarray(self.unrepresentable_cells)[:, 0]] = 1
         if self.test_start is None:
             self.test_start = n
         if self.val_start is None:
@@ -211,6 +228,7 @@ class Mission:
             unrepresentable=(
                 None if self.unrepresentable is None else self.unrepresentable[start:stop]
             ),
+            unrepresentable_cells=cells_in(self.unrepresentable_cells, start, stop),
             events=events,
             test_start=clip(self.test_start),
             val_start=clip(self.val_start),

@@ -20,12 +20,13 @@ the nominal reference (per-channel scores of the range's last rows, ``runtime.ca
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
 
 from esa_lightning.data.array_store import release_pages
-from esa_lightning.data.mission import Mission
+from esa_lightning.data.mission import Mission, cells_in
 from esa_lightning.models.base import RowScores, Scorer
 from esa_lightning.progress import progress
 
@@ -107,12 +108,16 @@ class AlarmedRows:
         return dense if dtype is None else dense.astype(dtype)
 
 
-def force_unrepresentable_alarms(rs: RowScores, unrepresentable: np.ndarray | None) -> RowScores:
+def force_unrepresentable_alarms(
+    rs: RowScores, unrepresentable: np.ndarray | None, cells: np.ndarray | None = None
+) -> RowScores:
     """``rs`` with an alarm on every row whose reading float32 could not represent
     (``Mission.unrepresentable``): the model saw a repaired value there, so its own decision
     cannot be trusted, and such a reading is an anomaly by itself. Those rows' score becomes
     float32's largest value: above every real score, finite for the threshold-free metrics,
-    and the same whatever the chunking."""
+    and the same whatever the chunking. The channel holding each such reading (``cells``:
+    (row, column) pairs, ``Mission.unrepresentable_cells``) alarms on its row, where the
+    detector alarms per channel."""
     if unrepresentable is None:
         return rs
     rows = np.flatnonzero(np.asarray(unrepresentable))
@@ -121,7 +126,13 @@ def force_unrepresentable_alarms(rs: RowScores, unrepresentable: np.ndarray | No
     alarm, score = rs.alarm.copy(), rs.score.copy()
     alarm[rows] = 1
     score[rows] = np.finfo(np.float32).max
-    return RowScores(score, alarm, rs.channel_scores, rs.channel_alarm)
+    channel_alarm = rs.channel_alarm
+    if cells is not None and len(cells) and channel_alarm is not None:
+        channel_alarm = np.array(channel_alarm, dtype=np.uint8)  # a copy
+        cells = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
+        cells = cells[cells[:, 1] < channel_alarm.shape[1]]
+        channel_alarm[cells[:, 0], cells[:, 1]] = 1
+    return replace(rs, score=score, alarm=alarm, channel_alarm=channel_alarm)
 
 
 def score_in_chunks(
@@ -137,10 +148,11 @@ def score_in_chunks(
 
     With ``first_row`` > 0 only rows [first_row, T) are scored and returned, but with the
     rows before them as context (a test range scored with the history its windows and
-    detrending need). Rows of unrepresentable readings always alarm
-    (``force_unrepresentable_alarms``). ``channel_scores_from``: the per-channel scores kept
-    are those of the returned rows from this one on (an ``AlarmedRows`` reading NaN before
-    it), whatever ``keep_channel_scores``; the per-channel alarms follow ``keep_channel_scores``."""
+    detrending need). Rows of unrepresentable readings always alarm, and so do their
+    channels (``force_unrepresentable_alarms``). ``channel_scores_from``: the per-channel
+    scores kept are those of the returned rows from this one on (an ``AlarmedRows`` reading NaN
+    before it), whatever ``keep_channel_scores``; the per-channel alarms follow
+    ``keep_channel_scores``."""
     if keep_channel_scores not in ("all", "alarmed", "none"):
         raise ValueError(f"keep_channel_scores must be all, alarmed or none: {keep_channel_scores}")
     if first_row and first_row == len(mission.values):  # nothing to score: no context needed
@@ -153,11 +165,12 @@ def score_in_chunks(
     channel_alarm: list[np.ndarray | None] = []
     channel_scores: list[np.ndarray | None] = []
     bounds = [(a + first_row, b + first_row) for a, b in piece_bounds(n, chunk_rows)]
-    unrepresentable = mission.unrepresentable
+    unrepresentable, cells = mission.unrepresentable, mission.unrepresentable_cells
     for start, stop, rs in iter_pieces(scorer, mission, bounds, context):
         start -= first_row
         if unrepresentable is not None:
-            rs = force_unrepresentable_alarms(rs, unrepresentable[start + first_row : stop])
+            rows = unrepresentable[start + first_row : stop]
+            rs = force_unrepresentable_alarms(rs, rows, cells_in(cells, start + first_row, stop))
         score.append(rs.score)
         alarm.append(rs.alarm)
         threshold.append(rs.threshold)

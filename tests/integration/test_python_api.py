@@ -189,6 +189,9 @@ def test_readings_beyond_float32_always_alarm_as_in_the_readers(trained, reader_
     marked = np.zeros(len(result.rows), dtype=bool)
     marked[300:310] = marked[900] = True
     np.testing.assert_array_equal(result.mission.unrepresentable.astype(bool), marked)
+    cells = result.mission.unrepresentable_cells  # the channel holding each reading
+    assert cells[:, 0].tolist() == np.flatnonzero(marked).tolist()
+    assert set(cells[:, 1]) == {result.mission.channel_names.index("channel_3")}
     assert (result.rows["alarm"].to_numpy()[marked] == 1).all()
     assert np.isfinite(result.mission.values).all()
 

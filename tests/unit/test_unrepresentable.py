@@ -40,15 +40,18 @@ def test_kaggle_marks_rows_float32_cannot_hold(tmp_path, value):
     path = kaggle_with(tmp_path / "train.parquet", [10, 11, 40], value)
     mission = read_kaggle(path, cache_dir=tmp_path / "cache")
     assert np.flatnonzero(mission.unrepresentable).tolist() == [10, 11, 40]
+    assert mission.unrepresentable_cells.tolist() == [[10, 0], [11, 0], [40, 0]]  # channel_1
     assert np.isfinite(mission.values).all()
     again = read_kaggle(path, cache_dir=tmp_path / "cache")  # the mark is cached too
     np.testing.assert_array_equal(again.unrepresentable, mission.unrepresentable)
+    np.testing.assert_array_equal(again.unrepresentable_cells, mission.unrepresentable_cells)
 
 
 def test_a_missing_reading_is_repaired_without_a_mark(tmp_path):
     path = kaggle_with(tmp_path / "train.parquet", [10], np.nan)
     mission = read_kaggle(path, cache_dir=None)
     assert not mission.unrepresentable.any()
+    assert mission.unrepresentable_cells.shape == (0, 2)
 
 
 def test_esa_marks_the_grid_row_of_a_value_beyond_float32(tmp_path):
@@ -62,6 +65,7 @@ def test_esa_marks_the_grid_row_of_a_value_beyond_float32(tmp_path):
     assert np.isfinite(mission.values).all()
     marked = np.flatnonzero(mission.unrepresentable)
     assert mission.timestamps[marked].tolist() == [frame.index[20].value]
+    assert mission.unrepresentable_cells.tolist() == [[marked[0], 1]]  # channel_2's column
 
 
 def test_nasa_marks_infinite_rows(tmp_path):
@@ -71,6 +75,7 @@ def test_nasa_marks_infinite_rows(tmp_path):
     np.save(root / "test" / "A-1.npy", arr)
     series = read_nasa(root).series["A-1"]
     assert series.test().unrepresentable.nonzero()[0].tolist() == [7]
+    assert series.test().unrepresentable_cells.tolist() == [[7, 0]]
 
 
 class NeverAlarms:
@@ -113,3 +118,70 @@ def test_a_range_is_scored_with_the_rows_before_it(chunk_rows):
     whole = NeverAlarms().score_rows(mission)
     test = score_in_chunks(NeverAlarms(), mission, chunk_rows, first_row=mission.test_start)
     np.testing.assert_array_equal(test.score, whole.score[mission.test_start :])
+
+
+class AlarmsNoChannel(NeverAlarms):
+    """``NeverAlarms`` with per-channel scores and alarms over two channels (none alarmed)."""
+
+    def score_rows(self, mission):
+        rs = NeverAlarms.score_rows(self, mission)
+        n = len(rs.score)
+        values = np.asarray(mission.values, dtype=np.float32)
+        return RowScores(
+            rs.score,
+            rs.alarm,
+            channel_scores=np.abs(values - values.mean(0)),
+            channel_alarm=np.zeros((n, values.shape[1]), dtype=np.uint8),
+        )
+
+
+def two_channel_mission(cells):
+    mission = toy_mission(
+        np.stack([np.arange(300.0) ** 1.5, np.sin(np.arange(300.0))], 1).astype(np.float32),
+        val_start=100,
+        test_start=200,
+    )
+    mission.unrepresentable_cells = np.array(cells, dtype=np.int64).reshape(-1, 2)
+    mission.unrepresentable = np.zeros(300, dtype=np.uint8)
+    mission.unrepresentable[mission.unrepresentable_cells[:, 0]] = 1
+    return mission
+
+
+@pytest.mark.parametrize("keep", ["all", "alarmed", "none"])
+@pytest.mark.parametrize("chunk_rows", [0, 7, 1000])
+def test_the_channel_of_an_unrepresentable_reading_alarms(chunk_rows, keep):
+    """A row forced to alarm by an unrepresentable reading alarmed no channel, though the
+    channel holding it is known: that channel alarms there (and only it)."""
+    cells = [[3, 1], [150, 0], [150, 1], [299, 0]]
+    mission = two_channel_mission(cells)
+    scores = score_in_chunks(AlarmsNoChannel(), mission, chunk_rows, keep_channel_scores=keep)
+    assert np.argwhere(np.asarray(scores.channel_alarm)).tolist() == cells
+    assert np.flatnonzero(scores.alarm).tolist() == [3, 150, 299]
+    test = score_in_chunks(AlarmsNoChannel(), mission.test(), chunk_rows, keep_channel_scores=keep)
+    assert np.argwhere(np.asarray(test.channel_alarm)).tolist() == [[99, 0]]  # sliced too
+
+
+class WithThresholdAndGate(NeverAlarms):
+    """``NeverAlarms`` reporting a threshold and a gate probability on every row."""
+
+    def score_rows(self, mission):
+        rs = NeverAlarms.score_rows(self, mission)
+        n = len(rs.score)
+        return RowScores(
+            rs.score,
+            rs.alarm,
+            threshold=np.full(n, 2.5, np.float32),
+            gate_probability=np.full(n, 0.25, np.float32),
+        )
+
+
+@pytest.mark.parametrize("chunk_rows", [0, 7, 1000])
+def test_a_forced_alarm_keeps_the_threshold_and_the_gate_probability(chunk_rows):
+    """Forcing the alarms of a piece dropped its threshold and gate probability, and with them
+    those of the whole range (intervals.csv's threshold column, the report's threshold)."""
+    mission = ramp_mission()
+    mission.unrepresentable = np.zeros(300, dtype=np.uint8)
+    mission.unrepresentable[150] = 1
+    scores = score_in_chunks(WithThresholdAndGate(), mission, chunk_rows)
+    np.testing.assert_array_equal(scores.threshold, np.full(300, 2.5, np.float32))
+    np.testing.assert_array_equal(scores.gate_probability, np.full(300, 0.25, np.float32))

@@ -173,28 +173,30 @@ def forward_fill_nonfinite(values: np.ndarray, names: Sequence[str], *, source: 
     return repaired
 
 
-def unrepresentable_rows(values: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
-    """uint8 [T]: 1 on the rows where some channel holds +-inf in the float32 ``values``.
+def unrepresentable_cells(values: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
+    """int64 [N, 2]: (row, column) of each +-inf in the float32 ``values`` [T, C], row order.
 
     Such a reading cannot be represented: it was infinite, or finite beyond float32's range
-    (the cast made it inf). It is replaced for the models like any NaN, but the row itself
-    must alarm (``Mission.unrepresentable``), never be hidden by the repair. NaN is a missing
-    reading, not one of these.
+    (the cast made it inf). It is replaced for the models like any NaN, but its row must alarm,
+    naming its channel (``Mission.unrepresentable_cells``), never be hidden by the repair. NaN
+    is a missing reading, not one of these.
     """
-    out = np.zeros(len(values), dtype=np.uint8)
+    found = [np.zeros((0, 2), dtype=np.int64)]
     for start in range(0, len(values), chunk_rows):
         block = values[start : start + chunk_rows]
-        out[start : start + len(block)] = np.isinf(block).any(axis=1)
+        cells = np.argwhere(np.isinf(block)).astype(np.int64)
+        cells[:, 0] += start
+        found.append(cells)
         release_pages(block)
-    return out
+    return np.concatenate(found)
 
 
 def repair_values(values: np.ndarray, names: Sequence[str], *, source: str) -> np.ndarray:
-    """Every reader's repair of its float32 channel ``values`` (in place): rows holding a
-    reading float32 cannot represent are marked, then NaN/inf are forward-filled
-    (``forward_fill_nonfinite``). Returns the mark, ``Mission.unrepresentable``."""
-    marked = unrepresentable_rows(values)
-    n_marked = int(marked.sum())
+    """Every reader's repair of its float32 channel ``values`` (in place): the readings float32
+    cannot represent are found, then NaN/inf are forward-filled (``forward_fill_nonfinite``).
+    Returns their cells, ``Mission.unrepresentable_cells``."""
+    cells = unrepresentable_cells(values)
+    n_marked = len(np.unique(cells[:, 0]))
     if n_marked:
         warnings.warn(
             f"{source}: {n_marked} row(s) hold a reading beyond float32's range (inf or "
@@ -203,7 +205,7 @@ def repair_values(values: np.ndarray, names: Sequence[str], *, source: str) -> n
             stacklevel=3,
         )
     forward_fill_nonfinite(values, names, source=source)
-    return marked
+    return cells
 
 
 def zero_nonfinite(commands: np.ndarray, *, source: str) -> int:

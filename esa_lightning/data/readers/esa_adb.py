@@ -76,7 +76,8 @@ from esa_lightning.data.selection import (
 )
 from esa_lightning.errors import ESAInputError
 
-CACHE_VERSION = "esa_adb-3"  # 2: the readers' shared cache format; 3: unrepresentable rows
+CACHE_VERSION = "esa_adb-4"  # 2: the readers' shared cache format; 3: unrepresentable rows;
+# 4: unrepresentable cells (row and channel)
 CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
 LABEL_COLUMNS = ["ID", "Channel", "StartTime", "EndTime"]
@@ -218,7 +219,7 @@ def read_esa_mission(
         events=events,
         telecommands=arrays["telecommands"],
         telecommand_names=tc_names,
-        unrepresentable=arrays["unrepresentable"],
+        unrepresentable_cells=arrays["unrepresentable_cells"],
         period=pd.Timedelta(p_ns, unit="ns"),
         test_start=test_start,
         val_start=val_start,

@@ -223,6 +223,18 @@ class _Column:
     inside: bool  # a raw sample lies on or between the requested range's grid points
 
 
+def _cells(marked: list[np.ndarray], k_lo: int, n: int) -> np.ndarray:
+    """int64 [N, 2] (row, column) in row order: the grid rows [0, n) each column's
+    unrepresentable samples (``marked``: lattice rows per column) land on."""
+    cells = [np.zeros((0, 2), dtype=np.int64)]
+    for col, lattice in enumerate(marked):
+        rows = np.unique(np.asarray(lattice, dtype=np.int64) - k_lo)
+        rows = rows[(rows >= 0) & (rows < n)]
+        cells.append(np.stack([rows, np.full(len(rows), col, dtype=np.int64)], axis=1))
+    cells = np.concatenate(cells)
+    return cells[np.lexsort((cells[:, 1], cells[:, 0]))]
+
+
 def _hold(
     ts: np.ndarray, values: np.ndarray, k_lo: int, n: int, p_ns: int, counter: bool
 ) -> np.ndarray:
@@ -363,11 +375,8 @@ def build_arrays(
     if k_hi is None:  # the grid ends at the latest raw timestamp (floored)
         values = values[: max(last_floor, grid.k_lo) - grid.k_lo + 1]
     k_lo, n = grid.k_lo, len(values)
-    unrepresentable = np.zeros(n, dtype=np.uint8)
-    rows = np.concatenate(marked) - k_lo
-    unrepresentable[rows[(rows >= 0) & (rows < n)]] = 1
     arrays = {
-        "unrepresentable": unrepresentable,
+        "unrepresentable_cells": _cells(marked, k_lo, n),
         "values": values,
         "labels": _label_mask(events, names, k_lo, n, p_ns),
         "telecommands": _telecommand_pulses(tc_times, k_lo, n, p_ns),

@@ -72,7 +72,7 @@ LABEL_PREFIX = "is_anomaly_"
 TELECOMMAND_PREFIX = "telecommand_"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 ZONE = re.compile(r"\d\d:\d\d(:\d\d(\.\d*)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$")  # a time, then its zone
-CACHE_VERSION = 2  # 2: the unrepresentable-rows mark
+CACHE_VERSION = 3  # 2: the unrepresentable-rows mark; 3: its cells (row and channel)
 BLOCK_BYTES = 4 << 20
 
 
@@ -147,7 +147,7 @@ def read_esa_csv(
         events=events_from_labels(labels, ts, names),
         telecommands=arrays["telecommands"],
         telecommand_names=list(telecommand_cols),
-        unrepresentable=arrays["unrepresentable"],
+        unrepresentable_cells=arrays["unrepresentable_cells"],
         period=period,
         test_start=test_start,
         val_start=val_start,
@@ -324,7 +324,7 @@ def _read_files(
             )
     arrays = {k: v[:pos] for k, v in out.items()}
     where = ", ".join(str(f) for f in files)  # full paths, as every other error names files
-    arrays["unrepresentable"] = repair_values(arrays["values"], names, source=where)
+    arrays["unrepresentable_cells"] = repair_values(arrays["values"], names, source=where)
     zero_nonfinite(arrays["telecommands"], source=where)
     return arrays, {"n_train": n_train}
 

@@ -68,7 +68,8 @@ from esa_lightning.io import cache_key, source_identity
 
 ID = "id"
 LABEL = "is_anomaly"
-CACHE_VERSION = 3  # 2: the unrepresentable-rows mark; 3: ids beyond int64, labels 0/1 refused
+CACHE_VERSION = 4  # 2: the unrepresentable-rows mark; 3: ids beyond int64, labels 0/1 refused;
+# 4: the unrepresentable cells (row and channel) instead of rows
 BATCH_ROWS = 262144
 UNNAMED_INDEX = re.compile(r"__index_level_\d+__")  # pandas' name for an unnamed index level
 
@@ -134,7 +135,7 @@ def read_kaggle(
         events=events_from_labels(row[:, None], ids, [None]),
         telecommands=arrays["telecommands"],
         telecommand_names=list(telecommand_cols),
-        unrepresentable=arrays["unrepresentable"],
+        unrepresentable_cells=arrays["unrepresentable_cells"],
         test_start=n_train,
         val_start=split_points_by_fraction(n_train, val_fraction),
         meta={
@@ -368,7 +369,7 @@ def _read_parts(
                 value=int(out["ids"][start]),
             )
     where = ", ".join(str(p) for p in parts)  # full paths, as every other error names files
-    out["unrepresentable"] = repair_values(out["values"], names, source=where)
+    out["unrepresentable_cells"] = repair_values(out["values"], names, source=where)
     zero_nonfinite(out["telecommands"], source=where)
     info = {
         "n_train": sizes[train_path] if train_path is not None else 0,

@@ -289,7 +289,7 @@ def _read_channel(
         )
     values = np.ascontiguousarray(both[:, :1])
     commands = np.ascontiguousarray(both[:, 1:])
-    marked = repair_values(values, [chan], source=f"{train_path}, {test_path}")
+    cells = repair_values(values, [chan], source=f"{train_path}, {test_path}")
     zero_nonfinite(commands, source=f"{train_path}, {test_path}")
 
     n_train = len(train)
@@ -324,7 +324,7 @@ def _read_channel(
         events=events,
         telecommands=commands,
         telecommand_names=[f"cmd_{i}" for i in range(1, commands.shape[1] + 1)],
-        unrepresentable=marked,
+        unrepresentable_cells=cells,
         test_start=n_train,
         val_start=split_points_by_fraction(n_train, val_fraction),
         meta={"spacecraft": row["spacecraft"], "source": str(test_path)},
