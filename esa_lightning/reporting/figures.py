@@ -1,5 +1,5 @@
 """The report's figures as PNG bytes: a timeline of alarms against labeled events, and one
-figure per alarm (score trace and threshold, then the driving channels in physical units).
+figure per alarm (score trace and threshold, then the channels it alarmed in physical units).
 
 Rows are plotted against their position and labelled with their timestamps (or ids), so that
 time-indexed and sample-indexed data share one code path. Every figure is closed after saving.
@@ -161,8 +161,9 @@ def channel_units(part: Mission) -> dict[str, str]:
 
 
 def alarm_png(grid: ScoredGrid, k: int, *, context: int = 200, max_channels: int = 4) -> bytes:
-    """Alarm ``k`` of ``grid``: the score and threshold around it, then its driving channels in
-    physical units; the alarm shaded red, labeled rows green."""
+    """Alarm ``k`` of ``grid``: the score and threshold around it, then the first of its
+    ``channels`` (the channels it alarmed, ranked) in physical units; the alarm shaded red,
+    labeled rows green."""
     plt = _pyplot()
     row = grid.intervals.iloc[k]
     index = {c: i for i, c in enumerate(grid.part.channel_names)}

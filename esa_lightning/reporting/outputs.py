@@ -3,10 +3,12 @@
 ``intervals.csv`` has one row per alarm (a maximal run of alarmed rows):
 
     start, end        first and last alarmed timestamp (or sample id)
-    channels          the channels that drive the alarm (``attribution``), ``;``-joined
+    channels          the channels the detector alarmed on the interval's rows (its per-channel
+                      alarms, the ones the channel_* metrics score), ranked by contribution,
+                      ``;``-joined (``attribution``; without per-channel alarms: the drivers)
     score             the peak row score in the interval (the detector's raw score)
-    top_channels      ranked channels with their contribution, ``name=4.2;other=1.3``
-                      (deviation in units of the channel's own nominal spread; above 0 only)
+    top_channels      the first of ``channels`` with their contribution, ``name=4.2;other=1.3``
+                      (deviation in units of the channel's own nominal spread)
     confidence        fraction of nominal validation scores below ``score`` (empty without a
                       validation range)
     threshold         the threshold the peak score was held against (empty when the detector's
@@ -14,6 +16,8 @@
     gate              ``accepted`` when a random-forest gate judged the alarm, else empty
     gate_probability  the gate's highest probability of a true anomaly inside the interval
     series            the independent series (NASA channel) the alarm belongs to, else empty
+    deviating_channels  the attribution over ALL channels, alarmed or not (targets preferred,
+                      contribution above 0 only), as ``top_channels`` writes it
 """
 
 from __future__ import annotations
@@ -24,11 +28,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from esa_lightning.data.mission import Mission, nominal_rows
+from esa_lightning.data.mission import Mission, cells_in, nominal_rows
 from esa_lightning.io import atomic_path, write_error
 from esa_lightning.models.base import RowScores
 from esa_lightning.postprocessing.confidence import confidence
-from esa_lightning.reporting.attribution import attribute, contributions, secondary_channels
+from esa_lightning.reporting.attribution import (
+    Attribution,
+    attribute,
+    contributions,
+    rank_alarmed,
+    ranked_text,
+    secondary_channels,
+)
 from esa_lightning.reporting.events import alarms_to_intervals
 from esa_lightning.reporting.figures import ScoredGrid, alarm_png
 from esa_lightning.reporting.reference import ChannelSpread, NominalReference, channel_spread
@@ -46,6 +57,7 @@ INTERVAL_COLUMNS = [
     "gate",
     "gate_probability",
     "series",
+    "deviating_channels",
 ]
 #: rows of the scored range a fallback spread is estimated from (no validation range)
 FALLBACK_ROWS = 100_000
@@ -97,6 +109,24 @@ def interval_contributions(
     return by_score
 
 
+def named_channels(
+    scores: RowScores,
+    lo: int,
+    hi: int,
+    contribution: np.ndarray,
+    names: list[str],
+    found: Attribution,
+) -> tuple[str, str]:
+    """(``channels``, ``top_channels``) of the interval [lo, hi): the channels alarmed on its
+    rows ranked by ``contribution``, or the attribution's (``found``) where the detector has no
+    per-channel alarms."""
+    if scores.channel_alarm is None:
+        return found.channels, found.top_channels
+    alarmed = np.asarray(scores.channel_alarm[lo:hi]).any(axis=0)
+    ranked = rank_alarmed(contribution, names[: len(contribution)], alarmed)
+    return ";".join(name for name, _ in ranked), ranked_text(ranked)
+
+
 def alarm_intervals(
     timestamps: np.ndarray,
     scores: RowScores,
@@ -118,7 +148,12 @@ def alarm_intervals(
         peak_at = lo + int(np.nanargmax(window)) if np.isfinite(window).any() else lo
         peak = float(scores.score[peak_at])
         contribution = interval_contributions(scores, part, lo, hi, values, reference, is_secondary)
+        cells = cells_in(part.unrepresentable_cells, lo, hi)
+        if cells is not None:  # a reading float32 cannot hold: its row's forced score
+            cols = cells[:, 1][cells[:, 1] < len(contribution)]
+            contribution[cols] = np.finfo(np.float32).max
         found = attribute(contribution, names, secondary)
+        channels, top_channels = named_channels(scores, lo, hi, contribution, names, found)
         probability = None
         if scores.gate_probability is not None:
             p = np.asarray(scores.gate_probability[lo:hi], dtype=np.float64)
@@ -127,9 +162,9 @@ def alarm_intervals(
             {
                 "start": run.start,
                 "end": run.end,
-                "channels": found.channels,
+                "channels": channels,
                 "score": peak,
-                "top_channels": found.top_channels,
+                "top_channels": top_channels,
                 "confidence": np.nan
                 if reference is None
                 else float(confidence(np.array([peak]), reference.scores)[0]),
@@ -139,6 +174,7 @@ def alarm_intervals(
                 "gate": "" if probability is None else "accepted",
                 "gate_probability": np.nan if probability is None else probability,
                 "series": series,
+                "deviating_channels": found.top_channels,
                 "start_index": lo,
                 "end_index": hi - 1,
             }

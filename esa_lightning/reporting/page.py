@@ -92,7 +92,7 @@ def _alarm_table(intervals: pd.DataFrame, figures: Sequence[tuple[str, int, byte
             "#",
             "start",
             "end",
-            "driving channels",
+            "alarmed channels",
             "score",
             "threshold",
             "confidence",
@@ -195,7 +195,7 @@ def render_page(
         parts.append("<section><h2>Alarm figures</h2>")
         for name, number, png in figures:
             row = intervals.iloc[number]
-            caption = f"Alarm {number}: {row['start']} .. {row['end']}, drivers {row['channels']}"
+            caption = f"Alarm {number}: {row['start']} .. {row['end']}, channels {row['channels']}"
             parts.append(
                 f"<figure id='alarm-{number}'><img alt='{html.escape(name)}' "
                 f"src='{data_uri(png)}'><figcaption>{html.escape(caption)} "

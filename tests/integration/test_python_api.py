@@ -171,6 +171,27 @@ def test_nan_gap_and_grid_hole_are_named_and_filled(trained, reader_mission):
         det.predict(frame, strict=True)
 
 
+def test_intervals_name_the_channels_the_detector_alarmed(trained, reader_mission):
+    """Each interval's ``channels`` is the union of the per-channel alarms on its rows (what
+    the channel_* metrics score), ``top_channels`` the first of them; the attribution over all
+    channels is ``deviating_channels``."""
+    from esa_lightning.jobs.predict import score_part
+
+    det = trained[0].detector
+    result, _ = predict_quietly(det, grid_frame(reader_mission))
+    scores = score_part(det, result.mission, 1_000_000)
+    names = result.mission.channel_names
+    assert len(result.intervals)
+    for row in result.intervals.itertuples(index=False):
+        block = np.asarray(scores.channel_alarm[row.start_index : row.end_index + 1])
+        alarmed = [names[j] for j in np.flatnonzero(block.any(axis=0))]
+        named = [c for c in row.channels.split(";") if c]
+        assert sorted(named) == sorted(alarmed)
+        top = [item.split("=")[0] for item in row.top_channels.split(";") if item]
+        assert top == named[:5]
+        assert isinstance(row.deviating_channels, str)
+
+
 def test_readings_beyond_float32_always_alarm_as_in_the_readers(trained, reader_mission):
     """A reading float32 cannot hold (inf, 1e39) is replaced for the model and alarms, never
     hidden by the repair: the API marks it as the readers do (``Mission.unrepresentable``)."""
@@ -193,6 +214,9 @@ def test_readings_beyond_float32_always_alarm_as_in_the_readers(trained, reader_
     assert cells[:, 0].tolist() == np.flatnonzero(marked).tolist()
     assert set(cells[:, 1]) == {result.mission.channel_names.index("channel_3")}
     assert (result.rows["alarm"].to_numpy()[marked] == 1).all()
+    for row in result.intervals.itertuples(index=False):  # the alarms over them name it
+        if marked[row.start_index : row.end_index + 1].any():
+            assert "channel_3" in row.channels.split(";")
     assert np.isfinite(result.mission.values).all()
 
 

@@ -226,6 +226,12 @@ def test_an_unrepresentable_kaggle_reading_alarms(kaggle_detector, mission_dir, 
         tmp_path / "out", [f"ckpt={kaggle_detector}", "data=kaggle", f"data.root={data}"]
     )
     assert sub["is_anomaly"].to_numpy()[rows].all()
+    # the forced alarms alarm channel_2, which held the reading: intervals.csv names it first
+    intervals = pd.read_csv(tmp_path / "out" / "intervals.csv", keep_default_na=False)
+    ids = sub["id"].to_numpy()[rows]
+    covering = intervals[(intervals["start"] <= ids[-1]) & (intervals["end"] >= ids[0])]
+    assert len(covering)
+    assert all(c.split(";")[0] == "channel_2" for c in covering["channels"])
 
 
 # --------------------------------------------------------------------------------- evaluate.py

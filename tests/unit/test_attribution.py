@@ -204,3 +204,74 @@ def test_zscore_alarm_names_the_channel_that_spiked_downward():
     assert row.channels == "channel_1"
     name, value = row.top_channels.split(";")[0].split("=")
     assert name == "channel_1" and float(value) > 1.0
+
+
+class TopChannelScorer(RawErrorScorer):
+    """``RawErrorScorer`` alarming per channel as the row-deciding detectors do
+    (``top_channel_alarm``): an alarmed row alarms its ``k`` channels of highest raw error,
+    which include the noisy counter whose raw error dwarfs the others'."""
+
+    def __init__(self, mission, alarm_channel, k=2, **kwargs):
+        super().__init__(mission, alarm_channel, **kwargs)
+        self.k = k
+
+    def score_rows(self, mission):
+        from esa_lightning.models.base import top_channel_alarm
+
+        rs = super().score_rows(mission)
+        rs.channel_alarm = top_channel_alarm(rs.alarm, rs.channel_scores, self.k)
+        return rs
+
+
+def _alarmed_in(scores, row, names):
+    block = np.asarray(scores.channel_alarm)[row.start_index : row.end_index + 1]
+    return {names[j] for j in np.flatnonzero(block.any(axis=0))}
+
+
+def test_intervals_name_the_channels_the_detector_alarmed():
+    """intervals.csv named the attribution's drivers (target_b), while the per-channel alarms
+    the channel_* metrics score were target_b and counter_c on the same rows: ``channels`` is
+    the channels alarmed inside the interval, ``top_channels`` ranks those, and the attribution
+    over all channels has a column of its own (``deviating_channels``)."""
+    mission = counter_mission("target_b")
+    scorer = TopChannelScorer(mission, "target_b")
+    part = mission.test()
+    scores = scorer.score_rows(part)
+    intervals = _intervals(mission, scorer)
+    assert len(intervals) == 1
+    row = intervals.iloc[0]
+    alarmed = _alarmed_in(scores, row, part.channel_names)
+    assert {"target_b", "counter_c"} <= alarmed  # what the channel metrics score
+    assert set(row["channels"].split(";")) == alarmed
+    ranked = [item.split("=") for item in row["top_channels"].split(";")]
+    assert {name for name, _ in ranked} == alarmed
+    values = [float(v) for _, v in ranked]
+    assert values == sorted(values, reverse=True)  # ranked by contribution
+    assert row["channels"].split(";") == [name for name, _ in ranked]  # in the same order
+    assert ranked[0][0] == "target_b"  # the spike outweighs the counter's ordinary noise
+    deviating = [item.split("=")[0] for item in row["deviating_channels"].split(";")]
+    assert deviating[0] == "target_b" and "counter_c" not in deviating
+
+
+def test_every_interval_names_exactly_its_alarmed_channels():
+    """A z-score detector alarming each channel above the threshold, over several alarms:
+    each interval's ``channels`` is the union of the channels alarmed on its rows."""
+    from tests.helpers import fitted_zscore, toy_mission
+
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal((3000, 4)).astype(np.float32)
+    values[2100:2104, 0] += 9.0
+    values[2102:2106, 2] += 7.0
+    values[2500:2503, 3] -= 12.0
+    values[2800:2802, [1, 3]] += 8.0
+    mission = toy_mission(values, val_start=1500, test_start=2000)
+    model = fitted_zscore(mission)
+    part = mission.test()
+    scores = model.score_rows(part)
+    intervals = _intervals(mission, model)
+    assert len(intervals) >= 3
+    for row in intervals.itertuples(index=False):
+        alarmed = _alarmed_in(scores, row, part.channel_names)
+        assert set(filter(None, row.channels.split(";"))) == alarmed
+        top = {item.split("=")[0] for item in row.top_channels.split(";") if item}
+        assert top <= alarmed and len(top) == min(len(alarmed), 5)

@@ -103,7 +103,7 @@ def test_page_is_self_contained_with_the_timeline_and_one_figure_per_alarm(repor
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
     assert (out / "alarms" / "alarm_0000.png").is_file()
     alarms = page.tables["alarms"]
-    assert alarms[0][:4] == ["#", "start", "end", "driving channels"]
+    assert alarms[0][:4] == ["#", "start", "end", "alarmed channels"]
     assert alarms[1][3] == "target_b" and alarms[1][6] == "1.000"  # drivers, confidence
     intervals = pd.read_csv(out / "intervals.csv")
     assert len(intervals) == 1 and intervals["channels"][0] == "target_b"

@@ -161,6 +161,25 @@ def test_the_channel_of_an_unrepresentable_reading_alarms(chunk_rows, keep):
     assert np.argwhere(np.asarray(test.channel_alarm)).tolist() == [[99, 0]]  # sliced too
 
 
+def test_the_interval_of_an_unrepresentable_reading_names_its_channel():
+    """channel_0 held a reading float32 cannot represent (repaired to its flat value, so
+    nothing else sets it apart) while channel_1 swings as usual: the forced alarm names
+    channel_0, first, where it named channel_1 (the attribution over all channels)."""
+    from esa_lightning.reporting.outputs import alarm_intervals
+
+    t = np.arange(300.0)
+    values = np.stack([np.zeros(300), np.sin(t / 3.0)], 1).astype(np.float32)
+    mission = toy_mission(values, val_start=100, test_start=200)
+    mission.unrepresentable = np.zeros(300, dtype=np.uint8)
+    mission.unrepresentable[250] = 1
+    mission.unrepresentable_cells = np.array([[250, 0]])
+    part = mission.test()
+    scores = score_in_chunks(AlarmsNoChannel(), part, 0, keep_channel_scores="alarmed")
+    (row,) = alarm_intervals(np.asarray(part.timestamps), scores, part).itertuples(index=False)
+    assert row.channels == "channel_0"
+    assert row.top_channels.split("=")[0] == "channel_0"
+
+
 class WithThresholdAndGate(NeverAlarms):
     """``NeverAlarms`` reporting a threshold and a gate probability on every row."""
 
