@@ -54,10 +54,16 @@ def empty_events(time_dtype: str = "datetime64[ns]") -> pd.DataFrame:
 
 
 def nominal_rows(mission: Mission) -> np.ndarray:
-    """bool [T]: rows where no channel carries any label (anomaly, rare event, gap, invalid)."""
+    """bool [T]: rows where no channel carries any label (anomaly, rare event, gap, invalid)
+    and every reading is representable (``unrepresentable``: an anomaly by itself, its value a
+    repair, its score forced: never a row to fit on or measure nominal scores against)."""
     if mission.labels is None or mission.labels.shape[1] == 0:
-        return np.ones(len(mission.values), dtype=bool)
-    return ~(np.asarray(mission.labels) != 0).any(axis=1)
+        nominal = np.ones(len(mission.values), dtype=bool)
+    else:
+        nominal = ~(np.asarray(mission.labels) != 0).any(axis=1)
+    if mission.unrepresentable is not None:
+        nominal &= np.asarray(mission.unrepresentable) == 0
+    return nominal
 
 
 def cells_in(cells: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:

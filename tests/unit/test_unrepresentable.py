@@ -204,3 +204,18 @@ def test_a_forced_alarm_keeps_the_threshold_and_the_gate_probability(chunk_rows)
     scores = score_in_chunks(WithThresholdAndGate(), mission, chunk_rows)
     np.testing.assert_array_equal(scores.threshold, np.full(300, 2.5, np.float32))
     np.testing.assert_array_equal(scores.gate_probability, np.full(300, 0.25, np.float32))
+
+
+def test_a_row_of_an_unrepresentable_reading_is_not_nominal():
+    """Its forced score (float32's largest) entered the nominal validation reference that
+    every alarm's confidence is measured against, and its repaired value the rows the models
+    fit on: such a reading is an anomaly by itself, never a nominal row."""
+    from esa_lightning.data.mission import nominal_rows
+    from esa_lightning.runtime.calibration import calibration_record
+
+    mission = two_channel_mission([[150, 0]])
+    assert np.flatnonzero(~nominal_rows(mission)).tolist() == [150]
+    assert nominal_rows(mission.val()).sum() == 99
+    record = calibration_record(AlarmsNoChannel(), mission, chunk_rows=0)
+    assert record["source"] == "validation"
+    assert max(record["reference_scores"]) < np.finfo(np.float32).max
