@@ -22,14 +22,21 @@ from esa_lightning.runtime.evaluation import ScoredRange, score_range
 CHUNK_ROWS = 262_144
 
 
-def nominal_scores(scorer: Any, mission: Mission, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
-    """Scores of the nominal rows of every grid of ``mission`` (scored in chunks)."""
+def nominal_scores(
+    scorer: Any, mission: Mission, part: str, chunk_rows: int = CHUNK_ROWS
+) -> np.ndarray:
+    """Scores of the nominal rows of range ``part`` (``val`` or ``train``) of every grid of
+    ``mission`` (scored in chunks), each range with the rows before it in its grid as context:
+    a validation range continues its training rows, and scored alone its first rows would get
+    no score a window or forecast can give (a forecaster's 0)."""
     out = []
-    for part in mission.grids().values():
-        if len(part.values) == 0:
+    for grid in mission.grids().values():
+        start, stop = (grid.val_start, grid.test_start) if part == "val" else (0, grid.val_start)
+        if stop <= start:
             continue
-        rs = score_in_chunks(scorer, part, chunk_rows, keep_channel_scores="none")
-        out.append(np.asarray(rs.score)[nominal_rows(part)])
+        rs = score_in_chunks(scorer, grid.slice(0, stop), chunk_rows, keep_channel_scores="none",
+                             first_row=start)
+        out.append(np.asarray(rs.score)[nominal_rows(grid.slice(start, stop))])
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -69,8 +76,8 @@ def calibration_record(
                 "reference_scores": reference_sample(reference.scores).tolist(),
                 **reference_record(reference),
             }
-    for source, part in (("validation", mission.val()), ("training", mission.train())):
-        scores = nominal_scores(scorer, part, chunk_rows)
+    for source, part in (("validation", "val"), ("training", "train")):
+        scores = nominal_scores(scorer, mission, part, chunk_rows)
         scores = scores[np.isfinite(scores)]
         if len(scores):
             return {
