@@ -219,12 +219,11 @@ def render_page(
     else:
         parts.append("<p>Not scored: the range holds no labeled anomaly or rare event, or its "
                      "labels are unknown.</p>")
+    files = ["submission.csv", "intervals.csv", "report.csv"]
+    files += ["events.csv"] * (events is not None) + ["metrics.json"] * bool(metrics)
+    links = " · ".join(f"<a href='{name}'>{name}</a>" for name in files)
     parts.append(
-        "</section><section><h2>Files</h2><p><a href='submission.csv'>submission.csv</a> · "
-        "<a href='intervals.csv'>intervals.csv</a> · <a href='report.csv'>report.csv</a> · "
-        + ("<a href='events.csv'>events.csv</a> · " if events is not None else "")
-        + ("<a href='metrics.json'>metrics.json</a>" if metrics else "")
-        + "</p></section></main></body></html>"
+        f"</section><section><h2>Files</h2><p>{links}</p></section></main></body></html>"
     )
     return "\n".join(parts)
 

@@ -180,6 +180,19 @@ def test_the_files_section_links_metrics_json_only_when_it_is_written(tmp_path, 
     assert "href='metrics.json'" in (out / "index.html").read_text()
 
 
+
+def test_the_files_section_links_each_written_file_once_between_separators(tmp_path, report):
+    """Without metrics.json the list ended in a dangling separator ("report.csv · ")."""
+    write_unlabeled_report(tmp_path)
+    for folder in (tmp_path, report[0]):
+        text = (folder / "index.html").read_text()
+        files = text.split("<h2>Files</h2><p>", 1)[1].split("</p>", 1)[0]
+        links = [part.strip() for part in files.split(" · ")]
+        assert all(link.startswith("<a href='") and link.endswith("</a>") for link in links)
+        names = [link.split("'")[1] for link in links]
+        assert names[:3] == ["submission.csv", "intervals.csv", "report.csv"]
+        assert len(names) == len(set(names))
+
 @pytest.mark.skipif(not any(shutil.which(b) for b in BROWSERS), reason="no headless browser")
 def test_page_renders_in_a_headless_browser(report, tmp_path):
     out, _ = report
