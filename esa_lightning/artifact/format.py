@@ -140,9 +140,32 @@ def in_trained_order(expected: dict[str, Any], mission: Mission) -> Mission:
     )
 
 
+def refuse_other_than_one_series(
+    trained: list[str], mission: Mission, source: str | None = None
+) -> None:
+    """A detector of independent series scores a single-grid ``mission`` only as one of its
+    trained series: the series the mission records, its name or its one channel's name (as
+    ``models.base.series_position`` finds it); anything else is refused before scoring."""
+    names = [str(n) for n in (mission.meta.get("series"), mission.name) if n is not None]
+    if len(mission.channel_names) == 1:
+        names.append(str(mission.channel_names[0]))
+    if any(name in set(trained) for name in names):
+        return
+    raise ESAInputError(
+        f"the detector scores independent series (NASA layout: {list(trained)[:5]}...) one at a "
+        f"time, and the data is one grid of {len(mission.channel_names)} channel(s) "
+        f"{list(mission.channel_names)[:5]}, not one of those series: read the data in the NASA "
+        "layout (data=nasa, data=nasa_msl), or choose one trained series with "
+        "data.channels=[NAME]",
+        path=source,
+    )
+
+
 def check_schema(expected: dict[str, Any], mission: Mission, source: str | None = None) -> None:
     """Refuse data whose channels, telecommands or grid differ from what the detector learned."""
     got = mission_schema(mission)
+    if expected.get("multiseries") and not got["multiseries"]:
+        refuse_other_than_one_series(expected["channels"], mission, source)
     problems = []
     for key in ("channels", "telecommands"):
         want, have = list(expected[key]), list(got[key])

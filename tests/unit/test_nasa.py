@@ -407,3 +407,28 @@ def test_a_row_without_a_chan_id_is_refused_naming_its_row(tmp_path, cell):
     with pytest.raises(ESAInputError, match="row 2 after the header") as err:
         read_nasa(root)
     assert err.value.path == str(csv) and err.value.column == "chan_id"
+
+
+def test_one_grid_of_channels_that_is_no_trained_series_is_refused_before_scoring(tmp_path):
+    """predict.py with a NASA detector on single-grid data (data=esa of the converted MSL, or
+    the default synthetic mission) scored it, then stopped with a hint predict.py does not
+    take (pass series=NAME), or named its telecommands as the mismatch."""
+    from dataclasses import replace
+
+    from esa_lightning.artifact import check_schema, mission_schema
+    from esa_lightning.data.mission import default_channel_table
+    from tests.helpers import make_mission
+
+    rows = [(c, "SMAP", "[]", "[]", 30) for c in ("A-1", "B-1", "C-1")]
+    nasa = read_nasa(write_nasa(tmp_path / "smap", rows=rows))
+    schema = mission_schema(nasa)
+    check_schema(schema, nasa.series["B-1"])  # one trained series alone is scored
+    grid = make_mission(n_channels=2)
+    for data in (grid, replace(grid, channels=default_channel_table(["A-1", "B-1"]))):
+        with pytest.raises(ESAInputError, match=r"independent series .*one at a time.*"
+                           r"data=nasa.*data\.channels=\[NAME\]"):
+            check_schema(schema, data, source="grid")
+    one = make_mission(n_channels=1)
+    one = replace(one, channels=default_channel_table(["C-1"]), telecommand_names=[],
+                  telecommands=np.zeros((one.n_rows, 0), dtype=np.float32))
+    check_schema(schema, one)  # one grid of one trained channel: that series
