@@ -151,8 +151,9 @@ def refuse_other_than_one_series(
         names.append(str(mission.channel_names[0]))
     if any(name in set(trained) for name in names):
         return
+    shown = ", ".join(list(trained)[:5]) + (", ..." if len(trained) > 5 else "")
     raise ESAInputError(
-        f"the detector scores independent series (NASA layout: {list(trained)[:5]}...) one at a "
+        f"the detector scores independent series (NASA layout: {shown}) one at a "
         f"time, and the data is one grid of {len(mission.channel_names)} channel(s) "
         f"{list(mission.channel_names)[:5]}, not one of those series: read the data in the NASA "
         "layout (data=nasa, data=nasa_msl), or choose one trained series with "
