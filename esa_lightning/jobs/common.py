@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from hydra.errors import InstantiationException
 from hydra.utils import get_method, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from esa_lightning.data import Mission
 from esa_lightning.errors import ESAInputError, one_line_errors  # noqa: F401 - jobs import it
@@ -166,8 +167,14 @@ def accepted_options(target: str) -> set[str] | None:
 
 
 def print_config(cfg: DictConfig) -> None:
-    """Log the composed config (``print_config=true``; it is always saved in ``.hydra/``)."""
-    log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
+    """Log the composed config (``print_config=true``; it is always saved in ``.hydra/``) with
+    the values the run uses (``${paths.output_dir}`` as the run's folder); as written where a
+    value cannot be resolved (a mandatory ``???`` left unset)."""
+    try:
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+    except OmegaConfBaseException:
+        text = OmegaConf.to_yaml(cfg, resolve=False)
+    log.info("config:\n%s", text)
 
 
 def _not_a_tip(record: logging.LogRecord) -> bool:

@@ -367,3 +367,16 @@ def test_every_sweep_job_with_a_misspelled_model_key_fails_in_one_line(small_mis
     assert last.startswith("error: 2 sweep job(s) failed (job 0, 1)")
     statuses = pd.read_csv(sweep / "summary.csv")["status"]
     assert all(s.startswith("failed: model.bogus") for s in statuses)
+
+
+def test_print_config_shows_the_values_the_run_uses(small_mission_dir, tmp_path):
+    """``print_config=true`` logged the config unresolved: ``output_dir:
+    ${hydra:runtime.output_dir}``, ``cache_dir: ${paths.cache_dir}`` instead of the run's
+    folders."""
+    proc = run_entry("train.py", ["experiment=smoke", f"data.root={small_mission_dir}",
+                                  "logger=none", "test=false", "print_config=true"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dump = (tmp_path / "run" / "train.log").read_text().split("config:\n", 1)[1]
+    assert "experiment_name: smoke\n" in dump
+    assert f"output_dir: {tmp_path / 'run'}\n" in dump
+    assert "${" not in dump.split("\n[", 1)[0]  # up to the next log record
