@@ -124,9 +124,13 @@ class SweepSummary(Callback):
         self.write(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self.write(Path(config.hydra.sweep.dir))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = self.write(sweep_dir)
+        log.info("sweep summary of %d jobs: %s", rows, sweep_dir / "summary.csv")
 
-    def write(self, sweep_dir: Path) -> None:
+    def write(self, sweep_dir: Path) -> int:
+        """Write ``summary.csv`` of the jobs so far (after each job, so that a sweep stopped
+        midway has one); the number of jobs it lists."""
         if self._jobs:
             numbers = sorted(self._jobs)
         else:
@@ -155,4 +159,4 @@ class SweepSummary(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(sweep_dir / "summary.csv") as tmp:
             frame.to_csv(tmp, index=False)
-        log.info("sweep summary of %d jobs: %s", len(rows), sweep_dir / "summary.csv")
+        return len(rows)

@@ -61,11 +61,16 @@ def test_train_py_names_its_run_folder_after_the_model(small_mission_dir, tmp_pa
 def test_a_sweep_over_models_keeps_one_folder_and_names_each_job(small_mission_dir, tmp_path):
     """Each job resolves the sweep folder itself: named after each job's own model (or, before,
     experiment), the jobs went to folders of their own and the sweep's summary.csv found none of
-    them."""
-    run_train(["-m", "model=zscore,global_std", f"data.root={small_mission_dir}", *FAST],
-              tmp_path)
+    them. The summary's line is printed once, at the end (it was printed after the last job
+    and again at the end)."""
+    proc = run_train(["-m", "model=zscore,global_std", f"data.root={small_mission_dir}", *FAST],
+                     tmp_path)
     sweeps = list((tmp_path / "outputs").glob("*/multirun/*"))
     assert len(sweeps) == 1, sweeps
+    output = proc.stdout + proc.stderr
+    assert output.count("sweep summary of") == 1, output[-3000:]
+    assert output.strip().splitlines()[-1].endswith(f"sweep summary of 2 jobs: {sweeps[0]}"
+                                                    "/summary.csv")
     summary = pd.read_csv(sweeps[0] / "summary.csv")
     assert list(summary["status"]) == ["done", "done"]
     assert [experiment_of(sweeps[0] / str(job)) for job in (0, 1)] == ["zscore", "global_std"]
