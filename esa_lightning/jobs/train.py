@@ -191,10 +191,10 @@ def component_trainer_config(cfg: DictConfig, spec: DictConfig) -> DictConfig:
     )
 
 
-def trainer_key(cfg: DictConfig, name: str) -> str:
-    """Where component ``name``'s trainer settings are set: ``trainer`` of a single model, else
-    ``components.<name>.trainer`` (on top of the run's ``trainer``)."""
-    return f"components.{name}.trainer" if cfg.get("components") else "trainer"
+def component_key(cfg: DictConfig, name: str, part: str) -> str:
+    """Where component ``name``'s ``part`` (``model``, ``trainer``) is set: ``part`` of a single
+    model, else ``components.<name>.<part>`` (its trainer on top of the run's ``trainer``)."""
+    return f"components.{name}.{part}" if cfg.get("components") else part
 
 
 def check_trainer_settings(cfg: DictConfig, spec: DictConfig, name: str) -> None:
@@ -205,7 +205,8 @@ def check_trainer_settings(cfg: DictConfig, spec: DictConfig, name: str) -> None
     level = quiet.level
     quiet.setLevel(logging.WARNING)
     try:
-        make_trainer(component_trainer_config(cfg, spec), [], [], trainer_key(cfg, name))
+        key = component_key(cfg, name, "trainer")
+        make_trainer(component_trainer_config(cfg, spec), [], [], key)
     finally:
         quiet.setLevel(level)
 
@@ -218,7 +219,6 @@ class Prepared(NamedTuple):
     datamodule: Any
     ckpt_path: str | None  # the checkpoint it resumes from
     train_end: _TrainEndSeen
-    settings: str  # the model's config key: model, or components.<name>.model
 
 
 def prepare_component(
@@ -262,12 +262,13 @@ def prepare_component(
         callbacks.append(CompactModelSummary())
         trainer_cfg.enable_model_summary = False
     train_end = _TrainEndSeen()
-    trainer = make_trainer(trainer_cfg, [*callbacks, train_end], loggers, trainer_key(cfg, name))
+    key = component_key(cfg, name, "trainer")
+    trainer = make_trainer(trainer_cfg, [*callbacks, train_end], loggers, key)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
-    settings = f"components.{name}.model" if cfg.get("components") else "model"
     if ckpt_path is not None:  # read without running code, checked against the model
-        check_resume_checkpoint(ckpt_path, model, getattr(datamodule, "mission", None), settings)
-    return Prepared(model, trainer, datamodule, ckpt_path, train_end, settings)
+        check_resume_checkpoint(ckpt_path, model, getattr(datamodule, "mission", None),
+                                component_key(cfg, name, "model"))
+    return Prepared(model, trainer, datamodule, ckpt_path, train_end)
 
 
 def fit_component(name: str, ready: Prepared) -> tuple[DetectorModule, L.Trainer]:
@@ -276,7 +277,7 @@ def fit_component(name: str, ready: Prepared) -> tuple[DetectorModule, L.Trainer
     model, trainer = ready.model, ready.trainer
     log.info("fitting %s (%s)", name, type(model).__name__)
     # its checkpoint was checked by prepare_component (against the model's settings too)
-    fit_from(trainer, model, ready.datamodule, ready.ckpt_path, ready.settings, checked=True)
+    fit_from(trainer, model, ready.datamodule, ready.ckpt_path)
     if not ready.train_end.seen:  # resumed after its last epoch: Lightning skipped on_train_end
         log.info("%s: training had finished; restoring weights, fitting post-processing", name)
         for cb in trainer.callbacks:

@@ -214,6 +214,11 @@ def _optimizer_problem(states: Any, model: torch.nn.Module) -> str | None:
     return None
 
 
+def saved_components(checkpoints: Path) -> list[Path]:
+    """The component folders of a run's ``checkpoints/`` that hold a ``last.ckpt``, sorted."""
+    return sorted(p.parent for p in Path(checkpoints).glob("*/last.ckpt") if p.is_file())
+
+
 def component_checkpoint_dir(
     output_dir: Path, name: str, resume_last: bool, single_component: bool
 ) -> Path:
@@ -228,7 +233,7 @@ def component_checkpoint_dir(
     folder = Path(output_dir) / "checkpoints" / name
     if not (resume_last and single_component) or (folder / "last.ckpt").exists():
         return folder
-    found = sorted(p.parent for p in folder.parent.glob("*/last.ckpt") if p.is_file())
+    found = saved_components(folder.parent)
     if len(found) > 1:
         raise ESAInputError(
             f"no {name}/last.ckpt to resume this single-model run from, and {len(found)} "
@@ -255,7 +260,7 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None
             return str(last)
         if last.exists() or last.is_symlink():
             raise ESAInputError("not a checkpoint file (a folder or a broken link)", path=last)
-        if not [p for p in checkpoint_dir.parent.glob("*/last.ckpt") if p.is_file()]:
+        if not saved_components(checkpoint_dir.parent):
             raise ESAInputError(
                 "no checkpoint to resume from; run with hydra.run.dir=<the interrupted run>",
                 path=last,
@@ -284,18 +289,12 @@ def refuse_one_checkpoint_for_several(ckpt_path: str | None, names: list[str]) -
         )
 
 
-def fit_from(
-    trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None, settings: str = "model",
-    checked: bool = False,
-) -> None:
-    """``trainer.fit``, resuming from ``ckpt_path`` only after ``check_resume_checkpoint``
-    (``settings``: the model's config key, ``model`` or ``components.<name>.model``;
-    ``checked``: the caller has just checked it, against this model and data)."""
+def fit_from(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> None:
+    """``trainer.fit``, resuming from ``ckpt_path``, which the caller has checked with
+    ``check_resume_checkpoint`` (``jobs.train.prepare_component``), under the same safe load."""
     if ckpt_path is None:
         trainer.fit(model, datamodule=datamodule)
         return
-    if not checked:
-        check_resume_checkpoint(ckpt_path, model, getattr(datamodule, "mission", None), settings)
     options = {}
     if "weights_only" in inspect.signature(trainer.fit).parameters:
         options["weights_only"] = True
