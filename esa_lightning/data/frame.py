@@ -390,7 +390,8 @@ def _row_by_row(
     """Rows as given, repaired the readers' way (``repair_values``: readings beyond float32
     found, NaN/inf forward-filled; telecommands 0): (values, telecommands, their cells)."""
     _warn_nan(stamps, columns, names, "forward-filled from the previous row", check)
-    _warn_skipped_keys(stamps, prep, check)
+    if message := skipped_keys(stamps, prep):
+        check.warn(message)
     values = np.stack([columns[c] for c in names], axis=1).astype(np.float32)
     telecommands = np.zeros((len(stamps), len(commands)), dtype=np.float32)
     if commands:
@@ -465,30 +466,28 @@ def _key_text(stamps: np.ndarray, row: int) -> Any:  # a time, or an id
     return pd.Timestamp(stamps[row]) if stamps.dtype.kind == "M" else stamps[row]
 
 
-def _warn_skipped_keys(stamps: np.ndarray, prep: Preprocessing, check: InputCheck) -> None:
-    if message := skipped_keys(stamps, prep):
-        check.warn(message)
-
-
 def skipped_keys(stamps: np.ndarray, prep: Preprocessing) -> str | None:
-    """The warning for row keys (``prep.index``: ids, or times on the ``prep.period`` grid)
-    that skip some in between, or None: rows taken as given are scored as given, the missing
-    ones not filled. ``Detector.predict`` and ``predict.py`` both warn with it."""
+    """The warning for row keys (ids, or times on the ``prep.period`` grid) that skip some or
+    step off the grid (irregular times), or None: rows taken as given are scored as given.
+    ``Detector.predict`` and ``predict.py`` both warn with it."""
     if prep.index == "id":
         step, unit = np.diff(stamps), 1
     elif prep.period is not None:
         step, unit = np.diff(stamps.astype(np.int64)), pd.Timedelta(prep.period).value
     else:
         return None
-    skipped = step > unit
-    if not skipped.any():
+    off, skipped = step % unit != 0, step > unit  # off the grid, no grid time is "missing"
+    if off.any():
+        problem = (f"{int(off.sum())} step(s) between rows are not a whole number of grid "
+                   f"periods ({prep.period}): the rows are off the grid")
+    elif skipped.any():
+        what = "id(s)" if prep.index == "id" else "timestamp(s) of the grid"
+        problem = f"{int(((step[skipped] // unit) - 1).sum())} {what} missing"
+    else:
         return None
-    i = int(np.argmax(skipped))
-    what = "id(s)" if prep.index == "id" else "timestamp(s) of the grid"
-    return (
-        f"{int(((step[skipped] // unit) - 1).sum())} {what} missing (first after "
-        f"{stamps[i]}): rows are scored as given (this detector's data is not resampled)"
-    )
+    i = int(np.argmax(off if off.any() else skipped))
+    return (f"{problem} (first after {stamps[i]}): rows are scored as given (this detector's "
+            "data is not resampled)")
 
 
 def _longest_run(mask: np.ndarray) -> tuple[int, int]:

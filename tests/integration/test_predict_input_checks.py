@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import esa_lightning
@@ -33,9 +34,10 @@ def predicted(detector: Path, overrides: list[str], tmp_path: Path) -> list[str]
 
 
 def api_message(detector, frame: pd.DataFrame) -> str:
-    """The API's warning about the missing keys, without its ``DataFrame: `` source."""
+    """The API's warning about the missing keys or the rows off the grid, without its
+    ``DataFrame: `` source."""
     _, messages = predict_quietly(detector, frame)
-    [message] = [m for m in messages if "missing" in m]
+    [message] = [m for m in messages if "missing" in m or "off the grid" in m]
     return message.removeprefix("DataFrame: ")
 
 
@@ -83,3 +85,31 @@ def test_a_single_missing_row_is_counted(tmp_path):
     pd.read_csv(whole).drop(index=150).to_csv(path, index=False)
     messages = predicted(tmp_path / "det", ["data=esa_csv", f"data.root={path}"], tmp_path)
     assert any(m.startswith(f"{path}: 1 timestamp(s) of the grid missing") for m in messages)
+
+
+def test_irregular_timestamps_are_named_as_off_the_grid_not_as_zero_missing(tmp_path):
+    """A CSV sampled irregularly (steps of 20 s to 50 s on its 30 s median grid, none skipping
+    a whole grid time) is scored as given: the warning says its rows are off the grid, never
+    that 0 timestamps are missing."""
+    frame = pd.read_csv(write_esa_csv(tmp_path / "whole.csv", n=300))
+    jitter = pd.to_timedelta([0, 10, 0, 20] * 75, unit="s")  # steps 40, 20, 50, 10 s
+    frame["timestamp"] = (pd.to_datetime(frame["timestamp"]) + jitter).dt.strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
+    path = tmp_path / "irregular.csv"
+    frame.to_csv(path, index=False)
+    mission = read_esa_csv(path, cache_dir=tmp_path / "c1")
+    det = zscore_detector(mission, tmp_path / "det", 4.0)
+
+    messages = predicted(tmp_path / "det", ["data=esa_csv", f"data.root={path}"], tmp_path)
+    times = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"]))
+    expected = api_message(det, frame.set_index(times).drop(columns="timestamp"))
+    assert f"{path}: {expected}" in messages, messages
+    assert not any("0 timestamp(s)" in m for m in messages), messages
+    off = np.flatnonzero(np.diff(times) % mission.period != pd.Timedelta(0))
+    assert 0 < len(off) < len(times) - 1  # some steps are whole periods, most are not
+    assert expected.startswith(
+        f"{len(off)} step(s) between rows are not a whole number of grid periods "
+        f"({mission.period}): the rows are off the grid (first after "
+        f"{times[off[0]].strftime('%Y-%m-%dT%H:%M:%S')}"
+    ), expected
