@@ -50,8 +50,15 @@ def _base_kind(kind: str) -> str:
     """The reader kind of ``kind``: itself, or the kind a preset's ``defaults`` names."""
     if kind in READERS:
         return kind
-    defaults = _data_config(kind).get("defaults", []) if kind in _presets() else []
+    config = _data_config(kind) if kind in _presets() else {}
+    defaults = config.get("defaults", [])
     base = next((d for d in defaults if isinstance(d, str) and d in READERS), None)
+    if base is None and "_target_" in config:  # a new data source, its reader not listed yet
+        target = config["_target_"]
+        raise ESAInputError(
+            f"conf/data/{kind}.yaml names the reader {target}, which "
+            f"esa_lightning.data.READERS does not list: add {kind!r}: {target!r} to it",
+            column="kind", value=kind)
     if base is None:
         choices = (*KINDS, *_presets())
         raise ESAInputError(f"unknown data kind; choose one of {choices}", column="kind",

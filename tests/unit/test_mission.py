@@ -149,3 +149,26 @@ def test_load_mission_names_an_option_its_reader_does_not_take(small_mission_dir
         load_mission("nasa", MSL, cache_dir=None)
     with pytest.raises(ESAInputError, match="value 'val_day': not an option of the synthetic"):
         load_mission("synthetic", small_mission_dir, val_day=3)
+
+
+def test_load_mission_says_a_data_config_needs_its_reader_in_readers(tmp_path, monkeypatch):
+    """A new ``conf/data/<kind>.yaml`` whose reader is not yet in ``data.READERS``
+    (docs/architecture.md, "Adding a data source") was refused as an "unknown data kind" whose
+    list of choices held that very kind; the error now names the file, the reader and
+    ``READERS``."""
+    import shutil
+
+    import esa_lightning.install
+    from esa_lightning.data import load_mission
+    from esa_lightning.errors import ESAInputError
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF / "data", conf / "data")
+    target = "my_readers.wide.read_wide"
+    (conf / "data" / "wide.yaml").write_text(f"_target_: {target}\nroot: ???\n")
+    monkeypatch.setattr(esa_lightning.install, "config_dir", lambda: conf)
+    with pytest.raises(ESAInputError) as caught:
+        load_mission("wide", tmp_path)
+    message = str(caught.value)
+    assert "wide.yaml" in message and target in message and "READERS" in message, message
+    assert "unknown data kind" not in message, message
