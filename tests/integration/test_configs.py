@@ -21,6 +21,7 @@ from hydra.utils import get_object, instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from esa_lightning.data import READERS
 from esa_lightning.jobs.common import mission_from_config
 from esa_lightning.jobs.train import component_specs, instantiate_group
 from esa_lightning.models.base import DetectorModule
@@ -104,9 +105,14 @@ def point_data_at_tiny_mission(cfg: DictConfig, generated: Path, tmp: Path) -> N
                 cfg.data.generate = record["generator"]
             if "val_days" in cfg.data:  # a 6-day mission
                 cfg.data.val_days = 1
-        else:
-            if not Path(cfg.data.root).is_dir():
-                pytest.skip(f"data={name}: {cfg.data.root} is not present")
+        elif name in READERS:  # a reader kind is always read: its sample belongs in roots
+            pytest.fail(
+                f"data={name}: no tiny mission of its layout; add one to the roots of "
+                "point_data_at_tiny_mission (docs/architecture.md, Adding a data source)"
+            )
+        else:  # a preset of real data (nasa_msl): read where present
+            if OmegaConf.is_missing(cfg.data, "root") or not Path(cfg.data.root).is_dir():
+                pytest.skip(f"data={name}: {cfg.data.get('root', '???')} is not present")
             if name == "nasa_msl" and "channels" in cfg.data:
                 cfg.data.channels = MSL_CHANNELS
 
@@ -159,6 +165,19 @@ def test_data_option_reads_a_mission(option, generated, tmp_path):
     mission = mission_from_config(cfg.data)
     assert mission.n_rows > 0 and len(mission.channel_names) > 0
     assert mission.train().n_rows > 0
+
+
+def test_a_reader_kind_without_a_tiny_mission_fails_saying_so(generated, tmp_path, monkeypatch):
+    """A new data source (docs/architecture.md: a reader in ``data.READERS`` and its
+    ``conf/data`` file, ``root: ???``) was not read here: ``Path(cfg.data.root)`` raised
+    omegaconf's MissingMandatoryValue (or, with a default root, the test was skipped). Its
+    test now fails, naming what to add."""
+    cfg = compose_train(["data=nasa"], tmp_path)  # root: ???, as a new source's would be
+    with open_dict(cfg):
+        cfg.choices["data"] = "new_source"
+    monkeypatch.setitem(READERS, "new_source", cfg.data["_target_"])
+    with pytest.raises(pytest.fail.Exception, match="data=new_source: no tiny mission"):
+        point_data_at_tiny_mission(cfg, generated, tmp_path)
 
 
 @pytest.mark.parametrize("group", ["callbacks", "logger"])
