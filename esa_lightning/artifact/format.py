@@ -112,12 +112,13 @@ def mission_schema(mission: Mission) -> dict[str, Any]:
     }
 
 
-def missing_trained_channels(exc: UnknownChannels) -> ESAInputError:
+def missing_trained_channels(exc: UnknownChannels, hint: str = "") -> ESAInputError:
     """The error for data that lack channels the detector was trained on, from the reader's
     ``UnknownChannels`` where the channels asked for were the detector's: it names them and
-    the file that lacks them, not ``data.channels``, which the user never set."""
+    the file that lacks them, not ``data.channels``, which the user never set; ``hint`` (the
+    data the detector was trained on) follows."""
     return ESAInputError(
-        f"missing channel(s) {exc.names} the detector was trained on", path=exc.path
+        f"missing channel(s) {exc.names} the detector was trained on{hint}", path=exc.path
     )
 
 

@@ -55,7 +55,7 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     from esa_lightning.runtime.evaluation import ScoredRange, report_for
 
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
-    mission = read_trained(cfg.data, detector.schema)
+    mission = read_trained(cfg.data, detector.schema, detector.config_yaml)
     check_schema(detector.schema, mission, source=str(cfg.data.root))
     if mission.is_multiseries:
         return _predict_series(detector, mission, cfg, out)
@@ -79,9 +79,10 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     return metrics
 
 
-def read_trained(data_cfg: Any, schema: dict[str, Any]) -> Mission:
+def read_trained(data_cfg: Any, schema: dict[str, Any], config_yaml: str = "") -> Mission:
     """The mission ``data_cfg`` reads, with the detector's channels (``trained_channels``; one
-    the data lack is named as such) and its telecommands in the trained order."""
+    the data lack is named as such, with the data the training run read, from the detector's
+    ``config_yaml``) and its telecommands in the trained order."""
     from esa_lightning.artifact import in_trained_order, missing_trained_channels
     from esa_lightning.data.selection import UnknownChannels
     from esa_lightning.jobs.common import mission_from_config
@@ -92,8 +93,30 @@ def read_trained(data_cfg: Any, schema: dict[str, Any]) -> Mission:
     except UnknownChannels as exc:
         if read is data_cfg:  # the user's own data.channels: the reader's error says so
             raise
-        raise missing_trained_channels(exc) from None
+        raise missing_trained_channels(exc, trained_data_hint(config_yaml, data_cfg)) from None
     return in_trained_order(schema, mission)
+
+
+def trained_data_hint(config_yaml: str, data_cfg: Any) -> str:
+    """Where the detector's training read its data (``data`` of its ``config.yaml``), when
+    ``data_cfg`` reads another layout (another reader): predict.py reads the data it is given
+    (``data=synthetic`` when none is given), never the training run's. Empty when unknown or
+    the same reader (new data of the training layout: the missing channel is the news)."""
+    import yaml
+
+    from esa_lightning.data import READERS
+
+    try:
+        trained = (yaml.safe_load(config_yaml or "") or {}).get("data") or {}
+        target, root = trained.get("_target_"), trained.get("root")
+    except (yaml.YAMLError, AttributeError):  # config.yaml is for people: maybe edited
+        return ""
+    if not target or target == data_cfg.get("_target_"):
+        return ""
+    kind = next((k for k, t in READERS.items() if t == target), None)
+    data = f"data={kind}" if kind else f"the reader {target}"
+    return (f" (it was trained on {data} data.root={root}; predict.py reads the data= and "
+            "data.root= it is given, data=synthetic without them)")
 
 
 def trained_channels(data_cfg: Any, schema: dict[str, Any]) -> Any:

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import esa_lightning
 from esa_lightning.data.frame import InputWarning
 from esa_lightning.data.readers.esa_csv import read_esa_csv
 from esa_lightning.data.readers.kaggle import read_kaggle
+from esa_lightning.errors import ESAInputError
 from tests.helpers import write_esa_csv, write_kaggle
 from tests.integration.test_python_api import predict_quietly, zscore_detector
 
@@ -113,3 +115,28 @@ def test_irregular_timestamps_are_named_as_off_the_grid_not_as_zero_missing(tmp_
         f"({mission.period}): the rows are off the grid (first after "
         f"{times[off[0]].strftime('%Y-%m-%dT%H:%M:%S')}"
     ), expected
+
+
+def test_data_lacking_the_trained_channels_names_the_data_the_detector_was_trained_on(tmp_path):
+    """``predict.py ckpt=DET`` reads the data it is given (``data=synthetic`` when none is
+    given), not the detector's: for a mission of one's own without ``data=`` the error named
+    only the channels the generated mission lacked. It now also names the data= and data.root=
+    of the training run; new data of the training layout lacking a channel does not get it."""
+    frame = pd.read_csv(write_esa_csv(tmp_path / "plain.csv", n=300))
+    own = tmp_path / "own.csv"
+    frame.rename(columns=lambda c: c.replace("channel_", "bus_")).to_csv(own, index=False)
+    run = esa_lightning.train(
+        ["experiment=smoke", "data=esa_csv", f"data.root={own}", "logger=none", "test=false"],
+        output_dir=tmp_path / "run",
+        root_dir=tmp_path,
+    )
+    messages = {}
+    for name, data in (("default", []), ("same_layout", ["data=esa_csv",
+                                                          f"data.root={tmp_path / 'plain.csv'}"])):
+        with pytest.raises(ESAInputError) as caught:
+            esa_lightning.predict(run.output_dir / "detector", [*data, "range=all"],
+                                  output_dir=tmp_path / name, root_dir=tmp_path)
+        messages[name] = str(caught.value)
+    assert "missing channel(s) ['bus_1', 'bus_2']" in messages["default"], messages
+    assert f"trained on data=esa_csv data.root={own};" in messages["default"], messages
+    assert messages["same_layout"].endswith("['bus_1', 'bus_2'] the detector was trained on")
