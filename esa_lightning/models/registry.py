@@ -18,16 +18,18 @@ def class_path(cls: type) -> str:
 
 
 def detector_families() -> dict[str, type[DetectorModule]]:
-    """``{class path: class}`` of every concrete ``DetectorModule`` of ``esa_lightning.models``."""
-    for info in pkgutil.iter_modules(models_package.__path__):
-        if info.ispkg:
-            importlib.import_module(f"{models_package.__name__}.{info.name}")
+    """``{class path: class}`` of every concrete ``DetectorModule`` of ``esa_lightning.models``,
+    in whichever module of a family's package it is defined (every module is imported, so a
+    family whose ``__init__.py`` does not import its model class is found all the same)."""
+    prefix = f"{models_package.__name__}."
+    for info in pkgutil.walk_packages(models_package.__path__, prefix):
+        importlib.import_module(info.name)
     found: dict[str, type[DetectorModule]] = {}
     stack = list(DetectorModule.__subclasses__())
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
-        if cls.__module__.startswith(f"{models_package.__name__}.") and not getattr(
+        if cls.__module__.startswith(prefix) and not getattr(
             cls, "__abstractmethods__", None
         ):
             found[class_path(cls)] = cls
