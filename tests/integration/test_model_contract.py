@@ -2,13 +2,14 @@
 
 Parametrised over ``conf/model/*.yaml``, so a new family (one package + one YAML) is tested
 with no edit here: a tiny fit through ``train()``, its post-processing fitted by the model's own
-callbacks, scoring, the artifact saved and loaded, and chunked scoring equal to whole-range
-scoring.
+callbacks, scoring, the artifact saved and loaded, chunked scoring equal to whole-range
+scoring, and a resume of the finished run (``ckpt_path=last``) giving the same detector.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -152,3 +153,34 @@ def test_a_model_refuses_a_datamodule_it_does_not_train_on(
     )
     with pytest.raises(ESAInputError, match=f"trains on datamodule={kind}"):
         train(cfg)
+
+
+
+@pytest.mark.parametrize("config_name", MODEL_CONFIGS)
+def test_resuming_a_finished_fit_gives_the_same_detector(config_name, fitted, tmp_path):
+    """``ckpt_path=last`` after the fit finished: Lightning restores the checkpoint and skips
+    training, the post rules are fitted again. A family whose fitted state is not all tensors
+    (a sklearn estimator) must carry it in its checkpoints too (``on_save_checkpoint``), not
+    only in the artifact (``save_extra``): without, the resumed run fitted its threshold on a
+    model that had lost that state and wrote a detector that could not be loaded."""
+    cfg, out = fitted(config_name)
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    shutil.rmtree(run / "detector")
+    (run / "metrics.json").unlink()
+    overrides = [
+        f"model={config_name}",
+        f"datamodule={family_of(config_name).datamodule_kind}",
+        *TINY,
+        *TINY_FAMILY.get(config_name, []),
+        f"data.root={cfg.data.root}",
+        "test=false",
+        "ckpt_path=last",
+    ]
+    train(compose_config("train", overrides, run))
+    part = mission_from_config(cfg.data).test()
+    before = Detector.load(out / "detector").score_rows(part)
+    after = Detector.load(run / "detector").score_rows(part)
+    np.testing.assert_array_equal(before.score, after.score)
+    np.testing.assert_array_equal(before.alarm, after.alarm)
+    np.testing.assert_array_equal(before.channel_alarm, after.channel_alarm)
