@@ -155,7 +155,6 @@ def test_a_model_refuses_a_datamodule_it_does_not_train_on(
         train(cfg)
 
 
-
 @pytest.mark.parametrize("config_name", MODEL_CONFIGS)
 def test_resuming_a_finished_fit_gives_the_same_detector(config_name, fitted, tmp_path):
     """``ckpt_path=last`` after the fit finished: Lightning restores the checkpoint and skips
