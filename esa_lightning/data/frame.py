@@ -37,6 +37,7 @@ from esa_lightning.data.readers.common import (
     int64_ids,
     name_undescribed,
     ns_times,
+    off_grid,
     repair_values,
     zero_nonfinite,
 )
@@ -468,26 +469,23 @@ def _key_text(stamps: np.ndarray, row: int) -> Any:  # a time, or an id
 
 def skipped_keys(stamps: np.ndarray, prep: Preprocessing) -> str | None:
     """The warning for row keys (ids, or times on the ``prep.period`` grid) that skip some or
-    step off the grid (irregular times), or None: rows taken as given are scored as given.
-    ``Detector.predict`` and ``predict.py`` both warn with it."""
+    step off the grid (irregular times, ``off_grid``), or None: rows taken as given are scored
+    as given. ``Detector.predict`` and ``predict.py`` both warn with it."""
+    as_given = ": rows are scored as given (this detector's data is not resampled)"
     if prep.index == "id":
         step, unit = np.diff(stamps), 1
     elif prep.period is not None:
+        if off := off_grid(stamps, prep.period):
+            return off + as_given
         step, unit = np.diff(stamps.astype(np.int64)), pd.Timedelta(prep.period).value
     else:
         return None
-    off, skipped = step % unit != 0, step > unit  # off the grid, no grid time is "missing"
-    if off.any():
-        problem = (f"{int(off.sum())} step(s) between rows are not a whole number of grid "
-                   f"periods ({prep.period}): the rows are off the grid")
-    elif skipped.any():
-        what = "id(s)" if prep.index == "id" else "timestamp(s) of the grid"
-        problem = f"{int(((step[skipped] // unit) - 1).sum())} {what} missing"
-    else:
+    skipped = step > unit
+    if not skipped.any():
         return None
-    i = int(np.argmax(off if off.any() else skipped))
-    return (f"{problem} (first after {stamps[i]}): rows are scored as given (this detector's "
-            "data is not resampled)")
+    what = "id(s)" if prep.index == "id" else "timestamp(s) of the grid"
+    n, first = int(((step[skipped] // unit) - 1).sum()), stamps[int(np.argmax(skipped))]
+    return f"{n} {what} missing (first after {first}){as_given}"
 
 
 def _longest_run(mask: np.ndarray) -> tuple[int, int]:

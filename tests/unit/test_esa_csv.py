@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -508,3 +509,61 @@ def test_a_timestamp_beyond_the_nanosecond_range_is_named_as_such(tmp_path):
     with pytest.raises(ESAInputError, match=r"outside the dates a datetime64\[ns\]") as err:
         read(write_csv(tmp_path / "late.csv", frame, labels, names))
     assert err.value.column == "timestamp" and err.value.value == "3000-01-01 00:00:00"
+
+
+def _jittered(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+    """``frame`` sampled irregularly: steps of 40, 20, 50 and 10 s instead of 30 s."""
+    times = pd.to_datetime(frame["timestamp"]) + pd.to_timedelta([0, 10, 0, 20] * 10, unit="s")
+    return frame.assign(timestamp=times.dt.strftime("%Y-%m-%d %H:%M:%S")), pd.DatetimeIndex(times)
+
+
+def _off_grid_warnings(path, **kw) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_esa_csv(path, **kw)
+    return [str(w.message) for w in caught if "off the grid" in str(w.message)]
+
+
+def test_irregular_rows_are_warned_about_at_every_read_naming_the_file(tmp_path):
+    """Rows whose steps are not whole grid periods (irregular sampling) were read, and trained
+    on, without a word: only predict.py warned. Every read says so now, a cached one too,
+    naming the file, the count and the time before the first such step."""
+    frame, _, _, _, labels, names, _ = make_frame(n=40)
+    irregular, times = _jittered(frame)
+    path = write_csv(tmp_path / "irregular.csv", irregular, labels, names)
+    with pytest.warns(UserWarning, match="off the grid"):
+        period = read(path).period  # the median step
+    off = np.flatnonzero(np.diff(times) % period != pd.Timedelta(0))
+    assert 0 < len(off) < len(times) - 1  # some steps are whole periods, most are not
+    expected = (f"{path}: {len(off)} step(s) between rows are not a whole number of grid "
+                f"periods ({period}): the rows are off the grid (first after "
+                f"{times[off[0]].strftime('%Y-%m-%dT%H:%M:%S')}")
+    for _ in range(2):  # the second read comes from the cache
+        [message] = _off_grid_warnings(path, cache_dir=tmp_path / "cache")
+        assert message.startswith(expected), message
+        assert "taken as given" in message
+    [entry] = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]  # one read, one reuse
+    assert (entry / "manifest.json").is_file()
+
+    # a folder: the file holding the rows off the grid is named
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_csv(folder / "m.train.csv", frame.iloc[:20], labels[:20], names)
+    test = frame.iloc[20:].copy()  # one row 10 s late: two steps off the test file's grid
+    test.loc[25, "timestamp"] = str(pd.Timestamp(test.loc[25, "timestamp"]) + pd.Timedelta("10s"))
+    write_csv(folder / "m.test.csv", test, labels[20:], names)
+    [message] = _off_grid_warnings(folder, use_cache=False)
+    assert message.startswith(f"{folder / 'm.test.csv'}: 2 step(s) "), message
+    assert "(first after 2000-01-01T00:12:00" in message, message  # row 24's time
+
+
+def test_rows_on_the_grid_are_not_warned_about(tmp_path):
+    """Regular rows, missing rows (gaps of whole periods) and a test file after a gap: no
+    warning about the grid."""
+    frame, _, _, _, labels, names, _ = make_frame(n=40)
+    keep = np.r_[0:10, 13:40]
+    path = write_csv(tmp_path / "gaps.csv", frame.iloc[keep], labels[keep], names)
+    assert _off_grid_warnings(path, use_cache=False) == []
+    write_csv(tmp_path / "m.train.csv", frame.iloc[:20], labels[:20], names)
+    write_csv(tmp_path / "m.test.csv", frame.iloc[25:], labels[25:], names)
+    assert _off_grid_warnings(tmp_path, use_cache=False) == []

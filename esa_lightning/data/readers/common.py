@@ -269,6 +269,18 @@ def median_period(timestamps: np.ndarray) -> pd.Timedelta | None:
     return pd.Timedelta(int(np.median(np.diff(timestamps).astype(np.int64))), unit="ns")
 
 
+def off_grid(timestamps: np.ndarray, period: str | pd.Timedelta) -> str | None:
+    """How many steps between ``timestamps`` are not a whole number of grid ``period``s
+    (irregular sampling: the rows are off the grid) and the time before the first; None where
+    every step is. The ESA CSV reader and ``data.frame.skipped_keys`` (prediction) warn with it."""
+    stamps = np.asarray(timestamps)
+    off = np.diff(stamps.astype(np.int64)) % pd.Timedelta(period).value != 0
+    if not off.any():
+        return None
+    return (f"{int(off.sum())} step(s) between rows are not a whole number of grid periods "
+            f"({period}): the rows are off the grid (first after {stamps[int(np.argmax(off))]})")
+
+
 def int64_ids(ids: np.ndarray, path: str | Path, column: str, first_row: int = 0) -> np.ndarray:
     """Ids as int64. uint64 ids beyond int64's range are refused (the cast would wrap them to
     negative ids), naming the first. Float ids that are whole numbers (61.0: pandas writes an

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,6 +54,7 @@ from esa_lightning.data.readers.common import (
     events_from_labels,
     median_period,
     name_undescribed,
+    off_grid,
     one_line,
     put_columns,
     repair_values,
@@ -138,6 +140,7 @@ def read_esa_csv(
         val_start, test_start = split_points_by_time(ts, split_date, val_days, val_fraction)
     labels = arrays["labels"]
     period = median_period(ts)
+    _warn_off_grid(ts, n_train, files, period)
     return Mission(
         name=_mission_name(Path(root)),
         values=arrays["values"],
@@ -174,6 +177,24 @@ def _check_same_period(ts: np.ndarray, n_train: int, test_file: Path) -> None:
             path=test_file,
             column=TIMESTAMP,
         )
+
+
+def _warn_off_grid(
+    ts: np.ndarray, n_train: int, files: list[Path], period: pd.Timedelta | None
+) -> None:
+    """Warn, at every read (from the cache too), about each file whose rows step off the grid
+    of the mission's ``period`` (irregular sampling, ``off_grid``): they are taken as given,
+    so a window of rows spans unequal times. ``predict.py`` says it again for what it scores."""
+    if period is None:
+        return
+    parts = [ts[:n_train], ts[max(n_train - 1, 0) :]]  # the test file's from the last train row
+    for path, part in zip(files, parts, strict=False):
+        if off := off_grid(part, str(period)):
+            warnings.warn(
+                f"{path}: {off}: rows are taken as given, not resampled (data=esa holds each "
+                "channel's samples on a grid of data.period)",
+                stacklevel=3,
+            )
 
 
 # ---------------------------------------------------------------------------- locating files
