@@ -82,12 +82,10 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_mission(out, channels=4, groups=2, days=6, seed=3, kaggle=True, csv=True)
 
 
-def point_data_at_tiny_mission(cfg: DictConfig, generated: Path, tmp: Path) -> None:
-    """Set ``cfg.data`` (the ``data=`` option ``cfg.choices.data``) to read a tiny folder of its
-    layout; skip where the project has no generator for it and its own root is absent."""
-    name = cfg.choices["data"]
-    record = json.loads((generated / "mission.json").read_text())
-    roots = {
+def tiny_roots(generated: Path, tmp: Path) -> dict[str, Path]:
+    """The folder of a tiny mission of each reader kind's layout (a new kind's sample goes
+    here): ``generated``, its copies, or a sample of the kind's own."""
+    return {
         "synthetic": generated,
         "esa": generated,
         "esa_mission1": generated,
@@ -95,9 +93,20 @@ def point_data_at_tiny_mission(cfg: DictConfig, generated: Path, tmp: Path) -> N
         "esa_csv": generated / "csv",
         "nasa": write_nasa(tmp / "nasa"),
     }
+
+
+def point_data_at_tiny_mission(cfg: DictConfig, generated: Path, tmp: Path) -> None:
+    """Set ``cfg.data`` (the ``data=`` option ``cfg.choices.data``) to read a tiny folder of its
+    layout (``tiny_roots``); skip where the project has no generator for it and its own root is
+    absent. Only the generated mission's folders take its split, counters and lightweight."""
+    name = cfg.choices["data"]
+    record = json.loads((generated / "mission.json").read_text())
+    roots = tiny_roots(generated, tmp)
     with open_dict(cfg):
         if name in roots:
             cfg.data.root = str(roots[name])
+            if not roots[name].is_relative_to(generated):  # a sample of its own: as it is
+                return
             for key in ("counters", "split_date", "lightweight"):  # the generator's, not Mission1's
                 if key in cfg.data:
                     cfg.data[key] = record[key]
@@ -178,6 +187,22 @@ def test_a_reader_kind_without_a_tiny_mission_fails_saying_so(generated, tmp_pat
     monkeypatch.setitem(READERS, "new_source", cfg.data["_target_"])
     with pytest.raises(pytest.fail.Exception, match="data=new_source: no tiny mission"):
         point_data_at_tiny_mission(cfg, generated, tmp_path)
+
+
+def test_a_sample_of_its_own_keeps_its_data_options(generated, tmp_path, monkeypatch):
+    """A new reader kind's sample added to ``tiny_roots`` was given the generated mission's
+    split_date, lightweight and val_days (an empty training range for its own data); only the
+    generated mission's folders take them now."""
+    cfg = compose_train(["data=esa_csv"], tmp_path)  # split_date, lightweight and val_days
+    sample = tmp_path / "sample.csv"
+    with open_dict(cfg):
+        cfg.choices["data"] = "new_source"
+        cfg.data.split_date = "2000-01-03"
+    own = OmegaConf.to_container(cfg.data, resolve=True)
+    roots = tiny_roots
+    monkeypatch.setitem(globals(), "tiny_roots", lambda g, t: {**roots(g, t), "new_source": sample})
+    point_data_at_tiny_mission(cfg, generated, tmp_path)
+    assert OmegaConf.to_container(cfg.data, resolve=True) == {**own, "root": str(sample)}
 
 
 @pytest.mark.parametrize("group", ["callbacks", "logger"])
