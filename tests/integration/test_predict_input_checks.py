@@ -138,5 +138,6 @@ def test_data_lacking_the_trained_channels_names_the_data_the_detector_was_train
                                   output_dir=tmp_path / name, root_dir=tmp_path)
         messages[name] = str(caught.value)
     assert "missing channel(s) ['bus_1', 'bus_2']" in messages["default"], messages
+    assert not (tmp_path / "datasets" / "synthetic_default").exists()  # refused, not generated
     assert f"trained on data=esa_csv data.root={own};" in messages["default"], messages
     assert messages["same_layout"].endswith("['bus_1', 'bus_2'] the detector was trained on")

@@ -15,6 +15,7 @@ import pytest
 from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.data.readers.synthetic import generate_mission, load_synthetic, main
 from esa_lightning.data.safe_pickle import read_pickled_frame
+from esa_lightning.data.selection import UnknownChannels
 from esa_lightning.errors import ESAInputError
 
 SMALL = {"channels": 8, "groups": 2, "days": 6, "n_telecommands": 6}
@@ -194,6 +195,22 @@ def test_load_synthetic_generates_once(tmp_path):
     m2 = load_synthetic(root, cache_dir=tmp_path / "cache", val_days=1)
     assert (root / "labels.csv").stat().st_mtime_ns == stamp
     np.testing.assert_array_equal(m.values, m2.values)
+
+
+def test_channels_the_mission_to_generate_lacks_are_refused_before_generating_it(tmp_path):
+    """Channels asked for by name that the mission to be generated would not have (predict.py
+    reading a detector's channels from the default data=synthetic) were refused only once the
+    mission was generated: the folder was written for nothing. The same error now comes first;
+    channels it has are read."""
+    root = tmp_path / "data" / "synthetic"
+    options = {"channels": 5, "groups": 2, "days": 3, "seed": 2}
+    with pytest.raises(UnknownChannels, match=r"unknown channel\(s\) \['bus_1'\]") as caught:
+        load_synthetic(root, generate=options, channels=["channel_1", "bus_1"], use_cache=False)
+    assert caught.value.names == ["bus_1"]
+    assert not root.exists()
+    m = load_synthetic(root, generate=options, channels=["channel_5", "channel_2"], val_days=1,
+                       use_cache=False)
+    assert m.channel_names == ["channel_5", "channel_2"]
 
 
 def test_two_runs_generating_the_default_at_once_both_read_the_first_ones(tmp_path, monkeypatch):

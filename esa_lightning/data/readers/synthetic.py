@@ -54,6 +54,7 @@ from esa_lightning.data.readers.synthetic_signals import (
     plan_telecommands,
     sample_timestamps,
 )
+from esa_lightning.data.selection import select_channels
 from esa_lightning.errors import ESAInputError
 
 _ZIP = {"method": "zip", "compresslevel": 1}
@@ -346,6 +347,7 @@ def load_synthetic(
     if not (root / "channels.csv").is_file():
         if root.exists() and any(root.iterdir()):
             raise ESAInputError("folder exists but holds no mission (no channels.csv)", path=root)
+        _refuse_channels_it_would_lack(gen, read_options.get("channels"), root)
         tmp = io.make_temporary_folder(root)
         try:
             generate_mission(tmp, **gen)
@@ -383,6 +385,18 @@ def load_synthetic(
     if options.get("split_date") is None:
         options["split_date"] = info.get("split_date")
     return read_esa_mission(root, **options)
+
+
+def _refuse_channels_it_would_lack(gen: dict[str, Any], channels: Any, root: Path) -> None:
+    """Channels asked for by name that the mission about to be generated would lack (predict.py
+    reading a detector's channels from the default data) are refused, as the reader would
+    refuse them (``UnknownChannels``), before it is generated for nothing."""
+    if channels is None or channels in ("all", "target", "lightweight"):
+        return
+    n = gen.get("channels", inspect.signature(generate_mission).parameters["channels"].default)
+    if isinstance(n, int) and n >= 1:  # else generate_mission names the bad value
+        names = plan_layout(n, 1, 1)["Channel"]  # the names follow from the count alone
+        select_channels(pd.DataFrame({"Channel": names}), channels, source=str(root))
 
 
 def _mission_info(root: Path) -> dict[str, Any]:
