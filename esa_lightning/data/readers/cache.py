@@ -5,13 +5,15 @@ identity (resolved path and a hash of the content, ``io.source_identity``) and e
 shapes the arrays, so an entry is never reused for other data, even when a file was edited with
 its size and modification time kept. An entry is written into a temporary folder and renamed
 into place when complete (readers see all of it or nothing) and is returned memory-mapped,
-read-only.
+read-only. The warnings ``build`` gave (repaired NaN/inf cells, ...) are kept in the entry and
+given again at every read from it, so a cached read says what the first one did.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -71,42 +73,81 @@ def read_through_cache(
     into place when complete and returned memory-mapped. Stale temporaries of interrupted
     writers in the cache folder are removed first. The cache is optional: when it cannot be
     written (full disk, read-only folder) a warning says so and the arrays are built in RAM.
+
+    The warnings ``build`` gives are recorded in the entry (category and message) instead of
+    shown, and every read of the entry, the one that wrote it included, gives them again with
+    their category (``warnings.warn``, the caller's filters apply).
     """
     if folder is None or not use_cache:
         return build(ArrayStore())
     clean_cache_dir(folder.parent)
-    cached = load_array_cache(folder)
-    if cached is not None:
-        return cached
-    try:
-        with atomic_folder(folder) as tmp:
-            store = ArrayStore(tmp)
-            arrays, info = build(store)
-            store.finish(arrays)
-            del arrays  # unmap before the folder is renamed
-            write_json_atomic(tmp / "manifest.json", {"arrays": sorted(store.names), "info": info})
-    except (OSError, ESAInputError) as exc:
-        if isinstance(exc, ESAInputError) and not isinstance(exc.__cause__, OSError):
-            raise  # bad input, not a cache problem
-        warnings.warn(f"could not write the cache {folder}: {exc}", stacklevel=2)
-        return build(ArrayStore())
-    cached = load_array_cache(folder)
-    if cached is None:
-        raise ESAInputError("cache entry unreadable right after writing it", path=folder)
-    return cached
+    entry = load_array_cache(folder)
+    if entry is None:
+        said: list[dict[str, str]] = []
+        try:
+            with atomic_folder(folder) as tmp:
+                store = ArrayStore(tmp)
+                arrays, info = _build_recording(build, store, said)
+                store.finish(arrays)
+                del arrays  # unmap before the folder is renamed
+                manifest = {"arrays": sorted(store.names), "info": info, "warnings": said}
+                write_json_atomic(tmp / "manifest.json", manifest)
+        except (OSError, ESAInputError) as exc:
+            if isinstance(exc, ESAInputError) and not isinstance(exc.__cause__, OSError):
+                _warn_again(said)  # what the read said before it met the bad input
+                raise  # bad input, not a cache problem
+            warnings.warn(f"could not write the cache {folder}: {exc}", stacklevel=2)
+            return build(ArrayStore())
+        entry = load_array_cache(folder)
+        if entry is None:
+            raise ESAInputError("cache entry unreadable right after writing it", path=folder)
+    arrays, info, said = entry
+    _warn_again(said)
+    return arrays, info
 
 
-def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict] | None:
-    """The arrays (memory-mapped, read-only) and info of a complete cache entry, else None."""
+def _build_recording(
+    build: Callable[[ArrayStore], tuple[dict, dict]], store: ArrayStore, said: list[dict]
+) -> tuple[dict, dict]:
+    """``build(store)``, its warnings appended to ``said`` (category, message), not shown."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return build(store)
+        finally:
+            for w in caught:
+                category = f"{w.category.__module__}:{w.category.__qualname__}"
+                said.append({"category": category, "message": str(w.message)})
+
+
+def _warn_again(said: list[dict]) -> None:
+    """Give the recorded warnings, pointing at the reader's caller."""
+    for record in said:
+        warnings.warn(record["message"], _category(record["category"]), stacklevel=4)
+
+
+def _category(name: str) -> type[Warning]:
+    """The warning class ``module:qualname`` names, looked up in the modules already imported
+    (nothing is imported for a cache entry); ``UserWarning`` if it is not one."""
+    module, _, qualname = name.partition(":")
+    found = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found if isinstance(found, type) and issubclass(found, Warning) else UserWarning
+
+
+def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict, list[dict]] | None:
+    """The arrays (memory-mapped, read-only), info and recorded warnings of a complete cache
+    entry, else None (an entry written before warnings were recorded is not complete)."""
     manifest = Path(folder) / "manifest.json"
     if not manifest.is_file():
         return None
     try:
         spec = json.loads(manifest.read_text())
         arrays = {n: np.load(Path(folder) / f"{n}.npy", mmap_mode="r") for n in spec["arrays"]}
+        return arrays, spec["info"], list(spec["warnings"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return arrays, spec["info"]
 
 
 def clean_cache_dir(cache_dir: str | Path) -> None:

@@ -1,0 +1,90 @@
+"""The readers' cache gives the warnings of the read that built an entry at every read of it."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from esa_lightning.data.array_store import ArrayStore
+from esa_lightning.data.frame import InputWarning
+from esa_lightning.data.readers.cache import read_through_cache
+from esa_lightning.data.readers.esa_adb import read_esa_mission
+from esa_lightning.data.readers.esa_csv import read_esa_csv
+from esa_lightning.data.readers.kaggle import read_kaggle
+from tests.helpers import esa_frame, pickled_zip, write_esa_csv, write_esa_mission, write_kaggle
+
+
+def esa_csv_with_nan(tmp_path: Path) -> tuple[Callable, list[str]]:
+    path = write_esa_csv(tmp_path / "mission.csv")
+    frame = pd.read_csv(path)
+    frame.loc[4, "channel_1"] = np.nan
+    frame.loc[6, "telecommand_1"] = np.nan
+    frame.to_csv(path, index=False)
+    expected = ["repaired 1 NaN/inf value(s) in 1 channel(s)", "set 1 NaN/inf telecommand value"]
+    return lambda **kw: read_esa_csv(path, **kw), expected
+
+
+def kaggle_with_nan(tmp_path: Path) -> tuple[Callable, list[str]]:
+    path = write_kaggle(tmp_path / "train.parquet")
+    frame = pd.read_parquet(path)
+    frame.loc[[3, 4], "channel_2"] = np.nan
+    frame.to_parquet(path, index=False)
+    return lambda **kw: read_kaggle(path, **kw), ["repaired 2 NaN/inf value(s)"]
+
+
+def esa_adb_with_nan(tmp_path: Path) -> tuple[Callable, list[str]]:
+    frame = esa_frame("channel_1", n=20)
+    frame.iloc[5, 0] = np.nan
+    root = write_esa_mission(tmp_path / "raw", {"channel_1": pickled_zip(frame)})
+    return lambda **kw: read_esa_mission(root, n_jobs=1, **kw), ["{'channel_1': 1}"]
+
+
+def read_warning(read: Callable, **kw) -> tuple[object, list[tuple[type, str]]]:
+    """The mission ``read(**kw)`` returns and the warnings (category, message) it gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mission = read(**kw)
+    return mission, [(w.category, str(w.message)) for w in caught]
+
+
+@pytest.mark.parametrize("make", [esa_csv_with_nan, kaggle_with_nan, esa_adb_with_nan])
+def test_a_cached_read_gives_the_repair_warnings_of_the_first_read(tmp_path, make):
+    read, expected = make(tmp_path)
+    cache = tmp_path / "cache"
+    _, uncached = read_warning(read, use_cache=False)
+    _, first = read_warning(read, cache_dir=cache)
+    mission, second = read_warning(read, cache_dir=cache)
+    assert isinstance(mission.values, np.memmap)  # the second read came from the cache
+    for text in expected:
+        assert any(text in message for _, message in uncached), (text, uncached)
+    assert first == uncached  # building the entry neither hides nor doubles a warning
+    assert second == first
+
+
+def test_the_category_is_kept_and_an_entry_without_the_record_is_built_again(tmp_path):
+    entry = tmp_path / "cache" / "key"
+
+    def build(store: ArrayStore) -> tuple[dict, dict]:
+        warnings.warn("a note about the input", InputWarning, stacklevel=2)
+        warnings.warn("old spelling", DeprecationWarning, stacklevel=2)
+        values = store.empty("values", (3,), np.float32)
+        values[:] = 1.0
+        return {"values": values}, {"n": 3}
+
+    said = [(InputWarning, "a note about the input"), (DeprecationWarning, "old spelling")]
+    for _ in range(2):
+        _, caught = read_warning(lambda: read_through_cache(entry, True, build))
+        assert caught == said
+    manifest = entry / "manifest.json"  # an entry of a version that did not record warnings
+    spec = json.loads(manifest.read_text())
+    del spec["warnings"]
+    manifest.write_text(json.dumps(spec))
+    _, caught = read_warning(lambda: read_through_cache(entry, True, build))
+    assert caught == said
+    assert "warnings" in json.loads(manifest.read_text())  # built again, with the record
