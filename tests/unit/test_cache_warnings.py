@@ -88,3 +88,22 @@ def test_the_category_is_kept_and_an_entry_without_the_record_is_built_again(tmp
     _, caught = read_warning(lambda: read_through_cache(entry, True, build))
     assert caught == said
     assert "warnings" in json.loads(manifest.read_text())  # built again, with the record
+
+
+@pytest.mark.parametrize("record", [["text"], [{"message": 3, "category": "x:Y"}], [{}]])
+def test_an_entry_with_a_damaged_warnings_record_is_built_again(tmp_path, record):
+    entry = tmp_path / "cache" / "key"
+
+    def build(store: ArrayStore) -> tuple[dict, dict]:
+        warnings.warn("a note about the input", InputWarning, stacklevel=2)
+        values = store.empty("values", (3,), np.float32)
+        values[:] = 1.0
+        return {"values": values}, {"n": 3}
+
+    read_warning(lambda: read_through_cache(entry, True, build))
+    manifest = entry / "manifest.json"
+    spec = json.loads(manifest.read_text())
+    spec["warnings"] = record
+    manifest.write_text(json.dumps(spec))
+    _, caught = read_warning(lambda: read_through_cache(entry, True, build))
+    assert caught == [(InputWarning, "a note about the input")]

@@ -145,9 +145,13 @@ def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict, list[di
     try:
         spec = json.loads(manifest.read_text())
         arrays = {n: np.load(Path(folder) / f"{n}.npy", mmap_mode="r") for n in spec["arrays"]}
-        return arrays, spec["info"], list(spec["warnings"])
+        said = list(spec["warnings"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if not all(isinstance(w, dict) and isinstance(w.get("message"), str)
+               and isinstance(w.get("category"), str) for w in said):
+        return None  # a damaged record: built again
+    return arrays, spec["info"], said
 
 
 def clean_cache_dir(cache_dir: str | Path) -> None:
