@@ -66,6 +66,7 @@ from esa_lightning.runtime.checkpoints import (
     resolve_ckpt_path,
 )
 from esa_lightning.runtime.evaluation import ScoredRange, report_for, score_range
+from esa_lightning.runtime.random_state import RandomState
 from esa_lightning.settings import refuse_shadowed_trainer_keys
 
 log = logging.getLogger("esa_lightning")
@@ -263,7 +264,8 @@ def prepare_component(
         trainer_cfg.enable_model_summary = False
     train_end = _TrainEndSeen()
     key = component_key(cfg, name, "trainer")
-    trainer = make_trainer(trainer_cfg, [*callbacks, train_end], loggers, key)
+    # the random state travels in its checkpoints: a resumed run trains as the uninterrupted one
+    trainer = make_trainer(trainer_cfg, [*callbacks, train_end, RandomState()], loggers, key)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
     if ckpt_path is not None:  # read without running code, checked against the model
         check_resume_checkpoint(ckpt_path, model, getattr(datamodule, "mission", None),

@@ -1,4 +1,5 @@
-"""Same seed and data: identical metrics.json and identical detector scores on CPU."""
+"""Same seed and data: identical metrics.json, detector scores and weights on CPU, also for a
+run resumed after an epoch."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from esa_lightning.artifact import Detector
 from esa_lightning.jobs.common import mission_from_config
@@ -66,3 +68,32 @@ def test_smoke_training_is_deterministic(small_mission_dir, tmp_path):
 )
 def test_gru_training_is_deterministic(small_mission_dir, tmp_path):
     assert_identical(train_twice([*GRU, f"data.root={small_mission_dir}"], tmp_path))
+
+
+def trained_weights(run: Path) -> dict[str, torch.Tensor]:
+    """The network's tensors of the run's last checkpoint (the post-processing rules' left out:
+    they are fitted after training)."""
+    state = torch.load(run / "checkpoints" / "gru_ae" / "last.ckpt", weights_only=False)
+    return {k: v for k, v in state["state_dict"].items() if not k.startswith("post_rules.")}
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys() and a
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"{len(differ)} of {len(a)} tensors differ: {differ[:3]}"
+
+
+TWO_EPOCHS = [*GRU, "trainer.max_epochs=2", "test=false", "model.post_processing.rf_gate=null",
+              "+trainer.num_sanity_val_steps=1", *QUIET]
+
+
+def test_a_run_resumed_after_an_epoch_trains_as_the_uninterrupted_run(small_mission_dir, tmp_path):
+    """Lightning's checkpoints hold no random state: the resumed run's second epoch took the
+    batch order the uninterrupted run's first epoch had (RandomState puts the state back)."""
+    data = f"data.root={small_mission_dir}"
+    train(compose_config("train", [*TWO_EPOCHS, data], tmp_path / "whole"))
+    cut = tmp_path / "cut"
+    train(compose_config("train", [*TWO_EPOCHS, data, "trainer.max_epochs=1"], cut))
+    train(compose_config("train", [*TWO_EPOCHS, data, "ckpt_path=last"], cut))
+    assert_same_weights(trained_weights(tmp_path / "whole"), trained_weights(cut))
+
