@@ -320,7 +320,10 @@ class WindowDataModule(MissionDataModule):
             **batching,
             num_workers=self.num_workers,
             collate_fn=_passthrough,
-            persistent_workers=self.num_workers > 0,
+            # not persistent: each epoch's loader then draws its workers' seed from torch's
+            # global generator as a loader without workers does, so the later epochs' batch
+            # order (drawn from it after) does not depend on num_workers
+            persistent_workers=False,
         )
 
     def train_dataloader(self) -> DataLoader:

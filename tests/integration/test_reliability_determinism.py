@@ -1,5 +1,5 @@
 """Same seed and data: identical metrics.json, detector scores and weights on CPU, also for a
-run resumed after an epoch."""
+run resumed after an epoch and for a run whose loaders have workers."""
 
 from __future__ import annotations
 
@@ -97,3 +97,12 @@ def test_a_run_resumed_after_an_epoch_trains_as_the_uninterrupted_run(small_miss
     train(compose_config("train", [*TWO_EPOCHS, data, "ckpt_path=last"], cut))
     assert_same_weights(trained_weights(tmp_path / "whole"), trained_weights(cut))
 
+
+def test_loader_workers_do_not_change_the_training(small_mission_dir, tmp_path):
+    """Persistent workers drew no new seed from the global generator after the first epoch,
+    so every later epoch's batch order differed from the run without workers."""
+    data = f"data.root={small_mission_dir}"
+    train(compose_config("train", [*TWO_EPOCHS, data], tmp_path / "main"))
+    train(compose_config("train", [*TWO_EPOCHS, data, "datamodule.num_workers=2"],
+                         tmp_path / "workers"))
+    assert_same_weights(trained_weights(tmp_path / "main"), trained_weights(tmp_path / "workers"))
