@@ -20,6 +20,7 @@ put back.
 from __future__ import annotations
 
 import random
+import warnings
 from typing import Any
 
 import lightning as L
@@ -63,4 +64,16 @@ class RandomState(L.Callback):
         return random_state()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        set_random_state(state_dict)
+        """Put the checkpoint's state back; one that cannot be (a damaged or foreign
+        checkpoint) is said in a warning, and the state is left as it was."""
+        before = random_state()
+        try:
+            set_random_state(state_dict)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            set_random_state(before)
+            warnings.warn(
+                f"the checkpoint's random state cannot be put back ({type(exc).__name__}: "
+                f"{exc}): the resumed run draws from the state the seed left, so it may not "
+                "train as the uninterrupted run did",
+                stacklevel=2,
+            )
