@@ -567,3 +567,17 @@ def test_rows_on_the_grid_are_not_warned_about(tmp_path):
     write_csv(tmp_path / "m.train.csv", frame.iloc[:20], labels[:20], names)
     write_csv(tmp_path / "m.test.csv", frame.iloc[25:], labels[25:], names)
     assert _off_grid_warnings(tmp_path, use_cache=False) == []
+
+
+def test_off_grid_of_a_zero_period_is_none_without_a_division_warning():
+    """A period of 0 (a detector's schema records the period ``Detector.predict`` checks rows
+    against) has no grid to be off; it divided by zero."""
+    import warnings
+
+    from esa_lightning.data.readers.common import off_grid
+
+    stamps = np.array([0, 30, 75], dtype="datetime64[s]").astype("datetime64[ns]")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert off_grid(stamps, "0s") is None
+        assert "1 step(s)" in off_grid(stamps, "30s")

@@ -273,8 +273,10 @@ def off_grid(timestamps: np.ndarray, period: str | pd.Timedelta) -> str | None:
     """How many steps between ``timestamps`` are not a whole number of grid ``period``s
     (irregular sampling: the rows are off the grid) and the time before the first; None where
     every step is. The ESA CSV reader and ``data.frame.skipped_keys`` (prediction) warn with it."""
-    stamps = np.asarray(timestamps)
-    off = np.diff(stamps.astype(np.int64)) % pd.Timedelta(period).value != 0
+    stamps, unit = np.asarray(timestamps), pd.Timedelta(period).value
+    if unit <= 0:  # no grid to be off (a period of 0)
+        return None
+    off = np.diff(stamps.astype(np.int64)) % unit != 0
     if not off.any():
         return None
     return (f"{int(off.sum())} step(s) between rows are not a whole number of grid periods "
