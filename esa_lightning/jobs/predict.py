@@ -82,14 +82,20 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
 def read_trained(data_cfg: Any, schema: dict[str, Any], config_yaml: str = "") -> Mission:
     """The mission ``data_cfg`` reads, with the detector's channels (``trained_channels``; one
     the data lack is named as such, with the data the training run read, from the detector's
-    ``config_yaml``) and its telecommands in the trained order."""
+    ``config_yaml``) and its telecommands in the trained order. The reader's warning about rows
+    off the grid is left out: ``warn_skipped_rows`` gives it for the rows scored."""
+    import warnings
+
     from esa_lightning.artifact import in_trained_order, missing_trained_channels
+    from esa_lightning.data.readers.common import OffGridWarning
     from esa_lightning.data.selection import UnknownChannels
     from esa_lightning.jobs.common import mission_from_config
 
     read = trained_channels(data_cfg, schema)
     try:
-        mission = mission_from_config(read)
+        with warnings.catch_warnings():  # said once, for the rows scored: warn_skipped_rows
+            warnings.simplefilter("ignore", OffGridWarning)
+            mission = mission_from_config(read)
     except UnknownChannels as exc:
         if read is data_cfg:  # the user's own data.channels: the reader's error says so
             raise

@@ -89,10 +89,9 @@ def test_a_single_missing_row_is_counted(tmp_path):
     assert any(m.startswith(f"{path}: 1 timestamp(s) of the grid missing") for m in messages)
 
 
-def test_irregular_timestamps_are_named_as_off_the_grid_not_as_zero_missing(tmp_path):
-    """A CSV sampled irregularly (steps of 20 s to 50 s on its 30 s median grid, none skipping
-    a whole grid time) is scored as given: the warning says its rows are off the grid, never
-    that 0 timestamps are missing."""
+def irregular_csv(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    """A CSV sampled irregularly (steps of 40, 20, 50 and 10 s: none skips a whole time of its
+    median grid) and its frame."""
     frame = pd.read_csv(write_esa_csv(tmp_path / "whole.csv", n=300))
     jitter = pd.to_timedelta([0, 10, 0, 20] * 75, unit="s")  # steps 40, 20, 50, 10 s
     frame["timestamp"] = (pd.to_datetime(frame["timestamp"]) + jitter).dt.strftime(
@@ -100,6 +99,13 @@ def test_irregular_timestamps_are_named_as_off_the_grid_not_as_zero_missing(tmp_
     )
     path = tmp_path / "irregular.csv"
     frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_irregular_timestamps_are_named_as_off_the_grid_not_as_zero_missing(tmp_path):
+    """A CSV sampled irregularly is scored as given: the warning says its rows are off the
+    grid, never that 0 timestamps are missing."""
+    path, frame = irregular_csv(tmp_path)
     mission = read_esa_csv(path, cache_dir=tmp_path / "c1")
     det = zscore_detector(mission, tmp_path / "det", 4.0)
 
@@ -141,3 +147,26 @@ def test_data_lacking_the_trained_channels_names_the_data_the_detector_was_train
     assert not (tmp_path / "datasets" / "synthetic_default").exists()  # refused, not generated
     assert f"trained on data=esa_csv data.root={own};" in messages["default"], messages
     assert messages["same_layout"].endswith("['bus_1', 'bus_2'] the detector was trained on")
+
+
+def test_predict_warns_once_about_rows_off_the_grid(tmp_path):
+    """The reader warns about rows off the grid at every read (so training does), and
+    predict.py about the rows it scores, in ``Detector.predict``'s words: predict.py gave both
+    for the same rows. It gives its own, once; a read of the same file still warns."""
+    path, frame = irregular_csv(tmp_path)
+    with pytest.warns(UserWarning, match="off the grid"):
+        mission = read_esa_csv(path, cache_dir=tmp_path / "c1")
+    zscore_detector(mission, tmp_path / "det", 4.0)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        esa_lightning.predict(
+            tmp_path / "det",
+            ["data=esa_csv", f"data.root={path}", "range=all", "max_figures=0"],
+            output_dir=tmp_path / "out",
+            root_dir=tmp_path,
+        )
+    [said] = [w for w in caught if "off the grid" in str(w.message)]
+    assert issubclass(said.category, InputWarning), said
+    off = np.diff(pd.to_datetime(frame["timestamp"])) % mission.period != pd.Timedelta(0)
+    assert str(said.message).startswith(f"{path}: {off.sum()} step(s) "), said.message

@@ -269,6 +269,10 @@ def median_period(timestamps: np.ndarray) -> pd.Timedelta | None:
     return pd.Timedelta(int(np.median(np.diff(timestamps).astype(np.int64))), unit="ns")
 
 
+class OffGridWarning(UserWarning):
+    """Rows a reader takes as given whose steps are not whole grid periods (``off_grid``)."""
+
+
 def off_grid(timestamps: np.ndarray, period: str | pd.Timedelta) -> str | None:
     """How many steps between ``timestamps`` are not a whole number of grid ``period``s
     (irregular sampling: the rows are off the grid) and the time before the first; None where

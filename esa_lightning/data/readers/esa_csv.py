@@ -47,6 +47,7 @@ from esa_lightning.data.readers.cache import (
 )
 from esa_lightning.data.readers.common import (
     MAX_CODE,
+    OffGridWarning,
     check_codes,
     check_increasing_batch,
     check_no_index_taken,
@@ -184,7 +185,8 @@ def _warn_off_grid(
 ) -> None:
     """Warn, at every read (from the cache too), about each file whose rows step off the grid
     of the mission's ``period`` (irregular sampling, ``off_grid``): they are taken as given,
-    so a window of rows spans unequal times. ``predict.py`` says it again for what it scores."""
+    so a window of rows spans unequal times. ``predict.py`` leaves this ``OffGridWarning`` out
+    and says it once, for the rows it scores (``jobs.predict.warn_skipped_rows``)."""
     if period is None:
         return
     parts = [ts[:n_train], ts[max(n_train - 1, 0) :]]  # the test file's from the last train row
@@ -193,6 +195,7 @@ def _warn_off_grid(
             warnings.warn(
                 f"{path}: {off}: rows are taken as given, not resampled (data=esa holds each "
                 "channel's samples on a grid of data.period)",
+                OffGridWarning,
                 stacklevel=3,
             )
 
