@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,27 @@ def test_an_entry_with_a_damaged_warnings_record_is_built_again(tmp_path, record
     manifest.write_text(json.dumps(spec))
     _, caught = read_warning(lambda: read_through_cache(entry, True, build))
     assert caught == [(InputWarning, "a note about the input")]
+
+
+@pytest.mark.parametrize(
+    "make, reader, name",
+    [(esa_csv_with_nan, read_esa_csv, "mission.csv"), (kaggle_with_nan, read_kaggle,
+                                                       "train.parquet")],
+)
+def test_a_cached_read_names_the_file_as_this_read_spells_it(
+    tmp_path, monkeypatch, make, reader, name
+):
+    """The recorded warnings named the file as the read that built the entry spelled it: a
+    read of the same file through another spelling (relative, absolute, through a symlink)
+    was told of the first one. Each read is told of its own."""
+    (tmp_path / "data").mkdir()
+    make(tmp_path / "data")
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    for path in (Path("data") / name, tmp_path / "data" / name, Path("link") / name):
+        mission, caught = read_warning(partial(reader, path, cache_dir=tmp_path / "cache"))
+        repaired = [message for _, message in caught if "NaN/inf" in message]
+        assert repaired, caught
+        assert all(message.startswith(f"{path}: ") for message in repaired), (path, repaired)
+    assert isinstance(mission.values, np.memmap)  # the later reads came from the cache
+    assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 1  # one entry

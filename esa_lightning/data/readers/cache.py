@@ -6,16 +6,18 @@ shapes the arrays, so an entry is never reused for other data, even when a file 
 its size and modification time kept. An entry is written into a temporary folder and renamed
 into place when complete (readers see all of it or nothing) and is returned memory-mapped,
 read-only. The warnings ``build`` gave (repaired NaN/inf cells, ...) are kept in the entry and
-given again at every read from it, so a cached read says what the first one did.
+given again at every read from it, so a cached read says what the first one did, naming the
+files as that read spells them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,11 @@ import numpy as np
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_folder, remove_stale_temporaries, write_json_atomic
+
+# where a recorded warning named the reader's n-th path: NUL is in no path
+PATH_MARK = re.compile(r"\x00(\d+)\x00")
+# what a path named in a message may stand between (a longer path, a word, are not it)
+BEFORE, AFTER = r"(?:^|(?<=[\s,(\[='\"]))", r"(?=$|[\s,:;)\]'\"])"
 
 
 def user_cache_dir() -> Path:
@@ -61,7 +68,10 @@ def cache_entry(cache_dir: str | os.PathLike | UserCacheDir | None, key: str) ->
 
 
 def read_through_cache(
-    folder: Path | None, use_cache: bool, build: Callable[[ArrayStore], tuple[dict, dict]]
+    folder: Path | None,
+    use_cache: bool,
+    build: Callable[[ArrayStore], tuple[dict, dict]],
+    paths: Sequence[str | os.PathLike] = (),
 ) -> tuple[dict, dict]:
     """(arrays, info) from the cache entry ``folder`` if complete, else ``build(store)``.
 
@@ -76,7 +86,9 @@ def read_through_cache(
 
     The warnings ``build`` gives are recorded in the entry (category and message) instead of
     shown, and every read of the entry, the one that wrote it included, gives them again with
-    their category (``warnings.warn``, the caller's filters apply).
+    their category (``warnings.warn``, the caller's filters apply). A recorded message names
+    each of ``paths`` (the files read, spelled as the caller spells them: relative, absolute,
+    through a link) by its place in ``paths``, and a read names it as its own caller spells it.
     """
     if folder is None or not use_cache:
         return build(ArrayStore())
@@ -87,14 +99,14 @@ def read_through_cache(
         try:
             with atomic_folder(folder) as tmp:
                 store = ArrayStore(tmp)
-                arrays, info = _build_recording(build, store, said)
+                arrays, info = _build_recording(build, store, said, paths)
                 store.finish(arrays)
                 del arrays  # unmap before the folder is renamed
                 manifest = {"arrays": sorted(store.names), "info": info, "warnings": said}
                 write_json_atomic(tmp / "manifest.json", manifest)
         except (OSError, ESAInputError) as exc:
             if isinstance(exc, ESAInputError) and not isinstance(exc.__cause__, OSError):
-                _warn_again(said)  # what the read said before it met the bad input
+                _warn_again(said, paths)  # what the read said before it met the bad input
                 raise  # bad input, not a cache problem
             warnings.warn(f"could not write the cache {folder}: {exc}", stacklevel=2)
             return build(ArrayStore())
@@ -102,14 +114,18 @@ def read_through_cache(
         if entry is None:
             raise ESAInputError("cache entry unreadable right after writing it", path=folder)
     arrays, info, said = entry
-    _warn_again(said)
+    _warn_again(said, paths)
     return arrays, info
 
 
 def _build_recording(
-    build: Callable[[ArrayStore], tuple[dict, dict]], store: ArrayStore, said: list[dict]
+    build: Callable[[ArrayStore], tuple[dict, dict]],
+    store: ArrayStore,
+    said: list[dict],
+    paths: Sequence[str | os.PathLike],
 ) -> tuple[dict, dict]:
-    """``build(store)``, its warnings appended to ``said`` (category, message), not shown."""
+    """``build(store)``, its warnings appended to ``said`` (category, message naming ``paths``
+    by their place, ``_unspelled``), not shown."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -117,13 +133,28 @@ def _build_recording(
         finally:
             for w in caught:
                 category = f"{w.category.__module__}:{w.category.__qualname__}"
-                said.append({"category": category, "message": str(w.message)})
+                said.append({"category": category, "message": _unspelled(str(w.message), paths)})
 
 
-def _warn_again(said: list[dict]) -> None:
-    """Give the recorded warnings, pointing at the reader's caller."""
+def _unspelled(message: str, paths: Sequence[str | os.PathLike]) -> str:
+    """``message`` with each of ``paths`` it names (longest first) replaced by its place."""
+    for i, path in sorted(enumerate(map(str, paths)), key=lambda p: -len(p[1])):
+        message = re.sub(BEFORE + re.escape(path) + AFTER, f"\x00{i}\x00", message)
+    return message
+
+
+def _warn_again(said: list[dict], paths: Sequence[str | os.PathLike]) -> None:
+    """Give the recorded warnings, naming ``paths`` as this read spells them, pointing at the
+    reader's caller."""
+    spelled = [str(path) for path in paths]
+
+    def spell(mark: re.Match) -> str:  # a place this read has no path for stays marked
+        i = int(mark[1])
+        return spelled[i] if i < len(spelled) else mark[0]
+
     for record in said:
-        warnings.warn(record["message"], _category(record["category"]), stacklevel=4)
+        message = PATH_MARK.sub(spell, record["message"])
+        warnings.warn(message, _category(record["category"]), stacklevel=4)
 
 
 def _category(name: str) -> type[Warning]:

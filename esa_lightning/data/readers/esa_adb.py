@@ -193,7 +193,7 @@ def read_esa_mission(
         )
 
     folder = cache_entry(cache_dir, key)
-    arrays, info = read_through_cache(folder, use_cache, build)
+    arrays, info = read_through_cache(folder, use_cache, build, paths=[root, *sources])
     k_lo, n = int(info["k_lo"]), int(info["n_rows"])
     if n > max_rows:  # a read cached by a call with a larger max_rows (the key omits it)
         raise ESAInputError(

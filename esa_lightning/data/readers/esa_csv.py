@@ -129,6 +129,7 @@ def read_esa_csv(
         cache_entry(cache_dir, key),
         use_cache,
         lambda store: _read_files(files, headers, labeled, names, telecommand_cols, store),
+        paths=[root, *files],
     )
 
     ts = arrays["timestamps"]

@@ -120,6 +120,7 @@ def read_kaggle(
         cache_entry(cache_dir, key),
         use_cache,
         lambda store: _read_parts(train_path, test_path, schemas, names, telecommand_cols, store),
+        paths=[root, *parts],
     )
 
     n_train = int(info["n_train"])
