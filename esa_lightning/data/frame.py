@@ -102,7 +102,8 @@ def frame_to_mission(
     _note_extra(frame, names + commands, prep, check)
     for name in names:
         if not np.isfinite(columns[name]).any():
-            raise ESAInputError("channel holds no finite value", path=SOURCE, column=name)
+            why = "in the frame: the detector needs it (a dead sensor? fill the column)"
+            raise ESAInputError(f"channel holds no finite value {why}", path=SOURCE, column=name)
     _check_counters(columns, names, prep, recorded.get("ranges") or {}, check)
     _warn_beyond_float32(stamps, columns, names, check)
     if prep.resample == "hold":

@@ -62,6 +62,7 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     part = range_of(mission, cfg.range)
     if len(part.values) == 0:
         raise ESAInputError(nothing_to_score(cfg.range), path=cfg.data.root)
+    refuse_without_reading(mission, part, cfg.range, cfg.data.root)
     warn_skipped_rows(part, cfg.data.root)
     log.info("scoring %d rows of %s", len(part.values), mission.name)
     # the rows before the range are the context its first windows and detrending need, and
@@ -156,6 +157,33 @@ def warn_skipped_rows(part: Mission, source: Any) -> None:
         warnings.warn(f"{source}: {message}", InputWarning, stacklevel=2)
 
 
+def refuse_without_reading(mission: Mission, part: Mission, name: str, source: Any) -> None:
+    """Refuse to score the range ``name`` (its rows ``part``) where a channel the detector
+    needs holds no finite reading in it (a dead sensor), as ``Detector.predict`` refuses such a
+    frame: the readers of rows taken as given would score it as a reading from outside the
+    range, held (``readers.common.WITHOUT_READING``). Raw ESA samples are held on the grid by design
+    (a channel sampled on change has no sample while it holds its value): never refused here."""
+    import pandas as pd
+
+    from esa_lightning.data.readers.common import WITHOUT_READING
+
+    dead = (mission.meta.get(WITHOUT_READING) or {}).get(name) or []
+    if not dead:
+        return
+    keys = np.asarray(part.timestamps if part.timestamps is not None else row_ids(part))
+    first, last = (pd.Timestamp(k) if keys.dtype.kind == "M" else k for k in keys[[0, -1]])
+    others = ", ".join(repr(c) for c in dead[1:6]) + (" ..." if len(dead) > 6 else "")
+    raise ESAInputError(
+        f"channel holds no finite value in the {name} range ({first} to {last})"
+        + (f", nor do {others}" if others else "")
+        + ": the detector needs every channel it was trained on, and a dead sensor would be "
+        "scored as a reading from outside the range, held; fill the column, or score a range "
+        "it has readings in",
+        path=source,
+        column=dead[0],
+    )
+
+
 def nothing_to_score(name: str) -> str:
     """Why ``range=name`` found no row, and how to score the data all the same."""
     why = {
@@ -219,6 +247,8 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     parts = {name: range_of(sub, cfg.range) for name, sub in mission.series.items()}
     if not any(len(part.values) for part in parts.values()):  # as for one grid
         raise ESAInputError(nothing_to_score(cfg.range), path=cfg.data.root)
+    for name, part in parts.items():
+        refuse_without_reading(mission.series[name], part, cfg.range, cfg.data.root)
     pieces = []
     for name, part in progress(parts.items(), description="scoring series", total=len(parts)):
         # each recording alone (the Telemanom protocol); unrepresentable readings alarm

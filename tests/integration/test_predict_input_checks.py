@@ -170,3 +170,102 @@ def test_predict_warns_once_about_rows_off_the_grid(tmp_path):
     assert issubclass(said.category, InputWarning), said
     off = np.diff(pd.to_datetime(frame["timestamp"])) % mission.period != pd.Timedelta(0)
     assert str(said.message).startswith(f"{path}: {off.sum()} step(s) "), said.message
+
+
+def refused(detector: Path, overrides: list[str], tmp_path: Path) -> ESAInputError:
+    """The error ``predict.py ckpt=detector overrides`` stops with; it writes no folder."""
+    with pytest.raises(ESAInputError) as caught:
+        esa_lightning.predict(detector, [*overrides, "max_figures=0"],
+                              output_dir=tmp_path / "refused", root_dir=tmp_path)
+    assert not (tmp_path / "refused").exists()
+    return caught.value
+
+
+def scored(detector: Path, overrides: list[str], tmp_path: Path) -> None:
+    """``predict.py ckpt=detector overrides`` scores and writes its submission."""
+    out = tmp_path / "scored"
+    esa_lightning.predict(detector, [*overrides, "max_figures=0"], output_dir=out,
+                          root_dir=tmp_path)
+    assert (out / "submission.csv").is_file()
+
+
+def test_a_channel_without_a_reading_in_the_range_scored_is_refused_as_the_api_does(tmp_path):
+    """A dead sensor: a test file whose channel_2 is NaN throughout. predict.py scored it as
+    the training file's last reading, held (a warning counted the repaired cells), while
+    ``Detector.predict`` refuses the same rows. Both refuse it now, naming the channel; the
+    ranges where it has readings are scored."""
+    frame = pd.read_csv(write_esa_csv(tmp_path / "whole.csv", n=300))
+    det = zscore_detector(read_esa_csv(tmp_path / "whole.csv", cache_dir=tmp_path / "c1"),
+                          tmp_path / "det", 4.0)
+    root = tmp_path / "m"
+    root.mkdir()
+    frame.iloc[:200].to_csv(root / "m.train.csv", index=False)
+    test = frame.iloc[200:].assign(channel_2=np.nan)
+    test.to_csv(root / "m.test.csv", index=False)
+
+    data = ["data=esa_csv", f"data.root={root}"]
+    error = refused(tmp_path / "det", [*data, "range=test"], tmp_path)
+    assert (error.path, error.column) == (str(root), "channel_2"), error
+    assert "no finite value in the test range" in error.reason, error
+    times = pd.DatetimeIndex(pd.to_datetime(test.pop("timestamp")))
+    with pytest.raises(ESAInputError, match="channel holds no finite value") as api:
+        det.predict(test.set_index(times))
+    assert api.value.column == "channel_2"
+    for name in ("val", "all"):  # readings in the range: scored
+        scored(tmp_path / "det", [*data, f"range={name}"], tmp_path)
+
+
+def test_a_split_file_and_a_kaggle_test_part_without_a_reading_are_refused(tmp_path):
+    """The range scored need not be a file: a single ESA CSV split at data.split_date (the
+    test range begins within a byte of the readers' record), or its validation range; and a
+    Kaggle test.parquet."""
+    frame = pd.read_csv(write_esa_csv(tmp_path / "whole.csv", n=301))
+    det = tmp_path / "det"
+    zscore_detector(read_esa_csv(tmp_path / "whole.csv", cache_dir=tmp_path / "c1"), det, 4.0)
+    split = frame["timestamp"][203]  # row 203: the test range starts mid-byte
+    dead = tmp_path / "dead_test.csv"
+    frame.assign(channel_1=frame["channel_1"].where(frame.index < 203)).to_csv(dead, index=False)
+    data = ["data=esa_csv", f"data.split_date='{split}'", "data.val_fraction=0.2"]
+    error = refused(det, [*data, f"data.root={dead}", "range=test"], tmp_path)
+    assert error.column == "channel_1" and "in the test range" in error.reason, error
+    mission = read_esa_csv(dead, split_date=split, val_fraction=0.2, use_cache=False)
+    assert mission.test_start == 203 and mission.val_start % 8  # neither on a byte's edge
+    dead_val = tmp_path / "dead_val.csv"
+    in_val = (frame.index >= mission.val_start) & (frame.index < mission.test_start)
+    frame.assign(channel_2=frame["channel_2"].mask(in_val)).to_csv(dead_val, index=False)
+    error = refused(det, [*data, f"data.root={dead_val}", "range=val"], tmp_path)
+    assert error.column == "channel_2" and "in the val range" in error.reason, error
+    scored(det, [*data, f"data.root={dead_val}", "range=test"], tmp_path)  # readings there
+
+    kaggle = tmp_path / "kaggle"
+    kaggle.mkdir()
+    write_kaggle(kaggle / "train.parquet", n=300)
+    kdet = zscore_detector(read_kaggle(kaggle, cache_dir=tmp_path / "c2"), tmp_path / "kdet", 4.0)
+    test = pd.read_parquet(write_kaggle(tmp_path / "test.parquet", n=100, labels=False))
+    test.assign(id=test["id"] + 300, channel_2=np.nan).to_parquet(kaggle / "test.parquet")
+    error = refused(tmp_path / "kdet", ["data=kaggle", f"data.root={kaggle}"], tmp_path)
+    assert (error.path, error.column) == (str(kaggle), "channel_2"), error
+    with pytest.raises(ESAInputError, match="channel holds no finite value"):
+        kdet.predict(test.assign(channel_2=np.nan))
+
+
+def test_a_nasa_series_without_a_reading_in_its_test_file_is_refused(tmp_path):
+    """NASA's series are scored each on its own: one whose test file is NaN throughout (the
+    telemetry column) was scored as its last training reading, held. It is refused, named;
+    the validation range (training rows) is scored."""
+    from tests.helpers import write_nasa
+
+    rows = [(c, "SMAP", "[[5, 9]]", "[point]", 30) for c in ("A-1", "B-1")]
+    root = write_nasa(tmp_path / "smap", n_train=120, rows=rows)
+    esa_lightning.train(["model=window_pca", "datamodule=windows", "data=nasa",
+                         f"data.root={root}", "test=false", "logger=none"],
+                        output_dir=tmp_path / "train", root_dir=tmp_path)
+    test = np.load(root / "test" / "B-1.npy")
+    test[:, 0] = np.nan
+    np.save(root / "test" / "B-1.npy", test)
+
+    data = ["data=nasa", f"data.root={root}"]
+    error = refused(tmp_path / "train" / "detector", [*data, "range=test"], tmp_path)
+    assert (error.path, error.column) == (str(root), "B-1"), error
+    assert "no finite value in the test range (0 to 29)" in error.reason, error
+    scored(tmp_path / "train" / "detector", [*data, "range=val"], tmp_path)

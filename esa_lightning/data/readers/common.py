@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from esa_lightning.data.array_store import release_pages
+from esa_lightning.data.array_store import ArrayStore, release_pages
 from esa_lightning.data.mission import EVENT_COLUMNS, LABEL_CODES, empty_events
 from esa_lightning.data.selection import NS_RANGE
 from esa_lightning.errors import ESAInputError
@@ -18,6 +18,9 @@ from esa_lightning.metrics.intervals import runs as true_runs
 from esa_lightning.metrics.report import not_whole_ids
 
 MAX_CODE = max(LABEL_CODES)
+# Mission.meta of the readers of rows taken as given: per range a job scores ("val", "test"),
+# the channels without a finite reading in it (``ranges_without_reading``)
+WITHOUT_READING = "without_reading"
 
 
 def one_line(exc: BaseException) -> str:
@@ -171,6 +174,42 @@ def forward_fill_nonfinite(values: np.ndarray, names: Sequence[str], *, source: 
             stacklevel=3,
         )
     return repaired
+
+
+def finite_rows(values: np.ndarray, store: ArrayStore, chunk_rows: int = 65536) -> np.ndarray:
+    """uint8 [C, ceil(T / 8)]: the rows of each channel of ``values`` [T, C] holding a finite
+    reading, bit-packed (``np.packbits``), taken before ``repair_values`` fills the others,
+    for ``ranges_without_reading`` (where the split is known). ``chunk_rows``: a multiple of 8."""
+    out = store.empty("finite_rows", (values.shape[1], (len(values) + 7) // 8), np.uint8)
+    for start in range(0, len(values), chunk_rows):
+        block = values[start : start + chunk_rows]
+        out[:, start // 8 : (start + len(block) + 7) // 8] = np.packbits(
+            np.isfinite(block), axis=0
+        ).T
+        release_pages(block)
+    return out
+
+
+def ranges_without_reading(
+    finite: np.ndarray, names: Sequence[str], val_start: int, test_start: int, stop: int
+) -> dict[str, list[str]]:
+    """``Mission.meta[WITHOUT_READING]``: the ``names`` of the channels without a finite reading
+    (``finite_rows``) in the validation rows [val_start, test_start) and in the test rows
+    [test_start, stop): the fill would score them as a reading from outside it, held."""
+    ranges = {"val": (val_start, test_start), "test": (test_start, stop)}
+    return {
+        key: [name for j, name in enumerate(names) if not _has_reading(finite[j], lo, hi)]
+        for key, (lo, hi) in ranges.items()
+        if lo < hi
+    }
+
+
+def _has_reading(bits: np.ndarray, start: int, stop: int) -> bool:
+    """Whether a bit of rows [start, stop) of the packed ``bits`` is set."""
+    first, end = start // 8, (stop + 7) // 8
+    if bits[first + 1 : end - 1].any():  # a whole byte inside the range
+        return True
+    return bool(np.unpackbits(bits[first:end])[start - 8 * first : stop - 8 * first].any())
 
 
 def unrepresentable_cells(values: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:

@@ -47,17 +47,20 @@ from esa_lightning.data.readers.cache import (
 )
 from esa_lightning.data.readers.common import (
     MAX_CODE,
+    WITHOUT_READING,
     OffGridWarning,
     check_codes,
     check_increasing_batch,
     check_no_index_taken,
     clean_names,
     events_from_labels,
+    finite_rows,
     median_period,
     name_undescribed,
     off_grid,
     one_line,
     put_columns,
+    ranges_without_reading,
     repair_values,
     zero_nonfinite,
 )
@@ -75,7 +78,8 @@ LABEL_PREFIX = "is_anomaly_"
 TELECOMMAND_PREFIX = "telecommand_"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 ZONE = re.compile(r"\d\d:\d\d(:\d\d(\.\d*)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$")  # a time, then its zone
-CACHE_VERSION = 3  # 2: the unrepresentable-rows mark; 3: its cells (row and channel)
+CACHE_VERSION = 4  # 2: the unrepresentable-rows mark; 3: its cells (row and channel);
+# 4: the rows holding a finite reading (finite_rows)
 BLOCK_BYTES = 4 << 20
 
 
@@ -162,6 +166,9 @@ def read_esa_csv(
             "cache_key": key,
             "train_labeled": labeled[train_file],
             "test_labeled": labeled[test_file or train_file],
+            WITHOUT_READING: ranges_without_reading(
+                arrays["finite_rows"], names, val_start, test_start, len(ts)
+            ),
             PREPROCESSING_KEY: Preprocessing(
                 index="time", period=None if period is None else str(period)
             ).to_dict(),
@@ -348,6 +355,7 @@ def _read_files(
                 value=str(out["timestamps"][start]),
             )
     arrays = {k: v[:pos] for k, v in out.items()}
+    arrays["finite_rows"] = finite_rows(arrays["values"], store)
     where = ", ".join(str(f) for f in files)  # full paths, as every other error names files
     arrays["unrepresentable_cells"] = repair_values(arrays["values"], names, source=where)
     zero_nonfinite(arrays["telecommands"], source=where)

@@ -52,12 +52,15 @@ from esa_lightning.data.readers.cache import (
     read_through_cache,
 )
 from esa_lightning.data.readers.common import (
+    WITHOUT_READING,
     check_increasing,
     clean_names,
     events_from_labels,
+    finite_rows,
     int64_ids,
     one_line,
     put_columns,
+    ranges_without_reading,
     repair_values,
     zero_nonfinite,
 )
@@ -68,8 +71,8 @@ from esa_lightning.io import cache_key, source_identity
 
 ID = "id"
 LABEL = "is_anomaly"
-CACHE_VERSION = 4  # 2: the unrepresentable-rows mark; 3: ids beyond int64, labels 0/1 refused;
-# 4: the unrepresentable cells (row and channel) instead of rows
+CACHE_VERSION = 5  # 2: the unrepresentable-rows mark; 3: ids beyond int64, labels 0/1 refused;
+# 4: the unrepresentable cells (row and channel) instead of rows; 5: finite_rows
 BATCH_ROWS = 262144
 UNNAMED_INDEX = re.compile(r"__index_level_\d+__")  # pandas' name for an unnamed index level
 
@@ -127,6 +130,7 @@ def read_kaggle(
     row = arrays["row_labels"]
     ids = arrays["ids"]
     labels = np.broadcast_to(row[:, None], (len(row), len(names)))
+    val_start = split_points_by_fraction(n_train, val_fraction)
     return Mission(
         name=root.stem if root.is_file() else root.name,
         values=arrays["values"],
@@ -138,13 +142,16 @@ def read_kaggle(
         telecommand_names=list(telecommand_cols),
         unrepresentable_cells=arrays["unrepresentable_cells"],
         test_start=n_train,
-        val_start=split_points_by_fraction(n_train, val_fraction),
+        val_start=val_start,
         meta={
             "source": str(root),
             "files": [p.name for p in parts],
             "train_labeled": bool(info["train_labeled"]),
             "test_labeled": bool(info["test_labeled"]),
             "labels_broadcast": True,
+            WITHOUT_READING: ranges_without_reading(
+                arrays["finite_rows"], names, val_start, n_train, len(ids)
+            ),
             "cache_key": key,
             PREPROCESSING_KEY: Preprocessing(index="id").to_dict(),
         },
@@ -370,6 +377,7 @@ def _read_parts(
                 value=int(out["ids"][start]),
             )
     where = ", ".join(str(p) for p in parts)  # full paths, as every other error names files
+    out["finite_rows"] = finite_rows(out["values"], store)
     out["unrepresentable_cells"] = repair_values(out["values"], names, source=where)
     zero_nonfinite(out["telecommands"], source=where)
     info = {

@@ -38,8 +38,16 @@ from tokenize import TokenError
 import numpy as np
 import pandas as pd
 
+from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import EVENT_COLUMNS, Mission, empty_events
-from esa_lightning.data.readers.common import one_line, repair_values, zero_nonfinite
+from esa_lightning.data.readers.common import (
+    WITHOUT_READING,
+    finite_rows,
+    one_line,
+    ranges_without_reading,
+    repair_values,
+    zero_nonfinite,
+)
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
 from esa_lightning.errors import ESAInputError
 
@@ -289,10 +297,11 @@ def _read_channel(
         )
     values = np.ascontiguousarray(both[:, :1])
     commands = np.ascontiguousarray(both[:, 1:])
+    n_train, val_start = len(train), split_points_by_fraction(len(train), val_fraction)
+    finite = finite_rows(values, ArrayStore())
     cells = repair_values(values, [chan], source=f"{train_path}, {test_path}")
     zero_nonfinite(commands, source=f"{train_path}, {test_path}")
 
-    n_train = len(train)
     labels = np.zeros((len(both), 1), dtype=np.uint8)
     for start, end in sequences:
         labels[n_train + start : n_train + end + 1, 0] = 1
@@ -326,8 +335,12 @@ def _read_channel(
         telecommand_names=[f"cmd_{i}" for i in range(1, commands.shape[1] + 1)],
         unrepresentable_cells=cells,
         test_start=n_train,
-        val_start=split_points_by_fraction(n_train, val_fraction),
-        meta={"spacecraft": row["spacecraft"], "source": str(test_path)},
+        val_start=val_start,
+        meta={
+            "spacecraft": row["spacecraft"],
+            "source": str(test_path),
+            WITHOUT_READING: ranges_without_reading(finite, [chan], val_start, n_train, len(both)),
+        },
     )
 
 
