@@ -10,12 +10,12 @@ trust a supervised component's in-sample scores. The alarm threshold is chosen o
 (probabilities round to 1.0 in float32 long before log-odds stop growing, and a threshold of
 1.0 alarms nowhere) where it is stable: the candidate with the best mean corrected event-wise
 F0.5 over contiguous folds (``stable_f05_threshold``), not on the validation range's few events
-alone. The folds are those of the label-free rows when they hold at least
-``threshold_min_events`` labeled events: a supervised component scores the nominal rows it
-trained on lower than any other, so a threshold chosen over its training rows sits below its
-nominal scores everywhere else and alarms the validation and test ranges throughout. With fewer
-events there, the weights cannot be learned either (a logistic regression fitted on one event's
-rows learns that event): each component's own fitted decision then stands. By default
+alone. The folds are those of the label-free rows when they hold at least ``threshold_min_events``
+labeled events (None: one per weight): a supervised component scores the nominal rows it trained on
+lower than any other, so a threshold chosen over its training rows sits below its nominal scores
+everywhere else and alarms the validation and test ranges throughout. With fewer events there, the
+weights cannot be learned either (a logistic regression fitted on one event's rows learns that
+event): each component's own fitted decision then stands. By default
 (``few_events="label_free_alarm"``) a row alarms where a component whose training read no label
 alarms (the GRU: its threshold was chosen on labeled rows it never trained on; a supervised
 component's alarms cannot be checked on rows it did not train on when they hold so few events,
@@ -61,13 +61,16 @@ from esa_lightning.models.base import RowScores, top_channel_alarm
 from esa_lightning.postprocessing.thresholds import event_f05, stable_f05_threshold
 from esa_lightning.runtime.chunks import iter_pieces, piece_bounds
 from esa_lightning.runtime.combiner_parts import (
+    FEATURES_PER_COMPONENT,
     any_of,
     component_features,
     contiguous_folds,
     labeled_runs,
     log_odds,
+    logistic_weights,
     rank_average,
 )
+from esa_lightning.settings import check_setting
 
 log = logging.getLogger("esa_lightning")
 
@@ -87,7 +90,7 @@ class HybridCombiner:
 
     def __init__(self, neighbourhood: int = 10, c: float = 1.0, max_rows: int = 500_000,
                  seed: int = 0, top_channels: int = 3, block_rows: int = 20_000,
-                 threshold_min_events: int = 3, few_events: str = "label_free_alarm",
+                 threshold_min_events: int | None = 3, few_events: str = "label_free_alarm",
                  many_events: str = "weights") -> None:
         for key, value, allowed in (("few_events", few_events, FEW_EVENT_RULES),
                                     ("many_events", many_events, MANY_EVENT_RULES)):
@@ -96,8 +99,9 @@ class HybridCombiner:
                                     column=f"combiner.{key}", value=value)
         if not (isinstance(c, int | float) and math.isfinite(c) and c > 0):  # sklearn's C
             raise ESAInputError("must be a finite number > 0", column="combiner.c", value=c)
+        check_setting("combiner.threshold_min_events", threshold_min_events)  # None: see below
         self.neighbourhood = int(neighbourhood)
-        self.threshold_min_events = int(threshold_min_events)
+        self.threshold_min_events = threshold_min_events
         self.few_events = few_events
         self.many_events = many_events
         # mean held-out EW_F_0.50 of each rule over the threshold's folds (``cross_fit``)
@@ -125,6 +129,12 @@ class HybridCombiner:
     @property
     def context_rows(self) -> int:
         return self.neighbourhood
+
+    def events_needed(self, n_components: int) -> int:
+        """The labeled events the rows no component trained on must hold for weights to be
+        learned: ``threshold_min_events``, else one per weight (5 per component)."""
+        given = self.threshold_min_events
+        return FEATURES_PER_COMPONENT * n_components if given is None else given
 
     @property
     def alarming(self) -> list[str]:
@@ -160,7 +170,8 @@ class HybridCombiner:
             for (a, b), (lo, _, rs) in zip(blocks, pieces, strict=True):
                 feats.append(component_features(rs, self.neighbourhood)[a - lo : b - lo])
                 alarms.append(rs.alarm[a - lo : b - lo] != 0)
-            per_component.append(np.concatenate(feats) if feats else np.zeros((0, 5), np.float32))
+            per_component.append(np.concatenate(feats) if feats
+                                 else np.zeros((0, FEATURES_PER_COMPONENT), np.float32))
             if alarms:
                 any_alarm |= np.concatenate(alarms)
         return np.hstack(per_component), any_alarm
@@ -209,23 +220,24 @@ class HybridCombiner:
         else, and a classifier stacked on them learns to trust it blindly. Back to the whole fit
         range, logged, when those rows hold one class only. The threshold, with the weights
         fixed (``choose_threshold``), over folds of those rows when they hold
-        ``threshold_min_events`` labeled events, else over four contiguous folds of the whole
-        fit range: a stable choice needs events, and the supervised components' training rows
-        the least. ``label_free_components``: the components whose training read no label
+        ``events_needed`` labeled events, else over four contiguous folds of the whole fit
+        range: a stable choice needs events, and the supervised components' training rows the
+        least. ``label_free_components``: the components whose training read no label
         (``few_events="label_free_alarm"`` alarms with theirs alone)."""
         self.names = list(components)
         self.alarm_names = list(self.names)
+        needed = self.events_needed(len(self.names))
         n = len(fit_range.values)
         ranges = [(0, n)] if ranges is None else [(a, b) for a, b in ranges if b > a]
         events = sum(labeled_runs(fit_range.is_anomaly[a:b]) for a, b in ranges)
-        if events < self.threshold_min_events and self.few_events != "weights":
+        if events < needed and self.few_events != "weights":
             why = (f"{events} labeled event(s) in the rows no component trained on, fewer than "
-                   f"threshold_min_events={self.threshold_min_events}: no weights learned "
+                   f"threshold_min_events={needed}: no weights learned "
                    f"(combiner.few_events={self.few_events})")
             if self.few_events == "label_free_alarm":
                 self.alarm_names = self._label_free_names(label_free_components)
             return self._fit_any_alarm(components, fit_range, why)
-        if events >= self.threshold_min_events and self.many_events == "any_alarm":
+        if events >= needed and self.many_events == "any_alarm":
             return self._fit_any_alarm(components, fit_range, "combiner.many_events=any_alarm")
         self.rule = "weights"
         y = np.concatenate([fit_range.is_anomaly[a:b] for a, b in ranges] or [np.zeros(0)])
@@ -248,8 +260,8 @@ class HybridCombiner:
         if len(np.unique(y)) < 2:
             log.warning("combiner: its rows hold one class only; using the mean of "
                         "standardised component scores")
-        self.mean, self.std, self.coef, self.intercept = self._weights(x, y)
-        label_free = not whole and events >= self.threshold_min_events
+        self.mean, self.std, self.coef, self.intercept = logistic_weights(x, y, self.c)
+        label_free = not whole and events >= needed
         if not label_free:  # too few events where no component trained: every one there is
             blocks = self.fit_blocks(fit_range)
             if not whole:
@@ -260,7 +272,7 @@ class HybridCombiner:
         fold_rows = contiguous_folds(blocks, n_folds=4)
         folds = [(fit_range.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in fold_rows]
         self.threshold = self.choose_threshold(folds)
-        if events < self.threshold_min_events or self.many_events != "cross_fit":
+        if events < needed or self.many_events != "cross_fit":
             return self
         self.held_out = self._held_out_f05(fit_range, x, y, any_alarm, fold_rows)
         if self.held_out is None or self.held_out["any_alarm"] <= self.held_out["weights"]:
@@ -285,20 +297,6 @@ class HybridCombiner:
             return list(self.names)
         return chosen
 
-    def _weights(
-        self, x: np.ndarray, y: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """(mean, std, coef, intercept) of the standardised logistic regression of ``y`` on
-        ``x``; the mean of the standardised features when ``y`` holds one class."""
-        from sklearn.linear_model import LogisticRegression
-
-        mean, std = x.mean(0), x.std(0) + 1e-6
-        if len(np.unique(y)) < 2:
-            return mean, std, np.ones(x.shape[1]) / x.shape[1], 0.0
-        lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=1000)
-        lr.fit((x - mean) / std, y)
-        return mean, std, lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
-
     def _held_out_f05(
         self,
         fit_range: Mission,
@@ -319,7 +317,7 @@ class HybridCombiner:
                 continue
             rest = [fold for m, fold in enumerate(fold_rows) if m != k]
             rows = np.concatenate([np.arange(p, q) for _, (p, q) in rest])
-            weights = self._weights(x[rows], y[rows])
+            weights = logistic_weights(x[rows], y[rows], self.c)
             t = self.choose_threshold(
                 [(fit_range.slice(c, d), log_odds(x[p:q], *weights)) for (c, d), (p, q) in rest],
                 quiet=True)
@@ -347,7 +345,7 @@ class HybridCombiner:
         x = features
         if x is None:
             x = self._block_features(components, fit_range, self.fit_blocks(fit_range))
-        scores = x[:, 0::5].astype(np.float64)  # each component's own score (features' column 0)
+        scores = x[:, 0::FEATURES_PER_COMPONENT].astype(np.float64)  # each one's own score
         self.quantiles = np.quantile(scores, np.linspace(0.0, 1.0, RANK_QUANTILES), axis=0).T
         # weights that read the components' scores alike, kept so the file has one shape
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
@@ -420,7 +418,8 @@ class HybridCombiner:
         write_json_atomic(Path(folder) / "combiner.json", {
             "neighbourhood": self.neighbourhood, "c": self.c, "max_rows": self.max_rows,
             "seed": self.seed, "top_channels": self.top_channels, "block_rows": self.block_rows,
-            "threshold_min_events": self.threshold_min_events, "few_events": self.few_events,
+            "threshold_min_events": self.events_needed(len(self.names)),  # a number, as before
+            "few_events": self.few_events,
             "many_events": self.many_events, "held_out": self.held_out, "rule": self.rule,
             "quantiles": None if self.quantiles is None else self.quantiles,
             "names": self.names, "alarm_names": self.alarming,
@@ -466,7 +465,7 @@ class HybridCombiner:
             raise ESAInputError(
                 f"not a readable combiner ({type(exc).__name__}: {reason})", path=path
             ) from None
-        width = 5 * len(obj.names)
+        width = FEATURES_PER_COMPONENT * len(obj.names)
         numbers = np.concatenate([obj.mean, obj.std, obj.coef, [obj.intercept, obj.threshold]])
         if not (obj.names and all(a.shape == (width,) for a in (obj.mean, obj.std, obj.coef))
                 and np.isfinite(numbers).all() and (obj.std > 0).all()

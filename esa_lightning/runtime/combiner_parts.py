@@ -1,6 +1,6 @@
 """The combiner's row features and the small helpers its fit and files share: each
-component's feature columns, per-channel scores on one scale, log-odds under standardised
-weights, labeled-run counts and contiguous folds."""
+component's feature columns, per-channel scores on one scale, standardised logistic weights and
+the log-odds under them, labeled-run counts and contiguous folds."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from scipy.ndimage import maximum_filter1d
 
 from esa_lightning.models.base import RowScores
 
+#: the feature columns (and so the weights) ``component_features`` gives each component
+FEATURES_PER_COMPONENT = 5
+
 
 def component_features(rs: RowScores, neighbourhood: int) -> np.ndarray:
-    """float32 [T, 5]: score, its neighbourhood max, channel max / mean / std."""
+    """float32 [T, FEATURES_PER_COMPONENT]: score, its neighbourhood max, channel max / mean /
+    std."""
     score = np.nan_to_num(rs.score.astype(np.float32), posinf=1e6)
     local = maximum_filter1d(score, size=max(1, 2 * neighbourhood + 1), mode="nearest")
     if rs.channel_scores is not None and rs.channel_scores.shape[1]:
@@ -37,6 +41,22 @@ def log_odds(
 ) -> np.ndarray:
     """float64 log-odds of anomaly of feature rows ``x`` under standardised weights."""
     return ((x - mean) / std) @ coef + intercept
+
+
+def logistic_weights(
+    x: np.ndarray, y: np.ndarray, c: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(mean, std, coef, intercept) of the standardised logistic regression (sklearn's ``C``
+    ``c``) of ``y`` on ``x``; the mean of the standardised features when ``y`` holds one
+    class."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    if len(np.unique(y)) < 2:
+        return mean, std, np.ones(x.shape[1]) / x.shape[1], 0.0
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
+    lr.fit((x - mean) / std, y)
+    return mean, std, lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
 
 
 def any_of(names: list[str]) -> str:

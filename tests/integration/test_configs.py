@@ -26,6 +26,7 @@ from esa_lightning.jobs.common import mission_from_config
 from esa_lightning.jobs.train import component_specs, instantiate_group
 from esa_lightning.models.base import DetectorModule
 from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.settings import check_settings
 from tests.conftest import CONF, REPO, compose_config
 from tests.helpers import write_nasa
 
@@ -273,5 +274,12 @@ def test_esa_full_learns_combiner_weights_only_from_one_label_free_event_per_wei
     row = RowScores(score=np.zeros(4, np.float32), alarm=np.zeros(4, np.uint8))
     weights = component_features(row, 1).shape[1] * len(cfg.components)
     assert weights == 10
-    assert cfg.combiner.threshold_min_events >= weights
+    assert instantiate(cfg.combiner).events_needed(len(cfg.components)) == weights
     assert cfg.combiner.few_events == "label_free_alarm"
+    # a third component: 15 weights, 15 events needed without setting it; a set value wins
+    pca = ["+model@components.pca.model=window_pca",
+           "+datamodule@components.pca.datamodule=windows"]
+    for extra, needed in (([], 15), (["combiner.threshold_min_events=10"], 10)):
+        cfg = compose_config("train", ["experiment=esa_full", *pca, *extra], tmp_path)
+        check_settings(cfg)
+        assert instantiate(cfg.combiner).events_needed(len(cfg.components)) == needed

@@ -460,3 +460,34 @@ def test_a_regularisation_strength_sklearn_refuses_is_named_up_front(c):
     sklearn after both components trained."""
     with pytest.raises(ESAInputError, match="combiner.c"):
         HybridCombiner(c=c)
+
+
+def twelve_event_mission() -> Mission:
+    """12 labeled events in the training and validation range: more than the 10 weights of two
+    components, fewer than the 15 of three."""
+    return make_mission(n_rows=7000, val_start=6000, test_start=6500,
+                        anomalies=tuple((300 + 480 * k, 320 + 480 * k) for k in range(12)))
+
+
+@pytest.mark.parametrize(("n_components", "setting", "needed"),
+                         [(2, None, 10), (3, None, 15), (3, 10, 10), (3, 0, 0)])
+def test_the_events_the_weights_need_are_one_per_weight_unless_set(
+    n_components, setting, needed, caplog
+):
+    """esa_full's default (``threshold_min_events: null``) scales with the components: a third
+    component needs 15 label-free events, not the two components' 10; a set value wins."""
+    mission = twelve_event_mission()
+    components = {f"c{k}": RollingScorer(half=k) for k in range(n_components)}
+    comb = HybridCombiner(neighbourhood=2, block_rows=500, threshold_min_events=setting)
+    assert comb.events_needed(n_components) == needed
+    with caplog.at_level("WARNING"):
+        comb.fit(components, mission.fit_range())
+    assert comb.rule == ("weights" if 12 >= needed else "any_alarm")
+    if comb.rule == "any_alarm":
+        assert f"fewer than threshold_min_events={needed}" in caplog.text
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "ten", True])
+def test_a_bad_event_minimum_is_refused_naming_the_key(bad):
+    with pytest.raises(ESAInputError, match="combiner.threshold_min_events"):
+        HybridCombiner(threshold_min_events=bad)

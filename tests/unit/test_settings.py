@@ -84,6 +84,8 @@ def test_a_bad_setting_is_named_with_its_value(job, override, shown, tmp_path):
         ("channel_ensemble", "datamodule.step=0", "datamodule.step=0"),
         ("esa_full", "combiner.neighbourhood=-1", "combiner.neighbourhood=-1"),
         ("esa_full", "combiner.threshold_min_events=-1", "combiner.threshold_min_events=-1"),
+        ("esa_full", "combiner.threshold_min_events=2.5", "combiner.threshold_min_events=2.5"),
+        ("esa_full", "combiner.threshold_min_events=ten", "combiner.threshold_min_events='ten'"),
         ("esa_full", "components.channel_ensemble.model.post_processing.alarm.height=-0.1",
          "components.channel_ensemble.model.post_processing.alarm.height=-0.1"),
     ],
