@@ -201,7 +201,8 @@ def component_key(cfg: DictConfig, name: str, part: str) -> str:
 def check_trainer_settings(cfg: DictConfig, spec: DictConfig, name: str) -> None:
     """Refuse a component's trainer settings Lightning refuses (a GPU where there is none)
     before any component trains: a later component's trainer is built only after the earlier
-    fits. The trial trainer is dropped; its "GPU available" lines are not printed."""
+    fits (the first component's needs no trial). The trial trainer is dropped; its "GPU
+    available" lines are not printed."""
     quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = quiet.level
     quiet.setLevel(logging.WARNING)
@@ -389,12 +390,13 @@ def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any, dict[str, Any]]:
     combiner = instantiate_checked(cfg.combiner, _convert_="all") if cfg.get("combiner") else None
     datamodules = {}
     if cfg.get("components"):  # a component that cannot train is refused before any fit
-        for name, spec in component_specs(cfg).items():
+        for k, (name, spec) in enumerate(component_specs(cfg).items()):
             datamodules[name] = datamodule = make_datamodule(spec, mission)
             if hasattr(datamodule, "check_training_rows"):
                 datamodule.check_training_rows(f"components.{name}.datamodule")
             refuse_unknown_options(spec.model, set(datamodule.dims))  # a misspelled key
-            check_trainer_settings(cfg, spec, name)
+            if k:  # the first component's own trainer is built next (``_train``), before a fit
+                check_trainer_settings(cfg, spec, name)
     return mission, combiner, datamodules
 
 

@@ -252,12 +252,14 @@ def test_a_trainer_setting_lightning_refuses_leaves_no_run_folder(small_mission_
     assert not (tmp_path / "run").exists()
 
 
-def test_a_later_components_trainer_setting_is_refused_before_any_component_trains(
-    small_mission_dir, tmp_path, monkeypatch
+@pytest.mark.parametrize("component", ["channel_ensemble", "gru_ae"])
+def test_a_components_trainer_setting_is_refused_before_any_component_trains(
+    small_mission_dir, tmp_path, monkeypatch, component
 ):
     """esa_full built each component's trainer only once the components before it had
     trained: a GPU asked for the channel ensemble where there is none was refused after the
-    GRU's fit, and its run folder stayed behind."""
+    GRU's fit, and its run folder stayed behind. The first component's (the GRU's) is refused
+    by building its own trainer, before any fit too."""
     from esa_lightning.errors import ESAInputError
     from esa_lightning.jobs import train as train_job
 
@@ -269,12 +271,48 @@ def test_a_later_components_trainer_setting_is_refused_before_any_component_trai
 
     monkeypatch.setattr(train_job, "fit_component", fit_component)
     cfg = compose_into(["experiment=esa_full", f"data.root={small_mission_dir}", "logger=none",
-                        "+components.channel_ensemble.trainer.accelerator=gpu",
-                        "+components.channel_ensemble.trainer.devices=4096"], tmp_path)
-    with pytest.raises(ESAInputError, match="components.channel_ensemble.trainer.accelerator=gpu"):
+                        f"+components.{component}.trainer.accelerator=gpu",
+                        f"+components.{component}.trainer.devices=4096"], tmp_path)
+    with pytest.raises(ESAInputError, match=f"components.{component}.trainer.accelerator=gpu"):
         train_job.train(cfg)
     assert fitted == []
     assert not (tmp_path / "run").exists()
+
+
+def test_the_first_components_trainer_is_built_once(small_mission_dir, tmp_path, monkeypatch):
+    """esa_full built a trial trainer of every component before any fit (to refuse a setting
+    Lightning refuses), the first component's too, whose own trainer is built right after:
+    by its fit, two Trainers of the GRU had been built, one thrown away. A later component's
+    trial stays (its own trainer is built only after the earlier fits)."""
+    from collections import Counter
+
+    import lightning as L
+
+    from esa_lightning.jobs import train as train_job
+
+    built = Counter()
+    make_trainer, init = train_job.make_trainer, L.Trainer.__init__
+
+    def counted_make(trainer_cfg, callbacks, loggers, key="trainer"):
+        built[key] += 1
+        return make_trainer(trainer_cfg, callbacks, loggers, key)
+
+    def counted_init(self, *args, **kwargs):
+        built["Trainer.__init__"] += 1
+        init(self, *args, **kwargs)
+
+    def fit_component(name, ready):
+        raise RuntimeError(f"{name} was fitted")
+
+    monkeypatch.setattr(train_job, "make_trainer", counted_make)
+    monkeypatch.setattr(L.Trainer, "__init__", counted_init)
+    monkeypatch.setattr(train_job, "fit_component", fit_component)
+    cfg = compose_into(["experiment=esa_full", f"data.root={small_mission_dir}", "logger=none"],
+                       tmp_path)
+    with pytest.raises(RuntimeError, match="gru_ae was fitted"):
+        train_job.train(cfg)
+    assert built == {"components.gru_ae.trainer": 1, "components.channel_ensemble.trainer": 1,
+                     "Trainer.__init__": 2}
 
 
 @pytest.mark.parametrize("refused", ["other settings", "another model's"])
