@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -171,16 +172,33 @@ def require_training_rows(mission: Mission, settings: Mapping[str, Any]) -> None
             raise ESAInputError(f"{where}{cause}: no training rows to fit a detector on")
         span = _describe_span(grid, grid.test_start)
         val_days = settings.get("val_days")
-        if val_days:
-            cause = f"data.val_days={val_days} covers the whole training range ({span})"
+        synthetic = "generate" in settings  # data=synthetic: val_days null is a share
+        if val_days or (val_days is None and synthetic):
+            shown = "null (a sixth of the mission)" if val_days is None else val_days
+            cause = f"data.val_days={shown} covers the whole training range ({span})"
+            fix = _val_days_that_fit(grid)
+            if synthetic and val_days is not None:
+                days = settings["generate"].get("days")
+                fix += (f", or data.val_days=null: a sixth of the mission "
+                        f"(data.generate.days={days})")
         else:
             cause = (
                 f"data.val_fraction={settings.get('val_fraction')} leaves no row of the "
                 f"training range ({span})"
             )
-        raise ESAInputError(
-            f"{where}{cause}: no training rows are left; choose a smaller validation range"
-        )
+            fix = "choose a smaller validation range"
+        raise ESAInputError(f"{where}{cause}: no training rows are left; {fix}")
+
+
+def _val_days_that_fit(grid: Mission) -> str:
+    """The ``data.val_days`` values that leave training rows in ``grid``'s training range."""
+    days = _span_days(grid, grid.test_start)
+    if days is None:
+        return "choose a smaller validation range"
+    return (
+        f"choose data.val_days under {math.floor(days * 100) / 100:.2f} (under "
+        f"{math.floor(days * 50) / 100:.2f} keeps more training than validation)"
+    )
 
 
 def _describe_row(grid: Mission, row: int) -> str:
@@ -189,8 +207,14 @@ def _describe_row(grid: Mission, row: int) -> str:
 
 
 def _describe_span(grid: Mission, n_rows: int) -> str:
-    if grid.is_time_indexed and n_rows > 1:
-        ts = np.asarray(grid.timestamps)
-        days = float((ts[n_rows - 1] - ts[0]) / np.timedelta64(1, "D"))
-        return f"{n_rows} rows over {days:.2f} days"
-    return f"{n_rows} rows"
+    days = _span_days(grid, n_rows)
+    return f"{n_rows} rows" if days is None else f"{n_rows} rows over {days:.2f} days"
+
+
+def _span_days(grid: Mission, n_rows: int) -> float | None:
+    """Days from the first to the last of ``grid``'s first ``n_rows`` (None: not time-indexed
+    or under two rows)."""
+    if not grid.is_time_indexed or n_rows < 2:
+        return None
+    ts = np.asarray(grid.timestamps)
+    return float((ts[n_rows - 1] - ts[0]) / np.timedelta64(1, "D"))

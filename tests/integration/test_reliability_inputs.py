@@ -106,6 +106,26 @@ def test_train_refuses_validation_that_covers_the_training_range(mission_dir, tm
     assert not (tmp_path / "run" / "detector").exists()
 
 
+def test_train_on_a_short_synthetic_mission_scales_validation_or_names_what_fits(
+    tmp_path, capsys
+):
+    """The demo mission shortened to 4 days trains with the default validation (a sixth of
+    the mission); a data.val_days given that leaves no training is refused, naming it, the
+    mission's length and the values that fit."""
+    short = [f"data.root={tmp_path / 'short'}", "data.generate.days=4",
+             "data.generate.channels=2", "data.generate.groups=1", "test=false"]
+    train(compose_config("train", ["experiment=smoke", *short, *QUIET], tmp_path / "a"))
+    assert (tmp_path / "a" / "detector").is_dir()
+    cfg = compose_config(
+        "train", ["experiment=smoke", *short, "data.val_days=3", *QUIET], tmp_path / "b"
+    )
+    exits_with_one_line(
+        train, cfg, capsys, "data.val_days=3", "data.generate.days=4", "data.val_days=null",
+        "under 1.99"
+    )
+    assert not (tmp_path / "b" / "detector").exists()
+
+
 def test_train_refuses_a_split_date_before_the_data(mission_dir, tmp_path, capsys):
     cfg = compose_config(
         "train",

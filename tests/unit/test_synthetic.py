@@ -197,6 +197,21 @@ def test_load_synthetic_generates_once(tmp_path):
     np.testing.assert_array_equal(m.values, m2.values)
 
 
+def test_validation_by_default_is_the_last_sixth_of_the_mission(tmp_path):
+    """val_days unset (``data.val_days: null``): the default 42-day mission keeps its 7 days,
+    a shorter mission gets the same share of its days; a val_days given is kept."""
+    gen = {"channels": 2, "groups": 1, "n_telecommands": 0}
+    default = load_synthetic(tmp_path / "d42", generate={**gen, "days": 42}, use_cache=False)
+    seven = load_synthetic(tmp_path / "d42", val_days=7, use_cache=False)
+    assert (default.val_start, default.test_start) == (seven.val_start, seven.test_start)
+    short = load_synthetic(tmp_path / "d4", generate={**gen, "days": 4}, use_cache=False)
+    sixth = load_synthetic(tmp_path / "d4", val_days=4 / 6, use_cache=False)
+    assert 0 < short.val_start < short.test_start
+    assert (short.val_start, short.test_start) == (sixth.val_start, sixth.test_start)
+    given = load_synthetic(tmp_path / "d4", val_days=1, use_cache=False)
+    assert given.val_start < short.val_start
+
+
 def test_channels_the_mission_to_generate_lacks_are_refused_before_generating_it(tmp_path):
     """Channels asked for by name that the mission to be generated would not have (predict.py
     reading a detector's channels from the default data=synthetic) were refused only once the

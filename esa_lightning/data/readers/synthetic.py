@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,12 @@ from esa_lightning.data.readers.synthetic_signals import (
     plan_telecommands,
     sample_timestamps,
 )
-from esa_lightning.data.selection import select_channels
+from esa_lightning.data.selection import select_channels, split_points_by_time
 from esa_lightning.errors import ESAInputError
 
 _ZIP = {"method": "zip", "compresslevel": 1}
+#: validation without a ``val_days``: this share of the mission (7 of the default 42 days)
+VAL_SHARE = 1 / 6
 _WRITE_ROWS = 1 << 20
 
 
@@ -335,6 +338,10 @@ def load_synthetic(
 ) -> Mission:
     """Read the synthetic mission at ``root``, generating it there first if it is missing.
 
+    ``val_days`` None: validation is the last ``VAL_SHARE`` of the mission's days (the
+    generator's ``days``, else the mission's span): the default 42-day mission's 7 days, a
+    4-day mission's 16 hours. A ``val_days`` given is used as given.
+
     Generation happens in a temporary folder renamed onto ``root``, so an interrupted run never
     leaves a half-written mission, and of two runs generating it at once the second reads the
     first one's. ``counters``, ``split_date`` and ``lightweight`` default to
@@ -384,7 +391,17 @@ def load_synthetic(
             options[key] = info[key]
     if options.get("split_date") is None:
         options["split_date"] = info.get("split_date")
-    return read_esa_mission(root, **options)
+    if options.get("val_days") is None and recorded.get("days") is not None:
+        options["val_days"] = float(recorded["days"]) * VAL_SHARE
+    mission = read_esa_mission(root, **options)
+    if options.get("val_days") is None and mission.n_rows > 1:  # no generator record: its span
+        ts = mission.timestamps
+        days = float((ts[-1] - ts[0]) / np.timedelta64(1, "D"))
+        val_start, _ = split_points_by_time(
+            ts, options["split_date"], days * VAL_SHARE, options.get("val_fraction")
+        )
+        mission = replace(mission, val_start=val_start)
+    return mission
 
 
 def _refuse_channels_it_would_lack(gen: dict[str, Any], channels: Any, root: Path) -> None:
