@@ -7,6 +7,8 @@ calls ``train()`` again, composing the configs and naming a run folder of its ow
 avoids that with the ``hydra.run.dir`` Lightning passes to Hydra apps; the API has no Hydra app,
 so the launching process records its run folder in ``$ESA_LIGHTNING_RUN_DIR`` while it trains
 (``launching_run``) and an extra process trains in that folder (``join_launching_run``).
+Processes another launcher starts (``torchrun``, a cluster) never see that variable: without an
+``output_dir`` their ``train()`` is refused, as each would name a folder of its own.
 
 An extra process then ends, with exit 0, once its share of the fit is done (``end_extra_process``),
 as ``train.py``'s extra processes do: ``train()`` returns on the launching process only, with the
@@ -34,11 +36,24 @@ RUN_DIR_ENV = "ESA_LIGHTNING_RUN_DIR"
 _launched_before = False  # an earlier train() of this process ran with other processes
 
 
-def join_launching_run(cfg: Any) -> None:
-    """On a process Lightning started, the launching process's run folder for ``cfg``."""
+def join_launching_run(cfg: Any, folder_given: bool) -> None:
+    """On a process Lightning started, the launching process's run folder for ``cfg``.
+
+    Processes another launcher started (``torchrun``: ``WORLD_SIZE`` > 1 in each one's
+    environment, no ``$ESA_LIGHTNING_RUN_DIR``) would each name a time-stamped folder of their
+    own: without ``folder_given`` (``output_dir=`` or its override) that is refused."""
     folder = os.environ.get(RUN_DIR_ENV)
     if folder and not is_launching_process():
         cfg.paths.output_dir = folder
+        return
+    world = os.environ.get("WORLD_SIZE", "")
+    if not folder_given and world.isdigit() and int(world) > 1:
+        raise ESAInputError(
+            f"WORLD_SIZE={world}: the processes of this run were started by another launcher "
+            "than Lightning's (torchrun, a cluster) and would each name a run folder of their "
+            "own; give them all the same output_dir= (or the override paths.output_dir=)",
+            column="output_dir",
+        )
 
 
 @contextlib.contextmanager

@@ -71,7 +71,7 @@ def compose_job(
             root_dir = _one_of(root_dir, str(cfg.paths.root_dir), "root_dir", "paths.root_dir")
         root = Path(root_dir or os.environ.get(ROOT_ENV) or DEFAULT_ROOT).expanduser().resolve()
         cfg.paths.root_dir = str(root)
-        for key in ("paths.output_dir", "hydra.run.dir"):
+        for key in RUN_DIR_KEYS:
             if key in given:
                 cfg.paths.output_dir = given[key]  # resolved against the root just set
                 output_dir = _one_of(output_dir, str(cfg.paths.output_dir), "output_dir", key)
@@ -82,7 +82,8 @@ def compose_job(
     return cfg
 
 
-PATH_KEYS = ("paths.root_dir", "paths.output_dir", "hydra.run.dir")
+RUN_DIR_KEYS = ("paths.output_dir", "hydra.run.dir")
+PATH_KEYS = ("paths.root_dir", *RUN_DIR_KEYS)
 
 
 def _path_overrides(overrides: Sequence[str]) -> dict[str, Any]:
@@ -129,7 +130,8 @@ def train(
     from esa_lightning.settings import check_settings, refuse_shadowed_trainer_keys
 
     cfg = compose_job("train", overrides, output_dir=output_dir, root_dir=root_dir)
-    join_launching_run(cfg)  # a DDP process Lightning started: the launching process's folder
+    given = output_dir is not None or bool(set(_path_overrides(overrides)) & set(RUN_DIR_KEYS))
+    join_launching_run(cfg, given)  # a DDP process Lightning started: the launcher's folder
     check_settings(cfg)  # as train.py: a bad value is named before any data is read
     refuse_shadowed_trainer_keys(cfg, list(overrides))
     with launching_run(cfg):

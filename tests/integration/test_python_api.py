@@ -341,6 +341,31 @@ def test_the_api_takes_the_run_folder_from_the_overrides_as_train_py_does(tmp_pa
     assert Path(cfg.paths.output_dir) == tmp_path / "gru_ae" / "run"
 
 
+def test_processes_another_launcher_started_need_the_run_folder_given(
+    small_mission_dir, tmp_path, monkeypatch
+):
+    """torchrun starts every rank itself (``WORLD_SIZE`` 2, no ``$ESA_LIGHTNING_RUN_DIR``): each
+    named a time-stamped folder of its own, to the microsecond, so the ranks wrote to two
+    folders. Without an output_dir that is refused on every rank, before anything is written; a
+    process Lightning's own launcher started joins the folder it was handed."""
+    from esa_lightning.api.ranks import RUN_DIR_ENV, join_launching_run
+    from esa_lightning.api.training import compose_job
+
+    smoke = ["experiment=smoke", f"data.root={small_mission_dir}", "logger=none"]
+    monkeypatch.delenv(RUN_DIR_ENV, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("LOCAL_RANK", rank)
+        with pytest.raises(ESAInputError, match="WORLD_SIZE=2.*output_dir"):
+            esa_lightning.train(smoke, root_dir=tmp_path / "root")
+    assert not (tmp_path / "root").exists()
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path / "launcher's"))  # Lightning's launcher
+    cfg = compose_job("train", smoke, root_dir=tmp_path / "root")
+    join_launching_run(cfg, folder_given=False)
+    assert Path(cfg.paths.output_dir) == tmp_path / "launcher's"
+
+
 def test_esa_csv_frame_equals_predict_py(tmp_path):
     """Preprocessed ESA CSV data (a ``timestamp`` column): rows taken as given, a missing grid
     row named but not filled, as the CSV reader does."""
