@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,27 @@ def small_mission_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic") / "mission"
     generate_mission(out, channels=8, groups=2, days=20, seed=3, kaggle=True)
     return out
+
+
+@pytest.fixture(autouse=True)
+def consoles_off_closed_streams():
+    """A library's console handler (optuna's, made on its first import) writes to the
+    sys.stderr of the moment it was made, and its colour formatter asks that stream whether it
+    is a terminal: in a test, a capture stream that is closed once that test ends, so each later
+    line through it printed "--- Logging error --- ValueError: I/O operation on closed file".
+    After each test, such a console writes to the process's stderr (which pytest's capture
+    still takes where it captures)."""
+    yield
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", ()):
+            if type(handler) is logging.StreamHandler and _closed(handler.stream):
+                handler.stream = sys.__stderr__
+                if _closed(getattr(handler.formatter, "stream", None)):  # colorlog's
+                    handler.formatter.stream = sys.__stderr__
+
+
+def _closed(stream: object) -> bool:
+    return bool(getattr(stream, "closed", False))
 
 
 @pytest.fixture

@@ -496,6 +496,37 @@ def test_a_stopped_sweep_resumes_from_its_sqlite_storage(tmp_path):
     assert "--study-name" in other.stderr
 
 
+TWO_TESTS = """
+import logging
+
+
+def test_optuna_first_imported_where_stderr_is_captured(capsys):
+    import optuna  # noqa: F401 - its console takes the sys.stderr of the moment: capsys's
+
+
+def test_a_later_optuna_line():
+    logging.getLogger("optuna").warning("a later optuna line")
+"""
+
+
+def test_optuna_lines_after_the_test_that_imported_it_reach_a_console(tmp_path):
+    """Optuna's console handler writes to the sys.stderr of its first import: in a test, a
+    capture stream closed when that test ends, so every later optuna line (each in-process
+    sweep's) printed "--- Logging error --- ValueError: I/O operation on closed file".
+    tests/conftest.py points consoles left on a closed stream back at the process's stderr."""
+    pytest.importorskip("optuna")
+    (tmp_path / "test_two.py").write_text(TWO_TESTS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-p",
+         "tests.conftest", "--rootdir", str(tmp_path), str(tmp_path / "test_two.py")],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=checkout_env(),
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "a later optuna line" in out
+    assert "Logging error" not in out and "closed file" not in out, out[-3000:]
+
+
 def test_an_old_optuna_is_a_one_line_error(monkeypatch):
     import types
 
