@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -210,6 +211,14 @@ def test_validation_by_default_is_the_last_sixth_of_the_mission(tmp_path):
     assert (short.val_start, short.test_start) == (sixth.val_start, sixth.test_start)
     given = load_synthetic(tmp_path / "d4", val_days=1, use_cache=False)
     assert given.val_start < short.val_start
+    # a folder whose mission.json records no generator: a sixth of the mission's span
+    shutil.copytree(tmp_path / "d4", tmp_path / "other")
+    record = json.loads((tmp_path / "other" / "mission.json").read_text())
+    del record["generator"]
+    (tmp_path / "other" / "mission.json").write_text(json.dumps(record))
+    other = load_synthetic(tmp_path / "other", use_cache=False)
+    assert other.test_start == short.test_start
+    assert abs(other.val_start - short.val_start) <= 4  # the span: 4 days less a few minutes
 
 
 def test_channels_the_mission_to_generate_lacks_are_refused_before_generating_it(tmp_path):
