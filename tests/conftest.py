@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,16 @@ from esa_lightning.jobs.paths import compose_config as compose_job_config
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "esa_lightning" / "conf"
 MSL = REPO.parent / "shared" / "data" / "nasa-msl"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One intra-op thread per test process and per command line a test starts (they inherit
+    the variable, as the xdist workers started after this hook do), unless ``OMP_NUM_THREADS``
+    says otherwise. Two workers share two cores (``-n 2``): with torch's default of a thread per
+    core each, four threads spun on two cores and a GRU's steps ran 3-6 times slower (the
+    side-by-side trainings of docs/scaling.md)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")
