@@ -96,7 +96,9 @@ def test_the_installed_wheel_trains_predicts_and_evaluates_outside_the_clone(tmp
     assert (tmp_path / "user_data" / "esa_lightning" / "datasets" / "synthetic_default").is_dir()
     assert not (work / "datasets").exists()
 
-    run([str(bin_dir / "esa-predict"), f"ckpt={train_run / 'detector'}"], cwd=work, env=env)
+    # one alarm figure (written under the umask too): the default 100 took 15 s
+    predict = [str(bin_dir / "esa-predict"), f"ckpt={train_run / 'detector'}", "max_figures=1"]
+    run(predict, cwd=work, env=env)
     (predict_run,) = (work / "outputs" / "predict").iterdir()
     assert (predict_run / "submission.csv").is_file()
     assert (predict_run / "predict.log").is_file()
