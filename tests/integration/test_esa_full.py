@@ -21,6 +21,7 @@ FAST = [
     "+components.gru_ae.trainer.limit_val_batches=2",
     "components.channel_ensemble.trainer.max_epochs=2",
     "components.gru_ae.model.post_processing.rf_gate.n_estimators=10",
+    "components.gru_ae.model.hidden_size=16",
 ]
 
 
