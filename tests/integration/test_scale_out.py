@@ -73,22 +73,28 @@ def assert_ok(proc: subprocess.CompletedProcess) -> None:
 # --------------------------------------------------------------------------------- DDP
 @pytest.fixture(scope="module")
 def esa_full_runs(tiny_mission, tmp_path_factory):
-    """The same esa_full run on one process and on two DDP processes (gloo)."""
+    """The same esa_full run on one process ("single") and on two DDP processes ("ddp", gloo),
+    each run when first asked for: an xdist worker given only the TensorBoard test runs no DDP."""
     root = tmp_path_factory.mktemp("ddp")
     runs = {}
-    for name, extra in (("single", []), ("ddp", DDP)):
-        run_dir = root / name
-        args = [*FULL_FAST, *extra, f"data.root={tiny_mission}", f"hydra.run.dir={run_dir}"]
-        proc = run_train(args, root)
-        assert_ok(proc)
-        runs[name] = (run_dir, proc.stdout + proc.stderr)
-    return runs
+
+    def run(name: str) -> tuple[Path, str]:
+        if name not in runs:
+            run_dir = root / name
+            extra = DDP if name == "ddp" else []
+            args = [*FULL_FAST, *extra, f"data.root={tiny_mission}", f"hydra.run.dir={run_dir}"]
+            proc = run_train(args, root)
+            assert_ok(proc)
+            runs[name] = (run_dir, proc.stdout + proc.stderr)
+        return runs[name]
+
+    return run
 
 
 @pytest.mark.slow
 def test_ddp_two_processes_match_one_and_write_once(esa_full_runs):
-    single_dir, _ = esa_full_runs["single"]
-    ddp_dir, log = esa_full_runs["ddp"]
+    single_dir, _ = esa_full_runs("single")
+    ddp_dir, log = esa_full_runs("ddp")
     # Lightning started a second process into the same run folder; it logs to its own file
     assert (ddp_dir / "train_ddp_process_1.log").is_file()
     # every rank fits the same threshold from the same full mission
@@ -203,7 +209,7 @@ def test_ddp_monitors_the_validation_loss_of_every_window(tiny_mission, tmp_path
 def test_tensorboard_holds_losses_lr_esa_metrics_histogram_and_figure(esa_full_runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run_dir, _ = esa_full_runs["single"]
+    run_dir, _ = esa_full_runs("single")
 
     def tags(run: str) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {"scalars": set(), "histograms": set(), "images": set()}
