@@ -14,6 +14,7 @@ from esa_lightning.runtime.chunks import score_in_chunks
 from tests.conftest import compose_config
 
 FAST = [
+    "data.val_days=7",  # the split the tests read back with load_mission(..., val_days=7)
     "trainer.enable_progress_bar=false",
     "~callbacks.progress_bar",
     "components.gru_ae.trainer.max_epochs=1",
