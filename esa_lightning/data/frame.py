@@ -400,7 +400,7 @@ def _row_by_row(
         telecommands = np.stack([columns[c] for c in commands], axis=1).astype(np.float32)
     with warnings.catch_warnings():  # counted per column above
         warnings.simplefilter("ignore")
-        cells = repair_values(values, names, source=SOURCE)
+        cells = repair_values(values, names, source=SOURCE).cells
         zero_nonfinite(telecommands, source=SOURCE)
     return values, telecommands, cells
 

@@ -584,18 +584,18 @@ def test_off_grid_of_a_zero_period_is_none_without_a_division_warning():
 
 
 def test_the_channels_without_a_reading_in_a_range_are_those_the_values_say():
-    """``finite_rows`` packs the rows holding a finite reading 8 to a byte, in chunks;
+    """``scan_nonfinite`` packs the rows holding a finite reading 8 to a byte, in chunks;
     ``ranges_without_reading`` must name exactly the channels whose cells in the validation or
     test rows are all NaN/inf, wherever the ranges start and end within a byte."""
     from esa_lightning.data.array_store import ArrayStore
-    from esa_lightning.data.readers.common import finite_rows, ranges_without_reading
+    from esa_lightning.data.readers.common import ranges_without_reading, scan_nonfinite
 
     rng = np.random.default_rng(0)
     for _ in range(300):
         n = int(rng.integers(2, 80))
         values = rng.normal(size=(n, 4)).astype(np.float32)
         values[rng.random((n, 4)) < rng.random()] = rng.choice([np.nan, np.inf])
-        finite = finite_rows(values, ArrayStore(), chunk_rows=8 * int(rng.integers(1, 4)))
+        finite = scan_nonfinite(values, ArrayStore(), 8 * int(rng.integers(1, 4))).finite
         val_start, test_start = sorted(rng.integers(0, n + 1, size=2))
         names = ["a", "b", "c", "d"]
         got = ranges_without_reading(finite, names, int(val_start), int(test_start), n)

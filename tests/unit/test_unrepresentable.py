@@ -219,3 +219,63 @@ def test_a_row_of_an_unrepresentable_reading_is_not_nominal():
     record = calibration_record(AlarmsNoChannel(), mission, chunk_rows=0)
     assert record["source"] == "validation"
     assert max(record["reference_scores"]) < np.finfo(np.float32).max
+
+
+def _filled(column):
+    """A plain forward fill of ``column``'s NaN/inf (the first finite value before it)."""
+    ok = np.isfinite(column)
+    out, last = column.copy(), column[np.argmax(ok)]
+    for i, good in enumerate(ok):
+        last = column[i] if good else last
+        out[i] = last
+    return out
+
+
+def test_the_one_pass_repair_finds_and_fills_what_separate_passes_do():
+    """``repair_values`` reads the values once (``scan_nonfinite``, in row chunks) for the
+    packed finite rows, the +-inf cells and each column's NaN/inf count, then fills the columns
+    holding one: each must equal its own computation on the whole array, wherever the NaN, inf
+    and values beyond float32 fall against the chunk boundaries."""
+    import warnings
+
+    from esa_lightning.data.array_store import ArrayStore
+    from esa_lightning.data.readers.common import repair_values, scan_nonfinite
+    from esa_lightning.errors import ESAInputError
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n, c = int(rng.integers(1, 70)), int(rng.integers(1, 5))
+        raw = rng.normal(size=(n, c))
+        for bad in (np.nan, np.inf, -np.inf, 1e39, -1e300):
+            raw[rng.random((n, c)) < rng.random() * 0.3] = bad
+        with np.errstate(over="ignore"):
+            values = raw.astype(np.float32)  # beyond float32: inf
+        ok = np.isfinite(values)
+        found = scan_nonfinite(values, ArrayStore(), chunk_rows=8 * int(rng.integers(1, 4)))
+        np.testing.assert_array_equal(found.finite, np.packbits(ok, axis=0).T)
+        np.testing.assert_array_equal(found.cells, np.argwhere(np.isinf(values)))
+        np.testing.assert_array_equal(found.counts, (~ok).sum(axis=0))
+        assert scan_nonfinite(values).finite is None
+
+        names = [f"ch{j}" for j in range(c)]
+        repaired = values.copy()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if not ok.any(axis=0).all():
+                dead = names[int(np.argmin(ok.any(axis=0)))]
+                with pytest.raises(ESAInputError, match=f"'{dead}'.*holds no finite value"):
+                    repair_values(repaired, names, source="src")
+                continue
+            again = repair_values(repaired, names, source="src", store=ArrayStore())
+        for got, want in zip(again, found, strict=True):
+            np.testing.assert_array_equal(got, want)
+        for j in range(c):
+            np.testing.assert_array_equal(repaired[:, j], _filled(values[:, j]))
+        said = [str(w.message) for w in caught]
+        inf_rows = len(np.unique(np.argwhere(np.isinf(values))[:, 0]))
+        bad_cols = int((~ok).any(axis=0).sum())
+        want_said = [f"src: {inf_rows} row(s) hold a reading beyond"] if inf_rows else []
+        if bad_cols:
+            want_said.append(f"src: repaired {int((~ok).sum())} NaN/inf value(s) in {bad_cols} ")
+        assert [s[: len(w)] for s, w in zip(said, want_said, strict=False)] == want_said
+        assert len(said) == len(want_said)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -153,48 +154,11 @@ def forward_fill(values: np.ndarray, bad: np.ndarray) -> np.ndarray:
     return values[idx]
 
 
-def forward_fill_nonfinite(values: np.ndarray, names: Sequence[str], *, source: str) -> int:
-    """Repair NaN/inf of every column of ``values`` in place with ``forward_fill``.
-
-    Warns with the count of repaired cells; a column without any finite value is an error.
-    """
-    bad_cols = nonfinite_columns(values)
-    repaired = 0
-    for j in bad_cols:
-        col = values[:, j]
-        ok = np.isfinite(col)
-        if not ok.any():
-            raise ESAInputError("channel holds no finite value", path=source, column=names[j])
-        repaired += int((~ok).sum())
-        values[:, j] = forward_fill(col, ~ok)
-    if repaired:
-        warnings.warn(
-            f"{source}: repaired {repaired} NaN/inf value(s) in {len(bad_cols)} channel(s) by "
-            "forward fill",
-            stacklevel=3,
-        )
-    return repaired
-
-
-def finite_rows(values: np.ndarray, store: ArrayStore, chunk_rows: int = 65536) -> np.ndarray:
-    """uint8 [C, ceil(T / 8)]: the rows of each channel of ``values`` [T, C] holding a finite
-    reading, bit-packed (``np.packbits``), taken before ``repair_values`` fills the others,
-    for ``ranges_without_reading`` (where the split is known). ``chunk_rows``: a multiple of 8."""
-    out = store.empty("finite_rows", (values.shape[1], (len(values) + 7) // 8), np.uint8)
-    for start in range(0, len(values), chunk_rows):
-        block = values[start : start + chunk_rows]
-        out[:, start // 8 : (start + len(block) + 7) // 8] = np.packbits(
-            np.isfinite(block), axis=0
-        ).T
-        release_pages(block)
-    return out
-
-
 def ranges_without_reading(
     finite: np.ndarray, names: Sequence[str], val_start: int, test_start: int, stop: int
 ) -> dict[str, list[str]]:
     """``Mission.meta[WITHOUT_READING]``: the ``names`` of the channels without a finite reading
-    (``finite_rows``) in the validation rows [val_start, test_start) and in the test rows
+    (``NonFinite.finite``) in the validation rows [val_start, test_start) and in the test rows
     [test_start, stop): the fill would score them as a reading from outside it, held."""
     ranges = {"val": (val_start, test_start), "test": (test_start, stop)}
     return {
@@ -212,30 +176,71 @@ def _has_reading(bits: np.ndarray, start: int, stop: int) -> bool:
     return bool(np.unpackbits(bits[first:end])[start - 8 * first : stop - 8 * first].any())
 
 
-def unrepresentable_cells(values: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
-    """int64 [N, 2]: (row, column) of each +-inf in the float32 ``values`` [T, C], row order.
+_BIT_WEIGHTS = np.array([128, 64, 32, 16, 8, 4, 2, 1], dtype=np.uint8)  # np.packbits' order
 
-    Such a reading cannot be represented: it was infinite, or finite beyond float32's range
-    (the cast made it inf). It is replaced for the models like any NaN, but its row must alarm,
-    naming its channel (``Mission.unrepresentable_cells``), never be hidden by the repair. NaN
-    is a missing reading, not one of these.
-    """
+
+class NonFinite(NamedTuple):
+    """What ``scan_nonfinite`` finds in float32 ``values`` [T, C] (before ``repair_values``)."""
+
+    # int64 [N, 2]: (row, column) of each +-inf, row order: ``Mission.unrepresentable_cells``.
+    # Such a reading cannot be represented: it was infinite, or finite beyond float32's range
+    # (the cast made it inf). It is replaced for the models like any NaN, but its row must
+    # alarm, naming its channel, never be hidden by the repair. NaN is a missing reading.
+    cells: np.ndarray
+    counts: np.ndarray  # int64 [C]: the NaN/inf cells of each column
+    # uint8 [C, ceil(T / 8)]: the rows of each column holding a finite reading, bit-packed
+    # (``np.packbits``), for ``ranges_without_reading``; None where no store was given
+    finite: np.ndarray | None
+
+
+def scan_nonfinite(
+    values: np.ndarray, store: ArrayStore | None = None, chunk_rows: int = 65536
+) -> NonFinite:
+    """One pass over ``values`` [T, C] in row chunks (no [T, C] temporary; the pages of a
+    memory-mapped array are let go chunk by chunk): its ``NonFinite``, the packed finite rows
+    (array ``finite_rows`` of ``store``) only where a ``store`` is given. ``chunk_rows``: a
+    multiple of 8."""
+    n_rows, n_cols = values.shape
+    finite = None
+    if store is not None:
+        finite = store.empty("finite_rows", (n_cols, (n_rows + 7) // 8), np.uint8)
+    counts = np.zeros(n_cols, dtype=np.int64)
     found = [np.zeros((0, 2), dtype=np.int64)]
-    for start in range(0, len(values), chunk_rows):
+    for start in range(0, n_rows, chunk_rows):
         block = values[start : start + chunk_rows]
-        cells = np.argwhere(np.isinf(block)).astype(np.int64)
-        cells[:, 0] += start
-        found.append(cells)
+        ok = np.isfinite(block)
+        if finite is not None:
+            finite[:, start // 8 : (start + len(block) + 7) // 8] = _pack_rows(ok)
+        cols = np.flatnonzero(~ok.all(axis=0))
+        if len(cols):
+            counts[cols] += len(block) - np.count_nonzero(ok[:, cols], axis=0)
+            cells = np.argwhere(np.isinf(block[:, cols])).astype(np.int64)
+            cells[:, 0] += start
+            cells[:, 1] = cols[cells[:, 1]]
+            found.append(cells)
         release_pages(block)
-    return np.concatenate(found)
+    return NonFinite(np.concatenate(found), counts, finite)
 
 
-def repair_values(values: np.ndarray, names: Sequence[str], *, source: str) -> np.ndarray:
-    """Every reader's repair of its float32 channel ``values`` (in place): the readings float32
-    cannot represent are found, then NaN/inf are forward-filled (``forward_fill_nonfinite``).
-    Returns their cells, ``Mission.unrepresentable_cells``."""
-    cells = unrepresentable_cells(values)
-    n_marked = len(np.unique(cells[:, 0]))
+def _pack_rows(ok: np.ndarray) -> np.ndarray:
+    """``np.packbits(ok, axis=0).T`` of a bool [T, C] block, each 8 rows weighted 128..1 and
+    summed: packbits along the rows of a row-major block is many times slower."""
+    if len(ok) % 8:  # the last byte's rows beyond the block: 0, as packbits pads
+        ok = np.concatenate([ok, np.zeros((8 - len(ok) % 8, ok.shape[1]), dtype=bool)])
+    by_eight = ok.view(np.uint8).reshape(len(ok) // 8, 8, ok.shape[1])
+    return np.einsum("ikc,k->ci", by_eight, _BIT_WEIGHTS)
+
+
+def repair_values(
+    values: np.ndarray, names: Sequence[str], *, source: str, store: ArrayStore | None = None
+) -> NonFinite:
+    """Every reader's repair of its float32 channel ``values`` (in place), after one pass over
+    them (``scan_nonfinite``, which it returns): the rows holding a reading float32 cannot
+    represent are counted in a warning, then NaN/inf are forward-filled (``forward_fill``) in
+    the columns holding one, with a warning counting the repaired cells. A column without any
+    finite value is an error naming it."""
+    found = scan_nonfinite(values, store)
+    n_marked = len(np.unique(found.cells[:, 0]))
     if n_marked:
         warnings.warn(
             f"{source}: {n_marked} row(s) hold a reading beyond float32's range (inf or "
@@ -243,8 +248,27 @@ def repair_values(values: np.ndarray, names: Sequence[str], *, source: str) -> n
             "always alarm",
             stacklevel=3,
         )
-    forward_fill_nonfinite(values, names, source=source)
-    return cells
+    _fill_columns(values, names, found.counts, source=source)
+    return found
+
+
+def _fill_columns(
+    values: np.ndarray, names: Sequence[str], counts: np.ndarray, *, source: str
+) -> None:
+    """``repair_values``' forward fill of the columns whose ``counts`` of NaN/inf are not 0."""
+    bad_cols = np.flatnonzero(counts)
+    dead = bad_cols[counts[bad_cols] == len(values)]
+    if len(dead):
+        raise ESAInputError("channel holds no finite value", path=source, column=names[dead[0]])
+    for j in bad_cols:
+        col = values[:, j]
+        values[:, j] = forward_fill(col, ~np.isfinite(col))
+    if len(bad_cols):
+        warnings.warn(
+            f"{source}: repaired {int(counts.sum())} NaN/inf value(s) in {len(bad_cols)} "
+            "channel(s) by forward fill",
+            stacklevel=3,  # the reader's line calling repair_values, as the fill always warned
+        )
 
 
 def zero_nonfinite(commands: np.ndarray, *, source: str) -> int:

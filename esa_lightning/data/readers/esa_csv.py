@@ -54,7 +54,6 @@ from esa_lightning.data.readers.common import (
     check_no_index_taken,
     clean_names,
     events_from_labels,
-    finite_rows,
     median_period,
     name_undescribed,
     off_grid,
@@ -355,9 +354,9 @@ def _read_files(
                 value=str(out["timestamps"][start]),
             )
     arrays = {k: v[:pos] for k, v in out.items()}
-    arrays["finite_rows"] = finite_rows(arrays["values"], store)
     where = ", ".join(str(f) for f in files)  # full paths, as every other error names files
-    arrays["unrepresentable_cells"] = repair_values(arrays["values"], names, source=where)
+    found = repair_values(arrays["values"], names, source=where, store=store)
+    arrays["finite_rows"], arrays["unrepresentable_cells"] = found.finite, found.cells
     zero_nonfinite(arrays["telecommands"], source=where)
     return arrays, {"n_train": n_train}
 

@@ -56,7 +56,6 @@ from esa_lightning.data.readers.common import (
     check_increasing,
     clean_names,
     events_from_labels,
-    finite_rows,
     int64_ids,
     one_line,
     put_columns,
@@ -377,8 +376,8 @@ def _read_parts(
                 value=int(out["ids"][start]),
             )
     where = ", ".join(str(p) for p in parts)  # full paths, as every other error names files
-    out["finite_rows"] = finite_rows(out["values"], store)
-    out["unrepresentable_cells"] = repair_values(out["values"], names, source=where)
+    found = repair_values(out["values"], names, source=where, store=store)
+    out["finite_rows"], out["unrepresentable_cells"] = found.finite, found.cells
     zero_nonfinite(out["telecommands"], source=where)
     info = {
         "n_train": sizes[train_path] if train_path is not None else 0,

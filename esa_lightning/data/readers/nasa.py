@@ -42,7 +42,6 @@ from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import EVENT_COLUMNS, Mission, empty_events
 from esa_lightning.data.readers.common import (
     WITHOUT_READING,
-    finite_rows,
     one_line,
     ranges_without_reading,
     repair_values,
@@ -298,9 +297,9 @@ def _read_channel(
     values = np.ascontiguousarray(both[:, :1])
     commands = np.ascontiguousarray(both[:, 1:])
     n_train, val_start = len(train), split_points_by_fraction(len(train), val_fraction)
-    finite = finite_rows(values, ArrayStore())
-    cells = repair_values(values, [chan], source=f"{train_path}, {test_path}")
-    zero_nonfinite(commands, source=f"{train_path}, {test_path}")
+    where = f"{train_path}, {test_path}"
+    found = repair_values(values, [chan], source=where, store=ArrayStore())
+    zero_nonfinite(commands, source=where)
 
     labels = np.zeros((len(both), 1), dtype=np.uint8)
     for start, end in sequences:
@@ -333,13 +332,15 @@ def _read_channel(
         events=events,
         telecommands=commands,
         telecommand_names=[f"cmd_{i}" for i in range(1, commands.shape[1] + 1)],
-        unrepresentable_cells=cells,
+        unrepresentable_cells=found.cells,
         test_start=n_train,
         val_start=val_start,
         meta={
             "spacecraft": row["spacecraft"],
             "source": str(test_path),
-            WITHOUT_READING: ranges_without_reading(finite, [chan], val_start, n_train, len(both)),
+            WITHOUT_READING: ranges_without_reading(
+                found.finite, [chan], val_start, n_train, len(both)
+            ),
         },
     )
 
