@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from esa_lightning.cli.overrides import composes_or_exit
+from esa_lightning.cli.overrides import composes_or_exit, refuse_unshared_run_folder
 from esa_lightning.jobs.sweep import exit_if_jobs_failed
 
 
@@ -18,6 +18,7 @@ def run(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    refuse_unshared_run_folder()  # torchrun's ranks: one folder for all, or none
     composes_or_exit("train")  # a bad override is one line, as every input error
     run()
     exit_if_jobs_failed()  # a local -m sweep whose jobs stopped on input errors

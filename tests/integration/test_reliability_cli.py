@@ -418,3 +418,16 @@ def test_print_config_shows_the_values_the_run_uses(small_mission_dir, tmp_path)
     assert "experiment_name: smoke\n" in dump
     assert f"output_dir: {tmp_path / 'run'}\n" in dump
     assert "${" not in dump.split("\n[", 1)[0]  # up to the next log record
+
+
+def test_ranks_another_launcher_started_need_one_run_folder(tmp_path):
+    """Under torchrun (WORLD_SIZE > 1 before Lightning's launcher runs) each rank named a
+    time-stamped run folder of its own: refused before anything is written, unless given one."""
+    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(tmp_path), "PYTHONWARNINGS": "ignore",
+           "WORLD_SIZE": "2"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "experiment=smoke", "logger=none"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert_one_line_error(proc, "WORLD_SIZE=2", "hydra.run.dir=")
+    assert list(tmp_path.iterdir()) == []
