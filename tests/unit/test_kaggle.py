@@ -1,4 +1,4 @@
-"""Kaggle challenge reader: round trip, projection, broadcast labels, streaming, bad input."""
+"""Kaggle challenge reader: round trip, projection, broadcast labels, bad input."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
-from esa_lightning.data.readers.kaggle import iter_parquet_batches, read_kaggle
+from esa_lightning.data.readers.kaggle import read_kaggle
 from esa_lightning.errors import ESAInputError
 
 
@@ -144,24 +144,26 @@ def test_nan_repair(tmp_path):
     assert m.values[61, 2] == values[60, 2]
 
 
-def test_iter_parquet_batches(tmp_path):
+def test_reads_batch_by_batch(tmp_path, monkeypatch):
+    """Files longer than one batch: the requested columns, a NaN gap across a batch boundary
+    repaired from the previous batch, ids checked across batches, an unknown channel named."""
+    import esa_lightning.data.readers.kaggle as kaggle
+
+    monkeypatch.setattr(kaggle, "BATCH_ROWS", 21)
     frame, values, _, _, _ = make_parts()
     frame.loc[[20, 21], "channel_1"] = np.nan  # crosses the batch boundary at 21
-    path = tmp_path / "t.parquet"
-    frame.to_parquet(path, index=False)
-    with pytest.warns(UserWarning, match="repaired 1 NaN/inf"):
-        got = list(iter_parquet_batches(path, columns=["channel_3", "channel_1"], batch_rows=21))
-    assert [len(ids) for ids, _, _ in got] == [21, 21, 21, 12]
-    ids = np.concatenate([b[0] for b in got])
-    vals = np.concatenate([b[1] for b in got])
-    np.testing.assert_array_equal(ids, np.arange(75))
-    assert vals.dtype == np.float32 and got[0][2] == ["channel_3", "channel_1"]
-    np.testing.assert_array_equal(vals[:, 0], values[:, 2])
-    assert vals[20, 1] == vals[21, 1] == values[19, 0]
+    root = write_layout(tmp_path / "kg", frame, 60)
     with pytest.warns(UserWarning, match="repaired 2 NaN/inf"):
-        names = next(iter_parquet_batches(path))[2]
-    assert names == ["channel_1", "channel_2", "channel_3", "channel_4", "telecommand_1",
-                     "telecommand_2"]  # fmt: skip
+        m = read(root, channels=["channel_3", "channel_1"])
+    np.testing.assert_array_equal(m.timestamps, np.arange(75))
+    np.testing.assert_array_equal(m.values[:, 0], values[:, 2])
+    assert m.values[20, 1] == m.values[21, 1] == values[19, 0]
+    with pytest.raises(ESAInputError, match="channel_9"):
+        read(root, channels=["channel_9"])
+    frame.loc[21, "id"] = 20  # a repeated id, the first of the second batch
+    write_layout(root, frame, 60)
+    with pytest.raises(ESAInputError, match="train.parquet.*increasing"):
+        read(root)
 
 
 # ------------------------------------------------------------------------------ bad input
@@ -241,21 +243,6 @@ def test_a_target_channel_named_like_a_missing_value_is_kept(tmp_path, name):
     assert read(root).target_channels == [name, "channel_3"]
     (root / "target_channels.csv").write_text(f"{name}\n")  # no header line
     assert read(root, channels="target").channel_names == [name]
-
-
-def test_iter_rejects_bad_files(tmp_path):
-    frame, *_ = make_parts()
-    path = tmp_path / "t.parquet"
-    frame.to_parquet(path, index=False)
-    with pytest.raises(ESAInputError, match="channel_9"):
-        next(iter_parquet_batches(path, columns=["channel_9"]))
-    table = pa.table({"id": [3, 2, 1], "channel_1": [1.0, 2.0, 3.0]})
-    pq.write_table(table, path)
-    with pytest.raises(ESAInputError, match="increasing"):
-        list(iter_parquet_batches(path))
-    pq.write_table(pa.table({"id": [0, 1, 1, 2], "channel_1": [0.0, 1, 2, 3]}), path)
-    with pytest.raises(ESAInputError, match="increasing"):  # across a batch boundary
-        list(iter_parquet_batches(path, batch_rows=2))
 
 
 def test_round_trip_through_synthetic_writer(tmp_path):
@@ -339,8 +326,7 @@ def test_pandas_index_column_is_not_a_channel(tmp_path):
     m = read(root)
     assert list(m.channels["Channel"]) == names
     np.testing.assert_array_equal(m.values, np.delete(values, 5, axis=0))
-    ids, vals, cols = next(iter_parquet_batches(root / "test.parquet"))
-    assert cols == [*names, "telecommand_1", "telecommand_2"]
+    assert list(read(root / "test.parquet").channels["Channel"]) == names
 
 
 def test_cache_of_an_older_reader_is_not_reused(tmp_path, monkeypatch):
@@ -410,19 +396,14 @@ def test_id_as_pandas_range_index_is_named(tmp_path):
 
 def test_whole_number_float_ids_are_read_as_integer_ids(tmp_path):
     """An ``id`` column stored as floats (61.0: pandas writes an integer column a NaN touched
-    as float64) holds integer ids: read as int64, by the reader and by the streaming iterator.
-    Before, both refused it ('ids must be integers, not double'). An id with a fraction, inf or
-    beyond 2**62 is refused naming the file, the column, its row in the file and the value."""
+    as float64) holds integer ids: read as int64. Before, the reader refused it ('ids must be
+    integers, not double'). An id with a fraction, inf or beyond 2**62 is refused naming the
+    file, the column, its row in the file and the value."""
     frame, *_ = make_parts()
     floats = frame.astype({"id": np.float64})
     m = read(write_layout(tmp_path / "kg", floats, 60))
     assert m.timestamps.dtype == np.int64
     np.testing.assert_array_equal(m.timestamps, np.arange(75))
-    path = tmp_path / "t.parquet"
-    floats.to_parquet(path, index=False)
-    ids = np.concatenate([b[0] for b in iter_parquet_batches(path, batch_rows=21)])
-    assert ids.dtype == np.int64
-    np.testing.assert_array_equal(ids, np.arange(75))
     for value, needle in ((66.5, "value 66.5"), (np.inf, "value inf"), (2.0**70, "value")):
         spoiled = floats.copy()
         spoiled.loc[66, "id"] = value
@@ -432,15 +413,12 @@ def test_whole_number_float_ids_are_read_as_integer_ids(tmp_path):
         message = str(info.value)
         for part in ("test.parquet", "column 'id'", needle, "at row 6:", "whole number"):
             assert part in message, message
-        spoiled.to_parquet(path, index=False)
-        with pytest.raises(ESAInputError, match=r"t.parquet.*'id'.*at row 66: .*whole number"):
-            list(iter_parquet_batches(path, batch_rows=21))
 
 
 def test_column_names_follow_the_esa_csv_rule(tmp_path):
     """A column named " kanäl " became a channel with the spaces, and one named "" a channel
     without a name, where esa_csv trims names and refuses empty ones: the same rule now holds
-    (readers.common.clean_names), for read_kaggle and iter_parquet_batches."""
+    (readers.common.clean_names)."""
     frame, values, _, _, names = make_parts()
     padded = frame.rename(columns={"channel_2": " kanäl ", "id": " id "})
     root = write_layout(tmp_path / "kg", padded, 60)
@@ -448,13 +426,12 @@ def test_column_names_follow_the_esa_csv_rule(tmp_path):
     assert list(m.channels["Channel"]) == ["channel_1", "kanäl", "channel_3", "channel_4"]
     np.testing.assert_array_equal(m.values, values)
     np.testing.assert_array_equal(m.timestamps, np.arange(75))
-    ids, vals, cols = next(iter_parquet_batches(root / "test.parquet", columns=["kanäl"]))
-    assert cols == ["kanäl"]
-    np.testing.assert_array_equal(vals[:, 0], values[60:, 1])
+    picked = read(root / "test.parquet", channels=["kanäl"])
+    assert picked.channel_names == ["kanäl"]
+    np.testing.assert_array_equal(picked.values[:, 0], values[60:, 1])
     empty = write_layout(tmp_path / "empty", frame.rename(columns={"channel_3": ""}), 60)
-    for call in (lambda: read(empty), lambda: next(iter_parquet_batches(empty / "test.parquet"))):
-        with pytest.raises(ESAInputError, match=r"\.parquet: column 4 .*has no name"):
-            call()
+    with pytest.raises(ESAInputError, match=r"\.parquet: column 4 .*has no name"):
+        read(empty)
     twice = write_layout(tmp_path / "twice", frame.rename(columns={"channel_3": "channel_2 "}), 60)
     with pytest.raises(ESAInputError, match=r"'channel_2'.*duplicate column names"):
         read(twice)
@@ -463,17 +440,15 @@ def test_column_names_follow_the_esa_csv_rule(tmp_path):
 def test_a_named_pandas_index_is_refused_naming_it(tmp_path):
     """``df.set_index("channel_2").to_parquet()`` stores channel_2 as the file's pandas index:
     it was dropped without a word (the unnamed ``__index_level_0__`` is row numbers, this one is
-    data). It is refused naming the file and the column, in read_kaggle and
-    iter_parquet_batches."""
+    data). It is refused naming the file and the column."""
     frame, *_ = make_parts()
     root = tmp_path / "kg"
     root.mkdir()
     path = root / "train.parquet"
     frame.iloc[:60].set_index("channel_2").to_parquet(path)
-    for call in (lambda: read(root), lambda: next(iter_parquet_batches(path))):
-        with pytest.raises(ESAInputError, match="pandas index.*reset_index") as err:
-            call()
-        assert err.value.path == str(path) and err.value.column == "channel_2"
+    with pytest.raises(ESAInputError, match="pandas index.*reset_index") as err:
+        read(root)
+    assert err.value.path == str(path) and err.value.column == "channel_2"
 
 
 def test_a_channel_without_a_finite_value_is_named_with_the_files_full_path(tmp_path):

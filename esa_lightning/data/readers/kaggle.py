@@ -1,4 +1,4 @@
-"""Reader of the Kaggle ESA-ADB challenge layout into a ``Mission``, and a streaming helper.
+"""Reader of the Kaggle ESA-ADB challenge layout into a ``Mission``.
 
 Layout: a folder with ``train.parquet`` and/or ``test.parquet`` (``id``, ``channel_N``,
 ``telecommand_N``, ``is_anomaly`` in train only) and an optional ``target_channels.csv``; or one
@@ -32,7 +32,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -157,63 +156,6 @@ def read_kaggle(
     )
 
 
-def iter_parquet_batches(
-    path: str | Path, columns: Sequence[str] | None = None, batch_rows: int = BATCH_ROWS
-) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
-    """Stream ``(ids int64 [n], values float32 [n, C], names)`` from a parquet file.
-
-    For prediction on files too big to hold: ``columns`` picks the value columns (default:
-    every column but ``id`` and ``is_anomaly``); only those and ``id`` are read. NaN/inf are
-    forward-filled across batches (a warning counts them per batch).
-    """
-    path = Path(path)
-    schema = _schema(path)
-    names = _value_columns(schema) if columns is None else list(columns)
-    missing = [c for c in names if c not in schema.names]
-    if missing:
-        raise ESAInputError(f"missing column(s) {missing[:5]}", path=path, column=missing[0])
-    for c in names:
-        _check_numeric(schema, c, path)
-    last_id = None
-    carry = np.full(len(names), np.nan, dtype=np.float32)
-    row = 0
-    for batch in _batches(path, [ID, *names], batch_rows):
-        ids = _ids(batch.column(ID), path, row)
-        row += len(ids)
-        if len(ids) == 0:
-            continue
-        if last_id is not None and ids[0] <= last_id:
-            raise ESAInputError(
-                "ids must be strictly increasing", path=path, column=ID, value=int(ids[0])
-            )
-        check_increasing(ids, path, ID)
-        last_id = ids[-1]
-        values = np.empty((len(ids), len(names)), dtype=np.float32)
-        put_columns(values, 0, [_floats(batch.column(c)) for c in names])
-        _fill_stream(values, carry, path)
-        carry = values[-1].copy()
-        yield ids, values, names
-
-
-def _fill_stream(values: np.ndarray, carry: np.ndarray, path: Path) -> None:
-    """Forward-fill NaN/inf in place from the previous batch's last row (``carry``); a gap at
-    the very start takes the first finite value, a column without any becomes 0."""
-    bad = ~np.isfinite(values)
-    n_bad = int(bad.sum())
-    if not n_bad:
-        return
-    rows = np.arange(len(values))
-    for j in np.flatnonzero(bad.any(axis=0)):
-        col, ok = values[:, j], ~bad[:, j]
-        idx = np.maximum.accumulate(np.where(ok, rows, -1))
-        if np.isfinite(carry[j]):
-            before = carry[j]
-        else:
-            before = col[np.argmax(ok)] if ok.any() else 0.0
-        values[:, j] = np.where(idx >= 0, col[np.maximum(idx, 0)], before)
-    warnings.warn(f"{path}: repaired {n_bad} NaN/inf value(s) by forward fill", stacklevel=3)
-
-
 # ---------------------------------------------------------------------------- locating files
 def _locate(root: Path, include_test: bool) -> tuple[Path | None, Path | None, Path | None]:
     if root.is_file():
@@ -267,13 +209,11 @@ def _schema(path: Path) -> pa.Schema:
     )
 
 
-def _batches(
-    path: Path, columns: list[str], batch_rows: int = BATCH_ROWS
-) -> Iterator[pa.RecordBatch]:
+def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
     """The file's ``columns`` (named as ``_schema`` names them) batch by batch."""
     pf = pq.ParquetFile(path)
     raw = dict(zip(clean_names(pf.schema_arrow.names, path), pf.schema_arrow.names, strict=True))
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=[raw[c] for c in columns]):
+    for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=[raw[c] for c in columns]):
         yield pa.RecordBatch.from_arrays([batch.column(raw[c]) for c in columns], names=columns)
 
 
