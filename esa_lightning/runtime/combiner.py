@@ -11,11 +11,12 @@ trust a supervised component's in-sample scores. The alarm threshold is chosen o
 1.0 alarms nowhere) where it is stable: the candidate with the best mean corrected event-wise
 F0.5 over contiguous folds (``stable_f05_threshold``), not on the validation range's few events
 alone. The folds are those of the label-free rows when they hold at least ``threshold_min_events``
-labeled events (None: one per weight): a supervised component scores the nominal rows it trained on
-lower than any other, so a threshold chosen over its training rows sits below its nominal scores
-everywhere else and alarms the validation and test ranges throughout. With fewer events there, the
-weights cannot be learned either (a logistic regression fitted on one event's rows learns that
-event): each component's own fitted decision then stands. By default
+labeled events (None, the default here and in esa_full's config: one per weight; a combiner.json
+written without the key was fitted with 3 and loads so): a supervised component scores the
+nominal rows it trained on lower than any other, so a threshold chosen over its training rows sits
+below its nominal scores everywhere else and alarms the validation and test ranges throughout.
+With fewer events there, the weights cannot be learned either (a logistic regression fitted on
+one event's rows learns that event): each component's own fitted decision then stands. By default
 (``few_events="label_free_alarm"``) a row alarms where a component whose training read no label
 alarms (the GRU: its threshold was chosen on labeled rows it never trained on; a supervised
 component's alarms cannot be checked on rows it did not train on when they hold so few events,
@@ -90,7 +91,7 @@ class HybridCombiner:
 
     def __init__(self, neighbourhood: int = 10, c: float = 1.0, max_rows: int = 500_000,
                  seed: int = 0, top_channels: int = 3, block_rows: int = 20_000,
-                 threshold_min_events: int | None = 3, few_events: str = "label_free_alarm",
+                 threshold_min_events: int | None = None, few_events: str = "label_free_alarm",
                  many_events: str = "weights") -> None:
         for key, value, allowed in (("few_events", few_events, FEW_EVENT_RULES),
                                     ("many_events", many_events, MANY_EVENT_RULES)):

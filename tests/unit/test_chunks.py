@@ -147,12 +147,14 @@ def test_combiner_block_features_equal_whole_range_features():
 def test_combiner_fit_scores_a_bounded_sample_that_keeps_the_labeled_blocks():
     mission = make_mission(n_rows=6000, val_start=5000, test_start=5500,
                            anomalies=((1200, 1230), (3700, 3720), (5200, 5220)))
-    comb = HybridCombiner(max_rows=1000, block_rows=100, seed=3)
+    # its fit range holds 3 events: weights are learned from them
+    comb = HybridCombiner(max_rows=1000, block_rows=100, seed=3, threshold_min_events=3)
     blocks = comb.fit_blocks(mission.train())
     assert sum(b - a for a, b in blocks) <= 1000
     assert (1200, 1300) in blocks and (3700, 3800) in blocks
     assert blocks == sorted(blocks)
     comb.fit({"a": RollingScorer()}, mission.fit_range())
+    assert comb.rule == "weights"
     assert comb.coef is not None and np.isfinite(comb.coef).all()
     small = HybridCombiner(max_rows=10_000, block_rows=100)
     assert len(small.fit_blocks(mission.train())) == 50  # everything when it fits

@@ -4,6 +4,7 @@ not the one that happens to catch one of a validation range's few events."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,7 +87,7 @@ def test_saturated_probabilities_still_alarm_and_survive_a_reload(tmp_path):
         anomalies=((800, 830), (1900, 1930), (3100, 3130), (4400, 4420), (5400, 5420)),
     )
     components = {"a": RollingScorer(half=3)}
-    comb = HybridCombiner(neighbourhood=4, block_rows=500)
+    comb = HybridCombiner(neighbourhood=4, block_rows=500, threshold_min_events=3)
     comb.fit(components, mission.fit_range())
     comb.coef = comb.coef * 1000.0  # log-odds in the thousands: float32 probabilities are 1.0
     comb.intercept *= 1000.0
@@ -111,8 +112,9 @@ def test_fit_chooses_over_folds_when_validation_holds_one_event():
         test_start=5000,
         anomalies=((800, 830), (1900, 1930), (3100, 3130), (4400, 4420), (5400, 5420)),
     )
-    comb = HybridCombiner(neighbourhood=4, block_rows=500)
+    comb = HybridCombiner(neighbourhood=4, block_rows=500, threshold_min_events=3)
     comb.fit({"a": RollingScorer(half=3)}, mission.fit_range())
+    assert comb.rule == "weights"
     out = comb.score_rows({"a": RollingScorer(half=3)}, mission.test())
     rows = np.arange(len(out.alarm)) + mission.test_start
     assert out.alarm[(rows >= 5400) & (rows <= 5420)].any()
@@ -181,7 +183,9 @@ def test_combiner_fits_on_rows_no_component_trained_on():
     def leaky_share(comb: HybridCombiner) -> float:
         return float(np.abs(comb.coef[5:]).sum() / np.abs(comb.coef).sum())
 
-    naive = HybridCombiner(neighbourhood=4, block_rows=500).fit(components, mission.fit_range())
+    naive = HybridCombiner(neighbourhood=4, block_rows=500, threshold_min_events=3).fit(
+        components, mission.fit_range()
+    )
     honest = HybridCombiner(neighbourhood=4, block_rows=500, few_events="weights").fit(
         components, mission.fit_range(), ranges=[(5000, 7000)]
     )
@@ -491,3 +495,26 @@ def test_the_events_the_weights_need_are_one_per_weight_unless_set(
 def test_a_bad_event_minimum_is_refused_naming_the_key(bad):
     with pytest.raises(ESAInputError, match="combiner.threshold_min_events"):
         HybridCombiner(threshold_min_events=bad)
+
+
+def test_the_class_default_is_the_configs_one_event_per_weight():
+    """``HybridCombiner()`` needed 3 label-free events where esa_full's config (null) needs one
+    per weight: the class built in Python and the one the config builds now agree."""
+    from omegaconf import OmegaConf
+
+    import esa_lightning
+
+    conf = Path(esa_lightning.__file__).parent / "conf/experiment/esa_full.yaml"
+    configured = OmegaConf.load(conf).combiner.threshold_min_events
+    assert configured is None
+    assert HybridCombiner().threshold_min_events == configured
+    assert HybridCombiner().events_needed(2) == 10
+
+
+def test_an_old_combiner_json_without_the_event_minimum_loads_as_3(tmp_path):
+    """Artifacts saved before ``threshold_min_events`` was written were fitted with 3."""
+    old = saved_one_component_combiner(tmp_path)
+    del old["threshold_min_events"]
+    (tmp_path / "combiner.json").write_text(json.dumps(old))
+    loaded = HybridCombiner.load(tmp_path)
+    assert loaded.events_needed(1) == loaded.events_needed(2) == 3
