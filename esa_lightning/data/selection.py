@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 ChannelSpec = str | Sequence[str] | None
 log = logging.getLogger(__name__)
+#: ``Mission.meta`` key of a reader whose ``val_days`` null is a share of the mission (the
+#: synthetic one): ``{"share": "a sixth of the mission", "set_by": "data.generate.days=42"}``
+VAL_DAYS_NULL = "val_days_null"
 
 
 class UnknownChannels(ESAInputError):
@@ -156,7 +159,10 @@ def require_training_rows(mission: Mission, settings: Mapping[str, Any]) -> None
     """Refuse a split that leaves some grid without training rows, naming the data setting
     responsible: training on nothing fits a threshold of inf, a detector that never alarms.
 
-    ``settings`` is the ``data`` config (``split_date``, ``val_days``, ``val_fraction``)."""
+    ``settings`` is the ``data`` config (``split_date``, ``val_days``, ``val_fraction``); a
+    reader whose ``val_days`` null means a share of the mission says so in
+    ``mission.meta[VAL_DAYS_NULL]``, and the error then names it."""
+    share = mission.meta.get(VAL_DAYS_NULL)
     for name, grid in mission.grids().items():
         if grid.val_start > 0:
             continue
@@ -172,15 +178,12 @@ def require_training_rows(mission: Mission, settings: Mapping[str, Any]) -> None
             raise ESAInputError(f"{where}{cause}: no training rows to fit a detector on")
         span = _describe_span(grid, grid.test_start)
         val_days = settings.get("val_days")
-        synthetic = "generate" in settings  # data=synthetic: val_days null is a share
-        if val_days or (val_days is None and synthetic):
-            shown = "null (a sixth of the mission)" if val_days is None else val_days
+        if val_days or (val_days is None and share is not None):
+            shown = f"null ({share['share']})" if val_days is None else val_days
             cause = f"data.val_days={shown} covers the whole training range ({span})"
             fix = _val_days_that_fit(grid)
-            if synthetic and val_days is not None:
-                days = settings["generate"].get("days")
-                fix += (f", or data.val_days=null: a sixth of the mission "
-                        f"(data.generate.days={days})")
+            if share is not None and val_days is not None:
+                fix += f", or data.val_days=null: {share['share']} ({share['set_by']})"
         else:
             cause = (
                 f"data.val_fraction={settings.get('val_fraction')} leaves no row of the "

@@ -221,6 +221,35 @@ def test_validation_by_default_is_the_last_sixth_of_the_mission(tmp_path):
     assert abs(other.val_start - short.val_start) <= 4  # the span: 4 days less a few minutes
 
 
+def test_a_validation_range_without_training_rows_names_data_synthetics_default(small):
+    """data=synthetic's val_days null is a sixth of the mission: require_training_rows names it
+    (the reader records it in the mission's meta), and names no such default for the ESA
+    reader, whose val_days null means no validation range."""
+    from esa_lightning.data.selection import require_training_rows
+
+    def refusal(mission, val_days, **data):
+        with pytest.raises(ESAInputError) as err:
+            require_training_rows(mission, {"val_days": val_days, **data})
+        return str(err.value)
+
+    early = "2000-01-01T12:00"  # half a day of training; a sixth of the mission is a day
+    null = load_synthetic(small, generate=SMALL, split_date=early, use_cache=False)
+    assert refusal(null, None, generate=SMALL) == (
+        "data.val_days=null (a sixth of the mission) covers the whole training range (1440 "
+        "rows over 0.50 days): no training rows are left; choose data.val_days under 0.49 "
+        "(under 0.24 keeps more training than validation)"
+    )
+    given = load_synthetic(small, generate=SMALL, val_days=5, use_cache=False)
+    fits = "choose data.val_days under 3.99 (under 1.99 keeps more training than validation)"
+    assert refusal(given, 5, generate=SMALL) == (
+        "data.val_days=5 covers the whole training range (11520 rows over 4.00 days): no "
+        f"training rows are left; {fits}, or data.val_days=null: a sixth of the mission "
+        "(data.generate.days=6)"
+    )
+    esa = _read(small, val_days=5)
+    assert refusal(esa, 5).endswith(f"no training rows are left; {fits}")
+
+
 def test_channels_the_mission_to_generate_lacks_are_refused_before_generating_it(tmp_path):
     """Channels asked for by name that the mission to be generated would not have (predict.py
     reading a detector's channels from the default data=synthetic) were refused only once the

@@ -55,7 +55,7 @@ from esa_lightning.data.readers.synthetic_signals import (
     plan_telecommands,
     sample_timestamps,
 )
-from esa_lightning.data.selection import select_channels, split_points_by_time
+from esa_lightning.data.selection import VAL_DAYS_NULL, select_channels, split_points_by_time
 from esa_lightning.errors import ESAInputError
 
 _ZIP = {"method": "zip", "compresslevel": 1}
@@ -401,7 +401,8 @@ def load_synthetic(
             ts, options["split_date"], days * VAL_SHARE, options.get("val_fraction")
         )
         mission = replace(mission, val_start=val_start)
-    return mission
+    share = {"share": "a sixth of the mission", "set_by": f"data.generate.days={gen.get('days')}"}
+    return replace(mission, meta={**mission.meta, VAL_DAYS_NULL: share})
 
 
 def _refuse_channels_it_would_lack(gen: dict[str, Any], channels: Any, root: Path) -> None:
