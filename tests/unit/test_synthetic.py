@@ -250,6 +250,24 @@ def test_a_validation_range_without_training_rows_names_data_synthetics_default(
     assert refusal(esa, 5).endswith(f"no training rows are left; {fits}")
 
 
+@pytest.mark.parametrize("days", [1, 0.5])
+def test_a_mission_of_a_day_or_less_has_training_and_test_rows(tmp_path, days):
+    """The test range started at 60 % of the days rounded to a whole day: day 0 for a mission
+    under 0.84 days (no training row), day 1 for a one-day mission (no test row). Where the whole
+    day leaves a range empty, the split is 60 % into the mission on its row grid."""
+    gen = {"channels": 2, "groups": 1, "n_telecommands": 0, "days": days}
+    m = load_synthetic(tmp_path / "m", generate=gen, use_cache=False)
+    assert 0 < m.val_start < m.test_start < m.n_rows
+    assert m.test_start == pytest.approx(0.6 * m.n_rows, abs=2)
+
+
+@pytest.mark.parametrize(("days", "split"), [(42, "2000-01-26"), (3, "2000-01-03"),
+                                             (1.5, "2000-01-02")])
+def test_the_split_is_a_whole_day_where_that_leaves_both_ranges(tmp_path, days, split):
+    root = generate_mission(tmp_path / "m", channels=1, groups=1, days=days, n_telecommands=0)
+    assert json.loads((root / "mission.json").read_text())["split_date"] == split
+
+
 def test_channels_the_mission_to_generate_lacks_are_refused_before_generating_it(tmp_path):
     """Channels asked for by name that the mission to be generated would not have (predict.py
     reading a detector's channels from the default data=synthetic) were refused only once the

@@ -52,6 +52,7 @@ from esa_lightning.data.readers.synthetic_signals import (
     make_drivers,
     plan_events,
     plan_layout,
+    plan_split,
     plan_telecommands,
     sample_timestamps,
 )
@@ -125,6 +126,7 @@ def generate_mission(
             by_channel.setdefault(c, []).append((ev, k))
 
     label_rows = []
+    first, last = t1, t0  # the earliest and the latest sample: the reader's grid spans them
     for c, row in layout.iterrows():
         rng = np.random.default_rng([seed, 1, int(c)])
         mean_s = float(np.exp(rng.uniform(np.log(60), np.log(300))))
@@ -132,6 +134,8 @@ def generate_mission(
         for ev in gaps:
             if c in ev.channels:
                 t = t[(t < ev.start) | (t > ev.end)]
+        if len(t):
+            first, last = min(first, int(t[0])), max(last, int(t[-1]))
         x = channel_signal(row, t, drv, rng)
         for ev, k in by_channel.get(int(c), []):
             span = apply_event(ev, k, t, x, rng)
@@ -146,7 +150,7 @@ def generate_mission(
         _write_series(out / "telecommands" / f"{name}.zip", name, t, np.ones(len(t)))
     _write_tables(out, layout, tc_table, events, label_rows)
 
-    split = split_date or str((pd.Timestamp(start) + pd.Timedelta(days=round(0.6 * days))).date())
+    split = split_date or plan_split(start, days, period, first, last)
     counters = list(layout.loc[layout["kind"] == "counter", "Channel"])
     lightweight = list(layout.loc[layout["group_index"] == groups - 1, "Channel"])
     info = {

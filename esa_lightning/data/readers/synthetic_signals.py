@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from esa_lightning.data.readers.esa_adb_grid import period_ns
+
 DAY_NS = 86_400 * 10**9
 ORBIT_NS = 100 * 60 * 10**9
 
@@ -192,6 +194,21 @@ class Drivers:
         if sw is None or not len(sw):
             return np.zeros(len(t), dtype=np.int64)
         return np.searchsorted(sw, t, side="right") % self.mode_levels.shape[1]
+
+
+def plan_split(start: str, days: float, period: str, first: int, last: int) -> str:
+    """The test range's start: 60 % into the mission at midnight of the nearest whole day (day 25
+    of 42). Where that leaves the reader's grid (``period`` rows from the earliest sample,
+    ``first``, to the latest, ``last``: int64 ns) no row before it or none at or after it (a
+    mission of a day or less), 60 % into the mission on that grid instead, a row at least on
+    either side."""
+    by_day = str((pd.Timestamp(start) + pd.Timedelta(days=round(0.6 * days))).date())
+    p = period_ns(period)
+    first_row, last_row = first // p * p, last // p * p
+    if first_row < pd.Timestamp(by_day).value <= last_row or last_row <= first_row:
+        return by_day  # a single row has no split: the readers' checks name what is missing
+    on_grid = (first + int(0.6 * days * DAY_NS)) // p * p
+    return pd.Timestamp(min(max(on_grid, first_row + p), last_row)).isoformat()
 
 
 def make_drivers(
