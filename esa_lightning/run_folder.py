@@ -188,7 +188,8 @@ def _busy(folder: Path, holder: str) -> ESAInputError:
     parts = holder.split(".")
     who = f" (pid {parts[2]} on {parts[1]})" if len(parts) == 3 and parts[2].isdigit() else ""
     return ESAInputError(
-        f"another run is writing into this folder{who}; give this run its own hydra.run.dir",
+        f"another run is writing into this folder{who}; give this run its own folder "
+        "(hydra.run.dir= on the command line, output_dir= from Python)",
         path=folder,
     )
 

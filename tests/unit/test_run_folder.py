@@ -118,3 +118,13 @@ def test_a_folder_in_the_way_of_a_file_is_named_so(tmp_path):
     folder.mkdir()
     error = io.write_error(folder, IsADirectoryError(21, "Is a directory", str(folder)))
     assert str(error).endswith("cannot write (a folder is in the way)")
+
+
+def test_a_held_folder_is_refused_with_the_setting_of_either_entry(tmp_path, monkeypatch):
+    """The refusal told a Python API caller (``esa_lightning.predict``) to give its run another
+    ``hydra.run.dir``, a setting the API does not have: it names ``output_dir=`` too."""
+    monkeypatch.setattr(run_folder, "fcntl", None)
+    (tmp_path / LOCK_NAME).write_text(f"{io.OWNER_MARK}.{io._host()}.{os.getppid()}")
+    with pytest.raises(ESAInputError, match=r"hydra\.run\.dir=.*output_dir="):
+        with lock_run_folder(tmp_path):
+            pass
