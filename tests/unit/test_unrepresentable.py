@@ -233,9 +233,11 @@ def _filled(column):
 
 def test_the_one_pass_repair_finds_and_fills_what_separate_passes_do():
     """``repair_values`` reads the values once (``scan_nonfinite``, in row chunks) for the
-    packed finite rows, the +-inf cells and each column's NaN/inf count, then fills the columns
-    holding one: each must equal its own computation on the whole array, wherever the NaN, inf
-    and values beyond float32 fall against the chunk boundaries."""
+    packed finite rows, the +-inf cells, each column's NaN/inf count and first finite row, then
+    fills the columns holding one in a second pass of row chunks, carrying each column's last
+    finite value from chunk to chunk: each must equal its own computation on the whole array,
+    wherever the NaN, inf and values beyond float32 fall against the chunk boundaries (runs
+    across them, a column's first finite value in a later chunk, NaN in the first row)."""
     import warnings
 
     from esa_lightning.data.array_store import ArrayStore
@@ -243,18 +245,25 @@ def test_the_one_pass_repair_finds_and_fills_what_separate_passes_do():
     from esa_lightning.errors import ESAInputError
 
     rng = np.random.default_rng(3)
+    seen = {"first row bad": 0, "run across chunks": 0, "first finite in a later chunk": 0}
     for _ in range(300):
         n, c = int(rng.integers(1, 70)), int(rng.integers(1, 5))
+        chunk = 8 * int(rng.integers(1, 4))
         raw = rng.normal(size=(n, c))
         for bad in (np.nan, np.inf, -np.inf, 1e39, -1e300):
             raw[rng.random((n, c)) < rng.random() * 0.3] = bad
+        # a run of NaN, often across a chunk boundary; in 3 arrays of 10 from row 0 (the first
+        # finite value then often lies in a later chunk)
+        start = int(rng.integers(0, n)) if rng.random() < 0.7 else 0
+        raw[start : start + int(rng.integers(1, 2 * chunk)), int(rng.integers(c))] = np.nan
         with np.errstate(over="ignore"):
             values = raw.astype(np.float32)  # beyond float32: inf
         ok = np.isfinite(values)
-        found = scan_nonfinite(values, ArrayStore(), chunk_rows=8 * int(rng.integers(1, 4)))
+        found = scan_nonfinite(values, ArrayStore(), chunk_rows=chunk)
         np.testing.assert_array_equal(found.finite, np.packbits(ok, axis=0).T)
         np.testing.assert_array_equal(found.cells, np.argwhere(np.isinf(values)))
         np.testing.assert_array_equal(found.counts, (~ok).sum(axis=0))
+        np.testing.assert_array_equal(found.first, np.where(ok.any(axis=0), ok.argmax(axis=0), -1))
         assert scan_nonfinite(values).finite is None
 
         names = [f"ch{j}" for j in range(c)]
@@ -264,9 +273,11 @@ def test_the_one_pass_repair_finds_and_fills_what_separate_passes_do():
             if not ok.any(axis=0).all():
                 dead = names[int(np.argmin(ok.any(axis=0)))]
                 with pytest.raises(ESAInputError, match=f"'{dead}'.*holds no finite value"):
-                    repair_values(repaired, names, source="src")
+                    repair_values(repaired, names, source="src", chunk_rows=chunk)
+                assert repaired.tobytes() == values.tobytes()  # nothing filled
                 continue
-            again = repair_values(repaired, names, source="src", store=ArrayStore())
+            again = repair_values(repaired, names, source="src", store=ArrayStore(),
+                                  chunk_rows=chunk)
         for got, want in zip(again, found, strict=True):
             np.testing.assert_array_equal(got, want)
         for j in range(c):
@@ -279,3 +290,8 @@ def test_the_one_pass_repair_finds_and_fills_what_separate_passes_do():
             want_said.append(f"src: repaired {int((~ok).sum())} NaN/inf value(s) in {bad_cols} ")
         assert [s[: len(w)] for s, w in zip(said, want_said, strict=False)] == want_said
         assert len(said) == len(want_said)
+        seen["first row bad"] += int((~ok[0]).any())
+        edges = np.arange(chunk, n, chunk)
+        seen["run across chunks"] += int((~ok[edges - 1] & ~ok[edges]).any())
+        seen["first finite in a later chunk"] += int((found.first >= chunk).any())
+    assert min(seen.values()) >= 10, seen  # the repaired arrays held each case

@@ -191,6 +191,7 @@ class NonFinite(NamedTuple):
     # uint8 [C, ceil(T / 8)]: the rows of each column holding a finite reading, bit-packed
     # (``np.packbits``), for ``ranges_without_reading``; None where no store was given
     finite: np.ndarray | None
+    first: np.ndarray  # int64 [C]: each column's first row holding a finite reading, -1: none
 
 
 def scan_nonfinite(
@@ -205,12 +206,18 @@ def scan_nonfinite(
     if store is not None:
         finite = store.empty("finite_rows", (n_cols, (n_rows + 7) // 8), np.uint8)
     counts = np.zeros(n_cols, dtype=np.int64)
+    first = np.full(n_cols, -1, dtype=np.int64)
     found = [np.zeros((0, 2), dtype=np.int64)]
     for start in range(0, n_rows, chunk_rows):
         block = values[start : start + chunk_rows]
         ok = np.isfinite(block)
         if finite is not None:
             finite[:, start // 8 : (start + len(block) + 7) // 8] = _pack_rows(ok)
+        unseen = np.flatnonzero(first < 0)  # after the first chunk, as a rule, none
+        if len(unseen):
+            seen = ok[:, unseen]
+            hit = seen.any(axis=0)
+            first[unseen[hit]] = start + np.argmax(seen[:, hit], axis=0)
         cols = np.flatnonzero(~ok.all(axis=0))
         if len(cols):
             counts[cols] += len(block) - np.count_nonzero(ok[:, cols], axis=0)
@@ -219,7 +226,7 @@ def scan_nonfinite(
             cells[:, 1] = cols[cells[:, 1]]
             found.append(cells)
         release_pages(block)
-    return NonFinite(np.concatenate(found), counts, finite)
+    return NonFinite(np.concatenate(found), counts, finite, first)
 
 
 def _pack_rows(ok: np.ndarray) -> np.ndarray:
@@ -232,14 +239,20 @@ def _pack_rows(ok: np.ndarray) -> np.ndarray:
 
 
 def repair_values(
-    values: np.ndarray, names: Sequence[str], *, source: str, store: ArrayStore | None = None
+    values: np.ndarray,
+    names: Sequence[str],
+    *,
+    source: str,
+    store: ArrayStore | None = None,
+    chunk_rows: int = 65536,
 ) -> NonFinite:
     """Every reader's repair of its float32 channel ``values`` (in place), after one pass over
     them (``scan_nonfinite``, which it returns): the rows holding a reading float32 cannot
-    represent are counted in a warning, then NaN/inf are forward-filled (``forward_fill``) in
-    the columns holding one, with a warning counting the repaired cells. A column without any
-    finite value is an error naming it."""
-    found = scan_nonfinite(values, store)
+    represent are counted in a warning, then NaN/inf are forward-filled in the columns holding
+    one (``_fill_rows``, a second pass), with a warning counting the repaired cells. A column
+    without any finite value is an error naming it, before anything is filled. ``chunk_rows``:
+    the passes' row blocks, a multiple of 8."""
+    found = scan_nonfinite(values, store, chunk_rows)
     n_marked = len(np.unique(found.cells[:, 0]))
     if n_marked:
         warnings.warn(
@@ -248,27 +261,37 @@ def repair_values(
             "always alarm",
             stacklevel=3,
         )
-    _fill_columns(values, names, found.counts, source=source)
+    bad_cols = np.flatnonzero(found.counts)
+    dead = bad_cols[found.first[bad_cols] < 0]
+    if len(dead):
+        raise ESAInputError("channel holds no finite value", path=source, column=names[dead[0]])
+    if len(bad_cols):
+        _fill_rows(values, bad_cols, found.first[bad_cols], chunk_rows)
+        warnings.warn(
+            f"{source}: repaired {int(found.counts.sum())} NaN/inf value(s) in "
+            f"{len(bad_cols)} channel(s) by forward fill",
+            stacklevel=2,  # the reader's line calling repair_values
+        )
     return found
 
 
-def _fill_columns(
-    values: np.ndarray, names: Sequence[str], counts: np.ndarray, *, source: str
-) -> None:
-    """``repair_values``' forward fill of the columns whose ``counts`` of NaN/inf are not 0."""
-    bad_cols = np.flatnonzero(counts)
-    dead = bad_cols[counts[bad_cols] == len(values)]
-    if len(dead):
-        raise ESAInputError("channel holds no finite value", path=source, column=names[dead[0]])
-    for j in bad_cols:
-        col = values[:, j]
-        values[:, j] = forward_fill(col, ~np.isfinite(col))
-    if len(bad_cols):
-        warnings.warn(
-            f"{source}: repaired {int(counts.sum())} NaN/inf value(s) in {len(bad_cols)} "
-            "channel(s) by forward fill",
-            stacklevel=3,  # the reader's line calling repair_values, as the fill always warned
-        )
+def _fill_rows(values: np.ndarray, cols: np.ndarray, first: np.ndarray, chunk_rows: int) -> None:
+    """Replace each NaN/inf of the columns ``cols`` of ``values`` [T, C] (in place) by the last
+    finite value before it, in one pass of row blocks (a column of a row-major array spans all
+    its pages) that carries each column's last finite value into the next block; the rows
+    before a column's first finite value (at row ``first``) take that one."""
+    last = values[first, cols]
+    for start in range(0, len(values), chunk_rows):
+        block = values[start : start + chunk_rows]
+        part = np.concatenate([last[None], block[:, cols]])  # row 0: finite
+        bad = ~np.isfinite(part)
+        if bad.any():
+            idx = np.where(bad, 0, np.arange(len(part))[:, None])
+            np.maximum.accumulate(idx, axis=0, out=idx)
+            part = np.take_along_axis(part, idx, axis=0)
+            block[:, cols] = part[1:]
+        last = part[-1]
+        release_pages(block)
 
 
 def zero_nonfinite(commands: np.ndarray, *, source: str) -> int:
