@@ -279,18 +279,20 @@ def _fill_rows(values: np.ndarray, cols: np.ndarray, first: np.ndarray, chunk_ro
     """Replace each NaN/inf of the columns ``cols`` of ``values`` [T, C] (in place) by the last
     finite value before it, in one pass of row blocks (a column of a row-major array spans all
     its pages) that carries each column's last finite value into the next block; the rows
-    before a column's first finite value (at row ``first``) take that one."""
+    before a column's first finite value (at row ``first``) take that one. Only the NaN/inf
+    cells are written."""
     last = values[first, cols]
     for start in range(0, len(values), chunk_rows):
         block = values[start : start + chunk_rows]
-        part = np.concatenate([last[None], block[:, cols]])  # row 0: finite
-        bad = ~np.isfinite(part)
-        if bad.any():
-            idx = np.where(bad, 0, np.arange(len(part))[:, None])
-            np.maximum.accumulate(idx, axis=0, out=idx)
-            part = np.take_along_axis(part, idx, axis=0)
-            block[:, cols] = part[1:]
-        last = part[-1]
+        # a row per column: its last finite value so far, then its values in the block
+        part = np.concatenate([last[:, None], np.take(block, cols, axis=1).T], axis=1)
+        bad = np.flatnonzero(~np.isfinite(part))  # runs, each after a finite value in its row
+        if len(bad):
+            run_start = np.diff(bad, prepend=-1) > 1
+            part.flat[bad] = part.flat[np.maximum.accumulate(np.where(run_start, bad - 1, 0))]
+            at, row = np.divmod(bad, part.shape[1])
+            block[row - 1, cols[at]] = part.flat[bad]
+        last = part[:, -1]
         release_pages(block)
 
 
