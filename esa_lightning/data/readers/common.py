@@ -215,16 +215,19 @@ def scan_nonfinite(
             finite[:, start // 8 : (start + len(block) + 7) // 8] = _pack_rows(ok)
         unseen = np.flatnonzero(first < 0)  # after the first chunk, as a rule, none
         if len(unseen):
-            seen = ok[:, unseen]
+            seen = np.take(ok, unseen, axis=1)
             hit = seen.any(axis=0)
             first[unseen[hit]] = start + np.argmax(seen[:, hit], axis=0)
         cols = np.flatnonzero(~ok.all(axis=0))
-        if len(cols):
-            counts[cols] += len(block) - np.count_nonzero(ok[:, cols], axis=0)
-            cells = np.argwhere(np.isinf(block[:, cols])).astype(np.int64)
-            cells[:, 0] += start
-            cells[:, 1] = cols[cells[:, 1]]
-            found.append(cells)
+        if len(cols):  # np.take: a few times faster than block[:, cols] for many columns
+            part = np.take(block, cols, axis=1)
+            counts[cols] += np.count_nonzero(~np.isfinite(part), axis=0)
+            inf = np.isinf(part)
+            if inf.any():
+                cells = np.argwhere(inf).astype(np.int64)
+                cells[:, 0] += start
+                cells[:, 1] = cols[cells[:, 1]]
+                found.append(cells)
         release_pages(block)
     return NonFinite(np.concatenate(found), counts, finite, first)
 
