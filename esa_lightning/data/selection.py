@@ -37,13 +37,15 @@ def select_channels(
     table: pd.DataFrame,
     spec: ChannelSpec,
     *,
-    lightweight: Sequence[str] = (),
+    lightweight: Sequence[str] | None = None,
     source: str | None = None,
 ) -> pd.DataFrame:
     """Rows of the channel ``table`` chosen by ``spec``.
 
     ``spec`` is ``"all"`` (or None), ``"target"``, ``"lightweight"`` or a list of channel names
     (a comma-separated string also works). Unknown names raise an error naming them.
+    ``lightweight``: the reader's lightweight subset (empty: it has none); None for a reader
+    without a ``lightweight`` option (NASA), whose error then points to ``data.channels``.
     """
     names = list(table["Channel"])
     if spec is None or spec == "all":
@@ -52,9 +54,14 @@ def select_channels(
         chosen = list(table.loc[table["Target"].astype(bool), "Channel"])
     elif spec == "lightweight":
         if not lightweight:
+            fix = (
+                "give the channels as a list (data.channels=[...])"
+                if lightweight is None
+                else "give the list (data.lightweight=[...]) or a preset that has one "
+                "(e.g. data=esa_mission1)"
+            )
             raise ESAInputError(
-                "this source defines no lightweight channel subset: give the list "
-                "(data.lightweight=[...]) or a preset that has one (e.g. data=esa_mission1)",
+                f"this source defines no lightweight channel subset: {fix}",
                 path=source,
                 value=spec,
             )

@@ -107,6 +107,15 @@ def test_smap_like_folder(tmp_path):
     assert read_nasa(tmp_path / "smap", spacecraft="SMAP").channel_names == ["P-1", "A-1"]
 
 
+def test_lightweight_without_a_subset_names_the_option_the_reader_has(tmp_path):
+    # read_nasa takes no lightweight list: the error points to data.channels=[...], not to
+    # data.lightweight=[...], which data=nasa refuses as not an option of read_nasa
+    make_smap(tmp_path / "smap")
+    with pytest.raises(ESAInputError, match="no lightweight channel subset") as err:
+        read_nasa(tmp_path / "smap", channels="lightweight")
+    assert "data.channels=[" in str(err.value) and "data.lightweight" not in str(err.value)
+
+
 def test_spacecraft_without_files_is_an_error(tmp_path):
     make_smap(tmp_path / "smap")
     with pytest.raises(ESAInputError, match=r"C-1\.npy"):
