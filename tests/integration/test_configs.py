@@ -283,3 +283,15 @@ def test_esa_full_learns_combiner_weights_only_from_one_label_free_event_per_wei
         cfg = compose_config("train", ["experiment=esa_full", *pca, *extra], tmp_path)
         check_settings(cfg)
         assert instantiate(cfg.combiner).events_needed(len(cfg.components)) == needed
+
+
+@pytest.mark.parametrize("option", ["kaggle", "esa_csv"])
+def test_the_lightweight_subset_its_error_names_can_be_given(option, generated, tmp_path):
+    """`data=kaggle data.channels=lightweight` was refused with "give the list
+    (data.lightweight=[...])", an override `data=kaggle` then refused: it had no such key."""
+    cfg = compose_train([f"data={option}", "data.channels=lightweight",
+                         "data.lightweight=[channel_2]"], tmp_path)
+    assert list(cfg.data.lightweight) == ["channel_2"]
+    point_data_at_tiny_mission(cfg, generated, tmp_path)  # sets the tiny mission's list
+    cfg.data.lightweight = ["channel_2"]
+    assert mission_from_config(cfg.data).channel_names == ["channel_2"]
