@@ -86,6 +86,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -361,6 +362,23 @@ def train_command(out: Path, record: dict[str, Any]) -> str:
     return " ".join([command("train"), *reader_overrides(out, record)])
 
 
+def as_typed(exc: ESAInputError, options: dict) -> str:
+    """``exc``'s message as the command line spells ``convert_nasa``'s keywords (``options``):
+    the option it names as its flag (``option --test-share``, not ``column 'test_share'``), and
+    each keyword with an underscore in its reason too (``--test-share < 1``)."""
+    reason = exc.reason
+    for key in (k for k in options if "_" in k):
+        reason = re.sub(rf"\b{key}\b", "--" + key.replace("_", "-"), reason)
+    where = [] if exc.path is None else [exc.path]
+    if exc.column in options:
+        where.append(f"option --{exc.column.replace('_', '-')}")
+    elif exc.column is not None:
+        where.append(f"column {exc.column!r}")
+    if exc.value is not None:
+        where.append(f"value {exc.value!r}")
+    return ": ".join([*where, reason])
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; a user error is one line on stderr and exit code 2."""
     parser = argparse.ArgumentParser(
@@ -408,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             val_share=a.val_share,
         )
     except ESAInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {as_typed(exc, vars(a))}", file=sys.stderr)
         return 2
     record = json.loads((out / "mission.json").read_text())
     validation = (

@@ -503,3 +503,18 @@ def test_a_test_recording_whose_sequence_runs_to_its_end_keeps_test_rows(tmp_pat
         convert_nasa(write_nasa(tmp_path / "whole", rows=everything), tmp_path / "out2",
                      layout="esa", recordings="test", test_share=0.5)
     assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
+
+
+def test_the_command_line_names_its_options_as_typed(nasa, tmp_path, capsys):
+    """The command line said `column 'test_share'` and `test_share < 1` for what it reads as
+    --test-share: its errors name the options as the user typed them."""
+    code = main(["--source", str(nasa), "--out", str(tmp_path / "o"), "--layout", "esa",
+                 "--recordings", "test"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "option --test-share" in err and "needs --test-share < 1" in err
+    assert "test_share" not in err
+    code = main(["--source", str(nasa), "--out", str(tmp_path / "p"), "--layout", "esa",
+                 "--val-share", "0.7"])
+    err = capsys.readouterr().err
+    assert code == 2 and "option --val-share: value 0.7: --val-share must lie in" in err
