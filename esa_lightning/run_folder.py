@@ -59,6 +59,21 @@ def is_launching_process() -> bool:
     return all(os.environ.get(name, "0") in ("", "0") for name in RANK_VARIABLES)
 
 
+def unshared_folder_reason(setting: str) -> str | None:
+    """Why a run cannot name its own folder here: ``WORLD_SIZE`` > 1 in the environment before
+    Lightning's launcher runs means another launcher (``torchrun``, a cluster) started every
+    process, and each would name a time-stamped folder of its own unless all are given
+    ``setting``; None where no other launcher started this one."""
+    world = os.environ.get("WORLD_SIZE", "")
+    if not (world.isdigit() and int(world) > 1):
+        return None
+    return (
+        f"WORLD_SIZE={world}: the processes of this run were started by another launcher than "
+        f"Lightning's (torchrun, a cluster) and would each name a run folder of their own; give "
+        f"them all the same {setting}"
+    )
+
+
 def make_run_folder(folder: str | os.PathLike) -> Path:
     """Create the run folder ``folder`` and its missing parents (an ``ESAInputError`` naming it
     where it cannot be), remembering the top-most folder made for it (``removed_if_refused``)."""

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.run_folder import is_launching_process
+from esa_lightning.run_folder import is_launching_process, unshared_folder_reason
 
 RUN_DIR_ENV = "ESA_LIGHTNING_RUN_DIR"
 
@@ -46,14 +46,9 @@ def join_launching_run(cfg: Any, folder_given: bool) -> None:
     if folder and not is_launching_process():
         cfg.paths.output_dir = folder
         return
-    world = os.environ.get("WORLD_SIZE", "")
-    if not folder_given and world.isdigit() and int(world) > 1:
-        raise ESAInputError(
-            f"WORLD_SIZE={world}: the processes of this run were started by another launcher "
-            "than Lightning's (torchrun, a cluster) and would each name a run folder of their "
-            "own; give them all the same output_dir= (or the override paths.output_dir=)",
-            column="output_dir",
-        )
+    reason = unshared_folder_reason("output_dir= (or the override paths.output_dir=)")
+    if not folder_given and reason is not None:
+        raise ESAInputError(reason, column="output_dir")
 
 
 @contextlib.contextmanager

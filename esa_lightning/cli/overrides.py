@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 RUN_FOLDER_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
@@ -29,18 +28,14 @@ def refuse_unshared_run_folder(argv: list[str] | None = None) -> None:
     before Lightning's launcher runs) would each name a time-stamped run folder of their own:
     without ``hydra.run.dir`` (or ``hydra.sweep.dir``) that is one ``error:`` line and exit
     code 2, before anything is written. The processes Lightning starts are given the folder."""
+    from esa_lightning.run_folder import unshared_folder_reason
+
     args = sys.argv[1:] if argv is None else argv
-    world = os.environ.get("WORLD_SIZE", "")
-    if not (world.isdigit() and int(world) > 1):
+    reason = unshared_folder_reason("hydra.run.dir=<folder>")
+    if reason is None or any(a.lstrip("+").split("=", 1)[0].strip() in RUN_FOLDER_KEYS
+                             for a in args):
         return
-    if any(a.lstrip("+").split("=", 1)[0].strip() in RUN_FOLDER_KEYS for a in args):
-        return
-    print(
-        f"error: WORLD_SIZE={world}: the processes of this run were started by another "
-        "launcher than Lightning's (torchrun, a cluster) and would each name a run folder of "
-        "their own; give them all the same hydra.run.dir=<folder>",
-        file=sys.stderr,
-    )
+    print(f"error: {reason}", file=sys.stderr)
     raise SystemExit(2)
 
 
