@@ -309,7 +309,7 @@ def test_a_mission_generated_otherwise_warns_only_for_settings_asked_for(tmp_pat
     import warnings
 
     root = generate_mission(tmp_path / "own", channels=5, groups=2, days=3, seed=2)
-    config_defaults = {"channels": 16, "groups": 4, "days": 42, "seed": 0}
+    config_defaults = {"channels": 16, "groups": None, "days": 42, "seed": 0}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_synthetic(root, generate=config_defaults, cache_dir=tmp_path / "cache", val_days=1)
@@ -421,3 +421,21 @@ def test_a_data_folder_that_cannot_be_made_is_one_error_naming_it(tmp_path):
         load_synthetic(root, generate={"channels": 2, "groups": 1, "days": 1},
                        cache_dir=tmp_path / "cache", val_days=0.2)
     assert in_the_way.read_text() == "mine"
+
+
+def test_fewer_channels_than_the_default_groups_need_no_groups_setting(tmp_path):
+    """``data.generate.channels=2`` alone (the config's other generator settings as they are)
+    was refused with 'groups=4: must be at most the channels (2)', naming a setting the user
+    never gave; groups left unset are 4, or the channels when fewer, as on the command line."""
+    import yaml
+
+    from esa_lightning.install import config_dir
+
+    config = yaml.safe_load((config_dir() / "data" / "synthetic.yaml").read_text())["generate"]
+    gen = {**config, "channels": 2, "days": 1, "n_telecommands": 0}
+    m = load_synthetic(tmp_path / "m", generate=gen, use_cache=False)
+    assert m.channel_names == ["channel_1", "channel_2"]
+    assert json.loads((tmp_path / "m" / "mission.json").read_text())["generator"]["groups"] == 2
+    # a groups value given is checked as before
+    with pytest.raises(ESAInputError, match="groups=3: must be at most the channels"):
+        load_synthetic(tmp_path / "n", generate={**gen, "groups": 3}, use_cache=False)

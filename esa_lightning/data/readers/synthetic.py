@@ -70,7 +70,7 @@ def generate_mission(
     out: str | os.PathLike,
     *,
     channels: int = 16,
-    groups: int = 4,
+    groups: int | None = None,
     subsystems: int | None = None,
     days: float = 42,
     start: str = "2000-01-01",
@@ -81,7 +81,9 @@ def generate_mission(
     csv: bool = False,
     split_date: str | None = None,
 ) -> Path:
-    """Write a synthetic mission in the ESA-ADB raw layout into ``out``; return ``out``."""
+    """Write a synthetic mission in the ESA-ADB raw layout into ``out``; return ``out``.
+    ``groups`` None: 4, or ``channels`` when fewer."""
+    groups = min(4, channels) if groups is None else groups
     checks = [
         ("channels", channels, channels >= 1, ">= 1"),
         ("groups", groups, groups >= 1, ">= 1"),
@@ -466,7 +468,7 @@ def _generate_from_arguments(a: argparse.Namespace) -> Path:
     return generate_mission(
         a.out,
         channels=a.channels,
-        groups=min(4, a.channels) if a.groups is None else a.groups,
+        groups=a.groups,
         subsystems=a.subsystems,
         days=a.days,
         start=a.start,
