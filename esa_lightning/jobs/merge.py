@@ -20,6 +20,7 @@ nothing to score, no ``metrics.json`` is written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -58,6 +59,19 @@ def _single_model(detector: Detector, source: str) -> tuple[str, LitGRUAttention
             path=source,
         )
     return name, model
+
+
+def _differing_keys(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
+    """The keys whose values differ between ``a`` and ``b``, dotted down nested mappings
+    (``post_processing.rf_gate``), so a refusal names the setting to look at."""
+    keys = []
+    for key in sorted(a.keys() | b.keys()):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, Mapping) and isinstance(y, Mapping):
+            keys += _differing_keys(x, y, f"{prefix}{key}.")
+        elif x != y:
+            keys.append(f"{prefix}{key}")
+    return keys
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -102,8 +116,7 @@ def merge_detectors(
     hp = {k: v for k, v in first.hparams.items() if k != "members"}
     for model, source in zip(models[1:], sources[1:], strict=True):
         other = {k: v for k, v in model.hparams.items() if k != "members"}
-        differ = sorted(k for k in hp.keys() | other.keys() if hp.get(k) != other.get(k))
-        if differ:
+        if differ := _differing_keys(hp, other):
             raise ESAInputError(
                 f"hyper-parameters differ from {sources[0]}'s: {differ}", path=source
             )

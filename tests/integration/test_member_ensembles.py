@@ -163,6 +163,21 @@ def test_merge_refuses_detectors_of_other_settings_or_data(two_detectors):
                         ["a", "d"])
 
 
+
+def test_merge_names_the_post_processing_setting_that_differs():
+    """A source trained with the random-forest gate configured (and dropped by its cross-fit
+    check) beside one trained with model.post_processing.rf_gate=null was refused naming only
+    'post_processing', leaving the user to search for the setting among all its rules."""
+    schema = mission_schema(make_mission(n_channels=1))
+    torch.manual_seed(1)
+    plain = Detector({"gru": small(n_inputs=2)}, schema)
+    gated_rules = {"threshold": {"kind": "percentile"}, "rf_gate": {"kind": "random_forest"}}
+    torch.manual_seed(2)
+    gated = Detector({"gru": small(n_inputs=2, post_processing=gated_rules)}, schema)
+    with pytest.raises(ESAInputError, match=r"b: hyper-parameters differ from a's: "
+                                            r"\['post_processing.rf_gate'\]"):
+        merge_detectors([plain, gated], ["a", "b"])
+
 def percentile_copy(model: LitGRUAttentionAE, q: float = 95) -> LitGRUAttentionAE:
     """``model``'s networks with a percentile threshold rule (not fitted)."""
     hp = {**model.hparams, "post_processing": {"threshold": {"kind": "percentile", "q": q}}}
