@@ -72,26 +72,30 @@ class ESAValidationMetrics(L.Callback):
         self.provisional_percentile = provisional_percentile
         self.max_rows = max_rows
 
-    def _validation_range(self, trainer: L.Trainer) -> Mission | None:
+    def _validation_range(self, trainer: L.Trainer) -> tuple[Mission, int, int] | None:
+        """The mission and the rows [start, stop) scored: its validation range's last
+        ``max_rows``; None without one."""
         dm = trainer.datamodule
         mission = dm.mission if isinstance(dm, MissionDataModule) else None
         if mission is None or mission.is_multiseries:
             return None
-        val = mission.val()
-        if len(val.values) == 0:
+        start, stop = int(mission.val_start), int(mission.test_start)
+        if stop <= start:
             return None
-        return val.slice(max(0, len(val.values) - self.max_rows), len(val.values))
+        return mission, max(start, stop - self.max_rows), stop
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
         if trainer.sanity_checking or (epoch + 1) % self.every_n_epochs:
             return
-        val = self._validation_range(trainer)
-        if val is None:
+        found = self._validation_range(trainer)
+        if found is None:
             return
+        mission, start, stop = found
+        val = mission.slice(start, stop)
         rs, metrics = None, {}
         if trainer.is_global_zero:
-            rs = self._score(pl_module, val)
+            rs = self._score(pl_module, mission, start, stop)
             if unscored_reason(val) is None:  # never 0.0 for a range without labels
                 scored = ScoredRange(val, rs, np.asarray(val.timestamps), val.events)
                 metrics = _finite(report_for(scored, PROVISIONAL))
@@ -110,15 +114,24 @@ class ESAValidationMetrics(L.Callback):
             step = trainer.global_step
             writer.add_figure(f"{PROVISIONAL}/intervals", figure, global_step=step, close=True)
 
-    def _score(self, pl_module: DetectorModule, val: Mission) -> RowScores:
+    def _score(self, pl_module: DetectorModule, mission: Mission, start: int, stop: int
+               ) -> RowScores:
+        """Rows [start, stop) of ``mission`` scored with the module's context rows before
+        them, as ``val/`` is scored (``runtime.evaluation.score_range``): a model whose first
+        output needs more rows than the range holds (the channel ensemble's pooled rows)
+        scores it all the same."""
+        lo = max(0, start - int(pl_module.context_rows))
+        lo -= lo % int(pl_module.alignment_rows)
+        part = mission.slice(lo, stop)
         was_training = pl_module.training
         pl_module.eval()
         if pl_module.is_calibrated:
-            rs = pl_module.score_rows(val)
+            rs = pl_module.score_rows(part)
         else:  # thresholds are fitted after training: score with a provisional one
-            rs = provisional_alarm(pl_module.provisional_scores(val), self.provisional_percentile)
+            rs = pl_module.provisional_scores(part)
         pl_module.train(was_training)
-        return rs
+        rs = rs.rows(slice(start - lo, None))
+        return rs if pl_module.is_calibrated else provisional_alarm(rs, self.provisional_percentile)
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:

@@ -270,3 +270,28 @@ def test_share_learners_and_hard_options_reach_the_trained_detector(small_missio
         torch.testing.assert_close(net.group_scores(prob), group_aggregate(*args, **params,
                                                                            hard=True))
         assert not torch.allclose(net.group_scores(prob), group_aggregate(*args, **params))
+
+
+def test_live_metrics_score_a_validation_range_shorter_than_a_pooled_row(tmp_path, one_thread):
+    """The per-epoch validation metrics (callbacks.ESAValidationMetrics) scored the validation
+    range alone: one shorter than a pooled row (a 4-day synthetic mission) stopped training
+    after its first epoch with "column 'values': the series has 1920 samples; one pooled row
+    needs 2040". They score it with the rows before it as context, as val/ is scored."""
+    from dataclasses import replace
+
+    from esa_lightning.callbacks import ESAValidationMetrics
+    from esa_lightning.data.transforms.segments import min_samples
+
+    mission = replace(make_tiny_mission(), val_start=9900)  # 100 validation rows
+    dm = tiny_datamodule(mission)
+    assert mission.test_start - mission.val_start < min_samples(dm.window, dm.step, dm.pool)
+    lit = LitChannelEnsemble(**dm.dims, hidden=8, lr=2e-2, post_processing=ALARM_ONLY)
+    logged: list[dict] = []
+
+    class Record(L.Callback):
+        def on_validation_epoch_end(self, trainer, pl_module):
+            logged.append(dict(trainer.callback_metrics))
+
+    trainer(max_epochs=1, callbacks=[ESAValidationMetrics(), Record()],
+            default_root_dir=tmp_path).fit(lit, dm)
+    assert logged and "val/loss" in logged[-1]
