@@ -295,6 +295,13 @@ def merge(cfg: Any) -> dict[str, float]:
     a time writes into the run folder."""
     from esa_lightning.run_folder import lock_run_folder, make_run_folder
 
+    out = make_run_folder(cfg.paths.output_dir)
+    with lock_run_folder(out):
+        return _merge_into(cfg, out)
+
+
+def _refuse_bad_request(cfg: Any, out: Path) -> None:
+    """``detectors`` not a list of at least two, or a run folder holding another run's outputs."""
     if isinstance(cfg.detectors, str) or not hasattr(cfg.detectors, "__iter__"):
         raise ESAInputError(
             "detectors must be a list of detector folders: detectors=[PATH,PATH]",
@@ -304,7 +311,6 @@ def merge(cfg: Any) -> dict[str, float]:
     if len(cfg.detectors) < 2:
         raise ESAInputError("merging needs at least two detectors: detectors=[PATH,PATH]",
                             column="detectors", value=list(cfg.detectors))
-    out = Path(cfg.paths.output_dir)
     taken = [name for name in ("detector", "metrics.json") if (out / name).exists()]
     if taken:  # e.g. a source's own run folder: its detector and metrics would be replaced
         raise ESAInputError(
@@ -312,9 +318,6 @@ def merge(cfg: Any) -> dict[str, float]:
             "new folder (hydra.run.dir=...)",
             path=out,
         )
-    out = make_run_folder(out)
-    with lock_run_folder(out):
-        return _merge_into(cfg, out)
 
 
 def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
@@ -325,9 +328,11 @@ def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
     from esa_lightning.run_folder import removed_if_refused
 
     remove_stale_temporaries(out)
-    sources = [str(p) for p in cfg.detectors]
-    # refused here (a detector or mission it cannot read), it leaves no run folder it made
+    # refused here (its settings, a detector or mission it cannot read), it leaves no run
+    # folder it made
     with removed_if_refused(out, keep=bool(cfg.get("debug_errors", False))):
+        _refuse_bad_request(cfg, out)
+        sources = [str(p) for p in cfg.detectors]
         # each source reads the data in the first one's order (its forecast_MAE below too)
         detectors = in_first_order([Detector.load(p) for p in sources], sources)
         mission = mission_from_config(cfg.data)

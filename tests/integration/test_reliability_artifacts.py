@@ -665,10 +665,12 @@ def test_merge_refuses_detectors_that_are_not_a_list(tmp_path):
     from esa_lightning.errors import ESAInputError
     from esa_lightning.jobs.merge import merge
 
-    cfg = OmegaConf.create({"detectors": str(tmp_path / "a"), "data": {}, "paths": {}})
+    out = tmp_path / "out"
+    cfg = OmegaConf.create({"detectors": str(tmp_path / "a"), "data": {},
+                            "paths": {"output_dir": str(out)}})
     with pytest.raises(ESAInputError, match=r"detectors must be a list"):
         merge(cfg)
-    out = tmp_path / "out"
+    assert not out.exists()
     cfg = OmegaConf.create({"detectors": [], "data": {}, "paths": {"output_dir": str(out)}})
     with pytest.raises(ESAInputError, match=r"at least two detectors"):  # was an IndexError
         merge(cfg)

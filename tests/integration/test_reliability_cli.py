@@ -92,6 +92,18 @@ def test_evaluate_and_merge_refused_on_their_input_leave_no_run_folder(tmp_path)
     assert not missing.exists()
 
 
+@pytest.mark.parametrize(
+    ("detectors", "needle"),
+    [("a/detector", "must be a list"), ("[a/detector]", "at least two detectors")],
+)
+def test_merge_refusing_its_detectors_setting_leaves_no_run_folder(tmp_path, detectors, needle):
+    """detectors=PATH (not a list) or a list of one was refused in one line but left the run
+    folder Hydra made (`.hydra/`, merge.log) behind: checked before the job's folder cleanup."""
+    proc = run_entry("merge.py", [f"detectors={detectors}"], tmp_path)
+    assert_one_line_error(proc, needle)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_refused_on_a_bad_column_leaves_nothing_it_made(small_mission_dir, tmp_path):
     """Without hydra.run.dir the run made outputs/<experiment>/<time>/ and left all of it."""
     env = {**os.environ, "ESA_LIGHTNING_ROOT": str(tmp_path), "PYTHONWARNINGS": "ignore"}
