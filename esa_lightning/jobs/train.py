@@ -415,7 +415,8 @@ def refuse_detector_that_cannot_alarm(
             if not bool(torch.isfinite(value).all()):
                 raise ESAInputError(
                     f"component {name}: the fitted {key} is {value.flatten()[:4].tolist()}: "
-                    f"this detector could never alarm ({_why_no_rows(val)}); nothing was written",
+                    f"this detector could never alarm ({_why_no_rows(val)}); no detector or "
+                    "metrics.json was written (the run folder keeps the fit's checkpoints)",
                 )
 
 

@@ -158,9 +158,12 @@ def test_train_never_writes_a_detector_that_cannot_alarm(mission_dir, tmp_path):
         ["experiment=smoke", f"data.root={mission_dir}", "data.val_days=0", *QUIET],
         tmp_path,
     )
-    with pytest.raises(ESAInputError, match="could never alarm"):
+    with pytest.raises(ESAInputError, match="could never alarm") as refused:
         train(cfg)
     assert not (tmp_path / "detector").exists()
+    # the fit's checkpoint stays in the run folder: the error says what was not written
+    assert (tmp_path / "checkpoints" / "smoke" / "last.ckpt").exists()
+    assert "no detector or metrics.json was written" in str(refused.value)
 
 
 def test_a_threshold_fitted_on_a_wholly_anomalous_validation_range_is_named():
