@@ -66,6 +66,10 @@ class ESAValidationMetrics(L.Callback):
         provisional_percentile: float = 99.0,
         max_rows: int = 2_000_000,
     ) -> None:
+        for key, value in (("every_n_epochs", every_n_epochs),
+                           ("figure_every_n_epochs", figure_every_n_epochs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key}={value!r}: must be a whole number >= 1 (epochs)")
         self.every_n_epochs = every_n_epochs
         self.figure_every_n_epochs = figure_every_n_epochs
         self.n_figure_channels = n_figure_channels

@@ -93,13 +93,27 @@ def instantiate_checked(config: Any, *args: Any, **kwargs: Any) -> Any:
         raise
 
 
-def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a callbacks/logger group, in order."""
-    if not group:
-        return []
-    return [
-        instantiate_checked(c, _convert_="all") for c in group.values() if c and "_target_" in c
-    ]
+def instantiate_group(
+    group: DictConfig | None, where: Callable[[str], str] | str = ""
+) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a callbacks/logger group, in order. A setting
+    the entry's class refuses (Lightning's ``MisconfigurationException``, a ``ValueError``) is
+    one ``ESAInputError`` naming the entry's key: ``where`` (``callbacks``), or a function giving
+    it for the entry's name, then ``.<name>``."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    built = []
+    for name, entry in (group or {}).items():
+        if not entry or "_target_" not in entry:
+            continue
+        try:
+            built.append(instantiate_checked(entry, _convert_="all"))
+        except InstantiationException as exc:
+            if not isinstance(exc.__cause__, MisconfigurationException | ValueError):
+                raise
+            key = where(name) if callable(where) else where
+            raise ESAInputError(f"{key}.{name}: {exc.__cause__}") from None
+    return built
 
 
 def unknown_option(

@@ -15,7 +15,7 @@ def run_loggers(cfg: DictConfig, name: str) -> list[Any]:
     """The configured loggers; TensorBoard's writes to the run ``tensorboard/<name>``."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    loggers = instantiate_group(cfg.get("logger"))
+    loggers = instantiate_group(cfg.get("logger"), "logger")
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger._name = name

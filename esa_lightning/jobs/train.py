@@ -246,7 +246,11 @@ def prepare_component(
         )
     check_datamodule(model_class, datamodule)  # before instantiating it with wrong dims
     model = instantiate_checked(spec.model, **datamodule.dims, _convert_="all")
-    callbacks = instantiate_group(component_callbacks(cfg, spec))
+    own = spec.get("callbacks") or {}  # a component's own entries (esa_full's early stopping)
+    callbacks = instantiate_group(
+        component_callbacks(cfg, spec),
+        lambda entry: component_key(cfg, name, "callbacks") if entry in own else "callbacks",
+    )
     checkpoint_dir = checkpoint_dir_of(cfg, output_dir, name)
     for cb in callbacks:
         if isinstance(cb, ModelCheckpoint):

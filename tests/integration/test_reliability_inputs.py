@@ -151,6 +151,32 @@ def test_train_names_a_bad_setting(tmp_path, capsys, override):
     assert not (tmp_path / "datasets").exists()
 
 
+@pytest.mark.parametrize(
+    ("override", "needles"),
+    [
+        ("callbacks.model_checkpoint.mode=bogus", ["callbacks.model_checkpoint:", "bogus"]),
+        ("callbacks.esa_metrics.every_n_epochs=0",
+         ["callbacks.esa_metrics:", "every_n_epochs", ">= 1"]),
+        ("callbacks.esa_metrics.figure_every_n_epochs=0",
+         ["callbacks.esa_metrics:", "figure_every_n_epochs", ">= 1"]),
+    ],
+)
+def test_train_names_a_callback_setting_it_refuses_and_leaves_no_folder(
+    mission_dir, tmp_path, capsys, override, needles
+):
+    """Lightning's refusal of a callback setting was Hydra's block of lines (exit 1), and the
+    ESA metrics every 0 epochs a ZeroDivisionError after the first epoch; both left the run
+    folder they made."""
+    run = tmp_path / "run"
+    cfg = compose_config("train", ["experiment=smoke", f"data.root={mission_dir}", override,
+                                   *QUIET], run)
+    from esa_lightning.run_folder import make_run_folder
+
+    make_run_folder(run)  # as the run's Hydra callback makes it
+    exits_with_one_line(train, cfg, capsys, *needles)
+    assert not run.exists()
+
+
 def test_train_never_writes_a_detector_that_cannot_alarm(mission_dir, tmp_path):
     # an empty validation range leaves the z-score threshold at inf: it would never alarm
     cfg = compose_config(
