@@ -198,11 +198,23 @@ def component_key(cfg: DictConfig, name: str, part: str) -> str:
     return f"components.{name}.{part}" if cfg.get("components") else part
 
 
+def make_callbacks(cfg: DictConfig, spec: DictConfig, name: str) -> list[Any]:
+    """Component ``name``'s callbacks (``component_callbacks``); a setting one refuses is an
+    ``ESAInputError`` naming its key (``callbacks.<entry>``, ``components.<name>.callbacks.<entry>``
+    for a component's own)."""
+    own = spec.get("callbacks") or {}  # a component's own entries (esa_full's early stopping)
+    return instantiate_group(
+        component_callbacks(cfg, spec),
+        lambda entry: component_key(cfg, name, "callbacks") if entry in own else "callbacks",
+    )
+
+
 def check_trainer_settings(cfg: DictConfig, spec: DictConfig, name: str) -> None:
-    """Refuse a component's trainer settings Lightning refuses (a GPU where there is none)
-    before any component trains: a later component's trainer is built only after the earlier
-    fits (the first component's needs no trial). The trial trainer is dropped; its "GPU
-    available" lines are not printed."""
+    """Refuse a component's trainer or callback settings Lightning refuses (a GPU where there is
+    none, an early stopping ``mode``) before any component trains: a later component's trainer
+    and callbacks are built only after the earlier fits (the first component's need no trial).
+    The trial objects are dropped; the trainer's "GPU available" lines are not printed."""
+    make_callbacks(cfg, spec, name)
     quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = quiet.level
     quiet.setLevel(logging.WARNING)
@@ -246,11 +258,7 @@ def prepare_component(
         )
     check_datamodule(model_class, datamodule)  # before instantiating it with wrong dims
     model = instantiate_checked(spec.model, **datamodule.dims, _convert_="all")
-    own = spec.get("callbacks") or {}  # a component's own entries (esa_full's early stopping)
-    callbacks = instantiate_group(
-        component_callbacks(cfg, spec),
-        lambda entry: component_key(cfg, name, "callbacks") if entry in own else "callbacks",
-    )
+    callbacks = make_callbacks(cfg, spec, name)
     checkpoint_dir = checkpoint_dir_of(cfg, output_dir, name)
     for cb in callbacks:
         if isinstance(cb, ModelCheckpoint):

@@ -291,6 +291,30 @@ def test_a_components_trainer_setting_is_refused_before_any_component_trains(
     assert not (tmp_path / "run").exists()
 
 
+def test_a_later_components_callback_setting_is_refused_before_any_fit(
+    small_mission_dir, tmp_path, monkeypatch
+):
+    """esa_full built the channel ensemble's callbacks only after the GRU had trained: a mode
+    its early stopping refuses was refused after that fit, and the run folder stayed."""
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs import train as train_job
+
+    fitted = []
+
+    def fit_component(name, ready):
+        fitted.append(name)
+        raise RuntimeError(f"{name} was fitted")
+
+    monkeypatch.setattr(train_job, "fit_component", fit_component)
+    cfg = compose_into(["experiment=esa_full", f"data.root={small_mission_dir}", "logger=none",
+                        "components.channel_ensemble.callbacks.early_stopping.mode=bogus"],
+                       tmp_path)
+    with pytest.raises(ESAInputError, match="components.channel_ensemble.callbacks.early_stopping"):
+        train_job.train(cfg)
+    assert fitted == []
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_first_components_trainer_is_built_once(small_mission_dir, tmp_path, monkeypatch):
     """esa_full built a trial trainer of every component before any fit (to refuse a setting
     Lightning refuses), the first component's too, whose own trainer is built right after:
