@@ -28,10 +28,10 @@ T = TypeVar("T")
 
 def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
     """Run the Hydra job ``fn(cfg)`` inside ``one_line_errors`` (``debug_errors=true``: full
-    tracebacks), after checking its settings (``settings.check_settings``). In a job of a local
-    ``-m`` sweep an input error is printed as one line, the job returns None, and the sweep
-    goes on (``sweep.fail_job``)."""
-    from esa_lightning.jobs.sweep import fail_job, in_local_multirun
+    tracebacks), after checking its settings (``settings.check_settings``); the error line goes
+    to the job's log too. In a job of a local ``-m`` sweep an input error is printed as one
+    line, the job returns None, and the sweep goes on (``sweep.fail_job``)."""
+    from esa_lightning.jobs.sweep import fail_job, in_local_multirun, log_to_files
     from esa_lightning.settings import check_settings
 
     debug = bool(cfg.get("debug_errors", False))
@@ -40,7 +40,10 @@ def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
             check_settings(cfg)
             return fn(cfg)
         except ESAInputError as exc:
-            if debug or not in_local_multirun():
+            if debug:
+                raise
+            if not in_local_multirun():
+                log_to_files(f"error: {exc}")  # a run folder that stays says why it stopped
                 raise
             fail_job(exc)  # the sweep goes on with its next job
             return None

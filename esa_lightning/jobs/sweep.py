@@ -85,7 +85,8 @@ def log_to_files(message: str) -> None:
     has had it already, as one line on stderr."""
     record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
+        # a run folder removed as refused (run_folder.removed_if_refused) is not made again
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent.is_dir():
             handler.handle(record)
 
 

@@ -192,6 +192,16 @@ def test_train_never_writes_a_detector_that_cannot_alarm(mission_dir, tmp_path):
     assert "no detector or metrics.json was written" in str(refused.value)
 
 
+def test_a_run_folder_kept_after_a_refusal_logs_why(mission_dir, tmp_path):
+    """Refused after its fit, a run keeps its folder (checkpoints, train.log), but its log
+    ended at the fit: the error was on the console only (a sweep job's log held it)."""
+    proc = run_entry("train.py", ["experiment=smoke", f"data.root={mission_dir}",
+                                  "data.val_days=0", "logger=none"], tmp_path)
+    line = assert_one_line_error(proc, "could never alarm")
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert line in log
+
+
 def test_a_threshold_fitted_on_a_wholly_anomalous_validation_range_is_named():
     import torch
 
