@@ -42,8 +42,10 @@ def artifact_folder(path: str | Path) -> Path:
     if path.name == MANIFEST and path.is_file():
         return path.parent
     if path.is_file():
+        inside = (path.parent / MANIFEST).is_file()  # e.g. the detector's config.yaml
         raise ESAInputError(
-            f"a file, not a detector artifact folder (the folder that holds {MANIFEST})",
+            f"a file, not a detector artifact folder (the folder that holds {MANIFEST})"
+            + (f": pass its folder {path.parent}" if inside else ""),
             path=path,
         )
     if not path.exists():

@@ -22,3 +22,14 @@ def test_a_path_that_does_not_exist_is_called_missing(tmp_path):
     with pytest.raises(ESAInputError, match="no such folder") as caught:
         Detector.load(tmp_path / "nope")
     assert str(tmp_path / "nope") in str(caught.value)
+
+
+def test_a_file_inside_a_detector_folder_names_that_folder(tmp_path):
+    """ckpt=<run>/detector/config.yaml said only "a file, not a detector artifact folder"."""
+    detector = tmp_path / "detector"
+    detector.mkdir()
+    (detector / "detector.json").write_text("{}")
+    (detector / "config.yaml").write_text("model: {}\n")
+    with pytest.raises(ESAInputError, match="a file, not a detector artifact folder") as caught:
+        Detector.load(detector / "config.yaml")
+    assert f"pass its folder {detector}" in str(caught.value)
