@@ -115,7 +115,8 @@ def parse_overrides(lines: list[str], what: str) -> list[Override]:
     try:
         return OverridesParser.create().parse_overrides(lines)
     except HydraException as exc:
-        raise ESAInputError(f"not a Hydra override ({exc})", column=what) from None
+        reason = composition_reason(exc)  # Hydra's message of several lines, on one
+        raise ESAInputError(f"not a Hydra override ({reason})", column=what) from None
 
 
 def compose_train(config_dir: Path, overrides: list[str]) -> DictConfig:

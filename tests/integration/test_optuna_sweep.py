@@ -113,6 +113,13 @@ def test_a_study_of_no_trial_is_refused():
             plan_for(["hparams_search=optuna", "experiment=gru_ae", *argv])
 
 
+def test_a_word_that_is_no_override_is_refused_in_one_line():
+    """``sweep.py hello`` was refused with Hydra's parser message over three lines."""
+    with pytest.raises(ESAInputError, match="not a Hydra override") as refused:
+        plan_for(["hparams_search=optuna", "experiment=gru_ae", "hello"])
+    assert "hello" in str(refused.value) and "\n" not in str(refused.value)
+
+
 def sweep_with_values(values: list[float], n_trials: int, tmp_path: Path, monkeypatch):
     """``sweep.py`` whose trials' ``optimized_metric`` are ``values`` in turn (no training)."""
     from esa_lightning.jobs import optuna_sweep
