@@ -178,6 +178,23 @@ def test_esa_csv_layout(small):
     )
 
 
+def test_load_synthetic_says_where_it_generates_a_mission(tmp_path, caplog):
+    """A data.root with no mission (a mistyped path too) was filled with a generated mission
+    without a word: predict.py data.root=<typo> scored that mission."""
+    import logging
+
+    root = tmp_path / "typo"
+    gen = {"channels": 2, "groups": 1, "days": 1, "seed": 0}
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        load_synthetic(root, generate=gen, use_cache=False)
+    said = [r.getMessage() for r in caplog.records if str(root) in r.getMessage()]
+    assert len(said) == 1 and "generating" in said[0], caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        load_synthetic(root, generate=gen, use_cache=False)  # read, not generated again
+    assert not [r for r in caplog.records if "generating" in r.getMessage()]
+
+
 def test_load_synthetic_generates_once(tmp_path):
     root = tmp_path / "data" / "synthetic"
     m = load_synthetic(

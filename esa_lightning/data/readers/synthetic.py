@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import logging
 import os
 import shutil
 import warnings
@@ -58,6 +59,8 @@ from esa_lightning.data.readers.synthetic_signals import (
 )
 from esa_lightning.data.selection import VAL_DAYS_NULL, select_channels, split_points_by_time
 from esa_lightning.errors import ESAInputError
+
+log = logging.getLogger(__name__)
 
 _ZIP = {"method": "zip", "compresslevel": 1}
 #: validation without a ``val_days``: this share of the mission (7 of the default 42 days)
@@ -361,6 +364,9 @@ def load_synthetic(
         if root.exists() and any(root.iterdir()):
             raise ESAInputError("folder exists but holds no mission (no channels.csv)", path=root)
         _refuse_channels_it_would_lack(gen, read_options.get("channels"), root)
+        # said, as a mistyped data.root gets a mission too
+        log.info("%s: no mission there: generating the synthetic mission (%s)", root,
+                 ", ".join(f"{k}={v}" for k, v in gen.items()) or "the generator's defaults")
         tmp = io.make_temporary_folder(root)
         try:
             generate_mission(tmp, **gen)
