@@ -75,8 +75,10 @@ def check_resume_checkpoint(
     Lightning's strict load would raise a traceback for: a missing, unexpected or resized
     parameter or buffer), that cannot resume training (no optimizer state), that was trained
     on another ``mission`` (``check_same_data``) or with other settings than the model's
-    (``check_same_settings``; ``settings``: the model's config key). The file is read once."""
+    (``check_same_settings``; ``settings``: the model's config key). The file is read once.
+    The mission is checked first: other channels resize the tensors, and the channels say why."""
     data = read_checkpoint(path)
+    check_same_data(data, mission, path)
     state = data["state_dict"]
     problems = []
     expected = model.state_dict()  # parameters and persistent buffers, as Lightning loads them
@@ -99,7 +101,6 @@ def check_resume_checkpoint(
         )
     if problem := _optimizer_problem(data.get("optimizer_states", None), model):
         raise ESAInputError(f"training cannot resume from this checkpoint: {problem}", path=path)
-    check_same_data(data, mission, path)
     check_same_settings(data, model, path, settings)
 
 

@@ -43,6 +43,21 @@ def test_resuming_on_another_mission_is_refused_naming_both(two_missions, tmp_pa
     assert train(compose_config("train", [*overrides(a), "ckpt_path=last"], tmp_path)) is not None
 
 
+def test_resuming_with_fewer_channels_names_them_not_the_tensor_shapes(two_missions, tmp_path):
+    """``data.channels=`` a subset on resume was refused by the tensor shapes ("the checkpoint
+    does not fit the configured model (... e.g. model.hidden_size?): median is (1, 4), the
+    model's (1, 2)"), not by the channels the checkpoint records."""
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.train import train
+
+    a, _ = two_missions
+    train(compose_config("train", overrides(a), tmp_path))
+    fewer = [*overrides(a), "data.channels=[channel_1,channel_2]", "ckpt_path=last"]
+    with pytest.raises(ESAInputError, match="data.channels") as caught:
+        train(compose_config("train", fewer, tmp_path))
+    assert "channels missing ['channel_3', 'channel_4']" in str(caught.value)
+
+
 def test_a_checkpoint_path_for_several_components_is_refused_before_any_training(
     two_missions, tmp_path
 ):
