@@ -31,7 +31,8 @@ def refuse_unshared_run_folder(argv: list[str] | None = None) -> None:
     from esa_lightning.run_folder import unshared_folder_reason
 
     args = sys.argv[1:] if argv is None else argv
-    reason = unshared_folder_reason("hydra.run.dir=<folder>")
+    sweep = any(a in ("-m", "--multirun") for a in args)  # its jobs' folders: hydra.sweep.dir
+    reason = unshared_folder_reason(f"hydra.{'sweep' if sweep else 'run'}.dir=<folder>")
     if reason is None or any(a.lstrip("+").split("=", 1)[0].strip() in RUN_FOLDER_KEYS
                              for a in args):
         return

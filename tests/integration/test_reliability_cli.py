@@ -467,3 +467,16 @@ def test_ranks_another_launcher_started_need_one_run_folder(tmp_path):
     )
     assert_one_line_error(proc, "WORLD_SIZE=2", "hydra.run.dir=")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_another_launcher_started_is_told_the_sweep_folder_key(tmp_path):
+    """``train.py -m`` under torchrun was told to give ``hydra.run.dir=``, a key a sweep does
+    not use for its folder: ``hydra.sweep.dir=`` is what it needs."""
+    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(tmp_path), "PYTHONWARNINGS": "ignore",
+           "WORLD_SIZE": "2"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "-m", "experiment=smoke", "logger=none"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert_one_line_error(proc, "WORLD_SIZE=2", "hydra.sweep.dir=")
+    assert list(tmp_path.iterdir()) == []
