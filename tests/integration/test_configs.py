@@ -117,8 +117,8 @@ def point_data_at_tiny_mission(cfg: DictConfig, generated: Path, tmp: Path) -> N
                 cfg.data.val_days = 1
         elif name in READERS:  # a reader kind is always read: its sample belongs in roots
             pytest.fail(
-                f"data={name}: no tiny mission of its layout; add one to the roots of "
-                "point_data_at_tiny_mission (docs/architecture.md, Adding a data source)"
+                f"data={name}: no tiny mission of its layout; add one to tiny_roots "
+                "(docs/architecture.md, Adding a data source)"
             )
         else:  # a preset of real data (nasa_msl): read where present
             if OmegaConf.is_missing(cfg.data, "root") or not Path(cfg.data.root).is_dir():
