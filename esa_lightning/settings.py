@@ -131,6 +131,9 @@ RULES: dict[str, Rule] = {
                                "the post-training heads and hand none back; use ddp"),
     "max_epochs": integer(-1),
     "min_epochs": integer(0),
+    "num_nodes": integer(1),
+    # null: validation by val_check_interval alone; 0 divided Lightning's epoch count by zero
+    "check_val_every_n_epoch": integer(1),
     **{
         f"limit_{part}_batches": (_batches_ok, "must be a count of batches >= 0 or a share in "
                                                "[0, 1]")

@@ -143,7 +143,10 @@ def test_train_names_a_bad_setting_on_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "override", ["data.val_days=-5", "trainer.devices=0", "model.hidden_size=0", "chunk_rows=1"]
+    "override",
+    ["data.val_days=-5", "trainer.devices=0", "model.hidden_size=0", "chunk_rows=1",
+     # a ZeroDivisionError traceback once the fit began; refused by Lightning after the data
+     "trainer.check_val_every_n_epoch=0", "trainer.num_nodes=0"],
 )
 def test_train_names_a_bad_setting(tmp_path, capsys, override):
     cfg = compose_config("train", ["experiment=gru_ae", override, *QUIET], tmp_path)
