@@ -152,13 +152,21 @@ def refuse_other_than_one_series(
         names.append(str(mission.channel_names[0]))
     if any(name in set(trained) for name in names):
         return
+    grid = f"one grid of {len(mission.channel_names)} channel(s) {list(mission.channel_names)[:5]}"
+    raise not_one_series(trained, grid, source)
+
+
+def not_one_series(
+    trained: list[str], data: str, source: str | None, hint: str = ""
+) -> ESAInputError:
+    """The error for ``data`` (described: one grid of ...) that is none of the ``trained``
+    independent series a detector scores, with ``hint`` at its end."""
     shown = ", ".join(list(trained)[:5]) + (", ..." if len(trained) > 5 else "")
-    raise ESAInputError(
+    return ESAInputError(
         f"the detector scores independent series (NASA layout: {shown}) one at a "
-        f"time, and the data is one grid of {len(mission.channel_names)} channel(s) "
-        f"{list(mission.channel_names)[:5]}, not one of those series: read the data in the NASA "
+        f"time, and the data is {data}, not one of those series: read the data in the NASA "
         "layout (data=nasa, data=nasa_msl), or choose one trained series with "
-        "data.channels=[NAME]",
+        f"data.channels=[NAME]{hint}",
         path=source,
     )
 

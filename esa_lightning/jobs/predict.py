@@ -92,6 +92,7 @@ def read_trained(data_cfg: Any, schema: dict[str, Any], config_yaml: str = "") -
     from esa_lightning.data.selection import UnknownChannels
     from esa_lightning.jobs.common import mission_from_config
 
+    refuse_synthetic_for_series(data_cfg, schema, config_yaml)
     read = trained_channels(data_cfg, schema)
     try:
         with warnings.catch_warnings():  # said once, for the rows scored: warn_skipped_rows
@@ -102,6 +103,30 @@ def read_trained(data_cfg: Any, schema: dict[str, Any], config_yaml: str = "") -
             raise
         raise missing_trained_channels(exc, trained_data_hint(config_yaml, data_cfg)) from None
     return in_trained_order(schema, mission)
+
+
+def refuse_synthetic_for_series(data_cfg: Any, schema: dict[str, Any], config_yaml: str) -> None:
+    """A detector of independent series (NASA) scores one grid only as one of its trained
+    series (``artifact.format.refuse_other_than_one_series``, after reading). The synthetic
+    mission (``data=synthetic``, the default when no ``data=`` is given) is one only where its
+    folder is named as one, or ``data.channels=[NAME]`` chooses one: else it is refused here,
+    before it is generated, read or cached for nothing, naming the data of the training run."""
+    from esa_lightning.artifact.format import not_one_series
+    from esa_lightning.data import READERS
+
+    trained = [str(c) for c in schema.get("channels", [])]
+    root = str(data_cfg.get("root"))
+    if (not schema.get("multiseries") or data_cfg.get("_target_") != READERS["synthetic"]
+            or Path(root).name in trained):
+        return
+    channels = data_cfg.get("channels", "all")
+    if isinstance(channels, str) or channels is None:  # all, target, lightweight
+        grid = "the synthetic mission (data=synthetic), one grid of channels"
+    elif len(channels) == 1 and str(channels[0]) in trained:
+        return  # that series, if the mission has it (the reader refuses it otherwise)
+    else:
+        grid = f"one grid of {len(channels)} channel(s) {[str(c) for c in channels][:5]}"
+    raise not_one_series(trained, grid, root, trained_data_hint(config_yaml, data_cfg))
 
 
 def trained_data_hint(config_yaml: str, data_cfg: Any) -> str:

@@ -249,10 +249,9 @@ def test_a_split_file_and_a_kaggle_test_part_without_a_reading_are_refused(tmp_p
         kdet.predict(test.assign(channel_2=np.nan))
 
 
-def test_a_nasa_series_without_a_reading_in_its_test_file_is_refused(tmp_path):
-    """NASA's series are scored each on its own: one whose test file is NaN throughout (the
-    telemetry column) was scored as its last training reading, held. It is refused, named;
-    the validation range (training rows) is scored."""
+def nasa_detector(tmp_path: Path) -> Path:
+    """The data folder of a small NASA-layout mission of two series, A-1 and B-1, and a
+    detector trained on it into ``tmp_path / "train" / "detector"``."""
     from tests.helpers import write_nasa
 
     rows = [(c, "SMAP", "[[5, 9]]", "[point]", 30) for c in ("A-1", "B-1")]
@@ -260,6 +259,14 @@ def test_a_nasa_series_without_a_reading_in_its_test_file_is_refused(tmp_path):
     esa_lightning.train(["model=window_pca", "datamodule=windows", "data=nasa",
                          f"data.root={root}", "test=false", "logger=none"],
                         output_dir=tmp_path / "train", root_dir=tmp_path)
+    return root
+
+
+def test_a_nasa_series_without_a_reading_in_its_test_file_is_refused(tmp_path):
+    """NASA's series are scored each on its own: one whose test file is NaN throughout (the
+    telemetry column) was scored as its last training reading, held. It is refused, named;
+    the validation range (training rows) is scored."""
+    root = nasa_detector(tmp_path)
     test = np.load(root / "test" / "B-1.npy")
     test[:, 0] = np.nan
     np.save(root / "test" / "B-1.npy", test)
@@ -269,3 +276,20 @@ def test_a_nasa_series_without_a_reading_in_its_test_file_is_refused(tmp_path):
     assert (error.path, error.column) == (str(root), "B-1"), error
     assert "no finite value in the test range (0 to 29)" in error.reason, error
     scored(tmp_path / "train" / "detector", [*data, "range=val"], tmp_path)
+
+
+def test_a_nasa_detector_without_data_is_refused_before_the_default_mission_is_made(tmp_path):
+    """A detector of independent series (NASA) scores one grid only as one of its trained
+    series. ``predict.py ckpt=DET`` without ``data=`` reads the default synthetic mission: it
+    was generated (and read, its cache written) before that refusal. It is now refused before
+    anything is generated, read or written, naming the data the detector was trained on;
+    so is a synthetic channel chosen that is no trained series."""
+    root = nasa_detector(tmp_path)
+    data_dir = tmp_path / "datasets"  # paths.data_dir: the default mission's and cache's home
+    before = sorted(data_dir.rglob("*"))
+    for overrides in ([], ["data.channels=[channel_1]"], ["data.channels=[channel_1,A-1]"]):
+        error = refused(tmp_path / "train" / "detector", overrides, tmp_path)
+        assert sorted(data_dir.rglob("*")) == before, overrides  # nothing generated or cached
+        assert "the detector scores independent series (NASA layout: A-1, B-1)" in str(error)
+        assert f"trained on data=nasa data.root={root};" in str(error), error
+        assert error.path == str(data_dir / "synthetic_default"), error
