@@ -468,11 +468,13 @@ def _key_text(stamps: np.ndarray, row: int) -> Any:  # a time, or an id
     return pd.Timestamp(stamps[row]) if stamps.dtype.kind == "M" else stamps[row]
 
 
-def skipped_keys(stamps: np.ndarray, prep: Preprocessing) -> str | None:
+def skipped_keys(
+    stamps: np.ndarray, prep: Preprocessing, rows: str = "rows are scored as given"
+) -> str | None:
     """The warning for row keys (ids, or times on the ``prep.period`` grid) that skip some or
     step off the grid (irregular times, ``off_grid``), or None: rows taken as given are scored
-    as given. ``Detector.predict`` and ``predict.py`` both warn with it."""
-    as_given = ": rows are scored as given (this detector's data is not resampled)"
+    as given (``rows``: which). ``Detector.predict`` and ``predict.py`` both warn with it."""
+    as_given = f": {rows} (this detector's data is not resampled)"
     if prep.index == "id":
         step, unit = np.diff(stamps), 1
     elif prep.period is not None:

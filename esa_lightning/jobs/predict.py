@@ -20,7 +20,7 @@ from esa_lightning.jobs.common import has_labeled_events, unscored_reason
 from esa_lightning.models.base import RowScores
 from esa_lightning.progress import progress
 from esa_lightning.reporting.events import row_ids
-from esa_lightning.runtime.chunks import score_in_chunks
+from esa_lightning.runtime.chunks import context_start, score_in_chunks
 from esa_lightning.runtime.evaluation import NO_LABELED_EVENT
 from esa_lightning.settings import check_setting
 
@@ -63,12 +63,14 @@ def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
     if len(part.values) == 0:
         raise ESAInputError(nothing_to_score(cfg.range), path=cfg.data.root)
     refuse_without_reading(mission, part, cfg.range, cfg.data.root)
-    warn_skipped_rows(part, cfg.data.root)
-    log.info("scoring %d rows of %s", len(part.values), mission.name)
     # the rows before the range are the context its first windows and detrending need, and
     # the validation range is scored as training scored it: without the test rows after it
     first_row = {"test": mission.test_start, "val": mission.val_start}.get(cfg.range, 0)
     source = mission.slice(0, mission.test_start) if cfg.range == "val" else mission
+    context = source.slice(context_start(first_row, detector.context_rows,
+                                         detector.alignment_rows), first_row)
+    warn_skipped_rows(part, cfg.data.root, context, cfg.range)
+    log.info("scoring %d rows of %s", len(part.values), mission.name)
     scores = score_part(detector, source, int(cfg.chunk_rows), first_row=first_row)
     metrics: dict[str, float] = {}
     if has_labeled_events(part):
@@ -166,10 +168,14 @@ def trained_channels(data_cfg: Any, schema: dict[str, Any]) -> Any:
     return OmegaConf.create({**options, "channels": list(schema["channels"])})
 
 
-def warn_skipped_rows(part: Mission, source: Any) -> None:
+def warn_skipped_rows(
+    part: Mission, source: Any, context: Mission | None = None, name: str = ""
+) -> None:
     """Warn, as ``Detector.predict`` does (``data.frame.skipped_keys``), where the rows to score
     skip ids or grid times: the readers of rows taken as given (ESA CSV, Kaggle) keep them as
-    they are. A reader that resamples onto its grid (raw ESA) leaves no grid row out."""
+    they are. A reader that resamples onto its grid (raw ESA) leaves no grid row out. Where
+    only the ``context`` rows (those before the range ``name``, read for its first windows,
+    not scored) and the step into the range do, the warning says so."""
     import warnings
 
     from esa_lightning.data.frame import InputWarning, skipped_keys
@@ -178,7 +184,14 @@ def warn_skipped_rows(part: Mission, source: Any) -> None:
     prep = Preprocessing.from_dict(part.meta.get(PREPROCESSING_KEY))
     if prep is None or prep.resample != "none" or part.timestamps is None:
         return
-    if message := skipped_keys(np.asarray(part.timestamps), prep):
+    keys = np.asarray(part.timestamps)
+    message = skipped_keys(keys, prep)
+    if message is None and context is not None and len(context.values):
+        before = np.concatenate([np.asarray(context.timestamps), keys[:1]])
+        message = skipped_keys(before, prep, f"only in the {len(context.values)} row(s) of "
+                               f"the context read before the {name} range, not scored; they "
+                               "are read as given")
+    if message:
         warnings.warn(f"{source}: {message}", InputWarning, stacklevel=2)
 
 

@@ -37,11 +37,16 @@ def score_piece(
     scorer: Scorer, mission: Mission, start: int, stop: int, context: int, alignment: int = 1
 ) -> RowScores:
     """``scorer.score_rows`` of rows [start, stop) of ``mission``, computed with context."""
-    n = len(mission.values)
-    lo, hi = max(0, start - context), min(n, stop + context)
-    lo -= lo % alignment
+    lo, hi = context_start(start, context, alignment), min(len(mission.values), stop + context)
     rs = scorer.score_rows(mission.slice(lo, hi))
     return rs.rows(slice(start - lo, stop - lo))
+
+
+def context_start(start: int, context: int, alignment: int = 1) -> int:
+    """The first row ``score_piece`` reads for rows from ``start`` on: ``context`` rows before
+    it, aligned down to a multiple of ``alignment``."""
+    lo = max(0, start - context)
+    return lo - lo % alignment
 
 
 def piece_bounds(n_rows: int, chunk_rows: int) -> list[tuple[int, int]]:

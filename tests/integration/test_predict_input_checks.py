@@ -172,6 +172,47 @@ def test_predict_warns_once_about_rows_off_the_grid(tmp_path):
     assert str(said.message).startswith(f"{path}: {off.sum()} step(s) "), said.message
 
 
+def test_rows_off_the_grid_only_in_the_context_are_said_to_be_context_not_scored(tmp_path):
+    """The test range is scored with the rows before it as its first windows' context. Rows
+    off the grid among those only were not said at all (the reader's warning is left out of
+    predict.py's read, its own looked at the rows scored): the warning now says where they are,
+    the context read before the range, not scored; rows off the grid in the range get the
+    warning of the rows scored, as before."""
+    frame = pd.read_csv(write_esa_csv(tmp_path / "whole.csv", n=400))
+    times = pd.to_datetime(frame["timestamp"])
+    split = times[300]  # the test range: rows 300-399
+    for name, row in (("context", 297), ("scored", 350)):
+        jittered = frame.copy()
+        jittered.loc[row, "timestamp"] = (times[row] + pd.Timedelta("10s")).strftime(
+            "%Y-%m-%d %H:%M:%S")
+        jittered.to_csv(tmp_path / f"{name}.csv", index=False)
+    data = ["data=esa_csv", f"data.split_date={split}"]
+    esa_lightning.train(["model=window_pca", "datamodule=windows", "datamodule.detrend=null",
+                         *data, f"data.root={tmp_path / 'context.csv'}", "test=false",
+                         "logger=none"], output_dir=tmp_path / "train", root_dir=tmp_path)
+    detector = tmp_path / "train" / "detector"
+    context = esa_lightning.Detector.load(detector).context_rows
+    assert 3 <= context < 300  # row 297 is read as context, row 0 is not
+
+    said = {}
+    for name in ("context", "scored"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            esa_lightning.predict(detector, [*data, f"data.root={tmp_path / name}.csv",
+                                             "range=test", "max_figures=0"],
+                                  output_dir=tmp_path / name, root_dir=tmp_path)
+        said[name] = [str(w.message) for w in caught if "off the grid" in str(w.message)]
+    first, period = times[296].strftime("%Y-%m-%dT%H:%M:%S"), pd.Timedelta("30s")
+    [message] = said["context"]
+    assert message.startswith(f"{tmp_path / 'context.csv'}: 2 step(s) between rows are not a "
+                              f"whole number of grid periods ({period}): the rows are off the "
+                              f"grid (first after {first}"), message
+    assert "the context read before the test range, not scored" in message, message
+    [message] = said["scored"]
+    assert "(first after " + times[349].strftime("%Y-%m-%dT%H:%M:%S") in message, message
+    assert "rows are scored as given" in message and "context" not in message, message
+
+
 def refused(detector: Path, overrides: list[str], tmp_path: Path) -> ESAInputError:
     """The error ``predict.py ckpt=detector overrides`` stops with; it writes no folder."""
     with pytest.raises(ESAInputError) as caught:
