@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,3 +63,14 @@ def one_line_errors(debug: bool = False) -> Iterator[None]:
             raise
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` in the function calling this one that names
+    the first frame outside this package: the line that asked for it (a reader called directly,
+    through ``load_mission`` or a job, a cached read alike), not a line of the package."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(2), 2  # the caller of the function warning: stacklevel 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

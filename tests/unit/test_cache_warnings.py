@@ -132,3 +132,51 @@ def test_a_cached_read_names_the_file_as_this_read_spells_it(
         assert all(message.startswith(f"{path}: ") for message in repaired), (path, repaired)
     assert isinstance(mission.values, np.memmap)  # the later reads came from the cache
     assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 1  # one entry
+
+
+def with_nan_and_beyond_float32(tmp_path: Path, kind: str) -> Path:
+    """A ``kind`` mission (esa_csv, kaggle, nasa) whose channel_1 / A-1 holds a NaN and a
+    reading beyond float32's range."""
+    from tests.helpers import write_nasa
+
+    if kind == "nasa":
+        def values(n: int) -> np.ndarray:
+            array = np.column_stack([np.sin(np.arange(n) / 3.0), np.zeros(n)])
+            array[[3, 7], 0] = np.nan, 1e300
+            return array
+        return write_nasa(tmp_path / "nasa", values=values)
+    path = (write_esa_csv(tmp_path / "m.csv", n=60) if kind == "esa_csv"
+            else write_kaggle(tmp_path / "train.parquet", n=60))
+    frame = pd.read_csv(path) if kind == "esa_csv" else pd.read_parquet(path)
+    frame.loc[[3, 7], "channel_1"] = np.nan, 1e300
+    frame.to_csv(path, index=False) if kind == "esa_csv" else frame.to_parquet(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("through", ["load_mission", "reader"])
+@pytest.mark.parametrize(("kind", "cache"), [("esa_csv", False), ("esa_csv", True),
+                                             ("kaggle", False), ("kaggle", True),
+                                             ("nasa", False)])  # the NASA reader has no cache
+def test_the_repair_warnings_both_name_the_line_that_asked_for_the_read(
+    tmp_path, kind, cache, through
+):
+    """The warning counting the rows beyond float32's range and the one counting the NaN/inf
+    filled named different lines, both inside the reader (stacklevel 3 and 2), or both the
+    reader's caller on a cached read (load_mission's line when called through it). Both name
+    the line outside the package that asked for the read, whichever way it came."""
+    from esa_lightning.data import load_mission
+    from esa_lightning.data.readers.nasa import read_nasa
+
+    root = with_nan_and_beyond_float32(tmp_path, kind)
+    options = {} if kind == "nasa" else {"cache_dir": tmp_path / "cache", "use_cache": cache}
+    reader = {"esa_csv": read_esa_csv, "kaggle": read_kaggle, "nasa": read_nasa}[kind]
+    for _ in range(2 if cache else 1):  # a cached read: the one writing the entry, one of it
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if through == "reader":
+                reader(root if kind != "kaggle" else root.parent, **options)
+            else:
+                load_mission(kind, root if kind != "kaggle" else root.parent, **options)
+        said = {key: [w.filename for w in caught if key in str(w.message)]
+                for key in ("beyond float32's range", "NaN/inf value(s)")}
+        assert said == {key: [__file__] for key in said}, said

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from esa_lightning.data.array_store import ArrayStore
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, user_stacklevel
 from esa_lightning.io import atomic_folder, remove_stale_temporaries, write_json_atomic
 
 # where a recorded warning named the reader's n-th path: NUL is in no path
@@ -108,7 +108,8 @@ def read_through_cache(
             if isinstance(exc, ESAInputError) and not isinstance(exc.__cause__, OSError):
                 _warn_again(said, paths)  # what the read said before it met the bad input
                 raise  # bad input, not a cache problem
-            warnings.warn(f"could not write the cache {folder}: {exc}", stacklevel=2)
+            warnings.warn(f"could not write the cache {folder}: {exc}",
+                          stacklevel=user_stacklevel())
             return build(ArrayStore())
         entry = load_array_cache(folder)
         if entry is None:
@@ -154,7 +155,7 @@ def _warn_again(said: list[dict], paths: Sequence[str | os.PathLike]) -> None:
 
     for record in said:
         message = PATH_MARK.sub(spell, record["message"])
-        warnings.warn(message, _category(record["category"]), stacklevel=4)
+        warnings.warn(message, _category(record["category"]), stacklevel=user_stacklevel())
 
 
 def _category(name: str) -> type[Warning]:

@@ -14,7 +14,7 @@ import pandas as pd
 from esa_lightning.data.array_store import ArrayStore, release_pages
 from esa_lightning.data.mission import EVENT_COLUMNS, LABEL_CODES, empty_events
 from esa_lightning.data.selection import NS_RANGE
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, user_stacklevel
 from esa_lightning.metrics.intervals import runs as true_runs
 from esa_lightning.metrics.report import not_whole_ids
 
@@ -262,7 +262,7 @@ def repair_values(
             f"{source}: {n_marked} row(s) hold a reading beyond float32's range (inf or "
             f"|x| > {np.finfo(np.float32).max:.3g}): they are replaced for the model and "
             "always alarm",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     bad_cols = np.flatnonzero(found.counts)
     dead = bad_cols[found.first[bad_cols] < 0]
@@ -273,7 +273,7 @@ def repair_values(
         warnings.warn(
             f"{source}: repaired {int(found.counts.sum())} NaN/inf value(s) in "
             f"{len(bad_cols)} channel(s) by forward fill",
-            stacklevel=2,  # the reader's line calling repair_values
+            stacklevel=user_stacklevel(),
         )
     return found
 
@@ -307,7 +307,8 @@ def zero_nonfinite(commands: np.ndarray, *, source: str) -> int:
         n += int(bad.sum())
         commands[bad, j] = 0
     if n:
-        warnings.warn(f"{source}: set {n} NaN/inf telecommand value(s) to 0", stacklevel=3)
+        warnings.warn(f"{source}: set {n} NaN/inf telecommand value(s) to 0",
+                      stacklevel=user_stacklevel())
     return n
 
 

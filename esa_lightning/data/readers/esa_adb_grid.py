@@ -20,7 +20,7 @@ from esa_lightning.data.mission import CATEGORY_TO_CODE
 from esa_lightning.data.readers.common import forward_fill, ns_times
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.data.selection import NS_RANGE
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, user_stacklevel
 from esa_lightning.progress import progress
 
 _BLOCK = 4096  # output rows written at once per channel group (stays in cache)
@@ -355,7 +355,8 @@ def build_arrays(
         results.close()  # on an error: stop the threads before raising
     if repaired:
         warnings.warn(
-            f"repaired non-finite values (forward fill) per channel: {repaired}", stacklevel=3
+            f"repaired non-finite values (forward fill) per channel: {repaired}",
+            stacklevel=user_stacklevel(),
         )
     if grid.buf is None:  # no channels
         raise ESAInputError("no channels selected")

@@ -69,7 +69,7 @@ from esa_lightning.data.selection import (
     select_channels,
     split_points_by_time,
 )
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, user_stacklevel
 from esa_lightning.io import cache_key, source_identity
 
 TIMESTAMP = "timestamp"
@@ -203,7 +203,7 @@ def _warn_off_grid(
                 f"{path}: {off}: rows are taken as given, not resampled (data=esa holds each "
                 "channel's samples on a grid of data.period)",
                 OffGridWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
 
 

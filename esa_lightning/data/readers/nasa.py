@@ -48,7 +48,7 @@ from esa_lightning.data.readers.common import (
     zero_nonfinite,
 )
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, user_stacklevel
 
 LABELS_FILE = "labeled_anomalies.csv"
 REQUIRED = ["chan_id", "spacecraft", "anomaly_sequences", "class", "num_values"]
@@ -155,7 +155,7 @@ def _warn_unlisted_files(root: Path, listed: set[str], csv_path: Path) -> None:
         warnings.warn(
             f"{csv_path}: {len(unlisted)} channel(s) with files under train/ or test/ have no "
             f"row and are not read: {', '.join(unlisted[:5])}{more}",
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -200,7 +200,7 @@ def _merge_repeated(listing: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
         warnings.warn(
             f"{csv_path}: channel {chan} is listed {len(rows)} times; merged its anomaly "
             f"sequences {' + '.join(rows['anomaly_sequences'])} into {merged_text}",
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
     return listing[~listing["chan_id"].duplicated()].reset_index(drop=True)
 
@@ -282,7 +282,7 @@ def _read_channel(
         warnings.warn(
             f"{csv_path}: channel {chan}'s anomaly sequences {row['anomaly_sequences']} "
             f"overlap; merged into {json.dumps([list(p) for p in merged])}",
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
         sequences, classes = merged, merged_classes
 

@@ -58,7 +58,7 @@ from esa_lightning.data.readers.synthetic_signals import (
     sample_timestamps,
 )
 from esa_lightning.data.selection import VAL_DAYS_NULL, select_channels, split_points_by_time
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, user_stacklevel
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +395,7 @@ def load_synthetic(
         warnings.warn(
             f"{root}: reusing the existing synthetic mission generated with {recorded}; "
             f"requested {differs}. Delete the folder to regenerate.",
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     options = dict(read_options)
     for key in ("counters", "lightweight"):
