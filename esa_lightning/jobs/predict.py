@@ -113,6 +113,8 @@ def refuse_synthetic_for_series(data_cfg: Any, schema: dict[str, Any], config_ya
     mission (``data=synthetic``, the default when no ``data=`` is given) is one only where its
     folder is named as one, or ``data.channels=[NAME]`` chooses one: else it is refused here,
     before it is generated, read or cached for nothing, naming the data of the training run."""
+    from omegaconf import ListConfig
+
     from esa_lightning.artifact.format import not_one_series
     from esa_lightning.data import READERS
 
@@ -122,7 +124,7 @@ def refuse_synthetic_for_series(data_cfg: Any, schema: dict[str, Any], config_ya
             or Path(root).name in trained):
         return
     channels = data_cfg.get("channels", "all")
-    if isinstance(channels, str) or channels is None:  # all, target, lightweight
+    if not isinstance(channels, (list, ListConfig)):  # all, target, lightweight
         grid = "the synthetic mission (data=synthetic), one grid of channels"
     elif len(channels) == 1 and str(channels[0]) in trained:
         return  # that series, if the mission has it (the reader refuses it otherwise)
