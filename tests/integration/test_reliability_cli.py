@@ -272,23 +272,10 @@ def test_a_components_trainer_setting_is_refused_before_any_component_trains(
     trained: a GPU asked for the channel ensemble where there is none was refused after the
     GRU's fit, and its run folder stayed behind. The first component's (the GRU's) is refused
     by building its own trainer, before any fit too."""
-    from esa_lightning.errors import ESAInputError
-    from esa_lightning.jobs import train as train_job
-
-    fitted = []
-
-    def fit_component(name, ready):
-        fitted.append(name)
-        raise RuntimeError(f"{name} was fitted")
-
-    monkeypatch.setattr(train_job, "fit_component", fit_component)
-    cfg = compose_into(["experiment=esa_full", f"data.root={small_mission_dir}", "logger=none",
-                        f"+components.{component}.trainer.accelerator=gpu",
-                        f"+components.{component}.trainer.devices=4096"], tmp_path)
-    with pytest.raises(ESAInputError, match=f"components.{component}.trainer.accelerator=gpu"):
-        train_job.train(cfg)
-    assert fitted == []
-    assert not (tmp_path / "run").exists()
+    overrides = [f"+components.{component}.trainer.accelerator=gpu",
+                 f"+components.{component}.trainer.devices=4096"]
+    _refused_before_any_fit(overrides, f"components.{component}.trainer.accelerator=gpu",
+                            small_mission_dir, tmp_path, monkeypatch)
 
 
 def test_a_later_components_callback_setting_is_refused_before_any_fit(
@@ -296,6 +283,14 @@ def test_a_later_components_callback_setting_is_refused_before_any_fit(
 ):
     """esa_full built the channel ensemble's callbacks only after the GRU had trained: a mode
     its early stopping refuses was refused after that fit, and the run folder stayed."""
+    _refused_before_any_fit(["components.channel_ensemble.callbacks.early_stopping.mode=bogus"],
+                            "components.channel_ensemble.callbacks.early_stopping",
+                            small_mission_dir, tmp_path, monkeypatch)
+
+
+def _refused_before_any_fit(overrides, match, small_mission_dir, tmp_path, monkeypatch):
+    """``experiment=esa_full`` with ``overrides`` is refused (an error matching ``match``)
+    before any component is fitted, and leaves no run folder."""
     from esa_lightning.errors import ESAInputError
     from esa_lightning.jobs import train as train_job
 
@@ -307,9 +302,8 @@ def test_a_later_components_callback_setting_is_refused_before_any_fit(
 
     monkeypatch.setattr(train_job, "fit_component", fit_component)
     cfg = compose_into(["experiment=esa_full", f"data.root={small_mission_dir}", "logger=none",
-                        "components.channel_ensemble.callbacks.early_stopping.mode=bogus"],
-                       tmp_path)
-    with pytest.raises(ESAInputError, match="components.channel_ensemble.callbacks.early_stopping"):
+                        *overrides], tmp_path)
+    with pytest.raises(ESAInputError, match=match):
         train_job.train(cfg)
     assert fitted == []
     assert not (tmp_path / "run").exists()
