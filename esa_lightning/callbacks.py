@@ -27,6 +27,7 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.intervals import runs
 from esa_lightning.models.base import DetectorModule, RowScores
+from esa_lightning.runtime.chunks import context_start
 from esa_lightning.runtime.evaluation import ScoredRange, report_for, unscored_reason
 
 log = logging.getLogger("esa_lightning")
@@ -124,8 +125,7 @@ class ESAValidationMetrics(L.Callback):
         them, as ``val/`` is scored (``runtime.evaluation.score_range``): a model whose first
         output needs more rows than the range holds (the channel ensemble's pooled rows)
         scores it all the same."""
-        lo = max(0, start - int(pl_module.context_rows))
-        lo -= lo % int(pl_module.alignment_rows)
+        lo = context_start(start, int(pl_module.context_rows), int(pl_module.alignment_rows))
         part = mission.slice(lo, stop)
         was_training = pl_module.training
         pl_module.eval()

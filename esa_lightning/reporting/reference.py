@@ -23,7 +23,7 @@ import numpy as np
 from esa_lightning.data.mission import Mission, nominal_rows
 from esa_lightning.models.base import RowScores, Scorer
 from esa_lightning.postprocessing.confidence import CALIBRATION_KEY
-from esa_lightning.runtime.chunks import score_in_chunks
+from esa_lightning.runtime.chunks import context_start, score_in_chunks
 
 log = logging.getLogger("esa_lightning")
 
@@ -114,8 +114,7 @@ def nominal_reference(
         log.info("no validation rows: the report gives no confidence")
         return None
     if val_scores is None:
-        begin = max(0, lo - int(scorer.context_rows))
-        begin -= begin % max(1, int(scorer.alignment_rows))
+        begin = context_start(lo, int(scorer.context_rows), max(1, int(scorer.alignment_rows)))
         part = mission.slice(begin, stop)
         scored = score_in_chunks(scorer, part, chunk_rows, keep_channel_scores="all")
     else:
