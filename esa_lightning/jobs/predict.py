@@ -9,6 +9,7 @@ the chunk size (the readers' caches are memory-mapped).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,17 @@ from esa_lightning.settings import check_setting
 log = logging.getLogger("esa_lightning")
 
 
-def predict(cfg: Any) -> dict[str, float]:
+def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
     """The ``predict.py`` job; returns the metrics when the input carries labels.
 
     One prediction at a time in a folder; its outputs are written into a temporary folder and
     published as one set, replacing the previous prediction's (``esa_lightning.run_folder``).
+    ``overrides``: the ones ``cfg`` was composed with (None: the Hydra job's, where there is
+    one, else unknown), which tell whether ``data=`` was given (``refuse_default_data``).
     """
+    from hydra.core.hydra_config import HydraConfig
+
+    from esa_lightning.jobs.common import hydra_task_overrides
     from esa_lightning.run_folder import (
         lock_run_folder,
         make_run_folder,
@@ -41,20 +47,26 @@ def predict(cfg: Any) -> dict[str, float]:
     )
 
     check_setting("range", cfg.range)  # before the detector is loaded or the data read
+    if overrides is None and HydraConfig.initialized():
+        overrides = hydra_task_overrides()
     out = make_run_folder(cfg.paths.output_dir)
     keep = bool(cfg.get("debug_errors", False))  # refused, it leaves no folder it made
     with removed_if_refused(out, keep), lock_run_folder(out), staged_outputs(out) as stage:
-        metrics = _predict_into(cfg, stage)
+        metrics = _predict_into(cfg, stage, overrides)
     print(f"outputs: {out.resolve()}")
     return metrics
 
 
-def _predict_into(cfg: Any, out: Path) -> dict[str, float]:
+def _predict_into(cfg: Any, out: Path, overrides: Sequence[str] | None) -> dict[str, float]:
     from esa_lightning.artifact import Detector, check_schema
     from esa_lightning.io import write_json_atomic
+    from esa_lightning.jobs.predict_data import refuse_default_data, refuse_other_layout
     from esa_lightning.runtime.evaluation import ScoredRange, report_for
 
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
+    # before any data is generated, read or cached
+    refuse_other_layout(cfg.data, detector.schema, detector.config_yaml)
+    refuse_default_data(cfg.data, detector.config_yaml, overrides)
     mission = read_trained(cfg.data, detector.schema, detector.config_yaml)
     check_schema(detector.schema, mission, source=str(cfg.data.root))
     if mission.is_multiseries:
@@ -93,8 +105,8 @@ def read_trained(data_cfg: Any, schema: dict[str, Any], config_yaml: str = "") -
     from esa_lightning.data.readers.common import OffGridWarning
     from esa_lightning.data.selection import UnknownChannels
     from esa_lightning.jobs.common import mission_from_config
+    from esa_lightning.jobs.predict_data import trained_data_hint
 
-    refuse_synthetic_for_series(data_cfg, schema, config_yaml)
     read = trained_channels(data_cfg, schema)
     try:
         with warnings.catch_warnings():  # said once, for the rows scored: warn_skipped_rows
@@ -105,54 +117,6 @@ def read_trained(data_cfg: Any, schema: dict[str, Any], config_yaml: str = "") -
             raise
         raise missing_trained_channels(exc, trained_data_hint(config_yaml, data_cfg)) from None
     return in_trained_order(schema, mission)
-
-
-def refuse_synthetic_for_series(data_cfg: Any, schema: dict[str, Any], config_yaml: str) -> None:
-    """A detector of independent series (NASA) scores one grid only as one of its trained
-    series (``artifact.format.refuse_other_than_one_series``, after reading). The synthetic
-    mission (``data=synthetic``, the default when no ``data=`` is given) is one only where its
-    folder is named as one, or ``data.channels=[NAME]`` chooses one: else it is refused here,
-    before it is generated, read or cached for nothing, naming the data of the training run."""
-    from omegaconf import ListConfig
-
-    from esa_lightning.artifact.format import not_one_series
-    from esa_lightning.data import READERS
-
-    trained = [str(c) for c in schema.get("channels", [])]
-    root = str(data_cfg.get("root"))
-    if (not schema.get("multiseries") or data_cfg.get("_target_") != READERS["synthetic"]
-            or Path(root).name in trained):
-        return
-    channels = data_cfg.get("channels", "all")
-    if not isinstance(channels, (list, ListConfig)):  # all, target, lightweight
-        grid = "the synthetic mission (data=synthetic), one grid of channels"
-    elif len(channels) == 1 and str(channels[0]) in trained:
-        return  # that series, if the mission has it (the reader refuses it otherwise)
-    else:
-        grid = f"one grid of {len(channels)} channel(s) {[str(c) for c in channels][:5]}"
-    raise not_one_series(trained, grid, root, trained_data_hint(config_yaml, data_cfg))
-
-
-def trained_data_hint(config_yaml: str, data_cfg: Any) -> str:
-    """Where the detector's training read its data (``data`` of its ``config.yaml``), when
-    ``data_cfg`` reads another layout (another reader): predict.py reads the data it is given
-    (``data=synthetic`` when none is given), never the training run's. Empty when unknown or
-    the same reader (new data of the training layout: the missing channel is the news)."""
-    import yaml
-
-    from esa_lightning.data import READERS
-
-    try:
-        trained = (yaml.safe_load(config_yaml or "") or {}).get("data") or {}
-        target, root = trained.get("_target_"), trained.get("root")
-    except (yaml.YAMLError, AttributeError):  # config.yaml is for people: maybe edited
-        return ""
-    if not target or target == data_cfg.get("_target_"):
-        return ""
-    kind = next((k for k, t in READERS.items() if t == target), None)
-    data = f"data={kind}" if kind else f"the reader {target}"
-    return (f" (it was trained on {data} data.root={root}; predict.py reads the data= and "
-            "data.root= it is given, data=synthetic without them)")
 
 
 def trained_channels(data_cfg: Any, schema: dict[str, Any]) -> Any:

@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 
 import esa_lightning
+from esa_lightning.data import READERS
 from esa_lightning.data.frame import InputWarning
 from esa_lightning.data.readers.esa_csv import read_esa_csv
 from esa_lightning.data.readers.kaggle import read_kaggle
 from esa_lightning.errors import ESAInputError
 from tests.helpers import write_esa_csv, write_kaggle
 from tests.integration.test_python_api import predict_quietly, zscore_detector
+from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
 
 GAP = range(100, 121)  # the rows dropped: 21 keys missing
 
@@ -125,9 +127,11 @@ def test_irregular_timestamps_are_named_as_off_the_grid_not_as_zero_missing(tmp_
 
 def test_data_lacking_the_trained_channels_names_the_data_the_detector_was_trained_on(tmp_path):
     """``predict.py ckpt=DET`` reads the data it is given (``data=synthetic`` when none is
-    given), not the detector's: for a mission of one's own without ``data=`` the error named
-    only the channels the generated mission lacked. It now also names the data= and data.root=
-    of the training run; new data of the training layout lacking a channel does not get it."""
+    given), not the detector's: for a mission of one's own with ``data=synthetic`` the error
+    named only the channels the generated mission lacked. It now also names the data= and
+    data.root= of the training run; new data of the training layout lacking a channel does not
+    get it. Without ``data=`` it is refused before that (a detector trained on other data than
+    the default), naming the data too."""
     frame = pd.read_csv(write_esa_csv(tmp_path / "plain.csv", n=300))
     own = tmp_path / "own.csv"
     frame.rename(columns=lambda c: c.replace("channel_", "bus_")).to_csv(own, index=False)
@@ -137,15 +141,16 @@ def test_data_lacking_the_trained_channels_names_the_data_the_detector_was_train
         root_dir=tmp_path,
     )
     messages = {}
-    for name, data in (("default", []), ("same_layout", ["data=esa_csv",
-                                                          f"data.root={tmp_path / 'plain.csv'}"])):
+    for name, data in (("default", []), ("synthetic", ["data=synthetic"]),
+                       ("same_layout", ["data=esa_csv", f"data.root={tmp_path / 'plain.csv'}"])):
         with pytest.raises(ESAInputError) as caught:
             esa_lightning.predict(run.output_dir / "detector", [*data, "range=all"],
                                   output_dir=tmp_path / name, root_dir=tmp_path)
         messages[name] = str(caught.value)
-    assert "missing channel(s) ['bus_1', 'bus_2']" in messages["default"], messages
+    assert "missing channel(s) ['bus_1', 'bus_2']" in messages["synthetic"], messages
     assert not (tmp_path / "datasets" / "synthetic_default").exists()  # refused, not generated
-    assert f"trained on data=esa_csv data.root={own};" in messages["default"], messages
+    assert f"trained on data=esa_csv data.root={own};" in messages["synthetic"], messages
+    assert f"trained on other data: data=esa_csv data.root={own};" in messages["default"]
     assert messages["same_layout"].endswith("['bus_1', 'bus_2'] the detector was trained on")
 
 
@@ -334,3 +339,91 @@ def test_a_nasa_detector_without_data_is_refused_before_the_default_mission_is_m
         assert "the detector scores independent series (NASA layout: A-1, B-1)" in str(error)
         assert f"trained on data=nasa data.root={root};" in str(error), error
         assert error.path == str(data_dir / "synthetic_default"), error
+
+
+def test_a_nasa_detector_given_grid_data_is_refused_before_it_is_read(tmp_path):
+    """Of the grid readers only ``data=synthetic`` was refused for a NASA detector before it
+    was read: ``data=esa_csv``, ``data=kaggle`` and ``data=esa`` were read (their caches
+    written) and then refused as one grid of N channels, without the data= given or the data
+    the detector was trained on. They are refused before the reader runs, as the synthetic
+    mission is; a grid named as a trained series, or one series chosen, is left to the read."""
+    from esa_lightning.data.readers.synthetic import generate_mission
+
+    root = nasa_detector(tmp_path)
+    detector = tmp_path / "train" / "detector"
+    kaggle = tmp_path / "kaggle"
+    kaggle.mkdir()
+    write_kaggle(kaggle / "train.parquet", n=300)
+    sources = {"esa_csv": write_esa_csv(tmp_path / "plain.csv", n=300), "kaggle": kaggle,
+               "esa": generate_mission(tmp_path / "esa", channels=2, days=2)}
+    data_dir = tmp_path / "datasets"  # paths.data_dir: the readers' caches
+    before = sorted(data_dir.rglob("*"))
+    for kind, source in sources.items():
+        error = refused(detector, [f"data={kind}", f"data.root={source}"], tmp_path)
+        assert sorted(data_dir.rglob("*")) == before, kind  # nothing read into a cache
+        assert "the detector scores independent series (NASA layout: A-1, B-1)" in str(error)
+        assert f"and the data is one grid of channels (data={kind})" in str(error), error
+        assert f"trained on data=nasa data.root={root};" in str(error), error
+        assert error.path == str(source), error
+    from esa_lightning.jobs.predict_data import refuse_other_layout
+
+    schema = esa_lightning.Detector.load(detector).schema
+    for options in ({"root": str(tmp_path / "A-1.csv")},
+                    {"root": str(sources["esa_csv"]), "channels": ["B-1"]}):
+        refuse_other_layout({"_target_": READERS["esa_csv"], **options}, schema, "")
+
+
+def test_a_grid_detector_given_nasa_data_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """The reverse: a detector of one grid given ``data=nasa`` read every series and was
+    refused with the channels it missed and the series it did not know. It is refused before
+    the reader runs, naming the layouts."""
+    from tests.helpers import write_nasa
+
+    det = tmp_path / "det"
+    zscore_detector(read_esa_csv(write_esa_csv(tmp_path / "whole.csv", n=300),
+                                 cache_dir=tmp_path / "c1"), det, 4.0)
+    nasa = write_nasa(tmp_path / "smap")
+
+    def not_read(*args, **kwargs):
+        raise AssertionError("the NASA folder was read")
+
+    monkeypatch.setattr("esa_lightning.data.readers.nasa.read_nasa", not_read)
+    error = refused(det, ["data=nasa", f"data.root={nasa}"], tmp_path)
+    assert "the detector scores one grid of channels (channel_1, channel_2)" in str(error)
+    assert "data=nasa reads independent series" in str(error), error
+    assert error.path == str(nasa), error
+
+
+def test_predict_without_data_refuses_a_detector_trained_on_other_data(tmp_path):
+    """A detector trained on a Kaggle export of the synthetic mission has the default
+    mission's channels and telecommands: ``predict.py ckpt=DET`` without ``data=`` generated
+    the default synthetic mission and scored it without a word. It is refused before anything
+    is generated or read, naming the data the detector was trained on; the data given with
+    ``data=`` is scored as before."""
+    from esa_lightning.data.readers.synthetic import generate_mission
+
+    small = generate_mission(tmp_path / "small", days=3, kaggle=True)
+    run = esa_lightning.train(["experiment=smoke", "data=kaggle", f"data.root={small / 'kaggle'}",
+                               "logger=none", "test=false"],
+                              output_dir=tmp_path / "run", root_dir=tmp_path)
+    detector = run.output_dir / "detector"
+    error = refused(detector, [], tmp_path)
+    assert not (tmp_path / "datasets" / "synthetic_default").exists()  # nor generated
+    assert "no data= given" in str(error), error
+    assert f"trained on other data: data=kaggle data.root={small / 'kaggle'};" in str(error)
+    proc = run_entry("predict.py", [f"ckpt={detector}"], tmp_path)  # the command line's own
+    assert_one_line_error(proc, "no data= given", f"data=kaggle data.root={small / 'kaggle'};")
+    scored(detector, ["data=synthetic", f"data.root={small}"], tmp_path)
+
+    # the default mission itself, split as the default splits it: scored; split otherwise,
+    # refused, naming the setting
+    for name, split in (("same", []), ("other", ["data.val_days=0.5"])):
+        run = esa_lightning.train(["experiment=smoke", "data.generate.days=3", *split,
+                                   "logger=none", "test=false"],
+                                  output_dir=tmp_path / name, root_dir=tmp_path)
+        if split:
+            error = refused(run.output_dir / "detector", [], tmp_path)
+            assert "trained on other data: data=synthetic data.root=" in str(error), error
+            assert "data.val_days=0.5 (the default: None);" in str(error), error
+        else:
+            scored(run.output_dir / "detector", [], tmp_path)

@@ -1,0 +1,134 @@
+"""Which data ``predict.py`` reads, checked against the detector before anything is generated,
+read or cached: its layout (independent series or one grid) and, without ``data=``, whether
+the default data are those the detector was trained on (``data`` of its ``config.yaml``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from esa_lightning.errors import ESAInputError
+
+
+def refuse_other_layout(data_cfg: Any, schema: dict[str, Any], config_yaml: str) -> None:
+    """Data of a layout the detector cannot score, refused before it is generated, read or
+    cached for nothing, naming the data the training run read (``config_yaml``). A detector of
+    independent series (NASA) scores one grid (``data=esa``, ``esa_csv``, ``kaggle``,
+    ``synthetic``, the default) only as one of its trained series
+    (``artifact.format.refuse_other_than_one_series``, after reading): one named so (its folder
+    or file) or chosen with ``data.channels=[NAME]``. A detector of one grid scores
+    ``data=nasa`` (independent series) only where ``data.channels`` lists its channels, as
+    ``check_schema`` requires. A reader of one's own is left to the checks after reading."""
+    from omegaconf import ListConfig
+
+    from esa_lightning.artifact.format import not_one_series
+    from esa_lightning.data import READERS
+
+    kind = next((k for k, t in READERS.items() if t == data_cfg.get("_target_")), None)
+    if kind is None:
+        return
+    trained = [str(c) for c in schema.get("channels", [])]
+    root = str(data_cfg.get("root"))
+    channels = data_cfg.get("channels", "all")
+    listed = [str(c) for c in channels] if isinstance(channels, list | ListConfig) else None
+    if not schema.get("multiseries"):
+        if kind == "nasa" and listed != trained:
+            shown = ", ".join(trained[:5]) + (", ..." if len(trained) > 5 else "")
+            raise ESAInputError(
+                f"the detector scores one grid of channels ({shown}), and data=nasa reads "
+                "independent series (NASA layout): read the data as one grid (data=esa, "
+                f"data=esa_csv, data=kaggle){trained_data_hint(config_yaml, data_cfg)}",
+                path=root,
+            )
+        return
+    name = Path(root).name  # the grid's name: its folder or file, a suffix or more off
+    if kind == "nasa" or {name, *(name[:i] for i, c in enumerate(name) if c == ".")} & set(
+        trained
+    ):
+        return
+    if listed is None and kind == "synthetic":
+        grid = "the synthetic mission (data=synthetic), one grid of channels"
+    elif listed is None:  # all, target, lightweight
+        grid = f"one grid of channels (data={kind})"
+    elif len(listed) == 1 and listed[0] in trained:
+        return  # that series, if the data have it (the reader refuses it otherwise)
+    else:
+        grid = f"one grid of {len(listed)} channel(s) {listed[:5]} (data={kind})"
+    raise not_one_series(trained, grid, root, trained_data_hint(config_yaml, data_cfg))
+
+
+def refuse_default_data(data_cfg: Any, config_yaml: str, overrides: Sequence[str] | None) -> None:
+    """Without ``data=`` predict.py reads the default data (``data=synthetic``): a detector
+    trained on other data (another reader or folder, or other split settings: ``data`` of its
+    ``config_yaml``) would score a mission it was never trained on in place of its own, without
+    a word, where their channels have the same names. That is refused here, before anything is
+    generated or read, naming both. ``overrides``: the command line's (any ``data``/``data.*``
+    key gives the data); None (a config composed in Python): nothing is refused."""
+    from omegaconf import OmegaConf
+
+    if overrides is None or any(
+        o.split("=", 1)[0].lstrip("+~").split(".")[0] == "data" for o in overrides
+    ):
+        return
+    trained = trained_data(config_yaml)
+    if not trained:  # a detector built in Python: no record of its data
+        return
+    default = OmegaConf.to_container(data_cfg, resolve=True)
+    other_reader = trained.get("_target_") != default.get("_target_")
+    settings = [] if other_reader else [  # another reader's settings are its own
+        f"data.{k}={trained[k]} (the default: {default[k]})"
+        for k in trained
+        if k in default and k not in _NOT_COMPARED and trained[k] != default[k]
+    ]
+    roots = {Path(str(d.get("root"))).expanduser().resolve() for d in (trained, default)}
+    if not other_reader and len(roots) == 1 and not settings:
+        return
+    raise ESAInputError(
+        f"no data= given: predict.py reads the default data, {_data_name(default)}, and the "
+        f"detector was trained on other data: {', '.join([_data_name(trained), *settings])}; "
+        "give the data to score with data= and data.root= (data=synthetic to score the default "
+        "mission all the same)",
+        path=str(default.get("root")),
+    )
+
+
+# the reader and the root (compared apart), and data settings that choose no other rows or
+# values: where the cache lives, the channels read (predict.py reads the detector's own by
+# name, whatever training selected), the generator's (a folder's mission is read as it was
+# generated; the synthetic reader warns where they differ)
+_NOT_COMPARED = {"_target_", "root", "cache_dir", "channels", "lightweight", "generate"}
+
+
+def trained_data(config_yaml: str) -> dict[str, Any]:
+    """``data`` of the detector's ``config.yaml`` (the training run's data settings); empty
+    where unknown (``config.yaml`` is for people: maybe edited)."""
+    import yaml
+
+    try:
+        data = (yaml.safe_load(config_yaml or "") or {}).get("data") or {}
+    except (yaml.YAMLError, AttributeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _data_name(options: dict[str, Any]) -> str:
+    """``data=KIND data.root=ROOT`` of the data settings ``options``."""
+    from esa_lightning.data import READERS
+
+    target = options.get("_target_")
+    kind = next((k for k, t in READERS.items() if t == target), None)
+    data = f"data={kind}" if kind else f"the reader {target}"
+    return f"{data} data.root={options.get('root')}"
+
+
+def trained_data_hint(config_yaml: str, data_cfg: Any) -> str:
+    """Where the detector's training read its data (``data`` of its ``config.yaml``), when
+    ``data_cfg`` reads another layout (another reader): predict.py reads the data it is given
+    (``data=synthetic`` when none is given), never the training run's. Empty when unknown or
+    the same reader (new data of the training layout: the missing channel is the news)."""
+    trained = trained_data(config_yaml)
+    if not trained.get("_target_") or trained["_target_"] == data_cfg.get("_target_"):
+        return ""
+    return (f" (it was trained on {_data_name(trained)}; predict.py reads the data= and "
+            "data.root= it is given, data=synthetic without them)")
