@@ -42,6 +42,7 @@ from esa_lightning.data.readers.common import (
     zero_nonfinite,
 )
 from esa_lightning.errors import ESAInputError
+from esa_lightning.metrics.intervals import runs
 
 SOURCE = "DataFrame"
 LABEL_COLUMNS = ("is_anomaly",)  # and is_anomaly_<channel>: labels, ignored without a word
@@ -373,9 +374,11 @@ def _hold_on_grid(
         executions.append(SeriesInMemory(ts[fired], col[fired], f"{SOURCE} column {name!r}"))
     start, end = pd.Timestamp(int(ts[0])), pd.Timestamp(int(ts[-1]))
     events = empty_events()
-    arrays, info = build_arrays(
-        names, series, executions, events, p_ns, set(prep.counters), start, end
-    )
+    with warnings.catch_warnings():  # named per column by _warn_beyond_float32, not again
+        warnings.filterwarnings("ignore", "repaired non-finite values", UserWarning)
+        arrays, info = build_arrays(
+            names, series, executions, events, p_ns, set(prep.counters), start, end
+        )
     n = int(info["n_rows"])
     grid = ((np.arange(n, dtype=np.int64) + int(info["k_lo"])) * p_ns).view("datetime64[ns]")
     return arrays["values"], arrays["telecommands"], grid, arrays["unrepresentable_cells"]
@@ -437,11 +440,12 @@ def _warn_nan(
     for name in names:
         nan = np.isnan(columns[name])
         if nan.any():
-            first, length = _longest_run(nan)
+            first, last = runs(nan)
+            k = int(np.argmax(last - first))  # the longest gap
             check.warn(
-                f"{int(nan.sum())} NaN value(s), the longest gap {length} row(s) from "
-                f"{_key_text(stamps, first)}: {repair} (the first value before the channel's "
-                "first one)",
+                f"{int(nan.sum())} NaN value(s), the longest gap {last[k] - first[k] + 1} row(s) "
+                f"from {_key_text(stamps, first[k])}: {repair} (the first value before the "
+                "channel's first one)",
                 column=name,
             )
 
@@ -489,12 +493,3 @@ def skipped_keys(
     what = "id(s)" if prep.index == "id" else "timestamp(s) of the grid"
     n, first = int(((step[skipped] // unit) - 1).sum()), stamps[int(np.argmax(skipped))]
     return f"{n} {what} missing (first after {first}){as_given}"
-
-
-def _longest_run(mask: np.ndarray) -> tuple[int, int]:
-    """(start, length) of the longest run of True in ``mask`` (which holds a True)."""
-    padded = np.concatenate([[False], mask, [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    starts, stops = edges[::2], edges[1::2]
-    k = int(np.argmax(stops - starts))
-    return int(starts[k]), int(stops[k] - starts[k])

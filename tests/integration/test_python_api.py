@@ -220,6 +220,21 @@ def test_readings_beyond_float32_always_alarm_as_in_the_readers(trained, reader_
     assert np.isfinite(result.mission.values).all()
 
 
+def test_inf_in_a_raw_frame_is_one_input_warning_naming_the_column(trained, small_mission_dir):
+    """inf readings of a raw ESA-layout frame give one warning, the ``InputWarning`` naming the
+    column, not that beside the reader's plain ``UserWarning`` about the same repair."""
+    det = trained[0].detector
+    frame = raw_frame(small_mission_dir, det.schema["channels"], det.schema["telecommands"])
+    rows = np.flatnonzero(frame["channel_3"].notna().to_numpy())[100:105]
+    frame.iloc[rows, frame.columns.get_loc("channel_3")] = np.inf
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        det.predict(frame)
+    user = [w for w in caught if issubclass(w.category, UserWarning)]
+    assert [(w.category, "'channel_3'" in str(w.message)) for w in user] == [(InputWarning, True)]
+    assert "5 reading(s) beyond float32's range" in str(user[0].message)
+
+
 def test_counters_differenced_the_wrong_way_are_named(trained, reader_mission):
     det = trained[0].detector
     already = grid_frame(reader_mission, raw_counters=False)
