@@ -12,7 +12,10 @@ Layout of an artifact folder::
     components/<name>/weights.pt    the module's state_dict: tensors only (buffers hold the
                                     fitted scaler, thresholds, shapelet kernels...)
     components/<name>/lightning.ckpt    the component's last Lightning checkpoint, to resume or
-                                    fine-tune with Lightning (``load`` never reads it)
+                                    fine-tune with Lightning (``load`` never reads it); not
+                                    for a family fitted without gradient steps whose
+                                    checkpoint repeats its other files
+                                    (``DetectorModule.artifact_checkpoint``: the GBDT ensemble)
     components/<name>/...       extra files a component writes itself (``save_extra``: sklearn
                                 heads and trees via skops)
     combiner/...                the final event classifier of ``esa_full``, when present

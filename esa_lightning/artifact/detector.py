@@ -49,9 +49,10 @@ class Detector:
     combiner: Any | None = None
     config_yaml: str = ""
     info: dict[str, Any] = field(default_factory=dict)
-    # Lightning checkpoints to copy into the artifact (to resume or fine-tune with Lightning);
-    # never read by ``load``, which needs only the tensors-only weights (it names an artifact's
-    # own here, so that saving what it loaded keeps them)
+    # Lightning checkpoints to copy into the artifact (to resume or fine-tune with Lightning;
+    # not for a component whose ``artifact_checkpoint`` is False); never read by ``load``, which
+    # needs only the tensors-only weights (it names an artifact's own here, so that saving what
+    # it loaded keeps them)
     checkpoints: dict[str, Path] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- scoring
@@ -97,7 +98,7 @@ class Detector:
             folder = tmp / "components" / name
             folder.mkdir(parents=True)
             torch.save(cpu_state(module), folder / "weights.pt")
-            ckpt = self.checkpoints.get(name)
+            ckpt = self.checkpoints.get(name) if module.artifact_checkpoint else None
             if ckpt is not None and Path(ckpt).is_file():
                 shutil.copy2(ckpt, folder / "lightning.ckpt")
             module.save_extra(folder)

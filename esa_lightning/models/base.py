@@ -104,6 +104,10 @@ class DetectorModule(L.LightningModule, ABC):
     #: may change them (``runtime.checkpoints.check_same_settings``). Names as ``hparams``
     #: holds them; the post rules declare their own (``runtime_settings``)
     RUNTIME_SETTINGS: ClassVar[frozenset[str]] = frozenset()
+    #: whether the artifact keeps the component's last Lightning checkpoint (to resume or
+    #: fine-tune with Lightning); False where it holds nothing more than ``weights.pt`` and
+    #: ``save_extra`` already write and a fit without gradient steps has nothing to resume
+    artifact_checkpoint: ClassVar[bool] = True
 
     def __init__(self) -> None:
         super().__init__()

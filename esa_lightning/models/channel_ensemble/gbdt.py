@@ -6,7 +6,9 @@ metas and event head (``heads.fit_logistic``), the hard group aggregation of §4
 Lightning runs one epoch (``trainer_arguments``): the trees are fitted at its start on the
 datamodule's tensors; training steps do nothing; validation logs the same ``val/loss`` as the
 surrogate. Trees are saved with skops and load as exactly their own types (``safe_skops``),
-arrays with ``np.savez`` (``save_extra``).
+arrays with ``np.savez`` (``save_extra``). The Lightning checkpoint holds them too (a resumed
+run scores with them); the artifact leaves it out (``artifact_checkpoint``), so that it holds
+the trees once: with no gradient steps there is nothing to resume or fine-tune from it.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class GBDTChannelEnsemble(DetectorModule):
     supervised = True  # its trees learn the training rows' labels, as the surrogate's learners
     #: OpenMP threads of its trees (``_threads``)
     RUNTIME_SETTINGS = frozenset({"n_threads"})
+    artifact_checkpoint = False  # its trees, already in trees.skops, once (module docstring)
 
     def __init__(
         self,
