@@ -12,10 +12,10 @@ written once, on global rank 0; the other ranks return ``None``.
 Resume: ``ckpt_path=last hydra.run.dir=<the run>`` restarts every component from its
 ``checkpoints/<component>/last.ckpt`` (a component that had not started yet starts afresh); the
 checkpoint is read without running code and checked against the model first
-(``runtime.checkpoints``). A
-checkpoint taken after the last epoch makes Lightning skip ``fit`` entirely, ``on_train_end``
-included: the best weights are then restored and the model's post rules fitted here, by the
-same code (``WeightRestorer.on_train_end``, ``DetectorModule.fit_post_processing``).
+(``runtime.checkpoints``). A checkpoint taken after the last epoch makes Lightning skip ``fit``
+entirely, ``on_train_end`` included: the best weights are then restored and the model's post
+rules fitted here, by the same code (``WeightRestorer.on_train_end``,
+``DetectorModule.fit_post_processing``).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ from esa_lightning.runtime.checkpoints import (
     resolve_ckpt_path,
 )
 from esa_lightning.runtime.evaluation import ScoredRange, report_for, score_range
-from esa_lightning.runtime.random_state import RandomState
+from esa_lightning.runtime.random_state import RandomState, random_state, set_random_state
 from esa_lightning.settings import refuse_shadowed_trainer_keys
 
 log = logging.getLogger("esa_lightning")
@@ -209,11 +209,16 @@ def make_callbacks(cfg: DictConfig, spec: DictConfig, name: str) -> list[Any]:
     )
 
 
-def check_trainer_settings(cfg: DictConfig, spec: DictConfig, name: str) -> None:
-    """Refuse a component's trainer or callback settings Lightning refuses (a GPU where there is
-    none, an early stopping ``mode``) before any component trains: a later component's trainer
-    and callbacks are built only after the earlier fits (the first component's need no trial).
-    The trial objects are dropped; the trainer's "GPU available" lines are not printed."""
+def check_later_component(cfg: DictConfig, spec: DictConfig, name: str, datamodule: Any) -> None:
+    """Refuse a later component's model, callback or trainer settings (a value its model
+    refuses, an early stopping ``mode``, a GPU where there is none) before any component trains
+    (they are built after the earlier fits). The trial objects are dropped, the random state
+    the model drew from put back, the trainer's "GPU available" lines not printed."""
+    state = random_state()
+    try:
+        make_model(spec, datamodule)
+    finally:
+        set_random_state(state)
     make_callbacks(cfg, spec, name)
     quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = quiet.level
@@ -223,6 +228,18 @@ def check_trainer_settings(cfg: DictConfig, spec: DictConfig, name: str) -> None
         make_trainer(component_trainer_config(cfg, spec), [], [], key)
     finally:
         quiet.setLevel(level)
+
+
+def make_model(spec: DictConfig, datamodule: Any) -> DetectorModule:
+    """The component's model for ``datamodule``: a setting its checks refuse (a datamodule of
+    another kind, a value out of its range) is an ``ESAInputError``."""
+    model_class = get_class(spec.model._target_)
+    if not (isinstance(model_class, type) and issubclass(model_class, DetectorModule)):
+        raise ESAInputError(
+            "not a detector family (a DetectorModule)", column="model._target_", value=model_class
+        )
+    check_datamodule(model_class, datamodule)  # before instantiating it with wrong dims
+    return instantiate_checked(spec.model, **datamodule.dims, _convert_="all")
 
 
 class Prepared(NamedTuple):
@@ -251,13 +268,7 @@ def prepare_component(
     )
     if datamodule is None:
         datamodule = make_datamodule(spec, mission)
-    model_class = get_class(spec.model._target_)
-    if not (isinstance(model_class, type) and issubclass(model_class, DetectorModule)):
-        raise ESAInputError(
-            "not a detector family (a DetectorModule)", column="model._target_", value=model_class
-        )
-    check_datamodule(model_class, datamodule)  # before instantiating it with wrong dims
-    model = instantiate_checked(spec.model, **datamodule.dims, _convert_="all")
+    model = make_model(spec, datamodule)
     callbacks = make_callbacks(cfg, spec, name)
     checkpoint_dir = checkpoint_dir_of(cfg, output_dir, name)
     for cb in callbacks:
@@ -332,10 +343,9 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
     specs = component_specs(cfg)
     first = next(iter(specs))
-    # refused here (a mission or column it cannot read, a model or trainer setting, a
-    # checkpoint it cannot resume from), a run leaves no folder it made; the later components
-    # are prepared after the earlier fits, as always (their models drawing from the seeded
-    # generator in the same order)
+    # refused here (a mission or column it cannot read, a setting, a checkpoint it cannot
+    # resume from), a run leaves no folder it made; the later components are prepared after
+    # the earlier fits (their models drawing from the seeded generator in the same order)
     with removed_if_refused(output_dir, keep=bool(cfg.get("debug_errors", False))):
         mission, combiner, built = _read_and_check(cfg)
         ready = prepare_component(first, specs[first], cfg, mission, output_dir, built.get(first))
@@ -407,8 +417,8 @@ def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any, dict[str, Any]]:
             if hasattr(datamodule, "check_training_rows"):
                 datamodule.check_training_rows(f"components.{name}.datamodule")
             refuse_unknown_options(spec.model, set(datamodule.dims))  # a misspelled key
-            if k:  # the first component's own trainer is built next (``_train``), before a fit
-                check_trainer_settings(cfg, spec, name)
+            if k:  # the first component's own model and trainer are built next (``_train``)
+                check_later_component(cfg, spec, name, datamodule)
     return mission, combiner, datamodules
 
 

@@ -288,6 +288,44 @@ def test_a_later_components_callback_setting_is_refused_before_any_fit(
                             small_mission_dir, tmp_path, monkeypatch)
 
 
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("components.channel_ensemble.model.channel_scores=bogus", "channel_scores='bogus'"),
+        ("components.channel_ensemble.model.top_channels=0", "top_channels"),
+    ],
+)
+def test_a_later_components_model_setting_is_refused_before_any_fit(
+    override, match, small_mission_dir, tmp_path, monkeypatch
+):
+    """esa_full built the channel ensemble's model only after the GRU had trained: a value its
+    own checks refuse was refused after that fit, and the run folder stayed."""
+    _refused_before_any_fit([override], match, small_mission_dir, tmp_path, monkeypatch)
+
+
+def test_a_later_components_trial_model_leaves_the_random_state(small_mission_dir, tmp_path):
+    """A later component's trial model (built before any fit, to refuse its settings) puts
+    back the random state its initial weights drew from (the GRU's draw from torch's): the
+    models built for training start from the state they would have without the trial."""
+    import torch
+
+    from esa_lightning.jobs import train as train_job
+    from esa_lightning.jobs.common import mission_from_config
+    from esa_lightning.runtime.random_state import random_state
+
+    cfg = compose_into(["experiment=esa_full", f"data.root={small_mission_dir}", "logger=none"],
+                       tmp_path)
+    spec = cfg.components.gru_ae
+    datamodule = train_job.make_datamodule(spec, mission_from_config(cfg.data))
+    torch.manual_seed(0)
+    before = random_state()
+    train_job.check_later_component(cfg, spec, "gru_ae", datamodule)
+    after = random_state()
+    assert torch.equal(before["torch"], after["torch"])
+    assert torch.equal(before["numpy"]["keys"], after["numpy"]["keys"])
+    assert before["python"] == after["python"]
+
+
 def _refused_before_any_fit(overrides, match, small_mission_dir, tmp_path, monkeypatch):
     """``experiment=esa_full`` with ``overrides`` is refused (an error matching ``match``)
     before any component is fitted, and leaves no run folder."""
