@@ -86,12 +86,16 @@ def make_run_folder(folder: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def removed_if_refused(folder: str | os.PathLike, keep: bool = False) -> Iterator[None]:
+def removed_if_refused(
+    folder: str | os.PathLike, keep: bool = False, settles: bool = True
+) -> Iterator[None]:
     """Where the block is refused (an ``ESAInputError``) and this process made the run folder
     ``folder`` (``make_run_folder``), remove it and the parents made for it, as a run refused by
     its settings (checked before Hydra makes the folder) leaves none. A folder that was there
     before (a resume) or that Hydra made for a sweep's job (the sweep's summary reads its
-    ``.hydra/``) stays, and so does every folder with ``keep`` (``debug_errors=true``)."""
+    ``.hydra/``) stays, and so does every folder with ``keep`` (``debug_errors=true``).
+    ``settles``: past the block the folder holds the run's own files; False for a block that
+    only checks (a job's settings), after which a refusal still removes the folder."""
     full = Path(folder).resolve()
     try:
         yield
@@ -100,7 +104,8 @@ def removed_if_refused(folder: str | os.PathLike, keep: bool = False) -> Iterato
             _remove_made(full)
         raise
     finally:
-        _made.pop(full, None)  # past the block the folder holds the run's own files
+        if settles:
+            _made.pop(full, None)
 
 
 def _remove_made(folder: Path) -> None:

@@ -32,12 +32,16 @@ def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
     to the job's log too. In a job of a local ``-m`` sweep an input error is printed as one
     line, the job returns None, and the sweep goes on (``sweep.fail_job``)."""
     from esa_lightning.jobs.sweep import fail_job, in_local_multirun, log_to_files
+    from esa_lightning.run_folder import removed_if_refused
     from esa_lightning.settings import check_settings
 
     debug = bool(cfg.get("debug_errors", False))
     with one_line_errors(debug):
         try:
-            check_settings(cfg)
+            # refused here (Hydra's flags skip the check before it makes the run folder), the
+            # run leaves no folder it made
+            with removed_if_refused(cfg.paths.output_dir, keep=debug, settles=False):
+                check_settings(cfg)
             return fn(cfg)
         except ESAInputError as exc:
             if debug:

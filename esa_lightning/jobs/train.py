@@ -320,8 +320,6 @@ def train(cfg: DictConfig) -> float | None:
     with one line. The DDP processes Lightning starts share the folder and take no lock.
     """
     output_dir = make_run_folder(cfg.paths.output_dir)
-    refuse_multidevice_multirun(cfg.trainer)
-    refuse_shadowed_trainer_keys(cfg, hydra_task_overrides())  # a -m job: unchecked before
     silence_uninformative_output()
     if cfg.get("optuna") is not None:  # sweep.py removes it from its trials
         log.warning(
@@ -403,6 +401,8 @@ def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any, dict[str, Any]]:
     """The mission, the combiner (None without one) and the components' datamodules (built to
     check them: empty for a single model), once everything that can be checked before any
     training is: the data, the training rows and the components' options."""
+    refuse_multidevice_multirun(cfg.trainer)
+    refuse_shadowed_trainer_keys(cfg, hydra_task_overrides())  # Hydra's flags skip it before
     refuse_one_checkpoint_for_several(cfg.ckpt_path, list(component_specs(cfg)))
     mission = mission_from_config(cfg.data)
     log.info("mission: %s", mission.summary())

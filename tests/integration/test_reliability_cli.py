@@ -180,6 +180,33 @@ def test_a_refused_setting_leaves_no_run_folder(tmp_path, script, args, needle):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("script", "args", "needle"),
+    [
+        ("train.py", ["experiment=smoke", "seed=-1"], "seed=-1: must be a whole number"),
+        ("train.py", ["experiment=esa_full", "trainer.max_epochs=1"],
+         "components.gru_ae.trainer.max_epochs=1"),
+        ("predict.py", ["ckpt=x", "report_block=0"], "report_block=0: must be"),
+    ],
+)
+def test_a_setting_refused_inside_the_job_leaves_no_run_folder(tmp_path, script, args, needle):
+    """hydra.mode=RUN (as Hydra's own flags) skips the check before Hydra makes the run folder:
+    the job's own refusal (its settings' rules, esa_full's shadowed trainer key) exited 2 in one
+    line but left the folder holding `.hydra/` and the log."""
+    proc = run_entry(script, [*args, "hydra.mode=RUN"], tmp_path)
+    assert_one_line_error(proc, needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_setting_refused_inside_the_job_keeps_a_folder_it_did_not_make(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    proc = run_entry("train.py", ["experiment=smoke", "seed=-1", "hydra.mode=RUN"], tmp_path)
+    assert_one_line_error(proc, "seed=-1")
+    assert (run / "notes.txt").read_text() == "mine"
+
+
 def test_debug_default_still_shows_a_refused_settings_traceback(tmp_path):
     proc = run_entry("train.py", ["debug=default", "seed=abc"], tmp_path)
     assert proc.returncode != 0
