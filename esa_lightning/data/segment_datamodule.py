@@ -152,6 +152,12 @@ class SegmentDataModule(MissionDataModule):
             )
         if not 0 <= fold < n_final:
             raise ESAInputError(f"fold must be in [0, {n_final})", column="fold", value=fold)
+        if n_kernels > 0 and not 1 <= min_kernel_len <= max_kernel_len <= window:
+            raise ESAInputError(  # refused here, not by the mining once training began
+                f"min_kernel_len={min_kernel_len}, max_kernel_len={max_kernel_len}, "
+                f"window={window}: the shapelet kernels need 1 <= min_kernel_len <= "
+                "max_kernel_len <= window (each is matched inside one window)"
+            )
         self.mission = mission
         self.window, self.step, self.pool, self.pool_stride = window, step, pool, pool_stride
         self.n_kernels, self.min_kernel_len, self.max_kernel_len = (

@@ -320,13 +320,16 @@ def test_a_later_components_callback_setting_is_refused_before_any_fit(
     [
         ("components.channel_ensemble.model.channel_scores=bogus", "channel_scores='bogus'"),
         ("components.channel_ensemble.model.top_channels=0", "top_channels"),
+        ("components.channel_ensemble.datamodule.min_kernel_len=60", "min_kernel_len=60"),
+        ("components.channel_ensemble.datamodule.max_kernel_len=100", "max_kernel_len=100"),
     ],
 )
-def test_a_later_components_model_setting_is_refused_before_any_fit(
+def test_a_later_components_model_or_kernel_setting_is_refused_before_any_fit(
     override, match, small_mission_dir, tmp_path, monkeypatch
 ):
-    """esa_full built the channel ensemble's model only after the GRU had trained: a value its
-    own checks refuse was refused after that fit, and the run folder stayed."""
+    """esa_full built the channel ensemble's model only after the GRU had trained, and checked
+    its kernel lengths only in its own fit: a value refused there was refused after the GRU's
+    fit, and the run folder stayed."""
     _refused_before_any_fit([override], match, small_mission_dir, tmp_path, monkeypatch)
 
 

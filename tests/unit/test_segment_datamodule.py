@@ -157,6 +157,23 @@ def test_a_pool_longer_than_the_training_range_names_the_settings_to_lower():
     assert "datamodule.pool=100000" in str(err.value) and "datamodule.step" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("lengths", "needle"),
+    [
+        ({"min_kernel_len": 17}, "min_kernel_len=17"),  # TINY's max_kernel_len is 16
+        ({"max_kernel_len": 21}, "max_kernel_len=21"),  # TINY's window is 20
+        ({"min_kernel_len": 0}, "min_kernel_len=0"),
+    ],
+)
+def test_kernel_lengths_that_cannot_fit_a_window_are_refused_when_built(lengths, needle):
+    """They were refused by the shapelet mining and matching inside ``setup``, i.e. once
+    training began (in esa_full, after the GRU had trained), naming no setting."""
+    m = make_tiny_mission()
+    with pytest.raises(ESAInputError, match=needle):
+        SegmentDataModule(m, **{**TINY, **lengths})
+    SegmentDataModule(m, **{**TINY, **lengths, "n_kernels": 0})  # no kernel: nothing to fit
+
+
 def test_held_out_rows_hold_both_classes_when_the_last_training_rows_are_all_anomalous():
     """The reference holds out the last training rows for the event head and the alarm height;
     where those are one long anomaly (the converted MSL missions), the heads had one class to
