@@ -427,3 +427,19 @@ def test_predict_without_data_refuses_a_detector_trained_on_other_data(tmp_path)
             assert "data.val_days=0.5 (the default: None);" in str(error), error
         else:
             scored(run.output_dir / "detector", [], tmp_path)
+
+
+def test_a_kaggle_folder_without_data_kaggle_names_the_data_to_give(tmp_path):
+    """``predict.py ckpt=DET data.root=<a Kaggle folder>`` (and ``train.py`` alike) without
+    ``data=kaggle`` read it with the synthetic reader: 'folder exists but holds no mission (no
+    channels.csv)', which does not say what to give. The error names the layout and the data=."""
+    root = tmp_path / "kaggle"
+    root.mkdir()
+    write_kaggle(root / "train.parquet", n=300)
+    zscore_detector(read_kaggle(root, cache_dir=tmp_path / "c1"), tmp_path / "det", 4.0)
+    error = refused(tmp_path / "det", [f"data.root={root}"], tmp_path)
+    assert "the Kaggle layout" in str(error) and "read it with data=kaggle " in str(error), error
+    with pytest.raises(ESAInputError, match="read it with data=kaggle "):
+        esa_lightning.train(["experiment=smoke", f"data.root={root}", "logger=none"],
+                            output_dir=tmp_path / "run", root_dir=tmp_path)
+    assert sorted(p.name for p in root.iterdir()) == ["train.parquet"]

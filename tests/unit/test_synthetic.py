@@ -18,6 +18,7 @@ from esa_lightning.data.readers.synthetic import generate_mission, load_syntheti
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.data.selection import UnknownChannels
 from esa_lightning.errors import ESAInputError
+from tests.helpers import write_nasa
 
 SMALL = {"channels": 8, "groups": 2, "days": 6, "n_telecommands": 6}
 
@@ -176,6 +177,31 @@ def test_esa_csv_layout(small):
     np.testing.assert_allclose(
         test[m.channel_names].to_numpy(), m.values[m.test_start :], rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("reader", [load_synthetic, read_esa_mission])
+def test_data_of_another_layout_names_the_data_to_read_it_with(small, tmp_path, reader):
+    """``train.py``/``predict.py data.root=<a Kaggle folder>`` without ``data=kaggle`` reads it
+    with the synthetic reader (the default ``data=``): 'folder exists but holds no mission (no
+    channels.csv)', a parquet file a NotADirectoryError; ``data=esa`` said 'channels.csv: file
+    not found'. A folder or file of another known layout is named so, with the ``data=`` that
+    reads it; nothing is generated or cached."""
+    layouts = [
+        (small / "kaggle", "kaggle"),
+        (small / "kaggle" / "test.parquet", "kaggle"),
+        (small / "csv", "esa_csv"),  # its channels.csv beside the CSV files
+        (small / "csv" / "synthetic.train.csv", "esa_csv"),
+        (write_nasa(tmp_path / "nasa"), "nasa"),
+    ]
+    for root, kind in layouts:
+        with pytest.raises(ESAInputError) as caught:
+            reader(root, cache_dir=tmp_path / "cache")
+        assert caught.value.path == str(root), caught.value
+        assert f"read it with data={kind} " in str(caught.value), caught.value
+    assert not (tmp_path / "cache").exists()
+    assert sorted(p.name for p in (small / "kaggle").iterdir()) == [
+        "target_channels.csv", "test.parquet", "train.parquet"
+    ]
 
 
 def test_load_synthetic_says_where_it_generates_a_mission(tmp_path, caplog):

@@ -1,5 +1,5 @@
 """Small helpers the readers share: value checks, the forward-fill repair of non-finite values,
-column writes and events rebuilt from label codes."""
+column writes, events rebuilt from label codes, and the hint naming another layout's data=."""
 
 from __future__ import annotations
 
@@ -437,3 +437,37 @@ def name_undescribed(table: pd.DataFrame, taken: pd.DataFrame) -> pd.DataFrame:
         out[col] = cells
     return out
 
+
+# the layouts other than the ESA mission folder, by their data=: name and telling files
+_LAYOUTS = {
+    "kaggle": ("Kaggle", ("train.parquet", "test.parquet")),
+    "esa_csv": ("ESA CSV", ("*.train.csv",)),
+    "nasa": ("NASA", ("labeled_anomalies.csv",)),
+}
+
+
+def other_layout_hint(root: Path) -> str:
+    """Where ``root`` is a folder or file of another known layout than the ESA mission folder
+    (``channels.csv`` beside ``channels/``), judged from its file names alone (as
+    ``data.convert`` and the generator write them): ``'; it holds train.parquet, of the Kaggle
+    layout: read it with data=kaggle and the same data.root'``; else ``''``."""
+    found = _other_layout(root)
+    if found is None:
+        return ""
+    kind, evidence = found
+    return (f"; it {evidence}, of the {_LAYOUTS[kind][0]} layout: read it with data={kind} and "
+            "the same data.root")
+
+
+def _other_layout(root: Path) -> tuple[str, str] | None:
+    """(the data= of ``root``'s layout, what tells it) for ``other_layout_hint``."""
+    if root.is_file():
+        kind = {".parquet": "kaggle", ".csv": "esa_csv"}.get(root.suffix.lower())
+        return None if kind is None else (kind, f"is a {root.suffix} file")
+    if not root.is_dir():
+        return None
+    for kind, (_, patterns) in _LAYOUTS.items():
+        hits = sorted(p.name for pattern in patterns for p in root.glob(pattern))
+        if hits:
+            return kind, f"holds {hits[0]}"
+    return None

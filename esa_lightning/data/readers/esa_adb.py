@@ -60,7 +60,7 @@ from esa_lightning.data.readers.cache import (
     cache_folder,
     read_through_cache,
 )
-from esa_lightning.data.readers.common import check_no_index_taken
+from esa_lightning.data.readers.common import check_no_index_taken, other_layout_hint
 from esa_lightning.data.readers.esa_adb_grid import (
     MAX_GRID_ROWS,
     build_arrays,
@@ -124,8 +124,10 @@ def read_esa_mission(
     if isinstance(telecommand_priority, bool) or not isinstance(telecommand_priority, int | float):
         raise ESAInputError("must be a number (the lowest telecommand priority read)",
                             column="telecommand_priority", value=telecommand_priority)
-    if not root.is_dir():
-        raise ESAInputError("mission folder not found", path=root)
+    other_layout = "" if (root / "channels").is_dir() else other_layout_hint(root)
+    if not root.is_dir() or other_layout:
+        found = "not an ESA mission folder" if root.exists() else "mission folder not found"
+        raise ESAInputError(found + other_layout, path=root)
     p_ns = period_ns(period)
     record = read_mission_record(root)
     counters_from = "data.counters" if counters is not None else root / "mission.json"

@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 
 from esa_lightning import io
 from esa_lightning.data.mission import Mission
+from esa_lightning.data.readers.common import other_layout_hint
 from esa_lightning.data.readers.synthetic_signals import (
     DAY_NS,
     Event,
@@ -361,8 +362,10 @@ def load_synthetic(
     root = Path(root)
     gen = dict(generate or {})
     if not (root / "channels.csv").is_file():
-        if root.exists() and any(root.iterdir()):
-            raise ESAInputError("folder exists but holds no mission (no channels.csv)", path=root)
+        if root.is_file() or root.is_dir() and any(root.iterdir()):  # else: generated there
+            what = ("folder exists but holds no mission (no channels.csv)" if root.is_dir()
+                    else "a file, not a mission folder")
+            raise ESAInputError(what + other_layout_hint(root), path=root)
         _refuse_channels_it_would_lack(gen, read_options.get("channels"), root)
         # said, as a mistyped data.root gets a mission too
         log.info("%s: no mission there: generating the synthetic mission (%s)", root,
