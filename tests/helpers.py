@@ -447,3 +447,38 @@ def set_cell(row: int, column: str, value: object) -> Callable[[pd.DataFrame], p
         return frame
 
     return spoil
+
+
+def check_fit_held_once(model, key: str, mission: Mission, folder: Path) -> None:
+    """A component fitted without gradient steps whose Lightning checkpoint holds its fitted
+    state under ``key`` (``on_save_checkpoint``) beside its own ``save_extra`` skops file: its
+    artifact holds that state once (the skops file, not a copied lightning.ckpt); one written
+    with the checkpoint copied (as before ``artifact_checkpoint``) loads and scores ``mission``
+    the same, and saves again without it."""
+    import pytest
+    import torch
+
+    from esa_lightning.artifact import Detector, mission_schema
+
+    def copies(artifact: Path) -> int:
+        part = artifact / "components" / "model"
+        ckpts = [torch.load(p, weights_only=True) for p in part.glob("*.ckpt")]
+        return len(list(part.glob("*.skops"))) + sum(key in c for c in ckpts)
+
+    checkpoint = {"state_dict": model.state_dict()}
+    model.on_save_checkpoint(checkpoint)  # as Lightning's last.ckpt holds it
+    torch.save(checkpoint, folder / "last.ckpt")
+    before = model.score_rows(mission)
+    detector = Detector({"model": model}, mission_schema(mission))
+    detector.checkpoints = {"model": folder / "last.ckpt"}
+    detector.save(folder / "new")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(model), "artifact_checkpoint", True)  # as written before
+        detector.save(folder / "old")
+    Detector.load(folder / "old").save(folder / "again")
+    held = {name: copies(folder / name) for name in ("new", "old", "again")}
+    assert held == {"new": 1, "old": 2, "again": 1}, f"copies of the fitted state: {held}"
+    for name in ("new", "old", "again"):
+        scores = Detector.load(folder / name).score_rows(mission)
+        for field in ("score", "alarm", "channel_scores", "channel_alarm"):
+            np.testing.assert_array_equal(getattr(scores, field), getattr(before, field))

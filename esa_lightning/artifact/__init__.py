@@ -15,7 +15,8 @@ Layout of an artifact folder::
                                     fine-tune with Lightning (``load`` never reads it); not
                                     for a family fitted without gradient steps whose
                                     checkpoint repeats its other files
-                                    (``DetectorModule.artifact_checkpoint``: the GBDT ensemble)
+                                    (``DetectorModule.artifact_checkpoint``: the GBDT
+                                    ensemble, ``rolling_gbdt``)
     components/<name>/...       extra files a component writes itself (``save_extra``: sklearn
                                 heads and trees via skops)
     combiner/...                the final event classifier of ``esa_full``, when present

@@ -16,7 +16,7 @@ from esa_lightning.models.channel_ensemble import heads
 from esa_lightning.models.channel_ensemble.gbdt import CHECKPOINT_KEY, GBDTChannelEnsemble
 from esa_lightning.models.channel_ensemble.network import ChannelEnsemble, row_novelty
 from esa_lightning.postprocessing.peaks import peaks_to_alarm, spread_rows_to_samples
-from tests.helpers import make_tiny_mission, tiny_datamodule
+from tests.helpers import check_fit_held_once, make_tiny_mission, tiny_datamodule
 
 
 # ----------------------------------------------------------------------------- postprocess
@@ -265,38 +265,12 @@ def test_gbdt_never_reads_test_range_rows_and_round_trips(dm, tmp_path):
     assert not list((tmp_path / "gbdt").rglob("*.pkl"))
 
 
-def _tree_copies(folder) -> int:
-    """Files of a GBDT component's folder its fitted trees can be restored from."""
-    ckpts = [torch.load(p, weights_only=True) for p in folder.glob("*.ckpt")]
-    return len(list(folder.glob("*.skops"))) + sum(CHECKPOINT_KEY in c for c in ckpts)
-
-
-def test_gbdt_artifact_holds_its_trees_once_and_older_ones_still_load(dm, tmp_path, monkeypatch):
+def test_gbdt_artifact_holds_its_trees_once_and_older_ones_still_load(dm, tmp_path):
     """The trees are in trees.skops only: the Lightning checkpoint of a fit without gradient
     steps (one more copy of them) stays in the run folder. An artifact written with it loads
     and scores the same, and saves again without it."""
-    mission = dm.mission
     model = GBDTChannelEnsemble(**dm.dims, max_iter=5, n_threads=1, post_processing=ALARM).fit(dm)
-    checkpoint = {"state_dict": model.state_dict()}
-    model.on_save_checkpoint(checkpoint)  # as Lightning's last.ckpt holds them
-    torch.save(checkpoint, tmp_path / "last.ckpt")
-    before = model.score_rows(mission)
-    detector = Detector({"gbdt": model}, mission_schema(mission))
-    detector.checkpoints = {"gbdt": tmp_path / "last.ckpt"}
-    detector.save(tmp_path / "new")
-    assert _tree_copies(tmp_path / "new" / "components" / "gbdt") == 1
-
-    monkeypatch.setattr(GBDTChannelEnsemble, "artifact_checkpoint", True)  # as written before
-    detector.save(tmp_path / "old")
-    monkeypatch.undo()
-    assert _tree_copies(tmp_path / "old" / "components" / "gbdt") == 2
-    Detector.load(tmp_path / "old").save(tmp_path / "again")
-    assert _tree_copies(tmp_path / "again" / "components" / "gbdt") == 1
-    for name in ("new", "old", "again"):
-        scores = Detector.load(tmp_path / name).score_rows(mission)
-        np.testing.assert_array_equal(scores.score, before.score)
-        np.testing.assert_array_equal(scores.alarm, before.alarm)
-        np.testing.assert_array_equal(scores.channel_alarm, before.channel_alarm)
+    check_fit_held_once(model, CHECKPOINT_KEY, dm.mission, tmp_path)
 
 
 def test_gbdt_rejects_other_channels(dm):

@@ -22,8 +22,10 @@ from esa_lightning.models.rolling_gbdt.features import (
     scale_values,
     window_std,
 )
+from esa_lightning.models.rolling_gbdt.model import CHECKPOINT_KEY
 from esa_lightning.models.rolling_gbdt.scaling import training_rows
 from esa_lightning.runtime.chunks import score_in_chunks
+from tests.helpers import check_fit_held_once
 
 RULE = {"alarm": {"kind": "f05_gap"}}
 SPIKE, SHIFT = 1, 2  # channels of the two kinds of anomaly
@@ -224,6 +226,13 @@ def test_checkpoint_carries_the_classifier(mission, model):
     fresh.on_load_checkpoint(checkpoint)
     test = mission.test()
     np.testing.assert_array_equal(fresh.score_rows(test).alarm, model.score_rows(test).alarm)
+
+
+def test_artifact_holds_the_classifier_once_and_older_ones_still_load(mission, model, tmp_path):
+    """The classifier is in classifier.skops only: the Lightning checkpoint of the one-epoch fit
+    without gradient steps (one more copy of it) stays in the run folder. An artifact written
+    with it loads and scores the same, and saves again without it."""
+    check_fit_held_once(model, CHECKPOINT_KEY, mission, tmp_path)
 
 
 def test_without_validation_events_the_threshold_falls_back(mission, model):

@@ -16,6 +16,9 @@ Fitted in one Lightning epoch without gradient steps (``trainer_arguments``) fro
 mission of a ``WholeMissionDataModule`` (``datamodule=mission``). Independent series (NASA) are
 scaled per series and featurised per series (no window crosses a series border), with one
 classifier over all of them. The classifier is saved with skops and an explicit trusted-type list.
+The Lightning checkpoint holds it too (a resumed run scores with it); the artifact leaves that
+out (``artifact_checkpoint``), so that it holds the classifier once: with no gradient steps there
+is nothing to resume or fine-tune from it.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from esa_lightning.postprocessing.base import build_rules, plain_spec
 
 log = logging.getLogger("esa_lightning")
 CLASSIFIER_FILE = "classifier.skops"
+CHECKPOINT_KEY = "rolling_gbdt_classifier"  # the classifier's skops bytes in checkpoints
 
 
 class RollingGBDT(DetectorModule):
@@ -65,6 +69,7 @@ class RollingGBDT(DetectorModule):
     supervised = True
     #: OpenMP threads of the classifier (``_threads``)
     RUNTIME_SETTINGS = frozenset({"n_threads"})
+    artifact_checkpoint = False  # its classifier, already in classifier.skops, once (docstring)
 
     def __init__(
         self,
@@ -338,12 +343,12 @@ class RollingGBDT(DetectorModule):
 
         super().on_save_checkpoint(checkpoint)
         if self.classifier is not None:
-            checkpoint["rolling_gbdt_classifier"] = sio.dumps(self.classifier)
+            checkpoint[CHECKPOINT_KEY] = sio.dumps(self.classifier)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        if "rolling_gbdt_classifier" in checkpoint:
-            self.classifier = _load_classifier(checkpoint["rolling_gbdt_classifier"])
+        if CHECKPOINT_KEY in checkpoint:
+            self.classifier = _load_classifier(checkpoint[CHECKPOINT_KEY])
 
 
 def _load_classifier(
