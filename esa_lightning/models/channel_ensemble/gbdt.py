@@ -315,6 +315,7 @@ class GBDTChannelEnsemble(DetectorModule):
 
     def save_extra(self, folder: Path) -> None:
         """trees.skops + arrays.npz in ``folder`` (no pickle)."""
+        super().save_extra(folder)
         folder = Path(folder)
         trees, arrays = self._blobs()
         for name, data in (("trees.skops", trees), ("arrays.npz", arrays)):
@@ -322,6 +323,7 @@ class GBDTChannelEnsemble(DetectorModule):
                 Path(tmp).write_bytes(data)
 
     def load_extra(self, folder: Path) -> None:
+        super().load_extra(folder)
         folder = Path(folder)
         try:
             trees = (folder / "trees.skops").read_bytes()
