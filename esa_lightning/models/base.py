@@ -25,6 +25,7 @@ from torch import nn
 from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
+from esa_lightning.postprocessing.base import PostRule
 
 log = logging.getLogger("esa_lightning")
 
@@ -108,6 +109,9 @@ class DetectorModule(L.LightningModule, ABC):
     #: fine-tune with Lightning); False where it holds nothing more than ``weights.pt`` and
     #: ``save_extra`` already write and a fit without gradient steps has nothing to resume
     artifact_checkpoint: ClassVar[bool] = True
+    #: the post rule classes the family applies: ``model.post_processing`` may name their kinds
+    #: and no other (``postprocessing.base.build_rules``), whatever a process imported before
+    POST_RULES: ClassVar[tuple[type[PostRule], ...]] = ()
 
     def __init__(self) -> None:
         super().__init__()

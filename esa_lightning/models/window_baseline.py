@@ -44,7 +44,7 @@ from esa_lightning.models.base import (
     top_channel_alarm,
 )
 from esa_lightning.postprocessing.base import build_rules, plain_spec
-from esa_lightning.postprocessing.thresholds import WindowThreshold
+from esa_lightning.postprocessing.thresholds import WINDOW_THRESHOLDS, WindowThreshold
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,7 @@ class WindowBaseline(GridScoring, DetectorModule):
     datamodule_kind = "windows"
     #: windows per scoring pass (each window's error is its own: ``window_outputs``)
     RUNTIME_SETTINGS = frozenset({"score_batch_size"})
+    POST_RULES = WINDOW_THRESHOLDS
 
     def __init__(
         self,
@@ -194,9 +195,14 @@ class WindowBaseline(GridScoring, DetectorModule):
         # training windows the scorer was fitted on (0: not fitted yet)
         self.register_buffer("n_fit_windows", torch.zeros((), dtype=torch.long))
         self.scorer = self.build_scorer()
-        self.post_rules = build_rules(self.hparams.post_processing, n_series=n_series)
+        self.post_rules = build_rules(
+            self.hparams.post_processing,
+            takes=self.POST_RULES,
+            model=type(self).__name__,
+            n_series=n_series,
+        )
         rules = list(self.post_rules.values())
-        if len(rules) != 1 or not isinstance(rules[0], WindowThreshold):
+        if len(rules) != 1:
             raise ESAInputError(
                 "post_processing: a window baseline takes exactly one threshold rule "
                 "(percentile, f05 or dynamic)",

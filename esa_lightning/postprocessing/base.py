@@ -6,15 +6,16 @@ A ``PostRule`` is an ``nn.Module`` and a Lightning ``Callback`` at once (anomali
 ``on_train_end`` on every rank (identical weights and data give identical fits, so no collective
 is needed). Rules are configured as a nested ``post_processing`` node of the model's config,
 ``{name: {kind: KIND, **settings}}``, a plain JSON mapping that travels in the artifact's
-hyper-parameters; ``build_rules`` turns it into modules through the ``RULES`` registry, so an
-artifact never names code to run. Rules are fitted and applied in the order of their ``stage``
-(a threshold before the gate judging its alarms, metas before the event head reading them),
-never in the order of a mapping's keys, which JSON files do not keep.
+hyper-parameters; ``build_rules`` turns it into modules of the rule classes its model lists
+(``DetectorModule.POST_RULES``), so an artifact never names code to run, and the kinds a model
+takes are its own list, whatever else a process has imported. Rules are fitted and applied in
+the order of their ``stage`` (a threshold before the gate judging its alarms, metas before the
+event head reading them), never in the order of a mapping's keys, which JSON files do not keep.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,8 +23,6 @@ import lightning as L
 from torch import nn
 
 from esa_lightning.errors import ESAInputError
-
-RULES: dict[str, type[PostRule]] = {}
 
 
 class PostRule(nn.Module, L.Callback):
@@ -35,11 +34,6 @@ class PostRule(nn.Module, L.Callback):
     #: settings that change only speed or memory, never what is fitted or decided beyond
     #: floating point summation order (``DetectorModule.RUNTIME_SETTINGS``)
     RUNTIME_SETTINGS: ClassVar[frozenset[str]] = frozenset()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "kind" in cls.__dict__:
-            RULES[cls.kind] = cls
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], context: Mapping[str, Any]) -> PostRule:
@@ -78,27 +72,34 @@ class PostRule(nn.Module, L.Callback):
 
 
 def build_rules(
-    spec: Mapping[str, Mapping[str, Any] | None] | None, **context: Any
+    spec: Mapping[str, Mapping[str, Any] | None] | None,
+    *,
+    takes: Iterable[type[PostRule]],
+    model: str,
+    **context: Any,
 ) -> nn.ModuleDict:
     """``{name: {kind, **settings}}`` → rules ordered by ``stage`` (ties: as listed); ``None``
-    entries are left out."""
+    entries are left out. A kind outside ``takes`` (the rule classes ``model`` applies) is
+    refused, naming the setting and the model."""
+    kinds = {cls.kind: cls for cls in takes}
     built: list[tuple[str, PostRule]] = []
     for name, entry in (spec or {}).items():
         if entry is None:
             continue
         settings = dict(entry)
         kind = settings.pop("kind", None)
-        if kind not in RULES:
+        if kind not in kinds:
             raise ESAInputError(
-                f"unknown post-processing kind; choose one of {sorted(RULES)}",
-                column=f"post_processing.{name}.kind",
+                f"{model} applies no post-processing rule of this kind; "
+                f"choose one of {sorted(kinds)}",
+                column=f"model.post_processing.{name}.kind",
                 value=kind,
             )
         try:
-            built.append((name, RULES[kind].from_settings(settings, context)))
+            built.append((name, kinds[kind].from_settings(settings, context)))
         except TypeError as exc:
             raise ESAInputError(
-                f"bad settings for {kind} ({exc})", column=f"post_processing.{name}"
+                f"bad settings for {kind} ({exc})", column=f"model.post_processing.{name}"
             ) from None
     return nn.ModuleDict(sorted(built, key=lambda item: item[1].stage))
 

@@ -237,6 +237,9 @@ class F05Threshold(WindowThreshold):
         return thr, f"f05 ({self.fit_on})"
 
 
+#: the window threshold rules (kinds percentile, dynamic, f05) a window model may list
+WINDOW_THRESHOLDS = (PercentileThreshold, DynamicThreshold, F05Threshold)
+
 def _window_scores(
     rule: WindowThreshold, model: Any, m: Mission, name: str | None, start: int, stop: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -203,7 +203,7 @@ def test_error_is_the_value_channels_only():
 
 
 def test_unknown_post_processing_kind_is_refused():
-    with pytest.raises(ESAInputError, match="unknown post-processing kind"):
+    with pytest.raises(ESAInputError, match="applies no post-processing rule of this kind"):
         gru_model(n_inputs=2, n_outputs=1, post_processing={"threshold": {"kind": "magic"}})
 
 

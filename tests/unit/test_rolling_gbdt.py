@@ -288,10 +288,8 @@ def test_a_training_range_without_anomalies_is_refused(mission):
         RollingGBDT(n_channels=3, post_processing=RULE).fit(clean)
 
 
-def test_the_rule_is_registered_under_its_kind():
-    from esa_lightning.postprocessing.base import RULES
-
-    assert RULES["f05_gap"] is GapClosingF05
+def test_the_rule_is_built_from_its_kind():
+    assert isinstance(RollingGBDT(n_channels=3, post_processing=RULE).alarm_rule, GapClosingF05)
 
 
 def test_a_stacked_model_never_fits_on_the_classifiers_training_rows(mission):

@@ -46,6 +46,7 @@ from esa_lightning.models.channel_ensemble.network import (
     weighted_bce,
 )
 from esa_lightning.postprocessing.base import build_rules, plain_spec
+from esa_lightning.postprocessing.peaks import PeakAlarm
 
 #: the checkpoint entry holding the fitted trees and arrays
 CHECKPOINT_KEY = "gbdt_channel_ensemble"
@@ -66,6 +67,9 @@ class GBDTChannelEnsemble(DetectorModule):
     #: OpenMP threads of its trees (``_threads``)
     RUNTIME_SETTINGS = frozenset({"n_threads"})
     artifact_checkpoint = False  # its trees, already in trees.skops, once (module docstring)
+    #: its metas and event head are fitted with its trees: the surrogate's head rules refit a
+    #: network it does not have
+    POST_RULES = (PeakAlarm,)
 
     def __init__(
         self,
@@ -115,7 +119,9 @@ class GBDTChannelEnsemble(DetectorModule):
             post_processing=plain_spec(post_processing),
         )
         self.save_hyperparameters(self.config)
-        self.post_rules = build_rules(self.config["post_processing"])
+        self.post_rules = build_rules(
+            self.config["post_processing"], takes=self.POST_RULES, model=type(self).__name__
+        )
         self.alarm_rule = peak_rule(self.post_rules)
         self.feature_mask = feature_subset_masks(
             n_channels, n_external, n_internal, n_features, feature_fraction, seed

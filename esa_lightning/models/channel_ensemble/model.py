@@ -22,6 +22,7 @@ from esa_lightning.models.base import (
     top_channel_alarm,
     top_channels_setting,
 )
+from esa_lightning.models.channel_ensemble.heads import EventHead, MetaHeads
 from esa_lightning.models.channel_ensemble.network import (
     STD_MAX_COLUMN,
     ChannelEnsemble,
@@ -56,6 +57,7 @@ class LitChannelEnsemble(DetectorModule):
     supervised = True
     #: rows per scoring forward pass (the network reads each row on its own: ``weighted_sum``)
     RUNTIME_SETTINGS = frozenset({"score_chunk_rows"})
+    POST_RULES = (MetaHeads, EventHead, PeakAlarm)
 
     def __init__(
         self,
@@ -113,7 +115,9 @@ class LitChannelEnsemble(DetectorModule):
         self.register_buffer("kernel_len", torch.zeros(n_channels, n_kernels, dtype=torch.long))
         self.register_buffer("feat_mean", torch.zeros(n_channels, n_features))
         self.register_buffer("feat_std", torch.ones(n_channels, n_features))
-        self.post_rules = build_rules(self.hparams.post_processing)
+        self.post_rules = build_rules(
+            self.hparams.post_processing, takes=self.POST_RULES, model=type(self).__name__
+        )
         self.alarm_rule = peak_rule(self.post_rules)
 
     # ------------------------------------------------------------------ preprocessing

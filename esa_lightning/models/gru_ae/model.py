@@ -62,7 +62,7 @@ from esa_lightning.postprocessing.base import build_rules, plain_spec
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
 from esa_lightning.postprocessing.random_forest import RandomForestGate
 from esa_lightning.postprocessing.telemanom import TelemanomOnline
-from esa_lightning.postprocessing.thresholds import WindowThreshold
+from esa_lightning.postprocessing.thresholds import WINDOW_THRESHOLDS, WindowThreshold
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
     datamodule_kind = "windows"
     #: windows per scoring forward pass (each window is scored on its own, in eval mode)
     RUNTIME_SETTINGS = frozenset({"score_batch_size"})
+    POST_RULES = (ChannelNorm, *WINDOW_THRESHOLDS, TelemanomOnline, RandomForestGate)
 
     def __init__(
         self,
@@ -193,7 +194,11 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         self.register_buffer("scaler_median", torch.zeros(n_series, n_inputs))
         self.register_buffer("scaler_iqr", torch.ones(n_series, n_inputs))
         self.post_rules = build_rules(
-            self.hparams.post_processing, n_series=n_series, n_outputs=int(n_outputs)
+            self.hparams.post_processing,
+            takes=self.POST_RULES,
+            model=type(self).__name__,
+            n_series=n_series,
+            n_outputs=int(n_outputs),
         )
         self._check_post_rules()
 
@@ -204,16 +209,6 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
             raise ESAInputError(
                 "post_processing: a GRU-attention model needs exactly one threshold rule "
                 "(percentile, f05, dynamic or telemanom)",
-                column="post_processing",
-                value=[type(r).kind for r in rules],
-            )
-        if any(
-            not isinstance(r, WindowThreshold | TelemanomOnline | RandomForestGate | ChannelNorm)
-            for r in rules
-        ):
-            raise ESAInputError(
-                "post_processing: a GRU-attention model takes a channel_norm, a threshold and a "
-                "random_forest gate only",
                 column="post_processing",
                 value=[type(r).kind for r in rules],
             )

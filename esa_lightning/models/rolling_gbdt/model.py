@@ -70,6 +70,7 @@ class RollingGBDT(DetectorModule):
     #: OpenMP threads of the classifier (``_threads``)
     RUNTIME_SETTINGS = frozenset({"n_threads"})
     artifact_checkpoint = False  # its classifier, already in classifier.skops, once (docstring)
+    POST_RULES = (GapClosingF05,)
 
     def __init__(
         self,
@@ -122,9 +123,11 @@ class RollingGBDT(DetectorModule):
                 post_processing=plain_spec(post_processing),
             )
         )
-        self.post_rules = build_rules(self.hparams.post_processing)
-        rules = [r for r in self.post_rules.values() if isinstance(r, GapClosingF05)]
-        if len(rules) != 1 or len(self.post_rules) != 1:
+        self.post_rules = build_rules(
+            self.hparams.post_processing, takes=self.POST_RULES, model=type(self).__name__
+        )
+        rules = list(self.post_rules.values())
+        if len(rules) != 1:
             raise ESAInputError(
                 f"needs exactly one rule of kind {GapClosingF05.kind}",
                 column="model.post_processing",

@@ -1,0 +1,65 @@
+"""Which post-processing kinds a model takes is the model's own list, whatever was imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.channel_ensemble import GBDTChannelEnsemble, LitChannelEnsemble
+from tests.conftest import REPO
+
+#: builds a GBDT channel ensemble with a forest gate, after importing `argv[1]` first
+BUILD = """
+import importlib, sys
+importlib.import_module(sys.argv[1])
+from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
+spec = {"alarm": {"kind": "peaks"}, "rf_gate": {"kind": "random_forest"}}
+try:
+    GBDTChannelEnsemble(2, 3, [0, 0], post_processing=spec)
+    print("built")
+except Exception as error:
+    print(type(error).__name__, error)
+"""
+
+
+def build_after(module: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD, module], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_a_config_is_taken_or_refused_alike_whatever_was_imported_before():
+    # the forest gate's kind was known only once the GRU model's module had been imported
+    alone = build_after("esa_lightning.models.channel_ensemble.gbdt")
+    assert alone == build_after("esa_lightning.models.gru_ae")
+
+
+def ensemble(family: type, post_processing: dict) -> object:
+    return family(2, 3, [0, 0], post_processing={"alarm": {"kind": "peaks"}, **post_processing})
+
+
+@pytest.mark.parametrize(
+    ("family", "kind"),
+    [
+        (GBDTChannelEnsemble, "random_forest"),  # needs threshold_rule and window_outputs
+        (GBDTChannelEnsemble, "meta_heads"),  # refits a LitChannelEnsemble's network
+        (LitChannelEnsemble, "random_forest"),
+        (LitChannelEnsemble, "percentile"),
+    ],
+)
+def test_a_rule_the_model_cannot_apply_is_refused_when_it_is_built(family, kind):
+    with pytest.raises(ESAInputError) as caught:
+        ensemble(family, {"extra": {"kind": kind}})
+    assert caught.value.column == "model.post_processing.extra.kind"
+    assert caught.value.value == kind
+    assert family.__name__ in caught.value.reason and "'peaks'" in caught.value.reason
+
+
+def test_the_kinds_the_model_applies_are_taken():
+    heads = {"meta_heads": {"kind": "meta_heads"}, "event_head": {"kind": "event_head"}}
+    assert set(ensemble(LitChannelEnsemble, heads).post_rules) == {"alarm", *heads}
+    assert set(ensemble(GBDTChannelEnsemble, {}).post_rules) == {"alarm"}
