@@ -14,6 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from esa_lightning.data.readers.esa_adb import read_esa_mission
+from esa_lightning.data.readers.esa_csv import read_esa_csv
+from esa_lightning.data.readers.kaggle import read_kaggle
+from esa_lightning.data.readers.nasa import read_nasa
 from esa_lightning.data.readers.synthetic import generate_mission, load_synthetic, main
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.data.selection import UnknownChannels
@@ -202,6 +205,38 @@ def test_data_of_another_layout_names_the_data_to_read_it_with(small, tmp_path, 
     assert sorted(p.name for p in (small / "kaggle").iterdir()) == [
         "target_channels.csv", "test.parquet", "train.parquet"
     ]
+
+
+@pytest.mark.parametrize(
+    ("reader", "reads"), [(read_kaggle, "kaggle"), (read_esa_csv, "esa_csv"), (read_nasa, "nasa")]
+)
+def test_a_reader_given_another_layout_names_the_data_to_read_it_with(
+    small, tmp_path, reader, reads
+):
+    """data=kaggle given an ESA mission folder said only 'no train.parquet or test.parquet in
+    the folder' (data=esa_csv: 'need exactly one *.train.csv', data=nasa: 'labeled_anomalies.csv:
+    no such file'); a file of another layout gave a parquet or CSV parse error. Each reader
+    names the layout it found and the data= that reads it, before anything is cached."""
+    layouts = [
+        (small, "esa"),  # channels.csv beside channels/
+        (small / "kaggle", "kaggle"),
+        (small / "kaggle" / "test.parquet", "kaggle"),
+        (small / "csv", "esa_csv"),
+        (small / "csv" / "synthetic.train.csv", "esa_csv"),
+        (write_nasa(tmp_path / "nasa"), "nasa"),
+    ]
+    options = {} if reads == "nasa" else {"cache_dir": tmp_path / "cache"}
+    for root, kind in layouts:
+        if kind == reads:
+            continue
+        with pytest.raises(ESAInputError) as caught:
+            reader(root, **options)
+        assert caught.value.path == str(root), caught.value
+        assert f"read it with data={kind} and the same data.root" in str(caught.value), caught.value
+    with pytest.raises(ESAInputError) as caught:  # the NASA listing is no ESA CSV file
+        reader(tmp_path / "nasa" / "labeled_anomalies.csv", **options)
+    assert "data=esa_csv" not in str(caught.value), caught.value
+    assert not (tmp_path / "cache").exists()
 
 
 def test_load_synthetic_says_where_it_generates_a_mission(tmp_path, caplog):

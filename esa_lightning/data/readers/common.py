@@ -438,20 +438,22 @@ def name_undescribed(table: pd.DataFrame, taken: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-# the layouts other than the ESA mission folder, by their data=: name and telling files
+# the known layouts by their data=: name and telling files (a pattern ending in / a folder)
 _LAYOUTS = {
+    "esa": ("ESA mission", ("channels/",)),  # (its channels.csv an ESA CSV export has too)
     "kaggle": ("Kaggle", ("train.parquet", "test.parquet")),
     "esa_csv": ("ESA CSV", ("*.train.csv",)),
     "nasa": ("NASA", ("labeled_anomalies.csv",)),
 }
 
 
-def other_layout_hint(root: Path) -> str:
-    """Where ``root`` is a folder or file of another known layout than the ESA mission folder
-    (``channels.csv`` beside ``channels/``), judged from its file names alone (as
-    ``data.convert`` and the generator write them): ``'; it holds train.parquet, of the Kaggle
-    layout: read it with data=kaggle and the same data.root'``; else ``''``."""
-    found = _other_layout(root)
+def other_layout_hint(root: Path, reads: str) -> str:
+    """Where ``root`` is a folder or file of another known layout than the one the reader
+    ``reads`` (a data= of ``_LAYOUTS``; the synthetic reader reads the ``esa`` one), judged
+    from its file names alone (as ``data.convert`` and the generator write them): ``'; it
+    holds train.parquet, of the Kaggle layout: read it with data=kaggle and the same
+    data.root'``; else ``''``."""
+    found = _other_layout(root, reads)
     if found is None:
         return ""
     kind, evidence = found
@@ -459,15 +461,24 @@ def other_layout_hint(root: Path) -> str:
             "the same data.root")
 
 
-def _other_layout(root: Path) -> tuple[str, str] | None:
+def _other_layout(root: Path, reads: str) -> tuple[str, str] | None:
     """(the data= of ``root``'s layout, what tells it) for ``other_layout_hint``."""
     if root.is_file():
+        if root.name in _LAYOUTS["nasa"][1]:  # the NASA listing: its folder is the data.root
+            return None
         kind = {".parquet": "kaggle", ".csv": "esa_csv"}.get(root.suffix.lower())
-        return None if kind is None else (kind, f"is a {root.suffix} file")
+        return None if kind in (None, reads) else (kind, f"is a {root.suffix} file")
     if not root.is_dir():
         return None
     for kind, (_, patterns) in _LAYOUTS.items():
-        hits = sorted(p.name for pattern in patterns for p in root.glob(pattern))
-        if hits:
+        hits = sorted(name for pattern in patterns for name in _matching(root, pattern))
+        if hits and kind != reads:
             return kind, f"holds {hits[0]}"
     return None
+
+
+def _matching(root: Path, pattern: str) -> list[str]:
+    """Names in ``root`` matching ``pattern``; one ending in / matches folders only."""
+    folder = pattern.endswith("/")
+    found = root.glob(pattern.rstrip("/"))
+    return [p.name + "/" if folder else p.name for p in found if p.is_dir() or not folder]

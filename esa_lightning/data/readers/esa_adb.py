@@ -124,7 +124,7 @@ def read_esa_mission(
     if isinstance(telecommand_priority, bool) or not isinstance(telecommand_priority, int | float):
         raise ESAInputError("must be a number (the lowest telecommand priority read)",
                             column="telecommand_priority", value=telecommand_priority)
-    other_layout = "" if (root / "channels").is_dir() else other_layout_hint(root)
+    other_layout = "" if (root / "channels").is_dir() else other_layout_hint(root, reads="esa")
     if not root.is_dir() or other_layout:
         found = "not an ESA mission folder" if root.exists() else "mission folder not found"
         raise ESAInputError(found + other_layout, path=root)

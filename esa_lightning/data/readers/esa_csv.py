@@ -58,6 +58,7 @@ from esa_lightning.data.readers.common import (
     name_undescribed,
     off_grid,
     one_line,
+    other_layout_hint,
     put_columns,
     ranges_without_reading,
     repair_values,
@@ -210,6 +211,8 @@ def _warn_off_grid(
 # ---------------------------------------------------------------------------- locating files
 def _locate(root: Path) -> tuple[Path, Path | None]:
     if root.is_file():
+        if other_layout := other_layout_hint(root, reads="esa_csv"):  # a .parquet file
+            raise ESAInputError("not a CSV file" + other_layout, path=root)
         return root, None
     if not root.is_dir():
         raise ESAInputError("no such file or folder", path=root)
@@ -217,8 +220,10 @@ def _locate(root: Path) -> tuple[Path, Path | None]:
     tests = sorted(root.glob("*.test.csv"))
     if len(trains) != 1:
         found = [p.name for p in trains] or "none"
+        other_layout = "" if trains else other_layout_hint(root, reads="esa_csv")
         raise ESAInputError(
-            f"need exactly one *.train.csv in the folder (found {found}); pass the file instead",
+            f"need exactly one *.train.csv in the folder (found {found}); pass the file "
+            f"instead{other_layout}",
             path=root,
         )
     if len(tests) > 1:

@@ -57,6 +57,7 @@ from esa_lightning.data.readers.common import (
     events_from_labels,
     int64_ids,
     one_line,
+    other_layout_hint,
     put_columns,
     ranges_without_reading,
     repair_values,
@@ -159,6 +160,8 @@ def read_kaggle(
 # ---------------------------------------------------------------------------- locating files
 def _locate(root: Path, include_test: bool) -> tuple[Path | None, Path | None, Path | None]:
     if root.is_file():
+        if other_layout := other_layout_hint(root, reads="kaggle"):  # a .csv file
+            raise ESAInputError("not a parquet file" + other_layout, path=root)
         # the challenge's names say which part a file is (the converter's test.parquet carries
         # is_anomaly); another name: labeled means training data
         if root.name == "test.parquet":
@@ -177,7 +180,9 @@ def _locate(root: Path, include_test: bool) -> tuple[Path | None, Path | None, P
     train_path = train if train.is_file() else None
     test_path = test if include_test and test.is_file() else None
     if train_path is None and test_path is None:
-        raise ESAInputError("no train.parquet or test.parquet in the folder", path=root)
+        other_layout = other_layout_hint(root, reads="kaggle")
+        raise ESAInputError("no train.parquet or test.parquet in the folder" + other_layout,
+                            path=root)
     return train_path, test_path, (targets if targets.is_file() else None)
 
 

@@ -43,6 +43,7 @@ from esa_lightning.data.mission import EVENT_COLUMNS, Mission, empty_events
 from esa_lightning.data.readers.common import (
     WITHOUT_READING,
     one_line,
+    other_layout_hint,
     ranges_without_reading,
     repair_values,
     zero_nonfinite,
@@ -63,8 +64,10 @@ def read_nasa(
 ) -> Mission:
     """Read a telemanom folder: one independent single-channel ``Mission`` per channel."""
     root = Path(root)
-    if not root.is_dir():
-        raise ESAInputError("no such folder", path=root)
+    other_layout = "" if (root / LABELS_FILE).is_file() else other_layout_hint(root, reads="nasa")
+    if not root.is_dir() or other_layout:
+        found = "not a NASA folder" if root.exists() else "no such folder"
+        raise ESAInputError(found + other_layout, path=root)
     csv_path = root / LABELS_FILE
     listing = _read_listing(csv_path, spacecraft)
     table = pd.DataFrame(

@@ -365,7 +365,7 @@ def load_synthetic(
         if root.is_file() or root.is_dir() and any(root.iterdir()):  # else: generated there
             what = ("folder exists but holds no mission (no channels.csv)" if root.is_dir()
                     else "a file, not a mission folder")
-            raise ESAInputError(what + other_layout_hint(root), path=root)
+            raise ESAInputError(what + other_layout_hint(root, reads="esa"), path=root)
         _refuse_channels_it_would_lack(gen, read_options.get("channels"), root)
         # said, as a mistyped data.root gets a mission too
         log.info("%s: no mission there: generating the synthetic mission (%s)", root,
