@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import logging
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
@@ -98,6 +99,34 @@ def instantiate_checked(config: Any, *args: Any, **kwargs: Any) -> Any:
         ):
             raise refused from None
         raise
+
+
+@contextlib.contextmanager
+def keyed_refusals(config: DictConfig) -> Iterator[None]:
+    """Refusals of the block building ``config`` (an ``esa_full`` component's ``model`` or
+    ``datamodule``) name the options as the user sets them: ``column 'channel_scores'``,
+    ``model.top_channels`` and ``min_kernel_len=60`` (a single model's keys) become
+    ``components.<name>.model.channel_scores``, ``components.<name>.model.top_channels`` and
+    ``components.<name>.datamodule.min_kernel_len=60``. A single model's stay as they are."""
+    try:
+        yield
+    except ESAInputError as exc:
+        key = config._get_full_key(None)  # model, components.gru_ae.model...
+        head = key.rpartition(".")[0]
+        if not head:
+            raise
+        options = set(map(str, config)) | (accepted_options(str(config.get("_target_"))) or set())
+
+        def full(name: str) -> str:
+            root = name.split(".", 1)[0]
+            if root in ("model", "datamodule"):  # a single model's key
+                return f"{head}.{name}"
+            return f"{key}.{name}" if root in options else name
+
+        named = [r"(?:model|datamodule)\.\w[\w.]*", *(rf"{re.escape(o)}(?==)" for o in options)]
+        reason = re.sub(rf"(?<![\w.])(?:{'|'.join(named)})", lambda m: full(m[0]), exc.reason)
+        column = None if exc.column is None else full(exc.column)
+        raise ESAInputError(reason, path=exc.path, column=column, value=exc.value) from None
 
 
 def instantiate_group(

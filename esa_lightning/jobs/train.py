@@ -40,6 +40,7 @@ from esa_lightning.jobs.common import (
     hydra_task_overrides,
     instantiate_checked,
     instantiate_group,
+    keyed_refusals,
     mission_from_config,
     optimized_metric_advice,
     print_config,
@@ -94,11 +95,9 @@ def evaluate(
     scored: dict[str, ScoredRange | None] | None = None,
 ) -> dict[str, float]:
     """Full ESA metric suite of ``model`` on each named range (``val``, ``test``...).
-
     Single-grid ranges are scored ``chunk_rows`` rows at a time without keeping per-channel
     scores (the metrics read the per-channel alarms only): memory stays bounded by the chunk.
-    ``scored``: ranges already scored so (``calibration.validation_scores``; None: not yet).
-    """
+    ``scored``: ranges already scored so (``calibration.validation_scores``; None: not yet)."""
     metrics: dict[str, float] = {}
     for prefix, part in parts.items():
         reason = unscored_reason(part)
@@ -181,7 +180,9 @@ def make_datamodule(spec: DictConfig, mission: Any) -> Any:
     """The component's datamodule on ``mission`` (a Mission cannot pass through OmegaConf: it
     is bound after instantiation, so an option it does not take is refused first)."""
     refuse_unknown_options(spec.datamodule, {"mission"})
-    return instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")(mission=mission)
+    with keyed_refusals(spec.datamodule):  # under its key (components.<name>.datamodule)
+        build = instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")
+        return build(mission=mission)
 
 
 def component_trainer_config(cfg: DictConfig, spec: DictConfig) -> DictConfig:
@@ -231,15 +232,15 @@ def check_later_component(cfg: DictConfig, spec: DictConfig, name: str, datamodu
 
 
 def make_model(spec: DictConfig, datamodule: Any) -> DetectorModule:
-    """The component's model for ``datamodule``: a setting its checks refuse (a datamodule of
-    another kind, a value out of its range) is an ``ESAInputError``."""
-    model_class = get_class(spec.model._target_)
-    if not (isinstance(model_class, type) and issubclass(model_class, DetectorModule)):
-        raise ESAInputError(
-            "not a detector family (a DetectorModule)", column="model._target_", value=model_class
-        )
-    check_datamodule(model_class, datamodule)  # before instantiating it with wrong dims
-    return instantiate_checked(spec.model, **datamodule.dims, _convert_="all")
+    """The component's model for ``datamodule``: a setting it refuses (a datamodule of another
+    kind, a value out of its range) is an ``ESAInputError`` naming its key (``keyed_refusals``)."""
+    with keyed_refusals(spec.model):
+        model_class = get_class(spec.model._target_)
+        if not (isinstance(model_class, type) and issubclass(model_class, DetectorModule)):
+            raise ESAInputError("not a detector family (a DetectorModule)",
+                                column="model._target_", value=model_class)
+        check_datamodule(model_class, datamodule)  # before instantiating it with wrong dims
+        return instantiate_checked(spec.model, **datamodule.dims, _convert_="all")
 
 
 class Prepared(NamedTuple):
@@ -317,8 +318,7 @@ def train(cfg: DictConfig) -> float | None:
     """Train the configured detector; return ``cfg.optimized_metric`` (for sweeps).
 
     The launching process holds the run folder (``lock_run_folder``): a second run into it stops
-    with one line. The DDP processes Lightning starts share the folder and take no lock.
-    """
+    with one line. The DDP processes Lightning starts share the folder and take no lock."""
     output_dir = make_run_folder(cfg.paths.output_dir)
     silence_uninformative_output()
     if cfg.get("optuna") is not None:  # sweep.py removes it from its trials

@@ -28,6 +28,22 @@ def test_a_models_own_option_check_is_one_line(small_mission_dir, tmp_path, caps
     assert "model.top_channels" in err and "value 0" in err
 
 
+def test_a_single_models_own_refusal_keeps_its_single_model_key(small_mission_dir, tmp_path):
+    """esa_full names a component's refusals under ``components.<name>.``; a single model's
+    stay as they are."""
+    cfg = compose_config(
+        "train",
+        ["experiment=channel_ensemble", f"data.root={small_mission_dir}",
+         "model.channel_scores=bogus", "datamodule.max_kernel_len=100", *QUIET],
+        tmp_path,
+    )
+    with pytest.raises(ESAInputError, match=r"^min_kernel_len=30, max_kernel_len=100, window="):
+        train(cfg)
+    cfg.datamodule.max_kernel_len = 40
+    with pytest.raises(ESAInputError, match=r"^column 'channel_scores': channel_scores='bogus'"):
+        train(cfg)
+
+
 def test_a_bad_combiner_option_is_refused_before_any_component_trains(small_mission_dir,
                                                                         tmp_path):
     cfg = compose_config(

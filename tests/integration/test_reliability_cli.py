@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -318,10 +319,17 @@ def test_a_later_components_callback_setting_is_refused_before_any_fit(
 @pytest.mark.parametrize(
     ("override", "match"),
     [
-        ("components.channel_ensemble.model.channel_scores=bogus", "channel_scores='bogus'"),
-        ("components.channel_ensemble.model.top_channels=0", "top_channels"),
-        ("components.channel_ensemble.datamodule.min_kernel_len=60", "min_kernel_len=60"),
-        ("components.channel_ensemble.datamodule.max_kernel_len=100", "max_kernel_len=100"),
+        ("components.channel_ensemble.model.channel_scores=bogus",
+         "column 'components.channel_ensemble.model.channel_scores'"),
+        ("components.channel_ensemble.model.top_channels=0",
+         "column 'components.channel_ensemble.model.top_channels'"),
+        ("components.channel_ensemble.datamodule.min_kernel_len=60",
+         "components.channel_ensemble.datamodule.min_kernel_len=60"),
+        ("components.channel_ensemble.datamodule.max_kernel_len=100",
+         "components.channel_ensemble.datamodule.max_kernel_len=100, "
+         "components.channel_ensemble.datamodule.window=50"),
+        ("components.channel_ensemble.model._target_=builtins.dict",
+         "column 'components.channel_ensemble.model._target_'"),
     ],
 )
 def test_a_later_components_model_or_kernel_setting_is_refused_before_any_fit(
@@ -329,8 +337,10 @@ def test_a_later_components_model_or_kernel_setting_is_refused_before_any_fit(
 ):
     """esa_full built the channel ensemble's model only after the GRU had trained, and checked
     its kernel lengths only in its own fit: a value refused there was refused after the GRU's
-    fit, and the run folder stayed."""
-    _refused_before_any_fit([override], match, small_mission_dir, tmp_path, monkeypatch)
+    fit, and the run folder stayed. The refusal names the key the user set (it named a single
+    model's: ``column 'channel_scores'``, ``model.top_channels``, ``min_kernel_len=60``)."""
+    _refused_before_any_fit([override], re.escape(match), small_mission_dir, tmp_path,
+                            monkeypatch)
 
 
 def test_a_later_components_trial_model_leaves_the_random_state(small_mission_dir, tmp_path):
