@@ -12,8 +12,8 @@ killed during it (a few renames) is completed by the next run in that folder, fr
 manifest.
 
 ``make_run_folder`` remembers the folders it made, so that a run refused before it writes
-anything of its own (``removed_if_refused``: a mission or column it cannot read) removes the
-folder it made, and nothing else.
+anything of its own (``removed_if_refused``: a mission or column it cannot read, a training run
+refused before a checkpoint) removes the folder it made, and nothing else.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from esa_lightning.errors import ESAInputError
@@ -87,20 +87,22 @@ def make_run_folder(folder: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def removed_if_refused(
-    folder: str | os.PathLike, keep: bool = False, settles: bool = True
+    folder: str | os.PathLike, keep: bool = False, settles: bool = True,
+    kept_if: Callable[[Path], object] | None = None,
 ) -> Iterator[None]:
     """Where the block is refused (an ``ESAInputError``) and this process made the run folder
     ``folder`` (``make_run_folder``), remove it and the parents made for it, as a run refused by
     its settings (checked before Hydra makes the folder) leaves none. A folder that was there
     before (a resume) or that Hydra made for a sweep's job (the sweep's summary reads its
-    ``.hydra/``) stays, and so does every folder with ``keep`` (``debug_errors=true``).
+    ``.hydra/``) stays, and so does every folder with ``keep`` (``debug_errors=true``) and one
+    for which ``kept_if(folder)`` is true when refused (a training run's: it holds checkpoints).
     ``settles``: past the block the folder holds the run's own files; False for a block that
     only checks (a job's settings), after which a refusal still removes the folder."""
     full = Path(folder).resolve()
     try:
         yield
     except ESAInputError:
-        if not keep:
+        if not keep and not (kept_if is not None and kept_if(full)):
             _remove_made(full)
         raise
     finally:

@@ -48,7 +48,7 @@ from esa_lightning.jobs.common import (
     silence_uninformative_output,
     unscored_reason,
 )
-from esa_lightning.jobs.run_guard import refuse_earlier_run
+from esa_lightning.jobs.run_guard import earlier_outputs, refuse_earlier_run
 from esa_lightning.jobs.run_logs import log_final_metrics, run_loggers
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
@@ -339,25 +339,22 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         if cfg.get("print_config", False):
             print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    specs = component_specs(cfg)
-    first = next(iter(specs))
-    # refused here (a mission or column it cannot read, a setting, a checkpoint it cannot
-    # resume from), a run leaves no folder it made; the later components are prepared after
-    # the earlier fits (their models drawing from the seeded generator in the same order)
-    with removed_if_refused(output_dir, keep=bool(cfg.get("debug_errors", False))):
-        mission, combiner, built = _read_and_check(cfg)
-        ready = prepare_component(first, specs[first], cfg, mission, output_dir, built.get(first))
     components: dict[str, DetectorModule] = {}
-    features: dict[str, list[str]] = {}
     trainers = []
-    datamodules = []
-    for name, spec in specs.items():
-        if name != first:
+    # refused before a component wrote a checkpoint (a mission or column it cannot read, a
+    # setting, a checkpoint it cannot resume from, a datamodule's setup in the first fit), a run
+    # leaves no folder it made (its log, TensorBoard's first file); each component is prepared
+    # after the earlier fits (their models drawing from the seeded generator in the same order)
+    debug = bool(cfg.get("debug_errors", False))
+    with removed_if_refused(output_dir, keep=debug,
+                            kept_if=lambda folder: "checkpoints/" in earlier_outputs(folder)):
+        mission, combiner, built = _read_and_check(cfg)
+        for name, spec in component_specs(cfg).items():
             ready = prepare_component(name, spec, cfg, mission, output_dir, built.get(name))
-        components[name], trainer = fit_component(name, ready)
-        trainers.append(trainer)
-        features[name] = list(trainer.datamodule.feature_names)
-        datamodules.append(trainer.datamodule)
+            components[name], trainer = fit_component(name, ready)
+            trainers.append(trainer)
+    datamodules = [trainer.datamodule for trainer in trainers]
+    features = {n: list(dm.feature_names) for n, dm in zip(components, datamodules, strict=True)}
 
     metrics: dict[str, float] = {}
     if trainers and is_global_zero():  # once, on the whole series (module docstring)

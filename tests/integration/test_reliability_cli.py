@@ -343,6 +343,42 @@ def test_a_later_components_model_or_kernel_setting_is_refused_before_any_fit(
                             monkeypatch)
 
 
+def test_a_refusal_in_a_datamodules_setup_leaves_no_run_folder(small_mission_dir, tmp_path):
+    """A pooled row longer than the training range is refused by the channel ensemble's
+    ``setup``, inside its fit, before any epoch or checkpoint: the run folder (.hydra/, the log)
+    stayed, where every refusal before the fit removes the folder the run made."""
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.train import train
+
+    cfg = compose_into(["experiment=channel_ensemble", f"data.root={small_mission_dir}",
+                        "datamodule.pool=100000"], tmp_path)
+    with pytest.raises(ESAInputError, match=re.escape("datamodule.pool=100000")):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_refusal_in_a_later_components_fit_keeps_the_checkpoints(
+    small_mission_dir, tmp_path, monkeypatch
+):
+    """A refusal in the channel ensemble's fit, after the GRU wrote its checkpoints, keeps the
+    run folder and them (the run folder holding checkpoints is never removed)."""
+    from esa_lightning.data.segment_datamodule import SegmentDataModule
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.train import train
+
+    def refused(self, stage=None):
+        raise ESAInputError("refused in setup", column="datamodule.bogus")
+
+    monkeypatch.setattr(SegmentDataModule, "setup", refused)
+    cfg = compose_into(["experiment=esa_full", f"data.root={small_mission_dir}", "logger=none",
+                        "components.gru_ae.trainer.max_epochs=1",
+                        "+components.gru_ae.trainer.limit_train_batches=1",
+                        "+components.gru_ae.trainer.limit_val_batches=1"], tmp_path)
+    with pytest.raises(ESAInputError, match="refused in setup"):
+        train(cfg)
+    assert (tmp_path / "run" / "checkpoints" / "gru_ae" / "last.ckpt").is_file()
+
+
 def test_a_later_components_trial_model_leaves_the_random_state(small_mission_dir, tmp_path):
     """A later component's trial model (built before any fit, to refuse its settings) puts
     back the random state its initial weights drew from (the GRU's draw from torch's): the
