@@ -124,6 +124,9 @@ RULES: dict[str, Rule] = {
     # esa_full's combiner: rows each side a row's features read; events its weights need
     "neighbourhood": integer(0),
     "threshold_min_events": integer(0),
+    # the channel ensemble's folds: final folds, external x internal learners, the final fold
+    **{name: integer(1) for name in ("n_final", "n_external", "n_internal")},
+    "fold": integer(0),
     "seed": integer(0),
     "accelerator": (_accelerator_ok, "must be auto, cpu, gpu, cuda, mps or another accelerator "
                                      "Lightning knows"),

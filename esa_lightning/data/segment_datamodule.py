@@ -53,6 +53,7 @@ from esa_lightning.data.transforms.segments import (
 )
 from esa_lightning.errors import ESAInputError
 from esa_lightning.progress import progress
+from esa_lightning.settings import check_setting
 
 
 def _fit_channel(x, labels, val_start, *, n_kernels, min_len, max_len, seed, opts, mining):
@@ -150,7 +151,10 @@ class SegmentDataModule(MissionDataModule):
             raise ESAInputError(
                 "the channel ensemble trains on labels; none loaded", value=mission.name
             )
-        if not 0 <= fold < n_final:
+        for name, count in dict(n_final=n_final, n_external=n_external, n_internal=n_internal,
+                                fold=fold).items():
+            check_setting(name, count)  # a zero count crashed the model's constructor
+        if not fold < n_final:
             raise ESAInputError(f"fold must be in [0, {n_final})", column="fold", value=fold)
         if n_kernels > 0 and not 1 <= min_kernel_len <= max_kernel_len <= window:
             raise ESAInputError(  # refused here, not by the mining once training began

@@ -149,6 +149,23 @@ def test_bad_inputs_name_the_problem():
         SegmentDataModule(m, fold=2, **TINY)
 
 
+@pytest.mark.parametrize(
+    ("counts", "needle"),
+    [
+        ({"n_external": 0}, "n_external=0: must be a whole number >= 1"),
+        ({"n_internal": 0}, "n_internal=0: must be a whole number >= 1"),
+        ({"n_internal": 2.5}, "n_internal=2.5: must be a whole number >= 1"),
+        ({"n_final": 0}, "n_final=0: must be a whole number >= 1"),
+        ({"fold": 0.5}, "fold=0.5: must be a whole number >= 0"),
+    ],
+)
+def test_fold_counts_are_checked_when_built(counts, needle):
+    """``n_external=0`` or ``n_internal=0`` passed the datamodule and crashed the model's
+    constructor (numpy's 'zero-size array to reduction operation maximum'), naming no setting."""
+    with pytest.raises(ESAInputError, match=needle):
+        SegmentDataModule(make_tiny_mission(), **{**TINY, **counts})
+
+
 def test_a_pool_longer_than_the_training_range_names_the_settings_to_lower():
     """It had named only the mission's ``val_start``, no setting the user could change."""
     m = make_tiny_mission()
