@@ -101,6 +101,32 @@ def instantiate_checked(config: Any, *args: Any, **kwargs: Any) -> Any:
         raise
 
 
+def detector_class(model_cfg: DictConfig) -> type:
+    """The detector family (a ``DetectorModule`` class) ``model_cfg._target_`` names; one that
+    cannot be imported or is no such class is an ``ESAInputError`` naming the key
+    (``model._target_``, ``components.<name>.model._target_``) and the value."""
+    from esa_lightning.models.base import DetectorModule
+
+    target = model_cfg.get("_target_")
+    column = f"{model_cfg._get_full_key(None)}._target_"
+    hydra_log = logging.getLogger("hydra.utils")  # logs the failure in three lines of its own
+    level = hydra_log.level
+    hydra_log.setLevel(logging.CRITICAL)
+    try:
+        found = get_object(str(target))
+    except Exception as exc:  # noqa: BLE001 - any import/lookup failure is a config error
+        cause = exc.__cause__ or exc
+        raise ESAInputError(f"cannot import the model class ({type(cause).__name__}: "
+                            f"{' '.join(str(cause).split())})", column=column,
+                            value=target) from None
+    finally:
+        hydra_log.setLevel(level)
+    if not (isinstance(found, type) and issubclass(found, DetectorModule)):
+        raise ESAInputError("not a detector family (a DetectorModule)", column=column,
+                            value=target)
+    return found
+
+
 @contextlib.contextmanager
 def keyed_refusals(config: DictConfig) -> Iterator[None]:
     """Refusals of the block building ``config`` (an ``esa_full`` component's ``model`` or

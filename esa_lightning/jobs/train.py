@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import lightning as L
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.callbacks import CompactModelSummary, WeightRestorer
@@ -37,6 +37,7 @@ from esa_lightning.data.selection import require_training_rows
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import remove_stale_temporaries, write_json_atomic
 from esa_lightning.jobs.common import (
+    detector_class,
     hydra_task_overrides,
     instantiate_checked,
     instantiate_group,
@@ -147,7 +148,7 @@ def warn_about_labels(cfg: DictConfig, mission: Any) -> None:
         return
     log.info("%s", facts.summary())
     for name, spec in component_specs(cfg).items():
-        model_class = get_class(spec.model._target_)
+        model_class = detector_class(spec.model)
         if getattr(model_class, "supervised", False):
             for warning in supervision_warnings(facts):  # the component, and its family
                 log.warning("%s (%s): %s", name, model_class.__name__, warning)
@@ -235,10 +236,7 @@ def make_model(spec: DictConfig, datamodule: Any) -> DetectorModule:
     """The component's model for ``datamodule``: a setting it refuses (a datamodule of another
     kind, a value out of its range) is an ``ESAInputError`` naming its key (``keyed_refusals``)."""
     with keyed_refusals(spec.model):
-        model_class = get_class(spec.model._target_)
-        if not (isinstance(model_class, type) and issubclass(model_class, DetectorModule)):
-            raise ESAInputError("not a detector family (a DetectorModule)",
-                                column="model._target_", value=model_class)
+        model_class = detector_class(spec.model)
         check_datamodule(model_class, datamodule)  # before instantiating it with wrong dims
         return instantiate_checked(spec.model, **datamodule.dims, _convert_="all")
 
@@ -401,6 +399,8 @@ def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any, dict[str, Any]]:
     refuse_multidevice_multirun(cfg.trainer)
     refuse_shadowed_trainer_keys(cfg, hydra_task_overrides())  # Hydra's flags skip it before
     refuse_one_checkpoint_for_several(cfg.ckpt_path, list(component_specs(cfg)))
+    for spec in component_specs(cfg).values():  # a class that cannot be imported: before the data
+        detector_class(spec.model)
     mission = mission_from_config(cfg.data)
     log.info("mission: %s", mission.summary())
     require_training_rows(mission, cfg.data)

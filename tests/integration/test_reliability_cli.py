@@ -140,6 +140,24 @@ def test_the_api_leaves_no_folder_for_a_refused_run(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_a_model_class_that_cannot_be_imported_is_named_before_any_data_is_read(tmp_path):
+    """``train()`` raised Hydra's ImportError (several lines) from the labels' warning, after
+    the data were read; train.py printed it and exited 1, leaving the run folder. The data root
+    here does not exist: the class is refused first."""
+    import esa_lightning
+    from esa_lightning.errors import ESAInputError
+
+    args = ["experiment=smoke", "data=esa", f"data.root={tmp_path / 'nonexistent'}",
+            "model._target_=nope.Missing"]
+    with pytest.raises(ESAInputError, match=re.escape(
+            "column 'model._target_': value 'nope.Missing'")):
+        esa_lightning.train(args, root_dir=tmp_path)
+    assert not (tmp_path / "outputs").exists()
+    assert_one_line_error(run_entry("train.py", args, tmp_path), "model._target_", "nope.Missing",
+                          "No module named 'nope'")
+    assert not (tmp_path / "run").exists()
+
+
 def test_debug_errors_shows_the_traceback(tmp_path):
     missing = tmp_path / "no_detector"
     proc = run_entry("predict.py", [f"ckpt={missing}", "debug_errors=true"], tmp_path)
@@ -330,6 +348,10 @@ def test_a_later_components_callback_setting_is_refused_before_any_fit(
          "components.channel_ensemble.datamodule.window=50"),
         ("components.channel_ensemble.model._target_=builtins.dict",
          "column 'components.channel_ensemble.model._target_'"),
+        ("components.channel_ensemble.model._target_=nope.Missing",
+         "column 'components.channel_ensemble.model._target_': value 'nope.Missing'"),
+        ("components.gru_ae.model._target_=nope.Missing",
+         "column 'components.gru_ae.model._target_': value 'nope.Missing'"),
     ],
 )
 def test_a_later_components_model_or_kernel_setting_is_refused_before_any_fit(
