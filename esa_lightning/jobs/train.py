@@ -96,9 +96,11 @@ def evaluate(
     scored: dict[str, ScoredRange | None] | None = None,
 ) -> dict[str, float]:
     """Full ESA metric suite of ``model`` on each named range (``val``, ``test``...).
+
     Single-grid ranges are scored ``chunk_rows`` rows at a time without keeping per-channel
     scores (the metrics read the per-channel alarms only): memory stays bounded by the chunk.
-    ``scored``: ranges already scored so (``calibration.validation_scores``; None: not yet)."""
+    ``scored``: ranges already scored so (``calibration.validation_scores``; None: not yet).
+    """
     metrics: dict[str, float] = {}
     for prefix, part in parts.items():
         reason = unscored_reason(part)
