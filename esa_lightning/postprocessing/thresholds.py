@@ -268,19 +268,22 @@ def f05_per_candidate(
 ) -> np.ndarray | None:
     """float [K]: the corrected event-wise F0.5 on ``part`` of each candidate's row alarms
     (``alarm_of``), scored as the reported ``EW_F_0.50`` is (the events of ``categories``, the
-    range's full extent). None when ``part`` holds no such event."""
+    range's full extent; the other labeled events, e.g. communication gaps, set aside: an alarm
+    there is neither a true nor a false one). None when ``part`` holds no such event."""
     from esa_lightning.metrics.event_wise import event_wise_scores
     from esa_lightning.metrics.truth import read_truth
 
     categories = F05_CATEGORIES if categories is None else categories
-    events = part.events
+    events, select = part.events, None
     if "Category" in events.columns:
-        events = events[events["Category"].isin(categories)]
+        select = {"Category": categories}
+        if not events["Category"].isin(categories).any():
+            return None
     if len(events) == 0 or len(part.values) == 0 or len(candidates) == 0:
         return None
     times = np.asarray(part.timestamps)
     full_range = (times[0], times[-1])
-    truth = read_truth(events)  # once for every candidate
+    truth = read_truth(events, select)  # once for every candidate
     return np.array(
         [
             event_wise_scores(

@@ -98,13 +98,42 @@ def test_the_threshold_search_scores_every_candidate_as_the_full_suite_did():
     def alarm_of(thr: float) -> np.ndarray:
         return scores > thr
 
-    events = part.events[part.events["Category"].isin(F05_CATEGORIES)]
     times = np.asarray(part.timestamps)
     before = [
-        esa_scores(events, (times, alarm_of(float(t)).astype(np.uint8)), betas=0.5,
+        esa_scores(part.events, (times, alarm_of(float(t)).astype(np.uint8)), betas=0.5,
+                   select_labels={"Category": F05_CATEGORIES},
                    full_range=(times[0], times[-1]))["EW_F_0.50"]
         for t in candidates
     ]
     got = f05_per_candidate(candidates, alarm_of, part)
     assert got.tolist() == before
     assert len(set(before)) > 5  # the candidates differ: the comparison means something
+
+
+def test_the_threshold_search_ignores_alarms_in_unscored_events_as_the_reported_metric_does():
+    """Alarms inside a labeled event of another category (a communication gap) are neither
+    true nor false positives in the reported ``EW_F_0.50`` (``full_report`` selects the
+    categories and keeps the others aside); the threshold search scores them alike."""
+    from esa_lightning.metrics import full_report
+
+    m = make_mission(anomalies=((120, 150), (900, 905), (1300, 1340)))
+    part = m.fit_range()
+    times = np.asarray(part.timestamps)
+    gap = {"ID": "id_gap", "Channel": "channel_2", "StartTime": times[500],
+           "EndTime": times[700], "Category": "Communication Gap"}
+    part.events = pd.concat([part.events, pd.DataFrame([gap])], ignore_index=True)
+    rng = np.random.default_rng(3)
+    scores = rng.random(len(part.values))
+    scores[part.labels.any(axis=1)] += 0.4
+    scores[500:701] += 0.6  # a gap the detector alarms in
+    candidates = np.quantile(scores, np.linspace(0.5, 0.999, 30))
+
+    def alarm_of(thr: float) -> np.ndarray:
+        return scores > thr
+
+    reported = [full_report(part.events, times, alarm_of(float(t)).astype(np.uint8))["EW_F_0.50"]
+                for t in candidates]
+    got = f05_per_candidate(candidates, alarm_of, part)
+    assert got.tolist() == pytest.approx(reported)
+    assert any(alarm_of(float(t))[500:701].any() and 0 < f < 1
+               for t, f in zip(candidates, reported, strict=True))  # the gap matters
