@@ -25,7 +25,7 @@ from torch import nn
 from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.postprocessing.base import PostRule, build_rules
 
 log = logging.getLogger("esa_lightning")
 
@@ -116,6 +116,14 @@ class DetectorModule(L.LightningModule, ABC):
     def __init__(self) -> None:
         super().__init__()
         self.post_rules = nn.ModuleDict()
+
+    def build_post_rules(
+        self, spec: Mapping[str, Mapping[str, Any] | None] | None, **context: Any
+    ) -> nn.ModuleDict:
+        """The rules of ``model.post_processing`` ``spec`` (``build_rules``): kinds of the
+        family's ``POST_RULES`` only, a refusal naming the family; ``context``: what the
+        rules need to know (``n_series``...)."""
+        return build_rules(spec, takes=self.POST_RULES, model=type(self).__name__, **context)
 
     def runtime_settings(self) -> frozenset[str]:
         """The model's ``RUNTIME_SETTINGS`` and its post rules' (each as

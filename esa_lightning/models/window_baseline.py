@@ -43,7 +43,7 @@ from esa_lightning.models.base import (
     series_position,
     top_channel_alarm,
 )
-from esa_lightning.postprocessing.base import build_rules, plain_spec
+from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.thresholds import WINDOW_THRESHOLDS, WindowThreshold
 
 log = logging.getLogger(__name__)
@@ -195,12 +195,7 @@ class WindowBaseline(GridScoring, DetectorModule):
         # training windows the scorer was fitted on (0: not fitted yet)
         self.register_buffer("n_fit_windows", torch.zeros((), dtype=torch.long))
         self.scorer = self.build_scorer()
-        self.post_rules = build_rules(
-            self.hparams.post_processing,
-            takes=self.POST_RULES,
-            model=type(self).__name__,
-            n_series=n_series,
-        )
+        self.post_rules = self.build_post_rules(self.hparams.post_processing, n_series=n_series)
         rules = list(self.post_rules.values())
         if len(rules) != 1:
             raise ESAInputError(

@@ -45,7 +45,7 @@ from esa_lightning.models.channel_ensemble.network import (
     group_aggregate,
     weighted_bce,
 )
-from esa_lightning.postprocessing.base import build_rules, plain_spec
+from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.peaks import PeakAlarm
 
 #: the checkpoint entry holding the fitted trees and arrays
@@ -119,9 +119,7 @@ class GBDTChannelEnsemble(DetectorModule):
             post_processing=plain_spec(post_processing),
         )
         self.save_hyperparameters(self.config)
-        self.post_rules = build_rules(
-            self.config["post_processing"], takes=self.POST_RULES, model=type(self).__name__
-        )
+        self.post_rules = self.build_post_rules(self.config["post_processing"])
         self.alarm_rule = peak_rule(self.post_rules)
         self.feature_mask = feature_subset_masks(
             n_channels, n_external, n_internal, n_features, feature_fraction, seed

@@ -30,7 +30,7 @@ from esa_lightning.models.channel_ensemble.network import (
     soft_event_f05,
     weighted_bce,
 )
-from esa_lightning.postprocessing.base import build_rules, plain_spec
+from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.peaks import PeakAlarm, spread_rows_to_samples
 
 #: what ``score_rows`` reports per channel (the scores that name the channels behind an alarm):
@@ -115,9 +115,7 @@ class LitChannelEnsemble(DetectorModule):
         self.register_buffer("kernel_len", torch.zeros(n_channels, n_kernels, dtype=torch.long))
         self.register_buffer("feat_mean", torch.zeros(n_channels, n_features))
         self.register_buffer("feat_std", torch.ones(n_channels, n_features))
-        self.post_rules = build_rules(
-            self.hparams.post_processing, takes=self.POST_RULES, model=type(self).__name__
-        )
+        self.post_rules = self.build_post_rules(self.hparams.post_processing)
         self.alarm_rule = peak_rule(self.post_rules)
 
     # ------------------------------------------------------------------ preprocessing

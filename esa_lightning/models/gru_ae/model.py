@@ -58,7 +58,7 @@ from esa_lightning.models.gru_ae.network import (
     SeriesNetworks,
     WindowNetwork,
 )
-from esa_lightning.postprocessing.base import build_rules, plain_spec
+from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
 from esa_lightning.postprocessing.random_forest import RandomForestGate
 from esa_lightning.postprocessing.telemanom import TelemanomOnline
@@ -193,12 +193,8 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         # fitted post-processing: travels in state_dict / checkpoints
         self.register_buffer("scaler_median", torch.zeros(n_series, n_inputs))
         self.register_buffer("scaler_iqr", torch.ones(n_series, n_inputs))
-        self.post_rules = build_rules(
-            self.hparams.post_processing,
-            takes=self.POST_RULES,
-            model=type(self).__name__,
-            n_series=n_series,
-            n_outputs=int(n_outputs),
+        self.post_rules = self.build_post_rules(
+            self.hparams.post_processing, n_series=n_series, n_outputs=int(n_outputs)
         )
         self._check_post_rules()
 

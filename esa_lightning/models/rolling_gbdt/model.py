@@ -55,7 +55,7 @@ from esa_lightning.models.rolling_gbdt.scaling import (
     robust_scaling,
     training_rows,
 )
-from esa_lightning.postprocessing.base import build_rules, plain_spec
+from esa_lightning.postprocessing.base import plain_spec
 
 log = logging.getLogger("esa_lightning")
 CLASSIFIER_FILE = "classifier.skops"
@@ -123,9 +123,7 @@ class RollingGBDT(DetectorModule):
                 post_processing=plain_spec(post_processing),
             )
         )
-        self.post_rules = build_rules(
-            self.hparams.post_processing, takes=self.POST_RULES, model=type(self).__name__
-        )
+        self.post_rules = self.build_post_rules(self.hparams.post_processing)
         rules = list(self.post_rules.values())
         if len(rules) != 1:
             raise ESAInputError(
