@@ -23,9 +23,8 @@ def refuse_other_layout(data_cfg: Any, schema: dict[str, Any], config_yaml: str)
     from omegaconf import ListConfig
 
     from esa_lightning.artifact.format import not_one_series
-    from esa_lightning.data import READERS
 
-    kind = next((k for k, t in READERS.items() if t == data_cfg.get("_target_")), None)
+    kind = reader_kind(data_cfg.get("_target_"))
     if kind is None:
         return
     trained = [str(c) for c in schema.get("channels", [])]
@@ -112,12 +111,18 @@ def trained_data(config_yaml: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _data_name(options: dict[str, Any]) -> str:
-    """``data=KIND data.root=ROOT`` of the data settings ``options``."""
+def reader_kind(target: Any) -> str | None:
+    """The ``data=`` group whose reader ``target`` is (``esa``, ``kaggle``...); None for a
+    reader of one's own."""
     from esa_lightning.data import READERS
 
+    return next((k for k, t in READERS.items() if t == target), None)
+
+
+def _data_name(options: dict[str, Any]) -> str:
+    """``data=KIND data.root=ROOT`` of the data settings ``options``."""
     target = options.get("_target_")
-    kind = next((k for k, t in READERS.items() if t == target), None)
+    kind = reader_kind(target)
     data = f"data={kind}" if kind else f"the reader {target}"
     return f"{data} data.root={options.get('root')}"
 
