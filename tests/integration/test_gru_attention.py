@@ -319,6 +319,54 @@ def model_inputs_of(m):
     return np.concatenate([m.values, m.telecommands], axis=1)
 
 
+def whole_series_forecast_mae(model, mission):
+    """Mean absolute raw forecast error of every validation row, each grid's inputs detrended
+    and scaled over its whole series (the history scoring gives a row) before it is forecast."""
+    from esa_lightning.data.transforms.windows import model_inputs, scale
+
+    hp, errors = model.hparams, []
+    for name, g in mission.grids().items():
+        s = model.series_index(g, name)
+        median, iqr = model.scaler_median[s].numpy(), model.scaler_iqr[s].numpy()
+        x = model_inputs(g, hp.inputs, hp.n_inputs - hp.n_outputs, hp.detrend)
+        x = torch.from_numpy(scale(x, median, iqr))
+        rows = np.arange(g.val_start, g.test_start)
+        xb = torch.stack([x[r - hp.window + 1 : r + 1] for r in rows])
+        with torch.no_grad():
+            err = model.net.errors(xb, series=torch.full((len(rows),), s)).per_channel
+        errors.append(err.numpy() * iqr[: hp.n_outputs])
+    return float(np.concatenate(errors).mean())
+
+
+def validation_slice_forecast_mae(model, mission):
+    """forecast_MAE as it was computed on each grid's validation rows and the ``window - 1``
+    rows before them alone (same arithmetic)."""
+    w, total, count = model.hparams.window, 0.0, 0
+    for name, g in mission.grids().items():
+        part = g.slice(g.val_start - (w - 1), g.test_start)
+        err = model.window_outputs(part, series=name, raw=True).per_channel
+        err = err * model.scaler_iqr[model.series_index(part, name), : err.shape[1]].numpy()
+        total, count = total + float(err.sum(dtype=np.float64)), count + err.size
+    return total / count
+
+
+@pytest.mark.parametrize(
+    ("make", "detrend"), [("one", 200), ("one", 5000), ("two", 100)], ids=["one", "clip", "two"]
+)
+def test_forecast_mae_detrends_validation_rows_with_the_history_scoring_gives(make, detrend):
+    m = drifting_mission() if make == "one" else two_series_mission()
+    for span in (detrend, None):
+        dm = WindowDataModule(m, window=8, detrend=span)
+        dm.setup("fit")
+        torch.manual_seed(0)
+        model = gru_model(**dm.dims, hidden_size=8, latent_dim=4, objective="forecast").eval()
+        model.set_scaler(*dm.scaler)
+        if span is None:  # nothing to detrend: the validation rows' own slice, as before
+            assert model.forecast_mae(m) == validation_slice_forecast_mae(model, m)
+        want = whole_series_forecast_mae(model, m)
+        assert model.forecast_mae(m) == pytest.approx(want, rel=1e-5)
+
+
 # ------------------------------------------------------------------------------ detrending
 def drifting_mission():
     m = sine_mission(T=700, val_start=400, test_start=520)

@@ -212,12 +212,14 @@ def scaled_window_inputs(
     hparams: Any,
     median: np.ndarray,
     iqr: np.ndarray,
+    history: int = 0,
 ) -> tuple[np.ndarray, int]:
-    """(float32 inputs [max(T, window), n_inputs], rows padded in front) of a window model with
-    ``hparams`` (``inputs``, ``n_inputs``, ``n_outputs``, ``detrend``, ``window``):
-    ``model_inputs`` scaled with the model's ``median`` / ``iqr``, a range shorter than one
-    window padded in front by repeating its first row. A mission whose input columns differ
-    from the model's is refused, naming it."""
+    """(float32 inputs [max(T - history, window), n_inputs], rows padded in front) of a window
+    model with ``hparams`` (``inputs``, ``n_inputs``, ``n_outputs``, ``detrend``, ``window``):
+    ``model_inputs`` scaled with the model's ``median`` / ``iqr``, the first ``history`` rows
+    left out after detrending (they only give the later rows' trailing means), a range shorter
+    than one window padded in front by repeating its first row. A mission whose input columns
+    differ from the model's is refused, naming it."""
     n_inputs = hparams["n_inputs"]
     x = model_inputs(
         mission, hparams["inputs"], n_inputs - hparams["n_outputs"], hparams.get("detrend")
@@ -227,6 +229,7 @@ def scaled_window_inputs(
             f"mission has {x.shape[1]} input columns, the model expects {n_inputs}",
             path=mission.name,
         )
+    x = x[history:]
     x = scale(x, median, iqr, in_place=not np.shares_memory(x, mission.values))
     pad = max(0, hparams["window"] - len(x)) if len(x) else 0
     if pad:

@@ -317,13 +317,20 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
 
     @torch.no_grad()
     def window_outputs(
-        self, mission: Mission, series: str | None = None, features: bool = False, raw: bool = False
+        self,
+        mission: Mission,
+        series: str | None = None,
+        features: bool = False,
+        raw: bool = False,
+        history: int = 0,
     ) -> WindowOutputs:
-        """Errors (and RF features) of every stride-1 window of a single-grid ``mission``;
-        normalised by the fitted ``channel_norm`` rule unless ``raw``.
+        """Errors (and RF features) of every stride-1 window of a single-grid ``mission``, but
+        for its first ``history`` rows; normalised by the fitted ``channel_norm`` rule unless
+        ``raw``.
 
         Detrends (hyper-parameter ``detrend``, the datamodule's transform: ``model_inputs``) and
-        scales with the module's own buffers; batched so that a million rows fit anywhere. A
+        scales with the module's own buffers; ``history`` rows only give the later rows their
+        trailing means, no window holds them. Batched so that a million rows fit anywhere. A
         range shorter than one window is padded in front by repeating its first row.
         """
         if mission.is_multiseries:
@@ -331,7 +338,7 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         s = self.series_index(mission, series)
         hp = self.hparams
         median, iqr = self.scaler_median[s].cpu().numpy(), self.scaler_iqr[s].cpu().numpy()
-        x, pad = scaled_window_inputs(mission, hp, median, iqr)
+        x, pad = scaled_window_inputs(mission, hp, median, iqr, history)
         data = torch.from_numpy(x)
         n = n_windows(len(x), hp.window)
         total = np.empty(n, dtype=np.float32)
@@ -375,9 +382,11 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         """Mean absolute forecast error over the validation rows, in the data's own units.
 
         Every validation row is forecast from the rows before it (the training range's last
-        rows included), so forecasters with different window lengths are compared on the same
-        rows; errors are unscaled with each output's IQR. A label-free figure to choose
-        forecasters by. None for a reconstruction network or without validation rows.
+        rows included) as scoring sees them: detrended with the same ``detrend`` rows of history,
+        so its errors are the scoring pass's. Forecasters with different window lengths are
+        compared on the same rows; errors are unscaled with each output's IQR. A label-free
+        figure to choose forecasters by. None for a reconstruction network or without
+        validation rows. Only the validation windows go through the network.
         """
         hp = self.hparams
         if hp.get("objective", "reconstruct") != "forecast":
@@ -387,10 +396,12 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         for name, m in parts.items():
             if m.test_start <= m.val_start:
                 continue
-            lo = max(0, m.val_start - (hp.window - 1))
+            first = max(0, m.val_start - (hp.window - 1))  # the first validation window's start
+            # the rows its trailing means reach back to (detrend_columns: the row and span - 1)
+            lo = max(0, first - (int(hp.get("detrend") or 1) - 1))
             part = m.slice(lo, m.test_start)
-            wo = self.window_outputs(part, series=name, raw=True)
-            rows = lo + np.arange(len(wo.total)) + hp.window - 1 - wo.pad
+            wo = self.window_outputs(part, series=name, raw=True, history=first - lo)
+            rows = first + np.arange(len(wo.total)) + hp.window - 1 - wo.pad
             iqr = self.scaler_iqr[self.series_index(part, name), : hp.n_outputs].cpu().numpy()
             err = wo.per_channel[rows >= m.val_start] * iqr
             total, count = total + float(err.sum(dtype=np.float64)), count + err.size
