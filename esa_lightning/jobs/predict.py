@@ -34,7 +34,12 @@ def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float
     One prediction at a time in a folder; its outputs are written into a temporary folder and
     published as one set, replacing the previous prediction's (``esa_lightning.run_folder``).
     ``overrides``: the ones ``cfg`` was composed with (None: the Hydra job's, where there is
-    one, else unknown), which tell whether ``data=`` was given (``refuse_default_data``).
+    one, else unknown), which tell whether ``data=`` was given (``refuse_default_data``). A
+    config built in Python and passed without them is scored with its ``data`` as given,
+    unchecked against the data the detector was trained on: a config does not record which of
+    its groups were given (``data=synthetic`` chosen composes the very config no ``data=``
+    does), so the default cannot be told from a choice. Pass the overrides it was composed
+    with (``[]``: none) to have that check, as ``esa_lightning.predict`` does.
     """
     from hydra.core.hydra_config import HydraConfig
 

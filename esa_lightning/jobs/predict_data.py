@@ -59,11 +59,13 @@ def refuse_other_layout(data_cfg: Any, schema: dict[str, Any], config_yaml: str)
 
 def refuse_default_data(data_cfg: Any, config_yaml: str, overrides: Sequence[str] | None) -> None:
     """Without ``data=`` predict.py reads the default data (``data=synthetic``): a detector
-    trained on other data (another reader or folder, or other split settings: ``data`` of its
-    ``config_yaml``) would score a mission it was never trained on in place of its own, without
-    a word, where their channels have the same names. That is refused here, before anything is
-    generated or read, naming both. ``overrides``: the command line's (any ``data``/``data.*``
-    key gives the data); None (a config composed in Python): nothing is refused."""
+    trained on other data (another reader or folder, other split settings, or a synthetic
+    mission generated otherwise: ``data`` of its ``config_yaml``) would score a mission it was
+    never trained on in place of its own, without a word, where their channels have the same
+    names. That is refused here, before anything is generated or read, naming both.
+    ``overrides``: the command line's (any ``data``/``data.*`` key gives the data); None (a
+    config composed in Python, which does not record whether its data were given): nothing is
+    refused."""
     from omegaconf import OmegaConf
 
     if overrides is None or any(
@@ -80,22 +82,53 @@ def refuse_default_data(data_cfg: Any, config_yaml: str, overrides: Sequence[str
         for k in trained
         if k in default and k not in _NOT_COMPARED and trained[k] != default[k]
     ]
+    generated, hint = ([], "") if other_reader else _other_generator(trained, default)
     roots = {Path(str(d.get("root"))).expanduser().resolve() for d in (trained, default)}
-    if not other_reader and len(roots) == 1 and not settings:
+    if not other_reader and len(roots) == 1 and not settings and not generated:
         return
+    differ = ", ".join([_data_name(trained), *settings, *generated])
     raise ESAInputError(
         f"no data= given: predict.py reads the default data, {_data_name(default)}, and the "
-        f"detector was trained on other data: {', '.join([_data_name(trained), *settings])}; "
-        "give the data to score with data= and data.root= (data=synthetic to score the default "
-        "mission all the same)",
+        f"detector was trained on other data: {differ}; give the data to score with data= and "
+        f"data.root= (data=synthetic to score the default mission all the same{hint})",
         path=str(default.get("root")),
     )
 
 
-# the reader and the root (compared apart), and data settings that choose no other rows or
-# values: where the cache lives, the channels read (predict.py reads the detector's own by
-# name, whatever training selected), the generator's (a folder's mission is read as it was
-# generated; the synthetic reader warns where they differ)
+def _other_generator(trained: dict[str, Any], default: dict[str, Any]) -> tuple[list[str], str]:
+    """``data.generate.KEY=VALUE (...)`` for each setting the synthetic mission the detector was
+    trained on was generated with (``trained``'s ``generate``) and the default data's was not,
+    and the overrides that generate the trained one again. The default data's: the mission at
+    the default ``data.root``, as its ``mission.json`` records it (a folder's mission is read as
+    it was generated, whatever ``data.generate`` says; one without a record, as it is), else
+    the mission the default ``data.generate`` generates there."""
+    from esa_lightning.data.readers.esa_adb import read_mission_record
+    from esa_lightning.data.readers.synthetic import generator_settings
+
+    ours = trained.get("generate") or {}
+    configured = default.get("generate") or {}
+    if reader_kind(default.get("_target_")) != "synthetic" or not isinstance(ours, dict):
+        return [], ""
+    ours, made = generator_settings(ours), generator_settings(configured)
+    root = Path(str(default.get("root"))).expanduser()
+    held = (root / "channels.csv").is_file()
+    theirs = read_mission_record(root).get("generator") if held else made
+    where = "the default data.root's mission" if held else "the default"
+    if not isinstance(theirs, dict):
+        return [], ""
+    generated = [f"data.generate.{k}={v} ({where}: {theirs[k]})"
+                 for k, v in ours.items() if k in theirs and theirs[k] != v]
+    if not generated:
+        return [], ""
+    give = [f"{'' if k in configured else '+'}data.generate.{k}={'null' if v is None else v}"
+            for k, v in ours.items() if made.get(k) != v]
+    give += ["data.root=<a folder without a mission>"] if held else []
+    return generated, f"; {' '.join(give)} to generate the mission it was trained on"
+
+
+# the reader, the root and the generator's settings (compared apart: _other_generator), and
+# data settings that choose no other rows or values: where the cache lives, the channels read
+# (predict.py reads the detector's own by name, whatever training selected)
 _NOT_COMPARED = {"_target_", "root", "cache_dir", "channels", "lightweight", "generate"}
 
 

@@ -429,6 +429,54 @@ def test_predict_without_data_refuses_a_detector_trained_on_other_data(tmp_path)
             scored(run.output_dir / "detector", [], tmp_path)
 
 
+def test_predict_without_data_refuses_a_detector_trained_on_another_generated_mission(tmp_path):
+    """A detector trained on the default data.root's mission generated with other settings
+    (``data.generate.days=3``): once that folder was gone, ``predict.py ckpt=DET`` without
+    ``data=`` generated the default mission (42 days) there and scored it without a word (the
+    generator's settings were not compared). It is refused before anything is generated, naming
+    the setting, both values and the override that generates the trained mission again; while
+    the folder holds that mission it is scored, and one generated there otherwise since is
+    refused, naming what its mission.json records."""
+    import shutil
+
+    from esa_lightning.data.readers.synthetic import generate_mission
+
+    run = esa_lightning.train(["experiment=smoke", "data.generate.days=3", "logger=none",
+                               "test=false"], output_dir=tmp_path / "run", root_dir=tmp_path)
+    detector = run.output_dir / "detector"
+    default = tmp_path / "datasets" / "synthetic_default"
+    scored(detector, [], tmp_path)  # the folder holds the mission it was trained on
+    shutil.rmtree(default)
+    error = str(refused(detector, [], tmp_path))
+    assert not default.exists()  # nor generated
+    assert "no data= given" in error and "trained on other data: data=synthetic data.root=" \
+        f"{default}, data.generate.days=3 (the default: 42);" in error, error
+    assert "data.generate.days=3 to generate the mission it was trained on)" in error, error
+    scored(detector, ["data.generate.days=3"], tmp_path)  # the override named
+    scored(detector, [], tmp_path)  # the folder holds that mission again
+
+    shutil.rmtree(default)
+    generate_mission(default, days=2, start="2000-02-01")
+    error = str(refused(detector, [], tmp_path))
+    assert "data.generate.days=3 (the default data.root's mission: 2), data.generate.start=" \
+        "2000-01-01 (the default data.root's mission: 2000-02-01);" in error, error
+    assert "data.generate.days=3 data.root=<a folder without a mission> to generate the " \
+        "mission it was trained on)" in error, error
+
+    # a config built in Python does not say whether its data were given: the job checks them
+    # only against the overrides it was composed with ([]: none), else scores them as given
+    from esa_lightning.api.training import compose_job
+    from esa_lightning.jobs.predict import predict
+
+    cfg = compose_job("predict", ["max_figures=0"], output_dir=tmp_path / "api",
+                      root_dir=tmp_path)
+    cfg.ckpt = str(detector)
+    with pytest.raises(ESAInputError, match="data.generate.days=3 .the default data.root's"):
+        predict(cfg, [])
+    predict(cfg)
+    assert (tmp_path / "api" / "submission.csv").is_file()
+
+
 def test_a_kaggle_folder_without_data_kaggle_names_the_data_to_give(tmp_path):
     """``predict.py ckpt=DET data.root=<a Kaggle folder>`` (and ``train.py`` alike) without
     ``data=kaggle`` read it with the synthetic reader: 'folder exists but holds no mission (no

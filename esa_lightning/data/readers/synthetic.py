@@ -87,7 +87,12 @@ def generate_mission(
 ) -> Path:
     """Write a synthetic mission in the ESA-ADB raw layout into ``out``; return ``out``.
     ``groups`` None: 4, or ``channels`` when fewer."""
-    groups = min(4, channels) if groups is None else groups
+    args = generator_settings({
+        "channels": channels, "groups": groups, "subsystems": subsystems, "days": days,
+        "start": start, "period": period, "seed": seed, "n_telecommands": n_telecommands,
+        "split_date": split_date,
+    })
+    groups = args["groups"]
     checks = [
         ("channels", channels, channels >= 1, ">= 1"),
         ("groups", groups, groups >= 1, ">= 1"),
@@ -104,17 +109,6 @@ def generate_mission(
     _check_times(start, period, split_date)
     if Path(out).exists() and not Path(out).is_dir():
         raise ESAInputError("exists and is not a folder", path=out)
-    args = {
-        "channels": channels,
-        "groups": groups,
-        "subsystems": subsystems,
-        "days": days,
-        "start": start,
-        "period": period,
-        "seed": seed,
-        "n_telecommands": n_telecommands,
-        "split_date": split_date,
-    }
     out = Path(out)
     (out / "channels").mkdir(parents=True, exist_ok=True)
     subsystems = subsystems or max(1, min(4, (groups + 1) // 2))
@@ -188,6 +182,17 @@ def generate_mission(
                 test = mission.slice(mission.test_start, mission.n_rows)
                 write_esa_csv(test, out / "csv" / "synthetic.test.csv")
     return out
+
+
+def generator_settings(generate: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings ``generate_mission(**generate)`` uses, as ``mission.json`` records them
+    (``generator``): those not given at their defaults, ``groups`` None as it resolves it."""
+    params = inspect.signature(generate_mission).parameters
+    settings = {k: p.default for k, p in params.items() if k not in ("out", "kaggle", "csv")}
+    settings.update(generate or {})
+    if settings["groups"] is None and isinstance(settings["channels"], int | float):
+        settings["groups"] = min(4, settings["channels"])
+    return settings
 
 
 def _check_times(start: str, period: str, split_date: str | None) -> None:
