@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
-from hydra.utils import get_method, get_object, instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -64,10 +64,9 @@ def mission_from_config(data_cfg: DictConfig) -> Mission:
     target = options.get("_target_")
     if not target:
         raise ESAInputError("the data config names no reader (_target_)", column="data._target_")
-    try:
-        get_method(target)
-    except Exception:  # noqa: BLE001 - any import/lookup failure is a config error
-        raise ESAInputError("unknown data reader", column="data._target_", value=target) from None
+    if not callable(target_object(target, "data._target_", "the data reader")):
+        raise ESAInputError("not a reader (a function or class)", column="data._target_",
+                            value=target)
     if options.get("root") in (None, "???"):
         raise ESAInputError("set data.root=PATH for this data source", column="data.root")
     refuse_unknown_options(data_cfg, set(), where="data")  # a misspelled key
@@ -101,6 +100,24 @@ def instantiate_checked(config: Any, *args: Any, **kwargs: Any) -> Any:
         raise
 
 
+def target_object(target: Any, column: str, what: str) -> Any:
+    """The object a config's ``_target_`` names; one that cannot be imported is an
+    ``ESAInputError`` naming the key ``column``, the value and the cause ("cannot import
+    ``what`` (...)"), in one line: Hydra's own three ERROR lines for it are muted."""
+    hydra_log = logging.getLogger("hydra.utils")  # logs the failure in three lines of its own
+    level = hydra_log.level
+    hydra_log.setLevel(logging.CRITICAL)
+    try:
+        return get_object(str(target))
+    except Exception as exc:  # noqa: BLE001 - any import/lookup failure is a config error
+        cause = exc.__cause__ or exc
+        raise ESAInputError(f"cannot import {what} ({type(cause).__name__}: "
+                            f"{' '.join(str(cause).split())})", column=column,
+                            value=target) from None
+    finally:
+        hydra_log.setLevel(level)
+
+
 def detector_class(model_cfg: DictConfig) -> type:
     """The detector family (a ``DetectorModule`` class) ``model_cfg._target_`` names; one that
     cannot be imported or is no such class is an ``ESAInputError`` naming the key
@@ -109,18 +126,7 @@ def detector_class(model_cfg: DictConfig) -> type:
 
     target = model_cfg.get("_target_")
     column = f"{model_cfg._get_full_key(None)}._target_"
-    hydra_log = logging.getLogger("hydra.utils")  # logs the failure in three lines of its own
-    level = hydra_log.level
-    hydra_log.setLevel(logging.CRITICAL)
-    try:
-        found = get_object(str(target))
-    except Exception as exc:  # noqa: BLE001 - any import/lookup failure is a config error
-        cause = exc.__cause__ or exc
-        raise ESAInputError(f"cannot import the model class ({type(cause).__name__}: "
-                            f"{' '.join(str(cause).split())})", column=column,
-                            value=target) from None
-    finally:
-        hydra_log.setLevel(level)
+    found = target_object(target, column, "the model class")
     if not (isinstance(found, type) and issubclass(found, DetectorModule)):
         raise ESAInputError("not a detector family (a DetectorModule)", column=column,
                             value=target)

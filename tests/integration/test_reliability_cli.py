@@ -158,6 +158,19 @@ def test_a_model_class_that_cannot_be_imported_is_named_before_any_data_is_read(
     assert not (tmp_path / "run").exists()
 
 
+def test_a_data_reader_that_cannot_be_imported_is_named_in_one_line(tmp_path):
+    """A bad ``data._target_`` was refused in one line, under the three ERROR lines Hydra's
+    ``hydra.utils`` logs for a failed lookup (``Error getting callable at no.such.Reader ...``);
+    the model's ``_target_`` already muted them. Now the data reader's is named alone, as the
+    model's is, with the cause, and the run leaves no folder."""
+    proc = run_entry("train.py", ["experiment=smoke", "data._target_=no.such.Reader",
+                                  "test=false", "logger=none"], tmp_path)
+    assert "ERROR" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert_one_line_error(proc, "column 'data._target_': value 'no.such.Reader'",
+                          "No module named 'no'")
+    assert not (tmp_path / "run").exists()
+
+
 def test_debug_errors_shows_the_traceback(tmp_path):
     missing = tmp_path / "no_detector"
     proc = run_entry("predict.py", [f"ckpt={missing}", "debug_errors=true"], tmp_path)
