@@ -288,8 +288,8 @@ def test_live_metrics_score_a_validation_range_shorter_than_a_pooled_row(tmp_pat
     lit = LitChannelEnsemble(**dm.dims, hidden=8, lr=2e-2, post_processing=ALARM_ONLY)
     logged: list[dict] = []
 
-    class Record(L.Callback):
-        def on_validation_epoch_end(self, trainer, pl_module):
+    class Record(L.Callback):  # after the module's epoch end, which logs val/loss
+        def on_validation_end(self, trainer, pl_module):
             logged.append(dict(trainer.callback_metrics))
 
     trainer(max_epochs=1, callbacks=[ESAValidationMetrics(), Record()],

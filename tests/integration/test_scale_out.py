@@ -15,15 +15,18 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from torch.utils.data import DataLoader, Subset
 
 from esa_lightning.io import TMP_PREFIX
+from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
 from tests.conftest import CONF, MSL, REPO, compose_config
-from tests.helpers import make_mission
+from tests.helpers import make_mission, make_tiny_mission, tiny_datamodule, trainer
 
 GRU_FAST = [
     "data.val_days=2",
@@ -166,9 +169,7 @@ def test_ddp_monitors_the_validation_loss_of_every_window(tiny_mission, tmp_path
     """``val/loss`` (what checkpoints and early stopping monitor) of a 2-process run is the mean
     over all validation windows, as one device computes it, not rank 0's half of them; Lightning
     warned on every DDP run that it was logged without ``sync_dist=True``."""
-    import lightning as L
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from torch.utils.data import DataLoader, Subset
 
     from esa_lightning.artifact import Detector
     from esa_lightning.jobs.common import mission_from_config
@@ -571,3 +572,40 @@ def test_progress_logs_a_slow_loop_every_interval_and_its_end_when_not_a_termina
     lines = progress_lines(caplog, clock_step_s=7.0)  # a line every 30 s: every 5th item
     assert lines[0] == "feature extraction: 5/30"
     assert len(lines) == 6 and lines[-1] == "feature extraction: 30/30"
+
+
+class _UnevenRanks(L.LightningDataModule):
+    """A datamodule's validation rows split unevenly: rank 0 the first ``split``, rank 1 the
+    rest, each in batches of ``batch`` rows."""
+
+    def __init__(self, datamodule, split: int, batch: int) -> None:
+        super().__init__()
+        self.loader, self.split, self.batch = datamodule.val_dataloader(), split, batch
+
+    def val_dataloader(self) -> DataLoader:
+        rows = self.loader.dataset
+        ranges = [range(self.split), range(self.split, len(rows))]
+        mine = Subset(rows, ranges[self.trainer.global_rank])
+        return DataLoader(mine, batch_size=self.batch, collate_fn=self.loader.collate_fn)
+
+
+@pytest.mark.slow
+def test_channel_ensemble_val_loss_is_the_loss_over_every_rank_s_rows(tmp_path):
+    """The channel ensemble's ``val/loss`` over two ranks holding different numbers of rows is
+    the loss over all validation rows, as one device computes it. It was Lightning's batch-size
+    weighted mean of the batches' means, exact on one device, but across ranks Lightning
+    averages the summed batch sizes as an integer (95 rows on two ranks: 47, not 47.5), so the
+    loss came out 1.3965 against 1.3818. (Lightning's own sampler gives every rank as many rows,
+    padding with repeated ones, so that the average stays exact.)"""
+    dm = tiny_datamodule(make_tiny_mission(), batch_rows=40)
+    assert len(dm.monitor_rows()) % 2 == 1  # an odd count: the rows per rank average to x.5
+    alarm = {"alarm": {"kind": "peaks", "height": 0.5, "buffer": 100}}
+    model = LitChannelEnsemble(**dm.dims, hidden=8, post_processing=alarm)
+    model.set_preprocessing(dm)
+    [one] = trainer().validate(model, datamodule=dm, verbose=False)
+    two = trainer(devices=2, strategy="ddp_spawn", use_distributed_sampler=False,
+                  default_root_dir=tmp_path)
+    [uneven] = two.validate(model, datamodule=_UnevenRanks(dm, split=88, batch=30),
+                            verbose=False)
+    for key in ("val/loss", "val/event_bce", "val/channel_bce"):
+        assert uneven[key] == pytest.approx(one[key], rel=1e-5), key

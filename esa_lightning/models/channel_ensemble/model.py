@@ -27,6 +27,7 @@ from esa_lightning.models.channel_ensemble.network import (
     STD_MAX_COLUMN,
     ChannelEnsemble,
     EnsembleOutput,
+    bce_sums,
     soft_event_f05,
     weighted_bce,
 )
@@ -160,20 +161,26 @@ class LitChannelEnsemble(DetectorModule):
         self.log("train/loss", parts["loss"], prog_bar=True, batch_size=bs)
         return parts["loss"]
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = torch.zeros(2, 2, device=self.device)  # [event, channel] bce_sums
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Sums the event and channel BCE of the rows: the epoch logs their mean over all rows."""
         out = self.model(batch["x"])
-        w = torch.ones_like(batch["y_event"])
-        bce = weighted_bce(out.event_logit, batch["y_event"], w)
-        ch = weighted_bce(
-            torch.logit(out.channel_prob.clamp(1e-6, 1 - 1e-6)),
-            batch["y"],
-            torch.ones_like(batch["y"]),
-        )
-        bs = batch["x"].shape[1]
-        self.log("val/event_bce", bce, batch_size=bs, sync_dist=True)
-        self.log("val/channel_bce", ch, batch_size=bs, sync_dist=True)
+        y_event, y = batch["y_event"], batch["y"]
+        self._val_sums[0] += bce_sums(out.event_logit, y_event, torch.ones_like(y_event))
+        channel_logit = torch.logit(out.channel_prob.clamp(1e-6, 1 - 1e-6))
+        self._val_sums[1] += bce_sums(channel_logit, y, torch.ones_like(y))
+
+    def on_validation_epoch_end(self) -> None:
+        loss, weight = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum").T
+        bce, ch = loss / weight.clamp_min(1.0)
+        # every rank holds the sums of all ranks: equal values, which sync_dist averages exactly
+        # (and Lightning stops warning that a monitored value may be one rank's)
+        self.log("val/event_bce", bce, sync_dist=True)
+        self.log("val/channel_bce", ch, sync_dist=True)
         # the checkpoint monitor of every experiment
-        self.log("val/loss", bce + ch, batch_size=bs, sync_dist=True)
+        self.log("val/loss", bce + ch, sync_dist=True)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(

@@ -299,12 +299,21 @@ class ChannelEnsemble(nn.Module):
 
 
 # --------------------------------------------------------------------------------------- loss
-def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pos_weight=None):
-    """Mean BCE over the rows with weight > 0 (0 when there are none)."""
+def bce_sums(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pos_weight=None
+) -> torch.Tensor:
+    """[weighted BCE summed over the rows, the sum of the weights]: sums add up over batches and
+    ranks; ``weighted_bce`` is their ratio."""
     loss = F.binary_cross_entropy_with_logits(
         logits, target, weight=weight, reduction="sum", pos_weight=pos_weight
     )
-    return loss / weight.sum().clamp_min(1.0)
+    return torch.stack([loss, weight.sum()])
+
+
+def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pos_weight=None):
+    """Mean BCE over the rows with weight > 0 (0 when there are none)."""
+    loss, total = bce_sums(logits, target, weight, pos_weight)
+    return loss / total.clamp_min(1.0)
 
 
 def soft_event_f05(
