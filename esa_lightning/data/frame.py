@@ -374,11 +374,10 @@ def _hold_on_grid(
         executions.append(SeriesInMemory(ts[fired], col[fired], f"{SOURCE} column {name!r}"))
     start, end = pd.Timestamp(int(ts[0])), pd.Timestamp(int(ts[-1]))
     events = empty_events()
-    with warnings.catch_warnings():  # named per column by _warn_beyond_float32, not again
-        warnings.filterwarnings("ignore", "repaired non-finite values", UserWarning)
-        arrays, info = build_arrays(
-            names, series, executions, events, p_ns, set(prep.counters), start, end
-        )
+    # warn=False: the repaired readings are named per column by _warn_beyond_float32
+    arrays, info = build_arrays(
+        names, series, executions, events, p_ns, set(prep.counters), start, end, warn=False
+    )
     n = int(info["n_rows"])
     grid = ((np.arange(n, dtype=np.int64) + int(info["k_lo"])) * p_ns).view("datetime64[ns]")
     return arrays["values"], arrays["telecommands"], grid, arrays["unrepresentable_cells"]

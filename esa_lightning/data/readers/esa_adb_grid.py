@@ -308,8 +308,11 @@ def build_arrays(
     end: Any,
     n_jobs: int = 1,
     max_rows: int = MAX_GRID_ROWS,
+    warn: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """(values, labels, telecommands arrays on the grid; {k_lo, n_rows}) of the chosen files."""
+    """(values, labels, telecommands arrays on the grid; {k_lo, n_rows}) of the chosen files;
+    ``warn``: a warning counting each channel's repaired non-finite values (False: the caller
+    reports them its own way)."""
     k_lo = None if start is None else _floor_div(to_ns(start, "start"), p_ns)
     k_hi = None if end is None else _floor_div(to_ns(end, "end"), p_ns)
     if k_lo is not None and k_hi is not None and k_hi < k_lo:
@@ -353,7 +356,7 @@ def build_arrays(
         tc_times = list(results)
     finally:
         results.close()  # on an error: stop the threads before raising
-    if repaired:
+    if repaired and warn:
         warnings.warn(
             f"repaired non-finite values (forward fill) per channel: {repaired}",
             stacklevel=user_stacklevel(),
