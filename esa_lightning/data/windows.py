@@ -64,6 +64,7 @@ from esa_lightning.data.transforms.windows import (
     INPUT_MODES,
     SCALINGS,
     RobustStats,
+    check_detrend_stat,
     labeled_window_mask,
     mission_inputs,
     model_inputs,
@@ -163,6 +164,7 @@ class WindowDataModule(MissionDataModule):
         num_workers: int = 0,
         shuffle: bool = True,
         detrend: int | None = None,
+        detrend_stat: str = "mean",
         scaling: str = "robust",
         series_batches: bool = False,
         horizon: int = 1,
@@ -180,6 +182,7 @@ class WindowDataModule(MissionDataModule):
                 "detrend must be null or >= 1 rows", column="detrend", value=detrend
             )
         self.detrend = None if detrend is None else int(detrend)
+        self.detrend_stat = check_detrend_stat(detrend_stat)
         if inputs not in INPUT_MODES:
             raise ESAInputError(f"choose one of {INPUT_MODES}", column="inputs", value=inputs)
         for name, value in (("window", window), ("stride", stride), ("batch_size", batch_size)):
@@ -232,6 +235,7 @@ class WindowDataModule(MissionDataModule):
             inputs=self.inputs,
             series=series,
             detrend=self.detrend,
+            detrend_stat=self.detrend_stat,
             horizon=self.horizon,
         )
 
@@ -246,7 +250,7 @@ class WindowDataModule(MissionDataModule):
         )
 
     def _inputs(self, m: Mission) -> np.ndarray:
-        return model_inputs(m, self.inputs, self.n_telecommands, self.detrend)
+        return model_inputs(m, self.inputs, self.n_telecommands, self.detrend, self.detrend_stat)
 
     # -------------------------------------------------------------------------------- setup
     def setup(self, stage: str | None = None) -> None:

@@ -31,6 +31,7 @@ from torch import nn
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import (
+    check_detrend_stat,
     n_windows,
     scaled_window_inputs,
     window_to_sample_scores,
@@ -148,6 +149,7 @@ class WindowBaseline(GridScoring, DetectorModule):
         inputs: str = "values+telecommands",
         series: list[str] | None = None,
         detrend: int | None = None,
+        detrend_stat: str = "mean",
         horizon: int = 1,
         max_windows: int = 20000,
         seed: int = 0,
@@ -180,6 +182,7 @@ class WindowBaseline(GridScoring, DetectorModule):
                 inputs=str(inputs),
                 series=series,
                 detrend=None if detrend is None else int(detrend),
+                detrend_stat=check_detrend_stat(detrend_stat),
                 horizon=int(horizon),
                 max_windows=int(max_windows),
                 seed=int(seed),

@@ -11,6 +11,7 @@ from esa_lightning.data.transforms.windows import (
     detrend_columns,
     labeled_window_mask,
     model_inputs,
+    scaled_window_inputs,
     sliding_windows,
     window_to_sample_scores,
 )
@@ -218,6 +219,41 @@ def test_detrend_equals_loop_reference(span):
     np.testing.assert_array_equal(got[:, 3], x[:, 3])  # columns past n_columns untouched
 
 
+def _median_detrend_loop(x, span, n_columns):
+    out = np.array(x, dtype=np.float64)
+    for j in range(n_columns):
+        for t in range(len(x)):
+            past = x[max(0, t - span + 1) : t + 1, j].astype(np.float64)
+            past = past[np.isfinite(past)]
+            out[t, j] = x[t, j] - (np.median(past) if len(past) else np.nan)
+    return out
+
+
+@pytest.mark.parametrize("span", [1, 4, 17, 500])
+def test_median_detrend_equals_loop_reference(span):
+    rng = np.random.default_rng(span)
+    x = (1e3 + np.cumsum(rng.standard_normal((120, 4)), axis=0)).astype(np.float32)
+    x[10:14, 1] = np.nan
+    x[:, 2] = np.nan if span == 4 else x[:, 2]  # an all-NaN column stays NaN
+    got = detrend_columns(x.copy(), span, 3, statistic="median")
+    np.testing.assert_allclose(got, _median_detrend_loop(x, span, 3), rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(got[:, 3], x[:, 3])
+
+
+def test_median_detrend_is_not_offset_after_a_long_event_ended():
+    # a level shift of 300 rows in a 1000-row span: for the next 700 rows the trailing mean
+    # still holds it, the trailing median does not
+    x = np.zeros((2000, 1), dtype=np.float32)
+    x[1000:1300, 0] = 10.0
+    after = slice(1400, 2000)
+    mean = detrend_columns(x.copy(), 1000)
+    median = detrend_columns(x.copy(), 1000, statistic="median")
+    assert np.abs(mean[after]).min() > 1.0
+    np.testing.assert_array_equal(median[after], 0.0)
+    with pytest.raises(ESAInputError, match="detrend_stat"):
+        detrend_columns(x.copy(), 10, statistic="mode")
+
+
 def test_model_inputs_detrend_values_but_not_telecommands():
     m = make_mission()
     m.values[:] += np.linspace(0, 50, len(m.values))[:, None].astype(np.float32)
@@ -243,6 +279,30 @@ def test_datamodule_detrends_before_fitting_the_scaler():
     np.testing.assert_allclose(dm._fit_data.numpy(), (x - median[0]) / iqr[0], atol=1e-5)
     with pytest.raises(ESAInputError):
         WindowDataModule(m, detrend=0)
+
+
+def test_datamodule_and_scoring_detrend_by_the_median_alike():
+    m = make_mission()
+    m.values[:] += np.linspace(0, 100, len(m.values))[:, None].astype(np.float32)
+    dm = WindowDataModule(m, window=5, batch_size=16, detrend=30, detrend_stat="median")
+    dm.setup("fit")
+    assert dm.dims["detrend_stat"] == "median"
+    fit = m.fit_range()
+    x = model_inputs(fit, "values+telecommands", 2, detrend=30, detrend_stat="median")
+    expected = _median_detrend_loop(fit.values, 30, 3).astype(np.float32)
+    np.testing.assert_array_equal(x[:, :3], expected)
+    median, iqr = dm.scaler
+    np.testing.assert_allclose(dm._fit_data.numpy(), (x - median[0]) / iqr[0], atol=1e-5)
+    # scoring reads the statistic from the model's hyper-parameters (older ones: the mean)
+    hp = dict(dm.dims, n_outputs=3)
+    scored, _ = scaled_window_inputs(fit, hp, median[0], iqr[0])
+    np.testing.assert_allclose(scored, (x - median[0]) / iqr[0], atol=1e-5)
+    hp.pop("detrend_stat")
+    mean_x = model_inputs(fit, "values+telecommands", 2, detrend=30)
+    scored, _ = scaled_window_inputs(fit, hp, median[0], iqr[0])
+    np.testing.assert_allclose(scored, (mean_x - median[0]) / iqr[0], atol=1e-5)
+    with pytest.raises(ESAInputError, match="detrend_stat"):
+        WindowDataModule(m, detrend=30, detrend_stat="mode")
 
 
 @pytest.mark.parametrize("drop_last", [False, True])

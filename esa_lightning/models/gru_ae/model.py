@@ -36,6 +36,7 @@ from torch import nn
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import (
+    check_detrend_stat,
     n_windows,
     scaled_window_inputs,
     window_to_sample_scores,
@@ -104,6 +105,7 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         loss: str = "smooth_l1",
         score_batch_size: int = 4096,
         detrend: int | None = None,
+        detrend_stat: str = "mean",
         objective: str = "reconstruct",
         per_series: bool = False,
         horizon: int = 1,
@@ -145,6 +147,7 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
                 loss=str(loss),
                 score_batch_size=int(score_batch_size),
                 detrend=None if detrend is None else int(detrend),
+                detrend_stat=check_detrend_stat(detrend_stat),
                 objective=str(objective),
                 per_series=bool(per_series),
                 horizon=int(horizon),
