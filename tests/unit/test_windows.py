@@ -101,7 +101,7 @@ def test_datamodule_windows_are_label_free_and_stay_in_their_range():
     dm.setup("fit")
     assert dm.dims == dict(
         n_inputs=5, n_outputs=3, window=8, inputs="values+telecommands", series=[], detrend=None,
-        horizon=1,
+        detrend_stat="mean", horizon=1,
     )
     labeled = (m.labels != 0).any(axis=1)
     tr, va = dm.train_set.starts, dm.val_set.starts
