@@ -108,7 +108,7 @@ def write_kaggle_test(mission_dir: Path, out: Path, rows: int, cache_dir: Path) 
     import json
 
     from esa_lightning.data.readers.esa_adb import read_esa_mission
-    from esa_lightning.data.readers.synthetic import write_kaggle_layout
+    from esa_lightning.data.readers.layout_writers import write_kaggle_layout
 
     if (out / "test.parquet").is_file():
         return out

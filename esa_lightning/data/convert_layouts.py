@@ -15,7 +15,7 @@ import pandas as pd
 
 from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission, empty_events
 from esa_lightning.data.readers.esa_adb_grid import repair_samples
-from esa_lightning.data.readers.synthetic import write_esa_csv, write_kaggle_layout
+from esa_lightning.data.readers.layout_writers import write_esa_csv, write_kaggle_layout
 
 TELECOMMAND_PRIORITY = 3  # the ESA reader keeps priority >= 3 by default
 _ZIP = {"method": "zip", "compresslevel": 1}

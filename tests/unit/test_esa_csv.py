@@ -362,10 +362,10 @@ def small_mission(n: int = 200, n_channels: int = 3, seed: int = 1) -> Mission:
 
 
 def test_round_trip_through_synthetic_writer(tmp_path):
-    synthetic = pytest.importorskip("esa_lightning.data.readers.synthetic")
+    writers = pytest.importorskip("esa_lightning.data.readers.layout_writers")
     source = small_mission()
-    synthetic.write_esa_csv(source.fit_range(), tmp_path / "tiny.train.csv")
-    synthetic.write_esa_csv(source.test(), tmp_path / "tiny.test.csv")
+    writers.write_esa_csv(source.fit_range(), tmp_path / "tiny.train.csv")
+    writers.write_esa_csv(source.test(), tmp_path / "tiny.test.csv")
     m = read(tmp_path)
     np.testing.assert_array_equal(m.values, source.values)
     np.testing.assert_array_equal(m.telecommands, source.telecommands)

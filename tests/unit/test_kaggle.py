@@ -246,7 +246,7 @@ def test_a_target_channel_named_like_a_missing_value_is_kept(tmp_path, name):
 
 
 def test_round_trip_through_synthetic_writer(tmp_path):
-    synthetic = pytest.importorskip("esa_lightning.data.readers.synthetic")
+    writers = pytest.importorskip("esa_lightning.data.readers.layout_writers")
     rng = np.random.default_rng(2)
     n, names = 300, ["channel_1", "channel_2", "channel_3"]
     labels = np.zeros((n, 3), dtype=np.uint8)
@@ -266,7 +266,7 @@ def test_round_trip_through_synthetic_writer(tmp_path):
         telecommand_names=["telecommand_1", "telecommand_2"],
         test_start=200,
     )
-    root = synthetic.write_kaggle_layout(source, tmp_path / "kg")
+    root = writers.write_kaggle_layout(source, tmp_path / "kg")
     m = read(root)
     np.testing.assert_array_equal(m.values, source.values)
     np.testing.assert_array_equal(m.telecommands, source.telecommands)

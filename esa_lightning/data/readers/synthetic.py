@@ -1,4 +1,5 @@
-"""A synthetic spacecraft mission written in the exact ESA-ADB raw layout, plus layout writers.
+"""A synthetic spacecraft mission written in the exact ESA-ADB raw layout (with Kaggle and ESA
+CSV copies on request: ``layout_writers``).
 
 Why: the real ESA-ADB missions are several GB and not reachable from every machine, so tests,
 ``python train.py`` and the benchmarks use a generated mission that goes through the very same
@@ -40,12 +41,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from esa_lightning import io
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.readers.common import other_layout_hint
+from esa_lightning.data.readers.layout_writers import write_csv, write_esa_csv, write_kaggle_layout
 from esa_lightning.data.readers.synthetic_signals import (
     DAY_NS,
     Event,
@@ -66,7 +66,6 @@ log = logging.getLogger(__name__)
 _ZIP = {"method": "zip", "compresslevel": 1}
 #: validation without a ``val_days``: this share of the mission (7 of the default 42 days)
 VAL_SHARE = 1 / 6
-_WRITE_ROWS = 1 << 20
 
 
 # --------------------------------------------------------------------------- generator
@@ -236,8 +235,8 @@ def _write_tables(
     label_rows: list[tuple[str, str, int, int]],
 ) -> None:
     public = ["Channel", "Subsystem", "Physical Unit", "Group", "Target", "Categorical"]
-    _write_csv(out / "channels.csv", layout[public])
-    _write_csv(out / "telecommands.csv", tc_table)
+    write_csv(out / "channels.csv", layout[public])
+    write_csv(out / "telecommands.csv", tc_table)
     labels = pd.DataFrame(
         {
             "ID": [r[0] for r in label_rows],
@@ -249,7 +248,7 @@ def _write_tables(
     used = set(labels["ID"])
     order = {e.id: i for i, e in enumerate(events)}
     labels = labels.sort_values("ID", key=lambda s: s.map(order), kind="stable")
-    _write_csv(out / "labels.csv", labels)
+    write_csv(out / "labels.csv", labels)
     types = pd.DataFrame(
         [
             {
@@ -266,85 +265,8 @@ def _write_tables(
         ],
         columns=["ID", "Class", "Subclass", "Category", "Dimensionality", "Locality", "Length"],
     )
-    _write_csv(out / "anomaly_types.csv", types)
+    write_csv(out / "anomaly_types.csv", types)
 
-
-def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    with io.atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-
-
-# --------------------------------------------------------------------------- other layouts
-def write_kaggle_layout(
-    mission: Mission, out_dir: str | os.PathLike, *, test_labels: bool = False
-) -> Path:
-    """Kaggle challenge layout of a resampled mission: train/test parquet + target_channels.csv.
-
-    Train = rows before ``test_start`` (with ``is_anomaly``), test = the rest (without it, as
-    the challenge publishes it; with it when ``test_labels``, so that the reader scores the test
-    range); ``id`` is the row number, so test ids continue the train ids.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    is_anomaly = mission.is_anomaly
-    parts = [("train.parquet", 0, mission.test_start, True)]
-    if mission.test_start < mission.n_rows:
-        parts.append(("test.parquet", mission.test_start, mission.n_rows, test_labels))
-    for fname, a, b, labeled in parts:
-        names = ["id", *mission.channel_names, *mission.telecommand_names]
-        types = [pa.int64()] + [pa.float32()] * (len(names) - 1)
-        if labeled:
-            names.append("is_anomaly")
-            types.append(pa.uint8())
-        schema = pa.schema(list(zip(names, types, strict=True)))
-        with io.atomic_path(out / fname) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-            for lo in range(a, b, _WRITE_ROWS):
-                hi = min(b, lo + _WRITE_ROWS)
-                cols = [pa.array(np.arange(lo, hi, dtype=np.int64))]
-                cols += [
-                    pa.array(np.ascontiguousarray(mission.values[lo:hi, i]))
-                    for i in range(mission.values.shape[1])
-                ]
-                cols += [
-                    pa.array(np.ascontiguousarray(mission.telecommands[lo:hi, i]))
-                    for i in range(mission.telecommands.shape[1])
-                ]
-                if labeled:
-                    cols.append(pa.array(is_anomaly[lo:hi]))
-                writer.write_table(pa.Table.from_arrays(cols, schema=schema))
-    _write_csv(
-        out / "target_channels.csv", pd.DataFrame({"target_channels": mission.target_channels})
-    )
-    return out
-
-
-def write_esa_csv(mission: Mission, path: str | os.PathLike) -> Path:
-    """ESA-ADB preprocessed CSV: timestamp, channels, telecommands, one is_anomaly_<col> each."""
-    path = Path(path)
-    chans, tcs = mission.channel_names, mission.telecommand_names
-    header = ["timestamp", *chans, *tcs, *[f"is_anomaly_{c}" for c in [*chans, *tcs]]]
-    n = mission.n_rows
-    labels = mission.labels if mission.labels is not None else np.zeros((n, len(chans)), np.uint8)
-    with io.atomic_path(path) as tmp:
-        for lo in range(0, max(n, 1), _WRITE_ROWS):
-            hi = min(n, lo + _WRITE_ROWS)
-            block = {
-                "timestamp": pd.DatetimeIndex(mission.timestamps[lo:hi]).strftime(
-                    "%Y-%m-%d %H:%M:%S"
-                )
-            }
-            for i, c in enumerate(chans):
-                block[c] = mission.values[lo:hi, i]
-            for i, c in enumerate(tcs):
-                block[c] = mission.telecommands[lo:hi, i]
-            for i, c in enumerate(chans):
-                block[f"is_anomaly_{c}"] = labels[lo:hi, i]
-            for c in tcs:
-                block[f"is_anomaly_{c}"] = np.zeros(hi - lo, dtype=np.uint8)
-            pd.DataFrame(block, columns=header).to_csv(
-                tmp, mode="w" if lo == 0 else "a", header=lo == 0, index=False
-            )
-    return path
 
 
 # --------------------------------------------------------------------------- load / CLI
