@@ -4,8 +4,10 @@ Layout of an artifact folder::
 
     detector.json               format version (4), schema (channels, telecommands, grid
                                 period), components (class, hyper-parameters), combiner,
-                                package versions, info (experiment, calibration), ``files``:
-                                the sha256 of every file under components/ and combiner/, and
+                                package versions, info (experiment, mission, the settings a
+                                synthetic mission was generated with: ``generator``,
+                                calibration), ``files``: the sha256 of every file under
+                                components/ and combiner/, and
                                 ``manifest_sha256``: the sha256 of detector.json's canonical
                                 JSON, every key but this one (``format.manifest_checksum``)
     config.yaml                 the resolved training config (for people; never executed)
@@ -50,6 +52,7 @@ from esa_lightning.artifact.format import (
     check_schema,
     in_trained_order,
     missing_trained_channels,
+    mission_info,
     mission_schema,
     package_versions,
 )
@@ -63,6 +66,7 @@ __all__ = [
     "check_schema",
     "in_trained_order",
     "missing_trained_channels",
+    "mission_info",
     "mission_schema",
     "package_versions",
     "part_checksums",

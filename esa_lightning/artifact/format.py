@@ -112,6 +112,17 @@ def mission_schema(mission: Mission) -> dict[str, Any]:
     }
 
 
+def mission_info(mission: Mission) -> dict[str, Any]:
+    """What a detector's ``info`` records of the mission it was trained on: its name and, for a
+    generated (synthetic) one, the settings it was generated with, as its ``mission.json``
+    records them (``GENERATOR``): ``predict.py`` without ``data=`` compares those, not the
+    training config's ``data.generate``, which a folder generated otherwise does not follow."""
+    from esa_lightning.data.readers.synthetic import GENERATOR
+
+    generated = mission.meta.get(GENERATOR)
+    return {"mission": mission.name, **({GENERATOR: generated} if generated else {})}
+
+
 def missing_trained_channels(exc: UnknownChannels, hint: str = "") -> ESAInputError:
     """The error for data that lack channels the detector was trained on, from the reader's
     ``UnknownChannels`` where the channels asked for were the detector's: it names them and

@@ -71,7 +71,7 @@ def _predict_into(cfg: Any, out: Path, overrides: Sequence[str] | None) -> dict[
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
     # before any data is generated, read or cached
     refuse_other_layout(cfg.data, detector.schema, detector.config_yaml)
-    refuse_default_data(cfg.data, detector.config_yaml, overrides)
+    refuse_default_data(cfg.data, detector.config_yaml, overrides, detector.info)
     mission = read_trained(cfg.data, detector.schema, detector.config_yaml)
     check_schema(detector.schema, mission, source=str(cfg.data.root))
     if mission.is_multiseries:

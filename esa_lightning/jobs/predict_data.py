@@ -57,12 +57,18 @@ def refuse_other_layout(data_cfg: Any, schema: dict[str, Any], config_yaml: str)
     raise not_one_series(trained, grid, root, trained_data_hint(config_yaml, data_cfg))
 
 
-def refuse_default_data(data_cfg: Any, config_yaml: str, overrides: Sequence[str] | None) -> None:
+def refuse_default_data(
+    data_cfg: Any,
+    config_yaml: str,
+    overrides: Sequence[str] | None,
+    info: dict[str, Any] | None = None,
+) -> None:
     """Without ``data=`` predict.py reads the default data (``data=synthetic``): a detector
-    trained on other data (another reader or folder, other split settings, or a synthetic
-    mission generated otherwise: ``data`` of its ``config_yaml``) would score a mission it was
-    never trained on in place of its own, without a word, where their channels have the same
-    names. That is refused here, before anything is generated or read, naming both.
+    trained on other data (another reader or folder, other split settings: ``data`` of its
+    ``config_yaml``; or a synthetic mission generated otherwise: the settings its ``info``
+    records, ``_other_generator``) would score a mission it was never trained on in place of
+    its own, without a word, where their channels have the same names. That is refused here,
+    before anything is generated or read, naming both.
     ``overrides``: the command line's (any ``data``/``data.*`` key gives the data); None (a
     config composed in Python, which does not record whether its data were given): nothing is
     refused."""
@@ -82,7 +88,7 @@ def refuse_default_data(data_cfg: Any, config_yaml: str, overrides: Sequence[str
         for k in trained
         if k in default and k not in _NOT_COMPARED and trained[k] != default[k]
     ]
-    generated, hint = ([], "") if other_reader else _other_generator(trained, default)
+    generated, hint = ([], "") if other_reader else _other_generator(trained, default, info)
     roots = {Path(str(d.get("root"))).expanduser().resolve() for d in (trained, default)}
     if not other_reader and len(roots) == 1 and not settings and not generated:
         return
@@ -95,24 +101,28 @@ def refuse_default_data(data_cfg: Any, config_yaml: str, overrides: Sequence[str
     )
 
 
-def _other_generator(trained: dict[str, Any], default: dict[str, Any]) -> tuple[list[str], str]:
+def _other_generator(
+    trained: dict[str, Any], default: dict[str, Any], info: dict[str, Any] | None
+) -> tuple[list[str], str]:
     """``data.generate.KEY=VALUE (...)`` for each setting the synthetic mission the detector was
-    trained on was generated with (``trained``'s ``generate``) and the default data's was not,
-    and the overrides that generate the trained one again. The default data's: the mission at
-    the default ``data.root``, as its ``mission.json`` records it (a folder's mission is read as
-    it was generated, whatever ``data.generate`` says; one without a record, as it is), else
-    the mission the default ``data.generate`` generates there."""
+    trained on was generated with and the default data's was not, and the overrides that
+    generate the trained one again. The trained mission's: as the detector's ``info`` records
+    it (``GENERATOR``: its ``mission.json``'s record, what training read), else (a detector
+    written before that record) as ``trained``'s ``generate`` asked for it. The default data's:
+    the mission at the default ``data.root``, as its ``mission.json`` records it (a folder's
+    mission is read as it was generated, whatever ``data.generate`` says; one without a
+    record, as it is), else the mission the default ``data.generate`` generates there."""
     from esa_lightning.data.readers.esa_adb import read_mission_record
-    from esa_lightning.data.readers.synthetic import generator_settings
+    from esa_lightning.data.readers.synthetic import GENERATOR, generator_settings
 
-    ours = trained.get("generate") or {}
+    ours = (info or {}).get(GENERATOR) or trained.get("generate") or {}
     configured = default.get("generate") or {}
     if reader_kind(default.get("_target_")) != "synthetic" or not isinstance(ours, dict):
         return [], ""
     ours, made = generator_settings(ours), generator_settings(configured)
     root = Path(str(default.get("root"))).expanduser()
     held = (root / "channels.csv").is_file()
-    theirs = read_mission_record(root).get("generator") if held else made
+    theirs = read_mission_record(root).get(GENERATOR) if held else made
     where = "the default data.root's mission" if held else "the default"
     if not isinstance(theirs, dict):
         return [], ""

@@ -456,14 +456,14 @@ def _why_no_rows(val: Mission | None) -> str:
 def _build_detector(
     components: dict[str, Any], combiner: Any, mission: Any, cfg: DictConfig
 ) -> Any:
-    from esa_lightning.artifact import Detector, mission_schema
+    from esa_lightning.artifact import Detector, mission_info, mission_schema
 
     return Detector(
         components=components,
         schema=mission_schema(mission),
         combiner=combiner,
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-        info={"experiment": cfg.get("experiment_name"), "mission": mission.name},
+        info={"experiment": cfg.get("experiment_name"), **mission_info(mission)},
     )
 
 

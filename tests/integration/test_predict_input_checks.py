@@ -477,6 +477,40 @@ def test_predict_without_data_refuses_a_detector_trained_on_another_generated_mi
     assert (tmp_path / "api" / "submission.csv").is_file()
 
 
+def test_predict_without_data_compares_the_mission_read_not_the_config(tmp_path):
+    """Training that reused a synthetic folder generated otherwise than its ``data.generate``
+    (the reader warns and reads the folder as it was generated: 3 days, asked 4) recorded
+    only the settings asked for: ``predict.py ckpt=DET`` without ``data=`` on that very folder
+    was refused (4 asked, 3 in the folder), and one holding the 4-day mission since was scored.
+    The detector records the settings of the mission it read (``info.generator``), which are
+    compared: the same folder is scored; one generated otherwise, or none there, is refused,
+    naming the overrides that generate the mission it was trained on."""
+    import shutil
+
+    from esa_lightning.data.readers.synthetic import generate_mission
+
+    default = tmp_path / "datasets" / "synthetic_default"
+    generate_mission(default, days=3)
+    with pytest.warns(UserWarning, match="reusing the existing synthetic mission"):
+        run = esa_lightning.train(["experiment=smoke", f"data.root={default}",
+                                   "data.generate.days=4", "logger=none", "test=false"],
+                                  output_dir=tmp_path / "run", root_dir=tmp_path)
+    detector = run.output_dir / "detector"
+    assert esa_lightning.Detector.load(detector).info["generator"]["days"] == 3
+    scored(detector, [], tmp_path)  # the folder it was trained on, unchanged
+
+    shutil.rmtree(default)
+    generate_mission(default, days=4)  # what its config asked for, not what it read
+    error = str(refused(detector, [], tmp_path))
+    assert "data.generate.days=3 (the default data.root's mission: 4);" in error, error
+    shutil.rmtree(default)
+    error = str(refused(detector, [], tmp_path))
+    assert not default.exists()  # nor generated
+    assert "data.generate.days=3 (the default: 42);" in error, error
+    assert "data.generate.days=3 to generate the mission it was trained on)" in error, error
+    scored(detector, ["data.generate.days=3"], tmp_path)  # the override named
+
+
 def test_a_kaggle_folder_without_data_kaggle_names_the_data_to_give(tmp_path):
     """``predict.py ckpt=DET data.root=<a Kaggle folder>`` (and ``train.py`` alike) without
     ``data=kaggle`` read it with the synthetic reader: 'folder exists but holds no mission (no

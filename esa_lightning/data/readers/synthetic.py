@@ -66,6 +66,9 @@ log = logging.getLogger(__name__)
 _ZIP = {"method": "zip", "compresslevel": 1}
 #: validation without a ``val_days``: this share of the mission (7 of the default 42 days)
 VAL_SHARE = 1 / 6
+#: ``mission.json``'s record of the settings the mission was generated with; the mission read
+#: (``Mission.meta``) and a detector trained on it (``Detector.info``) keep it under this key
+GENERATOR = "generator"
 
 
 # --------------------------------------------------------------------------- generator
@@ -157,7 +160,7 @@ def generate_mission(
         "split_date": split,
         "lightweight": lightweight,
         "period": period,
-        "generator": args,
+        GENERATOR: args,
     }
     io.write_json_atomic(out / "mission.json", info)
     if kaggle or csv:
@@ -282,7 +285,9 @@ def load_synthetic(
     Generation happens in a temporary folder renamed onto ``root``, so an interrupted run never
     leaves a half-written mission, and of two runs generating it at once the second reads the
     first one's. ``counters``, ``split_date`` and ``lightweight`` default to
-    the values the generator recorded in ``mission.json``.
+    the values the generator recorded in ``mission.json``; ``meta[GENERATOR]`` is its record of
+    the settings the mission was generated with ({} without one), which may differ from
+    ``generate`` (an existing mission is read as it was generated, with a warning).
     """
     from esa_lightning.data.readers.esa_adb import read_esa_mission
 
@@ -312,7 +317,7 @@ def load_synthetic(
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     info = _mission_info(root)
-    recorded = info.get("generator", {})
+    recorded = info.get(GENERATOR, {})
     # the config's generator settings are the generator's defaults: only a setting asked for
     # (another value than the default) and not met is worth a warning
     defaults = {k: p.default for k, p in inspect.signature(generate_mission).parameters.items()}
@@ -344,7 +349,7 @@ def load_synthetic(
         )
         mission = replace(mission, val_start=val_start)
     share = {"share": "a sixth of the mission", "set_by": f"data.generate.days={gen.get('days')}"}
-    return replace(mission, meta={**mission.meta, VAL_DAYS_NULL: share})
+    return replace(mission, meta={**mission.meta, VAL_DAYS_NULL: share, GENERATOR: recorded})
 
 
 def _refuse_channels_it_would_lack(gen: dict[str, Any], channels: Any, root: Path) -> None:
