@@ -19,7 +19,7 @@ from esa_lightning.data.readers.kaggle import read_kaggle
 from esa_lightning.data.readers.nasa import read_nasa
 from esa_lightning.data.readers.synthetic import generate_mission, load_synthetic, main
 from esa_lightning.data.safe_pickle import read_pickled_frame
-from esa_lightning.data.selection import UnknownChannels
+from esa_lightning.data.selection import VAL_DAYS_NULL, UnknownChannels
 from esa_lightning.errors import ESAInputError
 from tests.helpers import write_nasa
 
@@ -297,6 +297,7 @@ def test_validation_by_default_is_the_last_sixth_of_the_mission(tmp_path):
     other = load_synthetic(tmp_path / "other", use_cache=False)
     assert other.test_start == short.test_start
     assert abs(other.val_start - short.val_start) <= 4  # the span: 4 days less a few minutes
+    assert other.meta[VAL_DAYS_NULL]["set_by"].startswith("the mission's span")
 
 
 def test_a_validation_range_without_training_rows_names_data_synthetics_default(small):
@@ -517,3 +518,20 @@ def test_fewer_channels_than_the_default_groups_need_no_groups_setting(tmp_path)
     # a groups value given is checked as before
     with pytest.raises(ESAInputError, match="groups=3: must be at most the channels"):
         load_synthetic(tmp_path / "n", generate={**gen, "groups": 3}, use_cache=False)
+
+
+def test_the_validation_share_names_the_recorded_days_of_a_mission_read_as_generated(tmp_path):
+    """An existing mission generated with other days than ``data.generate.days`` is read as it
+    was generated: its validation share comes from the recorded days, and the meta that
+    require_training_rows quotes names them, not the config's days that decided nothing."""
+    from esa_lightning.data.selection import require_training_rows
+
+    gen = {"channels": 2, "groups": 1, "n_telecommands": 0}
+    root = generate_mission(tmp_path / "m", days=3, **gen)
+    with pytest.warns(UserWarning, match="reusing the existing synthetic mission"):
+        mission = load_synthetic(root, generate={**gen, "days": 4}, val_days=5, use_cache=False)
+    set_by = mission.meta[VAL_DAYS_NULL]["set_by"]
+    assert "days=3" in set_by and "mission.json" in set_by and "data.generate" not in set_by
+    with pytest.raises(ESAInputError) as err:
+        require_training_rows(mission, {"val_days": 5})
+    assert str(err.value).endswith(f"data.val_days=null: a sixth of the mission ({set_by})")

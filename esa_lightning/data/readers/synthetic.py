@@ -348,7 +348,14 @@ def load_synthetic(
             ts, options["split_date"], days * VAL_SHARE, options.get("val_fraction")
         )
         mission = replace(mission, val_start=val_start)
-    share = {"share": "a sixth of the mission", "set_by": f"data.generate.days={gen.get('days')}"}
+    # what set the share: the recorded days (the config's only where they agree), else the span
+    rec_days = recorded.get("days")
+    set_by = (
+        "the mission's span: mission.json records no generator" if rec_days is None
+        else f"data.generate.days={rec_days}" if gen.get("days") == rec_days
+        else f"days={rec_days} in the generator record of {root / 'mission.json'}"
+    )
+    share = {"share": "a sixth of the mission", "set_by": set_by}
     return replace(mission, meta={**mission.meta, VAL_DAYS_NULL: share, GENERATOR: recorded})
 
 
