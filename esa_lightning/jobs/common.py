@@ -147,7 +147,7 @@ def keyed_refusals(config: DictConfig) -> Iterator[None]:
         head = key.rpartition(".")[0]
         if not head:
             raise
-        options = set(map(str, config)) | (accepted_options(str(config.get("_target_"))) or set())
+        options = set(map(str, config)) | (accepted_options(config) or set())
 
         def full(name: str) -> str:
             root = name.split(".", 1)[0]
@@ -193,7 +193,7 @@ def unknown_option(
     found = re.search(r"unexpected keyword argument '([^']+)'", str(error))
     if not found or not isinstance(config, DictConfig) or found.group(1) not in config:
         return None
-    options = accepted_options(str(config.get("_target_", "")))
+    options = accepted_options(config, where)
     return not_an_option(config, found.group(1), options or set(), given, where)
 
 
@@ -204,7 +204,7 @@ def refuse_unknown_options(
     ``esa_full`` component is built only once the components before it trained); a target
     that takes any (``**kwargs`` all the way) is left to its own checks. ``where``: the
     config's key (default: its place in the config it belongs to)."""
-    options = accepted_options(str(config.get("_target_", "")))
+    options = accepted_options(config, where)
     if options is None:
         return
     for name in config:
@@ -212,13 +212,18 @@ def refuse_unknown_options(
             raise not_an_option(config, str(name), options, given, where)
 
 
+def config_key(config: DictConfig, where: str | None = None) -> str:
+    """``where``, else ``config``'s place in the config it belongs to (``model``,
+    ``components.gru_ae.model``, ``callbacks.x``...)."""
+    return config._get_full_key(None) if where is None else where
+
+
 def not_an_option(
     config: DictConfig, name: str, options: set[str], given: set[str], where: str | None = None
 ) -> ESAInputError:
     """``model.bogus: not an option of WindowPCADetector; did you mean ...?``: the config key
     and the closest options the target takes, or all of them but those in ``given``."""
-    if where is None:  # model, components.gru_ae.model, callbacks.x...
-        where = config._get_full_key(None)
+    where = config_key(config, where)
     key = f"{where}.{name}" if where else name
     shown = sorted(options - given)
     close = difflib.get_close_matches(name, shown, n=3)
@@ -228,14 +233,13 @@ def not_an_option(
     return ESAInputError(f"{key}: not an option of {target}{hint}")
 
 
-def accepted_options(target: str) -> set[str] | None:
-    """The keyword options the class or function ``target`` names takes: its ``__init__``'s
-    and, where that passes ``**kwargs`` on, those of the classes it inherits from; None where
-    ``target`` cannot be found or takes any option."""
-    try:
-        found = get_object(target)
-    except Exception:  # noqa: BLE001 - instantiating it reports that
-        return None
+def accepted_options(config: DictConfig, where: str | None = None) -> set[str] | None:
+    """The keyword options the class or function ``config._target_`` names takes: its
+    ``__init__``'s and, where that passes ``**kwargs`` on, those of the classes it inherits
+    from; None where it takes any option. One that cannot be imported is refused naming the
+    key (``target_object``): ``where``, else ``config``'s place, then ``._target_``."""
+    column = f"{config_key(config, where)}._target_"
+    found = target_object(config.get("_target_", ""), column, "the target")
     is_class = isinstance(found, type)
     owners = [c for c in found.__mro__ if "__init__" in vars(c)] if is_class else [found]
     names: set[str] = set()

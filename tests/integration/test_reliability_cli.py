@@ -171,6 +171,22 @@ def test_a_data_reader_that_cannot_be_imported_is_named_in_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("key", ["datamodule", "components.channel_ensemble.datamodule"])
+def test_a_datamodule_that_cannot_be_imported_is_named_in_one_line(small_mission_dir, tmp_path,
+                                                                  key):
+    """A bad ``datamodule._target_`` (a single model's or an ``esa_full`` component's) printed
+    the ERROR lines ``hydra.utils`` logs for a failed lookup (the check for misspelled options
+    looked it up), then Hydra's "Error executing job" block, exit code 1."""
+    args = ["experiment=esa_full" if key.startswith("components") else "experiment=smoke",
+            f"data.root={small_mission_dir}", f"{key}._target_=no.such.DataModule",
+            "test=false", "logger=none"]
+    proc = run_entry("train.py", args, tmp_path)
+    assert "[ERROR]" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert_one_line_error(proc, f"column '{key}._target_': value 'no.such.DataModule'",
+                          "No module named 'no'")
+    assert not (tmp_path / "run").exists()
+
+
 def test_debug_errors_shows_the_traceback(tmp_path):
     missing = tmp_path / "no_detector"
     proc = run_entry("predict.py", [f"ckpt={missing}", "debug_errors=true"], tmp_path)
