@@ -8,12 +8,12 @@ import inspect
 import logging
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from esa_lightning.data import Mission
@@ -131,6 +131,26 @@ def detector_class(model_cfg: DictConfig) -> type:
         raise ESAInputError("not a detector family (a DetectorModule)", column=column,
                             value=target)
     return found
+
+
+def refuse_unimportable_targets(cfg: DictConfig, specs: Iterable[DictConfig]) -> None:
+    """Before the data are read: the detector family of each component's ``specs``
+    (``detector_class``), then every ``_target_`` of the run's ``callbacks``, ``logger``,
+    ``combiner``, ``trainer`` and ``components`` (a component's own callbacks, its datamodule;
+    nested ones too). One that cannot be imported is refused in one line naming its full key
+    (``components.<name>.callbacks.early_stopping._target_``: ``target_object``), not in Hydra's
+    "Error locating target" block once the data were read and the callbacks built."""
+    for spec in specs:
+        detector_class(spec.model)
+    nodes = [cfg.get(key) for key in ("callbacks", "logger", "combiner", "trainer", "components")]
+    while nodes:  # in the config's order
+        node = nodes.pop(0)
+        if not isinstance(node, DictConfig | ListConfig) or node._is_none() or node._is_missing():
+            continue
+        if isinstance(node, DictConfig) and node.get("_target_"):
+            target_object(node._target_, f"{node._get_full_key(None)}._target_", "the target")
+        keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
+        nodes += [node._get_node(key) for key in keys]
 
 
 @contextlib.contextmanager

@@ -45,6 +45,7 @@ from esa_lightning.jobs.common import (
     mission_from_config,
     optimized_metric_advice,
     print_config,
+    refuse_unimportable_targets,
     refuse_unknown_options,
     silence_uninformative_output,
     unscored_reason,
@@ -401,8 +402,7 @@ def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any, dict[str, Any]]:
     refuse_multidevice_multirun(cfg.trainer)
     refuse_shadowed_trainer_keys(cfg, hydra_task_overrides())  # Hydra's flags skip it before
     refuse_one_checkpoint_for_several(cfg.ckpt_path, list(component_specs(cfg)))
-    for spec in component_specs(cfg).values():  # a class that cannot be imported: before the data
-        detector_class(spec.model)
+    refuse_unimportable_targets(cfg, component_specs(cfg).values())  # before the data
     mission = mission_from_config(cfg.data)
     log.info("mission: %s", mission.summary())
     require_training_rows(mission, cfg.data)

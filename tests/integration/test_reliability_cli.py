@@ -187,6 +187,35 @@ def test_a_datamodule_that_cannot_be_imported_is_named_in_one_line(small_mission
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("key", "overrides"),
+    [
+        ("callbacks.bogus", ["experiment=smoke", "+callbacks.bogus._target_=no.such.Target"]),
+        ("logger.tensorboard", ["experiment=smoke", "logger=tensorboard",
+                                "logger.tensorboard._target_=no.such.Target"]),
+        ("callbacks.lr_monitor", ["experiment=esa_full", "logger=none",
+                                  "callbacks.lr_monitor._target_=no.such.Target"]),
+        ("combiner", ["experiment=esa_full", "logger=none", "combiner._target_=no.such.Target"]),
+        ("components.channel_ensemble.callbacks.early_stopping",
+         ["experiment=esa_full", "logger=none",
+          "components.channel_ensemble.callbacks.early_stopping._target_=no.such.Target"]),
+    ],
+)
+def test_a_callback_logger_or_combiner_that_cannot_be_imported_is_named_in_one_line(
+    small_mission_dir, tmp_path, key, overrides
+):
+    """A callback's, a logger's or the combiner's ``_target_`` that cannot be imported ended in
+    Hydra's "Error executing job ... Error locating target" block (``full_key: early_stopping``
+    for a component's own callback), exit code 1, after the data were read, the run folder
+    left. Now it is named in one line with its full key before the data are read."""
+    proc = run_entry("train.py", [*overrides, f"data.root={small_mission_dir}", "test=false"],
+                     tmp_path)
+    assert "ERROR" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert_one_line_error(proc, f"column '{key}._target_': value 'no.such.Target'",
+                          "No module named 'no'")
+    assert not (tmp_path / "run").exists()
+
+
 def test_debug_errors_shows_the_traceback(tmp_path):
     missing = tmp_path / "no_detector"
     proc = run_entry("predict.py", [f"ckpt={missing}", "debug_errors=true"], tmp_path)
