@@ -191,11 +191,12 @@ def detrend_columns(
     """
     if span < 1:
         raise ESAInputError("detrend must be >= 1 rows", column="detrend", value=span)
+    check_detrend_stat(statistic)
     n_columns = x.shape[1] if n_columns is None else n_columns
     t = len(x)
     if t == 0:
         return x
-    if check_detrend_stat(statistic) == "median":
+    if statistic == "median":
         for j in range(n_columns):
             col = x[:, j].astype(np.float64)
             x[:, j] = col - pd.Series(col).rolling(span, min_periods=1).median().to_numpy()
