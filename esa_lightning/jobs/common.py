@@ -57,16 +57,14 @@ def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
 def mission_from_config(data_cfg: DictConfig) -> Mission:
     """Call the reader a ``data=`` config group names (``_target_``) with its root and options.
 
-    Errors stay one-line ``ESAInputError``s: a missing root or reader, an unknown reader, and
-    whatever the reader raises (not wrapped by Hydra).
+    Errors stay one-line ``ESAInputError``s: a missing root or reader, a reader that cannot be
+    imported or called, and whatever the reader raises (not wrapped by Hydra).
     """
     options: dict[str, Any] = OmegaConf.to_container(data_cfg, resolve=True)  # type: ignore[assignment]
     target = options.get("_target_")
     if not target:
         raise ESAInputError("the data config names no reader (_target_)", column="data._target_")
-    if not callable(target_object(target, "data._target_", "the data reader")):
-        raise ESAInputError("not a reader (a function or class)", column="data._target_",
-                            value=target)
+    target_object(target, "data._target_", "the data reader")  # importable and callable
     if options.get("root") in (None, "???"):
         raise ESAInputError("set data.root=PATH for this data source", column="data.root")
     refuse_unknown_options(data_cfg, set(), where="data")  # a misspelled key
@@ -101,14 +99,16 @@ def instantiate_checked(config: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def target_object(target: Any, column: str, what: str) -> Any:
-    """The object a config's ``_target_`` names; one that cannot be imported is an
-    ``ESAInputError`` naming the key ``column``, the value and the cause ("cannot import
-    ``what`` (...)"), in one line: Hydra's own three ERROR lines for it are muted."""
+    """The class or function a config's ``_target_`` names; one that cannot be imported, or
+    that imports but cannot be called (``math.pi``), is an ``ESAInputError`` naming the key
+    ``column``, the value and why ("cannot import ``what`` (...)", "not a class or function"),
+    in one line: Hydra's own three ERROR lines for a failed import are muted, and its
+    "Expected a callable target" block is never reached."""
     hydra_log = logging.getLogger("hydra.utils")  # logs the failure in three lines of its own
     level = hydra_log.level
     hydra_log.setLevel(logging.CRITICAL)
     try:
-        return get_object(str(target))
+        found = get_object(str(target))
     except Exception as exc:  # noqa: BLE001 - any import/lookup failure is a config error
         cause = exc.__cause__ or exc
         raise ESAInputError(f"cannot import {what} ({type(cause).__name__}: "
@@ -116,11 +116,15 @@ def target_object(target: Any, column: str, what: str) -> Any:
                             value=target) from None
     finally:
         hydra_log.setLevel(level)
+    if not callable(found):
+        raise ESAInputError(f"not a class or function (a {type(found).__name__}), so not {what}",
+                            column=column, value=target)
+    return found
 
 
 def detector_class(model_cfg: DictConfig) -> type:
     """The detector family (a ``DetectorModule`` class) ``model_cfg._target_`` names; one that
-    cannot be imported or is no such class is an ``ESAInputError`` naming the key
+    cannot be imported, cannot be called or is no such class is an ``ESAInputError`` naming the key
     (``model._target_``, ``components.<name>.model._target_``) and the value."""
     from esa_lightning.models.base import DetectorModule
 
@@ -137,9 +141,10 @@ def refuse_unimportable_targets(cfg: DictConfig, specs: Iterable[DictConfig]) ->
     """Before the data are read: the detector family of each component's ``specs``
     (``detector_class``), then every ``_target_`` of the run's ``callbacks``, ``logger``,
     ``combiner``, ``trainer`` and ``components`` (a component's own callbacks, its datamodule;
-    nested ones too). One that cannot be imported is refused in one line naming its full key
-    (``components.<name>.callbacks.early_stopping._target_``: ``target_object``), not in Hydra's
-    "Error locating target" block once the data were read and the callbacks built."""
+    nested ones too). One that cannot be imported or called is refused in one line naming its
+    full key (``components.<name>.callbacks.early_stopping._target_``: ``target_object``), not in
+    Hydra's "Error locating target" or "Expected a callable target" block once the data were
+    read and the callbacks built."""
     for spec in specs:
         detector_class(spec.model)
     nodes = [cfg.get(key) for key in ("callbacks", "logger", "combiner", "trainer", "components")]
@@ -256,8 +261,8 @@ def not_an_option(
 def accepted_options(config: DictConfig, where: str | None = None) -> set[str] | None:
     """The keyword options the class or function ``config._target_`` names takes: its
     ``__init__``'s and, where that passes ``**kwargs`` on, those of the classes it inherits
-    from; None where it takes any option. One that cannot be imported is refused naming the
-    key (``target_object``): ``where``, else ``config``'s place, then ``._target_``."""
+    from; None where it takes any option. One that cannot be imported or called is refused
+    naming the key (``target_object``): ``where``, else ``config``'s place, then ``._target_``."""
     column = f"{config_key(config, where)}._target_"
     found = target_object(config.get("_target_", ""), column, "the target")
     is_class = isinstance(found, type)

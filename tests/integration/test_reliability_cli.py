@@ -216,6 +216,37 @@ def test_a_callback_logger_or_combiner_that_cannot_be_imported_is_named_in_one_l
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("key", "overrides"),
+    [
+        ("model", ["experiment=smoke", "logger=none"]),
+        ("data", ["experiment=smoke", "logger=none"]),
+        ("datamodule", ["experiment=smoke", "logger=none"]),
+        ("trainer", ["experiment=smoke", "logger=none"]),
+        ("logger.tensorboard", ["experiment=smoke", "logger=tensorboard"]),
+        ("callbacks.lr_monitor", ["experiment=esa_full", "logger=none"]),
+        ("combiner", ["experiment=esa_full", "logger=none"]),
+        ("components.channel_ensemble.datamodule", ["experiment=esa_full", "logger=none"]),
+        ("components.channel_ensemble.callbacks.early_stopping",
+         ["experiment=esa_full", "logger=none"]),
+    ],
+)
+def test_a_target_that_is_no_class_or_function_is_named_in_one_line(
+    small_mission_dir, tmp_path, key, overrides
+):
+    """A ``_target_`` that imports but cannot be called (``math.pi``) ended, for a callback, a
+    logger, the combiner or the trainer, in Hydra's "Error executing job ... Expected a callable
+    target" block, and for a data module in a ``TypeError`` traceback (its options' check), exit
+    code 1, the run folder left; the model's and the data reader's were refused in words of
+    their own. Each is refused in one line naming its key and value, exit code 2, no folder."""
+    args = [*overrides, f"data.root={small_mission_dir}", f"{key}._target_=math.pi", "test=false"]
+    proc = run_entry("train.py", args, tmp_path)
+    assert "ERROR" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert_one_line_error(proc, f"column '{key}._target_': value 'math.pi'",
+                          "not a class or function")
+    assert not (tmp_path / "run").exists()
+
+
 def test_debug_errors_shows_the_traceback(tmp_path):
     missing = tmp_path / "no_detector"
     proc = run_entry("predict.py", [f"ckpt={missing}", "debug_errors=true"], tmp_path)

@@ -96,7 +96,7 @@ def test_mission_from_config_keeps_one_line_errors(tmp_path):
     with pytest.raises(ESAInputError, match="cannot import the data reader"):
         mission_from_config(cfg.data)
     cfg = compose_config("train", ["data=esa", "data._target_=math.pi"], tmp_path)
-    with pytest.raises(ESAInputError, match="'math.pi': not a reader"):
+    with pytest.raises(ESAInputError, match="'math.pi': not a class or function"):
         mission_from_config(cfg.data)
 
 
