@@ -138,15 +138,19 @@ def detector_class(model_cfg: DictConfig) -> type:
 
 
 def refuse_unimportable_targets(cfg: DictConfig, specs: Iterable[DictConfig]) -> None:
-    """Before the data are read: the detector family of each component's ``specs``
-    (``detector_class``), then every ``_target_`` of the run's ``callbacks``, ``logger``,
-    ``combiner``, ``trainer`` and ``components`` (a component's own callbacks, its datamodule;
-    nested ones too). One that cannot be imported or called is refused in one line naming its
-    full key (``components.<name>.callbacks.early_stopping._target_``: ``target_object``), not in
-    Hydra's "Error locating target" or "Expected a callable target" block once the data were
-    read and the callbacks built."""
+    """Before the data are read: the detector family and the datamodule of each component's
+    ``specs`` (``detector_class``; a single model's ``datamodule``), then every ``_target_`` of
+    the run's ``callbacks``, ``logger``, ``combiner``, ``trainer`` and ``components`` (a
+    component's own callbacks; nested ones too). One that cannot be imported or called is
+    refused in one line naming its full key (``datamodule._target_``,
+    ``components.<name>.callbacks.early_stopping._target_``: ``target_object``), not in Hydra's
+    "Error locating target" or "Expected a callable target" block once the data were read and
+    the callbacks built. (``esa_full``'s top-level ``datamodule`` is not used, not checked.)"""
     for spec in specs:
         detector_class(spec.model)
+        if target := spec.datamodule.get("_target_"):
+            key = f"{spec.datamodule._get_full_key(None)}._target_"
+            target_object(target, key, "the target")
     nodes = [cfg.get(key) for key in ("callbacks", "logger", "combiner", "trainer", "components")]
     while nodes:  # in the config's order
         node = nodes.pop(0)

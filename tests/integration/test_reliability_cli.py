@@ -187,6 +187,24 @@ def test_a_datamodule_that_cannot_be_imported_is_named_in_one_line(small_mission
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("key", ["datamodule", "components.channel_ensemble.datamodule"])
+@pytest.mark.parametrize(("target", "reason"), [("no.such.DataModule", "No module named 'no'"),
+                                                ("math.pi", "not a class or function")])
+def test_a_datamodule_target_is_refused_before_the_data_are_read(tmp_path, key, target, reason):
+    """A single model's bad ``datamodule._target_`` was refused only once the reader had read
+    the mission (slow on a large one); a component's was already refused before. Both are now:
+    with a data root that does not exist, the datamodule is named, not the missing root the
+    reader would have refused."""
+    missing = tmp_path / "nonexistent"
+    args = ["experiment=esa_full" if key.startswith("components") else "experiment=smoke",
+            "data=esa", f"data.root={missing}", f"{key}._target_={target}", "test=false",
+            "logger=none"]
+    proc = run_entry("train.py", args, tmp_path)
+    assert_one_line_error(proc, f"column '{key}._target_': value '{target}'", reason)
+    assert not missing.exists()
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     ("key", "overrides"),
     [
