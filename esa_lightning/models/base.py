@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Protocol
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 
 from esa_lightning.data.datamodule import MissionDataModule
@@ -84,6 +85,17 @@ def runs_ddp(trainer_config: Mapping[str, Any]) -> bool:
     several processes, which Lightning turns into DDP as well."""
     strategy = trainer_config.get("strategy", "auto")
     return strategy == "ddp" or (strategy == "auto" and several_processes(trainer_config))
+
+
+class UnwrappedDDPStrategy(DDPStrategy):
+    """Lightning's DDP without the ``DistributedDataParallel`` wrapper, which refuses a module
+    with no parameter requiring a gradient ("DistributedDataParallel is not needed ..."): for
+    such a model trained in a process group already up (a later component of a DDP run). The
+    ranks keep their roles (rank 0 alone writes checkpoints; barriers and reductions see every
+    rank), each fitting the model itself (``DetectorModule.trainer_arguments``)."""
+
+    def configure_ddp(self) -> None:
+        """Leave the model unwrapped: it has no gradients to average."""
 
 
 class DetectorModule(L.LightningModule, ABC):
@@ -176,11 +188,19 @@ class DetectorModule(L.LightningModule, ABC):
 
         A model with no trainable parameter is fitted in one process when several are asked
         for: DDP cannot wrap it, and its fit is one pass over the data with nothing to shard.
+        Where their process group is already up (a component trained after a DDP one in
+        ``esa_full``), every process fits it on all the data (no distributed sampler), unwrapped
+        (``UnwrappedDDPStrategy``), as one process would.
         """
         trainable = any(p.requires_grad for p in self.parameters())
-        if trainable or not several_processes(trainer_config) or torch.distributed.is_initialized():
+        if trainable or not several_processes(trainer_config):
             return {}
-        log.info("%s has no gradient steps: fitted in one process", type(self).__name__)
+        name = type(self).__name__
+        if torch.distributed.is_initialized():
+            log.info("%s has no gradient steps: fitted on every rank on all the data", name)
+            strategy = {"_target_": f"{UnwrappedDDPStrategy.__module__}.UnwrappedDDPStrategy"}
+            return {"strategy": strategy, "use_distributed_sampler": False}
+        log.info("%s has no gradient steps: fitted in one process", name)
         return {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 
     def set_preprocessing(self, datamodule: MissionDataModule) -> None:

@@ -140,6 +140,37 @@ def test_a_model_without_gradient_steps_is_fitted_in_one_process_under_ddp(tiny_
 
 
 @pytest.mark.slow
+def test_a_later_component_without_gradient_steps_trains_in_the_ddp_processes(tiny_mission,
+                                                                                tmp_path):
+    """A component without a trainable parameter trained after a DDP component (esa_full's
+    components train one after another) kept DDP, the process group being up: both ranks failed
+    with "DistributedDataParallel is not needed". It trains in the same processes, unwrapped,
+    every rank on all the rows: its numbers are those of a one-process run of the model alone."""
+    from esa_lightning.artifact import Detector
+
+    data = ["data.val_days=2", f"data.root={tiny_mission}", "test=false", "logger=none"]
+    full = ["experiment=esa_full", "trainer.max_epochs=1", "~components.channel_ensemble",
+            "+components.gru_ae.trainer.limit_train_batches=3",
+            "+components.gru_ae.trainer.limit_val_batches=2",
+            "components.gru_ae.trainer.max_epochs=1", "components.gru_ae.model.hidden_size=16",
+            "components.gru_ae.model.post_processing.rf_gate.n_estimators=10",
+            "+model@components.zscore.model=zscore",
+            "+datamodule@components.zscore.datamodule=rows"]
+    proc = run_train([*full, *DDP, *data, f"hydra.run.dir={tmp_path / 'ddp'}"], tmp_path)
+    assert_ok(proc)
+    assert "RobustZScore has no gradient steps: fitted on every rank" in proc.stdout + proc.stderr
+    rank_1 = (tmp_path / "ddp" / "train_ddp_process_1.log").read_text()
+    assert "fitting zscore (RobustZScore)" in rank_1  # the second process trained it too
+    assert list((tmp_path / "ddp").rglob("metrics.json")) == [tmp_path / "ddp" / "metrics.json"]
+    proc = run_train(["experiment=smoke", *data, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path)
+    assert_ok(proc)
+    ddp = Detector.load(tmp_path / "ddp" / "detector").components["zscore"]
+    (one,) = Detector.load(tmp_path / "one" / "detector").components.values()
+    for buffer in ("median", "scale", "threshold"):
+        assert getattr(ddp, buffer).equal(getattr(one, buffer)), buffer
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not MSL.is_dir(), reason="shared MSL data not present")
 @pytest.mark.parametrize("per_series", ["true", "false"])
 def test_ddp_trains_forecasters_whose_steps_leave_parameters_unused(tmp_path, per_series):
