@@ -1,15 +1,55 @@
-"""What every datamodule hands the runtime: its mission, the model's dimensions, its kind."""
+"""What every datamodule hands the runtime: its mission, the model's dimensions, its kind; and
+each process's share of the validation items under DDP (``ValidationShard``)."""
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sized
 from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
+from torch.utils.data import DistributedSampler
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.metrics.intervals import runs
+
+log = logging.getLogger("esa_lightning")
+
+
+class ValidationShard(DistributedSampler):
+    """Process ``rank``'s validation items of ``num_replicas``: items ``rank``, ``rank +
+    num_replicas``, ... in order, so that every item is validated by exactly one process and
+    the sums the models reduce over the processes at the epoch's end (``val/loss``) count it
+    once. Lightning's own sampler gives every process as many items, repeating the first ones,
+    which those sums counted twice.
+
+    The processes' counts then differ by one item at most, and so may their batch counts:
+    nothing collective may run per validation batch (none does: DDP syncs buffers at a
+    process's first validation forward only, and the models reduce once, at the epoch's end).
+    Every process must still validate a batch to reach those collectives: one left without an
+    item (fewer items than processes) validates item ``rank % n`` again, as Lightning's would,
+    and the sums count it twice."""
+
+    def __init__(self, dataset: Sized, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        n = len(dataset)
+        self.items = list(range(rank, n, num_replicas))
+        if not self.items and n:
+            self.items = [rank % n]
+            log.warning(
+                "%d validation items for %d processes: process %d validates item %d again, "
+                "which the validation loss counts twice",
+                n, num_replicas, rank, rank % n,
+            )
+        self.num_samples = len(self.items)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 class MissionDataModule(L.LightningDataModule, ABC):
@@ -34,6 +74,15 @@ class MissionDataModule(L.LightningDataModule, ABC):
     def feature_names(self) -> list[str]:
         """Names of the model's input columns (empty when they are the mission's channels)."""
         return []
+
+    def validation_sampler(self, dataset: Sized) -> ValidationShard | None:
+        """The sampler of a validation loader over ``dataset``: this process's
+        ``ValidationShard`` when its trainer runs several processes (Lightning keeps a
+        distributed sampler it is given), None (the loader's order) otherwise."""
+        ranks = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
+        if not ranks or ranks["num_replicas"] == 1:
+            return None
+        return ValidationShard(dataset, ranks["num_replicas"], ranks["rank"])
 
     def label_fit_end(self) -> int:
         """Rows of the mission before this row may have had their labels read by the model's

@@ -43,4 +43,5 @@ class RowDataModule(MissionDataModule):
         return DataLoader(self._rows(self.mission.train()), batch_size=self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self._rows(self.mission.val()), batch_size=self.batch_size)
+        rows = self._rows(self.mission.val())
+        return DataLoader(rows, batch_size=self.batch_size, sampler=self.validation_sampler(rows))

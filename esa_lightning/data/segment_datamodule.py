@@ -387,11 +387,14 @@ class SegmentDataModule(MissionDataModule):
         self.setup()
         return np.flatnonzero(self.split == split)
 
-    def _loader(self, rows: np.ndarray, shuffle: bool) -> DataLoader:
+    def _loader(self, rows: np.ndarray, shuffle: bool, validation: bool = False) -> DataLoader:
+        """Batches of ``rows``; ``validation``: this process's share of them under DDP."""
+        items = _RowIndex(rows)
         return DataLoader(
-            _RowIndex(rows),
+            items,
             batch_size=self.batch_rows,
             shuffle=shuffle,
+            sampler=self.validation_sampler(items) if validation else None,
             collate_fn=_GatherRows(self.batch_tensors()),
             num_workers=self.num_workers,
         )
@@ -413,7 +416,7 @@ class SegmentDataModule(MissionDataModule):
         return np.flatnonzero(held_out | val)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.monitor_rows(), shuffle=False)
+        return self._loader(self.monitor_rows(), shuffle=False, validation=True)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.rows_of(SPLIT_TEST), shuffle=False)

@@ -310,15 +310,21 @@ class WindowDataModule(MissionDataModule):
 
     # ---------------------------------------------------------------------------- loaders
     def _loader(
-        self, ds: WindowDataset, batch_size: int, shuffle: bool, by_series: bool = False
+        self,
+        ds: WindowDataset,
+        batch_size: int,
+        shuffle: bool,
+        by_series: bool = False,
+        sampler: Sampler[int] | None = None,
     ) -> DataLoader:
-        """Batches of ``ds``; ``by_series``: each of one series (``SeriesBatchSampler``)."""
+        """Batches of ``ds``; ``by_series``: each of one series (``SeriesBatchSampler``);
+        ``sampler``: of the items (a ``validation_sampler``)."""
         if by_series:
-            sampler = RandomSampler(ds) if shuffle else SequentialSampler(ds)
+            order = RandomSampler(ds) if shuffle else SequentialSampler(ds)
             series = ds._series(ds.starts).numpy()
-            batching = dict(batch_sampler=SeriesBatchSampler(sampler, batch_size, False, series))
+            batching = dict(batch_sampler=SeriesBatchSampler(order, batch_size, False, series))
         else:
-            batching = dict(batch_size=batch_size, shuffle=shuffle)
+            batching = dict(batch_size=batch_size, shuffle=shuffle, sampler=sampler)
         return DataLoader(
             ds,
             **batching,
@@ -337,4 +343,5 @@ class WindowDataModule(MissionDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if len(self.val_set) == 0:
             return []
-        return self._loader(self.val_set, self.eval_batch_size, False)
+        sampler = self.validation_sampler(self.val_set)
+        return self._loader(self.val_set, self.eval_batch_size, False, sampler=sampler)
