@@ -37,13 +37,14 @@ from esa_lightning.models.channel_ensemble.heads import (
 )
 from esa_lightning.models.channel_ensemble.model import (
     featurise_mission,
+    log_validation_bce,
     peak_rule,
     rows_to_scores,
+    validation_bce_sums,
 )
 from esa_lightning.models.channel_ensemble.network import (
     feature_subset_masks,
     group_aggregate,
-    weighted_bce,
 )
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.peaks import PeakAlarm
@@ -158,8 +159,11 @@ class GBDTChannelEnsemble(DetectorModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         return None
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = torch.zeros(2, 2, device=self.device)  # validation_bce_sums
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """The surrogate's ``val/loss`` (event + channel BCE), so monitors work alike."""
+        """The surrogate's validation sums (event and channel BCE), so monitors work alike."""
         if not self.trees:
             return
         x = batch["x"].cpu().numpy()
@@ -167,14 +171,16 @@ class GBDTChannelEnsemble(DetectorModule):
         groups = self.group_scores(prob)
         logit = groups.T @ self.event_w + self.event_b
         to_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+        channel_logit = to_t(np.log(prob.clip(1e-6, 1 - 1e-6) / (1 - prob.clip(1e-6, 1 - 1e-6))))
         y_event, y = batch["y_event"].float().cpu(), batch["y"].float().cpu()
-        bce = weighted_bce(to_t(logit), y_event, torch.ones_like(y_event))
-        ch = weighted_bce(
-            to_t(np.log(prob.clip(1e-6, 1 - 1e-6) / (1 - prob.clip(1e-6, 1 - 1e-6)))),
-            y,
-            torch.ones_like(y),
-        )
-        self.log("val/loss", bce + ch, batch_size=x.shape[1], sync_dist=True)
+        sums = validation_bce_sums(to_t(logit), y_event, channel_logit, y)
+        self._val_sums += sums.to(self._val_sums.device)
+
+    def on_validation_epoch_end(self) -> None:
+        """The surrogate's ``val/loss`` and its parts over every process's rows; nothing before
+        the trees are fitted (Lightning's sanity check), on every process alike."""
+        if self.trees:
+            log_validation_bce(self, self._val_sums)
 
     def _fit(self, dm: SegmentDataModule) -> GBDTChannelEnsemble:
         dm.setup("fit")

@@ -162,25 +162,17 @@ class LitChannelEnsemble(DetectorModule):
         return parts["loss"]
 
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = torch.zeros(2, 2, device=self.device)  # [event, channel] bce_sums
+        self._val_sums = torch.zeros(2, 2, device=self.device)  # validation_bce_sums
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Sums the event and channel BCE of the rows: the epoch logs their mean over all rows."""
         out = self.model(batch["x"])
-        y_event, y = batch["y_event"], batch["y"]
-        self._val_sums[0] += bce_sums(out.event_logit, y_event, torch.ones_like(y_event))
         channel_logit = torch.logit(out.channel_prob.clamp(1e-6, 1 - 1e-6))
-        self._val_sums[1] += bce_sums(channel_logit, y, torch.ones_like(y))
+        self._val_sums += validation_bce_sums(out.event_logit, batch["y_event"],
+                                              channel_logit, batch["y"])
 
     def on_validation_epoch_end(self) -> None:
-        loss, weight = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum").T
-        bce, ch = loss / weight.clamp_min(1.0)
-        # every rank holds the sums of all ranks: equal values, which sync_dist averages exactly
-        # (and Lightning stops warning that a monitored value may be one rank's)
-        self.log("val/event_bce", bce, sync_dist=True)
-        self.log("val/channel_bce", ch, sync_dist=True)
-        # the checkpoint monitor of every experiment
-        self.log("val/loss", bce + ch, sync_dist=True)
+        log_validation_bce(self, self._val_sums)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(
@@ -250,6 +242,30 @@ class LitChannelEnsemble(DetectorModule):
             self.alarm_rule,
             self.hparams.top_channels,
         )
+
+
+def validation_bce_sums(
+    event_logit: torch.Tensor, y_event: torch.Tensor, channel_logit: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """[event, channel] x ``bce_sums`` (BCE summed over the rows, their count) of a validation
+    batch: they add up over the batches and processes (``log_validation_bce``)."""
+    return torch.stack([
+        bce_sums(event_logit, y_event, torch.ones_like(y_event)),
+        bce_sums(channel_logit, y, torch.ones_like(y)),
+    ])
+
+
+def log_validation_bce(module: DetectorModule, sums: torch.Tensor) -> None:
+    """Logs ``val/event_bce``, ``val/channel_bce`` and their sum ``val/loss`` (the checkpoint
+    monitor of every experiment) from a validation epoch's ``validation_bce_sums`` of this
+    process, added over the processes: the means over every validation row of every process."""
+    loss, weight = module.trainer.strategy.reduce(sums, reduce_op="sum").T
+    bce, ch = loss / weight.clamp_min(1.0)
+    # every rank holds the sums of all ranks: equal values, which sync_dist averages exactly
+    # (and Lightning stops warning that a monitored value may be one rank's)
+    module.log("val/event_bce", bce, sync_dist=True)
+    module.log("val/channel_bce", ch, sync_dist=True)
+    module.log("val/loss", bce + ch, sync_dist=True)
 
 
 def peak_rule(rules: Any) -> PeakAlarm:
