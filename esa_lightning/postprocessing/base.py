@@ -24,6 +24,10 @@ from torch import nn
 
 from esa_lightning.errors import ESAInputError
 
+#: the config key of a rule's settings as the rule names it in its errors: it does not know the
+#: name it is listed under, which ``build_rules`` puts in place of ``<rule>``
+RULE_KEY = "model.post_processing.<rule>"
+
 
 class PostRule(nn.Module, L.Callback):
     """Fit on training/validation data (``fit``), then applied by its model when scoring."""
@@ -80,7 +84,8 @@ def build_rules(
 ) -> nn.ModuleDict:
     """``{name: {kind, **settings}}`` → rules ordered by ``stage`` (ties: as listed); ``None``
     entries are left out. A kind outside ``takes`` (the rule classes ``model`` applies) is
-    refused, naming the setting and the model."""
+    refused, naming the setting and the model; a rule's refusal of a setting names the rule's
+    key (``RULE_KEY`` in its error becomes ``model.post_processing.<name>``)."""
     kinds = {cls.kind: cls for cls in takes}
     built: list[tuple[str, PostRule]] = []
     for name, entry in (spec or {}).items():
@@ -101,6 +106,11 @@ def build_rules(
             raise ESAInputError(
                 f"bad settings for {kind} ({exc})", column=f"model.post_processing.{name}"
             ) from None
+        except ESAInputError as exc:
+            if exc.column is None or RULE_KEY not in exc.column:
+                raise
+            column = exc.column.replace(RULE_KEY, f"model.post_processing.{name}")
+            raise ESAInputError(exc.reason, column=column, value=exc.value) from None
     return nn.ModuleDict(sorted(built, key=lambda item: item[1].stage))
 
 

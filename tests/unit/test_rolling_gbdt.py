@@ -14,7 +14,7 @@ from esa_lightning.data.mission import Mission, default_channel_table
 from esa_lightning.data.whole_mission import WholeMissionDataModule
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.rolling_gbdt import RollingGBDT
-from esa_lightning.models.rolling_gbdt.alarms import GapClosingF05, close_gaps
+from esa_lightning.models.rolling_gbdt.alarms import GapClosingF05
 from esa_lightning.models.rolling_gbdt.features import (
     feature_names,
     iter_feature_blocks,
@@ -141,17 +141,6 @@ def test_feature_blocks_equal_whole_features_and_aligned_slices_agree():
 
 
 # -------------------------------------------------------------------------- alarms, rows
-def test_close_gaps_fills_only_short_gaps_between_alarms():
-    alarm = np.array([0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 0], dtype=bool)
-    np.testing.assert_array_equal(close_gaps(alarm, 0), alarm)
-    np.testing.assert_array_equal(
-        close_gaps(alarm, 3).astype(int), [0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0]
-    )
-    np.testing.assert_array_equal(
-        close_gaps(alarm, 5).astype(int), [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
-    )
-
-
 def test_training_rows_keep_every_anomaly_and_a_seeded_subsample():
     y = np.zeros(10_000, dtype=bool)
     y[100:400] = True
@@ -274,7 +263,8 @@ def test_independent_series_are_scaled_and_featurised_apart():
         ({"top_channels": 0}, "model.top_channels"),
         ({"learning_rate": 0}, "model.learning_rate"),
         ({"post_processing": {}}, "model.post_processing"),
-        ({"post_processing": {"alarm": {"kind": "f05_gap", "widths": [-1]}}}, "widths"),
+        ({"post_processing": {"alarm": {"kind": "f05_gap", "widths": [-1]}}},
+         "model.post_processing.alarm.widths"),
     ],
 )
 def test_bad_options_are_one_line_errors_naming_the_key(options, key):

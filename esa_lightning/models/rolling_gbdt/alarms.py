@@ -21,41 +21,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from esa_lightning.data.mission import Mission, default_channel_table, one_timeline
+from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.postprocessing.base import RULE_KEY, PostRule
+from esa_lightning.postprocessing.gaps import check_int_list, close_gaps, pooled_range
 from esa_lightning.postprocessing.thresholds import event_f05, f05_candidates
 
 log = logging.getLogger("esa_lightning")
 #: thresholds tried besides the quantiles of the validation scores (the score is a probability)
 PROBABILITY_GRID = np.linspace(0.02, 0.98, 49)
-
-
-def close_gaps(alarm: np.ndarray, width: int) -> np.ndarray:
-    """bool [T]: ``alarm`` with every run of non-alarmed rows shorter than ``width`` rows that
-    lies between two alarmed rows switched on (``width`` 0 or 1: unchanged)."""
-    out = np.asarray(alarm, dtype=bool).copy()
-    idx = np.flatnonzero(out)
-    if width <= 1 or len(idx) < 2:
-        return out
-    gaps = np.diff(idx) - 1
-    fill = (gaps > 0) & (gaps < width)
-    edges = np.zeros(len(out) + 1, dtype=np.int64)
-    np.add.at(edges, idx[:-1][fill] + 1, 1)
-    np.add.at(edges, idx[1:][fill], -1)
-    out |= np.cumsum(edges[:-1]) > 0
-    return out
-
-
-def check_int_list(values: Any, key: str, low: int) -> list[int]:
-    """The sorted distinct entries of a config list of integers >= ``low``, or a one-line error
-    naming ``key``."""
-    items = list(values) if isinstance(values, list | tuple) else None
-    if not items or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-        raise ESAInputError("must be a non-empty list of integers", column=key, value=values)
-    if min(items) < low:
-        raise ESAInputError(f"every entry must be >= {low}", column=key, value=values)
-    return sorted(set(items))
 
 
 class GapClosingF05(PostRule):
@@ -70,7 +44,7 @@ class GapClosingF05(PostRule):
         fallback_threshold: float = 0.5,
     ) -> None:
         super().__init__()
-        key = "model.post_processing.<rule>"
+        key = RULE_KEY
         self.widths = check_int_list(widths, f"{key}.widths", 0)
         if not isinstance(n_candidates, int) or n_candidates < 1:
             raise ESAInputError(
@@ -162,16 +136,5 @@ def pooled_validation(model: Any, mission: Mission) -> tuple[np.ndarray, Mission
     ]
     if not parts:
         raise ESAInputError("no validation rows to choose an alarm threshold on", path=mission.name)
-    if not mission.is_multiseries:
-        ((val, score),) = parts
-        return score.astype(np.float64), val
-    stamps, events, kept = one_timeline([val for val, _ in parts])
-    pooled = Mission(
-        name=f"{mission.name} (validation of every series)",
-        values=np.zeros((len(stamps), 0), dtype=np.float32),
-        timestamps=stamps,
-        channels=default_channel_table([]),
-        labels=None,
-        events=mission.events.iloc[:0] if events is None else events,
-    )
-    return np.concatenate([parts[i][1] for i in kept]).astype(np.float64), pooled
+    score, part = pooled_range(mission, parts, "validation")
+    return score.astype(np.float64), part

@@ -43,7 +43,7 @@ from esa_lightning.models.base import (
     series_position,
     top_channel_alarm,
 )
-from esa_lightning.models.rolling_gbdt.alarms import GapClosingF05, check_int_list
+from esa_lightning.models.rolling_gbdt.alarms import GapClosingF05
 from esa_lightning.models.rolling_gbdt.features import (
     feature_context,
     iter_feature_blocks,
@@ -56,6 +56,7 @@ from esa_lightning.models.rolling_gbdt.scaling import (
     training_rows,
 )
 from esa_lightning.postprocessing.base import plain_spec
+from esa_lightning.postprocessing.gaps import check_int_list
 
 log = logging.getLogger("esa_lightning")
 CLASSIFIER_FILE = "classifier.skops"
