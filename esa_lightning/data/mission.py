@@ -29,6 +29,7 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,13 @@ def one_timeline(parts: list[Mission]) -> tuple[np.ndarray, pd.DataFrame | None,
         offset = int(stamps[-1][-1]) + 2
     joined = np.concatenate(stamps) if stamps else np.zeros(0, dtype=np.int64)
     return joined, pd.concat(events, ignore_index=True) if events else None, kept
+
+
+def series_spans(stamps: np.ndarray, lengths: list[int]) -> list[tuple[int, int]]:
+    """(first, last) timestamp of each series on ``one_timeline``'s ``stamps``, from the row
+    counts of its non-empty parts in order: the ``segments`` the metrics keep series apart by."""
+    bounds = np.cumsum([0, *lengths])
+    return [(int(stamps[a]), int(stamps[b - 1])) for a, b in pairwise(bounds)]
 
 
 def default_channel_table(names: list[str]) -> pd.DataFrame:

@@ -116,7 +116,7 @@ def full_report(
         order = np.argsort(times, kind="stable")
         times, alarm = times[order], alarm[order]
     full_range = (times[0], times[-1])
-    pred = _intervals(times, alarm, segments)
+    pred = series_intervals(times, alarm, segments)
 
     channel_preds = None
     if channel_alarm is not None:
@@ -128,7 +128,8 @@ def full_report(
             raise ESAInputError("channel_alarm needs one channel name per column")
         if order is not None:
             ca = ca[order]
-        channel_preds = {n: _intervals(times, ca[:, i], segments) for i, n in enumerate(names)}
+        channel_preds = {n: series_intervals(times, ca[:, i], segments)
+                         for i, n in enumerate(names)}
 
     out: dict[str, float] = {}
     for suffix, categories in SELECTIONS.items():
@@ -168,7 +169,7 @@ def full_report(
     return out
 
 
-def _intervals(times: np.ndarray, alarm: np.ndarray, segments: Any) -> Any:
+def series_intervals(times: np.ndarray, alarm: np.ndarray, segments: Any) -> Any:
     """The runs of 1 of sorted rows as intervals; with ``segments`` (independent series laid
     end to end) a run never spans two series: it ends at its series' last row."""
     if segments is None:

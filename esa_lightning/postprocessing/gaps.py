@@ -1,20 +1,37 @@
 """Short gaps between alarms closed, and what several rules share to choose and apply it.
 
 ``close_gaps`` switches on every run of non-alarmed rows shorter than a width that lies between
-two alarmed rows (``rolling_gbdt``'s ``f05_gap`` rule chooses it with its threshold).
-``pooled_range`` lays independent series end to end on one shifted timeline, as the evaluation
-pools them, so that a choice made on their rows counts events over every series as the reported
-metrics do.
+two alarmed rows (``rolling_gbdt``'s ``f05_gap`` rule chooses it with its threshold; the
+``gap_close`` rule here after a model's own alarms). ``pooled_range`` lays independent series
+end to end on one shifted timeline, as the evaluation pools them, so that a choice made on
+their rows counts events over every series as the reported metrics do.
+
+``GapClose`` (post rule kind ``gap_close``, settings ``widths`` and ``tolerance``) comes last
+(``stage`` 2: after a threshold and a gate judging its alarms). Fitted on the model's final row
+alarms over the fit range (training + validation rows; with the rule still unfitted, so no gap
+closed: ``provisional_scores``), it scores each width's closed alarms by corrected event-wise
+F0.5 (``thresholds.event_f05``, what the reported ``EW_F_0.50`` counts) and keeps the WIDEST
+width within ``tolerance`` of the best: gaps are closed unless the labeled fit range says it
+costs. Without a labeled event there: width 0 (nothing closed), logged. The width is a buffer
+(int64, -1 until fitted) that travels in the model's ``state_dict``.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import torch
 
-from esa_lightning.data.mission import Mission, default_channel_table, one_timeline
+from esa_lightning.data.mission import Mission, default_channel_table, one_timeline, series_spans
 from esa_lightning.errors import ESAInputError
+from esa_lightning.postprocessing.base import RULE_KEY, PostRule
+from esa_lightning.postprocessing.thresholds import event_f05
+
+log = logging.getLogger(__name__)
 
 
 def close_gaps(alarm: np.ndarray, width: int) -> np.ndarray:
@@ -49,7 +66,8 @@ def pooled_range(
 ) -> tuple[np.ndarray, Mission]:
     """(row values, the range they lie on) of ``parts``: (range, its row values) pairs cut from
     ``mission``'s grids. A single grid's one part as it is; independent series' parts laid end
-    to end on one shifted timeline (``one_timeline``), named ``what`` of every series."""
+    to end on one shifted timeline (``one_timeline``), named ``what`` of every series, their
+    spans in its ``meta["segments"]`` (``series_spans``)."""
     if not mission.is_multiseries:
         ((part, values),) = parts
         return values, part
@@ -61,5 +79,85 @@ def pooled_range(
         channels=default_channel_table([]),
         labels=None,
         events=mission.events.iloc[:0] if events is None else events,
+        meta={"segments": series_spans(stamps, [len(parts[i][1]) for i in kept])},
     )
     return np.concatenate([parts[i][1] for i in kept]), pooled
+
+
+def widest_within(f05: Mapping[int, float], tolerance: float) -> int:
+    """The widest width whose F0.5 is within ``tolerance`` of the best of ``f05``."""
+    best = max(f05.values())
+    return max(w for w, f in f05.items() if f >= best - tolerance - 1e-12)
+
+
+class GapClose(PostRule):
+    """Closes gaps shorter than a width between its model's final alarms (``apply``); the
+    width is the widest of ``widths`` within ``tolerance`` of the best fit-range F0.5."""
+
+    kind = "gap_close"
+    stage = 2
+
+    def __init__(
+        self,
+        widths: list[int] | tuple[int, ...] = (0, 5, 25, 100, 400),
+        tolerance: float = 0.005,
+    ) -> None:
+        super().__init__()
+        self.widths = check_int_list(widths, f"{RULE_KEY}.widths", 0)
+        number = isinstance(tolerance, int | float) and not isinstance(tolerance, bool)
+        if not number or not math.isfinite(tolerance) or tolerance < 0:
+            raise ESAInputError(
+                "must be a number >= 0", column=f"{RULE_KEY}.tolerance", value=tolerance
+            )
+        self.tolerance = float(tolerance)
+        self.register_buffer("width", torch.tensor(-1, dtype=torch.int64))
+
+    @property
+    def is_fitted(self) -> bool:
+        return int(self.width) >= 0
+
+    @property
+    def context_rows(self) -> int:
+        """A gap is closed from the alarms at most ``width`` rows away on either side."""
+        return int(self.width) if self.is_fitted else max(self.widths)
+
+    def apply(self, alarm: np.ndarray) -> np.ndarray:
+        """uint8 [T]: row ``alarm`` with its gaps shorter than the fitted width closed
+        (unchanged before fitting)."""
+        return close_gaps(alarm, max(0, int(self.width))).astype(np.uint8)
+
+    def fit(self, model: Any, datamodule: Any) -> None:
+        """Choose the width on the fit range of ``datamodule.mission`` from the model's alarms
+        without gap closing (``model.provisional_scores``: every grid's rows in turn)."""
+        self.width.fill_(-1)  # unfitted: the model's alarms leave every gap open
+        fit_range = datamodule.mission.fit_range()
+        grids = list(fit_range.grids().values())
+        alarm = model.provisional_scores(fit_range).alarm
+        pieces = np.split(alarm, np.cumsum([len(g.values) for g in grids])[:-1])
+        self.fit_alarms(fit_range, list(zip(grids, pieces, strict=True)))
+
+    def fit_alarms(
+        self, mission: Mission, parts: list[tuple[Mission, np.ndarray]]
+    ) -> dict[int, float] | None:
+        """Choose the width for ``parts``: each grid of ``mission`` with its row alarms. Gaps
+        are closed grid by grid (never across two series), then scored pooled as the
+        evaluation pools series (no alarm running from one series into the next); returns the
+        F0.5 of each width (None: no labeled event)."""
+        f05 = {}
+        for width in self.widths:
+            closed = [(part, close_gaps(alarm, width)) for part, alarm in parts]
+            alarm, pooled = pooled_range(mission, closed, "fit range")
+            f05[width] = event_f05(alarm, pooled, pooled.meta.get("segments"))
+        if any(f is None for f in f05.values()):
+            log.warning("gap_close: no labeled event on %s; no gap closed (width 0)", mission.name)
+            self.width.fill_(0)
+            return None
+        width = widest_within(f05, self.tolerance)
+        self.width.fill_(width)
+        log.info(
+            "gap_close: width %d (fit-range EW_F_0.50 per width: %s; tolerance %g)",
+            width,
+            ", ".join(f"{w}: {f:.4f}" for w, f in f05.items()),
+            self.tolerance,
+        )
+        return f05

@@ -265,12 +265,16 @@ def f05_per_candidate(
     alarm_of: Callable[[float], np.ndarray],
     part: Mission,
     categories: list[str] | None = None,
+    segments: list[tuple[int, int]] | None = None,
 ) -> np.ndarray | None:
     """float [K]: the corrected event-wise F0.5 on ``part`` of each candidate's row alarms
     (``alarm_of``), scored as the reported ``EW_F_0.50`` is (the events of ``categories``, the
     range's full extent; the other labeled events, e.g. communication gaps, set aside: an alarm
-    there is neither a true nor a false one). None when ``part`` holds no such event."""
+    there is neither a true nor a false one). ``segments``: the spans of independent series
+    laid end to end on ``part`` (``data.mission.series_spans``): an alarm never runs from one
+    into the next, as the evaluation scores them. None when ``part`` holds no such event."""
     from esa_lightning.metrics.event_wise import event_wise_scores
+    from esa_lightning.metrics.report import series_intervals
     from esa_lightning.metrics.truth import read_truth
 
     categories = F05_CATEGORIES if categories is None else categories
@@ -284,11 +288,16 @@ def f05_per_candidate(
     times = np.asarray(part.timestamps)
     full_range = (times[0], times[-1])
     truth = read_truth(events, select)  # once for every candidate
+
+    def predicted(alarm: np.ndarray) -> Any:
+        alarm = alarm.astype(np.uint8)
+        return (times, alarm) if segments is None else series_intervals(times, alarm, segments)
+
     return np.array(
         [
             event_wise_scores(
                 truth,
-                (times, alarm_of(float(thr)).astype(np.uint8)),
+                predicted(alarm_of(float(thr))),
                 betas=0.5,
                 full_range=full_range,
             )["EW_F_0.50"]
@@ -297,10 +306,12 @@ def f05_per_candidate(
     )
 
 
-def event_f05(alarm: np.ndarray, part: Mission) -> float | None:
+def event_f05(
+    alarm: np.ndarray, part: Mission, segments: list[tuple[int, int]] | None = None
+) -> float | None:
     """Corrected event-wise F0.5 of row ``alarm`` on ``part``, counted as the reported
     ``EW_F_0.50`` is (``f05_per_candidate`` of one candidate); None without such an event."""
-    f = f05_per_candidate(np.zeros(1), lambda _: alarm, part)
+    f = f05_per_candidate(np.zeros(1), lambda _: alarm, part, segments=segments)
     return None if f is None else float(f[0])
 
 

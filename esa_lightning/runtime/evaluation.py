@@ -8,12 +8,11 @@ exactly as in the Telemanom paper, and a prediction can never match an event of 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 import pandas as pd
 
-from esa_lightning.data.mission import Mission, one_timeline
+from esa_lightning.data.mission import Mission, one_timeline, series_spans
 from esa_lightning.models.base import RowScores, Scorer
 
 
@@ -75,8 +74,7 @@ def concatenate_series(part: Mission, pieces: list[tuple[str, Mission, RowScores
         score=np.concatenate([s.score for s in scores]),
         alarm=np.concatenate([s.alarm for s in scores]),
     )
-    bounds = np.cumsum([0] + [len(s.alarm) for s in scores])  # each series' rows in stamps
-    segments = [(int(stamps[a]), int(stamps[b - 1])) for a, b in pairwise(bounds)]
+    segments = series_spans(stamps, [len(s.alarm) for s in scores])
     return ScoredRange(
         part, rs, stamps, part.events.iloc[:0] if events is None else events, segments
     )

@@ -9,7 +9,9 @@ is a registered buffer, so the module alone scores raw missions and all of it tr
 Its post-processing is the nested ``post_processing`` node of its config, built into
 ``post_rules`` (``postprocessing.base``): a ``threshold`` rule (``percentile``, ``f05``,
 ``dynamic`` fitted on validation windows, or ``telemanom``: Telemanom's dynamic threshold on the
-scored stream itself) and optionally a ``random_forest`` gate that switches false alarms off.
+scored stream itself), optionally a ``random_forest`` gate that switches false alarms off, and
+optionally (not by default) a ``gap_close`` rule that closes short gaps between the row alarms
+(``postprocessing.gaps``: the width chosen on the fit range), fitted and applied last.
 
 Drift: with the hyper-parameter ``detrend`` (set from the datamodule's ``dims``) scoring first
 subtracts each value column's trailing mean over ``detrend`` rows (``windows.model_inputs``,
@@ -61,6 +63,7 @@ from esa_lightning.models.gru_ae.network import (
 )
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
+from esa_lightning.postprocessing.gaps import GapClose
 from esa_lightning.postprocessing.random_forest import RandomForestGate
 from esa_lightning.postprocessing.telemanom import TelemanomOnline
 from esa_lightning.postprocessing.thresholds import WINDOW_THRESHOLDS, WindowThreshold
@@ -86,7 +89,7 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
     datamodule_kind = "windows"
     #: windows per scoring forward pass (each window is scored on its own, in eval mode)
     RUNTIME_SETTINGS = frozenset({"score_batch_size"})
-    POST_RULES = (ChannelNorm, *WINDOW_THRESHOLDS, TelemanomOnline, RandomForestGate)
+    POST_RULES = (ChannelNorm, *WINDOW_THRESHOLDS, TelemanomOnline, RandomForestGate, GapClose)
 
     def __init__(
         self,
@@ -240,6 +243,11 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
             if isinstance(rule, RandomForestGate) and rule.forest is not None:
                 return rule
         return None
+
+    @property
+    def gap_rules(self) -> list[GapClose]:
+        """The rules closing short gaps between the row alarms, in order (none by default)."""
+        return [r for r in self.post_rules.values() if isinstance(r, GapClose)]
 
     # ------------------------------------------------------------------------- training
     def set_preprocessing(self, datamodule: Any) -> None:
@@ -417,20 +425,23 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
 
     @property
     def context_rows(self) -> int:
-        """Rows on each side that influence a row's result (window, EWMA memory, detrend span).
+        """Rows on each side that influence a row's result (window, EWMA memory, detrend span,
+        the gap-closing width).
 
         With the ``telemanom`` rule the whole scored stream influences every row; this is then
         only the local context and chunked prediction is approximate.
         """
         detrend = int(self.hparams.get("detrend") or 0)
-        return int(self.hparams.window + detrend + self.threshold_rule.context_rows)
+        closing = sum(rule.context_rows for rule in self.gap_rules)
+        return int(self.hparams.window + detrend + self.threshold_rule.context_rows + closing)
 
     def _score_grid(self, mission: Mission, series: str | None) -> RowScores:
         """One grid's rows (``GridScoring``): a window alarms when its (smoothed) error exceeds
         the series threshold or the dynamic threshold of this stream's errors (``telemanom``)
         and the random-forest gate, if fitted, accepts it; a row alarms when any window covering
-        it does, and names its ``top_channels`` channels of highest (normalised) error among those
-        its score is made of (the ``channel_norm`` rule's scored channels)."""
+        it does, or when it lies in a gap the ``gap_close`` rule, if fitted, closes; an alarmed
+        row names its ``top_channels`` channels of highest (normalised) error among those its
+        score is made of (the ``channel_norm`` rule's scored channels)."""
         s = self.series_index(mission, series)
         gate = self.gate
         wo = self.window_outputs(mission, series, features=gate is not None)
@@ -451,6 +462,8 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         alarm = to_rows(alarm_w.astype(np.float32), n)[wo.pad :]
         channel = to_rows(wo.per_channel, n)[wo.pad :]
         alarm = (alarm > 0).astype(np.uint8)
+        for rule in self.gap_rules:
+            alarm = rule.apply(alarm)
         norm = self.channel_norm  # names only the channels its total is made of
         scored = None if norm is None else norm.scored_mask()
         return RowScores(

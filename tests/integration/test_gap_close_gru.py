@@ -1,0 +1,137 @@
+"""The GRU autoencoder with the optional ``gap_close`` rule: fitted last, applied to its row and
+channel alarms, kept by the artifact, exact in chunks, enabled from the command line."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from esa_lightning.artifact import Detector, mission_schema
+from esa_lightning.data.windows import WindowDataModule
+from esa_lightning.models.base import top_channel_alarm
+from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+from esa_lightning.postprocessing.gaps import GapClose, close_gaps
+from esa_lightning.runtime.chunks import score_in_chunks
+from tests.conftest import compose_config
+from tests.helpers import sine_mission, trainer, with_events
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+RULES = {"threshold": {"kind": "percentile", "q": 99},
+         "gap_close": {"kind": "gap_close", "widths": [0, 5, 25]}}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small GRU trained on ``sine_mission`` (an event in its training and validation
+    ranges each) with the rule, and the log of its fit."""
+    m = with_events(sine_mission())
+    torch.manual_seed(0)
+    dm = WindowDataModule(m, window=8, batch_size=64)
+    dm.setup("fit")
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
+                              post_processing=RULES)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("esa_lightning")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        trainer().fit(model, dm)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return m, model, [r.getMessage() for r in records]
+
+
+def fragmented(model: LitGRUAttentionAE, m, width: int) -> LitGRUAttentionAE:
+    """A copy of ``model`` whose threshold alarms a third of ``m``'s windows (alarms with many
+    gaps) and whose rule closes gaps shorter than ``width`` rows."""
+    out = copy.deepcopy(model)
+    total = out.window_outputs(m).total
+    out.threshold_rule.threshold.fill_(float(np.quantile(out.threshold_rule.smoothed(total),
+                                                         2 / 3)))
+    out.gap_rules[0].width.fill_(width)
+    return out
+
+
+def test_the_rule_is_fitted_last_on_the_fit_range(trained):
+    _, model, log = trained
+    rule = model.post_rules["gap_close"]
+    assert list(model.post_rules) == ["threshold", "gap_close"]
+    assert model.gap_rules == [rule] and model.configure_callbacks()[-1] is rule
+    assert rule.is_fitted and int(rule.width) in (0, 5, 25) and model.is_calibrated
+    (line,) = [msg for msg in log if msg.startswith("gap_close:")]
+    assert f"width {int(rule.width)}" in line and "0: " in line and "25: " in line
+
+
+def test_gaps_are_closed_in_the_row_alarms_and_the_channel_alarms_follow(trained):
+    m, model, _ = trained
+    width = 12
+    closing = fragmented(model, m, width)
+    closed = closing.score_rows(m)
+    closing.gap_rules[0].width.fill_(0)
+    raw = closing.score_rows(m)
+    np.testing.assert_array_equal(closed.alarm, close_gaps(raw.alarm, width))
+    filled = (closed.alarm == 1) & (raw.alarm == 0)
+    assert filled.sum() >= 5  # several gaps were closed
+    np.testing.assert_array_equal(closed.score, raw.score)
+    np.testing.assert_array_equal(
+        closed.channel_alarm, top_channel_alarm(closed.alarm, closed.channel_scores, 3)
+    )
+    assert closed.channel_alarm[filled].sum(axis=1).min() == 3  # the closed rows name channels
+    assert not closed.channel_alarm[closed.alarm == 0].any()
+
+
+def test_the_artifact_keeps_the_width_and_scores_alike(trained, tmp_path):
+    m, model, _ = trained
+    closing = fragmented(model, m, 9)
+    loaded = Detector.load(Detector({"gru": closing}, mission_schema(m)).save(tmp_path / "det"))
+    again = loaded.components["gru"]
+    assert isinstance(again.post_rules["gap_close"], GapClose)
+    assert int(again.post_rules["gap_close"].width) == 9
+    a, b = closing.score_rows(m), again.score_rows(m)
+    np.testing.assert_array_equal(a.alarm, b.alarm)
+    np.testing.assert_array_equal(a.channel_alarm, b.channel_alarm)
+
+
+def test_chunked_scoring_equals_whole_scoring_with_gaps_closed(trained):
+    m, model, _ = trained
+    width = 15
+    closing = fragmented(model, m, width)
+    det = Detector({"gru": closing}, mission_schema(m))
+    assert det.context_rows == fragmented(model, m, 0).context_rows + width
+    whole = det.score_rows(m)
+    chunked = score_in_chunks(det, m, chunk_rows=37)
+    np.testing.assert_array_equal(chunked.alarm, whole.alarm)
+    np.testing.assert_array_equal(chunked.channel_alarm, whole.channel_alarm)
+    # without the width in the context, a gap across a chunk's edge is left open
+    short = score_in_chunks(det, m, chunk_rows=37, context=det.context_rows - width)
+    assert (short.alarm != whole.alarm).any()
+
+
+def test_the_override_enables_the_rule_on_the_command_line(small_mission_dir, tmp_path):
+    from esa_lightning.jobs.train import train
+
+    quick = [f"data.root={small_mission_dir}", "data.channels=[channel_1,channel_2,channel_3]",
+             "data.period=5min", "datamodule.detrend=null", "model.post_processing.rf_gate=null",
+             "model.hidden_size=8", "model.latent_dim=4", "trainer.max_epochs=1",
+             "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2", "logger=none",
+             "callbacks.esa_metrics=null", "trainer.enable_progress_bar=false",
+             "~callbacks.progress_bar", "~callbacks.lr_monitor", "test=false"]
+    assert "gap_close" not in compose_config("train", quick, tmp_path / "c").model.post_processing
+    enable = ["+model.post_processing.gap_close.kind=gap_close",
+              "+model.post_processing.gap_close.widths=[0,3,7]"]
+    train(compose_config("train", [*quick, *enable], tmp_path / "run"))
+    (gru,) = Detector.load(tmp_path / "run" / "detector").components.values()
+    rule = gru.post_rules["gap_close"]
+    assert rule.widths == [0, 3, 7] and int(rule.width) in (0, 3, 7)
+    assert list(gru.post_rules)[-1] == "gap_close"
+    assert "val/EW_F_0.50" in json.loads((tmp_path / "run" / "metrics.json").read_text())
