@@ -34,6 +34,7 @@ from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.models.gru_ae.network import members_of
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
 from esa_lightning.postprocessing.confidence import CALIBRATION_KEY
+from esa_lightning.postprocessing.gaps import GapClose
 from esa_lightning.postprocessing.thresholds import WindowThreshold
 from esa_lightning.runtime.calibration import calibration_record
 
@@ -105,7 +106,8 @@ def merge_detectors(
     hyper-parameters (``members`` aside) and scaler: the same configuration trained on the same
     data with other seeds. Each must agree with its own schema, checked as ``Detector.load``
     checks an artifact (``in_first_order``). The threshold is calibrated again
-    on ``mission`` (its validation range) by the sources' own threshold rule.
+    on ``mission`` (its validation range) by the sources' own threshold rule, and so is the
+    width of a ``gap_close`` rule (on its fit range).
     """
     if len(detectors) < 2:
         raise ESAInputError("merging needs at least two detectors", column="detectors")
@@ -139,8 +141,10 @@ def merge_detectors(
     for buffer in SCALER_BUFFERS:
         getattr(merged, buffer).copy_(getattr(first, buffer))
     merged.eval()
-    # fitted on the networks' errors, so fitted again: the error scale, then the threshold
-    refit = [r for r in merged.post_rules.values() if isinstance(r, ChannelNorm | WindowThreshold)]
+    # fitted on the networks' errors, so fitted again: the error scale, the threshold, then the
+    # width of the gaps closed between the alarms
+    refit = [r for r in merged.post_rules.values()
+             if isinstance(r, ChannelNorm | WindowThreshold | GapClose)]
     if refit and mission is None:
         raise ValueError("the sources' thresholds were fitted: pass the mission")
     for rule in refit:

@@ -117,7 +117,7 @@ def test_chunked_scoring_equals_whole_scoring_with_gaps_closed(trained):
     assert (short.alarm != whole.alarm).any()
 
 
-def test_the_override_enables_the_rule_on_the_command_line(small_mission_dir, tmp_path):
+def test_the_rule_is_on_by_default_and_its_settings_and_null_reach_it(small_mission_dir, tmp_path):
     from esa_lightning.jobs.train import train
 
     quick = [f"data.root={small_mission_dir}", "data.channels=[channel_1,channel_2,channel_3]",
@@ -126,10 +126,14 @@ def test_the_override_enables_the_rule_on_the_command_line(small_mission_dir, tm
              "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2", "logger=none",
              "callbacks.esa_metrics=null", "trainer.enable_progress_bar=false",
              "~callbacks.progress_bar", "~callbacks.lr_monitor", "test=false"]
-    assert "gap_close" not in compose_config("train", quick, tmp_path / "c").model.post_processing
-    enable = ["+model.post_processing.gap_close.kind=gap_close",
-              "+model.post_processing.gap_close.widths=[0,3,7]"]
-    train(compose_config("train", [*quick, *enable], tmp_path / "run"))
+    default = compose_config("train", quick, tmp_path / "c").model.post_processing.gap_close
+    assert default.kind == "gap_close" and list(default.widths) == [0, 5, 25, 100, 400]
+    off = compose_config("train", [*quick, "model.post_processing.gap_close=null"], tmp_path / "o")
+    assert off.model.post_processing.gap_close is None
+    nasa = compose_config("train", ["experiment=gru_ae_nasa"], tmp_path / "n")
+    assert nasa.model.post_processing.gap_close is None
+    train(compose_config("train", [*quick, "model.post_processing.gap_close.widths=[0,3,7]"],
+                         tmp_path / "run"))
     (gru,) = Detector.load(tmp_path / "run" / "detector").components.values()
     rule = gru.post_rules["gap_close"]
     assert rule.widths == [0, 3, 7] and int(rule.width) in (0, 3, 7)
