@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch.trainer.states import RunningStage
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from esa_lightning.data.rows import RowDataModule
 from esa_lightning.data.windows import WindowDataModule
@@ -37,17 +38,25 @@ ALARM = {"alarm": {"kind": "peaks", "height": 0.5, "buffer": 100}}
 
 
 def rank_loaders(datamodule: L.LightningDataModule, world_size: int) -> list:
-    """The validation loader each of ``world_size`` DDP processes gets in ``fit``."""
+    """The validation loader each of ``world_size`` DDP processes gets in ``fit``.
+
+    Setting a rank also sets Lightning's process-wide ``rank_zero_only.rank``, which silences
+    every rank-zero-only step (metrics.json, printed metrics) of later tests in this process: it
+    is put back."""
     loaders = []
-    for rank in range(world_size):
-        ddp = L.Trainer(accelerator="cpu", devices=world_size, strategy="ddp", logger=False)
-        ddp.strategy.cluster_environment.set_global_rank(rank)
-        datamodule.trainer = ddp
-        loader = datamodule.val_dataloader()
-        loaders.append(
-            ddp._data_connector._prepare_dataloader(loader, False, RunningStage.VALIDATING)
-        )
-    datamodule.trainer = None
+    rank_before = rank_zero_only.rank
+    try:
+        for rank in range(world_size):
+            ddp = L.Trainer(accelerator="cpu", devices=world_size, strategy="ddp", logger=False)
+            ddp.strategy.cluster_environment.set_global_rank(rank)
+            datamodule.trainer = ddp
+            loader = datamodule.val_dataloader()
+            loaders.append(
+                ddp._data_connector._prepare_dataloader(loader, False, RunningStage.VALIDATING)
+            )
+    finally:
+        rank_zero_only.rank = rank_before
+        datamodule.trainer = None
     return loaders
 
 
