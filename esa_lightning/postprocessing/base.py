@@ -38,6 +38,9 @@ class PostRule(nn.Module, L.Callback):
     #: settings that change only speed or memory, never what is fitted or decided beyond
     #: floating point summation order (``DetectorModule.RUNTIME_SETTINGS``)
     RUNTIME_SETTINGS: ClassVar[frozenset[str]] = frozenset()
+    #: why a model takes at most one rule of this kind (``build_rules`` refuses a second,
+    #: naming both keys); None: several may be listed
+    single: ClassVar[str | None] = None
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], context: Mapping[str, Any]) -> PostRule:
@@ -84,10 +87,12 @@ def build_rules(
 ) -> nn.ModuleDict:
     """``{name: {kind, **settings}}`` → rules ordered by ``stage`` (ties: as listed); ``None``
     entries are left out. A kind outside ``takes`` (the rule classes ``model`` applies) is
-    refused, naming the setting and the model; a rule's refusal of a setting names the rule's
-    key (``RULE_KEY`` in its error becomes ``model.post_processing.<name>``)."""
+    refused, naming the setting and the model, and so is a second rule of a ``single`` kind,
+    naming both keys; a rule's refusal of a setting names the rule's key (``RULE_KEY`` in its
+    error becomes ``model.post_processing.<name>``)."""
     kinds = {cls.kind: cls for cls in takes}
     built: list[tuple[str, PostRule]] = []
+    first: dict[str, str] = {}  # kind -> the first key listing it
     for name, entry in (spec or {}).items():
         if entry is None:
             continue
@@ -100,6 +105,13 @@ def build_rules(
                 column=f"model.post_processing.{name}.kind",
                 value=kind,
             )
+        if kinds[kind].single is not None and kind in first:
+            raise ESAInputError(
+                f"a second {kind} rule after model.post_processing.{first[kind]}: list one "
+                f"({kinds[kind].single})",
+                column=f"model.post_processing.{name}",
+            )
+        first.setdefault(kind, name)
         try:
             built.append((name, kinds[kind].from_settings(settings, context)))
         except TypeError as exc:

@@ -96,6 +96,7 @@ class GapClose(PostRule):
 
     kind = "gap_close"
     stage = 2
+    single = "each would be fitted on the alarms the other closed"
 
     def __init__(
         self,

@@ -67,6 +67,16 @@ def test_an_unknown_setting_is_refused_naming_the_rule():
     assert caught.value.column == "model.post_processing.gap_close"
 
 
+def test_a_second_gap_close_rule_is_refused_naming_both_keys():
+    # each would be fitted on the alarms the other closed
+    with pytest.raises(ESAInputError) as caught:
+        gru(gap_close={"kind": "gap_close"}, closing={"kind": "gap_close", "widths": [0, 5]})
+    message = str(caught.value)
+    assert "model.post_processing.gap_close" in message
+    assert "model.post_processing.closing" in message and "\n" not in message
+    gru(gap_close={"kind": "gap_close"}, closing=None)  # one listed, the other switched off
+
+
 def test_the_rule_comes_after_the_threshold_and_the_gate_whatever_the_mapping_order():
     model = LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=4, post_processing={
         "gap_close": {"kind": "gap_close"}, "rf_gate": {"kind": "random_forest"},
