@@ -34,15 +34,20 @@ from esa_lightning.postprocessing.thresholds import event_f05
 log = logging.getLogger(__name__)
 
 
-def close_gaps(alarm: np.ndarray, width: int) -> np.ndarray:
+def close_gaps(alarm: np.ndarray, width: int, starts: np.ndarray | None = None) -> np.ndarray:
     """bool [T]: ``alarm`` with every run of non-alarmed rows shorter than ``width`` rows that
-    lies between two alarmed rows switched on (``width`` 0 or 1: unchanged)."""
+    lies between two alarmed rows switched on (``width`` 0 or 1: unchanged). ``starts``: the
+    first row of each independent series laid end to end in ``alarm`` (``series_starts``): no
+    gap is closed from one series into the next."""
     out = np.asarray(alarm, dtype=bool).copy()
     idx = np.flatnonzero(out)
     if width <= 1 or len(idx) < 2:
         return out
     gaps = np.diff(idx) - 1
     fill = (gaps > 0) & (gaps < width)
+    if starts is not None:
+        series = np.searchsorted(starts, idx, side="right")
+        fill &= series[:-1] == series[1:]
     edges = np.zeros(len(out) + 1, dtype=np.int64)
     np.add.at(edges, idx[:-1][fill] + 1, 1)
     np.add.at(edges, idx[1:][fill], -1)
@@ -82,6 +87,15 @@ def pooled_range(
         meta={"segments": series_spans(stamps, [len(parts[i][1]) for i in kept])},
     )
     return np.concatenate([parts[i][1] for i in kept]), pooled
+
+
+def series_starts(part: Mission) -> np.ndarray | None:
+    """The first row of each series on a range ``pooled_range`` laid end to end (from its
+    ``segments``); None for a single grid."""
+    segments = part.meta.get("segments")
+    if segments is None:
+        return None
+    return np.searchsorted(np.asarray(part.timestamps), [first for first, _ in segments])
 
 
 def widest_within(f05: Mapping[int, float], tolerance: float) -> int:

@@ -31,6 +31,11 @@ def test_close_gaps_fills_only_short_gaps_between_alarms():
     np.testing.assert_array_equal(
         close_gaps(alarm, 5).astype(int), [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
     )
+    # two series laid end to end, the second from row 6: no gap closed across them
+    np.testing.assert_array_equal(
+        close_gaps(alarm, 5, starts=np.array([0, 6])).astype(int),
+        [0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0],
+    )
 
 
 def gru(**rules) -> LitGRUAttentionAE:

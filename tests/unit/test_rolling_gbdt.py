@@ -4,6 +4,7 @@ chunked scoring, independent series and one-line config errors."""
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,9 @@ from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.data.mission import Mission, default_channel_table
 from esa_lightning.data.whole_mission import WholeMissionDataModule
 from esa_lightning.errors import ESAInputError
+from esa_lightning.models.base import RowScores
 from esa_lightning.models.rolling_gbdt import RollingGBDT
-from esa_lightning.models.rolling_gbdt.alarms import GapClosingF05
+from esa_lightning.models.rolling_gbdt.alarms import GapClosingF05, pooled_validation
 from esa_lightning.models.rolling_gbdt.features import (
     feature_names,
     iter_feature_blocks,
@@ -24,8 +26,11 @@ from esa_lightning.models.rolling_gbdt.features import (
 )
 from esa_lightning.models.rolling_gbdt.model import CHECKPOINT_KEY
 from esa_lightning.models.rolling_gbdt.scaling import training_rows
+from esa_lightning.postprocessing.gaps import close_gaps
 from esa_lightning.runtime.chunks import score_in_chunks
+from esa_lightning.runtime.evaluation import concatenate_series, report_for
 from tests.helpers import check_fit_held_once
+from tests.unit.test_gap_close import mission_with
 
 RULE = {"alarm": {"kind": "f05_gap"}}
 SPIKE, SHIFT = 1, 2  # channels of the two kinds of anomaly
@@ -229,6 +234,41 @@ def test_without_validation_events_the_threshold_falls_back(mission, model):
     rule = GapClosingF05(fallback_threshold=0.7)
     rule.fit_scores(model.row_probability(quiet).astype(np.float64), quiet)
     assert float(rule.threshold) == 0.7 and int(rule.width) == 0
+
+
+def test_pooled_series_are_scored_per_candidate_as_the_evaluation_reports_them():
+    """Two series' validation ranges pooled on one timeline: a run of high scores from A's last
+    validation rows into B's first (one alarm, if it ran on from one series into the next), and
+    high scores 3 rows apart across the junction (a gap closed across it would alarm the rows
+    between). Every (width, threshold) the rule tries scores the validation EW_F_0.50 that
+    runtime.evaluation reports for the same alarms, thresholded and closed series by series."""
+    a = mission_with([(220, 230)], n=400, test_start=300, name="A", day=100)  # val [200, 300)
+    b = mission_with([(200, 210)], n=350, test_start=250, name="B", day=200)  # val [166, 250)
+    both = Mission("two", {"A": a.values, "B": b.values}, None, default_channel_table(["A", "B"]),
+                   None, pd.concat([a.events, b.events], ignore_index=True),
+                   series={"A": a, "B": b})
+    scores = {"A": np.full(100, 0.1), "B": np.full(84, 0.1)}  # validation rows of each
+    scores["A"][[20, 22, 25, 28, 30, 96]] = 0.9  # the event, and a high score near the end
+    scores["A"][[60, 98, 99]] = 0.6
+    scores["B"][[0, 1]], scores["B"][[3, 34, 40, 44]] = 0.6, 0.9  # B's event: rows 34-44
+    model = SimpleNamespace(row_probability=lambda grid: scores[grid.name])
+    score, part = pooled_validation(model, both)
+    rule = GapClosingF05(widths=[0, 5, 25], n_candidates=4)
+    table = rule.f05_table(score, part)
+    val = both.val()
+    reported = {}  # (width, alarms) -> the reported validation EW_F_0.50
+    for _, width, thr in table:
+        pieces = [(n, g, RowScores(score=scores[n].astype(np.float32),
+                                   alarm=close_gaps(scores[n] > thr, width).astype(np.uint8)))
+                  for n, g in val.grids().items()]
+        key = (width, thr, np.concatenate([p[2].alarm for p in pieces]).tobytes())
+        if key[::2] not in reported:
+            scored = concatenate_series(val, pieces)
+            reported[key[::2]] = report_for(scored, "val")["val/EW_F_0.50"]
+        reported[key[:2]] = reported[key[::2]]
+    got = {(w, t): f for f, w, t in table}
+    assert sorted(set(got.values())) != [0.0]
+    np.testing.assert_allclose([got[k] for k in got], [reported[k] for k in got], atol=1e-12)
 
 
 def test_independent_series_are_scaled_and_featurised_apart():

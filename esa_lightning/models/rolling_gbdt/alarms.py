@@ -8,7 +8,9 @@ pair wins; among ties the narrowest width, then the tied threshold nearest the m
 ones (the widest margin to either side, where the quantile candidates crowd the top scores).
 Both are buffers. Without a labeled validation event it falls back to
 ``fallback_threshold`` and no gap closing (logged). Independent series are pooled into one
-timeline, each series' rows and events shifted apart, as the evaluation pools them.
+timeline, each series' rows and events shifted apart, and scored as the evaluation scores them:
+gaps closed within each series, and no alarm running from one series into the next (the
+``segments`` of ``event_f05``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ import torch
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import RULE_KEY, PostRule
-from esa_lightning.postprocessing.gaps import check_int_list, close_gaps, pooled_range
+from esa_lightning.postprocessing.gaps import (
+    check_int_list,
+    close_gaps,
+    pooled_range,
+    series_starts,
+)
 from esa_lightning.postprocessing.thresholds import event_f05, f05_candidates
 
 log = logging.getLogger("esa_lightning")
@@ -83,22 +90,31 @@ class GapClosingF05(PostRule):
         """Choose threshold and width on the validation range of ``datamodule.mission``."""
         self.fit_scores(*pooled_validation(model, datamodule.mission))
 
-    def fit_scores(self, score: np.ndarray, part: Mission) -> None:
-        """Fit on validation row scores ``score`` of ``part`` (one grid or pooled series)."""
+    def f05_table(self, score: np.ndarray, part: Mission) -> list[tuple[float, int, float]] | None:
+        """(F0.5, width, threshold) of every pair tried on validation row scores ``score`` of
+        ``part`` (one grid or pooled series); None without a labeled event there."""
         candidates = np.unique(
             np.concatenate([f05_candidates(score, self.n_candidates), PROBABILITY_GRID])
         )
-        table = []  # (F0.5, width, threshold)
+        table = []
         seen: dict[bytes, float | None] = {}  # alarms -> F0.5: many candidates alarm alike
+        segments, starts = part.meta.get("segments"), series_starts(part)
         for width in self.widths:
             for thr in candidates:
-                alarm = close_gaps(score > thr, width)
+                alarm = close_gaps(score > thr, width, starts)
                 key = hashlib.blake2b(np.packbits(alarm).tobytes(), digest_size=16).digest()
                 if key not in seen:
-                    seen[key] = event_f05(alarm, part)
+                    seen[key] = event_f05(alarm, part, segments)
                 if seen[key] is None:
-                    return self._fall_back(part)
+                    return None
                 table.append((seen[key], width, float(thr)))
+        return table
+
+    def fit_scores(self, score: np.ndarray, part: Mission) -> None:
+        """Fit on validation row scores ``score`` of ``part`` (one grid or pooled series)."""
+        table = self.f05_table(score, part)
+        if table is None:
+            return self._fall_back(part)
         best = max(f for f, _, _ in table)
         tied = [(w, t) for f, w, t in table if f >= best - 1e-12]
         width = min(w for w, _ in tied)
