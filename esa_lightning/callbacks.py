@@ -26,8 +26,7 @@ from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.intervals import runs
-from esa_lightning.models.base import DetectorModule, RowScores
-from esa_lightning.runtime.chunks import context_start
+from esa_lightning.models.base import DetectorModule, RowScores, context_start
 from esa_lightning.runtime.evaluation import ScoredRange, report_for, unscored_reason
 
 log = logging.getLogger("esa_lightning")

@@ -18,10 +18,10 @@ import numpy as np
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.common import has_labeled_events, unscored_reason
-from esa_lightning.models.base import RowScores
+from esa_lightning.models.base import RowScores, context_start
 from esa_lightning.progress import progress
 from esa_lightning.reporting.events import row_ids
-from esa_lightning.runtime.chunks import context_start, score_in_chunks
+from esa_lightning.runtime.chunks import score_in_chunks
 from esa_lightning.runtime.evaluation import NO_LABELED_EVENT
 from esa_lightning.settings import check_setting
 

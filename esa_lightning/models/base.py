@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -23,10 +23,12 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 
+from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import PostRule, build_rules
+from esa_lightning.progress import progress
 
 log = logging.getLogger("esa_lightning")
 
@@ -72,6 +74,62 @@ class Scorer(Protocol):
 
     @property
     def alignment_rows(self) -> int: ...
+
+
+def score_piece(
+    scorer: Scorer,
+    mission: Mission,
+    start: int,
+    stop: int,
+    context: int,
+    alignment: int = 1,
+    score: Callable[[Mission], RowScores] | None = None,
+) -> RowScores:
+    """``score`` (``scorer.score_rows`` unless given) of rows [start, stop) of ``mission``,
+    computed with context."""
+    lo, hi = context_start(start, context, alignment), min(len(mission.values), stop + context)
+    rs = (score or scorer.score_rows)(mission.slice(lo, hi))
+    return rs.rows(slice(start - lo, stop - lo))
+
+
+def context_start(start: int, context: int, alignment: int = 1) -> int:
+    """The first row ``score_piece`` reads for rows from ``start`` on: ``context`` rows before
+    it, aligned down to a multiple of ``alignment``."""
+    lo = max(0, start - context)
+    return lo - lo % alignment
+
+
+def piece_bounds(n_rows: int, chunk_rows: int) -> list[tuple[int, int]]:
+    """[start, stop) pieces of at most ``chunk_rows`` rows covering ``n_rows`` (one if <= 0)."""
+    if chunk_rows <= 0 or n_rows <= chunk_rows:
+        return [(0, n_rows)]
+    return [(s, min(n_rows, s + chunk_rows)) for s in range(0, n_rows, chunk_rows)]
+
+
+def iter_pieces(
+    scorer: Scorer,
+    mission: Mission,
+    bounds: list[tuple[int, int]],
+    context: int | None = None,
+    description: str = "scoring chunks",
+    score: Callable[[Mission], RowScores] | None = None,
+) -> Iterator[tuple[int, int, RowScores]]:
+    """``(start, stop, scores)`` of each piece in ``bounds`` of a single-grid ``mission``, each
+    scored with its ``context`` rows (``scorer.context_rows`` unless given) by ``score``
+    (``scorer.score_rows`` unless given): the scores of scoring it whole (``runtime.chunks``).
+    A progress bar when several."""
+    context = int(scorer.context_rows) if context is None else int(context)
+    alignment = int(scorer.alignment_rows)
+    if len(bounds) == 1 and bounds[0] == (0, len(mission.values)):
+        yield 0, len(mission.values), (score or scorer.score_rows)(mission)
+        return
+    n = len(mission.values)
+    for start, stop in progress(bounds, description=description, total=len(bounds)):
+        yield start, stop, score_piece(scorer, mission, start, stop, context, alignment, score)
+        # a memory-mapped input's pages of this piece leave the resident set (array_store)
+        rows = slice(max(0, start - context - alignment), min(n, stop + context))
+        release_pages(mission.values[rows])
+        release_pages(mission.telecommands[rows])
 
 
 def several_processes(trainer_config: Mapping[str, Any]) -> bool:
@@ -152,6 +210,20 @@ class DetectorModule(L.LightningModule, ABC):
     def provisional_scores(self, mission: Mission) -> RowScores:
         """``score_rows`` before the post-processing is fitted (monitoring during training)."""
         return self.score_rows(mission)
+
+    def provisional_alarm(self, mission: Mission, chunk_rows: int = 0) -> np.ndarray:
+        """uint8 [T]: the row alarms of ``provisional_scores``, grid after grid (independent
+        series in ``mission.series`` order), each scored ``chunk_rows`` rows at a time with its
+        context rows (``iter_pieces``; 0: whole). The same alarms as scoring each grid whole,
+        and nothing else of a piece is kept (no per-channel [T, C] outputs), so a fit reading
+        them over a multi-year range holds one piece's outputs at a time."""
+        alarms = [np.zeros(0, dtype=np.uint8)]
+        for grid in mission.grids().values():
+            bounds = piece_bounds(len(grid.values), chunk_rows)
+            pieces = iter_pieces(self, grid, bounds, description="provisional alarms",
+                                 score=self.provisional_scores)
+            alarms += [np.array(rs.alarm, dtype=np.uint8) for _, _, rs in pieces]
+        return np.concatenate(alarms)
 
     @property
     @abstractmethod

@@ -6,14 +6,16 @@ two alarmed rows (``rolling_gbdt``'s ``f05_gap`` rule chooses it with its thresh
 end to end on one shifted timeline, as the evaluation pools them, so that a choice made on
 their rows counts events over every series as the reported metrics do.
 
-``GapClose`` (post rule kind ``gap_close``, settings ``widths`` and ``tolerance``) comes last
-(``stage`` 2: after a threshold and a gate judging its alarms). Fitted on the model's final row
-alarms over the fit range (training + validation rows; with the rule still unfitted, so no gap
-closed: ``provisional_scores``), it scores each width's closed alarms by corrected event-wise
-F0.5 (``thresholds.event_f05``, what the reported ``EW_F_0.50`` counts) and keeps the WIDEST
-width within ``tolerance`` of the best: gaps are closed unless the labeled fit range says it
-costs. Without a labeled event there: width 0 (nothing closed), logged. The width is a buffer
-(int64, -1 until fitted) that travels in the model's ``state_dict``.
+``GapClose`` (post rule kind ``gap_close``, settings ``widths``, ``tolerance`` and
+``chunk_rows``) comes last (``stage`` 2: after a threshold and a gate judging its alarms), one
+per model (``single``). Fitted on the model's final row alarms over the fit range (training +
+validation rows; with the rule still unfitted, so no gap closed: ``provisional_alarm``, each
+grid scored ``chunk_rows`` rows at a time with its context, keeping the row alarms only), it
+scores each width's closed alarms by corrected event-wise F0.5 (``thresholds.event_f05``, what
+the reported ``EW_F_0.50`` counts) and keeps the WIDEST width within ``tolerance`` of the best:
+gaps are closed unless the labeled fit range says it costs. Without a labeled event there:
+width 0 (nothing closed), logged. The width is a buffer (int64, -1 until fitted) that travels in
+the model's ``state_dict``.
 """
 
 from __future__ import annotations
@@ -111,11 +113,14 @@ class GapClose(PostRule):
     kind = "gap_close"
     stage = 2
     single = "each would be fitted on the alarms the other closed"
+    #: rows its fit scores at a time (memory only: the alarms are those of scoring whole)
+    RUNTIME_SETTINGS = frozenset({"chunk_rows"})
 
     def __init__(
         self,
         widths: list[int] | tuple[int, ...] = (0, 5, 25, 100, 400),
         tolerance: float = 0.005,
+        chunk_rows: int = 262_144,
     ) -> None:
         super().__init__()
         self.widths = check_int_list(widths, f"{RULE_KEY}.widths", 0)
@@ -124,7 +129,13 @@ class GapClose(PostRule):
             raise ESAInputError(
                 "must be a number >= 0", column=f"{RULE_KEY}.tolerance", value=tolerance
             )
-        self.tolerance = float(tolerance)
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 0:
+            raise ESAInputError(
+                "must be an integer >= 0 (0: the whole range at once)",
+                column=f"{RULE_KEY}.chunk_rows",
+                value=chunk_rows,
+            )
+        self.tolerance, self.chunk_rows = float(tolerance), chunk_rows
         self.register_buffer("width", torch.tensor(-1, dtype=torch.int64))
 
     @property
@@ -141,15 +152,15 @@ class GapClose(PostRule):
         (unchanged before fitting)."""
         return close_gaps(alarm, max(0, int(self.width))).astype(np.uint8)
 
-    def fit(self, model: Any, datamodule: Any) -> None:
+    def fit(self, model: Any, datamodule: Any) -> dict[int, float] | None:
         """Choose the width on the fit range of ``datamodule.mission`` from the model's alarms
-        without gap closing (``model.provisional_scores``: every grid's rows in turn)."""
+        without gap closing (``model.provisional_alarm`` of every grid, ``chunk_rows`` rows at
+        a time); returns ``fit_alarms``' F0.5 of each width."""
         self.width.fill_(-1)  # unfitted: the model's alarms leave every gap open
         fit_range = datamodule.mission.fit_range()
-        grids = list(fit_range.grids().values())
-        alarm = model.provisional_scores(fit_range).alarm
-        pieces = np.split(alarm, np.cumsum([len(g.values) for g in grids])[:-1])
-        self.fit_alarms(fit_range, list(zip(grids, pieces, strict=True)))
+        parts = [(grid, model.provisional_alarm(grid, self.chunk_rows))
+                 for grid in fit_range.grids().values()]
+        return self.fit_alarms(fit_range, parts)
 
     def fit_alarms(
         self, mission: Mission, parts: list[tuple[Mission, np.ndarray]]

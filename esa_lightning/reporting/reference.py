@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from esa_lightning.data.mission import Mission, nominal_rows
-from esa_lightning.models.base import RowScores, Scorer
+from esa_lightning.models.base import RowScores, Scorer, context_start
 from esa_lightning.postprocessing.confidence import CALIBRATION_KEY
-from esa_lightning.runtime.chunks import context_start, score_in_chunks
+from esa_lightning.runtime.chunks import score_in_chunks
 
 log = logging.getLogger("esa_lightning")
 

@@ -4,9 +4,10 @@ A row's score depends on the rows around it (window length, pooling span, peak b
 scorer's ``context_rows``, declared by every ``DetectorModule`` and by the artifact. A piece of
 rows [start, stop) is therefore scored together with ``context`` rows on each side and only its
 own rows are kept; pooled models also need the piece to begin on their window grid
-(``alignment_rows``). Used by prediction, by evaluation inside
-``train.py`` and by the combiner's fit, so that no step ever holds per-channel scores of a whole
-multi-year range.
+(``alignment_rows``): ``models.base.iter_pieces``, which the models' own fits use too (the
+``gap_close`` rule's provisional alarms, ``DetectorModule.provisional_alarm``). Used by
+prediction, by evaluation inside ``train.py`` and by the combiner's fit, so that no step ever
+holds per-channel scores of a whole multi-year range.
 
 Per-channel outputs are the largest (float32 scores and uint8 alarms, [T, C]).
 ``keep_channel_scores`` chooses what survives the pieces: ``"all"``; ``"alarmed"``: scores and
@@ -19,63 +20,15 @@ the nominal reference (per-channel scores of the range's last rows, ``runtime.ca
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
 
-from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.mission import Mission, cells_in
-from esa_lightning.models.base import RowScores, Scorer
-from esa_lightning.progress import progress
+from esa_lightning.models.base import RowScores, Scorer, iter_pieces, piece_bounds
 
 KeepChannelScores = Literal["all", "alarmed", "none"]
-
-
-def score_piece(
-    scorer: Scorer, mission: Mission, start: int, stop: int, context: int, alignment: int = 1
-) -> RowScores:
-    """``scorer.score_rows`` of rows [start, stop) of ``mission``, computed with context."""
-    lo, hi = context_start(start, context, alignment), min(len(mission.values), stop + context)
-    rs = scorer.score_rows(mission.slice(lo, hi))
-    return rs.rows(slice(start - lo, stop - lo))
-
-
-def context_start(start: int, context: int, alignment: int = 1) -> int:
-    """The first row ``score_piece`` reads for rows from ``start`` on: ``context`` rows before
-    it, aligned down to a multiple of ``alignment``."""
-    lo = max(0, start - context)
-    return lo - lo % alignment
-
-
-def piece_bounds(n_rows: int, chunk_rows: int) -> list[tuple[int, int]]:
-    """[start, stop) pieces of at most ``chunk_rows`` rows covering ``n_rows`` (one if <= 0)."""
-    if chunk_rows <= 0 or n_rows <= chunk_rows:
-        return [(0, n_rows)]
-    return [(s, min(n_rows, s + chunk_rows)) for s in range(0, n_rows, chunk_rows)]
-
-
-def iter_pieces(
-    scorer: Scorer,
-    mission: Mission,
-    bounds: list[tuple[int, int]],
-    context: int | None = None,
-    description: str = "scoring chunks",
-) -> Iterator[tuple[int, int, RowScores]]:
-    """``(start, stop, scores)`` of each piece in ``bounds``, with a progress bar when several."""
-    context = int(scorer.context_rows) if context is None else int(context)
-    alignment = int(scorer.alignment_rows)
-    if len(bounds) == 1 and bounds[0] == (0, len(mission.values)):
-        yield 0, len(mission.values), scorer.score_rows(mission)
-        return
-    n = len(mission.values)
-    for start, stop in progress(bounds, description=description, total=len(bounds)):
-        yield start, stop, score_piece(scorer, mission, start, stop, context, alignment)
-        # a memory-mapped input's pages of this piece leave the resident set (array_store)
-        rows = slice(max(0, start - context - alignment), min(n, stop + context))
-        release_pages(mission.values[rows])
-        release_pages(mission.telecommands[rows])
 
 
 class AlarmedRows:

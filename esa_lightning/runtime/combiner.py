@@ -58,9 +58,8 @@ import numpy as np
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import write_json_atomic
-from esa_lightning.models.base import RowScores, top_channel_alarm
+from esa_lightning.models.base import RowScores, iter_pieces, piece_bounds, top_channel_alarm
 from esa_lightning.postprocessing.thresholds import event_f05, stable_f05_threshold
-from esa_lightning.runtime.chunks import iter_pieces, piece_bounds
 from esa_lightning.runtime.combiner_parts import (
     FEATURES_PER_COMPONENT,
     any_of,

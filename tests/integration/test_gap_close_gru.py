@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import torch
 
 from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.data.windows import WindowDataModule
-from esa_lightning.models.base import top_channel_alarm
+from esa_lightning.models.base import piece_bounds, top_channel_alarm
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.gaps import GapClose, close_gaps
 from esa_lightning.runtime.chunks import score_in_chunks
@@ -115,6 +116,32 @@ def test_chunked_scoring_equals_whole_scoring_with_gaps_closed(trained):
     # without the width in the context, a gap across a chunk's edge is left open
     short = score_in_chunks(det, m, chunk_rows=37, context=det.context_rows - width)
     assert (short.alarm != whole.alarm).any()
+
+
+@pytest.mark.parametrize(("smoothing", "rows", "chunk_rows"), [(0, None, 37), (20, 3000, 500)])
+def test_the_fit_scores_the_fit_range_in_pieces_as_it_scores_it_whole(
+    trained, smoothing, rows, chunk_rows
+):
+    """The fit reads the model's row alarms ``chunk_rows`` rows at a time, each piece with its
+    context (window, the EWMA's memory of 40 spans, the widest width): the alarms of scoring
+    the fit range whole, so the same F0.5 per width and the same width."""
+    m, model, _ = trained
+    if rows is not None:  # longer than the EWMA's context: the pieces cut it
+        m = with_events(sine_mission(T=rows, val_start=rows * 5 // 8, test_start=rows * 4 // 5))
+    smooth = copy.deepcopy(model)
+    smooth.threshold_rule.score_span.fill_(smoothing)
+    closing = fragmented(smooth, m, 0)
+    rule, fit_range = closing.gap_rules[0], m.fit_range()
+    assert len(piece_bounds(len(fit_range.values), chunk_rows)) >= 5
+    assert closing.context_rows < len(fit_range.values) - chunk_rows  # no piece reads it all
+    np.testing.assert_array_equal(closing.provisional_alarm(fit_range, chunk_rows),
+                                  closing.provisional_scores(fit_range).alarm)
+    fitted = {}
+    for chunk in (0, chunk_rows):
+        rule.chunk_rows = chunk
+        fitted[chunk] = (rule.fit(closing, SimpleNamespace(mission=m)), int(rule.width))
+    assert fitted[chunk_rows] == fitted[0]
+    assert len(set(fitted[0][0].values())) > 1  # the widths score apart
 
 
 def test_the_rule_is_on_by_default_and_its_settings_and_null_reach_it(small_mission_dir, tmp_path):

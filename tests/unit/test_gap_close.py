@@ -56,6 +56,8 @@ def gru(**rules) -> LitGRUAttentionAE:
         ({"tolerance": float("nan")}, "tolerance", float("nan")),
         ({"tolerance": "small"}, "tolerance", "small"),
         ({"tolerance": True}, "tolerance", True),
+        ({"chunk_rows": -1}, "chunk_rows", -1),
+        ({"chunk_rows": 1.5}, "chunk_rows", 1.5),
     ],
 )
 def test_a_bad_setting_is_one_error_naming_the_rule_key(settings, key, value):
@@ -123,18 +125,15 @@ def rows(n: int, *runs: tuple[int, int]) -> np.ndarray:
 
 
 class FixedAlarms:
-    """A model whose row alarms without gap closing are ``alarms`` (full-length, by grid name);
-    it records the rule's width while it scores."""
+    """A model whose row alarms without gap closing are ``alarms`` (full-length, by series
+    name, a single grid's under None); it records the rule's width while it scores."""
 
     def __init__(self, rule: GapClose, alarms: dict[str | None, np.ndarray]) -> None:
         self.rule, self.alarms, self.widths_seen = rule, alarms, []
 
-    def provisional_scores(self, mission: Mission) -> RowScores:
+    def provisional_alarm(self, grid: Mission, chunk_rows: int = 0) -> np.ndarray:
         self.widths_seen.append(int(self.rule.width))
-        alarm = np.concatenate(
-            [self.alarms[name][: len(g.values)] for name, g in mission.grids().items()]
-        )
-        return RowScores(score=alarm.astype(np.float32), alarm=alarm)
+        return self.alarms.get(grid.name, self.alarms.get(None))[: len(grid.values)]
 
 
 def fit(rule: GapClose, mission: Mission, alarms: dict[str | None, np.ndarray]) -> FixedAlarms:
@@ -151,7 +150,7 @@ def test_the_widest_width_within_the_tolerance_of_the_best_is_chosen(caplog):
     rule.width.fill_(400)  # a refit: the alarms are scored with the rule unfitted
     with caplog.at_level(logging.INFO, logger="esa_lightning"):
         model = fit(rule, m, {None: alarm})
-    assert model.widths_seen == [-1]
+    assert model.widths_seen == [-1]  # once, with the rule unfitted
     fit_range = m.fit_range()
     f = {w: event_f05(close_gaps(alarm[:900], w), fit_range) for w in (0, 5, 25)}
     assert f[5] > f[0] and f[25] == f[5]  # 25 closes nothing more: tied with 5

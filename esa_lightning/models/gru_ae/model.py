@@ -10,7 +10,7 @@ Its post-processing is the nested ``post_processing`` node of its config, built 
 ``post_rules`` (``postprocessing.base``): a ``threshold`` rule (``percentile``, ``f05``,
 ``dynamic`` fitted on validation windows, or ``telemanom``: Telemanom's dynamic threshold on the
 scored stream itself), optionally a ``random_forest`` gate that switches false alarms off, and
-optionally (not by default) a ``gap_close`` rule that closes short gaps between the row alarms
+a ``gap_close`` rule (on by default; at most one) that closes short gaps between the row alarms
 (``postprocessing.gaps``: the width chosen on the fit range), fitted and applied last.
 
 Drift: with the hyper-parameter ``detrend`` (set from the datamodule's ``dims``) scoring first
