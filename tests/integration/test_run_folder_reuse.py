@@ -92,7 +92,8 @@ def test_resuming_with_another_score_batch_goes_on_with_it(small_mission_dir, tm
 #: each family's settings that set only speed or memory, and a value other than the default; a
 #: family not listed here is checked with another value of each setting it declares (inherits)
 RUNTIME = {
-    "gru_ae": {"score_batch_size": 5, "post_processing.rf_gate.n_jobs": 1},
+    "gru_ae": {"score_batch_size": 5, "post_processing.rf_gate.n_jobs": 1,
+               "post_processing.gap_close.chunk_rows": 1000},
     "window_pca": {"score_batch_size": 5},
     "window_knn": {"score_batch_size": 5},
     "channel_ensemble": {"score_chunk_rows": 512},
