@@ -64,6 +64,7 @@ class ChannelNorm(PostRule):
 
     kind = "channel_norm"
     stage = -1
+    single = "its model reads the first one only: the second would be fitted and never used"
 
     def __init__(
         self,

@@ -198,6 +198,7 @@ class RandomForestGate(PostRule):
 
     kind = "random_forest"
     stage = 1
+    single = "its model reads the first one only: the second would be fitted and never used"
     #: its forests' cores: the trees' random states are drawn before they are fitted in
     #: parallel, so every value fits the same forests and decides alike
     RUNTIME_SETTINGS = frozenset({"n_jobs"})

@@ -84,6 +84,16 @@ def test_a_second_gap_close_rule_is_refused_naming_both_keys():
     gru(gap_close={"kind": "gap_close"}, closing=None)  # one listed, the other switched off
 
 
+@pytest.mark.parametrize("kind", ["channel_norm", "random_forest"])
+def test_a_second_error_scale_or_gate_is_refused_naming_both_keys(kind):
+    # the model reads the first one only: the second would be fitted and never used
+    with pytest.raises(ESAInputError) as caught:
+        gru(first={"kind": kind}, second={"kind": kind})
+    message = str(caught.value)
+    assert "model.post_processing.first" in message
+    assert "model.post_processing.second" in message and "\n" not in message
+
+
 def test_the_rule_comes_after_the_threshold_and_the_gate_whatever_the_mapping_order():
     model = LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=4, post_processing={
         "gap_close": {"kind": "gap_close"}, "rf_gate": {"kind": "random_forest"},
