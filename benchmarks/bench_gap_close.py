@@ -101,7 +101,7 @@ def worker(rows: int, channels: int, chunk_rows: int, out: Path) -> None:
     torch.set_num_threads(1)  # two threads on a shared 2-core machine: 40x slower GRU calls
     mission = long_mission(rows, channels)
     model = tiny_gru(channels, mission)
-    rule = model.gap_rules[0]
+    rule = model.gap_rule
     rule.chunk_rows = chunk_rows
     gc.collect()
     before = tree_rss_kib(os.getpid()) / 1024

@@ -59,7 +59,7 @@ def fragmented(model: LitGRUAttentionAE, m, width: int) -> LitGRUAttentionAE:
     total = out.window_outputs(m).total
     out.threshold_rule.threshold.fill_(float(np.quantile(out.threshold_rule.smoothed(total),
                                                          2 / 3)))
-    out.gap_rules[0].width.fill_(width)
+    out.gap_rule.width.fill_(width)
     return out
 
 
@@ -67,7 +67,7 @@ def test_the_rule_is_fitted_last_on_the_fit_range(trained):
     _, model, log = trained
     rule = model.post_rules["gap_close"]
     assert list(model.post_rules) == ["threshold", "gap_close"]
-    assert model.gap_rules == [rule] and model.configure_callbacks()[-1] is rule
+    assert model.gap_rule is rule and model.configure_callbacks()[-1] is rule
     assert rule.is_fitted and int(rule.width) in (0, 5, 25) and model.is_calibrated
     (line,) = [msg for msg in log if msg.startswith("gap_close:")]
     assert f"width {int(rule.width)}" in line and "0: " in line and "25: " in line
@@ -78,7 +78,7 @@ def test_gaps_are_closed_in_the_row_alarms_and_the_channel_alarms_follow(trained
     width = 12
     closing = fragmented(model, m, width)
     closed = closing.score_rows(m)
-    closing.gap_rules[0].width.fill_(0)
+    closing.gap_rule.width.fill_(0)
     raw = closing.score_rows(m)
     np.testing.assert_array_equal(closed.alarm, close_gaps(raw.alarm, width))
     filled = (closed.alarm == 1) & (raw.alarm == 0)
@@ -131,7 +131,7 @@ def test_the_fit_scores_the_fit_range_in_pieces_as_it_scores_it_whole(
     smooth = copy.deepcopy(model)
     smooth.threshold_rule.score_span.fill_(smoothing)
     closing = fragmented(smooth, m, 0)
-    rule, fit_range = closing.gap_rules[0], m.fit_range()
+    rule, fit_range = closing.gap_rule, m.fit_range()
     assert len(piece_bounds(len(fit_range.values), chunk_rows)) >= 5
     assert closing.context_rows < len(fit_range.values) - chunk_rows  # no piece reads it all
     np.testing.assert_array_equal(closing.provisional_alarm(fit_range, chunk_rows),

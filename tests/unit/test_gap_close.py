@@ -100,7 +100,7 @@ def test_the_rule_comes_after_the_threshold_and_the_gate_whatever_the_mapping_or
         "threshold": PERCENTILE})
     assert list(model.post_rules) == ["threshold", "rf_gate", "gap_close"]
     assert model.configure_callbacks()[-1] is model.post_rules["gap_close"]
-    rule = model.gap_rules[0]
+    rule = model.gap_rule
     assert rule.widths == [0, 5, 25, 100, 400] and rule.tolerance == 0.005
     assert int(rule.width) == -1 and not rule.is_fitted and not model.is_calibrated
     # before fitting: the widest width's context, nothing closed

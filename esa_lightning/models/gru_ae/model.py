@@ -245,9 +245,10 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         return None
 
     @property
-    def gap_rules(self) -> list[GapClose]:
-        """The rules closing short gaps between the row alarms, in order (none by default)."""
-        return [r for r in self.post_rules.values() if isinstance(r, GapClose)]
+    def gap_rule(self) -> GapClose | None:
+        """The rule closing short gaps between the row alarms (at most one: ``single``), when
+        configured; before it is fitted it closes nothing."""
+        return next((r for r in self.post_rules.values() if isinstance(r, GapClose)), None)
 
     # ------------------------------------------------------------------------- training
     def set_preprocessing(self, datamodule: Any) -> None:
@@ -432,7 +433,7 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         only the local context and chunked prediction is approximate.
         """
         detrend = int(self.hparams.get("detrend") or 0)
-        closing = sum(rule.context_rows for rule in self.gap_rules)
+        closing = 0 if self.gap_rule is None else self.gap_rule.context_rows
         return int(self.hparams.window + detrend + self.threshold_rule.context_rows + closing)
 
     def _score_grid(self, mission: Mission, series: str | None) -> RowScores:
@@ -462,8 +463,8 @@ class LitGRUAttentionAE(GridScoring, DetectorModule):
         alarm = to_rows(alarm_w.astype(np.float32), n)[wo.pad :]
         channel = to_rows(wo.per_channel, n)[wo.pad :]
         alarm = (alarm > 0).astype(np.uint8)
-        for rule in self.gap_rules:
-            alarm = rule.apply(alarm)
+        if self.gap_rule is not None:
+            alarm = self.gap_rule.apply(alarm)
         norm = self.channel_norm  # names only the channels its total is made of
         scored = None if norm is None else norm.scored_mask()
         return RowScores(
