@@ -58,11 +58,11 @@ class Detector:
     # ---------------------------------------------------------------- scoring
     @property
     def context_rows(self) -> int:
-        """Rows of context a chunk needs on each side for exact results."""
-        values = [m.context_rows for m in self.components.values()]
-        if self.combiner is not None:
-            values.append(self.combiner.context_rows)
-        return int(max(values))
+        """Rows of context a chunk needs on each side for exact results: the components'
+        largest, plus the component scores the combiner reads around a row (each of those rows
+        needs its components' context in turn)."""
+        rows = max(m.context_rows for m in self.components.values())
+        return int(rows + (0 if self.combiner is None else self.combiner.context_rows))
 
     @property
     def alignment_rows(self) -> int:

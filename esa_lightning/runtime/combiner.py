@@ -50,6 +50,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +60,14 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import write_json_atomic
 from esa_lightning.models.base import RowScores, iter_pieces, piece_bounds, top_channel_alarm
+from esa_lightning.postprocessing.gaps import close_gaps, fold_width
 from esa_lightning.postprocessing.thresholds import event_f05, stable_f05_threshold
 from esa_lightning.runtime.combiner_parts import (
     FEATURES_PER_COMPONENT,
+    RANK_QUANTILES,
     any_of,
+    check_fitted,
+    check_gap_close,
     component_features,
     contiguous_folds,
     labeled_runs,
@@ -81,8 +86,6 @@ FEW_EVENT_RULES = ("any_alarm", "label_free_alarm", "weights")
 # ... and when they hold enough: one rule always, or the rule with the better held-out score
 # over the threshold's folds ("cross_fit", opt-in: see the module docstring)
 MANY_EVENT_RULES = ("weights", "cross_fit", "any_alarm")
-# how many quantiles of each component's fit-range scores ``any_alarm`` ranks scores against
-RANK_QUANTILES = 201
 
 
 class HybridCombiner:
@@ -91,7 +94,7 @@ class HybridCombiner:
     def __init__(self, neighbourhood: int = 10, c: float = 1.0, max_rows: int = 500_000,
                  seed: int = 0, top_channels: int = 3, block_rows: int = 20_000,
                  threshold_min_events: int | None = None, few_events: str = "label_free_alarm",
-                 many_events: str = "weights") -> None:
+                 many_events: str = "weights", gap_close: Mapping[str, Any] | None = None) -> None:
         for key, value, allowed in (("few_events", few_events, FEW_EVENT_RULES),
                                     ("many_events", many_events, MANY_EVENT_RULES)):
             if value not in allowed:
@@ -100,6 +103,9 @@ class HybridCombiner:
         if not (isinstance(c, int | float) and math.isfinite(c) and c > 0):  # sklearn's C
             raise ESAInputError("must be a finite number > 0", column="combiner.c", value=c)
         check_setting("combiner.threshold_min_events", threshold_min_events)  # None: see below
+        # gaps shorter than the fitted width closed between the weights' alarms (None: never)
+        self.gap_close = check_gap_close(gap_close)
+        self.gap_width = 0
         self.neighbourhood = int(neighbourhood)
         self.threshold_min_events = threshold_min_events
         self.few_events = few_events
@@ -128,7 +134,9 @@ class HybridCombiner:
 
     @property
     def context_rows(self) -> int:
-        return self.neighbourhood
+        """Rows of component scores a row's decision reads on each side: its features'
+        neighbourhood, and the alarms a gap is closed from."""
+        return self.neighbourhood + self.gap_width
 
     def events_needed(self, n_components: int) -> int:
         """The labeled events the rows no component trained on must hold for weights to be
@@ -272,6 +280,10 @@ class HybridCombiner:
         fold_rows = contiguous_folds(blocks, n_folds=4)
         folds = [(fit_range.slice(a, b), self._logit(x[i:j])) for (a, b), (i, j) in fold_rows]
         self.threshold = self.choose_threshold(folds)
+        # the widest gap width the folds do not say costs (the GRU's gap_close rule)
+        self.gap_width = 0 if self.gap_close is None else fold_width(
+            **self.gap_close, folds=[(part, logit > self.threshold) for part, logit in folds],
+            who="combiner")
         if events < needed or self.many_events != "cross_fit":
             return self
         self.held_out = self._held_out_f05(fit_range, x, y, any_alarm, fold_rows)
@@ -342,6 +354,7 @@ class HybridCombiner:
         quantiles each). ``features``: those of ``fit_blocks(fit_range)`` when already scored."""
         log.warning("combiner: alarming where %s alarms: %s", any_of(self.alarming), why)
         self.rule = "any_alarm"
+        self.gap_width = 0  # each component closes its own gaps (the GRU's gap_close)
         x = features
         if x is None:
             x = self._block_features(components, fit_range, self.fit_blocks(fit_range))
@@ -401,7 +414,7 @@ class HybridCombiner:
                            for n in self.names])
             logit = self._logit(x)
             score = (1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))).astype(np.float32)
-            alarm = (logit > self.threshold).astype(np.uint8)
+            alarm = close_gaps(logit > self.threshold, self.gap_width).astype(np.uint8)
             # the log-odds threshold as a probability, the score's units
             threshold = np.full(len(score), 1.0 / (1.0 + np.exp(-self.threshold)), np.float32)
         return RowScores(
@@ -421,6 +434,7 @@ class HybridCombiner:
             "threshold_min_events": self.events_needed(len(self.names)),  # a number, as before
             "few_events": self.few_events,
             "many_events": self.many_events, "held_out": self.held_out, "rule": self.rule,
+            "gap_close": self.gap_close, "gap_width": self.gap_width,
             "quantiles": None if self.quantiles is None else self.quantiles,
             "names": self.names, "alarm_names": self.alarming,
             "mean": self.mean, "std": self.std,
@@ -440,7 +454,12 @@ class HybridCombiner:
                       d.get("threshold_min_events", 3),
                       # written before the rule existed: its weights decided
                       str(d.get("few_events", "weights")),
-                      str(d.get("many_events", "weights")))
+                      str(d.get("many_events", "weights")),
+                      # written before the combiner closed gaps: none closed
+                      d.get("gap_close"))
+            obj.gap_width = d.get("gap_width", 0)
+            if isinstance(obj.gap_width, bool) or not isinstance(obj.gap_width, int):
+                raise TypeError(f"gap_width is {obj.gap_width!r}, not an integer")
             obj.rule = str(d.get("rule", "weights"))
             if d.get("held_out") is not None:
                 obj.held_out = {str(k): float(v) for k, v in dict(d["held_out"]).items()}
@@ -460,33 +479,10 @@ class HybridCombiner:
             else:  # written before thresholds moved to log-odds: a probability
                 p = min(max(float(d["threshold"]), 1e-12), 1 - 1e-12)
                 obj.threshold = float(np.log(p / (1 - p)))
-        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, ESAInputError) as exc:
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise ESAInputError(
                 f"not a readable combiner ({type(exc).__name__}: {reason})", path=path
             ) from None
-        width = FEATURES_PER_COMPONENT * len(obj.names)
-        numbers = np.concatenate([obj.mean, obj.std, obj.coef, [obj.intercept, obj.threshold]])
-        if not (obj.names and all(a.shape == (width,) for a in (obj.mean, obj.std, obj.coef))
-                and np.isfinite(numbers).all() and (obj.std > 0).all()
-                and obj.neighbourhood >= 0 and obj.top_channels >= 1):
-            raise ESAInputError(
-                f"combiner.json does not describe a fitted combiner of {len(obj.names)} "
-                f"components (mean/std/coef of length {width}, finite, std > 0)", path=path
-            )
-        if not obj.alarm_names or not set(obj.alarm_names) <= set(obj.names):
-            raise ESAInputError(
-                f"combiner.json: alarm_names must be some of its components {obj.names} "
-                f"(got {obj.alarm_names})", path=path
-            )
-        q = obj.quantiles
-        if obj.rule not in ("weights", "any_alarm") or (obj.rule == "any_alarm" and not (
-                q is not None and q.shape == (len(obj.names), RANK_QUANTILES)
-                and np.isfinite(q).all()
-                and (np.diff(q, axis=1) >= 0).all())):
-            raise ESAInputError(
-                f"combiner.json: rule must be 'weights', or 'any_alarm' with {RANK_QUANTILES} "
-                f"non-decreasing finite score quantiles per component (rule {obj.rule!r})",
-                path=path
-            )
+        check_fitted(obj, path)
         return obj

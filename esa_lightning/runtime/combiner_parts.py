@@ -1,16 +1,26 @@
 """The combiner's row features and the small helpers its fit and files share: each
 component's feature columns, per-channel scores on one scale, standardised logistic weights and
-the log-odds under them, labeled-run counts and contiguous folds."""
+the log-odds under them, labeled-run counts, contiguous folds and the gap-closing settings."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
+from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
+from esa_lightning.postprocessing.gaps import gap_settings
 
 #: the feature columns (and so the weights) ``component_features`` gives each component
 FEATURES_PER_COMPONENT = 5
+#: how many quantiles of each component's fit-range scores ``any_alarm`` ranks scores against
+RANK_QUANTILES = 201
+#: the gap widths ``combiner.gap_close`` chooses from unless given (the GRU's ``gap_close``'s)
+GAP_WIDTHS = (0, 5, 25, 100, 400)
 
 
 def component_features(rs: RowScores, neighbourhood: int) -> np.ndarray:
@@ -89,3 +99,50 @@ def contiguous_folds(
         pairs = zip(cuts[:-1], cuts[1:], strict=True)
         runs = [((lo, hi), (i + lo - a, i + hi - a)) for lo, hi in pairs if hi > lo]
     return runs
+
+
+def check_gap_close(settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``combiner.gap_close`` as {"widths": sorted distinct ints, "tolerance": float}, or
+    None (off); a one-line error naming the setting."""
+    if settings is None:
+        return None
+    if not isinstance(settings, Mapping):
+        raise ESAInputError("must be a mapping with widths and tolerance, or null",
+                            column="combiner.gap_close", value=settings)
+    unknown = sorted(set(settings) - {"widths", "tolerance"})
+    if unknown:
+        raise ESAInputError("unknown setting (known: widths, tolerance)",
+                            column=f"combiner.gap_close.{unknown[0]}", value=settings[unknown[0]])
+    widths, tolerance = gap_settings(settings.get("widths", list(GAP_WIDTHS)),
+                                     settings.get("tolerance", 0.005), "combiner.gap_close")
+    return {"widths": widths, "tolerance": tolerance}
+
+
+def check_fitted(obj: Any, path: Path) -> None:
+    """Refuse, naming ``path``, a combiner read from its file whose numbers do not describe a
+    fitted one: lengths, finiteness, names, rule and quantiles."""
+    width = FEATURES_PER_COMPONENT * len(obj.names)
+    numbers = np.concatenate([obj.mean, obj.std, obj.coef, [obj.intercept, obj.threshold]])
+    if not (obj.names and all(a.shape == (width,) for a in (obj.mean, obj.std, obj.coef))
+            and np.isfinite(numbers).all() and (obj.std > 0).all()
+            and obj.neighbourhood >= 0 and obj.top_channels >= 1 and obj.gap_width >= 0):
+        raise ESAInputError(
+            f"combiner.json does not describe a fitted combiner of {len(obj.names)} "
+            f"components (mean/std/coef of length {width}, finite, std > 0, gap_width >= 0)",
+            path=path
+        )
+    if not obj.alarm_names or not set(obj.alarm_names) <= set(obj.names):
+        raise ESAInputError(
+            f"combiner.json: alarm_names must be some of its components {obj.names} "
+            f"(got {obj.alarm_names})", path=path
+        )
+    q = obj.quantiles
+    if obj.rule not in ("weights", "any_alarm") or (obj.rule == "any_alarm" and not (
+            q is not None and q.shape == (len(obj.names), RANK_QUANTILES)
+            and np.isfinite(q).all()
+            and (np.diff(q, axis=1) >= 0).all())):
+        raise ESAInputError(
+            f"combiner.json: rule must be 'weights', or 'any_alarm' with {RANK_QUANTILES} "
+            f"non-decreasing finite score quantiles per component (rule {obj.rule!r})",
+            path=path
+        )
