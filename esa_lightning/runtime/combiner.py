@@ -67,9 +67,11 @@ from esa_lightning.runtime.combiner_parts import (
     RANK_QUANTILES,
     any_of,
     check_fitted,
+    check_flag,
     check_gap_close,
     component_features,
     contiguous_folds,
+    label_free_names,
     labeled_runs,
     log_odds,
     logistic_weights,
@@ -94,7 +96,8 @@ class HybridCombiner:
     def __init__(self, neighbourhood: int = 10, c: float = 1.0, max_rows: int = 500_000,
                  seed: int = 0, top_channels: int = 3, block_rows: int = 20_000,
                  threshold_min_events: int | None = None, few_events: str = "label_free_alarm",
-                 many_events: str = "weights", gap_close: Mapping[str, Any] | None = None) -> None:
+                 many_events: str = "weights", gap_close: Mapping[str, Any] | None = None,
+                 alarm_feature: bool = False) -> None:
         for key, value, allowed in (("few_events", few_events, FEW_EVENT_RULES),
                                     ("many_events", many_events, MANY_EVENT_RULES)):
             if value not in allowed:
@@ -105,6 +108,8 @@ class HybridCombiner:
         check_setting("combiner.threshold_min_events", threshold_min_events)  # None: see below
         # gaps shorter than the fitted width closed between the weights' alarms (None: never)
         self.gap_close = check_gap_close(gap_close)
+        # each component's own alarm is a feature of the weights too
+        self.alarm_feature = check_flag(alarm_feature, "combiner.alarm_feature")
         self.gap_width = 0
         self.neighbourhood = int(neighbourhood)
         self.threshold_min_events = threshold_min_events
@@ -138,11 +143,16 @@ class HybridCombiner:
         neighbourhood, and the alarms a gap is closed from."""
         return self.neighbourhood + self.gap_width
 
+    @property
+    def features_per_component(self) -> int:
+        """The feature columns (and weights) of each component: 5, 6 with its own alarm."""
+        return FEATURES_PER_COMPONENT + int(self.alarm_feature)
+
     def events_needed(self, n_components: int) -> int:
         """The labeled events the rows no component trained on must hold for weights to be
-        learned: ``threshold_min_events``, else one per weight (5 per component)."""
+        learned: ``threshold_min_events``, else one per weight (5 or 6 per component)."""
         given = self.threshold_min_events
-        return FEATURES_PER_COMPONENT * n_components if given is None else given
+        return self.features_per_component * n_components if given is None else given
 
     @property
     def alarming(self) -> list[str]:
@@ -176,10 +186,11 @@ class HybridCombiner:
             pieces = iter_pieces(components[n], mission, wide, description=f"combiner: {n}")
             feats, alarms = [], []
             for (a, b), (lo, _, rs) in zip(blocks, pieces, strict=True):
-                feats.append(component_features(rs, self.neighbourhood)[a - lo : b - lo])
+                feats.append(component_features(rs, self.neighbourhood, self.alarm_feature)
+                             [a - lo : b - lo])
                 alarms.append(rs.alarm[a - lo : b - lo] != 0)
             per_component.append(np.concatenate(feats) if feats
-                                 else np.zeros((0, FEATURES_PER_COMPONENT), np.float32))
+                                 else np.zeros((0, self.features_per_component), np.float32))
             if alarms:
                 any_alarm |= np.concatenate(alarms)
         return np.hstack(per_component), any_alarm
@@ -243,7 +254,7 @@ class HybridCombiner:
                    f"threshold_min_events={needed}: no weights learned "
                    f"(combiner.few_events={self.few_events})")
             if self.few_events == "label_free_alarm":
-                self.alarm_names = self._label_free_names(label_free_components)
+                self.alarm_names = label_free_names(self.names, label_free_components)
             return self._fit_any_alarm(components, fit_range, why)
         if events >= needed and self.many_events == "any_alarm":
             return self._fit_any_alarm(components, fit_range, "combiner.many_events=any_alarm")
@@ -297,18 +308,6 @@ class HybridCombiner:
             # the fit range's blocks are already scored unless the folds were label-free rows
             features=None if label_free else x)
 
-    def _label_free_names(self, label_free_components: list[str] | None) -> list[str]:
-        """The components ``label_free_alarm`` alarms with: those whose training read no label
-        (a supervised component's alarms cannot be checked on rows it did not train on when
-        they hold too few events; a label-free one's threshold was chosen on labeled rows it
-        never trained on). Every component, logged, when none is label-free."""
-        chosen = [n for n in self.names if n in set(label_free_components or [])]
-        if not chosen:
-            log.warning("combiner: no component's training is label-free; alarming where any "
-                        "component alarms")
-            return list(self.names)
-        return chosen
-
     def _held_out_f05(
         self,
         fit_range: Mission,
@@ -358,7 +357,7 @@ class HybridCombiner:
         x = features
         if x is None:
             x = self._block_features(components, fit_range, self.fit_blocks(fit_range))
-        scores = x[:, 0::FEATURES_PER_COMPONENT].astype(np.float64)  # each one's own score
+        scores = x[:, 0::self.features_per_component].astype(np.float64)  # each one's score
         self.quantiles = np.quantile(scores, np.linspace(0.0, 1.0, RANK_QUANTILES), axis=0).T
         # weights that read the components' scores alike, kept so the file has one shape
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
@@ -410,7 +409,7 @@ class HybridCombiner:
             alarm = np.any([outputs[n].alarm != 0 for n in self.alarming], axis=0)
             alarm = alarm.astype(np.uint8)
         else:
-            x = np.hstack([component_features(outputs[n], self.neighbourhood)
+            x = np.hstack([component_features(outputs[n], self.neighbourhood, self.alarm_feature)
                            for n in self.names])
             logit = self._logit(x)
             score = (1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))).astype(np.float32)
@@ -435,6 +434,7 @@ class HybridCombiner:
             "few_events": self.few_events,
             "many_events": self.many_events, "held_out": self.held_out, "rule": self.rule,
             "gap_close": self.gap_close, "gap_width": self.gap_width,
+            "alarm_feature": self.alarm_feature,
             "quantiles": None if self.quantiles is None else self.quantiles,
             "names": self.names, "alarm_names": self.alarming,
             "mean": self.mean, "std": self.std,
@@ -456,7 +456,9 @@ class HybridCombiner:
                       str(d.get("few_events", "weights")),
                       str(d.get("many_events", "weights")),
                       # written before the combiner closed gaps: none closed
-                      d.get("gap_close"))
+                      d.get("gap_close"),
+                      # written before components' alarms were features: they were not
+                      d.get("alarm_feature", False))
             obj.gap_width = d.get("gap_width", 0)
             if isinstance(obj.gap_width, bool) or not isinstance(obj.gap_width, int):
                 raise TypeError(f"gap_width is {obj.gap_width!r}, not an integer")

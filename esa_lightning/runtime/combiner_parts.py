@@ -4,6 +4,7 @@ the log-odds under them, labeled-run counts, contiguous folds and the gap-closin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.postprocessing.gaps import gap_settings
 
+log = logging.getLogger("esa_lightning")
+
 #: the feature columns (and so the weights) ``component_features`` gives each component
 FEATURES_PER_COMPONENT = 5
 #: how many quantiles of each component's fit-range scores ``any_alarm`` ranks scores against
@@ -23,9 +26,9 @@ RANK_QUANTILES = 201
 GAP_WIDTHS = (0, 5, 25, 100, 400)
 
 
-def component_features(rs: RowScores, neighbourhood: int) -> np.ndarray:
-    """float32 [T, FEATURES_PER_COMPONENT]: score, its neighbourhood max, channel max / mean /
-    std."""
+def component_features(rs: RowScores, neighbourhood: int, alarm: bool = False) -> np.ndarray:
+    """float32 [T, FEATURES_PER_COMPONENT (+ 1 with ``alarm``)]: score, its neighbourhood max,
+    channel max / mean / std (and the component's own alarm, 0 or 1)."""
     score = np.nan_to_num(rs.score.astype(np.float32), posinf=1e6)
     local = maximum_filter1d(score, size=max(1, 2 * neighbourhood + 1), mode="nearest")
     if rs.channel_scores is not None and rs.channel_scores.shape[1]:
@@ -33,7 +36,8 @@ def component_features(rs: RowScores, neighbourhood: int) -> np.ndarray:
         stats = [ch.max(axis=1), ch.mean(axis=1), ch.std(axis=1)]
     else:
         stats = [score, score, np.zeros_like(score)]
-    return np.column_stack([score, local, *stats]).astype(np.float32)
+    own = [(rs.alarm != 0).astype(np.float32)] if alarm else []
+    return np.column_stack([score, local, *stats, *own]).astype(np.float32)
 
 
 def rank_average(channel_scores: list[np.ndarray]) -> np.ndarray:
@@ -101,6 +105,26 @@ def contiguous_folds(
     return runs
 
 
+def label_free_names(names: list[str], label_free_components: list[str] | None) -> list[str]:
+    """The components ``label_free_alarm`` alarms with: those of ``names`` whose training read
+    no label (a supervised component's alarms cannot be checked on rows it did not train on
+    when they hold too few events; a label-free one's threshold was chosen on labeled rows it
+    never trained on). Every component, logged, when none is label-free."""
+    chosen = [n for n in names if n in set(label_free_components or [])]
+    if not chosen:
+        log.warning("combiner: no component's training is label-free; alarming where any "
+                    "component alarms")
+        return list(names)
+    return chosen
+
+
+def check_flag(value: Any, key: str) -> bool:
+    """``value`` of the true/false setting ``key``, or a one-line error naming it."""
+    if not isinstance(value, bool):
+        raise ESAInputError("must be true or false", column=key, value=value)
+    return value
+
+
 def check_gap_close(settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """``combiner.gap_close`` as {"widths": sorted distinct ints, "tolerance": float}, or
     None (off); a one-line error naming the setting."""
@@ -121,7 +145,7 @@ def check_gap_close(settings: Mapping[str, Any] | None) -> dict[str, Any] | None
 def check_fitted(obj: Any, path: Path) -> None:
     """Refuse, naming ``path``, a combiner read from its file whose numbers do not describe a
     fitted one: lengths, finiteness, names, rule and quantiles."""
-    width = FEATURES_PER_COMPONENT * len(obj.names)
+    width = obj.features_per_component * len(obj.names)
     numbers = np.concatenate([obj.mean, obj.std, obj.coef, [obj.intercept, obj.threshold]])
     if not (obj.names and all(a.shape == (width,) for a in (obj.mean, obj.std, obj.coef))
             and np.isfinite(numbers).all() and (obj.std > 0).all()

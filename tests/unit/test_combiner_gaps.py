@@ -129,3 +129,42 @@ def test_a_tampered_gap_setting_is_refused_naming_the_file(tmp_path, key, value)
 def test_bad_gap_settings_are_refused_naming_the_key(settings, key):
     with pytest.raises(ESAInputError, match=key.replace(".", r"\.")):
         HybridCombiner(gap_close=settings)
+
+
+class AlarmOnlyScorer(RollingScorer):
+    """A component whose scores are noise but whose own alarm marks the labeled rows (as a
+    post-processed decision can carry what its raw score does not)."""
+
+    def __init__(self) -> None:
+        super().__init__(half=0)
+
+    def score_rows(self, mission):
+        out = super().score_rows(mission)
+        t0 = np.datetime64("2000-01-01T00:00:00", "ns")
+        rows = (np.asarray(mission.timestamps) - t0) // np.timedelta64(30, "s")
+        out.score = ((rows * 7919) % 1000 / 1000.0).astype(np.float32)
+        out.channel_scores = np.repeat(out.score[:, None], 3, axis=1)
+        out.alarm = mission.is_anomaly.astype(np.uint8)
+        return out
+
+
+def test_the_components_own_alarms_as_features_let_the_weights_use_them(tmp_path):
+    mission = make_mission(n_rows=7000, val_start=5000, test_start=6000, anomalies=EVENTS)
+    components = {"a": AlarmOnlyScorer()}
+    test = mission.test()
+    f05 = {}
+    for flag in (False, True):
+        comb = HybridCombiner(neighbourhood=2, block_rows=500, threshold_min_events=3,
+                              alarm_feature=flag)
+        comb.fit(components, mission.fit_range())
+        assert comb.rule == "weights" and comb.coef.shape == (5 + flag,)
+        f05[flag] = event_f05(comb.score_rows(components, test).alarm != 0, test)
+    assert f05[True] == 1.0 and f05[False] < 0.5
+    assert HybridCombiner(alarm_feature=True).events_needed(2) == 12
+    comb.save(tmp_path)
+    back = HybridCombiner.load(tmp_path)
+    assert back.alarm_feature
+    np.testing.assert_array_equal(back.score_rows(components, test).alarm,
+                                  comb.score_rows(components, test).alarm)
+    with pytest.raises(ESAInputError, match=r"combiner\.alarm_feature"):
+        HybridCombiner(alarm_feature="yes")
