@@ -77,6 +77,16 @@ def cells_in(cells: np.ndarray | None, start: int, stop: int) -> np.ndarray | No
     return cells[lo:hi] - np.array([start, 0], dtype=np.int64)
 
 
+def forced_alarm(alarm: np.ndarray, unrepresentable: np.ndarray | None) -> np.ndarray:
+    """uint8 [T]: row ``alarm`` with every row of ``unrepresentable`` (``Mission.unrepresentable``
+    of the same rows) alarmed, as scoring forces it (``runtime.chunks``); what a fit reading
+    a model's alarms must add to score the alarms the evaluation scores."""
+    out = np.array(alarm, dtype=np.uint8)  # a copy
+    if unrepresentable is not None:
+        out[np.asarray(unrepresentable, dtype=bool)] = 1
+    return out
+
+
 def one_timeline(parts: list[Mission]) -> tuple[np.ndarray, pd.DataFrame | None, list[int]]:
     """Independent series' ranges laid end to end on one shifted timeline (a one-sample gap
     between them), so event counts add up over series and no prediction can match another

@@ -11,11 +11,19 @@ their rows counts events over every series as the reported metrics do.
 per model (``single``). Fitted on the model's final row alarms over the fit range (training +
 validation rows; with the rule still unfitted, so no gap closed: ``provisional_alarm``, each
 grid scored ``chunk_rows`` rows at a time with its context, keeping the row alarms only), it
-scores each width's closed alarms by corrected event-wise F0.5 (``thresholds.event_f05``, what
+scores each width's closed alarms, with the alarms scoring forces on the rows of readings
+float32 cannot hold (``Mission.unrepresentable``) added as the evaluation adds them, by
+corrected event-wise F0.5 (``thresholds.event_f05``, what
 the reported ``EW_F_0.50`` counts) and keeps the WIDEST width within ``tolerance`` of the best:
 gaps are closed unless the labeled fit range says it costs. Without a labeled event there:
 width 0 (nothing closed), logged. The width is a buffer (int64, -1 until fitted) that travels in
 the model's ``state_dict``.
+
+Order at scoring: the rule closes the gaps between its model's own alarms (inside
+``score_rows``), then ``runtime.chunks.score_in_chunks`` forces the alarms of unrepresentable
+readings on top. A forced alarm is never gap-closed: it marks exactly the rows whose reading
+was lost, the same rows whatever the detector, and closing from it would alarm up to W - 1
+rows that neither the model nor the data called anomalous. The fit scores that order.
 """
 
 from __future__ import annotations
@@ -28,7 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from esa_lightning.data.mission import Mission, default_channel_table, one_timeline, series_spans
+from esa_lightning.data.mission import (
+    Mission,
+    default_channel_table,
+    forced_alarm,
+    one_timeline,
+    series_spans,
+)
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import RULE_KEY, PostRule
 from esa_lightning.postprocessing.thresholds import event_f05
@@ -193,12 +207,15 @@ class GapClose(PostRule):
         self, mission: Mission, parts: list[tuple[Mission, np.ndarray]]
     ) -> dict[int, float] | None:
         """Choose the width for ``parts``: each grid of ``mission`` with its row alarms. Gaps
-        are closed grid by grid (never across two series), then scored pooled as the
-        evaluation pools series (no alarm running from one series into the next); returns the
-        F0.5 of each width (None: no labeled event)."""
+        are closed grid by grid (never across two series), the rows of readings float32
+        cannot hold then alarmed as scoring forces them (``forced_alarm``: the alarms the
+        evaluation scores), and scored pooled as the evaluation pools series (no alarm running
+        from one series into the next); returns the F0.5 of each width (None: no labeled
+        event)."""
         f05 = {}
         for width in self.widths:
-            closed = [(part, close_gaps(alarm, width)) for part, alarm in parts]
+            closed = [(part, forced_alarm(close_gaps(alarm, width), part.unrepresentable))
+                      for part, alarm in parts]
             alarm, pooled = pooled_range(mission, closed, "fit range")
             f05[width] = event_f05(alarm, pooled, pooled.meta.get("segments"))
         if any(f is None for f in f05.values()):

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from esa_lightning.data.mission import Mission, cells_in
+from esa_lightning.data.mission import Mission, cells_in, forced_alarm
 from esa_lightning.models.base import RowScores, Scorer, iter_pieces, piece_bounds
 
 KeepChannelScores = Literal["all", "alarmed", "none"]
@@ -81,8 +81,7 @@ def force_unrepresentable_alarms(
     rows = np.flatnonzero(np.asarray(unrepresentable))
     if not len(rows):
         return rs
-    alarm, score = rs.alarm.copy(), rs.score.copy()
-    alarm[rows] = 1
+    alarm, score = forced_alarm(rs.alarm, unrepresentable), rs.score.copy()
     score[rows] = np.finfo(np.float32).max
     channel_alarm = rs.channel_alarm
     if cells is not None and len(cells) and channel_alarm is not None:

@@ -4,6 +4,7 @@ channel alarms, kept by the artifact, exact in chunks, enabled from the command 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from esa_lightning.models.base import piece_bounds, top_channel_alarm
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.gaps import GapClose, close_gaps
 from esa_lightning.runtime.chunks import score_in_chunks
+from esa_lightning.runtime.evaluation import ScoredRange, report_for
 from tests.conftest import compose_config
 from tests.helpers import sine_mission, trainer, with_events
 
@@ -166,3 +168,24 @@ def test_the_rule_is_on_by_default_and_its_settings_and_null_reach_it(small_miss
     assert rule.widths == [0, 3, 7] and int(rule.width) in (0, 3, 7)
     assert list(gru.post_rules)[-1] == "gap_close"
     assert "val/EW_F_0.50" in json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def test_the_fit_scores_each_width_as_the_evaluation_scores_forced_alarms(trained):
+    """Readings float32 cannot hold (1e39 in a float64 source) alarm in evaluation whatever the
+    model says (``score_in_chunks``); the F0.5 the fit gives each width is the EW_F_0.50 of
+    the fit range scored so with that width."""
+    m, model, _ = trained
+    closing = fragmented(model, m, 0)
+    raw = closing.provisional_alarm(m.fit_range())
+    quiet = np.flatnonzero((raw == 0) & (m.fit_range().is_anomaly == 0))
+    forced = np.zeros(len(m.values), np.uint8)
+    forced[quiet[:: max(1, len(quiet) // 6)][:6]] = 1  # six lone readings the model misses
+    m = dataclasses.replace(m, unrepresentable=forced)
+    fit_range = m.fit_range()
+    f = closing.gap_rule.fit(closing, SimpleNamespace(mission=m))
+    for width, value in f.items():
+        closing.gap_rule.width.fill_(width)
+        rs = score_in_chunks(closing, fit_range, chunk_rows=0)
+        assert rs.alarm[forced[: len(raw)] == 1].all()
+        scored = ScoredRange(fit_range, rs, np.asarray(fit_range.timestamps), fit_range.events)
+        assert value == pytest.approx(report_for(scored, "val")["val/EW_F_0.50"], abs=1e-12)

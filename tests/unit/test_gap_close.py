@@ -16,6 +16,7 @@ from esa_lightning.models.base import RowScores
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.gaps import GapClose, close_gaps
 from esa_lightning.postprocessing.thresholds import event_f05
+from esa_lightning.runtime.chunks import force_unrepresentable_alarms
 from esa_lightning.runtime.evaluation import ScoredRange, concatenate_series, report_for
 from tests.helpers import toy_mission, with_events
 
@@ -248,3 +249,28 @@ def test_a_single_grid_is_scored_as_the_evaluation_scores_it():
         rs = RowScores(score=np.zeros(900, np.float32), alarm=close_gaps(alarm[:900], width))
         scored = ScoredRange(fit_range, rs, np.asarray(fit_range.timestamps), fit_range.events)
         assert value == pytest.approx(report_for(scored, "val")["val/EW_F_0.50"], abs=1e-12)
+
+
+def test_the_fit_scores_the_alarms_an_unrepresentable_reading_forces():
+    """The evaluation alarms every row of a reading float32 cannot hold (a 1e39 in a float64
+    source) on top of the model's closed alarms; the fit must score those alarms too. Two
+    events 19 nominal rows apart, fully alarmed: without the reading no gap needs closing and
+    25 costs; with one between them, width 25 turns its lone false alarm into the alarm
+    covering both events."""
+    m = mission_with([(100, 110), (130, 140)])
+    m.unrepresentable = np.zeros(1000, np.uint8)
+    m.unrepresentable[120] = 1
+    alarm = rows(1000, (100, 110), (130, 140))
+    rule = GapClose(widths=[0, 5, 25], tolerance=0.0)
+    fit(rule, m, {None: alarm})
+    fit_range = m.fit_range()
+    reported = {}
+    for width in rule.widths:
+        rs = RowScores(score=np.zeros(900, np.float32), alarm=close_gaps(alarm[:900], width))
+        rs = force_unrepresentable_alarms(rs, fit_range.unrepresentable)
+        scored = ScoredRange(fit_range, rs, np.asarray(fit_range.timestamps), fit_range.events)
+        reported[width] = report_for(scored, "val")["val/EW_F_0.50"]
+    assert reported[25] > reported[5] == reported[0]  # the forced alarm decides
+    assert int(rule.width) == 25
+    f = rule.fit_alarms(fit_range, [(fit_range, alarm[:900])])
+    assert f == pytest.approx(reported, abs=1e-12)
