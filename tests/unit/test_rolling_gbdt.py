@@ -28,7 +28,7 @@ from esa_lightning.models.rolling_gbdt.model import CHECKPOINT_KEY
 from esa_lightning.models.rolling_gbdt.scaling import training_rows
 from esa_lightning.postprocessing.gaps import close_gaps
 from esa_lightning.runtime.chunks import score_in_chunks
-from esa_lightning.runtime.evaluation import concatenate_series, report_for
+from esa_lightning.runtime.evaluation import concatenate_series, report_for, score_range
 from tests.helpers import check_fit_held_once
 from tests.unit.test_gap_close import mission_with
 
@@ -236,6 +236,30 @@ def test_without_validation_events_the_threshold_falls_back(mission, model):
     assert float(rule.threshold) == 0.7 and int(rule.width) == 0
 
 
+def test_validation_rows_are_scored_with_the_training_rows_before_them(mission, model):
+    """The evaluation scores the validation range with the rows before it as context (its
+    centred windows reach 200 rows back into training); the fit must choose on those scores,
+    not on the range scored alone, whose first rows' windows stop at its edge."""
+    score, part = pooled_validation(model, mission)
+    evaluated = score_range(model, mission.val(), within=mission).scores.score
+    assert len(score) == len(part.values) == 1500
+    np.testing.assert_array_equal(score, evaluated.astype(np.float64))
+    # the rows it reads: what scores the validation range alone differs there
+    alone = model.row_probability(mission.val())
+    assert (alone[:200] != evaluated[:200]).any()
+    np.testing.assert_array_equal(alone[250:], evaluated[250:])
+
+
+def test_each_series_validation_is_scored_alone_as_the_evaluation_scores_it(two_series):
+    """Independent series (NASA): the evaluation scores each series' validation rows alone
+    (the Telemanom protocol scores each recording so), and the fit does too."""
+    both, model = two_series
+    score, part = pooled_validation(model, both)
+    evaluated = score_range(model, both.val(), within=both)
+    assert part.meta["segments"] == evaluated.segments
+    np.testing.assert_array_equal(score, evaluated.scores.score.astype(np.float64))
+
+
 def test_pooled_series_are_scored_per_candidate_as_the_evaluation_reports_them():
     """Two series' validation ranges pooled on one timeline: a run of high scores from A's last
     validation rows into B's first (one alarm, if it ran on from one series into the next), and
@@ -271,7 +295,9 @@ def test_pooled_series_are_scored_per_candidate_as_the_evaluation_reports_them()
     np.testing.assert_allclose([got[k] for k in got], [reported[k] for k in got], atol=1e-12)
 
 
-def test_independent_series_are_scaled_and_featurised_apart():
+@pytest.fixture(scope="module")
+def two_series() -> tuple[Mission, RollingGBDT]:
+    """Two independent series (the NASA layout) and the model fitted on them."""
     a, b = labeled_mission(seed=4, name="A"), labeled_mission(seed=5, name="B", level=40.0)
     both = Mission(
         "two",
@@ -282,8 +308,13 @@ def test_independent_series_are_scaled_and_featurised_apart():
         pd.concat([a.events, b.events]),
         series={"A": a, "B": b},
     )
+    return both, fitted(both)
+
+
+def test_independent_series_are_scaled_and_featurised_apart(two_series):
+    both, model = two_series
+    a, b = both.series["A"], both.series["B"]
     assert WholeMissionDataModule(both).dims == {"n_channels": 3, "series": ["A", "B"]}
-    model = fitted(both)
     assert model.center[1, 0] > model.center[0, 0] + 30  # each series its own median
     for grid in (a, b):
         test = grid.test()

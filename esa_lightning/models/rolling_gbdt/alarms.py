@@ -7,7 +7,10 @@ the reported ``EW_F_0.50`` counts it (``postprocessing.thresholds.event_f05``). 
 pair wins; among ties the narrowest width, then the tied threshold nearest the middle of the tied
 ones (the widest margin to either side, where the quantile candidates crowd the top scores).
 Both are buffers. Without a labeled validation event it falls back to
-``fallback_threshold`` and no gap closing (logged). Independent series are pooled into one
+``fallback_threshold`` and no gap closing (logged). The validation rows are scored as the
+evaluation scores them (``validation_probability``): a single grid's with the training rows
+before them as context (the centred windows of its first rows reach into training), an
+independent series' alone. Independent series are pooled into one
 timeline, each series' rows and events shifted apart, and scored as the evaluation scores them:
 gaps closed within each series, and no alarm running from one series into the next (the
 ``segments`` of ``event_f05``).
@@ -25,6 +28,7 @@ import torch
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
+from esa_lightning.models.base import context_start
 from esa_lightning.postprocessing.base import RULE_KEY, PostRule
 from esa_lightning.postprocessing.gaps import (
     check_int_list,
@@ -144,9 +148,10 @@ class GapClosingF05(PostRule):
 
 def pooled_validation(model: Any, mission: Mission) -> tuple[np.ndarray, Mission]:
     """(float64 row scores, the range they score): the validation range of a single grid, or
-    every series' validation range laid end to end on one shifted timeline."""
+    every series' validation range laid end to end on one shifted timeline, each scored as
+    the evaluation scores it (``validation_probability``)."""
     parts = [
-        (grid.val(), model.row_probability(grid.val()))
+        (grid.val(), validation_probability(model, grid, mission.is_multiseries))
         for grid in mission.grids().values()
         if grid.test_start > grid.val_start
     ]
@@ -154,3 +159,15 @@ def pooled_validation(model: Any, mission: Mission) -> tuple[np.ndarray, Mission
         raise ESAInputError("no validation rows to choose an alarm threshold on", path=mission.name)
     score, part = pooled_range(mission, parts, "validation")
     return score.astype(np.float64), part
+
+
+def validation_probability(model: Any, grid: Mission, alone: bool) -> np.ndarray:
+    """float32 row probabilities of ``grid``'s validation rows as ``runtime.evaluation`` and
+    ``predict.py range=val`` score them: a single grid's with the rows before them as context
+    (``context_start``: its centred windows reach back into training) and without the test
+    rows after them; an independent series' (``alone``) on its validation rows alone, as the
+    Telemanom protocol scores each recording."""
+    if alone:
+        return model.row_probability(grid.val())
+    lo = context_start(grid.val_start, int(model.context_rows), int(model.alignment_rows))
+    return model.row_probability(grid.slice(lo, grid.test_start))[grid.val_start - lo :]
