@@ -88,7 +88,8 @@ def pooled_range(
     """(row values, the range they lie on) of ``parts``: (range, its row values) pairs cut from
     ``mission``'s grids. A single grid's one part as it is; independent series' parts laid end
     to end on one shifted timeline (``one_timeline``), named ``what`` of every series, their
-    spans in its ``meta["segments"]`` (``series_spans``)."""
+    spans in its ``meta["segments"]`` (``series_spans``), their rows of readings float32
+    cannot hold in its ``unrepresentable``."""
     if not mission.is_multiseries:
         ((part, values),) = parts
         return values, part
@@ -101,8 +102,18 @@ def pooled_range(
         labels=None,
         events=mission.events.iloc[:0] if events is None else events,
         meta={"segments": series_spans(stamps, [len(parts[i][1]) for i in kept])},
+        unrepresentable=pooled_unrepresentable([parts[i][0] for i in kept]),
     )
     return np.concatenate([parts[i][1] for i in kept]), pooled
+
+
+def pooled_unrepresentable(parts: list[Mission]) -> np.ndarray | None:
+    """uint8: the ``unrepresentable`` rows of single-grid ``parts`` laid end to end; None when
+    none of them marks any."""
+    if all(part.unrepresentable is None for part in parts):
+        return None
+    return np.concatenate([np.zeros(len(part.values), np.uint8) if part.unrepresentable is None
+                           else np.asarray(part.unrepresentable, np.uint8) for part in parts])
 
 
 def series_starts(part: Mission) -> np.ndarray | None:

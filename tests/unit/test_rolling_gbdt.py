@@ -27,8 +27,13 @@ from esa_lightning.models.rolling_gbdt.features import (
 from esa_lightning.models.rolling_gbdt.model import CHECKPOINT_KEY
 from esa_lightning.models.rolling_gbdt.scaling import training_rows
 from esa_lightning.postprocessing.gaps import close_gaps
-from esa_lightning.runtime.chunks import score_in_chunks
-from esa_lightning.runtime.evaluation import concatenate_series, report_for, score_range
+from esa_lightning.runtime.chunks import force_unrepresentable_alarms, score_in_chunks
+from esa_lightning.runtime.evaluation import (
+    ScoredRange,
+    concatenate_series,
+    report_for,
+    score_range,
+)
 from tests.helpers import check_fit_held_once
 from tests.unit.test_gap_close import mission_with
 
@@ -260,14 +265,39 @@ def test_each_series_validation_is_scored_alone_as_the_evaluation_scores_it(two_
     np.testing.assert_array_equal(score, evaluated.scores.score.astype(np.float64))
 
 
+def test_the_fit_scores_the_alarms_an_unrepresentable_reading_forces():
+    """The evaluation alarms every row of a reading float32 cannot hold, after the threshold
+    and the gap closing; the fit must score those alarms too. Two validation events 19 rows
+    apart, both above the threshold: without the reading no gap needs closing (the narrowest
+    width wins the tie); one between them is a false alarm unless width 25 closes over it."""
+    m = mission_with([(650, 660), (680, 690)])  # validation [600, 900)
+    val = m.val()
+    val.unrepresentable = np.zeros(300, np.uint8)
+    val.unrepresentable[70] = 1  # row 670
+    score = np.full(300, 0.1)
+    score[50:61], score[80:91] = 0.9, 0.9
+    rule = GapClosingF05(widths=[0, 5, 25], n_candidates=4)
+    rule.fit_scores(score, val)
+    assert int(rule.width) == 25
+    forced = force_unrepresentable_alarms(
+        RowScores(score=score.astype(np.float32), alarm=close_gaps(score > 0.5, 25)),
+        val.unrepresentable)
+    scored = ScoredRange(val, forced, np.asarray(val.timestamps), val.events)
+    best = max(f for f, _, _ in rule.f05_table(score, val))
+    assert best == pytest.approx(report_for(scored, "val")["val/EW_F_0.50"], abs=1e-12)
+
+
 def test_pooled_series_are_scored_per_candidate_as_the_evaluation_reports_them():
     """Two series' validation ranges pooled on one timeline: a run of high scores from A's last
     validation rows into B's first (one alarm, if it ran on from one series into the next), and
     high scores 3 rows apart across the junction (a gap closed across it would alarm the rows
-    between). Every (width, threshold) the rule tries scores the validation EW_F_0.50 that
-    runtime.evaluation reports for the same alarms, thresholded and closed series by series."""
+    between); a reading float32 cannot hold in B (scoring forces its alarm). Every (width,
+    threshold) the rule tries scores the validation EW_F_0.50 that runtime.evaluation reports
+    for the same alarms, thresholded, closed and forced series by series."""
     a = mission_with([(220, 230)], n=400, test_start=300, name="A", day=100)  # val [200, 300)
     b = mission_with([(200, 210)], n=350, test_start=250, name="B", day=200)  # val [166, 250)
+    b.unrepresentable = np.zeros(350, np.uint8)
+    b.unrepresentable[166 + 38] = 1  # between B's high scores 34 and 40
     both = Mission("two", {"A": a.values, "B": b.values}, None, default_channel_table(["A", "B"]),
                    None, pd.concat([a.events, b.events], ignore_index=True),
                    series={"A": a, "B": b})
@@ -282,8 +312,9 @@ def test_pooled_series_are_scored_per_candidate_as_the_evaluation_reports_them()
     val = both.val()
     reported = {}  # (width, alarms) -> the reported validation EW_F_0.50
     for _, width, thr in table:
-        pieces = [(n, g, RowScores(score=scores[n].astype(np.float32),
-                                   alarm=close_gaps(scores[n] > thr, width).astype(np.uint8)))
+        pieces = [(n, g, force_unrepresentable_alarms(RowScores(
+            score=scores[n].astype(np.float32),
+            alarm=close_gaps(scores[n] > thr, width).astype(np.uint8)), g.unrepresentable))
                   for n, g in val.grids().items()]
         key = (width, thr, np.concatenate([p[2].alarm for p in pieces]).tobytes())
         if key[::2] not in reported:

@@ -10,7 +10,9 @@ Both are buffers. Without a labeled validation event it falls back to
 ``fallback_threshold`` and no gap closing (logged). The validation rows are scored as the
 evaluation scores them (``validation_probability``): a single grid's with the training rows
 before them as context (the centred windows of its first rows reach into training), an
-independent series' alone. Independent series are pooled into one
+independent series' alone; and each pair's alarms are those scoring gives: closed, then the
+rows of readings float32 cannot hold alarmed (never closed from). Independent series are
+pooled into one
 timeline, each series' rows and events shifted apart, and scored as the evaluation scores them:
 gaps closed within each series, and no alarm running from one series into the next (the
 ``segments`` of ``event_f05``).
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from esa_lightning.data.mission import Mission
+from esa_lightning.data.mission import Mission, forced_alarm
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import context_start
 from esa_lightning.postprocessing.base import RULE_KEY, PostRule
@@ -96,16 +98,19 @@ class GapClosingF05(PostRule):
 
     def f05_table(self, score: np.ndarray, part: Mission) -> list[tuple[float, int, float]] | None:
         """(F0.5, width, threshold) of every pair tried on validation row scores ``score`` of
-        ``part`` (one grid or pooled series); None without a labeled event there."""
+        ``part`` (one grid or pooled series): its alarms closed, then the rows of readings
+        float32 cannot hold alarmed, as scoring forces them (``forced_alarm``); None without a
+        labeled event there."""
         candidates = np.unique(
             np.concatenate([f05_candidates(score, self.n_candidates), PROBABILITY_GRID])
         )
         table = []
         seen: dict[bytes, float | None] = {}  # alarms -> F0.5: many candidates alarm alike
         segments, starts = part.meta.get("segments"), series_starts(part)
+        forced = part.unrepresentable  # scoring alarms them whatever the threshold
         for width in self.widths:
             for thr in candidates:
-                alarm = close_gaps(score > thr, width, starts)
+                alarm = forced_alarm(close_gaps(score > thr, width, starts), forced)
                 key = hashlib.blake2b(np.packbits(alarm).tobytes(), digest_size=16).digest()
                 if key not in seen:
                     seen[key] = event_f05(alarm, part, segments)
