@@ -27,6 +27,20 @@ from esa_lightning.errors import ESAInputError
 #: the config key of a rule's settings as the rule names it in its errors: it does not know the
 #: name it is listed under, which ``build_rules`` puts in place of ``<rule>``
 RULE_KEY = "model.post_processing.<rule>"
+#: the rows a rule's fit scores at a time by default (its ``chunk_rows``: ``check_chunk_rows``)
+CHUNK_ROWS = 262_144
+
+
+def check_chunk_rows(value: Any) -> int:
+    """A rule's ``chunk_rows`` (the rows its fit scores at a time, memory only; 0: the whole
+    range at once) if it is an integer >= 0, else a one-line error naming the key."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ESAInputError(
+            "must be an integer >= 0 (0: the whole range at once)",
+            column=f"{RULE_KEY}.chunk_rows",
+            value=value,
+        )
+    return value
 
 
 class PostRule(nn.Module, L.Callback):

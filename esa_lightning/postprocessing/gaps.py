@@ -44,7 +44,7 @@ from esa_lightning.data.mission import (
     series_spans,
 )
 from esa_lightning.errors import ESAInputError
-from esa_lightning.postprocessing.base import RULE_KEY, PostRule
+from esa_lightning.postprocessing.base import CHUNK_ROWS, RULE_KEY, PostRule, check_chunk_rows
 from esa_lightning.postprocessing.thresholds import event_f05
 
 log = logging.getLogger(__name__)
@@ -177,17 +177,11 @@ class GapClose(PostRule):
         self,
         widths: list[int] | tuple[int, ...] = (0, 5, 25, 100, 400),
         tolerance: float = 0.005,
-        chunk_rows: int = 262_144,
+        chunk_rows: int = CHUNK_ROWS,
     ) -> None:
         super().__init__()
         self.widths, self.tolerance = gap_settings(widths, tolerance, RULE_KEY)
-        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 0:
-            raise ESAInputError(
-                "must be an integer >= 0 (0: the whole range at once)",
-                column=f"{RULE_KEY}.chunk_rows",
-                value=chunk_rows,
-            )
-        self.chunk_rows = chunk_rows
+        self.chunk_rows = check_chunk_rows(chunk_rows)
         self.register_buffer("width", torch.tensor(-1, dtype=torch.int64))
 
     @property
