@@ -44,6 +44,7 @@ from esa_lightning.models.base import (
     series_position,
     top_channel_alarm,
 )
+from esa_lightning.models.window_pieces import WindowPieces
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.thresholds import WINDOW_THRESHOLDS, WindowThreshold
 
@@ -132,7 +133,7 @@ class WindowScores:
     pad: int = 0  # rows repeated in front because the range was shorter than a window
 
 
-class WindowBaseline(GridScoring, DetectorModule):
+class WindowBaseline(WindowPieces, GridScoring, DetectorModule):
     """A window detector fitted in one epoch without gradient steps (module docstring)."""
 
     datamodule_kind = "windows"
@@ -313,10 +314,13 @@ class WindowBaseline(GridScoring, DetectorModule):
         return series_position(self.hparams.series, mission, series)
 
     @torch.no_grad()
-    def window_outputs(self, mission: Mission, series: str | None = None) -> WindowScores:
-        """Errors of every stride-1 window of a single-grid ``mission``, scaled and detrended
-        with the module's buffers, ``score_batch_size`` windows at a time. A range shorter
-        than one window is padded in front by repeating its first row."""
+    def window_outputs(
+        self, mission: Mission, series: str | None = None, history: int = 0
+    ) -> WindowScores:
+        """Errors of every stride-1 window of a single-grid ``mission`` but for its first
+        ``history`` rows (they only give the later rows their trailing means), scaled and
+        detrended with the module's buffers, ``score_batch_size`` windows at a time. A range
+        shorter than one window is padded in front by repeating its first row."""
         if mission.is_multiseries:
             raise TypeError("window_outputs() takes one series: use mission.series[name]")
         if not self.is_fitted:
@@ -324,7 +328,7 @@ class WindowBaseline(GridScoring, DetectorModule):
         s = self.series_index(mission, series)
         hp = self.hparams
         median, iqr = self.scaler_median[s].cpu().numpy(), self.scaler_iqr[s].cpu().numpy()
-        x, pad = scaled_window_inputs(mission, hp, median, iqr)
+        x, pad = scaled_window_inputs(mission, hp, median, iqr, history)
         data = torch.from_numpy(x)
         n = n_windows(len(x), hp.window)
         total = np.empty(n, dtype=np.float32)

@@ -6,6 +6,14 @@ validation, never test) whose score is above a gate = calibrated threshold × ``
 label = the window holds an anomaly or rare event. At scoring time it only judges windows that
 already alarm and can only switch alarms off.
 
+The fit reads the fit range ``chunk_rows`` windows at a time (262,144; a runtime setting; 0:
+the whole range at once, ``models.window_pieces``) and keeps the window scores [N] and the
+features of the gated windows only, not the per-channel errors, latent vectors and scaled inputs
+of the whole range. Which windows are gated it tells piece by piece from the scores so far: the
+threshold's smoothing is causal (an EWMA), so they give each piece's smoothed scores as the
+whole range's do (each piece smooths the scores before it again: a second or so at Mission1's
+28 pieces). The forest and its decisions are those of reading the range whole.
+
 ``gate_factor`` defaults to 1.0: the forest is trained on the very population it later judges
 (windows above the threshold). Lower it (e.g. 0.5) to give it more, borderline, examples.
 
@@ -47,7 +55,7 @@ from esa_lightning.data.safe_skops import RANDOM_FOREST_TYPES, load_head
 from esa_lightning.data.transforms.windows import labeled_window_mask
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
-from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.postprocessing.base import CHUNK_ROWS, PostRule, check_chunk_rows
 from esa_lightning.postprocessing.thresholds import event_f05
 
 log = logging.getLogger(__name__)
@@ -200,8 +208,9 @@ class RandomForestGate(PostRule):
     stage = 1
     single = "its model reads the first one only: the second would be fitted and never used"
     #: its forests' cores: the trees' random states are drawn before they are fitted in
-    #: parallel, so every value fits the same forests and decides alike
-    RUNTIME_SETTINGS = frozenset({"n_jobs"})
+    #: parallel, so every value fits the same forests and decides alike; the windows its fit
+    #: scores at a time (the same scores and features for any value)
+    RUNTIME_SETTINGS = frozenset({"n_jobs", "chunk_rows"})
 
     def __init__(
         self,
@@ -213,6 +222,7 @@ class RandomForestGate(PostRule):
         fit_on: str = "fit_range",
         check: str = "none",
         folds: int = 5,
+        chunk_rows: int = CHUNK_ROWS,
     ) -> None:
         super().__init__()
         if fit_on not in FIT_ON:
@@ -226,6 +236,7 @@ class RandomForestGate(PostRule):
                 "folds must be an integer of at least 2", column="folds", value=folds
             )
         self.fit_on, self.check, self.folds = fit_on, check, folds
+        self.chunk_rows = check_chunk_rows(chunk_rows)
         self.gate_factor = gate_factor
         self.n_estimators, self.max_depth = n_estimators, max_depth
         self.random_state, self.n_jobs = random_state, n_jobs
@@ -271,11 +282,9 @@ class RandomForestGate(PostRule):
                 )
             if len(m.values) < window:
                 continue
-            wo = model.window_outputs(m, series=name, features=True)
-            score_w, alarm_w = threshold.window_alarms(wo.total, s)
-            gate = score_w > float(threshold.threshold[s]) * self.gate_factor
-            feats.append(window_features(wo, gate))
-            gated.append(GatedPart(m, gate, alarm_w))
+            gate, x_m, total = self._gated_features(model, m, name, s)
+            feats.append(x_m)
+            gated.append(GatedPart(m, gate, threshold.window_alarms(total, s)[1]))
             if model.hparams.get("objective") == "forecast":  # a window is its forecast row
                 labels.append(m.is_anomaly[window - 1 :].astype(bool)[gate])
             else:
@@ -298,6 +307,23 @@ class RandomForestGate(PostRule):
         log.info("RandomForestGate fitted on %d windows (%d labeled)", len(y), int(y.sum()))
         self.forest = forest
         return forest
+
+    def _gated_features(
+        self, model: Any, m: Mission, name: str | None, series: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bool [N] the windows of ``m`` above the gate, their features, float32 [N] every
+        window's score), ``chunk_rows`` windows at a time (``model.window_pieces``): a piece's
+        smoothed scores are those of the scores up to its end (the smoothing is causal)."""
+        threshold = model.threshold_rule
+        cut = float(threshold.threshold[series]) * self.gate_factor
+        totals, gates, feats = [], [], []
+        pieces = model.window_pieces(m, series=name, chunk_rows=self.chunk_rows, features=True)
+        for first, wo in pieces:
+            totals.append(wo.total)
+            smoothed = threshold.smoothed(np.concatenate(totals))[first:]
+            gates.append(smoothed > cut)
+            feats.append(window_features(wo, gates[-1]))
+        return np.concatenate(gates), np.concatenate(feats), np.concatenate(totals)
 
     def _new_forest(self) -> RandomForestClassifier:
         return RandomForestClassifier(

@@ -17,8 +17,12 @@ compared with them, so a spike of one window weighs less than a lasting rise.
 
 A series without a label-free validation window is fitted on its training range (logged).
 Every rank computes the same number from the same (unsharded) range, so no collective is needed.
-The model supplies ``window_outputs(mission, series=)``, ``window_to_rows`` and
-``series_index``; the rule supplies ``smoothed`` and ``window_alarms``.
+The model supplies ``window_totals(mission, series=, chunk_rows=)``, ``window_to_rows`` and
+``series_index``; the rule supplies ``smoothed`` and ``window_alarms``. Each takes
+``chunk_rows`` (262,144; a runtime setting): the fit's window scores are computed that many
+windows at a time (``models.window_pieces``; 0: the whole range at once), the scores of the whole
+range, so the same threshold for any value; only the scores [N] are kept, not the per-channel
+errors or the scaled inputs of the range.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_rows
 from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.report import SELECTIONS
-from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.postprocessing.base import CHUNK_ROWS, PostRule, check_chunk_rows
 from esa_lightning.postprocessing.telemanom import dynamic_threshold, ewma
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,12 @@ class WindowThreshold(PostRule):
     scores EWMA-smoothed over ``smoothing`` rows (0 or 1: unsmoothed), the span that fitting
     writes into the ``score_span`` buffer."""
 
-    def __init__(self, n_series: int = 1, q: float = 99, smoothing: float = 0) -> None:
+    #: windows its fit scores at a time (memory only: the scores of scoring the range whole)
+    RUNTIME_SETTINGS = frozenset({"chunk_rows"})
+
+    def __init__(
+        self, n_series: int = 1, q: float = 99, smoothing: float = 0, chunk_rows: int = CHUNK_ROWS
+    ) -> None:
         super().__init__()
         try:
             span = float(smoothing)
@@ -69,6 +78,7 @@ class WindowThreshold(PostRule):
                 value=smoothing,
             )
         self.q, self.smoothing = float(q), span
+        self.chunk_rows = check_chunk_rows(chunk_rows)
         self.register_buffer("threshold", torch.full((int(n_series),), float("nan")))
         self.register_buffer("score_span", torch.zeros(()))
 
@@ -171,8 +181,9 @@ class DynamicThreshold(WindowThreshold):
         smoothing: float = 105,
         z_range: tuple[float, float] | list[float] = (2, 10),
         min_percent_decrease: float = 0.13,
+        chunk_rows: int = CHUNK_ROWS,
     ) -> None:
-        super().__init__(n_series, q, smoothing)
+        super().__init__(n_series, q, smoothing, chunk_rows)
         self.z_range = tuple(z_range)
         self.min_percent_decrease = float(min_percent_decrease)
 
@@ -206,9 +217,14 @@ class F05Threshold(WindowThreshold):
     kind = "f05"
 
     def __init__(
-        self, n_series: int = 1, q: float = 99, fit_on: str = "validation", smoothing: float = 0
+        self,
+        n_series: int = 1,
+        q: float = 99,
+        fit_on: str = "validation",
+        smoothing: float = 0,
+        chunk_rows: int = CHUNK_ROWS,
     ) -> None:
-        super().__init__(n_series, q, smoothing)
+        super().__init__(n_series, q, smoothing, chunk_rows)
         if fit_on not in ("validation", "fit_range"):
             raise ESAInputError(
                 "fit_on must be 'validation' or 'fit_range'", column="fit_on", value=fit_on
@@ -248,13 +264,13 @@ def _window_scores(
     Scored once (the percentile and the F0.5 search both read it) and with the
     ``context_rows`` before ``start``, as prediction scores a range: alone, a detrending
     model's trailing mean, and the EWMA of the scores, would start afresh at ``start`` and give
-    scores no later range is scored with."""
+    scores no later range is scored with. ``rule.chunk_rows`` windows at a time."""
     window = model.hparams.window
     if stop - start < window:
         empty = np.zeros(0, dtype=np.float32)
         return empty, empty, np.zeros(0, dtype=bool)
     lo = max(0, start - int(model.context_rows))
-    total = model.window_outputs(m.slice(lo, stop), series=name).total
+    total = model.window_totals(m.slice(lo, stop), series=name, chunk_rows=rule.chunk_rows)
     smoothed = rule.smoothed(total)[start - lo :]
     clean = ~labeled_window_mask(~nominal_rows(m.slice(start, stop)), window)
     return total[start - lo :], smoothed, clean
@@ -377,12 +393,14 @@ def f05_threshold(
     Candidates are quantiles of every window score of ``val`` (labeled windows included: they
     are what must rise above it). None when ``val`` holds no event of ``F05_CATEGORIES`` or is
     shorter than one window. ``smoothed``: the window scores of ``val`` as ``rule`` smooths
-    them, when already computed (with the rows before ``val`` as the smoothing's context).
+    them, when already computed (with the rows before ``val`` as the smoothing's context);
+    else computed ``rule.chunk_rows`` windows at a time (``window_totals``).
     """
     if len(val.values) < model.hparams.window:
         return None
     if smoothed is None:
-        smoothed = rule.smoothed(model.window_outputs(val, series=name).total)
+        total = model.window_totals(val, series=name, chunk_rows=rule.chunk_rows)
+        smoothed = rule.smoothed(total)
     score_w = np.asarray(smoothed, dtype=np.float64)
     n = len(val.values)  # at least one window: no padding
 

@@ -93,9 +93,11 @@ def test_resuming_with_another_score_batch_goes_on_with_it(small_mission_dir, tm
 #: family not listed here is checked with another value of each setting it declares (inherits)
 RUNTIME = {
     "gru_ae": {"score_batch_size": 5, "post_processing.rf_gate.n_jobs": 1,
+               "post_processing.threshold.chunk_rows": 1000,
+               "post_processing.rf_gate.chunk_rows": 1000,
                "post_processing.gap_close.chunk_rows": 1000},
-    "window_pca": {"score_batch_size": 5},
-    "window_knn": {"score_batch_size": 5},
+    "window_pca": {"score_batch_size": 5, "post_processing.threshold.chunk_rows": 1000},
+    "window_knn": {"score_batch_size": 5, "post_processing.threshold.chunk_rows": 1000},
     "channel_ensemble": {"score_chunk_rows": 512},
     "channel_ensemble_gbdt": {"n_threads": 1},
     "rolling_gbdt": {"n_threads": 1},

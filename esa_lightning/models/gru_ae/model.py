@@ -61,6 +61,7 @@ from esa_lightning.models.gru_ae.network import (
     SeriesNetworks,
     WindowNetwork,
 )
+from esa_lightning.models.window_pieces import WindowPieces
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
 from esa_lightning.postprocessing.gaps import GapClose
@@ -83,7 +84,7 @@ class WindowOutputs:
     targets: np.ndarray | None = None  # float32 [N]: the scaled value each window ends on
 
 
-class LitGRUAttentionAE(GridScoring, DetectorModule):
+class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
     """Trains ``GRUAttentionAE`` on label-free windows and scores raw missions row by row."""
 
     datamodule_kind = "windows"

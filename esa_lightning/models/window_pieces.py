@@ -1,0 +1,60 @@
+"""The window outputs of a long range in pieces, for the post rules' fits.
+
+A threshold's and a gate's fit read the window scores (and the gate the features of a few
+windows) of a whole fit range: millions of windows at full mission scale, whose per-channel
+errors [N, C] and scaled inputs [T, C] a single ``window_outputs`` call holds at once.
+``WindowPieces`` gives a window model (``window_outputs(mission, series=, history=)``, the
+hyper-parameters ``window``, ``detrend`` and ``score_batch_size``) the same outputs a few
+hundred thousand windows at a time. Each piece is scored from the rows its trailing means reach
+back to (``detrend``), which only give its rows their means (``history``); its first window is
+a multiple of ``score_batch_size``, so each batch the network sees is one of scoring the range
+whole: the outputs are those of scoring it whole, bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from esa_lightning.data.array_store import release_pages
+from esa_lightning.data.mission import Mission
+from esa_lightning.data.transforms.windows import n_windows
+from esa_lightning.models.base import context_start, piece_bounds
+from esa_lightning.progress import progress
+
+
+class WindowPieces:
+    """``window_pieces`` and ``window_totals`` of a window model (a mixin)."""
+
+    def window_pieces(
+        self, mission: Mission, series: str | None = None, chunk_rows: int = 0, **options: Any
+    ) -> Iterator[tuple[int, Any]]:
+        """``(first window, outputs)`` of a single-grid ``mission``'s stride-1 windows,
+        ``chunk_rows`` windows at a time (rounded down to whole scoring batches, one at least;
+        0, or no more windows than that: all at once): ``window_outputs(**options)`` of each
+        piece's windows, equal to theirs in ``window_outputs`` of the whole ``mission``."""
+        hp = self.hparams
+        window, batch = int(hp.window), max(1, int(hp.get("score_batch_size") or 1))
+        n = n_windows(len(mission.values), window)
+        step = max(batch, chunk_rows - chunk_rows % batch) if chunk_rows > 0 else 0
+        bounds = piece_bounds(n, step)
+        if len(bounds) == 1:  # a range shorter than a window (padded) included
+            yield 0, self.window_outputs(mission, series=series, **options)
+            return
+        history = max(0, int(hp.get("detrend") or 0) - 1)  # a trailing mean's rows before it
+        for first, stop in progress(bounds, description="window pieces", total=len(bounds)):
+            lo, hi = context_start(first, history), stop + window - 1
+            piece = mission.slice(lo, hi)
+            yield first, self.window_outputs(piece, series=series, history=first - lo, **options)
+            release_pages(mission.values[lo:hi])  # a memory-mapped input's pages (array_store)
+            release_pages(mission.telecommands[lo:hi])
+
+    def window_totals(
+        self, mission: Mission, series: str | None = None, chunk_rows: int = 0
+    ) -> np.ndarray:
+        """float32 [N]: the window scores (``window_outputs(...).total``) of a single-grid
+        ``mission``, computed ``chunk_rows`` windows at a time (``window_pieces``)."""
+        totals = [wo.total for _, wo in self.window_pieces(mission, series, chunk_rows)]
+        return totals[0] if len(totals) == 1 else np.concatenate(totals)
