@@ -171,9 +171,8 @@ fit-range EW_F_0.50 per width {f05}). The fit's rise:
 range's rows x channels: at Mission1's 7.4 M fit-range rows x 76 channels the per-row channel
 scores and alarms it never reads are 2.6 GiB, beside the window outputs (2.1 GiB) and the scaled
 inputs (87 columns: 2.4 GiB) of the whole range. In pieces, it follows one piece's rows x
-channels and the range's row alarms (1 byte a row) and event scoring. (The `f05` threshold's (on
-the fit range, the default) and the forest gate's fits still compute the window outputs of the
-whole fit range at once.)
+channels and the range's row alarms (1 byte a row) and event scoring. (The `f05` threshold's and
+the forest gate's fits read it in pieces too: "The threshold's and the gate's fits in pieces".)
 Machine: {machine()}.
 Command: `python benchmarks/bench_gap_close.py --rows {a.rows} --channels {a.channels}
 --chunk-rows {a.chunk_rows}`.
