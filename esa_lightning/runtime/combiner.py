@@ -34,7 +34,11 @@ the alarms, whose thresholds were fitted on those very rows: on two of the quali
 missions it chose them and their test ranges fell from 0.54 to 0.18 and 0.00
 (benchmarks/RESULTS.md, look u). Nothing is fitted on the test range. Fitted numbers are stored
 as JSON (no pickle). On an alarmed row, the channels involved are the ``top_channels`` with the
-highest per-channel rank across components.
+highest per-channel rank across components. Two opt-in options of the weights (off by default:
+neither met its bar on long development missions, benchmarks/RESULTS.md): ``gap_close`` closes
+gaps between their alarms, the widest width whose mean fold F0.5 is within a tolerance of the
+best (``postprocessing.gaps.fold_width``); ``alarm_feature`` adds each component's own alarm
+as a feature.
 
 Cost is bounded at any mission length: the training range is cut into blocks of
 ``block_rows``; when it has more than ``max_rows`` rows, the fit scores only some blocks (every
