@@ -27,11 +27,19 @@ The scored channels are the mission's target channels (``channels: target``, the
 ESA-ADB evaluates; every channel when the mission marks none) or all of them
 (``channels: all``); the others stay inputs of the network. Fitted on training rows only, before
 the threshold (``stage`` -1), so the threshold and the gate see the normalised scores.
+
+The fit reads the training range ``chunk_rows`` windows at a time (262,144; a runtime setting;
+0: the whole range at once, ``models.window_pieces``) and keeps, of each piece's per-channel
+errors [n, C], only each channel's errors on the windows its statistics are taken over (float32,
+filled into arrays of the counts a first pass over the values gives). A median and numpy's
+float64 standard deviation, bit for bit, need every one of those errors: at most the range's
+windows x channels x 4 bytes stay, not the whole range's scaled inputs and scoring arrays.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -39,7 +47,7 @@ import torch
 
 from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_rows
 from esa_lightning.errors import ESAInputError
-from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.postprocessing.base import CHUNK_ROWS, PostRule, check_chunk_rows
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,7 @@ class ChannelNorm(PostRule):
     kind = "channel_norm"
     stage = -1
     single = "its model reads the first one only: the second would be fitted and never used"
+    RUNTIME_SETTINGS = frozenset({"chunk_rows"})
 
     def __init__(
         self,
@@ -74,6 +83,7 @@ class ChannelNorm(PostRule):
         aggregate: str = "mean",
         min_scale: float = 0.3,
         spread_on: str = "moving",
+        chunk_rows: int = CHUNK_ROWS,
     ) -> None:
         super().__init__()
         if not 0.0 < float(min_scale) <= 1.0:
@@ -92,6 +102,7 @@ class ChannelNorm(PostRule):
                 f"spread_on must be one of {SPREAD_ON}", column="spread_on", value=spread_on
             )
         self.channels, self.aggregate, self.spread_on = channels, aggregate, spread_on
+        self.chunk_rows = check_chunk_rows(chunk_rows)
         shape = (int(n_series), int(n_outputs))
         self.register_buffer("centre", torch.zeros(shape))
         self.register_buffer("scale", torch.full(shape, float("nan")))
@@ -120,11 +131,10 @@ class ChannelNorm(PostRule):
             part = m.train()
             if len(part.values) < window:
                 raise ESAInputError("training range shorter than one window", path=m.name)
-            per_channel = model.window_outputs(part, series=name).per_channel
             clean = ~labeled_window_mask(~nominal_rows(part), window)
             if not clean.any():
-                clean = np.ones(len(per_channel), dtype=bool)
-            centre, scale = self._spread(per_channel, clean, part.values, window)
+                clean = np.ones(len(clean), dtype=bool)
+            centre, scale = self._spread(self._kept_errors(model, part, name, clean))
             # no channel counts as more predictable than min_scale of the median channel
             floor = max(float(np.median(scale)) * self.min_scale, 1e-12)
             s = model.series_index(m, name)
@@ -137,22 +147,71 @@ class ChannelNorm(PostRule):
             len(self.weight),
         )
 
-    def _spread(
-        self, per_channel: np.ndarray, clean: np.ndarray, values: np.ndarray, window: int
+    def _kept_errors(
+        self, model: Any, part: Any, series: str, clean: np.ndarray
+    ) -> Iterator[np.ndarray]:
+        """Each channel's errors (float32, in window order) on the windows its statistics are
+        taken over (``_selected``), the windows scored ``chunk_rows`` at a time: only those
+        errors are kept, in arrays of the counts a pass over the values gives first (read
+        ``chunk_rows`` rows at a time too)."""
+        window, values = model.hparams.window, part.values
+        step = self.chunk_rows or len(clean)
+        moves, counts = self._counts(values, clean, window, step, model.hparams.n_outputs)
+        kept: list[np.ndarray] = []
+        filled = np.zeros_like(counts)
+        pieces = model.window_pieces(part, series=series, chunk_rows=self.chunk_rows)
+        for first, outputs in pieces:
+            stop = first + len(outputs.per_channel)
+            if stop - first == len(clean):  # the range read whole: its errors are all there
+                rows = self._selected(values, clean, window, 0, stop, moves)
+                yield from (outputs.per_channel[r, c] for c, r in enumerate(rows))
+                return
+            kept = kept or [np.empty(n, dtype=np.float32) for n in counts]
+            for c, rows in enumerate(self._selected(values, clean, window, first, stop, moves)):
+                errors = outputs.per_channel[rows, c]
+                kept[c][filled[c] : filled[c] + len(errors)] = errors
+                filled[c] += len(errors)
+        while kept:  # each channel's errors leave memory once its statistics are taken
+            yield kept.pop(0)
+
+    def _counts(
+        self, values: np.ndarray, clean: np.ndarray, window: int, step: int, n_channels: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(centre, spread) [C] of each channel's errors on the ``clean`` windows, or on those
-        of them where its value moves (``spread_on: moving``, when there are enough)."""
-        n_channels = per_channel.shape[1]
-        centre, scale = np.empty(n_channels), np.empty(n_channels)
-        for c in range(n_channels):
-            rows = clean
-            if self.spread_on == "moving":
-                moving = clean & moving_windows(np.asarray(values[:, c]), window)
-                if moving.sum() >= MIN_MOVING_WINDOWS:
-                    rows = moving
-            errors = per_channel[rows, c]
-            centre[c], scale[c] = np.median(errors), errors.std(dtype=np.float64)
-        return centre, scale
+        """(moves bool [C], counts int64 [C]): whether each channel's statistics are taken over
+        its moving ``clean`` windows (``spread_on: moving`` and ``MIN_MOVING_WINDOWS`` of them
+        at least), and over how many windows; the values read ``step`` windows' rows at a time."""
+        clean_count = np.full(n_channels, int(clean.sum()), dtype=np.int64)
+        if self.spread_on != "moving":
+            return np.zeros(n_channels, dtype=bool), clean_count
+        moving = np.zeros(n_channels, dtype=np.int64)
+        every = np.ones(n_channels, dtype=bool)
+        for lo in range(0, len(clean), step):
+            rows = self._selected(values, clean, window, lo, lo + step, every)
+            moving += [r.sum() for r in rows]
+        moves = moving >= MIN_MOVING_WINDOWS
+        return moves, np.where(moves, moving, clean_count)
+
+    @staticmethod
+    def _selected(
+        values: np.ndarray, clean: np.ndarray, window: int, lo: int, hi: int, moves: np.ndarray
+    ) -> Iterator[np.ndarray]:
+        """bool a channel: which of the windows ``lo`` .. ``hi`` (the last one at most) its
+        statistics are taken over: the ``clean`` ones, those of them where it moves when
+        ``moves``."""
+        block = values[lo : hi + window - 1]
+        for c, moving in enumerate(moves):
+            rows = clean[lo:hi]
+            yield rows & moving_windows(np.asarray(block[:, c]), window) if moving else rows
+
+    @staticmethod
+    def _spread(columns: Iterator[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(centre, spread) [C]: the median and the standard deviation (float64) of each
+        channel's errors (``columns``: one array a channel)."""
+        centre, scale = [], []
+        for errors in columns:
+            centre.append(float(np.median(errors)))
+            scale.append(float(errors.std(dtype=np.float64)))
+        return np.asarray(centre), np.asarray(scale)
 
     def scored_channels(self, mission: Any, n_outputs: int) -> np.ndarray:
         """float32 [n_outputs] 0/1: the channels whose errors make the total."""

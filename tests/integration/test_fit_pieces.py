@@ -1,6 +1,7 @@
-"""The window threshold's and the random-forest gate's fits read the fit range in pieces
-(``chunk_rows`` windows at a time, ``models.window_pieces``): the outputs, thresholds and
-forests of reading it whole, with no scoring call over more than a piece and its history."""
+"""The window threshold's, the random-forest gate's and the per-channel error normalisation's
+fits read their range in pieces (``chunk_rows`` windows at a time, ``models.window_pieces``):
+the outputs, thresholds, forests and scales of reading it whole, with no scoring call over more
+than a piece and its history."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import piece_bounds
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+from esa_lightning.postprocessing.channel_norm import ChannelNorm
 from esa_lightning.postprocessing.random_forest import RandomForestGate, window_features
 from esa_lightning.postprocessing.thresholds import (
     DynamicThreshold,
@@ -132,8 +134,61 @@ def test_no_scoring_call_of_the_fits_covers_more_than_a_piece_and_its_history(fi
 
 
 @pytest.mark.parametrize("make", [F05Threshold, PercentileThreshold, DynamicThreshold,
-                                  RandomForestGate])
+                                  RandomForestGate, ChannelNorm])
 @pytest.mark.parametrize("value", [-1, 1.5, True])
 def test_a_bad_chunk_rows_is_refused_naming_it(make, value):
     with pytest.raises(ESAInputError, match=r"chunk_rows.*integer >= 0|integer >= 0.*chunk_rows"):
         make(chunk_rows=value)
+
+
+def held_channels(m):
+    """``m`` with channel 1 held for 25 rows at a time (it moves in some windows only) and
+    channel 2 held through the training range (too few moving windows: all of them count)."""
+    values = m.values.copy()
+    values[:, 1] = values[np.arange(len(values)) // 25 * 25, 1]
+    values[: m.val_start, 2] = values[0, 2]
+    return dataclasses.replace(m, values=values)
+
+
+def fit_norm(model, m, chunk_rows: int, spread_on: str = "moving") -> ChannelNorm:
+    rule = ChannelNorm(n_outputs=model.hparams.n_outputs, spread_on=spread_on)
+    rule.chunk_rows = chunk_rows  # set as a resumed run sets it: after the rule is built
+    rule.fit(model, SimpleNamespace(mission=m))
+    return rule
+
+
+@pytest.mark.parametrize("spread_on", ["moving", "all"])
+@pytest.mark.parametrize("chunk", [CHUNK, 100, 5000])
+def test_channel_norm_fits_the_same_centres_and_scales_whole_and_in_pieces(
+    fitted, spread_on, chunk
+):
+    """Pieces of 96 windows (100: read as 96; 5000: one piece), channels that move on some
+    windows or on too few: each channel's median and spread of the windows it keeps, bit for
+    bit."""
+    m, model = fitted
+    m = held_channels(m)
+    whole, pieces = fit_norm(model, m, 0, spread_on), fit_norm(model, m, chunk, spread_on)
+    assert whole.is_fitted
+    assert torch.equal(pieces.centre, whole.centre)
+    assert torch.equal(pieces.scale, whole.scale)
+    if spread_on == "moving":  # channel 1's spread is taken over its moving windows only
+        assert not torch.equal(whole.scale, fit_norm(model, m, 0, "all").scale)
+
+
+def test_no_scoring_call_of_the_channel_norm_fit_covers_more_than_a_piece_and_its_history(
+    fitted,
+):
+    """It read the whole training range (1,000 rows) in one call before."""
+    m, fitted_model = fitted
+    model = copy.deepcopy(fitted_model)
+    seen = []
+    window_outputs = model.window_outputs
+
+    def spy(mission, *args, **kwargs):
+        seen.append(len(mission.values))
+        return window_outputs(mission, *args, **kwargs)
+
+    model.window_outputs = spy
+    assert fit_norm(model, held_channels(m), CHUNK).is_fitted
+    assert max(seen) <= CHUNK + (WINDOW - 1) + (DETREND - 1)
+    assert len(seen) >= 10
