@@ -1,18 +1,21 @@
-"""Peak memory of the window threshold's and the forest gate's fits on a long fit range: the
-whole range at once vs in pieces.
+"""Peak memory of the window threshold's, the forest gate's and ``channel_norm``'s fits on a
+long fit range: the whole range at once vs in pieces.
 
-Both fits read the GRU's window outputs over a fit range of millions of windows. Whole
+The fits read the GRU's window outputs over a range of millions of windows. Whole
 (``chunk_rows=0``, what the fits did before), one ``window_outputs`` call holds the scaled
 inputs [T, C + K], the per-channel errors [N, C] and, for the gate, the latent vectors and
 attention statistics of every window at once; in pieces (``chunk_rows``, the default 262,144:
 ``models.window_pieces``) each piece is scored with its detrend rows before it, and only the
-window scores [N] (and the gated windows' features) are kept. This fits each rule both ways
+window scores [N] (and the gated windows' features; for ``channel_norm`` each channel's errors
+on the windows its median and spread are taken over) are kept. This fits each rule both ways
 on one synthetic mission (``bench_gap_close.long_mission``: sines with labeled bumps, a 30 s
 grid, no test range), each variant in its own process, with an untrained tiny GRU (hidden 8,
 latent 4; window 10, detrend 2880 rows; window scores smoothed over 20 rows): the ``f05``
 threshold on the fit range (the default), and a 20-tree gate (no check) behind a threshold set
-at the 99th percentile of the first rows' smoothed scores. The two ways must fit the same
-threshold, bit for bit, and the same forest (every tree's splits and leaf values).
+at the 99th percentile of the first rows' smoothed scores, and ``channel_norm`` (max over
+every channel, spreads on the moving windows) on the training range. The two ways must fit the
+same threshold, bit for bit, the same forest (every tree's splits and leaf values) and the same
+centres and scales, bit for bit.
 
 Usage::
 
@@ -44,14 +47,15 @@ TABLE_HEAD = (
     "| fit | variant | chunk_rows | fit s | RSS before the fit MiB | fit peak MiB | fit's rise MiB "
     "| process peak MiB | process wall s |\n|---|---|---|---|---|---|---|---|---|"
 )
-FITS = ("threshold", "rf_gate")
+FITS = ("threshold", "rf_gate", "channel_norm")
 
 
 def tiny_gru(channels: int, mission, chunk_rows: int):
-    """An untrained tiny GRU with an ``f05`` threshold (fit range, smoothing 20) and a 20-tree
-    gate, both reading ``chunk_rows`` windows at a time; the threshold set at the 99th
-    percentile of the smoothed window scores of the mission's first 200,000 rows (the gate's
-    fit needs one)."""
+    """An untrained tiny GRU with ``channel_norm``, an ``f05`` threshold (fit range, smoothing
+    20) and a 20-tree gate, each reading ``chunk_rows`` windows at a time; the threshold set at
+    the 99th percentile of the smoothed raw window scores of the mission's first 200,000 rows
+    (the gate's fit needs one; ``channel_norm`` is left unfitted, so the threshold's and the
+    gate's fits read raw errors, as before it was benchmarked here)."""
     import torch
 
     from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
@@ -60,6 +64,8 @@ def tiny_gru(channels: int, mission, chunk_rows: int):
     model = LitGRUAttentionAE(
         n_inputs=channels + TELECOMMANDS, n_outputs=channels, window=10, hidden_size=8,
         latent_dim=4, detrend=2880, post_processing={
+            "channel_norm": {"kind": "channel_norm", "channels": "all", "aggregate": "max",
+                             "chunk_rows": chunk_rows},
             "threshold": {"kind": "f05", "fit_on": "fit_range", "smoothing": 20,
                           "chunk_rows": chunk_rows},
             "rf_gate": {"kind": "random_forest", "n_estimators": 20, "n_jobs": 1,
@@ -82,6 +88,14 @@ def forest_digest(forest) -> str:
     return h.hexdigest()[:16]
 
 
+def norm_digest(rule) -> str:
+    """sha256 of a fitted ``channel_norm``'s centres and scales (float32 bytes)."""
+    h = hashlib.sha256()
+    for buffer in (rule.centre, rule.scale):
+        h.update(buffer.cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def worker(fit: str, rows: int, channels: int, chunk_rows: int, out: Path) -> None:
     import torch
 
@@ -100,6 +114,8 @@ def worker(fit: str, rows: int, channels: int, chunk_rows: int, out: Path) -> No
     peak = max(mib for _, mib in sampler.samples)
     if fit == "threshold":
         fitted = float(rule.threshold[0]).hex()
+    elif fit == "channel_norm":
+        fitted = norm_digest(rule)
     else:
         fitted = forest_digest(rule.forest)
     out.write_text(json.dumps({
@@ -144,17 +160,24 @@ def main(argv: list[str] | None = None) -> None:
         same[fit] = whole["fitted"] == pieces["fitted"]
     t_whole, t_pieces = res["threshold", "whole (before)"], res["threshold", "in pieces"]
     g_whole, g_pieces = res["rf_gate", "whole (before)"], res["rf_gate", "in pieces"]
+    n_whole, n_pieces = res["channel_norm", "whole (before)"], res["channel_norm", "in pieces"]
+    train_rows = a.rows * 4 // 5
     table = "\n".join(rows)
     body = f"""The `f05` threshold's fit (`F05Threshold.fit`, `fit_on: fit_range`: the validation
-range's scores with their context, then the fit range's for the F0.5 search) and the forest
-gate's (`RandomForestGate.fit`: every window's score, the gated windows' features) on a
+range's scores with their context, then the fit range's for the F0.5 search), the forest
+gate's (`RandomForestGate.fit`: every window's score, the gated windows' features) and
+`channel_norm`'s (`ChannelNorm.fit`: each channel's median and standard deviation of its errors
+on the label-free training windows where it moves; the training range, its first
+{train_rows:,} rows) on a
 synthetic fit range of {a.rows:,} rows x {a.channels} channels + {TELECOMMANDS} telecommands
 ({t_whole['events']} labeled events), each variant in its own process: `chunk_rows=0` reads
 the range whole, as the fits did before (one `window_outputs` call: scaled inputs [T, C + K],
 per-channel errors [N, C], for the gate latent vectors [N, D] and attention statistics [N, 3]
 of the whole range at once); `chunk_rows={a.chunk_rows:,}` reads it in pieces with their
 detrend rows before them (`models.window_pieces`) and keeps the window scores [N] and the gated
-windows' features only. An untrained tiny GRU (hidden 8, latent 4, window 10, detrend 2880
+windows' features only; `channel_norm` keeps each channel's errors on the windows its
+statistics are taken over (float32, in arrays of the counts a first pass over the values gives).
+An untrained tiny GRU (hidden 8, latent 4, window 10, detrend 2880
 rows, scores smoothed over 20 rows; the gate's threshold the 99th percentile of the first
 200,000 rows' smoothed scores, 20 trees on one core, no check) makes the run tractable; the
 network's size changes the time, not the arrays at stake. Fit peak: largest in-process VmRSS
@@ -169,14 +192,26 @@ The same threshold both ways, bit for bit: {"yes" if same["threshold"] else "NO"
 thresholds and leaf values): {"yes" if same["rf_gate"] else "NO"} (digest
 {g_whole['fitted']}). The threshold fit's rise: {rise(t_pieces):.0f} MiB in pieces against
 {rise(t_whole):.0f} MiB whole; the gate fit's: {rise(g_pieces):.0f} MiB against
-{rise(g_whole):.0f} MiB. Whole, the rise follows the range's rows x channels: at Mission1's
+{rise(g_whole):.0f} MiB; the same centres and scales, bit for bit:
+{"yes" if same["channel_norm"] else "NO"} (digest {n_whole['fitted']}), `channel_norm`'s fit
+rising {rise(n_pieces):.0f} MiB in pieces against {rise(n_whole):.0f} MiB whole
+({n_pieces['fit_s']:.1f} s against {n_whole['fit_s']:.1f} s). Whole, the rise follows the
+range's rows x channels: at Mission1's
 7.4 M fit-range rows x 76 channels the per-channel errors are 2.1 GiB and the scaled inputs
 (87 columns) 2.4 GiB, and the gate's latent vectors (32 floats a window) 0.9 GiB more. In
 pieces, it follows one piece's rows x channels (the inputs and errors of
 {a.chunk_rows:,} windows) and the range's one-dimensional arrays, which grow with its
 windows, not its channels: the window scores (4 bytes a window), their smoothing (float64 in
 pandas), the F0.5 search's row alarms of one candidate at a time, the gate's masks and the gated
-windows' features.
+windows' features. `channel_norm`'s median and standard deviation, bit for bit as numpy
+computes them on all of a channel's kept errors, need every one of those errors: in pieces its
+rise still follows the range's windows x channels (4 bytes each, {train_rows:,} x
+{a.channels} here: {train_rows * a.channels * 4 / 2**20:.0f} MiB when every channel moves
+everywhere, as here; at most 2.1 GiB for 7.4 M windows x 76 channels, less by the windows
+where a channel is held), but no longer the scaled inputs, the errors of the windows it does
+not keep and the per-channel copies of the whole-range path. A bounded fit with the same
+numbers would need a selection of the median in several passes over the scores and numpy's
+summation order for the standard deviation; not done.
 Machine: {machine()}.
 Command: `python benchmarks/bench_fit_memory.py --rows {a.rows} --channels {a.channels}
 --chunk-rows {a.chunk_rows}`.
