@@ -114,13 +114,10 @@ def test_the_threshold_and_the_gate_fit_alike_whole_and_in_pieces(fitted):
     np.testing.assert_array_equal(a.gate_probability, b.gate_probability)
 
 
-def test_no_scoring_call_of_the_fits_covers_more_than_a_piece_and_its_history(fitted):
-    """The fits read at most ``chunk_rows`` windows a call: a piece's rows, the window's last
-    rows and the detrend rows before it. They read the whole fit range in one call before
-    (1,300 rows)."""
-    m, fitted_model = fitted
-    model = copy.deepcopy(fitted_model)
-    seen = []
+def spy_on_window_outputs(model) -> list[int]:
+    """The rows of every ``model.window_outputs`` call from now on (the list fills as it is
+    called)."""
+    seen: list[int] = []
     window_outputs = model.window_outputs
 
     def spy(mission, *args, **kwargs):
@@ -128,6 +125,16 @@ def test_no_scoring_call_of_the_fits_covers_more_than_a_piece_and_its_history(fi
         return window_outputs(mission, *args, **kwargs)
 
     model.window_outputs = spy
+    return seen
+
+
+def test_no_scoring_call_of_the_fits_covers_more_than_a_piece_and_its_history(fitted):
+    """The fits read at most ``chunk_rows`` windows a call: a piece's rows, the window's last
+    rows and the detrend rows before it. They read the whole fit range in one call before
+    (1,300 rows)."""
+    m, fitted_model = fitted
+    model = copy.deepcopy(fitted_model)
+    seen = spy_on_window_outputs(model)
     refit(model, m, CHUNK)
     assert max(seen) <= CHUNK + (WINDOW - 1) + (DETREND - 1)
     assert model.gate is not None and len(seen) >= 10
@@ -181,14 +188,7 @@ def test_no_scoring_call_of_the_channel_norm_fit_covers_more_than_a_piece_and_it
     """It read the whole training range (1,000 rows) in one call before."""
     m, fitted_model = fitted
     model = copy.deepcopy(fitted_model)
-    seen = []
-    window_outputs = model.window_outputs
-
-    def spy(mission, *args, **kwargs):
-        seen.append(len(mission.values))
-        return window_outputs(mission, *args, **kwargs)
-
-    model.window_outputs = spy
+    seen = spy_on_window_outputs(model)
     assert fit_norm(model, held_channels(m), CHUNK).is_fitted
     assert max(seen) <= CHUNK + (WINDOW - 1) + (DETREND - 1)
     assert len(seen) >= 10
