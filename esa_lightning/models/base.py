@@ -145,6 +145,22 @@ def runs_ddp(trainer_config: Mapping[str, Any]) -> bool:
     return strategy == "ddp" or (strategy == "auto" and several_processes(trainer_config))
 
 
+def started_by_another_launcher() -> bool:
+    """Whether a launcher Lightning recognises (torchrun, SLURM's srun, LSF, MPI: its cluster
+    environments, in its order) started this run's processes, more than one, each running the
+    script: Lightning starts none then, and each process takes its rank from the launcher."""
+    from lightning.fabric.plugins.environments import (
+        LSFEnvironment,
+        MPIEnvironment,
+        SLURMEnvironment,
+        TorchElasticEnvironment,
+    )
+
+    kinds = (TorchElasticEnvironment, SLURMEnvironment, LSFEnvironment, MPIEnvironment)
+    found = next((kind for kind in kinds if kind.detect()), None)
+    return found is not None and found().world_size() > 1
+
+
 class UnwrappedDDPStrategy(DDPStrategy):
     """Lightning's DDP without the ``DistributedDataParallel`` wrapper, which refuses a module
     with no parameter requiring a gradient ("DistributedDataParallel is not needed ..."): for
@@ -261,14 +277,16 @@ class DetectorModule(L.LightningModule, ABC):
         A model with no trainable parameter is fitted in one process when several are asked
         for: DDP cannot wrap it, and its fit is one pass over the data with nothing to shard.
         Where their process group is already up (a component trained after a DDP one in
-        ``esa_full``), every process fits it on all the data (no distributed sampler), unwrapped
-        (``UnwrappedDDPStrategy``), as one process would.
+        ``esa_full``), or started by another launcher (torchrun, srun: each process runs the
+        script and keeps its rank, rank 0 alone writing checkpoints), every process fits it on
+        all the data (no distributed sampler), unwrapped (``UnwrappedDDPStrategy``), as one
+        process would.
         """
         trainable = any(p.requires_grad for p in self.parameters())
         if trainable or not several_processes(trainer_config):
             return {}
         name = type(self).__name__
-        if torch.distributed.is_initialized():
+        if torch.distributed.is_initialized() or started_by_another_launcher():
             log.info("%s has no gradient steps: fitted on every rank on all the data", name)
             strategy = {"_target_": f"{UnwrappedDDPStrategy.__module__}.UnwrappedDDPStrategy"}
             return {"strategy": strategy, "use_distributed_sampler": False}

@@ -31,3 +31,27 @@ from esa_lightning.jobs.sweep import asks_for_several_devices
 def test_devices_that_start_several_processes(devices, num_nodes, several):
     trainer = OmegaConf.create({"devices": devices, "num_nodes": num_nodes})
     assert asks_for_several_devices(trainer) is several
+
+
+TORCHRUN_RANK_1 = {"TORCHELASTIC_RUN_ID": "test", "RANK": "1", "LOCAL_RANK": "1",
+                   "GROUP_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+
+
+def test_a_model_without_gradient_steps_keeps_its_rank_under_torchrun(monkeypatch):
+    """Under torchrun (every process started before the script runs) a model without a
+    trainable parameter was given one device, so each rank trained alone as Lightning's global
+    rank 0 and each wrote the checkpoints: rank 1 keeps its rank, unwrapped, on all the data."""
+    from esa_lightning.jobs.train import make_trainer
+    from esa_lightning.models.base import UnwrappedDDPStrategy
+    from esa_lightning.models.zscore.model import RobustZScore
+
+    for name, value in TORCHRUN_RANK_1.items():
+        monkeypatch.setenv(name, value)
+    asked = OmegaConf.create({"_target_": "lightning.Trainer", "devices": 2, "accelerator": "cpu",
+                              "strategy": "auto", "enable_progress_bar": False})
+    # as train.py builds a component's trainer (prepare_component)
+    settings = OmegaConf.merge(asked, RobustZScore(n_channels=2).trainer_arguments(asked))
+    rank_1 = make_trainer(settings, callbacks=[], loggers=[])
+    assert (rank_1.global_rank, rank_1.world_size, rank_1.is_global_zero) == (1, 2, False)
+    assert isinstance(rank_1.strategy, UnwrappedDDPStrategy)
