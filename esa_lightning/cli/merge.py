@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from esa_lightning.cli.overrides import composes_or_exit
+from esa_lightning.cli.overrides import composes_or_exit, leave_to_rank_zero
 from esa_lightning.jobs.sweep import exit_if_jobs_failed
 
 
@@ -18,6 +18,7 @@ def run(cfg: DictConfig) -> dict | None:
 
 
 def main() -> None:
+    leave_to_rank_zero("merge.py")  # torchrun's or srun's other ranks: one job
     composes_or_exit("merge")  # a bad override is one line, as every input error
     run()
     exit_if_jobs_failed()  # a local -m sweep whose jobs stopped on input errors

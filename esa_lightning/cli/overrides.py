@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 RUN_FOLDER_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
@@ -38,6 +39,23 @@ def refuse_unshared_run_folder(argv: list[str] | None = None) -> None:
         return
     print(f"error: {reason}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def leave_to_rank_zero(command: str) -> None:
+    """``command`` (predict.py, evaluate.py, merge.py) runs in one process. Started on every
+    rank by another launcher (``torchrun``, SLURM's ``srun``), each rank ran it whole, into a
+    folder of its own, or, all given one folder, into its lock; so global rank 0 runs it and a
+    process with a rank above 0 (``RANK``, ``SLURM_PROCID``...) exits with code 0 after one
+    ``note:`` line naming it, before anything is read or written."""
+    from esa_lightning.run_folder import RANK_VARIABLES
+
+    ranks = [f"{name}={os.environ[name]}" for name in RANK_VARIABLES
+             if os.environ.get(name, "0") not in ("", "0")]
+    if not ranks:
+        return
+    print(f"note: {command} runs in one process, on global rank 0; this process "
+          f"({' '.join(ranks)}) leaves it to rank 0 and exits", file=sys.stderr)
+    raise SystemExit(0)
 
 
 def compose_error(config_name: str, overrides: list[str], check: bool = False) -> str | None:

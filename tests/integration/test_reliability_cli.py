@@ -717,3 +717,23 @@ def test_a_sweep_another_launcher_started_is_told_the_sweep_folder_key(tmp_path)
     )
     assert_one_line_error(proc, "WORLD_SIZE=2", "hydra.sweep.dir=")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [("predict.py", ["ckpt=detector"]), ("evaluate.py", ["predictions=p.csv"]),
+     ("merge.py", ["detectors=[a,b]"])],
+)
+@pytest.mark.parametrize("rank", [{"RANK": "1", "WORLD_SIZE": "2"},
+                                  {"SLURM_PROCID": "1", "SLURM_NTASKS": "2"}])
+def test_one_process_jobs_run_on_global_rank_0_only(tmp_path, script, args, rank):
+    """predict.py under torchrun (or srun) ran on every rank: each scored the whole range into a
+    folder of its own, or, all given one folder, the second was refused by its lock (exit 2)
+    and torchrun stopped the first, which left its temporary folder. A rank other than 0 of
+    these one-process jobs exits with code 0 after one note naming it, writing nothing."""
+    proc = run_entry(script, args, tmp_path, **rank)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("note: "), lines
+    assert script in lines[0] and "{}={}".format(*next(iter(rank.items()))) in lines[0]
+    assert list(tmp_path.iterdir()) == []

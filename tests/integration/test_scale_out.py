@@ -171,6 +171,41 @@ def test_a_later_component_without_gradient_steps_trains_in_the_ddp_processes(ti
 
 
 @pytest.mark.slow
+def test_torchrun_fits_a_model_without_gradient_steps_on_each_rank_and_predicts_once(
+    tiny_mission, tmp_path
+):
+    """Under torchrun a model without a trainable parameter was given one device: each rank
+    trained alone as Lightning's global rank 0, each writing the checkpoints. predict.py ran on
+    each rank: given one folder, the second was refused by its lock (exit 2) and torchrun
+    stopped the first. Now the ranks keep their ranks (the numbers of one process) and rank 0
+    alone predicts."""
+    base = ["experiment=smoke", "data.val_days=2", "trainer.enable_progress_bar=false",
+            "~callbacks.progress_bar", "logger=none", f"data.root={tiny_mission}",
+            f"paths.root_dir={tmp_path}"]
+
+    def torchrun(script: str, args: list[str]) -> str:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", script, *args]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert_ok(proc)
+        return proc.stdout + proc.stderr
+
+    log = torchrun("train.py", [*base, *DDP, f"hydra.run.dir={tmp_path / 'ddp'}"])
+    assert log.count("RobustZScore has no gradient steps: fitted on every rank") == 2
+    assert_ok(run_train([*base, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path))
+    for run in ("ddp", "one"):
+        assert (tmp_path / run / "checkpoints" / "smoke" / "last.ckpt").is_file()
+    ddp, one = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("ddp", "one"))
+    assert ddp == one
+    out = tmp_path / "predicted"
+    log = torchrun("predict.py", [f"ckpt={tmp_path / 'ddp' / 'detector'}", f"hydra.run.dir={out}",
+                                  f"data.root={tiny_mission}", f"paths.root_dir={tmp_path}"])
+    assert log.count("note: predict.py runs in one process") == 1
+    assert (out / "submission.csv").is_file() and (out / "index.html").is_file()
+    assert not [p for p in out.rglob(f"{TMP_PREFIX}*")]
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not MSL.is_dir(), reason="shared MSL data not present")
 @pytest.mark.parametrize("per_series", ["true", "false"])
 def test_ddp_trains_forecasters_whose_steps_leave_parameters_unused(tmp_path, per_series):
