@@ -171,6 +171,12 @@ class UnwrappedDDPStrategy(DDPStrategy):
     def configure_ddp(self) -> None:
         """Leave the model unwrapped: it has no gradients to average."""
 
+    @property
+    def distributed_sampler_kwargs(self) -> dict[str, int]:
+        """One replica: every rank validates every item too (``validation_sampler``), as one
+        process would; a baseline's ``val/loss`` is not reduced over the ranks."""
+        return {"num_replicas": 1, "rank": 0}
+
 
 class DetectorModule(L.LightningModule, ABC):
     """A detector family: trains on ``datamodule_kind`` windows/segments/rows, scores rows.

@@ -11,6 +11,7 @@ total, as every rank's call does under DDP).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -21,6 +22,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from esa_lightning.data.rows import RowDataModule
 from esa_lightning.data.windows import WindowDataModule
+from esa_lightning.models.base import UnwrappedDDPStrategy
 from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
 from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
@@ -37,8 +39,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ALARM = {"alarm": {"kind": "peaks", "height": 0.5, "buffer": 100}}
 
 
-def rank_loaders(datamodule: L.LightningDataModule, world_size: int) -> list:
-    """The validation loader each of ``world_size`` DDP processes gets in ``fit``.
+def rank_loaders(
+    datamodule: L.LightningDataModule, world_size: int, strategy: str | type = "ddp",
+    **trainer: Any,
+) -> list:
+    """The validation loader each of ``world_size`` DDP processes gets in ``fit``
+    (``strategy``, a name or a class, and ``trainer`` settings: those the model asks for,
+    ``trainer_arguments``).
 
     Setting a rank also sets Lightning's process-wide ``rank_zero_only.rank``, which silences
     every rank-zero-only step (metrics.json, printed metrics) of later tests in this process: it
@@ -47,7 +54,9 @@ def rank_loaders(datamodule: L.LightningDataModule, world_size: int) -> list:
     rank_before = rank_zero_only.rank
     try:
         for rank in range(world_size):
-            ddp = L.Trainer(accelerator="cpu", devices=world_size, strategy="ddp", logger=False)
+            chosen = strategy() if isinstance(strategy, type) else strategy
+            ddp = L.Trainer(accelerator="cpu", devices=world_size, strategy=chosen,
+                            logger=False, **trainer)
             ddp.strategy.cluster_environment.set_global_rank(rank)
             datamodule.trainer = ddp
             loader = datamodule.val_dataloader()
@@ -111,6 +120,18 @@ def test_every_validation_item_is_validated_by_exactly_one_process(make, world_s
     np.testing.assert_array_equal(np.sort(validated_items(loaders)), np.arange(n))
     sizes = [len(loader.sampler) for loader in loaders]
     assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+
+
+def test_a_model_fitted_unwrapped_validates_every_item_on_every_rank():
+    """A model without gradient steps in DDP's processes (after a DDP component, or under
+    torchrun) fits on all the data on every rank, unwrapped, as one process would, but
+    validated its rank's shard only: window_pca's val/loss, which it does not reduce over the
+    ranks, was then rank 0's half of the windows."""
+    dm = windows()
+    n = len(dm.val_dataloader().dataset)
+    loaders = rank_loaders(dm, 2, UnwrappedDDPStrategy, use_distributed_sampler=False)
+    for loader in loaders:
+        np.testing.assert_array_equal(np.sort(validated_items([loader])), np.arange(n))
 
 
 def test_a_process_without_its_own_item_validates_one_again_and_says_so(caplog):
