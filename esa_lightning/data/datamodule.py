@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DistributedSampler
 
 from esa_lightning.data.mission import Mission
@@ -29,18 +30,20 @@ class ValidationShard(DistributedSampler):
     nothing collective may run per validation batch (none does: DDP syncs buffers at a
     process's first validation forward only, and the models reduce once, at the epoch's end).
     Every process must still validate a batch to reach those collectives: one left without an
-    item (fewer items than processes) validates item ``rank % n`` again, as Lightning's would,
-    and the sums count it twice."""
+    item (fewer items than processes) validates item ``rank % n`` again, as Lightning's would
+    (``repeats``), and hands zeros to the sums (``reduce_validation_sums``), which count it
+    once."""
 
     def __init__(self, dataset: Sized, num_replicas: int, rank: int) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
         n = len(dataset)
         self.items = list(range(rank, n, num_replicas))
-        if not self.items and n:
+        self.repeats = not self.items and n > 0  # another process's item, validated again
+        if self.repeats:
             self.items = [rank % n]
             log.warning(
                 "%d validation items for %d processes: process %d validates item %d again, "
-                "which the validation loss counts twice",
+                "which the validation loss counts once",
                 n, num_replicas, rank, rank % n,
             )
         self.num_samples = len(self.items)
@@ -50,6 +53,18 @@ class ValidationShard(DistributedSampler):
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+def reduce_validation_sums(module: L.LightningModule, sums: torch.Tensor) -> torch.Tensor:
+    """``sums`` over this process's validation items, added over the processes (the sums all
+    ranks get back): a process whose ``ValidationShard`` repeats another's item hands zeros,
+    so that every item counts once."""
+    loaders = module.trainer.val_dataloaders
+    loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
+    repeats = any(getattr(getattr(loader, "sampler", None), "repeats", False)
+                  for loader in loaders)
+    mine = torch.zeros_like(sums) if repeats else sums
+    return module.trainer.strategy.reduce(mine, reduce_op="sum")
 
 
 class MissionDataModule(L.LightningDataModule, ABC):

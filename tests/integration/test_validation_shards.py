@@ -177,6 +177,32 @@ def test_the_validation_losses_over_ranks_are_one_device_s(case):
         assert ranks[key] == pytest.approx(one[key], rel=1e-6), key
 
 
+def fewer_items(case):
+    """``case`` with two validation items (windows, pooled rows) on three ranks."""
+    model, dm, _, keys = case()
+    if isinstance(dm, WindowDataModule):
+        dm.val_set.starts = dm.val_set.starts[:2]
+    else:
+        first = dm.monitor_rows()[:2]
+        dm.monitor_rows = lambda: first
+    return model, dm, 3, keys
+
+
+@pytest.mark.parametrize("case", [ensemble_case, gru_case], ids=["channel_ensemble", "gru_ae"])
+def test_an_item_validated_again_by_a_process_without_one_counts_once(case):
+    """With fewer validation items than processes, the process left without one validates an
+    item again (it must reach the epoch end's reduction): the sums counted that item twice (two
+    items on three ranks: the channel ensemble's val/loss 1.386613 against one device's
+    1.392030, the GRU's 0.366310 against 0.386394). That process now hands zeros: the losses
+    over the ranks are one device's."""
+    torch.manual_seed(0)
+    model, datamodule, world_size, keys = fewer_items(case)
+    [one] = trainer().validate(model, datamodule=datamodule, verbose=False)
+    ranks = validate_over_ranks(model, rank_loaders(datamodule, world_size))
+    for key in [k for k in keys if k in one]:
+        assert ranks[key] == pytest.approx(one[key], rel=1e-6), key
+
+
 def test_the_gbdt_ensemble_logs_the_validation_loss_of_every_rank_s_rows():
     """The GBDT ensemble's val/loss is the surrogate's: the event and channel BCE summed over
     every rank's rows, reduced at the epoch's end. It logged its batches' mean, left to

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from esa_lightning.data.datamodule import reduce_validation_sums
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import (
@@ -259,7 +260,7 @@ def log_validation_bce(module: DetectorModule, sums: torch.Tensor) -> None:
     """Logs ``val/event_bce``, ``val/channel_bce`` and their sum ``val/loss`` (the checkpoint
     monitor of every experiment) from a validation epoch's ``validation_bce_sums`` of this
     process, added over the processes: the means over every validation row of every process."""
-    loss, weight = module.trainer.strategy.reduce(sums, reduce_op="sum").T
+    loss, weight = reduce_validation_sums(module, sums).T
     bce, ch = loss / weight.clamp_min(1.0)
     # every rank holds the sums of all ranks: equal values, which sync_dist averages exactly
     # (and Lightning stops warning that a monitored value may be one rank's)

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from esa_lightning.data.datamodule import reduce_validation_sums
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import (
     check_detrend_stat,
@@ -287,7 +288,7 @@ class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
         self._val_sums[1].index_add_(0, index, torch.ones_like(losses, dtype=torch.float32))
 
     def on_validation_epoch_end(self) -> None:
-        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
+        sums = reduce_validation_sums(self, self._val_sums)
         total, count = sums.sum(dim=1)
         if count == 0:
             return
