@@ -42,11 +42,12 @@ def refuse_unshared_run_folder(argv: list[str] | None = None) -> None:
 
 
 def leave_to_rank_zero(command: str) -> None:
-    """``command`` (predict.py, evaluate.py, merge.py) runs in one process. Started on every
-    rank by another launcher (``torchrun``, SLURM's ``srun``), each rank ran it whole, into a
-    folder of its own, or, all given one folder, into its lock; so global rank 0 runs it and a
-    process with a rank above 0 (``RANK``, ``SLURM_PROCID``...) exits with code 0 after one
-    ``note:`` line naming it, before anything is read or written."""
+    """``command`` (predict.py, evaluate.py, merge.py) runs in one process: started on every
+    rank by another launcher (``torchrun``, SLURM's ``srun``), global rank 0 runs it, and a
+    process with a rank above 0 (``RANK``, ``SLURM_PROCID``...: ``run_folder.RANK_VARIABLES``)
+    exits with code 0 after one ``note:`` line naming it, before anything is read or written.
+    Each rank ran it whole before, into a folder of its own, or, all given one, the second
+    refused by its lock."""
     from esa_lightning.run_folder import RANK_VARIABLES
 
     ranks = [f"{name}={os.environ[name]}" for name in RANK_VARIABLES
