@@ -299,7 +299,9 @@ class WindowBaseline(WindowPieces, GridScoring, DetectorModule):
 
     def on_validation_epoch_end(self) -> None:
         if self._val_count and not self.trainer.sanity_checking:
-            self.log("val/loss", self._val_sum / self._val_count, prog_bar=True)
+            # several processes fit it unwrapped, each validating every window: equal values,
+            # which sync_dist averages exactly (and Lightning stops warning)
+            self.log("val/loss", self._val_sum / self._val_count, prog_bar=True, sync_dist=True)
 
     # ------------------------------------------------------------------------- scoring
     def window_errors(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
