@@ -39,6 +39,18 @@ def small_mission_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def lightning_rank_restored():
+    """Building a Trainer of another rank (a test simulating torchrun's rank 1) sets Lightning's
+    process-wide ``rank_zero_only.rank``; left at 1, every later test in the worker skipped the
+    rank-zero work (no detector, no metrics.json). Each test ends with the rank it began with."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    before = getattr(rank_zero_only, "rank", 0)
+    yield
+    rank_zero_only.rank = before
+
+
+@pytest.fixture(autouse=True)
 def consoles_off_closed_streams():
     """A library's console handler (optuna's, made on its first import) writes to the
     sys.stderr of the moment it was made, and its colour formatter asks that stream whether it
