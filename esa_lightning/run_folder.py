@@ -56,21 +56,48 @@ _made: dict[Path, Path] = {}
 
 def is_launching_process() -> bool:
     """Not one of the extra processes of a distributed run (they share the launcher's folder)."""
-    return all(os.environ.get(name, "0") in ("", "0") for name in RANK_VARIABLES)
+    return not rank_settings()
+
+
+def rank_settings() -> list[str]:
+    """The rank variables (``RANK_VARIABLES``) above 0 in this process's environment, as
+    ``NAME=value``: none on global rank 0 or outside a distributed run."""
+    return [f"{name}={os.environ[name]}" for name in RANK_VARIABLES
+            if os.environ.get(name, "0") not in ("", "0")]
+
+
+def several_processes_started() -> str | None:
+    """The setting by which another launcher than Lightning's says it started several processes
+    of this run (``NAME=value``); None where it did not. torchrun sets ``WORLD_SIZE``; SLURM's
+    ``srun`` sets ``SLURM_NTASKS`` and ``SLURM_PROCID`` (what Lightning's SLURMEnvironment
+    reads) and ``SLURM_STEP_NUM_TASKS``. ``SLURM_NTASKS`` alone proves nothing: a batch script
+    or a ``salloc`` shell holds it too, run as one process."""
+    env = os.environ
+    if _above(env.get("WORLD_SIZE"), 1):
+        return f"WORLD_SIZE={env['WORLD_SIZE']}"
+    if _above(env.get("SLURM_STEP_NUM_TASKS"), 1):  # the tasks of this srun
+        return f"SLURM_STEP_NUM_TASKS={env['SLURM_STEP_NUM_TASKS']}"
+    if _above(env.get("SLURM_NTASKS"), 1) and _above(env.get("SLURM_PROCID"), 0):
+        return f"SLURM_NTASKS={env['SLURM_NTASKS']} (SLURM_PROCID={env['SLURM_PROCID']})"
+    return None
+
+
+def _above(value: str | None, bound: int) -> bool:
+    return value is not None and value.isdigit() and int(value) > bound
 
 
 def unshared_folder_reason(setting: str) -> str | None:
-    """Why a run cannot name its own folder here: ``WORLD_SIZE`` > 1 in the environment before
-    Lightning's launcher runs means another launcher (``torchrun``, a cluster) started every
-    process, and each would name a time-stamped folder of its own unless all are given
-    ``setting``; None where no other launcher started this one."""
-    world = os.environ.get("WORLD_SIZE", "")
-    if not (world.isdigit() and int(world) > 1):
+    """Why a run cannot name its own folder here: another launcher (``torchrun``, SLURM's
+    ``srun``) started every process before Lightning's launcher runs
+    (``several_processes_started``), and each would name a time-stamped folder of its own unless
+    all are given ``setting``; None where no other launcher started several processes."""
+    started = several_processes_started()
+    if started is None:
         return None
     return (
-        f"WORLD_SIZE={world}: the processes of this run were started by another launcher than "
-        f"Lightning's (torchrun, a cluster) and would each name a run folder of their own; give "
-        f"them all the same {setting}"
+        f"{started}: the processes of this run were started by another launcher than "
+        f"Lightning's (torchrun, srun, a cluster) and would each name a run folder of their own; "
+        f"give them all the same {setting}"
     )
 
 

@@ -40,8 +40,9 @@ def join_launching_run(cfg: Any, folder_given: bool) -> None:
     """On a process Lightning started, the launching process's run folder for ``cfg``.
 
     Processes another launcher started (``torchrun``: ``WORLD_SIZE`` > 1 in each one's
-    environment, no ``$ESA_LIGHTNING_RUN_DIR``) would each name a time-stamped folder of their
-    own: without ``folder_given`` (``output_dir=`` or its override) that is refused."""
+    environment; ``srun``: its ``SLURM_`` task counts; no ``$ESA_LIGHTNING_RUN_DIR``) would each
+    name a time-stamped folder of their own: without ``folder_given`` (``output_dir=`` or its
+    override) that is refused."""
     folder = os.environ.get(RUN_DIR_ENV)
     if folder and not is_launching_process():
         cfg.paths.output_dir = folder

@@ -25,8 +25,9 @@ def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
 
 
 def refuse_unshared_run_folder(argv: list[str] | None = None) -> None:
-    """Processes another launcher started (``torchrun``, SLURM's ``srun``: ``WORLD_SIZE`` > 1
-    before Lightning's launcher runs) would each name a time-stamped run folder of their own:
+    """Processes another launcher started (``torchrun``: ``WORLD_SIZE`` > 1 before Lightning's
+    launcher runs; SLURM's ``srun``: ``SLURM_STEP_NUM_TASKS`` > 1, or ``SLURM_NTASKS`` > 1 on a
+    task above 0) would each name a time-stamped run folder of their own:
     without ``hydra.run.dir`` (or ``hydra.sweep.dir``) that is one ``error:`` line and exit
     code 2, before anything is written. The processes Lightning starts are given the folder."""
     from esa_lightning.run_folder import unshared_folder_reason

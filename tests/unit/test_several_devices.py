@@ -1,5 +1,6 @@
 """Which trainer settings may start more than one process (``jobs.sweep.asks_for_several_devices``,
-behind the refusal of multi-device multirun and of a second multi-device ``train()``)."""
+behind the refusal of multi-device multirun and of a second multi-device ``train()``), and the
+processes another launcher (torchrun, srun) started."""
 
 from __future__ import annotations
 
@@ -55,3 +56,48 @@ def test_a_model_without_gradient_steps_keeps_its_rank_under_torchrun(monkeypatc
     rank_1 = make_trainer(settings, callbacks=[], loggers=[])
     assert (rank_1.global_rank, rank_1.world_size, rank_1.is_global_zero) == (1, 2, False)
     assert isinstance(rank_1.strategy, UnwrappedDDPStrategy)
+
+
+SLURM_VARIABLES = ("SLURM_NTASKS", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_JOB_NAME",
+                   "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"SLURM_NTASKS": "2", "SLURM_PROCID": "1"},  # srun's task 1
+     {"SLURM_NTASKS": "2", "SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "2"}],  # its task 0
+)
+def test_train_py_under_srun_needs_one_run_folder(monkeypatch, capsys, env):
+    """srun sets no ``WORLD_SIZE`` (``SLURM_NTASKS``, ``SLURM_PROCID``: what Lightning's
+    SLURMEnvironment reads), so each of its tasks named a time-stamped run folder of its own:
+    refused as under torchrun, unless one folder is given to all."""
+    from esa_lightning.cli.overrides import refuse_unshared_run_folder
+
+    for name in SLURM_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_:
+        refuse_unshared_run_folder(["experiment=smoke"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: SLURM_") and "hydra.run.dir=<folder>" in error
+    refuse_unshared_run_folder(["experiment=smoke", "hydra.run.dir=shared"])
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"SLURM_NTASKS": "1", "SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "1"},  # srun -n 1
+     {"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_JOB_NAME": "job"},  # a batch script
+     {"SLURM_NTASKS": "2", "SLURM_JOB_NAME": "interactive"}],  # a salloc shell
+)
+def test_one_slurm_process_names_its_own_run_folder(monkeypatch, env):
+    """One process in a SLURM job (a task of ``srun -n 1``, the batch script itself, a
+    ``salloc`` shell) may name its run folder: no other process shares it."""
+    from esa_lightning.cli.overrides import refuse_unshared_run_folder
+
+    for name in SLURM_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    refuse_unshared_run_folder(["experiment=smoke"])
