@@ -25,11 +25,12 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.run_folder import is_launching_process, unshared_folder_reason
+from esa_lightning.run_folder import is_launching_process, rank_settings, unshared_folder_reason
 
 RUN_DIR_ENV = "ESA_LIGHTNING_RUN_DIR"
 
@@ -104,3 +105,20 @@ def end_extra_process() -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(0)
+
+
+def left_to_rank_zero(call: str) -> bool:
+    """True, with a warning naming this process's rank, on a process with a rank above 0
+    (``run_folder.RANK_VARIABLES``: ``torchrun``, ``srun`` or Lightning started it): ``call``
+    (``esa_lightning.predict``) runs once, on global rank 0, as ``predict.py`` does. Every rank
+    wrote the same output folder before. A warning and no exception: an error there would end
+    the process, and ``torchrun`` or ``srun`` would then stop rank 0's job too."""
+    ranks = rank_settings()
+    if ranks:
+        warnings.warn(
+            f"{call} runs in one process, on global rank 0; this process ({' '.join(ranks)}) "
+            "leaves it to rank 0 and returns None",
+            UserWarning,
+            stacklevel=3,
+        )
+    return bool(ranks)

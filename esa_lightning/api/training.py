@@ -147,14 +147,20 @@ def predict(
     *,
     output_dir: str | os.PathLike | None = None,
     root_dir: str | os.PathLike | None = None,
-) -> RunResult:
+) -> RunResult | None:
     """Run ``predict.py ckpt=detector_dir`` with ``overrides`` (e.g. ``data=kaggle``,
-    ``data.root=...``) in-process; the run folder holds its submission and report."""
+    ``data.root=...``) in-process; the run folder holds its submission and report.
+
+    On a process with a rank above 0 (``torchrun``, ``srun``) nothing is read or written: it
+    returns None with a ``UserWarning``, rank 0 predicting once (``api.ranks``)."""
     from omegaconf import open_dict
 
+    from esa_lightning.api.ranks import left_to_rank_zero
     from esa_lightning.jobs.predict import predict as predict_job
     from esa_lightning.settings import check_settings
 
+    if left_to_rank_zero("esa_lightning.predict"):
+        return None
     cfg = compose_job("predict", overrides, output_dir=output_dir, root_dir=root_dir)
     with open_dict(cfg):  # not an override: any path, quotes and '=' included
         cfg.ckpt = str(Path(detector_dir).expanduser().resolve())

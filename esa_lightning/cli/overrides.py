@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 RUN_FOLDER_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
@@ -49,10 +48,9 @@ def leave_to_rank_zero(command: str) -> None:
     exits with code 0 after one ``note:`` line naming it, before anything is read or written.
     Each rank ran it whole before, into a folder of its own, or, all given one, the second
     refused by its lock."""
-    from esa_lightning.run_folder import RANK_VARIABLES
+    from esa_lightning.run_folder import rank_settings
 
-    ranks = [f"{name}={os.environ[name]}" for name in RANK_VARIABLES
-             if os.environ.get(name, "0") not in ("", "0")]
+    ranks = rank_settings()
     if not ranks:
         return
     print(f"note: {command} runs in one process, on global rank 0; this process "

@@ -381,6 +381,32 @@ def test_processes_another_launcher_started_need_the_run_folder_given(
     assert Path(cfg.paths.output_dir) == tmp_path / "launcher's"
 
 
+@pytest.mark.parametrize("rank", [{"RANK": "1", "WORLD_SIZE": "2"},
+                                  {"SLURM_PROCID": "1", "SLURM_NTASKS": "2"}])
+def test_predict_runs_on_global_rank_0_only(tmp_path, monkeypatch, rank):
+    """``esa_lightning.predict`` under torchrun (or srun) ran on every rank: each scored the
+    whole range and wrote the same output folder. As predict.py, a rank above 0 leaves it to
+    rank 0: it returns None with a warning naming its rank, reading and writing nothing."""
+    from esa_lightning.data.readers.esa_csv import read_esa_csv
+    from esa_lightning.run_folder import RANK_VARIABLES
+    from tests.helpers import write_esa_csv
+
+    path = write_esa_csv(tmp_path / "mission.csv", n=60)
+    zscore_detector(read_esa_csv(path, cache_dir=tmp_path / "cache"), tmp_path / "detector",
+                    threshold=1.0)
+    for name in (*RANK_VARIABLES, "WORLD_SIZE", "SLURM_NTASKS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in rank.items():
+        monkeypatch.setenv(name, value)
+    with pytest.warns(UserWarning, match="global rank 0.*{}={}".format(*next(iter(rank.items())))):
+        job = esa_lightning.predict(
+            tmp_path / "detector", ["data=esa_csv", f"data.root={path}", "range=all"],
+            output_dir=tmp_path / "out", root_dir=tmp_path,
+        )
+    assert job is None
+    assert not (tmp_path / "out").exists()
+
+
 def test_esa_csv_frame_equals_predict_py(tmp_path):
     """Preprocessed ESA CSV data (a ``timestamp`` column): rows taken as given, a missing grid
     row named but not filled, as the CSV reader does."""
