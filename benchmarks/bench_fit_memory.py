@@ -25,21 +25,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import json
-import os
 import sys
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, replace_section, tree_rss_kib  # noqa: E402
-from bench_gap_close import TELECOMMANDS, long_mission  # noqa: E402
-from bench_predict import ROOT, RssSampler, run_measured  # noqa: E402
+from _common import machine, replace_section  # noqa: E402
+from bench_gap_close import TELECOMMANDS, long_mission, measured_fit, tiny_gru  # noqa: E402
+from bench_predict import ROOT, run_measured  # noqa: E402
 
 HEADER = ("## The threshold's and the gate's fits in pieces: their peak memory on a long fit range "
           "(bench_fit_memory.py)")
@@ -50,31 +46,18 @@ TABLE_HEAD = (
 FITS = ("threshold", "rf_gate", "channel_norm")
 
 
-def tiny_gru(channels: int, mission, chunk_rows: int):
-    """An untrained tiny GRU with ``channel_norm``, an ``f05`` threshold (fit range, smoothing
-    20) and a 20-tree gate, each reading ``chunk_rows`` windows at a time; the threshold set at
-    the 99th percentile of the smoothed raw window scores of the mission's first 200,000 rows
-    (the gate's fit needs one; ``channel_norm`` is left unfitted, so the threshold's and the
-    gate's fits read raw errors, as before it was benchmarked here)."""
-    import torch
-
-    from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
-
-    torch.manual_seed(0)
-    model = LitGRUAttentionAE(
-        n_inputs=channels + TELECOMMANDS, n_outputs=channels, window=10, hidden_size=8,
-        latent_dim=4, detrend=2880, post_processing={
-            "channel_norm": {"kind": "channel_norm", "channels": "all", "aggregate": "max",
-                             "chunk_rows": chunk_rows},
-            "threshold": {"kind": "f05", "fit_on": "fit_range", "smoothing": 20,
-                          "chunk_rows": chunk_rows},
-            "rf_gate": {"kind": "random_forest", "n_estimators": 20, "n_jobs": 1,
-                        "chunk_rows": chunk_rows}})
-    rule = model.threshold_rule
-    rule.score_span.fill_(20)
-    total = model.window_outputs(mission.slice(0, 200_000)).total
-    rule.threshold.fill_(float(np.quantile(rule.smoothed(total), 0.99)))
-    return model
+def fit_rules(chunk_rows: int) -> dict:
+    """``channel_norm``, an ``f05`` threshold (fit range, smoothing 20) and a 20-tree gate, each
+    reading ``chunk_rows`` windows at a time, for ``bench_gap_close.tiny_gru`` (its threshold set
+    there, as the gate's fit needs one; ``channel_norm`` is left unfitted, so the threshold's and
+    the gate's fits read raw errors, as before it was benchmarked here)."""
+    return {
+        "channel_norm": {"kind": "channel_norm", "channels": "all", "aggregate": "max",
+                         "chunk_rows": chunk_rows},
+        "threshold": {"kind": "f05", "fit_on": "fit_range", "smoothing": 20,
+                      "chunk_rows": chunk_rows},
+        "rf_gate": {"kind": "random_forest", "n_estimators": 20, "n_jobs": 1,
+                    "chunk_rows": chunk_rows}}
 
 
 def forest_digest(forest) -> str:
@@ -101,27 +84,16 @@ def worker(fit: str, rows: int, channels: int, chunk_rows: int, out: Path) -> No
 
     torch.set_num_threads(1)  # two threads on a shared 2-core machine: 40x slower GRU calls
     mission = long_mission(rows, channels)
-    model = tiny_gru(channels, mission, chunk_rows)
+    model = tiny_gru(channels, mission, fit_rules(chunk_rows))
     rule = model.post_rules[fit]
-    gc.collect()
-    before = tree_rss_kib(os.getpid()) / 1024
-    sampler = RssSampler(period=0.05)
-    sampler.start()
-    t0 = time.perf_counter()
-    rule.fit(model, SimpleNamespace(mission=mission))
-    fit_s = time.perf_counter() - t0
-    time.sleep(0.1)
-    peak = max(mib for _, mib in sampler.samples)
+    measured, _ = measured_fit(rule, model, mission)
     if fit == "threshold":
         fitted = float(rule.threshold[0]).hex()
     elif fit == "channel_norm":
         fitted = norm_digest(rule)
     else:
         fitted = forest_digest(rule.forest)
-    out.write_text(json.dumps({
-        "fit_s": fit_s, "rss_before_mib": before, "fit_peak_mib": peak, "fitted": fitted,
-        "events": len(mission.events),
-    }))
+    out.write_text(json.dumps({**measured, "fitted": fitted}))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -75,9 +75,11 @@ def long_mission(rows: int, channels: int, seed: int = 0):
     )
 
 
-def tiny_gru(channels: int, mission):
-    """An untrained tiny GRU with the default rule and a threshold at the 99th percentile of
-    the smoothed window scores of the mission's first 200,000 rows."""
+def tiny_gru(channels: int, mission, post_processing: dict | None = None):
+    """An untrained tiny GRU (hidden 8, latent 4, window 10, detrend 2880 rows) with
+    ``post_processing`` (by default a percentile threshold and the default ``gap_close`` rule),
+    its threshold set at the 99th percentile of the window scores of the mission's first
+    200,000 rows, smoothed over 20 rows."""
     import torch
 
     from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
@@ -85,7 +87,7 @@ def tiny_gru(channels: int, mission):
     torch.manual_seed(0)
     model = LitGRUAttentionAE(
         n_inputs=channels + TELECOMMANDS, n_outputs=channels, window=10, hidden_size=8,
-        latent_dim=4, detrend=2880, post_processing={
+        latent_dim=4, detrend=2880, post_processing=post_processing or {
             "threshold": {"kind": "percentile", "smoothing": 20},
             "gap_close": {"kind": "gap_close"}})
     rule = model.threshold_rule
@@ -93,6 +95,23 @@ def tiny_gru(channels: int, mission):
     total = model.window_outputs(mission.slice(0, 200_000)).total
     rule.threshold.fill_(float(np.quantile(rule.smoothed(total), 0.99)))
     return model
+
+
+def measured_fit(rule, model, mission) -> tuple[dict, object]:
+    """({"fit_s", "rss_before_mib", "fit_peak_mib", "events"}, what ``rule.fit`` returned) of
+    fitting ``rule`` of ``model`` on ``mission``: its peak is the largest VmRSS sampled every
+    0.05 s during the fit."""
+    gc.collect()
+    before = tree_rss_kib(os.getpid()) / 1024
+    sampler = RssSampler(period=0.05)
+    sampler.start()
+    t0 = time.perf_counter()
+    result = rule.fit(model, SimpleNamespace(mission=mission))
+    fit_s = time.perf_counter() - t0
+    time.sleep(0.1)
+    peak = max(mib for _, mib in sampler.samples)
+    return {"fit_s": fit_s, "rss_before_mib": before, "fit_peak_mib": peak,
+            "events": len(mission.events)}, result
 
 
 def worker(rows: int, channels: int, chunk_rows: int, out: Path) -> None:
@@ -103,19 +122,10 @@ def worker(rows: int, channels: int, chunk_rows: int, out: Path) -> None:
     model = tiny_gru(channels, mission)
     rule = model.gap_rule
     rule.chunk_rows = chunk_rows
-    gc.collect()
-    before = tree_rss_kib(os.getpid()) / 1024
-    sampler = RssSampler(period=0.05)
-    sampler.start()
-    t0 = time.perf_counter()
-    f05 = rule.fit(model, SimpleNamespace(mission=mission))
-    fit_s = time.perf_counter() - t0
-    time.sleep(0.1)
-    peak = max(mib for _, mib in sampler.samples)
+    measured, f05 = measured_fit(rule, model, mission)
     out.write_text(json.dumps({
-        "fit_s": fit_s, "rss_before_mib": before, "fit_peak_mib": peak,
-        "width": int(rule.width), "f05": {str(w): f for w, f in (f05 or {}).items()},
-        "events": len(mission.events),
+        **measured, "width": int(rule.width),
+        "f05": {str(w): f for w, f in (f05 or {}).items()},
     }))
 
 
