@@ -26,7 +26,8 @@ the highest of those components' scores ranked against their training and valida
 weights are fitted there all the same and the threshold is chosen over four contiguous folds of
 the whole training and validation range (every labeled event there is, not the validation
 range's few). With enough events the weights decide (``many_events="weights"``, the default;
-``"any_alarm"`` the components' own alarms). Opt-in, ``many_events="cross_fit"`` lets the two
+``"any_alarm"`` the components' own alarms, ``"label_free_alarm"`` those of the components
+whose training read no label, as with few events). Opt-in, ``many_events="cross_fit"`` lets the two
 rules compete on held-out folds: each fold of the threshold's in turn is scored by weights and
 a threshold fitted on the other folds, and by the components' own alarms; the weights stand
 unless the alarms score a higher mean corrected event-wise F0.5. The comparison leans towards
@@ -91,7 +92,7 @@ log = logging.getLogger("esa_lightning")
 FEW_EVENT_RULES = ("any_alarm", "label_free_alarm", "weights")
 # ... and when they hold enough: one rule always, or the rule with the better held-out score
 # over the threshold's folds ("cross_fit", opt-in: see the module docstring)
-MANY_EVENT_RULES = ("weights", "cross_fit", "any_alarm")
+MANY_EVENT_RULES = ("weights", "cross_fit", "any_alarm", "label_free_alarm")
 
 
 class HybridCombiner:
@@ -253,15 +254,15 @@ class HybridCombiner:
         n = len(fit_range.values)
         ranges = [(0, n)] if ranges is None else [(a, b) for a, b in ranges if b > a]
         events = sum(labeled_runs(fit_range.is_anomaly[a:b]) for a, b in ranges)
-        if events < needed and self.few_events != "weights":
+        rule = self.few_events if events < needed else self.many_events
+        if rule in ("any_alarm", "label_free_alarm"):
             why = (f"{events} labeled event(s) in the rows no component trained on, fewer than "
                    f"threshold_min_events={needed}: no weights learned "
-                   f"(combiner.few_events={self.few_events})")
-            if self.few_events == "label_free_alarm":
+                   f"(combiner.few_events={rule})" if events < needed
+                   else f"combiner.many_events={rule}")
+            if rule == "label_free_alarm":
                 self.alarm_names = label_free_names(self.names, label_free_components)
             return self._fit_any_alarm(components, fit_range, why)
-        if events >= needed and self.many_events == "any_alarm":
-            return self._fit_any_alarm(components, fit_range, "combiner.many_events=any_alarm")
         self.rule = "weights"
         y = np.concatenate([fit_range.is_anomaly[a:b] for a, b in ranges] or [np.zeros(0)])
         where = "rows " + ", ".join(f"{a}-{b - 1}" for a, b in ranges)

@@ -444,6 +444,34 @@ def test_with_enough_events_the_rule_that_holds_out_better_decides(tmp_path):
     assert forced.fit(exact_score, mission.fit_range()).rule == "any_alarm"
 
 
+
+def test_with_enough_events_label_free_alarm_reads_the_label_free_components_alone(tmp_path):
+    """many_events="label_free_alarm": the weights are not learned even with enough events; a
+    row alarms where a component whose training read no label alarms, as with few events."""
+    # 12 events in the training and validation range: the 10 weights of two components
+    # could be learned
+    mission = make_mission(
+        n_rows=8000, val_start=6500, test_start=7000,
+        anomalies=(*((300 + 500 * k, 320 + 500 * k) for k in range(12)), (7400, 7430)))
+    test = mission.test()
+    rows = np.arange(len(test.values)) + mission.test_start
+    components = {"free": AlarmingScorer("labels", signal=0.0, seed=3),
+                  "supervised": AlarmingScorer("none", signal=3.0, seed=4)}
+    comb = HybridCombiner(neighbourhood=4, block_rows=500, many_events="label_free_alarm")
+    comb.fit(components, mission.fit_range(), label_free_components=["free"])
+    assert comb.rule == "any_alarm" and comb.alarm_names == ["free"]
+    out = comb.score_rows(components, test)
+    own = components["free"].score_rows(test).alarm
+    np.testing.assert_array_equal(out.alarm, own.astype(np.uint8))
+    assert out.alarm[(rows >= 7400) & (rows <= 7430)].all()
+    comb.save(tmp_path)
+    again = HybridCombiner.load(tmp_path)
+    assert again.many_events == "label_free_alarm" and again.alarm_names == ["free"]
+    np.testing.assert_array_equal(again.score_rows(components, test).alarm, out.alarm)
+    # the default keeps learning weights there
+    assert HybridCombiner(neighbourhood=4, block_rows=500).fit(
+        components, mission.fit_range(), label_free_components=["free"]).rule == "weights"
+
 def test_combiners_saved_before_the_cross_fitted_rule_load_as_weights(tmp_path):
     old = saved_one_component_combiner(tmp_path)
     del old["many_events"], old["held_out"]
