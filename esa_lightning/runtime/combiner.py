@@ -25,7 +25,9 @@ the highest of those components' scores ranked against their training and valida
 ``few_events="any_alarm"`` reads every component's alarm. With ``few_events="weights"`` the
 weights are fitted there all the same and the threshold is chosen over four contiguous folds of
 the whole training and validation range (every labeled event there is, not the validation
-range's few). With enough events the weights decide (``many_events="weights"``, the default;
+range's few). With enough events the weights decide (``many_events="weights"``, this class's
+default; esa_full's config sets ``"label_free_alarm"``: its weights lost to the GRU's own alarms on
+long development missions, benchmarks/RESULTS.md round C6;
 ``"any_alarm"`` the components' own alarms, ``"label_free_alarm"`` those of the components
 whose training read no label, as with few events). Opt-in, ``many_events="cross_fit"`` lets the two
 rules compete on held-out folds: each fold of the threshold's in turn is scored by weights and

@@ -97,7 +97,12 @@ def test_a_combiner_with_too_few_label_free_events_predicts_any_components_alarm
 
     mission = load_mission("synthetic", small_mission_dir, val_days=7, use_cache=False)
     det = Detector.load(full_run / "detector")
-    assert det.combiner.describe() == "HybridCombiner: fitted weights"
+    # esa_full's rule where those rows hold enough events (this mission's do): the label-free
+    # GRU's own alarms, not learned weights (combiner.many_events=label_free_alarm)
+    assert det.combiner.describe() == "HybridCombiner: alarms where gru_ae alarms"
+    assert det.combiner.many_events == "label_free_alarm" and det.combiner.alarm_names == [
+        "gru_ae"
+    ]
     det.combiner = HybridCombiner(threshold_min_events=1000).fit(det.components,
                                                                  mission.fit_range())
     det.save(tmp_path / "detector")
