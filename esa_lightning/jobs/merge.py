@@ -34,6 +34,7 @@ from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.models.gru_ae.network import members_of
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
 from esa_lightning.postprocessing.confidence import CALIBRATION_KEY
+from esa_lightning.postprocessing.frozen import FrozenValues
 from esa_lightning.postprocessing.gaps import GapClose
 from esa_lightning.postprocessing.thresholds import WindowThreshold
 from esa_lightning.runtime.calibration import calibration_record
@@ -142,9 +143,9 @@ def merge_detectors(
         getattr(merged, buffer).copy_(getattr(first, buffer))
     merged.eval()
     # fitted on the networks' errors, so fitted again: the error scale, the threshold, then the
-    # width of the gaps closed between the alarms
+    # width of the gaps closed between the alarms; the stuck-channel limits (the data's alone)
     refit = [r for r in merged.post_rules.values()
-             if isinstance(r, ChannelNorm | WindowThreshold | GapClose)]
+             if isinstance(r, ChannelNorm | WindowThreshold | GapClose | FrozenValues)]
     if refit and mission is None:
         raise ValueError("the sources' thresholds were fitted: pass the mission")
     for rule in refit:

@@ -14,6 +14,7 @@ whole: the outputs are those of scoring it whole, bit for bit.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,18 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import n_windows
 from esa_lightning.models.base import context_start, piece_bounds
 from esa_lightning.progress import progress
+
+
+@dataclass
+class WindowOutputs:
+    """Per-window results of one pass over a single-series range (stride 1)."""
+
+    total: np.ndarray  # float32 [N]
+    per_channel: np.ndarray  # float32 [N, C]
+    latent: np.ndarray | None = None  # float32 [N, D]
+    attention_stats: np.ndarray | None = None  # float32 [N, 3]: max, entropy, argmax position
+    pad: int = 0  # rows repeated in front because the range was shorter than a window
+    targets: np.ndarray | None = None  # float32 [N]: the scaled value each window ends on
 
 
 class WindowPieces:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -62,9 +61,10 @@ from esa_lightning.models.gru_ae.network import (
     SeriesNetworks,
     WindowNetwork,
 )
-from esa_lightning.models.window_pieces import WindowPieces
+from esa_lightning.models.window_pieces import WindowOutputs, WindowPieces
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
+from esa_lightning.postprocessing.frozen import FrozenValues
 from esa_lightning.postprocessing.gaps import GapClose
 from esa_lightning.postprocessing.random_forest import RandomForestGate
 from esa_lightning.postprocessing.telemanom import TelemanomOnline
@@ -73,25 +73,14 @@ from esa_lightning.postprocessing.thresholds import WINDOW_THRESHOLDS, WindowThr
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class WindowOutputs:
-    """Per-window results of one pass over a single-series range (stride 1)."""
-
-    total: np.ndarray  # float32 [N]
-    per_channel: np.ndarray  # float32 [N, C]
-    latent: np.ndarray | None = None  # float32 [N, D]
-    attention_stats: np.ndarray | None = None  # float32 [N, 3]: max, entropy, argmax position
-    pad: int = 0  # rows repeated in front because the range was shorter than a window
-    targets: np.ndarray | None = None  # float32 [N]: the scaled value each window ends on
-
-
 class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
     """Trains ``GRUAttentionAE`` on label-free windows and scores raw missions row by row."""
 
     datamodule_kind = "windows"
     #: windows per scoring forward pass (each window is scored on its own, in eval mode)
     RUNTIME_SETTINGS = frozenset({"score_batch_size"})
-    POST_RULES = (ChannelNorm, *WINDOW_THRESHOLDS, TelemanomOnline, RandomForestGate, GapClose)
+    POST_RULES = (ChannelNorm, *WINDOW_THRESHOLDS, TelemanomOnline, RandomForestGate, GapClose,
+                  FrozenValues)
 
     def __init__(
         self,
@@ -241,16 +230,20 @@ class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
     @property
     def gate(self) -> RandomForestGate | None:
         """The fitted random-forest gate, when configured and fitted."""
-        for rule in self.post_rules.values():
-            if isinstance(rule, RandomForestGate) and rule.forest is not None:
-                return rule
-        return None
+        rule = next((r for r in self.post_rules.values() if isinstance(r, RandomForestGate)), None)
+        return rule if rule is not None and rule.forest is not None else None
 
     @property
     def gap_rule(self) -> GapClose | None:
         """The rule closing short gaps between the row alarms (at most one: ``single``), when
         configured; before it is fitted it closes nothing."""
         return next((r for r in self.post_rules.values() if isinstance(r, GapClose)), None)
+
+    @property
+    def frozen_rule(self) -> FrozenValues | None:
+        """The fitted rule alarming on stuck channels (``postprocessing.frozen``), if any."""
+        rule = next((r for r in self.post_rules.values() if isinstance(r, FrozenValues)), None)
+        return rule if rule is not None and rule.is_fitted else None
 
     # ------------------------------------------------------------------------- training
     def set_preprocessing(self, datamodule: Any) -> None:
@@ -436,7 +429,9 @@ class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
         """
         detrend = int(self.hparams.get("detrend") or 0)
         closing = 0 if self.gap_rule is None else self.gap_rule.context_rows
-        return int(self.hparams.window + detrend + self.threshold_rule.context_rows + closing)
+        frozen = 0 if self.frozen_rule is None else self.frozen_rule.context_rows
+        window = self.hparams.window + detrend + self.threshold_rule.context_rows + closing
+        return int(max(window, frozen))
 
     def _score_grid(self, mission: Mission, series: str | None) -> RowScores:
         """One grid's rows (``GridScoring``): a window alarms when its (smoothed) error exceeds
@@ -467,13 +462,17 @@ class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
         alarm = (alarm > 0).astype(np.uint8)
         if self.gap_rule is not None:
             alarm = self.gap_rule.apply(alarm)
+        stuck = None if self.frozen_rule is None else self.frozen_rule.alarms(mission, s)
+        if stuck is not None:
+            alarm |= stuck.any(axis=1)
         norm = self.channel_norm  # names only the channels its total is made of
         scored = None if norm is None else norm.scored_mask()
+        named = top_channel_alarm(alarm, channel, self.hparams.top_channels, scored)
         return RowScores(
             score=score,
             alarm=alarm,
             channel_scores=channel,
-            channel_alarm=top_channel_alarm(alarm, channel, self.hparams.top_channels, scored),
+            channel_alarm=named if stuck is None else named | stuck[:, : named.shape[1]],
             threshold=threshold,
             gate_probability=probability,
         )

@@ -1,0 +1,134 @@
+"""A stuck channel: a row alarms where a channel has held one value far longer than it ever did.
+
+A frozen reading (a stuck sensor, a value no longer updated) leaves nothing for a
+reconstruction to get wrong: the window is easy to reproduce. ``FrozenValues`` (post rule kind
+``frozen``) learns, for each target channel, the longest run of equal consecutive raw values on
+the fit range's rows that hold no label in any channel, a run restarting at a row labeled a
+communication gap (forward filling a gap holds the value for as long as the gap lasts: the rule
+must learn the grid's usual holds, not the gaps). When scoring, a row alarms where a watched
+channel's current run (gaps are unknown then, so runs do not restart) is longer than ``factor``
+times that longest run, and never shorter than ``min_run`` rows. A channel whose longest run
+exceeds ``max_run`` rows holds its values for so long in normal operation that it is not
+watched; this also bounds the rows of context a chunk needs (a run is decided from at most
+``factor * max_run`` rows before it). Its alarms are added to its model's after gap closing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
+from esa_lightning.postprocessing.base import RULE_KEY, PostRule
+
+log = logging.getLogger("esa_lightning")
+
+GAP = 3  # Mission.labels: communication gap
+
+
+def run_lengths(values: np.ndarray, restart: np.ndarray | None = None) -> np.ndarray:
+    """int64 [T]: at each row, how many rows before it hold the same value without a break (0
+    where the value differs from the row before, or is NaN); ``restart`` (bool [T]) breaks a
+    run at its rows."""
+    x = np.asarray(values)
+    same = np.zeros(len(x), dtype=bool)
+    same[1:] = x[1:] == x[:-1]
+    if restart is not None:
+        same &= ~np.asarray(restart, dtype=bool)
+    rows = np.arange(len(x))
+    last_break = np.maximum.accumulate(np.where(same, 0, rows))
+    return rows - last_break
+
+
+def _setting(value: Any, name: str, low: float, integer: bool) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if not ok or value < low or (integer and int(value) != value):
+        kind = "an integer" if integer else "a finite number"
+        raise ESAInputError(f"must be {kind} >= {low:g}", column=f"{RULE_KEY}.{name}",
+                            value=value)
+    return float(value)
+
+
+class FrozenValues(PostRule):
+    """Alarms where a target channel holds one value far longer than on the fit range."""
+
+    kind = "frozen"
+    stage = 3  # after gap closing: a stuck channel's alarm is not a gap to close
+    single = "each would alarm on the same runs"
+
+    def __init__(
+        self,
+        n_series: int = 1,
+        n_outputs: int = 1,
+        factor: float = 1.5,
+        min_run: int = 10,
+        max_run: int = 10_000,
+    ) -> None:
+        super().__init__()
+        self.factor = _setting(factor, "factor", 1.0, integer=False)
+        self.min_run = int(_setting(min_run, "min_run", 1, integer=True))
+        self.max_run = int(_setting(max_run, "max_run", 1, integer=True))
+        # [series, value column]: the run a row must exceed to alarm; 0: not watched; -1: unfitted
+        self.register_buffer("limit", torch.full((int(n_series), int(n_outputs)), -1,
+                                                 dtype=torch.int64))
+
+    @classmethod
+    def from_settings(cls, settings: Any, context: Any) -> PostRule:
+        return cls(n_series=int(context.get("n_series", 1)),
+                   n_outputs=int(context.get("n_outputs", 1)), **settings)
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool((self.limit >= 0).all())
+
+    @property
+    def context_rows(self) -> int:
+        """A row's run is decided by at most its limit of rows before it (0 unfitted: it alarms
+        nowhere then)."""
+        return int(self.limit.max()) + 1 if self.is_fitted else 0
+
+    def fit(self, model: Any, datamodule: Any) -> None:
+        """Each series' limits from its grid's fit range (training and validation rows)."""
+        for name, grid in datamodule.mission.fit_range().grids().items():
+            s = model.series_index(grid, name)
+            self.limit[s] = torch.as_tensor(self.limits(grid), dtype=torch.int64)
+
+    def limits(self, fit_range: Mission) -> np.ndarray:
+        """int64 [value columns]: each target channel's limit on ``fit_range``; 0 for the other
+        columns and for channels not watched."""
+        columns = fit_range.values.shape[1]
+        if self.limit.shape[1] != columns:
+            raise ESAInputError(f"has {columns} value columns, the model {self.limit.shape[1]}",
+                                path=fit_range.name)
+        labels = fit_range.labels
+        label_free = fit_range.row_labels == 0
+        gap = (labels == GAP).any(axis=1) if labels is not None else None
+        out = np.zeros(columns, dtype=np.int64)
+        targets = set(fit_range.target_channels)
+        for j, channel in enumerate(fit_range.channel_names):
+            if channel not in targets or not label_free.any():
+                continue
+            longest = int(run_lengths(fit_range.values[:, j], gap)[label_free].max())
+            if longest > self.max_run:
+                log.info("frozen: %s holds a value for up to %d rows: not watched", channel,
+                         longest)
+                continue
+            out[j] = math.ceil(self.factor * max(longest, self.min_run))
+        return out
+
+    def alarms(self, mission: Mission, series: int) -> np.ndarray:
+        """bool [T, value columns]: where a watched channel's run exceeds its limit."""
+        limit = self.limit[series].cpu().numpy()
+        out = np.zeros(mission.values.shape, dtype=bool)
+        for j in np.flatnonzero(limit > 0):
+            out[:, j] = run_lengths(mission.values[:, j]) > limit[j]
+        return out
+
+    def __repr__(self) -> str:
+        return (f"FrozenValues(factor={self.factor:g}, min_run={self.min_run}, "
+                f"max_run={self.max_run})")

@@ -1,0 +1,82 @@
+"""The ``frozen`` rule inside a trained GRU: fitted after training, its alarms added to the
+model's, named on the stuck channel, equal in chunks, kept by the artifact, reached by config."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from esa_lightning.artifact import Detector, mission_schema
+from esa_lightning.data.windows import WindowDataModule
+from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+from esa_lightning.runtime.chunks import score_in_chunks
+from tests.conftest import compose_config
+from tests.helpers import sine_mission, trainer, with_events
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+RULES = {"threshold": {"kind": "percentile", "q": 99},
+         "frozen": {"kind": "frozen", "factor": 1.5, "min_run": 10}}
+STUCK = (530, 580)  # channel 1 held in the test range
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small GRU with the rule trained on ``sine_mission``, and the mission with channel 1
+    stuck on rows 530-579 of its test range."""
+    m = with_events(sine_mission())
+    torch.manual_seed(0)
+    dm = WindowDataModule(m, window=8, batch_size=64)
+    dm.setup("fit")
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
+                              post_processing=RULES)
+    trainer().fit(model, dm)
+    values = m.values.copy()
+    values[STUCK[0] : STUCK[1], 1] = values[STUCK[0], 1]
+    return model, dataclasses.replace(m, values=values), m
+
+
+def test_a_stuck_channel_alarms_past_its_limit_and_is_named(trained):
+    model, stuck, _ = trained
+    rule = model.frozen_rule
+    assert rule is not None and int(rule.limit[0, 1]) == 15  # noisy sines never repeat: min_run
+    watching_none = copy.deepcopy(model)
+    watching_none.post_rules["frozen"].limit.fill_(0)
+    out, before = model.score_rows(stuck), watching_none.score_rows(stuck)
+    rows = np.arange(len(out.alarm))
+    held = (rows >= STUCK[0] + 16) & (rows < STUCK[1])
+    assert out.alarm[held].all() and out.channel_alarm[held, 1].all()
+    # elsewhere the alarms are the model's own
+    np.testing.assert_array_equal(out.alarm[~held], before.alarm[~held])
+    np.testing.assert_array_equal(out.score, before.score)
+    without = LitGRUAttentionAE(**{**model.hparams, "post_processing": {
+        "threshold": RULES["threshold"]}})
+    assert model.context_rows == max(without.context_rows, 16)
+
+
+def test_chunks_and_the_artifact_give_the_same_alarms(trained, tmp_path):
+    model, stuck, _ = trained
+    det = Detector({"gru": model}, mission_schema(stuck))
+    whole = det.score_rows(stuck)
+    chunked = score_in_chunks(det, stuck, chunk_rows=23)
+    np.testing.assert_array_equal(chunked.alarm, whole.alarm)
+    np.testing.assert_array_equal(chunked.channel_alarm, whole.channel_alarm)
+    loaded = Detector.load(det.save(tmp_path / "det")).components["gru"]
+    assert torch.equal(loaded.post_rules["frozen"].limit, model.post_rules["frozen"].limit)
+    np.testing.assert_array_equal(loaded.score_rows(stuck).alarm, whole.alarm)
+
+
+def test_the_rule_is_off_by_default_and_its_settings_reach_it(small_mission_dir, tmp_path):
+    default = compose_config("train", [f"data.root={small_mission_dir}"], tmp_path / "a")
+    assert default.model.post_processing.frozen is None
+    cfg = compose_config("train", [f"data.root={small_mission_dir}",
+                                   "model.post_processing.frozen={kind:frozen,factor:2.0}"],
+                         tmp_path / "b")
+    from hydra.utils import instantiate
+
+    model = instantiate(cfg.model, n_inputs=3, n_outputs=2, _convert_="all")
+    assert model.post_rules["frozen"].factor == 2.0

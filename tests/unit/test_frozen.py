@@ -1,0 +1,90 @@
+"""The ``frozen`` post rule: run lengths, the limits it learns on the fit range, its settings."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+from esa_lightning.postprocessing.frozen import FrozenValues, run_lengths
+from tests.helpers import toy_mission
+
+
+def test_run_lengths_count_the_equal_rows_before_each_row_and_restart_where_told():
+    x = np.array([1, 1, 1, 2, 2, np.nan, np.nan, 3, 3, 3, 3])
+    np.testing.assert_array_equal(run_lengths(x), [0, 1, 2, 0, 1, 0, 0, 0, 1, 2, 3])
+    restart = np.zeros(len(x), bool)
+    restart[9] = True
+    np.testing.assert_array_equal(run_lengths(x, restart), [0, 1, 2, 0, 1, 0, 0, 0, 1, 0, 1])
+
+
+def held_mission(n: int = 3000, test_start: int = 2400):
+    """Three channels sampled every 4 rows and held between samples; channel 2 is not a target;
+    channel 1 is held through a 300-row communication gap in the training range; channel 0
+    never changes in the training range after row 500 (a status held for days)."""
+    rng = np.random.default_rng(0)
+    samples = rng.standard_normal((n // 4 + 1, 3)).astype(np.float32)
+    values = np.repeat(samples, 4, axis=0)[:n]
+    values[500:, 0] = 1.0
+    labels = np.zeros((n, 3), np.uint8)
+    values[1000:1300, 1] = values[999, 1]
+    labels[1000:1300, :] = 3  # a gap: every channel held
+    values[1000:1300, 2] = values[999, 2]
+    m = toy_mission(values, labels, val_start=test_start * 3 // 4, test_start=test_start)
+    m.channels.loc[m.channels["Channel"] == "channel_2", "Target"] = False
+    return m
+
+
+def test_the_limit_is_the_longest_label_free_run_with_gaps_restarted_times_the_factor():
+    m = held_mission()
+    assert m.target_channels == ["channel_0", "channel_1"]
+    rule = FrozenValues(n_outputs=3, factor=1.5, min_run=2, max_run=1000)
+    limits = rule.limits(m.fit_range())
+    # channel 0 holds one value for 1900 rows: longer than max_run, not watched
+    assert limits[0] == 0
+    # channel 1: samples held 4 rows (runs of 3 equal rows after the first), the gap restarted
+    longest = int(run_lengths(m.fit_range().values[:, 1], m.fit_range().labels[:, 1] == 3)[
+        m.fit_range().row_labels == 0].max())
+    assert 3 <= longest < 20
+    assert limits[1] == math.ceil(1.5 * longest)
+    assert limits[2] == 0  # not a target channel
+    # without the gap's restart the 300 held rows would have been learned as normal
+    assert run_lengths(m.fit_range().values[:, 1]).max() >= 299
+
+
+def test_min_run_floors_the_limit_and_alarms_start_past_it():
+    m = held_mission()
+    rule = FrozenValues(n_outputs=3, factor=1.5, min_run=10, max_run=1000)
+    rule.limit[0] = rule.limit.new_tensor(rule.limits(m.fit_range()))
+    assert int(rule.limit[0, 1]) == 15
+    values = m.values.copy()
+    values[2600:2700, 1] = values[2600, 1]  # stuck for 100 rows in the test range
+    stuck = rule.alarms(type(m)(**{**m.__dict__, "values": values}), 0)
+    rows = np.flatnonzero(stuck[:, 1])
+    # the training range's gap alarms too when scored: gaps are unknown when scoring
+    assert set(rows[rows < 2400]) <= set(range(1000, 1300))
+    test = rows[rows >= 2400]
+    assert test.min() == 2600 + 16 and test.max() == 2699
+    assert not stuck[:, [0, 2]].any()
+    assert rule.context_rows == 16
+
+
+@pytest.mark.parametrize(("setting", "value"), [("factor", 0.5), ("factor", float("inf")),
+                                                ("min_run", 0), ("min_run", 2.5),
+                                                ("max_run", True), ("factor", "long")])
+def test_a_bad_setting_is_refused_naming_the_rule_key(setting, value):
+    with pytest.raises(ESAInputError, match=f"model.post_processing.frozen.{setting}"):
+        LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=4, post_processing={
+            "threshold": {"kind": "percentile", "q": 99},
+            "frozen": {"kind": "frozen", setting: value}})
+
+
+def test_an_unfitted_rule_alarms_nowhere_and_adds_no_context():
+    model = LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=4, post_processing={
+        "threshold": {"kind": "percentile", "q": 99}, "frozen": {"kind": "frozen"}})
+    rule = model.post_rules["frozen"]
+    assert not rule.is_fitted and rule.context_rows == 0 and model.frozen_rule is None
+    assert list(model.post_rules) == ["threshold", "frozen"]
