@@ -70,8 +70,7 @@ def test_chunks_and_the_artifact_give_the_same_alarms(trained, tmp_path):
     np.testing.assert_array_equal(loaded.score_rows(stuck).alarm, whole.alarm)
 
 
-def test_the_rule_is_on_by_default_and_its_settings_and_null_reach_it(small_mission_dir,
-                                                                     tmp_path):
+def test_the_rule_is_off_by_default_and_its_settings_reach_it(small_mission_dir, tmp_path):
     from hydra.utils import instantiate
 
     def config(*overrides):
@@ -82,9 +81,6 @@ def test_the_rule_is_on_by_default_and_its_settings_and_null_reach_it(small_miss
         model = instantiate(config(*overrides).model, n_inputs=3, n_outputs=2, _convert_="all")
         return model.post_rules
 
-    default = rules()
-    assert default["frozen"].factor == 1.5 and list(default)[-1] == "frozen"
-    assert rules("model.post_processing.frozen.factor=2.0")["frozen"].factor == 2.0
-    assert "frozen" not in rules("model.post_processing.frozen=null")
-    # Telemanom's procedure alone on NASA data
-    assert config("experiment=gru_ae_nasa").model.post_processing.frozen is None
+    assert config().model.post_processing.frozen is None and "frozen" not in rules()
+    on = rules("model.post_processing.frozen={kind:frozen,factor:2.0}")
+    assert on["frozen"].factor == 2.0 and list(on)[-1] == "frozen"
