@@ -482,3 +482,19 @@ def check_fit_held_once(model, key: str, mission: Mission, folder: Path) -> None
         scores = Detector.load(folder / name).score_rows(mission)
         for field in ("score", "alarm", "channel_scores", "channel_alarm"):
             np.testing.assert_array_equal(getattr(scores, field), getattr(before, field))
+
+
+def small_gru(m: Mission, post_processing: dict) -> tuple:
+    """(an untrained small GRU with ``post_processing``, its set-up ``WindowDataModule`` of
+    windows of 8 rows on ``m``), seeded: train it with ``trainer().fit(model, dm)``."""
+    import torch
+
+    from esa_lightning.data.windows import WindowDataModule
+    from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+
+    torch.manual_seed(0)
+    dm = WindowDataModule(m, window=8, batch_size=64)
+    dm.setup("fit")
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
+                              post_processing=post_processing)
+    return model, dm

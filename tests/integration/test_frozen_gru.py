@@ -11,11 +11,10 @@ import pytest
 import torch
 
 from esa_lightning.artifact import Detector, mission_schema
-from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.runtime.chunks import score_in_chunks
 from tests.conftest import compose_config
-from tests.helpers import sine_mission, trainer, with_events
+from tests.helpers import sine_mission, small_gru, trainer, with_events
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -29,11 +28,7 @@ def trained():
     """A small GRU with the rule trained on ``sine_mission``, and the mission with channel 1
     stuck on rows 530-579 of its test range."""
     m = with_events(sine_mission())
-    torch.manual_seed(0)
-    dm = WindowDataModule(m, window=8, batch_size=64)
-    dm.setup("fit")
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
-                              post_processing=RULES)
+    model, dm = small_gru(m, RULES)
     trainer().fit(model, dm)
     values = m.values.copy()
     values[STUCK[0] : STUCK[1], 1] = values[STUCK[0], 1]

@@ -11,17 +11,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from esa_lightning.artifact import Detector, mission_schema
-from esa_lightning.data.windows import WindowDataModule
 from esa_lightning.models.base import piece_bounds, top_channel_alarm
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.gaps import GapClose, close_gaps
 from esa_lightning.runtime.chunks import score_in_chunks
 from esa_lightning.runtime.evaluation import ScoredRange, report_for
 from tests.conftest import compose_config
-from tests.helpers import sine_mission, trainer, with_events
+from tests.helpers import sine_mission, small_gru, trainer, with_events
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -34,11 +32,7 @@ def trained():
     """A small GRU trained on ``sine_mission`` (an event in its training and validation
     ranges each) with the rule, and the log of its fit."""
     m = with_events(sine_mission())
-    torch.manual_seed(0)
-    dm = WindowDataModule(m, window=8, batch_size=64)
-    dm.setup("fit")
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
-                              post_processing=RULES)
+    model, dm = small_gru(m, RULES)
     records = []
     handler = logging.Handler()
     handler.emit = records.append
