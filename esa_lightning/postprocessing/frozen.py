@@ -11,6 +11,11 @@ times that longest run, and never shorter than ``min_run`` rows. A channel whose
 exceeds ``max_run`` rows holds its values for so long in normal operation that it is not
 watched; this also bounds the rows of context a chunk needs (a run is decided from at most
 ``factor * max_run`` rows before it). Its alarms are added to its model's after gap closing.
+
+Opt-in (``gru_ae``'s ``frozen: null``): a channel that stops updating for good, held by forward
+filling (a recording that ends, a unit switched off), reads as stuck to the end of the range;
+on the suite's side-by-side MSL conversions that cost more than the rule gained elsewhere
+(benchmarks/RESULTS.md, "A frozen-value rule", look ah).
 """
 
 from __future__ import annotations
