@@ -207,17 +207,22 @@ class Mission:
     @property
     def row_labels(self) -> np.ndarray:
         """uint8 [T]: one code per row; anomaly (1) wins over rare event, gap and invalid."""
+        rows = len(self.values) if self.labels is None else len(self.labels)
+        out = np.zeros(rows, dtype=np.uint8)
+        for code in (4, 3, 2, 1):  # priority: anomaly > rare event > gap > invalid
+            out[self.rows_labeled(code)] = code
+        return out
+
+    def rows_labeled(self, code: int) -> np.ndarray:
+        """bool [T]: the rows where any channel holds label ``code``."""
         if self.labels is None or self.labels.shape[1] == 0:
-            return np.zeros(len(self.values), dtype=np.uint8)
+            return np.zeros(len(self.values) if self.labels is None else len(self.labels), bool)
+        out = np.zeros(len(self.labels), dtype=bool)
         lab = self.labels
         if lab.strides[1] == 0:  # one label broadcast to every channel (Kaggle): its column
             lab = lab[:, :1]
-        out = np.zeros(len(lab), dtype=np.uint8)
         for lo in range(0, len(lab), ROW_BLOCK):  # [block, C] temporaries, not [T, C]
-            block = lab[lo : lo + ROW_BLOCK]
-            # priority: anomaly (1) > rare event (2) > gap (3) > invalid (4)
-            for code in (4, 3, 2, 1):
-                out[lo : lo + ROW_BLOCK][(block == code).any(axis=1)] = code
+            out[lo : lo + ROW_BLOCK] = (lab[lo : lo + ROW_BLOCK] == code).any(axis=1)
         return out
 
     @property

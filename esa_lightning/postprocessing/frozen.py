@@ -110,9 +110,8 @@ class FrozenValues(PostRule):
         if self.limit.shape[1] != columns:
             raise ESAInputError(f"has {columns} value columns, the model {self.limit.shape[1]}",
                                 path=fit_range.name)
-        labels = fit_range.labels
         label_free = fit_range.row_labels == 0
-        gap = (labels == GAP).any(axis=1) if labels is not None else None
+        gap = fit_range.rows_labeled(GAP)
         out = np.zeros(columns, dtype=np.int64)
         targets = set(fit_range.target_channels)
         for j, channel in enumerate(fit_range.channel_names):
