@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from esa_lightning.data.mission import Mission
+from esa_lightning.data.mission import CATEGORY_TO_CODE, Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import RULE_KEY, PostRule
 
 log = logging.getLogger("esa_lightning")
 
-GAP = 3  # Mission.labels: communication gap
+GAP = CATEGORY_TO_CODE["Communication Gap"]  # its code in Mission.labels
 
 
 def run_lengths(values: np.ndarray, restart: np.ndarray | None = None) -> np.ndarray:
