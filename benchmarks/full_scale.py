@@ -79,9 +79,9 @@ STAGES = [
     ("read", "read + resample (cold)"),
     ("features", "feature extraction (segments + shapelets)"),
     ("train gru_ae", "GRU-AE training"),
-    ("heads gru_ae", "GRU heads (threshold + RF)"),
+    ("heads gru_ae", "GRU post-processing fits (all its rules)"),
     ("train channel_ensemble", "ensemble training"),
-    ("heads channel_ensemble", "ensemble heads (meta + event)"),
+    ("heads channel_ensemble", "ensemble post-processing fits (metas, event head, height)"),
     ("combiner", "combiner fit"),
     ("evaluate", "evaluate val+test (scoring + metrics)"),
     ("train.py total", "train.py total"),
@@ -159,10 +159,7 @@ def train_worker(phases_json: Path, overrides: list[str]) -> None:
     import esa_lightning.jobs.train as tr
     from esa_lightning.artifact import Detector
     from esa_lightning.data.segment_datamodule import SegmentDataModule
-    from esa_lightning.models.channel_ensemble.heads import EventHead, MetaHeads
-    from esa_lightning.postprocessing.random_forest import RandomForestGate
-    from esa_lightning.postprocessing.telemanom import TelemanomOnline
-    from esa_lightning.postprocessing.thresholds import WindowThreshold
+    from esa_lightning.postprocessing.base import PostRule
     from esa_lightning.runtime.combiner import HybridCombiner
 
     sampler = RssSampler()
@@ -188,14 +185,15 @@ def train_worker(phases_json: Path, overrides: list[str]) -> None:
     fit = tr.fit_component
     tr.fit_component = lambda name, *a, **k: timed(f"fit {name}", fit)(name, *a, **k)
     SegmentDataModule.setup = timed("features", SegmentDataModule.setup, min_s=0.05)
-    for cls, comp in (
-        (WindowThreshold, "gru_ae"),
-        (TelemanomOnline, "gru_ae"),
-        (RandomForestGate, "gru_ae"),
-        (MetaHeads, "channel_ensemble"),
-        (EventHead, "channel_ensemble"),
-    ):
-        cls.on_train_end = timed(f"heads {comp}", cls.on_train_end)
+    # every post rule's fit (threshold, gate, gap closing, ... ; metas, event head, alarm
+    # height) counts as its model's heads
+    rule_fit = PostRule.on_train_end
+
+    def rule_fit_timed(rule, trainer, pl_module):
+        comp = "channel_ensemble" if "Ensemble" in type(pl_module).__name__ else "gru_ae"
+        return timed(f"heads {comp}", rule_fit)(rule, trainer, pl_module)
+
+    PostRule.on_train_end = rule_fit_timed
     HybridCombiner.fit = timed("combiner", HybridCombiner.fit)
     tr.evaluate = timed("evaluate", tr.evaluate)
     Detector.save = timed("save", Detector.save)
