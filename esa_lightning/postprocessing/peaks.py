@@ -16,7 +16,7 @@ import torch
 from scipy.signal import find_peaks
 
 from esa_lightning.metrics.intervals import runs
-from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.postprocessing.base import CHUNK_ROWS, PostRule, check_chunk_rows
 from esa_lightning.postprocessing.thresholds import stable_f05_threshold
 
 log = logging.getLogger(__name__)
@@ -125,17 +125,26 @@ class PeakAlarm(PostRule):
     did not read the labels of (``stable_f05_threshold``, see ``fit``): a model's probabilities
     are not calibrated to 0.5 on every mission (on real telemetry they can sit above it
     everywhere), and a height chosen on a validation range's few events alone is a coin toss.
+    The fit scores the fit range ``chunk_rows`` rows at a time with their context, keeping the
+    probability only (memory only: the same height for any value; 0: the whole range at once).
     """
 
     kind = "peaks"
     stage = 2
+    RUNTIME_SETTINGS = frozenset({"chunk_rows"})
 
     def __init__(
-        self, height: float = 0.5, buffer: int = 100, fit: bool = False, folds: int = 3
+        self,
+        height: float = 0.5,
+        buffer: int = 100,
+        fit: bool = False,
+        folds: int = 3,
+        chunk_rows: int = CHUNK_ROWS,
     ) -> None:
         super().__init__()
         self.height, self.buffer = float(height), int(buffer)
         self.fit_height, self.folds = bool(fit), max(1, int(folds))
+        self.chunk_rows = check_chunk_rows(chunk_rows)
         if self.fit_height:  # only then: artifacts with a fixed height load as they are
             self.register_buffer("fitted_height", torch.tensor(float("nan")))
 
@@ -166,9 +175,14 @@ class PeakAlarm(PostRule):
         configured height when it holds none either."""
         if not self.fit_height:
             return
+        from esa_lightning.runtime.chunks import score_in_chunks
+
         fit_range = datamodule.mission.fit_range()
         n = len(fit_range.values)
-        prob = model.score_rows(fit_range).score.astype(np.float64)
+        # the unfitted height alarms nowhere: no per-channel score or alarm is kept
+        scored = score_in_chunks(model, fit_range, self.chunk_rows, keep_channel_scores="alarmed")
+        prob = scored.score.astype(np.float64)
+        del scored
         height = None
         free_ranges = datamodule.label_free_ranges()
         for ranges in [free_ranges] + ([[(0, n)]] if free_ranges != [(0, n)] else []):

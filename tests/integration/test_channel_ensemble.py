@@ -15,6 +15,7 @@ from esa_lightning.models.channel_ensemble.network import (
     soft_event_f05,
     weighted_bce,
 )
+from esa_lightning.postprocessing.peaks import PeakAlarm
 from tests.helpers import make_tiny_mission, tiny_datamodule, trainer
 
 # the reference heads refitted after training, then peak alarms (the model's own callbacks)
@@ -205,6 +206,15 @@ def test_short_fit_scores_rows_and_loss_falls(tmp_path, one_thread):
     fresh = LitChannelEnsemble(**dm.dims, hidden=8, novelty=True, post_processing=POST)
     fresh.load_state_dict(lit.state_dict())
     np.testing.assert_allclose(fresh.score_rows(mission).score, scores.score, atol=1e-6)
+
+    # the alarm height fitted on the fit range in pieces (with their context) is the one fitted
+    # on the whole range at once
+    heights = []
+    for chunk_rows in (0, 97):
+        rule = PeakAlarm(height=0.5, buffer=5, fit=True, chunk_rows=chunk_rows)
+        rule.fit(lit, dm)
+        heights.append(rule.current_height)
+    assert np.isfinite(heights[0]) and heights[0] == heights[1]
 
 
 def test_shared_learners_carry_one_channels_labels_to_a_channel_without_any():
