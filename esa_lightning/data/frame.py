@@ -28,7 +28,6 @@ import pandas as pd
 
 from esa_lightning.data.mission import (
     CHANNEL_TABLE_COLUMNS,
-    SAMPLE_SPAN,
     Mission,
     default_channel_table,
     empty_events,
@@ -110,12 +109,11 @@ def frame_to_mission(
     _warn_beyond_float32(stamps, columns, names, check)
     if prep.resample == "hold":
         _check_grid_span(stamps, prep, _time_column(frame))
-        values, telecommands, stamps, cells, spans = _hold_on_grid(
+        values, telecommands, stamps, cells = _hold_on_grid(
             stamps, columns, names, commands, prep, check
         )
     else:
         values, telecommands, cells = _row_by_row(stamps, columns, names, commands, prep, check)
-        spans = None  # rows as given: no sample apart from its row
     mission = Mission(
         name=SOURCE,
         values=values,
@@ -133,7 +131,6 @@ def frame_to_mission(
             PREPROCESSING_KEY: prep.to_dict(),
             "test_labeled": False,
             TIMEZONE_KEY: timezone,
-            **({} if spans is None else {SAMPLE_SPAN: spans}),
         },
         unrepresentable_cells=cells,
     )
@@ -357,16 +354,10 @@ def _hold_on_grid(
     commands: list[str],
     prep: Preprocessing,
     check: InputCheck,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, list[int]]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Raw ESA samples onto the period grid by the reader's own code (``build_arrays``):
-    (values, telecommands, grid timestamps, the unrepresentable readings' cells, each channel's
-    sample span: ``Mission.meta[SAMPLE_SPAN]``)."""
-    from esa_lightning.data.readers.esa_adb_grid import (
-        SeriesInMemory,
-        build_arrays,
-        period_ns,
-        sample_spans,
-    )
+    (values, telecommands, grid timestamps, the unrepresentable readings' cells)."""
+    from esa_lightning.data.readers.esa_adb_grid import SeriesInMemory, build_arrays, period_ns
 
     p_ns = period_ns(prep.period)
     ts = stamps.astype(np.int64)
@@ -389,8 +380,7 @@ def _hold_on_grid(
     )
     n = int(info["n_rows"])
     grid = ((np.arange(n, dtype=np.int64) + int(info["k_lo"])) * p_ns).view("datetime64[ns]")
-    spans = sample_spans(names, arrays["sample_span"])
-    return arrays["values"], arrays["telecommands"], grid, arrays["unrepresentable_cells"], spans
+    return arrays["values"], arrays["telecommands"], grid, arrays["unrepresentable_cells"]
 
 
 def _row_by_row(

@@ -22,10 +22,6 @@ Conventions
 - ``test_start`` / ``val_start``: row indices; train = [0, val_start), validation =
   [val_start, test_start), test = [test_start, T). Validation is always the end of the training
   range in time, never a random split.
-- ``meta[SAMPLE_SPAN]`` (the ESA raw layout, whose channels are sampled apart): each channel's
-  first and last raw sample time (ns), ``{channel: [first, last]}``. The grid holds a channel's
-  first value before its first sample and its last value after its last one
-  (``sending_rows``); layouts given on one grid record none.
 - NASA telemanom data is a set of independent series: ``series`` maps each channel to its own
   single-channel ``Mission`` and ``values`` is then a dict channel -> float32 array.
 """
@@ -44,7 +40,6 @@ CATEGORY_TO_CODE["Invalid Segment"] = 4
 CHANNEL_TABLE_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 EVENT_COLUMNS = ["ID", "Channel", "StartTime", "EndTime", "Category"]
 ROW_BLOCK = 262_144  # rows per block when reducing [T, C] label arrays
-SAMPLE_SPAN = "sample_span"  # meta key: {channel: [first, last] raw sample time, ns}
 
 
 def empty_events(time_dtype: str = "datetime64[ns]") -> pd.DataFrame:
@@ -229,18 +224,6 @@ class Mission:
         for lo in range(0, len(lab), ROW_BLOCK):  # [block, C] temporaries, not [T, C]
             out[lo : lo + ROW_BLOCK] = (lab[lo : lo + ROW_BLOCK] == code).any(axis=1)
         return out
-
-    def sending_rows(self, column: int) -> np.ndarray | None:
-        """bool [T]: the rows from value column ``column``'s first raw sample to its last,
-        where the reader recorded them (``meta[SAMPLE_SPAN]``); None where it did not. Outside
-        them the grid holds a value no sample sent there (a recording not begun or ended)."""
-        spans = self.meta.get(SAMPLE_SPAN)
-        if spans is None or not self.is_time_indexed or self.period is None:
-            return None
-        first, last = spans[self.channel_names[column]]
-        ts = np.asarray(self.timestamps).astype("datetime64[ns]").view(np.int64)
-        # a sample holds from the first grid row at or after it
-        return (ts >= first) & (ts < last + self.period.value)
 
     @property
     def is_anomaly(self) -> np.ndarray:

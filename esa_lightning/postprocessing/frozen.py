@@ -12,18 +12,10 @@ exceeds ``max_run`` rows holds its values for so long in normal operation that i
 watched; this also bounds the rows of context a chunk needs (a run is decided from at most
 ``factor * max_run`` rows before it). Its alarms are added to its model's after gap closing.
 
-A stuck sensor keeps sending one value; a channel that stops sending (a recording that ends, a
-unit switched off) is held by forward filling and looks the same on the grid. Where the reader
-recorded each channel's first and last sample (``Mission.sending_rows``: the ESA raw layout),
-the rule watches a channel only between them, a run restarting where it starts sending again.
-``spans``: ``optional`` (the class default, as before this setting) watches every row of a
-mission without that record; ``required`` watches no channel there (the Kaggle and CSV
-layouts, given on one grid, cannot tell the two apart).
-
-Opt-in (``gru_ae``'s ``frozen: null``): without the sample spans, channels that stop updating
-for good read as stuck to the end of the range; on the suite's side-by-side MSL conversions
-that cost more than the rule gained elsewhere (benchmarks/RESULTS.md, "A frozen-value rule",
-look ah).
+Opt-in (``gru_ae``'s ``frozen: null``): a channel that stops updating for good, held by forward
+filling (a recording that ends, a unit switched off), reads as stuck to the end of the range;
+on the suite's side-by-side MSL conversions that cost more than the rule gained elsewhere
+(benchmarks/RESULTS.md, "A frozen-value rule", look ah).
 """
 
 from __future__ import annotations
@@ -42,7 +34,6 @@ from esa_lightning.postprocessing.base import RULE_KEY, PostRule
 log = logging.getLogger("esa_lightning")
 
 GAP = CATEGORY_TO_CODE["Communication Gap"]  # its code in Mission.labels
-SPANS = ("optional", "required")
 
 
 def run_lengths(values: np.ndarray, restart: np.ndarray | None = None) -> np.ndarray:
@@ -82,13 +73,8 @@ class FrozenValues(PostRule):
         factor: float = 1.5,
         min_run: int = 10,
         max_run: int = 10_000,
-        spans: str = "optional",
     ) -> None:
         super().__init__()
-        if spans not in SPANS:
-            raise ESAInputError(f"must be one of {list(SPANS)}", column=f"{RULE_KEY}.spans",
-                                value=spans)
-        self.spans = spans
         self.factor = _setting(factor, "factor", 1.0, integer=False)
         self.min_run = int(_setting(min_run, "min_run", 1, integer=True))
         self.max_run = int(_setting(max_run, "max_run", 1, integer=True))
@@ -129,16 +115,9 @@ class FrozenValues(PostRule):
         out = np.zeros(columns, dtype=np.int64)
         targets = set(fit_range.target_channels)
         for j, channel in enumerate(fit_range.channel_names):
-            sending = self._sending(fit_range, j)
-            if sending is None:
-                log.info("frozen: %s records no sample times (values on one grid): no channel "
-                         "watched (model.post_processing.frozen.spans=optional watches them "
-                         "row by row)", fit_range.name)
-                break
-            rows = label_free & sending
-            if channel not in targets or not rows.any():
+            if channel not in targets or not label_free.any():
                 continue
-            longest = int(run_lengths(fit_range.values[:, j], gap | ~sending)[rows].max())
+            longest = int(run_lengths(fit_range.values[:, j], gap)[label_free].max())
             if longest > self.max_run:
                 log.info("frozen: %s holds a value for up to %d rows: not watched", channel,
                          longest)
@@ -151,20 +130,9 @@ class FrozenValues(PostRule):
         limit = self.limit[series].cpu().numpy()
         out = np.zeros(mission.values.shape, dtype=bool)
         for j in np.flatnonzero(limit > 0):
-            sending = self._sending(mission, j)
-            if sending is not None:
-                out[:, j] = (run_lengths(mission.values[:, j], ~sending) > limit[j]) & sending
+            out[:, j] = run_lengths(mission.values[:, j]) > limit[j]
         return out
-
-    def _sending(self, mission: Mission, column: int) -> np.ndarray | None:
-        """bool [T]: the rows where the rule watches the column (between its first and last
-        sample, or every row of a mission without that record where ``spans`` is optional);
-        None: none of them."""
-        sending = mission.sending_rows(column)
-        if sending is None and self.spans == "optional":
-            return np.ones(len(mission.values), dtype=bool)
-        return sending
 
     def __repr__(self) -> str:
         return (f"FrozenValues(factor={self.factor:g}, min_run={self.min_run}, "
-                f"max_run={self.max_run}, spans={self.spans!r})")
+                f"max_run={self.max_run})")

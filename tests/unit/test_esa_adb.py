@@ -94,19 +94,6 @@ def test_zero_order_hold_values(mission_dir):
     assert m.channels["Categorical"].dtype == bool
 
 
-def test_each_channel_sends_from_its_first_sample_to_its_last(mission_dir, tmp_path):
-    # channel_1 sampled at 10 s, 40 s, 90 s: row 00:00 holds its first value before it was
-    # sent and row 02:00 its last after; channel_2 (5 s, 120 s) sends to the grid's end
-    for m in (read(mission_dir), read(mission_dir, use_cache=True, cache_dir=tmp_path / "c"),
-              read(mission_dir, use_cache=True, cache_dir=tmp_path / "c")):
-        ns = pd.Timedelta("1s").value
-        assert m.meta["sample_span"] == {"channel_1": [T0.value + 10 * ns, T0.value + 90 * ns],
-                                         "channel_2": [T0.value + 5 * ns, T0.value + 120 * ns]}
-        np.testing.assert_array_equal(m.sending_rows(0), [0, 1, 1, 1, 0])
-        np.testing.assert_array_equal(m.sending_rows(1), [0, 1, 1, 1, 1])
-        np.testing.assert_array_equal(m.slice(2, 5).sending_rows(0), [1, 1, 0])
-
-
 def test_labels_floor_ceil_overlap_and_timezone(mission_dir):
     m = read(mission_dir)
     # id_1 (4 s, anomaly) -> rows 1..2; id_2 (rare event) rows 1..3; anomaly wins the overlap

@@ -60,17 +60,3 @@ def test_the_grid_builder_warns_of_its_repairs_unless_told_not_to(options):
     expected = [(UserWarning, "repaired non-finite values (forward fill) per channel: "
                  "{'channel_1': 2}")]
     assert seen == (expected if options.get("warn", True) else [])
-
-
-def test_a_hold_read_records_each_channel_sample_span_and_a_row_read_none():
-    # channel_2's readings end at row 80 (NaN after): the rows after hold a value it never sent
-    stamps = pd.date_range("2021-01-01", periods=120, freq="30s")
-    frame = pd.DataFrame({"timestamp": stamps, "channel_1": np.sin(np.arange(120.0)),
-                          "channel_2": np.cos(np.arange(120.0))})
-    frame.loc[81:, "channel_2"] = np.nan
-    mission, _ = caught(lambda: frame_to_mission(frame, HOLD))[0]
-    assert mission.sending_rows(0).all()
-    np.testing.assert_array_equal(np.flatnonzero(~mission.sending_rows(1)), np.arange(81, 120))
-    rows = {**HOLD, "preprocessing": {"index": "time", "resample": "none", "period": "30s"}}
-    mission, _ = caught(lambda: frame_to_mission(frame.ffill(), rows))[0]
-    assert "sample_span" not in mission.meta and mission.sending_rows(1) is None

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from esa_lightning.data.mission import SAMPLE_SPAN
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.postprocessing.frozen import FrozenValues, run_lengths
@@ -77,8 +74,7 @@ def test_min_run_floors_the_limit_and_alarms_start_past_it():
 
 @pytest.mark.parametrize(("setting", "value"), [("factor", 0.5), ("factor", float("inf")),
                                                 ("min_run", 0), ("min_run", 2.5),
-                                                ("max_run", True), ("factor", "long"),
-                                                ("spans", "rows")])
+                                                ("max_run", True), ("factor", "long")])
 def test_a_bad_setting_is_refused_naming_the_rule_key(setting, value):
     with pytest.raises(ESAInputError, match=f"model.post_processing.frozen.{setting}"):
         LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=4, post_processing={
@@ -92,54 +88,3 @@ def test_an_unfitted_rule_alarms_nowhere_and_adds_no_context():
     rule = model.post_rules["frozen"]
     assert not rule.is_fitted and rule.context_rows == 0 and model.frozen_rule is None
     assert list(model.post_rules) == ["threshold", "frozen"]
-
-
-def with_spans(m, spans_rows: dict[str, tuple[int, int]]):
-    """``m`` with the sample spans a raw-layout reader records: {channel: (first, last) row}."""
-    ns = m.timestamps.astype("datetime64[ns]").view(np.int64)
-    spans = {c: [int(ns[a]), int(ns[b])] for c, (a, b) in spans_rows.items()}
-    return dataclasses.replace(m, period=pd.Timedelta("30s"),
-                               meta={**m.meta, SAMPLE_SPAN: spans})
-
-
-def test_a_channel_that_stops_sending_is_not_stuck_one_that_sends_one_value_is():
-    m = held_mission()
-    values = m.values.copy()
-    values[2500:, 1] = values[2500, 1]  # held from row 2500 to the end
-    held = dataclasses.replace(m, values=values)
-    rule = FrozenValues(n_outputs=3, factor=1.5, min_run=10, max_run=1000, spans="required")
-    full = {"channel_0": (0, 2999), "channel_2": (0, 2999)}
-    # channel 1 sent its last sample at row 2500: the hold after it is no stuck reading
-    ended = with_spans(held, {**full, "channel_1": (0, 2500)})
-    rule.limit[0] = rule.limit.new_tensor(rule.limits(ended.fit_range()))
-    assert int(rule.limit[0, 1]) == 15
-    # (the training range's gap, unknown when scoring, alarms as before: rows 1000-1300)
-    assert not rule.alarms(ended, 0)[2400:, 1].any()
-    # the same values sent to the end: a stuck sensor, alarmed past the limit
-    sending = with_spans(held, {**full, "channel_1": (0, 2999)})
-    rows = np.flatnonzero(rule.alarms(sending, 0)[2400:, 1]) + 2400
-    assert rows.min() == 2500 + 16 and rows.max() == 2999
-    # rows without the record: the optional rule watches them as rows, the required one not
-    assert not rule.alarms(held, 0).any()
-    rule.spans = "optional"
-    assert rule.alarms(held, 0)[2516:, 1].all()
-
-
-def test_a_run_restarts_where_a_channel_starts_sending_and_the_fit_reads_only_sent_rows():
-    m = held_mission()
-    values = m.values.copy()
-    values[:800, 1] = values[800, 1]  # the first value held back to row 0 (sent from row 800)
-    late = with_spans(dataclasses.replace(m, values=values),
-                      {"channel_0": (0, 2999), "channel_1": (800, 2999), "channel_2": (0, 2999)})
-    rule = FrozenValues(n_outputs=3, factor=1.5, min_run=10, max_run=1000, spans="required")
-    limits = rule.limits(late.fit_range())
-    assert limits[1] == 15  # not the 800 rows held before the first sample
-    rule.limit[0] = rule.limit.new_tensor(limits)
-    assert not rule.alarms(late, 0)[:820, 1].any()
-
-
-def test_the_required_rule_watches_nothing_without_sample_spans(caplog):
-    rule = FrozenValues(n_outputs=3, factor=1.5, min_run=10, max_run=1000, spans="required")
-    with caplog.at_level("INFO", logger="esa_lightning"):
-        assert not rule.limits(held_mission().fit_range()).any()
-    assert "records no sample times" in caplog.text

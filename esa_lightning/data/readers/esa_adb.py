@@ -51,7 +51,7 @@ import pandas as pd
 
 from esa_lightning import io
 from esa_lightning.data.array_store import ArrayStore
-from esa_lightning.data.mission import CATEGORY_TO_CODE, SAMPLE_SPAN, Mission
+from esa_lightning.data.mission import CATEGORY_TO_CODE, Mission
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.cache import (
     USER_CACHE_DIR,
@@ -66,7 +66,6 @@ from esa_lightning.data.readers.esa_adb_grid import (
     build_arrays,
     period_ns,
     resolve_jobs,
-    sample_spans,
     to_ns,
 )
 from esa_lightning.data.selection import (
@@ -77,8 +76,8 @@ from esa_lightning.data.selection import (
 )
 from esa_lightning.errors import ESAInputError
 
-CACHE_VERSION = "esa_adb-5"  # 2: the readers' shared cache format; 3: unrepresentable rows;
-# 4: unrepresentable cells (row and channel); 5: each channel's first and last sample time
+CACHE_VERSION = "esa_adb-4"  # 2: the readers' shared cache format; 3: unrepresentable rows;
+# 4: unrepresentable cells (row and channel)
 CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
 LABEL_COLUMNS = ["ID", "Channel", "StartTime", "EndTime"]
@@ -232,7 +231,6 @@ def read_esa_mission(
             "cache_key": key,
             "counters": options["counters"],
             "lightweight": list(lightweight),
-            SAMPLE_SPAN: sample_spans(names, arrays["sample_span"]),
             # without labels.csv every row's label is unknown: "no labels", not "no event"
             "train_labeled": labeled,
             "test_labeled": labeled,

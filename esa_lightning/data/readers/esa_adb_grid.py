@@ -221,7 +221,6 @@ class _Column:
     last_floor: int  # lattice index of the floor of the last raw timestamp
     unrepresentable: np.ndarray  # int64 lattice rows where a sample beyond float32 lands
     inside: bool  # a raw sample lies on or between the requested range's grid points
-    span: tuple[int, int]  # the times (ns) of its first and last raw sample
 
 
 def _cells(marked: list[np.ndarray], k_lo: int, n: int) -> np.ndarray:
@@ -295,7 +294,7 @@ def _channel_column(
     marked = -(-ts[beyond] // p_ns)  # the grid row each such sample's hold starts on
     inside = bool(np.any((ts >= (first if k_lo is None else k_lo * p_ns))
                          & (ts < (last + 1 if k_hi is None else (k_hi + 1) * p_ns))))
-    return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns), marked, inside, (first, last))
+    return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns), marked, inside)
 
 
 def build_arrays(
@@ -311,10 +310,9 @@ def build_arrays(
     max_rows: int = MAX_GRID_ROWS,
     warn: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """(values, labels, telecommands arrays on the grid, and ``sample_span``: int64 [C, 2],
-    the times (ns) of each channel's first and last raw sample; {k_lo, n_rows}) of the chosen
-    files; ``warn``: a warning counting each channel's repaired non-finite values (False: the
-    caller reports them its own way)."""
+    """(values, labels, telecommands arrays on the grid; {k_lo, n_rows}) of the chosen files;
+    ``warn``: a warning counting each channel's repaired non-finite values (False: the caller
+    reports them its own way)."""
     k_lo = None if start is None else _floor_div(to_ns(start, "start"), p_ns)
     k_hi = None if end is None else _floor_div(to_ns(end, "end"), p_ns)
     if k_lo is not None and k_hi is not None and k_hi < k_lo:
@@ -329,7 +327,6 @@ def build_arrays(
     last_floor = -(2**62)
     repaired: dict[str, int] = {}
     marked: list[np.ndarray] = []  # lattice rows of samples beyond float32
-    spans: list[tuple[int, int]] = []
     group = _group_size(len(names))
     tasks: list[Callable[[], Any]] = [
         partial(_channel_column, name, path, p_ns, name in counters, k_lo, k_hi, max_rows)
@@ -347,7 +344,6 @@ def build_arrays(
             if column.n_bad:
                 repaired[names[col]] = column.n_bad
             marked.append(column.unrepresentable)
-            spans.append(column.span)
             _check_span(grid, column, max_rows, p_ns, files[col], names[col])
             grid.cover(column.lo, column.hi)
             last_floor = max(last_floor, column.last_floor)
@@ -388,14 +384,8 @@ def build_arrays(
         "values": values,
         "labels": _label_mask(events, names, k_lo, n, p_ns),
         "telecommands": _telecommand_pulses(tc_times, k_lo, n, p_ns),
-        "sample_span": np.asarray(spans, dtype=np.int64).reshape(-1, 2),
     }
     return arrays, {"k_lo": int(k_lo), "n_rows": int(n)}
-
-
-def sample_spans(names: list[str], spans: np.ndarray) -> dict[str, list[int]]:
-    """``Mission.meta[SAMPLE_SPAN]`` from ``build_arrays``' ``sample_span`` array."""
-    return {name: [int(a), int(b)] for name, (a, b) in zip(names, spans, strict=True)}
 
 
 def _check_span(
