@@ -179,7 +179,7 @@ class PeakAlarm(PostRule):
 
         fit_range = datamodule.mission.fit_range()
         n = len(fit_range.values)
-        # the unfitted height alarms nowhere: no per-channel score or alarm is kept
+        # per-channel scores and alarms of the alarmed rows only: none while the height is unfitted
         scored = score_in_chunks(model, fit_range, self.chunk_rows, keep_channel_scores="alarmed")
         prob = scored.score.astype(np.float64)
         del scored
