@@ -233,19 +233,23 @@ class DetectorModule(L.LightningModule, ABC):
         """``score_rows`` before the post-processing is fitted (monitoring during training)."""
         return self.score_rows(mission)
 
-    def provisional_alarm(self, mission: Mission, chunk_rows: int = 0) -> np.ndarray:
-        """uint8 [T]: the row alarms of ``provisional_scores``, grid after grid (independent
-        series in ``mission.series`` order), each scored ``chunk_rows`` rows at a time with its
-        context rows (``iter_pieces``; 0: whole). The same alarms as scoring each grid whole,
-        and nothing else of a piece is kept (no per-channel [T, C] outputs), so a fit reading
-        them over a multi-year range holds one piece's outputs at a time."""
-        alarms = [np.zeros(0, dtype=np.uint8)]
+    def provisional_pieces(self, mission: Mission, chunk_rows: int = 0) -> Iterator[RowScores]:
+        """``provisional_scores`` grid after grid (independent series in ``mission.series``
+        order), each scored ``chunk_rows`` rows at a time with its context rows (``iter_pieces``;
+        0: whole): the scores of scoring each grid whole. A fit that keeps only what it reads of
+        each piece (its row alarms, its score) holds one piece's per-channel [T, C] outputs at a
+        time over a multi-year range."""
         for grid in mission.grids().values():
             bounds = piece_bounds(len(grid.values), chunk_rows)
-            pieces = iter_pieces(self, grid, bounds, description="provisional alarms",
+            pieces = iter_pieces(self, grid, bounds, description="provisional scores",
                                  score=self.provisional_scores)
-            alarms += [np.array(rs.alarm, dtype=np.uint8) for _, _, rs in pieces]
-        return np.concatenate(alarms)
+            yield from (rs for _, _, rs in pieces)
+
+    def provisional_alarm(self, mission: Mission, chunk_rows: int = 0) -> np.ndarray:
+        """uint8 [T]: the row alarms of ``provisional_pieces``, nothing else of a piece kept."""
+        alarms = [np.array(rs.alarm, dtype=np.uint8)
+                  for rs in self.provisional_pieces(mission, chunk_rows)]
+        return np.concatenate([np.zeros(0, dtype=np.uint8), *alarms])
 
     @property
     @abstractmethod

@@ -175,14 +175,11 @@ class PeakAlarm(PostRule):
         configured height when it holds none either."""
         if not self.fit_height:
             return
-        from esa_lightning.runtime.chunks import score_in_chunks
-
         fit_range = datamodule.mission.fit_range()
         n = len(fit_range.values)
-        # per-channel scores and alarms of the alarmed rows only: none while the height is unfitted
-        scored = score_in_chunks(model, fit_range, self.chunk_rows, keep_channel_scores="alarmed")
-        prob = scored.score.astype(np.float64)
-        del scored
+        # the probability alone is kept of each piece (not its per-channel scores and alarms)
+        pieces = model.provisional_pieces(fit_range, self.chunk_rows)
+        prob = np.concatenate([np.asarray(rs.score, dtype=np.float64) for rs in pieces])
         height = None
         free_ranges = datamodule.label_free_ranges()
         for ranges in [free_ranges] + ([[(0, n)]] if free_ranges != [(0, n)] else []):

@@ -23,7 +23,8 @@ def rows_of(mission, ranges):
 class ShiftedProbability:
     """A model whose per-row probability is ``base`` + noise, ``peak`` on labeled rows."""
 
-    context_rows = alignment_rows = 0  # the fit scores it whole (one piece of the default size)
+    def provisional_pieces(self, mission, chunk_rows):  # scored whole: one piece
+        yield self.score_rows(mission)
 
     def __init__(self, base: float, peak: float) -> None:
         self.base, self.peak = base, peak
@@ -68,7 +69,7 @@ class InSampleProbability:
     ``end`` anomalies score 0.99 and nominal rows up to 0.9; elsewhere, anomalies 0.6 and
     nominal rows at most 0.3."""
 
-    context_rows = alignment_rows = 0
+    provisional_pieces = ShiftedProbability.provisional_pieces
 
     def __init__(self, end: int, start: int = 0) -> None:
         self.start, self.end = start, end
