@@ -11,8 +11,9 @@ each size (days of data), then:
    first half, validation = the last ``min(90, 20 %)`` days of it, test = second half) and
    BOUNDED training (see ``bounded_overrides``), in its own subprocess. Inside it the pipeline's
    phases are timed by wrapping the library functions (no library code changes): reading the
-   cache, feature extraction (``SegmentDataModule.setup``), each component's fit, the heads
-   (threshold, random forest, meta, event), the combiner, evaluation of val+test, saving. Peak
+   cache, feature extraction (``SegmentDataModule.setup``), each component's fit, its
+   post rules' fits (every ``PostRule.on_train_end``: threshold, gate, gap closing, ...; metas,
+   event head, alarm height), the combiner, evaluation of val+test, saving. Peak
    RSS per phase comes from VmRSS samples (0.2 s) inside that process: it includes what earlier
    phases still hold (the mission arrays, the GRU), as the real run does.
 4. ``predict``   : ``python predict.py`` on the test range (own subprocess).
