@@ -109,11 +109,12 @@ def frame_to_mission(
     _warn_beyond_float32(stamps, columns, names, check)
     if prep.resample == "hold":
         _check_grid_span(stamps, prep, _time_column(frame))
-        values, telecommands, stamps, cells = _hold_on_grid(
+        values, telecommands, stamps, cells, sent = _hold_on_grid(
             stamps, columns, names, commands, prep, check
         )
     else:
         values, telecommands, cells = _row_by_row(stamps, columns, names, commands, prep, check)
+        sent = None  # rows as given: every row is a reading, none held
     mission = Mission(
         name=SOURCE,
         values=values,
@@ -133,6 +134,7 @@ def frame_to_mission(
             TIMEZONE_KEY: timezone,
         },
         unrepresentable_cells=cells,
+        sent=sent,
     )
     return mission, check.messages
 
@@ -354,9 +356,10 @@ def _hold_on_grid(
     commands: list[str],
     prep: Preprocessing,
     check: InputCheck,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Raw ESA samples onto the period grid by the reader's own code (``build_arrays``):
-    (values, telecommands, grid timestamps, the unrepresentable readings' cells)."""
+    (values, telecommands, grid timestamps, the unrepresentable readings' cells, the rows each
+    channel sent a reading on: ``Mission.sent``; a NaN cell is no reading)."""
     from esa_lightning.data.readers.esa_adb_grid import SeriesInMemory, build_arrays, period_ns
 
     p_ns = period_ns(prep.period)
@@ -380,7 +383,8 @@ def _hold_on_grid(
     )
     n = int(info["n_rows"])
     grid = ((np.arange(n, dtype=np.int64) + int(info["k_lo"])) * p_ns).view("datetime64[ns]")
-    return arrays["values"], arrays["telecommands"], grid, arrays["unrepresentable_cells"]
+    return (arrays["values"], arrays["telecommands"], grid, arrays["unrepresentable_cells"],
+            arrays["sent"])
 
 
 def _row_by_row(

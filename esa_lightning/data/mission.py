@@ -19,6 +19,10 @@ Conventions
 - ``unrepresentable_cells``: int64 [N, 2] or None: the (row, channel column) of each such
   reading, in row order; the channels an alarm forced there names. The readers give these
   cells, and ``unrepresentable`` is then made from them when not given.
+- ``sent``: uint8 [T, ceil(C / 8)] or None: which channel sent a raw sample on each row, one
+  bit per value column (``sent_rows``). The ESA raw layout samples its channels apart, and the
+  grid holds each channel's last value between its samples; the readers of one-grid layouts
+  (Kaggle, ESA CSV, NASA) record none.
 - ``test_start`` / ``val_start``: row indices; train = [0, val_start), validation =
   [val_start, test_start), test = [test_start, T). Validation is always the end of the training
   range in time, never a random split.
@@ -147,6 +151,7 @@ class Mission:
     meta: dict = field(default_factory=dict)
     unrepresentable: np.ndarray | None = None
     unrepresentable_cells: np.ndarray | None = None
+    sent: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.series is not None:
@@ -225,6 +230,14 @@ class Mission:
             out[lo : lo + ROW_BLOCK] = (lab[lo : lo + ROW_BLOCK] == code).any(axis=1)
         return out
 
+    def sent_rows(self, column: int) -> np.ndarray | None:
+        """bool [T]: the rows where value column ``column`` got a raw sample (its own reading,
+        not one the grid holds from an earlier row); None where the reader records no samples."""
+        if self.sent is None:
+            return None
+        byte = np.asarray(self.sent[:, column // 8])
+        return (byte >> (7 - column % 8)) & 1 == 1
+
     @property
     def is_anomaly(self) -> np.ndarray:
         """uint8 [T]: the Kaggle target, 1 where any channel holds an anomaly or a rare event."""
@@ -258,6 +271,7 @@ class Mission:
                 None if self.unrepresentable is None else self.unrepresentable[start:stop]
             ),
             unrepresentable_cells=cells_in(self.unrepresentable_cells, start, stop),
+            sent=None if self.sent is None else self.sent[start:stop],
             events=events,
             test_start=clip(self.test_start),
             val_start=clip(self.val_start),

@@ -12,10 +12,18 @@ exceeds ``max_run`` rows holds its values for so long in normal operation that i
 watched; this also bounds the rows of context a chunk needs (a run is decided from at most
 ``factor * max_run`` rows before it). Its alarms are added to its model's after gap closing.
 
-Opt-in (``gru_ae``'s ``frozen: null``): a channel that stops updating for good, held by forward
-filling (a recording that ends, a unit switched off), reads as stuck to the end of the range;
-on the suite's side-by-side MSL conversions that cost more than the rule gained elsewhere
-(benchmarks/RESULTS.md, "A frozen-value rule", look ah).
+A stuck sensor keeps sending one value; a channel that stops sending (a recording that ends, a
+unit switched off) is held by forward filling and looks the same on the grid. ``watch``:
+``all`` (the class default) watches every row; ``sending`` watches a channel only while it
+sends, where the reader records each channel's samples (``Mission.sent_rows``: the ESA raw
+layout): on rows at most ``quiet`` rows after its latest sample, ``quiet`` being ``factor``
+times the spacing 99.9 % of its samples on the fit range's label-free rows keep, a run
+restarting at every row not watched. Data without that record (the Kaggle and CSV layouts,
+given on one grid) have no channel watched then.
+
+Opt-in (``gru_ae``'s ``frozen: null``): watching every row, a channel that stops updating for
+good reads as stuck to the end of the range; on the suite's side-by-side MSL conversions that
+cost more than the rule gained elsewhere (benchmarks/RESULTS.md, "A frozen-value rule", look ah).
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ from esa_lightning.postprocessing.base import RULE_KEY, PostRule
 log = logging.getLogger("esa_lightning")
 
 GAP = CATEGORY_TO_CODE["Communication Gap"]  # its code in Mission.labels
+WATCH = ("all", "sending")
+SPACING_QUANTILE = 0.999  # the sample spacing a channel keeps while it sends
 
 
 def run_lengths(values: np.ndarray, restart: np.ndarray | None = None) -> np.ndarray:
@@ -48,6 +58,22 @@ def run_lengths(values: np.ndarray, restart: np.ndarray | None = None) -> np.nda
     rows = np.arange(len(x))
     last_break = np.maximum.accumulate(np.where(same, 0, rows))
     return rows - last_break
+
+
+def rows_since_sample(sent: np.ndarray) -> np.ndarray:
+    """int64 [T]: at each row, how many rows ago the latest sample came (0 on a row with one;
+    beyond any row count before the first)."""
+    rows = np.arange(len(sent))
+    latest = np.maximum.accumulate(np.where(sent, rows, -(2**40)))
+    return rows - latest
+
+
+def sample_spacing(sent: np.ndarray, rows: np.ndarray) -> int:
+    """The spacing (rows from the sample before) that ``SPACING_QUANTILE`` of the samples on
+    ``rows`` (bool [T]) keep; 1 with fewer than two samples there."""
+    at = np.flatnonzero(sent)
+    gaps = np.diff(at)[rows[at[1:]]] if len(at) > 1 else np.zeros(0, dtype=np.int64)
+    return max(1, int(np.quantile(gaps, SPACING_QUANTILE, method="higher"))) if len(gaps) else 1
 
 
 def _setting(value: Any, name: str, low: float, integer: bool) -> float:
@@ -73,14 +99,22 @@ class FrozenValues(PostRule):
         factor: float = 1.5,
         min_run: int = 10,
         max_run: int = 10_000,
+        watch: str = "all",
     ) -> None:
         super().__init__()
+        if watch not in WATCH:
+            raise ESAInputError(f"must be one of {list(WATCH)}", column=f"{RULE_KEY}.watch",
+                                value=watch)
+        self.watch = watch
         self.factor = _setting(factor, "factor", 1.0, integer=False)
         self.min_run = int(_setting(min_run, "min_run", 1, integer=True))
         self.max_run = int(_setting(max_run, "max_run", 1, integer=True))
         # [series, value column]: the run a row must exceed to alarm; 0: not watched; -1: unfitted
         self.register_buffer("limit", torch.full((int(n_series), int(n_outputs)), -1,
                                                  dtype=torch.int64))
+        if watch == "sending":  # [series, value column]: the rows after a sample still watched
+            self.register_buffer("quiet", torch.zeros((int(n_series), int(n_outputs)),
+                                                      dtype=torch.int64))
 
     @classmethod
     def from_settings(cls, settings: Any, context: Any) -> PostRule:
@@ -93,46 +127,79 @@ class FrozenValues(PostRule):
 
     @property
     def context_rows(self) -> int:
-        """A row's run is decided by at most its limit of rows before it (0 unfitted: it alarms
-        nowhere then)."""
-        return int(self.limit.max()) + 1 if self.is_fitted else 0
+        """A row's run is decided by at most its limit of rows before it, and whether a row is
+        watched by at most ``quiet`` rows before it (0 unfitted: it alarms nowhere then)."""
+        if not self.is_fitted:
+            return 0
+        quiet = int(self.quiet.max()) if self.watch == "sending" else 0
+        return int(self.limit.max()) + quiet + 1
 
     def fit(self, model: Any, datamodule: Any) -> None:
         """Each series' limits from its grid's fit range (training and validation rows)."""
         for name, grid in datamodule.mission.fit_range().grids().items():
             s = model.series_index(grid, name)
-            self.limit[s] = torch.as_tensor(self.limits(grid), dtype=torch.int64)
+            limits, quiet = self.limits(grid)
+            self.limit[s] = torch.as_tensor(limits, dtype=torch.int64)
+            if self.watch == "sending":
+                self.quiet[s] = torch.as_tensor(quiet, dtype=torch.int64)
 
-    def limits(self, fit_range: Mission) -> np.ndarray:
-        """int64 [value columns]: each target channel's limit on ``fit_range``; 0 for the other
-        columns and for channels not watched."""
+    def limits(self, fit_range: Mission) -> tuple[np.ndarray, np.ndarray]:
+        """int64 [value columns] twice: each target channel's limit on ``fit_range`` (0 for the
+        other columns and for channels not watched) and its ``quiet`` rows (0 where the rule
+        watches every row)."""
         columns = fit_range.values.shape[1]
         if self.limit.shape[1] != columns:
             raise ESAInputError(f"has {columns} value columns, the model {self.limit.shape[1]}",
                                 path=fit_range.name)
         label_free = fit_range.row_labels == 0
         gap = fit_range.rows_labeled(GAP)
-        out = np.zeros(columns, dtype=np.int64)
+        out, quiet = np.zeros(columns, dtype=np.int64), np.zeros(columns, dtype=np.int64)
         targets = set(fit_range.target_channels)
+        if self.watch == "sending" and fit_range.sent is None:
+            log.info("frozen: %s records no samples (values on one grid): no channel watched "
+                     "(model.post_processing.frozen.watch=all watches every row)", fit_range.name)
+            return out, quiet
         for j, channel in enumerate(fit_range.channel_names):
             if channel not in targets or not label_free.any():
                 continue
-            longest = int(run_lengths(fit_range.values[:, j], gap)[label_free].max())
+            watched = np.ones(len(label_free), dtype=bool)
+            if self.watch == "sending":
+                sent = fit_range.sent_rows(j)
+                quiet[j] = math.ceil(self.factor * sample_spacing(sent, label_free))
+                watched = rows_since_sample(sent) <= quiet[j]
+            rows = label_free & watched
+            if not rows.any():
+                continue
+            longest = int(run_lengths(fit_range.values[:, j], gap | ~watched)[rows].max())
             if longest > self.max_run:
                 log.info("frozen: %s holds a value for up to %d rows: not watched", channel,
                          longest)
                 continue
             out[j] = math.ceil(self.factor * max(longest, self.min_run))
-        return out
+        return out, quiet
 
     def alarms(self, mission: Mission, series: int) -> np.ndarray:
         """bool [T, value columns]: where a watched channel's run exceeds its limit."""
         limit = self.limit[series].cpu().numpy()
         out = np.zeros(mission.values.shape, dtype=bool)
         for j in np.flatnonzero(limit > 0):
-            out[:, j] = run_lengths(mission.values[:, j]) > limit[j]
+            watched = self._watched(mission, series, j)
+            if watched is None:
+                out[:, j] = run_lengths(mission.values[:, j]) > limit[j]
+            else:
+                out[:, j] = (run_lengths(mission.values[:, j], ~watched) > limit[j]) & watched
         return out
+
+    def _watched(self, mission: Mission, series: int, column: int) -> np.ndarray | None:
+        """bool [T]: the rows the rule watches the column on (``watch: sending``); None: every
+        row. A mission without a sample record has none watched."""
+        if self.watch == "all":
+            return None
+        sent = mission.sent_rows(column)
+        if sent is None:
+            return np.zeros(len(mission.values), dtype=bool)
+        return rows_since_sample(sent) <= int(self.quiet[series, column])
 
     def __repr__(self) -> str:
         return (f"FrozenValues(factor={self.factor:g}, min_run={self.min_run}, "
-                f"max_run={self.max_run})")
+                f"max_run={self.max_run}, watch={self.watch!r})")

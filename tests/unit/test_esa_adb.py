@@ -94,6 +94,19 @@ def test_zero_order_hold_values(mission_dir):
     assert m.channels["Categorical"].dtype == bool
 
 
+def test_the_rows_each_channel_sent_a_sample_on(mission_dir):
+    """A sample counts on the grid row its hold starts on (the first at or after it); rows the
+    grid fills from an earlier sample, or back-fills before the first, are no samples."""
+    m = read(mission_dir)
+    assert m.sent.shape == (5, 1)
+    assert m.sent_rows(0).tolist() == [0, 1, 1, 1, 0]  # samples at 10 s, 40 s, 90 s
+    assert m.sent_rows(1).tolist() == [0, 1, 0, 0, 1]  # samples at 5 s, 120 s
+    part = read(mission_dir, start="2000-01-01 00:00:45", end="2000-01-01 00:01:40")
+    for column in (0, 1):  # a time range reads what the whole read's rows hold
+        assert part.sent_rows(column).tolist() == m.sent_rows(column)[1:4].tolist()
+        assert m.slice(1, 4).sent_rows(column).tolist() == m.sent_rows(column)[1:4].tolist()
+
+
 def test_labels_floor_ceil_overlap_and_timezone(mission_dir):
     m = read(mission_dir)
     # id_1 (4 s, anomaly) -> rows 1..2; id_2 (rare event) rows 1..3; anomaly wins the overlap

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from esa_lightning.data.frame import InputWarning, frame_to_mission
-from esa_lightning.data.mission import empty_events
+from esa_lightning.data.mission import Mission, empty_events
 from esa_lightning.data.readers.esa_adb_grid import SeriesInMemory, build_arrays, period_ns
 
 NAMES = ["channel_1", "channel_2"]
@@ -60,3 +60,26 @@ def test_the_grid_builder_warns_of_its_repairs_unless_told_not_to(options):
     expected = [(UserWarning, "repaired non-finite values (forward fill) per channel: "
                  "{'channel_1': 2}")]
     assert seen == (expected if options.get("warn", True) else [])
+
+
+def test_the_grid_builder_records_each_channels_samples_one_bit_per_channel():
+    """Ten channels (two bytes a row): channel k sends on every (k + 1)-th row."""
+    p_ns = period_ns("30s")
+    names = [f"channel_{k}" for k in range(10)]
+    series = [SeriesInMemory(np.arange(0, 60, k + 1, dtype=np.int64) * p_ns,
+                             np.arange(0, 60, k + 1, dtype=float), name) for k, name in
+              enumerate(names)]
+    arrays, info = build_arrays(names, series, [], empty_events(), p_ns, set(), None, None)
+    assert arrays["sent"].shape == (info["n_rows"], 2) and info["n_rows"] == 60
+    frame = pd.DataFrame({"timestamp": pd.date_range("2021-01-01", periods=4, freq="30s"),
+                          "channel_1": [1.0, np.nan, 2.0, np.nan],
+                          "channel_2": [3.0, 4.0, 5.0, 6.0]})
+    (mission, _), seen = caught(lambda: frame_to_mission(frame, HOLD))
+    assert [category for category, _ in seen] == [InputWarning]  # the held NaN cells
+    assert mission.sent_rows(0).tolist() == [1, 0, 1, 0]  # an empty cell is no reading
+    assert mission.sent_rows(1).tolist() == [1, 1, 1, 1]
+    held = Mission(name="m", values=arrays["values"], timestamps=None,
+                   channels=pd.DataFrame({"Channel": names}), labels=None,
+                   events=empty_events(), sent=arrays["sent"])
+    for k in range(10):
+        assert np.flatnonzero(held.sent_rows(k)).tolist() == list(range(0, 60, k + 1))

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
-from esa_lightning.postprocessing.frozen import FrozenValues, run_lengths
+from esa_lightning.postprocessing.frozen import (
+    FrozenValues,
+    rows_since_sample,
+    run_lengths,
+    sample_spacing,
+)
 from tests.helpers import toy_mission
 
 
@@ -42,7 +48,8 @@ def test_the_limit_is_the_longest_label_free_run_with_gaps_restarted_times_the_f
     m = held_mission()
     assert m.target_channels == ["channel_0", "channel_1"]
     rule = FrozenValues(n_outputs=3, factor=1.5, min_run=2, max_run=1000)
-    limits = rule.limits(m.fit_range())
+    limits, quiet = rule.limits(m.fit_range())
+    assert not quiet.any()  # watch: all
     # channel 0 holds one value for 1900 rows: longer than max_run, not watched
     assert limits[0] == 0
     # channel 1: samples held 4 rows (runs of 3 equal rows after the first), the gap restarted
@@ -58,7 +65,7 @@ def test_the_limit_is_the_longest_label_free_run_with_gaps_restarted_times_the_f
 def test_min_run_floors_the_limit_and_alarms_start_past_it():
     m = held_mission()
     rule = FrozenValues(n_outputs=3, factor=1.5, min_run=10, max_run=1000)
-    rule.limit[0] = rule.limit.new_tensor(rule.limits(m.fit_range()))
+    rule.limit[0] = rule.limit.new_tensor(rule.limits(m.fit_range())[0])
     assert int(rule.limit[0, 1]) == 15
     values = m.values.copy()
     values[2600:2700, 1] = values[2600, 1]  # stuck for 100 rows in the test range
@@ -74,7 +81,8 @@ def test_min_run_floors_the_limit_and_alarms_start_past_it():
 
 @pytest.mark.parametrize(("setting", "value"), [("factor", 0.5), ("factor", float("inf")),
                                                 ("min_run", 0), ("min_run", 2.5),
-                                                ("max_run", True), ("factor", "long")])
+                                                ("max_run", True), ("factor", "long"),
+                                                ("watch", "some")])
 def test_a_bad_setting_is_refused_naming_the_rule_key(setting, value):
     with pytest.raises(ESAInputError, match=f"model.post_processing.frozen.{setting}"):
         LitGRUAttentionAE(n_inputs=2, n_outputs=1, window=4, post_processing={
@@ -88,3 +96,73 @@ def test_an_unfitted_rule_alarms_nowhere_and_adds_no_context():
     rule = model.post_rules["frozen"]
     assert not rule.is_fitted and rule.context_rows == 0 and model.frozen_rule is None
     assert list(model.post_rules) == ["threshold", "frozen"]
+
+
+def test_rows_since_sample_and_the_spacing_samples_keep():
+    sent = np.array([0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1], dtype=bool)
+    since = rows_since_sample(sent)
+    assert since[0] > len(sent)  # before the first sample
+    np.testing.assert_array_equal(since[1:], [0, 1, 2, 0, 0, 1, 2, 3, 4, 0])
+    everywhere = np.ones(len(sent), dtype=bool)
+    assert sample_spacing(sent, everywhere) == 5  # spacings 3, 1, 5: the 99.9 % quantile
+    rows = everywhere.copy()
+    rows[10] = False  # the sample ending the 5-row silence lies on a row not counted
+    assert sample_spacing(sent, rows) == 3
+    assert sample_spacing(np.zeros(4, dtype=bool), everywhere) == 1
+
+
+def sent_every(n: int, step: int, channels: int = 3) -> np.ndarray:
+    """``Mission.sent`` with every channel sending on every ``step``-th row."""
+    bits = np.zeros((n, 8), dtype=bool)
+    bits[::step, :channels] = True
+    return np.packbits(bits, axis=1)
+
+
+def fitted(rule: FrozenValues, m) -> FrozenValues:
+    limits, quiet = rule.limits(m.fit_range())
+    rule.limit[0] = rule.limit.new_tensor(limits)
+    if rule.watch == "sending":
+        rule.quiet[0] = rule.quiet.new_tensor(quiet)
+    return rule
+
+
+def test_watching_sending_channels_alarms_a_stuck_sensor_but_not_one_that_stopped_sending():
+    """A sensor stuck on one value keeps sending it; a channel whose recording ends is held by
+    the grid. Watching every row, both read as stuck (look ah); watching while channels send,
+    only the first."""
+    base = held_mission()
+    n = len(base.values)
+    values = base.values.copy()
+    values[2500:2600, 1] = values[2500, 1]  # stuck for 100 rows, still sending
+    values[2800:, 1] = values[2800, 1]  # the recording ends at row 2800: held to the end
+    sent = sent_every(n, 4)
+    sent[2801:, 0] &= np.uint8(0b10111111)  # channel 1 sends nothing after row 2800
+    m = replace(base, values=values, sent=sent)
+    assert m.sent_rows(1)[2796:2806].tolist() == [1, 0, 0, 0, 1, 0, 0, 0, 0, 0]
+    everything = fitted(FrozenValues(n_outputs=3, min_run=10, max_run=1000), m)
+    sending = fitted(FrozenValues(n_outputs=3, min_run=10, max_run=1000, watch="sending"), m)
+    assert int(sending.quiet[0, 1]) == 6  # samples 4 rows apart, times the factor
+    assert int(sending.limit[0, 1]) == int(everything.limit[0, 1]) == 15
+    held = np.flatnonzero(everything.alarms(m, 0)[2400:, 1]) + 2400
+    assert held.max() == n - 1  # to the end of the range
+    alarms = sending.alarms(m, 0)
+    test = np.flatnonzero(alarms[2400:, 1]) + 2400
+    assert test.min() == 2500 + 16 and test.max() == 2599
+    assert sending.context_rows == 15 + 6 + 1
+    # a chunk scored with its context alarms as the whole range does
+    start = 2550
+    part = sending.alarms(m.slice(start - sending.context_rows, n), 0)
+    np.testing.assert_array_equal(part[sending.context_rows :], alarms[start:])
+
+
+def test_watching_sending_channels_watches_none_without_a_sample_record():
+    m = held_mission()
+    assert m.sent is None
+    rule = fitted(FrozenValues(n_outputs=3, min_run=10, max_run=1000, watch="sending"), m)
+    assert not rule.limit.any() and not rule.alarms(m, 0).any()
+    # fitted where samples are recorded, a mission without the record alarms nowhere
+    rule = fitted(rule, replace(m, sent=sent_every(len(m.values), 4)))
+    assert rule.limit[0, 1] > 0
+    values = m.values.copy()
+    values[2500:2700, 1] = values[2500, 1]
+    assert not rule.alarms(replace(m, values=values), 0).any()

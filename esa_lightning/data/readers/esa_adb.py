@@ -76,8 +76,8 @@ from esa_lightning.data.selection import (
 )
 from esa_lightning.errors import ESAInputError
 
-CACHE_VERSION = "esa_adb-4"  # 2: the readers' shared cache format; 3: unrepresentable rows;
-# 4: unrepresentable cells (row and channel)
+CACHE_VERSION = "esa_adb-5"  # 2: the readers' shared cache format; 3: unrepresentable rows;
+# 4: unrepresentable cells (row and channel); 5: the rows each channel sent a sample on
 CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
 LABEL_COLUMNS = ["ID", "Channel", "StartTime", "EndTime"]
@@ -222,6 +222,7 @@ def read_esa_mission(
         telecommands=arrays["telecommands"],
         telecommand_names=tc_names,
         unrepresentable_cells=arrays["unrepresentable_cells"],
+        sent=arrays["sent"],
         period=pd.Timedelta(p_ns, unit="ns"),
         test_start=test_start,
         val_start=val_start,

@@ -221,6 +221,7 @@ class _Column:
     last_floor: int  # lattice index of the floor of the last raw timestamp
     unrepresentable: np.ndarray  # int64 lattice rows where a sample beyond float32 lands
     inside: bool  # a raw sample lies on or between the requested range's grid points
+    sent: np.ndarray  # packed bits over [lo, hi]: the rows a raw sample's hold starts on
 
 
 def _cells(marked: list[np.ndarray], k_lo: int, n: int) -> np.ndarray:
@@ -294,7 +295,32 @@ def _channel_column(
     marked = -(-ts[beyond] // p_ns)  # the grid row each such sample's hold starts on
     inside = bool(np.any((ts >= (first if k_lo is None else k_lo * p_ns))
                          & (ts < (last + 1 if k_hi is None else (k_hi + 1) * p_ns))))
-    return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns), marked, inside)
+    sent = _sent_bits(-(-ts // p_ns) - lo, hi - lo + 1)
+    return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns), marked, inside, sent)
+
+
+def _sent_bits(rows: np.ndarray, n: int) -> np.ndarray:
+    """The rows [0, n) among ``rows`` (where each raw sample's hold starts) as packed bits."""
+    bits = np.zeros(n, dtype=bool)
+    bits[rows[(rows >= 0) & (rows < n)]] = True
+    return np.packbits(bits)
+
+
+def _sent_mask(columns: list[tuple[int, np.ndarray]], k_lo: int, n: int) -> np.ndarray:
+    """uint8 [n, ceil(C / 8)] (``Mission.sent``): bit ``c % 8`` (from the high bit) of byte
+    ``c // 8`` set where channel c's raw sample lands on the row, from each column's (lattice
+    start, packed bits over its own range)."""
+    out = np.zeros((n, -(-len(columns) // 8)), dtype=np.uint8)
+    for byte in range(out.shape[1]):
+        block = np.zeros((n, 8), dtype=bool)
+        for k, (lo, packed) in enumerate(columns[8 * byte : 8 * byte + 8]):
+            own = np.unpackbits(packed).astype(bool)
+            a = max(0, k_lo - lo)  # the first own row on the grid
+            b = min(len(own), k_lo + n - lo)
+            if a < b:
+                block[lo + a - k_lo : lo + b - k_lo, k] = own[a:b]
+        out[:, byte] = np.packbits(block, axis=1)[:, 0]
+    return out
 
 
 def build_arrays(
@@ -310,7 +336,8 @@ def build_arrays(
     max_rows: int = MAX_GRID_ROWS,
     warn: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """(values, labels, telecommands arrays on the grid; {k_lo, n_rows}) of the chosen files;
+    """(values, labels, telecommands and ``sent`` (``Mission.sent``) arrays on the grid;
+    {k_lo, n_rows}) of the chosen files;
     ``warn``: a warning counting each channel's repaired non-finite values (False: the caller
     reports them its own way)."""
     k_lo = None if start is None else _floor_div(to_ns(start, "start"), p_ns)
@@ -327,6 +354,7 @@ def build_arrays(
     last_floor = -(2**62)
     repaired: dict[str, int] = {}
     marked: list[np.ndarray] = []  # lattice rows of samples beyond float32
+    sent: list[tuple[int, np.ndarray]] = []  # per channel: (lattice start, packed sample rows)
     group = _group_size(len(names))
     tasks: list[Callable[[], Any]] = [
         partial(_channel_column, name, path, p_ns, name in counters, k_lo, k_hi, max_rows)
@@ -344,6 +372,7 @@ def build_arrays(
             if column.n_bad:
                 repaired[names[col]] = column.n_bad
             marked.append(column.unrepresentable)
+            sent.append((column.lo, column.sent))
             _check_span(grid, column, max_rows, p_ns, files[col], names[col])
             grid.cover(column.lo, column.hi)
             last_floor = max(last_floor, column.last_floor)
@@ -384,6 +413,7 @@ def build_arrays(
         "values": values,
         "labels": _label_mask(events, names, k_lo, n, p_ns),
         "telecommands": _telecommand_pulses(tc_times, k_lo, n, p_ns),
+        "sent": _sent_mask(sent, k_lo, n),
     }
     return arrays, {"k_lo": int(k_lo), "n_rows": int(n)}
 
