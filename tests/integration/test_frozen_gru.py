@@ -79,3 +79,41 @@ def test_the_rule_is_off_by_default_and_its_settings_reach_it(small_mission_dir,
     assert config().model.post_processing.frozen is None and "frozen" not in rules()
     on = rules("model.post_processing.frozen={kind:frozen,factor:2.0}")
     assert on["frozen"].factor == 2.0 and list(on)[-1] == "frozen"
+
+
+def test_watching_sending_channels_in_chunks_and_in_the_artifact(tmp_path):
+    """``watch: sending`` in a trained GRU: the stuck channel that still sends alarms, the one
+    whose samples stop (held to the end) does not; chunks and the loaded artifact agree."""
+    m = with_events(sine_mission())
+    n = len(m.values)
+    bits = np.zeros((n, 8), dtype=bool)
+    bits[::2, :3] = True  # every channel sends on every other row
+    values = m.values.copy()
+    values[STUCK[0] : STUCK[1], 1] = values[STUCK[0], 1]
+    values[560:, 2] = values[560, 2]
+    bits[561:, 2] = False  # channel 2's recording ends at row 560
+    trained_on = dataclasses.replace(m, sent=np.packbits(bits, axis=1))
+    rules = {**RULES, "frozen": {**RULES["frozen"], "watch": "sending"}}
+    model, dm = small_gru(trained_on, rules)
+    trainer().fit(model, dm)
+    rule = model.frozen_rule
+    assert int(rule.limit[0, 1]) == 15 and int(rule.quiet[0, 1]) == 3  # spacing 2, times 1.5
+    stuck = dataclasses.replace(trained_on, values=values)
+    det = Detector({"gru": model}, mission_schema(stuck))
+    whole = det.score_rows(stuck)
+    assert whole.channel_alarm[STUCK[0] + 16 : STUCK[1], 1].all()
+    unwatched = copy.deepcopy(model)
+    unwatched.post_rules["frozen"].limit[0, 2] = 0
+    # channel 2's alarms are the model's own: its held end adds none
+    np.testing.assert_array_equal(whole.channel_alarm[:, 2],
+                                  unwatched.score_rows(stuck).channel_alarm[:, 2])
+    everything = copy.deepcopy(model)
+    everything.post_rules["frozen"].watch = "all"  # as before the setting: held rows alarm
+    assert everything.score_rows(stuck).channel_alarm[-10:, 2].all()
+    assert not whole.channel_alarm[-10:, 2].any()
+    chunked = score_in_chunks(det, stuck, chunk_rows=23)
+    np.testing.assert_array_equal(chunked.alarm, whole.alarm)
+    np.testing.assert_array_equal(chunked.channel_alarm, whole.channel_alarm)
+    loaded = Detector.load(det.save(tmp_path / "det")).components["gru"]
+    assert torch.equal(loaded.post_rules["frozen"].quiet, rule.quiet)
+    np.testing.assert_array_equal(loaded.score_rows(stuck).alarm, whole.alarm)
