@@ -65,7 +65,9 @@ def test_chunks_and_the_artifact_give_the_same_alarms(trained, tmp_path):
     np.testing.assert_array_equal(loaded.score_rows(stuck).alarm, whole.alarm)
 
 
-def test_the_rule_is_off_by_default_and_its_settings_reach_it(small_mission_dir, tmp_path):
+def test_the_rule_watches_sending_channels_by_default_and_its_settings_reach_it(
+    small_mission_dir, tmp_path
+):
     from hydra.utils import instantiate
 
     def config(*overrides):
@@ -76,7 +78,12 @@ def test_the_rule_is_off_by_default_and_its_settings_reach_it(small_mission_dir,
         model = instantiate(config(*overrides).model, n_inputs=3, n_outputs=2, _convert_="all")
         return model.post_rules
 
-    assert config().model.post_processing.frozen is None and "frozen" not in rules()
+    default = rules()["frozen"]
+    assert (default.watch, default.factor, default.min_run, default.max_run) == (
+        "sending", 1.5, 10, 10_000)
+    assert "frozen" not in rules("model.post_processing.frozen=null")
+    nasa = compose_config("train", ["experiment=gru_ae_nasa"], tmp_path / "nasa")
+    assert nasa.model.post_processing.frozen is None  # NASA data records no samples
     on = rules("model.post_processing.frozen={kind:frozen,factor:2.0}")
     assert on["frozen"].factor == 2.0 and list(on)[-1] == "frozen"
 
