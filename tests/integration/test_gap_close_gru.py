@@ -160,7 +160,8 @@ def test_the_rule_is_on_by_default_and_its_settings_and_null_reach_it(small_miss
     (gru,) = Detector.load(tmp_path / "run" / "detector").components.values()
     rule = gru.post_rules["gap_close"]
     assert rule.widths == [0, 3, 7] and int(rule.width) in (0, 3, 7)
-    assert list(gru.post_rules)[-1] == "gap_close"
+    # applied after the threshold and the gate; only the stuck-channel rule comes after it
+    assert list(gru.post_rules)[-2:] == ["gap_close", "frozen"]
     assert "val/EW_F_0.50" in json.loads((tmp_path / "run" / "metrics.json").read_text())
 
 

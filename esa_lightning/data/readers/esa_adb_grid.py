@@ -18,6 +18,7 @@ import pandas as pd
 
 from esa_lightning.data.mission import CATEGORY_TO_CODE
 from esa_lightning.data.readers.common import forward_fill, ns_times
+from esa_lightning.data.readers.grid_marks import sample_cells, sent_bits, sent_mask
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.data.selection import NS_RANGE
 from esa_lightning.errors import ESAInputError, user_stacklevel
@@ -224,18 +225,6 @@ class _Column:
     sent: np.ndarray  # packed bits over [lo, hi]: the rows a raw sample's hold starts on
 
 
-def _cells(marked: list[np.ndarray], k_lo: int, n: int) -> np.ndarray:
-    """int64 [N, 2] (row, column) in row order: the grid rows [0, n) each column's
-    unrepresentable samples (``marked``: lattice rows per column) land on."""
-    cells = [np.zeros((0, 2), dtype=np.int64)]
-    for col, lattice in enumerate(marked):
-        rows = np.unique(np.asarray(lattice, dtype=np.int64) - k_lo)
-        rows = rows[(rows >= 0) & (rows < n)]
-        cells.append(np.stack([rows, np.full(len(rows), col, dtype=np.int64)], axis=1))
-    cells = np.concatenate(cells)
-    return cells[np.lexsort((cells[:, 1], cells[:, 0]))]
-
-
 def _hold(
     ts: np.ndarray, values: np.ndarray, k_lo: int, n: int, p_ns: int, counter: bool
 ) -> np.ndarray:
@@ -295,32 +284,8 @@ def _channel_column(
     marked = -(-ts[beyond] // p_ns)  # the grid row each such sample's hold starts on
     inside = bool(np.any((ts >= (first if k_lo is None else k_lo * p_ns))
                          & (ts < (last + 1 if k_hi is None else (k_hi + 1) * p_ns))))
-    sent = _sent_bits(-(-ts // p_ns) - lo, hi - lo + 1)
+    sent = sent_bits(-(-ts // p_ns) - lo, hi - lo + 1)
     return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns), marked, inside, sent)
-
-
-def _sent_bits(rows: np.ndarray, n: int) -> np.ndarray:
-    """The rows [0, n) among ``rows`` (where each raw sample's hold starts) as packed bits."""
-    bits = np.zeros(n, dtype=bool)
-    bits[rows[(rows >= 0) & (rows < n)]] = True
-    return np.packbits(bits)
-
-
-def _sent_mask(columns: list[tuple[int, np.ndarray]], k_lo: int, n: int) -> np.ndarray:
-    """uint8 [n, ceil(C / 8)] (``Mission.sent``): bit ``c % 8`` (from the high bit) of byte
-    ``c // 8`` set where channel c's raw sample lands on the row, from each column's (lattice
-    start, packed bits over its own range)."""
-    out = np.zeros((n, -(-len(columns) // 8)), dtype=np.uint8)
-    for byte in range(out.shape[1]):
-        block = np.zeros((n, 8), dtype=bool)
-        for k, (lo, packed) in enumerate(columns[8 * byte : 8 * byte + 8]):
-            own = np.unpackbits(packed).astype(bool)
-            a = max(0, k_lo - lo)  # the first own row on the grid
-            b = min(len(own), k_lo + n - lo)
-            if a < b:
-                block[lo + a - k_lo : lo + b - k_lo, k] = own[a:b]
-        out[:, byte] = np.packbits(block, axis=1)[:, 0]
-    return out
 
 
 def build_arrays(
@@ -409,11 +374,11 @@ def build_arrays(
         values = values[: max(last_floor, grid.k_lo) - grid.k_lo + 1]
     k_lo, n = grid.k_lo, len(values)
     arrays = {
-        "unrepresentable_cells": _cells(marked, k_lo, n),
+        "unrepresentable_cells": sample_cells(marked, k_lo, n),
         "values": values,
         "labels": _label_mask(events, names, k_lo, n, p_ns),
         "telecommands": _telecommand_pulses(tc_times, k_lo, n, p_ns),
-        "sent": _sent_mask(sent, k_lo, n),
+        "sent": sent_mask(sent, k_lo, n),
     }
     return arrays, {"k_lo": int(k_lo), "n_rows": int(n)}
 

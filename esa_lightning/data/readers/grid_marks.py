@@ -1,0 +1,43 @@
+"""The grid rows particular raw samples land on (a sample holds from the first grid row at or
+after it): the cells of readings float32 cannot hold (``Mission.unrepresentable_cells``) and
+the rows each channel sent a sample on (``Mission.sent``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sample_cells(marked: list[np.ndarray], k_lo: int, n: int) -> np.ndarray:
+    """int64 [N, 2] (row, column) in row order: the grid rows [0, n) each column's
+    unrepresentable samples (``marked``: lattice rows per column) land on."""
+    cells = [np.zeros((0, 2), dtype=np.int64)]
+    for col, lattice in enumerate(marked):
+        rows = np.unique(np.asarray(lattice, dtype=np.int64) - k_lo)
+        rows = rows[(rows >= 0) & (rows < n)]
+        cells.append(np.stack([rows, np.full(len(rows), col, dtype=np.int64)], axis=1))
+    cells = np.concatenate(cells)
+    return cells[np.lexsort((cells[:, 1], cells[:, 0]))]
+
+
+def sent_bits(rows: np.ndarray, n: int) -> np.ndarray:
+    """The rows [0, n) among ``rows`` (where each raw sample's hold starts) as packed bits."""
+    bits = np.zeros(n, dtype=bool)
+    bits[rows[(rows >= 0) & (rows < n)]] = True
+    return np.packbits(bits)
+
+
+def sent_mask(columns: list[tuple[int, np.ndarray]], k_lo: int, n: int) -> np.ndarray:
+    """uint8 [n, ceil(C / 8)] (``Mission.sent``): bit ``c % 8`` (from the high bit) of byte
+    ``c // 8`` set where channel c's raw sample lands on the row, from each column's (lattice
+    start, packed bits over its own range)."""
+    out = np.zeros((n, -(-len(columns) // 8)), dtype=np.uint8)
+    for byte in range(out.shape[1]):
+        block = np.zeros((n, 8), dtype=bool)
+        for k, (lo, packed) in enumerate(columns[8 * byte : 8 * byte + 8]):
+            own = np.unpackbits(packed).astype(bool)
+            a = max(0, k_lo - lo)  # the first own row on the grid
+            b = min(len(own), k_lo + n - lo)
+            if a < b:
+                block[lo + a - k_lo : lo + b - k_lo, k] = own[a:b]
+        out[:, byte] = np.packbits(block, axis=1)[:, 0]
+    return out
