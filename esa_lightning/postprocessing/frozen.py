@@ -21,9 +21,11 @@ times the spacing 99.9 % of its samples on the fit range's label-free rows keep,
 restarting at every row not watched. Data without that record (the Kaggle and CSV layouts,
 given on one grid) have no channel watched then.
 
-Opt-in (``gru_ae``'s ``frozen: null``): watching every row, a channel that stops updating for
-good reads as stuck to the end of the range; on the suite's side-by-side MSL conversions that
-cost more than the rule gained elsewhere (benchmarks/RESULTS.md, "A frozen-value rule", look ah).
+``gru_ae``'s default watches sending channels (round F2 on fresh development missions, look ak
+on the suite: benchmarks/RESULTS.md, "The stuck-channel rule watching a channel while it
+sends"). Watching every row, a channel that stops updating for good reads as stuck to the end of
+the range: on the suite's side-by-side MSL conversions that cost more than the rule gained
+elsewhere (look ah).
 """
 
 from __future__ import annotations
