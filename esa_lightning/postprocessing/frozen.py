@@ -164,11 +164,11 @@ class FrozenValues(PostRule):
         for j, channel in enumerate(fit_range.channel_names):
             if channel not in targets or not label_free.any():
                 continue
-            watched = np.ones(len(label_free), dtype=bool)
+            watched, after = np.ones(len(label_free), dtype=bool), 0
             if self.watch == "sending":
                 sent = fit_range.sent_rows(j)
-                quiet[j] = math.ceil(self.factor * sample_spacing(sent, label_free))
-                watched = rows_since_sample(sent) <= quiet[j]
+                after = math.ceil(self.factor * sample_spacing(sent, label_free))
+                watched = rows_since_sample(sent) <= after
             rows = label_free & watched
             if not rows.any():
                 continue
@@ -178,6 +178,7 @@ class FrozenValues(PostRule):
                          longest)
                 continue
             out[j] = math.ceil(self.factor * max(longest, self.min_run))
+            quiet[j] = after  # a channel not watched adds no context
         return out, quiet
 
     def alarms(self, mission: Mission, series: int) -> np.ndarray:

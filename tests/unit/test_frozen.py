@@ -142,6 +142,7 @@ def test_watching_sending_channels_alarms_a_stuck_sensor_but_not_one_that_stoppe
     everything = fitted(FrozenValues(n_outputs=3, min_run=10, max_run=1000), m)
     sending = fitted(FrozenValues(n_outputs=3, min_run=10, max_run=1000, watch="sending"), m)
     assert int(sending.quiet[0, 1]) == 6  # samples 4 rows apart, times the factor
+    assert int(sending.quiet[0, 0]) == 0 and int(sending.quiet[0, 2]) == 0  # not watched
     assert int(sending.limit[0, 1]) == int(everything.limit[0, 1]) == 15
     held = np.flatnonzero(everything.alarms(m, 0)[2400:, 1]) + 2400
     assert held.max() == n - 1  # to the end of the range
