@@ -226,9 +226,10 @@ class _Column:
 
 
 def _hold(
-    ts: np.ndarray, values: np.ndarray, k_lo: int, n: int, p_ns: int, counter: bool
+    landing: np.ndarray, values: np.ndarray, k_lo: int, n: int, counter: bool
 ) -> np.ndarray:
-    """Zero-order hold of (ts, values) onto lattice rows k_lo .. k_lo + n - 1, as float32.
+    """Zero-order hold of ``values`` onto lattice rows k_lo .. k_lo + n - 1, as float32;
+    ``landing``: each sample's lattice row, the first grid row at or after it (sorted).
 
     Sample i holds from its first grid row at or after it (ceil) up to the next sample's; the
     first sample also fills the rows before it. So the column is ``np.repeat`` of the values by
@@ -236,7 +237,7 @@ def _hold(
     Counters are differenced in float64 on the raw values that survive (the held column only
     changes where a new sample's run starts), then cast, exactly like differencing the column.
     """
-    starts = np.clip(-(-ts // p_ns) - k_lo, 0, n)  # sorted, since ts is
+    starts = np.clip(landing - k_lo, 0, n)
     starts[0] = 0
     lengths = np.diff(starts, append=n)
     if not counter:
@@ -280,11 +281,12 @@ def _channel_column(
         hi = -(-last // p_ns) if k_hi is None else min(k_hi, -(-last // p_ns))
         if hi < lo:  # the channel lies entirely outside a half-open requested range
             lo = hi = k_lo if k_lo is not None else k_hi
-    column = _hold(ts, values, lo, hi - lo + 1, p_ns, counter)
-    marked = -(-ts[beyond] // p_ns)  # the grid row each such sample's hold starts on
+    landing = -(-ts // p_ns)  # the lattice row each sample's hold starts on
+    column = _hold(landing, values, lo, hi - lo + 1, counter)
+    marked = landing[beyond]
     inside = bool(np.any((ts >= (first if k_lo is None else k_lo * p_ns))
                          & (ts < (last + 1 if k_hi is None else (k_hi + 1) * p_ns))))
-    sent = sent_bits(-(-ts // p_ns) - lo, hi - lo + 1)
+    sent = sent_bits(landing - lo, hi - lo + 1)
     return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns), marked, inside, sent)
 
 
