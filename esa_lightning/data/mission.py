@@ -21,8 +21,9 @@ Conventions
   cells, and ``unrepresentable`` is then made from them when not given.
 - ``sent``: uint8 [T, ceil(C / 8)] or None: which channel sent a raw sample on each row, one
   bit per value column (``sent_rows``). The ESA raw layout samples its channels apart, and the
-  grid holds each channel's last value between its samples; the readers of one-grid layouts
-  (Kaggle, ESA CSV, NASA) record none.
+  grid holds each channel's last value between its samples; a NaN sample is no sample (the
+  value before it is held over it, as over a NaN cell of a frame: ``data.frame``). The readers
+  of one-grid layouts (Kaggle, ESA CSV, NASA) record none.
 - ``test_start`` / ``val_start``: row indices; train = [0, val_start), validation =
   [val_start, test_start), test = [test_start, T). Validation is always the end of the training
   range in time, never a random split.

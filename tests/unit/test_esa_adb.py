@@ -107,6 +107,27 @@ def test_the_rows_each_channel_sent_a_sample_on(mission_dir):
         assert m.slice(1, 4).sent_rows(column).tolist() == m.sent_rows(column)[1:4].tolist()
 
 
+def test_a_nan_sample_is_no_reading_as_in_a_frame(mission_dir):
+    """A channel file's NaN sample is held over (forward fill) and is no sample: the reader
+    records the rows a channel sent on as ``Detector.predict`` does for the same samples given
+    as a frame, where a NaN cell is no reading (what ``frozen.watch: sending`` reads)."""
+    from esa_lightning.data.frame import frame_to_mission
+    from esa_lightning.data.preprocessing import record_input
+
+    _series(mission_dir / "channels/channel_1.zip", "channel_1", ["10s", "40s", "90s"],
+            [1.0, np.nan, 3.0])
+    with pytest.warns(UserWarning, match="repaired non-finite values"):
+        m = read(mission_dir)
+    np.testing.assert_array_equal(m.values[:, 0], [1, 1, 1, 3, 3])
+    assert m.sent_rows(0).tolist() == [0, 1, 0, 1, 0]  # the NaN sample at 40 s lands on row 2
+    files = [read_pickled_frame(mission_dir / f"channels/channel_{k}.zip") for k in (1, 2)]
+    frame = pd.concat(files, axis=1)  # joined on the union of their times, as documented
+    schema = {"channels": m.channel_names, "telecommands": [], "preprocessing": record_input(m)}
+    framed, _ = frame_to_mission(frame, schema)
+    for column in (0, 1):
+        assert framed.sent_rows(column).tolist() == m.sent_rows(column).tolist()
+
+
 def test_labels_floor_ceil_overlap_and_timezone(mission_dir):
     m = read(mission_dir)
     # id_1 (4 s, anomaly) -> rows 1..2; id_2 (rare event) rows 1..3; anomaly wins the overlap

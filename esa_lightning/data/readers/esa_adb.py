@@ -76,8 +76,9 @@ from esa_lightning.data.selection import (
 )
 from esa_lightning.errors import ESAInputError
 
-CACHE_VERSION = "esa_adb-5"  # 2: the readers' shared cache format; 3: unrepresentable rows;
-# 4: unrepresentable cells (row and channel); 5: the rows each channel sent a sample on
+CACHE_VERSION = "esa_adb-6"  # 2: the readers' shared cache format; 3: unrepresentable rows;
+# 4: unrepresentable cells (row and channel); 5: the rows each channel sent a sample on;
+# 6: a NaN sample is no sample (held over, as a NaN cell of a frame)
 CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
 LABEL_COLUMNS = ["ID", "Channel", "StartTime", "EndTime"]

@@ -222,7 +222,7 @@ class _Column:
     last_floor: int  # lattice index of the floor of the last raw timestamp
     unrepresentable: np.ndarray  # int64 lattice rows where a sample beyond float32 lands
     inside: bool  # a raw sample lies on or between the requested range's grid points
-    sent: np.ndarray  # packed bits over [lo, hi]: the rows a raw sample's hold starts on
+    sent: np.ndarray  # packed bits over [lo, hi]: the rows a raw reading's hold starts on
 
 
 def _hold(
@@ -270,6 +270,7 @@ def _channel_column(
             path=path,
             column=name,
         )
+    reading = ~np.isnan(values)  # a NaN sample is held over: no reading, as in a frame
     values, n_bad, beyond = repair_samples(values, path)
     first, last = int(ts[0]), int(ts[-1])
     if k_lo is not None and k_hi is not None:
@@ -286,7 +287,7 @@ def _channel_column(
     marked = landing[beyond]
     inside = bool(np.any((ts >= (first if k_lo is None else k_lo * p_ns))
                          & (ts < (last + 1 if k_hi is None else (k_hi + 1) * p_ns))))
-    sent = sent_bits(landing - lo, hi - lo + 1)
+    sent = sent_bits(landing[reading] - lo, hi - lo + 1)
     return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns), marked, inside, sent)
 
 
