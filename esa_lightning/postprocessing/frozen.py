@@ -19,7 +19,9 @@ sends, where the reader records each channel's samples (``Mission.sent_rows``: t
 layout): on rows at most ``quiet`` rows after its latest sample, ``quiet`` being ``factor``
 times the spacing 99.9 % of its samples on the fit range's label-free rows keep, a run
 restarting at every row not watched. Data without that record (the Kaggle and CSV layouts,
-given on one grid) have no channel watched then.
+given on one grid) have no channel watched then: fitted on them, the rule watches none (an info
+line); fitted where samples were recorded and scoring such data (predict.py on a Kaggle parquet,
+the inference container), it watches none there and warns once.
 
 ``gru_ae``'s default watches sending channels (round F2 on fresh development missions, look ak
 on the suite: benchmarks/RESULTS.md, "The stuck-channel rule watching a channel while it
@@ -117,6 +119,7 @@ class FrozenValues(PostRule):
         if watch == "sending":  # [series, value column]: the rows after a sample still watched
             self.register_buffer("quiet", torch.zeros((int(n_series), int(n_outputs)),
                                                       dtype=torch.int64))
+        self.told_unrecorded = False  # warned of data without a sample record (once)
 
     @classmethod
     def from_settings(cls, settings: Any, context: Any) -> PostRule:
@@ -182,9 +185,14 @@ class FrozenValues(PostRule):
         return out, quiet
 
     def alarms(self, mission: Mission, series: int) -> np.ndarray:
-        """bool [T, value columns]: where a watched channel's run exceeds its limit."""
+        """bool [T, value columns]: where a watched channel's run exceeds its limit; none
+        where ``watch: sending`` meets a mission without a sample record (with a warning, once,
+        where the fit watched channels)."""
         limit = self.limit[series].cpu().numpy()
         out = np.zeros(mission.values.shape, dtype=bool)
+        if self.watch == "sending" and mission.sent is None and (limit > 0).any():
+            self._tell_unrecorded(mission, int((limit > 0).sum()))
+            return out
         for j in np.flatnonzero(limit > 0):
             watched = self._watched(mission, series, j)
             if watched is None:
@@ -193,15 +201,22 @@ class FrozenValues(PostRule):
                 out[:, j] = (run_lengths(mission.values[:, j], ~watched) > limit[j]) & watched
         return out
 
+    def _tell_unrecorded(self, mission: Mission, watched: int) -> None:
+        """Warn, once, that ``mission`` records no samples, so that the rule, fitted where they
+        were recorded, watches none of its ``watched`` channels there."""
+        if not self.told_unrecorded:
+            log.warning("frozen: %s records no samples (values on one grid: the Kaggle, ESA CSV "
+                        "and NASA layouts): the stuck-channel rule, fitted on data that record "
+                        "them (the ESA raw layout), watches no channel here (%d watched there)",
+                        mission.name, watched)
+        self.told_unrecorded = True
+
     def _watched(self, mission: Mission, series: int, column: int) -> np.ndarray | None:
         """bool [T]: the rows the rule watches the column on (``watch: sending``); None: every
-        row. A mission without a sample record has none watched."""
+        row. Only for a mission with a sample record (``alarms`` watches none without)."""
         if self.watch == "all":
             return None
-        sent = mission.sent_rows(column)
-        if sent is None:
-            return np.zeros(len(mission.values), dtype=bool)
-        return rows_since_sample(sent) <= int(self.quiet[series, column])
+        return rows_since_sample(mission.sent_rows(column)) <= int(self.quiet[series, column])
 
     def __repr__(self) -> str:
         return (f"FrozenValues(factor={self.factor:g}, min_run={self.min_run}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 
@@ -167,3 +168,24 @@ def test_watching_sending_channels_watches_none_without_a_sample_record():
     values = m.values.copy()
     values[2500:2700, 1] = values[2500, 1]
     assert not rule.alarms(replace(m, values=values), 0).any()
+
+
+def test_a_rule_fitted_on_a_sample_record_warns_once_where_the_data_record_none(caplog):
+    """A detector trained on the ESA raw layout scoring data on one grid (predict.py on a
+    Kaggle parquet or an ESA CSV, the inference container): its rule watches no channel there,
+    which a user is told once, not once per chunk."""
+    m = held_mission()
+    rule = fitted(FrozenValues(n_outputs=3, min_run=10, max_run=1000, watch="sending"),
+                  replace(m, sent=sent_every(len(m.values), 4)))
+    assert rule.limit[0, 1] > 0
+    with caplog.at_level(logging.WARNING, logger="esa_lightning"):
+        for lo in (0, 1000, 2000):  # chunks of one range
+            assert not rule.alarms(m.slice(lo, lo + 1000), 0).any()
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1
+    assert m.name in said[0] and "records no samples" in said[0] and "no channel" in said[0]
+    caplog.clear()
+    unfitted_there = fitted(FrozenValues(n_outputs=3, watch="sending"), m)  # fitted on one grid
+    with caplog.at_level(logging.WARNING, logger="esa_lightning"):
+        assert not unfitted_there.alarms(m, 0).any()
+    assert not caplog.records  # it watched none when fitted, as the fit's log said
