@@ -9,8 +9,11 @@ must learn the grid's usual holds, not the gaps). When scoring, a row alarms whe
 channel's current run (gaps are unknown then, so runs do not restart) is longer than ``factor``
 times that longest run, and never shorter than ``min_run`` rows. A channel whose longest run
 exceeds ``max_run`` rows holds its values for so long in normal operation that it is not
-watched; this also bounds the rows of context a chunk needs (a run is decided from at most
-``factor * max_run`` rows before it). Its alarms are added to its model's after gap closing.
+watched, nor is one that holds one value on every fit row the rule reads (no run of it ends
+there to learn a limit from: a limit of ``factor`` times the fit range would alarm it for keeping
+that value through a test range longer than half the fit range); ``max_run`` also bounds the
+rows of context a chunk needs (a run is decided from at most ``factor * max_run`` rows before
+it). Its alarms are added to its model's after gap closing.
 
 A stuck sensor keeps sending one value; a channel that stops sending (a recording that ends, a
 unit switched off) is held by forward filling and looks the same on the grid. ``watch``:
@@ -174,6 +177,11 @@ class FrozenValues(PostRule):
                 watched = rows_since_sample(sent) <= after
             rows = label_free & watched
             if not rows.any():
+                continue
+            held = fit_range.values[rows, j]
+            if (held == held[0]).all():  # no run ends there: nothing to learn a limit from
+                log.info("frozen: %s holds one value on every fit row the rule reads: not "
+                         "watched", channel)
                 continue
             longest = int(run_lengths(fit_range.values[:, j], gap | ~watched)[rows].max())
             if longest > self.max_run:

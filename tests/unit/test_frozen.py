@@ -189,3 +189,25 @@ def test_a_rule_fitted_on_a_sample_record_warns_once_where_the_data_record_none(
     with caplog.at_level(logging.WARNING, logger="esa_lightning"):
         assert not unfitted_there.alarms(m, 0).any()
     assert not caplog.records  # it watched none when fitted, as the fit's log said
+
+
+@pytest.mark.parametrize("watch", ["all", "sending"])
+def test_a_channel_that_never_changed_on_the_fit_range_is_not_watched(watch):
+    """A status that held one value through every fit row, sending all along, shows no run the
+    rule could learn a limit from: its limit would be 1.5 x the fit range, and a mission split
+    in halves (as ESA Mission1) would see it alarm through the last quarter of its test range
+    for keeping the value it always had. Under max_run (short missions) it was watched."""
+    n, test_start = 6000, 3000
+    base = held_mission(n, test_start)
+    values = base.values.copy()
+    values[:, 0] = 1.0  # one value from the first row to the last
+    values[4000:4100, 1] = values[4000, 1]  # channel 1 stuck for 100 rows in the test range
+    m = replace(base, values=values, sent=sent_every(n, 4))
+    rule = fitted(FrozenValues(n_outputs=3, min_run=10, max_run=10_000, watch=watch), m)
+    assert int(rule.limit[0, 0]) == 0 and int(rule.limit[0, 1]) == 15
+    if watch == "sending":
+        assert int(rule.quiet[0, 0]) == 0  # not watched: adds no context
+    alarms = rule.alarms(m, 0)
+    assert not alarms[:, 0].any()
+    stuck = np.flatnonzero(alarms[test_start:, 1]) + test_start
+    assert stuck.min() == 4000 + 16 and stuck.max() == 4099
