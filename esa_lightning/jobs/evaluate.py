@@ -43,11 +43,14 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
     """``evaluate.py``: score ``cfg.predictions`` against the labels of ``cfg.data``. Refused
     before it writes (a file, column or value it cannot score), it leaves no run folder it made
     (``run_folder.removed_if_refused``)."""
+    from esa_lightning.jobs.run_guard import refuse_other_runs_folder
     from esa_lightning.run_folder import removed_if_refused
 
     folder = Path(cfg.paths.output_dir)
     with removed_if_refused(folder, keep=bool(cfg.get("debug_errors", False))):
-        results, events = _score_predictions(cfg, folder)
+        # a training run's folder, predict.py's (its events.csv is not ours): refused
+        refuse_other_runs_folder(folder, "evaluate")
+        results, events = _score_predictions(cfg)
     anomaly_only = {k[: -len("_anomaly")]: v for k, v in results.items() if k.endswith("_anomaly")}
     print("{Anomaly, Rare Event}:")
     print(ranking_table({cfg.algorithm: results}))
@@ -67,7 +70,7 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
     return results
 
 
-def _score_predictions(cfg, folder: Path) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: ANN001
+def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: ANN001
     """The metrics of ``cfg.predictions`` and each labeled event caught or missed."""
     path = Path(cfg.predictions)
     if not path.is_file():
@@ -77,12 +80,6 @@ def _score_predictions(cfg, folder: Path) -> tuple[dict[str, float], pd.DataFram
         frame = pd.read_csv(path, dtype={"channel": str}, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
-    if (folder / "events.csv").exists() and not (folder / "evaluation.json").exists():
-        raise ESAInputError(  # e.g. predict.py's own folder: its events.csv is not ours
-            "events.csv is already there and no earlier evaluation wrote it: evaluate into a "
-            "new folder (hydra.run.dir=...)",
-            path=folder / "events.csv",
-        )
     mission = mission_from_config(cfg.data)
     if mission.is_multiseries:
         return score_series_frame(frame, mission.test(), path)

@@ -44,6 +44,7 @@ def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float
     from hydra.core.hydra_config import HydraConfig
 
     from esa_lightning.jobs.common import hydra_task_overrides
+    from esa_lightning.jobs.run_guard import refuse_other_runs_folder
     from esa_lightning.run_folder import (
         lock_run_folder,
         make_run_folder,
@@ -56,8 +57,10 @@ def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float
         overrides = hydra_task_overrides()
     out = make_run_folder(cfg.paths.output_dir)
     keep = bool(cfg.get("debug_errors", False))  # refused, it leaves no folder it made
-    with removed_if_refused(out, keep), lock_run_folder(out), staged_outputs(out) as stage:
-        metrics = _predict_into(cfg, stage, overrides)
+    with removed_if_refused(out, keep), lock_run_folder(out):
+        refuse_other_runs_folder(out, "predict")  # before the detector is loaded or data read
+        with staged_outputs(out) as stage:
+            metrics = _predict_into(cfg, stage, overrides)
     print(f"outputs: {out.resolve()}")
     return metrics
 

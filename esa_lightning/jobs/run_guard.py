@@ -12,6 +12,13 @@ writes ``.hydra/`` and the log into the folder: a run's folder (``hydra.run.dir`
 ``-m`` sweep, the job folders of its ``hydra.sweep.dir`` (a sweep rerun into an earlier sweep's
 folder would rewrite their ``.hydra/`` and the earlier ``summary.csv``). ``train()`` checks
 again (the Python API, a job folder a sweep's own jobs share), as a sweep job's input error.
+
+``RefuseOtherRuns`` does the same for ``predict.py`` and ``evaluate.py``
+(``refuse_other_runs_folder``): a folder holding another job's outputs (a training run's, a
+prediction's for evaluate.py, an evaluation's for predict.py) is refused before Hydra rewrites
+its ``.hydra/`` (a training run's ``overrides.yaml`` is the retrain command its artifact's errors
+give); a folder of an earlier run of the same job is used again. The jobs check again (the
+Python API) before they read anything.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.run_folder import is_launching_process
+from esa_lightning.run_folder import MANIFEST, is_launching_process, recorded_outputs
 
 #: what a run that trained leaves in its folder (README, "What a run leaves")
 FOLDERS_WRITTEN = ("checkpoints", "tensorboard")
@@ -72,6 +79,61 @@ def refuse_earlier_sweep(sweep_dir: str | Path, ckpt_path: Any) -> None:
                 "ckpt_path=last",
                 path=sweep_dir,
             )
+
+
+#: the files predict.py writes into its folder, besides alarms/*.png (README, "What a run leaves")
+PREDICT_FILES = ("submission.csv", "intervals.csv", "report.csv", "index.html", "metrics.json",
+                 "events.csv")
+EVALUATE_FILES = ("evaluation.json", "events.csv")
+_WORDS = {"predict": ("prediction", "predict"), "evaluate": ("evaluation", "evaluate")}
+
+
+def other_runs_outputs(folder: str | Path, job: str) -> list[str]:
+    """The outputs in ``folder`` that no earlier run of ``job`` (``predict``, ``evaluate``)
+    wrote: a training run's (``earlier_outputs``), and for predict.py any file it writes that
+    the folder's prediction manifest does not list, for evaluate.py a prediction's files (its
+    manifest) and an ``events.csv`` without ``evaluation.json``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = earlier_outputs(folder)
+    if job == "predict":
+        alarms = sorted(f"alarms/{p.name}" for p in (folder / "alarms").glob("*") if p.is_file())
+        names = ["evaluation.json", *PREDICT_FILES]
+        found += [n for n in names if (folder / n).exists() and n not in found] + alarms
+        return [n for n in found if n not in set(recorded_outputs(folder))]
+    ours = (folder / "evaluation.json").is_file()
+    if (folder / "events.csv").exists() and not ours:
+        found.insert(0, "events.csv")
+    if (folder / MANIFEST).exists():
+        found += [n for n in [*recorded_outputs(folder), MANIFEST] if n not in found]
+    return found
+
+
+def refuse_other_runs_folder(folder: str | Path, job: str) -> None:
+    """Refuse to run ``job`` (``predict``, ``evaluate``) into ``folder`` when it holds another
+    run's outputs (``other_runs_outputs``), naming the first."""
+    found = other_runs_outputs(folder, job)
+    if found:
+        noun, verb = _WORDS[job]
+        raise ESAInputError(
+            f"{found[0]} is already there and no earlier {noun} in this folder wrote it: "
+            f"{verb} into a new folder (hydra.run.dir=...)",
+            path=Path(folder) / found[0],
+        )
+
+
+class RefuseOtherRuns(Callback):
+    """``refuse_other_runs_folder`` before Hydra writes into the run folder of ``job``
+    (predict.yaml's and evaluate.yaml's ``hydra.callbacks.other_runs``): one line, exit 2."""
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if is_launching_process():
+            _exit_if_refused(lambda folder, _: refuse_other_runs_folder(folder, self.job),
+                             config, "hydra.run.dir")
 
 
 class RefuseEarlierRun(Callback):

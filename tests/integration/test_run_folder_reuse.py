@@ -248,3 +248,87 @@ def test_a_sweep_job_into_a_folder_an_earlier_job_trained_in_fails_alone(
     assert not list(sweep.rglob("last-v*.ckpt"))
     summary = pd.read_csv(sweep / "summary.csv")
     assert summary["status"][1].startswith("failed: ")
+
+
+def run_job(script: str, args: list[str], root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(root), "PYTHONWARNINGS": "ignore"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def earlier_prediction(folder: Path) -> dict[str, str]:
+    """What predict.py leaves in ``folder`` (its manifest lists its files)."""
+    from esa_lightning.run_folder import MANIFEST
+
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("- ckpt=some/detector\n")
+    files = ["events.csv", "metrics.json", "submission.csv"]
+    for name in files:
+        (folder / name).write_text("predicted\n")
+    (folder / MANIFEST).write_text(json.dumps({"files": files}))
+    return snapshot(folder)
+
+
+def trained_run(folder: Path) -> dict[str, str]:
+    """A training run's folder with its metrics.json (``earlier_run``)."""
+    earlier_run(folder)
+    (folder / "metrics.json").write_text('{"val/EW_F_0.50": 0.5}')
+    return snapshot(folder)
+
+
+def earlier_evaluation(folder: Path) -> dict[str, str]:
+    """What evaluate.py leaves in ``folder``."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("- predictions=p.csv\n")
+    (folder / "evaluation.json").write_text("{}")
+    (folder / "events.csv").write_text("evaluated\n")
+    return snapshot(folder)
+
+
+@pytest.mark.parametrize(
+    "script, args, made, first",
+    [
+        ("predict.py", ["ckpt=nowhere"], trained_run, "metrics.json"),
+        ("evaluate.py", ["predictions=nowhere.csv"], trained_run, "metrics.json"),
+        ("predict.py", ["ckpt=nowhere"], earlier_evaluation, "evaluation.json"),
+        ("evaluate.py", ["predictions=nowhere.csv"], earlier_prediction, "events.csv"),
+    ],
+)
+def test_predict_and_evaluate_refuse_another_runs_folder_before_hydra_writes(
+    tmp_path, script, args, made, first
+):
+    """Into a training run's folder predict.py and evaluate.py rewrote its .hydra/ (its
+    overrides.yaml became `ckpt=...`, the retrain command the artifact's errors then gave) and
+    appended their log; predict.py was refused only once it had scored every row, evaluate.py
+    wrote its evaluation.json and events.csv there. Into each other's folder, the same .hydra/
+    rewrite before the refusal."""
+    folder = tmp_path / "outputs" / "run"
+    before = made(folder)
+    proc = run_job(script, [*args, f"hydra.run.dir={folder}"], tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {folder / first}: {first} is already there and no earlier "), \
+        line
+    assert "hydra.run.dir" in line and "Traceback" not in proc.stderr
+    assert snapshot(folder) == before
+
+
+def test_predict_and_evaluate_go_on_in_a_folder_of_their_own_kind(tmp_path):
+    """An earlier prediction's folder is predicted into again (its files replaced as one set),
+    an earlier evaluation's evaluated into again, and a folder with only .hydra/ and a log
+    (a run refused before it wrote) is used by either."""
+    from esa_lightning.jobs.run_guard import refuse_other_runs_folder
+
+    earlier_prediction(tmp_path / "p")
+    earlier_evaluation(tmp_path / "e")
+    (tmp_path / "r" / ".hydra").mkdir(parents=True)
+    (tmp_path / "r" / "predict.log").write_text("error\n")
+    refuse_other_runs_folder(tmp_path / "p", "predict")
+    refuse_other_runs_folder(tmp_path / "e", "evaluate")
+    for job in ("predict", "evaluate"):
+        refuse_other_runs_folder(tmp_path / "r", job)
+        refuse_other_runs_folder(tmp_path / "missing", job)
+    earlier_run(tmp_path / "t")
+    with pytest.raises(ESAInputError, match="checkpoints/ is already there and no earlier pr"):
+        refuse_other_runs_folder(tmp_path / "t", "predict")
