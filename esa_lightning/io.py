@@ -247,8 +247,13 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as ``write_json_atomic`` writes it (indented, sorted keys, numpy values plain)."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+    return write_text_atomic(path, json_text(obj))
 
 
 def as_written_json(obj: Any) -> Any:

@@ -13,7 +13,7 @@ import pandas as pd
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.readers.common import one_line
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import atomic_path, write_json_atomic
+from esa_lightning.io import atomic_path, json_text
 from esa_lightning.jobs.common import mission_from_config
 from esa_lightning.metrics import ranking_table
 from esa_lightning.metrics.intervals import runs
@@ -56,12 +56,13 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
     print(ranking_table({cfg.algorithm: results}))
     print("Anomaly only:")
     print(ranking_table({cfg.algorithm: anomaly_only}))
-    write_json_atomic(folder / "evaluation.json", results)
-    print(f"written: {folder / 'evaluation.json'}")
     # written with every evaluation, so an earlier evaluation's table in the same folder never
-    # stands beside this one's numbers
-    with atomic_path(folder / "events.csv") as tmp:
-        events.to_csv(tmp, index=False)
+    # stands beside this one's numbers: both written in full before either is renamed in place
+    with atomic_path(folder / "events.csv") as table:
+        events.to_csv(table, index=False)
+        with atomic_path(folder / "evaluation.json") as js:
+            js.write_text(json_text(results))
+    print(f"written: {folder / 'evaluation.json'}")
     counted = events["category"].isin(SELECTIONS[""])  # the events EW_recall counts
     print(
         f"written: {folder / 'events.csv'} ({int(events['caught'][counted].sum())} of "

@@ -201,3 +201,28 @@ def test_integer_ids_are_scored_against_a_mission_whose_ids_are_whole_number_flo
     message = str(refused.value)
     for needle in ("test.parquet", "column 'id'", "value 67.5", "at row 7:", "whole number"):
         assert needle in message, message
+
+
+def test_a_full_disk_leaves_the_earlier_evaluation_whole(tmp_path, kaggle, monkeypatch):
+    """evaluation.json was replaced before events.csv was written: a disk full at events.csv
+    left this evaluation's numbers beside the earlier evaluation's table."""
+    import errno
+    import os
+
+    data, pred = kaggle
+    out = tmp_path / "eval"
+    pred.to_csv(tmp_path / "p.csv", index=False)
+    evaluate_predictions(compose_config("evaluate", [*data, f"predictions={tmp_path / 'p.csv'}"],
+                                        out))
+    before = {name: (out / name).read_bytes() for name in ("evaluation.json", "events.csv")}
+    pred.assign(is_anomaly=1).to_csv(tmp_path / "q.csv", index=False)  # other numbers
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", no_space)  # events.csv cannot be written
+    with pytest.raises(ESAInputError, match="events.csv"):
+        evaluate_predictions(compose_config("evaluate",
+                                            [*data, f"predictions={tmp_path / 'q.csv'}"], out))
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
