@@ -137,7 +137,7 @@ class Detector:
             check_sizes(components[name], name, manifest["schema"], manifest_path)
         combiner = None
         if manifest["combiner"]:
-            klass = import_allowed(manifest["combiner"]["class"])
+            klass = import_allowed(manifest["combiner"]["class"], manifest_path, "the combiner")
             combiner = klass.load(path / "combiner")
             _check_combined(combiner, components, path / "combiner")
         config = read_text_part(path, "config.yaml") if (path / "config.yaml").exists() else ""

@@ -232,9 +232,16 @@ def allowed_classes() -> set[str]:
     return set(detector_families()) | COMBINER_CLASSES
 
 
-def import_allowed(path: str) -> type:
+def import_allowed(path: str, source: Path | None = None, part: str = "") -> type:
+    """The class ``path`` names, where it is on the allow-list; refused otherwise, naming the
+    file that names it (``source``) and its ``part`` (``component 'gru_ae'``)."""
     if path not in allowed_classes():
-        raise ESAInputError("the artifact names a class that is not allowed", value=path)
+        raise ESAInputError(
+            f"{part + ' ' if part else ''}names a class that is not allowed (allowed: the "
+            "registered detector families and the combiner)",
+            path=source,
+            value=path,
+        )
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
 

@@ -313,7 +313,7 @@ def load_component(
 ) -> DetectorModule:
     """One component: its weights read, its hyper-parameters checked against them on the
     ``meta`` device, then built, filled and its extra files read."""
-    klass = import_allowed(entry["class"])
+    klass = import_allowed(entry["class"], manifest_path, f"component {name!r}")
     weights = folder / "weights.pt"
     state = _read_weights(weights, map_location)
     with torch.device("meta"), _tensor_budget(4 * len(state) + 256, weights):

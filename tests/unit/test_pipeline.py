@@ -36,8 +36,11 @@ def test_artifact_refuses_classes_outside_the_allow_list(tmp_path):
     manifest = manifest_of(tmp_path / "d")
     manifest["components"]["z"]["class"] = "os.system"
     write_manifest(tmp_path / "d", manifest)
-    with pytest.raises(ESAInputError, match="not allowed"):
+    with pytest.raises(ESAInputError, match="not allowed") as refused:
         Detector.load(tmp_path / "d")
+    # it named the class only, not the file that names it
+    assert str(refused.value).startswith(f"{tmp_path / 'd' / 'detector.json'}: ")
+    assert "component 'z'" in str(refused.value) and "'os.system'" in str(refused.value)
 
 
 def test_artifacts_of_an_earlier_format_are_refused_with_the_command_that_retrains(tmp_path):
