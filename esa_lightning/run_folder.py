@@ -29,6 +29,7 @@ from pathlib import Path
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import (
+    _OWNED,
     make_output_folder,
     make_temporary_folder,
     owner_gone,
@@ -288,6 +289,19 @@ def finish_interrupted_publishing(out: Path) -> None:
         found = stale_owned(stage.name)
         if found and found["name"].startswith(STAGE_NAME + ".") and (stage / MANIFEST).is_file():
             _publish(stage, out)
+
+
+def publishing_outputs(out: Path) -> list[str]:
+    """The files the staged manifests in ``out`` list: a prediction's set, being published or
+    left half-published by a killed run (``finish_interrupted_publishing`` completes it)."""
+    if not out.is_dir():
+        return []
+    return [
+        rel
+        for stage in sorted(out.iterdir())
+        if (found := _OWNED.match(stage.name)) and found["name"].startswith(STAGE_NAME + ".")
+        for rel in recorded_outputs(stage)
+    ]
 
 
 def _publish(stage: Path, out: Path) -> None:

@@ -32,7 +32,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.run_folder import MANIFEST, is_launching_process, recorded_outputs
+from esa_lightning.run_folder import (
+    MANIFEST,
+    is_launching_process,
+    publishing_outputs,
+    recorded_outputs,
+)
 
 #: what a run that trained leaves in its folder (README, "What a run leaves")
 FOLDERS_WRITTEN = ("checkpoints", "tensorboard")
@@ -101,7 +106,8 @@ def other_runs_outputs(folder: str | Path, job: str) -> list[str]:
         alarms = sorted(f"alarms/{p.name}" for p in (folder / "alarms").glob("*") if p.is_file())
         names = ["evaluation.json", *PREDICT_FILES]
         found += [n for n in names if (folder / n).exists() and n not in found] + alarms
-        return [n for n in found if n not in set(recorded_outputs(folder))]
+        ours = {*recorded_outputs(folder), *publishing_outputs(folder)}  # a killed publishing's too
+        return [n for n in found if n not in ours]
     ours = (folder / "evaluation.json").is_file()
     if (folder / "events.csv").exists() and not ours:
         found.insert(0, "events.csv")

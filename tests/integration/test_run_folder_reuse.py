@@ -332,3 +332,21 @@ def test_predict_and_evaluate_go_on_in_a_folder_of_their_own_kind(tmp_path):
     earlier_run(tmp_path / "t")
     with pytest.raises(ESAInputError, match="checkpoints/ is already there and no earlier pr"):
         refuse_other_runs_folder(tmp_path / "t", "predict")
+
+
+def test_a_prediction_killed_while_publishing_is_completed_not_refused(tmp_path):
+    """A prediction killed half-way through publishing has moved some of its files in, which
+    the folder's manifest does not list yet (its staged manifest does): the next prediction
+    completes that publishing (run_folder.staged_outputs), so the folder is its own kind."""
+    from esa_lightning.jobs.run_guard import refuse_other_runs_folder
+    from esa_lightning.run_folder import MANIFEST
+    from tests.helpers import dead_pid, owned_name
+
+    out = tmp_path / "p"
+    earlier_prediction(out)
+    stage = out / owned_name(".tmp-", dead_pid(), "prediction.q9")
+    stage.mkdir()
+    (stage / "intervals.csv").write_text("new")
+    (out / "index.html").write_text("new")  # moved in before the kill
+    (stage / MANIFEST).write_text(json.dumps({"files": ["index.html", "intervals.csv"]}))
+    refuse_other_runs_folder(out, "predict")
