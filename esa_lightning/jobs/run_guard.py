@@ -95,13 +95,16 @@ _WORDS = {"predict": ("prediction", "predict"), "evaluate": ("evaluation", "eval
 
 def other_runs_outputs(folder: str | Path, job: str) -> list[str]:
     """The outputs in ``folder`` that no earlier run of ``job`` (``predict``, ``evaluate``)
-    wrote: a training run's (``earlier_outputs``), and for predict.py any file it writes that
-    the folder's prediction manifest does not list, for evaluate.py a prediction's files (its
-    manifest) and an ``events.csv`` without ``evaluation.json``."""
+    wrote: a training run's (``earlier_outputs``), a detector artifact (its folder), and for
+    predict.py any file it writes that the folder's prediction manifest does not list, for
+    evaluate.py a prediction's files (its manifest) and an ``events.csv`` without
+    ``evaluation.json``."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     found = earlier_outputs(folder)
+    if (folder / "detector.json").exists():  # a detector artifact's own folder
+        found.insert(0, "detector.json")
     if job == "predict":
         alarms = sorted(f"alarms/{p.name}" for p in (folder / "alarms").glob("*") if p.is_file())
         names = ["evaluation.json", *PREDICT_FILES]

@@ -277,6 +277,15 @@ def trained_run(folder: Path) -> dict[str, str]:
     return snapshot(folder)
 
 
+def an_artifact(folder: Path) -> dict[str, str]:
+    """A detector artifact's folder (``hydra.run.dir=<run>/detector``): predict.py wrote its
+    submission, report and figures among the artifact's files."""
+    (folder / "components" / "z").mkdir(parents=True)
+    (folder / "components" / "z" / "weights.pt").write_bytes(b"weights")
+    (folder / "detector.json").write_text("{}")
+    return snapshot(folder)
+
+
 def earlier_evaluation(folder: Path) -> dict[str, str]:
     """What evaluate.py leaves in ``folder``."""
     (folder / ".hydra").mkdir(parents=True)
@@ -293,6 +302,8 @@ def earlier_evaluation(folder: Path) -> dict[str, str]:
         ("evaluate.py", ["predictions=nowhere.csv"], trained_run, "metrics.json"),
         ("predict.py", ["ckpt=nowhere"], earlier_evaluation, "evaluation.json"),
         ("evaluate.py", ["predictions=nowhere.csv"], earlier_prediction, "events.csv"),
+        ("predict.py", ["ckpt=nowhere"], an_artifact, "detector.json"),
+        ("evaluate.py", ["predictions=nowhere.csv"], an_artifact, "detector.json"),
     ],
 )
 def test_predict_and_evaluate_refuse_another_runs_folder_before_hydra_writes(
