@@ -85,6 +85,12 @@ def owner_gone(tag: str) -> bool:
     return pid != os.getpid() and not process_alive(pid)
 
 
+def owned(name: str) -> re.Match | None:
+    """The parts (``kind``, ``host``, ``pid``, ``name``) of ``name`` when it is this project's
+    temporary or backup, whoever wrote it; None for anything else."""
+    return _OWNED.match(name)
+
+
 def stale_owned(name: str) -> re.Match | None:
     """The parts of ``name`` when it is this project's temporary (or backup) left by a process
     of this machine that is gone; None for anything else (another program's file, a live

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import (
-    _OWNED,
     make_output_folder,
     make_temporary_folder,
+    owned,
     owner_gone,
     owner_tag,
     remove_stale_temporaries,
@@ -299,7 +299,7 @@ def publishing_outputs(out: Path) -> list[str]:
     return [
         rel
         for stage in sorted(out.iterdir())
-        if (found := _OWNED.match(stage.name)) and found["name"].startswith(STAGE_NAME + ".")
+        if (found := owned(stage.name)) and found["name"].startswith(STAGE_NAME + ".")
         for rel in recorded_outputs(stage)
     ]
 

@@ -89,7 +89,6 @@ def refuse_earlier_sweep(sweep_dir: str | Path, ckpt_path: Any) -> None:
 #: the files predict.py writes into its folder, besides alarms/*.png (README, "What a run leaves")
 PREDICT_FILES = ("submission.csv", "intervals.csv", "report.csv", "index.html", "metrics.json",
                  "events.csv")
-EVALUATE_FILES = ("evaluation.json", "events.csv")
 _WORDS = {"predict": ("prediction", "predict"), "evaluate": ("evaluation", "evaluate")}
 
 
