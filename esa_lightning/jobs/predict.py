@@ -57,10 +57,10 @@ def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float
         overrides = hydra_task_overrides()
     out = make_run_folder(cfg.paths.output_dir)
     keep = bool(cfg.get("debug_errors", False))  # refused, it leaves no folder it made
-    with removed_if_refused(out, keep), lock_run_folder(out):
-        refuse_other_runs_folder(out, "predict")  # before the detector is loaded or data read
-        with staged_outputs(out) as stage:
-            metrics = _predict_into(cfg, stage, overrides)
+    with removed_if_refused(out, keep), lock_run_folder(out), staged_outputs(out) as stage:
+        # after a killed run's publishing is completed, before the detector is loaded
+        refuse_other_runs_folder(out, "predict")
+        metrics = _predict_into(cfg, stage, overrides)
     print(f"outputs: {out.resolve()}")
     return metrics
 

@@ -403,9 +403,10 @@ def test_predict_without_data_refuses_a_detector_trained_on_other_data(tmp_path)
     from esa_lightning.data.readers.synthetic import generate_mission
 
     small = generate_mission(tmp_path / "small", days=3, kaggle=True)
+    # not tmp_path / "run": run_entry predicts into that folder, refused as a training run's
     run = esa_lightning.train(["experiment=smoke", "data=kaggle", f"data.root={small / 'kaggle'}",
                                "logger=none", "test=false"],
-                              output_dir=tmp_path / "run", root_dir=tmp_path)
+                              output_dir=tmp_path / "trained", root_dir=tmp_path)
     detector = run.output_dir / "detector"
     error = refused(detector, [], tmp_path)
     assert not (tmp_path / "datasets" / "synthetic_default").exists()  # nor generated

@@ -108,7 +108,8 @@ def test_predict_removes_leftovers_in_its_output_folder(tmp_path):
     pid = dead_pid()
     (out / owned_name(".tmp-", pid, "submission.csv.x1")).write_text("torn")
     (out / owned_name(".tmp-", pid, "prediction.x2")).mkdir()
-    (out / "submission.csv").write_text("id,is_anomaly\n")
+    (out / "submission.csv").write_text("id,is_anomaly\n")  # an earlier prediction's
+    (out / ".esa_lightning-outputs.json").write_text('{"files": ["submission.csv"]}')
     from esa_lightning.jobs.predict import predict
 
     cfg = compose_config(
