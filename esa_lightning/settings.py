@@ -29,10 +29,6 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def at_least(low: float) -> Rule:
-    return (lambda v: _number(v) and v >= low), f"must be a number >= {low:g}"
-
-
 def percentage() -> Rule:
     return (lambda v: _number(v) and 0 <= v <= 100), "must be a percentage in [0, 100]"
 
@@ -88,13 +84,18 @@ def _strategy_ok(value: Any) -> bool:
     return not any(word in value for word in ("spawn", "fork", "notebook"))
 
 
+CHUNK_ROWS_RULE = f"must be 0 (the whole range) or a whole number >= {MIN_CHUNK_ROWS} rows"
+
+
 def _chunk_rows_ok(value: Any) -> bool:
-    return _number(value) and (value == 0 or value >= MIN_CHUNK_ROWS)
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    return whole and (value == 0 or value >= MIN_CHUNK_ROWS)
 
 
 RULES: dict[str, Rule] = {
+    # counts: a fraction was taken and rounded down where it was used
     **{
-        name: at_least(1)
+        name: integer(1)
         for name in (
             "batch_size",
             "eval_batch_size",
@@ -114,7 +115,7 @@ RULES: dict[str, Rule] = {
             "n_estimators",
         )
     },
-    "max_figures": at_least(0),
+    "max_figures": integer(0),
     # the channel ensemble's learners: their width and the share of features each one reads
     "hidden": integer(1),
     "feature_fraction": share(),
@@ -142,7 +143,7 @@ RULES: dict[str, Rule] = {
                                                "[0, 1]")
         for part in ("train", "val", "test", "predict")
     },
-    "num_workers": at_least(0),
+    "num_workers": integer(0),
     "val_days": (lambda v: _number(v) and math.isfinite(v) and v >= 0,
                  "must be a finite number >= 0"),
     "val_fraction": fraction(),
@@ -153,11 +154,8 @@ RULES: dict[str, Rule] = {
     "lr": positive_finite(),
     "learning_rate": positive_finite(),
     "devices": (_devices_ok, "must be a count >= 1, -1 (all), 'auto' or a list of devices"),
-    "chunk_rows": (_chunk_rows_ok, f"must be 0 (the whole range) or >= {MIN_CHUNK_ROWS} rows"),
-    "score_chunk_rows": (
-        _chunk_rows_ok,
-        f"must be 0 (the whole range) or >= {MIN_CHUNK_ROWS} rows",
-    ),
+    "chunk_rows": (_chunk_rows_ok, CHUNK_ROWS_RULE),
+    "score_chunk_rows": (_chunk_rows_ok, CHUNK_ROWS_RULE),
 }
 
 #: predict.py's ``range``: the test range, the validation range (train.py's val/ numbers), all

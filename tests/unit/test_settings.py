@@ -62,6 +62,14 @@ def test_a_percentile_outside_0_to_100_is_named_before_training(overrides, shown
         ("predict", "report_block=0", "report_block=0"),
         ("predict", "max_figures=-1", "max_figures=-1"),
         ("predict", "chunk_rows=1", "chunk_rows=1"),
+        # counts given as fractions were taken and rounded down without a word
+        ("predict", "report_block=1.5", "report_block=1.5"),
+        ("predict", "max_figures=2.5", "max_figures=2.5"),
+        ("predict", "chunk_rows=1500.5", "chunk_rows=1500.5"),
+        ("train", "datamodule.batch_size=64.5", "datamodule.batch_size=64.5"),
+        ("train", "datamodule.window=10.5", "datamodule.window=10.5"),
+        ("train", "model.hidden_size=64.5", "model.hidden_size=64.5"),
+        ("train", "datamodule.num_workers=0.5", "datamodule.num_workers=0.5"),
     ],
 )
 def test_a_bad_setting_is_named_with_its_value(job, override, shown, tmp_path):
