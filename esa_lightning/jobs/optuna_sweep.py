@@ -22,9 +22,9 @@ plugin cannot do this: it pins optuna < 3, whose RDB storage fails under current
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
-import math
 import subprocess
 import sys
 import warnings
@@ -143,9 +143,10 @@ class Dimension:
 
 def dimension(key: str, override: Override) -> Dimension:
     """The search dimension of a sweep expression, as the Hydra sweeper reads it (``range``
-    keeps Hydra's meaning: the stop value is excluded). An expression that can draw no value
-    (an empty range, an interval whose low is above its high, a log interval from 0) or is not
-    a sweep is refused, naming the key."""
+    keeps Hydra's meaning: the stop value is excluded; a descending one draws the same values,
+    ``shuffle`` is dropped: Optuna chooses). An expression that can draw no value (an empty
+    range, a step of 0, an interval whose low is above its high, a log interval from 0) or is
+    not a sweep is refused, naming the key."""
     value = override.value()
     if override.is_interval_sweep():
         log_scale = "log" in value.tags
@@ -162,15 +163,19 @@ def dimension(key: str, override: Override) -> Dimension:
         raise ESAInputError(
             "not a choice, range or interval", column=key, value=override.input_line
         )
+    if override.is_range_sweep() and value.step == 0:
+        raise ESAInputError("a range's step must not be 0", column=key, value=override.input_line)
+    if getattr(value, "shuffle", False):  # one order for every trial: Optuna refuses another
+        override = dataclasses.replace(override, _value=dataclasses.replace(value, shuffle=False))
     choices = list(override.sweep_iterator(transformer=Transformer.encode))
     if not choices:
         raise ESAInputError("the range holds no value", column=key, value=override.input_line)
     if override.is_choice_sweep() or value.shuffle:
         return Dimension("categorical", {"choices": choices})
-    start, stop, step = value.start, value.stop, value.step
-    last = start + step * (math.ceil((stop - start) / step) - 1)
-    whole = all(isinstance(v, int) for v in (start, stop, step))
-    return Dimension("int" if whole else "float", {"low": start, "high": last, "step": step})
+    # Hydra's values, lowest to highest (range(5,1,-1): 5, 4, 3, 2 drawn as 2 to 5 by 1)
+    low, high, step = min(choices[0], choices[-1]), max(choices[0], choices[-1]), abs(value.step)
+    whole = all(isinstance(v, int) for v in (low, high, step))
+    return Dimension("int" if whole else "float", {"low": low, "high": high, "step": step})
 
 
 def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[str]) -> SweepPlan:

@@ -95,6 +95,26 @@ def test_suggestions_follow_the_hydra_sweep_syntax():
     assert seen["flag"] == {True, False}
 
 
+def test_a_descending_or_shuffled_range_draws_its_values_in_every_trial():
+    """``seed=range(5,1,-1)`` (Hydra's 5, 4, 3, 2) reached Optuna as low 5, high 2: a
+    ``ValueError`` traceback in the first trial, after the study was created (exit 1);
+    ``shuffle(...)`` gave each trial another categorical order, which Optuna refused at the
+    second trial ("does not support dynamic value space")."""
+    optuna = pytest.importorskip("optuna")
+    plan = plan_for(["experiment=smoke", "seed=range(5,1,-1)", "+w=range(0.5,0.1,-0.2)",
+                     "+k=shuffle(range(1,4))", "+c=shuffle(a,b,c)"])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen: dict[str, set] = {k: set() for k in plan.space}
+    for _ in range(40):
+        trial = study.ask()
+        for key, override in plan.space.items():
+            seen[key].add(suggest(trial, key, override))
+    assert seen["seed"] == {5, 4, 3, 2}
+    assert {round(v, 9) for v in seen["w"]} == {0.5, 0.3}
+    assert seen["k"] == {1, 2, 3}
+    assert seen["c"] == {"a", "b", "c"}
+
+
 def test_a_key_the_search_adds_keeps_its_plus_in_every_trial():
     """``+key=choice(...)`` searches a key the config lacks: the trial's override was
     ``key=value``, which every trial's train.py refused (Could not override 'key')."""
@@ -403,6 +423,7 @@ def test_bad_sweep_settings_are_one_line_errors():
     [
         (["model.quantile=interval(99.9,99.0)"], "model.quantile"),  # low above high
         (["model.quantile=range(5,3)"], "model.quantile"),  # an empty range
+        (["seed=range(0,3,0)"], "seed"),  # a step of 0: a Python traceback from Hydra
         (["+lr=tag(log,interval(0,0.1))"], "lr"),  # a log scale from 0
         (["model.no_such_key=choice(1,2)"], "model.no_such_key"),
         (["hparams_search=optuna"], "model.latent_dim"),  # searches a GRU's keys: not zscore's
