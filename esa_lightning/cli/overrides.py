@@ -5,22 +5,58 @@ from __future__ import annotations
 import sys
 
 RUN_FOLDER_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
+MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
 def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
     """Compose ``conf/<config_name>.yaml`` with the command line's overrides first: an unknown
     group option (``experiment=nope``), key (``model.foo=1``) or a word that is no override is
     one ``error:`` line and exit code 2, as every input error, instead of Hydra's message of
-    several lines and exit code 1. A command line with Hydra's own flags (``-m``, ``--cfg``,
+    several lines and exit code 1. A ``-m`` sweep composes each of its jobs
+    (``sweep_composes_or_exit``). A command line with Hydra's other flags (``--cfg``,
     ``--help``...), ``hydra.mode=...`` or ``debug_errors=true`` goes to Hydra as it is."""
     args = sys.argv[1:] if argv is None else argv
-    hydra_owns = ("-", "hydra.mode=")  # Hydra's flags, and a multirun asked for by setting
-    if any(a.startswith(hydra_owns) or a.replace(" ", "") == "debug_errors=true" for a in args):
+    if any(a.replace(" ", "") == "debug_errors=true" for a in args):
+        return
+    flags = [a for a in args if a.startswith("-")]
+    if flags and set(flags) <= set(MULTIRUN_FLAGS):  # a plain -m sweep: every job composes
+        sweep_composes_or_exit(config_name, [a for a in args if a not in MULTIRUN_FLAGS])
+        return
+    if any(a.startswith(("-", "hydra.mode=")) for a in args):  # Hydra's flags, or its mode
         return
     reason = compose_error(config_name, list(args), check=True)
     if reason is not None:
         print(f"error: {reason}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
+    """Compose each job of a ``-m`` sweep of ``overrides`` as Hydra's basic sweeper splits it:
+    the first job that does not compose (``model.nope=4,8``, ``experiment=smoke,nope``) is one
+    ``error: sweep job N (...)`` line and exit code 2, before Hydra makes the sweep folder
+    (Hydra refused it too before any job ran, in several lines, exit code 1). The settings'
+    rules are each job's own (``seed=1,abc``: that job fails, the others run). A sweep Hydra
+    alone can expand (``glob(...)``) or a job that composes goes to Hydra as it is."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from esa_lightning.install import composition_reason
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides
+        print(f"error: {composition_reason(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        jobs = BasicSweeper.split_arguments(parsed, None)[0]
+    except Exception:  # noqa: BLE001 - a glob needs Hydra's config loader: Hydra reports it
+        return
+    for number, job in enumerate(jobs):
+        reason = compose_error(config_name, list(job))
+        if reason is not None:
+            shown = " ".join(o for o in job if not o.lstrip("+~").startswith("hydra."))
+            print(f"error: sweep job {number} ({shown}): {reason}", file=sys.stderr)
+            raise SystemExit(2)
 
 
 def refuse_unshared_run_folder(argv: list[str] | None = None) -> None:

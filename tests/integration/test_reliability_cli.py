@@ -656,6 +656,28 @@ def test_a_misspelled_config_key_is_one_line_naming_it(small_mission_dir, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["experiment=smoke", "model.nope=4,8"], "sweep job 0 (experiment=smoke model.nope=4 "),
+        (["seed=1,2", "experiment=smoke,nope"], "sweep job 1 (seed=1 experiment=nope "),
+    ],
+)
+def test_a_sweep_whose_override_does_not_compose_is_one_line(tmp_path, args, needle):
+    """``train.py -m model.nope=4,8`` (a key the config lacks) or ``-m experiment=smoke,nope``
+    printed Hydra's block of several lines (the list of every experiment for the second), exit
+    code 1, and left the sweep folder holding ``multirun.yaml``; no job had run."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "-m", *args, "logger=none",
+         f"hydra.sweep.dir={sweep}", f"paths.root_dir={tmp_path}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert_one_line_error(proc, needle)
+    assert not sweep.exists()
+
+
 def test_every_sweep_job_with_a_misspelled_model_key_fails_in_one_line(small_mission_dir,
                                                                        tmp_path):
     """The sweep ended with Hydra's block naming job 0 only, exit code 1."""
