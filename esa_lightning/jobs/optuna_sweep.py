@@ -214,6 +214,7 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
             column="optimized_metric",
             value=metric,
         )
+    refuse_direction_against_metric(metric, direction)
     experiment = str(cfg.experiment_name)
     study_name = args.study_name or str(node.get("study_name") or experiment)
     sweep_dir = Path(args.sweep_dir or Path(cfg.paths.log_dir) / experiment / "sweeps" / study_name)
@@ -250,6 +251,28 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
         config_dir=config_dir,
         train_command=train_command,
     )
+
+
+#: the sense of the metric names whose better end is known: an error is better low, a score high
+LOWER_IS_BETTER = ("MAE",)
+HIGHER_IS_BETTER = ("F_0.50", "precision", "recall", "AUC_PR")
+
+
+def refuse_direction_against_metric(metric: str, direction: str) -> None:
+    """Refuse a study that would keep the worst trial: an error (``val/forecast_MAE``)
+    maximised, a score (``val/EW_F_0.50``, ``_anomaly`` variants too) minimised. A metric of
+    no known sense (``ADTQC_after``) takes the direction given."""
+    name = metric.rsplit("/", 1)[-1].removesuffix("_anomaly")
+    wanted = ("minimize" if name.endswith(LOWER_IS_BETTER)
+              else "maximize" if name.endswith(HIGHER_IS_BETTER) else direction)
+    if wanted != direction:
+        raise ESAInputError(
+            f"a {'lower' if wanted == 'minimize' else 'higher'} {metric} is better: "
+            f"{wanted} it ({SEARCH_NODE}.direction={wanted}, +{SEARCH_NODE}.direction={wanted} "
+            "without hparams_search=), or choose another optimized_metric",
+            column=f"{SEARCH_NODE}.direction",
+            value=direction,
+        )
 
 
 def suggest(trial: Any, key: str, override: Override) -> Any:

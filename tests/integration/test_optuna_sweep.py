@@ -126,6 +126,26 @@ def test_a_key_the_search_adds_keeps_its_plus_in_every_trial():
     assert cfg.trainer.limit_train_batches == trial.params["trainer.limit_train_batches"]
 
 
+def test_a_direction_against_the_metrics_sense_is_refused():
+    """``hparams_search=optuna_forecast optimized_metric=val/EW_F_0.50`` (the label-free search
+    pointed at a labeled mission) minimised the F-score, and a search given
+    ``optimized_metric=val/forecast_MAE`` without ``optuna.direction=minimize`` maximised the
+    error: each ran every trial and named the worst one best."""
+    with pytest.raises(ESAInputError, match=r"optuna.direction.*minimize.*val/EW_F_0.50"):
+        plan_for(["hparams_search=optuna_forecast", "experiment=gru_ae_nasa",
+                  "optimized_metric=val/EW_F_0.50"])
+    with pytest.raises(ESAInputError, match=r"optuna.direction.*maximize.*val/forecast_MAE"):
+        plan_for(["experiment=smoke", "model.quantile=choice(99.0,99.9)",
+                  "optimized_metric=val/forecast_MAE"])
+    # the direction that fits, or a metric of no known sense, goes on
+    fits = plan_for(["experiment=smoke", "model.quantile=choice(99.0,99.9)",
+                     "optimized_metric=val/forecast_MAE", "+optuna.direction=minimize"])
+    assert fits.direction == "minimize"
+    other = plan_for(["experiment=smoke", "model.quantile=choice(99.0,99.9)",
+                      "optimized_metric=val/ADTQC_after", "+optuna.direction=minimize"])
+    assert other.direction == "minimize"
+
+
 def test_a_study_of_no_trial_is_refused():
     """``--n-trials -2`` (or 0, or optuna.n_trials=0) ran nothing and said nothing."""
     for argv in (["--n-trials", "-2"], ["--n-trials", "0"], ["optuna.n_trials=0"]):
