@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -324,3 +325,24 @@ class Mission:
             f" val {self.test_start - self.val_start}, test {t - self.test_start};"
             f" {self.events['ID'].nunique() if len(self.events) else 0} events"
         )
+
+
+def mission_record(mission: Mission) -> dict[str, Any]:
+    """The data a checkpoint was trained on (``runtime.checkpoints.check_same_data``): the
+    mission's name and channels, its grid's ``period`` and, per series (``""`` for a single
+    grid), its ``split``: the training and validation rows (``data.val_days``,
+    ``data.split_date`` and ``data.period`` set them)."""
+    record: dict[str, Any] = {
+        "mission": str(mission.name), "channels": [str(c) for c in mission.channel_names]
+    }
+    if getattr(mission, "period", None) is not None:
+        record["period"] = str(mission.period)
+    grids = getattr(mission, "series", None) or {"": mission}
+    split = {}
+    for name, grid in grids.items():
+        val, test = getattr(grid, "val_start", None), getattr(grid, "test_start", None)
+        if val is not None and test is not None:
+            split[str(name)] = [int(val), int(test) - int(val)]
+    if split:
+        record["split"] = split
+    return record

@@ -25,7 +25,7 @@ from torch import nn
 
 from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.datamodule import MissionDataModule
-from esa_lightning.data.mission import Mission
+from esa_lightning.data.mission import Mission, mission_record  # noqa: F401
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import PostRule, build_rules
 from esa_lightning.progress import progress
@@ -375,11 +375,6 @@ class DetectorModule(L.LightningModule, ABC):
         for name, data in checkpoint.get("post_rules_extra", {}).items():
             if name in self.post_rules:
                 self.post_rules[name].restore_checkpoint_extra(data)
-
-
-def mission_record(mission: Mission) -> dict[str, Any]:
-    """The data a checkpoint was trained on: the mission's name and channels."""
-    return {"mission": str(mission.name), "channels": [str(c) for c in mission.channel_names]}
 
 
 def check_datamodule(family: type[DetectorModule], datamodule: Any) -> None:

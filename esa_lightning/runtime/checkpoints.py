@@ -156,10 +156,10 @@ def _plain(value: Any) -> str:
 
 def check_same_data(data: dict[str, Any], mission: Any, path: str | Path) -> None:
     """Refuse to resume on another mission than the checkpoint's (``data``, read from
-    ``path``): its name or channels differ. Its tensors may fit, but training would go on with
-    statistics fitted on other rows. Checkpoints without the record (older versions) are not
-    checked."""
-    from esa_lightning.models.base import mission_record
+    ``path``): its name or channels differ, or its grid's period or training and validation
+    rows (``check_same_split``). Its tensors may fit, but training would go on with statistics
+    fitted on other rows. Checkpoints without the record (older versions) are not checked."""
+    from esa_lightning.data.mission import mission_record
 
     stored = data.get("esa_lightning_data")
     if mission is None or not isinstance(stored, dict):
@@ -180,6 +180,30 @@ def check_same_data(data: dict[str, Any], mission: Any, path: str | Path) -> Non
             "or start a new run (another hydra.run.dir, no ckpt_path)",
             path=path,
         )
+    check_same_split(stored, now, path)
+
+
+def check_same_split(stored: dict[str, Any], now: dict[str, Any], path: str | Path) -> None:
+    """Refuse a resume whose grid (``period``) or training and validation rows (``split``)
+    differ from the checkpoint's record ``stored``; a part either record lacks (checkpoints of
+    older versions) is not compared."""
+    differ = [part for part in ("period", "split")
+              if part in stored and part in now and stored[part] != now[part]]
+    if not differ:
+        return
+
+    def describe(r: dict[str, Any]) -> str:
+        split = r.get("split") or {}
+        rows = "; ".join(f"{name + ': ' if name else ''}{t} training and {v} validation rows"
+                         for name, (t, v) in list(split.items())[:2])
+        return f"period {r.get('period')}, {rows}" if "period" in r else rows
+
+    raise ESAInputError(
+        f"the checkpoint was trained on {describe(stored)}, this run reads {describe(now)}: "
+        "resume with the checkpoint's data.period, data.val_days (data.val_fraction) and "
+        "data.split_date, or start a new run (another hydra.run.dir, no ckpt_path)",
+        path=path,
+    )
 
 
 def _optimizer_problem(states: Any, model: torch.nn.Module) -> str | None:

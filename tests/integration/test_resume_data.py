@@ -98,3 +98,23 @@ def test_resuming_on_other_channels_of_the_mission_says_how_they_differ(channels
         check_same_data(stored, SimpleNamespace(name="nasa", channel_names=channels), "last.ckpt")
     check_same_data(stored, SimpleNamespace(name="nasa", channel_names=["A-1", "B-1", "C-1"]),
                     "last.ckpt")
+
+
+@pytest.mark.parametrize("changed", ["data.val_days=3", "data.period=60s"])
+def test_resuming_on_another_split_or_grid_of_the_mission_is_refused(two_missions, tmp_path,
+                                                                     changed):
+    """``ckpt_path=last`` with another ``data.val_days`` or ``data.period`` resumed silently:
+    the checkpoint recorded only the mission's name and channels, so training went on with
+    other training rows (or on another grid) and the detector recorded settings its first
+    epochs never saw."""
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.train import train
+
+    a, _ = two_missions
+    train(compose_config("train", overrides(a), tmp_path))
+    with pytest.raises(ESAInputError, match="data.val_days") as caught:
+        train(compose_config("train", [*overrides(a), changed, "ckpt_path=last"], tmp_path))
+    assert str(tmp_path / "checkpoints" / "smoke" / "last.ckpt") in str(caught.value)
+    # a setting that leaves the training and validation rows alone resumes
+    assert train(compose_config("train", [*overrides(a), "chunk_rows=1000", "ckpt_path=last"],
+                                tmp_path)) is not None
