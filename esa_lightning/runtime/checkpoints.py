@@ -285,7 +285,7 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None
             return str(last)
         if last.exists() or last.is_symlink():
             raise ESAInputError("not a checkpoint file (a folder or a broken link)", path=last)
-        if not saved_components(checkpoint_dir.parent):
+        if not saved_components(checkpoint_dir.parent) and not resumed_sweep(checkpoint_dir):
             raise ESAInputError(
                 "no checkpoint to resume from; run with hydra.run.dir=<the interrupted run>",
                 path=last,
@@ -295,6 +295,21 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None
     if not Path(ckpt_path).is_file():
         raise ESAInputError("checkpoint file not found", path=ckpt_path)
     return str(ckpt_path)
+
+
+def resumed_sweep(checkpoint_dir: Path) -> bool:
+    """Whether ``checkpoint_dir`` (``<job>/checkpoints/<component>``) is a job's of a ``-m``
+    sweep resumed with ``ckpt_path=last`` whose other jobs hold checkpoints: a job the
+    interrupted sweep never reached then starts afresh (``resolve_ckpt_path``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return False
+    job = checkpoint_dir.parent.parent
+    sweep_dir = Path(HydraConfig.get().sweep.dir)
+    return any(saved_components(other / "checkpoints") for other in sweep_dir.iterdir()
+               if other.is_dir() and other.resolve() != job.resolve())
 
 
 def checkpoint_dir_of(cfg: DictConfig, output_dir: Path, name: str) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -361,3 +362,25 @@ def test_a_prediction_killed_while_publishing_is_completed_not_refused(tmp_path)
     (out / "index.html").write_text("new")  # moved in before the kill
     (stage / MANIFEST).write_text(json.dumps({"files": ["index.html", "intervals.csv"]}))
     refuse_other_runs_folder(out, "predict")
+
+
+@pytest.mark.slow
+def test_resuming_an_interrupted_sweep_trains_the_jobs_it_never_reached(small_mission_dir,
+                                                                        tmp_path):
+    """sweeps.md's way back into a sweep, ``-m ... hydra.sweep.dir=<it> ckpt_path=last``: a job
+    the interrupted sweep never reached (no folder, or no checkpoint) failed with "no
+    checkpoint to resume from", so an interrupted sweep could not be finished. It now starts
+    afresh there while another job of the sweep holds a checkpoint; a sweep folder without any
+    (a mistyped hydra.sweep.dir) is still refused."""
+    sweep = tmp_path / "sweep"
+    grid = ["-m", *FAST, f"data.root={small_mission_dir}", "seed=1,2",
+            f"hydra.sweep.dir={sweep}"]
+    assert run_train(grid, tmp_path).returncode == 0
+    shutil.rmtree(sweep / "1")  # the sweep was interrupted before its job 1
+    proc = run_train([*grid, "ckpt_path=last"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(pd.read_csv(sweep / "summary.csv")["status"]) == ["done", "done"]
+    assert (sweep / "1" / "checkpoints" / "smoke" / "last.ckpt").is_file()
+    other = tmp_path / "other"
+    proc = run_train([*grid[:-1], f"hydra.sweep.dir={other}", "ckpt_path=last"], tmp_path)
+    assert proc.returncode == 2 and "no checkpoint to resume from" in proc.stderr
