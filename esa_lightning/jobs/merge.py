@@ -305,6 +305,27 @@ def merge(cfg: Any) -> dict[str, float]:
         return _merge_into(cfg, out)
 
 
+def refuse_other_split(detectors: list[Any], sources: list[str], mission: Mission) -> None:
+    """Refuse to merge on the sources' mission read with another grid or other training and
+    validation rows than a source was trained on (its checkpoint's record,
+    ``runtime.checkpoints.check_same_split``): the thresholds would be fitted again, and the
+    merge scored, on validation rows its networks trained on. Another mission is the user's
+    choice of data; a source without the record (older versions) is not compared."""
+    from esa_lightning.data.mission import mission_record
+    from esa_lightning.runtime.checkpoints import check_same_split, read_checkpoint
+
+    now = mission_record(mission)
+    for detector, source in zip(detectors, sources, strict=True):
+        for path in (getattr(detector, "checkpoints", None) or {}).values():
+            stored = read_checkpoint(path).get("esa_lightning_data")
+            if isinstance(stored, dict) and stored.get("mission") == now["mission"]:
+                check_same_split(
+                    stored, now, path, reads="the merge reads",
+                    advice=f"merge on the data {source} was trained on (its run's data.period, "
+                    "data.val_days (data.val_fraction) and data.split_date)",
+                )
+
+
 def _refuse_bad_request(cfg: Any, out: Path) -> None:
     """``detectors`` not a list of at least two, or a run folder holding another run's outputs."""
     if isinstance(cfg.detectors, str) or not hasattr(cfg.detectors, "__iter__"):
@@ -342,6 +363,7 @@ def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
         detectors = in_first_order([Detector.load(p) for p in sources], sources)
         mission = mission_from_config(cfg.data)
         check_schema(detectors[0].schema, mission, source=str(cfg.data.root))
+        refuse_other_split(detectors, sources, mission)
         merged = merge_detectors(detectors, sources, mission)
     merged.save(out / "detector")
     # the merged detector scored as train.py scores a trained one

@@ -183,10 +183,15 @@ def check_same_data(data: dict[str, Any], mission: Any, path: str | Path) -> Non
     check_same_split(stored, now, path)
 
 
-def check_same_split(stored: dict[str, Any], now: dict[str, Any], path: str | Path) -> None:
-    """Refuse a resume whose grid (``period``) or training and validation rows (``split``)
-    differ from the checkpoint's record ``stored``; a part either record lacks (checkpoints of
-    older versions) is not compared."""
+RESUME_ADVICE = ("resume with the checkpoint's data.period, data.val_days (data.val_fraction) "
+                 "and data.split_date, or start a new run (another hydra.run.dir, no ckpt_path)")
+
+
+def check_same_split(stored: dict[str, Any], now: dict[str, Any], path: str | Path,
+                     advice: str = RESUME_ADVICE, reads: str = "this run reads") -> None:
+    """Refuse a resume (``merge.py``: ``advice``, ``reads``) whose grid (``period``) or training
+    and validation rows (``split``) differ from the checkpoint's record ``stored``; a part
+    either record lacks (checkpoints of older versions) is not compared."""
     differ = [part for part in ("period", "split")
               if part in stored and part in now and stored[part] != now[part]]
     if not differ:
@@ -199,9 +204,7 @@ def check_same_split(stored: dict[str, Any], now: dict[str, Any], path: str | Pa
         return f"period {r.get('period')}, {rows}" if "period" in r else rows
 
     raise ESAInputError(
-        f"the checkpoint was trained on {describe(stored)}, this run reads {describe(now)}: "
-        "resume with the checkpoint's data.period, data.val_days (data.val_fraction) and "
-        "data.split_date, or start a new run (another hydra.run.dir, no ckpt_path)",
+        f"the checkpoint was trained on {describe(stored)}, {reads} {describe(now)}: {advice}",
         path=path,
     )
 

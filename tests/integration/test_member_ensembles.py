@@ -361,3 +361,25 @@ def test_merge_accepts_independent_series_in_another_order(two_detectors):
         ref = expected.components["gru"].score_rows(part.test(), series=name)
         np.testing.assert_allclose(got.score, ref.score, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(got.alarm, ref.alarm)
+
+
+def test_merge_refuses_the_sources_mission_read_with_another_split(tmp_path):
+    """``merge.py`` with the default ``data.val_days`` for sources trained with
+    ``data.val_days=3`` refitted their thresholds on a validation range that held rows the
+    networks had trained on, and reported its metrics, silently. The sources' checkpoints
+    record the split they were trained on; the merge's data must read the same."""
+    from esa_lightning.data.mission import mission_record
+    from esa_lightning.jobs.merge import refuse_other_split
+
+    mission = make_mission()
+    trained = mission_record(mission)
+    ckpt = tmp_path / "lightning.ckpt"
+    torch.save({"state_dict": {}, "esa_lightning_data": trained}, ckpt)
+    sources = [SimpleNamespace(checkpoints={"gru": ckpt}), SimpleNamespace(checkpoints={})]
+    refuse_other_split(sources, ["a", "b"], mission)  # the same split: merged
+    other = replace(mission, val_start=mission.val_start - 5)
+    with pytest.raises(ESAInputError, match=r"data.val_days") as caught:
+        refuse_other_split(sources, ["a", "b"], other)
+    assert str(ckpt) in str(caught.value) and "merge" in str(caught.value)
+    # another mission of the same channels is the user's choice of calibration data
+    refuse_other_split(sources, ["a", "b"], replace(other, name="elsewhere"))
