@@ -36,9 +36,14 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
     ``error: sweep job N (...)`` line and exit code 2, before Hydra makes the sweep folder
     (Hydra refused it too before any job ran, in several lines, exit code 1). The settings'
     rules are each job's own (``seed=1,abc``: that job fails, the others run). A sweep Hydra
-    alone can expand (``glob(...)``) or a job that composes goes to Hydra as it is."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    alone can expand (``glob(...)``) or a job that composes goes to Hydra as it is, and so does
+    every sweep where Hydra's basic sweeper (internal to Hydra) is not where it was."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    except ImportError:  # another Hydra's internals: Hydra checks the jobs itself
+        return
 
     from esa_lightning.install import composition_reason
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.datamodule import MissionDataModule
-from esa_lightning.data.mission import Mission, mission_record  # noqa: F401
+from esa_lightning.data.mission import Mission, mission_record
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import PostRule, build_rules
 from esa_lightning.progress import progress
