@@ -71,6 +71,17 @@ def test_a_study_is_the_same_whatever_the_order_of_its_overrides():
     assert plan_for(["seed=3", space, "seed=4"]).description() != plan_for(
         ["seed=4", space, "seed=3"]).description()
 
+def drawn(optuna, plan, trials: int = 40) -> dict[str, set]:
+    """Every value each key of ``plan``'s space took over ``trials`` random trials."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen: dict[str, set] = {k: set() for k in plan.space}
+    for _ in range(trials):
+        trial = study.ask()
+        for key, override in plan.space.items():
+            seen[key].add(suggest(trial, key, override))
+    return seen
+
+
 
 def test_suggestions_follow_the_hydra_sweep_syntax():
     optuna = pytest.importorskip("optuna")
@@ -83,12 +94,7 @@ def test_suggestions_follow_the_hydra_sweep_syntax():
             "+flag=true,false",
         ]
     )
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    seen: dict[str, set] = {k: set() for k in plan.space}
-    for _ in range(40):
-        trial = study.ask()
-        for key, override in plan.space.items():
-            seen[key].add(suggest(trial, key, override))
+    seen = drawn(optuna, plan)
     assert seen["model.quantile"] == {99.0, 99.9}
     assert seen["seed"] == {1, 3, 5}  # Hydra's range: the stop value is excluded
     assert all(0.001 <= v <= 0.1 for v in seen["lr"]) and len(seen["lr"]) > 30
@@ -103,12 +109,7 @@ def test_a_descending_or_shuffled_range_draws_its_values_in_every_trial():
     optuna = pytest.importorskip("optuna")
     plan = plan_for(["experiment=smoke", "seed=range(5,1,-1)", "+w=range(0.5,0.1,-0.2)",
                      "+k=shuffle(range(1,4))", "+c=shuffle(a,b,c)"])
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    seen: dict[str, set] = {k: set() for k in plan.space}
-    for _ in range(40):
-        trial = study.ask()
-        for key, override in plan.space.items():
-            seen[key].add(suggest(trial, key, override))
+    seen = drawn(optuna, plan)
     assert seen["seed"] == {5, 4, 3, 2}
     assert {round(v, 9) for v in seen["w"]} == {0.5, 0.3}
     assert seen["k"] == {1, 2, 3}
