@@ -1,5 +1,7 @@
 """The Kaggle submission of a detector trained on the Kaggle layout: the inference container."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -131,3 +133,18 @@ def test_a_trained_channel_the_data_lack_is_named_as_such(
         predict(compose_config("predict", [f"ckpt={target_detector}", "data=kaggle",
                                            f"data.root={data}", f"data.channels=[{lost}]"],
                                tmp_path / "again"))
+
+
+@pytest.mark.parametrize("rows", ["10", "-1"])
+def test_the_container_refuses_a_chunk_size_predict_py_refuses(
+    rows, target_detector, small_mission_dir, tmp_path, capsys
+):
+    """``--chunk-rows 10`` was taken (predict.py refuses ``chunk_rows=10``: pieces that small
+    cost more in context than they score), and -1 reached the chunking; now the same rule."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(small_mission_dir / "kaggle" / "test.parquet", data / "test.parquet")
+    args = ["--data", str(data), "--artifacts", str(target_detector), "--chunk-rows", rows]
+    assert container_main(args) == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: --chunk-rows {rows}: must be 0")
+    assert not (data / "submission.csv").exists()
