@@ -5,6 +5,7 @@ their runs of 1 in row order, series after series)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ from esa_lightning.metrics.report import (
 from esa_lightning.models.base import RowScores
 from esa_lightning.reporting.caught import event_outcomes, outcomes_in_turn
 from esa_lightning.runtime.evaluation import concatenate_series, has_labeled_events, report_for
+
+log = logging.getLogger("esa_lightning")
 
 # a range without a labeled event gets no metrics (never 0.0): evaluate.py has nothing to write
 NOTHING_TO_SCORE = (
@@ -82,6 +85,7 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
     mission = mission_from_config(cfg.data)
+    warn_unread_columns(frame, mission, path)
     if mission.is_multiseries:
         return score_series_frame(frame, mission.test(), path)
     aligned = align_prediction_frame(frame, mission, path)
@@ -89,6 +93,22 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
         raise ESAInputError(NOTHING_TO_SCORE, path=path)
     results = score_aligned(aligned, mission)
     return results, event_outcomes(mission.events, aligned.timestamps, aligned.alarm)
+
+
+def warn_unread_columns(frame: pd.DataFrame, mission: Mission, path: Path) -> None:
+    """Warn, naming them, of the columns of a predictions file evaluate.py does not read: a
+    misspelled ``score`` drops AUC_PR, a misspelled channel column the channel metrics."""
+    read = {"is_anomaly", "score", "id"}
+    read |= {"channel"} if mission.is_multiseries else {"timestamp", *mission.channel_names}
+    unread = [str(c) for c in frame.columns if str(c) not in read]
+    if unread:
+        log.warning(
+            "%s: column(s) %s not read (evaluate.py reads %s, is_anomaly and an optional score%s)",
+            path, ", ".join(repr(c) for c in unread),
+            "channel, id" if mission.is_multiseries else "timestamp or id",
+            "" if mission.is_multiseries else ", and per-channel 0/1 columns named like the "
+            "mission's channels",
+        )
 
 
 def score_series_frame(

@@ -226,3 +226,24 @@ def test_a_full_disk_leaves_the_earlier_evaluation_whole(tmp_path, kaggle, monke
                                             [*data, f"predictions={tmp_path / 'q.csv'}"], out))
     assert {name: (out / name).read_bytes() for name in before} == before
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_column_evaluate_does_not_read_is_named_in_a_warning(tmp_path, esa_csv, caplog):
+    """A misspelled ``score`` column was dropped without a word, and with it AUC_PR; a
+    misspelled channel column, and with it the channel metrics."""
+    data, pred = esa_csv
+    path = tmp_path / "pred.csv"
+    pred.rename(columns={"score": "scroe", "channel_1": "chanel_1"}).to_csv(path, index=False)
+    cfg = compose_config("evaluate", [f"predictions={path}", *data], tmp_path / "e")
+    with caplog.at_level("WARNING", logger="esa_lightning"):
+        results = evaluate_predictions(cfg)
+    assert "AUC_PR" not in results and results["EW_recall"] == pytest.approx(1.0)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "'scroe'" in said[0] and "'chanel_1'" in said[0], said
+    assert str(path) in said[0]
+    caplog.clear()
+    pred.to_csv(path, index=False)  # every column read: nothing said
+    with caplog.at_level("WARNING", logger="esa_lightning"):
+        evaluate_predictions(compose_config("evaluate", [f"predictions={path}", *data],
+                                            tmp_path / "f"))
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
