@@ -1,9 +1,16 @@
 """Train a detector: esa-train [experiment=NAME] [data=NAME] [key=value ...]"""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from esa_lightning.cli.overrides import composes_or_exit, refuse_unshared_run_folder
+from esa_lightning.cli.overrides import (
+    MULTIRUN_FLAGS,
+    composes_or_exit,
+    refuse_unshared_run_folder,
+)
 from esa_lightning.jobs.sweep import exit_if_jobs_failed
 
 
@@ -17,7 +24,28 @@ def run(cfg: DictConfig) -> float | None:
     return run_or_exit(train, cfg)
 
 
+def optuna_search(args: list[str]) -> int | None:
+    """``train.py -m hparams_search=NAME ...`` (the command the contract names for a search):
+    the persistent Optuna search ``sweep.py`` runs, each trial a ``train.py`` run of its own
+    (docs/sweeps.md); None for any other command line. Hydra's Optuna sweeper plugin, which
+    such a command once ran, is not used (it pins optuna < 3)."""
+    if not (set(args) & set(MULTIRUN_FLAGS)) or not any(
+        a.lstrip("+").startswith("hparams_search=") for a in args
+    ):
+        return None
+    from esa_lightning.jobs.optuna_sweep import main as sweep
+
+    print("train.py -m hparams_search=...: an Optuna search, as python sweep.py runs it",
+          file=sys.stderr)
+    searched = [a for a in args if a not in MULTIRUN_FLAGS]
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    return sweep(searched, conf, [sys.executable, "-m", "esa_lightning.cli.train"])
+
+
 def main() -> None:
+    code = optuna_search(sys.argv[1:])
+    if code is not None:
+        raise SystemExit(code)
     refuse_unshared_run_folder()  # torchrun's ranks: one folder for all, or none
     composes_or_exit("train")  # a bad override is one line, as every input error
     run()

@@ -584,3 +584,16 @@ def test_an_old_optuna_is_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", types.SimpleNamespace(__version__="2.10.1"))
     with pytest.raises(ESAInputError, match=r"optuna>=4 \(found 2.10.1\)"):
         import_optuna()
+
+
+def test_train_py_m_with_hparams_search_runs_the_optuna_search(tmp_path):
+    """The contract's search command, ``python train.py -m hparams_search=optuna key=a,b``,
+    ran a grid of one job with the base settings and a warning (Hydra's Optuna sweeper plugin
+    is not used): now train.py hands it to the search sweep.py runs. Shown by that search's
+    own refusal of a space the run's config lacks (no trial trains)."""
+    from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
+
+    proc = run_entry("train.py", ["-m", "hparams_search=optuna", "experiment=smoke"], tmp_path)
+    assert "an Optuna search" in proc.stderr
+    assert_one_line_error(proc, "optuna.params", "model.hidden_size")
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
