@@ -69,13 +69,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def check_resume_checkpoint(
-    path: str | Path, model: torch.nn.Module, mission: Any = None, settings: str = "model"
+    path: str | Path,
+    model: torch.nn.Module,
+    mission: Any = None,
+    settings: str = "model",
+    data_settings: tuple[str, set[str]] | None = None,
 ) -> None:
     """Refuse a checkpoint that cannot be read safely, whose tensors do not fit ``model`` (what
     Lightning's strict load would raise a traceback for: a missing, unexpected or resized
     parameter or buffer), that cannot resume training (no optimizer state), that was trained
     on another ``mission`` (``check_same_data``) or with other settings than the model's
-    (``check_same_settings``; ``settings``: the model's config key). The file is read once.
+    (``check_same_settings``; ``settings``: the model's config key; ``data_settings``: the
+    data module's key and the settings it hands the model, ``dims``). The file is read once.
     The mission is checked first: other channels resize the tensors, and the channels say why."""
     data = read_checkpoint(path)
     check_same_data(data, mission, path)
@@ -101,17 +106,24 @@ def check_resume_checkpoint(
         )
     if problem := _optimizer_problem(data.get("optimizer_states", None), model):
         raise ESAInputError(f"training cannot resume from this checkpoint: {problem}", path=path)
-    check_same_settings(data, model, path, settings)
+    check_same_settings(data, model, path, settings, data_settings)
 
 
-def check_same_settings(data: dict[str, Any], model: Any, path: str | Path, key: str) -> None:
+def check_same_settings(
+    data: dict[str, Any],
+    model: Any,
+    path: str | Path,
+    key: str,
+    data_settings: tuple[str, set[str]] | None = None,
+) -> None:
     """Refuse to resume with other model settings than the checkpoint's (``data``, read from
     ``path``): the checkpoint's ``hyper_parameters`` that differ from the model's, named as the
     config's ``key.<name>`` (``model.max_windows``). Its tensors may fit, but the detector would
     record settings its weights were not trained with. A name only one side has (a setting added
     since) is not compared, nor one that sets only speed or memory (the model's
     ``runtime_settings()``: a smaller ``score_batch_size`` after running out of memory), which
-    the run then uses."""
+    the run then uses. A setting the data module hands the model (``data_settings``: its key and
+    the names, e.g. ``window``) is named by the data module's key (``datamodule.window``)."""
     stored = data.get("hyper_parameters")
     if not isinstance(stored, Mapping):
         return
@@ -120,8 +132,13 @@ def check_same_settings(data: dict[str, Any], model: Any, path: str | Path, key:
     differ = [name for name in now
               if name in was and was[name] != now[name] and name not in runtime]
     if differ:
-        shown = ", ".join(f"{key}.{n}={_plain(was[n])}" for n in differ[:3])
-        asked = ", ".join(f"{key}.{n}={_plain(now[n])}" for n in differ[:3])
+        dm_key, from_data = data_settings or ("", set())
+
+        def named(n: str) -> str:
+            return f"{dm_key if n.split('.')[0] in from_data else key}.{n}"
+
+        shown = ", ".join(f"{named(n)}={_plain(was[n])}" for n in differ[:3])
+        asked = ", ".join(f"{named(n)}={_plain(now[n])}" for n in differ[:3])
         raise ESAInputError(
             f"the checkpoint was trained with {shown}, this run asks {asked}: resume with the "
             "checkpoint's settings, or start a new run (another hydra.run.dir, no ckpt_path)",

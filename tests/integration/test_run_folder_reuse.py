@@ -56,6 +56,21 @@ def test_a_second_run_into_a_trained_folder_is_refused_and_resuming_it_works(
     assert not list(tmp_path.rglob("last-v*.ckpt"))
 
 
+def test_a_resume_refused_for_a_data_setting_names_its_datamodule_key(
+    small_mission_dir, tmp_path
+):
+    """The window comes from the data module (``datamodule.window``) into the model's
+    settings: a resume with another one was refused naming ``model.window``, a key the user
+    never set (and which does not exist to set back)."""
+    run = ["experiment=gru_ae", "trainer.max_epochs=1", "++trainer.limit_train_batches=2",
+           "logger=none", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+           "test=false", f"data.root={small_mission_dir}"]
+    train(compose_config("train", run, tmp_path))
+    with pytest.raises(ESAInputError, match=r"trained with datamodule\.window=10, this run asks "
+                                            r"datamodule\.window=20"):
+        train(compose_config("train", [*run, "datamodule.window=20", "ckpt_path=last"], tmp_path))
+
+
 def test_resuming_with_other_model_settings_than_the_checkpoints_is_refused(
     small_mission_dir, tmp_path
 ):
