@@ -30,6 +30,7 @@ import torch
 from esa_lightning.artifact import Detector
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
+from esa_lightning.jobs.run_guard import refuse_merge_folder
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.models.gru_ae.network import members_of
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
@@ -337,13 +338,7 @@ def _refuse_bad_request(cfg: Any, out: Path) -> None:
     if len(cfg.detectors) < 2:
         raise ESAInputError("merging needs at least two detectors: detectors=[PATH,PATH]",
                             column="detectors", value=list(cfg.detectors))
-    taken = [name for name in ("detector", "metrics.json") if (out / name).exists()]
-    if taken:  # e.g. a source's own run folder: its detector and metrics would be replaced
-        raise ESAInputError(
-            f"the run folder already holds {' and '.join(taken)} (another run's): merge into a "
-            "new folder (hydra.run.dir=...)",
-            path=out,
-        )
+    refuse_merge_folder(out)  # checked before Hydra writes too (merge.yaml's callback)
 
 
 def _merge_into(cfg: Any, out: Path) -> dict[str, float]:

@@ -144,6 +144,28 @@ class RefuseOtherRuns(Callback):
                              config, "hydra.run.dir")
 
 
+def refuse_merge_folder(folder: str | Path, _ckpt_path: Any = None) -> None:
+    """Refuse to merge into a folder holding a detector or metrics (a source's own run folder:
+    they would be replaced)."""
+    taken = [name for name in ("detector", "metrics.json") if (Path(folder) / name).exists()]
+    if taken:
+        raise ESAInputError(
+            f"the run folder already holds {' and '.join(taken)} (another run's): merge into a "
+            "new folder (hydra.run.dir=...)",
+            path=Path(folder),
+        )
+
+
+class RefuseTakenFolder(Callback):
+    """``refuse_merge_folder`` before Hydra writes into merge.py's run folder (merge.yaml's
+    ``hydra.callbacks.taken_folder``): Hydra rewrote a training run's ``.hydra/`` (its
+    ``overrides.yaml``, the retrain command) before the job refused the folder."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if is_launching_process():
+            _exit_if_refused(refuse_merge_folder, config, "hydra.run.dir")
+
+
 class RefuseEarlierRun(Callback):
     """``refuse_earlier_run`` before Hydra writes into the run folder, ``refuse_earlier_sweep``
     before it writes into the sweep folder: one line, exit code 2, nothing written."""

@@ -383,3 +383,22 @@ def test_merge_refuses_the_sources_mission_read_with_another_split(tmp_path):
     assert str(ckpt) in str(caught.value) and "merge" in str(caught.value)
     # another mission of the same channels is the user's choice of calibration data
     refuse_other_split(sources, ["a", "b"], replace(other, name="elsewhere"))
+
+
+def test_merge_py_into_a_training_runs_folder_leaves_its_record_as_it_was(tmp_path):
+    """merge.py with ``hydra.run.dir=`` a source's own run folder was refused, but only after
+    Hydra had rewritten that run's ``.hydra/`` (its ``overrides.yaml``, the retrain command its
+    artifact's errors give, became the merge's) and added merge's log there."""
+    from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
+
+    run = tmp_path / "run"  # run_entry's hydra.run.dir: a training run's folder
+    (run / ".hydra").mkdir(parents=True)
+    (run / "detector").mkdir()
+    (run / "metrics.json").write_text("{}")
+    record = "- experiment=gru_ae\n"
+    (run / ".hydra" / "overrides.yaml").write_text(record)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    proc = run_entry("merge.py", ["detectors=[a,b]"], tmp_path)
+    assert_one_line_error(proc, str(run), "already holds detector and metrics.json")
+    assert (run / ".hydra" / "overrides.yaml").read_text() == record
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
