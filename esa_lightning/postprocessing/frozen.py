@@ -20,8 +20,7 @@ unit switched off) is held by forward filling and looks the same on the grid. ``
 ``all`` (the class default) watches every row; ``sending`` watches a channel only while it
 sends, where the reader records each channel's samples (``Mission.sent_rows``: the ESA raw
 layout): on rows at most ``quiet`` rows after its latest sample, ``quiet`` being ``factor``
-times the spacing 99.9 % of its samples keep on the fit range where every row from the sample
-before is label-free (a silence across a communication gap is none kept while sending), a run
+times the spacing 99.9 % of its samples on the fit range's label-free rows keep, a run
 restarting at every row not watched. Data without that record (the Kaggle and CSV layouts,
 given on one grid) have no channel watched then: fitted on them, the rule watches none (an info
 line); fitted where samples were recorded and scoring such data (predict.py on a Kaggle parquet,
@@ -77,14 +76,10 @@ def rows_since_sample(sent: np.ndarray) -> np.ndarray:
 
 
 def sample_spacing(sent: np.ndarray, rows: np.ndarray) -> int:
-    """The spacing (rows from the sample before) that ``SPACING_QUANTILE`` of the samples keep
-    where every row from the sample before to theirs is one of ``rows`` (bool [T]): a silence
-    across other rows (a communication gap) is no spacing kept while sending. 1 with no such
-    spacing."""
+    """The spacing (rows from the sample before) that ``SPACING_QUANTILE`` of the samples on
+    ``rows`` (bool [T]) keep; 1 with fewer than two samples there."""
     at = np.flatnonzero(sent)
-    outside = np.concatenate([[0], np.cumsum(~np.asarray(rows, dtype=bool))])
-    inside = outside[at[1:] + 1] == outside[at[:-1]]  # no row outside from one sample to the next
-    gaps = np.diff(at)[inside]
+    gaps = np.diff(at)[rows[at[1:]]] if len(at) > 1 else np.zeros(0, dtype=np.int64)
     return max(1, int(np.quantile(gaps, SPACING_QUANTILE, method="higher"))) if len(gaps) else 1
 
 

@@ -211,25 +211,3 @@ def test_a_channel_that_never_changed_on_the_fit_range_is_not_watched(watch):
     assert not alarms[:, 0].any()
     stuck = np.flatnonzero(alarms[test_start:, 1]) + test_start
     assert stuck.min() == 4000 + 16 and stuck.max() == 4099
-
-
-def test_a_spacing_counts_only_when_every_row_it_spans_is_label_free():
-    """A channel silent through a communication gap resumes after it: the spacing across the
-    gap is no spacing it keeps while sending. Counted (as it was when the sample ending it was
-    label-free), frequent gaps widened `quiet` to the gaps' length, and the rule then watched a
-    channel held by forward filling for that long after its recording ended."""
-    sent = np.array([1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1], dtype=bool)
-    rows = np.ones(len(sent), dtype=bool)
-    rows[6:10] = False  # a labeled stretch inside the 8-row silence; its end sample label-free
-    assert sample_spacing(sent, rows) == 2
-    n = 20_000
-    base = held_mission(n, 16_000)
-    labels = np.zeros_like(base.labels)
-    silent = np.zeros((n, 8), dtype=bool)
-    for start in range(600, 15_000, 400):  # a 60-row gap every 400 rows: 1 sample in 10
-        labels[start : start + 60] = 3
-        silent[start : start + 60] = True
-    sent = sent_every(n, 4) & ~np.packbits(silent, axis=1)
-    m = replace(base, labels=labels, sent=sent)
-    rule = fitted(FrozenValues(n_outputs=3, min_run=10, max_run=1000, watch="sending"), m)
-    assert int(rule.quiet[0, 1]) == 6  # samples 4 rows apart, times the factor
