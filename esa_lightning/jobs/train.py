@@ -294,10 +294,8 @@ def prepare_component(
     trainer = make_trainer(trainer_cfg, [*callbacks, train_end, RandomState()], loggers, key)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, checkpoint_dir)
     if ckpt_path is not None:  # read without running code, checked against the model
-        from_data = set(getattr(datamodule, "dims", None) or {})  # named datamodule.<name>
-        check_resume_checkpoint(ckpt_path, model, getattr(datamodule, "mission", None),
-                                component_key(cfg, name, "model"),
-                                (component_key(cfg, name, "datamodule"), from_data))
+        check_resume_checkpoint(ckpt_path, model, datamodule, component_key(cfg, name, "model"),
+                                component_key(cfg, name, "datamodule"))
     return Prepared(model, trainer, datamodule, ckpt_path, train_end)
 
 

@@ -71,18 +71,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def check_resume_checkpoint(
     path: str | Path,
     model: torch.nn.Module,
-    mission: Any = None,
+    datamodule: Any = None,
     settings: str = "model",
-    data_settings: tuple[str, set[str]] | None = None,
+    datamodule_key: str = "datamodule",
 ) -> None:
     """Refuse a checkpoint that cannot be read safely, whose tensors do not fit ``model`` (what
     Lightning's strict load would raise a traceback for: a missing, unexpected or resized
     parameter or buffer), that cannot resume training (no optimizer state), that was trained
-    on another ``mission`` (``check_same_data``) or with other settings than the model's
-    (``check_same_settings``; ``settings``: the model's config key; ``data_settings``: the
-    data module's key and the settings it hands the model, ``dims``). The file is read once.
+    on another mission (``datamodule.mission``: ``check_same_data``) or with other settings
+    than the model's (``check_same_settings``; ``settings``: the model's config key,
+    ``datamodule_key`` the data module's, which names the settings it hands the model, its
+    ``dims``). The file is read once.
     The mission is checked first: other channels resize the tensors, and the channels say why."""
     data = read_checkpoint(path)
+    mission = getattr(datamodule, "mission", None)
     check_same_data(data, mission, path)
     state = data["state_dict"]
     problems = []
@@ -106,7 +108,8 @@ def check_resume_checkpoint(
         )
     if problem := _optimizer_problem(data.get("optimizer_states", None), model):
         raise ESAInputError(f"training cannot resume from this checkpoint: {problem}", path=path)
-    check_same_settings(data, model, path, settings, data_settings)
+    from_data = set(getattr(datamodule, "dims", None) or {})
+    check_same_settings(data, model, path, settings, (datamodule_key, from_data))
 
 
 def check_same_settings(
