@@ -87,9 +87,7 @@ def _strategy_ok(value: Any) -> bool:
 CHUNK_ROWS_RULE = f"must be 0 (the whole range) or a whole number >= {MIN_CHUNK_ROWS} rows"
 
 
-def chunk_rows_ok(value: Any) -> bool:
-    """Whether ``value`` is a ``chunk_rows``: 0 (the whole range) or a whole number of at least
-    ``MIN_CHUNK_ROWS`` rows."""
+def _chunk_rows_ok(value: Any) -> bool:
     whole = isinstance(value, int) and not isinstance(value, bool)
     return whole and (value == 0 or value >= MIN_CHUNK_ROWS)
 
@@ -156,8 +154,8 @@ RULES: dict[str, Rule] = {
     "lr": positive_finite(),
     "learning_rate": positive_finite(),
     "devices": (_devices_ok, "must be a count >= 1, -1 (all), 'auto' or a list of devices"),
-    "chunk_rows": (chunk_rows_ok, CHUNK_ROWS_RULE),
-    "score_chunk_rows": (chunk_rows_ok, CHUNK_ROWS_RULE),
+    "chunk_rows": (_chunk_rows_ok, CHUNK_ROWS_RULE),
+    "score_chunk_rows": (_chunk_rows_ok, CHUNK_ROWS_RULE),
 }
 
 #: predict.py's ``range``: the test range, the validation range (train.py's val/ numbers), all

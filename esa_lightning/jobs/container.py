@@ -50,10 +50,11 @@ def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
     from esa_lightning.reporting.events import row_ids
     from esa_lightning.reporting.outputs import write_submission
     from esa_lightning.runtime.chunks import score_in_chunks
-    from esa_lightning.settings import CHUNK_ROWS_RULE, chunk_rows_ok
+    from esa_lightning.settings import RULES
 
-    if not chunk_rows_ok(chunk_rows):  # predict.py's chunk_rows rule
-        raise ESAInputError(f"--chunk-rows {chunk_rows}: {CHUNK_ROWS_RULE}")
+    ok, requirement = RULES["chunk_rows"]  # predict.py's chunk_rows rule, named by the flag
+    if not ok(chunk_rows):
+        raise ESAInputError(f"--chunk-rows {chunk_rows}: {requirement}")
     test_file = data_dir / "test.parquet"
     if not test_file.is_file():
         raise ESAInputError("test file not found", path=test_file)
