@@ -157,9 +157,25 @@ def refuse_unimportable_targets(cfg: DictConfig, specs: Iterable[DictConfig]) ->
         if not isinstance(node, DictConfig | ListConfig) or node._is_none() or node._is_missing():
             continue
         if isinstance(node, DictConfig) and node.get("_target_"):
-            target_object(node._target_, f"{node._get_full_key(None)}._target_", "the target")
+            key = node._get_full_key(None)
+            found = target_object(node._target_, f"{key}._target_", "the target")
+            refuse_other_kind(found, key, node._target_)
         keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
         nodes += [node._get_node(key) for key in keys]
+
+
+def refuse_other_kind(found: Any, key: str, target: str) -> None:
+    """Refuse a class of another kind as an entry of a ``callbacks`` or ``logger`` group
+    (``callbacks.<name>``, ``components.<name>.callbacks.<name>``, ``logger.<name>``), which
+    Lightning would take and fail on at its first hook; a function is left to what it returns."""
+    from lightning.pytorch import Callback
+    from lightning.pytorch.loggers import Logger
+
+    group = key.rpartition(".")[0].rpartition(".")[2]
+    kind = {"callbacks": Callback, "logger": Logger}.get(group)
+    if kind is not None and isinstance(found, type) and not issubclass(found, kind):
+        raise ESAInputError(f"not a Lightning {kind.__name__}", column=f"{key}._target_",
+                            value=target)
 
 
 @contextlib.contextmanager

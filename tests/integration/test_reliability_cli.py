@@ -265,6 +265,35 @@ def test_a_target_that_is_no_class_or_function_is_named_in_one_line(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("key", "kind", "overrides"),
+    [
+        ("callbacks.boom", "Lightning Callback",
+         ["experiment=smoke", "logger=none", "+callbacks.boom._target_=collections.OrderedDict"]),
+        ("components.gru_ae.callbacks.boom", "Lightning Callback",
+         ["experiment=esa_full", "logger=none",
+          "+components.gru_ae.callbacks.boom._target_=collections.OrderedDict"]),
+        ("logger.tensorboard", "Lightning Logger",
+         ["experiment=smoke", "logger=tensorboard",
+          "logger.tensorboard._target_=collections.OrderedDict"]),
+    ],
+)
+def test_a_callback_or_logger_class_of_another_kind_is_named_in_one_line(
+    small_mission_dir, tmp_path, key, kind, overrides
+):
+    """A callback entry whose ``_target_`` is a class but no Lightning callback (a mistyped
+    path landing on another class) trained up to Lightning's first hook, then ended in Hydra's
+    "Error executing job" block (``ConfigAttributeError: Missing key on_exception``, exit
+    code 1) after the data were read, the run folder left; a logger of another class likewise.
+    Now refused in one line naming the key, before the data are read."""
+    args = [*overrides, f"data.root={small_mission_dir}", "test=false"]
+    proc = run_entry("train.py", args, tmp_path)
+    assert "ERROR" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert_one_line_error(proc, f"column '{key}._target_': value 'collections.OrderedDict'",
+                          f"not a {kind}")
+    assert not (tmp_path / "run").exists()
+
+
 def test_debug_errors_shows_the_traceback(tmp_path):
     missing = tmp_path / "no_detector"
     proc = run_entry("predict.py", [f"ckpt={missing}", "debug_errors=true"], tmp_path)
