@@ -80,10 +80,11 @@ def fail_job(exc: Exception) -> None:
     _FAILED_JOBS[int(hc.job.num)] = " ".join(str(exc).split())
 
 
-def log_to_files(message: str) -> None:
+def log_to_files(message: str, exc: BaseException | None = None) -> None:
     """Log ``message`` as an error to the log files only (Hydra's ``<job>.log``): the console
-    has had it already, as one line on stderr."""
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    has it already, or gets it from Hydra. ``exc``: an exception whose traceback follows it."""
+    exc_info = None if exc is None else (type(exc), exc, exc.__traceback__)
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, exc_info)
     for handler in logging.getLogger().handlers:
         # a run folder removed as refused (run_folder.removed_if_refused) is not made again
         if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent.is_dir():
@@ -120,7 +121,10 @@ class SweepSummary(Callback):
         number = int(config.hydra.job.num)
         error = _FAILED_JOBS.get(number)
         if job_return.status == JobStatus.FAILED:  # an error that is not the user's input
-            error = " ".join(str(job_return._return_value).split()) or "error"
+            crash = job_return._return_value
+            error = " ".join(str(crash).split()) or "error"
+            if isinstance(crash, BaseException):  # the job's log says why it has no metrics
+                log_to_files(f"sweep job {number} crashed: {error}", crash)
         self._jobs[number] = error
         self.write(Path(config.hydra.sweep.dir))
 

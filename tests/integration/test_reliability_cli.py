@@ -731,6 +731,26 @@ def test_every_sweep_job_with_a_misspelled_model_key_fails_in_one_line(small_mis
     assert all(s.startswith("failed: model.bogus") for s in statuses)
 
 
+def test_a_crashed_sweep_job_s_log_holds_its_traceback(small_mission_dir, tmp_path):
+    """A job that crashes (an error that is not the input's) left its folder's ``train.log``
+    without a word of it: the traceback reached only the console, once every job had run. Now
+    the job's log holds the error and its traceback, and the next job runs as before."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "-m", "experiment=smoke", "seed=1,2",
+         "+callbacks.boom._target_=builtins.sorted", "logger=none", "test=false",
+         f"data.root={small_mission_dir}", f"hydra.sweep.dir={sweep}",
+         f"paths.root_dir={tmp_path}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    for job in ("0", "1"):
+        log = (sweep / job / "train.log").read_text()
+        assert "crashed" in log and "Traceback (most recent call last)" in log, log
+        assert "TypeError('sorted expected 1 argument, got 0')" in log
+
+
 def test_print_config_shows_the_values_the_run_uses(small_mission_dir, tmp_path):
     """``print_config=true`` logged the config unresolved: ``output_dir:
     ${hydra:runtime.output_dir}``, ``cache_dir: ${paths.cache_dir}`` instead of the run's
