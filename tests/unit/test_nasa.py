@@ -441,3 +441,25 @@ def test_one_grid_of_channels_that_is_no_trained_series_is_refused_before_scorin
     one = replace(one, channels=default_channel_table(["C-1"]), telecommand_names=[],
                   telecommands=np.zeros((one.n_rows, 0), dtype=np.float32))
     check_schema(schema, one)  # one grid of one trained channel: that series
+
+
+@pytest.mark.parametrize("name", ["../../nasa/test/A-1", "sub/A-1", "/abs/A-1"])
+def test_a_chan_id_naming_a_path_is_refused_and_nothing_is_written(tmp_path, name):
+    """A chan_id is the name of its files ``train/<chan_id>.npy``: one holding a path
+    separator read files outside ``train/`` and ``test/``, and the converter, which writes
+    ``channels/<chan_id>.zip``, wrote ``../../nasa/test/A-1.zip`` into the source folder it
+    promises only to read."""
+    from esa_lightning.data.convert import convert_nasa
+
+    root = write_nasa(tmp_path / "nasa")
+    csv = root / "labeled_anomalies.csv"
+    listing = pd.read_csv(csv, dtype=str)
+    pd.concat([listing, listing.iloc[[0]].assign(chan_id=name)]).to_csv(csv, index=False)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(ESAInputError, match="row 2 after the header") as err:
+        read_nasa(root)
+    assert err.value.path == str(csv) and err.value.column == "chan_id"
+    assert err.value.value == name
+    with pytest.raises(ESAInputError, match="path separator"):
+        convert_nasa(root, tmp_path / "out", layout="esa")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
