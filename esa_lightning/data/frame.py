@@ -38,6 +38,7 @@ from esa_lightning.data.readers.common import (
     name_undescribed,
     ns_times,
     off_grid,
+    refuse_complex,
     repair_values,
     zero_nonfinite,
 )
@@ -236,23 +237,24 @@ def _numeric_columns(frame: pd.DataFrame, wanted: list[str]) -> dict[str, np.nda
         if isinstance(col, pd.DataFrame):
             raise ESAInputError("duplicate column name", path=SOURCE, column=name)
         if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype):
-            out[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
-            continue
-        if not pd.api.types.is_object_dtype(col.dtype) and not pd.api.types.is_string_dtype(
+            numeric = col
+        elif not pd.api.types.is_object_dtype(col.dtype) and not pd.api.types.is_string_dtype(
             col.dtype
         ):
             raise ESAInputError(
                 f"wrong dtype {col.dtype}: expected numbers", path=SOURCE, column=name
             )
-        numeric = pd.to_numeric(col, errors="coerce")
-        bad = numeric.isna() & col.notna()
-        if bad.any():
-            raise ESAInputError(
-                f"wrong dtype {col.dtype}: not a number",
-                path=SOURCE,
-                column=name,
-                value=col[bad].iloc[0],
-            )
+        else:
+            numeric = pd.to_numeric(col, errors="coerce")
+            bad = numeric.isna() & col.notna()
+            if bad.any():
+                raise ESAInputError(
+                    f"wrong dtype {col.dtype}: not a number",
+                    path=SOURCE,
+                    column=name,
+                    value=col[bad].iloc[0],
+                )
+        refuse_complex(numeric, SOURCE, name)
         out[name] = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
 

@@ -158,3 +158,18 @@ def test_a_mission_record_nested_beyond_the_parser_s_depth_is_named(mission_dir)
     with pytest.raises(ESAInputError, match="not valid JSON") as err:
         read(mission_dir)
     assert err.value.path == str(mission_dir / "mission.json")
+
+
+@pytest.mark.parametrize("dtype", ["complex128", "object"])
+@pytest.mark.parametrize("folder", ["channels", "telecommands"])
+def test_a_series_of_complex_values_is_refused_naming_its_file(mission_dir, dtype, folder):
+    """A channel (or telecommand) file of complex values was read with its imaginary parts
+    dropped (a numpy ComplexWarning naming no file); the NASA reader refuses such arrays."""
+    name = "channel_1" if folder == "channels" else "telecommand_1"
+    path = mission_dir / folder / f"{name}.zip"
+    frame = read_pickled_frame(path)
+    frame[name] = (frame[name].to_numpy() + 1j).astype(dtype)
+    frame.to_pickle(path)
+    with pytest.raises(ESAInputError, match="complex") as err:
+        read(mission_dir)
+    assert err.value.path == str(path) and err.value.column == name

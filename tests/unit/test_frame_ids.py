@@ -115,3 +115,14 @@ def test_a_frame_spanning_more_grid_rows_than_the_reader_allows_is_named():
     message = str(err.value)
     assert "data.start" not in message and err.value.column == "index"
     assert "2100-01-01" in message and "105192001 grid rows" in message
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, object])
+def test_complex_readings_are_refused_naming_the_column(dtype):
+    """A column of complex numbers was cast to float64, its imaginary parts dropped behind a
+    numpy ComplexWarning that names no column; the NASA reader refuses such arrays."""
+    values = np.array([1 + 2j, 2, 3, 4, 5], dtype=np.complex128).astype(dtype)
+    frame = pd.DataFrame({"id": np.arange(5), "channel_1": values})
+    with pytest.raises(ESAInputError, match="complex") as err:
+        frame_to_mission(frame, SCHEMA)
+    assert err.value.column == "channel_1"

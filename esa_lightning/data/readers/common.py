@@ -128,6 +128,14 @@ def check_increasing(values: np.ndarray, path: Path | str, column: str) -> None:
         check_increasing_batch(np.asarray(values), None, path, column)
 
 
+def refuse_complex(values: pd.Series, path: Path | str, column: str) -> None:
+    """Complex readings are refused: a cast to float drops their imaginary parts (behind a
+    numpy warning naming no file), as the NASA reader refuses complex arrays."""
+    if pd.api.types.is_complex_dtype(values.dtype):
+        raise ESAInputError(f"complex values ({values.dtype}): give real numbers (a cast would "
+                            "drop the imaginary part)", path=path, column=column)
+
+
 def check_codes(codes: np.ndarray, path: Path | str, column: str) -> np.ndarray:
     """Label codes as uint8, refusing anything outside 0..4."""
     codes = np.asarray(codes)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import CATEGORY_TO_CODE
-from esa_lightning.data.readers.common import forward_fill, ns_times
+from esa_lightning.data.readers.common import forward_fill, ns_times, refuse_complex
 from esa_lightning.data.readers.grid_marks import sample_cells, sent_bits, sent_mask
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.data.selection import NS_RANGE
@@ -115,20 +115,18 @@ def read_raw_series(
             value=str(index[i + 1]),
         )
     column = frame.iloc[:, 0]
-    if pd.api.types.is_numeric_dtype(column.dtype):  # bool and nullable ones too: <NA> as NaN
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        numeric = pd.to_numeric(column, errors="coerce")
-        bad = numeric.isna() & column.notna()
-        if bad.any():
-            raise ESAInputError(
-                "non-numeric value",
-                path=path,
-                column=str(frame.columns[0]),
-                value=column[bad].iloc[0],
-            )
-        values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
-    return ts, values
+    numeric = (column if pd.api.types.is_numeric_dtype(column.dtype)  # bool, nullable too
+               else pd.to_numeric(column, errors="coerce"))
+    bad = numeric.isna() & column.notna()
+    if bad.any():
+        raise ESAInputError(
+            "non-numeric value",
+            path=path,
+            column=str(frame.columns[0]),
+            value=column[bad].iloc[0],
+        )
+    refuse_complex(numeric, path, str(frame.columns[0]))
+    return ts, numeric.to_numpy(dtype=np.float64, na_value=np.nan)  # <NA> as NaN
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
