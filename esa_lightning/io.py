@@ -209,10 +209,12 @@ def new_folder(path: str | os.PathLike) -> Iterator[Path]:
     For outputs the caller has checked to be new or empty (converted missions): an empty
     ``path`` is removed first, and one that gained an entry since makes the rename fail, so
     nothing of the user's is replaced (``atomic_folder`` replaces). ``OSError`` becomes an
-    ``ESAInputError`` naming ``path``; the temporary folder never outlives a failure.
+    ``ESAInputError`` naming ``path``; the temporary folder never outlives a failure, and those
+    of killed writers beside ``path`` go first (``remove_stale_temporaries``).
     """
     path = Path(path)
     tmp: Path | None = None
+    remove_stale_temporaries(path.parent)
     try:
         tmp = make_temporary_folder(path)
         yield tmp

@@ -518,3 +518,21 @@ def test_the_command_line_names_its_options_as_typed(nasa, tmp_path, capsys):
                  "--val-share", "0.7"])
     err = capsys.readouterr().err
     assert code == 2 and "option --val-share: value 0.7: --val-share must lie in" in err
+
+
+def test_a_conversion_cleans_up_after_an_interrupted_one(nasa, tmp_path):
+    """A conversion killed half-way left its temporary folder beside the output (15 MB for MSL
+    as an ESA CSV), and no later conversion removed it: only the temporaries of this project
+    whose process has ended go; a live writer's, and anything else, stay."""
+    from tests.helpers import dead_pid, owned_name
+
+    stale = tmp_path / owned_name(".tmp-", dead_pid(), "out.k2x9")
+    stale.mkdir()
+    (stale / "train.parquet").write_bytes(b"half")
+    live = tmp_path / owned_name(".tmp-", os.getpid(), "other.a1b2")
+    live.mkdir()
+    (tmp_path / ".tmp-notes.txt").write_text("mine")
+    convert_nasa(nasa, tmp_path / "out", layout="kaggle")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".tmp-notes.txt", live.name, "out"]
+    )
