@@ -173,3 +173,35 @@ def test_a_series_of_complex_values_is_refused_naming_its_file(mission_dir, dtyp
     with pytest.raises(ESAInputError, match="complex") as err:
         read(mission_dir)
     assert err.value.path == str(path) and err.value.column == name
+
+
+@pytest.mark.parametrize(
+    ("record", "key"),
+    [
+        ({"counters": 5}, "counters"),  # TypeError: 'int' object is not iterable
+        ({"counters": "channel_1"}, "counters"),  # read as the counters 'c', 'h', 'a', ...
+        ({"counters": {"channel_1": 1}}, "counters"),  # its keys taken as the list
+        ({"counters": [["channel_1"]]}, "counters"),
+        ({"lightweight": 3}, "lightweight"),
+        ({"split_date": 12345}, "split_date"),  # named the option, not mission.json
+        ({"split_date": "banana"}, "split_date"),
+    ],
+)
+def test_a_mission_record_of_the_wrong_types_is_named(mission_dir, record, key):
+    """mission.json lists the counters and the lightweight channels and records the split date;
+    a value of another type raised a bare TypeError, was read character by character, or was
+    refused without naming the file it came from."""
+    import json
+
+    (mission_dir / "mission.json").write_text(json.dumps(record))
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir, counters=None, lightweight=None)
+    assert err.value.path == str(mission_dir / "mission.json") and err.value.column == key
+
+
+def test_a_mission_record_of_null_lists_is_read_as_listing_none(mission_dir):
+    import json
+
+    (mission_dir / "mission.json").write_text(json.dumps({"counters": None, "split_date": None}))
+    m = read(mission_dir, counters=None, lightweight=None)
+    assert m.meta["counters"] == [] and m.test_start == len(m.timestamps)

@@ -258,7 +258,26 @@ def read_mission_record(root: Path) -> dict[str, Any]:
         raise ESAInputError(f"not valid JSON: {exc}", path=path) from None
     if not isinstance(record, dict):
         raise ESAInputError("expected a JSON object", path=path)
+    for key in ("counters", "lightweight"):  # null: none listed, as a missing key
+        names = record.get(key)
+        if names is None:
+            record.pop(key, None)
+        elif not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ESAInputError('expected a list of channel names, e.g. ["channel_1"]',
+                                path=path, column=key, value=names)
+    split = record.get("split_date")
+    if split is not None and not _is_date(split):  # named as the file's, not as the option's
+        raise ESAInputError("expected a date such as 2000-01-03T13:19:00",
+                            path=path, column="split_date", value=split)
     return record
+
+
+def _is_date(text: Any) -> bool:
+    """Whether ``text`` is a string that reads as a date/time in the nanosecond range."""
+    try:
+        return isinstance(text, str) and isinstance(to_ns(text, "split_date"), int)
+    except ESAInputError:
+        return False
 
 
 # --------------------------------------------------------------------------- tables
