@@ -106,6 +106,11 @@ LAYOUTS = ("esa", "esa_csv", "kaggle")
 ARRANGEMENTS = ("side_by_side", "sequential")
 RECORDINGS = ("both", "test")
 _SECOND = 10**9
+# column names a layout gives a meaning (exact names, prefixes): no channel may be named so
+RESERVED = {
+    "esa_csv": ({"timestamp"}, ("telecommand_", "is_anomaly_")),
+    "kaggle": ({"id", "is_anomaly"}, ("telecommand_",)),
+}
 
 
 def place_channels(
@@ -180,6 +185,7 @@ def convert_nasa(
     nasa = read_nasa(
         source, channels="all" if channels is None else channels, spacecraft=spacecraft
     )
+    _check_names(list(nasa.series), layout)
     skip, lengths = {}, []
     for c, s in nasa.series.items():
         if recordings == "test":
@@ -248,6 +254,21 @@ def _cut_test(labels: np.ndarray, share: float, channel: str) -> tuple[int, int]
             value=share,
         )
     return before, after
+
+
+def _check_names(names: Sequence[str], layout: str) -> None:
+    """Refuse a channel named as a column ``layout`` gives a meaning: written as it is, it
+    would read back as a telecommand, a label or the index, or not at all."""
+    exact, prefixes = RESERVED.get(layout, (set(), ()))
+    for name in names:
+        if name in exact or name.startswith(prefixes):
+            raise ESAInputError(
+                f"the {layout} layout reserves this column name ({sorted(exact)}, names "
+                f"starting {list(prefixes)}); the channel would not read back as a channel: "
+                "convert it with --layout esa, or leave it out (--channels)",
+                column="channels",
+                value=name,
+            )
 
 
 def _check_choice(value: str, choices: Sequence[str], column: str) -> None:

@@ -536,3 +536,31 @@ def test_a_conversion_cleans_up_after_an_interrupted_one(nasa, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [".tmp-notes.txt", live.name, "out"]
     )
+
+
+@pytest.mark.parametrize(
+    ("layout", "name"),
+    [
+        ("esa_csv", "telecommand_1"),  # read back as a telecommand, its labels lost
+        ("esa_csv", "is_anomaly_A-1"),  # written, then refused by the reader
+        ("esa_csv", "timestamp"),
+        ("kaggle", "telecommand_1"),
+        ("kaggle", "id"),
+        ("kaggle", "is_anomaly"),
+    ],
+)
+def test_a_channel_named_as_a_column_the_layout_reserves_is_refused(tmp_path, layout, name):
+    """A NASA channel whose name the chosen layout gives a meaning was written as it is: the
+    mission read back with the channel turned into a telecommand (its labels dropped), or the
+    reader refused the files the converter had just written (duplicate column names)."""
+    from tests.helpers import write_msl_channels
+
+    channels = [("A-1", 20, 20, [[2, 4]], "[point]"), (name, 20, 20, [[5, 9]], "[point]")]
+    source = write_msl_channels(
+        tmp_path / "nasa", channels, lambda n: np.c_[np.arange(n), np.zeros(n)]
+    )
+    with pytest.raises(ESAInputError, match="reserves") as err:
+        convert_nasa(source, tmp_path / "out", layout=layout)
+    assert err.value.value == name
+    assert not (tmp_path / "out").exists()
+    convert_nasa(source, tmp_path / "esa", layout="esa")  # the raw layout names files by it
