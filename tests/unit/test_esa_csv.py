@@ -602,3 +602,33 @@ def test_the_channels_without_a_reading_in_a_range_are_those_the_values_say():
         for key, (lo, hi) in {"val": (val_start, test_start), "test": (test_start, n)}.items():
             dead = [c for j, c in enumerate(names) if not np.isfinite(values[lo:hi, j]).any()]
             assert got.get(key, []) == (dead if lo < hi else []), (n, lo, hi, key)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="POSIX pipes")
+@pytest.mark.parametrize("part", ["train", "test"])
+def test_a_data_file_that_is_a_pipe_or_device_is_refused_not_read_forever(tmp_path, part):
+    """A ``*.train.csv`` (or ``*.test.csv``) that is a named pipe, or a link to /dev/zero, was
+    opened and read: the read waited forever for a writer (/dev/zero: a header line that never
+    ends, memory growing without bound). The Kaggle reader refuses them as missing files."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    write_esa_csv(folder / "m.train.csv", 40)
+    pipe = folder / f"{'z' if part == 'train' else 'm'}.{part}.csv"
+    if part == "train":  # the pipe is the only training file
+        (folder / "m.train.csv").rename(folder / "m.data")
+    os.mkfifo(pipe)
+    code = (
+        "from esa_lightning.data.readers.esa_csv import read_esa_csv\n"
+        "from esa_lightning.errors import ESAInputError\n"
+        "try:\n"
+        f"    read_esa_csv({str(folder)!r}, cache_dir=None)\n"
+        "except ESAInputError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, cwd=Path(__file__).parents[2])
+    assert f"{pipe}: not a regular file" in done.stdout, done.stderr

@@ -230,6 +230,9 @@ def _locate(root: Path) -> tuple[Path, Path | None]:
         raise ESAInputError(
             f"more than one *.test.csv in the folder: {[p.name for p in tests]}", path=root
         )
+    for path in (*trains, *tests):  # a pipe, or a link to /dev/zero, would be read forever
+        if not path.is_file():
+            raise ESAInputError("not a regular file (a pipe, a device or a folder)", path=path)
     return trains[0], (tests[0] if tests else None)
 
 
