@@ -103,7 +103,7 @@ def read_esa_csv(
     ``channels`` picks the value columns to read (``all``, ``target``, ``lightweight`` or names);
     every telecommand column is read. The arrays are cached under ``cache_dir`` (default: the
     user cache folder, ``readers.cache.user_cache_dir``; None: no cache) keyed by the files'
-    identity (path, size, mtime) and the selected columns.
+    identity (path and content digest: ``io.source_identity``) and the selected columns.
     """
     train_file, test_file = _locate(Path(root))
     files = [f for f in (train_file, test_file) if f is not None]
