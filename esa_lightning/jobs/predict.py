@@ -67,6 +67,7 @@ def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float
 
 def _predict_into(cfg: Any, out: Path, overrides: Sequence[str] | None) -> dict[str, float]:
     from esa_lightning.artifact import Detector, check_schema
+    from esa_lightning.artifact.parts import artifact_folder
     from esa_lightning.io import write_json_atomic
     from esa_lightning.jobs.predict_data import refuse_default_data, refuse_other_layout
     from esa_lightning.runtime.evaluation import ScoredRange, report_for
@@ -74,7 +75,8 @@ def _predict_into(cfg: Any, out: Path, overrides: Sequence[str] | None) -> dict[
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
     # before any data is generated, read or cached
     refuse_other_layout(cfg.data, detector.schema, detector.config_yaml)
-    refuse_default_data(cfg.data, detector.config_yaml, overrides, detector.info)
+    refuse_default_data(cfg.data, detector.config_yaml, overrides, detector.info,
+                        artifact_folder(cfg.ckpt))
     mission = read_trained(cfg.data, detector.schema, detector.config_yaml)
     check_schema(detector.schema, mission, source=str(cfg.data.root))
     if mission.is_multiseries:

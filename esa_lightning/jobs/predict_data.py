@@ -62,13 +62,16 @@ def refuse_default_data(
     config_yaml: str,
     overrides: Sequence[str] | None,
     info: dict[str, Any] | None = None,
+    artifact: str | Path | None = None,
 ) -> None:
     """Without ``data=`` predict.py reads the default data (``data=synthetic``): a detector
     trained on other data (another reader or folder, other split settings: ``data`` of its
     ``config_yaml``; or a synthetic mission generated otherwise: the settings its ``info``
     records, ``_other_generator``) would score a mission it was never trained on in place of
     its own, without a word, where their channels have the same names. That is refused here,
-    before anything is generated or read, naming both.
+    before anything is generated or read, naming both; so is a detector whose ``config.yaml``
+    (in the folder ``artifact``) is missing or records no ``data`` (deleted or edited: it is
+    for people; or a detector built in Python), naming the file: the check cannot be made.
     ``overrides``: the command line's (any ``data``/``data.*`` key gives the data); None (a
     config composed in Python, which does not record whether its data were given): nothing is
     refused."""
@@ -79,9 +82,9 @@ def refuse_default_data(
     ):
         return
     trained = trained_data(config_yaml)
-    if not trained:  # a detector built in Python: no record of its data
-        return
     default = OmegaConf.to_container(data_cfg, resolve=True)
+    if not trained:
+        raise _no_record_of_data(default, artifact)
     other_reader = trained.get("_target_") != default.get("_target_")
     settings = [] if other_reader else [  # another reader's settings are its own
         f"data.{k}={trained[k]} (the default: {default[k]})"
@@ -98,6 +101,25 @@ def refuse_default_data(
         f"detector was trained on other data: {differ}; give the data to score with data= and "
         f"data.root= (data=synthetic to score the default mission all the same{hint})",
         path=str(default.get("root")),
+    )
+
+
+def _no_record_of_data(default: dict[str, Any], artifact: str | Path | None) -> ESAInputError:
+    """The refusal of ``refuse_default_data`` for a detector whose ``config.yaml`` records no
+    ``data``: whether the default data are those it was trained on cannot be told."""
+    config = Path(artifact) / "config.yaml" if artifact is not None else None
+    if config is None:
+        why = "its config.yaml records no data settings"
+    elif config.is_file():
+        why = f"{config} records no data settings (edited, or a detector built in Python)"
+    else:
+        why = f"{config} is missing"
+    return ESAInputError(
+        f"no data= given: predict.py reads the default data, {_data_name(default)}, and "
+        f"whether the detector was trained on them cannot be told: {why}; give the data to "
+        "score with data= and data.root= (data=synthetic to score the default mission all the "
+        "same)",
+        path=config if config is not None else str(default.get("root")),
     )
 
 
