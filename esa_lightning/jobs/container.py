@@ -47,6 +47,7 @@ def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
     )
     from esa_lightning.data.readers.kaggle import read_kaggle
     from esa_lightning.data.selection import UnknownChannels
+    from esa_lightning.jobs.predict import warn_skipped_rows
     from esa_lightning.reporting.events import row_ids
     from esa_lightning.reporting.outputs import write_submission
     from esa_lightning.runtime.chunks import score_in_chunks
@@ -68,6 +69,7 @@ def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
         raise missing_trained_channels(exc) from None
     mission = in_trained_order(detector.schema, mission)
     check_schema(detector.schema, mission, source=str(test_file))
+    warn_skipped_rows(mission, test_file)  # ids skipped: scored as given, said as predict.py does
     scores = score_in_chunks(detector, mission, chunk_rows, keep_channel_scores="none")
     return write_submission(row_ids(mission), scores.alarm, data_dir / "submission.csv")
 

@@ -3,8 +3,14 @@ data leave something out: an artifact without its ``config.yaml``, Kaggle ids wi
 
 from __future__ import annotations
 
+import pandas as pd
+import pytest
+
 import esa_lightning
-from tests.integration.test_predict_input_checks import refused, scored
+from esa_lightning.data.frame import InputWarning
+from tests.helpers import write_kaggle
+from tests.integration.test_predict_input_checks import GAP, api_message, refused, scored
+from tests.integration.test_python_api import zscore_detector
 
 
 def test_predict_without_data_refuses_a_detector_whose_config_yaml_is_missing(tmp_path):
@@ -30,3 +36,29 @@ def test_predict_without_data_refuses_a_detector_whose_config_yaml_is_missing(tm
         assert f"{detector / 'config.yaml'}" in error, error
         assert "no data= given" in error and "data=synthetic to score" in error, error
     scored(detector, ["data=kaggle", f"data.root={small / 'kaggle'}"], tmp_path)
+
+
+def test_the_container_warns_about_missing_ids_as_predict_py_does(tmp_path):
+    """A ``test.parquet`` whose ids skip 21 rows: ``predict.py`` (and ``Detector.predict``)
+    warn that the rows are scored as given, the inference container said nothing. It gives the
+    same warning now, naming the file."""
+    from esa_lightning.data.readers.kaggle import read_kaggle
+    from esa_lightning.jobs.container import main as container_main
+
+    root = tmp_path / "kaggle"
+    root.mkdir()
+    write_kaggle(root / "train.parquet", n=300)
+    test = pd.read_parquet(write_kaggle(tmp_path / "test.parquet", n=300, labels=False))
+    test = test.assign(id=test["id"] + 300).drop(index=GAP)
+    data = tmp_path / "data"
+    data.mkdir()
+    test.to_parquet(data / "test.parquet", index=False)
+    det = zscore_detector(read_kaggle(root, cache_dir=tmp_path / "c1"), tmp_path / "det", 4.0)
+
+    with pytest.warns(InputWarning) as caught:
+        assert container_main(["--data", str(data), "--artifacts", str(tmp_path / "det")]) == 0
+    expected = api_message(det, test)
+    assert "21 id(s) missing" in expected
+    assert [str(w.message) for w in caught] == [f"{data / 'test.parquet'}: {expected}"]
+    submission = pd.read_csv(data / "submission.csv")
+    assert submission["id"].tolist() == test["id"].tolist()  # scored as given
