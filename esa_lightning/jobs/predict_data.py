@@ -84,7 +84,7 @@ def refuse_default_data(
     trained = trained_data(config_yaml)
     default = OmegaConf.to_container(data_cfg, resolve=True)
     if not trained:
-        raise _no_record_of_data(default, artifact)
+        raise _no_record_of_data(default, artifact, info)
     other_reader = trained.get("_target_") != default.get("_target_")
     settings = [] if other_reader else [  # another reader's settings are its own
         f"data.{k}={trained[k]} (the default: {default[k]})"
@@ -104,21 +104,24 @@ def refuse_default_data(
     )
 
 
-def _no_record_of_data(default: dict[str, Any], artifact: str | Path | None) -> ESAInputError:
+def _no_record_of_data(
+    default: dict[str, Any], artifact: str | Path | None, info: dict[str, Any] | None
+) -> ESAInputError:
     """The refusal of ``refuse_default_data`` for a detector whose ``config.yaml`` records no
-    ``data``: whether the default data are those it was trained on cannot be told."""
+    ``data``: whether the default data are those it was trained on cannot be told. The mission
+    its ``info`` names (``mission_info``), where it names one, is said."""
     config = Path(artifact) / "config.yaml" if artifact is not None else None
-    if config is None:
-        why = "its config.yaml records no data settings"
-    elif config.is_file():
-        why = f"{config} records no data settings (edited, or a detector built in Python)"
+    if config is not None and not config.is_file():
+        why = "its config.yaml, which records them, is missing"
     else:
-        why = f"{config} is missing"
+        why = "its config.yaml records no data settings (edited, or a detector built in Python)"
+    mission = (info or {}).get("mission")
+    named = f" (detector.json names the mission it was trained on: {mission})" if mission else ""
     return ESAInputError(
         f"no data= given: predict.py reads the default data, {_data_name(default)}, and "
-        f"whether the detector was trained on them cannot be told: {why}; give the data to "
-        "score with data= and data.root= (data=synthetic to score the default mission all the "
-        "same)",
+        f"whether the detector was trained on them cannot be told: {why}{named}; give the data "
+        "to score with data= and data.root= (data=synthetic to score the default mission all "
+        "the same)",
         path=config if config is not None else str(default.get("root")),
     )
 

@@ -33,8 +33,10 @@ def test_predict_without_data_refuses_a_detector_whose_config_yaml_is_missing(tm
             (detector / "config.yaml").write_text(text)
         error = str(refused(detector, [], tmp_path))
         assert not (tmp_path / "datasets" / "synthetic_default").exists()  # nor generated
-        assert f"{detector / 'config.yaml'}" in error, error
-        assert "no data= given" in error and "data=synthetic to score" in error, error
+        assert error.startswith(f"{detector / 'config.yaml'}: no data= given"), error
+        assert "is missing" in error if text is None else "records no data settings" in error
+        assert "the mission it was trained on: kaggle)" in error, error
+        assert "data=synthetic to score the default mission all the same" in error, error
     scored(detector, ["data=kaggle", f"data.root={small / 'kaggle'}"], tmp_path)
 
 
