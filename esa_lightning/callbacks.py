@@ -70,6 +70,10 @@ class ESAValidationMetrics(L.Callback):
                            ("figure_every_n_epochs", figure_every_n_epochs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}={value!r}: must be a whole number >= 1 (epochs)")
+        pct = provisional_percentile
+        if isinstance(pct, bool) or not isinstance(pct, int | float) or not 0 <= pct <= 100:
+            raise ValueError(f"provisional_percentile={pct!r}: must be a "
+                             "percentile in [0, 100]")
         self.every_n_epochs = every_n_epochs
         self.figure_every_n_epochs = figure_every_n_epochs
         self.n_figure_channels = n_figure_channels

@@ -162,6 +162,9 @@ def test_train_names_a_bad_setting(tmp_path, capsys, override):
          ["callbacks.esa_metrics:", "every_n_epochs", ">= 1"]),
         ("callbacks.esa_metrics.figure_every_n_epochs=0",
          ["callbacks.esa_metrics:", "figure_every_n_epochs", ">= 1"]),
+        # numpy's ValueError traceback (exit 1) once the first epoch was validated
+        ("callbacks.esa_metrics.provisional_percentile=120",
+         ["callbacks.esa_metrics:", "provisional_percentile=120", "[0, 100]"]),
     ],
 )
 def test_train_names_a_callback_setting_it_refuses_and_leaves_no_folder(
