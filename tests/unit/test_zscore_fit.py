@@ -26,3 +26,32 @@ def test_threshold_is_a_quantile_of_validation_scores_after_the_fit(tmp_path):
     assert torch.allclose(model.median, train.median(0).values)
     expected = torch.quantile(model.row_scores(val)[0], 0.99)
     assert torch.isclose(model.threshold, expected, rtol=1e-4)
+
+
+def test_monitoring_before_the_threshold_is_fitted_alarms_at_the_provisional_percentile():
+    """Lightning calls the callbacks' ``on_validation_epoch_end`` before the module's, where the
+    threshold is fitted: the ESA metrics callback scored the first validation epoch against the
+    unfitted (inf) threshold, so ``experiment=smoke``'s val_provisional/ metrics were those of no
+    alarm at all (EW_recall 0.0) instead of the provisional percentile's."""
+    import numpy as np
+
+    from esa_lightning.callbacks import ESAValidationMetrics
+    from tests.helpers import make_mission
+
+    mission = make_mission()
+    train = torch.as_tensor(np.asarray(mission.train().values))
+    model = RobustZScore(n_channels=train.shape[1])
+    model.median.copy_(train.median(0).values)
+    model.scale.copy_(train.std(0))
+    monitor = ESAValidationMetrics(provisional_percentile=99.0)
+    start, stop = int(mission.val_start), int(mission.test_start)
+
+    unfitted = monitor._score(model, mission, start, stop)
+    score = np.asarray(unfitted.score)
+    provisional = score > np.percentile(score, 99.0)
+    assert provisional.any()
+    assert np.array_equal(np.asarray(unfitted.alarm) > 0, provisional)
+
+    model.threshold.fill_(float(np.median(score)))  # fitted: the model's own alarms
+    fitted = monitor._score(model, mission, start, stop)
+    assert np.array_equal(np.asarray(fitted.alarm) > 0, score > np.median(score))

@@ -77,6 +77,13 @@ class RobustZScore(DetectorModule):
         self.log("val/threshold", self.threshold, rank_zero_only=True)
 
     @property
+    def is_calibrated(self) -> bool:
+        """Whether the threshold is fitted: until then monitoring alarms at its provisional
+        percentile. Lightning runs the callbacks' ``on_validation_epoch_end`` before this
+        module's, so the first epoch's ``val_provisional/`` metrics are computed before it is."""
+        return bool(torch.isfinite(self.threshold))
+
+    @property
     def context_rows(self) -> int:
         """Each row is scored alone."""
         return 0
