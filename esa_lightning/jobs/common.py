@@ -43,7 +43,8 @@ def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
             # run leaves no folder it made
             with removed_if_refused(cfg.paths.output_dir, keep=debug, settles=False):
                 check_settings(cfg)
-            return fn(cfg)
+            with warnings_in_log_files():
+                return fn(cfg)
         except ESAInputError as exc:
             if debug:
                 raise
@@ -52,6 +53,27 @@ def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
                 raise
             fail_job(exc)  # the sweep goes on with its next job
             return None
+
+
+@contextlib.contextmanager
+def warnings_in_log_files() -> Iterator[None]:
+    """Each warning the console shows goes to the job's log file too (``<job>.log``, as a
+    WARNING line naming its category), so a run folder read later says why, e.g., rows with
+    missing ids or repaired readings alarmed. Warnings recorded or ignored by a caller's
+    ``warnings.catch_warnings`` are not shown, so not logged."""
+    from esa_lightning.jobs.sweep import log_to_files
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        shown(message, category, filename, lineno, file, line)
+        log_to_files(f"{category.__name__}: {message}", level=logging.WARNING)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def mission_from_config(data_cfg: DictConfig) -> Mission:

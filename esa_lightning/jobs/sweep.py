@@ -80,11 +80,14 @@ def fail_job(exc: Exception) -> None:
     _FAILED_JOBS[int(hc.job.num)] = " ".join(str(exc).split())
 
 
-def log_to_files(message: str, exc: BaseException | None = None) -> None:
-    """Log ``message`` as an error to the log files only (Hydra's ``<job>.log``): the console
-    has it already, or gets it from Hydra. ``exc``: an exception whose traceback follows it."""
+def log_to_files(
+    message: str, exc: BaseException | None = None, level: int = logging.ERROR
+) -> None:
+    """Log ``message`` (an error unless ``level``) to the log files only (Hydra's
+    ``<job>.log``): the console has it already, or gets it from Hydra. ``exc``: an exception
+    whose traceback follows it."""
     exc_info = None if exc is None else (type(exc), exc, exc.__traceback__)
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, exc_info)
+    record = log.makeRecord(log.name, level, __file__, 0, message, None, exc_info)
     for handler in logging.getLogger().handlers:
         # a run folder removed as refused (run_folder.removed_if_refused) is not made again
         if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent.is_dir():

@@ -75,6 +75,29 @@ def test_kaggle_ids_missing_are_warned_about_as_the_api_does(tmp_path):
     assert "21 id(s) missing" in expected
 
 
+def test_predict_py_s_log_holds_the_input_warnings_it_printed(tmp_path):
+    """``predict.log`` in the run folder held the logged lines (the stuck-channel rule's) but
+    not the input warnings (ids missing, NaN cells repaired, readings beyond float32): an
+    operator reading the folder later could not see why such rows alarmed. Now each warning
+    printed is in the log too, once."""
+    root = tmp_path / "kaggle"
+    root.mkdir()
+    write_kaggle(root / "train.parquet", n=300)
+    test = pd.read_parquet(write_kaggle(tmp_path / "test.parquet", n=300, labels=False))
+    test.assign(id=test["id"] + 300).drop(index=GAP).to_parquet(root / "test.parquet",
+                                                                index=False)
+    zscore_detector(read_kaggle(root, cache_dir=tmp_path / "c1"), tmp_path / "det", 4.0)
+
+    proc = run_entry("predict.py", [f"ckpt={tmp_path / 'det'}", "data=kaggle",
+                                    f"data.root={root}", "max_figures=0"], tmp_path,
+                     PYTHONWARNINGS="default")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "21 id(s) missing" in proc.stderr
+    log = (tmp_path / "run" / "predict.log").read_text()
+    assert log.count("21 id(s) missing") == 1, log
+    assert "InputWarning" in log
+
+
 def test_rows_without_a_missing_key_are_not_warned_about(tmp_path):
     path = write_esa_csv(tmp_path / "whole.csv", n=300)
     zscore_detector(read_esa_csv(path, cache_dir=tmp_path / "c1"), tmp_path / "det", 4.0)
