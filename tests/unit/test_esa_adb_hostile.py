@@ -205,3 +205,26 @@ def test_a_mission_record_of_null_lists_is_read_as_listing_none(mission_dir):
     (mission_dir / "mission.json").write_text(json.dumps({"counters": None, "split_date": None}))
     m = read(mission_dir, counters=None, lightweight=None)
     assert m.meta["counters"] == [] and m.test_start == len(m.timestamps)
+
+
+@pytest.mark.parametrize("table,column,folder", [
+    ("channels.csv", "Channel", "channels"),
+    ("telecommands.csv", "Telecommand", "telecommands"),
+])
+@pytest.mark.parametrize("name", ["../../outside", "sub/extra"])
+def test_a_name_holding_a_path_separator_is_refused_naming_its_row(
+    mission_dir, table, column, folder, name
+):
+    # a name is read as <folder>/<name>.zip: '../../outside' read a file beside the mission
+    # folder, outside it; the name is refused before any file is opened
+    src = mission_dir / folder / f"{folder[:-1]}_2.zip"
+    target = mission_dir / folder / f"{name}.zip"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(src.read_bytes())
+    path = mission_dir / table
+    listing = pd.read_csv(path, dtype=str)
+    pd.concat([listing, listing.iloc[[1]].assign(**{column: name})]).to_csv(path, index=False)
+    with pytest.raises(ESAInputError, match="path separator.*row 3 after the header") as err:
+        read(mission_dir, telecommand_priority=0)
+    assert err.value.path == str(path) and err.value.column == column
+    assert err.value.value == name

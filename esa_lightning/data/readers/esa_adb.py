@@ -60,7 +60,11 @@ from esa_lightning.data.readers.cache import (
     cache_folder,
     read_through_cache,
 )
-from esa_lightning.data.readers.common import check_no_index_taken, other_layout_hint
+from esa_lightning.data.readers.common import (
+    check_no_index_taken,
+    names_a_path,
+    other_layout_hint,
+)
 from esa_lightning.data.readers.esa_adb_grid import (
     MAX_GRID_ROWS,
     build_arrays,
@@ -309,6 +313,22 @@ def _names(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
     return text
 
 
+def _file_names(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """``_names`` of a column naming files ``<folder>/<name>.zip``: one holding a path
+    separator would read a file elsewhere (``../x`` outside the mission folder)."""
+    text = _names(df, column, path)
+    pathlike = np.flatnonzero(text.map(names_a_path).to_numpy())
+    if len(pathlike):
+        raise ESAInputError(
+            f"a {column.lower()} name holding a path separator, in row {pathlike[0] + 1} after "
+            f"the header (a {column.lower()} is read from {column.lower()}s/<name>.zip)",
+            path=path,
+            column=column,
+            value=text.iloc[pathlike[0]],
+        )
+    return text
+
+
 def _yes_no(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
     raw = df[column]
     if raw.dtype == bool:
@@ -323,7 +343,7 @@ def _yes_no(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
 
 def _read_channel_table(path: Path) -> pd.DataFrame:
     df = _read_csv(path, CHANNEL_COLUMNS)
-    df["Channel"] = _names(df, "Channel", path)
+    df["Channel"] = _file_names(df, "Channel", path)
     dup = df["Channel"][df["Channel"].duplicated()]
     if len(dup):
         raise ESAInputError("duplicate channel", path=path, column="Channel", value=dup.iloc[0])
@@ -348,7 +368,7 @@ def _read_telecommand_table(root: Path, priority: int) -> tuple[list[str], list[
     if not path.is_file():
         return [], [], []
     df = _read_csv(path, TELECOMMAND_COLUMNS)
-    df["Telecommand"] = _names(df, "Telecommand", path)
+    df["Telecommand"] = _file_names(df, "Telecommand", path)
     prio = pd.to_numeric(df["Priority"], errors="coerce")
     if prio.isna().any():
         bad = df["Priority"][prio.isna()].iloc[0]

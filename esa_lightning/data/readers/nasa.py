@@ -31,7 +31,6 @@ Quirks of the published csv that are accepted:
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 from tokenize import TokenError
@@ -43,6 +42,7 @@ from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import EVENT_COLUMNS, Mission, empty_events
 from esa_lightning.data.readers.common import (
     WITHOUT_READING,
+    names_a_path,
     one_line,
     other_layout_hint,
     ranges_without_reading,
@@ -127,7 +127,7 @@ def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
         raise ESAInputError(
             f"empty cell in row {empty[0] + 1} after the header", path=csv_path, column="chan_id"
         )
-    pathlike = np.flatnonzero(listing["chan_id"].map(_names_a_path).to_numpy())
+    pathlike = np.flatnonzero(listing["chan_id"].map(names_a_path).to_numpy())
     if len(pathlike):  # train/<chan_id>.npy would lie elsewhere, and so would what is written
         raise ESAInputError(  # under its name (the converter's channels/<chan_id>.zip)
             f"a channel name holding a path separator, in row {pathlike[0] + 1} after the header "
@@ -157,11 +157,6 @@ def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
             raise ESAInputError("no listed channel has files under train/ or test/", path=csv_path)
         wanted = listing["spacecraft"].isin(present)
     return _merge_repeated(listing[wanted].reset_index(drop=True), csv_path)
-
-
-def _names_a_path(chan: str) -> bool:
-    """Whether ``chan`` holds a path separator (``/``, or ``\\`` where the system has it)."""
-    return any(sep and sep in chan for sep in (os.sep, os.altsep, "/"))
 
 
 def _warn_unlisted_files(root: Path, listed: set[str], csv_path: Path) -> None:
