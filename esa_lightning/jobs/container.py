@@ -32,8 +32,10 @@ def find_detector(artifacts: Path) -> Path:
         )
     )
     if len(found) != 1:
+        names = [p.relative_to(artifacts).as_posix() for p in found[:5]]
+        named = f": {', '.join(names)}{', ...' if len(found) > 5 else ''}" if found else ""
         raise ESAInputError(
-            f"expected one detector artifact, found {len(found)}", path=artifacts
+            f"expected one detector artifact, found {len(found)}{named}", path=artifacts
         )
     return found[0]
 
