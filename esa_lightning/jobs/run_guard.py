@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -55,16 +56,19 @@ def earlier_outputs(folder: str | Path) -> list[str]:
     return found
 
 
-def refuse_earlier_run(folder: str | Path, ckpt_path: Any) -> None:
+def refuse_earlier_run(folder: str | Path, ckpt_path: Any, setting: str | None = None) -> None:
     """Refuse a new run (no ``ckpt_path``) into ``folder`` when it holds an earlier run's
-    outputs: it would mix its checkpoints with them and replace its detector."""
+    outputs: it would mix its checkpoints with them and replace its detector. The message names
+    ``setting``, by default ``hydra.run.dir`` in a job Hydra runs (train.py) and ``output_dir=``
+    outside one (the Python API's ``train()``)."""
     if ckpt_path:
         return
     found = earlier_outputs(folder)
     if found:
+        setting = setting or ("hydra.run.dir" if HydraConfig.initialized() else "output_dir=")
         raise ESAInputError(
             f"holds an earlier run's {', '.join(found)}: train into another folder "
-            "(another hydra.run.dir), or resume that run with ckpt_path=last",
+            f"(another {setting}), or resume that run with ckpt_path=last",
             path=folder,
         )
 
@@ -172,7 +176,8 @@ class RefuseEarlierRun(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         if is_launching_process():  # a DDP rank Lightning started shares its launcher's folder
-            _exit_if_refused(refuse_earlier_run, config, "hydra.run.dir")
+            _exit_if_refused(lambda folder, ckpt: refuse_earlier_run(folder, ckpt, "hydra.run.dir"),
+                             config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_if_refused(refuse_earlier_sweep, config, "hydra.sweep.dir")

@@ -50,7 +50,8 @@ def test_a_second_run_into_a_trained_folder_is_refused_and_resuming_it_works(
         train(compose_config("train", [*run, "model.quantile=99.0"], tmp_path))
     message = str(refused.value)
     assert message.startswith(str(tmp_path)) and "\n" not in message
-    assert "hydra.run.dir" in message and "ckpt_path=last" in message
+    # the job composed outside Hydra, as the Python API runs it: its folder setting is named
+    assert "another output_dir=" in message and "ckpt_path=last" in message
     assert snapshot(tmp_path) == before  # no last-v1.ckpt, the detector and metrics as they were
     assert train(compose_config("train", [*run, "ckpt_path=last"], tmp_path)) is not None
     assert not list(tmp_path.rglob("last-v*.ckpt"))
@@ -230,6 +231,24 @@ def test_train_py_refuses_before_hydra_writes_into_the_folder(tmp_path):
     assert lines[-1].startswith(f"error: {folder}: holds an earlier run's checkpoints/")
     assert "hydra.run.dir" in lines[-1] and "ckpt_path=last" in lines[-1]
     assert "Traceback" not in proc.stderr
+    assert snapshot(folder) == before
+
+
+def test_the_api_s_refusal_names_its_output_dir_argument(tmp_path):
+    """``esa_lightning.train(output_dir=...)`` into an earlier run's folder said "train into
+    another folder (another hydra.run.dir)": a setting the API user never gives. It names
+    ``output_dir=`` there (train.py's message, above, still names hydra.run.dir)."""
+    import esa_lightning
+
+    folder = tmp_path / "outputs" / "wp"
+    before = earlier_run(folder)
+    with pytest.raises(ESAInputError) as refused:
+        esa_lightning.train(["model=window_pca", "logger=none"], output_dir=folder,
+                            root_dir=tmp_path)
+    message = str(refused.value)
+    assert message.startswith(f"{folder}: holds an earlier run's checkpoints/")
+    assert "another output_dir=" in message and "hydra.run.dir" not in message
+    assert "ckpt_path=last" in message
     assert snapshot(folder) == before
 
 
