@@ -50,6 +50,15 @@ RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESP
 MANIFEST = ".esa_lightning-outputs.json"
 STAGE_NAME = "prediction"
 
+
+def run_dir_setting() -> str:
+    """The setting that names a run's folder, as the user gives it: ``hydra.run.dir`` in a
+    job Hydra runs (train.py), ``output_dir=`` outside one (the Python API's ``train()``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return "hydra.run.dir" if HydraConfig.initialized() else "output_dir="
+
+
 _held: dict[Path, int] = {}
 #: the run folders this process made (``make_run_folder``): the top-most folder made for each
 _made: dict[Path, Path] = {}

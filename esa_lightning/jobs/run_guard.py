@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -38,6 +37,7 @@ from esa_lightning.run_folder import (
     is_launching_process,
     publishing_outputs,
     recorded_outputs,
+    run_dir_setting,
 )
 
 #: what a run that trained leaves in its folder (README, "What a run leaves")
@@ -65,7 +65,7 @@ def refuse_earlier_run(folder: str | Path, ckpt_path: Any, setting: str | None =
         return
     found = earlier_outputs(folder)
     if found:
-        setting = setting or ("hydra.run.dir" if HydraConfig.initialized() else "output_dir=")
+        setting = setting or run_dir_setting()
         raise ESAInputError(
             f"holds an earlier run's {', '.join(found)}: train into another folder "
             f"(another {setting}), or resume that run with ckpt_path=last",

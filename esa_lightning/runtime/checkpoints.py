@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
+from esa_lightning.run_folder import run_dir_setting
 
 log = logging.getLogger("esa_lightning")
 
@@ -144,7 +145,8 @@ def check_same_settings(
         asked = ", ".join(f"{named(n)}={_plain(now[n])}" for n in differ[:3])
         raise ESAInputError(
             f"the checkpoint was trained with {shown}, this run asks {asked}: resume with the "
-            "checkpoint's settings, or start a new run (another hydra.run.dir, no ckpt_path)",
+            f"checkpoint's settings, or start a new run (another {run_dir_setting()}, no "
+            "ckpt_path)",
             path=path,
         )
 
@@ -197,18 +199,19 @@ def check_same_data(data: dict[str, Any], mission: Any, path: str | Path) -> Non
         raise ESAInputError(
             f"the checkpoint was trained on mission {describe(stored)}, this run reads "
             f"{describe(now)}{differ}: resume with the checkpoint's data (and data.channels), "
-            "or start a new run (another hydra.run.dir, no ckpt_path)",
+            f"or start a new run (another {run_dir_setting()}, no ckpt_path)",
             path=path,
         )
     check_same_split(stored, now, path)
 
 
-RESUME_ADVICE = ("resume with the checkpoint's data.period, data.val_days (data.val_fraction) "
-                 "and data.split_date, or start a new run (another hydra.run.dir, no ckpt_path)")
+def resume_advice() -> str:
+    return ("resume with the checkpoint's data.period, data.val_days (data.val_fraction) and "
+            f"data.split_date, or start a new run (another {run_dir_setting()}, no ckpt_path)")
 
 
 def check_same_split(stored: dict[str, Any], now: dict[str, Any], path: str | Path,
-                     advice: str = RESUME_ADVICE, reads: str = "this run reads") -> None:
+                     advice: str | None = None, reads: str = "this run reads") -> None:
     """Refuse a resume (``merge.py``: ``advice``, ``reads``) whose grid (``period``) or training
     and validation rows (``split``) differ from the checkpoint's record ``stored``; a part
     either record lacks (checkpoints of older versions) is not compared."""
@@ -224,7 +227,8 @@ def check_same_split(stored: dict[str, Any], now: dict[str, Any], path: str | Pa
         return f"period {r.get('period')}, {rows}" if "period" in r else rows
 
     raise ESAInputError(
-        f"the checkpoint was trained on {describe(stored)}, {reads} {describe(now)}: {advice}",
+        f"the checkpoint was trained on {describe(stored)}, {reads} {describe(now)}: "
+        f"{advice or resume_advice()}",
         path=path,
     )
 
@@ -287,7 +291,7 @@ def component_checkpoint_dir(
             f"no {name}/last.ckpt to resume this single-model run from, and {len(found)} "
             f"component folders hold one ({', '.join(p.name for p in found)}): resume with the "
             "experiment or model this run was trained with, or start from one of them in a new "
-            "run (ckpt_path=<its last.ckpt>, another hydra.run.dir)",
+            f"run (ckpt_path=<its last.ckpt>, another {run_dir_setting()})",
             path=folder.parent,
         )
     return found[0] if found else folder

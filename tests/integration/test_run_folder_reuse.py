@@ -76,13 +76,16 @@ def test_resuming_with_other_model_settings_than_the_checkpoints_is_refused(
     small_mission_dir, tmp_path
 ):
     """The resume restored the checkpoint trained with the first settings and shipped it with
-    the settings asked now in its config."""
+    the settings asked now in its config. The refusal, reached here as the Python API's
+    ``train()`` reaches it (no Hydra job), names the API's ``output_dir=`` (it named
+    ``hydra.run.dir``, a setting the API user never gives)."""
     run = [*FAST, f"data.root={small_mission_dir}"]
     train(compose_config("train", run, tmp_path))
     detector = snapshot(tmp_path / "detector")
     with pytest.raises(ESAInputError, match=r"trained with model\.quantile=.*, this run asks "
-                                            r"model\.quantile=99\.0"):
+                                            r"model\.quantile=99\.0") as refused:
         train(compose_config("train", [*run, "model.quantile=99.0", "ckpt_path=last"], tmp_path))
+    assert "(another output_dir=, no ckpt_path)" in str(refused.value)
     assert snapshot(tmp_path / "detector") == detector
 
 
