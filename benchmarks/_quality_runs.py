@@ -18,11 +18,15 @@ from typing import Any
 
 from _common import tree_rss_kib
 
+from esa_lightning import io
 from esa_lightning.data.convert import reader_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "esa_lightning" / "conf"
 CONVERTER = "esa_lightning.data.convert"
+# the code a conversion depends on (the converter, the NASA reader, the layout writers): a
+# converted folder made by other code is made again
+CONVERTER_CODE = ROOT / "esa_lightning" / "data"
 # what every training run adds: no TensorBoard, plain output, and the test range left unscored
 # (predict.py scores it once, from the saved detector)
 TRAIN_COMMON = ["logger=none", "trainer.enable_progress_bar=false", "test=false"]
@@ -190,16 +194,16 @@ def convert(
     source: Path, out: Path, layout: str, timeout_s: float, extra: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Run the NASA converter into ``out`` once with ``CONVERT_ARGS`` + ``extra`` (reused while
-    ``out/.complete`` records the same converter arguments); ``{}`` when done, else ``na`` or
-    ``error`` with the reason."""
+    ``out/.complete`` records the same converter arguments, source files and converter code:
+    ``conversion_stamp``); ``{}`` when done, else ``na`` or ``error`` with the reason."""
     if not (
         (ROOT / "esa_lightning/data/convert.py").is_file()
         or (ROOT / "esa_lightning/data/convert/__init__.py").is_file()
     ):
         return {"na": "converter missing"}
     args = [*CONVERT_ARGS, *extra]
-    marker = out / ".complete"
-    if marker.is_file() and marker.read_text() == " ".join(args):
+    marker, stamp = out / ".complete", conversion_stamp(source, args)
+    if marker.is_file() and marker.read_text() == stamp:
         return {}
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", CONVERTER, "--source", str(source), "--out", str(out),
@@ -207,8 +211,17 @@ def convert(
     res = run_measured(cmd, out.parent / f"_logs_{out.name}", timeout_s)
     if res["error"]:
         return failed(res, "converter")
-    marker.write_text(" ".join(args))
+    marker.write_text(stamp)
     return {}
+
+
+def conversion_stamp(source: Path, args: Sequence[str]) -> str:
+    """What a converted folder is made from: the converter's arguments, then a hash of the
+    source folder's files and of ``CONVERTER_CODE``'s modules (paths and contents)."""
+    files = sorted(p for p in Path(source).rglob("*") if p.is_file())
+    code = sorted(CONVERTER_CODE.rglob("*.py"))
+    key = io.cache_key(io.source_identity(files), io.source_identity(code))
+    return " ".join(args) + "\n" + key
 
 
 def development_copy(source: Path, mission: Path, out: Path, timeout_s: float) -> dict[str, Any]:

@@ -483,3 +483,39 @@ def test_paths_outside_the_checkout_are_not_shown_in_the_command(monkeypatch) ->
     assert shown_argument("outputs/x.md") == "outputs/x.md"
     override = "msl:gru_ae=experiment=gru_ae_nasa"
     assert shown_argument(override) == override
+
+
+def test_a_converted_mission_is_made_again_when_its_source_or_code_changed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A converted mission in the work folder was reused while its marker held the same
+    converter arguments: after its NASA source (or the converter's code) changed, a rerun
+    into the same --workdir scored every row on the old conversion, silently."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import _quality_runs
+
+    from tests.helpers import write_nasa
+
+    rows = [("A-1", "SMAP", "[[5, 9]]", "[point]", 60),
+            ("B-1", "SMAP", "[[40, 45]]", "[point]", 60)]
+    source, out = write_nasa(tmp_path / "nasa", rows=rows), tmp_path / "work" / "data" / "m"
+    assert _quality_runs.convert(source, out, "kaggle", 300) == {}
+    first = json.loads((out / "mission.json").read_text())
+    made: list[list[str]] = []
+    real_run = _quality_runs.run_measured
+    monkeypatch.setattr(_quality_runs, "run_measured",
+                        lambda cmd, *rest: made.append(cmd) or real_run(cmd, *rest))
+    assert _quality_runs.convert(source, out, "kaggle", 300) == {}
+    assert made == []  # nothing changed: the folder is reused
+
+    write_nasa(source, rows=[rows[0], ("B-1", "SMAP", "[[20, 25]]", "[point]", 60)])
+    assert _quality_runs.convert(source, out, "kaggle", 300) == {}
+    assert len(made) == 1 and made[0][2] == _quality_runs.CONVERTER  # converted again
+    assert json.loads((out / "mission.json").read_text())["channels"] == first["channels"]
+
+    code = tmp_path / "data_code"
+    code.mkdir()
+    (code / "convert.py").write_text("# another version of the converter\n")
+    monkeypatch.setattr(_quality_runs, "CONVERTER_CODE", code)
+    assert _quality_runs.convert(source, out, "kaggle", 300) == {}
+    assert len(made) == 2  # the converter's code changed: converted again
