@@ -130,6 +130,22 @@ def split_overrides(text: str) -> list[str]:
     return shlex.split(text)
 
 
+_PATH_KEY = re.compile(r"^(data|paths)\.(\w+\.)*(root|\w+_dir)$")
+
+
+def paths_from_here(text: str) -> str:
+    """A user's data overrides with each relative folder (``data.root=mine``, ``*_dir``) made
+    absolute from the current folder: the runs start in the checkout, where it would name
+    another folder (``--workdir`` and ``--out`` are read from the current folder too)."""
+    out = []
+    for item in split_overrides(text):
+        key, sep, value = item.partition("=")
+        if sep and _PATH_KEY.match(key) and value not in ("", "null") and "${" not in value:
+            item = f"{key}={Path(value).expanduser().absolute()}"
+        out.append(item)
+    return shlex.join(out)
+
+
 def missing_configs(overrides: list[str]) -> list[str]:
     """The ``group=name`` overrides whose ``conf/<group>/<name>.yaml`` does not exist."""
     missing = []

@@ -55,6 +55,7 @@ from _quality_runs import (
     converted_overrides,
     development_copy,
     missing_configs,
+    paths_from_here,
     prepare_mission,
     run_candidate,
     split_overrides,
@@ -325,7 +326,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=OVERRIDES",
-        help="add a mission: its data overrides (repeatable)",
+        help="add a mission: its data overrides (repeatable; a relative data.root or *_dir "
+        "is read from the current folder)",
     )
     ap.add_argument(
         "--candidate",
@@ -438,7 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in parse_pairs(a.candidate, "--candidate").items():
         candidates[name] = {"overrides": value, "kind": "baseline"}
     missions = {"tiny": tiny_mission(a.workdir)} if a.tiny else dict(MISSIONS)
-    added = {name: {"data": value} for name, value in parse_pairs(a.mission, "--mission").items()}
+    added = {
+        name: {"data": paths_from_here(value)}
+        for name, value in parse_pairs(a.mission, "--mission").items()
+    }
     missions.update(added)
     default = list(missions) if a.tiny else DEFAULT_MISSIONS + list(added)
     if a.development:

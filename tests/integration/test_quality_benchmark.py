@@ -519,3 +519,30 @@ def test_a_converted_mission_is_made_again_when_its_source_or_code_changed(
     monkeypatch.setattr(_quality_runs, "CONVERTER_CODE", code)
     assert _quality_runs.convert(source, out, "kaggle", 300) == {}
     assert len(made) == 2  # the converter's code changed: converted again
+
+
+def test_a_users_relative_folder_is_read_from_where_quality_py_was_started(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """`--mission mine="data=nasa data.root=mine"` started beside ./mine: its children run in
+    the checkout, and the row said "mine: no such folder" (n/a), while --workdir and --out
+    were read from the current folder."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import quality
+
+    seen: dict[str, dict] = {}
+
+    def fake_mission(name, spec, candidates, a):
+        seen[name] = spec
+        return {"name": name, "rows": []}
+
+    monkeypatch.setattr(quality, "run_mission", fake_mission)
+    monkeypatch.setattr(quality, "report", lambda *args: None)
+    monkeypatch.chdir(tmp_path)
+    data = "data=nasa data.root=mine data.cache_dir='my cache' data.root=/abs paths.data_dir=null"
+    quality.main(["--mission", f"mine={data}", "--missions", "mine", "--candidates", "zscore",
+                  "--workdir", "w", "--out", "w.md"])
+    assert quality.split_overrides(seen["mine"]["data"]) == [
+        "data=nasa", f"data.root={tmp_path / 'mine'}", f"data.cache_dir={tmp_path / 'my cache'}",
+        "data.root=/abs", "paths.data_dir=null"]
+    assert (tmp_path / "w.json").is_file()
