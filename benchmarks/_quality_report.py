@@ -283,7 +283,9 @@ def render_section(results: list[dict[str, Any]], meta: dict[str, Any], paths: l
         if mission.get("convert"):
             lines.append(f"Data made by `{mission['convert']}`.")
         if "data" in mission:
-            data = " ".join(mission["data"]) or "(none: the default)"
+            places = [paths[0].parent, *paths[1:]]
+            data = " ".join(hide_outside(x, places) for x in mission["data"])
+            data = data or "(none: the default)"
             lines.append(f"Data overrides: `{data}`.")
         info = mission.get("info", {})
         if "summary" in info:
@@ -389,6 +391,21 @@ def scrub(text: str, paths: list[Path]) -> str:
         pattern = r"(?<![\w.~/-])" + re.escape(old) + after
         text = re.sub(pattern, lambda _, new=subs[old]: new, text)
     return text
+
+
+OUTSIDE = "<path outside the checkout>"
+
+
+def hide_outside(item: str, places: list[Path]) -> str:
+    """``item`` (a path, or ``key=path``) with an absolute path under none of ``places`` (the
+    checkout's folder, the work folders) shown as ``<path outside the checkout>``: this
+    machine's, not the project's."""
+    pair = "=" in item and not item.startswith("/")
+    key, eq, value = item.partition("=") if pair else ("", "", item)
+    path = Path(value)
+    if path.is_absolute() and not any(path.resolve().is_relative_to(p) for p in places):
+        return f"{key}{eq}{OUTSIDE}"
+    return item
 
 
 def write_section(path: Path, section: str) -> None:

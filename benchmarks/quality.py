@@ -46,7 +46,13 @@ from pathlib import Path
 from typing import Any
 
 from _common import machine
-from _quality_report import merge_runs, render_section, write_json, write_section
+from _quality_report import (
+    hide_outside,
+    merge_runs,
+    render_section,
+    write_json,
+    write_section,
+)
 from _quality_runs import (
     CONVERT_ARGS,
     CONVERTER,
@@ -406,15 +412,14 @@ def default_out(tiny: bool, development: bool, workdir: Path) -> Path:
 
 def shown_argument(arg: str) -> str:
     """A command-line argument as the report shows it: an absolute path outside the checkout's
-    folder (``--out /tmp/x.md``, ``--mission name=/data/m``) is this machine's, not the
-    project's, and is shown as ``<path outside the checkout>``; paths inside are made relative
-    by ``scrub``."""
-    pair = "=" in arg and not arg.startswith("/")
-    name, eq, value = arg.partition("=") if pair else ("", "", arg)
-    path = Path(value)
-    if path.is_absolute() and not path.resolve().is_relative_to(ROOT.parent):
-        return f"{name}{eq}<path outside the checkout>"
-    return arg
+    folder (``--out /tmp/x.md``, a ``--mission`` folder: ``smap="data=nasa data.root=/data/m"``)
+    is this machine's, not the project's, and is shown as ``<path outside the checkout>``;
+    paths inside are made relative by ``scrub``."""
+    name, eq, value = arg.partition("=")
+    if eq and not arg.startswith("/") and "=" in value:  # NAME=OVERRIDES: each override
+        items = split_overrides(value)
+        return name + eq + shlex.join(hide_outside(x, [ROOT.parent]) for x in items)
+    return hide_outside(arg, [ROOT.parent])
 
 
 def report(results: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> None:

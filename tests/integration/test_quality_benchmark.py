@@ -485,6 +485,31 @@ def test_paths_outside_the_checkout_are_not_shown_in_the_command(monkeypatch) ->
     assert shown_argument(override) == override
 
 
+def test_a_users_mission_folder_is_not_shown_in_the_report(monkeypatch) -> None:
+    """--mission takes data overrides (`smap="data=nasa data.root=/data/SMAP"`), and there the
+    folder outside the checkout was kept verbatim, in the Command line and in the mission's
+    Data overrides line; only a bare `smap=/data/SMAP`, which no run accepts, was hidden."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from _quality_report import render_section
+    from quality import shown_argument
+
+    hidden = "<path outside the checkout>"
+    arg = "smap=data=nasa data.root=/nowhere/SMAP 'data.channels=[A-1, B-1]'"
+    assert shown_argument(arg) == (
+        f"smap=data=nasa 'data.root={hidden}' 'data.channels=[A-1, B-1]'"
+    )
+    inside = f"m=data=nasa data.root={REPO / 'outputs' / 'm'}"
+    assert shown_argument(inside) == inside
+    mission = {"name": "smap", "rows": [], "data": [
+        "data=nasa", "data.root=/nowhere/SMAP", f"data.cache_dir={REPO / 'outputs' / 'c'}",
+        "data.val_days=2", "data.generate.x=/w/data/tiny"]}
+    meta = {"command": "c", "date": "d", "minutes": 1.0, "machine": "m", "workdir": "/w"}
+    text = render_section([mission], meta, [REPO, Path("/w")])
+    assert "/nowhere" not in text
+    assert (f"Data overrides: `data=nasa data.root={hidden} data.cache_dir=./outputs/c "
+            "data.val_days=2 data.generate.x=<workdir>/data/tiny`.") in text
+
+
 def test_a_converted_mission_is_made_again_when_its_source_or_code_changed(
     tmp_path: Path, monkeypatch
 ) -> None:
