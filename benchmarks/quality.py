@@ -30,9 +30,9 @@ runs the same rows on development missions instead: each mission converted from 
 a ``<name>_dev`` twin whose training, validation and test ranges all lie inside that mission's
 training rows (``esa_lightning.data.development``, then the same conversion), and the default
 synthetic mission's generator runs with seeds 1-3 (``synthetic_seed<S>``; the suite's is seed
-0). A setting can be scored there on labeled events without a look at any test range of the
-suite. Its section goes to ``benchmarks/DEVELOPMENT.md`` (or ``--out``), its runs to
-``outputs/quality_dev``.
+0); a ``--mission`` of the user's own runs beside them. A setting can be scored there on
+labeled events without a look at any test range of the suite. Its section goes to
+``benchmarks/DEVELOPMENT.md`` (or ``--out``), its runs to ``outputs/quality_dev``.
 """
 
 from __future__ import annotations
@@ -363,7 +363,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--development",
         action="store_true",
         help="the converted missions' twins inside their training rows (<name>_dev) and the "
-        "synthetic generator's seeds 1-3 (synthetic_seed<S>)",
+        "synthetic generator's seeds 1-3 (synthetic_seed<S>), with any --mission of your own",
     )
     ap.add_argument(
         "--workdir",
@@ -451,8 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     missions.update(added)
     default = list(missions) if a.tiny else DEFAULT_MISSIONS + list(added)
-    if a.development:
-        missions = development_missions(missions)
+    if a.development:  # the twins, and any mission of the user's own
+        missions = {**development_missions(missions), **added}
         default = list(missions)
     for mission, replaced in a.overrides.items():  # a misspelt name would change nothing
         select(mission, missions, "--override missions")

@@ -571,3 +571,22 @@ def test_a_users_relative_folder_is_read_from_where_quality_py_was_started(
         "data=nasa", f"data.root={tmp_path / 'mine'}", f"data.cache_dir={tmp_path / 'my cache'}",
         "data.root=/abs", "paths.data_dir=null"]
     assert (tmp_path / "w.json").is_file()
+
+
+def test_a_users_mission_runs_with_the_development_missions(tmp_path: Path, monkeypatch) -> None:
+    """--development --mission mine=...: the user's mission was dropped silently (only the
+    twins ran), and --missions mine called it an unknown mission."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import quality
+
+    seen: list[str] = []
+    monkeypatch.setattr(quality, "run_mission",
+                        lambda name, *rest: seen.append(name) or {"name": name, "rows": []})
+    monkeypatch.setattr(quality, "report", lambda *args: None)
+    common = ["--development", "--mission", "mine=data=nasa data.root=/m", "--candidates",
+              "zscore", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "w.md")]
+    quality.main(common)
+    assert seen[-1] == "mine" and "msl_esa_dev" in seen and "synthetic_seed1" in seen
+    seen.clear()
+    quality.main([*common, "--missions", "mine"])
+    assert seen == ["mine"]
