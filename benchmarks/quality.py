@@ -306,8 +306,9 @@ def run_mission(
                     test_looks=0,
                     reason=f"candidate {cand!r}: missing config {', '.join(missing)}",
                 )
-            elif broken := compose_error("train", overrides):  # train.py would exit 2 on it:
-                # a candidate's own bad override is its error, not the product refusing a mission
+            elif broken := compose_error("train", [*overrides, *mission["data"]]):
+                # train.py would exit 2 on it (composed with the mission's data, as it runs): a
+                # candidate's own bad override is its error, not the product refusing a mission
                 result.update(status="error", test_looks=0, reason=f"candidate {cand!r}: {broken}")
             else:
                 slug = row.replace(" ", "_").replace("(", "").replace(")", "")

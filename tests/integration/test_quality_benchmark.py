@@ -590,3 +590,29 @@ def test_a_users_mission_runs_with_the_development_missions(tmp_path: Path, monk
     seen.clear()
     quality.main([*common, "--missions", "mine"])
     assert seen == ["mine"]
+
+
+def test_a_candidates_override_is_checked_with_its_missions_data(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """--override smap:window_pca="model=window_pca data.spacecraft=MSL": the key exists in
+    the mission's data config (data=nasa), and train.py takes it, but the check before the run
+    composed the candidate's overrides alone (the default data) and gave an error row."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import _quality_runs
+    import quality
+
+    ran: list[list[str]] = []
+
+    def fake_run(cmd: list[str], log_dir: Path, timeout_s: float) -> dict:
+        ran.append(cmd)
+        return {"rc": 0, "error": None, "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mib": 1.0}
+
+    monkeypatch.setattr(_quality_runs, "run_measured", fake_run)
+    monkeypatch.setattr(quality, "prepare_mission", lambda *args: {})
+    a = quality.parse_args(["--workdir", str(tmp_path)])
+    cands = {"pca": {"overrides": "model=window_pca data.spacecraft=MSL", "kind": "baseline"},
+             "typo": {"overrides": "model=window_pca data.spacecraftt=MSL", "kind": "baseline"}}
+    mission = quality.run_mission("smap", {"data": "data=nasa data.root=x"}, cands, a)
+    pca, typo = mission["rows"]
+    assert pca["status"] == "ok" and len(ran) == 2  # trained and scored
+    assert typo["status"] == "error" and "data.spacecraftt" in typo["reason"]
