@@ -19,8 +19,9 @@ over its seeds beside its single run: a margin smaller than the seeds' spread sa
     python benchmarks/quality.py --from-json A.json B.json   # B's rows replace A's (a rerun)
 
 Writes its section of ``benchmarks/RESULTS.md`` (or ``--out``) between the quality.py markers
-and every number as JSON (``<workdir>.json`` by default). ``--tiny`` writes its section beside
-its work folder (``outputs/quality_tiny.md``), never over the suite's leaderboard; ``--from-json``
+and every number as JSON (``<workdir>.json`` by default). ``--tiny``, ``--missions`` or
+``--candidates`` write their section beside the work folder (``outputs/quality_tiny.md``,
+``outputs/quality.md``), never over the whole suite's leaderboard; ``--from-json``
 of a tiny or development run writes where that run would. A mission that crashes or times out
 gives error rows; n/a is kept for a mission or candidate the product refuses (exit code 2).
 
@@ -372,7 +373,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="run folders (default outputs/quality or outputs/quality_tiny)",
     )
-    ap.add_argument("--out", type=Path, default=None, help="results file (default RESULTS.md)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results file (default RESULTS.md; DEVELOPMENT.md with --development; beside "
+        "the work folder with --tiny, --missions or --candidates)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="all numbers (default <workdir>.json)")
     ap.add_argument(
         "--from-json",
@@ -388,7 +395,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.out_given = a.out is not None
     kind = "quality_tiny" if a.tiny else "quality_dev" if a.development else "quality"
     a.workdir = (a.workdir or ROOT / "outputs" / kind).resolve()
-    a.out = (a.out or default_out(a.tiny, a.development, a.workdir)).resolve()
+    subset = bool(a.missions or a.candidates)  # its section would drop every other table
+    a.out = (a.out or default_out(a.tiny or subset, a.development, a.workdir)).resolve()
     a.json = (a.json or a.workdir.with_suffix(".json")).resolve()
     try:
         a.seeds = tuple(int(s) for s in a.seeds.split(",") if s.strip())
@@ -403,10 +411,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
-def default_out(tiny: bool, development: bool, workdir: Path) -> Path:
+def default_out(aside: bool, development: bool, workdir: Path) -> Path:
     """Where a run's section goes: the suite's into RESULTS.md, the development missions' into
-    DEVELOPMENT.md, a tiny run's beside its work folder (never over the suite's leaderboard)."""
-    if tiny:
+    DEVELOPMENT.md; a tiny run's, or a subset's (``aside``), beside its work folder (never over
+    the whole suite's tables)."""
+    if aside:
         return workdir.with_suffix(".md")
     return Path(__file__).with_name("DEVELOPMENT.md" if development else "RESULTS.md")
 

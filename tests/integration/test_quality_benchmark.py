@@ -616,3 +616,24 @@ def test_a_candidates_override_is_checked_with_its_missions_data(tmp_path: Path,
     pca, typo = mission["rows"]
     assert pca["status"] == "ok" and len(ran) == 2  # trained and scored
     assert typo["status"] == "error" and "data.spacecraftt" in typo["reason"]
+
+
+def test_a_subset_run_does_not_replace_the_suite_s_leaderboard(tmp_path: Path, monkeypatch):
+    """``--missions synthetic --candidates zscore`` without ``--out`` wrote its one row as the
+    whole section of RESULTS.md (the section is replaced between its markers), dropping every
+    other mission's table; a subset of the development missions did the same to
+    DEVELOPMENT.md. A subset now writes beside its work folder, as ``--tiny`` does; the whole
+    suite (with any ``--mission`` of the user's own) still writes the leaderboard."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import quality
+
+    work = ["--workdir", str(tmp_path / "w")]
+    results = REPO / "benchmarks" / "RESULTS.md"
+    assert quality.parse_args(work).out == results.resolve()
+    assert quality.parse_args([*work, "--mission", "mine=data.root=x"]).out == results.resolve()
+    for subset in (["--missions", "synthetic"], ["--candidates", "zscore"],
+                   ["--development", "--missions", "synthetic_seed1"]):
+        assert quality.parse_args([*work, *subset]).out == (tmp_path / "w.md").resolve(), subset
+    assert quality.parse_args([*work, "--development"]).out.name == "DEVELOPMENT.md"
+    given = tmp_path / "x.md"
+    assert quality.parse_args([*work, "--missions", "msl", "--out", str(given)]).out == given
