@@ -167,9 +167,12 @@ def in_first_order(detectors: list[Detector], sources: list[str]) -> list[Detect
     networks and scaler are permuted to it (its fitted post-processing left out: merging fits
     it again). Other names, grids or layouts are refused, naming what differs. Each source is
     first checked as ``Detector.load`` checks an artifact (``Detector.check``: one built in
-    memory may disagree with its own schema), the refusal naming it."""
+    memory may disagree with its own schema), the refusal naming it, and must hold one
+    GRU-attention model (``_single_model``): another kind is named as such, not as a schema
+    that differs."""
     for detector, source in zip(detectors, sources, strict=True):
         detector.check(source)
+        _single_model(detector, source)
     target = detectors[0].schema
     want = list(_single_model(detectors[0], sources[0])[1].hparams.series)
     out = [detectors[0]]

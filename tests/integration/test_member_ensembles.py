@@ -402,3 +402,24 @@ def test_merge_py_into_a_training_runs_folder_leaves_its_record_as_it_was(tmp_pa
     assert_one_line_error(proc, str(run), "already holds detector and metrics.json")
     assert (run / ".hydra" / "overrides.yaml").read_text() == record
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+@pytest.mark.parametrize("order", ["gru first", "gru second"])
+def test_merge_names_a_source_of_another_model_family_as_such(order):
+    """A z-score detector given beside a GRU one was refused as "schema differs from ...'s:
+    ['features']" (a difference of data, it read) when it came second, and named as another
+    model only when it came first."""
+    from tests.helpers import fitted_zscore
+
+    mission = make_mission(n_rows=700, val_start=400, test_start=550, anomalies=((450, 460),))
+    schema = {**mission_schema(mission), "telecommands": ["tc_a", "tc_b"]}
+    a = gru(replace(mission, telecommands=np.zeros((700, 2), np.float32),
+                    telecommand_names=["tc_a", "tc_b"]), 1, "reconstruct")
+    features = list(mission.channel_names)  # per component, as a saved artifact lists them
+    pair = [(Detector({"gru": a}, {**schema, "features": {"gru": features}}), "g"),
+            (Detector({"z": fitted_zscore(mission)}, {**schema, "features": {"z": []}}), "z")]
+    if order == "gru second":
+        pair.reverse()
+    detectors, sources = zip(*pair, strict=True)
+    with pytest.raises(ESAInputError, match=r"^z: component 'z' is a RobustZScore, not a GRU"):
+        merge_detectors(list(detectors), list(sources), mission)
