@@ -170,7 +170,8 @@ def score_series_frame(
             )
         got = rows.set_index("id").reindex(ids)
         alarm = got["is_anomaly"].to_numpy().astype(np.uint8)
-        pieces.append((name, sub, RowScores(got["score"].to_numpy(np.float32), alarm)))
+        # float64, as read: float32 would tie 1e6 and 1e6 + 0.01 and make 1e40 inf (AUC_PR)
+        pieces.append((name, sub, RowScores(got["score"].to_numpy(np.float64), alarm)))
     if not pieces:
         raise ESAInputError("no prediction rows (only a header)", path=path)
     if not any(has_labeled_events(sub) for _, sub, _ in pieces):

@@ -76,3 +76,19 @@ def test_evaluate_py_names_the_file_in_one_line(tmp_path, nasa):
     set_cell(40, "is_anomaly", 2)(submission()).to_csv(path, index=False)
     proc = run_entry("evaluate.py", [f"predictions={path}", *nasa], tmp_path)
     assert_one_line_error(proc, str(path), "row 41 after the header", "is_anomaly")
+
+
+@pytest.mark.parametrize("moved", [lambda s: 1e6 + s, lambda s: s * 1e45],
+                         ids=["offset beyond float32 steps", "beyond float32 range"])
+def test_a_score_column_ranks_the_rows_as_written(tmp_path, nasa, moved):
+    """AUC_PR ranks the rows by the file's scores: a NASA submission's were rounded to float32
+    (1e6 + 0.01 became 1e6, 1e40 became inf), so scores ranking the rows alike got another
+    AUC_PR; a single-grid file's are read as float64."""
+    scored = {}
+    for name, change in (("as is", lambda s: s), ("moved", moved)):
+        path = tmp_path / f"{name}.csv"
+        sub = submission()
+        sub.assign(score=change(sub["score"] * 0.05)).to_csv(path, index=False)
+        cfg = compose_config("evaluate", [f"predictions={path}", *nasa], tmp_path / name)
+        scored[name] = evaluate_predictions(cfg)["AUC_PR"]
+    assert scored["moved"] == pytest.approx(scored["as is"])
