@@ -77,6 +77,10 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
 def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: ANN001
     """The metrics of ``cfg.predictions`` and each labeled event caught or missed."""
     path = Path(cfg.predictions)
+    if path.is_dir():  # a predict.py run folder, say
+        inside = path / "submission.csv"
+        hint = f": its submission is {inside}" if inside.is_file() else ""
+        raise ESAInputError(f"a folder, not a predictions file{hint}", path=path)
     if not path.is_file():
         raise ESAInputError("predictions file not found", path=path)
     try:

@@ -247,3 +247,18 @@ def test_a_column_evaluate_does_not_read_is_named_in_a_warning(tmp_path, esa_csv
         evaluate_predictions(compose_config("evaluate", [f"predictions={path}", *data],
                                             tmp_path / "f"))
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_folder_given_as_predictions_is_named_as_a_folder(tmp_path, kaggle):
+    """predictions=<a predict.py run folder> was refused as "predictions file not found",
+    though it exists; the refusal names the submission.csv it holds."""
+    data, pred = kaggle
+    run = tmp_path / "predict_run"
+    run.mkdir()
+    cfg = compose_config("evaluate", [f"predictions={run}", *data], tmp_path / "e")
+    with pytest.raises(ESAInputError, match="a folder, not a predictions file") as refused:
+        evaluate_predictions(cfg)
+    assert "submission.csv" not in str(refused.value)  # it holds none
+    pred.to_csv(run / "submission.csv", index=False)
+    with pytest.raises(ESAInputError, match=f"its submission is {run / 'submission.csv'}"):
+        evaluate_predictions(cfg)
