@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -358,12 +359,21 @@ def refuse_one_checkpoint_for_several(ckpt_path: str | None, names: list[str]) -
 
 def fit_from(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> None:
     """``trainer.fit``, resuming from ``ckpt_path``, which the caller has checked with
-    ``check_resume_checkpoint`` (``jobs.train.prepare_component``), under the same safe load."""
-    if ckpt_path is None:
-        trainer.fit(model, datamodule=datamodule)
-        return
-    options = {}
-    if "weights_only" in inspect.signature(trainer.fit).parameters:
-        options["weights_only"] = True
-    with torch.serialization.safe_globals(checkpoint_globals()):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **options)
+    ``check_resume_checkpoint`` (``jobs.train.prepare_component``), under the same safe load.
+    Lightning's warnings that say nothing here are dropped: "no optimizer" for a model
+    without a trainable parameter (fitted without gradient steps by design), and "Checkpoint
+    directory ... exists and is not empty" on a resume (the run's own checkpoints)."""
+    with warnings.catch_warnings():
+        if not any(p.requires_grad for p in model.parameters()):
+            warnings.filterwarnings("ignore", message=r"`LightningModule.configure_optimizers` "
+                                    r"returned `None`")
+        if ckpt_path is None:
+            trainer.fit(model, datamodule=datamodule)
+            return
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not "
+                                r"empty")
+        options = {}
+        if "weights_only" in inspect.signature(trainer.fit).parameters:
+            options["weights_only"] = True
+        with torch.serialization.safe_globals(checkpoint_globals()):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **options)
