@@ -57,7 +57,8 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
     except Exception:  # noqa: BLE001 - a glob needs Hydra's config loader: Hydra reports it
         return
     for number, job in enumerate(jobs):
-        reason = compose_error(config_name, list(job))
+        local = not any(o.startswith("hydra/launcher=") for o in job)  # Hydra's basic launcher
+        reason = compose_error(config_name, list(job), local_sweep=local)
         if reason is not None:
             shown = " ".join(o for o in job if not o.lstrip("+~").startswith("hydra."))
             print(f"error: sweep job {number} ({shown}): {reason}", file=sys.stderr)
@@ -99,11 +100,15 @@ def leave_to_rank_zero(command: str) -> None:
     raise SystemExit(0)
 
 
-def compose_error(config_name: str, overrides: list[str], check: bool = False) -> str | None:
+def compose_error(config_name: str, overrides: list[str], check: bool = False,
+                  local_sweep: bool = False) -> str | None:
     """Why ``conf/<config_name>.yaml`` does not compose with ``overrides``, on one line; None
     when it does (quality.py checks its candidates' overrides with it too). ``check``: also
     the settings' rules (``settings.check_settings``: ``seed=abc``, ``data.val_days=-5``, an
-    unset ``ckpt``), so that a refused command line leaves no run folder behind."""
+    unset ``ckpt``), so that a refused command line leaves no run folder behind.
+    ``local_sweep``: a job of a ``-m`` sweep run in this process, refused when it asks for
+    several devices (``jobs.sweep.refuse_multidevice_multirun``, which refused each job only
+    once it ran, after reading its data, leaving a sweep folder of refused jobs)."""
     from esa_lightning.errors import ESAInputError
     from esa_lightning.install import composition_reason
     from esa_lightning.jobs.paths import compose_config
@@ -111,6 +116,14 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False) -
 
     try:
         cfg = compose_config(config_name, overrides)
+        if local_sweep and "trainer" in cfg:
+            from esa_lightning.jobs.sweep import (
+                asks_for_several_devices,
+                multidevice_multirun_error,
+            )
+
+            if asks_for_several_devices(cfg.trainer):
+                raise multidevice_multirun_error(cfg.trainer)
         if check and not cfg.get("debug_errors", False):  # debug: the job's traceback
             check_settings(cfg)
             refuse_shadowed_trainer_keys(cfg, overrides)

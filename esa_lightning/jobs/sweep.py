@@ -51,16 +51,21 @@ def asks_for_several_devices(trainer_cfg: DictConfig) -> bool:
     return many or trainer_cfg.get("num_nodes", 1) > 1
 
 
+def multidevice_multirun_error(trainer_cfg: DictConfig) -> ESAInputError:
+    """The refusal of a job of a local ``-m`` sweep that asks for several devices; the sweep's
+    check of its jobs before it starts (``cli.overrides``) raises it too."""
+    return ESAInputError(
+        "multirun (-m) with more than one device is refused: Lightning would re-run the "
+        "whole sweep in every DDP process. Sweep with trainer.devices=1, or run each "
+        "multi-device job without -m (or with the submitit launcher)",
+        column="trainer.devices",
+        value=trainer_cfg.get("devices", 1),
+    )
+
+
 def refuse_multidevice_multirun(trainer_cfg: DictConfig) -> None:
-    devices = trainer_cfg.get("devices", 1)
     if in_local_multirun() and asks_for_several_devices(trainer_cfg):
-        raise ESAInputError(
-            "multirun (-m) with more than one device is refused: Lightning would re-run the "
-            "whole sweep in every DDP process. Sweep with trainer.devices=1, or run each "
-            "multi-device job without -m (or with the submitit launcher)",
-            column="trainer.devices",
-            value=devices,
-        )
+        raise multidevice_multirun_error(trainer_cfg)
 
 
 # the jobs of this process's local sweep that stopped on an input error: job number -> error

@@ -1,0 +1,29 @@
+"""``train.py -m ... trainer.devices=2`` can never run: each job was refused only once it ran,
+after reading its mission, with the same error line once per job, and left a sweep folder of
+refused jobs behind. The sweep's check of its jobs before it starts refuses it once."""
+
+from __future__ import annotations
+
+import pytest
+
+from esa_lightning.cli.overrides import composes_or_exit
+
+
+def test_a_local_sweep_asking_for_several_devices_is_refused_before_it_starts(capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        composes_or_exit("train", ["-m", "experiment=smoke", "trainer.devices=2",
+                                   "trainer.accelerator=cpu", "seed=1,2",
+                                   f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: sweep job 0 (")
+    assert "multirun (-m) with more than one device is refused" in lines[0]
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_sweep_of_one_device_jobs_and_a_cluster_launchers_sweep_go_on():
+    composes_or_exit("train", ["-m", "experiment=smoke", "trainer.devices=1", "seed=1,2"])
+    composes_or_exit("train", ["-m", "hydra/launcher=slurm", "experiment=smoke",
+                               "trainer.devices=2", "seed=1,2"])
