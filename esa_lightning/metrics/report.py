@@ -206,6 +206,11 @@ def ranking_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+#: what a file whose rows are not the mission's most often needs (evaluate.py reads the mission
+#: anew, with its own data options)
+SAME_DATA = "; read the mission with the data settings predict.py scored with (data=, data.*)"
+
+
 def require_full_coverage(
     rows: np.ndarray, mission: Any, column: str, path: str | Path | None = None
 ) -> None:
@@ -239,7 +244,7 @@ def require_full_coverage(
         )
         raise ESAInputError(
             f"the predictions cover {len(rows)} of the {end - first} rows of {what} to its "
-            f"end: {n_missing} rows are missing (first missing {column} {example})",
+            f"end: {n_missing} rows are missing (first missing {column} {example}){SAME_DATA}",
             path=path,
             column=column,
         )
@@ -304,7 +309,7 @@ def align_prediction_frame(
     if missing.any():
         shown = ", ".join(str(v) for v in pred[column][missing].head(5))
         refuse_row(pred, column, missing, f"{int(missing.sum())} key(s) are not rows of "
-                    f"mission {mission.name!r}, e.g. {shown}", path)
+                    f"mission {mission.name!r}, e.g. {shown}{SAME_DATA}", path)
     alarm = zero_one(pred, "is_anomaly", path)
     require_full_coverage(rows, mission, column, path)
     order = np.argsort(rows, kind="stable")

@@ -81,7 +81,8 @@ ESA_CASES = {
     "score no number": (set_cell(2, "score", "abc"),
                         ["column 'score'", "value 'abc'", "row 3 after the header",
                          "a score that is no number"]),
-    "rows missing": (lambda f: f.iloc[:20], ["column 'timestamp'", "10 rows are missing"]),
+    "rows missing": (lambda f: f.iloc[:20], ["column 'timestamp'", "10 rows are missing",
+                                             "the data settings predict.py scored with"]),
     "only a header": (lambda f: f.iloc[:0], ["no prediction rows"]),
 }
 KAGGLE_CASES = {
@@ -91,7 +92,8 @@ KAGGLE_CASES = {
                            ["column 'id'", "value 65.5", "row 6 after the header",
                             "differ in kind"]),
     "id no row": (set_cell(8, "id", 999),
-                  ["column 'id'", "value 999", "row 9 after the header", "not rows of mission"]),
+                  ["column 'id'", "value 999", "row 9 after the header", "not rows of mission",
+                   "the data settings predict.py scored with"]),
     "is_anomaly empty": (set_cell(12, "is_anomaly", None),
                          ["column 'is_anomaly'", "empty cell in row 13 after the header"]),
 }
