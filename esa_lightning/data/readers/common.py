@@ -3,7 +3,6 @@ column writes, events rebuilt from label codes, and the hint naming another layo
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -415,11 +414,6 @@ def int64_ids(ids: np.ndarray, path: str | Path, column: str, first_row: int = 0
                 value=int(ids[np.argmax(beyond)]),
             )
     return ids.astype(np.int64, copy=False)
-
-
-def names_a_path(name: str) -> bool:
-    """Whether ``name`` holds a path separator (``/``, or ``\\`` where the system has it)."""
-    return any(sep and sep in name for sep in (os.sep, os.altsep, "/"))
 
 
 def unused_names(stem: str, count: int, taken: set[str]) -> list[str]:

@@ -62,7 +62,6 @@ from esa_lightning.data.readers.cache import (
 )
 from esa_lightning.data.readers.common import (
     check_no_index_taken,
-    names_a_path,
     other_layout_hint,
 )
 from esa_lightning.data.readers.esa_adb_grid import (
@@ -72,6 +71,7 @@ from esa_lightning.data.readers.esa_adb_grid import (
     resolve_jobs,
     to_ns,
 )
+from esa_lightning.data.readers.file_names import refuse_path_names
 from esa_lightning.data.selection import (
     NS_RANGE,
     ChannelSpec,
@@ -317,15 +317,7 @@ def _file_names(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
     """``_names`` of a column naming files ``<folder>/<name>.zip``: one holding a path
     separator would read a file elsewhere (``../x`` outside the mission folder)."""
     text = _names(df, column, path)
-    pathlike = np.flatnonzero(text.map(names_a_path).to_numpy())
-    if len(pathlike):
-        raise ESAInputError(
-            f"a {column.lower()} name holding a path separator, in row {pathlike[0] + 1} after "
-            f"the header (a {column.lower()} is read from {column.lower()}s/<name>.zip)",
-            path=path,
-            column=column,
-            value=text.iloc[pathlike[0]],
-        )
+    refuse_path_names(text, path, column, f"{column.lower()}s/<name>.zip")
     return text
 
 

@@ -42,13 +42,13 @@ from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import EVENT_COLUMNS, Mission, empty_events
 from esa_lightning.data.readers.common import (
     WITHOUT_READING,
-    names_a_path,
     one_line,
     other_layout_hint,
     ranges_without_reading,
     repair_values,
     zero_nonfinite,
 )
+from esa_lightning.data.readers.file_names import refuse_path_names
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
 from esa_lightning.errors import ESAInputError, user_stacklevel
 
@@ -127,15 +127,8 @@ def _read_listing(csv_path: Path, spacecraft: str | None) -> pd.DataFrame:
         raise ESAInputError(
             f"empty cell in row {empty[0] + 1} after the header", path=csv_path, column="chan_id"
         )
-    pathlike = np.flatnonzero(listing["chan_id"].map(names_a_path).to_numpy())
-    if len(pathlike):  # train/<chan_id>.npy would lie elsewhere, and so would what is written
-        raise ESAInputError(  # under its name (the converter's channels/<chan_id>.zip)
-            f"a channel name holding a path separator, in row {pathlike[0] + 1} after the header "
-            "(a chan_id names its files train/<chan_id>.npy and test/<chan_id>.npy)",
-            path=csv_path,
-            column="chan_id",
-            value=listing["chan_id"].iloc[pathlike[0]],
-        )
+    refuse_path_names(listing["chan_id"], csv_path, "chan_id",
+                      "train/<chan_id>.npy and test/<chan_id>.npy")
     listing["spacecraft"] = listing["spacecraft"].str.upper()  # as spacecraft= matches it
     root = csv_path.parent
     _warn_unlisted_files(root, set(listing["chan_id"]), csv_path)
