@@ -63,10 +63,8 @@ def main() -> None:
         median = float(module.scaler_median[0, channel])
         iqr = float(module.scaler_iqr[0, channel])
         for size in map(float, args.sizes.split(",")):
-            spiked = copy.deepcopy(val)
-            values = spiked.values.copy()
-            values[row, channel] = median + size * iqr
-            spiked.values = values
+            spiked = copy.deepcopy(val)  # its own arrays: the spike stays in this copy
+            spiked.values[row, channel] = median + size * iqr
             scores = detector.score_rows(spiked)
             new = np.flatnonzero(scores.alarm.astype(bool) & ~base.alarm.astype(bool))
             last = f"+{new.max() - row}" if len(new) else "-"
