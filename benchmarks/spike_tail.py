@@ -4,8 +4,8 @@ Injects a single reading ``k`` IQRs (the GRU's own input scale) above a channel'
 quiet stretch of a mission's validation range (no labeled row and no alarm of the detector
 within ``--after`` rows after it and 50 before), scores the range again and prints how many
 rows newly alarm, and where they end. The trailing mean ``datamodule.detrend`` subtracts
-carries a wild reading for a whole span (a day at 30 s); ``datamodule.detrend_stat=median``
-does not (docs/experiments.md).
+carries a wild reading for a whole span (a day at 30 s); ``datamodule.detrend_stat=clipped_mean``
+and ``median`` do not (docs/experiments.md).
 
     python benchmarks/spike_tail.py --detector <run>/detector --data synthetic \
         --root datasets/synthetic_default --channels 2,4 --sizes 10,10000

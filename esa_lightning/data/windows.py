@@ -9,7 +9,8 @@ is gathered straight from that array, so memory stays O(T·C) whatever the windo
 - Drift (``detrend``, optional): telemetry drifts over a mission (seasons, ageing, orbit
   changes), so a scaler fitted on the training range leaves later nominal data far from anything
   the network saw. With ``detrend=N`` every value column first has its trailing (causal) mean over
-  the last N rows subtracted (an expanding mean over the first rows of a range); telecommand
+  the last N rows subtracted (an expanding mean over the first rows of a range; ``detrend_stat``:
+  or the mean of values clipped by the rows shortly before them, or the median); telecommand
   pulse columns are left as they are. ``model_inputs`` is the one function doing it, used by the
   datamodule and by the model's scoring alike, and ``detrend`` travels in ``dims`` into the
   model's hyper-parameters, so the two cannot disagree.

@@ -32,6 +32,7 @@ from torch import nn
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import (
     check_detrend_stat,
+    detrend_history,
     n_windows,
     scaled_window_inputs,
     window_to_sample_scores,
@@ -350,7 +351,8 @@ class WindowBaseline(WindowPieces, GridScoring, DetectorModule):
     @property
     def context_rows(self) -> int:
         """The window, the detrending history and the threshold's smoothing memory."""
-        detrend = int(self.hparams.detrend or 0)
+        hp = self.hparams
+        detrend = detrend_history(hp.detrend, hp.get("detrend_stat", "mean"), row=True)
         return int(self.hparams.window + detrend + self.threshold_rule.context_rows)
 
     def _score_grid(self, mission: Mission, series: str | None) -> RowScores:

@@ -21,7 +21,7 @@ import numpy as np
 
 from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.mission import Mission
-from esa_lightning.data.transforms.windows import n_windows
+from esa_lightning.data.transforms.windows import detrend_history, n_windows
 from esa_lightning.models.base import context_start, piece_bounds
 from esa_lightning.progress import progress
 
@@ -56,7 +56,8 @@ class WindowPieces:
         if len(bounds) == 1:  # a range shorter than a window (padded) included
             yield 0, self.window_outputs(mission, series=series, **options)
             return
-        history = max(0, int(hp.get("detrend") or 0) - 1)  # a trailing mean's rows before it
+        # the rows before a row that its detrended value reads
+        history = detrend_history(hp.get("detrend"), hp.get("detrend_stat", "mean"))
         for first, stop in progress(bounds, description="window pieces", total=len(bounds)):
             lo, hi = context_start(first, history), stop + window - 1
             piece = mission.slice(lo, hi)

@@ -78,6 +78,27 @@ def test_window_pieces_give_the_outputs_of_the_whole_range_bit_for_bit(fitted):
     np.testing.assert_array_equal(model.window_totals(part, chunk_rows=100), whole.total)
 
 
+def test_window_pieces_read_the_rows_a_clipped_mean_clips_by(fitted):
+    """``detrend_stat=clipped_mean`` clips each value by the rows before it: a piece reads those
+    too, so pieces still equal the whole range on heavy-tailed values clipped all the time."""
+    m, _ = fitted
+    rng = np.random.default_rng(3)
+    values = m.values + rng.standard_cauchy(m.values.shape).astype(np.float32)
+    m = dataclasses.replace(m, values=values)
+    dm = WindowDataModule(m, window=WINDOW, batch_size=64, detrend=DETREND,
+                          detrend_stat="clipped_mean")
+    dm.setup("fit")
+    torch.manual_seed(0)
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4, score_batch_size=BATCH,
+                              post_processing={"threshold": RULES["threshold"]})
+    model.set_preprocessing(dm)
+    part = m.fit_range()
+    whole = model.window_outputs(part, features=True)
+    got = np.concatenate([wo.total for _, wo in model.window_pieces(part, chunk_rows=CHUNK)])
+    np.testing.assert_array_equal(got, whole.total)
+    assert model.context_rows > model.hparams.window + DETREND
+
+
 @pytest.mark.parametrize("rule", [
     F05Threshold(fit_on="fit_range", smoothing=5),
     F05Threshold(fit_on="validation", smoothing=5),

@@ -8,7 +8,10 @@ import torch
 
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
 from esa_lightning.data.transforms.windows import (
+    CLIP_GAP,
+    CLIP_REFERENCE,
     detrend_columns,
+    detrend_history,
     labeled_window_mask,
     model_inputs,
     scaled_window_inputs,
@@ -232,6 +235,58 @@ def test_median_detrend_is_not_offset_after_a_long_event_ended():
     np.testing.assert_array_equal(median[after], 0.0)
     with pytest.raises(ESAInputError, match="detrend_stat"):
         detrend_columns(x.copy(), 10, statistic="mode")
+
+
+def _clipped_mean_loop(x, span, n_columns):
+    """Each value clipped to [low - spread, high + spread] of the CLIP_REFERENCE rows ending
+    CLIP_GAP rows before it, finite ones only; then the trailing mean of the clipped values."""
+    clipped = np.array(x, dtype=np.float64)
+    for j in range(n_columns):
+        for t in range(len(x)):
+            ref = x[max(0, t - CLIP_GAP - CLIP_REFERENCE) : max(0, t - CLIP_GAP), j]
+            ref = ref[np.isfinite(ref)].astype(np.float64)
+            if len(ref) and np.isfinite(x[t, j]):
+                low, high = ref.min(), ref.max()
+                clipped[t, j] = min(max(x[t, j], 2 * low - high), 2 * high - low)
+    out = np.array(x, dtype=np.float64)
+    for j in range(n_columns):
+        for t in range(len(x)):
+            past = clipped[max(0, t - span + 1) : t + 1, j]
+            past = past[np.isfinite(past)]
+            out[t, j] = x[t, j] - (past.mean() if len(past) else np.nan)
+    return out
+
+
+@pytest.mark.parametrize("span", [1, 17, 300])
+def test_clipped_mean_detrend_equals_loop_reference(span):
+    rng = np.random.default_rng(span)
+    x = (1e3 + rng.standard_cauchy((400, 4))).astype(np.float32)  # wild readings everywhere
+    x[10:14, 1] = np.nan
+    x[200:260, 0] += 50  # a lasting step
+    expected = _clipped_mean_loop(x, span, 3)
+    got = detrend_columns(x.copy(), span, 3, statistic="clipped_mean")
+    np.testing.assert_allclose(got, expected.astype(np.float32), rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(got[:, 3], x[:, 3])
+    assert detrend_history(span, "clipped_mean") == span - 1 + CLIP_REFERENCE + CLIP_GAP
+    assert detrend_history(span, "mean") == span - 1 and detrend_history(None) == 0
+
+
+def test_clipped_mean_detrend_is_not_offset_after_one_wild_reading():
+    # one reading 1e6 in noise of 1: the trailing mean carries it for the whole span, the
+    # clipped mean does not; the reading itself still stands out, and a lasting step enters
+    # the clipped mean CLIP_GAP + 1 rows late, then as in the mean
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3000, 1)).astype(np.float32)
+    x[1000, 0] = 1e6
+    x[2000:, 0] += 100.0
+    after = slice(1001, 2000)
+    mean = detrend_columns(x.copy(), 500)
+    clipped = detrend_columns(x.copy(), 500, statistic="clipped_mean")
+    assert np.abs(mean[after]).max() > 1000
+    assert np.abs(clipped[after]).max() < 6
+    assert clipped[1000, 0] > 9e5
+    late = slice(2000 + 500 + CLIP_GAP + 1, 3000)
+    np.testing.assert_allclose(clipped[late], mean[late], atol=1e-3)
 
 
 def test_model_inputs_detrend_values_but_not_telecommands():

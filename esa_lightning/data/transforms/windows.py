@@ -20,7 +20,9 @@ __all__ = [
     "SCALINGS",
     "RobustStats",
     "check_detrend_stat",
+    "clip_wild",
     "detrend_columns",
+    "detrend_history",
     "labeled_window_mask",
     "mission_inputs",
     "model_inputs",
@@ -165,9 +167,16 @@ def mission_inputs(mission: Mission, inputs: str, n_telecommands: int | None = N
     return out
 
 
-# what ``detrend`` subtracts: the trailing mean, or the trailing median (an event shorter than
-# half the span does not move it, so the rows after a long event are not offset by it)
-DETREND_STATS = ("mean", "median")
+# what ``detrend`` subtracts: the trailing mean; the trailing median (an event shorter than
+# half the span does not move it, so the rows after a long event are not offset by it); or the
+# trailing mean of the values clipped to the span of rows shortly before each (``clip_wild``:
+# one wild reading does not offset the day after it, at about the mean's cost)
+DETREND_STATS = ("mean", "median", "clipped_mean")
+# clipped_mean: a value enters the mean clipped to [low - WIDEN * spread, high + WIDEN * spread],
+# low / high / spread the min / max / max - min of the CLIP_REFERENCE rows that end CLIP_GAP
+# rows before it, so a burst of up to CLIP_GAP + 1 wild rows is clipped whole, and a lasting
+# step enters the mean CLIP_GAP + 1 rows late
+CLIP_REFERENCE, CLIP_GAP, CLIP_WIDEN = 30, 10, 1.0
 
 
 def check_detrend_stat(value: str) -> str:
@@ -177,17 +186,41 @@ def check_detrend_stat(value: str) -> str:
     return value
 
 
+def detrend_history(detrend: int | None, statistic: str = "mean", row: bool = False) -> int:
+    """Rows before a row that its detrended value reads (0 without ``detrend``): the trailing
+    window's ``detrend - 1``, and for ``clipped_mean`` the rows clipping its first row reads;
+    ``row``: the row itself counted too."""
+    if not detrend:
+        return 0
+    extra = CLIP_REFERENCE + CLIP_GAP if statistic == "clipped_mean" else 0
+    return int(detrend) - 1 + extra + int(row)
+
+
+def clip_wild(col: np.ndarray) -> np.ndarray:
+    """float64 ``col`` with each value clipped to the span of the ``CLIP_REFERENCE`` rows ending
+    ``CLIP_GAP`` rows before it, widened by ``CLIP_WIDEN`` spans on each side (causal; NaN rows
+    left out of the spans and kept NaN; a row with no earlier finite value is not clipped)."""
+    s = pd.Series(col)
+    rows = s.rolling(CLIP_REFERENCE, min_periods=1)
+    high = rows.max().shift(CLIP_GAP + 1).to_numpy()
+    low = rows.min().shift(CLIP_GAP + 1).to_numpy()
+    spread = CLIP_WIDEN * (high - low)
+    clipped = np.fmin(np.fmax(col, low - spread), high + spread)  # a NaN bound clips nothing
+    return np.where(np.isnan(col), col, clipped)
+
+
 def detrend_columns(
     x: np.ndarray, span: int, n_columns: int | None = None, statistic: str = "mean"
 ) -> np.ndarray:
     """Subtract from the first ``n_columns`` columns of ``x`` [T, C] their trailing mean (or
-    median: ``statistic``), in place.
+    median, or clipped mean: ``statistic``), in place.
 
     Row t gets ``x[t] - mean(x[max(0, t - span + 1) : t + 1])`` (causal: the row itself and the
     ``span - 1`` before it; an expanding window while fewer rows exist). NaN rows are left out of
     the means (a window of NaN only gives NaN). Means: cumulative sums in float64, one column at
-    a time, O(T·C) time, O(T) temporary memory; medians: pandas' rolling median, O(T·C·log span)
-    (about ten times the mean's time). Returns ``x``.
+    a time, O(T·C) time, O(T) temporary memory; ``clipped_mean`` averages ``clip_wild`` values
+    instead (the row itself is subtracted from unclipped); medians: pandas' rolling median,
+    O(T·C·log span) (about ten times the mean's time). Returns ``x``.
     """
     if span < 1:
         raise ESAInputError("detrend must be >= 1 rows", column="detrend", value=span)
@@ -207,7 +240,8 @@ def detrend_columns(
         col = x[:, j].astype(np.float64)
         finite = np.isfinite(col)
         ref = col[finite][0] if finite.any() else 0.0  # a nearby origin keeps the sums small
-        total = np.concatenate([[0.0], np.cumsum(np.where(finite, col - ref, 0.0))])
+        src = clip_wild(col) if statistic == "clipped_mean" else col
+        total = np.concatenate([[0.0], np.cumsum(np.where(finite, src - ref, 0.0))])
         count = np.concatenate([[0], np.cumsum(finite, dtype=np.int64)])
         n = count[hi] - count[lo]
         with np.errstate(invalid="ignore", divide="ignore"):

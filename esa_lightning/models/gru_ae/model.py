@@ -39,6 +39,7 @@ from esa_lightning.data.datamodule import reduce_validation_sums
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import (
     check_detrend_stat,
+    detrend_history,
     n_windows,
     scaled_window_inputs,
     window_to_sample_scores,
@@ -404,8 +405,8 @@ class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
             if m.test_start <= m.val_start:
                 continue
             first = max(0, m.val_start - (hp.window - 1))  # the first validation window's start
-            # the rows its trailing means reach back to (detrend_columns: the row and span - 1)
-            lo = max(0, first - (int(hp.get("detrend") or 1) - 1))
+            # the rows its trailing means reach back to (detrend_columns: the row, span - 1)
+            lo = max(0, first - detrend_history(hp.get("detrend"), hp.get("detrend_stat", "mean")))
             part = m.slice(lo, m.test_start)
             wo = self.window_outputs(part, series=name, raw=True, history=first - lo)
             rows = first + np.arange(len(wo.total)) + hp.window - 1 - wo.pad
@@ -427,7 +428,8 @@ class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
         With the ``telemanom`` rule the whole scored stream influences every row; this is then
         only the local context and chunked prediction is approximate.
         """
-        detrend = int(self.hparams.get("detrend") or 0)
+        hp = self.hparams
+        detrend = detrend_history(hp.get("detrend"), hp.get("detrend_stat", "mean"), row=True)
         closing = 0 if self.gap_rule is None else self.gap_rule.context_rows
         frozen = 0 if self.frozen_rule is None else self.frozen_rule.context_rows
         window = self.hparams.window + detrend + self.threshold_rule.context_rows + closing
