@@ -56,7 +56,8 @@ def tensorboard_writer(trainer: L.Trainer) -> Any | None:
 
 class ESAValidationMetrics(L.Callback):
     """Logs ``val_provisional/<ESA metric>`` every ``every_n_epochs`` (none without labels);
-    histograms and figures on rank 0."""
+    histograms and figures on rank 0: a figure every ``figure_every_n_epochs`` and one of the
+    last validated epoch (a run that early stopping ended between figures included)."""
 
     def __init__(
         self,
@@ -79,6 +80,7 @@ class ESAValidationMetrics(L.Callback):
         self.n_figure_channels = n_figure_channels
         self.provisional_percentile = provisional_percentile
         self.max_rows = max_rows
+        self._undrawn: tuple[Mission, RowScores, int] | None = None  # the last epoch's, no figure
 
     def _validation_range(self, trainer: L.Trainer) -> tuple[Mission, int, int] | None:
         """The mission and the rows [start, stop) scored: its validation range's last
@@ -117,10 +119,21 @@ class ESAValidationMetrics(L.Callback):
         finite = rs.score[np.isfinite(rs.score)]
         if len(finite):
             writer.add_histogram(f"{PROVISIONAL}/score", finite, global_step=trainer.global_step)
+        self._undrawn = (val, rs, trainer.global_step)
         if (epoch + 1) % self.figure_every_n_epochs == 0 or epoch + 1 == trainer.max_epochs:
-            figure = interval_figure(val, rs, self.n_figure_channels)
-            step = trainer.global_step
-            writer.add_figure(f"{PROVISIONAL}/intervals", figure, global_step=step, close=True)
+            self._draw(writer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The last validated epoch's figure, when no figure was due there (early stopping)."""
+        writer = tensorboard_writer(trainer) if trainer.is_global_zero else None
+        if writer is not None and self._undrawn is not None:
+            self._draw(writer)
+
+    def _draw(self, writer: Any) -> None:
+        val, rs, step = self._undrawn
+        figure = interval_figure(val, rs, self.n_figure_channels)
+        writer.add_figure(f"{PROVISIONAL}/intervals", figure, global_step=step, close=True)
+        self._undrawn = None
 
     def _score(self, pl_module: DetectorModule, mission: Mission, start: int, stop: int
                ) -> RowScores:
