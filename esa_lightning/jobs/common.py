@@ -356,6 +356,18 @@ def silence_uninformative_output() -> None:
             own.propagate = True
 
 
+def optimizes_metric(cfg: DictConfig) -> bool:
+    """Whether this run's ``optimized_metric`` is read: a job of a ``-m`` sweep, or a trial of a
+    ``sweep.py`` study (its ``hparams_search`` adds the ``optuna`` node). A plain run optimises
+    nothing: that it lacks the metric is no news."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return True
+    return cfg.get("optuna") is not None
+
+
 def optimized_metric_advice(metric: str, metrics: dict[str, float]) -> str | None:
     """None when the run's ``metrics`` hold ``metric`` (``optimized_metric``); else what to
     choose instead, read from the run's own keys: a sweep optimises only a validation (``val/``)
@@ -372,6 +384,14 @@ def optimized_metric_advice(metric: str, metrics: dict[str, float]) -> str | Non
     example = next((k for k in usual if k in val), val[0])
     return (f"{head}; choose one it has, e.g. optimized_metric={example} "
             f"(its validation metrics: {', '.join(val)})")
+
+
+def warn_about_optimized_metric(cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """Warn (``optimized_metric_advice``) where a run with metrics lacks ``optimized_metric``
+    and something reads it (``optimizes_metric``)."""
+    advice = optimized_metric_advice(str(cfg.optimized_metric), metrics)
+    if metrics and advice and optimizes_metric(cfg):
+        log.warning(advice)
 
 
 def hydra_task_overrides() -> list[str]:

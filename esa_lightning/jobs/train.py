@@ -43,12 +43,12 @@ from esa_lightning.jobs.common import (
     instantiate_group,
     keyed_refusals,
     mission_from_config,
-    optimized_metric_advice,
     print_config,
     refuse_unimportable_targets,
     refuse_unknown_options,
     silence_uninformative_output,
     unscored_reason,
+    warn_about_optimized_metric,
 )
 from esa_lightning.jobs.run_guard import earlier_outputs, refuse_earlier_run
 from esa_lightning.jobs.run_logs import log_final_metrics, run_loggers
@@ -390,8 +390,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         detector.save(output_dir / "detector")
         unscored = {p: r for p, part in parts.items() if (r := unscored_reason(part))}
         print_summary(metrics, unscored, output_dir)
-    if metrics and (advice := optimized_metric_advice(str(cfg.optimized_metric), metrics)):
-        log.warning(advice)
+    warn_about_optimized_metric(cfg, metrics)
     return metrics.get(cfg.optimized_metric)
 
 
