@@ -210,6 +210,15 @@ def select(names: str | None, table: dict[str, Any], what: str) -> list[str]:
     return chosen
 
 
+def candidate_table(added: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The built-in candidates and the user's baselines, which may not take a built-in name."""
+    if clash := sorted(set(added) & set(CANDIDATES)):
+        raise SystemExit(f"error: --candidate {clash[0]}=... is a built-in candidate's name: "
+                         f"give yours another name (e.g. {clash[0]}_mine), or change the "
+                         f"built-in on one mission with --override MISSION:{clash[0]}=OVERRIDES")
+    return {**CANDIDATES, **{n: {"overrides": v, "kind": "baseline"} for n, v in added.items()}}
+
+
 def last_wins(overrides: list[str]) -> list[str]:
     """Drop an override that a later plain ``key=value`` of the same key replaces anyway."""
     keys = [o.partition("=")[0] if o[:1] not in "+~" else o for o in overrides]
@@ -342,7 +351,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=OVERRIDES",
-        help="add a baseline candidate: its train.py overrides (repeatable)",
+        help="add a baseline candidate, NAME not a built-in's: its overrides (repeatable)",
     )
     ap.add_argument(
         "--override",
@@ -451,9 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         out = a.out if a.out_given else default_out(tiny, dev, workdir).resolve()
         report(numbers["missions"], numbers["meta"], out)
         return 0
-    candidates = dict(CANDIDATES)
-    for name, value in parse_pairs(a.candidate, "--candidate").items():
-        candidates[name] = {"overrides": value, "kind": "baseline"}
+    candidates = candidate_table(parse_pairs(a.candidate, "--candidate"))
     missions = {"tiny": tiny_mission(a.workdir)} if a.tiny else dict(MISSIONS)
     added = {
         name: {"data": paths_from_here(value)}

@@ -637,3 +637,29 @@ def test_a_subset_run_does_not_replace_the_suite_s_leaderboard(tmp_path: Path, m
     assert quality.parse_args([*work, "--development"]).out.name == "DEVELOPMENT.md"
     given = tmp_path / "x.md"
     assert quality.parse_args([*work, "--missions", "msl", "--out", str(given)]).out == given
+
+
+def test_a_candidate_of_your_own_may_not_take_a_built_in_name(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """``--candidate gru_ae=...`` silently replaced the built-in gru_ae: a plain baseline row
+    under the flagship's name (no ablation row, no seed rows), merged over the built-in's rows
+    by ``--from-json``. It is refused, naming the clash and what to use instead."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import quality
+
+    ran: list[dict] = []
+    monkeypatch.setattr(quality, "run_mission", lambda m, spec, cands, a: ran.append(cands) or {})
+    monkeypatch.setattr(quality, "report", lambda *args: None)
+    monkeypatch.setattr(quality, "write_json", lambda *args: None)
+    work = ["--tiny", "--workdir", str(tmp_path / "w")]
+    for name in ("gru_ae", "zscore"):
+        with pytest.raises(SystemExit) as refused:
+            quality.main([*work, "--candidate", f"{name}=experiment=gru_ae seed=1"])
+        message = str(refused.value)
+        assert f"--candidate {name}=" in message and "built-in candidate" in message, message
+        assert "--override" in message and "another name" in message, message
+    assert ran == []  # refused before any run
+    quality.main([*work, "--candidate", "gru_s1=experiment=gru_ae seed=1"])
+    (cands,) = ran
+    assert cands["gru_ae"]["kind"] == "flagship"
+    assert cands["gru_s1"] == {"overrides": "experiment=gru_ae seed=1", "kind": "baseline"}
