@@ -356,16 +356,14 @@ def silence_uninformative_output() -> None:
             own.propagate = True
 
 
-def optimizes_metric(cfg: DictConfig) -> bool:
-    """Whether this run's ``optimized_metric`` is read: a job of a ``-m`` sweep, or a trial of a
-    ``sweep.py`` study (its ``hparams_search`` adds the ``optuna`` node). A plain run optimises
-    nothing: that it lacks the metric is no news."""
+def in_multirun() -> bool:
+    """Whether this is a job of a ``-m`` sweep, whose ``optimized_metric`` the sweep reads (a
+    ``sweep.py`` trial is a plain run: sweep.py reads its ``metrics.json`` and says itself what
+    it lacks)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return True
-    return cfg.get("optuna") is not None
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def optimized_metric_advice(metric: str, metrics: dict[str, float]) -> str | None:
@@ -387,10 +385,10 @@ def optimized_metric_advice(metric: str, metrics: dict[str, float]) -> str | Non
 
 
 def warn_about_optimized_metric(cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """Warn (``optimized_metric_advice``) where a run with metrics lacks ``optimized_metric``
-    and something reads it (``optimizes_metric``)."""
+    """Warn (``optimized_metric_advice``) where a job of a ``-m`` sweep has metrics but not
+    ``optimized_metric``; a plain run optimises nothing, and says nothing of it."""
     advice = optimized_metric_advice(str(cfg.optimized_metric), metrics)
-    if metrics and advice and optimizes_metric(cfg):
+    if metrics and advice and in_multirun():
         log.warning(advice)
 
 

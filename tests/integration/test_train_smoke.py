@@ -331,8 +331,8 @@ def test_no_logger_runs_with_the_default_callbacks(small_mission_dir, tmp_path):
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "detector").is_dir()
 
 
-@pytest.mark.parametrize("search", [[], ["hparams_search=optuna"]], ids=["plain", "sweep"])
-def test_a_run_without_the_optimized_metric_advises_only_in_a_sweep(search, tmp_path, caplog,
+@pytest.mark.parametrize("sweep", [False, True], ids=["plain", "multirun"])
+def test_a_run_without_the_optimized_metric_advises_only_in_a_sweep(sweep, tmp_path, caplog,
                                                                     one_thread):
     # NASA labels only the test files: a window_pca run has test/ metrics and no val/ one. A
     # plain run, which optimises nothing, used to warn that a sweep had nothing to optimise.
@@ -341,22 +341,31 @@ def test_a_run_without_the_optimized_metric_advises_only_in_a_sweep(search, tmp_
     rows = [(chan, "MSL", "[[5, 9]]", "[point]", 40) for chan in ("A-1", "B-2")]
     root = write_nasa(tmp_path / "msl", n_train=150, rows=rows)
     out = tmp_path / "train"
-    cfg = compose_config("train", [
-        "model=window_pca", "data=nasa_msl", f"data.root={root}", "trainer.max_epochs=1",
-        "logger=none", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
-        "~callbacks.lr_monitor", *search,
-    ], out)
-    with caplog.at_level("WARNING"):
-        assert train(cfg) is None
+    args = ["model=window_pca", "data=nasa_msl", f"data.root={root}", "trainer.max_epochs=1",
+            "logger=none", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+            "~callbacks.lr_monitor"]
+    if sweep:  # a job of a -m sweep (of one job)
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "train.py"), "-m", *args, f"hydra.sweep.dir={out}",
+             f"paths.root_dir={tmp_path}"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300, env=checkout_env(),
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out, console = out / "0", proc.stdout + proc.stderr
+    else:
+        cfg = compose_config("train", args, out)
+        with caplog.at_level("WARNING"):
+            assert train(cfg) is None
+        console = caplog.text
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics and not any(k.startswith("val/") for k in metrics)
-    advice = [r.getMessage() for r in caplog.records if "optimized_metric" in r.getMessage()]
-    if not search:
+    advice = [line for line in console.splitlines() if "optimized_metric" in line]
+    if not sweep:
         assert advice == []
         return
     assert len(advice) == 1, advice
     named = set(re.findall(r"\b(?:val|test)/[\w.]+", advice[0]))
-    assert named - {cfg.optimized_metric} <= set(metrics), advice[0]
+    assert named - {"val/EW_F_0.50"} <= set(metrics), advice[0]
     assert "no validation (val/) metric" in advice[0]
 
 
