@@ -334,6 +334,12 @@ def _not_a_tip(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")
 
 
+def _said_by_rank_zero(record: logging.LogRecord) -> bool:
+    """False for this project's lines below WARNING: every DDP rank reads the data and fits the
+    post-processing alike, so another rank's would repeat rank 0's."""
+    return record.levelno >= logging.WARNING or not record.name.startswith("esa_lightning")
+
+
 def silence_uninformative_output() -> None:
     """Drop, at their source, messages a user of this project cannot act on: Lightning's
     advertisement for its cloud logger, and the deprecation warning that Lightning's own pytree
@@ -342,8 +348,12 @@ def silence_uninformative_output() -> None:
     its messages propagate to the root (``import lightning`` adds a console that printed every
     message a second time, as ``INFO: ...``; ``lightning.pytorch`` and ``lightning.fabric``
     imported before the root had a handler, as the settings' check does, keep theirs and
-    propagate nothing: plain lines, missing from the log file)."""
+    propagate nothing: plain lines, missing from the log file). On a DDP rank other than 0,
+    the project's INFO lines stay off the root's consoles (its log file keeps them): a 2-process
+    run printed each of them twice (``_said_by_rank_zero``)."""
     import lightning  # noqa: F401 - adds the consoles removed below
+
+    from esa_lightning.run_folder import is_launching_process
 
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
@@ -354,6 +364,10 @@ def silence_uninformative_output() -> None:
                 if type(handler) is logging.StreamHandler:  # a console, not a file
                     own.removeHandler(handler)
             own.propagate = True
+    if not is_launching_process():
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler:  # a console, not a file
+                handler.addFilter(_said_by_rank_zero)
 
 
 def in_multirun() -> bool:

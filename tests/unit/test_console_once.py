@@ -80,3 +80,32 @@ def test_without_a_root_handler_lightning_keeps_its_own_console(console):
     logging.getLogger("lightning.pytorch.utilities.rank_zero").info("GPU available: False")
 
     assert console.getvalue().count("GPU available: False") == 1, console.getvalue()
+
+
+@pytest.mark.parametrize("rank", [None, "1"], ids=["rank0", "rank1"])
+def test_a_ddp_rank_s_own_info_lines_are_printed_by_rank_zero_only(console, tmp_path, rank,
+                                                                   monkeypatch):
+    # every rank fits the post-processing alike: a 2-process DDP run printed each "threshold",
+    # "gate fitted", "mission:" line twice. Rank 1 keeps them in its log file, and its warnings
+    # (one may be its own: a repeated validation item) on the console.
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    if rank:
+        monkeypatch.setenv("LOCAL_RANK", rank)
+    root_console(console)
+    log_file = logging.FileHandler(tmp_path / "train_ddp_process_1.log")
+    logging.getLogger().addHandler(log_file)
+
+    silence_uninformative_output()
+    own = logging.getLogger("esa_lightning.postprocessing.thresholds")
+    own.info("f05 threshold 4.9")
+    own.warning("series A-1: no labeled event")
+    logging.getLogger("someone_else").info("a line of the user's own")
+    log_file.close()
+
+    shown = console.getvalue().splitlines()
+    threshold = "[esa_lightning.postprocessing.thresholds] f05 threshold 4.9"
+    assert (threshold in shown) == (rank is None), shown
+    assert "[esa_lightning.postprocessing.thresholds] series A-1: no labeled event" in shown
+    assert "[someone_else] a line of the user's own" in shown
+    assert "f05 threshold 4.9" in (tmp_path / "train_ddp_process_1.log").read_text()
