@@ -35,7 +35,9 @@ the parts; the manifest's structure is checked, and each component is first buil
 (``n_channels=1e12``) are refused before anything is allocated; a buffer stored at another shape
 than the hyper-parameters build (a scaler or threshold of another length) is refused, and so is
 a component sized for other channels or telecommands than the schema records
-(``DetectorModule.schema_problem``). Every refusal is one ``ESAInputError`` naming the file. A
+(``DetectorModule.schema_problem``), and one whose threshold, its smoothing span or a network
+weight is NaN or infinite (``fitted.check_fitted_state``: it could never alarm; not asked of a
+detector built in memory). Every refusal is one ``ESAInputError`` naming the file. A
 format-3 artifact (no ``manifest_sha256``) loads with a warning that an edit of its
 detector.json would go unnoticed; ``Detector.load(old).save(new)`` writes it in format 4, its
 Lightning checkpoints with it. Artifacts of another format are refused with the command that

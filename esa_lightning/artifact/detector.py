@@ -25,7 +25,6 @@ from esa_lightning.artifact.parts import (
     artifact_folder,
     calibration_problem,
     check_component,
-    check_sizes,
     cpu_state,
     load_component,
     part_checksums,
@@ -133,8 +132,9 @@ class Detector:
         components = {}
         for name, entry in manifest["components"].items():
             folder = path / "components" / name
-            components[name] = load_component(entry, folder, map_location, manifest_path, name)
-            check_sizes(components[name], name, manifest["schema"], manifest_path)
+            components[name] = load_component(
+                entry, folder, map_location, manifest_path, name, manifest["schema"]
+            )
         combiner = None
         if manifest["combiner"]:
             klass = import_allowed(manifest["combiner"]["class"], manifest_path, "the combiner")

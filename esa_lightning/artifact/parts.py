@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import yaml
 
+from esa_lightning.artifact.fitted import check_fitted_state
 from esa_lightning.artifact.format import (
     FORMAT_VERSION,
     MANIFEST,
@@ -309,10 +310,12 @@ def verify_parts(folder: Path, files: dict[str, str]) -> None:
 
 
 def load_component(
-    entry: dict[str, Any], folder: Path, map_location: Any, manifest_path: Path, name: str
+    entry: dict[str, Any], folder: Path, map_location: Any, manifest_path: Path, name: str,
+    schema: dict[str, Any],
 ) -> DetectorModule:
     """One component: its weights read, its hyper-parameters checked against them on the
-    ``meta`` device, then built, filled and its extra files read."""
+    ``meta`` device, then built and filled, its extra files read, its sizes checked against
+    ``schema`` and its fitted numbers (``check_fitted_state``: a detector that can alarm)."""
     klass = import_allowed(entry["class"], manifest_path, f"component {name!r}")
     weights = folder / "weights.pt"
     state = _read_weights(weights, map_location)
@@ -323,6 +326,8 @@ def load_component(
     _load_state(module, state, weights)
     module.load_extra(folder)
     module.eval()
+    check_sizes(module, name, schema, manifest_path)
+    check_fitted_state(module, name, weights)
     _check_rows(module, name, manifest_path)
     return module
 

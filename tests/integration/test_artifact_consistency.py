@@ -27,7 +27,9 @@ def gru(seed: int = 1, **changed) -> LitGRUAttentionAE:
     torch.manual_seed(seed)
     hp = dict(n_inputs=3, n_outputs=2, window=6, hidden_size=4, latent_dim=2,
               objective="forecast", post_processing={"threshold": {"kind": "percentile"}})
-    return LitGRUAttentionAE(**{**hp, **changed})
+    model = LitGRUAttentionAE(**{**hp, **changed})
+    model.post_rules.threshold.threshold.fill_(1.0)  # fitted: a detector that can alarm
+    return model
 
 
 def with_buffer(model: torch.nn.Module, key: str, value: torch.Tensor) -> torch.nn.Module:
@@ -112,7 +114,9 @@ def test_merge_refuses_a_source_disagreeing_with_its_schema(saved, tmp_path, cas
 def test_honest_artifacts_still_load(tmp_path):
     detector = Detector.load(Detector({"gru": gru()}, SCHEMA).save(tmp_path / "gru"))
     assert detector.components["gru"].scaler_median.shape == (1, 3)
-    zscore = Detector({"zscore": RobustZScore(n_channels=2)}, SCHEMA).save(tmp_path / "z")
+    model = RobustZScore(n_channels=2)
+    model.threshold.fill_(4.0)  # fitted: a detector that can alarm
+    zscore = Detector({"zscore": model}, SCHEMA).save(tmp_path / "z")
     assert Detector.load(zscore).components["zscore"].median.shape == (2,)
 
 

@@ -1,0 +1,60 @@
+"""An artifact's fitted state and recorded reference, edited with every checksum made valid again
+(a hostile file can recompute them): refused at load, naming the file, never loaded to score
+without alarms or to fail with a traceback while scoring."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tests.helpers import manifest_of, write_manifest
+from tests.integration import test_reliability_artifacts as saved
+from tests.integration.test_reliability_artifacts import load_refused, reseal
+
+# the saved detectors (a z-score one, a GRU with a random-forest gate) and a copy to damage
+artifacts, copy_of = saved.artifacts, saved.copy_of
+
+
+def _edit_weights(folder, component: str, key: str, value: float) -> None:
+    weights = folder / "components" / component / "weights.pt"
+    state = torch.load(weights, weights_only=True)
+    assert key in state, sorted(state)
+    state[key] = torch.full_like(state[key], value)
+    torch.save(state, weights)
+    reseal(folder)
+    write_manifest(folder, manifest_of(folder))  # the manifest's own checksum, again
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(
+    "name, component, key",
+    [
+        ("zscore", "zscore", "threshold"),
+        ("gru", "gru", "post_rules.threshold.threshold"),
+    ],
+)
+def test_a_threshold_that_is_not_finite_is_refused(copy_of, name, component, key, value):
+    """A NaN threshold loaded and never alarmed (train.py refuses to write one); a GRU's inf
+    threshold loaded too."""
+    folder = copy_of(name)
+    _edit_weights(folder, component, key, value)
+    load_refused(folder, "weights.pt", key, "could never alarm")
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_network_weights_that_are_not_finite_are_refused(copy_of, value):
+    """NaN network weights loaded: every score NaN, no alarm ever."""
+    folder = copy_of("gru")
+    state = torch.load(folder / "components/gru/weights.pt", weights_only=True)
+    key = next(k for k, v in state.items() if k.startswith("net.") and v.is_floating_point())
+    _edit_weights(folder, "gru", key, value)
+    load_refused(folder, "weights.pt", key, "not a finite number")
+
+
+def test_a_score_span_that_is_not_finite_is_refused(copy_of):
+    """An inf ``score_span`` (the threshold's smoothing) was an OverflowError traceback."""
+    folder = copy_of("gru")
+    _edit_weights(folder, "gru", "post_rules.threshold.score_span", math.inf)
+    load_refused(folder, "weights.pt", "score_span", "not a finite number")
