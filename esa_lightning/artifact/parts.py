@@ -224,7 +224,7 @@ def calibration_problem(record: Any, channels: list[str]) -> str | None:
     if not isinstance(record, dict):
         return "must be an object"
     if not _numbers(record.get("reference_scores")):
-        return "reference_scores must be a list of numbers"
+        return "reference_scores must be a list of finite numbers"
     n_rows = record.get("n_rows", 0)
     if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 0:
         return "n_rows must be a count"
@@ -241,15 +241,16 @@ def calibration_problem(record: Any, channels: list[str]) -> str | None:
                 for k in ("centre", "spread")
             )
             and isinstance(spread.get("two_sided"), bool)
+            and all(v > 0 for v in spread["spread"])
         ):
-            return (f"{key} needs centre and spread, {len(channels)} numbers each (one per "
-                    "channel), and two_sided true or false")
+            return (f"{key} needs centre and spread, {len(channels)} finite numbers each (one "
+                    "per channel, spreads > 0), and two_sided true or false")
     return None
 
 
 def _numbers(value: Any) -> bool:
     return isinstance(value, list) and all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value
     )
 
 

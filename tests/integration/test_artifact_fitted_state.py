@@ -11,7 +11,7 @@ import torch
 
 from tests.helpers import manifest_of, write_manifest
 from tests.integration import test_reliability_artifacts as saved
-from tests.integration.test_reliability_artifacts import load_refused, reseal
+from tests.integration.test_reliability_artifacts import calibration, load_refused, reseal
 
 # the saved detectors (a z-score one, a GRU with a random-forest gate) and a copy to damage
 artifacts, copy_of = saved.artifacts, saved.copy_of
@@ -58,3 +58,26 @@ def test_a_score_span_that_is_not_finite_is_refused(copy_of):
     folder = copy_of("gru")
     _edit_weights(folder, "gru", "post_rules.threshold.score_span", math.inf)
     load_refused(folder, "weights.pt", "score_span", "not a finite number")
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda c, n: {**c, "reference_scores": [math.nan, 0.5, 2.0]}, "reference_scores"),
+        (lambda c, n: {**c, "reference_scores": [0.1, 0.5, math.inf]}, "reference_scores"),
+        (lambda c, n: {**c, "values": {**c["values"], "spread": [math.nan] * n}}, "values"),
+        (lambda c, n: {**c, "values": {**c["values"], "spread": [-1.0] * n}}, "values"),
+        (lambda c, n: {**c, "channel_scores": {**c["channel_scores"], "centre": [math.inf] * n}},
+         "channel_scores"),
+    ],
+)
+def test_a_calibration_of_numbers_no_training_writes_is_refused(copy_of, edit, needle):
+    """The nominal reference (``confidence`` is a position among the sorted reference scores)
+    held NaN, inf or a spread <= 0 (training writes finite numbers and floors spreads above 0):
+    it loaded, and confidences and deviations were measured against it."""
+    folder = copy_of("zscore")
+    manifest = manifest_of(folder)
+    n = len(manifest["schema"]["channels"])
+    manifest["info"]["calibration"] = edit(calibration(n), n)
+    write_manifest(folder, manifest)
+    load_refused(folder, "detector.json", "info.calibration: ", needle)
