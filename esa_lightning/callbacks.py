@@ -245,15 +245,24 @@ class RestoreBestWeights(WeightRestorer):
     """
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        import torch
+        from esa_lightning.runtime.checkpoints import read_checkpoint
 
         ckpt = trainer.checkpoint_callback
         path = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""
         if not path:
             log.warning("no best checkpoint (monitor unset or never validated): last weights kept")
             return
-        state = torch.load(path, map_location=pl_module.device, weights_only=True)["state_dict"]
-        pl_module.load_state_dict(state)
+        # a file of the run folder (a resumed run takes its name from last.ckpt): read safely,
+        # and a missing, damaged or foreign one is one error naming it
+        state = read_checkpoint(path)["state_dict"]
+        try:
+            pl_module.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ESAInputError(
+                "the best epoch's checkpoint does not fit the model "
+                f"({' '.join(str(exc).split())[:300]})",
+                path=path,
+            ) from None
         log.info(
             "restored the weights of %s (%s %.6g)", path, ckpt.monitor, float(ckpt.best_model_score)
         )
