@@ -241,6 +241,7 @@ class RandomForestGate(PostRule):
         self.n_estimators, self.max_depth = n_estimators, max_depth
         self.random_state, self.n_jobs = random_state, n_jobs
         self.forest: RandomForestClassifier | None = None
+        self.source: Path | None = None  # the skops file the forest was read from
 
     def accepts(self, wo: Any, alarm_w: np.ndarray) -> np.ndarray:
         """``alarm_w`` with the windows the forest calls false alarms switched off."""
@@ -253,7 +254,15 @@ class RandomForestGate(PostRule):
         probability = np.full(len(alarm_w), np.nan, dtype=np.float32)
         if self.forest is None or not alarm_w.any():
             return alarm_w, probability
-        proba = self.forest.predict_proba(window_features(wo, alarm_w))
+        features = window_features(wo, alarm_w)
+        fitted_on = getattr(self.forest, "n_features_in_", features.shape[1])
+        if fitted_on != features.shape[1]:  # a head of another model (an edited artifact)
+            raise ESAInputError(
+                f"the forest head was fitted on {fitted_on} features, this model's windows have "
+                f"{features.shape[1]}: it belongs to another model; restore it or retrain",
+                path=self.source or "the random forest head",
+            )
+        proba = self.forest.predict_proba(features)
         positive = list(self.forest.classes_).index(1) if 1 in self.forest.classes_ else None
         probability[alarm_w] = 0.0 if positive is None else proba[:, positive]
         kept = alarm_w.copy()
@@ -362,6 +371,7 @@ class RandomForestGate(PostRule):
     def load_extra(self, folder: Path, name: str) -> None:
         path = Path(folder) / f"{name}.skops"
         self.forest = load_forest(path) if path.is_file() else None
+        self.source = path
 
     def checkpoint_extra(self) -> bytes | None:
         return None if self.forest is None else forest_to_bytes(self.forest)

@@ -81,3 +81,28 @@ def test_a_calibration_of_numbers_no_training_writes_is_refused(copy_of, edit, n
     manifest["info"]["calibration"] = edit(calibration(n), n)
     write_manifest(folder, manifest)
     load_refused(folder, "detector.json", "info.calibration: ", needle)
+
+
+def test_a_forest_head_of_another_feature_count_is_named_when_scoring(copy_of):
+    """A random forest of the right type fitted on 3 features as ``rf_gate.skops`` (checksums
+    computed again) loaded, and predict.py ended in scikit-learn's ``ValueError: X has 14
+    features, but RandomForestClassifier is expecting 3`` traceback once every row was scored."""
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    from esa_lightning.artifact import Detector
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.postprocessing.random_forest import save_forest
+    from tests.integration.test_rf_head import make_mission
+
+    folder = copy_of("gru")
+    head = folder / "components/gru/rf_gate.skops"
+    rows = np.random.default_rng(0).random((40, 3))
+    save_forest(RandomForestClassifier(n_estimators=2, random_state=0).fit(rows, [0, 1] * 20), head)
+    reseal(folder)
+    write_manifest(folder, manifest_of(folder))
+    detector = Detector.load(folder)
+    with pytest.raises(ESAInputError) as info:
+        detector.score_rows(make_mission())
+    message = str(info.value)
+    assert str(head) in message and "3 features" in message and "\n" not in message, message
