@@ -154,6 +154,11 @@ def _to_datetime64(value: str | pd.Timestamp) -> np.datetime64:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
         raise ESAInputError(f"not a date: {exc}", column="split_date", value=value) from None
+    if pd.isna(ts):  # "" (data.split_date= on the command line), "NaT": no date at all
+        raise ESAInputError(
+            f"data.split_date={value!r}: not a date; give one (e.g. 2007-01-01), or null for "
+            "the default (the split date mission.json records, else no test range)"
+        )
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     try:

@@ -246,3 +246,33 @@ def test_the_api_refuses_a_shadowed_trainer_key_before_training(monkeypatch, tmp
     monkeypatch.setattr(train_job, "train", never)
     with pytest.raises(ESAInputError, match=r"components\.gru_ae\.trainer\.max_epochs=1"):
         training.train(["experiment=esa_full", "trainer.max_epochs=1"], output_dir=tmp_path / "r")
+
+
+@pytest.mark.parametrize("reader", ["esa_csv", "synthetic"])
+def test_an_empty_split_date_is_refused_naming_the_key_and_null_keeps_its_meaning(
+    reader, tmp_path
+):
+    """data.split_date="" (or data.split_date= on the command line) was read as no date at all:
+    the whole mission became training and validation rows, no test range, silently."""
+    from esa_lightning.data.readers.esa_csv import read_esa_csv
+    from esa_lightning.data.readers.synthetic import load_synthetic
+    from tests.helpers import write_esa_csv
+
+    if reader == "esa_csv":
+        path = write_esa_csv(tmp_path / "m.csv", n=200)
+
+        def read(split):
+            return read_esa_csv(path, split_date=split, cache_dir=None)
+    else:
+        def read(split):
+            return load_synthetic(tmp_path / "syn", generate={"days": 3, "channels": 2},
+                                  split_date=split, cache_dir=None)
+    default = read(None)  # null: no test range (CSV), the generator's recorded split
+    if reader == "synthetic":
+        assert 0 < default.test_start < default.n_rows
+    else:
+        assert default.test_start == default.n_rows
+    for empty in ("", "NaT"):
+        with pytest.raises(ESAInputError, match=r"data\.split_date='(NaT)?': .*null") as caught:
+            read(empty)
+        assert "not a date" in str(caught.value)
