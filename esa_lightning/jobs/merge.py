@@ -99,14 +99,31 @@ def _refuse_repeated_networks(units: list[list[torch.nn.Module]], sources: list[
             seen.append((weights, source))
 
 
+def _refuse_other_missions(detectors: list[Detector], sources: list[str]) -> None:
+    """A source trained on another mission than the first (``info.mission`` of their
+    ``detector.json``) is refused, naming both, even where the schema and scaler agree (the
+    same data under another name, another mission of the same channels). A source without
+    the record is not compared."""
+    first = detectors[0].info.get("mission")
+    for detector, source in zip(detectors[1:], sources[1:], strict=True):
+        other = detector.info.get("mission")
+        if first is not None and other is not None and other != first:
+            raise ESAInputError(
+                f"its detector.json records mission {other!r}, {sources[0]}'s records "
+                f"{first!r}: merge detectors trained on the same mission",
+                path=source,
+            )
+
+
 def merge_detectors(
     detectors: list[Detector], sources: list[str], mission: Mission | None = None
 ) -> Detector:
     """One detector scoring with the mean output of all the sources' networks.
 
-    The sources must share schema (their names may come in another order: ``in_first_order``),
-    hyper-parameters (``members`` aside) and scaler: the same configuration trained on the same
-    data with other seeds. Each must agree with its own schema, checked as ``Detector.load``
+    The sources must share mission (``info.mission``), schema (their names may come in
+    another order: ``in_first_order``), hyper-parameters (``members`` aside) and scaler: the
+    same configuration trained on the same data with other seeds. Each must agree with its own
+    schema, checked as ``Detector.load``
     checks an artifact (``in_first_order``). The threshold is calibrated again
     on ``mission`` (its validation range) by the sources' own threshold rule, and so is the
     width of a ``gap_close`` rule (on its fit range).
@@ -115,6 +132,7 @@ def merge_detectors(
         raise ESAInputError("merging needs at least two detectors", column="detectors")
     detectors = in_first_order(detectors, sources)
     named = [_single_model(d, s) for d, s in zip(detectors, sources, strict=True)]
+    _refuse_other_missions(detectors, sources)
     name, first = named[0]
     models = [model for _, model in named]
     hp = {k: v for k, v in first.hparams.items() if k != "members"}

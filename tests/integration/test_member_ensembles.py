@@ -423,3 +423,17 @@ def test_merge_names_a_source_of_another_model_family_as_such(order):
     detectors, sources = zip(*pair, strict=True)
     with pytest.raises(ESAInputError, match=r"^z: component 'z' is a RobustZScore, not a GRU"):
         merge_detectors(list(detectors), list(sources), mission)
+
+
+def test_merge_refuses_a_source_trained_on_another_mission_naming_both(two_detectors):
+    """Detectors whose detector.json records other missions (a mission copied under another
+    name, or another one of the same channels) were merged silently when their schema and
+    scaler agreed; the refusal names both missions and the source."""
+    _, detectors = two_detectors
+    here = [Detector(d.components, d.schema, info={"mission": "mis0"}) for d in detectors]
+    merge_detectors(here, ["a", "b"])  # the same mission: merged
+    there = Detector(detectors[1].components, detectors[1].schema, info={"mission": "misCopy"})
+    with pytest.raises(ESAInputError, match=r"^b: .*mission 'misCopy'.*a's .*'mis0'"):
+        merge_detectors([here[0], there], ["a", "b"])
+    # a source without the record (written before detectors recorded it) is not compared
+    merge_detectors([here[0], detectors[1]], ["a", "b"])
