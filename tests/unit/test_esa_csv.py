@@ -632,3 +632,18 @@ def test_a_data_file_that_is_a_pipe_or_device_is_refused_not_read_forever(tmp_pa
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30, cwd=Path(__file__).parents[2])
     assert f"{pipe}: not a regular file" in done.stdout, done.stderr
+
+
+def test_a_file_without_line_breaks_is_refused_without_reading_it_whole(tmp_path):
+    """A CSV whose line ends were lost was read whole as one header line (a 50 MB file: seconds
+    and hundreds of MB, then 'column 5700004 of the header has no name'; a header of 4 million
+    names did not finish in minutes); now the header line is refused past 4 MiB."""
+    path = tmp_path / "flat.csv"
+    row = "2000-01-01 00:00:00,0.5,0.1,0,0,0,"
+    path.write_text("timestamp,channel_1,channel_2,telecommand_1,is_anomaly_channel_1,"
+                    "is_anomaly_channel_2," + row * ((5 << 20) // len(row) + 1))
+    with pytest.raises(ESAInputError, match=r"flat\.csv: the header line is longer than "
+                                            r"4,194,304 characters"):
+        read(path)
+    write_esa_csv(tmp_path / "ok.csv")  # a header and rows: read as before
+    assert read(tmp_path / "ok.csv").n_rows == 30

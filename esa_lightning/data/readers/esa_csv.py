@@ -64,6 +64,7 @@ from esa_lightning.data.readers.common import (
     repair_values,
     zero_nonfinite,
 )
+from esa_lightning.data.readers.header_line import refuse_long_header
 from esa_lightning.data.selection import (
     NS_RANGE,
     ChannelSpec,
@@ -245,6 +246,7 @@ def _mission_name(root: Path) -> str:
 
 def _read_header(path: Path) -> list[str]:
     try:
+        refuse_long_header(path)  # a file without line breaks is not read whole
         with open(path, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), None)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
