@@ -27,6 +27,9 @@ CONVERTER = "esa_lightning.data.convert"
 # the code a conversion depends on (the converter, the NASA reader, the layout writers): a
 # converted folder made by other code is made again
 CONVERTER_CODE = ROOT / "esa_lightning" / "data"
+# the code a generated mission depends on (the synthetic generator, its signals, the layout
+# writers and the grid helpers they use): a generated mission made by other code is made again
+GENERATOR_CODE = ROOT / "esa_lightning" / "data" / "readers"
 # what every training run adds: no TensorBoard, plain output, and the test range left unscored
 # (predict.py scores it once, from the saved detector)
 TRAIN_COMMON = ["logger=none", "trainer.enable_progress_bar=false", "test=false"]
@@ -240,6 +243,19 @@ def conversion_stamp(source: Path, args: Sequence[str]) -> str:
     return " ".join(args) + "\n" + key
 
 
+def fresh_generated(root: Path, settings: dict[str, Any]) -> None:
+    """Remove the generated mission ``root`` of the work folder when another version of the
+    generator (``GENERATOR_CODE``) or other ``settings`` made it, so the next read generates it
+    again with this code; a stamp beside it (``<root>.generated``) records what made it."""
+    code = sorted(GENERATOR_CODE.rglob("*.py"))
+    stamp = io.cache_key(settings, io.source_identity(code))
+    marker = root.with_name(root.name + ".generated")
+    if marker.is_file() and marker.read_text() == stamp:
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    io.write_text_atomic(marker, stamp)
+
+
 def development_copy(source: Path, mission: Path, out: Path, timeout_s: float) -> dict[str, Any]:
     """Write ``out`` again with ``esa_lightning.data.development``: the rows of the NASA folder
     ``source`` that the converted ``mission`` trains on; ``{}`` when done, else ``na`` or
@@ -327,3 +343,31 @@ def run_candidate(
         return out
     out["status"], out["reason"] = "ok", ""
     return out
+
+
+def parse_pairs(items: list[str], what: str) -> dict[str, str]:
+    """``NAME=VALUE`` command-line items as a dict."""
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"error: {what} takes NAME=OVERRIDES, got {item!r}")
+        pairs[name.strip()] = value
+    return pairs
+
+
+def select(names: str | None, table: dict[str, Any], what: str) -> list[str]:
+    """The comma-separated names asked for (all without ``names``); unknown ones are an error."""
+    if names is None:
+        return list(table)
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in table]
+    if unknown:
+        raise SystemExit(f"error: unknown {what} {unknown}; known: {sorted(table)}")
+    return chosen
+
+
+def last_wins(overrides: list[str]) -> list[str]:
+    """Drop an override that a later plain ``key=value`` of the same key replaces anyway."""
+    keys = [o.partition("=")[0] if o[:1] not in "+~" else o for o in overrides]
+    return [o for i, o in enumerate(overrides) if keys[i] not in keys[i + 1 :]]

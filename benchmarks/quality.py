@@ -24,6 +24,9 @@ and every number as JSON (``<workdir>.json`` by default). ``--tiny``, ``--missio
 ``outputs/quality.md``), never over the whole suite's leaderboard; ``--from-json``
 of a tiny or development run writes where that run would. A mission that crashes or times out
 gives error rows; n/a is kept for a mission or candidate the product refuses (exit code 2).
+A later run into the work folder reuses its missions only while what made them is unchanged
+(source files, arguments and code of the converter: ``<mission>/.complete``; settings and code,
+``esa_lightning/data/readers``, of the generator: ``<mission>.generated``), else makes them again.
 
     python benchmarks/quality.py --development [--missions msl_esa_dev] [--candidates ...]
 
@@ -61,10 +64,14 @@ from _quality_runs import (
     convert,
     converted_overrides,
     development_copy,
+    fresh_generated,
+    last_wins,
     missing_configs,
+    parse_pairs,
     paths_from_here,
     prepare_mission,
     run_candidate,
+    select,
     split_overrides,
 )
 
@@ -184,30 +191,9 @@ def tiny_mission(work: Path) -> dict[str, Any]:
     """A small generated mission in the work folder (its own reader cache too)."""
     gen = " ".join(f"data.generate.{k}={v}" for k, v in TINY_GENERATE.items())
     root, cache = work / "data" / "tiny", work / "data" / "cache"
+    fresh_generated(root, TINY_GENERATE)
     root, cache = shlex.quote(str(root)), shlex.quote(str(cache))
     return {"data": f"data.root={root} data.cache_dir={cache} data.val_days=2 {gen}"}
-
-
-def parse_pairs(items: list[str], what: str) -> dict[str, str]:
-    """``NAME=VALUE`` command-line items as a dict."""
-    pairs = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"error: {what} takes NAME=OVERRIDES, got {item!r}")
-        pairs[name.strip()] = value
-    return pairs
-
-
-def select(names: str | None, table: dict[str, Any], what: str) -> list[str]:
-    """The comma-separated names asked for (all without ``names``); unknown ones are an error."""
-    if names is None:
-        return list(table)
-    chosen = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in chosen if n not in table]
-    if unknown:
-        raise SystemExit(f"error: unknown {what} {unknown}; known: {sorted(table)}")
-    return chosen
 
 
 def candidate_table(added: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -217,12 +203,6 @@ def candidate_table(added: dict[str, str]) -> dict[str, dict[str, Any]]:
                          f"give yours another name (e.g. {clash[0]}_mine), or change the "
                          f"built-in on one mission with --override MISSION:{clash[0]}=OVERRIDES")
     return {**CANDIDATES, **{n: {"overrides": v, "kind": "baseline"} for n, v in added.items()}}
-
-
-def last_wins(overrides: list[str]) -> list[str]:
-    """Drop an override that a later plain ``key=value`` of the same key replaces anyway."""
-    keys = [o.partition("=")[0] if o[:1] not in "+~" else o for o in overrides]
-    return [o for i, o in enumerate(overrides) if keys[i] not in keys[i + 1 :]]
 
 
 def rows_for(
@@ -249,8 +229,9 @@ def convert_command(source: Any, out: Path, layout: str, extra: list[str]) -> st
 def mission_data(name: str, spec: dict[str, Any], work: Path, timeout: float) -> dict[str, Any]:
     """The mission's data overrides, converting first where needed; or why it is n/a."""
     if "generate_seed" in spec:  # generated on first use, in its own folder
-        seed = int(spec["generate_seed"])
-        return {"data": [f"data.root={work / 'data' / name}", f"data.generate.seed={seed}"]}
+        seed, root = int(spec["generate_seed"]), work / "data" / name
+        fresh_generated(root, {"seed": seed})
+        return {"data": [f"data.root={root}", f"data.generate.seed={seed}"]}
     if "convert" in spec:
         layout, data = spec["convert"]
         extra = list(spec.get("convert_args", ()))

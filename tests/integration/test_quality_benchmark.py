@@ -663,3 +663,39 @@ def test_a_candidate_of_your_own_may_not_take_a_built_in_name(tmp_path: Path,
     (cands,) = ran
     assert cands["gru_ae"]["kind"] == "flagship"
     assert cands["gru_s1"] == {"overrides": "experiment=gru_ae seed=1", "kind": "baseline"}
+
+
+def test_a_generated_mission_is_made_again_when_the_generator_s_code_changed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The synthetic_seed<S> and --tiny missions in the work folder were generated on first use
+    and then reused whatever the generator's code: after a change of the generator, a rerun into
+    the same --workdir scored every row on the mission the old code made, silently."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import _quality_runs
+    import quality
+
+    def generated(root: Path) -> Path:  # what load_synthetic leaves on first use
+        root.mkdir(parents=True)
+        (root / "channels.csv").write_text("made by this code\n")
+        return root
+
+    seed_root, tiny_root = tmp_path / "data" / "synthetic_seed2", tmp_path / "data" / "tiny"
+    for ask, root in ((lambda: quality.mission_data("synthetic_seed2", {"generate_seed": 2},
+                                                    tmp_path, 300), seed_root),
+                      (lambda: quality.tiny_mission(tmp_path), tiny_root)):
+        ask()
+        generated(root)
+        ask()
+        assert (root / "channels.csv").is_file()  # the same code: reused
+        code = tmp_path / f"code_{root.name}"
+        code.mkdir()
+        (code / "synthetic.py").write_text("# another version of the generator\n")
+        monkeypatch.setattr(_quality_runs, "GENERATOR_CODE", code, raising=False)
+        ask()
+        assert not root.exists()  # generated again on use, by the code of this run
+        generated(root)
+        ask()
+        assert (root / "channels.csv").is_file()
+        monkeypatch.undo()
+        monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
