@@ -535,3 +535,29 @@ def test_the_validation_share_names_the_recorded_days_of_a_mission_read_as_gener
     with pytest.raises(ESAInputError) as err:
         require_training_rows(mission, {"val_days": 5})
     assert str(err.value).endswith(f"data.val_days=null: a sixth of the mission ({set_by})")
+
+
+def test_cli_stopped_half_way_leaves_no_half_written_mission(tmp_path, monkeypatch):
+    """The command line generated straight into --out: stopped half-way (here while writing the
+    Kaggle copy; Ctrl-C, a full disk) it left a mission without its Kaggle test file, or without
+    mission.json, which load_synthetic then read; now it writes into a temporary folder renamed
+    to --out once complete, and one left by a killed run is removed by the next."""
+    import esa_lightning.data.readers.synthetic as synthetic
+    from esa_lightning import io
+
+    out = tmp_path / "mission"
+    stale = tmp_path / f"{io.TMP_PREFIX}{io.OWNER_MARK}.{io._host()}.999999999.mission.abc"
+    (stale / "channels").mkdir(parents=True)  # a killed generation's (pid 999999999 ended)
+
+    def stop(mission, folder):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthetic, "write_kaggle_layout", stop)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--out", str(out), "--channels", "2", "--groups", "1", "--days", "1", "--kaggle"])
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    main(["--out", str(out), "--channels", "2", "--groups", "1", "--days", "1", "--kaggle"])
+    assert (out / "mission.json").is_file() and (out / "kaggle" / "test.parquet").is_file()
+    assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~io.current_umask())

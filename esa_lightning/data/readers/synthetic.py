@@ -409,24 +409,30 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _generate_from_arguments(a: argparse.Namespace) -> Path:
-    """The command line's mission, into a new or empty ``--out`` folder (never over files)."""
+    """The command line's mission, into a new or empty ``--out`` folder (never over files),
+    written whole into a temporary folder first (``io.new_folder``): a run stopped half-way
+    leaves no half-written mission, and the next run removes a killed one's temporary."""
     out = Path(a.out)
     if out.is_dir() and any(out.iterdir()):
         raise ESAInputError("--out: the folder exists and is not empty; choose a new one", path=out)
-    return generate_mission(
-        a.out,
-        channels=a.channels,
-        groups=a.groups,
-        subsystems=a.subsystems,
-        days=a.days,
-        start=a.start,
-        period=a.period,
-        seed=a.seed,
-        n_telecommands=a.n_telecommands,
-        kaggle=a.kaggle,
-        csv=a.csv,
-        split_date=a.split_date,
-    )
+    if out.exists() and not out.is_dir():
+        raise ESAInputError("exists and is not a folder", path=out)
+    with io.new_folder(out) as tmp:
+        generate_mission(
+            tmp,
+            channels=a.channels,
+            groups=a.groups,
+            subsystems=a.subsystems,
+            days=a.days,
+            start=a.start,
+            period=a.period,
+            seed=a.seed,
+            n_telecommands=a.n_telecommands,
+            kaggle=a.kaggle,
+            csv=a.csv,
+            split_date=a.split_date,
+        )
+    return out
 
 
 if __name__ == "__main__":
