@@ -99,7 +99,7 @@ class Detector:
             torch.save(cpu_state(module), folder / "weights.pt")
             ckpt = self.checkpoints.get(name) if module.artifact_checkpoint else None
             if ckpt is not None and Path(ckpt).is_file():
-                shutil.copy2(ckpt, folder / "lightning.ckpt")
+                shutil.copyfile(ckpt, folder / "lightning.ckpt")  # mode: the umask's
             module.save_extra(folder)
             entries[name] = {"class": class_path(module), "hparams": plain_hparams(module)}
         combiner = None

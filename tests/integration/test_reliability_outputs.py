@@ -175,6 +175,28 @@ def test_every_output_and_cache_entry_follows_the_umask(smoke_detector, small_mi
         assert mode == (0o777 if is_dir else 0o666) & ~mask, (name, oct(mode))
 
 
+
+def test_a_detector_saved_again_follows_this_run_s_umask(smoke_detector, tmp_path):
+    """Its Lightning checkpoint was copied with ``shutil.copy2``, which copies the source's mode:
+    a detector trained (or a merge's source) under ``umask 077`` saved again under ``umask 022``
+    (``Detector.load(old).save(new)``, ``merge.py``) kept an owner-only ``lightning.ckpt``
+    beside files every other reader could read."""
+    from esa_lightning.artifact import Detector
+
+    source = tmp_path / "source"
+    shutil.copytree(smoke_detector, source)
+    for p in source.rglob("*"):
+        p.chmod(0o700 if p.is_dir() else 0o600)  # as written under umask 077
+    assert (source / "components" / "smoke" / "lightning.ckpt").is_file()
+    before = os.umask(0o022)
+    try:
+        saved = Detector.load(source).save(tmp_path / "again")
+    finally:
+        os.umask(before)
+    for name, (is_dir, mode) in file_modes(saved).items():
+        assert mode == (0o755 if is_dir else 0o644), (name, oct(mode))
+
+
 # ------------------------------------------------------------------------ cache identity
 @pytest.mark.parametrize("reader", ["esa_csv", "kaggle"])
 def test_an_edit_keeping_size_and_mtime_is_not_served_stale(tmp_path, reader):
