@@ -6,7 +6,9 @@ skops sees a file, ``load_head`` reads its ``schema.json`` and refuses any type 
 head's own list (plus plain containers, strings, numbers and numpy arrays) and any loader outside
 the few plain ones those types use, naming the file and the type; the object skops builds must
 then be of the head's type. Whatever else goes wrong (a truncated or foreign file, a raw pickle)
-is one ``ESAInputError`` naming the file.
+is one ``ESAInputError`` naming the file. A head of the right type fitted on another feature
+count (another model's) is refused by ``refuse_other_feature_count``, which each model calls
+where it knows its feature count.
 """
 
 from __future__ import annotations
@@ -135,3 +137,20 @@ def load_head(
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def refuse_other_feature_count(
+    head: Any, expected: int, source: Path | str, what: str, inputs: str
+) -> None:
+    """Refuse a fitted ``head`` (``what``: "the forest head") whose ``n_features_in_`` is not
+    the ``expected`` feature count of the ``inputs`` it is given ("this model's windows"): the
+    right type of head, fitted for another model (a skops file swapped, the artifact's checksums
+    computed again). Unchecked, it loaded, and scoring ended in scikit-learn's ``X has N
+    features`` traceback."""
+    fitted_on = getattr(head, "n_features_in_", expected)
+    if int(fitted_on) != int(expected):
+        raise ESAInputError(
+            f"{what} was fitted on {fitted_on} features, {inputs} have {expected}: "
+            "it belongs to another model; restore it or retrain",
+            path=source,
+        )

@@ -51,7 +51,11 @@ import skops.io as sio
 from sklearn.ensemble import RandomForestClassifier
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.data.safe_skops import RANDOM_FOREST_TYPES, load_head
+from esa_lightning.data.safe_skops import (
+    RANDOM_FOREST_TYPES,
+    load_head,
+    refuse_other_feature_count,
+)
 from esa_lightning.data.transforms.windows import labeled_window_mask
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
@@ -255,13 +259,10 @@ class RandomForestGate(PostRule):
         if self.forest is None or not alarm_w.any():
             return alarm_w, probability
         features = window_features(wo, alarm_w)
-        fitted_on = getattr(self.forest, "n_features_in_", features.shape[1])
-        if fitted_on != features.shape[1]:  # a head of another model (an edited artifact)
-            raise ESAInputError(
-                f"the forest head was fitted on {fitted_on} features, this model's windows have "
-                f"{features.shape[1]}: it belongs to another model; restore it or retrain",
-                path=self.source or "the random forest head",
-            )
+        refuse_other_feature_count(  # a head of another model (an edited artifact)
+            self.forest, features.shape[1], self.source or "the random forest head",
+            "the forest head", "this model's windows",
+        )
         proba = self.forest.predict_proba(features)
         positive = list(self.forest.classes_).index(1) if 1 in self.forest.classes_ else None
         probability[alarm_w] = 0.0 if positive is None else proba[:, positive]

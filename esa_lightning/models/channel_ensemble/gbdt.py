@@ -22,7 +22,11 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from esa_lightning.data.safe_skops import HIST_GRADIENT_BOOSTING_TYPES, load_head
+from esa_lightning.data.safe_skops import (
+    HIST_GRADIENT_BOOSTING_TYPES,
+    load_head,
+    refuse_other_feature_count,
+)
 from esa_lightning.data.segment_datamodule import SegmentDataModule
 from esa_lightning.data.transforms.segments import SPLIT_TRAIN
 from esa_lightning.errors import ESAInputError
@@ -304,13 +308,15 @@ class GBDTChannelEnsemble(DetectorModule):
         the checkpoint), or refuse it."""
         import io
 
+        head = source / "trees.skops" if isinstance(source, Path) else source
         try:
             arrays = np.load(io.BytesIO(arrays_data), allow_pickle=False)
-            blob = load_head(trees_data, source, HIST_GRADIENT_BOOSTING_TYPES, dict)
+            blob = load_head(trees_data, head, HIST_GRADIENT_BOOSTING_TYPES, dict)
             trees = dict(zip(map(tuple, blob["keys"]), blob["trees"], strict=True))
             kinds = (HistGradientBoostingClassifier, float)
             if not all(isinstance(t, kinds) for t in trees.values()):
-                raise ESAInputError("holds other objects than trees", path=source)
+                raise ESAInputError("holds other objects than trees", path=head)
+            self._check_trees(trees, head)
             for name in ("meta_w", "meta_b", "cv", "event_w", "kernels", "kernel_len"):
                 setattr(self, name, arrays[name])
             self.event_b = np.float32(arrays["event_b"])
@@ -322,6 +328,22 @@ class GBDTChannelEnsemble(DetectorModule):
                 f"cannot read the GBDT channel ensemble: {err}", path=source
             ) from None
         self.trees = trees
+
+    def _check_trees(self, trees: dict, source: Path | str) -> None:
+        """Refuse trees of another model: other learners than this model's, or a learner fitted
+        on another feature count than its feature subset."""
+        learners = set(np.ndindex(*self.feature_mask.shape[:3]))
+        if set(trees) != learners:
+            raise ESAInputError(
+                f"holds {len(trees)} learners, this model has {len(learners)} (channel, "
+                "external, internal): it belongs to another model; restore it or retrain",
+                path=source,
+            )
+        for key, tree in trees.items():
+            refuse_other_feature_count(
+                tree, int(self.feature_mask[key].sum()), source, f"the tree {key}",
+                "its feature subset's columns",
+            )
 
     def save_extra(self, folder: Path) -> None:
         """trees.skops + arrays.npz in ``folder`` (no pickle)."""

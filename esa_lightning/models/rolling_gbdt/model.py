@@ -34,7 +34,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.data.safe_skops import HIST_GRADIENT_BOOSTING_TYPES, load_head
+from esa_lightning.data.safe_skops import (
+    HIST_GRADIENT_BOOSTING_TYPES,
+    load_head,
+    refuse_other_feature_count,
+)
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
 from esa_lightning.models.base import (
@@ -338,6 +342,7 @@ class RollingGBDT(DetectorModule):
             raise ESAInputError(
                 f"cannot read the rolling_gbdt classifier: {err.reason}", path=path
             ) from None
+        self._check_classifier(path)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The classifier as skops bytes, so a resumed run needs no refit."""
@@ -351,6 +356,14 @@ class RollingGBDT(DetectorModule):
         super().on_load_checkpoint(checkpoint)
         if CHECKPOINT_KEY in checkpoint:
             self.classifier = _load_classifier(checkpoint[CHECKPOINT_KEY])
+            self._check_classifier("checkpoint")
+
+    def _check_classifier(self, source: str | Path) -> None:
+        """Refuse a classifier fitted on another feature count (another model's)."""
+        refuse_other_feature_count(
+            self.classifier, self.feature_center.numel(), source, "the classifier",
+            "this model's feature rows",
+        )
 
 
 def _load_classifier(
