@@ -56,16 +56,34 @@ def earlier_outputs(folder: str | Path) -> list[str]:
     return found
 
 
+def refuse_artifact_folder(folder: str | Path, setting: str = "hydra.run.dir") -> None:
+    """Refuse a run folder that is a detector artifact (a folder holding ``detector.json``) or
+    lies inside one (``<run>/detector/sub``): the run would write among the artifact's files.
+    Every command checks it (train.py, merge.py, predict.py, evaluate.py)."""
+    folder = Path(folder)
+    full = folder.resolve()
+    for place in (full, *full.parents):
+        if (place / "detector.json").is_file():
+            where = "is" if place == full else "is inside"
+            raise ESAInputError(
+                f"{where} the detector artifact {place} (it holds detector.json): a run writes "
+                f"nothing into an artifact; give it a folder outside it ({setting}=...)",
+                path=folder,
+            )
+
+
 def refuse_earlier_run(folder: str | Path, ckpt_path: Any, setting: str | None = None) -> None:
     """Refuse a new run (no ``ckpt_path``) into ``folder`` when it holds an earlier run's
     outputs: it would mix its checkpoints with them and replace its detector. The message names
     ``setting``, by default ``hydra.run.dir`` in a job Hydra runs (train.py) and ``output_dir=``
-    outside one (the Python API's ``train()``)."""
+    outside one (the Python API's ``train()``). Any run into an artifact is refused
+    (``refuse_artifact_folder``)."""
+    setting = setting or run_dir_setting()
+    refuse_artifact_folder(folder, setting)
     if ckpt_path:
         return
     found = earlier_outputs(folder)
     if found:
-        setting = setting or run_dir_setting()
         raise ESAInputError(
             f"holds an earlier run's {', '.join(found)}: train into another folder "
             f"(another {setting}), or resume that run with ckpt_path=last",
@@ -75,8 +93,9 @@ def refuse_earlier_run(folder: str | Path, ckpt_path: Any, setting: str | None =
 
 def refuse_earlier_sweep(sweep_dir: str | Path, ckpt_path: Any) -> None:
     """Refuse a ``-m`` sweep (no ``ckpt_path``) into a folder where an earlier sweep's job
-    trained, naming the first such job folder."""
+    trained, naming the first such job folder, and any sweep into a detector artifact."""
     sweep_dir = Path(sweep_dir)
+    refuse_artifact_folder(sweep_dir, "hydra.sweep.dir")
     if ckpt_path or not sweep_dir.is_dir():
         return
     for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
@@ -124,8 +143,12 @@ def other_runs_outputs(folder: str | Path, job: str) -> list[str]:
 
 def refuse_other_runs_folder(folder: str | Path, job: str) -> None:
     """Refuse to run ``job`` (``predict``, ``evaluate``) into ``folder`` when it holds another
-    run's outputs (``other_runs_outputs``), naming the first."""
+    run's outputs (``other_runs_outputs``), naming the first, or lies inside a detector
+    artifact (``refuse_artifact_folder``; the artifact's own folder is named by its
+    ``detector.json`` here)."""
     found = other_runs_outputs(folder, job)
+    if not found:
+        refuse_artifact_folder(folder)
     if found:
         noun, verb = _WORDS[job]
         raise ESAInputError(
@@ -150,7 +173,8 @@ class RefuseOtherRuns(Callback):
 
 def refuse_merge_folder(folder: str | Path, _ckpt_path: Any = None) -> None:
     """Refuse to merge into a folder holding a detector or metrics (a source's own run folder:
-    they would be replaced)."""
+    they would be replaced), or a detector artifact or a folder inside one."""
+    refuse_artifact_folder(folder)
     taken = [name for name in ("detector", "metrics.json") if (Path(folder) / name).exists()]
     if taken:
         raise ESAInputError(
