@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -388,3 +389,17 @@ def cache_key(*parts: Any) -> str:
     """A stable hash of JSON-serialisable parts (source identities and every option)."""
     blob = json.dumps(parts, sort_keys=True, default=_json_default).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def not_a_file(path: Path) -> str:
+    """Why ``path``, expected to be a regular file, is not one: ``missing`` (a dangling link
+    too), or ``a folder, not a regular file`` (``a named pipe``, ``a device``, ``a socket``),
+    from its ``stat``: it is never opened (a named pipe would wait for a writer)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "missing"
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")]
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    return f"{kind}, not a regular file"

@@ -33,6 +33,7 @@ from esa_lightning.data.preprocessing import (
     record_problem,
 )
 from esa_lightning.errors import ESAInputError
+from esa_lightning.io import not_a_file
 from esa_lightning.models.base import DetectorModule
 from esa_lightning.models.registry import detector_families
 
@@ -294,7 +295,7 @@ def verify_parts(folder: Path, files: dict[str, str]) -> None:
         if not inside:
             raise ESAInputError("a link that leads outside the artifact; refused", path=part)
         if not part.is_file():
-            raise ESAInputError(f"missing (listed in {MANIFEST})", path=part)
+            raise ESAInputError(f"{not_a_file(part)} (listed in {MANIFEST})", path=part)
         if sha256_of(part) != digest:
             raise ESAInputError(
                 "changed since the artifact was written (sha256 differs from "

@@ -226,6 +226,26 @@ def test_deleted_forest_head_is_refused(copy_of):
     load_refused(folder, "rf_gate.skops", "missing")
 
 
+@pytest.mark.parametrize("kind", ["folder", "named pipe"])
+@pytest.mark.parametrize("name", ["rf_gate.skops", "weights.pt"])
+def test_a_part_that_is_not_a_regular_file_is_named_as_such(copy_of, name, kind):
+    """A folder or a FIFO in place of a listed part was refused as ``missing (listed in
+    detector.json)``, though it is there; the FIFO is never opened (reading it would wait for
+    a writer)."""
+    import signal
+
+    folder = copy_of("gru")
+    part = folder / "components/gru" / name
+    part.unlink()
+    part.mkdir() if kind == "folder" else os.mkfifo(part)
+    signal.alarm(60)  # a read of the FIFO would hang: fail instead
+    try:
+        message = load_refused(folder, f"{part}: a {kind}, not a regular file (listed in ")
+    finally:
+        signal.alarm(0)
+    assert "missing" not in message, message
+
+
 @pytest.mark.parametrize("part", ["components/gru/rf_gate.skops", "components/gru/weights.pt"])
 def test_changed_part_is_refused(copy_of, part):
     folder = copy_of("gru")
