@@ -647,3 +647,31 @@ def test_a_file_without_line_breaks_is_refused_without_reading_it_whole(tmp_path
         read(path)
     write_esa_csv(tmp_path / "ok.csv")  # a header and rows: read as before
     assert read(tmp_path / "ok.csv").n_rows == 30
+
+
+@pytest.mark.parametrize("where", ["first row", "later row"])
+def test_a_data_row_without_line_breaks_is_refused_in_bounded_memory(tmp_path, where):
+    """A fine header, then 20 MB of rows whose line ends were lost: the first data row was
+    parsed whole by the csv module to see whether its timestamp has a time zone (0.7 s and
+    ~370 MB of Python strings for 50 MB), then pyarrow refused it as 'straddling object
+    straddles two block boundaries (try to increase block size?)', an option no user has; the
+    same message for such a row later in the file. Now one line naming the file and the bound,
+    reading at most 4 MiB of the row."""
+    import tracemalloc
+
+    path = tmp_path / "lost.csv"
+    row = "2000-01-01 00:00:00,0.5,0.1,0,0,0,"
+    before = "2000-01-01 00:00:00,0.5,0.1,0,0,0\n" if where == "later row" else ""
+    path.write_text("timestamp,channel_1,channel_2,telecommand_1,is_anomaly_channel_1,"
+                    "is_anomaly_channel_2\n" + before + row * ((20 << 20) // len(row)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ESAInputError) as info:
+            read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    assert "longer than 4,194,304 characters" in message and "straddl" not in message, message
+    assert peak < 32 << 20, peak

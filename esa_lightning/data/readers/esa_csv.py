@@ -64,7 +64,11 @@ from esa_lightning.data.readers.common import (
     repair_values,
     zero_nonfinite,
 )
-from esa_lightning.data.readers.header_line import refuse_long_header
+from esa_lightning.data.readers.header_line import (
+    first_data_line,
+    long_row,
+    refuse_long_header,
+)
 from esa_lightning.data.selection import (
     NS_RANGE,
     ChannelSpec,
@@ -434,11 +438,8 @@ def _first_time_zoned(path: Path, header: list[str]) -> bool:
     """Whether the first data row's timestamp ends in a time zone (``Z``, ``+02:00``): then
     every timestamp of the file must have one, and they are converted to UTC."""
     col = header.index(TIMESTAMP)
-    try:
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-            rows = csv.reader(f)
-            next(rows, None)
-            first = next((row for row in rows if row), [])
+    try:  # at most one block (what pyarrow reads a row within) of the row
+        first = next(csv.reader([first_data_line(path, BLOCK_BYTES)]), [])
     except (OSError, csv.Error):  # pyarrow names the problem when it reads the file
         return False
     return col < len(first) and ZONE.search(first[col].strip()) is not None
@@ -465,6 +466,8 @@ def _arrow_error(exc: Exception, path: Path, header: list[str], zoned: bool) -> 
         return ESAInputError(reason, path=path, column=column, value=value)
     if "Empty CSV file" in msg:
         return ESAInputError("empty file", path=path)
+    if "straddling object straddles" in msg:  # a row longer than a block: line ends lost
+        return ESAInputError(long_row(BLOCK_BYTES), path=path)
     return ESAInputError(
         f"cannot parse the CSV: {one_line(exc)}", path=path, column=column, value=value
     )

@@ -1,4 +1,5 @@
-"""A text table's header line read with a bound, before the table is parsed."""
+"""A text table's header line, and its first data row, read with a bound before the table is
+parsed."""
 
 from __future__ import annotations
 
@@ -24,3 +25,26 @@ def refuse_long_header(path: Path, limit: int = HEADER_LIMIT) -> None:
             f"{limit >> 20} MiB): not a CSV table with one header line",
             path=path,
         )
+
+
+def long_row(limit: int) -> str:
+    """Why a data row longer than ``limit`` characters (the CSV reader's block) is refused."""
+    return (
+        f"a data row is longer than {limit:,} characters (no line break within "
+        f"{limit >> 20} MiB): not a CSV table of one row per line"
+    )
+
+
+def first_data_line(path: Path, limit: int, header_limit: int = HEADER_LIMIT) -> str:
+    """The first line after the header that is not blank, reading at most ``limit`` characters
+    of it (``refuse_long_header`` bounded the header): a row longer than ``limit`` is refused
+    (``long_row``). Rows whose line ends were lost, after a fine header, were parsed whole by
+    the csv module (2.5 s and 380 MiB of Python strings for 50 MB)."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        f.readline(header_limit + 1)
+        while line := f.readline(limit + 1):
+            if len(line) > limit and line[-1] not in "\r\n":
+                raise ESAInputError(long_row(limit), path=path)
+            if line.strip():
+                return line
+    return ""
