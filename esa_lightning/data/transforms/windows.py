@@ -170,7 +170,7 @@ def mission_inputs(mission: Mission, inputs: str, n_telecommands: int | None = N
 # what ``detrend`` subtracts: the trailing mean; the trailing median (an event shorter than
 # half the span does not move it, so the rows after a long event are not offset by it); or the
 # trailing mean of the values clipped to the span of rows shortly before each (``clip_wild``:
-# one wild reading does not offset the day after it, at about the mean's cost)
+# one wild reading does not offset the day after it, at about four times the mean's cost)
 DETREND_STATS = ("mean", "median", "clipped_mean")
 # clipped_mean: a value enters the mean clipped to [low - WIDEN * spread, high + WIDEN * spread],
 # low / high / spread the min / max / max - min of the CLIP_REFERENCE rows that end CLIP_GAP
