@@ -73,3 +73,37 @@ def test_gbdt_ensemble_trees_of_another_feature_count_are_refused(tmp_path):
     with pytest.raises(ESAInputError, match=r"trees\.skops: .*another model") as info:
         Detector.load(folder)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "key", ["meta_w", "meta_b", "cv", "event_w", "event_b", "kernels", "kernel_len", "feat_mean"]
+)
+def test_gbdt_ensemble_arrays_of_another_shape_are_refused(tmp_path, key):
+    """``arrays.npz`` of another model (its array ``key`` of another shape) loaded, and scoring
+    ended in numpy's ``operands could not be broadcast together`` (or an ``IndexError``, a torch
+    ``RuntimeError``) once every row was featurised; kernels one sample shorter scored."""
+    import io
+
+    from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
+    from tests.helpers import tiny_datamodule
+
+    dm = tiny_datamodule()
+    model = GBDTChannelEnsemble(
+        **dm.dims, max_iter=3, n_threads=1, post_processing={"alarm": {"kind": "peaks"}}
+    ).fit(dm)
+    folder = tmp_path / "detector"
+    Detector({"gbdt": model}, mission_schema(dm.mission)).save(folder)
+    path = folder / "components/gbdt/arrays.npz"
+    arrays = dict(np.load(path))
+    value = arrays[key]
+    arrays[key] = value[..., :-1] if value.ndim else np.stack([value, value])
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    path.write_bytes(buf.getvalue())
+    reseal(folder)
+    write_manifest(folder, manifest_of(folder))
+    with pytest.raises(ESAInputError) as info:
+        Detector.load(folder)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    assert f"the array {key} " in message and str(arrays[key].shape) in message, message

@@ -309,6 +309,7 @@ class GBDTChannelEnsemble(DetectorModule):
         import io
 
         head = source / "trees.skops" if isinstance(source, Path) else source
+        npz = source / "arrays.npz" if isinstance(source, Path) else source
         try:
             arrays = np.load(io.BytesIO(arrays_data), allow_pickle=False)
             blob = load_head(trees_data, head, HIST_GRADIENT_BOOSTING_TYPES, dict)
@@ -317,6 +318,7 @@ class GBDTChannelEnsemble(DetectorModule):
             if not all(isinstance(t, kinds) for t in trees.values()):
                 raise ESAInputError("holds other objects than trees", path=head)
             self._check_trees(trees, head)
+            self._check_arrays(arrays, npz)
             for name in ("meta_w", "meta_b", "cv", "event_w", "kernels", "kernel_len"):
                 setattr(self, name, arrays[name])
             self.event_b = np.float32(arrays["event_b"])
@@ -344,6 +346,26 @@ class GBDTChannelEnsemble(DetectorModule):
                 tree, int(self.feature_mask[key].sum()), source, f"the tree {key}",
                 "its feature subset's columns",
             )
+
+    def _check_arrays(self, arrays: Mapping[str, np.ndarray], source: Path | str) -> None:
+        """Refuse fitted arrays of another model: an array of another shape than this model's
+        settings give it (it would end in a numpy broadcast error while scoring)."""
+        cfg = self.config
+        c, e, i = self.feature_mask.shape[:3]
+        k, f = (cfg["n_kernels"], cfg["max_kernel_len"]), (c, cfg["n_features"])
+        shapes = dict(
+            meta_w=(c, e, i), meta_b=(c, e), cv=(c,), event_w=(max(cfg["group_index"]) + 1,),
+            event_b=(), kernels=(c, *k), kernel_len=(c, k[0]), feat_mean=f, feat_std=f,
+        )
+        for name, shape in shapes.items():
+            got = arrays[name]
+            if got.shape != shape or not np.issubdtype(got.dtype, np.number):
+                raise ESAInputError(
+                    f"the array {name} is {got.dtype} of shape {got.shape}, this model's is "
+                    f"numbers of shape {shape}: it belongs to another model; restore it or "
+                    "retrain",
+                    path=source,
+                )
 
     def save_extra(self, folder: Path) -> None:
         """trees.skops + arrays.npz in ``folder`` (no pickle)."""
