@@ -22,6 +22,25 @@ def _other_model_head() -> HistGradientBoostingClassifier:
     return HistGradientBoostingClassifier(max_iter=3).fit(rows, [0, 1] * 30)
 
 
+@pytest.fixture(scope="module")
+def gbdt_ensemble():
+    """A GBDT channel ensemble fitted once on the tiny mission, and that mission."""
+    from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
+    from tests.helpers import tiny_datamodule
+
+    dm = tiny_datamodule()
+    model = GBDTChannelEnsemble(
+        **dm.dims, max_iter=5, n_threads=1, post_processing={"alarm": {"kind": "peaks"}}
+    ).fit(dm)
+    return model, dm.mission
+
+
+def _saved(gbdt_ensemble, folder: Path) -> Path:
+    model, mission = gbdt_ensemble
+    Detector({"gbdt": model}, mission_schema(mission)).save(folder)
+    return folder
+
+
 def _refused_at_load(folder: Path, head: Path) -> str:
     reseal(folder)
     write_manifest(folder, manifest_of(folder))
@@ -46,19 +65,11 @@ def test_a_rolling_gbdt_classifier_of_another_feature_count_is_refused(tmp_path)
     _refused_at_load(folder, head)
 
 
-def test_gbdt_ensemble_trees_of_another_feature_count_are_refused(tmp_path):
+def test_gbdt_ensemble_trees_of_another_feature_count_are_refused(tmp_path, gbdt_ensemble):
     """A tree of the right type fitted on 3 features loaded, and scoring ended in ``ValueError:
     X has 53 features, but HistGradientBoostingClassifier is expecting 3``; trees of a model
     with fewer channels (fewer keys) in a ``KeyError``."""
-    from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
-    from tests.helpers import tiny_datamodule
-
-    dm = tiny_datamodule()
-    model = GBDTChannelEnsemble(
-        **dm.dims, max_iter=5, n_threads=1, post_processing={"alarm": {"kind": "peaks"}}
-    ).fit(dm)
-    folder = tmp_path / "detector"
-    Detector({"gbdt": model}, mission_schema(dm.mission)).save(folder)
+    folder = _saved(gbdt_ensemble, tmp_path / "detector")
     head = folder / "components/gbdt/trees.skops"
     data = head.read_bytes()
     blob = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
@@ -78,21 +89,13 @@ def test_gbdt_ensemble_trees_of_another_feature_count_are_refused(tmp_path):
 @pytest.mark.parametrize(
     "key", ["meta_w", "meta_b", "cv", "event_w", "event_b", "kernels", "kernel_len", "feat_mean"]
 )
-def test_gbdt_ensemble_arrays_of_another_shape_are_refused(tmp_path, key):
+def test_gbdt_ensemble_arrays_of_another_shape_are_refused(tmp_path, gbdt_ensemble, key):
     """``arrays.npz`` of another model (its array ``key`` of another shape) loaded, and scoring
     ended in numpy's ``operands could not be broadcast together`` (or an ``IndexError``, a torch
     ``RuntimeError``) once every row was featurised; kernels one sample shorter scored."""
     import io
 
-    from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
-    from tests.helpers import tiny_datamodule
-
-    dm = tiny_datamodule()
-    model = GBDTChannelEnsemble(
-        **dm.dims, max_iter=3, n_threads=1, post_processing={"alarm": {"kind": "peaks"}}
-    ).fit(dm)
-    folder = tmp_path / "detector"
-    Detector({"gbdt": model}, mission_schema(dm.mission)).save(folder)
+    folder = _saved(gbdt_ensemble, tmp_path / "detector")
     path = folder / "components/gbdt/arrays.npz"
     arrays = dict(np.load(path))
     value = arrays[key]
