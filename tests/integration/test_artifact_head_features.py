@@ -41,14 +41,15 @@ def _saved(gbdt_ensemble, folder: Path) -> Path:
     return folder
 
 
-def _refused_at_load(folder: Path, head: Path) -> str:
+def _refused_at_load(folder: Path, head: Path, why: str = "fitted on 3 features") -> str:
+    """The artifact resealed (as a hostile user can) is refused in one line naming ``head``."""
     reseal(folder)
     write_manifest(folder, manifest_of(folder))
     with pytest.raises(ESAInputError) as info:
         Detector.load(folder)
     message = str(info.value)
     assert message.startswith(f"{head}: ") and "\n" not in message, message
-    assert "fitted on 3 features" in message, message
+    assert why in message, message
     return message
 
 
@@ -103,10 +104,5 @@ def test_gbdt_ensemble_arrays_of_another_shape_are_refused(tmp_path, gbdt_ensemb
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     path.write_bytes(buf.getvalue())
-    reseal(folder)
-    write_manifest(folder, manifest_of(folder))
-    with pytest.raises(ESAInputError) as info:
-        Detector.load(folder)
-    message = str(info.value)
-    assert message.startswith(f"{path}: ") and "\n" not in message, message
-    assert f"the array {key} " in message and str(arrays[key].shape) in message, message
+    message = _refused_at_load(folder, path, f"the array {key} ")
+    assert str(arrays[key].shape) in message, message
