@@ -20,6 +20,7 @@ from _common import tree_rss_kib
 
 from esa_lightning import io
 from esa_lightning.data.convert import reader_overrides
+from esa_lightning.data.readers.synthetic_record import generator_code_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "esa_lightning" / "conf"
@@ -27,8 +28,9 @@ CONVERTER = "esa_lightning.data.convert"
 # the code a conversion depends on (the converter, the NASA reader, the layout writers): a
 # converted folder made by other code is made again
 CONVERTER_CODE = ROOT / "esa_lightning" / "data"
-# the code a generated mission depends on (the synthetic generator, its signals, the layout
-# writers and the grid helpers they use): a generated mission made by other code is made again
+# where the code a generated mission depends on lives (``synthetic_record.GENERATOR_MODULES``:
+# the generator, its signals, the layout writers, the grid helper): a generated mission made by
+# other code is made again
 GENERATOR_CODE = ROOT / "esa_lightning" / "data" / "readers"
 # what every training run adds: no TensorBoard, plain output, and the test range left unscored
 # (predict.py scores it once, from the saved detector)
@@ -247,8 +249,7 @@ def fresh_generated(root: Path, settings: dict[str, Any]) -> None:
     """Remove the generated mission ``root`` of the work folder when another version of the
     generator (``GENERATOR_CODE``) or other ``settings`` made it, so the next read generates it
     again with this code; a stamp beside it (``<root>.generated``) records what made it."""
-    code = sorted(GENERATOR_CODE.rglob("*.py"))
-    stamp = io.cache_key(settings, io.source_identity(code))
+    stamp = io.cache_key(settings, generator_code_digest(GENERATOR_CODE))
     marker = root.with_name(root.name + ".generated")
     if marker.is_file() and marker.read_text() == stamp:
         return

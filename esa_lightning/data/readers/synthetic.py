@@ -46,6 +46,13 @@ from esa_lightning import io
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.readers.common import other_layout_hint
 from esa_lightning.data.readers.layout_writers import write_csv, write_esa_csv, write_kaggle_layout
+from esa_lightning.data.readers.synthetic_record import (
+    FIRST_USE,
+    GENERATOR_CODE,
+    generator_code_digest,
+    settings_that_differ,
+    warn_other_code,
+)
 from esa_lightning.data.readers.synthetic_signals import (
     DAY_NS,
     Event,
@@ -161,6 +168,7 @@ def generate_mission(
         "lightweight": lightweight,
         "period": period,
         GENERATOR: args,
+        GENERATOR_CODE: generator_code_digest(),
     }
     io.write_json_atomic(out / "mission.json", info)
     if kaggle or csv:
@@ -305,6 +313,8 @@ def load_synthetic(
         tmp = io.make_temporary_folder(root)
         try:
             generate_mission(tmp, **gen)
+            # a folder generated from these settings: a later read with others says so
+            io.write_json_atomic(tmp / "mission.json", {**_mission_info(tmp), FIRST_USE: True})
             try:
                 if root.exists():
                     root.rmdir()
@@ -318,18 +328,14 @@ def load_synthetic(
                 shutil.rmtree(tmp, ignore_errors=True)
     info = _mission_info(root)
     recorded = info.get(GENERATOR, {})
-    # the config's generator settings are the generator's defaults: only a setting asked for
-    # (another value than the default) and not met is worth a warning
+    if GENERATOR in info:  # a generated mission: made by this generator's code?
+        warn_other_code(root, info)
     defaults = {k: p.default for k, p in inspect.signature(generate_mission).parameters.items()}
-    differs = {
-        k: v
-        for k, v in gen.items()
-        if k in recorded and recorded[k] != v and (k not in defaults or defaults[k] != v)
-    }
+    differs = settings_that_differ(info, recorded, gen, generator_settings(gen), defaults)
     if differs:
         warnings.warn(
             f"{root}: reusing the existing synthetic mission generated with {recorded}; "
-            f"requested {differs}. Delete the folder to regenerate.",
+            f"requested {differs}. Delete the folder (or give another data.root) to regenerate.",
             stacklevel=user_stacklevel(),
         )
     options = dict(read_options)
