@@ -83,3 +83,28 @@ def tree_rss_kib(pid: int) -> int:
         except (OSError, ValueError):
             continue
     return total
+
+
+def reusable_scratch(folder: Path, params: dict[str, Any]) -> bool:
+    """Whether the benchmark's scratch ``folder`` (a generated mission, a parquet file) may be
+    reused: True when its stamp ``<folder>.params.json`` records these ``params`` (include the
+    generator's code digest where it made the data); False when it does not exist (make it, then
+    ``stamp_scratch``). One made with other params, or without a stamp (an older benchmark), is
+    refused naming both: it is never reused nor removed."""
+    import json
+
+    stamp = folder.with_name(folder.name + ".params.json")
+    if not folder.exists():
+        return False
+    recorded = json.loads(stamp.read_text()) if stamp.is_file() else None
+    if recorded != json.loads(json.dumps(params)):
+        raise SystemExit(f"{folder}: made with {recorded or 'unrecorded parameters'}, this run "
+                         f"needs {params}: delete it or choose another --workdir")
+    return True
+
+
+def stamp_scratch(folder: Path, params: dict[str, Any]) -> None:
+    """Record what made ``folder`` (``reusable_scratch`` checks it on reuse)."""
+    import json
+
+    write_text_atomic(folder.with_name(folder.name + ".params.json"), json.dumps(params))

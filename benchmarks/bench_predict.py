@@ -31,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import machine, replace_section, tree_rss_kib
+from _common import machine, replace_section, reusable_scratch, stamp_scratch, tree_rss_kib
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -90,17 +90,24 @@ class RssSampler(threading.Thread):
 
 # ------------------------------------------------------------------------ data
 def generate(out: Path, days: float, split_date: str, channels: int = 76) -> dict:
-    """Generate a Mission1-shaped mission (subprocess, measured) unless it already exists.
+    """Generate a Mission1-shaped mission (subprocess, measured) unless it already exists,
+    made with these arguments by this generator code (``reusable_scratch``: else refused).
 
     ``channels`` other than 76 scales the groups with it (76 channels in 18 groups)."""
-    if (out / "mission.json").is_file():
-        return {}
+    from esa_lightning.data.readers.synthetic_record import generator_code_digest
+
     args = list(MISSION_ARGS)
     if channels != 76:
         args[1], args[3] = str(channels), str(max(1, round(18 * channels / 76)))
+    params = {"args": args, "days": days, "split_date": split_date,
+              "generator_code": generator_code_digest()}
+    if reusable_scratch(out, params):
+        return {}
     cmd = [sys.executable, "-m", "esa_lightning.data.synthetic", "--out", str(out)]
     cmd += [*args, "--days", str(days), "--split-date", split_date]
-    return run_measured(cmd, out.parent / "logs" / f"generate_{out.name}.log")
+    res = run_measured(cmd, out.parent / "logs" / f"generate_{out.name}.log")
+    stamp_scratch(out, params)
+    return res
 
 
 def write_kaggle_test(mission_dir: Path, out: Path, rows: int, cache_dir: Path) -> Path:
