@@ -13,6 +13,11 @@ import pandas as pd
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.readers.common import one_line
+from esa_lightning.data.readers.header_line import (
+    HEADER_LIMIT,
+    first_data_line,
+    refuse_long_header,
+)
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path, json_text
 from esa_lightning.jobs.common import mission_from_config
@@ -83,6 +88,7 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
         raise ESAInputError(f"a folder, not a predictions file{hint}", path=path)
     if not path.is_file():
         raise ESAInputError("predictions file not found", path=path)
+    refuse_unbounded_lines(path)
     try:
         # text as written: a series named NA or None is a name; only an empty cell is missing
         frame = pd.read_csv(path, dtype={"channel": str}, keep_default_na=False, na_values=[""])
@@ -97,6 +103,15 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
         raise ESAInputError(NOTHING_TO_SCORE, path=path)
     results = score_aligned(aligned, mission)
     return results, event_outcomes(mission.events, aligned.timestamps, aligned.alarm)
+
+
+def refuse_unbounded_lines(path: Path, limit: int = HEADER_LIMIT) -> None:
+    """Refuse a predictions file whose header line or first data row is longer than ``limit``
+    characters (4 MiB), reading at most ``limit`` of each line, as the ESA CSV reader refuses
+    its files: pandas read a file without line breaks whole (a 20 MB one ran for more than
+    300 s) before a message that held the whole line."""
+    refuse_long_header(path, limit)
+    first_data_line(path, limit, limit)
 
 
 def warn_unread_columns(frame: pd.DataFrame, mission: Mission, path: Path) -> None:

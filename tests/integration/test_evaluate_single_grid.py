@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from esa_lightning.data.readers.header_line import HEADER_LIMIT
 from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.evaluate import evaluate_predictions
 from tests.conftest import compose_config
@@ -102,6 +103,11 @@ KAGGLE_CASES = {
 def refusal(tmp_path: Path, data: list[str], pred: pd.DataFrame) -> str:
     path = tmp_path / "spoiled.csv"
     pred.to_csv(path, index=False)
+    return refusal_of(tmp_path, data, path)
+
+
+def refusal_of(tmp_path: Path, data: list[str], path: Path) -> str:
+    """The one-line refusal of the predictions file ``path``, which names it first."""
     cfg = compose_config("evaluate", [f"predictions={path}", *data], tmp_path / "e")
     with pytest.raises(ESAInputError) as refused:
         evaluate_predictions(cfg)
@@ -264,3 +270,33 @@ def test_a_folder_given_as_predictions_is_named_as_a_folder(tmp_path, kaggle):
     pred.to_csv(run / "submission.csv", index=False)
     with pytest.raises(ESAInputError, match=f"its submission is {run / 'submission.csv'}"):
         evaluate_predictions(cfg)
+
+
+def _not_parsed(*_args, **_kwargs):
+    raise AssertionError("pandas was handed a file the bounded reads refuse")
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [("t" * (HEADER_LIMIT + 1), "the header line is longer than 4,194,304 characters"),
+     ("id,is_anomaly\n\n" + "6" * (HEADER_LIMIT + 1),
+      "a data row is longer than 4,194,304 characters")],
+    ids=["header", "first row"],
+)
+def test_a_predictions_file_without_line_breaks_is_refused_before_pandas_reads_it(
+        tmp_path, kaggle, monkeypatch, text, needle):
+    """pd.read_csv read the predictions whole, unbounded: a 20 MB file without line breaks ran
+    for more than 300 s (its header's names mangled one by one, or a 'time' of millions of
+    digits parsed) before a message that held the whole line. Now refused, as the ESA CSV
+    reader refuses its files (readers/header_line.py), after reading at most 4 MiB of a line."""
+    data, _ = kaggle
+    path = tmp_path / "pred.csv"
+    path.write_text(text)
+    monkeypatch.setattr(pd, "read_csv", _not_parsed)
+    cfg = compose_config("evaluate", [f"predictions={path}", *data], tmp_path / "e")
+    with pytest.raises(ESAInputError) as refused:
+        evaluate_predictions(cfg)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: ") and needle in message, message[:300]
+    assert len(message) < 300
+
