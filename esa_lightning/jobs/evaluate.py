@@ -5,6 +5,7 @@ their runs of 1 in row order, series after series)."""
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 
@@ -107,10 +108,19 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
 
 def refuse_unbounded_lines(path: Path, limit: int = HEADER_LIMIT) -> None:
     """Refuse a predictions file whose header line or first data row is longer than ``limit``
-    characters (4 MiB), reading at most ``limit`` of each line, as the ESA CSV reader refuses
-    its files: pandas read a file without line breaks whole (a 20 MB one ran for more than
-    300 s) before a message that held the whole line."""
-    refuse_long_header(path, limit)
+    characters (4 MiB), or whose header names a column twice, reading at most ``limit`` of
+    each line, as the ESA CSV reader refuses its files: pandas read a file without line
+    breaks whole (a 20 MB one ran for more than 300 s), and renamed a repeated column
+    (``is_anomaly.1``, in quadratic time) to score the first one only."""
+    try:
+        header = next(csv.reader([refuse_long_header(path, limit)]), [])
+    except (OSError, csv.Error) as exc:  # a name longer than the csv module's 131,072
+        raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise ESAInputError("named twice in the header", path=path, column=name)
+        seen.add(name)
     first_data_line(path, limit, limit)
 
 

@@ -300,3 +300,17 @@ def test_a_predictions_file_without_line_breaks_is_refused_before_pandas_reads_i
     assert message.startswith(f"{path}: ") and needle in message, message[:300]
     assert len(message) < 300
 
+
+def test_a_column_named_twice_in_the_header_is_refused_by_name(tmp_path, kaggle):
+    """pandas renamed a second is_anomaly column is_anomaly.1 and scored the first one only
+    (a warning named 'is_anomaly.1' as unread); and a header of thousands of repeated names
+    was renamed in quadratic time (40 s for 50,000 names 'x')."""
+    data, pred = kaggle
+    path = tmp_path / "pred.csv"
+    spoiled = pred.assign(again=1 - pred["is_anomaly"])
+    spoiled.to_csv(path, index=False, header=["id", "is_anomaly", "is_anomaly"])
+    message = refusal_of(tmp_path, data, path)
+    for needle in ("column 'is_anomaly'", "named twice in the header"):
+        assert needle in message, message
+    path.write_text("t" * 200_000 + "\n")  # one name longer than the csv module reads
+    assert "not a readable CSV (field larger than field limit" in refusal_of(tmp_path, data, path)

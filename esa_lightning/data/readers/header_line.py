@@ -12,11 +12,11 @@ from esa_lightning.errors import ESAInputError
 HEADER_LIMIT = 4 << 20
 
 
-def refuse_long_header(path: Path, limit: int = HEADER_LIMIT) -> None:
+def refuse_long_header(path: Path, limit: int = HEADER_LIMIT) -> str:
     """Refuse a file whose first line is longer than ``limit`` characters (4 MiB), reading at
     most that much: a file without line breaks (telemetry whose line ends were lost, a file of
     another kind) was read whole as one header line, slowly and into memory, before a
-    confusing error or an empty table."""
+    confusing error or an empty table. Returns the first line (line end included)."""
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         line = f.readline(limit + 1)
     if len(line) > limit:
@@ -25,6 +25,7 @@ def refuse_long_header(path: Path, limit: int = HEADER_LIMIT) -> None:
             f"{limit >> 20} MiB): not a CSV table with one header line",
             path=path,
         )
+    return line
 
 
 def long_row(limit: int) -> str:
