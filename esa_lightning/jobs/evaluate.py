@@ -66,11 +66,13 @@ def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra Dic
     print("Anomaly only:")
     print(ranking_table({cfg.algorithm: anomaly_only}))
     # written with every evaluation, so an earlier evaluation's table in the same folder never
-    # stands beside this one's numbers: both written in full before either is renamed in place
-    with atomic_path(folder / "events.csv") as table:
-        events.to_csv(table, index=False)
-        with atomic_path(folder / "evaluation.json") as js:
-            js.write_text(json_text(results))
+    # stands beside this one's numbers: both written in full before either is renamed in place,
+    # evaluation.json (which says an evaluation finished) last, an earlier one removed first
+    with atomic_path(folder / "evaluation.json") as js:
+        js.write_text(json_text(results))
+        with atomic_path(folder / "events.csv") as table:
+            events.to_csv(table, index=False)
+            (folder / "evaluation.json").unlink(missing_ok=True)
     print(f"written: {folder / 'evaluation.json'}")
     counted = events["category"].isin(SELECTIONS[""])  # the events EW_recall counts
     print(

@@ -314,3 +314,44 @@ def test_a_column_named_twice_in_the_header_is_refused_by_name(tmp_path, kaggle)
         assert needle in message, message
     path.write_text("t" * 200_000 + "\n")  # one name longer than the csv module reads
     assert "not a readable CSV (field larger than field limit" in refusal_of(tmp_path, data, path)
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["new folder", "earlier evaluation"])
+def test_evaluation_json_never_stands_without_its_events_csv(tmp_path, kaggle, monkeypatch,
+                                                             earlier):
+    """evaluation.json, the file that says an evaluation finished, was renamed into place
+    before events.csv: a run that died between the two renames left an evaluation.json without
+    events.csv, or beside the earlier evaluation's. Now events.csv lands first, and an earlier
+    evaluation.json is gone before it: an evaluation.json stands only beside its own table.
+    The death is an OSError at the second rename."""
+    import os
+
+    data, pred = kaggle
+    runs = {}
+    for name, frame in (("p", pred), ("q", pred.assign(is_anomaly=0))):  # caught, then missed
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        folder = tmp_path / f"alone_{name}"
+        evaluate_predictions(compose_config("evaluate",
+                                            [*data, f"predictions={tmp_path}/{name}.csv"], folder))
+        runs[name] = {n: (folder / n).read_bytes() for n in ("evaluation.json", "events.csv")}
+    assert runs["p"]["events.csv"] != runs["q"]["events.csv"]
+    out = tmp_path / "eval"
+    if earlier:
+        evaluate_predictions(compose_config("evaluate", [*data, f"predictions={tmp_path}/p.csv"],
+                                            out))
+    renamed, replace = [], os.replace
+
+    def dies_at_the_second(src, dst, *args, **kwargs):
+        if Path(dst).name in ("evaluation.json", "events.csv"):
+            renamed.append(Path(dst).name)
+            if len(renamed) == 2:
+                raise OSError("killed between the renames")
+        return replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", dies_at_the_second)
+    with pytest.raises(ESAInputError):
+        evaluate_predictions(compose_config("evaluate", [*data, f"predictions={tmp_path}/q.csv"],
+                                            out))
+    left = {n: (out / n).read_bytes() for n in ("evaluation.json", "events.csv")
+            if (out / n).exists()}
+    assert "evaluation.json" not in left or left in (runs["p"], runs["q"]), sorted(left)
