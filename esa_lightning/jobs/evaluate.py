@@ -91,7 +91,7 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
         raise ESAInputError(f"a folder, not a predictions file{hint}", path=path)
     if not path.is_file():
         raise ESAInputError("predictions file not found", path=path)
-    refuse_unbounded_lines(path)
+    refuse_malformed_lines(path)
     try:
         # text as written: a series named NA or None is a name; only an empty cell is missing
         frame = pd.read_csv(path, dtype={"channel": str}, keep_default_na=False, na_values=[""])
@@ -108,22 +108,30 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
     return results, event_outcomes(mission.events, aligned.timestamps, aligned.alarm)
 
 
-def refuse_unbounded_lines(path: Path, limit: int = HEADER_LIMIT) -> None:
+def refuse_malformed_lines(path: Path, limit: int = HEADER_LIMIT) -> None:
     """Refuse a predictions file whose header line or first data row is longer than ``limit``
-    characters (4 MiB), or whose header names a column twice, reading at most ``limit`` of
-    each line, as the ESA CSV reader refuses its files: pandas read a file without line
-    breaks whole (a 20 MB one ran for more than 300 s), and renamed a repeated column
-    (``is_anomaly.1``, in quadratic time) to score the first one only."""
+    characters (4 MiB), whose header names a column twice, or whose first data row has more
+    cells than the header has names, reading at most ``limit`` of each line, as the ESA CSV
+    reader refuses its files: pandas read a file without line breaks whole (a 20 MB one ran
+    for more than 300 s), renamed a repeated column (``is_anomaly.1``, in quadratic time) to
+    score the first one only, and read the first cells of longer rows as an index, every
+    column shifted."""
     try:
         header = next(csv.reader([refuse_long_header(path, limit)]), [])
-    except (OSError, csv.Error) as exc:  # a name longer than the csv module's 131,072
+        row = next(csv.reader([first_data_line(path, limit, limit)]), [])
+    except (OSError, csv.Error) as exc:  # a cell longer than the csv module's 131,072
         raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
     seen: set[str] = set()
     for name in header:
         if name in seen:
             raise ESAInputError("named twice in the header", path=path, column=name)
         seen.add(name)
-    first_data_line(path, limit, limit)
+    if len(row) > len(header):
+        raise ESAInputError(
+            f"the first data row has {len(row)} cells, the header {len(header)} names (a "
+            "comma at the end of each row, or a column without a name?)",
+            path=path,
+        )
 
 
 def warn_unread_columns(frame: pd.DataFrame, mission: Mission, path: Path) -> None:

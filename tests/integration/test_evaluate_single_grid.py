@@ -355,3 +355,17 @@ def test_evaluation_json_never_stands_without_its_events_csv(tmp_path, kaggle, m
     left = {n: (out / n).read_bytes() for n in ("evaluation.json", "events.csv")
             if (out / n).exists()}
     assert "evaluation.json" not in left or left in (runs["p"], runs["q"]), sorted(left)
+
+
+@pytest.mark.parametrize("end", [",", ",0.5"], ids=["trailing comma", "extra cell"])
+def test_rows_with_more_cells_than_the_header_are_refused_as_such(tmp_path, kaggle, end):
+    """pandas read the first cell of rows one cell longer than the header as an unnamed index,
+    shifting every column left: a trailing comma on each row was refused as "column 'id':
+    value 0: repeated key" (its is_anomaly cells read as ids), and a first row of 100,000
+    cells ran for 20 s, building an index of 100,000 levels."""
+    data, pred = kaggle
+    path = tmp_path / "pred.csv"
+    header, *rows = pred.to_csv(index=False).splitlines()
+    path.write_text("\n".join([header, *(row + end for row in rows)]) + "\n")
+    message = refusal_of(tmp_path, data, path)
+    assert "the first data row has 3 cells, the header 2 names" in message, message
