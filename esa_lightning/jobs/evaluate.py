@@ -14,11 +14,7 @@ import pandas as pd
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.readers.common import one_line
-from esa_lightning.data.readers.header_line import (
-    HEADER_LIMIT,
-    first_data_line,
-    refuse_long_header,
-)
+from esa_lightning.data.readers.header_line import HEADER_LIMIT, first_lines
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path, json_text
 from esa_lightning.jobs.common import mission_from_config
@@ -117,8 +113,9 @@ def refuse_malformed_lines(path: Path, limit: int = HEADER_LIMIT) -> None:
     score the first one only, and read the first cells of longer rows as an index, every
     column shifted."""
     try:
-        header = next(csv.reader([refuse_long_header(path, limit)]), [])
-        row = next(csv.reader([first_data_line(path, limit, limit)]), [])
+        header_line, first_row = first_lines(path, limit, limit)
+        header = next(csv.reader([header_line]), [])
+        row = next(csv.reader([first_row]), [])
     except (OSError, csv.Error) as exc:  # a cell longer than the csv module's 131,072
         raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
     seen: set[str] = set()

@@ -369,3 +369,23 @@ def test_rows_with_more_cells_than_the_header_are_refused_as_such(tmp_path, kagg
     path.write_text("\n".join([header, *(row + end for row in rows)]) + "\n")
     message = refusal_of(tmp_path, data, path)
     assert "the first data row has 3 cells, the header 2 names" in message, message
+
+
+def test_the_bounded_reads_open_the_predictions_file_once(tmp_path, kaggle, monkeypatch):
+    """first_data_line opened the file again and read the header line refuse_long_header had
+    just read and checked, to skip it: both lines are now read in one pass."""
+    from esa_lightning.data.readers import header_line
+    from esa_lightning.jobs.evaluate import refuse_malformed_lines
+
+    _, pred = kaggle
+    path = tmp_path / "pred.csv"
+    pred.to_csv(path, index=False)
+    opened = []
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(Path(file))
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(header_line, "open", counting_open, raising=False)
+    refuse_malformed_lines(path)
+    assert opened == [path]
