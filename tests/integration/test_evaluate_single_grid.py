@@ -18,6 +18,7 @@ import pytest
 from esa_lightning.data.readers.header_line import HEADER_LIMIT
 from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.evaluate import evaluate_predictions
+from esa_lightning.metrics.report import KEY_CELL_LIMIT
 from tests.conftest import compose_config
 from tests.helpers import set_cell, write_esa_csv
 from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
@@ -389,3 +390,22 @@ def test_the_bounded_reads_open_the_predictions_file_once(tmp_path, kaggle, monk
     monkeypatch.setattr(header_line, "open", counting_open, raising=False)
     refuse_malformed_lines(path)
     assert opened == [path]
+
+
+@pytest.mark.parametrize(("mission", "column", "cell"), [
+    ("esa_csv", "timestamp", "2000-01-01 00:15:00" + " " * 10_000),
+    ("esa_csv", "timestamp", "2000-01-01 " + "9" * 10_000),
+    ("kaggle", "id", "6" + "0" * 10_000),
+])
+def test_a_key_cell_longer_than_any_time_or_id_is_refused_by_its_length(tmp_path, request,
+                                                                         mission, column, cell):
+    """pandas' time parsing slows down with the square of a cell's length (4.7 s for one
+    100 KB cell, minutes for one under the 4 MiB row limit): a timestamp or id cell over
+    ``KEY_CELL_LIMIT`` characters is refused, naming the file, column, row and its length,
+    never its content (the message was the whole cell, 10 KB of it)."""
+    data, pred = request.getfixturevalue(mission)
+    message = refusal(tmp_path, data, set_cell(3, column, cell)(pred))
+    for needle in (f"column '{column}'", "row 4 after the header",
+                   f"{len(cell)} characters", f"at most {KEY_CELL_LIMIT}"):
+        assert needle in message, message
+    assert cell.strip()[:100] not in message
