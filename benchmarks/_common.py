@@ -108,3 +108,15 @@ def stamp_scratch(folder: Path, params: dict[str, Any]) -> None:
     import json
 
     write_text_atomic(folder.with_name(folder.name + ".params.json"), json.dumps(params))
+
+
+def scratch_params(folder: Path) -> dict[str, Any]:
+    """The params ``folder`` was stamped with (``stamp_scratch``), for the params of what is
+    derived from it (a mission's Kaggle copy): a folder with no stamp is refused."""
+    import json
+
+    stamp = folder.with_name(folder.name + ".params.json")
+    if not stamp.is_file():
+        raise SystemExit(f"{folder}: no record of the parameters that made it ({stamp.name}): "
+                         "delete it or choose another --workdir")
+    return json.loads(stamp.read_text())

@@ -18,6 +18,10 @@ Usage::
 Wall times depend on other jobs on the machine; the table also gives CPU seconds (user + system,
 all threads) of each run.
 
+The mission ``m{channels}x{days}d`` and its ``kaggle/`` copy are made once in ``--workdir`` and
+reused only when their ``<folder>.params.json`` records the same arguments (``--groups`` and
+``--period`` included), generator code and mission; one made otherwise is refused.
+
 Mission1 scale is ``--days 5114`` (14.7 M grid rows); the naive reader then needs ~20 GB.
 """
 
@@ -33,6 +37,7 @@ import time
 from pathlib import Path
 
 from _common import machine as _machine
+from _common import reusable_scratch, scratch_params, stamp_scratch
 from _common import write_section as _write_section
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -128,6 +133,43 @@ def _run(kind: str, root: Path, period: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def mission_folder(workdir: Path, channels: int, groups: int, days: float,
+                   period: str) -> tuple[Path, float | None]:
+    """(the generated mission ``m{channels}x{days}d``, its generation seconds or None when
+    reused): reused only when made with these arguments by this generator code (its stamp)."""
+    from esa_lightning.data.readers.synthetic import generate_mission
+    from esa_lightning.data.readers.synthetic_record import generator_code_digest
+
+    root = Path(workdir) / f"m{channels}x{days:g}d"
+    params = {"channels": channels, "groups": groups, "days": days, "period": period, "seed": 0,
+              "n_telecommands": 40, "generator_code": generator_code_digest()}
+    if reusable_scratch(root, params):
+        return root, None
+    t = time.perf_counter()
+    generate_mission(root, channels=channels, groups=groups, days=days, seed=params["seed"],
+                     n_telecommands=params["n_telecommands"], period=period)
+    stamp_scratch(root, params)
+    return root, time.perf_counter() - t
+
+
+def kaggle_copy(root: Path) -> Path:
+    """``root/kaggle``: the mission's Kaggle layout, reused only when made from a mission made
+    as ``root`` was (its stamp)."""
+    from esa_lightning.data.readers.esa_adb import read_esa_mission
+    from esa_lightning.data.readers.synthetic import write_kaggle_layout
+
+    out = root / "kaggle"
+    params = {"mission": scratch_params(root)}
+    if reusable_scratch(out, params):
+        return out
+    info = json.loads((root / "mission.json").read_text())
+    m = read_esa_mission(root, counters=info["counters"], split_date=info["split_date"],
+                         use_cache=False)
+    write_kaggle_layout(m, out)
+    stamp_scratch(out, params)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--channels", type=int, default=76)
@@ -144,37 +186,15 @@ def main() -> None:
         print(json.dumps(worker(a.worker, Path(a.root), a.period)))
         return
 
-    from esa_lightning.data.readers.synthetic import generate_mission, write_kaggle_layout
-
-    root = Path(a.workdir) / f"m{a.channels}x{a.days:g}d"
-    gen_s = None
-    if not (root / "mission.json").is_file():
-        t = time.perf_counter()
-        generate_mission(
-            root,
-            channels=a.channels,
-            groups=a.groups,
-            days=a.days,
-            seed=0,
-            n_telecommands=40,
-            period=a.period,
-        )
-        gen_s = time.perf_counter() - t
+    root, gen_s = mission_folder(Path(a.workdir), a.channels, a.groups, a.days, a.period)
     have_kaggle = True
     try:
         import esa_lightning.data.readers.kaggle  # noqa: F401
     except ImportError:
         have_kaggle = False
         print("note: esa_lightning.data.readers.kaggle not available yet; skipping the Kaggle part")
-    if have_kaggle and not (root / "kaggle" / "test.parquet").is_file():
-        from esa_lightning.data.readers.esa_adb import read_esa_mission
-
-        info = json.loads((root / "mission.json").read_text())
-        m = read_esa_mission(
-            root, counters=info["counters"], split_date=info["split_date"], use_cache=False
-        )
-        write_kaggle_layout(m, root / "kaggle")
-        del m
+    if have_kaggle:
+        kaggle_copy(root)
 
     load = os.getloadavg()[0]
     # ours is fast and sensitive to other jobs on the machine: median of --repeats runs

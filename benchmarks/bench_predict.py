@@ -31,7 +31,14 @@ import threading
 import time
 from pathlib import Path
 
-from _common import machine, replace_section, reusable_scratch, stamp_scratch, tree_rss_kib
+from _common import (
+    machine,
+    replace_section,
+    reusable_scratch,
+    scratch_params,
+    stamp_scratch,
+    tree_rss_kib,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -111,13 +118,15 @@ def generate(out: Path, days: float, split_date: str, channels: int = 76) -> dic
 
 
 def write_kaggle_test(mission_dir: Path, out: Path, rows: int, cache_dir: Path) -> Path:
-    """``out/test.parquet``: the last ``rows`` grid rows of the mission, Kaggle layout."""
+    """``out/test.parquet``: the last ``rows`` grid rows of the mission, Kaggle layout; reused
+    only when cut from a mission made as this one was (its stamp), with as many rows."""
     import json
 
     from esa_lightning.data.readers.esa_adb import read_esa_mission
     from esa_lightning.data.readers.layout_writers import write_kaggle_layout
 
-    if (out / "test.parquet").is_file():
+    params = {"mission": scratch_params(mission_dir), "rows": rows}
+    if reusable_scratch(out, params):
         return out
     info = json.loads((mission_dir / "mission.json").read_text())
     m = read_esa_mission(mission_dir, counters=info["counters"], cache_dir=cache_dir)
@@ -128,6 +137,7 @@ def write_kaggle_test(mission_dir: Path, out: Path, rows: int, cache_dir: Path) 
     write_kaggle_layout(m, tmp)
     (tmp / "train.parquet").unlink()  # predict reads test.parquet alone (the container's input)
     os.replace(tmp, out)
+    stamp_scratch(out, params)
     return out
 
 

@@ -32,7 +32,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, replace_section  # noqa: E402
+from _common import (  # noqa: E402
+    machine,
+    replace_section,
+    reusable_scratch,
+    scratch_params,
+    stamp_scratch,
+)
 from bench_predict import ROOT, generate, reference_worker, run_measured  # noqa: E402
 
 HEADER = "## Bounded memory: predict.py on parquet files up to 14.7 M rows (bench_stream.py)"
@@ -40,13 +46,15 @@ BATCH = 262_144
 
 
 def make_file(source: Path, cache: Path, out: Path, rows: int) -> Path:
-    """``out``: ``rows`` rows of ``source``'s grid repeated, Kaggle train layout, streamed."""
+    """``out``: ``rows`` rows of ``source``'s grid repeated, Kaggle train layout, streamed;
+    reused only when made from a mission made as ``source`` was (its stamp), with these rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from esa_lightning.data.readers.esa_adb import read_esa_mission
 
-    if out.is_file():
+    params = {"mission": scratch_params(source), "rows": rows, "batch": BATCH}
+    if reusable_scratch(out, params):
         return out
     info = json.loads((source / "mission.json").read_text())
     m = read_esa_mission(source, counters=info["counters"], cache_dir=cache)
@@ -69,26 +77,31 @@ def make_file(source: Path, cache: Path, out: Path, rows: int) -> Path:
         writer.write_table(table, row_group_size=BATCH)
     writer.close()
     tmp.rename(out)
+    stamp_scratch(out, params)
     return out
 
 
 def zscore_detector(sample_file: Path, out: Path) -> Path:
-    """A robust z-score detector of the file's schema, fitted on its first 200 k rows."""
+    """A robust z-score detector of the file's schema, fitted on its first 200 k rows; reused
+    only when fitted so on a file made as ``sample_file`` was (its stamp)."""
     import torch
 
     from esa_lightning.artifact import Detector, mission_schema
     from esa_lightning.data.readers.kaggle import read_kaggle
     from esa_lightning.models.zscore.model import RobustZScore
 
-    if (out / "detector.json").is_file():
+    params = {"sample_file": scratch_params(sample_file), "fit_rows": 200_000,
+              "quantile": 99.0, "threshold": 8.0}
+    if reusable_scratch(out, params):
         return out
     m = read_kaggle(sample_file, use_cache=False)
-    fit = torch.from_numpy(np.asarray(m.values[:200_000]))
-    model = RobustZScore(n_channels=len(m.channel_names), quantile=99.0)
+    fit = torch.from_numpy(np.asarray(m.values[: params["fit_rows"]]))
+    model = RobustZScore(n_channels=len(m.channel_names), quantile=params["quantile"])
     model.median.copy_(fit.median(0).values)
     model.scale.copy_(fit.std(0).clamp_min(1e-6))
-    model.threshold.fill_(8.0)
+    model.threshold.fill_(params["threshold"])
     Detector({"zscore": model}, mission_schema(m)).save(out)
+    stamp_scratch(out, params)
     return out
 
 
