@@ -350,6 +350,23 @@ def pad_kernels(
     return padded, lengths
 
 
+def kernel_len_problem(lengths: np.ndarray, max_len: int) -> str | None:
+    """What makes stored kernel ``lengths`` [C, K] other than ``pad_kernels`` writes, or None:
+    ``pad_kernels`` writes whole numbers from 0 (an empty slot) to ``max_len`` (the kernel
+    buffer's width, at most the window a kernel is matched in), the empty slots last. Any other
+    length was silently cut to the buffer or dropped by ``unpad_kernels``, shifting the next
+    kernels' feature columns (an artifact read with it scores with other kernels)."""
+    lengths = np.asarray(lengths)
+    if not np.issubdtype(lengths.dtype, np.integer):
+        return f"holds {lengths.dtype} lengths, not whole numbers"
+    outside = lengths[(lengths < 0) | (lengths > max_len)]
+    if outside.size:
+        return f"holds the kernel length {int(outside[0])}, outside 0 to {max_len}"
+    if (np.diff((lengths > 0).astype(np.int8), axis=-1) > 0).any():
+        return "holds an empty kernel slot (length 0) before a kernel: training puts them last"
+    return None
+
+
 def unpad_kernels(padded: np.ndarray, lengths: np.ndarray) -> list[list[np.ndarray]]:
     """Inverse of ``pad_kernels``: drops empty slots."""
     return [

@@ -28,7 +28,7 @@ from esa_lightning.data.safe_skops import (
     refuse_other_feature_count,
 )
 from esa_lightning.data.segment_datamodule import SegmentDataModule
-from esa_lightning.data.transforms.segments import SPLIT_TRAIN
+from esa_lightning.data.transforms.segments import SPLIT_TRAIN, kernel_len_problem
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
 from esa_lightning.models.base import DetectorModule, RowScores, top_channels_setting
@@ -49,6 +49,7 @@ from esa_lightning.models.channel_ensemble.model import (
 from esa_lightning.models.channel_ensemble.network import (
     feature_subset_masks,
     group_aggregate,
+    group_index_setting,
 )
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.peaks import PeakAlarm
@@ -105,7 +106,7 @@ class GBDTChannelEnsemble(DetectorModule):
         self.config = dict(
             n_channels=n_channels,
             n_features=n_features,
-            group_index=[int(g) for g in group_index],
+            group_index=group_index_setting(group_index, n_channels),
             channel_names=None if channel_names is None else list(channel_names),
             n_external=n_external,
             n_internal=n_internal,
@@ -349,7 +350,8 @@ class GBDTChannelEnsemble(DetectorModule):
 
     def _check_arrays(self, arrays: Mapping[str, np.ndarray], source: Path | str) -> None:
         """Refuse fitted arrays of another model: an array of another shape than this model's
-        settings give it (it would end in a numpy broadcast error while scoring)."""
+        settings give it (it would end in a numpy broadcast error while scoring), or kernel
+        lengths training never writes (``kernel_len_problem``: it would score other kernels)."""
         cfg = self.config
         c, e, i = self.feature_mask.shape[:3]
         k, f = (cfg["n_kernels"], cfg["max_kernel_len"]), (c, cfg["n_features"])
@@ -366,6 +368,11 @@ class GBDTChannelEnsemble(DetectorModule):
                     "retrain",
                     path=source,
                 )
+        width = min(cfg["max_kernel_len"], cfg["window"])
+        if problem := kernel_len_problem(arrays["kernel_len"], width):
+            raise ESAInputError(
+                f"the array kernel_len {problem}; restore it or retrain", path=source
+            )
 
     def save_extra(self, folder: Path) -> None:
         """trees.skops + arrays.npz in ``folder`` (no pickle)."""

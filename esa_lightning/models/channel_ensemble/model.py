@@ -132,6 +132,22 @@ class LitChannelEnsemble(DetectorModule):
             col = STD_MAX_COLUMN  # a constant row's standardised std_max, per channel
             self.model.flat_z.copy_(-self.feat_mean[:, col] / self.feat_std[:, col])
 
+    def fitted_state_problem(self) -> str | None:
+        """What in the loaded buffers training never writes (``artifact.fitted``), or None:
+        kernel lengths ``pad_kernels`` never writes (``kernel_len_problem``: scoring would cut,
+        drop or move a kernel), or a group index other than ``group_index`` (scoring would put
+        a channel in another group, or end in an index error)."""
+        from esa_lightning.data.transforms.segments import kernel_len_problem
+
+        width = min(self.kernels.shape[-1], self.hparams.window)
+        if problem := kernel_len_problem(self.kernel_len.cpu().numpy(), width):
+            return f"the fitted kernel_len {problem}"
+        groups = self.model.group_index.cpu().tolist()
+        if groups != list(self.hparams.group_index):
+            return (f"the fitted model.group_index {groups[:8]} differs from the "
+                    f"hyper-parameters' group_index {list(self.hparams.group_index)[:8]}")
+        return None
+
     # -------------------------------------------------------------------------- training
     def forward(self, x: torch.Tensor) -> EnsembleOutput:
         return self.model(x)

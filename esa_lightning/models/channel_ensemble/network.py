@@ -94,6 +94,24 @@ def weighted_sum(values: torch.Tensor, weights: torch.Tensor, dim: int) -> torch
     return total
 
 
+def group_index_setting(group_index: list[int], n_channels: int) -> list[int]:
+    """``group_index`` (each channel's group, from 0) as whole numbers, or an ``ESAInputError``:
+    another count than the channels, or a negative group (an artifact's hyper-parameters that
+    loaded and ended in torch's ``index -1 is out of bounds`` while scoring)."""
+    if len(group_index) != n_channels:
+        raise ESAInputError(
+            f"group_index has {len(group_index)} entries for {n_channels} channels",
+            column="group_index",
+        )
+    if not all(isinstance(g, int | np.integer) and g >= 0 for g in group_index):
+        raise ESAInputError(
+            "each channel's group must be a whole number from 0",
+            column="group_index",
+            value=list(group_index)[:8],
+        )
+    return [int(g) for g in group_index]
+
+
 def feature_subset_masks(
     n_channels: int, n_external: int, n_internal: int, n_features: int, fraction: float, seed: int
 ) -> np.ndarray:
@@ -175,11 +193,7 @@ class ChannelEnsemble(nn.Module):
         novelty: bool = False,
     ) -> None:
         super().__init__()
-        if len(group_index) != n_channels:
-            raise ESAInputError(
-                f"group_index has {len(group_index)} entries for {n_channels} channels",
-                column="group_index",
-            )
+        group_index = group_index_setting(group_index, n_channels)
         e, i, f, h = n_external, n_internal, n_features, hidden
         # shared learners: one set of internal learners and metas for every channel (leading
         # dimension 1, expanded at use), trained on the pooled rows of all channels
