@@ -37,6 +37,10 @@ def positive_finite() -> Rule:
     return (lambda v: _number(v) and math.isfinite(v) and v > 0), "must be a finite number > 0"
 
 
+def nonnegative_finite() -> Rule:
+    return (lambda v: _number(v) and math.isfinite(v) and v >= 0), "must be a finite number >= 0"
+
+
 def fraction() -> Rule:
     return (lambda v: _number(v) and 0 <= v < 1), "must lie in [0, 1)"
 
@@ -153,6 +157,12 @@ RULES: dict[str, Rule] = {
     "q": percentage(),
     "lr": positive_finite(),
     "learning_rate": positive_finite(),
+    # torch's optimisers refused a negative one once training began
+    "weight_decay": nonnegative_finite(),
+    # global_std's alarm at n_std standard deviations: at 0 or below every sample alarmed
+    "n_std": positive_finite(),
+    # the GRU's per-series embedding (several series): a negative one was torch's traceback
+    "series_embedding_dim": integer(0),
     "devices": (_devices_ok, "must be a count >= 1, -1 (all), 'auto' or a list of devices"),
     "chunk_rows": (_chunk_rows_ok, CHUNK_ROWS_RULE),
     "score_chunk_rows": (_chunk_rows_ok, CHUNK_ROWS_RULE),

@@ -115,6 +115,31 @@ def test_a_bad_channel_ensemble_setting_is_named_with_its_value(
     assert str(err.value).startswith(shown + ":")
 
 
+@pytest.mark.parametrize(
+    ("overrides", "shown", "requirement"),
+    [
+        # torch's "ValueError: Invalid weight_decay value: -1.0" traceback once training began
+        (["model.weight_decay=-1"], "model.weight_decay=-1", "must be a finite number >= 0"),
+        (["experiment=channel_ensemble", "model.weight_decay=-0.5"], "model.weight_decay=-0.5",
+         "must be a finite number >= 0"),
+        # a run to the end that alarmed on every sample (|x - mean| / std > -1): EW_F 0.0
+        (["model=global_std", "datamodule=rows", "model.n_std=-1"], "model.n_std=-1",
+         "must be a finite number > 0"),
+        (["model=global_std", "datamodule=rows", "model.n_std=0"], "model.n_std=0",
+         "must be a finite number > 0"),
+        # ignored on one series, torch's "negative dimension" RuntimeError on several (NASA)
+        (["model.series_embedding_dim=-1"], "model.series_embedding_dim=-1",
+         "must be a whole number >= 0"),
+    ],
+)
+def test_a_nonsensical_model_number_is_named_before_training(
+    overrides, shown, requirement, tmp_path
+):
+    with pytest.raises(ESAInputError) as err:
+        check_settings(compose_config("train", overrides, tmp_path))
+    assert str(err.value) == f"{shown}: {requirement}"
+
+
 def test_a_setting_nested_in_a_component_is_named_by_its_full_key(tmp_path):
     cfg = compose_config(
         "train", ["experiment=esa_full", "components.gru_ae.model.hidden_size=0"], tmp_path
