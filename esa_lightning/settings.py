@@ -123,9 +123,18 @@ RULES: dict[str, Rule] = {
     # the channel ensemble's learners: their width and the share of features each one reads
     "hidden": integer(1),
     "feature_fraction": share(),
+    # its loss: the positives' BCE weight (below 0 it rewarded missing them) and the soft event
+    # F0.5 term's (0: none; below 0 it rewarded a lower F0.5)
+    "pos_weight": positive_finite(),
+    "f05_weight": nonnegative_finite(),
     # peak alarms: a height on the probability (fitted or not), and the samples added each side
     "height": fraction(),
     "buffer": integer(0),
+    # the channel ensembles: shapelet kernels mined per channel (0: none), candidates scored
+    # per kernel search, boosting rounds of each tree learner (and of rolling_gbdt's)
+    "n_kernels": integer(0),
+    "max_candidates": integer(1),
+    "max_iter": integer(1),
     # esa_full's combiner: rows each side a row's features read; events its weights need
     "neighbourhood": integer(0),
     "threshold_min_events": integer(0),

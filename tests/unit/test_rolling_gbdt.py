@@ -364,6 +364,9 @@ def test_independent_series_are_scaled_and_featurised_apart(two_series):
         ({"max_rows": 0}, "model.max_rows"),
         ({"top_channels": 0}, "model.top_channels"),
         ({"learning_rate": 0}, "model.learning_rate"),
+        # scikit-learn's InvalidParameterError traceback once the fit began
+        ({"l2_regularization": -1.0}, "model.l2_regularization"),
+        ({"l2_regularization": float("inf")}, "model.l2_regularization"),
         ({"post_processing": {}}, "model.post_processing"),
         ({"post_processing": {"alarm": {"kind": "f05_gap", "widths": [-1]}}},
          "model.post_processing.alarm.widths"),

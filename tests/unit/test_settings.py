@@ -127,6 +127,19 @@ def test_a_bad_channel_ensemble_setting_is_named_with_its_value(
          "must be a finite number > 0"),
         (["model=global_std", "datamodule=rows", "model.n_std=0"], "model.n_std=0",
          "must be a finite number > 0"),
+        # a channel ensemble trained to the end on a BCE that rewards missing the positives
+        (["experiment=channel_ensemble", "model.pos_weight=-1"], "model.pos_weight=-1",
+         "must be a finite number > 0"),
+        (["experiment=channel_ensemble", "model.f05_weight=-1"], "model.f05_weight=-1",
+         "must be a finite number >= 0"),
+        # tracebacks once the data were read: torch's "zeros: Dimension size must be
+        # non-negative", scikit-learn's InvalidParameterError, numpy's IndexError in the mining
+        (["experiment=channel_ensemble", "datamodule.n_kernels=-1"], "datamodule.n_kernels=-1",
+         "must be a whole number >= 0"),
+        (["experiment=channel_ensemble", "model=channel_ensemble_gbdt", "model.max_iter=0"],
+         "model.max_iter=0", "must be a whole number >= 1"),
+        (["experiment=channel_ensemble", "datamodule.shapelet_options.max_candidates=0"],
+         "datamodule.shapelet_options.max_candidates=0", "must be a whole number >= 1"),
         # ignored on one series, torch's "negative dimension" RuntimeError on several (NASA)
         (["model.series_embedding_dim=-1"], "model.series_embedding_dim=-1",
          "must be a whole number >= 0"),

@@ -24,6 +24,7 @@ is nothing to resume or fine-tune from it.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,9 @@ class RollingGBDT(DetectorModule):
                 )
         if not float(learning_rate) > 0:
             raise ESAInputError("must be > 0", column="model.learning_rate", value=learning_rate)
+        if not 0 <= float(l2_regularization) < math.inf:
+            raise ESAInputError("must be a finite number >= 0", column="model.l2_regularization",
+                                value=l2_regularization)
         series = [str(s) for s in (series or [])]
         self.save_hyperparameters(
             dict(
