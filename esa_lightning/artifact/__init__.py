@@ -38,8 +38,8 @@ a component sized for other channels or telecommands than the schema records
 (``DetectorModule.schema_problem``), and one whose threshold, its smoothing span or a network
 weight is NaN or infinite (``fitted.check_fitted_state``: it could never alarm; not asked of a
 detector built in memory), or whose own ``fitted_state_problem`` names fitted numbers training
-never writes (a channel ensemble's kernel lengths or group indices). Every refusal is one
-``ESAInputError`` naming the file. A
+never writes (a channel ensemble's kernel lengths or group indices, global_std's statistics).
+Every refusal is one ``ESAInputError`` naming the file. A
 format-3 artifact (no ``manifest_sha256``) loads with a warning that an edit of its
 detector.json would go unnoticed; ``Detector.load(old).save(new)`` writes it in format 4, its
 Lightning checkpoints with it. Artifacts of another format are refused with the command that

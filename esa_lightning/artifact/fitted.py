@@ -2,9 +2,9 @@
 infinite (``jobs.train.refuse_detector_that_cannot_alarm`` refuses to write such a detector: it
 could never alarm), a threshold's smoothing span (``score_span``) that is not finite, network
 weights (parameters) holding NaN or infinity (every score NaN), and what a model's own
-``fitted_state_problem`` names (a channel ensemble's kernel lengths or group indices). Buffers
-whose NaN means "not fitted here" (a channel without a flat stretch, a peak height never fitted)
-are left alone."""
+``fitted_state_problem`` names (a channel ensemble's kernel lengths or group indices, global_std's
+n_std, mean and std). Buffers whose NaN means "not fitted here" (a channel without a flat
+stretch, a peak height never fitted) are left alone."""
 
 from __future__ import annotations
 

@@ -69,3 +69,34 @@ def test_rows_datamodule_refuses_independent_series_by_name():
 
     with pytest.raises(ESAInputError, match="independent series"):
         RowDataModule(two_series_mission())
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("n_std", float("nan")), ("n_std", -1.0), ("n_std", 0.0), ("std", float("nan")),
+     ("std", 0.0), ("mean", float("inf"))],
+)
+def test_fitted_numbers_training_never_writes_are_refused_at_load(tmp_path, key, value):
+    """An artifact whose ``weights.pt`` was edited (checksums computed again) loaded: a NaN
+    ``n_std`` or ``std`` never alarmed (0 of 3000 samples, 26 before the edit); ``n_std`` 0 or -1,
+    ``std`` 0 or an inf ``mean`` alarmed on every sample. Now one ``ESAInputError`` naming the
+    file and the buffer."""
+    from esa_lightning.artifact import Detector, mission_schema
+    from esa_lightning.errors import ESAInputError
+    from tests.helpers import manifest_of, write_manifest
+    from tests.integration.test_reliability_artifacts import reseal
+
+    mission = spiky_mission()
+    model = fitted_model(np.asarray(mission.values[:2000], dtype=np.float32))
+    folder = tmp_path / "detector"
+    Detector({"std": model}, mission_schema(mission)).save(folder)
+    weights = folder / "components/std/weights.pt"
+    state = torch.load(weights, weights_only=True)
+    state[key] = torch.full_like(state[key], value)
+    torch.save(state, weights)
+    reseal(folder)
+    write_manifest(folder, manifest_of(folder))
+    with pytest.raises(ESAInputError) as info:
+        Detector.load(folder)
+    message = str(info.value)
+    assert message.startswith(f"{weights}: component 'std': the fitted {key} "), message

@@ -9,6 +9,7 @@ rule), and channel alarms are per channel, as in ESA-ADB where each channel is t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,18 @@ class GlobalSTD(DetectorModule):
         self._sum = torch.zeros(n_channels, dtype=torch.float64)
         self._sum_sq = torch.zeros(n_channels, dtype=torch.float64)
         self.automatic_optimization = False
+
+    def fitted_state_problem(self) -> str | None:
+        """What in the loaded statistics training never writes (``artifact.fitted``), or None:
+        ``n_std`` finite and > 0, ``mean`` finite, ``std`` finite and >= ``min_std`` (else it
+        never alarms, or alarms on every sample)."""
+        floors = {"n_std": 0.0, "mean": -math.inf, "std": self.hparams.min_std}
+        for key, floor in floors.items():
+            value = getattr(self, key)
+            bad = ~torch.isfinite(value) | (value <= floor if key == "n_std" else value < floor)
+            if bool(bad.any()):
+                return f"the fitted {key} holds {value[bad].flatten()[0].item()}"
+        return None
 
     def configure_optimizers(self) -> None:
         return None
