@@ -122,7 +122,8 @@ class PeakAlarm(PostRule):
 
     The height is ``height`` as configured, or with ``fit: true`` the one with the best mean
     corrected event-wise F0.5 over ``folds`` contiguous folds of the rows the model's learners
-    did not read the labels of (``stable_f05_threshold``, see ``fit``): a model's probabilities
+    did not read the labels of (``stable_f05_threshold``, see ``fit``; the alarms scoring forces
+    on readings float32 cannot hold counted, as the evaluation adds them): a model's probabilities
     are not calibrated to 0.5 on every mission (on real telemetry they can sit above it
     everywhere), and a height chosen on a validation range's few events alone is a coin toss.
     The fit scores the fit range ``chunk_rows`` rows at a time with their context, keeping the

@@ -8,8 +8,10 @@ Post rules (``PostRule``) writing one threshold per series into a buffer:
   of the label-free validation window scores; scores are then EWMA-smoothed before comparison.
 - ``f05``: uses the validation LABELS (validation is not test): among quantiles of all
   validation window scores, the threshold whose row alarms (the model's own window -> row
-  mapping) give the best corrected event-wise F0.5 (``best_f05_threshold``) wins. A series whose
-  validation range holds no labeled event falls back to the ``q``-th percentile (logged).
+  mapping) give the best corrected event-wise F0.5 (``best_f05_threshold``) wins, the rows of
+  readings float32 cannot hold alarmed on top as scoring forces them (``f05_per_candidate``:
+  every F0.5 here is that of the alarms the evaluation scores). A series whose validation range
+  holds no labeled event falls back to the ``q``-th percentile (logged).
 
 Each takes ``smoothing``, an EWMA span in rows (``dynamic``: 105, Telemanom's; the others: 0,
 unsmoothed): window scores are smoothed before the threshold is fitted to them and before it is
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from esa_lightning.data.mission import Mission
+from esa_lightning.data.mission import Mission, forced_alarm
 from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_rows
 from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.report import SELECTIONS
@@ -286,9 +288,12 @@ def f05_per_candidate(
     """float [K]: the corrected event-wise F0.5 on ``part`` of each candidate's row alarms
     (``alarm_of``), scored as the reported ``EW_F_0.50`` is (the events of ``categories``, the
     range's full extent; the other labeled events, e.g. communication gaps, set aside: an alarm
-    there is neither a true nor a false one). ``segments``: the spans of independent series
-    laid end to end on ``part`` (``data.mission.series_spans``): an alarm never runs from one
-    into the next, as the evaluation scores them. None when ``part`` holds no such event."""
+    there is neither a true nor a false one), with the rows of readings float32 cannot hold
+    (``part.unrepresentable``) alarmed on top as scoring forces them (``forced_alarm``): every
+    fit scoring through here scores the alarms the evaluation scores. ``segments``: the spans
+    of independent series laid end to end on ``part`` (``data.mission.series_spans``): an alarm
+    never runs from one into the next, as the evaluation scores them. None when ``part`` holds
+    no such event."""
     from esa_lightning.metrics.event_wise import event_wise_scores
     from esa_lightning.metrics.report import series_intervals
     from esa_lightning.metrics.truth import read_truth
@@ -306,7 +311,7 @@ def f05_per_candidate(
     truth = read_truth(events, select)  # once for every candidate
 
     def predicted(alarm: np.ndarray) -> Any:
-        alarm = alarm.astype(np.uint8)
+        alarm = forced_alarm(alarm, part.unrepresentable)
         return (times, alarm) if segments is None else series_intervals(times, alarm, segments)
 
     return np.array(
@@ -326,7 +331,8 @@ def event_f05(
     alarm: np.ndarray, part: Mission, segments: list[tuple[int, int]] | None = None
 ) -> float | None:
     """Corrected event-wise F0.5 of row ``alarm`` on ``part``, counted as the reported
-    ``EW_F_0.50`` is (``f05_per_candidate`` of one candidate); None without such an event."""
+    ``EW_F_0.50`` is (``f05_per_candidate`` of one candidate: the forced alarms of
+    ``part.unrepresentable`` added); None without such an event."""
     f = f05_per_candidate(np.zeros(1), lambda _: alarm, part, segments=segments)
     return None if f is None else float(f[0])
 
