@@ -8,6 +8,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from os import PathLike
 
+#: the most characters of a user's value (a cell, a column name) an error message quotes
+QUOTE_LIMIT = 80
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` as an error message quotes it (``repr``), cut to its first ``limit``
+    characters and its length (``'abc...' ... (N characters)``) when longer: one cell of a
+    file can hold megabytes, which would become an error line as long."""
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
 
 class ESAInputError(ValueError):
     """A user-facing failure: bad input data, a bad option, a mismatched artifact.
@@ -32,9 +45,9 @@ class ESAInputError(ValueError):
         if self.path is not None:
             where.append(self.path)
         if column is not None:
-            where.append(f"column {column!r}")
+            where.append(f"column {quoted(column)}")
         if value is not None:
-            where.append(f"value {value!r}")
+            where.append(f"value {quoted(value)}")
         prefix = ": ".join(where)
         super().__init__(f"{prefix}: {reason}" if prefix else reason)
 

@@ -32,7 +32,7 @@ from esa_lightning.data.preprocessing import (
     period_problem,
     record_problem,
 )
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.io import not_a_file
 from esa_lightning.models.base import DetectorModule
 from esa_lightning.models.registry import detector_families
@@ -123,7 +123,7 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
                 path=manifest_path,
             )
         raise ESAInputError(
-            f"written in artifact format {version!r}; this version reads formats {readable} "
+            f"written in artifact format {quoted(version)}; this version reads formats {readable} "
             f"only (they check every part's checksum); retrain it with this version: "
             f"{retrain_command(manifest_path.parent, manifest)}",
             path=manifest_path,
@@ -138,11 +138,11 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
             and isinstance(entry.get("class"), str)
             and isinstance(entry.get("hparams"), dict)
         ):
-            raise bad(f"component {name!r} needs a class name and a hparams object")
+            raise bad(f"component {quoted(name)} needs a class name and a hparams object")
         if found := _non_finite(entry["hparams"], "hparams"):
-            raise bad(f"component {name!r}: {found}, not a finite number")
+            raise bad(f"component {quoted(name)}: {found}, not a finite number")
         if not str(name) or "/" in name or name in (".", ".."):
-            raise bad(f"component name {name!r}")
+            raise bad(f"component name {quoted(name)}")
     combiner = manifest.get("combiner")
     if combiner is not None and not (isinstance(combiner, dict) and "class" in combiner):
         raise bad("combiner must be null or an object with a class")

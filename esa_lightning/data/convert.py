@@ -100,7 +100,7 @@ from esa_lightning import io
 from esa_lightning.data.convert_layouts import _WRITERS, Job, Placement
 from esa_lightning.data.readers.esa_adb_grid import period_ns, to_ns
 from esa_lightning.data.readers.nasa import read_nasa
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 
 LAYOUTS = ("esa", "esa_csv", "kaggle")
 ARRANGEMENTS = ("side_by_side", "sequential")
@@ -394,9 +394,9 @@ def as_typed(exc: ESAInputError, options: dict) -> str:
     if exc.column in options:
         where.append(f"option --{exc.column.replace('_', '-')}")
     elif exc.column is not None:
-        where.append(f"column {exc.column!r}")
+        where.append(f"column {quoted(exc.column)}")
     if exc.value is not None:
-        where.append(f"value {exc.value!r}")
+        where.append(f"value {quoted(exc.value)}")
     return ": ".join([*where, reason])
 
 

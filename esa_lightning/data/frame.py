@@ -42,7 +42,7 @@ from esa_lightning.data.readers.common import (
     repair_values,
     zero_nonfinite,
 )
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.metrics.intervals import runs
 
 SOURCE = "DataFrame"
@@ -72,7 +72,7 @@ class InputCheck:
 
     def note(self, reason: str, column: str | None = None) -> None:
         """A warning that ``strict`` does not turn into an error (nothing is repaired)."""
-        text = f"{SOURCE}: column {column!r}: {reason}" if column else f"{SOURCE}: {reason}"
+        text = f"{SOURCE}: column {quoted(column)}: {reason}" if column else f"{SOURCE}: {reason}"
         self.messages.append(text)
         warnings.warn(text, InputWarning, stacklevel=5)
 
@@ -225,7 +225,7 @@ def _numeric_columns(frame: pd.DataFrame, wanted: list[str]) -> dict[str, np.nda
     """float64 arrays of the ``wanted`` columns (NaN kept); missing or non-numeric is an error."""
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        shown = ", ".join(quoted(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise ESAInputError(
             f"missing {len(missing)} column(s) the detector was trained on: {shown}",
             path=SOURCE,
@@ -270,7 +270,7 @@ def _note_extra(
         if c not in set(wanted) and c not in keys and not str(c).startswith(LABEL_COLUMNS)
     ]
     if extra:
-        shown = ", ".join(repr(c) for c in extra[:5]) + (" ..." if len(extra) > 5 else "")
+        shown = ", ".join(quoted(c) for c in extra[:5]) + (" ..." if len(extra) > 5 else "")
         check.note(f"ignored {len(extra)} column(s) the detector was not trained on: {shown}")
 
 

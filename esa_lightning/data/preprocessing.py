@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission
+from esa_lightning.errors import quoted
 
 PREPROCESSING_KEY = "preprocessing"
 RANGE_ROWS = 262_144  # rows per block when measuring channel ranges
@@ -100,20 +101,20 @@ def _fields_problem(record: dict[str, Any], channels: list[str]) -> str | None:
                "telecommands": ("pulses", "values")}
     for key, allowed in choices.items():
         if key in record and record[key] not in allowed:
-            return f"{key} = {record[key]!r}, not one of {list(allowed)}"
+            return f"{key} = {quoted(record[key])}, not one of {list(allowed)}"
     if problem := period_problem(record.get("period")):
         return problem
     if record.get("resample") == "hold" and record.get("period") is None:
         return "resample = 'hold' needs a period"
     counters = record.get("counters", [])
     if not (isinstance(counters, list) and all(isinstance(c, str) for c in counters)):
-        return f"counters = {counters!r}: must be a list of channel names"
+        return f"counters = {quoted(counters)}: must be a list of channel names"
     ranges = record.get("ranges", {})
     if not isinstance(ranges, dict):
         return "ranges must be an object: channel -> [min, max]"
     for name, span in ranges.items():
         if not (isinstance(span, list) and len(span) == 2 and all(_number(v) for v in span)):
-            return f"ranges[{name!r}] = {span!r}: must be [min, max], two numbers"
+            return f"ranges[{quoted(name)}] = {quoted(span)}: must be [min, max], two numbers"
     return _table_problem(record.get("channel_table"), channels)
 
 
@@ -125,7 +126,7 @@ def period_problem(period: Any) -> str | None:
         valid = isinstance(period, str) and pd.Timedelta(period) > pd.Timedelta(0)
     except ValueError:
         valid = False
-    return None if valid else f"period = {period!r}: must be a positive duration or null"
+    return None if valid else f"period = {quoted(period)}: must be a positive duration or null"
 
 
 def _table_problem(rows: Any, channels: list[str]) -> str | None:
@@ -141,20 +142,20 @@ def _table_problem(rows: Any, channels: list[str]) -> str | None:
         if "Channel" not in row:
             return f"{where} has no Channel"
         if not isinstance(row["Channel"], str):
-            return f"{where}: Channel = {row['Channel']!r}, not a name"
+            return f"{where}: Channel = {quoted(row['Channel'])}, not a name"
         name = row["Channel"]
         if name in seen:
-            return f"{where}: channel {name!r} listed twice"
+            return f"{where}: channel {quoted(name)} listed twice"
         if name not in known:
-            return f"{where}: channel {name!r} is not one of the detector's channels"
+            return f"{where}: channel {quoted(name)} is not one of the detector's channels"
         seen.add(name)
         for key in ("Subsystem", "Group"):  # a Mission built in Python may number them
             value = row.get(key)
             if value is not None and not (isinstance(value, str) or _number(value)):
-                return f"{where}: {key} = {value!r}, must be a name or a number (or null)"
+                return f"{where}: {key} = {quoted(value)}, must be a name or a number (or null)"
         for key in ("Target", "Categorical"):
             if row.get(key) is not None and not isinstance(row[key], bool):
-                return f"{where}: {key} = {row[key]!r}, must be true or false (or null)"
+                return f"{where}: {key} = {quoted(row[key])}, must be true or false (or null)"
     return None
 
 

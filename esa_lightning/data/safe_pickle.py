@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 
 # pandas' nullable columns (Int64, UInt8, Float64, boolean): plain data containers, a values
 # array and a boolean mask set as attributes; built without running anything but pandas'
@@ -246,7 +246,7 @@ def _read_payload(path: Path) -> io.BytesIO:
         limit = expansion_limit(member.compress_size)
         if member.file_size > limit:
             raise ESAInputError(
-                f"zip member {member.filename!r} expands to {member.file_size} bytes from "
+                f"zip member {quoted(member.filename)} expands to {member.file_size} bytes from "
                 f"{member.compress_size}, more than {limit} (a zip bomb?); refused",
                 path=path,
             )

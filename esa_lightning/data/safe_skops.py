@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from esa_lightning.data.safe_pickle import expansion_limit
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 
 PLAIN_TYPES = frozenset(
     {
@@ -92,7 +92,7 @@ def _read_schema(data: bytes, source: Path | str) -> Any:
         for member in zf.infolist():
             if member.file_size > expansion_limit(member.compress_size):
                 raise ESAInputError(
-                    f"zip member {member.filename!r} expands beyond "
+                    f"zip member {quoted(member.filename)} expands beyond "
                     f"{expansion_limit(member.compress_size)} bytes; refused",
                     path=source,
                 )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 
 if TYPE_CHECKING:
     from esa_lightning.data.mission import Mission
@@ -156,7 +156,7 @@ def _to_datetime64(value: str | pd.Timestamp) -> np.datetime64:
         raise ESAInputError(f"not a date: {exc}", column="split_date", value=value) from None
     if pd.isna(ts):  # "" (data.split_date= on the command line), "NaT": no date at all
         raise ESAInputError(
-            f"data.split_date={value!r}: not a date; give one (e.g. 2007-01-01), or null for "
+            f"data.split_date={quoted(value)}: not a date; give one (e.g. 2007-01-01), or null for "
             "the default (the split date mission.json records, else no test range)"
         )
     if ts.tzinfo is not None:

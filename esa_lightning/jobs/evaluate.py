@@ -15,7 +15,7 @@ import pandas as pd
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.readers.common import one_line
 from esa_lightning.data.readers.header_line import HEADER_LIMIT, first_lines
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.io import atomic_path, json_text
 from esa_lightning.jobs.common import mission_from_config
 from esa_lightning.metrics import ranking_table
@@ -140,7 +140,7 @@ def warn_unread_columns(frame: pd.DataFrame, mission: Mission, path: Path) -> No
     if unread:
         log.warning(
             "%s: column(s) %s not read (evaluate.py reads %s, is_anomaly and an optional score%s)",
-            path, ", ".join(repr(c) for c in unread),
+            path, ", ".join(quoted(c) for c in unread),
             "channel, id" if mission.is_multiseries else "timestamp or id",
             "" if mission.is_multiseries else ", and per-channel 0/1 columns named like the "
             "mission's channels",
@@ -162,7 +162,7 @@ def score_series_frame(
         if column not in frame.columns:
             raise ESAInputError(
                 f"missing column: NASA predictions need channel, id and is_anomaly columns "
-                f"(found {[str(c) for c in frame.columns]})",
+                f"(found {quoted([str(c) for c in frame.columns])})",
                 path=path,
                 column=column,
             )

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.metrics.adtqc import adtqc
 from esa_lightning.metrics.channel_aware import channel_aware_scores
 from esa_lightning.metrics.event_wise import esa_scores, telemanom_scores
@@ -281,14 +281,14 @@ def align_prediction_frame(
         )
     found = [str(c) for c in pred.columns]
     if "is_anomaly" not in pred.columns:
-        raise ESAInputError(f"predictions lack the is_anomaly column (found {found})",
+        raise ESAInputError(f"predictions lack the is_anomaly column (found {quoted(found)})",
                             path=path, column="is_anomaly")
     if "timestamp" in pred.columns:
         column = "timestamp"
     elif "id" in pred.columns:
         column = "id"
     else:
-        raise ESAInputError(f"predictions need a timestamp or an id column (found {found})",
+        raise ESAInputError(f"predictions need a timestamp or an id column (found {quoted(found)})",
                             path=path, column="timestamp")
     if pred.empty:
         raise ESAInputError("no prediction rows (only a header)", path=path)

@@ -409,3 +409,19 @@ def test_a_key_cell_longer_than_any_time_or_id_is_refused_by_its_length(tmp_path
                    f"{len(cell)} characters", f"at most {KEY_CELL_LIMIT}"):
         assert needle in message, message
     assert cell.strip()[:100] not in message
+
+
+@pytest.mark.parametrize(("column", "cell"), [
+    ("score", "x" * 100_000),
+    ("is_anomaly", "y" * 100_000),
+])
+def test_a_long_bad_cell_is_quoted_by_a_short_prefix(tmp_path, esa_csv, column, cell):
+    """A cell that is no number (a score) or no 0/1 (is_anomaly) was quoted whole: one
+    100 KB cell made a 100 KB error line. The refusal names the file, column and row, and
+    quotes the cell's first characters and its length."""
+    data, pred = esa_csv
+    message = refusal(tmp_path, data, set_cell(2, column, cell)(pred))
+    assert len(message) < 500, len(message)
+    for needle in (f"column '{column}'", "row 3 after the header", f"({len(cell)} characters)",
+                   repr(cell[:20])[:-1]):
+        assert needle in message, message

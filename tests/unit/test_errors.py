@@ -60,3 +60,22 @@ class _Custom(ESAInputError):
     def __init__(self, count: int, why: str) -> None:
         self.count = count
         super().__init__(f"{count} rows: {why}", path="f.csv")
+
+
+@pytest.mark.parametrize("value", ["a" * 50_000, ["b" * 100] * 1_000, b"c" * 50_000])
+def test_a_long_value_is_quoted_by_a_short_prefix_and_its_length(value):
+    """An error quoting a user's value (a cell of a file) put the whole value in its message:
+    a cell of several MB gave a line of several MB. ``quoted`` keeps a prefix of at most
+    ``QUOTE_LIMIT`` characters and the length, and ESAInputError quotes its value and column
+    through it."""
+    from esa_lightning.errors import QUOTE_LIMIT, quoted
+
+    text = quoted(value)
+    assert len(text) <= QUOTE_LIMIT + 40, text
+    assert text.startswith(repr(value)[:QUOTE_LIMIT])
+    length = len(value) if isinstance(value, (str, bytes)) else len(repr(value))
+    assert text.endswith(f"... ({length} characters)"), text
+    assert quoted("short") == "'short'" and quoted(3) == "3"  # short values as before
+    message = str(ESAInputError("bad cell", path="f.csv", column="c" * 10_000, value=value))
+    assert len(message) < 2 * QUOTE_LIMIT + 120, message
+    assert message.startswith("f.csv: column 'ccc") and message.endswith(": bad cell")

@@ -65,7 +65,7 @@ from esa_lightning.data.readers.common import (
 )
 from esa_lightning.data.readers.esa_csv import TELECOMMAND_PREFIX
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.io import cache_key, source_identity
 
 ID = "id"
@@ -273,7 +273,7 @@ def _read_targets(path: Path, channel_cols: list[str]) -> set[str]:
     for name in raw:
         if name not in known:
             near = _near(name, channel_cols)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            hint = f" (did you mean {quoted(near[0])}?)" if near else ""
             raise ESAInputError(f"unknown target channel{hint}", path=path, value=name)
     return set(raw)
 
