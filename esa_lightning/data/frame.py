@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from esa_lightning.data.frame_counters import check_counters
 from esa_lightning.data.mission import (
     CHANNEL_TABLE_COLUMNS,
     Mission,
@@ -47,9 +48,6 @@ from esa_lightning.metrics.intervals import runs
 
 SOURCE = "DataFrame"
 LABEL_COLUMNS = ("is_anomaly",)  # and is_anomaly_<channel>: labels, ignored without a word
-MIN_CHANGES = 10  # changes a column needs before its monotonic behaviour is judged
-DIFFERENCED_SHARE = 0.2  # a raw counter decreases (resets) in fewer of its changes than this
-COUNTER_SPAN = 10.0  # a monotonic column spanning this many training ranges looks cumulative
 TIMEZONE_KEY = "timezone"  # meta: the frame's time zone, None for naive times (read as UTC)
 
 
@@ -106,7 +104,7 @@ def frame_to_mission(
         if not np.isfinite(columns[name]).any():
             why = "in the frame: the detector needs it (a dead sensor? fill the column)"
             raise ESAInputError(f"channel holds no finite value {why}", path=SOURCE, column=name)
-    _check_counters(columns, names, prep, recorded.get("ranges") or {}, check)
+    check_counters(columns, names, prep, recorded.get("ranges") or {}, check.warn)
     _warn_beyond_float32(stamps, columns, names, check)
     if prep.resample == "hold":
         _check_grid_span(stamps, prep, _time_column(frame))
@@ -293,45 +291,6 @@ def _channel_table(recorded: dict[str, Any], names: list[str]) -> pd.DataFrame:
     for col in ("Target", "Categorical"):
         table[col] = table[col].astype(bool)
     return table
-
-
-# ------------------------------------------------------------------------------- counters
-def _check_counters(
-    columns: dict[str, np.ndarray],
-    names: list[str],
-    prep: Preprocessing,
-    ranges: dict[str, list[float]],
-    check: InputCheck,
-) -> None:
-    """A counter the detector differences must arrive cumulative (it rarely decreases); a
-    channel it takes as it is must not arrive cumulative when training saw it differenced."""
-    counters = set(prep.counters)
-    for name in names:
-        raw = columns[name]
-        raw = raw[np.isfinite(raw)]
-        step = np.diff(raw)
-        changes = step[step != 0]
-        if len(changes) < MIN_CHANGES:
-            continue
-        falling = int((changes < 0).sum())
-        if name in counters and falling > DIFFERENCED_SHARE * len(changes):
-            check.warn(
-                f"the detector differences this counter itself, but it decreases in {falling} "
-                f"of its {len(changes)} changes: it looks already differenced; pass the raw "
-                "cumulative counter",
-                column=name,
-            )
-        elif name not in counters and falling == 0 and name in ranges:
-            lo, hi = ranges[name]
-            span, trained = float(raw[-1] - raw[0]), max(float(hi - lo), 1e-12)
-            if span > COUNTER_SPAN * trained:
-                check.warn(
-                    f"rises monotonically by {span:.6g}, {span / trained:.0f} times the range "
-                    f"seen in training [{lo:.6g}, {hi:.6g}]: it looks like an undifferenced "
-                    "counter, while the detector was trained on its differences; difference it "
-                    "first",
-                    column=name,
-                )
 
 
 # ----------------------------------------------------------------------- the two pipelines
