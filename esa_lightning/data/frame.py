@@ -44,7 +44,7 @@ from esa_lightning.data.readers.common import (
     zero_nonfinite,
 )
 from esa_lightning.errors import ESAInputError, quoted
-from esa_lightning.metrics.intervals import runs
+from esa_lightning.metrics.intervals import refuse_long_cells, runs
 
 SOURCE = "DataFrame"
 LABEL_COLUMNS = ("is_anomaly",)  # and is_anomaly_<channel>: labels, ignored without a word
@@ -199,7 +199,8 @@ def _index(frame: pd.DataFrame, prep: Preprocessing) -> tuple[np.ndarray, Any]:
 def _parse_timestamps(column: pd.Series) -> pd.DatetimeIndex:
     """A ``timestamp`` column as times (NaT where unreadable). Times whose UTC offsets differ (a
     local clock's text across a daylight-saving change) are read in UTC. Numbers are refused:
-    pandas reads them as nanoseconds after 1970, so epoch seconds fell onto one grid row."""
+    pandas reads them as nanoseconds after 1970, so epoch seconds fell onto one grid row. A cell
+    longer than ``KEY_CELL_LIMIT`` characters is refused by its length before any is parsed."""
     if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
         raise ESAInputError(
             f"holds numbers ({column.dtype}), not times: convert them, e.g. "
@@ -207,6 +208,7 @@ def _parse_timestamps(column: pd.Series) -> pd.DatetimeIndex:
             path=SOURCE,
             column="timestamp",
         )
+    refuse_long_cells(column, path=SOURCE, column="timestamp")
     with warnings.catch_warnings():  # pandas 2 warns before returning mixed offsets as objects
         warnings.simplefilter("ignore", FutureWarning)
         try:

@@ -45,6 +45,32 @@ class Intervals(NamedTuple):
         return (self.end - self.start).astype(np.float64)
 
 
+#: the longest ``timestamp`` or ``id`` cell read: ISO 8601 with nanoseconds and a zone offset
+#: is 35 characters, an int64 id 20, a float written in full under 30; pandas' time parsing
+#: slows down with the square of a cell's length (4.7 s for one 100 KB cell)
+KEY_CELL_LIMIT = 256
+
+
+def refuse_long_cells(cells: pd.Series, *, path: Any, column: str, row: str = "row {}",
+                      first: int = 0) -> None:
+    """Refuse the first text cell of ``cells`` (a ``timestamp`` or ``id`` column, before it is
+    parsed) longer than ``KEY_CELL_LIMIT`` characters, naming ``path``, ``column``, its row
+    (``row`` formatted with its position counted from ``first``) and its length, never its
+    content; nothing for a column holding no text. evaluate.py's files and ``predict(df)``'s
+    frames alike."""
+    if not (cells.dtype == object or pd.api.types.is_string_dtype(cells.dtype)):
+        return
+    try:
+        lengths = cells.str.len().to_numpy(dtype=np.float64, na_value=np.nan)
+    except AttributeError:  # objects, none of them text (datetimes): nothing to measure
+        return
+    long = np.flatnonzero(lengths > KEY_CELL_LIMIT)  # NaN (no text) compares False
+    if long.size:
+        raise ESAInputError(
+            f"{row.format(int(long[0]) + first)}: a cell of {int(lengths[long[0]])} characters "
+            f"(at most {KEY_CELL_LIMIT}: no time or id is longer)", path=path, column=column)
+
+
 def as_time(values: Any, *, what: str = "timestamps") -> np.ndarray:
     """Times as int64 nanoseconds (datetimes), int64 (integers) or float64 (other numbers)."""
     s = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values).ravel())

@@ -19,7 +19,13 @@ from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.metrics.adtqc import adtqc
 from esa_lightning.metrics.channel_aware import channel_aware_scores
 from esa_lightning.metrics.event_wise import esa_scores, telemanom_scores
-from esa_lightning.metrics.intervals import Intervals, as_time, merge, samples_to_intervals
+from esa_lightning.metrics.intervals import (
+    Intervals,
+    as_time,
+    merge,
+    refuse_long_cells,
+    samples_to_intervals,
+)
 from esa_lightning.metrics.kaggle import auc_pr, kaggle_f05
 
 SELECTIONS = {"": ["Anomaly", "Rare Event"], "_anomaly": ["Anomaly"]}
@@ -331,25 +337,13 @@ def align_prediction_frame(
     )
 
 
-#: the longest ``timestamp`` or ``id`` cell read: ISO 8601 with nanoseconds and a zone offset
-#: is 35 characters, an int64 id 20, a float written in full under 30; pandas' time parsing
-#: slows down with the square of a cell's length (4.7 s for one 100 KB cell)
-KEY_CELL_LIMIT = 256
-
-
 def _keys(pred: pd.DataFrame, column: str, path: str | Path | None) -> np.ndarray:
     """The ``timestamp`` or ``id`` cells as times (``as_time``); a cell that is empty, longer
     than ``KEY_CELL_LIMIT`` characters (named by its length, not its content), no number (an
     id) or no time names its row."""
     cells = pred[column].reset_index(drop=True)
     refuse_row(pred, column, cells.isna().to_numpy(), f"every row needs its {column}", path)
-    if cells.dtype == object or pd.api.types.is_string_dtype(cells.dtype):
-        lengths = cells.astype(str).str.len().to_numpy()
-        if (lengths > KEY_CELL_LIMIT).any():
-            row = int(np.flatnonzero(lengths > KEY_CELL_LIMIT)[0])
-            raise ESAInputError(
-                f"row {row + 1} after the header: a cell of {lengths[row]} characters (at most "
-                f"{KEY_CELL_LIMIT}: no time or id is longer)", path=path, column=column)
+    refuse_long_cells(cells, path=path, column=column, row="row {} after the header", first=1)
     if column == "id":
         numbers = pd.to_numeric(cells, errors="coerce")
         refuse_row(pred, column, numbers.isna().to_numpy(), "an id must be a number", path)

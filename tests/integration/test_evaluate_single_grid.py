@@ -18,7 +18,7 @@ import pytest
 from esa_lightning.data.readers.header_line import HEADER_LIMIT
 from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.evaluate import evaluate_predictions
-from esa_lightning.metrics.report import KEY_CELL_LIMIT
+from esa_lightning.metrics.intervals import KEY_CELL_LIMIT
 from tests.conftest import compose_config
 from tests.helpers import set_cell, write_esa_csv
 from tests.integration.test_reliability_cli import assert_one_line_error, run_entry

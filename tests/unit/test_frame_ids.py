@@ -126,3 +126,28 @@ def test_complex_readings_are_refused_naming_the_column(dtype):
     with pytest.raises(ESAInputError, match="complex") as err:
         frame_to_mission(frame, SCHEMA)
     assert err.value.column == "channel_1"
+
+
+@pytest.mark.parametrize("row", [0, 7])
+@pytest.mark.parametrize("cell", ["2021-03-28 00:00:00" + " " * 10_000,
+                                  "2021-03-28T00:00:00+01:00" + " " * 10_000,
+                                  "2021-03-28 " + "9" * 10_000])
+def test_a_timestamp_cell_longer_than_any_time_is_refused_by_its_length(cell, row):
+    """pandas' time parsing slows down with the square of a cell's length (0.5 to 1.8 s for
+    one 50 KB first cell, whose format it infers by dateutil): a ``timestamp`` cell of the
+    caller's frame over ``KEY_CELL_LIMIT`` characters is refused, as evaluate.py refuses one,
+    naming the column, row and its length, never its content (it was parsed, then named a
+    missing time; a time with an offset and 10,000 trailing spaces was read)."""
+    from esa_lightning.metrics.intervals import KEY_CELL_LIMIT
+
+    text = [str(t) for t in pd.date_range("2021-03-28", periods=20, freq="30s")]
+    frame = pd.DataFrame({"timestamp": text, "channel_1": np.arange(20.0)})
+    frame.loc[row, "timestamp"] = cell
+    schema = {"channels": ["channel_1"], "telecommands": [], "preprocessing": {"index": "time"}}
+    with pytest.raises(ESAInputError) as refused:
+        frame_to_mission(frame, schema)
+    message = str(refused.value)
+    for needle in ("column 'timestamp'", f"row {row}:", f"{len(cell)} characters",
+                   f"at most {KEY_CELL_LIMIT}"):
+        assert needle in message, message
+    assert cell.strip()[-50:] not in message and len(message) < 300, message
