@@ -39,7 +39,6 @@ import torch
 from esa_lightning.data.mission import (
     Mission,
     default_channel_table,
-    forced_alarm,
     one_timeline,
     series_spans,
 )
@@ -212,15 +211,14 @@ class GapClose(PostRule):
         self, mission: Mission, parts: list[tuple[Mission, np.ndarray]]
     ) -> dict[int, float] | None:
         """Choose the width for ``parts``: each grid of ``mission`` with its row alarms. Gaps
-        are closed grid by grid (never across two series), the rows of readings float32
-        cannot hold then alarmed as scoring forces them (``forced_alarm``: the alarms the
-        evaluation scores), and scored pooled as the evaluation pools series (no alarm running
-        from one series into the next); returns the F0.5 of each width (None: no labeled
-        event)."""
+        are closed grid by grid (never across two series) and scored pooled as the evaluation
+        pools series (no alarm running from one series into the next), the rows of readings
+        float32 cannot hold alarmed on top (``event_f05`` adds them from the pooled range's
+        ``unrepresentable``: the alarms the evaluation scores); returns the F0.5 of each width
+        (None: no labeled event)."""
         f05 = {}
         for width in self.widths:
-            closed = [(part, forced_alarm(close_gaps(alarm, width), part.unrepresentable))
-                      for part, alarm in parts]
+            closed = [(part, close_gaps(alarm, width)) for part, alarm in parts]
             alarm, pooled = pooled_range(mission, closed, "fit range")
             f05[width] = event_f05(alarm, pooled, pooled.meta.get("segments"))
         if any(f is None for f in f05.values()):
