@@ -2,9 +2,11 @@
 infinite (``jobs.train.refuse_detector_that_cannot_alarm`` refuses to write such a detector: it
 could never alarm), a threshold's smoothing span (``score_span``) that is not finite, network
 weights (parameters) holding NaN or infinity (every score NaN), and what a model's own
-``fitted_state_problem`` names (a channel ensemble's kernel lengths or group indices, global_std's
-n_std, mean and std). Buffers whose NaN means "not fitted here" (a channel without a flat
-stretch, a peak height never fitted) are left alone."""
+``fitted_state_problem`` names, or one of its submodules' (a channel ensemble's kernel lengths,
+group indices or feature mask, global_std's n_std, mean and std, a window baseline's
+n_fit_windows, a gap width, the stuck-channel rule's limit and quiet rows). Buffers whose NaN
+means "not fitted here" (a channel without a flat stretch, a peak height never fitted) are left
+alone."""
 
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ FINITE_BUFFERS = ("threshold", "score_span")
 
 def check_fitted_state(module: torch.nn.Module, name: str, source: str | Path) -> None:
     """Refuse ``module`` (component ``name``, read from ``source``) when a threshold, its
-    smoothing span or a network weight is NaN or infinite, or when its ``fitted_state_problem``
-    (if it has one) names a problem, naming the tensor."""
+    smoothing span or a network weight is NaN or infinite, or when its or a submodule's (a post
+    rule's) ``fitted_state_problem`` names a problem, naming the tensor."""
     for key, value in module.named_buffers():
         last = key.rsplit(".", 1)[-1]
         if last not in FINITE_BUFFERS or not value.is_floating_point():
@@ -42,6 +44,9 @@ def check_fitted_state(module: torch.nn.Module, name: str, source: str | Path) -
                 "number; restore it or retrain",
                 path=source,
             )
-    problem = getattr(module, "fitted_state_problem", lambda: None)()
-    if problem is not None:
-        raise ESAInputError(f"component {name!r}: {problem}; restore it or retrain", path=source)
+    for part, sub in module.named_modules():
+        problem = getattr(sub, "fitted_state_problem", lambda: None)()
+        if problem is not None:
+            where = f"{part}: " if part else ""
+            raise ESAInputError(f"component {name!r}: {where}{problem}; restore it or retrain",
+                                path=source)

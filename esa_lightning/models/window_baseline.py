@@ -230,6 +230,15 @@ class WindowBaseline(WindowPieces, GridScoring, DetectorModule):
     def is_fitted(self) -> bool:
         return int(self.n_fit_windows) > 0
 
+    def fitted_state_problem(self) -> str | None:
+        """A loaded ``n_fit_windows`` the fit never writes (``artifact.fitted``): from 1 to
+        ``max_windows``; or None."""
+        count = int(self.n_fit_windows)
+        if 1 <= count <= self.hparams.max_windows:
+            return None
+        return (f"the fitted n_fit_windows {count} is outside 1 to {self.hparams.max_windows} "
+                "(max_windows)")
+
     # ------------------------------------------------------------------------- training
     def configure_optimizers(self) -> None:
         return None

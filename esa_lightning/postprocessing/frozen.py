@@ -133,6 +133,26 @@ class FrozenValues(PostRule):
     def is_fitted(self) -> bool:
         return bool((self.limit >= 0).all())
 
+    def fitted_state_problem(self) -> str | None:
+        """A loaded ``limit`` or ``quiet`` the fit never writes (``artifact.fitted``), or None: a
+        limit is 0 (not watched) or ``factor`` times a run from ``min_run`` to ``max_run``
+        (rounded up); ``quiet`` is 0 where the limit is, else at least ``factor`` (rounded up)
+        rows after a sample (``factor`` times a spacing of at least one row)."""
+        low = math.ceil(self.factor * self.min_run)
+        high = math.ceil(self.factor * max(self.min_run, self.max_run))
+        limit = self.limit
+        bad = (limit != 0) & ((limit < low) | (limit > high))
+        if bool(bad.any()):
+            return (f"the fitted limit {int(limit[bad][0])} is neither 0 (not watched) nor "
+                    f"from {low} to {high} (factor times min_run to max_run)")
+        if self.watch == "sending":
+            quiet = self.quiet
+            bad = torch.where(limit == 0, quiet != 0, quiet < math.ceil(self.factor))
+            if bool(bad.any()):
+                return (f"the fitted quiet {int(quiet[bad][0])} is not 0 where the limit is 0, "
+                        f"nor at least {math.ceil(self.factor)} rows (factor) where it watches")
+        return None
+
     @property
     def context_rows(self) -> int:
         """A row's run is decided by at most its limit of rows before it, and whether a row is

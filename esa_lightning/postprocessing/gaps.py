@@ -162,6 +162,14 @@ def fold_width(
     return width
 
 
+def width_problem(width: torch.Tensor, widths: list[int]) -> str | None:
+    """What a loaded fitted gap ``width`` holds that a fit never writes (one of ``widths``, or 0
+    without a labeled event to choose on), or None."""
+    if int(width) in {0, *widths}:
+        return None
+    return f"the fitted width {int(width)} is neither 0 nor one of the widths {list(widths)}"
+
+
 class GapClose(PostRule):
     """Closes gaps shorter than a width between its model's final alarms (``apply``); the
     width is the widest of ``widths`` within ``tolerance`` of the best fit-range F0.5."""
@@ -191,6 +199,10 @@ class GapClose(PostRule):
     def context_rows(self) -> int:
         """A gap is closed from the alarms at most ``width`` rows away on either side."""
         return int(self.width) if self.is_fitted else max(self.widths)
+
+    def fitted_state_problem(self) -> str | None:
+        """A loaded width the fit never writes (``artifact.fitted``), or None."""
+        return width_problem(self.width, self.widths)
 
     def apply(self, alarm: np.ndarray) -> np.ndarray:
         """uint8 [T]: row ``alarm`` with its gaps shorter than the fitted width closed

@@ -89,11 +89,11 @@ def test_gaps_are_closed_in_the_row_alarms_and_the_channel_alarms_follow(trained
 
 def test_the_artifact_keeps_the_width_and_scores_alike(trained, tmp_path):
     m, model, _ = trained
-    closing = fragmented(model, m, 9)
+    closing = fragmented(model, m, 25)  # one of RULES widths
     loaded = Detector.load(Detector({"gru": closing}, mission_schema(m)).save(tmp_path / "det"))
     again = loaded.components["gru"]
     assert isinstance(again.post_rules["gap_close"], GapClose)
-    assert int(again.post_rules["gap_close"].width) == 9
+    assert int(again.post_rules["gap_close"].width) == 25
     a, b = closing.score_rows(m), again.score_rows(m)
     np.testing.assert_array_equal(a.alarm, b.alarm)
     np.testing.assert_array_equal(a.channel_alarm, b.channel_alarm)

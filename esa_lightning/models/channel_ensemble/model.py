@@ -29,6 +29,7 @@ from esa_lightning.models.channel_ensemble.network import (
     ChannelEnsemble,
     EnsembleOutput,
     bce_sums,
+    feature_subset_masks,
     soft_event_f05,
     weighted_bce,
 )
@@ -136,7 +137,8 @@ class LitChannelEnsemble(DetectorModule):
         """What in the loaded buffers training never writes (``artifact.fitted``), or None:
         kernel lengths ``pad_kernels`` never writes (``kernel_len_problem``: scoring would cut,
         drop or move a kernel), or a group index other than ``group_index`` (scoring would put
-        a channel in another group, or end in an index error)."""
+        a channel in another group, or end in an index error), or a feature mask other than the
+        seed builds (the learners would read other features than they were fitted on)."""
         from esa_lightning.data.transforms.segments import kernel_len_problem
 
         width = min(self.kernels.shape[-1], self.hparams.window)
@@ -146,7 +148,20 @@ class LitChannelEnsemble(DetectorModule):
         if groups != list(self.hparams.group_index):
             return (f"the fitted model.group_index {groups[:8]} differs from the "
                     f"hyper-parameters' group_index {list(self.hparams.group_index)[:8]}")
-        return None
+        return self.feature_mask_problem()
+
+    def feature_mask_problem(self) -> str | None:
+        """The network's ``feature_mask`` (each learner's feature subset, set by ``seed``)
+        unlike the one its hyper-parameters build, or None."""
+        hp = self.hparams
+        mask = feature_subset_masks(1 if hp.share_learners else hp.n_channels, hp.n_external,
+                                    hp.n_internal, hp.n_features, hp.feature_fraction, hp.seed)
+        loaded = self.model.feature_mask.cpu()
+        if loaded.shape == mask.shape and torch.equal(loaded, torch.from_numpy(mask).float()):
+            return None
+        return (f"the fitted model.feature_mask differs from the one seed={hp.seed} and "
+                f"feature_fraction={hp.feature_fraction} build (holding {loaded.sum():g} ones, "
+                f"{int(mask.sum())} expected)")
 
     # -------------------------------------------------------------------------- training
     def forward(self, x: torch.Tensor) -> EnsembleOutput:

@@ -37,6 +37,7 @@ from esa_lightning.postprocessing.gaps import (
     close_gaps,
     pooled_range,
     series_starts,
+    width_problem,
 )
 from esa_lightning.postprocessing.thresholds import event_f05, f05_candidates
 
@@ -84,6 +85,10 @@ class GapClosingF05(PostRule):
     def context_rows(self) -> int:
         """A gap is closed from the alarms at most ``width`` rows away on either side."""
         return int(self.width) if self.is_fitted else max(self.widths)
+
+    def fitted_state_problem(self) -> str | None:
+        """A loaded width the fit never writes (``artifact.fitted``), or None."""
+        return width_problem(self.width, self.widths)
 
     def alarms(self, score: np.ndarray) -> np.ndarray:
         """uint8 [T] alarms of row scores (all 0 before fitting)."""
