@@ -158,9 +158,9 @@ class SegmentDataModule(MissionDataModule):
             raise ESAInputError(f"fold must be in [0, {n_final})", column="fold", value=fold)
         if n_kernels > 0 and not 1 <= min_kernel_len <= max_kernel_len <= window:
             raise ESAInputError(  # refused here, not by the mining once training began
-                f"min_kernel_len={min_kernel_len}, max_kernel_len={max_kernel_len}, "
-                f"window={window}: the shapelet kernels need 1 <= min_kernel_len <= "
-                "max_kernel_len <= window (each is matched inside one window)"
+                f"datamodule.min_kernel_len={min_kernel_len}, datamodule.max_kernel_len="
+                f"{max_kernel_len}, datamodule.window={window}: the shapelet kernels need 1 <= "
+                "min_kernel_len <= max_kernel_len <= window (each is matched inside one window)"
             )
         self.mission = mission
         self.window, self.step, self.pool, self.pool_stride = window, step, pool, pool_stride

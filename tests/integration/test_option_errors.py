@@ -37,7 +37,8 @@ def test_a_single_models_own_refusal_keeps_its_single_model_key(small_mission_di
          "model.channel_scores=bogus", "datamodule.max_kernel_len=100", *QUIET],
         tmp_path,
     )
-    with pytest.raises(ESAInputError, match=r"^min_kernel_len=30, max_kernel_len=100, window="):
+    with pytest.raises(ESAInputError, match=r"^datamodule\.min_kernel_len=30, "
+                       r"datamodule\.max_kernel_len=100, datamodule\.window="):
         train(cfg)
     cfg.datamodule.max_kernel_len = 40
     with pytest.raises(ESAInputError, match=r"^column 'channel_scores': channel_scores='bogus'"):
