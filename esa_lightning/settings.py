@@ -170,6 +170,15 @@ RULES: dict[str, Rule] = {
     "weight_decay": nonnegative_finite(),
     # global_std's alarm at n_std standard deviations: at 0 or below every sample alarmed
     "n_std": positive_finite(),
+    # rf_gate: the forest learns from the windows scoring above threshold x gate_factor; at 0
+    # or below every window went to it (the threshold's own gate, 1.0, is the default)
+    "gate_factor": positive_finite(),
+    # the Telemanom / dynamic thresholds: z steps of 0 or below were a ZeroDivisionError or
+    # IndexError traceback; a decrease share outside [0, 1) pruned every sequence (2) or none
+    # (-1); at most 0 sequences never alarmed
+    "z_step": positive_finite(),
+    "min_percent_decrease": fraction(),
+    "max_sequences": integer(1),
     # the GRU's per-series embedding (several series): a negative one was torch's traceback
     "series_embedding_dim": integer(0),
     "devices": (_devices_ok, "must be a count >= 1, -1 (all), 'auto' or a list of devices"),

@@ -8,13 +8,16 @@ rule that applies it to the errors of the very stream being scored (no labels, n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.intervals import runs
-from esa_lightning.postprocessing.base import PostRule
+from esa_lightning.postprocessing.base import RULE_KEY, PostRule
 
 
 def ewma(x: np.ndarray, span: float) -> np.ndarray:
@@ -220,6 +223,20 @@ def dynamic_threshold(
 
 
 
+def z_range_setting(z_range: Any) -> tuple[float, float]:
+    """``z_range`` [low, high]: the thresholds mean + z x std tried, from above the mean (0 <
+    low <= high, finite), or an ``ESAInputError`` naming the setting: a negative z put the
+    threshold below the mean and alarmed nearly every window."""
+    values = [] if isinstance(z_range, str) or not isinstance(z_range, Sequence) else list(z_range)
+    numbers = len(values) == 2 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in values
+    )
+    if not numbers or not 0 < values[0] <= values[1]:
+        raise ESAInputError("must be [low, high], finite numbers with 0 < low <= high",
+                            column=f"{RULE_KEY}.z_range", value=z_range)
+    return float(values[0]), float(values[1])
+
+
 class TelemanomOnline(PostRule):
     """Telemanom's dynamic threshold applied to the smoothed errors of the scored stream itself.
 
@@ -247,11 +264,8 @@ class TelemanomOnline(PostRule):
         warmup: int = 0,
     ) -> None:
         super().__init__()
-        from esa_lightning.errors import ESAInputError
-
-        if len(z_range) != 2 or z_range[0] > z_range[1]:
-            raise ESAInputError("z_range must be [low, high]", column="z_range", value=z_range)
-        self.smoothing, self.z_range, self.z_step = float(smoothing), tuple(z_range), z_step
+        z_range = z_range_setting(z_range)
+        self.smoothing, self.z_range, self.z_step = float(smoothing), z_range, z_step
         self.min_percent_decrease = float(min_percent_decrease)
         self.window, self.step = window, step
         self.error_buffer, self.max_sequences = int(error_buffer), max_sequences

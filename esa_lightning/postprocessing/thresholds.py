@@ -41,7 +41,7 @@ from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_r
 from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.report import SELECTIONS
 from esa_lightning.postprocessing.base import CHUNK_ROWS, PostRule, check_chunk_rows
-from esa_lightning.postprocessing.telemanom import dynamic_threshold, ewma
+from esa_lightning.postprocessing.telemanom import dynamic_threshold, ewma, z_range_setting
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class DynamicThreshold(WindowThreshold):
         chunk_rows: int = CHUNK_ROWS,
     ) -> None:
         super().__init__(n_series, q, smoothing, chunk_rows)
-        self.z_range = tuple(z_range)
+        self.z_range = z_range_setting(z_range)
         self.min_percent_decrease = float(min_percent_decrease)
 
     def nominal_scores(

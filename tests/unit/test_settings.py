@@ -143,6 +143,23 @@ def test_a_bad_channel_ensemble_setting_is_named_with_its_value(
         # ignored on one series, torch's "negative dimension" RuntimeError on several (NASA)
         (["model.series_embedding_dim=-1"], "model.series_embedding_dim=-1",
          "must be a whole number >= 0"),
+        # accepted silently: a gate at or below 0 sent every window to the forest
+        (["model.post_processing.rf_gate.gate_factor=-1"],
+         "model.post_processing.rf_gate.gate_factor=-1", "must be a finite number > 0"),
+        (["model.post_processing.rf_gate.gate_factor=0"],
+         "model.post_processing.rf_gate.gate_factor=0", "must be a finite number > 0"),
+        # Telemanom's threshold: "ZeroDivisionError: float division by zero" after training;
+        # at most 0 sequences never alarmed ("AttributeError: 'TelemanomOnline' object has no
+        # attribute 'threshold'" at the run's end); a decrease share of 2 pruned every sequence
+        (["model/threshold@model.post_processing.threshold=telemanom",
+          "model.post_processing.threshold.z_step=0"],
+         "model.post_processing.threshold.z_step=0", "must be a finite number > 0"),
+        (["model/threshold@model.post_processing.threshold=telemanom",
+          "model.post_processing.threshold.max_sequences=0"],
+         "model.post_processing.threshold.max_sequences=0", "must be a whole number >= 1"),
+        (["model/threshold@model.post_processing.threshold=dynamic",
+          "model.post_processing.threshold.min_percent_decrease=2"],
+         "model.post_processing.threshold.min_percent_decrease=2", "must lie in [0, 1)"),
     ],
 )
 def test_a_nonsensical_model_number_is_named_before_training(

@@ -390,3 +390,16 @@ def test_a_window_whose_error_overflowed_alarms_through_the_smoothing(kind):
     assert np.isposinf(score_w[100:103]).all() and alarm_w[100:103].all()
     assert np.isfinite(score_w[103:]).all()  # the rows after it are not swept up
 
+
+
+@pytest.mark.parametrize("z_range", [[-3, -1], [0, 2], [3, 1], ["a", 2], [1, float("inf")], [1]])
+@pytest.mark.parametrize("kind", ["telemanom", "dynamic"])
+def test_a_z_range_not_above_the_mean_is_refused_naming_the_setting(kind, z_range):
+    """``dynamic`` took any z_range: [-3, -1] put the threshold below the mean (every window
+    of a spiky stream alarmed: 3000 of 3000 errors)."""
+    from esa_lightning.postprocessing.telemanom import TelemanomOnline
+    from esa_lightning.postprocessing.thresholds import DynamicThreshold
+
+    rule = {"telemanom": TelemanomOnline, "dynamic": DynamicThreshold}[kind]
+    with pytest.raises(ESAInputError, match=r"z_range.*0 < low <= high"):
+        rule(z_range=z_range)
