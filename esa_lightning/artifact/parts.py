@@ -32,6 +32,7 @@ from esa_lightning.data.preprocessing import (
     period_problem,
     record_problem,
 )
+from esa_lightning.data.safe_pickle import refuse_zip_bomb
 from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.io import not_a_file
 from esa_lightning.models.base import DetectorModule
@@ -421,8 +422,8 @@ class _TooBig(Exception):
 
 
 def _read_weights(weights: Path, map_location: Any) -> dict[str, torch.Tensor]:
-    try:
-        # weights_only: tensors and plain containers only, a pickled object is refused
+    refuse_zip_bomb(weights, weights)  # torch decompresses a deflated member whole
+    try:  # weights_only: tensors and plain containers only, a pickled object is refused
         state = torch.load(weights, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types on foreign bytes
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__

@@ -18,8 +18,9 @@ offset and byte before pandas touches it.
 
 Memory stays in proportion to the file: a zip member whose size exceeds ``MAX_EXPANSION`` times
 its compressed size (with a floor of ``MIN_EXPANSION_BYTES``) is refused before anything is
-read, a byte array claiming more than the file holds is refused before it is allocated, and the
-payload is parsed once.
+read (``refuse_zip_bomb`` applies the same bound to all the members of a detector's zip parts
+together), a byte array claiming more than the file holds is refused before it is allocated,
+and the payload is parsed once.
 """
 
 from __future__ import annotations
@@ -228,6 +229,29 @@ def _unpickler(fh: io.BytesIO) -> pickle.Unpickler:
 def expansion_limit(compressed_bytes: int) -> int:
     """The most bytes a zip member of ``compressed_bytes`` may expand to."""
     return max(MIN_EXPANSION_BYTES, MAX_EXPANSION * compressed_bytes)
+
+
+def refuse_zip_bomb(zf: zipfile.ZipFile | Path | bytes, source: Path | str) -> None:
+    """Refuse, from its directory alone (nothing decompressed), a zip (open, or a file or bytes
+    that may be one: anything else is left to its reader) whose members together declare more
+    bytes than ``expansion_limit`` of their compressed bytes: every member under the floor is
+    not enough (many members of 250 MB of zeros, a few hundred kB each)."""
+    if not isinstance(zf, zipfile.ZipFile):
+        try:
+            with zipfile.ZipFile(io.BytesIO(zf) if isinstance(zf, bytes) else zf) as opened:
+                members = opened.infolist()
+        except (OSError, zipfile.BadZipFile, ValueError):
+            return
+    else:
+        members = zf.infolist()
+    declared = sum(m.file_size for m in members)
+    limit = expansion_limit(sum(m.compress_size for m in members))
+    if declared > limit:
+        raise ESAInputError(
+            f"its {len(members)} zip member(s) expand to {declared} bytes, more than {limit} "
+            f"(a zip bomb?); refused",
+            path=source,
+        )
 
 
 def _read_payload(path: Path) -> io.BytesIO:

@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from esa_lightning.data.safe_pickle import expansion_limit
-from esa_lightning.errors import ESAInputError, quoted
+from esa_lightning.data.safe_pickle import refuse_zip_bomb
+from esa_lightning.errors import ESAInputError
 
 PLAIN_TYPES = frozenset(
     {
@@ -89,13 +89,7 @@ def _schema_types(node: Any, types: set[str], loaders: set[str]) -> None:
 
 def _read_schema(data: bytes, source: Path | str) -> Any:
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        for member in zf.infolist():
-            if member.file_size > expansion_limit(member.compress_size):
-                raise ESAInputError(
-                    f"zip member {quoted(member.filename)} expands beyond "
-                    f"{expansion_limit(member.compress_size)} bytes; refused",
-                    path=source,
-                )
+        refuse_zip_bomb(zf, source)
         return json.loads(zf.read("schema.json"))
 
 

@@ -61,5 +61,5 @@ def test_a_member_that_expands_too_far_is_refused_before_reading():
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         zf.writestr("schema.json", b" " * (300 * 2**20))
-    with pytest.raises(ESAInputError, match="expands beyond"):
+    with pytest.raises(ESAInputError, match=r"expand to \d+ bytes, more than \d+ \(a zip bomb\?\)"):
         load_head(buffer.getvalue(), "x.skops", RANDOM_FOREST_TYPES)

@@ -22,6 +22,7 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
+from esa_lightning.data.safe_pickle import refuse_zip_bomb
 from esa_lightning.data.safe_skops import (
     HIST_GRADIENT_BOOSTING_TYPES,
     load_head,
@@ -312,6 +313,7 @@ class GBDTChannelEnsemble(DetectorModule):
         head = source / "trees.skops" if isinstance(source, Path) else source
         npz = source / "arrays.npz" if isinstance(source, Path) else source
         try:
+            refuse_zip_bomb(arrays_data, npz)  # numpy decompresses an array whole
             arrays = np.load(io.BytesIO(arrays_data), allow_pickle=False)
             blob = load_head(trees_data, head, HIST_GRADIENT_BOOSTING_TYPES, dict)
             trees = dict(zip(map(tuple, blob["keys"]), blob["trees"], strict=True))
