@@ -54,6 +54,7 @@ from esa_lightning.models.channel_ensemble.network import (
 )
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.peaks import PeakAlarm
+from esa_lightning.settings import check_setting
 
 #: the checkpoint entry holding the fitted trees and arrays
 CHECKPOINT_KEY = "gbdt_channel_ensemble"
@@ -104,6 +105,7 @@ class GBDTChannelEnsemble(DetectorModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
+        check_setting("model.pool", pool)  # else an error naming no file once scoring began
         self.config = dict(
             n_channels=n_channels,
             n_features=n_features,

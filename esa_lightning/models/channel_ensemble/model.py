@@ -35,6 +35,7 @@ from esa_lightning.models.channel_ensemble.network import (
 )
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.peaks import PeakAlarm, spread_rows_to_samples
+from esa_lightning.settings import check_setting
 
 #: what ``score_rows`` reports per channel (the scores that name the channels behind an alarm):
 #: the learners' probabilities, or each channel's share of the event logit
@@ -99,6 +100,8 @@ class LitChannelEnsemble(DetectorModule):
                 column="channel_scores",
             )
         top_channels_setting(top_channels)
+        for key, value in dict(pool=pool, score_chunk_rows=score_chunk_rows).items():
+            check_setting(f"model.{key}", value)  # else a traceback or an unnamed error
         self.save_hyperparameters(ignore=["post_processing"])
         self.hparams["post_processing"] = plain_spec(post_processing)
         self.model = ChannelEnsemble(
@@ -218,7 +221,7 @@ class LitChannelEnsemble(DetectorModule):
         was_training = self.training
         self.eval()
         x = torch.as_tensor(x, dtype=torch.float32)
-        chunk = self.hparams.score_chunk_rows
+        chunk = self.hparams.score_chunk_rows or max(1, x.shape[1])  # 0: the whole range
         parts = [
             self.model(x[:, s : s + chunk].to(self.device)) for s in range(0, x.shape[1], chunk)
         ]

@@ -70,6 +70,7 @@ from esa_lightning.postprocessing.gaps import GapClose
 from esa_lightning.postprocessing.random_forest import RandomForestGate
 from esa_lightning.postprocessing.telemanom import TelemanomOnline
 from esa_lightning.postprocessing.thresholds import WINDOW_THRESHOLDS, WindowThreshold
+from esa_lightning.settings import check_setting
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +116,12 @@ class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
         if int(window) < 1:
             raise ESAInputError("window must be >= 1 rows", column="window", value=window)
         if objective not in OBJECTIVES:
-            raise ESAInputError(
-                f"objective must be one of {OBJECTIVES}", column="objective", value=objective
-            )
+            raise ESAInputError(f"objective must be one of {OBJECTIVES}", column="objective",
+                                value=objective)
         if detrend is not None and int(detrend) < 1:
-            raise ESAInputError(
-                "detrend must be null or >= 1 rows", column="detrend", value=detrend
-            )
+            raise ESAInputError("detrend must be null or >= 1 rows", column="detrend",
+                                value=detrend)
+        check_setting("model.score_batch_size", score_batch_size)  # 0: range()'s traceback
         if loss not in ("smooth_l1", "mse"):
             raise ESAInputError("loss must be 'smooth_l1' or 'mse'", column="loss", value=loss)
         series = [str(s) for s in (series or [])]

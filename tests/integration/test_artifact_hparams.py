@@ -1,0 +1,70 @@
+"""Counts in a detector's hyper-parameters (``detector.json``) that set only how scoring is
+batched or pooled, edited with every checksum computed again as a hostile user could: a value the
+settings' rules refuse for training is refused at load in one line naming ``detector.json`` and
+the key, never loaded to end in a traceback, or in other scores, once scoring began."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from esa_lightning.artifact import Detector
+from tests.helpers import manifest_of, tiny_datamodule, write_manifest
+from tests.integration import test_artifact_head_features as head_features
+from tests.integration.test_artifact_fitted_indices import surrogate
+from tests.integration.test_artifact_fitted_rules import gru
+from tests.integration.test_artifact_head_features import _refused_at_load, _saved
+
+gbdt_ensemble = head_features.gbdt_ensemble
+__all__ = ["gbdt_ensemble", "gru", "surrogate"]  # module fixtures reused
+
+
+def _with_hparam(saved: Path, tmp_path: Path, name: str, key: str, value: object) -> Path:
+    folder = tmp_path / "detector"
+    shutil.copytree(saved, folder)
+    manifest = manifest_of(folder)
+    manifest["components"][name]["hparams"][key] = value
+    write_manifest(folder, manifest)
+    return folder
+
+
+@pytest.mark.parametrize("value", [0, -5])
+def test_gru_score_batch_size_below_one_is_refused(tmp_path, gru, value):
+    """0 loaded and scoring ended in ``ValueError: range() arg 3 must not be zero``; -5 loaded
+    and scored other numbers without an error (score sum 1e32 instead of 274, 10 alarms instead
+    of 105)."""
+    folder = _with_hparam(gru, tmp_path, "gru", "score_batch_size", value)
+    _refused_at_load(folder, folder / "detector.json", f"model.score_batch_size={value}")
+
+
+@pytest.mark.parametrize("key, value", [("score_chunk_rows", -5), ("score_chunk_rows", 7),
+                                        ("pool", 0), ("pool", -5)])
+def test_network_ensemble_chunk_rows_and_pool_outside_the_rules_are_refused(
+    tmp_path, surrogate, key, value
+):
+    """pool 0 or -5 loaded, and scoring ended in an error naming neither the file nor the key;
+    a negative score_chunk_rows in torch's ``ValueError: torch.cat(): expected a non-empty list
+    of Tensors`` (no chunk scored). 7 scored as before, but train.py's rule refuses it too."""
+    folder = _with_hparam(surrogate, tmp_path, "ce", key, value)
+    _refused_at_load(folder, folder / "detector.json", f"model.{key}={value}")
+
+
+def test_gbdt_ensemble_pool_below_one_is_refused(tmp_path, gbdt_ensemble):
+    saved = _saved(gbdt_ensemble, tmp_path / "saved")
+    folder = _with_hparam(saved, tmp_path, "gbdt", "pool", 0)
+    _refused_at_load(folder, folder / "detector.json", "model.pool=0")
+
+
+def test_network_ensemble_score_chunk_rows_zero_scores_the_whole_range(tmp_path, surrogate):
+    """0 is the rule's "the whole range" (``model.score_chunk_rows=0`` passes train.py's
+    settings check), but scoring ended in ``ValueError: range() arg 3 must not be zero``."""
+    mission = tiny_datamodule().mission
+    expected = Detector.load(surrogate).score_rows(mission).score
+    folder = _with_hparam(surrogate, tmp_path, "ce", "score_chunk_rows", 0)
+    got = Detector.load(folder).score_rows(mission).score
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
