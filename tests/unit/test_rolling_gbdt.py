@@ -391,3 +391,22 @@ def test_a_stacked_model_never_fits_on_the_classifiers_training_rows(mission):
     # the classifier reads every training label: its scores there are in sample, so a combiner
     # stacked on it (MissionDataModule.label_fit_end) starts at the validation range
     assert WholeMissionDataModule(mission).label_fit_end() == mission.val_start
+
+
+def test_window_std_of_a_window_longer_than_the_rows_allocates_for_the_rows():
+    """A ``windows`` entry of 10**9 in an edited detector.json loaded (only entries below 2
+    are refused) and scoring ended in a ``MemoryError``: the prefix sums were padded to two
+    blocks of the window's grid, not the rows (600 rows, a block of 2**20: 250 MB). Windows
+    longer than the rows are truncated to them, so one block of the rows gives the same
+    numbers."""
+    import tracemalloc
+
+    x = np.random.default_rng(0).standard_normal((600, 3))
+    tracemalloc.start()
+    try:
+        got = window_std(x, 10**6, 2**20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 2**20, peak
+    np.testing.assert_array_equal(got, window_std(x, 10**6, 1024))

@@ -57,9 +57,12 @@ def window_std(x: np.ndarray, w: int, block: int) -> np.ndarray:
 
     Sums of ``x - c_j`` and its square restart every ``block`` rows (``c_j``: the first value of
     block j, so large levels cost no precision); a window spans at most two blocks, whose parts
-    are merged with Chan's formula. Deterministic for a fixed block grid.
+    are merged with Chan's formula. Deterministic for a fixed block grid. Rows that fit one
+    block are summed as one block of their own length (the same numbers: memory follows the rows,
+    not a window of 10**9 rows).
     """
     n, c = x.shape
+    block = min(block, max(n, 1))
     nb = -(-n // block)
     padded = np.zeros(((nb + 1) * block, c))
     padded[:n] = x
