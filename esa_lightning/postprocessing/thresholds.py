@@ -92,6 +92,15 @@ class WindowThreshold(PostRule):
     def is_fitted(self) -> bool:
         return bool(torch.isfinite(self.threshold).all())
 
+    def fitted_state_problem(self) -> str | None:
+        """A fitted ``score_span`` other than the ``smoothing`` that fitting writes into it
+        (``artifact.fitted``: scores smoothed otherwise than the threshold was fitted on, a
+        span of 10**9 asked a context of 4·10**10 rows), or None."""
+        span = float(self.score_span)
+        if span != float(np.float32(self.smoothing)):
+            return f"the fitted score_span {span:g} is not the smoothing {self.smoothing:g}"
+        return None
+
     @property
     def context_rows(self) -> int:
         span = float(self.score_span)

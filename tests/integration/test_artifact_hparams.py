@@ -68,3 +68,16 @@ def test_network_ensemble_score_chunk_rows_zero_scores_the_whole_range(tmp_path,
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
+
+
+@pytest.mark.parametrize("span", [1e9, 5.0])
+def test_gru_threshold_score_span_other_than_its_smoothing_is_refused(tmp_path, gru, span):
+    """Fitting writes the threshold's ``smoothing`` (0 here) into ``score_span``; 10**9 loaded
+    and scored other alarms (112 instead of 105, the score sum 200 instead of 274) and asked a
+    context of 4·10**10 rows, 5 smoothed scores the threshold was not fitted on."""
+    from tests.integration.test_artifact_fitted_rules import _edited
+
+    folder, weights = _edited(gru, tmp_path, "gru", "post_rules.threshold.score_span",
+                              lambda t: t.fill_(span))
+    message = _refused_at_load(folder, weights, f"score_span {span:g}")
+    assert "post_rules.threshold" in message, message
