@@ -119,7 +119,7 @@ RUNTIME = {
                "post_processing.channel_norm.chunk_rows": 1000},
     "window_pca": {"score_batch_size": 5, "post_processing.threshold.chunk_rows": 1000},
     "window_knn": {"score_batch_size": 5, "post_processing.threshold.chunk_rows": 1000},
-    "channel_ensemble": {"score_chunk_rows": 512, "post_processing.alarm.chunk_rows": 1000},
+    "channel_ensemble": {"score_chunk_rows": 2048, "post_processing.alarm.chunk_rows": 1000},
     "channel_ensemble_gbdt": {"n_threads": 1, "post_processing.alarm.chunk_rows": 1000},
     "rolling_gbdt": {"n_threads": 1},
 }
