@@ -151,9 +151,14 @@ def refuse_other_runs_folder(folder: str | Path, job: str) -> None:
         refuse_artifact_folder(folder)
     if found:
         noun, verb = _WORDS[job]
+        # evaluate.py renames its events.csv in before its evaluation.json: one alone may be
+        # an evaluation stopped between the two, which "no earlier evaluation wrote" denied
+        why = ("without the evaluation.json an evaluation writes after it (a prediction's, "
+               "another tool's, or an evaluation stopped before its end)"
+               if job == "evaluate" and found[0] == "events.csv"
+               else f"and no earlier {noun} in this folder wrote it")
         raise ESAInputError(
-            f"{found[0]} is already there and no earlier {noun} in this folder wrote it: "
-            f"{verb} into a new folder (hydra.run.dir=...)",
+            f"{found[0]} is already there {why}: {verb} into a new folder (hydra.run.dir=...)",
             path=Path(folder) / found[0],
         )
 

@@ -357,8 +357,9 @@ def test_predict_and_evaluate_refuse_another_runs_folder_before_hydra_writes(
     proc = run_job(script, [*args, f"hydra.run.dir={folder}"], tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     line = proc.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"error: {folder / first}: {first} is already there and no earlier "), \
-        line
+    # events.csv alone says why it may be an evaluation's (test_an_events_csv_alone_...)
+    reason = "without the evaluation.json" if first == "events.csv" else "and no earlier "
+    assert line.startswith(f"error: {folder / first}: {first} is already there {reason}"), line
     assert "hydra.run.dir" in line and "Traceback" not in proc.stderr
     assert snapshot(folder) == before
 
@@ -421,3 +422,17 @@ def test_resuming_an_interrupted_sweep_trains_the_jobs_it_never_reached(small_mi
     other = tmp_path / "other"
     proc = run_train([*grid[:-1], f"hydra.sweep.dir={other}", "ckpt_path=last"], tmp_path)
     assert proc.returncode == 2 and "no checkpoint to resume from" in proc.stderr
+
+
+def test_an_events_csv_alone_is_refused_without_denying_an_evaluation_wrote_it(tmp_path):
+    """evaluate.py renames its events.csv in before its evaluation.json, so a folder holding
+    only events.csv may be an evaluation stopped between the two renames: the refusal said "no
+    earlier evaluation in this folder wrote it", which that folder contradicts."""
+    from esa_lightning.jobs.run_guard import refuse_other_runs_folder
+
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "events.csv").write_text("series,id\n")
+    with pytest.raises(ESAInputError, match="events.csv is already there without the "
+                                            "evaluation.json an evaluation writes after it") as e:
+        refuse_other_runs_folder(tmp_path / "e", "evaluate")
+    assert "no earlier evaluation" not in str(e.value)
