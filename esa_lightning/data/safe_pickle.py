@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from esa_lightning.errors import ESAInputError, quoted
+from esa_lightning.errors import ESAInputError
 
 # pandas' nullable columns (Int64, UInt8, Float64, boolean): plain data containers, a values
 # array and a boolean mask set as attributes; built without running anything but pandas'
@@ -267,13 +267,7 @@ def _read_payload(path: Path) -> io.BytesIO:
                 path=path,
             )
         (member,) = members
-        limit = expansion_limit(member.compress_size)
-        if member.file_size > limit:
-            raise ESAInputError(
-                f"zip member {quoted(member.filename)} expands to {member.file_size} bytes from "
-                f"{member.compress_size}, more than {limit} (a zip bomb?); refused",
-                path=path,
-            )
+        refuse_zip_bomb(zf, path)
         payload = io.BytesIO()
         with zf.open(member) as raw:  # never yields more than the header's size
             while chunk := raw.read(2**20):
