@@ -3,6 +3,7 @@ RESULTS.md."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -85,15 +86,18 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
+def _stamp(folder: Path) -> Path:
+    """Where ``stamp_scratch`` records what made ``folder``: ``<folder>.params.json``."""
+    return folder.with_name(folder.name + ".params.json")
+
+
 def reusable_scratch(folder: Path, params: dict[str, Any]) -> bool:
     """Whether the benchmark's scratch ``folder`` (a generated mission, a parquet file) may be
     reused: True when its stamp ``<folder>.params.json`` records these ``params`` (include the
     generator's code digest where it made the data); False when it does not exist (make it, then
     ``stamp_scratch``). One made with other params, or without a stamp (an older benchmark), is
     refused naming both: it is never reused nor removed."""
-    import json
-
-    stamp = folder.with_name(folder.name + ".params.json")
+    stamp = _stamp(folder)
     if not folder.exists():
         return False
     recorded = json.loads(stamp.read_text()) if stamp.is_file() else None
@@ -105,17 +109,13 @@ def reusable_scratch(folder: Path, params: dict[str, Any]) -> bool:
 
 def stamp_scratch(folder: Path, params: dict[str, Any]) -> None:
     """Record what made ``folder`` (``reusable_scratch`` checks it on reuse)."""
-    import json
-
-    write_text_atomic(folder.with_name(folder.name + ".params.json"), json.dumps(params))
+    write_text_atomic(_stamp(folder), json.dumps(params))
 
 
 def scratch_params(folder: Path) -> dict[str, Any]:
     """The params ``folder`` was stamped with (``stamp_scratch``), for the params of what is
     derived from it (a mission's Kaggle copy): a folder with no stamp is refused."""
-    import json
-
-    stamp = folder.with_name(folder.name + ".params.json")
+    stamp = _stamp(folder)
     if not stamp.is_file():
         raise SystemExit(f"{folder}: no record of the parameters that made it ({stamp.name}): "
                          "delete it or choose another --workdir")
