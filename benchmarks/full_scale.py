@@ -26,6 +26,14 @@ Usage::
 
     python benchmarks/full_scale.py [--days 91 182 365 1095 5114] [--workdir datasets/full_scale]
                                     [--gru-batches 200] [--ensemble-epochs 2]
+
+Each size's result (``result_<tag>.json``) and the Kaggle measurement (``result_kaggle.json``)
+are written once complete, with a stamp beside them (``<file>.params.json``: days, channels,
+``--gru-batches``, ``--ensemble-epochs`` and a digest of the code measured, ``pipeline_code``;
+the Kaggle one: its detector's). ``--reuse`` keeps a saved size only when its stamp records this
+run's parameters and this code; ``--report-only`` tabulates saved results only, made with this
+run's parameters and all by one code (the largest size's), and measures nothing. A saved result
+made otherwise, or without a stamp (an older run), is refused naming both, never reused.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import reusable_scratch, scratch_params, stamp_scratch  # noqa: E402
 from bench_predict import (  # noqa: E402
     KAGGLE_TEST_ROWS,
     ROOT,
@@ -51,6 +60,8 @@ from bench_predict import (  # noqa: E402
     run_measured,
     write_kaggle_test,
 )
+
+from esa_lightning.io import write_text_atomic  # noqa: E402
 
 HEADER = "## Full Mission1 scale, stage by stage (full_scale.py)"
 MISSION1_DAYS = 5114  # 2000-01-01 .. 2014-01-01
@@ -268,7 +279,44 @@ def measure_size(
     res["predict test"] = run_measured(cmd, logs / f"predict_{tag}.log")
     res["rows"] = int(round(days * 2880))
     res["train_cmd"] = "python train.py " + " ".join(overrides)
-    (work / f"result_{tag}.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+def pipeline_code() -> str:
+    """A digest of the code a measurement runs: the package's modules and configs, train.py
+    and predict.py (paths and contents)."""
+    from esa_lightning import io
+
+    pkg = ROOT / "esa_lightning"
+    files = sorted(p for p in pkg.rglob("*") if p.suffix in (".py", ".yaml") and p.is_file())
+    files += [ROOT / "train.py", ROOT / "predict.py"]
+    return io.cache_key([[p.relative_to(ROOT).as_posix(), io.content_digest(p)] for p in files])
+
+
+def result_params(days: float, channels: int, args: argparse.Namespace, code: str) -> dict:
+    """What a size's result is measured with: its stamp (``stamp_scratch``)."""
+    return {"days": days, "channels": channels, "gru_batches": args.gru_batches,
+            "ensemble_epochs": args.ensemble_epochs, "code": code}
+
+
+def size_result(
+    days: float, work: Path, args: argparse.Namespace, code: str, channels: int = 76
+) -> dict:
+    """One size's result: with --reuse or --report-only the saved one, when its stamp records
+    these parameters and ``code`` (else refused: ``reusable_scratch``); else measured, the
+    earlier result removed first and the new one written and stamped once complete."""
+    saved = work / f"result_{size_tag(days, channels)}.json"
+    params = result_params(days, channels, args, code)
+    if (args.reuse or args.report_only) and reusable_scratch(saved, params):
+        return json.loads(saved.read_text())
+    if args.report_only:
+        raise SystemExit(f"{saved}: no saved result of {days:g} days, {channels} channels: "
+                         "run without --report-only to measure it")
+    print(f"=== {days:g} days" + ("" if channels == 76 else f", {channels} channels"), flush=True)
+    saved.unlink(missing_ok=True)  # a measurement stopped midway leaves no result behind
+    res = measure_size(days, work, args.gru_batches, args.ensemble_epochs, channels=channels)
+    write_text_atomic(saved, json.dumps(res, indent=1))
+    stamp_scratch(saved, params)
     return res
 
 
@@ -332,15 +380,12 @@ def before_after(work: Path) -> str:
     return head + "\n".join(out) + "\n"
 
 
-def channel_table(work: Path, days: float) -> str:
-    """Markdown: the stages at ``days`` for every channel count measured (``--channel-sweep``)."""
-    found = {76: work / f"result_{size_tag(days)}.json"}
-    for f in work.glob(f"result_{size_tag(days)}_c*.json"):
-        found[int(f.stem.rsplit("_c", 1)[1])] = f
-    if len(found) < 2:
+def channel_table(res: dict[int, dict], days: float) -> str:
+    """Markdown: the stages at ``days`` for every channel count of ``res`` (this run's
+    ``--channel-sweep`` and the 76 channels of its first size)."""
+    if len(res) < 2:
         return ""
-    counts = sorted(found)
-    res = {c: json.loads(found[c].read_text()) for c in counts}
+    counts = sorted(res)
     head = "| stage | " + " | ".join(f"{c} channels" for c in counts) + " | growth exponent |\n"
     head += "|---" * (len(counts) + 2) + "|\n"
     lines = []
@@ -367,7 +412,9 @@ def extrapolate(x: list[float], y: list[float], x_new: float) -> tuple[float, fl
     return y2 * (x_new / x2) ** max(k, 1.0 if k > 0.8 else k), k
 
 
-def report(results: dict[float, dict], kaggle: dict | None, work: Path, args) -> None:
+def report(
+    results: dict[float, dict], kaggle: dict | None, work: Path, args, sweep: dict[int, dict]
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -459,7 +506,7 @@ from wall time. All sizes were measured with the same code, one after another.
 {kag}
 {verdict}
 
-{channel_table(work, sizes[0])}
+{channel_table({**sweep, 76: results[args.days[0]]}, args.days[0])}
 Profile and fix: {PROFILE_NOTE}
 
 {before_after(work)}
@@ -503,27 +550,26 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     work = a.workdir if a.workdir.is_absolute() else (ROOT / a.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    for c in a.channel_sweep:  # growth with the channel count at the first size
-        saved = work / f"result_{size_tag(a.days[0], c)}.json"
-        if c != 76 and not ((a.reuse or a.report_only) and saved.is_file()):
-            print(f"=== {a.days[0]:g} days, {c} channels", flush=True)
-            measure_size(a.days[0], work, a.gru_batches, a.ensemble_epochs, channels=c)
+    code = pipeline_code()
+    largest = work / f"result_{size_tag(max(a.days))}.json"
+    if a.report_only and largest.is_file():  # the code its results were measured by
+        code = scratch_params(largest)["code"]
+    # growth with the channel count at the first size
+    sweep = {c: size_result(a.days[0], work, a, code, c) for c in a.channel_sweep if c != 76}
     if a.after:
         print(json.dumps(measure_after(a.after, work), indent=1))
         return
-    results = {}
-    for d in a.days:
-        saved = work / f"result_d{int(d)}.json"
-        if (a.report_only or a.reuse) and saved.is_file():
-            results[d] = json.loads(saved.read_text())
-            continue
-        print(f"=== {d:g} days", flush=True)
-        results[d] = measure_size(d, work, a.gru_batches, a.ensemble_epochs)
+    results = {d: size_result(d, work, a, code) for d in a.days}
     kaggle = None
     kag_json = work / "result_kaggle.json"
-    if a.report_only and kag_json.is_file():
+    kag_params = {"detector": result_params(max(a.days), 76, a, code), "rows": KAGGLE_TEST_ROWS}
+    if a.report_only and not a.no_kaggle:
+        if not reusable_scratch(kag_json, kag_params):
+            raise SystemExit(f"{kag_json}: no saved Kaggle measurement: run without "
+                             "--report-only to measure it, or report without it (--no-kaggle)")
         kaggle = json.loads(kag_json.read_text())
     elif not a.no_kaggle:
+        kag_json.unlink(missing_ok=True)
         src = work / "d365"
         generate(src, 365, split_for(365)[0])
         kdir = write_kaggle_test(
@@ -535,8 +581,9 @@ def main(argv: list[str] | None = None) -> None:
         kaggle = run_measured(
             predict_cmd(det, kdir, run_dir, run_dir / "cache"), work / "logs" / "predict_kaggle.log"
         )
-        kag_json.write_text(json.dumps(kaggle))
-    report(results, kaggle, work, a)
+        write_text_atomic(kag_json, json.dumps(kaggle))
+        stamp_scratch(kag_json, kag_params)
+    report(results, kaggle, work, a, sweep)
 
 
 if __name__ == "__main__":
