@@ -94,6 +94,7 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
     mission = mission_from_config(cfg.data)
+    refuse_series_file(frame, mission, path)
     warn_unread_columns(frame, mission, path)
     if mission.is_multiseries:
         return score_series_frame(frame, mission.test(), path)
@@ -129,6 +130,23 @@ def refuse_malformed_lines(path: Path, limit: int = HEADER_LIMIT) -> None:
             "comma at the end of each row, or a column without a name?)",
             path=path,
         )
+
+
+def refuse_series_file(frame: pd.DataFrame, mission: Mission, path: Path) -> None:
+    """Refuse a NASA submission (a ``channel`` column: each row one series' alarm) against a
+    single-grid mission, unless the mission has a channel named ``channel`` (its 0/1 column):
+    read without the column, one channel's ids were scored as the grid's alarms."""
+    if mission.is_multiseries or "channel" not in frame.columns:
+        return
+    if "channel" in mission.channel_names:
+        return
+    raise ESAInputError(
+        f"a NASA submission (channel,id,is_anomaly: alarms per series) cannot be scored "
+        f"against mission {quoted(mission.name)}, one grid of rows: score it against the NASA "
+        "data it was predicted on (data=nasa data.root=...), or predict this data again "
+        "(predict.py writes id,is_anomaly for it)",
+        path=path, column="channel",
+    )
 
 
 def warn_unread_columns(frame: pd.DataFrame, mission: Mission, path: Path) -> None:

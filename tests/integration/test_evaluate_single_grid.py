@@ -425,3 +425,32 @@ def test_a_long_bad_cell_is_quoted_by_a_short_prefix(tmp_path, esa_csv, column, 
     for needle in (f"column '{column}'", "row 3 after the header", f"({len(cell)} characters)",
                    repr(cell[:20])[:-1]):
         assert needle in message, message
+
+
+def test_a_nasa_submission_is_refused_against_single_grid_data(tmp_path, kaggle):
+    """A NASA submission (``channel,id,is_anomaly``: one series' alarms per channel) scored
+    against Kaggle data was read as the grid's alarms with only a warning that ``channel`` was
+    not read: one channel's ids that fit the grid were scored as if made for it."""
+    data, pred = kaggle
+    nasa = pred.assign(channel="P-1")[["channel", "id", "is_anomaly"]]
+    message = refusal(tmp_path, data, nasa)
+    assert "column 'channel'" in message and "NASA" in message and "data=nasa" in message
+    two = pd.concat([nasa, nasa.assign(channel="A-1")])  # was refused as a "repeated key"
+    assert "column 'channel'" in refusal(tmp_path, data, two)
+
+
+def test_a_channel_column_named_like_a_mission_channel_is_read_as_its_alarms(tmp_path):
+    """A single-grid mission with a channel named ``channel``: its 0/1 column is read."""
+    root = tmp_path / "kg"
+    root.mkdir()
+    for part, ids in (("train", np.arange(0, 60)), ("test", np.arange(60, 90))):
+        cols = {"id": ids, "channel": np.sin(ids / 3.0),
+                "is_anomaly": ((ids >= 70) & (ids < 75)).astype(np.uint8)}
+        pq.write_table(pa.table(cols), root / f"{part}.parquet")
+    ids = np.arange(60, 90)
+    alarm = ((ids >= 71) & (ids < 73)).astype(int)
+    path = tmp_path / "pred.csv"
+    pd.DataFrame({"id": ids, "is_anomaly": alarm, "channel": alarm}).to_csv(path, index=False)
+    cfg = compose_config("evaluate", [f"predictions={path}", "data=kaggle", f"data.root={root}"],
+                         tmp_path / "e")
+    assert evaluate_predictions(cfg)["EW_recall"] == pytest.approx(1.0)
