@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import ModelSummary
 
 from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.metrics.intervals import runs
 from esa_lightning.models.base import DetectorModule, RowScores, context_start
 from esa_lightning.runtime.evaluation import ScoredRange, report_for, unscored_reason
@@ -70,10 +70,10 @@ class ESAValidationMetrics(L.Callback):
         for key, value in (("every_n_epochs", every_n_epochs),
                            ("figure_every_n_epochs", figure_every_n_epochs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key}={value!r}: must be a whole number >= 1 (epochs)")
+                raise ValueError(f"{key}={quoted(value)}: must be a whole number >= 1 (epochs)")
         pct = provisional_percentile
         if isinstance(pct, bool) or not isinstance(pct, int | float) or not 0 <= pct <= 100:
-            raise ValueError(f"provisional_percentile={pct!r}: must be a "
+            raise ValueError(f"provisional_percentile={quoted(pct)}: must be a "
                              "percentile in [0, 100]")
         self.every_n_epochs = every_n_epochs
         self.figure_every_n_epochs = figure_every_n_epochs

@@ -52,12 +52,13 @@ def compose_job(
     from hydra.errors import HydraException
     from omegaconf import open_dict
 
-    from esa_lightning.errors import ESAInputError
+    from esa_lightning.errors import ESAInputError, quoted
     from esa_lightning.jobs.paths import compose_config
 
     if isinstance(overrides, str | bytes):  # list("data=kaggle") would be one override a letter
         raise ESAInputError(
-            f"overrides must be a list of key=value strings, e.g. [{overrides!r}], not a string",
+            f"overrides must be a list of key=value strings, e.g. [{quoted(overrides)}], not a "
+            "string",
             column="overrides",
         )
     try:

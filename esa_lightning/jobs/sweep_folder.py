@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 
 SHOWN = 5  # folders named in the error
 
@@ -74,9 +74,9 @@ def refuse_other_study(sweep_dir: Path, study_name: str, storage: str, optuna: A
     what = f"trial folders of another study ({shown})" if others else "another study's trials.csv"
     own = f"sqlite:///{sweep_dir / 'optuna.db'}"  # the folder's own storage, sweep.py's default
     earlier = [n for n in studies_in(own, optuna) if n != study_name or storage != own]
-    named = f" (its optuna.db holds study {', '.join(map(repr, earlier))})" if earlier else ""
+    named = f" (its optuna.db holds study {', '.join(map(quoted, earlier))})" if earlier else ""
     raise ESAInputError(
-        f"holds {what}, not trials of study {study_name!r} in {storage}: start this study in "
+        f"holds {what}, not trials of study {quoted(study_name)} in {storage}: start this study in "
         f"another folder (--sweep-dir), or resume the earlier study with the --study-name and "
         f"--storage it was started with{named} (docs/sweeps.md)",
         path=sweep_dir,

@@ -79,3 +79,45 @@ def test_a_long_value_is_quoted_by_a_short_prefix_and_its_length(value):
     message = str(ESAInputError("bad cell", path="f.csv", column="c" * 10_000, value=value))
     assert len(message) < 2 * QUOTE_LIMIT + 120, message
     assert message.startswith("f.csv: column 'ccc") and message.endswith(": bad cell")
+
+
+LONG = "9" * 10_000  # a user-typed override value (or API argument) of unbounded length
+
+
+def _channel_ensemble(value: str) -> None:
+    from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
+
+    LitChannelEnsemble(n_channels=1, n_features=1, group_index=[0], channel_scores=value)
+
+
+def _callback(key: str):
+    def build(value: str) -> None:
+        from esa_lightning.callbacks import ESAValidationMetrics
+
+        ESAValidationMetrics(**{key: value})
+
+    return build
+
+
+def _api_overrides(value: str) -> None:
+    from esa_lightning.api.training import compose_job
+
+    compose_job("train", value)
+
+
+@pytest.mark.parametrize(
+    "refuse",
+    [_channel_ensemble, _callback("every_n_epochs"), _callback("provisional_percentile"),
+     _api_overrides],
+    ids=["channel_scores", "every_n_epochs", "provisional_percentile", "api overrides"],
+)
+def test_a_long_override_value_gives_a_bounded_message(refuse):
+    """``model.channel_scores=<10 KB>`` (a Hydra override), a callback's setting, a string
+    given as the API's overrides: the refusal repeated the whole value (``!r``)."""
+    from esa_lightning.errors import QUOTE_LIMIT
+
+    with pytest.raises((ESAInputError, ValueError)) as refused:
+        refuse(LONG)
+    message = str(refused.value)
+    assert len(message) < QUOTE_LIMIT + 200, message[:300]
+    assert f"({len(LONG)} characters)" in message

@@ -16,7 +16,7 @@ import torch
 
 from esa_lightning.data.datamodule import reduce_validation_sums
 from esa_lightning.data.mission import Mission
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.models.base import (
     DetectorModule,
     RowScores,
@@ -96,7 +96,8 @@ class LitChannelEnsemble(DetectorModule):
         super().__init__()
         if channel_scores not in CHANNEL_SCORES:
             raise ESAInputError(
-                f"channel_scores={channel_scores!r}: expected one of {', '.join(CHANNEL_SCORES)}",
+                f"channel_scores={quoted(channel_scores)}: expected one of "
+                f"{', '.join(CHANNEL_SCORES)}",
                 column="channel_scores",
             )
         top_channels_setting(top_channels)
