@@ -179,6 +179,13 @@ RULES: dict[str, Rule] = {
     "z_step": positive_finite(),
     "min_percent_decrease": fraction(),
     "max_sequences": integer(1),
+    # their EWMA span (the window thresholds' too), error buffer, warmup rows and error-scale
+    # check: below 0 each acted as 0 (off) without a word
+    "smoothing": nonnegative_finite(),
+    "error_buffer": integer(0),
+    "warmup": integer(0),
+    "error_scale": nonnegative_finite(),
+    "min_error": nonnegative_finite(),
     # the GRU's per-series embedding (several series): a negative one was torch's traceback
     "series_embedding_dim": integer(0),
     "devices": (_devices_ok, "must be a count >= 1, -1 (all), 'auto' or a list of devices"),

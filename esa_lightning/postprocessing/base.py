@@ -43,6 +43,19 @@ def check_chunk_rows(value: Any) -> int:
     return value
 
 
+def check_rule_settings(**settings: Any) -> None:
+    """Refuse a rule's setting that train.py's rule of its name (``settings.RULES``) refuses,
+    naming its key under ``RULE_KEY``: a rule built from an artifact's hyper-parameters (an
+    edited detector.json) is then refused at load as its config is before training. None is
+    left to the rule (an optional setting)."""
+    from esa_lightning.settings import RULES
+
+    for key, value in settings.items():
+        ok, requirement = RULES[key]
+        if value is not None and not ok(value):
+            raise ESAInputError(requirement, column=f"{RULE_KEY}.{key}", value=value)
+
+
 class PostRule(nn.Module, L.Callback):
     """Fit on training/validation data (``fit``), then applied by its model when scoring."""
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.metrics.intervals import runs
-from esa_lightning.postprocessing.base import RULE_KEY, PostRule
+from esa_lightning.postprocessing.base import RULE_KEY, PostRule, check_rule_settings
 
 
 def ewma(x: np.ndarray, span: float) -> np.ndarray:
@@ -264,6 +264,11 @@ class TelemanomOnline(PostRule):
         warmup: int = 0,
     ) -> None:
         super().__init__()
+        check_rule_settings(  # train.py's rules, checked again when an artifact is loaded
+            smoothing=smoothing, z_step=z_step, min_percent_decrease=min_percent_decrease,
+            error_buffer=error_buffer, max_sequences=max_sequences, error_scale=error_scale,
+            min_error=min_error, warmup=warmup,
+        )
         z_range = z_range_setting(z_range)
         self.smoothing, self.z_range, self.z_step = float(smoothing), z_range, z_step
         self.min_percent_decrease = float(min_percent_decrease)

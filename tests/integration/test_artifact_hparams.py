@@ -81,3 +81,37 @@ def test_gru_threshold_score_span_other_than_its_smoothing_is_refused(tmp_path, 
                               lambda t: t.fill_(span))
     message = _refused_at_load(folder, weights, f"score_span {span:g}")
     assert "post_rules.threshold" in message, message
+
+
+@pytest.fixture(scope="module")
+def telemanom_gru(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small GRU thresholded by Telemanom's online rule (nothing fitted), saved."""
+    from esa_lightning.artifact import mission_schema
+    from tests.helpers import sine_mission, small_gru
+
+    m = sine_mission()
+    model, _ = small_gru(m, {"threshold": {"kind": "telemanom", "smoothing": 5}})
+    folder = tmp_path_factory.mktemp("telemanom") / "detector"
+    return Detector({"gru": model}, mission_schema(m)).save(folder)
+
+
+@pytest.mark.parametrize("key, value", [("smoothing", -5), ("error_buffer", -1),
+                                        ("warmup", -3), ("error_scale", -0.5),
+                                        ("min_error", -1), ("z_step", 0),
+                                        ("min_percent_decrease", 2), ("max_sequences", 0)])
+def test_telemanom_settings_train_py_refuses_are_refused_at_load(
+    tmp_path, telemanom_gru, key, value
+):
+    """Each loaded: a negative smoothing, error buffer, warmup, error scale or minimum error
+    scored as 0 (off) does; z_step 0 ended in a ZeroDivisionError once scoring began."""
+    folder = tmp_path / "detector"
+    shutil.copytree(telemanom_gru, folder)
+    manifest = manifest_of(folder)
+    manifest["components"]["gru"]["hparams"]["post_processing"]["threshold"][key] = value
+    write_manifest(folder, manifest)
+    _refused_at_load(folder, folder / "detector.json",
+                     f"model.post_processing.threshold.{key}")
+
+
+def test_the_unedited_telemanom_gru_loads(telemanom_gru):
+    assert Detector.load(telemanom_gru).components["gru"].is_online

@@ -160,6 +160,16 @@ def test_a_bad_channel_ensemble_setting_is_named_with_its_value(
         (["model/threshold@model.post_processing.threshold=dynamic",
           "model.post_processing.threshold.min_percent_decrease=2"],
          "model.post_processing.threshold.min_percent_decrease=2", "must lie in [0, 1)"),
+        # Telemanom's smoothing, error buffer, warmup and error-scale check below 0 were taken
+        # as 0 (off) without a word
+        *[(["model/threshold@model.post_processing.threshold=telemanom",
+            f"model.post_processing.threshold.{key}=-1"],
+           f"model.post_processing.threshold.{key}=-1", requirement)
+          for key, requirement in (("smoothing", "must be a finite number >= 0"),
+                                   ("error_scale", "must be a finite number >= 0"),
+                                   ("min_error", "must be a finite number >= 0"),
+                                   ("error_buffer", "must be a whole number >= 0"),
+                                   ("warmup", "must be a whole number >= 0"))],
     ],
 )
 def test_a_nonsensical_model_number_is_named_before_training(
