@@ -106,6 +106,7 @@ RULES: dict[str, Rule] = {
             "score_batch_size",
             "batch_rows",
             "window",
+            "detrend",  # null: off
             "stride",
             "pool",
             "pool_stride",

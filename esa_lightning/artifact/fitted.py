@@ -4,8 +4,9 @@ could never alarm), a threshold's smoothing span (``score_span``) that is not fi
 weights (parameters) holding NaN or infinity (every score NaN), and what a model's own
 ``fitted_state_problem`` names, or one of its submodules' (a channel ensemble's kernel lengths,
 group indices or feature mask, global_std's n_std, mean and std, a window baseline's
-n_fit_windows, a gap width, the stuck-channel rule's limit and quiet rows, a window
-threshold's score_span other than its smoothing). Buffers whose NaN
+n_fit_windows, a gap width, the stuck-channel rule's limit and quiet rows (at most factor
+times its recorded fit rows), a window threshold's score_span other than its smoothing, a GRU
+window longer than its recorded training rows: ``postprocessing.fit_rows``). Buffers whose NaN
 means "not fitted here" (a channel without a flat stretch, a peak height never fitted) are left
 alone."""
 

@@ -160,6 +160,7 @@ def merge_detectors(
             target.load_state_dict(net.state_dict())
     for buffer in SCALER_BUFFERS:
         getattr(merged, buffer).copy_(getattr(first, buffer))
+    merged.train_rows.copy_(max((m.train_rows for m in models), key=int))  # 0: not recorded
     merged.eval()
     # fitted on the networks' errors, so fitted again: the error scale, the threshold, then the
     # width of the gaps closed between the alarms; the stuck-channel limits (the data's alone)

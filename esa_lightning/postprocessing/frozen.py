@@ -45,6 +45,7 @@ import torch
 from esa_lightning.data.mission import CATEGORY_TO_CODE, Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import RULE_KEY, PostRule
+from esa_lightning.postprocessing.fit_rows import RecordsRows
 
 log = logging.getLogger("esa_lightning")
 
@@ -92,12 +93,13 @@ def _setting(value: Any, name: str, low: float, integer: bool) -> float:
     return float(value)
 
 
-class FrozenValues(PostRule):
+class FrozenValues(RecordsRows, PostRule):
     """Alarms where a target channel holds one value far longer than on the fit range."""
 
     kind = "frozen"
     stage = 3  # after gap closing: a stuck channel's alarm is not a gap to close
     single = "each would alarm on the same runs"
+    ROW_RECORDS = ("fit_rows",)
 
     def __init__(
         self,
@@ -122,6 +124,8 @@ class FrozenValues(PostRule):
         if watch == "sending":  # [series, value column]: the rows after a sample still watched
             self.register_buffer("quiet", torch.zeros((int(n_series), int(n_outputs)),
                                                       dtype=torch.int64))
+        # [series]: the fit range's rows (bounds ``quiet``; 0: not recorded, an older artifact)
+        self.register_buffer("fit_rows", torch.zeros(int(n_series), dtype=torch.int64))
         self.told_unrecorded = False  # warned of data without a sample record (once)
 
     @classmethod
@@ -137,7 +141,9 @@ class FrozenValues(PostRule):
         """A loaded ``limit`` or ``quiet`` the fit never writes (``artifact.fitted``), or None: a
         limit is 0 (not watched) or ``factor`` times a run from ``min_run`` to ``max_run``
         (rounded up); ``quiet`` is 0 where the limit is, else at least ``factor`` (rounded up)
-        rows after a sample (``factor`` times a spacing of at least one row)."""
+        rows after a sample (``factor`` times a spacing of at least one row) and, where the fit
+        range's rows were recorded (``fit_rows``), at most ``factor`` times those rows (no
+        spacing of its samples is longer)."""
         low = math.ceil(self.factor * self.min_run)
         high = math.ceil(self.factor * max(self.min_run, self.max_run))
         limit = self.limit
@@ -151,6 +157,11 @@ class FrozenValues(PostRule):
             if bool(bad.any()):
                 return (f"the fitted quiet {int(quiet[bad][0])} is not 0 where the limit is 0, "
                         f"nor at least {math.ceil(self.factor)} rows (factor) where it watches")
+            rows = self.fit_rows[:, None].expand_as(quiet)
+            bad = (rows > 0) & (quiet > torch.ceil(self.factor * rows.double()))
+            if bool(bad.any()):
+                return (f"the fitted quiet {int(quiet[bad][0])} exceeds factor times the "
+                        f"{int(rows[bad][0])} rows of the fit range (fit_rows)")
         return None
 
     @property
@@ -167,6 +178,7 @@ class FrozenValues(PostRule):
         for name, grid in datamodule.mission.fit_range().grids().items():
             s = model.series_index(grid, name)
             limits, quiet = self.limits(grid)
+            self.fit_rows[s] = len(grid.values)
             self.limit[s] = torch.as_tensor(limits, dtype=torch.int64)
             if self.watch == "sending":
                 self.quiet[s] = torch.as_tensor(quiet, dtype=torch.int64)

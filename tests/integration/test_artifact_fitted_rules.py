@@ -70,6 +70,8 @@ GRU_EDITS = [
     ("post_rules.frozen.limit", lambda t: t.fill_(1), "limit 1"),
     ("post_rules.frozen.quiet", lambda t: t.fill_(-2), "quiet -2"),
     ("post_rules.frozen.quiet", lambda t: t.fill_(1), "quiet 1"),
+    # loaded, asking a context of 10**9 rows: no spacing of a sample exceeds the fit range
+    ("post_rules.frozen.quiet", lambda t: t.fill_(10**9), "quiet 1000000000"),
 ]
 
 
@@ -146,3 +148,21 @@ class _Factory:
         path = self.root / name
         path.mkdir()
         return path
+
+
+@pytest.mark.parametrize("record", ["post_rules.frozen.fit_rows", "train_rows"])
+def test_an_artifact_written_before_the_row_records_still_loads(tmp_path, gru, record):
+    """Artifacts of this format written before the frozen rule's ``fit_rows`` and the GRU's
+    ``train_rows`` hold neither: they load and score as before, bounded by nothing there."""
+    folder, weights = _edited(gru, tmp_path, "gru", record, lambda t: t.zero_())
+    state = torch.load(weights, weights_only=True)
+    del state[record]
+    torch.save(state, weights)
+    from tests.integration.test_artifact_head_features import reseal
+
+    reseal(folder)
+    m = with_events(sine_mission())
+    before = Detector.load(gru).components["gru"].score_rows(m).alarm
+    model = Detector.load(folder).components["gru"]
+    assert int(model.get_buffer(record).sum()) == 0
+    np.testing.assert_array_equal(model.score_rows(m).alarm, before)

@@ -115,3 +115,19 @@ def test_telemanom_settings_train_py_refuses_are_refused_at_load(
 
 def test_the_unedited_telemanom_gru_loads(telemanom_gru):
     assert Detector.load(telemanom_gru).components["gru"].is_online
+
+
+@pytest.mark.parametrize("window", [10**9, 381])
+def test_a_gru_window_longer_than_its_training_rows_is_refused(tmp_path, gru, window):
+    """The fixture trained on 380 training rows. 10**9 loaded, and scoring padded a range
+    shorter than the window up to 10**9 rows until memory ran out; no training window could
+    hold either window. (Load is refused: nothing here allocates the window.)"""
+    folder = _with_hparam(gru, tmp_path, "gru", "window", window)
+    message = _refused_at_load(folder, folder / "components/gru/weights.pt",
+                               f"window of {window} rows")
+    assert "380 training rows" in message, message
+
+
+def test_a_gru_window_within_its_training_rows_loads(tmp_path, gru):
+    folder = _with_hparam(gru, tmp_path, "gru", "window", 380)
+    assert Detector.load(folder).components["gru"].hparams.window == 380

@@ -62,6 +62,7 @@ from esa_lightning.models.gru_ae.network import (
     SeriesNetworks,
     WindowNetwork,
 )
+from esa_lightning.models.gru_ae.train_rows import TrainRows
 from esa_lightning.models.window_pieces import WindowOutputs, WindowPieces
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
@@ -75,7 +76,7 @@ from esa_lightning.settings import check_setting
 log = logging.getLogger(__name__)
 
 
-class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
+class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
     """Trains ``GRUAttentionAE`` on label-free windows and scores raw missions row by row."""
 
     datamodule_kind = "windows"
@@ -111,17 +112,12 @@ class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
         post_processing: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if int(members) < 1:
-            raise ESAInputError("members must be >= 1", column="members", value=members)
-        if int(window) < 1:
-            raise ESAInputError("window must be >= 1 rows", column="window", value=window)
+        for key, value in (("members", members), ("window", window), ("detrend", detrend),
+                           ("score_batch_size", score_batch_size)):
+            check_setting(f"model.{key}", value)  # a 0 batch: range()'s traceback
         if objective not in OBJECTIVES:
             raise ESAInputError(f"objective must be one of {OBJECTIVES}", column="objective",
                                 value=objective)
-        if detrend is not None and int(detrend) < 1:
-            raise ESAInputError("detrend must be null or >= 1 rows", column="detrend",
-                                value=detrend)
-        check_setting("model.score_batch_size", score_batch_size)  # 0: range()'s traceback
         if loss not in ("smooth_l1", "mse"):
             raise ESAInputError("loss must be 'smooth_l1' or 'mse'", column="loss", value=loss)
         series = [str(s) for s in (series or [])]
@@ -191,6 +187,7 @@ class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
         # fitted post-processing: travels in state_dict / checkpoints
         self.register_buffer("scaler_median", torch.zeros(n_series, n_inputs))
         self.register_buffer("scaler_iqr", torch.ones(n_series, n_inputs))
+        self.register_buffer("train_rows", torch.zeros((), dtype=torch.int64))  # TrainRows
         self.post_rules = self.build_post_rules(
             self.hparams.post_processing, n_series=n_series, n_outputs=int(n_outputs)
         )
@@ -250,6 +247,7 @@ class LitGRUAttentionAE(WindowPieces, GridScoring, DetectorModule):
     def set_preprocessing(self, datamodule: Any) -> None:
         """Copy the datamodule's fitted scaler into the buffers (scoring needs no datamodule)."""
         self.set_scaler(*datamodule.scaler)
+        self.record_train_rows(datamodule.mission)
 
     def set_scaler(self, median: np.ndarray, iqr: np.ndarray) -> None:
         median = torch.as_tensor(np.asarray(median, dtype=np.float32)).reshape_as(self.scaler_iqr)
