@@ -29,6 +29,7 @@ errors or the scaled inputs of the range.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -129,24 +130,34 @@ class WindowThreshold(PostRule):
         parts = mission.grids()
         self.score_span.fill_(self.smoothing)
         for name, m in parts.items():
-            source = "validation"
-            total, smoothed, clean = _window_scores(self, model, m, name, m.val_start, m.test_start)
+            source, start, stop = "validation", m.val_start, m.test_start
+            clean = _clean_windows(model, m, start, stop)
             if not clean.any():
                 log.warning(
                     "series %s: no label-free validation window; threshold fitted on the "
                     "training range",
                     name or m.name,
                 )
-                source = "training"
-                total, smoothed, clean = _window_scores(self, model, m, name, 0, m.val_start)
+                source, start, stop = "training", 0, m.val_start
+                clean = _clean_windows(model, m, start, stop)
             if not clean.any():
                 raise ESAInputError("no label-free window to fit a threshold on", path=m.name)
-            scores = self.nominal_scores(total, smoothed, clean)
-            thr, method = self.fit_one(model, m, name, scores, source, smoothed)
+            # scored on the first call only: a search on the fit range reads them as fallback
+            scored = functools.cache(functools.partial(
+                self._range_scores, model, m, name, start, stop, clean))
+            thr, method = self.fit_one(model, m, name, scored, source)
             self.threshold[model.series_index(m, name)] = thr
             log.info(
                 "series %s: %s threshold %.6g on %s windows", name or m.name, method, thr, source
             )
+
+    def _range_scores(
+        self, model: Any, m: Mission, name: str | None, start: int, stop: int, clean: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(the label-free window scores of rows ``start``..``stop`` a threshold is fitted to,
+        every window's smoothed score there, labeled ones included)."""
+        total, smoothed = _window_scores(self, model, m, name, start, stop)
+        return self.nominal_scores(total, smoothed, clean), smoothed
 
     def nominal_scores(
         self, total: np.ndarray, smoothed: np.ndarray, clean: np.ndarray
@@ -160,13 +171,12 @@ class WindowThreshold(PostRule):
         model: Any,
         m: Mission,
         name: str | None,
-        scores: np.ndarray,
+        scored: Callable[[], tuple[np.ndarray, np.ndarray]],
         source: str,
-        smoothed: np.ndarray,
     ) -> tuple[float, str]:
-        """(threshold, method name) of one series from its label-free window ``scores``;
-        ``smoothed`` holds every smoothed window score of the ``source`` range, labeled ones
-        included."""
+        """(threshold, method name) of one series; ``scored()`` gives its label-free window
+        scores and every smoothed window score of the ``source`` range, labeled ones included
+        (scored on the first call: a rule that does not read them does not score the range)."""
         raise NotImplementedError
 
 
@@ -175,8 +185,8 @@ class PercentileThreshold(WindowThreshold):
 
     kind = "percentile"
 
-    def fit_one(self, model, m, name, scores, source, smoothed) -> tuple[float, str]:  # noqa: ANN001
-        return percentile_threshold(scores, self.q), "percentile"
+    def fit_one(self, model, m, name, scored, source) -> tuple[float, str]:  # noqa: ANN001
+        return percentile_threshold(scored()[0], self.q), "percentile"
 
 
 class DynamicThreshold(WindowThreshold):
@@ -204,9 +214,9 @@ class DynamicThreshold(WindowThreshold):
         """Unsmoothed: Telemanom's procedure smooths the label-free scores itself."""
         return total[clean]
 
-    def fit_one(self, model, m, name, scores, source, smoothed) -> tuple[float, str]:  # noqa: ANN001
+    def fit_one(self, model, m, name, scored, source) -> tuple[float, str]:  # noqa: ANN001
         dyn = dynamic_threshold(
-            scores,
+            scored()[0],
             smoothing=self.smoothing,
             z_range=self.z_range,
             min_percent_decrease=self.min_percent_decrease,
@@ -242,14 +252,14 @@ class F05Threshold(WindowThreshold):
             )
         self.fit_on = fit_on
 
-    def fit_one(self, model, m, name, scores, source, smoothed) -> tuple[float, str]:  # noqa: ANN001
+    def fit_one(self, model, m, name, scored, source) -> tuple[float, str]:  # noqa: ANN001
         thr = None
         # the fit range's labeled events need no label-free validation window (a validation
         # range labeled throughout has none): only the percentile fallback reads those
         if self.fit_on == "fit_range":
             thr = f05_threshold(model, self, m.fit_range(), name)
         elif source == "validation":
-            thr = f05_threshold(model, self, m.val(), name, smoothed)
+            thr = f05_threshold(model, self, m.val(), name, scored()[1])
         if thr is None:
             searched = source == "validation" or self.fit_on == "fit_range"
             log.warning(
@@ -260,31 +270,35 @@ class F05Threshold(WindowThreshold):
                 else "no label-free validation window",
                 self.q,
             )
-            return percentile_threshold(scores, self.q), "percentile"
+            return percentile_threshold(scored()[0], self.q), "percentile"
         return thr, f"f05 ({self.fit_on})"
 
 
 #: the window threshold rules (kinds percentile, dynamic, f05) a window model may list
 WINDOW_THRESHOLDS = (PercentileThreshold, DynamicThreshold, F05Threshold)
 
-def _window_scores(
-    rule: WindowThreshold, model: Any, m: Mission, name: str | None, start: int, stop: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(every window score of rows ``start``..``stop`` of ``m``, the same smoothed by ``rule``,
-    bool mask of its label-free windows); empty when the range is shorter than one window.
-    Scored once (the percentile and the F0.5 search both read it) and with the
-    ``context_rows`` before ``start``, as prediction scores a range: alone, a detrending
-    model's trailing mean, and the EWMA of the scores, would start afresh at ``start`` and give
-    scores no later range is scored with. ``rule.chunk_rows`` windows at a time."""
+def _clean_windows(model: Any, m: Mission, start: int, stop: int) -> np.ndarray:
+    """bool [N]: the label-free windows of rows ``start``..``stop`` of ``m`` (none when the
+    range is shorter than one window); the labels alone, nothing scored."""
     window = model.hparams.window
     if stop - start < window:
-        empty = np.zeros(0, dtype=np.float32)
-        return empty, empty, np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=bool)
+    return ~labeled_window_mask(~nominal_rows(m.slice(start, stop)), window)
+
+
+def _window_scores(
+    rule: WindowThreshold, model: Any, m: Mission, name: str | None, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(every window score of rows ``start``..``stop`` of ``m``, the same smoothed by
+    ``rule``), a range at least one window long. Scored once (the percentile and the F0.5
+    search both read it) and with the ``context_rows`` before ``start``, as prediction scores a
+    range: alone, a detrending model's trailing mean, and the EWMA of the scores, would start
+    afresh at ``start`` and give scores no later range is scored with. ``rule.chunk_rows``
+    windows at a time."""
     lo = max(0, start - int(model.context_rows))
     total = model.window_totals(m.slice(lo, stop), series=name, chunk_rows=rule.chunk_rows)
     smoothed = rule.smoothed(total)[start - lo :]
-    clean = ~labeled_window_mask(~nominal_rows(m.slice(start, stop)), window)
-    return total[start - lo :], smoothed, clean
+    return total[start - lo :], smoothed
 
 
 def f05_per_candidate(
