@@ -10,7 +10,9 @@ their rows counts events over every series as the reported metrics do.
 ``chunk_rows``) comes last (``stage`` 2: after a threshold and a gate judging its alarms), one
 per model (``single``). Fitted on the model's final row alarms over the fit range (training +
 validation rows; with the rule still unfitted, so no gap closed: ``provisional_alarm``, each
-grid scored ``chunk_rows`` rows at a time with its context, keeping the row alarms only), it
+grid scored ``chunk_rows`` rows at a time with its context, keeping the row alarms only; or,
+behind a gate fitted on the fit range just before, the alarms of the gate's own scoring of it,
+handed over for this fit only: ``fit_pass``), it
 scores each width's closed alarms, with the alarms scoring forces on the rows of readings
 float32 cannot hold (``Mission.unrepresentable``) added as the evaluation adds them, by
 corrected event-wise F0.5 (``thresholds.event_f05``, what
@@ -44,6 +46,7 @@ from esa_lightning.data.mission import (
 )
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import CHUNK_ROWS, RULE_KEY, PostRule, check_chunk_rows
+from esa_lightning.postprocessing.fit_pass import FitPass
 from esa_lightning.postprocessing.thresholds import event_f05
 
 log = logging.getLogger(__name__)
@@ -190,6 +193,13 @@ class GapClose(PostRule):
         self.widths, self.tolerance = gap_settings(widths, tolerance, RULE_KEY)
         self.chunk_rows = check_chunk_rows(chunk_rows)
         self.register_buffer("width", torch.tensor(-1, dtype=torch.int64))
+        #: the gate's scoring of the fit range, handed over for the next fit only (``hand``)
+        self.handed: FitPass | None = None
+
+    def hand(self, scored: FitPass) -> None:
+        """Give the next ``fit`` the gate's scoring of the fit range (``fit_pass``): read
+        there where it is still the model's scoring of that mission, dropped either way."""
+        self.handed = scored
 
     @property
     def is_fitted(self) -> bool:
@@ -212,11 +222,20 @@ class GapClose(PostRule):
     def fit(self, model: Any, datamodule: Any) -> dict[int, float] | None:
         """Choose the width on the fit range of ``datamodule.mission`` from the model's alarms
         without gap closing (``model.provisional_alarm`` of every grid, ``chunk_rows`` rows at
-        a time); returns ``fit_alarms``' F0.5 of each width."""
+        a time); returns ``fit_alarms``' F0.5 of each width. A grid the gate's fit scored just
+        before (``hand``) is not scored again: its alarms come from the gate's window scores and
+        gated windows' features (``FitPass.alarm``), the alarms of scoring it whole."""
+        handed, self.handed = self.handed, None  # for this fit only
         self.width.fill_(-1)  # unfitted: the model's alarms leave every gap open
-        fit_range = datamodule.mission.fit_range()
-        parts = [(grid, model.provisional_alarm(grid, self.chunk_rows))
-                 for grid in fit_range.grids().values()]
+        mission = datamodule.mission
+        fit_range = mission.fit_range()
+        parts = []
+        for name, grid in fit_range.grids().items():
+            alarm = None if handed is None else handed.alarm(model, mission, name, grid)
+            if alarm is None:
+                alarm = model.provisional_alarm(grid, self.chunk_rows)
+            parts.append((grid, alarm))
+        del handed
         return self.fit_alarms(fit_range, parts)
 
     def fit_alarms(

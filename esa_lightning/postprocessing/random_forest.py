@@ -60,6 +60,7 @@ from esa_lightning.data.transforms.windows import labeled_window_mask
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
 from esa_lightning.postprocessing.base import CHUNK_ROWS, PostRule, check_chunk_rows
+from esa_lightning.postprocessing.fit_pass import FitPass, GatedWindows
 from esa_lightning.postprocessing.thresholds import event_f05
 
 log = logging.getLogger(__name__)
@@ -255,10 +256,17 @@ class RandomForestGate(PostRule):
         """(``alarm_w`` with the forest's false alarms switched off, float32 [N] the forest's
         probability of a true anomaly for each alarmed window, NaN for the others). The forest
         keeps a window whose probability is above 0.5, which is what ``predict`` decides."""
+        judged = self.forest is not None and alarm_w.any()
+        return self.judge_features(window_features(wo, alarm_w) if judged else None, alarm_w)
+
+    def judge_features(
+        self, features: np.ndarray | None, alarm_w: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``judge`` of window alarms ``alarm_w`` given the features of its alarmed windows
+        (``window_features`` of them, in window order; unread without a forest or an alarm)."""
         probability = np.full(len(alarm_w), np.nan, dtype=np.float32)
         if self.forest is None or not alarm_w.any():
             return alarm_w, probability
-        features = window_features(wo, alarm_w)
         refuse_other_feature_count(  # a head of another model (an edited artifact)
             self.forest, features.shape[1], self.source or "the random forest head",
             "the forest head", "this model's windows",
@@ -271,13 +279,27 @@ class RandomForestGate(PostRule):
         return kept, probability
 
     def fit(self, model: Any, datamodule: Any) -> RandomForestClassifier | None:
+        """Fit on ``datamodule.mission``'s ``fit_on`` rows. Fitted on the fit range, its
+        scoring of it (window scores, the gated windows' features) is handed to the model's
+        ``gap_close`` rule, fitted next on the alarms they make (``fit_pass``)."""
         grids = datamodule.mission.grids().items()
-        return self.fit_parts(model, {name: FIT_ON[self.fit_on](m) for name, m in grids})
+        gap_rule = getattr(model, "gap_rule", None)
+        handing = gap_rule is not None and self.fit_on == "fit_range"
+        scored = FitPass(datamodule.mission, model.scoring_key()) if handing else None
+        forest = self.fit_parts(model, {name: FIT_ON[self.fit_on](m) for name, m in grids},
+                                None if scored is None else scored.grids)
+        if scored is not None:
+            gap_rule.hand(scored)
+        return forest
 
     def fit_parts(
-        self, model: Any, parts: dict[str | None, Mission]
+        self,
+        model: Any,
+        parts: dict[str | None, Mission],
+        scored: dict[str | None, GatedWindows] | None = None,
     ) -> RandomForestClassifier | None:
-        """Fit on fit-range missions (``{series name or None: mission.fit_range()}``)."""
+        """Fit on fit-range missions (``{series name or None: mission.fit_range()}``);
+        ``scored``, when given, receives each part's window scores and gated features."""
         window = model.hparams.window
         threshold = model.threshold_rule
         feats, labels, gated = [], [], []
@@ -294,6 +316,8 @@ class RandomForestGate(PostRule):
                 continue
             gate, x_m, total = self._gated_features(model, m, name, s)
             feats.append(x_m)
+            if scored is not None:
+                scored[name] = GatedWindows(len(m.values), total, gate, x_m)
             gated.append(GatedPart(m, gate, threshold.window_alarms(total, s)[1]))
             if model.hparams.get("objective") == "forecast":  # a window is its forecast row
                 labels.append(m.is_anomaly[window - 1 :].astype(bool)[gate])

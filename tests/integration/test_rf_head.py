@@ -45,9 +45,9 @@ def spy_on(rule):
     """Record every mission the gate ``rule`` is fitted on (in ``rule.seen``)."""
     fit_parts = rule.fit_parts
 
-    def spy(model, parts):
+    def spy(model, parts, *rest):
         rule.seen = list(parts.values())
-        return fit_parts(model, parts)
+        return fit_parts(model, parts, *rest)
 
     rule.fit_parts = spy
     return rule

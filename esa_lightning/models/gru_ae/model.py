@@ -54,6 +54,13 @@ from esa_lightning.models.base import (
     top_channel_alarm,
     top_channels_setting,
 )
+from esa_lightning.models.gru_ae.alarms import (
+    forecast_mae,
+    handed_alarm,
+    row_alarm,
+    scoring_key,
+    window_alarms,
+)
 from esa_lightning.models.gru_ae.network import (
     OBJECTIVES,
     AEOutput,
@@ -385,33 +392,18 @@ class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
         return {} if mae is None else {"forecast_MAE": mae}
 
     def forecast_mae(self, mission: Mission) -> float | None:
-        """Mean absolute forecast error over the validation rows, in the data's own units.
+        """Mean absolute forecast error over the validation rows, in the data's own units
+        (``alarms.forecast_mae``); None for a reconstruction network or without them."""
+        return forecast_mae(self, mission)
 
-        Every validation row is forecast from the rows before it (the training range's last
-        rows included) as scoring sees them: detrended with the same ``detrend`` rows of history,
-        so its errors are the scoring pass's. Forecasters with different window lengths are
-        compared on the same rows; errors are unscaled with each output's IQR. A label-free
-        figure to choose forecasters by. None for a reconstruction network or without
-        validation rows. Only the validation windows go through the network.
-        """
-        hp = self.hparams
-        if hp.get("objective", "reconstruct") != "forecast":
-            return None
-        parts = mission.grids()
-        total, count = 0.0, 0
-        for name, m in parts.items():
-            if m.test_start <= m.val_start:
-                continue
-            first = max(0, m.val_start - (hp.window - 1))  # the first validation window's start
-            # the rows its trailing means reach back to (detrend_columns: the row, span - 1)
-            lo = max(0, first - detrend_history(hp.get("detrend"), hp.get("detrend_stat", "mean")))
-            part = m.slice(lo, m.test_start)
-            wo = self.window_outputs(part, series=name, raw=True, history=first - lo)
-            rows = first + np.arange(len(wo.total)) + hp.window - 1 - wo.pad
-            iqr = self.scaler_iqr[self.series_index(part, name), : hp.n_outputs].cpu().numpy()
-            err = wo.per_channel[rows >= m.val_start] * iqr
-            total, count = total + float(err.sum(dtype=np.float64)), count + err.size
-        return total / count if count else None
+    def handed_alarm(self, grid: Mission, name: str | None, scored: Any) -> np.ndarray | None:
+        """The row alarms of a fit-range ``grid`` from scores the gate's fit kept
+        (``alarms.handed_alarm``), or None where they do not suffice."""
+        return handed_alarm(self, grid, name, scored)
+
+    def scoring_key(self) -> str:
+        """Digest of what window scores are made of (``alarms.scoring_key``)."""
+        return scoring_key(self)
 
     @property
     def is_online(self) -> bool:
@@ -444,27 +436,18 @@ class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
         gate = self.gate
         wo = self.window_outputs(mission, series, features=gate is not None)
         n = len(mission.values) + wo.pad
-        rule = self.threshold_rule
+        score_w, alarm_w = window_alarms(self, wo.total, wo.targets, s)
         threshold = None
-        if isinstance(rule, TelemanomOnline):
-            score_w, alarm_w = rule.window_alarms(wo.total, wo.targets, self._value_unit(s))
-        else:
-            score_w, alarm_w = rule.window_alarms(wo.total, s)
-            threshold = np.full(len(mission.values), float(rule.threshold[s]), dtype=np.float32)
+        if not self.is_online:
+            threshold = np.full(len(mission.values), float(self.threshold_rule.threshold[s]),
+                                dtype=np.float32)
         probability = None
         if gate is not None:
             alarm_w, probability_w = gate.judge(wo, alarm_w)
             probability = self.window_to_rows(probability_w, n)[wo.pad :]
-        to_rows = self.window_to_rows
-        score = to_rows(score_w, n)[wo.pad :]
-        alarm = to_rows(alarm_w.astype(np.float32), n)[wo.pad :]
-        channel = to_rows(wo.per_channel, n)[wo.pad :]
-        alarm = (alarm > 0).astype(np.uint8)
-        if self.gap_rule is not None:
-            alarm = self.gap_rule.apply(alarm)
-        stuck = None if self.frozen_rule is None else self.frozen_rule.alarms(mission, s)
-        if stuck is not None:
-            alarm |= stuck.any(axis=1)
+        score = self.window_to_rows(score_w, n)[wo.pad :]
+        channel = self.window_to_rows(wo.per_channel, n)[wo.pad :]
+        alarm, stuck = row_alarm(self, mission, s, alarm_w, wo.pad)
         norm = self.channel_norm  # names only the channels its total is made of
         scored = None if norm is None else norm.scored_mask()
         named = top_channel_alarm(alarm, channel, self.hparams.top_channels, scored)

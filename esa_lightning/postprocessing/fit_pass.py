@@ -1,0 +1,56 @@
+"""What the random-forest gate's fit hands the ``gap_close`` fit: its scoring of the fit range.
+
+A window model's post rules are fitted one after another on the same fit range with the same
+network. The gate's fit (``random_forest``) scores every fit-range window once, keeping the
+window scores [N] and the features of the windows above its cut; the ``gap_close`` fit, next,
+needs the model's row alarms over that same range, which are made of exactly those: the
+threshold's alarms on the window scores, judged by the gate on their features. A ``FitPass``
+carries them from the one fit to the other, explicitly: the gate hands it to its model's gap
+rule (``GapClose.hand``), which takes it in its next fit and drops it, read or not. It is keyed
+by what made it, and the gap rule reads it only when all of it still holds: the same mission
+object, the same scoring (``model.scoring_key()``: the network's weights, the scaler, the
+fitted channel normalisation, the hyper-parameters), the grid and its length; otherwise (and
+where the kept features do not cover a window that alarms) the gap rule scores the range
+itself, as it does without a gate. Nothing is kept beyond one fit: no cache between fits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class GatedWindows:
+    """One fit-range grid as the gate's fit scored it (the range whole, stride-1 windows)."""
+
+    rows: int  # the grid's fit-range rows
+    total: np.ndarray  # float32 [N]: every window's score
+    gate: np.ndarray  # bool [N]: the windows above the gate's cut, whose features are kept
+    features: np.ndarray  # float32 [gate.sum(), F]: their features (``window_features``)
+
+
+@dataclass
+class FitPass:
+    """The gate's scoring of a mission's fit range, keyed by what made it."""
+
+    mission: Any  # the datamodule's mission whose fit range was scored
+    key: str  # ``model.scoring_key()`` when it was scored
+    grids: dict[str | None, GatedWindows] = field(default_factory=dict)
+
+    def alarm(self, model: Any, mission: Any, name: str | None, grid: Any) -> np.ndarray | None:
+        """uint8 [T]: the model's row alarms of fit-range ``grid`` (series ``name`` of
+        ``mission``) from the kept scores (``model.handed_alarm``), or None where they are not
+        this scoring's: another mission, another scoring key, a grid not kept or of another
+        length, or kept features that do not cover the windows that alarm."""
+        scored = self.grids.get(name)
+        if (
+            mission is not self.mission
+            or scored is None
+            or scored.rows != len(grid.values)
+            or model.scoring_key() != self.key
+        ):
+            return None
+        return model.handed_alarm(grid, name, scored)
