@@ -391,6 +391,24 @@ def cache_key(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
+#: the largest JSON settings file read: an artifact's detector.json (some 40 KB for 30
+#: channels, 250 bytes more a channel) and combiner.json (12 KB)
+SETTINGS_LIMIT = 16 * 2**20
+
+
+def refuse_large_settings(path: Path, limit: int = SETTINGS_LIMIT) -> Path:
+    """``path``, refused naming it when over ``limit`` bytes, before it is read: parsed, a JSON
+    file of many tiny items (``[{}, {}, ...]``) takes some 23 times its size in memory (1.15 GB
+    for 50 MiB)."""
+    size = path.stat().st_size
+    if size > limit:
+        raise ESAInputError(
+            f"{size:,} bytes, more than the {limit >> 20} MiB a settings file may hold; refused",
+            path=path,
+        )
+    return path
+
+
 def not_a_file(path: Path) -> str:
     """Why ``path``, expected to be a regular file, is not one: ``missing`` (a dangling link
     too), or ``a folder, not a regular file`` (``a named pipe``, ``a device``, ``a socket``),

@@ -29,7 +29,9 @@ hyper-parameters are JSON, classes are looked up in an allow-list (the detector 
 exactly the types each head writes (``data.safe_skops``); a zip part (weights, a skops head,
 ``arrays.npz``) whose members declare more than 100 times their compressed bytes (at least
 256 MiB) is refused from its directory before anything is decompressed
-(``data.safe_pickle.refuse_zip_bomb``). Before anything is built,
+(``data.safe_pickle.refuse_zip_bomb``), and a detector.json or combiner.json over 16 MiB before
+it is parsed (``io.refuse_large_settings``: many tiny JSON items take some 20 times their size in
+memory). Before anything is built,
 detector.json must match its ``manifest_sha256`` (an edit of its schema, hyper-parameters or
 info is refused: restore it or retrain), every file ``files`` lists must be present, a regular
 file inside the artifact and unchanged (its sha256), and no file outside the list may sit among

@@ -35,7 +35,7 @@ PART_FOLDERS = ("components", "combiner")
 # a component built from the manifest may hold at most this much more than its weights file
 # (buffers sized only at fitting start small; anything bigger is a forged hyper-parameter)
 SLACK_BYTES = 64 * 2**20
-MAX_TEXT_BYTES = 256 * 2**20  # detector.json, config.yaml
+MAX_TEXT_BYTES = 256 * 2**20  # config.yaml, kept as text (detector.json: io.SETTINGS_LIMIT)
 COMBINER_CLASSES = {"esa_lightning.runtime.combiner.HybridCombiner"}
 VERSIONED_PACKAGES = (
     "esa_lightning",

@@ -34,7 +34,7 @@ from esa_lightning.data.preprocessing import (
 )
 from esa_lightning.data.safe_pickle import refuse_zip_bomb
 from esa_lightning.errors import ESAInputError, quoted
-from esa_lightning.io import not_a_file
+from esa_lightning.io import SETTINGS_LIMIT, not_a_file, refuse_large_settings
 from esa_lightning.models.base import DetectorModule
 from esa_lightning.models.registry import detector_families
 
@@ -72,8 +72,7 @@ def read_text_part(folder: Path, name: str) -> str:
         inside = False
     if not inside or not path.is_file():
         raise ESAInputError("not a regular file inside the artifact; refused", path=path)
-    if path.stat().st_size > MAX_TEXT_BYTES:
-        raise ESAInputError(f"larger than {MAX_TEXT_BYTES} bytes; refused", path=path)
+    refuse_large_settings(path, SETTINGS_LIMIT if name == MANIFEST else MAX_TEXT_BYTES)
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -65,7 +65,7 @@ import numpy as np
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import write_json_atomic
+from esa_lightning.io import refuse_large_settings, write_json_atomic
 from esa_lightning.models.base import RowScores, iter_pieces, piece_bounds, top_channel_alarm
 from esa_lightning.postprocessing.gaps import close_gaps, fold_width
 from esa_lightning.postprocessing.thresholds import event_f05, stable_f05_threshold
@@ -453,6 +453,8 @@ class HybridCombiner:
         """Read ``combiner.json``; anything missing, malformed or of the wrong length is one
         ``ESAInputError`` naming the file."""
         path = Path(folder) / "combiner.json"
+        if path.is_file():  # refused by its size before it is parsed (``refuse_large_settings``)
+            refuse_large_settings(path)
         try:
             d = json.loads(path.read_text())
             # artifacts written before ``top_channels`` existed used 3

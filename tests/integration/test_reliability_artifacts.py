@@ -780,3 +780,31 @@ def test_a_schema_period_that_is_no_duration_is_refused_at_load(copy_of, period)
     manifest["schema"]["period"] = period
     write_manifest(folder, manifest)
     load_refused(folder, str(folder / "detector.json"), "schema.period", repr(period))
+
+
+@pytest.mark.parametrize("part", ["detector.json", "combiner/combiner.json"])
+def test_an_oversized_settings_file_is_refused_before_it_is_parsed(copy_of, monkeypatch, part):
+    """detector.json and combiner.json hold settings (some 40 KB and 12 KB for 30 channels):
+    one over 16 MiB is refused by its size, before json parses it. Parsed, a file of many tiny
+    items (``[{}, {}, ...]``) takes some 23 times its size in memory (1.15 GB for 50 MiB), and
+    detector.json could be 256 MiB. Padded here with spaces (valid JSON, its checksum
+    unchanged), so that it loaded before."""
+    import json
+
+    limit = 16 * 2**20  # io.SETTINGS_LIMIT, as the docs state it
+    folder = copy_of("combined")
+    path = folder / part
+    path.write_text(path.read_text() + " " * limit)
+    if part != "detector.json":
+        reseal(folder)
+    parsed = []
+    loads = json.loads
+
+    def counted(text, *args, **kwargs):
+        parsed.append(len(text))
+        return loads(text, *args, **kwargs)
+
+    monkeypatch.setattr(json, "loads", counted)
+    message = load_refused(folder, part.split("/")[-1], "16 MiB")
+    assert str(path) in message
+    assert not [n for n in parsed if n > limit]  # refused before it was parsed
