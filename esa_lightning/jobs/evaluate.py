@@ -42,6 +42,8 @@ NOTHING_TO_SCORE = (
     "in a Kaggle file without is_anomaly: test.parquet): nothing to score; predict a labeled "
     "range"
 )
+#: the most columns of a predictions file evaluate.py reads past (``warn_unread_columns``)
+MAX_UNREAD_COLUMNS = 10_000
 
 
 def evaluate_predictions(cfg) -> dict[str, float]:  # noqa: ANN001 - a Hydra DictConfig
@@ -87,15 +89,15 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
         raise ESAInputError(f"a folder, not a predictions file{hint}", path=path)
     if not path.is_file():
         raise ESAInputError("predictions file not found", path=path)
-    refuse_malformed_lines(path)
+    header = refuse_malformed_lines(path)
+    mission = mission_from_config(cfg.data)
+    refuse_series_file(header, mission, path)
+    warn_unread_columns(header, mission, path)
     try:
         # text as written: a series named NA or None is a name; only an empty cell is missing
         frame = pd.read_csv(path, dtype={"channel": str}, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ESAInputError(f"not a readable CSV ({one_line(exc)})", path=path) from None
-    mission = mission_from_config(cfg.data)
-    refuse_series_file(frame, mission, path)
-    warn_unread_columns(frame, mission, path)
     if mission.is_multiseries:
         return score_series_frame(frame, mission.test(), path)
     aligned = align_prediction_frame(frame, mission, path)
@@ -105,14 +107,14 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
     return results, event_outcomes(mission.events, aligned.timestamps, aligned.alarm)
 
 
-def refuse_malformed_lines(path: Path, limit: int = HEADER_LIMIT) -> None:
-    """Refuse a predictions file whose header line or first data row is longer than ``limit``
-    characters (4 MiB), whose header names a column twice, or whose first data row has more
-    cells than the header has names, reading at most ``limit`` of each line, as the ESA CSV
-    reader refuses its files: pandas read a file without line breaks whole (a 20 MB one ran
-    for more than 300 s), renamed a repeated column (``is_anomaly.1``, in quadratic time) to
-    score the first one only, and read the first cells of longer rows as an index, every
-    column shifted."""
+def refuse_malformed_lines(path: Path, limit: int = HEADER_LIMIT) -> list[str]:
+    """The names of a predictions file's header, refused if its header line or first data row
+    is longer than ``limit`` characters (4 MiB), its header names a column twice, or its first
+    data row has more cells than the header has names, reading at most ``limit`` of each line,
+    as the ESA CSV reader refuses its files: pandas read a file without line breaks whole (a
+    20 MB one ran for more than 300 s), renamed a repeated column (``is_anomaly.1``, in
+    quadratic time) to score the first one only, and read the first cells of longer rows as an
+    index, every column shifted."""
     try:
         header_line, first_row = first_lines(path, limit, limit)
         header = next(csv.reader([header_line]), [])
@@ -130,13 +132,14 @@ def refuse_malformed_lines(path: Path, limit: int = HEADER_LIMIT) -> None:
             "comma at the end of each row, or a column without a name?)",
             path=path,
         )
+    return header
 
 
-def refuse_series_file(frame: pd.DataFrame, mission: Mission, path: Path) -> None:
+def refuse_series_file(header: list[str], mission: Mission, path: Path) -> None:
     """Refuse a NASA submission (a ``channel`` column: each row one series' alarm) against a
     single-grid mission, unless the mission has a channel named ``channel`` (its 0/1 column):
     read without the column, one channel's ids were scored as the grid's alarms."""
-    if mission.is_multiseries or "channel" not in frame.columns:
+    if mission.is_multiseries or "channel" not in header:
         return
     if "channel" in mission.channel_names:
         return
@@ -149,20 +152,33 @@ def refuse_series_file(frame: pd.DataFrame, mission: Mission, path: Path) -> Non
     )
 
 
-def warn_unread_columns(frame: pd.DataFrame, mission: Mission, path: Path) -> None:
-    """Warn, naming them, of the columns of a predictions file evaluate.py does not read: a
-    misspelled ``score`` drops AUC_PR, a misspelled channel column the channel metrics."""
+def warn_unread_columns(header: list[str], mission: Mission, path: Path) -> None:
+    """Warn, naming the first of them, of the columns of a predictions file evaluate.py does
+    not read: a misspelled ``score`` drops AUC_PR, a misspelled channel column the channel
+    metrics. Refuse a header of more than ``MAX_UNREAD_COLUMNS`` of them before the table is
+    read: pandas builds a column of every name (109 s and 2.2 GB for 466,000 names over 30
+    rows); reading only the needed ones (``usecols``) would let rows with more cells than the
+    header pass unnoticed (pandas-dev/pandas#40049)."""
     read = {"is_anomaly", "score", "id"}
     read |= {"channel"} if mission.is_multiseries else {"timestamp", *mission.channel_names}
-    unread = [str(c) for c in frame.columns if str(c) not in read]
-    if unread:
-        log.warning(
-            "%s: column(s) %s not read (evaluate.py reads %s, is_anomaly and an optional score%s)",
-            path, ", ".join(quoted(c) for c in unread),
-            "channel, id" if mission.is_multiseries else "timestamp or id",
-            "" if mission.is_multiseries else ", and per-channel 0/1 columns named like the "
-            "mission's channels",
+    unread = [c for c in header if c not in read]
+    if not unread:
+        return
+    named = ", ".join(quoted(c) for c in unread[:20])
+    named += f", ... ({len(unread):,} in all)" if len(unread) > 20 else ""
+    reads = (
+        "channel, id, is_anomaly and an optional score"
+        if mission.is_multiseries
+        else "timestamp or id, is_anomaly and an optional score, and per-channel 0/1 columns "
+        "named like the mission's channels"
+    )
+    if len(unread) > MAX_UNREAD_COLUMNS:
+        raise ESAInputError(
+            f"{len(unread):,} columns evaluate.py does not read, more than {MAX_UNREAD_COLUMNS:,}"
+            f" (it reads {reads}): {named}; refused before the table is read",
+            path=path,
         )
+    log.warning("%s: column(s) %s not read (evaluate.py reads %s)", path, named, reads)
 
 
 def score_series_frame(

@@ -454,3 +454,43 @@ def test_a_channel_column_named_like_a_mission_channel_is_read_as_its_alarms(tmp
     cfg = compose_config("evaluate", [f"predictions={path}", "data=kaggle", f"data.root={root}"],
                          tmp_path / "e")
     assert evaluate_predictions(cfg)["EW_recall"] == pytest.approx(1.0)
+
+
+def test_a_header_of_many_unread_columns_is_refused_before_the_table_is_read(
+    tmp_path, esa_csv, monkeypatch
+):
+    """A predictions file whose header holds more than 10,000 names evaluate.py does not read
+    is refused from its header line, before pandas reads the table: pandas built a column of
+    every name, 109 s and 2.2 GB for 466,000 names over 30 rows. Reading only the needed
+    columns (``usecols``) would let rows with more cells than the header pass unnoticed
+    (pandas-dev/pandas#40049)."""
+    data, pred = esa_csv
+    path = tmp_path / "wide.csv"
+    extra = [f"x{i}" for i in range(10_001)]
+    lines = [",".join([*pred.columns, *extra])]
+    lines += [",".join(map(str, row)) + ",0" * len(extra) for row in pred.itertuples(index=False)]
+    path.write_text("\n".join(lines) + "\n")
+    read = []
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **k: read.append(a) or pytest.fail("read"))
+    message = refusal_of(tmp_path, data, path)
+    for needle in ("10,001 columns evaluate.py does not read", "'x0'", "timestamp", "10,000"):
+        assert needle in message, message
+    assert not read
+
+
+def test_a_few_thousand_unread_columns_are_still_scored_and_named_briefly(
+    tmp_path, esa_csv, caplog
+):
+    """Under the bound, unread columns are scored around as before, and the warning names
+    the first of them and their count instead of every name (one 100 KB line)."""
+    data, pred = esa_csv
+    path = tmp_path / "wide.csv"
+    extra = pd.DataFrame(0, index=pred.index, columns=[f"x{i}" for i in range(3_000)])
+    pd.concat([pred, extra], axis=1).to_csv(path, index=False)
+    cfg = compose_config("evaluate", [f"predictions={path}", *data], tmp_path / "e")
+    with caplog.at_level("WARNING", logger="esa_lightning"):
+        results = evaluate_predictions(cfg)
+    assert results["EW_recall"] == 1.0
+    warned = [r.getMessage() for r in caplog.records if "not read" in r.getMessage()]
+    assert len(warned) == 1 and "'x0'" in warned[0] and "3,000 in all" in warned[0], warned
+    assert "'x2999'" not in warned[0]
