@@ -22,6 +22,7 @@ from typing import Any
 
 from esa_lightning.data.safe_pickle import refuse_zip_bomb
 from esa_lightning.errors import ESAInputError
+from esa_lightning.io import SETTINGS_LIMIT
 
 PLAIN_TYPES = frozenset(
     {
@@ -87,9 +88,24 @@ def _schema_types(node: Any, types: set[str], loaders: set[str]) -> None:
             stack.extend(item)
 
 
+#: skops stores schema.json (1x); one over ``SETTINGS_LIMIT`` may be deflated at most this much
+SCHEMA_EXPANSION = 4
+
+
 def _read_schema(data: bytes, source: Path | str) -> Any:
+    """schema.json, refused before it is parsed when over ``SETTINGS_LIMIT`` and deflated more
+    than ``SCHEMA_EXPANSION`` times: parsed, tiny JSON items take some 23 times their size
+    (0.24 MiB of deflated ``[{}, ...]``, under the zip-bomb floor, took 5.8 GB and 26 s)."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         refuse_zip_bomb(zf, source)
+        info = zf.getinfo("schema.json")
+        if info.file_size > max(SETTINGS_LIMIT, SCHEMA_EXPANSION * info.compress_size):
+            raise ESAInputError(
+                f"its schema.json expands from {info.compress_size:,} to {info.file_size:,} "
+                f"bytes (more than {SETTINGS_LIMIT >> 20} MiB and {SCHEMA_EXPANSION} times; "
+                "skops stores it as is): refused before it is parsed",
+                path=source,
+            )
         return json.loads(zf.read("schema.json"))
 
 

@@ -63,3 +63,50 @@ def test_a_member_that_expands_too_far_is_refused_before_reading():
         zf.writestr("schema.json", b" " * (300 * 2**20))
     with pytest.raises(ESAInputError, match=r"expand to \d+ bytes, more than \d+ \(a zip bomb\?\)"):
         load_head(buffer.getvalue(), "x.skops", RANDOM_FOREST_TYPES)
+
+
+def test_a_large_deflated_schema_is_refused_before_it_is_parsed(monkeypatch):
+    """skops writes schema.json stored (1x); one over 16 MiB deflated more than 4x is refused
+    before json parses it: 0.24 MiB of deflated ``[{}, {}, ...]`` (250 MiB, under the zip-bomb
+    floor of 256 MiB) took 26 s and 5.8 GB to parse. Padded here with spaces, so that the
+    forest loaded before."""
+    import json
+
+    x, y = data()
+    forest = RandomForestClassifier(n_estimators=2).fit(x, y)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(sio.dumps(forest))) as src, zipfile.ZipFile(
+        buffer, "w", zipfile.ZIP_DEFLATED
+    ) as out:
+        for info in src.infolist():
+            body = src.read(info)
+            out.writestr(info.filename, body + b" " * (17 * 2**20) if info.filename ==
+                         "schema.json" else body)
+    loads = json.loads
+    parsed = []
+
+    def counted(text, *args, **kwargs):
+        parsed.append(len(text))
+        return loads(text, *args, **kwargs)
+
+    monkeypatch.setattr(json, "loads", counted)
+    with pytest.raises(ESAInputError, match=r"rf\.skops: its schema\.json .*16 MiB"):
+        load_head(buffer.getvalue(), "rf.skops", RANDOM_FOREST_TYPES, RandomForestClassifier)
+    assert not [n for n in parsed if n > 16 * 2**20]
+
+
+def test_a_large_stored_schema_still_loads():
+    """A schema.json over 16 MiB stored as skops writes it (a GBDT of many iterations: 6 MB
+    for 100) is read."""
+    x, y = data()
+    forest = RandomForestClassifier(n_estimators=2).fit(x, y)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(sio.dumps(forest))) as src, zipfile.ZipFile(
+        buffer, "w", zipfile.ZIP_STORED
+    ) as out:
+        for info in src.infolist():
+            body = src.read(info)
+            out.writestr(info.filename, body + b" " * (17 * 2**20) if info.filename ==
+                         "schema.json" else body)
+    back = load_head(buffer.getvalue(), "rf.skops", RANDOM_FOREST_TYPES, RandomForestClassifier)
+    np.testing.assert_array_equal(back.predict(x), forest.predict(x))
