@@ -458,3 +458,32 @@ def test_a_channel_without_a_finite_value_is_named_with_the_files_full_path(tmp_
         read(root)
     assert err.value.column == "channel_3"
     assert err.value.path == f"{root / 'train.parquet'}, {root / 'test.parquet'}"
+
+
+def test_oversized_pandas_metadata_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    """A parquet file's ``pandas`` schema metadata (JSON; the reader reads its index columns) over
+    16 MiB is refused naming the file, before it is parsed: pyarrow lets up to 100 MB through,
+    and 50 MiB of ``[{}, {}, ...]`` took 6 s and 973 MB to parse. Padded here with spaces, so
+    that it was read before."""
+    import json
+
+    frame, *_ = make_parts()
+    root = tmp_path / "kg"
+    write_layout(root, frame, 60)
+    path = root / "test.parquet"
+    table = pq.read_table(path)
+    meta = dict(table.schema.metadata)
+    meta[b"pandas"] = meta[b"pandas"] + b" " * (16 * 2**20)
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    loads = json.loads
+    parsed = []
+
+    def counted(text, *args, **kwargs):
+        parsed.append(len(text))
+        return loads(text, *args, **kwargs)
+
+    monkeypatch.setattr(json, "loads", counted)
+    with pytest.raises(ESAInputError, match="16 MiB") as refused:
+        read(path)
+    assert str(path) in str(refused.value) and "pandas" in str(refused.value)
+    assert not [n for n in parsed if n > 16 * 2**20]

@@ -66,7 +66,7 @@ from esa_lightning.data.readers.common import (
 from esa_lightning.data.readers.esa_csv import TELECOMMAND_PREFIX
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
 from esa_lightning.errors import ESAInputError, quoted
-from esa_lightning.io import cache_key, source_identity
+from esa_lightning.io import SETTINGS_LIMIT, cache_key, source_identity
 
 ID = "id"
 LABEL = "is_anomaly"
@@ -198,6 +198,13 @@ def _schema(path: Path) -> pa.Schema:
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise ESAInputError(f"not a readable parquet file: {one_line(exc)}", path=path) from None
     names = clean_names(raw.names, path)
+    pandas_json = (raw.metadata or {}).get(b"pandas", b"")
+    if len(pandas_json) > SETTINGS_LIMIT:  # parsed, tiny JSON items take 20x their size
+        raise ESAInputError(
+            f"its pandas metadata is {len(pandas_json):,} bytes, more than "
+            f"{SETTINGS_LIMIT >> 20} MiB; refused before it is parsed",
+            path=path,
+        )
     index = (raw.pandas_metadata or {}).get("index_columns", [])
     named = [c.strip() for c in index if isinstance(c, str) and not UNNAMED_INDEX.fullmatch(c)]
     named = [c for c in named if c != ID]  # an index named id is the id column
