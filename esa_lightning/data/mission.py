@@ -200,6 +200,15 @@ class Mission:
         return list(self.channels.loc[self.channels["Target"].astype(bool), "Channel"])
 
     @property
+    def scored_channels(self) -> pd.DataFrame:
+        """The channel table rows whose labels and per-channel alarms the channel-aware scores
+        count: every channel, or the target channels under ``metrics.label_channels=target``
+        (``data.label_channels.with_label_channels``)."""
+        if self.meta.get("label_channels") != "target":
+            return self.channels
+        return self.channels[self.channels["Target"].astype(bool)].reset_index(drop=True)
+
+    @property
     def n_rows(self) -> int:
         if self.series is not None:
             return sum(m.n_rows for m in self.series.values())

@@ -103,6 +103,15 @@ def mission_from_config(data_cfg: DictConfig) -> Mission:
         raise
 
 
+def scored_mission(mission: Mission, cfg: DictConfig) -> Mission:
+    """``mission`` with the labels ``cfg``'s ``metrics.label_channels`` scores (``all`` when
+    unset): what train.py's validation and test reports and its F0.5 threshold fits, predict.py's
+    and evaluate.py's reports read (``data.label_channels.with_label_channels``)."""
+    from esa_lightning.data.label_channels import with_label_channels
+
+    return with_label_channels(mission, OmegaConf.select(cfg, "metrics.label_channels"))
+
+
 def instantiate_checked(config: Any, *args: Any, **kwargs: Any) -> Any:
     """Hydra's ``instantiate``, except that a user-facing error the target raises (a model's or
     a combiner's check of its options) comes out as the ``ESAInputError`` it is, one line, not

@@ -17,7 +17,7 @@ from esa_lightning.data.readers.common import one_line
 from esa_lightning.data.readers.header_line import HEADER_LIMIT, first_lines
 from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.io import atomic_path, json_text
-from esa_lightning.jobs.common import mission_from_config
+from esa_lightning.jobs.common import mission_from_config, scored_mission
 from esa_lightning.metrics import ranking_table
 from esa_lightning.metrics.intervals import runs
 from esa_lightning.metrics.report import (
@@ -90,7 +90,7 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
     if not path.is_file():
         raise ESAInputError("predictions file not found", path=path)
     header = refuse_malformed_lines(path)
-    mission = mission_from_config(cfg.data)
+    mission = scored_mission(mission_from_config(cfg.data), cfg)  # metrics.label_channels
     refuse_series_file(header, mission, path)
     warn_unread_columns(header, mission, path)
     try:

@@ -69,6 +69,7 @@ def _predict_into(cfg: Any, out: Path, overrides: Sequence[str] | None) -> dict[
     from esa_lightning.artifact import Detector, check_schema
     from esa_lightning.artifact.parts import artifact_folder
     from esa_lightning.io import write_json_atomic
+    from esa_lightning.jobs.common import scored_mission
     from esa_lightning.jobs.predict_data import refuse_default_data, refuse_other_layout
     from esa_lightning.runtime.evaluation import ScoredRange, report_for
 
@@ -79,6 +80,7 @@ def _predict_into(cfg: Any, out: Path, overrides: Sequence[str] | None) -> dict[
                         artifact_folder(cfg.ckpt))
     mission = read_trained(cfg.data, detector.schema, detector.config_yaml)
     check_schema(detector.schema, mission, source=str(cfg.data.root))
+    mission = scored_mission(mission, cfg)  # metrics.label_channels
     if mission.is_multiseries:
         return _predict_series(detector, mission, cfg, out)
     part = range_of(mission, cfg.range)

@@ -46,6 +46,7 @@ from esa_lightning.jobs.common import (
     print_config,
     refuse_unimportable_targets,
     refuse_unknown_options,
+    scored_mission,
     silence_uninformative_output,
     unscored_reason,
     warn_about_optimized_metric,
@@ -402,7 +403,7 @@ def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any, dict[str, Any]]:
     refuse_shadowed_trainer_keys(cfg, hydra_task_overrides())  # Hydra's flags skip it before
     refuse_one_checkpoint_for_several(cfg.ckpt_path, list(component_specs(cfg)))
     refuse_unimportable_targets(cfg, component_specs(cfg).values())  # before the data
-    mission = mission_from_config(cfg.data)
+    mission = scored_mission(mission_from_config(cfg.data), cfg)  # metrics.label_channels
     log.info("mission: %s", mission.summary())
     require_training_rows(mission, cfg.data)
     warn_about_labels(cfg, mission)

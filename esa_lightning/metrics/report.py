@@ -435,14 +435,20 @@ def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]
 def score_aligned(aligned: AlignedPredictions, mission: Any) -> dict[str, float]:
     """Every metric of predictions already aligned to ``mission``. The channel- and
     subsystem-aware scores need labels that name channels: a mission whose row label names
-    none (Kaggle files) gets none of their keys, per-channel columns or not."""
+    none (Kaggle files) gets none of their keys, per-channel columns or not; they count the
+    columns of the channels ``metrics.label_channels`` scores (``Mission.scored_channels``)."""
     by_channel = getattr(mission, "has_channel_labels", True)
+    channel_alarm, names = aligned.channel_alarm, aligned.channel_names
+    if by_channel and names:
+        scored = set(getattr(mission, "scored_channels", mission.channels)["Channel"])
+        keep = [i for i, n in enumerate(names) if n in scored]
+        channel_alarm, names = channel_alarm[:, keep], [names[i] for i in keep]
     return full_report(
         mission.events,
         aligned.timestamps,
         aligned.alarm,
         score=aligned.score,
-        channel_alarm=aligned.channel_alarm if by_channel else None,
-        channel_names=aligned.channel_names if by_channel else None,
+        channel_alarm=channel_alarm if by_channel and names else None,
+        channel_names=names if by_channel and names else None,
         channels_table=mission.channels,
     )

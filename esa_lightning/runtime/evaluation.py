@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import Mission, one_timeline, series_spans
+from esa_lightning.metrics.report import SELECTIONS
 from esa_lightning.models.base import RowScores, Scorer
 
 
@@ -85,8 +86,14 @@ def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:
     from esa_lightning.metrics import full_report
 
     channel_alarm = scored.scores.channel_alarm
-    # channel-aware scores need labels that name channels (Mission.has_channel_labels)
-    channels = scored.mission.channels if scored.mission.has_channel_labels else None
+    # channel-aware scores need labels that name channels (Mission.has_channel_labels), and
+    # count the channels metrics.label_channels scores (Mission.scored_channels)
+    mission = scored.mission
+    channels = mission.scored_channels if mission.has_channel_labels else None
+    if channels is not None and channel_alarm is not None and len(channels) < len(
+        mission.channels
+    ):
+        channel_alarm = channel_alarm[:, mission.channels["Channel"].isin(channels["Channel"])]
     result = full_report(
         scored.events,
         scored.timestamps,
@@ -99,6 +106,9 @@ def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:
     )
     return {f"{prefix}/{k}": float(v) for k, v in result.items()}
 
+
+#: the categories a range must hold an event of to be scored (``EW_recall``'s)
+SCORED_CATEGORIES = SELECTIONS[""]
 
 #: why a range with labels is not scored: they hold no event (an all-zero label column)
 NO_LABELED_EVENT = "no labeled anomaly or rare event"
@@ -132,6 +142,10 @@ def has_labeled_events(part: Mission) -> bool:
     (a ``train.parquet`` without the column) makes a range holding training rows unlabeled
     alike: its test rows' events are not scored with the training rows' zeros as nominal.
     """
+    if part.meta.get("label_channels") == "target":  # the events left (data.label_channels)
+        return any(
+            g.events["Category"].isin(SCORED_CATEGORIES).any() for g in _labeled_grids(part)
+        )
     return any(g.is_anomaly.any() for g in _labeled_grids(part))
 
 
