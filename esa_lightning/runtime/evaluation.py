@@ -93,7 +93,9 @@ def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:
     if channels is not None and channel_alarm is not None and len(channels) < len(
         mission.channels
     ):
-        channel_alarm = channel_alarm[:, mission.channels["Channel"].isin(channels["Channel"])]
+        # dense first: chunked scoring keeps them as AlarmedRows, which reads row slices only
+        kept = mission.channels["Channel"].isin(channels["Channel"]).to_numpy()
+        channel_alarm = np.asarray(channel_alarm)[:, kept]
     result = full_report(
         scored.events,
         scored.timestamps,

@@ -89,3 +89,19 @@ def test_target_is_refused_for_labels_that_name_no_channel_and_a_bad_value_is_na
     assert with_label_channels(kaggle, "all") is kaggle
     with pytest.raises(ESAInputError, match=r"value 'targets': .* one of all, target"):
         with_label_channels(m, "targets")
+
+
+def test_target_scores_per_channel_alarms_kept_on_alarmed_rows_only():
+    """Chunked scoring (predict.py, train.py's reports) keeps the per-channel alarms of the
+    alarmed rows only (``AlarmedRows``, which reads contiguous row slices): selecting the
+    target channels' columns of it raised a TypeError, so ``predict.py
+    metrics.label_channels=target`` failed on every mission. The same numbers as dense."""
+    from esa_lightning.runtime.chunks import AlarmedRows
+
+    m = with_label_channels(two_event_mission(), "target")
+    rs = alarms_on_event_a(m)
+    rows = np.flatnonzero(rs.alarm)
+    kept = AlarmedRows(len(rs.alarm), rows, np.asarray(rs.channel_alarm)[rows], 0)
+    sparse = dataclasses.replace(rs, channel_alarm=kept)
+    stamps = np.asarray(m.timestamps)
+    assert report_for(ScoredRange(m, sparse, stamps, m.events), "test") == report(m)
