@@ -6,7 +6,9 @@ weights (parameters) holding NaN or infinity (every score NaN), and what a model
 group indices or feature mask, global_std's n_std, mean and std, a window baseline's
 n_fit_windows, a gap width, the stuck-channel rule's limit and quiet rows (at most factor
 times its recorded fit rows), a window threshold's score_span other than its smoothing, a GRU
-window longer than its recorded training rows: ``postprocessing.fit_rows``). Buffers whose NaN
+window longer than its recorded training rows, a channel ensemble's pooled row longer than its
+recorded training rows or pooled row stride longer than the rows it featurised:
+``postprocessing.fit_rows``). Buffers whose NaN
 means "not fitted here" (a channel without a flat stretch, a peak height never fitted) are left
 alone."""
 

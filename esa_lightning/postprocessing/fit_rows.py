@@ -1,7 +1,9 @@
 """Rows a fitted part read, recorded in an int64 buffer, so that a loaded artifact's size that
 training could never have used is refused at load (``artifact.fitted``): a GRU window longer
 than its training rows (scoring pads a shorter range up to the window: 10**9 rows ran out of
-memory), a stuck-channel rule's ``quiet`` rows beyond its fit range. Artifacts and checkpoints
+memory), a stuck-channel rule's ``quiet`` rows beyond its fit range, a channel ensemble's
+pooled row (``window``, ``step``, ``pool``) longer than its training range or pooled row stride
+(``pool_stride`` x ``step``) longer than the rows it featurised. Artifacts and checkpoints
 written before the record hold none: they load with the buffer at 0 (not recorded), which
 bounds nothing."""
 

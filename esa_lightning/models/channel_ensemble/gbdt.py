@@ -33,6 +33,7 @@ from esa_lightning.data.transforms.segments import SPLIT_TRAIN, kernel_len_probl
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
 from esa_lightning.models.base import DetectorModule, RowScores, top_channels_setting
+from esa_lightning.models.channel_ensemble.feature_rows import FeatureRows
 from esa_lightning.models.channel_ensemble.heads import (
     channel_cv_scores,
     cv_rows,
@@ -54,13 +55,12 @@ from esa_lightning.models.channel_ensemble.network import (
 )
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.peaks import PeakAlarm
-from esa_lightning.settings import check_setting
 
 #: the checkpoint entry holding the fitted trees and arrays
 CHECKPOINT_KEY = "gbdt_channel_ensemble"
 
 
-class GBDTChannelEnsemble(DetectorModule):
+class GBDTChannelEnsemble(FeatureRows, DetectorModule):
     """The reference's tree-based channel ensemble on a ``SegmentDataModule``'s rows and masks.
 
     Internal learners are ``HistGradientBoostingClassifier`` per (channel, external, internal),
@@ -105,7 +105,10 @@ class GBDTChannelEnsemble(DetectorModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        check_setting("model.pool", pool)  # else an error naming no file once scoring began
+        # window, step, pool, pool_stride checked (else an error naming no file once scoring
+        # began); train_rows, feature_rows (in weights.pt): FeatureRows
+        self.register_feature_rows(dict(window=window, step=step, pool=pool,
+                                        pool_stride=pool_stride))
         self.config = dict(
             n_channels=n_channels,
             n_features=n_features,
@@ -198,6 +201,7 @@ class GBDTChannelEnsemble(DetectorModule):
         kernels, lengths = dm.kernel_buffers()
         self.kernels, self.kernel_len = kernels, lengths
         self.feat_mean, self.feat_std = dm.feat_mean.copy(), dm.feat_std.copy()
+        self.record_feature_rows(dm.mission)
         for c, e, i in np.ndindex(*self.feature_mask.shape[:3]):
             rows = train[c, e, i]
             yc = y[c, rows] > 0.5
@@ -224,6 +228,11 @@ class GBDTChannelEnsemble(DetectorModule):
         if res is not None:
             self.event_w, self.event_b = res[0], np.float32(res[1])
         return self
+
+    def fitted_state_problem(self) -> str | None:
+        """A pooled row or its stride longer than the rows training featurised
+        (``feature_rows_problem``; ``artifact.fitted``), or None."""
+        return self.feature_rows_problem(self.config)
 
     # ------------------------------------------------------------------------ inference
     def internal_prob(self, x: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from esa_lightning.models.base import (
     top_channel_alarm,
     top_channels_setting,
 )
+from esa_lightning.models.channel_ensemble.feature_rows import FeatureRows
 from esa_lightning.models.channel_ensemble.heads import EventHead, MetaHeads
 from esa_lightning.models.channel_ensemble.network import (
     STD_MAX_COLUMN,
@@ -44,12 +45,13 @@ from esa_lightning.settings import check_setting
 CHANNEL_SCORES = ("probability", "evidence")
 
 
-class LitChannelEnsemble(DetectorModule):
+class LitChannelEnsemble(FeatureRows, DetectorModule):
     """Trains ``ChannelEnsemble`` on a ``SegmentDataModule``; scores any mission.
 
     Construct with ``**datamodule.dims`` plus the options below. Buffers hold the fitted
     preprocessing: ``kernels`` [C, K, max_len] with ``kernel_len`` [C, K], ``feat_mean`` /
-    ``feat_std`` [C, F]; they are copied from the datamodule at ``setup`` (or with
+    ``feat_std`` [C, F], and the rows they were built on (``train_rows``, ``feature_rows``:
+    ``FeatureRows``); they are copied from the datamodule at ``setup`` (or with
     ``load_preprocessing``) and travel in every checkpoint.
 
     Loss = BCE(internal learners on their own rows) + BCE(metas on their eval2 rows)
@@ -101,8 +103,10 @@ class LitChannelEnsemble(DetectorModule):
                 column="channel_scores",
             )
         top_channels_setting(top_channels)
-        for key, value in dict(pool=pool, score_chunk_rows=score_chunk_rows).items():
-            check_setting(f"model.{key}", value)  # else a traceback or an unnamed error
+        check_setting("model.score_chunk_rows", score_chunk_rows)  # else a traceback
+        # window, step, pool, pool_stride checked; train_rows, feature_rows: FeatureRows
+        self.register_feature_rows(dict(window=window, step=step, pool=pool,
+                                        pool_stride=pool_stride))
         self.save_hyperparameters(ignore=["post_processing"])
         self.hparams["post_processing"] = plain_spec(post_processing)
         self.model = ChannelEnsemble(
@@ -133,6 +137,7 @@ class LitChannelEnsemble(DetectorModule):
         self.kernel_len.copy_(torch.from_numpy(lengths))
         self.feat_mean.copy_(torch.from_numpy(datamodule.feat_mean))
         self.feat_std.copy_(torch.from_numpy(datamodule.feat_std))
+        self.record_feature_rows(datamodule.mission)
         if self.model.novelty:
             col = STD_MAX_COLUMN  # a constant row's standardised std_max, per channel
             self.model.flat_z.copy_(-self.feat_mean[:, col] / self.feat_std[:, col])
@@ -142,7 +147,9 @@ class LitChannelEnsemble(DetectorModule):
         kernel lengths ``pad_kernels`` never writes (``kernel_len_problem``: scoring would cut,
         drop or move a kernel), or a group index other than ``group_index`` (scoring would put
         a channel in another group, or end in an index error), or a feature mask other than the
-        seed builds (the learners would read other features than they were fitted on)."""
+        seed builds (the learners would read other features than they were fitted on), or a
+        pooled row or its stride longer than the rows training featurised
+        (``feature_rows_problem``)."""
         from esa_lightning.data.transforms.segments import kernel_len_problem
 
         width = min(self.kernels.shape[-1], self.hparams.window)
@@ -152,7 +159,7 @@ class LitChannelEnsemble(DetectorModule):
         if groups != list(self.hparams.group_index):
             return (f"the fitted model.group_index {groups[:8]} differs from the "
                     f"hyper-parameters' group_index {list(self.hparams.group_index)[:8]}")
-        return self.feature_mask_problem()
+        return self.feature_mask_problem() or self.feature_rows_problem(self.hparams)
 
     def feature_mask_problem(self) -> str | None:
         """The network's ``feature_mask`` (each learner's feature subset, set by ``seed``)
