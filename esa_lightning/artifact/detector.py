@@ -121,10 +121,12 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Detector:
-        """Read an artifact folder (or its ``detector.json``) after checking every part. Its
-        Lightning checkpoints are kept in ``checkpoints`` (never read): ``save`` copies them,
-        so that ``Detector.load(old).save(new)`` writes a format-3 artifact in this format
-        whole."""
+        """Read an artifact folder (or its ``detector.json``) after checking every part, onto
+        the device ``map_location`` (``predict.py device=``): each component is read and checked
+        on the CPU, then moved there. Its Lightning checkpoints are kept in ``checkpoints``
+        (never read): ``save`` copies them, so that ``Detector.load(old).save(new)`` writes a
+        format-3 artifact in this format whole."""
+        device = usable_device(map_location)
         path = artifact_folder(path)
         manifest_path = path / MANIFEST
         manifest = read_manifest(manifest_path)
@@ -132,9 +134,8 @@ class Detector:
         components = {}
         for name, entry in manifest["components"].items():
             folder = path / "components" / name
-            components[name] = load_component(
-                entry, folder, map_location, manifest_path, name, manifest["schema"]
-            )
+            module = load_component(entry, folder, manifest_path, name, manifest["schema"])
+            components[name] = module.to(device)
         combiner = None
         if manifest["combiner"]:
             klass = import_allowed(manifest["combiner"]["class"], manifest_path, "the combiner")
@@ -164,6 +165,19 @@ class Detector:
             _check_combined(self.combiner, self.components, source)
         if problem := calibration_problem(self.info.get("calibration"), self.schema["channels"]):
             raise ESAInputError(f"info.calibration: {problem}", path=source)
+
+
+def usable_device(where: str | torch.device) -> torch.device:
+    """``where`` as a device this process can place tensors on, else an error naming it (the
+    ``device`` setting of ``predict.py``): ``cuda`` on a machine without one, a misspelling."""
+    try:
+        device = torch.device(where)
+        torch.empty(0, device=device)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for a missing device
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ESAInputError(f"cannot place the detector there ({reason})", column="device",
+                            value=where) from None
+    return device
 
 
 def _check_combined(combiner: Any, components: dict[str, Any], source: str | Path) -> None:

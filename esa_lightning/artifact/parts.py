@@ -312,15 +312,14 @@ def verify_parts(folder: Path, files: dict[str, str]) -> None:
 
 
 def load_component(
-    entry: dict[str, Any], folder: Path, map_location: Any, manifest_path: Path, name: str,
-    schema: dict[str, Any],
+    entry: dict[str, Any], folder: Path, manifest_path: Path, name: str, schema: dict[str, Any],
 ) -> DetectorModule:
-    """One component: its weights read, its hyper-parameters checked against them on the
-    ``meta`` device, then built and filled, its extra files read, its sizes checked against
+    """One component on the CPU: its weights read, its hyper-parameters checked against them on
+    the ``meta`` device, then built and filled, its extra files read, its sizes checked against
     ``schema`` and its fitted numbers (``check_fitted_state``: a detector that can alarm)."""
     klass = import_allowed(entry["class"], manifest_path, f"component {name!r}")
     weights = folder / "weights.pt"
-    state = _read_weights(weights, map_location)
+    state = _read_weights(weights)
     with torch.device("meta"), _tensor_budget(4 * len(state) + 256, weights):
         probe = _build(klass, entry["hparams"], name, manifest_path)
     _check_fits(probe, state, weights)
@@ -420,10 +419,10 @@ class _TooBig(Exception):
     pass
 
 
-def _read_weights(weights: Path, map_location: Any) -> dict[str, torch.Tensor]:
+def _read_weights(weights: Path) -> dict[str, torch.Tensor]:
     refuse_zip_bomb(weights, weights)  # torch decompresses a deflated member whole
     try:  # weights_only: tensors and plain containers only, a pickled object is refused
-        state = torch.load(weights, map_location=map_location, weights_only=True)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types on foreign bytes
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise ESAInputError(f"cannot read weights ({reason})", path=weights) from None
