@@ -1,0 +1,130 @@
+"""``metrics.label_channels`` through the jobs: train.py, predict.py and evaluate.py on a small
+ESA raw mission holding one test-range anomaly annotated only on a non-target channel, and on
+NASA series (each its own target channel)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from esa_lightning.jobs.evaluate import evaluate_predictions
+from esa_lightning.jobs.predict import predict
+from esa_lightning.jobs.train import train
+from tests.conftest import compose_config
+from tests.helpers import write_nasa
+
+FAST = ["experiment=smoke", "logger=none", "trainer.enable_progress_bar=false",
+        "~callbacks.progress_bar"]
+SCORED = {"Anomaly", "Rare Event"}  # the categories EW_recall counts
+
+
+@pytest.fixture(scope="module")
+def mission(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A 4-channel synthetic mission (channel_1 and channel_2 not target channels,
+    channel_3 and channel_4 target ones) whose first test-range anomaly is moved onto
+    channel_1 alone; the folder and that event's ID."""
+    from esa_lightning.data.readers.synthetic import generate_mission
+
+    root = generate_mission(tmp_path_factory.mktemp("lc") / "m", channels=4, groups=2, days=8,
+                            seed=3)
+    channels = pd.read_csv(root / "channels.csv")
+    assert list(channels.loc[channels["Target"] == "NO", "Channel"]) == ["channel_1",
+                                                                          "channel_2"]
+    labels = pd.read_csv(root / "labels.csv")
+    types = pd.read_csv(root / "anomaly_types.csv").set_index("ID")
+    split = pd.Timestamp(json.loads((root / "mission.json").read_text())["split_date"], tz="UTC")
+    in_test = pd.to_datetime(labels["StartTime"], format="ISO8601") >= split
+    anomaly = labels["ID"].map(types["Category"]) == "Anomaly"
+    moved = labels.loc[in_test & anomaly, "ID"].iloc[0]
+    labels.loc[labels["ID"] == moved, "Channel"] = "channel_1"
+    labels.drop_duplicates(["ID", "Channel"]).to_csv(root / "labels.csv", index=False)
+    return root, moved
+
+
+def test_train_predict_and_evaluate_score_the_target_channels_labels(mission, tmp_path):
+    """Trained with ``target``, the detector predicted and its submission evaluated under
+    both settings: ``target`` drops the moved event (on channel_1 only) and nothing else, and
+    the three jobs agree on the numbers of each setting."""
+    root, moved = mission
+    data = [f"data.root={root}"]
+    train(compose_config("train", [*FAST, *data, "metrics.label_channels=target"],
+                         tmp_path / "train"))
+    trained = json.loads((tmp_path / "train" / "metrics.json").read_text())
+    detector = tmp_path / "train" / "detector"
+    predicted, evaluated, events = {}, {}, {}
+    for setting in ("all", "target"):
+        lc = f"metrics.label_channels={setting}"
+        predicted[setting] = predict(compose_config(
+            "predict", [f"ckpt={detector}", *data, lc], tmp_path / f"predict_{setting}"))
+        submission = tmp_path / "predict_all" / "submission.csv"  # the same alarms
+        evaluated[setting] = evaluate_predictions(compose_config(
+            "evaluate", [f"predictions={submission}", *data, lc], tmp_path / f"eval_{setting}"))
+        events[setting] = pd.read_csv(tmp_path / f"eval_{setting}" / "events.csv",
+                                      keep_default_na=False)
+        # evaluate.py scores the submission to predict.py's numbers of the same setting
+        assert evaluated[setting] == pytest.approx(
+            {k: predicted[setting][f"test/{k}"] for k in evaluated[setting]}, nan_ok=True)
+        pd.testing.assert_frame_equal(
+            events[setting],
+            pd.read_csv(tmp_path / f"predict_{setting}" / "events.csv", keep_default_na=False))
+    # train.py's test report is predict.py's under the setting it was trained with
+    assert predicted["target"] == pytest.approx(
+        {k: v for k, v in trained.items() if k.startswith("test/")}, nan_ok=True)
+    # the events: every test-range event with a segment on a target channel, and under "all"
+    # the moved one besides (its only segment is on channel_1)
+    every, target = events["all"], events["target"]
+    assert set(every["id"]) == set(target["id"]) | {moved} and moved not in set(target["id"])
+    assert set(every.loc[every["id"] == moved, "channels"]) == {"channel_1"}
+    # EW_recall: the caught scored events over the scored events; the moved anomaly is one
+    # more event under "all", caught or not as the same alarms catch it
+    n = int(target["category"].isin(SCORED).sum())
+    caught = int(target.loc[target["category"].isin(SCORED), "caught"].sum())
+    moved_caught = int(every.loc[every["id"] == moved, "caught"].iloc[0])
+    assert n >= 1
+    assert evaluated["target"]["EW_recall"] == pytest.approx(caught / n)
+    assert evaluated["all"]["EW_recall"] == pytest.approx((caught + moved_caught) / (n + 1))
+    assert evaluated["all"]["EW_recall"] != evaluated["target"]["EW_recall"]
+
+
+def test_nasa_series_are_each_their_own_target_channel(tmp_path):
+    """NASA series: each series' one channel is its target channel, so ``target`` scores the
+    same events as ``all`` in train.py, predict.py and evaluate.py."""
+    n_test = 60
+
+    def values(n: int) -> np.ndarray:
+        level = np.zeros(n)
+        if n == n_test:  # a test file: a level shift on the labeled rows
+            level[20:30] = 5.0
+        return np.column_stack([np.sin(np.arange(n) / 3.0) + level, np.zeros(n)])
+
+    rows = [(c, "SMAP", "[[20, 29]]", "[point]", n_test) for c in ("A-1", "B-1")]
+    root = write_nasa(tmp_path / "smap", n_train=150, rows=rows, values=values)
+    data = ["data=nasa", f"data.root={root}"]
+    base = ["model=window_pca", "datamodule=windows", "logger=none",
+            "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
+    results = {}
+    for setting in ("all", "target"):
+        lc = f"metrics.label_channels={setting}"
+        out = tmp_path / setting
+        train(compose_config("train", [*base, *data, lc], out / "train"))
+        trained = json.loads((out / "train" / "metrics.json").read_text())
+        predicted = predict(compose_config(
+            "predict", [f"ckpt={out / 'train' / 'detector'}", *data, lc], out / "predict"))
+        evaluated = evaluate_predictions(compose_config(
+            "evaluate", [f"predictions={out / 'predict' / 'submission.csv'}", *data, lc],
+            out / "eval"))
+        assert predicted == pytest.approx(
+            {k: v for k, v in trained.items() if k.startswith("test/")}, nan_ok=True)
+        assert evaluated == pytest.approx({k: predicted[f"test/{k}"] for k in evaluated},
+                                          nan_ok=True)
+        events = pd.read_csv(out / "eval" / "events.csv", keep_default_na=False)
+        assert set(events["series"]) == {"A-1", "B-1"}
+        results[setting] = (predicted, evaluated, events)
+    assert results["target"][0] == results["all"][0]
+    assert results["target"][1] == results["all"][1]
+    pd.testing.assert_frame_equal(results["target"][2], results["all"][2])
+    assert results["all"][0]["test/EW_recall"] > 0  # events were scored, some caught
