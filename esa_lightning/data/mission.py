@@ -340,9 +340,11 @@ def mission_record(mission: Mission) -> dict[str, Any]:
     """The data a checkpoint was trained on (``runtime.checkpoints.check_same_data``): the
     mission's name and channels, its grid's ``period`` and, per series (``""`` for a single
     grid), its ``split``: the training and validation rows (``data.val_days``,
-    ``data.split_date`` and ``data.period`` set them)."""
+    ``data.split_date`` and ``data.period`` set them); and ``label_channels``, the labels its
+    reports and F0.5 threshold fits score (``metrics.label_channels``)."""
     record: dict[str, Any] = {
-        "mission": str(mission.name), "channels": [str(c) for c in mission.channel_names]
+        "mission": str(mission.name), "channels": [str(c) for c in mission.channel_names],
+        "label_channels": str((getattr(mission, "meta", None) or {}).get("label_channels", "all")),
     }
     if getattr(mission, "period", None) is not None:
         record["period"] = str(mission.period)

@@ -181,7 +181,10 @@ def check_same_data(data: dict[str, Any], mission: Any, path: str | Path) -> Non
     """Refuse to resume on another mission than the checkpoint's (``data``, read from
     ``path``): its name or channels differ, or its grid's period or training and validation
     rows (``check_same_split``). Its tensors may fit, but training would go on with statistics
-    fitted on other rows. Checkpoints without the record (older versions) are not checked."""
+    fitted on other rows. Nor with other ``metrics.label_channels``: the provisional validation
+    metrics early stopping and the best checkpoint may follow, and the F0.5 threshold fits,
+    would score other events than before the resume. Checkpoints without the record (older
+    versions) are not checked, nor a part of it they lack."""
     from esa_lightning.data.mission import mission_record
 
     stored = data.get("esa_lightning_data")
@@ -204,6 +207,14 @@ def check_same_data(data: dict[str, Any], mission: Any, path: str | Path) -> Non
             path=path,
         )
     check_same_split(stored, now, path)
+    if "label_channels" in stored and stored["label_channels"] != now["label_channels"]:
+        raise ESAInputError(
+            f"the checkpoint was trained with metrics.label_channels={stored['label_channels']}"
+            f", this run asks metrics.label_channels={now['label_channels']}: resume with the "
+            f"checkpoint's setting, or start a new run (another {run_dir_setting()}, no "
+            "ckpt_path)",
+            path=path,
+        )
 
 
 def resume_advice() -> str:

@@ -1,6 +1,6 @@
 """``metrics.label_channels`` through the jobs: train.py, predict.py and evaluate.py on a small
-ESA raw mission holding one test-range anomaly annotated only on a non-target channel, and on
-NASA series (each its own target channel)."""
+ESA raw mission holding one test-range anomaly annotated only on a non-target channel, a resume
+with another setting, and NASA series (each its own target channel)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.evaluate import evaluate_predictions
 from esa_lightning.jobs.predict import predict
 from esa_lightning.jobs.train import train
@@ -88,6 +89,21 @@ def test_train_predict_and_evaluate_score_the_target_channels_labels(mission, tm
     assert evaluated["target"]["EW_recall"] == pytest.approx(caught / n)
     assert evaluated["all"]["EW_recall"] == pytest.approx((caught + moved_caught) / (n + 1))
     assert evaluated["all"]["EW_recall"] != evaluated["target"]["EW_recall"]
+
+
+def test_a_resume_with_another_label_channels_is_refused(mission, tmp_path):
+    """train.py's threshold fits and the provisional validation metrics that early stopping
+    and the best checkpoint may follow read the events the setting keeps: a resume with the
+    other setting went on, mixing the two in one run. It is refused as another data setting
+    is, naming both values; the same setting resumes."""
+    root, _ = mission
+    run = [*FAST, f"data.root={root}", "metrics.label_channels=target"]
+    train(compose_config("train", run, tmp_path))
+    with pytest.raises(ESAInputError, match=r"trained with metrics\.label_channels=target, "
+                                            r"this run asks metrics\.label_channels=all"):
+        train(compose_config("train", [*run, "metrics.label_channels=all", "ckpt_path=last"],
+                             tmp_path))
+    assert train(compose_config("train", [*run, "ckpt_path=last"], tmp_path)) is not None
 
 
 def test_nasa_series_are_each_their_own_target_channel(tmp_path):
