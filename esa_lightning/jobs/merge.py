@@ -10,7 +10,8 @@ normalisation (``channel_norm``) and threshold are fitted
 again by its own rules (the sources' ``post_processing``, read from their hyper-parameters: an
 artifact never names code to run), on the merged errors of the data's ranges.
 The merged detector is scored on the data's validation and test ranges (``test=false``:
-validation only) as ``train.py`` scores a trained one: ``metrics.json`` holds the same
+validation only) as ``train.py`` scores a trained one (its threshold and gap closing fitted, and
+its reports made, on the events ``metrics.label_channels`` keeps): ``metrics.json`` holds the same
 ``val/...`` and ``test/...`` keys (a range without labeled events is not scored, the summary says
 why). Forecasters add ``val/forecast_MAE/<source>`` of every source and of the merged detector
 on the validation range (no labels), so the choice between them needs no test rows. With
@@ -366,7 +367,7 @@ def _refuse_bad_request(cfg: Any, out: Path) -> None:
 def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
     from esa_lightning.artifact import check_schema
     from esa_lightning.io import remove_stale_temporaries, write_json_atomic
-    from esa_lightning.jobs.common import mission_from_config, unscored_reason
+    from esa_lightning.jobs.common import mission_from_config, scored_mission, unscored_reason
     from esa_lightning.jobs.train import evaluate, print_summary
     from esa_lightning.run_folder import removed_if_refused
 
@@ -378,7 +379,7 @@ def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
         sources = [str(p) for p in cfg.detectors]
         # each source reads the data in the first one's order (its forecast_MAE below too)
         detectors = in_first_order([Detector.load(p) for p in sources], sources)
-        mission = mission_from_config(cfg.data)
+        mission = scored_mission(mission_from_config(cfg.data), cfg)  # metrics.label_channels
         check_schema(detectors[0].schema, mission, source=str(cfg.data.root))
         refuse_other_split(detectors, sources, mission)
         merged = merge_detectors(detectors, sources, mission)
