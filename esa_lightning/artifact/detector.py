@@ -37,6 +37,7 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_folder, write_json_atomic, write_text_atomic
 from esa_lightning.models.base import DetectorModule, RowScores
+from esa_lightning.models.devices import refuse_float64_device
 
 
 @dataclass
@@ -135,7 +136,9 @@ class Detector:
         for name, entry in manifest["components"].items():
             folder = path / "components" / name
             module = load_component(entry, folder, manifest_path, name, manifest["schema"])
-            components[name] = module.to(device)
+            components[name] = module
+        refuse_float64_device(device, components)  # Apple's MPS holds no float64
+        components = {name: module.to(device) for name, module in components.items()}
         combiner = None
         if manifest["combiner"]:
             klass = import_allowed(manifest["combiner"]["class"], manifest_path, "the combiner")

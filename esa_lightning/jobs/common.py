@@ -8,7 +8,7 @@ import inspect
 import logging
 import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from esa_lightning.data import Mission
 from esa_lightning.errors import ESAInputError, one_line_errors  # noqa: F401 - jobs import it
+from esa_lightning.models.devices import picks_mps
 from esa_lightning.runtime.evaluation import (  # noqa: F401 - the jobs import them from here
     has_labeled_events,
     unscored_reason,
@@ -421,3 +422,30 @@ def hydra_task_overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def refuse_unusable_components(cfg: DictConfig, specs: Mapping[str, DictConfig]) -> None:
+    """Before the data are read: the components' (``specs``: name -> spec) and the run's
+    targets that cannot be imported (``refuse_unimportable_targets``), then a family that needs
+    float64 set to train on Apple's MPS (``refuse_float64_on_mps``)."""
+    refuse_unimportable_targets(cfg, specs.values())
+    refuse_float64_on_mps(cfg, specs)
+
+
+def refuse_float64_on_mps(cfg: DictConfig, specs: Mapping[str, Any]) -> None:
+    """Refuse, before the data are read, a component whose family needs float64 (``specs``:
+    name -> its ``model`` node and optional own ``trainer``) set to train on MPS: one line
+    naming the component, the setting and ``trainer.accelerator=cpu``."""
+    for name, spec in specs.items():
+        own = (spec.get("trainer") or {}).get("accelerator")
+        key = "trainer.accelerator" if own is None else f"components.{name}.trainer.accelerator"
+        value = (cfg.get("trainer") or {}).get("accelerator", "auto") if own is None else own
+        if str(value).lower() == "auto" or not picks_mps(value):
+            continue
+        model_class = detector_class(spec.model)
+        if getattr(model_class, "needs_float64", False):
+            raise ESAInputError(
+                f"component {name} ({model_class.__name__}) needs float64, which Apple's MPS "
+                f"cannot hold: {key}={value} trains it there; use {key}=cpu (or auto, which picks "
+                "the cpu for it)"
+            )

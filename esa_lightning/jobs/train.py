@@ -44,8 +44,8 @@ from esa_lightning.jobs.common import (
     keyed_refusals,
     mission_from_config,
     print_config,
-    refuse_unimportable_targets,
     refuse_unknown_options,
+    refuse_unusable_components,
     scored_mission,
     silence_uninformative_output,
     unscored_reason,
@@ -402,7 +402,7 @@ def _read_and_check(cfg: DictConfig) -> tuple[Mission, Any, dict[str, Any]]:
     refuse_multidevice_multirun(cfg.trainer)
     refuse_shadowed_trainer_keys(cfg, hydra_task_overrides())  # Hydra's flags skip it before
     refuse_one_checkpoint_for_several(cfg.ckpt_path, list(component_specs(cfg)))
-    refuse_unimportable_targets(cfg, component_specs(cfg).values())  # before the data
+    refuse_unusable_components(cfg, component_specs(cfg))  # before the data
     mission = scored_mission(mission_from_config(cfg.data), cfg)  # metrics.label_channels
     log.info("mission: %s", mission.summary())
     require_training_rows(mission, cfg.data)

@@ -27,6 +27,7 @@ from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission, mission_record
 from esa_lightning.errors import ESAInputError
+from esa_lightning.models.devices import float64_trainer_arguments
 from esa_lightning.postprocessing.base import PostRule, build_rules
 from esa_lightning.progress import progress
 
@@ -204,6 +205,8 @@ class DetectorModule(L.LightningModule, ABC):
     #: the post rule classes the family applies: ``model.post_processing`` may name their kinds
     #: and no other (``postprocessing.base.build_rules``), whatever a process imported before
     POST_RULES: ClassVar[tuple[type[PostRule], ...]] = ()
+    #: True when it trains or scores with float64 tensors, which Apple's MPS cannot hold
+    needs_float64: ClassVar[bool] = False  # (models.devices: auto trains it on the CPU there)
 
     def __init__(self) -> None:
         super().__init__()
@@ -292,16 +295,17 @@ class DetectorModule(L.LightningModule, ABC):
         all the data (no distributed sampler), unwrapped (``UnwrappedDDPStrategy``), as one
         process would.
         """
+        device = float64_trainer_arguments(self, trainer_config)  # the CPU, not MPS, for float64
         trainable = any(p.requires_grad for p in self.parameters())
         if trainable or not several_processes(trainer_config):
-            return {}
+            return device
         name = type(self).__name__
         if torch.distributed.is_initialized() or started_by_another_launcher():
             log.info("%s has no gradient steps: fitted on every rank on all the data", name)
             strategy = {"_target_": f"{UnwrappedDDPStrategy.__module__}.UnwrappedDDPStrategy"}
-            return {"strategy": strategy, "use_distributed_sampler": False}
+            return {**device, "strategy": strategy, "use_distributed_sampler": False}
         log.info("%s has no gradient steps: fitted in one process", name)
-        return {"devices": 1, "num_nodes": 1, "strategy": "auto"}
+        return {**device, "devices": 1, "num_nodes": 1, "strategy": "auto"}
 
     def set_preprocessing(self, datamodule: MissionDataModule) -> None:
         """Copy the datamodule's fitted preprocessing (scaler, kernels) into buffers."""

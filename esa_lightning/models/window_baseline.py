@@ -138,6 +138,7 @@ class WindowBaseline(WindowPieces, GridScoring, DetectorModule):
     """A window detector fitted in one epoch without gradient steps (module docstring)."""
 
     datamodule_kind = "windows"
+    needs_float64 = True  # the PCA fit and the validation sums
     #: windows per scoring pass (each window's error is its own: ``window_outputs``)
     RUNTIME_SETTINGS = frozenset({"score_batch_size"})
     POST_RULES = WINDOW_THRESHOLDS

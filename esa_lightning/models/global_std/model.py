@@ -24,6 +24,7 @@ class GlobalSTD(DetectorModule):
     """Per-channel |x - mean| / std against a fixed ``n_std``; fitted in one epoch."""
 
     datamodule_kind = "rows"
+    needs_float64 = True  # the float64 mean and std
 
     def __init__(self, n_channels: int, n_std: float = 3.0, min_std: float = 1e-6):
         super().__init__()

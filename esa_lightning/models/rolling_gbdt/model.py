@@ -72,6 +72,7 @@ class RollingGBDT(DetectorModule):
     """Rolling-statistics features per channel, one HistGradientBoosting classifier."""
 
     datamodule_kind = "mission"
+    needs_float64 = True  # the float64 scaling buffers and threshold
     supervised = True
     #: OpenMP threads of the classifier (``_threads``)
     RUNTIME_SETTINGS = frozenset({"n_threads"})
