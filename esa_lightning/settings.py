@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 
 #: the fewest rows a scoring chunk may hold (0: the whole range at once); smaller chunks spend
 #: their time on the context rows around them (``runtime.chunks``)
@@ -242,9 +242,10 @@ def check_setting(key: str, value: Any) -> None:
 
 
 def _show(value: Any) -> str:
+    """``value`` as the refusal quotes it, cut as ``errors.quoted`` cuts a user-typed value."""
     if isinstance(value, ListConfig):
-        return str(OmegaConf.to_container(value))
-    return repr(value) if isinstance(value, str) else str(value)
+        return quoted(OmegaConf.to_container(value))
+    return quoted(value) if isinstance(value, str) else str(value)
 
 
 def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:

@@ -105,15 +105,26 @@ def _api_overrides(value: str) -> None:
     compose_job("train", value)
 
 
+def _setting(key: str):
+    def check(value: str) -> None:
+        from esa_lightning.settings import check_setting
+
+        check_setting(key, value)
+
+    return check
+
+
 @pytest.mark.parametrize(
     "refuse",
     [_channel_ensemble, _callback("every_n_epochs"), _callback("provisional_percentile"),
-     _api_overrides],
-    ids=["channel_scores", "every_n_epochs", "provisional_percentile", "api overrides"],
+     _api_overrides, _setting("model.window"), _setting("range")],
+    ids=["channel_scores", "every_n_epochs", "provisional_percentile", "api overrides",
+         "train.py's rule (model.window=)", "predict.py's range="],
 )
 def test_a_long_override_value_gives_a_bounded_message(refuse):
     """``model.channel_scores=<10 KB>`` (a Hydra override), a callback's setting, a string
-    given as the API's overrides: the refusal repeated the whole value (``!r``)."""
+    given as the API's overrides, a setting refused by its rule (``settings.check_setting``,
+    every job's check of its config): the refusal repeated the whole value (``!r``)."""
     from esa_lightning.errors import QUOTE_LIMIT
 
     with pytest.raises((ESAInputError, ValueError)) as refused:
