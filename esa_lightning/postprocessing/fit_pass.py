@@ -40,17 +40,17 @@ class FitPass:
     key: str  # ``model.scoring_key()`` when it was scored
     grids: dict[str | None, GatedWindows] = field(default_factory=dict)
 
-    def alarm(self, model: Any, mission: Any, name: str | None, grid: Any) -> np.ndarray | None:
-        """uint8 [T]: the model's row alarms of fit-range ``grid`` (series ``name`` of
-        ``mission``) from the kept scores (``model.handed_alarm``), or None where they are not
-        this scoring's: another mission, another scoring key, a grid not kept or of another
-        length, or kept features that do not cover the windows that alarm."""
+    def holds(self, model: Any, mission: Any) -> bool:
+        """Whether the kept scores are still ``model``'s scoring of ``mission``: the same
+        mission object and scoring key (checked once a fit: the key digests every weight)."""
+        return mission is self.mission and model.scoring_key() == self.key
+
+    def alarm(self, model: Any, name: str | None, grid: Any) -> np.ndarray | None:
+        """uint8 [T]: the model's row alarms of fit-range ``grid`` (series ``name`` of a
+        mission the pass ``holds``) from the kept scores (``model.handed_alarm``), or None
+        where they do not serve: a grid not kept or of another length, or kept features that
+        do not cover the windows that alarm."""
         scored = self.grids.get(name)
-        if (
-            mission is not self.mission
-            or scored is None
-            or scored.rows != len(grid.values)
-            or model.scoring_key() != self.key
-        ):
+        if scored is None or scored.rows != len(grid.values):
             return None
         return model.handed_alarm(grid, name, scored)

@@ -228,10 +228,12 @@ class GapClose(PostRule):
         handed, self.handed = self.handed, None  # for this fit only
         self.width.fill_(-1)  # unfitted: the model's alarms leave every gap open
         mission = datamodule.mission
+        if handed is not None and not handed.holds(model, mission):
+            handed = None  # another mission or scoring: each grid scored as without a gate
         fit_range = mission.fit_range()
         parts = []
         for name, grid in fit_range.grids().items():
-            alarm = None if handed is None else handed.alarm(model, mission, name, grid)
+            alarm = None if handed is None else handed.alarm(model, name, grid)
             if alarm is None:
                 alarm = model.provisional_alarm(grid, self.chunk_rows)
             parts.append((grid, alarm))

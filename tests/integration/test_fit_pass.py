@@ -112,7 +112,9 @@ def test_the_handed_scores_give_the_gap_fit_of_scoring_the_range_itself(fitted):
         itself = gap_fit(model, m)
         handed = gap_fit(model, m, scored)
         assert handed == itself
-    alarm = handed_pass(model, m).alarm(model, m, None, m.fit_range())
+    scored = handed_pass(model, m)
+    assert scored.holds(model, m)
+    alarm = scored.alarm(model, None, m.fit_range())
     np.testing.assert_array_equal(alarm, model.provisional_alarm(m.fit_range()))
     assert (np.diff(alarm.astype(int)) == 1).sum() > 1  # alarms with gaps between them
 
@@ -129,7 +131,7 @@ def test_a_handed_pass_made_otherwise_is_not_read(fitted):
     with torch.no_grad():  # weights changed after the gate's scoring
         next(model.net.parameters()).add_(0.01)
     counts.clear()
-    assert handed.alarm(model, m, None, m.fit_range()) is None
+    assert not handed.holds(model, m)
     gap_fit(model, m, handed)
     assert counts["gap_close"] > 0
     model.gap_rule.hand(handed)  # a pass not read is dropped all the same

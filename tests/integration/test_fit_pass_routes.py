@@ -156,6 +156,13 @@ def test_several_series_share_one_gate_and_one_gap_width(options, monkeypatch):
     assert model.hparams.series == list(parts)
     fitted_values = same_both_ways(model, dm, monkeypatch)
     assert {"alarm.A-1", "alarm.B-2"} <= fitted_values.keys()
+    # the pass is checked against the model's scoring once a gap fit, not once a grid: the
+    # key digests every weight (a network per series: 15 million parameters for NASA's 80)
+    key, calls = model.scoring_key, []
+    model.gate.fit(model, dm)
+    monkeypatch.setattr(model, "scoring_key", lambda: calls.append(1) or key())
+    model.gap_rule.fit(model, dm)
+    assert len(calls) == 1
 
 
 def test_a_pass_handed_before_the_rules_changed_gives_the_width_of_scoring_again(monkeypatch):
