@@ -432,6 +432,19 @@ def score_prediction_frame(pred: pd.DataFrame, mission: Any) -> dict[str, float]
     return score_aligned(align_prediction_frame(pred, mission), mission)
 
 
+def scored_columns(
+    channel_alarm: Any, names: Sequence[str], scored: set[str]
+) -> tuple[Any, list[str]]:
+    """(the columns of the per-channel alarms ``channel_alarm``, named ``names``, whose channel
+    is in ``scored``, their names): the channels ``metrics.label_channels`` scores
+    (``Mission.scored_channels``). All of them: as given; else a dense copy of those (chunked
+    scoring keeps per-channel alarms as ``AlarmedRows``, which reads row slices only)."""
+    keep = [i for i, name in enumerate(names) if name in scored]
+    if len(keep) == len(names):
+        return channel_alarm, list(names)
+    return np.asarray(channel_alarm)[:, keep], [names[i] for i in keep]
+
+
 def score_aligned(aligned: AlignedPredictions, mission: Any) -> dict[str, float]:
     """Every metric of predictions already aligned to ``mission``. The channel- and
     subsystem-aware scores need labels that name channels: a mission whose row label names
@@ -440,9 +453,8 @@ def score_aligned(aligned: AlignedPredictions, mission: Any) -> dict[str, float]
     by_channel = getattr(mission, "has_channel_labels", True)
     channel_alarm, names = aligned.channel_alarm, aligned.channel_names
     if by_channel and names:
-        scored = set(getattr(mission, "scored_channels", mission.channels)["Channel"])
-        keep = [i for i, n in enumerate(names) if n in scored]
-        channel_alarm, names = channel_alarm[:, keep], [names[i] for i in keep]
+        scored = getattr(mission, "scored_channels", mission.channels)["Channel"]
+        channel_alarm, names = scored_columns(channel_alarm, names, set(scored))
     return full_report(
         mission.events,
         aligned.timestamps,

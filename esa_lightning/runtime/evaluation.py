@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import Mission, one_timeline, series_spans
-from esa_lightning.metrics.report import SELECTIONS
+from esa_lightning.metrics.report import SELECTIONS, scored_columns
 from esa_lightning.models.base import RowScores, Scorer
 
 
@@ -90,12 +90,10 @@ def report_for(scored: ScoredRange, prefix: str) -> dict[str, float]:
     # count the channels metrics.label_channels scores (Mission.scored_channels)
     mission = scored.mission
     channels = mission.scored_channels if mission.has_channel_labels else None
-    if channels is not None and channel_alarm is not None and len(channels) < len(
-        mission.channels
-    ):
-        # dense first: chunked scoring keeps them as AlarmedRows, which reads row slices only
-        kept = mission.channels["Channel"].isin(channels["Channel"]).to_numpy()
-        channel_alarm = np.asarray(channel_alarm)[:, kept]
+    if channels is not None and channel_alarm is not None:
+        channel_alarm, _ = scored_columns(
+            channel_alarm, list(mission.channels["Channel"]), set(channels["Channel"])
+        )
     result = full_report(
         scored.events,
         scored.timestamps,
