@@ -79,10 +79,10 @@ from esa_lightning.runtime.combiner_parts import (
     component_features,
     contiguous_folds,
     label_free_names,
-    labeled_runs,
     log_odds,
     logistic_weights,
     rank_average,
+    scored_events,
 )
 from esa_lightning.settings import check_setting
 
@@ -255,7 +255,7 @@ class HybridCombiner:
         needed = self.events_needed(len(self.names))
         n = len(fit_range.values)
         ranges = [(0, n)] if ranges is None else [(a, b) for a, b in ranges if b > a]
-        events = sum(labeled_runs(fit_range.is_anomaly[a:b]) for a, b in ranges)
+        events = sum(scored_events(fit_range.slice(a, b)) for a, b in ranges)
         rule = self.few_events if events < needed else self.many_events
         if rule in ("any_alarm", "label_free_alarm"):
             why = (f"{events} labeled event(s) in the rows no component trained on, fewer than "
@@ -272,7 +272,7 @@ class HybridCombiner:
             log.warning("combiner: the %d rows no component trained on hold one class; fitting "
                         "on the whole training and validation range", len(y))
             ranges, where = [(0, n)], "the whole fit range"
-            events = labeled_runs(fit_range.is_anomaly)
+            events = scored_events(fit_range)
         whole = ranges == [(0, n)]
         # each range's blocks are scored with the rows before them as context, as prediction
         # scores them: a component with a long memory (the GRU's detrend) scores a range

@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
+from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores
 from esa_lightning.postprocessing.gaps import gap_settings
+from esa_lightning.postprocessing.thresholds import F05_CATEGORIES
 
 log = logging.getLogger("esa_lightning")
 
@@ -78,10 +80,15 @@ def any_of(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"any of {', '.join(names)}"
 
 
-def labeled_runs(flags: np.ndarray) -> int:
-    """How many runs of labeled (non-zero) rows ``flags`` holds."""
-    f = np.asarray(flags) != 0
-    return int(f[0]) + int(np.count_nonzero(f[1:] & ~f[:-1])) if len(f) else 0
+def scored_events(part: Mission) -> int:
+    """How many labeled events the F0.5 threshold search scores on ``part``: the distinct IDs
+    of ``part.events`` of the categories the reported ``EW_F_0.50`` counts. The events, not
+    runs of the label arrays: under ``metrics.label_channels=target`` an event labeled on
+    non-target channels only is no event to the search, though its rows stay labeled."""
+    events = part.events
+    if "Category" in events.columns:
+        events = events[events["Category"].isin(F05_CATEGORIES)]
+    return int(events["ID"].nunique()) if len(events) else 0
 
 
 def contiguous_folds(
