@@ -20,6 +20,13 @@ def command(job: str) -> str:
     return f"python {job}.py" if running_from_source() else f"esa-{job}"
 
 
+def search_command() -> str:
+    """How a user starts an Optuna search (docs/sweeps.md): ``python sweep.py`` in a clone,
+    ``esa-train -m`` installed (which runs the same search; there is no ``sweep.py``)."""
+    search = "python sweep.py" if running_from_source() else f"{command('train')} -m"
+    return f"{search} hparams_search=NAME"
+
+
 def config_dir() -> Path:
     """The configs: ``esa_lightning/conf``, shipped inside the package."""
     conf = Path(__file__).resolve().parent / "conf"

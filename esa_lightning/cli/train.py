@@ -33,10 +33,11 @@ def optuna_search(args: list[str]) -> int | None:
         a.lstrip("+").startswith("hparams_search=") for a in args
     ):
         return None
+    from esa_lightning.install import command, running_from_source
     from esa_lightning.jobs.optuna_sweep import main as sweep
 
-    print("train.py -m hparams_search=...: an Optuna search, as python sweep.py runs it",
-          file=sys.stderr)
+    same = ", as python sweep.py runs it" if running_from_source() else ""  # installed: no sweep.py
+    print(f"{command('train')} -m hparams_search=...: an Optuna search{same}", file=sys.stderr)
     searched = [a for a in args if a not in MULTIRUN_FLAGS]
     conf = Path(__file__).resolve().parent.parent / "conf"
     return sweep(searched, conf, [sys.executable, "-m", "esa_lightning.cli.train"])

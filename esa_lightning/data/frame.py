@@ -44,6 +44,7 @@ from esa_lightning.data.readers.common import (
     zero_nonfinite,
 )
 from esa_lightning.errors import ESAInputError, quoted
+from esa_lightning.install import command
 from esa_lightning.metrics.intervals import refuse_long_cells, runs
 
 SOURCE = "DataFrame"
@@ -85,7 +86,7 @@ def frame_to_mission(
     if schema.get("multiseries"):
         raise ESAInputError(
             "this detector scores independent series (NASA layout): predict(df) takes "
-            "single-grid data; use predict.py for it"
+            f"single-grid data; use {command('predict')} for it"
         )
     check = InputCheck(strict)
     recorded = schema.get(PREPROCESSING_KEY) or {}

@@ -35,6 +35,7 @@ from esa_lightning.data.label_facts import label_facts, supervision_warnings
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.selection import require_training_rows
 from esa_lightning.errors import ESAInputError
+from esa_lightning.install import command, search_command
 from esa_lightning.io import remove_stale_temporaries, write_json_atomic
 from esa_lightning.jobs.common import (
     detector_class,
@@ -324,10 +325,8 @@ def train(cfg: DictConfig) -> float | None:
     output_dir = make_run_folder(cfg.paths.output_dir)
     silence_uninformative_output()
     if cfg.get("optuna") is not None:  # sweep.py removes it from its trials
-        log.warning(
-            "hparams_search only defines a search space for sweep.py (docs/sweeps.md); "
-            "train.py runs one job with the base settings"
-        )
+        log.warning("hparams_search only defines a search space for %s (docs/sweeps.md); %s "
+                    "runs one job with the base settings", search_command(), command("train"))
     launching = is_launching_process()
     with lock_run_folder(output_dir) if launching else contextlib.nullcontext():
         if launching:  # checked before Hydra wrote here too (run_guard.RefuseEarlierRun)
