@@ -10,6 +10,7 @@ WORKDIR /app
 # CPU build of torch first: the default wheel would pull the multi-GB CUDA build.
 RUN pip install --no-cache-dir torch --index-url https://download.pytorch.org/whl/cpu
 
+# no train.py here: the package's messages name the installed commands (esa-train ...)
 COPY pyproject.toml README.md ./
 COPY esa_lightning ./esa_lightning
 RUN pip install --no-cache-dir . && useradd --create-home runner

@@ -10,8 +10,10 @@ SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def running_from_source() -> bool:
-    """Whether the package is imported from a clone (editable install or ``python train.py``)."""
-    return (SOURCE_ROOT / "pyproject.toml").is_file()
+    """Whether the package is imported from a clone (editable install or ``python train.py``):
+    its ``pyproject.toml`` and ``train.py`` beside it. The Docker image (``Dockerfile``) copies
+    ``pyproject.toml`` but no ``train.py`` beside the package it imports: no clone."""
+    return all((SOURCE_ROOT / name).is_file() for name in ("pyproject.toml", "train.py"))
 
 
 def command(job: str) -> str:

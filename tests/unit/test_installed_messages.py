@@ -56,3 +56,13 @@ def test_a_clone_names_the_scripts(monkeypatch):
     monkeypatch.setattr(install, "running_from_source", lambda: True)
     assert install.command("train") == "python train.py"
     assert install.search_command() == "python sweep.py hparams_search=NAME"
+
+
+def test_the_docker_image_layout_is_no_clone(monkeypatch, tmp_path):
+    """The Dockerfile copies pyproject.toml beside the package (WORKDIR /app, which ``python -m``
+    imports from) but no train.py: the commands to name are the installed ones."""
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    monkeypatch.setattr(install, "SOURCE_ROOT", tmp_path)
+    assert install.command("train") == "esa-train"
+    (tmp_path / "train.py").write_text("")
+    assert install.command("train") == "python train.py"
