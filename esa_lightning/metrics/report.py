@@ -213,8 +213,12 @@ def ranking_table(results: dict[str, dict]) -> str:
 
 
 #: what a file whose rows are not the mission's most often needs (evaluate.py reads the mission
-#: anew, with its own data options)
-SAME_DATA = "; read the mission with the data settings predict.py scored with (data=, data.*)"
+#: anew, with its own data options); no command named: metrics imports nothing of the package,
+#: and the predictions may come from the installed esa-predict, a clone's predict.py or Python
+SAME_DATA = (
+    "; read the mission with the data settings the predictions were made with "
+    "(data=, data.*)"
+)
 
 
 def require_full_coverage(

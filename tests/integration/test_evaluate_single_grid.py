@@ -84,7 +84,7 @@ ESA_CASES = {
                         ["column 'score'", "value 'abc'", "row 3 after the header",
                          "a score that is no number"]),
     "rows missing": (lambda f: f.iloc[:20], ["column 'timestamp'", "10 rows are missing",
-                                             "the data settings predict.py scored with"]),
+                                             "the data settings the predictions were made with"]),
     "only a header": (lambda f: f.iloc[:0], ["no prediction rows"]),
 }
 KAGGLE_CASES = {
@@ -95,7 +95,7 @@ KAGGLE_CASES = {
                             "differ in kind"]),
     "id no row": (set_cell(8, "id", 999),
                   ["column 'id'", "value 999", "row 9 after the header", "not rows of mission",
-                   "the data settings predict.py scored with"]),
+                   "the data settings the predictions were made with"]),
     "is_anomaly empty": (set_cell(12, "is_anomaly", None),
                          ["column 'is_anomaly'", "empty cell in row 13 after the header"]),
 }
