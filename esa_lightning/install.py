@@ -22,11 +22,16 @@ def command(job: str) -> str:
     return f"python {job}.py" if running_from_source() else f"esa-{job}"
 
 
+def search_prog() -> str:
+    """How a user starts an Optuna search (docs/sweeps.md), without its arguments:
+    ``python sweep.py`` in a clone, ``esa-train -m`` installed (which runs the same search;
+    there is no ``sweep.py``)."""
+    return "python sweep.py" if running_from_source() else f"{command('train')} -m"
+
+
 def search_command() -> str:
-    """How a user starts an Optuna search (docs/sweeps.md): ``python sweep.py`` in a clone,
-    ``esa-train -m`` installed (which runs the same search; there is no ``sweep.py``)."""
-    search = "python sweep.py" if running_from_source() else f"{command('train')} -m"
-    return f"{search} hparams_search=NAME"
+    """``search_prog`` with the search's one mandatory argument."""
+    return f"{search_prog()} hparams_search=NAME"
 
 
 def config_dir() -> Path:

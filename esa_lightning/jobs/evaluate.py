@@ -16,6 +16,7 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.data.readers.common import one_line
 from esa_lightning.data.readers.header_line import HEADER_LIMIT, first_lines
 from esa_lightning.errors import ESAInputError, quoted
+from esa_lightning.install import command
 from esa_lightning.io import atomic_path, json_text
 from esa_lightning.jobs.common import mission_from_config, scored_mission
 from esa_lightning.metrics import ranking_table
@@ -147,7 +148,7 @@ def refuse_series_file(header: list[str], mission: Mission, path: Path) -> None:
         f"a NASA submission (channel,id,is_anomaly: alarms per series) cannot be scored "
         f"against mission {quoted(mission.name)}, one grid of rows: score it against the NASA "
         "data it was predicted on (data=nasa data.root=...), or predict this data again "
-        "(predict.py writes id,is_anomaly for it)",
+        f"({command('predict')} writes id,is_anomaly for it)",
         path=path, column="channel",
     )
 

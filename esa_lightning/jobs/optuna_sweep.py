@@ -39,7 +39,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.install import composition_reason
+from esa_lightning.install import command, composition_reason, search_prog
 from esa_lightning.io import atomic_path, make_output_folder
 from esa_lightning.jobs.paths import compose_config
 from esa_lightning.jobs.sweep_failures import (
@@ -429,11 +429,12 @@ def sweep(plan: SweepPlan) -> Any:
 
 
 def argument_parser() -> argparse.ArgumentParser:
+    train = command("train")  # the commands the user has: esa-train -m installed
     parser = argparse.ArgumentParser(
-        prog="sweep.py",
-        description="Optuna search over train.py runs, persisted in an RDB storage (resumable).",
+        prog=search_prog(),
+        description=f"Optuna search over {train} runs, persisted in an RDB storage (resumable).",
     )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for train.py")
+    parser.add_argument("overrides", nargs="*", help=f"Hydra overrides, as for {train}")
     parser.add_argument(
         "--n-trials",
         type=int,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from esa_lightning.errors import ESAInputError
+from esa_lightning.install import command
 
 
 def refuse_other_layout(data_cfg: Any, schema: dict[str, Any], config_yaml: str) -> None:
@@ -97,9 +98,9 @@ def refuse_default_data(
         return
     differ = ", ".join([_data_name(trained), *settings, *generated])
     raise ESAInputError(
-        f"no data= given: predict.py reads the default data, {_data_name(default)}, and the "
-        f"detector was trained on other data: {differ}; give the data to score with data= and "
-        f"data.root= (data=synthetic to score the default mission all the same{hint})",
+        f"no data= given: {command('predict')} reads the default data, {_data_name(default)}, "
+        f"and the detector was trained on other data: {differ}; give the data to score with "
+        f"data= and data.root= (data=synthetic to score the default mission all the same{hint})",
         path=str(default.get("root")),
     )
 
@@ -118,7 +119,7 @@ def _no_record_of_data(
     mission = (info or {}).get("mission")
     named = f" (detector.json names the mission it was trained on: {mission})" if mission else ""
     return ESAInputError(
-        f"no data= given: predict.py reads the default data, {_data_name(default)}, and "
+        f"no data= given: {command('predict')} reads the default data, {_data_name(default)}, and "
         f"whether the detector was trained on them cannot be told: {why}{named}; give the data "
         "to score with data= and data.root= (data=synthetic to score the default mission all "
         "the same)",
@@ -203,5 +204,5 @@ def trained_data_hint(config_yaml: str, data_cfg: Any) -> str:
     trained = trained_data(config_yaml)
     if not trained.get("_target_") or trained["_target_"] == data_cfg.get("_target_"):
         return ""
-    return (f" (it was trained on {_data_name(trained)}; predict.py reads the data= and "
+    return (f" (it was trained on {_data_name(trained)}; {command('predict')} reads the data= and "
             "data.root= it is given, data=synthetic without them)")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from esa_lightning.install import command
 from esa_lightning.io import write_text_atomic
 
 #: metrics that count events (printed as integers); the ``_anomaly`` variants too
@@ -188,7 +189,7 @@ def render_page(
     if len(figures) < len(intervals):
         parts.append(
             f"<p class='muted'>Figures of the first {len(figures)} alarms "
-            "(predict.py max_figures).</p>"
+            f"({html.escape(command('predict'))} max_figures).</p>"
         )
     parts.append("</section>")
     if figures:
