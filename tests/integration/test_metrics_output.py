@@ -183,7 +183,9 @@ def test_train_py_with_a_search_space_says_it_runs_one_job(tiny_mission, tmp_pat
     ]
     with caplog.at_level(logging.WARNING, logger="esa_lightning"):
         train(compose_config("train", overrides, tmp_path))
-    assert any("search space for sweep.py" in r.getMessage() for r in caplog.records)
+    # in a clone the command is `python sweep.py` (installed: `esa-train -m`, 26f5def)
+    assert any("search space for python sweep.py hparams_search=" in r.getMessage()
+               for r in caplog.records)
 
 
 @pytest.mark.parametrize(
