@@ -498,3 +498,17 @@ def small_gru(m: Mission, post_processing: dict) -> tuple:
     model = LitGRUAttentionAE(**dm.dims, hidden_size=12, latent_dim=6, lr=3e-3,
                               post_processing=post_processing)
     return model, dm
+
+
+def json_parse_sizes(monkeypatch) -> list[int]:
+    """The length of every text ``json.loads`` parses from now on in this test (patched with
+    ``monkeypatch``): a file refused by its size before it is parsed leaves no long entry."""
+    parsed: list[int] = []
+    loads = json.loads
+
+    def counted(text, *args, **kwargs):
+        parsed.append(len(text))
+        return loads(text, *args, **kwargs)
+
+    monkeypatch.setattr(json, "loads", counted)
+    return parsed

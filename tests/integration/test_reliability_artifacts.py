@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import manifest_of, write_manifest
+from tests.helpers import json_parse_sizes, manifest_of, write_manifest
 from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -789,7 +789,6 @@ def test_an_oversized_settings_file_is_refused_before_it_is_parsed(copy_of, monk
     items (``[{}, {}, ...]``) takes some 23 times its size in memory (1.15 GB for 50 MiB), and
     detector.json could be 256 MiB. Padded here with spaces (valid JSON, its checksum
     unchanged), so that it loaded before."""
-    import json
 
     limit = 16 * 2**20  # io.SETTINGS_LIMIT, as the docs state it
     folder = copy_of("combined")
@@ -797,14 +796,7 @@ def test_an_oversized_settings_file_is_refused_before_it_is_parsed(copy_of, monk
     path.write_text(path.read_text() + " " * limit)
     if part != "detector.json":
         reseal(folder)
-    parsed = []
-    loads = json.loads
-
-    def counted(text, *args, **kwargs):
-        parsed.append(len(text))
-        return loads(text, *args, **kwargs)
-
-    monkeypatch.setattr(json, "loads", counted)
+    parsed = json_parse_sizes(monkeypatch)
     message = load_refused(folder, part.split("/")[-1], "16 MiB")
     assert str(path) in message
     assert not [n for n in parsed if n > limit]  # refused before it was parsed

@@ -13,6 +13,7 @@ import pytest
 from esa_lightning.data.mission import Mission, default_channel_table, empty_events
 from esa_lightning.data.readers.kaggle import read_kaggle
 from esa_lightning.errors import ESAInputError
+from tests.helpers import json_parse_sizes
 
 
 def make_parts(n_train: int = 60, n_test: int = 15, n_channels: int = 4, seed: int = 0):
@@ -465,7 +466,6 @@ def test_oversized_pandas_metadata_is_refused_before_it_is_parsed(tmp_path, monk
     16 MiB is refused naming the file, before it is parsed: pyarrow lets up to 100 MB through,
     and 50 MiB of ``[{}, {}, ...]`` took 6 s and 973 MB to parse. Padded here with spaces, so
     that it was read before."""
-    import json
 
     frame, *_ = make_parts()
     root = tmp_path / "kg"
@@ -475,14 +475,7 @@ def test_oversized_pandas_metadata_is_refused_before_it_is_parsed(tmp_path, monk
     meta = dict(table.schema.metadata)
     meta[b"pandas"] = meta[b"pandas"] + b" " * (16 * 2**20)
     pq.write_table(table.replace_schema_metadata(meta), path)
-    loads = json.loads
-    parsed = []
-
-    def counted(text, *args, **kwargs):
-        parsed.append(len(text))
-        return loads(text, *args, **kwargs)
-
-    monkeypatch.setattr(json, "loads", counted)
+    parsed = json_parse_sizes(monkeypatch)
     with pytest.raises(ESAInputError, match="16 MiB") as refused:
         read(path)
     assert str(path) in str(refused.value) and "pandas" in str(refused.value)

@@ -17,6 +17,7 @@ from esa_lightning.data.safe_skops import (
     load_head,
 )
 from esa_lightning.errors import ESAInputError
+from tests.helpers import json_parse_sizes
 
 
 def data(n: int = 200):
@@ -65,33 +66,32 @@ def test_a_member_that_expands_too_far_is_refused_before_reading():
         load_head(buffer.getvalue(), "x.skops", RANDOM_FOREST_TYPES)
 
 
-def test_a_large_deflated_schema_is_refused_before_it_is_parsed(monkeypatch):
-    """skops writes schema.json stored (1x); one over 16 MiB deflated more than 4x is refused
-    before json parses it: 0.24 MiB of deflated ``[{}, {}, ...]`` (250 MiB, under the zip-bomb
-    floor of 256 MiB) took 26 s and 5.8 GB to parse. Padded here with spaces, so that the
-    forest loaded before."""
-    import json
-
-    x, y = data()
-    forest = RandomForestClassifier(n_estimators=2).fit(x, y)
+def padded_schema(forest: RandomForestClassifier, compression: int) -> bytes:
+    """``forest`` as skops writes it, its schema.json padded with spaces to 17 MiB (valid
+    JSON, over the 16 MiB bound), every member written with ``compression``."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(sio.dumps(forest))) as src, zipfile.ZipFile(
-        buffer, "w", zipfile.ZIP_DEFLATED
+        buffer, "w", compression
     ) as out:
         for info in src.infolist():
             body = src.read(info)
             out.writestr(info.filename, body + b" " * (17 * 2**20) if info.filename ==
                          "schema.json" else body)
-    loads = json.loads
-    parsed = []
+    return buffer.getvalue()
 
-    def counted(text, *args, **kwargs):
-        parsed.append(len(text))
-        return loads(text, *args, **kwargs)
 
-    monkeypatch.setattr(json, "loads", counted)
+def test_a_large_deflated_schema_is_refused_before_it_is_parsed(monkeypatch):
+    """skops writes schema.json stored (1x); one over 16 MiB deflated more than 4x is refused
+    before json parses it: 0.24 MiB of deflated ``[{}, {}, ...]`` (250 MiB, under the zip-bomb
+    floor of 256 MiB) took 26 s and 5.8 GB to parse. Padded here with spaces, so that the
+    forest loaded before."""
+
+    x, y = data()
+    forest = RandomForestClassifier(n_estimators=2).fit(x, y)
+    head = padded_schema(forest, zipfile.ZIP_DEFLATED)
+    parsed = json_parse_sizes(monkeypatch)
     with pytest.raises(ESAInputError, match=r"rf\.skops: its schema\.json .*16 MiB"):
-        load_head(buffer.getvalue(), "rf.skops", RANDOM_FOREST_TYPES, RandomForestClassifier)
+        load_head(head, "rf.skops", RANDOM_FOREST_TYPES, RandomForestClassifier)
     assert not [n for n in parsed if n > 16 * 2**20]
 
 
@@ -100,13 +100,6 @@ def test_a_large_stored_schema_still_loads():
     for 100) is read."""
     x, y = data()
     forest = RandomForestClassifier(n_estimators=2).fit(x, y)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(sio.dumps(forest))) as src, zipfile.ZipFile(
-        buffer, "w", zipfile.ZIP_STORED
-    ) as out:
-        for info in src.infolist():
-            body = src.read(info)
-            out.writestr(info.filename, body + b" " * (17 * 2**20) if info.filename ==
-                         "schema.json" else body)
-    back = load_head(buffer.getvalue(), "rf.skops", RANDOM_FOREST_TYPES, RandomForestClassifier)
+    head = padded_schema(forest, zipfile.ZIP_STORED)
+    back = load_head(head, "rf.skops", RANDOM_FOREST_TYPES, RandomForestClassifier)
     np.testing.assert_array_equal(back.predict(x), forest.predict(x))
