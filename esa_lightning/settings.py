@@ -200,7 +200,10 @@ RANGES = ("test", "val", "all")
 #: rules of the jobs' own top-level settings, by their full name (a nested key of the same
 #: name, in a model's or a reader's options, is not theirs)
 TOP_LEVEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "range": (lambda v: v in RANGES, "must be test, val or all (the rows predict.py scores)"),
+    # the same check on every route (predict.py, esa-predict, esa_lightning.predict): no
+    # command named
+    "range": (lambda v: v in RANGES, "must be test, val or all: the rows to score (the data's "
+              "test range, its validation range, or every row)"),
 }
 
 _MISSING = object()

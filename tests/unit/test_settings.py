@@ -341,3 +341,17 @@ def test_an_empty_split_date_is_refused_naming_the_key_and_null_keeps_its_meanin
         with pytest.raises(ESAInputError, match=r"data\.split_date='(NaT)?': .*null") as caught:
             read(empty)
         assert "not a date" in str(caught.value)
+
+
+def test_a_bad_range_is_explained_without_naming_one_route():
+    """The refusal of ``range`` said "(the rows predict.py scores)" on every route: the
+    installed esa-predict and the Python API (``esa_lightning.predict``) have no predict.py. It
+    now says what each value scores and names no command."""
+    from esa_lightning.settings import check_setting
+
+    with pytest.raises(ESAInputError) as err:
+        check_setting("range", "tset")
+    line = str(err.value)
+    assert line.startswith("range='tset': must be test, val or all")
+    assert "test range" in line and "validation range" in line and "every row" in line
+    assert ".py" not in line and "esa-" not in line
