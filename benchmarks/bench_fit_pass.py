@@ -105,7 +105,7 @@ def fit_rules(model, mission, before: bool) -> dict:
             for series, m in mission.grids().items():
                 if thresholds._clean_windows(model, m, m.val_start, m.test_start).any():
                     thresholds._window_scores(rule, model, m, series, m.val_start, m.test_start)
-        result = rule.fit(model, dm)
+        result = rule.fit_in_order(model, dm)
         seconds[name] = time.perf_counter() - t0
         if name == "rf_gate" and model.gap_rule.handed is not None:
             handed = sum(a.nbytes for g in model.gap_rule.handed.grids.values()

@@ -28,7 +28,7 @@ from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission, mission_record
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.devices import float64_trainer_arguments
-from esa_lightning.postprocessing.base import PostRule, build_rules
+from esa_lightning.postprocessing.base import PostRule, build_rules, fit_rules
 from esa_lightning.progress import progress
 
 log = logging.getLogger("esa_lightning")
@@ -326,8 +326,7 @@ class DetectorModule(L.LightningModule, ABC):
 
     def fit_post_processing(self, datamodule: Any) -> None:
         """Fit every post rule on ``datamodule``'s training/validation data, in order."""
-        for rule in self.post_rules.values():
-            rule.fit(self, datamodule)
+        fit_rules(self, self.post_rules.values(), datamodule)
 
     # ---------------------------------------------------------------- persistence
     def schema_problem(self, schema: Mapping[str, Any]) -> str | None:

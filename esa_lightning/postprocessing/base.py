@@ -77,6 +77,16 @@ class PostRule(nn.Module, L.Callback):
     def fit(self, model: Any, datamodule: Any) -> None:
         """Fit on ``datamodule``'s training/validation ranges (never its test range)."""
 
+    def fit_in_order(self, model: Any, datamodule: Any) -> Any:
+        """``fit`` as one of its model's rules fitted all in their order (``on_train_end``,
+        ``fit_rules``), the rules after it fitted next: a rule may hand the next one what its
+        fit computed (the gate's scoring to the gap rule: ``fit_pass``). By default ``fit``."""
+        return self.fit(model, datamodule)
+
+    def release(self) -> None:
+        """Drop what a rule fitted before handed this one for its fit (``fit_in_order``), read
+        or not: at the end of every ordered fit, and on an error in training."""
+
     @property
     def is_fitted(self) -> bool:
         return True
@@ -89,7 +99,12 @@ class PostRule(nn.Module, L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.datamodule is None:
             raise RuntimeError(f"{type(self).__name__} needs a datamodule with a `mission`")
-        self.fit(pl_module, trainer.datamodule)
+        self.fit_in_order(pl_module, trainer.datamodule)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self.release()  # a fit after the one that handed it over may never come
 
     def save_extra(self, folder: Path, name: str) -> None:
         """Write non-tensor fitted state (sklearn objects, via skops) into ``folder``."""
@@ -103,6 +118,18 @@ class PostRule(nn.Module, L.Callback):
 
     def restore_checkpoint_extra(self, data: bytes) -> None:
         """Read what ``checkpoint_extra`` gave."""
+
+
+def fit_rules(model: Any, rules: Iterable[PostRule], datamodule: Any) -> None:
+    """Fit ``rules`` (``model``'s, in their order) on ``datamodule``; whatever one handed the
+    next and was not read (a later fit failed) is dropped at the end."""
+    rules = list(rules)
+    try:
+        for rule in rules:
+            rule.fit_in_order(model, datamodule)
+    finally:
+        for rule in rules:
+            rule.release()
 
 
 def build_rules(

@@ -5,13 +5,16 @@ network. The gate's fit (``random_forest``) scores every fit-range window once, 
 window scores [N] and the features of the windows above its cut; the ``gap_close`` fit, next,
 needs the model's row alarms over that same range, which are made of exactly those: the
 threshold's alarms on the window scores, judged by the gate on their features. A ``FitPass``
-carries them from the one fit to the other, explicitly: the gate hands it to its model's gap
-rule (``GapClose.hand``), which takes it in its next fit and drops it, read or not. It is keyed
-by what made it, and the gap rule reads it only when all of it still holds: the same mission
-object, the same scoring (``model.scoring_key()``: the network's weights, the scaler, the
-fitted channel normalisation, the hyper-parameters), the grid and its length; otherwise (and
-where the kept features do not cover a window that alarms) the gap rule scores the range
-itself, as it does without a gate. Nothing is kept beyond one fit: no cache between fits.
+carries them from the one fit to the other, explicitly: the gate fitted among its model's
+rules in order (``PostRule.fit_in_order``: training's end, ``fit_post_processing``) hands it to
+the gap rule (``GapClose.hand``), which takes it in its next fit and drops it, read or not; the
+ordered fit drops it at its end should that fit not come (an error), and a gate fitted alone
+hands nothing. It is keyed by what made it, and the gap rule reads it only when all of it
+still holds: the same mission object, the same scoring (``model.scoring_key()``: the network's
+weights, the scaler, the fitted channel normalisation, the hyper-parameters), the grid and its
+length; otherwise (and where the kept features do not cover a window that alarms) the gap rule
+scores the range itself, as it does without a gate. Nothing is kept beyond one fit: no cache
+between fits.
 """
 
 from __future__ import annotations

@@ -201,6 +201,10 @@ class GapClose(PostRule):
         there where it is still the model's scoring of that mission, dropped either way."""
         self.handed = scored
 
+    def release(self) -> None:
+        """Drop a pass handed over and not read (``fit`` drops it either way)."""
+        self.handed = None
+
     @property
     def is_fitted(self) -> bool:
         return int(self.width) >= 0

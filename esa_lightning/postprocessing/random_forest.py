@@ -247,6 +247,7 @@ class RandomForestGate(PostRule):
         self.random_state, self.n_jobs = random_state, n_jobs
         self.forest: RandomForestClassifier | None = None
         self.source: Path | None = None  # the skops file the forest was read from
+        self.handing = False  # fitted in order, the gap rule's fit next (``fit_in_order``)
 
     def accepts(self, wo: Any, alarm_w: np.ndarray) -> np.ndarray:
         """``alarm_w`` with the windows the forest calls false alarms switched off."""
@@ -278,13 +279,22 @@ class RandomForestGate(PostRule):
         kept[alarm_w] = self.forest.classes_[proba.argmax(axis=1)].astype(bool)  # = predict
         return kept, probability
 
-    def fit(self, model: Any, datamodule: Any) -> RandomForestClassifier | None:
-        """Fit on ``datamodule.mission``'s ``fit_on`` rows. Fitted on the fit range, its
+    def fit_in_order(self, model: Any, datamodule: Any) -> RandomForestClassifier | None:
+        """``fit`` among its model's rules fitted in order: fitted on the fit range, its
         scoring of it (window scores, the gated windows' features) is handed to the model's
         ``gap_close`` rule, fitted next on the alarms they make (``fit_pass``)."""
+        self.handing = True
+        try:
+            return self.fit(model, datamodule)
+        finally:
+            self.handing = False
+
+    def fit(self, model: Any, datamodule: Any) -> RandomForestClassifier | None:
+        """Fit on ``datamodule.mission``'s ``fit_on`` rows. Fitted alone, it hands nothing to
+        the gap rule (no gap fit follows to read and drop it); in order: ``fit_in_order``."""
         grids = datamodule.mission.grids().items()
         gap_rule = getattr(model, "gap_rule", None)
-        handing = gap_rule is not None and self.fit_on == "fit_range"
+        handing = self.handing and gap_rule is not None and self.fit_on == "fit_range"
         scored = FitPass(datamodule.mission, model.scoring_key()) if handing else None
         forest = self.fit_parts(model, {name: FIT_ON[self.fit_on](m) for name, m in grids},
                                 None if scored is None else scored.grids)

@@ -92,7 +92,7 @@ def gap_fit(model, m, handed=None):
 def handed_pass(model, m):
     """The gate's scoring of ``m``'s fit range, as its fit hands it to the gap rule."""
     model.gap_rule.handed = None
-    model.gate.fit(model, SimpleNamespace(mission=m))
+    model.gate.fit_in_order(model, SimpleNamespace(mission=m))
     handed = model.gap_rule.handed
     assert handed is not None and set(handed.grids) == {None}
     return handed
@@ -136,4 +136,28 @@ def test_a_handed_pass_made_otherwise_is_not_read(fitted):
     assert counts["gap_close"] > 0
     model.gap_rule.hand(handed)  # a pass not read is dropped all the same
     model.gap_rule.fit(model, SimpleNamespace(mission=m))
+    assert model.gap_rule.handed is None
+
+
+def test_a_gate_fitted_alone_or_a_failed_ordered_fit_leaves_no_pass(fitted, monkeypatch):
+    """Only the rules' ordered fit hands the gate's scoring over (a gap fit follows there): a
+    gate fitted alone hands nothing, and an ordered fit that fails before the gap fit reads it
+    drops it all the same (``fit_rules``; training's callbacks: ``on_exception``)."""
+    m, trained, _ = fitted
+    model = copy.deepcopy(trained)
+    dm = SimpleNamespace(mission=m)
+    model.gap_rule.handed = None
+    assert model.gate.fit(model, dm) is not None  # a forest fitted on the fit range
+    assert model.gap_rule.handed is None and not model.gate.handing
+
+    def broken(*args, **kw):
+        raise RuntimeError("a later fit failed")
+
+    monkeypatch.setattr(model.gap_rule, "fit", broken)
+    with pytest.raises(RuntimeError, match="a later fit failed"):
+        model.fit_post_processing(dm)
+    assert model.gap_rule.handed is None
+    model.gate.fit_in_order(model, dm)
+    assert model.gap_rule.handed is not None
+    model.gap_rule.on_exception(None, model, RuntimeError())
     assert model.gap_rule.handed is None

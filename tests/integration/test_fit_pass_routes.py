@@ -159,14 +159,14 @@ def test_several_series_share_one_gate_and_one_gap_width(options, monkeypatch):
     # the pass is checked against the model's scoring once a gap fit, not once a grid: the
     # key digests every weight (a network per series: 15 million parameters for NASA's 80)
     key, calls = model.scoring_key, []
-    model.gate.fit(model, dm)
+    model.gate.fit_in_order(model, dm)
     monkeypatch.setattr(model, "scoring_key", lambda: calls.append(1) or key())
     model.gap_rule.fit(model, dm)
     assert len(calls) == 1
 
 
 def test_a_pass_handed_before_the_rules_changed_gives_the_width_of_scoring_again(monkeypatch):
-    """A pass left by a gate fitted alone (no gap fit after it in the rules' own order) is read
+    """A pass left by a gate fitted in order, then something else before the gap fit, is read
     only where it is still this model's scoring: a threshold changed since applies to the kept
     scores (a lower one alarms windows whose features were not kept: scored again), a refitted
     error normalisation changes the scoring key; a gate fitted on the training rows hands
@@ -193,7 +193,7 @@ def test_a_pass_handed_before_the_rules_changed_gives_the_width_of_scoring_again
 
         gap.handed = None
         threshold.threshold.copy_(fitted_threshold)  # the gate fitted behind the same cut
-        gate.fit(model, dm)
+        gate.fit_in_order(model, dm)
         if not hand:
             gap.handed = None
         change()
@@ -218,5 +218,5 @@ def test_a_pass_handed_before_the_rules_changed_gives_the_width_of_scoring_again
     assert refitted[2] == 1  # another scoring key: scored again
     gate.fit_on = "training"
     gap.handed = None
-    gate.fit(model, dm)
+    gate.fit_in_order(model, dm)
     assert gap.handed is None
