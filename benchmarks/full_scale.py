@@ -34,6 +34,8 @@ the Kaggle one: its detector's). ``--reuse`` keeps a saved size only when its st
 run's parameters and this code; ``--report-only`` tabulates saved results only, made with this
 run's parameters and all by one code (the largest size's), and measures nothing. A saved result
 made otherwise, or without a stamp (an older run), is refused naming both, never reused.
+``--after D`` predicts with the detector of size D only when that size's stamp records this
+run's parameters and code (else refused: measure the size again without ``--after``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import reusable_scratch, scratch_params, stamp_scratch  # noqa: E402
+from _full_scale_records import before_after, cell, refuse_foreign_detector  # noqa: E402
 from bench_predict import (  # noqa: E402
     KAGGLE_TEST_ROWS,
     ROOT,
@@ -342,44 +345,6 @@ def measure_after(days: float, work: Path) -> dict:
     return res
 
 
-def _cell(v: dict) -> str:
-    cpu = f" ({v['cpu_s']:.0f} cpu-s)" if v.get("cpu_s") else ""
-    mark = " (sum of phases*)" if v.get("reconstructed") else ""
-    return f"{v['wall_s']:.1f} s{cpu}{mark} / {v['peak_rss_mib']:.0f} MiB"
-
-
-def before_after(work: Path) -> str:
-    """Markdown rows: stages before and after this benchmark's two fixes.
-
-    1. shapelet responses in cache-sized blocks (``result_after_d*.json``: standalone feature
-       extraction with the old and the new ``shapelets.py`` under the same conditions);
-    2. piecewise scoring (``before_chunks/result_d*.json``: the whole pipeline with the code
-       before ``chunks.py``, against today's ``result_d*.json`` at the same size).
-    """
-    out = []
-    for f in sorted(work.glob("result_after_d*.json")):
-        tag = f.stem.split("_")[-1]
-        after = json.loads(f.read_text())
-        if "features_before_same_conditions" in after:
-            b, a = after["features_before_same_conditions"], after["features"]
-            out.append(f"| {tag} | shapelets | feature extraction (standalone) | {_cell(b)} | "
-                       f"{_cell(a)} |")
-    stages = ["combiner", "evaluate", "train.py total", "predict test"]
-    for f in sorted(work.glob("before_chunks/result_d*.json"), key=lambda q: int(q.stem[8:])):
-        now = work / f.name
-        if not now.is_file():
-            continue
-        before, after = json.loads(f.read_text()), json.loads(now.read_text())
-        for key in stages:
-            if key in before and key in after:
-                out.append(f"| {f.stem[7:]} | piecewise scoring | {key} | {_cell(before[key])} | "
-                           f"{_cell(after[key])} |")
-    if not out:
-        return ""
-    head = "| size | fix | stage | before | after |\n|---|---|---|---|---|\n"
-    return head + "\n".join(out) + "\n"
-
-
 def channel_table(res: dict[int, dict], days: float) -> str:
     """Markdown: the stages at ``days`` for every channel count of ``res`` (this run's
     ``--channel-sweep`` and the 76 channels of its first size)."""
@@ -395,7 +360,7 @@ def channel_table(res: dict[int, dict], days: float) -> str:
             continue
         y = [v.get("cpu_s") or v["wall_s"] for v in vals]
         k = math.log(y[-1] / y[0]) / math.log(counts[-1] / counts[0]) if y[0] > 0 else math.nan
-        lines.append(f"| {label} | " + " | ".join(_cell(v) for v in vals) + f" | {k:.2f} |")
+        lines.append(f"| {label} | " + " | ".join(cell(v) for v in vals) + f" | {k:.2f} |")
     return (f"Growth with the channel count at {days:g} days (groups scaled with the channels, "
             f"44 telecommands; exponent from CPU seconds, smallest to largest count):\n\n"
             + head + "\n".join(lines) + "\n")
@@ -445,7 +410,7 @@ def report(
         m14, _ = extrapolate(rows, mem, m1_rows)
         total_extra += t14 if key == "train.py total" else 0.0
         peak_extra = max(peak_extra, m14)
-        cells = " | ".join(_cell(v) for v in vals)
+        cells = " | ".join(cell(v) for v in vals)
         extra = "" if measured_m1 else f" {t14:.0f} s / {m14 / 1024:.1f} GiB |"
         lines.append(f"| {label} | {cells} | {k:.2f} |{extra}")
         ax_t.plot(rows, t, "o-", label=label)
@@ -556,7 +521,10 @@ def main(argv: list[str] | None = None) -> None:
         code = scratch_params(largest)["code"]
     # growth with the channel count at the first size
     sweep = {c: size_result(a.days[0], work, a, code, c) for c in a.channel_sweep if c != 76}
-    if a.after:
+    if a.after:  # the detector a measured size of this code and these settings trained
+        refuse_foreign_detector(work / f"result_{size_tag(a.after)}.json", work / "runs"
+                                / f"train_{size_tag(a.after)}" / "detector",
+                                result_params(a.after, 76, a, code))
         print(json.dumps(measure_after(a.after, work), indent=1))
         return
     results = {d: size_result(d, work, a, code) for d in a.days}
