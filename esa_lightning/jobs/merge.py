@@ -368,7 +368,8 @@ def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
     from esa_lightning.artifact import check_schema
     from esa_lightning.io import remove_stale_temporaries, write_json_atomic
     from esa_lightning.jobs.common import mission_from_config, scored_mission, unscored_reason
-    from esa_lightning.jobs.train import evaluate, print_summary
+    from esa_lightning.jobs.run_logs import print_summary
+    from esa_lightning.jobs.train import evaluate
     from esa_lightning.run_folder import removed_if_refused
 
     remove_stale_temporaries(out)
@@ -405,5 +406,5 @@ def _merge_into(cfg: Any, out: Path) -> dict[str, float]:
     for source, mae in maes.items():
         if mae is not None:
             print(f"  val/forecast_MAE {mae:>8.4f}  {source}")
-    print_summary(results, unscored, out)
+    print_summary(results, unscored, out, merged.components)
     return results

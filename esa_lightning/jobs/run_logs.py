@@ -1,8 +1,10 @@
-"""A training run's loggers (TensorBoard's runs, one per component) and the fitted detector's
-final metrics in them (docs/metrics_output.md, "TensorBoard tags")."""
+"""A training run's loggers (TensorBoard's runs, one per component), the fitted detector's
+final metrics in them (docs/metrics_output.md, "TensorBoard tags") and its closing summary."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -61,3 +63,24 @@ def log_final_metrics(
             logger.log_hyperparams(settings)
             logger.log_metrics(metrics, step=step)
         logger.save()
+
+
+def print_summary(
+    metrics: dict[str, float], unscored: dict[str, str], output_dir: Path,
+    components: Mapping[str, Any] | None = None,
+) -> None:
+    """The final numbers, the ranges not scored and why, what a fitted rule of ``components``
+    says of itself (``PostRule.summary_note``: a rule that will never alarm) and the run
+    folder (``merge.py``'s summary too)."""
+    keys = [
+        k
+        for k in metrics
+        if k.split("/", 1)[1]
+        in ("EW_F_0.50", "EW_precision", "EW_recall", "AFF_F_0.50", "AUC_PR", "forecast_MAE")
+    ]
+    lines = [f"  {k:<22} {metrics[k]:.4f}" for k in sorted(keys)]
+    lines += [f"  {prefix}: not scored ({reason})" for prefix, reason in unscored.items()]
+    lines += [f"  note: {name}: {note}" for name, model in (components or {}).items()
+              for rule in getattr(model, "post_rules", {}).values()
+              if (note := rule.summary_note())]
+    print("\n".join(["results:", *lines, f"outputs: {output_dir.resolve()}"]))

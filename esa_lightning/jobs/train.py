@@ -53,7 +53,7 @@ from esa_lightning.jobs.common import (
     warn_about_optimized_metric,
 )
 from esa_lightning.jobs.run_guard import earlier_outputs, refuse_earlier_run
-from esa_lightning.jobs.run_logs import log_final_metrics, run_loggers
+from esa_lightning.jobs.run_logs import log_final_metrics, print_summary, run_loggers
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
 from esa_lightning.run_folder import (
@@ -389,7 +389,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         write_json_atomic(output_dir / "metrics.json", metrics)
         detector.save(output_dir / "detector")
         unscored = {p: r for p, part in parts.items() if (r := unscored_reason(part))}
-        print_summary(metrics, unscored, output_dir)
+        print_summary(metrics, unscored, output_dir, components)
     warn_about_optimized_metric(cfg, metrics)
     return metrics.get(cfg.optimized_metric)
 
@@ -480,19 +480,3 @@ def record_for_api(
     detector.info[CALIBRATION_KEY] = calibration_record(
         detector, mission, chunk_rows, val_scores=None if val is None else val.scores
     )
-
-
-def print_summary(
-    metrics: dict[str, float], unscored: dict[str, str], output_dir: Path
-) -> None:
-    """The final numbers, the ranges not scored and why, and the run folder (``merge.py``'s
-    summary too)."""
-    keys = [
-        k
-        for k in metrics
-        if k.split("/", 1)[1]
-        in ("EW_F_0.50", "EW_precision", "EW_recall", "AFF_F_0.50", "AUC_PR", "forecast_MAE")
-    ]
-    lines = [f"  {k:<22} {metrics[k]:.4f}" for k in sorted(keys)]
-    lines += [f"  {prefix}: not scored ({reason})" for prefix, reason in unscored.items()]
-    print("\n".join(["results:", *lines, f"outputs: {output_dir.resolve()}"]))

@@ -83,6 +83,11 @@ class PostRule(nn.Module, L.Callback):
         fit computed (the gate's scoring to the gap rule: ``fit_pass``). By default ``fit``."""
         return self.fit(model, datamodule)
 
+    def summary_note(self) -> str | None:
+        """What the run's closing summary says of this fitted rule (one that will never alarm,
+        say), or None: nothing to say."""
+        return None
+
     def release(self) -> None:
         """Drop what a rule fitted before handed this one for its fit (``fit_in_order``), read
         or not: at the end of every ordered fit, and on an error in training."""

@@ -23,7 +23,8 @@ layout): on rows at most ``quiet`` rows after its latest sample, ``quiet`` being
 times the spacing 99.9 % of its samples on the fit range's label-free rows keep, a run
 restarting at every row not watched. Data without that record (the Kaggle and CSV layouts,
 given on one grid) have no channel watched then: fitted on them, the rule watches none (an info
-line); fitted where samples were recorded and scoring such data (predict.py on a Kaggle parquet,
+line, not a warning: ``gru_ae``'s default would warn on every run of the Kaggle layout; the
+run's closing summary names it: ``summary_note``); fitted where samples were recorded and scoring such data (predict.py on a Kaggle parquet,
 the inference container), it watches none there and warns once.
 
 ``gru_ae``'s default watches sending channels (round F2 on fresh development missions, look ak
@@ -127,6 +128,7 @@ class FrozenValues(RecordsRows, PostRule):
         # [series]: the fit range's rows (bounds ``quiet``; 0: not recorded, an older artifact)
         self.register_buffer("fit_rows", torch.zeros(int(n_series), dtype=torch.int64))
         self.told_unrecorded = False  # warned of data without a sample record (once)
+        self.fitted_unrecorded = False  # the last fit's data recorded no samples (summary_note)
 
     @classmethod
     def from_settings(cls, settings: Any, context: Any) -> PostRule:
@@ -175,6 +177,7 @@ class FrozenValues(RecordsRows, PostRule):
 
     def fit(self, model: Any, datamodule: Any) -> None:
         """Each series' limits from its grid's fit range (training and validation rows)."""
+        self.fitted_unrecorded = False
         for name, grid in datamodule.mission.fit_range().grids().items():
             s = model.series_index(grid, name)
             limits, quiet = self.limits(grid)
@@ -196,6 +199,7 @@ class FrozenValues(RecordsRows, PostRule):
         out, quiet = np.zeros(columns, dtype=np.int64), np.zeros(columns, dtype=np.int64)
         targets = set(fit_range.target_channels)
         if self.watch == "sending" and fit_range.sent is None:
+            self.fitted_unrecorded = True  # a default run on the Kaggle layout: said at the end
             log.info("frozen: %s records no samples (values on one grid): no channel watched "
                      "(model.post_processing.frozen.watch=all watches every row)", fit_range.name)
             return out, quiet
@@ -223,6 +227,16 @@ class FrozenValues(RecordsRows, PostRule):
             out[j] = math.ceil(self.factor * max(longest, self.min_run))
             quiet[j] = after  # a channel not watched adds no context
         return out, quiet
+
+    def summary_note(self) -> str | None:
+        """Fitted with ``watch: sending`` on data that record no samples, no channel watched:
+        the run's summary says so (the fit's own line is at info level, as ``gru_ae``'s default
+        would log it on every run of the Kaggle layout)."""
+        if not self.fitted_unrecorded or bool((self.limit > 0).any()):
+            return None
+        return ("the stuck-channel rule (frozen, watch: sending) watches no channel: the data "
+                "record no samples (values on one grid); model.post_processing.frozen.watch=all "
+                "watches every row")
 
     def alarms(self, mission: Mission, series: int) -> np.ndarray:
         """bool [T, value columns]: where a watched channel's run exceeds its limit; none

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -211,3 +212,30 @@ def test_a_channel_that_never_changed_on_the_fit_range_is_not_watched(watch):
     assert not alarms[:, 0].any()
     stuck = np.flatnonzero(alarms[test_start:, 1]) + test_start
     assert stuck.min() == 4000 + 16 and stuck.max() == 4099
+
+
+def test_a_rule_that_watches_no_channel_is_named_in_the_run_summary(tmp_path, capsys, caplog):
+    """``watch: sending`` fitted on data on one grid (the Kaggle layout, gru_ae's default) will
+    never alarm; that was said only by an info line of the fit. It stays info (every default run
+    on the Kaggle layout would warn) and the run's closing summary now names it."""
+    from esa_lightning.jobs.run_logs import print_summary
+
+    m = held_mission()
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        rule = fitted(FrozenValues(n_outputs=3, min_run=10, max_run=1000, watch="sending"), m)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "no channel watched" in caplog.text
+    note = rule.summary_note()
+    assert note is not None and "watches no channel" in note and "watch=all" in note
+    recorded = fitted(FrozenValues(n_outputs=3, min_run=10, max_run=1000, watch="sending"),
+                      replace(m, sent=sent_every(len(m.values), 4)))
+    every_row = fitted(FrozenValues(n_outputs=3, min_run=10, max_run=1000), m)
+    assert recorded.summary_note() is None and every_row.summary_note() is None
+    assert fitted(rule, replace(m, sent=sent_every(len(m.values), 4))).summary_note() is None
+    rule = fitted(rule, m)  # fitted again on one grid
+    print_summary({"val/EW_F_0.50": 0.5}, {}, tmp_path,
+                  {"gru_ae": SimpleNamespace(post_rules={"frozen": rule}),
+                   "other": SimpleNamespace(post_rules={"frozen": recorded})})
+    out = capsys.readouterr().out
+    assert f"note: gru_ae: {note}" in out and "other" not in out
+    assert out.index("val/EW_F_0.50") < out.index("note:") < out.index("outputs:")
