@@ -24,8 +24,9 @@ times the spacing 99.9 % of its samples on the fit range's label-free rows keep,
 restarting at every row not watched. Data without that record (the Kaggle and CSV layouts,
 given on one grid) have no channel watched then: fitted on them, the rule watches none (an info
 line, not a warning: ``gru_ae``'s default would warn on every run of the Kaggle layout; the
-run's closing summary names it: ``summary_note``); fitted where samples were recorded and scoring such data (predict.py on a Kaggle parquet,
-the inference container), it watches none there and warns once.
+run's closing summary names it: ``summary_note``); fitted where samples were recorded and
+scoring such data (predict.py on a Kaggle parquet, the inference container), it watches none
+there and warns once.
 
 ``gru_ae``'s default watches sending channels (round F2 on fresh development missions, look ak
 on the suite: benchmarks/RESULTS.md, "The stuck-channel rule watching a channel while it
