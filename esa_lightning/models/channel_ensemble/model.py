@@ -3,11 +3,15 @@ batches of pooled rows of a ``SegmentDataModule`` and scores any mission.
 
 Fitted preprocessing (shapelet kernels, scaler statistics) lives in buffers so checkpoints are
 complete. Post-processing (``post_processing``): the exact logistic ``meta_heads`` and
-``event_head`` (``heads.py``) refitted after training, then ``peaks`` alarms.
+``event_head`` (``heads.py``) refitted after training, then ``peaks`` alarms, and, opt-in, the
+stuck-channel rule (``frozen``, ``postprocessing.frozen``: fitted last, its alarms added to the
+peaks' and its stuck channels to the channels an alarm names, as in the GRU). The ensemble
+scores one shared grid (its datamodule refuses independent series): one series, index 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +39,7 @@ from esa_lightning.models.channel_ensemble.network import (
     weighted_bce,
 )
 from esa_lightning.postprocessing.base import plain_spec
+from esa_lightning.postprocessing.frozen import FrozenValues
 from esa_lightning.postprocessing.peaks import PeakAlarm, spread_rows_to_samples
 from esa_lightning.settings import check_setting
 
@@ -63,7 +68,7 @@ class LitChannelEnsemble(FeatureRows, DetectorModule):
     supervised = True
     #: rows per scoring forward pass (the network reads each row on its own: ``weighted_sum``)
     RUNTIME_SETTINGS = frozenset({"score_chunk_rows"})
-    POST_RULES = (MetaHeads, EventHead, PeakAlarm)
+    POST_RULES = (MetaHeads, EventHead, PeakAlarm, FrozenValues)
 
     def __init__(
         self,
@@ -126,7 +131,9 @@ class LitChannelEnsemble(FeatureRows, DetectorModule):
         self.register_buffer("kernel_len", torch.zeros(n_channels, n_kernels, dtype=torch.long))
         self.register_buffer("feat_mean", torch.zeros(n_channels, n_features))
         self.register_buffer("feat_std", torch.ones(n_channels, n_features))
-        self.post_rules = self.build_post_rules(self.hparams.post_processing)
+        # one grid: one series; the stuck-channel rule's value columns are the channels
+        self.post_rules = self.build_post_rules(self.hparams.post_processing, n_series=1,
+                                                n_outputs=int(n_channels))
         self.alarm_rule = peak_rule(self.post_rules)
 
     # ------------------------------------------------------------------ preprocessing
@@ -259,10 +266,22 @@ class LitChannelEnsemble(FeatureRows, DetectorModule):
 
     @property
     def context_rows(self) -> int:
-        """Rows on each side that influence a row: two pooled spans plus the alarm buffer."""
+        """Rows on each side that influence a row: two pooled spans plus the alarm buffer, or
+        the fitted stuck-channel rule's (its longest limit and quiet rows), if longer."""
         hp = self.hparams
         span = (hp.pool - 1) * hp.step + hp.window
-        return int(2 * span + self.alarm_rule.context_rows + self.alignment_rows)
+        frozen = 0 if self.frozen_rule is None else self.frozen_rule.context_rows
+        return int(max(2 * span + self.alarm_rule.context_rows + self.alignment_rows, frozen))
+
+    @property
+    def frozen_rule(self) -> FrozenValues | None:
+        """The fitted rule alarming on stuck channels (``postprocessing.frozen``), if any."""
+        rule = next((r for r in self.post_rules.values() if isinstance(r, FrozenValues)), None)
+        return rule if rule is not None and rule.is_fitted else None
+
+    def series_index(self, mission: Mission, series: str | None = None) -> int:
+        """0: the ensemble scores one shared grid (the series of its post rules' buffers)."""
+        return 0
 
     def score_rows(self, mission: Mission) -> RowScores:
         """Per-sample event probability (pooled rows spread over their spans), its alarms and the
@@ -277,7 +296,7 @@ class LitChannelEnsemble(FeatureRows, DetectorModule):
             if self.hparams.get("channel_scores") == "evidence"
             else out.channel_prob
         )
-        return rows_to_scores(
+        scores = rows_to_scores(
             out.event_prob.numpy(),
             per_channel.numpy(),
             spans,
@@ -285,6 +304,21 @@ class LitChannelEnsemble(FeatureRows, DetectorModule):
             self.alarm_rule,
             self.hparams.top_channels,
         )
+        return with_stuck_channels(scores, self.frozen_rule, mission)
+
+
+def with_stuck_channels(
+    scores: RowScores, rule: FrozenValues | None, mission: Mission
+) -> RowScores:
+    """``scores`` with the fitted stuck-channel ``rule``'s alarms on ``mission`` (one grid,
+    series 0) added: a row alarms where a channel is stuck, and names it; as they are without
+    a rule."""
+    if rule is None:
+        return scores
+    stuck = rule.alarms(mission, 0)
+    alarm = scores.alarm | stuck.any(axis=1).astype(np.uint8)
+    named = scores.channel_alarm | stuck.astype(np.uint8)
+    return dataclasses.replace(scores, alarm=alarm, channel_alarm=named)
 
 
 def validation_bce_sums(

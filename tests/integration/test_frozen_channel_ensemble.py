@@ -1,0 +1,150 @@
+"""The ``frozen`` rule inside a trained channel ensemble (opt-in): fitted after the heads and the
+peaks, its alarms added to the model's and named on the stuck target channel, equal in chunks,
+kept by the artifact and the state_dict, reached by config; without it nothing changes."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from esa_lightning.artifact import Detector, mission_schema
+from esa_lightning.errors import ESAInputError
+from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
+from esa_lightning.runtime.chunks import score_in_chunks
+from tests.conftest import compose_config
+from tests.helpers import make_tiny_mission, tiny_datamodule, trainer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+POST = {
+    "meta_heads": {"kind": "meta_heads"},
+    "event_head": {"kind": "event_head"},
+    "alarm": {"kind": "peaks", "height": 0.5, "buffer": 100},
+}
+# min_run 300: a limit of 450 rows, a context longer than the ensemble's own (two pooled spans,
+# the buffer and the alignment: 351 rows here), so that chunks need the rule's context
+FROZEN = {"kind": "frozen", "factor": 1.5, "min_run": 300, "max_run": 10_000}
+LIMIT = 450
+STUCK = (10_300, 11_200)  # in the test range [10000, 12000)
+TARGET, OTHER = 2, 1  # a target channel, and one made a non-target (never watched)
+
+
+def _mission():
+    m = make_tiny_mission()
+    channels = m.channels.copy()
+    channels.loc[OTHER, "Target"] = False
+    return dataclasses.replace(m, channels=channels)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """The ensemble trained with the rule on the tiny mission, and that mission with a target
+    and a non-target channel held on ``STUCK`` rows of its test range."""
+    m = _mission()
+    dm = tiny_datamodule(m)
+    model = LitChannelEnsemble(**dm.dims, hidden=8, lr=2e-2, novelty=True,
+                               post_processing={**POST, "frozen": FROZEN})
+    trainer(max_epochs=2).fit(model, dm)
+    values = m.values.copy()
+    for c in (TARGET, OTHER):
+        values[STUCK[0] : STUCK[1], c] = values[STUCK[0], c]
+    return model, dataclasses.replace(m, values=values)
+
+
+def without_rule(model: LitChannelEnsemble) -> LitChannelEnsemble:
+    """The same trained ensemble built without the rule (its default config)."""
+    off = LitChannelEnsemble(**{**model.hparams, "post_processing": POST})
+    state = {k: v for k, v in model.state_dict().items() if ".frozen." not in k}
+    off.load_state_dict(state)
+    return off
+
+
+def test_the_rule_is_fitted_last_on_the_target_channels(trained):
+    model, _ = trained
+    assert list(model.post_rules)[-1] == "frozen"
+    rule = model.frozen_rule
+    assert rule is not None and tuple(rule.limit.shape) == (1, 4)
+    limits = rule.limit[0].tolist()
+    # noisy sines never repeat: every target channel's limit is factor x min_run; the
+    # non-target channel is not watched
+    assert limits[OTHER] == 0
+    assert all(limits[c] == LIMIT for c in range(4) if c != OTHER)
+    assert int(rule.fit_rows[0]) == 10_000  # training + validation rows
+    assert model.context_rows == max(without_rule(model).context_rows, LIMIT + 1) == LIMIT + 1
+
+
+def test_a_stuck_target_channel_alarms_and_is_named(trained):
+    model, stuck = trained
+    out, off = model.score_rows(stuck), without_rule(model).score_rows(stuck)
+    rows = np.arange(len(out.alarm))
+    held = (rows > STUCK[0] + LIMIT) & (rows < STUCK[1])
+    assert out.alarm[held].all() and out.channel_alarm[held, TARGET].all()
+    # the held non-target channel is named only where the model itself names it
+    np.testing.assert_array_equal(out.channel_alarm[:, OTHER], off.channel_alarm[:, OTHER])
+    # elsewhere the alarms are the model's own; the scores are the model's own everywhere
+    np.testing.assert_array_equal(out.alarm[~held], off.alarm[~held])
+    np.testing.assert_array_equal(out.channel_alarm[~held], off.channel_alarm[~held])
+    np.testing.assert_array_equal(out.score, off.score)
+    np.testing.assert_array_equal(out.channel_scores, off.channel_scores)
+    assert not off.channel_alarm[held, TARGET].all()  # the rule, not the model, named them
+
+
+def test_without_the_rule_scores_are_as_before(trained):
+    """A model built without the rule has no such rule, the context of the ensemble alone, and
+    scores an unstuck mission as the model with the rule does (nothing there is stuck)."""
+    model, stuck = trained
+    off = without_rule(model)
+    assert off.frozen_rule is None and "frozen" not in off.post_rules
+    unstuck = _mission()
+    on, plain = model.score_rows(unstuck), off.score_rows(unstuck)
+    np.testing.assert_array_equal(on.alarm, plain.alarm)
+    np.testing.assert_array_equal(on.channel_alarm, plain.channel_alarm)
+
+
+def test_chunks_the_artifact_and_the_state_dict_give_the_same_alarms(trained, tmp_path):
+    model, stuck = trained
+    det = Detector({"ensemble": model}, mission_schema(stuck))
+    whole = det.score_rows(stuck)
+    assert whole.channel_alarm[STUCK[1] - 1, TARGET]
+    chunked = score_in_chunks(det, stuck, chunk_rows=160)
+    np.testing.assert_array_equal(chunked.alarm, whole.alarm)
+    np.testing.assert_array_equal(chunked.channel_alarm, whole.channel_alarm)
+    loaded = Detector.load(det.save(tmp_path / "det")).components["ensemble"]
+    assert torch.equal(loaded.post_rules["frozen"].limit, model.post_rules["frozen"].limit)
+    np.testing.assert_array_equal(loaded.score_rows(stuck).alarm, whole.alarm)
+    np.testing.assert_array_equal(loaded.score_rows(stuck).channel_alarm, whole.channel_alarm)
+    fresh = LitChannelEnsemble(**model.hparams)
+    fresh.load_state_dict(model.state_dict())  # what a checkpoint restores
+    np.testing.assert_array_equal(fresh.score_rows(stuck).channel_alarm, whole.channel_alarm)
+
+
+def test_an_edited_limit_is_refused_at_load(trained, tmp_path):
+    model, stuck = trained
+    edited = copy.deepcopy(model)
+    edited.post_rules["frozen"].limit[0, TARGET] = 3  # below factor x min_run: never fitted
+    folder = Detector({"ensemble": edited}, mission_schema(stuck)).save(tmp_path / "det")
+    with pytest.raises(ESAInputError, match="limit"):
+        Detector.load(folder)
+
+
+def test_the_rule_is_opt_in_and_its_settings_reach_it(small_mission_dir, tmp_path):
+    from hydra.utils import instantiate
+
+    def rules(*overrides):
+        cfg = compose_config("train", ["experiment=channel_ensemble",
+                                       f"data.root={small_mission_dir}", *overrides],
+                             tmp_path / str(len(list(tmp_path.iterdir()))))
+        model = instantiate(cfg.model, n_channels=3, n_features=44, group_index=[0, 1, 2],
+                            _convert_="all")
+        return model.post_rules
+
+    assert "frozen" not in rules()
+    on = rules("model.post_processing.frozen={kind:frozen,factor:2.0,min_run:10,"
+               "max_run:10000,watch:sending}")
+    rule = on["frozen"]
+    assert list(on)[-1] == "frozen" and tuple(rule.limit.shape) == (1, 3)
+    assert (rule.factor, rule.min_run, rule.max_run, rule.watch) == (2.0, 10, 10_000, "sending")
