@@ -171,6 +171,16 @@ RULES: dict[str, Rule] = {
     "weight_decay": nonnegative_finite(),
     # global_std's alarm at n_std standard deviations: at 0 or below every sample alarmed
     "n_std": positive_finite(),
+    # the floors of global_std's std and the z-score's scale (model.min_std, model.min_scale;
+    # channel_norm's min_scale, a share of the median channel's, is checked in (0, 1] there):
+    # a string was a TypeError from torch after the whole fit, 0 or below a division by zero
+    "min_std": positive_finite(),
+    "min_scale": positive_finite(),
+    # rolling_gbdt's: a string was a ValueError traceback from Hydra's instantiation
+    "l2_regularization": nonnegative_finite(),
+    # OpenMP threads of the tree learners (null: the library default): a string was
+    # threadpoolctl's TypeError once training began
+    "n_threads": integer(1),
     # rf_gate: the forest learns from the windows scoring above threshold x gate_factor; at 0
     # or below every window went to it (the threshold's own gate, 1.0, is the default)
     "gate_factor": positive_finite(),
@@ -208,6 +218,17 @@ TOP_LEVEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 _MISSING = object()
 
+#: a model's settings (the keys of a ``model`` node: ``model.seed``,
+#: ``components.gru_ae.model.seed``) that null leaves without a value: it was int(None) or
+#: float(None), a TypeError traceback from Hydra's instantiation (or, for ``quantile``, from
+#: torch after the whole fit). The run's own top-level ``seed``, whose null is Lightning's
+#: random seed, is not one of them
+MODEL_NOT_NULL = frozenset({
+    "seed", "n_std", "min_std", "quantile", "min_scale", "learning_rate", "l2_regularization",
+    "max_iter", "max_rows", "max_leaf_nodes", "min_samples_leaf", "top_channels",
+    "max_windows", "score_batch_size", "k", "n_components", "windows",
+})
+
 #: config branches that hold no settings of ours (Hydra's own, paths) or only search-space
 #: expressions such as ``choice(16, 32)`` (``optuna``: sweep.py checks each trial's values)
 SKIPPED = ("hydra", "paths", "optuna")
@@ -228,6 +249,9 @@ def check_settings(cfg: DictConfig) -> None:
     for key, value in _leaves(cfg, ""):
         if value is _MISSING:
             raise ESAInputError(f"{key}: no value given; set {key}=... on the command line")
+        parent, _, name = key.rpartition(".")
+        if value is None and name in MODEL_NOT_NULL and parent.rpartition(".")[2] == "model":
+            raise ESAInputError(f"{key}=null: needs a value (see conf/model/)")
         if isinstance(value, float) and math.isnan(value):
             raise ESAInputError(f"{key}={value}: must be a number, not NaN")
         check_setting(key, value)

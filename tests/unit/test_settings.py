@@ -355,3 +355,55 @@ def test_a_bad_range_is_explained_without_naming_one_route():
     assert line.startswith("range='tset': must be test, val or all")
     assert "test range" in line and "validation range" in line and "every row" in line
     assert ".py" not in line and "esa-" not in line
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shown", "requirement"),
+    [
+        # each was a TypeError/ValueError traceback from Hydra's instantiation or from deep in
+        # the fit (threadpoolctl, torch) instead of one line naming the key
+        (["experiment=rolling_gbdt", "model.l2_regularization=abc"],
+         "model.l2_regularization='abc'", "must be a finite number >= 0"),
+        (["experiment=rolling_gbdt", "model.l2_regularization=-1"],
+         "model.l2_regularization=-1", "must be a finite number >= 0"),
+        (["experiment=rolling_gbdt", "model.n_threads=abc"],
+         "model.n_threads='abc'", "must be a whole number >= 1"),
+        (["model=zscore", "datamodule=rows", "+model.min_scale=abc"],
+         "model.min_scale='abc'", "must be a finite number > 0"),
+        (["model=zscore", "datamodule=rows", "+model.min_scale=0"],
+         "model.min_scale=0", "must be a finite number > 0"),
+        (["model=global_std", "datamodule=rows", "+model.min_std=-1"],
+         "model.min_std=-1", "must be a finite number > 0"),
+    ],
+)
+def test_a_bad_baseline_setting_is_named_before_training(overrides, shown, requirement, tmp_path):
+    with pytest.raises(ESAInputError) as err:
+        check_settings(compose_config("train", overrides, tmp_path))
+    assert str(err.value) == f"{shown}: {requirement}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["model=window_pca", "model.seed=null"], "model.seed"),
+        (["model=window_knn", "model.k=null"], "model.k"),
+        (["model=global_std", "datamodule=rows", "model.n_std=null"], "model.n_std"),
+        (["model=zscore", "datamodule=rows", "model.quantile=null"], "model.quantile"),
+        (["experiment=rolling_gbdt", "model.learning_rate=null"], "model.learning_rate"),
+        (["experiment=rolling_gbdt", "model.windows=null"], "model.windows"),
+        (["experiment=esa_full", "components.gru_ae.model.top_channels=null"],
+         "components.gru_ae.model.top_channels"),
+    ],
+)
+def test_a_model_setting_set_to_null_is_named(overrides, key, tmp_path):
+    # int(None) / float(None): a TypeError traceback from Hydra's instantiation
+    with pytest.raises(ESAInputError, match=rf"^{key.replace('.', '[.]')}=null: needs a value"):
+        check_settings(compose_config("train", overrides, tmp_path))
+
+
+@pytest.mark.parametrize(
+    "overrides", [["experiment=rolling_gbdt", "model.n_threads=null"],
+                  ["model=window_pca", "datamodule.detrend=null"], ["seed=null"]]
+)
+def test_model_settings_whose_null_means_something_stay_allowed(overrides, tmp_path):
+    check_settings(compose_config("train", overrides, tmp_path))
