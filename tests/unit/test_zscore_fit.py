@@ -55,3 +55,29 @@ def test_monitoring_before_the_threshold_is_fitted_alarms_at_the_provisional_per
     model.threshold.fill_(float(np.median(score)))  # fitted: the model's own alarms
     fitted = monitor._score(model, mission, start, stop)
     assert np.array_equal(np.asarray(fitted.alarm) > 0, score > np.median(score))
+
+
+def test_a_trainer_given_several_epochs_fits_the_z_score_once(tmp_path):
+    """Every epoch after the first fitted the same median, scale and threshold again from the
+    same rows: ``model=zscore`` (trainer.max_epochs 5 by default) took five passes where
+    global_std, fitted the same way, takes one."""
+    gen = torch.Generator().manual_seed(0)
+    train = 50.0 + 2.0 * torch.randn(4000, 3, generator=gen)
+    val = 50.0 + 2.0 * torch.randn(2000, 3, generator=gen)
+    model = RobustZScore(n_channels=3)
+    settings = {"max_epochs": 5, "min_epochs": 1, "accelerator": "cpu"}
+    trainer = pl.Trainer(
+        **{**settings, **model.trainer_arguments(settings)}, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0, default_root_dir=tmp_path,
+    )
+    fits = []
+    fit_rows = model.fit_rows
+    model.fit_rows = lambda: (fits.append(1), fit_rows())[1]
+    trainer.fit(
+        model,
+        DataLoader(TensorDataset(train), batch_size=1000),
+        DataLoader(TensorDataset(val), batch_size=1000),
+    )
+    assert trainer.current_epoch == 1 and len(fits) >= 1
+    assert torch.allclose(model.median, train.median(0).values)

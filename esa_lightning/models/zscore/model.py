@@ -8,6 +8,9 @@ the learned models; fitting is one pass over the training rows, with nothing to 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -34,6 +37,12 @@ class RobustZScore(DetectorModule):
 
     def configure_optimizers(self) -> None:
         return None
+
+    def trainer_arguments(self, trainer_config: Mapping[str, Any]) -> dict[str, Any]:
+        """One epoch over the training rows is the whole fit: every further epoch fitted the
+        same median, scale and threshold again from the same rows (``trainer.max_epochs``, 5
+        by default, times the time of the one pass, outside ``experiment=smoke``)."""
+        return {**super().trainer_arguments(trainer_config), "max_epochs": 1, "min_epochs": 1}
 
     def row_scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = (x - self.median).abs() / self.scale
