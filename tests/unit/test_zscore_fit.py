@@ -81,3 +81,28 @@ def test_a_trainer_given_several_epochs_fits_the_z_score_once(tmp_path):
     )
     assert trainer.current_epoch == 1 and len(fits) >= 1
     assert torch.allclose(model.median, train.median(0).values)
+
+
+def test_a_percentile_of_too_few_validation_rows_is_warned_about(tmp_path, caplog):
+    """The 99.9th percentile of a handful of validation rows is their largest score: a short
+    validation range set the threshold without a word."""
+    gen = torch.Generator().manual_seed(0)
+    train = torch.randn(4000, 3, generator=gen)
+    said = {}
+    for n_val in (6, 2000):
+        model = RobustZScore(n_channels=3, quantile=99.9)
+        trainer = pl.Trainer(
+            max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
+            default_root_dir=tmp_path,
+        )
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="esa_lightning"):
+            trainer.fit(model, DataLoader(TensorDataset(train), batch_size=1000),
+                        DataLoader(TensorDataset(torch.randn(n_val, 3, generator=gen)),
+                                   batch_size=1000))
+        messages = [r.getMessage() for r in caplog.records]
+        said[n_val] = [m for m in messages if "validation rows" in m]
+    assert len(said[6]) == 1 and "99.9th percentile of 6 validation rows" in said[6][0]
+    assert "1000 rows at least" in said[6][0]
+    assert said[2000] == []

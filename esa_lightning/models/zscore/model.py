@@ -8,6 +8,8 @@ the learned models; fitting is one pass over the training rows, with nothing to 
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +18,8 @@ import torch
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.models.base import DetectorModule, RowScores, per_channel_row_scores
+
+log = logging.getLogger("esa_lightning")
 
 
 class RobustZScore(DetectorModule):
@@ -83,7 +87,21 @@ class RobustZScore(DetectorModule):
         if self.trainer.sanity_checking or not len(s):
             return
         self.threshold.copy_(torch.quantile(s[:1_000_000], self.hparams.quantile / 100))
+        self.warn_few_validation_rows(len(s))
         self.log("val/threshold", self.threshold, rank_zero_only=True)
+
+    def warn_few_validation_rows(self, n: int) -> None:
+        """A percentile q of fewer than 100 / (100 - q) scores lies between the two largest:
+        the threshold is then about the largest validation score, whatever q says (99.9 of
+        the 6 rows of a validation range of 3 minutes)."""
+        q = float(self.hparams.quantile)
+        needed = math.ceil(round(100 / (100 - q), 6)) if q < 100 else None
+        if needed is not None and n < needed:
+            log.warning(
+                "zscore: its threshold, the %gth percentile of %d validation rows' scores, is "
+                "about their largest (the percentile needs %d rows at least): give a longer "
+                "validation range (data.val_days) or a lower model.quantile", q, n, needed,
+            )
 
     @property
     def is_calibrated(self) -> bool:
