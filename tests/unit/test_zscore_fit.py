@@ -106,3 +106,31 @@ def test_a_percentile_of_too_few_validation_rows_is_warned_about(tmp_path, caplo
     assert len(said[6]) == 1 and "99.9th percentile of 6 validation rows" in said[6][0]
     assert "1000 rows at least" in said[6][0]
     assert said[2000] == []
+
+
+def test_z_scores_beyond_float32_on_validation_leave_a_finite_threshold(tmp_path):
+    """A channel constant in training (its scale the min_scale floor) that moves by 1e35 on
+    validation has z-scores beyond float32 (inf): torch.quantile interpolating to an inf
+    neighbour made the threshold NaN, and the run was refused as fitted on no usable rows."""
+    import numpy as np
+
+    from tests.helpers import toy_mission
+
+    gen = torch.Generator().manual_seed(0)
+    train = torch.randn(4000, 2, generator=gen)
+    train[:, 1] = 1e35
+    val = torch.randn(600, 2, generator=gen)
+    val[:, 1] = 1e35
+    val[-20:, 1] = 2e35
+    model = RobustZScore(n_channels=2, quantile=99.9)
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, DataLoader(TensorDataset(train), batch_size=1000),
+                DataLoader(TensorDataset(val), batch_size=1000))
+    assert torch.isfinite(model.threshold) and model.is_calibrated
+    values = torch.cat([train, val]).numpy().astype(np.float32)
+    out = model.score_rows(toy_mission(values, val_start=4000, test_start=4600))
+    assert out.alarm[-20:].all() and not out.alarm[4000:4580].any()

@@ -86,7 +86,12 @@ class RobustZScore(DetectorModule):
         self._val_scores.clear()
         if self.trainer.sanity_checking or not len(s):
             return
-        self.threshold.copy_(torch.quantile(s[:1_000_000], self.hparams.quantile / 100))
+        # a z-score beyond float32 (a value 1e35 away from a channel constant in training, whose
+        # scale is min_scale) is inf, and torch.quantile interpolating to an inf neighbour gave
+        # a NaN threshold: the run was refused as fitted on no usable rows. Held at the largest
+        # float, such a row still lies above any finite threshold; finite scores are unchanged
+        finite = s[:1_000_000].clamp_max(torch.finfo(s.dtype).max)
+        self.threshold.copy_(torch.quantile(finite, self.hparams.quantile / 100))
         self.warn_few_validation_rows(len(s))
         self.log("val/threshold", self.threshold, rank_zero_only=True)
 
