@@ -204,6 +204,30 @@ RULES: dict[str, Rule] = {
     "score_chunk_rows": (_chunk_rows_ok, CHUNK_ROWS_RULE),
 }
 
+def one_of(*choices: str) -> Rule:
+    return (lambda v: v in choices), f"must be one of {', '.join(choices)}"
+
+
+#: settings that take one of a few words, by names no other setting has (the code's own
+#: constants hold the same words: test_unknown_keys.py compares them); checked here before the
+#: data are read, where the model or data module refused them once the mission had been read,
+#: as ``column 'cell': value 'lstn'``
+CHOICES: dict[str, Rule] = {
+    "cell": one_of("gru", "lstm"),
+    "loss": one_of("smooth_l1", "mse"),
+    "objective": one_of("reconstruct", "forecast"),
+    "inputs": one_of("values+telecommands", "values"),
+    "detrend_stat": one_of("mean", "clipped_mean", "median"),
+    "scaling": one_of("robust", "none"),
+    "channel_scores": one_of("evidence", "probability"),
+    "label_channels": one_of("all", "target"),
+    "aggregate": one_of("max", "mean"),
+    "spread_on": one_of("moving", "all"),
+    "watch": one_of("sending", "all"),
+    "check": one_of("cross_fit", "none"),
+}
+RULES.update(CHOICES)
+
 #: predict.py's ``range``: the test range, the validation range (train.py's val/ numbers), all
 RANGES = ("test", "val", "all")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from typing import Any
 
 RUN_FOLDER_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -127,8 +129,42 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
         if check and not cfg.get("debug_errors", False):  # debug: the job's traceback
             check_settings(cfg)
             refuse_shadowed_trainer_keys(cfg, overrides)
+            refuse_unread_top_level_keys(config_name, cfg, overrides)
     except ESAInputError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides
         return composition_reason(exc)
     return None
+
+
+def refuse_unread_top_level_keys(config_name: str, cfg: Any, overrides: list[str]) -> None:
+    """A top-level key the command line adds (``+xyz=1``, ``+max_epoch=1``) that neither
+    ``conf/<config_name>.yaml`` with the other overrides holds nor any value interpolates
+    (``+my_lr=0.01 model.lr=${my_lr}``) is read by no job: refused naming the key and the
+    closest settings, instead of a run that goes on as if it were not given."""
+    import difflib
+
+    from omegaconf import OmegaConf
+
+    from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.paths import compose_config
+
+    added = {}
+    for override in overrides:
+        key, sep, _ = override.partition("=")
+        key = key.strip()
+        if sep and key.startswith("+") and "." not in key and "/" not in key:
+            added[key.lstrip("+")] = override
+    if not added:
+        return
+    written = OmegaConf.to_yaml(cfg, resolve=False)
+    for key, override in added.items():
+        if key not in cfg or re.search(rf"\$\{{{re.escape(key)}[.}}\[]", written):
+            continue
+        others = compose_config(config_name, [o for o in overrides if o is not override])
+        if key in others:
+            continue
+        close = difflib.get_close_matches(key, [str(k) for k in others if k != "hydra"], n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ESAInputError(f"{override.strip()}: {key} is not a setting of "
+                            f"{config_name}.py (conf/{config_name}.yaml), nothing reads it{hint}")

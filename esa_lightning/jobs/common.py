@@ -429,7 +429,33 @@ def refuse_unusable_components(cfg: DictConfig, specs: Mapping[str, DictConfig])
     targets that cannot be imported (``refuse_unimportable_targets``), then a family that needs
     float64 set to train on Apple's MPS (``refuse_float64_on_mps``)."""
     refuse_unimportable_targets(cfg, specs.values())
+    refuse_unknown_trainer_options(cfg)
     refuse_float64_on_mps(cfg, specs)
+
+
+def refuse_unknown_trainer_options(cfg: DictConfig) -> None:
+    """Before the data are read: an option the Trainer or a callback does not take
+    (``+trainer.max_epoch=1``, ``+callbacks.model_checkpoint.monitr=x``, a component's own
+    ``components.<name>.trainer.max_epoch``) is one line naming its key and the closest
+    options, not Hydra's "unexpected keyword argument" block once the data were read."""
+    trainer = cfg.get("trainer")
+    if not isinstance(trainer, DictConfig) or not trainer.get("_target_"):
+        return
+    given = {"callbacks", "logger"}  # passed by make_trainer, not set by users
+    refuse_unknown_options(trainer, given, where="trainer")
+    options = accepted_options(trainer, "trainer")
+    groups = [cfg.get("callbacks")]
+    for name, spec in (cfg.get("components") or {}).items():
+        own = spec.get("trainer")
+        for key in own or ():
+            if options is not None and key not in options:
+                raise not_an_option(trainer, str(key), options, given,
+                                    f"components.{name}.trainer")
+        groups.append(spec.get("callbacks"))
+    for group in groups:
+        for entry in (group or {}).values():
+            if isinstance(entry, DictConfig) and entry.get("_target_"):
+                refuse_unknown_options(entry, set())
 
 
 def refuse_float64_on_mps(cfg: DictConfig, specs: Mapping[str, Any]) -> None:

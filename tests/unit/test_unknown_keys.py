@@ -1,0 +1,112 @@
+"""Keys no job reads: a misspelt trainer or callback option, and a top-level key the command line
+adds (``+xyz=1``), are refused naming the key before any data is read."""
+
+from __future__ import annotations
+
+import pytest
+
+from esa_lightning.cli.overrides import compose_error
+from esa_lightning.errors import ESAInputError
+from esa_lightning.jobs.common import refuse_unusable_components
+from esa_lightning.jobs.train import component_specs
+from tests.conftest import compose_config
+
+
+def _refusal(overrides: list[str], tmp_path) -> str:
+    cfg = compose_config("train", overrides, tmp_path)
+    with pytest.raises(ESAInputError) as err:
+        refuse_unusable_components(cfg, component_specs(cfg))
+    return str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "start", "hint"),
+    [
+        (["+trainer.max_epoch=1"], "trainer.max_epoch: not an option of Trainer", "max_epochs"),
+        (["+callbacks.model_checkpoint.monitr=x"],
+         "callbacks.model_checkpoint.monitr: not an option of ModelCheckpoint", "monitor"),
+        (["experiment=esa_full", "+components.gru_ae.trainer.max_epoch=1"],
+         "components.gru_ae.trainer.max_epoch: not an option of Trainer", "max_epochs"),
+        (["experiment=esa_full", "+components.channel_ensemble.callbacks.early_stopping.patienc=2"],
+         "components.channel_ensemble.callbacks.early_stopping.patienc: not an option of "
+         "EarlyStopping", "patience"),
+    ],
+)
+def test_a_misspelt_trainer_or_callback_option_is_refused_before_the_data(
+    overrides, start, hint, tmp_path
+):
+    """It was Hydra's "Error executing job ... unexpected keyword argument" block (exit code 1)
+    once the mission had been read, or, for a later component, once the first had trained."""
+    reason = _refusal(overrides, tmp_path)
+    assert reason.startswith(start) and hint in reason
+
+
+@pytest.mark.parametrize("experiment", ["smoke", "gru_ae", "esa_full", "gru_ae_nasa"])
+def test_the_shipped_trainer_and_callback_options_pass(experiment, tmp_path):
+    cfg = compose_config("train", [f"experiment={experiment}"], tmp_path)
+    refuse_unusable_components(cfg, component_specs(cfg))
+
+
+@pytest.mark.parametrize(
+    ("job", "override", "hint"),
+    [("train", "+max_epochs=1", None), ("train", "+xyz=1", None),
+     ("train", "++seeds=3", "seed"), ("predict", "+chunk_row=5", "chunk_rows")],
+)
+def test_a_top_level_key_no_job_reads_is_refused_naming_it(job, override, hint):
+    """train.py ran as if ``+max_epochs=1`` (meant: trainer.max_epochs) had not been given."""
+    extra = ["ckpt=x"] if job == "predict" else []
+    reason = compose_error(job, [*extra, override], check=True)
+    key = override.lstrip("+").split("=")[0]
+    assert reason is not None and reason.startswith(f"{override}: {key} is not a setting of")
+    assert hint is None or f"did you mean {hint}" in reason
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["experiment=smoke", "+my_seed=3", "seed=${my_seed}"], ["debug=default"]],
+)
+def test_added_groups_and_interpolated_keys_stay_allowed(overrides):
+    assert compose_error("train", overrides, check=True) is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shown"),
+    [
+        (["model.cell=lstn"], "model.cell='lstn': must be one of gru, lstm"),
+        (["model.objective=forecst"], "model.objective='forecst': must be one of reconstruct"),
+        (["datamodule.detrend_stat=medain"], "datamodule.detrend_stat='medain': must be one of"),
+        (["metrics.label_channels=targets"], "metrics.label_channels='targets': must be one of"),
+        (["experiment=esa_full",
+          "components.gru_ae.model.post_processing.channel_norm.aggregate=sum"],
+         "components.gru_ae.model.post_processing.channel_norm.aggregate='sum': must be one of"),
+        (["experiment=channel_ensemble", "model.channel_scores=prob"],
+         "model.channel_scores='prob': must be one of evidence, probability"),
+    ],
+)
+def test_a_misspelt_choice_is_named_with_its_key_before_the_data(overrides, shown):
+    """The model or data module refused it once the mission had been read, as ``column 'cell':
+    value 'lstn'`` (a single model's key without its ``model.``)."""
+    reason = compose_error("train", overrides, check=True)
+    assert reason is not None and reason.startswith(shown)
+
+
+def test_the_checked_choices_are_the_codes_own():
+    from esa_lightning.data.label_channels import LABEL_CHANNELS
+    from esa_lightning.data.transforms.windows import DETREND_STATS, INPUT_MODES, SCALINGS
+    from esa_lightning.models.channel_ensemble.model import CHANNEL_SCORES
+    from esa_lightning.models.gru_ae.network import CELLS, OBJECTIVES
+    from esa_lightning.postprocessing.channel_norm import AGGREGATES, SPREAD_ON
+    from esa_lightning.postprocessing.frozen import WATCH
+    from esa_lightning.postprocessing.random_forest import CHECKS
+    from esa_lightning.settings import CHOICES
+
+    code = {"cell": CELLS, "objective": OBJECTIVES, "inputs": INPUT_MODES,
+            "detrend_stat": DETREND_STATS, "scaling": SCALINGS, "channel_scores": CHANNEL_SCORES,
+            "label_channels": LABEL_CHANNELS, "aggregate": AGGREGATES, "spread_on": SPREAD_ON,
+            "watch": WATCH, "check": CHECKS}
+    code["loss"] = ("smooth_l1", "mse")  # LitGRUAttentionAE's check spells them out
+    assert set(code) == set(CHOICES)
+    for key, words in code.items():
+        ok, requirement = CHOICES[key]
+        assert set(requirement.removeprefix("must be one of ").split(", ")) == set(words), key
+        assert all(ok(w) for w in words) and not ok(f"{next(iter(words))}x"), key
