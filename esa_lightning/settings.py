@@ -228,6 +228,17 @@ CHOICES: dict[str, Rule] = {
 }
 RULES.update(CHOICES)
 
+#: switches: read as true or false, where a word (``test=maybe``, ``model.novelty=off``) was
+#: taken as true without a word (Lightning's ``deterministic`` also takes ``warn``, and
+#: ``save_last`` ``link``: not here)
+SWITCHES = (
+    "test", "print_config", "fit", "hard", "inverse", "novelty", "per_series", "series_batches",
+    "share_learners", "shuffle", "strict", "sync_batchnorm", "use_distributed_sampler",
+    "enable_progress_bar", "auto_insert_metric_name", "default_hp_metric", "alarm_feature",
+)
+RULES.update({name: ((lambda v: isinstance(v, bool)), "must be true or false")
+              for name in SWITCHES})
+
 #: predict.py's ``range``: the test range, the validation range (train.py's val/ numbers), all
 RANGES = ("test", "val", "all")
 

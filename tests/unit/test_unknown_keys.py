@@ -110,3 +110,32 @@ def test_the_checked_choices_are_the_codes_own():
         ok, requirement = CHOICES[key]
         assert set(requirement.removeprefix("must be one of ").split(", ")) == set(words), key
         assert all(ok(w) for w in words) and not ok(f"{next(iter(words))}x"), key
+
+
+@pytest.mark.parametrize(
+    ("job", "overrides", "shown"),
+    [
+        ("train", ["test=maybe"], "test='maybe'"),
+        ("train", ["print_config=yes"], "print_config='yes'"),
+        ("merge", ["detectors=[a]", "test=maybe"], "test='maybe'"),
+        ("train", ["datamodule.shuffle=off"], "datamodule.shuffle='off'"),
+        ("train", ["experiment=channel_ensemble", "model.novelty=2"], "model.novelty=2"),
+        ("train", ["experiment=channel_ensemble", "model.post_processing.alarm.fit=nope"],
+         "model.post_processing.alarm.fit='nope'"),
+    ],
+)
+def test_a_switch_given_a_word_is_refused_not_read_as_true(job, overrides, shown):
+    """``test=maybe`` trained and then scored the test range: any word was taken as true."""
+    reason = compose_error(job, overrides, check=True)
+    assert reason == f"{shown}: must be true or false"
+
+
+@pytest.mark.parametrize("job", ["train", "predict", "evaluate", "merge"])
+def test_the_shipped_switches_pass(job, tmp_path):
+    from esa_lightning.settings import check_settings
+
+    given = {"train": [], "predict": ["ckpt=x"], "evaluate": ["predictions=x"],
+             "merge": ["detectors=[x]"]}[job]
+    for experiment in (["experiment=esa_full"], ["experiment=channel_ensemble"], []):
+        overrides = experiment if job == "train" else []
+        check_settings(compose_config(job, [*given, *overrides], tmp_path))
