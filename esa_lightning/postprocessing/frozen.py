@@ -32,8 +32,8 @@ there and warns once.
 on the suite: benchmarks/RESULTS.md, "The stuck-channel rule watching a channel while it
 sends"). Watching every row, a channel that stops updating for good reads as stuck to the end of
 the range: on the suite's side-by-side MSL conversions that cost more than the rule gained
-elsewhere (look ah). The channel ensemble takes the rule too, opt-in (off by default: its
-``frozen: null``), on its one grid (series 0) and its value channels.
+elsewhere (look ah). The channel ensemble takes the rule too, by default since round F3 (none
+in ``esa_full``'s ensemble component), on its one grid (series 0) and its value channels.
 """
 
 from __future__ import annotations

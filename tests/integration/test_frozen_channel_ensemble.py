@@ -1,6 +1,7 @@
-"""The ``frozen`` rule inside a trained channel ensemble (opt-in): fitted after the heads and the
-peaks, its alarms added to the model's and named on the stuck target channel, equal in chunks,
-kept by the artifact and the state_dict, reached by config; without it nothing changes."""
+"""The ``frozen`` rule inside a trained channel ensemble (its default since round F3): fitted
+after the heads and the peaks, its alarms added to the model's and named on the stuck target
+channel, equal in chunks, kept by the artifact and the state_dict, reached by config; without it
+nothing changes."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def trained():
 
 
 def without_rule(model: LitChannelEnsemble) -> LitChannelEnsemble:
-    """The same trained ensemble built without the rule (its default config)."""
+    """The same trained ensemble built without the rule."""
     off = LitChannelEnsemble(**{**model.hparams, "post_processing": POST})
     state = {k: v for k, v in model.state_dict().items() if ".frozen." not in k}
     off.load_state_dict(state)
@@ -131,20 +132,30 @@ def test_an_edited_limit_is_refused_at_load(trained, tmp_path):
         Detector.load(folder)
 
 
-def test_the_rule_is_opt_in_and_its_settings_reach_it(small_mission_dir, tmp_path):
+def test_the_rule_is_on_by_default_off_in_esa_full_and_its_settings_reach_it(
+    small_mission_dir, tmp_path
+):
+    """``experiment=channel_ensemble`` has the rule by default (round F3), as the GRU does;
+    ``esa_full``'s ensemble component has none (the round measured the ensemble alone);
+    ``=null`` removes it and its settings reach it from the command line."""
     from hydra.utils import instantiate
 
-    def rules(*overrides):
-        cfg = compose_config("train", ["experiment=channel_ensemble",
-                                       f"data.root={small_mission_dir}", *overrides],
+    def rules(*overrides, component=None):
+        cfg = compose_config("train", [f"data.root={small_mission_dir}", *overrides],
                              tmp_path / str(len(list(tmp_path.iterdir()))))
-        model = instantiate(cfg.model, n_channels=3, n_features=44, group_index=[0, 1, 2],
+        spec = cfg.model if component is None else cfg.components[component].model
+        model = instantiate(spec, n_channels=3, n_features=44, group_index=[0, 1, 2],
                             _convert_="all")
         return model.post_rules
 
-    assert "frozen" not in rules()
-    on = rules("model.post_processing.frozen={kind:frozen,factor:2.0,min_run:10,"
-               "max_run:10000,watch:sending}")
+    default = rules("experiment=channel_ensemble")["frozen"]
+    assert (default.factor, default.min_run, default.max_run, default.watch) == (
+        1.5, 10, 10_000, "sending")
+    assert "frozen" not in rules("experiment=esa_full", component="channel_ensemble")
+    assert "frozen" not in rules("experiment=channel_ensemble", "model.post_processing.frozen=null")
+    on = rules("experiment=channel_ensemble",
+               "model.post_processing.frozen={kind:frozen,factor:2.0,min_run:10,"
+               "max_run:10000,watch:all}")
     rule = on["frozen"]
     assert list(on)[-1] == "frozen" and tuple(rule.limit.shape) == (1, 3)
-    assert (rule.factor, rule.min_run, rule.max_run, rule.watch) == (2.0, 10, 10_000, "sending")
+    assert (rule.factor, rule.min_run, rule.max_run, rule.watch) == (2.0, 10, 10_000, "all")

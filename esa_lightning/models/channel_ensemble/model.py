@@ -3,9 +3,10 @@ batches of pooled rows of a ``SegmentDataModule`` and scores any mission.
 
 Fitted preprocessing (shapelet kernels, scaler statistics) lives in buffers so checkpoints are
 complete. Post-processing (``post_processing``): the exact logistic ``meta_heads`` and
-``event_head`` (``heads.py``) refitted after training, then ``peaks`` alarms, and, opt-in, the
+``event_head`` (``heads.py``) refitted after training, then ``peaks`` alarms, and the
 stuck-channel rule (``frozen``, ``postprocessing.frozen``: fitted last, its alarms added to the
-peaks' and its stuck channels to the channels an alarm names, as in the GRU). The ensemble
+peaks' and its stuck channels to the channels an alarm names, as in the GRU; the default
+since round F3, none in ``esa_full``'s component). The ensemble
 scores one shared grid (its datamodule refuses independent series): one series, index 0.
 """
 
