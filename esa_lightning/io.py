@@ -409,6 +409,25 @@ def refuse_large_settings(path: Path, limit: int = SETTINGS_LIMIT) -> Path:
     return path
 
 
+def read_settings_text(path: str | os.PathLike, limit: int = SETTINGS_LIMIT) -> str:
+    """The text of a JSON or YAML file of a run folder, an artifact or a mission record (a run's
+    ``metrics.json``, its outputs manifest, ``.hydra/overrides.yaml``, ``mission.json``): refused
+    by its size (``refuse_large_settings``), naming it, before a byte is read; any such folder
+    can be one a user handed (``ckpt=...``). A missing file raises ``FileNotFoundError`` as
+    ``read_text`` does; a folder or named pipe in its place is an ``ESAInputError`` (never
+    opened)."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ESAInputError(f"{not_a_file(path)}; refused", path=path)
+    return refuse_large_settings(path, limit).read_text(encoding="utf-8")
+
+
+def read_settings_json(path: str | os.PathLike, limit: int = SETTINGS_LIMIT) -> Any:
+    """``json.loads`` of ``read_settings_text(path, limit)``: the same refusals, then the
+    parser's own ``ValueError`` (bad JSON, not UTF-8) or ``RecursionError`` for the caller."""
+    return json.loads(read_settings_text(path, limit))
+
+
 def not_a_file(path: Path) -> str:
     """Why ``path``, expected to be a regular file, is not one: ``missing`` (a dangling link
     too), or ``a folder, not a regular file`` (``a named pipe``, ``a device``, ``a socket``),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import shutil
@@ -34,6 +33,7 @@ from esa_lightning.io import (
     owned,
     owner_gone,
     owner_tag,
+    read_settings_json,
     remove_stale_temporaries,
     stale_owned,
     write_error,
@@ -336,8 +336,10 @@ def _publish(stage: Path, out: Path) -> None:
 def recorded_outputs(folder: Path) -> list[str]:
     """The files the manifest in ``folder`` lists: relative paths inside ``folder`` only."""
     try:
-        listed = json.loads((folder / MANIFEST).read_text()).get("files", [])
-    except (OSError, ValueError, AttributeError):
+        listed = read_settings_json(folder / MANIFEST).get("files", [])
+    except ESAInputError:
+        raise  # over the size bound, or no file: refused naming it
+    except (OSError, ValueError, AttributeError, RecursionError):
         return []
     root = folder.resolve()
     return [

@@ -18,7 +18,6 @@ working directory or the logging setup) and the jobs run unchanged. Where files 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from esa_lightning.install import composition_reason
+from esa_lightning.io import read_settings_json
 
 ROOT_ENV = "ESA_LIGHTNING_ROOT"
 DEFAULT_ROOT = Path("~") / "esa_lightning"
@@ -172,4 +172,4 @@ def predict(
 
 def _metrics(out: Path) -> dict[str, float]:
     path = out / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_settings_json(path) if path.is_file() else {}

@@ -34,7 +34,7 @@ from esa_lightning.data.preprocessing import (
 )
 from esa_lightning.data.safe_pickle import refuse_zip_bomb
 from esa_lightning.errors import ESAInputError, quoted
-from esa_lightning.io import SETTINGS_LIMIT, not_a_file, refuse_large_settings
+from esa_lightning.io import SETTINGS_LIMIT, not_a_file, read_settings_text, refuse_large_settings
 from esa_lightning.models.base import DetectorModule
 from esa_lightning.models.registry import detector_families
 
@@ -193,8 +193,8 @@ def retrain_command(folder: Path, manifest: dict[str, Any]) -> str:
     train = command("train")
     recorded = folder.parent / ".hydra" / "overrides.yaml"
     try:
-        overrides = yaml.safe_load(recorded.read_text()) if recorded.is_file() else None
-    except (OSError, yaml.YAMLError):
+        overrides = yaml.safe_load(read_settings_text(recorded)) if recorded.is_file() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ESAInputError):  # oversized: none
         overrides = None
     if isinstance(overrides, list) and all(isinstance(o, str) for o in overrides):
         return shlex.join([*train.split(), *[o for o in overrides if not o.startswith("hydra.")]])

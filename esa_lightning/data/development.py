@@ -103,7 +103,9 @@ def development_source(
     source, mission, out = Path(source), Path(mission), Path(out)
     record_path = mission / "mission.json"
     try:
-        record = json.loads(record_path.read_text())
+        record = io.read_settings_json(record_path)
+    except ESAInputError:
+        raise  # over the size bound, or not a file: refused naming it
     except (OSError, ValueError, RecursionError) as exc:
         raise ESAInputError(f"cannot read the mission record: {exc}", path=record_path) from None
     if not isinstance(record, dict):

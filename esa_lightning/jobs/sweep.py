@@ -8,7 +8,6 @@ launcher, where each job is its own process).
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import atomic_path
+from esa_lightning.io import atomic_path, read_settings_json, read_settings_text
 
 log = logging.getLogger("esa_lightning")
 
@@ -156,12 +155,12 @@ class SweepSummary(Callback):
             overrides = job / ".hydra" / "overrides.yaml"
             if overrides.is_file():
                 row["overrides"] = " ".join(
-                    line.strip("- \n") for line in overrides.read_text().splitlines()
+                    line.strip("- \n") for line in read_settings_text(overrides).splitlines()
                 )
             error = self._jobs.get(number)
             metrics = job / "metrics.json"
             if error is None and metrics.is_file():
-                row.update(json.loads(metrics.read_text()))
+                row.update(read_settings_json(metrics))
             row["status"] = (
                 f"failed: {error}" if error is not None
                 else "done" if metrics.is_file() else "no metrics"

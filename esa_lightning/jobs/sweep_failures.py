@@ -5,13 +5,13 @@ trial until too many fail in a row (``FailureStreak``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from esa_lightning.errors import ESAInputError
+from esa_lightning.io import read_settings_json
 
 log = logging.getLogger("esa_lightning")
 MIN_NAN_STREAK = 3  # NaN trials in a row: as many as the run has trials to run, at least this
@@ -31,7 +31,9 @@ def read_objective(path: Path, metric: str) -> float:
     """``metric``'s value in the ``metrics.json`` at ``path``; ``NoObjective``, saying why, when
     the file is missing, unreadable, not a JSON object or holds no number for ``metric``."""
     try:
-        metrics = json.loads(path.read_text())
+        metrics = read_settings_json(path)
+    except ESAInputError as exc:  # over the size bound, or not a file
+        raise NoObjective(f"its metrics.json is refused ({exc})") from None
     except FileNotFoundError:
         raise NoObjective("it wrote no metrics.json") from None
     except OSError as exc:

@@ -54,7 +54,6 @@ needs no collective.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -65,7 +64,7 @@ import numpy as np
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import refuse_large_settings, write_json_atomic
+from esa_lightning.io import read_settings_json, refuse_large_settings, write_json_atomic
 from esa_lightning.models.base import RowScores, iter_pieces, piece_bounds, top_channel_alarm
 from esa_lightning.postprocessing.gaps import close_gaps, fold_width
 from esa_lightning.postprocessing.thresholds import event_f05, stable_f05_threshold
@@ -456,7 +455,7 @@ class HybridCombiner:
         if path.is_file():  # refused by its size before it is parsed (``refuse_large_settings``)
             refuse_large_settings(path)
         try:
-            d = json.loads(path.read_text())
+            d = read_settings_json(path)
             # artifacts written before ``top_channels`` existed used 3
             obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"],
                       d.get("top_channels", 3), d.get("block_rows", 20_000),

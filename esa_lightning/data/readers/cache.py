@@ -12,7 +12,6 @@ files as that read spells them.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -24,7 +23,12 @@ import numpy as np
 
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.errors import ESAInputError, user_stacklevel
-from esa_lightning.io import atomic_folder, remove_stale_temporaries, write_json_atomic
+from esa_lightning.io import (
+    atomic_folder,
+    read_settings_json,
+    remove_stale_temporaries,
+    write_json_atomic,
+)
 
 # where a recorded warning named the reader's n-th path: NUL is in no path
 PATH_MARK = re.compile(r"\x00(\d+)\x00")
@@ -175,11 +179,11 @@ def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict, list[di
     if not manifest.is_file():
         return None
     try:
-        spec = json.loads(manifest.read_text())
+        spec = read_settings_json(manifest)
         arrays = {n: np.load(Path(folder) / f"{n}.npy", mmap_mode="r") for n in spec["arrays"]}
         said = list(spec["warnings"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, ESAInputError):
+        return None  # a damaged or oversized entry: built again
     if not all(isinstance(w, dict) and isinstance(w.get("message"), str)
                and isinstance(w.get("category"), str) for w in said):
         return None  # a damaged record: built again

@@ -40,7 +40,6 @@ by the source files' identity and every option.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -257,7 +256,9 @@ def read_mission_record(root: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        record = json.loads(path.read_text())
+        record = io.read_settings_json(path)
+    except ESAInputError:
+        raise  # over the size bound: refused naming it
     except (ValueError, RecursionError) as exc:  # bad JSON or nested beyond the parser's depth
         raise ESAInputError(f"not valid JSON: {exc}", path=path) from None
     if not isinstance(record, dict):
