@@ -18,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from esa_lightning.data import Mission
 from esa_lightning.errors import ESAInputError, one_line_errors  # noqa: F401 - jobs import it
-from esa_lightning.models.devices import picks_mps
+from esa_lightning.models.devices import accelerator_text, picks_mps
 from esa_lightning.runtime.evaluation import (  # noqa: F401 - the jobs import them from here
     has_labeled_events,
     unscored_reason,
@@ -472,6 +472,6 @@ def refuse_float64_on_mps(cfg: DictConfig, specs: Mapping[str, Any]) -> None:
         if getattr(model_class, "needs_float64", False):
             raise ESAInputError(
                 f"component {name} ({model_class.__name__}) needs float64, which Apple's MPS "
-                f"cannot hold: {key}={value} trains it there; use {key}=cpu (or auto, which picks "
-                "the cpu for it)"
+                f"cannot hold: {key}={accelerator_text(value)} trains it there; use {key}=cpu "
+                "(or auto, which picks the cpu for it)"
             )

@@ -21,13 +21,55 @@ from esa_lightning.errors import ESAInputError
 log = logging.getLogger(__name__)
 
 
-def picks_mps(accelerator: Any) -> bool:
-    """Whether Lightning's ``trainer.accelerator`` setting means Apple's MPS on this machine:
-    ``mps``, or ``auto`` and ``gpu`` where MPS is available (Lightning prefers it there)."""
+def _mps_classes() -> tuple[type, ...]:
+    """Lightning's MPS accelerator classes (the trainer's and Fabric's)."""
+    from lightning.fabric.accelerators.mps import MPSAccelerator as FabricMPS
     from lightning.pytorch.accelerators import MPSAccelerator
 
-    name = str(accelerator).lower()
-    return name == "mps" or (name in ("auto", "gpu") and MPSAccelerator.is_available())
+    return MPSAccelerator, FabricMPS
+
+
+def is_mps_accelerator(accelerator: Any) -> bool:
+    """Whether ``trainer.accelerator`` names Apple's MPS whatever its form: the string ``mps``,
+    a class path config (``{_target_: lightning.pytorch.accelerators.MPSAccelerator}``, which
+    Hydra instantiates), the class itself or an instance (a subclass too)."""
+    if isinstance(accelerator, str):
+        return accelerator.lower() == "mps"
+    if isinstance(accelerator, Mapping) and isinstance(accelerator.get("_target_"), str):
+        from hydra.utils import get_class
+
+        try:
+            accelerator = get_class(accelerator["_target_"])
+        except Exception:  # noqa: BLE001 - not importable: Hydra says so when it builds it
+            return False
+    mps = _mps_classes()
+    if isinstance(accelerator, type):
+        return issubclass(accelerator, mps)
+    return isinstance(accelerator, mps)
+
+
+def accelerator_text(accelerator: Any) -> str:
+    """``trainer.accelerator`` as a message shows it: a string as is, a class path config by
+    its ``_target_``, a class or an instance by the class's path."""
+    if isinstance(accelerator, str):
+        return accelerator
+    if isinstance(accelerator, Mapping) and "_target_" in accelerator:
+        return str(accelerator["_target_"])
+    cls = accelerator if isinstance(accelerator, type) else type(accelerator)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def picks_mps(accelerator: Any) -> bool:
+    """Whether Lightning's ``trainer.accelerator`` setting means Apple's MPS on this machine:
+    ``mps`` (as a string, a class path config, the class or an instance,
+    ``is_mps_accelerator``), or ``auto`` and ``gpu`` where MPS is available (Lightning prefers
+    it there)."""
+    from lightning.pytorch.accelerators import MPSAccelerator
+
+    if is_mps_accelerator(accelerator):
+        return True
+    name = str(accelerator).lower() if isinstance(accelerator, str) else ""
+    return name in ("auto", "gpu") and MPSAccelerator.is_available()
 
 
 def float64_trainer_arguments(model: Any, trainer_config: Mapping[str, Any]) -> dict[str, Any]:

@@ -134,3 +134,60 @@ def test_a_composite_on_mps_is_refused_for_its_float64_component():
         refuse_float64_device(torch.device("mps"), {"z": z, "std": std})
     refuse_float64_device(torch.device("mps"), {"z": z})
     refuse_float64_device(torch.device("cpu"), {"z": z, "std": std})
+
+
+MPS_PATH = "lightning.pytorch.accelerators.MPSAccelerator"
+
+
+def mps_forms() -> list:
+    """``trainer.accelerator=mps`` in every form Lightning or Hydra takes: the string, a class
+    path config (Hydra builds it), the class, an instance, Fabric's class."""
+    from lightning.fabric.accelerators.mps import MPSAccelerator as FabricMPS
+    from lightning.pytorch.accelerators import MPSAccelerator
+
+    return ["MPS", OmegaConf.create({"_target_": MPS_PATH}), {"_target_": MPS_PATH},
+            MPSAccelerator, MPSAccelerator(), FabricMPS]
+
+
+def test_mps_is_recognised_as_a_string_a_class_path_a_class_or_an_instance(on_a_mac):
+    """Each form of MPS is MPS (on a Mac and elsewhere: it is explicit); the CPU's in those
+    forms, and a class path that cannot be imported, are not."""
+    from lightning.pytorch.accelerators import CPUAccelerator
+
+    from esa_lightning.models.devices import is_mps_accelerator, picks_mps
+
+    for form in mps_forms():
+        assert is_mps_accelerator(form) and picks_mps(form), form
+    cpu_path = "lightning.pytorch.accelerators.CPUAccelerator"
+    for form in ["cpu", {"_target_": cpu_path}, CPUAccelerator, CPUAccelerator(),
+                 {"_target_": "no.such.Accelerator"}]:
+        assert not is_mps_accelerator(form) and not picks_mps(form), form
+
+
+def test_an_mps_given_as_a_class_path_or_an_instance_is_refused_for_float64(on_a_mac):
+    """``trainer.accelerator={_target_: ...MPSAccelerator}`` (or the class, or an instance):
+    refused as ``mps`` is, naming the class; before, only the string was, and the float64
+    component went to MPS."""
+    from esa_lightning.jobs.common import refuse_float64_on_mps
+
+    std = {"model": {"_target_": "esa_lightning.models.global_std.model.GlobalSTD"}}
+    for form in mps_forms()[1:]:
+        with pytest.raises(ESAInputError, match=r"component std \(GlobalSTD\).*MPSAccelerator"):
+            spec = OmegaConf.create({**std, "trainer": {"accelerator": form}},
+                                    flags={"allow_objects": True})  # a class, an instance
+            refuse_float64_on_mps(OmegaConf.create({"trainer": {}}), {"std": spec})
+
+
+def test_train_refuses_an_mps_class_path_for_a_float64_model(on_a_mac, small_mission_dir,
+                                                              tmp_path):
+    """The override ``trainer.accelerator={_target_:...MPSAccelerator}`` on train: refused
+    before any fit, naming the component and the class."""
+    cfg = compose_config("train", ["model=global_std", "datamodule=rows",
+                                   f"data.root={small_mission_dir}",
+                                   f"trainer.accelerator={{_target_:{MPS_PATH}}}", *QUIET],
+                         tmp_path)
+    with pytest.raises(ESAInputError) as caught:
+        train(cfg)
+    message = str(caught.value)
+    assert "GlobalSTD" in message and f"trainer.accelerator={MPS_PATH}" in message
+    assert not (tmp_path / "checkpoints").exists()
