@@ -88,6 +88,17 @@ def _strategy_ok(value: Any) -> bool:
     return not any(word in value for word in ("spawn", "fork", "notebook"))
 
 
+#: the longest ``detrend`` (rows of a trailing mean): the most rows a mission's grid may span
+#: (``data.readers.esa_adb_grid.MAX_GRID_ROWS``, about 47 years at 30 s), so no series holds
+#: more; a loaded detector's detrend is bounded by its training rows too (``TrainRows``)
+MAX_DETREND_ROWS = 50_000_000
+
+
+def _detrend_ok(value: Any) -> bool:
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    return whole and 1 <= value <= MAX_DETREND_ROWS
+
+
 CHUNK_ROWS_RULE = f"must be 0 (the whole range) or a whole number >= {MIN_CHUNK_ROWS} rows"
 
 
@@ -106,7 +117,6 @@ RULES: dict[str, Rule] = {
             "score_batch_size",
             "batch_rows",
             "window",
-            "detrend",  # null: off
             "stride",
             "pool",
             "pool_stride",
@@ -120,6 +130,9 @@ RULES: dict[str, Rule] = {
             "n_estimators",
         )
     },
+    # null: off; longer than any mission could hold, every row's mean read its whole history
+    "detrend": (_detrend_ok, f"must be null (off) or a whole number of rows from 1 to "
+                             f"{MAX_DETREND_ROWS:,} (the most rows a mission may hold)"),
     "max_figures": integer(0),
     # the channel ensemble's learners: their width and the share of features each one reads
     "hidden": integer(1),

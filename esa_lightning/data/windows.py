@@ -74,6 +74,7 @@ from esa_lightning.data.transforms.windows import (
     scale,
 )
 from esa_lightning.errors import ESAInputError
+from esa_lightning.settings import check_setting
 
 
 # ---------------------------------------------------------------------------------- dataset
@@ -178,10 +179,7 @@ class WindowDataModule(MissionDataModule):
         if scaling not in SCALINGS:
             raise ESAInputError(f"choose one of {SCALINGS}", column="scaling", value=scaling)
         self.scaling = scaling
-        if detrend is not None and int(detrend) < 1:
-            raise ESAInputError(
-                "detrend must be null or >= 1 rows", column="detrend", value=detrend
-            )
+        check_setting("datamodule.detrend", detrend)  # as train.py checks it: 1 to a mission's rows
         self.detrend = None if detrend is None else int(detrend)
         self.detrend_stat = check_detrend_stat(detrend_stat)
         if inputs not in INPUT_MODES:

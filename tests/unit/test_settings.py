@@ -407,3 +407,48 @@ def test_a_model_setting_set_to_null_is_named(overrides, key, tmp_path):
 )
 def test_model_settings_whose_null_means_something_stay_allowed(overrides, tmp_path):
     check_settings(compose_config("train", overrides, tmp_path))
+
+
+def test_detrend_is_bounded_by_the_rows_a_mission_may_hold():
+    """``datamodule.detrend`` (and the GRU's and the datamodule's own) from 1 to
+    ``MAX_DETREND_ROWS``, the most rows a mission's grid may span; any value was accepted."""
+    from esa_lightning.data.readers.esa_adb_grid import MAX_GRID_ROWS
+    from esa_lightning.data.windows import WindowDataModule
+    from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+    from esa_lightning.settings import MAX_DETREND_ROWS, check_setting
+    from tests.helpers import sine_mission
+
+    assert MAX_DETREND_ROWS == MAX_GRID_ROWS
+    check_setting("datamodule.detrend", MAX_DETREND_ROWS)
+    check_setting("datamodule.detrend", None)
+    for value in (MAX_DETREND_ROWS + 1, 0, 2.5, True):
+        with pytest.raises(ESAInputError, match=rf"datamodule\.detrend={value}: must be null"):
+            check_setting("datamodule.detrend", value)
+    with pytest.raises(ESAInputError, match="datamodule.detrend=50000001"):
+        WindowDataModule(sine_mission(), window=8, detrend=MAX_DETREND_ROWS + 1)
+    with pytest.raises(ESAInputError, match="model.detrend=50000001"):
+        LitGRUAttentionAE(n_inputs=3, n_outputs=3, window=8, detrend=MAX_DETREND_ROWS + 1)
+
+
+def test_training_refuses_a_detrend_longer_than_the_training_rows():
+    """380 training rows (the longest series'): detrend 381 is refused naming the setting and
+    the most it may be, once the rows are known; 380 trains. Any detrend was accepted, and the
+    artifact held a detrend no training row's mean spanned (now refused at load too)."""
+    from esa_lightning.data.windows import WindowDataModule
+    from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+    from tests.helpers import sine_mission
+
+    m = sine_mission(val_start=380)
+    for detrend, refused in ((381, True), (380, False)):
+        dm = WindowDataModule(m, window=8, batch_size=64, detrend=detrend)
+        dm.setup("fit")
+        model = LitGRUAttentionAE(**dm.dims, hidden_size=4, latent_dim=2,
+                                  post_processing={"threshold": {"kind": "percentile"}})
+        assert model.hparams.detrend == detrend
+        if refused:
+            with pytest.raises(ESAInputError, match=r"datamodule\.detrend=381: .*380 training "
+                                                    r"rows.*at most 380 rows"):
+                model.set_preprocessing(dm)
+        else:
+            model.set_preprocessing(dm)
+            assert int(model.train_rows) == 380 and model.fitted_state_problem() is None
