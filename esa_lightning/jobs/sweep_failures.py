@@ -33,7 +33,7 @@ def read_objective(path: Path, metric: str) -> float:
     try:
         metrics = read_settings_json(path)
     except ESAInputError as exc:  # over the size bound, or not a file
-        raise NoObjective(f"its metrics.json is refused ({exc})") from None
+        raise NoObjective(f"its metrics.json is unreadable ({exc.reason})") from None
     except FileNotFoundError:
         raise NoObjective("it wrote no metrics.json") from None
     except OSError as exc:
