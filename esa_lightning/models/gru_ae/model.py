@@ -255,7 +255,7 @@ class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
         """Copy the datamodule's fitted scaler into the buffers (scoring needs no datamodule)."""
         self.set_scaler(*datamodule.scaler)
         self.record_train_rows(datamodule.mission)
-        self.refuse_unused_detrend()
+        self.warn_unspanned_detrend()
 
     def set_scaler(self, median: np.ndarray, iqr: np.ndarray) -> None:
         median = torch.as_tensor(np.asarray(median, dtype=np.float32)).reshape_as(self.scaler_iqr)

@@ -2,18 +2,20 @@
 training window lies inside one series' training rows, so a loaded ``window`` (with the
 ``horizon - 1`` rows a forecaster trains on after it) longer than the longest series' training
 rows is one training never used. Scoring pads a range shorter than a window up to the window:
-an edited window of 10**9 rows loaded and then ran out of memory. Likewise a ``detrend`` longer
-than those rows: no training row's trailing mean spanned it (each read an expanding mean), so
-the network never saw inputs detrended so; training refuses it once the rows are known
-(``refuse_unused_detrend``), and a loaded one is refused as the window is."""
+an edited window of 10**9 rows loaded and then ran out of memory. A ``detrend`` longer than
+those rows is warned of at training (``warn_unspanned_detrend``: no training row's trailing mean
+spanned it, each read an expanding mean), not refused: the default day (2880 rows at 30 s) is
+longer than a short mission's training range, and such runs trained before."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from esa_lightning.data.mission import Mission
-from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.fit_rows import RecordsRows
+
+log = logging.getLogger("esa_lightning")
 
 
 class TrainRows(RecordsRows):
@@ -34,21 +36,15 @@ class TrainRows(RecordsRows):
             return (f"the window of {hp.window} rows (horizon {hp.get('horizon', 1)}) is longer "
                     f"than the {rows} training rows it was fitted on (train_rows): no training "
                     "window could hold it")
-        return self.detrend_problem()
-
-    def detrend_problem(self: Any) -> str | None:
-        """A ``detrend`` longer than the recorded training rows (0: not recorded), or None."""
-        detrend, rows = self.hparams.get("detrend"), int(self.train_rows)
-        if detrend and rows > 0 and int(detrend) > rows:
-            return (f"the detrend of {detrend} rows is longer than the {rows} training rows it "
-                    "was fitted on (train_rows): no training row's trailing mean could span it")
         return None
 
-    def refuse_unused_detrend(self: Any) -> None:
-        """At training, once ``train_rows`` is recorded: a ``datamodule.detrend`` longer than
-        the longest series' training rows, refused naming it (a loaded one is refused the
-        same, ``fitted_state_problem``)."""
-        problem = self.detrend_problem()
-        if problem is not None:
-            raise ESAInputError(f"datamodule.detrend={self.hparams.get('detrend')}: {problem}; "
-                                f"use at most {int(self.train_rows)} rows, or null (off)")
+    def warn_unspanned_detrend(self: Any) -> None:
+        """At training, once ``train_rows`` is recorded: warn where ``datamodule.detrend`` is
+        longer than the longest series' training rows (every training row then subtracts an
+        expanding mean, while scoring a longer range subtracts the full trailing one)."""
+        detrend, rows = self.hparams.get("detrend"), int(self.train_rows)
+        if detrend and rows > 0 and int(detrend) > rows:
+            log.warning("datamodule.detrend=%d is longer than the %d training rows: no training "
+                        "row's trailing mean spans it (each subtracts an expanding mean); a "
+                        "shorter detrend, or null (off), detrends training and scoring alike",
+                        int(detrend), rows)
