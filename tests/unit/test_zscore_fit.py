@@ -134,3 +134,69 @@ def test_z_scores_beyond_float32_on_validation_leave_a_finite_threshold(tmp_path
     values = torch.cat([train, val]).numpy().astype(np.float32)
     out = model.score_rows(toy_mission(values, val_start=4000, test_start=4600))
     assert out.alarm[-20:].all() and not out.alarm[4000:4580].any()
+
+
+def _fit(train: torch.Tensor, val: torch.Tensor, tmp_path, batch_size: int) -> RobustZScore:
+    model = RobustZScore(n_channels=train.shape[1], quantile=99.9)
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, DataLoader(TensorDataset(train), batch_size=batch_size),
+                DataLoader(TensorDataset(val), batch_size=batch_size))
+    return model
+
+
+def _torch_fit(train: torch.Tensor, val: torch.Tensor, model: RobustZScore):
+    """median, scale and threshold as torch computes them over every row (column by column:
+    each stays within torch.quantile's limit of 2**24 values)."""
+    median = train.median(dim=0).values
+    q = torch.tensor([0.75, 0.25])
+    q75, q25 = torch.stack([torch.quantile(train[:, j], q) for j in range(train.shape[1])], 1)
+    scale = ((q75 - q25) / 1.349).clamp_min(model.hparams.min_scale)
+    z = ((val - median).abs() / scale).max(dim=1).values
+    threshold = torch.quantile(z.clamp_max(torch.finfo(z.dtype).max), 0.999)
+    return median, scale, threshold
+
+
+def test_the_fit_uses_every_row_beyond_the_first_million(tmp_path):
+    """The IQR scale and the threshold percentile came from the first 1,000,000 training and
+    validation rows only (torch.quantile refuses long inputs): on a long mission the earliest
+    months, here rows whose spread is a tenth of the later ones'."""
+    gen = torch.Generator().manual_seed(0)
+    n, early = 1_300_000, 1_000_000
+    train = torch.randn(n, 2, generator=gen)
+    train[early:] *= 10.0
+    val = torch.randn(n, 2, generator=gen)
+    val[early:] *= 30.0
+    model = _fit(train, val, tmp_path, batch_size=260_000)
+    median, scale, threshold = _torch_fit(train, val, model)
+    assert torch.equal(model.median, median)
+    assert torch.equal(model.scale, scale)
+    assert torch.equal(model.threshold, threshold)
+    truncated = torch.quantile(train[:early, 0], torch.tensor([0.75, 0.25]))
+    assert not torch.isclose(model.scale[0], (truncated[0] - truncated[1]) / 1.349, rtol=1e-3)
+    z = model.row_scores(val[:early])[0]
+    assert not torch.isclose(model.threshold, torch.quantile(z, 0.999), rtol=1e-3)
+
+
+def test_a_short_range_fits_the_numbers_torch_gives(tmp_path):
+    """On at most 1,000,000 rows the fit is torch's own median (the lower middle value of an
+    even count), linear quantiles and threshold, bit for bit; a channel holding a NaN gives
+    NaN as before."""
+    gen = torch.Generator().manual_seed(1)
+    train = torch.randn(4000, 4, generator=gen) * torch.tensor([1e-3, 1.0, 50.0, 1e4])
+    train[:, 1] = train[:, 1].round()  # ties
+    val = torch.randn(3001, 4, generator=gen) * torch.tensor([1e-3, 1.0, 50.0, 1e4])
+    model = _fit(train, val, tmp_path, batch_size=1000)
+    median, scale, threshold = _torch_fit(train, val, model)
+    assert torch.equal(model.median, median)
+    assert torch.equal(model.scale, scale)
+    assert torch.equal(model.threshold, threshold)
+    assert torch.equal(model.threshold, torch.quantile(model.row_scores(val)[0], 0.999))
+
+    train[17, 2] = float("nan")
+    model = _fit(train, val, tmp_path, batch_size=1000)
+    assert model.median[2].isnan() and model.scale[2].isnan()
+    assert torch.equal(model.median[[0, 1, 3]], median[[0, 1, 3]])

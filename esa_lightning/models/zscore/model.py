@@ -18,6 +18,7 @@ import torch
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.models.base import DetectorModule, RowScores, per_channel_row_scores
+from esa_lightning.models.zscore.quantiles import column_statistics, quantile
 
 log = logging.getLogger("esa_lightning")
 
@@ -70,8 +71,9 @@ class RobustZScore(DetectorModule):
             return
         x = torch.cat(self._train_rows)
         self._train_rows.clear()
-        med = x.median(dim=0).values
-        q75, q25 = torch.quantile(x[:1_000_000], torch.tensor([0.75, 0.25]), dim=0)
+        # over every row: torch.quantile refuses long inputs, and its first 1,000,000 rows
+        # alone (the earliest months of a long mission) once gave the scale
+        med, (q75, q25) = column_statistics(x, [0.75, 0.25])
         self.median.copy_(med)
         self.scale.copy_(((q75 - q25) / 1.349).clamp_min(self.hparams.min_scale))
 
@@ -90,8 +92,8 @@ class RobustZScore(DetectorModule):
         # scale is min_scale) is inf, and torch.quantile interpolating to an inf neighbour gave
         # a NaN threshold: the run was refused as fitted on no usable rows. Held at the largest
         # float, such a row still lies above any finite threshold; finite scores are unchanged
-        finite = s[:1_000_000].clamp_max(torch.finfo(s.dtype).max)
-        self.threshold.copy_(torch.quantile(finite, self.hparams.quantile / 100))
+        finite = s.clamp_max(torch.finfo(s.dtype).max)  # every row, as the fit (quantiles.py)
+        self.threshold.copy_(quantile(finite, self.hparams.quantile / 100))
         self.warn_few_validation_rows(len(s))
         self.log("val/threshold", self.threshold, rank_zero_only=True)
 
