@@ -418,10 +418,13 @@ def warn_about_optimized_metric(cfg: DictConfig, metrics: dict[str, float]) -> N
 
 def hydra_task_overrides() -> list[str]:
     """The command line's overrides of this Hydra job (in a ``-m`` sweep: the job's own
-    values); none outside Hydra (a config composed in Python)."""
+    values), as typed (``model.lr=${my_lr}`` not resolved); none outside Hydra (a config
+    composed in Python)."""
     from hydra.core.hydra_config import HydraConfig
 
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    if not HydraConfig.initialized():
+        return []
+    return list(OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))
 
 
 def refuse_unusable_components(cfg: DictConfig, specs: Mapping[str, DictConfig]) -> None:

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path, read_settings_json, read_settings_text
@@ -78,7 +78,8 @@ def fail_job(exc: Exception) -> None:
     ``summary.csv`` shows it as failed and ``exit_if_jobs_failed`` ends the sweep with exit 2.
     The job's own log (``train.log`` in its folder) holds the same line."""
     hc = HydraConfig.get()
-    line = f"error: sweep job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}"
+    typed = OmegaConf.to_container(hc.overrides.task)  # not resolved: model.lr=${my_lr}
+    line = f"error: sweep job {hc.job.num} ({' '.join(typed)}): {exc}"
     print(line, file=sys.stderr)
     log_to_files(line)  # the job's folder says why it has no metrics
     _FAILED_JOBS[int(hc.job.num)] = " ".join(str(exc).split())

@@ -72,7 +72,7 @@ from esa_lightning.runtime.checkpoints import (
 )
 from esa_lightning.runtime.evaluation import ScoredRange, report_for, score_range
 from esa_lightning.runtime.random_state import RandomState, random_state, set_random_state
-from esa_lightning.settings import refuse_shadowed_trainer_keys
+from esa_lightning.settings import refuse_shadowed_trainer_keys, resolved_settings
 
 log = logging.getLogger("esa_lightning")
 
@@ -128,11 +128,12 @@ def label_free_metrics(components: dict[str, DetectorModule], mission: Any) -> d
 
 
 def component_specs(cfg: DictConfig) -> dict[str, DictConfig]:
-    """The detector's trainable parts: ``components`` (esa_full) or the single datamodule+model."""
+    """The detector's trainable parts: ``components`` (esa_full) or the single datamodule+model,
+    resolved against the whole config (``+my_lr=0.01 model.lr=${my_lr}``: ``resolved_settings``)."""
     if cfg.get("components"):
         return dict(cfg.components.items())
-    single = {"datamodule": cfg.datamodule, "model": cfg.model}
-    return {cfg.experiment_name: OmegaConf.create(single)}
+    single = OmegaConf.create(resolved_settings(cfg, ["datamodule", "model"]))
+    return {cfg.experiment_name: single}
 
 
 def component_callbacks(cfg: DictConfig, spec: DictConfig) -> DictConfig | None:
