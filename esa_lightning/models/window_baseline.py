@@ -48,6 +48,7 @@ from esa_lightning.models.base import (
 from esa_lightning.models.window_pieces import WindowPieces
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.thresholds import WINDOW_THRESHOLDS, WindowThreshold
+from esa_lightning.settings import check_setting
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ class WindowBaseline(WindowPieces, GridScoring, DetectorModule):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ESAInputError(f"{key} must be an integer >= 1", column=key, value=value)
+        check_setting("model.detrend", detrend)  # as the GRU: an edited detector.json too
         series = [str(s) for s in (series or [])]
         self.save_hyperparameters(
             dict(

@@ -142,6 +142,22 @@ def test_a_gru_detrend_longer_than_any_mission_is_refused_by_the_settings_rule(t
     _refused_at_load(folder, folder / "detector.json", f"model.detrend={MAX_DETREND_ROWS + 1}")
 
 
+@pytest.mark.parametrize("family", ["pca", "knn"])
+def test_a_window_baseline_detrend_longer_than_any_mission_is_refused_at_load(tmp_path, family):
+    """The window baselines' ``detrend`` over the settings rule loaded (their constructor did
+    not check it); refused at load as the GRU's is."""
+    from esa_lightning.artifact import mission_schema
+    from esa_lightning.settings import MAX_DETREND_ROWS
+    from tests.unit.test_window_baselines import fitted, spiky_mission
+
+    model = fitted(family, max_windows=200)
+    saved = Detector({family: model}, mission_schema(spiky_mission())).save(tmp_path / "saved")
+    folder = _with_hparam(saved, tmp_path, family, "detrend", MAX_DETREND_ROWS + 1)
+    _refused_at_load(folder, folder / "detector.json", f"model.detrend={MAX_DETREND_ROWS + 1}")
+    folder = _with_hparam(saved, tmp_path / "within", family, "detrend", 16)
+    assert Detector.load(folder).components[family].hparams.detrend == 16
+
+
 @pytest.mark.parametrize("detrend", [380, 381])
 def test_a_gru_detrend_within_the_settings_rule_loads(tmp_path, gru, detrend):
     """Within its 380 training rows or beyond them (as training allows, with a warning)."""

@@ -220,3 +220,17 @@ def test_scoring_before_the_fit_is_refused():
         model.score_rows(spiky_mission().test())
     with pytest.raises(RuntimeError, match="not fitted"):
         model.provisional_scores(spiky_mission().test())
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_detrend_over_the_settings_rule_is_refused_as_the_grus(family):
+    """The window baselines' own ``detrend`` (an edited ``detector.json`` reaches the
+    constructor at load) is checked by the settings rule the GRU's is."""
+    from esa_lightning.settings import MAX_DETREND_ROWS
+
+    with pytest.raises(ESAInputError, match=rf"^model\.detrend={MAX_DETREND_ROWS + 1}: must be"):
+        FAMILIES[family](n_inputs=2, n_outputs=1, detrend=MAX_DETREND_ROWS + 1)
+    spec = {"threshold": {"kind": "f05"}}
+    model = FAMILIES[family](n_inputs=2, n_outputs=1, detrend=MAX_DETREND_ROWS,
+                             post_processing=spec)
+    assert model.hparams.detrend == MAX_DETREND_ROWS
