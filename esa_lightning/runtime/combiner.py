@@ -452,7 +452,7 @@ class HybridCombiner:
         """Read ``combiner.json``; anything missing, malformed or of the wrong length is one
         ``ESAInputError`` naming the file."""
         path = Path(folder) / "combiner.json"
-        if path.is_file():  # refused by its size before it is parsed (``refuse_large_settings``)
+        if path.is_file():  # read_settings_json refuses it too, but wrapped below: one message
             refuse_large_settings(path)
         try:
             d = read_settings_json(path)

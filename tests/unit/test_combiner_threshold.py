@@ -546,3 +546,19 @@ def test_an_old_combiner_json_without_the_event_minimum_loads_as_3(tmp_path):
     (tmp_path / "combiner.json").write_text(json.dumps(old))
     loaded = HybridCombiner.load(tmp_path)
     assert loaded.events_needed(1) == loaded.events_needed(2) == 3
+
+
+def test_a_combiner_json_over_the_size_limit_is_refused_in_one_line_naming_it(tmp_path):
+    """Refused by its size before a byte is parsed, as it is (not wrapped in "not a readable
+    combiner (ESAInputError: ...)", which named the file twice: so the check before the read
+    stays, though ``read_settings_json`` bounds the size too)."""
+    from esa_lightning.io import SETTINGS_LIMIT
+
+    path = tmp_path / "combiner.json"
+    with open(path, "wb") as f:
+        f.truncate(SETTINGS_LIMIT + 1)
+    with pytest.raises(ESAInputError) as info:
+        HybridCombiner.load(tmp_path)
+    message = str(info.value)
+    assert message == (f"{path}: {SETTINGS_LIMIT + 1:,} bytes, more than the "
+                       f"{SETTINGS_LIMIT >> 20} MiB a settings file may hold; refused"), message
