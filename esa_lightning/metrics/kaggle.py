@@ -52,10 +52,9 @@ def auc_pr(labels_binary: np.ndarray, scores: np.ndarray) -> float:
         raise ESAInputError(f"{y.size} labels but {s.size} scores")
     if not y.any():
         return 0.0
-    finite = np.isfinite(s)
-    if not finite.all():  # +inf ranks first, NaN and -inf last
-        lo, hi = (s[finite].min(), s[finite].max()) if finite.any() else (0.0, 0.0)
-        s = np.where(np.isposinf(s), hi + 1.0, np.where(finite, s, lo - 1.0))
+    if not np.isfinite(s).all():  # +inf ranks first, NaN and -inf last: their ranks (ties
+        # kept), no arithmetic (hi + 1 tied +inf with a score of 1e300, inf - inf warned)
+        s = np.unique(np.where(np.isnan(s), -np.inf, s), return_inverse=True)[1].astype(np.float64)
     return average_precision(y, s)
 
 

@@ -63,8 +63,14 @@ def channel_spread(x: np.ndarray, two_sided: bool) -> ChannelSpread:
     dev = x - centre
     dev = np.abs(dev) if two_sided else np.maximum(dev, 0.0)
     if len(x):
-        spread = np.nan_to_num(np.nanquantile(dev, SPREAD_QUANTILE, axis=0))
-        fallback = np.nan_to_num(np.nanstd(dev, axis=0))
+        # between two +inf deviations numpy's quantile is inf - inf (NaN, a RuntimeWarning):
+        # the deviation there is +inf, the highest (nan_to_num: the largest float); the std of
+        # deviations that large (a channel whose median score is inf) overflows to inf alike
+        with np.errstate(invalid="ignore", over="ignore"):
+            spread = np.nanquantile(dev, SPREAD_QUANTILE, axis=0)
+            fallback = np.nan_to_num(np.nanstd(np.where(np.isinf(dev), np.nan, dev), axis=0))
+        spread = np.nan_to_num(np.where(np.isnan(spread) & np.isposinf(dev).any(axis=0),
+                                        np.inf, spread))
     else:
         spread = fallback = np.zeros(x.shape[1])
     spread = np.where(spread > 0, spread, fallback)

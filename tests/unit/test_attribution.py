@@ -275,3 +275,22 @@ def test_every_interval_names_exactly_its_alarmed_channels():
         assert set(filter(None, row.channels.split(";"))) == alarmed
         top = {item.split("=")[0] for item in row.top_channels.split(";") if item}
         assert top <= alarmed and len(top) == min(len(alarmed), 5)
+
+
+def test_a_channels_spread_of_inf_scores_is_the_largest_float_without_a_warning():
+    """Nominal channel scores that are +inf (a 1e38 reading) on 2 of 100 rows: their 99th
+    percentile lies between two infs, which numpy's quantile made inf - inf (NaN, "invalid
+    value encountered in subtract"), then a spread of the 1e-6 floor. The deviation there is
+    +inf, the highest: the spread is the largest float; another channel keeps its own."""
+    import warnings
+
+    from esa_lightning.reporting.reference import channel_spread
+
+    x = np.array([[np.inf, 1.0]] * 2 + [[0.5, 2.0]] * 98)
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        for two_sided in (False, True):
+            spread = channel_spread(x, two_sided)
+            assert spread.spread[0] == np.finfo(np.float64).max
+            assert spread.spread[1] == channel_spread(x[:, 1:], two_sided).spread[0]
+            assert spread.normalise(np.array([[np.inf, 2.0]]))[0, 0] == np.inf

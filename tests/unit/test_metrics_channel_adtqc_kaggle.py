@@ -142,3 +142,19 @@ def test_average_precision_matches_sklearn_with_ties():
     y = rng.random(500) < 0.2
     s = np.round(rng.random(500) + 0.5 * y, 1)  # many ties
     assert auc_pr(y, s) == pytest.approx(average_precision_score(y, s), rel=1e-12)
+
+
+def test_auc_pr_ranks_inf_scores_above_every_finite_one_without_a_warning():
+    """+inf (a detector scoring a 1e38 reading) is the highest score, above 1e300: mapped to
+    the largest finite score + 1 it tied with 1e300, and the positive at inf scored 0.5."""
+    import warnings
+
+    labels = np.array([0, 1, 0, 0, 0])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        assert auc_pr(labels, np.array([1e300, np.inf, 0.2, 0.1, 0.3])) == 1.0
+        assert auc_pr(labels, np.array([np.inf, 1e300, 0.2, 0.1, 0.3])) == 0.5
+        assert auc_pr(labels, np.array([np.inf, np.inf, 0.2, 0.1, 0.3])) == 0.5  # tied
+        # NaN and -inf rank last
+        assert auc_pr(labels, np.array([np.nan, 0.1, -np.inf, 0.0, 0.3])) == 0.5
+        assert auc_pr(labels, np.array([0.2, -np.inf, np.nan, 0.1, 0.3])) == pytest.approx(0.2)
