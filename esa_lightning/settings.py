@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError, quoted
+from esa_lightning.setting_values import device_ok, metric_ok, monitor_ok, period_ok
 
 #: the fewest rows a scoring chunk may hold (0: the whole range at once); smaller chunks spend
 #: their time on the context rows around them (``runtime.chunks``)
@@ -185,7 +186,8 @@ RULES: dict[str, Rule] = {
     # global_std's alarm at n_std standard deviations: at 0 or below every sample alarmed
     "n_std": positive_finite(),
     # the floors of global_std's std and the z-score's scale (model.min_std, model.min_scale;
-    # channel_norm's min_scale, a share of the median channel's, is checked in (0, 1] there):
+    # channel_norm's min_scale, a share of the median channel's, is checked in (0, 1] by
+    # NODE_RULES):
     # a string was a TypeError from torch after the whole fit, 0 or below a division by zero
     "min_std": positive_finite(),
     "min_scale": positive_finite(),
@@ -212,6 +214,14 @@ RULES: dict[str, Rule] = {
     "min_error": nonnegative_finite(),
     # the GRU's per-series embedding (several series): a negative one was torch's traceback
     "series_embedding_dim": integer(0),
+    # the channels an alarmed row names: 0 or a string was refused by the model's constructor,
+    # once the mission had been read
+    "top_channels": integer(1),
+    # a checkpoint's or early stopping's value to watch: one no run logs stopped the run after
+    # its first validation epoch (ModelCheckpoint) or was warned of and never watched
+    "monitor": (monitor_ok, "must be a value the run logs while it trains: "
+                "val/loss, train/loss, val_provisional/<metric>, a model of one's own's name; "
+                "not a final val/<metric> (docs/metrics_output.md)"),
     "devices": (_devices_ok, "must be a count >= 1, -1 (all), 'auto' or a list of devices"),
     "chunk_rows": (_chunk_rows_ok, CHUNK_ROWS_RULE),
     "score_chunk_rows": (_chunk_rows_ok, CHUNK_ROWS_RULE),
@@ -248,6 +258,9 @@ SWITCHES = (
     "test", "print_config", "fit", "hard", "inverse", "novelty", "per_series", "series_batches",
     "share_learners", "shuffle", "strict", "sync_batchnorm", "use_distributed_sampler",
     "enable_progress_bar", "auto_insert_metric_name", "default_hp_metric", "alarm_feature",
+    # full tracebacks: any other value (debug_errors=2) was taken as true and skipped the
+    # command line's checks
+    "debug_errors",
 )
 RULES.update({name: ((lambda v: isinstance(v, bool)), "must be true or false")
               for name in SWITCHES})
@@ -262,7 +275,31 @@ TOP_LEVEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     # command named
     "range": (lambda v: v in RANGES, "must be test, val or all: the rows to score (the data's "
               "test range, its validation range, or every row)"),
+    # predict.py's: a misspelt one was refused only once the run folder was made
+    "device": (device_ok, "must be a device torch knows: cpu, cuda, cuda:1, mps..."),
+    # merge.py's: refused by the job once its run folder was made
+    "detectors": (lambda v: isinstance(v, list | tuple | ListConfig) and len(v) >= 2,
+                  "must be a list of at least two detector folders: detectors=[PATH,PATH]"),
+    # train.py's: a name no run logs was warned of (a -m sweep) only after training
+    "optimized_metric": (metric_ok, "must be a metric the run writes: val/<metric> or "
+                         "test/<metric>, F-scores as EW_F_0.50 (docs/metrics.md)"),
+    # the readers' (and the generator's), refused once the data were read or generated
+    "data.period": (period_ok, "must be a positive time period (e.g. 30s)"),
+    "data.generate.days": positive_finite(),
 }
+
+#: settings of a node checked by what the node is: a post-processing rule's ``kind`` (any
+#: name under ``post_processing``) or a callback's ``_target_`` class; each was refused by
+#: the rule's or callback's constructor, after the data were read
+NODE_RULES: dict[str, dict[str, Rule]] = {
+    "frozen": {"factor": ((lambda v: _number(v) and math.isfinite(v) and v >= 1),
+                          "must be a finite number >= 1")},
+    "gap_close": {"tolerance": nonnegative_finite()},
+    "channel_norm": {"min_scale": share()},
+    "ESAValidationMetrics": {"every_n_epochs": integer(1), "figure_every_n_epochs": integer(1)},
+}
+#: the combiner's gap closing (``combiner.gap_close``, no ``kind``) is checked as a rule's
+NODE_RULES["combiner.gap_close"] = NODE_RULES["gap_close"]
 
 _MISSING = object()
 
@@ -294,7 +331,9 @@ def check_settings(cfg: DictConfig) -> None:
     for key in NOT_NULL:
         if key in cfg and not OmegaConf.is_missing(cfg, key) and cfg[key] is None:
             raise ESAInputError(f"{key}=null: needs a value (see conf/{cfg.get('task_name')}.yaml)")
-    for key, value in _leaves(cfg, ""):
+    leaves = list(_leaves(cfg, ""))
+    nodes = _node_kinds(leaves)
+    for key, value in leaves:
         if value is _MISSING:
             raise ESAInputError(f"{key}: no value given; set {key}=... on the command line")
         parent, _, name = key.rpartition(".")
@@ -302,38 +341,26 @@ def check_settings(cfg: DictConfig) -> None:
             raise ESAInputError(f"{key}=null: needs a value (see conf/model/)")
         if isinstance(value, float) and math.isnan(value):
             raise ESAInputError(f"{key}={value}: must be a number, not NaN")
+        parent_rules = NODE_RULES.get(nodes.get(parent, ""), {})
+        if name in parent_rules and value is not None and not parent_rules[name][0](value):
+            raise ESAInputError(f"{key}={_show(value)}: {parent_rules[name][1]}")
         check_setting(key, value)
 
 
-def resolved_settings(cfg: DictConfig, keys: list[str]) -> dict[str, Any]:
-    """``{key: cfg[key]}`` as plain values, interpolations resolved against the whole ``cfg`` (a
-    key the command line adds: ``+my_lr=0.01 model.lr=${my_lr}``) and the values they resolve
-    to checked by the settings' rules (``check_settings`` skips interpolations); one that
-    cannot be resolved is an ``ESAInputError`` naming its setting."""
-    from omegaconf.errors import InterpolationResolutionError
-
-    try:
-        out = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in keys}
-    except InterpolationResolutionError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ESAInputError(f"{exc.full_key}: cannot resolve its interpolation: {reason}") from None
-    resolved = OmegaConf.create(out)
-    for key in keys:
-        for path in _interpolated(cfg[key], key):
-            check_setting(path, OmegaConf.select(resolved, path))
-    return out
-
-
-def _interpolated(node: Any, prefix: str) -> Iterator[str]:
-    """The dotted keys of ``node``'s settings (under ``prefix``) set to an interpolation."""
-    if not isinstance(node, DictConfig):
-        return
-    for key in node.keys():
-        path = f"{prefix}.{key}"
-        if OmegaConf.is_interpolation(node, key):
-            yield path
-        else:
-            yield from _interpolated(node._get_node(key), path)
+def _node_kinds(leaves: list[tuple[str, Any]]) -> dict[str, str]:
+    """{node's dotted key: what it is} for ``NODE_RULES``: a post-processing rule's ``kind``,
+    a callback's ``_target_`` class name, or the combiner's ``combiner.gap_close`` itself."""
+    kinds = {}
+    for key, value in leaves:
+        parent, _, name = key.rpartition(".")
+        if not isinstance(value, str):
+            continue
+        if name == "kind" and parent.rpartition(".")[0].rpartition(".")[2] == "post_processing":
+            kinds[parent] = value
+        elif name == "_target_":
+            kinds[parent] = value.rpartition(".")[2]
+    kinds["combiner.gap_close"] = "combiner.gap_close"
+    return kinds
 
 
 def check_setting(key: str, value: Any) -> None:
@@ -374,7 +401,8 @@ def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
             continue
         child = node._get_node(key)
         if isinstance(child, DictConfig | ListConfig):
-            if name == "devices":  # a list of devices: the one list-valued setting with a rule
+            # a list of devices, merge.py's detectors: the list-valued settings with a rule
+            if name == "devices" or (not prefix and name == "detectors"):
                 yield path, child
             else:
                 yield from _leaves(child, path)

@@ -114,7 +114,11 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
     from esa_lightning.errors import ESAInputError
     from esa_lightning.install import composition_reason
     from esa_lightning.jobs.paths import compose_config
-    from esa_lightning.settings import check_settings, refuse_shadowed_trainer_keys
+    from esa_lightning.settings import (
+        check_setting,
+        check_settings,
+        refuse_shadowed_trainer_keys,
+    )
 
     try:
         cfg = compose_config(config_name, overrides)
@@ -126,7 +130,9 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
 
             if asks_for_several_devices(cfg.trainer):
                 raise multidevice_multirun_error(cfg.trainer)
-        if check and not cfg.get("debug_errors", False):  # debug: the job's traceback
+        if check:  # debug_errors itself is a true/false switch: 2 or yes is no debug run
+            check_setting("debug_errors", cfg.get("debug_errors"))
+        if check and cfg.get("debug_errors") is not True:  # debug: the job's traceback
             check_settings(cfg)
             refuse_shadowed_trainer_keys(cfg, overrides)
             refuse_unread_top_level_keys(config_name, cfg, overrides)

@@ -37,7 +37,7 @@ def run_or_exit(fn: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
     from esa_lightning.run_folder import removed_if_refused
     from esa_lightning.settings import check_settings
 
-    debug = bool(cfg.get("debug_errors", False))
+    debug = cfg.get("debug_errors", False) is True  # another value is refused below
     with one_line_errors(debug):
         try:
             # refused here (Hydra's flags skip the check before it makes the run folder), the

@@ -56,6 +56,7 @@ from esa_lightning.jobs.run_guard import earlier_outputs, refuse_earlier_run
 from esa_lightning.jobs.run_logs import log_final_metrics, print_summary, run_loggers
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
+from esa_lightning.resolved_settings import resolved_settings
 from esa_lightning.run_folder import (
     is_launching_process,
     lock_run_folder,
@@ -72,7 +73,7 @@ from esa_lightning.runtime.checkpoints import (
 )
 from esa_lightning.runtime.evaluation import ScoredRange, report_for, score_range
 from esa_lightning.runtime.random_state import RandomState, random_state, set_random_state
-from esa_lightning.settings import refuse_shadowed_trainer_keys, resolved_settings
+from esa_lightning.settings import refuse_shadowed_trainer_keys
 
 log = logging.getLogger("esa_lightning")
 

@@ -95,7 +95,7 @@ def test_evaluate_and_merge_refused_on_their_input_leave_no_run_folder(tmp_path)
 
 @pytest.mark.parametrize(
     ("detectors", "needle"),
-    [("a/detector", "must be a list"), ("[a/detector]", "at least two detectors")],
+    [("a/detector", "must be a list"), ("[a/detector]", "at least two detector")],
 )
 def test_merge_refusing_its_detectors_setting_leaves_no_run_folder(tmp_path, detectors, needle):
     """detectors=PATH (not a list) or a list of one was refused in one line but left the run

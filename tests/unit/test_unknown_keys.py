@@ -117,7 +117,7 @@ def test_the_checked_choices_are_the_codes_own():
     [
         ("train", ["test=maybe"], "test='maybe'"),
         ("train", ["print_config=yes"], "print_config='yes'"),
-        ("merge", ["detectors=[a]", "test=maybe"], "test='maybe'"),
+        ("merge", ["detectors=[a,b]", "test=maybe"], "test='maybe'"),
         ("train", ["datamodule.shuffle=off"], "datamodule.shuffle='off'"),
         ("train", ["experiment=channel_ensemble", "model.novelty=2"], "model.novelty=2"),
         ("train", ["experiment=channel_ensemble", "model.post_processing.alarm.fit=nope"],
@@ -135,7 +135,7 @@ def test_the_shipped_switches_pass(job, tmp_path):
     from esa_lightning.settings import check_settings
 
     given = {"train": [], "predict": ["ckpt=x"], "evaluate": ["predictions=x"],
-             "merge": ["detectors=[x]"]}[job]
+             "merge": ["detectors=[x,y]"]}[job]
     for experiment in (["experiment=esa_full"], ["experiment=channel_ensemble"], []):
         overrides = experiment if job == "train" else []
         check_settings(compose_config(job, [*given, *overrides], tmp_path))

@@ -1,0 +1,44 @@
+"""A job's model and datamodule settings as plain values, with interpolations resolved against the
+whole config (``+my_lr=0.01 model.lr=${my_lr}``) and the values they resolve to checked by the
+settings' rules (``settings.check_settings`` skips interpolations)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from esa_lightning.errors import ESAInputError
+from esa_lightning.settings import check_setting
+
+
+def resolved_settings(cfg: DictConfig, keys: list[str]) -> dict[str, Any]:
+    """``{key: cfg[key]}`` as plain values, interpolations resolved against the whole ``cfg`` (a
+    key the command line adds: ``+my_lr=0.01 model.lr=${my_lr}``) and the values they resolve
+    to checked by the settings' rules (``check_settings`` skips interpolations); one that
+    cannot be resolved is an ``ESAInputError`` naming its setting."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        out = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in keys}
+    except InterpolationResolutionError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ESAInputError(f"{exc.full_key}: cannot resolve its interpolation: {reason}") from None
+    resolved = OmegaConf.create(out)
+    for key in keys:
+        for path in _interpolated(cfg[key], key):
+            check_setting(path, OmegaConf.select(resolved, path))
+    return out
+
+
+def _interpolated(node: Any, prefix: str) -> Iterator[str]:
+    """The dotted keys of ``node``'s settings (under ``prefix``) set to an interpolation."""
+    if not isinstance(node, DictConfig):
+        return
+    for key in node.keys():
+        path = f"{prefix}.{key}"
+        if OmegaConf.is_interpolation(node, key):
+            yield path
+        else:
+            yield from _interpolated(node._get_node(key), path)
