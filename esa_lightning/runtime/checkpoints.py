@@ -101,6 +101,9 @@ def check_resume_checkpoint(
             shape = tuple(getattr(stored, "shape", ()))
             problems.append(f"{name} is {shape}, the model's {tuple(have.shape)}")
     problems += [f"{name} is not the model's" for name in state if name not in expected]
+    missing_only = all(p.startswith("no ") or p.endswith(" is not the model's") for p in problems)
+    if problems and missing_only and (why := post_rule_difference(expected, state, settings)):
+        raise ESAInputError(why, path=path)
     if problems:
         raise ESAInputError(
             "the checkpoint does not fit the configured model (was it trained with another "
@@ -112,6 +115,37 @@ def check_resume_checkpoint(
         raise ESAInputError(f"training cannot resume from this checkpoint: {problem}", path=path)
     from_data = set(getattr(datamodule, "dims", None) or {})
     check_same_settings(data, model, path, settings, (datamodule_key, from_data))
+
+
+def post_rule_difference(expected: Mapping[str, Any], state: Mapping[str, Any],
+                         key: str) -> str | None:
+    """Why the checkpoint's ``state`` does not fit the model's ``expected`` tensors where every
+    tensor that differs is a post-processing rule's one side has and the other lacks (a rule
+    added to the experiment's defaults since the checkpoint was written, or ``=null`` on one
+    side), naming the rule and the setting that resumes; None otherwise. Only for tensors that
+    one side lacks: a resized tensor is the general refusal's."""
+    def rules(names: Any) -> set[str]:
+        return {n.split(".")[1] for n in names if n.startswith("post_rules.") and n.count(".") > 1}
+
+    mine, theirs = rules(expected), rules(state)
+    added, dropped = sorted(mine - theirs), sorted(theirs - mine)
+    differing = {n for n in expected if n not in state} | {n for n in state if n not in expected}
+    if not differing or rules(differing) != set(added + dropped) or any(
+        not n.startswith("post_rules.") or n.count(".") < 2 for n in differing
+    ):
+        return None
+    parts = []
+    if added:
+        off = " ".join(f"{key}.post_processing.{n}=null" for n in added)
+        parts.append(f"this run's model has the post-processing rule {', '.join(added)}, which "
+                     f"the checkpoint was trained without (resume with {off}, as it was "
+                     "trained, or start a new run to have the rule)")
+    if dropped:
+        names = ", ".join(dropped)
+        parts.append(f"the checkpoint was trained with the post-processing rule {names}, which "
+                     f"this run's model leaves out (resume with the checkpoint's "
+                     f"{key}.post_processing.{dropped[0]} setting)")
+    return "the checkpoint does not fit the configured model: " + "; ".join(parts)
 
 
 def check_same_settings(
