@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from esa_lightning.data import Mission
 from esa_lightning.errors import ESAInputError, one_line_errors  # noqa: F401 - jobs import it
 from esa_lightning.models.devices import accelerator_text, picks_mps
+from esa_lightning.postprocessing.base import check_kinds
 from esa_lightning.runtime.evaluation import (  # noqa: F401 - the jobs import them from here
     has_labeled_events,
     unscored_reason,
@@ -179,7 +180,9 @@ def refuse_unimportable_targets(cfg: DictConfig, specs: Iterable[DictConfig]) ->
     "Error locating target" or "Expected a callable target" block once the data were read and
     the callbacks built. (``esa_full``'s top-level ``datamodule`` is not used, not checked.)"""
     for spec in specs:
-        detector_class(spec.model)
+        family = detector_class(spec.model)  # and a post rule of a kind it does not apply
+        check_kinds(spec.model.get("post_processing"), takes=family.POST_RULES,
+                    model=family.__name__)
         if target := spec.datamodule.get("_target_"):
             key = f"{spec.datamodule._get_full_key(None)}._target_"
             target_object(target, key, "the target")

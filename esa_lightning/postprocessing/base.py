@@ -137,6 +137,26 @@ def fit_rules(model: Any, rules: Iterable[PostRule], datamodule: Any) -> None:
             rule.release()
 
 
+def check_kinds(
+    spec: Mapping[str, Mapping[str, Any] | None] | None,
+    *,
+    takes: Iterable[type[PostRule]],
+    model: str,
+) -> None:
+    """Refuse a rule of ``spec`` whose kind is outside ``takes`` (the rule classes ``model``
+    applies), naming the setting and the model: ``build_rules``'s first check, which train.py
+    also runs before the data are read (``jobs.common.refuse_unimportable_targets``)."""
+    kinds = sorted(cls.kind for cls in takes)
+    for name, entry in (spec or {}).items():
+        kind = None if entry is None else entry.get("kind")
+        if entry is not None and kind not in kinds:
+            raise ESAInputError(
+                f"{model} applies no post-processing rule of this kind; choose one of {kinds}",
+                column=f"model.post_processing.{name}.kind",
+                value=kind,
+            )
+
+
 def build_rules(
     spec: Mapping[str, Mapping[str, Any] | None] | None,
     *,
@@ -149,6 +169,7 @@ def build_rules(
     refused, naming the setting and the model, and so is a second rule of a ``single`` kind,
     naming both keys; a rule's refusal of a setting names the rule's key (``RULE_KEY`` in its
     error becomes ``model.post_processing.<name>``)."""
+    check_kinds(spec, takes=takes, model=model)
     kinds = {cls.kind: cls for cls in takes}
     built: list[tuple[str, PostRule]] = []
     first: dict[str, str] = {}  # kind -> the first key listing it
@@ -157,13 +178,6 @@ def build_rules(
             continue
         settings = dict(entry)
         kind = settings.pop("kind", None)
-        if kind not in kinds:
-            raise ESAInputError(
-                f"{model} applies no post-processing rule of this kind; "
-                f"choose one of {sorted(kinds)}",
-                column=f"model.post_processing.{name}.kind",
-                value=kind,
-            )
         if kinds[kind].single is not None and kind in first:
             raise ESAInputError(
                 f"a second {kind} rule after model.post_processing.{first[kind]}: list one "

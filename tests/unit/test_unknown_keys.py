@@ -139,3 +139,22 @@ def test_the_shipped_switches_pass(job, tmp_path):
     for experiment in (["experiment=esa_full"], ["experiment=channel_ensemble"], []):
         overrides = experiment if job == "train" else []
         check_settings(compose_config(job, [*given, *overrides], tmp_path))
+
+
+def test_a_post_rule_the_family_does_not_apply_is_refused_before_the_data(tmp_path):
+    """``model=channel_ensemble_gbdt`` under ``experiment=channel_ensemble`` with the surrogate's
+    stuck-channel rule added (``+model.post_processing.frozen=...``): the tree-based family
+    applies only ``peaks``; the refusal came once the mission had been read and featurised."""
+    reason = _refusal(["experiment=channel_ensemble", "model=channel_ensemble_gbdt",
+                       "+model.post_processing.frozen={kind:frozen}"], tmp_path)
+    assert "model.post_processing.frozen.kind" in reason
+    assert "GBDTChannelEnsemble applies no post-processing rule of this kind" in reason
+    assert "['peaks']" in reason
+
+
+def test_the_default_post_rules_pass_the_check_before_the_data(tmp_path):
+    for i, overrides in enumerate([["experiment=channel_ensemble"],
+                                   ["experiment=channel_ensemble", "model=channel_ensemble_gbdt"],
+                                   ["experiment=esa_full"], ["experiment=gru_ae"]]):
+        cfg = compose_config("train", overrides, tmp_path / str(i))
+        refuse_unusable_components(cfg, component_specs(cfg))  # no refusal
