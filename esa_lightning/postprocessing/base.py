@@ -148,8 +148,10 @@ def check_kinds(
     also runs before the data are read (``jobs.common.refuse_unimportable_targets``)."""
     kinds = sorted(cls.kind for cls in takes)
     for name, entry in (spec or {}).items():
-        kind = None if entry is None else entry.get("kind")
-        if entry is not None and kind not in kinds:
+        if not isinstance(entry, Mapping):  # None: left out; anything else: build_rules's
+            continue
+        kind = entry.get("kind")
+        if kind not in kinds:
             raise ESAInputError(
                 f"{model} applies no post-processing rule of this kind; choose one of {kinds}",
                 column=f"model.post_processing.{name}.kind",
