@@ -52,11 +52,11 @@ from esa_lightning.jobs.common import (
     unscored_reason,
     warn_about_optimized_metric,
 )
+from esa_lightning.jobs.resolved_settings import resolved_settings
 from esa_lightning.jobs.run_guard import earlier_outputs, refuse_earlier_run
 from esa_lightning.jobs.run_logs import log_final_metrics, print_summary, run_loggers
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
-from esa_lightning.resolved_settings import resolved_settings
 from esa_lightning.run_folder import (
     is_launching_process,
     lock_run_folder,

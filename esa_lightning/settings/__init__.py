@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError, quoted
-from esa_lightning.setting_values import device_ok, metric_ok, monitor_ok, period_ok
+from esa_lightning.settings.values import device_ok, metric_ok, monitor_ok, period_ok
 
 #: the fewest rows a scoring chunk may hold (0: the whole range at once); smaller chunks spend
 #: their time on the context rows around them (``runtime.chunks``)
