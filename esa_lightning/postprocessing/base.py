@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import lightning as L
 from torch import nn
@@ -123,6 +123,15 @@ class PostRule(nn.Module, L.Callback):
 
     def restore_checkpoint_extra(self, data: bytes) -> None:
         """Read what ``checkpoint_extra`` gave."""
+
+
+R = TypeVar("R", bound="PostRule")
+
+
+def fitted_rule(rules: Iterable[PostRule], cls: type[R] | tuple[type, ...]) -> R | None:
+    """The first of ``rules`` that is a ``cls``, when it is fitted (``is_fitted``); else None."""
+    rule = next((r for r in rules if isinstance(r, cls)), None)
+    return rule if rule is not None and rule.is_fitted else None
 
 
 def fit_rules(model: Any, rules: Iterable[PostRule], datamodule: Any) -> None:

@@ -39,7 +39,7 @@ from esa_lightning.models.channel_ensemble.network import (
     soft_event_f05,
     weighted_bce,
 )
-from esa_lightning.postprocessing.base import plain_spec
+from esa_lightning.postprocessing.base import fitted_rule, plain_spec
 from esa_lightning.postprocessing.frozen import FrozenValues
 from esa_lightning.postprocessing.peaks import PeakAlarm, spread_rows_to_samples
 from esa_lightning.settings import check_setting
@@ -277,8 +277,7 @@ class LitChannelEnsemble(FeatureRows, DetectorModule):
     @property
     def frozen_rule(self) -> FrozenValues | None:
         """The fitted rule alarming on stuck channels (``postprocessing.frozen``), if any."""
-        rule = next((r for r in self.post_rules.values() if isinstance(r, FrozenValues)), None)
-        return rule if rule is not None and rule.is_fitted else None
+        return fitted_rule(self.post_rules.values(), FrozenValues)
 
     def series_index(self, mission: Mission, series: str | None = None) -> int:
         """0: the ensemble scores one shared grid (the series of its post rules' buffers)."""

@@ -71,7 +71,7 @@ from esa_lightning.models.gru_ae.network import (
 )
 from esa_lightning.models.gru_ae.train_rows import TrainRows
 from esa_lightning.models.window_pieces import WindowOutputs, WindowPieces
-from esa_lightning.postprocessing.base import plain_spec
+from esa_lightning.postprocessing.base import fitted_rule, plain_spec
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
 from esa_lightning.postprocessing.frozen import FrozenValues
 from esa_lightning.postprocessing.gaps import GapClose
@@ -229,8 +229,7 @@ class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
     @property
     def channel_norm(self) -> ChannelNorm | None:
         """The fitted per-channel error normalisation, when configured and fitted."""
-        rule = next((r for r in self.post_rules.values() if isinstance(r, ChannelNorm)), None)
-        return rule if rule is not None and rule.is_fitted else None
+        return fitted_rule(self.post_rules.values(), ChannelNorm)
 
     @property
     def gate(self) -> RandomForestGate | None:
@@ -247,8 +246,7 @@ class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
     @property
     def frozen_rule(self) -> FrozenValues | None:
         """The fitted rule alarming on stuck channels (``postprocessing.frozen``), if any."""
-        rule = next((r for r in self.post_rules.values() if isinstance(r, FrozenValues)), None)
-        return rule if rule is not None and rule.is_fitted else None
+        return fitted_rule(self.post_rules.values(), FrozenValues)
 
     # ------------------------------------------------------------------------- training
     def set_preprocessing(self, datamodule: Any) -> None:
