@@ -17,7 +17,14 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError, quoted
-from esa_lightning.settings.values import device_ok, metric_ok, monitor_ok, period_ok
+from esa_lightning.settings.values import (
+    CHANNEL_WORDS,
+    channels_ok,
+    device_ok,
+    metric_ok,
+    monitor_ok,
+    period_ok,
+)
 
 #: the fewest rows a scoring chunk may hold (0: the whole range at once); smaller chunks spend
 #: their time on the context rows around them (``runtime.chunks``)
@@ -288,6 +295,10 @@ TOP_LEVEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     # the readers' (and the generator's), refused once the data were read or generated
     "data.period": (period_ok, "must be a positive time period (e.g. 30s)"),
     "data.generate.days": positive_finite(),
+    # a misspelt word (data.channels=targt) was refused by the reader as an unknown channel,
+    # once the data were being read; an empty list as "channel selection is empty"
+    "data.channels": (channels_ok, f"must be {', '.join(CHANNEL_WORDS[:-1])} or "
+                      f"{CHANNEL_WORDS[-1]}, or a list of channel names: data.channels=[NAME,...]"),
 }
 
 #: settings of a node checked by what the node is: a post-processing rule's ``kind`` (any
@@ -304,6 +315,10 @@ NODE_RULES: dict[str, dict[str, Rule]] = {
 NODE_RULES["combiner.gap_close"] = NODE_RULES["gap_close"]
 
 _MISSING = object()
+
+#: list-valued top-level settings checked as a whole (``devices`` and merge.py's
+#: ``detectors`` too)
+LISTS = ("data.channels",)
 
 #: a model's settings (the keys of a ``model`` node: ``model.seed``,
 #: ``components.gru_ae.model.seed``) that null leaves without a value: it was int(None) or
@@ -403,8 +418,9 @@ def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
             continue
         child = node._get_node(key)
         if isinstance(child, DictConfig | ListConfig):
-            # a list of devices, merge.py's detectors: the list-valued settings with a rule
-            if name == "devices" or (not prefix and name == "detectors"):
+            # a list of devices, merge.py's detectors, the channels: the list-valued settings
+            # with a rule
+            if name == "devices" or (not prefix and name == "detectors") or path in LISTS:
                 yield path, child
             else:
                 yield from _leaves(child, path)

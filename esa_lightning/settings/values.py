@@ -1,6 +1,6 @@
 """What some settings' values must be, beyond a number's range (``settings.RULES`` names them):
 a metric key as the reports write it, a checkpoint monitor a run logs while it trains, a torch
-device, a time period."""
+device, a time period, a channel selection."""
 
 from __future__ import annotations
 
@@ -71,3 +71,22 @@ def period_ok(value: Any) -> bool:
         return pd.Timedelta(value) > pd.Timedelta(0)
     except (ValueError, TypeError):
         return False
+
+
+#: ``data.channels``' words (``data.selection.select_channels``); channels by name are a list
+CHANNEL_WORDS = ("all", "target", "lightweight")
+
+
+def channels_ok(value: Any) -> bool:
+    """``data.channels``: one of ``CHANNEL_WORDS`` or a non-empty list of channel names. A string
+    of names (``data.channels=T-13``, one channel; ``a,b`` in a sweep's jobs) is left to the
+    reader, which names the channels the data lack, unless it is a near miss of a word
+    (``targt``, ``Target``, ``al``): that was refused only once the data were being read."""
+    import difflib
+
+    from omegaconf import ListConfig
+
+    if isinstance(value, str):
+        return value in CHANNEL_WORDS or not difflib.get_close_matches(
+            value.lower(), CHANNEL_WORDS, 1, 0.6)
+    return isinstance(value, list | tuple | ListConfig) and len(value) > 0

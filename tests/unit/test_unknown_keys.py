@@ -158,3 +158,34 @@ def test_the_default_post_rules_pass_the_check_before_the_data(tmp_path):
                                    ["experiment=esa_full"], ["experiment=gru_ae"]]):
         cfg = compose_config("train", overrides, tmp_path / str(i))
         refuse_unusable_components(cfg, component_specs(cfg))  # no refusal
+
+
+@pytest.mark.parametrize(
+    ("job", "value", "shown"),
+    [
+        ("train", "targt", "data.channels='targt'"),
+        ("train", "Target", "data.channels='Target'"),
+        ("train", "lightwieght", "data.channels='lightwieght'"),
+        ("train", "al", "data.channels='al'"),
+        ("train", "[]", "data.channels=[]"),
+        ("predict", "targt", "data.channels='targt'"),
+        ("merge", "targt", "data.channels='targt'"),
+    ],
+)
+def test_a_misspelt_channel_selection_is_named_with_the_choices_before_the_data(job, value, shown):
+    """``data.channels=targt`` was refused only by the reader, once the data were being read,
+    as ``column 'channels': unknown channel(s) ['targt']`` (an empty list: "channel selection
+    is empty")."""
+    given = {"train": [], "predict": ["ckpt=x"], "merge": ["detectors=[a,b]"]}[job]
+    reason = compose_error(job, [*given, f"data.channels={value}"], check=True)
+    assert reason is not None
+    assert reason.startswith(f"{shown}: must be all, target or lightweight, or a list of channel")
+
+
+@pytest.mark.parametrize(
+    "value", ["all", "target", "lightweight", "null", "[channel_1,channel_2]", "channel_1", "T-13"]
+)
+def test_the_channel_selections_and_channel_names_pass(value):
+    """The words, null (all), a list of names, and one channel's name (read as a list of it)."""
+    assert compose_error("train", [f"data.channels={value}"], check=True) is None
+    assert compose_error("predict", ["ckpt=x", f"data.channels={value}"], check=True) is None
