@@ -52,7 +52,7 @@ from esa_lightning.jobs.common import (
     unscored_reason,
     warn_about_optimized_metric,
 )
-from esa_lightning.jobs.resolved_settings import resolved_settings
+from esa_lightning.jobs.resolved_settings import check_interpolated_settings, resolved_settings
 from esa_lightning.jobs.run_guard import earlier_outputs, refuse_earlier_run
 from esa_lightning.jobs.run_logs import log_final_metrics, print_summary, run_loggers
 from esa_lightning.jobs.sweep import refuse_multidevice_multirun
@@ -130,8 +130,10 @@ def label_free_metrics(components: dict[str, DetectorModule], mission: Any) -> d
 
 def component_specs(cfg: DictConfig) -> dict[str, DictConfig]:
     """The detector's trainable parts: ``components`` (esa_full) or the single datamodule+model,
-    resolved against the whole config (``+my_lr=0.01 model.lr=${my_lr}``: ``resolved_settings``)."""
+    resolved against the whole config (``+my_lr=0.01 model.lr=${my_lr}``: ``resolved_settings``;
+    the components, part of it, resolve so where read, their interpolations checked here)."""
     if cfg.get("components"):
+        check_interpolated_settings(cfg, ["components"])
         return dict(cfg.components.items())
     single = OmegaConf.create(resolved_settings(cfg, ["datamodule", "model"]))
     return {cfg.experiment_name: single}
