@@ -419,17 +419,6 @@ def warn_about_optimized_metric(cfg: DictConfig, metrics: dict[str, float]) -> N
         log.warning(advice)
 
 
-def hydra_task_overrides() -> list[str]:
-    """The command line's overrides of this Hydra job (in a ``-m`` sweep: the job's own
-    values), as typed (``model.lr=${my_lr}`` not resolved); none outside Hydra (a config
-    composed in Python)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return []
-    return list(OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))
-
-
 def refuse_unusable_components(cfg: DictConfig, specs: Mapping[str, DictConfig]) -> None:
     """Before the data are read: the components' (``specs``: name -> spec) and the run's
     targets that cannot be imported (``refuse_unimportable_targets``), then a family that needs

@@ -43,8 +43,8 @@ def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float
     """
     from hydra.core.hydra_config import HydraConfig
 
-    from esa_lightning.jobs.common import hydra_task_overrides
     from esa_lightning.jobs.run_guard import refuse_other_runs_folder
+    from esa_lightning.jobs.sweep import hydra_task_overrides
     from esa_lightning.run_folder import (
         lock_run_folder,
         make_run_folder,

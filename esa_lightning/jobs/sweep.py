@@ -35,6 +35,16 @@ def in_local_multirun() -> bool:
     return hc.mode == RunMode.MULTIRUN and "basic_launcher" in launcher
 
 
+def hydra_task_overrides() -> list[str]:
+    """The command line's overrides of this Hydra job (in a ``-m`` sweep: the job's own
+    values), as typed (``model.lr=${my_lr}`` not resolved); none outside Hydra (a config
+    composed in Python). Here, not in ``jobs.common``, as ``fail_job`` names them too and
+    ``jobs.common`` imports this module."""
+    if not HydraConfig.initialized():
+        return []
+    return list(OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))
+
+
 def asks_for_several_devices(trainer_cfg: DictConfig) -> bool:
     """The trainer settings may run more than one process (``auto`` devices counted as more)."""
     devices = trainer_cfg.get("devices", 1)
@@ -78,8 +88,7 @@ def fail_job(exc: Exception) -> None:
     ``summary.csv`` shows it as failed and ``exit_if_jobs_failed`` ends the sweep with exit 2.
     The job's own log (``train.log`` in its folder) holds the same line."""
     hc = HydraConfig.get()
-    typed = OmegaConf.to_container(hc.overrides.task)  # not resolved: model.lr=${my_lr}
-    line = f"error: sweep job {hc.job.num} ({' '.join(typed)}): {exc}"
+    line = f"error: sweep job {hc.job.num} ({' '.join(hydra_task_overrides())}): {exc}"
     print(line, file=sys.stderr)
     log_to_files(line)  # the job's folder says why it has no metrics
     _FAILED_JOBS[int(hc.job.num)] = " ".join(str(exc).split())

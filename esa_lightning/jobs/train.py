@@ -39,7 +39,6 @@ from esa_lightning.install import command, search_command
 from esa_lightning.io import remove_stale_temporaries, write_json_atomic
 from esa_lightning.jobs.common import (
     detector_class,
-    hydra_task_overrides,
     instantiate_checked,
     instantiate_group,
     keyed_refusals,
@@ -55,7 +54,7 @@ from esa_lightning.jobs.common import (
 from esa_lightning.jobs.resolved_settings import check_interpolated_settings, resolved_settings
 from esa_lightning.jobs.run_guard import earlier_outputs, refuse_earlier_run
 from esa_lightning.jobs.run_logs import log_final_metrics, print_summary, run_loggers
-from esa_lightning.jobs.sweep import refuse_multidevice_multirun
+from esa_lightning.jobs.sweep import hydra_task_overrides, refuse_multidevice_multirun
 from esa_lightning.models.base import DetectorModule, check_datamodule
 from esa_lightning.run_folder import (
     is_launching_process,
