@@ -3,6 +3,7 @@ final metrics in them (docs/metrics_output.md, "TensorBoard tags") and its closi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.jobs.common import instantiate_group
+from esa_lightning.jobs.sweep import log_to_files
 
 
 def run_loggers(cfg: DictConfig, name: str) -> list[Any]:
@@ -71,7 +73,8 @@ def print_summary(
 ) -> None:
     """The final numbers, the ranges not scored and why, what a fitted rule of ``components``
     says of itself (``PostRule.summary_note``: a rule that will never alarm) and the run
-    folder (``merge.py``'s summary too)."""
+    folder (``merge.py``'s summary too): on the console, and the same lines in the run's log
+    file (``train.log``, ``merge.log``; at info level), which a run read later has."""
     keys = [
         k
         for k in metrics
@@ -83,4 +86,7 @@ def print_summary(
     lines += [f"  note: {name}: {note}" for name, model in (components or {}).items()
               for rule in getattr(model, "post_rules", {}).values()
               if (note := rule.summary_note())]
-    print("\n".join(["results:", *lines, f"outputs: {output_dir.resolve()}"]))
+    lines = ["results:", *lines, f"outputs: {output_dir.resolve()}"]
+    print("\n".join(lines))
+    for line in lines:  # the run folder's log (train.log, merge.log) holds them too
+        log_to_files(line, level=logging.INFO)

@@ -99,12 +99,13 @@ def log_to_files(
 ) -> None:
     """Log ``message`` (an error unless ``level``) to the log files only (Hydra's
     ``<job>.log``): the console has it already, or gets it from Hydra. ``exc``: an exception
-    whose traceback follows it."""
+    whose traceback follows it. A file handler set above ``level`` does not get it."""
     exc_info = None if exc is None else (type(exc), exc, exc.__traceback__)
     record = log.makeRecord(log.name, level, __file__, 0, message, None, exc_info)
     for handler in logging.getLogger().handlers:
         # a run folder removed as refused (run_folder.removed_if_refused) is not made again
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent.is_dir():
+        if (isinstance(handler, logging.FileHandler) and level >= handler.level
+                and Path(handler.baseFilename).parent.is_dir()):
             handler.handle(record)
 
 
