@@ -39,8 +39,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, replace_section  # noqa: E402
+from _full_scale_mission import split_for  # noqa: E402
 from bench_predict import ROOT, generate  # noqa: E402
-from full_scale import split_for  # noqa: E402
 
 HEADER = "## The GRU's rule fits: one scoring shared by the gate and gap_close (bench_fit_pass.py)"
 

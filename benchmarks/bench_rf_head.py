@@ -25,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, replace_section  # noqa: E402
+from _full_scale_mission import MISSION1_DAYS, split_for  # noqa: E402
 from bench_predict import ROOT, run_measured  # noqa: E402
-from full_scale import MISSION1_DAYS, split_for  # noqa: E402
 
 HEADER = "## GRU random-forest head at 14 years: features of gated windows only (bench_rf_head.py)"
 

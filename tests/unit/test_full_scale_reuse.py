@@ -116,8 +116,11 @@ def test_the_channel_table_holds_this_runs_sweep_only(fs, monkeypatch):
     fs.main(["--days", "91", "--channel-sweep", "19", "--gru-batches", "5", "--no-kaggle",
              *fs.work])
     bodies = []
+    import _full_scale_report  # the report's module writes the RESULTS.md section
+
     monkeypatch.setattr(fs, "report", fs.real_report)
-    monkeypatch.setattr(fs, "replace_section", lambda header, body: bodies.append(body))
+    monkeypatch.setattr(_full_scale_report, "replace_section",
+                        lambda header, body: bodies.append(body))
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda *a, **k: None)
     fs.main(["--days", "91", "--channel-sweep", "19", "--gru-batches", "5", "--no-kaggle",
              "--report-only", *fs.work])
@@ -169,14 +172,16 @@ def test_before_after_checks_the_hand_kept_records_it_reads(fs, tmp_path, record
     """before_after read result_after_d*.json and before_chunks/result_d*.json (kept by hand,
     of past code) unchecked: a missing field was a KeyError without a file name. Each is now
     refused naming the file and the field."""
+    from _full_scale_records import before_after
+
     work = tmp_path / "work"
     work.mkdir()
     (work / "result_after_d91.json").write_text(json.dumps(record))
     if named is None:
-        assert fs.before_after(work) == ""
+        assert before_after(work) == ""
     else:
         with pytest.raises(SystemExit, match=rf"result_after_d91\.json: field {named}"):
-            fs.before_after(work)
+            before_after(work)
     (work / "result_after_d91.json").unlink()
     (work / "before_chunks").mkdir()
     (work / "before_chunks" / "result_d91.json").write_text(json.dumps(
@@ -184,10 +189,10 @@ def test_before_after_checks_the_hand_kept_records_it_reads(fs, tmp_path, record
     (work / "result_d91.json").write_text(json.dumps({"combiner": dict(STAGE)}))
     with pytest.raises(SystemExit, match=r"before_chunks/result_d91\.json: field "
                                          r"'combiner'\.wall_s is missing"):
-        fs.before_after(work)
+        before_after(work)
     (work / "before_chunks" / "result_d91.json").write_text(json.dumps(
         {"combiner": dict(STAGE)}))
-    assert "| d91 | piecewise scoring | combiner |" in fs.before_after(work)
+    assert "| d91 | piecewise scoring | combiner |" in before_after(work)
     (work / "before_chunks" / "result_d91.json").write_text("[1, 2]")
     with pytest.raises(SystemExit, match=r"result_d91\.json: holds list"):
-        fs.before_after(work)
+        before_after(work)
