@@ -27,6 +27,7 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.metrics.intervals import runs
 from esa_lightning.models.base import DetectorModule, RowScores, context_start
+from esa_lightning.postprocessing.base import align_rule_state
 from esa_lightning.runtime.evaluation import ScoredRange, report_for, unscored_reason
 
 log = logging.getLogger("esa_lightning")
@@ -255,8 +256,8 @@ class RestoreBestWeights(WeightRestorer):
         # a file of the run folder (a resumed run takes its name from last.ckpt): read safely,
         # and a missing, damaged or foreign one is one error naming it
         state = read_checkpoint(path)["state_dict"]
-        try:
-            pl_module.load_state_dict(state)
+        try:  # a rule the run added on resume keeps its tensors: it is fitted after this
+            pl_module.load_state_dict(align_rule_state(state, pl_module.state_dict()))
         except RuntimeError as exc:
             raise ESAInputError(
                 "the best epoch's checkpoint does not fit the model "

@@ -375,6 +375,9 @@ class DetectorModule(L.LightningModule, ABC):
             checkpoint["esa_lightning_data"] = mission_record(mission)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A post rule one side was built without: the model's (``align_rule_checkpoint``)."""
+        from esa_lightning.postprocessing.base import align_rule_checkpoint
+        align_rule_checkpoint(checkpoint, self)
         for name, data in checkpoint.get("post_rules_extra", {}).items():
             if name in self.post_rules:
                 self.post_rules[name].restore_checkpoint_extra(data)

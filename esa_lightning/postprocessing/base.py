@@ -134,6 +134,48 @@ def fitted_rule(rules: Iterable[PostRule], cls: type[R] | tuple[type, ...]) -> R
     return rule if rule is not None and rule.is_fitted else None
 
 
+def rule_names(tensors: Iterable[str]) -> set[str]:
+    """The post rules (their names under ``post_processing``) that the ``state_dict`` names
+    ``tensors`` hold tensors of (``post_rules.<rule>.<tensor>``)."""
+    return {n.split(".")[1] for n in tensors if n.startswith("post_rules.") and n.count(".") > 1}
+
+
+def whole_rule_differences(
+    expected: Mapping[str, Any], state: Mapping[str, Any]
+) -> tuple[set[str], set[str]]:
+    """(the rules whose tensors a model's ``expected`` state holds and a checkpoint's ``state``
+    holds none of, the rules the other way round): a rule one side was built without."""
+    mine, theirs = rule_names(expected), rule_names(state)
+    return mine - theirs, theirs - mine
+
+
+def align_rule_state(state: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``state`` for the model whose state is ``expected`` where one of them was
+    built with a post rule the other was built without: a rule the checkpoint lacks keeps the
+    model's tensors (unfitted: every rule is fitted after training, ``on_train_end`` or
+    ``fit_post_processing``), a rule the model lacks is left out. Every other tensor is
+    ``state``'s, as it is, for a strict load to judge."""
+    added, dropped = whole_rule_differences(expected, state)
+    kept = {n: v for n, v in state.items() if not rule_names([n]) & dropped}
+    kept.update({n: v for n, v in expected.items() if rule_names([n]) & added})
+    return kept
+
+
+def align_rule_checkpoint(checkpoint: dict[str, Any], model: Any) -> None:
+    """``align_rule_state`` on the ``state_dict`` of the Lightning ``checkpoint`` that ``model``
+    loads (its ``on_load_checkpoint``), in place. A rule is a callback too, Lightning keeping
+    a copy of its tensors under its class (``checkpoint["callbacks"]``): a rule the checkpoint
+    lacks by name does not take that of a rule of its class under another name."""
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, Mapping):
+        return
+    expected = model.state_dict()
+    added, _ = whole_rule_differences(expected, state)
+    checkpoint["state_dict"] = align_rule_state(state, expected)
+    for name in added & set(model.post_rules):
+        (checkpoint.get("callbacks") or {}).pop(model.post_rules[name].state_key, None)
+
+
 def fit_rules(model: Any, rules: Iterable[PostRule], datamodule: Any) -> None:
     """Fit ``rules`` (``model``'s, in their order) on ``datamodule``; whatever one handed the
     next and was not read (a later fit failed) is dropped at the end."""

@@ -9,7 +9,8 @@ checkpoints; ``fit_from`` then hands it to ``trainer.fit`` with ``weights_only=T
 same allow-list. A truncated or foreign file, one whose tensors do not fit the configured
 model (a changed ``model.hidden_size``, another experiment's or mission's checkpoint), or one
 without a fitting optimizer state (``save_weights_only``) is one ``ESAInputError`` naming the
-file.
+file. A post rule only the checkpoint or only the model was built with is no such misfit: every
+rule is fitted after training, whatever the checkpoint holds (``log_rule_differences``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
+from esa_lightning.postprocessing.base import rule_names, whole_rule_differences
 from esa_lightning.run_folder import run_dir_setting
 
 log = logging.getLogger("esa_lightning")
@@ -83,7 +85,9 @@ def check_resume_checkpoint(
     on another mission (``datamodule.mission``: ``check_same_data``) or with other settings
     than the model's (``check_same_settings``; ``settings``: the model's config key,
     ``datamodule_key`` the data module's, which names the settings it hands the model, its
-    ``dims``). The file is read once.
+    ``dims``). The tensors of a post rule only one side has are not compared (``added``,
+    ``dropped``: the model keeps its own, ``DetectorModule.on_load_checkpoint``): an info line
+    names the rule (``log_rule_differences``). The file is read once.
     The mission is checked first: other channels resize the tensors, and the channels say why."""
     data = read_checkpoint(path)
     mission = getattr(datamodule, "mission", None)
@@ -91,8 +95,11 @@ def check_resume_checkpoint(
     state = data["state_dict"]
     problems = []
     expected = model.state_dict()  # parameters and persistent buffers, as Lightning loads them
+    added, dropped = whole_rule_differences(expected, state)  # fitted after training: allowed
     for name, have in expected.items():
         stored = state.get(name)
+        if rule_names([name]) & added:
+            continue
         if stored is None:
             problems.append(f"no {name}")
         elif not isinstance(stored, torch.Tensor) or (
@@ -100,10 +107,8 @@ def check_resume_checkpoint(
         ):
             shape = tuple(getattr(stored, "shape", ()))
             problems.append(f"{name} is {shape}, the model's {tuple(have.shape)}")
-    problems += [f"{name} is not the model's" for name in state if name not in expected]
-    missing_only = all(p.startswith("no ") or p.endswith(" is not the model's") for p in problems)
-    if problems and missing_only and (why := post_rule_difference(expected, state, settings)):
-        raise ESAInputError(why, path=path)
+    problems += [f"{name} is not the model's" for name in state
+                 if name not in expected and not rule_names([name]) & dropped]
     if problems:
         raise ESAInputError(
             "the checkpoint does not fit the configured model (was it trained with another "
@@ -115,37 +120,29 @@ def check_resume_checkpoint(
         raise ESAInputError(f"training cannot resume from this checkpoint: {problem}", path=path)
     from_data = set(getattr(datamodule, "dims", None) or {})
     check_same_settings(data, model, path, settings, (datamodule_key, from_data))
+    log_rule_differences(data, model, path, settings, (added, dropped))
 
 
-def post_rule_difference(expected: Mapping[str, Any], state: Mapping[str, Any],
-                         key: str) -> str | None:
-    """Why the checkpoint's ``state`` does not fit the model's ``expected`` tensors where every
-    tensor that differs is a post-processing rule's one side has and the other lacks (a rule
-    added to the experiment's defaults since the checkpoint was written, or ``=null`` on one
-    side), naming the rule and the setting that resumes; None otherwise. Only for tensors that
-    one side lacks: a resized tensor is the general refusal's."""
-    def rules(names: Any) -> set[str]:
-        return {n.split(".")[1] for n in names if n.startswith("post_rules.") and n.count(".") > 1}
-
-    mine, theirs = rules(expected), rules(state)
-    added, dropped = sorted(mine - theirs), sorted(theirs - mine)
-    differing = {n for n in expected if n not in state} | {n for n in state if n not in expected}
-    if not differing or rules(differing) != set(added + dropped) or any(
-        not n.startswith("post_rules.") or n.count(".") < 2 for n in differing
-    ):
-        return None
-    parts = []
+def log_rule_differences(data: Mapping[str, Any], model: Any, path: str | Path, key: str,
+                         tensors: tuple[set[str], set[str]]) -> None:
+    """One info line each for the post rules the model has and the checkpoint (``data``, read
+    from ``path``) was trained without, and the other way round: by the checkpoint's
+    ``hyper_parameters`` (a rule without tensors: ``meta_heads``, ``rf_gate``) and by its
+    tensors (``tensors``: ``whole_rule_differences``). Every rule is fitted after training, on
+    the training and validation data, whatever the checkpoint holds: a resumed run fits a rule
+    the checkpoint lacks as a new run does, and a rule the model lacks is not fitted."""
+    mine = set(getattr(model, "post_rules", {}) or {})
+    spec = (data.get("hyper_parameters") or {}).get("post_processing")
+    theirs = {n for n, v in spec.items() if v is not None} if isinstance(spec, Mapping) else mine
+    added, dropped = sorted((mine - theirs) | tensors[0]), sorted((theirs - mine) | tensors[1])
     if added:
-        off = " ".join(f"{key}.post_processing.{n}=null" for n in added)
-        parts.append(f"this run's model has the post-processing rule {', '.join(added)}, which "
-                     f"the checkpoint was trained without (resume with {off}, as it was "
-                     "trained, or start a new run to have the rule)")
+        log.info("%s: the checkpoint was trained without the post-processing rule %s (%s): "
+                 "fitted at the end of this run, as in a new run", path, ", ".join(added),
+                 ", ".join(f"{key}.post_processing.{n}" for n in added))
     if dropped:
-        names = ", ".join(dropped)
-        parts.append(f"the checkpoint was trained with the post-processing rule {names}, which "
-                     f"this run's model leaves out (resume with the checkpoint's "
-                     f"{key}.post_processing.{dropped[0]} setting)")
-    return "the checkpoint does not fit the configured model: " + "; ".join(parts)
+        log.info("%s: the checkpoint was trained with the post-processing rule %s, which this "
+                 "run's model leaves out (%s): not fitted, not in its detector", path,
+                 ", ".join(dropped), ", ".join(f"{key}.post_processing.{n}" for n in dropped))
 
 
 def check_same_settings(

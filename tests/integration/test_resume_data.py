@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,30 @@ def test_resuming_on_another_split_or_grid_of_the_mission_is_refused(two_mission
     # a setting that leaves the training and validation rows alone resumes
     assert train(compose_config("train", [*overrides(a), "chunk_rows=1000", "ckpt_path=last"],
                                 tmp_path)) is not None
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_a_channel_ensemble_resumed_with_a_rule_it_was_trained_without_fits_it(
+    two_missions, tmp_path, caplog, epochs
+):
+    """A channel_ensemble run trained with ``model.post_processing.frozen=null`` (or before the
+    stuck-channel rule became its default) resumed with today's default was refused, naming
+    ``model.post_processing.frozen=null``. The rule is fitted after training, as in a new run:
+    where the resumed run trains on (``epochs=2``) and where it had finished (``epochs=1``:
+    Lightning skips training, the best epoch is restored from the checkpoint written without
+    the rule, then the rules are fitted)."""
+    from esa_lightning.artifact import Detector
+    from esa_lightning.jobs.train import train
+
+    a, _ = two_missions
+    run = ["experiment=channel_ensemble", f"data.root={a}", "data.val_days=2", "test=false",
+           "trainer.enable_progress_bar=false", "logger=none", "trainer.max_epochs=1"]
+    train(compose_config("train", [*run, "model.post_processing.frozen=null"], tmp_path))
+    before = Detector.load(tmp_path / "detector").components["channel_ensemble"]
+    assert "frozen" not in before.post_rules
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        resume = [*run, f"trainer.max_epochs={epochs}", "ckpt_path=last"]
+        assert train(compose_config("train", resume, tmp_path)) is not None
+    assert "trained without the post-processing rule frozen" in caplog.text
+    after = Detector.load(tmp_path / "detector").components["channel_ensemble"]
+    assert after.post_rules["frozen"].is_fitted

@@ -1,16 +1,27 @@
-"""Resuming (``ckpt_path=``) from a checkpoint written with or without a post-processing rule the
-run's model leaves out or has: the refusal names the rule and the setting that resumes (it named
-only the missing tensors and suggested ``model.hidden_size``: a ``channel_ensemble`` checkpoint
-trained before its stuck-channel rule became the default met that)."""
+"""Resuming (``ckpt_path=``) from a checkpoint written without a post-processing rule the run's
+model has, or with one it leaves out. Every rule is fitted after training (``on_train_end``, or
+``fit_post_processing`` when a resumed run skips training), on the training and validation data,
+and no rule's tensors take part in training: a rule the checkpoint lacks is fitted at the end
+of the resumed run as a new run fits it, one the model lacks is not fitted. Both resume, with an
+info line naming the rule; it was refused, naming ``model.post_processing.<rule>=null`` (a
+``channel_ensemble`` checkpoint trained before its stuck-channel rule became the default met
+that). Any other difference (a resized network, a rule's changed setting) is still refused."""
 
 from __future__ import annotations
 
+import logging
+from types import SimpleNamespace
+
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from esa_lightning.callbacks import RestoreBestWeights
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
+from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.runtime.checkpoints import check_resume_checkpoint
+from tests.conftest import compose_config
 
 POST = {
     "meta_heads": {"kind": "meta_heads"},
@@ -20,42 +31,151 @@ POST = {
 FROZEN = {"kind": "frozen", "factor": 1.5, "min_run": 10, "max_run": 10_000, "watch": "sending"}
 
 
-def ensemble(frozen: dict | None, hidden: int = 8) -> LitChannelEnsemble:
-    return LitChannelEnsemble(n_channels=3, n_features=44, group_index=[0, 1, 2], hidden=hidden,
-                              post_processing={**POST, "frozen": frozen})
+def ensemble(frozen: dict | None, hidden: int = 8, trained: bool = False) -> LitChannelEnsemble:
+    """``trained``: its event head moved from where a new model's starts."""
+    model = LitChannelEnsemble(n_channels=3, n_features=44, group_index=[0, 1, 2], hidden=hidden,
+                               post_processing={**POST, "frozen": frozen})
+    if trained:
+        with torch.no_grad():
+            model.model.event_w.add_(0.25)
+    return model
 
 
-def checkpoint(model: LitChannelEnsemble, path, drop_key: bool = False):
+def checkpoint(model: torch.nn.Module, path, drop_key: str | None = None):
+    """``model`` as Lightning checkpoints it during training (its rules' tensors unfitted), with
+    an optimizer state; ``drop_key``: a rule written before it existed (no key at all)."""
     hparams = dict(model.hparams)
-    if drop_key:  # written before the rule existed: no frozen key at all
-        hparams["post_processing"] = dict(POST)
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams}, path)
+    if drop_key:
+        hparams["post_processing"] = {k: v for k, v in hparams["post_processing"].items()
+                                      if k != drop_key}
+    optimizer = torch.optim.Adam(model.parameters())
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams,
+                "optimizer_states": [optimizer.state_dict()]}, path)
     return path
 
 
-@pytest.mark.parametrize("drop_key", [False, True])
-def test_a_checkpoint_without_the_rule_names_it_and_the_override(tmp_path, drop_key):
-    path = checkpoint(ensemble(None), tmp_path / "last.ckpt", drop_key)
-    with pytest.raises(ESAInputError) as caught:
-        check_resume_checkpoint(path, ensemble(FROZEN))
-    message = str(caught.value)
-    assert "post-processing rule frozen" in message
-    assert "model.post_processing.frozen=null" in message
-    assert "hidden_size" not in message and str(path) in message
+def resumed(path, model: torch.nn.Module) -> dict:
+    """What Lightning does with the checkpoint on resume: the model's hook, then a strict load
+    (it raised "Missing key(s) in state_dict: post_rules.frozen.limit ..." without the hook)."""
+    data = torch.load(path, weights_only=True)
+    model.on_load_checkpoint(data)
+    model.load_state_dict(data["state_dict"])
+    return data
 
 
-def test_a_checkpoint_with_the_rule_the_run_leaves_out_names_it(tmp_path):
+@pytest.mark.parametrize("drop_key", [None, "frozen"])
+def test_a_checkpoint_without_the_rule_resumes_and_the_rule_is_fitted_later(
+    tmp_path, caplog, drop_key
+):
+    trained = ensemble(None, trained=True)
+    path = checkpoint(trained, tmp_path / "last.ckpt", drop_key)
+    model = ensemble(FROZEN)
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        check_resume_checkpoint(path, model)
+    lines = [r.getMessage() for r in caplog.records if "post-processing rule" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert str(path) in lines[0] and "trained without the post-processing rule frozen" in lines[0]
+    assert "model.post_processing.frozen" in lines[0] and "fitted at the end" in lines[0]
+    resumed(path, model)
+    assert not model.post_rules["frozen"].is_fitted  # left to the end of training
+    assert torch.equal(model.model.event_w, trained.model.event_w)  # the rest is the checkpoint's
+
+
+def test_a_checkpoint_with_a_rule_the_run_leaves_out_resumes_without_it(tmp_path, caplog):
     path = checkpoint(ensemble(FROZEN), tmp_path / "last.ckpt")
-    with pytest.raises(ESAInputError) as caught:
-        check_resume_checkpoint(path, ensemble(None), settings="components.ce.model")
-    message = str(caught.value)
+    model = ensemble(None)
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        check_resume_checkpoint(path, model, settings="components.ce.model")
+    message = " ".join(r.getMessage() for r in caplog.records)
     assert "trained with the post-processing rule frozen" in message
     assert "components.ce.model.post_processing.frozen" in message
+    resumed(path, model)
+    assert "frozen" not in model.post_rules
 
 
 def test_other_tensors_that_differ_too_keep_the_general_refusal(tmp_path):
-    """A rule missing beside a resized network: the general message, not the rule's alone."""
+    """A rule missing beside a resized network: refused, naming the network's tensor."""
     path = checkpoint(ensemble(None, hidden=8), tmp_path / "last.ckpt")
     with pytest.raises(ESAInputError, match="does not fit the configured model") as caught:
         check_resume_checkpoint(path, ensemble(FROZEN, hidden=16))
-    assert "post-processing rule" not in str(caught.value)
+    assert "post_rules" not in str(caught.value) and "model." in str(caught.value)
+
+
+def test_a_rule_setting_changed_on_resume_is_still_refused(tmp_path):
+    path = checkpoint(ensemble(FROZEN), tmp_path / "last.ckpt")
+    with pytest.raises(ESAInputError, match="post_processing.frozen.factor=1.5"):
+        check_resume_checkpoint(path, ensemble({**FROZEN, "factor": 3.0}))
+
+
+def gru(post_processing: dict) -> LitGRUAttentionAE:
+    return LitGRUAttentionAE(n_inputs=2, n_outputs=2, window=5, hidden_size=8, latent_dim=4,
+                             post_processing=post_processing)
+
+
+@pytest.fixture(scope="module")
+def gru_rules(tmp_path_factory) -> dict:
+    """gru_ae's post-processing rules as today's config composes them."""
+    cfg = compose_config("train", ["model=gru_ae", "datamodule=windows"],
+                         tmp_path_factory.mktemp("cfg"))
+    return OmegaConf.to_container(cfg.model.post_processing, resolve=True)
+
+
+@pytest.mark.parametrize("rule", ["channel_norm", "rf_gate", "frozen", "gap_close"])
+def test_each_gru_rule_missing_from_the_checkpoint_resumes(tmp_path, caplog, gru_rules, rule):
+    """Every optional rule of gru_ae's default (those with tensors and those without: the
+    forest travels as bytes, in ``post_rules_extra``), in both directions."""
+    without = {**gru_rules, rule: None}
+    path = checkpoint(gru(without), tmp_path / "without.ckpt")
+    model = gru(gru_rules)
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        check_resume_checkpoint(path, model)
+    assert f"trained without the post-processing rule {rule} " in caplog.text
+    resumed(path, model)
+    back = checkpoint(gru(gru_rules), tmp_path / "with.ckpt")
+    model = gru(without)
+    check_resume_checkpoint(back, model)
+    resumed(back, model)
+    assert rule not in model.post_rules
+
+
+def test_another_threshold_kind_is_still_refused(tmp_path, gru_rules):
+    """The one threshold rule of another kind: a changed setting, not a rule left out."""
+    path = checkpoint(gru(gru_rules), tmp_path / "last.ckpt")
+    other = {**gru_rules, "threshold": {"kind": "percentile", "q": 99}}
+    with pytest.raises(ESAInputError, match="post_processing.threshold.kind=f05"):
+        check_resume_checkpoint(path, gru(other))
+
+
+def test_the_best_epoch_restored_from_a_checkpoint_without_the_rule(tmp_path):
+    """A run resumed with the rule restores its best epoch from a checkpoint written before the
+    resume, without the rule: refused ("the best epoch's checkpoint does not fit the model")."""
+    trained = ensemble(None, trained=True)
+    path = checkpoint(trained, tmp_path / "epoch=0.ckpt")
+    model = ensemble(FROZEN)
+    best = SimpleNamespace(best_model_path=str(path), monitor="val/loss", best_model_score=0.1)
+    RestoreBestWeights().on_train_end(SimpleNamespace(checkpoint_callback=best), model)
+    assert torch.equal(model.model.event_w, trained.model.event_w)
+    assert not model.post_rules["frozen"].is_fitted
+
+
+def test_a_rule_renamed_on_resume_does_not_take_the_old_rules_callback_state(tmp_path):
+    """A rule is a Lightning callback too: Lightning keeps a copy of its tensors under its class
+    and gives it back to the run's callback of that class. The checkpoint's ``stuck`` rule
+    (``watch: all``) resumed as ``frozen`` (``watch: sending``, one tensor more) is a rule left
+    out and a rule added, each fitted as such; the old rule's copy raised "Missing key(s) in
+    state_dict: quiet" when Lightning handed it to the new one."""
+    from lightning.pytorch.trainer.call import _call_callbacks_load_state_dict
+
+    old = LitChannelEnsemble(n_channels=3, n_features=44, group_index=[0, 1, 2], hidden=8,
+                             post_processing={**POST, "stuck": {**FROZEN, "watch": "all"}})
+    path = checkpoint(old, tmp_path / "last.ckpt")
+    data = torch.load(path, weights_only=True)
+    data["callbacks"] = {rule.state_key: rule.state_dict() for rule in old.post_rules.values()}
+    assert data["callbacks"]["FrozenValues"]
+    model = ensemble(FROZEN)
+    check_resume_checkpoint(path, model)
+    model.on_load_checkpoint(data)
+    model.load_state_dict(data["state_dict"])
+    rules = list(model.post_rules.values())
+    _call_callbacks_load_state_dict(SimpleNamespace(callbacks=rules), data)
+    assert not model.post_rules["frozen"].is_fitted
