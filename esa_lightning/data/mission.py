@@ -60,14 +60,23 @@ def empty_events(time_dtype: str = "datetime64[ns]") -> pd.DataFrame:
     )
 
 
+#: rows of labels ``nominal_rows`` reads at a time
+NOMINAL_PIECE_ROWS = 1 << 20
+
+
 def nominal_rows(mission: Mission) -> np.ndarray:
     """bool [T]: rows where no channel carries any label (anomaly, rare event, gap, invalid)
     and every reading is representable (``unrepresentable``: an anomaly by itself, its value a
-    repair, its score forced: never a row to fit on or measure nominal scores against)."""
+    repair, its score forced: never a row to fit on or measure nominal scores against). The
+    labels are read ``NOMINAL_PIECE_ROWS`` rows at a time (a [T, C] mask of a long mission's
+    labels was GBs)."""
     if mission.labels is None or mission.labels.shape[1] == 0:
         nominal = np.ones(len(mission.values), dtype=bool)
     else:
-        nominal = ~(np.asarray(mission.labels) != 0).any(axis=1)
+        nominal = np.empty(len(mission.labels), dtype=bool)
+        for lo in range(0, len(nominal), NOMINAL_PIECE_ROWS):
+            piece = np.asarray(mission.labels[lo:lo + NOMINAL_PIECE_ROWS])
+            nominal[lo:lo + NOMINAL_PIECE_ROWS] = ~(piece != 0).any(axis=1)
     if mission.unrepresentable is not None:
         nominal &= np.asarray(mission.unrepresentable) == 0
     return nominal

@@ -301,6 +301,9 @@ TOP_LEVEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     # once the data were being read; an empty list as "channel selection is empty"
     "data.channels": (channels_ok, f"must be {', '.join(CHANNEL_WORDS[:-1])} or "
                       f"{CHANNEL_WORDS[-1]}, or a list of channel names: data.channels=[NAME,...]"),
+    # datamodule=rows's bound on the rows read per range (null: every row); refused by the
+    # datamodule once the data were read
+    "datamodule.max_rows": integer(1),
 }
 
 #: settings of a node checked by what the node is: a post-processing rule's ``kind`` (any

@@ -66,14 +66,15 @@ class RobustZScore(DetectorModule):
         self.fit_rows()  # a run without validation
 
     def fit_rows(self) -> None:
-        """Median and scale from the training rows collected this epoch (once)."""
+        """Median and scale from the training rows collected this epoch (once): the rows are
+        held once, as the batches came, and read one column at a time (``torch.cat`` of them
+        was a second copy of every training row)."""
         if not self._train_rows:
             return
-        x = torch.cat(self._train_rows)
-        self._train_rows.clear()
         # over every row: torch.quantile refuses long inputs, and its first 1,000,000 rows
         # alone (the earliest months of a long mission) once gave the scale
-        med, (q75, q25) = column_statistics(x, [0.75, 0.25])
+        med, (q75, q25) = column_statistics(self._train_rows, [0.75, 0.25])
+        self._train_rows.clear()
         self.median.copy_(med)
         self.scale.copy_(((q75 - q25) / 1.349).clamp_min(self.hparams.min_scale))
 

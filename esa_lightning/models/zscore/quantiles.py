@@ -61,16 +61,22 @@ def _column(
 
 
 def column_statistics(
-    x: torch.Tensor, q: Sequence[float]
+    x: torch.Tensor | Sequence[torch.Tensor], q: Sequence[float]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(``torch.median(x, dim=0).values``, ``torch.quantile(x, q, dim=0)``) of a 2-D CPU
     tensor ``x`` with at least one row, over every row however many: the median the lower of
-    the two middle values, the quantiles linearly interpolated, shape (len(q), columns)."""
-    values = x.detach().cpu().numpy()
-    medians = np.empty(values.shape[1], dtype=values.dtype)
-    quantiles = np.empty((len(q), values.shape[1]), dtype=values.dtype)
-    for j in range(values.shape[1]):
-        med, quantiles[:, j] = _column(values[:, j], q, median=True)
+    the two middle values, the quantiles linearly interpolated, shape (len(q), columns).
+    ``x`` may be a sequence of 2-D tensors with the same columns: the statistics are those of
+    their rows together (``torch.cat(x)``), whose copy is never made (one column at a time)."""
+    parts = [x] if isinstance(x, torch.Tensor) else list(x)
+    arrays = [part.detach().cpu().numpy() for part in parts]
+    dtype = np.result_type(*arrays)
+    n_columns = arrays[0].shape[1]
+    medians = np.empty(n_columns, dtype=dtype)
+    quantiles = np.empty((len(q), n_columns), dtype=dtype)
+    for j in range(n_columns):
+        column = arrays[0][:, j] if len(arrays) == 1 else np.concatenate([a[:, j] for a in arrays])
+        med, quantiles[:, j] = _column(column.astype(dtype, copy=False), q, median=True)
         medians[j] = med[0]
     return torch.from_numpy(medians), torch.from_numpy(quantiles)
 
