@@ -303,7 +303,7 @@ TOP_LEVEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
                       f"{CHANNEL_WORDS[-1]}, or a list of channel names: data.channels=[NAME,...]"),
     # datamodule=rows's bound on the rows read per range (null: every row); refused by the
     # datamodule once the data were read
-    "datamodule.max_rows": integer(1),
+    "datamodule.max_rows": (integer(1)[0], "must be null (every row) or a whole number >= 1"),
 }
 
 #: settings of a node checked by what the node is: a post-processing rule's ``kind`` (any

@@ -114,7 +114,7 @@ def test_a_bound_that_is_no_row_count_is_refused(value):
     with pytest.raises(ValueError, match="max_rows=.*null \\(every row\\) or a whole number"):
         RowDataModule(labeled_mission(300, 100), max_rows=value)
     if not isinstance(value, str):
-        with pytest.raises(ESAInputError, match="datamodule.max_rows="):
+        with pytest.raises(ESAInputError, match="datamodule.max_rows=.*: must be null"):
             check_setting("datamodule.max_rows", value)
     check_setting("datamodule.max_rows", None)
 
