@@ -243,11 +243,20 @@ class RestoreBestWeights(WeightRestorer):
     heads fitted after training (thresholds, forest) and the saved detector use the best epoch's
     weights instead of the last one's. Without a best checkpoint (no monitor, or no validation
     yet) it logs why and keeps the last weights.
+
+    A fit that took no optimizer step (a family fitted without gradient steps, in its one epoch:
+    ``channel_ensemble_gbdt``, ``window_pca``, ``zscore``) has no other weights than its last,
+    and no best checkpoint: ``ModelCheckpoint`` saves none before the first step, even when the
+    validation logged its monitor. There is nothing to restore, and it says nothing.
     """
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from esa_lightning.runtime.checkpoints import read_checkpoint
 
+        if trainer.global_step == 0:  # no optimizer step: the last weights are the only ones
+            log.debug("no optimizer step taken: %s keeps its fitted weights",
+                      type(pl_module).__name__)
+            return
         ckpt = trainer.checkpoint_callback
         path = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""
         if not path:
