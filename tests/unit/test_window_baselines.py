@@ -234,3 +234,26 @@ def test_a_detrend_over_the_settings_rule_is_refused_as_the_grus(family):
     model = FAMILIES[family](n_inputs=2, n_outputs=1, detrend=MAX_DETREND_ROWS,
                              post_processing=spec)
     assert model.hparams.detrend == MAX_DETREND_ROWS
+
+
+@pytest.mark.parametrize("where", ["train", "test"])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_reading_far_beyond_its_channels_spread_fits_and_scores_finite(family, where):
+    """A reading of 1e30 on a channel whose IQR is 1e-9: scaled, 1e39 overflowed float32 in
+    the scaling's division (numpy's FloatingPointError under ``errstate(all="raise")``; else
+    inf): in a training window the PCA fit failed (its total variance beyond float32) and the
+    k-NN's references held inf; in a scored window the errors were inf. The scaled reading is
+    ``SCALED_LIMIT`` now: fitted and scored, every score finite, the reading's row alarms."""
+    mission = spiky_mission()
+    values = mission.values.copy()
+    values[:, 0] = 1e-9 * np.random.default_rng(1).standard_normal(len(values))
+    row = {"train": 500, "test": 2500}[where]
+    values[row, 0] = 1e30
+    mission = dataclasses.replace(mission, values=values)
+    with np.errstate(all="raise"):
+        model = fitted(family, mission)
+        out = model.score_rows(mission.test())
+    assert np.isfinite(out.score).all() and np.isfinite(out.channel_scores).all()
+    if where == "test":
+        assert out.alarm[row - 2400] == 1 and out.score[row - 2400] == out.score.max()
+        assert out.channel_alarm[row - 2400, 0] == 1

@@ -10,10 +10,12 @@ from esa_lightning.data.mission import Mission, default_channel_table, empty_eve
 from esa_lightning.data.transforms.windows import (
     CLIP_GAP,
     CLIP_REFERENCE,
+    SCALED_LIMIT,
     detrend_columns,
     detrend_history,
     labeled_window_mask,
     model_inputs,
+    scale,
     scaled_window_inputs,
     sliding_windows,
     window_to_sample_scores,
@@ -375,3 +377,28 @@ def test_series_without_a_training_window_is_refused_by_name():
         WindowDataModule(multi, window=8).setup("fit")
     b.val_start = 8
     WindowDataModule(multi, window=8).setup("fit")
+
+
+def test_scale_clips_readings_beyond_float32_to_the_limit_and_keeps_the_rest_bit_for_bit():
+    """(x - median) / iqr of 1e30 on a channel of IQR 1e-9 is 1e39, beyond float32: the
+    division overflowed (numpy's FloatingPointError under ``np.errstate(all="raise")``, else
+    inf, whose square made every window error holding it inf). It is the limit now; every value
+    within it is the float32 formula's, bit for bit."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((1000, 4)) * [1e-9, 1.0, 1e3, 1e9]).astype(np.float32)
+    x[::37, 2] = np.nan
+    x[10, 0], x[20, 0], x[30, 3] = 1e30, -1e30, 3e38
+    median = np.array([0.0, 0.5, -2.0, 1e8], np.float32)
+    iqr = np.array([1e-9, 1.3, 700.0, 2e9], np.float32)
+    with np.errstate(all="raise"):
+        got = scale(x, median, iqr)
+        again = scale(x.copy(), median, iqr, in_place=True)
+    np.testing.assert_array_equal(got, again)
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    assert got[10, 0] == got[30, 3] == SCALED_LIMIT and got[20, 0] == -SCALED_LIMIT
+    with np.errstate(over="ignore", invalid="ignore"):
+        plain = (x - median) / iqr
+    within = np.abs(plain) <= SCALED_LIMIT
+    np.testing.assert_array_equal(got[within], plain[within])
+    np.testing.assert_array_equal(got[np.isnan(plain)], 0.0)
+    assert (~within & ~np.isnan(plain)).sum() == 3  # those three readings only

@@ -17,6 +17,7 @@ from esa_lightning.errors import ESAInputError
 __all__ = [
     "DETREND_STATS",
     "INPUT_MODES",
+    "SCALED_LIMIT",
     "SCALINGS",
     "RobustStats",
     "check_detrend_stat",
@@ -114,6 +115,13 @@ def labeled_window_mask(
 
 
 # ---------------------------------------------------------------------------------- scaling
+#: largest scaled value (in IQRs from the median) a model reads: a reading farther out is this.
+#: Its square summed over any window (1e24 x rows x columns) stays well within float32, so
+#: window errors, PCA variances and neighbour distances stay finite; no reading of a channel
+#: within a trillion IQRs of its median changes.
+SCALED_LIMIT = 1e12
+
+
 @dataclass
 class RobustStats:
     """Median and IQR per input column (float32); IQR 0 is stored as 1."""
@@ -308,11 +316,19 @@ def scaled_window_inputs(
 def scale(
     inputs: np.ndarray, median: np.ndarray, iqr: np.ndarray, *, in_place: bool = False
 ) -> np.ndarray:
-    """(inputs - median) / iqr as float32 (a new array unless ``in_place``); NaN becomes 0."""
+    """(inputs - median) / iqr as float32 (a new array unless ``in_place``), clipped to
+    +-``SCALED_LIMIT``; NaN becomes 0.
+
+    A reading far beyond its column's spread (1e30 on a channel of IQR 1e-9) overflowed float32
+    in the division (inf); one of 1e30 IQRs did not, but its square did in the window errors:
+    either made every window error holding it inf, or failed the PCA fit. Such a reading is the
+    limit now; values within it are computed as before, bit for bit."""
     out = inputs if in_place else np.empty(inputs.shape, dtype=np.float32)
     for lo in range(0, len(inputs), 1 << 16):  # row blocks: temporaries stay a few MB
         block = out[lo : lo + (1 << 16)]
-        np.subtract(inputs[lo : lo + (1 << 16)], median, out=block, casting="same_kind")
-        block /= iqr
+        with np.errstate(over="ignore"):  # beyond float32: inf, clipped to the limit below
+            np.subtract(inputs[lo : lo + (1 << 16)], median, out=block, casting="same_kind")
+            block /= iqr
+        np.clip(block, -SCALED_LIMIT, SCALED_LIMIT, out=block)
         np.copyto(block, 0.0, where=np.isnan(block))
     return out
