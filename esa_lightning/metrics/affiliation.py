@@ -12,7 +12,7 @@ the outer zones reach the ends of the range). Inside its zone:
 
 Both integrands are piecewise linear in position, so each piece integrates in closed form.
 ESA-ADB's change: a zone with no prediction gets precision 0.5 (recall 0).
-:func:`affiliation_zones` also returns the recall as ESA-ADB's code computes it (README, Metrics).
+:func:`affiliation_zones` also returns the recall as ESA-ADB's code computes it (docs/metrics.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One call for every metric of a run: what train / predict / evaluate log and write.
 
-Keys are the user-facing metric names (README, Metrics): ESA-ADB metrics for {Anomaly, Rare
+Keys are the user-facing metric names (docs/metrics.md): ESA-ADB metrics for {Anomaly, Rare
 Event}, again for Anomaly only with the ``_anomaly`` suffix, plus ``EWraw_*``, ``AUC_PR`` and
 ``kaggle_F_0.50``.
 """
