@@ -16,12 +16,7 @@ import torch
 from scipy.signal import find_peaks
 
 from esa_lightning.metrics.intervals import runs
-from esa_lightning.postprocessing.base import (
-    CHUNK_ROWS,
-    PostRule,
-    check_chunk_rows,
-    check_rule_settings,
-)
+from esa_lightning.postprocessing.base import CHUNK_ROWS, PostRule, check_chunk_rows
 from esa_lightning.postprocessing.thresholds import stable_f05_threshold
 
 log = logging.getLogger(__name__)
@@ -104,29 +99,6 @@ def peaks_to_alarm(
     return alarm
 
 
-def narrowed_alarm(
-    prob: np.ndarray, height: float = 0.5, buffer: int = 100, narrow: float = 0.0
-) -> np.ndarray:
-    """``peaks_to_alarm`` with every alarm narrowed to the top of its peak: of each alarmed run
-    (before the buffer), the samples whose probability is at least ``height + narrow x (the
-    run's highest probability - height)``, then widened by ``buffer`` samples. A pooled row
-    spans about 2,000 samples, so the averaged probability rises and falls over that span
-    around an event of a few dozen; ``narrow`` 0 keeps the runs whole (``peaks_to_alarm``),
-    and every run keeps its highest samples at any ``narrow`` below 1."""
-    if narrow <= 0:
-        return peaks_to_alarm(prob, height=height, buffer=buffer)
-    prob = np.asarray(prob, dtype=np.float64)
-    n = len(prob)
-    run_start, run_last = runs(peaks_to_alarm(prob, height=height, buffer=0).astype(bool))
-    diff = np.zeros(n + 1, dtype=np.int64)
-    for a, b in zip(run_start, run_last + 1, strict=True):
-        top = prob[a:b] >= height + narrow * (prob[a:b].max() - height)
-        starts, lasts = runs(top)
-        np.add.at(diff, np.clip(a + starts - buffer, 0, n), 1)
-        np.add.at(diff, np.clip(a + lasts + 1 + buffer, 0, n), -1)
-    return (np.cumsum(diff)[:n] > 0).astype(np.uint8)
-
-
 def fold_pieces(ranges: list[tuple[int, int]], n_folds: int) -> list[tuple[int, int]]:
     """``n_folds`` contiguous folds over the rows of ``ranges`` taken one after another, each
     cut where a range ends: [first, stop) pieces of rows (one range: its ``n_folds`` cuts)."""
@@ -169,11 +141,8 @@ class PeakAlarm(PostRule):
         fit: bool = False,
         folds: int = 3,
         chunk_rows: int = CHUNK_ROWS,
-        narrow: float = 0.0,
     ) -> None:
         super().__init__()
-        check_rule_settings(narrow=narrow)
-        self.narrow = float(narrow)
         self.height, self.buffer = float(height), int(buffer)
         self.fit_height, self.folds = bool(fit), max(1, int(folds))
         self.chunk_rows = check_chunk_rows(chunk_rows)
@@ -197,7 +166,7 @@ class PeakAlarm(PostRule):
         height = self.current_height
         if not np.isfinite(height):
             return np.zeros(len(prob), dtype=np.uint8)
-        return narrowed_alarm(prob, height=height, buffer=self.buffer, narrow=self.narrow)
+        return peaks_to_alarm(prob, height=height, buffer=self.buffer)
 
     def fit(self, model: Any, datamodule: Any) -> None:
         """With ``fit``: the height over ``folds`` folds of the rows the model's learners did
@@ -219,8 +188,7 @@ class PeakAlarm(PostRule):
             if not pieces:
                 continue
             folds = [
-                (fit_range.slice(a, b),
-                 lambda h, p=prob[a:b]: narrowed_alarm(p, h, self.buffer, self.narrow))
+                (fit_range.slice(a, b), lambda h, p=prob[a:b]: peaks_to_alarm(p, h, self.buffer))
                 for a, b in pieces
             ]
             free = np.concatenate([prob[a:b] for a, b in pieces])

@@ -154,8 +154,6 @@ RULES: dict[str, Rule] = {
     # peak alarms: a height on the probability (fitted or not), and the samples added each side
     "height": fraction(),
     "buffer": integer(0),
-    # the share of each alarm's peak above the height it is narrowed to (0: whole alarms)
-    "narrow": (lambda v: _number(v) and 0 <= v < 1, "must be a number in [0, 1)"),
     # the channel ensembles: shapelet kernels mined per channel (0: none), candidates scored
     # per kernel search, boosting rounds of each tree learner (and of rolling_gbdt's)
     "n_kernels": integer(0),
