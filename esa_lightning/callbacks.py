@@ -55,6 +55,18 @@ def tensorboard_writer(trainer: L.Trainer) -> Any | None:
     return None
 
 
+def logging_step(trainer: L.Trainer) -> int:
+    """The step Lightning logs metrics at when none is given (``LoggerConnector.log_metrics``),
+    the horizontal axis of every curve: the training batches that stepped so far. Inside a
+    validation run during fitting that is the last training batch's step (one below
+    ``trainer.global_step``, which counts that batch already), where ``val/loss`` and
+    ``val_provisional/<metric>`` of the epoch are; after fitting, one past the last point. A
+    model fitted without gradient steps counts its batches here (its ``global_step`` stays 0)."""
+    loop = getattr(trainer, "fit_loop", None)
+    step = getattr(getattr(loop, "epoch_loop", None), "_batches_that_stepped", None)
+    return int(step) if step is not None else int(trainer.global_step)
+
+
 class ESAValidationMetrics(L.Callback):
     """Logs ``val_provisional/<ESA metric>`` every ``every_n_epochs`` (none without labels);
     histograms and figures on rank 0: a figure every ``figure_every_n_epochs`` and one of the
@@ -117,10 +129,12 @@ class ESAValidationMetrics(L.Callback):
         writer = tensorboard_writer(trainer) if trainer.is_global_zero else None
         if writer is None or rs is None:
             return
+        # at the step of the epoch's scalars (val/loss, val_provisional/<metric>)
+        step = logging_step(trainer)
         finite = rs.score[np.isfinite(rs.score)]
         if len(finite):
-            writer.add_histogram(f"{PROVISIONAL}/score", finite, global_step=trainer.global_step)
-        self._undrawn = (val, rs, trainer.global_step)
+            writer.add_histogram(f"{PROVISIONAL}/score", finite, global_step=step)
+        self._undrawn = (val, rs, step)
         if (epoch + 1) % self.figure_every_n_epochs == 0 or epoch + 1 == trainer.max_epochs:
             self._draw(writer)
 

@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from esa_lightning.callbacks import logging_step
 from esa_lightning.jobs.common import instantiate_group
 from esa_lightning.jobs.sweep import log_to_files
 
@@ -47,7 +48,9 @@ def log_final_metrics(
     (``esa_full``) a run of the experiment's name, so the combined detector's numbers are not
     appended to the last component's curves.
 
-    They are logged at the run's training step: the steps its components took, summed. A run
+    They are logged at the run's training step: the steps its components took, summed, on the
+    axis of their curves (``callbacks.logging_step``: the training batches that stepped, so a
+    model fitted without gradient steps gets its finals after its curves, not at step 0). A run
     resumed into its folder (``ckpt_path=last``) appends to the same TensorBoard runs: the
     interrupted or shorter run's final metrics stay there, and the resumed run's, which trained
     further, come at a later step. The point at the last step is the shipped detector's, the one
@@ -55,7 +58,7 @@ def log_final_metrics(
     """
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    step = sum(trainer.global_step for trainer in trainers)
+    step = sum(logging_step(trainer) for trainer in trainers)
     loggers = trainers[0].loggers if len(trainers) == 1 else run_loggers(cfg, cfg.experiment_name)
     settings = run_settings(cfg)
     for logger in loggers:

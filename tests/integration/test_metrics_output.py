@@ -258,3 +258,26 @@ def test_a_resumed_run_logs_its_final_metrics_after_those_of_the_interrupted_run
     for tag in ("val/EW_F_0.50", "test/EW_F_0.50"):
         *_, before, again = scalar_points(run, tag)
         assert again == (before[0], pytest.approx(before[1]))
+
+
+def test_a_model_without_gradient_steps_logs_its_final_metrics_after_its_curves(
+    tiny_mission, tmp_path
+):
+    """window_pca takes no gradient step: its global_step stays 0, and its final val/ and test/
+    numbers were logged at step 0, before its val/loss and val_provisional/ points (at its
+    training batches' step, where Lightning logs them). They come one past the last point of
+    its curves, as a trained network's do."""
+    cfg = compose_config(
+        "train",
+        ["model=window_pca", f"data.root={tiny_mission}", "data.val_days=2",
+         "datamodule.batch_size=64", *QUICK],
+        tmp_path,
+    )
+    train(cfg)
+    run = tmp_path / "tensorboard" / "window_pca"
+    curve_steps = [s for tag in ("val/loss", "val_provisional/AUC_PR")
+                   for s, _ in scalar_points(run, tag)]
+    assert curve_steps and max(curve_steps) > 0  # several training batches
+    for tag in ("val/AUC_PR", "test/AUC_PR"):
+        [(step, _)] = scalar_points(run, tag)
+        assert step == max(curve_steps) + 1

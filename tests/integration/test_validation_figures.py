@@ -40,8 +40,42 @@ def test_a_run_stopped_between_figures_still_draws_its_last_validated_epoch(tmp_
     run.fit(model, dm)
     assert run.current_epoch == 2  # stopped after two epochs
     logger.experiment.flush()
-    acc = EventAccumulator(str(tmp_path / "tb" / "version_0"), size_guidance={"images": 0})
+    acc = EventAccumulator(str(tmp_path / "tb" / "version_0"),
+                           size_guidance={"images": 0, "scalars": 0})
     acc.Reload()
     assert "val_provisional/intervals" in acc.Tags()["images"]
     [figure] = acc.Images("val_provisional/intervals")
-    assert figure.step == run.global_step
+    # the step of that epoch's val/loss (the last training batch's)
+    assert figure.step == acc.Scalars("val/loss")[-1].step == run.global_step - 1
+
+
+def test_histograms_and_figures_share_the_step_of_their_epochs_scalars(tmp_path):
+    """The score histogram and the intervals figure of an epoch were written at the step after
+    the one Lightning logs that epoch's ``val_provisional/`` metrics and ``val/loss`` at: an
+    epoch's points sat one step apart, and the last epoch's figure at the step of the final
+    ``val/``/``test/`` numbers. They are written at the same step as the scalars."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # labeled bumps at rows 420 and 520: a scored validation range
+    m = with_events(sine_mission(T=900, val_start=400, test_start=800))
+    dm = WindowDataModule(m, window=6, batch_size=64, detrend=None)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4,
+                              post_processing={"threshold": {"kind": "percentile", "q": 95}})
+    model.set_preprocessing(dm)
+    logger = TensorBoardLogger(tmp_path, name="tb", version=0)
+    run = trainer(max_epochs=3, logger=logger, num_sanity_val_steps=0, log_every_n_steps=1,
+                  callbacks=[ESAValidationMetrics(figure_every_n_epochs=1)])
+    run.fit(model, dm)
+    logger.experiment.flush()
+    acc = EventAccumulator(str(tmp_path / "tb" / "version_0"),
+                           size_guidance={"scalars": 0, "histograms": 0, "images": 0})
+    acc.Reload()
+    scalar_steps = [e.step for e in acc.Scalars("val_provisional/AUC_PR")]
+    assert len(scalar_steps) == 3
+    assert [e.step for e in acc.Scalars("val/loss")] == scalar_steps
+    assert [e.step for e in acc.Histograms("val_provisional/score")] == scalar_steps
+    assert [e.step for e in acc.Images("val_provisional/intervals")] == scalar_steps
+    # each epoch's points at its last training step's, on the train/loss axis
+    assert scalar_steps[-1] == max(e.step for e in acc.Scalars("train/loss"))
