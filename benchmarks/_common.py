@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _checkout  # noqa: F401
+
 from esa_lightning.io import write_text_atomic
 
 RESULTS = Path(__file__).with_name("RESULTS.md")

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import _checkout  # noqa: F401
 from _common import reusable_scratch
 
 #: the stages of ``before_chunks/result_d*.json`` compared with today's result of the size

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import _checkout  # noqa: F401
 from _full_scale_mission import MISSION1_DAYS
 from _full_scale_records import before_after, cell
 from bench_predict import KAGGLE_TEST_ROWS, ROOT, machine, replace_section

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import _checkout  # noqa: F401
 from _full_scale_mission import split_for
 from bench_predict import ROOT, RssSampler
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+import _checkout  # noqa: F401
+
 from esa_lightning.io import write_text_atomic
 
 HEADER = "## Quality leaderboard (quality.py)"

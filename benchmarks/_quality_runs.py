@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import _checkout  # noqa: F401
 from _common import tree_rss_kib
 
 from esa_lightning import io

@@ -36,6 +36,7 @@ import sys
 import time
 from pathlib import Path
 
+import _checkout  # noqa: F401
 from _common import machine as _machine
 from _common import reusable_scratch, scratch_params, stamp_scratch
 from _common import write_section as _write_section

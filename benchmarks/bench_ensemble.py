@@ -20,6 +20,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+import _checkout  # noqa: F401
 import lightning as L
 import torch
 from _common import machine, write_section

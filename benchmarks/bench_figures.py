@@ -14,6 +14,7 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
+import _checkout  # noqa: E402, F401
 import matplotlib.pyplot as plt  # noqa: E402
 from _common import machine, replace_section  # noqa: E402
 

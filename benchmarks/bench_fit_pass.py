@@ -38,6 +38,7 @@ from types import SimpleNamespace
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _checkout  # noqa: E402, F401
 from _common import machine, replace_section  # noqa: E402
 from _full_scale_mission import split_for  # noqa: E402
 from bench_predict import ROOT, generate  # noqa: E402

@@ -30,6 +30,7 @@ from types import SimpleNamespace
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _checkout  # noqa: E402, F401
 from _common import machine, replace_section, tree_rss_kib  # noqa: E402
 from bench_predict import ROOT, RssSampler, run_measured  # noqa: E402
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _checkout  # noqa: E402, F401
 from _common import machine, replace_section  # noqa: E402
 
 HEADER = "## The GRU random-forest gate's cross-fit check: its cost (bench_gate_check.py)"

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import _checkout  # noqa: F401
 import numpy as np
 from _common import machine, write_section
 

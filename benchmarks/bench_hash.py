@@ -15,6 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import _checkout  # noqa: F401
 from _common import best_of, machine, replace_section
 
 from esa_lightning import io

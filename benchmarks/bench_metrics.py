@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import _checkout  # noqa: F401
 import numpy as np
 import pandas as pd
 from _common import best_of, machine, write_section

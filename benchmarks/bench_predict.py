@@ -31,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 
+import _checkout  # noqa: F401
 from _common import (
     machine,
     replace_section,

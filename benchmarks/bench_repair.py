@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import _checkout  # noqa: F401
 import numpy as np
 from _common import best_of, machine, replace_section
 

@@ -13,6 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
+import _checkout  # noqa: F401
 import numpy as np
 from _common import machine, write_section
 from scipy.signal import stft

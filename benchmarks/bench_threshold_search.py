@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _checkout  # noqa: E402, F401
 from _common import best_of, machine, replace_section  # noqa: E402
 
 HEADER = "## Threshold search: event-wise F0.5 of every candidate (bench_threshold_search.py)"

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 
+import _checkout  # noqa: F401
 import torch
 from _common import machine, replace_section
 

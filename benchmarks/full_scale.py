@@ -53,6 +53,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _checkout  # noqa: E402, F401
 from _common import reusable_scratch, scratch_params, stamp_scratch  # noqa: E402
 from _full_scale_mission import (  # noqa: E402
     bounded_overrides,

@@ -49,6 +49,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import _checkout  # noqa: F401
 from _common import machine
 from _quality_report import (
     hide_outside,

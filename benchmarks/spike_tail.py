@@ -20,6 +20,7 @@ import argparse
 import copy
 import warnings
 
+import _checkout  # noqa: F401
 import numpy as np
 
 import esa_lightning
