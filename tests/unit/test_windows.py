@@ -11,6 +11,7 @@ from esa_lightning.data.transforms.windows import (
     CLIP_GAP,
     CLIP_REFERENCE,
     SCALED_LIMIT,
+    RobustStats,
     detrend_columns,
     detrend_history,
     labeled_window_mask,
@@ -402,3 +403,36 @@ def test_scale_clips_readings_beyond_float32_to_the_limit_and_keeps_the_rest_bit
     np.testing.assert_array_equal(got[within], plain[within])
     np.testing.assert_array_equal(got[np.isnan(plain)], 0.0)
     assert (~within & ~np.isnan(plain)).sum() == 3  # those three readings only
+
+
+@pytest.mark.filterwarnings("ignore:All-NaN slice")
+def test_robust_stats_of_readings_spanning_float32_are_finite_and_other_columns_unchanged():
+    """Quartiles near -3e38 and +3e38: numpy interpolated them in float32, so the median of
+    -3e38 and 3e38 overflowed (-inf, stored as float32's lowest) and the IQR's float32 cast
+    overflowed (inf, stored as 1); under ``np.errstate(all="raise")`` the fit failed. Such a
+    column is computed in float64 now, its IQR float32's largest value; every other column's
+    median and IQR are the former float32 formula's, bit for bit."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    x = (rng.standard_normal((n, 5)) * [1.0, 1.0, 1e-6, 1e9, 1.0]).astype(np.float32)
+    x[:, 0] = np.where(np.arange(n) < n // 2, -3e38, 3e38)  # quartiles -3e38 / 3e38
+    x[5, 1] = 3.3e38  # one reading near float32's top among ordinary ones
+    x[::7, 2] = np.nan
+    x[:, 4] = np.nan  # no reading at all
+    keep = np.arange(n) % 10 != 3  # as many -3e38 as 3e38 kept
+    with np.errstate(all="raise"):
+        st = RobustStats.fit(x, keep)
+    assert st.median.dtype == st.iqr.dtype == np.float32
+    assert np.isfinite(st.median).all() and np.isfinite(st.iqr).all()
+    big = np.finfo(np.float32).max
+    assert st.iqr[0] == big and st.median[0] == 0.0  # midway between -3e38 and 3e38
+    ref1 = np.percentile(x[keep, 1].astype(np.float64), [25, 50, 75])
+    assert st.median[1] == np.float32(ref1[1]) and st.iqr[1] == np.float32(ref1[2] - ref1[0])
+    for j in (2, 3):  # ordinary columns: the float32 interpolation, as before
+        col = x[keep, j]
+        q25, q50, q75 = np.nanpercentile(col, [25, 50, 75])
+        assert st.median[j] == np.float32(q50) and st.iqr[j] == np.float32(q75 - q25)
+    assert st.median[4] == 0.0 and st.iqr[4] == 1.0
+    with np.errstate(all="raise"):
+        scaled = scale(x, st.median, st.iqr)
+    assert np.isfinite(scaled).all() and np.abs(scaled[:, 0]).max() < 1.0

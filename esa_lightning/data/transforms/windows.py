@@ -120,11 +120,20 @@ def labeled_window_mask(
 #: window errors, PCA variances and neighbour distances stay finite; no reading of a channel
 #: within a trillion IQRs of its median changes.
 SCALED_LIMIT = 1e12
+_F32_MAX = float(np.finfo(np.float32).max)
+_HALF_F32 = _F32_MAX / 2
 
 
 @dataclass
 class RobustStats:
-    """Median and IQR per input column (float32); IQR 0 is stored as 1."""
+    """Median and IQR per input column (float32); IQR 0 (or NaN: no nominal reading) is stored
+    as 1, an IQR beyond float32 (quartiles near -3.4e38 and +3.4e38) as float32's largest value.
+
+    Quartiles are interpolated in the input's dtype (numpy's), except in a column holding a
+    reading beyond half float32's range: there the difference of two float32 readings can
+    overflow float32 (the median of -3e38 and 3e38 came out -inf), so that column's quartiles
+    are computed in float64. Any other column's numbers are the same as before, bit for bit
+    (float64 would move about one column in a hundred by a float32 ulp)."""
 
     median: np.ndarray
     iqr: np.ndarray
@@ -147,13 +156,17 @@ class RobustStats:
         q = np.empty((3, inputs.shape[1]))
         for j in range(inputs.shape[1]):
             col = inputs[keep, j]
-            pct = np.nanpercentile if np.isnan(col).any() else np.percentile
+            nan = np.isnan(col)
+            if col.dtype.itemsize < 8 and np.abs(col).max(initial=0, where=~nan) > _HALF_F32:
+                col = col.astype(np.float64)
+            pct = np.nanpercentile if nan.any() else np.percentile
             q[:, j] = pct(col, [25, 50, 75])
         q25, q50, q75 = q
-        iqr = (q75 - q25).astype(np.float32)
-        iqr[~np.isfinite(iqr) | (iqr == 0)] = 1.0
-        median = np.nan_to_num(q50.astype(np.float32))
-        return cls(median=median, iqr=iqr)
+        with np.errstate(invalid="ignore"):  # inf - inf (no reader leaves inf): NaN, so 1
+            iqr = q75 - q25  # float64: finite for any float32 quartiles
+        iqr = np.where(np.isfinite(iqr) & (iqr != 0), np.minimum(iqr, _F32_MAX), 1.0)
+        median = np.nan_to_num(np.clip(q50, -_F32_MAX, _F32_MAX))
+        return cls(median=median.astype(np.float32), iqr=iqr.astype(np.float32))
 
 
 def mission_inputs(mission: Mission, inputs: str, n_telecommands: int | None = None) -> np.ndarray:
