@@ -149,14 +149,28 @@ def whole_rule_differences(
     return mine - theirs, theirs - mine
 
 
+def incomplete_rules(expected: Mapping[str, Any], state: Mapping[str, Any]) -> set[str]:
+    """The rules both a model's ``expected`` state and a checkpoint's ``state`` hold tensors of
+    where the checkpoint holds some of the model's tensors of the rule but not all, and none the
+    model's rule lacks: a rule class that gained a tensor since the checkpoint was written (the
+    stuck-channel rule's ``fit_rows``)."""
+    def of(tensors: Iterable[str], rule: str) -> set[str]:
+        return {n for n in tensors if rule_names([n]) == {rule}}
+
+    both = rule_names(expected) & rule_names(state)
+    return {rule for rule in both if of(state, rule) < of(expected, rule)}
+
+
 def align_rule_state(state: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
     """A checkpoint's ``state`` for the model whose state is ``expected`` where one of them was
     built with a post rule the other was built without: a rule the checkpoint lacks keeps the
     model's tensors (unfitted: every rule is fitted after training, ``on_train_end`` or
-    ``fit_post_processing``), a rule the model lacks is left out. Every other tensor is
-    ``state``'s, as it is, for a strict load to judge."""
+    ``fit_post_processing``), a rule the model lacks is left out; a rule the checkpoint holds
+    only some tensors of (``incomplete_rules``) keeps the model's tensors, all of them, like a
+    rule it lacks. Every other tensor is ``state``'s, as it is, for a strict load to judge."""
     added, dropped = whole_rule_differences(expected, state)
-    kept = {n: v for n, v in state.items() if not rule_names([n]) & dropped}
+    added |= incomplete_rules(expected, state)
+    kept = {n: v for n, v in state.items() if not rule_names([n]) & (dropped | added)}
     kept.update({n: v for n, v in expected.items() if rule_names([n]) & added})
     return kept
 
@@ -165,15 +179,20 @@ def align_rule_checkpoint(checkpoint: dict[str, Any], model: Any) -> None:
     """``align_rule_state`` on the ``state_dict`` of the Lightning ``checkpoint`` that ``model``
     loads (its ``on_load_checkpoint``), in place. A rule is a callback too, Lightning keeping
     a copy of its tensors under its class (``checkpoint["callbacks"]``): a rule the checkpoint
-    lacks by name does not take that of a rule of its class under another name."""
+    lacks by name does not take that of a rule of its class under another name, nor a rule
+    the checkpoint holds only some tensors of its copy or its non-tensor state (it stays
+    unfitted until it is fitted after training, as a rule the checkpoint lacks)."""
     state = checkpoint.get("state_dict")
     if not isinstance(state, Mapping):
         return
     expected = model.state_dict()
     added, _ = whole_rule_differences(expected, state)
+    incomplete = incomplete_rules(expected, state)
     checkpoint["state_dict"] = align_rule_state(state, expected)
-    for name in added & set(model.post_rules):
+    for name in (added | incomplete) & set(model.post_rules):
         (checkpoint.get("callbacks") or {}).pop(model.post_rules[name].state_key, None)
+    for name in incomplete:
+        (checkpoint.get("post_rules_extra") or {}).pop(name, None)
 
 
 def fit_rules(model: Any, rules: Iterable[PostRule], datamodule: Any) -> None:

@@ -26,7 +26,11 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.postprocessing.base import rule_names, whole_rule_differences
+from esa_lightning.postprocessing.base import (
+    incomplete_rules,
+    rule_names,
+    whole_rule_differences,
+)
 from esa_lightning.run_folder import run_dir_setting
 
 log = logging.getLogger("esa_lightning")
@@ -87,7 +91,10 @@ def check_resume_checkpoint(
     ``datamodule_key`` the data module's, which names the settings it hands the model, its
     ``dims``). The tensors of a post rule only one side has are not compared (``added``,
     ``dropped``: the model keeps its own, ``DetectorModule.on_load_checkpoint``): an info line
-    names the rule (``log_rule_differences``). The file is read once.
+    names the rule (``log_rule_differences``). Nor are the tensors of a rule both have that the
+    checkpoint holds only some of (``incomplete_rules``: a tensor the rule gained in a later
+    version; the model keeps its own, all of them), with an info line too; the rule's settings
+    are compared as any others. The file is read once.
     The mission is checked first: other channels resize the tensors, and the channels say why."""
     data = read_checkpoint(path)
     mission = getattr(datamodule, "mission", None)
@@ -96,12 +103,14 @@ def check_resume_checkpoint(
     problems = []
     expected = model.state_dict()  # parameters and persistent buffers, as Lightning loads them
     added, dropped = whole_rule_differences(expected, state)  # fitted after training: allowed
+    incomplete = incomplete_rules(expected, state)  # a rule that gained a tensor: refitted too
     for name, have in expected.items():
         stored = state.get(name)
         if rule_names([name]) & added:
             continue
         if stored is None:
-            problems.append(f"no {name}")
+            if not rule_names([name]) & incomplete:
+                problems.append(f"no {name}")
         elif not isinstance(stored, torch.Tensor) or (
             stored.shape != have.shape and have.numel() > 0  # an empty buffer is sized later
         ):
@@ -121,6 +130,13 @@ def check_resume_checkpoint(
     from_data = set(getattr(datamodule, "dims", None) or {})
     check_same_settings(data, model, path, settings, (datamodule_key, from_data))
     log_rule_differences(data, model, path, settings, (added, dropped))
+    if incomplete:
+        missing = sorted(n for n in expected if n not in state and rule_names([n]) & incomplete)
+        log.info("%s: the checkpoint holds the post-processing rule %s (%s) without its "
+                 "tensor(s) %s (added to the rule since the checkpoint was written): fitted at "
+                 "the end of this run, as in a new run", path, ", ".join(sorted(incomplete)),
+                 ", ".join(f"{settings}.post_processing.{n}" for n in sorted(incomplete)),
+                 ", ".join(missing))
 
 
 def log_rule_differences(data: Mapping[str, Any], model: Any, path: str | Path, key: str,

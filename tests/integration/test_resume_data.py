@@ -146,3 +146,37 @@ def test_a_channel_ensemble_resumed_with_a_rule_it_was_trained_without_fits_it(
     assert "trained without the post-processing rule frozen" in caplog.text
     after = Detector.load(tmp_path / "detector").components["channel_ensemble"]
     assert after.post_rules["frozen"].is_fitted
+
+
+def test_a_channel_ensemble_resumed_from_an_earlier_version_of_a_rule_fits_it(
+    two_missions, tmp_path, caplog
+):
+    """The checkpoints written by a stuck-channel rule without today's ``fit_rows`` tensor
+    (in the state_dict and in Lightning's callback copy of the rule): refused ("no
+    post_rules.frozen.fit_rows"). Lightning's own resume now goes through, the rule is fitted
+    at the end as in a new run, with one info line."""
+    import torch
+
+    from esa_lightning.artifact import Detector
+    from esa_lightning.jobs.train import train
+
+    a, _ = two_missions
+    run = ["experiment=channel_ensemble", f"data.root={a}", "data.val_days=2", "test=false",
+           "trainer.enable_progress_bar=false", "logger=none", "trainer.max_epochs=1"]
+    train(compose_config("train", run, tmp_path))
+    edited = 0
+    for path in (tmp_path / "checkpoints" / "channel_ensemble").glob("*.ckpt"):
+        data = torch.load(path, weights_only=False)
+        del data["state_dict"]["post_rules.frozen.fit_rows"]
+        for state in data.get("callbacks", {}).values():
+            edited += state.pop("fit_rows", None) is not None
+        torch.save(data, path)
+    assert edited  # Lightning's copy of the rule held it too
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        resume = [*run, "trainer.max_epochs=2", "ckpt_path=last"]
+        assert train(compose_config("train", resume, tmp_path)) is not None
+    lines = [r.getMessage() for r in caplog.records if "post_rules.frozen.fit_rows" in
+             r.getMessage()]
+    assert len(lines) == 1 and "fitted at the end of this run" in lines[0], lines
+    after = Detector.load(tmp_path / "detector").components["channel_ensemble"]
+    assert after.post_rules["frozen"].is_fitted and int(after.post_rules["frozen"].fit_rows[0]) > 0

@@ -153,7 +153,8 @@ def test_the_best_epoch_restored_from_a_checkpoint_without_the_rule(tmp_path):
     path = checkpoint(trained, tmp_path / "epoch=0.ckpt")
     model = ensemble(FROZEN)
     best = SimpleNamespace(best_model_path=str(path), monitor="val/loss", best_model_score=0.1)
-    RestoreBestWeights().on_train_end(SimpleNamespace(checkpoint_callback=best), model)
+    trainer = SimpleNamespace(checkpoint_callback=best, global_step=1)  # it took steps
+    RestoreBestWeights().on_train_end(trainer, model)
     assert torch.equal(model.model.event_w, trained.model.event_w)
     assert not model.post_rules["frozen"].is_fitted
 
@@ -179,3 +180,102 @@ def test_a_rule_renamed_on_resume_does_not_take_the_old_rules_callback_state(tmp
     rules = list(model.post_rules.values())
     _call_callbacks_load_state_dict(SimpleNamespace(callbacks=rules), data)
     assert not model.post_rules["frozen"].is_fitted
+
+
+# ----------------------------------------------------- a rule that gained a tensor since
+def fitted_frozen(watch: str = "sending") -> LitChannelEnsemble:
+    """A trained ensemble whose stuck-channel rule is fitted (limit 0: no channel watched)."""
+    model = ensemble({**FROZEN, "watch": watch}, trained=True)
+    with torch.no_grad():
+        model.post_rules["frozen"].limit.fill_(0)
+    assert model.post_rules["frozen"].is_fitted
+    return model
+
+
+def older_checkpoint(model: LitChannelEnsemble, path, tensor: str):
+    """``model``'s checkpoint as an earlier version of its stuck-channel rule wrote it: without
+    ``post_rules.frozen.<tensor>``, in its state_dict and in Lightning's callback copy."""
+    checkpoint(model, path)
+    data = torch.load(path, weights_only=True)
+    del data["state_dict"][f"post_rules.frozen.{tensor}"]
+    rule = model.post_rules["frozen"]
+    data["callbacks"] = {rule.state_key: {k: v for k, v in rule.state_dict().items()
+                                          if k != tensor}}
+    torch.save(data, path)
+    return path
+
+
+@pytest.mark.parametrize("tensor", ["quiet", "fit_rows"])
+def test_a_rule_that_gained_a_tensor_since_the_checkpoint_resumes_and_is_fitted_later(
+    tmp_path, caplog, tensor
+):
+    """The checkpoint's rule lacks one of today's rule's tensors: refused ("no
+    post_rules.frozen.quiet"), though every rule is fitted at the end of the resumed run. Now one
+    info line names it, and the whole rule is the model's (unfitted, not a mix of the
+    checkpoint's fitted tensors and the model's new one) until it is fitted."""
+    from lightning.pytorch.trainer.call import _call_callbacks_load_state_dict
+
+    trained = fitted_frozen()
+    path = older_checkpoint(trained, tmp_path / "last.ckpt", tensor)
+    model = ensemble(FROZEN)
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        check_resume_checkpoint(path, model, settings="components.ce.model")
+    lines = [r.getMessage() for r in caplog.records if "post-processing rule" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert str(path) in lines[0] and f"post_rules.frozen.{tensor}" in lines[0]
+    assert "components.ce.model.post_processing.frozen" in lines[0]
+    assert "fitted at the end of this run" in lines[0]
+    data = resumed(path, model)
+    _call_callbacks_load_state_dict(SimpleNamespace(callbacks=list(model.post_rules.values())),
+                                    data)
+    assert not model.post_rules["frozen"].is_fitted  # the checkpoint's limit 0 not taken
+    assert torch.equal(model.model.event_w, trained.model.event_w)  # the rest is the checkpoint's
+
+
+def test_a_rule_missing_a_tensor_with_a_changed_setting_is_still_refused(tmp_path):
+    """``watch: all`` builds the rule without ``quiet``: resumed with ``watch: sending`` the
+    checkpoint's rule lacks a tensor, but its setting changed: refused, naming the setting."""
+    path = checkpoint(fitted_frozen(watch="all"), tmp_path / "last.ckpt")
+    with pytest.raises(ESAInputError, match="post_processing.frozen.watch=all"):
+        check_resume_checkpoint(path, ensemble(FROZEN))
+
+
+def test_the_best_epoch_restored_from_a_checkpoint_whose_rule_lacks_a_tensor(tmp_path):
+    """The best epoch's checkpoint, written before the resume by the earlier rule: refused at
+    the end of training ("the best epoch's checkpoint does not fit the model")."""
+    trained = fitted_frozen()
+    path = older_checkpoint(trained, tmp_path / "epoch=0.ckpt", "quiet")
+    model = ensemble(FROZEN)
+    best = SimpleNamespace(best_model_path=str(path), monitor="val/loss", best_model_score=0.1)
+    trainer = SimpleNamespace(checkpoint_callback=best, global_step=1)  # it took steps
+    RestoreBestWeights().on_train_end(trainer, model)
+    assert torch.equal(model.model.event_w, trained.model.event_w)
+    assert not model.post_rules["frozen"].is_fitted
+
+
+def test_a_detector_whose_rule_lacks_a_tensor_loads_only_as_its_load_checks_say(tmp_path):
+    """Not resume: a trained artifact is used as it is, never refitted. Without the rule's
+    ``quiet`` it stays refused; without its ``fit_rows`` (a row record, absent from artifacts
+    written before it) it loads with the record at 0, as before."""
+    import numpy as np
+
+    from esa_lightning.artifact import Detector, mission_schema
+    from tests.helpers import toy_mission
+    from tests.integration.test_reliability_artifacts import reseal
+
+    mission = toy_mission(np.zeros((100, 3), np.float32), np.zeros((100, 3), np.uint8),
+                          val_start=60, test_start=80)
+    for tensor, refused in (("quiet", True), ("fit_rows", False)):
+        folder = tmp_path / tensor
+        Detector({"ce": fitted_frozen()}, mission_schema(mission)).save(folder)
+        weights = folder / "components/ce/weights.pt"
+        state = torch.load(weights, weights_only=True)
+        del state[f"post_rules.frozen.{tensor}"]
+        torch.save(state, weights)
+        reseal(folder)
+        if refused:
+            with pytest.raises(ESAInputError, match="(?s)do not fit the model.*frozen.quiet"):
+                Detector.load(folder)
+        else:
+            rule = Detector.load(folder).components["ce"].post_rules["frozen"]
+            assert rule.is_fitted and int(rule.fit_rows.sum()) == 0
