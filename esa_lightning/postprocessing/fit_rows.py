@@ -24,3 +24,14 @@ class RecordsRows:
         for name in self.ROW_RECORDS:
             if prefix + name in missing_keys:
                 missing_keys.remove(prefix + name)
+
+
+def is_row_record(module: Any, key: str) -> bool:
+    """Whether ``key`` of ``module``'s state_dict names a row record (in ``ROW_RECORDS`` of the
+    submodule holding it): a state_dict written before it loads without it."""
+    owner, _, name = key.rpartition(".")
+    try:
+        part = module.get_submodule(owner)
+    except AttributeError:
+        return False
+    return isinstance(part, RecordsRows) and name in part.ROW_RECORDS

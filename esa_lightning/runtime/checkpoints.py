@@ -31,6 +31,7 @@ from esa_lightning.postprocessing.base import (
     rule_names,
     whole_rule_differences,
 )
+from esa_lightning.postprocessing.fit_rows import is_row_record
 from esa_lightning.run_folder import run_dir_setting
 
 log = logging.getLogger("esa_lightning")
@@ -94,7 +95,9 @@ def check_resume_checkpoint(
     names the rule (``log_rule_differences``). Nor are the tensors of a rule both have that the
     checkpoint holds only some of (``incomplete_rules``: a tensor the rule gained in a later
     version; the model keeps its own, all of them), with an info line too; the rule's settings
-    are compared as any others. The file is read once.
+    are compared as any others. A row record the checkpoint lacks (``train_rows``, written
+    since) is no misfit either: the strict load leaves it as the run's ``setup`` recorded it.
+    The file is read once.
     The mission is checked first: other channels resize the tensors, and the channels say why."""
     data = read_checkpoint(path)
     mission = getattr(datamodule, "mission", None)
@@ -109,7 +112,9 @@ def check_resume_checkpoint(
         if rule_names([name]) & added:
             continue
         if stored is None:
-            if not rule_names([name]) & incomplete:
+            # a row record (``fit_rows.RecordsRows``) an earlier version did not write loads
+            # without it, recorded by this run's ``setup`` before Lightning loads the checkpoint
+            if not rule_names([name]) & incomplete and not is_row_record(model, name):
                 problems.append(f"no {name}")
         elif not isinstance(stored, torch.Tensor) or (
             stored.shape != have.shape and have.numel() > 0  # an empty buffer is sized later

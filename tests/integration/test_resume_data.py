@@ -180,3 +180,31 @@ def test_a_channel_ensemble_resumed_from_an_earlier_version_of_a_rule_fits_it(
     assert len(lines) == 1 and "fitted at the end of this run" in lines[0], lines
     after = Detector.load(tmp_path / "detector").components["channel_ensemble"]
     assert after.post_rules["frozen"].is_fitted and int(after.post_rules["frozen"].fit_rows[0]) > 0
+
+
+def test_a_channel_ensemble_resumed_from_a_checkpoint_without_its_row_records(
+    two_missions, tmp_path
+):
+    """Checkpoints written before the model's row records (``train_rows``, ``feature_rows``):
+    refused ("no train_rows; no feature_rows"), though Lightning's load takes them. Now resumed,
+    and the detector records the rows of this run's data (its ``setup``)."""
+    import torch
+
+    from esa_lightning.artifact import Detector
+    from esa_lightning.jobs.train import train
+
+    a, _ = two_missions
+    run = ["experiment=channel_ensemble", f"data.root={a}", "data.val_days=2", "test=false",
+           "trainer.enable_progress_bar=false", "logger=none", "trainer.max_epochs=1"]
+    train(compose_config("train", run, tmp_path))
+    recorded = Detector.load(tmp_path / "detector").components["channel_ensemble"]
+    for path in (tmp_path / "checkpoints" / "channel_ensemble").glob("*.ckpt"):
+        data = torch.load(path, weights_only=False)
+        del data["state_dict"]["train_rows"], data["state_dict"]["feature_rows"]
+        torch.save(data, path)
+    resume = [*run, "trainer.max_epochs=2", "ckpt_path=last"]
+    assert train(compose_config("train", resume, tmp_path)) is not None
+    after = Detector.load(tmp_path / "detector").components["channel_ensemble"]
+    assert int(after.train_rows.max()) > 0
+    assert torch.equal(after.train_rows, recorded.train_rows)
+    assert torch.equal(after.feature_rows, recorded.feature_rows)
