@@ -146,15 +146,22 @@ def test_another_threshold_kind_is_still_refused(tmp_path, gru_rules):
         check_resume_checkpoint(path, gru(other))
 
 
-def test_the_best_epoch_restored_from_a_checkpoint_without_the_rule(tmp_path):
-    """A run resumed with the rule restores its best epoch from a checkpoint written before the
-    resume, without the rule: refused ("the best epoch's checkpoint does not fit the model")."""
-    trained = ensemble(None, trained=True)
-    path = checkpoint(trained, tmp_path / "epoch=0.ckpt")
+def restored_best(path):  # noqa: ANN001, ANN201
+    """A channel ensemble with the stuck-channel rule after ``RestoreBestWeights`` restored the
+    best epoch from ``path`` at the end of a run that took steps."""
     model = ensemble(FROZEN)
     best = SimpleNamespace(best_model_path=str(path), monitor="val/loss", best_model_score=0.1)
     trainer = SimpleNamespace(checkpoint_callback=best, global_step=1)  # it took steps
     RestoreBestWeights().on_train_end(trainer, model)
+    return model
+
+
+def test_the_best_epoch_restored_from_a_checkpoint_without_the_rule(tmp_path):
+    """A run resumed with the rule restores its best epoch from a checkpoint written before the
+    resume, without the rule: its weights restored, the rule left to be fitted (was refused:
+    "the best epoch's checkpoint does not fit the model")."""
+    trained = ensemble(None, trained=True)
+    model = restored_best(checkpoint(trained, tmp_path / "epoch=0.ckpt"))
     assert torch.equal(model.model.event_w, trained.model.event_w)
     assert not model.post_rules["frozen"].is_fitted
 
@@ -241,14 +248,11 @@ def test_a_rule_missing_a_tensor_with_a_changed_setting_is_still_refused(tmp_pat
 
 
 def test_the_best_epoch_restored_from_a_checkpoint_whose_rule_lacks_a_tensor(tmp_path):
-    """The best epoch's checkpoint, written before the resume by the earlier rule: refused at
-    the end of training ("the best epoch's checkpoint does not fit the model")."""
+    """The best epoch's checkpoint, written before the resume by the earlier rule: its weights
+    restored at the end of training, the rule left to be fitted (was refused: "the best epoch's
+    checkpoint does not fit the model")."""
     trained = fitted_frozen()
-    path = older_checkpoint(trained, tmp_path / "epoch=0.ckpt", "quiet")
-    model = ensemble(FROZEN)
-    best = SimpleNamespace(best_model_path=str(path), monitor="val/loss", best_model_score=0.1)
-    trainer = SimpleNamespace(checkpoint_callback=best, global_step=1)  # it took steps
-    RestoreBestWeights().on_train_end(trainer, model)
+    model = restored_best(older_checkpoint(trained, tmp_path / "epoch=0.ckpt", "quiet"))
     assert torch.equal(model.model.event_w, trained.model.event_w)
     assert not model.post_rules["frozen"].is_fitted
 
