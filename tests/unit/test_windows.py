@@ -436,3 +436,27 @@ def test_robust_stats_of_readings_spanning_float32_are_finite_and_other_columns_
     with np.errstate(all="raise"):
         scaled = scale(x, st.median, st.iqr)
     assert np.isfinite(scaled).all() and np.abs(scaled[:, 0]).max() < 1.0
+
+
+@pytest.mark.parametrize("statistic", ["mean", "median", "clipped_mean"])
+def test_detrend_beyond_float32_is_its_largest_value_and_the_rest_the_float64_result(statistic):
+    """A reading near 3e38 after readings near -3e38 detrends to about 4e38 (trailing mean) or
+    6e38 (median), beyond float32: written back into the float32 inputs it was inf (numpy's
+    FloatingPointError: overflow encountered in cast, under ``np.errstate(all="raise")``), and a
+    detrended value below float32's normal range raised an underflow there. Now a finite value
+    beyond float32 is float32's largest of its sign, the smallest ones numpy's cast, and every
+    value the float64 computation's cast to float32."""
+    rng = np.random.default_rng(3)
+    n = 60
+    x = (rng.standard_normal((n, 4)) * [1.0, 1.0, 1e3, 1e-38]).astype(np.float32)
+    x[:, 0] = np.where(np.arange(n) % 20 < 10, -3e38, 3e38)  # steps between the two ends
+    x[::9, 2] = np.nan
+    with np.errstate(all="raise"):
+        got = detrend_columns(x.copy(), 3, 4, statistic)
+    wide = detrend_columns(x.astype(np.float64), 3, 4, statistic)  # float64 throughout
+    top = np.finfo(np.float32).max
+    assert got.dtype == np.float32 and (np.abs(wide[:, 0]) > top).any()  # the case is there
+    with np.errstate(under="ignore"):
+        expected = np.clip(wide, -top, top).astype(np.float32)
+    np.testing.assert_array_equal(got, expected)
+    assert got[10, 0] == top and np.isfinite(got[:, [0, 1, 3]]).all()  # 4e38 or 6e38 there

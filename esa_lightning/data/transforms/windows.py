@@ -253,7 +253,7 @@ def detrend_columns(
     if statistic == "median":
         for j in range(n_columns):
             col = x[:, j].astype(np.float64)
-            x[:, j] = col - pd.Series(col).rolling(span, min_periods=1).median().to_numpy()
+            _store(x[:, j], col - pd.Series(col).rolling(span, min_periods=1).median().to_numpy())
         return x
     lo = np.maximum(np.arange(t) - span + 1, 0)  # first row of each trailing window
     hi = np.arange(1, t + 1)
@@ -267,8 +267,23 @@ def detrend_columns(
         n = count[hi] - count[lo]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = (total[hi] - total[lo]) / n + ref
-        x[:, j] = col - mean  # NaN stays NaN (scale() turns it into 0)
+        _store(x[:, j], col - mean)  # NaN stays NaN (scale() turns it into 0)
     return x
+
+
+def _store(column: np.ndarray, values: np.ndarray) -> None:
+    """Write the float64 ``values`` into ``column`` (of ``x``'s dtype, float32 as a rule): a
+    finite value beyond the dtype's range (a detrended reading near 3e38 after one near -3e38:
+    6e38) as its largest value of the same sign, not inf; one below its smallest normal as
+    numpy casts it (subnormal or 0), without an underflow error. Within range: the plain cast."""
+    if column.dtype.kind == "f" and column.dtype.itemsize < values.dtype.itemsize:
+        top = float(np.finfo(column.dtype).max)
+        big = np.abs(values) > top  # NaN: False
+        if big.any():
+            big &= np.isfinite(values)  # an inf reading stays inf, as before
+            values[big] = np.copysign(top, values[big])
+    with np.errstate(under="ignore"):
+        column[...] = values
 
 
 def model_inputs(
