@@ -460,3 +460,43 @@ def test_detrend_beyond_float32_is_its_largest_value_and_the_rest_the_float64_re
         expected = np.clip(wide, -top, top).astype(np.float32)
     np.testing.assert_array_equal(got, expected)
     assert got[10, 0] == top and np.isfinite(got[:, [0, 1, 3]]).all()  # 4e38 or 6e38 there
+
+
+def test_scale_of_a_reading_far_from_a_median_near_float32s_end_is_its_true_value():
+    """A column whose quartiles are -3e38, -3e38 and 3e38: median -3e38, IQR float32's largest
+    (``RobustStats.fit``). A reading of 3e38 is (3e38 + 3e38) / 3.4e38, about 1.76 IQRs, but the
+    float32 subtraction overflowed (inf), so it was scaled to the limit, 1e12. It is computed in
+    float64 now; a value truly beyond the limit is still the limit, every other value the float32
+    formula's, bit for bit, in place or not; and a result below float32's normal range is no
+    underflow error under ``np.errstate(all="raise")``."""
+    n = 1000
+    x = np.random.default_rng(4).standard_normal((n, 3)).astype(np.float32)
+    x[:, 0] = np.where(np.arange(n) % 10 < 7, -3e38, 3e38)
+    st = RobustStats.fit(x, np.ones(n, bool))
+    top = np.finfo(np.float32).max
+    assert st.median[0] == np.float32(-3e38) and st.iqr[0] == top
+    median = np.append(st.median[:2], np.float32(-3e38))
+    iqr = np.append(st.iqr[:2], np.float32(1e30))
+    x[:, 2] = x[:, 1]
+    x[5, 2] = 3e38  # (3e38 + 3e38) / 1e30: 6e8 IQRs, within the limit
+    x[6, 2] = 1e-38  # (1e-38 + 3e38) / 1e30: fine
+    x[7, 1] = 1e-30
+    iqr[1] = np.float32(1e10)  # 1e-30 / 1e10: below float32's normal range
+    with np.errstate(all="raise"):
+        got = scale(x, median, iqr)
+        again = scale(x.copy(), median, iqr, in_place=True)
+    np.testing.assert_array_equal(got, again)
+    exact = (x.astype(np.float64) - median.astype(np.float64)) / iqr.astype(np.float64)
+    far = x[:, 0] > 0
+    np.testing.assert_array_equal(got[far, 0], np.float32(exact[far, 0]))
+    assert abs(float(got[far, 0][0]) - 6e38 / float(top)) < 1e-6
+    assert got[5, 2] == np.float32(exact[5, 2])
+    with np.errstate(over="ignore", under="ignore"):
+        plain = (x - median) / iqr
+    same = np.isfinite(plain)
+    assert (~same).sum() == far.sum() + 1  # the float32 formula overflowed there only
+    np.testing.assert_array_equal(got[same], plain[same])
+    median[2] = 0.0
+    iqr[2] = 1e-9
+    with np.errstate(all="raise"):
+        assert scale(x, median, iqr)[5, 2] == SCALED_LIMIT  # 3e47 IQRs: the limit

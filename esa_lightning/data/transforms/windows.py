@@ -122,6 +122,10 @@ def labeled_window_mask(
 SCALED_LIMIT = 1e12
 _F32_MAX = float(np.finfo(np.float32).max)
 _HALF_F32 = _F32_MAX / 2
+#: a median at least this large (in magnitude) can overflow float32 in ``reading - median``;
+#: below it the difference of finite float32 numbers exceeds float32's largest value by under
+#: half its last unit (2**103, about 1e31), so it rounds to that value, never to inf
+_WIDE_MEDIAN = 1e30
 
 
 @dataclass
@@ -350,13 +354,47 @@ def scale(
     A reading far beyond its column's spread (1e30 on a channel of IQR 1e-9) overflowed float32
     in the division (inf); one of 1e30 IQRs did not, but its square did in the window errors:
     either made every window error holding it inf, or failed the PCA fit. Such a reading is the
-    limit now; values within it are computed as before, bit for bit."""
+    limit now. A reading near 3e38 on a column of median near -3e38 overflowed float32 in the
+    subtraction (inf, so the limit) though it is a couple of IQRs out (an IQR near float32's
+    largest): where the float32 formula gives inf from a finite reading on a column of median
+    beyond ``_WIDE_MEDIAN``, the value is computed in float64 (then clipped, cast); every other
+    value within the limit is computed as before, bit for bit. A result below float32's normal
+    range is numpy's (subnormal or 0), with no underflow error."""
     out = inputs if in_place else np.empty(inputs.shape, dtype=np.float32)
+    # columns whose difference to the median can overflow float32: recomputed in float64 where
+    # it did (a finite float32 reading minus a median under 1e30 in magnitude stays finite)
+    median64 = np.broadcast_to(np.asarray(median, dtype=np.float64), inputs.shape[-1:])
+    wide = np.flatnonzero(np.abs(median64) >= _WIDE_MEDIAN)
     for lo in range(0, len(inputs), 1 << 16):  # row blocks: temporaries stay a few MB
-        block = out[lo : lo + (1 << 16)]
-        with np.errstate(over="ignore"):  # beyond float32: inf, clipped to the limit below
-            np.subtract(inputs[lo : lo + (1 << 16)], median, out=block, casting="same_kind")
+        rows = slice(lo, lo + (1 << 16))
+        block = out[rows]
+        # a copy: in place, the subtraction overwrites the readings
+        exact = inputs[rows][..., wide].astype(np.float64) if len(wide) else None
+        # beyond float32: inf, clipped to the limit below; below float32's normal range: as numpy
+        with np.errstate(over="ignore", under="ignore"):
+            np.subtract(inputs[rows], median, out=block, casting="same_kind")
             block /= iqr
+        if exact is not None:
+            _rescale_overflowed(block, exact, wide, median64, iqr)
         np.clip(block, -SCALED_LIMIT, SCALED_LIMIT, out=block)
         np.copyto(block, 0.0, where=np.isnan(block))
     return out
+
+
+def _rescale_overflowed(
+    block: np.ndarray, exact: np.ndarray, wide: np.ndarray, median: np.ndarray, iqr: np.ndarray
+) -> None:
+    """Where the float32 scaling of ``block``'s columns ``wide`` gave inf from a finite reading
+    (``exact``: those columns' readings, float64; ``median``: float64, one per column), the
+    float64 value clipped to the limit: the
+    difference of a reading near 3e38 and a median near -3e38 overflowed float32, though it is
+    a couple of IQRs (an IQR near float32's largest). Every other value is left as it is."""
+    sub = block[..., wide]
+    redo = np.isinf(sub) & np.isfinite(exact)
+    if not redo.any():
+        return
+    m = median[wide]
+    q = np.broadcast_to(np.asarray(iqr, dtype=np.float64), median.shape)[wide]
+    scaled = np.clip((exact - m) / q, -SCALED_LIMIT, SCALED_LIMIT)  # float64: finite
+    sub[redo] = scaled[redo]
+    block[..., wide] = sub
