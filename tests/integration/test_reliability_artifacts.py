@@ -546,7 +546,6 @@ def _edited(ckpt: Path, out: Path, edit) -> Path:
     [
         (lambda d: d["state_dict"].update(median=torch_zeros(3)), "median is not the model's"),
         (lambda d: d["state_dict"].update(scaler_median=torch_zeros(1, 3)), "scaler_median"),
-        (lambda d: d["state_dict"].pop("post_rules.threshold.threshold"), "no post_rules"),
         (lambda d: d.pop("optimizer_states"), "save_weights_only"),
         (lambda d: d["optimizer_states"][0]["state"][0].update(exp_avg=torch_zeros(5)),
          "exp_avg of parameter 0"),
@@ -590,6 +589,27 @@ def test_resume_from_an_honest_checkpoint_still_works(trained_run, tmp_path, mon
     overrides = [*GRU_FAST, f"data.root={trained_run[0]}", f"ckpt_path={ckpt}"]
     train(compose_config("train", overrides, tmp_path / "again"))
     assert (tmp_path / "again/detector/detector.json").is_file()
+
+
+def test_a_checkpoint_whose_threshold_lacks_its_tensor_resumes_and_refits_it(
+    trained_run, tmp_path, caplog
+):
+    """A post rule's tensor missing from the checkpoint (a rule that gained one since) was
+    refused ("no post_rules..."); every rule is refitted at the end of a resumed run, so it now
+    resumes, says so in one line, and the detector is written with the rule fitted again."""
+    import logging
+
+    from esa_lightning.jobs.train import train
+    from tests.conftest import compose_config
+
+    ckpt = _edited(trained_run[1] / "checkpoints/gru_ae/last.ckpt", tmp_path / "e.ckpt",
+                   lambda d: d["state_dict"].pop("post_rules.threshold.threshold"))
+    overrides = [*GRU_FAST, f"data.root={trained_run[0]}", f"ckpt_path={ckpt}"]
+    with caplog.at_level(logging.INFO):
+        train(compose_config("train", overrides, tmp_path / "again"))
+    assert (tmp_path / "again/detector/detector.json").is_file()
+    said = [r.getMessage() for r in caplog.records if "post_processing.threshold" in r.getMessage()]
+    assert any(str(ckpt) in line for line in said), said
 
 
 def test_resume_refusal_is_one_line_and_exit_2(trained_run, tmp_path):
