@@ -43,6 +43,7 @@ def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float
     """
     from hydra.core.hydra_config import HydraConfig
 
+    from esa_lightning.jobs.resolved_settings import check_interpolated_settings
     from esa_lightning.jobs.run_guard import refuse_other_runs_folder
     from esa_lightning.jobs.sweep import hydra_task_overrides
     from esa_lightning.run_folder import (
@@ -52,11 +53,15 @@ def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float
         staged_outputs,
     )
 
-    check_setting("range", cfg.range)  # before the detector is loaded or the data read
+    keep = bool(cfg.get("debug_errors", False))  # refused, it leaves no folder it made
+    # before the detector is loaded or the data read: the values interpolations resolve to
+    # (``+x=-1 max_figures=${x}``) as literal ones are (Hydra's folder removed if refused)
+    with removed_if_refused(cfg.paths.output_dir, keep, settles=False):
+        check_interpolated_settings(cfg)
+        check_setting("range", cfg.range)
     if overrides is None and HydraConfig.initialized():
         overrides = hydra_task_overrides()
     out = make_run_folder(cfg.paths.output_dir)
-    keep = bool(cfg.get("debug_errors", False))  # refused, it leaves no folder it made
     with removed_if_refused(out, keep), lock_run_folder(out), staged_outputs(out) as stage:
         # after a killed run's publishing is completed, before the detector is loaded
         refuse_other_runs_folder(out, "predict")

@@ -342,7 +342,6 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         remove_stale_temporaries(output_dir)
         if cfg.get("print_config", False):
             print_config(cfg)
-    L.seed_everything(cfg.seed, workers=True)
     components: dict[str, DetectorModule] = {}
     trainers = []
     # refused before a component wrote a checkpoint (a mission or column it cannot read, a
@@ -352,6 +351,10 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
     debug = bool(cfg.get("debug_errors", False))
     with removed_if_refused(output_dir, keep=debug,
                             kept_if=lambda folder: "checkpoints/" in earlier_outputs(folder)):
+        # the values interpolations resolve to (``+x=-1 trainer.max_epochs=${x}``, ``seed``)
+        # are checked as literal ones are, before the seed is set or the data read
+        check_interpolated_settings(cfg)
+        L.seed_everything(cfg.seed, workers=True)
         mission, combiner, built = _read_and_check(cfg)
         for name, spec in component_specs(cfg).items():
             ready = prepare_component(name, spec, cfg, mission, output_dir, built.get(name))

@@ -3,11 +3,11 @@
 One table of rules by key name (``RULES``), applied wherever the key appears in the composed
 config (``model.hidden_size`` and ``components.gru_ae.model.hidden_size`` alike), plus two
 checks for the whole tree: a mandatory value left unset (``???``) and a NaN anywhere.
-Interpolations are not resolved here (``${hydra:...}`` needs the running job): the values the
-model's, datamodule's and components' interpolations resolve to are checked by ``check_leaves``
-in the job (``jobs.resolved_settings``). A bad value becomes one ``ESAInputError`` naming the
-full key and the value, instead of a traceback from deep inside torch, Lightning or Hydra's
-instantiation wrapper.
+Interpolations are not resolved here (``${hydra:...}`` needs the running job): the values
+interpolations resolve to (any top-level key's but ``SKIPPED``'s, a list's items too) are
+checked by ``check_leaves`` in the job, before the data are read (``jobs.resolved_settings``).
+A bad value becomes one ``ESAInputError`` naming the full key and the value, instead of a
+traceback from deep inside torch, Lightning or Hydra's instantiation wrapper.
 """
 
 from __future__ import annotations
@@ -348,21 +348,30 @@ NOT_NULL = (
 
 def check_settings(cfg: DictConfig) -> None:
     """Refuse the first unset mandatory value, NaN or out-of-range setting of ``cfg``."""
-    for key in NOT_NULL:
-        if key in cfg and not OmegaConf.is_missing(cfg, key) and cfg[key] is None:
-            raise ESAInputError(f"{key}=null: needs a value (see conf/{cfg.get('task_name')}.yaml)")
+    check_not_null(cfg, cfg.get("task_name"))
     check_leaves(cfg)
+
+
+def check_not_null(cfg: DictConfig, task_name: Any) -> None:
+    """Refuse a job's own top-level setting (``NOT_NULL``) set to null; one set to an
+    interpolation is left to the job, which resolves it (``jobs.resolved_settings``)."""
+    for key in NOT_NULL:
+        if (key in cfg and not OmegaConf.is_interpolation(cfg, key)
+                and not OmegaConf.is_missing(cfg, key) and cfg[key] is None):
+            raise ESAInputError(f"{key}=null: needs a value (see conf/{task_name}.yaml)")
 
 
 def check_leaves(cfg: DictConfig, only: list[str] | None = None) -> None:
     """Refuse the first setting of ``cfg`` that breaks ``check_settings``' rules for a leaf (a
     value given, not null where it needs one, no NaN, its node's rule, its own rule); ``only``:
-    just the settings at those dotted keys and under them (the values interpolations resolved
-    to: ``resolved_settings``), the nodes' kinds read from the whole of ``cfg``."""
+    just the settings at those dotted keys and under them, and a list checked as a whole that
+    holds one (``data.channels.1``: ``data.channels``): the values interpolations resolved
+    to (``resolved_settings``), the nodes' kinds read from the whole of ``cfg``."""
     leaves = list(_leaves(cfg, ""))
     nodes = _node_kinds(leaves)
     for key, value in leaves:
-        if only is not None and not any(key == k or key.startswith(f"{k}.") for k in only):
+        if only is not None and not any(key == k or key.startswith(f"{k}.")
+                                        or k.startswith(f"{key}.") for k in only):
             continue
         if value is _MISSING:
             raise ESAInputError(f"{key}: no value given; set {key}=... on the command line")
