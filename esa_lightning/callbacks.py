@@ -70,7 +70,12 @@ def logging_step(trainer: L.Trainer) -> int:
 class ESAValidationMetrics(L.Callback):
     """Logs ``val_provisional/<ESA metric>`` every ``every_n_epochs`` (none without labels);
     histograms and figures on rank 0: a figure every ``figure_every_n_epochs`` and one of the
-    last validated epoch (a run that early stopping ended between figures included)."""
+    last validated epoch (a run that early stopping ended between figures included).
+
+    ``max_rows``: they are computed from the validation range's last ``max_rows`` rows (its
+    context rows before them scored too), bounding each epoch's time and memory; a longer
+    range is said once, in one INFO line naming both counts. ``val/<metric>`` reads every row.
+    """
 
     def __init__(
         self,
@@ -88,11 +93,14 @@ class ESAValidationMetrics(L.Callback):
         if isinstance(pct, bool) or not isinstance(pct, int | float) or not 0 <= pct <= 100:
             raise ValueError(f"provisional_percentile={quoted(pct)}: must be a "
                              "percentile in [0, 100]")
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise ValueError(f"max_rows={quoted(max_rows)}: must be a whole number >= 1 (rows)")
         self.every_n_epochs = every_n_epochs
         self.figure_every_n_epochs = figure_every_n_epochs
         self.n_figure_channels = n_figure_channels
         self.provisional_percentile = provisional_percentile
         self.max_rows = max_rows
+        self._bound_said = False  # the INFO line on a range longer than max_rows: said once
         self._undrawn: tuple[Mission, RowScores, int] | None = None  # the last epoch's, no figure
 
     def _validation_range(self, trainer: L.Trainer) -> tuple[Mission, int, int] | None:
@@ -105,6 +113,11 @@ class ESAValidationMetrics(L.Callback):
         start, stop = int(mission.val_start), int(mission.test_start)
         if stop <= start:
             return None
+        if stop - start > self.max_rows and not self._bound_said and trainer.is_global_zero:
+            self._bound_said = True
+            log.info("%s/*: computed from the validation range's last %d rows of its %d "
+                     "(callbacks.esa_metrics.max_rows); val/<metric> reads every row",
+                     PROVISIONAL, self.max_rows, stop - start)
         return mission, max(start, stop - self.max_rows), stop
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -312,7 +312,8 @@ NODE_RULES: dict[str, dict[str, Rule]] = {
                           "must be a finite number >= 1")},
     "gap_close": {"tolerance": nonnegative_finite()},
     "channel_norm": {"min_scale": share()},
-    "ESAValidationMetrics": {"every_n_epochs": integer(1), "figure_every_n_epochs": integer(1)},
+    "ESAValidationMetrics": {"every_n_epochs": integer(1), "figure_every_n_epochs": integer(1),
+                             "max_rows": integer(1)},
 }
 #: the combiner's gap closing (``combiner.gap_close``, no ``kind``) is checked as a rule's
 NODE_RULES["combiner.gap_close"] = NODE_RULES["gap_close"]

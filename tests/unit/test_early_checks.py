@@ -60,6 +60,8 @@ REFUSED = [
      "callbacks.esa_metrics.every_n_epochs=0", "must be a whole number >= 1"),
     ("train", ["callbacks.esa_metrics.figure_every_n_epochs=0"],
      "callbacks.esa_metrics.figure_every_n_epochs=0", "must be a whole number >= 1"),
+    ("train", ["callbacks.esa_metrics.max_rows=0"],
+     "callbacks.esa_metrics.max_rows=0", "must be a whole number >= 1"),
     # a monitor no run logs: Lightning stopped the run after its first validation epoch
     ("train", ["callbacks.model_checkpoint.monitor=val/los"],
      "callbacks.model_checkpoint.monitor='val/los'", "must be a value the run logs"),
