@@ -326,6 +326,11 @@ def train(cfg: DictConfig) -> float | None:
     The launching process holds the run folder (``lock_run_folder``): a second run into it stops
     with one line. The DDP processes Lightning starts share the folder and take no lock."""
     output_dir = make_run_folder(cfg.paths.output_dir)
+    # the values interpolations resolve to (``+x=-1 trainer.max_epochs=${x}``, ``seed=${x}``,
+    # ``ckpt_path=${nope}``) are checked as literal ones are, before anything reads them
+    with removed_if_refused(output_dir, keep=bool(cfg.get("debug_errors", False)),
+                            settles=False):
+        check_interpolated_settings(cfg)
     silence_uninformative_output()
     if cfg.get("optuna") is not None:  # sweep.py removes it from its trials
         log.warning("hparams_search only defines a search space for %s (docs/sweeps.md); %s "
@@ -342,6 +347,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
         remove_stale_temporaries(output_dir)
         if cfg.get("print_config", False):
             print_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
     components: dict[str, DetectorModule] = {}
     trainers = []
     # refused before a component wrote a checkpoint (a mission or column it cannot read, a
@@ -351,10 +357,6 @@ def _train(cfg: DictConfig, output_dir: Path) -> float | None:
     debug = bool(cfg.get("debug_errors", False))
     with removed_if_refused(output_dir, keep=debug,
                             kept_if=lambda folder: "checkpoints/" in earlier_outputs(folder)):
-        # the values interpolations resolve to (``+x=-1 trainer.max_epochs=${x}``, ``seed``)
-        # are checked as literal ones are, before the seed is set or the data read
-        check_interpolated_settings(cfg)
-        L.seed_everything(cfg.seed, workers=True)
         mission, combiner, built = _read_and_check(cfg)
         for name, spec in component_specs(cfg).items():
             ready = prepare_component(name, spec, cfg, mission, output_dir, built.get(name))

@@ -67,6 +67,7 @@ def test_an_interpolation_in_a_list_of_settings_is_checked(tmp_path):
     [
         (["trainer.max_epochs=${nope}"], "trainer.max_epochs: cannot resolve its interpolation"),
         (["seed=${nope}"], "seed: cannot resolve its interpolation"),
+        (["ckpt_path=${nope}"], "ckpt_path: cannot resolve its interpolation"),
     ],
 )
 def test_an_interpolation_of_no_key_is_one_line_naming_the_setting(overrides, shown, tmp_path):
