@@ -182,6 +182,7 @@ class PeakAlarm(PostRule):
         pieces = model.provisional_pieces(fit_range, self.chunk_rows)
         prob = np.concatenate([np.asarray(rs.score, dtype=np.float64) for rs in pieces])
         height = None
+        uncaught = False
         free_ranges = datamodule.label_free_ranges()
         for ranges in [free_ranges] + ([[(0, n)]] if free_ranges != [(0, n)] else []):
             pieces = fold_pieces(ranges, self.folds)
@@ -196,12 +197,25 @@ class PeakAlarm(PostRule):
             # the midpoints too: a gap between nominal and anomalous probabilities has candidates
             candidates = np.unique(np.concatenate([levels, (levels[1:] + levels[:-1]) / 2]))
             height = stable_f05_threshold(candidates, folds)
-            if height is not None:
+            if height is not None and height[1] > 0:
                 break
+            # every candidate at F0.5 0 (no height catches a labeled event): the median tied
+            # candidate was an arbitrary height, which alarmed nearly every row
+            uncaught = height is not None
+            height = None
             if ranges != [(0, n)]:  # the whole fit range is tried next
-                log.warning("peaks: no labeled event in rows %s; trying all rows", ranges)
+                log.warning(
+                    "peaks: %s in rows %s; trying all rows",
+                    "no height catches a labeled event" if uncaught else "no labeled event",
+                    ranges,
+                )
         if height is None:
-            log.warning("peaks: no labeled event before the test range; height %g", self.height)
+            log.warning(
+                "peaks: %s before the test range; the configured height %g "
+                "(model.post_processing.alarm.height)",
+                "no height catches a labeled event" if uncaught else "no labeled event",
+                self.height,
+            )
             self.fitted_height.fill_(self.height)
             return
         value, mean_f, n_folds = height

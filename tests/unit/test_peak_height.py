@@ -127,3 +127,16 @@ def test_fold_pieces_cut_folds_over_ranges_taken_one_after_another():
     # 30 rows in two ranges: the second fold crosses from one range into the next
     assert fold_pieces([(0, 15), (100, 115)], 3) == [(0, 10), (10, 15), (100, 105), (105, 115)]
     assert fold_pieces([(5, 5)], 3) == [] and fold_pieces([], 2) == []
+
+
+def test_a_height_that_catches_no_labeled_event_is_not_kept(caplog):
+    """One labeled event that scores below every nominal row: every candidate height had F0.5
+    0, and the median tied one (about the nominal level) was kept, alarming most rows."""
+    mission = make_mission(n_rows=4000, val_start=2400, test_start=3200, anomalies=((500, 520),))
+    model = ShiftedProbability(0.6, 0.1)
+    rule = PeakAlarm(height=0.9, buffer=0, fit=True)
+    with caplog.at_level("WARNING", logger="esa_lightning"):
+        rule.fit(model, rows_of(mission, [(0, 3200)]))
+    assert rule.current_height == pytest.approx(0.9)
+    assert not rule.alarm(model.score_rows(mission.test()).score).any()
+    assert "no height catches a labeled event before the test range" in caplog.text
