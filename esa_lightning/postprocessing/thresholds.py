@@ -244,34 +244,68 @@ class F05Threshold(WindowThreshold):
         fit_on: str = "validation",
         smoothing: float = 0,
         chunk_rows: int = CHUNK_ROWS,
+        min_events: int = 1,
     ) -> None:
         super().__init__(n_series, q, smoothing, chunk_rows)
         if fit_on not in ("validation", "fit_range"):
             raise ESAInputError(
                 "fit_on must be 'validation' or 'fit_range'", column="fit_on", value=fit_on
             )
+        if isinstance(min_events, bool) or not isinstance(min_events, int) or min_events < 1:
+            raise ESAInputError(
+                "min_events must be a whole number of at least 1",
+                column="min_events",
+                value=min_events,
+            )
         self.fit_on = fit_on
+        self.min_events = min_events
 
     def fit_one(self, model, m, name, scored, source) -> tuple[float, str]:  # noqa: ANN001
-        thr = None
+        thr, few = None, ""
         # the fit range's labeled events need no label-free validation window (a validation
         # range labeled throughout has none): only the percentile fallback reads those
-        if self.fit_on == "fit_range":
-            thr = f05_threshold(model, self, m.fit_range(), name)
+        searched = source == "validation" or self.fit_on == "fit_range"
+        part = m.fit_range() if self.fit_on == "fit_range" else m.val()
+        n_events = labeled_event_count(part) if searched else 0
+        if 0 < n_events < self.min_events:
+            # an event the scores do not separate is caught best by alarming nearly every row:
+            # a one-event mission's GRU (one short epoch) alarmed 97 % of its test rows
+            few = f" (fewer than min_events={self.min_events})"
+        elif self.fit_on == "fit_range":
+            thr = f05_threshold(model, self, part, name)
         elif source == "validation":
-            thr = f05_threshold(model, self, m.val(), name, scored()[1])
+            thr = f05_threshold(model, self, part, name, scored()[1])
+        if thr is not None and n_events < 3:
+            log.warning(
+                "series %s: f05 threshold %.6g fitted on %d labeled event(s): a threshold that "
+                "alarms most rows may catch so few best; min_events=%d in "
+                "model.post_processing.threshold uses the %g-th percentile instead",
+                name or m.name, thr, n_events, n_events + 1, self.q,
+            )
         if thr is None:
-            searched = source == "validation" or self.fit_on == "fit_range"
+            ranges = "training + validation" if self.fit_on == "fit_range" else "validation"
             log.warning(
                 "series %s: %s; f05 falls back to the %g-th percentile of nominal windows",
                 name or m.name,
-                f"no labeled event on the {self.fit_on} range"
+                f"{n_events or 'no'} labeled event(s) on the {ranges} range{few}"
                 if searched
                 else "no label-free validation window",
                 self.q,
             )
             return percentile_threshold(scored()[0], self.q), "percentile"
         return thr, f"f05 ({self.fit_on})"
+
+
+def labeled_event_count(part: Mission, categories: list[str] | None = None) -> int:
+    """The distinct labeled events of ``categories`` (``F05_CATEGORIES``) on ``part``: what
+    an F0.5 search scores."""
+    events = part.events
+    if len(events) == 0 or len(part.values) == 0:
+        return 0
+    if "Category" in events.columns:
+        wanted = F05_CATEGORIES if categories is None else categories
+        events = events[events["Category"].isin(wanted)]
+    return int(events["ID"].nunique()) if "ID" in events.columns else len(events)
 
 
 #: the window threshold rules (kinds percentile, dynamic, f05) a window model may list

@@ -403,3 +403,29 @@ def test_a_z_range_not_above_the_mean_is_refused_naming_the_setting(kind, z_rang
     rule = {"telemanom": TelemanomOnline, "dynamic": DynamicThreshold}[kind]
     with pytest.raises(ESAInputError, match=r"z_range.*0 < low <= high"):
         rule(z_range=z_range)
+
+
+def test_f05_with_fewer_events_than_min_events_falls_back_and_says_so(caplog):
+    """One labeled event is caught best by alarming nearly every row where the scores do not
+    separate it (a one-event mission's GRU alarmed 97 % of its test rows, logged at info):
+    the fit now warns, and ``min_events`` sends it to the percentile instead."""
+    torch.manual_seed(0)
+    m = planted_mission()
+    with caplog.at_level(logging.WARNING):
+        fit_threshold(small_model(4, kind="f05", q=90), m)
+    assert "fitted on 1 labeled event(s)" in caplog.text and "min_events=2" in caplog.text
+    caplog.clear()
+    model = small_model(4, kind="f05", q=90, min_events=2)
+    with caplog.at_level(logging.WARNING):
+        rule = fit_threshold(model, m)
+    assert "1 labeled event(s) on the validation range (fewer than min_events=2)" in caplog.text
+    val = m.val()
+    total = model.window_outputs(val).total
+    clean = ~labeled_window_mask(~nominal_rows(val), 4)
+    assert float(rule.threshold[0]) == pytest.approx(np.percentile(total[clean], 90), rel=1e-5)
+
+
+@pytest.mark.parametrize("min_events", [0, 1.5, True])
+def test_f05_refuses_a_bad_min_events(min_events):
+    with pytest.raises(ESAInputError, match="min_events"):
+        small_model(4, kind="f05", min_events=min_events)
