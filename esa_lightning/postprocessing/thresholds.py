@@ -277,17 +277,18 @@ class F05Threshold(WindowThreshold):
             thr = f05_threshold(model, self, part, name, scored()[1])
         if thr is not None and n_events < 3:
             log.warning(
-                "series %s: f05 threshold %.6g fitted on %d labeled event(s): a threshold that "
+                "series %s: f05 threshold %.6g fitted on %d labeled event%s: a threshold that "
                 "alarms most rows may catch so few best; min_events=%d in "
                 "model.post_processing.threshold uses the %g-th percentile instead",
-                name or m.name, thr, n_events, n_events + 1, self.q,
+                name or m.name, thr, n_events, "s" * (n_events > 1), n_events + 1, self.q,
             )
         if thr is None:
             ranges = "training + validation" if self.fit_on == "fit_range" else "validation"
             log.warning(
                 "series %s: %s; f05 falls back to the %g-th percentile of nominal windows",
                 name or m.name,
-                f"{n_events or 'no'} labeled event(s) on the {ranges} range{few}"
+                f"{n_events or 'no'} labeled event{'s' * (n_events > 1)} on the {ranges} "
+                f"range{few}"
                 if searched
                 else "no label-free validation window",
                 self.q,

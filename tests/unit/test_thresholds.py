@@ -413,12 +413,12 @@ def test_f05_with_fewer_events_than_min_events_falls_back_and_says_so(caplog):
     m = planted_mission()
     with caplog.at_level(logging.WARNING):
         fit_threshold(small_model(4, kind="f05", q=90), m)
-    assert "fitted on 1 labeled event(s)" in caplog.text and "min_events=2" in caplog.text
+    assert "fitted on 1 labeled event:" in caplog.text and "min_events=2" in caplog.text
     caplog.clear()
     model = small_model(4, kind="f05", q=90, min_events=2)
     with caplog.at_level(logging.WARNING):
         rule = fit_threshold(model, m)
-    assert "1 labeled event(s) on the validation range (fewer than min_events=2)" in caplog.text
+    assert "1 labeled event on the validation range (fewer than min_events=2)" in caplog.text
     val = m.val()
     total = model.window_outputs(val).total
     clean = ~labeled_window_mask(~nominal_rows(val), 4)
