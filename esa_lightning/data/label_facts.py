@@ -23,7 +23,9 @@ ANOMALOUS_CATEGORIES = SELECTIONS[""]  # the events the reported EW_F_0.50 count
 MIN_EVENTS_PER_CHANNEL = 3.0
 # above this share of anomalous validation rows, event-wise heights fitted there mean little
 MAX_VAL_ANOMALOUS = 0.3
-UNKNOWN = "the training data has no label column"
+# a raw ESA folder without labels.csv, a CSV file without is_anomaly_ columns, a Kaggle
+# train.parquet without is_anomaly
+UNKNOWN = "the training data carry no labels: no labels.csv or is_anomaly column"
 
 
 @dataclass(frozen=True)

@@ -87,3 +87,13 @@ def test_facts_of_training_data_without_a_label_column_say_the_labels_are_unknow
     write_kaggle(tmp_path / "kg" / "train.parquet", n=60, labels=True)
     labeled = label_facts(read_kaggle(tmp_path / "kg", val_fraction=0.25, cache_dir=None))
     assert "unknown" not in labeled.summary() and labeled.train_events > 0
+
+
+def test_unknown_labels_name_the_files_of_every_layout():
+    """An ESA folder without labels.csv was told its data had 'no label column'."""
+    m = make_mission(anomalies=(), n_channels=2)
+    m.meta["train_labeled"] = False
+    facts = label_facts(m)
+    assert not facts.known
+    assert "no labels.csv or is_anomaly column" in facts.summary()
+    assert "labels.csv" in supervision_warnings(facts)[0]
