@@ -20,20 +20,26 @@ class StopAfterSecondEpoch(L.Callback):
             trainer.should_stop = True
 
 
-def test_a_run_stopped_between_figures_still_draws_its_last_validated_epoch(tmp_path):
-    """With a figure every 5 epochs, a run that early stopping ended after epoch 2 of 10 left
-    TensorBoard without any intervals figure: the last validated epoch's is drawn at the end,
-    at that epoch's step, once."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    m = with_events(sine_mission(T=900, val_start=600, test_start=800))
+def tiny_gru_run(tmp_path, val_start: int):  # noqa: ANN001, ANN201
+    """(datamodule, GRU, TensorBoard logger) of a 900-row sine mission with labeled bumps,
+    validation from ``val_start`` to row 800."""
+    m = with_events(sine_mission(T=900, val_start=val_start, test_start=800))
     dm = WindowDataModule(m, window=6, batch_size=64, detrend=None)
     dm.setup("fit")
     torch.manual_seed(0)
     model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4,
                               post_processing={"threshold": {"kind": "percentile", "q": 95}})
     model.set_preprocessing(dm)
-    logger = TensorBoardLogger(tmp_path, name="tb", version=0)
+    return dm, model, TensorBoardLogger(tmp_path, name="tb", version=0)
+
+
+def test_a_run_stopped_between_figures_still_draws_its_last_validated_epoch(tmp_path):
+    """With a figure every 5 epochs, a run that early stopping ended after epoch 2 of 10 left
+    TensorBoard without any intervals figure: the last validated epoch's is drawn at the end,
+    at that epoch's step, once."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    dm, model, logger = tiny_gru_run(tmp_path, val_start=600)
     run = trainer(max_epochs=10, logger=logger, num_sanity_val_steps=0,
                   callbacks=[ESAValidationMetrics(figure_every_n_epochs=5),
                              StopAfterSecondEpoch()])
@@ -57,14 +63,7 @@ def test_histograms_and_figures_share_the_step_of_their_epochs_scalars(tmp_path)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     # labeled bumps at rows 420 and 520: a scored validation range
-    m = with_events(sine_mission(T=900, val_start=400, test_start=800))
-    dm = WindowDataModule(m, window=6, batch_size=64, detrend=None)
-    dm.setup("fit")
-    torch.manual_seed(0)
-    model = LitGRUAttentionAE(**dm.dims, hidden_size=8, latent_dim=4,
-                              post_processing={"threshold": {"kind": "percentile", "q": 95}})
-    model.set_preprocessing(dm)
-    logger = TensorBoardLogger(tmp_path, name="tb", version=0)
+    dm, model, logger = tiny_gru_run(tmp_path, val_start=400)
     run = trainer(max_epochs=3, logger=logger, num_sanity_val_steps=0, log_every_n_steps=1,
                   callbacks=[ESAValidationMetrics(figure_every_n_epochs=1)])
     run.fit(model, dm)
