@@ -225,7 +225,8 @@ def write_alarm_figures(
 def _threshold_text(grids: list[ScoredGrid]) -> str:
     values = [g.scores.threshold for g in grids]
     if any(v is None for v in values) or not grids:
-        return "none on the score (the detector decides per channel or per window online)"
+        return ("none on the score: the detector decides otherwise (the channel ensemble around "
+                "peaks above its fitted height, others per channel or with an online threshold)")
     finite = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
     finite = finite[np.isfinite(finite)]
     if not len(finite):

@@ -252,3 +252,14 @@ def test_hostile_channel_and_series_names_are_escaped_and_drawn_as_written(tmp_p
     assert (tmp_path / "alarms" / "alarm_0000.png").is_file()
     assert drawn[f"{hostile}\n[{unit}]"] is False  # drawn as written, not as a formula
     assert drawn[series] is False
+
+
+def test_a_detector_without_a_score_threshold_is_said_to_decide_otherwise():
+    """The channel ensemble (no threshold on its score) was described as deciding "per channel
+    or per window online"; it alarms around peaks above its fitted height."""
+    from types import SimpleNamespace
+
+    from esa_lightning.reporting.outputs import _threshold_text
+
+    text = _threshold_text([SimpleNamespace(scores=SimpleNamespace(threshold=None))])
+    assert text.startswith("none on the score") and "peaks above its fitted height" in text
