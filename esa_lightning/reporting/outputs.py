@@ -6,7 +6,8 @@
     channels          the channels the detector alarmed on the interval's rows (its per-channel
                       alarms, the ones the channel_* metrics score), ranked by contribution,
                       ``;``-joined (``attribution``; without per-channel alarms: the drivers)
-    score             the peak row score in the interval (the detector's raw score)
+    score             the peak row score in the interval (the detector's raw score); below
+                      the alarm level where only the stuck-channel rule (``frozen``) alarmed
     top_channels      the first of ``channels`` with their contribution, ``name=4.2;other=1.3``
                       (deviation in units of the channel's own nominal spread)
     confidence        fraction of nominal validation scores below ``score`` (empty without a

@@ -239,3 +239,38 @@ def test_a_rule_that_watches_no_channel_is_named_in_the_run_summary(tmp_path, ca
     out = capsys.readouterr().out
     assert f"note: gru_ae: {note}" in out and "other" not in out
     assert out.index("val/EW_F_0.50") < out.index("note:") < out.index("outputs:")
+
+
+def test_a_channel_ensemble_interval_only_the_stuck_rule_raised_reads_as_documented():
+    """docs/report.md: an interval raised by the stuck-channel rule alone (the channel ensemble's
+    peaks alarm nothing: every probability below the height) has its peak score below the
+    height, an empty ``threshold`` (the ensemble's decision is not one threshold on the score)
+    and names the stuck channel, whatever its own score there."""
+    from esa_lightning.models.channel_ensemble.model import rows_to_scores, with_stuck_channels
+    from esa_lightning.postprocessing.peaks import PeakAlarm
+    from esa_lightning.reporting.outputs import alarm_intervals
+
+    m = held_mission()
+    rule = FrozenValues(n_outputs=3, factor=1.5, min_run=10, max_run=1000)
+    rule.limit[0] = rule.limit.new_tensor(rule.limits(m.fit_range())[0])
+    values = m.values.copy()
+    values[2600:2700, 1] = values[2600, 1]  # channel_1 stuck in the test range
+    m = type(m)(**{**m.__dict__, "values": values})
+    n = len(m.values)
+    rng = np.random.default_rng(1)
+    spans = np.stack([np.arange(n), np.arange(n)], axis=1)
+    alarm_rule = PeakAlarm(height=0.5, buffer=5)
+    scores = rows_to_scores(
+        0.3 + 0.1 * rng.random(n), rng.random((3, n)), spans, n, alarm_rule, top_channels=1
+    )
+    assert not scores.alarm.any()  # below the height everywhere: the peaks alarm nothing
+    scores = with_stuck_channels(scores, rule, m)
+    part = m.test()
+    start = len(m.values) - len(part.values)
+    intervals = alarm_intervals(np.asarray(part.timestamps), scores.rows(slice(start, None)), part)
+    assert len(intervals) == 1
+    row = intervals.iloc[0]
+    assert row["score"] < alarm_rule.height
+    assert np.isnan(row["threshold"])
+    assert row["channels"] == "channel_1"
+    assert row["top_channels"].split("=")[0] == "channel_1"
