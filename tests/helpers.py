@@ -512,3 +512,28 @@ def json_parse_sizes(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(json, "loads", counted)
     return parsed
+
+
+def frozen_alarms_whole_chunked_and_loaded(model, name: str, mission, chunk_rows: int,
+                                           folder: Path):  # noqa: ANN001, ANN201
+    """A model with the stuck-channel rule as the one component ``name`` of a detector: its
+    alarms on ``mission`` whole, in chunks of ``chunk_rows`` rows and after a save and a load
+    (its fitted limits travelling) must be the same. Returns (the whole scoring, the loaded
+    component)."""
+    import torch
+
+    from esa_lightning.artifact import Detector, mission_schema
+    from esa_lightning.runtime.chunks import score_in_chunks
+
+    det = Detector({name: model}, mission_schema(mission))
+    whole = det.score_rows(mission)
+    chunked = score_in_chunks(det, mission, chunk_rows=chunk_rows)
+    np.testing.assert_array_equal(chunked.alarm, whole.alarm)
+    np.testing.assert_array_equal(chunked.channel_alarm, whole.channel_alarm)
+    loaded = Detector.load(det.save(folder)).components[name]
+    assert torch.equal(loaded.post_rules["frozen"].limit, model.post_rules["frozen"].limit)
+    again = loaded.score_rows(mission)
+    np.testing.assert_array_equal(again.alarm, whole.alarm)
+    np.testing.assert_array_equal(again.channel_alarm, whole.channel_alarm)
+    return whole, loaded
+

@@ -10,14 +10,17 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
-from esa_lightning.runtime.chunks import score_in_chunks
 from tests.conftest import compose_config
-from tests.helpers import make_tiny_mission, tiny_datamodule, trainer
+from tests.helpers import (
+    frozen_alarms_whole_chunked_and_loaded,
+    make_tiny_mission,
+    tiny_datamodule,
+    trainer,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -108,16 +111,9 @@ def test_without_the_rule_scores_are_as_before(trained):
 
 def test_chunks_the_artifact_and_the_state_dict_give_the_same_alarms(trained, tmp_path):
     model, stuck = trained
-    det = Detector({"ensemble": model}, mission_schema(stuck))
-    whole = det.score_rows(stuck)
+    whole, _ = frozen_alarms_whole_chunked_and_loaded(model, "ensemble", stuck, 160,
+                                                      tmp_path / "det")
     assert whole.channel_alarm[STUCK[1] - 1, TARGET]
-    chunked = score_in_chunks(det, stuck, chunk_rows=160)
-    np.testing.assert_array_equal(chunked.alarm, whole.alarm)
-    np.testing.assert_array_equal(chunked.channel_alarm, whole.channel_alarm)
-    loaded = Detector.load(det.save(tmp_path / "det")).components["ensemble"]
-    assert torch.equal(loaded.post_rules["frozen"].limit, model.post_rules["frozen"].limit)
-    np.testing.assert_array_equal(loaded.score_rows(stuck).alarm, whole.alarm)
-    np.testing.assert_array_equal(loaded.score_rows(stuck).channel_alarm, whole.channel_alarm)
     fresh = LitChannelEnsemble(**model.hparams)
     fresh.load_state_dict(model.state_dict())  # what a checkpoint restores
     np.testing.assert_array_equal(fresh.score_rows(stuck).channel_alarm, whole.channel_alarm)

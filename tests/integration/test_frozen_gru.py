@@ -14,7 +14,13 @@ from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.runtime.chunks import score_in_chunks
 from tests.conftest import compose_config
-from tests.helpers import sine_mission, small_gru, trainer, with_events
+from tests.helpers import (
+    frozen_alarms_whole_chunked_and_loaded,
+    sine_mission,
+    small_gru,
+    trainer,
+    with_events,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -55,14 +61,7 @@ def test_a_stuck_channel_alarms_past_its_limit_and_is_named(trained):
 
 def test_chunks_and_the_artifact_give_the_same_alarms(trained, tmp_path):
     model, stuck, _ = trained
-    det = Detector({"gru": model}, mission_schema(stuck))
-    whole = det.score_rows(stuck)
-    chunked = score_in_chunks(det, stuck, chunk_rows=23)
-    np.testing.assert_array_equal(chunked.alarm, whole.alarm)
-    np.testing.assert_array_equal(chunked.channel_alarm, whole.channel_alarm)
-    loaded = Detector.load(det.save(tmp_path / "det")).components["gru"]
-    assert torch.equal(loaded.post_rules["frozen"].limit, model.post_rules["frozen"].limit)
-    np.testing.assert_array_equal(loaded.score_rows(stuck).alarm, whole.alarm)
+    frozen_alarms_whole_chunked_and_loaded(model, "gru", stuck, 23, tmp_path / "det")
 
 
 def test_the_rule_watches_sending_channels_by_default_and_its_settings_reach_it(
