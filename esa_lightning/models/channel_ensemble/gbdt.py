@@ -47,13 +47,15 @@ from esa_lightning.models.channel_ensemble.model import (
     peak_rule,
     rows_to_scores,
     validation_bce_sums,
+    with_stuck_channels,
 )
 from esa_lightning.models.channel_ensemble.network import (
     feature_subset_masks,
     group_aggregate,
     group_index_setting,
 )
-from esa_lightning.postprocessing.base import plain_spec
+from esa_lightning.postprocessing.base import fitted_rule, plain_spec
+from esa_lightning.postprocessing.frozen import FrozenValues
 from esa_lightning.postprocessing.peaks import PeakAlarm
 
 #: the checkpoint entry holding the fitted trees and arrays
@@ -76,8 +78,8 @@ class GBDTChannelEnsemble(FeatureRows, DetectorModule):
     RUNTIME_SETTINGS = frozenset({"n_threads"})
     artifact_checkpoint = False  # its trees, already in trees.skops, once (module docstring)
     #: its metas and event head are fitted with its trees: the surrogate's head rules refit a
-    #: network it does not have
-    POST_RULES = (PeakAlarm,)
+    #: network it does not have; the surrogate's stuck-channel rule applies alike (opt-in here)
+    POST_RULES = (PeakAlarm, FrozenValues)
 
     def __init__(
         self,
@@ -131,7 +133,9 @@ class GBDTChannelEnsemble(FeatureRows, DetectorModule):
             post_processing=plain_spec(post_processing),
         )
         self.save_hyperparameters(self.config)
-        self.post_rules = self.build_post_rules(self.config["post_processing"])
+        # one grid: one series; the stuck-channel rule's value columns are the channels
+        self.post_rules = self.build_post_rules(self.config["post_processing"], n_series=1,
+                                                n_outputs=int(n_channels))
         self.alarm_rule = peak_rule(self.post_rules)
         self.feature_mask = feature_subset_masks(
             n_channels, n_external, n_internal, n_features, feature_fraction, seed
@@ -273,10 +277,21 @@ class GBDTChannelEnsemble(FeatureRows, DetectorModule):
 
     @property
     def context_rows(self) -> int:
-        """Rows on each side that influence a row: two pooled spans plus the alarm buffer."""
+        """Rows on each side that influence a row: two pooled spans plus the alarm buffer, or
+        the fitted stuck-channel rule's, if longer (as the surrogate's)."""
         cfg = self.config
         span = (cfg["pool"] - 1) * cfg["step"] + cfg["window"]
-        return int(2 * span + self.alarm_rule.context_rows + self.alignment_rows)
+        frozen = 0 if self.frozen_rule is None else self.frozen_rule.context_rows
+        return int(max(2 * span + self.alarm_rule.context_rows + self.alignment_rows, frozen))
+
+    @property
+    def frozen_rule(self) -> FrozenValues | None:
+        """The fitted stuck-channel rule (``post_processing.frozen``, opt-in), if any."""
+        return fitted_rule(self.post_rules.values(), FrozenValues)
+
+    def series_index(self, mission, series: str | None = None) -> int:  # noqa: ANN001
+        """0: one shared grid (the series of its post rules' buffers)."""
+        return 0
 
     def score_rows(self, mission) -> RowScores:  # noqa: ANN001
         """Same contract as ``LitChannelEnsemble.score_rows``; never reads labels."""
@@ -288,9 +303,10 @@ class GBDTChannelEnsemble(FeatureRows, DetectorModule):
         prob = self.channel_prob(internal)
         groups = self.group_scores(prob)
         event = 1.0 / (1.0 + np.exp(-(groups.T @ self.event_w + self.event_b)))
-        return rows_to_scores(
+        scores = rows_to_scores(
             event, prob, spans, len(mission.values), self.alarm_rule, cfg["top_channels"]
         )
+        return with_stuck_channels(scores, self.frozen_rule, mission)
 
     # ---------------------------------------------------------------------- persistence
     def _blobs(self) -> tuple[bytes, bytes]:
