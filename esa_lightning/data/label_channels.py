@@ -8,7 +8,9 @@ label segments on other channels are dropped from ``Mission.events``, so an even
 target-channel segment is no event (its rows are nominal time), and the channel-aware scores
 are made over the target channels only (``Mission.scored_channels``). The label arrays
 (``Mission.labels``) are left as read: what a detector learns from them (the rows nominal fits
-leave out, the supervised heads' targets) does not change.
+leave out, the supervised heads' targets) does not change. The events set aside (those without
+a target-channel segment) are kept in ``Mission.meta[SET_ASIDE]``, so that a range left without
+an event can say why (``runtime.evaluation.unscored_reason``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from esa_lightning.errors import ESAInputError
 
 LABEL_CHANNELS = ("all", "target")
 KEY = "metrics.label_channels"
+#: ``Mission.meta`` key of the label segments ``target`` set aside: those of the events without
+#: a segment on a target channel
+SET_ASIDE = "label_channels_set_aside"
 
 
 def with_label_channels(mission: Mission, label_channels: str | None) -> Mission:
@@ -43,11 +48,13 @@ def with_label_channels(mission: Mission, label_channels: str | None) -> Mission
             column=KEY,
             value=value,
         )
-    meta = {**mission.meta, "label_channels": value}
+    kept = _target_events(mission)
+    aside = mission.events[~mission.events["ID"].isin(set(kept["ID"]))].reset_index(drop=True)
+    meta = {**mission.meta, "label_channels": value, SET_ASIDE: aside}
     if mission.series is not None:  # independent series (NASA): each its own channel
         series = {name: with_label_channels(m, value) for name, m in mission.series.items()}
-        return replace(mission, series=series, events=_target_events(mission), meta=meta)
-    return replace(mission, events=_target_events(mission), meta=meta)
+        return replace(mission, series=series, events=kept, meta=meta)
+    return replace(mission, events=kept, meta=meta)
 
 
 def _target_events(mission: Mission) -> pd.DataFrame:

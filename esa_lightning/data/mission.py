@@ -60,6 +60,16 @@ def empty_events(time_dtype: str = "datetime64[ns]") -> pd.DataFrame:
     )
 
 
+def events_overlapping(events: pd.DataFrame, timestamps: np.ndarray | None) -> pd.DataFrame:
+    """The rows of ``events`` whose span meets ``timestamps``' first..last time (all of them
+    without timestamps or events): the events ``Mission.slice`` keeps."""
+    if timestamps is None or not len(timestamps) or not len(events):
+        return events
+    lo, hi = timestamps[0], timestamps[-1]
+    keep = (events["EndTime"].to_numpy() >= lo) & (events["StartTime"].to_numpy() <= hi)
+    return events.loc[keep].reset_index(drop=True)
+
+
 #: rows of labels ``nominal_rows`` reads at a time
 NOMINAL_PIECE_ROWS = 1 << 20
 
@@ -276,11 +286,7 @@ class Mission:
             return min(max(i - start, 0), stop - start)
 
         ts = None if self.timestamps is None else self.timestamps[start:stop]
-        events = self.events
-        if ts is not None and len(ts) and len(events):
-            lo, hi = ts[0], ts[-1]
-            keep = (events["EndTime"].to_numpy() >= lo) & (events["StartTime"].to_numpy() <= hi)
-            events = events.loc[keep].reset_index(drop=True)
+        events = events_overlapping(self.events, ts)
         return replace(
             self,
             values=self.values[start:stop],

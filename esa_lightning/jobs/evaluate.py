@@ -33,7 +33,12 @@ from esa_lightning.metrics.report import (
 )
 from esa_lightning.models.base import RowScores
 from esa_lightning.reporting.caught import event_outcomes, outcomes_in_turn
-from esa_lightning.runtime.evaluation import concatenate_series, has_labeled_events, report_for
+from esa_lightning.runtime.evaluation import (
+    concatenate_series,
+    has_labeled_events,
+    report_for,
+    set_aside_events,
+)
 
 log = logging.getLogger("esa_lightning")
 
@@ -43,6 +48,20 @@ NOTHING_TO_SCORE = (
     "in a Kaggle file without is_anomaly: test.parquet): nothing to score; predict a labeled "
     "range"
 )
+
+
+def nothing_to_score(parts: list[Mission]) -> str:
+    """``NOTHING_TO_SCORE``, naming the events of ``parts`` that ``metrics.label_channels=target``
+    set aside (on non-target channels only), where it did."""
+    aside = set_aside_events(parts)
+    if not aside:
+        return NOTHING_TO_SCORE
+    return (f"the predicted rows hold no labeled anomaly or rare event on the target channels "
+            f"({aside} labeled event(s) on non-target channels only set aside by "
+            "metrics.label_channels=target): nothing to score; score them with "
+            "metrics.label_channels=all, or predict a range with a target-channel event")
+
+
 #: the most columns of a predictions file evaluate.py reads past (``warn_unread_columns``)
 MAX_UNREAD_COLUMNS = 10_000
 
@@ -102,8 +121,9 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
     if mission.is_multiseries:
         return score_series_frame(frame, mission.test(), path)
     aligned = align_prediction_frame(frame, mission, path)
-    if not has_labeled_events(mission.slice(int(aligned.rows[0]), int(aligned.rows[-1]) + 1)):
-        raise ESAInputError(NOTHING_TO_SCORE, path=path)
+    predicted = mission.slice(int(aligned.rows[0]), int(aligned.rows[-1]) + 1)
+    if not has_labeled_events(predicted):
+        raise ESAInputError(nothing_to_score([predicted]), path=path)
     results = score_aligned(aligned, mission)
     return results, event_outcomes(mission.events, aligned.timestamps, aligned.alarm)
 
@@ -246,7 +266,7 @@ def score_series_frame(
     if not pieces:
         raise ESAInputError("no prediction rows (only a header)", path=path)
     if not any(has_labeled_events(sub) for _, sub, _ in pieces):
-        raise ESAInputError(NOTHING_TO_SCORE, path=path)
+        raise ESAInputError(nothing_to_score([sub for _, sub, _ in pieces]), path=path)
     # concatenate_series keeps the events of the scored channels only
     metrics = {k[2:]: v for k, v in report_for(concatenate_series(part, pieces), "x").items()}
     if score_all is None:  # AUC_PR ranks rows by a score: the 0/1 alarms are none

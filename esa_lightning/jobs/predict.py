@@ -22,7 +22,7 @@ from esa_lightning.models.base import RowScores, context_start
 from esa_lightning.progress import progress
 from esa_lightning.reporting.events import row_ids
 from esa_lightning.runtime.chunks import score_in_chunks
-from esa_lightning.runtime.evaluation import NO_LABELED_EVENT
+from esa_lightning.runtime.evaluation import has_labels, no_event_reason
 from esa_lightning.settings import check_setting
 
 log = logging.getLogger("esa_lightning")
@@ -291,8 +291,9 @@ def _predict_series(detector: Any, mission: Mission, cfg: Any, out: Path) -> dic
     ]
     grids, references = [g for g, _ in scored], [r for _, r in scored]
     _write_report(out, detector, mission, grids, references, cfg, metrics)
-    reasons = {unscored_reason(part) for _, part, _ in pieces}  # any series' labels count
-    reason = NO_LABELED_EVENT if NO_LABELED_EVENT in reasons else "no labels"
+    # any series' labels count (unscored_reason's NO_LABELED_EVENT over the labeled series)
+    labeled = [part for _, part, _ in pieces if part.n_rows and has_labels(part)]
+    reason = no_event_reason(labeled) if labeled else "no labels"
     print_metrics(metrics, cfg.range, ("EWraw_F_0.50", "EW_F_0.50"), reason)
     return metrics
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from esa_lightning.data.mission import Mission, one_timeline, series_spans
+from esa_lightning.data.label_channels import SET_ASIDE
+from esa_lightning.data.mission import Mission, events_overlapping, one_timeline, series_spans
 from esa_lightning.metrics.report import SELECTIONS, scored_columns
 from esa_lightning.models.base import RowScores, Scorer
 
@@ -117,12 +118,39 @@ NO_LABELED_EVENT = "no labeled anomaly or rare event"
 def unscored_reason(part: Mission) -> str | None:
     """Why ``part`` gets no labeled metrics (``empty``, ``no labels``, ``NO_LABELED_EVENT``),
     or None when it is scored: a range without labels has no metric keys, never 0.0
-    (interfaces: metric names)."""
+    (interfaces: metric names). Where ``metrics.label_channels=target`` set aside the events
+    of its rows (none with a segment on a target channel), the reason says so and counts them.
+    """
     if part.n_rows == 0:
         return "empty"
     if has_labeled_events(part):
         return None
-    return NO_LABELED_EVENT if has_labels(part) else "no labels"
+    return no_event_reason([part]) if has_labels(part) else "no labels"
+
+
+def no_event_reason(parts: list[Mission]) -> str:
+    """``NO_LABELED_EVENT``, naming how many anomalies and rare events of ``parts``' rows
+    ``metrics.label_channels=target`` set aside (on non-target channels only), where it did."""
+    aside = set_aside_events(parts)
+    if not aside:
+        return NO_LABELED_EVENT
+    return (f"{NO_LABELED_EVENT} on the target channels: {aside} labeled event(s) on "
+            "non-target channels only set aside by metrics.label_channels=target")
+
+
+def set_aside_events(parts: list[Mission]) -> int:
+    """How many anomalies and rare events (distinct IDs, per series) in the labeled rows of
+    ``parts`` ``metrics.label_channels=target`` set aside (``data.label_channels.SET_ASIDE``)."""
+    ids = set()
+    for i, part in enumerate(parts):
+        for name, g in enumerate(_labeled_grids(part)):
+            aside = g.meta.get(SET_ASIDE)
+            if aside is None or not len(aside):
+                continue
+            aside = events_overlapping(aside, g.timestamps)
+            scored = aside.loc[aside["Category"].isin(SCORED_CATEGORIES), "ID"]
+            ids |= {(i, name, event) for event in scored}
+    return len(ids)
 
 
 def has_labels(part: Mission) -> bool:

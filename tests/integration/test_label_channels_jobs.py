@@ -171,3 +171,41 @@ def test_nasa_series_are_each_their_own_target_channel(tmp_path):
     assert results["target"][1] == results["all"][1]
     pd.testing.assert_frame_equal(results["target"][2], results["all"][2])
     assert results["all"][0]["test/EW_recall"] > 0  # events were scored, some caught
+
+
+def test_a_mission_labeled_on_non_target_channels_only_says_why_it_is_not_scored(
+        tmp_path, capsys):
+    """Every label on channel_1 (no target channel): under ``target`` train.py's summary said
+    ``val: not scored (no labeled anomaly or rare event)`` of a mission with labels there, not
+    why. It names the events set aside on each range and the setting; ``predict.py`` alike."""
+    from esa_lightning.data.readers.synthetic import generate_mission
+
+    root = generate_mission(tmp_path / "m", channels=4, groups=2, days=8, seed=3)
+    labels = pd.read_csv(root / "labels.csv").assign(Channel="channel_1")
+    labels.drop_duplicates(["ID", "Channel"]).to_csv(root / "labels.csv", index=False)
+    types = pd.read_csv(root / "anomaly_types.csv").set_index("ID")["Category"]
+    mission = json.loads((root / "mission.json").read_text())
+    starts = pd.to_datetime(labels.drop_duplicates("ID").set_index("ID")["StartTime"],
+                            format="ISO8601")
+    in_test = starts >= pd.Timestamp(mission["split_date"], tz="UTC")
+    n_test = int((in_test & starts.index.map(types).isin(SCORED)).sum())
+    assert n_test >= 1
+    data = [f"data.root={root}", "metrics.label_channels=target"]
+    train(compose_config("train", [*FAST, *data], tmp_path / "train"))
+    printed = capsys.readouterr().out
+    assert json.loads((tmp_path / "train" / "metrics.json").read_text()) == {}
+    why = ("no labeled anomaly or rare event on the target channels: {} labeled event(s) on "
+           "non-target channels only set aside by metrics.label_channels=target")
+    assert f"  test: not scored ({why.format(n_test)})" in printed.splitlines()
+    assert "  val: not scored (no labeled anomaly or rare event" in printed
+    predict(compose_config("predict", [f"ckpt={tmp_path / 'train' / 'detector'}", *data],
+                           tmp_path / "predict"))
+    assert f"  test: not scored ({why.format(n_test)})" in capsys.readouterr().out.splitlines()
+    # evaluate.py refused the submission saying only that the rows hold no labeled event
+    submission = f"predictions={tmp_path / 'predict' / 'submission.csv'}"
+    with pytest.raises(ESAInputError, match=rf"no labeled anomaly or rare event on the target "
+                                            rf"channels \({n_test} labeled event\(s\) on "
+                                            r"non-target channels only set aside by "
+                                            r"metrics\.label_channels=target\): nothing to "
+                                            r"score; score them with metrics\.label_channels=all"):
+        evaluate_predictions(compose_config("evaluate", [submission, *data], tmp_path / "ev"))

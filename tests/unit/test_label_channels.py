@@ -105,3 +105,24 @@ def test_target_scores_per_channel_alarms_kept_on_alarmed_rows_only():
     sparse = dataclasses.replace(rs, channel_alarm=kept)
     stamps = np.asarray(m.timestamps)
     assert report_for(ScoredRange(m, sparse, stamps, m.events), "test") == report(m)
+
+
+def test_a_range_left_without_an_event_by_target_says_why_and_counts_what_was_set_aside():
+    """A range whose only labeled event lies on a non-target channel said ``not scored (no
+    labeled anomaly or rare event)`` under ``target``, though the mission has labels there: it
+    now names the events set aside and the setting. A range without any event says the plain
+    reason under either setting; under ``all`` the range is scored."""
+    from esa_lightning.runtime.evaluation import NO_LABELED_EVENT, unscored_reason
+
+    m = two_event_mission()
+    why = (f"{NO_LABELED_EVENT} on the target channels: 1 labeled event(s) on non-target "
+           "channels only set aside by metrics.label_channels=target")
+    # the setting applied to the whole mission and the range sliced after (as the jobs do),
+    # or to the range itself
+    assert unscored_reason(with_label_channels(m, "target").slice(40, 100)) == why
+    assert unscored_reason(with_label_channels(m.slice(40, 100), "target")) == why
+    assert unscored_reason(with_label_channels(m, "all").slice(40, 100)) is None
+    for setting in ("all", "target"):  # rows 70..99: no event on any channel
+        assert unscored_reason(with_label_channels(m, setting).slice(70, 100)) == NO_LABELED_EVENT
+    # event A (on the target channel) is scored; B set aside leaves no reason to give
+    assert unscored_reason(with_label_channels(m, "target")) is None
