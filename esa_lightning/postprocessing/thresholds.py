@@ -147,9 +147,8 @@ class WindowThreshold(PostRule):
                 self._range_scores, model, m, name, start, stop, clean))
             thr, method = self.fit_one(model, m, name, scored, source)
             self.threshold[model.series_index(m, name)] = thr
-            log.info(
-                "series %s: %s threshold %.6g on %s windows", name or m.name, method, thr, source
-            )
+            log.info("series %s: %s threshold %.6g on %s", name or m.name, method, thr,
+                     windows_read(method, source))
 
     def _range_scores(
         self, model: Any, m: Mission, name: str | None, start: int, stop: int, clean: np.ndarray
@@ -233,6 +232,10 @@ class F05Threshold(WindowThreshold):
     saw the training range's labeled windows, and a mission's validation range often holds a
     handful of events, on which many thresholds tie (the choice is then a coin toss); the
     training range's events make the choice several times better supported.
+
+    ``min_events``: the fewest labeled events (distinct IDs of ``F05_CATEGORIES``) the
+    ``fit_on`` range must hold for the search; with fewer (or none) the threshold is the
+    ``q``-th percentile of the label-free windows, with a warning.
     """
 
     kind = "f05"
@@ -295,6 +298,19 @@ class F05Threshold(WindowThreshold):
             )
             return percentile_threshold(scored()[0], self.q), "percentile"
         return thr, f"f05 ({self.fit_on})"
+
+
+def windows_read(method: str, source: str) -> str:
+    """The windows a threshold of ``method`` (``fit_one``'s) was fitted on, for the log: an F0.5
+    search reads every window of its range, labeled ones included (``fit_on: fit_range``: the
+    training and validation ranges); the percentile and dynamic rules, and the F0.5
+    fallback, read the label-free windows of the ``source`` range (validation, or training
+    where the validation range has none)."""
+    if method == "f05 (fit_range)":
+        return "every training + validation window (labeled ones included)"
+    if method == "f05 (validation)":
+        return "every validation window (labeled ones included)"
+    return f"the label-free {source} windows"
 
 
 def labeled_event_count(part: Mission, categories: list[str] | None = None) -> int:

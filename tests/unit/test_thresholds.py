@@ -429,3 +429,30 @@ def test_f05_with_fewer_events_than_min_events_falls_back_and_says_so(caplog):
 def test_f05_refuses_a_bad_min_events(min_events):
     with pytest.raises(ESAInputError, match="min_events"):
         small_model(4, kind="f05", min_events=min_events)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "with_event", "read"),
+    [
+        ({"kind": "f05", "fit_on": "fit_range"}, True,
+         "f05 (fit_range) threshold {} on every training + validation window (labeled ones "
+         "included)"),
+        ({"kind": "f05", "fit_on": "validation"}, True,
+         "f05 (validation) threshold {} on every validation window (labeled ones included)"),
+        ({"kind": "f05", "fit_on": "fit_range"}, False,
+         "percentile threshold {} on the label-free validation windows"),
+        ({"kind": "percentile"}, True, "percentile threshold {} on the label-free validation "
+                                       "windows"),
+    ],
+)
+def test_the_threshold_fit_logs_the_windows_it_read(caplog, threshold, with_event, read):
+    """The F0.5 search with ``fit_on: fit_range`` (the default) reads the training and
+    validation ranges' windows, labeled ones included, yet the fit's line said ``on validation
+    windows``: it names what each rule read."""
+    torch.manual_seed(0)
+    m = planted_mission(with_event=with_event)
+    model = small_model(4, q=50, **threshold)
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        rule = fit_threshold(model, m)
+    line = f"series toy: {read.format(f'{float(rule.threshold[0]):.6g}')}"
+    assert line in caplog.messages
