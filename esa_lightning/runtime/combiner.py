@@ -68,6 +68,7 @@ from esa_lightning.io import read_settings_json, refuse_large_settings, write_js
 from esa_lightning.models.base import RowScores, iter_pieces, piece_bounds, top_channel_alarm
 from esa_lightning.postprocessing.gaps import close_gaps, fold_width
 from esa_lightning.postprocessing.thresholds import event_f05, stable_f05_threshold
+from esa_lightning.runtime.combiner_events import label_free_events
 from esa_lightning.runtime.combiner_parts import (
     FEATURES_PER_COMPONENT,
     RANK_QUANTILES,
@@ -254,7 +255,7 @@ class HybridCombiner:
         needed = self.events_needed(len(self.names))
         n = len(fit_range.values)
         ranges = [(0, n)] if ranges is None else [(a, b) for a, b in ranges if b > a]
-        events = sum(scored_events(fit_range.slice(a, b)) for a, b in ranges)
+        events = label_free_events(fit_range, ranges, needed)  # logged
         rule = self.few_events if events < needed else self.many_events
         if rule in ("any_alarm", "label_free_alarm"):
             why = (f"{events} labeled event(s) in the rows no component trained on, fewer than "
