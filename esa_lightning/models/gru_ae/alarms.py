@@ -116,6 +116,23 @@ def forecast_mae(model: Any, mission: Mission) -> float | None:
         wo = model.window_outputs(part, series=name, raw=True, history=first - lo)
         rows = first + np.arange(len(wo.total)) + hp.window - 1 - wo.pad
         iqr = model.scaler_iqr[model.series_index(part, name), : hp.n_outputs].cpu().numpy()
-        err = wo.per_channel[rows >= m.val_start] * iqr
-        total, count = total + float(err.sum(dtype=np.float64)), count + err.size
+        err = wo.per_channel[rows >= m.val_start]
+        total, count = total + raw_error_sum(err, iqr), count + err.size
     return total / count if count else None
+
+
+def raw_error_sum(errors: np.ndarray, iqr: np.ndarray) -> float:
+    """The sum of float32 ``errors`` [N, C] (scaled units) x ``iqr`` [C] (the data's units), in
+    float64: the float32 products summed as before, bit for bit, except a product beyond
+    float32's range (an IQR near float32's largest, 3.4e38), which overflowed to inf and made
+    the figure inf; it counts as its float64 product (finite, above every finite float32
+    product, so a larger error still gives a larger figure)."""
+    with np.errstate(over="ignore"):
+        products = errors * iqr
+    over = np.isinf(products) & np.isfinite(errors)
+    if not over.any():
+        return float(products.sum(dtype=np.float64))
+    unit = np.broadcast_to(np.asarray(iqr, dtype=np.float64), errors.shape)[over]
+    wide = errors[over].astype(np.float64) * unit  # below 1.2e77: finite
+    products[over] = 0.0
+    return float(products.sum(dtype=np.float64)) + float(wide.sum())
