@@ -279,7 +279,9 @@ def _store(column: np.ndarray, values: np.ndarray) -> None:
     """Write the float64 ``values`` into ``column`` (of ``x``'s dtype, float32 as a rule): a
     finite value beyond the dtype's range (a detrended reading near 3e38 after one near -3e38:
     6e38) as its largest value of the same sign, not inf; one below its smallest normal as
-    numpy casts it (subnormal or 0), without an underflow error. Within range: the plain cast."""
+    numpy casts it (subnormal or 0), without an underflow error. Within range: the plain cast.
+    Not refused: scaled and clipped to ``SCALED_LIMIT`` IQRs, the largest value is the true
+    value's model input on any column of IQR under 3.4e26, and keeps its sign and order above."""
     if column.dtype.kind == "f" and column.dtype.itemsize < values.dtype.itemsize:
         top = float(np.finfo(column.dtype).max)
         big = np.abs(values) > top  # NaN: False
