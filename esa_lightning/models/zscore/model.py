@@ -18,7 +18,8 @@ import torch
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.models.base import DetectorModule, RowScores, per_channel_row_scores
-from esa_lightning.models.zscore.quantiles import column_statistics, quantile
+from esa_lightning.models.zscore.quantiles import quantile
+from esa_lightning.models.zscore.streaming import TwoPassStatistics
 
 log = logging.getLogger("esa_lightning")
 
@@ -36,7 +37,8 @@ class RobustZScore(DetectorModule):
         self.register_buffer("median", torch.zeros(n_channels))
         self.register_buffer("scale", torch.ones(n_channels))
         self.register_buffer("threshold", torch.tensor(float("inf")))
-        self._train_rows: list[torch.Tensor] = []
+        self._fit: TwoPassStatistics | None = None  # pass 1 over this epoch's training rows
+        self._fit_batches = 0
         self._val_scores: list[torch.Tensor] = []
         self.automatic_optimization = False
 
@@ -54,7 +56,11 @@ class RobustZScore(DetectorModule):
         return z.max(dim=1).values, z
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        self._train_rows.append(batch[0].detach().cpu())
+        x = batch[0].detach().cpu().float()
+        if self._fit is None:
+            self._fit = TwoPassStatistics(x.shape[1], [0.75, 0.25])
+        self._fit.count(x)  # pass 1: counters only, the rows are not kept
+        self._fit_batches += 1
 
     def on_validation_epoch_start(self) -> None:
         # Lightning validates an epoch before on_train_epoch_end: fit first, so that the
@@ -66,15 +72,20 @@ class RobustZScore(DetectorModule):
         self.fit_rows()  # a run without validation
 
     def fit_rows(self) -> None:
-        """Median and scale from the training rows collected this epoch (once): the rows are
-        held once, as the batches came, and read one column at a time (``torch.cat`` of them
-        was a second copy of every training row)."""
-        if not self._train_rows:
+        """Median and scale of the training rows this epoch's steps read (once), exact, over
+        every row (torch.quantile refuses long inputs; its first 1,000,000 rows alone once gave
+        the scale), without holding them: the steps counted them (pass 1), the same batches
+        of the training loader are read again here (pass 2, ``streaming.TwoPassStatistics``).
+        The rows were once held, 4 bytes x rows x channels (3.5 GB for 10 M x 87)."""
+        if self._fit is None:
             return
-        # over every row: torch.quantile refuses long inputs, and its first 1,000,000 rows
-        # alone (the earliest months of a long mission) once gave the scale
-        med, (q75, q25) = column_statistics(self._train_rows, [0.75, 0.25])
-        self._train_rows.clear()
+        stats, n = self._fit, self._fit_batches
+        self._fit, self._fit_batches = None, 0
+        for i, batch in enumerate(self.trainer.train_dataloader):
+            if i == n:
+                break
+            stats.refine(batch[0].detach().cpu().float())
+        med, (q75, q25) = stats.result()
         self.median.copy_(med)
         self.scale.copy_(((q75 - q25) / 1.349).clamp_min(self.hparams.min_scale))
 

@@ -1,0 +1,105 @@
+"""The z-score's exact order statistics from two passes over batches of rows, without holding
+them (``models/zscore/streaming.py``): the same numbers as over the rows held together."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from esa_lightning.models.zscore.model import RobustZScore
+from esa_lightning.models.zscore.quantiles import column_statistics
+from esa_lightning.models.zscore.streaming import TwoPassStatistics, streaming_column_statistics
+
+Q = [0.75, 0.25]
+
+
+def awkward_rows(n: int, seed: int = 0) -> np.ndarray:
+    """float32 [n, 7]: a normal channel, a constant one, one of many ties, one of +-0.0, one
+    near both ends of float32 (and an inf), one of tiny values, one of integers in float32."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((n, 7), dtype=np.float32)
+    x[:, 0] = rng.standard_normal(n)
+    x[:, 1] = 3.25
+    x[:, 2] = np.round(rng.standard_normal(n))
+    x[:, 3] = rng.integers(-1, 2, n) * np.float32(0.0)  # -0.0, 0.0
+    x[:, 4] = rng.choice(np.array([-3e38, 3e38, 1.0, -np.inf], dtype=np.float32), n)
+    x[:, 5] = rng.standard_normal(n) * 1e-40  # subnormal
+    x[:, 6] = rng.integers(-5000, 5000, n)
+    return x
+
+
+def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal values (-0.0 equals 0.0), NaN where the other is NaN (inf - inf interpolated)."""
+    return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num())
+
+
+def batches(x: np.ndarray, size: int):
+    return lambda: (torch.from_numpy(x[i : i + size]) for i in range(0, len(x), size))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 11, 1000, 1001, 70_001])
+def test_the_statistics_are_those_of_the_rows_held_together(n):
+    x = awkward_rows(n, seed=n)
+    med, qs = streaming_column_statistics(batches(x, 977), x.shape[1], Q)
+    held_med, held_qs = column_statistics(torch.from_numpy(x), Q)
+    assert same(med, held_med) and same(qs, held_qs)
+    # the lower median (torch.median's), numpy's median where the count is odd
+    lower = np.sort(x, axis=0)[(n - 1) // 2]
+    np.testing.assert_array_equal(med.numpy(), lower)
+    if n % 2:
+        np.testing.assert_array_equal(med.numpy(), np.median(x, axis=0))
+    finite = x[:, [0, 1, 2, 5, 6]]  # torch itself on the columns it interpolates finitely
+    t = torch.from_numpy(finite)
+    assert torch.equal(med[[0, 1, 2, 5, 6]], t.median(dim=0).values)
+    assert torch.equal(qs[:, [0, 1, 2, 5, 6]], torch.quantile(t, torch.tensor(Q), dim=0))
+
+
+def test_a_column_holding_a_nan_gives_nan_and_the_others_their_values():
+    """As ``column_statistics`` (torch.median / torch.quantile) does: not skipped."""
+    x = awkward_rows(501)
+    x[17, 2] = np.nan
+    med, qs = streaming_column_statistics(batches(x, 100), x.shape[1], Q)
+    held_med, held_qs = column_statistics(torch.from_numpy(x), Q)
+    assert torch.isnan(med[2]) and torch.isnan(qs[:, 2]).all()
+    keep = [0, 1, 3, 4, 5, 6]
+    assert same(med[keep], held_med[keep]) and same(qs[:, keep], held_qs[:, keep])
+
+
+def test_a_second_pass_over_other_rows_is_refused():
+    x = awkward_rows(300)
+    stats = TwoPassStatistics(x.shape[1], Q)
+    stats.count(x)
+    stats.refine(x[::-1].copy())  # the same rows in another order: fine
+    stats.result()
+    other = TwoPassStatistics(x.shape[1], Q)
+    other.count(x)
+    y = x.copy()
+    y[5, 0] += 1.0
+    other.refine(y)
+    with pytest.raises(RuntimeError, match="other rows"):
+        other.result()
+
+
+def test_the_model_fits_the_statistics_of_the_batches_its_steps_read(tmp_path):
+    """Two passes over the training loader's batches, the first ``limit_train_batches`` of
+    them both times: the median and scale of exactly those rows."""
+    gen = torch.Generator().manual_seed(0)
+    train = 50.0 + 2.0 * torch.randn(5001, 3, generator=gen)
+    train[:, 1] = torch.round(train[:, 1])  # ties
+    val = 50.0 + 2.0 * torch.randn(700, 3, generator=gen)
+    for limit, rows in ((1.0, train), (3, train[:3000])):
+        model = RobustZScore(n_channels=3)
+        trainer = pl.Trainer(
+            max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
+            default_root_dir=tmp_path, limit_train_batches=limit,
+        )
+        trainer.fit(model, DataLoader(TensorDataset(train), batch_size=1000),
+                    DataLoader(TensorDataset(val), batch_size=1000))
+        med, (q75, q25) = column_statistics(rows, Q)
+        assert torch.equal(model.median, med)
+        assert torch.equal(model.scale, ((q75 - q25) / 1.349).clamp_min(1e-6))
+        assert model._fit is None  # nothing held after the fit
