@@ -518,22 +518,25 @@ def frozen_alarms_whole_chunked_and_loaded(model, name: str, mission, chunk_rows
                                            folder: Path):  # noqa: ANN001, ANN201
     """A model with the stuck-channel rule as the one component ``name`` of a detector: its
     alarms on ``mission`` whole, in chunks of ``chunk_rows`` rows and after a save and a load
-    (its fitted limits travelling) must be the same. Returns (the whole scoring, the loaded
-    component)."""
+    (its fitted limits travelling) must be the same, and so must the rules that raised them
+    (``RowScores.raised_by``: ``frozen`` on the rows a channel is stuck on). Returns (the whole
+    scoring, the loaded component)."""
     import torch
 
     from esa_lightning.artifact import Detector, mission_schema
+    from esa_lightning.models.raised_by import FROZEN
     from esa_lightning.runtime.chunks import score_in_chunks
 
     det = Detector({name: model}, mission_schema(mission))
     whole = det.score_rows(mission)
+    stuck = model.frozen_rule.alarms(mission, 0).any(axis=1)
+    assert stuck.any() and ((whole.raised_by & FROZEN) != 0).tolist() == stuck.tolist()
     chunked = score_in_chunks(det, mission, chunk_rows=chunk_rows)
-    np.testing.assert_array_equal(chunked.alarm, whole.alarm)
-    np.testing.assert_array_equal(chunked.channel_alarm, whole.channel_alarm)
     loaded = Detector.load(det.save(folder)).components[name]
     assert torch.equal(loaded.post_rules["frozen"].limit, model.post_rules["frozen"].limit)
     again = loaded.score_rows(mission)
-    np.testing.assert_array_equal(again.alarm, whole.alarm)
-    np.testing.assert_array_equal(again.channel_alarm, whole.channel_alarm)
+    for other in (chunked, again):
+        for field in ("alarm", "channel_alarm", "raised_by"):
+            np.testing.assert_array_equal(getattr(other, field), getattr(whole, field))
     return whole, loaded
 

@@ -34,7 +34,7 @@ class Prediction:
     anomaly score), ``confidence`` (fraction of nominal validation scores below the score; NaN
     for a detector without a stored reference) and ``alarm`` (0/1, as ``submission.csv``).
     intervals: one row per alarm, as ``intervals.csv`` (start, end, channels: the channels it
-    alarmed, score, top_channels, ..., deviating_channels), with the rows it spans
+    alarmed, score, top_channels, ..., deviating_channels, raised_by), with the rows it spans
     (start_index, end_index) and its peak's confidence.
     mission: the preprocessed input the detector scored (values on the grid, differenced
     counters), e.g. to plot an interval. warnings: the input warnings issued.

@@ -27,7 +27,12 @@ from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.datamodule import MissionDataModule
 from esa_lightning.data.mission import Mission, mission_record
 from esa_lightning.errors import ESAInputError
+from esa_lightning.models.channel_alarms import (  # noqa: F401 - where they were imported from
+    top_channel_alarm,
+    top_channels_setting,
+)
 from esa_lightning.models.devices import float64_trainer_arguments
+from esa_lightning.models.raised_by import SCORE
 from esa_lightning.postprocessing.base import PostRule, build_rules, fit_rules
 from esa_lightning.progress import progress
 
@@ -47,6 +52,8 @@ class RowScores:
     gate_probability: float32 [T] the random-forest gate's probability that the threshold
         crossings covering a row are a true anomaly (the gate keeps an alarm above 0.5); NaN
         where nothing crossed the threshold; None without a fitted gate.
+    raised_by: uint8 [T] the rules that alarmed each row (bits of ``models.raised_by``: the
+        score's own rule, gap closing, a stuck channel, a forced alarm), or None.
     """
 
     score: np.ndarray
@@ -55,6 +62,7 @@ class RowScores:
     channel_alarm: np.ndarray | None = None
     threshold: np.ndarray | None = None
     gate_probability: np.ndarray | None = None
+    raised_by: np.ndarray | None = None
 
     def rows(self, keep: slice) -> RowScores:
         """The same outputs for the rows ``keep`` only."""
@@ -459,41 +467,13 @@ def per_channel_row_scores(z: torch.Tensor, threshold: torch.Tensor | float) -> 
     score is its largest channel score and alarms above the threshold; each channel alarms above
     it on its own (the per-channel baselines)."""
     score = z.max(dim=1).values if z.shape[1] else z.new_zeros(len(z))
+    alarm = (score > threshold).cpu().numpy().astype(np.uint8)
     return RowScores(
         score=score.cpu().numpy(),
-        alarm=(score > threshold).cpu().numpy().astype(np.uint8),
+        alarm=alarm,
         channel_scores=z.cpu().numpy(),
         channel_alarm=(z > threshold).cpu().numpy().astype(np.uint8),
         threshold=np.full(len(z), float(threshold), dtype=np.float32),
+        raised_by=alarm * np.uint8(SCORE),
     )
 
-
-def top_channels_setting(value: Any) -> int:
-    """``top_channels`` (the channels an alarmed row names, ``top_channel_alarm``) checked: an
-    integer >= 1, else an error naming the key."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ESAInputError("must be an integer >= 1", column="model.top_channels", value=value)
-    return value
-
-
-def top_channel_alarm(
-    alarm: np.ndarray, channel_scores: np.ndarray, k: int, scored: np.ndarray | None = None
-) -> np.ndarray:
-    """uint8 [T, C]: on alarmed rows, the ``k`` channels with the highest scores.
-
-    For detectors whose decision is per row: it names the channels an operator should look at
-    and feeds the channel-aware metrics. ``scored`` (bool [C]): the channels that make the row
-    score (a ``channel_norm`` on the target channels); only they are named, the others' scores
-    stay as they are.
-    """
-    out = np.zeros(channel_scores.shape, dtype=np.uint8)
-    rows = np.flatnonzero(alarm)
-    n_channels = channel_scores.shape[1]
-    cols = np.arange(n_channels) if scored is None else np.flatnonzero(np.asarray(scored, bool))
-    if not len(rows) or not len(cols):
-        return out
-    k = min(k, len(cols))
-    candidates = np.nan_to_num(channel_scores[rows][:, cols], nan=-np.inf)
-    top = cols[np.argpartition(-candidates, k - 1, axis=1)[:, :k]]
-    out[rows[:, None], top] = 1
-    return out

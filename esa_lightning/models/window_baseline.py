@@ -45,6 +45,7 @@ from esa_lightning.models.base import (
     series_position,
     top_channel_alarm,
 )
+from esa_lightning.models.raised_by import rule_flags
 from esa_lightning.models.window_pieces import WindowPieces
 from esa_lightning.postprocessing.base import plain_spec
 from esa_lightning.postprocessing.thresholds import WINDOW_THRESHOLDS, WindowThreshold
@@ -381,4 +382,5 @@ class WindowBaseline(WindowPieces, GridScoring, DetectorModule):
             channel_scores=channel,
             channel_alarm=top_channel_alarm(alarm, channel, self.hparams.top_channels),
             threshold=np.full(len(score), float(self.threshold_rule.threshold[s]), np.float32),
+            raised_by=rule_flags(alarm),
         )

@@ -12,13 +12,17 @@
                       (deviation in units of the channel's own nominal spread)
     confidence        fraction of nominal validation scores below ``score`` (empty without a
                       validation range)
-    threshold         the threshold the peak score was held against (empty when the detector's
-                      decision is not one threshold on its score)
+    threshold         the threshold the peak score was held against (the channel ensemble's
+                      peaks height; empty when the detector's decision is not one threshold on
+                      its score)
     gate              ``accepted`` when a random-forest gate judged the alarm, else empty
     gate_probability  the gate's highest probability of a true anomaly inside the interval
     series            the independent series (NASA channel) the alarm belongs to, else empty
     deviating_channels  the attribution over ALL channels, alarmed or not (targets preferred,
                       contribution above 0 only), as ``top_channels`` writes it
+    raised_by         the rules that alarmed its rows, ``;``-joined: ``score`` (the detector's
+                      own rule on its score), ``gap_close``, ``frozen``, ``forced``
+                      (``models.raised_by``); empty when the detector does not record them
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pandas as pd
 from esa_lightning.data.mission import Mission, cells_in, nominal_rows
 from esa_lightning.io import atomic_path, write_error
 from esa_lightning.models.base import RowScores
+from esa_lightning.models.raised_by import rule_names
 from esa_lightning.postprocessing.confidence import confidence
 from esa_lightning.reporting.attribution import (
     Attribution,
@@ -59,6 +64,7 @@ INTERVAL_COLUMNS = [
     "gate_probability",
     "series",
     "deviating_channels",
+    "raised_by",
 ]
 #: rows of the scored range a fallback spread is estimated from (no validation range)
 FALLBACK_ROWS = 100_000
@@ -142,6 +148,7 @@ def alarm_intervals(
     names = part.channel_names
     is_secondary = np.array([n in secondary for n in names], dtype=bool)
     runs = alarms_to_intervals(scores.alarm, timestamps)
+    raised = None if scores.raised_by is None else np.asarray(scores.raised_by)
     rows = []
     for run in runs.itertuples(index=False):
         lo, hi = int(run.start_index), int(run.end_index) + 1
@@ -176,6 +183,7 @@ def alarm_intervals(
                 "gate_probability": np.nan if probability is None else probability,
                 "series": series,
                 "deviating_channels": found.top_channels,
+                "raised_by": rule_names(None if raised is None else raised[lo:hi]),
                 "start_index": lo,
                 "end_index": hi - 1,
             }
@@ -226,8 +234,8 @@ def write_alarm_figures(
 def _threshold_text(grids: list[ScoredGrid]) -> str:
     values = [g.scores.threshold for g in grids]
     if any(v is None for v in values) or not grids:
-        return ("none on the score: the detector decides otherwise (the channel ensemble around "
-                "peaks above its fitted height, others per channel or with an online threshold)")
+        return ("none on the score: the detector decides otherwise (with an online threshold, "
+                "or on its components' alarms) or does not report it")
     finite = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
     finite = finite[np.isfinite(finite)]
     if not len(finite):

@@ -27,6 +27,7 @@ import numpy as np
 
 from esa_lightning.data.mission import Mission, cells_in, forced_alarm
 from esa_lightning.models.base import RowScores, Scorer, iter_pieces, piece_bounds
+from esa_lightning.models.raised_by import FORCED
 
 KeepChannelScores = Literal["all", "alarmed", "none"]
 
@@ -75,7 +76,7 @@ def force_unrepresentable_alarms(
     float32's largest value: above every real score, finite for the threshold-free metrics,
     and the same whatever the chunking. The channel holding each such reading (``cells``:
     (row, column) pairs, ``Mission.unrepresentable_cells``) alarms on its row, where the
-    detector alarms per channel."""
+    detector alarms per channel. Those rows are flagged ``forced`` (``RowScores.raised_by``)."""
     if unrepresentable is None:
         return rs
     rows = np.flatnonzero(np.asarray(unrepresentable))
@@ -89,7 +90,11 @@ def force_unrepresentable_alarms(
         cells = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
         cells = cells[cells[:, 1] < channel_alarm.shape[1]]
         channel_alarm[cells[:, 0], cells[:, 1]] = 1
-    return replace(rs, score=score, alarm=alarm, channel_alarm=channel_alarm)
+    raised_by = rs.raised_by
+    if raised_by is not None:
+        raised_by = np.array(raised_by, dtype=np.uint8)  # a copy
+        raised_by[rows] |= np.uint8(FORCED)
+    return replace(rs, score=score, alarm=alarm, channel_alarm=channel_alarm, raised_by=raised_by)
 
 
 def score_in_chunks(
@@ -117,7 +122,7 @@ def score_in_chunks(
     n = len(mission.values) - first_row
     sparse = keep_channel_scores == "alarmed"
     tail = None if channel_scores_from is None else max(0, int(channel_scores_from))
-    score, alarm, alarmed_rows, threshold, gate_probability = [], [], [], [], []
+    score, alarm, alarmed_rows, threshold, gate_probability, raised_by = [], [], [], [], [], []
     tail_rows: list[np.ndarray] = []
     channel_alarm: list[np.ndarray | None] = []
     channel_scores: list[np.ndarray | None] = []
@@ -132,6 +137,7 @@ def score_in_chunks(
         alarm.append(rs.alarm)
         threshold.append(rs.threshold)
         gate_probability.append(rs.gate_probability)
+        raised_by.append(rs.raised_by)
         rows = np.flatnonzero(rs.alarm) if sparse else slice(None)
         alarmed_rows.append(rows + start if sparse else None)
         ca, cs = rs.channel_alarm, rs.channel_scores
@@ -159,6 +165,7 @@ def score_in_chunks(
         channel_alarm=kept_alarm,
         threshold=_cat_optional(threshold),
         gate_probability=_cat_optional(gate_probability),
+        raised_by=_cat_optional(raised_by),
     )
 
 

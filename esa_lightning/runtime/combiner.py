@@ -65,7 +65,8 @@ import numpy as np
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import read_settings_json, refuse_large_settings, write_json_atomic
-from esa_lightning.models.base import RowScores, iter_pieces, piece_bounds, top_channel_alarm
+from esa_lightning.models.base import RowScores, iter_pieces, piece_bounds
+from esa_lightning.models.raised_by import rule_flags
 from esa_lightning.postprocessing.gaps import close_gaps, fold_width
 from esa_lightning.postprocessing.thresholds import event_f05, stable_f05_threshold
 from esa_lightning.runtime.combiner_events import label_free_events
@@ -73,9 +74,11 @@ from esa_lightning.runtime.combiner_parts import (
     FEATURES_PER_COMPONENT,
     RANK_QUANTILES,
     any_of,
+    any_raised_by,
     check_fitted,
     check_flag,
     check_gap_close,
+    combined_row_scores,
     component_features,
     contiguous_folds,
     label_free_names,
@@ -413,24 +416,19 @@ class HybridCombiner:
         threshold = None
         if self.rule == "any_alarm":
             score = self._ranked_score(outputs)
-            alarm = np.any([outputs[n].alarm != 0 for n in self.alarming], axis=0)
-            alarm = alarm.astype(np.uint8)
+            alarm = np.any([outputs[n].alarm != 0 for n in self.alarming], axis=0).astype(np.uint8)
+            raised = any_raised_by([outputs[n] for n in self.alarming])
         else:
             x = np.hstack([component_features(outputs[n], self.neighbourhood, self.alarm_feature)
                            for n in self.names])
             logit = self._logit(x)
             score = (1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))).astype(np.float32)
             alarm = close_gaps(logit > self.threshold, self.gap_width).astype(np.uint8)
+            raised = rule_flags(logit > self.threshold, alarm)
             # the log-odds threshold as a probability, the score's units
             threshold = np.full(len(score), 1.0 / (1.0 + np.exp(-self.threshold)), np.float32)
-        return RowScores(
-            score=score,
-            alarm=alarm,
-            channel_scores=channel_scores,
-            channel_alarm=None if channel_scores is None
-            else top_channel_alarm(alarm, channel_scores, self.top_channels),
-            threshold=threshold,
-        )
+        return combined_row_scores(score, alarm, channel_scores, self.top_channels, threshold,
+                                   raised)
 
     # ------------------------------------------------------------ persistence
     def save(self, folder: Path) -> None:

@@ -14,7 +14,7 @@ from scipy.ndimage import maximum_filter1d
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.models.base import RowScores
+from esa_lightning.models.base import RowScores, top_channel_alarm
 from esa_lightning.postprocessing.gaps import gap_settings
 from esa_lightning.postprocessing.thresholds import F05_CATEGORIES
 
@@ -177,3 +177,33 @@ def check_fitted(obj: Any, path: Path) -> None:
             f"non-decreasing finite score quantiles per component (rule {obj.rule!r})",
             path=path
         )
+
+
+def any_raised_by(outputs: list[RowScores]) -> np.ndarray | None:
+    """``RowScores.raised_by`` of ``any_alarm``: the rules that raised each row in any of the
+    alarming components' ``outputs``; None where one of them does not record them."""
+    flags = [o.raised_by for o in outputs]
+    if not flags or any(f is None for f in flags):
+        return None
+    return np.bitwise_or.reduce(np.stack(flags).astype(np.uint8), axis=0)
+
+
+def combined_row_scores(
+    score: np.ndarray,
+    alarm: np.ndarray,
+    channel_scores: np.ndarray | None,
+    top_channels: int,
+    threshold: np.ndarray | None,
+    raised_by: np.ndarray | None,
+) -> RowScores:
+    """The combiner's ``RowScores``: an alarmed row names its ``top_channels`` channels of
+    highest (rank-averaged) score."""
+    return RowScores(
+        score=score,
+        alarm=alarm,
+        channel_scores=channel_scores,
+        channel_alarm=None if channel_scores is None
+        else top_channel_alarm(alarm, channel_scores, top_channels),
+        threshold=threshold,
+        raised_by=raised_by,
+    )

@@ -243,11 +243,12 @@ def test_a_rule_that_watches_no_channel_is_named_in_the_run_summary(tmp_path, ca
 
 def test_a_channel_ensemble_interval_only_the_stuck_rule_raised_reads_as_documented():
     """docs/report.md: an interval raised by the stuck-channel rule alone (the channel ensemble's
-    peaks alarm nothing: every probability below the height) has its peak score below the
-    height, an empty ``threshold`` (the ensemble's decision is not one threshold on the score)
-    and names the stuck channel, whatever its own score there."""
+    peaks alarm none of its rows) has its peak score below the height, the height as its
+    ``threshold`` (it was empty: the ensemble reported no threshold), ``raised_by`` ``frozen``,
+    and names the stuck channel, whatever its own score there; an interval of the peaks reads
+    ``score`` above the same height. The alarms are those of the peaks and the rule."""
     from esa_lightning.models.channel_ensemble.model import rows_to_scores, with_stuck_channels
-    from esa_lightning.postprocessing.peaks import PeakAlarm
+    from esa_lightning.postprocessing.peaks import PeakAlarm, peaks_to_alarm
     from esa_lightning.reporting.outputs import alarm_intervals
 
     m = held_mission()
@@ -260,17 +261,22 @@ def test_a_channel_ensemble_interval_only_the_stuck_rule_raised_reads_as_documen
     rng = np.random.default_rng(1)
     spans = np.stack([np.arange(n), np.arange(n)], axis=1)
     alarm_rule = PeakAlarm(height=0.5, buffer=5)
-    scores = rows_to_scores(
-        0.3 + 0.1 * rng.random(n), rng.random((3, n)), spans, n, alarm_rule, top_channels=1
-    )
-    assert not scores.alarm.any()  # below the height everywhere: the peaks alarm nothing
+    prob = 0.3 + 0.1 * rng.random(n)
+    prob[2800:2810] = 0.9  # one peak above the height, away from the stuck run
+    scores = rows_to_scores(prob, rng.random((3, n)), spans, n, alarm_rule, top_channels=1)
+    assert scores.alarm[:2700].sum() == 0  # the peaks alarm nothing where the channel is stuck
+    stuck = rule.alarms(m, 0).any(axis=1)
     scores = with_stuck_channels(scores, rule, m)
+    peaks = peaks_to_alarm(scores.score, height=0.5, buffer=5)
+    np.testing.assert_array_equal(scores.alarm, peaks | stuck)  # the decisions are unchanged
     part = m.test()
     start = len(m.values) - len(part.values)
     intervals = alarm_intervals(np.asarray(part.timestamps), scores.rows(slice(start, None)), part)
-    assert len(intervals) == 1
-    row = intervals.iloc[0]
+    assert len(intervals) == 2
+    row, peak = intervals.iloc[0], intervals.iloc[1]
     assert row["score"] < alarm_rule.height
-    assert np.isnan(row["threshold"])
+    assert row["threshold"] == alarm_rule.height and row["raised_by"] == "frozen"
     assert row["channels"] == "channel_1"
     assert row["top_channels"].split("=")[0] == "channel_1"
+    assert peak["score"] > peak["threshold"] == alarm_rule.height
+    assert peak["raised_by"] == "score"

@@ -255,11 +255,14 @@ def test_hostile_channel_and_series_names_are_escaped_and_drawn_as_written(tmp_p
 
 
 def test_a_detector_without_a_score_threshold_is_said_to_decide_otherwise():
-    """The channel ensemble (no threshold on its score) was described as deciding "per channel
-    or per window online"; it alarms around peaks above its fitted height."""
+    """A detector reporting no threshold on its score is said to decide otherwise; the channel
+    ensemble, which was (its peaks' height now is its threshold), is no longer named there."""
     from types import SimpleNamespace
 
     from esa_lightning.reporting.outputs import _threshold_text
 
     text = _threshold_text([SimpleNamespace(scores=SimpleNamespace(threshold=None))])
-    assert text.startswith("none on the score") and "peaks above its fitted height" in text
+    assert text.startswith("none on the score") and "online threshold" in text
+    assert "ensemble" not in text and "peaks" not in text
+    height = SimpleNamespace(scores=SimpleNamespace(threshold=np.full(4, 0.445, np.float32)))
+    assert _threshold_text([height]) == "0.445"

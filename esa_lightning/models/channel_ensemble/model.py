@@ -39,6 +39,7 @@ from esa_lightning.models.channel_ensemble.network import (
     soft_event_f05,
     weighted_bce,
 )
+from esa_lightning.models.raised_by import FROZEN, rule_flags
 from esa_lightning.postprocessing.base import fitted_rule, plain_spec
 from esa_lightning.postprocessing.frozen import FrozenValues
 from esa_lightning.postprocessing.peaks import PeakAlarm, spread_rows_to_samples
@@ -311,14 +312,17 @@ def with_stuck_channels(
     scores: RowScores, rule: FrozenValues | None, mission: Mission
 ) -> RowScores:
     """``scores`` with the fitted stuck-channel ``rule``'s alarms on ``mission`` (one grid,
-    series 0) added: a row alarms where a channel is stuck, and names it; as they are without
-    a rule."""
+    series 0) added: a row alarms where a channel is stuck, names it and is flagged ``frozen``
+    (``RowScores.raised_by``); as they are without a rule."""
     if rule is None:
         return scores
     stuck = rule.alarms(mission, 0)
     alarm = scores.alarm | stuck.any(axis=1).astype(np.uint8)
     named = scores.channel_alarm | stuck.astype(np.uint8)
-    return dataclasses.replace(scores, alarm=alarm, channel_alarm=named)
+    raised = scores.raised_by
+    if raised is not None:
+        raised = raised | stuck.any(axis=1).astype(np.uint8) * np.uint8(FROZEN)
+    return dataclasses.replace(scores, alarm=alarm, channel_alarm=named, raised_by=raised)
 
 
 def validation_bce_sums(
@@ -403,7 +407,9 @@ def rows_to_scores(
     top_channels: int,
 ) -> RowScores:
     """Pooled-row outputs (event [R], per-channel scores [C, R]) → ``RowScores`` on the
-    mission's samples; an alarmed sample names its ``top_channels`` highest channels."""
+    mission's samples; an alarmed sample names its ``top_channels`` highest channels. Its
+    ``threshold`` is the peaks' height (NaN before it is fitted): the level a peak passes to
+    alarm, the rows around it alarming with it (``buffer``); its alarms are flagged ``score``."""
     score = spread_rows_to_samples(event_prob, spans, n_samples)
     channel_scores = spread_rows_to_samples(np.asarray(channel_prob).T, spans, n_samples)
     channel_scores = channel_scores.astype(np.float32)
@@ -413,4 +419,6 @@ def rows_to_scores(
         alarm=alarm,
         channel_scores=channel_scores,
         channel_alarm=top_channel_alarm(alarm, channel_scores, top_channels),
+        threshold=np.full(n_samples, alarm_rule.current_height, dtype=np.float32),
+        raised_by=rule_flags(alarm),
     )

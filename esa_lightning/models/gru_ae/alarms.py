@@ -20,6 +20,7 @@ import torch
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import detrend_history
+from esa_lightning.models.raised_by import rule_flags
 from esa_lightning.postprocessing.fit_pass import GatedWindows
 from esa_lightning.postprocessing.telemanom import TelemanomOnline
 
@@ -37,19 +38,21 @@ def window_alarms(
 
 def row_alarm(
     model: Any, mission: Mission, series: int, alarm_w: np.ndarray, pad: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(uint8 [T] row alarms, bool [T, value columns] stuck channels or None) of a single-grid
-    ``mission`` from its window alarms ``alarm_w`` (after the gate): a row alarms when a window
-    covering it does, or in a gap the ``gap_close`` rule closes, or on a stuck channel."""
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(uint8 [T] row alarms, bool [T, value columns] stuck channels or None, uint8 [T] the
+    rules that raised each row: ``RowScores.raised_by``) of a single-grid ``mission`` from its
+    window alarms ``alarm_w`` (after the gate): a row alarms when a window covering it does, or
+    in a gap the ``gap_close`` rule closes, or on a stuck channel."""
     n = len(mission.values) + pad
     alarm = model.window_to_rows(alarm_w.astype(np.float32), n)[pad:]
-    alarm = (alarm > 0).astype(np.uint8)
+    decided = alarm = (alarm > 0).astype(np.uint8)
     if model.gap_rule is not None:
         alarm = model.gap_rule.apply(alarm)
     stuck = None if model.frozen_rule is None else model.frozen_rule.alarms(mission, series)
+    raised = rule_flags(decided, alarm, stuck)
     if stuck is not None:
-        alarm |= stuck.any(axis=1)
-    return alarm, stuck
+        alarm = alarm | stuck.any(axis=1).astype(np.uint8)
+    return alarm, stuck, raised
 
 
 def handed_alarm(

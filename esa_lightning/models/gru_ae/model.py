@@ -446,7 +446,7 @@ class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
             probability = self.window_to_rows(probability_w, n)[wo.pad :]
         score = self.window_to_rows(score_w, n)[wo.pad :]
         channel = self.window_to_rows(wo.per_channel, n)[wo.pad :]
-        alarm, stuck = row_alarm(self, mission, s, alarm_w, wo.pad)
+        alarm, stuck, raised = row_alarm(self, mission, s, alarm_w, wo.pad)
         norm = self.channel_norm  # names only the channels its total is made of
         scored = None if norm is None else norm.scored_mask()
         named = top_channel_alarm(alarm, channel, self.hparams.top_channels, scored)
@@ -457,6 +457,7 @@ class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
             channel_alarm=named if stuck is None else named | stuck[:, : named.shape[1]],
             threshold=threshold,
             gate_probability=probability,
+            raised_by=raised,
         )
 
     def _value_unit(self, series: int) -> float:

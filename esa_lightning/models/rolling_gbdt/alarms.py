@@ -31,6 +31,7 @@ import torch
 from esa_lightning.data.mission import Mission, forced_alarm
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import context_start
+from esa_lightning.models.raised_by import rule_flags
 from esa_lightning.postprocessing.base import RULE_KEY, PostRule
 from esa_lightning.postprocessing.gaps import (
     check_int_list,
@@ -96,6 +97,13 @@ class GapClosingF05(PostRule):
             return np.zeros(len(score), dtype=np.uint8)
         alarm = np.asarray(score, dtype=np.float64) > float(self.threshold)
         return close_gaps(alarm, int(self.width)).astype(np.uint8)
+
+    def raised_by(self, score: np.ndarray, alarm: np.ndarray) -> np.ndarray:
+        """uint8 [T] ``RowScores.raised_by`` of ``alarm`` (``alarms(score)``): ``score`` above
+        the threshold, ``gap_close`` on the rows closing the gaps added."""
+        if not self.is_fitted:
+            return np.zeros(len(score), dtype=np.uint8)
+        return rule_flags(np.asarray(score, dtype=np.float64) > float(self.threshold), alarm)
 
     def fit(self, model: Any, datamodule: Any) -> None:
         """Choose threshold and width on the validation range of ``datamodule.mission``."""
