@@ -99,6 +99,7 @@ def _alarm_table(intervals: pd.DataFrame, figures: Sequence[tuple[str, int, byte
             "confidence",
             "gate",
             "gate probability",
+            "raised by",
         )
     )
     lines = [f"<table id='alarms'><tr>{head}</tr>"]
@@ -110,7 +111,8 @@ def _alarm_table(intervals: pd.DataFrame, figures: Sequence[tuple[str, int, byte
             f"<tr><td>{number}</td>{_cell(str(row.start))}{_cell(str(row.end))}"
             f"{_cell(channels)}{_cell(row.score, True)}{_cell(row.threshold, True)}"
             f"{_cell(row.confidence, True, '.3f')}{_cell(row.gate)}"
-            f"{_cell(row.gate_probability, True, '.3f')}</tr>"
+            f"{_cell(row.gate_probability, True, '.3f')}"
+            f"{_cell(str(getattr(row, 'raised_by', '')).replace(';', ', '))}</tr>"
         )
     lines.append("</table>")
     return "\n".join(lines)

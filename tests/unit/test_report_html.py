@@ -105,6 +105,7 @@ def test_page_is_self_contained_with_the_timeline_and_one_figure_per_alarm(repor
     alarms = page.tables["alarms"]
     assert alarms[0][:4] == ["#", "start", "end", "alarmed channels"]
     assert alarms[1][3] == "target_b" and alarms[1][6] == "1.000"  # drivers, confidence
+    assert alarms[0][-1] == "raised by" and alarms[1][-1] == "–"  # the stand-in records none
     intervals = pd.read_csv(out / "intervals.csv")
     assert len(intervals) == 1 and intervals["channels"][0] == "target_b"
 
@@ -266,3 +267,22 @@ def test_a_detector_without_a_score_threshold_is_said_to_decide_otherwise():
     assert "ensemble" not in text and "peaks" not in text
     height = SimpleNamespace(scores=SimpleNamespace(threshold=np.full(4, 0.445, np.float32)))
     assert _threshold_text([height]) == "0.445"
+
+
+def test_the_alarm_table_names_the_rules_that_raised_each_alarm():
+    """The page's alarm table shows intervals.csv ``raised_by``, its rules comma-separated."""
+    from dataclasses import replace
+
+    from esa_lightning.models.raised_by import FROZEN, SCORE
+    from esa_lightning.reporting.page import _alarm_table
+
+    mission = counter_mission("target_b")
+    part = mission.test()
+    scores = RawErrorScorer(mission, "target_b").score_rows(part)
+    raised = scores.alarm * np.uint8(SCORE)
+    raised[np.flatnonzero(scores.alarm)[-1]] |= np.uint8(FROZEN)
+    scores = replace(scores, raised_by=raised)
+    intervals = alarm_intervals(np.asarray(part.timestamps), scores, part)
+    page = Page(_alarm_table(intervals, []))
+    assert page.tables["alarms"][0][-1] == "raised by"
+    assert page.tables["alarms"][1][-1] == "score, frozen"
