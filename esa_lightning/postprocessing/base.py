@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import lightning as L
 from torch import nn
@@ -161,16 +161,41 @@ def incomplete_rules(expected: Mapping[str, Any], state: Mapping[str, Any]) -> s
     return {rule for rule in both if of(state, rule) < of(expected, rule)}
 
 
-def align_rule_state(state: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+class RuleDifferences(NamedTuple):
+    """How the post rules of a checkpoint's ``state`` differ from those of a model's
+    ``expected`` state (``rule_differences``)."""
+
+    #: the rules the model holds tensors of and the checkpoint none of
+    added: set[str]
+    #: the rules the checkpoint holds tensors of and the model none of
+    dropped: set[str]
+    #: the rules the checkpoint holds only some of the model's tensors of (``incomplete_rules``)
+    incomplete: set[str]
+
+
+def rule_differences(expected: Mapping[str, Any], state: Mapping[str, Any]) -> RuleDifferences:
+    """``whole_rule_differences`` and ``incomplete_rules`` of ``expected`` and ``state``."""
+    added, dropped = whole_rule_differences(expected, state)
+    return RuleDifferences(added, dropped, incomplete_rules(expected, state))
+
+
+def align_rule_state(
+    state: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    differences: RuleDifferences | None = None,
+) -> dict[str, Any]:
     """A checkpoint's ``state`` for the model whose state is ``expected`` where one of them was
     built with a post rule the other was built without: a rule the checkpoint lacks keeps the
     model's tensors (unfitted: every rule is fitted after training, ``on_train_end`` or
     ``fit_post_processing``), a rule the model lacks is left out; a rule the checkpoint holds
     only some tensors of (``incomplete_rules``) keeps the model's tensors, all of them, like a
-    rule it lacks. Every other tensor is ``state``'s, as it is, for a strict load to judge."""
-    added, dropped = whole_rule_differences(expected, state)
-    added |= incomplete_rules(expected, state)
-    kept = {n: v for n, v in state.items() if not rule_names([n]) & (dropped | added)}
+    rule it lacks. Every other tensor is ``state``'s, as it is, for a strict load to judge.
+    ``differences``: their ``rule_differences`` where the caller has them already."""
+    if differences is None:
+        differences = rule_differences(expected, state)
+    added = differences.added | differences.incomplete
+    kept = {n: v for n, v in state.items()
+            if not rule_names([n]) & (differences.dropped | added)}
     kept.update({n: v for n, v in expected.items() if rule_names([n]) & added})
     return kept
 
@@ -186,12 +211,11 @@ def align_rule_checkpoint(checkpoint: dict[str, Any], model: Any) -> None:
     if not isinstance(state, Mapping):
         return
     expected = model.state_dict()
-    added, _ = whole_rule_differences(expected, state)
-    incomplete = incomplete_rules(expected, state)
-    checkpoint["state_dict"] = align_rule_state(state, expected)
-    for name in (added | incomplete) & set(model.post_rules):
+    differences = rule_differences(expected, state)
+    checkpoint["state_dict"] = align_rule_state(state, expected, differences)
+    for name in (differences.added | differences.incomplete) & set(model.post_rules):
         (checkpoint.get("callbacks") or {}).pop(model.post_rules[name].state_key, None)
-    for name in incomplete:
+    for name in differences.incomplete:
         (checkpoint.get("post_rules_extra") or {}).pop(name, None)
 
 
