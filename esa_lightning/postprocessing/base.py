@@ -111,6 +111,17 @@ class PostRule(nn.Module, L.Callback):
     ) -> None:
         self.release()  # a fit after the one that handed it over may never come
 
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Leave out the callback state Lightning keeps of a rule (its ``state_dict`` under its
+        ``state_key`` in ``checkpoint["callbacks"]``): a second copy of the tensors its model's
+        ``state_dict`` holds (``post_rules.<rule>.<tensor>``), which a resume loads them from.
+        A checkpoint written with the copy still loads (``align_rule_checkpoint``)."""
+        callbacks = checkpoint.get("callbacks")
+        if isinstance(callbacks, dict):
+            callbacks.pop(self.state_key, None)
+
     def save_extra(self, folder: Path, name: str) -> None:
         """Write non-tensor fitted state (sklearn objects, via skops) into ``folder``."""
 
@@ -202,19 +213,22 @@ def align_rule_state(
 
 def align_rule_checkpoint(checkpoint: dict[str, Any], model: Any) -> None:
     """``align_rule_state`` on the ``state_dict`` of the Lightning ``checkpoint`` that ``model``
-    loads (its ``on_load_checkpoint``), in place. A rule is a callback too, Lightning keeping
-    a copy of its tensors under its class (``checkpoint["callbacks"]``): a rule the checkpoint
-    lacks by name does not take that of a rule of its class under another name, nor a rule
-    the checkpoint holds only some tensors of its copy or its non-tensor state (it stays
-    unfitted until it is fitted after training, as a rule the checkpoint lacks)."""
+    loads (its ``on_load_checkpoint``), in place. A rule is a callback too, and a checkpoint
+    written before ``PostRule.on_save_checkpoint`` left it out holds a copy of its tensors
+    under its class (``checkpoint["callbacks"]``), which Lightning would load into the rule
+    after the model's ``state_dict``: every rule's copy is dropped, the ``state_dict`` alone
+    holding its tensors, so a rule the checkpoint lacks by name does not take that of a rule
+    of its class under another name. A rule the checkpoint holds only some tensors of loses
+    its non-tensor state too (it stays unfitted until it is fitted after training, as a rule
+    the checkpoint lacks)."""
     state = checkpoint.get("state_dict")
     if not isinstance(state, Mapping):
         return
     expected = model.state_dict()
     differences = rule_differences(expected, state)
     checkpoint["state_dict"] = align_rule_state(state, expected, differences)
-    for name in (differences.added | differences.incomplete) & set(model.post_rules):
-        (checkpoint.get("callbacks") or {}).pop(model.post_rules[name].state_key, None)
+    for rule in model.post_rules.values():
+        (checkpoint.get("callbacks") or {}).pop(rule.state_key, None)
     for name in differences.incomplete:
         (checkpoint.get("post_rules_extra") or {}).pop(name, None)
 
