@@ -20,7 +20,6 @@ from typing import Any, ClassVar, Protocol
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 
 from esa_lightning.data.array_store import release_pages
@@ -32,6 +31,11 @@ from esa_lightning.models.channel_alarms import (  # noqa: F401 - where they wer
     top_channels_setting,
 )
 from esa_lightning.models.devices import float64_trainer_arguments
+from esa_lightning.models.processes import (
+    UnwrappedDDPStrategy,
+    several_processes,
+    started_by_another_launcher,
+)
 from esa_lightning.models.raised_by import SCORE
 from esa_lightning.postprocessing.base import PostRule, build_rules, fit_rules
 from esa_lightning.progress import progress
@@ -139,52 +143,6 @@ def iter_pieces(
         rows = slice(max(0, start - context - alignment), min(n, stop + context))
         release_pages(mission.values[rows])
         release_pages(mission.telecommands[rows])
-
-
-def several_processes(trainer_config: Mapping[str, Any]) -> bool:
-    """Whether ``trainer_config`` may ask Lightning for more than one process (``devices`` other
-    than 1, ``auto`` and -1 included, or several nodes)."""
-    return trainer_config.get("devices", 1) != 1 or trainer_config.get("num_nodes", 1) != 1
-
-
-def runs_ddp(trainer_config: Mapping[str, Any]) -> bool:
-    """Whether the trainer runs DDP: ``strategy=ddp``, or ``auto`` (Lightning's default) over
-    several processes, which Lightning turns into DDP as well."""
-    strategy = trainer_config.get("strategy", "auto")
-    return strategy == "ddp" or (strategy == "auto" and several_processes(trainer_config))
-
-
-def started_by_another_launcher() -> bool:
-    """Whether a launcher Lightning recognises (torchrun, SLURM's srun, LSF, MPI: its cluster
-    environments, in its order) started this run's processes, more than one, each running the
-    script: Lightning starts none then, and each process takes its rank from the launcher."""
-    from lightning.fabric.plugins.environments import (
-        LSFEnvironment,
-        MPIEnvironment,
-        SLURMEnvironment,
-        TorchElasticEnvironment,
-    )
-
-    kinds = (TorchElasticEnvironment, SLURMEnvironment, LSFEnvironment, MPIEnvironment)
-    found = next((kind for kind in kinds if kind.detect()), None)
-    return found is not None and found().world_size() > 1
-
-
-class UnwrappedDDPStrategy(DDPStrategy):
-    """Lightning's DDP without the ``DistributedDataParallel`` wrapper, which refuses a module
-    with no parameter requiring a gradient ("DistributedDataParallel is not needed ..."): for
-    such a model trained in a process group already up (a later component of a DDP run). The
-    ranks keep their roles (rank 0 alone writes checkpoints; barriers and reductions see every
-    rank), each fitting the model itself (``DetectorModule.trainer_arguments``)."""
-
-    def configure_ddp(self) -> None:
-        """Leave the model unwrapped: it has no gradients to average."""
-
-    @property
-    def distributed_sampler_kwargs(self) -> dict[str, int]:
-        """One replica: every rank validates every item too (``validation_sampler``), as one
-        process would; a baseline's ``val/loss`` is not reduced over the ranks."""
-        return {"num_replicas": 1, "rank": 0}
 
 
 class DetectorModule(L.LightningModule, ABC):

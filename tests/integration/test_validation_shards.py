@@ -22,10 +22,10 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from esa_lightning.data.rows import RowDataModule
 from esa_lightning.data.windows import WindowDataModule
-from esa_lightning.models.base import UnwrappedDDPStrategy
 from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
 from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
+from esa_lightning.models.processes import UnwrappedDDPStrategy
 from tests.helpers import (
     make_tiny_mission,
     sine_mission,

@@ -44,7 +44,7 @@ def test_a_model_without_gradient_steps_keeps_its_rank_under_torchrun(monkeypatc
     trainable parameter was given one device, so each rank trained alone as Lightning's global
     rank 0 and each wrote the checkpoints: rank 1 keeps its rank, unwrapped, on all the data."""
     from esa_lightning.jobs.train import make_trainer
-    from esa_lightning.models.base import UnwrappedDDPStrategy
+    from esa_lightning.models.processes import UnwrappedDDPStrategy
     from esa_lightning.models.zscore.model import RobustZScore
 
     for name, value in TORCHRUN_RANK_1.items():

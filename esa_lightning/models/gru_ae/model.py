@@ -49,7 +49,6 @@ from esa_lightning.models.base import (
     DetectorModule,
     GridScoring,
     RowScores,
-    runs_ddp,
     series_position,
     top_channel_alarm,
     top_channels_setting,
@@ -70,6 +69,7 @@ from esa_lightning.models.gru_ae.network import (
     WindowNetwork,
 )
 from esa_lightning.models.gru_ae.train_rows import TrainRows
+from esa_lightning.models.processes import runs_ddp
 from esa_lightning.models.window_pieces import WindowOutputs, WindowPieces
 from esa_lightning.postprocessing.base import fitted_rule, plain_spec
 from esa_lightning.postprocessing.channel_norm import ChannelNorm
