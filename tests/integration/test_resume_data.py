@@ -152,9 +152,9 @@ def test_a_channel_ensemble_resumed_from_an_earlier_version_of_a_rule_fits_it(
     two_missions, tmp_path, caplog
 ):
     """The checkpoints written by a stuck-channel rule without today's ``fit_rows`` tensor
-    (in the state_dict and in Lightning's callback copy of the rule): refused ("no
-    post_rules.frozen.fit_rows"). Lightning's own resume now goes through, the rule is fitted
-    at the end as in a new run, with one info line."""
+    (in the state_dict and in Lightning's callback copy of the rule, which checkpoints held
+    then): refused ("no post_rules.frozen.fit_rows"). Lightning's own resume now goes through,
+    the rule is fitted at the end as in a new run, with one info line."""
     import torch
 
     from esa_lightning.artifact import Detector
@@ -164,14 +164,16 @@ def test_a_channel_ensemble_resumed_from_an_earlier_version_of_a_rule_fits_it(
     run = ["experiment=channel_ensemble", f"data.root={a}", "data.val_days=2", "test=false",
            "trainer.enable_progress_bar=false", "logger=none", "trainer.max_epochs=1"]
     train(compose_config("train", run, tmp_path))
-    edited = 0
-    for path in (tmp_path / "checkpoints" / "channel_ensemble").glob("*.ckpt"):
+    paths = list((tmp_path / "checkpoints" / "channel_ensemble").glob("*.ckpt"))
+    for path in paths:
         data = torch.load(path, weights_only=False)
         del data["state_dict"]["post_rules.frozen.fit_rows"]
-        for state in data.get("callbacks", {}).values():
-            edited += state.pop("fit_rows", None) is not None
+        prefix = "post_rules.frozen."
+        copy = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+        assert "FrozenValues" not in data["callbacks"]  # the rule's tensors held once
+        data["callbacks"]["FrozenValues"] = copy  # the old shape: Lightning's copy, without it
         torch.save(data, path)
-    assert edited  # Lightning's copy of the rule held it too
+    assert paths
     with caplog.at_level(logging.INFO, logger="esa_lightning"):
         resume = [*run, "trainer.max_epochs=2", "ckpt_path=last"]
         assert train(compose_config("train", resume, tmp_path)) is not None
