@@ -178,6 +178,11 @@ def test_fit_detects_the_spike_and_the_level_shift_of_the_test_range(mission, mo
     assert out.channel_alarm[spike][out.alarm[spike] > 0, SPIKE].all()
     assert out.channel_alarm[shift][out.alarm[shift] > 0, SHIFT].all()
     assert (out.channel_alarm.sum(axis=1) == out.alarm).all()  # top_channels=1
+    # intervals.csv's threshold column: the fitted threshold each row's probability met
+    assert out.threshold is not None and out.threshold.dtype == np.float32
+    np.testing.assert_array_equal(out.threshold, np.float32(float(model.alarm_rule.threshold)))
+    crossed = out.score.astype(np.float64) > float(model.alarm_rule.threshold)
+    assert (out.alarm[crossed] == 1).all()  # gap closing only adds alarms
 
 
 def test_scoring_ignores_labels(mission, model):

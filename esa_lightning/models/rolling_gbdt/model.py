@@ -319,6 +319,7 @@ class RollingGBDT(DetectorModule):
             alarm=alarm,
             channel_scores=chan,
             channel_alarm=top_channel_alarm(alarm, chan, self.hparams.top_channels),
+            threshold=np.full(len(prob), float(self.alarm_rule.threshold), dtype=np.float32),
             raised_by=self.alarm_rule.raised_by(prob, alarm),
         )
 
