@@ -61,6 +61,10 @@ def compose_job(
             "string",
             column="overrides",
         )
+    if name == "train":  # a component's model picks its datamodule, as train.py's does
+        from esa_lightning.jobs.component_datamodules import with_component_datamodules
+
+        overrides = with_component_datamodules(list(overrides))
     try:
         cfg = compose_config(name, list(overrides))
     except HydraException as exc:  # an unknown group option or key: one line, as train.py

@@ -44,6 +44,11 @@ def optuna_search(args: list[str]) -> int | None:
 
 
 def main() -> None:
+    from esa_lightning.errors import one_line_errors
+    from esa_lightning.jobs.component_datamodules import with_component_datamodules
+
+    with one_line_errors():  # a component's model picks its datamodule, unless one is named
+        sys.argv[1:] = with_component_datamodules(sys.argv[1:])
     code = optuna_search(sys.argv[1:])
     if code is not None:
         raise SystemExit(code)

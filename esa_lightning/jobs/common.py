@@ -422,7 +422,12 @@ def warn_about_optimized_metric(cfg: DictConfig, metrics: dict[str, float]) -> N
 def refuse_unusable_components(cfg: DictConfig, specs: Mapping[str, DictConfig]) -> None:
     """Before the data are read: the components' (``specs``: name -> spec) and the run's
     targets that cannot be imported (``refuse_unimportable_targets``), then a family that needs
-    float64 set to train on Apple's MPS (``refuse_float64_on_mps``)."""
+    float64 set to train on Apple's MPS (``refuse_float64_on_mps``). A component without its
+    datamodule, or with another kind, is refused first (``refuse_component_datamodules``)."""
+    from esa_lightning.jobs.component_datamodules import refuse_component_datamodules
+
+    if cfg.get("components"):
+        refuse_component_datamodules(specs)
     refuse_unimportable_targets(cfg, specs.values())
     refuse_unknown_trainer_options(cfg)
     refuse_float64_on_mps(cfg, specs)

@@ -121,8 +121,11 @@ def parse_overrides(lines: list[str], what: str) -> list[Override]:
 
 def compose_train(config_dir: Path, overrides: list[str]) -> DictConfig:
     """``train.yaml`` composed with ``overrides`` (no Hydra run: nothing is created)."""
+    from esa_lightning.jobs.component_datamodules import with_component_datamodules
+
     try:
-        return compose_config("train", overrides, config_dir)
+        return compose_config("train", with_component_datamodules(overrides, config_dir),
+                              config_dir)
     except HydraException as exc:
         reason = composition_reason(exc)
         raise ESAInputError(f"the overrides do not compose: {reason}", column="overrides") from None

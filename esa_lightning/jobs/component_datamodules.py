@@ -1,0 +1,120 @@
+"""A component's model chosen on the command line picks the datamodule it trains on.
+
+``model=zscore`` alone composes ``datamodule=rows`` (``conf/model/zscore.yaml``'s ``defaults``
+override the top-level ``datamodule``), but a component's model
+(``+model@components.z.model=zscore`` in ``experiment=esa_full``) lives under
+``components.z``, which a model config's defaults cannot name: its datamodule had to be named
+too (``+datamodule@components.z.datamodule=rows``). ``with_component_datamodules`` adds that
+override to a command line that does not name one, the datamodule read from the model's config
+as ``model=NAME`` alone composes it; ``refuse_component_datamodules`` refuses, before the data
+are read, a component left without its datamodule or with another kind, naming the override
+to type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from esa_lightning import install
+from esa_lightning.errors import ESAInputError
+
+#: ``model@components.<name>.model`` (``+`` adds a component), the override's key
+COMPONENT_MODEL = re.compile(r"^(\+?)model@components\.([^.=@/\s]+)\.model$")
+#: the entry a model config's defaults choose the top-level datamodule with
+DATAMODULE_ENTRY = "override /datamodule@_global_.datamodule"
+
+
+def with_component_datamodules(overrides: Sequence[str],
+                               config_dir: Path | None = None) -> list[str]:
+    """``overrides`` with ``datamodule@components.<name>.datamodule=KIND`` added after (``+`` where
+    the model's override adds the component) for each component whose model they choose
+    (``[+]model@components.<name>.model=NAME``) and whose datamodule they do not name: KIND is
+    the datamodule ``model=NAME`` alone composes (``datamodule_of``). A sweep of models
+    (``=zscore,global_std``) gets the one datamodule they share; models of different
+    datamodules are refused, naming the overrides to run them with, one command each."""
+    folder = Path(config_dir or install.config_dir())
+    out = []
+    for override in overrides:
+        out.append(override)
+        key, sep, value = override.partition("=")
+        match = COMPONENT_MODEL.match(key.strip())
+        if not sep or match is None or _names_datamodule(overrides, match.group(2)):
+            continue
+        plus, name = match.groups()
+        kinds = {model: datamodule_of(model, folder) for model in _choices(override)}
+        if not kinds or None in kinds.values():  # not parsed, or an unknown model: Hydra's
+            continue
+        typed = f"{plus}datamodule@components.{name}.datamodule"
+        if len(set(kinds.values())) > 1:
+            each = ", ".join(f"{typed}={kind} for {model}" for model, kind in kinds.items())
+            raise ESAInputError(f"{override.strip()}: these models train on different "
+                                f"datamodules; sweep them in one command each, naming it: {each}")
+        out.append(f"{typed}={next(iter(kinds.values()))}")  # beside it: flags may follow
+    return out
+
+
+def datamodule_of(model: str, config_dir: Path) -> str | None:
+    """The datamodule ``model=<model>`` alone composes: the one ``conf/model/<model>.yaml``'s
+    defaults choose, else ``conf/train.yaml``'s default; None for no such model config."""
+    path = config_dir / "model" / f"{model}.yaml"
+    if not path.is_file():
+        return None
+    for source in (path, config_dir / "train.yaml"):
+        for entry in OmegaConf.load(source).get("defaults") or []:
+            if isinstance(entry, DictConfig):
+                for key, value in entry.items():
+                    if key in (DATAMODULE_ENTRY, "datamodule") and value is not None:
+                        return str(value)
+    return None
+
+
+def refuse_component_datamodules(specs: Mapping[str, DictConfig]) -> None:
+    """Before the data are read: a component (``specs``: name -> spec, ``esa_full``'s) without
+    a datamodule, or with one of another kind than its model trains on, is refused naming the
+    override to type (``+datamodule@components.z.datamodule=rows``), not met as a missing key or
+    once its data were read."""
+    from hydra.utils import get_class
+
+    from esa_lightning.jobs.common import detector_class
+
+    for name, spec in specs.items():
+        family = detector_class(spec.model)
+        wanted = family.datamodule_kind
+        datamodule = spec.get("datamodule")
+        if datamodule is None:
+            raise ESAInputError(f"component {name} has no datamodule: its model "
+                                f"{family.__name__} trains on datamodule={wanted}; add "
+                                f"+datamodule@components.{name}.datamodule={wanted}")
+        try:
+            given = getattr(get_class(datamodule._target_), "DATAMODULE_KIND", None)
+        except Exception:  # noqa: BLE001 - an unimportable target: refused by its key later
+            continue
+        if given != wanted:
+            raise ESAInputError(f"component {name}: {family.__name__} trains on "
+                                f"datamodule={wanted}, not {given}; give "
+                                f"datamodule@components.{name}.datamodule={wanted}")
+
+
+def _names_datamodule(overrides: Sequence[str], name: str) -> bool:
+    """Whether ``overrides`` name component ``name``'s datamodule (chosen, added or deleted)."""
+    key = f"datamodule@components.{name}.datamodule"
+    return any(o.partition("=")[0].strip().lstrip("+~") == key for o in overrides)
+
+
+def _choices(override: str) -> list[str]:
+    """The model names ``override`` chooses (several for a sweep); none where it does not parse
+    or its values are not plain names (Hydra reports or expands those)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        (parsed,) = OverridesParser.create().parse_overrides([override])
+        values = list(parsed.sweep_string_iterator()) if parsed.is_sweep_override() else [
+            parsed.value()]
+    except Exception:  # noqa: BLE001 - Hydra raises several types; it reports them itself
+        return []
+    return [v for v in values if isinstance(v, str)] if all(
+        isinstance(v, str) for v in values) else []
