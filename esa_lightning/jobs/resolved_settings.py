@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
-from esa_lightning.settings import SKIPPED, check_leaves, check_not_null
+from esa_lightning.settings import SKIPPED, check_leaves, check_not_null, child_key
 
 #: a node's settings whose value says what the node is (``settings.NODE_RULES``): set to an
 #: interpolation, the node's other settings are checked against the kind it resolves to
@@ -73,7 +73,7 @@ def _interpolated_under(cfg: DictConfig, key: str) -> Iterator[str]:
 
 def _interpolated(node: Any, prefix: str) -> Iterator[str]:
     """The dotted keys of ``node``'s settings (under ``prefix``) set to an interpolation, a
-    list's items among them (``data.channels.1``)."""
+    list's items among them (``data.channels[1]``)."""
     if isinstance(node, DictConfig | ListConfig) and (node._is_none() or node._is_missing()):
         return
     if isinstance(node, DictConfig):
@@ -83,7 +83,7 @@ def _interpolated(node: Any, prefix: str) -> Iterator[str]:
     else:
         return
     for key in keys:
-        path = f"{prefix}.{key}"
+        path = child_key(prefix, key, isinstance(node, ListConfig))
         if OmegaConf.is_interpolation(node, key):
             yield path
         else:

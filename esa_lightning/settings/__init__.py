@@ -366,13 +366,13 @@ def check_leaves(cfg: DictConfig, only: list[str] | None = None) -> None:
     """Refuse the first setting of ``cfg`` that breaks ``check_settings``' rules for a leaf (a
     value given, not null where it needs one, no NaN, its node's rule, its own rule); ``only``:
     just the settings at those dotted keys and under them, and a list checked as a whole that
-    holds one (``data.channels.1``: ``data.channels``): the values interpolations resolved
+    holds one (``data.channels[1]``: ``data.channels``): the values interpolations resolved
     to (``resolved_settings``), the nodes' kinds read from the whole of ``cfg``."""
     leaves = list(_leaves(cfg, ""))
     nodes = _node_kinds(leaves)
     for key, value in leaves:
-        if only is not None and not any(key == k or key.startswith(f"{k}.")
-                                        or k.startswith(f"{key}.") for k in only):
+        if only is not None and not any(key == k or key.startswith((f"{k}.", f"{k}["))
+                                        or k.startswith((f"{key}.", f"{key}[")) for k in only):
             continue
         if value is _MISSING:
             raise ESAInputError(f"{key}: no value given; set {key}=... on the command line")
@@ -421,9 +421,17 @@ def _show(value: Any) -> str:
     return quoted(value) if isinstance(value, str) else str(value)
 
 
+def child_key(prefix: str, key: Any, item: bool = False) -> str:
+    """The full key of ``prefix``'s child ``key`` (``item``: a list's) as refusals and docs name
+    it, as OmegaConf does: ``model.lr``, a list's item ``data.channels[1]`` (not ``.1``)."""
+    if item:
+        return f"{prefix}[{key}]"
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
 def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     """(dotted key, value) of every leaf set to a literal (interpolations are skipped: they
-    resolve to values checked where they are defined)."""
+    resolve to values checked where they are defined); a list's item is named ``key[i]``."""
     if isinstance(node, DictConfig):
         items = [(str(k), k) for k in node.keys()]
     elif isinstance(node, ListConfig):
@@ -431,7 +439,7 @@ def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     else:
         return
     for name, key in items:
-        path = f"{prefix}.{name}" if prefix else name
+        path = child_key(prefix, name, isinstance(node, ListConfig))
         if not prefix and name in SKIPPED:
             continue
         if OmegaConf.is_interpolation(node, key):

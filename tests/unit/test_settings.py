@@ -454,3 +454,19 @@ def test_training_warns_of_a_detrend_longer_than_the_training_rows(caplog):
         if warned:
             assert "detrend=381 is longer than the 380 training rows" in said[0]
         assert int(model.train_rows) == 380 and model.fitted_state_problem() is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shown"),
+    [
+        (["experiment=rolling_gbdt", "model.windows=[5,nan]"], "model.windows[1]=nan"),
+        (["experiment=esa_full", "combiner.gap_close={widths:[0,nan],tolerance:0.005}"],
+         "combiner.gap_close.widths[1]=nan"),
+    ],
+)
+def test_a_list_item_is_named_as_everywhere_else(overrides, shown, tmp_path):
+    """A list's item was named ``model.windows.1`` by these rules, ``data.channels[1]`` by the
+    interpolation check and OmegaConf (and the docs): both are ``key[i]`` now."""
+    with pytest.raises(ESAInputError) as err:
+        check_settings(compose_config("train", overrides, tmp_path))
+    assert str(err.value).startswith(f"{shown}: must be a number, not NaN")
