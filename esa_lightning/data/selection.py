@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.errors import ESAInputError, quoted
+from esa_lightning.settings.values import CHANNEL_WORDS
 
 if TYPE_CHECKING:
     from esa_lightning.data.mission import Mission
@@ -25,11 +26,13 @@ VAL_DAYS_NULL = "val_days_null"
 class UnknownChannels(ESAInputError):
     """Channels asked for (``names``) that the data's channel list (``path``) lacks."""
 
-    def __init__(self, names: list[str], known: list[str], source: str | None) -> None:
+    def __init__(self, names: list[str], known: list[str], source: str | None,
+                 words: Sequence[str] = ()) -> None:
         self.names = names
         shown = f"{known[:5]}{'...' if len(known) > 5 else ''}"
+        also = f"; or one of the words {', '.join(words)}" if words else ""
         super().__init__(
-            f"unknown channel(s) {names}; known: {shown}", path=source, column="channels"
+            f"unknown channel(s) {names}; known: {shown}{also}", path=source, column="channels"
         )
 
 
@@ -69,8 +72,9 @@ def select_channels(
     else:
         chosen = [c.strip() for c in spec.split(",")] if isinstance(spec, str) else list(spec)
     unknown = [c for c in chosen if c not in set(names)]
-    if unknown:
-        raise UnknownChannels(unknown, names, source)
+    if unknown:  # a string given alone may be a misspelt word (targt): the words are named too
+        words = CHANNEL_WORDS if isinstance(spec, str) else ()
+        raise UnknownChannels(unknown, names, source, words)
     if not chosen:
         raise ESAInputError("channel selection is empty", path=source, value=spec)
     order = {c: i for i, c in enumerate(chosen)}

@@ -295,8 +295,9 @@ TOP_LEVEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     # the readers' (and the generator's), refused once the data were read or generated
     "data.period": (period_ok, "must be a positive time period (e.g. 30s)"),
     "data.generate.days": positive_finite(),
-    # a misspelt word (data.channels=targt) was refused by the reader as an unknown channel,
-    # once the data were being read; an empty list as "channel selection is empty"
+    # an empty list was refused by the reader as "channel selection is empty", once the data
+    # were being read; a name alone is left to the reader, which knows the channels (a channel
+    # may be named like a word: ball, Target) and names the words beside them when it lacks it
     "data.channels": (channels_ok, f"must be {', '.join(CHANNEL_WORDS[:-1])} or "
                       f"{CHANNEL_WORDS[-1]}, or a list of channel names: data.channels=[NAME,...]"),
     # datamodule=rows's bound on the rows read per range (null: every row); refused by the

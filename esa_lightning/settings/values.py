@@ -78,15 +78,14 @@ CHANNEL_WORDS = ("all", "target", "lightweight")
 
 
 def channels_ok(value: Any) -> bool:
-    """``data.channels``: one of ``CHANNEL_WORDS`` or a non-empty list of channel names. A string
-    of names (``data.channels=T-13``, one channel; ``a,b`` in a sweep's jobs) is left to the
-    reader, which names the channels the data lack, unless it is a near miss of a word
-    (``targt``, ``Target``, ``al``): that was refused only once the data were being read."""
-    import difflib
-
+    """``data.channels``: one of ``CHANNEL_WORDS`` or a non-empty list of channel names. A
+    non-empty string of names (``data.channels=T-13``, one channel; ``a,b`` in a sweep's jobs)
+    is left to the reader: the channel names are not known before the data are read, so a
+    channel named like a word (``ball``, ``Target``) is read, and a misspelt word (``targt``) is
+    refused there as an unknown channel, the words named beside the channels
+    (``data.selection.UnknownChannels``)."""
     from omegaconf import ListConfig
 
     if isinstance(value, str):
-        return value in CHANNEL_WORDS or not difflib.get_close_matches(
-            value.lower(), CHANNEL_WORDS, 1, 0.6)
+        return bool(value.strip())
     return isinstance(value, list | tuple | ListConfig) and len(value) > 0

@@ -30,7 +30,7 @@ def _refused_by_train(overrides: list[str], tmp_path) -> str:  # noqa: ANN001
          "trainer.max_epochs=1.5: must be a whole number >= -1"),
         (["+x=0", "trainer.check_val_every_n_epoch=${x}"],
          "trainer.check_val_every_n_epoch=0: must be a whole number >= 1"),
-        (["+x=targt", "data.channels=${x}"], "data.channels='targt': must be all, target"),
+        (["+x=5", "data.channels=${x}"], "data.channels=5: must be all, target"),
         (["+x=-1", "data.val_days=${x}"], "data.val_days=-1: must be a finite number >= 0"),
         (["+x=-30s", "data.period=${x}"], "data.period='-30s': must be a positive time"),
         # a node's rule (a callback known by its _target_)
@@ -94,7 +94,7 @@ def test_a_valid_interpolated_value_trains_with_it(tmp_path):
         (["+x=-1", "max_figures=${x}"], "max_figures=-1: must be a whole number >= 0"),
         (["+x=0", "report_block=${x}"], "report_block=0: must be a whole number >= 1"),
         (["+x=cdua", "device=${x}"], "device='cdua': must be a device torch knows"),
-        (["+x=targt", "data.channels=${x}"], "data.channels='targt': must be all, target"),
+        (["+x=5", "data.channels=${x}"], "data.channels=5: must be all, target"),
         (["+x=12", "chunk_rows=${x}"], "chunk_rows=12: must be 0 (the whole range)"),
         (["device=${nope}"], "device: cannot resolve its interpolation"),
         (["+x=null", "report_block=${x}"], "report_block=null: needs a value"),

@@ -163,19 +163,17 @@ def test_the_default_post_rules_pass_the_check_before_the_data(tmp_path):
 @pytest.mark.parametrize(
     ("job", "value", "shown"),
     [
-        ("train", "targt", "data.channels='targt'"),
-        ("train", "Target", "data.channels='Target'"),
-        ("train", "lightwieght", "data.channels='lightwieght'"),
-        ("train", "al", "data.channels='al'"),
         ("train", "[]", "data.channels=[]"),
-        ("predict", "targt", "data.channels='targt'"),
-        ("merge", "targt", "data.channels='targt'"),
+        ("train", "5", "data.channels=5"),
+        ("train", "''", "data.channels=''"),
+        ("predict", "[]", "data.channels=[]"),
+        ("merge", "[]", "data.channels=[]"),
     ],
 )
-def test_a_misspelt_channel_selection_is_named_with_the_choices_before_the_data(job, value, shown):
-    """``data.channels=targt`` was refused only by the reader, once the data were being read,
-    as ``column 'channels': unknown channel(s) ['targt']`` (an empty list: "channel selection
-    is empty")."""
+def test_an_empty_channel_selection_is_named_with_the_choices_before_the_data(job, value, shown):
+    """``data.channels=[]`` was refused only by the reader, once the data were being read, as
+    "channel selection is empty". A name alone is left to the reader, which knows the channels
+    (``test_a_channel_named_like_a_word_is_read_and_a_misspelt_word_named_by_the_reader``)."""
     given = {"train": [], "predict": ["ckpt=x"], "merge": ["detectors=[a,b]"]}[job]
     reason = compose_error(job, [*given, f"data.channels={value}"], check=True)
     assert reason is not None
@@ -183,9 +181,33 @@ def test_a_misspelt_channel_selection_is_named_with_the_choices_before_the_data(
 
 
 @pytest.mark.parametrize(
-    "value", ["all", "target", "lightweight", "null", "[channel_1,channel_2]", "channel_1", "T-13"]
+    "value", ["all", "target", "lightweight", "null", "[channel_1,channel_2]", "channel_1", "T-13",
+              "ball", "Target", "targt"]
 )
 def test_the_channel_selections_and_channel_names_pass(value):
-    """The words, null (all), a list of names, and one channel's name (read as a list of it)."""
+    """The words, null (all), a list of names, and one channel's name (read as a list of it),
+    a name close to a word among them: the channels are not known before the data are read,
+    and a channel named ``ball`` (near ``all``) was refused as a misspelt word unless given as a
+    list."""
     assert compose_error("train", [f"data.channels={value}"], check=True) is None
     assert compose_error("predict", ["ckpt=x", f"data.channels={value}"], check=True) is None
+
+
+def test_a_channel_named_like_a_word_is_read_and_a_misspelt_word_named_by_the_reader():
+    """The reader knows the channels: a mission's channel ``ball`` is read when given alone; a
+    name it lacks given alone (``targt``) is an unknown channel, the words named beside the
+    channels; a list's unknown name (a channel, not a word) names the channels only."""
+    import pandas as pd
+
+    from esa_lightning.data.selection import UnknownChannels, select_channels
+
+    table = pd.DataFrame({"Channel": ["ball", "channel_2"], "Target": [True, False]})
+    assert list(select_channels(table, "ball")["Channel"]) == ["ball"]
+    with pytest.raises(UnknownChannels) as caught:
+        select_channels(table, "targt", lightweight=[])
+    assert str(caught.value) == ("column 'channels': unknown channel(s) ['targt']; known: "
+                                 "['ball', 'channel_2']; or one of the words all, target, "
+                                 "lightweight")
+    with pytest.raises(UnknownChannels) as caught:
+        select_channels(table, ["targt"])
+    assert str(caught.value).endswith("known: ['ball', 'channel_2']")
