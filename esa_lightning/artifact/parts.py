@@ -187,7 +187,8 @@ def retrain_command(folder: Path, manifest: dict[str, Any]) -> str:
     (``<run>/.hydra/overrides.yaml``, the run folder's own ``hydra.*`` left out); else its
     experiment (``info.experiment``) where one of that name is shipped, but for ``gru_ae``: before
     run folders were named after the model, every run without an experiment was so named; else
-    the model config of its one component."""
+    the model config of its one component (``model=NAME``, which composes the datamodule the
+    model trains on)."""
     from esa_lightning.install import command, config_dir
 
     train = command("train")
@@ -207,11 +208,10 @@ def retrain_command(folder: Path, manifest: dict[str, Any]) -> str:
     entries = components.values() if isinstance(components, dict) else []
     classes = [c.get("class") if isinstance(c, dict) else None for c in entries]
     families = detector_families()
-    if len(classes) == 1 and classes[0] in families:
+    if len(classes) == 1 and classes[0] in families:  # model=NAME picks its own datamodule
         for model in sorted((config_dir() / "model").glob("*.yaml")):
             if yaml.safe_load(model.read_text()).get("_target_") == classes[0]:
-                kind = families[classes[0]].datamodule_kind
-                return f"{train} model={model.stem} datamodule={kind} ({data})"
+                return f"{train} model={model.stem} ({data})"
     if shipped:
         return f"{train} experiment={experiment} ({data})"
     return f"{train} with the settings of its config.yaml"

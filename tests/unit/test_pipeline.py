@@ -6,6 +6,7 @@ import pytest
 from esa_lightning.artifact import Detector, mission_schema
 from esa_lightning.errors import ESAInputError
 from esa_lightning.runtime.chunks import score_in_chunks
+from tests.conftest import CONF, compose_config
 from tests.helpers import fitted_zscore, make_mission, manifest_of, write_manifest
 
 
@@ -94,8 +95,30 @@ def test_the_retrain_command_of_an_old_artifact_trains_the_same_model(tmp_path):
     for name in ("gru_ae", "mine"):
         old_format_artifact(tmp_path / name, name)
         hint = retrain_hint(tmp_path / name)
-        assert hint.startswith("python train.py model=zscore datamodule=rows"), hint
-        assert "experiment=" not in hint
+        assert hint == "python train.py model=zscore (with the data settings of its config.yaml)"
+
+
+@pytest.mark.parametrize("config", sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
+def test_the_retrain_command_of_each_family_composes_its_model_and_datamodule(config, tmp_path):
+    """The hint of a detector outside its run folder named ``model=NAME datamodule=KIND``, a
+    datamodule the model's config now chooses itself (``model=NAME`` alone trains): it names
+    the model only, and that command composes the family and the datamodule it trains on."""
+    import shlex
+
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    from esa_lightning.artifact.parts import retrain_command
+
+    target = OmegaConf.load(CONF / "model" / f"{config}.yaml")._target_
+    hint = retrain_command(tmp_path, {"components": {"x": {"class": target}},
+                                      "info": {"experiment": "mine"}})
+    words = shlex.split(hint.partition(" (")[0])
+    assert words[:2] == ["python", "train.py"] and words[2:] == [f"model={config}"], hint
+    cfg = compose_config("train", words[2:], tmp_path)
+    assert cfg.model._target_ == target
+    trains_on = get_class(target).datamodule_kind
+    assert get_class(cfg.datamodule._target_).DATAMODULE_KIND == trains_on
 
 
 def test_save_replaces_an_old_artifact_completely(tmp_path):
