@@ -107,3 +107,38 @@ def test_train_py_composes_a_components_model_with_its_datamodule(tmp_path):
 
     printed = yaml.safe_load(proc.stdout)
     assert printed["components"]["z"]["datamodule"]["_target_"].endswith(".RowDataModule")
+
+
+def test_esa_fulls_unused_top_level_datamodule_is_null(tmp_path):
+    """Its config (printed, saved in .hydra/config.yaml and the detector's config.yaml) showed a
+    top-level ``datamodule`` no component read: ``segments``, the last component model's choice
+    (``windows`` before models chose theirs), whatever model a component was given."""
+    from tests.conftest import compose_config
+
+    for extra in ([], ["+model@components.z.model=zscore"]):
+        cfg = compose_config("train", [*ESA_FULL, *extra], tmp_path)
+        assert cfg.datamodule is None
+    # a single model keeps the one it trains on
+    assert compose_config("train", ["model=zscore"], tmp_path).datamodule is not None
+
+
+@pytest.mark.parametrize(
+    ("override", "instead"),
+    [
+        ("datamodule.stride=3", "set components.gru_ae.datamodule.stride=3 instead"),
+        ("+datamodule.batch_rows=64",
+         "set components.channel_ensemble.datamodule.batch_rows=64 instead"),
+        ("datamodule=rows", "name a component's own instead: "
+         "datamodule@components.gru_ae.datamodule=rows or "
+         "datamodule@components.channel_ensemble.datamodule=rows"),
+    ],
+)
+def test_a_top_level_datamodule_override_of_esa_full_names_the_components_keys(override,
+                                                                               instead):
+    """It was Hydra's "Could not override 'datamodule.stride'" (suggesting a ``+`` that nothing
+    reads), or taken into the unused node (``datamodule=rows``, ``+datamodule.batch_rows``)."""
+    from esa_lightning.cli.overrides import compose_error
+
+    reason = compose_error("train", [*ESA_FULL, override], check=True)
+    assert reason == (f"{override}: experiment esa_full trains each component on its own "
+                      f"datamodule, the top-level datamodule is not used: {instead}")
