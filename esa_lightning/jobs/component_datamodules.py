@@ -80,7 +80,9 @@ def refuse_component_datamodules(specs: Mapping[str, DictConfig]) -> None:
     from hydra.utils import get_class
 
     from esa_lightning.jobs.common import detector_class
+    from esa_lightning.jobs.sweep import hydra_task_overrides
 
+    typed = [o.partition("=")[0].strip() for o in hydra_task_overrides()]
     for name, spec in specs.items():
         family = detector_class(spec.model)
         wanted = family.datamodule_kind
@@ -93,10 +95,12 @@ def refuse_component_datamodules(specs: Mapping[str, DictConfig]) -> None:
             given = getattr(get_class(datamodule._target_), "DATAMODULE_KIND", None)
         except Exception:  # noqa: BLE001 - an unimportable target: refused by its key later
             continue
-        if given != wanted:
+        if given != wanted:  # "+" where the command line added the component
+            plus = "+" * any(k in typed for k in (f"+datamodule@components.{name}.datamodule",
+                                                  f"+model@components.{name}.model"))
             raise ESAInputError(f"component {name}: {family.__name__} trains on "
                                 f"datamodule={wanted}, not {given}; give "
-                                f"datamodule@components.{name}.datamodule={wanted}")
+                                f"{plus}datamodule@components.{name}.datamodule={wanted}")
 
 
 def _names_datamodule(overrides: Sequence[str], name: str) -> bool:

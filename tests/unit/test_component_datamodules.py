@@ -142,3 +142,17 @@ def test_a_top_level_datamodule_override_of_esa_full_names_the_components_keys(o
     reason = compose_error("train", [*ESA_FULL, override], check=True)
     assert reason == (f"{override}: experiment esa_full trains each component on its own "
                       f"datamodule, the top-level datamodule is not used: {instead}")
+
+
+def test_train_py_refuses_a_component_of_another_datamodule_with_the_override_as_typed(tmp_path):
+    """A component the command line added (``+model@components.z.model``) is given its
+    datamodule with a ``+``: the refusal names the override as it must be typed."""
+    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), *ESA_FULL, "logger=none",
+                           "+model@components.z.model=zscore",
+                           "+datamodule@components.z.datamodule=windows"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: component z: RobustZScore trains on datamodule=rows, not windows; give "
+        "+datamodule@components.z.datamodule=rows")
