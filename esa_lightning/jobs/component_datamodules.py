@@ -77,9 +77,7 @@ def refuse_component_datamodules(specs: Mapping[str, DictConfig]) -> None:
     a datamodule, or with one of another kind than its model trains on, is refused naming the
     override to type (``+datamodule@components.z.datamodule=rows``), not met as a missing key or
     once its data were read."""
-    from hydra.utils import get_class
-
-    from esa_lightning.jobs.common import detector_class
+    from esa_lightning.jobs.common import detector_class, target_object
     from esa_lightning.jobs.sweep import hydra_task_overrides
 
     typed = [o.partition("=")[0].strip() for o in hydra_task_overrides()]
@@ -91,10 +89,12 @@ def refuse_component_datamodules(specs: Mapping[str, DictConfig]) -> None:
             raise ESAInputError(f"component {name} has no datamodule: its model "
                                 f"{family.__name__} trains on datamodule={wanted}; add "
                                 f"+datamodule@components.{name}.datamodule={wanted}")
-        try:
-            given = getattr(get_class(datamodule._target_), "DATAMODULE_KIND", None)
-        except Exception:  # noqa: BLE001 - an unimportable target: refused by its key later
+        target = datamodule.get("_target_")
+        if not target:  # refused by its key later
             continue
+        # one that cannot be imported: refused naming its key, as refuse_unimportable_targets
+        found = target_object(target, f"components.{name}.datamodule._target_", "the target")
+        given = getattr(found, "DATAMODULE_KIND", None)
         if given != wanted:  # "+" where the command line added the component
             plus = "+" * any(k in typed for k in (f"+datamodule@components.{name}.datamodule",
                                                   f"+model@components.{name}.model"))
