@@ -143,13 +143,14 @@ def test_the_shipped_switches_pass(job, tmp_path):
 
 def test_a_post_rule_the_family_does_not_apply_is_refused_before_the_data(tmp_path):
     """``model=channel_ensemble_gbdt`` under ``experiment=channel_ensemble`` with the surrogate's
-    stuck-channel rule added (``+model.post_processing.frozen=...``): the tree-based family
-    applies only ``peaks``; the refusal came once the mission had been read and featurised."""
+    meta heads added (``+model.post_processing.heads=...``, which refit a network the trees do
+    not have): the tree-based family applies ``peaks`` and ``frozen`` only; the refusal came
+    once the mission had been read and featurised."""
     reason = _refusal(["experiment=channel_ensemble", "model=channel_ensemble_gbdt",
-                       "+model.post_processing.frozen={kind:frozen}"], tmp_path)
-    assert "model.post_processing.frozen.kind" in reason
+                       "+model.post_processing.heads={kind:meta_heads}"], tmp_path)
+    assert "model.post_processing.heads.kind" in reason
     assert "GBDTChannelEnsemble applies no post-processing rule of this kind" in reason
-    assert "['peaks']" in reason
+    assert "['frozen', 'peaks']" in reason
 
 
 def test_the_default_post_rules_pass_the_check_before_the_data(tmp_path):
