@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import lightning as L
+import torch
 from torch import nn
 
 from esa_lightning.errors import ESAInputError
@@ -220,17 +221,54 @@ def align_rule_checkpoint(checkpoint: dict[str, Any], model: Any) -> None:
     holding its tensors, so a rule the checkpoint lacks by name does not take that of a rule
     of its class under another name. A rule the checkpoint holds only some tensors of loses
     its non-tensor state too (it stays unfitted until it is fitted after training, as a rule
-    the checkpoint lacks)."""
+    the checkpoint lacks). The copy of a rule the model lacks (``differences.dropped``) goes
+    too (``dropped_rule_copies``): Lightning warned, asking for its callback."""
     state = checkpoint.get("state_dict")
     if not isinstance(state, Mapping):
         return
     expected = model.state_dict()
     differences = rule_differences(expected, state)
+    callbacks = checkpoint.get("callbacks")
+    if isinstance(callbacks, dict):
+        for key in dropped_rule_copies(callbacks, state, differences.dropped,
+                                       getattr(model, "POST_RULES", ())):
+            callbacks.pop(key)
     checkpoint["state_dict"] = align_rule_state(state, expected, differences)
     for rule in model.post_rules.values():
         (checkpoint.get("callbacks") or {}).pop(rule.state_key, None)
     for name in differences.incomplete:
         (checkpoint.get("post_rules_extra") or {}).pop(name, None)
+
+
+def dropped_rule_copies(
+    callbacks: Mapping[Any, Any],
+    state: Mapping[str, Any],
+    dropped: Iterable[str],
+    classes: Iterable[type[PostRule]],
+) -> set[Any]:
+    """The keys of a checkpoint's ``callbacks`` (the callbacks' states) that hold Lightning's
+    copy of a rule of ``dropped`` (rules the checkpoint's ``state`` holds, its model not): the
+    state key of a rule class of ``classes`` (the family's ``POST_RULES``; a rule's state key is
+    its class's name), holding that rule's tensors in ``state``, every one by name and value,
+    and nothing else. Any other callback's state is not a rule's copy."""
+    keys = {cls.__qualname__ for cls in classes}
+    copies = set()
+    for name in dropped:
+        prefix = f"post_rules.{name}."
+        tensors = {n[len(prefix):]: v for n, v in state.items() if n.startswith(prefix)}
+        for key, value in callbacks.items():
+            if key in keys and isinstance(value, Mapping) and _same_tensors(value, tensors):
+                copies.add(key)
+    return copies
+
+
+def _same_tensors(a: Mapping[Any, Any], b: Mapping[str, Any]) -> bool:
+    """Whether ``a`` and ``b`` hold the same tensors under the same names (none: False)."""
+    if not b or set(a) != set(b):
+        return False
+    return all(isinstance(a[k], torch.Tensor) and isinstance(b[k], torch.Tensor)
+               and a[k].shape == b[k].shape and a[k].dtype == b[k].dtype
+               and torch.equal(a[k], b[k]) for k in b)
 
 
 def fit_rules(model: Any, rules: Iterable[PostRule], datamodule: Any) -> None:

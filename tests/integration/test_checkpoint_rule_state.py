@@ -6,6 +6,7 @@ to the same model as one written without it."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,40 @@ def test_a_checkpoint_in_the_old_shape_resumes_as_one_in_the_new(fitted, tmp_pat
     if epochs == 1:
         for key, value in model.state_dict().items():
             assert torch.equal(new_state[key], value), key
+
+
+def test_an_old_shape_checkpoint_resumes_without_a_rule_the_model_leaves_out(fitted, tmp_path):
+    """The old shape, resumed by a model built without its ``frozen`` rule
+    (``model.post_processing.frozen=null``): the rule's callback copy was kept, and Lightning
+    warned "Please add the following callbacks: ['FrozenValues']". It is dropped as the copies
+    of the model's rules are; another callback's state, even one holding tensors of the same
+    names, is kept for Lightning to judge (it warns naming that callback alone). The resumed
+    model is the one the new shape gives."""
+    model, path = fitted
+    old = old_shape(model, path, tmp_path / "old.ckpt")
+    data = read_checkpoint(old)
+    frozen = model.post_rules["frozen"]
+    assert frozen.state_key in data["callbacks"]
+    data["callbacks"]["OtherCallback"] = dict(frozen.state_dict())  # not a rule's copy
+    torch.save(data, old)
+    kept = {"threshold": RULES["threshold"], "frozen": None}
+
+    def resume_without_frozen(at: Path) -> tuple[Any, list[str]]:
+        resumed, dm = small_gru(sine_mission(), kept)
+        torch.manual_seed(1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer(max_epochs=1).fit(resumed, dm, ckpt_path=at)
+        return resumed, [str(w.message) for w in caught
+                         if "Please add the following callbacks" in str(w.message)]
+
+    new_model, new_warned = resume_without_frozen(path)
+    assert new_warned == []
+    old_model, old_warned = resume_without_frozen(old)
+    assert len(old_warned) == 1, old_warned
+    assert "OtherCallback" in old_warned[0] and frozen.state_key not in old_warned[0]
+    assert "frozen" not in old_model.post_rules
+    new_state, old_state = new_model.state_dict(), old_model.state_dict()
+    assert new_state.keys() == old_state.keys()
+    for key, value in new_state.items():
+        assert torch.equal(old_state[key], value), key
