@@ -209,3 +209,45 @@ def test_a_mission_labeled_on_non_target_channels_only_says_why_it_is_not_scored
                                             r"metrics\.label_channels=target\): nothing to "
                                             r"score; score them with metrics\.label_channels=all"):
         evaluate_predictions(compose_config("evaluate", [submission, *data], tmp_path / "ev"))
+
+
+def test_evaluate_says_when_target_set_every_event_of_its_rows_aside(tmp_path):
+    """evaluate.py alone, no detector: a submission of the test range of a mission whose every
+    label lies on channel_1 (no target channel). Under ``target`` the refusal names the events
+    set aside and the setting (it said only that the rows hold no labeled event), and writes
+    nothing; under ``all`` the same file is scored."""
+    from esa_lightning.data.readers.synthetic import generate_mission
+    from esa_lightning.jobs.common import mission_from_config
+
+    root = generate_mission(tmp_path / "m", channels=4, groups=2, days=8, seed=3)
+    labels = pd.read_csv(root / "labels.csv").assign(Channel="channel_1")
+    labels.drop_duplicates(["ID", "Channel"]).to_csv(root / "labels.csv", index=False)
+    types = pd.read_csv(root / "anomaly_types.csv").set_index("ID")["Category"]
+    split = pd.Timestamp(json.loads((root / "mission.json").read_text())["split_date"], tz="UTC")
+    spans = labels.assign(
+        StartTime=pd.to_datetime(labels["StartTime"], format="ISO8601"),
+        EndTime=pd.to_datetime(labels["EndTime"], format="ISO8601"),
+    ).groupby("ID").agg(StartTime=("StartTime", "min"), EndTime=("EndTime", "max"))
+    assert not ((spans["StartTime"] < split) & (spans["EndTime"] >= split)).any()  # none across
+    n_test = int(((spans["StartTime"] >= split) & spans.index.map(types).isin(SCORED)).sum())
+    assert n_test >= 1
+
+    def config(setting: str, folder: str):
+        return compose_config("evaluate", [f"predictions={tmp_path / 'submission.csv'}",
+                                           f"data.root={root}",
+                                           f"metrics.label_channels={setting}"],
+                              tmp_path / folder)
+
+    mission = mission_from_config(config("all", "ev_all").data)
+    ids = np.arange(mission.test_start, mission.n_rows)
+    alarms = (ids % 50 == 0).astype(np.uint8)
+    pd.DataFrame({"id": ids, "is_anomaly": alarms}).to_csv(tmp_path / "submission.csv",
+                                                           index=False)
+    why = (rf"no labeled anomaly or rare event on the target channels \({n_test} labeled "
+           r"event\(s\) on non-target channels only set aside by metrics\.label_channels="
+           r"target\): nothing to score; score them with metrics\.label_channels=all")
+    with pytest.raises(ESAInputError, match=why) as refused:
+        evaluate_predictions(config("target", "ev_target"))
+    assert "submission.csv" in str(refused.value) and "\n" not in str(refused.value)
+    assert not (tmp_path / "ev_target" / "evaluation.json").exists()
+    assert "EW_F_0.50" in evaluate_predictions(config("all", "ev_all"))
