@@ -21,16 +21,18 @@ from esa_lightning.artifact.format import (
     plain_hparams,
     stamped,
 )
-from esa_lightning.artifact.parts import (
+from esa_lightning.artifact.manifest import (
     artifact_folder,
     calibration_problem,
+    read_manifest,
+    read_text_part,
+    schema_structure_problem,
+)
+from esa_lightning.artifact.parts import (
     check_component,
     cpu_state,
     load_component,
     part_checksums,
-    read_manifest,
-    read_text_part,
-    schema_structure_problem,
     verify_parts,
 )
 from esa_lightning.data.mission import Mission

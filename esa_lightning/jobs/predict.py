@@ -72,7 +72,7 @@ def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float
 
 def _predict_into(cfg: Any, out: Path, overrides: Sequence[str] | None) -> dict[str, float]:
     from esa_lightning.artifact import Detector, check_schema
-    from esa_lightning.artifact.parts import artifact_folder
+    from esa_lightning.artifact.manifest import artifact_folder
     from esa_lightning.io import write_json_atomic
     from esa_lightning.jobs.common import scored_mission
     from esa_lightning.jobs.predict_data import refuse_default_data, refuse_other_layout
