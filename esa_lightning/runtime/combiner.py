@@ -64,18 +64,17 @@ import numpy as np
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import read_settings_json, refuse_large_settings, write_json_atomic
 from esa_lightning.models.base import RowScores, iter_pieces, piece_bounds
 from esa_lightning.models.raised_by import rule_flags
 from esa_lightning.postprocessing.gaps import close_gaps, fold_width
 from esa_lightning.postprocessing.thresholds import event_f05, stable_f05_threshold
 from esa_lightning.runtime.combiner_events import label_free_events
+from esa_lightning.runtime.combiner_file import load_combiner, save_combiner
 from esa_lightning.runtime.combiner_parts import (
     FEATURES_PER_COMPONENT,
     RANK_QUANTILES,
     any_of,
     any_raised_by,
-    check_fitted,
     check_flag,
     check_gap_close,
     combined_row_scores,
@@ -432,66 +431,11 @@ class HybridCombiner:
 
     # ------------------------------------------------------------ persistence
     def save(self, folder: Path) -> None:
-        write_json_atomic(Path(folder) / "combiner.json", {
-            "neighbourhood": self.neighbourhood, "c": self.c, "max_rows": self.max_rows,
-            "seed": self.seed, "top_channels": self.top_channels, "block_rows": self.block_rows,
-            "threshold_min_events": self.events_needed(len(self.names)),  # a number, as before
-            "few_events": self.few_events,
-            "many_events": self.many_events, "held_out": self.held_out, "rule": self.rule,
-            "gap_close": self.gap_close, "gap_width": self.gap_width,
-            "alarm_feature": self.alarm_feature,
-            "quantiles": None if self.quantiles is None else self.quantiles,
-            "names": self.names, "alarm_names": self.alarming,
-            "mean": self.mean, "std": self.std,
-            "coef": self.coef, "intercept": self.intercept, "threshold_logit": self.threshold,
-        })
+        """Write ``combiner.json`` (``combiner_file.save_combiner``)."""
+        save_combiner(self, folder)
 
     @classmethod
     def load(cls, folder: Path) -> HybridCombiner:
         """Read ``combiner.json``; anything missing, malformed or of the wrong length is one
-        ``ESAInputError`` naming the file."""
-        path = Path(folder) / "combiner.json"
-        if path.is_file():  # read_settings_json refuses it too, but wrapped below: one message
-            refuse_large_settings(path)
-        try:
-            d = read_settings_json(path)
-            # artifacts written before ``top_channels`` existed used 3
-            obj = cls(d["neighbourhood"], d["c"], d["max_rows"], d["seed"],
-                      d.get("top_channels", 3), d.get("block_rows", 20_000),
-                      d.get("threshold_min_events", 3),
-                      # written before the rule existed: its weights decided
-                      str(d.get("few_events", "weights")),
-                      str(d.get("many_events", "weights")),
-                      # written before the combiner closed gaps: none closed
-                      d.get("gap_close"),
-                      # written before components' alarms were features: they were not
-                      d.get("alarm_feature", False))
-            obj.gap_width = d.get("gap_width", 0)
-            if isinstance(obj.gap_width, bool) or not isinstance(obj.gap_width, int):
-                raise TypeError(f"gap_width is {obj.gap_width!r}, not an integer")
-            obj.rule = str(d.get("rule", "weights"))
-            if d.get("held_out") is not None:
-                obj.held_out = {str(k): float(v) for k, v in dict(d["held_out"]).items()}
-            if d.get("quantiles") is not None:
-                obj.quantiles = np.asarray(d["quantiles"], dtype=np.float64)
-            obj.names = [str(n) for n in d["names"]]
-            # written before the label-free rule existed: every component alarmed
-            alarm_names = d.get("alarm_names", obj.names)
-            if not isinstance(alarm_names, list):
-                raise TypeError(f"alarm_names is a {type(alarm_names).__name__}, not a list")
-            obj.alarm_names = [str(n) for n in alarm_names]
-            obj.mean, obj.std, obj.coef = (np.asarray(d[k], dtype=np.float64)
-                                           for k in ("mean", "std", "coef"))
-            obj.intercept = float(d["intercept"])
-            if "threshold_logit" in d:
-                obj.threshold = float(d["threshold_logit"])
-            else:  # written before thresholds moved to log-odds: a probability
-                p = min(max(float(d["threshold"]), 1e-12), 1 - 1e-12)
-                obj.threshold = float(np.log(p / (1 - p)))
-        except (OSError, ValueError, KeyError, TypeError, RecursionError, ESAInputError) as exc:
-            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-            raise ESAInputError(
-                f"not a readable combiner ({type(exc).__name__}: {reason})", path=path
-            ) from None
-        check_fitted(obj, path)
-        return obj
+        ``ESAInputError`` naming the file (``combiner_file.load_combiner``)."""
+        return load_combiner(cls, folder)
