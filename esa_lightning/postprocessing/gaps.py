@@ -15,7 +15,7 @@ behind a gate fitted on the fit range just before, the alarms of the gate's own 
 handed over for this fit only: ``fit_pass``), it
 scores each width's closed alarms, with the alarms scoring forces on the rows of readings
 float32 cannot hold (``Mission.unrepresentable``) added as the evaluation adds them, by
-corrected event-wise F0.5 (``thresholds.event_f05``, what
+corrected event-wise F0.5 (``f05_search.event_f05``, what
 the reported ``EW_F_0.50`` counts) and keeps the WIDEST width within ``tolerance`` of the best:
 gaps are closed unless the labeled fit range says it costs. Without a labeled event there:
 width 0 (nothing closed), logged. The width is a buffer (int64, -1 until fitted) that travels in
@@ -46,8 +46,8 @@ from esa_lightning.data.mission import (
 )
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import CHUNK_ROWS, RULE_KEY, PostRule, check_chunk_rows
+from esa_lightning.postprocessing.f05_search import event_f05
 from esa_lightning.postprocessing.fit_pass import FitPass
-from esa_lightning.postprocessing.thresholds import event_f05
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from scipy.signal import find_peaks
 
 from esa_lightning.metrics.intervals import runs
 from esa_lightning.postprocessing.base import CHUNK_ROWS, PostRule, check_chunk_rows
-from esa_lightning.postprocessing.thresholds import stable_f05_threshold
+from esa_lightning.postprocessing.f05_search import stable_f05_threshold
 
 log = logging.getLogger(__name__)
 

@@ -60,8 +60,8 @@ from esa_lightning.data.transforms.windows import labeled_window_mask
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
 from esa_lightning.postprocessing.base import CHUNK_ROWS, PostRule, check_chunk_rows
+from esa_lightning.postprocessing.f05_search import event_f05
 from esa_lightning.postprocessing.fit_pass import FitPass, GatedWindows
-from esa_lightning.postprocessing.thresholds import event_f05
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ Post rules (``PostRule``) writing one threshold per series into a buffer:
   of the label-free validation window scores; scores are then EWMA-smoothed before comparison.
 - ``f05``: uses the validation LABELS (validation is not test): among quantiles of all
   validation window scores, the threshold whose row alarms (the model's own window -> row
-  mapping) give the best corrected event-wise F0.5 (``best_f05_threshold``) wins, the rows of
-  readings float32 cannot hold alarmed on top as scoring forces them (``f05_per_candidate``:
-  every F0.5 here is that of the alarms the evaluation scores). A series whose validation range
-  holds no labeled event falls back to the ``q``-th percentile (logged).
+  mapping) give the best corrected event-wise F0.5 (``f05_search.best_f05_threshold``) wins,
+  the rows of readings float32 cannot hold alarmed on top as scoring forces them
+  (``f05_per_candidate``: every F0.5 here is that of the alarms the evaluation scores). A series
+  whose validation range holds no labeled event falls back to the ``q``-th percentile (logged).
 
 Each takes ``smoothing``, an EWMA span in rows (``dynamic``: 105, Telemanom's; the others: 0,
 unsmoothed): window scores are smoothed before the threshold is fitted to them and before it is
@@ -37,16 +37,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from esa_lightning.data.mission import Mission, forced_alarm
+from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import labeled_window_mask, nominal_rows
 from esa_lightning.errors import ESAInputError
-from esa_lightning.metrics.report import SELECTIONS
 from esa_lightning.postprocessing.base import CHUNK_ROWS, PostRule, check_chunk_rows
+from esa_lightning.postprocessing.f05_search import (  # noqa: F401 - where they were imported from
+    F05_CATEGORIES,
+    best_f05_threshold,
+    event_f05,
+    f05_candidates,
+    f05_per_candidate,
+    labeled_event_count,
+    stable_f05_threshold,
+)
 from esa_lightning.postprocessing.telemanom import dynamic_threshold, ewma, z_range_setting
 
 log = logging.getLogger(__name__)
-
-F05_CATEGORIES = SELECTIONS[""]  # what the reported EW_F_0.50 counts
 
 
 def percentile_threshold(scores: np.ndarray, q: float = 99) -> float:
@@ -313,18 +319,6 @@ def windows_read(method: str, source: str) -> str:
     return f"the label-free {source} windows"
 
 
-def labeled_event_count(part: Mission, categories: list[str] | None = None) -> int:
-    """The distinct labeled events of ``categories`` (``F05_CATEGORIES``) on ``part``: what
-    an F0.5 search scores."""
-    events = part.events
-    if len(events) == 0 or len(part.values) == 0:
-        return 0
-    if "Category" in events.columns:
-        wanted = F05_CATEGORIES if categories is None else categories
-        events = events[events["Category"].isin(wanted)]
-    return int(events["ID"].nunique()) if "ID" in events.columns else len(events)
-
-
 #: the window threshold rules (kinds percentile, dynamic, f05) a window model may list
 WINDOW_THRESHOLDS = (PercentileThreshold, DynamicThreshold, F05Threshold)
 
@@ -350,114 +344,6 @@ def _window_scores(
     total = model.window_totals(m.slice(lo, stop), series=name, chunk_rows=rule.chunk_rows)
     smoothed = rule.smoothed(total)[start - lo :]
     return total[start - lo :], smoothed
-
-
-def f05_per_candidate(
-    candidates: np.ndarray,
-    alarm_of: Callable[[float], np.ndarray],
-    part: Mission,
-    categories: list[str] | None = None,
-    segments: list[tuple[int, int]] | None = None,
-) -> np.ndarray | None:
-    """float [K]: the corrected event-wise F0.5 on ``part`` of each candidate's row alarms
-    (``alarm_of``), scored as the reported ``EW_F_0.50`` is (the events of ``categories``, the
-    range's full extent; the other labeled events, e.g. communication gaps, set aside: an alarm
-    there is neither a true nor a false one), with the rows of readings float32 cannot hold
-    (``part.unrepresentable``) alarmed on top as scoring forces them (``forced_alarm``): every
-    fit scoring through here scores the alarms the evaluation scores. ``segments``: the spans
-    of independent series laid end to end on ``part`` (``data.mission.series_spans``): an alarm
-    never runs from one into the next, as the evaluation scores them. None when ``part`` holds
-    no such event."""
-    from esa_lightning.metrics.event_wise import event_wise_scores
-    from esa_lightning.metrics.report import series_intervals
-    from esa_lightning.metrics.truth import read_truth
-
-    categories = F05_CATEGORIES if categories is None else categories
-    events, select = part.events, None
-    if "Category" in events.columns:
-        select = {"Category": categories}
-        if not events["Category"].isin(categories).any():
-            return None
-    if len(events) == 0 or len(part.values) == 0 or len(candidates) == 0:
-        return None
-    times = np.asarray(part.timestamps)
-    full_range = (times[0], times[-1])
-    truth = read_truth(events, select)  # once for every candidate
-
-    def predicted(alarm: np.ndarray) -> Any:
-        alarm = forced_alarm(alarm, part.unrepresentable)
-        return (times, alarm) if segments is None else series_intervals(times, alarm, segments)
-
-    return np.array(
-        [
-            event_wise_scores(
-                truth,
-                predicted(alarm_of(float(thr))),
-                betas=0.5,
-                full_range=full_range,
-            )["EW_F_0.50"]
-            for thr in candidates
-        ]
-    )
-
-
-def event_f05(
-    alarm: np.ndarray, part: Mission, segments: list[tuple[int, int]] | None = None
-) -> float | None:
-    """Corrected event-wise F0.5 of row ``alarm`` on ``part``, counted as the reported
-    ``EW_F_0.50`` is (``f05_per_candidate`` of one candidate: the forced alarms of
-    ``part.unrepresentable`` added); None without such an event."""
-    f = f05_per_candidate(np.zeros(1), lambda _: alarm, part, segments=segments)
-    return None if f is None else float(f[0])
-
-
-def _median_best(candidates: np.ndarray, f: np.ndarray) -> tuple[float, float, int]:
-    """(candidate, F0.5, number tied): the median of the candidates tied for the best ``f``."""
-    tied = np.flatnonzero(f >= f.max() - 1e-12)
-    return float(candidates[tied[len(tied) // 2]]), float(f.max()), len(tied)
-
-
-def best_f05_threshold(
-    candidates: np.ndarray,
-    alarm_of: Callable[[float], np.ndarray],
-    part: Mission,
-    categories: list[str] | None = None,
-) -> tuple[float, float, int] | None:
-    """(threshold, F0.5, number tied) of the candidate whose row alarms (``alarm_of``) give the
-    best corrected event-wise F0.5 on ``part`` (``f05_per_candidate``); ties go to the median
-    tied candidate. None when ``part`` holds no such event."""
-    f = f05_per_candidate(candidates, alarm_of, part, categories)
-    return None if f is None else _median_best(np.asarray(candidates), f)
-
-
-def stable_f05_threshold(
-    candidates: np.ndarray,
-    folds: list[tuple[Mission, Callable[[float], np.ndarray]]],
-    categories: list[str] | None = None,
-) -> tuple[float, float, int] | None:
-    """(threshold, mean F0.5, folds used) of the candidate whose row alarms give the best mean
-    corrected event-wise F0.5 over ``folds``: (range, its alarms of a threshold) pairs; ranges
-    without an event of ``categories`` are left out, ties go to the median tied candidate. A
-    threshold good on every fold, not the one that happens to catch one of a validation
-    range's five events. None when no fold holds such an event."""
-    per_fold = []
-    for part, alarm_of in folds:
-        f = f05_per_candidate(candidates, alarm_of, part, categories)
-        if f is not None:
-            per_fold.append(f)
-    if not per_fold:
-        return None
-    thr, mean_f, _ = _median_best(np.asarray(candidates), np.mean(per_fold, axis=0))
-    return thr, mean_f, len(per_fold)
-
-
-def f05_candidates(scores: np.ndarray, n_candidates: int = 200) -> np.ndarray:
-    """Quantiles of finite ``scores``, denser towards the top."""
-    finite = scores[np.isfinite(scores)]
-    if len(finite) == 0:
-        return np.zeros(0)
-    q = np.unique(np.concatenate([np.linspace(0.0, 0.9, 10), 1 - np.geomspace(0.1, 1e-5, 190)]))
-    return np.unique(np.quantile(finite, q[:n_candidates] if n_candidates < len(q) else q))
 
 
 def f05_threshold(

@@ -66,8 +66,8 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores, iter_pieces, piece_bounds
 from esa_lightning.models.raised_by import rule_flags
+from esa_lightning.postprocessing.f05_search import event_f05, stable_f05_threshold
 from esa_lightning.postprocessing.gaps import close_gaps, fold_width
-from esa_lightning.postprocessing.thresholds import event_f05, stable_f05_threshold
 from esa_lightning.runtime.combiner_events import label_free_events
 from esa_lightning.runtime.combiner_file import load_combiner, save_combiner
 from esa_lightning.runtime.combiner_parts import (

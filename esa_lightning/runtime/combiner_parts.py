@@ -15,8 +15,8 @@ from scipy.ndimage import maximum_filter1d
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores, top_channel_alarm
+from esa_lightning.postprocessing.f05_search import F05_CATEGORIES
 from esa_lightning.postprocessing.gaps import gap_settings
-from esa_lightning.postprocessing.thresholds import F05_CATEGORIES
 
 log = logging.getLogger("esa_lightning")
 

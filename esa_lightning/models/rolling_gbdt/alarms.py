@@ -3,7 +3,7 @@
 ``GapClosingF05`` (post rule kind ``f05_gap``) chooses both on the validation range, with its
 labels: every width of ``widths`` with every candidate threshold (``f05_candidates`` of the
 validation scores and a 0.02-step probability grid) is scored by corrected event-wise F0.5, as
-the reported ``EW_F_0.50`` counts it (``postprocessing.thresholds.event_f05``). The best
+the reported ``EW_F_0.50`` counts it (``postprocessing.f05_search.event_f05``). The best
 pair wins; among ties the narrowest width, then the tied threshold nearest the middle of the tied
 ones (the widest margin to either side, where the quantile candidates crowd the top scores).
 Both are buffers. Without a labeled validation event it falls back to
@@ -33,6 +33,7 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import context_start
 from esa_lightning.models.raised_by import rule_flags
 from esa_lightning.postprocessing.base import RULE_KEY, PostRule
+from esa_lightning.postprocessing.f05_search import event_f05, f05_candidates
 from esa_lightning.postprocessing.gaps import (
     check_int_list,
     close_gaps,
@@ -40,7 +41,6 @@ from esa_lightning.postprocessing.gaps import (
     series_starts,
     width_problem,
 )
-from esa_lightning.postprocessing.thresholds import event_f05, f05_candidates
 
 log = logging.getLogger("esa_lightning")
 #: thresholds tried besides the quantiles of the validation scores (the score is a probability)
