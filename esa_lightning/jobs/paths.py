@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from esa_lightning import install
+from esa_lightning.jobs.component_choices import component_model
 
 
 def user_data_dir() -> Path:
@@ -110,9 +111,11 @@ def compose_config(name: str, overrides: list[str], config_dir: Path | None = No
 
 
 def register_resolvers() -> None:
-    """Make ``${esa_root:}``, ``${esa_data_dir:ROOT}``, ``${esa_choice:GROUP}`` and
-    ``${esa_sweep_dir:PATH}`` known to OmegaConf (idempotent)."""
+    """Make ``${esa_root:}``, ``${esa_data_dir:ROOT}``, ``${esa_choice:GROUP}``,
+    ``${esa_sweep_dir:PATH}`` and ``${esa_component_model:NAME}`` (a defaults list's:
+    ``jobs.component_choices``) known to OmegaConf (idempotent)."""
     OmegaConf.register_new_resolver("esa_root", default_root, replace=True)
     OmegaConf.register_new_resolver("esa_data_dir", default_data_dir, replace=True)
     OmegaConf.register_new_resolver("esa_choice", config_choice, replace=True)
     OmegaConf.register_new_resolver("esa_sweep_dir", sweep_dir, replace=True, use_cache=True)
+    OmegaConf.register_new_resolver("esa_component_model", component_model, replace=True)

@@ -1,0 +1,84 @@
+"""esa_full's settings of a component's model (the channel ensemble's ``novelty: false``, its
+``frozen: null``, its datamodule's ``batch_rows: 128``, the GRU's ``channel_norm`` floor) apply
+only while the component has that model (``conf/experiment/esa_full/<name>/<model>.yaml``,
+``jobs.component_choices``): a component given another model
+(``model@components.channel_ensemble.model=zscore``) was refused,
+``components.channel_ensemble.model.novelty: not an option of RobustZScore``."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from esa_lightning.jobs.common import refuse_unknown_options
+
+ESA_FULL = ["experiment=esa_full"]
+
+
+def compose(overrides: list[str]):  # noqa: ANN201
+    """The train config as train.py composes it (a component's model picks its datamodule)."""
+    from esa_lightning.api.training import compose_job
+
+    return compose_job("train", overrides)
+
+
+@pytest.mark.parametrize(
+    ("component", "model"),
+    [
+        ("channel_ensemble", "zscore"),
+        ("channel_ensemble", "channel_ensemble_gbdt"),
+        ("channel_ensemble", "global_std"),
+        ("gru_ae", "window_pca"),
+        ("gru_ae", "zscore"),
+    ],
+)
+def test_a_swapped_component_model_takes_its_own_defaults(component, model):
+    """The swapped component's model and datamodule are those ``model=NAME`` alone composes,
+    and every option they hold is one their targets take (what the run checks before
+    training); the other component keeps esa_full's settings."""
+    cfg = compose([*ESA_FULL, f"model@components.{component}.model={model}"])
+    spec = cfg.components[component]
+    alone = compose([f"model={model}"])
+    assert OmegaConf.to_container(spec.model) == OmegaConf.to_container(alone.model)
+    assert OmegaConf.to_container(spec.datamodule) == OmegaConf.to_container(alone.datamodule)
+    for name, each in cfg.components.items():
+        refuse_unknown_options(each.datamodule, {"mission"})
+        refuse_unknown_options(each.model, set())
+        if name != component:
+            assert each == compose(ESA_FULL).components[name]
+
+
+def test_esa_fulls_own_settings_apply_to_its_default_models():
+    cfg = compose(ESA_FULL)
+    ensemble, gru = cfg.components.channel_ensemble, cfg.components.gru_ae
+    assert ensemble.model.novelty is False
+    assert ensemble.model.post_processing.frozen is None
+    assert ensemble.datamodule.batch_rows == 128
+    assert gru.model.post_processing.channel_norm.min_scale == 0.001
+    assert gru.model.post_processing.channel_norm.spread_on == "all"
+    # the model's own defaults differ: these are esa_full's
+    alone = compose(["model=channel_ensemble"])
+    assert alone.model.novelty is True and alone.model.post_processing.frozen is not None
+    assert alone.datamodule.batch_rows != 128
+    # named again on the command line, the same model keeps them; a setting given wins
+    again = compose([*ESA_FULL, "model@components.channel_ensemble.model=channel_ensemble",
+                     "components.channel_ensemble.model.novelty=true"])
+    assert again.components.channel_ensemble.model.novelty is True
+    assert again.components.channel_ensemble.model.post_processing.frozen is None
+    assert again.components.channel_ensemble.datamodule.batch_rows == 128
+
+
+def test_an_added_component_with_a_default_components_model_takes_that_models_defaults():
+    """The settings are esa_full's for its components, not for every component of that model."""
+    cfg = compose([*ESA_FULL, "+model@components.ce2.model=channel_ensemble"])
+    assert cfg.components.ce2.model.novelty is True
+    assert cfg.components.channel_ensemble.model.novelty is False
+
+
+def test_component_model_reads_the_choice_made_so_far():
+    from esa_lightning.jobs.component_choices import NO_MODEL, component_model
+
+    choices = OmegaConf.create({"model@components.z.model": "zscore", "model": "gru_ae"})
+    assert component_model("z", choices) == "zscore"
+    assert component_model("y", choices) == NO_MODEL
+    assert component_model("z", None) == NO_MODEL
