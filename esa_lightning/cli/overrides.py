@@ -113,8 +113,8 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
     once it ran, after reading its data, leaving a sweep folder of refused jobs)."""
     from esa_lightning.errors import ESAInputError
     from esa_lightning.install import composition_reason
-    from esa_lightning.jobs.component_datamodules import refuse_unused_datamodule
     from esa_lightning.jobs.paths import compose_config
+    from esa_lightning.jobs.unused_top_level import refuse_unused_top_level
     from esa_lightning.settings import (
         check_setting,
         check_settings,
@@ -122,7 +122,7 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
     )
 
     try:
-        refuse_unused_datamodule(config_name, overrides)  # esa_full's: its components' own
+        refuse_unused_top_level(config_name, overrides)  # esa_full's: its components' own
         cfg = compose_config(config_name, overrides)
         if local_sweep and "trainer" in cfg:
             from esa_lightning.jobs.sweep import (

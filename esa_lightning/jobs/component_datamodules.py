@@ -122,38 +122,3 @@ def _choices(override: str) -> list[str]:
         return []
     return [v for v in values if isinstance(v, str)] if all(
         isinstance(v, str) for v in values) else []
-
-
-def refuse_unused_datamodule(config_name: str, overrides: Sequence[str]) -> None:
-    """A top-level ``datamodule`` override (``datamodule=rows``, ``datamodule.stride=3``) on a
-    run of components (``experiment=esa_full``, whose top-level ``datamodule`` is null: no
-    component reads it) is refused naming the components' keys to set instead; it was either
-    Hydra's "Could not override" (suggesting a ``+`` that nothing would read) or, before the
-    node was null, taken into a datamodule no component read."""
-    from esa_lightning.jobs.paths import compose_config
-
-    given = [o for o in overrides if not o.startswith("~")
-             and o.partition("=")[0].strip().lstrip("+").split(".")[0] == "datamodule"]
-    if not given:
-        return
-    try:
-        cfg = compose_config(config_name, [o for o in overrides if o not in given])
-    except Exception:  # noqa: BLE001 - the others do not compose: Hydra's error is reported
-        return
-    components = cfg.get("components")
-    if not components or cfg.get("datamodule") is not None:
-        return
-    override = given[0].strip()
-    key, _, value = override.lstrip("+").partition("=")
-    rest = key.strip().removeprefix("datamodule")
-    if rest:  # a setting: the components' own datamodule settings that have it, else all
-        names = [name for name, spec in components.items()
-                 if OmegaConf.select(spec, f"datamodule{rest}", default=None) is not None]
-        instead = "set " + " ".join(f"components.{name}.datamodule{rest}={value}"
-                                    for name in names or components) + " instead"
-    else:  # a choice: a component's own datamodule group
-        instead = "name a component's own instead: " + " or ".join(
-            f"datamodule@components.{name}.datamodule={value}" for name in components)
-    raise ESAInputError(
-        f"{override}: experiment {cfg.get('experiment_name')} trains each component on its own "
-        f"datamodule, the top-level datamodule is not used: {instead}")

@@ -120,9 +120,13 @@ def parse_overrides(lines: list[str], what: str) -> list[Override]:
 
 
 def compose_train(config_dir: Path, overrides: list[str]) -> DictConfig:
-    """``train.yaml`` composed with ``overrides`` (no Hydra run: nothing is created)."""
+    """``train.yaml`` composed with ``overrides`` (no Hydra run: nothing is created); a key of
+    esa_full's unused top-level model or datamodule (``hparams_search=optuna``'s ``model.lr``)
+    is refused naming the components' keys (``refuse_unused_top_level``)."""
     from esa_lightning.jobs.component_datamodules import with_component_datamodules
+    from esa_lightning.jobs.unused_top_level import refuse_unused_top_level
 
+    refuse_unused_top_level("train", overrides, config_dir)
     try:
         return compose_config("train", with_component_datamodules(overrides, config_dir),
                               config_dir)

@@ -1,6 +1,7 @@
 """esa_full with a component's model swapped on the command line trains end to end: it was
 refused, ``components.channel_ensemble.model.novelty: not an option of RobustZScore``, as
-esa_full's settings of the channel ensemble were merged into whatever model the component had."""
+esa_full's settings of the channel ensemble were merged into whatever model the component had.
+The detector's config.yaml shows the unused top-level model null."""
 
 import json
 
@@ -36,6 +37,6 @@ def test_esa_full_trains_with_its_channel_ensemble_swapped_for_zscore(small_miss
     manifest = json.loads((tmp_path / "detector" / "detector.json").read_text())
     assert manifest["components"]["channel_ensemble"]["class"].endswith("RobustZScore")
     saved = yaml.safe_load((tmp_path / "detector" / "config.yaml").read_text())
-    assert saved["datamodule"] is None
+    assert saved["model"] is None and saved["datamodule"] is None
     assert saved["components"]["channel_ensemble"]["model"]["_target_"].endswith("RobustZScore")
     assert "novelty" not in saved["components"]["channel_ensemble"]["model"]

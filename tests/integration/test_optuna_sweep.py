@@ -458,6 +458,19 @@ def test_a_search_space_no_trial_could_run_is_refused_before_the_study(argv, nam
     assert "\n" not in str(caught.value)  # one line, as every input error
 
 
+def test_a_search_of_esa_fulls_unused_top_level_model_names_the_components_keys():
+    """hparams_search=optuna's model.latent_dim, model.hidden_size, model.lr with esa_full
+    searched its unused top-level model: every trial trained the same components."""
+    with pytest.raises(ESAInputError) as caught:
+        plan_for(["hparams_search=optuna", "experiment=esa_full"])
+    message = str(caught.value)
+    assert "the top-level model is not used: set components.gru_ae.model." in message
+    assert "\n" not in message
+    # the components' own keys are searched
+    plan = plan_for(["experiment=esa_full", "components.gru_ae.model.lr=interval(0.0003,0.01)"])
+    assert list(plan.space) == ["components.gru_ae.model.lr"]
+
+
 def sweep_command(args: list[str], root: Path) -> list[str]:
     return [sys.executable, str(REPO / "sweep.py"), *args, f"paths.root_dir={root}"]
 

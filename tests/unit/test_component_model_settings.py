@@ -3,7 +3,9 @@
 only while the component has that model (``conf/experiment/esa_full/<name>/<model>.yaml``,
 ``jobs.component_choices``): a component given another model
 (``model@components.channel_ensemble.model=zscore``) was refused,
-``components.channel_ensemble.model.novelty: not an option of RobustZScore``."""
+``components.channel_ensemble.model.novelty: not an option of RobustZScore``. And esa_full's
+unused top-level ``model`` is null, an override of it refused naming the components' keys
+(``jobs.unused_top_level``)."""
 
 from __future__ import annotations
 
@@ -82,3 +84,41 @@ def test_component_model_reads_the_choice_made_so_far():
     assert component_model("z", choices) == "zscore"
     assert component_model("y", choices) == NO_MODEL
     assert component_model("z", None) == NO_MODEL
+
+
+def test_esa_fulls_unused_top_level_model_is_null():
+    """It showed ``gru_ae`` (train.yaml's model), which no component read, in the printed and
+    saved config."""
+    assert compose(ESA_FULL).model is None
+    assert compose([*ESA_FULL, "+model@components.z.model=zscore"]).model is None
+    # a single model keeps the one it trains
+    assert compose(["model=zscore"]).model._target_.endswith("RobustZScore")
+
+
+@pytest.mark.parametrize(
+    ("override", "instead"),
+    [
+        ("model.lr=0.1", "set components.gru_ae.model.lr=0.1 "
+                         "components.channel_ensemble.model.lr=0.1 instead"),
+        ("model.hidden_size=8", "set components.gru_ae.model.hidden_size=8 instead"),
+        ("+model.bogus=1", "set components.gru_ae.model.bogus=1 "
+                           "components.channel_ensemble.model.bogus=1 instead"),
+        ("model=zscore", "name a component's own instead: "
+                         "model@components.gru_ae.model=zscore or "
+                         "model@components.channel_ensemble.model=zscore"),
+        ("model/threshold@model.post_processing.threshold=telemanom",
+         "name a component's own instead: model/threshold@components.gru_ae.model."
+         "post_processing.threshold=telemanom"),
+    ],
+)
+def test_a_top_level_model_override_of_esa_full_names_the_components_keys(override, instead):
+    """``model.lr=0.1`` and ``model=zscore`` were taken into the unused top-level model (a
+    search of ``hparams_search=optuna`` with esa_full tuned nothing); with it null,
+    ``model.lr`` would be Hydra's "Could not override", and ``model=zscore`` left unread."""
+    from esa_lightning.cli.overrides import compose_error
+
+    reason = compose_error("train", [*ESA_FULL, override], check=True)
+    assert reason == (f"{override}: experiment esa_full gives each component its own model, "
+                      f"the top-level model is not used: {instead}")
+    alone = compose_error("train", [override], check=True)  # a single model's own
+    assert alone is None or "is not used" not in alone
