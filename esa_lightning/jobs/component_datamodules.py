@@ -77,8 +77,8 @@ def refuse_component_datamodules(specs: Mapping[str, DictConfig]) -> None:
     a datamodule, or with one of another kind than its model trains on, is refused naming the
     override to type (``+datamodule@components.z.datamodule=rows``), not met as a missing key or
     once its data were read."""
-    from esa_lightning.jobs.common import detector_class, target_object
     from esa_lightning.jobs.sweep import hydra_task_overrides
+    from esa_lightning.jobs.targets import detector_class, target_object
 
     typed = [o.partition("=")[0].strip() for o in hydra_task_overrides()]
     for name, spec in specs.items():
