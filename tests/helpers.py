@@ -514,6 +514,36 @@ def json_parse_sizes(monkeypatch) -> list[int]:
     return parsed
 
 
+@dataclasses.dataclass(frozen=True)
+class StuckEnsembleCase:
+    """The stuck-channel case of the two channel ensembles' tests (the surrogate's and the
+    trees'): a rule whose limit (``factor`` x ``min_run`` = 450 rows) needs a longer context
+    than the ensemble's own (351 rows), a target and a non-target channel held on ``stuck``
+    rows of the tiny mission's test range [10000, 12000)."""
+
+    rule: dict = dataclasses.field(default_factory=lambda: {
+        "kind": "frozen", "factor": 1.5, "min_run": 300, "max_run": 10_000})
+    limit: int = 450
+    stuck: tuple[int, int] = (10_300, 11_200)
+    target: int = 2  # a target channel
+    other: int = 1  # made a non-target (never watched)
+
+    def mission(self) -> Mission:
+        """The tiny mission with channel ``other`` made a non-target."""
+        m = make_tiny_mission()
+        channels = m.channels.copy()
+        channels.loc[self.other, "Target"] = False
+        return dataclasses.replace(m, channels=channels)
+
+    def held(self, mission: Mission) -> Mission:
+        """``mission`` with the target and the non-target channel held on the ``stuck`` rows."""
+        values = mission.values.copy()
+        first, last = self.stuck
+        for c in (self.target, self.other):
+            values[first:last, c] = values[first, c]
+        return dataclasses.replace(mission, values=values)
+
+
 def frozen_alarms_whole_chunked_and_loaded(model, name: str, mission, chunk_rows: int,
                                            folder: Path):  # noqa: ANN001, ANN201
     """A model with the stuck-channel rule as the one component ``name`` of a detector: its

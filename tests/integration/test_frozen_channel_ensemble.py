@@ -6,7 +6,6 @@ nothing changes."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import numpy as np
 import pytest
@@ -16,8 +15,8 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.models.channel_ensemble.model import LitChannelEnsemble
 from tests.conftest import compose_config
 from tests.helpers import (
+    StuckEnsembleCase,
     frozen_alarms_whole_chunked_and_loaded,
-    make_tiny_mission,
     tiny_datamodule,
     trainer,
 )
@@ -29,34 +28,20 @@ POST = {
     "event_head": {"kind": "event_head"},
     "alarm": {"kind": "peaks", "height": 0.5, "buffer": 100},
 }
-# min_run 300: a limit of 450 rows, a context longer than the ensemble's own (two pooled spans,
-# the buffer and the alignment: 351 rows here), so that chunks need the rule's context
-FROZEN = {"kind": "frozen", "factor": 1.5, "min_run": 300, "max_run": 10_000}
-LIMIT = 450
-STUCK = (10_300, 11_200)  # in the test range [10000, 12000)
-TARGET, OTHER = 2, 1  # a target channel, and one made a non-target (never watched)
-
-
-def _mission():
-    m = make_tiny_mission()
-    channels = m.channels.copy()
-    channels.loc[OTHER, "Target"] = False
-    return dataclasses.replace(m, channels=channels)
+CASE = StuckEnsembleCase()  # a limit of 450 rows, longer than the ensemble's own context
+FROZEN, LIMIT, STUCK, TARGET, OTHER = CASE.rule, CASE.limit, CASE.stuck, CASE.target, CASE.other
 
 
 @pytest.fixture(scope="module")
 def trained():
     """The ensemble trained with the rule on the tiny mission, and that mission with a target
     and a non-target channel held on ``STUCK`` rows of its test range."""
-    m = _mission()
+    m = CASE.mission()
     dm = tiny_datamodule(m)
     model = LitChannelEnsemble(**dm.dims, hidden=8, lr=2e-2, novelty=True,
                                post_processing={**POST, "frozen": FROZEN})
     trainer(max_epochs=2).fit(model, dm)
-    values = m.values.copy()
-    for c in (TARGET, OTHER):
-        values[STUCK[0] : STUCK[1], c] = values[STUCK[0], c]
-    return model, dataclasses.replace(m, values=values)
+    return model, CASE.held(m)
 
 
 def without_rule(model: LitChannelEnsemble) -> LitChannelEnsemble:
@@ -103,7 +88,7 @@ def test_without_the_rule_scores_are_as_before(trained):
     model, stuck = trained
     off = without_rule(model)
     assert off.frozen_rule is None and "frozen" not in off.post_rules
-    unstuck = _mission()
+    unstuck = CASE.mission()
     on, plain = model.score_rows(unstuck), off.score_rows(unstuck)
     np.testing.assert_array_equal(on.alarm, plain.alarm)
     np.testing.assert_array_equal(on.channel_alarm, plain.channel_alarm)

@@ -5,30 +5,18 @@ equal in chunks and after a save and a load; without it the model scores as befo
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from esa_lightning.models.channel_ensemble.gbdt import GBDTChannelEnsemble
 from tests.conftest import compose_config
-from tests.helpers import frozen_alarms_whole_chunked_and_loaded, make_tiny_mission, tiny_datamodule
+from tests.helpers import StuckEnsembleCase, frozen_alarms_whole_chunked_and_loaded, tiny_datamodule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ALARM = {"alarm": {"kind": "peaks", "height": 0.5, "buffer": 100}}
-# a limit of 450 rows: a context longer than the trees' own, so that chunks need the rule's
-FROZEN = {"kind": "frozen", "factor": 1.5, "min_run": 300, "max_run": 10_000}
-LIMIT = 450
-STUCK = (10_300, 11_200)  # in the test range [10000, 12000)
-TARGET, OTHER = 2, 1  # a target channel, and one made a non-target (never watched)
-
-
-def _mission():
-    m = make_tiny_mission()
-    channels = m.channels.copy()
-    channels.loc[OTHER, "Target"] = False
-    return dataclasses.replace(m, channels=channels)
+CASE = StuckEnsembleCase()
+FROZEN, LIMIT, STUCK, TARGET, OTHER = CASE.rule, CASE.limit, CASE.stuck, CASE.target, CASE.other
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +24,14 @@ def trained():
     """The trees fitted with the rule on the tiny mission, their rules fitted as training's end
     fits them, the same trees without the rule, and the mission with a target and a non-target
     channel held on ``STUCK`` rows of its test range."""
-    m = _mission()
+    m = CASE.mission()
     dm = tiny_datamodule(m)
     model = GBDTChannelEnsemble(**dm.dims, max_iter=5, n_threads=1,
                                 post_processing={**ALARM, "frozen": FROZEN}).fit(dm)
     model.fit_post_processing(dm)
     off = GBDTChannelEnsemble(**dm.dims, max_iter=5, n_threads=1, post_processing=ALARM).fit(dm)
     off.fit_post_processing(dm)
-    values = m.values.copy()
-    for c in (TARGET, OTHER):
-        values[STUCK[0] : STUCK[1], c] = values[STUCK[0], c]
-    return model, off, dataclasses.replace(m, values=values)
+    return model, off, CASE.held(m)
 
 
 def test_the_rule_is_fitted_last_on_the_target_channels(trained):
