@@ -27,9 +27,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.postprocessing.base import (
-    incomplete_rules,
+    rule_differences,
     rule_names,
-    whole_rule_differences,
 )
 from esa_lightning.postprocessing.fit_rows import is_row_record
 from esa_lightning.run_folder import run_dir_setting
@@ -105,8 +104,9 @@ def check_resume_checkpoint(
     state = data["state_dict"]
     problems = []
     expected = model.state_dict()  # parameters and persistent buffers, as Lightning loads them
-    added, dropped = whole_rule_differences(expected, state)  # fitted after training: allowed
-    incomplete = incomplete_rules(expected, state)  # a rule that gained a tensor: refitted too
+    # a rule one side lacks is fitted after training (allowed); a rule that gained a tensor
+    # (incomplete) is fitted again too
+    added, dropped, incomplete = rule_differences(expected, state)
     for name, have in expected.items():
         stored = state.get(name)
         if rule_names([name]) & added:
