@@ -317,11 +317,12 @@ def with_stuck_channels(
     if rule is None:
         return scores
     stuck = rule.alarms(mission, 0)
-    alarm = scores.alarm | stuck.any(axis=1).astype(np.uint8)
+    any_stuck = stuck.any(axis=1).astype(np.uint8)
+    alarm = scores.alarm | any_stuck
     named = scores.channel_alarm | stuck.astype(np.uint8)
     raised = scores.raised_by
     if raised is not None:
-        raised = raised | stuck.any(axis=1).astype(np.uint8) * np.uint8(FROZEN)
+        raised = raised | any_stuck * np.uint8(FROZEN)
     return dataclasses.replace(scores, alarm=alarm, channel_alarm=named, raised_by=raised)
 
 
