@@ -54,19 +54,15 @@ def read_batches(path: Path, rows: int, channels: int):
 def fit(variant: str, path: Path, rows: int, channels: int) -> str:
     """One variant's fit: 'seconds,peak GiB,digest of the results'."""
     from esa_lightning.models.zscore.quantiles import column_statistics
-    from esa_lightning.models.zscore.streaming import TwoPassStatistics
+    from esa_lightning.models.zscore.streaming import streaming_column_statistics
 
     start = time.perf_counter()
     if variant == "held":
         held = list(read_batches(path, rows, channels))  # the steps' list of batches
         med, qs = column_statistics(held, Q)
     else:
-        stats = TwoPassStatistics(channels, Q)
-        for batch in read_batches(path, rows, channels):
-            stats.count(batch)
-        for batch in read_batches(path, rows, channels):
-            stats.refine(batch)
-        med, qs = stats.result()
+        med, qs = streaming_column_statistics(lambda: read_batches(path, rows, channels),
+                                              channels, Q)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     digest = hashlib.blake2b((med.numpy().tobytes() + qs.numpy().tobytes()), digest_size=8)
