@@ -5,12 +5,20 @@ A row's flags are bits of a uint8 (0 on rows that do not alarm):
 
     score      the detector's own decision on its score: its threshold (fitted, per series or
                online), the channel ensemble's peaks above their height and the rows around them
-               (``buffer``), the combiner's threshold or its components' alarms; behind a
-               random-forest gate, only what the gate accepted
+               (``buffer``), the combiner's threshold where the components' scores alone cross
+               it; behind a random-forest gate, only what the gate accepted
     gap_close  a row alarmed only because a gap-closing rule closed the gap it lies in
                (``gap_close``, ``rolling_gbdt``'s ``f05_gap``, the combiner's ``gap_close``)
     frozen     a channel stuck on one value (the stuck-channel rule, ``frozen``)
-    forced     a reading float32 cannot hold (inf, or beyond its range): scoring always alarms it
+    forced     a reading float32 cannot hold (inf, or beyond its range): scoring always alarms it.
+               Added to the row's other rules, never in their place: a row the detector alarmed
+               itself reads ``score;forced`` (both raised it)
+
+The combiner of ``esa_full`` passes its components' rules on where their alarms raised its own:
+its ``any_alarm``/``label_free_alarm`` rule, row by row, the rules of the components whose alarms
+it reads; its weights with ``alarm_feature``, on a row only the components' alarms lifted over
+the threshold, the rules of those (with a positive weight) that alarm there
+(``runtime.combiner_parts.weights_raised_by``); its own ``gap_close`` rows ``gap_close``.
 """
 
 from __future__ import annotations

@@ -85,6 +85,7 @@ from esa_lightning.runtime.combiner_parts import (
     logistic_weights,
     rank_average,
     scored_events,
+    weights_raised_by,
 )
 from esa_lightning.settings import check_setting
 
@@ -422,8 +423,13 @@ class HybridCombiner:
                            for n in self.names])
             logit = self._logit(x)
             score = (1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))).astype(np.float32)
-            alarm = close_gaps(logit > self.threshold, self.gap_width).astype(np.uint8)
-            raised = rule_flags(logit > self.threshold, alarm)
+            decided = logit > self.threshold
+            alarm = close_gaps(decided, self.gap_width).astype(np.uint8)
+            raised = rule_flags(decided, alarm)
+            if self.alarm_feature:  # a row the components' alarms alone raised names their rules
+                raised = np.where(decided, weights_raised_by(
+                    decided, x, [outputs[n] for n in self.names],
+                    (self.mean, self.std, self.coef, self.intercept), self.threshold), raised)
             # the log-odds threshold as a probability, the score's units
             threshold = np.full(len(score), 1.0 / (1.0 + np.exp(-self.threshold)), np.float32)
         return combined_row_scores(score, alarm, channel_scores, self.top_channels, threshold,

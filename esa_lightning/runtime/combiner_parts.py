@@ -15,6 +15,7 @@ from scipy.ndimage import maximum_filter1d
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores, top_channel_alarm
+from esa_lightning.models.raised_by import SCORE
 from esa_lightning.postprocessing.f05_search import F05_CATEGORIES
 from esa_lightning.postprocessing.gaps import gap_settings
 
@@ -186,6 +187,38 @@ def any_raised_by(outputs: list[RowScores]) -> np.ndarray | None:
     if not flags or any(f is None for f in flags):
         return None
     return np.bitwise_or.reduce(np.stack(flags).astype(np.uint8), axis=0)
+
+
+def weights_raised_by(
+    decided: np.ndarray,
+    x: np.ndarray,
+    outputs: list[RowScores],
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray, float],
+    threshold: float,
+) -> np.ndarray:
+    """uint8 [T] ``RowScores.raised_by`` of the rows the weights alarm (``decided``: log-odds
+    above ``threshold``) when each component's own alarm is a feature (``alarm_feature``; the
+    last of each component's columns of ``x``): ``score`` where the components' scores alone
+    cross the threshold (the log-odds with every alarm feature 0, as though no component
+    alarmed), else the rules that raised the alarms of the components (``outputs``, in column
+    order) that alarm there with a positive weight on their alarm: without those alarms the row
+    would not alarm. A component that records no rules counts as ``score``."""
+    mean, std, coef, intercept = weights
+    per_component = x.shape[1] // max(1, len(outputs))
+    columns = np.arange(per_component - 1, x.shape[1], per_component)
+    silent = np.array(x, copy=True)
+    silent[:, columns] = 0.0
+    alone = log_odds(silent, mean, std, coef, intercept) > threshold
+    flags = (decided & alone).astype(np.uint8) * np.uint8(SCORE)
+    fed = decided & ~alone
+    for rs, column in zip(outputs, columns, strict=True):
+        if coef[column] <= 0:  # its alarm lowers the log-odds: it fed no alarm
+            continue
+        rows = fed & (rs.alarm != 0)
+        theirs = rs.raised_by if rs.raised_by is not None else rs.alarm * np.uint8(SCORE)
+        flags[rows] |= np.asarray(theirs, dtype=np.uint8)[rows]
+    flags[decided & (flags == 0)] = SCORE  # a component alarm recorded without its rule
+    return flags
 
 
 def combined_row_scores(
