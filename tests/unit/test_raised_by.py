@@ -143,3 +143,24 @@ def test_whole_and_chunked_scoring_flag_the_same_rows():
     chunked = score_in_chunks(scorer, mission, 97)
     assert whole.alarm.any()
     np.testing.assert_array_equal(chunked.raised_by, whole.raised_by)
+
+
+def test_a_row_the_detector_and_an_unrepresentable_reading_both_alarm_names_both():
+    """``forced`` is added to the rules that raised a row, never put in their place: a row the
+    detector's threshold alarmed whose reading float32 cannot hold reads ``score;forced`` (both
+    raised it; the detector alarms it without the forcing too), a lone forced row ``forced``,
+    and the forcing adds the lone row's alarm only (docs/report.md, ``raised_by``)."""
+    from esa_lightning.runtime.chunks import force_unrepresentable_alarms
+
+    part = make_mission(60, 2, anomalies=(), val_start=0, test_start=0)
+    alarm = np.zeros(60, np.uint8)
+    alarm[10:15] = 1
+    rs = RowScores(np.zeros(60, np.float32), alarm, raised_by=alarm * np.uint8(SCORE))
+    unrepresentable = np.zeros(60, np.uint8)
+    unrepresentable[[12, 40]] = 1
+    forced = force_unrepresentable_alarms(rs, unrepresentable)
+    np.testing.assert_array_equal(forced.alarm, alarm | unrepresentable)
+    assert forced.raised_by[12] == SCORE | FORCED and forced.raised_by[40] == FORCED
+    assert (forced.raised_by[[10, 11, 13, 14]] == SCORE).all()
+    names = alarm_intervals(np.asarray(part.timestamps), forced, part)["raised_by"].tolist()
+    assert names == ["score;forced", "forced"]
