@@ -34,7 +34,7 @@ import numpy as np
 from _common import best_of, machine, replace_section
 
 from esa_lightning.data.array_store import ArrayStore, release_pages
-from esa_lightning.data.readers.common import (
+from esa_lightning.data.readers.nonfinite import (
     _fill_rows,
     _pack_rows,
     forward_fill,

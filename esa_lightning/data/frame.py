@@ -40,9 +40,8 @@ from esa_lightning.data.readers.common import (
     ns_times,
     off_grid,
     refuse_complex,
-    repair_values,
-    zero_nonfinite,
 )
+from esa_lightning.data.readers.nonfinite import repair_values, zero_nonfinite
 from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.install import command
 from esa_lightning.metrics.intervals import refuse_long_cells, runs

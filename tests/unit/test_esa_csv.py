@@ -588,7 +588,7 @@ def test_the_channels_without_a_reading_in_a_range_are_those_the_values_say():
     ``ranges_without_reading`` must name exactly the channels whose cells in the validation or
     test rows are all NaN/inf, wherever the ranges start and end within a byte."""
     from esa_lightning.data.array_store import ArrayStore
-    from esa_lightning.data.readers.common import ranges_without_reading, scan_nonfinite
+    from esa_lightning.data.readers.nonfinite import ranges_without_reading, scan_nonfinite
 
     rng = np.random.default_rng(0)
     for _ in range(300):

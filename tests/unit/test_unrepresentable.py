@@ -241,7 +241,7 @@ def test_the_one_pass_repair_finds_and_fills_what_separate_passes_do():
     import warnings
 
     from esa_lightning.data.array_store import ArrayStore
-    from esa_lightning.data.readers.common import repair_values, scan_nonfinite
+    from esa_lightning.data.readers.nonfinite import repair_values, scan_nonfinite
     from esa_lightning.errors import ESAInputError
 
     rng = np.random.default_rng(3)

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from esa_lightning.data.mission import CATEGORY_TO_CODE
-from esa_lightning.data.readers.common import forward_fill, ns_times, refuse_complex
+from esa_lightning.data.readers.common import ns_times, refuse_complex
 from esa_lightning.data.readers.grid_marks import sample_cells, sent_bits, sent_mask
+from esa_lightning.data.readers.nonfinite import forward_fill
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.data.selection import NS_RANGE
 from esa_lightning.errors import ESAInputError, user_stacklevel

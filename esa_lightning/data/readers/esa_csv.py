@@ -17,8 +17,8 @@ Events are rebuilt from the label columns (the CSV carries no event table): one 
 maximal run of rows where some selected channel holds the same non-zero code, with one segment
 row per channel for the part of that run the channel is labeled.
 
-The arrays are cached by ``readers.cache``; the checks and repairs shared with the Kaggle and
-NASA readers live in ``readers.common``.
+The arrays are cached by ``readers.cache``; the checks shared with the Kaggle and NASA readers
+live in ``readers.common``, their repair of non-finite values in ``readers.nonfinite``.
 """
 
 from __future__ import annotations
@@ -60,14 +60,16 @@ from esa_lightning.data.readers.common import (
     one_line,
     other_layout_hint,
     put_columns,
-    ranges_without_reading,
-    repair_values,
-    zero_nonfinite,
 )
 from esa_lightning.data.readers.header_line import (
     first_data_line,
     long_row,
     refuse_long_header,
+)
+from esa_lightning.data.readers.nonfinite import (
+    ranges_without_reading,
+    repair_values,
+    zero_nonfinite,
 )
 from esa_lightning.data.selection import (
     NS_RANGE,

@@ -59,11 +59,13 @@ from esa_lightning.data.readers.common import (
     one_line,
     other_layout_hint,
     put_columns,
+)
+from esa_lightning.data.readers.esa_csv import TELECOMMAND_PREFIX
+from esa_lightning.data.readers.nonfinite import (
     ranges_without_reading,
     repair_values,
     zero_nonfinite,
 )
-from esa_lightning.data.readers.esa_csv import TELECOMMAND_PREFIX
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
 from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.io import SETTINGS_LIMIT, cache_key, source_identity

@@ -40,15 +40,13 @@ import pandas as pd
 
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import EVENT_COLUMNS, Mission, empty_events
-from esa_lightning.data.readers.common import (
-    WITHOUT_READING,
-    one_line,
-    other_layout_hint,
+from esa_lightning.data.readers.common import WITHOUT_READING, one_line, other_layout_hint
+from esa_lightning.data.readers.file_names import refuse_path_names
+from esa_lightning.data.readers.nonfinite import (
     ranges_without_reading,
     repair_values,
     zero_nonfinite,
 )
-from esa_lightning.data.readers.file_names import refuse_path_names
 from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
 from esa_lightning.errors import ESAInputError, user_stacklevel
 
