@@ -18,7 +18,8 @@ maximal run of rows where some selected channel holds the same non-zero code, wi
 row per channel for the part of that run the channel is labeled.
 
 The arrays are cached by ``readers.cache``; the checks shared with the Kaggle and NASA readers
-live in ``readers.common``, their repair of non-finite values in ``readers.nonfinite``.
+live in ``readers.common``, their repair of non-finite values in ``readers.nonfinite``; finding
+the files, their headers and ``channels.csv`` is ``readers.esa_csv_files``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from esa_lightning.data.array_store import ArrayStore
-from esa_lightning.data.mission import CHANNEL_TABLE_COLUMNS, Mission, default_channel_table
+from esa_lightning.data.mission import Mission
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.cache import (
     USER_CACHE_DIR,
@@ -51,21 +52,22 @@ from esa_lightning.data.readers.common import (
     OffGridWarning,
     check_codes,
     check_increasing_batch,
-    check_no_index_taken,
-    clean_names,
     events_from_labels,
     median_period,
-    name_undescribed,
     off_grid,
     one_line,
-    other_layout_hint,
     put_columns,
 )
-from esa_lightning.data.readers.header_line import (
-    first_data_line,
-    long_row,
-    refuse_long_header,
+from esa_lightning.data.readers.esa_csv_files import (
+    LABEL_PREFIX,
+    TIMESTAMP,
+    channel_table,
+    locate_files,
+    mission_name,
+    read_header,
+    split_header,
 )
+from esa_lightning.data.readers.header_line import first_data_line, long_row
 from esa_lightning.data.readers.nonfinite import (
     ranges_without_reading,
     repair_values,
@@ -80,9 +82,6 @@ from esa_lightning.data.selection import (
 from esa_lightning.errors import ESAInputError, user_stacklevel
 from esa_lightning.io import cache_key, source_identity
 
-TIMESTAMP = "timestamp"
-LABEL_PREFIX = "is_anomaly_"
-TELECOMMAND_PREFIX = "telecommand_"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 ZONE = re.compile(r"\d\d:\d\d(:\d\d(\.\d*)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$")  # a time, then its zone
 CACHE_VERSION = 4  # 2: the unrepresentable-rows mark; 3: its cells (row and channel);
@@ -112,11 +111,11 @@ def read_esa_csv(
     user cache folder, ``readers.cache.user_cache_dir``; None: no cache) keyed by the files'
     identity (path and content digest: ``io.source_identity``) and the selected columns.
     """
-    train_file, test_file = _locate(Path(root))
+    train_file, test_file = locate_files(Path(root))
     files = [f for f in (train_file, test_file) if f is not None]
-    headers = {f: _read_header(f) for f in files}
-    channel_cols, telecommand_cols = _split_header(headers[train_file], train_file)
-    table = _channel_table(train_file.parent / "channels.csv", channel_cols)
+    headers = {f: read_header(f) for f in files}
+    channel_cols, telecommand_cols = split_header(headers[train_file], train_file)
+    table = channel_table(train_file.parent / "channels.csv", channel_cols)
     selected = select_channels(table, channels, lightweight=lightweight, source=str(train_file))
     names = list(selected["Channel"])
     # a file without any label column is unlabeled telemetry; one with some needs them all
@@ -155,7 +154,7 @@ def read_esa_csv(
     period = median_period(ts)
     _warn_off_grid(ts, n_train, files, period)
     return Mission(
-        name=_mission_name(Path(root)),
+        name=mission_name(Path(root)),
         values=arrays["values"],
         timestamps=ts,
         channels=selected,
@@ -213,119 +212,6 @@ def _warn_off_grid(
                 OffGridWarning,
                 stacklevel=user_stacklevel(),
             )
-
-
-# ---------------------------------------------------------------------------- locating files
-def _locate(root: Path) -> tuple[Path, Path | None]:
-    if root.is_file():
-        if other_layout := other_layout_hint(root, reads="esa_csv"):  # a .parquet file
-            raise ESAInputError("not a CSV file" + other_layout, path=root)
-        return root, None
-    if not root.is_dir():
-        raise ESAInputError("no such file or folder", path=root)
-    trains = sorted(root.glob("*.train.csv"))
-    tests = sorted(root.glob("*.test.csv"))
-    if len(trains) != 1:
-        found = [p.name for p in trains] or "none"
-        other_layout = "" if trains else other_layout_hint(root, reads="esa_csv")
-        raise ESAInputError(
-            f"need exactly one *.train.csv in the folder (found {found}); pass the file "
-            f"instead{other_layout}",
-            path=root,
-        )
-    if len(tests) > 1:
-        raise ESAInputError(
-            f"more than one *.test.csv in the folder: {[p.name for p in tests]}", path=root
-        )
-    for path in (*trains, *tests):  # a pipe, or a link to /dev/zero, would be read forever
-        if not path.is_file():
-            raise ESAInputError("not a regular file (a pipe, a device or a folder)", path=path)
-    return trains[0], (tests[0] if tests else None)
-
-
-def _mission_name(root: Path) -> str:
-    name = root.name
-    for suffix in (".csv", ".train", ".test"):
-        name = name.removesuffix(suffix)
-    return name
-
-
-def _read_header(path: Path) -> list[str]:
-    try:
-        refuse_long_header(path)  # a file without line breaks is not read whole
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            header = next(csv.reader(f), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ESAInputError(f"cannot read the header: {one_line(exc)}", path=path) from None
-    if not header:
-        raise ESAInputError("empty file (no header line)", path=path)
-    # an unnamed column would be a channel named "" whose labels is_anomaly_ are missing
-    header = clean_names(
-        header,
-        path,
-        unnamed_hint=" (a DataFrame index written by to_csv without index=False, or a "
-        "trailing comma)",
-    )
-    if TIMESTAMP not in header:
-        raise ESAInputError("missing the timestamp column", path=path, column=TIMESTAMP)
-    return header
-
-
-def _split_header(header: list[str], path: Path) -> tuple[list[str], list[str]]:
-    """(channel columns, telecommand columns) in file order."""
-    value_cols = [h for h in header if h != TIMESTAMP and not h.startswith(LABEL_PREFIX)]
-    telecommands = [h for h in value_cols if h.startswith(TELECOMMAND_PREFIX)]
-    chans = [h for h in value_cols if not h.startswith(TELECOMMAND_PREFIX)]
-    if not chans:
-        raise ESAInputError("no channel columns", path=path)
-    return chans, telecommands
-
-
-def _channel_table(path: Path, channel_cols: list[str]) -> pd.DataFrame:
-    """``channels.csv`` beside the data (YES/NO flags to bools) or the default table."""
-    if not path.is_file():
-        return default_channel_table(channel_cols)
-    listed = read_channel_table(path)
-    table = listed[listed["Channel"].isin(set(channel_cols))]
-    extra = [c for c in channel_cols if c not in set(table["Channel"])]
-    if extra:  # channels it does not list: their own groups, one subsystem, as without it
-        unlisted = default_channel_table(extra).assign(Group=None, Subsystem=None)
-        table = name_undescribed(pd.concat([table, unlisted], ignore_index=True), taken=listed)
-    order = {c: i for i, c in enumerate(channel_cols)}
-    return table.sort_values("Channel", key=lambda s: s.map(order)).reset_index(drop=True)
-
-
-def read_channel_table(path: Path) -> pd.DataFrame:
-    """An ESA ``channels.csv`` as the project's channel table (Target/Categorical as bools)."""
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise ESAInputError(f"cannot read the channel table: {one_line(exc)}", path=path) from None
-    check_no_index_taken(raw, path)
-    raw.columns = [c.strip() for c in raw.columns]
-    if "Channel" not in raw.columns:
-        raise ESAInputError("missing column", path=path, column="Channel")
-    table = raw.copy()
-    table["Channel"] = table["Channel"].str.strip()
-    empty = np.flatnonzero((table["Channel"] == "").to_numpy())
-    if len(empty):  # its subsystem, group and flags would go to no channel
-        raise ESAInputError(
-            f"empty cell in row {empty[0] + 1} after the header", path=path, column="Channel"
-        )
-    dup = table["Channel"][table["Channel"].duplicated()]
-    if len(dup):  # each row would become one more column of the same channel
-        raise ESAInputError("duplicate channel", path=path, column="Channel", value=dup.iloc[0])
-    if "Subsystem" not in table:
-        table["Subsystem"] = "subsystem_0"
-    if "Group" not in table:
-        table["Group"] = [f"group_{i}" for i in range(len(table))]
-    for flag, default in (("Target", True), ("Categorical", False)):
-        if flag in table:
-            table[flag] = table[flag].str.strip().str.upper().isin({"YES", "Y", "TRUE", "1"})
-        else:
-            table[flag] = default
-    rest = [c for c in table.columns if c not in CHANNEL_TABLE_COLUMNS]
-    return table[CHANNEL_TABLE_COLUMNS + rest].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------- reading arrays
@@ -404,7 +290,7 @@ def _read_one(
     n_val, n_tc = len(names), len(telecommands)
     last_ts = None
     try:
-        # the header's names as _read_header cleaned them (" channel_1 " is channel_1)
+        # the header's names as read_header cleaned them (" channel_1 " is channel_1)
         read = pacsv.ReadOptions(block_size=BLOCK_BYTES, column_names=header, skip_rows=1)
         reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
         for batch in reader:

@@ -60,7 +60,7 @@ from esa_lightning.data.readers.common import (
     other_layout_hint,
     put_columns,
 )
-from esa_lightning.data.readers.esa_csv import TELECOMMAND_PREFIX
+from esa_lightning.data.readers.esa_csv_files import TELECOMMAND_PREFIX
 from esa_lightning.data.readers.nonfinite import (
     ranges_without_reading,
     repair_values,
