@@ -39,7 +39,8 @@ class WindowOutputs:
 
 
 class WindowPieces:
-    """``window_pieces`` and ``window_totals`` of a window model (a mixin)."""
+    """``window_pieces``, ``window_batches`` and ``window_totals`` of a window model (a
+    mixin)."""
 
     def window_pieces(
         self, mission: Mission, series: str | None = None, chunk_rows: int = 0, **options: Any
@@ -56,6 +57,46 @@ class WindowPieces:
         if len(bounds) == 1:  # a range shorter than a window (padded) included
             yield 0, self.window_outputs(mission, series=series, **options)
             return
+        yield from self._pieces(mission, series, bounds, **options)
+
+    def window_batches(
+        self,
+        mission: Mission,
+        windows: np.ndarray,
+        series: str | None = None,
+        chunk_rows: int = 0,
+        **options: Any,
+    ) -> Iterator[tuple[int, Any]]:
+        """``(first window, outputs)`` of the scoring batches of a single-grid ``mission`` (at
+        least one window long) that hold one of ``windows`` (bool [N], N its stride-1 windows),
+        consecutive ones together, ``chunk_rows`` windows at most (whole batches, one at
+        least; 0: no bound): ``window_outputs(**options)`` of their windows. Each batch is one
+        of scoring the range whole (the network's float32 outputs of a window depend on the
+        batch it is in), so the outputs are those of ``window_outputs`` of the whole
+        ``mission``, bit for bit, for the windows of the batches only."""
+        hp = self.hparams
+        window, batch = int(hp.window), max(1, int(hp.get("score_batch_size") or 1))
+        n = n_windows(len(mission.values), window)
+        if len(windows) != n or n == 0:
+            raise ValueError(f"{len(windows)} windows given for a range of {n} windows")
+        held = np.flatnonzero(np.logical_or.reduceat(windows, np.arange(0, n, batch)))
+        most = max(1, chunk_rows // batch) if chunk_rows > 0 else len(held) or 1
+        bounds: list[tuple[int, int]] = []
+        for i, b in enumerate(held):  # runs of consecutive batches, ``most`` at a time
+            if i and b == held[i - 1] + 1 and bounds[-1][1] - bounds[-1][0] < most * batch:
+                bounds[-1] = (bounds[-1][0], min(n, (b + 1) * batch))
+            else:
+                bounds.append((b * batch, min(n, (b + 1) * batch)))
+        yield from self._pieces(mission, series, bounds, **options)
+
+    def _pieces(
+        self, mission: Mission, series: str | None, bounds: list[tuple[int, int]], **options: Any
+    ) -> Iterator[tuple[int, Any]]:
+        """``(first, outputs)`` of windows ``first``..``stop`` of each of ``bounds`` (their
+        first windows multiples of ``score_batch_size``), each scored from the rows its
+        trailing means reach back to."""
+        hp = self.hparams
+        window = int(hp.window)
         # the rows before a row that its detrended value reads
         history = detrend_history(hp.get("detrend"), hp.get("detrend_stat", "mean"))
         for first, stop in progress(bounds, description="window pieces", total=len(bounds)):

@@ -15,6 +15,17 @@ weights, the scaler, the fitted channel normalisation, the hyper-parameters), th
 length; otherwise (and where the kept features do not cover a window that alarms) the gap rule
 scores the range itself, as it does without a gate. Nothing is kept beyond one fit: no cache
 between fits.
+
+The threshold's fit hands the gate's fit the same way what it scored before it: an ``f05``
+threshold searched on the fit range (``fit_on: fit_range``) scored every fit-range window, and
+a ``FitScores`` carries those window scores [N] (4 bytes a window) to the gate
+(``RandomForestGate.take``), which picks its windows above the cut from them and sends through
+the network only the scoring batches that hold one of them, for their features
+(``WindowPieces.window_batches``), instead of scoring the range again. The network's outputs of
+a window depend on the batch it is computed in (float32 summation order), so those batches are
+the very batches of scoring the range whole: the features, and every decision made of them,
+are those of scoring it whole, bit for bit; a batch whose scores differ from the handed ones
+(not the same scoring after all) makes the gate score the range itself.
 """
 
 from __future__ import annotations
@@ -36,17 +47,31 @@ class GatedWindows:
 
 
 @dataclass
-class FitPass:
-    """The gate's scoring of a mission's fit range, keyed by what made it."""
+class Handed:
+    """What one rule's fit scored of a mission's fit range, keyed by what made it."""
 
     mission: Any  # the datamodule's mission whose fit range was scored
     key: str  # ``model.scoring_key()`` when it was scored
-    grids: dict[str | None, GatedWindows] = field(default_factory=dict)
 
     def holds(self, model: Any, mission: Any) -> bool:
         """Whether the kept scores are still ``model``'s scoring of ``mission``: the same
         mission object and scoring key (checked once a fit: the key digests every weight)."""
         return mission is self.mission and model.scoring_key() == self.key
+
+
+@dataclass
+class FitScores(Handed):
+    """The threshold's window scores of a mission's fit range: float32 [N] a grid, every
+    stride-1 window of its fit range scored whole (``window_totals``)."""
+
+    totals: dict[str | None, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class FitPass(Handed):
+    """The gate's scoring of a mission's fit range, keyed by what made it."""
+
+    grids: dict[str | None, GatedWindows] = field(default_factory=dict)
 
     def alarm(self, model: Any, name: str | None, grid: Any) -> np.ndarray | None:
         """uint8 [T]: the model's row alarms of fit-range ``grid`` (series ``name`` of a
@@ -57,3 +82,9 @@ class FitPass:
         if scored is None or scored.rows != len(grid.values):
             return None
         return model.handed_alarm(grid, name, scored)
+
+
+def rule_of_kind(model: Any, kind: str) -> Any | None:
+    """The first of ``model``'s post rules of ``kind`` (fitted or not), or None."""
+    rules = getattr(model, "post_rules", None) or {}
+    return next((rule for rule in rules.values() if rule.kind == kind), None)

@@ -14,6 +14,12 @@ threshold's smoothing is causal (an EWMA), so they give each piece's smoothed sc
 whole range's do (each piece smooths the scores before it again: a second or so at Mission1's
 28 pieces). The forest and its decisions are those of reading the range whole.
 
+Fitted among its model's rules in order after an ``f05`` threshold searched on the fit range,
+it does not score the range again: it takes that search's window scores (``take``,
+``fit_pass.FitScores``), tells its gated windows from them (smoothed once) and sends through
+the network only the scoring batches that hold one (``window_batches``), the very batches of
+scoring the range whole: the same features, forest and decisions, bit for bit.
+
 ``gate_factor`` defaults to 1.0: the forest is trained on the very population it later judges
 (windows above the threshold). Lower it (e.g. 0.5) to give it more, borderline, examples.
 
@@ -56,12 +62,12 @@ from esa_lightning.data.safe_skops import (
     load_head,
     refuse_other_feature_count,
 )
-from esa_lightning.data.transforms.windows import labeled_window_mask
+from esa_lightning.data.transforms.windows import labeled_window_mask, n_windows
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import atomic_path
 from esa_lightning.postprocessing.base import CHUNK_ROWS, PostRule, check_chunk_rows
 from esa_lightning.postprocessing.f05_search import event_f05
-from esa_lightning.postprocessing.fit_pass import FitPass, GatedWindows
+from esa_lightning.postprocessing.fit_pass import FitPass, FitScores, GatedWindows
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +254,17 @@ class RandomForestGate(PostRule):
         self.forest: RandomForestClassifier | None = None
         self.source: Path | None = None  # the skops file the forest was read from
         self.handing = False  # fitted in order, the gap rule's fit next (``fit_in_order``)
+        #: the threshold's fit-range window scores, handed over for the next fit only (``take``)
+        self.handed: FitScores | None = None
+
+    def take(self, scores: FitScores) -> None:
+        """Give the next ``fit`` the threshold's fit-range window scores (``fit_pass``): read
+        there where they are still the model's scoring of that mission, dropped either way."""
+        self.handed = scores
+
+    def release(self) -> None:
+        """Drop window scores handed over and not read (``fit`` drops them either way)."""
+        self.handed = None
 
     def accepts(self, wo: Any, alarm_w: np.ndarray) -> np.ndarray:
         """``alarm_w`` with the windows the forest calls false alarms switched off."""
@@ -292,12 +309,17 @@ class RandomForestGate(PostRule):
     def fit(self, model: Any, datamodule: Any) -> RandomForestClassifier | None:
         """Fit on ``datamodule.mission``'s ``fit_on`` rows. Fitted alone, it hands nothing to
         the gap rule (no gap fit follows to read and drop it); in order: ``fit_in_order``."""
-        grids = datamodule.mission.grids().items()
+        handed, self.handed = self.handed, None  # for this fit only
+        mission = datamodule.mission
+        if handed is not None and (self.fit_on != "fit_range" or not handed.holds(model, mission)):
+            handed = None  # another mission or scoring: each grid scored again
+        grids = mission.grids().items()
         gap_rule = getattr(model, "gap_rule", None)
         handing = self.handing and gap_rule is not None and self.fit_on == "fit_range"
-        scored = FitPass(datamodule.mission, model.scoring_key()) if handing else None
+        scored = FitPass(mission, model.scoring_key()) if handing else None
         forest = self.fit_parts(model, {name: FIT_ON[self.fit_on](m) for name, m in grids},
-                                None if scored is None else scored.grids)
+                                None if scored is None else scored.grids,
+                                None if handed is None else handed.totals)
         if scored is not None:
             gap_rule.hand(scored)
         return forest
@@ -307,9 +329,11 @@ class RandomForestGate(PostRule):
         model: Any,
         parts: dict[str | None, Mission],
         scored: dict[str | None, GatedWindows] | None = None,
+        totals: dict[str | None, np.ndarray] | None = None,
     ) -> RandomForestClassifier | None:
         """Fit on fit-range missions (``{series name or None: mission.fit_range()}``);
-        ``scored``, when given, receives each part's window scores and gated features."""
+        ``scored``, when given, receives each part's window scores and gated features;
+        ``totals``: parts' window scores already computed (``window_totals`` of the part)."""
         window = model.hparams.window
         threshold = model.threshold_rule
         feats, labels, gated = [], [], []
@@ -324,7 +348,8 @@ class RandomForestGate(PostRule):
                 )
             if len(m.values) < window:
                 continue
-            gate, x_m, total = self._gated_features(model, m, name, s)
+            known = None if totals is None else totals.get(name)
+            gate, x_m, total = self._gated_features(model, m, name, s, known)
             feats.append(x_m)
             if scored is not None:
                 scored[name] = GatedWindows(len(m.values), total, gate, x_m)
@@ -353,13 +378,18 @@ class RandomForestGate(PostRule):
         return forest
 
     def _gated_features(
-        self, model: Any, m: Mission, name: str | None, series: int
+        self, model: Any, m: Mission, name: str | None, series: int, known: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bool [N] the windows of ``m`` above the gate, their features, float32 [N] every
         window's score), ``chunk_rows`` windows at a time (``model.window_pieces``): a piece's
-        smoothed scores are those of the scores up to its end (the smoothing is causal)."""
+        smoothed scores are those of the scores up to its end (the smoothing is causal).
+        ``known``: the window scores already computed, whose gated windows' scoring batches
+        alone are scored (``_known_features``)."""
         threshold = model.threshold_rule
         cut = float(threshold.threshold[series]) * self.gate_factor
+        found = None if known is None else self._known_features(model, m, name, known, cut)
+        if found is not None:
+            return found
         totals, gates, feats = [], [], []
         pieces = model.window_pieces(m, series=name, chunk_rows=self.chunk_rows, features=True)
         for first, wo in pieces:
@@ -368,6 +398,29 @@ class RandomForestGate(PostRule):
             gates.append(smoothed > cut)
             feats.append(window_features(wo, gates[-1]))
         return np.concatenate(gates), np.concatenate(feats), np.concatenate(totals)
+
+    def _known_features(
+        self, model: Any, m: Mission, name: str | None, total: np.ndarray, cut: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``_gated_features`` from the window scores ``total`` of ``m`` already computed: the
+        gated windows' features from the scoring batches holding them (``window_batches``:
+        those of scoring ``m`` whole; the first batch where none is gated, for the features'
+        width), or None where ``total`` is not ``m``'s scoring: another window count, or a
+        batch scored otherwise (``m`` is then scored whole again)."""
+        if len(total) != n_windows(len(m.values), model.hparams.window):
+            return None
+        gate = model.threshold_rule.smoothed(total) > cut
+        needed = gate if gate.any() else np.arange(len(gate)) == 0
+        feats = []
+        batches = model.window_batches(m, needed, series=name, chunk_rows=self.chunk_rows,
+                                       features=True)
+        for first, wo in batches:
+            if wo.total.tobytes() != total[first : first + len(wo.total)].tobytes():
+                log.warning("RandomForestGate: the handed window scores of %s are not this "
+                            "model's; the fit range is scored again", name or m.name)
+                return None
+            feats.append(window_features(wo, gate[first : first + len(wo.total)]))
+        return gate, np.concatenate(feats), total
 
     def _new_forest(self) -> RandomForestClassifier:
         return RandomForestClassifier(

@@ -24,7 +24,9 @@ The model supplies ``window_totals(mission, series=, chunk_rows=)``, ``window_to
 ``chunk_rows`` (262,144; a runtime setting): the fit's window scores are computed that many
 windows at a time (``models.window_pieces``; 0: the whole range at once), the scores of the whole
 range, so the same threshold for any value; only the scores [N] are kept, not the per-channel
-errors or the scaled inputs of the range.
+errors or the scaled inputs of the range. Fitted among its model's rules in order
+(``fit_in_order``), an ``f05`` search on the fit range hands the window scores it computed to
+the model's random-forest gate, fitted next on the same range (``fit_pass.FitScores``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from esa_lightning.postprocessing.f05_search import (  # noqa: F401 - where they
     labeled_event_count,
     stable_f05_threshold,
 )
+from esa_lightning.postprocessing.fit_pass import FitScores, rule_of_kind
 from esa_lightning.postprocessing.telemanom import dynamic_threshold, ewma, z_range_setting
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,8 @@ class WindowThreshold(PostRule):
         self.chunk_rows = check_chunk_rows(chunk_rows)
         self.register_buffer("threshold", torch.full((int(n_series),), float("nan")))
         self.register_buffer("score_span", torch.zeros(()))
+        #: the fit-range window scores this fit computes for the gate, while fitted in order
+        self.kept: FitScores | None = None
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], context: Mapping[str, Any]) -> PostRule:
@@ -129,6 +134,21 @@ class WindowThreshold(PostRule):
         thr = float(self.threshold[series])
         alarm_w = score_w > thr if not np.isnan(thr) else np.zeros(len(score_w), dtype=bool)
         return score_w, alarm_w
+
+    def fit_in_order(self, model: Any, datamodule: Any) -> None:
+        """``fit`` among its model's rules fitted in order: the fit-range window scores the fit
+        computes (an ``f05`` search on the fit range) are handed to the model's random-forest
+        gate fitted next on the fit range (``RandomForestGate.take``), which then sends only
+        the scoring batches of its gated windows through the network (``fit_pass``)."""
+        gate = rule_of_kind(model, "random_forest")
+        takes = gate is not None and gate.fit_on == "fit_range"
+        self.kept = FitScores(datamodule.mission, model.scoring_key()) if takes else None
+        try:
+            self.fit(model, datamodule)
+        finally:
+            kept, self.kept = self.kept, None
+        if kept is not None and kept.totals:
+            gate.take(kept)
 
     def fit(self, model: Any, datamodule: Any) -> None:
         """Write per-series thresholds (and the score smoothing) into the buffers."""
@@ -281,7 +301,11 @@ class F05Threshold(WindowThreshold):
             # a one-event mission's GRU (one short epoch) alarmed 97 % of its test rows
             few = f" (fewer than min_events={self.min_events})"
         elif self.fit_on == "fit_range":
-            thr = f05_threshold(model, self, part, name)
+            smoothed = None
+            if self.kept is not None and len(part.values) >= model.hparams.window:
+                total = model.window_totals(part, series=name, chunk_rows=self.chunk_rows)
+                self.kept.totals[name], smoothed = total, self.smoothed(total)
+            thr = f05_threshold(model, self, part, name, smoothed)
         elif source == "validation":
             thr = f05_threshold(model, self, part, name, scored()[1])
         if thr is not None and n_events < 3:
