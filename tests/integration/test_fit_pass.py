@@ -75,9 +75,12 @@ def test_each_fit_range_window_is_scored_once_per_rule_that_reads_scores(fitted)
     n_train = n_windows(len(m.train().values), model.hparams.window)
     assert counts["channel_norm"] == n_train  # raw errors, before the normalisation exists
     assert counts["threshold"] == n_fit  # the search's fit range, not the validation too
+    # handed the search's scores, the gate scores only the batches holding a gated window:
+    # here one batch of 4,096 holds the whole range (test_gate_handed_scores: several)
     assert counts["rf_gate"] == n_fit
     assert counts["gap_close"] == 0  # handed the gate's scoring
     assert model.gap_rule.handed is None  # dropped after the fit
+    assert model.post_rules["rf_gate"].handed is None  # the search's scores too
 
 
 def gap_fit(model, m, handed=None):
