@@ -5,19 +5,24 @@ override the top-level ``datamodule``), but a component's model
 (``+model@components.z.model=zscore`` in ``experiment=esa_full``) lives under
 ``components.z``, which a model config's defaults cannot name: its datamodule had to be named
 too (``+datamodule@components.z.datamodule=rows``). ``with_component_datamodules`` adds that
-override to a command line that does not name one, the datamodule read from the model's config
-as ``model=NAME`` alone composes it; ``refuse_component_datamodules`` refuses, before the data
-are read, a component left without its datamodule or with another kind, naming the override
-to type.
+override to a command line that does not name one, the datamodule ``model=NAME`` alone composes,
+the model's config found where Hydra finds it (the package's configs, then a user's
+``--config-dir`` and ``hydra.searchpath``); ``refuse_component_datamodules`` refuses, before
+the data are read, a component left without its datamodule or with another kind, or whose
+model or datamodule was set to a name (``components.z.model=zscore``) instead of chosen,
+naming the override to type.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from esa_lightning import install
 from esa_lightning.errors import ESAInputError
@@ -33,10 +38,13 @@ def with_component_datamodules(overrides: Sequence[str],
     """``overrides`` with ``datamodule@components.<name>.datamodule=KIND`` added after (``+`` where
     the model's override adds the component) for each component whose model they choose
     (``[+]model@components.<name>.model=NAME``) and whose datamodule they do not name: KIND is
-    the datamodule ``model=NAME`` alone composes (``datamodule_of``). A sweep of models
-    (``=zscore,global_std``) gets the one datamodule they share; models of different
+    the datamodule ``model=NAME`` alone composes (``datamodule_of``), with the configs of
+    ``config_dir`` (the package's by default) and the folders the command line adds to Hydra's
+    search path (``--config-dir``, ``hydra.searchpath=``: ``searched_beside``). A sweep of
+    models (``=zscore,global_std``) gets the one datamodule they share; models of different
     datamodules are refused, naming the overrides to run them with, one command each."""
     folder = Path(config_dir or install.config_dir())
+    beside = searched_beside(overrides)
     out = []
     for override in overrides:
         out.append(override)
@@ -45,7 +53,7 @@ def with_component_datamodules(overrides: Sequence[str],
         if not sep or match is None or _names_datamodule(overrides, match.group(2)):
             continue
         plus, name = match.groups()
-        kinds = {model: datamodule_of(model, folder) for model in _choices(override)}
+        kinds = {model: datamodule_of(model, folder, beside) for model in _choices(override)}
         if not kinds or None in kinds.values():  # not parsed, or an unknown model: Hydra's
             continue
         typed = f"{plus}datamodule@components.{name}.datamodule"
@@ -57,19 +65,59 @@ def with_component_datamodules(overrides: Sequence[str],
     return out
 
 
-def datamodule_of(model: str, config_dir: Path) -> str | None:
-    """The datamodule ``model=<model>`` alone composes: the one ``conf/model/<model>.yaml``'s
-    defaults choose, else ``conf/train.yaml``'s default; None for no such model config."""
-    path = config_dir / "model" / f"{model}.yaml"
-    if not path.is_file():
+def datamodule_of(model: str, config_dir: Path, beside: Sequence[str] = ()) -> str | None:
+    """The datamodule ``model=<model>`` alone composes (the one ``model/<model>.yaml``'s
+    defaults choose, else ``train.yaml``'s default), composed as Hydra composes it: with the
+    configs of ``config_dir`` and then the search path entries ``beside`` them (``file://``,
+    ``pkg://``: a user's ``--config-dir`` and ``hydra.searchpath``), so that a model or
+    datamodule config of the user's own is found. None where it does not compose (no such
+    model config: Hydra names it when the command line is composed)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = [f"model={model}"]
+    if beside:
+        entries = ",".join("'{}'".format(entry.replace("'", "\\'")) for entry in beside)
+        overrides.append(f"hydra.searchpath=[{entries}]")  # quoted: any folder name
+    GlobalHydra.instance().clear()  # compose refuses to start over an initialised Hydra
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    except Exception:  # noqa: BLE001 - Hydra raises several types; it reports them itself
         return None
-    for source in (path, config_dir / "train.yaml"):
-        for entry in OmegaConf.load(source).get("defaults") or []:
-            if isinstance(entry, DictConfig):
-                for key, value in entry.items():
-                    if key in (DATAMODULE_ENTRY, "datamodule") and value is not None:
-                        return str(value)
-    return None
+    finally:
+        GlobalHydra.instance().clear()
+    choice = cfg.hydra.runtime.choices.get("datamodule")
+    return None if choice is None else str(choice)
+
+
+def searched_beside(args: Sequence[str]) -> list[str]:
+    """The search path entries a command line (``args``: its flags and overrides) adds to the
+    package's configs, in Hydra's order: ``--config-dir DIR`` (``-cd``; ``file://`` and the
+    absolute folder, as Hydra adds it), then the entries of ``hydra.searchpath=[...]``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    found: list[str] = []
+    try:  # Hydra's own parser: its abbreviations and -cd=DIR read as Hydra reads them
+        from hydra._internal.utils import get_args_parser
+
+        with contextlib.redirect_stderr(io.StringIO()):  # a bad flag: Hydra's to report
+            config_dir = get_args_parser().parse_known_args(list(args))[0].config_dir
+    except (ImportError, SystemExit):  # another Hydra's internals, or flags it refuses itself
+        config_dir = None
+    if config_dir is not None:
+        found.append(f"file://{os.path.abspath(config_dir)}")
+    for override in args:
+        if override.partition("=")[0].strip().lstrip("+") != "hydra.searchpath":
+            continue
+        try:
+            (parsed,) = OverridesParser.create().parse_overrides([override])
+        except Exception:  # noqa: BLE001 - Hydra reports an override it cannot parse
+            continue
+        value = parsed.value()
+        if isinstance(value, list):
+            found.extend(str(v) for v in value)
+    return found
 
 
 def refuse_component_datamodules(specs: Mapping[str, DictConfig]) -> None:
