@@ -19,6 +19,9 @@ LAYERS = [
     {"runtime", "reporting"},
     {"artifact", "callbacks"},
     {"jobs"},
+    # the configs' package: importing it (Hydra's initialize_config_module) registers the
+    # resolvers the configs name (jobs.paths)
+    {"conf"},
     {"api"},
     {"cli"},
 ]
