@@ -120,16 +120,23 @@ def searched_beside(args: Sequence[str]) -> list[str]:
     return found
 
 
-def refuse_component_datamodules(specs: Mapping[str, DictConfig]) -> None:
+def refuse_component_datamodules(specs: Mapping[str, DictConfig],
+                                 overrides: Sequence[str] | None = None) -> None:
     """Before the data are read: a component (``specs``: name -> spec, ``esa_full``'s) without
     a datamodule, or with one of another kind than its model trains on, is refused naming the
     override to type (``+datamodule@components.z.datamodule=rows``), not met as a missing key or
-    once its data were read."""
+    once its data were read; so is a model or datamodule set to a name
+    (``components.z.model=zscore``: a string, which no datamodule follows) instead of chosen.
+    ``overrides``: the overrides as typed, which say where the hint needs a ``+`` (the
+    component was added); by default the running Hydra job's (none outside Hydra: the Python
+    API passes its own)."""
     from esa_lightning.jobs.sweep import hydra_task_overrides
     from esa_lightning.jobs.targets import detector_class, target_object
 
-    typed = [o.partition("=")[0].strip() for o in hydra_task_overrides()]
+    given = hydra_task_overrides() if overrides is None else overrides
+    typed = [o.partition("=")[0].strip() for o in given]
     for name, spec in specs.items():
+        refuse_named_parts(name, spec, typed)
         family = detector_class(spec.model)
         wanted = family.datamodule_kind
         datamodule = spec.get("datamodule")
@@ -142,13 +149,29 @@ def refuse_component_datamodules(specs: Mapping[str, DictConfig]) -> None:
             continue
         # one that cannot be imported: refused naming its key, as refuse_unimportable_targets
         found = target_object(target, f"components.{name}.datamodule._target_", "the target")
-        given = getattr(found, "DATAMODULE_KIND", None)
-        if given != wanted:  # "+" where the command line added the component
+        kind = getattr(found, "DATAMODULE_KIND", None)
+        if kind != wanted:  # "+" where the overrides added the component
             plus = "+" * any(k in typed for k in (f"+datamodule@components.{name}.datamodule",
                                                   f"+model@components.{name}.model"))
             raise ESAInputError(f"component {name}: {family.__name__} trains on "
-                                f"datamodule={wanted}, not {given}; give "
+                                f"datamodule={wanted}, not {kind}; give "
                                 f"{plus}datamodule@components.{name}.datamodule={wanted}")
+
+
+def refuse_named_parts(name: str, spec: DictConfig, typed: Sequence[str]) -> None:
+    """Component ``name``'s model or datamodule set to a value (``components.z.model=zscore``:
+    the word, not zscore's config, and its datamodule left as it was) is refused naming the
+    choice to type instead (``model@components.z.model=zscore``; ``+`` where ``typed``, the
+    overrides' keys, added it). It was an ``AttributeError`` traceback ('str' object has no
+    attribute 'get')."""
+    for part in ("model", "datamodule"):
+        value = spec.get(part)
+        if value is None or isinstance(value, DictConfig):
+            continue
+        plus = "+" * (f"+components.{name}.{part}" in typed)
+        raise ESAInputError(
+            f"components.{name}.{part}={value} sets the component's {part} to a value, not "
+            f"to a config: choose it with {plus}{part}@components.{name}.{part}={value}")
 
 
 def _names_datamodule(overrides: Sequence[str], name: str) -> bool:
