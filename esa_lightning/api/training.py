@@ -132,6 +132,7 @@ def train(
     from esa_lightning.api import Detector
     from esa_lightning.api.ranks import end_extra_process, join_launching_run, launching_run
     from esa_lightning.jobs.component_datamodules import refuse_component_datamodules
+    from esa_lightning.jobs.train import component_specs
     from esa_lightning.jobs.train import train as train_job
     from esa_lightning.settings import check_settings, refuse_shadowed_trainer_keys
 
@@ -141,7 +142,7 @@ def train(
     check_settings(cfg)  # as train.py: a bad value is named before any data is read
     refuse_shadowed_trainer_keys(cfg, list(overrides))
     if cfg.get("components"):  # as the job does, its hints naming these overrides' "+"
-        refuse_component_datamodules(dict(cfg.components.items()), list(overrides))
+        refuse_component_datamodules(component_specs(cfg), list(overrides))
     with launching_run(cfg):
         train_job(cfg)
     end_extra_process()  # a DDP process Lightning started ends here, as train.py's do
