@@ -57,15 +57,29 @@ def test_the_statistics_are_those_of_the_rows_held_together(n):
     assert torch.equal(qs[:, [0, 1, 2, 5, 6]], torch.quantile(t, torch.tensor(Q), dim=0))
 
 
-def test_a_column_holding_a_nan_gives_nan_and_the_others_their_values():
-    """As ``column_statistics`` (torch.median / torch.quantile) does: not skipped."""
-    x = awkward_rows(501)
-    x[17, 2] = np.nan
+@pytest.mark.parametrize("n", [2, 501, 1000])
+def test_nan_values_are_no_values_in_either_fit(n):
+    """A NaN value is no value (as the readers take a NaN sample): each column's statistics are
+    those of its other values, held or streamed alike, bit for bit. A column holding one NaN
+    gave NaN statistics, and the z-score of its channel was NaN on every row."""
+    x = awkward_rows(n, seed=n)
+    x[n // 2, 2] = np.nan  # one NaN: the count turns odd / even
+    x[::3, 6] = np.nan  # many
+    x[:, 1] = np.nan  # nothing but NaN
     med, qs = streaming_column_statistics(batches(x, 100), x.shape[1], Q)
     held_med, held_qs = column_statistics(torch.from_numpy(x), Q)
-    assert torch.isnan(med[2]) and torch.isnan(qs[:, 2]).all()
-    keep = [0, 1, 3, 4, 5, 6]
-    assert same(med[keep], held_med[keep]) and same(qs[:, keep], held_qs[:, keep])
+    assert same(med, held_med) and same(qs, held_qs)
+    assert torch.isnan(med[1]) and torch.isnan(qs[:, 1]).all()
+    for j in (2, 6):
+        values = x[~np.isnan(x[:, j]), j]
+        assert med[j] == np.sort(values)[(len(values) - 1) // 2]  # the lower median
+        t = torch.from_numpy(values)
+        assert torch.equal(qs[:, j], torch.quantile(t, torch.tensor(Q)))
+        assert torch.equal(qs[:, j], torch.nanquantile(torch.from_numpy(x[:, j]),
+                                                       torch.tensor(Q)))
+    keep = [0, 3, 4, 5]  # untouched columns: their statistics as before
+    before_med, before_qs = column_statistics(torch.from_numpy(x[:, keep].copy()), Q)
+    assert same(med[keep], before_med) and same(qs[:, keep], before_qs)
 
 
 def test_a_second_pass_over_other_rows_is_refused():

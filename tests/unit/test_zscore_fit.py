@@ -183,8 +183,7 @@ def test_the_fit_uses_every_row_beyond_the_first_million(tmp_path):
 
 def test_a_short_range_fits_the_numbers_torch_gives(tmp_path):
     """On at most 1,000,000 rows the fit is torch's own median (the lower middle value of an
-    even count), linear quantiles and threshold, bit for bit; a channel holding a NaN gives
-    NaN as before."""
+    even count), linear quantiles and threshold, bit for bit."""
     gen = torch.Generator().manual_seed(1)
     train = torch.randn(4000, 4, generator=gen) * torch.tensor([1e-3, 1.0, 50.0, 1e4])
     train[:, 1] = train[:, 1].round()  # ties
@@ -196,7 +195,58 @@ def test_a_short_range_fits_the_numbers_torch_gives(tmp_path):
     assert torch.equal(model.threshold, threshold)
     assert torch.equal(model.threshold, torch.quantile(model.row_scores(val)[0], 0.999))
 
-    train[17, 2] = float("nan")
+
+def test_a_nan_sample_is_no_sample_in_the_fit(tmp_path):
+    """A channel holding a NaN training value had a NaN median and scale (its z-score NaN on
+    every row), and a validation row holding one made the threshold NaN: the run was refused
+    as fitted on no usable rows. A NaN sample is no sample, as the readers take it: the
+    channel's median and scale are those of its other values, the same streamed or held, and
+    the NaN-score row is left out of the percentile."""
+    gen = torch.Generator().manual_seed(2)
+    train = torch.randn(4000, 3, generator=gen)
+    val = torch.randn(2001, 3, generator=gen)
+    train[17, 2] = train[1234, 2] = float("nan")
+    val[5, 0] = float("nan")
     model = _fit(train, val, tmp_path, batch_size=1000)
-    assert model.median[2].isnan() and model.scale[2].isnan()
-    assert torch.equal(model.median[[0, 1, 3]], median[[0, 1, 3]])
+    kept = train[:, 2][~train[:, 2].isnan()]
+    assert model.median[2] == kept.sort().values[(len(kept) - 1) // 2]  # the lower median
+    q75, q25 = torch.quantile(kept, torch.tensor([0.75, 0.25]))
+    assert model.scale[2] == ((q75 - q25) / 1.349).clamp_min(model.hparams.min_scale)
+    clean = torch.cat([val[:5], val[6:]])
+    assert torch.isfinite(model.threshold)
+    assert model.threshold == torch.quantile(model.row_scores(clean)[0], 0.999)
+
+
+def test_a_channel_of_nan_only_is_refused_naming_it(tmp_path):
+    """No value to fit its median and scale on: refused, not a NaN z-score on every row."""
+    import pytest
+
+    from esa_lightning.errors import ESAInputError
+
+    gen = torch.Generator().manual_seed(3)
+    train = torch.randn(3000, 3, generator=gen)
+    train[:, 1] = float("nan")
+    with pytest.raises(ESAInputError, match="column 'column 1 of the rows'.*no training value"):
+        _fit(train, torch.randn(1000, 3, generator=gen), tmp_path, batch_size=1000)
+
+
+def test_a_channel_of_nan_only_is_named_by_the_missions_channel_name(tmp_path):
+    import numpy as np
+    import pytest
+
+    from esa_lightning.data.rows import RowDataModule
+    from esa_lightning.errors import ESAInputError
+    from tests.helpers import toy_mission
+
+    values = np.random.default_rng(0).standard_normal((900, 3)).astype(np.float32)
+    values[:600, 2] = np.nan  # every training row
+    mission = toy_mission(values, val_start=600, test_start=800,
+                          channel_names=["speed", "temp", "volts"])
+    model = RobustZScore(n_channels=3)
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
+        default_root_dir=tmp_path,
+    )
+    with pytest.raises(ESAInputError, match="column 'volts'.*no training value"):
+        trainer.fit(model, datamodule=RowDataModule(mission, batch_size=256))

@@ -1,7 +1,12 @@
 """A per-channel robust z-score detector: the baseline every learned model must beat.
 
 Score of a row = max over channels of |x - median| / IQR-scale, with median and scale fitted on
-nominal training rows and the alarm threshold set to a percentile of the validation scores.
+nominal training rows and the alarm threshold set to a percentile of the validation scores. The
+median is the lower of the two middle values for an even count (``torch.median``'s), the IQR's
+quartiles are linearly interpolated (``torch.quantile``'s). A NaN sample is no sample (as the
+readers take it): a channel's median and scale are those of its other training values, a
+validation row whose score is NaN is left out of the percentile, and a channel with no training
+value but NaN is refused, naming it.
 It is a LightningModule so that it runs through the same trainer, callbacks and artifact code as
 the learned models; fitting is one pass over the training rows, with nothing to optimise.
 """
@@ -17,6 +22,7 @@ import numpy as np
 import torch
 
 from esa_lightning.data.mission import Mission
+from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import DetectorModule, RowScores, per_channel_row_scores
 from esa_lightning.models.zscore.quantiles import quantile
 from esa_lightning.models.zscore.streaming import TwoPassStatistics
@@ -86,8 +92,27 @@ class RobustZScore(DetectorModule):
                 break
             stats.refine(batch[0].detach().cpu().float())
         med, (q75, q25) = stats.result()
+        self.refuse_channels_without_values(stats.counts)
         self.median.copy_(med)
         self.scale.copy_(((q75 - q25) / 1.349).clamp_min(self.hparams.min_scale))
+
+    def refuse_channels_without_values(self, counts: np.ndarray) -> None:
+        """A channel whose training rows hold NaN only has no median or scale to fit (a NaN
+        sample is no sample): refused, naming it (by the datamodule's mission's channel names
+        where it has them, else by its column)."""
+        empty = np.flatnonzero(np.asarray(counts) == 0)
+        if not len(empty):
+            return
+        mission = getattr(self.trainer.datamodule, "mission", None)
+        names = list(getattr(mission, "channel_names", None) or [])
+        j = int(empty[0])
+        name = str(names[j]) if len(names) == len(counts) else f"column {j} of the rows"
+        raise ESAInputError(
+            f"{len(empty)} channel(s) hold no training value but NaN (a NaN sample is no "
+            "sample): the z-score has no median or scale to fit for it; repair or drop the "
+            "channel (the readers forward-fill NaN and refuse a channel of NaN only)",
+            column=name,
+        )
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         score, _ = self.row_scores(batch[0])
@@ -104,9 +129,10 @@ class RobustZScore(DetectorModule):
         # scale is min_scale) is inf, and torch.quantile interpolating to an inf neighbour gave
         # a NaN threshold: the run was refused as fitted on no usable rows. Held at the largest
         # float, such a row still lies above any finite threshold; finite scores are unchanged
-        finite = s.clamp_max(torch.finfo(s.dtype).max)  # every row, as the fit (quantiles.py)
+        finite = s.clamp_max(torch.finfo(s.dtype).max)
+        # every row but those of a NaN score (holding a NaN sample), as the fit (quantiles.py)
         self.threshold.copy_(quantile(finite, self.hparams.quantile / 100))
-        self.warn_few_validation_rows(len(s))
+        self.warn_few_validation_rows(int((~s.isnan()).sum()))
         self.log("val/threshold", self.threshold, rank_zero_only=True)
 
     def warn_few_validation_rows(self, n: int) -> None:

@@ -7,8 +7,12 @@ the earliest months alone. These functions take every row: each column is copied
 its own dtype) and partitioned around the few ranks needed, never sorted whole, so the memory
 beyond the input is one column. Within torch's range the results are those of torch, bit for
 bit: the rank ``q * (n - 1)`` and the interpolation are computed in the input's dtype as torch
-does (beyond 2**24 rows the rank is computed in float64, where float32 could not hold it); a
-column holding a NaN gives NaN, as torch does.
+does (beyond 2**24 rows the rank is computed in float64, where float32 could not hold it).
+A NaN value is no value (as the readers take a NaN sample, and as ``nanmedian`` /
+``nanquantile`` do): a column's statistics are those of its other values, torch's over them,
+and a column of NaN only gives NaN. They once gave NaN for any column holding a NaN (torch's
+``median``/``quantile``): the z-score of a channel with one NaN training row was NaN on every
+row.
 """
 
 from __future__ import annotations
@@ -48,11 +52,15 @@ def _lerp(low: np.ndarray, high: np.ndarray, weight: np.ndarray) -> np.ndarray:
 def _column(
     column: np.ndarray, q: Sequence[float], median: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(lower median or nothing, linear quantiles ``q``) of one column."""
+    """(lower median or nothing, linear quantiles ``q``) of one column's values other than
+    NaN (NaN where it holds none)."""
+    nan = np.isnan(column)
+    if nan.any():
+        column = column[~nan]
     n, dtype = len(column), column.dtype
-    if np.isnan(column).any():
-        nan = np.full(len(q), np.nan, dtype=dtype)
-        return nan[:1] if median else nan[:0], nan
+    if n == 0:
+        none = np.full(len(q), np.nan, dtype=dtype)
+        return none[:1] if median else none[:0], none
     below, above, weight = _ranks(q, n, dtype)
     middle = [(n - 1) // 2] if median else []
     kth = np.unique(np.concatenate([below, above, middle]).astype(np.int64))
@@ -65,7 +73,8 @@ def column_statistics(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(``torch.median(x, dim=0).values``, ``torch.quantile(x, q, dim=0)``) of a 2-D CPU
     tensor ``x`` with at least one row, over every row however many: the median the lower of
-    the two middle values, the quantiles linearly interpolated, shape (len(q), columns).
+    the two middle values, the quantiles linearly interpolated, shape (len(q), columns); a
+    column's NaN values left out (NaN for a column of NaN only).
     ``x`` may be a sequence of 2-D tensors with the same columns: the statistics are those of
     their rows together (``torch.cat(x)``), whose copy is never made (one column at a time)."""
     parts = [x] if isinstance(x, torch.Tensor) else list(x)
@@ -82,7 +91,7 @@ def column_statistics(
 
 
 def quantile(s: torch.Tensor, q: float) -> torch.Tensor:
-    """``torch.quantile(s, q)`` (linear) of a 1-D CPU tensor with at least one value, however
-    long, as a 0-d tensor of its dtype."""
+    """``torch.quantile(s, q)`` (linear) of the values of a 1-D CPU tensor other than NaN,
+    however many, as a 0-d tensor of its dtype (NaN where none is left)."""
     values = s.detach().cpu().numpy()
     return torch.from_numpy(_column(values, [q], median=False)[1]).reshape(())

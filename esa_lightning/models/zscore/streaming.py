@@ -20,8 +20,9 @@ approximation, and the quantiles are interpolated from them as ``column_statisti
 which may come out as +0.0). Memory, however many rows: 512 KiB of counters per column for
 pass 1, 256 KiB (512 KiB from 2**31 rows) per column and needed high half for pass 2 (at
 most five a column), one batch and temporaries of eight of its columns at a time (about
-0.2 GiB in all for 87 channels and batches of 65,536 rows). A column holding a NaN gives NaN,
-as ``column_statistics`` (torch) does.
+0.2 GiB in all for 87 channels and batches of 65,536 rows). A NaN value is no value, as in
+``column_statistics``: each column's statistics are those of its other values (their count,
+``counts``, sets its ranks), NaN for a column of NaN only.
 """
 
 from __future__ import annotations
@@ -64,13 +65,14 @@ def _as_array(batch: np.ndarray | torch.Tensor) -> np.ndarray:
 class TwoPassStatistics:
     """Exact lower median and linear quantiles ``q`` per column of float32 rows seen twice:
     every batch to ``count``, then every batch again, in any order, to ``refine``, then
-    ``result``. The batches of both passes must hold the same rows."""
+    ``result``. The batches of both passes must hold the same rows. NaN values are left out:
+    a column's statistics are those of its ``counts`` other values."""
 
     def __init__(self, n_columns: int, q: Sequence[float]) -> None:
         self.n_columns = int(n_columns)
         self.q = list(q)
         self.rows = 0
-        self.nan = np.zeros(self.n_columns, dtype=bool)
+        self.counts = np.zeros(self.n_columns, dtype=np.int64)  # values other than NaN
         self.high = np.zeros(self.n_columns * HALF, dtype=np.int64)
         self._low: np.ndarray | None = None
         # per pass: rows and the per-column sum of keys (wrapping), to tell the same rows
@@ -85,7 +87,7 @@ class TwoPassStatistics:
         for lo in range(0, self.n_columns, GROUP):  # column groups: small temporaries
             keys, nan = _keys(x[:, lo : lo + GROUP])
             self._seen[0][lo : lo + GROUP] += keys.sum(axis=0, dtype=np.uint64)
-            self.nan[lo : lo + GROUP] |= nan.any(axis=0)
+            self.counts[lo : lo + GROUP] += len(x) - nan.sum(axis=0)
             width = keys.shape[1]
             index = (keys >> 16).astype(np.int64) + np.arange(width) * HALF
             self.high[lo * HALF : (lo + width) * HALF] += np.bincount(
@@ -93,22 +95,29 @@ class TwoPassStatistics:
             )
 
     def _plan(self) -> None:
-        """After pass 1: the rank each statistic reads, the high half it lies in and its place
-        there; a counter set (``_low``) per distinct (column, high half)."""
+        """After pass 1: per column, the ranks its statistics read among its ``counts`` values
+        (the lower median, then each quantile's value below, then above: ``_ranks``), the high
+        half each lies in and its place there; a counter set (``_low``) per distinct (column,
+        high half)."""
         if self.rows == 0:
             raise ValueError("no rows to take order statistics of")
-        dtype = np.dtype(np.float32)
-        self.below, self.above, self.weight = _ranks(self.q, self.rows, dtype)
-        self.ranks = np.unique(np.concatenate([self.below, self.above, [(self.rows - 1) // 2]]))
+        n_q = len(self.q)
+        self.ranks = np.zeros((self.n_columns, 1 + 2 * n_q), dtype=np.int64)
+        self.weight = np.zeros((n_q, self.n_columns), dtype=np.float32)
+        for n in np.unique(self.counts[self.counts > 0]):  # one count a column, most often
+            below, above, weight = _ranks(self.q, int(n), np.dtype(np.float32))
+            same = self.counts == n
+            self.ranks[same] = np.concatenate([[(n - 1) // 2], below, above])
+            self.weight[:, same] = weight[:, None]
         # per column and rank: the high half holding it, the values below that half
-        bucket = np.empty((self.n_columns, len(self.ranks)), dtype=np.int64)
+        bucket = np.empty_like(self.ranks)
         before = np.zeros_like(bucket)
         for j, counts in enumerate(self.high.reshape(self.n_columns, HALF)):
             cum = counts.cumsum()
-            # a NaN column counts fewer values: its (unread) statistics stay in range
-            bucket[j] = np.minimum(np.searchsorted(cum, self.ranks, side="right"), HALF - 1)
+            # a column of NaN only counts no value: its (unread) statistics stay in range
+            bucket[j] = np.minimum(np.searchsorted(cum, self.ranks[j], side="right"), HALF - 1)
             before[j] = np.where(bucket[j] > 0, cum[np.maximum(bucket[j] - 1, 0)], 0)
-        self.place = self.ranks[None, :] - before
+        self.place = self.ranks - before
         pairs = np.unique(np.arange(self.n_columns)[:, None] * HALF + bucket)
         self.target = np.full(self.n_columns * HALF, -1, dtype=np.int64)
         self.target[pairs] = np.arange(len(pairs))
@@ -150,19 +159,21 @@ class TwoPassStatistics:
             )
         low = self._low.reshape(-1, HALF)
         found = np.empty(self.slot.shape, dtype=np.uint32)
+        cums: dict[int, np.ndarray] = {}  # a counter set's running count, once
         for j in range(self.n_columns):
-            for r in range(len(self.ranks)):
-                cum = low[self.slot[j, r]].cumsum(dtype=np.int64)
-                half = np.searchsorted(cum, self.place[j, r], side="right")
+            for r in range(self.ranks.shape[1]):
+                slot = int(self.slot[j, r])
+                if slot not in cums:
+                    cums[slot] = low[slot].cumsum(dtype=np.int64)
+                half = np.searchsorted(cums[slot], self.place[j, r], side="right")
                 found[j, r] = (int(self.bucket[j, r]) << 16) | int(min(half, HALF - 1))
-        values = _values(found)  # [columns, ranks]
-        values[self.nan] = np.nan
-        at = {int(k): i for i, k in enumerate(self.ranks)}
-        median = values[:, at[(self.rows - 1) // 2]]
-        below = values[:, [at[int(k)] for k in self.below]].T
-        above = values[:, [at[int(k)] for k in self.above]].T
-        quantiles = _lerp(below, above, self.weight[:, None]).astype(np.float32)
-        quantiles[:, self.nan] = np.nan
+        values = _values(found)  # [columns, ranks]: the median, the values below, above
+        n_q, empty = len(self.q), self.counts == 0
+        median = values[:, 0]
+        below, above = values[:, 1 : 1 + n_q].T, values[:, 1 + n_q :].T
+        quantiles = _lerp(below, above, self.weight).astype(np.float32)
+        median[empty] = np.nan
+        quantiles[:, empty] = np.nan
         return torch.from_numpy(np.ascontiguousarray(median)), torch.from_numpy(quantiles)
 
 
