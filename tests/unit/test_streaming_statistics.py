@@ -117,3 +117,72 @@ def test_the_model_fits_the_statistics_of_the_batches_its_steps_read(tmp_path):
         assert torch.equal(model.median, med)
         assert torch.equal(model.scale, ((q75 - q25) / 1.349).clamp_min(1e-6))
         assert model._fit is None  # nothing held after the fit
+
+
+class _Recording(RobustZScore):
+    """A z-score recording the batches its training steps read (pass 1)."""
+
+    def __init__(self, n_channels: int) -> None:
+        super().__init__(n_channels)
+        self.seen: list[torch.Tensor] = []
+
+    def training_step(self, batch, batch_idx):
+        self.seen.append(batch[0].clone())
+        return super().training_step(batch, batch_idx)
+
+
+def _fit_on(model, loader, val, tmp_path, limit):
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
+        default_root_dir=tmp_path, limit_train_batches=limit,
+    )
+    trainer.fit(model, loader, DataLoader(TensorDataset(val), batch_size=1000))
+
+
+@pytest.mark.parametrize("own_generator", [False, True])
+def test_a_shuffled_loader_with_limited_batches_is_fitted_on_the_rows_its_steps_read(
+    tmp_path, own_generator
+):
+    """A shuffled loader drew a new order for the fit's second pass, which then read other rows
+    than the steps had with trainer.limit_train_batches: the fit was refused (RuntimeError:
+    'the second pass over the rows read other rows'). The sampler's generator is rewound for
+    the second pass; the loader is left as found (no generator of the fit's own on it)."""
+    gen = torch.Generator().manual_seed(4)
+    train = 50.0 + 2.0 * torch.randn(5001, 3, generator=gen)
+    train[:, 1] = torch.round(train[:, 1])  # ties
+    val = 50.0 + 2.0 * torch.randn(700, 3, generator=gen)
+    generator = torch.Generator().manual_seed(9) if own_generator else None
+    loader = DataLoader(TensorDataset(train), batch_size=1000, shuffle=True, generator=generator)
+    model = _Recording(3)
+    _fit_on(model, loader, val, tmp_path, limit=2)
+    seen = torch.cat(model.seen)
+    assert len(seen) == 2000 and not torch.equal(seen, train[:2000])  # shuffled, limited
+    med, (q75, q25) = column_statistics(seen, Q)
+    assert torch.equal(model.median, med)
+    assert torch.equal(model.scale, ((q75 - q25) / 1.349).clamp_min(1e-6))
+    assert loader.sampler.generator is generator
+
+
+class _Reshuffled(torch.utils.data.Sampler):
+    """A sampler drawing its order from numpy, which no fit can rewind."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.rng = n, np.random.default_rng(0)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(self.rng.permutation(self.n).tolist())
+
+
+def test_a_loader_whose_order_cannot_be_rewound_is_refused_saying_what_to_do(tmp_path):
+    gen = torch.Generator().manual_seed(5)
+    train = torch.randn(3000, 2, generator=gen)
+    loader = DataLoader(TensorDataset(train), batch_size=500, sampler=_Reshuffled(3000))
+    with pytest.raises(RuntimeError, match=r"other rows.*limit_train_batches=1\.0"):
+        _fit_on(RobustZScore(2), loader, torch.randn(700, 2, generator=gen), tmp_path, limit=2)
+    model = RobustZScore(2)  # every batch: the same rows, in another order
+    _fit_on(model, loader, torch.randn(700, 2, generator=gen), tmp_path, limit=1.0)
+    assert torch.equal(model.median, column_statistics(train, Q)[0])

@@ -25,7 +25,8 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import DetectorModule, RowScores, per_channel_row_scores
 from esa_lightning.models.zscore.quantiles import quantile
-from esa_lightning.models.zscore.streaming import TwoPassStatistics
+from esa_lightning.models.zscore.replay import SameOrder
+from esa_lightning.models.zscore.streaming import OtherRows, TwoPassStatistics
 
 log = logging.getLogger("esa_lightning")
 
@@ -45,6 +46,7 @@ class RobustZScore(DetectorModule):
         self.register_buffer("threshold", torch.tensor(float("inf")))
         self._fit: TwoPassStatistics | None = None  # pass 1 over this epoch's training rows
         self._fit_batches = 0
+        self._order: SameOrder | None = None  # a shuffled loader's order, for pass 2
         self._val_scores: list[torch.Tensor] = []
         self.automatic_optimization = False
 
@@ -68,6 +70,16 @@ class RobustZScore(DetectorModule):
         self._fit.count(x)  # pass 1: counters only, the rows are not kept
         self._fit_batches += 1
 
+    def on_train_epoch_start(self) -> None:
+        # before the epoch's loader draws its order: pass 2 draws it again (replay.py)
+        self.release_order()
+        self._order = SameOrder(self.trainer.train_dataloader)
+
+    def release_order(self) -> None:
+        if self._order is not None:
+            self._order.release()
+            self._order = None
+
     def on_validation_epoch_start(self) -> None:
         # Lightning validates an epoch before on_train_epoch_end: fit first, so that the
         # threshold is a quantile of the fitted z-scores, not of the unscaled values
@@ -81,17 +93,33 @@ class RobustZScore(DetectorModule):
         """Median and scale of the training rows this epoch's steps read (once), exact, over
         every row (torch.quantile refuses long inputs; its first 1,000,000 rows alone once gave
         the scale), without holding them: the steps counted them (pass 1), the same batches
-        of the training loader are read again here (pass 2, ``streaming.TwoPassStatistics``).
+        of the training loader are read again here (pass 2, ``streaming.TwoPassStatistics``;
+        a shuffled loader's random sampler draws the order of pass 1 again, ``replay.py``).
         The rows were once held, 4 bytes x rows x channels (3.5 GB for 10 M x 87)."""
         if self._fit is None:
+            self.release_order()
             return
         stats, n = self._fit, self._fit_batches
         self._fit, self._fit_batches = None, 0
-        for i, batch in enumerate(self.trainer.train_dataloader):
-            if i == n:
-                break
-            stats.refine(batch[0].detach().cpu().float())
-        med, (q75, q25) = stats.result()
+        try:
+            if self._order is not None:
+                self._order.rewind()
+            for i, batch in enumerate(self.trainer.train_dataloader):
+                if i == n:
+                    break
+                stats.refine(batch[0].detach().cpu().float())
+        finally:
+            self.release_order()
+        try:
+            med, (q75, q25) = stats.result()
+        except OtherRows as exc:
+            raise OtherRows(
+                f"zscore: {exc}. Its training loader gave other batches the second time: "
+                "give it every training batch (trainer.limit_train_batches=1.0) or a loader "
+                "that gives the same batches twice: shuffle=False (datamodule=rows reads its "
+                "rows in order), or a torch random sampler in a loader without workers "
+                "(num_workers=0), whose generator the fit rewinds"
+            ) from None
         self.refuse_channels_without_values(stats.counts)
         self.median.copy_(med)
         self.scale.copy_(((q75 - q25) / 1.349).clamp_min(self.hparams.min_scale))

@@ -62,6 +62,10 @@ def _as_array(batch: np.ndarray | torch.Tensor) -> np.ndarray:
     return x
 
 
+class OtherRows(RuntimeError):
+    """The two passes of a ``TwoPassStatistics`` read other rows."""
+
+
 class TwoPassStatistics:
     """Exact lower median and linear quantiles ``q`` per column of float32 rows seen twice:
     every batch to ``count``, then every batch again, in any order, to ``refine``, then
@@ -152,10 +156,9 @@ class TwoPassStatistics:
         if self._low is None:
             self._plan()
         if self._rows2 != self.rows or not np.array_equal(*self._seen):
-            raise RuntimeError(
-                f"the second pass over the rows read other rows ({self._rows2}) than the first "
-                f"({self.rows}): the exact order statistics need the same rows twice (a "
-                "shuffled or changing loader?)"
+            raise OtherRows(
+                f"the second pass over the rows read other rows than the first ({self.rows} "
+                f"rows, then {self._rows2}): the exact order statistics need the same rows twice"
             )
         low = self._low.reshape(-1, HALF)
         found = np.empty(self.slot.shape, dtype=np.uint32)
