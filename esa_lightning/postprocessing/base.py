@@ -30,6 +30,11 @@ from esa_lightning.errors import ESAInputError
 RULE_KEY = "model.post_processing.<rule>"
 #: the rows a rule's fit scores at a time by default (its ``chunk_rows``: ``check_chunk_rows``)
 CHUNK_ROWS = 262_144
+#: why a model takes one rule of a kind (``check_kinds``), unless the kind says more
+#: (``PostRule.single``): every family applies one, and a rule is a Lightning callback, whose
+#: state Lightning keys by its class: two rules of one class would share that key in checkpoints
+ONE_OF_A_KIND = ("a model applies one rule of a kind, and a rule is a Lightning callback whose "
+                 "checkpoint state is kept under its class's name: two would share it")
 
 
 def check_chunk_rows(value: Any) -> int:
@@ -66,8 +71,8 @@ class PostRule(nn.Module, L.Callback):
     #: settings that change only speed or memory, never what is fitted or decided beyond
     #: floating point summation order (``DetectorModule.RUNTIME_SETTINGS``)
     RUNTIME_SETTINGS: ClassVar[frozenset[str]] = frozenset()
-    #: why a model takes at most one rule of this kind (``build_rules`` refuses a second,
-    #: naming both keys); None: several may be listed
+    #: why a model takes at most one rule of this kind, where there is more to say than
+    #: ``ONE_OF_A_KIND`` (``check_kinds`` refuses a second of any kind, naming both keys)
     single: ClassVar[str | None] = None
 
     @classmethod
@@ -290,9 +295,14 @@ def check_kinds(
     model: str,
 ) -> None:
     """Refuse a rule of ``spec`` whose kind is outside ``takes`` (the rule classes ``model``
-    applies), naming the setting and the model: ``build_rules``'s first check, which train.py
-    also runs before the data are read (``jobs.common.refuse_unimportable_targets``)."""
-    kinds = sorted(cls.kind for cls in takes)
+    applies), naming the setting and the model, and a second rule of one kind, naming both
+    keys (``ONE_OF_A_KIND``, or the kind's ``single``): ``build_rules``'s first check, which
+    train.py also runs before the data are read (``jobs.common.refuse_unimportable_targets``).
+    Two rules of one kind (two ``meta_heads`` under two keys) were built, each refitting what
+    the other had, and shared their callback state's key (their class's name)."""
+    classes = {cls.kind: cls for cls in takes}
+    kinds = sorted(classes)
+    first: dict[str, str] = {}  # kind -> the first key listing it
     for name, entry in (spec or {}).items():
         if not isinstance(entry, Mapping):  # None: left out; anything else: build_rules's
             continue
@@ -303,6 +313,13 @@ def check_kinds(
                 column=f"model.post_processing.{name}.kind",
                 value=kind,
             )
+        if kind in first:
+            raise ESAInputError(
+                f"a second {kind} rule after model.post_processing.{first[kind]}: list one "
+                f"({classes[kind].single or ONE_OF_A_KIND})",
+                column=f"model.post_processing.{name}",
+            )
+        first[kind] = name
 
 
 def build_rules(
@@ -314,25 +331,17 @@ def build_rules(
 ) -> nn.ModuleDict:
     """``{name: {kind, **settings}}`` → rules ordered by ``stage`` (ties: as listed); ``None``
     entries are left out. A kind outside ``takes`` (the rule classes ``model`` applies) is
-    refused, naming the setting and the model, and so is a second rule of a ``single`` kind,
-    naming both keys; a rule's refusal of a setting names the rule's key (``RULE_KEY`` in its
+    refused, naming the setting and the model, and so is a second rule of a kind, naming both
+    keys (``check_kinds``); a rule's refusal of a setting names the rule's key (``RULE_KEY`` in its
     error becomes ``model.post_processing.<name>``)."""
     check_kinds(spec, takes=takes, model=model)
     kinds = {cls.kind: cls for cls in takes}
     built: list[tuple[str, PostRule]] = []
-    first: dict[str, str] = {}  # kind -> the first key listing it
     for name, entry in (spec or {}).items():
         if entry is None:
             continue
         settings = dict(entry)
         kind = settings.pop("kind", None)
-        if kinds[kind].single is not None and kind in first:
-            raise ESAInputError(
-                f"a second {kind} rule after model.post_processing.{first[kind]}: list one "
-                f"({kinds[kind].single})",
-                column=f"model.post_processing.{name}",
-            )
-        first.setdefault(kind, name)
         try:
             built.append((name, kinds[kind].from_settings(settings, context)))
         except TypeError as exc:

@@ -63,3 +63,38 @@ def test_the_kinds_the_model_applies_are_taken():
     heads = {"meta_heads": {"kind": "meta_heads"}, "event_head": {"kind": "event_head"}}
     assert set(ensemble(LitChannelEnsemble, heads).post_rules) == {"alarm", *heads}
     assert set(ensemble(GBDTChannelEnsemble, {}).post_rules) == {"alarm"}
+
+
+@pytest.mark.parametrize(
+    ("family", "kind"),
+    [
+        (LitChannelEnsemble, "meta_heads"),  # taken twice before, each refitting the same
+        (LitChannelEnsemble, "event_head"),  # layers, their callback state under one key
+        (LitChannelEnsemble, "frozen"),
+        (GBDTChannelEnsemble, "frozen"),
+    ],
+)
+def test_a_second_rule_of_a_kind_is_refused_naming_both_keys(family, kind):
+    """A rule is a Lightning callback, whose checkpoint state Lightning keys by its class's
+    name: two rules of one class under two keys (two meta_heads) were built and fitted, each
+    refitting what the other had."""
+    with pytest.raises(ESAInputError) as caught:
+        ensemble(family, {"first": {"kind": kind}, "second": {"kind": kind}})
+    message = str(caught.value)
+    assert "model.post_processing.first" in message and f"a second {kind} rule" in message
+    assert caught.value.column == "model.post_processing.second" and "\n" not in message
+
+
+def test_every_family_refuses_a_second_rule_of_each_kind_it_takes():
+    """Whatever the family, no config builds two rules of one class (one state key)."""
+    from esa_lightning.models.registry import detector_families
+    from esa_lightning.postprocessing.base import check_kinds
+
+    checked = 0
+    for family in detector_families().values():
+        for rule in family.POST_RULES:
+            spec = {"a": {"kind": rule.kind}, "b": {"kind": rule.kind}}
+            with pytest.raises(ESAInputError, match="a second .* rule after"):
+                check_kinds(spec, takes=family.POST_RULES, model=family.__name__)
+            checked += 1
+    assert checked >= 10

@@ -212,3 +212,13 @@ def test_a_channel_named_like_a_word_is_read_and_a_misspelt_word_named_by_the_re
     with pytest.raises(UnknownChannels) as caught:
         select_channels(table, ["targt"])
     assert str(caught.value).endswith("known: ['ball', 'channel_2']")
+
+
+def test_a_second_rule_of_a_kind_is_refused_before_the_data(tmp_path):
+    """Two rules of one kind under two keys (the channel ensemble's meta heads twice): both
+    were built and fitted, each refitting the same layers, and Lightning kept both callbacks'
+    state under one key (their class's name). Refused before the data are read, naming both."""
+    reason = _refusal(["experiment=channel_ensemble",
+                       "+model.post_processing.meta2={kind:meta_heads,set_cv:false}"], tmp_path)
+    assert "model.post_processing.meta2" in reason
+    assert "a second meta_heads rule after model.post_processing.meta_heads" in reason

@@ -141,6 +141,7 @@ class MetaHeads(PostRule):
     """Refit the meta layers (and channel CV scores) by logistic regression after training."""
 
     kind = "meta_heads"
+    single = "each refits the ensemble's same meta layers: the second would overwrite the first"
 
     def __init__(self, set_cv: bool = True) -> None:
         super().__init__()
@@ -155,6 +156,7 @@ class EventHead(PostRule):
     """Refit the event head by logistic regression on group scores after training."""
 
     kind = "event_head"
+    single = "each refits the ensemble's same event head: the second would overwrite the first"
     stage = 1
 
     def fit(self, model: Any, datamodule: Any) -> None:
