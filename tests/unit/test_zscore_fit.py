@@ -250,3 +250,25 @@ def test_a_channel_of_nan_only_is_named_by_the_missions_channel_name(tmp_path):
     )
     with pytest.raises(ESAInputError, match="column 'volts'.*no training value"):
         trainer.fit(model, datamodule=RowDataModule(mission, batch_size=256))
+
+
+def test_a_validation_within_the_epoch_does_not_split_the_fit(tmp_path):
+    """trainer.val_check_interval=0.5: the validation in the middle of the epoch fitted on the
+    batches read so far, then the end's fit counted the later batches but read the loader's
+    first ones again, and stopped ('the second pass over the rows read other rows'). The model
+    is validated once, at the end of its one epoch, and fitted on every training row."""
+    from esa_lightning.models.zscore.quantiles import column_statistics
+
+    gen = torch.Generator().manual_seed(6)
+    train = torch.randn(6000, 3, generator=gen)
+    val = torch.randn(1000, 3, generator=gen)
+    model = RobustZScore(n_channels=3)
+    settings = {"max_epochs": 1, "accelerator": "cpu", "val_check_interval": 0.5}
+    trainer = pl.Trainer(
+        **{**settings, **model.trainer_arguments(settings)}, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0, default_root_dir=tmp_path,
+    )
+    trainer.fit(model, DataLoader(TensorDataset(train), batch_size=1000),
+                DataLoader(TensorDataset(val), batch_size=1000))
+    assert torch.equal(model.median, column_statistics(train, [0.5])[0])

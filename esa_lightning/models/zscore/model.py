@@ -56,8 +56,12 @@ class RobustZScore(DetectorModule):
     def trainer_arguments(self, trainer_config: Mapping[str, Any]) -> dict[str, Any]:
         """One epoch over the training rows is the whole fit: every further epoch fitted the
         same median, scale and threshold again from the same rows (``trainer.max_epochs``, 5
-        by default, times the time of the one pass, outside ``experiment=smoke``)."""
-        return {**super().trainer_arguments(trainer_config), "max_epochs": 1, "min_epochs": 1}
+        by default, times the time of the one pass, outside ``experiment=smoke``). Validated
+        once, at its end: a validation within the epoch (``val_check_interval`` < 1) fitted on
+        the batches read so far, and the fit at the end read the loader's first batches again
+        for the later ones' counts (refused as other rows)."""
+        return {**super().trainer_arguments(trainer_config), "max_epochs": 1, "min_epochs": 1,
+                "val_check_interval": 1.0}
 
     def row_scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = (x - self.median).abs() / self.scale
