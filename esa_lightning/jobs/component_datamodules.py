@@ -163,7 +163,12 @@ def refuse_named_parts(name: str, spec: DictConfig, typed: Sequence[str]) -> Non
     the word, not zscore's config, and its datamodule left as it was) is refused naming the
     choice to type instead (``model@components.z.model=zscore``; ``+`` where ``typed``, the
     overrides' keys, added it). It was an ``AttributeError`` traceback ('str' object has no
-    attribute 'get')."""
+    attribute 'get'). A component left without a model (``~model@components.z.model``) is
+    refused too, naming the key (it was a ``ConfigAttributeError`` traceback)."""
+    if spec.get("model") is None:
+        raise ESAInputError(
+            f"component {name} has no model (components.{name}.model is empty): choose one "
+            f"with model@components.{name}.model=NAME, or leave it as the experiment sets it")
     for part in ("model", "datamodule"):
         value = spec.get(part)
         if value is None or isinstance(value, DictConfig):

@@ -91,3 +91,19 @@ def test_train_py_swaps_a_component_for_the_gbdt_ensemble_as_it_composes_alone(t
     assert component["datamodule"] == alone["datamodule"]
     assert printed("experiment=esa_full")["components"]["channel_ensemble"]["datamodule"][
         "batch_rows"] != alone["datamodule"]["batch_rows"]  # esa_full's own model keeps its
+
+
+def test_a_component_without_a_model_is_refused_naming_it(tmp_path):
+    """``~model@components.channel_ensemble.model`` stopped with a ``ConfigAttributeError``
+    traceback (``Key 'model' is not in struct``) before; now a one-line refusal, before the
+    data are read."""
+    import esa_lightning
+
+    with pytest.raises(ESAInputError) as refused:
+        esa_lightning.train([*ESA_FULL, "~model@components.channel_ensemble.model"],
+                            root_dir=tmp_path)
+    assert str(refused.value) == (
+        "component channel_ensemble has no model (components.channel_ensemble.model is "
+        "empty): choose one with model@components.channel_ensemble.model=NAME, or leave it as "
+        "the experiment sets it")
+    assert not (tmp_path / "datasets").exists()  # refused before the data were read
