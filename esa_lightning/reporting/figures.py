@@ -76,12 +76,15 @@ def _time_axis(ax, timestamps: np.ndarray, lo: int) -> None:  # noqa: ANN001
     ax.tick_params(labelsize=7)
 
 
-def shade_spans(mask: np.ndarray, lo: int) -> tuple[np.ndarray, np.ndarray]:
+def shade_spans(
+    mask: np.ndarray, lo: int, min_share: float = 1 / 400
+) -> tuple[np.ndarray, np.ndarray]:
     """x extents ``(left, right)`` of the shading of each run of ``mask`` (row ``lo`` first):
-    the run's rows +-0.5, widened about its centre to at least 1/400 of the plotted range (a
-    short alarm stays visible on a timeline of weeks); spans that then overlap are merged."""
+    the run's rows +-0.5, widened about its centre to at least ``min_share`` of the plotted
+    range (a short alarm stays visible on a timeline of weeks); spans that then overlap are
+    merged."""
     starts, ends = runs(mask.astype(np.uint8))
-    half = max(0.5, len(mask) / 800)
+    half = max(0.5, len(mask) * min_share / 2)
     centre, width = lo + (starts + ends) / 2, np.maximum((ends - starts) / 2 + 0.5, half)
     spans = merge(centre - width, centre + width)
     return spans.start, spans.end
@@ -185,10 +188,15 @@ def alarm_png(grid: ScoredGrid, k: int, *, context: int = 200, max_channels: int
         ax.set_ylabel(f"{name}\n[{unit}]" if unit else name, fontsize=8, parse_math=False)
         ax.tick_params(labelsize=7)
     truth = labeled_rows(grid.part)
+    # the alarm over its rows, widened to 1/100 of the plotted ones: a one-row alarm shaded
+    # over its row alone was too thin to see, the more so over a labeled event's green
+    alarmed = np.zeros(hi - lo, dtype=bool)
+    alarmed[a - lo : b - lo + 1] = True
+    (left,), (right,) = shade_spans(alarmed, lo, min_share=1 / 100)
     for ax in axes:
         if truth is not None:
             _shade_runs(ax, truth[lo:hi], lo, EVENT_COLOUR, 0.25)
-        ax.axvspan(a - 0.5, b + 0.5, color=ALARM_COLOUR, alpha=0.25, lw=0)
+        ax.axvspan(left, right, color=ALARM_COLOUR, alpha=0.25, lw=0)
     _time_axis(axes[-1], grid.timestamps[lo:hi], lo)
     confidence = row.get("confidence", np.nan)
     shown = "" if pd.isna(confidence) else f", confidence {confidence:.3f}"

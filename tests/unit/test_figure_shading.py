@@ -73,3 +73,35 @@ def test_every_run_is_one_collection_and_draws_as_one_patch_per_run_would(n_runs
     plt.close(fig)
     ours = png_of(lambda ax, m: _shade_runs(ax, m, 0, "#d62728", 0.35), mask)
     np.testing.assert_array_equal(ours, png_of(one_patch_per_run, mask))
+
+
+def test_a_one_row_alarm_is_shaded_visibly_in_its_own_figure(monkeypatch):
+    """An alarm's figure plots 200 rows either side: a one-row alarm shaded over its row alone
+    was about 1.5 pixels wide at a quarter opacity, under the green of the event it caught,
+    and could not be seen; it is widened about its row to 1/100 of the plotted rows."""
+    from esa_lightning.models.base import RowScores
+    from esa_lightning.reporting import figures
+    from esa_lightning.reporting.outputs import alarm_intervals
+    from tests.helpers import make_mission
+
+    part = make_mission(n_rows=1000, n_channels=2, anomalies=((500, 520),),
+                        val_start=600, test_start=800)
+    n = len(part.values)
+    alarm = np.zeros(n, dtype=np.uint8)
+    alarm[510] = 1
+    score = alarm.astype(np.float32)
+    scores = RowScores(score=score, alarm=alarm, threshold=np.full(n, 0.5, dtype=np.float32))
+    stamps = np.asarray(part.timestamps)
+    grid = figures.ScoredGrid("m", part, scores, stamps, alarm_intervals(stamps, scores, part))
+    drawn = []
+    monkeypatch.setattr(figures, "_png", lambda fig: drawn.append(fig) or b"")
+    figures.alarm_png(grid, 0)
+    (fig,) = drawn
+    red = matplotlib.colors.to_rgb(figures.ALARM_COLOUR)
+    for ax in fig.axes:
+        spans = [p for p in ax.patches if matplotlib.colors.to_rgb(p.get_facecolor()) == red]
+        assert len(spans) == 1
+        left, width = spans[0].get_x(), spans[0].get_width()
+        assert width > 4.0, width  # 1/100 of rows 310-710 plotted: 4.01
+        assert left + width / 2 == pytest.approx(510)
+    plt.close(fig)
