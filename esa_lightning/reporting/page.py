@@ -189,9 +189,12 @@ def render_page(
     parts.append(f"<section><h2>Alarms ({len(intervals)})</h2>")
     parts.append(_alarm_table(intervals, figures) if len(intervals) else "<p>No alarm.</p>")
     if len(figures) < len(intervals):
+        n = len(figures)  # fewer than the alarms: max_figures
+        said = {0: "No alarm figure", 1: "The figure of the first alarm only"}.get(
+            n, f"Figures of the first {n} alarms"
+        )
         parts.append(
-            f"<p class='muted'>Figures of the first {len(figures)} alarms "
-            f"({html.escape(command('predict'))} max_figures).</p>"
+            f"<p class='muted'>{said} ({html.escape(command('predict'))} max_figures={n}).</p>"
         )
     parts.append("</section>")
     if figures:

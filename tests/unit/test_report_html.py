@@ -1,5 +1,6 @@
 """index.html: self-contained, opening with what ran, figures inline, metrics readable."""
 
+import dataclasses
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -286,3 +287,24 @@ def test_the_alarm_table_names_the_rules_that_raised_each_alarm():
     page = Page(_alarm_table(intervals, []))
     assert page.tables["alarms"][0][-1] == "raised by"
     assert page.tables["alarms"][1][-1] == "score, frozen"
+
+
+@pytest.mark.parametrize("max_figures, said", [
+    (0, "No alarm figure (python predict.py max_figures=0)."),
+    (1, "The figure of the first alarm only (python predict.py max_figures=1)."),
+    (2, "Figures of the first 2 alarms (python predict.py max_figures=2)."),
+])
+def test_fewer_figures_than_alarms_are_counted_in_plain_words(tmp_path, max_figures, said):
+    """It read "Figures of the first 1 alarms (python predict.py max_figures)" (and "first 0")."""
+    mission = counter_mission("target_b")
+    scorer = RawErrorScorer(mission, "target_b")
+    part = mission.test()
+    alarm = np.zeros(len(part.values), dtype=np.uint8)
+    alarm[[10, 50, 90]] = 1  # three alarms
+    scores = dataclasses.replace(scorer.score_rows(part), alarm=alarm, channel_alarm=None)
+    stamps = np.asarray(part.timestamps)
+    grid = ScoredGrid("m", part, scores, stamps, alarm_intervals(stamps, scores, part))
+    assert len(grid.intervals) == 3
+    write_report(tmp_path, [grid], run_summary("d", "p", "m", [grid], [None]), None,
+                 max_figures=max_figures)
+    assert said in (tmp_path / "index.html").read_text()
