@@ -9,7 +9,7 @@ of ``--batches`` batches; the rules' fits are what is measured), then its rules 
 on copies of the same weights, in this process:
 
 - before: as the code did before, the random-forest gate's fit scoring every window of the fit
-  range again (``RandomForestGate.take``'s window scores dropped);
+  range again (``RandomForestGate.hand``'s window scores dropped);
 - after: the code now: the gate's fit takes the window scores the threshold's search on the fit
   range computed, picks its gated windows from them and scores only the scoring batches that
   hold one (``WindowPieces.window_batches``: the batches of scoring the range whole).

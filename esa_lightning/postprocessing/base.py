@@ -94,9 +94,19 @@ class PostRule(nn.Module, L.Callback):
         say), or None: nothing to say."""
         return None
 
+    #: what a rule fitted before this one handed it for its next fit only (``hand``)
+    handed: Any = None
+
+    def hand(self, handed: Any) -> None:
+        """Give the next ``fit`` what a rule fitted before this one scored of the fit range
+        (``fit_pass``): read there where it is still the model's scoring of that mission,
+        dropped either way."""
+        self.handed = handed
+
     def release(self) -> None:
         """Drop what a rule fitted before handed this one for its fit (``fit_in_order``), read
         or not: at the end of every ordered fit, and on an error in training."""
+        self.handed = None
 
     @property
     def is_fitted(self) -> bool:

@@ -19,7 +19,7 @@ between fits.
 The threshold's fit hands the gate's fit the same way what it scored before it: an ``f05``
 threshold searched on the fit range (``fit_on: fit_range``) scored every fit-range window, and
 a ``FitScores`` carries those window scores [N] (4 bytes a window) to the gate
-(``RandomForestGate.take``), which picks its windows above the cut from them and sends through
+(``RandomForestGate.hand``), which picks its windows above the cut from them and sends through
 the network only the scoring batches that hold one of them, for their features
 (``WindowPieces.window_batches``), instead of scoring the range again. The network's outputs of
 a window depend on the batch it is computed in (float32 summation order), so those batches are

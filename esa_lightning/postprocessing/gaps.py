@@ -196,15 +196,6 @@ class GapClose(PostRule):
         #: the gate's scoring of the fit range, handed over for the next fit only (``hand``)
         self.handed: FitPass | None = None
 
-    def hand(self, scored: FitPass) -> None:
-        """Give the next ``fit`` the gate's scoring of the fit range (``fit_pass``): read
-        there where it is still the model's scoring of that mission, dropped either way."""
-        self.handed = scored
-
-    def release(self) -> None:
-        """Drop a pass handed over and not read (``fit`` drops it either way)."""
-        self.handed = None
-
     @property
     def is_fitted(self) -> bool:
         return int(self.width) >= 0

@@ -15,7 +15,7 @@ whole range's do (each piece smooths the scores before it again: a second or so 
 28 pieces). The forest and its decisions are those of reading the range whole.
 
 Fitted among its model's rules in order after an ``f05`` threshold searched on the fit range,
-it does not score the range again: it takes that search's window scores (``take``,
+it does not score the range again: it takes that search's window scores (``hand``,
 ``fit_pass.FitScores``), tells its gated windows from them (smoothed once) and sends through
 the network only the scoring batches that hold one (``window_batches``), the very batches of
 scoring the range whole: the same features, forest and decisions, bit for bit.
@@ -254,17 +254,8 @@ class RandomForestGate(PostRule):
         self.forest: RandomForestClassifier | None = None
         self.source: Path | None = None  # the skops file the forest was read from
         self.handing = False  # fitted in order, the gap rule's fit next (``fit_in_order``)
-        #: the threshold's fit-range window scores, handed over for the next fit only (``take``)
+        #: the threshold's fit-range window scores, handed over for the next fit only (``hand``)
         self.handed: FitScores | None = None
-
-    def take(self, scores: FitScores) -> None:
-        """Give the next ``fit`` the threshold's fit-range window scores (``fit_pass``): read
-        there where they are still the model's scoring of that mission, dropped either way."""
-        self.handed = scores
-
-    def release(self) -> None:
-        """Drop window scores handed over and not read (``fit`` drops them either way)."""
-        self.handed = None
 
     def accepts(self, wo: Any, alarm_w: np.ndarray) -> np.ndarray:
         """``alarm_w`` with the windows the forest calls false alarms switched off."""

@@ -138,7 +138,7 @@ class WindowThreshold(PostRule):
     def fit_in_order(self, model: Any, datamodule: Any) -> None:
         """``fit`` among its model's rules fitted in order: the fit-range window scores the fit
         computes (an ``f05`` search on the fit range) are handed to the model's random-forest
-        gate fitted next on the fit range (``RandomForestGate.take``), which then sends only
+        gate fitted next on the fit range (``RandomForestGate.hand``), which then sends only
         the scoring batches of its gated windows through the network (``fit_pass``)."""
         gate = rule_of_kind(model, "random_forest")
         takes = gate is not None and gate.fit_on == "fit_range"
@@ -148,7 +148,7 @@ class WindowThreshold(PostRule):
         finally:
             kept, self.kept = self.kept, None
         if kept is not None and kept.totals:
-            gate.take(kept)
+            gate.hand(kept)
 
     def fit(self, model: Any, datamodule: Any) -> None:
         """Write per-series thresholds (and the score smoothing) into the buffers."""

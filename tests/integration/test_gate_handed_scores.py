@@ -72,7 +72,7 @@ def trees(forest) -> list[np.ndarray]:
     return out
 
 
-def fit_rules(model, dm, monkeypatch, take: bool) -> dict:
+def fit_rules(model, dm, monkeypatch, handover: bool) -> dict:
     """What ``model.fit_post_processing(dm)`` fits, the gate taking the threshold's window
     scores or scoring the fit range itself (the path before the hand-over), with the windows
     the gate's fit sent through the network."""
@@ -97,8 +97,8 @@ def fit_rules(model, dm, monkeypatch, take: bool) -> dict:
         patch.setattr(model, "window_outputs", window_outputs)
         patch.setattr(RandomForestGate, "fit", counted_fit)
         patch.setattr(GapClose, "hand", lambda self, p: passes.append(p) or hand(self, p))
-        if not take:
-            patch.setattr(RandomForestGate, "take", lambda self, scores: None)
+        if not handover:
+            patch.setattr(RandomForestGate, "hand", lambda self, scores: None)
         model.fit_post_processing(dm)
     assert model.post_rules["rf_gate"].handed is None  # nothing outlives the fit
     (handed,) = passes
@@ -128,11 +128,11 @@ def test_the_gate_on_handed_scores_fits_what_it_fits_scoring_the_range(case, mon
                  "rf_gate": {**RULES["rf_gate"], "chunk_rows": 64, "check": "cross_fit"}}
     model, dm = trained(m, rules, detrend=24 if case == "detrend_pieces" else None)
     state = copy.deepcopy(model.state_dict())
-    handed = fit_rules(model, dm, monkeypatch, take=True)
+    handed = fit_rules(model, dm, monkeypatch, handover=True)
     if case != "detrend_pieces":  # a forest was fitted and shipped (no check to pass)
         assert model.post_rules["rf_gate"].forest is not None
     model.load_state_dict(state)
-    itself = fit_rules(model, dm, monkeypatch, take=False)
+    itself = fit_rules(model, dm, monkeypatch, handover=False)
     fit_windows = sum(n_windows(len(g.fit_range().values), 8) for g in m.grids().values())
     assert itself["windows"] == fit_windows
     assert 0 < handed["windows"] < fit_windows  # only the batches holding a gated window
@@ -185,7 +185,7 @@ def test_scores_that_are_not_the_models_are_scored_again(monkeypatch):
     total = model.window_totals(m.fit_range())
     model.gap_rule.handed = None
     kept = []
-    monkeypatch.setattr(RandomForestGate, "take", lambda self, scores: kept.append(scores))
+    monkeypatch.setattr(RandomForestGate, "hand", lambda self, scores: kept.append(scores))
     threshold.fit_in_order(model, dm)
     (scores,) = kept
     assert scores.totals[None].tobytes() == total.tobytes()
