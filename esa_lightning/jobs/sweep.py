@@ -62,13 +62,18 @@ def asks_for_several_devices(trainer_cfg: DictConfig) -> bool:
 
 def multidevice_multirun_error(trainer_cfg: DictConfig) -> ESAInputError:
     """The refusal of a job of a local ``-m`` sweep that asks for several devices; the sweep's
-    check of its jobs before it starts (``cli.overrides``) raises it too."""
+    check of its jobs before it starts (``cli.overrides``) raises it too. It names the setting
+    that asks for them: ``trainer.devices``, or ``trainer.num_nodes`` where the devices are
+    one."""
+    nodes_only = not asks_for_several_devices(OmegaConf.create(
+        {"devices": trainer_cfg.get("devices", 1)}))
+    key = "num_nodes" if nodes_only else "devices"
     return ESAInputError(
         "multirun (-m) with more than one device is refused: Lightning would re-run the "
-        "whole sweep in every DDP process. Sweep with trainer.devices=1, or run each "
+        f"whole sweep in every DDP process. Sweep with trainer.{key}=1, or run each "
         "multi-device job without -m (or with the submitit launcher)",
-        column="trainer.devices",
-        value=trainer_cfg.get("devices", 1),
+        column=f"trainer.{key}",
+        value=trainer_cfg.get(key, 1),
     )
 
 

@@ -27,3 +27,16 @@ def test_a_sweep_of_one_device_jobs_and_a_cluster_launchers_sweep_go_on():
     composes_or_exit("train", ["-m", "experiment=smoke", "trainer.devices=1", "seed=1,2"])
     composes_or_exit("train", ["-m", "hydra/launcher=slurm", "experiment=smoke",
                                "trainer.devices=2", "seed=1,2"])
+
+
+def test_a_sweep_over_several_nodes_is_refused_naming_num_nodes(capsys):
+    """scaling.md refuses ``-m`` with ``trainer.num_nodes>1`` too; its line named
+    ``'trainer.devices': value 1``, the setting the user had left alone."""
+    with pytest.raises(SystemExit) as stop:
+        composes_or_exit("train", ["-m", "experiment=smoke", "trainer.num_nodes=2",
+                                   "seed=1,2"])
+
+    assert stop.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert "'trainer.num_nodes'" in line and "value 2" in line, line
+    assert "'trainer.devices'" not in line and "trainer.num_nodes=1" in line, line
