@@ -46,6 +46,9 @@ except ImportError:  # not POSIX: the exclusive-create fallback
     fcntl = None
 
 LOCK_NAME = ".esa_lightning.lock"
+#: how a refused run is told to take another folder
+RUN_SETTING = "hydra.run.dir= on the command line, output_dir= from Python"
+SWEEP_SETTING = "hydra.sweep.dir= on the command line"
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 MANIFEST = ".esa_lightning-outputs.json"
 STAGE_NAME = "prediction"
@@ -168,9 +171,10 @@ def _remove_made(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def lock_run_folder(folder: str | os.PathLike) -> Iterator[Path]:
+def lock_run_folder(folder: str | os.PathLike, setting: str = RUN_SETTING) -> Iterator[Path]:
     """Hold ``folder`` for this process: a second run into it fails with an ``ESAInputError``
-    naming the folder. Re-entrant within a process (a job calling another job's writer)."""
+    naming the folder and ``setting``, the way to give it another. Re-entrant within a process
+    (a job calling another job's writer)."""
     folder = Path(folder).resolve()
     if folder in _held:
         _held[folder] += 1
@@ -181,9 +185,9 @@ def lock_run_folder(folder: str | os.PathLike) -> Iterator[Path]:
         return
     path = folder / LOCK_NAME
     try:
-        fd = _lock_with_flock(path) if fcntl is not None else None
+        fd = _lock_with_flock(path, setting) if fcntl is not None else None
         if fd is None:
-            _lock_with_exclusive_file(path)
+            _lock_with_exclusive_file(path, setting)
     except OSError as exc:
         raise write_error(path, exc) from exc
     _held[folder] = 1
@@ -197,7 +201,7 @@ def lock_run_folder(folder: str | os.PathLike) -> Iterator[Path]:
             os.close(fd)
 
 
-def _lock_with_flock(path: Path) -> int | None:
+def _lock_with_flock(path: Path, setting: str) -> int | None:
     """The locked file's descriptor; None when the file system refuses ``flock``."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -207,7 +211,7 @@ def _lock_with_flock(path: Path) -> int | None:
             holder = _read_owner(path)
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise _busy(path.parent, holder) from None
+                raise _busy(path.parent, holder, setting) from None
             return None  # ENOLCK, EOPNOTSUPP...: the portable fallback
         try:
             same_file = os.fstat(fd).st_ino == os.stat(path).st_ino
@@ -220,20 +224,20 @@ def _lock_with_flock(path: Path) -> int | None:
         os.close(fd)  # the previous holder removed it as we opened it: lock the new one
 
 
-def _lock_with_exclusive_file(path: Path) -> None:
+def _lock_with_exclusive_file(path: Path, setting: str) -> None:
     for _ in range(2):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             holder = _read_owner(path)
             if not owner_gone(holder):
-                raise _busy(path.parent, holder) from None
+                raise _busy(path.parent, holder, setting) from None
             path.unlink(missing_ok=True)  # its owner is gone: take it over
             continue
         os.write(fd, owner_tag().encode())
         os.close(fd)
         return
-    raise _busy(path.parent, _read_owner(path))
+    raise _busy(path.parent, _read_owner(path), setting)
 
 
 def _read_owner(path: Path) -> str:
@@ -243,12 +247,12 @@ def _read_owner(path: Path) -> str:
         return ""
 
 
-def _busy(folder: Path, holder: str) -> ESAInputError:
+def _busy(folder: Path, holder: str, setting: str) -> ESAInputError:
     parts = holder.split(".")
     who = f" (pid {parts[2]} on {parts[1]})" if len(parts) == 3 and parts[2].isdigit() else ""
     return ESAInputError(
         f"another run is writing into this folder{who}; give this run its own folder "
-        "(hydra.run.dir= on the command line, output_dir= from Python)",
+        f"({setting})",
         path=folder,
     )
 

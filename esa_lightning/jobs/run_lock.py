@@ -16,12 +16,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import make_output_folder
-from esa_lightning.run_folder import is_launching_process, lock_run_folder, make_run_folder
+from esa_lightning.run_folder import (
+    SWEEP_SETTING,
+    is_launching_process,
+    lock_run_folder,
+    make_run_folder,
+)
 
 
 class HoldRunFolder(Callback):
     """``hydra/default.yaml``'s ``callbacks.run_folder``: lock ``hydra.run.dir`` (RUN mode; in a
-    sweep every job locks its own folder)."""
+    sweep, ``hydra.sweep.dir`` until the sweep ends, and every job locks its own folder)."""
 
     def __init__(self) -> None:
         self._held = contextlib.ExitStack()
@@ -44,16 +49,25 @@ class HoldRunFolder(Callback):
             raise SystemExit(2) from None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # Hydra's launcher makes the sweep folder next: one it cannot make stops here
+        # Hydra's launcher makes the sweep folder next: one it cannot make stops here. It is
+        # held until the sweep ends: a second sweep into it, started before this one's first
+        # job trained, passed the check for an earlier sweep's jobs and rewrote this one's
+        # multirun.yaml, its jobs' .hydra/ and summary.csv. train.yaml's earlier_run callback,
+        # after this one, then checks the held folder for an earlier sweep's jobs.
         try:
             folder = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
         except Exception:  # noqa: BLE001 - a folder known only later: Hydra reports it
             return
         try:
             make_output_folder(folder)
+            self._held.enter_context(lock_run_folder(folder, SWEEP_SETTING))
         except ESAInputError as exc:
+            self._held.close()
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._held.close()
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._held.close()
