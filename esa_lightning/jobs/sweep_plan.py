@@ -82,12 +82,22 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
             plain.append(override.input_line)
     cfg = compose_train(config_dir, plain)
     node = cfg.get(SEARCH_NODE) or OmegaConf.create({})
-    fixed = {o.key_or_group for o in parse_overrides(plain, "command line")}
-    space = {}
+    fixed = {o.key_or_group: o.input_line for o in parse_overrides(plain, "command line")}
+    space, fixed_params = {}, []
     for key, expr in (node.get("params") or {}).items():
-        if key not in fixed:  # a plain command-line value fixes a searched key
+        if key in fixed:  # a plain command-line value fixes a searched key
+            fixed_params.append(fixed[key])
+        else:
             space[key] = parse_overrides([f"{key}={expr}"], f"{SEARCH_NODE}.params.{key}")[0]
     space.update(searched)
+    if not space and fixed_params:  # hparams_search=NAME was given: say what emptied it
+        chosen = fixed.get("hparams_search", "hparams_search")
+        raise ESAInputError(
+            f"nothing to search: the command line fixes every key {chosen} searches "
+            f"({' '.join(fixed_params)}): leave one of them out, or give it a sweep value "
+            f"such as {fixed_params[-1].split('=', 1)[0]}=choice(...)",
+            column=f"{SEARCH_NODE}.params",
+        )
     if not space:
         raise ESAInputError(
             "nothing to search: add hparams_search=NAME (esa_lightning/conf/hparams_search) "

@@ -419,6 +419,19 @@ def test_a_trial_never_writes_into_a_folder_that_holds_files(tmp_path):
     assert not (tmp_path / "calls.txt").exists()  # no train.py ran
 
 
+def test_a_search_whose_every_key_the_command_line_fixes_says_so():
+    """``hparams_search=optuna`` with each of its keys given a plain value: the refusal told the
+    user to add the hparams_search=NAME they had given; it names the keys fixed and how to
+    search one of them again."""
+    with pytest.raises(ESAInputError) as refused:
+        plan_for(["hparams_search=optuna", "experiment=gru_ae", "model.latent_dim=8",
+                  "model.hidden_size=8", "model.lr=0.001"])
+    message = str(refused.value)
+    assert "add hparams_search=NAME" not in message, message
+    assert "model.latent_dim=8" in message and "model.lr=0.001" in message, message
+    assert "model.hidden_size=8" in message and "hparams_search=optuna" in message, message
+
+
 def test_a_trial_that_exits_2_stops_the_sweep_at_once(tmp_path, capsys):
     """Exit code 2 is a user-input error every trial would hit: no further trial runs."""
     code = run_sweep(tmp_path, fake_train(tmp_path, crash_calls=[0], code=2), n_trials=3)
