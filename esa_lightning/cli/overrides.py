@@ -60,7 +60,7 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
         return
     for number, job in enumerate(jobs):
         local = not any(o.startswith("hydra/launcher=") for o in job)  # Hydra's basic launcher
-        reason = compose_error(config_name, list(job), local_sweep=local)
+        reason = compose_error(config_name, list(job), local_sweep=local, sweep_job=True)
         if reason is not None:
             shown = " ".join(o for o in job if not o.lstrip("+~").startswith("hydra."))
             print(f"error: sweep job {number} ({shown}): {reason}", file=sys.stderr)
@@ -103,14 +103,17 @@ def leave_to_rank_zero(command: str) -> None:
 
 
 def compose_error(config_name: str, overrides: list[str], check: bool = False,
-                  local_sweep: bool = False) -> str | None:
+                  local_sweep: bool = False, sweep_job: bool = False) -> str | None:
     """Why ``conf/<config_name>.yaml`` does not compose with ``overrides``, on one line; None
     when it does (quality.py checks its candidates' overrides with it too). ``check``: also
     the settings' rules (``settings.check_settings``: ``seed=abc``, ``data.val_days=-5``, an
     unset ``ckpt``), so that a refused command line leaves no run folder behind.
     ``local_sweep``: a job of a ``-m`` sweep run in this process, refused when it asks for
     several devices (``jobs.sweep.refuse_multidevice_multirun``, which refused each job only
-    once it ran, after reading its data, leaving a sweep folder of refused jobs)."""
+    once it ran, after reading its data, leaving a sweep folder of refused jobs).
+    ``sweep_job``: a job of a ``-m`` sweep, refused too for a top-level trainer key that the
+    components of ``experiment=esa_full`` shadow (``refuse_shadowed_trainer_keys``: each job
+    of ``trainer.max_epochs=1,2`` was refused only once the sweep had made its folder)."""
     from esa_lightning.errors import ESAInputError
     from esa_lightning.install import composition_reason
     from esa_lightning.jobs.paths import compose_config
@@ -132,6 +135,8 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
 
             if asks_for_several_devices(cfg.trainer):
                 raise multidevice_multirun_error(cfg.trainer)
+        if sweep_job:
+            refuse_shadowed_trainer_keys(cfg, overrides)
         if check:  # debug_errors itself is a true/false switch: 2 or yes is no debug run
             check_setting("debug_errors", cfg.get("debug_errors"))
         if check and cfg.get("debug_errors") is not True:  # debug: the job's traceback

@@ -40,3 +40,22 @@ def test_a_sweep_over_several_nodes_is_refused_naming_num_nodes(capsys):
     line = capsys.readouterr().err.strip()
     assert "'trainer.num_nodes'" in line and "value 2" in line, line
     assert "'trainer.devices'" not in line and "trainer.num_nodes=1" in line, line
+
+
+def test_an_esa_full_sweep_of_a_top_level_key_its_components_shadow_is_refused_before_it_starts(
+    capsys, tmp_path
+):
+    """``-m experiment=esa_full trainer.max_epochs=1,2``: every job is refused (the components'
+    own max_epochs win); each job was refused only once it ran, after the sweep had made its
+    folder, and the sweep ended with an error per job. It stops before it starts now, as a
+    top-level ``model.`` key of esa_full does."""
+    with pytest.raises(SystemExit) as stop:
+        composes_or_exit("train", ["-m", "experiment=esa_full", "trainer.max_epochs=1,2",
+                                   f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: sweep job 0 (experiment=esa_full trainer.max_epochs=1)")
+    assert "components.gru_ae.trainer.max_epochs=1" in lines[0], lines[0]
+    assert not (tmp_path / "sweep").exists()
