@@ -121,7 +121,8 @@ class QuietCrashes(logging.Filter):
     """On Optuna's ``optuna.study._optimize`` logger: drops its two warnings about a failed
     trial (the traceback of the sweep's own code, then "failed with value None"), which
     ``record_failure`` has logged in one line (``TrialFailed``), or the sweep prints as its
-    last line (``ESAInputError``, the input error that stops it)."""
+    last line (``ESAInputError``, the input error that stops it; ``KeyboardInterrupt``,
+    Ctrl-C: "interrupted: rerun the same command...")."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -131,7 +132,8 @@ class QuietCrashes(logging.Filter):
         found = re.match(r"Trial (\d+) failed", record.getMessage())
         if found is None:
             return True
-        if record.exc_info and isinstance(record.exc_info[1], TrialFailed | ESAInputError):
+        quiet = TrialFailed | ESAInputError | KeyboardInterrupt  # each said once, by the sweep
+        if record.exc_info and isinstance(record.exc_info[1], quiet):
             self.numbers.add(found[1])
         return found[1] not in self.numbers
 

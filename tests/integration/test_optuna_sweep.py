@@ -248,6 +248,29 @@ def load_trials(tmp_path: Path) -> list:
     return optuna.load_study(study_name="smoke", storage=storage).trials
 
 
+def test_ctrl_c_is_one_line_not_optunas_traceback(tmp_path, capsys, caplog, monkeypatch):
+    """Ctrl-C in a trial printed Optuna's warning with a 20-line traceback of the sweep's own
+    code (``subprocess.run``... ``KeyboardInterrupt``) and "failed with value None" above the
+    sweep's "interrupted" line; the trial is recorded failed all the same."""
+    from esa_lightning.jobs import optuna_sweep
+
+    pytest.importorskip("optuna", minversion="4.0")
+    monkeypatch.setattr(logging.getLogger("optuna"), "propagate", True)  # caplog sees it too
+    caplog.set_level("INFO")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(optuna_sweep, "run_trial", interrupted)
+    code = run_sweep(tmp_path, fake_train(tmp_path, crash_calls=[]), n_trials=2)
+    err = capsys.readouterr().err
+    assert code == 130
+    assert err.strip().splitlines()[-1].startswith("interrupted: rerun the same command")
+    failed = [r for r in caplog.records if r.getMessage().startswith("Trial 0 failed")]
+    assert not failed, [r.getMessage() for r in failed]
+    assert [t.state.name for t in load_trials(tmp_path)] == ["FAIL"]
+
+
 def test_a_crashed_trial_is_recorded_failed_and_the_sweep_goes_on(
     tmp_path, capsys, caplog, monkeypatch
 ):
