@@ -58,12 +58,31 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
         jobs = BasicSweeper.split_arguments(parsed, None)[0]
     except Exception:  # noqa: BLE001 - a glob needs Hydra's config loader: Hydra reports it
         return
+    refuse_shared_subdir(parsed, len(jobs))
     for number, job in enumerate(jobs):
         local = not any(o.startswith("hydra/launcher=") for o in job)  # Hydra's basic launcher
         reason = compose_error(config_name, list(job), local_sweep=local, sweep_job=True)
         if reason is not None:
             shown = " ".join(o for o in job if not o.lstrip("+~").startswith("hydra."))
             print(f"error: sweep job {number} ({shown}): {reason}", file=sys.stderr)
+            raise SystemExit(2)
+
+
+def refuse_shared_subdir(parsed: list[Any], jobs: int) -> None:
+    """A ``hydra.sweep.subdir`` of one fixed name (no ``${...}``, not swept) puts every job of a
+    sweep of several in one folder: each after the first was refused once it ran, after Hydra
+    had rewritten the first job's ``.hydra/`` (its config then not the detector's). One
+    ``error:`` line and exit code 2 before the sweep starts. A subdir interpolated from a key
+    is left to the jobs (each refused in turn when they share a folder)."""
+    for override in parsed:
+        if override.get_key_element() != "hydra.sweep.subdir" or override.is_sweep_override():
+            continue
+        value = str(override.value())
+        if jobs > 1 and "${" not in value:
+            print(f"error: {override.input_line}: each of the {jobs} jobs of this sweep would "
+                  f"train in the same folder <hydra.sweep.dir>/{value}: give each its own "
+                  "(leave hydra.sweep.subdir at ${hydra.job.num}, or name a swept key in it)",
+                  file=sys.stderr)
             raise SystemExit(2)
 
 

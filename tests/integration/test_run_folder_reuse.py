@@ -276,10 +276,13 @@ def test_a_sweep_job_into_a_folder_an_earlier_job_trained_in_fails_alone(
     small_mission_dir, tmp_path
 ):
     """Jobs sharing a folder (a sweep's subdir that does not tell them apart): the second is
-    refused as an input error of its own, the sweep ends with the one line, exit code 2."""
+    refused as an input error of its own, the sweep ends with the one line, exit code 2. (A
+    subdir of one fixed name is refused before the sweep starts: tests/unit/test_sweep_devices;
+    one interpolated from a key no job changes is known only as the jobs run.)"""
     sweep = tmp_path / "sweep"
     proc = run_train(["-m", *FAST, f"data.root={small_mission_dir}", "seed=1,2",
-                      f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=shared"], tmp_path)
+                      f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=shared_${experiment_name}"],
+                     tmp_path)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "error: sweep job 1 (" in proc.stderr and "holds an earlier run's" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: 1 sweep job(s) failed (job 1)")

@@ -59,3 +59,23 @@ def test_an_esa_full_sweep_of_a_top_level_key_its_components_shadow_is_refused_b
     assert lines[0].startswith("error: sweep job 0 (experiment=esa_full trainer.max_epochs=1)")
     assert "components.gru_ae.trainer.max_epochs=1" in lines[0], lines[0]
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_sweep_whose_jobs_share_one_fixed_subdir_is_refused_before_it_starts(capsys, tmp_path):
+    """``hydra.sweep.subdir=shared`` puts every job in one folder: job 1 was refused once it
+    ran, after Hydra had rewritten job 0's ``.hydra/`` (its config.yaml then read ``seed: 2``
+    beside a detector trained with seed 1)."""
+    with pytest.raises(SystemExit) as stop:
+        composes_or_exit("train", ["-m", "experiment=smoke", "seed=1,2",
+                                   f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                                   "hydra.sweep.subdir=shared"])
+
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: hydra.sweep.subdir=shared: ") and "2 jobs" in lines[0]
+    assert not (tmp_path / "sweep").exists()
+    # one job alone, or a subdir that tells the jobs apart, goes on
+    composes_or_exit("train", ["-m", "experiment=smoke", "seed=1", "hydra.sweep.subdir=shared"])
+    composes_or_exit("train", ["-m", "experiment=smoke", "seed=1,2",
+                               "hydra.sweep.subdir=job_${hydra.job.num}"])
