@@ -137,7 +137,8 @@ def open_study(plan: SweepPlan, optuna: Any) -> Any:
     elif _canonical(stored) != described:
         raise ESAInputError(
             f"this study searched {stored}, not {described}: resume with the same overrides, or "
-            "start another study (--study-name)",
+            "start another study (--study-name; with --sweep-dir given, in another folder too: "
+            "a folder holds one study's trials)",
             column="--study-name",
             value=plan.study_name,
         )

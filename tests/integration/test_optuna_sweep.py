@@ -248,6 +248,25 @@ def load_trials(tmp_path: Path) -> list:
     return optuna.load_study(study_name="smoke", storage=storage).trials
 
 
+def test_another_search_in_a_given_sweep_dir_is_told_to_take_another_folder_too(
+    tmp_path, capsys
+):
+    """A study resumed with another search space was told "start another study
+    (--study-name)"; with ``--sweep-dir`` given, that new study was then refused as the folder
+    holds the first study's trials. The line says to pick another folder too (sweeps.md)."""
+    train = fake_train(tmp_path, crash_calls=[])
+    assert run_sweep(tmp_path, train, 1) == 0
+    capsys.readouterr()
+    from esa_lightning.jobs import optuna_sweep
+
+    argv = ["experiment=smoke", "model.quantile=choice(90.0,95.0)",
+            "--sweep-dir", str(tmp_path / "sweep"), "--n-trials", "1"]
+    assert optuna_sweep.main(argv, CONF, train) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "--study-name" in line, line
+    assert "--sweep-dir" in line, line
+
+
 def test_ctrl_c_is_one_line_not_optunas_traceback(tmp_path, capsys, caplog, monkeypatch):
     """Ctrl-C in a trial printed Optuna's warning with a 20-line traceback of the sweep's own
     code (``subprocess.run``... ``KeyboardInterrupt``) and "failed with value None" above the
