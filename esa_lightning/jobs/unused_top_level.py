@@ -54,11 +54,18 @@ def refuse_unused_top_level(config_name: str, overrides: Sequence[str],
         root = path.split(".")[0]
         if cfg.get(root) is not None:
             continue
-        names = [name for name, spec in components.items()
-                 if OmegaConf.select(spec, path, default=None) is not None] or list(components)
+        having = [name for name, spec in components.items()
+                  if OmegaConf.select(spec, path, default=None) is not None]
+        names = having or list(components)
         group = key.strip().partition("@")[0]
-        if "." in group:  # a setting: the components' own that have it, else all
-            instead = "set " + " ".join(f"components.{name}.{path}={value}"
+        added = override.strip().startswith("+")  # a key added: the components' added too
+        if "." in group and not having and not added:  # no component's model has it
+            owners = " or ".join(f"components.{name}.{root}" for name in names)
+            instead = (f"no component's {root} has {path.partition('.')[2]} (set a key of "
+                       f"{owners})")
+        elif "." in group:  # a setting: the components' own that have it, else all
+            plus = "+" if added and not having else ""
+            instead = "set " + " ".join(f"{plus}components.{name}.{path}={value}"
                                         for name in names) + " instead"
         else:  # a choice: a component's own group, at the component's package
             instead = "name a component's own instead: " + " or ".join(

@@ -101,8 +101,14 @@ def test_esa_fulls_unused_top_level_model_is_null():
         ("model.lr=0.1", "set components.gru_ae.model.lr=0.1 "
                          "components.channel_ensemble.model.lr=0.1 instead"),
         ("model.hidden_size=8", "set components.gru_ae.model.hidden_size=8 instead"),
-        ("+model.bogus=1", "set components.gru_ae.model.bogus=1 "
-                           "components.channel_ensemble.model.bogus=1 instead"),
+        # the suggestion keeps the + that adds a key no component's model has (without it,
+        # it was Hydra's "Could not override")
+        ("+model.bogus=1", "set +components.gru_ae.model.bogus=1 "
+                           "+components.channel_ensemble.model.bogus=1 instead"),
+        # a key no component's model has, not added: named as such (it suggested setting
+        # components.<name>.model.quantile, which composes for neither)
+        ("model.quantile=99", "no component's model has quantile (set a key of "
+                              "components.gru_ae.model or components.channel_ensemble.model)"),
         ("model=zscore", "name a component's own instead: "
                          "model@components.gru_ae.model=zscore or "
                          "model@components.channel_ensemble.model=zscore"),
