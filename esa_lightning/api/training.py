@@ -131,8 +131,8 @@ def train(
     (``api.ranks``): the script after ``train()`` runs once, as with one device."""
     from esa_lightning.api import Detector
     from esa_lightning.api.ranks import end_extra_process, join_launching_run, launching_run
+    from esa_lightning.jobs.component_config import component_specs
     from esa_lightning.jobs.component_datamodules import refuse_component_datamodules
-    from esa_lightning.jobs.train import component_specs
     from esa_lightning.jobs.train import train as train_job
     from esa_lightning.settings import check_settings, refuse_shadowed_trainer_keys
 

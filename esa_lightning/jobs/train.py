@@ -31,7 +31,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.callbacks import CompactModelSummary, WeightRestorer
 from esa_lightning.data.datamodule import intersect_ranges
-from esa_lightning.data.label_facts import label_facts, supervision_warnings
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.selection import require_training_rows
 from esa_lightning.errors import ESAInputError
@@ -51,7 +50,14 @@ from esa_lightning.jobs.common import (
     unscored_reason,
     warn_about_optimized_metric,
 )
-from esa_lightning.jobs.resolved_settings import check_interpolated_settings, resolved_settings
+from esa_lightning.jobs.component_config import (
+    component_callbacks,
+    component_key,
+    component_specs,
+    component_trainer_config,
+    warn_about_labels,
+)
+from esa_lightning.jobs.resolved_settings import check_interpolated_settings
 from esa_lightning.jobs.run_guard import earlier_outputs, refuse_earlier_run
 from esa_lightning.jobs.run_logs import log_final_metrics, print_summary, run_loggers
 from esa_lightning.jobs.sweep import hydra_task_overrides, refuse_multidevice_multirun
@@ -127,41 +133,6 @@ def label_free_metrics(components: dict[str, DetectorModule], mission: Any) -> d
     return out
 
 
-def component_specs(cfg: DictConfig) -> dict[str, DictConfig]:
-    """The detector's trainable parts: ``components`` (esa_full) or the single datamodule+model,
-    resolved against the whole config (``+my_lr=0.01 model.lr=${my_lr}``: ``resolved_settings``;
-    the components, part of it, resolve so where read, their interpolations checked here)."""
-    if cfg.get("components"):
-        check_interpolated_settings(cfg, ["components"])
-        return dict(cfg.components.items())
-    single = OmegaConf.create(resolved_settings(cfg, ["datamodule", "model"]))
-    return {cfg.experiment_name: single}
-
-
-def component_callbacks(cfg: DictConfig, spec: DictConfig) -> DictConfig | None:
-    """The run's ``callbacks`` with a component's own ``callbacks`` node merged over them (in
-    ``esa_full``, the channel ensemble early-stops on its validation loss; the GRU does not)."""
-    own = spec.get("callbacks")
-    if own is None:
-        return cfg.get("callbacks")
-    run = cfg.get("callbacks")
-    base = OmegaConf.create({} if run is None else OmegaConf.to_container(run, resolve=True))
-    return OmegaConf.merge(base, OmegaConf.to_container(own, resolve=True))
-
-
-def warn_about_labels(cfg: DictConfig, mission: Any) -> None:
-    """Log the labels' facts; warn when a supervised component has too few to learn from."""
-    facts = label_facts(mission)
-    if facts is None:
-        return
-    log.info("%s", facts.summary())
-    for name, spec in component_specs(cfg).items():
-        model_class = detector_class(spec.model)
-        if getattr(model_class, "supervised", False):
-            for warning in supervision_warnings(facts):  # the component, and its family
-                log.warning("%s (%s): %s", name, model_class.__name__, warning)
-
-
 def make_trainer(
     trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[Any], key: str = "trainer"
 ) -> L.Trainer:
@@ -192,20 +163,6 @@ def make_datamodule(spec: DictConfig, mission: Any) -> Any:
     with keyed_refusals(spec.datamodule):  # under its key (components.<name>.datamodule)
         build = instantiate_checked(spec.datamodule, _partial_=True, _convert_="all")
         return build(mission=mission)
-
-
-def component_trainer_config(cfg: DictConfig, spec: DictConfig) -> DictConfig:
-    """The run's ``trainer`` settings with the component's own ``trainer`` on top."""
-    return OmegaConf.merge(
-        OmegaConf.to_container(cfg.trainer, resolve=True),
-        OmegaConf.to_container(spec.get("trainer") or OmegaConf.create(), resolve=True),
-    )
-
-
-def component_key(cfg: DictConfig, name: str, part: str) -> str:
-    """Where component ``name``'s ``part`` (``model``, ``trainer``) is set: ``part`` of a single
-    model, else ``components.<name>.<part>`` (its trainer on top of the run's ``trainer``)."""
-    return f"components.{name}.{part}" if cfg.get("components") else part
 
 
 def make_callbacks(cfg: DictConfig, spec: DictConfig, name: str) -> list[Any]:
