@@ -15,6 +15,7 @@ TensorBoard writer)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -27,6 +28,7 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.metrics.intervals import runs
 from esa_lightning.models.base import DetectorModule, RowScores, context_start
+from esa_lightning.models.raised_by import SCORE
 from esa_lightning.postprocessing.base import align_rule_state
 from esa_lightning.runtime.evaluation import ScoredRange, report_for, unscored_reason
 
@@ -36,14 +38,20 @@ PROVISIONAL = "val_provisional"
 
 
 def provisional_alarm(rs: RowScores, q: float) -> RowScores:
-    """Alarms at the ``q`` percentile of the scores when the module's own threshold is unset."""
+    """Alarms at the ``q`` percentile of the scores when the module's own threshold is unset:
+    a threshold on the score, so its rows' ``threshold`` is that percentile and their
+    ``raised_by`` is ``score`` (``models.raised_by``), as a fitted threshold's; the other
+    outputs (per-channel scores and alarms, the gate's probability) are kept."""
     if rs.alarm.any() or not len(rs.score):
         return rs
     finite = rs.score[np.isfinite(rs.score)]
     if not len(finite):
         return rs
-    alarm = (rs.score > np.percentile(finite, q)).astype(np.uint8)
-    return RowScores(rs.score, alarm, rs.channel_scores, rs.channel_alarm)
+    level = np.percentile(finite, q)
+    alarm = (rs.score > level).astype(np.uint8)
+    return dataclasses.replace(rs, alarm=alarm,
+                               threshold=np.full(len(alarm), level, dtype=np.float32),
+                               raised_by=alarm * np.uint8(SCORE))
 
 
 def tensorboard_writer(trainer: L.Trainer) -> Any | None:

@@ -164,3 +164,28 @@ def test_a_row_the_detector_and_an_unrepresentable_reading_both_alarm_names_both
     assert (forced.raised_by[[10, 11, 13, 14]] == SCORE).all()
     names = alarm_intervals(np.asarray(part.timestamps), forced, part)["raised_by"].tolist()
     assert names == ["score;forced", "forced"]
+
+
+def test_the_provisional_percentile_alarm_is_named_score_and_keeps_the_other_outputs():
+    """Monitoring's provisional alarm (``callbacks.provisional_alarm``: the validation scores'
+    percentile while the model's own threshold is unfitted) is a threshold on the score: its
+    rows and intervals say ``score``, as every other detector's threshold does, and it keeps
+    what the scores carried (the gate's probability)."""
+    from esa_lightning.callbacks import provisional_alarm
+
+    score = np.zeros(N, dtype=np.float32)
+    score[40:45] = 5.0
+    gate = np.full(N, np.nan, dtype=np.float32)
+    gate[40:45] = 0.7
+    unfitted = RowScores(score, np.zeros(N, dtype=np.uint8), gate_probability=gate,
+                         raised_by=np.zeros(N, dtype=np.uint8))
+    rs = provisional_alarm(unfitted, 90.0)
+    assert rs.alarm[40:45].all() and rs.alarm.sum() == 5
+    assert rs.raised_by is not None
+    np.testing.assert_array_equal(rs.raised_by, rs.alarm * np.uint8(SCORE))
+    assert rs.threshold is not None and (rs.threshold < 5.0).all() and (rs.threshold >= 0).all()
+    np.testing.assert_array_equal(rs.gate_probability, gate)
+    ts = pd.date_range("2020-01-01", periods=N, freq="min").values
+    intervals = alarm_intervals(ts, rs, make_mission(N, 2, anomalies=(), val_start=0, test_start=0))
+    assert list(intervals["raised_by"]) == ["score"]
+    assert intervals["threshold"].notna().all()
