@@ -72,3 +72,20 @@ def test_every_config_key_is_named_in_the_docs(path: Path, docs_names: set[str])
     missing = undocumented(config, docs_names)
     assert not missing, (f"conf/{path.relative_to(CONF)}: keys no page of README.md or docs/ "
                          f"names (docs/experiments.md, 'Other settings'): {missing}")
+
+
+def table_columns(text: str, heading: str) -> set[str]:
+    """The backquoted names in the first cell of the table rows under ``heading`` (up to the
+    next heading) of a markdown page."""
+    section = text.split(heading, 1)[1].split("\n#", 1)[0]
+    cells = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return {name for cell in cells for name in CODE_SPAN.findall(cell)}
+
+
+def test_every_column_of_intervals_and_events_csv_has_a_row_in_report_md():
+    from esa_lightning.reporting.caught import EVENT_COLUMNS
+    from esa_lightning.reporting.outputs import INTERVAL_COLUMNS
+
+    text = (ROOT / "docs" / "report.md").read_text()
+    assert set(INTERVAL_COLUMNS) - table_columns(text, "## `intervals.csv`") == set()
+    assert set(EVENT_COLUMNS) - table_columns(text, "## `events.csv`") == set()
