@@ -6,8 +6,9 @@ override the top-level ``datamodule``), but a component's model
 ``components.z``, which a model config's defaults cannot name: its datamodule had to be named
 too (``+datamodule@components.z.datamodule=rows``). ``with_component_datamodules`` adds that
 override to a command line that does not name one, the datamodule ``model=NAME`` alone composes,
-the model's config found where Hydra finds it (the package's configs, then a user's
-``--config-dir`` and ``hydra.searchpath``); ``refuse_component_datamodules`` refuses, before
+the model's config found where Hydra finds it (the package's configs, or a user's own
+``--config-path``, and their ``--config-name``; then a user's ``--config-dir`` and
+``hydra.searchpath``); ``refuse_component_datamodules`` refuses, before
 the data are read, a component left without its datamodule or with another kind, or whose
 model or datamodule was set to a name (``components.z.model=zscore``) instead of chosen,
 naming the override to type.
@@ -15,11 +16,12 @@ naming the override to type.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -31,6 +33,9 @@ from esa_lightning.errors import ESAInputError
 COMPONENT_MODEL = re.compile(r"^(\+?)model@components\.([^.=@/\s]+)\.model$")
 #: the entry a model config's defaults choose the top-level datamodule with
 DATAMODULE_ENTRY = "override /datamodule@_global_.datamodule"
+#: the module whose ``hydra.main`` composes ``train.py``'s command line: a ``--config-path``
+#: that is not absolute is read relative to it, as Hydra reads it there
+MAIN_MODULE = "esa_lightning.cli.train"
 
 
 def with_component_datamodules(overrides: Sequence[str],
@@ -39,12 +44,14 @@ def with_component_datamodules(overrides: Sequence[str],
     the model's override adds the component) for each component whose model they choose
     (``[+]model@components.<name>.model=NAME``) and whose datamodule they do not name: KIND is
     the datamodule ``model=NAME`` alone composes (``datamodule_of``), with the configs of
-    ``config_dir`` (the package's by default) and the folders the command line adds to Hydra's
+    ``config_dir`` (the package's by default; the command line's ``--config-path`` instead, and
+    its ``--config-name``: ``primary_config``) and the folders the command line adds to Hydra's
     search path (``--config-dir``, ``hydra.searchpath=``: ``searched_beside``). A sweep of
     models (``=zscore,global_std``) gets the one datamodule they share; models of different
     datamodules are refused, naming the overrides to run them with, one command each."""
     folder = Path(config_dir or install.config_dir())
     beside = searched_beside(overrides)
+    config_path, config_name = primary_config(overrides)
     out = []
     for override in overrides:
         out.append(override)
@@ -53,7 +60,8 @@ def with_component_datamodules(overrides: Sequence[str],
         if not sep or match is None or _names_datamodule(overrides, match.group(2)):
             continue
         plus, name = match.groups()
-        kinds = {model: datamodule_of(model, folder, beside) for model in _choices(override)}
+        kinds = {model: datamodule_of(model, folder, beside, config_path=config_path,
+                                      config_name=config_name) for model in _choices(override)}
         if not kinds or None in kinds.values():  # not parsed, or an unknown model: Hydra's
             continue
         typed = f"{plus}datamodule@components.{name}.datamodule"
@@ -65,14 +73,17 @@ def with_component_datamodules(overrides: Sequence[str],
     return out
 
 
-def datamodule_of(model: str, config_dir: Path, beside: Sequence[str] = ()) -> str | None:
+def datamodule_of(model: str, config_dir: Path, beside: Sequence[str] = (), *,
+                  config_path: str | None = None, config_name: str = "train") -> str | None:
     """The datamodule ``model=<model>`` alone composes (the one ``model/<model>.yaml``'s
-    defaults choose, else ``train.yaml``'s default), composed as Hydra composes it: with the
-    configs of ``config_dir`` and then the search path entries ``beside`` them (``file://``,
-    ``pkg://``: a user's ``--config-dir`` and ``hydra.searchpath``), so that a model or
-    datamodule config of the user's own is found. None where it does not compose (no such
-    model config: Hydra names it when the command line is composed)."""
-    from hydra import compose, initialize_config_dir
+    defaults choose, else the primary config's default), composed as Hydra composes it: with
+    the configs of ``config_dir`` (or of ``config_path``, a ``--config-path`` read as
+    ``train.py``'s ``hydra.main`` reads it), its ``config_name`` (``--config-name``), and then
+    the search path entries ``beside`` them (``file://``, ``pkg://``: a user's ``--config-dir``
+    and ``hydra.searchpath``), so that a model or datamodule config of the user's own is
+    found. None where it does not compose (no such model config: Hydra names it when the
+    command line is composed)."""
+    from hydra import compose
     from hydra.core.global_hydra import GlobalHydra
 
     overrides = [f"model={model}"]
@@ -81,14 +92,56 @@ def datamodule_of(model: str, config_dir: Path, beside: Sequence[str] = ()) -> s
         overrides.append(f"hydra.searchpath=[{entries}]")  # quoted: any folder name
     GlobalHydra.instance().clear()  # compose refuses to start over an initialised Hydra
     try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+        with _initialized(config_dir, config_path):
+            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     except Exception:  # noqa: BLE001 - Hydra raises several types; it reports them itself
         return None
     finally:
         GlobalHydra.instance().clear()
     choice = cfg.hydra.runtime.choices.get("datamodule")
     return None if choice is None else str(choice)
+
+
+@contextlib.contextmanager
+def _initialized(config_dir: Path, config_path: str | None) -> Iterator[None]:
+    """Hydra initialised for a compose of ``config_dir``'s configs, or, given a
+    ``--config-path``, of that path as ``hydra.main`` in ``MAIN_MODULE`` reads it (Hydra's own
+    function: an absolute folder, a ``pkg://`` module, or a path relative to that module)."""
+    from hydra import initialize_config_dir, version
+
+    if config_path is None:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            yield
+        return
+    from hydra._internal.hydra import Hydra  # ImportError: another Hydra's; Hydra reports
+
+    version.setbase("1.3")
+    Hydra.create_main_hydra_file_or_module(calling_file=None, calling_module=MAIN_MODULE,
+                                           config_path=config_path, job_name="train")
+    yield
+
+
+def primary_config(args: Sequence[str]) -> tuple[str | None, str]:
+    """The primary configs a command line (``args``) composes, as Hydra reads its flags: its
+    ``--config-path`` (``-cp``; None without one: the package's configs) and its
+    ``--config-name`` (``-cn``; ``train`` without one)."""
+    flags = _hydra_flags(args)
+    config_path = getattr(flags, "config_path", None)
+    config_name = getattr(flags, "config_name", None)
+    return config_path, config_name or "train"
+
+
+def _hydra_flags(args: Sequence[str]) -> argparse.Namespace | None:
+    """A command line's flags parsed by Hydra's own parser (its abbreviations, ``-cd=DIR``
+    read as Hydra reads them); None with another Hydra's internals, or flags it refuses (a bad
+    flag: Hydra's to report)."""
+    try:
+        from hydra._internal.utils import get_args_parser
+
+        with contextlib.redirect_stderr(io.StringIO()):
+            return get_args_parser().parse_known_args(list(args))[0]
+    except (ImportError, SystemExit):
+        return None
 
 
 def searched_beside(args: Sequence[str]) -> list[str]:
@@ -98,13 +151,7 @@ def searched_beside(args: Sequence[str]) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     found: list[str] = []
-    try:  # Hydra's own parser: its abbreviations and -cd=DIR read as Hydra reads them
-        from hydra._internal.utils import get_args_parser
-
-        with contextlib.redirect_stderr(io.StringIO()):  # a bad flag: Hydra's to report
-            config_dir = get_args_parser().parse_known_args(list(args))[0].config_dir
-    except (ImportError, SystemExit):  # another Hydra's internals, or flags it refuses itself
-        config_dir = None
+    config_dir = getattr(_hydra_flags(args), "config_dir", None)
     if config_dir is not None:
         found.append(f"file://{os.path.abspath(config_dir)}")
     for override in args:

@@ -8,6 +8,7 @@ component without a datamodule (``component z has no datamodule``) although
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,66 @@ def test_train_py_composes_a_component_model_of_its_config_dir(tmp_path):
     assert ensemble["datamodule"]["max_rows"] == 1234
     assert ensemble["datamodule"]["_target_"].endswith(".RowDataModule")
     assert ensemble["model"]["quantile"] == 99.0
+
+
+def own_primary_configs(folder: Path) -> Path:
+    """``folder``/own: a copy of the package's configs as a user's ``--config-path``, its
+    primary config renamed (``--config-name my_train``), with ``user_configs``' model
+    ``my_zscore`` and its datamodule ``my_rows`` added."""
+    own = folder / "own"
+    shutil.copytree(CONF, own, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    (own / "train.yaml").rename(own / "my_train.yaml")
+    extra = user_configs(folder)
+    for part in ("model/my_zscore.yaml", "datamodule/my_rows.yaml"):
+        shutil.copy(extra / part, own / part)
+    return own
+
+
+def test_a_component_model_of_the_users_config_path_and_name_picks_its_datamodule(tmp_path):
+    """``--config-path``/``--config-name`` replace the package's configs and ``train``, as
+    Hydra reads them: the lookup composed the package's ``train`` instead, where ``my_zscore``
+    is unknown, and added no datamodule (the component kept esa_full's ``segments``)."""
+    from esa_lightning.jobs.component_datamodules import with_component_datamodules
+
+    own = own_primary_configs(tmp_path)
+    added = "datamodule@components.channel_ensemble.datamodule=my_rows"
+    swap = [*ESA_FULL, "model@components.channel_ensemble.model=my_zscore"]
+    for given in (["--config-path", str(own), "--config-name", "my_train"],
+                  [f"-cp={own}", "-cn=my_train"]):
+        assert with_component_datamodules([*given, *swap]) == [*given, *swap, added]
+    # the package's configs do not know my_zscore: left for Hydra to name
+    assert with_component_datamodules(swap) == swap
+
+
+def test_the_config_name_picks_the_default_datamodule_of_a_model_without_one(tmp_path):
+    """A model whose config chooses no datamodule trains on the primary config's default:
+    ``--config-name``'s, not the package's ``train.yaml``'s (``windows``)."""
+    from esa_lightning.jobs.component_datamodules import with_component_datamodules
+
+    own = own_primary_configs(tmp_path)
+    primary = (own / "my_train.yaml").read_text()
+    assert "  - datamodule: windows\n" in primary
+    (own / "my_train.yaml").write_text(primary.replace("  - datamodule: windows\n",
+                                                       "  - datamodule: my_rows\n"))
+    assert "datamodule@" not in (CONF / "model" / "window_pca.yaml").read_text()
+    swap = [*ESA_FULL, "model@components.channel_ensemble.model=window_pca"]
+    given = ["-cp", str(own), "-cn", "my_train"]
+    assert with_component_datamodules([*given, *swap])[-1] == (
+        "datamodule@components.channel_ensemble.datamodule=my_rows")
+    assert with_component_datamodules(swap)[-1] == (
+        "datamodule@components.channel_ensemble.datamodule=windows")
+
+
+def test_train_py_composes_a_component_model_of_its_config_path(tmp_path):
+    """``train.py -cp DIR -cn NAME`` (``--cfg job``: nothing is run)."""
+    own = own_primary_configs(tmp_path)
+    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--config-path", str(own),
+                           "--config-name", "my_train", *ESA_FULL,
+                           "model@components.channel_ensemble.model=my_zscore",
+                           "--cfg", "job"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ensemble = yaml.safe_load(proc.stdout)["components"]["channel_ensemble"]
+    assert ensemble["datamodule"]["max_rows"] == 1234
+    assert ensemble["datamodule"]["_target_"].endswith(".RowDataModule")
