@@ -13,6 +13,8 @@ RUN pip install --no-cache-dir torch --index-url https://download.pytorch.org/wh
 # no train.py here: the package's messages name the installed commands (esa-train ...)
 COPY pyproject.toml README.md ./
 COPY esa_lightning ./esa_lightning
+# the Hydra plugin registering the configs' resolvers (pyproject.toml ships it too)
+COPY hydra_plugins ./hydra_plugins
 RUN pip install --no-cache-dir . && useradd --create-home runner
 USER runner
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -38,11 +39,12 @@ def build_wheel(work: Path) -> Path:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    shutil.copytree(
-        REPO / "esa_lightning",
-        src / "esa_lightning",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-    )
+    for package in ("esa_lightning", "hydra_plugins"):
+        shutil.copytree(
+            REPO / package,
+            src / package,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
     dist = work / "dist"
     pip_wheel = "-m pip wheel --no-deps --no-build-isolation --quiet -w".split()
     run([sys.executable, *pip_wheel, str(dist), str(src)], cwd=work)
@@ -65,6 +67,17 @@ def fresh_venv(work: Path) -> Path:
     parent = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     Path(own, "parent_environment.pth").write_text("\n".join(sorted(parent)) + "\n")
     return venv
+
+
+def test_the_wheel_ships_the_hydra_plugin_in_the_shared_namespace(tmp_path):
+    """The search path plugin that registers the configs' resolvers for Hydra's own compose
+    (``hydra_plugins/esa_lightning_resolvers``) is in the wheel, and ``hydra_plugins`` stays a
+    namespace package (an ``__init__.py`` of ours would hide other packages' Hydra plugins)."""
+    with zipfile.ZipFile(build_wheel(tmp_path)) as wheel:
+        names = set(wheel.namelist())
+    assert "hydra_plugins/esa_lightning_resolvers/__init__.py" in names
+    assert "hydra_plugins/__init__.py" not in names
+    assert "esa_lightning/conf/__init__.py" in names
 
 
 @pytest.mark.slow
