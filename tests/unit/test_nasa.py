@@ -207,6 +207,24 @@ def test_nan_repair(tmp_path):
     assert np.isfinite(m.values["A-1"]).all()
 
 
+def test_a_reading_beyond_float32_warns_naming_the_files(tmp_path):
+    # a float64 reading of 1e300 read as float32 also raised numpy's bare RuntimeWarning
+    # "overflow encountered in cast", naming no file, beside the reader's own warnings
+    root = tmp_path / "smap"
+    arrays = make_smap(root)
+    train, test = arrays["A-1"]
+    test[5, 0] = 1e300
+    np.save(root / "test" / "A-1.npy", test)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = read_nasa(root)
+    messages = [str(w.message) for w in caught]
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], messages
+    assert messages and all("A-1.npy" in t for t in messages), messages
+    s = m.series["A-1"]
+    assert np.isfinite(s.values).all() and s.unrepresentable[s.test_start + 5]
+
+
 def test_repeated_channel_is_merged(tmp_path):
     # the public csv lists SMAP P-2 twice, with overlapping sequences
     rows = [

@@ -290,7 +290,8 @@ def _read_channel(
         )
         sequences, classes = merged, merged_classes
 
-    both = np.concatenate([train, test]).astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32: inf, repaired below naming the files
+        both = np.concatenate([train, test]).astype(np.float32)
     if not np.isfinite(both[: len(train), 0]).any():  # the repair would fill it from test rows
         raise ESAInputError(
             "the training file holds no finite value in column 0 (the telemetry value; NaN, "
