@@ -296,6 +296,9 @@ def _set(column, row, value):
         (_set("timestamp", 3, 8), "increasing"),  # unsorted
         (lambda t: t.drop(columns="is_anomaly_channel_3"), "is_anomaly_channel_3"),
         (lambda t: t.drop(columns="timestamp"), "timestamp"),
+        # labels of a column the file lacks were dropped without a word
+        (lambda t: t.drop(columns="channel_3"), "is_anomaly_channel_3.*no column 'channel_3'"),
+        (lambda t: t.assign(is_anomaly_channel_9=0), "is_anomaly_channel_9.*'channel_9'"),
         (lambda t: t.iloc[:0], "no data rows"),
     ],
 )
@@ -324,6 +327,16 @@ def test_all_nan_channel_is_an_error(tmp_path):
     with pytest.raises(ESAInputError, match="channel_2.*no finite") as err:
         read(path)
     assert err.value.path == str(path)  # the full path, as the other errors give it
+
+
+def test_a_test_file_label_column_without_its_channel_is_refused(tmp_path):
+    frame, _, _, _, labels, names, _ = make_frame(n=20)
+    write_csv(tmp_path / "a.train.csv", frame.iloc[:10], labels[:10], names)
+    test = write_csv(tmp_path / "a.test.csv", frame.iloc[10:], labels[10:], names)
+    misspelt = {"is_anomaly_channel_2": "is_anomaly_chanel_2"}
+    pd.read_csv(test, dtype=str).rename(columns=misspelt).to_csv(test, index=False)
+    with pytest.raises(ESAInputError, match=r"a\.test\.csv.*is_anomaly_chanel_2"):
+        read(tmp_path)
 
 
 def test_test_file_must_follow_train(tmp_path):

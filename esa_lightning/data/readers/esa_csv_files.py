@@ -19,7 +19,7 @@ from esa_lightning.data.readers.common import (
     other_layout_hint,
 )
 from esa_lightning.data.readers.header_line import refuse_long_header
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 
 TIMESTAMP = "timestamp"
 LABEL_PREFIX = "is_anomaly_"
@@ -82,7 +82,24 @@ def read_header(path: Path) -> list[str]:
     )
     if TIMESTAMP not in header:
         raise ESAInputError("missing the timestamp column", path=path, column=TIMESTAMP)
+    refuse_orphan_labels(header, path)
     return header
+
+
+def refuse_orphan_labels(header: list[str], path: Path) -> None:
+    """Refuse an ``is_anomaly_<column>`` whose ``<column>`` the file lacks: its labels belong
+    to no channel or telecommand read, and would be dropped without a word (a column renamed
+    or left out, a misspelt label column)."""
+    present = set(header)
+    for h in header:
+        if h.startswith(LABEL_PREFIX) and h.removeprefix(LABEL_PREFIX) not in present:
+            raise ESAInputError(
+                f"a label column without its value column (no column "
+                f"{quoted(h.removeprefix(LABEL_PREFIX))} in the file): its labels would be "
+                "read for no channel",
+                path=path,
+                column=h,
+            )
 
 
 def split_header(header: list[str], path: Path) -> tuple[list[str], list[str]]:
