@@ -509,6 +509,20 @@ def test_a_header_only_labels_csv_needs_no_anomaly_types(mission_dir):
         read(labeled)
 
 
+@pytest.mark.parametrize(
+    ("table", "header"),
+    [("labels.csv", "ID,Channel,StartTime,EndTime"), ("anomaly_types.csv", "ID,Category"),
+     ("telecommands.csv", "Telecommand,Priority"), ("channels.csv", "Channel")],
+)
+def test_a_table_of_zero_bytes_is_refused_naming_the_header_it_needs(mission_dir, table, header):
+    # it said pandas' "cannot parse CSV: No columns to parse from file"; a mission without
+    # events is a labels.csv of its header line alone (or no labels.csv: unlabeled)
+    (mission_dir / table).write_bytes(b"")
+    with pytest.raises(ESAInputError, match="empty file") as info:
+        read(mission_dir)
+    assert info.value.path == str(mission_dir / table) and header in str(info.value)
+
+
 def test_a_folder_without_labels_csv_reads_as_unlabeled_not_as_no_event(mission_dir):
     # new telemetry scored with predict.py often comes without labels.csv: its rows' labels are
     # unknown ("no labels"), where a header-only labels.csv says "no labeled event"

@@ -292,7 +292,10 @@ def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
         raise ESAInputError("file not found", path=path)
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except pd.errors.EmptyDataError:  # a table of no rows still has its header line
+        raise ESAInputError(f"empty file (no header line; a table of no rows is its header "
+                            f"line alone: {','.join(required)})", path=path) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ESAInputError(f"cannot parse CSV: {exc}", path=path) from None
     check_no_index_taken(df, path)
     df.columns = [str(c).strip() for c in df.columns]
