@@ -99,6 +99,7 @@ def split_points_by_time(
     """
     ts = np.asarray(timestamps, dtype="datetime64[ns]")
     n = len(ts)
+    _check_val_days(val_days)
     if split_date is None:
         test_start = n
     else:
@@ -124,6 +125,20 @@ def split_points_by_time(
     val_from = ts[test_start - 1] - np.timedelta64(int(round(float(val_days) * 86400e9)), "ns")
     val_start = int(np.searchsorted(ts[:test_start], val_from, side="right"))
     return val_start, test_start
+
+
+def _check_val_days(val_days: object) -> None:
+    """``val_days`` as ``settings`` checks it on the command line (a finite number >= 0, or
+    None): from Python a negative one left no validation row, nan or a word a traceback."""
+    if val_days is None:
+        return
+    try:
+        days = float(val_days)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        days = float("nan")
+    if isinstance(val_days, bool) or not math.isfinite(days) or days < 0:
+        raise ESAInputError("val_days must be a finite number >= 0 (or null)",
+                            column="val_days", value=val_days)
 
 
 def val_days_fit(train_timestamps: np.ndarray, val_days: float) -> bool:

@@ -242,6 +242,22 @@ def test_validation_days_beyond_the_training_span_do_not_overflow():
     assert split_points_by_time(ts, None, 100 / 1440) == (900, 1000)  # after the last 100 min
 
 
+@pytest.mark.parametrize("val_days", [-1, -0.5, float("nan"), float("-inf"), "ninety"])
+def test_a_reader_refuses_val_days_the_settings_refuse(tmp_path, val_days):
+    """From Python (load_mission, the readers) val_days=-1 gave no validation row without a
+    word and nan or a word a ValueError traceback; val_fraction was already refused there."""
+    from esa_lightning.data import load_mission
+    from esa_lightning.data.selection import split_points_by_time
+    from tests.helpers import write_esa_csv
+
+    ts = np.arange(1000).astype("datetime64[m]")
+    with pytest.raises(ESAInputError, match="val_days.*finite number >= 0"):
+        split_points_by_time(ts, None, val_days)
+    path = write_esa_csv(tmp_path / "x.csv", n=200)
+    with pytest.raises(ESAInputError, match="val_days"):
+        load_mission("esa_csv", path, cache_dir=None, val_days=val_days)
+
+
 def test_a_split_date_given_as_a_number_is_refused_as_not_a_date():
     """data.split_date=2000 (Hydra reads it as an int) was read as 2000 ns after 1970, and the
     error spoke of the first row instead of the setting's type."""
