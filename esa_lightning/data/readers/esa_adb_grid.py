@@ -16,9 +16,14 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from esa_lightning.data.mission import CATEGORY_TO_CODE
 from esa_lightning.data.readers.common import ns_times, refuse_complex
-from esa_lightning.data.readers.grid_marks import sample_cells, sent_bits, sent_mask
+from esa_lightning.data.readers.grid_marks import (
+    label_mask,
+    sample_cells,
+    sent_bits,
+    sent_mask,
+    telecommand_pulses,
+)
 from esa_lightning.data.readers.nonfinite import forward_fill
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.data.selection import NS_RANGE
@@ -378,8 +383,8 @@ def build_arrays(
     arrays = {
         "unrepresentable_cells": sample_cells(marked, k_lo, n),
         "values": values,
-        "labels": _label_mask(events, names, k_lo, n, p_ns),
-        "telecommands": _telecommand_pulses(tc_times, k_lo, n, p_ns),
+        "labels": label_mask(events, names, k_lo, n, p_ns),
+        "telecommands": telecommand_pulses(tc_times, k_lo, n, p_ns),
         "sent": sent_mask(sent, k_lo, n),
     }
     return arrays, {"k_lo": int(k_lo), "n_rows": int(n)}
@@ -454,35 +459,6 @@ def _floor_div(x: int, p: int) -> int:
     return x // p
 
 
-def _label_mask(events: pd.DataFrame, names: list[str], k_lo: int, n: int, p_ns: int) -> np.ndarray:
-    """uint8 [T, C]: start floors, end ceils; overlaps keep the lower (more important) code."""
-    mask = np.zeros((n, len(names)), dtype=np.uint8)
-    if not len(events) or not n:
-        return mask
-    col_of = {c: i for i, c in enumerate(names)}
-    codes = events["Category"].map(CATEGORY_TO_CODE).to_numpy()
-    starts = events["StartTime"].to_numpy().astype("datetime64[ns]").astype(np.int64)
-    ends = events["EndTime"].to_numpy().astype("datetime64[ns]").astype(np.int64)
-    first = starts // p_ns - k_lo
-    last = -(-ends // p_ns) - k_lo
-    cols = events["Channel"].map(col_of).to_numpy()
-    for i in np.argsort(-codes, kind="stable"):  # highest code first, lower codes overwrite
-        a, b = max(int(first[i]), 0), min(int(last[i]), n - 1)
-        if a <= b:
-            mask[a : b + 1, int(cols[i])] = codes[i]
-    return mask
-
-
 def _execution_times(path: Path | SeriesInMemory) -> np.ndarray:
     """Execution times (int64 ns) of one telecommand file."""
     return _raw_samples(path, None)[0]
-
-
-def _telecommand_pulses(times: list[np.ndarray], k_lo: int, n: int, p_ns: int) -> np.ndarray:
-    """float32 [T, K]: 1 at the first grid point at or after each execution inside the grid."""
-    out = np.zeros((n, len(times)), dtype=np.float32)
-    for j, ts in enumerate(times):
-        rows = -(-ts // p_ns) - k_lo
-        rows = rows[(rows >= 0) & (rows < n)]
-        out[rows, j] = 1.0
-    return out

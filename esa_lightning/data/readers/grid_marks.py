@@ -1,10 +1,14 @@
 """The grid rows particular raw samples land on (a sample holds from the first grid row at or
-after it): the cells of readings float32 cannot hold (``Mission.unrepresentable_cells``) and
-the rows each channel sent a sample on (``Mission.sent``)."""
+after it): the cells of readings float32 cannot hold (``Mission.unrepresentable_cells``),
+the rows each channel sent a sample on (``Mission.sent``), the rows labels cover and the
+telecommand pulses."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+from esa_lightning.data.mission import CATEGORY_TO_CODE
 
 
 def sample_cells(marked: list[np.ndarray], k_lo: int, n: int) -> np.ndarray:
@@ -40,4 +44,33 @@ def sent_mask(columns: list[tuple[int, np.ndarray]], k_lo: int, n: int) -> np.nd
             if a < b:
                 block[lo + a - k_lo : lo + b - k_lo, k] = own[a:b]
         out[:, byte] = np.packbits(block, axis=1)[:, 0]
+    return out
+
+
+def label_mask(events: pd.DataFrame, names: list[str], k_lo: int, n: int, p_ns: int) -> np.ndarray:
+    """uint8 [T, C]: start floors, end ceils; overlaps keep the lower (more important) code."""
+    mask = np.zeros((n, len(names)), dtype=np.uint8)
+    if not len(events) or not n:
+        return mask
+    col_of = {c: i for i, c in enumerate(names)}
+    codes = events["Category"].map(CATEGORY_TO_CODE).to_numpy()
+    starts = events["StartTime"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    ends = events["EndTime"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    first = starts // p_ns - k_lo
+    last = -(-ends // p_ns) - k_lo
+    cols = events["Channel"].map(col_of).to_numpy()
+    for i in np.argsort(-codes, kind="stable"):  # highest code first, lower codes overwrite
+        a, b = max(int(first[i]), 0), min(int(last[i]), n - 1)
+        if a <= b:
+            mask[a : b + 1, int(cols[i])] = codes[i]
+    return mask
+
+
+def telecommand_pulses(times: list[np.ndarray], k_lo: int, n: int, p_ns: int) -> np.ndarray:
+    """float32 [T, K]: 1 at the first grid point at or after each execution inside the grid."""
+    out = np.zeros((n, len(times)), dtype=np.float32)
+    for j, ts in enumerate(times):
+        rows = -(-ts // p_ns) - k_lo
+        rows = rows[(rows >= 0) & (rows < n)]
+        out[rows, j] = 1.0
     return out
