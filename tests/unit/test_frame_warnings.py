@@ -58,7 +58,10 @@ def test_the_grid_builder_warns_of_its_repairs_unless_told_not_to(options):
     )
     assert np.isfinite(arrays["values"]).all()  # repaired either way
     expected = [(UserWarning, "repaired non-finite values (forward fill) per channel: "
-                 "{'channel_1': 2}")]
+                 "{'channel_1': 2}"),
+                (UserWarning, "2 row(s) hold a reading beyond float32's range (inf or |x| > "
+                 "3.4e+38) in channel(s) ['channel_1']: they are replaced for the model and "
+                 "always alarm")]
     assert seen == (expected if options.get("warn", True) else [])
 
 

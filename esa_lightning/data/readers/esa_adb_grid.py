@@ -387,6 +387,15 @@ def build_arrays(
         "telecommands": telecommand_pulses(tc_times, k_lo, n, p_ns),
         "sent": sent_mask(sent, k_lo, n),
     }
+    cells = arrays["unrepresentable_cells"]
+    if len(cells) and warn:  # as repair_values words it for the other readers
+        where = [names[c] for c in np.unique(cells[:, 1])]
+        warnings.warn(
+            f"{len(np.unique(cells[:, 0]))} row(s) hold a reading beyond float32's range (inf "
+            f"or |x| > {FLOAT32_MAX:.3g}) in channel(s) {where}: they are replaced for the "
+            "model and always alarm",
+            stacklevel=user_stacklevel(),
+        )
     return arrays, {"k_lo": int(k_lo), "n_rows": int(n)}
 
 
