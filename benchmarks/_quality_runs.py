@@ -20,7 +20,7 @@ import _checkout  # noqa: F401
 from _common import tree_rss_kib
 
 from esa_lightning import io
-from esa_lightning.data.convert import reader_overrides
+from esa_lightning.data.convert_command import reader_overrides
 from esa_lightning.data.readers.synthetic_record import generator_code_digest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -271,7 +271,7 @@ def development_copy(source: Path, mission: Path, out: Path, timeout_s: float) -
 
 def converted_overrides(out: Path, data: str) -> list[str]:
     """The data overrides that read a converted folder as its ``mission.json`` records it
-    (split date, period, validation range: ``convert.reader_overrides``); ``data=... data.root=...``
+    (split date, period, validation range: ``convert_command``); ``data=... data.root=...``
     without one."""
     record = out / "mission.json"
     if not record.is_file():

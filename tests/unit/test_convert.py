@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esa_lightning.data import convert
+from esa_lightning.data import convert, convert_command
 from esa_lightning.data.convert import convert_nasa, main
 from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.data.readers.esa_csv import read_esa_csv
@@ -276,14 +276,14 @@ def test_channel_selection_and_grid_options(nasa, tmp_path, monkeypatch):
     assert record["split_date"] == "2001-02-03T04:55:00" and record["period"] == "60s"
     # data=esa without data.split_date takes the split the converter recorded in mission.json
     assert read_esa_mission(out, period="1min", use_cache=False).test_start == 50
-    assert convert.train_command(out, record).endswith(
+    assert convert_command.train_command(out, record).endswith(
         "data.split_date=2001-02-03T04:55:00 data.period=60s"
     )
-    assert convert.train_command(out, record).startswith("python train.py ")  # in a clone
+    assert convert_command.train_command(out, record).startswith("python train.py ")  # in a clone
     from esa_lightning import install
 
     monkeypatch.setattr(install, "running_from_source", lambda: False)  # installed: no train.py
-    assert convert.train_command(out, record).startswith("esa-train data=esa ")
+    assert convert_command.train_command(out, record).startswith("esa-train data=esa ")
 
 
 def test_refuses_bad_options_and_existing_output(nasa, tmp_path):
@@ -450,7 +450,7 @@ def test_val_share_places_every_channel_in_validation_as_the_printed_command_rea
     out = convert_nasa(nasa, tmp_path / "out", layout=layout, arrange="sequential",
                        recordings="test", test_share=0.5, val_share=0.25)
     record = json.loads((out / "mission.json").read_text())
-    overrides = convert.reader_overrides(out, record)
+    overrides = convert_command.reader_overrides(out, record)
     cfg = compose_config("train", [*overrides, f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
     mission = mission_from_config(cfg.data)
     # A-1's 20 training rows keep 15 (its sequence [5, 9] among them), C-3's cut at 22 of 30
