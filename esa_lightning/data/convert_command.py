@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ def reader_overrides(out: Path, record: dict[str, Any]) -> list[str]:
     """The data overrides that read the converted folder ``out`` as it was written: its layout,
     split, period and (with ``val_share``) its validation range."""
     layout = record["layout"]
-    parts = [f"data={layout}", f"data.root={out}"]
+    parts = [f"data={layout}", f"data.root={hydra_value(str(out))}"]
     if layout == "esa":
         parts.append(f"data.split_date={record['split_date']}")
         if record["period"] != "30s":
@@ -32,4 +34,20 @@ def train_command(out: Path, record: dict[str, Any]) -> str:
     reads the converted folder ``out`` as it was written."""
     from esa_lightning.install import command
 
-    return " ".join([command("train"), *reader_overrides(out, record)])
+    return shlex.join([*command("train").split(), *reader_overrides(out, record)])
+
+
+def hydra_value(text: str) -> str:
+    """``text`` as a Hydra override's value that reads back as that string: as it is where
+    Hydra reads it so (``/data/msl-1``), else quoted (a comma is a sweep, ``null`` None, a
+    space or a non-ASCII letter is refused unquoted)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        if OverridesParser.create().parse_override(f"key={text}").value() == text:
+            return text
+    except Exception:  # noqa: BLE001 - any refusal of the unquoted form: quote it
+        pass
+    # in a quoted value a backslash escapes the quote after it: double the ones before a quote
+    body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text)
+    return f"'{body}'"

@@ -564,3 +564,22 @@ def test_a_channel_named_as_a_column_the_layout_reserves_is_refused(tmp_path, la
     assert err.value.value == name
     assert not (tmp_path / "out").exists()
     convert_nasa(source, tmp_path / "esa", layout="esa")  # the raw layout names files by it
+
+
+@pytest.mark.parametrize("name", ["out ü", "it's here", "a,b", "plain-1.0"])
+def test_the_printed_command_reads_an_output_folder_of_any_name(nasa, tmp_path, name):
+    """The printed command held ``data.root=<out>`` as it was: a space split it in the shell,
+    and Hydra refused a non-ASCII letter or read a comma as a sweep of two folders."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = convert_nasa(nasa, tmp_path / name, layout="esa_csv")
+    record = json.loads((out / "mission.json").read_text())
+    words = shlex.split(convert_command.train_command(out, record))
+    roots = [w for w in words if w.startswith("data.root=")]
+    assert len(roots) == 1
+    assert OverridesParser.create().parse_override(roots[0]).value() == str(out)
+    overrides = convert_command.reader_overrides(out, record)
+    cfg = compose_config("train", [*overrides, f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    assert Path(cfg.data.root) == out
