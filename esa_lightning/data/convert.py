@@ -302,7 +302,10 @@ def _check_val_share(val_share: float, arrange: str, recordings: str, test_share
 
 
 def check_output(source: Path, out: Path) -> None:
-    """Refuse an output that is a file, a non-empty folder, or inside ``source``."""
+    """Refuse an output that is a file, a link, a non-empty folder, or inside ``source``."""
+    if out.is_symlink():  # the finished folder is renamed onto out: never onto a link
+        raise ESAInputError(f"output is a symbolic link (to {os.readlink(out)}), which is not "
+                            "replaced: give the folder it points to, or a new one", path=out)
     if out.exists() and not out.is_dir():
         raise ESAInputError("output exists and is not a folder", path=out)
     if out.is_dir() and any(out.iterdir()):

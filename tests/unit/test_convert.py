@@ -316,6 +316,23 @@ def test_refuses_bad_options_and_existing_output(nasa, tmp_path):
     assert (empty / "train.parquet").is_file()
 
 
+@pytest.mark.parametrize("target", ["empty", "missing"])
+def test_an_output_that_is_a_symbolic_link_is_refused_as_such(nasa, tmp_path, target):
+    """A link to an empty folder (or to none) passed the checks, was converted whole, then the
+    rename onto the link failed as 'cannot write (Not a directory)'."""
+    if target == "empty":
+        (tmp_path / target).mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / target)
+    with pytest.raises(ESAInputError, match="symbolic link") as info:
+        convert_nasa(nasa, link, layout="esa")
+    assert info.value.path == str(link)
+    assert link.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["link", *(["empty"] if target == "empty" else [])])
+    if target == "empty":
+        assert not any((tmp_path / "empty").iterdir())
+
+
 def test_a_failed_write_leaves_nothing(nasa, tmp_path, monkeypatch):
     def full_disk(job, out):
         (out / "half.parquet").write_bytes(b"x")
