@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -318,6 +319,16 @@ def test_empty_and_missing_files(tmp_path):
         read(tmp_path / "nope.csv")
     with pytest.raises(ESAInputError, match="exactly one"):
         read(tmp_path)  # a folder without *.train.csv
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_file_of_another_separator_is_named_as_such(tmp_path, separator):
+    # it said only "missing the timestamp column", of a header that begins with timestamp
+    path = tmp_path / "x.csv"
+    path.write_text(f"timestamp{separator}channel_1\n2000-01-01 00:00:00{separator}1\n")
+    said = f"timestamp.*separated by {re.escape(repr(separator))}.*comma"
+    with pytest.raises(ESAInputError, match=said):
+        read(path)
 
 
 def test_all_nan_channel_is_an_error(tmp_path):

@@ -81,7 +81,10 @@ def read_header(path: Path) -> list[str]:
         "trailing comma)",
     )
     if TIMESTAMP not in header:
-        raise ESAInputError("missing the timestamp column", path=path, column=TIMESTAMP)
+        other = [c for c in (";", "\t", "|") if len(header) == 1 and c in header[0]]
+        hint = (f" (the header is one column of names separated by {other[0]!r}: the file must "
+                "be comma-separated)") if other else ""
+        raise ESAInputError(f"missing the timestamp column{hint}", path=path, column=TIMESTAMP)
     refuse_orphan_labels(header, path)
     return header
 
