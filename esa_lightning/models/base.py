@@ -423,7 +423,11 @@ class GridScoring:
 def per_channel_row_scores(z: torch.Tensor, threshold: torch.Tensor | float) -> RowScores:
     """``RowScores`` of per-channel scores ``z`` [T, C] held against one threshold: a row's
     score is its largest channel score and alarms above the threshold; each channel alarms above
-    it on its own (the per-channel baselines)."""
+    it on its own (the per-channel baselines). A NaN in ``z`` (a NaN cell of data that did not
+    go through the readers' repair) is no reading: its channel scores 0, as the window models
+    read a NaN input as the median, so the row's score is its largest channel score among the
+    channels that sent one (0 for a row of none); inf stays (a reading beyond float32)."""
+    z = torch.where(torch.isnan(z), torch.zeros((), dtype=z.dtype, device=z.device), z)
     score = z.max(dim=1).values if z.shape[1] else z.new_zeros(len(z))
     alarm = (score > threshold).cpu().numpy().astype(np.uint8)
     return RowScores(
