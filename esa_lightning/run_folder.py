@@ -284,7 +284,7 @@ def _commit(stage: Path, out: Path) -> None:
     if foreign:  # e.g. a training run's metrics.json: another run's file, never replaced
         raise ESAInputError(
             f"{foreign[0]} is already there and no earlier prediction in this folder wrote it: "
-            "predict into a new folder (hydra.run.dir=...)",
+            f"predict into a new folder ({run_dir_setting().rstrip('=')}=...)",
             path=out / foreign[0],
         )
     write_json_atomic(stage / MANIFEST, {"files": files})

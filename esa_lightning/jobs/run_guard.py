@@ -56,10 +56,12 @@ def earlier_outputs(folder: str | Path) -> list[str]:
     return found
 
 
-def refuse_artifact_folder(folder: str | Path, setting: str = "hydra.run.dir") -> None:
+def refuse_artifact_folder(folder: str | Path, setting: str | None = None) -> None:
     """Refuse a run folder that is a detector artifact (a folder holding ``detector.json``) or
     lies inside one (``<run>/detector/sub``): the run would write among the artifact's files.
-    Every command checks it (train.py, merge.py, predict.py, evaluate.py)."""
+    Every command checks it (train.py, merge.py, predict.py, evaluate.py). The message names
+    ``setting`` (``hydra.run.dir`` or ``output_dir=``), by default ``run_dir_setting()``'s."""
+    setting = (setting or run_dir_setting()).rstrip("=")
     folder = Path(folder)
     full = folder.resolve()
     for place in (full, *full.parents):
@@ -141,14 +143,17 @@ def other_runs_outputs(folder: str | Path, job: str) -> list[str]:
     return found
 
 
-def refuse_other_runs_folder(folder: str | Path, job: str) -> None:
+def refuse_other_runs_folder(folder: str | Path, job: str, setting: str | None = None) -> None:
     """Refuse to run ``job`` (``predict``, ``evaluate``) into ``folder`` when it holds another
     run's outputs (``other_runs_outputs``), naming the first, or lies inside a detector
     artifact (``refuse_artifact_folder``; the artifact's own folder is named by its
-    ``detector.json`` here)."""
+    ``detector.json`` here). The message names ``setting``, by default ``run_dir_setting()``'s
+    (``output_dir=`` through the Python API); a Hydra callback passes ``hydra.run.dir``, as
+    Hydra has not set its config yet there."""
+    setting = (setting or run_dir_setting()).rstrip("=")
     found = other_runs_outputs(folder, job)
     if not found:
-        refuse_artifact_folder(folder)
+        refuse_artifact_folder(folder, setting)
     if found:
         noun, verb = _WORDS[job]
         # evaluate.py renames its events.csv in before its evaluation.json: one alone may be
@@ -158,7 +163,7 @@ def refuse_other_runs_folder(folder: str | Path, job: str) -> None:
                if job == "evaluate" and found[0] == "events.csv"
                else f"and no earlier {noun} in this folder wrote it")
         raise ESAInputError(
-            f"{found[0]} is already there {why}: {verb} into a new folder (hydra.run.dir=...)",
+            f"{found[0]} is already there {why}: {verb} into a new folder ({setting}=...)",
             path=Path(folder) / found[0],
         )
 
@@ -172,14 +177,16 @@ class RefuseOtherRuns(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         if is_launching_process():
-            _exit_if_refused(lambda folder, _: refuse_other_runs_folder(folder, self.job),
-                             config, "hydra.run.dir")
+            _exit_if_refused(
+                lambda folder, _: refuse_other_runs_folder(folder, self.job, "hydra.run.dir"),
+                config, "hydra.run.dir",
+            )
 
 
 def refuse_merge_folder(folder: str | Path, _ckpt_path: Any = None) -> None:
     """Refuse to merge into a folder holding a detector or metrics (a source's own run folder:
     they would be replaced), or a detector artifact or a folder inside one."""
-    refuse_artifact_folder(folder)
+    refuse_artifact_folder(folder, "hydra.run.dir")  # merge.py, a Hydra job only
     taken = [name for name in ("detector", "metrics.json") if (Path(folder) / name).exists()]
     if taken:
         raise ESAInputError(

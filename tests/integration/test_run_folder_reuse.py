@@ -255,6 +255,32 @@ def test_the_api_s_refusal_names_its_output_dir_argument(tmp_path):
     assert snapshot(folder) == before
 
 
+def test_the_api_s_other_folder_refusals_name_its_output_dir_argument(tmp_path):
+    """Through the Python API, ``train()`` into a detector artifact said "(output_dir==...)"
+    and ``predict()`` into a training run's folder or an artifact said "hydra.run.dir=...": a
+    doubled '=' and a setting the API user does not give. Both name ``output_dir=...`` now."""
+    import esa_lightning
+
+    artifact = tmp_path / "art"
+    artifact.mkdir()
+    (artifact / "detector.json").write_text("{}")
+    trained = tmp_path / "outputs" / "wp"
+    before = earlier_run(trained)
+    refusals = [
+        lambda: esa_lightning.train(["experiment=smoke", "logger=none"], output_dir=artifact,
+                                    root_dir=tmp_path),
+        lambda: esa_lightning.predict(artifact, output_dir=artifact / "sub", root_dir=tmp_path),
+        lambda: esa_lightning.predict(artifact, output_dir=trained, root_dir=tmp_path),
+    ]
+    for refused_call in refusals:
+        with pytest.raises(ESAInputError) as refused:
+            refused_call()
+        message = str(refused.value)
+        assert "(output_dir=...)" in message and "hydra.run.dir" not in message, message
+    assert snapshot(trained) == before
+    assert sorted(p.name for p in artifact.iterdir()) == ["detector.json"]
+
+
 def test_a_sweep_into_an_earlier_sweeps_folder_is_refused_before_writing(tmp_path):
     """Rerun into an earlier sweep's folder, a sweep replaced its jobs' detectors, metrics and
     .hydra/ and its summary.csv."""
