@@ -228,3 +228,18 @@ def test_a_name_holding_a_path_separator_is_refused_naming_its_row(
         read(mission_dir, telecommand_priority=0)
     assert err.value.path == str(path) and err.value.column == column
     assert err.value.value == name
+
+
+@pytest.mark.parametrize("cell, said", [("", "empty cell in row 3 after the header"),
+                                        ("soon", "not a time in row 3 after the header")])
+def test_a_label_time_that_is_no_time_names_its_row(mission_dir, cell, said):
+    # an empty StartTime was named as "value nan: missing or invalid time", no row: the file
+    # read as text says nan for an empty cell, and a labels.csv holds many rows
+    path = mission_dir / "labels.csv"
+    table = pd.read_csv(path, dtype=str)
+    table.loc[2, "StartTime"] = cell
+    table.to_csv(path, index=False)
+    with pytest.raises(ESAInputError, match=said) as err:
+        read(mission_dir)
+    assert err.value.path == str(path) and err.value.column == "StartTime"
+    assert "nan" not in str(err.value)
