@@ -87,9 +87,12 @@ class Detector:
         """Write the artifact folder atomically (a temporary folder renamed into place).
 
         A failed write (full disk, read-only folder) leaves the previous artifact as it was and
-        raises an ``ESAInputError`` naming the path.
+        raises an ``ESAInputError`` naming the path. ``path`` is a new or empty folder, or an
+        earlier artifact (it holds detector.json), which is replaced; a file or a folder of
+        other files is refused, left as it was (replacing it removed every file there).
         """
         path = Path(path)
+        _refuse_other_folder(path)
         with atomic_folder(path) as tmp:
             self._write(tmp)
         return path
@@ -170,6 +173,22 @@ class Detector:
             _check_combined(self.combiner, self.components, source)
         if problem := calibration_problem(self.info.get("calibration"), self.schema["channels"]):
             raise ESAInputError(f"info.calibration: {problem}", path=source)
+
+
+def _refuse_other_folder(path: Path) -> None:
+    """Refuse to save onto ``path`` where that would replace what is no detector artifact."""
+    if path.exists() and not path.is_dir():
+        raise ESAInputError("not a folder: save the detector into a new folder", path=path)
+    if not path.is_dir() or (path / MANIFEST).is_file():
+        return
+    entries = sorted(p.name for p in path.iterdir())
+    if entries:
+        raise ESAInputError(
+            f"holds {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} of no detector "
+            f"artifact (e.g. {entries[0]!r}; no {MANIFEST}), which saving would replace: save "
+            "the detector into a new or empty folder",
+            path=path,
+        )
 
 
 def usable_device(where: str | torch.device) -> torch.device:
