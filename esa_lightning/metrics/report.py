@@ -291,8 +291,12 @@ def align_prediction_frame(
         )
     found = [str(c) for c in pred.columns]
     if "is_anomaly" not in pred.columns:
-        raise ESAInputError(f"predictions lack the is_anomaly column (found {quoted(found)})",
-                            path=path, column="is_anomaly")
+        # start, end: an alarm table (predict.py's intervals.csv, of any version), not rows
+        hint = ("; a table of alarms (start, end), as predict.py's intervals.csv: score its "
+                "submission.csv (one row per grid row)"
+                if {"start", "end"} <= set(found) else "")
+        raise ESAInputError(f"predictions lack the is_anomaly column (found {quoted(found)})"
+                            f"{hint}", path=path, column="is_anomaly")
     if "timestamp" in pred.columns:
         column = "timestamp"
     elif "id" in pred.columns:

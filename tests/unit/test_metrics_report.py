@@ -257,3 +257,20 @@ def test_a_range_without_an_anomaly_has_no_anomaly_only_keys():
     # an anomaly that only touches the range's last row still counts
     touching = full_report(m.events, m.timestamps[120:251], alarm_rows()[120:251])
     assert "EW_recall_anomaly" in touching
+
+
+def test_an_intervals_table_given_as_predictions_is_named_as_such():
+    """predict.py's intervals.csv (one row per alarm: start, end, ...; the older format without
+    confidence or raised_by alike) given to evaluate.py was refused as lacking is_anomaly, with
+    no word of the file it should have been: submission.csv."""
+    from esa_lightning.metrics.report import align_prediction_frame
+    from tests.helpers import toy_mission
+
+    mission = toy_mission(np.zeros((10, 2), np.float32), val_start=4, test_start=7)
+    for columns in (["start", "end", "channels", "score", "top_channels", "confidence"],
+                    ["start", "end", "score"]):
+        table = pd.DataFrame([["2000-01-01 00:00:30"] * 2 + [1.0] * (len(columns) - 2)],
+                             columns=columns)
+        with pytest.raises(ESAInputError, match="intervals.csv.*submission.csv") as refused:
+            align_prediction_frame(table, mission, "intervals.csv")
+        assert refused.value.column == "is_anomaly"
