@@ -171,10 +171,14 @@ def _remove_made(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def lock_run_folder(folder: str | os.PathLike, setting: str = RUN_SETTING) -> Iterator[Path]:
+def lock_run_folder(
+    folder: str | os.PathLike, setting: str = RUN_SETTING, advice: str | None = None
+) -> Iterator[Path]:
     """Hold ``folder`` for this process: a second run into it fails with an ``ESAInputError``
-    naming the folder and ``setting``, the way to give it another. Re-entrant within a process
-    (a job calling another job's writer)."""
+    naming the folder, the process that holds it and ``setting``, the way to give it another
+    (``advice``: what to do instead, in place of "give this run its own folder (setting)").
+    Re-entrant within a process (a job calling another job's writer)."""
+    advice = advice or f"give this run its own folder ({setting})"
     folder = Path(folder).resolve()
     if folder in _held:
         _held[folder] += 1
@@ -185,9 +189,9 @@ def lock_run_folder(folder: str | os.PathLike, setting: str = RUN_SETTING) -> It
         return
     path = folder / LOCK_NAME
     try:
-        fd = _lock_with_flock(path, setting) if fcntl is not None else None
+        fd = _lock_with_flock(path, advice) if fcntl is not None else None
         if fd is None:
-            _lock_with_exclusive_file(path, setting)
+            _lock_with_exclusive_file(path, advice)
     except OSError as exc:
         raise write_error(path, exc) from exc
     _held[folder] = 1
@@ -201,7 +205,7 @@ def lock_run_folder(folder: str | os.PathLike, setting: str = RUN_SETTING) -> It
             os.close(fd)
 
 
-def _lock_with_flock(path: Path, setting: str) -> int | None:
+def _lock_with_flock(path: Path, advice: str) -> int | None:
     """The locked file's descriptor; None when the file system refuses ``flock``."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -211,7 +215,7 @@ def _lock_with_flock(path: Path, setting: str) -> int | None:
             holder = _read_owner(path)
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise _busy(path.parent, holder, setting) from None
+                raise _busy(path.parent, holder, advice) from None
             return None  # ENOLCK, EOPNOTSUPP...: the portable fallback
         try:
             same_file = os.fstat(fd).st_ino == os.stat(path).st_ino
@@ -224,20 +228,20 @@ def _lock_with_flock(path: Path, setting: str) -> int | None:
         os.close(fd)  # the previous holder removed it as we opened it: lock the new one
 
 
-def _lock_with_exclusive_file(path: Path, setting: str) -> None:
+def _lock_with_exclusive_file(path: Path, advice: str) -> None:
     for _ in range(2):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             holder = _read_owner(path)
             if not owner_gone(holder):
-                raise _busy(path.parent, holder, setting) from None
+                raise _busy(path.parent, holder, advice) from None
             path.unlink(missing_ok=True)  # its owner is gone: take it over
             continue
         os.write(fd, owner_tag().encode())
         os.close(fd)
         return
-    raise _busy(path.parent, _read_owner(path), setting)
+    raise _busy(path.parent, _read_owner(path), advice)
 
 
 def _read_owner(path: Path) -> str:
@@ -247,14 +251,10 @@ def _read_owner(path: Path) -> str:
         return ""
 
 
-def _busy(folder: Path, holder: str, setting: str) -> ESAInputError:
+def _busy(folder: Path, holder: str, advice: str) -> ESAInputError:
     parts = holder.split(".")
     who = f" (pid {parts[2]} on {parts[1]})" if len(parts) == 3 and parts[2].isdigit() else ""
-    return ESAInputError(
-        f"another run is writing into this folder{who}; give this run its own folder "
-        f"({setting})",
-        path=folder,
-    )
+    return ESAInputError(f"another run is writing into this folder{who}; {advice}", path=folder)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,8 @@ The study lives in ``--storage`` (default ``sqlite:///<sweep-dir>/optuna.db``): 
 same command after a stop continues the study until it holds ``--n-trials`` complete trials
 (a crashed or NaN trial, or one without a usable ``metrics.json``, is recorded failed and not
 counted: ``sweep_failures``); a new study into a folder holding another study's trial folders is
-refused before anything is written (``sweep_folder``);
+refused before anything is written (``sweep_folder``), and so is a second run of a study while
+another holds its folder (``lock_run_folder``, as a ``train.py -m`` sweep holds its folder);
 ``optuna-dashboard <storage>`` or ``<sweep-dir>/trials.csv`` show it. The hydra-optuna-sweeper
 plugin cannot do this: it pins optuna < 3, whose RDB storage fails under current SQLAlchemy.
 """
@@ -49,9 +50,13 @@ from esa_lightning.jobs.sweep_failures import (
 from esa_lightning.jobs.sweep_folder import refuse_other_study, refuse_used_trial_folder
 from esa_lightning.jobs.sweep_plan import SweepPlan, canonical_overrides, compose_train, make_plan
 from esa_lightning.jobs.sweep_space import override_value, suggest
+from esa_lightning.run_folder import lock_run_folder
 
 log = logging.getLogger("esa_lightning")
 MIN_OPTUNA = 4
+#: what a sweep refused because another run holds its folder is told to do
+HELD_ADVICE = ("one sweep at a time runs a folder's trials: let that one end (then rerun this "
+               "command to continue the study), or give this sweep its own folder (--sweep-dir)")
 
 
 def import_optuna() -> Any:
@@ -168,8 +173,18 @@ def write_trials(study: Any, sweep_dir: Path) -> Path:
 
 
 def sweep(plan: SweepPlan) -> Any:
-    """Run trials until the study holds ``plan.n_trials`` complete ones; the study."""
+    """Run trials until the study holds ``plan.n_trials`` complete ones; the study. The sweep
+    folder is held throughout: a second run into it while this one runs (the same command
+    twice: both ran trials there, each rewriting ``trials.csv``) is refused in one line naming
+    the folder and this process, before it reads or writes anything of the study there. A
+    holder that died leaves no hold (``lock_run_folder``: released by the kernel)."""
     optuna = import_optuna()
+    make_output_folder(plan.sweep_dir)
+    with lock_run_folder(plan.sweep_dir, advice=HELD_ADVICE):
+        return _sweep(plan, optuna)
+
+
+def _sweep(plan: SweepPlan, optuna: Any) -> Any:
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 

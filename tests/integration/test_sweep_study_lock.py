@@ -1,0 +1,111 @@
+"""Two ``sweep.py`` runs of one study in one sweep folder at the same time: nothing held the
+folder, so the second ran trials beside the first's (both rewriting ``trials.csv``, each
+counting the other's running trial against ``--n-trials``). A sweep now holds its folder, as a
+``train.py -m`` sweep holds its ``hydra.sweep.dir``, until it ends: the second is refused in one
+line naming the folder and the process that holds it. A holder that died leaves no lock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from esa_lightning.run_folder import LOCK_NAME
+from tests.conftest import CONF, REPO
+
+#: a train.py stand-in (no training) whose trial 0 waits until ``release`` exists
+BLOCKING_TRAIN = """
+import json, pathlib, sys, time
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+run = pathlib.Path(args["hydra.run.dir"])
+pathlib.Path({started!r}, run.name).write_text("")
+while run.name == "0" and not pathlib.Path({release!r}).exists():
+    time.sleep(0.05)
+(run / "metrics.json").write_text(json.dumps({{"val/EW_F_0.50": 0.5}}))
+"""
+
+SWEEP = ["experiment=smoke", "model.quantile=choice(99.0,99.5,99.9)", "--n-trials", "1"]
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str) -> None:
+    """Poll ``condition`` until it holds; fail if ``proc`` ended first (no time bound is
+    asserted: the pytest run's own timeout stops a hang)."""
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"{what}: the process ended first: {proc.communicate()}")
+        time.sleep(0.05)
+
+
+def blocking_train(tmp_path: Path) -> tuple[list[str], Path, Path]:
+    started, release = tmp_path / "started", tmp_path / "release"
+    started.mkdir()
+    script = tmp_path / "blocking_train.py"
+    script.write_text(BLOCKING_TRAIN.format(started=str(started), release=str(release)))
+    return [sys.executable, str(script)], started, release
+
+
+def start_sweep(train: list[str], sweep_dir: Path, cwd: Path, **popen) -> subprocess.Popen:
+    """``sweep.py`` (its ``main``) of ``SWEEP`` in its own process, trials run by ``train``."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
+    code = ("import sys; from pathlib import Path; from esa_lightning.jobs.optuna_sweep import "
+            f"main; sys.exit(main(sys.argv[1:], Path({str(CONF)!r}), {train!r}))")
+    return subprocess.Popen([sys.executable, "-c", code, *SWEEP, "--sweep-dir", str(sweep_dir)],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **popen)
+
+
+def test_a_second_run_of_a_study_in_its_sweep_folder_is_refused_while_the_first_runs(
+    tmp_path, capsys
+):
+    pytest.importorskip("optuna", minversion="4.0")
+    from esa_lightning.jobs import optuna_sweep
+
+    train, started, release = blocking_train(tmp_path)
+    sweep_dir = tmp_path / "sweep"
+    first = start_sweep(train, sweep_dir, tmp_path)
+    try:
+        wait_for(lambda: (started / "0").exists(), first, "the first sweep's trial 0")
+        before = sorted(p.name for p in sweep_dir.iterdir())
+
+        assert optuna_sweep.main([*SWEEP, "--sweep-dir", str(sweep_dir)], CONF, train) == 2
+
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"error: {sweep_dir}: another run is writing into this "
+                                   f"folder (pid {first.pid} on "), lines[0]
+        assert "--sweep-dir" in lines[0], lines[0]
+        assert sorted(p.name for p in sweep_dir.iterdir()) == before  # no trial 1, no write
+        assert [p.name for p in started.iterdir()] == ["0"]  # its train.py never ran
+    finally:
+        release.write_text("")
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-3000:]
+    assert not (sweep_dir / LOCK_NAME).exists()  # released when the sweep ended
+    # once the first has ended, the same command continues the study
+    assert optuna_sweep.main([*SWEEP, "--n-trials", "2", "--sweep-dir", str(sweep_dir)], CONF,
+                             train) == 0
+
+
+def test_a_sweep_whose_holder_was_killed_runs(tmp_path):
+    """A sweep killed outright (SIGKILL) leaves its lock file; the kernel released its lock,
+    so the next run of the study goes on (as a killed ``train.py -m`` sweep's folder does)."""
+    pytest.importorskip("optuna", minversion="4.0")
+    from esa_lightning.jobs import optuna_sweep
+
+    train, started, release = blocking_train(tmp_path)
+    sweep_dir = tmp_path / "sweep"
+    first = start_sweep(train, sweep_dir, tmp_path, start_new_session=True)
+    try:
+        wait_for(lambda: (started / "0").exists(), first, "the first sweep's trial 0")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the sweep and its trial, as a crash would
+        first.communicate(timeout=60)
+    assert (sweep_dir / LOCK_NAME).exists()  # left behind by the killed sweep
+
+    release.write_text("")
+    assert optuna_sweep.main([*SWEEP, "--sweep-dir", str(sweep_dir)], CONF, train) == 0
