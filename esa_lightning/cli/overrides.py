@@ -37,7 +37,8 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
     the first job that does not compose (``model.nope=4,8``, ``experiment=smoke,nope``) is one
     ``error: sweep job N (...)`` line and exit code 2, before Hydra makes the sweep folder
     (Hydra refused it too before any job ran, in several lines, exit code 1). The settings'
-    rules are each job's own (``seed=1,abc``: that job fails, the others run). A sweep Hydra
+    rules are each job's own (``seed=1,abc``: that job fails, the others run). Jobs that would
+    share a folder (``hydra.sweep.subdir``: ``cli.sweep_subdirs``) are refused too. A sweep Hydra
     alone can expand (``glob(...)``) or a job that composes goes to Hydra as it is, and so does
     every sweep where Hydra's basic sweeper (internal to Hydra) is not where it was."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -47,6 +48,7 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
     except ImportError:  # another Hydra's internals: Hydra checks the jobs itself
         return
 
+    from esa_lightning.cli.sweep_subdirs import refuse_shared_job_subdirs, refuse_shared_subdir
     from esa_lightning.install import composition_reason
 
     try:
@@ -58,7 +60,7 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
         jobs = BasicSweeper.split_arguments(parsed, None)[0]
     except Exception:  # noqa: BLE001 - a glob needs Hydra's config loader: Hydra reports it
         return
-    refuse_shared_subdir(parsed, len(jobs))
+    refuse_shared_subdir(parsed, len(jobs))  # one fixed name: known from the command line
     for number, job in enumerate(jobs):
         local = not any(o.startswith("hydra/launcher=") for o in job)  # Hydra's basic launcher
         reason = compose_error(config_name, list(job), local_sweep=local, sweep_job=True)
@@ -66,24 +68,7 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
             shown = " ".join(o for o in job if not o.lstrip("+~").startswith("hydra."))
             print(f"error: sweep job {number} ({shown}): {reason}", file=sys.stderr)
             raise SystemExit(2)
-
-
-def refuse_shared_subdir(parsed: list[Any], jobs: int) -> None:
-    """A ``hydra.sweep.subdir`` of one fixed name (no ``${...}``, not swept) puts every job of a
-    sweep of several in one folder: each after the first was refused once it ran, after Hydra
-    had rewritten the first job's ``.hydra/`` (its config then not the detector's). One
-    ``error:`` line and exit code 2 before the sweep starts. A subdir interpolated from a key
-    is left to the jobs (each refused in turn when they share a folder)."""
-    for override in parsed:
-        if override.get_key_element() != "hydra.sweep.subdir" or override.is_sweep_override():
-            continue
-        value = str(override.value())
-        if jobs > 1 and "${" not in value:
-            print(f"error: {override.input_line}: each of the {jobs} jobs of this sweep would "
-                  f"train in the same folder <hydra.sweep.dir>/{value}: give each its own "
-                  "(leave hydra.sweep.subdir at ${hydra.job.num}, or name a swept key in it)",
-                  file=sys.stderr)
-            raise SystemExit(2)
+    refuse_shared_job_subdirs(config_name, parsed, jobs)  # resolved in each job's config
 
 
 def refuse_unshared_run_folder(argv: list[str] | None = None) -> None:

@@ -1,0 +1,126 @@
+"""A ``-m`` sweep whose jobs would train in one folder is refused before it starts.
+
+Hydra's basic launcher puts job ``N`` in ``<hydra.sweep.dir>/<hydra.sweep.subdir>``, the subdir
+resolved in the job's own config (``${hydra.job.num}`` by default). A subdir that does not tell
+the jobs apart put several in one folder: each after the first was refused only once it ran,
+after Hydra had rewritten the first job's ``.hydra/`` (its config then not the detector's).
+``refuse_shared_subdir`` refuses a subdir of one fixed name from the command line alone;
+``refuse_shared_job_subdirs`` resolves an interpolated or swept one in each job's config, as the
+launcher does, and refuses the first two jobs that share a folder, naming the keys it is built
+from.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+SUBDIR_KEY = "hydra.sweep.subdir"
+#: a subdir holding one of these differs from job to job
+JOB_NUMBERS = ("${hydra.job.num}", "${hydra.job.id}")
+#: ``${key}``: a plain interpolation of a config key (not a resolver's ``${name:...}``)
+PLAIN_KEY = re.compile(r"\$\{([A-Za-z_][\w.\-\[\]]*)\}")
+ADVICE = ("give each its own (leave hydra.sweep.subdir at ${hydra.job.num}, or name a swept key "
+          "in it)")
+
+
+def refuse_shared_subdir(parsed: list[Any], jobs: int) -> None:
+    """A ``hydra.sweep.subdir`` of one fixed name (no ``${...}``, not swept) puts every job of a
+    sweep of several in one folder: one ``error:`` line and exit code 2 before the sweep
+    starts. An interpolated or swept subdir is resolved per job (``refuse_shared_job_subdirs``)."""
+    for override in parsed:
+        if override.get_key_element() != SUBDIR_KEY or override.is_sweep_override():
+            continue
+        value = str(override.value())
+        if jobs > 1 and "${" not in value:
+            _refuse(f"{override.input_line}: each of the {jobs} jobs of this sweep would train "
+                    f"in the same folder <hydra.sweep.dir>/{value}: {ADVICE}")
+
+
+def refuse_shared_job_subdirs(config_name: str, parsed: list[Any],
+                              jobs: Sequence[Sequence[str]]) -> None:
+    """Where the command line gives ``hydra.sweep.subdir`` interpolated from keys
+    (``shared_${experiment_name}``) or swept (``a,b``), resolve it in each job's config as
+    Hydra's basic launcher does (its ``hydra.job.num``, the sweep's ``${now:}``): two jobs with
+    one subdir are one ``error:`` line naming them, the folder and the keys it is built from
+    (those no job changes, or those the two share), exit code 2, before the sweep starts. A
+    subdir that holds the job's number, or one that cannot be resolved before the job runs
+    (``${hydra:...}``), is left to the jobs."""
+    given = [o for o in parsed if o.get_key_element() == SUBDIR_KEY]
+    if len(jobs) < 2 or not given:
+        return
+    line = given[-1].input_line
+    expression = line.split("=", 1)[1]
+    if any(number in expression for number in JOB_NUMBERS):
+        return
+    subdirs = job_subdirs(config_name, jobs)
+    if subdirs is None:
+        return
+    seen: dict[str, int] = {}
+    for number, subdir in enumerate(subdirs):
+        if subdir not in seen:
+            seen[subdir] = number
+            continue
+        first = seen[subdir]
+        _refuse(f"{line}: jobs {first} and {number} of this sweep would train in the same folder "
+                f"<hydra.sweep.dir>/{subdir}{_why(expression, jobs, first, number)}: {ADVICE}")
+
+
+def _why(expression: str, jobs: Sequence[Sequence[str]], first: int, second: int) -> str:
+    """``, as it is built from KEY, which ...``: the keys of the subdir's expression that no job
+    changes, or else those the two jobs give one value."""
+    keys = list(dict.fromkeys(PLAIN_KEY.findall(expression)))
+    if not keys:
+        return ""
+    swept = {_key(o) for job in jobs for o in job}
+    unchanged = [k for k in keys if k not in swept]
+    if unchanged:
+        return (f", as it is built from {', '.join(unchanged)}, which no job of this sweep "
+                "changes")
+    return f", as it is built from {', '.join(keys)}, which is the same in both"
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].strip().lstrip("+~")
+
+
+def job_subdirs(config_name: str, jobs: Sequence[Sequence[str]]) -> list[str] | None:
+    """Each job's ``hydra.sweep.subdir``, resolved in its config as the launcher resolves it;
+    None where a job's subdir cannot be resolved here."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import setup_globals
+    from omegaconf import OmegaConf, open_dict
+
+    from esa_lightning import install
+
+    setup_globals()  # ${now:...}, as Hydra registers it before a sweep
+    first: Any = None
+    subdirs: list[str] = []
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(install.config_dir()), version_base="1.3"):
+            for number, job in enumerate(jobs):
+                cfg = compose(config_name=config_name, overrides=list(job),
+                              return_hydra_config=True)
+                with open_dict(cfg):
+                    cfg.hydra.job.num = number
+                    cfg.hydra.job.id = str(number)
+                if first is None:
+                    first = cfg
+                else:  # the launcher hands the sweep's resolver cache to each job
+                    OmegaConf.copy_cache(from_config=first, to_config=cfg)
+                subdirs.append(str(OmegaConf.select(cfg, SUBDIR_KEY,
+                                                    throw_on_resolution_failure=True)))
+    except Exception:  # noqa: BLE001 - resolved only as the job runs: the jobs check it then
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+    return subdirs
+
+
+def _refuse(line: str) -> None:
+    print(f"error: {line}", file=sys.stderr)
+    raise SystemExit(2)
