@@ -128,14 +128,18 @@ class SweepSummary(Callback):
     job, after each job and at the end.
 
     With Hydra's local launcher the rows are this sweep's jobs (a job folder left by an earlier
-    sweep into the same folder is no row of it) and a failed job's status is ``failed: <error>``;
-    with a cluster launcher, every job folder found at the end."""
+    sweep into the same folder is no row of it), each read in the folder it ran in (its
+    ``hydra.sweep.subdir``: ``seed_${seed}`` as well as the job's number), and a failed job's
+    status is ``failed: <error>``; with a cluster launcher, every job folder named by a number
+    found at the end."""
 
     def __init__(self) -> None:
         self._jobs: dict[int, str | None] = {}  # job number: its error, None when it has none
+        self._folders: dict[int, Path] = {}  # job number: the folder it ran in
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._jobs = {}
+        self._folders = {}
         _FAILED_JOBS.clear()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
@@ -149,6 +153,9 @@ class SweepSummary(Callback):
             if isinstance(crash, BaseException):  # the job's log says why it has no metrics
                 log_to_files(f"sweep job {number} crashed: {error}", crash)
         self._jobs[number] = error
+        folder = OmegaConf.select(config, "hydra.runtime.output_dir")
+        if folder:
+            self._folders[number] = Path(str(folder))
         self.write(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -166,7 +173,7 @@ class SweepSummary(Callback):
                              if p.is_dir() and p.name.isdigit())
         rows = []
         for number in numbers:
-            job = sweep_dir / str(number)
+            job = self._folders.get(number, sweep_dir / str(number))
             row: dict[str, Any] = {"job": number}
             overrides = job / ".hydra" / "overrides.yaml"
             if overrides.is_file():

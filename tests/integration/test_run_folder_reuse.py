@@ -318,8 +318,9 @@ def test_a_sweep_job_into_a_folder_an_earlier_run_trained_in_fails_alone(
     assert {k: v for k, v in after.items() if k.startswith("checkpoints")} == {
         k: v for k, v in before.items() if k.startswith("checkpoints")}
     assert (sweep / "seed" / "2" / "metrics.json").is_file()
-    summary = pd.read_csv(sweep / "summary.csv")
-    assert summary["status"][0].startswith("failed: ")
+    summary = pd.read_csv(sweep / "summary.csv")  # each job read in the folder it ran in
+    assert summary["status"][0].startswith("failed: ") and summary["status"][1] == "done"
+    assert list(summary["overrides"].str.contains("seed=2")) == [False, True]
 
 
 def run_job(script: str, args: list[str], root: Path) -> subprocess.CompletedProcess:
