@@ -93,22 +93,47 @@ def refuse_earlier_run(folder: str | Path, ckpt_path: Any, setting: str | None =
         )
 
 
+#: how deep below a sweep folder an earlier sweep's job folders are looked for (a nested
+#: ``hydra.sweep.subdir``: ``seed/${seed}`` puts them two deep)
+SWEEP_JOB_DEPTH = 4
+
+
 def refuse_earlier_sweep(sweep_dir: str | Path, ckpt_path: Any) -> None:
     """Refuse a ``-m`` sweep (no ``ckpt_path``) into a folder where an earlier sweep's job
-    trained, naming the first such job folder, and any sweep into a detector artifact."""
+    trained, naming the first such job folder (up to ``SWEEP_JOB_DEPTH`` deep: a nested
+    ``hydra.sweep.subdir``), and any sweep into a detector artifact."""
     sweep_dir = Path(sweep_dir)
     refuse_artifact_folder(sweep_dir, "hydra.sweep.dir")
     if ckpt_path or not sweep_dir.is_dir():
         return
-    for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+    for job in _folders_below(sweep_dir, SWEEP_JOB_DEPTH):
         found = earlier_outputs(job)
         if found:
             raise ESAInputError(
-                f"holds an earlier sweep's job {job.name} ({', '.join(found)}): sweep into "
-                "another folder (another hydra.sweep.dir), or resume that sweep with "
-                "ckpt_path=last",
+                f"holds an earlier sweep's job {job.relative_to(sweep_dir).as_posix()} "
+                f"({', '.join(found)}): sweep into another folder (another hydra.sweep.dir), or "
+                "resume that sweep with ckpt_path=last",
                 path=sweep_dir,
             )
+
+
+def _folders_below(folder: Path, depth: int) -> list[Path]:
+    """The folders below ``folder``, ``depth`` levels at most, each level sorted; not those a
+    run writes (``.hydra``, ``checkpoints``...) nor those a link leads to."""
+    skipped = {".hydra", *FOLDERS_WRITTEN, *OUTPUTS}
+    found, level = [], [folder]
+    for _ in range(depth):
+        below = []
+        for parent in level:
+            try:
+                children = sorted(parent.iterdir())
+            except OSError:  # unreadable: no job of ours trained there
+                continue
+            below += [p for p in children
+                      if p.is_dir() and not p.is_symlink() and p.name not in skipped]
+        found += below
+        level = below
+    return found
 
 
 #: the files predict.py writes into its folder, besides alarms/*.png (README, "What a run leaves")

@@ -301,23 +301,25 @@ def test_a_sweep_into_an_earlier_sweeps_folder_is_refused_before_writing(tmp_pat
 def test_a_sweep_job_into_a_folder_an_earlier_run_trained_in_fails_alone(
     small_mission_dir, tmp_path
 ):
-    """A job whose own folder holds an earlier run's outputs (here one that a nested subdir puts
-    below the sweep folder, where the check for an earlier sweep's jobs does not look) is
-    refused as an input error of its own, the next job runs, and the sweep ends with the one
-    line, exit code 2. (Jobs of one sweep that would share a folder are refused before the
-    sweep starts: tests/unit/test_sweep_subdirs.)"""
-    sweep = tmp_path / "sweep"
-    before = earlier_run(sweep / "seed" / "1")
+    """A job whose own folder holds an earlier run's outputs (here one that a subdir leading
+    out of the sweep folder puts where an earlier run trained, which the check of the sweep
+    folder for an earlier sweep's jobs cannot see) is refused as an input error of its own, the
+    next job runs, and the sweep ends with the one line, exit code 2. (Jobs of one sweep that
+    would share a folder are refused before the sweep starts: tests/unit/test_sweep_subdirs;
+    an earlier sweep's jobs nested below the sweep folder too: test_earlier_sweep_nested.)"""
+    sweep, elsewhere = tmp_path / "sweep", tmp_path / "elsewhere"
+    before = earlier_run(elsewhere / "1")
     proc = run_train(["-m", *FAST, f"data.root={small_mission_dir}", "seed=1,2",
-                      f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=seed/${seed}"], tmp_path)
+                      f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=../elsewhere/${seed}"],
+                     tmp_path)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "error: sweep job 0 (" in proc.stderr and "holds an earlier run's" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: 1 sweep job(s) failed (job 0)")
-    assert not list(sweep.rglob("last-v*.ckpt"))
-    after = snapshot(sweep / "seed" / "1")  # its .hydra/ and log Hydra wrote before the job
+    assert not list(tmp_path.rglob("last-v*.ckpt"))
+    after = snapshot(elsewhere / "1")  # its .hydra/ and log Hydra wrote before the job
     assert {k: v for k, v in after.items() if k.startswith("checkpoints")} == {
         k: v for k, v in before.items() if k.startswith("checkpoints")}
-    assert (sweep / "seed" / "2" / "metrics.json").is_file()
+    assert (elsewhere / "2" / "metrics.json").is_file()
     summary = pd.read_csv(sweep / "summary.csv")  # each job read in the folder it ran in
     assert summary["status"][0].startswith("failed: ") and summary["status"][1] == "done"
     assert list(summary["overrides"].str.contains("seed=2")) == [False, True]
