@@ -35,9 +35,11 @@ def artifact_folder(path: str | Path) -> Path:
         return path.parent
     if path.is_file():
         inside = (path.parent / MANIFEST).is_file()  # e.g. the detector's config.yaml
+        run = _training_run_of(path)  # e.g. its checkpoints/<model>/last.ckpt
         raise ESAInputError(
             f"a file, not a detector artifact folder (the folder that holds {MANIFEST})"
-            + (f": pass its folder {path.parent}" if inside else ""),
+            + (f": pass its folder {path.parent}" if inside else "")
+            + (f": its run's detector is {run / 'detector'}" if run and not inside else ""),
             path=path,
         )
     if not path.exists():
@@ -50,6 +52,16 @@ def artifact_folder(path: str | Path) -> Path:
     if not (path / MANIFEST).is_file():
         raise ESAInputError(f"not a detector artifact (no {MANIFEST})", path=path)
     return path
+
+
+def _training_run_of(path: Path) -> Path | None:
+    """The training run folder holding the file ``path`` (its ``metrics.json``, or a Lightning
+    checkpoint ``checkpoints/<model>/*.ckpt``): the nearest of its parents, at most three up,
+    with a ``detector/detector.json``; None outside one."""
+    for parent in list(path.parents)[:3]:
+        if (parent / "detector" / MANIFEST).is_file():
+            return parent
+    return None
 
 
 def read_text_part(folder: Path, name: str) -> str:

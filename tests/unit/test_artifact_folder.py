@@ -33,3 +33,25 @@ def test_a_file_inside_a_detector_folder_names_that_folder(tmp_path):
     with pytest.raises(ESAInputError, match="a file, not a detector artifact folder") as caught:
         Detector.load(detector / "config.yaml")
     assert f"pass its folder {detector}" in str(caught.value)
+
+
+def test_a_training_runs_lightning_checkpoint_names_the_runs_detector_folder(tmp_path):
+    """ckpt=<run>/checkpoints/<model>/last.ckpt said only "a file, not a detector artifact
+    folder", naming no folder: predict.py reads the run's detector/, never a checkpoint."""
+    run = tmp_path / "run"
+    (run / "detector").mkdir(parents=True)
+    (run / "detector" / "detector.json").write_text("{}")
+    (run / "checkpoints" / "gru_ae").mkdir(parents=True)
+    for checkpoint in (run / "checkpoints" / "gru_ae" / "last.ckpt", run / "metrics.json"):
+        checkpoint.write_bytes(b"not read")
+        with pytest.raises(ESAInputError, match="a file, not a detector artifact folder") as caught:
+            Detector.load(checkpoint)
+        assert f"its run's detector is {run / 'detector'}" in str(caught.value)
+        assert checkpoint.read_bytes() == b"not read"
+
+
+def test_a_file_outside_any_run_names_no_folder(tmp_path):
+    (tmp_path / "model.ckpt").write_bytes(b"x")
+    with pytest.raises(ESAInputError, match="a file, not a detector artifact folder") as caught:
+        Detector.load(tmp_path / "model.ckpt")
+    assert "its run's detector" not in str(caught.value)
