@@ -299,13 +299,16 @@ def _columns_permuted(state: dict[str, torch.Tensor], hp: Any, schema: dict, tar
 def merged_config(config_yaml: str, members: int, source: str) -> str:
     """A source's ``config.yaml`` with ``model.members`` set, read and written as plain YAML:
     an artifact's config is text for people, so its interpolations (``${oc.env:...}``) are
-    never resolved and its tags never constructed; a config that is not a YAML mapping is one
-    ``ESAInputError`` naming the file."""
+    never resolved and its tags never constructed; a config that is not a YAML mapping, or one
+    ``parse_config_yaml`` refuses (too large, too deep, aliases), is one ``ESAInputError``
+    naming the file."""
     import yaml as pyyaml
+
+    from esa_lightning.artifact.config_text import parse_config_yaml
 
     where = f"{source}/config.yaml"
     try:
-        config = pyyaml.safe_load(config_yaml) if config_yaml.strip() else {}
+        config = parse_config_yaml(config_yaml) if config_yaml.strip() else {}
     except pyyaml.YAMLError as exc:
         reason = " ".join(str(exc).split())[:200]
         raise ESAInputError(f"not valid YAML ({reason})", path=where) from None

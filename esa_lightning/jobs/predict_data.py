@@ -168,31 +168,19 @@ def _other_generator(
 _NOT_COMPARED = {"_target_", "root", "cache_dir", "channels", "lightweight", "generate"}
 
 
-#: a training run writes a config.yaml of a few KB; a larger one is not parsed (PyYAML's pure
-#: Python parser takes about a minute for 5 MB)
-CONFIG_YAML_LIMIT = 2**20
-
-
 def trained_data(config_yaml: str) -> dict[str, Any]:
     """``data`` of the detector's ``config.yaml`` (the training run's data settings); empty
     where unknown (``config.yaml`` is for people: maybe edited, and no checksum covers it):
-    also where it is larger than ``CONFIG_YAML_LIMIT``, nested too deeply to parse, or uses
-    YAML aliases (which a run never writes: nested ones make a value that a message would
-    format as billions of items)."""
+    also where ``artifact.config_text.parse_config_yaml`` refuses it (larger than 1 MiB, nested
+    too deeply, YAML aliases: nested ones make a value a message would format as billions of
+    items)."""
     import yaml
 
-    class NoAliases(yaml.SafeLoader):
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                raise yaml.YAMLError("an alias")
-            return super().compose_node(parent, index)
+    from esa_lightning.artifact.config_text import parse_config_yaml
 
-    text = config_yaml or ""
-    if len(text) > CONFIG_YAML_LIMIT:
-        return {}
     try:
-        data = (yaml.load(text, Loader=NoAliases) or {}).get("data") or {}  # noqa: S506
-    except (yaml.YAMLError, AttributeError, RecursionError):
+        data = (parse_config_yaml(config_yaml or "") or {}).get("data") or {}
+    except (yaml.YAMLError, AttributeError):
         return {}
     return data if isinstance(data, dict) else {}
 
