@@ -555,3 +555,28 @@ def test_a_folder_without_labels_csv_reads_as_unlabeled_not_as_no_event(mission_
     header_only = mission_dir.parent / "H"
     pd.read_csv(header_only / "labels.csv").iloc[:0].to_csv(header_only / "labels.csv", index=False)
     assert unscored_reason(read(header_only)) == NO_LABELED_EVENT
+
+
+def test_labels_wholly_outside_the_grid_are_warned_about(mission_dir):
+    """A label off the grid was dropped without a word: one whose zone offset moves it an
+    hour before the data (00:00:50+01:00 is 23:00:50 UTC the day before) and one a year late."""
+    labels = pd.read_csv(mission_dir / "labels.csv")
+    extra = pd.DataFrame({"ID": ["id_4", "id_5"], "Channel": ["channel_1", "channel_2"],
+                          "StartTime": ["2000-01-01T00:00:50+01:00", "2001-01-01 00:00:00"],
+                          "EndTime": ["2000-01-01T00:01:00+01:00", "2001-01-01 00:01:00"]})
+    pd.concat([labels, extra]).to_csv(mission_dir / "labels.csv", index=False)
+    types = pd.read_csv(mission_dir / "anomaly_types.csv")
+    more = types.iloc[:2].assign(ID=["id_4", "id_5"])
+    pd.concat([types, more]).to_csv(mission_dir / "anomaly_types.csv", index=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = read(mission_dir)
+    said = [str(w.message) for w in caught if "outside the grid" in str(w.message)]
+    assert len(said) == 1, [str(w.message) for w in caught]
+    assert str(mission_dir / "labels.csv") in said[0]
+    assert "['id_4', 'id_5']" in said[0] and "id_1" not in said[0]
+    assert "2000-01-01T00:00:00" in said[0] and "2000-01-01T00:02:00" in said[0]
+    assert sorted(m.events["ID"]) == ["id_1", "id_2", "id_3"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the labels on the grid: no warning
+        read(make_mission(mission_dir.parent / "N"))

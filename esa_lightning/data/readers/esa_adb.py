@@ -23,7 +23,8 @@ Preprocessing
 - Telecommands with ``Priority >= telecommand_priority`` become 0/1 pulses at the first grid point
   at or after each execution; executions outside the grid are dropped.
 - Label start times floor to the grid and end times ceil, so every label marks at least one grid
-  point; where labels of one channel overlap the lower (more important) code wins.
+  point; where labels of one channel overlap the lower (more important) code wins. Events
+  wholly outside the grid are not read, with a warning naming ``labels.csv`` and their IDs.
 - Timestamps that are unsorted or duplicated are an error (``ESAInputError``) rather than silently
   reordered: ESA-ADB's own files are strictly increasing, so anything else means a broken file.
   NaN/inf values are repaired by forward fill (back fill at the start) with one warning that
@@ -41,6 +42,7 @@ by the source files' identity and every option.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -77,7 +79,7 @@ from esa_lightning.data.selection import (
     select_channels,
     split_points_by_time,
 )
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, user_stacklevel
 
 CACHE_VERSION = "esa_adb-6"  # 2: the readers' shared cache format; 3: unrepresentable rows;
 # 4: unrepresentable cells (row and channel); 5: the rows each channel sent a sample on;
@@ -211,6 +213,13 @@ def read_esa_mission(
     if n:
         lo, hi = timestamps[0], timestamps[-1]
         keep = (events["EndTime"].to_numpy() >= lo) & (events["StartTime"].to_numpy() <= hi)
+        if not keep.all():  # say so: a label off the grid (a wrong zone, year) is lost
+            off = list(dict.fromkeys(events.loc[~keep, "ID"]))
+            warnings.warn(
+                f"{root / 'labels.csv'}: {len(off)} event(s) lie wholly outside the grid "
+                f"{lo} .. {hi} and are not read: ID(s) {off[:5]}{' ...' * (len(off) > 5)}",
+                stacklevel=user_stacklevel(),
+            )
         events = events.loc[keep].reset_index(drop=True)
     val_start, test_start = split_points_by_time(
         timestamps, split_date, val_days, val_fraction
