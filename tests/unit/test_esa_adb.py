@@ -258,9 +258,24 @@ def test_nan_values_repaired_with_warning(mission_dir):
         ["10s", "40s", "90s"],
         [np.nan, 2.0, np.inf],
     )
-    with pytest.warns(UserWarning, match="channel_1': 2"):
+    with pytest.warns(UserWarning, match="channel_1.zip': 2"):
         m = read(mission_dir)
     np.testing.assert_array_equal(m.values[:, 0], [2, 2, 2, 2, 2])
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_the_repair_warning_names_the_channel_files(mission_dir, tmp_path, cached):
+    """docs/data.md says such warnings name the files: it named the channel only."""
+    _series(mission_dir / "channels/channel_2.zip", "channel_2", ["5s", "70s", "120s"],
+            [10.0, np.nan, 20.0])
+    options = {"cache_dir": tmp_path / "cache", "use_cache": True} if cached else {}
+    for _ in range(2 if cached else 1):  # a read from the cache names them too
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            read(mission_dir, **options)
+        said = [str(w.message) for w in caught if "repaired non-finite" in str(w.message)]
+        assert said == ["repaired non-finite values (forward fill) per channel file: "
+                        f"{{'{mission_dir / 'channels' / 'channel_2.zip'}': 1}}"]
 
 
 def test_cache_reused_and_invalidated(mission_dir, tmp_path):

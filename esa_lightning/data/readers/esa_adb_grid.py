@@ -310,8 +310,8 @@ def build_arrays(
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """(values, labels, telecommands and ``sent`` (``Mission.sent``) arrays on the grid;
     {k_lo, n_rows}) of the chosen files;
-    ``warn``: a warning counting each channel's repaired non-finite values (False: the caller
-    reports them its own way)."""
+    ``warn``: a warning counting each channel file's repaired non-finite values (False: the
+    caller reports them its own way)."""
     k_lo = None if start is None else _floor_div(to_ns(start, "start"), p_ns)
     k_hi = None if end is None else _floor_div(to_ns(end, "end"), p_ns)
     if k_lo is not None and k_hi is not None and k_hi < k_lo:
@@ -341,8 +341,9 @@ def build_arrays(
         for col in progress(range(len(names)), "reading channels"):
             column = next(results)
             any_inside |= column.inside
-            if column.n_bad:
-                repaired[names[col]] = column.n_bad
+            if column.n_bad:  # named by its file (an in-memory series: by its name)
+                source = files[col]
+                repaired[str(source) if isinstance(source, Path) else names[col]] = column.n_bad
             marked.append(column.unrepresentable)
             sent.append((column.lo, column.sent))
             _check_span(grid, column, max_rows, p_ns, files[col], names[col])
@@ -358,8 +359,9 @@ def build_arrays(
     finally:
         results.close()  # on an error: stop the threads before raising
     if repaired and warn:
+        per = "channel file" if any(isinstance(f, Path) for f in files) else "channel"
         warnings.warn(
-            f"repaired non-finite values (forward fill) per channel: {repaired}",
+            f"repaired non-finite values (forward fill) per {per}: {repaired}",
             stacklevel=user_stacklevel(),
         )
     if grid.buf is None:  # no channels
