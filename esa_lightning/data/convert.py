@@ -109,7 +109,7 @@ _SECOND = 10**9
 # column names a layout gives a meaning (exact names, prefixes): no channel may be named so
 RESERVED = {
     "esa_csv": ({"timestamp"}, ("telecommand_", "is_anomaly_")),
-    "kaggle": ({"id", "is_anomaly"}, ("telecommand_",)),
+    "kaggle": ({"id", "is_anomaly"}, ("telecommand_", "is_anomaly_")),
 }
 
 

@@ -564,6 +564,7 @@ def test_a_conversion_cleans_up_after_an_interrupted_one(nasa, tmp_path):
         ("kaggle", "telecommand_1"),
         ("kaggle", "id"),
         ("kaggle", "is_anomaly"),
+        ("kaggle", "is_anomaly_A-1"),  # written, then refused by the reader
     ],
 )
 def test_a_channel_named_as_a_column_the_layout_reserves_is_refused(tmp_path, layout, name):

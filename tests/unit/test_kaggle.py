@@ -480,3 +480,22 @@ def test_oversized_pandas_metadata_is_refused_before_it_is_parsed(tmp_path, monk
         read(path)
     assert str(path) in str(refused.value) and "pandas" in str(refused.value)
     assert not [n for n in parsed if n > 16 * 2**20]
+
+
+@pytest.mark.parametrize("part", ["train.parquet", "test.parquet"])
+def test_a_per_channel_label_column_is_refused_not_read_as_an_input(tmp_path, part):
+    """``is_anomaly_channel_1`` (an esa_csv label written into a Kaggle file) was read as a
+    channel: the model trained on the labels as an input."""
+    frame, *_ = make_parts()
+    frame["is_anomaly_channel_1"] = frame["is_anomaly"]
+    root = write_layout(tmp_path / "kg", frame, 60)
+    if part == "train.parquet":  # only one of the two parts holds it
+        frame.iloc[60:].drop(columns=["is_anomaly", "is_anomaly_channel_1"]).to_parquet(
+            root / "test.parquet", index=False)
+    else:
+        frame.iloc[:60].drop(columns="is_anomaly_channel_1").to_parquet(
+            root / "train.parquet", index=False)
+    with pytest.raises(ESAInputError, match="per-channel label") as info:
+        read(root)
+    assert part in str(info.value) and info.value.column == "is_anomaly_channel_1"
+    assert "esa_csv" in str(info.value) and "drop" in str(info.value)

@@ -23,6 +23,9 @@ Choices worth knowing:
   memory. Per-channel metrics on Kaggle data are therefore not meaningful.
 - ``is_anomaly`` is 0 or 1 (a bool column too); any other value is refused, not read as an
   ESA CSV code. A test part without it gets labels 0 and ``meta["test_labeled"] = False``.
+- A column named ``is_anomaly_<x>`` (an ``esa_csv`` per-channel label; Kaggle's files have
+  none) is refused, naming the file and the column: read as a channel, the labels would be a
+  model input (label leakage).
 - Events are the contiguous runs of the row label (``event_k``, Channel None, Category
   "Anomaly" for code 1).
 """
@@ -109,6 +112,7 @@ def read_kaggle(
     selected = select_channels(table, channels, lightweight=lightweight, source=str(first))
     names = list(selected["Channel"])
     for p in parts:  # every file's types, not only the first's
+        _refuse_channel_labels(schemas[p], p)
         missing = [c for c in (*names, *telecommand_cols) if c not in schemas[p].names]
         if missing:
             raise ESAInputError(f"missing column(s) {missing[:5]}", path=p, column=missing[0])
@@ -259,6 +263,22 @@ def _split_schema(schema: pa.Schema, path: Path) -> tuple[list[str], list[str]]:
     if not chans:
         raise ESAInputError("no channel columns", path=path)
     return chans, telecommands
+
+
+def _refuse_channel_labels(schema: pa.Schema, path: Path) -> None:
+    """Kaggle's files hold one row label: an ``is_anomaly_<x>`` column (esa_csv's per-channel
+    label) would be read as a channel, an input the model trains on (label leakage)."""
+    value_cols = _value_columns(schema)
+    leak = [c for c in value_cols if c.startswith(LABEL + "_")]
+    if leak:
+        raise ESAInputError(
+            f"a per-channel label column ({len(leak)} in all) would be read as a model input "
+            f"(the Kaggle layout has one row label, {LABEL}): drop the {LABEL}_* columns "
+            "before writing the parquet file, or write the mission as data=esa_csv, which "
+            "reads them as per-channel labels",
+            path=path,
+            column=leak[0],
+        )
 
 
 def _check_numeric(schema: pa.Schema, column: str, path: Path) -> None:
