@@ -38,11 +38,14 @@ def train_command(out: Path, record: dict[str, Any]) -> str:
 
 
 def hydra_value(text: str) -> str:
-    """``text`` as a Hydra override's value that reads back as that string: as it is where
+    """``text`` as a Hydra override's value that composes to that string: as it is where
     Hydra reads it so (``/data/msl-1``), else quoted (a comma is a sweep, ``null`` None, a
-    space or a non-ASCII letter is refused unquoted)."""
+    space or a non-ASCII letter is refused unquoted). A ``${`` is escaped (``\\${``, with the
+    backslashes before it doubled), as OmegaConf reads it when the config is composed: it would
+    be an interpolation (``${now:%H}`` the hour), or a refused one."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    text = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", text)
     try:
         if OverridesParser.create().parse_override(f"key={text}").value() == text:
             return text

@@ -584,10 +584,12 @@ def test_a_channel_named_as_a_column_the_layout_reserves_is_refused(tmp_path, la
     convert_nasa(source, tmp_path / "esa", layout="esa")  # the raw layout names files by it
 
 
-@pytest.mark.parametrize("name", ["out ü", "it's here", "a,b", "plain-1.0"])
+@pytest.mark.parametrize("name", ["out ü", "it's here", "a,b", "plain-1.0", "run_${now:%H}",
+                                  "x${oc.env:HOME}", "a\\${b}", "end\\", "${"])
 def test_the_printed_command_reads_an_output_folder_of_any_name(nasa, tmp_path, name):
     """The printed command held ``data.root=<out>`` as it was: a space split it in the shell,
-    and Hydra refused a non-ASCII letter or read a comma as a sweep of two folders."""
+    and Hydra refused a non-ASCII letter or read a comma as a sweep of two folders; a ``${``
+    was an interpolation when the config was composed (``${now:%H}``: the hour)."""
     import shlex
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -597,7 +599,8 @@ def test_the_printed_command_reads_an_output_folder_of_any_name(nasa, tmp_path, 
     words = shlex.split(convert_command.train_command(out, record))
     roots = [w for w in words if w.startswith("data.root=")]
     assert len(roots) == 1
-    assert OverridesParser.create().parse_override(roots[0]).value() == str(out)
-    overrides = convert_command.reader_overrides(out, record)
+    OverridesParser.create().parse_override(roots[0])  # a valid override
+    overrides = [w for w in words if w.startswith("data")]  # the printed ones, as split
+    assert overrides == convert_command.reader_overrides(out, record)
     cfg = compose_config("train", [*overrides, f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
-    assert Path(cfg.data.root) == out
+    assert cfg.data.root == str(out)
