@@ -43,7 +43,8 @@ def esa_adb_with_nan(tmp_path: Path) -> tuple[Callable, list[str]]:
     frame = esa_frame("channel_1", n=20)
     frame.iloc[5, 0] = np.nan
     root = write_esa_mission(tmp_path / "raw", {"channel_1": pickled_zip(frame)})
-    return lambda **kw: read_esa_mission(root, n_jobs=1, **kw), ["{'channel_1': 1}"]
+    return (lambda **kw: read_esa_mission(root, n_jobs=1, **kw),
+            [f"{{'{root / 'channels' / 'channel_1.zip'}': 1}}"])
 
 
 def read_warning(read: Callable, **kw) -> tuple[object, list[tuple[type, str]]]:
