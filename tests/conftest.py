@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -87,3 +88,25 @@ def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictCon
         cfg.paths.output_dir = str(output_dir)
         cfg.paths.root_dir = str(output_dir)
     return cfg
+
+
+class TrainedRun:
+    """A run folder trained once (by a module's fixture) and handed to each test that starts from
+    it as it was left: ``fresh()`` puts back the pristine copy *at the path it was trained in*, so
+    the paths its checkpoints and detector record are the ones the test sees, as if the test had
+    trained it itself. The tests of a file run one after another on one worker (loadfile)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.pristine = folder.with_name(folder.name + ".pristine")
+
+    def keep(self) -> TrainedRun:
+        """Set the trained folder aside as the pristine copy; call once, after training."""
+        shutil.copytree(self.folder, self.pristine, symlinks=True)
+        return self
+
+    def fresh(self) -> Path:
+        """The folder as training left it (whatever an earlier test did there is undone)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.copytree(self.pristine, self.folder, symlinks=True)
+        return self.folder

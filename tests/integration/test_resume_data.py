@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import compose_config
+from tests.conftest import TrainedRun, compose_config
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +27,48 @@ def overrides(mission: Path) -> list[str]:
             "trainer.enable_progress_bar=false"]
 
 
-def test_resuming_on_another_mission_is_refused_naming_both(two_missions, tmp_path):
+def ensemble_run(mission: Path) -> list[str]:
+    return ["experiment=channel_ensemble", f"data.root={mission}", "data.val_days=2",
+            "test=false", "trainer.enable_progress_bar=false", "logger=none",
+            "trainer.max_epochs=1"]
+
+
+def trained_once(tmp_path_factory: pytest.TempPathFactory, run: list[str]) -> TrainedRun:
+    """``run`` trained once for the module; each test resumes from a fresh copy of it."""
+    from esa_lightning.jobs.train import train
+
+    folder = tmp_path_factory.mktemp("trained") / "run"
+    train(compose_config("train", run, folder))
+    return TrainedRun(folder).keep()
+
+
+@pytest.fixture(scope="module")
+def smoke_on_a(two_missions, tmp_path_factory) -> TrainedRun:
+    """``overrides(mission_a)`` trained: the first run of the smoke resumes below."""
+    return trained_once(tmp_path_factory, overrides(two_missions[0]))
+
+
+@pytest.fixture(scope="module")
+def ensemble_on_a(two_missions, tmp_path_factory) -> TrainedRun:
+    """``ensemble_run(mission_a)`` trained with the default rules."""
+    return trained_once(tmp_path_factory, ensemble_run(two_missions[0]))
+
+
+@pytest.fixture(scope="module")
+def ensemble_on_a_without_frozen(two_missions, tmp_path_factory) -> TrainedRun:
+    """``ensemble_run(mission_a)`` trained with ``model.post_processing.frozen=null``."""
+    return trained_once(tmp_path_factory,
+                        [*ensemble_run(two_missions[0]), "model.post_processing.frozen=null"])
+
+
+def test_resuming_on_another_mission_is_refused_naming_both(two_missions, smoke_on_a):
     """The tensors of a mission of the same channel count fit, so training went on, silently,
     with the first mission's fitted statistics on the second mission's rows."""
     from esa_lightning.errors import ESAInputError
     from esa_lightning.jobs.train import train
 
     a, b = two_missions
-    train(compose_config("train", overrides(a), tmp_path))
+    tmp_path = smoke_on_a.fresh()  # overrides(a) trained there
     last = tmp_path / "checkpoints" / "smoke" / "last.ckpt"
     assert last.is_file()
     with pytest.raises(ESAInputError, match="mission_a.*mission_b") as caught:
@@ -44,7 +78,7 @@ def test_resuming_on_another_mission_is_refused_naming_both(two_missions, tmp_pa
     assert train(compose_config("train", [*overrides(a), "ckpt_path=last"], tmp_path)) is not None
 
 
-def test_resuming_with_fewer_channels_names_them_not_the_tensor_shapes(two_missions, tmp_path):
+def test_resuming_with_fewer_channels_names_them_not_the_tensor_shapes(two_missions, smoke_on_a):
     """``data.channels=`` a subset on resume was refused by the tensor shapes ("the checkpoint
     does not fit the configured model (... e.g. model.hidden_size?): median is (1, 4), the
     model's (1, 2)"), not by the channels the checkpoint records."""
@@ -52,7 +86,7 @@ def test_resuming_with_fewer_channels_names_them_not_the_tensor_shapes(two_missi
     from esa_lightning.jobs.train import train
 
     a, _ = two_missions
-    train(compose_config("train", overrides(a), tmp_path))
+    tmp_path = smoke_on_a.fresh()  # overrides(a) trained there
     fewer = [*overrides(a), "data.channels=[channel_1,channel_2]", "ckpt_path=last"]
     with pytest.raises(ESAInputError, match="data.channels") as caught:
         train(compose_config("train", fewer, tmp_path))
@@ -102,7 +136,7 @@ def test_resuming_on_other_channels_of_the_mission_says_how_they_differ(channels
 
 
 @pytest.mark.parametrize("changed", ["data.val_days=3", "data.period=60s"])
-def test_resuming_on_another_split_or_grid_of_the_mission_is_refused(two_missions, tmp_path,
+def test_resuming_on_another_split_or_grid_of_the_mission_is_refused(two_missions, smoke_on_a,
                                                                      changed):
     """``ckpt_path=last`` with another ``data.val_days`` or ``data.period`` resumed silently:
     the checkpoint recorded only the mission's name and channels, so training went on with
@@ -112,7 +146,7 @@ def test_resuming_on_another_split_or_grid_of_the_mission_is_refused(two_mission
     from esa_lightning.jobs.train import train
 
     a, _ = two_missions
-    train(compose_config("train", overrides(a), tmp_path))
+    tmp_path = smoke_on_a.fresh()  # overrides(a) trained there
     with pytest.raises(ESAInputError, match="data.val_days") as caught:
         train(compose_config("train", [*overrides(a), changed, "ckpt_path=last"], tmp_path))
     assert str(tmp_path / "checkpoints" / "smoke" / "last.ckpt") in str(caught.value)
@@ -123,7 +157,7 @@ def test_resuming_on_another_split_or_grid_of_the_mission_is_refused(two_mission
 
 @pytest.mark.parametrize("epochs", [1, 2])
 def test_a_channel_ensemble_resumed_with_a_rule_it_was_trained_without_fits_it(
-    two_missions, tmp_path, caplog, epochs
+    two_missions, ensemble_on_a_without_frozen, caplog, epochs
 ):
     """A channel_ensemble run trained with ``model.post_processing.frozen=null`` (or before the
     stuck-channel rule became its default) resumed with today's default was refused, naming
@@ -135,9 +169,8 @@ def test_a_channel_ensemble_resumed_with_a_rule_it_was_trained_without_fits_it(
     from esa_lightning.jobs.train import train
 
     a, _ = two_missions
-    run = ["experiment=channel_ensemble", f"data.root={a}", "data.val_days=2", "test=false",
-           "trainer.enable_progress_bar=false", "logger=none", "trainer.max_epochs=1"]
-    train(compose_config("train", [*run, "model.post_processing.frozen=null"], tmp_path))
+    run = ensemble_run(a)
+    tmp_path = ensemble_on_a_without_frozen.fresh()  # run, frozen=null, trained there
     before = Detector.load(tmp_path / "detector").components["channel_ensemble"]
     assert "frozen" not in before.post_rules
     with caplog.at_level(logging.INFO, logger="esa_lightning"):
@@ -149,7 +182,7 @@ def test_a_channel_ensemble_resumed_with_a_rule_it_was_trained_without_fits_it(
 
 
 def test_a_channel_ensemble_resumed_from_an_earlier_version_of_a_rule_fits_it(
-    two_missions, tmp_path, caplog
+    two_missions, ensemble_on_a, caplog
 ):
     """The checkpoints written by a stuck-channel rule without today's ``fit_rows`` tensor
     (in the state_dict and in Lightning's callback copy of the rule, which checkpoints held
@@ -161,9 +194,8 @@ def test_a_channel_ensemble_resumed_from_an_earlier_version_of_a_rule_fits_it(
     from esa_lightning.jobs.train import train
 
     a, _ = two_missions
-    run = ["experiment=channel_ensemble", f"data.root={a}", "data.val_days=2", "test=false",
-           "trainer.enable_progress_bar=false", "logger=none", "trainer.max_epochs=1"]
-    train(compose_config("train", run, tmp_path))
+    run = ensemble_run(a)
+    tmp_path = ensemble_on_a.fresh()  # run trained there
     paths = list((tmp_path / "checkpoints" / "channel_ensemble").glob("*.ckpt"))
     for path in paths:
         data = torch.load(path, weights_only=False)
@@ -185,7 +217,7 @@ def test_a_channel_ensemble_resumed_from_an_earlier_version_of_a_rule_fits_it(
 
 
 def test_a_channel_ensemble_resumed_from_a_checkpoint_without_its_row_records(
-    two_missions, tmp_path
+    two_missions, ensemble_on_a
 ):
     """Checkpoints written before the model's row records (``train_rows``, ``feature_rows``):
     refused ("no train_rows; no feature_rows"), though Lightning's load takes them. Now resumed,
@@ -196,9 +228,8 @@ def test_a_channel_ensemble_resumed_from_a_checkpoint_without_its_row_records(
     from esa_lightning.jobs.train import train
 
     a, _ = two_missions
-    run = ["experiment=channel_ensemble", f"data.root={a}", "data.val_days=2", "test=false",
-           "trainer.enable_progress_bar=false", "logger=none", "trainer.max_epochs=1"]
-    train(compose_config("train", run, tmp_path))
+    run = ensemble_run(a)
+    tmp_path = ensemble_on_a.fresh()  # run trained there
     recorded = Detector.load(tmp_path / "detector").components["channel_ensemble"]
     for path in (tmp_path / "checkpoints" / "channel_ensemble").glob("*.ckpt"):
         data = torch.load(path, weights_only=False)
