@@ -15,7 +15,7 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.evaluate import evaluate_predictions
 from esa_lightning.jobs.predict import predict
 from esa_lightning.jobs.train import train
-from tests.conftest import compose_config
+from tests.conftest import TrainedRun, compose_config
 from tests.helpers import write_nasa
 
 FAST = ["experiment=smoke", "logger=none", "trainer.enable_progress_bar=false",
@@ -46,16 +46,26 @@ def mission(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return root, moved
 
 
-def test_train_predict_and_evaluate_score_the_target_channels_labels(mission, tmp_path):
+@pytest.fixture(scope="module")
+def trained_target(mission, tmp_path_factory) -> TrainedRun:
+    """``FAST`` on the mission with ``metrics.label_channels=target``, trained once; each test
+    starts from a fresh copy of its folder."""
+    folder = tmp_path_factory.mktemp("trained") / "train"
+    train(compose_config("train", [*FAST, f"data.root={mission[0]}",
+                                   "metrics.label_channels=target"], folder))
+    return TrainedRun(folder).keep()
+
+
+def test_train_predict_and_evaluate_score_the_target_channels_labels(mission, trained_target,
+                                                                     tmp_path):
     """Trained with ``target``, the detector predicted and its submission evaluated under
     both settings: ``target`` drops the moved event (on channel_1 only) and nothing else, and
     the three jobs agree on the numbers of each setting."""
     root, moved = mission
     data = [f"data.root={root}"]
-    train(compose_config("train", [*FAST, *data, "metrics.label_channels=target"],
-                         tmp_path / "train"))
-    trained = json.loads((tmp_path / "train" / "metrics.json").read_text())
-    detector = tmp_path / "train" / "detector"
+    trained_folder = trained_target.fresh()  # FAST, data, label_channels=target trained there
+    trained = json.loads((trained_folder / "metrics.json").read_text())
+    detector = trained_folder / "detector"
     predicted, evaluated, events = {}, {}, {}
     for setting in ("all", "target"):
         lc = f"metrics.label_channels={setting}"
@@ -91,14 +101,14 @@ def test_train_predict_and_evaluate_score_the_target_channels_labels(mission, tm
     assert evaluated["all"]["EW_recall"] != evaluated["target"]["EW_recall"]
 
 
-def test_a_resume_with_another_label_channels_is_refused(mission, tmp_path):
+def test_a_resume_with_another_label_channels_is_refused(mission, trained_target):
     """train.py's threshold fits and the provisional validation metrics that early stopping
     and the best checkpoint may follow read the events the setting keeps: a resume with the
     other setting went on, mixing the two in one run. It is refused as another data setting
     is, naming both values; the same setting resumes."""
     root, _ = mission
     run = [*FAST, f"data.root={root}", "metrics.label_channels=target"]
-    train(compose_config("train", run, tmp_path))
+    tmp_path = trained_target.fresh()  # run trained there
     with pytest.raises(ESAInputError, match=r"trained with metrics\.label_channels=target, "
                                             r"this run asks metrics\.label_channels=all"):
         train(compose_config("train", [*run, "metrics.label_channels=all", "ckpt_path=last"],
