@@ -87,22 +87,30 @@ TWO_EPOCHS = [*GRU, "trainer.max_epochs=2", "test=false", "model.post_processing
               "+trainer.num_sanity_val_steps=1", *QUIET]
 
 
-def test_a_run_resumed_after_an_epoch_trains_as_the_uninterrupted_run(small_mission_dir, tmp_path):
+@pytest.fixture(scope="module")
+def uninterrupted(small_mission_dir, tmp_path_factory) -> Path:
+    """``TWO_EPOCHS`` on the small mission, trained once without a break and without loader
+    workers: the run the two tests below compare theirs with (they only read its weights)."""
+    run = tmp_path_factory.mktemp("uninterrupted") / "run"
+    train(compose_config("train", [*TWO_EPOCHS, f"data.root={small_mission_dir}"], run))
+    return run
+
+
+def test_a_run_resumed_after_an_epoch_trains_as_the_uninterrupted_run(small_mission_dir, tmp_path,
+                                                                      uninterrupted):
     """Lightning's checkpoints hold no random state: the resumed run's second epoch took the
     batch order the uninterrupted run's first epoch had (RandomState puts the state back)."""
     data = f"data.root={small_mission_dir}"
-    train(compose_config("train", [*TWO_EPOCHS, data], tmp_path / "whole"))
     cut = tmp_path / "cut"
     train(compose_config("train", [*TWO_EPOCHS, data, "trainer.max_epochs=1"], cut))
     train(compose_config("train", [*TWO_EPOCHS, data, "ckpt_path=last"], cut))
-    assert_same_weights(trained_weights(tmp_path / "whole"), trained_weights(cut))
+    assert_same_weights(trained_weights(uninterrupted), trained_weights(cut))
 
 
-def test_loader_workers_do_not_change_the_training(small_mission_dir, tmp_path):
+def test_loader_workers_do_not_change_the_training(small_mission_dir, tmp_path, uninterrupted):
     """Persistent workers drew no new seed from the global generator after the first epoch,
     so every later epoch's batch order differed from the run without workers."""
     data = f"data.root={small_mission_dir}"
-    train(compose_config("train", [*TWO_EPOCHS, data], tmp_path / "main"))
     train(compose_config("train", [*TWO_EPOCHS, data, "datamodule.num_workers=2"],
                          tmp_path / "workers"))
-    assert_same_weights(trained_weights(tmp_path / "main"), trained_weights(tmp_path / "workers"))
+    assert_same_weights(trained_weights(uninterrupted), trained_weights(tmp_path / "workers"))
