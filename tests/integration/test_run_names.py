@@ -76,8 +76,21 @@ def test_a_sweep_over_models_keeps_one_folder_and_names_each_job(small_mission_d
     assert [experiment_of(sweeps[0] / str(job)) for job in (0, 1)] == ["zscore", "global_std"]
 
 
+@pytest.fixture(scope="module")
+def zscore_run(small_mission_dir, tmp_path_factory):
+    """``model=zscore`` with ``FAST`` trained once through the compose API; each test starts
+    from a fresh copy of its folder (``TrainedRun``)."""
+    from esa_lightning.jobs.train import train
+    from tests.conftest import TrainedRun, compose_config
+
+    folder = tmp_path_factory.mktemp("trained") / "run"
+    train(compose_config("train", ["model=zscore", f"data.root={small_mission_dir}", *FAST],
+                         folder))
+    return TrainedRun(folder).keep()
+
+
 def test_a_run_folder_written_before_runs_were_named_after_the_model_resumes(
-    small_mission_dir, tmp_path, caplog
+    small_mission_dir, zscore_run, caplog
 ):
     """train.yaml named every run without an experiment gru_ae: a ``model=zscore`` run kept its
     checkpoints in checkpoints/gru_ae/. Resumed now (``ckpt_path=last``), the run looked for
@@ -86,7 +99,7 @@ def test_a_run_folder_written_before_runs_were_named_after_the_model_resumes(
     from tests.conftest import compose_config
 
     args = ["model=zscore", f"data.root={small_mission_dir}", *FAST]
-    train(compose_config("train", args, tmp_path))
+    tmp_path = zscore_run.fresh()  # args trained there
     # the layout such a run had: the one component's checkpoints under the old name
     (tmp_path / "checkpoints" / "zscore").rename(tmp_path / "checkpoints" / "gru_ae")
     old = tmp_path / "checkpoints" / "gru_ae" / "last.ckpt"
@@ -99,7 +112,7 @@ def test_a_run_folder_written_before_runs_were_named_after_the_model_resumes(
 
 
 def test_a_single_model_resumed_among_several_component_folders_is_refused_naming_them(
-    small_mission_dir, tmp_path, caplog
+    small_mission_dir, zscore_run, caplog
 ):
     """Its own checkpoints/<name>/last.ckpt missing and two other component folders holding one
     (``model=zscore`` resumed in an esa_full run's folder), the run logged "starts from scratch"
@@ -109,7 +122,7 @@ def test_a_single_model_resumed_among_several_component_folders_is_refused_namin
     from tests.conftest import compose_config
 
     args = ["model=zscore", f"data.root={small_mission_dir}", *FAST]
-    train(compose_config("train", args, tmp_path))
+    tmp_path = zscore_run.fresh()  # args trained there
     checkpoints = tmp_path / "checkpoints"
     (checkpoints / "zscore").rename(checkpoints / "gru_ae")
     (checkpoints / "channel_ensemble").mkdir()
