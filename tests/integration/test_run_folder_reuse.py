@@ -21,7 +21,7 @@ import pytest
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.train import train
-from tests.conftest import CONF, REPO, compose_config
+from tests.conftest import CONF, REPO, TrainedRun, compose_config
 
 FAST = ["experiment=smoke", "logger=none", "trainer.enable_progress_bar=false",
         "~callbacks.progress_bar", "test=false"]
@@ -40,11 +40,20 @@ def run_train(args: list[str], root: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.fixture(scope="module")
+def fast_run(small_mission_dir, tmp_path_factory) -> TrainedRun:
+    """``FAST`` on the small mission, trained once; each test starts from a fresh copy."""
+    folder = tmp_path_factory.mktemp("trained") / "run"
+    assert train(compose_config("train", [*FAST, f"data.root={small_mission_dir}"],
+                                folder)) is not None
+    return TrainedRun(folder).keep()
+
+
 def test_a_second_run_into_a_trained_folder_is_refused_and_resuming_it_works(
-    small_mission_dir, tmp_path
+    small_mission_dir, fast_run
 ):
     run = [*FAST, f"data.root={small_mission_dir}"]
-    assert train(compose_config("train", run, tmp_path)) is not None
+    tmp_path = fast_run.fresh()  # run trained there
     before = snapshot(tmp_path)
     with pytest.raises(ESAInputError) as refused:
         train(compose_config("train", [*run, "model.quantile=99.0"], tmp_path))
@@ -73,14 +82,14 @@ def test_a_resume_refused_for_a_data_setting_names_its_datamodule_key(
 
 
 def test_resuming_with_other_model_settings_than_the_checkpoints_is_refused(
-    small_mission_dir, tmp_path
+    small_mission_dir, fast_run
 ):
     """The resume restored the checkpoint trained with the first settings and shipped it with
     the settings asked now in its config. The refusal, reached here as the Python API's
     ``train()`` reaches it (no Hydra job), names the API's ``output_dir=`` (it named
     ``hydra.run.dir``, a setting the API user never gives)."""
     run = [*FAST, f"data.root={small_mission_dir}"]
-    train(compose_config("train", run, tmp_path))
+    tmp_path = fast_run.fresh()  # run trained there
     detector = snapshot(tmp_path / "detector")
     with pytest.raises(ESAInputError, match=r"trained with model\.quantile=.*, this run asks "
                                             r"model\.quantile=99\.0") as refused:
