@@ -65,16 +65,20 @@ def test_the_python_api_composes_a_component_model_of_a_users_search_path(tmp_pa
     assert ensemble.model.quantile == 99.0  # esa_full's settings of it, the user's own
 
 
-def test_train_py_composes_a_component_model_of_its_config_dir(tmp_path):
-    """The command line itself (``--cfg job`` prints the job's config, nothing is run)."""
-    conf = user_configs(tmp_path)
+def composed_ensemble(tmp_path: Path, *config_flags: str) -> dict:
+    """``components.channel_ensemble`` of the job ``train.py *config_flags`` composes with
+    esa_full and ``user_configs``' model as that component (``--cfg job``: nothing is run)."""
     env = {**os.environ, "ESA_LIGHTNING_ROOT": str(tmp_path), "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--config-dir", str(conf),
-                           *ESA_FULL, "model@components.channel_ensemble.model=my_zscore",
-                           "--cfg", "job"],
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), *config_flags, *ESA_FULL,
+                           "model@components.channel_ensemble.model=my_zscore", "--cfg", "job"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ensemble = yaml.safe_load(proc.stdout)["components"]["channel_ensemble"]
+    return yaml.safe_load(proc.stdout)["components"]["channel_ensemble"]
+
+
+def test_train_py_composes_a_component_model_of_its_config_dir(tmp_path):
+    """The command line itself (``--cfg job`` prints the job's config, nothing is run)."""
+    ensemble = composed_ensemble(tmp_path, "--config-dir", str(user_configs(tmp_path)))
     assert ensemble["datamodule"]["max_rows"] == 1234
     assert ensemble["datamodule"]["_target_"].endswith(".RowDataModule")
     assert ensemble["model"]["quantile"] == 99.0
@@ -131,13 +135,6 @@ def test_the_config_name_picks_the_default_datamodule_of_a_model_without_one(tmp
 def test_train_py_composes_a_component_model_of_its_config_path(tmp_path):
     """``train.py -cp DIR -cn NAME`` (``--cfg job``: nothing is run)."""
     own = own_primary_configs(tmp_path)
-    env = {**os.environ, "ESA_LIGHTNING_ROOT": str(tmp_path), "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--config-path", str(own),
-                           "--config-name", "my_train", *ESA_FULL,
-                           "model@components.channel_ensemble.model=my_zscore",
-                           "--cfg", "job"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ensemble = yaml.safe_load(proc.stdout)["components"]["channel_ensemble"]
+    ensemble = composed_ensemble(tmp_path, "--config-path", str(own), "--config-name", "my_train")
     assert ensemble["datamodule"]["max_rows"] == 1234
     assert ensemble["datamodule"]["_target_"].endswith(".RowDataModule")
