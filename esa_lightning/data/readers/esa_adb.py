@@ -69,10 +69,10 @@ from esa_lightning.data.readers.esa_adb_grid import (
     MAX_GRID_ROWS,
     build_arrays,
     period_ns,
-    resolve_jobs,
     to_ns,
 )
 from esa_lightning.data.readers.file_names import refuse_path_names
+from esa_lightning.data.readers.threads import resolve_jobs
 from esa_lightning.data.selection import (
     NS_RANGE,
     ChannelSpec,

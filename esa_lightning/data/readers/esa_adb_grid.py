@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +23,7 @@ from esa_lightning.data.readers.grid_marks import (
     telecommand_pulses,
 )
 from esa_lightning.data.readers.nonfinite import forward_fill
+from esa_lightning.data.readers.threads import in_order
 from esa_lightning.data.safe_pickle import read_pickled_frame
 from esa_lightning.data.selection import NS_RANGE
 from esa_lightning.errors import ESAInputError, user_stacklevel
@@ -32,7 +31,6 @@ from esa_lightning.progress import progress
 
 _BLOCK = 4096  # output rows written at once per channel group (stays in cache)
 _GROUP = 16  # channels resampled before they are written into the output together
-_T = TypeVar("_T")
 # the most grid rows a read may span (about 47 years at 30 s): beyond it, a corrupt timestamp
 MAX_GRID_ROWS = 50_000_000
 
@@ -334,7 +332,7 @@ def build_arrays(
     ]
     # telecommand files are read by the same threads, right after the channels
     tasks += [partial(_execution_times, path) for path in tc_files]
-    results = _in_order(tasks, n_jobs, ahead=2 * n_jobs)
+    results = in_order(tasks, n_jobs, ahead=2 * n_jobs)
     try:
         pending: list[_Column] = []
         any_inside = False
@@ -424,46 +422,6 @@ def _check_span(
 def _group_size(n_cols: int) -> int:
     """Channels resampled before they are written together: at most a quarter of the output."""
     return max(1, min(_GROUP, n_cols // 4))
-
-
-def resolve_jobs(n_jobs: int | None) -> int:
-    """``None`` or -1: every usable core; otherwise a positive thread count."""
-    if n_jobs is None or n_jobs == -1:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not Linux
-            return max(1, os.cpu_count() or 1)
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ESAInputError(
-            "n_jobs must be a positive integer, -1 or None", column="n_jobs", value=n_jobs
-        )
-    return n_jobs
-
-
-def _in_order(tasks: list[Callable[[], _T]], n_jobs: int, ahead: int) -> Iterator[_T]:
-    """Results of ``tasks`` in order, ``n_jobs`` threads computing at most ``ahead`` in advance.
-
-    Unzipping and the numpy work release the GIL, so threads overlap on several cores; the
-    bounded look-ahead keeps the memory bound (at most ``ahead`` finished columns waiting).
-    With one job the tasks run here, one after the other.
-    """
-    if n_jobs <= 1:
-        for task in tasks:
-            yield task()
-        return
-    pool = ThreadPoolExecutor(max_workers=n_jobs)
-    try:
-        queued: deque[Future[_T]] = deque(pool.submit(t) for t in tasks[:ahead])
-        following = iter(tasks[ahead:])
-        while queued:
-            result = queued.popleft().result()
-            task = next(following, None)
-            if task is not None:
-                queued.append(pool.submit(task))
-            yield result
-            del result
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _floor_div(x: int, p: int) -> int:
