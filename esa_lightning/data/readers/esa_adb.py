@@ -35,7 +35,8 @@ GIL), each into its own float32 column; groups of up to 16 columns (at most a qu
 output) are then copied into the [T, C] output block by block, so the output is swept once per
 group instead of once per channel. The float32 output is the only big allocation (it grows,
 rarely, when a later channel extends the time range and ``start``/``end`` were not given).
-The grid work lives in ``readers.esa_adb_grid``. Results are cached by ``readers.cache``, keyed
+The grid work lives in ``readers.esa_adb_grid``, the tables in ``readers.esa_adb_tables``
+(``readers.threads`` runs the threads). Results are cached by ``readers.cache``, keyed
 by the source files' identity and every option.
 """
 
@@ -52,7 +53,7 @@ import pandas as pd
 
 from esa_lightning import io
 from esa_lightning.data.array_store import ArrayStore
-from esa_lightning.data.mission import CATEGORY_TO_CODE, Mission
+from esa_lightning.data.mission import Mission
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.cache import (
     USER_CACHE_DIR,
@@ -62,7 +63,6 @@ from esa_lightning.data.readers.cache import (
     read_through_cache,
 )
 from esa_lightning.data.readers.common import (
-    check_no_index_taken,
     other_layout_hint,
 )
 from esa_lightning.data.readers.esa_adb_grid import (
@@ -71,10 +71,14 @@ from esa_lightning.data.readers.esa_adb_grid import (
     period_ns,
     to_ns,
 )
-from esa_lightning.data.readers.file_names import refuse_path_names
+from esa_lightning.data.readers.esa_adb_tables import (
+    member_file,
+    read_channel_table,
+    read_events,
+    read_telecommand_table,
+)
 from esa_lightning.data.readers.threads import resolve_jobs
 from esa_lightning.data.selection import (
-    NS_RANGE,
     ChannelSpec,
     select_channels,
     split_points_by_time,
@@ -84,12 +88,6 @@ from esa_lightning.errors import ESAInputError, user_stacklevel
 CACHE_VERSION = "esa_adb-6"  # 2: the readers' shared cache format; 3: unrepresentable rows;
 # 4: unrepresentable cells (row and channel); 5: the rows each channel sent a sample on;
 # 6: a NaN sample is no sample (held over, as a NaN cell of a frame)
-CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
-TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
-LABEL_COLUMNS = ["ID", "Channel", "StartTime", "EndTime"]
-ANOMALY_TYPE_COLUMNS = ["ID", "Category"]
-ANOMALY_TYPE_OPTIONAL = ["Class", "Subclass", "Dimensionality", "Locality", "Length"]
-EVENT_TABLE_COLUMNS = ["ID", "Channel", "StartTime", "EndTime", "Category", *ANOMALY_TYPE_OPTIONAL]
 
 
 # --------------------------------------------------------------------------- public entry point
@@ -143,7 +141,7 @@ def read_esa_mission(
         lightweight = record.get("lightweight", []) if lightweight is None else lightweight
     if split_date is None:
         split_date = record.get("split_date")
-    table = _read_channel_table(root / "channels.csv")
+    table = read_channel_table(root / "channels.csv")
     stale = [str(c) for c in lightweight if str(c) not in set(table["Channel"])]
     if channels == "lightweight" and stale:
         lightweight_from = "data.lightweight" if lightweight_given else root / "mission.json"
@@ -166,9 +164,9 @@ def read_esa_mission(
             path=root,
             column="counters",
         )
-    channel_files = [_member_file(root, "channels", n) for n in names]
-    tc_names, tc_files, all_tc = _read_telecommand_table(root, telecommand_priority)
-    events = _read_events(root, set(table["Channel"]) | set(all_tc))
+    channel_files = [member_file(root, "channels", n) for n in names]
+    tc_names, tc_files, all_tc = read_telecommand_table(root, telecommand_priority)
+    events = read_events(root, set(table["Channel"]) | set(all_tc))
     events = events[events["Channel"].isin(set(names))].reset_index(drop=True)
 
     sources = [root / "channels.csv", *channel_files, *tc_files]
@@ -292,188 +290,3 @@ def _is_date(text: Any) -> bool:
         return isinstance(text, str) and isinstance(to_ns(text, "split_date"), int)
     except ESAInputError:
         return False
-
-
-# --------------------------------------------------------------------------- tables
-def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
-    """The table as text: names like ``NA`` or ``null`` are kept; only empty cells are missing."""
-    if not path.is_file():
-        raise ESAInputError("file not found", path=path)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except pd.errors.EmptyDataError:  # a table of no rows still has its header line
-        raise ESAInputError(f"empty file (no header line; a table of no rows is its header "
-                            f"line alone: {','.join(required)})", path=path) from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ESAInputError(f"cannot parse CSV: {exc}", path=path) from None
-    check_no_index_taken(df, path)
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise ESAInputError(
-            f"missing column(s) {missing}; found {list(df.columns)}", path=path, column=missing[0]
-        )
-    return df
-
-
-def _names(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    """``column`` as stripped strings; an empty cell is an error naming its row."""
-    text = df[column].astype(str).str.strip()
-    empty = df[column].isna() | (text == "")
-    if empty.any():
-        row = int(np.flatnonzero(empty.to_numpy())[0]) + 1
-        raise ESAInputError(f"empty cell in row {row} after the header", path=path, column=column)
-    return text
-
-
-def _file_names(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    """``_names`` of a column naming files ``<folder>/<name>.zip``: one holding a path
-    separator would read a file elsewhere (``../x`` outside the mission folder)."""
-    text = _names(df, column, path)
-    refuse_path_names(text, path, column, f"{column.lower()}s/<name>.zip")
-    return text
-
-
-def _yes_no(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    raw = df[column]
-    if raw.dtype == bool:
-        return raw
-    text = raw.astype(str).str.strip().str.upper()
-    mapping = {"YES": True, "NO": False, "TRUE": True, "FALSE": False, "1": True, "0": False}
-    bad = ~text.isin(mapping)
-    if bad.any():
-        raise ESAInputError("expected YES or NO", path=path, column=column, value=raw[bad].iloc[0])
-    return text.map(mapping).astype(bool)
-
-
-def _read_channel_table(path: Path) -> pd.DataFrame:
-    df = _read_csv(path, CHANNEL_COLUMNS)
-    df["Channel"] = _file_names(df, "Channel", path)
-    dup = df["Channel"][df["Channel"].duplicated()]
-    if len(dup):
-        raise ESAInputError("duplicate channel", path=path, column="Channel", value=dup.iloc[0])
-    for col in ("Target", "Categorical"):
-        df[col] = _yes_no(df, col, path)
-    return df.reset_index(drop=True)
-
-
-def _member_file(root: Path, folder: str, name: str) -> Path:
-    base = root / folder
-    if not base.is_dir():
-        raise ESAInputError(f"folder {folder}/ not found", path=base)
-    for candidate in (base / f"{name}.zip", base / f"{name}.pkl", base / name):
-        if candidate.is_file():
-            return candidate
-    raise ESAInputError(f"no file for {name!r}", path=base / f"{name}.zip")
-
-
-def _read_telecommand_table(root: Path, priority: int) -> tuple[list[str], list[Path], list[str]]:
-    """(selected names, their files, all names); no telecommands.csv means no telecommands."""
-    path = root / "telecommands.csv"
-    if not path.is_file():
-        return [], [], []
-    df = _read_csv(path, TELECOMMAND_COLUMNS)
-    df["Telecommand"] = _file_names(df, "Telecommand", path)
-    prio = pd.to_numeric(df["Priority"], errors="coerce")
-    if prio.isna().any():
-        bad = df["Priority"][prio.isna()].iloc[0]
-        raise ESAInputError("priority must be a number", path=path, column="Priority", value=bad)
-    names = list(df.loc[prio >= priority, "Telecommand"])
-    return names, [_member_file(root, "telecommands", n) for n in names], list(df["Telecommand"])
-
-
-def _parse_times(values: pd.Series, path: Path, column: str) -> np.ndarray:
-    """Times as naive UTC datetime64[ns]; strings with a timezone are converted to UTC."""
-    why = ""
-    try:
-        parsed = pd.to_datetime(values, utc=True, format="ISO8601")
-    except (ValueError, TypeError):
-        try:
-            parsed = pd.to_datetime(values, utc=True, format="mixed")
-        except (ValueError, TypeError) as exc:  # the first cell that is no time is named below
-            why = f" ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-            parsed = pd.to_datetime(values, utc=True, format="mixed", errors="coerce")
-    if parsed.isna().any():  # named by its row (1 = the first after the header)
-        i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        bad, where = values.iloc[i], f"in row {i + 1} after the header"
-        if pd.isna(bad):
-            raise ESAInputError(f"empty cell {where}: a time is needed", path=path, column=column)
-        raise ESAInputError(f"not a time {where}{why}", path=path, column=column, value=bad)
-    naive = parsed.dt.tz_localize(None)
-    try:  # pandas parses in s / us: a cast with astype would wrap 2584 onto 2000
-        return naive.dt.as_unit("ns").to_numpy()
-    except (ValueError, OverflowError):  # OutOfBoundsDatetime
-        outside = (naive < pd.Timestamp.min) | (naive > pd.Timestamp.max)
-        bad = values[outside].iloc[0]
-        raise ESAInputError(f"time {NS_RANGE}", path=path, column=column, value=bad) from None
-
-
-def _read_events(root: Path, known: set[str]) -> pd.DataFrame:
-    """labels.csv joined with anomaly_types.csv: one row per (ID, Channel, segment)."""
-    labels_path, types_path = root / "labels.csv", root / "anomaly_types.csv"
-    if not labels_path.is_file():
-        return _empty_event_table()
-    labels = _read_csv(labels_path, LABEL_COLUMNS)
-    if not types_path.is_file():
-        if labels.empty:  # a header-only labels.csv: no events, so no types to look up
-            return _empty_event_table()
-        raise ESAInputError(f"file not found (needed by the labels in {labels_path})",
-                            path=types_path)
-    types = _read_csv(types_path, ANOMALY_TYPE_COLUMNS)
-    labels["ID"] = _names(labels, "ID", labels_path)
-    labels["Channel"] = _names(labels, "Channel", labels_path)
-    types["ID"] = _names(types, "ID", types_path)
-    unknown = labels.loc[~labels["Channel"].isin(known), "Channel"]
-    if len(unknown):
-        raise ESAInputError(
-            "label names an unknown channel",
-            path=labels_path,
-            column="Channel",
-            value=unknown.iloc[0],
-        )
-    starts = _parse_times(labels["StartTime"], labels_path, "StartTime")
-    ends = _parse_times(labels["EndTime"], labels_path, "EndTime")
-    backwards = np.flatnonzero(ends < starts)
-    if len(backwards):
-        i = backwards[0]
-        raise ESAInputError(
-            f"label ends ({ends[i]}) before it starts ({starts[i]})",
-            path=labels_path,
-            column="EndTime",
-            value=labels["ID"].iloc[i],
-        )
-    types["Category"] = types["Category"].astype(str).str.strip()
-    bad = types.loc[~types["Category"].isin(CATEGORY_TO_CODE), "Category"]
-    if len(bad):
-        raise ESAInputError(
-            f"unknown category; expected one of {sorted(CATEGORY_TO_CODE)}",
-            path=types_path,
-            column="Category",
-            value=bad.iloc[0],
-        )
-    if types["ID"].duplicated().any():
-        dup = types.loc[types["ID"].duplicated(), "ID"].iloc[0]
-        raise ESAInputError("duplicate event ID", path=types_path, column="ID", value=dup)
-    missing = sorted(set(labels["ID"]) - set(types["ID"]))
-    if missing:
-        raise ESAInputError(
-            "event ID has no row in anomaly_types.csv",
-            path=types_path,
-            column="ID",
-            value=missing[0],
-        )
-    for col in ANOMALY_TYPE_OPTIONAL:
-        if col not in types.columns:
-            types[col] = None
-    events = pd.DataFrame(
-        {"ID": labels["ID"], "Channel": labels["Channel"], "StartTime": starts, "EndTime": ends}
-    )
-    events = events.merge(types[["ID", "Category", *ANOMALY_TYPE_OPTIONAL]], on="ID", how="left")
-    return events[EVENT_TABLE_COLUMNS].reset_index(drop=True)
-
-
-def _empty_event_table() -> pd.DataFrame:
-    cols: dict[str, Any] = {c: pd.Series([], dtype=object) for c in EVENT_TABLE_COLUMNS}
-    cols["StartTime"] = pd.Series([], dtype="datetime64[ns]")
-    cols["EndTime"] = pd.Series([], dtype="datetime64[ns]")
-    return pd.DataFrame(cols)
