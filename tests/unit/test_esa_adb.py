@@ -595,3 +595,30 @@ def test_labels_wholly_outside_the_grid_are_warned_about(mission_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the labels on the grid: no warning
         read(make_mission(mission_dir.parent / "N"))
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_labels_cut_out_by_start_or_end_are_not_warned_about(mission_dir, tmp_path, cached):
+    """data.start / data.end cut labeled events out on purpose: the warning about events
+    wholly outside the grid fired for those too. It names only the events outside the range
+    the channel files span (here one a year late), with that range."""
+    labels = pd.read_csv(mission_dir / "labels.csv")
+    late = pd.DataFrame({"ID": ["id_5"], "Channel": ["channel_2"],
+                         "StartTime": ["2001-01-01 00:00:00"], "EndTime": ["2001-01-01 00:01:00"]})
+    pd.concat([labels, late]).to_csv(mission_dir / "labels.csv", index=False)
+    types = pd.read_csv(mission_dir / "anomaly_types.csv")
+    pd.concat([types, types.iloc[:1].assign(ID=["id_5"])]).to_csv(
+        mission_dir / "anomaly_types.csv", index=False)
+    options = {"cache_dir": tmp_path / "cache", "use_cache": True} if cached else {}
+    # 00:01:00 .. cuts id_1 (00:00:41-45) out; .. 00:00:30 cuts every label out
+    for cut in ({"start": "2000-01-01 00:01:00"}, {"end": "2000-01-01 00:00:30"}):
+        for _ in range(2 if cached else 1):  # a read from the cache too
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                m = read(mission_dir, **cut, **options)
+            said = [str(w.message) for w in caught if "outside the grid" in str(w.message)]
+            assert len(said) == 1, [str(w.message) for w in caught]
+            assert "['id_5']" in said[0] and "id_1" not in said[0] and "id_2" not in said[0]
+            assert "2000-01-01T00:00:00" in said[0] and "2000-01-01T00:02:00" in said[0]
+            assert "id_5" not in set(m.events["ID"])
+    assert sorted(read(mission_dir, start="2000-01-01 00:01:00").events["ID"]) == ["id_2", "id_3"]

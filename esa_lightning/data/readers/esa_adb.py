@@ -24,7 +24,8 @@ Preprocessing
   at or after each execution; executions outside the grid are dropped.
 - Label start times floor to the grid and end times ceil, so every label marks at least one grid
   point; where labels of one channel overlap the lower (more important) code wins. Events
-  wholly outside the grid are not read, with a warning naming ``labels.csv`` and their IDs.
+  wholly outside the grid are not read, with a warning naming ``labels.csv`` and their IDs
+  where they lie outside the channel files' own range too (not where ``start``/``end`` cut them).
 - Timestamps that are unsorted or duplicated are an error (``ESAInputError``) rather than silently
   reordered: ESA-ADB's own files are strictly increasing, so anything else means a broken file.
   NaN/inf values are repaired by forward fill (back fill at the start) with one warning that
@@ -85,9 +86,10 @@ from esa_lightning.data.selection import (
 )
 from esa_lightning.errors import ESAInputError, user_stacklevel
 
-CACHE_VERSION = "esa_adb-6"  # 2: the readers' shared cache format; 3: unrepresentable rows;
+CACHE_VERSION = "esa_adb-7"  # 2: the readers' shared cache format; 3: unrepresentable rows;
 # 4: unrepresentable cells (row and channel); 5: the rows each channel sent a sample on;
-# 6: a NaN sample is no sample (held over, as a NaN cell of a frame)
+# 6: a NaN sample is no sample (held over, as a NaN cell of a frame); 7: the info holds the
+# range the channels' samples span (data_k_lo, data_k_hi)
 
 
 # --------------------------------------------------------------------------- public entry point
@@ -210,12 +212,17 @@ def read_esa_mission(
     timestamps = ((np.arange(n, dtype=np.int64) + k_lo) * p_ns).view("datetime64[ns]")
     if n:
         lo, hi = timestamps[0], timestamps[-1]
-        keep = (events["EndTime"].to_numpy() >= lo) & (events["StartTime"].to_numpy() <= hi)
-        if not keep.all():  # say so: a label off the grid (a wrong zone, year) is lost
-            off = list(dict.fromkeys(events.loc[~keep, "ID"]))
+        keep = _overlaps(events, lo, hi)
+        # say so where a label is off the data (a wrong zone, year), not where start / end cut
+        # it out on purpose: the range the channel files span, the grid without start / end
+        own_lo, own_hi = (np.datetime64(int(info[k]) * p_ns, "ns") for k in ("data_k_lo",
+                                                                             "data_k_hi"))
+        off = list(dict.fromkeys(events.loc[~keep & ~_overlaps(events, own_lo, own_hi), "ID"]))
+        if off:
             warnings.warn(
-                f"{root / 'labels.csv'}: {len(off)} event(s) lie wholly outside the grid "
-                f"{lo} .. {hi} and are not read: ID(s) {off[:5]}{' ...' * (len(off) > 5)}",
+                f"{root / 'labels.csv'}: {len(off)} event(s) lie wholly outside the grid the "
+                f"channel files span, {own_lo} .. {own_hi}, and are not read: "
+                f"ID(s) {off[:5]}{' ...' * (len(off) > 5)}",
                 stacklevel=user_stacklevel(),
             )
         events = events.loc[keep].reset_index(drop=True)
@@ -255,6 +262,11 @@ def read_esa_mission(
             ).to_dict(),
         },
     )
+
+
+def _overlaps(events: pd.DataFrame, lo: np.datetime64, hi: np.datetime64) -> np.ndarray:
+    """Which events overlap the time span ``lo`` .. ``hi`` (both ends included)."""
+    return (events["EndTime"].to_numpy() >= lo) & (events["StartTime"].to_numpy() <= hi)
 
 
 def read_mission_record(root: Path) -> dict[str, Any]:

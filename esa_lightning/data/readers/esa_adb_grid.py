@@ -221,6 +221,7 @@ class _Column:
     hi: int
     values: np.ndarray
     n_bad: int  # non-finite raw values repaired
+    first_floor: int  # lattice index of the floor of the first raw timestamp
     last_floor: int  # lattice index of the floor of the last raw timestamp
     unrepresentable: np.ndarray  # int64 lattice rows where a sample beyond float32 lands
     inside: bool  # a raw sample lies on or between the requested range's grid points
@@ -290,7 +291,8 @@ def _channel_column(
     inside = bool(np.any((ts >= (first if k_lo is None else k_lo * p_ns))
                          & (ts < (last + 1 if k_hi is None else (k_hi + 1) * p_ns))))
     sent = sent_bits(landing[reading] - lo, hi - lo + 1)
-    return _Column(lo, hi, column, n_bad, _floor_div(last, p_ns), marked, inside, sent)
+    floors = _floor_div(first, p_ns), _floor_div(last, p_ns)
+    return _Column(lo, hi, column, n_bad, *floors, marked, inside, sent)
 
 
 def build_arrays(
@@ -307,7 +309,8 @@ def build_arrays(
     warn: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """(values, labels, telecommands and ``sent`` (``Mission.sent``) arrays on the grid;
-    {k_lo, n_rows}) of the chosen files;
+    {k_lo, n_rows, and data_k_lo .. data_k_hi: the lattice range the channels' own samples
+    span, the grid without start/end}) of the chosen files;
     ``warn``: a warning counting each channel file's repaired non-finite values (False: the
     caller reports them its own way)."""
     k_lo = None if start is None else _floor_div(to_ns(start, "start"), p_ns)
@@ -321,7 +324,7 @@ def build_arrays(
         )
     grid = _GridBuffer(len(names), k_lo, k_hi)
     own: list[tuple[int, int, float, float]] = []  # per channel: its lattice range and end values
-    last_floor = -(2**62)
+    first_floor, last_floor = 2**62, -(2**62)
     repaired: dict[str, int] = {}
     marked: list[np.ndarray] = []  # lattice rows of samples beyond float32
     sent: list[tuple[int, np.ndarray]] = []  # per channel: (lattice start, packed sample rows)
@@ -346,6 +349,7 @@ def build_arrays(
             sent.append((column.lo, column.sent))
             _check_span(grid, column, max_rows, p_ns, files[col], names[col])
             grid.cover(column.lo, column.hi)
+            first_floor = min(first_floor, column.first_floor)
             last_floor = max(last_floor, column.last_floor)
             own.append((column.lo, column.hi, float(column.values[0]), float(column.values[-1])))
             pending.append(column)
@@ -396,7 +400,8 @@ def build_arrays(
             "model and always alarm",
             stacklevel=user_stacklevel(),
         )
-    return arrays, {"k_lo": int(k_lo), "n_rows": int(n)}
+    span = {"data_k_lo": int(first_floor), "data_k_hi": int(last_floor)}
+    return arrays, {"k_lo": int(k_lo), "n_rows": int(n), **span}
 
 
 def _check_span(
