@@ -110,21 +110,25 @@ def test_the_rows_each_channel_sent_a_sample_on(mission_dir):
 
 @pytest.mark.parametrize("cached", [False, True])
 def test_a_reading_beyond_float32_is_warned_about_as_the_other_readers_do(mission_dir, tmp_path,
-                                                                          cached):
+                                                                          cached, monkeypatch):
     """A channel file's 1e300 (or inf) is replaced and its row always alarms; the raw reader
     said only 'repaired non-finite values', for a value that was finite, where the CSV, Kaggle
     and NASA readers name the rows beyond float32's range and that they always alarm."""
     _series(mission_dir / "channels/channel_2.zip", "channel_2", ["5s", "70s", "120s"],
             [10.0, 1e300, 20.0])
     options = {"cache_dir": tmp_path / "cache", "use_cache": True} if cached else {}
-    for _ in range(2 if cached else 1):  # a read from the cache gives the same warnings
+    monkeypatch.chdir(mission_dir.parent)
+    # a read from the cache gives the same warnings, naming the file as that read spells it
+    for root in [mission_dir, Path(mission_dir.name)] if cached else [mission_dir]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            m = read(mission_dir, **options)
+            m = read(root, **options)
         beyond = [str(w.message) for w in caught if "beyond float32's range" in str(w.message)]
         assert len(beyond) == 1, [str(w.message) for w in caught]
-        assert "1 row(s)" in beyond[0] and "channel_2" in beyond[0]
-        assert "always alarm" in beyond[0]
+        assert "1 row(s)" in beyond[0] and "always alarm" in beyond[0]
+        # named by its channel file, as the repair warning is: it named the channel only
+        file = root / "channels" / "channel_2.zip"
+        assert f"in channel file(s) ['{file}']:" in beyond[0], beyond[0]
     assert np.isfinite(m.values).all() and m.unrepresentable.tolist() == [0, 0, 0, 1, 0]
 
 

@@ -29,7 +29,7 @@ Preprocessing
 - Timestamps that are unsorted or duplicated are an error (``ESAInputError``) rather than silently
   reordered: ESA-ADB's own files are strictly increasing, so anything else means a broken file.
   NaN/inf values are repaired by forward fill (back fill at the start) with one warning that
-  counts the repaired values per channel.
+  counts the repaired values per channel file, and one naming the files beyond float32's range.
 
 Speed and memory: ``n_jobs`` threads read and resample channels (unzipping and numpy release the
 GIL), each into its own float32 column; groups of up to 16 columns (at most a quarter of the

@@ -311,8 +311,9 @@ def build_arrays(
     """(values, labels, telecommands and ``sent`` (``Mission.sent``) arrays on the grid;
     {k_lo, n_rows, and data_k_lo .. data_k_hi: the lattice range the channels' own samples
     span, the grid without start/end}) of the chosen files;
-    ``warn``: a warning counting each channel file's repaired non-finite values (False: the
-    caller reports them its own way)."""
+    ``warn``: a warning counting each channel file's repaired non-finite values and one naming
+    the channel files with readings beyond float32's range (an in-memory series: by its name;
+    False: the caller reports them its own way)."""
     k_lo = None if start is None else _floor_div(to_ns(start, "start"), p_ns)
     k_hi = None if end is None else _floor_div(to_ns(end, "end"), p_ns)
     if k_lo is not None and k_hi is not None and k_hi < k_lo:
@@ -342,9 +343,8 @@ def build_arrays(
         for col in progress(range(len(names)), "reading channels"):
             column = next(results)
             any_inside |= column.inside
-            if column.n_bad:  # named by its file (an in-memory series: by its name)
-                source = files[col]
-                repaired[str(source) if isinstance(source, Path) else names[col]] = column.n_bad
+            if column.n_bad:
+                repaired[_named(files[col], names[col])] = column.n_bad
             marked.append(column.unrepresentable)
             sent.append((column.lo, column.sent))
             _check_span(grid, column, max_rows, p_ns, files[col], names[col])
@@ -360,8 +360,8 @@ def build_arrays(
         tc_times = list(results)
     finally:
         results.close()  # on an error: stop the threads before raising
+    per = "channel file" if any(isinstance(f, Path) for f in files) else "channel"
     if repaired and warn:
-        per = "channel file" if any(isinstance(f, Path) for f in files) else "channel"
         warnings.warn(
             f"repaired non-finite values (forward fill) per {per}: {repaired}",
             stacklevel=user_stacklevel(),
@@ -393,15 +393,20 @@ def build_arrays(
     }
     cells = arrays["unrepresentable_cells"]
     if len(cells) and warn:  # as repair_values words it for the other readers
-        where = [names[c] for c in np.unique(cells[:, 1])]
+        where = [_named(files[c], names[c]) for c in np.unique(cells[:, 1])]
         warnings.warn(
             f"{len(np.unique(cells[:, 0]))} row(s) hold a reading beyond float32's range (inf "
-            f"or |x| > {FLOAT32_MAX:.3g}) in channel(s) {where}: they are replaced for the "
+            f"or |x| > {FLOAT32_MAX:.3g}) in {per}(s) {where}: they are replaced for the "
             "model and always alarm",
             stacklevel=user_stacklevel(),
         )
     span = {"data_k_lo": int(first_floor), "data_k_hi": int(last_floor)}
     return arrays, {"k_lo": int(k_lo), "n_rows": int(n), **span}
+
+
+def _named(source: Path | SeriesInMemory, name: str) -> str:
+    """A channel as the warnings name it: its file (an in-memory series: its name)."""
+    return str(source) if isinstance(source, Path) else name
 
 
 def _check_span(
