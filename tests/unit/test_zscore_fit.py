@@ -1,6 +1,6 @@
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
 
 from esa_lightning.models.zscore.model import RobustZScore
 
@@ -136,6 +136,15 @@ def test_z_scores_beyond_float32_on_validation_leave_a_finite_threshold(tmp_path
     assert out.alarm[-20:].all() and not out.alarm[4000:4580].any()
 
 
+def _batches(x: torch.Tensor, batch_size: int) -> DataLoader:
+    """``DataLoader(TensorDataset(x), batch_size=batch_size)``'s batches, each read as one slice
+    of ``x`` rather than row by row and stacked: the same [rows, channels] tensors in the same
+    order (1,300,000 rows took some 12 s a pass the row-by-row way, and the fit reads its
+    training rows twice)."""
+    in_order = BatchSampler(SequentialSampler(range(len(x))), batch_size, drop_last=False)
+    return DataLoader(TensorDataset(x), batch_size=None, sampler=in_order)
+
+
 def _fit(train: torch.Tensor, val: torch.Tensor, tmp_path, batch_size: int) -> RobustZScore:
     model = RobustZScore(n_channels=train.shape[1], quantile=99.9)
     trainer = pl.Trainer(
@@ -143,8 +152,7 @@ def _fit(train: torch.Tensor, val: torch.Tensor, tmp_path, batch_size: int) -> R
         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
         default_root_dir=tmp_path,
     )
-    trainer.fit(model, DataLoader(TensorDataset(train), batch_size=batch_size),
-                DataLoader(TensorDataset(val), batch_size=batch_size))
+    trainer.fit(model, _batches(train, batch_size), _batches(val, batch_size))
     return model
 
 
