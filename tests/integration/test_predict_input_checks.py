@@ -17,6 +17,7 @@ from esa_lightning.data.frame import InputWarning
 from esa_lightning.data.readers.esa_csv import read_esa_csv
 from esa_lightning.data.readers.kaggle import read_kaggle
 from esa_lightning.errors import ESAInputError
+from tests.conftest import TrainedRun
 from tests.helpers import write_esa_csv, write_kaggle
 from tests.integration.test_python_api import predict_quietly, zscore_detector
 from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
@@ -318,24 +319,35 @@ def test_a_split_file_and_a_kaggle_test_part_without_a_reading_are_refused(tmp_p
         kdet.predict(test.assign(channel_2=np.nan))
 
 
-def nasa_detector(tmp_path: Path) -> Path:
-    """The data folder of a small NASA-layout mission of two series, A-1 and B-1, and a
-    detector trained on it into ``tmp_path / "train" / "detector"``."""
+@pytest.fixture(scope="module")
+def nasa_trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """A folder holding a small NASA-layout mission of two series, A-1 and B-1, in ``smap``
+    and a detector trained on it (its root_dir) into ``train/detector``, trained once; each
+    test starts from a fresh copy at the same path (``nasa_detector``)."""
     from tests.helpers import write_nasa
 
+    folder = tmp_path_factory.mktemp("nasa_trained") / "root"
     rows = [(c, "SMAP", "[[5, 9]]", "[point]", 30) for c in ("A-1", "B-1")]
-    root = write_nasa(tmp_path / "smap", n_train=120, rows=rows)
+    root = write_nasa(folder / "smap", n_train=120, rows=rows)
     esa_lightning.train(["model=window_pca", "datamodule=windows", "data=nasa",
                          f"data.root={root}", "test=false", "logger=none"],
-                        output_dir=tmp_path / "train", root_dir=tmp_path)
-    return root
+                        output_dir=folder / "train", root_dir=folder)
+    return TrainedRun(folder).keep()
 
 
-def test_a_nasa_series_without_a_reading_in_its_test_file_is_refused(tmp_path):
+def nasa_detector(trained: TrainedRun) -> tuple[Path, Path]:
+    """(the test's folder, the data folder of the NASA mission in it): the folder holds the
+    mission and a detector trained on it into ``train/detector``, as ``nasa_trained`` left
+    them; it is the training run's root_dir, so the test uses it as its own."""
+    folder = trained.fresh()
+    return folder, folder / "smap"
+
+
+def test_a_nasa_series_without_a_reading_in_its_test_file_is_refused(nasa_trained):
     """NASA's series are scored each on its own: one whose test file is NaN throughout (the
     telemetry column) was scored as its last training reading, held. It is refused, named;
     the validation range (training rows) is scored."""
-    root = nasa_detector(tmp_path)
+    tmp_path, root = nasa_detector(nasa_trained)
     test = np.load(root / "test" / "B-1.npy")
     test[:, 0] = np.nan
     np.save(root / "test" / "B-1.npy", test)
@@ -347,13 +359,13 @@ def test_a_nasa_series_without_a_reading_in_its_test_file_is_refused(tmp_path):
     scored(tmp_path / "train" / "detector", [*data, "range=val"], tmp_path)
 
 
-def test_a_nasa_detector_without_data_is_refused_before_the_default_mission_is_made(tmp_path):
+def test_a_nasa_detector_without_data_is_refused_before_the_default_mission_is_made(nasa_trained):
     """A detector of independent series (NASA) scores one grid only as one of its trained
     series. ``predict.py ckpt=DET`` without ``data=`` reads the default synthetic mission: it
     was generated (and read, its cache written) before that refusal. It is now refused before
     anything is generated, read or written, naming the data the detector was trained on;
     so is a synthetic channel chosen that is no trained series."""
-    root = nasa_detector(tmp_path)
+    tmp_path, root = nasa_detector(nasa_trained)
     data_dir = tmp_path / "datasets"  # paths.data_dir: the default mission's and cache's home
     before = sorted(data_dir.rglob("*"))
     for overrides in ([], ["data.channels=[channel_1]"], ["data.channels=[channel_1,A-1]"]):
@@ -364,7 +376,7 @@ def test_a_nasa_detector_without_data_is_refused_before_the_default_mission_is_m
         assert error.path == str(data_dir / "synthetic_default"), error
 
 
-def test_a_nasa_detector_given_grid_data_is_refused_before_it_is_read(tmp_path):
+def test_a_nasa_detector_given_grid_data_is_refused_before_it_is_read(nasa_trained):
     """Of the grid readers only ``data=synthetic`` was refused for a NASA detector before it
     was read: ``data=esa_csv``, ``data=kaggle`` and ``data=esa`` were read (their caches
     written) and then refused as one grid of N channels, without the data= given or the data
@@ -372,7 +384,7 @@ def test_a_nasa_detector_given_grid_data_is_refused_before_it_is_read(tmp_path):
     mission is; a grid named as a trained series, or one series chosen, is left to the read."""
     from esa_lightning.data.readers.synthetic import generate_mission
 
-    root = nasa_detector(tmp_path)
+    tmp_path, root = nasa_detector(nasa_trained)
     detector = tmp_path / "train" / "detector"
     kaggle = tmp_path / "kaggle"
     kaggle.mkdir()
@@ -417,7 +429,21 @@ def test_a_grid_detector_given_nasa_data_is_refused_before_it_is_read(tmp_path, 
     assert error.path == str(nasa), error
 
 
-def test_predict_without_data_refuses_a_detector_trained_on_other_data(tmp_path):
+#: the smoke run on the default mission generated for 3 days (in the root_dir's datasets/)
+SMOKE_3_DAYS = ["experiment=smoke", "data.generate.days=3", "logger=none", "test=false"]
+
+
+@pytest.fixture(scope="module")
+def smoke_3_days(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """A root_dir whose default mission (``datasets/synthetic_default``, 3 days) was generated
+    by ``SMOKE_3_DAYS`` trained into its ``run``, once; each test starts from a fresh copy of
+    the whole folder at the same path, as if it had trained the run there itself."""
+    folder = tmp_path_factory.mktemp("smoke_3_days") / "root"
+    esa_lightning.train(SMOKE_3_DAYS, output_dir=folder / "run", root_dir=folder)
+    return TrainedRun(folder).keep()
+
+
+def test_predict_without_data_refuses_a_detector_trained_on_other_data(tmp_path, smoke_3_days):
     """A detector trained on a Kaggle export of the synthetic mission has the default
     mission's channels and telecommands: ``predict.py ckpt=DET`` without ``data=`` generated
     the default synthetic mission and scored it without a word. It is refused before anything
@@ -439,21 +465,20 @@ def test_predict_without_data_refuses_a_detector_trained_on_other_data(tmp_path)
     assert_one_line_error(proc, "no data= given", f"data=kaggle data.root={small / 'kaggle'};")
     scored(detector, ["data=synthetic", f"data.root={small}"], tmp_path)
 
-    # the default mission itself, split as the default splits it: scored; split otherwise,
-    # refused, naming the setting
-    for name, split in (("same", []), ("other", ["data.val_days=0.5"])):
-        run = esa_lightning.train(["experiment=smoke", "data.generate.days=3", *split,
-                                   "logger=none", "test=false"],
-                                  output_dir=tmp_path / name, root_dir=tmp_path)
-        if split:
-            error = refused(run.output_dir / "detector", [], tmp_path)
-            assert "trained on other data: data=synthetic data.root=" in str(error), error
-            assert "data.val_days=0.5 (the default: None);" in str(error), error
-        else:
-            scored(run.output_dir / "detector", [], tmp_path)
+    # the default mission itself, split as the default splits it: scored (in the root_dir it
+    # was trained in); split otherwise, refused, naming the setting
+    same = smoke_3_days.fresh()
+    scored(same / "run" / "detector", [], same)
+    run = esa_lightning.train([*SMOKE_3_DAYS, "data.val_days=0.5"],
+                              output_dir=tmp_path / "other", root_dir=tmp_path)
+    error = refused(run.output_dir / "detector", [], tmp_path)
+    assert "trained on other data: data=synthetic data.root=" in str(error), error
+    assert "data.val_days=0.5 (the default: None);" in str(error), error
 
 
-def test_predict_without_data_refuses_a_detector_trained_on_another_generated_mission(tmp_path):
+def test_predict_without_data_refuses_a_detector_trained_on_another_generated_mission(
+    smoke_3_days,
+):
     """A detector trained on the default data.root's mission generated with other settings
     (``data.generate.days=3``): once that folder was gone, ``predict.py ckpt=DET`` without
     ``data=`` generated the default mission (42 days) there and scored it without a word (the
@@ -465,9 +490,8 @@ def test_predict_without_data_refuses_a_detector_trained_on_another_generated_mi
 
     from esa_lightning.data.readers.synthetic import generate_mission
 
-    run = esa_lightning.train(["experiment=smoke", "data.generate.days=3", "logger=none",
-                               "test=false"], output_dir=tmp_path / "run", root_dir=tmp_path)
-    detector = run.output_dir / "detector"
+    tmp_path = smoke_3_days.fresh()  # SMOKE_3_DAYS trained into tmp_path / "run"
+    detector = tmp_path / "run" / "detector"
     default = tmp_path / "datasets" / "synthetic_default"
     scored(detector, [], tmp_path)  # the folder holds the mission it was trained on
     shutil.rmtree(default)
