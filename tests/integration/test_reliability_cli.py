@@ -44,13 +44,38 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> s
     return errors[0]
 
 
+def run_train_job(args: list[str], tmp_path: Path, capsys, caplog) -> subprocess.CompletedProcess:
+    """``train.py args`` for a refusal made inside its job, run in this process (a train.py
+    start loads torch and Lightning: seconds a case): ``run_or_exit(train, cfg)``, the job
+    train.py's Hydra entry point runs, on the config its command line composes, run folder
+    ``tmp_path/run``, root ``tmp_path``. Returned as the process would end: its exit code, what
+    it printed, and the log records the console would show (Hydra's ``[name][LEVEL]`` lines)
+    ahead of stderr. The entry point itself (the check before Hydra, Hydra's folder, the exit)
+    keeps a subprocess run of each message kind in this file."""
+    from esa_lightning.jobs.common import run_or_exit
+    from esa_lightning.jobs.train import train
+
+    cfg = compose_into(args, tmp_path)
+    caplog.clear()
+    try:
+        run_or_exit(train, cfg)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    logged = "".join(f"[{r.name}][{r.levelname}] - {r.getMessage()}\n" for r in caplog.records
+                     if r.levelno >= 20)
+    return subprocess.CompletedProcess(["train.py", *args], code, out.out, logged + out.err)
+
+
 @pytest.mark.parametrize("data", ["esa_csv", "esa"])
-def test_train_with_a_missing_data_root(tmp_path, data):
+def test_train_with_a_missing_data_root(tmp_path, data, capsys, caplog):
     """A run refused while reading its data left its folder (`.hydra/`, the log) behind."""
     missing = tmp_path / "nonexistent"
-    proc = run_entry(
-        "train.py", ["experiment=smoke", f"data={data}", f"data.root={missing}"], tmp_path
-    )
+    args = ["experiment=smoke", f"data={data}", f"data.root={missing}"]
+    # one train.py run; the other reader's refusal the same job in this process
+    proc = (run_entry("train.py", args, tmp_path) if data == "esa"
+            else run_train_job(args, tmp_path, capsys, caplog))
     assert_one_line_error(proc, str(missing))
     assert not missing.exists()
     assert not (tmp_path / "run").exists()
@@ -173,14 +198,16 @@ def test_a_data_reader_that_cannot_be_imported_is_named_in_one_line(tmp_path):
 
 @pytest.mark.parametrize("key", ["datamodule", "components.channel_ensemble.datamodule"])
 def test_a_datamodule_that_cannot_be_imported_is_named_in_one_line(small_mission_dir, tmp_path,
-                                                                  key):
+                                                                  key, capsys, caplog):
     """A bad ``datamodule._target_`` (a single model's or an ``esa_full`` component's) printed
     the ERROR lines ``hydra.utils`` logs for a failed lookup (the check for misspelled options
     looked it up), then Hydra's "Error executing job" block, exit code 1."""
     args = ["experiment=esa_full" if key.startswith("components") else "experiment=smoke",
             f"data.root={small_mission_dir}", f"{key}._target_=no.such.DataModule",
             "test=false", "logger=none"]
-    proc = run_entry("train.py", args, tmp_path)
+    # the component's: the same check in the job (a train.py run: the single model's)
+    proc = (run_entry("train.py", args, tmp_path) if key == "datamodule"
+            else run_train_job(args, tmp_path, capsys, caplog))
     assert "[ERROR]" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert_one_line_error(proc, f"column '{key}._target_': value 'no.such.DataModule'",
                           "No module named 'no'")
@@ -190,7 +217,8 @@ def test_a_datamodule_that_cannot_be_imported_is_named_in_one_line(small_mission
 @pytest.mark.parametrize("key", ["datamodule", "components.channel_ensemble.datamodule"])
 @pytest.mark.parametrize(("target", "reason"), [("no.such.DataModule", "No module named 'no'"),
                                                 ("math.pi", "not a class or function")])
-def test_a_datamodule_target_is_refused_before_the_data_are_read(tmp_path, key, target, reason):
+def test_a_datamodule_target_is_refused_before_the_data_are_read(tmp_path, key, target, reason,
+                                                                 capsys, caplog):
     """A single model's bad ``datamodule._target_`` was refused only once the reader had read
     the mission (slow on a large one); a component's was already refused before. Both are now:
     with a data root that does not exist, the datamodule is named, not the missing root the
@@ -199,7 +227,9 @@ def test_a_datamodule_target_is_refused_before_the_data_are_read(tmp_path, key, 
     args = ["experiment=esa_full" if key.startswith("components") else "experiment=smoke",
             "data=esa", f"data.root={missing}", f"{key}._target_={target}", "test=false",
             "logger=none"]
-    proc = run_entry("train.py", args, tmp_path)
+    # one train.py run; the other cases the same job in this process
+    proc = (run_entry("train.py", args, tmp_path) if (key, target) == ("datamodule", "math.pi")
+            else run_train_job(args, tmp_path, capsys, caplog))
     assert_one_line_error(proc, f"column '{key}._target_': value '{target}'", reason)
     assert not missing.exists()
     assert not (tmp_path / "run").exists()
@@ -220,14 +250,16 @@ def test_a_datamodule_target_is_refused_before_the_data_are_read(tmp_path, key, 
     ],
 )
 def test_a_callback_logger_or_combiner_that_cannot_be_imported_is_named_in_one_line(
-    small_mission_dir, tmp_path, key, overrides
+    small_mission_dir, tmp_path, key, overrides, capsys, caplog
 ):
     """A callback's, a logger's or the combiner's ``_target_`` that cannot be imported ended in
     Hydra's "Error executing job ... Error locating target" block (``full_key: early_stopping``
     for a component's own callback), exit code 1, after the data were read, the run folder
     left. Now it is named in one line with its full key before the data are read."""
-    proc = run_entry("train.py", [*overrides, f"data.root={small_mission_dir}", "test=false"],
-                     tmp_path)
+    args = [*overrides, f"data.root={small_mission_dir}", "test=false"]
+    # one train.py run; the other keys the same job in this process
+    proc = (run_entry("train.py", args, tmp_path) if key == "callbacks.bogus"
+            else run_train_job(args, tmp_path, capsys, caplog))
     assert "ERROR" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert_one_line_error(proc, f"column '{key}._target_': value 'no.such.Target'",
                           "No module named 'no'")
@@ -250,7 +282,7 @@ def test_a_callback_logger_or_combiner_that_cannot_be_imported_is_named_in_one_l
     ],
 )
 def test_a_target_that_is_no_class_or_function_is_named_in_one_line(
-    small_mission_dir, tmp_path, key, overrides
+    small_mission_dir, tmp_path, key, overrides, capsys, caplog
 ):
     """A ``_target_`` that imports but cannot be called (``math.pi``) ended, for a callback, a
     logger, the combiner or the trainer, in Hydra's "Error executing job ... Expected a callable
@@ -258,7 +290,9 @@ def test_a_target_that_is_no_class_or_function_is_named_in_one_line(
     code 1, the run folder left; the model's and the data reader's were refused in words of
     their own. Each is refused in one line naming its key and value, exit code 2, no folder."""
     args = [*overrides, f"data.root={small_mission_dir}", f"{key}._target_=math.pi", "test=false"]
-    proc = run_entry("train.py", args, tmp_path)
+    # one train.py run; the other keys the same job in this process
+    proc = (run_entry("train.py", args, tmp_path) if key == "trainer"
+            else run_train_job(args, tmp_path, capsys, caplog))
     assert "ERROR" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert_one_line_error(proc, f"column '{key}._target_': value 'math.pi'",
                           "not a class or function")
@@ -279,7 +313,7 @@ def test_a_target_that_is_no_class_or_function_is_named_in_one_line(
     ],
 )
 def test_a_callback_or_logger_class_of_another_kind_is_named_in_one_line(
-    small_mission_dir, tmp_path, key, kind, overrides
+    small_mission_dir, tmp_path, key, kind, overrides, capsys, caplog
 ):
     """A callback entry whose ``_target_`` is a class but no Lightning callback (a mistyped
     path landing on another class) trained up to Lightning's first hook, then ended in Hydra's
@@ -287,7 +321,9 @@ def test_a_callback_or_logger_class_of_another_kind_is_named_in_one_line(
     code 1) after the data were read, the run folder left; a logger of another class likewise.
     Now refused in one line naming the key, before the data are read."""
     args = [*overrides, f"data.root={small_mission_dir}", "test=false"]
-    proc = run_entry("train.py", args, tmp_path)
+    # one train.py run; the other keys the same job in this process
+    proc = (run_entry("train.py", args, tmp_path) if key == "callbacks.boom"
+            else run_train_job(args, tmp_path, capsys, caplog))
     assert "ERROR" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert_one_line_error(proc, f"column '{key}._target_': value 'collections.OrderedDict'",
                           f"not a {kind}")
