@@ -205,9 +205,9 @@ def test_a_datamodule_that_cannot_be_imported_is_named_in_one_line(small_mission
     args = ["experiment=esa_full" if key.startswith("components") else "experiment=smoke",
             f"data.root={small_mission_dir}", f"{key}._target_=no.such.DataModule",
             "test=false", "logger=none"]
-    # the component's: the same check in the job (a train.py run: the single model's)
-    proc = (run_entry("train.py", args, tmp_path) if key == "datamodule"
-            else run_train_job(args, tmp_path, capsys, caplog))
+    # the job's check in this process: train.py runs of a _target_ that cannot be imported are
+    # test_a_data_reader_... and test_a_callback_logger_or_combiner_...[callbacks.bogus]
+    proc = run_train_job(args, tmp_path, capsys, caplog)
     assert "[ERROR]" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert_one_line_error(proc, f"column '{key}._target_': value 'no.such.DataModule'",
                           "No module named 'no'")
@@ -227,9 +227,9 @@ def test_a_datamodule_target_is_refused_before_the_data_are_read(tmp_path, key, 
     args = ["experiment=esa_full" if key.startswith("components") else "experiment=smoke",
             "data=esa", f"data.root={missing}", f"{key}._target_={target}", "test=false",
             "logger=none"]
-    # one train.py run; the other cases the same job in this process
-    proc = (run_entry("train.py", args, tmp_path) if (key, target) == ("datamodule", "math.pi")
-            else run_train_job(args, tmp_path, capsys, caplog))
+    # the job's check in this process: train.py runs of these messages are
+    # test_a_target_that_is_no_class_or_function_...[trainer] and test_a_data_reader_...
+    proc = run_train_job(args, tmp_path, capsys, caplog)
     assert_one_line_error(proc, f"column '{key}._target_': value '{target}'", reason)
     assert not missing.exists()
     assert not (tmp_path / "run").exists()
