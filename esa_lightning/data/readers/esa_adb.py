@@ -23,7 +23,10 @@ Preprocessing
 - Telecommands with ``Priority >= telecommand_priority`` become 0/1 pulses at the first grid point
   at or after each execution; executions outside the grid are dropped.
 - Label start times floor to the grid and end times ceil, so every label marks at least one grid
-  point; where labels of one channel overlap the lower (more important) code wins. Events
+  point; where labels of one channel overlap the lower (more important) code wins. An event is
+  read, and marks rows, iff its span meets the grid's first .. last time (``grid_marks.on_grid``,
+  the span the metrics clip events to): one ending less than a period before the first grid
+  point marks no row. Events
   wholly outside the grid are not read, with a warning naming ``labels.csv`` and their IDs
   where they lie outside the channel files' own range too (not where ``start``/``end`` cut them).
 - Timestamps that are unsorted or duplicated are an error (``ESAInputError``) rather than silently
@@ -78,6 +81,7 @@ from esa_lightning.data.readers.esa_adb_tables import (
     read_events,
     read_telecommand_table,
 )
+from esa_lightning.data.readers.grid_marks import on_grid
 from esa_lightning.data.readers.threads import resolve_jobs
 from esa_lightning.data.selection import (
     ChannelSpec,
@@ -86,10 +90,11 @@ from esa_lightning.data.selection import (
 )
 from esa_lightning.errors import ESAInputError, user_stacklevel
 
-CACHE_VERSION = "esa_adb-7"  # 2: the readers' shared cache format; 3: unrepresentable rows;
+CACHE_VERSION = "esa_adb-8"  # 2: the readers' shared cache format; 3: unrepresentable rows;
 # 4: unrepresentable cells (row and channel); 5: the rows each channel sent a sample on;
 # 6: a NaN sample is no sample (held over, as a NaN cell of a frame); 7: the info holds the
-# range the channels' samples span (data_k_lo, data_k_hi)
+# range the channels' samples span (data_k_lo, data_k_hi); 8: a label off the grid's time span
+# marks no edge row
 
 
 # --------------------------------------------------------------------------- public entry point
@@ -211,8 +216,7 @@ def read_esa_mission(
         )
     timestamps = ((np.arange(n, dtype=np.int64) + k_lo) * p_ns).view("datetime64[ns]")
     if n:
-        lo, hi = timestamps[0], timestamps[-1]
-        keep = _overlaps(events, lo, hi)
+        keep = on_grid(events, k_lo, n, p_ns)  # the events label_mask marked rows for
         # say so where a label is off the data (a wrong zone, year), not where start / end cut
         # it out on purpose: the range the channel files span, the grid without start / end
         own_lo, own_hi = (np.datetime64(int(info[k]) * p_ns, "ns") for k in ("data_k_lo",

@@ -47,11 +47,27 @@ def sent_mask(columns: list[tuple[int, np.ndarray]], k_lo: int, n: int) -> np.nd
     return out
 
 
+def on_grid(events: pd.DataFrame, k_lo: int, n: int, p_ns: int) -> np.ndarray:
+    """bool per event row: whether its span meets the grid's time span, the first grid time
+    ``k_lo * p_ns`` to the last, both included. The one rule for which events a mission
+    keeps and which mark rows (``label_mask``): an event that ends less than a period before
+    the first grid time (or starts after the last) would otherwise ceil (floor) onto the edge
+    row while the metrics, which clip events to the rows' time span, never count it."""
+    if not n:
+        return np.zeros(len(events), dtype=bool)
+    lo, hi = np.datetime64(k_lo * p_ns, "ns"), np.datetime64((k_lo + n - 1) * p_ns, "ns")
+    ends = events["EndTime"].to_numpy().astype("datetime64[ns]")
+    starts = events["StartTime"].to_numpy().astype("datetime64[ns]")
+    return (ends >= lo) & (starts <= hi)
+
+
 def label_mask(events: pd.DataFrame, names: list[str], k_lo: int, n: int, p_ns: int) -> np.ndarray:
-    """uint8 [T, C]: start floors, end ceils; overlaps keep the lower (more important) code."""
+    """uint8 [T, C]: start floors, end ceils; overlaps keep the lower (more important) code.
+    Only the events ``on_grid`` keeps mark rows (the mission's events are those)."""
     mask = np.zeros((n, len(names)), dtype=np.uint8)
     if not len(events) or not n:
         return mask
+    events = events.loc[on_grid(events, k_lo, n, p_ns)]
     col_of = {c: i for i, c in enumerate(names)}
     codes = events["Category"].map(CATEGORY_TO_CODE).to_numpy()
     starts = events["StartTime"].to_numpy().astype("datetime64[ns]").astype(np.int64)
