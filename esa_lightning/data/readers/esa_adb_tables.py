@@ -4,6 +4,7 @@ file each channel or telecommand names."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from esa_lightning.data.mission import CATEGORY_TO_CODE
 from esa_lightning.data.readers.common import check_no_index_taken
 from esa_lightning.data.readers.file_names import refuse_path_names
 from esa_lightning.data.selection import NS_RANGE
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, user_stacklevel
 
 CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
@@ -198,8 +199,34 @@ def read_events(root: Path, known: set[str]) -> pd.DataFrame:
     events = pd.DataFrame(
         {"ID": labels["ID"], "Channel": labels["Channel"], "StartTime": starts, "EndTime": ends}
     )
+    events = _drop_exact_duplicates(events, labels_path)
     events = events.merge(types[["ID", "Category", *ANOMALY_TYPE_OPTIONAL]], on="ID", how="left")
     return events[EVENT_TABLE_COLUMNS].reset_index(drop=True)
+
+
+def _drop_exact_duplicates(events: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``events`` (labels.csv's rows, in file order) without the rows that repeat an earlier
+    row's ID, Channel, StartTime and EndTime (times compared once parsed, so the same time
+    spelt with a zone is the same), with a warning naming ``path`` and the first repeats by
+    row (from 1 after the header) and ID. A repeated segment is one segment read twice (a
+    file written twice into one): the event table would list it twice, and the mission's
+    segment count with it. The same ID on the same channel at other times is another segment
+    of that event (ESA-ADB's events span several) and is kept."""
+    repeat = events.duplicated(keep="first").to_numpy()
+    if not repeat.any():
+        return events
+    first_row = events.groupby(list(events.columns), sort=False).ngroup().to_numpy()
+    first_of = {g: i for i, g in reversed(list(enumerate(first_row)))}
+    rows = np.flatnonzero(repeat)
+    named = [f"row {i + 1} (ID {events['ID'].iloc[i]}) repeats row {first_of[first_row[i]] + 1}"
+             for i in rows[:5]]
+    warnings.warn(
+        f"{path}: {len(rows)} duplicate row(s) (the same ID, Channel, StartTime and EndTime as "
+        f"an earlier row) are read once: {', '.join(named)}{' ...' * (len(rows) > 5)} (rows "
+        "counted from 1 after the header)",
+        stacklevel=user_stacklevel(),
+    )
+    return events.loc[~repeat].reset_index(drop=True)
 
 
 def _empty_event_table() -> pd.DataFrame:
