@@ -51,8 +51,8 @@ def test_an_exact_duplicate_label_row_is_read_once_and_named(tmp_path):
     assert str(dup / "labels.csv") in named[0]
     # rows from 1 after the header: id_2 is row 2, id_3 row 3; the repeats rows 4 and 5
     assert "2 duplicate row(s)" in named[0]
-    assert "row 4 (ID id_2) repeats row 2" in named[0]
-    assert "row 5 (ID id_3) repeats row 3" in named[0]
+    assert "row 4 (ID 'id_2') repeats row 2" in named[0]
+    assert "row 5 (ID 'id_3') repeats row 3" in named[0]
 
 
 def test_an_id_repeated_with_other_times_is_another_segment(tmp_path):

@@ -16,7 +16,7 @@ from esa_lightning.data.mission import CATEGORY_TO_CODE
 from esa_lightning.data.readers.common import check_no_index_taken
 from esa_lightning.data.readers.file_names import refuse_path_names
 from esa_lightning.data.selection import NS_RANGE
-from esa_lightning.errors import ESAInputError, user_stacklevel
+from esa_lightning.errors import ESAInputError, quoted, user_stacklevel
 
 CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
@@ -218,7 +218,8 @@ def _drop_exact_duplicates(events: pd.DataFrame, path: Path) -> pd.DataFrame:
     first_row = events.groupby(list(events.columns), sort=False).ngroup().to_numpy()
     first_of = {g: i for i, g in reversed(list(enumerate(first_row)))}
     rows = np.flatnonzero(repeat)
-    named = [f"row {i + 1} (ID {events['ID'].iloc[i]}) repeats row {first_of[first_row[i]] + 1}"
+    ids = events["ID"].to_numpy()
+    named = [f"row {i + 1} (ID {quoted(ids[i])}) repeats row {first_of[first_row[i]] + 1}"
              for i in rows[:5]]
     warnings.warn(
         f"{path}: {len(rows)} duplicate row(s) (the same ID, Channel, StartTime and EndTime as "
