@@ -526,7 +526,10 @@ def test_names_pandas_reads_as_missing_are_kept_verbatim(mission_dir, name):
         df = pd.read_csv(mission_dir / table)
         df.replace(renames).to_csv(mission_dir / table, index=False)
     for folder, old in (("channels", "channel_2"), ("telecommands", "telecommand_1")):
-        (mission_dir / folder / f"{old}.zip").rename(mission_dir / folder / f"{name}.zip")
+        # its value column named after it, as ESA-ADB's files are (another name is refused)
+        frame = read_pickled_frame(mission_dir / folder / f"{old}.zip").rename(columns={old: name})
+        frame.to_pickle(mission_dir / folder / f"{name}.zip")
+        (mission_dir / folder / f"{old}.zip").unlink()
     m = read(mission_dir)
     assert m.channel_names == ["channel_1", name]
     assert m.telecommand_names == [name]

@@ -243,3 +243,18 @@ def test_a_label_time_that_is_no_time_names_its_row(mission_dir, cell, said):
         read(mission_dir)
     assert err.value.path == str(path) and err.value.column == "StartTime"
     assert "nan" not in str(err.value)
+
+
+@pytest.mark.parametrize("found", ["value", "channel_2", 0])
+def test_a_channel_file_whose_value_column_is_named_otherwise_is_refused(mission_dir, found):
+    """ESA-ADB names a channel file's one value column after the channel, and the benchmark's
+    reference preprocessing reads it by that name: a file whose column is named otherwise (a
+    copy of another channel's file, a frame saved with a generic name) was read as that channel
+    without a word. It is refused, naming the file, the column found and the one expected."""
+    path = mission_dir / "channels/channel_1.zip"
+    idx = pd.DatetimeIndex(["2000-01-01 00:00:10", "2000-01-01 00:00:40"])
+    pd.DataFrame({found: [1.0, 2.0]}, index=idx).to_pickle(path)
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert err.value.path == str(path) and err.value.column == str(found)
+    assert "'channel_1'" in str(err.value)

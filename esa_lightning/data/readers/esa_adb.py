@@ -31,6 +31,8 @@ Preprocessing
   where they lie outside the channel files' own range too (not where ``start``/``end`` cut them).
 - Timestamps that are unsorted or duplicated are an error (``ESAInputError``) rather than silently
   reordered: ESA-ADB's own files are strictly increasing, so anything else means a broken file.
+  So is a channel file whose one value column is not named after the channel (ESA-ADB's are,
+  and its reference preprocessing reads the column by that name).
   NaN/inf values are repaired by forward fill (back fill at the start) with one warning that
   counts the repaired values per channel file, and one naming the files beyond float32's range.
 

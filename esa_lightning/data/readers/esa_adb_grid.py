@@ -88,7 +88,8 @@ def read_raw_series(
     """(timestamps int64 ns UTC, values float64) of one channel/telecommand file, validated.
 
     Raises ``ESAInputError`` for an empty series, a non-datetime index, unsorted or duplicate
-    timestamps, or non-numeric values. NaN/inf values are returned as they are.
+    timestamps, or non-numeric values; with a ``name``, also for a single value column named
+    otherwise (ESA-ADB names it after the channel). NaN/inf values are returned as they are.
     """
     path = Path(path)
     frame = read_pickled_frame(path)
@@ -100,6 +101,17 @@ def read_raw_series(
                 f"expected one value column, found {list(frame.columns)}", path=path
             )
         frame = frame[[name]]
+    elif name is not None and not (isinstance(frame.columns[0], str) and frame.columns[0] == name):
+        # ESA-ADB names it after the channel, and its reference preprocessing reads it by that
+        # name: another name is a file of another channel, or not written as ESA-ADB's are
+        found = frame.columns[0]
+        raise ESAInputError(
+            f"the value column must be named after the channel, {name!r}, as ESA-ADB's files "
+            f"name it: rename it (frame.rename(columns={{{found!r}: {name!r}}})) or check that "
+            "the file is that channel's",
+            path=path,
+            column=str(found),
+        )
     index = frame.index
     if not isinstance(index, pd.DatetimeIndex):
         raise ESAInputError(f"index must be a DatetimeIndex, got {type(index).__name__}", path=path)
