@@ -126,10 +126,11 @@ def mission_info(mission: Mission) -> dict[str, Any]:
 def missing_trained_channels(exc: UnknownChannels, hint: str = "") -> ESAInputError:
     """The error for data that lack channels the detector was trained on, from the reader's
     ``UnknownChannels`` where the channels asked for were the detector's: it names them and
-    the file that lacks them, not ``data.channels``, which the user never set; ``hint`` (the
-    data the detector was trained on) follows."""
+    the file that lacks them (and any other file read lacking them too), not ``data.channels``,
+    which the user never set; ``hint`` (the data the detector was trained on) follows."""
     return ESAInputError(
-        f"missing channel(s) {exc.names} the detector was trained on{hint}", path=exc.path
+        f"missing channel(s) {exc.names} the detector was trained on{exc.too}{hint}",
+        path=exc.path,
     )
 
 

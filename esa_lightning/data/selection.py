@@ -24,16 +24,23 @@ VAL_DAYS_NULL = "val_days_null"
 
 
 class UnknownChannels(ESAInputError):
-    """Channels asked for (``names``) that the data's channel list (``path``) lacks."""
+    """Channels asked for (``names``) that the data's channel list (``path``) lacks;
+    ``lacking_too``: other files read that lack them as well (``too`` words them)."""
 
     def __init__(self, names: list[str], known: list[str], source: str | None,
-                 words: Sequence[str] = ()) -> None:
+                 words: Sequence[str] = (), lacking_too: Sequence[str] = ()) -> None:
         self.names = names
+        self.words = tuple(words)
+        self.lacking_too = tuple(lacking_too)
         shown = f"{known[:5]}{'...' if len(known) > 5 else ''}"
         also = f"; or one of the words {', '.join(words)}" if words else ""
-        super().__init__(
-            f"unknown channel(s) {names}; known: {shown}{also}", path=source, column="channels"
-        )
+        super().__init__(f"unknown channel(s) {names}{self.too}; known: {shown}{also}",
+                         path=source, column="channels")
+
+    @property
+    def too(self) -> str:
+        """`` (also missing from FILE)`` where other files read lack them too; else empty."""
+        return f" (also missing from {', '.join(self.lacking_too)})" if self.lacking_too else ""
 
 
 def select_channels(

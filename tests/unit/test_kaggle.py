@@ -499,3 +499,35 @@ def test_a_per_channel_label_column_is_refused_not_read_as_an_input(tmp_path, pa
         read(root)
     assert part in str(info.value) and info.value.column == "is_anomaly_channel_1"
     assert "esa_csv" in str(info.value) and "drop" in str(info.value)
+
+
+@pytest.mark.parametrize("lacking", [("train", "test"), ("test",), ("train",)])
+def test_channels_asked_for_that_a_file_lacks_name_that_file(tmp_path, lacking):
+    """Channels asked for by name (predict.py asks for the detector's) that the files lack:
+    the refusal named train.parquet wherever train.parquet lacked them, also where test.parquet
+    (the rows predict.py's range=test and the inference container score) lacked them too, and a
+    test.parquet lacking them alone got "missing column(s)", not the missing-channel refusal
+    predict.py words for the detector. It names the test file where it lacks them, and any other
+    file lacking them too."""
+    from esa_lightning.artifact.format import missing_trained_channels
+    from esa_lightning.data.selection import UnknownChannels
+
+    frame, *_ = make_parts()
+    root = tmp_path / "kg"
+    root.mkdir()
+    for part, rows in (("train", frame.iloc[:60]), ("test", frame.iloc[60:])):
+        rows = rows.drop(columns=["channel_3"] if part in lacking else [])
+        rows.drop(columns=[] if part == "train" else ["is_anomaly"]).to_parquet(
+            root / f"{part}.parquet", index=False
+        )
+    with pytest.raises(UnknownChannels) as err:
+        read(root, channels=["channel_1", "channel_3"])
+    named = root / f"{lacking[-1]}.parquet"
+    assert err.value.path == str(named) and err.value.names == ["channel_3"]
+    text = str(missing_trained_channels(err.value))
+    assert text.startswith(f"{named}: missing channel(s) ['channel_3'] the detector was trained on")
+    assert ("train.parquet" in text.split(": ", 1)[1]) == (len(lacking) == 2)
+    if "test" in lacking:  # the test file read alone is named as well
+        with pytest.raises(UnknownChannels) as err:
+            read(root / "test.parquet", channels=["channel_3"])
+        assert err.value.path == str(root / "test.parquet")

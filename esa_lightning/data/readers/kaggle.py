@@ -69,9 +69,15 @@ from esa_lightning.data.readers.nonfinite import (
     repair_values,
     zero_nonfinite,
 )
-from esa_lightning.data.selection import ChannelSpec, select_channels, split_points_by_fraction
+from esa_lightning.data.selection import (
+    ChannelSpec,
+    UnknownChannels,
+    select_channels,
+    split_points_by_fraction,
+)
 from esa_lightning.errors import ESAInputError, quoted
 from esa_lightning.io import SETTINGS_LIMIT, cache_key, source_identity
+from esa_lightning.settings.values import CHANNEL_WORDS
 
 ID = "id"
 LABEL = "is_anomaly"
@@ -109,8 +115,15 @@ def read_kaggle(
     if targets_path is not None:
         targets = _read_targets(targets_path, channel_cols)
         table["Target"] = table["Channel"].isin(targets)
-    selected = select_channels(table, channels, lightweight=lightweight, source=str(first))
+    try:
+        selected = select_channels(table, channels, lightweight=lightweight, source=str(first))
+    except UnknownChannels as exc:
+        raise _lacking(exc.names, parts, schemas, exc.words) or exc from None
     names = list(selected["Channel"])
+    if channels is not None and channels not in CHANNEL_WORDS and (
+        refused := _lacking(names, parts, schemas)
+    ):
+        raise refused  # named by the user or predict.py (the detector's): the file lacking them
     for p in parts:  # every file's types, not only the first's
         _refuse_channel_labels(schemas[p], p)
         missing = [c for c in (*names, *telecommand_cols) if c not in schemas[p].names]
@@ -161,6 +174,22 @@ def read_kaggle(
             PREPROCESSING_KEY: Preprocessing(index="id").to_dict(),
         },
     )
+
+
+def _lacking(
+    asked: list[str], parts: list[Path], schemas: dict[Path, pa.Schema], words: Sequence[str] = ()
+) -> UnknownChannels | None:
+    """The refusal of channels ``asked`` for that a file of ``parts`` lacks, or None. It names
+    the test file where it lacks them (the rows predict.py's ``range=test`` and the inference
+    container score; the training file is read before it), else the training file, with the
+    other file where it lacks them too."""
+    lacking = [p for p in parts if any(c not in schemas[p].names for c in asked)]
+    if not lacking:
+        return None
+    named = lacking[-1]
+    missing = [c for c in asked if any(c not in schemas[p].names for p in lacking)]
+    known = _split_schema(schemas[named], named)[0]
+    return UnknownChannels(missing, known, str(named), words, [str(p) for p in lacking[:-1]])
 
 
 # ---------------------------------------------------------------------------- locating files
