@@ -174,7 +174,7 @@ def predict(
     with open_dict(cfg):  # not an override: any path, quotes and '=' included
         cfg.ckpt = str(Path(detector_dir).expanduser().resolve())
     check_settings(cfg)  # as predict.py
-    metrics = predict_job(cfg, list(overrides))
+    metrics = predict_job(cfg, list(overrides), api=True)  # refusals worded for the API
     return RunResult(Path(cfg.paths.output_dir), dict(metrics or {}))
 
 

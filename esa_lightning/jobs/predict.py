@@ -28,7 +28,9 @@ from esa_lightning.settings import check_setting
 log = logging.getLogger("esa_lightning")
 
 
-def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
+def predict(
+    cfg: Any, overrides: Sequence[str] | None = None, *, api: bool = False
+) -> dict[str, float]:
     """The ``predict.py`` job; returns the metrics when the input carries labels.
 
     One prediction at a time in a folder; its outputs are written into a temporary folder and
@@ -39,7 +41,9 @@ def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float
     unchecked against the data the detector was trained on: a config does not record which of
     its groups were given (``data=synthetic`` chosen composes the very config no ``data=``
     does), so the default cannot be told from a choice. Pass the overrides it was composed
-    with (``[]``: none) to have that check, as ``esa_lightning.predict`` does.
+    with (``[]``: none) to have that check, as ``esa_lightning.predict`` does. ``api``:
+    refusals about the data are worded for ``esa_lightning.predict`` (its overrides), not for
+    the command line.
     """
     from hydra.core.hydra_config import HydraConfig
 
@@ -65,12 +69,14 @@ def predict(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float
     with removed_if_refused(out, keep), lock_run_folder(out), staged_outputs(out) as stage:
         # after a killed run's publishing is completed, before the detector is loaded
         refuse_other_runs_folder(out, "predict")
-        metrics = _predict_into(cfg, stage, overrides)
+        metrics = _predict_into(cfg, stage, overrides, api)
     print(f"outputs: {out.resolve()}")
     return metrics
 
 
-def _predict_into(cfg: Any, out: Path, overrides: Sequence[str] | None) -> dict[str, float]:
+def _predict_into(
+    cfg: Any, out: Path, overrides: Sequence[str] | None, api: bool = False
+) -> dict[str, float]:
     from esa_lightning.artifact import Detector, check_schema
     from esa_lightning.artifact.manifest import artifact_folder
     from esa_lightning.io import write_json_atomic
@@ -80,10 +86,10 @@ def _predict_into(cfg: Any, out: Path, overrides: Sequence[str] | None) -> dict[
 
     detector = Detector.load(cfg.ckpt, map_location=cfg.get("device", "cpu"))
     # before any data is generated, read or cached
-    refuse_other_layout(cfg.data, detector.schema, detector.config_yaml)
+    refuse_other_layout(cfg.data, detector.schema, detector.config_yaml, api)
     refuse_default_data(cfg.data, detector.config_yaml, overrides, detector.info,
-                        artifact_folder(cfg.ckpt))
-    mission = read_trained(cfg.data, detector.schema, detector.config_yaml)
+                        artifact_folder(cfg.ckpt), api)
+    mission = read_trained(cfg.data, detector.schema, detector.config_yaml, api)
     check_schema(detector.schema, mission, source=str(cfg.data.root))
     mission = scored_mission(mission, cfg)  # metrics.label_channels
     if mission.is_multiseries:
@@ -111,7 +117,9 @@ def _predict_into(cfg: Any, out: Path, overrides: Sequence[str] | None) -> dict[
     return metrics
 
 
-def read_trained(data_cfg: Any, schema: dict[str, Any], config_yaml: str = "") -> Mission:
+def read_trained(
+    data_cfg: Any, schema: dict[str, Any], config_yaml: str = "", api: bool = False
+) -> Mission:
     """The mission ``data_cfg`` reads, with the detector's channels (``trained_channels``; one
     the data lack is named as such, with the data the training run read, from the detector's
     ``config_yaml``) and its telecommands in the trained order. The reader's warning about rows
@@ -132,7 +140,8 @@ def read_trained(data_cfg: Any, schema: dict[str, Any], config_yaml: str = "") -
     except UnknownChannels as exc:
         if read is data_cfg:  # the user's own data.channels: the reader's error says so
             raise
-        raise missing_trained_channels(exc, trained_data_hint(config_yaml, data_cfg)) from None
+        hint = trained_data_hint(config_yaml, data_cfg, api)
+        raise missing_trained_channels(exc, hint) from None
     return in_trained_order(schema, mission)
 
 

@@ -11,8 +11,13 @@ from typing import Any
 from esa_lightning.errors import ESAInputError
 from esa_lightning.install import command
 
+#: how the Python API's prediction is named in its refusals (``api=True``)
+API = "esa_lightning.predict"
 
-def refuse_other_layout(data_cfg: Any, schema: dict[str, Any], config_yaml: str) -> None:
+
+def refuse_other_layout(
+    data_cfg: Any, schema: dict[str, Any], config_yaml: str, api: bool = False
+) -> None:
     """Data of a layout the detector cannot score, refused before it is generated, read or
     cached for nothing, naming the data the training run read (``config_yaml``). A detector of
     independent series (NASA) scores one grid (``data=esa``, ``esa_csv``, ``kaggle``,
@@ -20,7 +25,8 @@ def refuse_other_layout(data_cfg: Any, schema: dict[str, Any], config_yaml: str)
     (``artifact.format.refuse_other_than_one_series``, after reading): one named so (its folder
     or file) or chosen with ``data.channels=[NAME]``. A detector of one grid scores
     ``data=nasa`` (independent series) only where ``data.channels`` lists its channels, as
-    ``check_schema`` requires. A reader of one's own is left to the checks after reading."""
+    ``check_schema`` requires. A reader of one's own is left to the checks after reading.
+    ``api``: worded for ``esa_lightning.predict`` (its overrides), not the command line."""
     from omegaconf import ListConfig
 
     from esa_lightning.artifact.format import not_one_series
@@ -38,7 +44,7 @@ def refuse_other_layout(data_cfg: Any, schema: dict[str, Any], config_yaml: str)
             raise ESAInputError(
                 f"the detector scores one grid of channels ({shown}), and data=nasa reads "
                 "independent series (NASA layout): read the data as one grid (data=esa, "
-                f"data=esa_csv, data=kaggle){trained_data_hint(config_yaml, data_cfg)}",
+                f"data=esa_csv, data=kaggle){trained_data_hint(config_yaml, data_cfg, api)}",
                 path=root,
             )
         return
@@ -55,7 +61,7 @@ def refuse_other_layout(data_cfg: Any, schema: dict[str, Any], config_yaml: str)
         return  # that series, if the data have it (the reader refuses it otherwise)
     else:
         grid = f"one grid of {len(listed)} channel(s) {listed[:5]} (data={kind})"
-    raise not_one_series(trained, grid, root, trained_data_hint(config_yaml, data_cfg))
+    raise not_one_series(trained, grid, root, trained_data_hint(config_yaml, data_cfg, api))
 
 
 def refuse_default_data(
@@ -64,6 +70,7 @@ def refuse_default_data(
     overrides: Sequence[str] | None,
     info: dict[str, Any] | None = None,
     artifact: str | Path | None = None,
+    api: bool = False,
 ) -> None:
     """Without ``data=`` predict.py reads the default data (``data=synthetic``): a detector
     trained on other data (another reader or folder, other split settings: ``data`` of its
@@ -75,7 +82,8 @@ def refuse_default_data(
     for people; or a detector built in Python), naming the file: the check cannot be made.
     ``overrides``: the command line's (any ``data``/``data.*`` key gives the data); None (a
     config composed in Python, which does not record whether its data were given): nothing is
-    refused."""
+    refused. ``api``: the refusal is worded for ``esa_lightning.predict``, whose overrides give
+    the data (a list), not for the command line."""
     from omegaconf import OmegaConf
 
     if overrides is None or any(
@@ -85,28 +93,52 @@ def refuse_default_data(
     trained = trained_data(config_yaml)
     default = OmegaConf.to_container(data_cfg, resolve=True)
     if not trained:
-        raise _no_record_of_data(default, artifact, info)
+        raise _no_record_of_data(default, artifact, info, api)
     other_reader = trained.get("_target_") != default.get("_target_")
     settings = [] if other_reader else [  # another reader's settings are its own
         f"data.{k}={trained[k]} (the default: {default[k]})"
         for k in trained
         if k in default and k not in _NOT_COMPARED and trained[k] != default[k]
     ]
-    generated, hint = ([], "") if other_reader else _other_generator(trained, default, info)
+    generated, hint = ([], "") if other_reader else _other_generator(trained, default, info,
+                                                                      api)
     roots = {Path(str(d.get("root"))).expanduser().resolve() for d in (trained, default)}
     if not other_reader and len(roots) == 1 and not settings and not generated:
         return
     differ = ", ".join([_data_name(trained), *settings, *generated])
     raise ESAInputError(
-        f"no data= given: {command('predict')} reads the default data, {_data_name(default)}, "
-        f"and the detector was trained on other data: {differ}; give the data to score with "
-        f"data= and data.root= (data=synthetic to score the default mission all the same{hint})",
+        f"{_no_data(api)} reads the default data, {_data_name(default)}, and the detector was "
+        f"trained on other data: {differ}; {_give_data(api, hint)}",
         path=str(default.get("root")),
     )
 
 
+def _no_data(api: bool) -> str:
+    """The start of the refusals of ``refuse_default_data``: who reads the default data."""
+    if api:
+        return f"no data= among the overrides: {API}"
+    return f"no data= given: {command('predict')}"
+
+
+def _give_data(api: bool, also: str = "") -> str:
+    """How to give the data to score, as the command line (``data=...``) or the Python API (a
+    list of overrides) takes them; ``also``: what else to give, after the default's."""
+    if api:
+        return ('give the data to score in the overrides (["data=KIND", "data.root=DIR"]; '
+                f'["data=synthetic"] to score the default mission all the same{also})')
+    return ("give the data to score with data= and data.root= (data=synthetic to score the "
+            f"default mission all the same{also})")
+
+
+def _overrides(api: bool, given: list[str]) -> str:
+    """``given`` overrides as the command line (space-separated) or the API (a list) takes
+    them."""
+    return "[" + ", ".join(f'"{o}"' for o in given) + "]" if api else " ".join(given)
+
+
 def _no_record_of_data(
-    default: dict[str, Any], artifact: str | Path | None, info: dict[str, Any] | None
+    default: dict[str, Any], artifact: str | Path | None, info: dict[str, Any] | None,
+    api: bool = False,
 ) -> ESAInputError:
     """The refusal of ``refuse_default_data`` for a detector whose ``config.yaml`` records no
     ``data``: whether the default data are those it was trained on cannot be told. The mission
@@ -119,16 +151,15 @@ def _no_record_of_data(
     mission = (info or {}).get("mission")
     named = f" (detector.json names the mission it was trained on: {mission})" if mission else ""
     return ESAInputError(
-        f"no data= given: {command('predict')} reads the default data, {_data_name(default)}, and "
-        f"whether the detector was trained on them cannot be told: {why}{named}; give the data "
-        "to score with data= and data.root= (data=synthetic to score the default mission all "
-        "the same)",
+        f"{_no_data(api)} reads the default data, {_data_name(default)}, and whether the "
+        f"detector was trained on them cannot be told: {why}{named}; {_give_data(api)}",
         path=config if config is not None else str(default.get("root")),
     )
 
 
 def _other_generator(
-    trained: dict[str, Any], default: dict[str, Any], info: dict[str, Any] | None
+    trained: dict[str, Any], default: dict[str, Any], info: dict[str, Any] | None,
+    api: bool = False,
 ) -> tuple[list[str], str]:
     """``data.generate.KEY=VALUE (...)`` for each setting the synthetic mission the detector was
     trained on was generated with and the default data's was not, and the overrides that
@@ -159,7 +190,7 @@ def _other_generator(
     give = [f"{'' if k in configured else '+'}data.generate.{k}={'null' if v is None else v}"
             for k, v in ours.items() if made.get(k) != v]
     give += ["data.root=<a folder without a mission>"] if held else []
-    return generated, f"; {' '.join(give)} to generate the mission it was trained on"
+    return generated, f"; {_overrides(api, give)} to generate the mission it was trained on"
 
 
 # the reader, the root and the generator's settings (compared apart: _other_generator), and
@@ -201,13 +232,17 @@ def _data_name(options: dict[str, Any]) -> str:
     return f"{data} data.root={options.get('root')}"
 
 
-def trained_data_hint(config_yaml: str, data_cfg: Any) -> str:
+def trained_data_hint(config_yaml: str, data_cfg: Any, api: bool = False) -> str:
     """Where the detector's training read its data (``data`` of its ``config.yaml``), when
     ``data_cfg`` reads another layout (another reader): predict.py reads the data it is given
     (``data=synthetic`` when none is given), never the training run's. Empty when unknown or
-    the same reader (new data of the training layout: the missing channel is the news)."""
+    the same reader (new data of the training layout: the missing channel is the news).
+    ``api``: worded for ``esa_lightning.predict``, whose overrides give the data."""
     trained = trained_data(config_yaml)
     if not trained.get("_target_") or trained["_target_"] == data_cfg.get("_target_"):
         return ""
+    if api:
+        return (f" (it was trained on {_data_name(trained)}; {API} reads the data= and data.root= "
+                "of its overrides, data=synthetic without them)")
     return (f" (it was trained on {_data_name(trained)}; {command('predict')} reads the data= and "
             "data.root= it is given, data=synthetic without them)")

@@ -155,7 +155,8 @@ def test_data_lacking_the_trained_channels_names_the_data_the_detector_was_train
     named only the channels the generated mission lacked. It now also names the data= and
     data.root= of the training run; new data of the training layout lacking a channel does not
     get it. Without ``data=`` it is refused before that (a detector trained on other data than
-    the default), naming the data too."""
+    the default), naming the data too. From ``esa_lightning.predict`` the hint was worded for
+    the command line ("python predict.py reads the data= ... it is given"); it names the API."""
     frame = pd.read_csv(write_esa_csv(tmp_path / "plain.csv", n=300))
     own = tmp_path / "own.csv"
     frame.rename(columns=lambda c: c.replace("channel_", "bus_")).to_csv(own, index=False)
@@ -174,6 +175,9 @@ def test_data_lacking_the_trained_channels_names_the_data_the_detector_was_train
     assert "missing channel(s) ['bus_1', 'bus_2']" in messages["synthetic"], messages
     assert not (tmp_path / "datasets" / "synthetic_default").exists()  # refused, not generated
     assert f"trained on data=esa_csv data.root={own};" in messages["synthetic"], messages
+    # in the API's words: its overrides give the data, not predict.py's command line
+    assert "; esa_lightning.predict reads the data= and data.root= of its overrides, " \
+        "data=synthetic without them)" in messages["synthetic"], messages
     assert f"trained on other data: data=esa_csv data.root={own};" in messages["default"]
     assert messages["same_layout"].endswith("['bus_1', 'bus_2'] the detector was trained on")
 
@@ -459,7 +463,7 @@ def test_predict_without_data_refuses_a_detector_trained_on_other_data(tmp_path,
     detector = run.output_dir / "detector"
     error = refused(detector, [], tmp_path)
     assert not (tmp_path / "datasets" / "synthetic_default").exists()  # nor generated
-    assert "no data= given" in str(error), error
+    assert "no data= among the overrides" in str(error), error  # the API's words
     assert f"trained on other data: data=kaggle data.root={small / 'kaggle'};" in str(error)
     proc = run_entry("predict.py", [f"ckpt={detector}"], tmp_path)  # the command line's own
     assert_one_line_error(proc, "no data= given", f"data=kaggle data.root={small / 'kaggle'};")
@@ -497,9 +501,10 @@ def test_predict_without_data_refuses_a_detector_trained_on_another_generated_mi
     shutil.rmtree(default)
     error = str(refused(detector, [], tmp_path))
     assert not default.exists()  # nor generated
-    assert "no data= given" in error and "trained on other data: data=synthetic data.root=" \
+    assert "no data= among the overrides" in error and "trained on other data: " \
+        "data=synthetic data.root=" \
         f"{default}, data.generate.days=3 (the default: 42);" in error, error
-    assert "data.generate.days=3 to generate the mission it was trained on)" in error, error
+    assert '["data.generate.days=3"] to generate the mission it was trained on)' in error, error
     scored(detector, ["data.generate.days=3"], tmp_path)  # the override named
     scored(detector, [], tmp_path)  # the folder holds that mission again
 
@@ -508,8 +513,8 @@ def test_predict_without_data_refuses_a_detector_trained_on_another_generated_mi
     error = str(refused(detector, [], tmp_path))
     assert "data.generate.days=3 (the default data.root's mission: 2), data.generate.start=" \
         "2000-01-01 (the default data.root's mission: 2000-02-01);" in error, error
-    assert "data.generate.days=3 data.root=<a folder without a mission> to generate the " \
-        "mission it was trained on)" in error, error
+    assert '["data.generate.days=3", "data.root=<a folder without a mission>"] to generate ' \
+        "the mission it was trained on)" in error, error
 
     # a config built in Python does not say whether its data were given: the job checks them
     # only against the overrides it was composed with ([]: none), else scores them as given
@@ -555,7 +560,7 @@ def test_predict_without_data_compares_the_mission_read_not_the_config(tmp_path)
     error = str(refused(detector, [], tmp_path))
     assert not default.exists()  # nor generated
     assert "data.generate.days=3 (the default: 42);" in error, error
-    assert "data.generate.days=3 to generate the mission it was trained on)" in error, error
+    assert '["data.generate.days=3"] to generate the mission it was trained on)' in error, error
     scored(detector, ["data.generate.days=3"], tmp_path)  # the override named
 
 
