@@ -215,6 +215,10 @@ def test_an_all_zero_label_column_is_labels_without_events(tmp_path, capsys, lab
     predict(compose_config("predict", [f"ckpt={tmp_path / 'run' / 'detector'}", *data,
                                        "range=val", "max_figures=0"], tmp_path / "predict"))
     assert f"val: not scored ({reason})" in capsys.readouterr().out
+    # no metrics.json nor events.csv for either (docs/report.md, docs/prediction.md)
+    assert (tmp_path / "predict" / "submission.csv").is_file()
+    assert not (tmp_path / "predict" / "metrics.json").exists()
+    assert not (tmp_path / "predict" / "events.csv").exists()
 
 
 def scalar_points(run: Path, tag: str) -> list[tuple[int, float]]:
