@@ -274,3 +274,23 @@ def test_an_intervals_table_given_as_predictions_is_named_as_such():
         with pytest.raises(ESAInputError, match="intervals.csv.*submission.csv") as refused:
             align_prediction_frame(table, mission, "intervals.csv")
         assert refused.value.column == "is_anomaly"
+
+
+@pytest.mark.parametrize(("first", "refused"), [(0, False), (37, False), (60, False),
+                                                (61, True)])
+def test_a_predictions_file_runs_to_the_end_from_any_row_up_to_the_test_start(first, refused):
+    """evaluate.py scores a file from any row on to the mission's end as long as it starts no
+    later than the test range (docs/report.md, evaluation.json); one starting inside the test
+    range leaves test rows unscored and is refused, naming how many."""
+    from types import SimpleNamespace
+
+    from esa_lightning.metrics.report import require_full_coverage
+
+    mission = SimpleNamespace(timestamps=np.arange(100), test_start=60, val_start=40,
+                              is_time_indexed=False)
+    rows = np.arange(first, 100)
+    if refused:
+        with pytest.raises(ESAInputError, match=r"of the test range to its end: 1 rows are "):
+            require_full_coverage(rows, mission, "id", "pred.csv")
+    else:
+        require_full_coverage(rows, mission, "id", "pred.csv")
