@@ -123,6 +123,24 @@ def test_datetimes_and_timezones_give_the_same_scores_as_numbers():
     )
 
 
+def test_a_one_row_alarm_weighs_one_tick_a_whole_sample_of_sample_numbers():
+    """docs/metrics.md: a span of no length gets one tick, 1 ns of a datetime but a whole step
+    of sample numbers, so a one-row alarm scores as a two-row one there, and the paper
+    affiliation keys of sample numbers and datetimes differ beyond rounding."""
+    t0, step = pd.Timestamp("2007-01-01"), pd.Timedelta("30s")
+    times = t0 + step * np.arange(2000)
+    y_num = labels(("a", 565, 614), ("b", 884, 962))
+    y_dt = y_num.assign(StartTime=t0 + step * y_num["StartTime"],
+                        EndTime=t0 + step * y_num["EndTime"])
+    one, two = series(2000, (1512, 1512))[1], series(2000, (1512, 1513))[1]
+    key = "AFFpaper_precision"
+    on_numbers = esa_scores(y_num, (np.arange(2000), one))[key]
+    assert on_numbers == pytest.approx(esa_scores(y_num, (np.arange(2000), two))[key], abs=1e-12)
+    on_times = esa_scores(y_dt, (times, one))[key]
+    assert on_times - on_numbers > 1e-4  # the point lies 550 rows out: a shorter span scores more
+    assert esa_scores(y_dt, (times, two))[key] == pytest.approx(on_numbers, abs=1e-12)
+
+
 def test_several_betas_and_key_names():
     s = esa_scores(labels(("a", 10, 20)), series(100, (12, 14)), betas=[0.5, 1.0])
     assert {"EW_F_0.50", "EW_F_1.00", "AFF_F_0.50", "AFF_F_1.00"} <= set(s)
