@@ -430,6 +430,26 @@ def test_predict_and_evaluate_go_on_in_a_folder_of_their_own_kind(tmp_path):
         refuse_other_runs_folder(tmp_path / "t", "predict")
 
 
+def test_a_prediction_folder_keeps_your_files_but_refuses_one_among_its_outputs(tmp_path):
+    """docs/report.md (.esa_lightning-outputs.json): a file of your own beside a prediction's
+    leaves the folder usable; one named as an output, or any file in alarms/ no earlier
+    prediction wrote, gets the next prediction refused, naming it."""
+    from esa_lightning.jobs.run_guard import refuse_other_runs_folder
+
+    folder = tmp_path / "p"
+    earlier_prediction(folder)
+    (folder / "notes.txt").write_text("mine\n")
+    refuse_other_runs_folder(folder, "predict")
+    (folder / "alarms").mkdir()
+    (folder / "alarms" / "mine.png").write_bytes(b"png")
+    with pytest.raises(ESAInputError, match="alarms/mine.png is already there and no earlier pr"):
+        refuse_other_runs_folder(folder, "predict")
+    (folder / "alarms" / "mine.png").unlink()
+    (folder / "index.html").write_text("mine\n")
+    with pytest.raises(ESAInputError, match="index.html is already there and no earlier pr"):
+        refuse_other_runs_folder(folder, "predict")
+
+
 def test_a_prediction_killed_while_publishing_is_completed_not_refused(tmp_path):
     """A prediction killed half-way through publishing has moved some of its files in, which
     the folder's manifest does not list yet (its staged manifest does): the next prediction
