@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from esa_lightning.cli.overrides import (
     MULTIRUN_FLAGS,
+    absolute_config_path,
     composes_or_exit,
     refuse_unshared_run_folder,
 )
@@ -47,6 +48,7 @@ def main() -> None:
     from esa_lightning.errors import one_line_errors
     from esa_lightning.jobs.component_datamodules import with_component_datamodules
 
+    absolute_config_path()  # -cp DIR: the folder beside the user, not in the package
     with one_line_errors():  # a component's model picks its datamodule, unless one is named
         sys.argv[1:] = with_component_datamodules(sys.argv[1:])
     code = optuna_search(sys.argv[1:])
