@@ -28,14 +28,21 @@ def run_loggers(cfg: DictConfig, name: str) -> list[Any]:
 
 
 def run_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The settings shown in TensorBoard's HParams tab: the detector's parts and its data."""
+    """The settings shown in TensorBoard's HParams tab: the detector's parts and its data, and
+    the run's ``tags`` as one string (``baseline,q3``: a column to filter runs by), if any."""
+    from esa_lightning.settings.values import tags_text
+
     keys = ["experiment_name", "seed", "data", "trainer"]
     keys += ["components", "combiner"] if cfg.get("components") else ["datamodule", "model"]
-    return {
+    settings = {
         k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
         for k in keys
         if cfg.get(k) is not None
     }
+    tags = tags_text(cfg.get("tags"))
+    if tags:
+        settings["tags"] = tags
+    return settings
 
 
 def log_final_metrics(

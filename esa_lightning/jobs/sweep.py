@@ -180,6 +180,9 @@ class SweepSummary(Callback):
                 row["overrides"] = " ".join(
                     line.strip("- \n") for line in read_settings_text(overrides).splitlines()
                 )
+            tags = job_tags(job)
+            if tags:
+                row["tags"] = tags
             error = self._jobs.get(number)
             metrics = job / "metrics.json"
             if error is None and metrics.is_file():
@@ -189,9 +192,29 @@ class SweepSummary(Callback):
                 else "done" if metrics.is_file() else "no metrics"
             )
             rows.append(row)
+        if any("tags" in row for row in rows):  # a column where some job has tags
+            for row in rows:
+                row.setdefault("tags", "")
         frame = pd.DataFrame(rows, columns=None if rows else ["job", "status"])
         frame = frame[[c for c in frame.columns if c != "status"] + ["status"]].sort_values("job")
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(sweep_dir / "summary.csv") as tmp:
             frame.to_csv(tmp, index=False)
         return len(rows)
+
+
+def job_tags(job: Path) -> str:
+    """The ``tags`` of the job run in folder ``job``, as its saved config (``.hydra/config.yaml``)
+    holds them, joined by commas (``settings.values.tags_text``); empty without any."""
+    import yaml
+
+    from esa_lightning.settings.values import tags_ok, tags_text
+
+    saved = job / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        return ""
+    try:
+        tags = (yaml.safe_load(read_settings_text(saved)) or {}).get("tags")
+    except (yaml.YAMLError, AttributeError, ValueError, OSError):
+        return ""
+    return tags_text(tags) if tags_ok(tags) else ""

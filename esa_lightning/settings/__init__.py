@@ -46,6 +46,7 @@ from esa_lightning.settings.values import (
     metric_ok,
     monitor_ok,
     period_ok,
+    tags_ok,
 )
 
 RULES: dict[str, Rule] = {
@@ -231,11 +232,21 @@ TOP_LEVEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     # datamodule=rows's bound on the rows read per range (null: every row); refused by the
     # datamodule once the data were read
     "datamodule.max_rows": (integer(1)[0], "must be null (every row) or a whole number >= 1"),
+    # train.py's labels, shown in TensorBoard's HParams tab and a sweep's summary.csv
+    "tags": (tags_ok, "must be a list of labels (tags=[baseline,q3]) or one label (tags=baseline)"),
 }
 
 #: settings of a node checked by what the node is: a post-processing rule's ``kind`` (any
 #: name under ``post_processing``) or a callback's ``_target_`` class; each was refused by
 #: the rule's or callback's constructor, after the data were read
+#: why a checkpoint ``dirpath`` is refused
+CHECKPOINT_DIRPATH = (
+    "not a setting: each component's checkpoints go to <run folder>/checkpoints/<component>/, "
+    "where ckpt_path=last and the detector artifact find them; to keep them elsewhere, put the "
+    "run there (hydra.run.dir=DIR; the Python API's output_dir=), or leave dirpath out")
+#: the node of a component's own checkpoint settings, which may hold no ``_target_``
+CHECKPOINT_NODE = "callbacks.model_checkpoint"
+
 NODE_RULES: dict[str, dict[str, Rule]] = {
     "frozen": {"factor": ((lambda v: _number(v) and math.isfinite(v) and v >= 1),
                           "must be a finite number >= 1")},
@@ -243,6 +254,9 @@ NODE_RULES: dict[str, dict[str, Rule]] = {
     "channel_norm": {"min_scale": share()},
     "ESAValidationMetrics": {"every_n_epochs": integer(1), "figure_every_n_epochs": integer(1),
                              "max_rows": integer(1)},
+    # read by no one: the run puts each component's checkpoints where resume, the run guard
+    # and the artifact look for them (jobs.train.prepare_component)
+    "ModelCheckpoint": {"dirpath": ((lambda v: False), CHECKPOINT_DIRPATH)},
 }
 #: the combiner's gap closing (``combiner.gap_close``, no ``kind``) is checked as a rule's
 NODE_RULES["combiner.gap_close"] = NODE_RULES["gap_close"]
@@ -251,7 +265,7 @@ _MISSING = object()
 
 #: list-valued top-level settings checked as a whole (``devices`` and merge.py's
 #: ``detectors`` too)
-LISTS = ("data.channels",)
+LISTS = ("data.channels", "tags")
 
 #: a model's settings (the keys of a ``model`` node: ``model.seed``,
 #: ``components.gru_ae.model.seed``) that null leaves without a value: it was int(None) or
@@ -329,6 +343,10 @@ def _node_kinds(leaves: list[tuple[str, Any]]) -> dict[str, str]:
         elif name == "_target_":
             kinds[parent] = value.rpartition(".")[2]
     kinds["combiner.gap_close"] = "combiner.gap_close"
+    for key, _ in leaves:  # components.<name>.callbacks.model_checkpoint: merged over the run's
+        parent = key.rpartition(".")[0]
+        if parent == CHECKPOINT_NODE or parent.endswith(f".{CHECKPOINT_NODE}"):
+            kinds.setdefault(parent, "ModelCheckpoint")
     return kinds
 
 

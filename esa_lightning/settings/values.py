@@ -89,3 +89,28 @@ def channels_ok(value: Any) -> bool:
     if isinstance(value, str):
         return bool(value.strip())
     return isinstance(value, list | tuple | ListConfig) and len(value) > 0
+
+
+#: what ``tags`` hold: labels (a number is one too, written as it reads)
+TAG_TYPES = (str, int, float, bool)
+
+
+def tags_ok(value: Any) -> bool:
+    """``tags``: one label (``tags=baseline``) or a list of them (``tags=[baseline,q3]``); not
+    a mapping, a nested list or an empty label (null)."""
+    from omegaconf import ListConfig
+
+    if isinstance(value, TAG_TYPES):
+        return True
+    return isinstance(value, list | tuple | ListConfig) and all(
+        isinstance(v, TAG_TYPES) for v in value)
+
+
+def tags_text(value: Any) -> str:
+    """``tags`` as one string, its labels joined by commas (``baseline,q3``; empty: none), as
+    TensorBoard's HParams tab and a sweep's ``summary.csv`` show them."""
+    if value is None:
+        return ""
+    if isinstance(value, TAG_TYPES):
+        return str(value)
+    return ",".join(str(v) for v in value)
