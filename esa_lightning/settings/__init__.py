@@ -236,9 +236,6 @@ TOP_LEVEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "tags": (tags_ok, "must be a list of labels (tags=[baseline,q3]) or one label (tags=baseline)"),
 }
 
-#: settings of a node checked by what the node is: a post-processing rule's ``kind`` (any
-#: name under ``post_processing``) or a callback's ``_target_`` class; each was refused by
-#: the rule's or callback's constructor, after the data were read
 #: why a checkpoint ``dirpath`` is refused
 CHECKPOINT_DIRPATH = (
     "not a setting: each component's checkpoints go to <run folder>/checkpoints/<component>/, "
@@ -247,6 +244,9 @@ CHECKPOINT_DIRPATH = (
 #: the node of a component's own checkpoint settings, which may hold no ``_target_``
 CHECKPOINT_NODE = "callbacks.model_checkpoint"
 
+#: settings of a node checked by what the node is: a post-processing rule's ``kind`` (any
+#: name under ``post_processing``) or a callback's ``_target_`` class; each was refused by
+#: the rule's or callback's constructor, after the data were read
 NODE_RULES: dict[str, dict[str, Rule]] = {
     "frozen": {"factor": ((lambda v: _number(v) and math.isfinite(v) and v >= 1),
                           "must be a finite number >= 1")},
