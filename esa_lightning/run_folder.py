@@ -46,6 +46,8 @@ except ImportError:  # not POSIX: the exclusive-create fallback
     fcntl = None
 
 LOCK_NAME = ".esa_lightning.lock"
+#: what a refused run is told holds its folder
+BUSY = "another run is writing into this folder"
 #: how a refused run is told to take another folder
 RUN_SETTING = "hydra.run.dir= on the command line, output_dir= from Python"
 SWEEP_SETTING = "hydra.sweep.dir= on the command line"
@@ -172,40 +174,45 @@ def _remove_made(folder: Path) -> None:
 
 @contextlib.contextmanager
 def lock_run_folder(
-    folder: str | os.PathLike, setting: str = RUN_SETTING, advice: str | None = None
+    folder: str | os.PathLike, setting: str = RUN_SETTING, advice: str | None = None,
+    name: str = LOCK_NAME, busy: str = BUSY, where: str | os.PathLike | None = None,
 ) -> Iterator[Path]:
     """Hold ``folder`` for this process: a second run into it fails with an ``ESAInputError``
     naming the folder, the process that holds it and ``setting``, the way to give it another
     (``advice``: what to do instead, in place of "give this run its own folder (setting)").
-    Re-entrant within a process (a job calling another job's writer)."""
+    Re-entrant within a process (a job calling another job's writer). ``name``: the lock
+    file's name in ``folder`` (another name holds something else kept there, such as a study
+    of an SQLite storage: ``jobs.sweep_study``); ``busy`` and ``where``: what the refusal says
+    is held, and what it names (the folder by default)."""
     advice = advice or f"give this run its own folder ({setting})"
     folder = Path(folder).resolve()
-    if folder in _held:
-        _held[folder] += 1
+    path = folder / name
+    if path in _held:
+        _held[path] += 1
         try:
             yield folder
         finally:
-            _held[folder] -= 1
+            _held[path] -= 1
         return
-    path = folder / LOCK_NAME
+    shown = folder if where is None else Path(where)
     try:
-        fd = _lock_with_flock(path, advice) if fcntl is not None else None
+        fd = _lock_with_flock(path, advice, busy, shown) if fcntl is not None else None
         if fd is None:
-            _lock_with_exclusive_file(path, advice)
+            _lock_with_exclusive_file(path, advice, busy, shown)
     except OSError as exc:
         raise write_error(path, exc) from exc
-    _held[folder] = 1
+    _held[path] = 1
     try:
         yield folder
     finally:
-        del _held[folder]
+        del _held[path]
         with contextlib.suppress(OSError):
             path.unlink()  # while still held: a waiting process retries on a new file
         if fd is not None:
             os.close(fd)
 
 
-def _lock_with_flock(path: Path, advice: str) -> int | None:
+def _lock_with_flock(path: Path, advice: str, busy: str, shown: Path) -> int | None:
     """The locked file's descriptor; None when the file system refuses ``flock``."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -215,7 +222,7 @@ def _lock_with_flock(path: Path, advice: str) -> int | None:
             holder = _read_owner(path)
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise _busy(path.parent, holder, advice) from None
+                raise _busy(shown, holder, advice, busy) from None
             return None  # ENOLCK, EOPNOTSUPP...: the portable fallback
         try:
             same_file = os.fstat(fd).st_ino == os.stat(path).st_ino
@@ -228,20 +235,20 @@ def _lock_with_flock(path: Path, advice: str) -> int | None:
         os.close(fd)  # the previous holder removed it as we opened it: lock the new one
 
 
-def _lock_with_exclusive_file(path: Path, advice: str) -> None:
+def _lock_with_exclusive_file(path: Path, advice: str, busy: str, shown: Path) -> None:
     for _ in range(2):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             holder = _read_owner(path)
             if not owner_gone(holder):
-                raise _busy(path.parent, holder, advice) from None
+                raise _busy(shown, holder, advice, busy) from None
             path.unlink(missing_ok=True)  # its owner is gone: take it over
             continue
         os.write(fd, owner_tag().encode())
         os.close(fd)
         return
-    raise _busy(path.parent, _read_owner(path), advice)
+    raise _busy(shown, _read_owner(path), advice, busy)
 
 
 def _read_owner(path: Path) -> str:
@@ -251,10 +258,10 @@ def _read_owner(path: Path) -> str:
         return ""
 
 
-def _busy(folder: Path, holder: str, advice: str) -> ESAInputError:
+def _busy(folder: Path, holder: str, advice: str, busy: str = BUSY) -> ESAInputError:
     parts = holder.split(".")
     who = f" (pid {parts[2]} on {parts[1]})" if len(parts) == 3 and parts[2].isdigit() else ""
-    return ESAInputError(f"another run is writing into this folder{who}; {advice}", path=folder)
+    return ESAInputError(f"{busy}{who}; {advice}", path=folder)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,9 @@ same command after a stop continues the study until it holds ``--n-trials`` comp
 (a crashed or NaN trial, or one without a usable ``metrics.json``, is recorded failed and not
 counted: ``sweep_failures``); a new study into a folder holding another study's trial folders is
 refused before anything is written (``sweep_folder``), and so is a second run of a study while
-another holds its folder (``lock_run_folder``, as a ``train.py -m`` sweep holds its folder);
+another holds its folder (``lock_run_folder``, as a ``train.py -m`` sweep holds its folder)
+or its study (``sweep_study``: one run at a time runs a study, from any folder; the trials a
+killed run left ``RUNNING`` are recorded failed when the study is resumed);
 ``optuna-dashboard <storage>`` or ``<sweep-dir>/trials.csv`` show it. The hydra-optuna-sweeper
 plugin cannot do this: it pins optuna < 3, whose RDB storage fails under current SQLAlchemy.
 """
@@ -50,6 +52,7 @@ from esa_lightning.jobs.sweep_failures import (
 from esa_lightning.jobs.sweep_folder import refuse_other_study, refuse_used_trial_folder
 from esa_lightning.jobs.sweep_plan import SweepPlan, canonical_overrides, compose_train, make_plan
 from esa_lightning.jobs.sweep_space import override_value, suggest
+from esa_lightning.jobs.sweep_study import claim, lock_study, settle_running_trials
 from esa_lightning.run_folder import lock_run_folder
 
 log = logging.getLogger("esa_lightning")
@@ -95,6 +98,7 @@ def run_trial(plan: SweepPlan, trial: Any) -> float:
     overrides = [*plan.overrides, *chosen]
     compose_train(plan.config_dir, overrides)  # a bad value fails here, with Hydra's message
     refuse_used_trial_folder(run_dir)  # another study's trial: not this one's, not overwritten
+    claim(trial)  # a later run fails it at once if this one is killed running it
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("overrides", " ".join(chosen))
     make_output_folder(run_dir)
@@ -177,19 +181,24 @@ def sweep(plan: SweepPlan) -> Any:
     folder is held throughout: a second run into it while this one runs (the same command
     twice: both ran trials there, each rewriting ``trials.csv``) is refused in one line naming
     the folder and this process, before it reads or writes anything of the study there. A
-    holder that died leaves no hold (``lock_run_folder``: released by the kernel)."""
+    holder that died leaves no hold (``lock_run_folder``: released by the kernel). The study is
+    held too, whatever folder another run of it would use (``sweep_study.lock_study``), and the
+    trials a killed run of it left ``RUNNING`` are recorded failed before any trial runs."""
     optuna = import_optuna()
     make_output_folder(plan.sweep_dir)
-    with lock_run_folder(plan.sweep_dir, advice=HELD_ADVICE):
-        return _sweep(plan, optuna)
+    with lock_run_folder(plan.sweep_dir, advice=HELD_ADVICE), \
+            lock_study(plan.storage, plan.study_name) as locked:
+        return _sweep(plan, optuna, locked)
 
 
-def _sweep(plan: SweepPlan, optuna: Any) -> Any:
+def _sweep(plan: SweepPlan, optuna: Any, locked: bool) -> Any:
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
     refuse_other_study(plan.sweep_dir, plan.study_name, plan.storage, optuna)
     study = open_study(plan, optuna)
+    if settle_running_trials(study, optuna, locked):  # a killed run's: failed, not counted
+        write_trials(study, plan.sweep_dir)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     remaining = plan.n_trials - done
     log.info(

@@ -13,8 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from esa_lightning.io import owner_tag
 from esa_lightning.run_folder import LOCK_NAME
 from tests.conftest import CONF, REPO
 
@@ -30,6 +32,10 @@ while run.name == "0" and not pathlib.Path({release!r}).exists():
 """
 
 SWEEP = ["experiment=smoke", "model.quantile=choice(99.0,99.5,99.9)", "--n-trials", "1"]
+
+
+def host() -> str:
+    return owner_tag().split(".")[1]
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str) -> None:
@@ -49,12 +55,15 @@ def blocking_train(tmp_path: Path) -> tuple[list[str], Path, Path]:
     return [sys.executable, str(script)], started, release
 
 
-def start_sweep(train: list[str], sweep_dir: Path, cwd: Path, **popen) -> subprocess.Popen:
+def start_sweep(train: list[str], sweep_dir: Path, cwd: Path, storage: str | None = None,
+                **popen) -> subprocess.Popen:
     """``sweep.py`` (its ``main``) of ``SWEEP`` in its own process, trials run by ``train``."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
     code = ("import sys; from pathlib import Path; from esa_lightning.jobs.optuna_sweep import "
             f"main; sys.exit(main(sys.argv[1:], Path({str(CONF)!r}), {train!r}))")
-    return subprocess.Popen([sys.executable, "-c", code, *SWEEP, "--sweep-dir", str(sweep_dir)],
+    given = ["--storage", storage] if storage else []
+    return subprocess.Popen([sys.executable, "-c", code, *SWEEP, "--sweep-dir", str(sweep_dir),
+                             *given],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **popen)
 
@@ -109,3 +118,56 @@ def test_a_sweep_whose_holder_was_killed_runs(tmp_path):
 
     release.write_text("")
     assert optuna_sweep.main([*SWEEP, "--sweep-dir", str(sweep_dir)], CONF, train) == 0
+    # its trial 0, left RUNNING (its heartbeat is not 3 minutes old yet), is recorded failed
+    # at once, not counted: the study holds the one complete trial it should
+    storage = f"sqlite:///{sweep_dir / 'optuna.db'}"
+    assert trial_states(storage) == {0: "FAIL", 1: "COMPLETE"}
+    trials = pd.read_csv(sweep_dir / "trials.csv")
+    assert list(trials["state"]) == ["FAIL", "COMPLETE"]
+    assert trials["user_attrs_reason"][0] == f"its sweep (pid {first.pid} on {host()}) ended " \
+        "while it ran", trials["user_attrs_reason"][0]
+
+
+def trial_states(storage: str, study: str = "smoke") -> dict[int, str]:
+    import optuna
+
+    loaded = optuna.load_study(study_name=study, storage=storage)
+    return {t.number: t.state.name for t in loaded.get_trials(deepcopy=False)}
+
+
+def test_a_second_run_of_a_study_from_another_folder_sharing_its_storage_is_refused(
+    tmp_path, capsys
+):
+    """Two folders, one --storage: each folder's lock held its own run only, so the second run
+    ran trials of the study beside the first's (a study is one run's at a time: its
+    --n-trials, failure streak and resume count one run's trials). The study is now held
+    beside its SQLite file, and the live run's trial is left running."""
+    pytest.importorskip("optuna", minversion="4.0")
+    from esa_lightning.jobs import optuna_sweep
+
+    train, started, release = blocking_train(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = start_sweep(train, tmp_path / "a", tmp_path, storage=storage)
+    try:
+        wait_for(lambda: (started / "0").exists(), first, "the first sweep's trial 0")
+
+        argv = [*SWEEP, "--sweep-dir", str(tmp_path / "b"), "--storage", storage]
+        assert optuna_sweep.main(argv, CONF, train) == 2
+
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"error: {tmp_path / 'shared.db'}: another sweep is running "
+                                   f"study 'smoke' (pid {first.pid} on "), lines[0]
+        assert "--study-name" in lines[0], lines[0]
+        assert [p.name for p in started.iterdir()] == ["0"]  # its train.py never ran
+        assert trial_states(storage) == {0: "RUNNING"}  # the live run's trial: not failed
+    finally:
+        release.write_text("")
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-3000:]
+    assert trial_states(storage) == {0: "COMPLETE"}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".shared.db")) == []
+    # once the first has ended, the study continues from the other folder
+    assert optuna_sweep.main([*SWEEP, "--n-trials", "2", "--sweep-dir", str(tmp_path / "b"),
+                              "--storage", storage], CONF, train) == 0
+    assert trial_states(storage) == {0: "COMPLETE", 1: "COMPLETE"}
