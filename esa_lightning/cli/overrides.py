@@ -103,7 +103,11 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
     except ImportError:  # another Hydra's internals: Hydra checks the jobs itself
         return
 
-    from esa_lightning.cli.sweep_subdirs import refuse_shared_job_subdirs, refuse_shared_subdir
+    from esa_lightning.cli.sweep_subdirs import (
+        SUBDIR_KEY,
+        refuse_job_subdirs,
+        refuse_shared_subdir,
+    )
     from esa_lightning.install import composition_reason
 
     try:
@@ -116,14 +120,18 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
     except Exception:  # noqa: BLE001 - a glob needs Hydra's config loader: Hydra reports it
         return
     refuse_shared_subdir(parsed, len(jobs))  # one fixed name: known from the command line
+    subdirs = []  # each job's hydra.sweep.subdir, as its composed config gives it
     for number, job in enumerate(jobs):
         local = not any(o.startswith("hydra/launcher=") for o in job)  # Hydra's basic launcher
-        reason = compose_error(config_name, list(job), local_sweep=local, sweep_job=True)
+        keys: dict[str, Any] = {SUBDIR_KEY: None}
+        reason = compose_error(config_name, list(job), local_sweep=local, sweep_job=True,
+                               hydra_keys=keys)
         if reason is not None:
             shown = " ".join(o for o in job if not o.lstrip("+~").startswith("hydra."))
             print(f"error: sweep job {number} ({shown}): {reason}", file=sys.stderr)
             raise SystemExit(2)
-    refuse_shared_job_subdirs(config_name, parsed, jobs)  # resolved in each job's config
+        subdirs.append(keys[SUBDIR_KEY])
+    refuse_job_subdirs(config_name, parsed, jobs, subdirs)  # resolved in each job's config
 
 
 def refuse_unshared_run_folder(argv: list[str] | None = None) -> None:
@@ -162,7 +170,8 @@ def leave_to_rank_zero(command: str) -> None:
 
 
 def compose_error(config_name: str, overrides: list[str], check: bool = False,
-                  local_sweep: bool = False, sweep_job: bool = False) -> str | None:
+                  local_sweep: bool = False, sweep_job: bool = False,
+                  hydra_keys: dict[str, Any] | None = None) -> str | None:
     """Why ``conf/<config_name>.yaml`` does not compose with ``overrides``, on one line; None
     when it does (quality.py checks its candidates' overrides with it too). ``check``: also
     the settings' rules (``settings.check_settings``: ``seed=abc``, ``data.val_days=-5``, an
@@ -172,7 +181,9 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
     once it ran, after reading its data, leaving a sweep folder of refused jobs).
     ``sweep_job``: a job of a ``-m`` sweep, refused too for a top-level trainer key that the
     components of ``experiment=esa_full`` shadow (``refuse_shadowed_trainer_keys``: each job
-    of ``trainer.max_epochs=1,2`` was refused only once the sweep had made its folder)."""
+    of ``trainer.max_epochs=1,2`` was refused only once the sweep had made its folder).
+    ``hydra_keys``: filled with those keys' values in the composed ``hydra`` node, unresolved
+    (``jobs.paths.compose_config``)."""
     from esa_lightning.errors import ESAInputError
     from esa_lightning.install import composition_reason
     from esa_lightning.jobs.paths import compose_config
@@ -185,7 +196,7 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
 
     try:
         refuse_unused_top_level(config_name, overrides)  # esa_full's: its components' own
-        cfg = compose_config(config_name, overrides)
+        cfg = compose_config(config_name, overrides, hydra_keys=hydra_keys)
         if local_sweep and "trainer" in cfg:
             from esa_lightning.jobs.sweep import (
                 asks_for_several_devices,

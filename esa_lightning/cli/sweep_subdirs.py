@@ -5,13 +5,16 @@ resolved in the job's own config (``${hydra.job.num}`` by default). A subdir tha
 the jobs apart put several in one folder: each after the first was refused only once it ran,
 after Hydra had rewritten the first job's ``.hydra/`` (its config then not the detector's).
 ``refuse_shared_subdir`` refuses a subdir of one fixed name from the command line alone;
-``refuse_shared_job_subdirs`` resolves an interpolated or swept one in each job's config, as the
-launcher does, and refuses the first two jobs that share a folder, naming the keys it is built
-from.
+``refuse_job_subdirs`` resolves any other (the command line's, or one an experiment or another
+config file sets, which was not checked) in each job's config, as the launcher does, and refuses
+the first job whose folder is not inside the sweep folder (it was refused only as it ran, and
+only where an earlier run had trained there) and the first two jobs that share a folder, naming
+the keys it is built from.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -24,12 +27,15 @@ JOB_NUMBERS = ("${hydra.job.num}", "${hydra.job.id}")
 PLAIN_KEY = re.compile(r"\$\{([A-Za-z_][\w.\-\[\]]*)\}")
 ADVICE = ("give each its own (leave hydra.sweep.subdir at ${hydra.job.num}, or name a swept key "
           "in it)")
+INSIDE_ADVICE = ("give it a relative hydra.sweep.subdir without '..' (leave it at "
+                 "${hydra.job.num}, or name a swept key in it), or move the whole sweep "
+                 "with hydra.sweep.dir")
 
 
 def refuse_shared_subdir(parsed: list[Any], jobs: int) -> None:
     """A ``hydra.sweep.subdir`` of one fixed name (no ``${...}``, not swept) puts every job of a
     sweep of several in one folder: one ``error:`` line and exit code 2 before the sweep
-    starts. An interpolated or swept subdir is resolved per job (``refuse_shared_job_subdirs``)."""
+    starts. An interpolated or swept subdir is resolved per job (``refuse_job_subdirs``)."""
     for override in parsed:
         if override.get_key_element() != SUBDIR_KEY or override.is_sweep_override():
             continue
@@ -39,33 +45,59 @@ def refuse_shared_subdir(parsed: list[Any], jobs: int) -> None:
                     f"in the same folder <hydra.sweep.dir>/{value}: {ADVICE}")
 
 
-def refuse_shared_job_subdirs(config_name: str, parsed: list[Any],
-                              jobs: Sequence[Sequence[str]]) -> None:
-    """Where the command line gives ``hydra.sweep.subdir`` interpolated from keys
-    (``shared_${experiment_name}``) or swept (``a,b``), resolve it in each job's config as
-    Hydra's basic launcher does (its ``hydra.job.num``, the sweep's ``${now:}``): two jobs with
-    one subdir are one ``error:`` line naming them, the folder and the keys it is built from
-    (those no job changes, or those the two share), exit code 2, before the sweep starts. A
-    subdir that holds the job's number, or one that cannot be resolved before the job runs
-    (``${hydra:...}``), is left to the jobs."""
+def refuse_job_subdirs(config_name: str, parsed: list[Any], jobs: Sequence[Sequence[str]],
+                       expressions: Sequence[Any]) -> None:
+    """Where a job's ``hydra.sweep.subdir`` (``expressions``: each job's, as its composed config
+    gives it, unresolved: the command line's, an experiment's or another config file's) is not
+    the job's number, resolve it in each job's config as Hydra's basic launcher does (its
+    ``hydra.job.num``, the sweep's ``${now:}``). One ``error:`` line and exit code 2, before the
+    sweep starts, for the first job whose folder is not one of its own inside the sweep folder
+    (``../other/${seed}``, an absolute path, the sweep folder itself), and for the first two jobs
+    with one folder, naming them, the folder and the keys it is built from (those no job
+    changes, or those the two share). A subdir that cannot be resolved before the job runs
+    (``${hydra:...}``) is left to the jobs."""
+    if all(str(e) in JOB_NUMBERS for e in expressions):  # the default: the job's number
+        return
     given = [o for o in parsed if o.get_key_element() == SUBDIR_KEY]
-    if len(jobs) < 2 or not given:
-        return
-    line = given[-1].input_line
-    expression = line.split("=", 1)[1]
-    if any(number in expression for number in JOB_NUMBERS):
-        return
     subdirs = job_subdirs(config_name, jobs)
     if subdirs is None:
         return
+
+    def named(number: int) -> str:  # as the user wrote it
+        if given:
+            return given[-1].input_line
+        return f"{SUBDIR_KEY}={expressions[number]} (set by the config, not the command line)"
+
+    for number, subdir in enumerate(subdirs):
+        where = leads_out(subdir)
+        if where:
+            _refuse(f"{named(number)}: job {number} of this sweep would train in "
+                    f"<hydra.sweep.dir>/{subdir}, {where}: each job trains in a folder of its "
+                    "own inside the sweep folder, where the sweep's checks, its summary.csv and "
+                    f"a resume find it: {INSIDE_ADVICE}")
     seen: dict[str, int] = {}
     for number, subdir in enumerate(subdirs):
         if subdir not in seen:
             seen[subdir] = number
             continue
         first = seen[subdir]
-        _refuse(f"{line}: jobs {first} and {number} of this sweep would train in the same folder "
-                f"<hydra.sweep.dir>/{subdir}{_why(expression, jobs, first, number)}: {ADVICE}")
+        expression = str(expressions[number])
+        why = (_why(expression, jobs, first, number)
+               if str(expressions[first]) == expression else "")
+        _refuse(f"{named(number)}: jobs {first} and {number} of this sweep would train in the "
+                f"same folder <hydra.sweep.dir>/{subdir}{why}: {ADVICE}")
+
+
+def leads_out(subdir: str) -> str | None:
+    """Where job folder ``<hydra.sweep.dir>/<subdir>`` is when it is not a folder inside the
+    sweep folder (``outside the sweep folder``, ``the sweep folder itself``); None when it
+    is."""
+    if os.path.isabs(subdir):
+        return "outside the sweep folder"
+    normal = os.path.normpath(subdir)
+    if normal == ".":
+        return "the sweep folder itself"
+    return "outside the sweep folder" if normal.split(os.sep)[0] == ".." else None
 
 
 def _why(expression: str, jobs: Sequence[Sequence[str]], first: int, second: int) -> str:

@@ -87,12 +87,14 @@ def sweep_dir(path: str) -> str:
     return path
 
 
-def compose_config(name: str, overrides: list[str], config_dir: Path | None = None) -> DictConfig:
+def compose_config(name: str, overrides: list[str], config_dir: Path | None = None,
+                   hydra_keys: dict[str, Any] | None = None) -> DictConfig:
     """``<config_dir>/<name>.yaml`` (the package's configs by default) composed with
     ``overrides`` by Hydra's compose API, as ``python <name>.py`` composes it:
     ``experiment_name`` takes its value (``${esa_choice:model}``) before the ``hydra`` node that
     records the choices is dropped, as ``compose`` drops it. Hydra's errors for overrides that
-    do not compose are raised as they are."""
+    do not compose are raised as they are. ``hydra_keys``: each of its keys
+    (``hydra.sweep.subdir``) is given its value in that node first, unresolved."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -103,6 +105,11 @@ def compose_config(name: str, overrides: list[str], config_dir: Path | None = No
             cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()
+    for key in hydra_keys or {}:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent)
+        hydra_keys[key] = None if node is None else OmegaConf.to_container(
+            node, resolve=False).get(leaf)
     with open_dict(cfg):
         if "experiment_name" in cfg:
             cfg.experiment_name = cfg.experiment_name  # resolved while the choices are there

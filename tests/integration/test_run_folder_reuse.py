@@ -310,16 +310,20 @@ def test_a_sweep_into_an_earlier_sweeps_folder_is_refused_before_writing(tmp_pat
 def test_a_sweep_job_into_a_folder_an_earlier_run_trained_in_fails_alone(
     small_mission_dir, tmp_path
 ):
-    """A job whose own folder holds an earlier run's outputs (here one that a subdir leading
-    out of the sweep folder puts where an earlier run trained, which the check of the sweep
-    folder for an earlier sweep's jobs cannot see) is refused as an input error of its own, the
-    next job runs, and the sweep ends with the one line, exit code 2. (Jobs of one sweep that
-    would share a folder are refused before the sweep starts: tests/unit/test_sweep_subdirs;
-    an earlier sweep's jobs nested below the sweep folder too: test_earlier_sweep_nested.)"""
-    sweep, elsewhere = tmp_path / "sweep", tmp_path / "elsewhere"
+    """A job whose own folder holds an earlier run's outputs (here one nested deeper below the
+    sweep folder than the check for an earlier sweep's jobs looks) is refused as an input error
+    of its own, the next job runs, and the sweep ends with the one line, exit code 2. (Jobs of
+    one sweep that would share a folder, or train outside the sweep folder, are refused before
+    the sweep starts: tests/unit/test_sweep_subdirs; an earlier sweep's jobs nested below the
+    sweep folder too: test_earlier_sweep_nested.)"""
+    from esa_lightning.jobs.run_guard import SWEEP_JOB_DEPTH
+
+    nested = "/".join("abcdefgh"[:SWEEP_JOB_DEPTH])  # job folders one level deeper than looked
+    sweep = tmp_path / "sweep"
+    elsewhere = sweep / nested
     before = earlier_run(elsewhere / "1")
     proc = run_train(["-m", *FAST, f"data.root={small_mission_dir}", "seed=1,2",
-                      f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=../elsewhere/${seed}"],
+                      f"hydra.sweep.dir={sweep}", f"hydra.sweep.subdir={nested}/${{seed}}"],
                      tmp_path)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "error: sweep job 0 (" in proc.stderr and "holds an earlier run's" in proc.stderr

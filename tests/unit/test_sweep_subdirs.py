@@ -6,6 +6,8 @@ job, naming the key, as it refuses a subdir of one fixed name."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from esa_lightning.cli.overrides import composes_or_exit
@@ -49,3 +51,78 @@ def test_subdirs_that_tell_the_jobs_apart_go_on():
     # one job alone shares its folder with none
     composes_or_exit("train", ["-m", "experiment=smoke", "seed=1",
                                "hydra.sweep.subdir=shared_${experiment_name}"])
+
+
+@pytest.fixture
+def conf_with(tmp_path, monkeypatch):
+    """The package's configs plus experiment files of the test's own (``name: yaml text``),
+    as a user's experiment would set ``hydra.sweep.subdir``."""
+    from esa_lightning import install
+
+    def make(experiments: dict[str, str]):
+        conf = tmp_path / "conf"
+        shutil.copytree(install.config_dir(), conf)
+        for name, text in experiments.items():
+            (conf / "experiment" / f"{name}.yaml").write_text(text)
+        monkeypatch.setattr(install, "config_dir", lambda: conf)
+        return conf
+
+    return make
+
+
+SMOKE_WITH = "# @package _global_\ndefaults:\n  - smoke\nhydra:\n  sweep:\n    subdir: {}\n"
+
+
+def test_a_subdir_an_experiment_file_sets_is_checked_as_the_command_lines(capsys, conf_with):
+    """Only a command-line hydra.sweep.subdir was read: one an experiment set put every job in
+    one folder, each after the first refused only once it ran."""
+    conf_with({"shared_subdir": SMOKE_WITH.format("shared")})
+    with pytest.raises(SystemExit) as stop:
+        composes_or_exit("train", ["-m", "experiment=shared_subdir", "seed=1,2"])
+    assert stop.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: hydra.sweep.subdir=shared (set by the config, not the "
+                           "command line): jobs 0 and 1 of this sweep would train in the same "
+                           "folder <hydra.sweep.dir>/shared: "), line
+
+
+def test_a_subdir_of_one_experiment_among_the_swept_ones_is_checked(capsys, conf_with):
+    conf_with({"out_subdir": SMOKE_WITH.format("../elsewhere/${seed}")})
+    with pytest.raises(SystemExit) as stop:
+        composes_or_exit("train", ["-m", "experiment=smoke,out_subdir", "seed=7"])
+    assert stop.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: hydra.sweep.subdir=../elsewhere/${seed} (set by the config, "
+                           "not the command line): job 1 of this sweep would train in "
+                           "<hydra.sweep.dir>/../elsewhere/7, outside the sweep folder"), line
+
+
+@pytest.mark.parametrize("subdir, where, shown", [
+    ("../elsewhere/${seed}", "outside the sweep folder", "../elsewhere/1"),
+    ("seed/../../${seed}", "outside the sweep folder", "seed/../../1"),
+    ("/tmp/esa_elsewhere/${seed}", "outside the sweep folder", "/tmp/esa_elsewhere/1"),
+    ("${seed}/..", "the sweep folder itself", "1/.."),
+])
+def test_a_subdir_leading_out_of_the_sweep_folder_is_refused_before_any_job(
+    capsys, tmp_path, subdir, where, shown
+):
+    """It was refused job by job as each ran, and only where an earlier run had trained
+    (the check for an earlier sweep's jobs looks below the sweep folder only)."""
+    line = refused_line(capsys, ["seed=1,2", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                                 f"hydra.sweep.subdir={subdir}"])
+    assert line.startswith(f"error: hydra.sweep.subdir={subdir}: job 0 of this sweep would "
+                           f"train in <hydra.sweep.dir>/{shown}, {where}: "), line
+    assert "without '..'" in line, line
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_single_job_leading_out_is_refused_too(capsys):
+    line = refused_line(capsys, ["seed=1", "hydra.sweep.subdir=../x"])
+    assert "job 0 of this sweep would train in <hydra.sweep.dir>/../x, outside" in line, line
+
+
+def test_subdirs_inside_the_sweep_folder_go_on(conf_with):
+    conf_with({"own_subdir": SMOKE_WITH.format("s_${seed}")})
+    composes_or_exit("train", ["-m", "experiment=own_subdir", "seed=1,2"])
+    composes_or_exit("train", ["-m", "experiment=smoke", "seed=1,2",
+                               "hydra.sweep.subdir=a/../b_${seed}"])
