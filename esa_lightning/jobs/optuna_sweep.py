@@ -25,6 +25,7 @@ plugin cannot do this: it pins optuna < 3, whose RDB storage fails under current
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import subprocess
@@ -185,10 +186,17 @@ def sweep(plan: SweepPlan) -> Any:
     held too, whatever folder another run of it would use (``sweep_study.lock_study``), and the
     trials a killed run of it left ``RUNNING`` are recorded failed before any trial runs."""
     optuna = import_optuna()
+    made = not plan.sweep_dir.exists()
     make_output_folder(plan.sweep_dir)
-    with lock_run_folder(plan.sweep_dir, advice=HELD_ADVICE), \
-            lock_study(plan.storage, plan.study_name) as locked:
-        return _sweep(plan, optuna, locked)
+    try:
+        with lock_run_folder(plan.sweep_dir, advice=HELD_ADVICE), \
+                lock_study(plan.storage, plan.study_name) as locked:
+            return _sweep(plan, optuna, locked)
+    except ESAInputError:
+        if made:  # refused before it wrote there (the study another run's): left as it was
+            with contextlib.suppress(OSError):
+                plan.sweep_dir.rmdir()  # empty only
+        raise
 
 
 def _sweep(plan: SweepPlan, optuna: Any, locked: bool) -> Any:

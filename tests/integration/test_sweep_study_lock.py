@@ -161,6 +161,7 @@ def test_a_second_run_of_a_study_from_another_folder_sharing_its_storage_is_refu
         assert "--study-name" in lines[0], lines[0]
         assert [p.name for p in started.iterdir()] == ["0"]  # its train.py never ran
         assert trial_states(storage) == {0: "RUNNING"}  # the live run's trial: not failed
+        assert not (tmp_path / "b").exists()  # the folder it made, left empty: removed
     finally:
         release.write_text("")
         out, err = first.communicate(timeout=300)
