@@ -13,9 +13,9 @@ import pytest
 from esa_lightning.cli.overrides import composes_or_exit
 
 
-def refused_line(capsys, args: list[str]) -> str:
+def refused_line(capsys, args: list[str], experiment: str = "smoke") -> str:
     with pytest.raises(SystemExit) as stop:
-        composes_or_exit("train", ["-m", "experiment=smoke", *args])
+        composes_or_exit("train", ["-m", f"experiment={experiment}", *args])
     assert stop.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
@@ -77,10 +77,7 @@ def test_a_subdir_an_experiment_file_sets_is_checked_as_the_command_lines(capsys
     """Only a command-line hydra.sweep.subdir was read: one an experiment set put every job in
     one folder, each after the first refused only once it ran."""
     conf_with({"shared_subdir": SMOKE_WITH.format("shared")})
-    with pytest.raises(SystemExit) as stop:
-        composes_or_exit("train", ["-m", "experiment=shared_subdir", "seed=1,2"])
-    assert stop.value.code == 2
-    line = capsys.readouterr().err.strip()
+    line = refused_line(capsys, ["seed=1,2"], experiment="shared_subdir")
     assert line.startswith("error: hydra.sweep.subdir=shared (set by the config, not the "
                            "command line): jobs 0 and 1 of this sweep would train in the same "
                            "folder <hydra.sweep.dir>/shared: "), line
@@ -88,10 +85,7 @@ def test_a_subdir_an_experiment_file_sets_is_checked_as_the_command_lines(capsys
 
 def test_a_subdir_of_one_experiment_among_the_swept_ones_is_checked(capsys, conf_with):
     conf_with({"out_subdir": SMOKE_WITH.format("../elsewhere/${seed}")})
-    with pytest.raises(SystemExit) as stop:
-        composes_or_exit("train", ["-m", "experiment=smoke,out_subdir", "seed=7"])
-    assert stop.value.code == 2
-    line = capsys.readouterr().err.strip()
+    line = refused_line(capsys, ["seed=7"], experiment="smoke,out_subdir")
     assert line.startswith("error: hydra.sweep.subdir=../elsewhere/${seed} (set by the config, "
                            "not the command line): job 1 of this sweep would train in "
                            "<hydra.sweep.dir>/../elsewhere/7, outside the sweep folder"), line
