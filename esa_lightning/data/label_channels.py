@@ -10,7 +10,9 @@ are made over the target channels only (``Mission.scored_channels``). The label 
 (``Mission.labels``) are left as read: what a detector learns from them (the rows nominal fits
 leave out, the supervised heads' targets) does not change. The events set aside (those without
 a target-channel segment) are kept in ``Mission.meta[SET_ASIDE]``, so that a range left without
-an event can say why (``runtime.evaluation.unscored_reason``).
+an event can say why (``runtime.evaluation.unscored_reason``), and the whole table the labels
+were marked from in ``Mission.meta[LABEL_EVENTS]`` (a slice's edge rows follow it:
+``mission.edge_labels``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from esa_lightning.data.mission import Mission
+from esa_lightning.data.mission import LABEL_EVENTS, Mission
 from esa_lightning.errors import ESAInputError
 
 LABEL_CHANNELS = ("all", "target")
@@ -50,7 +52,9 @@ def with_label_channels(mission: Mission, label_channels: str | None) -> Mission
         )
     kept = _target_events(mission)
     aside = mission.events[~mission.events["ID"].isin(set(kept["ID"]))].reset_index(drop=True)
-    meta = {**mission.meta, "label_channels": value, SET_ASIDE: aside}
+    # the labels stay marked by every event: a slice's edge rows follow those (``edge_labels``)
+    labeled_by = mission.meta.get(LABEL_EVENTS, mission.events)
+    meta = {**mission.meta, "label_channels": value, SET_ASIDE: aside, LABEL_EVENTS: labeled_by}
     if mission.series is not None:  # independent series (NASA): each its own channel
         series = {name: with_label_channels(m, value) for name, m in mission.series.items()}
         return replace(mission, series=series, events=kept, meta=meta)

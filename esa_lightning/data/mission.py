@@ -26,7 +26,8 @@ Conventions
   of one-grid layouts (Kaggle, ESA CSV, NASA) record none.
 - ``test_start`` / ``val_start``: row indices; train = [0, val_start), validation =
   [val_start, test_start), test = [test_start, T). Validation is always the end of the training
-  range in time, never a random split.
+  range in time, never a random split. A range (any ``slice``) keeps the events whose span
+  meets its first .. last row time, and only those mark its rows (``edge_labels``).
 - NASA telemanom data is a set of independent series: ``series`` maps each channel to its own
   single-channel ``Mission`` and ``values`` is then a dict channel -> float32 array.
 """
@@ -68,6 +69,43 @@ def events_overlapping(events: pd.DataFrame, timestamps: np.ndarray | None) -> p
     lo, hi = timestamps[0], timestamps[-1]
     keep = (events["EndTime"].to_numpy() >= lo) & (events["StartTime"].to_numpy() <= hi)
     return events.loc[keep].reset_index(drop=True)
+
+
+#: ``Mission.meta`` key of the event table the labels were marked from, where ``events`` is
+#: not it (``metrics.label_channels=target`` drops segments from ``events``, not labels)
+LABEL_EVENTS = "label_events"
+
+
+def edge_labels(mission: Mission, start: int, stop: int) -> np.ndarray:
+    """``mission.labels[start:stop]`` (shared, or a copy where a row changes) with the slice's
+    first and last rows marked only by the events the slice keeps (``events_overlapping``).
+    An event marks the rows from its start floored to its end ceiled onto the grid (ESA-ADB's
+    rule, ``readers.grid_marks.label_mask``), the lowest code winning: one ending less than a
+    row before the slice's first row time (or starting less than a row after its last) is not
+    the slice's, yet was ceiled (floored) onto that row. An event on row times (the readers
+    that build events from row codes) never is: those slices share the labels as they are."""
+    part = mission.labels[start:stop]
+    events = mission.meta.get(LABEL_EVENTS, mission.events)
+    if mission.timestamps is None or stop <= start or not len(events) or not part.shape[1]:
+        return part
+    ts = np.asarray(mission.timestamps)
+    begins = events["StartTime"].to_numpy().astype(ts.dtype)
+    ends = events["EndTime"].to_numpy().astype(ts.dtype)
+    # the rows each event marks; none for one off the mission's own span (never its rows')
+    first = np.where(begins > ts[-1], len(ts), np.searchsorted(ts, begins, side="right") - 1)
+    last = np.where(ends < ts[0], -1, np.searchsorted(ts, ends, side="left"))
+    gone = (ends < ts[start]) | (begins > ts[stop - 1])  # not the slice's
+    col = {c: i for i, c in enumerate(mission.channel_names)}
+    cols = events["Channel"].map(col).to_numpy(dtype=float, na_value=np.nan)
+    codes = events["Category"].map(CATEGORY_TO_CODE).to_numpy(dtype=float, na_value=np.nan)
+    out = None
+    for row in sorted({start, stop - 1}):
+        marks = (first <= row) & (last >= row) & ~np.isnan(cols) & ~np.isnan(codes)
+        for c in np.unique(cols[marks & gone]).astype(int):
+            on = marks & ~gone & (cols == c)
+            out = np.array(part) if out is None else out  # the mission's rows keep theirs
+            out[row - start, c] = int(codes[on].min()) if on.any() else 0
+    return part if out is None else out
 
 
 #: rows of labels ``nominal_rows`` reads at a time
@@ -276,7 +314,10 @@ class Mission:
 
     # ----------------------------------------------------------------- splits
     def slice(self, start: int, stop: int) -> Mission:
-        """Rows [start, stop) as a new Mission sharing memory; split points are clipped."""
+        """Rows [start, stop) as a new Mission sharing memory; split points are clipped. It
+        keeps the events whose span meets its first .. last row time, and only those mark its
+        rows (``edge_labels``: a copy of its labels where an event it drops marked an edge
+        row)."""
         if self.series is not None:
             raise TypeError("slice() applies to single-grid missions; use mission.series")
         n = len(self.values)
@@ -291,7 +332,7 @@ class Mission:
             self,
             values=self.values[start:stop],
             timestamps=ts,
-            labels=None if self.labels is None else self.labels[start:stop],
+            labels=None if self.labels is None else edge_labels(self, start, stop),
             telecommands=self.telecommands[start:stop],
             unrepresentable=(
                 None if self.unrepresentable is None else self.unrepresentable[start:stop]
