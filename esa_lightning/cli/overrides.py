@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from esa_lightning.jobs.paths import ConfigFolders
 
 RUN_FOLDER_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -70,24 +73,66 @@ def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
     group option (``experiment=nope``), key (``model.foo=1``) or a word that is no override is
     one ``error:`` line and exit code 2, as every input error, instead of Hydra's message of
     several lines and exit code 1. A ``-m`` sweep composes each of its jobs
-    (``sweep_composes_or_exit``). A command line with Hydra's other flags (``--cfg``,
-    ``--help``...), ``hydra.mode=...`` or ``debug_errors=true`` goes to Hydra as it is."""
+    (``sweep_composes_or_exit``). Hydra's flags that choose the configs (``-cp``, ``-cn``,
+    ``-cd``: ``config_flags``) are composed as Hydra composes them, so a user's own configs get
+    the same refusals. A command line with Hydra's other flags (``--cfg``, ``--help``...),
+    ``hydra.mode=...`` or ``debug_errors=true`` goes to Hydra as it is."""
     args = sys.argv[1:] if argv is None else argv
     if any(a.replace(" ", "") == "debug_errors=true" for a in args):
         return
+    folders = None
     flags = [a for a in args if a.startswith("-")]
-    if flags and set(flags) <= set(MULTIRUN_FLAGS):  # a plain -m sweep: every job composes
-        sweep_composes_or_exit(config_name, [a for a in args if a not in MULTIRUN_FLAGS])
+    if flags and not set(flags) <= set(MULTIRUN_FLAGS):
+        configs = config_flags(args)
+        if configs is None:  # Hydra's other flags: Hydra answers them
+            return
+        folders, name, args = configs
+        config_name = name or config_name
+        flags = [a for a in args if a.startswith("-")]
+    if flags:  # a -m sweep: every job composes
+        sweep_composes_or_exit(config_name, [a for a in args if a not in MULTIRUN_FLAGS],
+                               folders)
         return
-    if any(a.startswith(("-", "hydra.mode=")) for a in args):  # Hydra's flags, or its mode
+    if any(a.startswith("hydra.mode=") for a in args):  # Hydra's mode
         return
-    reason = compose_error(config_name, list(args), check=True)
+    reason = compose_error(config_name, list(args), check=True, folders=folders)
     if reason is not None:
         print(f"error: {reason}", file=sys.stderr)
         raise SystemExit(2)
 
 
-def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
+def config_flags(args: list[str]) -> tuple[ConfigFolders, str | None, list[str]] | None:
+    """A command line whose only Hydra flags choose the configs (``--config-path``/``-cp``,
+    ``--config-name``/``-cn``, ``--config-dir``/``-cd``, in each spelling Hydra's parser reads)
+    and perhaps ``-m``, read by Hydra's own parser: the folders (``paths.ConfigFolders``), the
+    config name (None without ``-cn``) and the overrides, with ``-m`` where it was given. None
+    where another flag is given (``--cfg``, ``--help``...), or the parser refuses the command
+    line or leaves words over (Hydra reports it)."""
+    import argparse
+    import contextlib
+    import io
+
+    from esa_lightning.jobs.paths import ConfigFolders
+
+    try:
+        from hydra._internal.utils import get_args_parser
+
+        parser = get_args_parser()
+        with contextlib.redirect_stderr(io.StringIO()):
+            parsed, left = parser.parse_known_args(list(args))
+    except (ImportError, SystemExit, argparse.ArgumentError):
+        return None
+    chosen = ("overrides", "multirun", "config_path", "config_name", "config_dir")
+    if left or any(value != parser.get_default(key) for key, value in vars(parsed).items()
+                   if key not in chosen):
+        return None
+    folders = ConfigFolders(path=parsed.config_path, added=parsed.config_dir)
+    multirun = [MULTIRUN_FLAGS[0]] if parsed.multirun else []
+    return folders, parsed.config_name, [*multirun, *parsed.overrides]
+
+
+def sweep_composes_or_exit(config_name: str, overrides: list[str],
+                           folders: ConfigFolders | None = None) -> None:
     """Compose each job of a ``-m`` sweep of ``overrides`` as Hydra's basic sweeper splits it:
     the first job that does not compose (``model.nope=4,8``, ``experiment=smoke,nope``) is one
     ``error: sweep job N (...)`` line and exit code 2, before Hydra makes the sweep folder
@@ -95,7 +140,8 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
     rules are each job's own (``seed=1,abc``: that job fails, the others run). Jobs that would
     share a folder (``hydra.sweep.subdir``: ``cli.sweep_subdirs``) are refused too. A sweep Hydra
     alone can expand (``glob(...)``) or a job that composes goes to Hydra as it is, and so does
-    every sweep where Hydra's basic sweeper (internal to Hydra) is not where it was."""
+    every sweep where Hydra's basic sweeper (internal to Hydra) is not where it was.
+    ``folders``: the command line's ``-cp``/``-cd`` (``config_flags``)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
@@ -125,13 +171,13 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str]) -> None:
         local = not any(o.startswith("hydra/launcher=") for o in job)  # Hydra's basic launcher
         keys: dict[str, Any] = {SUBDIR_KEY: None}
         reason = compose_error(config_name, list(job), local_sweep=local, sweep_job=True,
-                               hydra_keys=keys)
+                               hydra_keys=keys, folders=folders)
         if reason is not None:
             shown = " ".join(o for o in job if not o.lstrip("+~").startswith("hydra."))
             print(f"error: sweep job {number} ({shown}): {reason}", file=sys.stderr)
             raise SystemExit(2)
         subdirs.append(keys[SUBDIR_KEY])
-    refuse_job_subdirs(config_name, parsed, jobs, subdirs)  # resolved in each job's config
+    refuse_job_subdirs(config_name, parsed, jobs, subdirs, folders)  # in each job's config
 
 
 def refuse_unshared_run_folder(argv: list[str] | None = None) -> None:
@@ -171,7 +217,8 @@ def leave_to_rank_zero(command: str) -> None:
 
 def compose_error(config_name: str, overrides: list[str], check: bool = False,
                   local_sweep: bool = False, sweep_job: bool = False,
-                  hydra_keys: dict[str, Any] | None = None) -> str | None:
+                  hydra_keys: dict[str, Any] | None = None,
+                  folders: ConfigFolders | None = None) -> str | None:
     """Why ``conf/<config_name>.yaml`` does not compose with ``overrides``, on one line; None
     when it does (quality.py checks its candidates' overrides with it too). ``check``: also
     the settings' rules (``settings.check_settings``: ``seed=abc``, ``data.val_days=-5``, an
@@ -183,7 +230,8 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
     components of ``experiment=esa_full`` shadow (``refuse_shadowed_trainer_keys``: each job
     of ``trainer.max_epochs=1,2`` was refused only once the sweep had made its folder).
     ``hydra_keys``: filled with those keys' values in the composed ``hydra`` node, unresolved
-    (``jobs.paths.compose_config``)."""
+    (``jobs.paths.compose_config``). ``folders``: the command line's ``-cp``/``-cd``, read as
+    Hydra reads them (``config_flags``)."""
     from esa_lightning.errors import ESAInputError
     from esa_lightning.install import composition_reason
     from esa_lightning.jobs.paths import compose_config
@@ -195,8 +243,8 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
     )
 
     try:
-        refuse_unused_top_level(config_name, overrides)  # esa_full's: its components' own
-        cfg = compose_config(config_name, overrides, hydra_keys=hydra_keys)
+        refuse_unused_top_level(config_name, overrides, folders=folders)  # esa_full's
+        cfg = compose_config(config_name, overrides, hydra_keys=hydra_keys, folders=folders)
         if local_sweep and "trainer" in cfg:
             from esa_lightning.jobs.sweep import (
                 asks_for_several_devices,
@@ -212,7 +260,7 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
         if check and cfg.get("debug_errors") is not True:  # debug: the job's traceback
             check_settings(cfg)
             refuse_shadowed_trainer_keys(cfg, overrides)
-            refuse_unread_top_level_keys(config_name, cfg, overrides)
+            refuse_unread_top_level_keys(config_name, cfg, overrides, folders)
     except ESAInputError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides
@@ -220,7 +268,8 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
     return None
 
 
-def refuse_unread_top_level_keys(config_name: str, cfg: Any, overrides: list[str]) -> None:
+def refuse_unread_top_level_keys(config_name: str, cfg: Any, overrides: list[str],
+                                 folders: ConfigFolders | None = None) -> None:
     """A top-level key the command line adds (``+xyz=1``, ``+max_epoch=1``) that neither
     ``conf/<config_name>.yaml`` with the other overrides holds nor any value interpolates
     (``+my_lr=0.01 model.lr=${my_lr}``) is read by no job: refused naming the key and the
@@ -244,10 +293,20 @@ def refuse_unread_top_level_keys(config_name: str, cfg: Any, overrides: list[str
     for key, override in added.items():
         if key not in cfg or re.search(rf"\$\{{{re.escape(key)}[.}}\[]", written):
             continue
-        others = compose_config(config_name, [o for o in overrides if o is not override])
+        others = compose_config(config_name, [o for o in overrides if o is not override],
+                                folders=folders)
         if key in others:
             continue
         close = difflib.get_close_matches(key, [str(k) for k in others if k != "hydra"], n=3)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise ESAInputError(f"{override.strip()}: {key} is not a setting of "
-                            f"{config_name}.py (conf/{config_name}.yaml), nothing reads it{hint}")
+                            f"{_config_shown(config_name, folders)}, nothing reads it{hint}")
+
+
+def _config_shown(config_name: str, folders: ConfigFolders | None) -> str:
+    """``train.py (conf/train.yaml)``; a user's own: ``config my_exp (DIR/my_exp.yaml)``."""
+    if folders is None or (folders.path is None and folders.added is None):
+        return f"{config_name}.py (conf/{config_name}.yaml)"
+    if folders.path is None or "://" in folders.path:
+        return f"config {config_name}"
+    return f"config {config_name} ({folders.path.rstrip('/')}/{config_name}.yaml)"

@@ -18,7 +18,10 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from esa_lightning.jobs.paths import ConfigFolders
 
 SUBDIR_KEY = "hydra.sweep.subdir"
 #: a subdir holding one of these differs from job to job
@@ -46,7 +49,7 @@ def refuse_shared_subdir(parsed: list[Any], jobs: int) -> None:
 
 
 def refuse_job_subdirs(config_name: str, parsed: list[Any], jobs: Sequence[Sequence[str]],
-                       expressions: Sequence[Any]) -> None:
+                       expressions: Sequence[Any], folders: ConfigFolders | None = None) -> None:
     """Where a job's ``hydra.sweep.subdir`` (``expressions``: each job's, as its composed config
     gives it, unresolved: the command line's, an experiment's or another config file's) is not
     the job's number, resolve it in each job's config as Hydra's basic launcher does (its
@@ -55,11 +58,11 @@ def refuse_job_subdirs(config_name: str, parsed: list[Any], jobs: Sequence[Seque
     (``../other/${seed}``, an absolute path, the sweep folder itself), and for the first two jobs
     with one folder, naming them, the folder and the keys it is built from (those no job
     changes, or those the two share). A subdir that cannot be resolved before the job runs
-    (``${hydra:...}``) is left to the jobs."""
+    (``${hydra:...}``) is left to the jobs. ``folders``: the command line's ``-cp``/``-cd``."""
     if all(str(e) in JOB_NUMBERS for e in expressions):  # the default: the job's number
         return
     given = [o for o in parsed if o.get_key_element() == SUBDIR_KEY]
-    subdirs = job_subdirs(config_name, jobs)
+    subdirs = job_subdirs(config_name, jobs, folders)
     if subdirs is None:
         return
 
@@ -118,22 +121,22 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].strip().lstrip("+~")
 
 
-def job_subdirs(config_name: str, jobs: Sequence[Sequence[str]]) -> list[str] | None:
-    """Each job's ``hydra.sweep.subdir``, resolved in its config as the launcher resolves it;
-    None where a job's subdir cannot be resolved here."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+def job_subdirs(config_name: str, jobs: Sequence[Sequence[str]],
+                folders: ConfigFolders | None = None) -> list[str] | None:
+    """Each job's ``hydra.sweep.subdir``, resolved in its config as the launcher resolves it
+    (the package's configs, or the command line's ``-cp``/``-cd``: ``folders``); None where a
+    job's subdir cannot be resolved here."""
+    from hydra import compose
     from hydra.core.utils import setup_globals
     from omegaconf import OmegaConf, open_dict
 
-    from esa_lightning import install
+    from esa_lightning.jobs.paths import hydra_initialized
 
     setup_globals()  # ${now:...}, as Hydra registers it before a sweep
     first: Any = None
     subdirs: list[str] = []
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(install.config_dir()), version_base="1.3"):
+        with hydra_initialized(folders=folders):
             for number, job in enumerate(jobs):
                 cfg = compose(config_name=config_name, overrides=list(job),
                               return_hydra_config=True)
@@ -148,8 +151,6 @@ def job_subdirs(config_name: str, jobs: Sequence[Sequence[str]]) -> list[str] | 
                                                     throw_on_resolution_failure=True)))
     except Exception:  # noqa: BLE001 - resolved only as the job runs: the jobs check it then
         return None
-    finally:
-        GlobalHydra.instance().clear()
     return subdirs
 
 

@@ -12,7 +12,10 @@ own ``datasets/``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,24 +90,73 @@ def sweep_dir(path: str) -> str:
     return path
 
 
+@dataclass(frozen=True)
+class ConfigFolders:
+    """Where a command line's Hydra reads its configs, when its flags say: ``path``, its
+    ``--config-path`` (``-cp``: an absolute folder, as the entry points make a relative one, or
+    ``pkg://MODULE``) in place of the package's configs; ``added``, its ``--config-dir``
+    (``-cd``), a folder searched beside them."""
+
+    path: str | None = None
+    added: str | None = None
+
+
+#: the module whose ``hydra.main`` reads a ``--config-path`` that is not absolute
+MAIN_MODULE = "esa_lightning.cli.train"
+
+
+@contextlib.contextmanager
+def hydra_initialized(config_dir: Path | None = None,
+                      folders: ConfigFolders | None = None) -> Iterator[None]:
+    """Hydra initialised for ``compose``: with ``config_dir``'s configs (the package's by
+    default), or with ``folders`` (a command line's ``-cp``/``-cd``) as ``hydra.main`` reads
+    them: the ``--config-path`` in place of the configs, the ``--config-dir`` searched before
+    the structured configs (Hydra's ``SearchPathException`` where it is no folder)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    folder = str(config_dir or install.config_dir())
+    GlobalHydra.instance().clear()  # compose refuses to start over an initialised Hydra
+    try:
+        if folders is None or (folders.path is None and folders.added is None):
+            with initialize_config_dir(config_dir=folder, version_base="1.3"):
+                yield
+            return
+        from hydra import version
+        from hydra._internal.hydra import Hydra
+        from hydra._internal.utils import create_automatic_config_search_path
+        from hydra.core.config_search_path import SearchPathQuery
+        from hydra.errors import SearchPathException
+
+        version.setbase("1.3")
+        search = create_automatic_config_search_path(None, MAIN_MODULE, folders.path or folder)
+        if folders.added is not None:
+            added = os.path.abspath(folders.added)
+            if not os.path.isdir(added):
+                raise SearchPathException(f"Additional config directory '{added}' not found")
+            search.prepend(provider="command-line", path=f"file://{added}",
+                           anchor=SearchPathQuery(provider="schema"))
+        Hydra.create_main_hydra2(task_name=MAIN_MODULE.rpartition(".")[2],
+                                 config_search_path=search)
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def compose_config(name: str, overrides: list[str], config_dir: Path | None = None,
-                   hydra_keys: dict[str, Any] | None = None) -> DictConfig:
-    """``<config_dir>/<name>.yaml`` (the package's configs by default) composed with
-    ``overrides`` by Hydra's compose API, as ``python <name>.py`` composes it:
+                   hydra_keys: dict[str, Any] | None = None,
+                   folders: ConfigFolders | None = None) -> DictConfig:
+    """``<config_dir>/<name>.yaml`` (the package's configs by default; ``folders``: a command
+    line's ``-cp``/``-cd``, ``hydra_initialized``) composed with ``overrides`` by Hydra's
+    compose API, as ``python <name>.py`` composes it:
     ``experiment_name`` takes its value (``${esa_choice:model}``) before the ``hydra`` node that
     records the choices is dropped, as ``compose`` drops it. Hydra's errors for overrides that
     do not compose are raised as they are. ``hydra_keys``: each of its keys
     (``hydra.sweep.subdir``) is given its value in that node first, unresolved."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from hydra import compose
 
-    folder = config_dir or install.config_dir()
-    GlobalHydra.instance().clear()  # compose refuses to start over an initialised Hydra
-    try:
-        with initialize_config_dir(config_dir=str(folder), version_base="1.3"):
-            cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+    with hydra_initialized(config_dir, folders):
+        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
     for key in hydra_keys or {}:
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent)

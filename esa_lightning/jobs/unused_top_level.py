@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
 from esa_lightning.errors import ESAInputError
+
+if TYPE_CHECKING:
+    from esa_lightning.jobs.paths import ConfigFolders
 
 #: the top-level nodes a run of components leaves null
 UNUSED = ("datamodule", "model")
@@ -28,13 +32,15 @@ def target_path(key: str) -> str:
 
 
 def refuse_unused_top_level(config_name: str, overrides: Sequence[str],
-                            config_dir: Path | None = None) -> None:
+                            config_dir: Path | None = None,
+                            folders: ConfigFolders | None = None) -> None:
     """An override of the top-level ``datamodule`` or ``model`` (``datamodule=rows``,
     ``model.lr=0.1``, ``model/threshold@model.post_processing.threshold=telemanom``) on a run
     of components (``experiment=esa_full``, whose top-level ``datamodule`` and ``model`` are
     null: no component reads them) is refused naming the components' keys to set instead; it
     was Hydra's "Could not override" (suggesting a ``+`` that nothing would read) or taken into
-    a node no component read. ``config_dir``: the configs (the package's by default)."""
+    a node no component read. ``config_dir``: the configs (the package's by default);
+    ``folders``: a command line's ``-cp``/``-cd`` (``paths.compose_config``)."""
     from esa_lightning.jobs.paths import compose_config
 
     given = [o for o in overrides if not o.startswith("~")
@@ -42,7 +48,8 @@ def refuse_unused_top_level(config_name: str, overrides: Sequence[str],
     if not given:
         return
     try:
-        cfg = compose_config(config_name, [o for o in overrides if o not in given], config_dir)
+        cfg = compose_config(config_name, [o for o in overrides if o not in given], config_dir,
+                             folders=folders)
     except Exception:  # noqa: BLE001 - the others do not compose: Hydra's error is reported
         return
     components = cfg.get("components")
