@@ -1,5 +1,6 @@
 """Persistent Optuna sweep over train.py runs: python sweep.py hparams_search=NAME [key=value ...]
-[--n-trials N] [--study-name NAME] [--storage URL]   (docs/sweeps.md)"""
+[--n-trials N] [--study-name NAME] [--storage URL] [-cp DIR] [-cn NAME] [-cd DIR]
+(docs/sweeps.md)"""
 
 import sys
 from pathlib import Path

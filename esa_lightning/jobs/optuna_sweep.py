@@ -2,6 +2,7 @@
 
     python sweep.py hparams_search=optuna experiment=gru_ae [key=value ...]
         [--n-trials N] [--study-name NAME] [--storage URL] [--sweep-dir DIR]
+        [-cp DIR] [-cn NAME] [-cd DIR]
 
 The search space is the ``optuna.params`` node of an ``hparams_search`` config, in the Hydra
 sweeper syntax (``choice(a, b)``, ``a,b``, ``range(lo, hi[, step])``, ``interval(lo, hi)``,
@@ -97,7 +98,8 @@ def run_trial(plan: SweepPlan, trial: Any) -> float:
     chosen = chosen_overrides(plan, trial)
     run_dir = plan.sweep_dir / str(trial.number)
     overrides = [*plan.overrides, *chosen]
-    compose_train(plan.config_dir, overrides)  # a bad value fails here, with Hydra's message
+    # a bad value fails here, with Hydra's message
+    compose_train(plan.config_dir, overrides, plan.config_path, plan.config_name, plan.added_dir)
     refuse_used_trial_folder(run_dir)  # another study's trial: not this one's, not overwritten
     claim(trial)  # a later run fails it at once if this one is killed running it
     trial.set_user_attr("run_dir", str(run_dir))
@@ -106,7 +108,7 @@ def run_trial(plan: SweepPlan, trial: Any) -> float:
     console = run_dir / "console.log"
     with console.open("w") as out:
         proc = subprocess.run(
-            [*plan.train_command, *overrides, f"hydra.run.dir={run_dir}"],
+            [*plan.train_command, *plan.config_flags, *overrides, f"hydra.run.dir={run_dir}"],
             stdout=out,
             stderr=subprocess.STDOUT,
             check=False,
@@ -267,6 +269,19 @@ def argument_parser() -> argparse.ArgumentParser:
         default=None,
         help="trial folders (default: outputs/<experiment>/sweeps/<study>)",
     )
+    parser.add_argument(
+        "-cp", "--config-path", default=None,
+        help="the folder of your configs, in place of the package's (read from the current "
+        "folder; each trial's train.py gets it)",
+    )
+    parser.add_argument(
+        "-cn", "--config-name", default=None,
+        help="the primary config in it (default: train)",
+    )
+    parser.add_argument(
+        "-cd", "--config-dir", default=None,
+        help="a folder of configs searched beside the package's (read from the current folder)",
+    )
     parser.add_argument("--debug-errors", action="store_true", help="full tracebacks")
     return parser
 
@@ -275,8 +290,12 @@ def main(argv: list[str], config_dir: Path, train_command: list[str]) -> int:
     """The ``sweep.py`` entry: 0 when done, 2 on a user error, 1 when trials crashed in a row,
     130 when interrupted."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
+    from esa_lightning.cli.overrides import config_path_from_cwd
+
     args = argument_parser().parse_intermixed_args(argv)
     try:
+        if args.config_path is not None:  # read from the current folder, as train.py reads it
+            args.config_path = config_path_from_cwd(["-cp", args.config_path])[1]
         plan = make_plan(args, Path(config_dir).resolve(), train_command)
         study = sweep(plan)
     except ESAInputError as exc:

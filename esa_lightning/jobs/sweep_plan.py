@@ -5,6 +5,7 @@ trial runs (the search node, the direction against the metric, the number of tri
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.install import composition_reason
-from esa_lightning.jobs.paths import compose_config
+from esa_lightning.jobs.paths import ConfigFolders, compose_config
 from esa_lightning.jobs.sweep_space import dimension, override_value, parse_overrides
 
 SEARCH_NODE = "optuna"
@@ -36,14 +37,37 @@ class SweepPlan:
     n_trials: int
     config_dir: Path
     train_command: list[str] = field(default_factory=list)
+    #: the command line's ``--config-path`` (absolute, or ``pkg://``), ``--config-name`` and
+    #: ``--config-dir`` (absolute)
+    config_path: str | None = None
+    config_name: str = "train"
+    added_dir: str | None = None
+
+    @property
+    def config_flags(self) -> list[str]:
+        """``-cp DIR -cn NAME -cd DIR`` as given, for each trial's ``train.py``."""
+        return config_flags(self.config_path, self.config_name, self.added_dir)
 
     def description(self) -> dict[str, Any]:
         """What defines the study (stored with it; a resumed run must match)."""
-        return {
+        described = {
             "overrides": canonical_overrides(self.overrides),
             "space": {k: o.input_line for k, o in sorted(self.space.items())},
             "metric": self.metric,
         }
+        if self.config_flags:  # a study of the package's configs is described as before
+            described["configs"] = " ".join(self.config_flags)
+        return described
+
+
+def config_flags(config_path: str | None, config_name: str = "train",
+                 added_dir: str | None = None) -> list[str]:
+    """The flags that give ``train.py`` the configs a search composes: ``-cp DIR`` where
+    ``config_path`` is given, ``-cn NAME`` where ``config_name`` is not ``train``, ``-cd DIR``
+    where ``added_dir`` is given."""
+    return ([*(["-cp", config_path] if config_path else []),
+             *(["-cn", config_name] if config_name != "train" else []),
+             *(["-cd", added_dir] if added_dir else [])])
 
 
 def canonical_overrides(lines: list[str]) -> list[str]:
@@ -55,17 +79,23 @@ def canonical_overrides(lines: list[str]) -> list[str]:
     return lines if nested or len(set(keys)) < len(keys) else sorted(lines)
 
 
-def compose_train(config_dir: Path, overrides: list[str]) -> DictConfig:
-    """``train.yaml`` composed with ``overrides`` (no Hydra run: nothing is created); a key of
+def compose_train(config_dir: Path, overrides: list[str], config_path: str | None = None,
+                  config_name: str = "train", added_dir: str | None = None) -> DictConfig:
+    """``train.yaml`` (``config_path``/``config_name``/``added_dir``: a ``-cp DIR -cn NAME
+    -cd DIR`` given) composed
+    with ``overrides`` (no Hydra run: nothing is created); a key of
     esa_full's unused top-level model or datamodule (``hparams_search=optuna``'s ``model.lr``)
     is refused naming the components' keys (``refuse_unused_top_level``)."""
     from esa_lightning.jobs.component_datamodules import with_component_datamodules
     from esa_lightning.jobs.unused_top_level import refuse_unused_top_level
 
-    refuse_unused_top_level("train", overrides, config_dir)
+    folders = ConfigFolders(config_path or None, added_dir or None)
+    flags = config_flags(config_path, config_name, added_dir)  # read by with_component_datamodules
+    refuse_unused_top_level(config_name, overrides, config_dir, folders)
     try:
-        return compose_config("train", with_component_datamodules(overrides, config_dir),
-                              config_dir)
+        return compose_config(
+            config_name, with_component_datamodules([*flags, *overrides], config_dir)[len(flags):],
+            config_dir, folders=folders)
     except HydraException as exc:
         reason = composition_reason(exc)
         raise ESAInputError(f"the overrides do not compose: {reason}", column="overrides") from None
@@ -80,7 +110,10 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
             searched[override.key_or_group] = override
         else:
             plain.append(override.input_line)
-    cfg = compose_train(config_dir, plain)
+    added = getattr(args, "config_dir", None)  # each trial's train.py gets the absolute folder
+    configs = (getattr(args, "config_path", None), getattr(args, "config_name", None) or "train",
+               os.path.abspath(os.path.expanduser(added)) if added else None)
+    cfg = compose_train(config_dir, plain, *configs)
     node = cfg.get(SEARCH_NODE) or OmegaConf.create({})
     fixed = {o.key_or_group: o.input_line for o in parse_overrides(plain, "command line")}
     space, fixed_params = {}, []
@@ -127,7 +160,7 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
     firsts = [f"{o.get_key_element()}={override_value(dimension(k, o).first())}"
               for k, o in space.items()]
     try:
-        compose_train(config_dir, [*plain, *firsts])
+        compose_train(config_dir, [*plain, *firsts], *configs)
     except ESAInputError as exc:
         raise ESAInputError(
             f"the searched keys ({', '.join(space)}) do not fit this run's config: {exc.reason}",
@@ -153,6 +186,9 @@ def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[st
         n_trials=n_trials,
         config_dir=config_dir,
         train_command=train_command,
+        config_path=configs[0],
+        config_name=configs[1],
+        added_dir=configs[2],
     )
 
 
