@@ -65,7 +65,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(checkpoint_globals()):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types on foreign bytes
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        said = " ".join(str(exc).split())[:300]  # torch's own can be as short as "101"
+        kind = type(exc).__name__
+        reason = kind if not said else said if said.startswith(kind) else f"{kind}: {said}"
         raise ESAInputError(
             "cannot be read as a checkpoint: damaged or truncated, not a checkpoint, or "
             f"holding objects a safe load refuses ({reason})",
@@ -97,8 +99,16 @@ def check_resume_checkpoint(
     are compared as any others. A row record the checkpoint lacks (``train_rows``, written
     since) is no misfit either: the strict load leaves it as the run's ``setup`` recorded it.
     The file is read once.
-    The mission is checked first: other channels resize the tensors, and the channels say why."""
-    data = read_checkpoint(path)
+    The mission is checked first: other channels resize the tensors, and the channels say why.
+    A file that cannot be read is refused naming another checkpoint of the run to resume from,
+    or a new run (``checkpoint_advice.unreadable_advice``)."""
+    from esa_lightning.runtime.checkpoint_advice import unreadable_advice
+
+    try:
+        data = read_checkpoint(path)
+    except ESAInputError as exc:
+        raise ESAInputError(f"{exc.reason}; {unreadable_advice(path, run_dir_setting())}",
+                            path=path) from None
     mission = getattr(datamodule, "mission", None)
     check_same_data(data, mission, path)
     state = data["state_dict"]
