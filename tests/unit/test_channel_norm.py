@@ -77,7 +77,7 @@ def test_alarms_name_only_the_channels_the_row_score_is_made_of(monkeypatch):
     """With ``channels: target`` the row score is the target channels' alone; an alarmed row
     must not name the non-target channel, even where its normalised error is the largest.
     Its per-channel score is still reported, and every row-level output is unchanged."""
-    import esa_lightning.models.gru_ae.model as gru
+    import esa_lightning.models.gru_ae.alarms as gru
 
     mission = noisy_housekeeping_mission()
     mission.values[495:505, 1] += 300.0  # the non-target channel jumps where the target spikes

@@ -280,3 +280,38 @@ def test_a_channel_ensemble_interval_only_the_stuck_rule_raised_reads_as_documen
     assert row["top_channels"].split("=")[0] == "channel_1"
     assert peak["score"] > peak["threshold"] == alarm_rule.height
     assert peak["raised_by"] == "score"
+
+
+def test_a_gru_row_only_the_stuck_rule_raised_names_the_stuck_channel_alone():
+    """A row the GRU's stuck-channel rule alarmed and its threshold did not names the stuck
+    channel alone, as the channel ensemble's does (it named the row's ``top_channels``
+    highest-error channels besides, which the channel-aware metrics counted as wrong); a row
+    its threshold alarmed still names those, and the stuck channel where it is stuck there.
+    The alarms are unchanged."""
+    import torch
+
+    from esa_lightning.models.raised_by import FROZEN
+
+    m = held_mission()
+    values = m.values.copy()
+    values[2600:2700, 1] = values[2600, 1]  # channel_1 stuck in the test range
+    m = type(m)(**{**m.__dict__, "values": values})
+    torch.manual_seed(0)
+    gru = LitGRUAttentionAE(
+        n_inputs=3, n_outputs=3, window=5, hidden_size=8, latent_dim=4, top_channels=1,
+        post_processing={"threshold": {"kind": "percentile", "q": 99},
+                         "frozen": {"kind": "frozen", "min_run": 10, "max_run": 1000}})
+    gru.fit_post_processing(SimpleNamespace(mission=m))
+    assert gru.frozen_rule is not None
+    rows = gru.score_rows(m.test())
+    raised, named = rows.raised_by, rows.channel_alarm.astype(bool)
+    stuck = gru.frozen_rule.alarms(m.test(), 0)
+    only_stuck = raised == FROZEN
+    assert only_stuck.sum() > 20 and stuck[only_stuck, 1].all()
+    np.testing.assert_array_equal(named[only_stuck], stuck[only_stuck])
+    own = (rows.alarm != 0) & ~only_stuck
+    assert own.any()  # the threshold alarms elsewhere: its rows name their top channel
+    top = np.eye(3, dtype=bool)[rows.channel_scores.argmax(axis=1)]
+    np.testing.assert_array_equal(named[own], top[own] | stuck[own])
+    assert not named[rows.alarm == 0].any()
+    np.testing.assert_array_equal(rows.alarm != 0, own | stuck.any(axis=1))

@@ -5,7 +5,8 @@ Fitted preprocessing (shapelet kernels, scaler statistics) lives in buffers so c
 complete. Post-processing (``post_processing``): the exact logistic ``meta_heads`` and
 ``event_head`` (``heads.py``) refitted after training, then ``peaks`` alarms, and the
 stuck-channel rule (``frozen``, ``postprocessing.frozen``: fitted last, its alarms added to the
-peaks' and its stuck channels to the channels an alarm names, as in the GRU; the default
+peaks' and its stuck channels to the channels an alarm names: a row only the rule alarmed names
+its stuck channel(s) alone, as the GRU's does (``gru_ae.alarms.named_channels``); the default
 since round F3, none in ``esa_full``'s component). The ensemble
 scores one shared grid (its datamodule refuses independent series): one series, index 0.
 """

@@ -2,8 +2,9 @@
 
 ``window_alarms`` and ``row_alarm`` are the steps of ``LitGRUAttentionAE._score_grid`` from
 window scores to row alarms (threshold, random-forest gate, window -> rows, gap closing, stuck
-channels). ``handed_alarm`` takes the same steps on window scores the random-forest gate's fit
-already computed over the fit range (``postprocessing.fit_pass.FitPass``), so that the
+channels), ``named_channels`` the channels those rows name. ``handed_alarm`` takes the same
+steps on window scores the random-forest gate's fit already computed over the fit range
+(``postprocessing.fit_pass.FitPass``), so that the
 ``gap_close`` fit reads its alarms without scoring the fit range again; ``scoring_key`` is the
 digest of everything those scores are made of, which the hand-over checks before it is read.
 ``forecast_mae`` is the forecaster's label-free validation figure.
@@ -20,7 +21,8 @@ import torch
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.transforms.windows import detrend_history
-from esa_lightning.models.raised_by import rule_flags
+from esa_lightning.models.channel_alarms import top_channel_alarm
+from esa_lightning.models.raised_by import FROZEN, rule_flags
 from esa_lightning.postprocessing.fit_pass import GatedWindows
 from esa_lightning.postprocessing.telemanom import TelemanomOnline
 
@@ -53,6 +55,24 @@ def row_alarm(
     if stuck is not None:
         alarm = alarm | stuck.any(axis=1).astype(np.uint8)
     return alarm, stuck, raised
+
+
+def named_channels(
+    model: Any, channel: np.ndarray, stuck: np.ndarray | None, raised: np.ndarray
+) -> np.ndarray:
+    """uint8 [T, C]: the channels each alarmed row names (``RowScores.channel_alarm``), from
+    the rows' per-channel (normalised) errors ``channel``, the stuck channels ``stuck`` and the
+    rules that raised the rows ``raised`` (``row_alarm``). A row the threshold or gap closing
+    alarmed names its ``top_channels`` channels of highest error among those its score is made
+    of (the ``channel_norm`` rule's scored channels); a stuck channel is named on its rows. A
+    row only the stuck-channel rule alarmed names its stuck channel(s) alone, as the channel
+    ensemble's does: its errors did not alarm it, so its highest ones point at nothing; a row
+    both alarmed names both."""
+    own = (np.asarray(raised, dtype=np.uint8) & ~np.uint8(FROZEN)) != 0
+    norm = model.channel_norm  # names only the channels its total is made of
+    scored = None if norm is None else norm.scored_mask()
+    named = top_channel_alarm(own, channel, model.hparams.top_channels, scored)
+    return named if stuck is None else named | stuck[:, : named.shape[1]].astype(np.uint8)
 
 
 def handed_alarm(

@@ -50,12 +50,12 @@ from esa_lightning.models.base import (
     GridScoring,
     RowScores,
     series_position,
-    top_channel_alarm,
     top_channels_setting,
 )
 from esa_lightning.models.gru_ae.alarms import (
     forecast_mae,
     handed_alarm,
+    named_channels,
     row_alarm,
     scoring_key,
     window_alarms,
@@ -428,9 +428,8 @@ class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
         """One grid's rows (``GridScoring``): a window alarms when its (smoothed) error exceeds
         the series threshold or the dynamic threshold of this stream's errors (``telemanom``)
         and the random-forest gate, if fitted, accepts it; a row alarms when any window covering
-        it does, or when it lies in a gap the ``gap_close`` rule, if fitted, closes; an alarmed
-        row names its ``top_channels`` channels of highest (normalised) error among those its
-        score is made of (the ``channel_norm`` rule's scored channels)."""
+        it does, or when it lies in a gap the ``gap_close`` rule, if fitted, closes, or where a
+        channel is stuck (``frozen``); the channels an alarmed row names: ``named_channels``."""
         s = self.series_index(mission, series)
         gate = self.gate
         wo = self.window_outputs(mission, series, features=gate is not None)
@@ -447,14 +446,11 @@ class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
         score = self.window_to_rows(score_w, n)[wo.pad :]
         channel = self.window_to_rows(wo.per_channel, n)[wo.pad :]
         alarm, stuck, raised = row_alarm(self, mission, s, alarm_w, wo.pad)
-        norm = self.channel_norm  # names only the channels its total is made of
-        scored = None if norm is None else norm.scored_mask()
-        named = top_channel_alarm(alarm, channel, self.hparams.top_channels, scored)
         return RowScores(
             score=score,
             alarm=alarm,
             channel_scores=channel,
-            channel_alarm=named if stuck is None else named | stuck[:, : named.shape[1]],
+            channel_alarm=named_channels(self, channel, stuck, raised),
             threshold=threshold,
             gate_probability=probability,
             raised_by=raised,
