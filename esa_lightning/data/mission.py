@@ -314,14 +314,16 @@ class Mission:
 
     # ----------------------------------------------------------------- splits
     def slice(self, start: int, stop: int) -> Mission:
-        """Rows [start, stop) as a new Mission sharing memory; split points are clipped. It
-        keeps the events whose span meets its first .. last row time, and only those mark its
-        rows (``edge_labels``: a copy of its labels where an event it drops marked an edge
-        row)."""
+        """Rows [start, stop) as a new Mission sharing memory; split points are clipped. So are
+        start and stop (to 0 .. rows), and stop <= start is an empty range at start, as in
+        ``values[start:stop]``. It keeps the events whose span meets its first .. last row
+        time, and only those mark its rows (``edge_labels``: a copy of its labels where an
+        event it drops marked an edge row)."""
         if self.series is not None:
             raise TypeError("slice() applies to single-grid missions; use mission.series")
         n = len(self.values)
-        start, stop = max(0, start), min(n, stop)
+        start = min(max(0, start), n)
+        stop = max(start, min(n, stop))  # stop < start: empty, as values[start:stop]
 
         def clip(i: int) -> int:
             return min(max(i - start, 0), stop - start)

@@ -175,3 +175,14 @@ def test_load_mission_says_a_data_config_needs_its_reader_in_readers(tmp_path, m
     message = str(caught.value)
     assert "wide.yaml" in message and target in message and "READERS" in message, message
     assert "unknown data kind" not in message, message
+
+
+def test_slice_treats_a_reversed_or_out_of_range_range_like_python_slicing():
+    """Before the fix, stop < start gave negative split points and an obscure ValueError."""
+    m = make_mission(n_rows=200, anomalies=((120, 130),), val_start=100, test_start=150)
+    for start, stop in [(120, 110), (160, 5), (300, 250), (250, 300)]:
+        part = m.slice(start, stop)
+        assert len(part.values) == len(m.values[start:stop]) == 0
+        assert len(part.timestamps) == 0 and part.labels.shape == (0, 3)
+        assert part.val_start == part.test_start == 0
+        assert part.meta["row_offset"] == min(start, len(m.values))
