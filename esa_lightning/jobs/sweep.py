@@ -9,6 +9,7 @@ launcher, where each job is its own process).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -204,8 +205,10 @@ class SweepSummary(Callback):
 
 
 def job_tags(job: Path) -> str:
-    """The ``tags`` of the job run in folder ``job``, as its saved config (``.hydra/config.yaml``)
-    holds them, joined by commas (``settings.values.tags_text``); empty without any."""
+    """The ``tags`` of the job run in folder ``job``, as its saved config (``.hydra/config.yaml``,
+    saved unresolved) holds them, interpolations (``tags=${x}``) resolved against that config,
+    joined by commas (``settings.values.tags_text``); empty without any. Tags it cannot resolve
+    are shown as written."""
     import yaml
 
     from esa_lightning.settings.values import tags_ok, tags_text
@@ -214,7 +217,41 @@ def job_tags(job: Path) -> str:
     if not saved.is_file():
         return ""
     try:
-        tags = (yaml.safe_load(read_settings_text(saved)) or {}).get("tags")
+        config = yaml.safe_load(read_settings_text(saved)) or {}
+        tags = config.get("tags")
     except (yaml.YAMLError, AttributeError, ValueError, OSError):
         return ""
-    return tags_text(tags) if tags_ok(tags) else ""
+    return tags_text(resolved_tags(config, tags)) if tags_ok(tags) else ""
+
+
+def resolved_tags(config: dict, tags: Any) -> Any:
+    """``tags`` (the value of ``config``'s key) with their interpolations of other keys resolved
+    against ``config``; ``tags`` as they are where any fails, resolves to no labels or calls a
+    resolver (``${hydra:...}``, ``${now:...}``: a value of the summary's time, not the job's)."""
+    from omegaconf import OmegaConf
+
+    from esa_lightning.settings.values import tags_ok
+
+    if "${" not in str(tags):
+        return tags
+    try:
+        node = OmegaConf.create(without_resolver_calls(config))
+        value = OmegaConf.select(node, "tags", throw_on_missing=True)
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
+    except Exception:  # noqa: BLE001 - any failure to resolve keeps the tags as written
+        return tags
+    return value if tags_ok(value) else tags
+
+
+_RESOLVER_CALL = re.compile(r"\$\{\s*[\w.-]+\s*:")
+
+
+def without_resolver_calls(value: Any) -> Any:
+    """``value`` (plain YAML data) with every string that calls a resolver made missing
+    (``???``), so that what interpolates it cannot resolve."""
+    if isinstance(value, dict):
+        return {k: without_resolver_calls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_resolver_calls(v) for v in value]
+    return "???" if isinstance(value, str) and _RESOLVER_CALL.search(value) else value

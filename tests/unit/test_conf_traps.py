@@ -133,3 +133,31 @@ def test_an_untagged_sweeps_summary_has_no_tags_column(tmp_path):
     (job / "metrics.json").write_text(json.dumps({"val/EW_F_0.50": 0.5}))
     SweepSummary().write(tmp_path)
     assert "tags" not in (tmp_path / "summary.csv").read_text().splitlines()[0]
+
+
+def test_a_sweeps_summary_shows_interpolated_tags_resolved(tmp_path):
+    """Before the fix, summary.csv showed ``${x}`` as the saved (unresolved) config holds it."""
+    from esa_lightning.jobs.sweep import job_tags
+
+    saved = {
+        "resolved": {"x": "q3", "tags": "${x}"},
+        "listed": {"x": "q3", "y": 7, "tags": ["baseline", "${x}", "run_${y}"]},
+        "unresolvable": {"tags": ["baseline", "${missing}"]},
+    }
+    for name, config in saved.items():
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert job_tags(tmp_path / "resolved") == "q3"
+    assert job_tags(tmp_path / "listed") == "baseline,q3,run_7"
+    # an interpolation the saved config cannot resolve is shown as written, not a crash
+    assert job_tags(tmp_path / "unresolvable") == "baseline,${missing}"
+
+
+def test_summary_tags_that_call_a_resolver_are_shown_as_written(tmp_path):
+    """A resolver (``${hydra:...}``) would give the summary's value, not the job's."""
+    from esa_lightning.jobs.sweep import job_tags
+
+    config = {"name": "${hydra:job.num}", "tags": ["${name}", "${oc.env:HOME}"]}
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert job_tags(tmp_path) == "${name},${oc.env:HOME}"
