@@ -286,6 +286,7 @@ class RestoreBestWeights(WeightRestorer):
     """
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from esa_lightning.run_folder import run_dir_setting
         from esa_lightning.runtime.checkpoints import read_checkpoint
 
         if trainer.global_step == 0:  # no optimizer step: the last weights are the only ones
@@ -299,13 +300,19 @@ class RestoreBestWeights(WeightRestorer):
             return
         # a file of the run folder (a resumed run takes its name from last.ckpt): read safely,
         # and a missing, damaged or foreign one is one error naming it
-        state = read_checkpoint(path)["state_dict"]
+        # (the best epoch's weights are in no other file: the way out is that file or a new run)
+        advice = ("put that file back if you have a copy of it, or start a new run (another "
+                  f"{run_dir_setting()}, no ckpt_path)")
+        try:
+            state = read_checkpoint(path)["state_dict"]
+        except ESAInputError as exc:
+            raise ESAInputError(f"{exc.reason}; {advice}", path=path) from None
         try:  # a rule the run added on resume keeps its tensors: it is fitted after this
             pl_module.load_state_dict(align_rule_state(state, pl_module.state_dict()))
         except RuntimeError as exc:
             raise ESAInputError(
                 "the best epoch's checkpoint does not fit the model "
-                f"({' '.join(str(exc).split())[:300]})",
+                f"({' '.join(str(exc).split())[:300]}); {advice}",
                 path=path,
             ) from None
         log.info(

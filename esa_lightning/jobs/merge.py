@@ -337,14 +337,19 @@ def refuse_other_split(detectors: list[Any], sources: list[str], mission: Missio
     validation rows than a source was trained on (its checkpoint's record,
     ``runtime.checkpoints.check_same_split``): the thresholds would be fitted again, and the
     merge scored, on validation rows its networks trained on. Another mission is the user's
-    choice of data; a source without the record (older versions) is not compared."""
+    choice of data; a source without the record (older versions) is not compared. A checkpoint
+    that cannot be read is refused saying to retrain that source."""
     from esa_lightning.data.mission import mission_record
     from esa_lightning.runtime.checkpoints import check_same_split, read_checkpoint
 
     now = mission_record(mission)
     for detector, source in zip(detectors, sources, strict=True):
         for path in (getattr(detector, "checkpoints", None) or {}).values():
-            stored = read_checkpoint(path).get("esa_lightning_data")
+            try:
+                stored = read_checkpoint(path).get("esa_lightning_data")
+            except ESAInputError as exc:  # checksummed: it was unreadable when written
+                raise ESAInputError(f"{exc.reason}; retrain {source} (train.py) and merge the "
+                                    "new detector", path=path) from None
             if isinstance(stored, dict) and stored.get("mission") == now["mission"]:
                 check_same_split(
                     stored, now, path, reads="the merge reads",

@@ -95,3 +95,23 @@ def test_the_gbdt_ensemble_fit_by_lightning_ends_without_a_spurious_warning(tmp_
     assert "val/loss" in trainer.callback_metrics  # it validated, its monitor logged
     assert trainer.global_step == 0 and model.trees
     assert NO_BEST not in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "another model"])
+def test_a_damaged_best_checkpoint_says_what_to_do(tmp_path, damage):
+    """Before, the refusal named the file and torch's reason alone: no next step."""
+    module = torch.nn.Linear(3, 2)
+    path = tmp_path / "epoch_003.ckpt"
+    _saved(path, {k: v.clone() for k, v in module.state_dict().items()})
+    if damage == "missing":
+        path.unlink()
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        _saved(path, torch.nn.Linear(5, 2).state_dict())
+    with pytest.raises(ESAInputError) as info:
+        _end_training(str(path), module)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    assert message.endswith("put that file back if you have a copy of it, or start a new run "
+                            "(another output_dir=, no ckpt_path)"), message
