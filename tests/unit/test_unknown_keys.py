@@ -222,3 +222,13 @@ def test_a_second_rule_of_a_kind_is_refused_before_the_data(tmp_path):
                        "+model.post_processing.meta2={kind:meta_heads,set_cv:false}"], tmp_path)
     assert "model.post_processing.meta2" in reason
     assert "a second meta_heads rule after model.post_processing.meta_heads" in reason
+
+
+def test_the_refusal_names_a_package_config_paths_file():
+    """With ``-cp pkg://...`` the refusal said ``config train`` alone, naming no file."""
+    from esa_lightning.jobs.paths import ConfigFolders
+
+    folders = ConfigFolders(path="pkg://esa_lightning.conf")
+    reason = compose_error("train", ["+xyz=1"], check=True, folders=folders)
+    assert reason is not None and reason.startswith("+xyz=1: xyz is not a setting of "), reason
+    assert "config train (pkg://esa_lightning.conf/train.yaml)" in reason, reason
