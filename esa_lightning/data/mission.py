@@ -63,9 +63,11 @@ def empty_events(time_dtype: str = "datetime64[ns]") -> pd.DataFrame:
 
 def events_overlapping(events: pd.DataFrame, timestamps: np.ndarray | None) -> pd.DataFrame:
     """The rows of ``events`` whose span meets ``timestamps``' first..last time (all of them
-    without timestamps or events): the events ``Mission.slice`` keeps."""
-    if timestamps is None or not len(timestamps) or not len(events):
+    without timestamps, none for no rows): the events ``Mission.slice`` keeps."""
+    if timestamps is None or not len(events):
         return events
+    if not len(timestamps):
+        return events.iloc[:0].reset_index(drop=True)
     lo, hi = timestamps[0], timestamps[-1]
     keep = (events["EndTime"].to_numpy() >= lo) & (events["StartTime"].to_numpy() <= hi)
     return events.loc[keep].reset_index(drop=True)

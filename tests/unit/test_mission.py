@@ -186,3 +186,13 @@ def test_slice_treats_a_reversed_or_out_of_range_range_like_python_slicing():
         assert len(part.timestamps) == 0 and part.labels.shape == (0, 3)
         assert part.val_start == part.test_start == 0
         assert part.meta["row_offset"] == min(start, len(m.values))
+
+
+def test_an_empty_slice_keeps_no_event():
+    """Before the fix a slice of no rows kept every event of the mission (no timestamps to
+    compare read as "keep all"), so code counting a range's events counted them all there."""
+    m = make_mission(n_rows=200, anomalies=((120, 130),), val_start=100, test_start=150)
+    assert len(m.events) == 1
+    for start, stop in [(120, 120), (200, 200), (130, 110)]:
+        assert len(m.slice(start, stop).events) == 0
+    assert len(m.slice(119, 121).events) == 1
