@@ -58,6 +58,9 @@ class RowScores:
         where nothing crossed the threshold; None without a fitted gate.
     raised_by: uint8 [T] the rules that alarmed each row (bits of ``models.raised_by``: the
         score's own rule, gap closing, a stuck channel, a forced alarm), or None.
+    stuck_channels: bool [T, C] the channels the stuck-channel rule (``frozen``) found stuck on
+        each row (the rule alarms those rows and names these channels there), or None without
+        the rule; esa_full's combiner names them (``combiner_parts.combined_row_scores``).
     """
 
     score: np.ndarray
@@ -67,6 +70,7 @@ class RowScores:
     threshold: np.ndarray | None = None
     gate_probability: np.ndarray | None = None
     raised_by: np.ndarray | None = None
+    stuck_channels: np.ndarray | None = None
 
     def rows(self, keep: slice) -> RowScores:
         """The same outputs for the rows ``keep`` only."""

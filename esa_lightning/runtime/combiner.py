@@ -75,6 +75,7 @@ from esa_lightning.runtime.combiner_parts import (
     RANK_QUANTILES,
     any_of,
     any_raised_by,
+    any_stuck,
     check_flag,
     check_gap_close,
     combined_row_scores,
@@ -418,12 +419,14 @@ class HybridCombiner:
             score = self._ranked_score(outputs)
             alarm = np.any([outputs[n].alarm != 0 for n in self.alarming], axis=0).astype(np.uint8)
             raised = any_raised_by([outputs[n] for n in self.alarming])
+            read = self.alarming  # the components whose rules its rows name
         else:
             x = np.hstack([component_features(outputs[n], self.neighbourhood, self.alarm_feature)
                            for n in self.names])
             logit = self._logit(x)
             score = (1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))).astype(np.float32)
             decided = logit > self.threshold
+            read = self.names if self.alarm_feature else []
             alarm = close_gaps(decided, self.gap_width).astype(np.uint8)
             raised = rule_flags(decided, alarm)
             if self.alarm_feature:  # a row the components' alarms alone raised names their rules
@@ -433,7 +436,7 @@ class HybridCombiner:
             # the log-odds threshold as a probability, the score's units
             threshold = np.full(len(score), 1.0 / (1.0 + np.exp(-self.threshold)), np.float32)
         return combined_row_scores(score, alarm, channel_scores, self.top_channels, threshold,
-                                   raised)
+                                   raised, any_stuck([outputs[n] for n in read]))
 
     # ------------------------------------------------------------ persistence
     def save(self, folder: Path) -> None:

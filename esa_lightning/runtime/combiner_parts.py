@@ -15,7 +15,7 @@ from scipy.ndimage import maximum_filter1d
 from esa_lightning.data.mission import Mission
 from esa_lightning.errors import ESAInputError
 from esa_lightning.models.base import RowScores, top_channel_alarm
-from esa_lightning.models.raised_by import SCORE
+from esa_lightning.models.raised_by import FROZEN, SCORE
 from esa_lightning.postprocessing.f05_search import F05_CATEGORIES
 from esa_lightning.postprocessing.gaps import gap_settings
 
@@ -221,6 +221,16 @@ def weights_raised_by(
     return flags
 
 
+def any_stuck(outputs: list[RowScores]) -> np.ndarray | None:
+    """bool [T, C]: the channels any of the components' ``outputs`` found stuck on each row
+    (``RowScores.stuck_channels``); None where none of them has a stuck-channel rule."""
+    stuck = [o.stuck_channels for o in outputs if o.stuck_channels is not None]
+    if not stuck:
+        return None
+    width = min(s.shape[1] for s in stuck)
+    return np.logical_or.reduce([np.asarray(s[:, :width], dtype=bool) for s in stuck])
+
+
 def combined_row_scores(
     score: np.ndarray,
     alarm: np.ndarray,
@@ -228,15 +238,32 @@ def combined_row_scores(
     top_channels: int,
     threshold: np.ndarray | None,
     raised_by: np.ndarray | None,
+    stuck: np.ndarray | None = None,
 ) -> RowScores:
     """The combiner's ``RowScores``: an alarmed row names its ``top_channels`` channels of
-    highest (rank-averaged) score."""
+    highest (rank-averaged) score, except where only a component's stuck-channel rule raised it
+    (``raised_by`` ``frozen`` alone): there it names the stuck channel(s) (``stuck``, the
+    components' ``stuck_channels``) alone, as the GRU and the channel ensemble do; a row raised
+    by ``frozen`` and another rule names both. Without ``raised_by`` or ``stuck`` every alarmed
+    row names its top channels."""
+    named = None
+    if channel_scores is not None:
+        own = alarm
+        if raised_by is not None and stuck is not None:
+            flags = np.asarray(raised_by, dtype=np.uint8)
+            own = (alarm != 0) & ((flags & ~np.uint8(FROZEN)) != 0)
+        named = top_channel_alarm(own, channel_scores, top_channels)
+        if raised_by is not None and stuck is not None:
+            frozen = (alarm != 0) & ((np.asarray(raised_by, dtype=np.uint8) & FROZEN) != 0)
+            width = min(named.shape[1], stuck.shape[1])
+            named[:, :width] |= (stuck[:, :width] & frozen[:, None]).astype(np.uint8)
+            bare = (alarm != 0) & ~named.any(axis=1)  # a frozen flag without a stuck channel
+            named |= top_channel_alarm(bare, channel_scores, top_channels)
     return RowScores(
         score=score,
         alarm=alarm,
         channel_scores=channel_scores,
-        channel_alarm=None if channel_scores is None
-        else top_channel_alarm(alarm, channel_scores, top_channels),
+        channel_alarm=named,
         threshold=threshold,
         raised_by=raised_by,
     )

@@ -269,6 +269,7 @@ def test_a_channel_ensemble_interval_only_the_stuck_rule_raised_reads_as_documen
     scores = with_stuck_channels(scores, rule, m)
     peaks = peaks_to_alarm(scores.score, height=0.5, buffer=5)
     np.testing.assert_array_equal(scores.alarm, peaks | stuck)  # the decisions are unchanged
+    np.testing.assert_array_equal(scores.stuck_channels, rule.alarms(m, 0))  # esa_full reads it
     part = m.test()
     start = len(m.values) - len(part.values)
     intervals = alarm_intervals(np.asarray(part.timestamps), scores.rows(slice(start, None)), part)
@@ -308,6 +309,7 @@ def test_a_gru_row_only_the_stuck_rule_raised_names_the_stuck_channel_alone():
     stuck = gru.frozen_rule.alarms(m.test(), 0)
     only_stuck = raised == FROZEN
     assert only_stuck.sum() > 20 and stuck[only_stuck, 1].all()
+    np.testing.assert_array_equal(rows.stuck_channels, stuck)  # what esa_full's combiner names
     np.testing.assert_array_equal(named[only_stuck], stuck[only_stuck])
     own = (rows.alarm != 0) & ~only_stuck
     assert own.any()  # the threshold alarms elsewhere: its rows name their top channel

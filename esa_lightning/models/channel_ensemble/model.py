@@ -324,7 +324,8 @@ def with_stuck_channels(
     raised = scores.raised_by
     if raised is not None:
         raised = raised | any_stuck * np.uint8(FROZEN)
-    return dataclasses.replace(scores, alarm=alarm, channel_alarm=named, raised_by=raised)
+    return dataclasses.replace(scores, alarm=alarm, channel_alarm=named, raised_by=raised,
+                               stuck_channels=stuck)
 
 
 def validation_bce_sums(

@@ -454,6 +454,7 @@ class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
             threshold=threshold,
             gate_probability=probability,
             raised_by=raised,
+            stuck_channels=None if stuck is None else stuck[:, : channel.shape[1]],
         )
 
     def _value_unit(self, series: int) -> float:
