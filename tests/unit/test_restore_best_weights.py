@@ -38,8 +38,8 @@ def test_the_best_checkpoint_still_restores(tmp_path):
     assert all(torch.equal(v, best[k]) for k, v in module.state_dict().items())
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated", "another model", "a pickled object"])
-def test_a_damaged_best_checkpoint_is_one_line_naming_it(tmp_path, damage):
+def _refusal_of_damaged(tmp_path, damage: str) -> tuple[str, str]:
+    """(the best checkpoint's path, the end of training's refusal) with that file damaged."""
     module = torch.nn.Linear(3, 2)
     path = tmp_path / "epoch_003.ckpt"
     _saved(path, {k: v.clone() for k, v in module.state_dict().items()})
@@ -53,8 +53,13 @@ def test_a_damaged_best_checkpoint_is_one_line_naming_it(tmp_path, damage):
         torch.save({"state_dict": SimpleNamespace(x=1)}, path)
     with pytest.raises(ESAInputError) as info:
         _end_training(str(path), module)
-    message = str(info.value)
-    assert str(path) in message and "\n" not in message, message
+    return str(path), str(info.value)
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "another model", "a pickled object"])
+def test_a_damaged_best_checkpoint_is_one_line_naming_it(tmp_path, damage):
+    path, message = _refusal_of_damaged(tmp_path, damage)
+    assert path in message and "\n" not in message, message
 
 
 @pytest.mark.parametrize("global_step", [0, 30])
@@ -100,18 +105,7 @@ def test_the_gbdt_ensemble_fit_by_lightning_ends_without_a_spurious_warning(tmp_
 @pytest.mark.parametrize("damage", ["missing", "truncated", "another model"])
 def test_a_damaged_best_checkpoint_says_what_to_do(tmp_path, damage):
     """Before, the refusal named the file and torch's reason alone: no next step."""
-    module = torch.nn.Linear(3, 2)
-    path = tmp_path / "epoch_003.ckpt"
-    _saved(path, {k: v.clone() for k, v in module.state_dict().items()})
-    if damage == "missing":
-        path.unlink()
-    elif damage == "truncated":
-        path.write_bytes(path.read_bytes()[:200])
-    else:
-        _saved(path, torch.nn.Linear(5, 2).state_dict())
-    with pytest.raises(ESAInputError) as info:
-        _end_training(str(path), module)
-    message = str(info.value)
+    path, message = _refusal_of_damaged(tmp_path, damage)
     assert message.startswith(f"{path}: ") and "\n" not in message, message
     assert message.endswith("put that file back if you have a copy of it, or start a new run "
                             "(another output_dir=, no ckpt_path)"), message
