@@ -570,3 +570,15 @@ def frozen_alarms_whole_chunked_and_loaded(model, name: str, mission, chunk_rows
             np.testing.assert_array_equal(getattr(other, field), getattr(whole, field))
     return whole, loaded
 
+
+
+class FixedScores:
+    """A component whose ``score_rows`` gives the same ``RowScores`` on any range of
+    ``n_rows`` rows (a combiner's component in unit tests)."""
+
+    def __init__(self, rs, n_rows: int) -> None:
+        self.rs, self.n_rows = rs, n_rows
+
+    def score_rows(self, mission):
+        assert len(mission.values) == self.n_rows
+        return self.rs

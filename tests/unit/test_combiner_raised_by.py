@@ -10,7 +10,7 @@ from esa_lightning.models.raised_by import FROZEN, GAP_CLOSE, SCORE
 from esa_lightning.reporting.outputs import alarm_intervals
 from esa_lightning.runtime.combiner import HybridCombiner
 from esa_lightning.runtime.combiner_parts import RANK_QUANTILES
-from tests.helpers import make_mission
+from tests.helpers import FixedScores, make_mission
 
 N = 300
 SPIKE = (40, 46)  # the GRU's score alarms: high enough for the scores alone
@@ -20,18 +20,7 @@ EDGES = ((196, 200), (204, 208))
 QUIET_ALARM = (250, 260)  # the second component alarms by its threshold, score nominal
 
 
-class Fixed:
-    """A component whose ``score_rows`` gives the same RowScores on a range of N rows."""
-
-    def __init__(self, rs: RowScores) -> None:
-        self.rs = rs
-
-    def score_rows(self, mission) -> RowScores:
-        assert len(mission.values) == N
-        return self.rs
-
-
-def _components() -> dict[str, Fixed]:
+def _components() -> dict[str, FixedScores]:
     score, alarm, raised = np.zeros(N, np.float32), np.zeros(N, np.uint8), np.zeros(N, np.uint8)
     score[SPIKE[0] : SPIKE[1]] = 5.0
     for (a, b), flag in ((SPIKE, SCORE), (STUCK, FROZEN), (CLOSED, GAP_CLOSE), *(
@@ -41,7 +30,7 @@ def _components() -> dict[str, Fixed]:
     other_alarm = np.zeros(N, np.uint8)
     other_alarm[QUIET_ALARM[0] : QUIET_ALARM[1]] = 1
     other = RowScores(np.zeros(N, np.float32), other_alarm, raised_by=other_alarm * SCORE)
-    return {"gru_ae": Fixed(gru), "channel_ensemble": Fixed(other)}
+    return {"gru_ae": FixedScores(gru, N), "channel_ensemble": FixedScores(other, N)}
 
 
 def _weights_combiner(ensemble_alarm_weight: float) -> HybridCombiner:

@@ -10,7 +10,7 @@ from esa_lightning.models.base import RowScores
 from esa_lightning.models.raised_by import FROZEN, SCORE
 from esa_lightning.runtime.combiner import HybridCombiner
 from esa_lightning.runtime.combiner_parts import RANK_QUANTILES
-from tests.helpers import make_mission
+from tests.helpers import FixedScores, make_mission
 
 N, C = 200, 3
 SPIKE = (20, 30)  # the GRU's threshold alarms
@@ -18,18 +18,7 @@ STUCK = (60, 90)  # only its stuck-channel rule alarms: channel 2 stuck
 BOTH = (120, 130)  # both: its threshold alarms where channel 2 is stuck
 
 
-class Fixed:
-    """A component whose ``score_rows`` gives the same RowScores on a range of N rows."""
-
-    def __init__(self, rs: RowScores) -> None:
-        self.rs = rs
-
-    def score_rows(self, mission) -> RowScores:
-        assert len(mission.values) == N
-        return self.rs
-
-
-def _components() -> dict[str, Fixed]:
+def _components() -> dict[str, FixedScores]:
     # channel 0 scores highest on every row, channel 2 (the stuck one) lowest, in both
     channel = np.tile(np.array([3.0, 2.0, 1.0], np.float32), (N, 1))
     alarm, raised = np.zeros(N, np.uint8), np.zeros(N, np.uint8)
@@ -41,7 +30,7 @@ def _components() -> dict[str, Fixed]:
     gru = RowScores(score, alarm, channel_scores=channel, raised_by=raised, stuck_channels=stuck)
     other = RowScores(np.zeros(N, np.float32), np.zeros(N, np.uint8), channel_scores=channel,
                       raised_by=np.zeros(N, np.uint8))
-    return {"gru_ae": Fixed(gru), "channel_ensemble": Fixed(other)}
+    return {"gru_ae": FixedScores(gru, N), "channel_ensemble": FixedScores(other, N)}
 
 
 def _named(comb: HybridCombiner) -> tuple[RowScores, RowScores]:
