@@ -9,7 +9,9 @@ from instead, or says to start a new run where none does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from esa_lightning.errors import ESAInputError
 
@@ -37,14 +39,15 @@ def other_checkpoints(path: str | Path) -> list[Path]:
     return [p for p in dict.fromkeys(found) if p.is_file() and p.resolve() != same]
 
 
-def unreadable_advice(path: str | Path, run_dir_setting: str) -> str:
+def unreadable_advice(
+    path: str | Path, run_dir_setting: str, read_checkpoint: Callable[[Path], Any]
+) -> str:
     """What to do instead of resuming from ``path``, which cannot be read: resume from the
-    first of ``other_checkpoints`` that reads (a single checkpoint with ``ckpt_path=``; in a
-    folder of several components, resumed with ``ckpt_path=last``, by putting a copy of it in
-    place of the damaged ``last.ckpt``), or start a new run (``run_dir_setting``: the setting
-    that names its folder)."""
-    from esa_lightning.runtime.checkpoints import read_checkpoint
-
+    first of ``other_checkpoints`` that ``read_checkpoint`` reads (an ``ESAInputError`` where
+    it cannot; a single checkpoint with ``ckpt_path=``; in a folder of several components,
+    resumed with ``ckpt_path=last``, by putting a copy of it in place of the damaged
+    ``last.ckpt``), or start a new run (``run_dir_setting``: the setting that names its
+    folder)."""
     new_run = f"start a new run (another {run_dir_setting}, no ckpt_path)"
     for other in other_checkpoints(path):
         try:

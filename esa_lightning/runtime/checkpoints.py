@@ -32,6 +32,7 @@ from esa_lightning.postprocessing.base import (
 )
 from esa_lightning.postprocessing.fit_rows import is_row_record
 from esa_lightning.run_folder import run_dir_setting
+from esa_lightning.runtime.checkpoint_advice import unreadable_advice
 
 log = logging.getLogger("esa_lightning")
 
@@ -102,13 +103,11 @@ def check_resume_checkpoint(
     The mission is checked first: other channels resize the tensors, and the channels say why.
     A file that cannot be read is refused naming another checkpoint of the run to resume from,
     or a new run (``checkpoint_advice.unreadable_advice``)."""
-    from esa_lightning.runtime.checkpoint_advice import unreadable_advice
-
     try:
         data = read_checkpoint(path)
     except ESAInputError as exc:
-        raise ESAInputError(f"{exc.reason}; {unreadable_advice(path, run_dir_setting())}",
-                            path=path) from None
+        advice = unreadable_advice(path, run_dir_setting(), read_checkpoint)
+        raise ESAInputError(f"{exc.reason}; {advice}", path=path) from None
     mission = getattr(datamodule, "mission", None)
     check_same_data(data, mission, path)
     state = data["state_dict"]
