@@ -35,7 +35,7 @@ COMPONENT_MODEL = re.compile(r"^(\+?)model@components\.([^.=@/\s]+)\.model$")
 DATAMODULE_ENTRY = "override /datamodule@_global_.datamodule"
 #: the module whose ``hydra.main`` composes ``train.py``'s command line: a ``--config-path``
 #: that is not absolute is read relative to it, as Hydra reads it there (the entry points make
-#: a relative one absolute from the current folder first: ``cli.overrides.config_path_from_cwd``)
+#: a relative one absolute from the current folder first: ``jobs.config_path.config_path_from_cwd``)
 MAIN_MODULE = "esa_lightning.cli.train"
 
 

@@ -40,6 +40,7 @@ from hydra.utils import instantiate
 from esa_lightning.errors import ESAInputError
 from esa_lightning.install import command, search_prog
 from esa_lightning.io import atomic_path, make_output_folder
+from esa_lightning.jobs.config_path import config_path_from_cwd
 from esa_lightning.jobs.sweep_failures import (
     FailureStreak,
     NoObjective,
@@ -290,8 +291,6 @@ def main(argv: list[str], config_dir: Path, train_command: list[str]) -> int:
     """The ``sweep.py`` entry: 0 when done, 2 on a user error, 1 when trials crashed in a row,
     130 when interrupted."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
-    from esa_lightning.cli.overrides import config_path_from_cwd
-
     args = argument_parser().parse_intermixed_args(argv)
     try:
         if args.config_path is not None:  # read from the current folder, as train.py reads it

@@ -4,7 +4,7 @@ Hydra reads a relative ``--config-path`` of a ``hydra.main`` inside a package re
 module: ``python train.py -cp my_confs -cn my_exp`` looked for the package
 ``esa_lightning.cli.my_confs`` (``Primary config module 'esa_lightning.cli.my_confs' not
 found``), not the folder beside the user. The entry points now make it absolute first
-(``cli.overrides.config_path_from_cwd``), and a folder that is not there is one ``error:``
+(``jobs.config_path.config_path_from_cwd``), and a folder that is not there is one ``error:``
 line naming it, exit code 2.
 """
 
@@ -68,8 +68,8 @@ def test_a_config_path_that_is_no_folder_is_refused_naming_it(tmp_path, job):
     ["--config-path=my_confs"], ["--config-pa", "my_confs"], ["--config-p=my_confs"],
 ])
 def test_every_spelling_hydra_reads_is_made_absolute(tmp_path, monkeypatch, given):
-    from esa_lightning.cli.overrides import config_path_from_cwd
     from esa_lightning.jobs.component_datamodules import primary_config
+    from esa_lightning.jobs.config_path import config_path_from_cwd
 
     own = own_configs(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -80,7 +80,7 @@ def test_every_spelling_hydra_reads_is_made_absolute(tmp_path, monkeypatch, give
 
 
 def test_absolute_and_package_config_paths_are_left_as_they_are(tmp_path, monkeypatch):
-    from esa_lightning.cli.overrides import config_path_from_cwd
+    from esa_lightning.jobs.config_path import config_path_from_cwd
 
     own = own_configs(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -90,8 +90,8 @@ def test_absolute_and_package_config_paths_are_left_as_they_are(tmp_path, monkey
 
 
 def test_a_config_path_that_is_a_file_is_refused(tmp_path, monkeypatch):
-    from esa_lightning.cli.overrides import config_path_from_cwd
     from esa_lightning.errors import ESAInputError
+    from esa_lightning.jobs.config_path import config_path_from_cwd
 
     (tmp_path / "train.yaml").write_text("seed: 1\n")
     monkeypatch.chdir(tmp_path)
