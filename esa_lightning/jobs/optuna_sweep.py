@@ -273,7 +273,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-cp", "--config-path", default=None,
         help="the folder of your configs, in place of the package's (read from the current "
-        "folder; each trial's train.py gets it)",
+        "folder; every trial gets it)",
     )
     parser.add_argument(
         "-cn", "--config-name", default=None,
