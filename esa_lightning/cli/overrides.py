@@ -13,6 +13,11 @@ RUN_FOLDER_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
+def asks_for_debug(args: list[str]) -> bool:
+    """Whether the command line's ``args`` hold ``debug_errors=true`` (full tracebacks)."""
+    return any(a.replace(" ", "") == "debug_errors=true" for a in args)
+
+
 def absolute_config_path() -> None:
     """Every entry point's first step: ``sys.argv`` with its relative ``--config-path`` made
     absolute from the current folder (``config_path_from_cwd``); a folder that is not there is
@@ -20,8 +25,7 @@ def absolute_config_path() -> None:
     from esa_lightning.errors import one_line_errors
     from esa_lightning.jobs.config_path import config_path_from_cwd
 
-    with one_line_errors(debug=any(a.replace(" ", "") == "debug_errors=true"
-                                   for a in sys.argv[1:])):
+    with one_line_errors(debug=asks_for_debug(sys.argv[1:])):
         sys.argv[1:] = config_path_from_cwd(sys.argv[1:])
 
 
@@ -35,7 +39,7 @@ def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
     the same refusals. A command line with Hydra's other flags (``--cfg``, ``--help``...),
     ``hydra.mode=...`` or ``debug_errors=true`` goes to Hydra as it is."""
     args = sys.argv[1:] if argv is None else argv
-    if any(a.replace(" ", "") == "debug_errors=true" for a in args):
+    if asks_for_debug(args):
         return
     folders = None
     flags = [a for a in args if a.startswith("-")]
