@@ -18,7 +18,8 @@ counted: ``sweep_failures``); a new study into a folder holding another study's 
 refused before anything is written (``sweep_folder``), and so is a second run of a study while
 another holds its folder (``lock_run_folder``, as a ``train.py -m`` sweep holds its folder)
 or its study (``sweep_study``: one run at a time runs a study, from any folder; the trials a
-killed run left ``RUNNING`` are recorded failed when the study is resumed);
+killed run left ``RUNNING`` are recorded failed when the study is resumed; their ``train.py``
+children end with their sweep, or are stopped by the resume: ``sweep_child``);
 ``optuna-dashboard <storage>`` or ``<sweep-dir>/trials.csv`` show it. The hydra-optuna-sweeper
 plugin cannot do this: it pins optuna < 3, whose RDB storage fails under current SQLAlchemy.
 """
@@ -41,6 +42,7 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.install import command, search_prog
 from esa_lightning.io import atomic_path, make_output_folder
 from esa_lightning.jobs.config_path import config_path_from_cwd
+from esa_lightning.jobs.sweep_child import dies_with_parent, record_child, stop_orphaned_children
 from esa_lightning.jobs.sweep_failures import (
     FailureStreak,
     NoObjective,
@@ -55,7 +57,7 @@ from esa_lightning.jobs.sweep_failures import (
 from esa_lightning.jobs.sweep_folder import refuse_other_study, refuse_used_trial_folder
 from esa_lightning.jobs.sweep_plan import SweepPlan, canonical_overrides, compose_train, make_plan
 from esa_lightning.jobs.sweep_space import override_value, suggest
-from esa_lightning.jobs.sweep_study import claim, lock_study, settle_running_trials
+from esa_lightning.jobs.sweep_study import claim, lock_study, settle_running_trials, sweep_gone
 from esa_lightning.run_folder import lock_run_folder
 
 log = logging.getLogger("esa_lightning")
@@ -108,11 +110,9 @@ def run_trial(plan: SweepPlan, trial: Any) -> float:
     make_output_folder(run_dir)
     console = run_dir / "console.log"
     with console.open("w") as out:
-        proc = subprocess.run(
+        proc = run_child(
             [*plan.train_command, *plan.config_flags, *overrides, f"hydra.run.dir={run_dir}"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            check=False,
+            out, trial,
         )
     if proc.returncode == 2:  # a user-input error: every trial would hit it
         tail = console.read_text(errors="replace").strip().splitlines()[-1:] or [""]
@@ -123,6 +123,21 @@ def run_trial(plan: SweepPlan, trial: Any) -> float:
         return read_objective(run_dir / "metrics.json", plan.metric)
     except NoObjective as exc:
         raise record_no_objective(trial, str(exc), console) from None
+
+
+def run_child(args: list[str], out: Any, trial: Any) -> subprocess.Popen:
+    """Run a trial's ``train.py`` (``args``), its output to ``out``, until it ends; recorded as
+    ``trial``'s child, and ended with the sweep (``sweep_child``): SIGTERM on Linux when the
+    sweep dies, killed when the sweep stops on an exception (Ctrl-C)."""
+    with subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                          preexec_fn=dies_with_parent()) as proc:
+        try:
+            record_child(trial, proc.pid)
+            proc.wait()
+        except BaseException:
+            proc.kill()  # as subprocess.run does
+            raise
+    return proc
 
 
 def open_study(plan: SweepPlan, optuna: Any) -> Any:
@@ -208,6 +223,8 @@ def _sweep(plan: SweepPlan, optuna: Any, locked: bool) -> Any:
 
     refuse_other_study(plan.sweep_dir, plan.study_name, plan.storage, optuna)
     study = open_study(plan, optuna)
+    # a killed run's trial child that still trains: stopped (or the run refused) first
+    stop_orphaned_children(study, lambda owner: sweep_gone(owner, locked))
     if settle_running_trials(study, optuna, locked):  # a killed run's: failed, not counted
         write_trials(study, plan.sweep_dir)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))

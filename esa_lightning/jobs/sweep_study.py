@@ -89,7 +89,7 @@ def settle_running_trials(study: Any, optuna: Any, locked: bool) -> list[int]:
     failed, live = [], []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(trial.user_attrs.get(OWNER_ATTR, ""))
-        if owner_gone(owner) or (locked and not _alive_here(owner)):
+        if sweep_gone(owner, locked):
             storage.set_trial_user_attr(trial._trial_id, "reason", _gone_reason(owner))
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                 storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
@@ -110,6 +110,12 @@ def settle_running_trials(study: Any, optuna: Any, locked: bool) -> list[int]:
             value=study.study_name,
         )
     return failed
+
+
+def sweep_gone(owner: str, locked: bool) -> bool:
+    """Whether the run ``owner`` (``claim``) has ended: it ran on this machine and has ended,
+    or, with the study ``locked``, it is anything but a live run of this machine."""
+    return owner_gone(owner) or (locked and not _alive_here(owner))
 
 
 def _alive_here(owner: str) -> bool:
