@@ -57,7 +57,13 @@ from esa_lightning.jobs.sweep_failures import (
 from esa_lightning.jobs.sweep_folder import refuse_other_study, refuse_used_trial_folder
 from esa_lightning.jobs.sweep_plan import SweepPlan, canonical_overrides, compose_train, make_plan
 from esa_lightning.jobs.sweep_space import override_value, suggest
-from esa_lightning.jobs.sweep_study import claim, lock_study, settle_running_trials, sweep_gone
+from esa_lightning.jobs.sweep_study import (
+    claim,
+    lock_study,
+    refuse_concurrent_run,
+    settle_running_trials,
+    sweep_gone,
+)
 from esa_lightning.run_folder import lock_run_folder
 
 log = logging.getLogger("esa_lightning")
@@ -246,12 +252,18 @@ def _sweep(plan: SweepPlan, optuna: Any, locked: bool) -> Any:
         if streak.add(trial):
             study.stop()
 
+    def objective(trial: Any) -> float:
+        if not locked:  # no lock holds the study: another run may have started beside this one
+            claim(trial)
+            refuse_concurrent_run(trial)
+        return run_trial(plan, trial)
+
     quiet = QuietCrashes()  # a crash is one line of ours, not Optuna's traceback of this code
     optuna_log = logging.getLogger("optuna.study._optimize")
     optuna_log.addFilter(quiet)
     try:  # until the study holds n_trials complete trials (MaxTrialsCallback stops it)
         study.optimize(
-            lambda trial: run_trial(plan, trial),
+            objective,
             callbacks=[MaxTrialsCallback(plan.n_trials, states=(TrialState.COMPLETE,)),
                        after_trial],
             catch=(TrialFailed,),  # a failed trial is recorded FAIL; the next one runs

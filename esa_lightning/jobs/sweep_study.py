@@ -7,7 +7,8 @@ folder apart, but two runs of a study in two folders sharing one ``--storage`` b
 trials. ``lock_study`` holds the study itself: for an SQLite storage file, a lock file beside it
 named by the study (``.<db file>.<study>.lock``); a server database (``postgresql://...``) has no
 file to hold, and ``settle_running_trials`` is its guard: a study with a trial that a live run
-is running is refused.
+is running is refused; two runs that both passed it (started together) are kept from training
+side by side by ``refuse_concurrent_run`` at the start of each trial.
 
 ``settle_running_trials`` is what a run does with the trials an earlier, killed run left
 ``RUNNING`` (they stopped beating, but Optuna fails them only 3 minutes after their last
@@ -102,14 +103,37 @@ def settle_running_trials(study: Any, optuna: Any, locked: bool) -> list[int]:
                     "failed, not counted", "s" if len(failed) > 1 else "", numbers,
                     study.study_name)
     if live:
-        number, owner = live[0]
-        raise ESAInputError(
-            f"another sweep is running study {quoted(study.study_name)}: its trial {number} "
-            f"runs{_who(owner)}; {STUDY_ADVICE}",
-            column="--study-name",
-            value=study.study_name,
-        )
+        raise _running_elsewhere(study.study_name, *live[0])
     return failed
+
+
+def refuse_concurrent_run(trial: Any) -> None:
+    """Refuse this run, at the start of its ``trial`` (``claim``-ed), when a trial of the study
+    that another live run asked for earlier still runs. Without the study's lock (a server
+    database) two runs can both pass ``settle_running_trials``: started together, or one
+    between the other's trials. Optuna fails a trial whose heartbeat stopped before each new
+    one, and ``claim`` records its run, so a ``RUNNING`` trial of another run that has not
+    ended on this machine is a live run's: of two runs that overlap, the one whose trial came
+    later stops (its trial recorded failed, ``user_attrs_reason`` naming the other) and the
+    other goes on; no two trials train at once."""
+    from optuna.trial import TrialState
+
+    me = owner_tag()
+    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(other.user_attrs.get(OWNER_ATTR, ""))  # '': asked, not claimed yet
+        if other.number < trial.number and owner != me and not owner_gone(owner):
+            trial.set_user_attr("reason", f"another sweep ran the study: its trial "
+                                          f"{other.number}{_who(owner)}")
+            raise _running_elsewhere(trial.study.study_name, other.number, owner)
+
+
+def _running_elsewhere(study_name: str, number: int, owner: str) -> ESAInputError:
+    return ESAInputError(
+        f"another sweep is running study {quoted(study_name)}: its trial {number} "
+        f"runs{_who(owner)}; {STUDY_ADVICE}",
+        column="--study-name",
+        value=study_name,
+    )
 
 
 def sweep_gone(owner: str, locked: bool) -> bool:

@@ -13,7 +13,13 @@ import pytest
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import owner_tag
-from esa_lightning.jobs.sweep_study import OWNER_ATTR, lock_study, settle_running_trials
+from esa_lightning.jobs.sweep_study import (
+    OWNER_ATTR,
+    claim,
+    lock_study,
+    refuse_concurrent_run,
+    settle_running_trials,
+)
 
 optuna = pytest.importorskip("optuna", minversion="4.0")
 
@@ -80,3 +86,37 @@ def test_the_study_lock_is_beside_an_sqlite_file_only(tmp_path):
         assert not locked
     with lock_study(f"sqlite:///{tmp_path / 'missing' / 'o.db'}", "a") as locked:
         assert not locked
+
+
+
+def live_tag() -> str:
+    return owner_tag().rsplit(".", 1)[0] + f".{os.getppid()}"  # pytest's parent
+
+
+def test_a_run_whose_trial_came_after_a_live_runs_running_trial_is_refused(tmp_path):
+    """Without the study's lock (a server database) two runs could both pass the check at their
+    start (started together, or one between the other's trials) and train side by side: the
+    run whose trial came later stops at that trial's start."""
+    for earlier in (live_tag(), ""):  # '': another run's trial, asked but not claimed yet
+        study = running_study(tmp_path, [earlier])
+        mine = study.ask()
+        claim(mine)
+        with pytest.raises(ESAInputError) as refused:
+            refuse_concurrent_run(mine)
+        message = str(refused.value)
+        assert "another sweep is running study 's': its trial 0 runs" in message, message
+        assert message.endswith("or start another study (--study-name)"), message
+        assert study.trials[1].user_attrs["reason"].startswith(
+            "another sweep ran the study: its trial 0"), study.trials[1].user_attrs
+        optuna.delete_study(study_name="s", storage=f"sqlite:///{tmp_path / 'o.db'}")
+
+
+def test_a_run_goes_on_beside_an_ended_runs_trial_and_a_later_trial(tmp_path):
+    study = running_study(tmp_path, [ended_process_tag()])
+    mine = study.ask()
+    claim(mine)
+    refuse_concurrent_run(mine)  # trial 0's run ended on this machine: no live run's
+    other = study.ask()  # a live run's trial, asked after this run's: that run stops
+    other.set_user_attr(OWNER_ATTR, live_tag())
+    refuse_concurrent_run(mine)
+    assert states(study) == ["RUNNING", "RUNNING", "RUNNING"]
