@@ -5,10 +5,12 @@ the failure streak counts one run's trials in a row, and a resumed study's ``RUN
 its killed run's. The sweep folder's lock (``lock_run_folder``) held two runs of one study in one
 folder apart, but two runs of a study in two folders sharing one ``--storage`` both ran its
 trials. ``lock_study`` holds the study itself: for an SQLite storage file, a lock file beside it
-named by the study (``.<db file>.<study>.lock``); a server database (``postgresql://...``) has no
-file to hold, and ``settle_running_trials`` is its guard: a study with a trial that a live run
-is running is refused; two runs that both passed it (started together) are kept from training
-side by side by ``refuse_concurrent_run`` at the start of each trial.
+named by the study (``.<db file>.<study>.lock``), which holds only as far as its file system's
+locks reach (on NFS, not across machines where the client keeps ``flock`` local: docs/sweeps.md);
+a server database (``postgresql://...``) has no file to hold, and ``settle_running_trials`` is
+its guard: a study with a trial that a live run is running is refused; two runs that both
+passed it (started together) are kept from training side by side by ``refuse_concurrent_run``
+at the start of each trial.
 
 ``settle_running_trials`` is what a run does with the trials an earlier, killed run left
 ``RUNNING`` (they stopped beating, but Optuna fails them only 3 minutes after their last
