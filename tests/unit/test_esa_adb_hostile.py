@@ -258,3 +258,28 @@ def test_a_channel_file_whose_value_column_is_named_otherwise_is_refused(mission
         read(mission_dir)
     assert err.value.path == str(path) and err.value.column == str(found)
     assert "'channel_1'" in str(err.value)
+
+
+@pytest.mark.parametrize("found", ["value", "telecommand_2", 0])
+def test_a_telecommand_file_whose_value_column_is_named_otherwise_is_refused(mission_dir, found):
+    """A telecommand file is checked as a channel file is: its one value column is named after
+    the telecommand (ESA-ADB's are). Only its times were read, so a copy of another
+    telecommand's file, or a frame saved with a generic name, became that telecommand's pulses
+    without a word. It is refused, naming the file, the column found and the one expected."""
+    path = mission_dir / "telecommands/telecommand_1.zip"
+    idx = pd.DatetimeIndex(["2000-01-01 00:00:10", "2000-01-01 00:00:40"])
+    pd.DataFrame({found: [1, 1]}, index=idx).to_pickle(path)
+    with pytest.raises(ESAInputError, match="named after the telecommand") as err:
+        read(mission_dir)
+    assert err.value.path == str(path) and err.value.column == str(found)
+    assert "'telecommand_1'" in str(err.value)
+
+
+def test_a_telecommand_file_with_its_own_column_among_others_is_read_by_that_name(mission_dir):
+    # as for a channel file: several columns are fine where one is named after the telecommand
+    path = mission_dir / "telecommands/telecommand_1.zip"
+    idx = pd.DatetimeIndex(["2000-01-01 00:00:30", "2000-01-01 00:01:00"])
+    pd.DataFrame({"other": [1, 1], "telecommand_1": [1, 1]}, index=idx).to_pickle(path)
+    m = read(mission_dir, telecommand_priority=3)
+    assert m.telecommand_names == ["telecommand_1"]
+    assert m.telecommands[:, 0].tolist() == [0, 1, 1, 0, 0]

@@ -31,8 +31,8 @@ Preprocessing
   where they lie outside the channel files' own range too (not where ``start``/``end`` cut them).
 - Timestamps that are unsorted or duplicated are an error (``ESAInputError``) rather than silently
   reordered: ESA-ADB's own files are strictly increasing, so anything else means a broken file.
-  So is a channel file whose one value column is not named after the channel (ESA-ADB's are,
-  and its reference preprocessing reads the column by that name).
+  So is a channel (telecommand) file whose one value column is not named after the channel
+  (telecommand): ESA-ADB's are, and its reference preprocessing reads the column by that name.
   NaN/inf values are repaired by forward fill (back fill at the start) with one warning that
   counts the repaired values per channel file, and one naming the files beyond float32's range.
 
@@ -205,6 +205,7 @@ def read_esa_mission(
             end,
             n_jobs=jobs,
             max_rows=int(max_rows),
+            tc_names=tc_names,
         )
 
     folder = cache_entry(cache_dir, key)

@@ -50,10 +50,12 @@ class SeriesInMemory:
         return self.source
 
 
-def _raw_samples(source: Path | SeriesInMemory, name: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _raw_samples(
+    source: Path | SeriesInMemory, name: str | None, kind: str = "channel"
+) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(source, SeriesInMemory):
         return source.timestamps, source.values
-    return read_raw_series(source, name)
+    return read_raw_series(source, name, kind)
 
 
 def period_ns(period: str | pd.Timedelta) -> int:
@@ -83,13 +85,14 @@ def to_ns(value: str | pd.Timestamp, column: str) -> int:
 
 
 def read_raw_series(
-    path: str | os.PathLike, name: str | None = None
+    path: str | os.PathLike, name: str | None = None, kind: str = "channel"
 ) -> tuple[np.ndarray, np.ndarray]:
     """(timestamps int64 ns UTC, values float64) of one channel/telecommand file, validated.
 
     Raises ``ESAInputError`` for an empty series, a non-datetime index, unsorted or duplicate
     timestamps, or non-numeric values; with a ``name``, also for a single value column named
-    otherwise (ESA-ADB names it after the channel). NaN/inf values are returned as they are.
+    otherwise (ESA-ADB names it after the channel or telecommand, ``kind`` in the message).
+    NaN/inf values are returned as they are.
     """
     path = Path(path)
     frame = read_pickled_frame(path)
@@ -102,13 +105,13 @@ def read_raw_series(
             )
         frame = frame[[name]]
     elif name is not None and not (isinstance(frame.columns[0], str) and frame.columns[0] == name):
-        # ESA-ADB names it after the channel, and its reference preprocessing reads it by that
-        # name: another name is a file of another channel, or not written as ESA-ADB's are
+        # ESA-ADB names it after the channel (telecommand), and its reference preprocessing
+        # reads it by that name: another name is another's file, or not written as ESA-ADB's are
         found = frame.columns[0]
         raise ESAInputError(
-            f"the value column must be named after the channel, {name!r}, as ESA-ADB's files "
+            f"the value column must be named after the {kind}, {name!r}, as ESA-ADB's files "
             f"name it: rename it (frame.rename(columns={{{found!r}: {name!r}}})) or check that "
-            "the file is that channel's",
+            f"the file is that {kind}'s",
             path=path,
             column=str(found),
         )
@@ -319,13 +322,15 @@ def build_arrays(
     n_jobs: int = 1,
     max_rows: int = MAX_GRID_ROWS,
     warn: bool = True,
+    tc_names: list[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """(values, labels, telecommands and ``sent`` (``Mission.sent``) arrays on the grid;
     {k_lo, n_rows, and data_k_lo .. data_k_hi: the lattice range the channels' own samples
     span, the grid without start/end}) of the chosen files;
     ``warn``: a warning counting each channel file's repaired non-finite values and one naming
     the channel files with readings beyond float32's range (an in-memory series: by its name;
-    False: the caller reports them its own way)."""
+    False: the caller reports them its own way); ``tc_names``: the telecommand of each of
+    ``tc_files``, whose files' value column must be named after it (as a channel file's is)."""
     k_lo = None if start is None else _floor_div(to_ns(start, "start"), p_ns)
     k_hi = None if end is None else _floor_div(to_ns(end, "end"), p_ns)
     if k_lo is not None and k_hi is not None and k_hi < k_lo:
@@ -347,7 +352,9 @@ def build_arrays(
         for name, path in zip(names, files, strict=True)
     ]
     # telecommand files are read by the same threads, right after the channels
-    tasks += [partial(_execution_times, path) for path in tc_files]
+    tc_named = [None] * len(tc_files) if tc_names is None else tc_names
+    tasks += [partial(_execution_times, path, name)
+              for path, name in zip(tc_files, tc_named, strict=True)]
     results = in_order(tasks, n_jobs, ahead=2 * n_jobs)
     try:
         pending: list[_Column] = []
@@ -450,6 +457,7 @@ def _floor_div(x: int, p: int) -> int:
     return x // p
 
 
-def _execution_times(path: Path | SeriesInMemory) -> np.ndarray:
-    """Execution times (int64 ns) of one telecommand file."""
-    return _raw_samples(path, None)[0]
+def _execution_times(path: Path | SeriesInMemory, name: str | None = None) -> np.ndarray:
+    """Execution times (int64 ns) of one telecommand file, its value column named ``name``
+    (where given: the check ``read_raw_series`` makes of a channel file's)."""
+    return _raw_samples(path, name, "telecommand")[0]
