@@ -66,3 +66,52 @@ def test_an_id_repeated_with_other_times_is_another_segment(tmp_path):
     m, said = _read_warned(root)
     assert not [s for s in said if "duplicate" in s]
     assert (m.events["ID"] == "id_2").sum() == 2
+
+
+def test_overlapping_segments_of_one_id_on_one_channel_are_read_merged_and_named(tmp_path):
+    """Segments of one event on one channel that overlap (or touch) are one stretch of it: the
+    metrics merge them before counting, but ``Mission.events`` listed each (a user counting
+    segments per channel counted three). They are read as their union, with a warning naming
+    the file and the rows; the same ID on another channel stays its own segment."""
+    merged = make_mission(tmp_path / "merged")
+    labels = pd.read_csv(merged / "labels.csv")
+    labels.loc[labels["ID"] == "id_2", "EndTime"] = "2000-01-01 00:01:45"  # the union
+    labels.to_csv(merged / "labels.csv", index=False)
+    split = make_mission(tmp_path / "split")
+    labels = pd.read_csv(split / "labels.csv")
+    pieces = labels.iloc[[1, 1, 1]].assign(  # id_2 is 00:00:50 .. 00:01:30 on channel_1
+        StartTime=["2000-01-01 00:01:20", "2000-01-01 00:01:00", "2000-01-01 00:00:55"],
+        EndTime=["2000-01-01 00:01:45", "2000-01-01 00:01:05", "2000-01-01 00:01:10"],
+    )
+    pieces.iloc[2, pieces.columns.get_loc("Channel")] = "channel_2"  # another channel: kept
+    pd.concat([labels, pieces]).to_csv(split / "labels.csv", index=False)
+
+    expected, _ = _read_warned(merged)
+    m, said = _read_warned(split)
+    on_1 = m.events[(m.events["ID"] == "id_2") & (m.events["Channel"] == "channel_1")]
+    assert len(on_1) == 1
+    assert on_1["StartTime"].iloc[0] == pd.Timestamp("2000-01-01 00:00:50")
+    assert on_1["EndTime"].iloc[0] == pd.Timestamp("2000-01-01 00:01:45")
+    assert ((m.events["ID"] == "id_2") & (m.events["Channel"] == "channel_2")).sum() == 1
+    pd.testing.assert_frame_equal(m.events.iloc[:3], expected.events)
+    np.testing.assert_array_equal(m.labels[:, 0], expected.labels[:, 0])
+    named = [s for s in said if "overlap" in s]
+    assert len(named) == 1, said
+    assert str(split / "labels.csv") in named[0]
+    assert "2 segment(s)" in named[0]
+    assert "row 4 (ID 'id_2') into row 2" in named[0]
+    assert "row 5 (ID 'id_2') into row 2" in named[0]
+
+
+def test_touching_segments_of_one_id_are_one_segment(tmp_path):
+    # the metrics join closed segments that share a point: the reader does the same
+    root = make_mission(tmp_path / "M")
+    labels = pd.read_csv(root / "labels.csv")
+    touch = labels.iloc[[1]].assign(StartTime="2000-01-01 00:01:30",
+                                    EndTime="2000-01-01 00:01:40")
+    pd.concat([labels, touch]).to_csv(root / "labels.csv", index=False)
+    m, said = _read_warned(root)
+    assert (m.events["ID"] == "id_2").sum() == 1
+    assert m.events.loc[m.events["ID"] == "id_2", "EndTime"].iloc[0] == pd.Timestamp(
+        "2000-01-01 00:01:40")
+    assert [s for s in said if "overlap" in s]

@@ -23,7 +23,9 @@ Preprocessing
 - Telecommands with ``Priority >= telecommand_priority`` become 0/1 pulses at the first grid point
   at or after each execution; executions outside the grid are dropped.
 - Label start times floor to the grid and end times ceil, so every label marks at least one grid
-  point; where labels of one channel overlap the lower (more important) code wins. An event is
+  point; where labels of one channel overlap the lower (more important) code wins. Segments
+  of one event ID on one channel that overlap or touch are read as one, their union, with a
+  warning (``esa_adb_tables.read_events``). An event is
   read, and marks rows, iff its span meets the grid's first .. last time (``grid_marks.on_grid``,
   the span the metrics clip events to): one ending less than a period before the first grid
   point marks no row. Events

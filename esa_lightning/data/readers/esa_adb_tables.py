@@ -199,7 +199,7 @@ def read_events(root: Path, known: set[str]) -> pd.DataFrame:
     events = pd.DataFrame(
         {"ID": labels["ID"], "Channel": labels["Channel"], "StartTime": starts, "EndTime": ends}
     )
-    events = _drop_exact_duplicates(events, labels_path)
+    events = _merge_overlaps(_drop_exact_duplicates(events, labels_path), labels_path)
     events = events.merge(types[["ID", "Category", *ANOMALY_TYPE_OPTIONAL]], on="ID", how="left")
     return events[EVENT_TABLE_COLUMNS].reset_index(drop=True)
 
@@ -227,7 +227,51 @@ def _drop_exact_duplicates(events: pd.DataFrame, path: Path) -> pd.DataFrame:
         "counted from 1 after the header)",
         stacklevel=user_stacklevel(),
     )
-    return events.loc[~repeat].reset_index(drop=True)
+    return events.loc[~repeat]  # its index: the rows of labels.csv (from 0 after the header)
+
+
+def _merge_overlaps(events: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``events`` (indexed by labels.csv's rows) with the segments of one ID on one channel
+    that overlap or touch (closed spans sharing a point) read as one, their union, in the row
+    of the one that starts first; with a warning naming ``path`` and the first merged rows
+    (from 1 after the header). The metrics join them so before counting (``metrics.intervals.
+    merge_grouped``), and the rows they mark are the union's: only ``Mission.events`` listed
+    the pieces, and a user counting an event's segments per channel counted each."""
+    if len(events) < 2:
+        return events.reset_index(drop=True)
+    group = events.groupby(["ID", "Channel"], sort=False).ngroup().to_numpy()
+    starts = events["StartTime"].to_numpy().astype(np.int64)
+    ends = events["EndTime"].to_numpy().astype(np.int64)
+    order = np.lexsort((starts, group))
+    g, s = group[order], starts[order]
+    first = np.ones(len(g), dtype=bool)
+    first[1:] = g[1:] != g[:-1]
+    reach = pd.Series(ends[order]).groupby(np.cumsum(first)).cummax().to_numpy()
+    new_block = first.copy()
+    new_block[1:] |= s[1:] > reach[:-1]
+    if new_block.all():
+        return events.reset_index(drop=True)
+    block = np.cumsum(new_block) - 1
+    heads = order[new_block]  # per block, the position of its first-starting row
+    last = np.r_[np.flatnonzero(new_block)[1:] - 1, len(g) - 1]
+    out = events.copy()
+    out.iloc[heads, out.columns.get_loc("EndTime")] = reach[last].astype("datetime64[ns]")
+    head_of = np.empty(len(g), dtype=np.int64)  # per row: the row it is merged into
+    head_of[order] = heads[block]
+    gone = np.sort(order[~new_block])  # file order
+    rows = events.index.to_numpy()
+    ids = events["ID"].to_numpy()
+    named = [f"row {rows[i] + 1} (ID {quoted(ids[i])}) into row {rows[head_of[i]] + 1}"
+             for i in gone[:5]]
+    warnings.warn(
+        f"{path}: {len(gone)} segment(s) overlap or touch another segment of the same ID on "
+        f"the same channel and are read merged into it (their union): {', '.join(named)}"
+        f"{' ...' * (len(gone) > 5)} (rows counted from 1 after the header)",
+        stacklevel=user_stacklevel(),
+    )
+    keep = np.ones(len(out), dtype=bool)
+    keep[gone] = False
+    return out.loc[keep].reset_index(drop=True)
 
 
 def _empty_event_table() -> pd.DataFrame:
