@@ -27,7 +27,10 @@ Conventions
 - ``test_start`` / ``val_start``: row indices; train = [0, val_start), validation =
   [val_start, test_start), test = [test_start, T). Validation is always the end of the training
   range in time, never a random split. A range (any ``slice``) keeps the events whose span
-  meets its first .. last row time, and only those mark its rows (``edge_labels``).
+  meets the time after the row before it up to its last row time (``range_events``: an event
+  wholly between two rows is the later row's range's, listed on that range's first row time),
+  and a range ending at a split point unmarks its last row of the events that start after it
+  (``edge_labels``); other slices keep the marks their rows hold in the range.
 - NASA telemanom data is a set of independent series: ``series`` maps each channel to its own
   single-channel ``Mission`` and ``values`` is then a dict channel -> float32 array.
 """
@@ -63,7 +66,7 @@ def empty_events(time_dtype: str = "datetime64[ns]") -> pd.DataFrame:
 
 def events_overlapping(events: pd.DataFrame, timestamps: np.ndarray | None) -> pd.DataFrame:
     """The rows of ``events`` whose span meets ``timestamps``' first..last time (all of them
-    without timestamps, none for no rows): the events ``Mission.slice`` keeps."""
+    without timestamps, none for no rows)."""
     if timestamps is None or not len(events):
         return events
     if not len(timestamps):
@@ -73,41 +76,91 @@ def events_overlapping(events: pd.DataFrame, timestamps: np.ndarray | None) -> p
     return events.loc[keep].reset_index(drop=True)
 
 
+def range_events(
+    events: pd.DataFrame, timestamps: np.ndarray | None, start: int, stop: int
+) -> pd.DataFrame:
+    """The events ``Mission.slice(start, stop)`` keeps, of a grid of ``timestamps``: those
+    whose span meets the time after the row before ``start`` (from the first row's time at
+    ``start`` 0) up to the last row's time, ends included; all of them without timestamps,
+    none for no rows. Each row owns the time since the row before it, as a sample holds from
+    the first grid row at or after it: an event lying wholly between two rows, its samples
+    first seen on the later row, is the later row's range's, and is listed with its span moved
+    onto that range's first row time (the metrics count only events meeting the rows' time
+    span). So an event is counted in exactly one of two adjacent ranges (train / validation /
+    test, folds, chunks) unless its span reaches rows of both."""
+    if timestamps is None or not len(events):
+        return events
+    if stop <= start:
+        return events.iloc[:0].reset_index(drop=True)
+    ts = np.asarray(timestamps)
+    lo, hi = ts[start], ts[stop - 1]
+    begins, ends = events["StartTime"].to_numpy(), events["EndTime"].to_numpy()
+    after = ends > ts[start - 1] if start > 0 else ends >= lo
+    kept = events.loc[after & (begins <= hi)].reset_index(drop=True)
+    early = kept["EndTime"].to_numpy() < lo  # wholly before the first row, after the one before
+    if early.any():
+        kept.loc[early, ["StartTime", "EndTime"]] = lo
+    return kept
+
+
 #: ``Mission.meta`` key of the event table the labels were marked from, where ``events`` is
 #: not it (``metrics.label_channels=target`` drops segments from ``events``, not labels)
 LABEL_EVENTS = "label_events"
 
 
+def mark_rows(
+    codes: np.ndarray, cols: np.ndarray, first: np.ndarray, last: np.ndarray, shape: tuple
+) -> np.ndarray:
+    """uint8 ``shape`` [rows, C]: each event (label code, column) marks the rows ``first`` ..
+    ``last`` (both included, clipped to the rows; its start floored, its end ceiled onto the
+    grid: ESA-ADB's rule), and where events of one column overlap the lowest (most important)
+    code wins. The one marking rule of ``readers.grid_marks.label_mask`` and ``edge_labels``."""
+    mask = np.zeros(shape, dtype=np.uint8)
+    for i in np.argsort(-np.asarray(codes), kind="stable"):  # lower codes overwrite
+        a, b = max(int(first[i]), 0), min(int(last[i]), shape[0] - 1)
+        if a <= b:
+            mask[a : b + 1, int(cols[i])] = codes[i]
+    return mask
+
+
 def edge_labels(mission: Mission, start: int, stop: int) -> np.ndarray:
-    """``mission.labels[start:stop]`` (shared, or a copy where a row changes) with the slice's
-    first and last rows marked only by the events the slice keeps (``events_overlapping``).
-    An event marks the rows from its start floored to its end ceiled onto the grid (ESA-ADB's
-    rule, ``readers.grid_marks.label_mask``), the lowest code winning: one ending less than a
-    row before the slice's first row time (or starting less than a row after its last) is not
-    the slice's, yet was ceiled (floored) onto that row. An event on row times (the readers
-    that build events from row codes) never is: those slices share the labels as they are."""
+    """``mission.labels[start:stop]`` (shared, or a copy where a row changes), its last row
+    marked only by the events that start at or before that row's time where the slice ends at
+    a split point (``val_start`` or ``test_start``, with rows after it): the events starting
+    later (ceiled onto the next range's first row, floored onto this row) are the next range's
+    (``range_events``), as a named range keeps only its own events. Any other slice (a fold, a
+    prediction chunk, a window) keeps the marks its rows hold in the range it lies in: only a
+    split point moves an event to another range. An event on row times (the readers that
+    build events from row codes) never starts between two rows: those slices share the labels
+    as they are."""
     part = mission.labels[start:stop]
+    n = len(mission.values)
     events = mission.meta.get(LABEL_EVENTS, mission.events)
-    if mission.timestamps is None or stop <= start or not len(events) or not part.shape[1]:
+    if (mission.timestamps is None or not start < stop < n or not len(events)
+            or not part.shape[1] or stop not in (mission.val_start, mission.test_start)):
         return part
     ts = np.asarray(mission.timestamps)
+    row = stop - 1
     begins = events["StartTime"].to_numpy().astype(ts.dtype)
     ends = events["EndTime"].to_numpy().astype(ts.dtype)
-    # the rows each event marks; none for one off the mission's own span (never its rows')
-    first = np.where(begins > ts[-1], len(ts), np.searchsorted(ts, begins, side="right") - 1)
-    last = np.where(ends < ts[0], -1, np.searchsorted(ts, ends, side="left"))
-    gone = (ends < ts[start]) | (begins > ts[stop - 1])  # not the slice's
+    first = np.searchsorted(ts, begins, side="right") - 1  # start floored
+    last = np.where(ends < ts[0], -1, np.searchsorted(ts, ends, side="left"))  # end ceiled
     col = {c: i for i, c in enumerate(mission.channel_names)}
     cols = events["Channel"].map(col).to_numpy(dtype=float, na_value=np.nan)
     codes = events["Category"].map(CATEGORY_TO_CODE).to_numpy(dtype=float, na_value=np.nan)
-    out = None
-    for row in sorted({start, stop - 1}):
-        marks = (first <= row) & (last >= row) & ~np.isnan(cols) & ~np.isnan(codes)
-        for c in np.unique(cols[marks & gone]).astype(int):
-            on = marks & ~gone & (cols == c)
-            out = np.array(part) if out is None else out  # the mission's rows keep theirs
-            out[row - start, c] = int(codes[on].min()) if on.any() else 0
-    return part if out is None else out
+    marks = (first <= row) & (last >= row) & ~np.isnan(cols) & ~np.isnan(codes)
+    later = begins > ts[row]  # the next range's
+    touched = np.unique(cols[marks & later]).astype(int)
+    if not len(touched):
+        return part
+    own = marks & ~later
+    kept = mark_rows(codes[own].astype(np.uint8), cols[own], first[own] - row, last[own] - row,
+                     (1, part.shape[1]))[0, touched]
+    if np.array_equal(np.asarray(part[-1, touched]), kept):
+        return part
+    out = np.array(part)  # the mission's rows keep theirs
+    out[-1, touched] = kept
+    return out
 
 
 #: rows of labels ``nominal_rows`` reads at a time
@@ -318,9 +371,10 @@ class Mission:
     def slice(self, start: int, stop: int) -> Mission:
         """Rows [start, stop) as a new Mission sharing memory; split points are clipped. So are
         start and stop (to 0 .. rows), and stop <= start is an empty range at start, as in
-        ``values[start:stop]``. It keeps the events whose span meets its first .. last row
-        time, and only those mark its rows (``edge_labels``: a copy of its labels where an
-        event it drops marked an edge row)."""
+        ``values[start:stop]``. It keeps the events ``range_events`` gives it (an event wholly
+        between two rows is the later row's slice's), and its labels are the mission's rows
+        except where it ends at a split point (``edge_labels``: a copy of its labels where an
+        event of the next range marked its last row)."""
         if self.series is not None:
             raise TypeError("slice() applies to single-grid missions; use mission.series")
         n = len(self.values)
@@ -331,7 +385,7 @@ class Mission:
             return min(max(i - start, 0), stop - start)
 
         ts = None if self.timestamps is None else self.timestamps[start:stop]
-        events = events_overlapping(self.events, ts)
+        events = range_events(self.events, self.timestamps, start, stop)
         return replace(
             self,
             values=self.values[start:stop],

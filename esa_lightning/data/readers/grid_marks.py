@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from esa_lightning.data.mission import CATEGORY_TO_CODE
+from esa_lightning.data.mission import CATEGORY_TO_CODE, mark_rows
 
 
 def sample_cells(marked: list[np.ndarray], k_lo: int, n: int) -> np.ndarray:
@@ -62,11 +62,11 @@ def on_grid(events: pd.DataFrame, k_lo: int, n: int, p_ns: int) -> np.ndarray:
 
 
 def label_mask(events: pd.DataFrame, names: list[str], k_lo: int, n: int, p_ns: int) -> np.ndarray:
-    """uint8 [T, C]: start floors, end ceils; overlaps keep the lower (more important) code.
-    Only the events ``on_grid`` keeps mark rows (the mission's events are those)."""
-    mask = np.zeros((n, len(names)), dtype=np.uint8)
+    """uint8 [T, C]: start floors, end ceils; overlaps keep the lower (more important) code
+    (``mission.mark_rows``). Only the events ``on_grid`` keeps mark rows (the mission's events
+    are those)."""
     if not len(events) or not n:
-        return mask
+        return np.zeros((n, len(names)), dtype=np.uint8)
     events = events.loc[on_grid(events, k_lo, n, p_ns)]
     col_of = {c: i for i, c in enumerate(names)}
     codes = events["Category"].map(CATEGORY_TO_CODE).to_numpy()
@@ -75,11 +75,7 @@ def label_mask(events: pd.DataFrame, names: list[str], k_lo: int, n: int, p_ns: 
     first = starts // p_ns - k_lo
     last = -(-ends // p_ns) - k_lo
     cols = events["Channel"].map(col_of).to_numpy()
-    for i in np.argsort(-codes, kind="stable"):  # highest code first, lower codes overwrite
-        a, b = max(int(first[i]), 0), min(int(last[i]), n - 1)
-        if a <= b:
-            mask[a : b + 1, int(cols[i])] = codes[i]
-    return mask
+    return mark_rows(codes, cols, first, last, (n, len(names)))
 
 
 def telecommand_pulses(times: list[np.ndarray], k_lo: int, n: int, p_ns: int) -> np.ndarray:
