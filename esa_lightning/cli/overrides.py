@@ -21,12 +21,14 @@ def asks_for_debug(args: list[str]) -> bool:
 def absolute_config_path() -> None:
     """Every entry point's first step: ``sys.argv`` with its relative ``--config-path`` made
     absolute from the current folder (``config_path_from_cwd``); a folder that is not there is
-    one ``error:`` line naming it and exit code 2."""
+    one ``error:`` line naming it and exit code 2. Overrides on both sides of Hydra's flags
+    (``seed=1 -cp DIR model=zscore``) are put after them, as Hydra's parser reads them
+    (``overrides_together``)."""
     from esa_lightning.errors import one_line_errors
-    from esa_lightning.jobs.config_path import config_path_from_cwd
+    from esa_lightning.jobs.config_path import config_path_from_cwd, overrides_together
 
     with one_line_errors(debug=asks_for_debug(sys.argv[1:])):
-        sys.argv[1:] = config_path_from_cwd(sys.argv[1:])
+        sys.argv[1:] = overrides_together(config_path_from_cwd(sys.argv[1:]))
 
 
 def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:

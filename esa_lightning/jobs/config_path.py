@@ -47,3 +47,80 @@ def _names_config_path(flag: str) -> bool:
     """Whether ``flag`` is Hydra's ``--config-path``: ``-cp``, the whole name, or an abbreviation
     argparse takes for it (``--config-p`` and longer: ``--config-`` is also ``--config-dir``)."""
     return flag == "-cp" or (len(flag) >= len("--config-p") and "--config-path".startswith(flag))
+
+
+def overrides_together(args: list[str]) -> list[str]:
+    """``args`` with its overrides after Hydra's flags, in the order given, where Hydra's parser
+    refuses them as written: Hydra 1.3 reads its overrides only as one run of words, so
+    ``train.py seed=1 -cp DIR model=zscore`` ended in its usage message (``unrecognized
+    arguments: model=zscore``), and ``train.py --info experiment=smoke`` took the override for
+    ``--info``'s value (``invalid choice``). ``sweep.py`` takes them on both sides of its flags
+    too. A command line Hydra's parser reads as it is, one with ``--``, a flag it does not know
+    or one whose value is missing is left as it is (Hydra answers it)."""
+    import argparse
+
+    if "--" in args or _parses(args):
+        return list(args)
+    try:
+        from hydra._internal.utils import get_args_parser
+
+        actions = {flag: action for action in get_args_parser()._actions
+                   for flag in action.option_strings}
+    except (ImportError, AttributeError):  # another Hydra: it answers the command line
+        return list(args)
+    flags: list[str] = []
+    last: list[str] = []  # --info without a value: last, where no override can be taken for it
+    overrides: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        i += 1
+        if not word.startswith("-") or len(word) < 2:
+            overrides.append(word)
+            continue
+        name, sep, _ = word.partition("=")
+        action = actions.get(name) or _abbreviated(name, actions)
+        if action is None:
+            return list(args)
+        if sep or action.nargs == 0:
+            flags.append(word)
+        elif action.nargs == argparse.OPTIONAL:  # --info [WHAT]: a value only if one of WHAT
+            if i < len(args) and args[i] in (action.choices or ()):
+                flags += [word, args[i]]
+                i += 1
+            else:
+                last.append(word)
+        elif i < len(args):
+            flags += [word, args[i]]
+            i += 1
+        else:  # no value: Hydra's parser says so
+            return list(args)
+    out = [*flags, *overrides, *last]
+    return out if _parses(out) else list(args)
+
+
+def _parses(args: list[str]) -> bool:
+    """Whether Hydra's own parser reads ``args`` as they are (Hydra's usage message and
+    ``--version``'s line kept from the screen)."""
+    import contextlib
+    import io
+
+    try:
+        from hydra._internal.utils import get_args_parser
+
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            get_args_parser().parse_args(list(args))
+    except SystemExit:
+        return False
+    except ImportError:
+        return True
+    return True
+
+
+def _abbreviated(name: str, actions: dict) -> object | None:
+    """The action of the one long flag ``name`` abbreviates (argparse's ``--config-n``)."""
+    if not name.startswith("--"):
+        return None
+    found = {id(action): action for flag, action in actions.items()
+             if flag.startswith("--") and flag.startswith(name)}
+    return next(iter(found.values())) if len(found) == 1 else None
