@@ -269,9 +269,19 @@ def refuse_unread_top_level_keys(config_name: str, cfg: Any, overrides: list[str
 def _config_shown(config_name: str, folders: ConfigFolders | None) -> str:
     """``train.py (conf/train.yaml)``; a user's own: ``config my_exp (DIR/my_exp.yaml)``, or
     from a package (``-cp pkg://my_pkg.conf``): ``config my_exp (pkg://my_pkg.conf/my_exp.yaml)``.
-    """
+    With ``-cd DIR`` alone the file Hydra composed: the package's ``conf/`` is searched first,
+    then ``DIR`` (``config my_exp (DIR/my_exp.yaml)``)."""
+    import os
+
+    from esa_lightning.install import config_dir
+
+    package = f"{config_name}.py (conf/{config_name}.yaml)"
     if folders is None or (folders.path is None and folders.added is None):
-        return f"{config_name}.py (conf/{config_name}.yaml)"
-    if folders.path is None:  # -cd alone: the package's conf/ or that folder may hold it
-        return f"config {config_name}"
+        return package
+    if folders.path is None:  # -cd alone: the package's conf/ first, then that folder
+        if (config_dir() / f"{config_name}.yaml").is_file():
+            return package
+        added = os.path.join(os.path.abspath(folders.added), f"{config_name}.yaml")
+        return f"config {config_name} ({added})" if os.path.isfile(added) else (
+            f"config {config_name}")
     return f"config {config_name} ({folders.path.rstrip('/')}/{config_name}.yaml)"

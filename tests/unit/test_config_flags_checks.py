@@ -83,3 +83,15 @@ def test_train_py_with_a_users_configs_refuses_in_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: In 'my_train': Could not find"), lines
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_config_dirs_refusal_names_the_file_composed(tmp_path, capsys):
+    """With ``-cd DIR`` and no ``-cp`` the "not a setting" refusal said ``config train`` alone,
+    naming no file: it names the package's ``conf/train.yaml`` (searched first) or, for a
+    primary config only ``DIR`` holds, ``DIR/NAME.yaml``."""
+    added = tmp_path / "added"
+    shutil.copytree(own_configs(tmp_path), added)
+    line = refused(capsys, ["-cd", str(added), "+xyz=1"])
+    assert "xyz is not a setting of train.py (conf/train.yaml)" in line, line
+    line = refused(capsys, ["-cd", str(added), "-cn", "my_train", "+xyz=1"])
+    assert f"xyz is not a setting of config my_train ({added}/my_train.yaml)" in line, line
