@@ -137,10 +137,12 @@ class SweepSummary(Callback):
     def __init__(self) -> None:
         self._jobs: dict[int, str | None] = {}  # job number: its error, None when it has none
         self._folders: dict[int, Path] = {}  # job number: the folder it ran in
+        self._tags: dict[int, str] = {}  # job number: its tags, as the job resolved them
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._jobs = {}
         self._folders = {}
+        self._tags = {}
         _FAILED_JOBS.clear()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
@@ -154,6 +156,9 @@ class SweepSummary(Callback):
             if isinstance(crash, BaseException):  # the job's log says why it has no metrics
                 log_to_files(f"sweep job {number} crashed: {error}", crash)
         self._jobs[number] = error
+        tags = job_return_tags(job_return)
+        if tags is not None:
+            self._tags[number] = tags
         folder = OmegaConf.select(config, "hydra.runtime.output_dir")
         if folder:
             self._folders[number] = Path(str(folder))
@@ -181,7 +186,9 @@ class SweepSummary(Callback):
                 row["overrides"] = " ".join(
                     line.strip("- \n") for line in read_settings_text(overrides).splitlines()
                 )
-            tags = job_tags(job)
+            tags = self._tags.get(number)
+            if tags is None:  # a cluster launcher's job: as its folder's saved config holds them
+                tags = job_tags(job)
             if tags:
                 row["tags"] = tags
             error = self._jobs.get(number)
@@ -202,6 +209,27 @@ class SweepSummary(Callback):
         with atomic_path(sweep_dir / "summary.csv") as tmp:
             frame.to_csv(tmp, index=False)
         return len(rows)
+
+
+def job_return_tags(job_return: JobReturn) -> str | None:
+    """The ``tags`` of a job of a local sweep, joined by commas (``settings.values.tags_text``),
+    resolved as the job resolved them: its config (``job_return.cfg``) keeps the values its
+    resolvers gave (Hydra's ``${now:...}`` is cached per config, so the job's time, the one its
+    TensorBoard run shows) and the job's Hydra config is still set (``${hydra:job.num}``).
+    None where the job has no config or its tags do not resolve to labels (the saved config's
+    are shown: ``job_tags``)."""
+    from esa_lightning.settings.values import tags_ok, tags_text
+
+    cfg = getattr(job_return, "cfg", None)
+    if not isinstance(cfg, DictConfig) or "tags" not in cfg:
+        return None
+    try:
+        value = cfg.tags
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
+    except Exception:  # noqa: BLE001 - tags that do not resolve: the saved config's, as written
+        return None
+    return tags_text(value) if tags_ok(value) else None
 
 
 def job_tags(job: Path) -> str:

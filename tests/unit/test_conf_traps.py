@@ -154,10 +154,39 @@ def test_a_sweeps_summary_shows_interpolated_tags_resolved(tmp_path):
 
 
 def test_summary_tags_that_call_a_resolver_are_shown_as_written(tmp_path):
-    """A resolver (``${hydra:...}``) would give the summary's value, not the job's."""
+    """Read from a job's folder (a cluster launcher's job), a resolver (``${hydra:...}``) would
+    give the summary's value, not the job's."""
     from esa_lightning.jobs.sweep import job_tags
 
     config = {"name": "${hydra:job.num}", "tags": ["${name}", "${oc.env:HOME}"]}
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     assert job_tags(tmp_path) == "${name},${oc.env:HOME}"
+
+
+def test_a_local_sweeps_summary_shows_tags_resolved_as_the_job_resolved_them(
+        tmp_path, monkeypatch):
+    """``tags=[run_${now:...}]`` was shown as written in a local sweep's summary.csv, where the
+    job's TensorBoard run showed its value: the summary now takes the job's own config, whose
+    ``now`` (Hydra's resolver, registered as Hydra registers it) keeps the job's value."""
+    from hydra.core.utils import JobReturn, JobStatus, setup_globals
+    from omegaconf import OmegaConf
+
+    from esa_lightning.jobs import sweep
+
+    setup_globals()  # Hydra's resolvers, as in a Hydra job
+    monkeypatch.setattr(sweep, "in_local_multirun", lambda: True)
+    job = tmp_path / "0"
+    (job / ".hydra").mkdir(parents=True)
+    written = ["run_${now:%Y-%m-%d_%H-%M-%S-%f}", "${x}"]  # microseconds: a later call differs
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"x": "q3", "tags": written}))
+    (job / "metrics.json").write_text(json.dumps({"val/EW_F_0.50": 0.5}))
+    cfg = OmegaConf.create({"x": "q3", "tags": written})
+    in_job = cfg.tags[0]  # the job resolved it (its TensorBoard run shows this value)
+    assert in_job.startswith("run_20") and in_job != OmegaConf.create({"t": written}).t[0]
+    config = OmegaConf.create({"hydra": {"job": {"num": 0}, "runtime": {"output_dir": str(job)},
+                                         "sweep": {"dir": str(tmp_path)}}})
+    sweep.SweepSummary().on_job_end(config, JobReturn(cfg=cfg, status=JobStatus.COMPLETED))
+
+    table = pd.read_csv(tmp_path / "summary.csv", keep_default_na=False)
+    assert list(table["tags"]) == [f"{in_job},q3"]
