@@ -23,7 +23,7 @@ def run(cfg: DictConfig) -> dict | None:
 
 def main() -> None:
     leave_to_rank_zero("merge.py")  # torchrun's or srun's other ranks: one job
-    absolute_config_path()  # -cp DIR: the folder beside the user, not in the package
+    absolute_config_path("merge")  # -cp DIR: the folder beside the user, not in the package
     composes_or_exit("merge")  # a bad override is one line, as every input error
     run()
     exit_if_jobs_failed()  # a local -m sweep whose jobs stopped on input errors

@@ -18,17 +18,28 @@ def asks_for_debug(args: list[str]) -> bool:
     return any(a.replace(" ", "") == "debug_errors=true" for a in args)
 
 
-def absolute_config_path() -> None:
+def absolute_config_path(job: str = "train") -> None:
     """Every entry point's first step: ``sys.argv`` with its relative ``--config-path`` made
     absolute from the current folder (``config_path_from_cwd``); a folder that is not there is
     one ``error:`` line naming it and exit code 2. Overrides on both sides of Hydra's flags
     (``seed=1 -cp DIR model=zscore``) are put after them, as Hydra's parser reads them
-    (``overrides_together``)."""
-    from esa_lightning.errors import one_line_errors
-    from esa_lightning.jobs.config_path import config_path_from_cwd, overrides_together
+    (``overrides_together``). Flags Hydra refuses (``--cfg nope``, ``--nope``, ``-cp`` without
+    a folder, ``-m --cfg job``: its usage message or a traceback) are one ``error:`` line
+    naming them and what to do, exit code 2. ``job``: the entry point (``train``...)."""
+    from esa_lightning.errors import ESAInputError, one_line_errors
+    from esa_lightning.install import command
+    from esa_lightning.jobs.config_path import (
+        config_path_from_cwd,
+        hydra_flags_refusal,
+        overrides_together,
+    )
 
     with one_line_errors(debug=asks_for_debug(sys.argv[1:])):
-        sys.argv[1:] = overrides_together(config_path_from_cwd(sys.argv[1:]))
+        args = overrides_together(config_path_from_cwd(sys.argv[1:]))
+        reason = hydra_flags_refusal(args)
+        if reason is not None:
+            raise ESAInputError(f"{reason} ({command(job)} --hydra-help lists Hydra's flags)")
+        sys.argv[1:] = args
 
 
 def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
@@ -46,11 +57,18 @@ def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
     folders = None
     flags = [a for a in args if a.startswith("-")]
     if flags and not set(flags) <= set(MULTIRUN_FLAGS):
-        configs = config_flags(args)
+        configs = config_flags(args, shown=True)
         if configs is None:  # Hydra's other flags: Hydra answers them
             return
         folders, name, args = configs
         config_name = name or config_name
+        if SHOWN in args:  # --cfg, --info: the config Hydra shows must compose, no more
+            reason = compose_error(config_name, [a for a in args if a != SHOWN],
+                                   folders=folders)
+            if reason is not None:
+                print(f"error: {reason}", file=sys.stderr)
+                raise SystemExit(2)
+            return
         flags = [a for a in args if a.startswith("-")]
     if flags:  # a -m sweep: every job composes
         sweep_composes_or_exit(config_name, [a for a in args if a not in MULTIRUN_FLAGS],
@@ -64,13 +82,22 @@ def composes_or_exit(config_name: str, argv: list[str] | None = None) -> None:
         raise SystemExit(2)
 
 
-def config_flags(args: list[str]) -> tuple[ConfigFolders, str | None, list[str]] | None:
+#: in ``config_flags``' overrides: the command line shows a config (``--cfg``, ``--info``)
+SHOWN = "--cfg"
+#: Hydra's flags that show the composed config: ``--cfg``, ``--info``, with ``--resolve`` and
+#: ``--package``
+SHOWING = ("cfg", "info", "resolve", "package")
+
+
+def config_flags(args: list[str], shown: bool = False
+                 ) -> tuple[ConfigFolders, str | None, list[str]] | None:
     """A command line whose only Hydra flags choose the configs (``--config-path``/``-cp``,
     ``--config-name``/``-cn``, ``--config-dir``/``-cd``, in each spelling Hydra's parser reads)
     and perhaps ``-m``, read by Hydra's own parser: the folders (``paths.ConfigFolders``), the
     config name (None without ``-cn``) and the overrides, with ``-m`` where it was given. None
-    where another flag is given (``--cfg``, ``--help``...), or the parser refuses the command
-    line or leaves words over (Hydra reports it)."""
+    where another flag is given (``--help``...), or the parser refuses the command line or
+    leaves words over (Hydra reports it). ``shown``: a command line that shows the config
+    (``--cfg``, ``--info``: ``SHOWING``) is read too, ``SHOWN`` first in its overrides."""
     import argparse
     import contextlib
     import io
@@ -81,17 +108,20 @@ def config_flags(args: list[str]) -> tuple[ConfigFolders, str | None, list[str]]
         from hydra._internal.utils import get_args_parser
 
         parser = get_args_parser()
-        with contextlib.redirect_stderr(io.StringIO()):
+        # its usage message, and --version's line: Hydra prints them once, when it runs
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             parsed, left = parser.parse_known_args(list(args))
     except (ImportError, SystemExit, argparse.ArgumentError):
         return None
     chosen = ("overrides", "multirun", "config_path", "config_name", "config_dir")
-    if left or any(value != parser.get_default(key) for key, value in vars(parsed).items()
-                   if key not in chosen):
+    others = {key for key, value in vars(parsed).items()
+              if key not in chosen and value != parser.get_default(key)}
+    if left or (others and not (shown and others <= set(SHOWING))):
         return None
     folders = ConfigFolders(path=parsed.config_path, added=parsed.config_dir)
     multirun = [MULTIRUN_FLAGS[0]] if parsed.multirun else []
-    return folders, parsed.config_name, [*multirun, *parsed.overrides]
+    showing = [SHOWN] if others else []
+    return folders, parsed.config_name, [*showing, *multirun, *parsed.overrides]
 
 
 def sweep_composes_or_exit(config_name: str, overrides: list[str],
@@ -137,7 +167,8 @@ def sweep_composes_or_exit(config_name: str, overrides: list[str],
                                hydra_keys=keys, folders=folders)
         if reason is not None:
             shown = " ".join(o for o in job if not o.lstrip("+~").startswith("hydra."))
-            print(f"error: sweep job {number} ({shown}): {reason}", file=sys.stderr)
+            which = f"sweep job {number} ({shown})" if shown else f"sweep job {number}"
+            print(f"error: {which}: {reason}", file=sys.stderr)
             raise SystemExit(2)
         subdirs.append(keys[SUBDIR_KEY])
     refuse_job_subdirs(config_name, parsed, jobs, subdirs, folders)  # in each job's config
@@ -227,8 +258,33 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
     except ESAInputError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides
+        if "Cannot find primary config" in str(exc):
+            return missing_primary_config(config_name, folders)
         return composition_reason(exc)
     return None
+
+
+def missing_primary_config(config_name: str, folders: ConfigFolders | None = None) -> str:
+    """Why ``<config_name>.yaml`` is not found, on one line: the folder searched and its
+    configs, and how to name another (Hydra: ``Cannot find primary config 'nope'. Check that
+    it's in your config search path.``, naming neither)."""
+    from pathlib import Path
+
+    from esa_lightning.install import config_dir
+
+    package = config_dir()
+    places = [(package, "conf/ (the package's configs)")]
+    if folders is not None and folders.path is not None:
+        places = [(Path(folders.path), folders.path)]
+    elif folders is not None and folders.added is not None:
+        added = Path(folders.added).absolute()
+        places.append((added, f"{added} (-cd)"))
+    shown = []
+    for folder, name in places:
+        found = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        shown.append(f"{name}: {', '.join(found)}" if found else name)
+    return (f"config '{config_name}' not found: no {config_name}.yaml in {'; '.join(shown)}; "
+            "-cn NAME names one of these configs, -cp DIR a folder of your own")
 
 
 def refuse_unread_top_level_keys(config_name: str, cfg: Any, overrides: list[str],

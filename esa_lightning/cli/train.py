@@ -48,7 +48,7 @@ def main() -> None:
     from esa_lightning.errors import one_line_errors
     from esa_lightning.jobs.component_datamodules import with_component_datamodules
 
-    absolute_config_path()  # -cp DIR: the folder beside the user, not in the package
+    absolute_config_path("train")  # -cp DIR: the folder beside the user, not in the package
     with one_line_errors():  # a component's model picks its datamodule, unless one is named
         sys.argv[1:] = with_component_datamodules(sys.argv[1:])
     code = optuna_search(sys.argv[1:])

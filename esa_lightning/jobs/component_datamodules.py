@@ -139,7 +139,8 @@ def _hydra_flags(args: Sequence[str]) -> argparse.Namespace | None:
     try:
         from hydra._internal.utils import get_args_parser
 
-        with contextlib.redirect_stderr(io.StringIO()):
+        # its usage message, and --version's line: Hydra prints them once, when it runs
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             return get_args_parser().parse_known_args(list(args))[0]
     except (ImportError, SystemExit):
         return None

@@ -88,6 +88,8 @@ def overrides_together(args: list[str]) -> list[str]:
             if i < len(args) and args[i] in (action.choices or ()):
                 flags += [word, args[i]]
                 i += 1
+            elif i < len(args) and not args[i].startswith("-") and "=" not in args[i]:
+                return list(args)  # --info nope: no override, a value Hydra refuses
             else:
                 last.append(word)
         elif i < len(args):
@@ -100,21 +102,65 @@ def overrides_together(args: list[str]) -> list[str]:
 
 
 def _parses(args: list[str]) -> bool:
-    """Whether Hydra's own parser reads ``args`` as they are (Hydra's usage message and
-    ``--version``'s line kept from the screen)."""
+    """Whether Hydra's own parser reads ``args`` as they are."""
+    return hydra_parser_refusal(args) is None
+
+
+def hydra_parser_refusal(args: list[str]) -> str | None:
+    """Why Hydra's parser refuses ``args``: argparse's ``error:`` line without its usage
+    message (``argument --cfg/-c: invalid choice: 'nope' (choose from 'job', 'hydra',
+    'all')``, ``unrecognized arguments: --nope``); None where it reads them, or exits without
+    an error (``--version``), or is not Hydra 1.3's."""
     import contextlib
     import io
 
     try:
         from hydra._internal.utils import get_args_parser
-
-        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            get_args_parser().parse_args(list(args))
-    except SystemExit:
-        return False
     except ImportError:
-        return True
-    return True
+        return None
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(io.StringIO()):
+            get_args_parser().parse_args(list(args))
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            return None
+        lines = [line for line in said.getvalue().splitlines() if ": error: " in line]
+        return lines[-1].split(": error: ", 1)[1].strip() if lines else "not read"
+    return None
+
+
+#: Hydra's flags of which a command line takes one (Hydra's ValueError, a traceback)
+ONE_OF = {"run": "--run", "multirun": "-m", "cfg": "--cfg", "info": "--info",
+          "shell_completion": "--shell-completion"}
+
+
+def hydra_flags_refusal(args: list[str]) -> str | None:
+    """Why Hydra refuses ``args``' flags, on one line, before it starts: its parser's error
+    (``hydra_parser_refusal``), or two of ``--run``, ``-m``, ``--cfg``, ``--info``,
+    ``--shell-completion`` together (Hydra's ``ValueError`` traceback); None where Hydra takes
+    them."""
+    reason = hydra_parser_refusal(args)
+    if reason is not None:
+        return reason
+    try:
+        from hydra._internal.utils import get_args_parser
+    except ImportError:
+        return None
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            parsed = vars(get_args_parser().parse_args(list(args)))
+    except SystemExit:  # --version: Hydra answers it
+        return None
+    given = [flag for key, flag in ONE_OF.items() if parsed.get(key) not in (None, False)]
+    if len(given) < 2:
+        return None
+    return (f"{' and '.join(given)}: Hydra takes one of --run, -m (--multirun), --cfg, --info, "
+            "--shell-completion at a time; --cfg and --info show one run's config: give them "
+            "without -m")
 
 
 def _abbreviated(name: str, actions: dict) -> object | None:

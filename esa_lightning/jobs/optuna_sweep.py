@@ -34,7 +34,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.utils import instantiate
 
@@ -277,9 +277,27 @@ def _sweep(plan: SweepPlan, optuna: Any, locked: bool) -> Any:
     return study
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """``sweep.py``'s parser: a command line it refuses (``--cfg job``, ``-c``, ``--n-trials
+    abc``) is one ``error:`` line naming it and what to do, exit code 2, not argparse's usage
+    message above it."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"{self.prog} --help lists its flags"
+        if any(flag in message for flag in HYDRA_SHOW_FLAGS):
+            hint += (f"; Hydra's --cfg and --info are {command('train')}'s: "
+                     f"{command('train')} hparams_search=NAME [key=value ...] --cfg job shows "
+                     "a trial's config")
+        self.exit(2, f"error: {message} ({hint})\n")
+
+
+#: Hydra's flags that show a config, which train.py takes and the search does not
+HYDRA_SHOW_FLAGS = ("--cfg", "--info", "--hydra-help", "--resolve", "-c ", "-c,", "-i ")
+
+
 def argument_parser() -> argparse.ArgumentParser:
     train = command("train")  # the commands the user has: esa-train -m installed
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=search_prog(),
         description=f"Optuna search over {train} runs, persisted in an RDB storage (resumable).",
     )

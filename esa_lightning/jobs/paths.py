@@ -133,7 +133,9 @@ def hydra_initialized(config_dir: Path | None = None,
         if folders.added is not None:
             added = os.path.abspath(folders.added)
             if not os.path.isdir(added):
-                raise SearchPathException(f"Additional config directory '{added}' not found")
+                raise SearchPathException(
+                    f"-cd {folders.added}: no such folder ({added}): --config-dir names a folder "
+                    "of your configs, searched beside the package's, read from the current folder")
             search.prepend(provider="command-line", path=f"file://{added}",
                            anchor=SearchPathQuery(provider="schema"))
         Hydra.create_main_hydra2(task_name=MAIN_MODULE.rpartition(".")[2],
