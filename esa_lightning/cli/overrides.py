@@ -260,8 +260,44 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
     except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides
         if "Cannot find primary config" in str(exc):
             return missing_primary_config(config_name, folders)
-        return composition_reason(exc)
+        reason = composition_reason(exc)
+        return unchosen_group(config_name, overrides, reason, folders) or reason
     return None
+
+
+def unchosen_group(config_name: str, overrides: list[str], reason: str,
+                   folders: ConfigFolders | None = None) -> str | None:
+    """For Hydra's ``Could not override 'experiment'. No match in the defaults list. To append
+    to your default list use +experiment=nope`` (``predict.py experiment=nope``): where that
+    ``+`` does not compose either (predict.py's config has no model to put an experiment in),
+    one line saying that the config chooses no such group, the groups it chooses and the
+    entry point that chooses it; None where Hydra's advice holds (``train.py debug=x``)."""
+    found = re.match(r"Could not override '([^']+)'\. No match in the defaults list", reason)
+    if found is None:
+        return None
+    group = found.group(1)
+    given = [o for o in overrides if o.split("=", 1)[0].strip() == group]
+    if not given:
+        return None
+    from esa_lightning.jobs.paths import compose_config
+
+    appended = [f"+{o}" if o is given[0] else o for o in overrides]
+    try:
+        compose_config(config_name, appended, folders=folders)
+        return None
+    except Exception:  # noqa: BLE001 - Hydra's advice does not compose either
+        pass
+    keys: dict[str, Any] = {"hydra.runtime.choices": None}
+    try:
+        compose_config(config_name, [], hydra_keys=keys, folders=folders)
+    except Exception:  # noqa: BLE001 - the config alone does not compose: Hydra's reason
+        return None
+    chosen = sorted(g for g in (keys["hydra.runtime.choices"] or {}) if not g.startswith("hydra"))
+    hint = ""
+    if config_name != "train" and folders is None:
+        hint = f"; {group}= is train.py's"
+    return (f"{given[0].strip()}: {_config_shown(config_name, folders)} chooses no {group} "
+            f"(its config groups: {', '.join(chosen) or 'none'}){hint}")
 
 
 def missing_primary_config(config_name: str, folders: ConfigFolders | None = None) -> str:

@@ -116,3 +116,24 @@ def test_version_is_printed_once(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines() == [proc.stdout.strip().splitlines()[0]]
     assert proc.stdout.startswith("Hydra ")
+
+
+@pytest.mark.parametrize("job", ["predict", "evaluate", "merge"])
+@pytest.mark.parametrize("override", ["experiment=nope", "model=zscore"])
+def test_a_group_the_job_does_not_choose_is_named_with_its_groups(job, override):
+    """``predict.py experiment=nope`` was Hydra's ``To append to your default list use
+    +experiment=nope``, which does not compose either (predict.py's config has no model)."""
+    from esa_lightning.cli.overrides import compose_error
+
+    group = override.split("=")[0]
+    reason = compose_error(job, [override], check=True)
+    assert reason is not None and reason.startswith(
+        f"{override}: {job}.py (conf/{job}.yaml) chooses no {group} (its config groups: "), reason
+    assert "data" in reason and reason.endswith(f"); {group}= is train.py's"), reason
+
+
+def test_hydras_advice_to_append_a_group_is_kept_where_it_composes():
+    from esa_lightning.cli.overrides import compose_error
+
+    reason = compose_error("predict", ["debug=default"])
+    assert reason is not None and "use +debug=default" in reason, reason
