@@ -259,6 +259,8 @@ def compose_error(config_name: str, overrides: list[str], check: bool = False,
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - Hydra raises several types for bad overrides
         if "Cannot find primary config" in str(exc):
+            from esa_lightning.jobs.paths import missing_primary_config
+
             return missing_primary_config(config_name, folders)
         reason = composition_reason(exc)
         return unchosen_group(config_name, overrides, reason, folders) or reason
@@ -298,29 +300,6 @@ def unchosen_group(config_name: str, overrides: list[str], reason: str,
         hint = f"; {group}= is train.py's"
     return (f"{given[0].strip()}: {_config_shown(config_name, folders)} chooses no {group} "
             f"(its config groups: {', '.join(chosen) or 'none'}){hint}")
-
-
-def missing_primary_config(config_name: str, folders: ConfigFolders | None = None) -> str:
-    """Why ``<config_name>.yaml`` is not found, on one line: the folder searched and its
-    configs, and how to name another (Hydra: ``Cannot find primary config 'nope'. Check that
-    it's in your config search path.``, naming neither)."""
-    from pathlib import Path
-
-    from esa_lightning.install import config_dir
-
-    package = config_dir()
-    places = [(package, "conf/ (the package's configs)")]
-    if folders is not None and folders.path is not None:
-        places = [(Path(folders.path), folders.path)]
-    elif folders is not None and folders.added is not None:
-        added = Path(folders.added).absolute()
-        places.append((added, f"{added} (-cd)"))
-    shown = []
-    for folder, name in places:
-        found = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-        shown.append(f"{name}: {', '.join(found)}" if found else name)
-    return (f"config '{config_name}' not found: no {config_name}.yaml in {'; '.join(shown)}; "
-            "-cn NAME names one of these configs, -cp DIR a folder of your own")
 
 
 def refuse_unread_top_level_keys(config_name: str, cfg: Any, overrides: list[str],

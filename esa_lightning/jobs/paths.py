@@ -171,6 +171,27 @@ def compose_config(name: str, overrides: list[str], config_dir: Path | None = No
     return cfg
 
 
+def missing_primary_config(config_name: str, folders: ConfigFolders | None = None,
+                           config_dir: Path | None = None) -> str:
+    """Why ``<config_name>.yaml`` is not found, on one line: the folder searched and its
+    configs (``config_dir``: the package's by default), and how to name another (Hydra:
+    ``Cannot find primary config 'nope'. Check that it's in your config search path.``,
+    naming neither)."""
+    package = config_dir or install.config_dir()
+    places = [(package, "conf/ (the package's configs)")]
+    if folders is not None and folders.path is not None:
+        places = [(Path(folders.path), folders.path)]
+    elif folders is not None and folders.added is not None:
+        added = Path(folders.added).absolute()
+        places.append((added, f"{added} (-cd)"))
+    shown = []
+    for folder, name in places:
+        found = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        shown.append(f"{name}: {', '.join(found)}" if found else name)
+    return (f"config '{config_name}' not found: no {config_name}.yaml in {'; '.join(shown)}; "
+            "-cn NAME names one of these configs, -cp DIR a folder of your own")
+
+
 def register_resolvers() -> None:
     """Make ``${esa_root:}``, ``${esa_data_dir:ROOT}``, ``${esa_choice:GROUP}``,
     ``${esa_sweep_dir:PATH}`` and ``${esa_component_model:NAME}`` (a defaults list's:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.install import composition_reason
-from esa_lightning.jobs.paths import ConfigFolders, compose_config
+from esa_lightning.jobs.paths import ConfigFolders, compose_config, missing_primary_config
 from esa_lightning.jobs.sweep_space import dimension, override_value, parse_overrides
 
 SEARCH_NODE = "optuna"
@@ -97,8 +97,10 @@ def compose_train(config_dir: Path, overrides: list[str], config_path: str | Non
             config_name, with_component_datamodules([*flags, *overrides], config_dir)[len(flags):],
             config_dir, folders=folders)
     except HydraException as exc:
+        if "Cannot find primary config" in str(exc):
+            raise ESAInputError(missing_primary_config(config_name, folders, config_dir)) from None
         reason = composition_reason(exc)
-        raise ESAInputError(f"the overrides do not compose: {reason}", column="overrides") from None
+        raise ESAInputError(f"the overrides do not compose: {reason}") from None
 
 
 def make_plan(args: argparse.Namespace, config_dir: Path, train_command: list[str]) -> SweepPlan:

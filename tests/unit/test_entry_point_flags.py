@@ -137,3 +137,18 @@ def test_hydras_advice_to_append_a_group_is_kept_where_it_composes():
 
     reason = compose_error("predict", ["debug=default"])
     assert reason is not None and "use +debug=default" in reason, reason
+
+
+def test_sweep_py_names_a_missing_config_and_a_bad_override_without_a_column(capsys):
+    """``sweep.py -cn nope`` said ``column 'overrides': the overrides do not compose: Cannot
+    find primary config 'nope'...``: a command line has no columns, and no folder was named."""
+    from esa_lightning.jobs import optuna_sweep
+
+    assert optuna_sweep.main(["hparams_search=optuna", "-cn", "nope"], CONF, []) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: config 'nope' not found: no nope.yaml in conf/ (the package's configs): "), lines
+    assert optuna_sweep.main(["hparams_search=optuna", "experiment=nope"], CONF, []) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: the overrides do not compose: In 'train': Could not find 'experiment/nope'"), lines
