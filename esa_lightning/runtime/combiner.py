@@ -73,6 +73,7 @@ from esa_lightning.runtime.combiner_file import load_combiner, save_combiner
 from esa_lightning.runtime.combiner_parts import (
     FEATURES_PER_COMPONENT,
     RANK_QUANTILES,
+    alarm_fed,
     any_of,
     any_raised_by,
     any_stuck,
@@ -426,7 +427,8 @@ class HybridCombiner:
             logit = self._logit(x)
             score = (1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))).astype(np.float32)
             decided = logit > self.threshold
-            read = self.names if self.alarm_feature else []
+            # the components whose alarms can raise a row (a positive weight on them)
+            read = alarm_fed(self.names, self.coef) if self.alarm_feature else []
             alarm = close_gaps(decided, self.gap_width).astype(np.uint8)
             raised = rule_flags(decided, alarm)
             if self.alarm_feature:  # a row the components' alarms alone raised names their rules

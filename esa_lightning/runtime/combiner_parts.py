@@ -189,6 +189,21 @@ def any_raised_by(outputs: list[RowScores]) -> np.ndarray | None:
     return np.bitwise_or.reduce(np.stack(flags).astype(np.uint8), axis=0)
 
 
+def alarm_columns(width: int, components: int) -> np.ndarray:
+    """The columns of the components' own alarms among ``width`` feature columns of
+    ``components`` components (``alarm_feature``: the last of each component's columns)."""
+    per_component = width // max(1, components)
+    return np.arange(per_component - 1, width, per_component)
+
+
+def alarm_fed(names: list[str], coef: np.ndarray) -> list[str]:
+    """The components (``names``, in column order) whose own alarm has a positive weight in
+    ``coef`` (``alarm_feature``): the ones whose rules ``weights_raised_by`` reads, and whose
+    stuck channels a row read ``frozen`` names."""
+    columns = alarm_columns(len(coef), len(names))
+    return [n for n, column in zip(names, columns, strict=True) if coef[column] > 0]
+
+
 def weights_raised_by(
     decided: np.ndarray,
     x: np.ndarray,
@@ -204,8 +219,7 @@ def weights_raised_by(
     order) that alarm there with a positive weight on their alarm: without those alarms the row
     would not alarm. A component that records no rules counts as ``score``."""
     mean, std, coef, intercept = weights
-    per_component = x.shape[1] // max(1, len(outputs))
-    columns = np.arange(per_component - 1, x.shape[1], per_component)
+    columns = alarm_columns(x.shape[1], len(outputs))
     silent = np.array(x, copy=True)
     silent[:, columns] = 0.0
     alone = log_odds(silent, mean, std, coef, intercept) > threshold

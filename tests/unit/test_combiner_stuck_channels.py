@@ -81,3 +81,34 @@ def test_weights_reading_the_alarms_name_the_stuck_channel_alone_where_it_lifted
     np.testing.assert_array_equal(named[only_stuck], gru.stuck_channels[only_stuck])
     scored = rs.raised_by == SCORE  # SPIKE and BOTH: the scores alone cross, no frozen flag
     assert named[scored][:, 0].all() and named[scored].sum() == scored.sum()
+
+
+def test_weights_name_no_stuck_channel_of_a_component_whose_alarm_weighs_against():
+    """With ``alarm_feature`` a ``frozen`` row names the stuck channels of the components whose
+    alarm has a positive weight only (those ``raised_by`` reads): the channel ensemble's alarm
+    weighs against here, so its stuck channel 1 is not named where the GRU's stuck channel 2
+    lifted the row (it named both before)."""
+    comb = HybridCombiner(neighbourhood=0, alarm_feature=True, top_channels=1)
+    comb.names, comb.alarm_names, comb.rule = ["gru_ae", "channel_ensemble"], [], "weights"
+    width = comb.features_per_component
+    comb.mean, comb.std, comb.coef = np.zeros(2 * width), np.ones(2 * width), np.zeros(2 * width)
+    comb.coef[[0, width - 1, 2 * width - 1]] = 1.0, 2.0, -0.25
+    comb.intercept, comb.threshold = -1.5, 0.0
+    components = _components()
+    alarm, stuck = np.zeros(N, np.uint8), np.zeros((N, C), bool)
+    alarm[STUCK[0] : STUCK[1]], stuck[STUCK[0] : STUCK[1], 1] = 1, True
+    raised = alarm * np.uint8(FROZEN)
+    other = components["channel_ensemble"].rs
+    components["channel_ensemble"] = FixedScores(RowScores(
+        other.score, alarm, channel_scores=other.channel_scores, raised_by=raised,
+        stuck_channels=stuck), N)
+    test = make_mission(N, C, anomalies=(), val_start=0, test_start=0)
+    rs, gru = comb.score_rows(components, test), components["gru_ae"].rs
+    only_stuck = gru.raised_by == FROZEN
+    assert (rs.alarm[only_stuck] == 1).all() and (rs.raised_by[only_stuck] == FROZEN).all()
+    named = rs.channel_alarm.astype(bool)
+    np.testing.assert_array_equal(named[only_stuck], gru.stuck_channels[only_stuck])
+    comb.coef[2 * width - 1] = 0.5  # now its alarm feeds the rows too: both stuck channels
+    rs = comb.score_rows(components, test)
+    named = rs.channel_alarm.astype(bool)
+    assert named[only_stuck][:, [1, 2]].all() and not named[only_stuck][:, 0].any()
