@@ -61,6 +61,8 @@ class RowScores:
     stuck_channels: bool [T, C] the channels the stuck-channel rule (``frozen``) found stuck on
         each row (the rule alarms those rows and names these channels there), or None without
         the rule; esa_full's combiner names them (``combiner_parts.combined_row_scores``).
+        ``runtime.chunks.score_in_chunks`` keeps them on every row with
+        ``keep_channel_scores="all"``, else on the stuck rows only (an ``AlarmedRows``).
     """
 
     score: np.ndarray

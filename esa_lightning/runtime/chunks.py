@@ -16,6 +16,8 @@ per-channel alarms of the alarmed rows only, which is all the interval report re
 ``channel_scores_from`` keeps instead the per-channel scores of the rows from that one on:
 ``train.py`` scores its validation range once, for the metrics (per-channel alarms) and for
 the nominal reference (per-channel scores of the range's last rows, ``runtime.calibration``).
+The stuck channels (``RowScores.stuck_channels``) are kept on every row with ``"all"``, else on
+the rows where a channel is stuck only (an ``AlarmedRows`` reading False elsewhere).
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ def score_in_chunks(
     tail = None if channel_scores_from is None else max(0, int(channel_scores_from))
     score, alarm, alarmed_rows, threshold, gate_probability, raised_by = [], [], [], [], [], []
     tail_rows: list[np.ndarray] = []
+    stuck: list[np.ndarray | None] = []
+    stuck_rows: list[np.ndarray] = []
     channel_alarm: list[np.ndarray | None] = []
     channel_scores: list[np.ndarray | None] = []
     bounds = [(a + first_row, b + first_row) for a, b in piece_bounds(n, chunk_rows)]
@@ -142,6 +146,7 @@ def score_in_chunks(
         alarmed_rows.append(rows + start if sparse else None)
         ca, cs = rs.channel_alarm, rs.channel_scores
         channel_alarm.append(None if ca is None else np.asarray(ca[rows]))
+        stuck.append(_stuck_rows(rs.stuck_channels, keep_channel_scores, start, stuck_rows))
         if tail is not None:  # a copy: a view would hold the piece's every row
             own = min(len(rs.score), max(0, tail - start))
             tail_rows.append(np.arange(start + own, start + len(rs.score)))
@@ -150,6 +155,9 @@ def score_in_chunks(
         keep = cs is not None and keep_channel_scores != "none"
         channel_scores.append(np.asarray(cs[rows], dtype=np.float32) if keep else None)
     kept_scores, kept_alarm = _cat_optional(channel_scores), _cat_optional(channel_alarm)
+    kept_stuck = _cat_optional(stuck)
+    if kept_stuck is not None and keep_channel_scores != "all":
+        kept_stuck = AlarmedRows(n, np.concatenate(stuck_rows), kept_stuck, False)
     if sparse:
         rows = np.concatenate(alarmed_rows)
         if kept_scores is not None and tail is None:
@@ -166,7 +174,24 @@ def score_in_chunks(
         threshold=_cat_optional(threshold),
         gate_probability=_cat_optional(gate_probability),
         raised_by=_cat_optional(raised_by),
+        stuck_channels=kept_stuck,
     )
+
+
+def _stuck_rows(
+    stuck: np.ndarray | None, keep: KeepChannelScores, start: int, rows: list[np.ndarray]
+) -> np.ndarray | None:
+    """A piece's ``RowScores.stuck_channels`` as ``score_in_chunks`` keeps it: every row with
+    ``keep`` ``all``, else the rows where a channel is stuck only (their numbers, from the
+    piece's first row ``start``, appended to ``rows``)."""
+    if stuck is None:
+        return None
+    stuck = np.asarray(stuck, dtype=bool)
+    if keep == "all":
+        return stuck
+    own = np.flatnonzero(stuck.any(axis=1))
+    rows.append(own + start)
+    return stuck[own]
 
 
 def _cat_optional(arrays: list[np.ndarray | None]) -> np.ndarray | None:

@@ -7,6 +7,7 @@ from scipy.ndimage import uniform_filter1d
 
 from esa_lightning.jobs.train import evaluate
 from esa_lightning.models.base import RowScores, top_channel_alarm
+from esa_lightning.models.raised_by import FROZEN, SCORE
 from esa_lightning.reporting.outputs import alarm_intervals
 from esa_lightning.reporting.reference import nominal_reference, reference_start
 from esa_lightning.runtime.chunks import AlarmedRows, score_in_chunks
@@ -36,6 +37,60 @@ class RollingScorer:
         score = ch.max(axis=1)
         alarm = (score > self.threshold).astype(np.uint8)
         return RowScores(score, alarm, ch, top_channel_alarm(alarm, ch, 1))
+
+
+class StuckScorer(RollingScorer):
+    """``RollingScorer`` with a stuck-channel rule: a channel whose reading has not changed for
+    ``run`` rows is stuck, its row alarms and names it alone where the score does not alarm
+    (``RowScores.stuck_channels``, as the GRU's ``frozen`` rule)."""
+
+    run = 20
+
+    @property
+    def context_rows(self) -> int:
+        return max(self.half, self.run)
+
+    def score_rows(self, mission) -> RowScores:
+        rs = super().score_rows(mission)
+        values = np.asarray(mission.values)
+        same = np.vstack([np.zeros((1, values.shape[1]), bool), values[1:] == values[:-1]])
+        held = np.zeros(same.shape, np.int64)  # rows the reading has been held for
+        for i in range(1, len(same)):
+            held[i] = np.where(same[i], held[i - 1] + 1, 0)
+        stuck = held >= self.run
+        frozen = stuck.any(axis=1)
+        named = np.where(rs.alarm[:, None] != 0, rs.channel_alarm, 0) | stuck.astype(np.uint8)
+        raised = rs.alarm * np.uint8(SCORE) | frozen.astype(np.uint8) * np.uint8(FROZEN)
+        return RowScores(rs.score, (rs.alarm | frozen).astype(np.uint8), rs.channel_scores,
+                         named, raised_by=raised, stuck_channels=stuck)
+
+
+@pytest.mark.parametrize("keep", ["all", "alarmed", "none"])
+def test_a_channel_stuck_across_a_chunk_edge_chunked_and_whole(keep):
+    """Channel 2 held over rows 700-899, across the edge at row 813: the chunks' joined output
+    carries the stuck channels scoring whole gives (it dropped them: None), and the interval
+    report (intervals.csv's channel columns) is that of one piece."""
+    mission = make_mission(n_rows=3000, test_start=1000)
+    mission.values[700:900, 2] = mission.values[700, 2]
+    scorer = StuckScorer()
+    whole = scorer.score_rows(mission)
+    assert whole.stuck_channels[720:900, 2].all() and whole.stuck_channels.sum() == 180
+    chunked = score_in_chunks(scorer, mission, chunk_rows=271, keep_channel_scores=keep)
+    one = score_in_chunks(scorer, mission, chunk_rows=0, keep_channel_scores=keep)
+    for out in (chunked, one):
+        assert out.stuck_channels is not None
+        np.testing.assert_array_equal(np.asarray(out.stuck_channels), whole.stuck_channels)
+        np.testing.assert_array_equal(np.asarray(out.channel_alarm), whole.channel_alarm)
+        np.testing.assert_array_equal(out.raised_by, whole.raised_by)
+    if keep != "all":  # kept on the stuck rows only
+        np.testing.assert_array_equal(chunked.stuck_channels.rows, np.arange(720, 900))
+    reference = nominal_reference(scorer, mission)
+    stamps = np.asarray(mission.timestamps)
+    a = alarm_intervals(stamps, one, mission, reference)
+    b = alarm_intervals(stamps, chunked, mission, reference)
+    stuck_only = a[a["raised_by"] == "frozen"]
+    assert len(stuck_only) == 1 and stuck_only["channels"].tolist() == ["channel_3"]
+    pd.testing.assert_frame_equal(a, b)
 
 
 def test_alarmed_channel_scores_slice_like_the_dense_array_on_alarmed_rows():
