@@ -30,7 +30,7 @@ CONVERTER = "esa_lightning.data.convert"
 # converted folder made by other code is made again
 CONVERTER_CODE = ROOT / "esa_lightning" / "data"
 # where the code a generated mission depends on lives (``synthetic_record.GENERATOR_MODULES``:
-# the generator, its signals, the layout writers, the grid helper): a generated mission made by
+# the generator, its signals, the layout writers, the grid period): a generated mission made by
 # other code is made again
 GENERATOR_CODE = ROOT / "esa_lightning" / "data" / "readers"
 # what every training run adds: no TensorBoard, plain output, and the test range left unscored

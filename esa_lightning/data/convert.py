@@ -98,7 +98,8 @@ import pandas as pd
 from esa_lightning import io
 from esa_lightning.data.convert_command import train_command
 from esa_lightning.data.convert_layouts import _WRITERS, Job, Placement
-from esa_lightning.data.readers.esa_adb_grid import period_ns, to_ns
+from esa_lightning.data.readers.esa_adb_grid import to_ns
+from esa_lightning.data.readers.grid_period import period_ns
 from esa_lightning.data.readers.nasa import read_nasa
 from esa_lightning.errors import ESAInputError, quoted
 

@@ -299,7 +299,8 @@ def _channel_table(recorded: dict[str, Any], names: list[str]) -> pd.DataFrame:
 def _check_grid_span(stamps: np.ndarray, prep: Preprocessing, where: str) -> None:
     """Refuse times spanning more grid rows than the raw reader allows (a corrupt timestamp?)
     before the grid is allocated, naming the frame's times rather than the reader's options."""
-    from esa_lightning.data.readers.esa_adb_grid import MAX_GRID_ROWS, period_ns
+    from esa_lightning.data.readers.esa_adb_grid import MAX_GRID_ROWS
+    from esa_lightning.data.readers.grid_period import period_ns
 
     first, last = int(stamps[0].astype(np.int64)), int(stamps[-1].astype(np.int64))
     rows = (last - first) // period_ns(prep.period) + 1
@@ -323,7 +324,8 @@ def _hold_on_grid(
     """Raw ESA samples onto the period grid by the reader's own code (``build_arrays``):
     (values, telecommands, grid timestamps, the unrepresentable readings' cells, the rows each
     channel sent a reading on: ``Mission.sent``; a NaN cell is no reading)."""
-    from esa_lightning.data.readers.esa_adb_grid import SeriesInMemory, build_arrays, period_ns
+    from esa_lightning.data.readers.esa_adb_grid import SeriesInMemory, build_arrays
+    from esa_lightning.data.readers.grid_period import period_ns
 
     p_ns = period_ns(prep.period)
     ts = stamps.astype(np.int64)

@@ -12,7 +12,8 @@ import pytest
 
 from esa_lightning.data.frame import InputWarning, frame_to_mission
 from esa_lightning.data.mission import Mission, empty_events
-from esa_lightning.data.readers.esa_adb_grid import SeriesInMemory, build_arrays, period_ns
+from esa_lightning.data.readers.esa_adb_grid import SeriesInMemory, build_arrays
+from esa_lightning.data.readers.grid_period import period_ns
 
 NAMES = ["channel_1", "channel_2"]
 HOLD = {

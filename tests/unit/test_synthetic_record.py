@@ -4,14 +4,18 @@ over nor removed."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import shutil
 import warnings
 from pathlib import Path
 
 import pytest
 
+from esa_lightning.data.readers import synthetic_signals
 from esa_lightning.data.readers.synthetic import load_synthetic
+from esa_lightning.data.readers.synthetic_record import generator_code_digest
 
 GEN = {"channels": 2, "groups": 1, "days": 1, "n_telecommands": 0}
 
@@ -65,3 +69,36 @@ def test_a_first_use_mission_read_with_the_default_settings_is_warned_about(tmp_
         warnings.simplefilter("error")
         # as made (groups null, as the config gives it, resolved as the generator did): silent
         load_synthetic(root, generate={**GEN, "groups": None, "seed": 1}, use_cache=False)
+
+
+def _readers_copy(tmp_path: Path) -> Path:
+    """A copy of the readers' modules, to edit without touching the package."""
+    where = tmp_path / "readers"
+    where.mkdir()
+    for module in Path(synthetic_signals.__file__).parent.glob("*.py"):
+        shutil.copyfile(module, where / module.name)
+    return where
+
+
+def test_a_change_to_the_readers_grid_code_leaves_the_generator_digest_as_it_was(tmp_path):
+    """The digest covered all of esa_adb_grid.py, the ESA-ADB reader's grid code, of which the
+    generator uses only the period parser: a change to the reader marked every generated
+    mission as made by another version of the generator."""
+    where = _readers_copy(tmp_path)
+    before = generator_code_digest(where)
+    assert before == generator_code_digest()  # the copy is this code
+    with (where / "esa_adb_grid.py").open("a") as f:
+        f.write("\n\ndef a_reader_change() -> None:\n    pass\n")
+    assert generator_code_digest(where) == before
+
+
+@pytest.mark.parametrize("module", [synthetic_signals, synthetic_signals.period_ns])
+def test_a_change_to_the_generating_code_changes_the_generator_digest(tmp_path, module):
+    """The generator's signals and the grid period they are laid on are what it generates
+    with: a change there is another version of the generator."""
+    where = _readers_copy(tmp_path)
+    before = generator_code_digest(where)
+    name = Path(inspect.getsourcefile(module)).name
+    with (where / name).open("a") as f:
+        f.write("\n# another version\n")
+    assert generator_code_digest(where) != before

@@ -76,7 +76,6 @@ from esa_lightning.data.readers.common import (
 from esa_lightning.data.readers.esa_adb_grid import (
     MAX_GRID_ROWS,
     build_arrays,
-    period_ns,
     to_ns,
 )
 from esa_lightning.data.readers.esa_adb_tables import (
@@ -86,6 +85,7 @@ from esa_lightning.data.readers.esa_adb_tables import (
     read_telecommand_table,
 )
 from esa_lightning.data.readers.grid_marks import on_grid
+from esa_lightning.data.readers.grid_period import period_ns
 from esa_lightning.data.readers.threads import resolve_jobs
 from esa_lightning.data.selection import (
     ChannelSpec,

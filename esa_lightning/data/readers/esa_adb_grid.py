@@ -58,17 +58,6 @@ def _raw_samples(
     return read_raw_series(source, name, kind)
 
 
-def period_ns(period: str | pd.Timedelta) -> int:
-    """The grid period in integer nanoseconds (positive)."""
-    try:
-        p = pd.Timedelta(period)
-    except (ValueError, TypeError):
-        raise ESAInputError("not a time period (e.g. 30s)", column="period", value=period) from None
-    if p <= pd.Timedelta(0):
-        raise ESAInputError("period must be positive", column="period", value=period)
-    return int(p.value)
-
-
 def to_ns(value: str | pd.Timestamp, column: str) -> int:
     """A date/time as int64 ns UTC; anything else, or a date outside the nanosecond range
     (``NS_RANGE``), is an ESAInputError naming ``column``."""

@@ -28,8 +28,9 @@ GENERATOR_CODE = "generator_code"
 #: ``mission.json``: true where ``load_synthetic`` generated the mission on first use
 FIRST_USE = "generated_on_first_use"
 #: the modules whose code makes a generated mission's files: the generator, its signals, the
-#: layout writers and the grid helper they use
-GENERATOR_MODULES = ("synthetic.py", "synthetic_signals.py", "layout_writers.py", "esa_adb_grid.py")
+#: layout writers and the grid period the signals are laid on (``grid_period``, not the ESA-ADB
+#: reader's grid code in ``esa_adb_grid``: a change to a reader is no other generator)
+GENERATOR_MODULES = ("synthetic.py", "synthetic_signals.py", "layout_writers.py", "grid_period.py")
 _READERS = Path(__file__).resolve().parent
 
 

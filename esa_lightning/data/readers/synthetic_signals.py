@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from esa_lightning.data.readers.esa_adb_grid import period_ns
+from esa_lightning.data.readers.grid_period import period_ns
 
 DAY_NS = 86_400 * 10**9
 ORBIT_NS = 100 * 60 * 10**9
