@@ -124,10 +124,11 @@ def read_kaggle(
         refused := _lacking(names, parts, schemas)
     ):
         raise refused  # named by the user or predict.py (the detector's): the file lacking them
+    # a channel word's channels (the first file's) or a telecommand that a later file lacks
+    absent = _absent([*names, *telecommand_cols], parts, schemas)
     for p in parts:  # every file's types, not only the first's
         _refuse_channel_labels(schemas[p], p)
-        missing = [c for c in (*names, *telecommand_cols) if c not in schemas[p].names]
-        if missing:
+        if missing := absent.get(p):
             raise ESAInputError(f"missing column(s) {missing[:5]}", path=p, column=missing[0])
         read = [*names, *telecommand_cols, *([LABEL] if LABEL in schemas[p].names else [])]
         for c in read:
@@ -183,13 +184,23 @@ def _lacking(
     the test file where it lacks them (the rows predict.py's ``range=test`` and the inference
     container score; the training file is read before it), else the training file, with the
     other file where it lacks them too."""
-    lacking = [p for p in parts if any(c not in schemas[p].names for c in asked)]
-    if not lacking:
+    absent = _absent(asked, parts, schemas)
+    if not absent:
         return None
+    lacking = list(absent)
     named = lacking[-1]
-    missing = [c for c in asked if any(c not in schemas[p].names for p in lacking)]
+    missing = [c for c in asked if any(c in absent[p] for p in lacking)]
     known = _split_schema(schemas[named], named)[0]
     return UnknownChannels(missing, known, str(named), words, [str(p) for p in lacking[:-1]])
+
+
+def _absent(
+    columns: Sequence[str], parts: list[Path], schemas: dict[Path, pa.Schema]
+) -> dict[Path, list[str]]:
+    """The ``columns`` each file of ``parts`` lacks (in their order), for the files (in
+    ``parts``' order) that lack any: the one check behind both refusals of a missing column."""
+    absent = {p: [c for c in columns if c not in schemas[p].names] for p in parts}
+    return {p: cols for p, cols in absent.items() if cols}
 
 
 # ---------------------------------------------------------------------------- locating files
