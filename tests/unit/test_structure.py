@@ -130,3 +130,26 @@ def test_the_detector_classes_of_the_registry_are_those_of_the_model_packages():
     for path, cls in families.items():
         assert path.startswith("esa_lightning.models.")
         assert isinstance(cls.datamodule_kind, str) and cls.datamodule_kind
+
+
+def _outside_functions(tree: ast.AST):
+    """The nodes of ``tree`` run on import: everything but the bodies of functions."""
+    for node in ast.iter_child_nodes(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            yield node
+            yield from _outside_functions(node)
+
+
+def test_matplotlib_is_imported_only_where_a_figure_is_drawn():
+    """matplotlib (pyplot builds its font cache under $HOME on first import) is imported inside
+    the drawing functions only, so a run drawing no figure (predict.py max_figures=0) does not
+    import it through the package. Lightning imports torchmetrics, which imports pyplot where
+    matplotlib is installed (torchmetrics.utilities.plot): that import is not the package's."""
+    eager = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in _outside_functions(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] == "matplotlib" for n in names):
+                eager.append(f"{module_name(path)}:{node.lineno}")
+    assert not eager, "matplotlib imported on import of: " + ", ".join(eager)
