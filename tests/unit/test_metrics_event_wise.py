@@ -123,6 +123,19 @@ def test_datetimes_and_timezones_give_the_same_scores_as_numbers():
     )
 
 
+def test_the_reference_recall_of_a_short_event_on_datetimes_can_exceed_one():
+    """docs/metrics.md's example: AFF_* repeat the reference's recall integrals, which square
+    epoch nanoseconds (~1e36 in 2007), so a 10-second event (1e20 squared) is lost in their
+    rounding: one event 00:00:40-00:00:50 on a 1 s grid, alarmed 00:00:42-00:00:47."""
+    t0, step = pd.Timestamp("2007-01-01"), pd.Timedelta("1s")
+    y = labels(("a", t0 + 40 * step, t0 + 50 * step))
+    s = esa_scores(y, (t0 + step * np.arange(100), series(100, (42, 47))[1]))
+    assert s["AFF_recall"] > 1.0
+    assert 0.0 < s["AFFpaper_recall"] < 1.0
+    on_numbers = esa_scores(labels(("a", 40, 50)), series(100, (42, 47)))
+    assert on_numbers["AFF_recall"] == pytest.approx(s["AFFpaper_recall"], abs=1e-9)
+
+
 def test_a_one_row_alarm_weighs_one_tick_a_whole_sample_of_sample_numbers():
     """docs/metrics.md: a span of no length gets one tick, 1 ns of a datetime but a whole step
     of sample numbers, so a one-row alarm scores as a two-row one there, and the paper
