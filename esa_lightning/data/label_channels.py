@@ -21,14 +21,11 @@ from dataclasses import replace
 
 import pandas as pd
 
-from esa_lightning.data.mission import LABEL_EVENTS, Mission
+from esa_lightning.data.mission import LABEL_EVENTS, SET_ASIDE, Mission
 from esa_lightning.errors import ESAInputError
 
 LABEL_CHANNELS = ("all", "target")
 KEY = "metrics.label_channels"
-#: ``Mission.meta`` key of the label segments ``target`` set aside: those of the events without
-#: a segment on a target channel
-SET_ASIDE = "label_channels_set_aside"
 
 
 def with_label_channels(mission: Mission, label_channels: str | None) -> Mission:

@@ -107,6 +107,11 @@ def range_events(
 #: not it (``metrics.label_channels=target`` drops segments from ``events``, not labels)
 LABEL_EVENTS = "label_events"
 
+#: ``Mission.meta`` key of the label segments ``metrics.label_channels=target`` set aside (those
+#: of the events without a target-channel segment; ``data.label_channels``): a slice keeps those
+#: of its range by ``range_events``, as it does its events
+SET_ASIDE = "label_channels_set_aside"
+
 
 def mark_rows(
     codes: np.ndarray, cols: np.ndarray, first: np.ndarray, last: np.ndarray, shape: tuple
@@ -372,7 +377,8 @@ class Mission:
         """Rows [start, stop) as a new Mission sharing memory; split points are clipped. So are
         start and stop (to 0 .. rows), and stop <= start is an empty range at start, as in
         ``values[start:stop]``. It keeps the events ``range_events`` gives it (an event wholly
-        between two rows is the later row's slice's), and its labels are the mission's rows
+        between two rows is the later row's slice's), so too of the events set aside
+        (``meta[SET_ASIDE]``), and its labels are the mission's rows
         except where it ends at a split point (``edge_labels``: a copy of its labels where an
         event of the next range marked its last row)."""
         if self.series is not None:
@@ -386,6 +392,9 @@ class Mission:
 
         ts = None if self.timestamps is None else self.timestamps[start:stop]
         events = range_events(self.events, self.timestamps, start, stop)
+        meta = {**self.meta, "row_offset": self.meta.get("row_offset", 0) + start}
+        if meta.get(SET_ASIDE) is not None:  # the range's, by the events' rule
+            meta[SET_ASIDE] = range_events(meta[SET_ASIDE], self.timestamps, start, stop)
         return replace(
             self,
             values=self.values[start:stop],
@@ -400,7 +409,7 @@ class Mission:
             events=events,
             test_start=clip(self.test_start),
             val_start=clip(self.val_start),
-            meta={**self.meta, "row_offset": self.meta.get("row_offset", 0) + start},
+            meta=meta,
         )
 
     def _each_series(self, part: str) -> Mission:

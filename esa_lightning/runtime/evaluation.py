@@ -140,7 +140,9 @@ def no_event_reason(parts: list[Mission]) -> str:
 
 def set_aside_events(parts: list[Mission]) -> int:
     """How many anomalies and rare events (distinct IDs, per series) in the labeled rows of
-    ``parts`` ``metrics.label_channels=target`` set aside (``data.label_channels.SET_ASIDE``)."""
+    ``parts`` ``metrics.label_channels=target`` set aside (``data.label_channels.SET_ASIDE``):
+    a slice keeps those of its range by ``mission.range_events`` (an event wholly between the
+    rows either side of a split is the later range's), as it does its events."""
     ids = set()
     for i, part in enumerate(parts):
         for name, g in enumerate(_labeled_grids(part)):

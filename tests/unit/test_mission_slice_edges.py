@@ -208,3 +208,25 @@ def test_layouts_built_from_row_codes_agree_at_every_split(tmp_path, layout):
             np.asarray(part.labels), _time_codes(part), err_msg=f"{a}:{b}"
         )
         assert np.shares_memory(part.labels, m.labels)
+
+
+def test_a_set_aside_event_between_the_rows_of_a_split_is_counted_in_the_later_range(tmp_path):
+    """Under metrics.label_channels=target the count of events set aside (which names them in
+    a range's "no labeled event" reason) follows ``range_events`` as the event table does:
+    "late" (channel_2, not a target, between the training range's last row and the test
+    range's first) is the test range's. It was counted in no range: the count kept the set
+    aside events meeting the range's first .. last row time."""
+    from esa_lightning.data.label_channels import SET_ASIDE
+    from esa_lightning.runtime.evaluation import SCORED_CATEGORIES, set_aside_events
+
+    root = make_mission(tmp_path / "M")
+    _add_labels(root, [("late", "channel_2", "2000-01-01 00:00:35", "2000-01-01 00:00:40")])
+    m = with_label_channels(read(root, split_date=SPLIT), "target")  # channel_1 the target
+    aside = m.meta[SET_ASIDE]
+    scored = set(aside.loc[aside["Category"].isin(SCORED_CATEGORIES), "ID"])
+    assert "late" in scored
+    train, test = m.train(), m.test()
+    assert set_aside_events([train]) == 0
+    assert set_aside_events([test]) == set_aside_events([m]) == len(scored)
+    assert "late" in set(test.meta[SET_ASIDE]["ID"])
+    assert "late" not in set(train.meta[SET_ASIDE]["ID"])
