@@ -561,3 +561,18 @@ def test_cli_stopped_half_way_leaves_no_half_written_mission(tmp_path, monkeypat
     main(["--out", str(out), "--channels", "2", "--groups", "1", "--days", "1", "--kaggle"])
     assert (out / "mission.json").is_file() and (out / "kaggle" / "test.parquet").is_file()
     assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~io.current_umask())
+
+
+def test_a_series_file_holds_one_member_named_after_its_file(tmp_path):
+    """The zip of a written series holds one pickle named as ESA-ADB's are (``channel_1.zip``
+    holds ``channel_1``), not after the temporary name it was written under (which carried the
+    machine's host name and a process id)."""
+    import zipfile
+
+    from esa_lightning.data.readers.synthetic import _write_series
+
+    path = tmp_path / "channel_1.zip"
+    _write_series(path, "channel_1", np.arange(3, dtype=np.int64) * 30 * 10**9, np.ones(3))
+    with zipfile.ZipFile(path) as archive:
+        assert archive.namelist() == ["channel_1"]
+    assert pd.read_pickle(path)["channel_1"].tolist() == [1.0, 1.0, 1.0]

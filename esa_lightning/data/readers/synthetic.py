@@ -230,8 +230,8 @@ def _write_series(path: Path, name: str, t: np.ndarray, x: np.ndarray) -> None:
         {name: np.asarray(x, dtype=np.float64)},
         index=pd.DatetimeIndex(np.asarray(t, dtype=np.int64).view("datetime64[ns]")),
     )
-    with io.atomic_path(path) as tmp:
-        frame.to_pickle(tmp, compression=_ZIP)
+    with io.atomic_path(path) as tmp:  # the member named after the file, not the temporary name
+        frame.to_pickle(tmp, compression={**_ZIP, "archive_name": path.stem})
 
 
 def _iso(ns: int) -> str:
