@@ -283,3 +283,22 @@ def test_a_telecommand_file_with_its_own_column_among_others_is_read_by_that_nam
     m = read(mission_dir, telecommand_priority=3)
     assert m.telecommand_names == ["telecommand_1"]
     assert m.telecommands[:, 0].tolist() == [0, 1, 1, 0, 0]
+
+
+def test_a_cache_built_before_the_column_check_is_not_served(mission_dir, tmp_path, monkeypatch):
+    """The column check of channel and telecommand files came after their reads were cached
+    (cache version esa_adb-8): a mission read then, a file named otherwise among it, must be read
+    again and refused, not served from the old entry (the version moved to esa_adb-9)."""
+    from esa_lightning.data.readers import esa_adb, esa_adb_grid
+
+    path = mission_dir / "telecommands/telecommand_1.zip"
+    idx = pd.DatetimeIndex(["2000-01-01 00:00:10", "2000-01-01 00:00:40"])
+    pd.DataFrame({"value": [1, 1]}, index=idx).to_pickle(path)
+    unchecked = esa_adb_grid.read_raw_series
+    with monkeypatch.context() as before:  # the code of esa_adb-8: no column check
+        before.setattr(esa_adb, "CACHE_VERSION", "esa_adb-8")
+        before.setattr(esa_adb_grid, "read_raw_series",
+                       lambda source, name=None, kind="channel": unchecked(source, None, kind))
+        read(mission_dir, use_cache=True, cache_dir=tmp_path / "cache")
+    with pytest.raises(ESAInputError, match="named after the telecommand"):
+        read(mission_dir, use_cache=True, cache_dir=tmp_path / "cache")

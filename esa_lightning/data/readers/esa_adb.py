@@ -94,11 +94,12 @@ from esa_lightning.data.selection import (
 )
 from esa_lightning.errors import ESAInputError, user_stacklevel
 
-CACHE_VERSION = "esa_adb-8"  # 2: the readers' shared cache format; 3: unrepresentable rows;
+CACHE_VERSION = "esa_adb-9"  # 2: the readers' shared cache format; 3: unrepresentable rows;
 # 4: unrepresentable cells (row and channel); 5: the rows each channel sent a sample on;
 # 6: a NaN sample is no sample (held over, as a NaN cell of a frame); 7: the info holds the
 # range the channels' samples span (data_k_lo, data_k_hi); 8: a label off the grid's time span
-# marks no edge row
+# marks no edge row; 9: a channel's and a telecommand's file column checked against its name
+# (a file cached before the check is read again, and refused if it is named otherwise)
 
 
 # --------------------------------------------------------------------------- public entry point
