@@ -1,7 +1,6 @@
-"""Scale-out: DDP on CPU (gloo), Hydra sweeps, TensorBoard content, resume, parallel features.
-
-The slow tests run the real command line (``python train.py ...``) on a tiny mission (4 channels,
-8 days) with one short epoch, so they stay seconds long.
+"""Scale-out: DDP on CPU (gloo) with Lightning's launcher, TensorBoard content, parallel
+features. Models without gradient steps under DDP and torchrun, sweeps and resume:
+``test_scale_out_runs.py`` (helpers shared: ``scale_out_common.py``).
 """
 
 from __future__ import annotations
@@ -9,67 +8,30 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import lightning as L
 import numpy as np
-import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from torch.utils.data import DataLoader, Subset
 
 from esa_lightning.io import TMP_PREFIX
-from tests.conftest import CONF, MSL, REPO, compose_config
+from tests.conftest import MSL, REPO, compose_config
 from tests.helpers import make_mission
-
-GRU_FAST = [
-    "data.val_days=2",
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=3",
-    "+trainer.limit_val_batches=2",
-    "model.hidden_size=16",
-    "model.post_processing.rf_gate.n_estimators=10",
-]
-FULL_FAST = [
-    "experiment=esa_full",
-    "data.val_days=2",
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=3",
-    "+trainer.limit_val_batches=2",
-    "components.gru_ae.trainer.max_epochs=1",
-    "components.gru_ae.model.hidden_size=16",
-    "components.gru_ae.model.post_processing.rf_gate.n_estimators=10",
-    "components.channel_ensemble.trainer.max_epochs=2",
-    "components.channel_ensemble.datamodule.n_kernels=2",
-    "components.channel_ensemble.datamodule.shapelet_options.max_candidates=50",
-    "callbacks.esa_metrics.every_n_epochs=1",
-]
-DDP = ["trainer.devices=2", "trainer.accelerator=cpu", "trainer.strategy=ddp"]
+from tests.integration.scale_out_common import (
+    DDP,
+    FULL_FAST,
+    GRU_FAST,
+    assert_ok,
+    make_tiny_mission,
+    run_train,
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_mission(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 channels, 8 days: with ``data.val_days=2`` about 3 training, 2 validation, 3 test days."""
-    from esa_lightning.data.readers.synthetic import generate_mission
-
-    out = tmp_path_factory.mktemp("tiny") / "mission"
-    generate_mission(out, channels=4, groups=2, days=8, seed=3)
-    return out
-
-
-def run_train(args: list[str], root: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python train.py ARGS`` with every output (runs, caches) under ``root``; not a TTY."""
-    cmd = [sys.executable, "train.py", *args, f"paths.root_dir={root}"]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-
-
-def assert_ok(proc: subprocess.CompletedProcess) -> None:
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return make_tiny_mission(tmp_path_factory)
 
 
 # --------------------------------------------------------------------------------- DDP
@@ -121,151 +83,6 @@ def test_ddp_two_processes_match_one_and_write_once(esa_full_runs):
     detector = Detector.load(ddp_dir / "detector")
     assert set(detector.components) == {"gru_ae", "channel_ensemble"}
     assert np.isfinite(float(detector.components["gru_ae"].threshold_rule.threshold[0]))
-
-
-SMOKE = ["experiment=smoke", "data.val_days=2", "trainer.enable_progress_bar=false",
-         "~callbacks.progress_bar", "logger=none"]
-
-
-@pytest.fixture(scope="module")
-def smoke_single(tiny_mission, tmp_path_factory) -> Path:
-    """``SMOKE`` on the tiny mission in one process (in this one: no DDP asked), trained once:
-    the one-process numbers and z-score two DDP tests compare with."""
-    folder = tmp_path_factory.mktemp("smoke") / "single"
-    from esa_lightning.jobs.train import train
-
-    train(compose_config("train", [*SMOKE, f"data.root={tiny_mission}"], folder))
-    return folder
-
-
-@pytest.mark.slow
-def test_a_model_without_gradient_steps_is_fitted_in_one_process_under_ddp(
-    tiny_mission, smoke_single, tmp_path
-):
-    """DDP cannot wrap a model with no trainable parameter (it failed with "DistributedDataParallel
-    is not needed"); such a model asks for one process (``trainer_arguments``) and gives the
-    numbers a single-process run gives."""
-    args = [*SMOKE, *DDP, f"data.root={tiny_mission}", f"hydra.run.dir={tmp_path / 'ddp'}"]
-    proc = run_train(args, tmp_path)
-    assert_ok(proc)
-    assert "RobustZScore has no gradient steps: fitted in one process" in proc.stdout + proc.stderr
-    ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
-    assert ddp == json.loads((smoke_single / "metrics.json").read_text())
-
-
-@pytest.mark.slow
-def test_a_later_gradient_free_component_trains_in_ddp_and_val_loss_is_every_window_s(
-    tiny_mission, smoke_single, tmp_path
-):
-    """One 2-process run (gloo) of esa_full's GRU followed by a z-score component, the GRU's
-    validation windows split over the ranks, for two things DDP got wrong:
-
-    - A component without a trainable parameter trained after a DDP component (esa_full's
-      components train one after another) kept DDP, the process group being up: both ranks
-      failed with "DistributedDataParallel is not needed". It trains in the same processes,
-      unwrapped, every rank on all the rows: its numbers are those of a one-process run of the
-      model alone.
-    - ``val/loss`` (what checkpoints and early stopping monitor) of a 2-process run is the mean
-      over all validation windows, as one device computes it, not rank 0's half of them;
-      Lightning warned on every DDP run that it was logged without ``sync_dist=True``. 1019
-      windows: each is validated once (Lightning's sampler validated window 0 twice: 0.387365
-      against one device's 0.387434), rank 0 in two batches of 509 and 1 window, rank 1 in one
-      batch of 509 (the ranks' batch counts may differ)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from esa_lightning.artifact import Detector
-    from esa_lightning.jobs.common import mission_from_config
-    from esa_lightning.jobs.train import component_specs, make_datamodule
-
-    data = ["data.val_days=2", f"data.root={tiny_mission}", "test=false"]
-    gru = ["experiment=esa_full", "trainer.max_epochs=1", "~components.channel_ensemble",
-           "+components.gru_ae.trainer.limit_train_batches=3",
-           "components.gru_ae.trainer.max_epochs=1", "components.gru_ae.model.hidden_size=16",
-           "components.gru_ae.model.post_processing.rf_gate.n_estimators=10",
-           "components.gru_ae.datamodule.window=14",
-           "components.gru_ae.datamodule.eval_batch_size=509"]
-    zscore = ["+model@components.zscore.model=zscore",
-              "+datamodule@components.zscore.datamodule=rows"]
-    run_dir = tmp_path / "ddp"
-    proc = run_train([*gru, *zscore, *DDP, *data, f"hydra.run.dir={run_dir}"], tmp_path)
-    assert_ok(proc)
-    log = proc.stdout + proc.stderr
-    # no warning for the GRU's val/loss (the z-score's val/threshold, the same on every rank,
-    # has Lightning's warning: rank_zero_only=True does not silence it)
-    assert "self.log('val/loss'" not in log
-
-    # the z-score, after the DDP component
-    assert "RobustZScore has no gradient steps: fitted on every rank" in log
-    rank_1 = (run_dir / "train_ddp_process_1.log").read_text()
-    assert "fitting zscore (RobustZScore)" in rank_1  # the second process trained it too
-    assert list(run_dir.rglob("metrics.json")) == [run_dir / "metrics.json"]
-    ddp = Detector.load(run_dir / "detector").components["zscore"]
-    (one,) = Detector.load(smoke_single / "detector").components.values()
-    for buffer in ("median", "scale", "threshold"):
-        assert getattr(ddp, buffer).equal(getattr(one, buffer)), buffer
-
-    # the GRU's val/loss
-    acc = EventAccumulator(str(run_dir / "tensorboard" / "gru_ae"))
-    acc.Reload()
-    [logged] = [e.value for e in acc.Scalars("val/loss")]
-    # one device, the weights that were validated (one epoch: the detector's), every window
-    cfg = compose_config("train", [*gru, *data], tmp_path / "one")
-    datamodule = make_datamodule(component_specs(cfg)["gru_ae"], mission_from_config(cfg.data))
-    datamodule.setup("fit")
-    loader = datamodule.val_dataloader()
-    windows = loader.dataset
-    assert len(windows) == 1019
-    model = Detector.load(run_dir / "detector").components["gru_ae"]
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False)
-    [every] = trainer.validate(model, datamodule=datamodule, verbose=False)
-    assert logged == pytest.approx(every["val/loss"], rel=1e-5)
-    # ... which tells it from the mean over rank 0's windows (every other one)
-    every_other = Subset(windows, range(0, len(windows), 2))
-    half = DataLoader(every_other, batch_size=4096, collate_fn=loader.collate_fn)
-    [rank0] = trainer.validate(model, dataloaders=half, verbose=False)
-    assert rank0["val/loss"] != pytest.approx(every["val/loss"], rel=1e-4)
-
-
-@pytest.mark.slow
-def test_torchrun_fits_a_model_without_gradient_steps_on_each_rank_and_predicts_once(
-    tiny_mission, tmp_path
-):
-    """Under torchrun a model without a trainable parameter was given one device: each rank
-    trained alone as Lightning's global rank 0, each writing the checkpoints. predict.py ran on
-    each rank: given one folder, the second was refused by its lock (exit 2) and torchrun
-    stopped the first. Now the ranks keep their ranks (the numbers of one process) and rank 0
-    alone predicts. window_pca's val/loss, one rank's own, was logged without sync_dist (Lightning
-    warned): every rank holds every item's now, which sync_dist averages exactly."""
-    base = ["model=window_pca", "data.val_days=2", "trainer.enable_progress_bar=false",
-            "~callbacks.progress_bar", "logger=none", f"data.root={tiny_mission}",
-            f"paths.root_dir={tmp_path}"]
-
-    def torchrun(script: str, args: list[str]) -> str:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", script, *args]
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert_ok(proc)
-        return proc.stdout + proc.stderr
-
-    log = torchrun("train.py", [*base, *DDP, f"hydra.run.dir={tmp_path / 'ddp'}"])
-    fitted = "WindowPCADetector has no gradient steps: fitted on every rank"
-    assert log.count(fitted) == 1  # rank 0's: rank 1's INFO lines go to the log file only
-    assert sum(p.read_text().count(fitted) for p in (tmp_path / "ddp").glob("*.log")) == 2
-    assert "sync_dist=True" not in log
-    from esa_lightning.jobs.train import train
-
-    train(compose_config("train", base, tmp_path / "one"))  # one process: this one
-    for run in ("ddp", "one"):
-        assert (tmp_path / run / "checkpoints" / "window_pca" / "last.ckpt").is_file()
-    ddp, one = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("ddp", "one"))
-    assert ddp == one
-    out = tmp_path / "predicted"
-    log = torchrun("predict.py", [f"ckpt={tmp_path / 'ddp' / 'detector'}", f"hydra.run.dir={out}",
-                                  f"data.root={tiny_mission}", f"paths.root_dir={tmp_path}"])
-    assert log.count("note: predict.py runs in one process") == 1
-    assert (out / "submission.csv").is_file() and (out / "index.html").is_file()
-    assert not [p for p in out.rglob(f"{TMP_PREFIX}*")]
 
 
 @pytest.mark.slow
@@ -354,220 +171,6 @@ def test_the_training_loss_is_a_curve_of_every_step_with_the_default_settings(
         if "train/loss" in acc.Tags()["scalars"]:
             steps += [e.step for e in acc.Scalars("train/loss")]
     assert sorted(steps) == list(range(2 * 3))  # 2 epochs of 3 batches
-
-
-# ------------------------------------------------------------------------------- sweeps
-@pytest.mark.slow
-def test_multirun_writes_job_folders_and_summary(tiny_mission, tmp_path):
-    sweep = tmp_path / "sweep"
-    proc = run_train(
-        [
-            "-m",
-            "experiment=gru_ae",
-            "model.latent_dim=16,32",
-            *GRU_FAST,
-            f"data.root={tiny_mission}",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        tmp_path,
-    )
-    assert_ok(proc)
-    for job in ("0", "1"):
-        assert (sweep / job / "metrics.json").is_file()
-        assert (sweep / job / "detector" / "detector.json").is_file()
-    summary = pd.read_csv(sweep / "summary.csv")
-    assert list(summary["job"]) == [0, 1]
-    assert list(summary["status"]) == ["done", "done"]
-    assert "latent_dim=16" in summary["overrides"][0] and "latent_dim=32" in summary["overrides"][1]
-    for job, row in summary.iterrows():
-        metrics = json.loads((sweep / str(job) / "metrics.json").read_text())
-        assert row["val/EW_F_0.50"] == pytest.approx(metrics["val/EW_F_0.50"])
-
-
-@pytest.mark.slow
-def test_a_failed_job_does_not_end_the_sweep_and_the_summary_is_this_sweeps(tiny_mission, tmp_path):
-    """A job's input error used to exit the whole sweep (SystemExit): the next jobs never ran
-    and no summary.csv was written. Rerun into a folder an earlier, longer sweep left, the
-    summary listed that sweep's job 2 (an earlier sweep whose jobs trained is refused now:
-    test_run_folder_reuse.py; one whose jobs were all refused leaves a folder to rerun in)."""
-    sweep = tmp_path / "sweep"
-    smoke = ["-m", "experiment=smoke", "logger=none", "trainer.enable_progress_bar=false",
-             "~callbacks.progress_bar", f"data.root={tiny_mission}", f"hydra.sweep.dir={sweep}"]
-    assert run_train([*smoke, "data.val_days=900", "seed=1,2,3"], tmp_path).returncode == 2
-    assert (sweep / "2" / ".hydra").is_dir()
-    proc = run_train([*smoke, "seed=1", "data.val_days=900,2"], tmp_path)
-    assert proc.returncode == 2  # one line per failed job and one at the end, no Hydra lines
-    assert "Error executing job" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
-    assert "error: 1 sweep job(s) failed (job 0)" in proc.stderr
-    assert "error: sweep job 0 (" in proc.stderr and "data.val_days=900" in proc.stderr
-    # the job's folder says why it has no metrics; the console has the line once
-    failed_line = next(line for line in proc.stderr.splitlines() if "sweep job 0 (" in line)
-    assert failed_line in (sweep / "0" / "train.log").read_text()
-    assert (proc.stdout + proc.stderr).count("sweep job 0 (") == 1
-    summary = pd.read_csv(sweep / "summary.csv")
-    assert list(summary["job"]) == [0, 1]  # not the earlier sweep's job 2
-    assert summary["status"][0].startswith("failed: data.val_days=900")
-    assert np.isnan(summary["val/EW_F_0.50"][0])
-    assert summary["status"][1] == "done"
-    assert "data.val_days=2" in summary["overrides"][1]
-    assert list(summary.columns)[-1] == "status"
-
-
-@pytest.mark.slow
-def test_multirun_with_two_devices_is_refused(tiny_mission, tmp_path):
-    proc = run_train(
-        [
-            "-m",
-            "experiment=gru_ae",
-            *DDP,
-            f"data.root={tiny_mission}",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        ],
-        tmp_path,
-        timeout=120,
-    )
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "multirun (-m) with more than one device is refused" in proc.stderr
-    assert "trainer.devices" in proc.stderr
-    assert not list(tmp_path.rglob("*.ckpt"))
-
-
-def test_trainer_settings_lightning_refuses_are_one_clear_error(tiny_mission, tmp_path):
-    """More GPUs than the machine has (none, on a CPU machine) ended in Hydra's "Error in call
-    to target 'lightning.pytorch.trainer.trainer.Trainer'" and exit code 1."""
-    from esa_lightning.errors import ESAInputError
-    from esa_lightning.jobs.train import train
-
-    cfg = compose_config(
-        "train",
-        ["experiment=gru_ae", f"data.root={tiny_mission}", "data.val_days=2",
-         "trainer.accelerator=gpu", "trainer.devices=4096"],
-        tmp_path,
-    )
-    with pytest.raises(ESAInputError, match="trainer.accelerator=gpu trainer.devices=4096") as err:
-        train(cfg)
-    assert "refused by Lightning" in str(err.value)
-    assert not (tmp_path / "detector").exists()
-
-
-def _compose_with_hydra(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides, return_hydra_config=True)
-
-
-def test_slurm_launchers_compose():
-    cfg = _compose_with_hydra(["hydra/launcher=slurm", "experiment=esa_full", "trainer=ddp"])
-    launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
-    assert launcher.nodes == 1 and launcher.gpus_per_node >= 1
-    cfg = _compose_with_hydra(
-        [
-            "hydra/launcher=slurm_multinode",
-            "trainer=ddp",
-            "trainer.num_nodes=2",
-            "trainer.devices=4",
-        ]
-    )
-    launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
-    assert launcher.nodes == cfg.trainer.num_nodes == 2
-    assert launcher.tasks_per_node == launcher.gpus_per_node == cfg.trainer.devices == 4
-
-
-def test_trainer_configs_take_strategy_devices_and_nodes(tmp_path):
-    cfg = compose_config("train", ["trainer=ddp"], tmp_path)
-    assert (cfg.trainer.strategy, cfg.trainer.devices, cfg.trainer.num_nodes) == ("ddp", 2, 1)
-    cfg = compose_config("train", ["experiment=esa_full", *DDP, "trainer.num_nodes=2"], tmp_path)
-    assert (cfg.trainer.strategy, cfg.trainer.devices, cfg.trainer.num_nodes) == ("ddp", 2, 2)
-
-
-# ------------------------------------------------------------------------------- resume
-@pytest.mark.slow
-def test_resume_after_sigkill_finishes_in_the_same_folder(tiny_mission, tmp_path):
-    run_dir = tmp_path / "run"
-    args = [
-        "experiment=gru_ae",
-        "data.val_days=2",
-        "trainer.max_epochs=2",
-        "+trainer.limit_train_batches=8",
-        "+trainer.limit_val_batches=2",
-        "test=false",
-        "model.hidden_size=16",
-        "model.post_processing.rf_gate.n_estimators=10",
-        "callbacks.model_checkpoint.every_n_train_steps=1",
-        f"data.root={tiny_mission}",
-        f"hydra.run.dir={run_dir}",
-        f"paths.root_dir={tmp_path}",
-    ]
-    last = run_dir / "checkpoints" / "gru_ae" / "last.ckpt"
-    proc = subprocess.Popen(
-        [sys.executable, "train.py", *args],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert last.is_file(), "no last.ckpt appeared"
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL  # killed mid-training, before any artifact
-    assert not (run_dir / "detector").exists()
-
-    resumed = run_train([*args[:-1], "ckpt_path=last"], tmp_path)
-    assert_ok(resumed)
-    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr
-    from esa_lightning.artifact import Detector
-
-    detector = Detector.load(run_dir / "detector")
-    assert np.isfinite(float(detector.components["gru_ae"].threshold_rule.threshold[0]))
-    assert "val/EW_F_0.50" in json.loads((run_dir / "metrics.json").read_text())
-    assert len(list(run_dir.glob("**/detector.json"))) == 1
-
-
-def test_resuming_a_finished_fit_still_fits_the_heads(tiny_mission, tmp_path):
-    """Lightning skips ``fit`` (and ``on_train_end``) when the checkpoint is past max_epochs."""
-    from esa_lightning.artifact import Detector
-    from esa_lightning.jobs.train import train
-
-    overrides = [
-        "experiment=gru_ae",
-        *GRU_FAST,
-        f"data.root={tiny_mission}",
-        "trainer.enable_progress_bar=false",
-        "test=false",
-    ]
-    first = train(compose_config("train", overrides, tmp_path))
-    for name in ("metrics.json", "detector"):
-        path = tmp_path / name
-        path.unlink() if path.is_file() else __import__("shutil").rmtree(path)
-    again = train(compose_config("train", [*overrides, "ckpt_path=last"], tmp_path))
-    assert again == pytest.approx(first)
-    model = Detector.load(tmp_path / "detector").components["gru_ae"]
-    assert np.isfinite(float(model.threshold_rule.threshold[0]))
-
-
-def test_resume_without_any_checkpoint_is_a_clear_error(tiny_mission, tmp_path):
-    from esa_lightning.errors import ESAInputError
-    from esa_lightning.jobs.train import train
-
-    cfg = compose_config(
-        "train",
-        ["experiment=gru_ae", f"data.root={tiny_mission}", "data.val_days=2", "ckpt_path=last"],
-        tmp_path,
-    )
-    with pytest.raises(ESAInputError, match="no checkpoint to resume from"):
-        train(cfg)
-    # a last.ckpt that is no file is no checkpoint either: it trained from scratch
-    (tmp_path / "checkpoints" / "gru_ae" / "last.ckpt").mkdir(parents=True)
-    with pytest.raises(ESAInputError, match=r"gru_ae/last.ckpt: not a checkpoint file"):
-        train(cfg)
 
 
 # ------------------------------------------------------------------- data scale-out
