@@ -617,7 +617,8 @@ def test_labels_cut_out_by_start_or_end_are_not_warned_about(mission_dir, tmp_pa
     pd.concat([types, types.iloc[:1].assign(ID=["id_5"])]).to_csv(
         mission_dir / "anomaly_types.csv", index=False)
     options = {"cache_dir": tmp_path / "cache", "use_cache": True} if cached else {}
-    # 00:01:00 .. cuts id_1 (00:00:41-45) out; .. 00:00:30 cuts every label out
+    # 00:01:00 .. keeps id_1 (00:00:41-45: in the period its first row owns) on that row;
+    # .. 00:00:30 cuts every label out (each starts after the last row)
     for cut in ({"start": "2000-01-01 00:01:00"}, {"end": "2000-01-01 00:00:30"}):
         for _ in range(2 if cached else 1):  # a read from the cache too
             with warnings.catch_warnings(record=True) as caught:
@@ -628,4 +629,5 @@ def test_labels_cut_out_by_start_or_end_are_not_warned_about(mission_dir, tmp_pa
             assert "['id_5']" in said[0] and "id_1" not in said[0] and "id_2" not in said[0]
             assert "2000-01-01T00:00:00" in said[0] and "2000-01-01T00:02:00" in said[0]
             assert "id_5" not in set(m.events["ID"])
-    assert sorted(read(mission_dir, start="2000-01-01 00:01:00").events["ID"]) == ["id_2", "id_3"]
+    assert sorted(read(mission_dir, start="2000-01-01 00:01:00").events["ID"]) == [
+        "id_1", "id_2", "id_3"]

@@ -25,10 +25,12 @@ Preprocessing
 - Label start times floor to the grid and end times ceil, so every label marks at least one grid
   point; where labels of one channel overlap the lower (more important) code wins. Segments
   of one event ID on one channel that overlap or touch are read as one, their union, with a
-  warning (``esa_adb_tables.read_events``). An event is
-  read, and marks rows, iff its span meets the grid's first .. last time (``grid_marks.on_grid``,
-  the span the metrics clip events to): one ending less than a period before the first grid
-  point marks no row. Events
+  warning (``esa_adb_tables.read_events``). Each row owns the time since the row before it (a
+  sample holds from the first grid row at or after it), so an event is read, and marks rows,
+  iff its span meets the time after one period before the first grid time up to the last grid
+  time (``grid_marks.on_grid``): one ending less than a period before the first grid time marks
+  the first row and is listed on its time (the metrics clip events to the rows' time span);
+  one starting after the last grid time marks no row. Events
   wholly outside the grid are not read, with a warning naming ``labels.csv`` and their IDs
   where they lie outside the channel files' own range too (not where ``start``/``end`` cut them).
 - Timestamps that are unsorted or duplicated are an error (``ESAInputError``) rather than silently
@@ -84,7 +86,7 @@ from esa_lightning.data.readers.esa_adb_tables import (
     read_events,
     read_telecommand_table,
 )
-from esa_lightning.data.readers.grid_marks import on_grid
+from esa_lightning.data.readers.grid_marks import on_first_row, on_grid
 from esa_lightning.data.readers.grid_period import period_ns
 from esa_lightning.data.readers.threads import resolve_jobs
 from esa_lightning.data.selection import (
@@ -94,12 +96,13 @@ from esa_lightning.data.selection import (
 )
 from esa_lightning.errors import ESAInputError, user_stacklevel
 
-CACHE_VERSION = "esa_adb-9"  # 2: the readers' shared cache format; 3: unrepresentable rows;
+CACHE_VERSION = "esa_adb-10"  # 2: the readers' shared cache format; 3: unrepresentable rows;
 # 4: unrepresentable cells (row and channel); 5: the rows each channel sent a sample on;
 # 6: a NaN sample is no sample (held over, as a NaN cell of a frame); 7: the info holds the
 # range the channels' samples span (data_k_lo, data_k_hi); 8: a label off the grid's time span
 # marks no edge row; 9: a channel's and a telecommand's file column checked against its name
-# (a file cached before the check is read again, and refused if it is named otherwise)
+# (a file cached before the check is read again, and refused if it is named otherwise);
+# 10: a label ending less than a period before the first grid time marks the first row
 
 
 # --------------------------------------------------------------------------- public entry point
@@ -235,7 +238,7 @@ def read_esa_mission(
                 f"ID(s) {off[:5]}{' ...' * (len(off) > 5)}",
                 stacklevel=user_stacklevel(),
             )
-        events = events.loc[keep].reset_index(drop=True)
+        events = on_first_row(events.loc[keep].reset_index(drop=True), timestamps[0])
     val_start, test_start = split_points_by_time(
         timestamps, split_date, val_days, val_fraction
     )
