@@ -10,7 +10,9 @@ computing masks from one channel and applying them to all).
 Row splits follow the mission: a pooled row is *train* when its last sample lies before
 ``val_start``, *val* when it lies wholly in [val_start, test_start), *test* when it starts at or
 after ``test_start``; rows straddling a split point belong to none (split -1) and are never
-trained on.
+trained on. Each range's rows carry that range's labels (``split_row_labels``): the mission's own
+mark the last row before a split point for an event of the next range lying between the two
+rows, which the range ending there does not (``mission.edge_labels``).
 
 Per-channel work (shapelet mining, featurisation) runs in ``n_jobs`` joblib processes; the
 results come back in channel order, so the features do not depend on ``n_jobs``. Under DDP every
@@ -34,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from esa_lightning.data import folds
 from esa_lightning.data.array_store import release_pages
 from esa_lightning.data.datamodule import MissionDataModule, true_runs
-from esa_lightning.data.mission import Mission
+from esa_lightning.data.mission import Mission, edge_labels
 from esa_lightning.data.transforms import shapelets
 from esa_lightning.data.transforms.segments import (
     SPLIT_TEST,
@@ -54,6 +56,29 @@ from esa_lightning.data.transforms.segments import (
 from esa_lightning.errors import ESAInputError
 from esa_lightning.progress import progress
 from esa_lightning.settings import check_setting
+
+
+def split_row_labels(mission: Mission) -> dict[int, np.ndarray]:
+    """uint8 [C] per row: the codes the last row before each split point (``val_start``,
+    ``test_start``) holds in the range ending there, where they differ from the mission's own
+    (an event of the next range between the two rows marks it in the mission's labels only)."""
+    n, out = len(mission.values), {}
+    for split in sorted({mission.val_start, mission.test_start}):
+        if mission.labels is not None and 0 < split < n:
+            row = np.asarray(edge_labels(mission, split - 1, split))[0]
+            if not np.array_equal(row, mission.labels[split - 1]):
+                out[split - 1] = row
+    return out
+
+
+def _range_column(mission: Mission, ch: int, fixes: dict[int, np.ndarray]) -> np.ndarray:
+    """Channel ``ch``'s labels, each range's rows as that range holds them (``fixes``)."""
+    column = mission.labels[:, ch]
+    if any(column[row] != codes[ch] for row, codes in fixes.items()):
+        column = np.array(column)
+        for row, codes in fixes.items():
+            column[row] = codes[ch]
+    return column
 
 
 def _fit_channel(x, labels, val_start, *, n_kernels, min_len, max_len, seed, opts, mining):
@@ -235,10 +260,11 @@ class SegmentDataModule(MissionDataModule):
         t, c = values.shape
         self.check_training_rows()
         opts = self.feature_options
+        fixes = split_row_labels(m)  # each range's rows: that range's labels
         jobs = Parallel(n_jobs=self.n_jobs, return_as="generator")(
             delayed(_fit_channel)(
                 values[:, ch],
-                m.labels[:, ch],
+                _range_column(m, ch, fixes),
                 m.val_start,
                 n_kernels=self.n_kernels,
                 min_len=self.min_kernel_len,
@@ -280,8 +306,12 @@ class SegmentDataModule(MissionDataModule):
             raw[ch] /= self.feat_std[ch]
         self.X = torch.from_numpy(raw)
 
-        y = np.stack([pooled_labels(np.isin(m.labels[:, ch], (1, 2)), **opts) for ch in range(c)])
-        y_event = pooled_labels(m.is_anomaly, **opts)
+        y = np.stack([pooled_labels(np.isin(_range_column(m, ch, fixes), (1, 2)), **opts)
+                      for ch in range(c)])
+        anomalous = m.is_anomaly
+        for row, codes in fixes.items():
+            anomalous[row] = np.isin(codes, (1, 2)).any()
+        y_event = pooled_labels(anomalous, **opts)
         self.y = torch.from_numpy(y)
         self.y_event = torch.from_numpy(y_event)
         self.event_id = torch.from_numpy(run_ids(y_event))

@@ -240,3 +240,38 @@ def test_the_validation_loss_needs_both_classes(dm):
     held = np.flatnonzero(one_class.event_rows.numpy() & (one_class.split == SPLIT_TRAIN))
     assert set(val) < set(rows) and set(held) <= set(rows) and len(rows) == len(val) + len(held)
     assert len({int(r) for r in next(iter(one_class.val_dataloader()))["rows"]}) > 0
+
+
+@pytest.mark.parametrize("split", ["val_start", "test_start"])
+def test_each_ranges_rows_carry_that_ranges_labels(split):
+    """An anomaly on channel_1 lying between the last row before a split point and the first
+    after it is the later range's (``Mission.slice``): the reader marks both rows, and the
+    range ending there unmarks its last row. The channel ensemble read the mission's own labels,
+    so the training (validation) range's last pooled rows were positive for the next range's
+    event, and shapelets were mined from it."""
+    import pandas as pd
+
+    mission = make_tiny_mission()
+    # split points where a pooled row (115 samples, every 20) ends on the row before each
+    mission = replace(mission, val_start=8015, test_start=10015)
+    at = getattr(mission, split)
+    labels = mission.labels.copy()
+    labels[at - 200 : at + 200] = 0  # nothing else near the split
+    labels[at - 1 : at + 1, 0] = 1  # the reader's marks: start floored, end ceiled
+    start = mission.timestamps[at - 1] + np.timedelta64(10, "s")
+    events = pd.DataFrame({"ID": ["between"], "Channel": ["channel_1"], "StartTime": [start],
+                           "EndTime": [start + np.timedelta64(5, "s")], "Category": ["Anomaly"]})
+    mission = replace(mission, labels=labels, events=events)
+    ranges = (mission.train(), mission.val(), mission.test())
+    assert ranges[0 if split == "val_start" else 1].labels[-1, 0] == 0
+    own = np.concatenate([r.labels for r in ranges])
+    dm = tiny_datamodule(mission)
+    kept = dm.split != SPLIT_NONE
+    spans = dm.spans[kept]
+    for c in range(4):
+        expect = [np.isin(own[a : b + 1, c], (1, 2)).any() for a, b in spans]
+        np.testing.assert_array_equal(dm.y[c].numpy()[kept] > 0, expect, err_msg=str(c))
+    expect = [np.isin(own[a : b + 1], (1, 2)).any() for a, b in spans]
+    np.testing.assert_array_equal(dm.y_event.numpy()[kept] > 0, expect)
+    before = kept & (dm.spans[:, 1] == at - 1)  # the pooled row ending on the unmarked row
+    assert before.any() and not (dm.y[0].numpy()[before] > 0).any()
