@@ -121,11 +121,13 @@ def _score_predictions(cfg) -> tuple[dict[str, float], pd.DataFrame]:  # noqa: A
     if mission.is_multiseries:
         return score_series_frame(frame, mission.test(), path)
     aligned = align_prediction_frame(frame, mission, path)
+    # the predicted rows' events, as predict.py scores a range: one wholly between the row
+    # before them and their first is theirs, listed on their first row's time (range_events)
     predicted = mission.slice(int(aligned.rows[0]), int(aligned.rows[-1]) + 1)
     if not has_labeled_events(predicted):
         raise ESAInputError(nothing_to_score([predicted]), path=path)
-    results = score_aligned(aligned, mission)
-    return results, event_outcomes(mission.events, aligned.timestamps, aligned.alarm)
+    results = score_aligned(aligned, predicted)
+    return results, event_outcomes(predicted.events, aligned.timestamps, aligned.alarm)
 
 
 def refuse_malformed_lines(path: Path, limit: int = HEADER_LIMIT) -> list[str]:

@@ -494,3 +494,27 @@ def test_a_few_thousand_unread_columns_are_still_scored_and_named_briefly(
     warned = [r.getMessage() for r in caplog.records if "not read" in r.getMessage()]
     assert len(warned) == 1 and "'x0'" in warned[0] and "3,000 in all" in warned[0], warned
     assert "'x2999'" not in warned[0]
+
+
+def test_an_event_between_the_rows_either_side_of_the_predicted_rows_is_scored(tmp_path):
+    """The raw ESA layout: id_1 (an anomaly, 00:00:41 .. 00:00:45) lies between the training
+    range's last row (00:00:30) and the test range's first (00:01:00); it is the test range's
+    (``Mission.slice``) and predict.py range=test scores it, caught by an alarm on 00:01:00.
+    evaluate.py scored the test range's predictions against the mission's event table clipped
+    to the predicted rows' times, where id_1 meets none: no event to score it on."""
+    from tests.unit.test_esa_adb import make_mission
+
+    root = make_mission(tmp_path / "M")
+    labels = pd.read_csv(root / "labels.csv")
+    labels[labels["ID"] == "id_1"].to_csv(root / "labels.csv", index=False)  # the anomaly alone
+    times = ["2000-01-01 00:01:00", "2000-01-01 00:01:30", "2000-01-01 00:02:00"]
+    path = tmp_path / "pred.csv"
+    pd.DataFrame({"timestamp": times, "is_anomaly": [1, 0, 0]}).to_csv(path, index=False)
+    data = ["data=esa", f"data.root={root}", "data.split_date=2000-01-01T00:01:00",
+            f"data.cache_dir={tmp_path / 'cache'}"]
+    cfg = compose_config("evaluate", [f"predictions={path}", *data], tmp_path / "e")
+    results = evaluate_predictions(cfg)
+    assert results["EW_recall"] == pytest.approx(1.0)
+    assert results["EW_precision"] == pytest.approx(1.0)
+    events = pd.read_csv(tmp_path / "e" / "events.csv")
+    assert list(events["id"]) == ["id_1"] and bool(events["caught"].iloc[0])
