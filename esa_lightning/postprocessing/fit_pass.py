@@ -18,8 +18,9 @@ between fits.
 
 The threshold's fit hands the gate's fit the same way what it scored before it: an ``f05``
 threshold searched on the fit range (``fit_on: fit_range``) scored every fit-range window, and
-a ``FitScores`` carries those window scores [N] (4 bytes a window) to the gate
-(``RandomForestGate.hand``), which picks its windows above the cut from them and sends through
+a ``FitScores`` carries those window scores [N] and the same smoothed (4 bytes a window each) to
+the gate (``RandomForestGate.hand``), which picks its windows above the cut from the smoothed
+ones, with no smoothing of its own, and sends through
 the network only the scoring batches that hold one of them, for their features
 (``WindowPieces.window_batches``), instead of scoring the range again. The network's outputs of
 a window depend on the batch it is computed in (float32 summation order), so those batches are
@@ -38,10 +39,12 @@ import numpy as np
 
 @dataclass
 class GatedWindows:
-    """One fit-range grid as the gate's fit scored it (the range whole, stride-1 windows)."""
+    """One fit-range grid as the gate's fit scored it (the range whole, stride-1 windows): the
+    gap rule's fit reads its alarms from ``smoothed`` without smoothing ``total`` again."""
 
     rows: int  # the grid's fit-range rows
     total: np.ndarray  # float32 [N]: every window's score
+    smoothed: np.ndarray  # float32 [N]: the same as the threshold smooths them (``smoothed``)
     gate: np.ndarray  # bool [N]: the windows above the gate's cut, whose features are kept
     features: np.ndarray  # float32 [gate.sum(), F]: their features (``window_features``)
 
@@ -62,9 +65,12 @@ class Handed:
 @dataclass
 class FitScores(Handed):
     """The threshold's window scores of a mission's fit range: float32 [N] a grid, every
-    stride-1 window of its fit range scored whole (``window_totals``)."""
+    stride-1 window of its fit range scored whole (``window_totals``), and the same as it
+    smoothed them (``WindowThreshold.smoothed``), which the gate reads instead of smoothing
+    them again."""
 
     totals: dict[str | None, np.ndarray] = field(default_factory=dict)
+    smoothed: dict[str | None, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass

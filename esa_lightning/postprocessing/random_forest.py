@@ -15,8 +15,9 @@ whole range's do (each piece smooths the scores before it again: a second or so 
 28 pieces). The forest and its decisions are those of reading the range whole.
 
 Fitted among its model's rules in order after an ``f05`` threshold searched on the fit range,
-it does not score the range again: it takes that search's window scores (``hand``,
-``fit_pass.FitScores``), tells its gated windows from them (smoothed once) and sends through
+it does not score the range again: it takes that search's window scores and the same smoothed
+(``hand``, ``fit_pass.FitScores``), tells its gated windows from them (not smoothed again:
+nor are the alarms its check judges, nor the gap rule's) and sends through
 the network only the scoring batches that hold one (``window_batches``), the very batches of
 scoring the range whole: the same features, forest and decisions, bit for bit.
 
@@ -309,8 +310,7 @@ class RandomForestGate(PostRule):
         handing = self.handing and gap_rule is not None and self.fit_on == "fit_range"
         scored = FitPass(mission, model.scoring_key()) if handing else None
         forest = self.fit_parts(model, {name: FIT_ON[self.fit_on](m) for name, m in grids},
-                                None if scored is None else scored.grids,
-                                None if handed is None else handed.totals)
+                                None if scored is None else scored.grids, handed)
         if scored is not None:
             gap_rule.hand(scored)
         return forest
@@ -320,11 +320,12 @@ class RandomForestGate(PostRule):
         model: Any,
         parts: dict[str | None, Mission],
         scored: dict[str | None, GatedWindows] | None = None,
-        totals: dict[str | None, np.ndarray] | None = None,
+        handed: FitScores | None = None,
     ) -> RandomForestClassifier | None:
         """Fit on fit-range missions (``{series name or None: mission.fit_range()}``);
         ``scored``, when given, receives each part's window scores and gated features;
-        ``totals``: parts' window scores already computed (``window_totals`` of the part)."""
+        ``handed``: parts' window scores already computed (``window_totals`` of the part) and
+        smoothed (``FitScores``)."""
         window = model.hparams.window
         threshold = model.threshold_rule
         feats, labels, gated = [], [], []
@@ -339,12 +340,14 @@ class RandomForestGate(PostRule):
                 )
             if len(m.values) < window:
                 continue
-            known = None if totals is None else totals.get(name)
-            gate, x_m, total = self._gated_features(model, m, name, s, known)
+            known = None if handed is None else handed.totals.get(name)
+            if known is not None:
+                known = (known, handed.smoothed.get(name))
+            gate, x_m, total, smoothed = self._gated_features(model, m, name, s, known)
             feats.append(x_m)
             if scored is not None:
-                scored[name] = GatedWindows(len(m.values), total, gate, x_m)
-            gated.append(GatedPart(m, gate, threshold.window_alarms(total, s)[1]))
+                scored[name] = GatedWindows(len(m.values), total, smoothed, gate, x_m)
+            gated.append(GatedPart(m, gate, threshold.window_alarms(total, s, smoothed)[1]))
             if model.hparams.get("objective") == "forecast":  # a window is its forecast row
                 labels.append(m.is_anomaly[window - 1 :].astype(bool)[gate])
             else:
@@ -369,38 +372,53 @@ class RandomForestGate(PostRule):
         return forest
 
     def _gated_features(
-        self, model: Any, m: Mission, name: str | None, series: int, known: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self,
+        model: Any,
+        m: Mission,
+        name: str | None,
+        series: int,
+        known: tuple[np.ndarray, np.ndarray | None] | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(bool [N] the windows of ``m`` above the gate, their features, float32 [N] every
-        window's score), ``chunk_rows`` windows at a time (``model.window_pieces``): a piece's
-        smoothed scores are those of the scores up to its end (the smoothing is causal).
-        ``known``: the window scores already computed, whose gated windows' scoring batches
-        alone are scored (``_known_features``)."""
+        window's score, the same smoothed: ``threshold.smoothed``), ``chunk_rows`` windows at
+        a time (``model.window_pieces``): a piece's smoothed scores are those of the scores up
+        to its end (the smoothing is causal), the last piece's those of the whole range.
+        ``known``: the window scores already computed and the same smoothed (None: not), whose
+        gated windows' scoring batches alone are scored (``_known_features``)."""
         threshold = model.threshold_rule
         cut = float(threshold.threshold[series]) * self.gate_factor
-        found = None if known is None else self._known_features(model, m, name, known, cut)
+        found = None if known is None else self._known_features(model, m, name, *known, cut)
         if found is not None:
             return found
         totals, gates, feats = [], [], []
         pieces = model.window_pieces(m, series=name, chunk_rows=self.chunk_rows, features=True)
         for first, wo in pieces:
             totals.append(wo.total)
-            smoothed = threshold.smoothed(np.concatenate(totals))[first:]
-            gates.append(smoothed > cut)
+            smoothed = threshold.smoothed(np.concatenate(totals))  # up to the piece's end
+            gates.append(smoothed[first:] > cut)
             feats.append(window_features(wo, gates[-1]))
-        return np.concatenate(gates), np.concatenate(feats), np.concatenate(totals)
+        return np.concatenate(gates), np.concatenate(feats), np.concatenate(totals), smoothed
 
     def _known_features(
-        self, model: Any, m: Mission, name: str | None, total: np.ndarray, cut: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """``_gated_features`` from the window scores ``total`` of ``m`` already computed: the
-        gated windows' features from the scoring batches holding them (``window_batches``:
-        those of scoring ``m`` whole; the first batch where none is gated, for the features'
-        width), or None where ``total`` is not ``m``'s scoring: another window count, or a
-        batch scored otherwise (``m`` is then scored whole again)."""
+        self,
+        model: Any,
+        m: Mission,
+        name: str | None,
+        total: np.ndarray,
+        smoothed: np.ndarray | None,
+        cut: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """``_gated_features`` from the window scores ``total`` of ``m`` already computed and
+        the same smoothed (``smoothed``; None: smoothed here): the gated windows' features from
+        the scoring batches holding them (``window_batches``: those of scoring ``m`` whole; the
+        first batch where none is gated, for the features' width), or None where ``total`` is
+        not ``m``'s scoring: another window count, or a batch scored otherwise (``m`` is then
+        scored whole again)."""
         if len(total) != n_windows(len(m.values), model.hparams.window):
             return None
-        gate = model.threshold_rule.smoothed(total) > cut
+        if smoothed is None or len(smoothed) != len(total):
+            smoothed = model.threshold_rule.smoothed(total)
+        gate = smoothed > cut
         needed = gate if gate.any() else np.arange(len(gate)) == 0
         feats = []
         batches = model.window_batches(m, needed, series=name, chunk_rows=self.chunk_rows,
@@ -411,7 +429,7 @@ class RandomForestGate(PostRule):
                             "model's; the fit range is scored again", name or m.name)
                 return None
             feats.append(window_features(wo, gate[first : first + len(wo.total)]))
-        return gate, np.concatenate(feats), total
+        return gate, np.concatenate(feats), total, smoothed
 
     def _new_forest(self) -> RandomForestClassifier:
         return RandomForestClassifier(

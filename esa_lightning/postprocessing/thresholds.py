@@ -128,9 +128,12 @@ class WindowThreshold(PostRule):
             out[np.isposinf(np.asarray(total))] = np.inf
         return out
 
-    def window_alarms(self, total: np.ndarray, series: int) -> tuple[np.ndarray, np.ndarray]:
-        """(smoothed scores, bool alarms) of window scores ``total`` of series ``series``."""
-        score_w = self.smoothed(total)
+    def window_alarms(
+        self, total: np.ndarray, series: int, smoothed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(smoothed scores, bool alarms) of window scores ``total`` of series ``series``;
+        ``smoothed``: ``smoothed(total)`` when already computed (not computed again)."""
+        score_w = self.smoothed(total) if smoothed is None else smoothed
         thr = float(self.threshold[series])
         alarm_w = score_w > thr if not np.isnan(thr) else np.zeros(len(score_w), dtype=bool)
         return score_w, alarm_w
@@ -305,6 +308,7 @@ class F05Threshold(WindowThreshold):
             if self.kept is not None and len(part.values) >= model.hparams.window:
                 total = model.window_totals(part, series=name, chunk_rows=self.chunk_rows)
                 self.kept.totals[name], smoothed = total, self.smoothed(total)
+                self.kept.smoothed[name] = smoothed  # the gate's cut reads them as they are
             thr = f05_threshold(model, self, part, name, smoothed)
         elif source == "validation":
             thr = f05_threshold(model, self, part, name, scored()[1])

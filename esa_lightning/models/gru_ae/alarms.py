@@ -87,7 +87,8 @@ def handed_alarm(
     if model.is_online or len(grid.values) < model.hparams.window:
         return None
     s = model.series_index(grid, name)
-    alarm_w = window_alarms(model, scored.total, None, s)[1]
+    # a window threshold's alarms (``window_alarms``) of the scores the gate's fit smoothed
+    alarm_w = model.threshold_rule.window_alarms(scored.total, s, scored.smoothed)[1]
     gate = model.gate
     if gate is not None:
         if (alarm_w & ~scored.gate).any():
