@@ -54,10 +54,24 @@ def rank_average(channel_scores: list[np.ndarray]) -> np.ndarray:
 
 
 def log_odds(
-    x: np.ndarray, mean: np.ndarray, std: np.ndarray, coef: np.ndarray, intercept: float
+    x: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    coef: np.ndarray,
+    intercept: float,
+    silent: np.ndarray | None = None,
 ) -> np.ndarray:
-    """float64 log-odds of anomaly of feature rows ``x`` under standardised weights."""
-    return ((x - mean) / std) @ coef + intercept
+    """float64 log-odds of anomaly of feature rows ``x`` under standardised weights;
+    ``silent``: columns read as 0 whatever ``x`` holds there. One standardised copy of ``x``
+    is made (divided in place where its type holds the quotient), ``x`` neither copied nor
+    written: the numbers of ``((x - mean) / std) @ coef + intercept`` (of ``x`` with those
+    columns zeroed), bit for bit."""
+    z = x - mean
+    if silent is not None:  # 0 - mean, in the type x - mean is computed in
+        zero = np.zeros((1, len(silent)), dtype=x.dtype)
+        z[:, silent] = zero - np.broadcast_to(mean, x.shape[1:])[silent]
+    z = np.divide(z, std, out=z) if np.result_type(z, std) == z.dtype else z / std
+    return z @ coef + intercept
 
 
 def logistic_weights(
@@ -220,9 +234,7 @@ def weights_raised_by(
     would not alarm. A component that records no rules counts as ``score``."""
     mean, std, coef, intercept = weights
     columns = alarm_columns(x.shape[1], len(outputs))
-    silent = np.array(x, copy=True)
-    silent[:, columns] = 0.0
-    alone = log_odds(silent, mean, std, coef, intercept) > threshold
+    alone = log_odds(x, mean, std, coef, intercept, silent=columns) > threshold
     flags = (decided & alone).astype(np.uint8) * np.uint8(SCORE)
     fed = decided & ~alone
     for rs, column in zip(outputs, columns, strict=True):

@@ -3,13 +3,15 @@ raised its own, without changing which rows alarm."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 
 from esa_lightning.models.base import RowScores
 from esa_lightning.models.raised_by import FROZEN, GAP_CLOSE, SCORE
 from esa_lightning.reporting.outputs import alarm_intervals
 from esa_lightning.runtime.combiner import HybridCombiner
-from esa_lightning.runtime.combiner_parts import RANK_QUANTILES
+from esa_lightning.runtime.combiner_parts import RANK_QUANTILES, log_odds, weights_raised_by
 from tests.helpers import FixedScores, make_mission
 
 N = 300
@@ -103,3 +105,62 @@ def test_esa_full_default_rule_names_the_label_free_components_rules():
     gru = components["gru_ae"].rs
     np.testing.assert_array_equal(rs.alarm, gru.alarm)
     np.testing.assert_array_equal(rs.raised_by, gru.raised_by)
+
+
+def _silenced_log_odds(x, mean, std, coef, intercept, columns):
+    """The log-odds of ``x`` with ``columns`` set to 0 on a copy (``weights_raised_by``'s
+    "as though no component alarmed" before it stopped copying the features)."""
+    silent = np.array(x, copy=True)
+    silent[:, columns] = 0.0
+    return ((silent - mean) / std) @ coef + intercept
+
+
+def test_log_odds_of_silenced_columns_are_those_of_a_zeroed_copy_bit_for_bit():
+    """``log_odds(..., silent=columns)`` reads those columns as 0 without copying or changing
+    ``x``: the very float64 numbers of zeroing them on a copy, for float32 and float64
+    features and weights, whatever the silenced columns held (NaN, inf included)."""
+    rng = np.random.default_rng(0)
+    columns = np.array([5, 11])
+    for x_type in (np.float32, np.float64):
+        for w_type in (np.float32, np.float64):
+            x = rng.normal(size=(500, 12)).astype(x_type)
+            x[:, columns] = rng.integers(0, 2, size=(500, 2))
+            x[0, 5], x[1, 11], x[2, 3] = np.nan, np.inf, -np.inf
+            before = x.copy()
+            mean, std = x[3:].mean(0).astype(w_type), (x[3:].std(0) + 1e-6).astype(w_type)
+            coef, intercept = rng.normal(size=12), -0.7
+            got = log_odds(x, mean, std, coef, intercept, silent=columns)
+            want = _silenced_log_odds(x, mean, std, coef, intercept, columns)
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+            plain = log_odds(x, mean, std, coef, intercept)
+            assert plain.tobytes() == (((x - mean) / std) @ coef + intercept).tobytes()
+            assert x.tobytes() == before.tobytes()  # x read, not written
+
+
+def test_weights_raised_by_holds_no_copy_of_the_features():
+    """The rows the scores alone raise are told without a copy of the features ``x`` [T, F]
+    (float32, a test range's rows x the components' columns) under float64 weights (as
+    ``combiner.json`` loads them): one float64 standardised copy of them is held (2 x the
+    features' bytes), not that beside a copy and a second standardised one (5 x), and ``x``
+    is left as it was."""
+    rng = np.random.default_rng(1)
+    t, f = 200_000, 12
+    x = rng.random((t, f), dtype=np.float32)
+    x[:, [5, 11]] = rng.integers(0, 2, size=(t, 2))
+    before = x.copy()
+    weights = (x.mean(0, dtype=np.float64), x.std(0, dtype=np.float64) + 1e-6,
+               rng.normal(size=f), 0.1)
+    logit = log_odds(x, *weights)
+    decided = logit > 0.0
+    outputs = [RowScores(np.zeros(t, np.float32), x[:, c].astype(np.uint8)) for c in (5, 11)]
+    tracemalloc.start()
+    try:
+        flags = weights_raised_by(decided, x, outputs, weights, 0.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * x.nbytes  # not a copy of x beside its standardised values
+    assert x.tobytes() == before.tobytes()
+    alone = _silenced_log_odds(x, *weights, np.array([5, 11])) > 0.0
+    assert (flags[decided & alone] == SCORE).all()  # the scores alone raise these
+    assert ((flags != 0) == decided).all()
