@@ -133,6 +133,16 @@ def test_a_model_needs_exactly_one_threshold_rule_fitted_before_its_gate():
                   post_processing={**PERCENTILE, "other": {"kind": "f05"}})
 
 
+def test_a_gate_behind_telemanom_is_refused_before_training():
+    """The gate is fitted on the windows above a fitted window threshold, which ``telemanom``
+    (the stream's own threshold) has not: the fit at training's end was an AttributeError
+    traceback after the whole training; the model is refused when built, naming the key."""
+    rules = {"threshold": {"kind": "telemanom"}, "rf_gate": {"kind": "random_forest"}}
+    with pytest.raises(ESAInputError, match=r"model\.post_processing\.rf_gate=null"):
+        gru_model(n_inputs=2, n_outputs=1, post_processing=rules)
+    gru_model(n_inputs=2, n_outputs=1, post_processing={"threshold": rules["threshold"]})
+
+
 def test_buffers_survive_state_dict_and_checkpoint(tmp_path):
     m = sine_mission()
     dm = WindowDataModule(m, window=8, batch_size=64)

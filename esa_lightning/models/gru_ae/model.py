@@ -211,6 +211,15 @@ class LitGRUAttentionAE(TrainRows, WindowPieces, GridScoring, DetectorModule):
                 value=[type(r).kind for r in rules],
             )
         online = isinstance(thresholds[0], TelemanomOnline)
+        gates = [k for k, r in self.post_rules.items() if isinstance(r, RandomForestGate)]
+        if online and gates:  # its fit reads a fitted window threshold, which telemanom has not
+            raise ESAInputError(
+                "the random-forest gate learns from the windows above a fitted window threshold "
+                "(percentile, f05, dynamic); telemanom thresholds the scored stream itself: set "
+                f"model.post_processing.{gates[0]}=null",
+                column=f"post_processing.{gates[0]}",
+                value="random_forest",
+            )
         if online and thresholds[0].checks_error_scale and self.hparams.n_outputs != 1:
             raise ESAInputError(
                 "the error-scale check compares errors with the one value they forecast: it "
