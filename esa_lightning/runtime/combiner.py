@@ -77,6 +77,7 @@ from esa_lightning.runtime.combiner_parts import (
     any_of,
     any_raised_by,
     any_stuck,
+    as_saved,
     check_flag,
     check_gap_close,
     combined_row_scores,
@@ -372,7 +373,7 @@ class HybridCombiner:
         scores = x[:, 0::self.features_per_component].astype(np.float64)  # each one's score
         self.quantiles = np.quantile(scores, np.linspace(0.0, 1.0, RANK_QUANTILES), axis=0).T
         # weights that read the components' scores alike, kept so the file has one shape
-        self.mean, self.std = x.mean(0), x.std(0) + 1e-6
+        self.mean, self.std = as_saved(x.mean(0)), as_saved(x.std(0) + 1e-6)
         self.coef, self.intercept, self.threshold = np.zeros(x.shape[1]), 0.0, 0.0
         return self
 

@@ -79,15 +79,21 @@ def logistic_weights(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(mean, std, coef, intercept) of the standardised logistic regression (sklearn's ``C``
     ``c``) of ``y`` on ``x``; the mean of the standardised features when ``y`` holds one
-    class."""
+    class. The mean and spread come back in float64 (their values those of ``x``'s type), as
+    ``combiner.json`` gives them back: the fitted and the reloaded combiner score alike."""
     from sklearn.linear_model import LogisticRegression
 
     mean, std = x.mean(0), x.std(0) + 1e-6
     if len(np.unique(y)) < 2:
-        return mean, std, np.ones(x.shape[1]) / x.shape[1], 0.0
+        return as_saved(mean), as_saved(std), np.ones(x.shape[1]) / x.shape[1], 0.0
     lr = LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
     lr.fit((x - mean) / std, y)
-    return mean, std, lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+    return as_saved(mean), as_saved(std), lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+
+
+def as_saved(values: np.ndarray) -> np.ndarray:
+    """``values`` in float64, as ``combiner.json`` (JSON numbers) gives them back."""
+    return np.asarray(values, dtype=np.float64)
 
 
 def any_of(names: list[str]) -> str:

@@ -562,3 +562,24 @@ def test_a_combiner_json_over_the_size_limit_is_refused_in_one_line_naming_it(tm
     message = str(info.value)
     assert message == (f"{path}: {SETTINGS_LIMIT + 1:,} bytes, more than the "
                        f"{SETTINGS_LIMIT >> 20} MiB a settings file may hold; refused"), message
+
+
+def test_a_reloaded_combiner_scores_rows_bit_for_bit_as_the_fitted_one(tmp_path):
+    """``train.py`` scores with the combiner it fitted, ``predict.py`` with the one
+    ``combiner.json`` gives back. The fitted one kept its feature means and spreads in the
+    features' float32 and the loaded one in float64, so every log-odds differed (by up to about
+    1e-8 here): a row at the threshold could alarm in one and not in the other."""
+    mission = make_mission(
+        n_rows=6000,
+        val_start=4000,
+        test_start=5000,
+        anomalies=((800, 830), (1900, 1930), (3100, 3130), (4400, 4420), (5400, 5420)),
+    )
+    components = {"a": RollingScorer(half=3)}
+    comb = HybridCombiner(neighbourhood=4, block_rows=500, threshold_min_events=3)
+    comb.fit(components, mission.fit_range())
+    x = comb.features(components, mission.test())
+    assert x.dtype == np.float32  # the case: float32 features
+    comb.save(tmp_path)
+    again = HybridCombiner.load(tmp_path)
+    np.testing.assert_array_equal(again._logit(x), comb._logit(x))
