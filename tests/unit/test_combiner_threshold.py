@@ -79,7 +79,9 @@ def test_contiguous_folds_cut_one_run_and_keep_separate_runs():
     assert sampled == [((0, 200), (0, 200)), ((500, 600), (200, 300))]
 
 
-def test_saturated_probabilities_still_alarm_and_survive_a_reload(tmp_path):
+def fitted_on_five_events() -> tuple[Mission, dict[str, RollingScorer], HybridCombiner]:
+    """A mission of five 20-30-row events (three training, one validation, one test), one
+    rolling scorer, and a combiner fitted on its fit range with weights (3 events needed)."""
     mission = make_mission(
         n_rows=6000,
         val_start=4000,
@@ -89,6 +91,11 @@ def test_saturated_probabilities_still_alarm_and_survive_a_reload(tmp_path):
     components = {"a": RollingScorer(half=3)}
     comb = HybridCombiner(neighbourhood=4, block_rows=500, threshold_min_events=3)
     comb.fit(components, mission.fit_range())
+    return mission, components, comb
+
+
+def test_saturated_probabilities_still_alarm_and_survive_a_reload(tmp_path):
+    mission, components, comb = fitted_on_five_events()
     comb.coef = comb.coef * 1000.0  # log-odds in the thousands: float32 probabilities are 1.0
     comb.intercept *= 1000.0
     x = comb.features(components, mission.val())
@@ -569,15 +576,7 @@ def test_a_reloaded_combiner_scores_rows_bit_for_bit_as_the_fitted_one(tmp_path)
     ``combiner.json`` gives back. The fitted one kept its feature means and spreads in the
     features' float32 and the loaded one in float64, so every log-odds differed (by up to about
     1e-8 here): a row at the threshold could alarm in one and not in the other."""
-    mission = make_mission(
-        n_rows=6000,
-        val_start=4000,
-        test_start=5000,
-        anomalies=((800, 830), (1900, 1930), (3100, 3130), (4400, 4420), (5400, 5420)),
-    )
-    components = {"a": RollingScorer(half=3)}
-    comb = HybridCombiner(neighbourhood=4, block_rows=500, threshold_min_events=3)
-    comb.fit(components, mission.fit_range())
+    mission, components, comb = fitted_on_five_events()
     x = comb.features(components, mission.test())
     assert x.dtype == np.float32  # the case: float32 features
     comb.save(tmp_path)
