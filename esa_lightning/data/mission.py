@@ -96,11 +96,21 @@ def range_events(
     lo, hi = ts[start], ts[stop - 1]
     begins, ends = events["StartTime"].to_numpy(), events["EndTime"].to_numpy()
     after = ends > ts[start - 1] if start > 0 else ends >= lo
-    kept = events.loc[after & (begins <= hi)].reset_index(drop=True)
-    early = kept["EndTime"].to_numpy() < lo  # wholly before the first row, after the one before
-    if early.any():
-        kept.loc[early, ["StartTime", "EndTime"]] = lo
-    return kept
+    # those wholly before the first row (after the one before it) listed on its time
+    return onto_first_row(events.loc[after & (begins <= hi)].reset_index(drop=True), lo)
+
+
+def onto_first_row(events: pd.DataFrame, first: Any) -> pd.DataFrame:
+    """``events`` with those ending before the first row's time ``first`` (the first row's,
+    as it owns the time since the row before it) moved onto it, start and end: the metrics
+    count only events meeting the rows' time span. A copy where one moves. The one rule of
+    ``range_events`` and of the ESA reader's first row (``readers.grid_marks.on_grid``)."""
+    early = events["EndTime"].to_numpy() < first
+    if not early.any():
+        return events
+    events = events.copy()
+    events.loc[early, ["StartTime", "EndTime"]] = first
+    return events
 
 
 #: ``Mission.meta`` key of the event table the labels were marked from, where ``events`` is

@@ -63,7 +63,7 @@ import pandas as pd
 
 from esa_lightning import io
 from esa_lightning.data.array_store import ArrayStore
-from esa_lightning.data.mission import Mission
+from esa_lightning.data.mission import Mission, onto_first_row
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.cache import (
     USER_CACHE_DIR,
@@ -86,7 +86,7 @@ from esa_lightning.data.readers.esa_adb_tables import (
     read_events,
     read_telecommand_table,
 )
-from esa_lightning.data.readers.grid_marks import on_first_row, on_grid
+from esa_lightning.data.readers.grid_marks import on_grid
 from esa_lightning.data.readers.grid_period import period_ns
 from esa_lightning.data.readers.threads import resolve_jobs
 from esa_lightning.data.selection import (
@@ -238,7 +238,7 @@ def read_esa_mission(
                 f"ID(s) {off[:5]}{' ...' * (len(off) > 5)}",
                 stacklevel=user_stacklevel(),
             )
-        events = on_first_row(events.loc[keep].reset_index(drop=True), timestamps[0])
+        events = onto_first_row(events.loc[keep].reset_index(drop=True), timestamps[0])
     val_start, test_start = split_points_by_time(
         timestamps, split_date, val_days, val_fraction
     )

@@ -52,8 +52,8 @@ def on_grid(events: pd.DataFrame, k_lo: int, n: int, p_ns: int) -> np.ndarray:
     one period before the first grid time ``k_lo * p_ns`` up to the last grid time, included.
     Each row owns the time since the row before it (a raw sample holds from the first grid row
     at or after it, one before the grid on the first row), so an event ending less than a
-    period before the first grid time is the first row's (``on_first_row`` lists it on that
-    row's time, as ``mission.range_events`` does an event between a range's rows), and one
+    period before the first grid time is the first row's (``mission.onto_first_row`` lists it
+    on that row's time, as ``mission.range_events`` does an event between a range's rows), and one
     starting after the last grid time is no row's. The one rule for which events a mission
     keeps and which mark rows (``label_mask``): its start floored, its end ceiled onto them."""
     if not n:
@@ -62,19 +62,6 @@ def on_grid(events: pd.DataFrame, k_lo: int, n: int, p_ns: int) -> np.ndarray:
     ends = events["EndTime"].to_numpy().astype("datetime64[ns]")
     starts = events["StartTime"].to_numpy().astype("datetime64[ns]")
     return (ends > lo) & (starts <= hi)
-
-
-def on_first_row(events: pd.DataFrame, first: np.datetime64) -> pd.DataFrame:
-    """``events`` with those ending before the first grid time ``first`` (the first row's, by
-    ``on_grid``) moved onto it, start and end: the metrics count only events meeting the rows'
-    time span. A copy where one moves."""
-    ends = events["EndTime"].to_numpy().astype("datetime64[ns]")
-    early = ends < np.datetime64(first, "ns")
-    if not early.any():
-        return events
-    events = events.copy()
-    events.loc[early, ["StartTime", "EndTime"]] = pd.Timestamp(first)
-    return events
 
 
 def label_mask(events: pd.DataFrame, names: list[str], k_lo: int, n: int, p_ns: int) -> np.ndarray:
