@@ -103,31 +103,30 @@ def overrides_together(args: list[str]) -> list[str]:
 
 def _parses(args: list[str]) -> bool:
     """Whether Hydra's own parser reads ``args`` as they are."""
-    return hydra_parser_refusal(args) is None
+    return _hydra_parse(args)[1] is None
 
 
-def hydra_parser_refusal(args: list[str]) -> str | None:
-    """Why Hydra's parser refuses ``args``: argparse's ``error:`` line without its usage
-    message (``argument --cfg/-c: invalid choice: 'nope' (choose from 'job', 'hydra',
-    'all')``, ``unrecognized arguments: --nope``); None where it reads them, or exits without
-    an error (``--version``), or is not Hydra 1.3's."""
+def _hydra_parse(args: list[str]) -> tuple[dict | None, str | None]:
+    """Hydra's parser on ``args``: (the flags it read, None), or (None, why it refuses them:
+    argparse's ``error:`` line without its usage message, ``argument --cfg/-c: invalid choice:
+    'nope' (choose from 'job', 'hydra', 'all')``, ``unrecognized arguments: --nope``); (None,
+    None) where it exits without an error (``--version``) or is not Hydra 1.3's."""
     import contextlib
     import io
 
     try:
         from hydra._internal.utils import get_args_parser
     except ImportError:
-        return None
+        return None, None
     said = io.StringIO()
     try:
         with contextlib.redirect_stderr(said), contextlib.redirect_stdout(io.StringIO()):
-            get_args_parser().parse_args(list(args))
+            return vars(get_args_parser().parse_args(list(args))), None
     except SystemExit as exc:
         if exc.code in (0, None):
-            return None
+            return None, None
         lines = [line for line in said.getvalue().splitlines() if ": error: " in line]
-        return lines[-1].split(": error: ", 1)[1].strip() if lines else "not read"
-    return None
+        return None, lines[-1].split(": error: ", 1)[1].strip() if lines else "not read"
 
 
 #: Hydra's flags of which a command line takes one (Hydra's ValueError, a traceback)
@@ -136,25 +135,13 @@ ONE_OF = {"run": "--run", "multirun": "-m", "cfg": "--cfg", "info": "--info",
 
 
 def hydra_flags_refusal(args: list[str]) -> str | None:
-    """Why Hydra refuses ``args``' flags, on one line, before it starts: its parser's error
-    (``hydra_parser_refusal``), or two of ``--run``, ``-m``, ``--cfg``, ``--info``,
-    ``--shell-completion`` together (Hydra's ``ValueError`` traceback); None where Hydra takes
-    them."""
-    reason = hydra_parser_refusal(args)
-    if reason is not None:
+    """Why Hydra refuses ``args``' flags, on one line, before it starts: its parser's error,
+    or two of ``--run``, ``-m``, ``--cfg``, ``--info``, ``--shell-completion`` together
+    (Hydra's ``ValueError`` traceback); None where Hydra takes them (or answers them itself:
+    ``--version``)."""
+    parsed, reason = _hydra_parse(args)
+    if parsed is None:
         return reason
-    try:
-        from hydra._internal.utils import get_args_parser
-    except ImportError:
-        return None
-    import contextlib
-    import io
-
-    try:
-        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            parsed = vars(get_args_parser().parse_args(list(args)))
-    except SystemExit:  # --version: Hydra answers it
-        return None
     given = [flag for key, flag in ONE_OF.items() if parsed.get(key) not in (None, False)]
     if len(given) < 2:
         return None
