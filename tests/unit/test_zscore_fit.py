@@ -1,3 +1,5 @@
+import os
+
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
@@ -280,3 +282,45 @@ def test_a_validation_within_the_epoch_does_not_split_the_fit(tmp_path):
     trainer.fit(model, DataLoader(TensorDataset(train), batch_size=1000),
                 DataLoader(TensorDataset(val), batch_size=1000))
     assert torch.equal(model.median, column_statistics(train, [0.5])[0])
+
+
+def test_the_threshold_logged_in_a_process_group_draws_no_sync_dist_warning(tmp_path, monkeypatch):
+    """A z-score trained after a DDP component (esa_full's) is fitted on every rank on all the
+    rows (``UnwrappedDDPStrategy``): ``val/threshold`` is the same on every rank, yet Lightning
+    warned on every such run that it was logged without ``sync_dist=True``. The value logged is
+    the fitted threshold, bit for bit. A process group of one rank (gloo) is up, as there."""
+    import warnings
+
+    import torch.distributed as dist
+    from lightning.pytorch.trainer.connectors.logger_connector import result
+
+    from esa_lightning.models.processes import UnwrappedDDPStrategy
+
+    # Lightning's launcher sets these for the processes it starts: put back after the test
+    for name in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        unset = name not in os.environ
+        monkeypatch.setenv(name, os.environ.get(name, "0"))  # recorded: restored (or unset)
+        if unset:
+            monkeypatch.delenv(name)
+    monkeypatch.setattr(result, "warning_cache", type(result.warning_cache)())  # not said yet
+    gen = torch.Generator().manual_seed(0)
+    train = 50.0 + 2.0 * torch.randn(4000, 3, generator=gen)
+    val = 50.0 + 2.0 * torch.randn(2000, 3, generator=gen)
+    model = RobustZScore(n_channels=3, quantile=99.0)
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1,
+        strategy=UnwrappedDDPStrategy(), use_distributed_sampler=False,
+        default_root_dir=tmp_path,
+    )
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(model, DataLoader(TensorDataset(train), batch_size=1000),
+                        DataLoader(TensorDataset(val), batch_size=1000))
+    finally:
+        dist.destroy_process_group()
+    assert [str(w.message) for w in caught if "sync_dist" in str(w.message)] == []
+    assert torch.isfinite(model.threshold)
+    assert torch.equal(trainer.callback_metrics["val/threshold"], model.threshold)

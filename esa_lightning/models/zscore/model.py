@@ -165,7 +165,10 @@ class RobustZScore(DetectorModule):
         # every row but those of a NaN score (holding a NaN sample), as the fit (quantiles.py)
         self.threshold.copy_(quantile(finite, self.hparams.quantile / 100))
         self.warn_few_validation_rows(int((~s.isnan()).sum()))
-        self.log("val/threshold", self.threshold, rank_zero_only=True)
+        # every rank of a DDP run fits the same threshold on all the rows (unwrapped, no
+        # distributed sampler: base.trainer_arguments): synced, Lightning does not warn it was
+        # logged unsynced; their max is that value exactly (a mean divides a sum)
+        self.log("val/threshold", self.threshold, sync_dist=True, reduce_fx="max")
 
     def warn_few_validation_rows(self, n: int) -> None:
         """A percentile q of fewer than 100 / (100 - q) scores lies between the two largest:
