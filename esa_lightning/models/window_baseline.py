@@ -248,12 +248,13 @@ class WindowBaseline(WindowPieces, GridScoring, DetectorModule):
         return None
 
     def trainer_arguments(self, trainer_config: Mapping[str, Any]) -> dict[str, Any]:
-        """One epoch over the training windows is the whole fit, validated once at its end."""
+        """One epoch over the training windows is the whole fit, validated once at its end
+        (``val_check_interval`` None: Lightning's default, as 1.0 is without its note)."""
         return {
             **super().trainer_arguments(trainer_config),
             "max_epochs": 1,
             "min_epochs": 1,
-            "val_check_interval": 1.0,
+            "val_check_interval": None,
         }
 
     def set_preprocessing(self, datamodule: Any) -> None:

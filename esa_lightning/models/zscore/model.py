@@ -59,9 +59,10 @@ class RobustZScore(DetectorModule):
         by default, times the time of the one pass, outside ``experiment=smoke``). Validated
         once, at its end: a validation within the epoch (``val_check_interval`` < 1) fitted on
         the batches read so far, and the fit at the end read the loader's first batches again
-        for the later ones' counts (refused as other rows)."""
+        for the later ones' counts (refused as other rows). ``val_check_interval`` None is
+        Lightning's default, once at the epoch's end, as 1.0 is without its note saying so."""
         return {**super().trainer_arguments(trainer_config), "max_epochs": 1, "min_epochs": 1,
-                "val_check_interval": 1.0}
+                "val_check_interval": None}
 
     def row_scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = (x - self.median).abs() / self.scale
