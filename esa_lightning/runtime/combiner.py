@@ -196,7 +196,8 @@ class HybridCombiner:
             wide = [(max(0, a - self.neighbourhood), min(len(mission.values),
                                                          b + self.neighbourhood))
                     for a, b in blocks]
-            pieces = iter_pieces(components[n], mission, wide, description=f"combiner: {n}")
+            pieces = iter_pieces(components[n], mission, wide,
+                                 description=f"combiner: scoring {n}'s blocks")
             feats, alarms = [], []
             for (a, b), (lo, _, rs) in zip(blocks, pieces, strict=True):
                 feats.append(component_features(rs, self.neighbourhood, self.alarm_feature)

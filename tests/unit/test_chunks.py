@@ -239,3 +239,24 @@ def test_a_range_without_a_labeled_event_has_no_metric_keys():
     metrics = evaluate(RollingScorer(), mission, {"val": mission.val(), "test": mission.test()})
     assert not any(k.startswith("val/") for k in metrics)
     assert metrics["test/EW_recall"] > 0
+
+
+def test_the_combiner_s_slow_scoring_says_what_it_counts(caplog, monkeypatch):
+    """Off a terminal a slow step logs a progress line at most every 30 s: the combiner's read
+    "combiner: gru_ae: 3/4" (an esa_full run), not saying what was counted."""
+    import io
+    import itertools
+    import logging
+
+    from esa_lightning import progress as module
+
+    mission = make_mission(n_rows=3000, test_start=2500, val_start=2000)
+    comb = HybridCombiner(neighbourhood=4, block_rows=500)
+    comb.names = ["a"]
+    ticks = (i * 31.0 for i in itertools.count())  # each block takes 31 s
+    monkeypatch.setattr(module.time, "monotonic", lambda: next(ticks))
+    monkeypatch.setattr(module.sys, "stderr", io.StringIO())  # not a terminal
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        comb._block_features({"a": RollingScorer()}, mission.train(), [(0, 500), (500, 1000)])
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("combiner")]
+    assert lines == ["combiner: scoring a's blocks: 1/2", "combiner: scoring a's blocks: 2/2"]
