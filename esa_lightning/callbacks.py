@@ -254,11 +254,14 @@ class CompactModelSummary(ModelSummary):
     ) -> None:
         from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
-        flops = f", {get_human_readable_count(total_flops)} FLOPs" if total_flops else ""
+        def count(n: int) -> str:  # Lightning pads a count below 1000 for its table ("0  ")
+            return get_human_readable_count(n).strip()
+
+        flops = f", {count(total_flops)} FLOPs" if total_flops else ""
         log.info(
             "model: %s trainable parameters of %s (%.2f MB)%s",
-            get_human_readable_count(trainable_parameters),
-            get_human_readable_count(total_parameters),
+            count(trainable_parameters),
+            count(total_parameters),
             model_size,
             flops,
         )

@@ -109,3 +109,18 @@ def test_a_ddp_rank_s_own_info_lines_are_printed_by_rank_zero_only(console, tmp_
     assert "[esa_lightning.postprocessing.thresholds] series A-1: no labeled event" in shown
     assert "[someone_else] a line of the user's own" in shown
     assert "f05 threshold 4.9" in (tmp_path / "train_ddp_process_1.log").read_text()
+
+
+@pytest.mark.parametrize(("trainable", "total", "shown"), [
+    (0, 0, "model: 0 trainable parameters of 0 (0.00 MB)"),
+    (5, 999, "model: 5 trainable parameters of 999 (0.00 MB)"),
+    (46_600, 46_600, "model: 46.6 K trainable parameters of 46.6 K (0.19 MB)"),
+])
+def test_the_one_line_model_summary_has_no_padding(caplog, trainable, total, shown):
+    """Lightning pads a count below 1000 for its table's unit column ("0  "): the z-score's line
+    read "model: 0   trainable parameters of 0   (0.00 MB)"."""
+    from esa_lightning.callbacks import CompactModelSummary
+
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        CompactModelSummary.summarize([], total, trainable, round(total * 4 / 1e6, 2), {}, 0)
+    assert [r.getMessage() for r in caplog.records] == [shown]
