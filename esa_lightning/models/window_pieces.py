@@ -99,7 +99,7 @@ class WindowPieces:
         window = int(hp.window)
         # the rows before a row that its detrended value reads
         history = detrend_history(hp.get("detrend"), hp.get("detrend_stat", "mean"))
-        for first, stop in progress(bounds, description="window pieces", total=len(bounds)):
+        for first, stop in progress(bounds, description="scoring window pieces", total=len(bounds)):
             lo, hi = context_start(first, history), stop + window - 1
             piece = mission.slice(lo, hi)
             yield first, self.window_outputs(piece, series=series, history=first - lo, **options)

@@ -260,3 +260,25 @@ def test_the_combiner_s_slow_scoring_says_what_it_counts(caplog, monkeypatch):
         comb._block_features({"a": RollingScorer()}, mission.train(), [(0, 500), (500, 1000)])
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("combiner")]
     assert lines == ["combiner: scoring a's blocks: 1/2", "combiner: scoring a's blocks: 2/2"]
+
+
+def test_a_gru_s_slow_window_scoring_says_what_it_counts(caplog, monkeypatch):
+    """Off a terminal the GRU's scoring of its windows piece by piece logged "window pieces:
+    4/4" (``python train.py`` on a busy machine): a noun, not the step it counts."""
+    import io
+    import itertools
+    import logging
+
+    from esa_lightning import progress as module
+    from tests.helpers import small_gru
+
+    mission = make_mission()
+    model, dm = small_gru(mission, {"t": {"kind": "percentile", "q": 99.0}})
+    model.set_preprocessing(dm)
+    ticks = (i * 31.0 for i in itertools.count())  # each piece takes 31 s
+    monkeypatch.setattr(module.time, "monotonic", lambda: next(ticks))
+    monkeypatch.setattr(module.sys, "stderr", io.StringIO())  # not a terminal
+    with caplog.at_level(logging.INFO, logger="esa_lightning"):
+        list(model._pieces(mission, None, [(0, 64), (64, 128)]))
+    lines = [r.getMessage() for r in caplog.records if "pieces" in r.getMessage()]
+    assert lines == ["scoring window pieces: 1/2", "scoring window pieces: 2/2"]
