@@ -373,16 +373,24 @@ def source_identity(
     return ident
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _read_digests(path: Path | None) -> dict[str, str]:
+    """The remembered digests of ``digests.json`` (stamp -> SHA-256); {} where there is no such
+    file or it is not one this project wrote: damaged, crafted (nested beyond the parser's
+    depth, over ``SETTINGS_LIMIT``), a folder or a named pipe in its place (never opened). An
+    entry whose digest is no SHA-256 is left out. What is left out is hashed again."""
     if path is None:
         return {}
     try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
+        stored = read_settings_json(path)
+    except (OSError, ValueError, RecursionError, ESAInputError):
         return {}
     if not isinstance(stored, dict):
         return {}
-    return {k: v for k, v in stored.items() if isinstance(k, str) and isinstance(v, str)}
+    return {k: v for k, v in stored.items()
+            if isinstance(k, str) and isinstance(v, str) and _SHA256.fullmatch(v)}
 
 
 def cache_key(*parts: Any) -> str:
