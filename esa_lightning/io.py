@@ -18,7 +18,7 @@ import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,11 +183,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_folder(
+    path: str | os.PathLike, keep: Callable[[Path], bool] | None = None
+) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``, renamed onto ``path`` if the block succeeds.
 
     For multi-file entries (caches): readers see the whole folder or nothing. An existing
-    ``path`` is replaced (kept as a backup until the new one is in place, ``replace_folder``).
+    ``path`` is replaced (kept as a backup until the new one is in place, ``replace_folder``),
+    except where ``keep(path)`` says it is complete: then another writer (another process
+    building the same cache entry) finished first, its folder stays, and the temporary one is
+    dropped (``publish_folder``), so a complete entry is never taken away from its readers.
     ``OSError`` becomes an ``ESAInputError`` naming ``path``.
     """
     path = Path(path)
@@ -195,7 +200,10 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     try:
         tmp = make_temporary_folder(path)
         yield tmp
-        replace_folder(tmp, path)
+        if keep is None:
+            replace_folder(tmp, path)
+        else:
+            publish_folder(tmp, path, keep)
     except OSError as exc:
         raise write_error(path, exc) from exc
     finally:
@@ -227,6 +235,31 @@ def new_folder(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish_folder(new: Path, path: Path, keep: Callable[[Path], bool]) -> bool:
+    """Rename folder ``new`` to ``path`` unless a ``path`` that ``keep`` accepts is there;
+    whether ``new`` was renamed. A missing ``path`` is taken by one atomic rename (of writers
+    racing for it, the first wins and the others find its folder there); one that ``keep``
+    refuses (damaged) is replaced (``replace_folder``)."""
+    for _ in range(3):  # a damaged entry replaced by another writer meanwhile: look again
+        if not os.path.lexists(path):
+            try:
+                os.rename(new, path)
+                return True
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                    raise
+        if keep(path):
+            return False
+        try:
+            replace_folder(new, path)
+            return True
+        except OSError as exc:  # another writer moved ``path`` away or put its own there
+            if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    replace_folder(new, path)
+    return True
 
 
 def replace_folder(new: Path, path: Path) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from esa_lightning import io
+from esa_lightning.data.readers.cache import read_through_cache
 from esa_lightning.data.readers.esa_csv import read_esa_csv
 from tests.helpers import write_esa_csv
 
@@ -65,3 +67,46 @@ def test_a_remembered_digest_that_is_no_sha256_is_not_used(tmp_path, fresh_memo)
     io._digests.clear()
     ident = io.source_identity([source], cache)
     assert ident == [[str(source.resolve()), io.content_digest(source)]]
+
+
+def test_a_writer_finishing_second_keeps_the_complete_entry_of_the_first(tmp_path):
+    """Two processes building one entry: the one that finishes second finds the other's
+    complete entry in place and keeps it (its own is dropped) instead of moving it away, which
+    left, for a moment, no entry for the readers of it (``cache entry unreadable right after
+    writing it``) or failed the rename (``could not write the cache``, a second build)."""
+    entry = tmp_path / "cache" / "key"
+    builds = []
+
+    def build(store, inner: bool = False):
+        builds.append(inner)
+        if not inner:  # another writer completes the entry while this one builds
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                read_through_cache(entry, True, partial(build, inner=True))
+        values = store.empty("values", (4,), np.float32)
+        values[:] = 2.0 if inner else 1.0
+        return {"values": values}, {"n": 4}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "could not write the cache"
+        arrays, info = read_through_cache(entry, True, build)
+    first = np.array(arrays["values"])
+    assert builds == [False, True]
+    np.testing.assert_array_equal(first, [2.0] * 4)  # the entry the first writer published
+    assert sorted(p.name for p in entry.parent.iterdir()) == ["key"]  # the other one dropped
+
+
+def test_a_damaged_entry_is_replaced_by_the_writer(tmp_path):
+    entry = tmp_path / "cache" / "key"
+    entry.mkdir(parents=True)
+    (entry / "manifest.json").write_text("{")
+
+    def build(store):
+        values = store.empty("values", (4,), np.float32)
+        values[:] = 1.0
+        return {"values": values}, {"n": 4}
+
+    arrays, info = read_through_cache(entry, True, build)
+    np.testing.assert_array_equal(arrays["values"], [1.0] * 4)
+    assert info == {"n": 4}
+    assert sorted(p.name for p in entry.parent.iterdir()) == ["key"]

@@ -4,8 +4,9 @@ The key (built by the reader with ``esa_lightning.io.cache_key``) hashes the sou
 identity (resolved path and a hash of the content, ``io.source_identity``) and every option that
 shapes the arrays, so an entry is never reused for other data, even when a file was edited with
 its size and modification time kept. An entry is written into a temporary folder and renamed
-into place when complete (readers see all of it or nothing) and is returned memory-mapped,
-read-only. The warnings ``build`` gave (repaired NaN/inf cells, ...) are kept in the entry and
+into place when complete (readers see all of it or nothing; of processes building one entry
+at once, the first to finish wins and the others keep its entry, never moving it away) and
+is returned memory-mapped, read-only. The warnings ``build`` gave (repaired NaN/inf cells, ...) are kept in the entry and
 given again at every read from it, so a cached read says what the first one did, naming the
 files as that read spells them.
 """
@@ -101,7 +102,7 @@ def read_through_cache(
     if entry is None:
         said: list[dict[str, str]] = []
         try:
-            with atomic_folder(folder) as tmp:
+            with atomic_folder(folder, keep=_complete) as tmp:
                 store = ArrayStore(tmp)
                 arrays, info = _build_recording(build, store, said, paths)
                 store.finish(arrays)
@@ -121,6 +122,11 @@ def read_through_cache(
     arrays, info, said = entry
     _warn_again(said, paths)
     return arrays, info
+
+
+def _complete(folder: Path) -> bool:
+    """Whether ``folder`` holds a complete entry (another process wrote it meanwhile: kept)."""
+    return load_array_cache(folder) is not None
 
 
 def _build_recording(
