@@ -6,9 +6,9 @@ shapes the arrays, so an entry is never reused for other data, even when a file 
 its size and modification time kept. An entry is written into a temporary folder and renamed
 into place when complete (readers see all of it or nothing; of processes building one entry
 at once, the first to finish wins and the others keep its entry, never moving it away) and
-is returned memory-mapped, read-only. The warnings ``build`` gave (repaired NaN/inf cells, ...) are kept in the entry and
-given again at every read from it, so a cached read says what the first one did, naming the
-files as that read spells them.
+is returned memory-mapped, read-only. The warnings ``build`` gave (repaired NaN/inf cells,
+...) are kept in the entry and given again at every read from it, so a cached read says what
+the first one did, naming the files as that read spells them.
 """
 
 from __future__ import annotations
