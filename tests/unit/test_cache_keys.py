@@ -3,6 +3,7 @@ is built again, never a traceback (round: cache keys)."""
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from functools import partial
@@ -13,8 +14,10 @@ import pytest
 
 from esa_lightning import io
 from esa_lightning.data.readers.cache import read_through_cache
+from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.data.readers.esa_csv import read_esa_csv
-from tests.helpers import write_esa_csv
+from esa_lightning.data.readers.kaggle import read_kaggle
+from tests.helpers import esa_frame, pickled_zip, write_esa_csv, write_esa_mission, write_kaggle
 
 
 @pytest.fixture
@@ -110,3 +113,95 @@ def test_a_damaged_entry_is_replaced_by_the_writer(tmp_path):
     np.testing.assert_array_equal(arrays["values"], [1.0] * 4)
     assert info == {"n": 4}
     assert sorted(p.name for p in entry.parent.iterdir()) == ["key"]
+
+
+# ------------------------------------------------------------------ damaged and crafted entries
+def esa_csv_reader(tmp_path: Path):
+    source = write_esa_csv(tmp_path / "m.csv")
+    return lambda cache: read_esa_csv(source, cache_dir=cache)
+
+
+def kaggle_reader(tmp_path: Path):
+    source = write_kaggle(tmp_path / "train.parquet")
+    return lambda cache: read_kaggle(source, cache_dir=cache)
+
+
+def esa_reader(tmp_path: Path):
+    frame = esa_frame("channel_1", n=20)
+    root = write_esa_mission(tmp_path / "raw", {"channel_1": pickled_zip(frame)})
+    return lambda cache: read_esa_mission(root, cache_dir=cache, n_jobs=1)
+
+
+def _values(entry: Path, change) -> None:  # noqa: ANN001
+    values = np.load(entry / "values.npy")
+    (entry / "values.npy").unlink()
+    np.save(entry / "values.npy", change(values), allow_pickle=True)
+
+
+def _manifest(entry: Path, change) -> None:  # noqa: ANN001
+    manifest = json.loads((entry / "manifest.json").read_text())
+    change(manifest)
+    (entry / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _first_int(info: dict) -> str:
+    return sorted(k for k, v in info.items() if type(v) is int)[0]
+
+
+DAMAGE = {
+    "info a list": lambda e: _manifest(e, lambda m: m.update(info=[])),
+    "info a string": lambda e: _manifest(e, lambda m: m.update(info="x")),
+    "info without its keys": lambda e: _manifest(e, lambda m: m.update(info={})),
+    "an info number as text": lambda e: _manifest(
+        e, lambda m: m["info"].update({_first_int(m["info"]): "many"})),
+    "an info number out of range": lambda e: _manifest(
+        e, lambda m: m["info"].update({k: 10**6 for k in m["info"] if type(m["info"][k]) is int})),
+    "arrays a string": lambda e: _manifest(e, lambda m: m.update(arrays="values")),
+    "an array named out of the entry": lambda e: _manifest(
+        e, lambda m: m.update(arrays=[*m["arrays"], "../../victim"])),
+    "an array left out": lambda e: _manifest(
+        e, lambda m: m.update(arrays=[a for a in m["arrays"] if a != "values"])),
+    "values of fewer rows": lambda e: _values(e, lambda v: v[:3]),
+    "values of one column": lambda e: _values(e, lambda v: v[:, :1]),
+    "values of two columns more": lambda e: _values(e, lambda v: np.hstack([v, v, v])[:, :3]),
+    "values as float64": lambda e: _values(e, lambda v: v.astype(np.float64)),
+    "values as objects": lambda e: _values(e, lambda v: v.astype(object)),
+    "values truncated": lambda e: (e / "values.npy").write_bytes(
+        (e / "values.npy").read_bytes()[:-5]),
+    "values a named pipe": lambda e: ((e / "values.npy").unlink(), os.mkfifo(e / "values.npy")),
+    "values a folder": lambda e: ((e / "values.npy").unlink(), (e / "values.npy").mkdir()),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize("reader", [esa_csv_reader, kaggle_reader, esa_reader])
+def test_a_damaged_or_crafted_entry_is_built_again(tmp_path, reader, damage):
+    read = reader(tmp_path)
+    cache = tmp_path / "cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh = read(None)
+        read(cache)
+        (entry,) = [p for p in cache.iterdir() if p.is_dir()]
+        if damage == "values of two columns more" and fresh.values.shape[1] >= 3:
+            pytest.skip("the mission has three channels already")
+        DAMAGE[damage](entry)
+        again = read(cache)
+    np.testing.assert_array_equal(np.asarray(again.values), np.asarray(fresh.values))
+    np.testing.assert_array_equal(np.asarray(again.labels), np.asarray(fresh.labels))
+    assert (again.val_start, again.test_start) == (fresh.val_start, fresh.test_start)
+    assert again.values.dtype == fresh.values.dtype
+    assert isinstance(again.values, np.memmap)  # the entry built again, read from the cache
+
+
+@pytest.mark.parametrize("reader", [esa_csv_reader, kaggle_reader, esa_reader])
+def test_an_entry_as_written_is_read_not_built_again(tmp_path, reader):
+    read = reader(tmp_path)
+    cache = tmp_path / "cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        read(cache)
+        (entry,) = [p for p in cache.iterdir() if p.is_dir()]
+        before = (entry.stat().st_ino, (entry / "manifest.json").stat().st_mtime_ns)
+        read(cache)
+    assert (entry.stat().st_ino, (entry / "manifest.json").stat().st_mtime_ns) == before

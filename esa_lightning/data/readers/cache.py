@@ -18,6 +18,8 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,71 @@ from esa_lightning.io import (
 PATH_MARK = re.compile(r"\x00(\d+)\x00")
 # what a path named in a message may stand between (a longer path, a word, are not it)
 BEFORE, AFTER = r"(?:^|(?<=[\s,(\[='\"]))", r"(?=$|[\s,:;)\]'\"])"
+
+
+# the names an entry's arrays may have: a file of the entry, never a path out of it
+ARRAY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+Dim = int | str | None  # a length, "n" (the entry's rows) or None (any)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a reader's entry holds, checked at every read of it (headers only, no data read):
+    each array of ``arrays`` by dtype and shape (a length, ``"n"``: the rows of the first
+    array, the same in all, or None: any), the integers of ``info`` named in ``counts`` (0 to
+    the rows; ``rows``: the rows themselves; ``ints``: any integer) and its booleans
+    ``flags``. An entry that does not fit (damaged, crafted, of another channel count) is
+    built again, never returned."""
+
+    arrays: dict[str, tuple[str, tuple[Dim, ...]]]
+    counts: tuple[str, ...] = ()
+    rows: tuple[str, ...] = ()
+    ints: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+
+    def fits(self, arrays: dict[str, np.ndarray], info: dict) -> bool:
+        if set(arrays) != set(self.arrays):
+            return False
+        n = None
+        for name, (dtype, shape) in self.arrays.items():
+            array = arrays[name]
+            if array.dtype != np.dtype(dtype) or array.ndim != len(shape):
+                return False
+            for want, got in zip(shape, array.shape, strict=True):
+                if want == "n":
+                    n = got if n is None else n
+                    if got != n:
+                        return False
+                elif want is not None and got != want:
+                    return False
+
+        def integer(key: str) -> bool:
+            return type(info.get(key)) is int
+
+        return (all(integer(k) and 0 <= info[k] <= (n or 0) for k in self.counts)
+                and all(integer(k) and info[k] == n for k in self.rows)
+                and all(integer(k) for k in self.ints)
+                and all(type(info.get(k)) is bool for k in self.flags))
+
+
+def rows_layout(
+    n_channels: int, n_telecommands: int, **more: str | tuple[str, tuple[Dim, ...]] | None
+) -> dict[str, tuple[str, tuple[Dim, ...]]]:
+    """The arrays every reader's entry holds (``Layout.arrays``): ``values`` float32 [n, C],
+    ``telecommands`` float32 [n, TC], ``unrepresentable_cells`` int64 [N, 2], ``finite_rows``
+    uint8 [C, *]; ``more`` adds arrays (a dtype alone: one of [n]) or, None, leaves one out."""
+    arrays: dict[str, tuple[str, tuple[Dim, ...]]] = {
+        "values": ("float32", ("n", n_channels)),
+        "telecommands": ("float32", ("n", n_telecommands)),
+        "unrepresentable_cells": ("int64", (None, 2)),
+        "finite_rows": ("uint8", (n_channels, None)),
+    }
+    for name, spec in more.items():
+        if spec is None:
+            arrays.pop(name, None)
+        else:
+            arrays[name] = (spec, ("n",)) if isinstance(spec, str) else spec
+    return arrays
 
 
 def user_cache_dir() -> Path:
@@ -77,8 +144,14 @@ def read_through_cache(
     use_cache: bool,
     build: Callable[[ArrayStore], tuple[dict, dict]],
     paths: Sequence[str | os.PathLike] = (),
+    layout: Layout | None = None,
 ) -> tuple[dict, dict]:
     """(arrays, info) from the cache entry ``folder`` if complete, else ``build(store)``.
+
+    An entry is complete when its manifest, each of its arrays (a regular file, never a named
+    pipe opened; no object dtype) and, given a ``layout``, their dtypes and shapes and the
+    info's numbers (``Layout.fits``) read as a writer leaves them; anything else (a damaged or
+    crafted entry) is built again in its place.
 
     ``info`` is a small JSON-serialisable dict. Without a ``folder`` or with ``use_cache=False``
     nothing is read or written: ``build`` allocates in RAM.
@@ -98,11 +171,11 @@ def read_through_cache(
     if folder is None or not use_cache:
         return build(ArrayStore())
     clean_cache_dir(folder.parent)
-    entry = load_array_cache(folder)
+    entry = load_array_cache(folder, layout)
     if entry is None:
         said: list[dict[str, str]] = []
         try:
-            with atomic_folder(folder, keep=_complete) as tmp:
+            with atomic_folder(folder, keep=partial(_complete, layout=layout)) as tmp:
                 store = ArrayStore(tmp)
                 arrays, info = _build_recording(build, store, said, paths)
                 store.finish(arrays)
@@ -116,7 +189,7 @@ def read_through_cache(
             warnings.warn(f"could not write the cache {folder}: {exc}",
                           stacklevel=user_stacklevel())
             return build(ArrayStore())
-        entry = load_array_cache(folder)
+        entry = load_array_cache(folder, layout)
         if entry is None:
             raise ESAInputError("cache entry unreadable right after writing it", path=folder)
     arrays, info, said = entry
@@ -124,9 +197,9 @@ def read_through_cache(
     return arrays, info
 
 
-def _complete(folder: Path) -> bool:
+def _complete(folder: Path, layout: Layout | None) -> bool:
     """Whether ``folder`` holds a complete entry (another process wrote it meanwhile: kept)."""
-    return load_array_cache(folder) is not None
+    return load_array_cache(folder, layout) is not None
 
 
 def _build_recording(
@@ -178,22 +251,33 @@ def _category(name: str) -> type[Warning]:
     return found if isinstance(found, type) and issubclass(found, Warning) else UserWarning
 
 
-def load_array_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict, list[dict]] | None:
+def load_array_cache(
+    folder: Path, layout: Layout | None = None
+) -> tuple[dict[str, np.ndarray], dict, list[dict]] | None:
     """The arrays (memory-mapped, read-only), info and recorded warnings of a complete cache
-    entry, else None (an entry written before warnings were recorded is not complete)."""
+    entry (``read_through_cache``), else None (an entry written before warnings were recorded
+    is not complete)."""
     manifest = Path(folder) / "manifest.json"
     if not manifest.is_file():
         return None
     try:
         spec = read_settings_json(manifest)
-        arrays = {n: np.load(Path(folder) / f"{n}.npy", mmap_mode="r") for n in spec["arrays"]}
-        said = list(spec["warnings"])
+        names, info, said = spec["arrays"], spec["info"], list(spec["warnings"])
+        if not (isinstance(names, list) and isinstance(info, dict)
+                and all(isinstance(n, str) and ARRAY_NAME.fullmatch(n) for n in names)):
+            return None  # a crafted manifest: no array named out of the entry
+        files = {n: Path(folder) / f"{n}.npy" for n in names}
+        if not all(f.is_file() for f in files.values()):
+            return None  # a missing array, a folder or a named pipe (never opened) in its place
+        arrays = {n: np.load(f, mmap_mode="r", allow_pickle=False) for n, f in files.items()}
     except (OSError, ValueError, KeyError, TypeError, RecursionError, ESAInputError):
         return None  # a damaged or oversized entry: built again
     if not all(isinstance(w, dict) and isinstance(w.get("message"), str)
                and isinstance(w.get("category"), str) for w in said):
         return None  # a damaged record: built again
-    return arrays, spec["info"], said
+    if layout is not None and not layout.fits(arrays, info):
+        return None  # damaged, crafted or of another shape: built again
+    return arrays, info, said
 
 
 def clean_cache_dir(cache_dir: str | Path) -> None:

@@ -67,10 +67,12 @@ from esa_lightning.data.mission import Mission, onto_first_row
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.cache import (
     USER_CACHE_DIR,
+    Layout,
     UserCacheDir,
     cache_entry,
     cache_folder,
     read_through_cache,
+    rows_layout,
 )
 from esa_lightning.data.readers.common import (
     other_layout_hint,
@@ -215,7 +217,13 @@ def read_esa_mission(
         )
 
     folder = cache_entry(cache_dir, key)
-    arrays, info = read_through_cache(folder, use_cache, build, paths=[root, *sources])
+    layout = rows_layout(len(names), len(tc_names), finite_rows=None,
+                         labels=("uint8", ("n", len(names))),
+                         sent=("uint8", ("n", (len(names) + 7) // 8)))  # bit-packed
+    arrays, info = read_through_cache(
+        folder, use_cache, build, paths=[root, *sources],
+        layout=Layout(layout, rows=("n_rows",), ints=("k_lo", "data_k_lo", "data_k_hi")),
+    )
     k_lo, n = int(info["k_lo"]), int(info["n_rows"])
     if n > max_rows:  # a read cached by a call with a larger max_rows (the key omits it)
         raise ESAInputError(

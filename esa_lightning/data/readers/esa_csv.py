@@ -41,10 +41,12 @@ from esa_lightning.data.mission import Mission
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.cache import (
     USER_CACHE_DIR,
+    Layout,
     UserCacheDir,
     cache_entry,
     cache_folder,
     read_through_cache,
+    rows_layout,
 )
 from esa_lightning.data.readers.common import (
     MAX_CODE,
@@ -140,6 +142,8 @@ def read_esa_csv(
         use_cache,
         lambda store: _read_files(files, headers, labeled, names, telecommand_cols, store),
         paths=[root, *files],
+        layout=Layout(rows_layout(len(names), len(telecommand_cols), timestamps="datetime64[ns]",
+                                  labels=("uint8", ("n", len(names)))), counts=("n_train",)),
     )
 
     ts = arrays["timestamps"]

@@ -48,10 +48,12 @@ from esa_lightning.data.mission import Mission, default_channel_table
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from esa_lightning.data.readers.cache import (
     USER_CACHE_DIR,
+    Layout,
     UserCacheDir,
     cache_entry,
     cache_folder,
     read_through_cache,
+    rows_layout,
 )
 from esa_lightning.data.readers.common import (
     WITHOUT_READING,
@@ -143,6 +145,9 @@ def read_kaggle(
         use_cache,
         lambda store: _read_parts(train_path, test_path, schemas, names, telecommand_cols, store),
         paths=[root, *parts],
+        layout=Layout(rows_layout(len(names), len(telecommand_cols), ids="int64",
+                                  row_labels=("uint8", ("n",))),
+                      counts=("n_train",), flags=("train_labeled", "test_labeled")),
     )
 
     n_train = int(info["n_train"])
