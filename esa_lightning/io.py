@@ -18,7 +18,7 @@ import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +352,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
 HASH_BLOCK = 1 << 20
 DIGESTS_FILE = "digests.json"
 _digests: dict[str, str] = {}  # this process's memo: change stamp -> content digest
+_hashed: dict[str, str] = {}  # resolved path -> its change stamp when last hashed (or looked up)
 
 
 def content_digest(path: str | os.PathLike) -> str:
@@ -396,6 +397,7 @@ def source_identity(
             digest = content_digest(p)
         if stamp is not None:
             _digests[stamp] = digest
+            _hashed[str(p)] = stamp
             if stored.get(stamp) != digest:
                 stored = {k: v for k, v in stored.items() if not k.startswith(f"{p}|")}
                 stored[stamp], changed = digest, True
@@ -407,6 +409,26 @@ def source_identity(
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def changed_since_hashed(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Those of ``paths`` that ``source_identity`` hashed (or found remembered) in this process
+    and that changed since (their change stamp differs, or they are gone): a reader that read
+    them after hashing may have read other bytes than its cache key says. A ``stat`` a file."""
+    changed, seen = [], set()
+    for path in paths:
+        resolved = Path(path).resolve()
+        then = _hashed.get(str(resolved))
+        if then is None or resolved in seen:
+            continue
+        seen.add(resolved)
+        try:
+            now = _change_stamp(resolved)
+        except OSError:
+            now = None
+        if now != then:
+            changed.append(Path(path))
+    return changed
 
 
 def _read_digests(path: Path | None) -> dict[str, str]:

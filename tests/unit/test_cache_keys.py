@@ -205,3 +205,35 @@ def test_an_entry_as_written_is_read_not_built_again(tmp_path, reader):
         before = (entry.stat().st_ino, (entry / "manifest.json").stat().st_mtime_ns)
         read(cache)
     assert (entry.stat().st_ino, (entry / "manifest.json").stat().st_mtime_ns) == before
+
+
+# ------------------------------------------------------------- a source written during the read
+def test_a_source_rewritten_while_it_is_read_is_not_cached_under_its_old_digest(
+    tmp_path, monkeypatch
+):
+    """The key holds the digest of the file as hashed before the read; a file rewritten in
+    place while the reader parses it (a copy over it, same size, mtime put back) must not leave
+    an entry of the new rows under the old content's key: a later read of the old content (the
+    file restored) would be served the other rows."""
+    import esa_lightning.data.readers.esa_csv as esa_csv
+
+    source = write_esa_csv(tmp_path / "m.csv")
+    original = source.read_bytes()
+    cache = tmp_path / "cache"
+    other = original.replace(b"0.", b"7.", 1)
+    assert len(other) == len(original) and other != original
+    real = esa_csv._read_files
+
+    def rewritten_first(*args, **kwargs):  # noqa: ANN002, ANN003
+        st = source.stat()
+        source.write_bytes(other)
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(esa_csv, "_read_files", rewritten_first)
+    with pytest.warns(UserWarning, match="changed while"):
+        read_esa_csv(source, cache_dir=cache)
+    monkeypatch.setattr(esa_csv, "_read_files", real)
+    assert not [p for p in cache.iterdir() if p.is_dir()]  # nothing cached
+    source.write_bytes(original)  # the old content back
+    np.testing.assert_array_equal(read(source, cache), read(source, None))

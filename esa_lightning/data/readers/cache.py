@@ -28,6 +28,7 @@ from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.errors import ESAInputError, user_stacklevel
 from esa_lightning.io import (
     atomic_folder,
+    changed_since_hashed,
     read_settings_json,
     remove_stale_temporaries,
     write_json_atomic,
@@ -178,10 +179,15 @@ def read_through_cache(
             with atomic_folder(folder, keep=partial(_complete, layout=layout)) as tmp:
                 store = ArrayStore(tmp)
                 arrays, info = _build_recording(build, store, said, paths)
+                if changed := changed_since_hashed(paths):
+                    raise SourcesChanged(changed)
                 store.finish(arrays)
                 del arrays  # unmap before the folder is renamed
                 manifest = {"arrays": sorted(store.names), "info": info, "warnings": said}
                 write_json_atomic(tmp / "manifest.json", manifest)
+        except SourcesChanged as exc:  # nothing published: built again, without the cache
+            warnings.warn(f"{exc}: not cached; read again", stacklevel=user_stacklevel())
+            return build(ArrayStore())
         except (OSError, ESAInputError) as exc:
             if isinstance(exc, ESAInputError) and not isinstance(exc.__cause__, OSError):
                 _warn_again(said, paths)  # what the read said before it met the bad input
@@ -195,6 +201,14 @@ def read_through_cache(
     arrays, info, said = entry
     _warn_again(said, paths)
     return arrays, info
+
+
+class SourcesChanged(Exception):
+    """Source files written while the reader read them (after their digest was taken)."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        names = ", ".join(map(str, paths[:3])) + (" ..." if len(paths) > 3 else "")
+        super().__init__(f"{names}: changed while being read")
 
 
 def _complete(folder: Path, layout: Layout | None) -> bool:
