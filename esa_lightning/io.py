@@ -18,6 +18,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -352,6 +353,9 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
 HASH_BLOCK = 1 << 20
 DIGESTS_FILE = "digests.json"
 _digests: dict[str, str] = {}  # this process's memo: change stamp -> content digest
+#: how long before its hashing a file must have been last written for its digest to be
+#: remembered: well above any file system's timestamp tick and a file server's clock drift
+SETTLED_NS = 2 * 10**9
 _hashed: dict[str, str] = {}  # resolved path -> its change stamp when last hashed (or looked up)
 
 
@@ -364,6 +368,11 @@ def content_digest(path: str | os.PathLike) -> str:
         while n := f.readinto(buffer):
             digest.update(view[:n])
     return digest.hexdigest()
+
+
+def _now_ns() -> int:
+    """The wall clock, as file times are stamped (``time.time_ns``)."""
+    return time.time_ns()
 
 
 def _change_stamp(path: Path) -> str | None:
@@ -385,7 +394,10 @@ def source_identity(
     Hashing reads every byte, so a digest is remembered under the file's change stamp
     (``_change_stamp``): in this process, and in ``memo_dir/digests.json`` when given (the
     readers pass their cache folder). A remembered digest is used only while the stamp is the
-    same, so an edited file is always hashed again.
+    same, so an edited file is always hashed again. A file last written less than
+    ``SETTLED_NS`` before it is hashed is hashed again at every read until then: a clock too
+    coarse to tell a rewrite in the same tick (ctime before Linux 6.13: 1 to 10 ms) would leave
+    its stamp as it was.
     """
     memo_path = None if memo_dir is None else Path(memo_dir) / DIGESTS_FILE
     stored = _read_digests(memo_path)
@@ -393,11 +405,14 @@ def source_identity(
     for p in sorted(Path(x).resolve() for x in paths):
         stamp = _change_stamp(p)
         digest = None if stamp is None else _digests.get(stamp) or stored.get(stamp)
+        settled = True  # found remembered: it was settled when hashed
         if digest is None:
+            settled = p.stat().st_ctime_ns <= _now_ns() - SETTLED_NS
             digest = content_digest(p)
         if stamp is not None:
-            _digests[stamp] = digest
             _hashed[str(p)] = stamp
+        if stamp is not None and settled:
+            _digests[stamp] = digest
             if stored.get(stamp) != digest:
                 stored = {k: v for k, v in stored.items() if not k.startswith(f"{p}|")}
                 stored[stamp], changed = digest, True

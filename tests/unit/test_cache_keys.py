@@ -237,3 +237,46 @@ def test_a_source_rewritten_while_it_is_read_is_not_cached_under_its_old_digest(
     assert not [p for p in cache.iterdir() if p.is_dir()]  # nothing cached
     source.write_bytes(original)  # the old content back
     np.testing.assert_array_equal(read(source, cache), read(source, None))
+
+
+# ------------------------------------------------------------------ coarse file-system clocks
+def test_a_digest_taken_in_the_tick_of_the_last_write_is_not_remembered(
+    tmp_path, fresh_memo, monkeypatch
+):
+    """Before Linux 6.13 (and on file systems without fine-grained timestamps), ctime is read
+    from a clock that moves every 1 to 10 ms: a file rewritten in the tick it was written and
+    hashed in, same size, mtime put back, keeps its whole change stamp. A digest is therefore
+    remembered only for a file last written at least ``io.SETTLED_NS`` before it was hashed.
+    Simulated: the stamp of a clock too coarse to see the rewrite."""
+    source = tmp_path / "m.csv"
+    source.write_bytes(b"a,b\n1,2\n")
+
+    def coarse_stamp(path: Path) -> str:  # the rewrite lands in the same tick
+        st = path.stat()
+        return f"{path}|{st.st_dev}|{st.st_ino}|{st.st_size}|0|0"
+
+    monkeypatch.setattr(io, "_change_stamp", coarse_stamp)
+    before = io.source_identity([source], tmp_path / "cache")
+    st = source.stat()
+    with open(source, "r+b") as f:
+        f.write(b"a,b\n9,9\n")
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = io.source_identity([source], tmp_path / "cache")
+    assert after != before
+    assert after == [[str(source.resolve()), io.content_digest(source)]]
+
+
+def test_a_settled_file_is_hashed_once(tmp_path, fresh_memo, monkeypatch):
+    source = tmp_path / "m.csv"
+    source.write_bytes(b"a,b\n1,2\n")
+    hashed = []
+    real = io.content_digest
+    monkeypatch.setattr(io, "content_digest", lambda p: hashed.append(p) or real(p))
+    io.source_identity([source], tmp_path / "cache")
+    io.source_identity([source], tmp_path / "cache")
+    assert len(hashed) == 2  # written just now: not remembered
+    monkeypatch.setattr(io, "_now_ns", lambda: source.stat().st_ctime_ns + io.SETTLED_NS)
+    io.source_identity([source], tmp_path / "cache")
+    io._digests.clear()  # a new process: the memo file
+    io.source_identity([source], tmp_path / "cache")
+    assert len(hashed) == 3
