@@ -329,10 +329,12 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     else, another program's ``.tmp-notes.txt`` or a live writer's temporary, stays as it is.
     """
     folder = Path(folder)
-    if not folder.is_dir():
+    try:
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError:  # a folder this user cannot list (chmod 000, execute only): nothing to do
         return 0
     handled = 0
-    for p in sorted(folder.iterdir()):
+    for p in entries:
         found = stale_owned(p.name)
         if found is None:
             continue

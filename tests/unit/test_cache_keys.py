@@ -280,3 +280,39 @@ def test_a_settled_file_is_hashed_once(tmp_path, fresh_memo, monkeypatch):
     io._digests.clear()  # a new process: the memo file
     io.source_identity([source], tmp_path / "cache")
     assert len(hashed) == 3
+
+
+# ------------------------------------------------------------------ a cache folder we cannot list
+def _permissions_enforced(tmp_path: Path) -> bool:
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    probe.chmod(0)
+    try:
+        os.listdir(probe)
+        return False  # root with CAP_DAC_OVERRIDE: chmod does not stop it
+    except PermissionError:
+        return True
+    finally:
+        probe.chmod(0o700)
+
+
+@pytest.mark.parametrize("mode", [0o000, 0o111, 0o333])
+def test_a_cache_folder_that_cannot_be_listed_is_read_without_the_cache(tmp_path, mode):
+    """``chmod 000`` (or execute only, or no read) on the cache folder: the read goes on, with
+    the entry when the folder can still be searched, else without the cache, and says why."""
+    if not _permissions_enforced(tmp_path):
+        pytest.skip("permissions are not enforced for this user (root)")
+    source = write_esa_csv(tmp_path / "m.csv")
+    cache = tmp_path / "cache"
+    expected = read(source, cache)
+    cache.chmod(mode)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = np.array(read_esa_csv(source, cache_dir=cache).values)
+    finally:
+        cache.chmod(0o700)
+    np.testing.assert_array_equal(got, expected)
+    if mode == 0o000:
+        assert any("could not" in str(w.message) and str(cache) in str(w.message)
+                   for w in caught), [str(w.message) for w in caught]

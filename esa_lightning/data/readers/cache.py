@@ -272,9 +272,9 @@ def load_array_cache(
     entry (``read_through_cache``), else None (an entry written before warnings were recorded
     is not complete)."""
     manifest = Path(folder) / "manifest.json"
-    if not manifest.is_file():
-        return None
     try:
+        if not manifest.is_file():  # an OSError: a folder this user cannot search
+            return None
         spec = read_settings_json(manifest)
         names, info, said = spec["arrays"], spec["info"], list(spec["warnings"])
         if not (isinstance(names, list) and isinstance(info, dict)
