@@ -428,22 +428,41 @@ def source_identity(
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def changed_since_hashed(paths: Sequence[str | os.PathLike]) -> list[Path]:
+MISSING = "missing"  # the change stamp of a path that is no file
+
+
+def change_stamps(paths: Sequence[str | os.PathLike]) -> dict[str, str | None]:
+    """The change stamps of ``paths`` (``MISSING`` for one that is no file), by resolved path:
+    taken before a reader reads a file it hashes only later (a table, a header), for
+    ``changed_since_hashed``."""
+    return {str(Path(path).resolve()): _stamp_or_missing(Path(path).resolve()) for path in paths}
+
+
+def _stamp_or_missing(path: Path) -> str | None:
+    """``_change_stamp(path)``, or ``MISSING`` where ``path`` is no file (a table created later
+    changes it too)."""
+    try:
+        return _change_stamp(path) if path.is_file() else MISSING
+    except OSError:
+        return MISSING
+
+
+def changed_since_hashed(
+    paths: Sequence[str | os.PathLike], read_before: dict[str, str | None] | None = None
+) -> list[Path]:
     """Those of ``paths`` that ``source_identity`` hashed (or found remembered) in this process
-    and that changed since (their change stamp differs, or they are gone): a reader that read
-    them after hashing may have read other bytes than its cache key says. A ``stat`` a file."""
+    and that changed since (their change stamp differs, or they are gone), and those of
+    ``read_before`` (``change_stamps`` taken before the reader first read them) that changed
+    since: a reader may have read other bytes than its cache key says. A ``stat`` a file."""
     changed, seen = [], set()
-    for path in paths:
+    then_of = {**(read_before or {})}
+    for path in [*paths, *then_of]:
         resolved = Path(path).resolve()
-        then = _hashed.get(str(resolved))
+        then = then_of.get(str(resolved), _hashed.get(str(resolved)))
         if then is None or resolved in seen:
             continue
         seen.add(resolved)
-        try:
-            now = _change_stamp(resolved)
-        except OSError:
-            now = None
-        if now != then:
+        if _stamp_or_missing(resolved) != then:
             changed.append(Path(path))
     return changed
 

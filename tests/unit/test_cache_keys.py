@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,12 @@ def fresh_memo(monkeypatch):
     monkeypatch.setattr(io, "_digests", {})
 
 
+@pytest.fixture
+def settled(monkeypatch):
+    """As if the sources were read some seconds after they were written: digests remembered."""
+    monkeypatch.setattr(io, "_now_ns", lambda: time.time_ns() + io.SETTLED_NS)
+
+
 def read(source: Path, cache: Path) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -40,7 +47,9 @@ def read(source: Path, cache: Path) -> np.ndarray:
     "folder",
     "pipe",
 ])
-def test_a_crafted_digest_memo_is_ignored_and_written_again(tmp_path, fresh_memo, content):
+def test_a_crafted_digest_memo_is_ignored_and_written_again(
+    tmp_path, fresh_memo, settled, content
+):
     source = write_esa_csv(tmp_path / "m.csv")
     cache = tmp_path / "cache"
     expected = read(source, tmp_path / "other")
@@ -59,7 +68,7 @@ def test_a_crafted_digest_memo_is_ignored_and_written_again(tmp_path, fresh_memo
         assert str(source.resolve()) in memo.read_text()
 
 
-def test_a_remembered_digest_that_is_no_sha256_is_not_used(tmp_path, fresh_memo):
+def test_a_remembered_digest_that_is_no_sha256_is_not_used(tmp_path, fresh_memo, settled):
     """A memo entry must be a SHA-256 digest: anything else in its place is hashed again."""
     source = write_esa_csv(tmp_path / "m.csv")
     cache = tmp_path / "cache"
@@ -316,3 +325,56 @@ def test_a_cache_folder_that_cannot_be_listed_is_read_without_the_cache(tmp_path
     if mode == 0o000:
         assert any("could not" in str(w.message) and str(cache) in str(w.message)
                    for w in caught), [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("created", [False, True])
+def test_a_table_rewritten_between_its_read_and_its_hashing_is_not_cached(
+    tmp_path, monkeypatch, created
+):
+    """The ESA reader reads ``labels.csv`` (the events its label rows come from) before it
+    hashes the sources: a label file saved (or first created) in that window left an entry of
+    the old label rows under the new file's key, served to every later read of the new file."""
+    import esa_lightning.data.readers.esa_adb as esa_adb
+
+    read_mission = esa_reader(tmp_path)
+    root = tmp_path / "raw"
+    (root / "anomaly_types.csv").write_text("ID,Category\nid_1,Anomaly\n")
+    labels = root / "labels.csv"
+    if not created:
+        labels.write_text("ID,Channel,StartTime,EndTime\n"
+                          "id_1,channel_1,2000-01-01 00:02:00,2000-01-01 00:03:00\n")
+    moved = ("ID,Channel,StartTime,EndTime\n"
+             "id_1,channel_1,2000-01-01 00:05:00,2000-01-01 00:06:00\n")
+    real = io.source_identity
+
+    def saved_meanwhile(paths, memo=None):  # noqa: ANN001, ANN202
+        if not labels.exists() or labels.read_text() != moved:
+            labels.write_text(moved)
+        return real(paths, memo)
+
+    monkeypatch.setattr(esa_adb.io, "source_identity", saved_meanwhile)
+    with pytest.warns(UserWarning, match="changed while"):
+        read_mission(tmp_path / "cache")
+    monkeypatch.setattr(esa_adb.io, "source_identity", real)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cached, fresh = read_mission(tmp_path / "cache"), read_mission(None)
+    np.testing.assert_array_equal(np.asarray(cached.labels), np.asarray(fresh.labels))
+
+
+def test_a_csv_rewritten_between_its_header_read_and_its_hashing_is_not_cached(
+    tmp_path, monkeypatch
+):
+    import esa_lightning.data.readers.esa_csv as esa_csv
+
+    source = write_esa_csv(tmp_path / "m.csv")
+    other = source.read_bytes().replace(b"0.", b"7.", 1)
+    real = esa_csv.source_identity
+
+    def saved_meanwhile(paths, memo=None):  # noqa: ANN001, ANN202
+        source.write_bytes(other)
+        return real(paths, memo)
+
+    monkeypatch.setattr(esa_csv, "source_identity", saved_meanwhile)
+    with pytest.warns(UserWarning, match="changed while"):
+        read_esa_csv(source, cache_dir=tmp_path / "cache")

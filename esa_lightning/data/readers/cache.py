@@ -146,13 +146,17 @@ def read_through_cache(
     build: Callable[[ArrayStore], tuple[dict, dict]],
     paths: Sequence[str | os.PathLike] = (),
     layout: Layout | None = None,
+    read_before: dict[str, str | None] | None = None,
 ) -> tuple[dict, dict]:
     """(arrays, info) from the cache entry ``folder`` if complete, else ``build(store)``.
 
     An entry is complete when its manifest, each of its arrays (a regular file, never a named
     pipe opened; no object dtype) and, given a ``layout``, their dtypes and shapes and the
     info's numbers (``Layout.fits``) read as a writer leaves them; anything else (a damaged or
-    crafted entry) is built again in its place.
+    crafted entry) is built again in its place. An entry is not published (a warning says so,
+    and the arrays are built again in memory) when a file of ``paths`` changed after it was
+    hashed, or one of ``read_before`` (``io.change_stamps`` taken before the reader first read
+    it: a table or a header read before hashing) changed since: the key would not match.
 
     ``info`` is a small JSON-serialisable dict. Without a ``folder`` or with ``use_cache=False``
     nothing is read or written: ``build`` allocates in RAM.
@@ -179,7 +183,7 @@ def read_through_cache(
             with atomic_folder(folder, keep=partial(_complete, layout=layout)) as tmp:
                 store = ArrayStore(tmp)
                 arrays, info = _build_recording(build, store, said, paths)
-                if changed := changed_since_hashed(paths):
+                if changed := changed_since_hashed(paths, read_before):
                     raise SourcesChanged(changed)
                 store.finish(arrays)
                 del arrays  # unmap before the folder is renamed

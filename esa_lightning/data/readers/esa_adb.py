@@ -98,6 +98,7 @@ from esa_lightning.data.selection import (
 )
 from esa_lightning.errors import ESAInputError, user_stacklevel
 
+TABLES = ("channels.csv", "telecommands.csv", "labels.csv", "anomaly_types.csv")
 CACHE_VERSION = "esa_adb-10"  # 2: the readers' shared cache format; 3: unrepresentable rows;
 # 4: unrepresentable cells (row and channel); 5: the rows each channel sent a sample on;
 # 6: a NaN sample is no sample (held over, as a NaN cell of a frame); 7: the info holds the
@@ -150,6 +151,8 @@ def read_esa_mission(
         found = "not an ESA mission folder" if root.exists() else "mission folder not found"
         raise ESAInputError(found + other_layout, path=root)
     p_ns = period_ns(period)
+    # the tables read before the sources are hashed: an entry built after one changed is dropped
+    read_before = io.change_stamps([root / name for name in TABLES])
     record = read_mission_record(root)
     counters_from = "data.counters" if counters is not None else root / "mission.json"
     lightweight_given = lightweight is not None
@@ -221,7 +224,7 @@ def read_esa_mission(
                          labels=("uint8", ("n", len(names))),
                          sent=("uint8", ("n", (len(names) + 7) // 8)))  # bit-packed
     arrays, info = read_through_cache(
-        folder, use_cache, build, paths=[root, *sources],
+        folder, use_cache, build, paths=[root, *sources], read_before=read_before,
         layout=Layout(layout, rows=("n_rows",), ints=("k_lo", "data_k_lo", "data_k_hi")),
     )
     k_lo, n = int(info["k_lo"]), int(info["n_rows"])

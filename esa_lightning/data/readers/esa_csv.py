@@ -82,7 +82,7 @@ from esa_lightning.data.selection import (
     split_points_by_time,
 )
 from esa_lightning.errors import ESAInputError, user_stacklevel
-from esa_lightning.io import cache_key, source_identity
+from esa_lightning.io import cache_key, change_stamps, source_identity
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 ZONE = re.compile(r"\d\d:\d\d(:\d\d(\.\d*)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$")  # a time, then its zone
@@ -115,6 +115,7 @@ def read_esa_csv(
     """
     train_file, test_file = locate_files(Path(root))
     files = [f for f in (train_file, test_file) if f is not None]
+    read_before = change_stamps(files)  # the headers are read before the files are hashed
     headers = {f: read_header(f) for f in files}
     channel_cols, telecommand_cols = split_header(headers[train_file], train_file)
     table = channel_table(train_file.parent / "channels.csv", channel_cols)
@@ -142,6 +143,7 @@ def read_esa_csv(
         use_cache,
         lambda store: _read_files(files, headers, labeled, names, telecommand_cols, store),
         paths=[root, *files],
+        read_before=read_before,
         layout=Layout(rows_layout(len(names), len(telecommand_cols), timestamps="datetime64[ns]",
                                   labels=("uint8", ("n", len(names)))), counts=("n_train",)),
     )

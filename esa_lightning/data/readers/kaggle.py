@@ -78,7 +78,7 @@ from esa_lightning.data.selection import (
     split_points_by_fraction,
 )
 from esa_lightning.errors import ESAInputError, quoted
-from esa_lightning.io import SETTINGS_LIMIT, cache_key, source_identity
+from esa_lightning.io import SETTINGS_LIMIT, cache_key, change_stamps, source_identity
 from esa_lightning.settings.values import CHANNEL_WORDS
 
 ID = "id"
@@ -110,6 +110,7 @@ def read_kaggle(
     root = Path(root)
     train_path, test_path, targets_path = _locate(root, include_test)
     parts = [p for p in (train_path, test_path) if p is not None]
+    read_before = change_stamps(parts)  # the schemas are read before the files are hashed
     schemas = {p: _schema(p) for p in parts}
     first = parts[0]
     channel_cols, telecommand_cols = _split_schema(schemas[first], first)
@@ -145,6 +146,7 @@ def read_kaggle(
         use_cache,
         lambda store: _read_parts(train_path, test_path, schemas, names, telecommand_cols, store),
         paths=[root, *parts],
+        read_before=read_before,
         layout=Layout(rows_layout(len(names), len(telecommand_cols), ids="int64",
                                   row_labels=("uint8", ("n",))),
                       counts=("n_train",), flags=("train_labeled", "test_labeled")),
