@@ -147,6 +147,14 @@ def _values(entry: Path, change) -> None:  # noqa: ANN001
     np.save(entry / "values.npy", change(values), allow_pickle=True)
 
 
+def _array(entry: Path, name: str, change) -> None:  # noqa: ANN001
+    if not (entry / f"{name}.npy").exists():
+        pytest.skip(f"this reader's entry holds no {name}")
+    array = np.load(entry / f"{name}.npy")
+    (entry / f"{name}.npy").unlink()
+    np.save(entry / f"{name}.npy", change(array))
+
+
 def _manifest(entry: Path, change) -> None:  # noqa: ANN001
     manifest = json.loads((entry / "manifest.json").read_text())
     change(manifest)
@@ -179,6 +187,13 @@ DAMAGE = {
         (e / "values.npy").read_bytes()[:-5]),
     "values a named pipe": lambda e: ((e / "values.npy").unlink(), os.mkfifo(e / "values.npy")),
     "values a folder": lambda e: ((e / "values.npy").unlink(), (e / "values.npy").mkdir()),
+    "finite_rows cut short": lambda e: _array(e, "finite_rows", lambda v: v[:, :1]),
+    "a cell beyond the rows": lambda e: _array(
+        e, "unrepresentable_cells", lambda v: np.array([[10**6, 0]], dtype=np.int64)),
+    "a cell beyond the channels": lambda e: _array(
+        e, "unrepresentable_cells", lambda v: np.array([[0, 99]], dtype=np.int64)),
+    "a negative cell": lambda e: _array(
+        e, "unrepresentable_cells", lambda v: np.array([[-1, 0]], dtype=np.int64)),
 }
 
 
@@ -200,6 +215,8 @@ def test_a_damaged_or_crafted_entry_is_built_again(tmp_path, reader, damage):
     np.testing.assert_array_equal(np.asarray(again.labels), np.asarray(fresh.labels))
     assert (again.val_start, again.test_start) == (fresh.val_start, fresh.test_start)
     assert again.values.dtype == fresh.values.dtype
+    np.testing.assert_array_equal(np.asarray(again.unrepresentable_cells),
+                                  np.asarray(fresh.unrepresentable_cells))
     assert isinstance(again.values, np.memmap)  # the entry built again, read from the cache
 
 

@@ -42,23 +42,25 @@ BEFORE, AFTER = r"(?:^|(?<=[\s,(\[='\"]))", r"(?=$|[\s,:;)\]'\"])"
 
 # the names an entry's arrays may have: a file of the entry, never a path out of it
 ARRAY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-Dim = int | str | None  # a length, "n" (the entry's rows) or None (any)
+Dim = int | str | None  # a length, "n" (the entry's rows), "n/8" (rows / 8, up) or None (any)
 
 
 @dataclass(frozen=True)
 class Layout:
     """What a reader's entry holds, checked at every read of it (headers only, no data read):
     each array of ``arrays`` by dtype and shape (a length, ``"n"``: the rows of the first
-    array, the same in all, or None: any), the integers of ``info`` named in ``counts`` (0 to
-    the rows; ``rows``: the rows themselves; ``ints``: any integer) and its booleans
-    ``flags``. An entry that does not fit (damaged, crafted, of another channel count) is
-    built again, never returned."""
+    array, the same in all, ``"n/8"``: a bit-packed row count, or None: any), the integers of
+    ``info`` named in ``counts`` (0 to the rows; ``rows``: the rows themselves; ``ints``: any
+    integer) and its booleans ``flags``, and the (row, column) pairs of ``cells`` (rows of
+    ``values``, its columns: the only data read, N x 2 integers). An entry that does not fit
+    (damaged, crafted, of another channel count) is built again, never returned."""
 
     arrays: dict[str, tuple[str, tuple[Dim, ...]]]
     counts: tuple[str, ...] = ()
     rows: tuple[str, ...] = ()
     ints: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
+    cells: tuple[str, ...] = ("unrepresentable_cells",)
 
     def fits(self, arrays: dict[str, np.ndarray], info: dict) -> bool:
         if set(arrays) != set(self.arrays):
@@ -73,8 +75,14 @@ class Layout:
                     n = got if n is None else n
                     if got != n:
                         return False
-                elif want is not None and got != want:
+        for name, (_, shape) in self.arrays.items():  # with n known
+            sizes = {"n": n, "n/8": None if n is None else (n + 7) // 8}
+            for want, got in zip(shape, arrays[name].shape, strict=True):
+                if want is not None and sizes.get(want, want) != got:
                     return False
+        if not all(_cells_inside(arrays[name], n or 0, arrays["values"].shape[1])
+                   for name in self.cells if name in arrays and "values" in arrays):
+            return False
 
         def integer(key: str) -> bool:
             return type(info.get(key)) is int
@@ -83,6 +91,15 @@ class Layout:
                 and all(integer(k) and info[k] == n for k in self.rows)
                 and all(integer(k) for k in self.ints)
                 and all(type(info.get(k)) is bool for k in self.flags))
+
+
+def _cells_inside(cells: np.ndarray, rows: int, columns: int) -> bool:
+    """Whether every (row, column) pair of ``cells`` [N, 2] lies in a [rows, columns] array."""
+    if cells.ndim != 2 or cells.shape[1] != 2:
+        return False
+    if not len(cells):
+        return True
+    return bool(cells.min() >= 0 and cells[:, 0].max() < rows and cells[:, 1].max() < columns)
 
 
 def rows_layout(
@@ -95,7 +112,7 @@ def rows_layout(
         "values": ("float32", ("n", n_channels)),
         "telecommands": ("float32", ("n", n_telecommands)),
         "unrepresentable_cells": ("int64", (None, 2)),
-        "finite_rows": ("uint8", (n_channels, None)),
+        "finite_rows": ("uint8", (n_channels, "n/8")),  # bit-packed along the rows
     }
     for name, spec in more.items():
         if spec is None:
