@@ -21,6 +21,7 @@ from _common import tree_rss_kib
 
 from esa_lightning import io
 from esa_lightning.data.convert_command import reader_overrides
+from esa_lightning.data.readers import digests
 from esa_lightning.data.readers.synthetic_record import generator_code_digest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,7 +243,7 @@ def conversion_stamp(source: Path, args: Sequence[str]) -> str:
     source folder's files and of ``CONVERTER_CODE``'s modules (paths and contents)."""
     files = sorted(p for p in Path(source).rglob("*") if p.is_file())
     code = sorted(CONVERTER_CODE.rglob("*.py"))
-    key = io.cache_key(io.source_identity(files), io.source_identity(code))
+    key = digests.cache_key(digests.source_identity(files), digests.source_identity(code))
     return " ".join(args) + "\n" + key
 
 
@@ -250,7 +251,7 @@ def fresh_generated(root: Path, settings: dict[str, Any]) -> None:
     """Remove the generated mission ``root`` of the work folder when another version of the
     generator (``GENERATOR_CODE``) or other ``settings`` made it, so the next read generates it
     again with this code; a stamp beside it (``<root>.generated``) records what made it."""
-    stamp = io.cache_key(settings, generator_code_digest(GENERATOR_CODE))
+    stamp = digests.cache_key(settings, generator_code_digest(GENERATOR_CODE))
     marker = root.with_name(root.name + ".generated")
     if marker.is_file() and marker.read_text() == stamp:
         return

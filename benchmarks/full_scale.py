@@ -124,12 +124,14 @@ def measure_size(
 def pipeline_code() -> str:
     """A digest of the code a measurement runs: the package's modules and configs, train.py
     and predict.py (paths and contents)."""
-    from esa_lightning import io
+    from esa_lightning.data.readers import digests
 
     pkg = ROOT / "esa_lightning"
     files = sorted(p for p in pkg.rglob("*") if p.suffix in (".py", ".yaml") and p.is_file())
     files += [ROOT / "train.py", ROOT / "predict.py"]
-    return io.cache_key([[p.relative_to(ROOT).as_posix(), io.content_digest(p)] for p in files])
+    return digests.cache_key(
+        [[p.relative_to(ROOT).as_posix(), digests.content_digest(p)] for p in files]
+    )
 
 
 def result_params(days: float, channels: int, args: argparse.Namespace, code: str) -> dict:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from esa_lightning import io
+from esa_lightning.data.readers import digests
 from esa_lightning.errors import ESAInputError
 from esa_lightning.jobs.predict import predict
 from esa_lightning.jobs.train import train
@@ -245,13 +246,13 @@ def test_an_unchanged_source_is_hashed_once(tmp_path, monkeypatch):
     source = write_esa_csv(tmp_path / "m.csv")
     cache = tmp_path / "cache"
     hashed = []
-    real = io.content_digest
-    monkeypatch.setattr(io, "content_digest", lambda p: hashed.append(p) or real(p))
+    real = digests.content_digest
+    monkeypatch.setattr(digests, "content_digest", lambda p: hashed.append(p) or real(p))
     # read some seconds after it was written: a digest taken in the second of the last write is
     # not remembered (test_cache_keys.py, a coarse file-system clock)
-    monkeypatch.setattr(io, "_now_ns", lambda: time.time_ns() + io.SETTLED_NS)
+    monkeypatch.setattr(digests, "_now_ns", lambda: time.time_ns() + digests.SETTLED_NS)
     read_esa_csv(source, cache_dir=cache)
-    monkeypatch.setattr(io, "_digests", {})  # as a new process
+    monkeypatch.setattr(digests, "_digests", {})  # as a new process
     read_esa_csv(source, cache_dir=cache)
     assert hashed == [source.resolve()]
     os.utime(source)  # touched: its ctime changes, so it is hashed again

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from esa_lightning import io
+from esa_lightning.data.readers import digests
 from esa_lightning.data.readers.cache import read_through_cache
 from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.data.readers.esa_csv import read_esa_csv
@@ -24,13 +24,13 @@ from tests.helpers import esa_frame, pickled_zip, write_esa_csv, write_esa_missi
 @pytest.fixture
 def fresh_memo(monkeypatch):
     """As a new process: no digest remembered in memory."""
-    monkeypatch.setattr(io, "_digests", {})
+    monkeypatch.setattr(digests, "_digests", {})
 
 
 @pytest.fixture
 def settled(monkeypatch):
     """As if the sources were read some seconds after they were written: digests remembered."""
-    monkeypatch.setattr(io, "_now_ns", lambda: time.time_ns() + io.SETTLED_NS)
+    monkeypatch.setattr(digests, "_now_ns", lambda: time.time_ns() + digests.SETTLED_NS)
 
 
 def read(source: Path, cache: Path) -> np.ndarray:
@@ -54,7 +54,7 @@ def test_a_crafted_digest_memo_is_ignored_and_written_again(
     cache = tmp_path / "cache"
     expected = read(source, tmp_path / "other")
     cache.mkdir()
-    memo = cache / io.DIGESTS_FILE
+    memo = cache / digests.DIGESTS_FILE
     if content == "folder":
         memo.mkdir()
     elif content == "pipe":
@@ -73,12 +73,12 @@ def test_a_remembered_digest_that_is_no_sha256_is_not_used(tmp_path, fresh_memo,
     source = write_esa_csv(tmp_path / "m.csv")
     cache = tmp_path / "cache"
     read(source, cache)
-    memo = cache / io.DIGESTS_FILE
-    stamps = io.json.loads(memo.read_text())
-    memo.write_text(io.json.dumps({k: "not a digest" for k in stamps}))
-    io._digests.clear()
-    ident = io.source_identity([source], cache)
-    assert ident == [[str(source.resolve()), io.content_digest(source)]]
+    memo = cache / digests.DIGESTS_FILE
+    stamps = json.loads(memo.read_text())
+    memo.write_text(json.dumps({k: "not a digest" for k in stamps}))
+    digests._digests.clear()
+    ident = digests.source_identity([source], cache)
+    assert ident == [[str(source.resolve()), digests.content_digest(source)]]
 
 
 def test_a_writer_finishing_second_keeps_the_complete_entry_of_the_first(tmp_path):
@@ -272,7 +272,7 @@ def test_a_digest_taken_in_the_tick_of_the_last_write_is_not_remembered(
     """Before Linux 6.13 (and on file systems without fine-grained timestamps), ctime is read
     from a clock that moves every 1 to 10 ms: a file rewritten in the tick it was written and
     hashed in, same size, mtime put back, keeps its whole change stamp. A digest is therefore
-    remembered only for a file last written at least ``io.SETTLED_NS`` before it was hashed.
+    remembered only for a file last written at least ``digests.SETTLED_NS`` before it was hashed.
     Simulated: the stamp of a clock too coarse to see the rewrite."""
     source = tmp_path / "m.csv"
     source.write_bytes(b"a,b\n1,2\n")
@@ -281,30 +281,30 @@ def test_a_digest_taken_in_the_tick_of_the_last_write_is_not_remembered(
         st = path.stat()
         return f"{path}|{st.st_dev}|{st.st_ino}|{st.st_size}|0|0"
 
-    monkeypatch.setattr(io, "_change_stamp", coarse_stamp)
-    before = io.source_identity([source], tmp_path / "cache")
+    monkeypatch.setattr(digests, "_change_stamp", coarse_stamp)
+    before = digests.source_identity([source], tmp_path / "cache")
     st = source.stat()
     with open(source, "r+b") as f:
         f.write(b"a,b\n9,9\n")
     os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
-    after = io.source_identity([source], tmp_path / "cache")
+    after = digests.source_identity([source], tmp_path / "cache")
     assert after != before
-    assert after == [[str(source.resolve()), io.content_digest(source)]]
+    assert after == [[str(source.resolve()), digests.content_digest(source)]]
 
 
 def test_a_settled_file_is_hashed_once(tmp_path, fresh_memo, monkeypatch):
     source = tmp_path / "m.csv"
     source.write_bytes(b"a,b\n1,2\n")
     hashed = []
-    real = io.content_digest
-    monkeypatch.setattr(io, "content_digest", lambda p: hashed.append(p) or real(p))
-    io.source_identity([source], tmp_path / "cache")
-    io.source_identity([source], tmp_path / "cache")
+    real = digests.content_digest
+    monkeypatch.setattr(digests, "content_digest", lambda p: hashed.append(p) or real(p))
+    digests.source_identity([source], tmp_path / "cache")
+    digests.source_identity([source], tmp_path / "cache")
     assert len(hashed) == 2  # written just now: not remembered
-    monkeypatch.setattr(io, "_now_ns", lambda: source.stat().st_ctime_ns + io.SETTLED_NS)
-    io.source_identity([source], tmp_path / "cache")
-    io._digests.clear()  # a new process: the memo file
-    io.source_identity([source], tmp_path / "cache")
+    monkeypatch.setattr(digests, "_now_ns", lambda: source.stat().st_ctime_ns + digests.SETTLED_NS)
+    digests.source_identity([source], tmp_path / "cache")
+    digests._digests.clear()  # a new process: the memo file
+    digests.source_identity([source], tmp_path / "cache")
     assert len(hashed) == 3
 
 
@@ -362,17 +362,17 @@ def test_a_table_rewritten_between_its_read_and_its_hashing_is_not_cached(
                           "id_1,channel_1,2000-01-01 00:02:00,2000-01-01 00:03:00\n")
     moved = ("ID,Channel,StartTime,EndTime\n"
              "id_1,channel_1,2000-01-01 00:05:00,2000-01-01 00:06:00\n")
-    real = io.source_identity
+    real = digests.source_identity
 
     def saved_meanwhile(paths, memo=None):  # noqa: ANN001, ANN202
         if not labels.exists() or labels.read_text() != moved:
             labels.write_text(moved)
         return real(paths, memo)
 
-    monkeypatch.setattr(esa_adb.io, "source_identity", saved_meanwhile)
+    monkeypatch.setattr(esa_adb.digests, "source_identity", saved_meanwhile)
     with pytest.warns(UserWarning, match="changed while"):
         read_mission(tmp_path / "cache")
-    monkeypatch.setattr(esa_adb.io, "source_identity", real)
+    monkeypatch.setattr(esa_adb.digests, "source_identity", real)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cached, fresh = read_mission(tmp_path / "cache"), read_mission(None)

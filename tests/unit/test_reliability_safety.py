@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from esa_lightning.artifact import Detector, mission_schema
+from esa_lightning.data.readers.digests import DIGESTS_FILE
 from esa_lightning.data.readers.esa_adb import read_esa_mission
 from esa_lightning.errors import ESAInputError
-from esa_lightning.io import DIGESTS_FILE
 from esa_lightning.models.zscore.model import RobustZScore
 from tests.helpers import esa_frame, make_mission, pickled_zip, write_esa_mission, zip_bytes
 

@@ -1,14 +1,14 @@
 """The readers' one array cache: ``.npy`` files under ``cache_dir/<key>/``.
 
-The key (built by the reader with ``esa_lightning.io.cache_key``) hashes the source files'
-identity (resolved path and a hash of the content, ``io.source_identity``) and every option that
+The key (built by the reader with ``digests.cache_key``) hashes the source files' identity
+(resolved path and a hash of the content, ``digests.source_identity``) and every option that
 shapes the arrays, so an entry is never reused for other data, even when a file was edited with
 its size and modification time kept. An entry is written into a temporary folder and renamed
-into place when complete (readers see all of it or nothing; of processes building one entry
-at once, the first to finish wins and the others keep its entry, never moving it away) and
-is returned memory-mapped, read-only. The warnings ``build`` gave (repaired NaN/inf cells,
-...) are kept in the entry and given again at every read from it, so a cached read says what
-the first one did, naming the files as that read spells them.
+into place when complete (readers see all of it or nothing; of processes building one entry at
+once, the first to finish wins and the others keep its entry, never moving it away) and is
+returned memory-mapped, read-only. The warnings ``build`` gave (repaired NaN/inf cells, ...) are
+kept in the entry and given again at every read from it, so a cached read says what the first
+one did, naming the files as that read spells them.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from esa_lightning.data.array_store import ArrayStore
+from esa_lightning.data.readers.digests import changed_since_hashed
 from esa_lightning.errors import ESAInputError, user_stacklevel
 from esa_lightning.io import (
     atomic_folder,
-    changed_since_hashed,
     read_settings_json,
     remove_stale_temporaries,
     write_json_atomic,
@@ -107,7 +107,8 @@ def rows_layout(
 ) -> dict[str, tuple[str, tuple[Dim, ...]]]:
     """The arrays every reader's entry holds (``Layout.arrays``): ``values`` float32 [n, C],
     ``telecommands`` float32 [n, TC], ``unrepresentable_cells`` int64 [N, 2], ``finite_rows``
-    uint8 [C, *]; ``more`` adds arrays (a dtype alone: one of [n]) or, None, leaves one out."""
+    uint8 [C, rows / 8 up]; ``more`` adds arrays (a dtype alone: one of [n]) or, None,
+    leaves one out."""
     arrays: dict[str, tuple[str, tuple[Dim, ...]]] = {
         "values": ("float32", ("n", n_channels)),
         "telecommands": ("float32", ("n", n_telecommands)),
@@ -172,7 +173,7 @@ def read_through_cache(
     info's numbers (``Layout.fits``) read as a writer leaves them; anything else (a damaged or
     crafted entry) is built again in its place. An entry is not published (a warning says so,
     and the arrays are built again in memory) when a file of ``paths`` changed after it was
-    hashed, or one of ``read_before`` (``io.change_stamps`` taken before the reader first read
+    hashed, or one of ``read_before`` (``digests.change_stamps`` taken before the reader first read
     it: a table or a header read before hashing) changed since: the key would not match.
 
     ``info`` is a small JSON-serialisable dict. Without a ``folder`` or with ``use_cache=False``

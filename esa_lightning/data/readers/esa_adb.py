@@ -65,6 +65,7 @@ from esa_lightning import io
 from esa_lightning.data.array_store import ArrayStore
 from esa_lightning.data.mission import Mission, onto_first_row
 from esa_lightning.data.preprocessing import PREPROCESSING_KEY, Preprocessing
+from esa_lightning.data.readers import digests
 from esa_lightning.data.readers.cache import (
     USER_CACHE_DIR,
     Layout,
@@ -152,7 +153,7 @@ def read_esa_mission(
         raise ESAInputError(found + other_layout, path=root)
     p_ns = period_ns(period)
     # the tables read before the sources are hashed: an entry built after one changed is dropped
-    read_before = io.change_stamps([root / name for name in TABLES])
+    read_before = digests.change_stamps([root / name for name in TABLES])
     record = read_mission_record(root)
     counters_from = "data.counters" if counters is not None else root / "mission.json"
     lightweight_given = lightweight is not None
@@ -201,7 +202,7 @@ def read_esa_mission(
         "end": None if end is None else str(to_ns(end, "end")),
     }
     memo = cache_folder(cache_dir) if use_cache else None
-    key = io.cache_key(CACHE_VERSION, io.source_identity(sources, memo), options)
+    key = digests.cache_key(CACHE_VERSION, digests.source_identity(sources, memo), options)
 
     def build(store: ArrayStore) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         # the grid is built in RAM (it grows while channels are read); the store saves it

@@ -60,6 +60,7 @@ from esa_lightning.data.readers.common import (
     one_line,
     put_columns,
 )
+from esa_lightning.data.readers.digests import cache_key, change_stamps, source_identity
 from esa_lightning.data.readers.esa_csv_files import (
     LABEL_PREFIX,
     TIMESTAMP,
@@ -82,7 +83,6 @@ from esa_lightning.data.selection import (
     split_points_by_time,
 )
 from esa_lightning.errors import ESAInputError, user_stacklevel
-from esa_lightning.io import cache_key, change_stamps, source_identity
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 ZONE = re.compile(r"\d\d:\d\d(:\d\d(\.\d*)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$")  # a time, then its zone
@@ -111,7 +111,7 @@ def read_esa_csv(
     ``channels`` picks the value columns to read (``all``, ``target``, ``lightweight`` or names);
     every telecommand column is read. The arrays are cached under ``cache_dir`` (default: the
     user cache folder, ``readers.cache.user_cache_dir``; None: no cache) keyed by the files'
-    identity (path and content digest: ``io.source_identity``) and the selected columns.
+    identity (path and content digest: ``digests.source_identity``) and the selected columns.
     """
     train_file, test_file = locate_files(Path(root))
     files = [f for f in (train_file, test_file) if f is not None]

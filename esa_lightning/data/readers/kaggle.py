@@ -65,6 +65,7 @@ from esa_lightning.data.readers.common import (
     other_layout_hint,
     put_columns,
 )
+from esa_lightning.data.readers.digests import cache_key, change_stamps, source_identity
 from esa_lightning.data.readers.esa_csv_files import TELECOMMAND_PREFIX
 from esa_lightning.data.readers.nonfinite import (
     ranges_without_reading,
@@ -78,7 +79,7 @@ from esa_lightning.data.selection import (
     split_points_by_fraction,
 )
 from esa_lightning.errors import ESAInputError, quoted
-from esa_lightning.io import SETTINGS_LIMIT, cache_key, change_stamps, source_identity
+from esa_lightning.io import SETTINGS_LIMIT
 from esa_lightning.settings.values import CHANNEL_WORDS
 
 ID = "id"

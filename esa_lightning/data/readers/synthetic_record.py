@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from esa_lightning import io
+from esa_lightning.data.readers import digests
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,9 @@ def generator_code_digest(folder: str | os.PathLike | None = None) -> str:
     """A digest of the contents of ``GENERATOR_MODULES`` in ``folder`` (default: this package's
     readers), by file name, so the same code gives the same digest in any checkout."""
     where = Path(folder) if folder is not None else _READERS
-    files = [[name, io.content_digest(where / name)]
+    files = [[name, digests.content_digest(where / name)]
              for name in GENERATOR_MODULES if (where / name).is_file()]
-    return io.cache_key(files)
+    return digests.cache_key(files)
 
 
 def warn_other_code(root: Path, info: dict[str, Any]) -> None:
