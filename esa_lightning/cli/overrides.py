@@ -18,14 +18,16 @@ def asks_for_debug(args: list[str]) -> bool:
     return any(a.replace(" ", "") == "debug_errors=true" for a in args)
 
 
-def absolute_config_path(job: str = "train") -> None:
+def absolute_config_path(job: str = "train", hydra_flags: bool = True) -> None:
     """Every entry point's first step: ``sys.argv`` with its relative ``--config-path`` made
     absolute from the current folder (``config_path_from_cwd``); a folder that is not there is
     one ``error:`` line naming it and exit code 2. Overrides on both sides of Hydra's flags
     (``seed=1 -cp DIR model=zscore``) are put after them, as Hydra's parser reads them
     (``overrides_together``). Flags Hydra refuses (``--cfg nope``, ``--nope``, ``-cp`` without
     a folder, ``-m --cfg job``: its usage message or a traceback) are one ``error:`` line
-    naming them and what to do, exit code 2. ``job``: the entry point (``train``...)."""
+    naming them and what to do, exit code 2. ``job``: the entry point (``train``...);
+    ``hydra_flags=False``: the flags are not Hydra's to refuse (``train.py -m
+    hparams_search=...`` hands ``--n-trials N`` and the search's other flags to its parser)."""
     from esa_lightning.errors import ESAInputError, one_line_errors
     from esa_lightning.install import command
     from esa_lightning.jobs.config_path import (
@@ -36,7 +38,7 @@ def absolute_config_path(job: str = "train") -> None:
 
     with one_line_errors(debug=asks_for_debug(sys.argv[1:])):
         args = overrides_together(config_path_from_cwd(sys.argv[1:]))
-        reason = hydra_flags_refusal(args)
+        reason = hydra_flags_refusal(args) if hydra_flags else None
         if reason is not None:
             raise ESAInputError(f"{reason} ({command(job)} --hydra-help lists Hydra's flags)")
         sys.argv[1:] = args

@@ -25,14 +25,19 @@ def run(cfg: DictConfig) -> float | None:
     return run_or_exit(train, cfg)
 
 
+def is_optuna_search(args: list[str]) -> bool:
+    """Whether ``args`` are ``-m hparams_search=NAME ...``, the search ``optuna_search`` runs."""
+    return bool(set(args) & set(MULTIRUN_FLAGS)) and any(
+        a.lstrip("+").startswith("hparams_search=") for a in args
+    )
+
+
 def optuna_search(args: list[str]) -> int | None:
     """``train.py -m hparams_search=NAME ...`` (the command the contract names for a search):
     the persistent Optuna search ``sweep.py`` runs, each trial a ``train.py`` run of its own
     (docs/sweeps.md); None for any other command line. Hydra's Optuna sweeper plugin, which
     such a command once ran, is not used (it pins optuna < 3)."""
-    if not (set(args) & set(MULTIRUN_FLAGS)) or not any(
-        a.lstrip("+").startswith("hparams_search=") for a in args
-    ):
+    if not is_optuna_search(args):
         return None
     from esa_lightning.install import command, running_from_source
     from esa_lightning.jobs.optuna_sweep import main as sweep
@@ -48,7 +53,9 @@ def main() -> None:
     from esa_lightning.errors import one_line_errors
     from esa_lightning.jobs.component_datamodules import with_component_datamodules
 
-    absolute_config_path("train")  # -cp DIR: the folder beside the user, not in the package
+    # -cp DIR: the folder beside the user, not in the package; a search's flags (--n-trials)
+    # are its own parser's to answer, not Hydra's
+    absolute_config_path("train", hydra_flags=not is_optuna_search(sys.argv[1:]))
     with one_line_errors():  # a component's model picks its datamodule, unless one is named
         sys.argv[1:] = with_component_datamodules(sys.argv[1:])
     code = optuna_search(sys.argv[1:])

@@ -665,3 +665,22 @@ def test_train_py_m_with_hparams_search_runs_the_optuna_search(tmp_path):
     assert "an Optuna search" in proc.stderr
     assert_one_line_error(proc, "optuna.params", "model.hidden_size")
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.parametrize("flags", [["--n-trials", "2"], ["--n-trials=2", "--study-name", "s"]])
+def test_train_py_m_hparams_search_takes_the_searchs_flags(tmp_path, flags):
+    """docs/sweeps.md: ``train.py -m hparams_search=...`` hands ``--n-trials N`` and the other
+    ``sweep.py`` options to the search. Hydra's parser, which knows none of them, refused them
+    first (``error: unrecognized arguments: --n-trials 2 ...``). Shown by the search's own
+    refusal of a space the run's config lacks (no trial trains); an unknown flag is still one
+    line, the search's."""
+    from tests.integration.test_reliability_cli import assert_one_line_error, run_entry
+
+    proc = run_entry("train.py", ["-m", "hparams_search=optuna", *flags, "experiment=smoke"],
+                     tmp_path)
+    assert "an Optuna search" in proc.stderr, proc.stderr
+    assert_one_line_error(proc, "optuna.params", "model.hidden_size")
+    proc = run_entry("train.py", ["-m", "hparams_search=optuna", "--nope", "experiment=smoke"],
+                     tmp_path)
+    assert_one_line_error(proc, "unrecognized arguments: --nope")
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
