@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -80,10 +81,30 @@ def one_line_errors(debug: bool = False) -> Iterator[None]:
 
 def user_stacklevel() -> int:
     """The ``stacklevel`` for a ``warnings.warn`` in the function calling this one that names
-    the first frame outside this package: the line that asked for it (a reader called directly,
-    through ``load_mission`` or a job, a cached read alike), not a line of the package."""
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    the first frame outside this package and the config libraries that call into it (Hydra's
+    ``instantiate``, OmegaConf): the line that asked for it (a reader called directly, through
+    ``load_mission``, a job or a datamodule built from a config, a cached read alike), not a
+    line of the package or of Hydra's ``_instantiate2.py``."""
     frame, level = sys._getframe(2), 2  # the caller of the function warning: stacklevel 2
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_NOT_THE_USERS):
         frame, level = frame.f_back, level + 1
     return level
+
+
+def _package_folder(name: str) -> str:
+    """The folder of installed package ``name`` (with a trailing separator), or "" if absent."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    return os.path.abspath(list(spec.submodule_search_locations)[0]) + os.sep
+
+
+# the frames user_stacklevel passes over: this package's, and those of the libraries that call
+# into it on a config's behalf (a warning naming hydra/_internal/instantiate/_instantiate2.py
+# tells the user nothing)
+_NOT_THE_USERS = tuple(
+    folder
+    for folder in (os.path.dirname(os.path.abspath(__file__)) + os.sep,
+                   *(_package_folder(name) for name in ("hydra", "omegaconf")))
+    if folder
+)

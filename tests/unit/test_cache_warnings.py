@@ -181,3 +181,20 @@ def test_the_repair_warnings_both_name_the_line_that_asked_for_the_read(
         said = {key: [w.filename for w in caught if key in str(w.message)]
                 for key in ("beyond float32's range", "NaN/inf value(s)")}
         assert said == {key: [__file__] for key in said}, said
+
+
+def test_a_warning_of_a_reader_built_from_a_config_names_the_line_that_asked_for_it(tmp_path):
+    """A reader run by Hydra's ``instantiate`` (as train.py builds its datamodule from the
+    config) warned naming hydra/_internal/instantiate/_instantiate2.py, a line of Hydra that
+    tells the user nothing: the warning names the line outside the package and the config
+    libraries that asked for the read, this one."""
+    from hydra.utils import instantiate
+
+    root = with_nan_and_beyond_float32(tmp_path, "esa_csv")
+    config = {"_target_": "esa_lightning.data.readers.esa_csv.read_esa_csv", "root": str(root),
+              "use_cache": False}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        instantiate(config)  # the line the warnings must name
+    named = {w.filename for w in caught if "NaN/inf value(s)" in str(w.message)}
+    assert named == {__file__}, named
