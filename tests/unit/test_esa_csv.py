@@ -358,6 +358,18 @@ def test_test_file_must_follow_train(tmp_path):
         read(tmp_path)
 
 
+def test_an_unsorted_test_file_names_its_own_row(tmp_path):
+    """A duplicate timestamp at row 5 of the test file was named as row 25 of that file: the
+    row counted the training file's 20 rows too."""
+    frame, _, _, _, labels, names, _ = make_frame(n=40)
+    write_csv(tmp_path / "a.train.csv", frame.iloc[:20], labels[:20], names)
+    test = frame.iloc[20:].reset_index(drop=True)
+    test.loc[5, "timestamp"] = test.loc[4, "timestamp"]
+    write_csv(tmp_path / "a.test.csv", test, labels[20:], names)
+    with pytest.raises(ESAInputError, match=r"a\.test\.csv.*duplicate at row 5\)"):
+        read(tmp_path)
+
+
 def test_unknown_channel(tmp_path):
     frame, _, _, _, labels, names, _ = make_frame()
     path = write_csv(tmp_path / "x.csv", frame, labels, names)

@@ -294,7 +294,7 @@ def _read_one(
         strings_can_be_null=False,
     )
     n_val, n_tc = len(names), len(telecommands)
-    last_ts = None
+    last_ts, first = None, pos  # errors name the file's own rows, from 0
     try:
         # the header's names as read_header cleaned them (" channel_1 " is channel_1)
         read = pacsv.ReadOptions(block_size=BLOCK_BYTES, column_names=header, skip_rows=1)
@@ -309,7 +309,7 @@ def _read_one(
             if ts_col.null_count:
                 raise ESAInputError("empty timestamp", path=path, column=TIMESTAMP)
             ts = ts_col.to_numpy().astype("datetime64[ns]")
-            check_increasing_batch(ts, last_ts, path, TIMESTAMP, pos_offset=pos)
+            check_increasing_batch(ts, last_ts, path, TIMESTAMP, pos_offset=pos - first)
             last_ts = ts[-1]
             out["timestamps"][pos : pos + n] = ts
             cols = [c.to_numpy(zero_copy_only=False) for c in batch.columns[1:]]
