@@ -66,6 +66,25 @@ def _rebuilt_error(cls: type[ESAInputError], args: tuple, state: dict) -> ESAInp
     return error
 
 
+
+class TooFewRows(ESAInputError):
+    """Data with fewer rows than the detector needs to score one (the channel ensemble's pooled
+    row), raised where the rows are featurised, which does not know where they came from: the
+    caller that read them names them (``naming_short_data``)."""
+
+
+@contextmanager
+def naming_short_data(source: str | PathLike) -> Iterator[None]:
+    """A ``TooFewRows`` raised without a path inside the block is raised again naming
+    ``source``: the file, folder or ``DataFrame`` the rows were read from."""
+    try:
+        yield
+    except TooFewRows as exc:
+        if exc.path is not None:
+            raise
+        raise TooFewRows(exc.reason, path=source, column=exc.column, value=exc.value) from None
+
+
 @contextmanager
 def one_line_errors(debug: bool = False) -> Iterator[None]:
     """Every job's error wrapper: a user-facing error (``ESAInputError``) becomes one line on

@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, naming_short_data
 from esa_lightning.jobs.common import one_line_errors
 
 
@@ -72,7 +72,8 @@ def run(data_dir: Path, artifacts: Path, chunk_rows: int = 1_000_000) -> Path:
     mission = in_trained_order(detector.schema, mission)
     check_schema(detector.schema, mission, source=str(test_file))
     warn_skipped_rows(mission, test_file)  # ids skipped: scored as given, said as predict.py does
-    scores = score_in_chunks(detector, mission, chunk_rows, keep_channel_scores="none")
+    with naming_short_data(test_file):
+        scores = score_in_chunks(detector, mission, chunk_rows, keep_channel_scores="none")
     return write_submission(row_ids(mission), scores.alarm, data_dir / "submission.csv")
 
 

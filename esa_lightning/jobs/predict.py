@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from esa_lightning.data.frame import SOURCE
 from esa_lightning.data.mission import Mission
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, naming_short_data
 from esa_lightning.jobs.common import has_labeled_events, unscored_reason
 from esa_lightning.models.base import RowScores, context_start
 from esa_lightning.progress import progress
@@ -106,7 +108,8 @@ def _predict_into(
                                          detector.alignment_rows), first_row)
     warn_skipped_rows(part, cfg.data.root, context, cfg.range)
     log.info("scoring %d rows of %s", len(part.values), mission.name)
-    scores = score_part(detector, source, int(cfg.chunk_rows), first_row=first_row)
+    scores = score_part(detector, source, int(cfg.chunk_rows), first_row=first_row,
+                        source=cfg.data.root)
     metrics: dict[str, float] = {}
     if has_labeled_events(part):
         metrics = report_for(
@@ -229,13 +232,19 @@ def range_of(mission: Mission, name: str) -> Mission:
     return {"test": mission.test, "val": mission.val}.get(name, lambda: mission)()
 
 
-def score_part(detector: Any, mission: Mission, chunk_rows: int, first_row: int = 0) -> RowScores:
+def score_part(
+    detector: Any, mission: Mission, chunk_rows: int, first_row: int = 0,
+    source: str | PathLike = "",
+) -> RowScores:
     """Scores of the rows of ``mission`` from ``first_row`` on, the rows before it serving as
     context; per-channel scores kept on alarmed rows (what the interval report reads).
-    predict.py and the Python API (``Detector.predict``) both score this way."""
-    return score_in_chunks(
-        detector, mission, chunk_rows, keep_channel_scores="alarmed", first_row=first_row
-    )
+    predict.py and the Python API (``Detector.predict``) both score this way. Rows too few for
+    the detector are refused naming ``source``, where they were read from (the API: its
+    ``DataFrame``)."""
+    with naming_short_data(source or SOURCE):
+        return score_in_chunks(
+            detector, mission, chunk_rows, keep_channel_scores="alarmed", first_row=first_row
+        )
 
 
 def write_outputs(

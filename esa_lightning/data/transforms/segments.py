@@ -40,7 +40,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import stft
 
 from esa_lightning.data.transforms import shapelets
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, TooFewRows
 from esa_lightning.progress import progress
 
 N_LAGS = 5
@@ -321,10 +321,10 @@ def featurise_values(
     values = np.asarray(values, dtype=np.float32)
     need = min_samples(window, step, pool)
     if len(values) < need:
-        raise ESAInputError(
-            f"the series has {len(values)} samples; one pooled row needs {need} "
-            f"(window {window}, step {step}, pool {pool})",
-            column="values",
+        raise TooFewRows(
+            f"{len(values)} rows read (the rows scored, with the rows before them read as "
+            f"context); the channel ensemble needs at least {need} to score one pooled row "
+            f"(window {window} + (pool {pool} - 1) x step {step}): score a longer range"
         )
     opts = dict(window=window, step=step, pool=pool, pool_stride=pool_stride, n_kernels=n_kernels)
     jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
