@@ -98,7 +98,8 @@ def _predict_into(
         return _predict_series(detector, mission, cfg, out)
     part = range_of(mission, cfg.range)
     if len(part.values) == 0:
-        raise ESAInputError(nothing_to_score(cfg.range), path=cfg.data.root)
+        raise ESAInputError(nothing_to_score(cfg.range, mission, cfg.data.get("split_date")),
+                            path=cfg.data.root)
     refuse_without_reading(mission, part, cfg.range, cfg.data.root)
     # the rows before the range are the context its first windows and detrending need, and
     # the validation range is scored as training scored it: without the test rows after it
@@ -217,8 +218,19 @@ def refuse_without_reading(mission: Mission, part: Mission, name: str, source: A
     )
 
 
-def nothing_to_score(name: str) -> str:
-    """Why ``range=name`` found no row, and how to score the data all the same."""
+def nothing_to_score(name: str, mission: Mission | None = None, split_date: Any = None) -> str:
+    """Why ``range=name`` found no row, and how to score the data all the same: for the test
+    range of ``mission`` read with a ``split_date`` after its last row, that date and row."""
+    import pandas as pd
+
+    stamps = None if mission is None else mission.timestamps
+    if name == "test" and split_date is not None and stamps is not None and len(stamps):
+        last, split = pd.Timestamp(stamps[-1]), pd.Timestamp(str(split_date))
+        if split.tzinfo is not None:  # read as UTC, as the readers read it
+            split = split.tz_convert("UTC").tz_localize(None)
+        if last < split:
+            return (f"no rows to score: the data has no test range (data.split_date="
+                    f"{split_date} is after its last row, {last}); range=all scores every row")
     why = {
         "test": " (no test file or folder, or data.split_date unset or after its last row: "
         "a single ESA CSV file is split there)",

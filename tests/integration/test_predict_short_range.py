@@ -57,3 +57,23 @@ def test_a_frame_shorter_than_a_pooled_row_is_refused_naming_the_frame(ensemble,
                          index=pd.RangeIndex(10000, 10005, name="id"))
     with pytest.raises(ESAInputError, match=rf"^DataFrame: 5 rows read.*needs at least {need}"):
         Detector.load(detector).predict(frame)
+
+
+def test_a_split_date_after_the_last_row_is_named_with_that_row(tmp_path):
+    """``data.split_date`` after the data's last row read ``no rows to score: the data has no
+    test range (no test file or folder, or data.split_date unset or after its last row ...)``:
+    every cause but the one given. It names the date given and the last row's time."""
+    from esa_lightning.data.readers.esa_csv import read_esa_csv
+    from tests.helpers import write_esa_csv as write_small_csv
+    from tests.integration.test_python_api import zscore_detector
+
+    path = write_small_csv(tmp_path / "new.csv", n=300)  # 30 s rows from 2000-01-01 00:00
+    zscore_detector(read_esa_csv(path, cache_dir=tmp_path / "c"), tmp_path / "det", 4.0)
+    with pytest.raises(ESAInputError) as info:
+        esa_lightning.predict(tmp_path / "det", ["data=esa_csv", f"data.root={path}",
+                                                 "data.split_date=2000-01-05"],
+                              output_dir=tmp_path / "out", root_dir=tmp_path)
+    assert str(info.value) == (
+        f"{path}: no rows to score: the data has no test range (data.split_date=2000-01-05 is "
+        "after its last row, 2000-01-01 02:29:30); range=all scores every row")
+    assert not (tmp_path / "out").exists()
