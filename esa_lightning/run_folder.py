@@ -28,6 +28,8 @@ from pathlib import Path
 
 from esa_lightning.errors import ESAInputError
 from esa_lightning.io import (
+    SETTINGS_LIMIT,
+    atomic_path,
     make_output_folder,
     make_temporary_folder,
     owned,
@@ -46,6 +48,10 @@ except ImportError:  # not POSIX: the exclusive-create fallback
     fcntl = None
 
 LOCK_NAME = ".esa_lightning.lock"
+#: the files Hydra writes into a run folder's ``.hydra/`` (``keep_hydra_files``)
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+#: ``.hydra/`` files of folders an earlier run wrote, as they were before this run
+_hydra_before: dict[Path, dict[str, bytes | None]] = {}
 #: what a refused run is told holds its folder
 BUSY = "another run is writing into this folder"
 #: how a refused run is told to take another folder
@@ -146,10 +152,50 @@ def removed_if_refused(
     except ESAInputError:
         if not keep and not (kept_if is not None and kept_if(full)):
             _remove_made(full)
+            _put_back_hydra_files(full)
         raise
     finally:
         if settles:
             _made.pop(full, None)
+            _hydra_before.pop(full, None)
+
+
+def keep_hydra_files(folder: str | os.PathLike) -> None:
+    """Remember the files of ``folder/.hydra/`` (an earlier run's, in a folder this run may
+    use: an earlier prediction's) before Hydra writes this run's there (a Hydra callback's
+    ``on_run_start``), for ``removed_if_refused`` to put back if this run is refused: the
+    earlier run's outputs stay, and so does the config that made them."""
+    full = Path(folder).resolve()
+    hydra = full / ".hydra"
+    if not hydra.is_dir() or hydra.is_symlink():
+        return
+    saved: dict[str, bytes | None] = {}
+    for name in HYDRA_FILES:
+        path = hydra / name
+        try:
+            if path.is_symlink() or (path.is_file() and path.stat().st_size > SETTINGS_LIMIT):
+                return  # not a file Hydra wrote: left as it is
+            saved[name] = path.read_bytes() if path.is_file() else None
+        except OSError:
+            return
+    _hydra_before[full] = saved
+
+
+def _put_back_hydra_files(folder: Path) -> None:
+    """``.hydra/`` as ``keep_hydra_files`` found it: its files written back, those it lacked
+    (Hydra wrote them for this run) removed. Best effort: the refusal is what is reported."""
+    saved = _hydra_before.pop(folder, None)
+    for name, content in (saved or {}).items():
+        path = folder / ".hydra" / name
+        try:
+            if content is None:
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
+                continue
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(content)
+        except (OSError, ESAInputError):
+            continue
 
 
 def _remove_made(folder: Path) -> None:

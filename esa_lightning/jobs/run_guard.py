@@ -35,6 +35,7 @@ from esa_lightning.errors import ESAInputError
 from esa_lightning.run_folder import (
     MANIFEST,
     is_launching_process,
+    keep_hydra_files,
     publishing_outputs,
     recorded_outputs,
     run_dir_setting,
@@ -202,10 +203,13 @@ class RefuseOtherRuns(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         if is_launching_process():
-            _exit_if_refused(
-                lambda folder, _: refuse_other_runs_folder(folder, self.job, "hydra.run.dir"),
-                config, "hydra.run.dir",
-            )
+            _exit_if_refused(self._check, config, "hydra.run.dir")
+
+    def _check(self, folder: Path, _ckpt_path: Any) -> None:
+        """Refuse another run's folder; in one of this job's earlier runs, remember its
+        ``.hydra/``, which Hydra rewrites next, for a refused run to put back."""
+        refuse_other_runs_folder(folder, self.job, "hydra.run.dir")
+        keep_hydra_files(folder)
 
 
 def refuse_merge_folder(folder: str | Path, _ckpt_path: Any = None) -> None:
