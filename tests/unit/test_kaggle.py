@@ -395,6 +395,20 @@ def test_id_as_pandas_range_index_is_named(tmp_path):
         read(root)
 
 
+
+@pytest.mark.parametrize("write", [
+    lambda part, path: part.drop(columns="id").to_parquet(path, index=False),
+    lambda part, path: part.set_index("id").to_parquet(path),
+], ids=["no_id", "id_as_index"])
+def test_a_test_file_without_an_id_column_is_named(tmp_path, write):
+    """Only the first file's id column was checked: a test.parquet without one (or with id as
+    its pandas index) ended in ``KeyError: 'id'``, a traceback from predict.py."""
+    frame, *_ = make_parts()
+    root = write_layout(tmp_path / "kg", frame, 60)
+    write(frame.iloc[60:], root / "test.parquet")
+    with pytest.raises(ESAInputError, match=r"test\.parquet: column 'id': "):
+        read(root)
+
 def test_whole_number_float_ids_are_read_as_integer_ids(tmp_path):
     """An ``id`` column stored as floats (61.0: pandas writes an integer column a NaN touched
     as float64) holds integer ids: read as int64. Before, the reader refused it ('ids must be

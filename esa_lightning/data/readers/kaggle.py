@@ -130,7 +130,8 @@ def read_kaggle(
         raise refused  # named by the user or predict.py (the detector's): the file lacking them
     # a channel word's channels (the first file's) or a telecommand that a later file lacks
     absent = _absent([*names, *telecommand_cols], parts, schemas)
-    for p in parts:  # every file's types, not only the first's
+    for p in parts:  # every file's id and types, not only the first's
+        _require_id(schemas[p], p)
         _refuse_channel_labels(schemas[p], p)
         if missing := absent.get(p):
             raise ESAInputError(f"missing column(s) {missing[:5]}", path=p, column=missing[0])
@@ -293,16 +294,7 @@ def _value_columns(schema: pa.Schema) -> list[str]:
 
 def _split_schema(schema: pa.Schema, path: Path) -> tuple[list[str], list[str]]:
     """(channel columns, telecommand columns) in file order; checks ``id`` and the types."""
-    if ID not in schema.names:
-        index = (schema.pandas_metadata or {}).get("index_columns", [])
-        if any(isinstance(c, dict) and c.get("name") == ID for c in index):
-            raise ESAInputError(  # pandas kept a RangeIndex named id as metadata, not a column
-                "id is the file's pandas index, stored as metadata and not as a column: write "
-                "it with df.reset_index().to_parquet(...)",
-                path=path,
-                column=ID,
-            )
-        raise ESAInputError("missing the id column", path=path, column=ID)
+    _require_id(schema, path)
     value_cols = _value_columns(schema)
     for c in value_cols:
         _check_numeric(schema, c, path)
@@ -311,6 +303,21 @@ def _split_schema(schema: pa.Schema, path: Path) -> tuple[list[str], list[str]]:
     if not chans:
         raise ESAInputError("no channel columns", path=path)
     return chans, telecommands
+
+
+def _require_id(schema: pa.Schema, path: Path) -> None:
+    """Refuse a file without an ``id`` column (every file's: the test file's is read too)."""
+    if ID in schema.names:
+        return
+    index = (schema.pandas_metadata or {}).get("index_columns", [])
+    if any(isinstance(c, dict) and c.get("name") == ID for c in index):
+        raise ESAInputError(  # pandas kept a RangeIndex named id as metadata, not a column
+            "id is the file's pandas index, stored as metadata and not as a column: write "
+            "it with df.reset_index().to_parquet(...)",
+            path=path,
+            column=ID,
+        )
+    raise ESAInputError("missing the id column", path=path, column=ID)
 
 
 def _refuse_channel_labels(schema: pa.Schema, path: Path) -> None:
