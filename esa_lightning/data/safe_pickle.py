@@ -181,6 +181,10 @@ def _is_allowed(module: str, name: str) -> bool:
     return False
 
 
+#: a pickled Series, as pandas names its class (refused: only frames are unpickled)
+SERIES = ("pandas.Series", "pandas.core.series.Series")
+
+
 class _Refused(pickle.UnpicklingError):
     def __init__(self, what: str) -> None:
         super().__init__(what)
@@ -291,6 +295,12 @@ def read_pickled_frame(path: str | os.PathLike) -> pd.DataFrame:
     try:
         obj = _unpickler(payload).load()
     except _Refused as exc:
+        if exc.what in SERIES:  # a user's slip, not a hostile file: say what to write
+            raise ESAInputError(
+                "expected a pickled DataFrame, got a Series: write a one-column DataFrame "
+                f"named after the channel, frame[[{path.stem.split('.')[0]!r}]].to_pickle(...)",
+                path=path,
+            ) from None
         raise ESAInputError(f"refused to unpickle {exc.what}", path=path) from None
     except Exception as exc:  # corrupt pickle: whatever the unpickler or a constructor raised
         reason = " ".join(str(exc).split()) or type(exc).__name__

@@ -302,3 +302,14 @@ def test_a_cache_built_before_the_column_check_is_not_served(mission_dir, tmp_pa
         read(mission_dir, use_cache=True, cache_dir=tmp_path / "cache")
     with pytest.raises(ESAInputError, match="named after the telecommand"):
         read(mission_dir, use_cache=True, cache_dir=tmp_path / "cache")
+
+
+def test_a_channel_file_holding_a_series_names_the_frame_to_write(mission_dir):
+    """``frame["channel_1"].to_pickle(...)`` (a Series, not ESA-ADB's one-column DataFrame)
+    read ``refused to unpickle pandas.Series``, as a security refusal reads."""
+    path = mission_dir / "channels" / "channel_1.zip"
+    read_pickled_frame(path)["channel_1"].to_pickle(path)
+    with pytest.raises(ESAInputError, match=r"expected a pickled DataFrame, got a Series: .*"
+                       r"frame\[\['channel_1'\]\]") as err:
+        read(mission_dir)
+    assert err.value.path == str(path)
