@@ -329,6 +329,7 @@ def align_prediction_frame(
     order = np.argsort(rows, kind="stable")
     rows = rows[order]
     channels = [c for c in mission.channel_names if c in pred.columns]
+    _warn_unread_channels(pred, mission, channels, path)
     channel_alarm = None
     if channels:
         what = "per-channel columns must hold only 0/1"
@@ -343,6 +344,30 @@ def align_prediction_frame(
         channel_alarm=channel_alarm,
         channel_names=channels or None,
     )
+
+
+def _warn_unread_channels(
+    pred: pd.DataFrame, mission: Any, channels: list[str], path: str | Path | None
+) -> None:
+    """Warn of columns that name no channel of ``mission`` (not read: a misspelt channel's
+    alarms) and of per-channel columns that leave some of its channels out (scored as never
+    alarmed, as a detector of a channel subset's are)."""
+    import warnings
+
+    where = "" if path is None else f"{path}: "
+    names = [str(c) for c in mission.channel_names]
+    known = {"timestamp", "id", "is_anomaly", "score", *names}  # the columns a file may hold
+    other = [str(c) for c in pred.columns if c not in known]
+    if other:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        warnings.warn(f"{where}column(s) {quoted(other[:5])} name no channel of mission "
+                      f"{mission.name!r} ({shown}): not read", UserWarning, stacklevel=3)
+    if channels and len(channels) < len(names):
+        left = [c for c in names if c not in channels]
+        shown = ", ".join(left[:5]) + (", ..." if len(left) > 5 else "")
+        warnings.warn(f"{where}per-channel columns for {len(channels)} of the {len(names)} "
+                      f"channels of mission {mission.name!r}: {shown} scored as never alarmed",
+                      UserWarning, stacklevel=3)
 
 
 def _keys(pred: pd.DataFrame, column: str, path: str | Path | None) -> np.ndarray:

@@ -294,3 +294,26 @@ def test_a_predictions_file_runs_to_the_end_from_any_row_up_to_the_test_start(fi
             require_full_coverage(rows, mission, "id", "pred.csv")
     else:
         require_full_coverage(rows, mission, "id", "pred.csv")
+
+
+def test_per_channel_columns_that_leave_channels_out_are_warned_about():
+    """A predictions file with per-channel columns for some of the mission's channels, or one
+    misspelt, was scored without a word as if the others never alarmed (channel_F_0.50 0.0)."""
+    import warnings
+
+    from esa_lightning.metrics.report import align_prediction_frame
+    from tests.helpers import toy_mission
+
+    mission = toy_mission(np.zeros((10, 3), np.float32), val_start=4, test_start=7)
+    base = pd.DataFrame({"id": range(10), "is_anomaly": 0})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        align_prediction_frame(base.assign(channel_0=0, channel_1=0, channel_2=0), mission, "p")
+        align_prediction_frame(base, mission, "p")  # no per-channel column: none read
+    assert not caught
+    with pytest.warns(UserWarning, match=r"^p: per-channel columns for 1 of the 3 channels of "
+                      r"mission 'toy': channel_1, channel_2 scored as never alarmed"):
+        align_prediction_frame(base.assign(channel_0=0), mission, "p")
+    with pytest.warns(UserWarning, match=r"^p: column\(s\) \['chanel_1'\] name no channel of "
+                      r"mission 'toy' \(channel_0, channel_1, channel_2\): not read"):
+        align_prediction_frame(base.assign(channel_0=0, chanel_1=0, channel_2=0), mission, "p")
