@@ -145,13 +145,16 @@ def removed_if_refused(
     ``.hydra/``) stays, and so does every folder with ``keep`` (``debug_errors=true``) and one
     for which ``kept_if(folder)`` is true when refused (a training run's: it holds checkpoints).
     ``settles``: past the block the folder holds the run's own files; False for a block that
-    only checks (a job's settings), after which a refusal still removes the folder."""
+    only checks (a job's settings), after which a refusal still removes the folder. A refused
+    run (without ``keep``) puts back the ``.hydra/`` files ``keep_hydra_files`` remembered, in a
+    folder kept for its checkpoints too (a resume refused for its settings)."""
     full = Path(folder).resolve()
     try:
         yield
     except ESAInputError:
         if not keep and not (kept_if is not None and kept_if(full)):
             _remove_made(full)
+        if not keep:  # a resume refused in the run's folder, its checkpoints kept, too
             _put_back_hydra_files(full)
         raise
     finally:
@@ -162,9 +165,9 @@ def removed_if_refused(
 
 def keep_hydra_files(folder: str | os.PathLike) -> None:
     """Remember the files of ``folder/.hydra/`` (an earlier run's, in a folder this run may
-    use: an earlier prediction's) before Hydra writes this run's there (a Hydra callback's
-    ``on_run_start``), for ``removed_if_refused`` to put back if this run is refused: the
-    earlier run's outputs stay, and so does the config that made them."""
+    use: an earlier prediction's, a training run it resumes) before Hydra writes this run's
+    there (a Hydra callback's ``on_run_start``), for ``removed_if_refused`` to put back if this
+    run is refused: the earlier run's outputs stay, and so does the config that made them."""
     full = Path(folder).resolve()
     hydra = full / ".hydra"
     if not hydra.is_dir() or hydra.is_symlink():

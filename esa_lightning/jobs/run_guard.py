@@ -203,13 +203,10 @@ class RefuseOtherRuns(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         if is_launching_process():
-            _exit_if_refused(self._check, config, "hydra.run.dir")
-
-    def _check(self, folder: Path, _ckpt_path: Any) -> None:
-        """Refuse another run's folder; in one of this job's earlier runs, remember its
-        ``.hydra/``, which Hydra rewrites next, for a refused run to put back."""
-        refuse_other_runs_folder(folder, self.job, "hydra.run.dir")
-        keep_hydra_files(folder)
+            _exit_if_refused(
+                lambda folder, _: refuse_other_runs_folder(folder, self.job, "hydra.run.dir"),
+                config, "hydra.run.dir",
+            )
 
 
 def refuse_merge_folder(folder: str | Path, _ckpt_path: Any = None) -> None:
@@ -249,6 +246,10 @@ class RefuseEarlierRun(Callback):
 
 
 def _exit_if_refused(check: Callable[[Path, Any], None], config: DictConfig, key: str) -> None:
+    """``check(folder, ckpt_path)`` of the folder ``key`` names: refused, one line and exit 2.
+    A run folder it lets the run use (an earlier run's, which the run goes on or replaces) has
+    its ``.hydra/``, which Hydra rewrites next, remembered for a refused run to put back
+    (``run_folder.keep_hydra_files``)."""
     try:
         folder = Path(str(OmegaConf.select(config, key)))
     except Exception:  # noqa: BLE001 - a folder known only later: train() checks it then
@@ -258,3 +259,5 @@ def _exit_if_refused(check: Callable[[Path, Any], None], config: DictConfig, key
     except ESAInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if key == "hydra.run.dir":
+        keep_hydra_files(folder)
