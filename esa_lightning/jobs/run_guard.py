@@ -243,6 +243,15 @@ class RefuseEarlierRun(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_if_refused(refuse_earlier_sweep, config, "hydra.sweep.dir")
+        # a sweep resumed there (ckpt_path=last): Hydra rewrites each job's .hydra/ before the
+        # job starts, and a job refused (its settings) puts the earlier one back
+        try:
+            sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
+        except Exception:  # noqa: BLE001 - a folder known only later, as _exit_if_refused says
+            return
+        if sweep_dir.is_dir():
+            for job in _folders_below(sweep_dir, SWEEP_JOB_DEPTH):
+                keep_hydra_files(job)
 
 
 def _exit_if_refused(check: Callable[[Path, Any], None], config: DictConfig, key: str) -> None:

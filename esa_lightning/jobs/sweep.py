@@ -138,12 +138,15 @@ class SweepSummary(Callback):
         self._jobs: dict[int, str | None] = {}  # job number: its error, None when it has none
         self._folders: dict[int, Path] = {}  # job number: the folder it ran in
         self._tags: dict[int, str] = {}  # job number: its tags, as the job resolved them
+        self._earlier: dict[Path, bytes] = {}  # an earlier sweep's record in the sweep folder
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._jobs = {}
         self._folders = {}
         self._tags = {}
         _FAILED_JOBS.clear()
+        sweep_dir = OmegaConf.select(config, "hydra.sweep.dir", default=None)
+        self._earlier = {} if sweep_dir is None else earlier_sweep_record(Path(str(sweep_dir)))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if not in_local_multirun():
@@ -166,6 +169,15 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        if self._earlier and self._jobs and all(e is not None for e in self._jobs.values()):
+            # every job refused (a resume with settings its checkpoints were not trained
+            # with): the earlier sweep's summary.csv and multirun.yaml stay its record
+            for path, content in self._earlier.items():
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(content)
+            log.info("every job failed: %s left as the earlier sweep wrote it",
+                     sweep_dir / "summary.csv")
+            return
         rows = self.write(sweep_dir)
         log.info("sweep summary of %d jobs: %s", rows, sweep_dir / "summary.csv")
 
@@ -209,6 +221,28 @@ class SweepSummary(Callback):
         with atomic_path(sweep_dir / "summary.csv") as tmp:
             frame.to_csv(tmp, index=False)
         return len(rows)
+
+
+#: what a sweep writes at the top of its folder, Hydra's multirun.yaml and summary.csv
+SWEEP_RECORD = ("multirun.yaml", "summary.csv")
+
+
+def earlier_sweep_record(sweep_dir: Path) -> dict[Path, bytes]:
+    """An earlier sweep's ``summary.csv`` and ``multirun.yaml`` in ``sweep_dir`` (none without
+    its ``summary.csv``), read before this sweep rewrites them, for ``SweepSummary`` to put back
+    where every job of this one fails. Files that cannot be read, or are not plain files, are
+    left out."""
+    record = {}
+    if not (sweep_dir / "summary.csv").is_file():
+        return record
+    for name in SWEEP_RECORD:
+        path = sweep_dir / name
+        try:
+            if path.is_file() and not path.is_symlink():
+                record[path] = path.read_bytes()
+        except OSError:
+            continue
+    return record
 
 
 def job_return_tags(job_return: JobReturn) -> str | None:
