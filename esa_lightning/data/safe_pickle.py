@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, quoted
 
 # pandas' nullable columns (Int64, UInt8, Float64, boolean): plain data containers, a values
 # array and a boolean mask set as attributes; built without running anything but pandas'
@@ -123,7 +123,7 @@ def _safe_getattr(obj: Any, name: str) -> Any:
 
     if obj is zoneinfo.ZoneInfo and name == "_unpickle":
         return zoneinfo.ZoneInfo._unpickle
-    raise pickle.UnpicklingError(f"refused getattr({obj!r}, {name!r})")
+    raise _Unsafe(f"refused getattr({obj!r}, {name!r})")
 
 
 def _string_type_for_alias(alias: object) -> Any:
@@ -131,7 +131,7 @@ def _string_type_for_alias(alias: object) -> Any:
     import pyarrow as pa
 
     if alias not in _STRING_ALIASES:
-        raise pickle.UnpicklingError(f"refused pyarrow type {alias!r}")
+        raise _Unsafe(f"refused pyarrow type {alias!r}")
     return pa.lib.type_for_alias(alias)
 
 
@@ -143,7 +143,7 @@ def _checked_string_array(state: Any) -> Any:
     try:
         arrow_type, length, null_count, offset, buffers, children, dictionary = state
     except (TypeError, ValueError):
-        raise pickle.UnpicklingError("malformed pyarrow array") from None
+        raise _Unsafe("malformed pyarrow array") from None
     if not (
         isinstance(arrow_type, pa.DataType)
         and (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
@@ -155,12 +155,12 @@ def _checked_string_array(state: Any) -> Any:
         and all(type(n) is int and n >= 0 for n in (length, offset))
         and type(null_count) is int
     ):
-        raise pickle.UnpicklingError("refused pyarrow array: only flat string arrays load")
+        raise _Unsafe("refused pyarrow array: only flat string arrays load")
     try:
         array = pa.Array.from_buffers(arrow_type, length, buffers, null_count, offset)
         array.validate(full=True)
     except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
-        raise pickle.UnpicklingError(f"invalid pyarrow string array ({exc})") from None
+        raise _Unsafe(f"invalid pyarrow string array ({exc})") from None
     return array
 
 
@@ -183,6 +183,11 @@ def _is_allowed(module: str, name: str) -> bool:
 
 #: a pickled Series, as pandas names its class (refused: only frames are unpickled)
 SERIES = ("pandas.Series", "pandas.core.series.Series")
+
+
+class _Unsafe(pickle.UnpicklingError):
+    """A pickle this module's checks refuse (a getattr, a pyarrow array, a byte array larger
+    than the file): its words name what was refused, so the message keeps them."""
 
 
 class _Refused(pickle.UnpicklingError):
@@ -222,7 +227,7 @@ def _unpickler(fh: io.BytesIO) -> pickle.Unpickler:
         def load_bytearray8(self) -> None:
             (size,) = struct.unpack("<Q", self.read(8))
             if size > payload_bytes:
-                raise pickle.UnpicklingError(f"a byte array of {size} bytes in a smaller file")
+                raise _Unsafe(f"a byte array of {size} bytes in a smaller file")
             self.append(bytearray(self.read(size)))
 
         dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
@@ -266,10 +271,7 @@ def _read_payload(path: Path) -> io.BytesIO:
     with zipfile.ZipFile(path) as zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
         if len(members) != 1:
-            raise ESAInputError(
-                f"expected exactly one pickled DataFrame in the zip, found {len(members)}",
-                path=path,
-            )
+            raise ESAInputError(_not_one_member(members, path), path=path)
         (member,) = members
         refuse_zip_bomb(zf, path)
         payload = io.BytesIO()
@@ -278,6 +280,25 @@ def _read_payload(path: Path) -> io.BytesIO:
                 payload.write(chunk)
         payload.seek(0)
         return payload
+
+
+def _rewrite_hint(path: Path) -> str:
+    """What to do about a channel file that cannot be read: write it again, as its reader
+    expects it (a one-column DataFrame named after the channel)."""
+    name = path.stem.split(".")[0]
+    return f"write it again with frame[[{name!r}]].to_pickle({path.name!r})"
+
+
+def _not_one_member(members: list[zipfile.ZipInfo], path: Path) -> str:
+    """Why a zip of ``members`` (its files, folders left out) is not one channel's pickle."""
+    if not members:
+        held = "no file (only folders, or nothing)"
+    else:
+        names = ", ".join(quoted(m.filename) for m in members[:3])
+        more = f" and {len(members) - 3} more" if len(members) > 3 else ""
+        held = f"{len(members)} files ({names}{more})"
+    return (f"the zip holds {held}; it must hold exactly one pickled DataFrame: "
+            f"{_rewrite_hint(path)}")
 
 
 def read_pickled_frame(path: str | os.PathLike) -> pd.DataFrame:
@@ -290,8 +311,12 @@ def read_pickled_frame(path: str | os.PathLike) -> pd.DataFrame:
     except ESAInputError:
         raise
     except Exception as exc:  # a corrupt, encrypted or foreign zip (BadZipFile, zlib.error...)
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise ESAInputError(f"cannot read: {reason}", path=path) from None
+        # the library's words (zlib's "Error -3 while decompressing", a bare CRC) tell a user
+        # nothing: they stay in the chained traceback (--debug)
+        raise ESAInputError(
+            f"a damaged or encrypted zip, its member cannot be read: {_rewrite_hint(path)}",
+            path=path,
+        ) from exc
     try:
         obj = _unpickler(payload).load()
     except _Refused as exc:
@@ -302,9 +327,16 @@ def read_pickled_frame(path: str | os.PathLike) -> pd.DataFrame:
                 path=path,
             ) from None
         raise ESAInputError(f"refused to unpickle {exc.what}", path=path) from None
+    except _Unsafe as exc:
+        raise ESAInputError(f"not a readable pickled DataFrame: {exc}", path=path) from None
     except Exception as exc:  # corrupt pickle: whatever the unpickler or a constructor raised
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise ESAInputError(f"not a readable pickled DataFrame: {reason}", path=path) from None
+        # its words ("110", "EOFError", "Memo value not found") are the unpickler's internals:
+        # they stay in the chained traceback (--debug)
+        raise ESAInputError(
+            "not a readable pickled DataFrame (the file is damaged, cut short, or holds "
+            f"something else): {_rewrite_hint(path)}",
+            path=path,
+        ) from exc
     finally:
         payload.close()
     if not isinstance(obj, pd.DataFrame):

@@ -126,7 +126,7 @@ def test_channel_zip_with_corrupt_deflate_data(tmp_path):
     for i in range(45, 400, 7):
         data[i] ^= 0x5A
     path.write_bytes(bytes(data))
-    with pytest.raises(ESAInputError, match="channel_1.zip: cannot read"):
+    with pytest.raises(ESAInputError, match="channel_1.zip: a damaged or encrypted zip"):
         read_pickled_frame(path)
 
 

@@ -1,0 +1,105 @@
+"""Error messages on broken input files: each names the file and says what to do, in plain
+words, without the library's internals (an exception's class name, a bare key, an errno, the
+repr of an empty list)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from esa_lightning.errors import ESAInputError
+from tests.unit.test_esa_adb import make_mission, read
+
+
+@pytest.fixture
+def mission_dir(tmp_path: Path) -> Path:
+    return make_mission(tmp_path / "M")
+
+
+def _member(path: Path) -> bytes:
+    with zipfile.ZipFile(path) as zf:
+        return zf.read(zf.namelist()[0])
+
+
+def _rezip(path: Path, payload: bytes) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{path.stem}.pkl", payload)
+
+
+def _damaged(path: Path) -> None:  # its second half overwritten: it once said ": 110"
+    payload = bytearray(_member(path))
+    payload[len(payload) // 2:] = b"n" * (len(payload) - len(payload) // 2)
+    _rezip(path, bytes(payload))
+
+
+def _cut_short(path: Path) -> None:
+    payload = _member(path)
+    _rezip(path, payload[: len(payload) // 2])
+
+
+def _empty(path: Path) -> None:  # it once said ": EOFError"
+    path.write_bytes(b"")
+
+
+def _text(path: Path) -> None:
+    path.write_text("not a pickle")
+
+
+@pytest.mark.parametrize("breaks", [_damaged, _cut_short, _empty, _text])
+def test_an_unreadable_channel_pickle_says_to_write_it_again(mission_dir, breaks):
+    path = mission_dir / "channels/channel_1.zip"
+    breaks(path)
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert err.value.path == str(path)
+    assert str(err.value) == (
+        f"{path}: not a readable pickled DataFrame (the file is damaged, cut short, or holds "
+        "something else): write it again with frame[['channel_1']].to_pickle('channel_1.zip')"
+    )
+
+
+def test_a_channel_zip_whose_compressed_data_is_damaged_says_to_write_it_again(mission_dir):
+    path = mission_dir / "channels/channel_1.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("channel_1.pkl", _member(mission_dir / "channels/channel_2.zip") * 50)
+    raw = bytearray(path.read_bytes())
+    start = 30 + len("channel_1.pkl")  # the local header, then the deflate stream
+    raw[start + 10: start + 40] = b"\xff" * 30
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    message = str(err.value)
+    assert message.startswith(f"{path}: a damaged or encrypted zip, its member cannot be read: ")
+    assert message.endswith("write it again with frame[['channel_1']].to_pickle('channel_1.zip')")
+    assert "Error -3" not in message and "zlib" not in message
+
+
+def test_a_channel_zip_of_two_files_names_them(mission_dir):
+    path = mission_dir / "channels/channel_1.zip"
+    payload = _member(path)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("channel_1.pkl", payload)
+        zf.writestr("notes.txt", "x")
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert str(err.value) == (
+        f"{path}: the zip holds 2 files ('channel_1.pkl', 'notes.txt'); it must hold exactly "
+        "one pickled DataFrame: write it again with "
+        "frame[['channel_1']].to_pickle('channel_1.zip')"
+    )
+
+
+@pytest.mark.parametrize("members", [[], ["sub/"]])
+def test_a_channel_zip_without_a_file_says_so(mission_dir, members):
+    path = mission_dir / "channels/channel_1.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in members:
+            zf.writestr(name, b"")
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert str(err.value) == (
+        f"{path}: the zip holds no file (only folders, or nothing); it must hold exactly one "
+        "pickled DataFrame: write it again with frame[['channel_1']].to_pickle('channel_1.zip')"
+    )
