@@ -23,6 +23,18 @@ def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
+def listed_differences(missing: list, extra: list, limit: int = 10) -> str:
+    """``missing [...], extra [...]`` for two lists of names, a side with no name left out (an
+    empty ``[]`` tells a user nothing) and each cut to its first ``limit`` names and a count."""
+    parts = []
+    for word, names in (("missing", list(missing)), ("extra", list(extra))):
+        if names:
+            shown = ", ".join(quoted(name) for name in names[:limit])
+            more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+            parts.append(f"{word} [{shown}{more}]")
+    return ", ".join(parts)
+
+
 class ESAInputError(ValueError):
     """A user-facing failure: bad input data, a bad option, a mismatched artifact.
 

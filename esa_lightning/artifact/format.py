@@ -17,7 +17,7 @@ import numpy as np
 
 from esa_lightning.data.mission import Mission
 from esa_lightning.data.selection import UnknownChannels
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, listed_differences
 from esa_lightning.io import as_written_json
 from esa_lightning.models.registry import detector_families
 
@@ -200,7 +200,7 @@ def check_schema(expected: dict[str, Any], mission: Mission, source: str | None 
             if key == "channels" and not got["multiseries"]:
                 extra = []
         if missing or extra:
-            problems.append(f"{key}: missing {missing}, extra {extra}")
+            problems.append(f"{key}: {listed_differences(missing, extra)}")
             if expected.get("multiseries") and key == "channels":
                 problems[-1] += (" (only the series it was trained on can be scored: choose "
                                  "them with data.channels=[...])")

@@ -30,7 +30,7 @@ import torch
 
 from esa_lightning.artifact import Detector
 from esa_lightning.data.mission import Mission
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, listed_differences
 from esa_lightning.jobs.run_guard import refuse_merge_folder
 from esa_lightning.models.gru_ae.model import LitGRUAttentionAE
 from esa_lightning.models.gru_ae.network import members_of
@@ -221,7 +221,8 @@ def _refuse_other_schema(schema: dict, target: dict, first: str, source: str) ->
         extra = [c for c in schema[key] if c not in set(target[key])]
         if missing or extra:
             raise ESAInputError(
-                f"{key} differ from {first}'s: missing {missing}, extra {extra}", path=source
+                f"{key} differ from {first}'s: {listed_differences(missing, extra)}",
+                path=source,
             )
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from esa_lightning.errors import ESAInputError
+from esa_lightning.errors import ESAInputError, listed_differences
 from esa_lightning.postprocessing.base import (
     rule_differences,
     rule_names,
@@ -259,7 +259,7 @@ def check_same_data(data: dict[str, Any], mission: Any, path: str | Path) -> Non
 
         was, read = list(stored.get("channels") or []), now["channels"]
         missing, extra = [c for c in was if c not in read], [c for c in read if c not in was]
-        differ = (f"; channels missing {missing[:5]}, extra {extra[:5]}" if missing or extra
+        differ = (f"; channels {listed_differences(missing, extra, 5)}" if missing or extra
                   else "; the same channels in another order" if was != read else "")
         raise ESAInputError(
             f"the checkpoint was trained on mission {describe(stored)}, this run reads "

@@ -103,3 +103,23 @@ def test_a_channel_zip_without_a_file_says_so(mission_dir, members):
         f"{path}: the zip holds no file (only folders, or nothing); it must hold exactly one "
         "pickled DataFrame: write it again with frame[['channel_1']].to_pickle('channel_1.zip')"
     )
+
+
+def test_listed_differences_leaves_out_an_empty_side_and_counts_a_long_one():
+    from esa_lightning.errors import listed_differences
+
+    assert listed_differences([], ["B-1", "C-1"]) == "extra ['B-1', 'C-1']"
+    assert listed_differences(["A-1"], []) == "missing ['A-1']"
+    assert listed_differences(["A-1"], ["B-1"]) == "missing ['A-1'], extra ['B-1']"
+    names = [f"c{i}" for i in range(12)]
+    assert listed_differences(names, [], limit=3) == "missing ['c0', 'c1', 'c2', ... (12 in all)]"
+
+
+def test_a_schema_mismatch_names_only_the_side_that_differs(mission_dir):
+    from esa_lightning.artifact import check_schema, mission_schema
+
+    schema = mission_schema(read(mission_dir, channels=["channel_1"]))
+    with pytest.raises(ESAInputError) as err:
+        check_schema(schema, read(mission_dir))
+    assert "channels: extra ['channel_2']" in str(err.value)
+    assert "[]" not in str(err.value)
