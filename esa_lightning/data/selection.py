@@ -43,6 +43,16 @@ class UnknownChannels(ESAInputError):
         return f" (also missing from {', '.join(self.lacking_too)})" if self.lacking_too else ""
 
 
+def _why_none_chosen(names: list, spec: ChannelSpec) -> str:
+    """Why ``spec`` chose no channel of ``names``, and what to do, in a user's words."""
+    if not names:
+        return "no channel to read: the file lists none (add a row for each channel)"
+    if spec == "target":
+        return ("no channel is marked as a target (Target YES): mark some, or choose the "
+                "channels with data.channels=[NAME,...]")
+    return "channel selection is empty: choose at least one channel, data.channels=[NAME,...]"
+
+
 def select_channels(
     table: pd.DataFrame,
     spec: ChannelSpec,
@@ -83,7 +93,7 @@ def select_channels(
         words = CHANNEL_WORDS if isinstance(spec, str) else ()
         raise UnknownChannels(unknown, names, source, words)
     if not chosen:
-        raise ESAInputError("channel selection is empty", path=source, value=spec)
+        raise ESAInputError(_why_none_chosen(names, spec), path=source, value=spec)
     order = {c: i for i, c in enumerate(chosen)}
     out = table[table["Channel"].isin(order)].copy()
     out["_order"] = out["Channel"].map(order)

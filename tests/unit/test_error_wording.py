@@ -123,3 +123,46 @@ def test_a_schema_mismatch_names_only_the_side_that_differs(mission_dir):
         check_schema(schema, read(mission_dir))
     assert "channels: extra ['channel_2']" in str(err.value)
     assert "[]" not in str(err.value)
+
+
+def test_a_table_that_is_not_utf8_names_the_byte_not_the_codec(mission_dir):
+    path = mission_dir / "channels.csv"
+    path.write_bytes(b"Channel,Subsystem\n\xffchannel_1,s\n")
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert str(err.value) == (
+        f"{path}: not UTF-8 text (it holds the byte 0xff): save it as a UTF-8 CSV"
+    )
+
+
+def test_a_table_with_an_unclosed_quote_says_what_to_fix(mission_dir):
+    path = mission_dir / "labels.csv"
+    path.write_text('ID,Channel,StartTime,EndTime\nid_1,"channel_1,2000-01-01,2000-01-01\n')
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    message = str(err.value)
+    assert message.startswith(f"{path}: not a readable CSV (")
+    assert message.endswith("): fix that line or write the table again")
+    assert "C error" not in message
+
+
+def test_a_channel_table_of_a_header_line_alone_says_it_lists_no_channel(mission_dir):
+    path = mission_dir / "channels.csv"
+    path.write_text("Channel,Subsystem,Physical Unit,Group,Target,Categorical\n")
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert err.value.path == str(path)
+    assert err.value.reason == (
+        "no channel to read: the file lists none (add a row for each channel)"
+    )
+
+
+def test_no_target_channel_says_how_to_choose_channels(mission_dir):
+    path = mission_dir / "channels.csv"
+    path.write_text(path.read_text().replace("YES", "NO"))
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir, channels="target")
+    assert err.value.reason == (
+        "no channel is marked as a target (Target YES): mark some, or choose the channels "
+        "with data.channels=[NAME,...]"
+    )

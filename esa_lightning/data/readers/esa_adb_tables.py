@@ -26,6 +26,17 @@ ANOMALY_TYPE_OPTIONAL = ["Class", "Subclass", "Dimensionality", "Locality", "Len
 EVENT_TABLE_COLUMNS = ["ID", "Channel", "StartTime", "EndTime", "Category", *ANOMALY_TYPE_OPTIONAL]
 
 
+def _unparsed(exc: pd.errors.ParserError | UnicodeDecodeError) -> str:
+    """Why a table could not be parsed, in a user's words: the byte that is not UTF-8 (not the
+    codec's message, whose offset counts from a chunk), or the parser's finding without its
+    "C error" prefix."""
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"not UTF-8 text (it holds the byte 0x{exc.object[exc.start]:02x}): save it "
+                "as a UTF-8 CSV")
+    reason = " ".join(str(exc).split()).replace("Error tokenizing data. C error: ", "")
+    return f"not a readable CSV ({reason}): fix that line or write the table again"
+
+
 def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
     """The table as text: names like ``NA`` or ``null`` are kept; only empty cells are missing."""
     if not path.is_file():
@@ -36,7 +47,7 @@ def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
         raise ESAInputError(f"empty file (no header line; a table of no rows is its header "
                             f"line alone: {','.join(required)})", path=path) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ESAInputError(f"cannot parse CSV: {exc}", path=path) from None
+        raise ESAInputError(_unparsed(exc), path=path) from None
     check_no_index_taken(df, path)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
