@@ -166,3 +166,15 @@ def test_no_target_channel_says_how_to_choose_channels(mission_dir):
         "no channel is marked as a target (Target YES): mark some, or choose the channels "
         "with data.channels=[NAME,...]"
     )
+
+
+def test_a_label_of_an_unknown_channel_names_its_row_and_what_to_do(mission_dir):
+    path = mission_dir / "labels.csv"
+    path.write_text(path.read_text().replace("id_3,channel_2", "id_3,channel_99"))
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert str(err.value) == (
+        f"{path}: column 'Channel': value 'channel_99': row 3 after the header names a channel "
+        "that neither channels.csv nor telecommands.csv lists: correct the label's Channel, "
+        "or add the channel"
+    )

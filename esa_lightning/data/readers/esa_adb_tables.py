@@ -165,13 +165,14 @@ def read_events(root: Path, known: set[str]) -> pd.DataFrame:
     labels["ID"] = _names(labels, "ID", labels_path)
     labels["Channel"] = _names(labels, "Channel", labels_path)
     types["ID"] = _names(types, "ID", types_path)
-    unknown = labels.loc[~labels["Channel"].isin(known), "Channel"]
+    unknown = np.flatnonzero(~labels["Channel"].isin(known).to_numpy())
     if len(unknown):
         raise ESAInputError(
-            "label names an unknown channel",
+            f"row {unknown[0] + 1} after the header names a channel that neither channels.csv "
+            "nor telecommands.csv lists: correct the label's Channel, or add the channel",
             path=labels_path,
             column="Channel",
-            value=unknown.iloc[0],
+            value=labels["Channel"].iloc[unknown[0]],
         )
     starts = _parse_times(labels["StartTime"], labels_path, "StartTime")
     ends = _parse_times(labels["EndTime"], labels_path, "EndTime")
