@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,20 +61,26 @@ def checkpoint_globals() -> list[Any]:
     return found
 
 
+def _unreadable(exc: Exception) -> str:
+    """Why torch could not read a checkpoint, in a user's words: the object a safe load
+    refuses, by name, or what the file may be; not torch's message, which can be a bare key
+    ("101"), an exception's name or advice to load the file unsafely. The callers add what
+    to do (another checkpoint of the run, a new run, retraining a source)."""
+    refused = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if refused:
+        return f"it holds an object a safe load refuses ({refused[1]})"
+    return "the file is damaged, cut short, or not a checkpoint"
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's contents, read without running code (``weights_only=True``)."""
     try:
         with torch.serialization.safe_globals(checkpoint_globals()):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types on foreign bytes
-        said = " ".join(str(exc).split())[:300]  # torch's own can be as short as "101"
-        kind = type(exc).__name__
-        reason = kind if not said else said if said.startswith(kind) else f"{kind}: {said}"
         raise ESAInputError(
-            "cannot be read as a checkpoint: damaged or truncated, not a checkpoint, or "
-            f"holding objects a safe load refuses ({reason})",
-            path=path,
-        ) from None
+            f"cannot be read as a checkpoint: {_unreadable(exc)}", path=path
+        ) from exc  # torch's own words (a bare "101", its advice to load unsafely): --debug
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
         raise ESAInputError("not a Lightning checkpoint (no state_dict)", path=path)
     return data

@@ -178,3 +178,25 @@ def test_a_label_of_an_unknown_channel_names_its_row_and_what_to_do(mission_dir)
         "that neither channels.csv nor telecommands.csv lists: correct the label's Channel, "
         "or add the channel"
     )
+
+
+class _Foreign:  # an object of no library: a checkpoint holding one is refused by a safe load
+    pass
+
+
+@pytest.mark.parametrize("content", [b"", b"hello world\n", "foreign"])
+def test_a_file_that_is_no_checkpoint_is_said_in_plain_words(tmp_path, content):
+    import torch
+
+    from esa_lightning.runtime.checkpoints import read_checkpoint
+
+    path = tmp_path / "last.ckpt"
+    if content == "foreign":
+        torch.save({"state_dict": {}, "extra": _Foreign()}, path)
+        said = f"it holds an object a safe load refuses ({__name__}._Foreign)"
+    else:
+        path.write_bytes(content)
+        said = "the file is damaged, cut short, or not a checkpoint"
+    with pytest.raises(ESAInputError) as err:
+        read_checkpoint(path)
+    assert str(err.value) == f"{path}: cannot be read as a checkpoint: {said}"
