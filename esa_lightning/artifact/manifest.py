@@ -76,9 +76,14 @@ def read_text_part(folder: Path, name: str) -> str:
     refuse_large_settings(path, SETTINGS_LIMIT if name == MANIFEST else MAX_TEXT_BYTES)
     try:
         return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = " ".join(str(exc).split())[:200]
-        raise ESAInputError(f"cannot read ({reason})", path=path) from None
+    except UnicodeDecodeError as exc:  # the codec's message counts bytes: name the byte
+        raise ESAInputError(
+            f"not UTF-8 text (it holds the byte 0x{exc.object[exc.start]:02x}); restore it or "
+            "retrain",
+            path=path,
+        ) from None
+    except OSError as exc:  # its strerror, without the errno and the path said again
+        raise ESAInputError(f"cannot read ({exc.strerror or 'an I/O error'})", path=path) from None
 
 
 def _non_finite(value: Any, where: str) -> str | None:
@@ -104,13 +109,20 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
     naming it otherwise."""
 
     def bad(reason: str) -> ESAInputError:
-        return ESAInputError(f"corrupt {MANIFEST} ({reason})", path=manifest_path)
+        return ESAInputError(f"corrupt {MANIFEST} ({reason}); restore it or retrain",
+                             path=manifest_path)
 
     try:
         manifest = json.loads(read_text_part(manifest_path.parent, MANIFEST))
     except ESAInputError:
         raise
-    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, depth
+    except json.JSONDecodeError as exc:  # where, in words: not "(char 0)"
+        raise bad("empty" if not exc.doc.strip() else
+                  f"not valid JSON: {exc.msg.removesuffix(' at')} at line {exc.lineno}, "
+                  f"column {exc.colno}") from None
+    except RecursionError:
+        raise bad("nested too deeply to be read") from None
+    except (OSError, ValueError) as exc:
         raise bad(" ".join(str(exc).split())) from None
     if not isinstance(manifest, dict):
         raise bad(f"a JSON {type(manifest).__name__}, not an object")
@@ -123,8 +135,10 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
                 f"reads formats {readable} only: upgrade esa_lightning",
                 path=manifest_path,
             )
+        written = ("records no artifact format (format_version)" if version is None
+                   else f"written in artifact format {quoted(version)}")
         raise ESAInputError(
-            f"written in artifact format {quoted(version)}; this version reads formats {readable} "
+            f"{written}; this version reads formats {readable} "
             f"only (they check every part's checksum); retrain it with this version: "
             f"{retrain_command(manifest_path.parent, manifest)}",
             path=manifest_path,

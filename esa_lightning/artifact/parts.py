@@ -70,7 +70,9 @@ def verify_parts(folder: Path, files: dict[str, str]) -> None:
         if not inside:
             raise ESAInputError("a link that leads outside the artifact; refused", path=part)
         if not part.is_file():
-            raise ESAInputError(f"{not_a_file(part)} (listed in {MANIFEST})", path=part)
+            raise ESAInputError(
+                f"{not_a_file(part)} (listed in {MANIFEST}); restore it or retrain", path=part
+            )
         if sha256_of(part) != digest:
             raise ESAInputError(
                 "changed since the artifact was written (sha256 differs from "

@@ -200,3 +200,67 @@ def test_a_file_that_is_no_checkpoint_is_said_in_plain_words(tmp_path, content):
     with pytest.raises(ESAInputError) as err:
         read_checkpoint(path)
     assert str(err.value) == f"{path}: cannot be read as a checkpoint: {said}"
+
+
+@pytest.fixture(scope="module")
+def saved_detector(tmp_path_factory) -> Path:
+    from esa_lightning.artifact import Detector, mission_schema
+    from tests.helpers import fitted_zscore
+    from tests.helpers import make_mission as small_mission
+
+    mission = small_mission()
+    folder = tmp_path_factory.mktemp("detector") / "zscore"
+    Detector({"zscore": fitted_zscore(mission)}, mission_schema(mission)).save(folder)
+    return folder
+
+
+def _load_refusal(saved: Path, tmp_path: Path, breaks) -> tuple[Path, str]:
+    import shutil
+
+    from esa_lightning.artifact import Detector
+
+    folder = Path(shutil.copytree(saved, tmp_path / "zscore"))
+    breaks(folder)
+    with pytest.raises(ESAInputError) as err:
+        Detector.load(folder)
+    return folder, str(err.value)
+
+
+@pytest.mark.parametrize("text, said", [
+    ("", "corrupt detector.json (empty); restore it or retrain"),
+    ('{\n "a": 1,\n "b', "corrupt detector.json (not valid JSON: Unterminated string starting "
+                         "at line 3, column 2); restore it or retrain"),
+    (b"\xff\xfe{}", "not UTF-8 text (it holds the byte 0xff); restore it or retrain"),
+])
+def test_a_detector_json_that_does_not_parse_says_where_and_what_to_do(
+        saved_detector, tmp_path, text, said):
+    def breaks(folder: Path) -> None:
+        path = folder / "detector.json"
+        path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
+
+    folder, message = _load_refusal(saved_detector, tmp_path, breaks)
+    assert message == f"{folder / 'detector.json'}: {said}"
+
+
+def test_a_detector_json_without_its_format_does_not_say_none(saved_detector, tmp_path):
+    import json
+
+    def breaks(folder: Path) -> None:
+        path = folder / "detector.json"
+        manifest = json.loads(path.read_text())
+        del manifest["format_version"]
+        path.write_text(json.dumps(manifest))
+
+    folder, message = _load_refusal(saved_detector, tmp_path, breaks)
+    assert message.startswith(f"{folder / 'detector.json'}: records no artifact format "
+                              "(format_version); this version reads formats ")
+    assert "None" not in message
+
+
+def test_a_missing_part_says_what_to_do(saved_detector, tmp_path):
+    def breaks(folder: Path) -> None:
+        (folder / "components/zscore/weights.pt").unlink()
+
+    folder, message = _load_refusal(saved_detector, tmp_path, breaks)
+    assert message == (f"{folder / 'components/zscore/weights.pt'}: missing (listed in "
+                       "detector.json); restore it or retrain")
