@@ -264,3 +264,58 @@ def test_a_missing_part_says_what_to_do(saved_detector, tmp_path):
     folder, message = _load_refusal(saved_detector, tmp_path, breaks)
     assert message == (f"{folder / 'components/zscore/weights.pt'}: missing (listed in "
                        "detector.json); restore it or retrain")
+
+
+@pytest.fixture
+def kaggle_dir(tmp_path: Path) -> Path:
+    from tests.unit.test_kaggle import make_parts, write_layout
+
+    return write_layout(tmp_path / "kg", make_parts()[0], 60)
+
+
+def _kaggle_refusal(root: Path) -> ESAInputError:
+    from tests.unit.test_kaggle import read as read_kaggle
+
+    with pytest.raises(ESAInputError) as err:
+        read_kaggle(root)
+    return err.value
+
+
+@pytest.mark.parametrize("cut", [0, 0.5, -10])
+def test_a_parquet_file_cut_short_says_to_write_it_again(kaggle_dir, cut):
+    path = kaggle_dir / "train.parquet"
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * cut) if isinstance(cut, float) else cut])
+    assert str(_kaggle_refusal(kaggle_dir)) == (
+        f"{path}: not a readable parquet file (damaged, cut short, or another format): write it "
+        "again with DataFrame.to_parquet"
+    )
+
+
+@pytest.mark.parametrize("column, cells, said", [
+    ("channel_1", "text", "column 'channel_1': column is not numeric (it holds text): write it "
+                          "as numbers"),
+    ("channel_1", "times", "column 'channel_1': column is not numeric (it holds dates or times): "
+                           "write it as numbers"),
+    ("id", "text", "column 'id': ids must be integers, not text"),
+])
+def test_a_parquet_column_of_the_wrong_type_is_said_in_words(kaggle_dir, column, cells, said):
+    import pandas as pd
+
+    path = kaggle_dir / "train.parquet"
+    frame = pd.read_parquet(path)
+    frame[column] = (frame[column].astype(str) if cells == "text"
+                     else pd.Timestamp("2000-01-01"))
+    frame.to_parquet(path, index=False)
+    assert str(_kaggle_refusal(kaggle_dir)) == f"{path}: {said}"
+
+
+@pytest.mark.parametrize("content, said", [
+    (b"", "empty file: list the target channels, one a line"),
+    (b"\xff\xfechannel_1\n", "cannot read the target channels: not UTF-8 text (it holds the byte "
+                             "0xff): save it as UTF-8"),
+])
+def test_an_unreadable_target_channel_list_says_what_to_do(kaggle_dir, content, said):
+    path = kaggle_dir / "target_channels.csv"
+    path.write_bytes(content)
+    assert str(_kaggle_refusal(kaggle_dir)) == f"{path}: {said}"

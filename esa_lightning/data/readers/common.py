@@ -27,6 +27,32 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+#: a parquet file pyarrow cannot read, in a user's words (pyarrow's, "magic bytes not found in
+#: footer", stay in the chained traceback)
+UNREADABLE_PARQUET = ("not a readable parquet file (damaged, cut short, or another format): "
+                      "write it again with DataFrame.to_parquet")
+
+
+def type_words(arrow_type: object) -> str:
+    """An arrow column type as a user says it: ``text``, not ``large_string``."""
+    import pyarrow as pa
+
+    kinds = [((pa.types.is_string, pa.types.is_large_string), "text"),
+             ((pa.types.is_timestamp, pa.types.is_date, pa.types.is_time, pa.types.is_duration),
+              "dates or times"),
+             ((pa.types.is_binary, pa.types.is_large_binary), "bytes"),
+             ((pa.types.is_dictionary,), "categories")]
+    for tests, words in kinds:
+        if any(test(arrow_type) for test in tests):
+            return words
+    return str(arrow_type)
+
+
+def undecoded(exc: UnicodeDecodeError) -> str:
+    """A file that is not UTF-8, in a user's words: the byte, not the codec's message."""
+    return f"not UTF-8 text (it holds the byte 0x{exc.object[exc.start]:02x}): save it as UTF-8"
+
+
 def ns_times(
     times: pd.DatetimeIndex, path: Path | str, column: str | None = None
 ) -> pd.DatetimeIndex:

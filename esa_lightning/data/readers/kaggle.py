@@ -56,6 +56,7 @@ from esa_lightning.data.readers.cache import (
     rows_layout,
 )
 from esa_lightning.data.readers.common import (
+    UNREADABLE_PARQUET,
     WITHOUT_READING,
     check_increasing,
     clean_names,
@@ -64,6 +65,8 @@ from esa_lightning.data.readers.common import (
     one_line,
     other_layout_hint,
     put_columns,
+    type_words,
+    undecoded,
 )
 from esa_lightning.data.readers.digests import cache_key, change_stamps, source_identity
 from esa_lightning.data.readers.esa_csv_files import TELECOMMAND_PREFIX
@@ -251,7 +254,7 @@ def _schema(path: Path) -> pa.Schema:
     except FileNotFoundError:
         raise ESAInputError("no such file", path=path) from None
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
-        raise ESAInputError(f"not a readable parquet file: {one_line(exc)}", path=path) from None
+        raise ESAInputError(UNREADABLE_PARQUET, path=path) from exc
     names = clean_names(raw.names, path)
     pandas_json = (raw.metadata or {}).get(b"pandas", b"")
     if len(pandas_json) > SETTINGS_LIMIT:  # parsed, tiny JSON items take 20x their size
@@ -339,7 +342,8 @@ def _refuse_channel_labels(schema: pa.Schema, path: Path) -> None:
 def _check_numeric(schema: pa.Schema, column: str, path: Path) -> None:
     t = schema.field(column).type
     if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
-        raise ESAInputError(f"column is not numeric ({t})", path=path, column=column)
+        raise ESAInputError(f"column is not numeric (it holds {type_words(t)}): write it as "
+                            "numbers", path=path, column=column)
 
 
 def _read_targets(path: Path, channel_cols: list[str]) -> set[str]:
@@ -347,10 +351,11 @@ def _read_targets(path: Path, channel_cols: list[str]) -> set[str]:
     try:
         table = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)  # "NA" is a name
         raw = table.iloc[:, 0].str.strip().tolist()
-    except (OSError, ValueError, pd.errors.EmptyDataError) as exc:
-        raise ESAInputError(
-            f"cannot read the target channels: {one_line(exc)}", path=path
-        ) from None
+    except pd.errors.EmptyDataError:  # before ValueError, of which it is one
+        raise ESAInputError("empty file: list the target channels, one a line", path=path) from None
+    except (OSError, ValueError) as exc:
+        why = undecoded(exc) if isinstance(exc, UnicodeDecodeError) else one_line(exc)
+        raise ESAInputError(f"cannot read the target channels: {why}", path=path) from None
     known = set(channel_cols)
     if raw and raw[0] not in known and not _near(raw[0], channel_cols):
         raw = raw[1:]  # header line (a misspelt first channel of a file without one is kept)
@@ -440,7 +445,7 @@ def _read_one(
             store.release(out, pos, pos + n)
             pos += n
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
-        raise ESAInputError(f"cannot read the parquet file: {one_line(exc)}", path=path) from None
+        raise ESAInputError(UNREADABLE_PARQUET, path=path) from exc
     return pos
 
 
@@ -470,7 +475,8 @@ def _ids(col: pa.Array, path: Path, first_row: int) -> np.ndarray:
     if col.null_count:
         raise ESAInputError("empty id", path=path, column=ID)
     if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
-        raise ESAInputError(f"ids must be integers, not {col.type}", path=path, column=ID)
+        raise ESAInputError(f"ids must be integers, not {type_words(col.type)}", path=path,
+                            column=ID)
     return int64_ids(col.to_numpy(), path, ID, first_row)
 
 
