@@ -319,3 +319,34 @@ def test_an_unreadable_target_channel_list_says_what_to_do(kaggle_dir, content, 
     path = kaggle_dir / "target_channels.csv"
     path.write_bytes(content)
     assert str(_kaggle_refusal(kaggle_dir)) == f"{path}: {said}"
+
+
+def test_an_esa_csv_file_that_is_not_utf8_names_the_byte(tmp_path):
+    from tests.unit.test_esa_csv import make_frame, write_csv
+    from tests.unit.test_esa_csv import read as read_csv_mission
+
+    frame, _, _, _, labels, names, _ = make_frame()
+    path = write_csv(tmp_path / "m.csv", frame, labels, names)
+    path.write_bytes(b"\xff" + path.read_bytes())
+    with pytest.raises(ESAInputError) as err:
+        read_csv_mission(path)
+    assert str(err.value) == (
+        f"{path}: cannot read the header: not UTF-8 text (it holds the byte 0xff): save it as UTF-8"
+    )
+
+
+@pytest.mark.parametrize("exc, said", [
+    (OSError(13, "Permission denied", "/x/y"), "Permission denied"),
+    (UnicodeDecodeError("utf-8", b"ab\xfe", 2, 3, "bad"),
+     "not UTF-8 text (it holds the byte 0xfe): save it as UTF-8"),
+    (ValueError("Error tokenizing data. C error: Expected 2 fields in line 3, saw 4\n"),
+     "Expected 2 fields in line 3, saw 4"),
+    (KeyError(), "unreadable"),
+])
+def test_one_line_leaves_out_the_library_s_internals(exc, said):
+    import pandas as pd
+
+    from esa_lightning.data.readers.common import one_line
+
+    assert one_line(exc) == said
+    assert one_line(pd.errors.EmptyDataError("No columns to parse from file")) == "empty file"

@@ -23,8 +23,18 @@ WITHOUT_READING = "without_reading"
 
 
 def one_line(exc: BaseException) -> str:
-    """A library's error message on one line (pyarrow's span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """A library's error message on one line (pyarrow's span several), in a user's words where
+    the library's are internals: a file that is not UTF-8 names its byte (not the codec's
+    message, whose position counts from a chunk), an empty table says so, pandas' parser
+    loses its "C error" prefix, an ``OSError`` says its reason without the errno."""
+    if isinstance(exc, UnicodeDecodeError):
+        return undecoded(exc)
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return "empty file"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    said = " ".join(str(exc).split()).replace("Error tokenizing data. C error: ", "")
+    return said or "unreadable"
 
 
 #: a parquet file pyarrow cannot read, in a user's words (pyarrow's, "magic bytes not found in

@@ -66,7 +66,6 @@ from esa_lightning.data.readers.common import (
     other_layout_hint,
     put_columns,
     type_words,
-    undecoded,
 )
 from esa_lightning.data.readers.digests import cache_key, change_stamps, source_identity
 from esa_lightning.data.readers.esa_csv_files import TELECOMMAND_PREFIX
@@ -354,8 +353,8 @@ def _read_targets(path: Path, channel_cols: list[str]) -> set[str]:
     except pd.errors.EmptyDataError:  # before ValueError, of which it is one
         raise ESAInputError("empty file: list the target channels, one a line", path=path) from None
     except (OSError, ValueError) as exc:
-        why = undecoded(exc) if isinstance(exc, UnicodeDecodeError) else one_line(exc)
-        raise ESAInputError(f"cannot read the target channels: {why}", path=path) from None
+        raise ESAInputError(f"cannot read the target channels: {one_line(exc)}",
+                            path=path) from None
     known = set(channel_cols)
     if raw and raw[0] not in known and not _near(raw[0], channel_cols):
         raw = raw[1:]  # header line (a misspelt first channel of a file without one is kept)
