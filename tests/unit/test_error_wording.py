@@ -350,3 +350,14 @@ def test_one_line_leaves_out_the_library_s_internals(exc, said):
 
     assert one_line(exc) == said
     assert one_line(pd.errors.EmptyDataError("No columns to parse from file")) == "empty file"
+
+
+def test_a_label_time_that_is_no_time_shows_how_to_write_one(mission_dir):
+    path = mission_dir / "labels.csv"
+    path.write_text(path.read_text().replace("2000-01-01 00:00:41", "yesterday"))
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert str(err.value) == (
+        f"{path}: column 'StartTime': value 'yesterday': not a time in row 1 after the header: "
+        "write it as 2000-01-01 00:00:41 (a time zone, +01:00 or Z, may follow)"
+    )

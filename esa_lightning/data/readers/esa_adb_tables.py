@@ -126,21 +126,20 @@ def read_telecommand_table(root: Path, priority: int) -> tuple[list[str], list[P
 
 def _parse_times(values: pd.Series, path: Path, column: str) -> np.ndarray:
     """Times as naive UTC datetime64[ns]; strings with a timezone are converted to UTC."""
-    why = ""
     try:
         parsed = pd.to_datetime(values, utc=True, format="ISO8601")
     except (ValueError, TypeError):
         try:
             parsed = pd.to_datetime(values, utc=True, format="mixed")
-        except (ValueError, TypeError) as exc:  # the first cell that is no time is named below
-            why = f" ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        except (ValueError, TypeError):  # the first cell that is no time is named below
             parsed = pd.to_datetime(values, utc=True, format="mixed", errors="coerce")
     if parsed.isna().any():  # named by its row (1 = the first after the header)
         i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         bad, where = values.iloc[i], f"in row {i + 1} after the header"
         if pd.isna(bad):
             raise ESAInputError(f"empty cell {where}: a time is needed", path=path, column=column)
-        raise ESAInputError(f"not a time {where}{why}", path=path, column=column, value=bad)
+        raise ESAInputError(f"not a time {where}: write it as 2000-01-01 00:00:41 (a time "
+                            "zone, +01:00 or Z, may follow)", path=path, column=column, value=bad)
     naive = parsed.dt.tz_localize(None)
     try:  # pandas parses in s / us: a cast with astype would wrap 2584 onto 2000
         return naive.dt.as_unit("ns").to_numpy()
