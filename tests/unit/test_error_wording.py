@@ -361,3 +361,25 @@ def test_a_label_time_that_is_no_time_shows_how_to_write_one(mission_dir):
         f"{path}: column 'StartTime': value 'yesterday': not a time in row 1 after the header: "
         "write it as 2000-01-01 00:00:41 (a time zone, +01:00 or Z, may follow)"
     )
+
+
+@pytest.mark.parametrize("breaks", ["cut", "empty", "text", "objects"])
+def test_an_unreadable_npy_channel_says_to_write_it_again(tmp_path, breaks):
+    import numpy as np
+
+    from esa_lightning.data.readers.nasa import read_nasa
+    from tests.helpers import write_nasa
+
+    root = write_nasa(tmp_path / "smap", rows=[(c, "SMAP", "[]", "[]", 30) for c in ("A-1",)])
+    path = next(root.rglob("A-1.npy"))
+    if breaks == "objects":
+        np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    else:
+        path.write_bytes({"cut": path.read_bytes()[:100], "empty": b"", "text": b"hello"}[breaks])
+    with pytest.raises(ESAInputError) as err:
+        read_nasa(root)
+    assert str(err.value) == (
+        f"{path}: column 'A-1': not a readable .npy array of numbers (damaged, cut short, holding "
+        "Python objects, or another format): write it again with numpy.save, a 2-D array of "
+        "numbers"
+    )

@@ -244,9 +244,13 @@ def _load_array(path: Path, chan: str) -> np.ndarray:
         # memory-mapped: a corrupt header claiming a huge shape fails instead of allocating
         array = np.load(path, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError, EOFError, SyntaxError, TokenError, MemoryError) as exc:
+        # numpy's words ("EOF: reading array header", advice to load pickled data unsafely)
+        # stay in the chained traceback (--debug)
         raise ESAInputError(
-            f"not a readable .npy array: {one_line(exc)}", path=path, column=chan
-        ) from None
+            "not a readable .npy array of numbers (damaged, cut short, holding Python objects, "
+            "or another format): write it again with numpy.save, a 2-D array of numbers",
+            path=path, column=chan,
+        ) from exc
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ESAInputError(
             f"expected a non-empty 2-D array, got shape {array.shape}", path=path, column=chan
