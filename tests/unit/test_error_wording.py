@@ -383,3 +383,25 @@ def test_an_unreadable_npy_channel_says_to_write_it_again(tmp_path, breaks):
         "Python objects, or another format): write it again with numpy.save, a 2-D array of "
         "numbers"
     )
+
+
+def test_a_folder_where_a_channel_file_belongs_is_named_as_a_folder(mission_dir):
+    path = mission_dir / "channels/channel_1.zip"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert str(err.value) == (
+        f"{path}: a folder, not a regular file: 'channel_1' is read from one file, "
+        "channels/channel_1.zip (or .pkl)"
+    )
+
+
+def test_a_missing_channel_file_says_where_it_is_read_from(mission_dir):
+    path = mission_dir / "channels/channel_1.zip"
+    path.unlink()
+    with pytest.raises(ESAInputError) as err:
+        read(mission_dir)
+    assert str(err.value) == (
+        f"{path}: no file for 'channel_1': it is read from channels/channel_1.zip (or .pkl)"
+    )

@@ -17,6 +17,7 @@ from esa_lightning.data.readers.common import check_no_index_taken
 from esa_lightning.data.readers.file_names import refuse_path_names
 from esa_lightning.data.selection import NS_RANGE
 from esa_lightning.errors import ESAInputError, quoted, user_stacklevel
+from esa_lightning.io import not_a_file
 
 CHANNEL_COLUMNS = ["Channel", "Subsystem", "Group", "Target", "Categorical"]
 TELECOMMAND_COLUMNS = ["Telecommand", "Priority"]
@@ -103,10 +104,16 @@ def member_file(root: Path, folder: str, name: str) -> Path:
     base = root / folder
     if not base.is_dir():
         raise ESAInputError(f"folder {folder}/ not found", path=base)
-    for candidate in (base / f"{name}.zip", base / f"{name}.pkl", base / name):
+    candidates = (base / f"{name}.zip", base / f"{name}.pkl", base / name)
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise ESAInputError(f"no file for {name!r}", path=base / f"{name}.zip")
+    there = next((c for c in candidates if c.exists()), None)
+    if there is not None:  # a folder (an unzipped download) where the file belongs
+        raise ESAInputError(f"{not_a_file(there)}: {name!r} is read from one file, "
+                            f"{folder}/{name}.zip (or .pkl)", path=there)
+    raise ESAInputError(f"no file for {name!r}: it is read from {folder}/{name}.zip (or .pkl)",
+                        path=base / f"{name}.zip")
 
 
 def read_telecommand_table(root: Path, priority: int) -> tuple[list[str], list[Path], list[str]]:
