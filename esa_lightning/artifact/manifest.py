@@ -24,7 +24,12 @@ from esa_lightning.data.preprocessing import (
     record_problem,
 )
 from esa_lightning.errors import ESAInputError, quoted
-from esa_lightning.io import SETTINGS_LIMIT, read_settings_text, refuse_large_settings
+from esa_lightning.io import (
+    SETTINGS_LIMIT,
+    not_a_file,
+    read_settings_text,
+    refuse_large_settings,
+)
 from esa_lightning.models.registry import detector_families
 
 
@@ -50,7 +55,10 @@ def artifact_folder(path: str | Path) -> Path:
             path=path,
         )
     if not (path / MANIFEST).is_file():
-        raise ESAInputError(f"not a detector artifact (no {MANIFEST})", path=path)
+        held = (f"its {MANIFEST} is {not_a_file(path / MANIFEST)}"
+                if (path / MANIFEST).exists() else f"no {MANIFEST}")
+        raise ESAInputError(f"not a detector artifact ({held}): give the detector folder a "
+                            "training run wrote, <run folder>/detector", path=path)
     return path
 
 

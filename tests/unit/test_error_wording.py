@@ -405,3 +405,22 @@ def test_a_missing_channel_file_says_where_it_is_read_from(mission_dir):
     assert str(err.value) == (
         f"{path}: no file for 'channel_1': it is read from channels/channel_1.zip (or .pkl)"
     )
+
+
+@pytest.mark.parametrize("inside, said", [
+    (None, "no detector.json"),
+    ("folder", "its detector.json is a folder, not a regular file"),
+])
+def test_a_folder_without_a_detector_says_which_folder_to_give(tmp_path, inside, said):
+    from esa_lightning.artifact import Detector
+
+    folder = tmp_path / "somewhere"
+    folder.mkdir()
+    if inside == "folder":
+        (folder / "detector.json").mkdir()
+    with pytest.raises(ESAInputError) as err:
+        Detector.load(folder)
+    assert str(err.value) == (
+        f"{folder}: not a detector artifact ({said}): give the detector folder a training run "
+        "wrote, <run folder>/detector"
+    )
