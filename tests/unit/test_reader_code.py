@@ -182,7 +182,7 @@ NOT_BUILDING = {
         "WITHOUT_READING", "events_from_labels", "one_line", "other_layout_hint", "cache_key",
         "change_stamps", "source_identity", "ranges_without_reading", "ChannelSpec",
         "UnknownChannels", "select_channels", "split_points_by_fraction", "ESAInputError",
-        "quoted", "SETTINGS_LIMIT", "CHANNEL_WORDS",
+        "quoted", "SETTINGS_LIMIT", "CHANNEL_WORDS", "UNREADABLE_PARQUET", "type_words",
     },
 }
 
