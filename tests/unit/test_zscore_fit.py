@@ -7,13 +7,18 @@ from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, Tensor
 from esa_lightning.models.zscore.model import RobustZScore
 
 
+def _nominal_rows() -> tuple[torch.Tensor, torch.Tensor]:
+    """4000 training and 2000 validation rows of 3 nominal channels (50 +- 2), seeded."""
+    gen = torch.Generator().manual_seed(0)
+    train = 50.0 + 2.0 * torch.randn(4000, 3, generator=gen)
+    return train, 50.0 + 2.0 * torch.randn(2000, 3, generator=gen)
+
+
 def test_threshold_is_a_quantile_of_validation_scores_after_the_fit(tmp_path):
     """Lightning runs the epoch's validation before ``on_train_epoch_end``: the threshold must
     come from z-scores of the fitted median and scale, not of the untouched buffers (0 and 1),
     which put it in raw units and alarmed most rows."""
-    gen = torch.Generator().manual_seed(0)
-    train = 50.0 + 2.0 * torch.randn(4000, 3, generator=gen)
-    val = 50.0 + 2.0 * torch.randn(2000, 3, generator=gen)
+    train, val = _nominal_rows()
     model = RobustZScore(n_channels=3, quantile=99.0)
     trainer = pl.Trainer(
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -63,9 +68,7 @@ def test_a_trainer_given_several_epochs_fits_the_z_score_once(tmp_path):
     """Every epoch after the first fitted the same median, scale and threshold again from the
     same rows: ``model=zscore`` (trainer.max_epochs 5 by default) took five passes where
     global_std, fitted the same way, takes one."""
-    gen = torch.Generator().manual_seed(0)
-    train = 50.0 + 2.0 * torch.randn(4000, 3, generator=gen)
-    val = 50.0 + 2.0 * torch.randn(2000, 3, generator=gen)
+    train, val = _nominal_rows()
     model = RobustZScore(n_channels=3)
     settings = {"max_epochs": 5, "min_epochs": 1, "accelerator": "cpu"}
     trainer = pl.Trainer(
@@ -303,9 +306,7 @@ def test_the_threshold_logged_in_a_process_group_draws_no_sync_dist_warning(tmp_
         if unset:
             monkeypatch.delenv(name)
     monkeypatch.setattr(result, "warning_cache", type(result.warning_cache)())  # not said yet
-    gen = torch.Generator().manual_seed(0)
-    train = 50.0 + 2.0 * torch.randn(4000, 3, generator=gen)
-    val = 50.0 + 2.0 * torch.randn(2000, 3, generator=gen)
+    train, val = _nominal_rows()
     model = RobustZScore(n_channels=3, quantile=99.0)
     trainer = pl.Trainer(
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
