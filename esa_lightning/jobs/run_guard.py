@@ -83,6 +83,7 @@ def refuse_earlier_run(folder: str | Path, ckpt_path: Any, setting: str | None =
     (``refuse_artifact_folder``)."""
     setting = setting or run_dir_setting()
     refuse_artifact_folder(folder, setting)
+    refuse_prediction_folder(folder, setting)
     if ckpt_path:
         return
     found = earlier_outputs(folder)
@@ -169,6 +170,27 @@ def other_runs_outputs(folder: str | Path, job: str) -> list[str]:
     return found
 
 
+def prediction_outputs(folder: str | Path) -> list[str]:
+    """The files of a prediction or an evaluation that ``folder`` holds (``PREDICT_FILES`` but
+    ``metrics.json``, which a training run writes too; ``evaluation.json``)."""
+    names = [n for n in PREDICT_FILES if n != "metrics.json"] + ["evaluation.json"]
+    return [n for n in names if (Path(folder) / n).exists()]
+
+
+def refuse_prediction_folder(folder: str | Path, setting: str) -> None:
+    """Refuse to train or merge into a folder holding a prediction's or an evaluation's files
+    (``prediction_outputs``): Hydra would rewrite that run's ``.hydra/`` and the run mix its
+    detector among them; no training run's folder holds them (predict.py and evaluate.py
+    refuse a training run's)."""
+    found = prediction_outputs(folder)
+    if found:
+        raise ESAInputError(
+            f"holds a prediction's or an evaluation's {', '.join(found)}: give the run a new "
+            f"folder ({setting.rstrip('=')}=...)",
+            path=folder,
+        )
+
+
 def refuse_other_runs_folder(folder: str | Path, job: str, setting: str | None = None) -> None:
     """Refuse to run ``job`` (``predict``, ``evaluate``) into ``folder`` when it holds another
     run's outputs (``other_runs_outputs``), naming the first, or lies inside a detector
@@ -213,6 +235,7 @@ def refuse_merge_folder(folder: str | Path, _ckpt_path: Any = None) -> None:
     """Refuse to merge into a folder holding a detector or metrics (a source's own run folder:
     they would be replaced), or a detector artifact or a folder inside one."""
     refuse_artifact_folder(folder, "hydra.run.dir")  # merge.py, a Hydra job only
+    refuse_prediction_folder(folder, "hydra.run.dir")
     taken = [name for name in ("detector", "metrics.json") if (Path(folder) / name).exists()]
     if taken:
         raise ESAInputError(

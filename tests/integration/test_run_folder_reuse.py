@@ -508,3 +508,34 @@ def test_an_events_csv_alone_is_refused_without_denying_an_evaluation_wrote_it(t
                                             "evaluation.json an evaluation writes after it") as e:
         refuse_other_runs_folder(tmp_path / "e", "evaluate")
     assert "no earlier evaluation" not in str(e.value)
+
+
+def an_unlabeled_prediction(folder: Path) -> None:
+    """What predict.py leaves after scoring unlabeled telemetry: no metrics.json."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("- ckpt=some/detector\n- range=all\n")
+    for name in ("submission.csv", "intervals.csv", "index.html"):
+        (folder / name).write_text("predicted\n")
+
+
+def test_training_into_an_unlabeled_prediction_is_refused_before_hydra_writes(tmp_path):
+    """A prediction of unlabeled telemetry leaves no metrics.json: train.py went on in its
+    folder, Hydra rewrote the prediction's .hydra/overrides.yaml (the command that made it) and
+    the run put its detector among the prediction's files. train.py, merge.py and the Python
+    API's train() refuse such a folder, naming its files; nothing in it changes."""
+    from esa_lightning.jobs.run_guard import refuse_earlier_run, refuse_merge_folder
+
+    folder = tmp_path / "predicted"
+    an_unlabeled_prediction(folder)
+    before = snapshot(folder)
+    proc = run_job("train.py", ["experiment=smoke", f"hydra.run.dir={folder}"], tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line == (f"error: {folder}: holds a prediction's or an evaluation's submission.csv, "
+                    "intervals.csv, index.html: give the run a new folder (hydra.run.dir=...)")
+    assert snapshot(folder) == before
+    for refuse in (lambda: refuse_earlier_run(folder, None, "output_dir="),
+                   lambda: refuse_earlier_run(folder, "last", "output_dir="),
+                   lambda: refuse_merge_folder(folder)):
+        with pytest.raises(ESAInputError, match="holds a prediction's or an evaluation's"):
+            refuse()
