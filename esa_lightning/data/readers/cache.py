@@ -63,20 +63,16 @@ class Layout:
     cells: tuple[str, ...] = ("unrepresentable_cells",)
 
     def fits(self, arrays: dict[str, np.ndarray], info: dict) -> bool:
-        if set(arrays) != set(self.arrays):
+        if set(arrays) != set(self.arrays) or any(
+            arrays[name].dtype != np.dtype(dtype) or arrays[name].ndim != len(shape)
+            for name, (dtype, shape) in self.arrays.items()
+        ):
             return False
-        n = None
-        for name, (dtype, shape) in self.arrays.items():
-            array = arrays[name]
-            if array.dtype != np.dtype(dtype) or array.ndim != len(shape):
-                return False
-            for want, got in zip(shape, array.shape, strict=True):
-                if want == "n":
-                    n = got if n is None else n
-                    if got != n:
-                        return False
-        for name, (_, shape) in self.arrays.items():  # with n known
-            sizes = {"n": n, "n/8": None if n is None else (n + 7) // 8}
+        n = next((got for name, (_, shape) in self.arrays.items()  # the first array's rows
+                  for want, got in zip(shape, arrays[name].shape, strict=True)
+                  if want == "n"), None)
+        sizes = {"n": n, "n/8": None if n is None else (n + 7) // 8}
+        for name, (_, shape) in self.arrays.items():
             for want, got in zip(shape, arrays[name].shape, strict=True):
                 if want is not None and sizes.get(want, want) != got:
                     return False
